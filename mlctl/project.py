@@ -1,0 +1,34 @@
+"""A project: the folder, its config files and its state/data folder (paths only, no I/O at creation)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path                 # the project directory (-C)
+    files: tuple[Path, ...]    # explicit -f files (empty = every known YAML in root)
+    state_path: Path           # DIR/.mlctl/state.json unless --state
+
+    @classmethod
+    def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None) -> "Project":
+        root = Path(directory).resolve()
+        fs = tuple((root / f).resolve() if not os.path.isabs(f) else Path(f) for f in files)
+        sp = Path(state_path).resolve() if state_path else root / ".mlctl" / "state.json"
+        return cls(root, fs, sp)
+
+    @property
+    def data_dir(self) -> Path:
+        """Everything mlctl writes for the project lives here (the state file's folder)."""
+        return self.state_path.parent
+
+    def ensure_data_dir(self) -> Path:
+        d = self.data_dir
+        d.mkdir(parents=True, exist_ok=True)
+        gi = d / ".gitignore"
+        if not gi.exists():
+            gi.write_text("# written by mlctl: nothing here belongs in version control\n*\n")
+        return d

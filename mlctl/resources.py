@@ -1,0 +1,97 @@
+"""Resources: Kind, Address and Resource, the values the loader produces and the planner compares."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class Kind(str, enum.Enum):
+    """Resource kinds, in wave order: creates walk this order forwards, deletes backwards."""
+
+    MODEL = "model"
+    ENVIRONMENT = "environment"
+    IMAGE = "image"
+    ENDPOINT = "endpoint"
+    DEPLOYMENT = "deployment"
+    TRAFFIC = "traffic"
+
+    @property
+    def wave(self) -> int:
+        return list(Kind).index(self)
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    """`model.NAME`, `environment.NAME`, `image.NAME`, `endpoint.NAME`,
+    `deployment.ENDPOINT.NAME`, `traffic.ENDPOINT`."""
+
+    kind: Kind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}.{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Address":
+        kind, _, name = text.partition(".")
+        try:
+            k = Kind(kind)
+        except ValueError:
+            raise ValueError(
+                f"'{text}' is not a resource address; expected one of "
+                + ", ".join(f"{k.value}.NAME" for k in Kind)
+            ) from None
+        parts = name.split(".") if name else []
+        want = 2 if k is Kind.DEPLOYMENT else 1
+        if len(parts) != want or not all(parts):
+            shape = "deployment.ENDPOINT.NAME" if k is Kind.DEPLOYMENT else f"{k.value}.NAME"
+            raise ValueError(f"'{text}' is not a resource address; expected {shape}")
+        return cls(k, name)
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint a deployment or traffic address belongs to (None for other kinds)."""
+        if self.kind is Kind.DEPLOYMENT:
+            return self.name.split(".", 1)[0]
+        if self.kind in (Kind.ENDPOINT, Kind.TRAFFIC):
+            return self.name
+        return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a resource was declared: the file (as the user named it) and the 1-based line."""
+
+    file: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One desired resource, normalized.
+
+    attributes: JSON-compatible dict, the normalized configuration (see docs/resources.md
+                for the keys of each kind). Never contains secrets.
+    digest:     sha256 hex of the resource's identity: attributes plus artifact content
+                (for models and code, the Merkle digest of their files).
+    depends_on: addresses this resource needs (graph edges point from them to it).
+    files:      for a model / deployment (code): {relative path: sha256 of content}, so a
+                plan can say which files changed. Keys for code are prefixed `code/`,
+                model files `model/`.
+    ignored:    dotted field paths accepted but not honoured by mlctl (cloud-only fields).
+    source:     where it was declared, for diagnostics.
+    """
+
+    address: Address
+    attributes: Mapping[str, Any]
+    digest: str
+    depends_on: tuple[Address, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
+    source: Source | None = None
+
+    @property
+    def kind(self) -> Kind:
+        return self.address.kind
