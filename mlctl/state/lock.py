@@ -1,0 +1,104 @@
+"""The state lock: one writer per state file, taken with flock so the kernel frees it if its holder dies.
+
+The lock file (`state.lock` beside `state.json`) names the holder: pid, host, operation, start time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mlctl.errors import Diagnostic, MlctlError
+
+POLL_S = 0.1
+
+
+def lock_path(state_path: str | os.PathLike) -> Path:
+    """`state.json` -> `state.lock` in the same folder."""
+    p = Path(state_path)
+    return p.with_name(p.stem + ".lock")
+
+
+def parse_timeout(text: str | float | int) -> float:
+    """Seconds from `5`, `5s`, `500ms`, `2m`, `1h` (for --lock-timeout). ValueError when malformed."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+        if not m:
+            raise ValueError(f"'{text}' is not a duration; use e.g. 30s, 500ms, 2m")
+        seconds = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if seconds < 0:
+        raise ValueError("a timeout cannot be negative")
+    return seconds
+
+
+def read_holder(path: str | os.PathLike) -> dict | None:
+    """What the lock file says about its holder (None when empty or unreadable)."""
+    try:
+        info = json.loads(Path(path).read_text() or "null")
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def describe_holder(info: dict | None) -> str:
+    if not info:
+        return "another mlctl process (it has not recorded itself yet)"
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} "
+            f"(operation '{info.get('operation', '?')}', started {info.get('started', '?')})")
+
+
+@contextmanager
+def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0):
+    """Hold the lock of the state at `state_path` for the `with` body.
+
+    Waits up to `timeout` seconds for another holder; then raises MlctlError naming it.
+    Yields the holder record written into the lock file.
+    """
+    from mlctl.project import Project
+
+    state_path = Path(state_path)
+    Project.at(state_path.parent, state_path=state_path).ensure_data_dir()
+    path = lock_path(state_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = describe_holder(read_holder(path))
+                    waited = f" after waiting {timeout:g}s" if timeout else ""
+                    raise MlctlError(Diagnostic(
+                        f"the state is locked by {holder}{waited}",
+                        "wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it; "
+                        "the lock is freed automatically if that process dies.",
+                        file=str(path),
+                    )) from None
+                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "operation": operation,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        os.fsync(fd)
+        try:
+            yield info
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

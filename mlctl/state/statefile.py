@@ -1,0 +1,211 @@
+"""The state file: what apply recorded, read and written atomically with a backup and a serial.
+
+Shape (docs/resources.md): {"format_version", "serial", "lineage", "mlctl_version",
+"resources": {ADDRESS: {"kind", "attributes", "digest", "depends_on", "status", "runtime",
+"observed", "files"}}, "pending"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlctl import __version__
+from mlctl.errors import Diagnostic, MlctlError
+
+FORMAT_VERSION = 1
+STATUSES = ("ready", "failed", "tainted")
+
+
+@dataclass
+class ResourceState:
+    """One applied resource as recorded: its config (attributes) and what the runtime reported (observed)."""
+
+    kind: str
+    attributes: dict[str, Any]
+    digest: str
+    depends_on: list[str] = field(default_factory=list)
+    status: str = "ready"  # "ready" | "failed" | "tainted"
+    runtime: str = "local"
+    observed: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",
+                      observed: dict | None = None) -> "ResourceState":
+        """The state apply records for a desired `mlctl.resources.Resource`."""
+        return cls(
+            kind=resource.kind.value,
+            attributes=json.loads(json.dumps(dict(resource.attributes))),
+            digest=resource.digest,
+            depends_on=sorted(str(a) for a in resource.depends_on),
+            status=status,
+            runtime=runtime,
+            observed=dict(observed or {}),
+            files=dict(resource.files),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind, "attributes": self.attributes, "digest": self.digest,
+            "depends_on": list(self.depends_on), "status": self.status, "runtime": self.runtime,
+            "observed": self.observed, "files": self.files,
+        }
+
+
+@dataclass
+class State:
+    """The whole state file. `serial` moves by one on every write; `lineage` names this state's history."""
+
+    format_version: int = FORMAT_VERSION
+    serial: int = 0
+    lineage: str = field(default_factory=lambda: str(uuid.uuid4()))
+    mlctl_version: str = __version__
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+    pending: dict | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": self.format_version,
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "mlctl_version": self.mlctl_version,
+            "resources": {a: self.resources[a].to_json() for a in sorted(self.resources)},
+            "pending": self.pending,
+        }
+
+
+def _unreadable(path: Path, why: str) -> MlctlError:
+    return MlctlError(Diagnostic(
+        f"cannot read the state file: {why}",
+        "mlctl will not overwrite it. Restore it from state.json.backup beside it, or fix it by hand; "
+        "pass --state FILE to use another state file.",
+        file=str(path),
+    ))
+
+
+def _parse(path: Path, text: str) -> State:
+    """Pure: the State a state file's text holds, or MlctlError saying why it cannot be used."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _unreadable(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(doc, dict):
+        raise _unreadable(path, "it is not a JSON object")
+    fv = doc.get("format_version")
+    if not isinstance(fv, int):
+        raise _unreadable(path, "'format_version' is missing or not an integer")
+    if fv > FORMAT_VERSION:
+        raise MlctlError(Diagnostic(
+            f"the state file has format_version {fv}, newer than this mlctl understands ({FORMAT_VERSION})",
+            f"it was written by mlctl {doc.get('mlctl_version', '?')}; upgrade mlctl (this is {__version__}). "
+            "The file is left untouched.",
+            file=str(path),
+        ))
+    try:
+        resources = {}
+        for address, r in (doc.get("resources") or {}).items():
+            unknown = set(r) - set(ResourceState.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"resource '{address}' has unknown keys {sorted(unknown)}")
+            resources[address] = ResourceState(**r)
+            if resources[address].status not in STATUSES:
+                raise ValueError(f"resource '{address}' has status {resources[address].status!r}")
+        return State(
+            format_version=fv, serial=int(doc["serial"]), lineage=str(doc["lineage"]),
+            mlctl_version=str(doc.get("mlctl_version", "")), resources=resources,
+            pending=doc.get("pending"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+        raise _unreadable(path, f"unexpected content: {what}") from None
+
+
+def read_state(path: str | os.PathLike) -> State:
+    """The state at `path`; a fresh State (serial 0, new lineage) when the file does not exist.
+
+    Raises MlctlError when the file is unreadable or has a newer format (it is never overwritten).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return State()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _unreadable(path, str(e)) from None
+    return _parse(path, text)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def backup_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".backup")
+
+
+def write_state(path: str | os.PathLike, state: State) -> State:
+    """Write `state` at `path`: serial + 1 (set on `state` itself, which is returned), the previous
+    file kept as `<path>.backup`, written to a temp file, fsynced and renamed into place.
+
+    Refuses (MlctlError) to replace a file it cannot read, of a newer format, of another lineage,
+    or with a higher serial than `state` (someone else wrote it since it was read).
+    """
+    from mlctl.project import Project
+
+    path = Path(path)
+    Project.at(path.parent, state_path=path).ensure_data_dir()
+    try:
+        previous = path.read_bytes()
+    except FileNotFoundError:
+        previous = None
+    if previous is not None:
+        try:
+            text = previous.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _unreadable(path, str(e)) from None
+        on_disk = _parse(path, text)
+        if on_disk.lineage != state.lineage:
+            raise MlctlError(Diagnostic(
+                f"the state file belongs to another lineage ({on_disk.lineage}, not {state.lineage})",
+                "another project's state is at this path; mlctl will not overwrite it. "
+                "Pass --state FILE to choose the state file.",
+                file=str(path),
+            ))
+        if on_disk.serial > state.serial:
+            raise MlctlError(Diagnostic(
+                f"the state file changed since it was read (serial {on_disk.serial}, expected {state.serial})",
+                "another mlctl wrote it meanwhile; run the command again.",
+                file=str(path),
+            ))
+        _write_atomic(backup_path(path), previous)
+    state.serial += 1
+    state.format_version = FORMAT_VERSION
+    state.mlctl_version = __version__
+    data = (json.dumps(state.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8")
+    try:
+        _write_atomic(path, data)
+    except BaseException:
+        state.serial -= 1
+        raise
+    return state
