@@ -1,0 +1,202 @@
+"""Images of the local runtime: virtualenvs built with uv, cached by image digest in `$MLCTL_CACHE/envs/`.
+
+A virtualenv is built at its final path (venv scripts embed it) under a per-digest flock, and
+marked complete (`.complete`, holding the build's facts as JSON) only at the very end: a second
+build of the same digest waits and reuses it; a build killed half-way leaves no marker and is
+rebuilt. The build log stays at `envs/<key>.log` and is quoted on failure. Without uv (the `uv`
+package from PyPI or a `uv` binary) it falls back to `python -m venv` and pip.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from mlctl.runtime.local.conda import Requirements, conda_name
+from mlctl.runtime.local.pythons import find_python
+
+SERVER_PACKAGES = ("aiohttp>=3.9",)
+FAST_PACKAGES = ("uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'", "orjson")
+COMPLETE = ".complete"
+
+Progress = Callable[[str], None]
+
+
+class EnvBuildError(Exception):
+    """A virtualenv build failed: `summary`, the build log's path and its last lines."""
+
+    def __init__(self, summary: str, log_path: Path, log_tail: str):
+        super().__init__(summary)
+        self.summary, self.log_path, self.log_tail = summary, log_path, log_tail
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    """What an image resolved to on this machine (recorded in state as observed)."""
+
+    path: str
+    python_executable: str
+    python_version: str
+    platform: str
+    frozen: list[str]
+    built_with: str
+    notes: list[str]
+    built_at: float
+
+    def observed(self) -> dict:
+        return asdict(self)
+
+
+def cache_dir() -> Path:
+    """The shared cache: `$MLCTL_CACHE`, else `$XDG_CACHE_HOME/mlctl`, else `~/.cache/mlctl`."""
+    if os.environ.get("MLCTL_CACHE"):
+        return Path(os.environ["MLCTL_CACHE"]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "mlctl"
+
+
+def env_key(digest: str) -> str:
+    """Pure: the cache folder name of an image digest ("sha256:ab12..." -> "ab12...", 24 hex chars)."""
+    return digest.split(":", 1)[-1][:24]
+
+
+def env_path(digest: str) -> Path:
+    return cache_dir() / "envs" / env_key(digest)
+
+
+def env_python(path) -> Path:
+    return Path(path) / "bin" / "python"
+
+
+def read_built(digest: str) -> BuiltEnv | None:
+    """The finished virtualenv of `digest`, or None when it is missing or half-built."""
+    marker = env_path(digest) / COMPLETE
+    try:
+        built = BuiltEnv(**json.loads(marker.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return built if Path(built.python_executable).exists() else None
+
+
+def uv_command() -> list[str] | None:
+    """How to run uv: the binary of the `uv` PyPI package, else `uv` on PATH, else None."""
+    try:
+        import uv
+
+        return [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        return [found] if found else None
+
+
+def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "VIRTUAL_ENV": ""}
+    env.pop("VIRTUAL_ENV")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for line in proc.stdout:
+        log.write(line)
+        if progress and line.strip():
+            progress(f"{what}: {line.strip()}")
+    log.flush()
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[str] | None,
+           log, progress: Progress | None) -> BuiltEnv:
+    interp = find_python(python_request)
+    say = progress or (lambda msg: None)
+    py = str(env_python(path))
+    for note in reqs.notes:
+        log.write(f"note: {note}\n")
+        say(note)
+    req_file = path.parent / f"{path.name}.requirements.txt"
+    req_file.write_text("".join(f"{r}\n" for r in reqs.lines))
+    say(f"creating a virtualenv with Python {interp.version_text} ({'uv' if uv else 'venv + pip'})")
+    if uv:
+        _run([*uv, "venv", "--no-project", "--python", interp.executable, str(path)], log, None, "venv")
+        install = [*uv, "pip", "install", "--python", py]
+    else:
+        _run([interp.executable, "-m", "venv", str(path)], log, None, "venv")
+        install = [py, "-m", "pip", "install", "--progress-bar", "off"]
+    say(f"installing {len(reqs.lines)} packages")
+    _run([*install, "-r", str(req_file)], log, progress, "install")
+    try:   # speed-ups where the platform has wheels for them; the server runs without them
+        _run([*install, *FAST_PACKAGES], log, None, "install")
+    except subprocess.CalledProcessError:
+        log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
+    freeze = [*uv, "pip", "freeze", "--python", py] if uv else [py, "-m", "pip", "freeze"]
+    frozen = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout.split()
+    facts = subprocess.run([py, "-c", "import sys, platform; print(platform.python_version()); "
+                            "print(platform.platform())"], capture_output=True, text=True, check=True)
+    version, plat = facts.stdout.splitlines()[:2]
+    return BuiltEnv(str(path), py, version, plat, sorted(frozen), "uv" if uv else "venv+pip",
+                    list(reqs.notes), time.time())
+
+
+def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
+              progress: Progress | None = None, use_uv: bool | None = None) -> BuiltEnv:
+    """Build (or reuse) the virtualenv of image `digest` with `reqs` plus the scoring server's
+    packages. Safe against concurrent builds of one digest and against builds killed half-way.
+    Raises EnvBuildError (with the log tail) or MlctlError (no interpreter for the version)."""
+    path = env_path(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    uv = uv_command() if use_uv is not False else None
+    if use_uv and uv is None:
+        raise EnvBuildError("uv is not installed", path, "")
+    present = {conda_name(r) for r in reqs.lines}
+    full = Requirements(reqs.lines + tuple(p for p in SERVER_PACKAGES if conda_name(p) not in present), reqs.notes)
+    with open(path.parent / f"{path.name}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress("waiting for another build of this image to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        done = read_built(digest)
+        if done:
+            return done
+        if path.exists():
+            if progress:
+                progress("removing a half-built virtualenv left by an interrupted build")
+            remove_env(path)
+        log_path = path.parent / f"{path.name}.log"
+        with open(log_path, "w") as log:
+            try:
+                built = _build(path, python_request, full, uv, log, progress)
+            except (subprocess.CalledProcessError, OSError) as e:
+                log.write(f"build failed: {e}\n")
+                log.flush()
+                raise EnvBuildError(f"building the virtualenv failed ({e})", log_path, _tail(log_path)) from None
+        (path / "freeze.txt").write_text("".join(f"{x}\n" for x in built.frozen))
+        tmp = path / (COMPLETE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(built), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path / COMPLETE)
+        return built
+
+
+def remove_env(path) -> None:
+    """Delete a virtualenv folder (the caller holds its lock or knows no build runs)."""
+    shutil.rmtree(path, ignore_errors=True)
+    if Path(path).exists():
+        shutil.rmtree(path)

@@ -1,0 +1,61 @@
+"""store.py and snapshot.py: Azure's model layout, immutability, code snapshots."""
+
+import os
+
+import pytest
+
+from mlctl.errors import MlctlError
+from mlctl.runtime.local.snapshot import snapshot_code
+from mlctl.runtime.local.store import model_dir, register_model, registered_digest
+
+
+def test_a_file_lands_directly_inside_a_folder_under_its_name(tmp_path):
+    data = tmp_path / ".mlctl"
+    f = tmp_path / "model.pkl"
+    f.write_bytes(b"weights")
+    d = tmp_path / "model"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "w.bin").write_bytes(b"w")
+    (d / "__pycache__").mkdir()
+    (d / "__pycache__" / "x.pyc").write_bytes(b"c")
+    a = register_model(data, "m1", "1", f, "sha256:aa")
+    b = register_model(data, "m2", "3", d, "sha256:bb")
+    assert a == data / "models" / "azureml-models" / "m1" / "1" == model_dir(data, "m1", "1")
+    assert (a / "model.pkl").read_bytes() == b"weights"
+    assert (b / "model" / "sub" / "w.bin").read_bytes() == b"w"
+    assert not (b / "model" / "__pycache__").exists()
+    assert os.stat(a / "model.pkl").st_mode & 0o222 == 0          # read-only once written
+    assert os.stat(b / "model").st_mode & 0o222 == 0
+    assert registered_digest(data, "m1", "1") == "sha256:aa"
+
+
+def test_same_content_again_is_a_no_op_other_content_is_an_error(tmp_path):
+    data = tmp_path / ".mlctl"
+    f = tmp_path / "model.pkl"
+    f.write_bytes(b"v1")
+    register_model(data, "m", "1", f, "sha256:aa")
+    assert register_model(data, "m", "1", f, "sha256:aa") == model_dir(data, "m", "1")
+    f.write_bytes(b"v2")
+    with pytest.raises(MlctlError) as e:
+        register_model(data, "m", "1", f, "sha256:bb")
+    assert "Model m:1 is already registered with other content" in str(e.value)
+    assert "Bump `version`" in str(e.value)
+    assert (model_dir(data, "m", "1") / "model.pkl").read_bytes() == b"v1"
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(MlctlError, match="does not exist"):
+        register_model(tmp_path, "m", "1", tmp_path / "nope.pkl", "sha256:aa")
+
+
+def test_code_snapshot_is_unaffected_by_later_edits(tmp_path):
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "score.py").write_text("def init(): pass\n")
+    (code / ".git").mkdir()
+    snap = snapshot_code(tmp_path / ".mlctl", code, "sha256:" + "c" * 64)
+    (code / "score.py").write_text("raise SystemExit\n")
+    assert (snap / "score.py").read_text() == "def init(): pass\n"
+    assert not (snap / ".git").exists()
+    assert snapshot_code(tmp_path / ".mlctl", code, "sha256:" + "c" * 64) == snap
+    assert os.stat(snap / "score.py").st_mode & 0o222 == 0
