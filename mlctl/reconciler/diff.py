@@ -1,0 +1,75 @@
+"""Field-level differences between two attribute dicts, as `(op, path, old, new)` items.
+
+Pure. Lists are compared as whole values (a changed package list shows old and new lists),
+dicts key by key; `op` is "add", "remove" or "change" (the planner adds "drift" items).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Collection, Mapping
+
+DiffItem = tuple[str, str, Any, Any]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def format_path(keys: list) -> str:
+    """['request_settings', 'max_queue_wait_ms'] -> 'request_settings.max_queue_wait_ms';
+    keys that are not identifiers are quoted: environment_variables["A.B"]."""
+    out = ""
+    for k in keys:
+        if isinstance(k, str) and _IDENT.match(k):
+            out += ("." if out else "") + k
+        else:
+            out += f"[{k!r}]".replace("'", '"')
+    return out
+
+
+def _get(doc: Any, keys: list) -> Any:
+    for k in keys:
+        doc = doc[k]
+    return doc
+
+
+def _list_prefix(doc: Any, keys: list) -> list:
+    """The keys up to (not into) the first list on the way down."""
+    for i, k in enumerate(keys):
+        if isinstance(doc, list):
+            return keys[:i]
+        doc = doc[k]
+    return keys
+
+
+def without(attributes: Mapping[str, Any], exclude: Collection[str]) -> dict:
+    return {k: v for k, v in attributes.items() if k not in exclude}
+
+
+def diff_attributes(before: Mapping[str, Any], after: Mapping[str, Any],
+                    exclude: Collection[str] = ()) -> tuple[DiffItem, ...]:
+    """Pure: what changed from `before` to `after`, ignoring the top-level keys in `exclude`
+    (path-like attributes: a checkout elsewhere is not a change). Sorted by path."""
+    b, a = without(before, exclude), without(after, exclude)
+    if b == a:
+        return ()
+    from deepdiff import DeepDiff  # slow to import: only when something differs
+
+    items: dict[str, DiffItem] = {}
+    for kind, levels in DeepDiff(b, a, view="tree").items():
+        for level in levels:
+            keys = level.path(output_format="list")
+            absent_before = "added" in kind
+            absent_after = "removed" in kind
+            prefix = _list_prefix(a if absent_before else b, keys)
+            if prefix != keys:  # inside a list: report the whole list once
+                keys = prefix
+                absent_before = absent_after = False
+            path = format_path(keys)
+            if path in items:
+                continue
+            if absent_before:
+                items[path] = ("add", path, None, _get(a, keys))
+            elif absent_after:
+                items[path] = ("remove", path, _get(b, keys), None)
+            else:
+                items[path] = ("change", path, _get(b, keys), _get(a, keys))
+    return tuple(items[p] for p in sorted(items))

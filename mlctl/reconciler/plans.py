@@ -1,0 +1,261 @@
+"""Plans: what apply would do, computed by the pure function `plan()` from desired, prior and observed.
+
+`plan()` does no I/O; `mlctl.reconciler.apply` carries out its changes, `refresh` supplies `observed`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping
+
+from mlctl.errors import Diagnostic
+from mlctl.resources import Address, Kind, Resource
+from mlctl.reconciler import rules
+from mlctl.reconciler.diff import diff_attributes
+from mlctl.reconciler.graph import build_graph, find_cycles, order
+
+
+class Action(str, enum.Enum):
+    CREATE = "+"
+    UPDATE = "~"
+    REPLACE = "+/-"    # create the new one, then destroy the old (deployments roll)
+    RECREATE = "-/+"   # destroy, then create (the two cannot coexist: one port)
+    DELETE = "-"
+    NOOP = "."
+
+    @property
+    def json_actions(self) -> list[str]:
+        return list(_JSON_ACTIONS[self])
+
+    @property
+    def replaces(self) -> bool:
+        return self in (Action.REPLACE, Action.RECREATE)
+
+
+_JSON_ACTIONS = {
+    Action.CREATE: ("create",), Action.UPDATE: ("update",), Action.REPLACE: ("create", "delete"),
+    Action.RECREATE: ("delete", "create"), Action.DELETE: ("delete",), Action.NOOP: ("no-op",),
+}
+_RANK = {Action.NOOP: 0, Action.UPDATE: 1, Action.REPLACE: 2, Action.RECREATE: 3, Action.CREATE: 4}
+
+
+class Reason(str, enum.Enum):
+    NEW = "new"
+    CONFIG_CHANGED = "config changed"
+    ARTIFACT_CHANGED = "artifact changed"
+    UPSTREAM_REPLACED = "upstream replaced"
+    DRIFT = "drift"
+    FAILED_EARLIER = "failed earlier"
+    REQUESTED = "requested"
+    NOT_IN_CONFIG = "not in configuration"
+    DESTROY = "destroy requested"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's planned change. `diff` items are (op, path, old, new), op in add/remove/change/drift."""
+
+    address: Address
+    action: Action
+    reason: Reason | None          # None for no-op
+    before: dict | None
+    after: dict | None
+    after_unknown: tuple[str, ...] = ()
+    diff: tuple[tuple[str, str, Any, Any], ...] = ()
+    changed_files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    resource: Resource | None = None
+
+    @property
+    def kind(self) -> Kind:
+        return self.address.kind
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]    # in apply order: forwards by wave, then deletes backwards
+    lineage: str
+    serial: int
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    destroy: bool = False
+    diagnostics: tuple[Diagnostic, ...] = ()
+    ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.diagnostics)
+
+    def summary(self) -> dict[str, int]:
+        """Counts for `Plan: A to add, C to change, R to replace, D to destroy.`"""
+        n = {"add": 0, "change": 0, "replace": 0, "destroy": 0, "unchanged": 0}
+        key = {Action.CREATE: "add", Action.UPDATE: "change", Action.REPLACE: "replace",
+               Action.RECREATE: "replace", Action.DELETE: "destroy", Action.NOOP: "unchanged"}
+        for c in self.changes:
+            n[key[c.action]] += 1
+        return n
+
+    def endpoint_deletions(self) -> list[Change]:
+        """Endpoints this plan deletes: called out at the top; apply needs --allow-destroy or a --destroy plan."""
+        return [c for c in self.changes if c.action is Action.DELETE and c.kind is Kind.ENDPOINT]
+
+    def traffic_shifts(self) -> list[Change]:
+        return [c for c in self.changes if c.kind is Kind.TRAFFIC and c.action is not Action.NOOP]
+
+
+def path_attributes() -> Mapping[str, tuple[str, ...]]:
+    """{kind: attributes holding absolute paths}: excluded from diffs (another checkout is no change)."""
+    try:
+        from mlctl.schemas.load import PATH_ATTRIBUTES
+    except ImportError:  # the loader names them; these are docs/resources.md's path attributes
+        PATH_ATTRIBUTES = {"model": ("path",), "environment": ("conda_file",), "deployment": ("code",)}
+    return {getattr(k, "value", k): tuple(v) for k, v in PATH_ATTRIBUTES.items()}
+
+
+def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Pure: {"added", "changed", "removed"} file lists ({} when the same files)."""
+    if before == after:
+        return {}
+    return {
+        "added": tuple(sorted(set(after) - set(before))),
+        "changed": tuple(sorted(p for p in set(after) & set(before) if after[p] != before[p])),
+        "removed": tuple(sorted(set(before) - set(after))),
+    }
+
+
+def _drift(kind: Kind, observed: Mapping | None, attributes: dict) -> tuple[list, list]:
+    """Candidates and diff items for what the runtime reports differently from what was applied."""
+    cands, items = [], []
+    for rule in rules.DRIFT.get(kind, ()):
+        if observed and rule.drifted(observed, attributes):
+            cands.append((Action(rule.symbol), Reason.DRIFT))
+            want = attributes.get(rule.attribute) if rule.attribute else True
+            items.append(("drift", rule.key, observed[rule.key], want))
+    return cands, items
+
+
+def _requested(replace: Collection[str], desired: Mapping[str, Resource]) -> tuple[set[str], list[Diagnostic]]:
+    ok, diags = set(), []
+    for text in replace:
+        try:
+            a = str(Address.parse(text))
+        except ValueError as e:
+            diags.append(Diagnostic(f"--replace {text}: {e}", field="--replace"))
+            continue
+        if a not in desired:
+            diags.append(Diagnostic(f"--replace {a}: no such resource in the configuration",
+                                    "name a resource the configuration declares (see `mlctl state list`).",
+                                    field="--replace"))
+        elif desired[a].kind is Kind.TRAFFIC:
+            diags.append(Diagnostic(f"--replace {a}: traffic is always updated in place, never replaced",
+                                    "replace a deployment or the endpoint instead.", field="--replace"))
+        else:
+            ok.add(a)
+    return ok, diags
+
+
+def _immutable(r: Resource, prior) -> Diagnostic | None:
+    """An error when a registered NAME:VERSION would get new content."""
+    key = rules.RULES[r.kind].immutable_version
+    b, a = prior.attributes, r.attributes
+    if not key or b.get("version") != a.get("version") or b.get(key) == a.get(key):
+        return None
+    name, version = a.get("name"), a.get("version")
+    src = r.source
+    return Diagnostic(
+        f"{r.kind.value} {name}:{version} is already registered with other content",
+        f"registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` "
+        f"out so mlctl derives it from the content.",
+        file=src.file if src else None, line=src.line if src else None, field="version", address=str(r.address),
+    )
+
+
+def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | None, exclude) -> tuple:
+    """(action, reason, diff) for a resource that is both desired and recorded."""
+    kind = r.kind
+    diff = diff_attributes(p.attributes, r.attributes, exclude)
+    cands = []
+    if gone:
+        cands.append((Action.CREATE, Reason.DRIFT))
+    own_replace = Action(rules.replace_symbol(kind, diff)) if not rules.RULES[kind].always_in_place else Action.UPDATE
+    if diff:
+        act = own_replace if rules.requires_replace(kind, diff) else Action.UPDATE
+        if upstream and rules.follows_upstream(kind, diff):
+            cands.append((act, Reason.UPSTREAM_REPLACED))
+        else:
+            cands.append((act, Reason.ARTIFACT_CHANGED if rules.is_artifact_change(kind, diff) else Reason.CONFIG_CHANGED))
+    elif dict(p.files) != dict(r.files):
+        cands.append((own_replace, Reason.ARTIFACT_CHANGED))
+    if upstream:
+        if kind is Kind.TRAFFIC:
+            if upstream == "-/+":
+                cands.append((Action.UPDATE, Reason.UPSTREAM_REPLACED))
+        else:
+            cands.append((Action.RECREATE if upstream == "-/+" else own_replace, Reason.UPSTREAM_REPLACED))
+    if p.status in ("failed", "tainted"):
+        cands.append((own_replace, Reason.FAILED_EARLIER))
+    if requested:
+        cands.append((own_replace, Reason.REQUESTED))
+    drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
+    cands += drift_cands
+    if not cands:
+        return Action.NOOP, None, diff
+    order_of_reasons = list(Reason)
+    action, reason = max(cands, key=lambda c: (_RANK[c[0]], -order_of_reasons.index(c[1])))
+    return action, reason, diff + tuple(drift_items)
+
+
+def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,
+         destroy: bool = False, replace: Collection[str] = ()) -> Plan:
+    """Pure: the changes that take `prior` (as `observed` reports it) to `desired` (a loaded Config).
+
+    `observed` None means no refresh: the prior state's recorded `observed` stands in.
+    `destroy` plans the deletion of everything recorded. Errors go in `Plan.diagnostics`.
+    """
+    want = {str(r.address): r for r in desired.resources}
+    have = prior.resources
+    graph = build_graph(desired.resources, prior)
+    diags = list(desired.diagnostics) + find_cycles(graph)
+    requested, bad = _requested(replace, want)
+    diags += bad
+    if prior.pending:
+        pend = prior.pending
+        diags.append(Diagnostic(
+            f"an earlier apply was interrupted during {pend.get('action', '?')} of {pend.get('address', '?')} "
+            f"(started {pend.get('started_at', '?')})", "this plan starts from what was recorded before it.",
+            severity="warning", address=pend.get("address")))
+    exclude = path_attributes()
+    changes: list[Change] = []
+    decided: dict[str, Action] = {}
+    if not destroy:
+        for a in order(graph, want):
+            r, p = want[a], have.get(a)
+            unknown = rules.unknown_after_apply(r.kind, r.attributes)
+            if p is None:
+                decided[a] = Action.CREATE
+                changes.append(Change(r.address, Action.CREATE, Reason.NEW, None, dict(r.attributes),
+                                      unknown, resource=r))
+                continue
+            obs = p.observed if observed is None else observed.get(a, p.observed)
+            gone = observed is not None and a in observed and observed[a] is None
+            up = [decided.get(str(d)) for d in r.depends_on]
+            upstream = "-/+" if Action.RECREATE in up else "+/-" if Action.REPLACE in up else None
+            action, reason, diff = _decide(r, p, obs, gone, a in requested, upstream,
+                                           exclude.get(r.kind.value, ()))
+            # what was there is gone and is created again: its dependents start again too
+            decided[a] = Action.RECREATE if action is Action.CREATE else action
+            immutable = _immutable(r, p) if action is not Action.NOOP else None
+            if immutable:
+                diags.append(immutable)
+            changes.append(Change(
+                r.address, action, reason, None if action is Action.CREATE else dict(p.attributes),
+                dict(r.attributes), unknown if action in (Action.CREATE, Action.RECREATE, Action.REPLACE) else (),
+                diff, changed_files(p.files, r.files), r))
+    gone_reason = Reason.DESTROY if destroy else Reason.NOT_IN_CONFIG
+    doomed = [a for a in have if destroy or a not in want]
+    for a in reversed(order(graph, doomed)):
+        p = have[a]
+        changes.append(Change(Address.parse(a), Action.DELETE, gone_reason, dict(p.attributes), None))
+    ignored = {a: tuple(f) for a, f in desired.ignored.items() if a in want and f} if not destroy else {}
+    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags), ignored)
