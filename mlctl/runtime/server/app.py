@@ -1,0 +1,57 @@
+"""The aiohttp application: routes for health, scoring and swagger, JSON 404/405 answers."""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from mlctl.runtime.server.answers import JSON, add_ids, error, request_ids, HeaderTooLarge
+from mlctl.runtime.server.scoring import Scorer
+from mlctl.runtime.server.swagger import SwaggerDocs, SwaggerError
+
+SCORER: "web.AppKey[Scorer]" = web.AppKey("scorer", Scorer)
+SWAGGER: "web.AppKey[SwaggerDocs]" = web.AppKey("swagger", SwaggerDocs)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _only(methods: tuple, handler: Handler) -> Handler:
+    async def route(request: web.Request) -> web.StreamResponse:
+        if request.method not in methods:
+            return error(405, "Method not allowed")
+        return await handler(request)
+    return route
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy")
+
+
+async def _swagger(request: web.Request) -> web.Response:
+    scorer = request.app[SCORER]
+    try:
+        ids = request_ids(request.headers)
+    except HeaderTooLarge as exc:
+        return error(431, str(exc))
+    try:
+        resp = web.Response(body=request.app[SWAGGER].get(request.query.get("version")), content_type=JSON)
+    except SwaggerError as exc:
+        resp = error(404, str(exc))
+    add_ids(resp, ids, scorer.server_version)
+    return resp
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return error(404, f"{request.path} is not a route of this server; use POST /score, GET / or GET /swagger.json")
+
+
+def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
+    """The application serving one loaded scoring script."""
+    app = web.Application(client_max_size=scorer.settings.max_body_bytes, handler_args={"max_field_size": 65536})
+    app[SCORER] = scorer
+    app[SWAGGER] = swagger
+    app.router.add_route("*", "/", _only(("GET", "HEAD"), _health))
+    app.router.add_route("*", "/score", scorer.handle)
+    app.router.add_route("*", "/swagger.json", _only(("GET", "HEAD"), _swagger))
+    app.router.add_route("*", "/{tail:.*}", _not_found)
+    return app

@@ -1,0 +1,99 @@
+"""Turn a request into run()'s keyword arguments, per the script's input mode (Azure's rules).
+
+Pure functions; they run on a worker thread (see mlctl.runtime.server.scoring).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl
+
+from mlctl.runtime.server import jsoncodec
+from mlctl.runtime.server.rawhttp import AMLRequest
+from mlctl.runtime.server.script import RAW, SCHEMA, UserScript
+
+
+class BadInput(Exception):
+    """The request cannot be turned into run()'s input: 400."""
+
+
+class UnsupportedInput(Exception):
+    """The request's content type is not accepted: 415."""
+
+
+class RequestData:
+    """What a worker needs of a request, captured on the event loop."""
+
+    __slots__ = ("method", "path", "query_string", "headers", "body", "content_type", "remote", "host")
+
+    def __init__(self, method: str, path: str, query_string: str, headers: List[Tuple[str, str]],
+                 body: bytes, content_type: str, remote: Optional[str], host: str) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        self.content_type = content_type
+        self.remote = remote
+        self.host = host
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def query_parameters(query_string: str) -> Dict[str, Any]:
+    """Pure: query parameters JSON-decoded where they parse; repeated keys become lists."""
+    grouped: Dict[str, List[str]] = {}
+    for k, v in parse_qsl(query_string, keep_blank_values=True):
+        grouped.setdefault(k, []).append(v)
+    return {k: _json_or_text(vs[0]) if len(vs) == 1 else [_json_or_text(v) for v in vs]
+            for k, vs in grouped.items()}
+
+
+def _is_json(content_type: str) -> bool:
+    mt = content_type.split(";", 1)[0].strip().lower()
+    return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+
+
+def _schema_arguments(script: UserScript, body: Dict[str, Any]) -> Dict[str, Any]:
+    args: Dict[str, Any] = {}
+    for p in script.params:
+        value = body.get(p.name, p.default)
+        if value is inspect.Parameter.empty:
+            raise BadInput(f"A value is not provided for the {p.name!r} parameter.")
+        args[p.name] = value
+    return args
+
+
+def run_arguments(script: UserScript, req: RequestData) -> Dict[str, Any]:
+    """Pure: run()'s keyword arguments for this request; BadInput / UnsupportedInput otherwise."""
+    mode = script.mode
+    if mode == RAW:
+        return {script.param: AMLRequest(req.method, req.path, req.query_string, req.headers, req.body,
+                                         req.remote, "http", req.host)}
+    if req.method == "GET":
+        params = query_parameters(req.query_string)
+        if mode == SCHEMA:
+            return _schema_arguments(script, params)
+        return {script.param: json.dumps(params)}
+    if mode == SCHEMA:
+        if not _is_json(req.content_type):
+            raise UnsupportedInput("Expects Content-Type to be application/json")
+        if not req.body.strip():
+            raise BadInput("POST body is empty. Expecting a JSON dictionary.")
+        try:
+            body = jsoncodec.loads(req.body)
+        except ValueError as ex:
+            raise BadInput(f"POST body could not be decoded as JSON: {ex}") from None
+        if not isinstance(body, dict):
+            raise BadInput("POST body should be a JSON dictionary.")
+        return _schema_arguments(script, body)
+    try:
+        return {script.param: req.body.decode("utf-8")}
+    except UnicodeDecodeError as ex:
+        raise BadInput(f"Input cannot be decoded as UTF-8: {ex}") from None

@@ -1,0 +1,139 @@
+"""The /score route: capture the request, hop to a worker for input parsing and run(), answer."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any, Dict, Optional, Tuple
+
+from aiohttp import web
+
+from mlctl.runtime.server import jsoncodec
+from mlctl.runtime.server.answers import JSON, HeaderTooLarge, add_ids, cors_headers, error, request_ids
+from mlctl.runtime.server.inputs import BadInput, RequestData, UnsupportedInput, run_arguments
+from mlctl.runtime.server.logs import RequestLog
+from mlctl.runtime.server.rawhttp import AMLResponse
+from mlctl.runtime.server.script import UserScript
+from mlctl.runtime.server.settings import Settings
+from mlctl.runtime.server.workers import CallTimeout, QueueFull, WorkerPool
+
+logger = logging.getLogger("azmlinfsrv")
+
+RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+
+
+class RunFailed(Exception):
+    """run() raised; ``__cause__`` is the user's exception."""
+
+
+def _invoke(script: UserScript, req: RequestData) -> Tuple[Any, float]:
+    """On a worker: parse the input, call run(); returns (output, run ms)."""
+    kwargs = run_arguments(script, req)
+    headers: Optional[Dict[str, str]] = dict(req.headers) if script.wants_headers else None
+    start = time.perf_counter()
+    try:
+        out = script.call(kwargs, headers)
+    except Exception as exc:
+        raise RunFailed() from exc
+    return out, (time.perf_counter() - start) * 1000.0
+
+
+def _user_response(out: Any) -> web.Response:
+    if isinstance(out, AMLResponse):
+        resp = web.Response(status=out.status_code, body=out.body)
+        for k, v in out.headers:
+            resp.headers.add(k, v)
+        failed = out.status_code >= 500 or out.run_function_failed
+    else:  # a Flask/Werkzeug response from a script using the real azureml packages
+        resp = web.Response(status=int(out.status_code), body=out.get_data())
+        for k, v in out.headers.items():
+            if k.lower() not in ("content-length", "x-ms-run-function-failed"):
+                resp.headers.add(k, v)
+        failed = int(out.status_code) >= 500
+    resp.headers["x-ms-run-function-failed"] = "True" if failed else "False"
+    return resp
+
+
+class Scorer:
+    """Serves /score for one loaded script through a worker pool, logging one line per request."""
+
+    def __init__(self, settings: Settings, script: UserScript, pool: WorkerPool, log: Optional[RequestLog],
+                 server_version: str) -> None:
+        self.settings = settings
+        self.script = script
+        self.pool = pool
+        self.log = log
+        self.server_version = server_version
+        self.inflight = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        start = time.perf_counter()
+        self.inflight += 1
+        try:
+            try:
+                ids = request_ids(request.headers)
+            except HeaderTooLarge as exc:
+                ids = ("", "", "")
+                resp = error(431, str(exc))
+            else:
+                resp = await self._answer(request)
+                add_ids(resp, ids, self.server_version)
+            if self.settings.cors_origins:
+                resp.headers.update(cors_headers(self.settings.cors_origins, request.headers.get("Origin"),
+                                                 request.method == "OPTIONS",
+                                                 request.headers.get("Access-Control-Request-Headers")))
+            if self.log is not None:
+                body = resp.body
+                self.log.write(request.method, request.path_qs, resp.status, (time.perf_counter() - start) * 1000.0,
+                               len(body) if body is not None else 0, ids[0])
+            return resp
+        finally:
+            self.inflight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        method = request.method
+        if method == "OPTIONS":
+            return web.Response(status=200, headers={"Allow": "GET, POST, OPTIONS"})
+        if method not in ("GET", "POST"):
+            return error(405, "Method not allowed")
+        if method == "POST":
+            length = request.content_length
+            if length is not None and length > self.settings.max_body_bytes:
+                return error(413, f"Request body is {length} bytes; the limit is {self.settings.max_body_bytes}")
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return error(413, f"Request body is over the limit of {self.settings.max_body_bytes} bytes")
+        else:
+            body = b""
+        req = RequestData(method, request.path, request.query_string, list(request.headers.items()), body,
+                          request.headers.get("Content-Type", ""), request.remote, request.host)
+        try:
+            (out, run_ms), _ = await self.pool.call(_invoke, self.script, req)
+        except QueueFull:
+            return error(429, f"Too many requests: {self.pool.limit} already running or queued; retry later")
+        except BadInput as exc:
+            return error(400, str(exc))
+        except UnsupportedInput as exc:
+            return error(415, str(exc))
+        except CallTimeout as exc:
+            logger.error("Encountered Exception: run() did not finish within %s ms; abandoned it",
+                         exc.timeout_ms)
+            return error(500, f"Scoring timeout after {exc.timeout_ms} ms", run_failed=True)
+        except RunFailed as exc:
+            cause = exc.__cause__
+            logger.error("Encountered Exception: %s", "".join(
+                traceback.format_exception(type(cause), cause, cause.__traceback__ if cause else None)))
+            return error(500, RUN_FAILED, run_failed=True)
+        if isinstance(out, AMLResponse) or (hasattr(out, "status_code") and hasattr(out, "get_data")):
+            resp = _user_response(out)
+        else:
+            try:
+                payload = jsoncodec.dumps(out)
+            except (TypeError, ValueError) as exc:
+                logger.error("Encountered Exception: run() returned a value that is not JSON serializable: %s", exc)
+                return error(500, RUN_FAILED, run_failed=True)
+            resp = web.Response(status=200, body=payload, content_type=JSON,
+                                headers={"x-ms-run-function-failed": "False"})
+        resp.headers["x-ms-run-fn-exec-ms"] = f"{run_ms:.3f}"
+        return resp

@@ -1,0 +1,2 @@
+"""Stand-in for azureml_inference_server_http.api.aml_response: AMLResponse (mlctl scoring server)."""
+from mlctl.runtime.server.rawhttp import AMLResponse  # noqa: F401
