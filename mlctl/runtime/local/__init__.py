@@ -1,0 +1,1 @@
+"""The local runtime: virtualenv images, a model store and one endpoint host per endpoint. Imports nothing."""

@@ -1,0 +1,122 @@
+"""Entry point: `python -m mlctl.runtime.local.host --data-dir DIR --endpoint NAME [--port P] [--auth-mode M]`.
+
+Binds the gateway on 127.0.0.1 (the given port, else the recorded one if free, else 0), the admin
+API on its unix socket (0600), writes DIR/run/NAME.json, and runs until shutdown or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from .. import secrets
+from .admin import make_admin
+from .endpoint import Endpoint
+from .gateway import make_gateway
+from .instances import Launch
+from .logfiles import StdioLog
+from .runfiles import (admin_socket_path, host_log, instance_socket_dir, read_run_record, write_run_record)
+
+log = logging.getLogger("mlctl.host")
+
+
+def bind_port(port: int | None, recorded: int | None) -> socket.socket:
+    """A listening socket on 127.0.0.1: `port` exactly (OSError if taken), else `recorded` if free, else 0."""
+    candidates = [port] if port else ([recorded, 0] if recorded else [0])
+    for i, candidate in enumerate(candidates):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", candidate))
+        except OSError as e:
+            sock.close()
+            if i == len(candidates) - 1 or e.errno != errno.EADDRINUSE:
+                raise
+            continue
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
+    raise AssertionError("unreachable")
+
+
+async def serve(args) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    previous = read_run_record(data_dir, args.endpoint) or {}
+    try:
+        sock = bind_port(args.port, previous.get("port"))
+    except OSError as e:
+        log.error("cannot listen on 127.0.0.1:%s: %s", args.port, e.strerror)
+        return 2
+    port = sock.getsockname()[1]
+    launch = Launch(data_dir, args.endpoint, instance_socket_dir(data_dir, args.endpoint))
+    ep = Endpoint(data_dir, args.endpoint, args.auth_mode, launch)
+    gateway = web.AppRunner(make_gateway(ep), access_log=None, handle_signals=False)
+    await gateway.setup()
+    await web.SockSite(gateway, sock).start()
+    admin_path = admin_socket_path(data_dir, args.endpoint)
+    admin_path.parent.mkdir(parents=True, exist_ok=True)
+    admin_path.unlink(missing_ok=True)
+    admin = web.AppRunner(make_admin(ep, port, stop), access_log=None, handle_signals=False)
+    await admin.setup()
+    await web.UnixSite(admin, str(admin_path)).start()
+    os.chmod(admin_path, 0o600)
+    record = {"pid": os.getpid(), "port": port, "admin_socket": str(admin_path), "started": time.time(),
+              "auth_mode": args.auth_mode, "endpoint": args.endpoint}
+    write_run_record(data_dir, args.endpoint, record)
+    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d)", args.endpoint, port, admin_path,
+             os.getpid())
+    stdio = StdioLog(host_log(data_dir, args.endpoint))
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 5)
+        except asyncio.TimeoutError:
+            stdio.check()
+    log.info("endpoint %s shutting down", args.endpoint)
+    await admin.cleanup()
+    await gateway.cleanup()
+    await ep.stop_all()
+    for path in launch.logs:
+        launch.logs[path].close()
+    admin_path.unlink(missing_ok=True)
+    write_run_record(data_dir, args.endpoint, {**record, "pid": 0, "stopped": time.time()})
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlctl.runtime.local.host")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--auth-mode", default="key")
+    args = parser.parse_args(argv)
+    os.umask(0o077)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s")
+    try:
+        secrets.read_keys(args.data_dir, args.endpoint)
+    except OSError as e:
+        log.error("cannot read the endpoint's secrets file: %s (start the host with mlctl, which creates it)", e)
+        return 2
+    try:
+        import uvloop
+        return uvloop.run(serve(args))
+    except ImportError:
+        return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

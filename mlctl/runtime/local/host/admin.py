@@ -1,0 +1,106 @@
+"""The admin API on a mode-0600 unix socket (HTTP/JSON): the orders the runtime gives the host.
+
+GET /status · PUT /deployments/{name}?timeout=S · POST /deployments/{name}/scale · DELETE /deployments/{name}
+· PUT /traffic · PUT /auth · POST /keys/reload · POST /shutdown. Errors: {"message", "kind", "log_tail"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from aiohttp import web
+
+from .endpoint import Endpoint, OrderRefused
+
+ENDPOINT = web.AppKey("endpoint", Endpoint)
+PORT = web.AppKey("port", int)
+STOP = web.AppKey("stop", asyncio.Event)
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise OrderRefused(400, "request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise OrderRefused(400, "request body must be a JSON object")
+    return data
+
+
+def _timeout(request: web.Request) -> float:
+    try:
+        return float(request.query.get("timeout", "120"))
+    except ValueError:
+        raise OrderRefused(400, "timeout must be a number of seconds") from None
+
+
+@web.middleware
+async def refusals(request: web.Request, handler):
+    """Orders run shielded (a client that hangs up does not leave half a change) and refusals become JSON."""
+    try:
+        return await asyncio.shield(handler(request))
+    except OrderRefused as e:
+        return web.json_response({"message": str(e), "kind": e.kind, "log_tail": e.log_tail}, status=e.status)
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENDPOINT].status(request.app[PORT], os.getpid()))
+
+
+async def put_deployment(request: web.Request) -> web.Response:
+    spec = await _body(request)
+    if spec.get("name") != request.match_info["name"]:
+        raise OrderRefused(400, f"spec name {spec.get('name')!r} does not match the URL")
+    return web.json_response(await request.app[ENDPOINT].put_deployment(spec, _timeout(request)))
+
+
+async def scale_deployment(request: web.Request) -> web.Response:
+    body = await _body(request)
+    ep = request.app[ENDPOINT]
+    return web.json_response(await ep.scale_deployment(request.match_info["name"], body.get("instance_count"),
+                                                       _timeout(request)))
+
+
+async def remove_deployment(request: web.Request) -> web.Response:
+    await request.app[ENDPOINT].remove_deployment(request.match_info["name"])
+    return web.json_response({})
+
+
+async def set_traffic(request: web.Request) -> web.Response:
+    body = await _body(request)
+    traffic, mirror = body.get("traffic") or {}, body.get("mirror_traffic") or {}
+    if not isinstance(traffic, dict) or not isinstance(mirror, dict):
+        raise OrderRefused(400, "traffic and mirror_traffic must be objects {deployment: percent}")
+    await request.app[ENDPOINT].set_traffic(traffic, mirror)
+    return web.json_response({})
+
+
+async def set_auth(request: web.Request) -> web.Response:
+    request.app[ENDPOINT].set_auth((await _body(request)).get("auth_mode"))
+    return web.json_response({})
+
+
+async def reload_keys(request: web.Request) -> web.Response:
+    request.app[ENDPOINT].reload_keys()
+    return web.json_response({})
+
+
+async def shutdown(request: web.Request) -> web.Response:
+    request.app[STOP].set()
+    return web.json_response({})
+
+
+def make_admin(ep: Endpoint, port: int, stop: asyncio.Event) -> web.Application:
+    app = web.Application(middlewares=[refusals], client_max_size=4 * 1024 * 1024)
+    app[ENDPOINT], app[PORT], app[STOP] = ep, port, stop
+    app.router.add_get("/status", status)
+    app.router.add_put("/deployments/{name}", put_deployment)
+    app.router.add_post("/deployments/{name}/scale", scale_deployment)
+    app.router.add_delete("/deployments/{name}", remove_deployment)
+    app.router.add_put("/traffic", set_traffic)
+    app.router.add_put("/auth", set_auth)
+    app.router.add_post("/keys/reload", reload_keys)
+    app.router.add_post("/shutdown", shutdown)
+    return app

@@ -1,0 +1,156 @@
+"""The endpoint host's live state and its orders: deployments, traffic, auth, keys (used by admin and gateway)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+
+from .. import secrets
+from .instances import InstanceFailed, Launch
+from .metrics import Metrics
+from .routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
+from .spec import DeploymentSpec, SpecError
+from .supervisor import Deployment
+
+log = logging.getLogger("mlctl.host")
+AUTH_MODES = ("key", "aml_token", "aad_token")
+
+
+class OrderRefused(Exception):
+    """An admin order the host will not carry out; `status` is the HTTP status the admin API answers."""
+
+    def __init__(self, status: int, message: str, kind: str = "refused", log_tail: str = ""):
+        super().__init__(message)
+        self.status, self.kind, self.log_tail = status, kind, log_tail
+
+
+class Endpoint:
+    """Deployments by name, traffic pickers, auth settings and metrics of one endpoint."""
+
+    def __init__(self, data_dir, name: str, auth_mode: str, launch: Launch):
+        self.data_dir, self.name, self.launch = data_dir, name, launch
+        self.deployments: dict[str, Deployment] = {}
+        self.creating: dict[str, Deployment] = {}
+        self.traffic: dict[str, int] = {}
+        self.mirror: dict[str, int] = {}
+        self.picker = WeightedPicker({})
+        self.sampler = MirrorSampler({})
+        self.metrics = Metrics()
+        self.lock = asyncio.Lock()
+        self.auth_mode = "key"
+        self.set_auth(auth_mode)
+        self.reload_keys()
+
+    # ---- auth ----------------------------------------------------------------------------
+    def reload_keys(self) -> None:
+        keys = secrets.read_keys(self.data_dir, self.name)
+        self._keys = [keys["primary"].encode(), keys["secondary"].encode()]
+        self._token_key = keys["token_key"]
+
+    def set_auth(self, auth_mode: str) -> None:
+        if auth_mode not in AUTH_MODES:
+            raise OrderRefused(400, f"auth_mode must be one of {', '.join(AUTH_MODES)}, got {auth_mode!r}")
+        self.auth_mode = auth_mode
+
+    def is_authorized(self, header: str | None) -> bool:
+        """Bearer key (constant-time against both keys) or a valid unexpired token, per auth_mode."""
+        if not header or not header[:7].lower() == "bearer ":
+            return False
+        presented = header[7:].strip()
+        if self.auth_mode == "key":
+            raw = presented.encode()
+            ok = [hmac.compare_digest(raw, key) for key in self._keys]
+            return any(ok)
+        return secrets.is_valid_token(self._token_key, self.name, presented)
+
+    # ---- orders --------------------------------------------------------------------------
+    async def put_deployment(self, raw: dict, timeout: float) -> dict:
+        """Create, or replace health-gated when the digest differs, or scale when only the count does."""
+        try:
+            spec = DeploymentSpec.from_dict(raw)
+        except SpecError as e:
+            raise OrderRefused(400, str(e)) from None
+        deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
+        async with self.lock:
+            current = self.deployments.get(spec.name)
+            try:
+                if current is None:
+                    d = self.creating[spec.name] = Deployment(spec, self.launch, self.metrics)
+                    try:
+                        await d.create(deadline)
+                    finally:
+                        del self.creating[spec.name]
+                    self.deployments[spec.name] = d
+                    log.info("deployment %s created (%d instances)", spec.name, spec.instance_count)
+                elif current.spec.digest != spec.digest:
+                    await current.replace(spec, deadline)
+                    log.info("deployment %s replaced (digest %s)", spec.name, spec.digest)
+                elif current.spec.instance_count != spec.instance_count:
+                    await current.scale(spec.instance_count, deadline)
+            except InstanceFailed as e:
+                log.warning("deployment %s failed: %s", spec.name, e)
+                raise OrderRefused(422, f"deployment {spec.name!r} failed: {e}", "deployment_failed",
+                                   e.log_tail) from None
+            except OSError as e:
+                raise OrderRefused(422, f"deployment {spec.name!r} could not start: {e}", "deployment_failed",
+                                   "") from None
+            return self.deployments[spec.name].status()
+
+    async def scale_deployment(self, name: str, count: int, timeout: float) -> dict:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise OrderRefused(400, f"instance_count must be an integer >= 1, got {count!r}")
+        async with self.lock:
+            d = self._deployment(name)
+            try:
+                await d.scale(count, time.monotonic() + min(timeout, d.spec.readiness_budget_s))
+            except InstanceFailed as e:
+                raise OrderRefused(422, f"scaling {name!r} failed: {e}", "deployment_failed", e.log_tail) from None
+            return d.status()
+
+    async def remove_deployment(self, name: str) -> None:
+        async with self.lock:
+            d = self._deployment(name)
+            if has_live_traffic(name, self.traffic, self.mirror):
+                raise OrderRefused(409, f"deployment {name!r} still has live traffic "
+                                        f"(traffic {self.traffic.get(name, 0)}%, mirror {self.mirror.get(name, 0)}%); "
+                                        "set its traffic to 0 first", "has_traffic")
+            del self.deployments[name]
+            self.traffic.pop(name, None)
+            self.mirror.pop(name, None)
+            self._rebuild_pickers()
+            await d.stop()
+            log.info("deployment %s removed", name)
+
+    async def set_traffic(self, traffic: dict, mirror: dict) -> None:
+        async with self.lock:
+            errors = traffic_errors(traffic, mirror, self.deployments)
+            if errors:
+                raise OrderRefused(400, "; ".join(errors))
+            self.traffic = {n: p for n, p in traffic.items()}
+            self.mirror = {n: p for n, p in mirror.items()}
+            self._rebuild_pickers()
+            log.info("traffic set to %s, mirror %s", self.traffic, self.mirror)
+
+    def _rebuild_pickers(self) -> None:
+        self.picker = WeightedPicker(self.traffic)
+        self.sampler = MirrorSampler(self.mirror)
+
+    def _deployment(self, name: str) -> Deployment:
+        if name not in self.deployments:
+            raise OrderRefused(404, f"endpoint {self.name!r} has no deployment {name!r}", "not_found")
+        return self.deployments[name]
+
+    async def stop_all(self) -> None:
+        ds = list(self.deployments.values()) + list(self.creating.values())
+        self.deployments = {}
+        self._rebuild_pickers()
+        await asyncio.gather(*(d.stop() for d in ds), return_exceptions=True)
+
+    def status(self, port: int, pid: int) -> dict:
+        deployments = {n: d.status() for n, d in sorted(self.deployments.items())}
+        for n, d in self.creating.items():
+            deployments.setdefault(n, d.status())
+        return {"endpoint": self.name, "pid": pid, "port": port, "auth_mode": self.auth_mode,
+                "traffic": dict(self.traffic), "mirror_traffic": dict(self.mirror), "deployments": deployments}

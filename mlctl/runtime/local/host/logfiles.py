@@ -1,0 +1,146 @@
+"""Log files of an endpoint: size-rotated writers for instance and host output, and `tail` for `mlctl logs`.
+
+Layout: `DATA_DIR/logs/ENDPOINT/host.log` (the host) and
+`DATA_DIR/logs/ENDPOINT/DEPLOYMENT/instance-K.log` (instance K's stdout+stderr), each rotated at
+`MAX_BYTES` into `.1`, `.2`, ... (`BACKUPS` kept).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mlctl.errors import MlctlError
+
+MAX_BYTES = 10 * 1024 * 1024
+BACKUPS = 3
+DEFAULT_LINES = 5000
+
+
+def instance_log_path(data_dir, endpoint: str, deployment: str, index: int) -> Path:
+    return Path(data_dir) / "logs" / endpoint / deployment / f"instance-{index}.log"
+
+
+def rotate(path: Path, backups: int = BACKUPS) -> None:
+    """Shift path.(n-1) -> path.n ... path -> path.1; the oldest falls off."""
+    for n in range(backups, 0, -1):
+        src = path if n == 1 else path.with_name(f"{path.name}.{n - 1}")
+        if src.exists():
+            os.replace(src, path.with_name(f"{path.name}.{n}"))
+
+
+class RotatingLog:
+    """An append-only log file rotated by size; several writers may share one (lines stay whole)."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "ab", buffering=0)
+        self._size = self._file.tell()
+
+    def write(self, data: bytes) -> None:
+        if self._size + len(data) > self.max_bytes and self._size:
+            self._file.close()
+            rotate(self.path, self.backups)
+            self._file = open(self.path, "ab", buffering=0)
+            self._size = 0
+        self._file.write(data)
+        self._size += len(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class StdioLog:
+    """The host's own log: fds 1 and 2 point at host.log; `check()` rotates it by size (dup2)."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+
+    def check(self) -> None:
+        try:
+            if os.fstat(2).st_size <= self.max_bytes or not self.path.exists():
+                return
+        except OSError:
+            return
+        rotate(self.path, self.backups)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _last_lines(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a file and its rotated backups, oldest first."""
+    out: list[str] = []
+    for n in range(0, BACKUPS + 1):
+        p = path if n == 0 else path.with_name(f"{path.name}.{n}")
+        if not p.exists():
+            break
+        with open(p, "rb") as f:
+            chunk = f.read().decode("utf-8", "replace").splitlines()
+        out = chunk + out
+        if len(out) >= lines:
+            break
+    return out[-lines:] if lines > 0 else []
+
+
+def log_files(data_dir, endpoint: str, deployment: str | None, instance: int | None) -> list[Path]:
+    """The log files `tail` reads: the host log when deployment is None, else instance logs."""
+    base = Path(data_dir) / "logs" / endpoint
+    if deployment is None:
+        files = [base / "host.log"]
+    elif instance is not None:
+        files = [base / deployment / f"instance-{instance}.log"]
+    else:
+        files = sorted((base / deployment).glob("instance-*.log"),
+                       key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0)
+    files = [f for f in files if f.exists()]
+    if not files:
+        what = "the endpoint host" if deployment is None else f"deployment {deployment!r}" + (
+            f" instance {instance}" if instance is not None else "")
+        raise MlctlError(f"no logs for {what} of endpoint {endpoint!r}",
+                         detail=f"looked in {base / (deployment or '')}; has the deployment been applied?")
+    return files
+
+
+def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_LINES,
+         instance: int | None = None, follow: bool = False, *,
+         poll_s: float = 0.2, stop: Callable[[], bool] | None = None) -> Iterator[str]:
+    """Yield the last `lines` lines (per instance) of a deployment's logs, then new lines if `follow`.
+
+    With several instances each line is prefixed `instance-K | `. Following stops when `stop()`
+    returns True (the CLI stops it with Ctrl-C); it survives rotation by reopening the file.
+    """
+    files = log_files(data_dir, endpoint, deployment, instance)
+    prefix = (lambda p: f"{p.stem} | ") if len(files) > 1 else (lambda p: "")
+    positions = {}
+    for path in files:
+        for line in _last_lines(path, lines):
+            yield prefix(path) + line
+        positions[path] = (os.stat(path).st_ino, os.stat(path).st_size)
+    partial = {path: b"" for path in files}
+    while follow and not (stop and stop()):
+        got = False
+        for path in files:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            ino, pos = positions[path]
+            if st.st_ino != ino or st.st_size < pos:
+                pos = 0  # rotated or truncated: read the new file from the start
+            if st.st_size > pos:
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    data = partial[path] + f.read()
+                    pos = f.tell()
+                *complete, partial[path] = data.split(b"\n")
+                for raw in complete:
+                    got = True
+                    yield prefix(path) + raw.decode("utf-8", "replace")
+            positions[path] = (st.st_ino, pos)
+        if not got:
+            time.sleep(poll_s)

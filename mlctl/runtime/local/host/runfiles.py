@@ -1,0 +1,107 @@
+"""Where an endpoint host keeps its sockets and run record (paths and small files only, standard library).
+
+Unix socket paths are limited to 107 bytes, so instance sockets (and the admin socket when the
+data folder is deep) live in a short per-user run folder `/tmp/mlctl-<uid>/` (mode 0700);
+`DATA_DIR/run/ENDPOINT.json` records where: `{pid, port, admin_socket, started, auth_mode}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+SOCKET_PATH_MAX = 100  # bytes; AF_UNIX sun_path is 108 including the NUL, keep a margin
+
+
+def run_folder() -> Path:
+    """The per-user short folder for sockets, created 0700; refuses one another user could write."""
+    path = Path(os.environ.get("MLCTL_RUN_FOLDER") or f"/tmp/mlctl-{os.getuid()}")
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"{path} must be a folder owned by uid {os.getuid()} with mode 0700; "
+            f"remove it (or set MLCTL_RUN_FOLDER) and try again")
+    return path
+
+
+def endpoint_tag(data_dir, endpoint: str) -> str:
+    """A short stable tag for (data folder, endpoint), used in socket names."""
+    key = f"{os.path.realpath(data_dir)}\0{endpoint}".encode()
+    return hashlib.sha256(key).hexdigest()[:10]
+
+
+def run_file(data_dir, endpoint: str) -> Path:
+    return Path(data_dir) / "run" / f"{endpoint}.json"
+
+
+def host_log(data_dir, endpoint: str) -> Path:
+    return Path(data_dir) / "logs" / endpoint / "host.log"
+
+
+def admin_socket_path(data_dir, endpoint: str) -> Path:
+    """DATA_DIR/run/ENDPOINT.sock when it fits the AF_UNIX limit, else in the short run folder."""
+    preferred = Path(os.path.abspath(data_dir)) / "run" / f"{endpoint}.sock"
+    if len(os.fsencode(preferred)) <= SOCKET_PATH_MAX:
+        return preferred
+    return run_folder() / f"{endpoint_tag(data_dir, endpoint)}-admin.sock"
+
+
+def instance_socket_dir(data_dir, endpoint: str) -> Path:
+    path = run_folder() / endpoint_tag(data_dir, endpoint)
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def read_run_record(data_dir, endpoint: str) -> dict | None:
+    try:
+        with open(run_file(data_dir, endpoint)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_run_record(data_dir, endpoint: str, record: dict) -> None:
+    """Atomic write (temp + rename) so a reader never sees half a record."""
+    path = run_file(data_dir, endpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{endpoint}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
+
+
+def is_alive(pid: int | None) -> bool:
+    """Is `pid` a running (not zombie) process?"""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+
+def is_host_process(pid: int | None) -> bool:
+    """Is `pid` alive and an endpoint host (guards against a recycled pid)?"""
+    if not is_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"mlctl.runtime.local.host" in f.read()
+    except OSError:
+        return True

@@ -1,0 +1,78 @@
+"""A deployment spec as the host receives it from the runtime (validated, defaults filled in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROBE_DEFAULTS = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
+REQUEST_DEFAULTS = {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1, "max_queue_wait_ms": 500}
+
+
+class SpecError(ValueError):
+    """A deployment spec the host cannot run (the message says which field)."""
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    digest: str
+    python: str
+    code_dir: str
+    scoring_script: str
+    model_dir: str
+    instance_count: int
+    model_digest: str | None = None
+    code_digest: str | None = None
+    environment_variables: dict = field(default_factory=dict)
+    request_settings: dict = field(default_factory=lambda: dict(REQUEST_DEFAULTS))
+    liveness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
+    readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "DeploymentSpec":
+        """Validate and fill defaults; SpecError names the first bad field."""
+        if not isinstance(raw, dict):
+            raise SpecError("deployment spec must be a JSON object")
+        for key in ("name", "digest", "python", "code_dir", "scoring_script", "model_dir"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise SpecError(f"deployment spec field {key!r} must be a non-empty string")
+        count = raw.get("instance_count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise SpecError(f"deployment spec field 'instance_count' must be an integer >= 1, got {count!r}")
+        env = raw.get("environment_variables") or {}
+        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise SpecError("deployment spec field 'environment_variables' must map strings to strings")
+        request = {**REQUEST_DEFAULTS, **(raw.get("request_settings") or {})}
+        for key in ("request_timeout_ms", "max_concurrent_requests_per_instance"):
+            if not isinstance(request[key], int) or request[key] < 1:
+                raise SpecError(f"request_settings.{key} must be an integer >= 1, got {request[key]!r}")
+        probes = {}
+        for probe in ("liveness_probe", "readiness_probe"):
+            probes[probe] = {**PROBE_DEFAULTS, **(raw.get(probe) or {})}
+            for key, value in probes[probe].items():
+                if not isinstance(value, (int, float)) or value < 0:
+                    raise SpecError(f"{probe}.{key} must be a number >= 0, got {value!r}")
+        return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
+                   scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
+                   model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
+                   environment_variables=dict(env), request_settings=request, **probes)
+
+    @property
+    def timeout_s(self) -> float:
+        return self.request_settings["request_timeout_ms"] / 1000
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.request_settings["max_concurrent_requests_per_instance"]
+
+    @property
+    def instance_timeout_ms(self) -> int:
+        """The scoring timeout the instance gets: slightly longer than the gateway's (so 408 comes first)."""
+        ms = self.request_settings["request_timeout_ms"]
+        return ms + max(250, min(ms // 10, 5000))
+
+    @property
+    def readiness_budget_s(self) -> float:
+        """How long an instance may take to become ready: initial_delay + period x failure_threshold."""
+        p = self.readiness_probe
+        return p["initial_delay"] + p["period"] * max(1, p["failure_threshold"])

@@ -1,0 +1,243 @@
+"""A deployment's instances: start them ready, hand out request slots, probe, restart, replace, scale, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import time
+
+from .instances import Instance, InstanceFailed, Launch
+from .metrics import Metrics
+from .spec import DeploymentSpec
+
+log = logging.getLogger("mlctl.host")
+
+BACKOFF_S = (0.1, 0.5, 1, 2, 4, 8, 16, 30)  # by consecutive failed starts
+STABLE_S = 60  # an instance up this long resets its backoff
+
+
+class Deployment:
+    """The live instances of one deployment and the slots requests take on them."""
+
+    def __init__(self, spec: DeploymentSpec, launch: Launch, metrics: Metrics):
+        self.spec, self.launch, self.metrics = spec, launch, metrics
+        self.instances: list[Instance] = []
+        self.draining: list[Instance] = []
+        self.generation = 0
+        self.in_flight = 0          # admitted requests (queued or at an instance)
+        self.operation: str | None = "creating"
+        self._waiters: list[asyncio.Future] = []
+        self._supervisors: dict[Instance, asyncio.Task] = {}
+        self._next = 0
+
+    # ---- request slots -------------------------------------------------------------------
+    @property
+    def limit(self) -> int:
+        """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances)."""
+        return 2 * self.spec.max_concurrent * self.spec.instance_count
+
+    def ready_count(self) -> int:
+        return sum(1 for i in self.instances if i.ready)
+
+    def _pick(self, exclude: Instance | None) -> Instance | None:
+        """Least-in-flight ready instance with a free slot, ties broken round robin."""
+        insts = self.instances
+        n = len(insts)
+        if not n:
+            return None
+        others_ready = exclude is not None and any(i.ready and i is not exclude for i in insts)
+        best = None
+        start = self._next % n
+        for k in range(n):
+            inst = insts[(start + k) % n]
+            if not inst.ready or inst.in_flight >= self.spec.max_concurrent:
+                continue
+            if others_ready and inst is exclude:
+                continue
+            if best is None or inst.in_flight < best.in_flight:
+                best = inst
+        self._next += 1
+        return best
+
+    async def acquire(self, deadline: float, exclude: Instance | None = None) -> Instance:
+        """A slot on an instance, waiting (FIFO) until `deadline` (loop time); TimeoutError past it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            inst = self._pick(exclude)
+            if inst is not None:
+                inst.in_flight += 1
+                return inst
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await asyncio.wait_for(fut, remaining)
+            finally:
+                if not fut.done():
+                    fut.cancel()
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+
+    def release(self, inst: Instance) -> None:
+        inst.in_flight -= 1
+        self.wake()
+
+    def wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def _start(self, spec: DeploymentSpec, indices, deadline: float) -> list[Instance]:
+        """Start instances and wait until all are ready; on any failure stop them all and raise."""
+        insts = [Instance(spec, i, self.generation, self.launch) for i in indices]
+        try:
+            for inst in insts:
+                await inst.spawn()
+            tasks = [asyncio.ensure_future(inst.wait_ready(deadline)) for inst in insts]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in pending:
+                t.cancel()
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception():
+                    raise t.exception()
+        except BaseException:
+            await asyncio.gather(*(i.stop(grace=2) for i in insts), return_exceptions=True)
+            raise
+        for inst in insts:
+            self._supervisors[inst] = asyncio.ensure_future(self._supervise(inst))
+        return insts
+
+    async def create(self, deadline: float) -> None:
+        try:
+            self.instances = await self._start(self.spec, range(self.spec.instance_count), deadline)
+        finally:
+            self.operation = None
+        self.wake()
+
+    async def replace(self, spec: DeploymentSpec, deadline: float) -> None:
+        """Health-gated: new instances beside the old, swap once all are ready, then drain the old."""
+        self.operation = "updating"
+        try:
+            self.generation += 1
+            new = await self._start(spec, range(spec.instance_count), deadline)
+            old, self.instances, self.spec = self.instances, new, spec  # the atomic switch
+            self.wake()
+            await self.drain(old)
+        finally:
+            self.operation = None
+
+    async def scale(self, count: int, deadline: float) -> None:
+        """Add instances (ready before they take requests) or drain and stop the highest-numbered ones."""
+        self.operation = "scaling"
+        try:
+            current = len(self.instances)
+            if count > current:
+                added = await self._start(self.spec, range(current, count), deadline)
+                self.instances = self.instances + added
+                self.spec = dataclasses.replace(self.spec, instance_count=count)
+                self.wake()
+            elif count < current:
+                removed = self.instances[count:]
+                self.instances = self.instances[:count]
+                self.spec = dataclasses.replace(self.spec, instance_count=count)
+                await self.drain(removed)
+        finally:
+            self.operation = None
+
+    async def drain(self, insts: list[Instance]) -> None:
+        """Out of rotation already; wait until nothing is in flight on each, then SIGTERM and stop."""
+        self.draining.extend(insts)
+        for inst in insts:
+            task = self._supervisors.pop(inst, None)
+            if task:
+                task.cancel()
+        loop = asyncio.get_running_loop()
+        bound = loop.time() + self.spec.instance_timeout_ms / 1000 + 2
+        while any(i.in_flight for i in insts) and loop.time() < bound:
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*(i.stop() for i in insts), return_exceptions=True)
+        for inst in insts:
+            self.draining.remove(inst)
+
+    async def stop(self) -> None:
+        self.operation = "deleting"
+        insts, self.instances = self.instances, []
+        self.wake()
+        await self.drain(insts)
+
+    # ---- supervision ---------------------------------------------------------------------
+    async def _watch(self, inst: Instance) -> str:
+        """Wait until the instance dies or fails its liveness probe; says which."""
+        probe = self.spec.liveness_probe
+        period = max(0.1, float(probe["period"]))
+        next_probe = inst.started_at + float(probe["initial_delay"])
+        failures = 0
+        exited = asyncio.ensure_future(inst.proc.wait())
+        try:
+            while True:
+                wait = max(0.0, next_probe - time.monotonic())
+                done, _ = await asyncio.wait([exited], timeout=wait)
+                if done:
+                    return f"exited with code {inst.proc.returncode}"
+                next_probe = time.monotonic() + period
+                if await inst.probe(max(0.1, float(probe["timeout"]))):
+                    failures = 0
+                else:
+                    failures += 1
+                    log.warning("%s instance %d: liveness probe failed (%d/%d)", self.spec.name, inst.index,
+                                failures, probe["failure_threshold"])
+                    if failures >= max(1, probe["failure_threshold"]):
+                        return f"failed {failures} liveness probes"
+        finally:
+            exited.cancel()
+
+    async def _supervise(self, inst: Instance) -> None:
+        """Restart the instance with backoff whenever it dies or stops answering probes."""
+        failures = 0
+        while not inst.stopping:
+            reason = await self._watch(inst)
+            if inst.stopping:
+                return
+            inst.ready = False
+            log.warning("%s instance %d (pid %s) %s; restarting", self.spec.name, inst.index, inst.pid, reason)
+            while not inst.stopping:
+                if inst.is_running():
+                    inst.signal(signal.SIGKILL)
+                    await inst.proc.wait()
+                failures = 0 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
+                await asyncio.sleep(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+                if inst.stopping:
+                    return
+                inst.restarts += 1
+                self.metrics.restarts[self.spec.name] += 1
+                await asyncio.shield(inst.spawn())
+                try:
+                    await inst.wait_ready(time.monotonic() + self.spec.readiness_budget_s)
+                    log.info("%s instance %d ready again (pid %s)", self.spec.name, inst.index, inst.pid)
+                    self.wake()
+                    break
+                except InstanceFailed as e:
+                    log.warning("%s instance %d: restart failed: %s", self.spec.name, inst.index, e)
+
+    # ---- reporting -----------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        if self.operation:
+            return self.operation
+        return "ready" if self.ready_count() == self.spec.instance_count else "degraded"
+
+    def status(self) -> dict:
+        s = self.spec
+        return {
+            "digest": s.digest, "model_digest": s.model_digest, "code_digest": s.code_digest,
+            "instance_count": s.instance_count, "ready_instances": self.ready_count(), "state": self.state,
+            "in_flight": self.in_flight, "limit": self.limit, "draining": len(self.draining),
+            "instances": [{"index": i.index, "pid": i.pid, "ready": i.ready, "restarts": i.restarts,
+                           "in_flight": i.in_flight, "socket": str(i.socket)} for i in self.instances],
+        }

@@ -1,0 +1,191 @@
+"""Start, find and drive an endpoint host (synchronous; HTTP/JSON over its admin unix socket).
+
+`start_host` runs `python -m mlctl.runtime.local.host` detached (new session, output to
+DATA_DIR/logs/ENDPOINT/host.log) and waits until it answers; `HostClient` gives it orders.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlctl
+
+from . import secrets
+from .host.runfiles import host_log, is_alive, is_host_process, read_run_record
+
+PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
+_children: list[subprocess.Popen] = []  # reaped on the next start_host so no zombie lingers
+
+
+class HostError(Exception):
+    """The host refused an order or could not be reached; `kind` says which (see docs/host.md)."""
+
+    def __init__(self, message: str, kind: str = "error", log_tail: str = ""):
+        super().__init__(message)
+        self.message, self.kind, self.log_tail = message, kind, log_tail
+
+
+class DeploymentFailed(HostError):
+    """New instances did not become ready (init() raised, process exited, timeout); old ones still serve."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        super().__init__(message, "deployment_failed", log_tail)
+
+
+@dataclass
+class HostInfo:
+    pid: int
+    port: int
+    admin_socket: str
+
+
+def find_host(data_dir, endpoint: str) -> HostInfo | None:
+    """The running host of an endpoint, or None (no record, dead pid, or pid recycled)."""
+    record = read_run_record(data_dir, endpoint)
+    if not record or not is_host_process(record.get("pid")) or not os.path.exists(record.get("admin_socket", "")):
+        return None
+    return HostInfo(record["pid"], record["port"], record["admin_socket"])
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None,
+               timeout: float = 30.0) -> HostInfo:
+    """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
+
+    Binds `port` when given (HostError if taken), else the port it had before if free, else any.
+    """
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+    data_dir = Path(data_dir).resolve()
+    running = find_host(data_dir, endpoint)
+    if running:
+        return running
+    secrets.ensure_keys(data_dir, endpoint)
+    log_path = host_log(data_dir, endpoint)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start_offset = log_path.stat().st_size if log_path.exists() else 0
+    cmd = [sys.executable, "-m", "mlctl.runtime.local.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
+           "--auth-mode", auth_mode] + (["--port", str(port)] if port else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd="/",
+                                start_new_session=True, env=env, close_fds=True)
+    finally:
+        os.close(fd)
+    _children.append(proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            with open(log_path, "rb") as f:
+                f.seek(start_offset)
+                tail = f.read().decode("utf-8", "replace")[-4000:]
+            raise HostError(f"the endpoint host of {endpoint!r} exited with code {proc.returncode}: "
+                            f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}",
+                            "host_failed", tail)
+        record = read_run_record(data_dir, endpoint)
+        if record and record.get("pid") == proc.pid:
+            return HostInfo(proc.pid, record["port"], record["admin_socket"])
+        time.sleep(0.02)
+    proc.kill()
+    raise HostError(f"the endpoint host of {endpoint!r} did not start within {timeout:.0f}s; see {log_path}",
+                    "host_failed", _log_tail(log_path))
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class HostClient:
+    """Orders to one endpoint host over its admin socket; refusals raise HostError / DeploymentFailed."""
+
+    def __init__(self, host: HostInfo | str):
+        self.info = host if isinstance(host, HostInfo) else None
+        self.admin_socket = host.admin_socket if isinstance(host, HostInfo) else host
+
+    @classmethod
+    def for_endpoint(cls, data_dir, endpoint: str) -> "HostClient":
+        info = find_host(data_dir, endpoint)
+        if info is None:
+            raise HostError(f"the endpoint host of {endpoint!r} is not running", "not_running")
+        return cls(info)
+
+    def _call(self, method: str, path: str, body=None, timeout: float = 30.0):
+        conn = _UnixConnection(self.admin_socket, timeout)
+        try:
+            payload = None if body is None else json.dumps(body).encode()
+            conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise HostError(f"cannot reach the endpoint host at {self.admin_socket}: {e}", "unreachable") from None
+        finally:
+            conn.close()
+        data = json.loads(raw) if raw else {}
+        if resp.status >= 400:
+            if data.get("kind") == "deployment_failed":
+                raise DeploymentFailed(data.get("message", ""), data.get("log_tail", ""))
+            raise HostError(data.get("message", f"HTTP {resp.status}"), data.get("kind", "error"),
+                            data.get("log_tail", ""))
+        return data
+
+    def status(self) -> dict:
+        return self._call("GET", "/status")
+
+    def put_deployment(self, spec: dict, timeout: float = 120.0) -> dict:
+        return self._call("PUT", f"/deployments/{spec['name']}?timeout={timeout}", spec, timeout + 15)
+
+    def scale_deployment(self, name: str, instance_count: int, timeout: float = 120.0) -> dict:
+        return self._call("POST", f"/deployments/{name}/scale?timeout={timeout}",
+                          {"instance_count": instance_count}, timeout + 15)
+
+    def remove_deployment(self, name: str) -> None:
+        self._call("DELETE", f"/deployments/{name}", timeout=300)
+
+    def set_traffic(self, traffic: dict, mirror: dict | None = None) -> None:
+        self._call("PUT", "/traffic", {"traffic": traffic, "mirror_traffic": mirror or {}})
+
+    def set_auth(self, auth_mode: str) -> None:
+        self._call("PUT", "/auth", {"auth_mode": auth_mode})
+
+    def reload_keys(self) -> None:
+        self._call("POST", "/keys/reload")
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop every instance and the host; returns once the host process is gone."""
+        pid = self.info.pid if self.info else None
+        try:
+            self._call("POST", "/shutdown", timeout=10)
+        except HostError as e:
+            if e.kind != "unreachable":
+                raise
+        deadline = time.monotonic() + timeout
+        while pid and is_alive(pid) and time.monotonic() < deadline:
+            for child in _children:
+                child.poll()
+            time.sleep(0.02)
+        if pid and is_alive(pid):
+            raise HostError(f"the endpoint host (pid {pid}) did not stop within {timeout:.0f}s", "stuck")

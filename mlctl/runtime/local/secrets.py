@@ -1,0 +1,104 @@
+"""Endpoint secrets: two API keys and a token-signing key in a mode-0600 file; aml_token issue and check.
+
+The file is `DATA_DIR/secrets/ENDPOINT.json` (folder 0700, file 0600). Keys never leave it except
+through `mlctl keys`; the endpoint host reads it itself (never argv or environment).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets as _random
+import time
+from pathlib import Path
+
+KEY_NAMES = ("primary", "secondary")
+TOKEN_PREFIX = "mlt1"
+
+
+def secrets_path(data_dir, endpoint: str) -> Path:
+    return Path(data_dir) / "secrets" / f"{endpoint}.json"
+
+
+def _new_key() -> str:
+    return _random.token_urlsafe(32)
+
+
+def _write(path: Path, content: dict) -> None:
+    """Write atomically with mode 0600 from the first byte (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(content, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ensure_keys(data_dir, endpoint: str) -> None:
+    """Create the endpoint's secrets file (two keys + a token key) unless it exists; keeps existing keys."""
+    path = secrets_path(data_dir, endpoint)
+    if path.exists():
+        os.chmod(path, 0o600)
+        return
+    _write(path, {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(),
+                  "created": time.time()})
+
+
+def read_keys(data_dir, endpoint: str) -> dict:
+    """The secrets as a dict: {"primary", "secondary", "token_key", ...}."""
+    with open(secrets_path(data_dir, endpoint)) as f:
+        return json.load(f)
+
+
+def regenerate_key(data_dir, endpoint: str, which: str) -> None:
+    """Replace one key ("primary" or "secondary"); the host picks it up on reload_keys()."""
+    if which not in KEY_NAMES:
+        raise ValueError(f"unknown key {which!r}: expected one of {', '.join(KEY_NAMES)}")
+    keys = read_keys(data_dir, endpoint)
+    keys[which] = _new_key()
+    _write(secrets_path(data_dir, endpoint), keys)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(token_key: str, payload: str) -> str:
+    return _b64(hmac.new(token_key.encode(), payload.encode(), hashlib.sha256).digest())
+
+
+def issue_token(data_dir, endpoint: str, ttl_s: float = 3600) -> tuple[str, float]:
+    """A fresh aml_token for the endpoint and its expiry (epoch seconds)."""
+    keys = read_keys(data_dir, endpoint)
+    expiry = time.time() + ttl_s
+    payload = _b64(json.dumps({"aud": endpoint, "exp": expiry}, separators=(",", ":")).encode())
+    return f"{TOKEN_PREFIX}.{payload}.{_sign(keys['token_key'], payload)}", expiry
+
+
+def is_valid_token(token_key: str, endpoint: str, token: str, now: float | None = None) -> bool:
+    """Pure: is `token` signed with `token_key`, meant for `endpoint` and not expired at `now`?"""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return False
+    if not hmac.compare_digest(_sign(token_key, parts[1]), parts[2]):
+        return False
+    try:
+        claims = json.loads(_unb64(parts[1]))
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    return claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now
