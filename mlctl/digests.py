@@ -1,0 +1,162 @@
+"""Digests: content hashes of files, folders (Merkle) and JSON values, with a persistent file-hash cache.
+
+A folder's digest depends on the relative paths and contents of its files, never on
+mtimes or where the folder lives, so two checkouts of one project agree. File hashes are
+cached by (path, size, mtime_ns) in `<data_dir>/hashcache.json`, so a second load reads
+no file it already hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+SKIP_DIRS = frozenset({".mlctl", ".git", "__pycache__"})
+SKIP_SUFFIXES = (".pyc",)
+CACHE_FILE = "hashcache.json"
+CACHE_FORMAT = 1
+# A file modified less than this long before it was hashed may change again within the
+# filesystem's timestamp granularity without its (size, mtime) changing ("racily clean"):
+# such an entry is re-hashed next time instead of trusted.
+RACY_NS = 1_000_000_000
+MAX_STALE_ENTRIES = 50_000
+
+
+def json_digest(value: Any) -> str:
+    """Pure: "sha256:<hex>" of the canonical JSON of `value` (sorted keys, no spaces)."""
+    data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def merkle_digest(files: Mapping[str, str], root_name: str | None = None) -> str:
+    """Pure: "sha256:<hex>" over the sorted (relative path, file sha256) pairs.
+
+    `root_name` prefixes every path (a registered model folder keeps its folder name, so
+    renaming it changes what the scoring script sees and therefore the digest).
+    """
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        name = f"{root_name}/{rel}" if root_name else rel
+        h.update(name.encode("utf-8") + b"\0" + files[rel].encode("ascii") + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def is_skipped(rel: str) -> bool:
+    """Pure: whether a relative path is left out of folder digests."""
+    parts = rel.replace(os.sep, "/").split("/")
+    return any(p in SKIP_DIRS for p in parts[:-1]) or parts[-1].endswith(SKIP_SUFFIXES) or parts[-1] in SKIP_DIRS
+
+
+class HashCache:
+    """sha256 of files keyed by (absolute path, size, mtime_ns); persisted as JSON.
+
+    `computed` counts files actually read and hashed, `hits` files answered from the
+    cache, `computed_paths` names the files read (tests use them to prove a second
+    load reads nothing it already hashed).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, entries: dict | None = None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, list] = entries or {}
+        self.used: set[str] = set()
+        self.hits = 0
+        self.computed = 0
+        self.computed_paths: list[str] = []
+        self._dirty = False
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "HashCache":
+        """Read the cache file; a missing or unreadable one is an empty cache (it is only a cache)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
+            if not isinstance(entries, dict):
+                entries = {}
+        except (OSError, ValueError, KeyError, AttributeError):
+            entries = {}
+        return cls(path, entries)
+
+    def file_sha256(self, path: str) -> str:
+        """sha256 hex of the file's content, from the cache when size and mtime_ns still match."""
+        st = os.stat(path)
+        entry = self.entries.get(path)
+        self.used.add(path)
+        if (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and entry[0] == st.st_size
+            and entry[1] == st.st_mtime_ns
+            and entry[1] + RACY_NS <= entry[3]
+        ):
+            self.hits += 1
+            return entry[2]
+        started = time.time_ns()
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        sha = h.hexdigest()
+        self.computed += 1
+        self.computed_paths.append(path)
+        self.entries[path] = [st.st_size, st.st_mtime_ns, sha, started]
+        self._dirty = True
+        return sha
+
+    def save(self) -> None:
+        """Write the cache atomically (temp file + rename) when it changed; errors are ignored."""
+        if not self.path or not self._dirty:
+            return
+        stale = [p for p in self.entries if p not in self.used]
+        if len(stale) > MAX_STALE_ENTRIES:
+            for p in stale:
+                del self.entries[p]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".hashcache.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"format": CACHE_FORMAT, "files": self.entries}, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except (OSError, UnboundLocalError):
+                pass
+
+
+def list_files(path: str | os.PathLike) -> dict[str, str]:
+    """{relative path (with '/'): absolute path} of the files a digest covers, sorted.
+
+    A single file maps its base name to itself. Skips `.mlctl/`, `.git/`,
+    `__pycache__/` and `*.pyc`. Symbolic links to files are followed, links to folders are not.
+    """
+    p = os.fspath(path)
+    if not os.path.isdir(p):
+        return {os.path.basename(p): p}
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(p):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        for name in filenames:
+            if name.endswith(SKIP_SUFFIXES):
+                continue
+            full = os.path.join(dirpath, name)
+            found[os.path.relpath(full, p).replace(os.sep, "/")] = full
+    return dict(sorted(found.items()))
+
+
+def tree_digest(
+    path: str | os.PathLike, cache: HashCache | None = None, root_name: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """(Merkle digest, {relative path: sha256 hex}) of a file or folder.
+
+    Raises OSError when a file cannot be read (the caller reports it).
+    """
+    cache = cache if cache is not None else HashCache()
+    files = {rel: cache.file_sha256(full) for rel, full in list_files(path).items()}
+    return merkle_digest(files, root_name), files

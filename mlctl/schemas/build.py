@@ -1,0 +1,193 @@
+"""Building: specs -> Resources: resolves references, hashes artifacts, derives versions and digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlctl.digests import HashCache, json_digest, list_files, merkle_digest
+from mlctl.errors import Diagnostic
+from mlctl.resources import Address, Kind, Resource, Source
+from mlctl.schemas.environments import parse_conda_file
+from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
+from mlctl.schemas.validate import did_you_mean
+
+# Attribute keys holding absolute paths: kept in attributes (the runtime needs them) but left
+# out of digests, and out of plan diffs, so a checkout in another folder plans no change.
+PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {"model": ("path",), "environment": ("conda_file",), "deployment": ("code",)}
+
+
+def resource_digest(kind: Kind, attributes: dict) -> str:
+    """Pure: the digest of a resource: its attributes (artifact digests included) without absolute paths."""
+    skip = PATH_ATTRIBUTES.get(kind.value, ())
+    return json_digest({k: v for k, v in attributes.items() if k not in skip})
+
+
+def derived_version(digest: str) -> str:
+    """Pure: the version of an asset whose YAML leaves it out: 'd' + 10 hex chars of its content digest."""
+    return "d" + digest.removeprefix("sha256:")[:10]
+
+
+@dataclass
+class Builder:
+    specs: Specs
+    cache: HashCache
+    diags: list[Diagnostic]
+    inputs: dict[str, str] = field(default_factory=dict)
+    resources: dict[Address, Resource] = field(default_factory=dict)
+    assets: dict[tuple[Kind, str], tuple[Resource, object]] = field(default_factory=dict)
+
+    def build(self) -> list[Resource]:
+        for m in self.specs.models:
+            self.model(m)
+        for e in self.specs.environments:
+            self.environment(e)
+        for e in self.specs.endpoints:
+            self.endpoint(e)
+        for d in self.specs.deployments:
+            self.deployment(d)
+        for e in self.specs.endpoints:
+            self.traffic(e)
+        return sorted(self.resources.values(), key=lambda r: r.address)
+
+    def _hash(self, path, where, root_name=None):
+        """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`."""
+        try:
+            files = {}
+            for rel, full in list_files(path).items():
+                files[rel] = self.cache.file_sha256(full)
+                self.inputs[full] = "sha256:" + files[rel]
+            return merkle_digest(files, root_name), files
+        except OSError as e:
+            self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}",
+                                         "Check that it exists and is readable.", **where))
+            return None, None
+
+    def _register(self, kind: Kind, spec, resource: Resource) -> Resource | None:
+        """Add an asset; the same NAME twice must be the same version and content."""
+        key = (kind, spec.name)
+        if key not in self.assets:
+            self.assets[key] = (resource, spec)
+            self.resources[resource.address] = resource
+            return resource
+        prior, prior_spec = self.assets[key]
+        a, b = prior.attributes, resource.attributes
+        if a["version"] != b["version"]:
+            self.diags.append(Diagnostic(
+                f"{kind.value} '{spec.name}' is defined with two versions: {a['version']} "
+                f"(at {prior_spec.where.text()}) and {b['version']}",
+                f"A configuration holds one version of a {kind.value}: give the other one its own name.",
+                **spec.where.at("version")))
+        elif prior.digest != resource.digest:
+            self.diags.append(Diagnostic(
+                f"{kind.value} '{spec.name}' version {a['version']} is defined twice with different content "
+                f"(first at {prior_spec.where.text()})",
+                "A registered version is immutable: give one of them a new version, or leave 'version' out "
+                "so mlctl derives it from the content.", **spec.where.at()))
+        return prior
+
+    def model(self, spec: ModelSpec) -> Resource | None:
+        is_file = spec.path.is_file()
+        digest, files = self._hash(spec.path, spec.where.at("path"), None if is_file else spec.path.name)
+        if digest is None:
+            return None
+        attrs = {"name": spec.name, "version": spec.version or derived_version(digest), "path": str(spec.path),
+                 "is_file": is_file, "type": spec.type, "description": spec.description, "tags": spec.tags,
+                 "content_digest": digest}
+        res = Resource(Address(Kind.MODEL, spec.name), attrs, resource_digest(Kind.MODEL, attrs), (),
+                       {"model/" + rel: sha for rel, sha in files.items()}, tuple(f for f, _ in spec.ignored),
+                       Source(spec.where.doc.display, spec.where.line()))
+        return self._register(Kind.MODEL, spec, res)
+
+    def environment(self, spec: EnvSpec) -> Resource | None:
+        parsed = {"python": None, "channels": [], "conda_packages": [], "pip_packages": []}
+        if spec.conda_file is not None:
+            if not spec.conda_file.is_file():
+                return None
+            self._hash(spec.conda_file, spec.where.at("conda_file"))
+            parsed = parse_conda_file(spec.conda_file, self.diags)
+            if parsed is None:
+                return None
+        spec_digest = json_digest({**parsed, "image": spec.image})
+        attrs = {"name": spec.name, "version": spec.version or derived_version(spec_digest),
+                 "conda_file": str(spec.conda_file) if spec.conda_file else None, "image": spec.image,
+                 **parsed, "description": spec.description, "tags": spec.tags, "spec_digest": spec_digest}
+        res = Resource(Address(Kind.ENVIRONMENT, spec.name), attrs, resource_digest(Kind.ENVIRONMENT, attrs), (), {},
+                       tuple(f for f, _ in spec.ignored), Source(spec.where.doc.display, spec.where.line()))
+        if self._register(Kind.ENVIRONMENT, spec, res) is not res:
+            return self.assets[(Kind.ENVIRONMENT, spec.name)][0]
+        image = {"environment": spec.name, "spec_digest": spec_digest, "python": parsed["python"],
+                 "conda_packages": parsed["conda_packages"], "pip_packages": parsed["pip_packages"]}
+        self.resources[Address(Kind.IMAGE, spec.name)] = Resource(
+            Address(Kind.IMAGE, spec.name), image, resource_digest(Kind.IMAGE, image), (res.address,), {}, (), res.source)
+        return res
+
+    def resolve(self, ref: Ref) -> Resource | None:
+        """The model / environment resource a reference names, or None (with an error unless already reported)."""
+        kind = Kind(ref.kind)
+        found = self.assets.get((kind, ref.name))
+        if found is None:
+            if ref.name in self.specs.invalid[ref.kind]:
+                return None
+            known = sorted(n for k, n in self.assets if k is kind)
+            hint = f"Define it in a {ref.kind} YAML (with the Azure $schema URL or 'kind: {ref.kind}')"
+            if ref.kind == "environment" and ref.name.lower().startswith("azureml-"):
+                hint = ("Azure curated environments are not available to mlctl: write an environment YAML with a "
+                        "conda_file")
+            self.diags.append(Diagnostic(f"{ref.kind} reference '{ref.text}' names unknown {ref.kind} '{ref.name}'",
+                                         hint + "." + did_you_mean(ref.name, known), **ref.where.at()))
+            return None
+        res, spec = found
+        if ref.version is not None and ref.version != res.attributes["version"]:
+            self.diags.append(Diagnostic(
+                f"{ref.kind} reference '{ref.text}' names version {ref.version}, but the configuration defines "
+                f"{ref.name}:{res.attributes['version']} (at {spec.where.text()})",
+                f"Refer to {ref.name}:{res.attributes['version']} or azureml:{ref.name}@latest.", **ref.where.at()))
+            return None
+        return res
+
+    def endpoint(self, spec) -> None:
+        attrs = {"name": spec.name, "auth_mode": spec.auth_mode, "port": spec.port,
+                 "description": spec.description, "tags": spec.tags}
+        address = Address(Kind.ENDPOINT, spec.name)
+        if address not in self.resources:
+            self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), (), {},
+                                               tuple(f for f, _ in spec.ignored),
+                                               Source(spec.where.doc.display, spec.where.line()))
+
+    def deployment(self, spec: DeploymentSpec) -> None:
+        address = Address(Kind.DEPLOYMENT, f"{spec.endpoint}.{spec.name}")
+        if Address(Kind.ENDPOINT, spec.endpoint) not in self.resources or address in self.resources:
+            return  # unknown endpoint or duplicate: reported by the checks
+        model = self.resolve(spec.model) if isinstance(spec.model, Ref) else self.model(spec.model)
+        env = None
+        if isinstance(spec.environment, Ref):
+            env = self.resolve(spec.environment)
+        elif spec.environment is not None:
+            env = self.environment(spec.environment)
+        code_digest, code_files = self._hash(spec.code, spec.where.at("code_configuration", "code"))
+        if model is None or code_digest is None or (spec.environment is not None and env is None):
+            return
+        attrs = {"endpoint": spec.endpoint, "name": spec.name,
+                 "model": model.attributes["name"], "model_version": model.attributes["version"],
+                 "model_digest": model.attributes["content_digest"],
+                 "code": str(spec.code), "code_digest": code_digest, "scoring_script": spec.scoring_script,
+                 "environment": env.attributes["name"] if env else None,
+                 "image_digest": env.attributes["spec_digest"] if env else None,
+                 **spec.settings}
+        depends = [Address(Kind.ENDPOINT, spec.endpoint), model.address]
+        if env is not None:
+            depends.append(Address(Kind.IMAGE, env.attributes["name"]))
+        files = {**{"code/" + rel: sha for rel, sha in code_files.items()}, **model.files}
+        self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), tuple(depends), files,
+                                           tuple(f for f, _ in spec.ignored),
+                                           Source(spec.where.doc.display, spec.where.line()))
+
+    def traffic(self, spec) -> None:
+        address = Address(Kind.TRAFFIC, spec.name)
+        if address in self.resources:
+            return
+        attrs = {"endpoint": spec.name, "traffic": dict(spec.traffic), "mirror_traffic": dict(spec.mirror_traffic)}
+        deployments = sorted(a for a in self.resources if a.kind is Kind.DEPLOYMENT and a.endpoint == spec.name)
+        self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs),
+                                           (Address(Kind.ENDPOINT, spec.name), *deployments), {}, (),
+                                           Source(spec.where.doc.display, spec.where.doc.line(("traffic",))))

@@ -1,0 +1,118 @@
+"""Discovery: which YAML files make up a project's configuration, and the kind of each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlctl.errors import Diagnostic
+from mlctl.project import Project
+from mlctl.schemas.documents import Document, display_path, read_document
+from mlctl.schemas.validate import KINDS, did_you_mean
+
+# The last part of a `$schema` URL (lower case, without .schema.json) -> kind.
+SCHEMA_KINDS = {
+    "managedonlineendpoint": "endpoint",
+    "managedonlinedeployment": "deployment",
+    "model": "model",
+    "environment": "environment",
+}
+
+
+def schema_kind(url: str) -> str | None:
+    """Pure: the kind a `$schema` URL names, e.g. .../managedOnlineEndpoint.schema.json -> 'endpoint'."""
+    last = url.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+    for suffix in (".schema.json", ".json"):
+        last = last.removesuffix(suffix)
+    return SCHEMA_KINDS.get(last)
+
+
+def _guess(data: dict) -> str:
+    """Pure: a hint for a YAML file that declares no kind but looks like one."""
+    if "endpoint_name" in data or "code_configuration" in data:
+        guess = "deployment"
+    elif "auth_mode" in data or "traffic" in data or "deployments" in data:
+        guess = "endpoint"
+    elif "dependencies" in data or "channels" in data:
+        return ""
+    elif "conda_file" in data or "image" in data:
+        guess = "environment"
+    elif "path" in data and "name" in data:
+        guess = "model"
+    else:
+        return ""
+    return f" (it looks like a {guess}: add 'kind: {guess}' or the Azure '$schema:' URL to read it)"
+
+
+def document_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
+    """(kind, None) for an mlctl document; (None, a note or an error) otherwise.
+
+    An explicit `kind:` naming no known kind is an error; a file with no known kind is a
+    note (it is another tool's YAML, such as a conda file).
+    """
+    data = doc.data
+    if not isinstance(data, dict):
+        what = "empty" if data is None else "not a mapping"
+        return None, Diagnostic(f"skipped {doc.display}: {what}, not an mlctl kind", severity="note", file=doc.display)
+    from_schema = schema_kind(data["$schema"]) if isinstance(data.get("$schema"), str) else None
+    kind = data.get("kind")
+    if kind is not None:
+        if kind not in KINDS:
+            return None, Diagnostic(
+                f"unknown kind {kind!r}",
+                f"Use one of: {', '.join(KINDS)}." + did_you_mean(str(kind), KINDS),
+                **doc.at(("kind",)))
+        if from_schema and from_schema != kind:
+            return None, Diagnostic(
+                f"kind {kind!r} contradicts $schema, which names a {from_schema}",
+                "Remove 'kind:' or make it match the $schema URL.", **doc.at(("kind",)))
+        return kind, None
+    if from_schema:
+        return from_schema, None
+    if "$schema" in data:
+        why = f"$schema {str(data['$schema']).rsplit('/', 1)[-1]!r} is not a kind mlctl reads"
+    else:
+        why = "no $schema or kind" + _guess(data)
+    return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note", file=doc.display)
+
+
+def config_paths(project: Project) -> list[Path]:
+    """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder."""
+    if project.files:
+        return list(project.files)
+    try:
+        found = [p for p in project.root.iterdir()
+                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnostic]]:
+    """Read the project's config files: [(document, kind)] and the diagnostics met on the way."""
+    diags: list[Diagnostic] = []
+    docs: list[tuple[Document, str]] = []
+    if not project.files and not project.root.is_dir():
+        shown = display_path(project.root)
+        return [], [Diagnostic(f"project folder {shown} does not exist", "Check the -C argument.", file=shown)]
+    for path in config_paths(project):
+        doc, problems = read_document(path)
+        diags.extend(problems)
+        if doc is None:
+            continue
+        kind, why = document_kind(doc)
+        if kind is None:
+            if why is not None and why.severity == "note" and project.files:
+                why = Diagnostic(why.summary.replace("skipped ", "", 1),
+                                 "A file named with -f must be an endpoint, deployment, model or environment "
+                                 "YAML: add the Azure '$schema:' URL or 'kind:'.", file=doc.display)
+            if why is not None:
+                diags.append(why)
+            continue
+        docs.append((doc, kind))
+    if not docs and not any(d.severity == "error" for d in diags):
+        where = display_path(project.root)
+        diags.append(Diagnostic(
+            f"no configuration found in {where}",
+            "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
+            "project folder, or name them with -f.", file=where))
+    return docs, diags

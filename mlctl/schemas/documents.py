@@ -1,0 +1,127 @@
+"""Documents: one YAML file read with a line for every field, so every error can name file, line and field."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlctl.errors import Diagnostic
+
+Path_ = tuple  # a field path: mapping keys (str) and list indices (int)
+
+
+def display_path(path: Path) -> str:
+    """Pure: the path as the user should read it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def dotted(path: Path_) -> str:
+    """Pure: ('deployments', 0, 'model', 'path') -> 'deployments[0].model.path'."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: its data and the 1-based line of every key and list item."""
+
+    path: Path                       # absolute
+    data: Any
+    text: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        return display_path(self.path)
+
+    @property
+    def base(self) -> Path:
+        """The folder paths in this file are relative to."""
+        return self.path.parent
+
+    def line(self, path: Path_) -> int:
+        """The line of the field at `path`, or of its closest ancestor that exists."""
+        key = tuple(str(p) if not isinstance(p, int) else p for p in path)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.lines.get((), 1)
+
+    def at(self, path: Path_, **extra) -> dict:
+        """Keyword arguments locating a Diagnostic at `path`: file, line and field."""
+        return {"file": self.display, "line": self.line(path), "field": dotted(path) or None, **extra}
+
+    def get(self, path: Path_, default=None):
+        node = self.data
+        for p in path:
+            try:
+                node = node[p]
+            except (KeyError, IndexError, TypeError):
+                return default
+        return node
+
+
+def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
+    """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        return None, [Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})",
+                                 "Save the file as UTF-8.", file=shown)]
+    except OSError as e:
+        return None, [Diagnostic(f"cannot read {shown}: {e.strerror or e}",
+                                 "Check that the file exists and is readable.", file=shown)]
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        return None, [Diagnostic(f"YAML syntax error: {what}",
+                                 "Fix the YAML syntax (indentation, colons, quotes) at this line.",
+                                 file=shown, line=mark.line + 1 if mark else None)]
+    except yaml.YAMLError as e:
+        return None, [Diagnostic(f"YAML error: {e}", "Fix the YAML syntax.", file=shown)]
+    finally:
+        loader.dispose()
+    doc = Document(path, data, text)
+    diags: list[Diagnostic] = []
+    if node is not None:
+        doc.lines[()] = node.start_mark.line + 1
+        _map_lines(node, (), doc, diags)
+    return doc, diags
+
+
+def _map_lines(node: yaml.Node, path: Path_, doc: Document, diags: list[Diagnostic]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                diags.append(Diagnostic(
+                    f"duplicate key '{key}' (first at line {seen[key]})",
+                    "Remove one of them: YAML keeps only the last, which is rarely what was meant.",
+                    file=doc.display, line=line, field=dotted(path + (key,))))
+            seen[key] = line
+            doc.lines[path + (key,)] = line
+            _map_lines(value_node, path + (key,), doc, diags)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            doc.lines[path + (i,)] = item.start_mark.line + 1
+            _map_lines(item, path + (i,), doc, diags)

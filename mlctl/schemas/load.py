@@ -1,0 +1,81 @@
+"""Loading: a project's YAML files -> the desired Resources (Config), with every problem as a diagnostic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.project import Project
+from mlctl.resources import Resource
+from mlctl.schemas.build import PATH_ATTRIBUTES, Builder, resource_digest  # noqa: F401  (re-exported)
+
+__all__ = ["Config", "load_config", "PATH_ATTRIBUTES", "resource_digest"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The desired configuration.
+
+    resources:   sorted by address; includes image.* and traffic.*. Empty when there are errors.
+    diagnostics: errors, warnings and notes ("skipped conda.yml: ..."), in file order.
+    inputs:      {absolute path: "sha256:<hex>"} of every config file and every file it references
+                 (conda files, code files, model files): a saved plan binds to these.
+    ignored:     {address: (dotted cloud-only fields accepted but not honoured)}.
+    """
+
+    resources: tuple[Resource, ...]
+    diagnostics: tuple[Diagnostic, ...] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+    def has_errors(self) -> bool:
+        return bool(self.errors)
+
+    def raise_for_errors(self) -> None:
+        """Raise MlctlError carrying every diagnostic (errors, warnings, notes) when there is an error."""
+        if self.has_errors():
+            raise MlctlError(*self.errors)
+
+    def resource(self, address: str) -> Resource | None:
+        return next((r for r in self.resources if str(r.address) == address), None)
+
+
+def load_config(project: Project) -> Config:
+    """Read, validate and normalize the project's configuration. Never raises for bad input.
+
+    Reads the config files and hashes every referenced file (file hashes cached in
+    `<data_dir>/hashcache.json`, which it writes).
+    """
+    import hashlib
+
+    from mlctl.digests import CACHE_FILE, HashCache
+    from mlctl.schemas.checks import check_specs
+    from mlctl.schemas.discovery import discover
+    from mlctl.schemas.specs import Specs, add_document
+
+    docs, diags = discover(project)
+    inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
+    specs = Specs()
+    for doc, kind in docs:
+        add_document(doc, kind, specs, diags)
+    diags.extend(check_specs(specs))
+    cache = HashCache.load(project.data_dir / CACHE_FILE)
+    builder = Builder(specs, cache, diags)
+    resources = builder.build()
+    inputs.update(builder.inputs)
+    if cache.computed and project.data_dir.parent.is_dir():
+        try:
+            project.ensure_data_dir()
+            cache.save()
+        except OSError:
+            pass  # a read-only checkout: the cache is only a speed-up
+    errors = any(d.severity == "error" for d in diags)
+    ignored = {str(r.address): r.ignored for r in resources if r.ignored}
+    diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))
+    return Config(() if errors else tuple(resources), tuple(diags), dict(sorted(inputs.items())),
+                  {} if errors else ignored)

@@ -1,0 +1,184 @@
+"""Schema validation: the JSON Schemas of each kind, their errors as located diagnostics, defaults, ignored fields."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mlctl.errors import Diagnostic
+from mlctl.schemas.documents import Document, dotted
+
+SCHEMA_DIR = Path(__file__).parent
+KINDS = ("endpoint", "deployment", "model", "environment")
+BASE_URI = "https://mlctl.dev/schemas/"
+TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+              "object": "a mapping", "array": "a list", "null": "empty (null)"}
+
+
+@lru_cache(maxsize=None)
+def schema(kind: str) -> dict:
+    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json)."""
+    return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (BASE_URI + f"{k}.schema.json", Resource.from_contents(schema(k))) for k in KINDS
+    )
+    return Draft202012Validator(schema(kind), registry=registry)
+
+
+def resolve(node: dict, kind: str) -> tuple[dict, str]:
+    """Pure: a schema node with its `$ref` merged in (the ref's own keys first), and the kind file it lives in."""
+    ref = node.get("$ref")
+    if not ref:
+        return node, kind
+    target_file, _, pointer = ref.partition("#")
+    target_kind = target_file.removesuffix(".schema.json") if target_file else kind
+    target = schema(target_kind)
+    for part in filter(None, pointer.split("/")):
+        target = target[part]
+    target, target_kind = resolve(target, target_kind)
+    merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return merged, target_kind
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def did_you_mean(word: str, choices) -> str:
+    """Pure: ' Did you mean 'x'?' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def schema_diagnostics(doc: Document, kind: str, data: Any = None, prefix: tuple = ()) -> list[Diagnostic]:
+    """Every schema error of `data` (default: the whole document) as a diagnostic with file, line and field."""
+    data = doc.data if data is None else data
+    out: list[Diagnostic] = []
+    seen: set[tuple] = set()
+    for err in _validator(kind).iter_errors(data):
+        for d in _explain(err, doc, prefix):
+            key = (d.line, d.field, d.summary)
+            if key not in seen:
+                seen.add(key)
+                out.append(d)
+    out.sort(key=lambda d: (d.line or 0, d.field or ""))
+    return out
+
+
+def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
+    path = prefix + tuple(err.absolute_path)
+    name = dotted(path) or "the document"
+    hint = err.schema.get("x-mlctl-hint", "") if isinstance(err.schema, dict) else ""
+    v, value = err.validator, err.instance
+    if v == "required":
+        m = re.match(r"'(.+)' is a required property", err.message)
+        missing = m.group(1) if m else str(err.validator_value)
+        where = f" in '{name}'" if path else ""
+        return [Diagnostic(f"missing required field '{missing}'{where}",
+                           f"Add '{missing}:'." + (f" {hint}" if hint else ""), **doc.at(path, field=dotted(path + (missing,))))]
+    if v == "additionalProperties" and isinstance(value, dict):
+        known = set(err.schema.get("properties", {}))
+        extras = [k for k in value if k not in known]
+        if not known:  # a free mapping with typed values: the error is about a value, not a key
+            return [Diagnostic(f"'{name}' has an invalid entry", hint, **doc.at(path))]
+        return [Diagnostic(f"unknown field '{k}'" + (f" in '{name}'" if path else ""),
+                           ("Remove it or fix its spelling." + did_you_mean(str(k), known)).strip(),
+                           **doc.at(path + (k,))) for k in extras]
+    if v == "type":
+        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        words = " or ".join(TYPE_WORDS.get(t, t) for t in want)
+        return [Diagnostic(f"'{name}' must be {words}, not {_type_name(value)} ({_short(value)})",
+                           hint or f"Change it to {words}.", **doc.at(path))]
+    if v in ("enum", "const"):
+        allowed = err.validator_value if v == "enum" else [err.validator_value]
+        return [Diagnostic(f"'{name}' is {_short(value)}; expected one of: {', '.join(map(str, allowed))}",
+                           ("Use one of the allowed values." + did_you_mean(str(value), map(str, allowed))).strip(),
+                           **doc.at(path))]
+    limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+              "exclusiveMaximum": "less than", "minLength": "at least", "maxLength": "at most",
+              "maxProperties": "at most", "minProperties": "at least", "minItems": "at least"}
+    if v in limits:
+        unit = {"minLength": " characters", "maxLength": " characters", "maxProperties": " entries",
+                "minProperties": " entries", "minItems": " items"}.get(v, "")
+        return [Diagnostic(f"'{name}' is {_short(value) if not unit else 'too ' + ('long' if 'max' in v else 'short')}; "
+                           f"it must be {limits[v]} {err.validator_value}{unit}",
+                           hint or "Change the value.", **doc.at(path))]
+    if v == "pattern":
+        return [Diagnostic(f"'{name}' has an invalid value {_short(value)}", hint, **doc.at(path))]
+    if v == "propertyNames":
+        return [Diagnostic(f"'{name}' has an invalid key {_short(value)}", hint, **doc.at(path))]
+    return [Diagnostic(f"'{name}': {err.message}", hint, **doc.at(path))]
+
+
+def apply_defaults(node: dict, kind: str, value: Any) -> Any:
+    """Pure: a copy of `value` with the schema's defaults filled in (recursively, into present mappings)."""
+    s, k = resolve(node, kind)
+    if isinstance(value, dict):
+        out = dict(value)
+        for key, sub in s.get("properties", {}).items():
+            sub_r, _ = resolve(sub, k)
+            if key not in out and "default" in sub_r:
+                out[key] = copy.deepcopy(sub_r["default"])
+            if key in out:
+                out[key] = apply_defaults(sub, k, out[key])
+        return out
+    if isinstance(value, list) and isinstance(s.get("items"), dict):
+        return [apply_defaults(s["items"], k, item) for item in value]
+    return value
+
+
+def ignored_fields(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:
+    """Pure: [(dotted field, why)] of the cloud-only fields present in `value` (marked `x-mlctl-ignored`)."""
+    s, k = resolve(node, kind)
+    out: list[tuple[str, str]] = []
+    if not isinstance(value, dict):
+        return out
+    for key, sub in s.get("properties", {}).items():
+        if key not in value:
+            continue
+        sub_r, _ = resolve(sub, k)
+        if "x-mlctl-ignored" in sub_r:
+            out.append((dotted(prefix + (key,)), sub_r["x-mlctl-ignored"]))
+        elif isinstance(value[key], dict) and key != "deployments":
+            out.extend(ignored_fields(sub, k, value[key], prefix + (key,)))
+    return out
+
+
+def property_schema(kind: str, *path: str) -> tuple[dict, str]:
+    """(schema node, the kind file it lives in) of a property path, e.g. ('deployment', 'model')."""
+    node, k = schema(kind), kind
+    for p in path:
+        node, k = resolve(node, k)
+        node = node["properties"][p]
+    return node, k
