@@ -37,9 +37,6 @@ CONDA_TO_PYPI: dict[str, str] = {
     "ruamel_yaml": "ruamel.yaml",
     "python-kubernetes": "kubernetes",
     "python-flatbuffers": "flatbuffers",
-    "typing_extensions": "typing-extensions",
-    "importlib_metadata": "importlib-metadata",
-    "lightning": "lightning",
 }
 
 # Conda packages that are system libraries or conda machinery, not Python distributions:
@@ -64,7 +61,15 @@ NOT_PACKAGES: frozenset[str] = frozenset({"python", "pip", "setuptools", "wheel"
 # pip packages mlctl replaces: its own scoring server stands in for Azure's.
 REPLACED_BY_MLCTL: frozenset[str] = frozenset({"azureml-defaults", "azureml-inference-server-http"})
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_PYPI = {_canonical(k): v for k, v in CONDA_TO_PYPI.items()}
+_CONDA_ONLY = frozenset(_canonical(n) for n in CONDA_ONLY)
 
 
 @dataclass(frozen=True)
@@ -136,10 +141,10 @@ def pip_requirement(spec: str) -> tuple[str | None, str | None]:
     name = conda_name(spec)
     if not name or name in NOT_PACKAGES:
         return None, None
-    if name in CONDA_ONLY:
+    if _canonical(name) in _CONDA_ONLY:
         return None, f"skipped conda-only package '{name}' (a system library; not installed from PyPI)"
-    pypi = CONDA_TO_PYPI.get(name, name)
-    note = f"conda package '{name}' installed as '{pypi}' from PyPI" if pypi != name else None
+    pypi = _PYPI.get(_canonical(name), name)
+    note = f"conda package '{name}' installed as '{pypi}' from PyPI" if _canonical(pypi) != _canonical(name) else None
     return pypi + conda_version(spec), note
 
 
