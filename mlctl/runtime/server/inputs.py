@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl
 
 from mlctl.runtime.server import jsoncodec
-from mlctl.runtime.server.rawhttp import AMLRequest
-from mlctl.runtime.server.script import RAW, SCHEMA, UserScript
+from mlctl.runtime.server.rawhttp import AMLRequest, BadRequest
+from mlctl.runtime.server.script import RAW, SCHEMA, TEXT, UserScript
 
 
 class BadInput(Exception):
@@ -97,3 +97,34 @@ def run_arguments(script: UserScript, req: RequestData) -> Dict[str, Any]:
         return {script.param: req.body.decode("utf-8")}
     except UnicodeDecodeError as ex:
         raise BadInput(f"Input cannot be decoded as UTF-8: {ex}") from None
+
+
+def _deserializer_failed(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "_deserialize_input_argument" or "inference_schema/parameter_types" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def input_fault(script: UserScript, req: RequestData, exc: BaseException) -> Optional[str]:
+    """Pure: when run() failed because of the request rather than the script, the 400 message.
+
+    Cases: inference-schema could not convert the input to the declared type (wrong
+    shape or type), or an undecorated run() failed on a body that is not JSON at all.
+    A @rawhttp run() that let the request's BadRequest (invalid JSON body) escape is a third.
+    None means the script is at fault (500)."""
+    if isinstance(exc, BadRequest):
+        return f"Bad request: {exc}"
+    if script.mode == SCHEMA and _deserializer_failed(exc):
+        return f"Input does not match the schema of run(): {type(exc).__name__}: {exc}"
+    if script.mode == TEXT and req.method == "POST":
+        if not req.body.strip():
+            return "run() failed on an empty request body; send the JSON input the script expects."
+        try:
+            jsoncodec.loads(req.body)
+        except ValueError as bad:
+            return f"run() failed on a request body that is not valid JSON ({bad}); check the body."
+    return None

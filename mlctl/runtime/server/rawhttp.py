@@ -27,6 +27,12 @@ def rawhttp(func: Any) -> Any:
     return func
 
 
+class BadRequest(ValueError):
+    """The request body cannot be read as asked (invalid JSON): answered 400, like Flask's BadRequest."""
+
+    code = 400
+
+
 class MultiDict(dict):
     """A dict of first values that also keeps every value (Werkzeug's MultiDict subset)."""
 
@@ -184,14 +190,14 @@ class AMLRequest:
         if not (force or self.is_json):
             if silent:
                 return None
-            raise ValueError("Did not attempt to load JSON data because the request Content-Type was not "
+            raise BadRequest("Did not attempt to load JSON data because the request Content-Type was not "
                              "'application/json'.")
         try:
             return jsoncodec.loads(self.data)
-        except ValueError:
+        except ValueError as exc:
             if silent:
                 return None
-            raise
+            raise BadRequest(f"Failed to decode JSON object: {exc}") from None
 
     @property
     def json(self) -> Any:

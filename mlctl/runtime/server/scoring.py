@@ -10,7 +10,7 @@ from aiohttp import web
 
 from mlctl.runtime.server import jsoncodec
 from mlctl.runtime.server.answers import JSON, HeaderTooLarge, add_ids, cors_headers, error, request_ids
-from mlctl.runtime.server.inputs import BadInput, RequestData, UnsupportedInput, run_arguments
+from mlctl.runtime.server.inputs import BadInput, RequestData, UnsupportedInput, input_fault, run_arguments
 from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.rawhttp import AMLResponse
 from mlctl.runtime.server.script import UserScript
@@ -124,6 +124,9 @@ class Scorer:
             cause = exc.__cause__
             logger.error("Encountered Exception: %s", "".join(
                 traceback.format_exception(type(cause), cause, cause.__traceback__ if cause else None)))
+            fault = input_fault(self.script, req, cause) if cause is not None else None
+            if fault is not None:
+                return error(400, fault, run_failed=True)
             return error(500, RUN_FAILED, run_failed=True)
         if isinstance(out, AMLResponse) or (hasattr(out, "status_code") and hasattr(out, "get_data")):
             resp = _user_response(out)

@@ -1,0 +1,43 @@
+"""Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print or echo."""
+import json
+import logging
+import os
+import time
+
+import joblib
+import numpy as np
+
+log = logging.getLogger("kitchen")
+model = None
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "diabetes.pkl"))
+    print("kitchen init done")
+
+
+def _block(spec):
+    with open(spec["started"], "w") as f:
+        f.write("started")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(spec["release"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def run(raw_data, request_headers):
+    req = json.loads(raw_data)
+    if "fail" in req:
+        raise RuntimeError("asked to fail: " + str(req["fail"]))
+    if "sleep" in req:
+        time.sleep(req["sleep"])
+    if "block" in req:
+        _block(req["block"])
+    if "print" in req:
+        print("printed", req["print"])
+        log.warning("logged %s", req["print"])
+    if "echo" in req:
+        return {"raw": raw_data, "headers": request_headers}
+    if "data" in req:
+        return model.predict(np.array(req["data"])).tolist()
+    return {"ok": True}

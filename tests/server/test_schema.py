@@ -1,0 +1,115 @@
+"""inference-schema decorated scripts: JSON object input, 415/400, swagger 2/3/3.1 and overrides."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import jsonschema
+import pytest
+
+from conftest import SCRIPTS
+
+
+def test_schema_input_scores_like_predict(schema_server, diabetes):
+    model, rows = diabetes
+    a = schema_server.call("POST", "/score", {"data": rows})
+    assert a.status == 200
+    assert a.json() == pytest.approx(model.predict(rows).tolist())
+    b = schema_server.call("POST", "/score", {"data": rows, "scale": 2.0})
+    assert b.json() == pytest.approx((model.predict(rows) * 2).tolist())
+
+
+def test_schema_get_query_maps_to_parameters(schema_server, diabetes):
+    model, rows = diabetes
+    a = schema_server.call("GET", "/score?data=" + json.dumps(rows).replace(" ", ""))
+    assert a.status == 200
+    assert a.json() == pytest.approx(model.predict(rows).tolist())
+
+
+def test_schema_wants_json_content_type(schema_server, diabetes):
+    a = schema_server.call("POST", "/score", json.dumps({"data": diabetes[1]}), headers={"Content-Type": "text/plain"})
+    assert a.status == 415
+    assert a.json() == {"message": "Expects Content-Type to be application/json"}
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"scale": 1.0}, "'data' parameter"),
+    ([1, 2], "JSON dictionary"),
+    ("", "empty"),
+    ("{oops", "could not be decoded as JSON"),
+    (b"\xff\xfe", "could not be decoded as JSON"),
+    ({"data": "not an array"}, "does not match the schema"),
+    ({"data": [[1, 2], [3]]}, "does not match the schema"),
+])
+def test_schema_bad_input_is_400(schema_server, body, fragment):
+    if isinstance(body, (str, bytes)):
+        a = schema_server.call("POST", "/score", body, headers={"Content-Type": "application/json"})
+    else:
+        a = schema_server.call("POST", "/score", body)
+    assert a.status == 400, a.body
+    assert fragment in a.json()["message"]
+    assert schema_server.call("GET", "/").status == 200
+
+
+def test_schema_run_error_is_500(schema_server, diabetes):
+    a = schema_server.call("POST", "/score", {"data": diabetes[1], "scale": 0})
+    assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
+
+
+def _swagger(server, version):
+    a = server.call("GET", "/swagger.json" + (f"?version={version}" if version else ""))
+    assert a.status == 200, a.body
+    return a.json()
+
+
+def test_swagger_2_and_3_describe_the_schema(schema_server):
+    v2 = _swagger(schema_server, None)
+    assert v2["swagger"] == "2.0"
+    assert _swagger(schema_server, "2") == v2
+    props = v2["definitions"]["ServiceInput"]["properties"]
+    assert set(props) == {"data", "scale"} and props["data"]["type"] == "array"
+    v3 = _swagger(schema_server, "3")
+    assert v3["openapi"] == "3.0.3"
+    assert set(v3["components"]["schemas"]["ServiceInput"]["properties"]) == {"data", "scale"}
+    assert _swagger(schema_server, "3.1")["openapi"] == "3.1.0"
+    for doc in (v2, v3):  # the documented example validates against the documented schema
+        schemas = doc.get("definitions") or doc["components"]["schemas"]
+        jsonschema.validate(schemas["ServiceInput"]["example"], schemas["ServiceInput"])
+
+
+def test_unknown_swagger_version_is_404(schema_server):
+    a = schema_server.call("GET", "/swagger.json?version=9")
+    assert a.status == 404 and "not valid" in a.json()["message"]
+
+
+def test_undecorated_script_gets_a_valid_document(kitchen):
+    v2 = _swagger(kitchen, "2")
+    assert v2["swagger"] == "2.0" and v2["definitions"]["ServiceInput"]["type"] == "object"
+    assert "/score" in v2["paths"]
+    v3 = _swagger(kitchen, "3")
+    assert v3["openapi"] == "3.0.3" and "/score" in v3["paths"]
+
+
+def test_swagger_json_beside_the_script_overrides(servers, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(SCRIPTS / "kitchen.py", code / "score.py")
+    mine = {"swagger": "2.0", "info": {"title": "mine", "version": "7"}, "paths": {}}
+    (code / "swagger.json").write_text(json.dumps(mine))
+    server = servers.start(code / "score.py")
+    assert _swagger(server, "2") == mine
+    assert _swagger(server, "3")["openapi"] == "3.0.3"
+
+
+def test_pandas_schema(servers, models):
+    from sklearn.datasets import load_iris
+    import joblib
+
+    server = servers.start(SCRIPTS / "iris_pandas.py")
+    X = load_iris(as_frame=True).frame.drop(columns="target")
+    rows = X.iloc[[0, 60, 120]]
+    a = server.call("POST", "/score", {"frame": rows.to_dict(orient="records")})
+    assert a.status == 200, a.body
+    assert a.json() == joblib.load(models / "iris.pkl").predict(rows.to_numpy()).tolist()
+    doc = _swagger(server, "3")
+    assert doc["components"]["schemas"]["ServiceInput"]["properties"]["frame"]["type"] == "array"

@@ -1,0 +1,104 @@
+"""/score with an undecorated run(raw_data): answers, headers, errors, bad bodies, logs."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+
+def test_health_answers_healthy(kitchen):
+    a = kitchen.call("GET", "/")
+    assert (a.status, a.body) == (200, b"Healthy")
+
+
+def test_score_matches_model_predict(kitchen, diabetes):
+    model, rows = diabetes
+    a = kitchen.call("POST", "/score", {"data": rows})
+    assert a.status == 200
+    assert a.headers["content-type"].startswith("application/json")
+    assert a.json() == pytest.approx(model.predict(rows).tolist())
+    assert a.headers["x-ms-run-function-failed"] == "False"
+    assert float(a.headers["x-ms-run-fn-exec-ms"]) >= 0
+    assert a.headers["x-ms-server-version"]
+
+
+def test_request_ids_are_echoed_or_made(kitchen):
+    a = kitchen.call("POST", "/score", {"ok": 1})
+    made = a.headers["x-request-id"]
+    assert str(uuid.UUID(made)) == made
+    assert a.headers["x-ms-request-id"] == made
+    b = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-request-id": "rid-1", "x-ms-client-request-id": "cid-1"})
+    assert (b.headers["x-request-id"], b.headers["x-ms-client-request-id"], b.headers["x-ms-request-id"]) == \
+        ("rid-1", "cid-1", "cid-1")
+    c = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-ms-request-id": "legacy-1"})
+    assert (c.headers["x-ms-request-id"], c.headers["x-ms-client-request-id"]) == ("legacy-1", "legacy-1")
+
+
+@pytest.mark.parametrize("header", ["x-request-id", "x-ms-request-id", "x-ms-client-request-id"])
+def test_request_id_over_100_chars_is_431(kitchen, header):
+    a = kitchen.call("POST", "/score", {"ok": 1}, headers={header: "x" * 101})
+    assert a.status == 431
+    assert "100 characters" in a.json()["message"]
+    assert kitchen.call("POST", "/score", {"ok": 1}, headers={header: "x" * 100}).status == 200
+
+
+def test_request_headers_parameter_gets_the_headers(kitchen):
+    a = kitchen.call("POST", "/score", {"echo": 1}, headers={"X-Probe": "hello"})
+    headers = {k.lower(): v for k, v in a.json()["headers"].items()}
+    assert headers["x-probe"] == "hello"
+    assert json.loads(a.json()["raw"]) == {"echo": 1}
+
+
+def test_get_query_parameters_are_json_decoded(kitchen):
+    a = kitchen.call("GET", "/score?echo=1&data=%5B1,2%5D&name=abc&n=null&r=1&r=2")
+    assert a.status == 200
+    assert json.loads(a.json()["raw"]) == {"echo": 1, "data": [1, 2], "name": "abc", "n": None, "r": [1, 2]}
+
+
+def test_options_405_and_404(kitchen):
+    assert kitchen.call("OPTIONS", "/score").status == 200
+    for method in ("PUT", "DELETE", "PATCH"):
+        a = kitchen.call(method, "/score", b"{}")
+        assert a.status == 405 and a.json() == {"message": "Method not allowed"}
+    assert kitchen.call("POST", "/").status == 405
+    nf = kitchen.call("GET", "/nowhere")
+    assert nf.status == 404 and "message" in nf.json()
+
+
+def test_run_error_is_500_logged_and_server_keeps_serving(kitchen, diabetes):
+    a = kitchen.call("POST", "/score", {"fail": "kaboom-7731"})
+    assert a.status == 500
+    assert a.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
+    assert a.headers["x-ms-run-function-failed"] == "True"
+    assert kitchen.wait_log(r"(?s)Traceback.*RuntimeError: asked to fail: kaboom-7731")
+    assert kitchen.call("POST", "/score", {"data": diabetes[1]}).status == 200
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"\xff\xfe\xfa not utf-8", 400),
+    (b"{not json", 400),
+    (b"", 400),
+    (b"[1, 2", 400),
+])
+def test_bad_bodies_get_4xx_json_and_server_survives(kitchen, body, status):
+    a = kitchen.call("POST", "/score", body, headers={"Content-Type": "application/json"})
+    assert a.status == status
+    assert a.json()["message"]
+    assert kitchen.call("GET", "/").status == 200
+
+
+def test_wrong_shape_is_a_script_error_for_undecorated_run(kitchen):
+    a = kitchen.call("POST", "/score", {"data": [[1, 2, 3]]})
+    assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
+    assert kitchen.call("GET", "/").status == 200
+
+
+def test_one_log_line_per_request_and_print_logging_captured(kitchen):
+    kitchen.call("POST", "/score?q=1", {"print": "marker-5521"}, headers={"x-request-id": "line-req-1"})
+    assert kitchen.wait_log(r"I \[\d+\] azmlinfsrv - POST /score\?q=1 200 [\d.]+ms \d+ line-req-1")
+    log = kitchen.log()
+    assert len([ln for ln in log.splitlines() if "line-req-1" in ln]) == 1
+    assert "azmlinfsrv.print - printed marker-5521" in log
+    assert "W [" in log and "kitchen - logged marker-5521" in log
+    assert "azmlinfsrv.print - kitchen init done" in log
