@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     from mlctl.errors import MlctlError
 
     try:
-        group.main(args=argv, prog_name="mlctl", standalone_mode=False)
+        rv = group.main(args=argv, prog_name="mlctl", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):  # ctx.exit(N) is returned, not raised
+            return rv
     except MlctlError as e:
         click.echo(str(e), err=True)
         return 1
