@@ -106,11 +106,9 @@ class Plan:
 
 def path_attributes() -> Mapping[str, tuple[str, ...]]:
     """{kind: attributes holding absolute paths}: excluded from diffs (another checkout is no change)."""
-    try:
-        from mlctl.schemas.load import PATH_ATTRIBUTES
-    except ImportError:  # the loader names them; these are docs/resources.md's path attributes
-        PATH_ATTRIBUTES = {"model": ("path",), "environment": ("conda_file",), "deployment": ("code",)}
-    return {getattr(k, "value", k): tuple(v) for k, v in PATH_ATTRIBUTES.items()}
+    from mlctl.schemas.load import PATH_ATTRIBUTES
+
+    return PATH_ATTRIBUTES
 
 
 def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

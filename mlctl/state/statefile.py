@@ -140,9 +140,10 @@ def read_state(path: str | os.PathLike) -> State:
     return _parse(path, text)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` all at once: a temp file in the same folder, fsync, rename, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -198,13 +199,13 @@ def write_state(path: str | os.PathLike, state: State) -> State:
                 "another mlctl wrote it meanwhile; run the command again.",
                 file=str(path),
             ))
-        _write_atomic(backup_path(path), previous)
+        write_atomic(backup_path(path), previous)
     state.serial += 1
     state.format_version = FORMAT_VERSION
     state.mlctl_version = __version__
     data = (json.dumps(state.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8")
     try:
-        _write_atomic(path, data)
+        write_atomic(path, data)
     except BaseException:
         state.serial -= 1
         raise

@@ -1,0 +1,97 @@
+"""`mlctl plan`: show what apply would change (text, --json or --markdown); optionally save it (--out)."""
+
+from __future__ import annotations
+
+import click
+
+
+def _lock_timeout(ctx, param, value):
+    from mlctl.state.lock import parse_timeout
+
+    try:
+        return parse_timeout(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def lock_timeout_option(f):
+    """`--lock-timeout DURATION` (shared with apply): wait this long for another mlctl's state lock."""
+    return click.option("--lock-timeout", default="0s", metavar="DURATION", callback=_lock_timeout,
+                        help="Wait this long for the state lock held by another mlctl (e.g. 30s, 2m).")(f)
+
+
+def echo_diagnostics(diagnostics) -> None:
+    """Warnings and notes to stderr (errors are raised as MlctlError)."""
+    for d in diagnostics:
+        if d.severity != "error":
+            click.echo(d.format(), err=True)
+
+
+def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock_timeout: float = 0,
+              operation: str = "plan"):
+    """Load the config, read the state under its lock, refresh, plan. Returns (config, state, plan).
+
+    Raises MlctlError for bad input, a held lock, or a plan with errors."""
+    from mlctl.errors import MlctlError
+    from mlctl.reconciler.plans import plan
+    from mlctl.schemas.load import load_config
+    from mlctl.state.lock import state_lock
+    from mlctl.state.statefile import read_state
+
+    config = load_config(project)
+    config.raise_for_errors()
+    with state_lock(project.state_path, operation, timeout=lock_timeout):
+        state = read_state(project.state_path)
+        observed = None
+        if refresh and state.resources:
+            from mlctl.reconciler.refresh import refresh as do_refresh
+
+            observed = do_refresh(project, state, config)
+    result = plan(config, state, observed, destroy=destroy, replace=replace)
+    if result.has_errors():
+        raise MlctlError(*(d for d in result.diagnostics if d.severity == "error"))
+    return config, state, result
+
+
+@click.command("plan")
+@click.option("--out", "out", metavar="FILE", help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (mlctl.plan/v1).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print markdown for a pull-request comment (<= 60,000 characters).")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--destroy", is_flag=True, help="Plan to delete everything recorded in the state.")
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Replace this resource even if unchanged (repeatable).")
+@click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
+              help="Ask the runtime what is running first; --refresh=false plans from the state alone.")
+@lock_timeout_option
+@click.pass_context
+def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, lock_timeout):
+    """Show what apply would change, without changing anything."""
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown cannot be used together")
+    project = ctx.obj
+    root = str(project.root)
+    config, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
+                                  lock_timeout=lock_timeout)
+    echo_diagnostics(result.diagnostics)
+    if as_json:
+        from mlctl.reconciler.render_json import render_json
+
+        click.echo(render_json(result, root), nl=False)
+    elif as_markdown:
+        from mlctl.reconciler.render_markdown import render_markdown
+
+        click.echo(render_markdown(result, root), nl=False)
+    else:
+        from rich.console import Console
+
+        from mlctl.reconciler.render_text import render_text
+
+        render_text(result, Console(highlight=False), root)
+    if out:
+        from mlctl.reconciler.planfile import save_plan
+
+        save_plan(result, out, root)
+        click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlctl apply {out}",
+                   err=as_json or as_markdown)
+    if detailed_exitcode and result.has_changes():
+        ctx.exit(2)

@@ -1,0 +1,153 @@
+"""Presentation of a plan shared by the renderers: wording, value display, relative paths, masking.
+
+Pure. Paths under the project root are shown relative to it (so output does not depend on
+where the project is checked out); environment variables that look like secrets are masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from mlctl.reconciler.plans import Action, Change, Plan, Reason
+
+SENSITIVE = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN(ECTION)?_?STR|SAS|PRIVATE", re.I)
+MASK = "(sensitive)"
+
+HEADLINE = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.REPLACE: "must be replaced (the new one is created before the old one is destroyed)",
+    Action.RECREATE: "must be replaced (the old one is destroyed first)",
+    Action.DELETE: "will be destroyed",
+    Action.NOOP: "is unchanged",
+}
+LEGEND = {
+    Action.CREATE: "create",
+    Action.UPDATE: "update in place",
+    Action.REPLACE: "create replacement, then destroy",
+    Action.RECREATE: "destroy, then create replacement",
+    Action.DELETE: "destroy",
+}
+
+
+def symbol(action: Action) -> str:
+    """The plan symbol, right-aligned in three columns as Terraform does."""
+    return action.value.rjust(3)
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes():
+        return "No changes. The runtime matches the configuration."
+    n = plan.summary()
+    return f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
+
+
+def upstream_of(plan: Plan, change: Change) -> list[str]:
+    """The replaced dependencies that make `change` an upstream replacement."""
+    replaced = {str(c.address) for c in plan.changes if c.action.replaces or
+                (c.action is Action.CREATE and c.reason is Reason.DRIFT)}
+    deps = change.resource.depends_on if change.resource else ()
+    return sorted(str(d) for d in deps if str(d) in replaced)
+
+
+def reason_text(plan: Plan, change: Change) -> str:
+    """`config changed`, `upstream replaced: model.m`, `requested with --replace`, ..."""
+    r = change.reason
+    if r is None:
+        return ""
+    if r is Reason.UPSTREAM_REPLACED:
+        ups = upstream_of(plan, change)
+        return f"{r.value}: {', '.join(ups)}" if ups else r.value
+    if r is Reason.REQUESTED:
+        return "requested with --replace"
+    if r is Reason.FAILED_EARLIER:
+        return f"{r.value}: it was left failed or tainted by an earlier apply"
+    if r is Reason.DRIFT:
+        return f"{r.value}: the runtime differs from what was applied"
+    return r.value
+
+
+def relative(value: Any, root: str | None) -> Any:
+    """`value` with absolute paths under `root` made relative to it (recursively)."""
+    if not root:
+        return value
+    if isinstance(value, str):
+        if value == root:
+            return "."
+        if value.startswith(root + os.sep):
+            return value[len(root) + 1:]
+        return value
+    if isinstance(value, dict):
+        return {k: relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [relative(v, root) for v in value]
+    return value
+
+
+def masked_env(env: dict | None) -> dict | None:
+    """Environment variables with secret-looking values replaced by `(sensitive)`."""
+    if not env:
+        return env
+    return {k: (MASK if SENSITIVE.search(k) else v) for k, v in env.items()}
+
+
+def masked(attributes: dict | None) -> dict | None:
+    """Attributes with secret-looking environment variable values masked."""
+    if not attributes or not attributes.get("environment_variables"):
+        return attributes
+    return {**attributes, "environment_variables": masked_env(attributes["environment_variables"])}
+
+
+def masked_item(item: tuple) -> tuple:
+    """A diff item with secret-looking environment variable values masked."""
+    op, path, old, new = item
+    if path == "environment_variables":
+        return op, path, masked_env(old), masked_env(new)
+    if path.startswith("environment_variables") and SENSITIVE.search(path[len("environment_variables"):]):
+        return op, path, None if old is None else MASK, None if new is None else MASK
+    return item
+
+
+def shown(value: Any, root: str | None) -> str:
+    """A value as the plan shows it: JSON, paths relative to the project."""
+    return json.dumps(relative(value, root), ensure_ascii=False, separators=(", ", ": "))
+
+
+def file_notes(change: Change) -> list[str]:
+    """`files changed: code/score.py`, one note per non-empty list."""
+    out = []
+    for what in ("changed", "added", "removed"):
+        names = change.changed_files.get(what) or ()
+        if names:
+            out.append(f"files {what}: {', '.join(names)}")
+    return out
+
+
+def item_line(item: tuple, root: str | None) -> tuple[str, str]:
+    """(symbol, text) for one diff item."""
+    op, path, old, new = masked_item(item)
+    if op == "add":
+        return "+", f"{path} = {shown(new, root)}"
+    if op == "remove":
+        return "-", f"{path} = {shown(old, root)}"
+    if op == "drift":
+        return "~", f"{path} = {shown(old, root)} -> {shown(new, root)}  # observed, drifted"
+    return "~", f"{path} = {shown(old, root)} -> {shown(new, root)}"
+
+
+def weights(change: Change) -> str:
+    """`blue 90% -> 0%, green 10% -> 100%` for a traffic change (mirror shown after `mirror`)."""
+    parts = []
+    for key, label in (("traffic", ""), ("mirror_traffic", "mirror ")):
+        before = (change.before or {}).get(key) or {}
+        after = (change.after or {}).get(key) or {}
+        for d in sorted(set(before) | set(after)):
+            b, a = before.get(d, 0), after.get(d, 0)
+            if change.action is Action.DELETE:
+                parts.append(f"{label}{d} {b}% -> removed")
+            elif b != a or change.action is Action.CREATE:
+                parts.append(f"{label}{d} {b}% -> {a}%")
+    return ", ".join(parts) or "weights unchanged"
