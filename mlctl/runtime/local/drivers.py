@@ -109,6 +109,7 @@ class ImageDriver:
         except envs.EnvBuildError as e:
             raise DriverError(f"building the virtualenv of {address} failed",
                               f"The build log is {e.log_path}.", e.log_tail) from None
+        envs.mark_used(a["spec_digest"])
         return built.observed()
 
     def update(self, resource, prior, ctx):
@@ -119,7 +120,10 @@ class ImageDriver:
 
     def read(self, address, prior, ctx):
         built = envs.read_built(prior.attributes["spec_digest"])
-        return built.observed() if built else None
+        if built is None:
+            return None
+        envs.mark_used(prior.attributes["spec_digest"])
+        return built.observed()
 
 
 def _endpoint_observed(ctx, name: str, info) -> dict:
@@ -253,8 +257,10 @@ class DeploymentDriver:
         return self.create(resource, ctx)       # the host scales when only instance_count changed
 
     def delete(self, address, prior, ctx):
+        """Drain and stop the deployment. Within `-/+` nothing is stopped: the create that follows
+        replaces its instances health-gated, so its traffic never meets a missing deployment."""
         endpoint, name = prior.attributes["endpoint"], prior.attributes["name"]
-        if hostclient.find_host(ctx.data_dir, endpoint) is None:
+        if ctx.replacing or hostclient.find_host(ctx.data_dir, endpoint) is None:
             return
         status = _client(ctx, endpoint).status()
         if name in status.get("deployments", {}):
@@ -286,7 +292,7 @@ class TrafficDriver:
         return self.create(resource, ctx)
 
     def delete(self, address, prior, ctx):
-        if hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
+        if not ctx.replacing and hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
             _client(ctx, prior.attributes["endpoint"]).set_traffic({}, {})
 
     def read(self, address, prior, ctx):

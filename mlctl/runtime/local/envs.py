@@ -71,6 +71,18 @@ def env_path(digest: str) -> Path:
     return cache_dir() / "envs" / env_key(digest)
 
 
+def build_log(digest: str) -> Path:
+    """The build log of image `digest` (kept after the build, quoted when it fails)."""
+    return cache_dir() / "envs" / f"{env_key(digest)}.log"
+
+
+def mark_used(digest: str) -> None:
+    """Note that a project uses this virtualenv now (`mlctl cache prune` keeps recently used ones)."""
+    marker = env_path(digest) / ".last-used"
+    if marker.parent.is_dir():
+        marker.touch()
+
+
 def env_python(path) -> Path:
     return Path(path) / "bin" / "python"
 
@@ -105,7 +117,7 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for line in proc.stdout:
         log.write(line)
-        if progress and line.strip():
+        if progress and line.strip() and not line.lstrip().startswith(("+ ", "- ")):
             progress(f"{what}: {line.strip()}")
     log.flush()
     if proc.wait() != 0:
@@ -177,7 +189,7 @@ def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
             if progress:
                 progress("removing a half-built virtualenv left by an interrupted build")
             remove_env(path)
-        log_path = path.parent / f"{path.name}.log"
+        log_path = build_log(digest)
         with open(log_path, "w") as log:
             try:
                 built = _build(path, python_request, full, uv, log, progress)

@@ -1,0 +1,148 @@
+"""`mlctl apply [PLANFILE]`: plan (or load a saved plan), show it, ask, carry it out, print progress."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from mlctl.errors import MlctlError
+
+
+def load_desired(project):
+    """The project's configuration; MlctlError listing every error. Warnings go to stderr."""
+    from mlctl.schemas.load import load_config
+
+    config = load_config(project)
+    errors = [d for d in config.diagnostics if d.severity == "error"]
+    if errors:
+        raise MlctlError(*errors)
+    for d in config.diagnostics:
+        if d.severity == "warning":
+            click.echo(d.format(), err=True)
+    return config
+
+
+def print_plan(plan, project) -> None:
+    from rich.console import Console
+
+    from mlctl.reconciler.render_text import render_text
+
+    render_text(plan, Console(highlight=False, soft_wrap=True), str(project.root))
+
+
+def confirm(auto_approve: bool, question: str) -> None:
+    """Ask for `yes` on a terminal; refuse without --auto-approve elsewhere."""
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise MlctlError("refusing to apply without confirmation: stdin is not a terminal",
+                         detail="Review the plan above, then run again with --auto-approve.")
+    click.echo(f"\n{question}\n  Only 'yes' will be accepted.")
+    if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
+        raise MlctlError("apply cancelled: nothing was changed.")
+
+
+class Printer:
+    """The hooks listener of the CLI: one line per change started, finished or failed, and driver progress."""
+
+    def __init__(self):
+        self.started: dict[str, float] = {}
+
+    def __call__(self, point: str, info: dict) -> None:
+        address = info.get("address", "")
+        if point == "pending_found":
+            click.echo(f"Found an interrupted apply: {info.get('action', '?')} of {address} "
+                       f"(pid {info.get('pid', '?')}, started {info.get('started_at', '?')}). "
+                       "Refresh has read what really runs; continuing from there.", err=True)
+        elif point == "intent_written":
+            self.started[address] = time.monotonic()
+            verb = {"+": "creating", "~": "updating", "+/-": "replacing", "-/+": "recreating",
+                    "-": "deleting"}.get(info.get("action"), "changing")
+            click.echo(f"{address}: {verb}...")
+        elif point == "result_written":
+            took = time.monotonic() - self.started.get(address, time.monotonic())
+            click.echo(f"{address}: done ({took:.1f}s)")
+        elif point == "change_failed":
+            click.echo(f"{address}: FAILED: {info.get('summary', '')}", err=True)
+        elif point == "progress":
+            click.echo(f"{address}: {info.get('message', '')}")
+
+
+def summary(plan) -> str:
+    n = plan.summary()
+    return (f"Apply complete! Resources: {n['add']} added, {n['change']} changed, "
+            f"{n['replace']} replaced, {n['destroy']} destroyed.")
+
+
+def print_endpoints(state) -> None:
+    for address, rs in sorted(state.resources.items()):
+        if rs.kind == "endpoint" and rs.observed.get("scoring_uri"):
+            click.echo(f"  {address}: {rs.observed['scoring_uri']}")
+
+
+def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False, destroy=False,
+              lock_timeout="0s", question="Do you want to perform these actions?") -> int:
+    """Plan (or load PLANFILE), show, confirm, apply. Returns the exit code."""
+    from mlctl.reconciler import apply as engine
+    from mlctl.reconciler.hooks import Hooks
+    from mlctl.reconciler.plans import plan as make_plan
+    from mlctl.reconciler.refresh import check_machine, refresh
+    from mlctl.runtime.drivers import load_runtime
+    from mlctl.state.lock import parse_timeout, state_lock
+    from mlctl.state.statefile import read_state
+
+    try:
+        timeout = parse_timeout(lock_timeout)
+    except ValueError as e:
+        raise MlctlError(f"--lock-timeout: {e}") from None
+    config = load_desired(project)
+    runtime = load_runtime()
+    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=timeout):
+        state = read_state(project.state_path)
+        if planfile:
+            from mlctl.reconciler.planfile import load_plan
+
+            plan = load_plan(planfile, state, config)
+            check_machine(config.resources)
+        else:
+            observed = refresh(project, state, config, runtime=runtime)
+            plan = make_plan(config, state, observed, destroy=destroy)
+        errors = [d for d in plan.diagnostics if d.severity == "error"]
+        if errors:
+            raise MlctlError(*errors)
+        print_plan(plan, project)
+        if not plan.has_changes():
+            if state.pending:
+                engine.apply(plan, project, state, runtime, Hooks(Printer()))
+            return 0
+        engine.check_allowed(plan, allow_destroy)
+        if not planfile:
+            confirm(auto_approve, question)
+        click.echo()
+        state = engine.apply(plan, project, state, runtime, Hooks(Printer()), allow_destroy=allow_destroy)
+    click.echo()
+    click.echo(summary(plan) if not destroy else "Destroy complete! " + summary(plan).split("! ", 1)[1])
+    print_endpoints(state)
+    return 0
+
+
+@click.command()
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
+@click.option("--allow-destroy", is_flag=True, help="Allow deleting endpoints removed from the configuration.")
+@click.option("--lock-timeout", default="0s", metavar="DURATION", show_default=True,
+              help="Wait this long for another mlctl holding the state lock (e.g. 30s).")
+@click.pass_obj
+def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
+    """Make the runtime match the configuration, or carry out a saved PLANFILE.
+
+    Shows the plan and asks for 'yes' (on a terminal; elsewhere pass --auto-approve).
+    A saved plan is applied as reviewed, and refused when the state, the config or any
+    referenced file changed since it was made.
+    """
+    code = run_apply(project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy,
+                     lock_timeout=lock_timeout)
+    if code:
+        raise click.exceptions.Exit(code)

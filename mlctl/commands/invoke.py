@@ -1,0 +1,57 @@
+"""`mlctl invoke ENDPOINT --request-file FILE [--deployment NAME]`: score a request through the endpoint."""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+
+import click
+
+from mlctl.errors import MlctlError
+
+
+def authorization(project, name: str, auth_mode: str) -> str:
+    """The Authorization header value for the endpoint (a key, or a fresh aml_token). Never printed."""
+    from mlctl.runtime.local import secrets
+
+    if auth_mode == "aml_token":
+        token, _ = secrets.issue_token(project.data_dir, name, ttl_s=300)
+        return f"Bearer {token}"
+    return f"Bearer {secrets.read_keys(project.data_dir, name)['primary']}"
+
+
+@click.command()
+@click.argument("endpoint")
+@click.option("--request-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The request body (JSON) to send.")
+@click.option("--deployment", default=None, metavar="NAME",
+              help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answer.")
+@click.pass_obj
+def command(project, endpoint, request_file, deployment, timeout):
+    """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
+    from mlctl.commands.show import endpoint_state
+    from mlctl.runtime.local.hostclient import find_host
+
+    _, rs = endpoint_state(project, endpoint)
+    info = find_host(project.data_dir, endpoint)
+    if info is None:
+        raise MlctlError(f"the endpoint host of {endpoint!r} is not running",
+                         detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.")
+    with open(request_file, "rb") as f:
+        body = f.read()
+    headers = {"Content-Type": "application/json",
+               "Authorization": authorization(project, endpoint, rs.attributes.get("auth_mode", "key"))}
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    req = urllib.request.Request(f"http://127.0.0.1:{info.port}/score", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            click.echo(resp.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as e:
+        text = e.read().decode("utf-8", "replace")
+        click.echo(f"HTTP {e.code} {e.reason}: {text}", err=True)
+        sys.exit(1)
+    except (urllib.error.URLError, OSError) as e:
+        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {getattr(e, 'reason', e)}") from None

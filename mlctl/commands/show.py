@@ -1,0 +1,96 @@
+"""`mlctl show ENDPOINT [--json]`: an endpoint as it runs: URIs, state, traffic, deployments, instances."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mlctl.errors import MlctlError
+
+
+def recorded_endpoints(state) -> dict:
+    return {rs.attributes.get("name", a.split(".", 1)[1]): rs
+            for a, rs in state.resources.items() if rs.kind == "endpoint"}
+
+
+def endpoint_state(project, name: str):
+    """(state, ResourceState of endpoint `name`); MlctlError naming the known endpoints otherwise."""
+    from mlctl.state.statefile import read_state
+
+    state = read_state(project.state_path)
+    known = recorded_endpoints(state)
+    if name not in known:
+        raise MlctlError(f"no endpoint {name!r} has been applied in this project",
+                         detail=("Known endpoints: " + ", ".join(sorted(known))) if known
+                         else "Nothing is applied yet: run `mlctl apply`.")
+    return state, known[name]
+
+
+def report(project, state, name: str) -> dict:
+    """What `show` prints, from the state and the live endpoint host (Azure's field names)."""
+    from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
+
+    rs = recorded_endpoints(state)[name]
+    info = find_host(project.data_dir, name)
+    status = None
+    if info is not None:
+        try:
+            status = HostClient(info).status()
+        except HostError:
+            status = None
+    base = f"http://127.0.0.1:{info.port}" if info else None
+    deployments = {}
+    for a, d in sorted(state.resources.items()):
+        if d.kind != "deployment" or d.attributes.get("endpoint") != name:
+            continue
+        live = (status or {}).get("deployments", {}).get(d.attributes["name"])
+        deployments[d.attributes["name"]] = {
+            "status": d.status, "state": live.get("state") if live else "not running",
+            "model": f"{d.attributes.get('model')}:{d.attributes.get('model_version')}",
+            "environment": d.attributes.get("environment") or "(mlctl's own interpreter)",
+            "instance_count": d.attributes.get("instance_count"),
+            "ready_instances": live.get("ready_instances", 0) if live else 0,
+            "instances": [{k: i.get(k) for k in ("index", "pid", "ready", "restarts")}
+                          for i in (live.get("instances", []) if live else [])],
+        }
+    pending = state.pending and str(state.pending.get("address", "")).split(".")[-1] in (name, *deployments)
+    failed = rs.status != "ready" or any(d["status"] != "ready" for d in deployments.values())
+    provisioning = ("Updating" if pending else "Failed" if failed or status is None else "Succeeded")
+    return {
+        "name": name, "auth_mode": rs.attributes.get("auth_mode"),
+        "scoring_uri": f"{base}/score" if base else None, "openapi_uri": f"{base}/swagger.json" if base else None,
+        "provisioning_state": provisioning, "host": {"alive": status is not None,
+                                                   "pid": info.pid if info else None,
+                                                   "port": info.port if info else rs.observed.get("port")},
+        "traffic": (status or {}).get("traffic", {}), "mirror_traffic": (status or {}).get("mirror_traffic", {}),
+        "deployments": deployments,
+    }
+
+
+def print_report(r: dict) -> None:
+    click.echo(f"endpoint {r['name']}  ({r['provisioning_state']})")
+    for key in ("scoring_uri", "openapi_uri", "auth_mode"):
+        click.echo(f"  {key}: {r[key] or '(endpoint host not running)'}")
+    click.echo(f"  traffic: {json.dumps(r['traffic'])}  mirror_traffic: {json.dumps(r['mirror_traffic'])}")
+    for name, d in r["deployments"].items():
+        click.echo(f"  deployment {name}: {d['state']}, {d['ready_instances']}/{d['instance_count']} ready, "
+                   f"model {d['model']}, environment {d['environment']}"
+                   + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]"))
+        for i in d["instances"]:
+            click.echo(f"    instance {i['index']}: pid {i['pid']}, {'ready' if i['ready'] else 'not ready'}, "
+                       f"{i['restarts']} restart(s)")
+
+
+@click.command()
+@click.argument("endpoint")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def command(project, endpoint, as_json):
+    """Show ENDPOINT: scoring and OpenAPI URIs, auth mode, provisioning state, traffic, deployments."""
+    state, _ = endpoint_state(project, endpoint)
+    r = report(project, state, endpoint)
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+    else:
+        print_report(r)
