@@ -66,8 +66,9 @@ def _header(plan: Plan, compact: bool) -> str:
             if deletions:
                 out.append("Deleted: " + ", ".join(f"`{c.address}`" for c in deletions))
         else:
-            out += [f"- `~` **{c.address}**: {present.weights(c)}" for c in shifts if c.action is not Action.DELETE]
-            out += [f"- `-` **{c.address}** ({present.reason_text(plan, c)})" for c in deletions]
+            out += [f"- `{c.action.value}` **{c.address}**: {present.weights(c)}" for c in shifts if c.action is not Action.DELETE]
+            out += [f"- `-` **{c.address}** ({present.reason_text(plan, c)})"
+                    + (f": {present.weights(c)}" if c in shifts else "") for c in deletions]
         out.append("")
     return "\n".join(out) + "\n"
 
