@@ -184,7 +184,7 @@ async def handle_health(request: web.Request) -> web.Response:
 async def handle_metrics(request: web.Request) -> web.Response:
     ep = request.app[ENDPOINT]
     ready = {n: d.ready_count() for n, d in ep.deployments.items()}
-    return web.Response(text=ep.metrics.render(ready), content_type="text/plain",
+    return web.Response(body=ep.metrics.render(ready).encode(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

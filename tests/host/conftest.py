@@ -1,0 +1,44 @@
+"""Fixtures for endpoint-host tests: a tiny sklearn model, the test score.py, real hosts that clean up."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from hosttools import SCORE, Host
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    X, y = load_diabetes(return_X_y=True)
+    d = tmp_path_factory.mktemp("model")
+    with open(d / "model.pkl", "wb") as f:
+        pickle.dump(Ridge(alpha=1.0).fit(X, y), f)
+    return d
+
+
+@pytest.fixture(scope="session")
+def code_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("code")
+    (d / "score.py").write_text(SCORE)
+    return d
+
+
+@pytest.fixture
+def make_host(tmp_path, code_dir, model_dir):
+    hosts: list[Host] = []
+
+    def make(name: str = "ep", data_dir: Path | None = None, **start) -> Host:
+        host = Host(data_dir or tmp_path / "data", name, code_dir, model_dir, **start)
+        hosts.append(host)
+        return host
+
+    yield make
+    for host in hosts:
+        host.stop()
+
+

@@ -1,0 +1,159 @@
+"""Helpers for endpoint-host tests: a Host wrapper, score.py source, keep-alive load clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+
+from mlctl.runtime.local import secrets
+from mlctl.runtime.local.host.runfiles import is_alive
+from mlctl.runtime.local.hostclient import HostClient, find_host, start_host
+
+SCORE = textwrap.dedent('''
+    """Test scoring script: predicts with the Ridge model; the request's JSON steers odd behaviour."""
+    import json, os, pickle, time
+    model = None
+    def init():
+        global model
+        if os.environ.get("FAIL_INIT"):
+            raise RuntimeError("init failed on purpose: " + os.environ["FAIL_INIT"])
+        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "rb") as f:
+            model = pickle.load(f)
+        print("model loaded", flush=True)
+    def run(raw_data, request_headers):
+        record = os.environ.get("RECORD_FILE")
+        if record:
+            with open(record, "a") as f:
+                f.write(request_headers.get("x-request-id", "-") + "\\n")
+        if os.environ.get("SLOW_S"):
+            time.sleep(float(os.environ["SLOW_S"]))
+        if os.environ.get("ALWAYS_FAIL"):
+            raise ValueError("this deployment is broken")
+        data = json.loads(raw_data)
+        if data.get("sleep"):
+            time.sleep(data["sleep"])
+        if data.get("fail"):
+            raise ValueError("asked to fail")
+        return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(),
+                "prediction": model.predict(data["data"]).tolist(),
+                "headers": {k.lower(): v for k, v in request_headers.items()}}
+''')
+
+ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
+
+
+class Host:
+    """A real endpoint host in a temporary data folder, with helpers to drive and call it."""
+
+    def __init__(self, data_dir: Path, name: str, code_dir: Path, model_dir: Path, **start):
+        self.data_dir, self.name, self.code_dir, self.model_dir = data_dir, name, code_dir, model_dir
+        self.info = start_host(data_dir, name, **{"auth_mode": "key", "port": None, **start})
+        self.client = HostClient(self.info)
+        self.url = f"http://127.0.0.1:{self.info.port}"
+        self.pids = {self.info.pid}
+
+    @property
+    def key(self) -> str:
+        return secrets.read_keys(self.data_dir, self.name)["primary"]
+
+    def auth(self, **extra) -> dict:
+        return {"Authorization": f"Bearer {self.key}", **extra}
+
+    def spec(self, name: str, *, count: int = 1, digest: str | None = None, env: dict | None = None,
+             timeout_ms: int = 5000, concurrent: int = 1, liveness: dict | None = None) -> dict:
+        return {"name": name, "digest": digest or f"sha256:{name}-1", "python": sys.executable,
+                "code_dir": str(self.code_dir), "scoring_script": "score.py", "model_dir": str(self.model_dir),
+                "model_digest": "sha256:model", "code_digest": "sha256:code", "instance_count": count,
+                "environment_variables": {"WHO": name, **(env or {})},
+                "request_settings": {"request_timeout_ms": timeout_ms,
+                                     "max_concurrent_requests_per_instance": concurrent},
+                "liveness_probe": liveness or {}, "readiness_probe": {}}
+
+    def put(self, name: str, **kw) -> dict:
+        result = self.client.put_deployment(self.spec(name, **kw), timeout=60)
+        self.remember()
+        return result
+
+    def remember(self) -> None:
+        for d in self.client.status()["deployments"].values():
+            self.pids.update(i["pid"] for i in d["instances"] if i["pid"])
+
+    def stop(self) -> None:
+        try:
+            self.remember()
+            self.client.shutdown(timeout=20)
+        except Exception:
+            pass
+        for pid in self.pids:
+            if is_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def body(**extra) -> bytes:
+    return json.dumps({"data": [ROW], **extra}).encode()
+
+
+async def _clients(url: str, total: int, concurrency: int, headers: dict, payload: bytes, limit_s: float,
+                   during=None):
+    """`concurrency` keep-alive clients send up to `total` requests; returns [(status, json|None, headers)].
+
+    With `during` (a blocking callable, run in a thread) they keep sending until it returns, within
+    `total` and `limit_s`; without it they stop after `total`."""
+    results = []
+    stop_at = time.monotonic() + limit_s
+    sent = 0
+    done = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker():
+            nonlocal sent
+            while sent < total and time.monotonic() < stop_at and not (during and done.is_set()):
+                sent += 1
+                try:
+                    async with session.post(url, data=payload, headers=headers) as r:
+                        raw = await r.read()
+                        try:
+                            data = json.loads(raw)
+                        except ValueError:
+                            data = None
+                        results.append((r.status, data, {k.lower(): v for k, v in r.headers.items()}))
+                except aiohttp.ClientError as e:
+                    results.append((0, {"error": repr(e)}, {}))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+        if during is not None:
+            await asyncio.sleep(0.2)  # the clients are sending before the operation starts
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, during)
+            finally:
+                await asyncio.sleep(0.2)
+                done.set()
+        await asyncio.gather(*tasks)
+    return results
+
+
+def send(url: str, total: int, *, concurrency: int = 1, headers: dict | None = None, payload: bytes | None = None,
+         limit_s: float = 60.0, during=None) -> list:
+    """Send POSTs to `url` from `concurrency` keep-alive clients (see _clients)."""
+    return asyncio.run(_clients(url, total, concurrency, headers or {}, payload or body(), limit_s, during))
+
+
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,115 @@
+"""The gateway under pressure: mirror copies, 408, 429, 424, and /metrics counting it all."""
+
+from __future__ import annotations
+
+import collections
+import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hosttools import body, send, wait_until
+
+
+def scrape(host) -> dict:
+    """{(sample name, frozenset(labels)): value} from the host's /metrics (parsed by prometheus-client)."""
+    with urllib.request.urlopen(host.url + "/metrics", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(metrics: dict, name: str, **labels) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0)
+
+
+def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make_host, tmp_path):
+    host = make_host()
+    copies = tmp_path / "copies.txt"
+    host.put("blue", count=2, concurrent=2)
+    host.put("green", env={"RECORD_FILE": str(copies)}, concurrent=4)
+    host.client.set_traffic({"blue": 100}, {"green": 10})
+    results = send(host.url + "/score", 1000, concurrency=4, headers=host.auth())
+    assert collections.Counter(r[0] for r in results) == {200: 1000}
+    assert {r[1]["who"] for r in results} == {"blue"}  # the live answer is always blue's
+    n = wait_until(lambda: len(copies.read_text().splitlines()) if copies.exists() else 0, 10, "mirror copies")
+    time.sleep(0.3)
+    n = len(copies.read_text().splitlines())
+    assert 50 <= n <= 150, n
+    m = scrape(host)
+    assert sample(m, "mlctl_mirror_sent_total", deployment="green") + \
+        sample(m, "mlctl_mirror_dropped_total", deployment="green") == 100
+    assert sample(m, "mlctl_mirror_sent_total", deployment="green") == n
+    # header-targeted requests are not mirrored
+    send(host.url + "/score", 50, concurrency=2, headers=host.auth(**{"azureml-model-deployment": "blue"}))
+    time.sleep(0.3)
+    assert len(copies.read_text().splitlines()) == n
+    # a broken mirror (every run() raises) and a slow one (0.3 s per copy) fail no live request
+    host.put("green", digest="sha256:green-broken", env={"ALWAYS_FAIL": "1"})
+    results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
+    assert collections.Counter(r[0] for r in results) == {200: 300}
+    assert sample(scrape(host), "mlctl_mirror_failed_total", deployment="green") >= 1
+    host.put("green", digest="sha256:green-slow", env={"SLOW_S": "0.3"})
+    results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
+    assert collections.Counter(r[0] for r in results) == {200: 300}
+    m = scrape(host)
+    assert sample(m, "mlctl_mirror_dropped_total", deployment="green") >= 1  # the slow mirror sheds copies
+
+
+def test_sleeping_run_gets_408_and_the_next_request_succeeds(make_host):
+    host = make_host()
+    host.put("blue", timeout_ms=1000)
+    host.client.set_traffic({"blue": 100})
+    slow = send(host.url + "/score", 1, headers=host.auth(), payload=body(sleep=3))[0]
+    assert slow[0] == 408 and "1000 ms" in slow[1]["message"]
+    after = send(host.url + "/score", 3, headers=host.auth())
+    assert [r[0] for r in after] == [200, 200, 200]
+
+
+def test_burst_past_the_limit_gets_429_and_no_other_error(make_host):
+    host = make_host()
+    host.put("blue", count=2, env={"SLOW_S": "0.2"})  # limit 2 x 1 x 2 = 4 in flight
+    host.client.set_traffic({"blue": 100})
+    results = send(host.url + "/score", 60, concurrency=12, headers=host.auth())
+    counts = collections.Counter(r[0] for r in results)
+    assert set(counts) == {200, 429} and counts[429] >= 10, counts
+    assert all("message" in r[1] for r in results if r[0] == 429)
+    assert sample(scrape(host), "mlctl_rejected_requests_total", deployment="blue") == counts[429]
+
+
+def test_script_error_is_424_with_the_model_error_headers(make_host):
+    host = make_host()
+    host.put("blue")
+    host.client.set_traffic({"blue": 100})
+    status, answer, headers = send(host.url + "/score", 1, headers=host.auth(), payload=body(fail=True))[0]
+    assert status == 424
+    assert headers["ms-azureml-model-error-statuscode"] == "500"
+    assert headers["ms-azureml-model-error-reason"] == "Internal Server Error"
+    assert "message" in answer
+    # bad input the script cannot parse is the instance's 400 -> 424 too
+    status, _, headers = send(host.url + "/score", 1, headers=host.auth(), payload=b"not json")[0]
+    assert status == 424 and headers["ms-azureml-model-error-statuscode"] in ("400", "500")
+
+
+def test_metrics_counters_match_the_requests_sent(make_host):
+    host = make_host()
+    host.put("blue", count=2)
+    host.put("green")
+    host.client.set_traffic({"blue": 50, "green": 50})
+    ok = send(host.url + "/score", 40, concurrency=2, headers=host.auth())
+    failed = send(host.url + "/score", 6, headers=host.auth(), payload=body(fail=True))
+    unauthorized = send(host.url + "/score", 5, headers={"Authorization": "Bearer wrong"})
+    assert [r[0] for r in ok] == [200] * 40 and [r[0] for r in failed] == [424] * 6
+    assert [r[0] for r in unauthorized] == [401] * 5
+    m = scrape(host)
+    assert sample(m, "mlctl_requests_total", deployment="blue", status="200") == 20
+    assert sample(m, "mlctl_requests_total", deployment="green", status="200") == 20
+    assert sample(m, "mlctl_requests_total", deployment="blue", status="424") == 3
+    assert sample(m, "mlctl_requests_total", deployment="green", status="424") == 3
+    assert sample(m, "mlctl_requests_total", deployment="", status="401") == 5
+    assert sample(m, "mlctl_request_duration_seconds_count", deployment="blue") == 23
+    assert sample(m, "mlctl_request_duration_seconds_bucket", deployment="blue", le="+Inf") == 23
+    assert sample(m, "mlctl_requests_in_flight", deployment="blue") == 0
+    assert sample(m, "mlctl_instances_ready", deployment="blue") == 2
+    assert sample(m, "mlctl_instance_restarts_total", deployment="blue") == 0
