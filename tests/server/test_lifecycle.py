@@ -1,0 +1,226 @@
+"""Start-up and shutdown: exit 3 on init failure, env-var fallbacks, unix socket, SIGTERM drain, old Pythons."""
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SCRIPTS, launch
+
+FAILING = {
+    "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
+                    ["User's init function failed", "ValueError: no model here 4471", "Model Directory Contents:",
+                     "diabetes.pkl"]),
+    "import_error": ("import not_a_module_8812\n\ndef init():\n    pass\n\ndef run(raw_data):\n    return 1\n",
+                     ["ModuleNotFoundError", "not_a_module_8812"]),
+    "syntax_error": ("def init(:\n    pass\n", ["SyntaxError"]),
+    "no_run": ("def init():\n    pass\n", ["does not have a run() function"]),
+    "no_init": ("def run(raw_data):\n    return 1\n", ["does not have a init() function"]),
+    "star_args": ("def init():\n    pass\n\ndef run(*args):\n    return 1\n", ["cannot accept positional-only"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_broken_script_exits_3_before_ready(servers, tmp_path, case):
+    source, expected = FAILING[case]
+    script = tmp_path / "score.py"
+    script.write_text(source)
+    server = servers.start(script, expect_ready=False)
+    assert server.proc.wait(60) == 3
+    log = server.log()
+    for fragment in expected:
+        assert fragment in log, log
+    assert "listening on" not in log
+
+
+def test_missing_entry_script_exits_3(servers, tmp_path):
+    server = servers.start(tmp_path / "nope.py", expect_ready=False)
+    assert server.proc.wait(60) == 3
+    assert "Entry script not found" in server.log()
+
+
+def test_bad_flag_value_exits_2(tmp_path):
+    proc = launch(tmp_path / "log", ["--entry-script", "x.py", "--max-concurrent", "0"])
+    assert proc.wait(30) == 2
+    assert "--max-concurrent must be >= 1" in (tmp_path / "log").read_text()
+
+
+def test_azure_env_vars_stand_in_for_flags(tmp_path, models):
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    shutil.copy(SCRIPTS / "kitchen.py", app / "src" / "main_score.py")
+    log_file = tmp_path / "logs" / "server.log"
+    out = tmp_path / "out.log"
+    proc = launch(out, ["--port", "0", "--log-file", str(log_file)], env={
+        "AML_APP_ROOT": str(app), "AZUREML_ENTRY_SCRIPT": "src/main_score.py", "AZUREML_MODEL_DIR": str(models),
+        "SERVICE_NAME": "svc-x", "SERVICE_VERSION": "9.9"})
+    try:
+        end = time.monotonic() + 60
+        while "listening on" not in out.read_text() and time.monotonic() < end:
+            assert proc.poll() is None, out.read_text()
+            time.sleep(0.05)
+        port = int(out.read_text().split("listening on http://127.0.0.1:")[1].split()[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/swagger.json?version=3")
+        doc = conn.getresponse().read().decode()
+        assert '"title": "svc-x"' in doc and '"version": "9.9"' in doc
+        conn.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "kitchen init done" in log_file.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_flags_win_over_env_vars(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "20000",
+                           env={"AZUREML_ENTRY_SCRIPT": str(tmp_path / "missing.py"), "SCORING_TIMEOUT_MS": "1"})
+    assert server.call("POST", "/score", {"sleep": 0.1}).status == 200
+    assert f"entry script {SCRIPTS / 'kitchen.py'}" in server.log()
+
+
+def _unix_call(path: str, method: str, target: str, body: bytes = b"") -> tuple:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+              f"Connection: close\r\n\r\n".encode() + body)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), payload
+
+
+def test_unix_socket(tmp_path, models):
+    sock = f"/tmp/mlctl-test-{os.getpid()}-{time.monotonic_ns()}.sock"
+    log = tmp_path / "log"
+    proc = launch(log, ["--entry-script", str(SCRIPTS / "kitchen.py"), "--model-dir", str(models),
+                        "--unix-socket", sock])
+    try:
+        end = time.monotonic() + 60
+        while "listening on" not in log.read_text() and time.monotonic() < end:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert f"listening on unix:{sock}" in log.read_text()
+        assert _unix_call(sock, "GET", "/") == (200, b"Healthy")
+        assert _unix_call(sock, "POST", "/score", b'{"ok": 1}') == (200, b'{"ok":true}')
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not os.path.exists(sock)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py")
+    started, release = tmp_path / "started", tmp_path / "release"
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("a", server.call(
+        "POST", "/score", {"block": {"started": str(started), "release": str(release)}})), daemon=True)
+    t.start()
+    end = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.wait_log("Shutting down")
+    refused = False
+    end = time.monotonic() + 20
+    while not refused and time.monotonic() < end:  # the listener closes: no new connections
+        try:
+            socket.create_connection((server.host, server.port), timeout=2).close()
+            time.sleep(0.02)
+        except OSError:
+            refused = True
+    assert refused
+    assert server.proc.poll() is None  # still finishing the request in flight
+    release.write_text("go")
+    t.join(30)
+    assert result["a"].status == 200 and result["a"].json() == {"ok": True}
+    assert server.proc.wait(30) == 0
+    assert "Stopped." in server.log()
+
+
+def _old_python():
+    for version in ("3.9", "3.10"):
+        try:
+            out = subprocess.run(["uv", "python", "find", "--no-project", version], capture_output=True, text=True,
+                                 timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().splitlines()[-1]
+        pyenv = Path.home() / ".pyenv" / "versions"
+        found = sorted(pyenv.glob(f"{version}.*/bin/python{version}")) if pyenv.is_dir() else []
+        if found:
+            return str(found[-1])
+    return None
+
+
+@pytest.fixture(scope="session")
+def old_python_env(tmp_path_factory):
+    """A uv virtualenv on Python 3.9 (or 3.10) with only aiohttp: the server's minimum."""
+    python = _old_python()
+    if python is None:
+        pytest.skip("no Python 3.9 or 3.10 interpreter found")
+    cache = Path(os.environ.get("MLCTL_CACHE") or tmp_path_factory.mktemp("cache"))
+    venv = cache / "server-test-oldpy"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run(["uv", "venv", "-q", "--python", python, str(venv)], check=True, timeout=120)
+        subprocess.run(["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "aiohttp>=3.9"],
+                       check=True, timeout=300)
+    return venv / "bin" / "python"
+
+
+OLD_SCRIPT = """
+import json, os
+from azureml.contrib.services.aml_request import rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+
+def init():
+    global scale
+    scale = 2
+
+@rawhttp
+def run(request):
+    if request.method == "GET":
+        return {"model_dir": os.environ["AZUREML_MODEL_DIR"]}
+    x = request.get_json()["x"]
+    if x < 0:
+        raise ValueError("negative")
+    return AMLResponse(json.dumps({"y": x * scale}), 201, {"Content-Type": "application/json"})
+"""
+
+
+def test_runs_on_python_39_with_only_aiohttp(servers, tmp_path, old_python_env, models):
+    version = subprocess.run([str(old_python_env), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout
+    assert version.strip() in ("(3, 9)", "(3, 10)")
+    script = tmp_path / "score.py"
+    script.write_text(OLD_SCRIPT)
+    server = servers.start(script, "--request-timeout-ms", "5000", python=str(old_python_env))
+    assert server.call("GET", "/").status == 200
+    a = server.call("POST", "/score", {"x": 21})
+    assert (a.status, a.json()) == (201, {"y": 42})
+    assert server.call("POST", "/score", {"x": -1}).status == 500
+    assert server.call("GET", "/score").json() == {"model_dir": str(models)}
+    assert server.call("GET", "/swagger.json?version=3").status == 200
+    assert server.stop() == 0

@@ -1,0 +1,110 @@
+"""Concurrency limit and bounded queue (429), scoring timeout, body size (413), CORS."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from conftest import SCRIPTS
+
+
+def _wait_for(path: Path, deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def _in_thread(fn, results, key):
+    t = threading.Thread(target=lambda: results.__setitem__(key, fn()), daemon=True)
+    t.start()
+    return t
+
+
+def test_queue_bound_gives_429_and_health_stays_responsive(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "1", "--max-queue", "1")
+    started, release = tmp_path / "started", tmp_path / "release"
+    results = {}
+    blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
+                                                                            "release": str(release)}}), results, "a")
+    _wait_for(started)
+    assert server.call("GET", "/").status == 200  # run() is busy; the event loop is not
+    b = _in_thread(lambda: server.call("POST", "/score", {"ok": 1}), results, "b")
+    c = _in_thread(lambda: server.call("POST", "/score", {"ok": 1}), results, "c")
+    end = time.monotonic() + 20
+    while "b" not in results and "c" not in results and time.monotonic() < end:
+        time.sleep(0.01)
+    release.write_text("go")
+    for t in (blocker, b, c):
+        t.join(30)
+    assert results["a"].status == 200
+    statuses = sorted([results["b"].status, results["c"].status])
+    assert statuses == [200, 429]
+    rejected = results["b"] if results["b"].status == 429 else results["c"]
+    assert "message" in rejected.json()
+    assert server.call("POST", "/score", {"ok": 1}).status == 200
+
+
+def test_max_concurrent_runs_calls_in_parallel(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "2", "--max-queue", "0")
+    s1, s2, release = tmp_path / "s1", tmp_path / "s2", tmp_path / "release"
+    results = {}
+    t1 = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(s1), "release": str(release)}}),
+                    results, 1)
+    t2 = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(s2), "release": str(release)}}),
+                    results, 2)
+    _wait_for(s1)
+    _wait_for(s2)  # both run() calls are inside run() at the same time
+    assert server.call("POST", "/score", {"ok": 1}).status == 429
+    release.write_text("go")
+    t1.join(30)
+    t2.join(30)
+    assert results[1].status == results[2].status == 200
+
+
+def test_timeout_answers_500_and_server_keeps_serving(servers, diabetes):
+    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "300")
+    a = server.call("POST", "/score", {"sleep": 3})
+    assert a.status == 500
+    assert a.json() == {"message": "Scoring timeout after 300 ms"}
+    assert a.headers["x-ms-run-function-failed"] == "True"
+    b = server.call("POST", "/score", {"data": diabetes[1]})  # a fresh worker took the abandoned one's place
+    assert b.status == 200
+    assert server.wait_log("did not finish within 300 ms")
+
+
+def test_scoring_timeout_env_var(servers):
+    server = servers.start(SCRIPTS / "kitchen.py", env={"SCORING_TIMEOUT_MS": "250"})
+    assert server.call("POST", "/score", {"sleep": 2}).json() == {"message": "Scoring timeout after 250 ms"}
+
+
+def test_oversized_body_is_413_and_server_survives(servers):
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-body-bytes", "1000")
+    a = server.call("POST", "/score", b'{"data": "' + b"x" * 5000 + b'"}')
+    assert a.status == 413 and "limit" in a.json()["message"]
+    assert server.call("POST", "/score", {"ok": 1}).status == 200
+
+
+def test_huge_body_default_limit_is_fine_below_100mib(kitchen):
+    body = b'{"pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    assert kitchen.call("POST", "/score", body).json() == {"ok": True}
+
+
+def test_cors_headers_when_origins_configured(servers):
+    server = servers.start(SCRIPTS / "kitchen.py", "--cors-origins", "http://a.example, http://b.example")
+    ok = server.call("POST", "/score", {"ok": 1}, headers={"Origin": "http://b.example"})
+    assert ok.headers["access-control-allow-origin"] == "http://b.example"
+    pre = server.call("OPTIONS", "/score", headers={"Origin": "http://a.example",
+                                                    "Access-Control-Request-Method": "POST",
+                                                    "Access-Control-Request-Headers": "content-type"})
+    assert pre.status == 200
+    assert pre.headers["access-control-allow-origin"] == "http://a.example"
+    assert "POST" in pre.headers["access-control-allow-methods"]
+    assert pre.headers["access-control-allow-headers"] == "content-type"
+    other = server.call("POST", "/score", {"ok": 1}, headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_cors_headers_by_default(kitchen):
+    a = kitchen.call("POST", "/score", {"ok": 1}, headers={"Origin": "http://a.example"})
+    assert "access-control-allow-origin" not in a.headers
