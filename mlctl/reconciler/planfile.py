@@ -12,7 +12,8 @@ from pathlib import Path
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.reconciler.plans import Action, Change, Plan, Reason
+from mlctl.reconciler.diff import diff_attributes
+from mlctl.reconciler.plans import Action, Change, Plan, Reason, path_attributes
 from mlctl.reconciler.render_json import plan_document
 from mlctl.resources import Address
 from mlctl.state.statefile import write_atomic
@@ -76,6 +77,15 @@ def moved(binding: dict, state, inputs: dict[str, str], root: str | None) -> lis
     return out
 
 
+def _diff(prior, resource, rc: dict, exclude) -> tuple:
+    """The change's diff: recomputed from the (unchanged) state and config, so masked values come back
+    as they are; drift items (runtime observations, no secrets) as saved."""
+    drift = tuple((d["op"], d["path"], d["old"], d["new"]) for d in rc["diff"] if d["op"] == "drift")
+    if prior is None or resource is None or not rc["diff"]:
+        return drift
+    return diff_attributes(prior.attributes, resource.attributes, exclude.get(resource.kind.value, ())) + drift
+
+
 def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -> Plan:
     """The saved plan at `path`, checked against the current `state` and `config` (a loaded Config).
 
@@ -91,6 +101,7 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -
                        "make a new plan (`mlctl plan --out FILE`) and review it.", file=str(path)),
             *(Diagnostic(f"the saved plan is stale: {m}", file=str(path)) for m in rest))
     want = {str(r.address): r for r in config.resources}
+    exclude = path_attributes()
     changes = []
     for rc in doc["plan"]["resource_changes"]:
         a, action = rc["address"], Action(rc["symbol"])
@@ -103,7 +114,7 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -
             Address.parse(a), action, Reason(rc["reason"]) if rc["reason"] else None,
             dict(prior.attributes) if prior and action is not Action.CREATE else None,
             dict(resource.attributes) if resource else None,
-            tuple(rc["after_unknown"]), tuple((d["op"], d["path"], d["old"], d["new"]) for d in rc["diff"]),
+            tuple(rc["after_unknown"]), _diff(prior, resource, rc, exclude),
             {k: tuple(v) for k, v in rc["changed_files"].items()} if any(rc["changed_files"].values()) else {},
             resource))
     ignored = {a: tuple(f) for a, f in config.ignored.items() if a in want and f} if not doc["destroy"] else {}
