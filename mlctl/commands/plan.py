@@ -90,7 +90,7 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
     if out:
         from mlctl.reconciler.planfile import save_plan
 
-        save_plan(result, out, root)
+        save_plan(result, project.root / out, root)  # relative to -C DIR, as if started there
         click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlctl apply {out}",
                    err=as_json or as_markdown)
     if detailed_exitcode and result.has_changes():

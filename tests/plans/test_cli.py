@@ -1,0 +1,126 @@
+"""The plan, graph and state commands run as a user runs them (subprocess): output, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jsonschema
+import pytest
+
+from goldens import HERE, copy_project, loaded, portable_state, project, state_from_resources
+from test_golden import SCHEMA
+
+
+def mlctl(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mlctl.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+@pytest.fixture
+def proj(tmp_path):
+    return project(copy_project(HERE / "_project", tmp_path / "project"))
+
+
+@pytest.fixture
+def applied(proj):
+    """The project with the state apply would have written for it."""
+    proj.ensure_data_dir()
+    proj.state_path.write_text(portable_state(state_from_resources(loaded(proj).resources), proj.root)
+                               .replace("$PROJECT", str(proj.root)))
+    return proj
+
+
+def test_first_plan_exit_codes_and_formats(proj):
+    r = mlctl("-C", str(proj.root), "plan", "--refresh=false", "--detailed-exitcode")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.rstrip().splitlines()[-1] == "Plan: 12 to add, 0 to change, 0 to replace, 0 to destroy."
+    assert "Traceback" not in r.stderr
+    j = mlctl("-C", str(proj.root), "plan", "--refresh=false", "--json")
+    assert j.returncode == 0
+    jsonschema.validate(json.loads(j.stdout), SCHEMA)
+    m = mlctl("-C", str(proj.root), "plan", "--refresh=false", "--markdown")
+    assert m.stdout.startswith("### mlctl plan\n\n**Plan: 12 to add")
+
+
+def test_no_changes_exit_0_and_state_commands(applied):
+    root = str(applied.root)
+    r = mlctl("-C", root, "plan", "--refresh=false", "--detailed-exitcode")
+    assert (r.returncode, r.stdout.splitlines()[-1]) == (0, "No changes. The runtime matches the configuration.")
+    lst = mlctl("-C", root, "state", "list")
+    assert lst.stdout.splitlines() == [
+        "model.fraud", "environment.shop-blue-env", "environment.shop-green-env", "image.shop-blue-env",
+        "image.shop-green-env", "endpoint.batch", "endpoint.shop", "deployment.batch.main", "deployment.shop.blue",
+        "deployment.shop.green", "traffic.batch", "traffic.shop"]
+    show = mlctl("-C", root, "state", "show", "deployment.shop.blue")
+    assert show.returncode == 0
+    assert show.stdout.splitlines()[:3] == ["# deployment.shop.blue", 'kind = "deployment"', 'status = "ready"']
+    assert '  code = "code"' in show.stdout and "  code/score.py  " in show.stdout
+    bad = mlctl("-C", root, "state", "show", "deployment.shop.bleu")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("Error: no resource deployment.shop.bleu in the state")
+    assert "did you mean deployment.shop.blue?" in bad.stderr
+
+
+def test_graph_formats(proj):
+    dot = mlctl("-C", str(proj.root), "graph")
+    assert dot.returncode == 0 and dot.stdout.startswith("digraph mlctl {")
+    assert '  "model.fraud" -> "deployment.shop.blue";' in dot.stdout
+    mer = mlctl("-C", str(proj.root), "graph", "--format", "mermaid")
+    assert mer.stdout.startswith("flowchart LR\n") and "-->" in mer.stdout
+
+
+def test_saved_plan_goes_stale_when_a_file_changes(applied):
+    from mlctl.errors import MlctlError
+    from mlctl.reconciler.planfile import load_plan
+    from mlctl.schemas.load import load_config
+    from mlctl.state.statefile import read_state
+
+    root = applied.root
+    (root / "blue.yml").write_text((root / "blue.yml").read_text().replace("instance_count: 1", "instance_count: 2"))
+    r = mlctl("-C", str(root), "plan", "--refresh=false", "--out", "tfplan.json")
+    assert r.returncode == 0 and "Saved the plan to tfplan.json" in r.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy." in r.stdout
+    fresh = load_plan(root / "tfplan.json", read_state(applied.state_path), load_config(applied), root=str(root))
+    assert [str(c.address) for c in fresh.changes if c.action.value != "."] == ["deployment.shop.blue"]
+    (root / "code" / "score.py").write_text("def init(): pass\ndef run(d): return d\n")
+    with pytest.raises(MlctlError) as e:
+        load_plan(root / "tfplan.json", read_state(applied.state_path), load_config(applied), root=str(root))
+    assert str(e.value).splitlines()[0] == "Error: the saved plan is stale: code/score.py changed"
+
+
+def test_bad_input_is_a_clear_error(applied):
+    root = str(applied.root)
+    r = mlctl("-C", root, "plan", "--refresh=false", "--replace", "deployment.shop.purple")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("Error: --replace deployment.shop.purple: no such resource in the configuration")
+    text = applied.state_path.read_text()
+    applied.state_path.write_text(text[:-20])
+    r = mlctl("-C", root, "plan", "--refresh=false")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("Error: cannot read the state file: invalid JSON")
+    assert applied.state_path.read_text() == text[:-20]
+
+
+def test_held_lock_fails_naming_the_holder(proj):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from mlctl.state.lock import state_lock
+        with state_lock(sys.argv[1], "apply"):
+            print("locked", flush=True)
+            sys.stdin.readline()
+    """), str(proj.state_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        r = mlctl("-C", str(proj.root), "plan", "--refresh=false", "--detailed-exitcode")
+        assert r.returncode == 1
+        assert f"Error: the state is locked by pid {holder.pid} on " in r.stderr
+        assert "(operation 'apply', started " in r.stderr
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    assert mlctl("-C", str(proj.root), "plan", "--refresh=false").returncode == 0
