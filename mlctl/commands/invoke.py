@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -23,8 +24,8 @@ def authorization(project, name: str, auth_mode: str) -> str:
 
 @click.command()
 @click.argument("endpoint")
-@click.option("--request-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The request body (JSON) to send.")
+@click.option("--request-file", required=True, type=click.Path(dir_okay=False),
+              help="The request body (JSON) to send; a relative path is read from the project (-C DIR).")
 @click.option("--deployment", default=None, metavar="NAME",
               help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answer.")
@@ -39,8 +40,15 @@ def command(project, endpoint, request_file, deployment, timeout):
     if info is None:
         raise MlctlError(f"the endpoint host of {endpoint!r} is not running",
                          detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.")
-    with open(request_file, "rb") as f:
-        body = f.read()
+    path = project.root / request_file
+    if not path.is_file() and os.path.isfile(request_file):
+        path = request_file
+    try:
+        with open(path, "rb") as f:
+            body = f.read()
+    except OSError as e:
+        raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
+                         detail=f"looked in {project.root} (the project, -C DIR)") from None
     headers = {"Content-Type": "application/json",
                "Authorization": authorization(project, endpoint, rs.attributes.get("auth_mode", "key"))}
     if deployment:

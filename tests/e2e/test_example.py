@@ -1,0 +1,71 @@
+"""The diabetes example end to end: apply (a real uv virtualenv), invoke, keys, no-op re-apply, destroy."""
+
+import json
+
+from conftest import Endpoint, alive, host_pids, keys, mlctl
+
+SAMPLE = "sample-request.json"
+
+
+def test_example_applies_scores_and_authenticates(example_project):
+    applied = mlctl(example_project, "apply", "--auto-approve")
+    assert "Apply complete!" in applied.stdout
+    assert "endpoint.diabetes: http://127.0.0.1:" in applied.stdout
+
+    answer = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE)
+    predictions = json.loads(answer.stdout)
+    assert len(predictions) == 2 and all(isinstance(x, float) for x in predictions)
+
+    k = keys(example_project, "diabetes")
+    ep = Endpoint(example_project, "diabetes")
+    body = (example_project / SAMPLE).read_bytes()
+    assert ep.score(body, k["primaryKey"])[0] == 200
+    assert ep.score(body, k["secondaryKey"])[0] == 200
+    assert ep.score(body, "not-" + k["primaryKey"])[0] == 401
+    assert ep.score(body, None)[0] == 401
+
+    mlctl(example_project, "keys", "diabetes", "--regenerate", "primary")
+    fresh = keys(example_project, "diabetes")
+    assert fresh["primaryKey"] != k["primaryKey"] and fresh["secondaryKey"] == k["secondaryKey"]
+    assert ep.score(body, k["primaryKey"])[0] == 401
+    status, out = ep.score(body, fresh["primaryKey"])
+    assert status == 200 and json.loads(out) == predictions
+    ep.close()
+
+    again = mlctl(example_project, "apply", "--auto-approve")
+    assert "No changes." in again.stdout and "Apply complete" not in again.stdout
+
+    shown = json.loads(mlctl(example_project, "show", "diabetes", "--json").stdout)
+    assert shown["provisioning_state"] == "Succeeded" and shown["traffic"] == {"blue": 100}
+    assert shown["scoring_uri"].endswith("/score") and shown["openapi_uri"].endswith("/swagger.json")
+    assert shown["deployments"]["blue"]["ready_instances"] == 1
+
+    state = json.loads((example_project / ".mlctl" / "state.json").read_text())
+    image = state["resources"]["image.diabetes-blue-env"]["observed"]
+    assert any(x.startswith("scikit-learn==") for x in image["frozen"])      # uv pip freeze recorded
+    assert image["built_with"] == "uv"
+
+    pids = host_pids(example_project)
+    assert len(pids) >= 2
+    mlctl(example_project, "destroy", "--auto-approve")
+    assert not [p for p in pids if alive(p)]                                # destroy leaves no process
+    assert json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
+
+
+def test_invoke_reports_http_errors_with_exit_1(example_project):
+    mlctl(example_project, "apply", "--auto-approve")
+    bad = example_project / "bad.json"
+    bad.write_text('{"data": "not a matrix"}')
+    out = mlctl(example_project, "invoke", "diabetes", "--request-file", str(bad), check=False)
+    assert out.returncode == 1 and "HTTP" in out.stderr
+    missing = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE, "--deployment", "nope",
+                    check=False)
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_apply_refuses_without_approval_off_a_terminal(example_project):
+    out = mlctl(example_project, "apply", check=False, input="")
+    assert out.returncode == 1 and "--auto-approve" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (example_project / ".mlctl" / "state.json").exists() or \
+        json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
