@@ -126,7 +126,7 @@ class Builder:
         kind = Kind(ref.kind)
         found = self.assets.get((kind, ref.name))
         if found is None:
-            if ref.name in self.specs.invalid[ref.kind]:
+            if ref.name in self.specs.invalid[ref.kind] or self.specs.incomplete:
                 return None
             known = sorted(n for k, n in self.assets if k is kind)
             hint = f"Define it in a {ref.kind} YAML (with the Azure $schema URL or 'kind: {ref.kind}')"

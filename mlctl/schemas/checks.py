@@ -27,7 +27,7 @@ def check_specs(specs: Specs) -> list[Diagnostic]:
     seen = {}
     by_endpoint: dict[str, set] = {name: set() for name in endpoints}
     for d in specs.deployments:
-        if d.endpoint not in known_endpoints:
+        if d.endpoint not in known_endpoints and not specs.incomplete:
             field = "endpoint_name" if not d.where.path else "name"
             out.append(Diagnostic(f"deployment '{d.name}' names unknown endpoint '{d.endpoint}'",
                                   ("Define the endpoint in an endpoint YAML or fix 'endpoint_name'."
@@ -43,17 +43,18 @@ def check_specs(specs: Specs) -> list[Diagnostic]:
         seen[key] = d
         by_endpoint.setdefault(d.endpoint, set()).add(d.name)
     for e in endpoints.values():
-        out.extend(check_traffic(e, by_endpoint.get(e.name, set())))
+        failed = {n for ep, n in specs.invalid["deployment"] if ep in (e.name, None)}
+        out.extend(check_traffic(e, by_endpoint.get(e.name, set()), failed, specs.incomplete))
     return out
 
 
-def check_traffic(e, deployments: set) -> list[Diagnostic]:
+def check_traffic(e, deployments: set, failed: set = frozenset(), incomplete: bool = False) -> list[Diagnostic]:
     """Pure: the traffic rules of one endpoint: weights total 0 or 100, name only its deployments,
     mirror at most one deployment and 50 percent (schema), never live and mirrored at once."""
     out = []
     for field in ("traffic", "mirror_traffic"):
         for name in getattr(e, field):
-            if name not in deployments:
+            if name not in deployments and name not in failed and not incomplete:
                 have = ", ".join(sorted(deployments)) or "none"
                 out.append(Diagnostic(f"{field} names unknown deployment '{name}' of endpoint '{e.name}'",
                                       f"Name one of its deployments ({have}) or define '{name}'."
@@ -67,7 +68,7 @@ def check_traffic(e, deployments: set) -> list[Diagnostic]:
             out.append(Diagnostic(f"deployment '{name}' gets both live traffic ({e.traffic[name]}%) and mirrored "
                                   f"traffic ({pct}%)", "Mirror traffic only to a deployment with 0% live traffic.",
                                   **e.where.at("mirror_traffic", name)))
-    if deployments and total == 0 and not out:
+    if deployments and total == 0 and not out and not failed and not incomplete:
         out.append(Diagnostic(f"endpoint '{e.name}' sends no live traffic to its deployments",
                               "Requests without the azureml-model-deployment header will get 404; set 'traffic:' "
                               "(e.g. {" + sorted(deployments)[0] + ": 100}) to route them.",

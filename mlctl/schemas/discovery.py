@@ -63,7 +63,7 @@ def document_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
                 **doc.at(("kind",)))
         if from_schema and from_schema != kind:
             return None, Diagnostic(
-                f"kind {kind!r} contradicts $schema, which names a {from_schema}",
+                f"kind {kind!r} contradicts $schema, which names kind {from_schema!r}",
                 "Remove 'kind:' or make it match the $schema URL.", **doc.at(("kind",)))
         return kind, None
     if from_schema:
@@ -87,17 +87,20 @@ def config_paths(project: Project) -> list[Path]:
     return sorted(found)
 
 
-def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnostic]]:
-    """Read the project's config files: [(document, kind)] and the diagnostics met on the way."""
+def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnostic], int]:
+    """Read the project's config files: [(document, kind)], the diagnostics met on the way, and
+    how many files could not be read or parsed (their declarations are unknown)."""
     diags: list[Diagnostic] = []
+    failed = 0
     docs: list[tuple[Document, str]] = []
     if not project.files and not project.root.is_dir():
-        shown = display_path(project.root)
-        return [], [Diagnostic(f"project folder {shown} does not exist", "Check the -C argument.", file=shown)]
+        shown = str(project.root)
+        return [], [Diagnostic(f"project folder {shown} does not exist", "Check the -C argument.", file=shown)], 0
     for path in config_paths(project):
         doc, problems = read_document(path)
         diags.extend(problems)
         if doc is None:
+            failed += 1
             continue
         kind, why = document_kind(doc)
         if kind is None:
@@ -109,10 +112,10 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
                 diags.append(why)
             continue
         docs.append((doc, kind))
-    if not docs and not any(d.severity == "error" for d in diags):
-        where = display_path(project.root)
+    if not docs and not failed and not any(d.severity == "error" for d in diags):
+        where = str(project.root)
         diags.append(Diagnostic(
             f"no configuration found in {where}",
             "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
             "project folder, or name them with -f.", file=where))
-    return docs, diags
+    return docs, diags, failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +15,19 @@ from mlctl.errors import Diagnostic
 Path_ = tuple  # a field path: mapping keys (str) and list indices (int)
 
 
+# The folder file names are shown relative to: the project folder (`-C DIR` means "as if started
+# in DIR"); load_config sets it for the duration of a load.
+DISPLAY_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("DISPLAY_ROOT", default=None)
+
+
 def display_path(path: Path) -> str:
-    """Pure: the path as the user should read it: relative to the working directory when inside it."""
+    """The path as the user should read it: relative to the project folder (or the working
+    directory), unless that climbs more than two folders up; then absolute."""
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(path, DISPLAY_ROOT.get() or os.getcwd())
     except ValueError:
         return str(path)
-    return str(path) if rel.startswith("..") else rel
+    return str(path) if rel.startswith(os.path.join("..", "..", "..")) else rel
 
 
 def dotted(path: Path_) -> str:
@@ -90,6 +97,11 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(x for x in (e.context, e.problem) if x)
+        if e.context_mark is not None and mark is not None and e.context_mark.line != mark.line:
+            if "<stream end>" in (e.problem or ""):
+                mark = e.context_mark   # an unclosed bracket or quote: point at where it opened
+            else:
+                what += f" (the construct started at line {e.context_mark.line + 1})"
         return None, [Diagnostic(f"YAML syntax error: {what}",
                                  "Fix the YAML syntax (indentation, colons, quotes) at this line.",
                                  file=shown, line=mark.line + 1 if mark else None)]

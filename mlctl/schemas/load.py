@@ -8,6 +8,7 @@ from typing import Mapping
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.project import Project
 from mlctl.resources import Resource
+from mlctl.schemas.documents import DISPLAY_ROOT
 from mlctl.schemas.build import PATH_ATTRIBUTES, Builder, resource_digest  # noqa: F401  (re-exported)
 
 __all__ = ["Config", "load_config", "PATH_ATTRIBUTES", "resource_digest"]
@@ -45,12 +46,21 @@ class Config:
         return next((r for r in self.resources if str(r.address) == address), None)
 
 
-def load_config(project: Project) -> Config:
+def load_config(project: Project, *, cache=None) -> Config:
     """Read, validate and normalize the project's configuration. Never raises for bad input.
 
     Reads the config files and hashes every referenced file (file hashes cached in
-    `<data_dir>/hashcache.json`, which it writes).
+    `<data_dir>/hashcache.json`, which it writes). `cache`: a HashCache to use instead of
+    loading that file (its counters tell which files were read).
     """
+    token = DISPLAY_ROOT.set(str(project.root))
+    try:
+        return _load(project, cache)
+    finally:
+        DISPLAY_ROOT.reset(token)
+
+
+def _load(project: Project, cache) -> Config:
     import hashlib
 
     from mlctl.digests import CACHE_FILE, HashCache
@@ -58,13 +68,14 @@ def load_config(project: Project) -> Config:
     from mlctl.schemas.discovery import discover
     from mlctl.schemas.specs import Specs, add_document
 
-    docs, diags = discover(project)
+    docs, diags, unparsed = discover(project)
     inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
-    specs = Specs()
+    specs = Specs(incomplete=unparsed > 0)
     for doc, kind in docs:
         add_document(doc, kind, specs, diags)
     diags.extend(check_specs(specs))
-    cache = HashCache.load(project.data_dir / CACHE_FILE)
+    if cache is None:
+        cache = HashCache.load(project.data_dir / CACHE_FILE)
     builder = Builder(specs, cache, diags)
     resources = builder.build()
     inputs.update(builder.inputs)
@@ -74,6 +85,7 @@ def load_config(project: Project) -> Config:
             cache.save()
         except OSError:
             pass  # a read-only checkout: the cache is only a speed-up
+    diags = list(dict.fromkeys(diags))  # the same problem met twice (a conda file in the project folder)
     errors = any(d.severity == "error" for d in diags)
     ignored = {str(r.address): r.ignored for r in resources if r.ignored}
     diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))

@@ -101,7 +101,15 @@ class Specs:
     deployments: list[DeploymentSpec] = field(default_factory=list)
     models: list[ModelSpec] = field(default_factory=list)
     environments: list[EnvSpec] = field(default_factory=list)
-    invalid: dict[str, set] = field(default_factory=lambda: {k: set() for k in ("endpoint", "model", "environment")})
+    incomplete: bool = False  # some config file could not be parsed: unknown names may be declared there
+    invalid: dict[str, set] = field(default_factory=lambda: {k: set() for k in ("endpoint", "model", "environment",
+                                                                                "deployment")})
+
+    def mark_invalid(self, kind: str, data: Any, endpoint: str | None = None) -> None:
+        """Remember the name of a document that failed, so references to it raise no second error."""
+        name = data.get("name") if isinstance(data, dict) else None
+        if isinstance(name, str):
+            self.invalid[kind].add((endpoint, name) if kind == "deployment" else name)
 
 
 def _str_map(values: dict) -> dict:
@@ -254,8 +262,13 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
     raw = doc.data
     if problems:
         diags.extend(problems)
-        if isinstance(raw.get("name"), str) and kind in specs.invalid:
-            specs.invalid[kind].add(raw["name"])
+        if kind == "deployment":
+            endpoint = raw.get("endpoint_name")
+            specs.mark_invalid(kind, raw, endpoint if isinstance(endpoint, str) else None)
+        else:
+            specs.mark_invalid(kind, raw)
+        for item in raw.get("deployments") or [] if kind == "endpoint" else []:
+            specs.mark_invalid("deployment", item, str(raw.get("name")))
         return
     full = apply_defaults(schema(kind), kind, raw)
     if kind == "endpoint":
@@ -274,20 +287,25 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
             spec = deployment_spec(doc, at, item, full["deployments"][i], name, diags)
             if spec:
                 specs.deployments.append(spec)
+            else:
+                specs.mark_invalid("deployment", item, name)
     elif kind == "deployment":
         if "endpoint_name" not in raw:
             diags.append(Diagnostic("missing required field 'endpoint_name'",
                                     "Add 'endpoint_name:' naming the endpoint this deployment belongs to.",
                                     **doc.at((), field="endpoint_name")))
+            specs.mark_invalid("deployment", raw, None)
             return
         spec = deployment_spec(doc, (), raw, full, raw["endpoint_name"], diags)
         if spec:
             specs.deployments.append(spec)
+        else:
+            specs.mark_invalid("deployment", raw, raw["endpoint_name"])
     elif kind == "model":
         spec = model_spec(doc, (), raw, full, raw["name"], diags)
         if spec:
             specs.models.append(spec)
         else:
-            specs.invalid["model"].add(raw["name"])
+            specs.mark_invalid("model", raw)
     else:
         specs.environments.append(env_spec(doc, (), raw, full, raw["name"], diags))

@@ -133,11 +133,11 @@ def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
                 "minProperties": " entries", "minItems": " items"}.get(v, "")
         return [Diagnostic(f"'{name}' is {_short(value) if not unit else 'too ' + ('long' if 'max' in v else 'short')}; "
                            f"it must be {limits[v]} {err.validator_value}{unit}",
-                           hint or "Change the value.", **doc.at(path))]
+                           hint or f"Use a value {limits[v]} {err.validator_value}{unit}.", **doc.at(path))]
+    if v == "pattern" and "propertyNames" in err.schema_path:
+        return [Diagnostic(f"'{name}' has an invalid key {_short(value)}", hint, **doc.at(path))]
     if v == "pattern":
         return [Diagnostic(f"'{name}' has an invalid value {_short(value)}", hint, **doc.at(path))]
-    if v == "propertyNames":
-        return [Diagnostic(f"'{name}' has an invalid key {_short(value)}", hint, **doc.at(path))]
     return [Diagnostic(f"'{name}': {err.message}", hint, **doc.at(path))]
 
 

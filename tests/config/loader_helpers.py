@@ -1,0 +1,27 @@
+"""Helpers for the loader tests (a module with a unique name: tests/<area> folders are not packages)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write {relative path: content} under root; returns root."""
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content)
+    return root
+
+
+def age(root: Path, seconds: int = 10) -> None:
+    """Move every file's mtime into the past, so the hash cache trusts it (see digests.RACY_NS)."""
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            st = os.stat(p)
+            os.utime(p, ns=(st.st_atime_ns - seconds * 10**9, st.st_mtime_ns - seconds * 10**9))

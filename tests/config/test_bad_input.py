@@ -1,0 +1,83 @@
+"""The bad-input corpus: tests/config/bad/<case>/ holds a project and expect.json (message, file, line, field).
+
+Every case goes through load_config; a sample also through `mlctl validate` as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlctl.project import Project
+from mlctl.schemas.load import load_config
+
+BAD = Path(__file__).parent / "bad"
+CASES = sorted(p.name for p in BAD.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def expectation(case: str) -> dict:
+    return json.loads((BAD / case / "expect.json").read_text())
+
+
+def project(case: str, tmp_path: Path) -> Project:
+    exp = expectation(case)
+    return Project.at(BAD / case, files=exp.get("files", ()), state_path=tmp_path / "state.json")
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_reported_with_file_line_and_field(case, tmp_path):
+    exp = expectation(case)
+    config = load_config(project(case, tmp_path))
+    assert config.resources == ()
+    errors = config.errors
+    assert errors, f"{case}: no error reported; diagnostics: {config.diagnostics}"
+    matching = [d for d in errors if exp["message"] in d.summary + " " + d.detail]
+    assert matching, f"{case}: no error says {exp['message']!r}; got:\n" + "\n".join(d.format() for d in errors)
+    d = matching[0]
+    if exp["file"]:
+        assert d.file is not None and Path(d.file).name == exp["file"], d.format()
+        assert d.file == exp["file"], d.format()   # shown relative to the project folder
+    if exp["line"] is not None:
+        assert d.line == exp["line"], d.format()
+    if "field" in exp:
+        assert d.field == exp["field"], d.format()
+    assert d.detail, f"{case}: the error does not say what to do: {d.format()}"
+
+
+SAMPLE = ["yaml-syntax", "unknown-field", "traffic-total", "unknown-endpoint", "scoring-script-missing",
+          "model-conflicting-content", "conda-file-syntax"]
+
+
+@pytest.mark.parametrize("case", SAMPLE)
+def test_validate_command_exits_1_and_prints_the_location(case, tmp_path):
+    exp = expectation(case)
+    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state",
+                           str(tmp_path / "state.json"), "validate"],
+                          capture_output=True, text=True, timeout=60, cwd=BAD / case)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert exp["message"] in proc.stderr
+    assert f"{exp['file']}:{exp['line']}" in proc.stderr
+    assert "Configuration is invalid" in proc.stderr
+
+
+def test_all_errors_of_a_run_are_reported_together(tmp_path):
+    root = tmp_path / "p"
+    (root).mkdir()
+    shared = BAD / "_shared"
+    (root / "endpoint.yml").write_text(
+        "kind: endpoint\nname: ep-one\nauth_mode: keys\ntraffic:\n  blue: 50\n")
+    (root / "blue.yml").write_text(
+        f"kind: deployment\nname: blue\nendpoint_name: ep-one\ninstance_cout: 2\nmodel:\n  path: {shared}/model\n"
+        f"code_configuration:\n  code: {shared}/nothing\n  scoring_script: score.py\n")
+    config = load_config(Project.at(root, state_path=tmp_path / "s.json"))
+    found = sorted((Path(d.file).name, d.line, d.field) for d in config.errors)
+    assert found == [("blue.yml", 4, "instance_cout"), ("endpoint.yml", 3, "auth_mode")], found
