@@ -1,0 +1,57 @@
+"""Log files: size rotation and `tail` (what `mlctl logs` prints), following new lines."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from mlctl.errors import MlctlError
+from mlctl.runtime.local.host.logfiles import RotatingLog, tail
+
+from hosttools import send
+
+
+def test_rotating_log_rotates_by_size_and_tail_reads_across_backups(tmp_path):
+    path = tmp_path / "logs" / "ep" / "blue" / "instance-0.log"
+    log = RotatingLog(path, max_bytes=100, backups=2)
+    for n in range(30):
+        log.write(f"line {n:02d} ........\n".encode())  # 17 bytes: 5 lines per file
+    log.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["instance-0.log", "instance-0.log.1", "instance-0.log.2"]
+    assert path.stat().st_size <= 100
+    assert list(tail(tmp_path, "ep", "blue", lines=7)) == [f"line {n:02d} ........" for n in range(23, 30)]
+    with pytest.raises(MlctlError) as missing:
+        list(tail(tmp_path, "ep", "green"))
+    assert "green" in str(missing.value)
+
+
+def test_tail_of_a_deployment_and_follow_shows_a_new_request(make_host):
+    host = make_host()
+    host.put("blue", count=2)
+    host.client.set_traffic({"blue": 100})
+    lines = list(tail(host.data_dir, host.name, "blue", lines=5000))
+    assert any(line.startswith("instance-0 | ") and "model loaded" in line for line in lines)
+    assert any(line.startswith("instance-1 | ") for line in lines)
+    one = list(tail(host.data_dir, host.name, "blue", lines=2, instance=1))
+    assert len(one) == 2 and not one[0].startswith("instance-")
+    assert any("listening" in line for line in tail(host.data_dir, host.name, None))  # the host's own log
+    stop = threading.Event()
+    seen = []
+
+    def follow():
+        deadline = time.monotonic() + 20
+        for line in tail(host.data_dir, host.name, "blue", lines=0, follow=True, poll_s=0.05,
+                         stop=lambda: stop.is_set() or time.monotonic() > deadline):
+            seen.append(line)
+            if "follow-me-7" in line:
+                stop.set()
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    time.sleep(0.3)
+    send(host.url + "/score", 1, headers=host.auth(**{"x-request-id": "follow-me-7"}))
+    reader.join(25)
+    assert not reader.is_alive()
+    assert any("follow-me-7" in line for line in seen)

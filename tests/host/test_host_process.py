@@ -1,0 +1,63 @@
+"""The host process itself: detached start, recorded/pinned ports, deep data folders, kill and shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import pytest
+
+from mlctl.runtime.local.host.runfiles import is_alive, read_run_record
+from mlctl.runtime.local.hostclient import HostClient, HostError, find_host, start_host
+
+from hosttools import send, wait_until
+
+
+def test_start_is_idempotent_and_shutdown_leaves_no_process(make_host):
+    host = make_host()
+    assert start_host(host.data_dir, host.name, auth_mode="key", port=None).pid == host.info.pid
+    assert os.getsid(host.info.pid) == host.info.pid  # detached: its own session
+    host.put("blue", count=2)
+    pids = [i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]]
+    host.client.shutdown()
+    assert not is_alive(host.info.pid) and not any(is_alive(p) for p in pids)
+    assert find_host(host.data_dir, host.name) is None
+    with pytest.raises(HostError) as gone:
+        HostClient.for_endpoint(host.data_dir, host.name)
+    assert gone.value.kind == "not_running"
+
+
+def test_killed_host_takes_its_instances_and_restarts_on_the_recorded_port(make_host):
+    host = make_host()
+    host.put("blue")
+    pids = [i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]]
+    os.kill(host.info.pid, signal.SIGKILL)
+    wait_until(lambda: not is_alive(host.info.pid) and not any(is_alive(p) for p in pids), 10, "no orphans")
+    assert find_host(host.data_dir, host.name) is None
+    again = make_host()
+    assert again.info.port == host.info.port and again.info.pid != host.info.pid
+    again.put("blue")
+    again.client.set_traffic({"blue": 100})
+    assert send(again.url + "/score", 2, headers=again.auth())[0][0] == 200  # same keys
+
+
+def test_pinned_port_is_used_and_a_taken_one_is_a_clear_error(make_host, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    host = make_host(port=free)
+    assert host.info.port == free
+    with pytest.raises(HostError) as taken:
+        start_host(tmp_path / "other", "ep2", auth_mode="key", port=free, timeout=20)
+    assert taken.value.kind == "host_failed" and str(free) in taken.value.message + taken.value.log_tail
+
+
+def test_deep_data_folder_keeps_sockets_under_the_unix_path_limit(make_host, tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5) / ".mlctl"
+    host = make_host(name="an-endpoint-with-a-long-name", data_dir=deep)
+    assert len(os.fsencode(host.info.admin_socket)) < 108
+    assert read_run_record(deep, host.name)["admin_socket"] == host.info.admin_socket
+    host.put("a-deployment-name-of-32-chars-xx")
+    host.client.set_traffic({"a-deployment-name-of-32-chars-xx": 100})
+    assert send(host.url + "/score", 2, headers=host.auth())[0][0] == 200
