@@ -133,7 +133,8 @@ class SplitProject:
         (root / "code" / "score.py").write_text(SCORE)
 
     def write(self, traffic: dict, deployments: dict, mirror: dict | None = None) -> None:
-        """deployments: {name: {"count": N, "fail": bool}}; files of removed deployments are deleted."""
+        """deployments: {name: {"count": N, "fail": bool, "concurrency": N}}; files of removed
+        deployments are deleted."""
         text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic))
         if mirror:
             text += f"mirror_traffic: {json.dumps(mirror)}\n"
@@ -143,6 +144,9 @@ class SplitProject:
                 f.unlink()
         for name, d in deployments.items():
             extra = "  FAIL_INIT: \"1\"\n" if d.get("fail") else ""
+            if d.get("concurrency"):
+                extra += f"request_settings:\n  max_concurrent_requests_per_instance: {d['concurrency']}\n"
+
             body = DEPLOYMENT.format(name=name, endpoint=self.endpoint, extra=extra, count=d.get("count", 1))
             (self.root / f"deploy-{name}.yml").write_text(body)
 

@@ -1,0 +1,136 @@
+"""Issue 7: the documented safe rollout under load with zero failed requests, a failing green,
+and an endpoint host killed (drift -> apply restores it on the same port with the same keys)."""
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+from conftest import Endpoint, alive, keys, mlctl, wait_until
+
+CLIENTS = 4
+MAX_REQUESTS = 200_000     # per client: the load stops by itself even if the test hangs
+MAX_SECONDS = 400
+
+
+class Load:
+    """CLIENTS keep-alive clients on loopback sending requests until stopped (bounded in count and time)."""
+
+    def __init__(self, port: int, key: str):
+        self.port, self.key = port, key
+        self.stop = threading.Event()
+        self.sent = [0] * CLIENTS
+        self.failures: list[str] = []
+        self.served = Counter()
+        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)]
+
+    def _client(self, i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        deadline = time.monotonic() + MAX_SECONDS
+        while not self.stop.is_set() and self.sent[i] < MAX_REQUESTS and time.monotonic() < deadline:
+            try:
+                conn.request("POST", "/score", body=b"{}", headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200:
+                    self.failures.append(f"{resp.status} {body[:200]!r}")
+                else:
+                    self.served[json.loads(body)["who"]] += 1
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(f"{type(e).__name__}: {e}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.sent[i] += 1
+        conn.close()
+
+    def total(self) -> int:
+        return sum(self.sent)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
+def test_safe_rollout_under_load_fails_no_request(split_project):
+    p, root = split_project, split_project.root
+    c = 4   # max_concurrent_requests_per_instance: room for the clients (Azure's 429 rule otherwise)
+    p.write({"blue": 100}, {"blue": {"concurrency": c}})
+    mlctl(root, "apply", "--auto-approve")
+    key = keys(root, "split")["primaryKey"]
+    port = Endpoint(root, "split").port
+    steps = [
+        ("scale blue to 2", {"blue": 100}, {"blue": {"count": 2, "concurrency": c}}, None),
+        ("green at 0%", {"blue": 100, "green": 0}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
+        ("mirror 10% to green", {"blue": 100, "green": 0}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, {"green": 10}),
+        ("90/10", {"blue": 90, "green": 10}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
+        ("0/100", {"blue": 0, "green": 100}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
+        ("blue removed", {"green": 100}, {"green": {"concurrency": c}}, None),
+    ]
+    with Load(port, key) as load:
+        assert wait_until(lambda: load.total() > 20)
+        for name, traffic, deployments, mirror in steps:
+            before = load.total()
+            p.write(traffic, deployments, mirror)
+            out = mlctl(root, "apply", "--auto-approve")
+            assert "Apply complete!" in out.stdout, name
+            assert wait_until(lambda: load.total() > before + 20), f"no requests during {name}"
+            if name == "green at 0%":       # green called alone by header, while blue takes all traffic
+                ep = Endpoint(root, "split")
+                assert all(json.loads(ep.score(key=key, deployment="green")[1])["who"] == "green"
+                           for _ in range(10))
+                ep.close()
+            shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
+            assert shown["traffic"] == {k: v for k, v in traffic.items()}, name
+    assert load.failures == [], load.failures[:5]
+    assert load.served["blue"] > 0 and load.served["green"] > 0
+    assert load.total() >= 200
+
+
+def test_failing_green_leaves_blue_serving_everything(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    p.write({"blue": 90, "green": 10}, {"blue": {}, "green": {"fail": True}})
+    out = mlctl(root, "apply", "--auto-approve", check=False)
+    assert out.returncode == 1 and "RuntimeError: init failed on purpose in green" in out.stderr
+    key = keys(root, "split")["primaryKey"]
+    ep = Endpoint(root, "split")
+    assert {json.loads(ep.score(key=key)[1])["who"] for _ in range(30)} == {"blue"}
+    ep.close()
+    assert json.loads(mlctl(root, "show", "split", "--json").stdout)["traffic"] == {"blue": 100}
+
+
+def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    before = json.loads(mlctl(root, "show", "split", "--json").stdout)
+    k = keys(root, "split")
+    host = before["host"]["pid"]
+    instances = [i["pid"] for i in before["deployments"]["blue"]["instances"]]
+    os.killpg(host, signal.SIGKILL)
+    assert wait_until(lambda: not alive(host) and not any(alive(i) for i in instances))
+
+    plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "drift" in plan.stdout and "endpoint.split" in plan.stdout
+
+    mlctl(root, "apply", "--auto-approve")
+    after = json.loads(mlctl(root, "show", "split", "--json").stdout)
+    assert after["host"]["port"] == before["host"]["port"]
+    assert after["host"]["pid"] != host
+    assert keys(root, "split") == k
+    ep = Endpoint(root, "split")
+    assert ep.score(key=k["primaryKey"])[0] == 200
+    ep.close()
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
