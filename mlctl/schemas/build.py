@@ -35,6 +35,8 @@ class Builder:
     inputs: dict[str, str] = field(default_factory=dict)
     resources: dict[Address, Resource] = field(default_factory=dict)
     assets: dict[tuple[Kind, str], tuple[Resource, object]] = field(default_factory=dict)
+    conda: dict[str, dict | None] = field(default_factory=dict)   # one parse per conda file
+    trees: dict[tuple, tuple] = field(default_factory=dict)       # one walk per (folder, root name)
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -45,18 +47,26 @@ class Builder:
             self.endpoint(e)
         for d in self.specs.deployments:
             self.deployment(d)
+        by_endpoint: dict[str, list[Address]] = {}
+        for a in sorted(self.resources):
+            if a.kind is Kind.DEPLOYMENT:
+                by_endpoint.setdefault(a.endpoint, []).append(a)
         for e in self.specs.endpoints:
-            self.traffic(e)
+            self.traffic(e, by_endpoint.get(e.name, []))
         return sorted(self.resources.values(), key=lambda r: r.address)
 
     def _hash(self, path, where, root_name=None):
         """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`."""
+        key = (str(path), root_name)
+        if key in self.trees:
+            return self.trees[key]
         try:
             files = {}
             for rel, full in list_files(path).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
-            return merkle_digest(files, root_name), files
+            self.trees[key] = merkle_digest(files, root_name), files
+            return self.trees[key]
         except OSError as e:
             self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}",
                                          "Check that it exists and is readable.", **where))
@@ -103,8 +113,11 @@ class Builder:
         if spec.conda_file is not None:
             if not spec.conda_file.is_file():
                 return None
-            self._hash(spec.conda_file, spec.where.at("conda_file"))
-            parsed = parse_conda_file(spec.conda_file, self.diags)
+            key = str(spec.conda_file)
+            if key not in self.conda:
+                self._hash(spec.conda_file, spec.where.at("conda_file"))
+                self.conda[key] = parse_conda_file(spec.conda_file, self.diags)
+            parsed = self.conda[key]
             if parsed is None:
                 return None
         spec_digest = json_digest({**parsed, "image": spec.image})
@@ -182,12 +195,11 @@ class Builder:
                                            tuple(f for f, _ in spec.ignored),
                                            Source(spec.where.doc.display, spec.where.line()))
 
-    def traffic(self, spec) -> None:
+    def traffic(self, spec, deployments: list[Address]) -> None:
         address = Address(Kind.TRAFFIC, spec.name)
         if address in self.resources:
             return
         attrs = {"endpoint": spec.name, "traffic": dict(spec.traffic), "mirror_traffic": dict(spec.mirror_traffic)}
-        deployments = sorted(a for a in self.resources if a.kind is Kind.DEPLOYMENT and a.endpoint == spec.name)
         self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs),
                                            (Address(Kind.ENDPOINT, spec.name), *deployments), {}, (),
                                            Source(spec.where.doc.display, spec.where.doc.line(("traffic",))))

@@ -12,6 +12,7 @@ import yaml
 
 from mlctl.errors import Diagnostic
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: same nodes and marks, faster
 Path_ = tuple  # a field path: mapping keys (str) and list indices (int)
 
 
@@ -90,7 +91,7 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     except OSError as e:
         return None, [Diagnostic(f"cannot read {shown}: {e.strerror or e}",
                                  "Check that the file exists and is readable.", file=shown)]
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -98,7 +99,7 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
         mark = e.problem_mark or e.context_mark
         what = " ".join(x for x in (e.context, e.problem) if x)
         if e.context_mark is not None and mark is not None and e.context_mark.line != mark.line:
-            if "<stream end>" in (e.problem or ""):
+            if mark.index >= len(text.rstrip()):
                 mark = e.context_mark   # an unclosed bracket or quote: point at where it opened
             else:
                 what += f" (the construct started at line {e.context_mark.line + 1})"

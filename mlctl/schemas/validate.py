@@ -42,6 +42,16 @@ def resolve(node: dict, kind: str) -> tuple[dict, str]:
     ref = node.get("$ref")
     if not ref:
         return node, kind
+    key = (id(node), kind)
+    if key not in _RESOLVED:
+        _RESOLVED[key] = _resolve(node, kind, ref)
+    return _RESOLVED[key]
+
+
+_RESOLVED: dict[tuple[int, str], tuple[dict, str]] = {}   # schema nodes live as long as the process (lru_cache)
+
+
+def _resolve(node: dict, kind: str, ref: str) -> tuple[dict, str]:
     target_file, _, pointer = ref.partition("#")
     target_kind = target_file.removesuffix(".schema.json") if target_file else kind
     target = schema(target_kind)
