@@ -88,8 +88,10 @@ class Builder:
                 f"A configuration holds one version of a {kind.value}: give the other one its own name.",
                 **spec.where.at("version")))
         elif prior.digest != resource.digest:
+            differ = [k for k in b if a.get(k) != b[k] and k not in PATH_ATTRIBUTES.get(kind.value, ())]
+            what = "different content" if differ == ["content_digest"] else "differences in " + ", ".join(differ)
             self.diags.append(Diagnostic(
-                f"{kind.value} '{spec.name}' version {a['version']} is defined twice with different content "
+                f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
                 f"(first at {prior_spec.where.text()})",
                 "A registered version is immutable: give one of them a new version, or leave 'version' out "
                 "so mlctl derives it from the content.", **spec.where.at()))

@@ -267,7 +267,8 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
             specs.mark_invalid(kind, raw, endpoint if isinstance(endpoint, str) else None)
         else:
             specs.mark_invalid(kind, raw)
-        for item in raw.get("deployments") or [] if kind == "endpoint" else []:
+        items = raw.get("deployments") if kind == "endpoint" else None
+        for item in items if isinstance(items, list) else []:
             specs.mark_invalid("deployment", item, str(raw.get("name")))
         return
     full = apply_defaults(schema(kind), kind, raw)
