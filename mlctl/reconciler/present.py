@@ -65,6 +65,8 @@ def reason_text(plan: Plan, change: Change) -> str:
         return "requested with --replace"
     if r is Reason.FAILED_EARLIER:
         return f"{r.value}: it was left failed or tainted by an earlier apply"
+    if r is Reason.DRIFT and change.action is Action.CREATE:
+        return f"{r.value}: it is gone from the runtime"
     if r is Reason.DRIFT:
         return f"{r.value}: the runtime differs from what was applied"
     return r.value
