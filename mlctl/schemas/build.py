@@ -102,6 +102,10 @@ class Builder:
         digest, files = self._hash(spec.path, spec.where.at("path"), None if is_file else spec.path.name)
         if digest is None:
             return None
+        if not files:
+            self.diags.append(Diagnostic(f"model '{spec.name}' has no files: {spec.path} is empty",
+                                         "Train or copy the model into it before applying.", severity="warning",
+                                         **spec.where.at("path")))
         attrs = {"name": spec.name, "version": spec.version or derived_version(digest), "path": str(spec.path),
                  "is_file": is_file, "type": spec.type, "description": spec.description, "tags": spec.tags,
                  "content_digest": digest}
@@ -112,7 +116,12 @@ class Builder:
 
     def environment(self, spec: EnvSpec) -> Resource | None:
         parsed = {"python": None, "channels": [], "conda_packages": [], "pip_packages": []}
-        if spec.conda_file is not None:
+        if spec.conda_file is None:
+            self.diags.append(Diagnostic(
+                f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"
+                + (f" (the image {spec.image} is not used)" if spec.image else ""),
+                "Add 'conda_file:' listing the packages score.py imports.", severity="warning", **spec.where.at()))
+        else:
             if not spec.conda_file.is_file():
                 return None
             key = str(spec.conda_file)

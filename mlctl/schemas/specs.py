@@ -260,8 +260,10 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
     """Validate one document and add what it declares to `specs`; problems go to `diags`."""
     problems = schema_diagnostics(doc, kind)
     raw = doc.data
-    if problems:
-        diags.extend(problems)
+    diags.extend(problems)
+    # An unknown field does not change the shape of the rest: keep checking (files, references)
+    # so all problems come out in one run. Any other schema error stops this document here.
+    if any(not p.summary.startswith("unknown field") for p in problems):
         if kind == "deployment":
             endpoint = raw.get("endpoint_name")
             specs.mark_invalid(kind, raw, endpoint if isinstance(endpoint, str) else None)

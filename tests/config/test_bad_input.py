@@ -80,4 +80,5 @@ def test_all_errors_of_a_run_are_reported_together(tmp_path):
         f"code_configuration:\n  code: {shared}/nothing\n  scoring_script: score.py\n")
     config = load_config(Project.at(root, state_path=tmp_path / "s.json"))
     found = sorted((Path(d.file).name, d.line, d.field) for d in config.errors)
-    assert found == [("blue.yml", 4, "instance_cout"), ("endpoint.yml", 3, "auth_mode")], found
+    assert found == [("blue.yml", 4, "instance_cout"), ("blue.yml", 8, "code_configuration.code"),
+                     ("endpoint.yml", 3, "auth_mode")], found

@@ -229,3 +229,18 @@ def test_second_load_reads_no_file_it_already_hashed(trained_example, tmp_path):
     second = load_config(project, cache=cache)
     assert cache.computed == 0 and cache.hits == 3   # conda.yml, score.py, model.pkl
     assert identity(first) == identity(second)
+
+
+def test_an_empty_model_folder_and_an_environment_without_packages_are_warned_about(tmp_path):
+    files = {k: v for k, v in NAMED_SPLIT.items() if k != "assets/model.pkl"}
+    files["model.yml"] = files["model.yml"].replace("path: assets/model.pkl", "path: empty")
+    files["env.yml"] = files["env.yml"].replace("conda_file: assets/conda.yml\n", "")
+    root = write_tree(tmp_path / "p", files)
+    (root / "empty").mkdir()
+    config = load(root, tmp_path)
+    warnings = [(d.file, d.line, d.summary) for d in config.diagnostics if d.severity == "warning"]
+    assert warnings == [
+        ("env.yml", 1, "environment 'sk' has no conda_file: the local runtime installs no packages for it "
+                       "(the image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest is not used)"),
+        ("model.yml", 4, f"model 'ridge' has no files: {root / 'empty'} is empty")]
+    assert config.resources  # warnings do not stop a load
