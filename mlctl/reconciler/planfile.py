@@ -36,6 +36,7 @@ def save_plan(plan: Plan, path: str | os.PathLike, root: str | None = None) -> N
         "binding": {
             "lineage": plan.lineage,
             "serial": plan.serial,
+            "root": root,
             "inputs": {_key(p, root): d for p, d in sorted(plan.inputs.items())},
         },
         "destroy": plan.destroy,
@@ -88,11 +89,14 @@ def _diff(prior, resource, rc: dict, exclude) -> tuple:
 
 def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -> Plan:
     """The saved plan at `path`, checked against the current `state` and `config` (a loaded Config).
+    `root`: the project folder (default: the folder the plan was made in); inputs are compared relative to it.
 
     Raises MlctlError listing everything that moved (lineage, serial, each changed file) when it is stale.
     """
     path = Path(path)
     doc = _read(path)
+    if root is None:  # the folder it was made in (pass the project root to apply from another checkout)
+        root = doc["binding"].get("root")
     stale = moved(doc["binding"], state, dict(config.inputs), root)
     if stale:
         first, *rest = stale

@@ -27,7 +27,7 @@ def test_round_trip(tmp_path):
     p, path, cfg, prior = saved(tmp_path, instances=3, environment_variables={"DB_PASSWORD": "hunter2", "MODE": "x"})
     doc = json.loads(path.read_text())
     assert doc["format_version"] == "mlctl.planfile/v1"
-    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "inputs": {
+    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "inputs": {
         "/elsewhere/conda.yml": "sha256:c1", "blue.yml": "sha256:b1", "code/score.py": "sha256:s1",
         "endpoint.yml": "sha256:e1"}}
     assert "hunter2" not in path.read_text()
@@ -39,6 +39,17 @@ def test_round_trip(tmp_path):
     assert blue.after["environment_variables"]["DB_PASSWORD"] == "hunter2"  # from the config, not the file
     assert blue.resource is cfg.resources[4] and blue.before == prior.resources["deployment.e.blue"].attributes
     assert (back.lineage, back.serial, back.destroy) == (prior.lineage, 4, False)
+    assert [c.action for c in load_plan(path, prior, cfg).changes] == [c.action for c in p.changes]  # root as saved
+
+
+def test_another_checkout_of_the_same_files_is_not_stale(tmp_path):
+    p, path, cfg, prior = saved(tmp_path)
+    moved_inputs = {k.replace("/src/", "/ci/work/"): v for k, v in INPUTS.items()}
+    back = load_plan(path, prior, Cfg(cfg.resources, inputs=moved_inputs), root="/ci/work")
+    assert len(back.changes) == len(p.changes)
+    with pytest.raises(MlctlError) as e:
+        load_plan(path, prior, Cfg(cfg.resources, inputs=moved_inputs))  # compared as if still in /src
+    assert "the saved plan is stale: /ci/work/blue.yml is new" in str(e.value)
 
 
 def test_stale_lists_everything_that_moved(tmp_path):
