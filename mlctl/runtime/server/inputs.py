@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from mlctl.runtime.server import jsoncodec
@@ -27,7 +27,7 @@ class RequestData:
 
     __slots__ = ("method", "path", "query_string", "headers", "body", "content_type", "remote", "host")
 
-    def __init__(self, method: str, path: str, query_string: str, headers: List[Tuple[str, str]],
+    def __init__(self, method: str, path: str, query_string: str, headers: Mapping[str, str],
                  body: bytes, content_type: str, remote: Optional[str], host: str) -> None:
         self.method = method
         self.path = path
@@ -74,7 +74,7 @@ def run_arguments(script: UserScript, req: RequestData) -> Dict[str, Any]:
     """Pure: run()'s keyword arguments for this request; BadInput / UnsupportedInput otherwise."""
     mode = script.mode
     if mode == RAW:
-        return {script.param: AMLRequest(req.method, req.path, req.query_string, req.headers, req.body,
+        return {script.param: AMLRequest(req.method, req.path, req.query_string, list(req.headers.items()), req.body,
                                          req.remote, "http", req.host)}
     if req.method == "GET":
         params = query_parameters(req.query_string)

@@ -13,7 +13,7 @@ from mlctl.runtime.server.answers import JSON, HeaderTooLarge, add_ids, cors_hea
 from mlctl.runtime.server.inputs import BadInput, RequestData, UnsupportedInput, input_fault, run_arguments
 from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.rawhttp import AMLResponse
-from mlctl.runtime.server.script import UserScript
+from mlctl.runtime.server.script import RAW, UserScript
 from mlctl.runtime.server.settings import Settings
 from mlctl.runtime.server.workers import CallTimeout, QueueFull, WorkerPool
 
@@ -29,7 +29,7 @@ class RunFailed(Exception):
 def _invoke(script: UserScript, req: RequestData) -> Tuple[Any, float]:
     """On a worker: parse the input, call run(); returns (output, run ms)."""
     kwargs = run_arguments(script, req)
-    headers: Optional[Dict[str, str]] = dict(req.headers) if script.wants_headers else None
+    headers: Optional[Dict[str, str]] = dict(req.headers.items()) if script.wants_headers else None
     start = time.perf_counter()
     try:
         out = script.call(kwargs, headers)
@@ -106,8 +106,11 @@ class Scorer:
                 return error(413, f"Request body is over the limit of {self.settings.max_body_bytes} bytes")
         else:
             body = b""
-        req = RequestData(method, request.path, request.query_string, list(request.headers.items()), body,
-                          request.headers.get("Content-Type", ""), request.remote, request.host)
+        headers = request.headers
+        raw = self.script.mode == RAW
+        req = RequestData(method, request.path, request.query_string, headers, body,
+                          headers.get("Content-Type", ""), request.remote if raw else None,
+                          request.host if raw else "")
         try:
             (out, run_ms), _ = await self.pool.call(_invoke, self.script, req)
         except QueueFull:

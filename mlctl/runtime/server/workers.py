@@ -67,14 +67,14 @@ class WorkerPool:
         self._threads: List[threading.Thread] = []
         self._watchdog: Optional[asyncio.TimerHandle] = None
         self._serial = 0
-        for _ in range(size):
-            self._spawn()
+        for slot in range(size):
+            self._running.append(None)
+            self._start_thread(slot)
         self._tick = min(max(timeout_ms / 20000.0, 0.005), 0.25)
         self._watchdog = loop.call_later(self._tick, self._watch)
 
-    def _spawn(self) -> None:
-        slot = len(self._running)
-        self._running.append(None)
+    def _start_thread(self, slot: int) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
         self._serial += 1
         t = threading.Thread(target=self._work, args=(slot,), name=f"scoring-worker-{self._serial}", daemon=True)
         self._threads.append(t)
@@ -134,15 +134,8 @@ class WorkerPool:
                 self._running[slot] = None
             if not job.future.done():
                 job.future.set_exception(CallTimeout(self.timeout_ms, (now - job.started) * 1000.0))
-            self._replace(slot)
+            self._start_thread(slot)  # a fresh thread takes the abandoned one's place
         self._watchdog = self.loop.call_later(self._tick, self._watch)
-
-    def _replace(self, slot: int) -> None:
-        self._threads = [t for t in self._threads if t.is_alive()]
-        self._serial += 1
-        t = threading.Thread(target=self._work, args=(slot,), name=f"scoring-worker-{self._serial}", daemon=True)
-        self._threads.append(t)
-        t.start()
 
     def busy(self) -> int:
         """How many workers are inside a call now."""
