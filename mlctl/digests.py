@@ -46,12 +46,6 @@ def merkle_digest(files: Mapping[str, str], root_name: str | None = None) -> str
     return "sha256:" + h.hexdigest()
 
 
-def is_skipped(rel: str) -> bool:
-    """Pure: whether a relative path is left out of folder digests."""
-    parts = rel.replace(os.sep, "/").split("/")
-    return any(p in SKIP_DIRS for p in parts[:-1]) or parts[-1].endswith(SKIP_SUFFIXES) or parts[-1] in SKIP_DIRS
-
-
 class HashCache:
     """sha256 of files keyed by (absolute path, size, mtime_ns); persisted as JSON.
 

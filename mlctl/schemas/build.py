@@ -22,7 +22,7 @@ def resource_digest(kind: Kind, attributes: dict) -> str:
     return json_digest({k: v for k, v in attributes.items() if k not in skip})
 
 
-def derived_version(digest: str) -> str:
+def derive_version(digest: str) -> str:
     """Pure: the version of an asset whose YAML leaves it out: 'd' + 10 hex chars of its content digest."""
     return "d" + digest.removeprefix("sha256:")[:10]
 
@@ -40,19 +40,19 @@ class Builder:
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
-            self.model(m)
+            self.build_model(m)
         for e in self.specs.environments:
-            self.environment(e)
+            self.build_environment(e)
         for e in self.specs.endpoints:
-            self.endpoint(e)
+            self.build_endpoint(e)
         for d in self.specs.deployments:
-            self.deployment(d)
+            self.build_deployment(d)
         by_endpoint: dict[str, list[Address]] = {}
         for a in sorted(self.resources):
             if a.kind is Kind.DEPLOYMENT:
                 by_endpoint.setdefault(a.endpoint, []).append(a)
         for e in self.specs.endpoints:
-            self.traffic(e, by_endpoint.get(e.name, []))
+            self.build_traffic(e, by_endpoint.get(e.name, []))
         return sorted(self.resources.values(), key=lambda r: r.address)
 
     def _hash(self, path, where, root_name=None):
@@ -97,7 +97,7 @@ class Builder:
                 "so mlctl derives it from the content.", **spec.where.at()))
         return prior
 
-    def model(self, spec: ModelSpec) -> Resource | None:
+    def build_model(self, spec: ModelSpec) -> Resource | None:
         is_file = spec.path.is_file()
         digest, files = self._hash(spec.path, spec.where.at("path"), None if is_file else spec.path.name)
         if digest is None:
@@ -106,7 +106,7 @@ class Builder:
             self.diags.append(Diagnostic(f"model '{spec.name}' has no files: {spec.path} is empty",
                                          "Train or copy the model into it before applying.", severity="warning",
                                          **spec.where.at("path")))
-        attrs = {"name": spec.name, "version": spec.version or derived_version(digest), "path": str(spec.path),
+        attrs = {"name": spec.name, "version": spec.version or derive_version(digest), "path": str(spec.path),
                  "is_file": is_file, "type": spec.type, "description": spec.description, "tags": spec.tags,
                  "content_digest": digest}
         res = Resource(Address(Kind.MODEL, spec.name), attrs, resource_digest(Kind.MODEL, attrs), (),
@@ -114,7 +114,7 @@ class Builder:
                        Source(spec.where.doc.display, spec.where.line()))
         return self._register(Kind.MODEL, spec, res)
 
-    def environment(self, spec: EnvSpec) -> Resource | None:
+    def build_environment(self, spec: EnvSpec) -> Resource | None:
         parsed = {"python": None, "channels": [], "conda_packages": [], "pip_packages": []}
         if spec.conda_file is None:
             self.diags.append(Diagnostic(
@@ -132,7 +132,7 @@ class Builder:
             if parsed is None:
                 return None
         spec_digest = json_digest({**parsed, "image": spec.image})
-        attrs = {"name": spec.name, "version": spec.version or derived_version(spec_digest),
+        attrs = {"name": spec.name, "version": spec.version or derive_version(spec_digest),
                  "conda_file": str(spec.conda_file) if spec.conda_file else None, "image": spec.image,
                  **parsed, "description": spec.description, "tags": spec.tags, "spec_digest": spec_digest}
         res = Resource(Address(Kind.ENVIRONMENT, spec.name), attrs, resource_digest(Kind.ENVIRONMENT, attrs), (), {},
@@ -169,7 +169,7 @@ class Builder:
             return None
         return res
 
-    def endpoint(self, spec) -> None:
+    def build_endpoint(self, spec) -> None:
         attrs = {"name": spec.name, "auth_mode": spec.auth_mode, "port": spec.port,
                  "description": spec.description, "tags": spec.tags}
         address = Address(Kind.ENDPOINT, spec.name)
@@ -178,16 +178,16 @@ class Builder:
                                                tuple(f for f, _ in spec.ignored),
                                                Source(spec.where.doc.display, spec.where.line()))
 
-    def deployment(self, spec: DeploymentSpec) -> None:
+    def build_deployment(self, spec: DeploymentSpec) -> None:
         address = Address(Kind.DEPLOYMENT, f"{spec.endpoint}.{spec.name}")
         if Address(Kind.ENDPOINT, spec.endpoint) not in self.resources or address in self.resources:
             return  # unknown endpoint or duplicate: reported by the checks
-        model = self.resolve(spec.model) if isinstance(spec.model, Ref) else self.model(spec.model)
+        model = self.resolve(spec.model) if isinstance(spec.model, Ref) else self.build_model(spec.model)
         env = None
         if isinstance(spec.environment, Ref):
             env = self.resolve(spec.environment)
         elif spec.environment is not None:
-            env = self.environment(spec.environment)
+            env = self.build_environment(spec.environment)
         code_digest, code_files = self._hash(spec.code, spec.where.at("code_configuration", "code"))
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
@@ -206,7 +206,7 @@ class Builder:
                                            tuple(f for f, _ in spec.ignored),
                                            Source(spec.where.doc.display, spec.where.line()))
 
-    def traffic(self, spec, deployments: list[Address]) -> None:
+    def build_traffic(self, spec, deployments: list[Address]) -> None:
         address = Address(Kind.TRAFFIC, spec.name)
         if address in self.resources:
             return

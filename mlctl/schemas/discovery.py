@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic
 from mlctl.project import Project
-from mlctl.schemas.documents import Document, display_path, read_document
+from mlctl.schemas.documents import Document, read_document
 from mlctl.schemas.validate import KINDS, did_you_mean
 
 # The last part of a `$schema` URL (lower case, without .schema.json) -> kind.
@@ -18,7 +18,7 @@ SCHEMA_KINDS = {
 }
 
 
-def schema_kind(url: str) -> str | None:
+def kind_from_schema_url(url: str) -> str | None:
     """Pure: the kind a `$schema` URL names, e.g. .../managedOnlineEndpoint.schema.json -> 'endpoint'."""
     last = url.strip().rstrip("/").rsplit("/", 1)[-1].lower()
     for suffix in (".schema.json", ".json"):
@@ -43,7 +43,7 @@ def _guess(data: dict) -> str:
     return f" (it looks like a {guess}: add 'kind: {guess}' or the Azure '$schema:' URL to read it)"
 
 
-def document_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
+def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     """(kind, None) for an mlctl document; (None, a note or an error) otherwise.
 
     An explicit `kind:` naming no known kind is an error; a file with no known kind is a
@@ -53,7 +53,7 @@ def document_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     if not isinstance(data, dict):
         what = "empty" if data is None else "not a mapping"
         return None, Diagnostic(f"skipped {doc.display}: {what}, not an mlctl kind", severity="note", file=doc.display)
-    from_schema = schema_kind(data["$schema"]) if isinstance(data.get("$schema"), str) else None
+    from_schema = kind_from_schema_url(data["$schema"]) if isinstance(data.get("$schema"), str) else None
     kind = data.get("kind")
     if kind is not None:
         if kind not in KINDS:
@@ -75,7 +75,7 @@ def document_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note", file=doc.display)
 
 
-def config_paths(project: Project) -> list[Path]:
+def find_config_files(project: Project) -> list[Path]:
     """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder."""
     if project.files:
         return list(project.files)
@@ -96,13 +96,13 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
     if not project.files and not project.root.is_dir():
         shown = str(project.root)
         return [], [Diagnostic(f"project folder {shown} does not exist", "Check the -C argument.", file=shown)], 0
-    for path in config_paths(project):
+    for path in find_config_files(project):
         doc, problems = read_document(path)
         diags.extend(problems)
         if doc is None:
             failed += 1
             continue
-        kind, why = document_kind(doc)
+        kind, why = detect_kind(doc)
         if kind is None:
             if why is not None and why.severity == "note" and project.files:
                 why = Diagnostic(why.summary.replace("skipped ", "", 1),

@@ -21,7 +21,7 @@ Path_ = tuple  # a field path: mapping keys (str) and list indices (int)
 DISPLAY_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("DISPLAY_ROOT", default=None)
 
 
-def display_path(path: Path) -> str:
+def show_path(path: Path) -> str:
     """The path as the user should read it: relative to the project folder (or the working
     directory), unless that climbs more than two folders up; then absolute."""
     try:
@@ -31,7 +31,7 @@ def display_path(path: Path) -> str:
     return str(path) if rel.startswith(os.path.join("..", "..", "..")) else rel
 
 
-def dotted(path: Path_) -> str:
+def format_field(path: Path_) -> str:
     """Pure: ('deployments', 0, 'model', 'path') -> 'deployments[0].model.path'."""
     out = ""
     for p in path:
@@ -50,7 +50,7 @@ class Document:
 
     @property
     def display(self) -> str:
-        return display_path(self.path)
+        return show_path(self.path)
 
     @property
     def base(self) -> Path:
@@ -68,7 +68,7 @@ class Document:
 
     def at(self, path: Path_, **extra) -> dict:
         """Keyword arguments locating a Diagnostic at `path`: file, line and field."""
-        return {"file": self.display, "line": self.line(path), "field": dotted(path) or None, **extra}
+        return {"file": self.display, "line": self.line(path), "field": format_field(path) or None, **extra}
 
     def get(self, path: Path_, default=None):
         node = self.data
@@ -82,7 +82,7 @@ class Document:
 
 def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
-    shown = display_path(path)
+    shown = show_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -130,7 +130,7 @@ def _map_lines(node: yaml.Node, path: Path_, doc: Document, diags: list[Diagnost
                 diags.append(Diagnostic(
                     f"duplicate key '{key}' (first at line {seen[key]})",
                     "Remove one of them: YAML keeps only the last, which is rarely what was meant.",
-                    file=doc.display, line=line, field=dotted(path + (key,))))
+                    file=doc.display, line=line, field=format_field(path + (key,))))
             seen[key] = line
             doc.lines[path + (key,)] = line
             _map_lines(value_node, path + (key,), doc, diags)

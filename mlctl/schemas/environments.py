@@ -12,12 +12,12 @@ _CONDA = re.compile(r"^(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(
 _PIP = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)\s*(?P<extras>\[[^\]]*\])?\s*(?P<rest>.*)$")
 
 
-def canonical_name(name: str) -> str:
+def canonicalize(name: str) -> str:
     """Pure: PEP 503 normal form: lower case, runs of '-', '_', '.' become '-'."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def conda_requirement(spec: str) -> tuple[str, str] | None:
+def normalize_conda_dependency(spec: str) -> tuple[str, str] | None:
     """Pure: a conda dependency -> (lower-case name, PEP 440 specifier or '').
 
     'numpy=1.26' -> ('numpy', '==1.26.*') (conda's '=' is a prefix match); 'numpy==1.26.4'
@@ -41,7 +41,7 @@ def conda_requirement(spec: str) -> tuple[str, str] | None:
     return name, re.sub(r"\s+", "", rest)
 
 
-def pip_requirement(spec: str) -> str:
+def normalize_pip_requirement(spec: str) -> str:
     """Pure: a pip line normalized: canonical name, extras sorted, specifiers without spaces; options kept."""
     text = spec.strip()
     if text.startswith("-") or "://" in text or text.startswith((".", "/")):
@@ -51,14 +51,14 @@ def pip_requirement(spec: str) -> str:
         return text
     extras = ""
     if m["extras"]:
-        items = sorted(canonical_name(e.strip()) for e in m["extras"][1:-1].split(",") if e.strip())
+        items = sorted(canonicalize(e.strip()) for e in m["extras"][1:-1].split(",") if e.strip())
         extras = f"[{','.join(items)}]"
     rest = m["rest"].strip()
     marker = ""
     if ";" in rest:
         rest, marker = rest.split(";", 1)
         marker = "; " + " ".join(marker.split())
-    return canonical_name(m["name"]) + extras + re.sub(r"\s+", "", rest) + marker
+    return canonicalize(m["name"]) + extras + re.sub(r"\s+", "", rest) + marker
 
 
 def parse_conda_file(path, diags: list[Diagnostic]) -> dict | None:
@@ -84,9 +84,9 @@ def parse_conda_file(path, diags: list[Diagnostic]) -> dict | None:
         deps = []
     for i, dep in enumerate(deps):
         if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-            pip.update(pip_requirement(str(p)) for p in dep["pip"] if str(p).strip())
+            pip.update(normalize_pip_requirement(str(p)) for p in dep["pip"] if str(p).strip())
             continue
-        parsed = conda_requirement(str(dep)) if isinstance(dep, (str, int, float)) else None
+        parsed = normalize_conda_dependency(str(dep)) if isinstance(dep, (str, int, float)) else None
         if parsed is None:
             diags.append(Diagnostic(f"cannot read conda dependency {dep!r}",
                                     "Write 'name', 'name=version' or a '- pip: [...]' list.",

@@ -22,7 +22,7 @@ class Config:
     diagnostics: errors, warnings and notes ("skipped conda.yml: ..."), in file order.
     inputs:      {absolute path: "sha256:<hex>"} of every config file and every file it references
                  (conda files, code files, model files): a saved plan binds to these.
-    ignored:     {address: (dotted cloud-only fields accepted but not honoured)}.
+    ignored:     {address: (format_field cloud-only fields accepted but not honoured)}.
     """
 
     resources: tuple[Resource, ...]
@@ -66,7 +66,8 @@ def _load(project: Project, cache) -> Config:
     from mlctl.digests import CACHE_FILE, HashCache
     from mlctl.schemas.checks import check_specs
     from mlctl.schemas.discovery import discover
-    from mlctl.schemas.specs import Specs, add_document
+    from mlctl.schemas.normalize import add_document
+    from mlctl.schemas.specs import Specs
 
     docs, diags, unparsed = discover(project)
     inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.errors import Diagnostic
-from mlctl.schemas.documents import Document, dotted
+from mlctl.schemas.documents import Document, format_field
 
 SCHEMA_DIR = Path(__file__).parent
 KINDS = ("endpoint", "deployment", "model", "environment")
@@ -21,20 +21,20 @@ TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number
 
 
 @lru_cache(maxsize=None)
-def schema(kind: str) -> dict:
+def load_schema(kind: str) -> dict:
     """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json)."""
     return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=None)
-def _validator(kind: str):
+def _validator_for(kind: str):
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
     registry = Registry().with_resources(
-        (BASE_URI + f"{k}.schema.json", Resource.from_contents(schema(k))) for k in KINDS
+        (BASE_URI + f"{k}.schema.json", Resource.from_contents(load_schema(k))) for k in KINDS
     )
-    return Draft202012Validator(schema(kind), registry=registry)
+    return Draft202012Validator(load_schema(kind), registry=registry)
 
 
 def resolve(node: dict, kind: str) -> tuple[dict, str]:
@@ -54,7 +54,7 @@ _RESOLVED: dict[tuple[int, str], tuple[dict, str]] = {}   # schema nodes live as
 def _resolve(node: dict, kind: str, ref: str) -> tuple[dict, str]:
     target_file, _, pointer = ref.partition("#")
     target_kind = target_file.removesuffix(".schema.json") if target_file else kind
-    target = schema(target_kind)
+    target = load_schema(target_kind)
     for part in filter(None, pointer.split("/")):
         target = target[part]
     target, target_kind = resolve(target, target_kind)
@@ -91,12 +91,12 @@ def did_you_mean(word: str, choices) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def schema_diagnostics(doc: Document, kind: str, data: Any = None, prefix: tuple = ()) -> list[Diagnostic]:
+def validate_document(doc: Document, kind: str, data: Any = None, prefix: tuple = ()) -> list[Diagnostic]:
     """Every schema error of `data` (default: the whole document) as a diagnostic with file, line and field."""
     data = doc.data if data is None else data
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
-    for err in _validator(kind).iter_errors(data):
+    for err in _validator_for(kind).iter_errors(data):
         for d in _explain(err, doc, prefix):
             key = (d.line, d.field, d.summary)
             if key not in seen:
@@ -108,7 +108,7 @@ def schema_diagnostics(doc: Document, kind: str, data: Any = None, prefix: tuple
 
 def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
     path = prefix + tuple(err.absolute_path)
-    name = dotted(path) or "the document"
+    name = format_field(path) or "the document"
     hint = err.schema.get("x-mlctl-hint", "") if isinstance(err.schema, dict) else ""
     v, value = err.validator, err.instance
     if v == "required":
@@ -116,7 +116,7 @@ def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
         missing = m.group(1) if m else str(err.validator_value)
         where = f" in '{name}'" if path else ""
         return [Diagnostic(f"missing required field '{missing}'{where}",
-                           f"Add '{missing}:'." + (f" {hint}" if hint else ""), **doc.at(path, field=dotted(path + (missing,))))]
+                           f"Add '{missing}:'." + (f" {hint}" if hint else ""), **doc.at(path, field=format_field(path + (missing,))))]
     if v == "additionalProperties" and isinstance(value, dict):
         known = set(err.schema.get("properties", {}))
         extras = [k for k in value if k not in known]
@@ -168,8 +168,8 @@ def apply_defaults(node: dict, kind: str, value: Any) -> Any:
     return value
 
 
-def ignored_fields(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:
-    """Pure: [(dotted field, why)] of the cloud-only fields present in `value` (marked `x-mlctl-ignored`)."""
+def find_ignored(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:
+    """Pure: [(format_field field, why)] of the cloud-only fields present in `value` (marked `x-mlctl-ignored`)."""
     s, k = resolve(node, kind)
     out: list[tuple[str, str]] = []
     if not isinstance(value, dict):
@@ -179,16 +179,7 @@ def ignored_fields(node: dict, kind: str, value: Any, prefix: tuple = ()) -> lis
             continue
         sub_r, _ = resolve(sub, k)
         if "x-mlctl-ignored" in sub_r:
-            out.append((dotted(prefix + (key,)), sub_r["x-mlctl-ignored"]))
+            out.append((format_field(prefix + (key,)), sub_r["x-mlctl-ignored"]))
         elif isinstance(value[key], dict) and key != "deployments":
-            out.extend(ignored_fields(sub, k, value[key], prefix + (key,)))
+            out.extend(find_ignored(sub, k, value[key], prefix + (key,)))
     return out
-
-
-def property_schema(kind: str, *path: str) -> tuple[dict, str]:
-    """(schema node, the kind file it lives in) of a property path, e.g. ('deployment', 'model')."""
-    node, k = schema(kind), kind
-    for p in path:
-        node, k = resolve(node, k)
-        node = node["properties"][p]
-    return node, k

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from loader_helpers import write_tree
-from mlctl.schemas.environments import conda_requirement, parse_conda_file, pip_requirement
+from mlctl.schemas.environments import normalize_conda_dependency, parse_conda_file, normalize_pip_requirement
 
 
 def test_conda_requirements():
-    assert conda_requirement("numpy") == ("numpy", "")
-    assert conda_requirement("numpy=1.26") == ("numpy", "==1.26.*")
-    assert conda_requirement("numpy=1.26.*") == ("numpy", "==1.26.*")
-    assert conda_requirement("numpy==1.26.4=py311_0") == ("numpy", "==1.26.4")
-    assert conda_requirement("numpy 1.26 py311_0") == ("numpy", "==1.26.*")
-    assert conda_requirement("conda-forge::scikit-learn >= 1.3") == ("scikit-learn", ">=1.3")
-    assert conda_requirement("Python=3.11") == ("python", "==3.11.*")
+    assert normalize_conda_dependency("numpy") == ("numpy", "")
+    assert normalize_conda_dependency("numpy=1.26") == ("numpy", "==1.26.*")
+    assert normalize_conda_dependency("numpy=1.26.*") == ("numpy", "==1.26.*")
+    assert normalize_conda_dependency("numpy==1.26.4=py311_0") == ("numpy", "==1.26.4")
+    assert normalize_conda_dependency("numpy 1.26 py311_0") == ("numpy", "==1.26.*")
+    assert normalize_conda_dependency("conda-forge::scikit-learn >= 1.3") == ("scikit-learn", ">=1.3")
+    assert normalize_conda_dependency("Python=3.11") == ("python", "==3.11.*")
 
 
 def test_pip_requirements():
-    assert pip_requirement("Joblib") == "joblib"
-    assert pip_requirement("azureml_defaults >= 1.0") == "azureml-defaults>=1.0"
-    assert pip_requirement('Foo.Bar[b, A] == 1.0 ; python_version <  "3.12"') == 'foo-bar[a,b]==1.0; python_version < "3.12"'
-    assert pip_requirement("--extra-index-url https://x/simple") == "--extra-index-url https://x/simple"
-    assert pip_requirement("git+https://github.com/x/y.git") == "git+https://github.com/x/y.git"
+    assert normalize_pip_requirement("Joblib") == "joblib"
+    assert normalize_pip_requirement("azureml_defaults >= 1.0") == "azureml-defaults>=1.0"
+    assert normalize_pip_requirement('Foo.Bar[b, A] == 1.0 ; python_version <  "3.12"') == 'foo-bar[a,b]==1.0; python_version < "3.12"'
+    assert normalize_pip_requirement("--extra-index-url https://x/simple") == "--extra-index-url https://x/simple"
+    assert normalize_pip_requirement("git+https://github.com/x/y.git") == "git+https://github.com/x/y.git"
 
 
 def test_parse_conda_file(tmp_path):

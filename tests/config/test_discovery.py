@@ -8,7 +8,7 @@ import sys
 
 from loader_helpers import write_tree
 from mlctl.project import Project
-from mlctl.schemas.discovery import schema_kind
+from mlctl.schemas.discovery import kind_from_schema_url
 from mlctl.schemas.load import load_config
 
 ENDPOINT = "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: ep-one\n"
@@ -16,13 +16,13 @@ ENDPOINT = "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEn
 
 def test_schema_urls_name_kinds():
     base = "https://azuremlschemas.azureedge.net/latest/"
-    assert schema_kind(base + "managedOnlineEndpoint.schema.json") == "endpoint"
-    assert schema_kind(base + "managedOnlineDeployment.schema.json") == "deployment"
-    assert schema_kind(base + "model.schema.json") == "model"
-    assert schema_kind(base + "environment.schema.json") == "environment"
-    assert schema_kind("https://azuremlsdk2.blob.core.windows.net/latest/managedOnlineEndpoint.schema.json") == "endpoint"
-    assert schema_kind(base + "commandJob.schema.json") is None
-    assert schema_kind(base + "kubernetesOnlineEndpoint.schema.json") is None
+    assert kind_from_schema_url(base + "managedOnlineEndpoint.schema.json") == "endpoint"
+    assert kind_from_schema_url(base + "managedOnlineDeployment.schema.json") == "deployment"
+    assert kind_from_schema_url(base + "model.schema.json") == "model"
+    assert kind_from_schema_url(base + "environment.schema.json") == "environment"
+    assert kind_from_schema_url("https://azuremlsdk2.blob.core.windows.net/latest/managedOnlineEndpoint.schema.json") == "endpoint"
+    assert kind_from_schema_url(base + "commandJob.schema.json") is None
+    assert kind_from_schema_url(base + "kubernetesOnlineEndpoint.schema.json") is None
 
 
 def test_other_yaml_is_skipped_with_one_note_each(tmp_path):

@@ -1,0 +1,159 @@
+"""Normalizing: one validated document of either Azure form -> specs (defaults filled, paths resolved and checked)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlctl.errors import Diagnostic
+from mlctl.schemas.documents import Document, format_field
+from mlctl.schemas.specs import (DeploymentSpec, EndpointSpec, EnvSpec, ModelSpec, Specs, Where, check_existing,
+                                 parse_ref, to_str_map, to_version)
+from mlctl.schemas.validate import apply_defaults, find_ignored, load_schema, validate_document
+
+
+def normalize_model(doc, path, raw, full, default_name, diags) -> ModelSpec | None:
+    """A model mapping (standalone YAML at path=() or inline in a deployment) -> ModelSpec."""
+    if "path" in raw and "local_path" in raw:
+        diags.append(Diagnostic("both 'path' and 'local_path' are set", "Keep 'path' (local_path is the 2021 name).",
+                                **doc.at(path + ("local_path",))))
+        return None
+    key = "path" if "path" in raw else "local_path" if "local_path" in raw else None
+    if key is None:
+        diags.append(Diagnostic("missing required field 'path'" + (" in 'model'" if path else ""),
+                                "Add 'path:' naming the model file or folder.", **doc.at(path, field=".".join(map(str, path + ("path",))))))
+        return None
+    p = check_existing(doc, path + (key,), raw[key], diags)
+    return ModelSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")), path=p,
+                     type=full["type"], description=full["description"], tags=to_str_map(full["tags"]),
+                     where=Where(doc, path), ignored=find_ignored(load_schema("model"), "model", raw))
+
+
+def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
+    """An environment mapping (standalone YAML or inline) -> EnvSpec; both image forms are accepted."""
+    conda = None
+    if "conda_file" in raw:
+        conda = check_existing(doc, path + ("conda_file",), raw["conda_file"], diags, want_dir=False)
+    image = full.get("image") or (full.get("docker") or {}).get("image")
+    return EnvSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")),
+                   conda_file=conda, image=image, description=full["description"], tags=to_str_map(full["tags"]),
+                   where=Where(doc, path), ignored=find_ignored(load_schema("environment"), "environment", raw))
+
+
+def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endpoint: str, diags) -> DeploymentSpec | None:
+    """A deployment mapping of either form -> DeploymentSpec (references left unresolved)."""
+    where, name, errors = Where(doc, path), full["name"], []
+    model = None
+    if "model" not in raw:
+        errors.append(Diagnostic("missing required field 'model'", "Add 'model:' (path: FOLDER, or azureml:NAME:VERSION).",
+                                 **doc.at(path, field=_field(path, "model"))))
+    elif isinstance(raw["model"], str):
+        model = parse_ref("model", raw["model"], Where(doc, path + ("model",)), errors)
+    else:
+        model = normalize_model(doc, path + ("model",), raw["model"], full["model"], f"{endpoint}-{name}-model", errors)
+    env = None
+    if isinstance(raw.get("environment"), str):
+        env = parse_ref("environment", raw["environment"], Where(doc, path + ("environment",)), errors)
+    elif isinstance(raw.get("environment"), dict):
+        env = normalize_environment(doc, path + ("environment",), raw["environment"], full["environment"],
+                       f"{endpoint}-{name}-env", errors)
+    code = script = None
+    cc = raw.get("code_configuration")
+    if cc is None:
+        errors.append(Diagnostic("missing required field 'code_configuration'",
+                                 "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}'.",
+                                 **doc.at(path, field=_field(path, "code_configuration"))))
+    else:
+        code_value = cc["code"] if isinstance(cc["code"], str) else cc["code"]["local_path"]
+        code_path = path + ("code_configuration", "code") + (() if isinstance(cc["code"], str) else ("local_path",))
+        code = check_existing(doc, code_path, code_value, errors, want_dir=True)
+        script = cc["scoring_script"]
+        target = Path(os.path.normpath(code / script))
+        if code.is_dir() and (code not in target.parents or not target.is_file()):
+            errors.append(Diagnostic(
+                f"scoring_script '{script}' is not a file in the code folder {cc['code'] if isinstance(cc['code'], str) else code_value}",
+                f"Put {script} in {code} or fix 'scoring_script' (it is relative to the code folder).",
+                **doc.at(path + ("code_configuration", "scoring_script"))))
+    count = raw.get("instance_count")
+    legacy_count = (raw.get("scale_settings") or {}).get("instance_count")
+    if count is not None and legacy_count is not None and count != legacy_count:
+        errors.append(Diagnostic(f"instance_count {count} contradicts scale_settings.instance_count {legacy_count}",
+                                 "Keep one of them (instance_count is the current form).",
+                                 **doc.at(path + ("scale_settings", "instance_count"))))
+    diags.extend(errors)
+    if errors:
+        return None
+    settings = {
+        "instance_count": count if count is not None else legacy_count if legacy_count is not None else full["instance_count"],
+        "request_settings": full["request_settings"],
+        "liveness_probe": full["liveness_probe"],
+        "readiness_probe": full["readiness_probe"],
+        "environment_variables": to_str_map(full["environment_variables"]),
+        "description": full["description"],
+        "tags": to_str_map(full["tags"]),
+    }
+    own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
+    return DeploymentSpec(endpoint, name, model, code, script, env, settings, where,
+                          find_ignored(load_schema("deployment"), "deployment", own))
+
+
+def _field(path: tuple, name: str) -> str:
+    return format_field(path + (name,))
+
+
+def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]) -> None:
+    """Validate one document and add what it declares to `specs`; problems go to `diags`."""
+    problems = validate_document(doc, kind)
+    raw = doc.data
+    diags.extend(problems)
+    # An unknown field does not change the shape of the rest: keep checking (files, references)
+    # so all problems come out in one run. Any other schema error stops this document here.
+    if any(not p.summary.startswith("unknown field") for p in problems):
+        if kind == "deployment":
+            endpoint = raw.get("endpoint_name")
+            specs.mark_invalid(kind, raw, endpoint if isinstance(endpoint, str) else None)
+        else:
+            specs.mark_invalid(kind, raw)
+        items = raw.get("deployments") if kind == "endpoint" else None
+        for item in items if isinstance(items, list) else []:
+            specs.mark_invalid("deployment", item, str(raw.get("name")))
+        return
+    full = apply_defaults(load_schema(kind), kind, raw)
+    if kind == "endpoint":
+        name = full["name"]
+        specs.endpoints.append(EndpointSpec(
+            name, full["auth_mode"], full["port"], full["description"], to_str_map(full["tags"]),
+            dict(full["traffic"]), dict(full["mirror_traffic"]), Where(doc),
+            find_ignored(load_schema("endpoint"), "endpoint", raw)))
+        for i, item in enumerate(raw.get("deployments") or []):
+            at = ("deployments", i)
+            if item.get("endpoint_name", name) != name:
+                diags.append(Diagnostic(f"deployment '{item['name']}' inside endpoint '{name}' names endpoint_name "
+                                        f"'{item['endpoint_name']}'", "Remove endpoint_name from inline deployments.",
+                                        **doc.at(at + ("endpoint_name",))))
+                continue
+            spec = normalize_deployment(doc, at, item, full["deployments"][i], name, diags)
+            if spec:
+                specs.deployments.append(spec)
+            else:
+                specs.mark_invalid("deployment", item, name)
+    elif kind == "deployment":
+        if "endpoint_name" not in raw:
+            diags.append(Diagnostic("missing required field 'endpoint_name'",
+                                    "Add 'endpoint_name:' naming the endpoint this deployment belongs to.",
+                                    **doc.at((), field="endpoint_name")))
+            specs.mark_invalid("deployment", raw, None)
+            return
+        spec = normalize_deployment(doc, (), raw, full, raw["endpoint_name"], diags)
+        if spec:
+            specs.deployments.append(spec)
+        else:
+            specs.mark_invalid("deployment", raw, raw["endpoint_name"])
+    elif kind == "model":
+        spec = normalize_model(doc, (), raw, full, raw["name"], diags)
+        if spec:
+            specs.models.append(spec)
+        else:
+            specs.mark_invalid("model", raw)
+    else:
+        specs.environments.append(normalize_environment(doc, (), raw, full, raw["name"], diags))
