@@ -52,7 +52,7 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     data = doc.data
     if not isinstance(data, dict):
         what = "empty" if data is None else "not a mapping"
-        return None, Diagnostic(f"skipped {doc.display}: {what}, not an mlctl kind", severity="note", file=doc.display)
+        return None, Diagnostic(f"skipped {doc.display}: {what}, not an mlctl kind", severity="note")
     from_schema = kind_from_schema_url(data["$schema"]) if isinstance(data.get("$schema"), str) else None
     kind = data.get("kind")
     if kind is not None:
@@ -72,7 +72,7 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
         why = f"$schema {str(data['$schema']).rsplit('/', 1)[-1]!r} is not a kind mlctl reads"
     else:
         why = "no $schema or kind" + _guess(data)
-    return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note", file=doc.display)
+    return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note")
 
 
 def find_config_files(project: Project) -> list[Path]:

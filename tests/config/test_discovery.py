@@ -38,7 +38,7 @@ def test_other_yaml_is_skipped_with_one_note_each(tmp_path):
     })
     config = load_config(Project.at(root, state_path=tmp_path / "s" / "state.json"))
     assert not config.errors
-    notes = sorted((d.file, d.summary.split(": ", 1)[1]) for d in config.diagnostics)
+    notes = sorted(tuple(d.summary.removeprefix("skipped ").split(": ", 1)) for d in config.diagnostics)
     assert notes == [
         ("conda.yml", "no $schema or kind"),
         ("empty.yml", "empty, not an mlctl kind"),
@@ -47,6 +47,7 @@ def test_other_yaml_is_skipped_with_one_note_each(tmp_path):
                       "'$schema:' URL to read it)"),
     ]
     assert all(d.severity == "note" and d.summary.startswith("skipped ") for d in config.diagnostics)
+    assert all(len(d.format().splitlines()) == 1 for d in config.diagnostics)   # one line each
     assert [str(r.address) for r in config.resources] == ["endpoint.ep-one", "traffic.ep-one"]
 
 
