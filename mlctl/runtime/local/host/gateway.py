@@ -6,12 +6,12 @@ import asyncio
 import logging
 import uuid
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from .endpoint import Endpoint
 from .supervisor import Deployment
+from .upstream import ConnectionFailed
 
 log = logging.getLogger("mlctl.host")
 access = logging.getLogger("mlctl.access")
@@ -24,64 +24,77 @@ DEPLOYMENT_HEADER = "azureml-model-deployment"
 DROP_REQUEST = frozenset(h.lower() for h in (
     "authorization", "host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
     "trailer", "transfer-encoding", "upgrade", "content-length"))
+DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
 DROP_RESPONSE = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"))
-RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 
 def message(status: int, text: str, headers=None) -> web.Response:
     return web.json_response({"message": text}, status=status, headers=headers)
 
 
-def forward_headers(request: web.Request, request_id: str) -> CIMultiDict:
-    out = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in DROP_REQUEST)
-    out["x-request-id"] = request_id
-    return out
+def forward_headers(request: web.Request, request_id: str) -> bytes:
+    """The request's header lines for the instance: no credentials, no hop-by-hop, our x-request-id."""
+    lines = [name + b": " + value + b"\r\n" for name, value in request.raw_headers
+             if name.lower() not in DROP_REQUEST_BYTES]
+    lines.append(b"x-request-id: " + request_id.encode("latin-1") + b"\r\n")
+    return b"".join(lines)
 
 
-async def _call(d: Deployment, method: str, path: str, body: bytes, headers, deadline: float):
-    """Take a slot, send to the instance, read the answer; one retry elsewhere when the connection fails."""
+def _release_when_done(d: Deployment, inst):
+    def done(answer: asyncio.Future) -> None:
+        d.release(inst)
+        if not answer.cancelled():
+            answer.exception()  # retrieved: a late failure after a 408 is not an error to log
+    return done
+
+
+async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float):
+    """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
+
+    The slot is held until the instance answers, even after a timeout (bounded by the instance's
+    own timeout + 1 s); a connection that fails with no answer is retried once on another instance."""
+    loop = asyncio.get_running_loop()
     exclude = None
     for attempt in (0, 1):
         inst = await d.acquire(deadline, exclude)
         try:
-            timeout = aiohttp.ClientTimeout(total=d.spec.instance_timeout_ms / 1000 + 1)
-            async with inst.session.request(method, "http://instance" + path, data=body, headers=headers,
-                                            timeout=timeout) as resp:
-                return resp.status, resp.reason, resp.headers, await resp.read()
-        except RETRYABLE as e:
+            conn, serial, answer = await inst.pool.request(method, target, headers, body)
+        except ConnectionFailed:
+            d.release(inst)
             if attempt:
                 raise
-            log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index,
-                     type(e).__name__)
             exclude = inst
-        finally:
-            d.release(inst)
+            continue
+        answer.add_done_callback(_release_when_done(d, inst))
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), deadline - loop.time())
+        except ConnectionFailed as e:
+            if attempt or e.answered:
+                raise
+            log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, e)
+            exclude = inst
+        except asyncio.TimeoutError:
+            loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
+            raise
 
 
-def _retrieve(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def forward(d: Deployment, method: str, path: str, body: bytes, headers) -> web.Response:
-    """Answer from deployment `d`, or 408 at its request timeout (the instance call finishes on its own)."""
+async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> web.Response:
+    """Answer from deployment `d`, or 408 at its request timeout (424 when the instance answers non-200)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + d.spec.timeout_s
-    task = loop.create_task(_call(d, method, path, body, headers, deadline))
     try:
-        status, reason, up_headers, data = await asyncio.wait_for(asyncio.shield(task), d.spec.timeout_s)
+        status, reason, up_headers, data = await _call(d, method, target, headers, body,
+                                                       loop.time() + d.spec.timeout_s)
     except asyncio.TimeoutError:
-        task.add_done_callback(_retrieve)
         if d.ready_count() == 0:
             return message(503, f"deployment {d.spec.name!r} has no ready instance")
         return message(408, f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "
                             f"(request_timeout_ms of deployment {d.spec.name!r})")
-    except RETRYABLE as e:
-        return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {type(e).__name__}")
-    headers_out = CIMultiDict((k, v) for k, v in up_headers.items() if k.lower() not in DROP_RESPONSE)
+    except ConnectionFailed as e:
+        return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {e}")
+    headers_out = CIMultiDict((k, v) for k, v in up_headers if k.lower() not in DROP_RESPONSE)
     if status != 200:
         headers_out["ms-azureml-model-error-statuscode"] = str(status)
-        headers_out["ms-azureml-model-error-reason"] = reason or ""
+        headers_out["ms-azureml-model-error-reason"] = reason
         status = 424
     return web.Response(status=status, body=data, headers=headers_out)
 

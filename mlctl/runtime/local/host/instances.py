@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-
 import mlctl
 
 from .logfiles import RotatingLog, instance_log_path
 from .spec import DeploymentSpec
+from .upstream import ConnectionFailed, Pool
 
 log = logging.getLogger("mlctl.host")
 
@@ -72,13 +71,13 @@ def instance_env(spec: DeploymentSpec) -> dict:
 
 
 class Instance:
-    """A scoring-server process on a unix socket with a kept-alive client session to it."""
+    """A scoring-server process on a unix socket with a pool of kept-alive connections to it."""
 
     def __init__(self, spec: DeploymentSpec, index: int, generation: int, launch: Launch):
         self.spec, self.index, self.generation, self.launch = spec, index, generation, launch
         self.socket = launch.socket_dir / f"{spec.name}-g{generation}-{index}.sock"
         self.proc: asyncio.subprocess.Process | None = None
-        self.session: aiohttp.ClientSession | None = None
+        self.pool: Pool | None = None
         self.ready = False
         self.stopping = False
         self.in_flight = 0
@@ -122,12 +121,9 @@ class Instance:
             start_new_session=True, preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
         self._reader = asyncio.get_running_loop().create_task(self._capture(self.proc, out))
-        if self.session is not None:
-            await self.session.close()
-        connector = aiohttp.UnixConnector(path=str(self.socket), limit=self.spec.max_concurrent + 4,
-                                          keepalive_timeout=30)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                             timeout=aiohttp.ClientTimeout(total=None))
+        if self.pool is not None:
+            self.pool.close()
+        self.pool = Pool(str(self.socket))
 
     async def _capture(self, proc, out: RotatingLog) -> None:
         """Copy the process output to its log file in whole lines, keeping a tail in memory."""
@@ -151,13 +147,17 @@ class Instance:
 
     async def probe(self, timeout: float) -> bool:
         """GET / answers 200 within `timeout`?"""
-        if not self.is_running() or self.session is None:
+        if not self.is_running() or self.pool is None:
             return False
+        conn = serial = None
         try:
-            async with self.session.get("http://instance/", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                await r.read()
-                return r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            async with asyncio.timeout(timeout):
+                conn, serial, answer = await self.pool.request("GET", "/", b"", b"")
+                status = (await answer)[0]
+            return status == 200
+        except (ConnectionFailed, asyncio.TimeoutError, OSError):
+            if conn is not None:
+                conn.abort(serial)
             return False
 
     async def wait_ready(self, deadline: float) -> None:
@@ -193,7 +193,7 @@ class Instance:
                 pass
 
     async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM its process group, SIGKILL after `grace` seconds; close the session."""
+        """SIGTERM its process group, SIGKILL after `grace` seconds; close its connections."""
         self.stopping = True
         self.ready = False
         async with self._lifecycle:
@@ -208,7 +208,7 @@ class Instance:
                 self.signal(signal.SIGKILL)
                 await self.proc.wait()
         await self._drain_output()
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
         self.socket.unlink(missing_ok=True)

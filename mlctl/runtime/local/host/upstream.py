@@ -1,0 +1,179 @@
+"""A lean HTTP/1.1 client for instances on unix sockets: pooled keep-alive connections, one request each.
+
+The gateway's hot path: cheaper than a general client (no URL objects, cookie jars or tracing).
+A request returns a future for (status, reason, [(name, value)], body); the connection goes back
+to the pool when the answer is complete, even if the gateway stopped waiting for it (408).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+MAX_HEAD = 64 * 1024
+
+
+class ConnectionFailed(ConnectionError):
+    """The connection broke before a complete answer arrived (`answered` says whether any byte did)."""
+
+    def __init__(self, message: str, answered: bool = False):
+        super().__init__(message)
+        self.answered = answered
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, pool: "Pool"):
+        self.pool = pool
+        self.transport = None
+        self.closed = False
+        self.future: asyncio.Future | None = None
+        self.buffer = bytearray()
+        self.head = None  # (status, reason, headers, length, chunked, close)
+        self.serial = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def send(self, data: bytes) -> tuple["_Connection", int, asyncio.Future]:
+        self.serial += 1
+        self.future = self.pool.loop.create_future()
+        self.buffer.clear()
+        self.head = None
+        self.transport.write(data)
+        return self, self.serial, self.future
+
+    def abort(self, serial: int) -> None:
+        """Give up on request `serial` if it is still unanswered (closes the connection)."""
+        if self.serial == serial and self.future is not None:
+            self._fail("abandoned: no answer in time", bool(self.head or self.buffer))
+
+    def data_received(self, data: bytes) -> None:
+        if self.future is None:  # nothing asked: the server should not talk
+            self.transport.close()
+            return
+        self.buffer += data
+        if self.head is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    self._fail("answer head too large", True)
+                return
+            try:
+                self.head = _parse_head(bytes(self.buffer[:end]))
+            except ValueError as e:
+                self._fail(f"bad answer: {e}", True)
+                return
+            del self.buffer[:end + 4]
+        status, reason, headers, length, chunked, close = self.head
+        if chunked:
+            body = _dechunk(self.buffer)
+            if body is None:
+                return
+        elif length is not None:
+            if len(self.buffer) < length:
+                return
+            body = bytes(self.buffer[:length])
+        else:
+            return  # read to EOF (connection_lost finishes it)
+        self._finish((status, reason, headers, body), close)
+
+    def _finish(self, answer, close: bool) -> None:
+        fut, self.future = self.future, None
+        self.buffer.clear()
+        if close:
+            self.closed = True
+            self.transport.close()
+        else:
+            self.pool.idle.append(self)
+        if not fut.done():
+            fut.set_result(answer)
+
+    def _fail(self, message: str, answered: bool) -> None:
+        self.closed = True
+        if self.transport:
+            self.transport.close()
+        fut, self.future = self.future, None
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionFailed(message, answered))
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self in self.pool.idle:
+            self.pool.idle.remove(self)
+        if self.future is not None and self.head is not None and self.head[3] is None and not self.head[4]:
+            status, reason, headers, _, _, _ = self.head
+            self._finish((status, reason, headers, bytes(self.buffer)), True)
+            return
+        self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
+
+
+def _parse_head(raw: bytes):
+    lines = raw.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ValueError(f"status line {lines[0][:80]!r}")
+    status = int(parts[1])
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    headers, length, chunked = [], None, False
+    close = parts[0] == b"HTTP/1.0"
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().decode("latin-1"), value.strip().decode("latin-1")
+        lower = name.lower()
+        if lower == "content-length":
+            length = int(value)
+        elif lower == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+        elif lower == "connection":
+            close = value.lower() == "close"
+        headers.append((name, value))
+    return status, reason, headers, length, chunked, close
+
+
+def _dechunk(buffer: bytearray) -> bytes | None:
+    """The body of a complete chunked message in `buffer`, or None while incomplete."""
+    out, pos = bytearray(), 0
+    while True:
+        end = buffer.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        size = int(bytes(buffer[pos:end]).split(b";")[0], 16)
+        start = end + 2
+        if size == 0:
+            return bytes(out) if buffer.find(b"\r\n\r\n", end) >= 0 or buffer.endswith(b"\r\n") else None
+        if len(buffer) < start + size + 2:
+            return None
+        out += buffer[start:start + size]
+        pos = start + size + 2
+
+
+class Pool:
+    """Kept-alive connections to one unix socket."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[_Connection] = []
+        self.all: set[_Connection] = set()
+
+    async def request(self, method: str, target: str, headers: bytes, body: bytes):
+        """Send a request: (connection, serial, future of the answer). `headers` are ready-made lines."""
+        data = (f"{method} {target} HTTP/1.1\r\nHost: instance\r\nContent-Length: {len(body)}\r\n".encode()
+                + headers + b"\r\n" + body)
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and not conn.transport.is_closing():
+                return conn.send(data)
+        try:
+            _, conn = await self.loop.create_unix_connection(lambda: _Connection(self), self.path)
+        except OSError as e:
+            raise ConnectionFailed(f"cannot connect to {self.path}: {e.strerror or e}") from None
+        self.all = {c for c in self.all if not c.closed}
+        self.all.add(conn)
+        return conn.send(data)
+
+    def close(self) -> None:
+        for conn in list(self.all):
+            if conn.transport:
+                conn.transport.close()
+        self.idle.clear()
+        self.all.clear()
