@@ -21,7 +21,7 @@ def normalize_model(doc, path, raw, full, default_name, diags) -> ModelSpec | No
     key = "path" if "path" in raw else "local_path" if "local_path" in raw else None
     if key is None:
         diags.append(Diagnostic("missing required field 'path'" + (" in 'model'" if path else ""),
-                                "Add 'path:' naming the model file or folder.", **doc.at(path, field=".".join(map(str, path + ("path",))))))
+                                "Add 'path:' naming the model file or folder.", **doc.at(path, field=_field(path, "path"))))
         return None
     p = check_existing(doc, path + (key,), raw[key], diags)
     return ModelSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")), path=p,
@@ -40,12 +40,14 @@ def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
                    where=Where(doc, path), ignored=find_ignored(load_schema("environment"), "environment", raw))
 
 
-def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endpoint: str, diags) -> DeploymentSpec | None:
+def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endpoint: str,
+                         diags: list[Diagnostic]) -> DeploymentSpec | None:
     """A deployment mapping of either form -> DeploymentSpec (references left unresolved)."""
     where, name, errors = Where(doc, path), full["name"], []
     model = None
     if "model" not in raw:
-        errors.append(Diagnostic("missing required field 'model'", "Add 'model:' (path: FOLDER, or azureml:NAME:VERSION).",
+        errors.append(Diagnostic("missing required field 'model'",
+                                 "Add 'model:' (path: FOLDER, or azureml:NAME:VERSION).",
                                  **doc.at(path, field=_field(path, "model"))))
     elif isinstance(raw["model"], str):
         model = parse_ref("model", raw["model"], Where(doc, path + ("model",)), errors)
@@ -56,7 +58,7 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
         env = parse_ref("environment", raw["environment"], Where(doc, path + ("environment",)), errors)
     elif isinstance(raw.get("environment"), dict):
         env = normalize_environment(doc, path + ("environment",), raw["environment"], full["environment"],
-                       f"{endpoint}-{name}-env", errors)
+                                    f"{endpoint}-{name}-env", errors)
     code = script = None
     cc = raw.get("code_configuration")
     if cc is None:
@@ -71,7 +73,7 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
         target = Path(os.path.normpath(code / script))
         if code.is_dir() and (code not in target.parents or not target.is_file()):
             errors.append(Diagnostic(
-                f"scoring_script '{script}' is not a file in the code folder {cc['code'] if isinstance(cc['code'], str) else code_value}",
+                f"scoring_script '{script}' is not a file in the code folder {code_value}",
                 f"Put {script} in {code} or fix 'scoring_script' (it is relative to the code folder).",
                 **doc.at(path + ("code_configuration", "scoring_script"))))
     count = raw.get("instance_count")
@@ -84,7 +86,7 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
     if errors:
         return None
     settings = {
-        "instance_count": count if count is not None else legacy_count if legacy_count is not None else full["instance_count"],
+        "instance_count": next(c for c in (count, legacy_count, full["instance_count"]) if c is not None),
         "request_settings": full["request_settings"],
         "liveness_probe": full["liveness_probe"],
         "readiness_probe": full["readiness_probe"],
@@ -131,6 +133,7 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
                 diags.append(Diagnostic(f"deployment '{item['name']}' inside endpoint '{name}' names endpoint_name "
                                         f"'{item['endpoint_name']}'", "Remove endpoint_name from inline deployments.",
                                         **doc.at(at + ("endpoint_name",))))
+                specs.mark_invalid("deployment", item, name)
                 continue
             spec = normalize_deployment(doc, at, item, full["deployments"][i], name, diags)
             if spec:
