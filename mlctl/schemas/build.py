@@ -29,6 +29,9 @@ def derive_version(digest: str) -> str:
 
 @dataclass
 class Builder:
+    """Turns specs into resources. Effects: reads and hashes the referenced files (through the
+    cache) and parses conda files; problems go to `diags`, every file read to `inputs`."""
+
     specs: Specs
     cache: HashCache
     diags: list[Diagnostic]
