@@ -128,14 +128,22 @@ def list_files(path: str | os.PathLike) -> dict[str, str]:
     """{relative path (with '/'): absolute path} of the files a digest covers, sorted.
 
     A single file maps its base name to itself. Skips `.mlctl/`, `.git/`,
-    `__pycache__/` and `*.pyc`. Symbolic links to files are followed, links to folders are not.
+    `__pycache__/` and `*.pyc`. Symbolic links are followed (what a copy of the folder
+    holds is what is hashed); a link back into a folder already walked is not walked twice.
     """
     p = os.fspath(path)
     if not os.path.isdir(p):
         return {os.path.basename(p): p}
     found = {}
-    for dirpath, dirnames, filenames in os.walk(p):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+    seen = {os.path.realpath(p)}
+    for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
+        keep = []
+        for d in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if d not in SKIP_DIRS and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         for name in filenames:
             if name.endswith(SKIP_SUFFIXES):
                 continue

@@ -113,3 +113,16 @@ def test_unreadable_or_foreign_cache_file_is_an_empty_cache(tmp_path):
     assert HashCache.load(tmp_path / "c.json").entries == {}
     assert HashCache.load(tmp_path / "missing.json").entries == {}
     assert not os.path.exists(tmp_path / "missing.json")
+
+
+def test_symbolic_links_are_followed_once(tmp_path):
+    shared = write_tree(tmp_path / "shared", {"util.py": b"x = 1\n"})
+    root = write_tree(tmp_path / "code", {"score.py": b"pass\n"})
+    (root / "lib").symlink_to(shared, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    (root / "alias.py").symlink_to(root / "score.py")
+    _, files = tree_digest(root)
+    assert sorted(files) == ["alias.py", "lib/util.py", "score.py"]
+    before = tree_digest(root)[0]
+    (shared / "util.py").write_bytes(b"x = 2\n")
+    assert tree_digest(root)[0] != before
