@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.resources import Address, Kind
-from mlctl.runtime.drivers import RuntimeContext, load_runtime
+from mlctl.runtime.drivers import DriverError, RuntimeContext, load_runtime
 
 
 def check_machine(resources: Iterable) -> None:
@@ -46,5 +46,10 @@ def refresh(project, state, desired=None, *, runtime: Mapping | None = None) -> 
     ctx = RuntimeContext(project, prior=dict(state.resources))
     observed: dict[str, dict | None] = {}
     for address, rs in sorted(state.resources.items()):
-        observed[address] = runtime[Kind(rs.kind)].read(Address.parse(address), rs, ctx)
+        try:
+            observed[address] = runtime[Kind(rs.kind)].read(Address.parse(address), rs, ctx)
+        except DriverError as e:
+            raise MlctlError(Diagnostic(f"refresh could not read {address}: {e.summary}",
+                                        e.detail or "Check the runtime, or plan with --refresh=false.",
+                                        address=address)) from None
     return observed

@@ -69,3 +69,17 @@ def test_apply_refuses_without_approval_off_a_terminal(example_project):
     assert "Traceback" not in out.stderr
     assert not (example_project / ".mlctl" / "state.json").exists() or \
         json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
+
+
+def test_missing_python_is_an_error_before_any_change(example_project):
+    conda = example_project / "environment" / "conda.yml"
+    conda.write_text(conda.read_text().replace("python=3.11", "python=2.1"))
+    out = mlctl(example_project, "apply", "--auto-approve", check=False)
+    assert out.returncode == 1
+    assert "No Python interpreter on this machine satisfies python 2.1" in out.stderr
+    assert "image.diabetes-blue-env" in out.stderr and "Traceback" not in out.stderr
+    state = example_project / ".mlctl" / "state.json"
+    assert not state.exists() or json.loads(state.read_text())["resources"] == {}
+    assert not list((example_project / ".mlctl").glob("run/*.json"))
+    # a plan that does not refresh (a CI runner without the runtime) does not need the interpreter
+    assert mlctl(example_project, "plan", "--refresh=false", check=False).returncode == 0

@@ -302,7 +302,27 @@ class TrafficDriver:
         return {"traffic": status.get("traffic", {}), "mirror_traffic": status.get("mirror_traffic", {})}
 
 
+class Guarded:
+    """A driver whose host and file-system failures surface as DriverError (apply records them)."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def __getattr__(self, method):
+        fn = getattr(self.driver, method)
+
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except hostclient.HostError as e:
+                raise DriverError(f"the endpoint host refused: {e.message}", "", e.log_tail) from None
+            except OSError as e:
+                raise DriverError(f"{e.strerror or e} ({e.filename or 'no file'})") from None
+        return call
+
+
 def local_runtime() -> dict:
     """{Kind: driver} of the local runtime."""
-    return {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
-            Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(), Kind.TRAFFIC: TrafficDriver()}
+    drivers = {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
+               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(), Kind.TRAFFIC: TrafficDriver()}
+    return {kind: Guarded(d) for kind, d in drivers.items()}
