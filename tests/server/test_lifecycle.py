@@ -48,6 +48,13 @@ def test_missing_entry_script_exits_3(servers, tmp_path):
     assert "Entry script not found" in server.log()
 
 
+def test_port_in_use_exits_1_with_a_clear_message(servers, kitchen):
+    server = servers.start(SCRIPTS / "kitchen.py", "--port", str(kitchen.port), expect_ready=False)
+    assert server.proc.wait(60) == 1
+    assert f"cannot listen on 127.0.0.1:{kitchen.port}" in server.log()
+    assert "Traceback" not in server.log()
+
+
 def test_bad_flag_value_exits_2(tmp_path):
     proc = launch(tmp_path / "log", ["--entry-script", "x.py", "--max-concurrent", "0"])
     assert proc.wait(30) == 2

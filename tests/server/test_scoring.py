@@ -75,6 +75,17 @@ def test_run_error_is_500_logged_and_server_keeps_serving(kitchen, diabetes):
     assert kitchen.call("POST", "/score", {"data": diabetes[1]}).status == 200
 
 
+def test_run_calling_sys_exit_does_not_stop_the_server(kitchen):
+    a = kitchen.call("POST", "/score", {"exit": 1})
+    assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
+    assert kitchen.call("GET", "/").status == 200
+
+
+def test_long_query_string_is_served(kitchen):
+    a = kitchen.call("GET", "/score?echo=1&pad=" + "x" * 20000)
+    assert a.status == 200 and len(json.loads(a.json()["raw"])["pad"]) == 20000
+
+
 @pytest.mark.parametrize("body, status", [
     (b"\xff\xfe\xfa not utf-8", 400),
     (b"{not json", 400),

@@ -47,7 +47,8 @@ async def _not_found(request: web.Request) -> web.Response:
 
 def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
     """The application serving one loaded scoring script."""
-    app = web.Application(client_max_size=scorer.settings.max_body_bytes, handler_args={"max_field_size": 65536})
+    app = web.Application(client_max_size=scorer.settings.max_body_bytes, 
+                          handler_args={"max_field_size": 65536, "max_line_size": 65536})
     app[SCORER] = scorer
     app[SWAGGER] = swagger
     app.router.add_route("*", "/", _only(("GET", "HEAD"), _health))

@@ -20,6 +20,7 @@ from mlctl.runtime.server.workers import CallTimeout, QueueFull, WorkerPool
 logger = logging.getLogger("azmlinfsrv")
 
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
 
 
 class RunFailed(Exception):
@@ -33,7 +34,7 @@ def _invoke(script: UserScript, req: RequestData) -> Tuple[Any, float]:
     start = time.perf_counter()
     try:
         out = script.call(kwargs, headers)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit / KeyboardInterrupt from run() must not stop the server
         raise RunFailed() from exc
     return out, (time.perf_counter() - start) * 1000.0
 
@@ -76,7 +77,11 @@ class Scorer:
                 ids = ("", "", "")
                 resp = error(431, str(exc))
             else:
-                resp = await self._answer(request)
+                try:
+                    resp = await self._answer(request)
+                except Exception:  # a server bug must not turn into a text/plain 500 from aiohttp
+                    logger.error("Encountered Exception: %s", traceback.format_exc())
+                    resp = error(500, INTERNAL_ERROR)
                 add_ids(resp, ids, self.server_version)
             if self.settings.cors_origins:
                 resp.headers.update(cors_headers(self.settings.cors_origins, request.headers.get("Origin"),

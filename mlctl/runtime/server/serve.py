@@ -1,7 +1,7 @@
 """Process start-up and shutdown: settings, logging, script load and init(), listen, drain on SIGTERM.
 
-Exit codes: 0 after a SIGTERM/SIGINT drain, 2 for bad flags, 3 when the script cannot be
-loaded or its init() fails (before the server ever reports ready).
+Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound, 2 for bad
+flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import traceback
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from aiohttp import web
 
@@ -24,6 +24,11 @@ from mlctl.runtime.server.settings import Settings, SettingsError, parse_setting
 logger = logging.getLogger("azmlinfsrv")
 
 EXIT_INIT_FAILED = 3
+EXIT_CANNOT_LISTEN = 1
+
+
+class ListenError(Exception):
+    """The server cannot bind its socket (address in use, bad path, permission)."""
 TREE_LINES = 200
 SHIMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
@@ -108,6 +113,24 @@ def _install_uvloop() -> bool:
     return True
 
 
+async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSite, str]:
+    """Bind the TCP port or the unix socket; returns the site and where it listens."""
+    if settings.unix_socket:
+        path = settings.unix_socket
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        site: web.BaseSite = web.UnixSite(runner, path)
+        await site.start()
+        return site, f"unix:{path}"
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]
+    host, port = sock.getsockname()[:2]
+    return site, (f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}")
+
+
 async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: ignore[no-untyped-def]
     from mlctl.runtime.server.app import create_app
     from mlctl.runtime.server.scoring import Scorer
@@ -123,21 +146,13 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
     app = create_app(scorer, swagger)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    if settings.unix_socket:
-        path = settings.unix_socket
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        if os.path.exists(path):
-            os.unlink(path)
-        site: web.BaseSite = web.UnixSite(runner, path)
-        await site.start()
-        where = f"unix:{path}"
-    else:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]
-        host, port = sock.getsockname()[:2]
-        where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    try:
+        site, where = await _listen(runner, settings)
+    except OSError as exc:
+        await runner.cleanup()
+        pool.close()
+        target = f"unix:{settings.unix_socket}" if settings.unix_socket else f"{settings.host}:{settings.port}"
+        raise ListenError(f"cannot listen on {target}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -186,5 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 settings.entry_script, settings.model_dir)
     _prepare_imports(settings)
     script = _load(settings)
-    asyncio.run(_serve(settings, script, log))
+    try:
+        asyncio.run(_serve(settings, script, log))
+    except ListenError as exc:
+        logger.error("%s", exc)
+        return EXIT_CANNOT_LISTEN
     return 0

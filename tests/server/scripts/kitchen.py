@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import sys
 import time
 
 import joblib
@@ -27,6 +28,8 @@ def _block(spec):
 
 def run(raw_data, request_headers):
     req = json.loads(raw_data)
+    if "exit" in req:
+        sys.exit(req["exit"])
     if "fail" in req:
         raise RuntimeError("asked to fail: " + str(req["fail"]))
     if "sleep" in req:
