@@ -9,7 +9,6 @@ import pytest
 
 from conftest import alive, host_pids, mlctl
 
-INTENT_POINTS = {"intent_written", "change_done", "result_written"}
 
 
 def hook_points(root, env) -> list[str]:
@@ -22,9 +21,10 @@ def hook_points(root, env) -> list[str]:
 
 def converge_and_check(root, env, killed_at: str) -> None:
     state = json.loads((root / ".mlctl" / "state.json").read_text())
-    plan = mlctl(root, "plan", "--json", env=env)          # the next plan is true (readable, no error)
+    plan = mlctl(root, "plan", env=env, check=False)       # the next plan is true (readable, no error)
+    assert plan.returncode == 0, plan.stderr
     if state["pending"]:
-        assert state["pending"]["address"] in plan.stdout + plan.stderr or True
+        assert "interrupted" in plan.stdout + plan.stderr, killed_at
     out = mlctl(root, "apply", "--auto-approve", env=env)
     if state["pending"]:
         assert "interrupted apply" in out.stderr, killed_at

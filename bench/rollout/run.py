@@ -1,0 +1,127 @@
+"""Benchmark (on demand, not in CI): rollout of a new model version with the image cached, under load.
+
+Reports: wall time of `mlctl apply` rolling the diabetes example to a new model version (goal < 5 s,
+aim < 2 s) while 4 keep-alive clients send requests, the failed requests during it (goal 0), and
+the wall time of a no-op `mlctl plan` and `mlctl apply` (goal < 1 s). Everything runs on 127.0.0.1
+in a temporary copy of examples/diabetes, destroyed at the end.
+
+    python bench/rollout/run.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "diabetes"
+
+
+def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
+                          capture_output=True, text=True, timeout=600)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"mlctl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return took, proc
+
+
+def train(project: Path, alpha: float) -> None:
+    code = ("import joblib, sys; from sklearn.datasets import load_diabetes; from sklearn.linear_model import Ridge;"
+            "X, y = load_diabetes(return_X_y=True); joblib.dump(Ridge(alpha=float(sys.argv[1])).fit(X, y), sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(alpha), str(project / "model" / "model.pkl")], check=True)
+
+
+class Load:
+    """4 keep-alive clients, bounded in requests (50,000 each) and time (300 s)."""
+
+    def __init__(self, port: int, key: str, body: bytes):
+        self.port, self.key, self.body = port, key, body
+        self.stop = threading.Event()
+        self.sent, self.failed = [0] * 4, [0] * 4
+        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(4)]
+
+    def client(self, i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        deadline = time.monotonic() + 300
+        while not self.stop.is_set() and self.sent[i] < 50_000 and time.monotonic() < deadline:
+            try:
+                conn.request("POST", "/score", body=self.body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                self.failed[i] += resp.status != 200
+            except (OSError, http.client.HTTPException):
+                self.failed[i] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.sent[i] += 1
+        conn.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
+        project = Path(tmp) / "diabetes"
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
+        # room for the 4 clients on one instance (otherwise Azure's 429 rule applies)
+        dep = project / "blue-deployment.yml"
+        dep.write_text(dep.read_text() + "request_settings:\n  max_concurrent_requests_per_instance: 4\n")
+        train(project, 1.0)
+        try:
+            first, _ = mlctl(project, "apply", "--auto-approve")
+            shown = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
+            key = json.loads(mlctl(project, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
+            body = (project / "sample-request.json").read_bytes()
+            rollouts, failed, sent = [], 0, 0
+            for r in range(args.rounds):
+                train(project, 1.0 + 0.5 * (r + 1))          # new content -> new derived model version
+                with Load(shown["host"]["port"], key, body) as load:
+                    time.sleep(0.5)
+                    took, out = mlctl(project, "apply", "--auto-approve")
+                    time.sleep(0.5)
+                rollouts.append(took)
+                failed += sum(load.failed)
+                sent += sum(load.sent)
+            plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
+            applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
+        finally:
+            subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), "destroy", "--auto-approve"],
+                           capture_output=True, timeout=300)
+    result = {
+        "first_apply_s": round(first, 2),
+        "rollout_s": {"median": round(statistics.median(rollouts), 2), "all": [round(x, 2) for x in rollouts],
+                      "goal": 5.0, "aim": 2.0},
+        "requests_during_rollouts": sent, "failed_requests": failed,
+        "noop_plan_s": round(statistics.median(plans), 2), "noop_apply_s": round(statistics.median(applies), 2),
+    }
+    print(json.dumps(result, indent=2))
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rollout.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
