@@ -1,13 +1,16 @@
 """The aiohttp application: routes for health, scoring and swagger, JSON 404/405 answers."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import asyncio
+from typing import AsyncIterator, Awaitable, Callable, List, Optional
 
 from aiohttp import web
 
 from mlctl.runtime.server.answers import JSON, add_ids, error, request_ids, HeaderTooLarge
 from mlctl.runtime.server.scoring import Scorer
+from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.swagger import SwaggerDocs, SwaggerError
+from mlctl.runtime.server.workers import WorkerPool
 
 SCORER: "web.AppKey[Scorer]" = web.AppKey("scorer", Scorer)
 SWAGGER: "web.AppKey[SwaggerDocs]" = web.AppKey("swagger", SwaggerDocs)
@@ -45,12 +48,42 @@ async def _not_found(request: web.Request) -> web.Response:
     return error(404, f"{request.path} is not a route of this server; use POST /score, GET / or GET /swagger.json")
 
 
+async def worker_pool(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the scorer's worker threads, for the application's lifetime."""
+    scorer = app[SCORER]
+    s = scorer.settings
+    scorer.pool = WorkerPool(asyncio.get_running_loop(), s.max_concurrent, s.max_queue, s.request_timeout_ms)
+    yield
+    scorer.pool.close()
+
+
+async def log_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: flush the request log a few times a second, and at the end."""
+    log: Optional[RequestLog] = app[SCORER].log
+    if log is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    timer: List[asyncio.TimerHandle] = []
+
+    def tick() -> None:
+        log.flush()
+        timer[:] = [loop.call_later(0.2, tick)]
+
+    tick()
+    yield
+    timer[0].cancel()
+    log.flush()
+
+
 def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
     """The application serving one loaded scoring script."""
-    app = web.Application(client_max_size=scorer.settings.max_body_bytes, 
+    app = web.Application(client_max_size=scorer.settings.max_body_bytes,
                           handler_args={"max_field_size": 65536, "max_line_size": 65536})
     app[SCORER] = scorer
     app[SWAGGER] = swagger
+    app.cleanup_ctx.append(worker_pool)
+    app.cleanup_ctx.append(log_flusher)
     app.router.add_route("*", "/", _only(("GET", "HEAD"), _health))
     app.router.add_route("*", "/score", scorer.handle)
     app.router.add_route("*", "/swagger.json", _only(("GET", "HEAD"), _swagger))

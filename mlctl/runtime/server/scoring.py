@@ -58,11 +58,12 @@ def _user_response(out: Any) -> web.Response:
 class Scorer:
     """Serves /score for one loaded script through a worker pool, logging one line per request."""
 
-    def __init__(self, settings: Settings, script: UserScript, pool: WorkerPool, log: Optional[RequestLog],
+    pool: WorkerPool  # set by the app's cleanup context (mlctl.runtime.server.app.worker_pool)
+
+    def __init__(self, settings: Settings, script: UserScript, log: Optional[RequestLog],
                  server_version: str) -> None:
         self.settings = settings
         self.script = script
-        self.pool = pool
         self.log = log
         self.server_version = server_version
         self.inflight = 0

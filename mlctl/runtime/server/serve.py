@@ -135,11 +135,9 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
     from mlctl.runtime.server.app import create_app
     from mlctl.runtime.server.scoring import Scorer
     from mlctl.runtime.server.swagger import SwaggerDocs
-    from mlctl.runtime.server.workers import WorkerPool
 
     loop = asyncio.get_running_loop()
-    pool = WorkerPool(loop, settings.max_concurrent, settings.max_queue, settings.request_timeout_ms)
-    scorer = Scorer(settings, script, pool, log if settings.access_log else None,
+    scorer = Scorer(settings, script, log if settings.access_log else None,
                     os.environ.get("HTTP_X_MS_SERVER_VERSION") or SERVER_VERSION)
     swagger = SwaggerDocs(script.user_run, os.path.dirname(settings.entry_script),
                           settings.service_name, settings.service_version)
@@ -150,18 +148,11 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
         site, where = await _listen(runner, settings)
     except OSError as exc:
         await runner.cleanup()
-        pool.close()
         target = f"unix:{settings.unix_socket}" if settings.unix_socket else f"{settings.host}:{settings.port}"
         raise ListenError(f"cannot listen on {target}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    def flush_tick() -> None:
-        log.flush()
-        flusher[0] = loop.call_later(0.2, flush_tick)
-
-    flusher = [loop.call_later(0.2, flush_tick)]
     logger.info("Scoring timeout is set to %d ms; max concurrent run() calls %d, queue %d",
                 settings.request_timeout_ms, settings.max_concurrent, settings.max_queue)
     logger.info("listening on %s", where)
@@ -175,8 +166,6 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
         await asyncio.sleep(0.01)
         waited += 0.01
     await runner.cleanup()
-    pool.close()
-    flusher[0].cancel()
     if settings.unix_socket and os.path.exists(settings.unix_socket):
         os.unlink(settings.unix_socket)
     logger.info("Stopped.")
