@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,7 +54,7 @@ def generate(root: Path, endpoints: int) -> Path:
 
 def terraform_project(root: Path, endpoints: int) -> Path:
     tf = root / "terraform"
-    tf.mkdir()
+    tf.mkdir(parents=True)
     blocks = []
     for i in range(endpoints):
         blocks.append(f'resource "terraform_data" "ep{i}" {{\n  input = {{ name = "ep{i}", auth_mode = "key" }}\n}}\n')
@@ -66,15 +67,16 @@ def terraform_project(root: Path, endpoints: int) -> Path:
     return tf
 
 
-def timed(cmd: list[str], cwd: Path, repeat: int, env=None, ok=(0, 2)) -> float:
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-        runs.append(time.perf_counter() - t)
-        if r.returncode not in ok:
-            raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return statistics.median(runs)
+def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode not in ok:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def write_state(proj: Path) -> int:
@@ -95,47 +97,57 @@ def write_state(proj: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoints", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     mlctl = [sys.executable, "-m", "mlctl.cli"]
+    plan = mlctl + ["plan", "--refresh=false"]
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
-    rows = []
+    n = 4 * args.endpoints
     try:
-        proj = generate(tmp, args.endpoints)
-        rows.append(("mlctl --help", timed(mlctl + ["--help"], proj, args.repeat, ok=(0,))))
-        cold = timed(mlctl + ["plan", "--refresh=false"], proj, 1)
-        shutil.rmtree(proj / ".mlctl", ignore_errors=True)
-        rows.append(("mlctl plan, first plan, cold hash cache", cold))
-        rows.append(("mlctl plan, first plan, warm hash cache", timed(mlctl + ["plan", "--refresh=false"], proj, args.repeat)))
-        n = write_state(proj)
-        rows.append((f"mlctl plan, no changes ({n} resources in state)",
-                     timed(mlctl + ["plan", "--refresh=false", "--detailed-exitcode"], proj, args.repeat)))
-        (proj / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
-        rows.append((f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)",
-                     timed(mlctl + ["plan", "--refresh=false"], proj, args.repeat)))
-        rows.append(("mlctl plan --json, code edited", timed(mlctl + ["plan", "--refresh=false", "--json"], proj, args.repeat)))
+        fresh = generate(tmp / "fresh", args.endpoints)
+        cold = run_once(plan, fresh)  # hashes every file once
+        applied = generate(tmp / "applied", args.endpoints)
+        n = write_state(applied)
+        changed = generate(tmp / "changed", args.endpoints)
+        write_state(changed)
+        (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
+        cases = [
+            ("mlctl --help", mlctl + ["--help"], fresh, None),
+            (f"mlctl plan, first plan ({n} resources)", plan, fresh, None),
+            ("mlctl plan, no changes", plan, applied, None),
+            (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)", plan, changed, None),
+            ("mlctl plan --json, code edited", plan + ["--json"], changed, None),
+        ]
         if shutil.which("terraform"):
-            tf = terraform_project(tmp, args.endpoints)
             env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
-            subprocess.run(["terraform", "init", "-input=false"], cwd=tf, capture_output=True, env=env, check=True)
-            rows.append((f"terraform plan, first plan ({4 * args.endpoints} terraform_data)",
-                         timed(["terraform", "plan", "-input=false", "-lock=false"], tf, args.repeat, env)))
-            subprocess.run(["terraform", "apply", "-input=false", "-auto-approve"], cwd=tf, capture_output=True,
-                           env=env, check=True)
-            rows.append(("terraform plan, no changes (refresh)",
-                         timed(["terraform", "plan", "-input=false", "-lock=false"], tf, args.repeat, env)))
-            rows.append(("terraform plan -refresh=false, no changes",
-                         timed(["terraform", "plan", "-input=false", "-lock=false", "-refresh=false"], tf,
-                               args.repeat, env)))
-        else:
-            rows.append(("terraform plan", float("nan")))
+            tf_fresh = terraform_project(tmp / "tf-fresh", args.endpoints)
+            tf_applied = terraform_project(tmp / "tf-applied", args.endpoints)
+            for tf in (tf_fresh, tf_applied):
+                subprocess.run(["terraform", "init", "-input=false"], cwd=tf, capture_output=True, env=env, check=True)
+            subprocess.run(["terraform", "apply", "-input=false", "-auto-approve"], cwd=tf_applied,
+                           capture_output=True, env=env, check=True)
+            tfp = ["terraform", "plan", "-input=false", "-lock=false"]
+            cases += [
+                (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env),
+                ("terraform plan, no changes", tfp, tf_applied, env),
+                ("terraform plan -refresh=false, no changes", tfp + ["-refresh=false"], tf_applied, env),
+            ]
+        results: dict[str, list[tuple[float, float]]] = {c[0]: [] for c in cases}
+        for _ in range(args.repeat):  # rounds: every case once per round, so machine load hits all alike
+            for label, cmd, cwd, env in cases:
+                results[label].append(run_once(cmd, cwd, env, ok=(0,) if "--help" in cmd else (0, 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    rows = [("mlctl plan, first plan, cold hash cache (1 run)", [cold])] + list(results.items())
     width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  median wall time (s), {args.repeat} runs")
-    for what, secs in rows:
-        print(f"{what:<{width}}  {secs:.3f}")
-    print(json.dumps({what: round(secs, 3) for what, secs in rows}))
+    print(f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})")
+    summary = {}
+    for label, runs in rows:
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        summary[label] = {"wall_median": round(wall, 3), "wall_min": round(min(w for w, _ in runs), 3), "cpu_median": round(cpu, 3)}
+        print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _ in runs):8.3f}  {cpu:10.3f}")
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

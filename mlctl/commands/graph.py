@@ -12,14 +12,14 @@ import click
 def command(ctx, fmt):
     """Print the dependency graph: configured resources, and recorded ones no longer configured (dashed)."""
     from mlctl.errors import MlctlError
-    from mlctl.reconciler.graph import build_graph, find_cycles, to_dot, to_mermaid
+    from mlctl.reconciler.graph import dependencies, find_cycles, to_dot, to_mermaid
     from mlctl.schemas.load import load_config
     from mlctl.state.statefile import read_state
 
     project = ctx.obj
     config = load_config(project)
     config.raise_for_errors()
-    graph = build_graph(config.resources, read_state(project.state_path))
+    graph = dependencies(config.resources, read_state(project.state_path))
     click.echo((to_dot if fmt == "dot" else to_mermaid)(graph), nl=False)
     cycles = find_cycles(graph)
     if cycles:

@@ -22,10 +22,10 @@ def _read(ctx):
 @click.pass_context
 def list_(ctx):
     """List recorded resources in apply order (a status other than ready is shown beside)."""
-    from mlctl.reconciler.graph import build_graph, order
+    from mlctl.reconciler.graph import dependencies, order
 
     state = _read(ctx)
-    for a in order(build_graph((), state)):
+    for a in order(dependencies((), state)):
         rs = state.resources.get(a)
         if rs is not None:
             click.echo(a if rs.status == "ready" else f"{a}  ({rs.status})")

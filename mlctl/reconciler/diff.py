@@ -7,6 +7,7 @@ dicts key by key; `op` is "add", "remove" or "change" (the planner adds "drift" 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Collection, Mapping
 
 DiffItem = tuple[str, str, Any, Any]
@@ -40,6 +41,24 @@ def _list_prefix(doc: Any, keys: list) -> list:
     return keys
 
 
+_OPTIONAL = ("numpy", "pandas", "polars", "pydantic")
+
+
+def _deepdiff():
+    """DeepDiff, imported without its optional numpy/pandas/polars/pydantic support: attributes are
+    plain JSON, and importing those would cost a plan about 0.3 s. sys.modules is restored after."""
+    absent = [m for m in _OPTIONAL if m not in sys.modules] if "deepdiff" not in sys.modules else []
+    for m in absent:
+        sys.modules[m] = None  # makes `import m` raise ImportError inside deepdiff
+    try:
+        from deepdiff import DeepDiff
+    finally:
+        for m in absent:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return DeepDiff
+
+
 def without(attributes: Mapping[str, Any], exclude: Collection[str]) -> dict:
     return {k: v for k, v in attributes.items() if k not in exclude}
 
@@ -51,7 +70,7 @@ def diff_attributes(before: Mapping[str, Any], after: Mapping[str, Any],
     b, a = without(before, exclude), without(after, exclude)
     if b == a:
         return ()
-    from deepdiff import DeepDiff  # slow to import: only when something differs
+    DeepDiff = _deepdiff()  # imported only when something differs
 
     items: dict[str, DiffItem] = {}
     for kind, levels in DeepDiff(b, a, view="tree").items():

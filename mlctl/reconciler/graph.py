@@ -1,15 +1,17 @@
-"""The dependency graph: resources (desired and recorded) as a networkx DiGraph, its order and its pictures.
+"""The dependency graph: resources (desired and recorded), their order, cycles and pictures.
 
 Edges point from a dependency to its dependent (model -> deployment). Creates walk the
 graph forwards wave by wave (model, environment, image, endpoint, deployment, traffic);
-deletes walk it backwards.
+deletes walk it backwards. `dependencies()` is the one source of the edges; `order()` sorts
+them without networkx (so `mlctl plan` does not pay its import); `build_graph()` gives the
+networkx DiGraph for `mlctl graph` and for finding cycles.
 """
 
 from __future__ import annotations
 
+import heapq
+from dataclasses import dataclass, field
 from typing import Iterable
-
-import networkx as nx
 
 from mlctl.errors import Diagnostic
 from mlctl.resources import Kind, Resource
@@ -22,43 +24,80 @@ def _wave(address: str) -> int:
         return len(Kind)
 
 
-def build_graph(resources: Iterable[Resource] = (), prior=None) -> nx.DiGraph:
-    """Pure: a DiGraph of address strings. Node data: `kind`, `desired` (in the config), `recorded`
-    (in the prior State). Edges come from each resource's depends_on (desired first, else recorded)."""
-    g = nx.DiGraph()
+@dataclass
+class Deps:
+    """nodes: {address: {"kind", "desired", "recorded"}}; needs: {address: set of addresses it depends on}."""
+
+    nodes: dict[str, dict] = field(default_factory=dict)
+    needs: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted((d, a) for a, ds in self.needs.items() for d in ds)
+
+
+def dependencies(resources: Iterable[Resource] = (), prior=None) -> Deps:
+    """Pure: the graph of the desired resources and those recorded in `prior` (a State). Edges come
+    from each resource's depends_on (the desired resource's when both exist)."""
+    g = Deps()
     desired = {str(r.address): r for r in resources}
     for a, r in desired.items():
-        g.add_node(a, kind=r.kind.value, desired=True, recorded=False)
-    recorded = prior.resources if prior is not None else {}
-    for a, rs in recorded.items():
-        if a in g:
+        g.nodes[a] = {"kind": r.kind.value, "desired": True, "recorded": False}
+        g.needs[a] = {str(d) for d in r.depends_on}
+    for a, rs in (prior.resources if prior is not None else {}).items():
+        if a in g.nodes:
             g.nodes[a]["recorded"] = True
         else:
-            g.add_node(a, kind=rs.kind, desired=False, recorded=True)
-    for a, r in desired.items():
-        g.add_edges_from((str(d), a) for d in r.depends_on)
-    for a, rs in recorded.items():
-        if a not in desired:
-            g.add_edges_from((d, a) for d in rs.depends_on)
-    for a, data in g.nodes(data=True):  # dependencies named but declared nowhere
-        if "kind" not in data:
-            data.update(kind=a.partition(".")[0], desired=False, recorded=False)
+            g.nodes[a] = {"kind": rs.kind, "desired": False, "recorded": True}
+            g.needs[a] = set(rs.depends_on)
+    for a in {d for ds in g.needs.values() for d in ds} - set(g.nodes):  # named but declared nowhere
+        g.nodes[a] = {"kind": a.partition(".")[0], "desired": False, "recorded": False}
+        g.needs[a] = set()
     return g
 
 
-def find_cycles(graph: nx.DiGraph) -> list[Diagnostic]:
-    """One error per dependency cycle (empty when the graph is acyclic)."""
-    if nx.is_directed_acyclic_graph(graph):
-        return []
+def order(deps: Deps, nodes: Iterable[str] | None = None) -> list[str]:
+    """Dependencies before dependents, ties broken by wave then address (stable, readable).
+    Restricted to `nodes` when given. Nodes on a cycle come last, by (wave, address)."""
+    keep = set(deps.nodes) if nodes is None else set(nodes)
+    needs = {a: deps.needs.get(a, set()) & keep for a in keep}
+    users: dict[str, list[str]] = {a: [] for a in keep}
+    for a, ds in needs.items():
+        for d in ds:
+            users[d].append(a)
+    waiting = {a: len(ds) for a, ds in needs.items()}
+    ready = [(_wave(a), a) for a, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
     out = []
-    for cycle in sorted(_rotated(c) for c in nx.simple_cycles(graph)):
-        chain = " -> ".join(cycle + [cycle[0]])
-        out.append(Diagnostic(
-            f"dependency cycle: {chain}",
-            "a resource cannot depend on itself through others; remove one of these references.",
-            address=cycle[0],
-        ))
+    while ready:
+        _, a = heapq.heappop(ready)
+        out.append(a)
+        for u in users[a]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, (_wave(u), u))
+    if len(out) < len(keep):
+        out += sorted(keep - set(out), key=lambda a: (_wave(a), a))
     return out
+
+
+def waves(deps: Deps) -> list[list[str]]:
+    """The nodes in order, grouped by kind wave (model, environment, image, endpoint, deployment, traffic)."""
+    groups: dict[int, list[str]] = {}
+    for a in order(deps):
+        groups.setdefault(_wave(a), []).append(a)
+    return [groups[w] for w in sorted(groups)]
+
+
+def build_graph(resources: Iterable[Resource] = (), prior=None):
+    """The networkx DiGraph of `dependencies()`; node data: kind, desired, recorded."""
+    import networkx as nx
+
+    deps = dependencies(resources, prior)
+    g = nx.DiGraph()
+    g.add_nodes_from(deps.nodes.items())
+    g.add_edges_from(deps.edges)
+    return g
 
 
 def _rotated(cycle: list[str]) -> list[str]:
@@ -66,54 +105,55 @@ def _rotated(cycle: list[str]) -> list[str]:
     return cycle[i:] + cycle[:i]
 
 
-def order(graph: nx.DiGraph, nodes: Iterable[str] | None = None) -> list[str]:
-    """Dependencies before dependents, ties broken by wave then address (stable, readable).
-    Restricted to `nodes` when given. Falls back to (wave, address) order when there is a cycle."""
-    sub = graph if nodes is None else graph.subgraph(nodes)
-    key = lambda a: (_wave(a), a)  # noqa: E731
-    try:
-        return list(nx.lexicographical_topological_sort(sub, key=key))
-    except nx.NetworkXUnfeasible:
-        return sorted(sub, key=key)
+def find_cycles(deps: Deps) -> list[Diagnostic]:
+    """One error per dependency cycle (empty when there is none)."""
+    if _acyclic(deps):
+        return []
+    import networkx as nx
+
+    g = nx.DiGraph(deps.edges)
+    out = []
+    for cycle in sorted(_rotated(c) for c in nx.simple_cycles(g)):
+        out.append(Diagnostic(
+            f"dependency cycle: {' -> '.join(cycle + [cycle[0]])}",
+            "a resource cannot depend on itself through others; remove one of these references.",
+            address=cycle[0],
+        ))
+    return out
 
 
-def waves(graph: nx.DiGraph) -> list[list[str]]:
-    """The nodes in order, grouped by kind wave (model, environment, image, endpoint, deployment, traffic)."""
-    groups: dict[int, list[str]] = {}
-    for a in order(graph):
-        groups.setdefault(_wave(a), []).append(a)
-    return [groups[w] for w in sorted(groups)]
+def _acyclic(deps: Deps) -> bool:
+    """Is every node placed after all its dependencies by order()?"""
+    pos = {a: i for i, a in enumerate(order(deps))}
+    return all(pos[d] < pos[a] for a, ds in deps.needs.items() for d in ds)
 
 
-def _style(data: dict) -> str:
+def _note(data: dict) -> str:
     if data.get("desired"):
         return ""
     return "recorded only" if data.get("recorded") else "missing"
 
 
-def to_dot(graph: nx.DiGraph) -> str:
-    """Graphviz DOT, one cluster-free rank per wave."""
+def to_dot(deps: Deps) -> str:
+    """Graphviz DOT, one rank per wave."""
     lines = ["digraph mlctl {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
-    for wave in waves(graph):
+    for wave in waves(deps):
         lines.append("  { rank=same; " + " ".join(f'"{a}";' for a in wave) + " }")
-    for a in order(graph):
-        note = _style(graph.nodes[a])
+    for a in order(deps):
+        note = _note(deps.nodes[a])
         if note:
             lines.append(f'  "{a}" [style=dashed, label="{a}\\n({note})"];')
-    for u, v in sorted(graph.edges):
-        lines.append(f'  "{u}" -> "{v}";')
+    lines += [f'  "{u}" -> "{v}";' for u, v in deps.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def to_mermaid(graph: nx.DiGraph) -> str:
+def to_mermaid(deps: Deps) -> str:
     """A mermaid flowchart (renders in GitHub markdown)."""
-    ids = {a: f"n{i}" for i, a in enumerate(order(graph))}
+    ids = {a: f"n{i}" for i, a in enumerate(order(deps))}
     lines = ["flowchart LR"]
     for a, i in ids.items():
-        note = _style(graph.nodes[a])
-        label = f"{a}<br/>({note})" if note else a
-        lines.append(f'  {i}["{label}"]')
-    for u, v in sorted(graph.edges):
-        lines.append(f"  {ids[u]} --> {ids[v]}")
+        note = _note(deps.nodes[a])
+        lines.append(f'  {i}["{a}<br/>({note})"]' if note else f'  {i}["{a}"]')
+    lines += [f"  {ids[u]} --> {ids[v]}" for u, v in deps.edges]
     return "\n".join(lines) + "\n"

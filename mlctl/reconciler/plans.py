@@ -13,7 +13,7 @@ from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.reconciler import rules
 from mlctl.reconciler.diff import diff_attributes
-from mlctl.reconciler.graph import build_graph, find_cycles, order
+from mlctl.reconciler.graph import dependencies, find_cycles, order
 
 
 class Action(str, enum.Enum):
@@ -213,7 +213,7 @@ def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,
     """
     want = {str(r.address): r for r in desired.resources}
     have = prior.resources
-    graph = build_graph(desired.resources, prior)
+    graph = dependencies(desired.resources, prior)
     diags = list(desired.diagnostics) + find_cycles(graph)
     requested, bad = _requested(replace, want)
     diags += bad

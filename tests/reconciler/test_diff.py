@@ -26,3 +26,12 @@ def test_lists_and_null_to_dict():
     assert diff_attributes({"l": [1, 2]}, {"l": [1]}) == (("change", "l", [1, 2], [1]),)
     assert diff_attributes({"l": [{"a": 1}]}, {"l": [{"a": 2}]}) == (("change", "l", [{"a": 1}], [{"a": 2}]),)
     assert diff_attributes({"t": None}, {"t": {"a": 1}}) == (("change", "t", None, {"a": 1}),)
+
+
+def test_deepdiff_import_leaves_sys_modules_clean():
+    import sys
+
+    from mlctl.reconciler.diff import _OPTIONAL, _deepdiff
+
+    assert _deepdiff().__name__ == "DeepDiff"
+    assert not [m for m in _OPTIONAL if m in sys.modules and sys.modules[m] is None]

@@ -1,32 +1,57 @@
-"""Graph: edges, order, waves, cycles, DOT and mermaid (literal expectations)."""
+"""Graph: edges, order, waves, cycles, DOT and mermaid (literal expectations); order agrees with networkx."""
 
-from builders import deployment, stack, state_of, traffic
-from mlctl.reconciler.graph import build_graph, find_cycles, order, to_dot, to_mermaid, waves
+from dataclasses import replace
+
+import networkx as nx
+
+from builders import A, deployment, endpoint, model, stack, state_of, traffic
+from mlctl.reconciler.graph import build_graph, dependencies, find_cycles, order, to_dot, to_mermaid, waves
 
 
 def test_order_and_waves():
-    g = build_graph(stack())
+    g = dependencies(stack())
     assert order(g) == ["model.m", "environment.env", "image.env", "endpoint.e", "deployment.e.blue", "traffic.e"]
     assert waves(g) == [["model.m"], ["environment.env"], ["image.env"], ["endpoint.e"], ["deployment.e.blue"], ["traffic.e"]]
-    assert sorted(g.edges) == [
+    assert g.edges == [
         ("deployment.e.blue", "traffic.e"), ("endpoint.e", "deployment.e.blue"), ("endpoint.e", "traffic.e"),
         ("environment.env", "image.env"), ("image.env", "deployment.e.blue"), ("model.m", "deployment.e.blue")]
     assert find_cycles(g) == []
 
 
+def test_order_agrees_with_networkx_on_a_larger_graph():
+    rs = [model(), model("m2")]
+    for i in range(30):
+        rs += [endpoint(f"e{i:02}"), deployment(ep=f"e{i:02}", name="a", model_name="m2", env=None),
+               deployment(ep=f"e{i:02}", name="b", env=None), traffic(ep=f"e{i:02}", deployments=("a", "b"))]
+    g = build_graph(rs)
+    key = lambda a: (["model", "environment", "image", "endpoint", "deployment", "traffic"].index(a.split(".")[0]), a)  # noqa: E731
+    assert order(dependencies(rs)) == list(nx.lexicographical_topological_sort(g, key=key))
+    assert g.nodes["model.m2"] == {"kind": "model", "desired": True, "recorded": False}
+    assert g.number_of_edges() == 30 * 7  # a: endpoint, m2; b: endpoint, m; traffic: endpoint, a, b
+
+
 def test_recorded_only_resources_keep_their_edges():
     old = stack() + [deployment(name="green")]
-    g = build_graph(stack(), state_of(old))
+    g = dependencies(stack(), state_of(old))
     assert g.nodes["deployment.e.green"] == {"kind": "deployment", "desired": False, "recorded": True}
     assert g.nodes["deployment.e.blue"] == {"kind": "deployment", "desired": True, "recorded": True}
     assert ("endpoint.e", "deployment.e.green") in g.edges
     assert list(reversed(order(g, ["endpoint.e", "deployment.e.green"]))) == ["deployment.e.green", "endpoint.e"]
 
 
+def test_cycles_are_named_and_ordered_last():
+    rs = stack()
+    rs[3] = replace(rs[3], depends_on=(A("traffic.e"),))
+    g = dependencies(rs)
+    assert [d.summary for d in find_cycles(g)] == [
+        "dependency cycle: deployment.e.blue -> traffic.e -> endpoint.e -> deployment.e.blue",
+        "dependency cycle: endpoint.e -> traffic.e -> endpoint.e"]
+    assert order(g) == ["model.m", "environment.env", "image.env", "endpoint.e", "deployment.e.blue", "traffic.e"]
+
+
 def test_dot_and_mermaid():
     rs = [r for r in stack() if r.kind.value in ("endpoint", "deployment", "traffic")]
-    rs[-1] = traffic()
-    g = build_graph(rs)
+    g = dependencies(rs)
     assert to_dot(g) == (
         'digraph mlctl {\n  rankdir=LR;\n  node [shape=box, fontname="Helvetica"];\n'
         '  { rank=same; "model.m"; }\n  { rank=same; "image.env"; }\n'
