@@ -73,6 +73,14 @@ def test_timeout_answers_500_and_server_keeps_serving(servers, diabetes):
     assert server.wait_log("did not finish within 300 ms")
 
 
+def test_runaway_python_loop_is_interrupted_after_timeout(servers, diabetes):
+    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "300")
+    a = server.call("POST", "/score", {"spin": 60})
+    assert a.status == 500 and a.json() == {"message": "Scoring timeout after 300 ms"}
+    assert server.wait_log(r"abandoned run\(\) call ended after \d+ ms \(interrupted\)", deadline_s=20)
+    assert server.call("POST", "/score", {"data": diabetes[1]}).status == 200
+
+
 def test_scoring_timeout_env_var(servers):
     server = servers.start(SCRIPTS / "kitchen.py", env={"SCORING_TIMEOUT_MS": "250"})
     assert server.call("POST", "/score", {"sleep": 2}).json() == {"message": "Scoring timeout after 250 ms"}

@@ -2,18 +2,23 @@
 
 At most ``size`` calls run at a time; up to ``max_queue`` more wait (FIFO). The hop is one
 SimpleQueue put and one ``call_soon_threadsafe`` back. A call that outlives the timeout is
-answered as timed out and abandoned: its thread finishes on its own and then exits, and a
-fresh thread takes its place so the pool keeps its capacity.
+answered as timed out and abandoned: a fresh thread takes its place at once so the pool
+keeps its capacity, and the old thread is asked to stop by an asynchronous
+Interrupted exception (``PyThreadState_SetAsyncExc``), which interrupts Python code at its next
+bytecode (a blocking C call such as ``time.sleep`` finishes first); it then exits.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import queue
 import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
 _STOP = None
+logger = logging.getLogger("azmlinfsrv")
 
 
 class QueueFull(Exception):
@@ -29,8 +34,18 @@ class CallTimeout(Exception):
         self.elapsed_ms = elapsed_ms
 
 
+def _timed_out(value: Any) -> bool:
+    """Did the call end because of our interrupt (possibly wrapped by the caller)?"""
+    return isinstance(value, Interrupted) or isinstance(getattr(value, "__cause__", None), Interrupted)
+
+
+class Interrupted(BaseException):
+    """Raised inside an abandoned run() to stop it (BaseException: ``except Exception`` in the
+    script does not swallow it)."""
+
+
 class _Job:
-    __slots__ = ("fn", "args", "future", "started", "finished", "abandoned", "elapsed_ms")
+    __slots__ = ("fn", "args", "future", "started", "finished", "abandoned", "elapsed_ms", "thread")
 
     def __init__(self, fn: Callable[..., Any], args: tuple, future: "asyncio.Future[Any]") -> None:
         self.fn = fn
@@ -40,6 +55,15 @@ class _Job:
         self.finished = False
         self.abandoned = False
         self.elapsed_ms = 0.0
+        self.thread = 0
+
+
+def _interrupt(thread_id: int) -> None:
+    """Raise Interrupted asynchronously in another thread (CPython only; a no-op elsewhere)."""
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(Interrupted))
+    except (AttributeError, OSError):  # pragma: no cover - not CPython
+        pass
 
 
 def _resolve(job: _Job, ok: bool, value: Any) -> None:
@@ -81,12 +105,20 @@ class WorkerPool:
         t.start()
 
     def _work(self, slot: int) -> None:
+        try:
+            self._serve_jobs(slot)
+        except Interrupted:  # the interrupt of an abandoned call landed outside run(): just exit
+            pass
+
+    def _serve_jobs(self, slot: int) -> None:
         jobs, lock, call_back, running = self._jobs, self._lock, self.loop.call_soon_threadsafe, self._running
         perf = time.perf_counter
+        me = threading.get_ident()
         while True:
             job = jobs.get()
             if job is _STOP:
                 return
+            job.thread = me
             running[slot] = job
             job.started = start = perf()
             try:
@@ -99,8 +131,10 @@ class WorkerPool:
                 abandoned = job.abandoned
                 if not abandoned:
                     running[slot] = None
-            if abandoned:
-                return  # a fresh thread already took this slot's place
+            if abandoned:  # a fresh thread already took this slot's place
+                logger.warning("An abandoned run() call ended after %.0f ms (%s); its worker thread exits",
+                               job.elapsed_ms, "interrupted" if _timed_out(value) else "finished")
+                return
             try:
                 call_back(_resolve, job, ok, value)
             except RuntimeError:  # loop closed during shutdown
@@ -135,6 +169,7 @@ class WorkerPool:
             if not job.future.done():
                 job.future.set_exception(CallTimeout(self.timeout_ms, (now - job.started) * 1000.0))
             self._start_thread(slot)  # a fresh thread takes the abandoned one's place
+            _interrupt(job.thread)
         self._watchdog = self.loop.call_later(self._tick, self._watch)
 
     def busy(self) -> int:

@@ -32,6 +32,10 @@ def run(raw_data, request_headers):
         sys.exit(req["exit"])
     if "fail" in req:
         raise RuntimeError("asked to fail: " + str(req["fail"]))
+    if "spin" in req:  # a runaway pure-Python loop
+        end = time.monotonic() + req["spin"]
+        while time.monotonic() < end:
+            pass
     if "sleep" in req:
         time.sleep(req["sleep"])
     if "block" in req:
