@@ -166,10 +166,19 @@ def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
     assert "Stopped." in server.log()
 
 
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin  # the uv package (a dependency of mlctl) ships the binary
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv") or "uv"
+
+
 def _old_python():
     for version in ("3.9", "3.10"):
         try:
-            out = subprocess.run(["uv", "python", "find", "--no-project", version], capture_output=True, text=True,
+            out = subprocess.run([_uv(), "python", "find", "--no-project", version], capture_output=True, text=True,
                                  timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -191,8 +200,8 @@ def old_python_env(tmp_path_factory):
     cache = Path(os.environ.get("MLCTL_CACHE") or tmp_path_factory.mktemp("cache"))
     venv = cache / "server-test-oldpy"
     if not (venv / "bin" / "python").exists():
-        subprocess.run(["uv", "venv", "-q", "--python", python, str(venv)], check=True, timeout=120)
-        subprocess.run(["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "aiohttp>=3.9"],
+        subprocess.run([_uv(), "venv", "-q", "--python", python, str(venv)], check=True, timeout=120)
+        subprocess.run([_uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "aiohttp>=3.9"],
                        check=True, timeout=300)
     return venv / "bin" / "python"
 

@@ -6,6 +6,7 @@ import shutil
 
 import jsonschema
 import pytest
+from openapi_spec_validator import validate as validate_openapi
 
 from conftest import SCRIPTS
 
@@ -56,9 +57,12 @@ def test_schema_run_error_is_500(schema_server, diabetes):
     assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
 
 
-def _swagger(server, version):
+def _swagger(server, version, valid=True):
     a = server.call("GET", "/swagger.json" + (f"?version={version}" if version else ""))
     assert a.status == 200, a.body
+    assert a.headers["content-type"].startswith("application/json")
+    if valid:
+        validate_openapi(a.json())  # a valid Swagger 2.0 / OpenAPI 3.0 / 3.1 document
     return a.json()
 
 
@@ -83,6 +87,7 @@ def test_unknown_swagger_version_is_404(schema_server):
 
 
 def test_undecorated_script_gets_a_valid_document(kitchen):
+    assert _swagger(kitchen, "3.1")["openapi"] == "3.1.0"
     v2 = _swagger(kitchen, "2")
     assert v2["swagger"] == "2.0" and v2["definitions"]["ServiceInput"]["type"] == "object"
     assert "/score" in v2["paths"]
@@ -97,7 +102,7 @@ def test_swagger_json_beside_the_script_overrides(servers, tmp_path):
     mine = {"swagger": "2.0", "info": {"title": "mine", "version": "7"}, "paths": {}}
     (code / "swagger.json").write_text(json.dumps(mine))
     server = servers.start(code / "score.py")
-    assert _swagger(server, "2") == mine
+    assert _swagger(server, "2", valid=False) == mine
     assert _swagger(server, "3")["openapi"] == "3.0.3"
 
 

@@ -31,6 +31,7 @@ def test_request_ids_are_echoed_or_made(kitchen):
     b = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-request-id": "rid-1", "x-ms-client-request-id": "cid-1"})
     assert (b.headers["x-request-id"], b.headers["x-ms-client-request-id"], b.headers["x-ms-request-id"]) == \
         ("rid-1", "cid-1", "cid-1")
+    assert kitchen.call("POST", "/score", {"ok": 1}, headers={"TraceId": "t-9"}).headers["traceid"] == "t-9"
     c = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-ms-request-id": "legacy-1"})
     assert (c.headers["x-ms-request-id"], c.headers["x-ms-client-request-id"]) == ("legacy-1", "legacy-1")
 

@@ -84,6 +84,9 @@ class Scorer:
                     logger.error("Encountered Exception: %s", traceback.format_exc())
                     resp = error(500, INTERNAL_ERROR)
                 add_ids(resp, ids, self.server_version)
+                trace = request.headers.get("TraceId")
+                if trace is not None:  # Office services' tracing field, echoed as Azure does
+                    resp.headers["TraceId"] = trace
             if self.settings.cors_origins:
                 resp.headers.update(cors_headers(self.settings.cors_origins, request.headers.get("Origin"),
                                                  request.method == "OPTIONS",
