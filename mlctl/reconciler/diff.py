@@ -66,12 +66,33 @@ def without(attributes: Mapping[str, Any], exclude: Collection[str]) -> dict:
 def diff_attributes(before: Mapping[str, Any], after: Mapping[str, Any],
                     exclude: Collection[str] = ()) -> tuple[DiffItem, ...]:
     """Pure: what changed from `before` to `after`, ignoring the top-level keys in `exclude`
-    (path-like attributes: a checkout elsewhere is not a change). Sorted by path."""
+    (path-like attributes: a checkout elsewhere is not a change). Sorted by path.
+
+    Top-level keys are compared directly; deepdiff walks only the dicts that differ."""
     b, a = without(before, exclude), without(after, exclude)
     if b == a:
         return ()
-    DeepDiff = _deepdiff()  # imported only when something differs
+    items: dict[str, DiffItem] = {}
+    nested_b, nested_a = {}, {}
+    for k in set(b) | set(a):
+        path = format_path([k])
+        if k not in a:
+            items[path] = ("remove", path, b[k], None)
+        elif k not in b:
+            items[path] = ("add", path, None, a[k])
+        elif b[k] != a[k]:
+            if isinstance(b[k], dict) and isinstance(a[k], dict):
+                nested_b[k], nested_a[k] = b[k], a[k]
+            else:
+                items[path] = ("change", path, b[k], a[k])
+    if nested_b:
+        items.update(_nested(nested_b, nested_a))
+    return tuple(items[p] for p in sorted(items))
 
+
+def _nested(b: dict, a: dict) -> dict[str, DiffItem]:
+    """deepdiff of dicts that differ: one item per changed key; lists reported whole."""
+    DeepDiff = _deepdiff()  # imported only when a nested value differs
     items: dict[str, DiffItem] = {}
     for kind, levels in DeepDiff(b, a, view="tree").items():
         for level in levels:
@@ -91,4 +112,4 @@ def diff_attributes(before: Mapping[str, Any], after: Mapping[str, Any],
                 items[path] = ("remove", path, _get(b, keys), None)
             else:
                 items[path] = ("change", path, _get(b, keys), _get(a, keys))
-    return tuple(items[p] for p in sorted(items))
+    return items

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import jsonschema
 import pytest
@@ -106,7 +107,7 @@ def test_bad_input_is_a_clear_error(applied):
     assert applied.state_path.read_text() == text[:-20]
 
 
-def test_held_lock_fails_naming_the_holder(proj):
+def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys
         from mlctl.state.lock import state_lock
@@ -120,6 +121,23 @@ def test_held_lock_fails_naming_the_holder(proj):
         assert r.returncode == 1
         assert f"Error: the state is locked by pid {holder.pid} on " in r.stderr
         assert "(operation 'apply', started " in r.stderr
+        waiting = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(proj.root), "plan", "--refresh=false",
+                                    "--lock-timeout", "5m"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lock = str(proj.data_dir / "state.lock")
+            deadline = 600
+            while deadline and not any(os.path.realpath(f"/proc/{waiting.pid}/fd/{fd}") == lock
+                                       for fd in os.listdir(f"/proc/{waiting.pid}/fd")):
+                assert waiting.poll() is None, waiting.communicate()
+                deadline -= 1
+                time.sleep(0.1)  # bounded: at most 60 s until it waits on the lock
+            waiting.send_signal(signal.SIGINT)
+            out, err = waiting.communicate(timeout=60)
+            assert (waiting.returncode, err.strip()) == (130, "Interrupted.")
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)

@@ -35,3 +35,8 @@ def test_deepdiff_import_leaves_sys_modules_clean():
 
     assert _deepdiff().__name__ == "DeepDiff"
     assert not [m for m in _OPTIONAL if m in sys.modules and sys.modules[m] is None]
+
+
+def test_lists_inside_dicts_are_reported_whole():
+    assert diff_attributes({"d": {"l": [1, 2], "k": 1}}, {"d": {"l": [1, 3], "k": 1, "n": None}}) == (
+        ("change", "d.l", [1, 2], [1, 3]), ("add", "d.n", None, None))
