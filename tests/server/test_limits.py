@@ -1,6 +1,8 @@
 """Concurrency limit and bounded queue (429), scoring timeout, body size (413), CORS."""
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from pathlib import Path
@@ -90,6 +92,13 @@ def test_oversized_body_is_413_and_server_survives(servers):
     server = servers.start(SCRIPTS / "kitchen.py", "--max-body-bytes", "1000")
     a = server.call("POST", "/score", b'{"data": "' + b"x" * 5000 + b'"}')
     assert a.status == 413 and "limit" in a.json()["message"]
+    assert server.call("POST", "/score", {"ok": 1}).status == 200
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)  # chunked: no Content-Length
+    conn.request("POST", "/score", body=iter([b"x" * 800, b"y" * 800]), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    resp = conn.getresponse()
+    assert resp.status == 413 and "limit" in json.loads(resp.read())["message"]
+    conn.close()
     assert server.call("POST", "/score", {"ok": 1}).status == 200
 
 
