@@ -100,6 +100,11 @@ def test_bad_bodies_get_4xx_json_and_server_survives(kitchen, body, status):
     assert kitchen.call("GET", "/").status == 200
 
 
+def test_non_json_content_type_failure_stays_a_script_error(kitchen):
+    a = kitchen.call("POST", "/score", b"a,b\n1,2\n", headers={"Content-Type": "text/csv"})
+    assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
+
+
 def test_wrong_shape_is_a_script_error_for_undecorated_run(kitchen):
     a = kitchen.call("POST", "/score", {"data": [[1, 2, 3]]})
     assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"

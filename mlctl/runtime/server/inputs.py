@@ -60,6 +60,13 @@ def _is_json(content_type: str) -> bool:
     return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
 
 
+def _may_be_json(content_type: str) -> bool:
+    """Could the client have meant to send JSON? (no type, a JSON type, or what curl -d and
+    simple clients send by default); an explicit other type (text/csv, images) says no."""
+    mt = content_type.split(";", 1)[0].strip().lower()
+    return mt in ("", "text/plain", "application/x-www-form-urlencoded") or _is_json(content_type)
+
+
 def _schema_arguments(script: UserScript, body: Dict[str, Any]) -> Dict[str, Any]:
     args: Dict[str, Any] = {}
     for p in script.params:
@@ -113,14 +120,15 @@ def input_fault(script: UserScript, req: RequestData, exc: BaseException) -> Opt
     """Pure: when run() failed because of the request rather than the script, the 400 message.
 
     Cases: inference-schema could not convert the input to the declared type (wrong
-    shape or type), or an undecorated run() failed on a body that is not JSON at all.
+    shape or type), or an undecorated run() failed on an empty or non-JSON body that was
+    sent as JSON (or without a telling content type).
     A @rawhttp run() that let the request's BadRequest (invalid JSON body) escape is a third.
     None means the script is at fault (500)."""
     if isinstance(exc, BadRequest):
         return f"Bad request: {exc}"
     if script.mode == SCHEMA and _deserializer_failed(exc):
         return f"Input does not match the schema of run(): {type(exc).__name__}: {exc}"
-    if script.mode == TEXT and req.method == "POST":
+    if script.mode == TEXT and req.method == "POST" and _may_be_json(req.content_type):
         if not req.body.strip():
             return "run() failed on an empty request body; send the JSON input the script expects."
         try:
