@@ -46,15 +46,19 @@ def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make
     time.sleep(0.3)
     assert len(copies.read_text().splitlines()) == n
     # a broken mirror (every run() raises) and a slow one (0.3 s per copy) fail no live request
-    host.put("green", digest="sha256:green-broken", env={"ALWAYS_FAIL": "1"})
-    results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
-    assert collections.Counter(r[0] for r in results) == {200: 300}
-    assert sample(scrape(host), "mlctl_mirror_failed_total", deployment="green") >= 1
-    host.put("green", digest="sha256:green-slow", env={"SLOW_S": "0.3"})
-    results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
-    assert collections.Counter(r[0] for r in results) == {200: 300}
-    m = scrape(host)
-    assert sample(m, "mlctl_mirror_dropped_total", deployment="green") >= 1  # the slow mirror sheds copies
+    for phase, env in (("broken", {"ALWAYS_FAIL": "1"}), ("slow", {"SLOW_S": "0.3"})):
+        host.put("green", digest=f"sha256:green-{phase}", env=env)
+        before = scrape(host)
+        results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
+        assert collections.Counter(r[0] for r in results) == {200: 300}, phase
+        time.sleep(0.5 if phase == "broken" else 1.0)  # the last copies finish
+        after = scrape(host)
+
+        def delta(name):
+            return sample(after, name, deployment="green") - sample(before, name, deployment="green")
+        assert delta("mlctl_mirror_sent_total") + delta("mlctl_mirror_dropped_total") == 30, phase
+        if phase == "broken":
+            assert delta("mlctl_mirror_failed_total") == delta("mlctl_mirror_sent_total") > 0
 
 
 def test_sleeping_run_gets_408_and_the_next_request_succeeds(make_host):

@@ -11,11 +11,11 @@ import pytest
 
 from mlctl.runtime.local.hostclient import DeploymentFailed, HostError
 
-from hosttools import body, send
+from hosttools import send, wait_until
 
 
 def get(url, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
+    req = url if isinstance(url, urllib.request.Request) else urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.read(), dict(r.headers)
@@ -62,14 +62,19 @@ def test_health_swagger_and_request_ids(make_host):
     assert get(host.url + "/swagger.json")[0] == 401
     status, raw, _ = get(host.url + "/swagger.json", host.auth())
     assert status == 200 and "paths" in json.loads(raw)
-    assert get(host.url + "/nowhere")[0] == 404
+    status, raw, _ = get(host.url + "/nowhere")
+    assert status == 404 and "message" in json.loads(raw)
+    put = urllib.request.Request(host.url + "/score", data=b"{}", method="PUT", headers=host.auth())
+    status, raw, headers = get(put)
+    assert status == 405 and "message" in json.loads(raw)
     given = send(host.url + "/score", 1, headers=host.auth(**{"x-request-id": "trace-me-42"}))[0]
     assert given[2]["x-request-id"] == "trace-me-42" and given[1]["headers"]["x-request-id"] == "trace-me-42"
     created = send(host.url + "/score", 1, headers=host.auth())[0]
     rid = created[2]["x-request-id"]
     assert len(rid) == 36 and created[1]["headers"]["x-request-id"] == rid
-    # one id finds the request in both logs
-    host_log = (host.data_dir / "logs" / host.name / "host.log").read_text()
+    # one id finds the request in both logs (the access log is flushed every 0.2 s)
+    host_log = wait_until(lambda: (lambda t: rid in t and t)(
+        (host.data_dir / "logs" / host.name / "host.log").read_text()), 10, "access log")
     instance_log = (host.data_dir / "logs" / host.name / "blue" / "instance-0.log").read_text()
     assert "trace-me-42" in host_log and "trace-me-42" in instance_log
     assert rid in host_log and rid in instance_log

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from .endpoint import Endpoint
+from .logfiles import AccessLog
 from .supervisor import Deployment
 from .upstream import ConnectionFailed
 
 log = logging.getLogger("mlctl.host")
-access = logging.getLogger("mlctl.access")
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
 BACKGROUND = web.AppKey("background", set)
+ACCESS = web.AppKey("access", AccessLog)
 MAX_BODY = 64 * 1024 * 1024
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 # request headers never forwarded to an instance (hop-by-hop, the client's credentials, recomputed ones)
@@ -26,6 +28,11 @@ DROP_REQUEST = frozenset(h.lower() for h in (
     "trailer", "transfer-encoding", "upgrade", "content-length"))
 DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
 DROP_RESPONSE = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"))
+
+
+def new_request_id() -> str:
+    """A random UUID4 string (from the PRNG: no syscall per request; ids need not be secret)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def message(status: int, text: str, headers=None) -> web.Response:
@@ -140,11 +147,24 @@ def _choose(ep: Endpoint, request: web.Request) -> tuple[Deployment | None, str 
     return ep.deployments[name], ep.sampler.sample(), None
 
 
+async def _forward_score(request: web.Request, d: Deployment, mirror: str | None, request_id: str):
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return message(413, f"request body over {MAX_BODY} bytes")
+    headers = forward_headers(request, request_id)
+    if mirror:
+        send_mirror(request.app, mirror, body, headers)
+    return await forward(d, request.method, request.path_qs if request.method == "GET" else "/score", body, headers)
+
+
 async def handle_score(request: web.Request) -> web.StreamResponse:
+    if request.method not in ("POST", "GET"):
+        return message(405, f"{request.method} is not allowed on /score: use POST", {"Allow": "GET, POST"})
     ep = request.app[ENDPOINT]
     loop = asyncio.get_running_loop()
     started = loop.time()
-    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    request_id = request.headers.get("x-request-id") or new_request_id()
     name = ""
     if not ep.is_authorized(request.headers.get("Authorization")):
         resp = message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
@@ -161,20 +181,15 @@ async def handle_score(request: web.Request) -> web.StreamResponse:
                 d.in_flight += 1
                 ep.metrics.in_flight[name] += 1
                 try:
-                    body = await request.read()
-                    headers = forward_headers(request, request_id)
-                    if mirror:
-                        send_mirror(request.app, mirror, body, headers)
-                    path = request.path_qs if request.method == "GET" else "/score"
-                    resp = await forward(d, request.method, path, body, headers)
+                    resp = await _forward_score(request, d, mirror, request_id)
                 finally:
                     d.in_flight -= 1
                     ep.metrics.in_flight[name] -= 1
     resp.headers["x-request-id"] = request_id
     elapsed = loop.time() - started
     ep.metrics.observe(name, resp.status, elapsed)
-    access.info("%s %s %s %s %d %.1fms", request_id, request.method, request.path, name or "-", resp.status,
-                elapsed * 1000)
+    request.app[ACCESS].write(f"{request_id} {request.method} {request.path} {name or '-'} {resp.status} "
+                              f"{elapsed * 1000:.1f}ms")
     return resp
 
 
@@ -187,7 +202,7 @@ async def handle_swagger(request: web.Request) -> web.StreamResponse:
     d = ep.deployments.get(name) if name else None
     if d is None:
         return message(404, f"endpoint {ep.name!r} has no deployment to describe")
-    return await forward(d, "GET", request.path_qs, b"", forward_headers(request, str(uuid.uuid4())))
+    return await forward(d, "GET", request.path_qs, b"", forward_headers(request, new_request_id()))
 
 
 async def handle_health(request: web.Request) -> web.Response:
@@ -201,18 +216,15 @@ async def handle_metrics(request: web.Request) -> web.Response:
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return message(e.status, e.reason)
+async def handle_unknown(request: web.Request) -> web.Response:
+    """Every other path: 404 as JSON (a route, not a middleware: nothing on the hot path)."""
+    return message(404, f"no such path {request.path!r}: use /score, /swagger.json, / or /metrics")
 
 
 async def _background(app: web.Application):
+    flusher = asyncio.get_running_loop().create_task(app[ACCESS].run())
     yield
+    flusher.cancel()
     tasks = list(app[BACKGROUND])
     for t in tasks:
         t.cancel()
@@ -220,13 +232,14 @@ async def _background(app: web.Application):
 
 
 def make_gateway(ep: Endpoint) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY)
     app[ENDPOINT] = ep
     app[BACKGROUND] = set()
+    app[ACCESS] = AccessLog()
     app.cleanup_ctx.append(_background)
     app.router.add_get("/", handle_health)
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/swagger.json", handle_swagger)
-    app.router.add_route("POST", "/score", handle_score)
-    app.router.add_route("GET", "/score", handle_score)
+    app.router.add_route("*", "/score", handle_score)
+    app.router.add_route("*", "/{tail:.*}", handle_unknown)
     return app
