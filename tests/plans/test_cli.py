@@ -142,3 +142,15 @@ def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj)
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)
     assert mlctl("-C", str(proj.root), "plan", "--refresh=false").returncode == 0
+
+
+def test_new_content_under_the_same_model_version_is_refused(applied):
+    (applied.root / "model" / "weights.txt").write_text("weights: retrained\n")
+    r = mlctl("-C", str(applied.root), "plan", "--refresh=false")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[:3] == [
+        "Error: model fraud:1 is already registered with other content",
+        "  at model.yml:1, field 'version', model.fraud",
+        "  registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` out so "
+        "mlctl derives it from the content."]
+    assert r.stdout == ""

@@ -74,6 +74,12 @@ CASES = {
         "traffic.batch": "-", "deployment.batch.main": "-", "endpoint.batch": "-"}),
     "tainted_replaced": Case(overrides={"deployment.shop.green": {"status": "tainted"}},
                              expect={"deployment.shop.green": "+/-"}),
+    "drift": Case(overrides={  # what the runtime last reported (--refresh=false: recorded observed stands in)
+        "deployment.shop.blue": {"observed": {"ready_instances": 0, "served_model_digest": None}},
+        "endpoint.batch": {"observed": {"alive": False, "port": 40123}},
+        "traffic.shop": {"observed": {"traffic": {"blue": 100}, "mirror_traffic": {}}}},
+        expect={"deployment.shop.blue": "~", "endpoint.batch": "-/+", "deployment.batch.main": "-/+",
+                "traffic.batch": "~", "traffic.shop": "~"}),
     "replace_requested": Case(options={"replace": ["endpoint.batch"]}, expect={
         "endpoint.batch": "-/+", "deployment.batch.main": "-/+", "traffic.batch": "~"}),
     "destroy": Case(options={"destroy": True}, expect={
