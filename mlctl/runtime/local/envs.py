@@ -144,7 +144,7 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
     say(f"creating a virtualenv with Python {interp.version_text} ({'uv' if uv else 'venv + pip'})")
     if uv:
         _run([*uv, "venv", "--no-project", "--python", interp.executable, str(path)], log, None, "venv")
-        install = [*uv, "pip", "install", "--python", py]
+        install = [*uv, "pip", "install", "--compile-bytecode", "--python", py]
     else:
         _run([interp.executable, "-m", "venv", str(path)], log, None, "venv")
         install = [py, "-m", "pip", "install", "--progress-bar", "off"]
