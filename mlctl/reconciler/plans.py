@@ -163,8 +163,8 @@ def _immutable(r: Resource, prior) -> Diagnostic | None:
     src = r.source
     return Diagnostic(
         f"{r.kind.value} {name}:{version} is already registered with other content",
-        f"registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` "
-        f"out so mlctl derives it from the content.",
+        "registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` "
+        "out so mlctl derives it from the content.",
         file=src.file if src else None, line=src.line if src else None, field="version", address=str(r.address),
     )
 

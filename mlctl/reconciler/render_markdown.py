@@ -54,7 +54,7 @@ def _header(plan: Plan, compact: bool) -> str:
     if gone:
         how = ("this plan was made with `--destroy`" if plan.destroy else
                "apply deletes an endpoint only with `--allow-destroy` or from a plan made with `--destroy`")
-        out += [f"> [!WARNING]", f"> **Deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}:** "
+        out += ["> [!WARNING]", f"> **Deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}:** "
                 + ", ".join(f"`{c.address}`" for c in gone) + f". {how.capitalize()}.", ""]
     deletions = [c for c in plan.changes if c.action is Action.DELETE]
     shifts = plan.traffic_shifts()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from mlctl.resources import Address, Kind, Resource
+from mlctl.resources import Address, Resource
 from mlctl.state.statefile import ResourceState, State
 
 A = Address.parse

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from builders import Cfg, deployment, stack, state_of
+from builders import Cfg, stack, state_of
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import load_plan, save_plan
 from mlctl.reconciler.plans import Action, plan

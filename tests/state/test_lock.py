@@ -1,6 +1,5 @@
 """State lock: a real second process holds it; the message names it; --lock-timeout waits; death frees it."""
 
-import json
 import os
 import signal
 import subprocess
