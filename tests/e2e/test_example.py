@@ -11,6 +11,7 @@ def test_example_applies_scores_and_authenticates(example_project):
     applied = mlctl(example_project, "apply", "--auto-approve")
     assert "Apply complete!" in applied.stdout
     assert "endpoint.diabetes: http://127.0.0.1:" in applied.stdout
+    assert "is not used by the local runtime" in applied.stdout                # cloud base image reported
 
     answer = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE)
     predictions = json.loads(answer.stdout)
