@@ -61,14 +61,24 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
     """Hold the lock of the state at `state_path` for the `with` body.
 
     Waits up to `timeout` seconds for another holder; then raises MlctlError naming it.
-    Yields the holder record written into the lock file.
+    Yields the holder record written into the lock file, or None when there is no state and its
+    folder cannot be written (a read-only checkout: nothing to protect).
     """
     from mlctl.project import Project
 
     state_path = Path(state_path)
-    Project.at(state_path.parent, state_path=state_path).ensure_data_dir()
     path = lock_path(state_path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        Project.at(state_path.parent, state_path=state_path).ensure_data_dir()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if not state_path.exists():  # nothing recorded, and nobody can write here: nothing to protect
+            yield None
+            return
+        raise MlctlError(Diagnostic(
+            f"cannot take the state lock: {e.strerror or e}",
+            "mlctl needs to write in the folder of the state file; pass --state FILE to use another one.",
+            file=str(path))) from None
     try:
         deadline = time.monotonic() + timeout
         while True:

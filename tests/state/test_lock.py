@@ -90,3 +90,17 @@ def test_parse_timeout(text, seconds):
 def test_parse_timeout_rejects(text):
     with pytest.raises(ValueError):
         parse_timeout(text)
+
+
+def test_unwritable_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with state_lock(blocker / "state.json", "plan") as info:  # no state there: nothing to lock
+        assert info is None
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "state.json").write_text("{}")
+    (tmp_path / "ro" / "state.lock").mkdir()  # cannot be opened as a file
+    with pytest.raises(MlctlError) as e:
+        with state_lock(tmp_path / "ro" / "state.json", "plan"):
+            pass
+    assert str(e.value).startswith("Error: cannot take the state lock: Is a directory")
