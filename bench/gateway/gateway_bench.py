@@ -4,6 +4,8 @@ Same score.py and model as bench/server (scikit-learn diabetes Ridge, 2-row body
 process each; the host runs one instance with max_concurrent_requests_per_instance 64 (limit 128,
 so no answer is a 429), and the "direct" column calls that very instance on its unix socket.
 Closed-loop aiohttp load (keep-alive) at concurrency 1/8/64, levels alternating between targets.
+Columns: req/s, p50/p99, cpu ms = CPU per request of the target's processes (host: gateway +
+instance; read from /proc), gw ms = the gateway's share, errors = non-200 answers + client errors.
 Run on demand (not in CI):
 
     python3 bench/gateway/gateway_bench.py [--seconds 6] [--requests 20000] [--levels 1,8,64] [--no-azure]
@@ -39,6 +41,7 @@ def _server_bench():
 
 server_bench = _server_bench()
 start_azure, stop, train = server_bench.start_azure, server_bench.stop, server_bench.train
+group_cpu_s = server_bench.group_cpu_s
 
 from mlctl.runtime.local import secrets  # noqa: E402
 from mlctl.runtime.local.hostclient import start_host  # noqa: E402
@@ -128,24 +131,32 @@ def main() -> int:
                 "request_settings": {"request_timeout_ms": 30000, "max_concurrent_requests_per_instance": 64}},
                 timeout=120)
             client.set_traffic({"blue": 100})
-            sock = client.status()["deployments"]["blue"]["instances"][0]["socket"]
+            instance = client.status()["deployments"]["blue"]["instances"][0]
+            sock = instance["socket"]
             key = secrets.read_keys(work / "data", "bench")["primary"]
             json_ct = {"Content-Type": "application/json"}
+            auth = {**json_ct, "Authorization": f"Bearer {key}"}
+            # (session factory, url, headers, process groups whose CPU is the target's cost)
             targets = {
-                "host": (tcp_sessions, f"http://127.0.0.1:{info.port}/score", {**json_ct, "Authorization": f"Bearer {key}"}),
-                "direct": (unix_sessions(sock), "http://instance/score", json_ct),
+                "host": (tcp_sessions, f"http://127.0.0.1:{info.port}/score", auth, [info.pid, instance["pid"]]),
+                "direct": (unix_sessions(sock), "http://instance/score", json_ct, [instance["pid"]]),
             }
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model")
-                targets["azure"] = (tcp_sessions, url + "/score", json_ct)
+                targets["azure"] = (tcp_sessions, url + "/score", json_ct, [azure.pid])
             results = {}
-            print(f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+            print(f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} {'gw ms':>6} "
+                  f"{'errors':>6}")
             for c in levels:
-                for name, (factory, url, headers) in targets.items():
+                for name, (factory, url, headers, groups) in targets.items():
+                    cpu0 = [group_cpu_s(g) for g in groups]
                     r = results[(name, c)] = measure(factory, url, body, headers, c, args)
+                    cpu = [(group_cpu_s(g) - c0) * 1000 / max(1, r.requests) for g, c0 in zip(groups, cpu0)]
+                    gateway = f"{cpu[0]:>6.3f}" if name == "host" else f"{'':>6}"
                     errs = sum(r.errors.values())
                     print(f"{c:>4} {name:<7} {r.rps:>9.0f} {r.percentile(50):>8.2f} {r.percentile(99):>8.2f} "
-                          f"{errs:>6}{' ' + json.dumps(r.errors) if errs else ''}", flush=True)
+                          f"{sum(cpu):>7.3f} {gateway} {errs:>6}{' ' + json.dumps(r.errors) if errs else ''}",
+                          flush=True)
             print("\nhost/direct (req/s): " + "   ".join(
                 f"c={c}: {results[('host', c)].rps / results[('direct', c)].rps:.2f}" for c in levels))
             if "azure" in targets:
