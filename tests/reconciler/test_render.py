@@ -91,3 +91,21 @@ def test_small_markdown_is_not_truncated():
     p = plan(Cfg(tuple(stack(instances=2))), state_of(stack()), None)
     md = render_markdown(p)
     assert "Truncated" not in md and md.count("<details>") == 1
+
+
+def test_many_deletions_are_listed_compactly_and_all_kept():
+    old = [model()]
+    for i in range(300):
+        old += [endpoint(f"e{i:03}"), deployment(ep=f"e{i:03}", name="blue", env=None),
+                deployment(ep=f"e{i:03}", name="green", env=None),
+                traffic(ep=f"e{i:03}", weights={"blue": 100}, deployments=("blue", "green"))]
+    p = plan(Cfg((model(),)), state_of(old), None)
+    md = render_markdown(p)
+    assert len(md) <= 60_000
+    head = md.split("#### Changes")[0]
+    assert "Deleted: " in head and "- `-` **" not in head  # compact form
+    for c in p.changes:
+        if c.action.value == "-":
+            assert f"`{c.address}`" in head
+    assert "> **Deletes 300 endpoints:**" in head
+    assert "**Truncated: " in md
