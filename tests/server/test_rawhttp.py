@@ -84,3 +84,35 @@ def test_model_get_model_path_layouts(tmp_path, monkeypatch):
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(nested))
     assert Model.get_model_path("reg") == str(nested / "reg" / "2" / "w.bin")
     assert Model.get_model_path("reg", version=1) == str(nested / "reg" / "1")
+
+
+NEW_STYLE = """
+from azureml.core import Model
+from azureml_inference_server_http.api.aml_request import AMLRequest, rawhttp
+from azureml_inference_server_http.api.aml_response import AMLResponse
+
+
+def init():
+    global path
+    path = Model.get_model_path("iris")
+
+
+@rawhttp
+def run(request, request_headers):
+    assert isinstance(request, AMLRequest)
+    if request.args.get("none"):
+        return AMLResponse(None, 202)
+    return AMLResponse({"model": path, "probe": request_headers.get("X-Probe"), "json": request.get_json()},
+                       201, json_str=True)
+"""
+
+
+def test_azureml_inference_server_http_imports_and_json_responses(servers, tmp_path, models):
+    script = tmp_path / "score.py"
+    script.write_text(NEW_STYLE)
+    server = servers.start(script)
+    a = server.call("POST", "/score", {"x": [1, 2]}, headers={"x-PROBE": "p"})  # names arrive Title-Cased
+    assert (a.status, a.headers["content-type"]) == (201, "application/json")
+    assert a.json() == {"model": str(models / "iris.pkl"), "probe": "p", "json": {"x": [1, 2]}}
+    b = server.call("POST", "/score?none=1", {"x": 1})
+    assert (b.status, b.json()) == (202, {})

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from mlctl.runtime.server.answers import HeaderTooLarge, cors_headers, request_ids
-from mlctl.runtime.server.inputs import query_parameters
+from mlctl.runtime.server.inputs import header_dict, query_parameters
 from mlctl.runtime.server.settings import SettingsError, parse_settings
 
 
@@ -80,3 +80,10 @@ def test_cors_rules():
 def test_query_parameters_are_json_decoded_where_they_parse():
     assert query_parameters("a=1&b=%5B1,2%5D&c=x&d=null&e=&r=1&r=%22s%22") == \
         {"a": 1, "b": [1, 2], "c": "x", "d": None, "e": "", "r": [1, "s"]}
+
+
+def test_header_dict_is_title_cased_and_joins_repeats():
+    from multidict import CIMultiDict
+
+    h = CIMultiDict([("x-probe", "a"), ("X-PROBE", "b"), ("content-type", "text/plain")])
+    assert header_dict(h) == {"X-Probe": "a,b", "Content-Type": "text/plain"}

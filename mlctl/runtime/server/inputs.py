@@ -39,6 +39,16 @@ class RequestData:
         self.host = host
 
 
+def header_dict(headers: Mapping[str, str]) -> Dict[str, str]:
+    """Pure: headers as Flask/Werkzeug hand them to Azure scripts: Title-Cased names
+    (``X-Ms-Client-Request-Id``), repeated headers joined with ``,``."""
+    out: Dict[str, str] = {}
+    for k, v in headers.items():
+        key = k.title()
+        out[key] = f"{out[key]},{v}" if key in out else v
+    return out
+
+
 def _json_or_text(value: str) -> Any:
     try:
         return json.loads(value)
@@ -81,7 +91,8 @@ def run_arguments(script: UserScript, req: RequestData) -> Dict[str, Any]:
     """Pure: run()'s keyword arguments for this request; BadInput / UnsupportedInput otherwise."""
     mode = script.mode
     if mode == RAW:
-        return {script.param: AMLRequest(req.method, req.path, req.query_string, list(req.headers.items()), req.body,
+        return {script.param: AMLRequest(req.method, req.path, req.query_string,
+                                         [(k.title(), v) for k, v in req.headers.items()], req.body,
                                          req.remote, "http", req.host)}
     if req.method == "GET":
         params = query_parameters(req.query_string)

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from mlctl.runtime.server import jsoncodec
 from mlctl.runtime.server.answers import JSON, HeaderTooLarge, add_ids, cors_headers, error, request_ids
-from mlctl.runtime.server.inputs import BadInput, RequestData, UnsupportedInput, input_fault, run_arguments
+from mlctl.runtime.server.inputs import (BadInput, RequestData, UnsupportedInput, header_dict, input_fault,
+                                         run_arguments)
 from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.rawhttp import AMLResponse
 from mlctl.runtime.server.script import RAW, UserScript
@@ -30,7 +31,7 @@ class RunFailed(Exception):
 def _invoke(script: UserScript, req: RequestData) -> Tuple[Any, float]:
     """On a worker: parse the input, call run(); returns (output, run ms)."""
     kwargs = run_arguments(script, req)
-    headers: Optional[Dict[str, str]] = dict(req.headers.items()) if script.wants_headers else None
+    headers: Optional[Dict[str, str]] = header_dict(req.headers) if script.wants_headers else None
     start = time.perf_counter()
     try:
         out = script.call(kwargs, headers)
