@@ -100,6 +100,14 @@ def test_failing_init_is_refused_with_its_traceback_and_the_other_keeps_serving(
     with pytest.raises(HostError) as refused:
         host.client.set_traffic({"blue": 50, "green": 50})
     assert "green" in refused.value.message
+    # an interpreter that does not exist, and a spec missing a field, are refused with what is wrong
+    spec = host.spec("green")
+    with pytest.raises(DeploymentFailed) as no_python:
+        host.client.put_deployment({**spec, "python": "/nonexistent/bin/python"}, timeout=20)
+    assert "/nonexistent/bin/python" in no_python.value.message
+    with pytest.raises(HostError) as bad_spec:
+        host.client.put_deployment({k: v for k, v in spec.items() if k != "model_dir"}, timeout=20)
+    assert bad_spec.value.kind == "refused" and "model_dir" in bad_spec.value.message
 
 
 def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):

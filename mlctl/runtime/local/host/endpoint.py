@@ -94,8 +94,10 @@ class Endpoint:
                 raise OrderRefused(422, f"deployment {spec.name!r} failed: {e}", "deployment_failed",
                                    e.log_tail) from None
             except OSError as e:
-                raise OrderRefused(422, f"deployment {spec.name!r} could not start: {e}", "deployment_failed",
-                                   "") from None
+                raise OrderRefused(422, f"deployment {spec.name!r} could not start its instances "
+                                        f"({e.strerror or e}): check that the interpreter {spec.python} exists "
+                                        f"and the code folder {spec.code_dir} is readable",
+                                   "deployment_failed", "") from None
             return self.deployments[spec.name].status()
 
     async def scale_deployment(self, name: str, count: int, timeout: float) -> dict:
