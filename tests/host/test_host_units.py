@@ -1,0 +1,107 @@
+"""Pure parts of the host with literal expectations: routing, traffic rules, tokens, specs, answer parsing."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from mlctl.runtime.local import secrets
+from mlctl.runtime.local.host.metrics import Metrics
+from mlctl.runtime.local.host.routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
+from mlctl.runtime.local.host.spec import DeploymentSpec, SpecError
+from mlctl.runtime.local.host.upstream import _dechunk, _parse_head
+
+
+def test_weighted_picker_is_exact_and_smooth():
+    picker = WeightedPicker({"blue": 70, "green": 30, "idle": 0})
+    picks = [picker.pick() for _ in range(10)]
+    assert collections.Counter(picks) == {"blue": 7, "green": 3}
+    assert picks == ["blue", "green", "blue", "blue", "blue", "green", "blue", "blue", "green", "blue"]
+    assert WeightedPicker({"a": 0}).pick() is None and not WeightedPicker({})
+
+
+def test_mirror_sampler_copies_exactly_the_percentage():
+    sampler = MirrorSampler({"green": 10})
+    hits = [sampler.sample() for _ in range(1000)]
+    assert hits.count("green") == 100 and hits.count(None) == 900
+    assert hits[:10] == [None] * 9 + ["green"]
+    assert MirrorSampler({}).sample() is None
+
+
+def test_traffic_rules():
+    names = {"blue", "green"}
+    assert traffic_errors({"blue": 100}, {"green": 50}, names) == []
+    assert traffic_errors({}, {}, names) == []
+    assert traffic_errors({"blue": 90}, {}, names) == ["traffic must total 0 or 100, got 90"]
+    assert traffic_errors({"red": 100}, {}, names) == [
+        "traffic names deployment 'red', which this endpoint does not have"]
+    assert traffic_errors({"blue": 100}, {"green": 51}, names) == ["mirror_traffic['green'] is 51; at most 50 is allowed"]
+    assert traffic_errors({"blue": 50, "green": 50}, {"green": 10}, names) == [
+        "deployment 'green' cannot get live and mirror traffic at once"]
+    assert traffic_errors({"blue": 100}, {"blue": 5, "green": 5}, names) == [
+        "mirror_traffic may name at most one deployment, got ['blue', 'green']",
+        "deployment 'blue' cannot get live and mirror traffic at once"]
+    assert traffic_errors({"blue": True}, {}, names) == ["traffic['blue'] must be an integer percent 0..100, got True"]
+    assert has_live_traffic("green", {"blue": 100}, {"green": 10})
+    assert not has_live_traffic("green", {"blue": 100, "green": 0}, {})
+
+
+def test_tokens(tmp_path):
+    secrets.ensure_keys(tmp_path, "ep")
+    keys = secrets.read_keys(tmp_path, "ep")
+    token, expiry = secrets.issue_token(tmp_path, "ep", ttl_s=60)
+    assert secrets.is_valid_token(keys["token_key"], "ep", token)
+    assert not secrets.is_valid_token(keys["token_key"], "ep", token, now=expiry + 1)
+    assert not secrets.is_valid_token(keys["token_key"], "other", token)
+    assert not secrets.is_valid_token("another key", "ep", token)
+    assert not secrets.is_valid_token(keys["token_key"], "ep", "mlt1.e30.x")
+    assert not secrets.is_valid_token(keys["token_key"], "ep", keys["primary"])
+    secrets.ensure_keys(tmp_path, "ep")  # keeps existing keys
+    assert secrets.read_keys(tmp_path, "ep") == keys
+    secrets.regenerate_key(tmp_path, "ep", "secondary")
+    after = secrets.read_keys(tmp_path, "ep")
+    assert after["primary"] == keys["primary"] and after["secondary"] != keys["secondary"]
+    with pytest.raises(ValueError):
+        secrets.regenerate_key(tmp_path, "ep", "tertiary")
+
+
+def test_spec_defaults_and_errors():
+    base = {"name": "blue", "digest": "sha256:1", "python": "/usr/bin/python3", "code_dir": "/c",
+            "scoring_script": "score.py", "model_dir": "/m"}
+    spec = DeploymentSpec.from_dict(base)
+    assert (spec.instance_count, spec.max_concurrent, spec.timeout_s) == (1, 1, 5.0)
+    assert spec.instance_timeout_ms == 5500 and spec.readiness_budget_s == 310
+    assert DeploymentSpec.from_dict({**base, "request_settings": {"request_timeout_ms": 1000}}).instance_timeout_ms == 1250
+    for bad, words in (({"instance_count": 0}, "instance_count"), ({"python": ""}, "python"),
+                       ({"environment_variables": {"A": 1}}, "environment_variables"),
+                       ({"request_settings": {"request_timeout_ms": 0}}, "request_timeout_ms"),
+                       ({"liveness_probe": {"period": -1}}, "liveness_probe.period")):
+        with pytest.raises(SpecError) as e:
+            DeploymentSpec.from_dict({**base, **bad})
+        assert words in str(e.value)
+
+
+def test_answer_head_and_chunked_body_parsing():
+    assert _parse_head(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nX-A: b") == (
+        500, "Internal Server Error", [("Content-Length", "12"), ("X-A", "b")], 12, False, False)
+    assert _parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked")[3:] == (None, True, True)
+    with pytest.raises(ValueError):
+        _parse_head(b"SSH-2.0-OpenSSH")
+    assert _dechunk(bytearray(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")) == b"hello world"
+    assert _dechunk(bytearray(b"5\r\nhel")) is None
+
+
+def test_metrics_text_parses_and_counts():
+    from prometheus_client.parser import text_string_to_metric_families
+    m = Metrics()
+    m.observe("blue", 200, 0.003)
+    m.observe("blue", 200, 0.2)
+    m.observe('we"ird', 424, 1.0)
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in text_string_to_metric_families(m.render({"blue": 2})) for s in f.samples}
+    assert values[("mlctl_requests_total", (("deployment", "blue"), ("status", "200")))] == 2
+    assert values[("mlctl_requests_total", (("deployment", 'we"ird'), ("status", "424")))] == 1
+    assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.005")))] == 1
+    assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.25")))] == 2
+    assert values[("mlctl_instances_ready", (("deployment", "blue"),))] == 2
