@@ -29,7 +29,7 @@ EXAMPLE = REPO / "examples" / "diabetes"
 def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     took = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"mlctl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -109,7 +109,7 @@ def main() -> None:
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:
             subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), "destroy", "--auto-approve"],
-                           capture_output=True, timeout=300)
+                           capture_output=True, timeout=300, check=False)
     result = {
         "first_apply_s": round(first, 2),
         "rollout_s": {"median": round(statistics.median(rollouts), 2), "all": [round(x, 2) for x in rollouts],

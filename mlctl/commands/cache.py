@@ -53,7 +53,7 @@ def prune(project, older_than, dry_run):
     from mlctl.state.lock import parse_timeout, state_lock
     from mlctl.state.statefile import read_state
 
-    text = older_than[:-1] if older_than.endswith("d") else older_than
+    text = older_than.removesuffix("d")
     try:
         seconds = float(text) * 86400 if older_than.endswith("d") else parse_timeout(older_than)
     except ValueError as e:

@@ -15,9 +15,10 @@ def storage_initializer(project, state, endpoint: str, deployment: str, lines: i
     if rs is None:
         raise MlctlError(f"endpoint {endpoint!r} has no applied deployment {deployment!r}")
     a = rs.attributes
-    out = [f"model {a.get('model')}:{a.get('model_version')} registered at "
-           f"{store.model_dir(project.data_dir, a.get('model'), a.get('model_version'))} "
-           f"(digest {store.registered_digest(project.data_dir, a.get('model'), a.get('model_version'))})"]
+    name, version = a.get("model"), a.get("model_version")
+    where = store.model_dir(project.data_dir, name, version)
+    digest = store.registered_digest(project.data_dir, name, version)
+    out = [f"model {name}:{version} registered at {where} (digest {digest})"]
     if a.get("code_digest"):
         out.append(f"code snapshot {snapshot.snapshot_path(project.data_dir, a['code_digest'])} "
                    f"(digest {a['code_digest']})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 # The points, in the order one change passes them.
 APPLY_STARTED = "apply_started"            # the lock is held, nothing changed yet

@@ -8,7 +8,7 @@ for each environment's Python version), so apply fails before changing anything.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.resources import Address, Kind

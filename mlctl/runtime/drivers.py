@@ -14,9 +14,10 @@ What apply calls for each plan action:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mlctl.project import Project
@@ -44,8 +45,8 @@ class RuntimeContext:
     memo: per-run cache (refresh reads each endpoint host once).
     """
 
-    project: "Project"
-    prior: Mapping[str, "ResourceState"] = field(default_factory=dict)
+    project: Project
+    prior: Mapping[str, ResourceState] = field(default_factory=dict)
     progress: Callable[[str, str], None] = lambda address, message: None
     timeout: float = 600.0
     replacing: bool = False
@@ -55,18 +56,18 @@ class RuntimeContext:
     def data_dir(self) -> Path:
         return self.project.data_dir
 
-    def prior_of(self, address) -> "ResourceState | None":
+    def prior_of(self, address) -> ResourceState | None:
         return self.prior.get(str(address))
 
 
 class Driver(Protocol):
-    def create(self, resource: "Resource", ctx: RuntimeContext) -> dict: ...
+    def create(self, resource: Resource, ctx: RuntimeContext) -> dict: ...
 
-    def update(self, resource: "Resource", prior: "ResourceState", ctx: RuntimeContext) -> dict: ...
+    def update(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> dict: ...
 
-    def delete(self, address: "Address", prior: "ResourceState", ctx: RuntimeContext) -> None: ...
+    def delete(self, address: Address, prior: ResourceState, ctx: RuntimeContext) -> None: ...
 
-    def read(self, address: "Address", prior: "ResourceState", ctx: RuntimeContext) -> dict | None: ...
+    def read(self, address: Address, prior: ResourceState, ctx: RuntimeContext) -> dict | None: ...
 
 
 Runtime = Mapping["Kind", Driver]

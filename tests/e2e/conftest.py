@@ -75,7 +75,7 @@ def trained_model(tmp_path_factory):
 def mlctl(project, *args, check=True, input=None, timeout=300, env=None):
     """Run the real CLI in a subprocess; returns CompletedProcess (text)."""
     proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args], capture_output=True,
-                          text=True, input=input, timeout=timeout, env=env)
+                          text=True, input=input, timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"mlctl {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -4,6 +4,7 @@ import os
 import threading
 
 from conftest import mlctl
+
 from mlctl.state.lock import state_lock
 
 

@@ -83,7 +83,7 @@ def test_safe_rollout_under_load_fails_no_request(split_project):
             p.write(traffic, deployments, mirror)
             out = mlctl(root, "apply", "--auto-approve")
             assert "Apply complete!" in out.stdout, name
-            assert wait_until(lambda: load.total() > before + 20), f"no requests during {name}"
+            assert wait_until(lambda before=before: load.total() > before + 20), f"no requests during {name}"
             if name == "green at 0%":       # green called alone by header, while blue takes all traffic
                 ep = Endpoint(root, "split")
                 assert all(json.loads(ep.score(key=key, deployment="green")[1])["who"] == "green"

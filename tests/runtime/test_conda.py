@@ -4,7 +4,12 @@ import pytest
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.local.conda import (
-    CondaSpec, conda_version, parse_conda_file, parse_conda_text, pip_requirement, requirements,
+    CondaSpec,
+    conda_version,
+    parse_conda_file,
+    parse_conda_text,
+    pip_requirement,
+    requirements,
 )
 
 AZURE_CONDA = """\

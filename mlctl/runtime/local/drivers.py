@@ -43,7 +43,7 @@ def _status(ctx: RuntimeContext, endpoint: str) -> dict | None:
     return ctx.memo[key]
 
 
-def _client(ctx: RuntimeContext, endpoint: str) -> "hostclient.HostClient":
+def _client(ctx: RuntimeContext, endpoint: str) -> hostclient.HostClient:
     ctx.memo.pop(f"status:{endpoint}", None)
     ctx.memo.pop(f"host:{endpoint}", None)
     info = hostclient.find_host(ctx.data_dir, endpoint)

@@ -15,9 +15,9 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from mlctl.runtime.local.conda import Requirements, conda_name
 from mlctl.runtime.local.pythons import find_python
@@ -156,8 +156,8 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
         log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
     freeze = [*uv, "pip", "freeze", "--python", py] if uv else [py, "-m", "pip", "freeze"]
     frozen = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout.split()
-    facts = subprocess.run([py, "-c", "import sys, platform; print(platform.python_version()); "
-                            "print(platform.platform())"], capture_output=True, text=True, check=True)
+    probe = "import platform; print(platform.python_version()); print(platform.platform())"
+    facts = subprocess.run([py, "-c", probe], capture_output=True, text=True, check=True)
     version, plat = facts.stdout.splitlines()[:2]
     return BuiltEnv(str(path), py, version, plat, sorted(frozen), "uv" if uv else "venv+pip",
                     list(reqs.notes), time.time())

@@ -63,7 +63,7 @@ def probe(executable: str) -> Interpreter | None:
     """Run an interpreter to learn its version (None when it does not run)."""
     try:
         out = subprocess.run([executable, "-c", "import sys; print(*sys.version_info[:3], sys.executable)"],
-                             capture_output=True, text=True, timeout=20)
+                             capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0 or not out.stdout.strip():
@@ -82,7 +82,7 @@ def _uv_candidates(request: str | None) -> list[str]:
     arg = request if request and request[0].isdigit() else (request or "")
     try:
         out = subprocess.run([*uv, "python", "find", "--no-python-downloads", *([arg] if arg else [])],
-                             capture_output=True, text=True, timeout=30,
+                             capture_output=True, text=True, timeout=30, check=False,
                              env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
     except (OSError, subprocess.TimeoutExpired):
         return []
