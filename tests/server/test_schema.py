@@ -41,7 +41,9 @@ def test_schema_wants_json_content_type(schema_server, diabetes):
     (b"\xff\xfe", "could not be decoded as JSON"),
     ({"data": "not an array"}, "does not match the schema"),
     ({"data": [[1, 2], [3]]}, "does not match the schema"),
-])
+    ("[" * 100_000, "could not be decoded as JSON"),
+    ('{"data": "' + "x" * 8_000_000, "could not be decoded as JSON"),
+], ids=["missing", "list", "empty", "invalid", "not-utf8", "string-data", "ragged", "deep", "huge"])
 def test_schema_bad_input_is_400(schema_server, body, fragment):
     if isinstance(body, (str, bytes)):
         a = schema_server.call("POST", "/score", body, headers={"Content-Type": "application/json"})

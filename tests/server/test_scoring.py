@@ -93,7 +93,9 @@ def test_long_query_string_is_served(kitchen):
     (b"{not json", 400),
     (b"", 400),
     (b"[1, 2", 400),
-])
+    (b"[" * 100_000, 400),
+    (b'{"data": "' + b"x" * 8_000_000, 400),
+], ids=["not-utf8", "invalid", "empty", "truncated", "deep", "huge"])
 def test_bad_bodies_get_4xx_json_and_server_survives(kitchen, body, status):
     a = kitchen.call("POST", "/score", body, headers={"Content-Type": "application/json"})
     assert a.status == status

@@ -49,13 +49,19 @@ if _orjson is not None:
         """Decode JSON from str or bytes; raises ValueError on invalid JSON."""
         try:
             return _orjson.loads(data)
-        except _orjson.JSONDecodeError:
+        except _orjson.JSONDecodeError as exc:
             # the standard library accepts NaN/Infinity, which Python clients send
-            return json.loads(data)
+            try:
+                return json.loads(data)
+            except RecursionError:
+                raise ValueError(str(exc)) from None
 
 else:  # pragma: no cover
     dumps = _std_dumps
 
     def loads(data: Any) -> Any:
         """Decode JSON from str or bytes; raises ValueError on invalid JSON."""
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None

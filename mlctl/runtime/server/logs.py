@@ -53,6 +53,9 @@ def configure_logging(level: str, log_file: Optional[str]) -> List[IO[str]]:
     script's print() to the ``azmlinfsrv.print`` logger. Returns the streams the request log
     writes to."""
     formatter = AzureFormatter()
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:  # a script printing non-ASCII under a C locale must not break logging
+        reconfigure(errors="backslashreplace")
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
