@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -104,7 +105,8 @@ def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False
         if planfile:
             from mlctl.reconciler.planfile import load_plan
 
-            plan = load_plan(planfile, state, config)
+            path = project.root / planfile          # relative to the project (-C DIR), as `plan --out`
+            plan = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config)
             check_machine(config.resources)
         else:
             observed = refresh(project, state, config, runtime=runtime)
@@ -136,7 +138,8 @@ def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False
               help="Wait this long for another mlctl holding the state lock (e.g. 30s).")
 @click.pass_obj
 def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
-    """Make the runtime match the configuration, or carry out a saved PLANFILE.
+    """Make the runtime match the configuration, or carry out a saved PLANFILE (a relative path is
+    read from the project, as `plan --out` writes it).
 
     Shows the plan and asks for 'yes' (on a terminal; elsewhere pass --auto-approve).
     A saved plan is applied as reviewed, and refused when the state, the config or any

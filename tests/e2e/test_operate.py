@@ -1,0 +1,59 @@
+"""Operate commands on a running endpoint: logs (tail, --follow, storage-initializer), list, saved plans."""
+
+import json
+import select
+import subprocess
+import sys
+import time
+import uuid
+
+from conftest import Endpoint, keys, mlctl
+
+
+def test_logs_tail_follow_and_storage_initializer(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    key = keys(root, "split")["primaryKey"]
+    ep = Endpoint(root, "split")
+    assert ep.score(key=key)[0] == 200
+    tail = mlctl(root, "logs", "split", "--deployment", "blue", "--lines", "50")
+    assert "POST /score 200" in tail.stdout
+    init = mlctl(root, "logs", "split", "--deployment", "blue", "--container", "storage-initializer")
+    assert "registered at" in init.stdout and "mlctl's own interpreter" in init.stdout
+
+    follow = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "logs", "split",
+                               "--deployment", "blue", "--lines", "1", "--follow"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        request_id = uuid.uuid4().hex
+        ep.conn.request("POST", "/score", body=b"{}", headers={"Authorization": f"Bearer {key}",
+                                                               "x-request-id": request_id})
+        assert ep.conn.getresponse().read()
+        seen, deadline = [], time.monotonic() + 30
+        while time.monotonic() < deadline and not any(request_id in s for s in seen):
+            ready, _, _ = select.select([follow.stdout], [], [], 0.5)
+            if ready:
+                seen.append(follow.stdout.readline())
+        assert any(request_id in s for s in seen), seen
+    finally:
+        follow.kill()
+        follow.wait()
+        follow.stdout.close()
+        ep.close()
+    listed = json.loads(mlctl(root, "list", "--json").stdout)
+    assert [e["name"] for e in listed] == ["split"] and listed[0]["provisioning_state"] == "Succeeded"
+
+
+def test_saved_plan_applies_once_and_a_stale_one_is_refused(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "plan", "--out", "first.plan")
+    out = mlctl(root, "apply", "first.plan")                   # a saved plan needs no --auto-approve
+    assert "Apply complete!" in out.stdout
+    stale = mlctl(root, "apply", "first.plan", check=False)   # the state moved since
+    assert stale.returncode == 1 and "Traceback" not in stale.stderr
+    mlctl(root, "plan", "--out", "second.plan")
+    (root / "code" / "score.py").write_text((root / "code" / "score.py").read_text() + "\n# edited\n")
+    edited = mlctl(root, "apply", "second.plan", check=False)  # a referenced file moved since
+    assert edited.returncode == 1 and "score.py" in edited.stderr
