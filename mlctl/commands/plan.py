@@ -28,12 +28,12 @@ def echo_diagnostics(diagnostics) -> None:
 
 
 def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock_timeout: float = 0,
-              operation: str = "plan"):
+              operation: str = "plan", refresh_only: bool = False):
     """Load the config, read the state under its lock, refresh, plan. Returns (config, state, plan).
 
     Raises MlctlError for bad input, a held lock, or a plan with errors."""
     from mlctl.errors import MlctlError
-    from mlctl.reconciler.plans import plan
+    from mlctl.reconciler.plans import drift_plan, plan
     from mlctl.schemas.load import load_config
     from mlctl.state.lock import state_lock
     from mlctl.state.statefile import read_state
@@ -47,7 +47,10 @@ def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock
             from mlctl.reconciler.refresh import refresh as do_refresh
 
             observed = do_refresh(project, state, config)
-    result = plan(config, state, observed, destroy=destroy, replace=replace)
+    if refresh_only:
+        result = drift_plan(state, observed or {})
+    else:
+        result = plan(config, state, observed, destroy=destroy, replace=replace)
     if result.has_errors():
         raise MlctlError(*(d for d in result.diagnostics if d.severity == "error"))
     return config, state, result
@@ -62,16 +65,20 @@ def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Replace this resource even if unchanged (repeatable).")
 @click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
               help="Ask the runtime what is running first; --refresh=false plans from the state alone.")
+@click.option("--refresh-only", is_flag=True,
+              help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).")
 @lock_timeout_option
 @click.pass_context
-def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, lock_timeout):
+def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout):
     """Show what apply would change, without changing anything."""
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown cannot be used together")
+    if refresh_only and (destroy or replace or out or not refresh):
+        raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
     project = ctx.obj
     root = str(project.root)
     config, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
-                                  lock_timeout=lock_timeout)
+                                  lock_timeout=lock_timeout, refresh_only=refresh_only)
     echo_diagnostics(result.diagnostics)
     if as_json:
         from mlctl.reconciler.render_json import render_json

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from typing import Any, Collection, Mapping
 
 from mlctl.errors import Diagnostic
@@ -80,6 +81,7 @@ class Plan:
     destroy: bool = False
     diagnostics: tuple[Diagnostic, ...] = ()
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    refresh_only: bool = False     # drift only: what differs from what was applied (config not compared)
 
     def has_changes(self) -> bool:
         return any(c.action is not Action.NOOP for c in self.changes)
@@ -202,6 +204,26 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | No
     order_of_reasons = list(Reason)
     action, reason = max(cands, key=lambda c: (_RANK[c[0]], -order_of_reasons.index(c[1])))
     return action, reason, diff + tuple(drift_items)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """What was applied, as a desired configuration (for refresh-only plans)."""
+
+    resources: tuple[Resource, ...]
+    diagnostics: tuple = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def drift_plan(prior, observed: Mapping[str, dict | None]) -> Plan:
+    """Pure: only what the runtime reports differently from what was applied (`plan --refresh-only`):
+    the recorded resources planned against themselves, failed/tainted status set aside."""
+    applied = _Applied(tuple(
+        Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(d) for d in rs.depends_on),
+                 rs.files) for a, rs in sorted(prior.resources.items())))
+    ready = replace_fields(prior, resources={a: replace_fields(rs, status="ready") for a, rs in prior.resources.items()})
+    return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
 
 def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,

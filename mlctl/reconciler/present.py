@@ -39,6 +39,12 @@ def symbol(action: Action) -> str:
 
 
 def summary_line(plan: Plan) -> str:
+    if plan.refresh_only:
+        n = sum(c.action is not Action.NOOP for c in plan.changes)
+        if not n:
+            return "No drift. The runtime matches what was applied."
+        return (f"Drift: {n} resource{'s' if n != 1 else ''} changed outside of mlctl; "
+                "`mlctl apply` restores what was applied.")
     if not plan.has_changes():
         return "No changes. The runtime matches the configuration."
     n = plan.summary()

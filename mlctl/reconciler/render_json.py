@@ -40,6 +40,7 @@ def plan_document(plan: Plan, root: str | None = None) -> dict:
         "format_version": FORMAT,
         "mlctl_version": __version__,
         "destroy": plan.destroy,
+        "refresh_only": plan.refresh_only,
         "prior_state": {"lineage": plan.lineage if plan.serial else None, "serial": plan.serial},
         "resource_changes": [_change(plan, c, root) for c in plan.changes],
         "endpoint_deletions": [str(c.address) for c in plan.endpoint_deletions()],

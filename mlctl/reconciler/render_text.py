@@ -72,7 +72,11 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
     if changes:
         used = [a for a in present.LEGEND if any(c.action is a for c in changes)]
-        _line(out, ("mlctl will perform the following actions. Symbols:", None))
+        if plan.refresh_only:
+            _line(out, ("Objects have changed outside of mlctl (refresh-only: configuration changes are not "
+                        "shown). To restore what was applied, mlctl apply would:", None))
+        else:
+            _line(out, ("mlctl will perform the following actions. Symbols:", None))
         for a in used:
             _line(out, (f"  {present.symbol(a)}", STYLE[a]), (f" {present.LEGEND[a]}", None))
         out.append("\n")

@@ -154,3 +154,16 @@ def test_new_content_under_the_same_model_version_is_refused(applied):
         "  registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` out so "
         "mlctl derives it from the content."]
     assert r.stdout == ""
+
+
+def test_refresh_only_reports_drift_and_not_config_changes(applied):
+    root = str(applied.root)
+    (applied.root / "blue.yml").write_text((applied.root / "blue.yml").read_text().replace("instance_count: 1",
+                                                                                         "instance_count: 2"))
+    r = mlctl("-C", root, "plan", "--refresh-only", "--detailed-exitcode")  # nothing runs: every host is gone
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.startswith("Objects have changed outside of mlctl (refresh-only: configuration changes are not shown)")
+    assert "instance_count = 1 -> 2" not in r.stdout and "# (reason: drift: it is gone from the runtime)" in r.stdout
+    assert r.stdout.splitlines()[-1] == "Drift: 10 resources changed outside of mlctl; `mlctl apply` restores what was applied."
+    bad = mlctl("-C", root, "plan", "--refresh-only", "--refresh=false")
+    assert bad.returncode == 1 and "--refresh-only cannot be combined" in bad.stderr

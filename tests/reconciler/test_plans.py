@@ -224,3 +224,15 @@ def test_cycle_is_an_error():
         "dependency cycle: deployment.e.blue -> traffic.e -> endpoint.e -> deployment.e.blue",
         "dependency cycle: endpoint.e -> traffic.e -> endpoint.e"]
     assert p.has_errors()
+
+
+def test_drift_plan_shows_only_what_differs_from_what_was_applied():
+    from mlctl.reconciler.plans import drift_plan
+
+    rs = stack(instances=2)
+    prior = state_of(rs, **{"image.env": {"status": "tainted"}})
+    observed = {"endpoint.e": {"alive": True}, "deployment.e.blue": {"ready_instances": 1}, "traffic.e": None}
+    p = drift_plan(prior, observed)
+    assert p.refresh_only
+    assert [r for r in rows(p) if r[1] != "."] == [("deployment.e.blue", "~", "drift"), ("traffic.e", "+", "drift")]
+    assert not drift_plan(prior, {"deployment.e.blue": {"ready_instances": 2}}).has_changes()
