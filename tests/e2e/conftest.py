@@ -132,10 +132,11 @@ class SplitProject:
         (root / "code").mkdir()
         (root / "code" / "score.py").write_text(SCORE)
 
-    def write(self, traffic: dict, deployments: dict, mirror: dict | None = None) -> None:
+    def write(self, traffic: dict, deployments: dict, mirror: dict | None = None, auth_mode: str = "key") -> None:
         """deployments: {name: {"count": N, "fail": bool, "concurrency": N}}; files of removed
         deployments are deleted."""
-        text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic))
+        text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic)).replace(
+            "auth_mode: key", f"auth_mode: {auth_mode}")
         if mirror:
             text += f"mirror_traffic: {json.dumps(mirror)}\n"
         (self.root / "endpoint.yml").write_text(text)

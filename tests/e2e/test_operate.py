@@ -57,3 +57,26 @@ def test_saved_plan_applies_once_and_a_stale_one_is_refused(split_project):
     (root / "code" / "score.py").write_text((root / "code" / "score.py").read_text() + "\n# edited\n")
     edited = mlctl(root, "apply", "second.plan", check=False)  # a referenced file moved since
     assert edited.returncode == 1 and "score.py" in edited.stderr
+
+
+def test_aml_token_auth_and_switching_auth_mode_in_place(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}}, auth_mode="aml_token")
+    mlctl(root, "apply", "--auto-approve")
+    issued = json.loads(mlctl(root, "keys", "split", "--json").stdout)
+    assert issued["tokenType"] == "Bearer" and issued["expiryTimeUtc"] > time.time() + 3000
+    text = mlctl(root, "keys", "split").stdout
+    assert "token: " in text and "expires: " in text
+    ep = Endpoint(root, "split")
+    assert ep.score(key=issued["accessToken"])[0] == 200
+    assert ep.score(key=issued["accessToken"][:-2] + "xx")[0] == 401
+    assert json.loads(mlctl(root, "invoke", "split", "--request-file", "code/score.py").stdout) == {"who": "blue"}
+
+    pid = json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"]
+    p.write({"blue": 100}, {"blue": {}}, auth_mode="key")
+    out = mlctl(root, "apply", "--auto-approve")
+    assert "endpoint.split: updating" in out.stdout
+    assert json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"] == pid   # in place
+    assert ep.score(key=issued["accessToken"])[0] == 401
+    assert ep.score(key=keys(root, "split")["primaryKey"])[0] == 200
+    ep.close()

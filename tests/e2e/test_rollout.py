@@ -90,7 +90,8 @@ def test_safe_rollout_under_load_fails_no_request(split_project):
                            for _ in range(10))
                 ep.close()
             shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
-            assert shown["traffic"] == {k: v for k, v in traffic.items()}, name
+            assert shown["traffic"] == traffic, name
+            assert shown["mirror_traffic"] == (mirror or {}), name
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
     assert load.total() >= 200
