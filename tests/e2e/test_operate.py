@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 
-from conftest import Endpoint, keys, mlctl
+from conftest import Endpoint, alive, keys, mlctl, wait_until
 
 
 def test_logs_tail_follow_and_storage_initializer(split_project):
@@ -80,3 +80,23 @@ def test_aml_token_auth_and_switching_auth_mode_in_place(split_project):
     assert ep.score(key=issued["accessToken"])[0] == 401
     assert ep.score(key=keys(root, "split")["primaryKey"])[0] == 200
     ep.close()
+
+
+def test_endpoint_deleted_only_when_allowed(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    old_pid = json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"]
+    serial = json.loads((root / ".mlctl" / "state.json").read_text())["serial"]
+    p.endpoint = "renamed"                                     # endpoint.split leaves the configuration
+    p.write({"blue": 100}, {"blue": {}})
+    refused = mlctl(root, "apply", "--auto-approve", check=False)
+    assert refused.returncode == 1 and "--allow-destroy" in refused.stderr
+    assert "endpoint.split" in refused.stdout + refused.stderr
+    assert json.loads((root / ".mlctl" / "state.json").read_text())["serial"] == serial   # nothing changed
+    assert alive(old_pid)
+    out = mlctl(root, "apply", "--auto-approve", "--allow-destroy")
+    assert "Apply complete!" in out.stdout
+    assert wait_until(lambda: not alive(old_pid))
+    assert [e["name"] for e in json.loads(mlctl(root, "list", "--json").stdout)] == ["renamed"]
+
