@@ -100,3 +100,15 @@ def test_endpoint_deleted_only_when_allowed(split_project):
     assert wait_until(lambda: not alive(old_pid))
     assert [e["name"] for e in json.loads(mlctl(root, "list", "--json").stdout)] == ["renamed"]
 
+
+
+def test_destroy_stops_hosts_the_state_lost(split_project):
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
+    pids = [shown["host"]["pid"]] + [i["pid"] for i in shown["deployments"]["blue"]["instances"]]
+    (root / ".mlctl" / "state.json").unlink()
+    out = mlctl(root, "destroy", "--auto-approve")
+    assert "is not in the state: stopping it" in out.stdout
+    assert wait_until(lambda: not any(alive(pid) for pid in pids))
