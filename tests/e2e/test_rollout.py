@@ -5,11 +5,16 @@ import http.client
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
-from conftest import Endpoint, alive, keys, mlctl, wait_until
+import yaml
+
+from conftest import REPO, Endpoint, alive, keys, mlctl, wait_until
 
 CLIENTS = 4
 MAX_REQUESTS = 200_000     # per client: the load stops by itself even if the test hangs
@@ -125,6 +130,9 @@ def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_pr
     plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert "drift" in plan.stdout and "endpoint.split" in plan.stdout
+    drift = nightly_drift_check(root)                      # the examples/ci nightly recipe, as written
+    assert drift.returncode == 2 and "endpoint.split" in drift.stdout
+    assert "::error::mlctl found drift" in drift.stdout
 
     mlctl(root, "apply", "--auto-approve")
     after = json.loads(mlctl(root, "show", "split", "--json").stdout)
@@ -135,3 +143,17 @@ def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_pr
     assert ep.score(key=k["primaryKey"])[0] == 200
     ep.close()
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+    assert nightly_drift_check(root).returncode == 0
+    p.write({"blue": 100}, {"blue": {"count": 2}})          # a config edit is not drift
+    assert nightly_drift_check(root).returncode == 0
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 2
+
+
+def nightly_drift_check(root):
+    """Run the drift step of examples/ci/nightly-drift.yml with PROJECT set to `root`."""
+    workflow = yaml.safe_load((REPO / "examples" / "ci" / "nightly-drift.yml").read_text())
+    step = next(s for s in workflow["jobs"]["drift"]["steps"] if "mlctl" in s.get("run", ""))
+    env = {**os.environ, "PROJECT": str(root),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True, env=env,
+                          cwd=root.parent, timeout=120, check=False)
