@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO, mlctl
 
 

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO, Endpoint, alive, keys, mlctl, wait_until
 
 CLIENTS = 4
