@@ -240,3 +240,30 @@ def test_runs_on_python_39_with_only_aiohttp(servers, tmp_path, old_python_env, 
     assert server.call("GET", "/score").json() == {"model_dir": str(models)}
     assert server.call("GET", "/swagger.json?version=3").status == 200
     assert server.stop() == 0
+
+
+def test_second_sigterm_exits_without_waiting(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py")
+    started, release = tmp_path / "started", tmp_path / "never"
+    outcome = {}
+
+    def client() -> None:
+        try:
+            outcome["answer"] = server.call("POST", "/score", {"block": {"started": str(started),
+                                                                        "release": str(release)}})
+        except (OSError, http.client.HTTPException) as exc:
+            outcome["error"] = exc
+
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    end = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.wait_log("Shutting down")
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(20) == 1
+    t.join(20)
+    assert "error" in outcome  # the in-flight request was cut off, not answered
+    assert "Second stop signal: exiting without waiting for 1 in-flight request(s)" in server.log()

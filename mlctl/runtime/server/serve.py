@@ -1,7 +1,7 @@
 """Process start-up and shutdown: settings, logging, script load and init(), listen, drain on SIGTERM.
 
-Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound, 2 for bad
-flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
+Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound or a second
+stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ logger = logging.getLogger("azmlinfsrv")
 
 EXIT_INIT_FAILED = 3
 EXIT_CANNOT_LISTEN = 1
+EXIT_FORCED = 1
 
 
 class ListenError(Exception):
@@ -151,8 +152,18 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
         target = f"unix:{settings.unix_socket}" if settings.unix_socket else f"{settings.host}:{settings.port}"
         raise ListenError(f"cannot listen on {target}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second SIGTERM/SIGINT: do not wait for the drain
+            logger.warning("Second stop signal: exiting without waiting for %d in-flight request(s)",
+                           scorer.inflight)
+            log.flush()
+            logging.shutdown()
+            os._exit(EXIT_FORCED)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     logger.info("Scoring timeout is set to %d ms; max concurrent run() calls %d, queue %d",
                 settings.request_timeout_ms, settings.max_concurrent, settings.max_queue)
     logger.info("listening on %s", where)
