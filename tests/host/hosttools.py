@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pickle
 import signal
 import sys
 import textwrap
@@ -16,7 +15,7 @@ import aiohttp
 
 from mlctl.runtime.local import secrets
 from mlctl.runtime.local.host.runfiles import is_alive
-from mlctl.runtime.local.hostclient import HostClient, find_host, start_host
+from mlctl.runtime.local.hostclient import HostClient, start_host
 
 SCORE = textwrap.dedent('''
     """Test scoring script: predicts with the Ridge model; the request's JSON steers odd behaviour."""

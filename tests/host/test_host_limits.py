@@ -54,7 +54,7 @@ def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make
         time.sleep(0.5 if phase == "broken" else 1.0)  # the last copies finish
         after = scrape(host)
 
-        def delta(name):
+        def delta(name, after=after, before=before):
             return sample(after, name, deployment="green") - sample(before, name, deployment="green")
         assert delta("mlctl_mirror_sent_total") + delta("mlctl_mirror_dropped_total") == 30, phase
         if phase == "broken":

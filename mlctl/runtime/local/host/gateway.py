@@ -8,7 +8,6 @@ import random
 import uuid
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .endpoint import Endpoint
 from .logfiles import AccessLog
@@ -55,6 +54,26 @@ def _release_when_done(d: Deployment, inst):
     return done
 
 
+async def _until(answer: asyncio.Future, deadline: float, loop) -> tuple:
+    """Await `answer` until `deadline` (loop time) without cancelling it on timeout (TimeoutError)."""
+    if not answer.done():
+        waiter = loop.create_future()
+
+        def wake(_=None):
+            if not waiter.done():
+                waiter.set_result(None)
+        timer = loop.call_at(deadline, wake)
+        answer.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            answer.remove_done_callback(wake)
+        if not answer.done():
+            raise asyncio.TimeoutError
+    return answer.result()
+
+
 async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float):
     """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
 
@@ -74,7 +93,7 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
             continue
         answer.add_done_callback(_release_when_done(d, inst))
         try:
-            return await asyncio.wait_for(asyncio.shield(answer), deadline - loop.time())
+            return await _until(answer, deadline, loop)
         except ConnectionFailed as e:
             if attempt or e.answered:
                 raise
@@ -98,10 +117,10 @@ async def forward(d: Deployment, method: str, target: str, body: bytes, headers:
                             f"(request_timeout_ms of deployment {d.spec.name!r})")
     except ConnectionFailed as e:
         return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {e}")
-    headers_out = CIMultiDict((k, v) for k, v in up_headers if k.lower() not in DROP_RESPONSE)
+    headers_out = [(k, v) for k, v in up_headers if k.lower() not in DROP_RESPONSE]
     if status != 200:
-        headers_out["ms-azureml-model-error-statuscode"] = str(status)
-        headers_out["ms-azureml-model-error-reason"] = reason
+        headers_out.append(("ms-azureml-model-error-statuscode", str(status)))
+        headers_out.append(("ms-azureml-model-error-reason", reason))
         status = 424
     return web.Response(status=status, body=data, headers=headers_out)
 
