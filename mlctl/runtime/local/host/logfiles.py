@@ -72,19 +72,34 @@ class StdioLog:
         os.close(fd)
 
 
+def _read_tail(path: Path, lines: int, block: int = 65536) -> list[str]:
+    """The last `lines` lines of one file, reading backwards in blocks (not the whole file)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        pos = f.tell()
+        data = b""
+        while pos > 0 and data.count(b"\n") <= lines:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+    out = data.decode("utf-8", "replace").splitlines()
+    return out[-lines:] if pos > 0 else out
+
+
 def _last_lines(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a file and its rotated backups, oldest first."""
+    if lines <= 0:
+        return []
     out: list[str] = []
     for n in range(0, BACKUPS + 1):
         p = path if n == 0 else path.with_name(f"{path.name}.{n}")
         if not p.exists():
             break
-        with open(p, "rb") as f:
-            chunk = f.read().decode("utf-8", "replace").splitlines()
-        out = chunk + out
+        out = _read_tail(p, lines - len(out)) + out
         if len(out) >= lines:
             break
-    return out[-lines:] if lines > 0 else []
+    return out[-lines:]
 
 
 def log_files(data_dir, endpoint: str, deployment: str | None, instance: int | None) -> list[Path]:
