@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SCRIPTS, launch
+from servertools import ROOT, SCRIPTS, launch
 
 FAILING = {
     "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",

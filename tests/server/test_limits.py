@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import SCRIPTS
+from servertools import SCRIPTS
 
 
 def _wait_for(path: Path, deadline_s: float = 20.0) -> None:

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
-from conftest import SCRIPTS
+from servertools import SCRIPTS
 
 
 def test_schema_input_scores_like_predict(schema_server, diabetes):
