@@ -30,7 +30,7 @@ VENV = ROOT / "bench" / ".venv-azure"
 AZURE_PKG = "azureml-inference-server-http==1.5.1"
 
 sys.path.insert(0, str(HERE))
-from load import LoadResult, drive  # noqa: E402
+from load import LoadResult, drive
 
 
 def azure_python() -> Path:

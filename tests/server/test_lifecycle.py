@@ -7,14 +7,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
-from servertools import ROOT, SCRIPTS, launch
+from servertools import SCRIPTS, launch
 
 FAILING = {
     "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
@@ -168,7 +166,9 @@ def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
 
 def _uv() -> str:
     try:
-        from uv import find_uv_bin  # the uv package (a dependency of mlctl) ships the binary
+        from uv import (
+            find_uv_bin,  # the uv package (a dependency of mlctl) ships the binary
+        )
 
         return find_uv_bin()
     except (ImportError, FileNotFoundError):

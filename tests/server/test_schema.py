@@ -7,7 +7,6 @@ import shutil
 import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_openapi
-
 from servertools import SCRIPTS
 
 
@@ -109,8 +108,8 @@ def test_swagger_json_beside_the_script_overrides(servers, tmp_path):
 
 
 def test_pandas_schema(servers, models):
-    from sklearn.datasets import load_iris
     import joblib
+    from sklearn.datasets import load_iris
 
     server = servers.start(SCRIPTS / "iris_pandas.py")
     X = load_iris(as_frame=True).frame.drop(columns="target")

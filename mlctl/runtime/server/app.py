@@ -6,9 +6,15 @@ from typing import AsyncIterator, Awaitable, Callable, List, Optional
 
 from aiohttp import web
 
-from mlctl.runtime.server.answers import JSON, add_ids, error, request_ids, HeaderTooLarge
-from mlctl.runtime.server.scoring import Scorer
+from mlctl.runtime.server.answers import (
+    JSON,
+    HeaderTooLarge,
+    add_ids,
+    error,
+    request_ids,
+)
 from mlctl.runtime.server.logs import RequestLog
+from mlctl.runtime.server.scoring import Scorer
 from mlctl.runtime.server.swagger import SwaggerDocs, SwaggerError
 from mlctl.runtime.server.workers import WorkerPool
 

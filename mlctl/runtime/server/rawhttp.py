@@ -44,11 +44,11 @@ class MultiDict(dict):
             if k not in self:
                 dict.__setitem__(self, k, v)
 
-    def getlist(self, key: str, type: Any = None) -> List[Any]:  # noqa: A002 - Werkzeug's name
+    def getlist(self, key: str, type: Any = None) -> List[Any]:
         values = list(self._lists.get(key, []))
         return [type(v) for v in values] if type else values
 
-    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # noqa: A002
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:
         if key not in self:
             return default
         value = dict.__getitem__(self, key)
@@ -101,7 +101,7 @@ class Headers:
         for k, v in pairs:
             self._map.setdefault(k.lower(), v)
 
-    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # noqa: A002
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:
         value = self._map.get(key.lower())
         if value is None:
             return default

@@ -9,9 +9,22 @@ from typing import Any, Dict, Optional, Tuple
 from aiohttp import web
 
 from mlctl.runtime.server import jsoncodec
-from mlctl.runtime.server.answers import JSON, HeaderTooLarge, add_ids, cors_headers, error, request_ids
-from mlctl.runtime.server.inputs import (BadInput, RequestData, UnsupportedInput, header_dict, input_fault,
-                                         run_arguments)
+from mlctl.runtime.server.answers import (
+    JSON,
+    HeaderTooLarge,
+    add_ids,
+    cors_headers,
+    error,
+    request_ids,
+)
+from mlctl.runtime.server.inputs import (
+    BadInput,
+    RequestData,
+    UnsupportedInput,
+    header_dict,
+    input_fault,
+    run_arguments,
+)
 from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.rawhttp import AMLResponse
 from mlctl.runtime.server.script import RAW, UserScript

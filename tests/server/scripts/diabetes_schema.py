@@ -4,7 +4,9 @@ import os
 import joblib
 import numpy as np
 from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
-from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.parameter_types.standard_py_parameter_type import (
+    StandardPythonParameterType,
+)
 from inference_schema.schema_decorators import input_schema, output_schema
 
 model = None

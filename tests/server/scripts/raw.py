@@ -3,7 +3,7 @@ import json
 
 import joblib
 import numpy as np
-from azureml.contrib.services.aml_request import AMLRequest, rawhttp
+from azureml.contrib.services.aml_request import rawhttp
 from azureml.contrib.services.aml_response import AMLResponse
 from azureml.core.model import Model
 
