@@ -45,7 +45,8 @@ def _block(plan: Plan, c: Change, root: str | None) -> str:
 
 def _header(plan: Plan, compact: bool) -> str:
     n = plan.summary()
-    out = ["### mlctl plan", "", f"**{present.summary_line(plan)}**", ""]
+    title = "### mlctl plan (refresh-only: drift)" if plan.refresh_only else "### mlctl plan"
+    out = [title, "", f"**{present.summary_line(plan)}**", ""]
     if plan.destroy:
         out += ["**This is a destroy plan: everything recorded in the state is deleted.**", ""]
     out += ["| add | change | replace | destroy | unchanged |", "|---:|---:|---:|---:|---:|",

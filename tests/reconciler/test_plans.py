@@ -236,3 +236,7 @@ def test_drift_plan_shows_only_what_differs_from_what_was_applied():
     assert p.refresh_only
     assert [r for r in rows(p) if r[1] != "."] == [("deployment.e.blue", "~", "drift"), ("traffic.e", "+", "drift")]
     assert not drift_plan(prior, {"deployment.e.blue": {"ready_instances": 2}}).has_changes()
+    from mlctl.reconciler.render_markdown import render_markdown
+
+    assert render_markdown(p).startswith("### mlctl plan (refresh-only: drift)\n\n**Drift: 2 resources changed "
+                                         "outside of mlctl; `mlctl apply` restores what was applied.**")
