@@ -2,66 +2,30 @@
 
 Virtualenvs go to MLCTL_CACHE (as set by CI), else `~/.cache/mlctl-tests`, keyed by image digest,
 so each environment is built once and re-runs reuse it. Every test project is destroyed and every
-host process it started is killed (by PID) when the test ends.
+host process it started is killed (by PID) when the test ends. Helpers live in e2e_support.py.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "diabetes"
-
-SCORE = '''\
-import json, os
-
-def init():
-    global who
-    who = os.environ.get("WHO", "?")
-    if os.environ.get("FAIL_INIT"):
-        raise RuntimeError("init failed on purpose in " + who)
-
-def run(raw_data):
-    return {"who": who}
-'''
-
-ENDPOINT = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {name}
-auth_mode: key
-traffic: {traffic}
-"""
-
-DEPLOYMENT = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: {endpoint}
-model:
-  path: model/
-code_configuration:
-  code: code/
-  scoring_script: score.py
-environment_variables:
-  WHO: {name}
-{extra}instance_count: {count}
-"""
+from e2e_support import EXAMPLE, SplitProject, cleanup
 
 
 @pytest.fixture(scope="session", autouse=True)
 def mlctl_cache():
-    if not os.environ.get("MLCTL_CACHE"):
+    """MLCTL_CACHE for the CLI subprocesses: CI's when set, else a cache kept across test sessions."""
+    old = os.environ.get("MLCTL_CACHE")
+    if not old:
         os.environ["MLCTL_CACHE"] = str(Path.home() / ".cache" / "mlctl-tests")
-    return Path(os.environ["MLCTL_CACHE"])
+    yield Path(os.environ["MLCTL_CACHE"])
+    if not old:
+        os.environ.pop("MLCTL_CACHE", None)
 
 
 @pytest.fixture(scope="session")
@@ -70,86 +34,6 @@ def trained_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(out)], check=True, capture_output=True)
     return out / "model.pkl"
-
-
-def mlctl(project, *args, check=True, input=None, timeout=300, env=None):
-    """Run the real CLI in a subprocess; returns CompletedProcess (text)."""
-    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args], capture_output=True,
-                          text=True, input=input, timeout=timeout, env=env, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mlctl {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def host_pids(project) -> set[int]:
-    """PIDs of the endpoint hosts and instances of a project (from `mlctl show --json`)."""
-    pids = set()
-    for record in (Path(project) / ".mlctl" / "run").glob("*.json") if (Path(project) / ".mlctl" / "run").is_dir() else []:
-        try:
-            pids.add(json.loads(record.read_text())["pid"])
-        except (ValueError, KeyError, OSError):
-            pass
-    listed = mlctl(project, "list", "--json", check=False)
-    for ep in json.loads(listed.stdout or "[]") if listed.returncode == 0 else []:
-        shown = json.loads(mlctl(project, "show", ep["name"], "--json").stdout)
-        if shown["host"]["pid"]:
-            pids.add(shown["host"]["pid"])
-        for d in shown["deployments"].values():
-            pids.update(i["pid"] for i in d["instances"] if i["pid"])
-    return pids
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:   # a zombie is dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cleanup(project) -> None:
-    pids = host_pids(project)
-    mlctl(project, "destroy", "--auto-approve", check=False)
-    for pid in pids:
-        if alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-class SplitProject:
-    """A split-form project on mlctl's own interpreter: endpoint.yml plus one YAML per deployment."""
-
-    def __init__(self, root: Path, endpoint: str):
-        self.root, self.endpoint = root, endpoint
-        (root / "model").mkdir(parents=True)
-        (root / "model" / "weights.txt").write_text("w")
-        (root / "code").mkdir()
-        (root / "code" / "score.py").write_text(SCORE)
-
-    def write(self, traffic: dict, deployments: dict, mirror: dict | None = None, auth_mode: str = "key") -> None:
-        """deployments: {name: {"count": N, "fail": bool, "concurrency": N}}; files of removed
-        deployments are deleted."""
-        text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic)).replace(
-            "auth_mode: key", f"auth_mode: {auth_mode}")
-        if mirror:
-            text += f"mirror_traffic: {json.dumps(mirror)}\n"
-        (self.root / "endpoint.yml").write_text(text)
-        for f in self.root.glob("deploy-*.yml"):
-            if f.stem[len("deploy-"):] not in deployments:
-                f.unlink()
-        for name, d in deployments.items():
-            extra = "  FAIL_INIT: \"1\"\n" if d.get("fail") else ""
-            if d.get("concurrency"):
-                extra += f"request_settings:\n  max_concurrent_requests_per_instance: {d['concurrency']}\n"
-
-            body = DEPLOYMENT.format(name=name, endpoint=self.endpoint, extra=extra, count=d.get("count", 1))
-            (self.root / f"deploy-{name}.yml").write_text(body)
 
 
 @pytest.fixture
@@ -168,39 +52,3 @@ def example_project(tmp_path, trained_model):
     shutil.copy(trained_model, root / "model" / "model.pkl")
     yield root
     cleanup(root)
-
-
-class Endpoint:
-    """A keep-alive HTTP client for an endpoint's scoring URI."""
-
-    def __init__(self, project, name: str):
-        shown = json.loads(mlctl(project, "show", name, "--json").stdout)
-        self.port = shown["host"]["port"]
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-
-    def score(self, body: bytes = b"{}", key: str | None = None, deployment: str | None = None):
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        if deployment:
-            headers["azureml-model-deployment"] = deployment
-        self.conn.request("POST", "/score", body=body, headers=headers)
-        resp = self.conn.getresponse()
-        return resp.status, resp.read()
-
-    def close(self):
-        self.conn.close()
-
-
-def keys(project, name: str) -> dict:
-    return json.loads(mlctl(project, "keys", name, "--json").stdout)
-
-
-def wait_until(predicate, timeout=30.0):
-    """Poll `predicate` (bounded); True once it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()

@@ -3,7 +3,7 @@
 import os
 import threading
 
-from conftest import mlctl
+from e2e_support import mlctl
 
 from mlctl.state.lock import state_lock
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO, mlctl
+from e2e_support import REPO, mlctl
 
 
 def run_step(workflow: str, job: str, name: str, env: dict, cwd: Path):

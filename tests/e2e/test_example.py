@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import Endpoint, alive, host_pids, keys, mlctl
+from e2e_support import Endpoint, alive, host_pids, keys, mlctl
 
 SAMPLE = "sample-request.json"
 

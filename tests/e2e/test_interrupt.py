@@ -6,7 +6,7 @@ import os
 import signal
 
 import pytest
-from conftest import alive, host_pids, mlctl
+from e2e_support import alive, host_pids, mlctl
 
 
 def hook_points(root, env) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 
-from conftest import Endpoint, alive, keys, mlctl, wait_until
+from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 
 
 def test_logs_tail_follow_and_storage_initializer(split_project):

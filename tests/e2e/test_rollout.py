@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from conftest import REPO, Endpoint, alive, keys, mlctl, wait_until
+from e2e_support import REPO, Endpoint, alive, keys, mlctl, wait_until
 
 CLIENTS = 4
 MAX_REQUESTS = 200_000     # per client: the load stops by itself even if the test hangs

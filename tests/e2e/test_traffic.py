@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from conftest import Endpoint, keys, mlctl
+from e2e_support import Endpoint, keys, mlctl
 
 
 def who(body: bytes) -> str:
