@@ -22,6 +22,7 @@ from . import secrets
 from .host.runfiles import host_log, is_alive, is_host_process, read_run_record
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
+MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
 _children: list[subprocess.Popen] = []  # reaped on the next start_host so no zombie lingers
 
 
@@ -156,14 +157,17 @@ class HostClient:
         return self._call("GET", "/status")
 
     def put_deployment(self, spec: dict, timeout: float = 120.0) -> dict:
-        return self._call("PUT", f"/deployments/{spec['name']}?timeout={timeout}", spec, timeout + 15)
+        """`timeout` bounds the wait for readiness; draining the old instances may add up to
+        the request timeout (answers in flight finish), so the socket waits for both."""
+        drain = (spec.get("request_settings") or {}).get("request_timeout_ms", 5000) / 1000 * 1.1 + 10
+        return self._call("PUT", f"/deployments/{spec['name']}?timeout={timeout}", spec, timeout + drain + 10)
 
     def scale_deployment(self, name: str, instance_count: int, timeout: float = 120.0) -> dict:
         return self._call("POST", f"/deployments/{name}/scale?timeout={timeout}",
-                          {"instance_count": instance_count}, timeout + 15)
+                          {"instance_count": instance_count}, timeout + MAX_DRAIN_S)
 
     def remove_deployment(self, name: str) -> None:
-        self._call("DELETE", f"/deployments/{name}", timeout=300)
+        self._call("DELETE", f"/deployments/{name}", timeout=MAX_DRAIN_S)
 
     def set_traffic(self, traffic: dict, mirror: dict | None = None) -> None:
         self._call("PUT", "/traffic", {"traffic": traffic, "mirror_traffic": mirror or {}})
