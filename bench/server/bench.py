@@ -1,11 +1,12 @@
 """Side-by-side benchmark: the mlctl scoring server vs azureml-inference-server-http 1.5.1.
 
-Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, one process each,
+Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, N processes each (1),
 both on 127.0.0.1, the same closed-loop aiohttp load at concurrency 1, 8 and 64 (levels
-alternate between the servers). Prints req/s, p50/p99, the ratio, run() alone (the floor)
+alternate between the servers, and the whole sweep repeats --rounds times so that
+background load on a shared machine hits both alike; figures are pooled). Prints req/s, p50/p99, the ratio, run() alone (the floor)
 and each server's overhead over it. Run on demand:
 
-    python3 bench/server/bench.py [--seconds 8] [--requests 20000] [--levels 1,8,64]
+    python3 bench/server/bench.py [--rounds 3] [--seconds 5] [--requests 20000] [--levels 1,8,64] [--processes 1]
 
 The Azure server is installed (once) into bench/.venv-azure with uv.
 """
@@ -104,32 +105,43 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, deadline_s: float = 
     raise SystemExit(f"server not ready after {deadline_s}s:\n{log.read_text()[-3000:]}")
 
 
-def start_mlctl(work: Path, model_dir: Path) -> Tuple[subprocess.Popen, str]:
-    log = work / "mlctl.log"
+def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
+    """N server processes sharing one port (--reuse-port when N > 1)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(HERE / "score.py"),
-                                 "--model-dir", str(model_dir), "--port", str(port), "--max-concurrent", "1"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc, log)
-    return proc, url
+    procs = []
+    for i in range(processes):
+        log = work / f"mlctl-{i}.log"
+        with open(log, "wb") as out:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(HERE / "score.py"),
+                 "--model-dir", str(model_dir), "--port", str(port), "--max-concurrent", "1",
+                 *(["--reuse-port"] if processes > 1 else [])],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True))
+        end = time.monotonic() + 180
+        while "listening on" not in log.read_text():
+            if procs[-1].poll() is not None or time.monotonic() > end:
+                raise SystemExit(f"mlctl server {i} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+    wait_ready(url, procs[0], work / "mlctl-0.log")
+    return procs, url
 
 
-def start_azure(work: Path, model_dir: Path) -> Tuple[subprocess.Popen, str]:
+def start_azure(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
     py = azure_python()
     log = work / "azure.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(WORKER_COUNT="1", AML_APP_ROOT=str(work))
+    env.update(WORKER_COUNT=str(processes), AML_APP_ROOT=str(work))
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(py), str(HERE / "azure_wrapper.py"), "--entry_script", str(HERE / "score.py"),
-                                 "--model_dir", str(model_dir), "--port", str(port), "--worker_count", "1"],
+                                 "--model_dir", str(model_dir), "--port", str(port),
+                                 "--worker_count", str(processes)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, log)
-    return proc, url
+    return [proc], url
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -140,6 +152,17 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def merge(a: "LoadResult | None", b: LoadResult) -> LoadResult:
+    """Pool two runs of one level: requests and seconds add up, latencies and errors join."""
+    if a is None:
+        return LoadResult(b.concurrency, b.requests, b.seconds, list(b.latencies_ms), dict(b.errors))
+    errors = dict(a.errors)
+    for k, v in b.errors.items():
+        errors[k] = errors.get(k, 0) + v
+    return LoadResult(a.concurrency, a.requests + b.requests, a.seconds + b.seconds,
+                      a.latencies_ms + b.latencies_ms, errors)
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -166,10 +189,13 @@ def row(name: str, r: LoadResult, floor: float, cpu_s: float) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=8.0, help="time limit per level and server")
+    p.add_argument("--seconds", type=float, default=5.0, help="time limit per level, server and round")
     p.add_argument("--requests", type=int, default=20000, help="request limit per level and server")
     p.add_argument("--levels", default="1,8,64")
     p.add_argument("--only", choices=["mlctl", "azure"], default=None)
+    p.add_argument("--rounds", type=int, default=3, help="repeat all levels; figures are pooled over rounds")
+    p.add_argument("--processes", type=int, default=1,
+                   help="server processes each (mlctl: N processes on one port; Azure: WORKER_COUNT=N)")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
@@ -180,32 +206,50 @@ def main() -> int:
         body_str = json.dumps({"data": rows})
         floor = floor_ms(model_dir, body_str)
         print(f"run() alone (floor): {floor:.3f} ms/call = {1000.0 / floor:.0f} calls/s on one core")
-        procs: Dict[str, Tuple[subprocess.Popen, str]] = {}
+        print(f"processes per server: {args.processes}")
+        procs: Dict[str, Tuple[List[subprocess.Popen], str]] = {}
         try:
             if args.only != "azure":
-                procs["mlctl"] = start_mlctl(work, model_dir)
+                procs["mlctl"] = start_mlctl(work, model_dir, args.processes)
             if args.only != "mlctl":
-                procs["azure"] = start_azure(work, model_dir)
-            results: Dict[Tuple[str, int], LoadResult] = {}
-            print(f"\n{'conc':>4} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
-                  f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}")
+                procs["azure"] = start_azure(work, model_dir, args.processes)
+            header = (f"{'conc':>4} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
+                      f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}")
+            pooled: Dict[Tuple[str, int], LoadResult] = {}
+            cpu_total: Dict[Tuple[str, int], float] = {}
+            ratios: Dict[int, List[float]] = {c: [] for c in levels}
+            for rnd in range(1, args.rounds + 1):
+                print(f"\nround {rnd}/{args.rounds}\n{header}")
+                for c in levels:
+                    rps: Dict[str, float] = {}
+                    for name, (group, url) in procs.items():
+                        drive(url + "/score", body_str.encode(), c, 2000, 1.0, warmup_s=0.0)  # warm up
+                        cpu0 = sum(group_cpu_s(p.pid) for p in group)
+                        r = drive(url + "/score", body_str.encode(), c, args.requests, args.seconds, warmup_s=0.0)
+                        cpu = sum(group_cpu_s(p.pid) for p in group) - cpu0
+                        print(row(name, r, floor, cpu), flush=True)
+                        rps[name] = r.rps
+                        key = (name, c)
+                        pooled[key] = merge(pooled.get(key), r)
+                        cpu_total[key] = cpu_total.get(key, 0.0) + cpu
+                    if len(rps) == 2:
+                        ratios[c].append(rps["mlctl"] / rps["azure"])
+            print(f"\nall {args.rounds} round(s) pooled\n{header}")
             for c in levels:
-                for name, (proc, url) in procs.items():
-                    drive(url + "/score", body_str.encode(), c, 2000, 1.0, warmup_s=0.0)  # warm up
-                    cpu0 = group_cpu_s(proc.pid)
-                    r = drive(url + "/score", body_str.encode(), c, args.requests, args.seconds, warmup_s=0.0)
-                    cpu = group_cpu_s(proc.pid) - cpu0
-                    results[(name, c)] = r
-                    print(row(name, r, floor, cpu), flush=True)
+                for name in procs:
+                    print(row(name, pooled[(name, c)], floor, cpu_total[(name, c)]))
             if len(procs) == 2:
                 print("\nratio mlctl/azure (req/s):  " + "   ".join(
-                    f"c={c}: {results[('mlctl', c)].rps / results[('azure', c)].rps:.2f}x" for c in levels))
+                    f"c={c}: {pooled[('mlctl', c)].rps / pooled[('azure', c)].rps:.2f}x" for c in levels))
+                print("ratio per round:            " + "   ".join(
+                    f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
                 print("p99 mlctl vs azure (ms):    " + "   ".join(
-                    f"c={c}: {results[('mlctl', c)].percentile(99):.1f} vs {results[('azure', c)].percentile(99):.1f}"
+                    f"c={c}: {pooled[('mlctl', c)].percentile(99):.1f} vs {pooled[('azure', c)].percentile(99):.1f}"
                     for c in levels))
         finally:
-            for proc, _ in procs.values():
-                stop(proc)
+            for group, _ in procs.values():
+                for proc in group:
+                    stop(proc)
     return 0
 
 

@@ -267,3 +267,14 @@ def test_second_sigterm_exits_without_waiting(servers, tmp_path):
     t.join(20)
     assert "error" in outcome  # the in-flight request was cut off, not answered
     assert "Second stop signal: exiting without waiting for 1 in-flight request(s)" in server.log()
+
+
+def test_reuse_port_lets_processes_share_a_port(servers):
+    first = servers.start(SCRIPTS / "kitchen.py", "--reuse-port")
+    second = servers.start(SCRIPTS / "kitchen.py", "--reuse-port", "--port", str(first.port))
+    assert second.port == first.port
+    for i in range(40):  # fresh connections: the kernel spreads them over both processes
+        assert first.call("POST", "/score", {"ok": 1}, headers={"x-request-id": f"rp-{i}"}).status == 200
+    assert first.wait_log(r"POST /score 200 .* rp-\d+") and second.wait_log(r"POST /score 200 .* rp-\d+")
+    plain = servers.start(SCRIPTS / "kitchen.py", "--port", str(first.port), expect_ready=False)
+    assert plain.proc.wait(60) == 1  # without --reuse-port the port is taken

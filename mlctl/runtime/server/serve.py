@@ -124,7 +124,8 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
         site: web.BaseSite = web.UnixSite(runner, path)
         await site.start()
         return site, f"unix:{path}"
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
+                       reuse_port=settings.reuse_port or None)
     await site.start()
     server = getattr(site, "_server", None)
     sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]

@@ -25,6 +25,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     unix_socket: Optional[str] = None
+    reuse_port: bool = False
     max_concurrent: int = 1
     max_queue: int = DEFAULT_MAX_QUEUE
     request_timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", type=int, default=None, help="TCP port (default 5001; 0 = any free port)")
     where.add_argument("--unix-socket", default=None, help="listen on this unix socket instead of TCP")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT: several server processes share one TCP port (the kernel spreads connections)")
     p.add_argument("--max-concurrent", type=int, default=None, help="run() calls at a time (default 1)")
     p.add_argument("--max-queue", type=int, default=None, help="requests waiting for run() before 429 (default 512)")
     p.add_argument("--request-timeout-ms", type=int, default=None,
@@ -109,6 +112,7 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         host=ns.host or "127.0.0.1",
         port=port,
         unix_socket=ns.unix_socket,
+        reuse_port=ns.reuse_port,
         max_concurrent=_positive("--max-concurrent", ns.max_concurrent if ns.max_concurrent is not None else 1),
         max_queue=_positive("--max-queue", ns.max_queue if ns.max_queue is not None else DEFAULT_MAX_QUEUE, 0),
         request_timeout_ms=_positive("--request-timeout-ms", timeout),
