@@ -176,3 +176,19 @@ def wait_until(predicate, timeout=30.0):
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def project_processes(project) -> list[str]:
+    """Live processes whose command line names the project folder (endpoint hosts, instances)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(project) in cmd and "mlctl.runtime" in cmd and alive(int(entry)):
+            found.append(f"{entry}: {cmd}")
+    return found

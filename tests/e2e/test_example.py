@@ -2,7 +2,7 @@
 
 import json
 
-from e2e_support import Endpoint, alive, host_pids, keys, mlctl
+from e2e_support import Endpoint, alive, host_pids, keys, mlctl, project_processes
 
 SAMPLE = "sample-request.json"
 
@@ -50,6 +50,7 @@ def test_example_applies_scores_and_authenticates(example_project):
     assert len(pids) >= 2
     mlctl(example_project, "destroy", "--auto-approve")
     assert not [p for p in pids if alive(p)]                                # destroy leaves no process
+    assert project_processes(example_project) == []
     assert json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
 
 

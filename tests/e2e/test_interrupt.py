@@ -6,7 +6,7 @@ import os
 import signal
 
 import pytest
-from e2e_support import alive, host_pids, mlctl
+from e2e_support import alive, host_pids, mlctl, project_processes
 
 
 def hook_points(root, env) -> list[str]:
@@ -62,8 +62,11 @@ def test_apply_killed_at_every_hook_point_converges(split_project, transition):
         shown = json.loads(mlctl(root, "show", "split", "--json", env=env).stdout)
         assert set(shown["deployments"]) == set(target[1]) and shown["traffic"] == target[0]
         assert all(d["ready_instances"] == 1 for d in shown["deployments"].values())
+        running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
+        assert running == host_pids(root), f"orphan processes after a kill at {point}"
     pids = host_pids(root)
     mlctl(root, "destroy", "--auto-approve", env=env)
     assert not [pid for pid in pids if alive(pid)]            # no orphan process
+    assert project_processes(root) == []
     assert not list((root / ".mlctl" / "run").glob("*.json")) or not any(
         alive(json.loads(f.read_text())["pid"]) for f in (root / ".mlctl" / "run").glob("*.json"))
