@@ -105,3 +105,43 @@ def test_metrics_text_parses_and_counts():
     assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.005")))] == 1
     assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.25")))] == 2
     assert values[("mlctl_instances_ready", (("deployment", "blue"),))] == 2
+
+
+def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(tmp_path):
+    import asyncio
+
+    from mlctl.runtime.local.host.upstream import ConnectionFailed, Pool
+    path = str(tmp_path / "s.sock")
+    connections = []
+
+    async def handle(reader, writer):  # a raw HTTP/1.1 peer answering in three framings
+        connections.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof")
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_unix_server(handle, path)
+        pool = Pool(path)
+        answers = []
+        for body in (b"hi", b"", b""):
+            _, _, answer = await pool.request("POST", "/score", b"x-request-id: 1\r\n", body)
+            answers.append(await asyncio.wait_for(answer, 10))
+        server.close()
+        await server.wait_closed()
+        try:
+            await pool.request("GET", "/", b"", b"")
+        except ConnectionFailed as e:
+            return answers, e.answered
+        return answers, None
+
+    answers, answered = asyncio.run(main())
+    assert [(a[0], a[3]) for a in answers] == [(200, b"ok"), (201, b"abc"), (200, b"until-eof")]
+    assert len(connections) == 1  # kept alive until the peer said close
+    assert answered is False  # nothing listens any more: a failure before any answer (retryable)

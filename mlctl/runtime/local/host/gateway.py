@@ -24,7 +24,7 @@ DEPLOYMENT_HEADER = "azureml-model-deployment"
 # request headers never forwarded to an instance (hop-by-hop, the client's credentials, recomputed ones)
 DROP_REQUEST = frozenset(h.lower() for h in (
     "authorization", "host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "transfer-encoding", "upgrade", "content-length"))
+    "trailer", "transfer-encoding", "upgrade", "content-length", "expect"))
 DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
 DROP_RESPONSE = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"))
 

@@ -63,6 +63,11 @@ class _Connection(asyncio.Protocol):
                 self._fail(f"bad answer: {e}", True)
                 return
             del self.buffer[:end + 4]
+            if 100 <= self.head[0] < 200:  # an interim answer (100 Continue): the real one follows
+                self.head = None
+                if self.buffer:
+                    self.data_received(b"")
+                return
         status, reason, headers, length, chunked, close = self.head
         if chunked:
             body = _dechunk(self.buffer)
