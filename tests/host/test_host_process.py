@@ -20,8 +20,10 @@ def test_start_is_idempotent_and_shutdown_leaves_no_process(make_host):
     assert os.getsid(host.info.pid) == host.info.pid  # detached: its own session
     host.put("blue", count=2)
     pids = [i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]]
+    socket_dir = os.path.dirname(host.client.status()["deployments"]["blue"]["instances"][0]["socket"])
     host.client.shutdown()
     assert not is_alive(host.info.pid) and not any(is_alive(p) for p in pids)
+    assert not os.path.exists(socket_dir) and not os.path.exists(host.info.admin_socket)
     assert find_host(host.data_dir, host.name) is None
     with pytest.raises(HostError) as gone:
         HostClient.for_endpoint(host.data_dir, host.name)

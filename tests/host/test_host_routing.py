@@ -125,6 +125,12 @@ def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):
         with pytest.raises(HostError) as bad:
             host.client.set_traffic(traffic, mirror)
         assert words in bad.value.message
+    for call, kind in ((lambda: host.client.scale_deployment("blue", 0), "refused"),
+                       (lambda: host.client.scale_deployment("red", 2), "not_found"),
+                       (lambda: host.client.remove_deployment("red"), "not_found")):
+        with pytest.raises(HostError) as wrong:
+            call()
+        assert wrong.value.kind == kind
     host.client.set_traffic({"blue": 100}, {"green": 10})
     for name in ("blue", "green"):
         with pytest.raises(HostError) as refused:

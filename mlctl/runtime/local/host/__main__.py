@@ -92,6 +92,10 @@ async def serve(args) -> int:
     for path in launch.logs:
         launch.logs[path].close()
     admin_path.unlink(missing_ok=True)
+    try:
+        launch.socket_dir.rmdir()  # empty once every instance stopped
+    except OSError:
+        pass
     write_run_record(data_dir, args.endpoint, {**record, "pid": 0, "stopped": time.time()})
     return 0
 
