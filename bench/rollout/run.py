@@ -11,19 +11,20 @@ in a temporary copy of examples/diabetes, destroyed at the end.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diabetes"
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+# the same 4 bounded keep-alive clients as the e2e rollout test
+from e2e_support import Load  # noqa: E402
 
 
 def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
@@ -40,43 +41,6 @@ def train(project: Path, alpha: float) -> None:
     code = ("import joblib, sys; from sklearn.datasets import load_diabetes; from sklearn.linear_model import Ridge;"
             "X, y = load_diabetes(return_X_y=True); joblib.dump(Ridge(alpha=float(sys.argv[1])).fit(X, y), sys.argv[2])")
     subprocess.run([sys.executable, "-c", code, str(alpha), str(project / "model" / "model.pkl")], check=True)
-
-
-class Load:
-    """4 keep-alive clients, bounded in requests (50,000 each) and time (300 s)."""
-
-    def __init__(self, port: int, key: str, body: bytes):
-        self.port, self.key, self.body = port, key, body
-        self.stop = threading.Event()
-        self.sent, self.failed = [0] * 4, [0] * 4
-        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(4)]
-
-    def client(self, i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        deadline = time.monotonic() + 300
-        while not self.stop.is_set() and self.sent[i] < 50_000 and time.monotonic() < deadline:
-            try:
-                conn.request("POST", "/score", body=self.body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                self.failed[i] += resp.status != 200
-            except (OSError, http.client.HTTPException):
-                self.failed[i] += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.sent[i] += 1
-        conn.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
 
 
 def main() -> None:
@@ -103,8 +67,8 @@ def main() -> None:
                     took, out = mlctl(project, "apply", "--auto-approve")
                     time.sleep(0.5)
                 rollouts.append(took)
-                failed += sum(load.failed)
-                sent += sum(load.sent)
+                failed += len(load.failures)
+                sent += load.total()
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:

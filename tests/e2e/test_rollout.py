@@ -1,68 +1,15 @@
 """Issue 7: the documented safe rollout under load with zero failed requests, a failing green,
 and an endpoint host killed (drift -> apply restores it on the same port with the same keys)."""
 
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 
 import yaml
-from e2e_support import REPO, Endpoint, alive, keys, mlctl, wait_until
-
-CLIENTS = 4
-MAX_REQUESTS = 200_000     # per client: the load stops by itself even if the test hangs
-MAX_SECONDS = 400
-
-
-class Load:
-    """CLIENTS keep-alive clients on loopback sending requests until stopped (bounded in count and time)."""
-
-    def __init__(self, port: int, key: str):
-        self.port, self.key = port, key
-        self.stop = threading.Event()
-        self.sent = [0] * CLIENTS
-        self.failures: list[str] = []
-        self.served = Counter()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)]
-
-    def _client(self, i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        deadline = time.monotonic() + MAX_SECONDS
-        while not self.stop.is_set() and self.sent[i] < MAX_REQUESTS and time.monotonic() < deadline:
-            try:
-                conn.request("POST", "/score", body=b"{}", headers=headers)
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status != 200:
-                    self.failures.append(f"{resp.status} {body[:200]!r}")
-                else:
-                    self.served[json.loads(body)["who"]] += 1
-            except (OSError, http.client.HTTPException) as e:
-                self.failures.append(f"{type(e).__name__}: {e}")
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.sent[i] += 1
-        conn.close()
-
-    def total(self) -> int:
-        return sum(self.sent)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
+from e2e_support import REPO, Endpoint, Load, alive, keys, mlctl, wait_until
 
 
 def test_safe_rollout_under_load_fails_no_request(split_project):
