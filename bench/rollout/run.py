@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diabetes"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 # the same 4 bounded keep-alive clients as the e2e rollout test
-from e2e_support import Load  # noqa: E402
+from e2e_support import Load
 
 
 def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
