@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 logger = logging.getLogger("azmlinfsrv.swagger")
 
@@ -162,6 +162,3 @@ class SwaggerDocs:
             raise SwaggerError(f"Swagger version [{requested}] is not supported for the scoring script. "
                                f"Supported swagger versions: [{supported}].")
         return self.docs[version]
-
-    def versions(self) -> List[str]:
-        return sorted(self.docs)

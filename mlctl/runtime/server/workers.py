@@ -172,10 +172,6 @@ class WorkerPool:
             _interrupt(job.thread)
         self._watchdog = self.loop.call_later(self._tick, self._watch)
 
-    def busy(self) -> int:
-        """How many workers are inside a call now."""
-        return sum(1 for j in self._running if j is not None)
-
     def close(self) -> None:
         """Stop the watchdog and let idle threads exit (abandoned ones finish on their own)."""
         if self._watchdog is not None:
