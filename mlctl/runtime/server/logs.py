@@ -93,7 +93,10 @@ class RequestLog:
             self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
         line = f"{self._prefix},{int((now - second) * 1000):03d}{self._tail}{method} {path} {status} {ms:.3f}ms {size} {request_id}\n"
         for s in self.streams:
-            s.write(line)
+            try:
+                s.write(line)
+            except (OSError, ValueError):  # a closed or broken log stream must not fail the request
+                pass
         self.dirty = True
 
     def flush(self) -> None:
