@@ -85,3 +85,16 @@ def test_missing_python_is_an_error_before_any_change(example_project):
     assert not list((example_project / ".mlctl").glob("run/*.json"))
     # a plan that does not refresh (a CI runner without the runtime) does not need the interpreter
     assert mlctl(example_project, "plan", "--refresh=false", check=False).returncode == 0
+
+
+def test_failed_image_build_stops_apply_with_the_build_log(example_project):
+    conda = example_project / "environment" / "conda.yml"
+    conda.write_text(conda.read_text().replace("- joblib", "- mlctl-no-such-package-xyz==0.0.1"))
+    out = mlctl(example_project, "apply", "--auto-approve", check=False)
+    assert out.returncode == 1 and "Traceback (most recent call last)" not in out.stderr
+    assert "building the virtualenv of image.diabetes-blue-env failed" in out.stderr
+    assert "mlctl-no-such-package-xyz" in out.stderr and "The build log is" in out.stderr
+    state = json.loads((example_project / ".mlctl" / "state.json").read_text())
+    assert state["resources"]["image.diabetes-blue-env"]["status"] == "failed"
+    assert "endpoint.diabetes" not in state["resources"]                 # apply stopped there
+    assert project_processes(example_project) == []
