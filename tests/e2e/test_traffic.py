@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from e2e_support import Endpoint, keys, mlctl
+from e2e_support import Endpoint, host_pids, keys, mlctl
 
 
 def who(body: bytes) -> str:
@@ -69,6 +69,9 @@ def test_split_header_failure_and_removal(split_project):
     texts = [o.stdout + o.stderr for o in outputs]
     texts.append(mlctl(root, "plan", "--json").stdout)
     texts.append(mlctl(root, "show", "split", "--json").stdout)
+    for pid in host_pids(root):                              # nor in argv or the environment of a process
+        for what in ("cmdline", "environ"):
+            texts.append(Path(f"/proc/{pid}/{what}").read_bytes().decode("utf-8", "replace"))
     data = root / ".mlctl"
     for f in data.rglob("*"):
         if f.is_file() and "secrets" not in f.parts:
