@@ -18,6 +18,8 @@ from mlctl.runtime.local.envs import (
     read_built,
 )
 
+OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"   # the running interpreter: present wherever tests run
+
 BUILD = """
 import sys, json
 from mlctl.runtime.local.envs import build_env
@@ -40,18 +42,18 @@ def fresh_digest():
 def test_build_records_freeze_and_runs_the_packages(env_cache):
     digest = fresh_digest()
     lines = []
-    built = build_env(digest, "3.11", requirements(["numpy"], ["joblib"]), progress=lines.append)
+    built = build_env(digest, OWN, requirements(["numpy"], ["joblib"]), progress=lines.append)
     assert built.path == str(env_path(digest)) and str(env_cache) in built.path
     assert built.built_with == "uv"
     names = {line.split("==")[0].lower() for line in built.frozen}
     assert {"numpy", "joblib", "aiohttp"} <= names
-    assert built.python_version.startswith("3.11.")
+    assert built.python_version.startswith(OWN + ".")
     out = subprocess.run([built.python_executable, "-c", "import numpy, joblib, aiohttp; print('ok')"],
                          capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok"
     assert any("installing" in m for m in lines)
     assert (env_path(digest) / "freeze.txt").read_text().split() == built.frozen
-    again = build_env(digest, "3.11", requirements(["numpy"], ["joblib"]))   # cached: the same build
+    again = build_env(digest, OWN, requirements(["numpy"], ["joblib"]))   # cached: the same build
     assert again == built
 
 
