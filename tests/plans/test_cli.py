@@ -122,7 +122,10 @@ def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj)
         assert f"Error: the state is locked by pid {holder.pid} on " in r.stderr
         assert "(operation 'apply', started " in r.stderr
         waiting = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(proj.root), "plan", "--refresh=false",
-                                    "--lock-timeout", "5m"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    "--lock-timeout", "5m"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   # a runner started in the background (`cmd &`) ignores SIGINT and its children
+                                   # inherit that; a user's terminal does not, so restore the default here
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             lock = str(proj.data_dir / "state.lock")
             deadline = 600
