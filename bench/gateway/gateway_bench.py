@@ -142,7 +142,7 @@ def main() -> int:
                 "direct": (unix_sessions(sock), "http://instance/score", json_ct, [instance["pid"]]),
             }
             if not args.no_azure:
-                azure, url = start_azure(work, work / "model")
+                azure, url = start_azure(work, work / "model", 1)
                 targets["azure"] = (tcp_sessions, url + "/score", json_ct, [azure.pid])
             results = {}
             print(f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} {'gw ms':>6} "
