@@ -59,3 +59,31 @@ def test_code_snapshot_is_unaffected_by_later_edits(tmp_path):
     assert not (snap / ".git").exists()
     assert snapshot_code(tmp_path / ".mlctl", code, "sha256:" + "c" * 64) == snap
     assert os.stat(snap / "score.py").st_mode & 0o222 == 0
+
+
+def test_what_is_copied_is_exactly_what_is_hashed(tmp_path):
+    """Model and code copies hold exactly the files mlctl.digests.list_files lists: same digest."""
+    from mlctl.digests import list_files, tree_digest
+
+    outside = tmp_path / "shared.txt"
+    outside.write_text("linked")
+    d = tmp_path / "model"
+    for sub in ("a/b", ".git", ".mlctl", "__pycache__", "a/__pycache__"):
+        (d / sub).mkdir(parents=True)
+    (d / "a" / "b" / "w.bin").write_bytes(b"w")
+    (d / "a" / "mod.pyc").write_bytes(b"c")
+    (d / ".git" / "HEAD").write_text("ref")
+    (d / ".mlctl" / "state.json").write_text("{}")
+    (d / "a" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"c")
+    (d / ".hidden").write_text("kept")
+    (d / "link.txt").symlink_to(outside)
+    listed = set(list_files(d))
+    assert listed == {"a/b/w.bin", ".hidden", "link.txt"}
+
+    copy = register_model(tmp_path / "data", "m", "1", d, "sha256:aa") / "model"
+    snap = snapshot_code(tmp_path / "data", d, "sha256:" + "d" * 64)
+    for dest in (copy, snap):
+        copied = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+        assert copied == listed
+        assert not (dest / "link.txt").is_symlink() and (dest / "link.txt").read_text() == "linked"
+        assert tree_digest(dest)[0] == tree_digest(d)[0]

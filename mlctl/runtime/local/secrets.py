@@ -15,6 +15,8 @@ import secrets as _random
 import time
 from pathlib import Path
 
+from mlctl.state.statefile import write_atomic
+
 KEY_NAMES = ("primary", "secondary")
 TOKEN_PREFIX = "mlt1"
 
@@ -28,20 +30,10 @@ def _new_key() -> str:
 
 
 def _write(path: Path, content: dict) -> None:
-    """Write atomically with mode 0600 from the first byte (temp file, fsync, rename)."""
+    """Write atomically with mode 0600 from the first byte, in a 0700 folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(content, indent=2).encode(), mode=0o600)
 
 
 def ensure_keys(data_dir, endpoint: str) -> None:

@@ -15,9 +15,9 @@ import stat
 import time
 from pathlib import Path
 
+from mlctl.digests import list_files
 from mlctl.errors import Diagnostic, MlctlError
-
-SKIP_DIRS = frozenset({".mlctl", ".git", "__pycache__"})
+from mlctl.state.statefile import write_atomic
 
 
 def models_root(data_dir) -> Path:
@@ -42,17 +42,19 @@ def registered_digest(data_dir, name: str, version: str) -> str | None:
     return record.get("content_digest") if model_dir(data_dir, name, version).is_dir() else None
 
 
-def _ignore(directory, names):
-    return [n for n in names if n in SKIP_DIRS or n.endswith(".pyc")]
-
-
 def copy_tree(source: Path, dest: Path) -> None:
-    """Copy a file or folder (skipping .mlctl, .git, __pycache__, *.pyc) to `dest`."""
-    if source.is_dir():
-        shutil.copytree(source, dest, ignore=_ignore, symlinks=False)
-    else:
+    """Copy a file, or exactly the files `mlctl.digests.list_files` lists for a folder (what is
+    hashed is what is copied; links followed, empty folders not kept), to `dest`."""
+    source = Path(source)
+    if not source.is_dir():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest)
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel, full in list_files(source).items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(full, target)
 
 
 def make_read_only(path: Path, *, dirs_too: bool = True) -> None:
@@ -111,5 +113,5 @@ def register_model(data_dir, name: str, version: str, source, content_digest: st
     record = {"name": name, "version": version, "content_digest": content_digest,
               "source": str(source), "registered": time.time()}
     rec = _record_path(data_dir, name, version)
-    rec.write_text(json.dumps(record, indent=2))
+    write_atomic(rec, json.dumps(record, indent=2).encode(), mode=0o644)
     return final
