@@ -67,7 +67,8 @@ class Endpoint:
 
     # ---- orders --------------------------------------------------------------------------
     async def put_deployment(self, raw: dict, timeout: float) -> dict:
-        """Create, or replace health-gated when the digest differs, or scale when only the count does."""
+        """Create, or replace health-gated when the digest differs, or scale when only the count does;
+        with the same spec, restart at once the instances that are down (apply repairing drift)."""
         try:
             spec = DeploymentSpec.from_dict(raw)
         except SpecError as e:
@@ -89,6 +90,8 @@ class Endpoint:
                     log.info("deployment %s replaced (digest %s)", spec.name, spec.digest)
                 elif current.spec.instance_count != spec.instance_count:
                     await current.scale(spec.instance_count, deadline)
+                else:                   # same spec: instances that are down start again now
+                    await current.revive(deadline)
             except InstanceFailed as e:
                 log.warning("deployment %s failed: %s", spec.name, e)
                 raise OrderRefused(422, f"deployment {spec.name!r} failed: {e}", "deployment_failed",

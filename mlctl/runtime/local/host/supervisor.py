@@ -150,6 +150,23 @@ class Deployment:
         finally:
             self.operation = None
 
+    async def revive(self, deadline: float) -> None:
+        """Drift repair: start a fresh instance now (no backoff) beside every one that is not ready,
+        swap each in once all are ready, then drain the old. On failure nothing changes (the old
+        ones stay under supervision) and InstanceFailed is raised."""
+        down = [i for i in self.instances if not i.ready]
+        if not down:
+            return
+        self.operation = "updating"
+        try:
+            self.generation += 1
+            fresh = {i.index: i for i in await self._start(self.spec, [i.index for i in down], deadline)}
+            self.instances = [fresh.get(i.index, i) if i in down else i for i in self.instances]
+            self.wake()
+            await self.drain(down)
+        finally:
+            self.operation = None
+
     async def drain(self, insts: list[Instance]) -> None:
         """Out of rotation already; wait until nothing is in flight on each, then SIGTERM and stop."""
         self.draining.extend(insts)
