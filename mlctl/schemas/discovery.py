@@ -114,8 +114,17 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
         docs.append((doc, kind))
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
-        diags.append(Diagnostic(
-            f"no configuration found in {where}",
-            "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
-            "project folder, or name them with -f.", file=where))
+        if project.state_path.is_file():
+            # Something was applied here: an empty configuration plans its deletion (as Terraform
+            # does); apply still deletes an endpoint only with --allow-destroy or from a --destroy plan.
+            diags.append(Diagnostic(
+                f"no configuration found in {where}: planning with an empty configuration, so every "
+                "resource the state records is deleted",
+                "Put the YAML files back (or name them with -f) to keep what runs; `mlctl destroy` "
+                "deletes it all.", file=where, severity="warning"))
+        else:
+            diags.append(Diagnostic(
+                f"no configuration found in {where}",
+                "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
+                "project folder, or name them with -f.", file=where))
     return docs, diags, failed

@@ -170,3 +170,21 @@ def test_refresh_only_reports_drift_and_not_config_changes(applied):
     assert r.stdout.splitlines()[-1] == "Drift: 10 resources changed outside of mlctl; `mlctl apply` restores what was applied."
     bad = mlctl("-C", root, "plan", "--refresh-only", "--refresh=false")
     assert bad.returncode == 1 and "--refresh-only cannot be combined" in bad.stderr
+
+
+def test_a_project_whose_yaml_was_deleted_plans_deleting_what_the_state_records(applied, tmp_path):
+    root = str(applied.root)
+    for f in applied.root.glob("*.yml"):
+        f.unlink()
+    for args in (["--destroy"], []):
+        r = mlctl("-C", root, "plan", "--refresh=false", "--detailed-exitcode", *args)
+        assert r.returncode == 2, r.stderr
+        assert r.stdout.rstrip().splitlines()[-1] == "Plan: 0 to add, 0 to change, 0 to replace, 12 to destroy."
+        assert r.stderr.startswith(f"Warning: no configuration found in {root}: planning with an empty "
+                                   "configuration, so every resource the state records is deleted\n")
+    v = mlctl("-C", root, "validate")
+    assert v.returncode == 0 and v.stdout == "Configuration is valid: 0 resources.\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = mlctl("-C", str(empty), "plan", "--refresh=false")  # nothing recorded either: an error
+    assert r.returncode == 1 and r.stderr.startswith(f"Error: no configuration found in {empty}\n")
