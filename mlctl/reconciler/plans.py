@@ -176,8 +176,9 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | No
     kind = r.kind
     diff = diff_attributes(p.attributes, r.attributes, exclude)
     cands = []
-    if gone:
-        cands.append((Action.CREATE, Reason.DRIFT))
+    if gone:       # a failed create that never ran is retried, not drift
+        never_ran = p.status == "failed" and not p.observed
+        cands.append((Action.CREATE, Reason.FAILED_EARLIER if never_ran else Reason.DRIFT))
     own_replace = Action(rules.replace_symbol(kind, diff)) if not rules.RULES[kind].always_in_place else Action.UPDATE
     if diff:
         act = own_replace if rules.requires_replace(kind, diff) else Action.UPDATE
