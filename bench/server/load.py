@@ -1,15 +1,18 @@
 """Closed-loop HTTP load with an aiohttp client: C workers, each sends its next request when the last answers.
 
 Bounded by a request count and a time limit, whichever comes first; reports req/s, p50/p99, errors.
+Shared by bench/server (TCP) and bench/gateway (TCP with an Authorization header, and unix sockets).
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Dict, List
 
 import aiohttp
+
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -17,8 +20,8 @@ class LoadResult:
     concurrency: int
     requests: int
     seconds: float
-    latencies_ms: List[float]
-    errors: Dict[str, int]
+    latencies_ms: list[float]
+    errors: dict[str, int]
 
     @property
     def rps(self) -> float:
@@ -28,16 +31,26 @@ class LoadResult:
         if not self.latencies_ms:
             return float("nan")
         xs = sorted(self.latencies_ms)
-        return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+        return xs[min(len(xs) - 1, round(p / 100.0 * (len(xs) - 1)))]
+
+
+def tcp_connector(limit: int) -> aiohttp.BaseConnector:
+    """Keep-alive TCP connections, at most `limit` (the default connector factory)."""
+    return aiohttp.TCPConnector(limit=limit, force_close=False)
+
+
+def unix_connector(path: str) -> Callable[[int], aiohttp.BaseConnector]:
+    """A connector factory for a unix socket (the URL's host is then only a name)."""
+    return lambda limit: aiohttp.UnixConnector(path=path, limit=limit)
 
 
 async def _drive(url: str, body: bytes, concurrency: int, max_requests: int, max_seconds: float,
-                 warmup_s: float) -> LoadResult:
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    headers = {"Content-Type": "application/json"}
-    latencies: List[float] = []
-    errors: Dict[str, int] = {}
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+                 warmup_s: float, headers: dict[str, str],
+                 connector: Callable[[int], aiohttp.BaseConnector]) -> LoadResult:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    async with aiohttp.ClientSession(connector=connector(concurrency),
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
         async def one() -> None:
             t0 = time.perf_counter()
             try:
@@ -46,7 +59,7 @@ async def _drive(url: str, body: bytes, concurrency: int, max_requests: int, max
                     if resp.status != 200:
                         errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 return
             if recording:
@@ -78,10 +91,16 @@ async def _drive(url: str, body: bytes, concurrency: int, max_requests: int, max
 
 
 def drive(url: str, body: bytes, concurrency: int, max_requests: int = 20000, max_seconds: float = 10.0,
-          warmup_s: float = 1.0) -> LoadResult:
-    """Run one closed-loop load level against url (stops by itself: count or time)."""
+          warmup_s: float = 1.0, *, headers: dict[str, str] | None = None,
+          connector: Callable[[int], aiohttp.BaseConnector] | None = None) -> LoadResult:
+    """Run one closed-loop load level against url (stops by itself: count or time).
+
+    `headers` replace the default `Content-Type: application/json`; `connector(limit)` makes the
+    session's connector (default: keep-alive TCP; `unix_connector(path)` for a unix socket)."""
+    coro = _drive(url, body, concurrency, max_requests, max_seconds, warmup_s,
+                  dict(JSON if headers is None else headers), connector or tcp_connector)
     try:
         import uvloop
-        return uvloop.run(_drive(url, body, concurrency, max_requests, max_seconds, warmup_s))
+        return uvloop.run(coro)
     except ImportError:
-        return asyncio.run(_drive(url, body, concurrency, max_requests, max_seconds, warmup_s))
+        return asyncio.run(coro)
