@@ -34,7 +34,8 @@ def test_safe_rollout_under_load_fails_no_request(split_project):
             p.write(traffic, deployments, mirror)
             out = mlctl(root, "apply", "--auto-approve")
             assert "Apply complete!" in out.stdout, name
-            assert wait_until(lambda before=before: load.total() > before + 20), f"no requests during {name}"
+            assert load.total() > before, f"no requests were sent while applying {name}"
+            assert wait_until(lambda before=before: load.total() > before + 20), f"no requests after {name}"
             if name == "green at 0%":       # green called alone by header, while blue takes all traffic
                 ep = Endpoint(root, "split")
                 assert all(json.loads(ep.score(key=key, deployment="green")[1])["who"] == "green"
@@ -60,6 +61,76 @@ def test_failing_green_leaves_blue_serving_everything(split_project):
     assert {json.loads(ep.score(key=key)[1])["who"] for _ in range(30)} == {"blue"}
     ep.close()
     assert json.loads(mlctl(root, "show", "split", "--json").stdout)["traffic"] == {"blue": 100}
+    state = json.loads((root / ".mlctl" / "state.json").read_text())
+    assert state["resources"]["deployment.split.green"]["status"] == "failed" and state["pending"] is None
+    assert state["resources"]["traffic.split"]["attributes"]["traffic"] == {"blue": 100}
+    retry = mlctl(root, "plan", "--detailed-exitcode", check=False)      # the next plan retries it
+    assert retry.returncode == 2 and "deployment.split.green" in retry.stdout and "failed earlier" in retry.stdout
+    p.write({"blue": 90, "green": 10}, {"blue": {}, "green": {}})       # fixed: the retry converges
+    mlctl(root, "apply", "--auto-approve")
+    assert json.loads(mlctl(root, "show", "split", "--json").stdout)["traffic"] == {"blue": 90, "green": 10}
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+VERSION = """
+def run(raw_data):
+    return {"who": who, "version": %r}
+"""
+
+
+def test_replace_failed_replace_and_scale_down_under_load_fail_no_request(split_project):
+    """A code edit replaces blue health-gated (+/-); a replacement whose init() raises leaves the old
+    instances serving, exit 1 with the traceback, state failed; a scale down drains in place."""
+    p, root = split_project, split_project.root
+    score = root / "code" / "score.py"
+    base = score.read_text()
+    p.write({"blue": 100}, {"blue": {"count": 2, "concurrency": 4}})
+    mlctl(root, "apply", "--auto-approve")
+    key = keys(root, "split")["primaryKey"]
+    ep = Endpoint(root, "split")
+
+    def versions():
+        return {json.loads(ep.score(key=key)[1]).get("version") for _ in range(20)}
+
+    with Load(ep.port, key) as load:
+        assert wait_until(lambda: load.total() > 20)
+        score.write_text(base + VERSION % "v2")
+        plan = mlctl(root, "plan")
+        assert "deployment.split.blue" in plan.stdout and "+/-" in plan.stdout
+        before = load.total()
+        mlctl(root, "apply", "--auto-approve")
+        assert load.total() > before and versions() == {"v2"}
+
+        score.write_text(base.replace('raise RuntimeError("init failed on purpose in " + who)',
+                                      'raise RuntimeError("v3 init failed on purpose in " + who)')
+                         .replace('if os.environ.get("FAIL_INIT"):', 'if True:'))
+        before = load.total()
+        failed = mlctl(root, "apply", "--auto-approve", check=False)
+        assert failed.returncode == 1 and "Traceback" in failed.stderr
+        assert "RuntimeError: v3 init failed on purpose in blue" in failed.stderr
+        assert load.total() > before and versions() == {"v2"}              # the old instances serve on
+        state = json.loads((root / ".mlctl" / "state.json").read_text())
+        assert state["resources"]["deployment.split.blue"]["status"] == "failed"
+        shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
+        assert shown["ready_instances"] == 2
+
+        score.write_text(base + VERSION % "v4")
+        p.write({"blue": 100}, {"blue": {"count": 1, "concurrency": 4}})  # fixed, and scaled down
+        before = load.total()
+        mlctl(root, "apply", "--auto-approve")
+        assert load.total() > before and versions() == {"v4"}
+        p.write({"blue": 100}, {"blue": {"count": 2, "concurrency": 4}})  # scale up in place
+        plan = mlctl(root, "plan")
+        assert "~ deployment.split.blue" in plan.stdout or "deployment.split.blue will be updated in place" in plan.stdout, plan.stdout
+        mlctl(root, "apply", "--auto-approve")
+        p.write({"blue": 100}, {"blue": {"count": 1, "concurrency": 4}})  # and down again, in place
+        mlctl(root, "apply", "--auto-approve")
+        assert wait_until(lambda: load.total() > before + 100)
+    ep.close()
+    assert load.failures == [], load.failures[:5]
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+    shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
+    assert shown["ready_instances"] == 1 and len(shown["instances"]) == 1
 
 
 def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_project):
