@@ -41,7 +41,7 @@ class Address:
         except ValueError:
             raise ValueError(
                 f"'{text}' is not a resource address; expected one of "
-                + ", ".join(f"{k.value}.NAME" for k in Kind)
+                + ", ".join("deployment.ENDPOINT.NAME" if k is Kind.DEPLOYMENT else f"{k.value}.NAME" for k in Kind)
             ) from None
         parts = name.split(".") if name else []
         want = 2 if k is Kind.DEPLOYMENT else 1
@@ -62,10 +62,21 @@ class Address:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a resource was declared: the file (as the user named it) and the 1-based line."""
+    """Where a resource was declared: the file (as the user named it), the 1-based line, and the
+    line of each field below it (`fields`: {"version": 3, "request_settings.request_timeout_ms": 9}),
+    so an error found after loading can name the exact line."""
 
     file: str
     line: int | None = None
+    fields: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
+
+    def line_of(self, name: str) -> int | None:
+        """The line of field `name` (dotted), else of its closest ancestor present, else of the declaration."""
+        while name:
+            if name in self.fields:
+                return self.fields[name]
+            name = name.rpartition(".")[0]
+        return self.line
 
 
 @dataclass(frozen=True)

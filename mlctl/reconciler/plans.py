@@ -167,7 +167,8 @@ def _immutable(r: Resource, prior) -> Diagnostic | None:
         f"{r.kind.value} {name}:{version} is already registered with other content",
         "registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` "
         "out so mlctl derives it from the content.",
-        file=src.file if src else None, line=src.line if src else None, field="version", address=str(r.address),
+        file=src.file if src else None, line=src.line_of("version") if src else None, field="version",
+        address=str(r.address),
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mlctl.digests import HashCache, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
-from mlctl.resources import Address, Kind, Resource, Source
+from mlctl.resources import Address, Kind, Resource
 from mlctl.schemas.environments import parse_conda_file
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
 from mlctl.schemas.validate import did_you_mean
@@ -114,7 +114,7 @@ class Builder:
                  "content_digest": digest}
         res = Resource(Address(Kind.MODEL, spec.name), attrs, resource_digest(Kind.MODEL, attrs), (),
                        {"model/" + rel: sha for rel, sha in files.items()}, tuple(f for f, _ in spec.ignored),
-                       Source(spec.where.doc.display, spec.where.line()))
+                       spec.where.source())
         return self._register(Kind.MODEL, spec, res)
 
     def build_environment(self, spec: EnvSpec) -> Resource | None:
@@ -139,7 +139,7 @@ class Builder:
                  "conda_file": str(spec.conda_file) if spec.conda_file else None, "image": spec.image,
                  **parsed, "description": spec.description, "tags": spec.tags, "spec_digest": spec_digest}
         res = Resource(Address(Kind.ENVIRONMENT, spec.name), attrs, resource_digest(Kind.ENVIRONMENT, attrs), (), {},
-                       tuple(f for f, _ in spec.ignored), Source(spec.where.doc.display, spec.where.line()))
+                       tuple(f for f, _ in spec.ignored), spec.where.source())
         if self._register(Kind.ENVIRONMENT, spec, res) is not res:
             return self.assets[(Kind.ENVIRONMENT, spec.name)][0]
         image = {"environment": spec.name, "spec_digest": spec_digest, "python": parsed["python"],
@@ -179,7 +179,7 @@ class Builder:
         if address not in self.resources:
             self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), (), {},
                                                tuple(f for f, _ in spec.ignored),
-                                               Source(spec.where.doc.display, spec.where.line()))
+                                               spec.where.source())
 
     def build_deployment(self, spec: DeploymentSpec) -> None:
         address = Address(Kind.DEPLOYMENT, f"{spec.endpoint}.{spec.name}")
@@ -207,7 +207,7 @@ class Builder:
         files = {**{"code/" + rel: sha for rel, sha in code_files.items()}, **model.files}
         self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), tuple(depends), files,
                                            tuple(f for f, _ in spec.ignored),
-                                           Source(spec.where.doc.display, spec.where.line()))
+                                           spec.where.source())
 
     def build_traffic(self, spec, deployments: list[Address]) -> None:
         address = Address(Kind.TRAFFIC, spec.name)
@@ -216,4 +216,4 @@ class Builder:
         attrs = {"endpoint": spec.name, "traffic": dict(spec.traffic), "mirror_traffic": dict(spec.mirror_traffic)}
         self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs),
                                            (Address(Kind.ENDPOINT, spec.name), *deployments), {}, (),
-                                           Source(spec.where.doc.display, spec.where.doc.line(("traffic",))))
+                                           replace(spec.where.source(), line=spec.where.doc.line(("traffic",))))

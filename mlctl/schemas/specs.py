@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.errors import Diagnostic
-from mlctl.schemas.documents import Document
+from mlctl.resources import Source
+from mlctl.schemas.documents import Document, format_field
 
 REF = re.compile(r"^(?P<azureml>azureml:)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))?$")
 
@@ -29,6 +30,13 @@ class Where:
 
     def text(self) -> str:
         return f"{self.doc.display}:{self.line()}"
+
+    def source(self) -> Source:
+        """The Source of a resource declared here, with the line of every field below it."""
+        n = len(self.path)
+        fields = {format_field(p[n:]): line for p, line in self.doc.lines.items()
+                  if len(p) > n and p[:n] == self.path}
+        return Source(self.doc.display, self.line(), fields)
 
 
 @dataclass

@@ -38,6 +38,22 @@ def test_example_current_and_2021_forms_are_identical(trained_example, tmp_path)
                               "environment.diabetes-blue-env": ("docker.image",)}
 
 
+def test_resources_carry_the_line_of_each_field(trained_example, tmp_path):
+    """Errors found after loading (the planner's) can name the exact line of a field."""
+    def where(config, address, *fields):
+        src = config.resource(address).source
+        return (src.file, src.line, *(src.line_of(f) for f in fields))
+
+    current, legacy = load(trained_example, tmp_path), load(trained_example / "legacy", tmp_path)
+    assert where(current, "deployment.diabetes.blue", "instance_count", "code_configuration.scoring_script",
+                 "request_settings.request_timeout_ms") == ("blue-deployment.yml", 1, 13, 8, 1)
+    assert where(current, "model.diabetes-blue-model", "path", "version") == ("blue-deployment.yml", 4, 5, 4)
+    assert where(current, "traffic.diabetes", "traffic.blue") == ("endpoint.yml", 4, 5)
+    assert where(legacy, "deployment.diabetes.blue", "scale_settings.instance_count") == ("endpoint.yml", 9, 23)
+    assert where(legacy, "environment.diabetes-blue-env", "docker.image") == ("endpoint.yml", 16, 19)
+    assert where(legacy, "traffic.diabetes", "traffic.blue") == ("endpoint.yml", 5, 6)
+
+
 def test_example_attributes(trained_example, tmp_path):
     config = load(trained_example, tmp_path)
     dep = config.resource("deployment.diabetes.blue")
@@ -61,7 +77,7 @@ def test_example_attributes(trained_example, tmp_path):
     assert set(dep.files) == {"code/score.py", "model/model.pkl"}
     assert model.attributes["path"] == str(trained_example / "model") and model.attributes["is_file"] is False
     assert {k: env.attributes[k] for k in ("python", "channels", "conda_packages", "pip_packages")} == {
-        "python": "3.11", "channels": ["conda-forge"],
+        "python": ">=3.11", "channels": ["conda-forge"],
         "conda_packages": ["numpy==2.4.*", "pip", "scikit-learn==1.9.*"], "pip_packages": ["joblib"]}
     assert env.attributes["image"] == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
     image = config.resource("image.diabetes-blue-env")

@@ -153,7 +153,7 @@ def test_new_content_under_the_same_model_version_is_refused(applied):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.splitlines()[:3] == [
         "Error: model fraud:1 is already registered with other content",
-        "  at model.yml:1, field 'version', model.fraud",
+        "  at model.yml:3, field 'version', model.fraud",
         "  registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` out so "
         "mlctl derives it from the content."]
     assert r.stdout == ""

@@ -1,9 +1,12 @@
 """plan(): actions, reasons, order, drift, unknowns, changed files, immutability (literal expectations)."""
 
+from dataclasses import replace
+
 import pytest
 
 from builders import A, Cfg, deployment, endpoint, environment, image, model, stack, state_of, traffic, with_
 from mlctl.reconciler.plans import Action, Reason, plan
+from mlctl.resources import Source
 from mlctl.state.statefile import State
 
 
@@ -84,12 +87,12 @@ def test_new_model_version_replaces_model_and_deployment_upstream():
 
 def test_same_version_new_content_is_an_error_saying_what_to_do():
     new = stack()
-    new[0] = model(content="sha256:c9")
+    new[0] = replace(model(content="sha256:c9"), source=Source("model.yml", 1, {"name": 2, "version": 3}))
     p = plan(Cfg(tuple(new)), state_of(stack()), None)
     [d] = p.diagnostics
     assert d.summary == "model m:1 is already registered with other content"
     assert "bump `version`" in d.detail and "leave `version` out" in d.detail
-    assert (d.field, d.address, d.severity) == ("version", "model.m", "error")
+    assert (d.file, d.line, d.field, d.address, d.severity) == ("model.yml", 3, "version", "model.m", "error")
     assert p.has_errors()
 
 
