@@ -75,10 +75,23 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
         raise click.UsageError("--json and --markdown cannot be used together")
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
+    from mlctl.errors import MlctlError
+
     project = ctx.obj
     root = str(project.root)
-    config, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
-                                  lock_timeout=lock_timeout, refresh_only=refresh_only)
+    try:
+        config, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
+                                      lock_timeout=lock_timeout, refresh_only=refresh_only)
+    except MlctlError as e:  # a machine reading stdout learns why there is no plan (stderr says it too)
+        if as_json:
+            from mlctl.reconciler.render_json import render_json_failure
+
+            click.echo(render_json_failure(e.diagnostics, root), nl=False)
+        elif as_markdown:
+            from mlctl.reconciler.render_markdown import render_markdown_failure
+
+            click.echo(render_markdown_failure(e.diagnostics, root), nl=False)
+        raise
     echo_diagnostics(result.diagnostics)
     if as_json:
         from mlctl.reconciler.render_json import render_json

@@ -51,6 +51,11 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
 
 
+def failure_line(errors: int) -> str:
+    """The summary of a plan that could not be made (`plan --json` / `--markdown` on error)."""
+    return f"The plan failed with {errors} error{'s' if errors != 1 else ''}; nothing was planned."
+
+
 def upstream_of(plan: Plan, change: Change) -> list[str]:
     """The replaced dependencies that make `change` an upstream replacement."""
     replaced = {str(c.address) for c in plan.changes if c.action.replaces or

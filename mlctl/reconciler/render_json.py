@@ -51,3 +51,21 @@ def plan_document(plan: Plan, root: str | None = None) -> dict:
 
 def render_json(plan: Plan, root: str | None = None) -> str:
     return json.dumps(plan_document(plan, root), indent=2, ensure_ascii=False) + "\n"
+
+
+def failure_document(diagnostics, root: str | None = None) -> dict:
+    """Pure: the document `plan --json` prints instead of a plan when it fails (bad input, a held
+    lock, an unreadable state, a plan error): `valid: false` and every error, located."""
+    errors = [d for d in diagnostics if d.severity == "error"]
+    return {
+        "format_version": FORMAT,
+        "mlctl_version": __version__,
+        "valid": False,
+        "error_count": len(errors),
+        "diagnostics": [_diagnostic(d, root) for d in diagnostics],
+        "summary": {"has_changes": False, "text": present.failure_line(len(errors))},
+    }
+
+
+def render_json_failure(diagnostics, root: str | None = None) -> str:
+    return json.dumps(failure_document(diagnostics, root), indent=2, ensure_ascii=False) + "\n"

@@ -8,6 +8,7 @@ line; deletions and traffic shifts are listed in the header, so truncation never
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 from mlctl.reconciler import present
 from mlctl.reconciler.plans import Action, Change, Plan
@@ -102,3 +103,18 @@ def render_markdown(plan: Plan, root: str | None = None, limit: int = LIMIT) -> 
             note = f"Ignored cloud-only fields on {len(plan.ignored)} resources: run `mlctl plan` to list them.\n"
         out.append("\n" + note)
     return "".join(out)
+
+
+def render_markdown_failure(diagnostics, root: str | None = None) -> str:
+    """Pure: what `plan --markdown` prints instead of a plan when it fails: every error, located,
+    so a pull-request comment says why there is no plan."""
+    errors = [d for d in diagnostics if d.severity == "error"]
+    out = ["### mlctl plan", "", f"**{present.failure_line(len(errors))}**", ""]
+    for d in diagnostics:
+        where = replace(d, file=present.relative(d.file, root)).location()
+        out.append(f"- **{d.severity.capitalize()}:** {html.escape(d.summary)}"
+                   + (f" ({_code(where)})" if where else ""))
+        if d.detail:
+            out.append(f"  {html.escape(d.detail)}")
+    text = "\n".join(out) + "\n"
+    return text if len(text) <= LIMIT else text[:LIMIT - 200].rsplit("\n- ", 1)[0] + "\n\n**Truncated.**\n"

@@ -188,3 +188,26 @@ def test_a_project_whose_yaml_was_deleted_plans_deleting_what_the_state_records(
     empty.mkdir()
     r = mlctl("-C", str(empty), "plan", "--refresh=false")  # nothing recorded either: an error
     assert r.returncode == 1 and r.stderr.startswith(f"Error: no configuration found in {empty}\n")
+
+
+def test_json_and_markdown_say_why_on_stdout_when_no_plan_can_be_made(applied):
+    root = str(applied.root)
+    (applied.root / "model" / "weights.txt").write_text("weights: retrained\n")
+    (applied.root / "endpoint.yml").write_text((applied.root / "endpoint.yml").read_text().replace("blue: 90", "blue: 80"))
+    j = mlctl("-C", root, "plan", "--refresh=false", "--json", "--detailed-exitcode")
+    assert j.returncode == 1 and "Traceback" not in j.stderr
+    doc = json.loads(j.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert (doc["valid"], doc["error_count"], doc["summary"]) == (
+        False, 1, {"has_changes": False, "text": "The plan failed with 1 error; nothing was planned."})
+    [d] = doc["diagnostics"]
+    assert (d["summary"], d["file"], d["line"], d["field"]) == (
+        "traffic of endpoint 'shop' totals 90%", "endpoint.yml", 4, "traffic")
+    assert j.stderr.startswith("Error: traffic of endpoint 'shop' totals 90%")   # people still read stderr
+    (applied.root / "endpoint.yml").write_text((applied.root / "endpoint.yml").read_text().replace("blue: 80", "blue: 90"))
+    m = mlctl("-C", root, "plan", "--refresh=false", "--markdown")
+    assert m.returncode == 1
+    assert m.stdout.splitlines()[:5] == [
+        "### mlctl plan", "", "**The plan failed with 1 error; nothing was planned.**", "",
+        "- **Error:** model fraud:1 is already registered with other content "
+        "(<code>model.yml:3, field &#x27;version&#x27;, model.fraud</code>)"]
