@@ -125,3 +125,17 @@ def test_cors_headers_when_origins_configured(servers):
 def test_no_cors_headers_by_default(kitchen):
     a = kitchen.call("POST", "/score", {"ok": 1}, headers={"Origin": "http://a.example"})
     assert "access-control-allow-origin" not in a.headers
+
+
+def test_default_body_limit_is_100_mib(kitchen):
+    """A Content-Length over the default 100 MiB is refused with 413 before the body is read."""
+    conn = http.client.HTTPConnection(kitchen.host, kitchen.port, timeout=30)
+    conn.putrequest("POST", "/score")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(100 * 1024 * 1024 + 1))
+    conn.endheaders(b'{"ok": 1}')  # only a few bytes follow: the server answers from the header alone
+    resp = conn.getresponse()
+    assert resp.status == 413
+    assert json.loads(resp.read()) == {"message": "Request body is 104857601 bytes; the limit is 104857600"}
+    conn.close()
+    assert kitchen.call("POST", "/score", {"ok": 1}).json() == {"ok": True}

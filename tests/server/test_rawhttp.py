@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 
 import pytest
 
@@ -115,3 +117,94 @@ def test_azureml_inference_server_http_imports_and_json_responses(servers, tmp_p
     assert a.json() == {"model": str(models / "iris.pkl"), "probe": "p", "json": {"x": [1, 2]}}
     b = server.call("POST", "/score?none=1", {"x": 1})
     assert (b.status, b.json()) == (202, {})
+
+
+def test_rawhttp_request_attributes(raw_server):
+    """The Flask request attributes real scripts use, as a @rawhttp run() sees them."""
+    body = json.dumps({"k": [1, 2]}).encode()
+    a = raw_server.call("POST", "/score?inspect=1&x=a&x=b&n=7", body,
+                        headers={"Content-Type": "application/json; charset=utf-8", "X-Probe": "p2",
+                                 "X-Multi": "m1"})
+    assert a.status == 200, a.body
+    got = a.json()
+    assert got == {
+        "method": "POST", "path": "/score", "full_path": "/score?inspect=1&x=a&x=b&n=7",
+        "url": f"http://127.0.0.1:{raw_server.port}/score?inspect=1&x=a&x=b&n=7",
+        "query_string": "inspect=1&x=a&x=b&n=7",
+        "args": {"inspect": "1", "x": "a", "n": "7"}, "args_list": ["a", "b"], "arg_int": 7, "arg_default": "d",
+        "header": "p2", "header_list": ["m1"], "has_probe": True,
+        "content_type": "application/json; charset=utf-8", "mimetype": "application/json",
+        "content_length": len(body), "is_json": True,
+        "data_bytes": list(body[:4]), "data_text": body.decode()[:20],
+        "json": {"k": [1, 2]}, "json_forced": {"k": [1, 2]}, "stream": body[:3].decode(),
+        "remote_addr": "127.0.0.1", "values": {"inspect": "1", "x": "a", "n": "7"},
+    }
+    t = raw_server.call("POST", "/score?inspect=1", b"\xff\x00not json", headers={"Content-Type": "text/plain",
+                                                                                 "X-Probe": "p3"})
+    got = t.json()
+    assert (got["is_json"], got["json"], got["json_forced"], got["data_bytes"]) == (False, None, None,
+                                                                                    [255, 0, 110, 111])
+    assert (got["full_path"], got["mimetype"]) == ("/score?inspect=1", "text/plain")
+    g = raw_server.call("GET", "/score?inspect=1", headers={"X-Probe": "p4"}).json()
+    assert (g["method"], g["content_length"], g["data_bytes"], g["json"]) == ("GET", None, [], None)
+
+
+def test_rawhttp_file_upload_can_be_saved(servers, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text(UPLOAD.format(dest=str(tmp_path / "saved")))
+    server = servers.start(script)
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="img"; filename="x.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\x89PNG\r\n\x00data" + f"\r\n--{boundary}--\r\n".encode()
+    a = server.call("POST", "/score", body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert a.status == 200, a.body
+    assert a.json() == {"filename": "x.png", "content_type": "image/png", "mimetype": "image/png"}
+    assert (tmp_path / "saved").read_bytes() == b"\x89PNG\r\n\x00data"
+
+
+UPLOAD = """
+from azureml.contrib.services.aml_request import rawhttp
+
+def init():
+    pass
+
+@rawhttp
+def run(request):
+    f = request.files["img"]
+    f.save({dest!r})
+    return {{"filename": f.filename, "content_type": f.content_type, "mimetype": f.mimetype}}
+"""
+
+
+PARTLY_INSTALLED = """
+from azureml.contrib.services.aml_request import rawhttp
+from azureml.core.model import Model
+
+
+def init():
+    pass
+
+
+@rawhttp
+def run(request):
+    return {"model": Model.get_model_path("anything"), "real": getattr(Model, "REAL", False)}
+"""
+
+
+def test_installed_azureml_wins_and_the_shims_complete_it(servers, tmp_path):
+    """A real (pkgutil-namespace) azureml-core on the path is used as is; azureml.contrib.services,
+    which it lacks, still comes from the shims."""
+    site = tmp_path / "site"
+    (site / "azureml" / "core").mkdir(parents=True)
+    (site / "azureml" / "__init__.py").write_text("__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n")
+    (site / "azureml" / "core" / "__init__.py").write_text("")
+    (site / "azureml" / "core" / "model.py").write_text(
+        "class Model:\n    REAL = True\n\n    @staticmethod\n    def get_model_path(name):\n"
+        "        return 'real:' + name\n")
+    script = tmp_path / "score.py"
+    script.write_text(PARTLY_INSTALLED)
+    from servertools import ROOT
+
+    server = servers.start(script, env={"PYTHONPATH": f"{ROOT}{os.pathsep}{site}"})
+    a = server.call("POST", "/score", {"x": 1})
+    assert (a.status, a.json()) == (200, {"model": "real:anything", "real": True})

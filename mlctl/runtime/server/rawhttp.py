@@ -175,7 +175,8 @@ class AMLRequest:
         self.base_url = f"{scheme}://{host}{path}"
         self.content_type = self.headers.get("Content-Type")
         self.mimetype = (self.content_type or "").split(";")[0].strip().lower()
-        self.content_length = len(body)
+        length = self.headers.get("Content-Length")  # Flask: None when the request says no length
+        self.content_length = int(length) if length is not None and length.isdigit() else (len(body) or None)
         self._form: Optional[Tuple[MultiDict, MultiDict]] = None
 
     @property
