@@ -16,10 +16,15 @@ def authorization(project, name: str, auth_mode: str) -> str:
     """The Authorization header value for the endpoint (a key, or a fresh aml_token). Never printed."""
     from mlctl.runtime.local import secrets
 
-    if auth_mode == "aml_token":
-        token, _ = secrets.issue_token(project.data_dir, name, ttl_s=300)
-        return f"Bearer {token}"
-    return f"Bearer {secrets.read_keys(project.data_dir, name)['primary']}"
+    try:
+        if auth_mode == "aml_token":
+            token, _ = secrets.issue_token(project.data_dir, name, ttl_s=300)
+            return f"Bearer {token}"
+        return f"Bearer {secrets.read_keys(project.data_dir, name)['primary']}"
+    except (OSError, ValueError, KeyError):
+        raise MlctlError(f"cannot read the keys of endpoint {name!r} ({secrets.secrets_path(project.data_dir, name)})",
+                         detail=f"Recreate the endpoint to get new keys: `mlctl plan --replace endpoint.{name} "
+                                f"--out new.plan` then `mlctl apply new.plan`.") from None
 
 
 @click.command()

@@ -19,7 +19,7 @@ def command(project, endpoint, regenerate, as_json):
     from mlctl.commands.show import endpoint_state
     from mlctl.errors import MlctlError
     from mlctl.runtime.local import secrets
-    from mlctl.runtime.local.hostclient import HostClient, find_host
+    from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
 
     _, rs = endpoint_state(project, endpoint)
     mode = rs.attributes.get("auth_mode", "key")
@@ -28,8 +28,15 @@ def command(project, endpoint, regenerate, as_json):
     if regenerate:
         secrets.regenerate_key(project.data_dir, endpoint, regenerate)
         info = find_host(project.data_dir, endpoint)
-        if info is not None:
-            HostClient(info).reload_keys()
+        try:
+            if info is not None:
+                HostClient(info).reload_keys()
+        except HostError as e:
+            raise MlctlError(f"the {regenerate} key of {endpoint} was regenerated, but its endpoint host "
+                             f"did not take it: {e.message}",
+                             detail="It accepts the old key until it does (it reads the new one when it "
+                                    "restarts): check it with `mlctl show " + endpoint + "`, then run this "
+                                    "command again.") from None
         click.echo(f"Regenerated the {regenerate} key of {endpoint}.", err=True)
     if mode == "aml_token":
         token, expiry = secrets.issue_token(project.data_dir, endpoint)

@@ -39,7 +39,13 @@ def test_example_applies_scores_and_authenticates(example_project):
     shown = json.loads(mlctl(example_project, "show", "diabetes", "--json").stdout)
     assert shown["provisioning_state"] == "Succeeded" and shown["traffic"] == {"blue": 100}
     assert shown["scoring_uri"].endswith("/score") and shown["openapi_uri"].endswith("/swagger.json")
-    assert shown["deployments"]["blue"]["ready_instances"] == 1
+    assert shown["auth_mode"] == "key" and shown["mirror_traffic"] == {}
+    blue = shown["deployments"]["blue"]
+    assert blue["ready_instances"] == 1 and blue["state"] == "ready"
+    assert [(i["index"], i["ready"], i["restarts"]) for i in blue["instances"]] == [(0, True, 0)]
+    assert alive(blue["instances"][0]["pid"])
+    text = mlctl(example_project, "show", "diabetes").stdout
+    assert "provisioning" not in text and "(Succeeded)" in text and "instance 0: pid" in text
 
     state = json.loads((example_project / ".mlctl" / "state.json").read_text())
     image = state["resources"]["image.diabetes-blue-env"]["observed"]
@@ -63,6 +69,12 @@ def test_invoke_reports_http_errors_with_exit_1(example_project):
     missing = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE, "--deployment", "nope",
                     check=False)
     assert missing.returncode == 1 and "404" in missing.stderr
+    keys_file = example_project / ".mlctl" / "secrets" / "diabetes.json"
+    keys_file.rename(keys_file.with_name("moved"))                # a lost keys file is a clear error
+    lost = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE, check=False)
+    assert lost.returncode == 1 and "cannot read the keys of endpoint 'diabetes'" in lost.stderr
+    assert "--replace endpoint.diabetes" in lost.stderr and "Traceback" not in lost.stderr
+    keys_file.with_name("moved").rename(keys_file)
 
 
 def test_apply_refuses_without_approval_off_a_terminal(example_project):
@@ -94,6 +106,8 @@ def test_failed_image_build_stops_apply_with_the_build_log(example_project):
     assert out.returncode == 1 and "Traceback (most recent call last)" not in out.stderr
     assert "building the virtualenv of image.diabetes-blue-env failed" in out.stderr
     assert "mlctl-no-such-package-xyz" in out.stderr and "The build log is" in out.stderr
+    assert "image.diabetes-blue-env: creating a virtualenv with Python" in out.stdout   # progress shown
+    assert "image.diabetes-blue-env: installing" in out.stdout
     state = json.loads((example_project / ".mlctl" / "state.json").read_text())
     assert state["resources"]["image.diabetes-blue-env"]["status"] == "failed"
     assert "endpoint.diabetes" not in state["resources"]                 # apply stopped there

@@ -61,6 +61,15 @@ def test_split_header_failure_and_removal(split_project):
     shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
     assert set(shown["deployments"]) == {"green"} and shown["traffic"] == {"green": 100}
     assert all(who(ep.score(key=key)[1]) == "green" for _ in range(20))
+
+    # instances run from a code snapshot: editing score.py changes nothing until the next apply
+    score = root / "code" / "score.py"
+    score.write_text(score.read_text().replace('return {"who": who}', 'return {"who": "edited " + who}'))
+    assert all(who(ep.score(key=key)[1]) == "green" for _ in range(10))
+    edited = mlctl(root, "plan", "--detailed-exitcode", check=False)
+    assert edited.returncode == 2 and "deployment.split.green" in edited.stdout and "score.py" in edited.stdout
+    outputs += [edited, mlctl(root, "apply", "--auto-approve")]
+    assert all(who(ep.score(key=key)[1]) == "edited green" for _ in range(10))
     ep.close()
 
     # keys appear nowhere but `mlctl keys`: not in state, backups, plan/apply output, logs, run files

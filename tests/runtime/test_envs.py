@@ -53,6 +53,10 @@ def test_build_records_freeze_and_runs_the_packages(env_cache):
     assert out.stdout.strip() == "ok"
     assert any("installing" in m for m in lines)
     assert (env_path(digest) / "freeze.txt").read_text().split() == built.frozen
+    # built at its final path: installed scripts' shebangs name the virtualenv's own python there
+    f2py = env_path(digest) / "bin" / "f2py"
+    assert f2py.read_text().splitlines()[0] == f"#!{built.python_executable}"
+    assert (env_path(digest) / COMPLETE).is_file()
     again = build_env(digest, OWN, requirements(["numpy"], ["joblib"]))   # cached: the same build
     assert again == built
 
@@ -98,3 +102,16 @@ def test_failed_build_keeps_the_log_and_quotes_it(env_cache):
     assert "mlctl-no-such-package-xyz" in e.value.log_tail
     assert e.value.log_path.exists()
     assert read_built(digest) is None
+
+
+def test_cache_is_mlctl_cache_else_xdg_else_home(monkeypatch, tmp_path):
+    from mlctl.runtime.local.envs import cache_dir
+
+    monkeypatch.setenv("MLCTL_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("MLCTL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "mlctl"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "mlctl"
