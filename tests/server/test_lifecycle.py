@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servertools import SCRIPTS, launch
+from servertools import SCRIPTS, launch, server_env
 
 FAILING = {
     "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
@@ -428,3 +428,35 @@ def test_reuse_port_lets_processes_share_a_port(servers):
     assert first.wait_log(r"POST /score 200 .* rp-\d+") and second.wait_log(r"POST /score 200 .* rp-\d+")
     plain = servers.start(SCRIPTS / "kitchen.py", "--port", str(first.port), expect_ready=False)
     assert plain.proc.wait(60) == 1  # without --reuse-port the port is taken
+
+
+def test_log_goes_to_stdout_and_log_file_not_stderr(tmp_path, models):
+    out, err, log_file = tmp_path / "out", tmp_path / "err", tmp_path / "file.log"
+    script = tmp_path / "score.py"
+    script.write_text("import sys\n\ndef init():\n    print('to stdout 771')\n    print('to stderr 772', file=sys.stderr)\n"
+                      "\ndef run(raw_data):\n    print('run printed 773')\n    return 1\n")
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(script),
+                                 "--model-dir", str(models), "--port", "0", "--log-file", str(log_file)],
+                                stdout=o, stderr=e, env=server_env(), start_new_session=True)
+    try:
+        end = time.monotonic() + 60
+        while "listening on" not in out.read_text():
+            assert time.monotonic() < end and proc.poll() is None, out.read_text() + err.read_text()
+            time.sleep(0.05)
+        port = int(out.read_text().split("listening on http://127.0.0.1:")[1].split()[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/score", body=b"{}", headers={"x-request-id": "so-1"})
+        assert conn.getresponse().read() == b"1"
+        conn.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    for text in (out.read_text(), log_file.read_text()):
+        for line in ("azmlinfsrv.print - to stdout 771", "azmlinfsrv.print - run printed 773",
+                     "azmlinfsrv - POST /score 200 ", " so-1", "Stopped."):
+            assert line in text, text
+    assert err.read_text().strip() == "to stderr 772"  # print(file=sys.stderr) is left alone; no log there

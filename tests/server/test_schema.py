@@ -105,6 +105,23 @@ def test_swagger_json_beside_the_script_overrides(servers, tmp_path):
     server = servers.start(code / "score.py")
     assert _swagger(server, "2", valid=False) == mine
     assert _swagger(server, "3")["openapi"] == "3.0.3"
+    assert _swagger(server, "3.1")["openapi"] == "3.1.0"
+
+
+def test_swagger3_and_31_files_override_their_versions(servers, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(SCRIPTS / "kitchen.py", code / "score.py")
+    v3 = {"openapi": "3.0.3", "info": {"title": "mine-3", "version": "7"}, "paths": {}}
+    v31 = {"openapi": "3.1.0", "info": {"title": "mine-3.1", "version": "7"}, "paths": {}}
+    (code / "swagger3.json").write_text(json.dumps(v3))
+    (code / "swagger3.1.json").write_text(json.dumps(v31))
+    server = servers.start(code / "score.py")
+    assert _swagger(server, "3") == v3
+    assert _swagger(server, "3.0") == v3
+    assert _swagger(server, "3.1") == v31
+    assert _swagger(server, "2")["swagger"] == "2.0"  # not overridden: generated
+    assert server.wait_log("Loaded user's swagger file for version \\[3.1\\]")
 
 
 def test_pandas_schema(servers, models):

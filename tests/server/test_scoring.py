@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -114,11 +115,29 @@ def test_wrong_shape_is_a_script_error_for_undecorated_run(kitchen):
     assert kitchen.call("GET", "/").status == 200
 
 
+AZURE_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[DIWEC]) \[(?P<pid>\d+)\] (?P<name>[\w.]+) - (?P<msg>.*)$"
+
+
+def _lines(log: str, needle: str):
+    return [m for m in (re.match(AZURE_LINE, ln) for ln in log.splitlines() if needle in ln) if m]
+
+
 def test_one_log_line_per_request_and_print_logging_captured(kitchen):
     kitchen.call("POST", "/score?q=1", {"print": "marker-5521"}, headers={"x-request-id": "line-req-1"})
-    assert kitchen.wait_log(r"I \[\d+\] azmlinfsrv - POST /score\?q=1 200 [\d.]+ms \d+ line-req-1")
+    kitchen.call("POST", "/score", {"fail": "f"}, headers={"x-request-id": "line-req-2"})
+    assert kitchen.wait_log("line-req-2")
     log = kitchen.log()
-    assert len([ln for ln in log.splitlines() if "line-req-1" in ln]) == 1
-    assert "azmlinfsrv.print - printed marker-5521" in log
-    assert "W [" in log and "kitchen - logged marker-5521" in log
-    assert "azmlinfsrv.print - kitchen init done" in log
+    pid = str(kitchen.proc.pid)
+    for rid, request in (("line-req-1", r"POST /score\?q=1 200"), ("line-req-2", "POST /score 500")):
+        assert len([ln for ln in log.splitlines() if rid in ln]) == 1  # exactly one line per request
+        (m,) = _lines(log, rid)  # in the Azure format: time, level letter, [pid], logger - message
+        assert (m["level"], m["pid"], m["name"]) == ("I", pid, "azmlinfsrv")
+        assert re.fullmatch(request + r" \d+\.\d{3}ms \d+ " + rid, m["msg"]), m["msg"]
+    (printed,) = _lines(log, "printed marker-5521")  # print() -> logger azmlinfsrv.print
+    assert (printed["level"], printed["pid"], printed["name"], printed["msg"]) == \
+        ("I", pid, "azmlinfsrv.print", "printed marker-5521")
+    (logged,) = _lines(log, "logged marker-5521")  # the script's logging, same format
+    assert (logged["level"], logged["name"], logged["msg"]) == ("W", "kitchen", "logged marker-5521")
+    assert _lines(log, "kitchen init done")[0]["name"] == "azmlinfsrv.print"
+    assert all(re.match(AZURE_LINE, ln) or not re.match(r"^\d{4}-", ln) for ln in log.splitlines())
+    assert "GET / " not in log  # health probes are not logged
