@@ -21,6 +21,9 @@ def check_machine(resources: Iterable) -> None:
     from mlctl.runtime.local.pythons import find_python
 
     problems = []
+    resources = list(resources)
+    conda_files = {r.attributes.get("name"): r.attributes.get("conda_file")
+                   for r in resources if r.kind is Kind.ENVIRONMENT}
     for r in resources:
         if r.kind is not Kind.IMAGE:
             continue
@@ -31,7 +34,9 @@ def check_machine(resources: Iterable) -> None:
             find_python(a.get("python"))
         except MlctlError as e:
             d = e.diagnostics[0]
-            problems.append(Diagnostic(d.summary, d.detail, file=r.source.file if r.source else None,
+            conda = conda_files.get(a.get("environment"))
+            detail = d.detail.replace("in the conda file", f"in the conda file {conda}") if conda else d.detail
+            problems.append(Diagnostic(d.summary, detail, file=r.source.file if r.source else None,
                                        line=r.source.line if r.source else None, address=str(r.address)))
     if problems:
         raise MlctlError(*problems)

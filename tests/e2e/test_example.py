@@ -92,6 +92,7 @@ def test_missing_python_is_an_error_before_any_change(example_project):
     assert out.returncode == 1
     assert "No Python interpreter on this machine satisfies python 2.1" in out.stderr
     assert "image.diabetes-blue-env" in out.stderr and "Traceback" not in out.stderr
+    assert "change the python version in the conda file /" in out.stderr and "environment/conda.yml" in out.stderr
     state = example_project / ".mlctl" / "state.json"
     assert not state.exists() or json.loads(state.read_text())["resources"] == {}
     assert not list((example_project / ".mlctl").glob("run/*.json"))
