@@ -125,30 +125,37 @@ class HashCache:
 
 
 def list_files(path: str | os.PathLike) -> dict[str, str]:
-    """{relative path (with '/'): absolute path} of the files a digest covers, sorted.
+    """{relative path (with '/'): absolute path} of the files a digest covers, sorted: the one
+    answer to "what does this model / code folder hold" (digests, plans and copies all use it).
 
     A single file maps its base name to itself. Skips `.mlctl/`, `.git/`,
-    `__pycache__/` and `*.pyc`. Symbolic links are followed (what a copy of the folder
-    holds is what is hashed); a link back into a folder already walked is not walked twice.
+    `__pycache__/` and `*.pyc`, and what the folder's `.amlignore` (else `.gitignore`) names,
+    as Azure ML does when it uploads the folder (`mlctl.ignorefile`). Symbolic links are followed
+    (what a copy of the folder holds is what is hashed); a link back into a folder already walked
+    is not walked twice.
     """
+    from mlctl.ignorefile import IgnoreFile
+
     p = os.fspath(path)
     if not os.path.isdir(p):
         return {os.path.basename(p): p}
+    ignore = IgnoreFile.of(p)
     found = {}
     seen = {os.path.realpath(p)}
     for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
+        rel_dir = os.path.relpath(dirpath, p).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else rel_dir + "/"
         keep = []
         for d in dirnames:
             real = os.path.realpath(os.path.join(dirpath, d))
-            if d not in SKIP_DIRS and real not in seen:
+            if d not in SKIP_DIRS and real not in seen and not ignore.excludes(prefix + d, True):
                 seen.add(real)
                 keep.append(d)
         dirnames[:] = keep
         for name in filenames:
-            if name.endswith(SKIP_SUFFIXES):
+            if name.endswith(SKIP_SUFFIXES) or ignore.excludes(prefix + name, False):
                 continue
-            full = os.path.join(dirpath, name)
-            found[os.path.relpath(full, p).replace(os.sep, "/")] = full
+            found[prefix + name] = os.path.join(dirpath, name)
     return dict(sorted(found.items()))
 
 

@@ -1,0 +1,81 @@
+"""Ignore files: a code or model folder's .amlignore (else .gitignore) leaves files out of its digest,
+as Azure ML leaves them out of the upload; the expectations below were checked against `git add`."""
+
+from __future__ import annotations
+
+from loader_helpers import write_tree
+from mlctl.digests import list_files, tree_digest
+from mlctl.ignorefile import IgnoreFile, compile_rule
+from mlctl.project import Project
+from mlctl.schemas.load import load_config
+
+PATTERNS = """# comment
+*.log
+!keep.log
+data/
+/build
+docs/*.md
+**/tmp/**
+a/**/z.txt
+\\#hash.txt
+[abc]x.txt
+[!q]y.txt
+notes.txt   
+cache
+"""
+FILES = ["x.log", "keep.log", "sub/keep.log", "data/f", "sub/data/f", "build/f", "sub/build/f", "docs/a.md",
+         "docs/x/a.md", "tmp/f", "sub/tmp/q/f", "a/z.txt", "a/b/c/z.txt", "#hash.txt", "ax.txt", "dx.txt", "qy.txt",
+         "ry.txt", "notes.txt", "sub/cache/f", "cache.txt", "main.py"]
+KEPT = ["cache.txt", "docs/x/a.md", "dx.txt", "keep.log", "main.py", "qy.txt", "sub/build/f", "sub/keep.log"]
+
+
+def test_gitignore_patterns_as_git_reads_them(tmp_path):
+    root = write_tree(tmp_path / "code", {**{f: "x\n" for f in FILES}, ".gitignore": PATTERNS})
+    assert list(list_files(root)) == [".gitignore", *KEPT]
+
+
+def test_amlignore_wins_over_gitignore_and_only_the_root_file_counts(tmp_path):
+    root = write_tree(tmp_path / "code", {"score.py": "def run(d): return d\n", "data.csv": "1\n",
+                                          "notes.md": "n\n", ".gitignore": "*.csv\n", ".amlignore": "*.md\n",
+                                          "sub/.gitignore": "*.py\n", "sub/util.py": "x = 1\n"})
+    assert list(list_files(root)) == [".amlignore", ".gitignore", "data.csv", "score.py", "sub/.gitignore",
+                                      "sub/util.py"]
+    (root / ".amlignore").unlink()
+    assert list(list_files(root)) == [".gitignore", "notes.md", "score.py", "sub/.gitignore", "sub/util.py"]
+
+
+def test_rules_literal():
+    assert compile_rule("   ") is None and compile_rule("# x") is None and compile_rule("/") is None
+    r = compile_rule("!logs/")
+    assert (r.negate, r.folders_only, r.regex.pattern) == (True, True, r"(?:.*/)?logs\Z")
+    assert compile_rule("/a/**/b*.py").regex.pattern == r"a/(?:[^/]*/)*b[^/]*\.py\Z"
+    ignore = IgnoreFile(None, (compile_rule("*.bin"), compile_rule("!keep.bin")))
+    assert [ignore.excludes(p, False) for p in ("w.bin", "m/w.bin", "keep.bin", "w.txt")] == [True, True, False, False]
+    assert IgnoreFile(None).excludes("anything", False) is False
+
+
+def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
+    """Editing a file the code folder's .amlignore names changes no digest: the plan sees no change."""
+    root = write_tree(tmp_path / "p", {
+        "endpoint.yml": "kind: endpoint\nname: ep-one\ntraffic: {blue: 100}\n",
+        "blue.yml": "kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel: {path: model/}\n"
+                    "code_configuration: {code: code/, scoring_script: score.py}\n",
+        "model/w.txt": "1\n", "model/.gitignore": "checkpoints/\n", "model/checkpoints/big.bin": "x\n",
+        "code/score.py": "def init(): pass\ndef run(d): return d\n", "code/.amlignore": "scratch.ipynb\n",
+        "code/scratch.ipynb": "{}\n"})
+
+    def load():
+        config = load_config(Project.at(root))
+        assert not config.errors, [d.format() for d in config.errors]
+        return config
+
+    first = load().resource("deployment.ep-one.blue")
+    assert set(first.files) == {"code/.amlignore", "code/score.py", "model/.gitignore", "model/w.txt"}
+    (root / "code" / "scratch.ipynb").write_text('{"cells": []}\n')
+    (root / "model" / "checkpoints" / "big.bin").write_text("y\n")
+    second = load().resource("deployment.ep-one.blue")
+    assert (second.digest, dict(second.files)) == (first.digest, dict(first.files))
+    assert str(root / "code" / "scratch.ipynb") not in load().inputs   # a saved plan does not bind to it either
+    digest, _ = tree_digest(root / "code")
+    (root / "code" / ".amlignore").unlink()
+    assert tree_digest(root / "code")[0] != digest
