@@ -259,7 +259,7 @@ def _old_python():
     for version in ("3.9", "3.10"):
         try:
             out = subprocess.run([_uv(), "python", "find", "--no-project", version], capture_output=True, text=True,
-                                 timeout=60)
+                                 timeout=60, check=False)
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip().splitlines()[-1]
         except (OSError, subprocess.TimeoutExpired):
@@ -433,8 +433,9 @@ def test_reuse_port_lets_processes_share_a_port(servers):
 def test_log_goes_to_stdout_and_log_file_not_stderr(tmp_path, models):
     out, err, log_file = tmp_path / "out", tmp_path / "err", tmp_path / "file.log"
     script = tmp_path / "score.py"
-    script.write_text("import sys\n\ndef init():\n    print('to stdout 771')\n    print('to stderr 772', file=sys.stderr)\n"
-                      "\ndef run(raw_data):\n    print('run printed 773')\n    return 1\n")
+    script.write_text("import sys\n\ndef init():\n    print('to stdout 771')\n"
+                      "    print('to stderr 772', file=sys.stderr)\n\n"
+                      "def run(raw_data):\n    print('run printed 773')\n    return 1\n")
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen([sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(script),
                                  "--model-dir", str(models), "--port", "0", "--log-file", str(log_file)],

@@ -115,7 +115,8 @@ def test_wrong_shape_is_a_script_error_for_undecorated_run(kitchen):
     assert kitchen.call("GET", "/").status == 200
 
 
-AZURE_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[DIWEC]) \[(?P<pid>\d+)\] (?P<name>[\w.]+) - (?P<msg>.*)$"
+AZURE_LINE = (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "  # %(asctime)s %(levelname).1s [%(process)d] %(name)s - ...
+              r"(?P<level>[DIWEC]) \[(?P<pid>\d+)\] (?P<name>[\w.]+) - (?P<msg>.*)$")
 
 
 def _lines(log: str, needle: str):
