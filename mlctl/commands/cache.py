@@ -66,5 +66,5 @@ def prune(project, older_than, dry_run):
                 freed += e.size
                 click.echo(f"{'would remove' if dry_run else 'removed'} {e.kind} {e.detail}: {e.path}")
             else:
-                click.echo(f"skipped {e.kind} {e.path}: a build is using it")
+                click.echo(f"skipped {e.kind} {e.path}: a build or a running process is using it")
     click.echo(f"{'Would free' if dry_run else 'Freed'} {_human(freed)}.")

@@ -40,3 +40,25 @@ def test_prune_removes_only_what_nothing_uses(env_cache, tmp_path):
     assert not env_path(unused).exists() and env_path(used).exists()
     assert not model_dir(data, "old", "1").exists() and model_dir(data, "keep", "1").exists()
     assert not snap.exists()
+
+
+def test_prune_keeps_a_virtualenv_a_process_still_runs_from(env_cache, tmp_path):
+    """Another project's instances may run for weeks without a refresh: their virtualenv stays."""
+    import subprocess
+
+    from mlctl.runtime.local.envs import read_built
+
+    digest = "sha256:" + uuid.uuid4().hex * 2
+    build_env(digest, None, requirements([], ["six"]))
+    proc = subprocess.Popen([read_built(digest).python_executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    try:
+        [entry] = [e for e in cache.entries(tmp_path, State()) if e.path == str(env_path(digest))]
+        assert cache.prunable([entry], older_than=0) == [entry]
+        assert cache.running_from(env_path(digest)) == [proc.pid]
+        assert not cache.remove(entry) and env_path(digest).exists()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert cache.running_from(env_path(digest)) == []
+    assert cache.remove(entry) and not env_path(digest).exists()

@@ -2,9 +2,9 @@
 code snapshots; listing them and pruning the ones nothing uses.
 
 Pruning is conservative: a virtualenv is removed only when this project's state does not use it,
-it was not used (applied or refreshed by any project) within `older_than` seconds, and no build
-holds its lock; models and code snapshots of this project are removed when its state no longer
-names them.
+it was not used (applied or refreshed by any project) within `older_than` seconds, no build
+holds its lock and no process runs from it; models and code snapshots of this project are removed
+when its state no longer names them.
 """
 
 from __future__ import annotations
@@ -95,14 +95,34 @@ def prunable(items: list[Entry], older_than: float, now: float | None = None) ->
     return [e for e in items if not e.in_use and (e.kind != "env" or now - e.last_used >= older_than)]
 
 
+def running_from(path) -> list[int]:
+    """PIDs of processes whose program lives under `path` (e.g. instances of another project still
+    running on a virtualenv no project refreshed lately); read from /proc, empty where there is none."""
+    prefix = os.fspath(path).rstrip("/") + "/"
+    pids = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0].decode("utf-8", "replace")
+        except OSError:
+            continue
+        if argv0.startswith(prefix):
+            pids.append(int(entry.name))
+    return pids
+
+
 def remove(entry: Entry) -> bool:
-    """Delete one entry; False when it is busy (a build holds the env's lock)."""
+    """Delete one entry; False when it is busy (a build holds the env's lock, or a process runs from it)."""
     path = Path(entry.path)
     if entry.kind == "env":
         with open(path.parent / f"{path.name}.lock", "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                return False
+            if running_from(path):
                 return False
             envs.remove_env(path)
             for extra in (f"{path.name}.log", f"{path.name}.requirements.txt"):
