@@ -64,9 +64,7 @@ def compile_rule(line: str) -> Rule | None:
     if not line or line.startswith("#"):
         return None
     negate = line.startswith("!")
-    if negate:
-        line = line[1:]
-    elif line.startswith(("\\!", "\\#")):
+    if negate or line.startswith(("\\!", "\\#")):   # a leading backslash escapes ! and #
         line = line[1:]
     folders_only = line.endswith("/")
     line = line.rstrip("/")

@@ -80,8 +80,8 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
     project = ctx.obj
     root = str(project.root)
     try:
-        config, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
-                                      lock_timeout=lock_timeout, refresh_only=refresh_only)
+        _, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
+                                 lock_timeout=lock_timeout, refresh_only=refresh_only)
     except MlctlError as e:  # a machine reading stdout learns why there is no plan (stderr says it too)
         if as_json:
             from mlctl.reconciler.render_json import render_json_failure

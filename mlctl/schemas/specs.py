@@ -137,7 +137,7 @@ def resolve_path(doc: Document, value: str) -> Path:
 def parse_ref(kind: str, text: str, where: Where, diags: list[Diagnostic]) -> Ref | None:
     """A reference string -> Ref, or None with an error explaining the accepted forms."""
     m = REF.match(text.strip())
-    forms = f"'azureml:NAME:VERSION', 'NAME:VERSION' or 'azureml:NAME@latest'"
+    forms = "'azureml:NAME:VERSION', 'NAME:VERSION' or 'azureml:NAME@latest'"
     if text.startswith(("azureml:/", "azureml://")) or "/" in text and ":" in text:
         diags.append(Diagnostic(f"{kind} reference '{text}' names a cloud asset, which mlctl cannot fetch",
                                 f"Define the {kind} in a {kind} YAML in the project and refer to it as {forms}.",

@@ -4,6 +4,7 @@ as Azure ML leaves them out of the upload; the expectations below were checked a
 from __future__ import annotations
 
 from loader_helpers import write_tree
+
 from mlctl.digests import list_files, tree_digest
 from mlctl.ignorefile import IgnoreFile, compile_rule
 from mlctl.project import Project
