@@ -1,4 +1,5 @@
-"""Issue 7: apply killed (SIGKILL) at every hook point in turn; each time the next plan is true,
+"""Issue 7: apply killed (SIGKILL) at every hook point in turn, in five transitions (first create, a
+blue->green switch, a scale, a health-gated replace, a deletion); each time the next plan is true,
 the next apply converges, and no orphan process remains."""
 
 import json
@@ -32,38 +33,56 @@ def converge_and_check(root, env, killed_at: str) -> None:
     assert state["pending"] is None
 
 
-@pytest.mark.parametrize("transition", ["create", "switch"])
+TRANSITIONS = {   # name: (start, target) as (traffic, deployments, code version)
+    "create": (({}, {}, 1), ({"blue": 100}, {"blue": {}}, 1)),
+    "switch": (({"blue": 100}, {"blue": {}}, 1), ({"green": 100}, {"green": {}}, 1)),  # + green, traffic, - blue
+    "scale": (({"blue": 100}, {"blue": {}}, 1), ({"blue": 100}, {"blue": {"count": 2}}, 1)),
+    "replace": (({"blue": 100}, {"blue": {}}, 1), ({"blue": 100}, {"blue": {}}, 2)),     # code edited: +/-
+    "delete": (({"blue": 50, "green": 50}, {"blue": {}, "green": {}}, 1), ({"blue": 100}, {"blue": {}}, 1)),
+}
+
+
+@pytest.mark.parametrize("transition", list(TRANSITIONS))
 def test_apply_killed_at_every_hook_point_converges(split_project, transition):
     p, root = split_project, split_project.root
     env = dict(os.environ)
-    start = ({}, {}) if transition == "create" else ({"blue": 100}, {"blue": {}})
-    target = ({"blue": 100}, {"blue": {}}) if transition == "create" else ({"green": 100}, {"green": {}})
+    start, target = TRANSITIONS[transition]
+    score = root / "code" / "score.py"
+    base = score.read_text()
+
+    def write(traffic, deployments, version):
+        p.write(traffic, deployments)
+        score.write_text(base + ("" if version == 1 else f"\nVERSION = {version}\n"))
 
     def reset():
         if transition == "create":
             mlctl(root, "destroy", "--auto-approve", env=env)
         else:
-            p.write(*start)
+            write(*start)
             mlctl(root, "apply", "--auto-approve", env=env)
 
-    if transition == "switch":
+    if transition != "create":
         reset()
-    p.write(*target)
+    write(*target)
     points = hook_points(root, env)
     assert points[0].startswith("apply_started") and points[-1].startswith("apply_finished")
-    assert len(points) >= 10
+    assert len(points) >= (10 if transition in ("create", "switch", "delete") else 5), points
+    pending_seen = 0
     for k, point in enumerate(points, start=1):
         reset()
-        p.write(*target)
+        write(*target)
         killed = mlctl(root, "apply", "--auto-approve", check=False,
                        env={**env, "MLCTL_TEST_HOOK_KILL_AT": str(k)})
         assert killed.returncode == -signal.SIGKILL, f"apply was not killed at {point}"
+        pending_seen += json.loads((root / ".mlctl" / "state.json").read_text())["pending"] is not None
         converge_and_check(root, env, point)
         shown = json.loads(mlctl(root, "show", "split", "--json", env=env).stdout)
         assert set(shown["deployments"]) == set(target[1]) and shown["traffic"] == target[0]
-        assert all(d["ready_instances"] == 1 for d in shown["deployments"].values())
+        for name, d in shown["deployments"].items():
+            assert d["ready_instances"] == target[1][name].get("count", 1) == len(d["instances"]), point
         running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
         assert running == host_pids(root), f"orphan processes after a kill at {point}"
+    assert pending_seen >= 2              # killed between an intent and its result, more than once
     pids = host_pids(root)
     mlctl(root, "destroy", "--auto-approve", env=env)
     assert not [pid for pid in pids if alive(pid)]            # no orphan process
