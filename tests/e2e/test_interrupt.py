@@ -5,6 +5,8 @@ the next apply converges, and no orphan process remains."""
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from e2e_support import alive, host_pids, mlctl, project_processes
@@ -89,3 +91,31 @@ def test_apply_killed_at_every_hook_point_converges(split_project, transition):
     assert project_processes(root) == []
     assert not list((root / ".mlctl" / "run").glob("*.json")) or not any(
         alive(json.loads(f.read_text())["pid"]) for f in (root / ".mlctl" / "run").glob("*.json"))
+
+
+def test_apply_killed_while_the_host_starts_instances_converges(split_project):
+    """Killed between hook points: while the endpoint host starts the replacement's instances (the
+    longest wait of an apply). The host finishes or drops the order; the next apply converges."""
+    p, root = split_project, split_project.root
+    env = dict(os.environ)
+    p.write({"blue": 100}, {"blue": {"count": 2}})
+    mlctl(root, "apply", "--auto-approve")
+    score = root / "code" / "score.py"
+    for version in (2, 3):
+        score.write_text(score.read_text() + f"\nVERSION = {version}\n")
+        apply = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in apply.stdout:                       # bounded: apply ends by itself at worst
+                if "waiting until ready" in line:
+                    apply.kill()
+                    break
+        finally:
+            apply.kill()
+            apply.communicate(timeout=120)
+        assert apply.returncode == -signal.SIGKILL
+        converge_and_check(root, env, f"the host starting version {version}")
+        shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
+        assert shown["ready_instances"] == 2 == len(shown["instances"])
+        running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
+        assert running == host_pids(root), "orphan processes after a kill during the host's start"
