@@ -281,7 +281,7 @@ def old_python_env(tmp_path_factory):
     Skipped only when no such interpreter exists; set MLCTL_REQUIRE_OLD_PYTHON=1 (CI does) to fail instead."""
     python = _old_python()
     if python is None:
-        if os.environ.get("MLCTL_REQUIRE_OLD_PYTHON"):
+        if os.environ.get("MLCTL_REQUIRE_OLD_PYTHON", "0") not in ("", "0"):
             pytest.fail("MLCTL_REQUIRE_OLD_PYTHON is set but no Python 3.9 or 3.10 interpreter was found")
         pytest.skip("no Python 3.9 or 3.10 interpreter found")
     cache = Path(os.environ.get("MLCTL_CACHE") or tmp_path_factory.mktemp("cache"))
