@@ -33,16 +33,16 @@ def print_plan(plan, project) -> None:
     render_text(plan, Console(highlight=False, soft_wrap=True), str(project.root))
 
 
-def confirm(auto_approve: bool, question: str) -> None:
+def confirm(auto_approve: bool, question: str, verb: str = "apply") -> None:
     """Ask for `yes` on a terminal; refuse without --auto-approve elsewhere."""
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise MlctlError("refusing to apply without confirmation: stdin is not a terminal",
+        raise MlctlError(f"refusing to {verb} without confirmation: stdin is not a terminal",
                          detail="Review the plan above, then run again with --auto-approve.")
     click.echo(f"\n{question}\n  Only 'yes' will be accepted.")
     if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
-        raise MlctlError("apply cancelled: nothing was changed.")
+        raise MlctlError(f"{verb} cancelled: nothing was changed.")
 
 
 class Printer:
@@ -121,7 +121,7 @@ def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False
             return 0
         engine.check_allowed(plan, allow_destroy)
         if not planfile:
-            confirm(auto_approve, question)
+            confirm(auto_approve, question, "destroy" if destroy else "apply")
         click.echo()
         state = engine.apply(plan, project, state, runtime, Hooks(Printer()), allow_destroy=allow_destroy)
     click.echo()

@@ -75,6 +75,10 @@ def test_invoke_reports_http_errors_with_exit_1(example_project):
     assert lost.returncode == 1 and "cannot read the keys of endpoint 'diabetes'" in lost.stderr
     assert "--replace endpoint.diabetes" in lost.stderr and "Traceback" not in lost.stderr
     keys_file.with_name("moved").rename(keys_file)
+    pids = host_pids(example_project)
+    refused = mlctl(example_project, "destroy", check=False, input="")   # not a terminal: refused
+    assert refused.returncode == 1 and "refusing to destroy without confirmation" in refused.stderr
+    assert "--auto-approve" in refused.stderr and all(alive(p) for p in pids)
 
 
 def test_apply_refuses_without_approval_off_a_terminal(example_project):
