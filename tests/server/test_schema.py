@@ -136,3 +136,28 @@ def test_pandas_schema(servers, models):
     assert a.json() == joblib.load(models / "iris.pkl").predict(rows.to_numpy()).tolist()
     doc = _swagger(server, "3")
     assert doc["components"]["schemas"]["ServiceInput"]["properties"]["frame"]["type"] == "array"
+
+
+SCHEMA_WITH_HEADERS = """
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.schema_decorators import input_schema
+
+
+def init():
+    pass
+
+
+@input_schema("data", NumpyParameterType(np.zeros((1, 2))))
+def run(data, request_headers):
+    return {"sum": float(data.sum()), "probe": request_headers.get("X-Probe")}
+"""
+
+
+def test_schema_run_with_request_headers(servers, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text(SCHEMA_WITH_HEADERS)
+    server = servers.start(script)
+    a = server.call("POST", "/score", {"data": [[1, 2]]}, headers={"x-probe": "yes"})
+    assert (a.status, a.json()) == (200, {"sum": 3.0, "probe": "yes"})
+    assert server.call("POST", "/score", {"request_headers": {}}).status == 400  # 'data' is still required

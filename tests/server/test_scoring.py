@@ -142,3 +142,66 @@ def test_one_log_line_per_request_and_print_logging_captured(kitchen):
     assert _lines(log, "kitchen init done")[0]["name"] == "azmlinfsrv.print"
     assert all(re.match(AZURE_LINE, ln) or not re.match(r"^\d{4}-", ln) for ln in log.splitlines())
     assert "GET / " not in log  # health probes are not logged
+
+
+RETURNS = """
+import json
+import numpy as np
+import pandas as pd
+
+
+class Opaque:
+    pass
+
+
+VALUES = {
+    "str": lambda: "plain text",
+    "ndarray": lambda: np.array([[1.5, 2.0], [3.0, 4.0]]),
+    "np_scalar": lambda: np.float32(0.5),
+    "np_int": lambda: np.int64(7),
+    "frame": lambda: pd.DataFrame({"a": [1, 2]}),
+    "series": lambda: pd.Series([1.0, 2.0]),
+    "tuple_set": lambda: {"t": (1, 2), "s": {3}},
+    "none": lambda: None,
+    "opaque": lambda: Opaque(),
+}
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return VALUES[json.loads(raw_data)["kind"]]()
+"""
+
+
+@pytest.fixture(scope="module")
+def returns_server(session_servers, tmp_path_factory):
+    script = tmp_path_factory.mktemp("returns") / "score.py"
+    script.write_text(RETURNS)
+    return session_servers.start(script)
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("str", "plain text"),  # a string is sent as a JSON string, as Azure does
+    ("ndarray", [[1.5, 2.0], [3.0, 4.0]]),
+    ("np_scalar", 0.5),
+    ("np_int", 7),
+    ("frame", {"a": {"0": 1, "1": 2}}),
+    ("series", [1.0, 2.0]),
+    ("tuple_set", {"t": [1, 2], "s": [3]}),
+    ("none", None),
+])
+def test_run_return_values_are_json_encoded(returns_server, kind, expected):
+    a = returns_server.call("POST", "/score", {"kind": kind})
+    assert (a.status, a.headers["content-type"]) == (200, "application/json"), a.body
+    assert a.json() == expected
+
+
+def test_unencodable_return_value_is_500_and_logged(returns_server):
+    a = returns_server.call("POST", "/score", {"kind": "opaque"})
+    assert a.status == 500 and a.headers["x-ms-run-function-failed"] == "True"
+    assert a.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
+    assert returns_server.wait_log("not JSON serializable")
+    assert returns_server.call("POST", "/score", {"kind": "np_int"}).json() == 7
