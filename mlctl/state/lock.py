@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -81,6 +82,7 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
             file=str(path))) from None
     try:
         deadline = time.monotonic() + timeout
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -95,6 +97,11 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
                         "the lock is freed automatically if that process dies.",
                         file=str(path),
                     )) from None
+                if not told:         # once, to stderr: a waiting mlctl says whom it waits for
+                    told = True
+                    sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by "
+                                     f"{describe_holder(read_holder(path))}...\n")
+                    sys.stderr.flush()
                 time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         info = {
             "pid": os.getpid(),

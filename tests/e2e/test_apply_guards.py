@@ -60,3 +60,41 @@ def test_apply_asks_for_yes_on_a_terminal(split_project):
     assert not (root / ".mlctl" / "state.json").exists() or '"resources": {}' in (root / ".mlctl" / "state.json").read_text()
     code, out, err = run_on_terminal(root, "yes")
     assert code == 0 and "Apply complete!" in out, err
+
+
+def test_two_real_applies_at_once(split_project):
+    """A real apply holds the lock (stopped with SIGSTOP while its host starts instances): a second
+    apply fails at once naming it; a third with --lock-timeout waits, then finds nothing left to do."""
+    import signal
+    import subprocess
+    import sys
+
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    first = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = None
+    try:
+        for line in first.stdout:
+            if "waiting until ready" in line:
+                first.send_signal(signal.SIGSTOP)
+                break
+        second = mlctl(root, "apply", "--auto-approve", check=False)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"pid {first.pid}" in second.stderr and "'apply'" in second.stderr, second.stderr
+        waiter = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve",
+                                   "--lock-timeout", "120s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert mlctl(root, "plan", check=False).returncode == 1     # a plan also names the holder
+        told = waiter.stderr.readline()                            # it waits, saying for whom
+        assert told.startswith("Waiting up to 120s for the state lock held by") and f"pid {first.pid}" in told
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0 and "Apply complete!" in out, err
+        out, err = waiter.communicate(timeout=120)
+        assert waiter.returncode == 0 and "No changes" in out, out + err
+    finally:
+        for proc in (first, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.communicate(timeout=60)
