@@ -79,13 +79,24 @@ class State:
         }
 
 
-def _unreadable(path: Path, why: str) -> MlctlError:
+def _unreadable(path: Path, why: str, line: int | None = None, field: str | None = None) -> MlctlError:
     return MlctlError(Diagnostic(
         f"cannot read the state file: {why}",
         "mlctl will not overwrite it. Restore it from state.json.backup beside it, or fix it by hand; "
         "pass --state FILE to use another state file.",
-        file=str(path),
+        file=str(path), line=line, field=field,
     ))
+
+
+def _line_of(text: str, *keys: str) -> int | None:
+    """Pure: the 1-based line of the first `"key":` in a JSON text (of the last key, each found after
+    the one before: `_line_of(text, "model.m", "status")`), or None."""
+    at = 0
+    for key in keys:
+        at = text.find(json.dumps(key) + ":", at)
+        if at < 0:
+            return None
+    return text.count("\n", 0, at) + 1
 
 
 def _parse(path: Path, text: str) -> State:
@@ -93,28 +104,34 @@ def _parse(path: Path, text: str) -> State:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise _unreadable(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise _unreadable(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", e.lineno) from None
     if not isinstance(doc, dict):
         raise _unreadable(path, "it is not a JSON object")
     fv = doc.get("format_version")
     if not isinstance(fv, int):
-        raise _unreadable(path, "'format_version' is missing or not an integer")
+        raise _unreadable(path, "'format_version' is missing or not an integer", _line_of(text, "format_version"),
+                          "format_version")
     if fv > FORMAT_VERSION:
         raise MlctlError(Diagnostic(
             f"the state file has format_version {fv}, newer than this mlctl understands ({FORMAT_VERSION})",
             f"it was written by mlctl {doc.get('mlctl_version', '?')}; upgrade mlctl (this is {__version__}). "
             "The file is left untouched.",
-            file=str(path),
+            file=str(path), line=_line_of(text, "format_version"), field="format_version",
         ))
+    where, key = None, None   # the resource (and key) being read, to point at its line
     try:
         resources = {}
-        for address, r in (doc.get("resources") or {}).items():
+        for where, r in (doc.get("resources") or {}).items():
             unknown = set(r) - set(ResourceState.__dataclass_fields__)
             if unknown:
-                raise ValueError(f"resource '{address}' has unknown keys {sorted(unknown)}")
-            resources[address] = ResourceState(**r)
-            if resources[address].status not in STATUSES:
-                raise ValueError(f"resource '{address}' has status {resources[address].status!r}")
+                key = sorted(unknown)[0]
+                raise ValueError(f"resource '{where}' has unknown keys {sorted(unknown)}")
+            resources[where] = ResourceState(**r)
+            if resources[where].status not in STATUSES:
+                key = "status"
+                raise ValueError(f"resource '{where}' has status {resources[where].status!r}; "
+                                 f"expected one of {', '.join(STATUSES)}")
+        where = None
         return State(
             format_version=fv, serial=int(doc["serial"]), lineage=str(doc["lineage"]),
             mlctl_version=str(doc.get("mlctl_version", "")), resources=resources,
@@ -122,7 +139,11 @@ def _parse(path: Path, text: str) -> State:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
-        raise _unreadable(path, f"unexpected content: {what}") from None
+        if where is not None:
+            what = what if f"'{where}'" in what else f"resource '{where}': {what}"
+        keys = ("resources", where, *([key] if key else [])) if where else ()
+        raise _unreadable(path, f"unexpected content: {what}", _line_of(text, *keys) if keys else None,
+                          f'resources["{where}"]' + (f".{key}" if key else "") if where else None) from None
 
 
 def read_state(path: str | os.PathLike) -> State:

@@ -6,12 +6,15 @@ Every case goes through load_config; a sample also through `mlctl validate` as a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mlctl.commands.plan import make_plan
+from mlctl.errors import MlctlError
 from mlctl.project import Project
 from mlctl.schemas.load import load_config
 
@@ -32,19 +35,35 @@ def test_corpus_is_large_enough():
     assert len(CASES) >= 30
 
 
+def plan_errors(case: str, tmp_path: Path) -> list:
+    """The errors `mlctl plan --refresh=false` meets for a case that comes with a prior state.json
+    (a copy: the test also proves it is never overwritten)."""
+    state = tmp_path / "state.json"
+    shutil.copy(BAD / case / "state.json", state)
+    before = state.read_bytes()
+    with pytest.raises(MlctlError) as e:
+        make_plan(Project.at(BAD / case, state_path=state), refresh=False)
+    assert state.read_bytes() == before
+    return [d for d in e.value.diagnostics if d.severity == "error"]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_reported_with_file_line_and_field(case, tmp_path):
     exp = expectation(case)
-    config = load_config(project(case, tmp_path))
-    assert config.resources == ()
-    errors = config.errors
+    if (BAD / case / "state.json").exists():   # found when planning against what was applied
+        errors = plan_errors(case, tmp_path)
+    else:
+        config = load_config(project(case, tmp_path))
+        assert config.resources == ()
+        errors = config.errors
     assert errors, f"{case}: no error reported; diagnostics: {config.diagnostics}"
     matching = [d for d in errors if exp["message"] in d.summary + " " + d.detail]
     assert matching, f"{case}: no error says {exp['message']!r}; got:\n" + "\n".join(d.format() for d in errors)
     d = matching[0]
     if exp["file"]:
         assert d.file is not None and Path(d.file).name == exp["file"], d.format()
-        assert d.file == exp["file"], d.format()   # shown relative to the project folder
+        # config files are shown relative to the project folder; the state file is where --state put it
+        assert d.file == (str(tmp_path / "state.json") if exp["file"] == "state.json" else exp["file"]), d.format()
     if exp["line"] is not None:
         assert d.line == exp["line"], d.format()
     if "field" in exp:
