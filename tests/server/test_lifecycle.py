@@ -120,10 +120,16 @@ def test_port_in_use_exits_1_with_a_clear_message(servers, kitchen):
     assert "Traceback" not in server.log()
 
 
-def test_bad_flag_value_exits_2(tmp_path):
-    proc = launch(tmp_path / "log", ["--entry-script", "x.py", "--max-concurrent", "0"])
+@pytest.mark.parametrize("flags, env, message", [
+    (["--max-concurrent", "0"], {}, "error: --max-concurrent must be >= 1, got 0"),
+    (["--port", "http"], {}, "argument --port: invalid int value: 'http'"),
+    ([], {"MLCTL_SWITCH_INTERVAL": "fast"}, "error: environment variable MLCTL_SWITCH_INTERVAL must be a positive"),
+], ids=["range", "type", "env"])
+def test_bad_flag_value_exits_2(tmp_path, flags, env, message):
+    proc = launch(tmp_path / "log", ["--entry-script", "x.py", *flags], env=env)
     assert proc.wait(30) == 2
-    assert "--max-concurrent must be >= 1" in (tmp_path / "log").read_text()
+    text = (tmp_path / "log").read_text()
+    assert message in text and "Traceback" not in text
 
 
 def test_azure_env_vars_stand_in_for_flags(tmp_path, models):

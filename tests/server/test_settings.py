@@ -46,6 +46,11 @@ def test_flags_win(tmp_path):
     (["--max-queue", "-1"], {}, "--max-queue must be >= 0"),
     (["--port", "70000"], {}, "--port must be 0..65535"),
     ([], {"SCORING_TIMEOUT_MS": "soon"}, "SCORING_TIMEOUT_MS must be an integer"),
+    (["--max-body-bytes", "0"], {}, "--max-body-bytes must be >= 1"),
+    (["--log-level", "chatty"], {}, "--log-level must be one of"),
+    ([], {"AZUREML_LOG_LEVEL": "loud"}, "AZUREML_LOG_LEVEL must be one of"),
+    ([], {"MLCTL_SWITCH_INTERVAL": "fast"}, "MLCTL_SWITCH_INTERVAL must be a positive number"),
+    ([], {"MLCTL_SWITCH_INTERVAL": "0"}, "MLCTL_SWITCH_INTERVAL must be a positive number"),
 ])
 def test_bad_values(argv, env, message):
     with pytest.raises(SettingsError, match=message):

@@ -196,7 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fast = _install_uvloop()
     # run() on a worker thread and the event loop share the GIL: hand it over sooner than the
     # default 5 ms so a waiting run() or a waiting response does not stall (see bench/README.md).
-    sys.setswitchinterval(float(os.environ.get("MLCTL_SWITCH_INTERVAL", "0.0005")))
+    sys.setswitchinterval(settings.switch_interval_s)
     logger.info("mlctl scoring server %s (Python %s, aiohttp, uvloop %s) entry script %s, model dir %s",
                 SERVER_VERSION, sys.version.split()[0], "on" if fast else "off",
                 settings.entry_script, settings.model_dir)

@@ -37,6 +37,7 @@ class Settings:
     service_name: str = "ML service"
     service_version: str = "1.0"
     server_version: str = ""
+    switch_interval_s: float = 0.0005
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +84,29 @@ def _env_int(env: Mapping[str, str], name: str) -> Optional[int]:
         raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET")
+
+
+def _log_level(flag: Optional[str], env: Mapping[str, str]) -> str:
+    level = (flag or env.get("AZUREML_LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        source = "--log-level" if flag else "environment variable AZUREML_LOG_LEVEL"
+        raise SettingsError(f"{source} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def _switch_interval(env: Mapping[str, str]) -> float:
+    raw = env.get("MLCTL_SWITCH_INTERVAL", "").strip()
+    try:
+        value = float(raw) if raw else 0.0005
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SettingsError(f"environment variable MLCTL_SWITCH_INTERVAL must be a positive number of seconds, "
+                            f"got {raw!r}")
+    return value
+
+
 def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Settings:
     """Pure: flags first, then the Azure environment variables, then defaults."""
     ns = build_parser().parse_args(argv)
@@ -116,12 +140,14 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         max_concurrent=_positive("--max-concurrent", ns.max_concurrent if ns.max_concurrent is not None else 1),
         max_queue=_positive("--max-queue", ns.max_queue if ns.max_queue is not None else DEFAULT_MAX_QUEUE, 0),
         request_timeout_ms=_positive("--request-timeout-ms", timeout),
-        max_body_bytes=_positive("--max-body-bytes", ns.max_body_bytes or DEFAULT_MAX_BODY),
+        max_body_bytes=_positive("--max-body-bytes",
+                                 ns.max_body_bytes if ns.max_body_bytes is not None else DEFAULT_MAX_BODY),
         cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
         log_file=ns.log_file,
-        log_level=(ns.log_level or env.get("AZUREML_LOG_LEVEL") or "INFO").upper(),
+        log_level=_log_level(ns.log_level, env),
         access_log=not ns.no_access_log,
         service_name=env.get("SERVICE_NAME", "ML service"),
         service_version=env.get("SERVICE_VERSION", "1.0"),
         server_version=env.get("HTTP_X_MS_SERVER_VERSION", ""),
+        switch_interval_s=_switch_interval(env),
     )
