@@ -161,3 +161,19 @@ def test_schema_run_with_request_headers(servers, tmp_path):
     a = server.call("POST", "/score", {"data": [[1, 2]]}, headers={"x-probe": "yes"})
     assert (a.status, a.json()) == (200, {"sum": 3.0, "probe": "yes"})
     assert server.call("POST", "/score", {"request_headers": {}}).status == 400  # 'data' is still required
+
+
+def test_swagger_file_in_the_app_root_overrides_too(servers, tmp_path):
+    """As the Azure server does (it reads them from AML_APP_ROOT); one beside the script wins."""
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    shutil.copy(SCRIPTS / "kitchen.py", app / "src" / "score.py")
+    root_doc = {"openapi": "3.0.3", "info": {"title": "from-app-root", "version": "1"}, "paths": {}}
+    (app / "swagger3.json").write_text(json.dumps(root_doc))
+    (app / "swagger3.1.json").write_text(json.dumps({**root_doc, "openapi": "3.1.0"}))
+    beside = {"openapi": "3.1.0", "info": {"title": "beside-the-script", "version": "1"}, "paths": {}}
+    (app / "src" / "swagger3.1.json").write_text(json.dumps(beside))
+    server = servers.start(app / "src" / "score.py", "--app-root", str(app))
+    assert _swagger(server, "3") == root_doc
+    assert _swagger(server, "3.1") == beside
+    assert _swagger(server, "2")["info"]["title"] == "ML service"

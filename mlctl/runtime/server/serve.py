@@ -141,7 +141,7 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
     loop = asyncio.get_running_loop()
     scorer = Scorer(settings, script, log if settings.access_log else None,
                     os.environ.get("HTTP_X_MS_SERVER_VERSION") or SERVER_VERSION)
-    swagger = SwaggerDocs(script.user_run, os.path.dirname(settings.entry_script),
+    swagger = SwaggerDocs(script.user_run, [os.path.dirname(settings.entry_script), settings.app_root],
                           settings.service_name, settings.service_version)
     app = create_app(scorer, swagger)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)

@@ -1,8 +1,9 @@
 """The /swagger.json documents: Swagger 2.0, OpenAPI 3.0.3 and 3.1.0, as the Azure server makes them.
 
 Schemas come from inference-schema when run() is decorated (and that package is present);
-undecorated scripts get an open object schema. A user file beside the script overrides:
-``swagger.json`` or ``swagger2.json`` for version 2, ``swagger3.json`` for 3, ``swagger3.1.json`` for 3.1.
+undecorated scripts get an open object schema. A user file beside the script (else in the app
+root, as Azure) overrides: ``swagger.json`` or ``swagger2.json`` for version 2, ``swagger3.json``
+for 3, ``swagger3.1.json`` for 3.1.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 logger = logging.getLogger("azmlinfsrv.swagger")
 
@@ -118,10 +119,9 @@ def _schemas(run: Callable, version: str) -> Optional[Tuple[Any, Any]]:
     return inp, out
 
 
-def _user_file(script_dir: str, version: str) -> Optional[Dict[str, Any]]:
+def _user_file(folders: Sequence[str], version: str) -> Optional[Dict[str, Any]]:
     names = {"2": ["swagger.json", "swagger2.json"], "3": ["swagger3.json"], "3.1": ["swagger3.1.json"]}[version]
-    for name in names:
-        path = os.path.join(script_dir, name)
+    for path in (os.path.join(folder, name) for folder in folders for name in names):
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 doc = json.load(f)
@@ -133,11 +133,13 @@ def _user_file(script_dir: str, version: str) -> Optional[Dict[str, Any]]:
 class SwaggerDocs:
     """The swagger documents of one script, built once at start-up (as encoded JSON bytes)."""
 
-    def __init__(self, run: Callable, script_dir: str, title: str, service_version: str) -> None:
+    def __init__(self, run: Callable, folders: Sequence[str], title: str, service_version: str) -> None:
+        """folders: where user swagger files are looked for, first match wins (the script's
+        folder, then the app root, where the Azure server looks)."""
         self.docs: Dict[str, bytes] = {}
         for version in ("2", "3", "3.1"):
             try:
-                doc = _user_file(script_dir, version)
+                doc = _user_file(folders, version)
             except (OSError, ValueError) as exc:
                 logger.error("Ignoring unreadable user swagger file for version %s: %s", version, exc)
                 doc = None
