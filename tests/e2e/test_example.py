@@ -117,3 +117,13 @@ def test_failed_image_build_stops_apply_with_the_build_log(example_project):
     assert state["resources"]["image.diabetes-blue-env"]["status"] == "failed"
     assert "endpoint.diabetes" not in state["resources"]                 # apply stopped there
     assert project_processes(example_project) == []
+
+
+def test_legacy_form_applies_the_same_endpoint(example_project):
+    """examples/diabetes/legacy/endpoint.yml (one file, deployments inside) is the same endpoint."""
+    out = mlctl(example_project, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")
+    assert "Apply complete! Resources: 6 added" in out.stdout
+    answer = json.loads(mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
+    assert len(answer) == 2
+    split = mlctl(example_project, "plan", "--detailed-exitcode", check=False)   # the split form: no change
+    assert split.returncode == 0 and "No changes." in split.stdout
