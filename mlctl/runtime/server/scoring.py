@@ -158,7 +158,7 @@ class Scorer:
             resp = _user_response(out)
         else:
             try:
-                payload = jsoncodec.dumps(out)
+                payload = jsoncodec.dumps(out) if out is not None else b"{}"  # None -> {}, as Azure answers
             except (TypeError, ValueError) as exc:
                 logger.error("Encountered Exception: run() returned a value that is not JSON serializable: %s", exc)
                 return error(500, RUN_FAILED, run_failed=True)
