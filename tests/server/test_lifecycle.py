@@ -467,3 +467,20 @@ def test_log_goes_to_stdout_and_log_file_not_stderr(tmp_path, models):
                      "azmlinfsrv - POST /score 200 ", " so-1", "Stopped."):
             assert line in text, text
     assert err.read_text().strip() == "to stderr 772"  # print(file=sys.stderr) is left alone; no log there
+
+
+def test_model_tree_is_cut_at_200_lines(servers, tmp_path):
+    big = tmp_path / "big-model"
+    (big / "shards").mkdir(parents=True)
+    for i in range(250):
+        (big / "shards" / f"part-{i:03d}.bin").write_bytes(b"")
+    script = tmp_path / "score.py"
+    script.write_text(FAILING["init_raises"][0])
+    server = servers.start(script, model_dir=big, expect_ready=False)
+    assert server.proc.wait(60) == 3
+    lines = server.log().splitlines()
+    head = next(i for i, ln in enumerate(lines) if "Model Directory Contents:" in ln)
+    tree = [ln.split(" - ", 1)[1] for ln in lines[head + 1:head + 201]]
+    assert tree[:3] == ["big-model/", "    shards/", "        part-000.bin"]
+    assert tree[-1] == "        part-197.bin"  # 200 lines: the folder, shards/ and 198 files
+    assert lines[head + 201].endswith("Output Truncated. First 200 lines shown.")
