@@ -95,7 +95,8 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
     docs: list[tuple[Document, str]] = []
     if not project.files and not project.root.is_dir():
         shown = str(project.root)
-        return [], [Diagnostic(f"project folder {shown} does not exist", "Check the -C argument.", file=shown)], 0
+        what = "is not a folder" if project.root.exists() else "does not exist"
+        return [], [Diagnostic(f"project folder {shown} {what}", "Check the -C argument.", file=shown)], 0
     for path in find_config_files(project):
         doc, problems = read_document(path)
         diags.extend(problems)

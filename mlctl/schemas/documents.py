@@ -94,7 +94,15 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        problem = _shape_problem(node) if node is not None else None
+        if problem:
+            return None, [Diagnostic(f"cannot read {shown}: {problem}",
+                                     "Write the values out: mlctl reads configuration files, not generated data.",
+                                     file=shown, line=node.start_mark.line + 1)]
         data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        return None, [Diagnostic(f"cannot read {shown}: it is nested too deeply",
+                                 "Flatten the YAML: no configuration needs hundreds of nested levels.", file=shown)]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(x for x in (e.context, e.problem) if x)
@@ -116,6 +124,48 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
         doc.lines[()] = node.start_mark.line + 1
         _map_lines(node, (), doc, diags)
     return doc, diags
+
+
+MAX_DEPTH = 100          # nesting levels
+MAX_EXPANSION = 100_000  # values a document holds once its aliases are expanded (beyond what it spells out)
+
+
+class _Recursive(Exception):
+    pass
+
+
+def _shape_problem(root: yaml.Node) -> str | None:
+    """Pure: why a composed YAML document cannot be read as configuration (an alias inside its own
+    anchor, aliases expanding past MAX_EXPANSION values, nesting deeper than MAX_DEPTH), or None."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise _Recursive
+        if depth > MAX_DEPTH:
+            raise RecursionError
+        active.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[key] = 1 + sum(size(c, depth + 1) for c in children)
+        active.discard(key)
+        return sizes[key]
+
+    try:
+        total = size(root, 0)
+    except _Recursive:
+        return "an alias refers to the anchor it is inside (a recursive structure)"
+    except RecursionError:
+        return f"it is nested more than {MAX_DEPTH} levels deep"
+    if total - len(sizes) > MAX_EXPANSION:
+        return f"its aliases expand to {total:,} values"
+    return None
 
 
 def _map_lines(node: yaml.Node, path: Path_, doc: Document, diags: list[Diagnostic]) -> None:

@@ -68,6 +68,9 @@ def test_f_names_the_files_to_read(tmp_path):
 def test_a_missing_project_folder_is_an_error(tmp_path):
     config = load_config(Project.at(tmp_path / "nope", state_path=tmp_path / "s" / "state.json"))
     assert [d.summary for d in config.errors] == [f"project folder {tmp_path / 'nope'} does not exist"]
+    (tmp_path / "file.yml").write_text("kind: endpoint\nname: ep-one\n")
+    config = load_config(Project.at(tmp_path / "file.yml", state_path=tmp_path / "s" / "state.json"))
+    assert [d.summary for d in config.errors] == [f"project folder {tmp_path / 'file.yml'} is not a folder"]
 
 
 def run_validate(root, tmp_path, *args):
