@@ -205,3 +205,17 @@ def test_unencodable_return_value_is_500_and_logged(returns_server):
     assert a.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
     assert returns_server.wait_log("not JSON serializable")
     assert returns_server.call("POST", "/score", {"kind": "np_int"}).json() == 7
+
+
+def test_driver_module_run_is_called_directly(servers, tmp_path):
+    """Azure SDK driver scripts: init() of the entry script runs, run() of its driver_module is called."""
+    (tmp_path / "user_score_5531.py").write_text(
+        "def init():\n    raise AssertionError('the driver calls me, not the server')\n\n"
+        "def run(raw_data):\n    return {'from': 'user score', 'raw': raw_data}\n")
+    driver = tmp_path / "driver.py"
+    driver.write_text("import user_score_5531 as driver_module\n\nready = []\n\n"
+                      "def init():\n    ready.append(1)\n    print('driver init')\n\n"
+                      "def run(raw_data):\n    raise AssertionError('skipped, as Azure does')\n")
+    server = servers.start(driver)
+    assert server.call("POST", "/score", b"[1]").json() == {"from": "user score", "raw": "[1]"}
+    assert "azmlinfsrv.print - driver init" in server.log()
