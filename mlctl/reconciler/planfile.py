@@ -42,7 +42,12 @@ def save_plan(plan: Plan, path: str | os.PathLike, root: str | None = None) -> N
         "destroy": plan.destroy,
         "plan": plan_document(plan, root),
     }
-    write_atomic(Path(path), (json.dumps(doc, indent=1) + "\n").encode(), mode=0o644)
+    try:
+        write_atomic(Path(path), (json.dumps(doc, indent=1) + "\n").encode(), mode=0o644)
+    except OSError as e:
+        raise MlctlError(Diagnostic(f"cannot write the plan to {path}: {e.strerror or e}",
+                                    "Name a file in a folder that exists and is writable (--out FILE).",
+                                    file=str(path), field="--out")) from None
 
 
 def _read(path: Path) -> dict:
@@ -51,7 +56,8 @@ def _read(path: Path) -> dict:
     except FileNotFoundError:
         raise MlctlError(Diagnostic("no such saved plan", "make one with `mlctl plan --out FILE`.", file=str(path))) from None
     except (OSError, ValueError) as e:
-        raise MlctlError(Diagnostic(f"cannot read the saved plan: {e}", file=str(path))) from None
+        raise MlctlError(Diagnostic(f"cannot read the saved plan: {e}",
+                                    "Make a new one with `mlctl plan --out FILE`.", file=str(path))) from None
     if not isinstance(doc, dict) or doc.get("format_version") != FORMAT:
         raise MlctlError(Diagnostic(
             f"not a saved mlctl plan (expected format_version {FORMAT!r})",

@@ -105,6 +105,12 @@ def test_bad_input_is_a_clear_error(applied):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("Error: cannot read the state file: invalid JSON")
     assert applied.state_path.read_text() == text[:-20]
+    applied.state_path.write_text(text)
+    r = mlctl("-C", root, "plan", "--refresh=false", "--out", "no-such-folder/plan.json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[:2] == [
+        f"Error: cannot write the plan to {applied.root / 'no-such-folder' / 'plan.json'}: No such file or directory",
+        f"  at {applied.root / 'no-such-folder' / 'plan.json'}, field '--out'"]
 
 
 def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj):
