@@ -96,6 +96,22 @@ def test_same_version_new_content_is_an_error_saying_what_to_do():
     assert p.has_errors()
 
 
+def test_same_environment_version_new_packages_is_an_error_too():
+    new = stack()
+    new[1] = replace(environment(pip=("scikit-learn==1.6",), spec="sha256:s2"),
+                     source=Source("env.yml", 1, {"version": 4}))
+    new[2] = image(pip=("scikit-learn==1.6",), spec="sha256:s2")
+    p = plan(Cfg(tuple(new)), state_of(stack()), None)
+    [d] = [d for d in p.diagnostics if d.severity == "error"]
+    assert (d.summary, d.file, d.line, d.field) == (
+        "environment env:1 is already registered with other content", "env.yml", 4, "version")
+    # a new version of it is a new registration: no error, the image and the deployment follow
+    new[1] = with_(new[1], version="2")
+    p = plan(Cfg(tuple(new)), state_of(stack()), None)
+    assert not p.has_errors()
+    assert rows(p)[1:3] == [("environment.env", "+/-", "config changed"), ("image.env", "+/-", "upstream replaced")]
+
+
 def test_endpoint_port_change_destroys_first_and_its_deployments_follow():
     new = stack()
     new[3] = endpoint(port=8100)
