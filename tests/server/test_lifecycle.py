@@ -484,3 +484,36 @@ def test_model_tree_is_cut_at_200_lines(servers, tmp_path):
     assert tree[:3] == ["big-model/", "    shards/", "        part-000.bin"]
     assert tree[-1] == "        part-197.bin"  # 200 lines: the folder, shards/ and 198 files
     assert lines[head + 201].endswith("Output Truncated. First 200 lines shown.")
+
+
+def test_sigterm_drain_also_finishes_queued_requests(servers, tmp_path):
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "1", "--max-queue", "1")
+    started, release = tmp_path / "started", tmp_path / "release"
+    results = {}
+
+    def call(key, body):
+        threading.Thread(target=lambda: results.__setitem__(key, server.call("POST", "/score", body)),
+                         daemon=True).start()
+
+    call("running", {"block": {"started": str(started), "release": str(release)}})
+    end = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    call("b", {"ok": 1})
+    call("c", {"ok": 1})
+    end = time.monotonic() + 20
+    while not ("b" in results or "c" in results):  # one waits in the queue, the other is refused
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    queued = "c" if "b" in results else "b"
+    assert results["b" if queued == "c" else "c"].status == 429
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.wait_log(r"draining 2 in-flight request\(s\)")
+    release.write_text("go")
+    assert server.proc.wait(30) == 0
+    end = time.monotonic() + 20
+    while not ("running" in results and queued in results):
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    assert results["running"].json() == {"ok": True} and results[queued].json() == {"ok": True}
