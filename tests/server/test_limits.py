@@ -139,3 +139,16 @@ def test_default_body_limit_is_100_mib(kitchen):
     assert json.loads(resp.read()) == {"message": "Request body is 104857601 bytes; the limit is 104857600"}
     conn.close()
     assert kitchen.call("POST", "/score", {"ok": 1}).json() == {"ok": True}
+
+
+def test_timeout_is_answered_while_run_is_still_stuck(servers, tmp_path, diabetes):
+    """The 500 comes from the event loop while run() is still inside (it would block 30 s);
+    health and a queued request are served meanwhile by the fresh worker."""
+    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "500")
+    started, never = tmp_path / "started", tmp_path / "never-released"
+    a = server.call("POST", "/score", {"block": {"started": str(started), "release": str(never)}}, timeout=15)
+    assert started.exists() and not never.exists()
+    assert (a.status, a.json()) == (500, {"message": "Scoring timeout after 500 ms"})
+    assert server.call("GET", "/", timeout=15).status == 200
+    assert server.call("POST", "/score", {"data": diabetes[1]}, timeout=15).status == 200
+    assert server.wait_log(r"abandoned run\(\) call ended after \d+ ms \(interrupted\)", deadline_s=40)
