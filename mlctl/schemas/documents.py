@@ -94,15 +94,15 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        problem = _shape_problem(node) if node is not None else None
+        # no anchor (&), no alias: most files skip the walk
+        problem, line = _alias_problem(node) if node is not None and "&" in text else (None, None)
         if problem:
             return None, [Diagnostic(f"cannot read {shown}: {problem}",
                                      "Write the values out: mlctl reads configuration files, not generated data.",
-                                     file=shown, line=node.start_mark.line + 1)]
+                                     file=shown, line=line)]
         data = loader.construct_document(node) if node is not None else None
-    except RecursionError:
-        return None, [Diagnostic(f"cannot read {shown}: it is nested too deeply",
-                                 "Flatten the YAML: no configuration needs hundreds of nested levels.", file=shown)]
+    except (RecursionError, _TooDeep) as e:
+        return None, [_too_deep(shown, e.args[0] if isinstance(e, _TooDeep) else None)]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(x for x in (e.context, e.problem) if x)
@@ -122,7 +122,10 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     diags: list[Diagnostic] = []
     if node is not None:
         doc.lines[()] = node.start_mark.line + 1
-        _map_lines(node, (), doc, diags)
+        try:
+            _map_lines(node, (), doc, diags)
+        except _TooDeep as e:
+            return None, [_too_deep(shown, e.args[0])]
     return doc, diags
 
 
@@ -134,9 +137,18 @@ class _Recursive(Exception):
     pass
 
 
-def _shape_problem(root: yaml.Node) -> str | None:
-    """Pure: why a composed YAML document cannot be read as configuration (an alias inside its own
-    anchor, aliases expanding past MAX_EXPANSION values, nesting deeper than MAX_DEPTH), or None."""
+class _TooDeep(Exception):
+    """Raised with the line where nesting passes MAX_DEPTH."""
+
+
+def _too_deep(shown: str, line: int | None) -> Diagnostic:
+    return Diagnostic(f"cannot read {shown}: it is nested more than {MAX_DEPTH} levels deep",
+                      "Flatten the YAML: no configuration needs that many levels.", file=shown, line=line)
+
+
+def _alias_problem(root: yaml.Node) -> tuple[str | None, int | None]:
+    """Pure: why a composed YAML document's aliases make it unreadable as configuration (an alias
+    inside its own anchor, aliases expanding past MAX_EXPANSION values) and the line, or (None, None)."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
@@ -145,9 +157,9 @@ def _shape_problem(root: yaml.Node) -> str | None:
         if key in sizes:
             return sizes[key]
         if key in active:
-            raise _Recursive
+            raise _Recursive(node.start_mark.line + 1)
         if depth > MAX_DEPTH:
-            raise RecursionError
+            raise _TooDeep(node.start_mark.line + 1)
         active.add(key)
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
@@ -159,16 +171,16 @@ def _shape_problem(root: yaml.Node) -> str | None:
 
     try:
         total = size(root, 0)
-    except _Recursive:
-        return "an alias refers to the anchor it is inside (a recursive structure)"
-    except RecursionError:
-        return f"it is nested more than {MAX_DEPTH} levels deep"
+    except _Recursive as e:
+        return "an alias refers to the anchor it is inside (a recursive structure)", e.args[0]
     if total - len(sizes) > MAX_EXPANSION:
-        return f"its aliases expand to {total:,} values"
-    return None
+        return f"its aliases expand to {total:,} values", root.start_mark.line + 1
+    return None, None
 
 
 def _map_lines(node: yaml.Node, path: Path_, doc: Document, diags: list[Diagnostic]) -> None:
+    if len(path) > MAX_DEPTH:
+        raise _TooDeep(node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
