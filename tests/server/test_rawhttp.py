@@ -208,3 +208,31 @@ def test_installed_azureml_wins_and_the_shims_complete_it(servers, tmp_path):
     server = servers.start(script, env={"PYTHONPATH": f"{ROOT}{os.pathsep}{site}"})
     a = server.call("POST", "/score", {"x": 1})
     assert (a.status, a.json()) == (200, {"model": "real:anything", "real": True})
+
+
+WERKZEUG = """
+from werkzeug.wrappers import Response  # what Flask's (and the real AMLResponse's) base class is
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    status = int(raw_data)
+    return Response("werkzeug body", status=status, headers={"X-W": "1"}, mimetype="text/plain")
+"""
+
+
+def test_flask_werkzeug_response_is_sent_as_given(servers, tmp_path):
+    """Scripts run with the real azureml packages return Flask/Werkzeug responses."""
+    pytest.importorskip("werkzeug")
+    script = tmp_path / "score.py"
+    script.write_text(WERKZEUG)
+    server = servers.start(script)
+    a = server.call("POST", "/score", b"202")
+    assert (a.status, a.body, a.headers["x-w"], a.headers["x-ms-run-function-failed"]) == \
+        (202, b"werkzeug body", "1", "False")
+    assert a.headers["content-type"].startswith("text/plain")
+    b = server.call("POST", "/score", b"503")
+    assert (b.status, b.headers["x-ms-run-function-failed"]) == (503, "True")
