@@ -105,6 +105,7 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
     Kind.ENDPOINT: (DriftRule("alive", None, "is_false", "-/+"), DriftRule("port", "port", "differs_when_set", "-/+")),
     Kind.DEPLOYMENT: (
         DriftRule("ready_instances", "instance_count", "below", "~"),
+        DriftRule("instance_count", "instance_count", "differs", "~"),   # scaled outside mlctl
         DriftRule("served_model_digest", "model_digest", "differs", "+/-"),
         DriftRule("served_code_digest", "code_digest", "differs", "+/-"),
     ),

@@ -68,3 +68,30 @@ def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
     assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
     assert all(ep.score(key=key)[0] == 200 for _ in range(10))
     ep.close()
+
+
+def test_traffic_and_instances_changed_outside_mlctl_are_drift_and_apply_puts_them_back(split_project):
+    """Someone changes the running endpoint through its host's admin socket (not through mlctl):
+    traffic moved and a deployment scaled. Both are drift in `plan --refresh-only`; apply restores."""
+    from mlctl.runtime.local.hostclient import HostClient
+
+    p, root = split_project, split_project.root
+    p.write({"blue": 80, "green": 20}, {"blue": {}, "green": {}})
+    mlctl(root, "apply", "--auto-approve")
+    host = HostClient.for_endpoint(root / ".mlctl", "split")
+    host.set_traffic({"blue": 0, "green": 100})
+    host.scale_deployment("blue", 2)
+
+    drift = mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    assert "traffic.split" in drift.stdout and "deployment.split.blue" in drift.stdout
+    assert "drift" in drift.stdout
+    plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
+    assert plan.returncode == 2 and "traffic.split" in plan.stdout
+
+    mlctl(root, "apply", "--auto-approve")
+    status = host.status()
+    assert status["traffic"] == {"blue": 80, "green": 20}
+    assert status["deployments"]["blue"]["instance_count"] == 1
+    assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
