@@ -1,12 +1,13 @@
-"""Golden plans: a real project (tests/plans/_project) edited per case, planned against a prior state,
-rendered as text, JSON and markdown and compared with tests/plans/<case>/plan.{txt,json,md}."""
+"""Golden plans: tests/plans/<case>/ holds the case's configuration (the base project tests/plans/_project
+with the files of <case>/config/ written over it and those <case>/removed.txt lists deleted), its prior
+state.json and the expected plan.txt, plan.json and plan.md; the plan is rendered and compared with them."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jsonschema
 import pytest
@@ -18,33 +19,19 @@ from mlctl.state.statefile import State
 SCHEMA = json.loads((Path(__file__).parents[2] / "mlctl" / "schemas" / "plan.schema.json").read_text())
 
 
-def sub(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new))
-
-
-def new_model_version(p: Path) -> None:
-    sub(p / "model.yml", "version: 1", "version: 2")
-    sub(p / "model" / "weights.txt", "v1", "v2")
-    (p / "model" / "calibration.txt").write_text("scale: 1.1\n")
-    for f in ("blue.yml", "green.yml", "batch-main.yml"):
-        sub(p / f, "azureml:fraud:1", "azureml:fraud:2")
-
-
-def remove_green(p: Path) -> None:
-    (p / "green.yml").unlink()
-    sub(p / "endpoint.yml", "  blue: 90\n  green: 10\n", "  blue: 100\n")
-
-
-def remove_batch(p: Path) -> None:
-    (p / "batch-endpoint.yml").unlink()
-    (p / "batch-main.yml").unlink()
+def edit(case_dir: Path, root: Path) -> None:
+    """The case's configuration: the base project with the case's `config/` files written over it
+    and the files its `removed.txt` lists deleted."""
+    overlay = case_dir / "config"
+    if overlay.is_dir():
+        shutil.copytree(overlay, root, dirs_exist_ok=True)
+    removed = case_dir / "removed.txt"
+    for rel in removed.read_text().split() if removed.exists() else ():
+        (root / rel).unlink()
 
 
 @dataclass
 class Case:
-    edit: Callable[[Path], None] | None = None
     prior: bool = True                       # a prior state made from the unedited project
     overrides: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -58,19 +45,17 @@ CASES = {
         "deployment.batch.main": "+", "deployment.shop.blue": "+", "deployment.shop.green": "+",
         "traffic.batch": "+", "traffic.shop": "+"}),
     "no_op": Case(),
-    "scale": Case(lambda p: sub(p / "blue.yml", "instance_count: 1", "instance_count: 3"),
-                  expect={"deployment.shop.blue": "~"}),
-    "new_model_version": Case(new_model_version, expect={
+    "scale": Case(expect={"deployment.shop.blue": "~"}),                 # blue.yml: instance_count 1 -> 3
+    "new_model_version": Case(expect={   # model.yml version 2, new files; deployments refer to fraud:2
         "model.fraud": "+/-", "deployment.batch.main": "+/-", "deployment.shop.blue": "+/-",
         "deployment.shop.green": "+/-"}),
-    "code_edited": Case(lambda p: sub(p / "code" / "score.py", 'labels[0]', 'labels[-1]'), expect={
+    "code_edited": Case(expect={                                          # code/score.py edited
         "deployment.batch.main": "+/-", "deployment.shop.blue": "+/-", "deployment.shop.green": "+/-"}),
-    "traffic_shift": Case(lambda p: sub(p / "endpoint.yml", "blue: 90\n  green: 10", "blue: 50\n  green: 50"),
-                          expect={"traffic.shop": "~"}),
-    "deployment_removed": Case(remove_green, expect={
+    "traffic_shift": Case(expect={"traffic.shop": "~"}),                 # endpoint.yml: blue 90/10 -> 50/50
+    "deployment_removed": Case(expect={              # green.yml removed, endpoint.yml: blue 100
         "traffic.shop": "~", "deployment.shop.green": "-", "image.shop-green-env": "-",
         "environment.shop-green-env": "-"}),
-    "endpoint_removed": Case(remove_batch, expect={
+    "endpoint_removed": Case(expect={                # batch-endpoint.yml and batch-main.yml removed
         "traffic.batch": "-", "deployment.batch.main": "-", "endpoint.batch": "-"}),
     "tainted_replaced": Case(overrides={"deployment.shop.green": {"status": "tainted"}},
                              expect={"deployment.shop.green": "+/-"}),
@@ -101,8 +86,7 @@ def test_golden_plan(name, tmp_path, update_goldens):
             case_dir.mkdir(exist_ok=True)
             (case_dir / "state.json").write_text(portable_state(state_from_resources(base, **case.overrides), proj.root))
         prior = install_state((case_dir / "state.json").read_text(), proj)
-    if case.edit:
-        case.edit(proj.root)
+    edit(case_dir, proj.root)
     p = plan_case(proj, prior, **case.options)
     assert not p.has_errors()
     outputs = render_all(p, proj.root)
@@ -115,3 +99,8 @@ def test_golden_plan(name, tmp_path, update_goldens):
     n = p.summary()
     assert last == (f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, "
                     f"{n['destroy']} to destroy." if case.expect else "No changes. The runtime matches the configuration.")
+
+
+def test_every_case_folder_is_planned():
+    folders = {p.name for p in HERE.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))} - {"both_forms"}
+    assert folders == set(CASES)
