@@ -217,3 +217,21 @@ def test_json_and_markdown_say_why_on_stdout_when_no_plan_can_be_made(applied):
         "### mlctl plan", "", "**The plan failed with 1 error; nothing was planned.**", "",
         "- **Error:** model fraud:1 is already registered with other content "
         "(<code>model.yml:3, field &#x27;version&#x27;, model.fraud</code>)"]
+
+
+def test_every_command_has_help_and_mlctl_help_imports_nothing_heavy():
+    """`mlctl --help` stays fast by importing no subcommand and no heavy library (its start-up time is
+    measured in bench/plan/run.py; no timed assertion here)."""
+    from mlctl.cli import COMMANDS
+
+    probe = ("import sys\nfrom mlctl.cli import main\nrc = main(['--help'])\n"
+             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('yaml', 'jsonschema', 'rich', 'deepdiff', 'networkx', 'aiohttp') or m.startswith('mlctl.commands.')))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert r.stdout.splitlines()[-1] == "0 []", r.stdout + r.stderr
+    assert all(f"  {name} " in r.stdout for name in COMMANDS)
+    for name in COMMANDS:
+        h = mlctl(name, "--help")
+        assert h.returncode == 0 and h.stdout.startswith(f"Usage: mlctl {name} ") and not h.stderr, (name, h.stderr)
+    for sub in ("list", "show"):
+        assert mlctl("state", sub, "--help").returncode == 0
