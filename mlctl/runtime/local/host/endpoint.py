@@ -31,6 +31,7 @@ class Endpoint:
 
     def __init__(self, data_dir, name: str, auth_mode: str, launch: Launch):
         self.data_dir, self.name, self.launch = data_dir, name, launch
+        self.loop = asyncio.get_running_loop()  # kept: the request path asks for it on every request
         self.deployments: dict[str, Deployment] = {}
         self.creating: dict[str, Deployment] = {}
         self.traffic: dict[str, int] = {}
@@ -61,8 +62,9 @@ class Endpoint:
         presented = header[7:].strip()
         if self.auth_mode == "key":
             raw = presented.encode()
-            ok = [hmac.compare_digest(raw, key) for key in self._keys]
-            return any(ok)
+            primary, secondary = self._keys
+            # both compared, each in constant time (no early exit says which key matched)
+            return hmac.compare_digest(raw, primary) | hmac.compare_digest(raw, secondary)
         return secrets.is_valid_token(self._token_key, self.name, presented)
 
     # ---- orders --------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-import uuid
 
 from aiohttp import web
 
@@ -29,9 +29,16 @@ DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id
 DROP_RESPONSE = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"))
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_request_id() -> str:
-    """A random UUID4 string (from the PRNG: no syscall per request; ids need not be secret)."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A random UUID4 string (from the PRNG: no syscall per request; ids need not be secret).
+
+    Same text as str(uuid.UUID(int=..., version=4)), without building a UUID object per request."""
+    h = f"{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def message(status: int, text: str, headers=None) -> web.Response:
@@ -46,54 +53,32 @@ def forward_headers(request: web.Request, request_id: str) -> bytes:
     return b"".join(lines)
 
 
-def _release_when_done(d: Deployment, inst):
-    def done(answer: asyncio.Future) -> None:
-        d.release(inst)
-        if not answer.cancelled():
-            answer.exception()  # retrieved: a late failure after a 408 is not an error to log
-    return done
-
-
-async def _until(answer: asyncio.Future, deadline: float, loop) -> tuple:
-    """Await `answer` until `deadline` (loop time) without cancelling it on timeout (TimeoutError)."""
+def _expire(answer: asyncio.Future) -> None:
     if not answer.done():
-        waiter = loop.create_future()
-
-        def wake(_=None):
-            if not waiter.done():
-                waiter.set_result(None)
-        timer = loop.call_at(deadline, wake)
-        answer.add_done_callback(wake)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            answer.remove_done_callback(wake)
-        if not answer.done():
-            raise asyncio.TimeoutError
-    return answer.result()
+        answer.set_exception(asyncio.TimeoutError())
 
 
-async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float):
+async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float, loop):
     """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
 
     The slot is held until the instance answers, even after a timeout (bounded by the instance's
     own timeout + 1 s); a connection that fails with no answer is retried once on another instance."""
-    loop = asyncio.get_running_loop()
     exclude = None
     for attempt in (0, 1):
         inst = await d.acquire(deadline, exclude)
         try:
-            conn, serial, answer = await inst.pool.request(method, target, headers, body)
+            conn, serial, answer = await inst.pool.request(method, target, headers, body,
+                                                           functools.partial(d.release, inst))
         except ConnectionFailed:
             d.release(inst)
             if attempt:
                 raise
             exclude = inst
             continue
-        answer.add_done_callback(_release_when_done(d, inst))
+        # the timer completes the future early; the exchange goes on and releases the slot when it ends
+        timer = loop.call_at(deadline, _expire, answer)
         try:
-            return await _until(answer, deadline, loop)
+            return await answer
         except ConnectionFailed as e:
             if attempt or e.answered:
                 raise
@@ -102,14 +87,16 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
         except asyncio.TimeoutError:
             loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
             raise
+        finally:
+            timer.cancel()
 
 
 async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> web.Response:
     """Answer from deployment `d`, or 408 at its request timeout (424 when the instance answers non-200)."""
-    loop = asyncio.get_running_loop()
+    loop = d.loop
     try:
         status, reason, up_headers, data = await _call(d, method, target, headers, body,
-                                                       loop.time() + d.spec.timeout_s)
+                                                       loop.time() + d.spec.timeout_s, loop)
     except asyncio.TimeoutError:
         if d.ready_count() == 0:
             return message(503, f"deployment {d.spec.name!r} has no ready instance")
@@ -181,7 +168,7 @@ async def handle_score(request: web.Request) -> web.StreamResponse:
     if request.method not in ("POST", "GET"):
         return message(405, f"{request.method} is not allowed on /score: use POST", {"Allow": "GET, POST"})
     ep = request.app[ENDPOINT]
-    loop = asyncio.get_running_loop()
+    loop = ep.loop
     started = loop.time()
     request_id = request.headers.get("x-request-id") or new_request_id()
     name = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -21,6 +22,10 @@ from .upstream import ConnectionFailed, Pool
 log = logging.getLogger("mlctl.host")
 
 READY_POLL_S = 0.05  # readiness is polled, never slept for
+RELAY_CHUNK = 256 * 1024  # instance output is read in chunks up to this size ...
+RELAY_PAUSE_S = 0.02      # ... and, when the pipe had less, again after this pause (batching)
+PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
+TAIL_BYTES = 64 * 1024    # output kept in memory for DeploymentFailed
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -28,6 +33,24 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def output_pipe() -> tuple[int, int]:
+    """(read fd, write fd) of a pipe with PIPE_BYTES of room where the system allows (best effort)."""
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        pass
+    return r, w
+
+
+async def pipe_reader(fd: int) -> asyncio.StreamReader:
+    """An asyncio stream reading the pipe end `fd` (which it then owns)."""
+    reader = asyncio.StreamReader(limit=RELAY_CHUNK)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                       os.fdopen(fd, "rb", buffering=0))
+    return reader
 
 
 class InstanceFailed(Exception):
@@ -83,7 +106,8 @@ class Instance:
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
-        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
+        self._tail_bytes = 0
         self._reader: asyncio.Task | None = None
         self._lifecycle = asyncio.Lock()  # spawn and stop never interleave
 
@@ -112,24 +136,36 @@ class Instance:
         self.socket.unlink(missing_ok=True)
         self.ready = False
         self.tail.clear()
+        self._tail_bytes = 0
         out = self.launch.log_for(self.spec.name, self.index)
         out.write(f"--- mlctl host: starting instance {self.index} of {self.spec.name} "
                   f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent)
+        r, w = output_pipe()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
+                stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
         self.started_at = time.monotonic()
-        self._reader = asyncio.get_running_loop().create_task(self._capture(self.proc, out))
+        self._reader = asyncio.get_running_loop().create_task(self._capture(await pipe_reader(r), out))
         if self.pool is not None:
             self.pool.close()
         self.pool = Pool(str(self.socket))
 
-    async def _capture(self, proc, out: RotatingLog) -> None:
-        """Copy the process output to its log file in whole lines, keeping a tail in memory."""
+    async def _capture(self, stream: asyncio.StreamReader, out: RotatingLog) -> None:
+        """Copy the process output to its log file in whole lines, keeping its last bytes in memory.
+
+        Batched: after a read that did not fill the buffer it waits RELAY_PAUSE_S, so a busy
+        instance's per-request lines cost the host a few reads and writes per second, not one each
+        (the pipe is enlarged so the instance never blocks on it meanwhile)."""
         pending = b""
         while True:
-            chunk = await proc.stdout.read(65536)
+            chunk = await stream.read(RELAY_CHUNK)
             if not chunk:
                 break
             data = pending + chunk
@@ -137,13 +173,23 @@ class Instance:
             complete, pending = data[:cut], data[cut:]
             if complete:
                 out.write(complete)
-                self.tail.extend(complete.decode("utf-8", "replace").splitlines())
+                self._remember(complete)
+            if len(chunk) < RELAY_CHUNK:
+                await asyncio.sleep(RELAY_PAUSE_S)
         if pending:
             out.write(pending + b"\n")
-            self.tail.append(pending.decode("utf-8", "replace"))
+            self._remember(pending + b"\n")
+
+    def _remember(self, data: bytes) -> None:
+        self.tail.append(data)
+        self._tail_bytes += len(data)
+        while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
+            self._tail_bytes -= len(self.tail.popleft())
 
     def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(list(self.tail)[-lines:])
+        """The last `lines` lines the instance wrote (decoded only now: failures are rare)."""
+        text = b"".join(self.tail).decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     async def probe(self, timeout: float) -> bool:
         """GET / answers 200 within `timeout`?"""

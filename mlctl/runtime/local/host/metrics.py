@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0)
@@ -36,10 +37,9 @@ class Histogram:
         self.count = 0
 
     def observe(self, value: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if value <= bound:
-                self.counts[i] += 1
-                break
+        i = bisect_left(BUCKETS, value)  # the first bucket whose bound is >= value
+        if i < len(BUCKETS):
+            self.counts[i] += 1
         self.sum += value
         self.count += 1
 

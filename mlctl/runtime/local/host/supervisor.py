@@ -23,6 +23,7 @@ class Deployment:
 
     def __init__(self, spec: DeploymentSpec, launch: Launch, metrics: Metrics):
         self.spec, self.launch, self.metrics = spec, launch, metrics
+        self.loop = asyncio.get_running_loop()  # kept: the request path asks for it on every request
         self.instances: list[Instance] = []
         self.draining: list[Instance] = []
         self.generation = 0
@@ -63,7 +64,7 @@ class Deployment:
 
     async def acquire(self, deadline: float, exclude: Instance | None = None) -> Instance:
         """A slot on an instance, waiting (FIFO) until `deadline` (loop time); TimeoutError past it."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         while True:
             inst = self._pick(exclude)
             if inst is not None:

@@ -2,7 +2,9 @@
 
 The gateway's hot path: cheaper than a general client (no URL objects, cookie jars or tracing).
 A request returns a future for (status, reason, [(name, value)], body); the connection goes back
-to the pool when the answer is complete, even if the gateway stopped waiting for it (408).
+to the pool when the answer is complete, even if the gateway stopped waiting for it (408): the
+future may be completed early by its awaiter (a timeout) while the exchange goes on, and the
+request's `on_done` callback runs when the exchange really ends (answered or failed).
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.head = None  # (status, reason, headers, length, chunked, close)
         self.serial = 0
+        self.on_done = None  # called once when the current exchange ends
 
     def connection_made(self, transport):
         self.transport = transport
 
-    def send(self, data: bytes) -> tuple["_Connection", int, asyncio.Future]:
+    def send(self, data: bytes, on_done=None) -> tuple["_Connection", int, asyncio.Future]:
         self.serial += 1
+        self.on_done = on_done
         self.future = self.pool.loop.create_future()
         self.buffer.clear()
         self.head = None
@@ -91,14 +95,22 @@ class _Connection(asyncio.Protocol):
             self.pool.idle.append(self)
         if not fut.done():
             fut.set_result(answer)
+        self._done()
 
     def _fail(self, message: str, answered: bool) -> None:
         self.closed = True
         if self.transport:
             self.transport.close()
         fut, self.future = self.future, None
-        if fut is not None and not fut.done():
-            fut.set_exception(ConnectionFailed(message, answered))
+        if fut is not None:
+            if not fut.done():
+                fut.set_exception(ConnectionFailed(message, answered))
+            self._done()
+
+    def _done(self) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -160,21 +172,22 @@ class Pool:
         self.idle: list[_Connection] = []
         self.all: set[_Connection] = set()
 
-    async def request(self, method: str, target: str, headers: bytes, body: bytes):
-        """Send a request: (connection, serial, future of the answer). `headers` are ready-made lines."""
+    async def request(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
+        """Send a request: (connection, serial, future of the answer). `headers` are ready-made lines;
+        `on_done()` runs once the exchange ends (not when it fails to start: ConnectionFailed then)."""
         data = (f"{method} {target} HTTP/1.1\r\nHost: instance\r\nContent-Length: {len(body)}\r\n".encode()
                 + headers + b"\r\n" + body)
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed and not conn.transport.is_closing():
-                return conn.send(data)
+                return conn.send(data, on_done)
         try:
             _, conn = await self.loop.create_unix_connection(lambda: _Connection(self), self.path)
         except OSError as e:
             raise ConnectionFailed(f"cannot connect to {self.path}: {e.strerror or e}") from None
         self.all = {c for c in self.all if not c.closed}
         self.all.add(conn)
-        return conn.send(data)
+        return conn.send(data, on_done)
 
     def close(self) -> None:
         for conn in list(self.all):
