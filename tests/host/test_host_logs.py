@@ -6,11 +6,10 @@ import threading
 import time
 
 import pytest
+from hosttools import send
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.local.host.logfiles import RotatingLog, tail
-
-from hosttools import send
 
 
 def test_rotating_log_rotates_by_size_and_tail_reads_across_backups(tmp_path):
@@ -25,6 +24,30 @@ def test_rotating_log_rotates_by_size_and_tail_reads_across_backups(tmp_path):
     with pytest.raises(MlctlError) as missing:
         list(tail(tmp_path, "ep", "green"))
     assert "green" in str(missing.value)
+
+
+def test_tail_defaults_to_5000_lines_and_follow_loses_no_line_across_rotations(tmp_path):
+    path = tmp_path / "logs" / "ep" / "blue" / "instance-0.log"
+    log = RotatingLog(path, max_bytes=64 * 1024, backups=3)
+    for n in range(6000):
+        log.write(f"old {n:04d}\n".encode())
+    assert list(tail(tmp_path, "ep", "blue")) == [f"old {n:04d}" for n in range(1000, 6000)]  # Azure's default
+    log = RotatingLog(path, max_bytes=300, backups=3)  # about 20 lines a file from here on
+    follow = tail(tmp_path, "ep", "blue", lines=1, follow=True, poll_s=0.01, stop=lambda: False)
+    assert next(follow) == "old 5999"
+    sent = 0
+    # the follower reads between writes at odd points: after 1 line, 7, 25 (a rotation), 55 (two)
+    for batch in (1, 7, 25, 55, 3):
+        want = [f"new {n:04d}" for n in range(sent, sent + batch)]
+        for line in want:
+            log.write(f"{line}\n".encode())
+        sent += batch
+        assert [next(follow) for _ in want] == want
+    log.write(b"half a li")  # a line written in two pieces comes out whole
+    log.write(b"ne\n")
+    assert next(follow) == "half a line"
+    follow.close()
+    log.close()
 
 
 def test_tail_of_a_deployment_and_follow_shows_a_new_request(make_host):

@@ -2,7 +2,8 @@
 
 Layout: `DATA_DIR/logs/ENDPOINT/host.log` (the host) and
 `DATA_DIR/logs/ENDPOINT/DEPLOYMENT/instance-K.log` (instance K's stdout+stderr), each rotated at
-`MAX_BYTES` into `.1`, `.2`, ... (`BACKUPS` kept).
+`rotation_bytes()` (10 MiB, or `MLCTL_LOG_MAX_BYTES` in the host's environment) into `.1`, `.2`, ...
+(`BACKUPS` kept).
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from pathlib import Path
 from mlctl.errors import MlctlError
 
 MAX_BYTES = 10 * 1024 * 1024
+MIN_BYTES = 4096
 BACKUPS = 3
 DEFAULT_LINES = 5000
+
+
+def rotation_bytes() -> int:
+    """The rotation size: MLCTL_LOG_MAX_BYTES when it is an integer (at least MIN_BYTES), else MAX_BYTES."""
+    raw = os.environ.get("MLCTL_LOG_MAX_BYTES", "")
+    return max(MIN_BYTES, int(raw)) if raw.strip().isdigit() else MAX_BYTES
 
 
 def instance_log_path(data_dir, endpoint: str, deployment: str, index: int) -> Path:
@@ -34,8 +42,8 @@ def rotate(path: Path, backups: int = BACKUPS) -> None:
 class RotatingLog:
     """An append-only log file rotated by size; several writers may share one (lines stay whole)."""
 
-    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
-        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = BACKUPS):
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes or rotation_bytes(), backups
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)
         self._size = self._file.tell()
@@ -56,8 +64,8 @@ class RotatingLog:
 class StdioLog:
     """The host's own log: fds 1 and 2 point at host.log; `check()` rotates it by size (dup2)."""
 
-    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
-        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = BACKUPS):
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes or rotation_bytes(), backups
 
     def check(self) -> None:
         try:
@@ -121,44 +129,75 @@ def log_files(data_dir, endpoint: str, deployment: str | None, instance: int | N
     return files
 
 
+def _rotated_since(path: Path, inode: int) -> list[Path]:
+    """Backups newer than the file `inode` (now path.N): path.(N-1) .. path.1, oldest first."""
+    backups = [path.with_name(f"{path.name}.{n}") for n in range(1, BACKUPS + 1)]
+    for n, backup in enumerate(backups):
+        try:
+            if os.stat(backup).st_ino == inode:
+                return list(reversed(backups[:n]))
+        except FileNotFoundError:
+            break
+    return []
+
+
 def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_LINES,
          instance: int | None = None, follow: bool = False, *,
          poll_s: float = 0.2, stop: Callable[[], bool] | None = None) -> Iterator[str]:
     """Yield the last `lines` lines (per instance) of a deployment's logs, then new lines if `follow`.
 
     With several instances each line is prefixed `instance-K | `. Following stops when `stop()`
-    returns True (the CLI stops it with Ctrl-C); it survives rotation by reopening the file.
+    returns True (the CLI stops it with Ctrl-C). It survives rotation as `tail -F` does: the file
+    it has open is read to its end (lines written just before the rotation are not lost), then the
+    new file from its start.
     """
     files = log_files(data_dir, endpoint, deployment, instance)
     prefix = (lambda p: f"{p.stem} | ") if len(files) > 1 else (lambda p: "")
-    positions = {}
+    handles = {}
     for path in files:
+        if follow:
+            handles[path] = open(path, "rb")  # noqa: SIM115 (kept open while following; closed below)
+            handles[path].seek(0, os.SEEK_END)  # opened first: a line written while reading is not missed
         for line in _last_lines(path, lines):
             yield prefix(path) + line
-        positions[path] = (os.stat(path).st_ino, os.stat(path).st_size)
     partial = {path: b"" for path in files}
-    while follow and not (stop and stop()):
-        got = False
-        for path in files:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                continue
-            ino, pos = positions[path]
-            if st.st_ino != ino or st.st_size < pos:
-                pos = 0  # rotated or truncated: read the new file from the start
-            if st.st_size > pos:
-                with open(path, "rb") as f:
-                    f.seek(pos)
-                    data = partial[path] + f.read()
-                    pos = f.tell()
-                *complete, partial[path] = data.split(b"\n")
-                for raw in complete:
-                    got = True
-                    yield prefix(path) + raw.decode("utf-8", "replace")
-            positions[path] = (st.st_ino, pos)
-        if not got:
-            time.sleep(poll_s)
+
+    def read_rest(path):
+        data = partial[path] + handles[path].read()
+        *complete, partial[path] = data.split(b"\n")
+        return [prefix(path) + raw.decode("utf-8", "replace") for raw in complete]
+
+    try:
+        while follow and not (stop and stop()):
+            got = []
+            for path in files:
+                got += read_rest(path)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue  # between rotate's rename and the new file: next round
+                f = handles[path]
+                old = os.fstat(f.fileno()).st_ino
+                if st.st_ino != old:  # rotated: finish the old file, then any newer backups, then the new
+                    got += read_rest(path)
+                    f.close()
+                    for newer in _rotated_since(path, old):
+                        handles[path] = open(newer, "rb")  # noqa: SIM115
+                        got += read_rest(path)
+                        handles[path].close()
+                    if partial[path]:
+                        got.append(prefix(path) + partial[path].decode("utf-8", "replace"))
+                        partial[path] = b""
+                    handles[path] = open(path, "rb")  # noqa: SIM115
+                    got += read_rest(path)
+                elif st.st_size < f.tell():  # truncated
+                    f.seek(0)
+            yield from got
+            if not got:
+                time.sleep(poll_s)
+    finally:
+        for f in handles.values():
+            f.close()
 
 
 class AccessLog:
