@@ -200,6 +200,8 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | No
     if requested:
         cands.append((own_replace, Reason.REQUESTED))
     drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
+    if p.status == "failed":   # the runtime still runs what preceded the failed change: expected, not drift
+        drift_cands = [c for c in drift_cands if _RANK[c[0]] > _RANK[own_replace]]
     cands += drift_cands
     if not cands:
         return Action.NOOP, None, diff
