@@ -11,6 +11,12 @@ import pytest
 def test_health_answers_healthy(kitchen):
     a = kitchen.call("GET", "/")
     assert (a.status, a.body) == (200, b"Healthy")
+    b = kitchen.call("GET", "/", headers={"x-ms-client-request-id": "probe-1"})
+    assert (b.headers["x-ms-client-request-id"], b.headers["x-ms-request-id"]) == ("probe-1", "probe-1")
+    assert str(uuid.UUID(b.headers["x-request-id"])) == b.headers["x-request-id"]
+    for path in ("/", "/swagger.json"):  # the request-id rule holds on every route, as on Azure's
+        c = kitchen.call("GET", path, headers={"x-request-id": "r" * 101})
+        assert c.status == 431 and "100 characters" in c.json()["message"]
 
 
 def test_score_matches_model_predict(kitchen, diabetes):

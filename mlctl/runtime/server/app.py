@@ -33,7 +33,14 @@ def _only(methods: tuple, handler: Handler) -> Handler:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.Response(text="Healthy")
+    scorer = request.app[SCORER]
+    try:
+        ids = request_ids(request.headers)
+    except HeaderTooLarge as exc:
+        return error(431, str(exc))
+    resp = web.Response(text="Healthy")
+    add_ids(resp, ids, scorer.server_version)  # as Azure: request ids on every route of its blueprint
+    return resp
 
 
 async def _swagger(request: web.Request) -> web.Response:
