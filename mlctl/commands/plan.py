@@ -39,7 +39,13 @@ def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock
     from mlctl.state.statefile import read_state
 
     config = load_config(project)
-    config.raise_for_errors()
+    if config.has_errors():   # report a broken state file in the same run (reading needs no lock: writes are atomic)
+        errors = list(config.errors)
+        try:
+            read_state(project.state_path)
+        except MlctlError as e:
+            errors += e.diagnostics
+        raise MlctlError(*errors)
     with state_lock(project.state_path, operation, timeout=lock_timeout):
         state = read_state(project.state_path)
         observed = None

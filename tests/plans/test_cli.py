@@ -105,6 +105,13 @@ def test_bad_input_is_a_clear_error(applied):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("Error: cannot read the state file: invalid JSON")
     assert applied.state_path.read_text() == text[:-20]
+    (applied.root / "blue.yml").write_text((applied.root / "blue.yml").read_text() + "instance_cout: 2\n")
+    r = mlctl("-C", root, "plan", "--refresh=false")   # a config error and a broken state: both in one run
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert r.returncode == 1 and len(errors) == 2, r.stderr
+    assert errors[0] == "Error: unknown field 'instance_cout'"
+    assert errors[1].startswith("Error: cannot read the state file: invalid JSON at line ")
+    (applied.root / "blue.yml").write_text((applied.root / "blue.yml").read_text().replace("instance_cout: 2\n", ""))
     applied.state_path.write_text(text)
     r = mlctl("-C", root, "plan", "--refresh=false", "--out", "no-such-folder/plan.json")
     assert r.returncode == 1 and "Traceback" not in r.stderr
