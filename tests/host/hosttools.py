@@ -9,9 +9,11 @@ import signal
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlctl.runtime.local import secrets
 from mlctl.runtime.local.host.runfiles import is_alive
@@ -29,6 +31,7 @@ SCORE = textwrap.dedent('''
             model = pickle.load(f)
         print("model loaded", flush=True)
     def run(raw_data, request_headers):
+        started = time.time()
         record = os.environ.get("RECORD_FILE")
         if record:
             with open(record, "a") as f:
@@ -42,7 +45,7 @@ SCORE = textwrap.dedent('''
             time.sleep(data["sleep"])
         if data.get("fail"):
             raise ValueError("asked to fail")
-        return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(),
+        return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(), "started": started, "ended": time.time(),
                 "prediction": model.predict(data["data"]).tolist(),
                 "headers": {k.lower(): v for k, v in request_headers.items()}}
 ''')
@@ -156,3 +159,16 @@ def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def scrape(host) -> dict:
+    """{(sample name, frozenset(labels)): value} from the host's /metrics (parsed by prometheus-client)."""
+    with urllib.request.urlopen(host.url + "/metrics", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(metrics: dict, name: str, **labels) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0)

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import collections
+import threading
 import time
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from hosttools import body, send, wait_until
-
-
-def scrape(host) -> dict:
-    """{(sample name, frozenset(labels)): value} from the host's /metrics (parsed by prometheus-client)."""
-    with urllib.request.urlopen(host.url + "/metrics", timeout=10) as r:
-        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = r.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def sample(metrics: dict, name: str, **labels) -> float:
-    return metrics.get((name, frozenset(labels.items())), 0)
+from hosttools import body, sample, scrape, send, wait_until
 
 
 def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make_host, tmp_path):
@@ -79,6 +64,45 @@ def test_burst_past_the_limit_gets_429_and_no_other_error(make_host):
     assert set(counts) == {200, 429} and counts[429] >= 10, counts
     assert all("message" in r[1] for r in results if r[0] == 429)
     assert sample(scrape(host), "mlctl_rejected_requests_total", deployment="blue") == counts[429]
+
+
+def test_each_instance_gets_at_most_max_concurrent_requests(make_host):
+    host = make_host()
+    # 2 instances x 2 slots: the 8 clients fit the limit (2 x 2 x 2 = 8), so 4 wait at the gateway
+    host.put("blue", count=2, concurrent=2, env={"SLOW_S": "0.1"})
+    host.client.set_traffic({"blue": 100})
+    peaks, stop = collections.Counter(), threading.Event()
+
+    def watch():  # the host's own count of requests on each instance, sampled while the load runs
+        while not stop.is_set():
+            d = host.client.status()["deployments"]["blue"]
+            for i in d["instances"]:
+                peaks[i["index"]] = max(peaks[i["index"]], i["in_flight"])
+            peaks["deployment"] = max(peaks["deployment"], d["in_flight"])
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = send(host.url + "/score", 120, concurrency=8, headers=host.auth())
+    finally:
+        stop.set()
+        watcher.join()
+    assert collections.Counter(r[0] for r in results) == {200: 120}
+    assert peaks[0] == peaks[1] == 2, peaks           # reached, never passed, on each instance
+    assert 4 < peaks["deployment"] <= 8, peaks         # more admitted than the instances take: queued
+    # what each instance's run() saw at once: never more than 2 requests overlap on one pid
+    spans = collections.defaultdict(list)
+    for _, answer, _ in results:
+        spans[answer["pid"]].append((answer["started"], answer["ended"]))
+    assert len(spans) == 2
+    for pid, intervals in spans.items():
+        events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+        overlap = peak = 0
+        for _, step in events:
+            overlap += step
+            peak = max(peak, overlap)
+        assert peak <= 2, (pid, peak)
 
 
 def test_script_error_is_424_with_the_model_error_headers(make_host):

@@ -9,7 +9,7 @@ import time
 
 from mlctl.runtime.local.host.runfiles import is_alive
 
-from hosttools import send, wait_until
+from hosttools import sample, scrape, send, wait_until
 
 
 def instances(host, name="blue"):
@@ -33,6 +33,8 @@ def test_sigkill_of_one_of_two_instances_under_load_fails_no_request_and_it_come
     assert len(results) >= 50
     after = instances(host)
     assert after[0]["restarts"] == 1 and after[1]["restarts"] == 0
+    assert sample(scrape(host), "mlctl_instance_restarts_total", deployment="blue") == 1
+    assert sample(scrape(host), "mlctl_requests_total", deployment="blue", status="200") == len(results)
     assert not is_alive(victim)
     assert len({r[1]["pid"] for r in results}) == 3  # both instances and the restarted one served
 
