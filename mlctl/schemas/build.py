@@ -160,6 +160,8 @@ class Builder:
             if ref.kind == "environment" and ref.name.lower().startswith("azureml-"):
                 hint = ("Azure curated environments are not available to mlctl: write an environment YAML with a "
                         "conda_file")
+            elif self.specs.explicit:
+                hint += ", and name that file with -f too (only the -f files are read)"
             self.diags.append(Diagnostic(f"{ref.kind} reference '{ref.text}' names unknown {ref.kind} '{ref.name}'",
                                          hint + "." + did_you_mean(ref.name, known), **ref.where.at()))
             return None

@@ -30,8 +30,10 @@ def check_specs(specs: Specs) -> list[Diagnostic]:
         if d.endpoint not in known_endpoints and not specs.incomplete:
             field = "endpoint_name" if not d.where.path else "name"
             out.append(Diagnostic(f"deployment '{d.name}' names unknown endpoint '{d.endpoint}'",
-                                  ("Define the endpoint in an endpoint YAML or fix 'endpoint_name'."
-                                   + did_you_mean(d.endpoint, known_endpoints)), **d.where.at(field)))
+                                  ("Define the endpoint in an endpoint YAML"
+                                   + (" (and name that file with -f too)" if specs.explicit else "")
+                                   + " or fix 'endpoint_name'." + did_you_mean(d.endpoint, known_endpoints)),
+                                  **d.where.at(field)))
             continue
         key = (d.endpoint, d.name)
         if key in seen:

@@ -71,7 +71,7 @@ def _load(project: Project, cache) -> Config:
 
     docs, diags, unparsed = discover(project)
     inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
-    specs = Specs(incomplete=unparsed > 0)
+    specs = Specs(incomplete=unparsed > 0, explicit=bool(project.files))
     for doc, kind in docs:
         add_document(doc, kind, specs, diags)
     diags.extend(check_specs(specs))

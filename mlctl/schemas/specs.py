@@ -109,6 +109,7 @@ class Specs:
     models: list[ModelSpec] = field(default_factory=list)
     environments: list[EnvSpec] = field(default_factory=list)
     incomplete: bool = False  # some config file could not be parsed: unknown names may be declared there
+    explicit: bool = False    # the files were named with -f: a name may be declared in a file not named
     invalid: dict[str, set] = field(default_factory=lambda: {k: set() for k in ("endpoint", "model", "environment",
                                                                                 "deployment")})
 

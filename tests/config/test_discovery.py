@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from loader_helpers import write_tree
 from mlctl.project import Project
@@ -63,6 +64,17 @@ def test_f_names_the_files_to_read(tmp_path):
     config = load_config(Project.at(root, files=["b.yml", "conf/c.yml"], state_path=tmp_path / "s" / "state.json"))
     assert [str(r.address) for r in config.resources if r.kind.value == "endpoint"] == [
         "endpoint.ep-three", "endpoint.ep-two"]
+    shared = Path(__file__).parent / "bad" / "_shared"
+    write_tree(root, {"m.yml": f"kind: model\nname: m\nversion: 1\npath: {shared}/model\n",
+                      "d.yml": f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel: azureml:m:1\n"
+                               f"code_configuration: {{code: {shared}/onlinescoring, scoring_script: score.py}}\n"})
+    config = load_config(Project.at(root, files=["d.yml"], state_path=tmp_path / "s" / "state.json"))
+    assert [d.detail for d in config.errors] == [
+        "Define the endpoint in an endpoint YAML (and name that file with -f too) or fix 'endpoint_name'."]
+    config = load_config(Project.at(root, files=["d.yml", "a.yml"], state_path=tmp_path / "s" / "state.json"))
+    assert [d.detail for d in config.errors] == [
+        "Define it in a model YAML (with the Azure $schema URL or 'kind: model'), and name that file with -f too "
+        "(only the -f files are read)."]
 
 
 def test_a_missing_project_folder_is_an_error(tmp_path):
