@@ -124,7 +124,7 @@ class HashCache:
                 pass
 
 
-def list_files(path: str | os.PathLike) -> dict[str, str]:
+def list_files(path: str | os.PathLike, excluded: list[str] | None = None) -> dict[str, str]:
     """{relative path (with '/'): absolute path} of the files a digest covers, sorted: the one
     answer to "what does this model / code folder hold" (digests, plans and copies all use it).
 
@@ -132,7 +132,8 @@ def list_files(path: str | os.PathLike) -> dict[str, str]:
     `__pycache__/` and `*.pyc`, and what the folder's `.amlignore` (else `.gitignore`) names,
     as Azure ML does when it uploads the folder (`mlctl.ignorefile`). Symbolic links are followed
     (what a copy of the folder holds is what is hashed); a link back into a folder already walked
-    is not walked twice.
+    is not walked twice. `excluded`, when given, receives what the ignore file left out (folders
+    with a trailing '/').
     """
     from mlctl.ignorefile import IgnoreFile
 
@@ -148,12 +149,21 @@ def list_files(path: str | os.PathLike) -> dict[str, str]:
         keep = []
         for d in dirnames:
             real = os.path.realpath(os.path.join(dirpath, d))
-            if d not in SKIP_DIRS and real not in seen and not ignore.excludes(prefix + d, True):
-                seen.add(real)
-                keep.append(d)
+            if d in SKIP_DIRS or real in seen:
+                continue
+            if ignore.excludes(prefix + d, True):
+                if excluded is not None:
+                    excluded.append(prefix + d + "/")
+                continue
+            seen.add(real)
+            keep.append(d)
         dirnames[:] = keep
         for name in filenames:
-            if name.endswith(SKIP_SUFFIXES) or ignore.excludes(prefix + name, False):
+            if name.endswith(SKIP_SUFFIXES):
+                continue
+            if ignore.excludes(prefix + name, False):
+                if excluded is not None:
+                    excluded.append(prefix + name)
                 continue
             found[prefix + name] = os.path.join(dirpath, name)
     return dict(sorted(found.items()))

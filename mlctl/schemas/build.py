@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 from mlctl.digests import HashCache, json_digest, list_files, merkle_digest
@@ -64,11 +65,18 @@ class Builder:
         if key in self.trees:
             return self.trees[key]
         try:
-            files = {}
-            for rel, full in list_files(path).items():
+            files, excluded = {}, []
+            for rel, full in list_files(path, excluded).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
+            if excluded:
+                ignore = ".amlignore" if ".amlignore" in files else ".gitignore"
+                more = f" and {len(excluded) - 5} more" if len(excluded) > 5 else ""
+                shown = ", ".join(sorted(excluded)[:5]) + more
+                self.diags.append(Diagnostic(
+                    f"{os.path.basename(path)}/ leaves out what its {ignore} names, as Azure ML does: {shown}",
+                    severity="note", **where))
             return self.trees[key]
         except OSError as e:
             self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}",

@@ -32,7 +32,10 @@ KEPT = ["cache.txt", "docs/x/a.md", "dx.txt", "keep.log", "main.py", "qy.txt", "
 
 def test_gitignore_patterns_as_git_reads_them(tmp_path):
     root = write_tree(tmp_path / "code", {**{f: "x\n" for f in FILES}, ".gitignore": PATTERNS})
-    assert list(list_files(root)) == [".gitignore", *KEPT]
+    excluded = []
+    assert list(list_files(root, excluded)) == [".gitignore", *KEPT]
+    assert sorted(excluded) == ["#hash.txt", "a/b/c/z.txt", "a/z.txt", "ax.txt", "build/", "data/", "docs/a.md",
+                                "notes.txt", "ry.txt", "sub/cache/", "sub/data/", "sub/tmp/q/", "tmp/f", "x.log"]
 
 
 def test_amlignore_wins_over_gitignore_and_only_the_root_file_counts(tmp_path):
@@ -70,6 +73,11 @@ def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
         assert not config.errors, [d.format() for d in config.errors]
         return config
 
+    notes = [(d.summary, d.file, d.line, d.field) for d in load().diagnostics if d.severity == "note"]
+    assert notes == [
+        ("model/ leaves out what its .gitignore names, as Azure ML does: checkpoints/", "blue.yml", 4, "model.path"),
+        ("code/ leaves out what its .amlignore names, as Azure ML does: scratch.ipynb", "blue.yml", 5,
+         "code_configuration.code")]
     first = load().resource("deployment.ep-one.blue")
     assert set(first.files) == {"code/.amlignore", "code/score.py", "model/.gitignore", "model/w.txt"}
     (root / "code" / "scratch.ipynb").write_text('{"cells": []}\n')
