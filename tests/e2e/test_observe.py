@@ -86,6 +86,8 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
     # unknown instance: a clear error, exit 1, no traceback
     missing = mlctl(root, "logs", "split", "--deployment", "blue", "--instance", "7", check=False)
     assert missing.returncode == 1 and "instance 7" in missing.stderr and "Traceback" not in missing.stderr
+    negative = mlctl(root, "logs", "split", "--deployment", "blue", "--lines", "-1", check=False)
+    assert negative.returncode == 1 and "--lines" in negative.stderr and "Traceback" not in negative.stderr
 
     # --follow keeps printing across a rotation: the line of a request sent after it, many lines later
     follow = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "logs", "split",

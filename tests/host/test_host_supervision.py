@@ -86,3 +86,19 @@ def test_health_gated_replace_and_scaling_under_load_fail_no_request(make_host):
     assert [(s["instance_count"], s["ready_instances"]) for s in steps] == [(2, 2), (3, 3), (1, 1), (2, 2)]
     assert not any(is_alive(p) for p in old_pids)
     assert len(set(whos)) == 2
+
+
+def test_an_instance_that_keeps_dying_is_restarted_with_growing_backoff(make_host):
+    host = make_host()
+    host.put("blue")
+    for n in range(1, 4):
+        victim = instances(host)[0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda victim=victim: instances(host)[0]["pid"] != victim and instances(host)[0]["ready"],
+                   30, f"restart {n}")
+        assert instances(host)[0]["restarts"] == n
+    log = (host.data_dir / "logs" / host.name / "host.log").read_text()
+    delays = [line.split("restarting in ")[1].split(" s ")[0] for line in log.splitlines() if "restarting in" in line]
+    assert delays == ["0.1", "0.5", "1.0"]  # 0.1, 0.5, 1, 2, 4 .. 30 s by failures in a row
+    host.client.set_traffic({"blue": 100})
+    assert send(host.url + "/score", 2, headers=host.auth())[0][0] == 200

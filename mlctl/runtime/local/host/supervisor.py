@@ -228,8 +228,12 @@ class Deployment:
                 if inst.is_running():
                     inst.signal(signal.SIGKILL)
                     await inst.proc.wait()
-                failures = 0 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
-                await asyncio.sleep(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+                # failures in a row, this one included (1 again once the instance had stayed up STABLE_S)
+                failures = 1 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
+                delay = BACKOFF_S[min(failures - 1, len(BACKOFF_S) - 1)]
+                log.info("%s instance %d: restarting in %.1f s (%d failure(s) in a row)", self.spec.name,
+                         inst.index, delay, failures)
+                await asyncio.sleep(delay)
                 if inst.stopping:
                     return
                 inst.restarts += 1
