@@ -23,14 +23,44 @@ class Rule:
     folders_only: bool
 
 
+POSIX_CLASSES = {
+    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "blank": " \\t", "digit": "0-9", "lower": "a-z", "upper": "A-Z",
+    "space": " \\t\\n\\r\\f\\v", "xdigit": "0-9A-Fa-f", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+}
+
+
 def _class_end(text: str, i: int) -> int:
-    """Pure: the index of the `]` closing the bracket expression opened at `text[i]`, or -1."""
+    """Pure: the index of the `]` closing the bracket expression opened at `text[i]`, or -1
+    (a `]` first in the set is a member; `[:alpha:]` classes are skipped over)."""
     j = i + 1
     if text[j:j + 1] in ("!", "^"):
         j += 1
     if text[j:j + 1] == "]":
         j += 1
-    return text.find("]", j)
+    while j < len(text):
+        if text.startswith("[:", j) and ":]" in text[j + 2:]:
+            j = text.index(":]", j + 2) + 2
+        elif text[j] == "]":
+            return j
+        else:
+            j += 1
+    return -1
+
+
+def _class(body: str) -> str:
+    """Pure: the inside of a bracket expression as a Python regex set."""
+    negate = body[:1] in ("!", "^")
+    body = body[1:] if negate else body
+    out, j = "", 0
+    while j < len(body):
+        if body.startswith("[:", j) and ":]" in body[j + 2:]:
+            end = body.index(":]", j + 2)
+            out += POSIX_CLASSES.get(body[j + 2:end], "")
+            j = end + 2
+        else:
+            out += "\\" + body[j] if body[j] in "[]" and j else body[j]
+            j += 1
+    return "[" + ("^" if negate else "") + out + "]"
 
 
 def _segment(text: str) -> str:
@@ -47,8 +77,7 @@ def _segment(text: str) -> str:
             out += re.escape(text[i])
         elif c == "[" and _class_end(text, i) > 0:
             end = _class_end(text, i)
-            body = text[i + 1:end].replace("[", "\\[")
-            out += "[" + ("^" + body[1:] if body[:1] in ("!", "^") else body) + "]"
+            out += _class(text[i + 1:end])
             i = end
         else:
             out += re.escape(c)
@@ -79,7 +108,10 @@ def compile_rule(line: str) -> Rule | None:
             rx += ".*" if last else "(?:[^/]*/)*"
         else:
             rx += _segment(part) + ("" if last else "/")
-    return Rule(re.compile(("" if anchored else "(?:.*/)?") + rx + r"\Z"), negate, folders_only)
+    try:
+        return Rule(re.compile(("" if anchored else "(?:.*/)?") + rx + r"\Z"), negate, folders_only)
+    except re.error:   # e.g. a backwards range [z-a]: matches nothing, as in git
+        return None
 
 
 @dataclass(frozen=True)

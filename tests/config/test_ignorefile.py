@@ -88,3 +88,12 @@ def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
     digest, _ = tree_digest(root / "code")
     (root / "code" / ".amlignore").unlink()
     assert tree_digest(root / "code")[0] != digest
+
+
+def test_bracket_expressions_as_git_reads_them(tmp_path):
+    """POSIX classes, a leading ']' and a backwards range (which matches nothing); checked against `git add`."""
+    root = write_tree(tmp_path / "code", {
+        ".gitignore": "[[:digit:]]*.txt\n[z-a]\n[]]x\n[![:upper:]]9.txt\n",
+        **{f: "x\n" for f in ("1a.txt", "9.txt", "A9.txt", "b.txt", "]x", "zz")}})
+    assert list(list_files(root)) == [".gitignore", "A9.txt", "b.txt", "zz"]
+    assert compile_rule("[z-a]") is None
