@@ -260,8 +260,14 @@ def _uv() -> str:
 
 
 def _old_python():
-    """A Python 3.9 (else 3.10) interpreter: what uv finds, else a pyenv install."""
-    pyenv = Path.home() / ".pyenv" / "versions"
+    """A Python 3.9 (else 3.10) interpreter: what uv finds, else a pyenv install.
+
+    pyenv's versions folder is looked for under $PYENV_ROOT, ~/.pyenv and beside the running
+    interpreter (a CI runner may set HOME elsewhere while running a pyenv Python)."""
+    roots = [Path(os.environ["PYENV_ROOT"]) / "versions"] if os.environ.get("PYENV_ROOT") else []
+    roots.append(Path.home() / ".pyenv" / "versions")
+    if Path(sys.base_prefix).parent.name == "versions":
+        roots.append(Path(sys.base_prefix).parent)
     for version in ("3.9", "3.10"):
         try:
             out = subprocess.run([_uv(), "python", "find", "--no-project", version], capture_output=True, text=True,
@@ -270,7 +276,7 @@ def _old_python():
                 return out.stdout.strip().splitlines()[-1]
         except (OSError, subprocess.TimeoutExpired):
             pass
-        found = sorted(pyenv.glob(f"{version}.*/bin/python{version}")) if pyenv.is_dir() else []
+        found = sorted(p for root in roots if root.is_dir() for p in root.glob(f"{version}.*/bin/python{version}"))
         if found:
             return str(found[-1])
     return None
