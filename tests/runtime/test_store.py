@@ -87,3 +87,18 @@ def test_what_is_copied_is_exactly_what_is_hashed(tmp_path):
         assert copied == listed
         assert not (dest / "link.txt").is_symlink() and (dest / "link.txt").read_text() == "linked"
         assert tree_digest(dest)[0] == tree_digest(d)[0]
+
+
+def test_the_folder_ignore_file_leaves_files_out_of_the_copy(tmp_path):
+    """Azure ML's .amlignore (else .gitignore) in a code folder: ignored files are neither hashed nor copied."""
+    from mlctl.digests import list_files
+
+    code = tmp_path / "code"
+    (code / "data").mkdir(parents=True)
+    (code / "score.py").write_text("def init(): pass\n")
+    (code / "data" / "big.csv").write_text("1,2\n")
+    (code / "notes.tmp").write_text("x")
+    (code / ".amlignore").write_text("data/\n*.tmp\n")
+    assert set(list_files(code)) == {"score.py", ".amlignore"}
+    snap = snapshot_code(tmp_path / "data", code, "sha256:" + "e" * 64)
+    assert {str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file()} == {"score.py", ".amlignore"}
