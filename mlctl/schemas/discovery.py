@@ -92,6 +92,7 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
     how many files could not be read or parsed (their declarations are unknown)."""
     diags: list[Diagnostic] = []
     failed = 0
+    lookalikes: list[str] = []   # skipped files that look like ours (a kind: or $schema: line missing?)
     docs: list[tuple[Document, str]] = []
     if not project.files and not project.root.is_dir():
         shown = str(project.root)
@@ -105,6 +106,8 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
             continue
         kind, why = detect_kind(doc)
         if kind is None:
+            if isinstance(doc.data, dict) and _guess(doc.data):
+                lookalikes.append(doc.display + _guess(doc.data))
             if why is not None and why.severity == "note" and project.files:
                 why = Diagnostic(why.summary.replace("skipped ", "", 1),
                                  "A file named with -f must be an endpoint, deployment, model or environment "
@@ -115,7 +118,7 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
         docs.append((doc, kind))
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
-        if project.state_path.is_file():
+        if project.state_path.is_file() and not lookalikes:
             # Something was applied here: an empty configuration plans its deletion (as Terraform
             # does); apply still deletes an endpoint only with --allow-destroy or from a --destroy plan.
             diags.append(Diagnostic(
@@ -125,7 +128,7 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
                 "deletes it all.", file=where, severity="warning"))
         else:
             diags.append(Diagnostic(
-                f"no configuration found in {where}",
+                f"no configuration found in {where}" + "".join(f"; skipped {x}" for x in lookalikes),
                 "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
                 "project folder, or name them with -f.", file=where))
     return docs, diags, failed

@@ -197,6 +197,11 @@ def test_a_project_whose_yaml_was_deleted_plans_deleting_what_the_state_records(
                                    "configuration, so every resource the state records is deleted\n")
     v = mlctl("-C", root, "validate")
     assert v.returncode == 0 and v.stdout == "Configuration is valid: 0 resources.\n"
+    (applied.root / "blue.yml").write_text("name: blue\nendpoint_name: shop\ninstance_count: 1\n")  # no kind
+    r = mlctl("-C", root, "plan", "--refresh=false")   # looks like ours: not read as an empty configuration
+    assert r.returncode == 1 and r.stderr.startswith(
+        f"Error: no configuration found in {root}; skipped blue.yml (it looks like a deployment: add "
+        "'kind: deployment' or the Azure '$schema:' URL to read it)\n"), r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     r = mlctl("-C", str(empty), "plan", "--refresh=false")  # nothing recorded either: an error
