@@ -131,3 +131,16 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
     text = mlctl(root, "show", "split").stdout
     assert "instance 1: pid" in text and "1 restart(s)" in text and "instance 0: pid" in text
     assert "0 restart(s)" in text
+
+
+def test_storage_initializer_shows_registration_and_the_image_build_log(example_project):
+    mlctl(example_project, "apply", "--auto-approve")
+    out = mlctl(example_project, "logs", "diabetes", "--deployment", "blue", "--container", "storage-initializer",
+                "--lines", "5").stdout.splitlines()
+    assert out[0].startswith("model ") and "registered at" in out[0] and "digest" in out[0]
+    assert any(line.startswith("code snapshot ") for line in out)
+    at = next(i for i, line in enumerate(out) if line.startswith("image build log "))
+    assert 1 <= len(out) - at - 1 <= 5  # the build log's last --lines lines
+    missing = mlctl(example_project, "logs", "diabetes", "--deployment", "green", "--container",
+                    "storage-initializer", check=False)
+    assert missing.returncode == 1 and "green" in missing.stderr and "Traceback" not in missing.stderr
