@@ -111,6 +111,8 @@ def test_replace_failed_replace_and_scale_down_under_load_fail_no_request(split_
         assert load.total() > before and versions() == {"v2"}              # the old instances serve on
         state = json.loads((root / ".mlctl" / "state.json").read_text())
         assert state["resources"]["deployment.split.blue"]["status"] == "failed"
+        retry = mlctl(root, "plan")                                        # retried, and said why
+        assert "deployment.split.blue" in retry.stdout and "reason: failed earlier" in retry.stdout
         shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
         assert shown["ready_instances"] == 2
 
