@@ -119,3 +119,31 @@ def test_apply_killed_while_the_host_starts_instances_converges(split_project):
         assert shown["ready_instances"] == 2 == len(shown["instances"])
         running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
         assert running == host_pids(root), "orphan processes after a kill during the host's start"
+
+
+def test_ctrl_c_during_apply_exits_130_and_the_next_apply_continues(split_project):
+    """SIGINT (Ctrl-C) while the host starts a replacement: exit 130, the intent stays in the state,
+    the next apply says what it found and converges."""
+    p, root = split_project, split_project.root
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+    score = root / "code" / "score.py"
+    score.write_text(score.read_text() + "\nVERSION = 2\n")
+    apply = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # a runner started in the background ignores SIGINT; a terminal does not
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in apply.stdout:
+            if "waiting until ready" in line:
+                apply.send_signal(signal.SIGINT)
+                break
+        _, err = apply.communicate(timeout=120)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+            apply.communicate(timeout=60)
+    assert apply.returncode == 130 and "Interrupted." in err and "Traceback" not in err
+    pending = json.loads((root / ".mlctl" / "state.json").read_text())["pending"]
+    assert pending["address"] == "deployment.split.blue" and pending["action"] == "+/-"
+    converge_and_check(root, dict(os.environ), "Ctrl-C")
