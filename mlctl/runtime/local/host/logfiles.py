@@ -181,14 +181,22 @@ def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_L
                 if st.st_ino != old:  # rotated: finish the old file, then any newer backups, then the new
                     got += read_rest(path)
                     f.close()
+                    current = open(path, "rb")  # noqa: SIM115 (opened before the backups are listed, so a
+                    # rotation meanwhile leaves it among them and no file between it and `old` is skipped)
+                    current_ino = os.fstat(current.fileno()).st_ino
                     for newer in _rotated_since(path, old):
-                        handles[path] = open(newer, "rb")  # noqa: SIM115
+                        try:
+                            if os.stat(newer).st_ino == current_ino:
+                                break
+                            handles[path] = open(newer, "rb")  # noqa: SIM115
+                        except FileNotFoundError:
+                            continue
                         got += read_rest(path)
                         handles[path].close()
                     if partial[path]:
                         got.append(prefix(path) + partial[path].decode("utf-8", "replace"))
                         partial[path] = b""
-                    handles[path] = open(path, "rb")  # noqa: SIM115
+                    handles[path] = current
                     got += read_rest(path)
                 elif st.st_size < f.tell():  # truncated
                     f.seek(0)
