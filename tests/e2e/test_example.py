@@ -45,7 +45,7 @@ def test_example_applies_scores_and_authenticates(example_project):
     assert [(i["index"], i["ready"], i["restarts"]) for i in blue["instances"]] == [(0, True, 0)]
     assert alive(blue["instances"][0]["pid"])
     text = mlctl(example_project, "show", "diabetes").stdout
-    assert "provisioning" not in text and "(Succeeded)" in text and "instance 0: pid" in text
+    assert "endpoint diabetes  (Succeeded)" in text and "auth_mode: key" in text and "instance 0: pid" in text
 
     state = json.loads((example_project / ".mlctl" / "state.json").read_text())
     image = state["resources"]["image.diabetes-blue-env"]["observed"]
