@@ -132,7 +132,7 @@ def test_ctrl_c_during_apply_exits_130_and_the_next_apply_continues(split_projec
     apply = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              # a runner started in the background ignores SIGINT; a terminal does not
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     try:
         for line in apply.stdout:
             if "waiting until ready" in line:
