@@ -23,7 +23,8 @@ log = logging.getLogger("mlctl.host")
 
 READY_POLL_S = 0.05  # readiness is polled, never slept for
 RELAY_CHUNK = 256 * 1024  # instance output is read in chunks up to this size ...
-RELAY_PAUSE_S = 0.02      # ... and, when the pipe had less, again after this pause (batching)
+RELAY_PAUSE_S = 0.02      # ... and, when the pipe had less, again after this pause (batching),
+RELAY_IDLE_S = 0.1        # growing to this while the instance writes nothing
 PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
 TAIL_BYTES = 64 * 1024    # output kept in memory for DeploymentFailed
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
@@ -43,14 +44,6 @@ def output_pipe() -> tuple[int, int]:
     except OSError:
         pass
     return r, w
-
-
-async def pipe_reader(fd: int) -> asyncio.StreamReader:
-    """An asyncio stream reading the pipe end `fd` (which it then owns)."""
-    reader = asyncio.StreamReader(limit=RELAY_CHUNK)
-    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                       os.fdopen(fd, "rb", buffering=0))
-    return reader
 
 
 class InstanceFailed(Exception):
@@ -152,30 +145,42 @@ class Instance:
         finally:
             os.close(w)
         self.started_at = time.monotonic()
-        self._reader = asyncio.get_running_loop().create_task(self._capture(await pipe_reader(r), out))
+        self._reader = asyncio.get_running_loop().create_task(self._capture(r, out))
         if self.pool is not None:
             self.pool.close()
         self.pool = Pool(str(self.socket))
 
-    async def _capture(self, stream: asyncio.StreamReader, out: RotatingLog) -> None:
-        """Copy the process output to its log file in whole lines, keeping its last bytes in memory.
+    async def _capture(self, fd: int, out: RotatingLog) -> None:
+        """Copy the process output (pipe `fd`, closed at the end) to its log file in whole lines,
+        keeping its last bytes in memory.
 
-        Batched: after a read that did not fill the buffer it waits RELAY_PAUSE_S, so a busy
-        instance's per-request lines cost the host a few reads and writes per second, not one each
-        (the pipe is enlarged so the instance never blocks on it meanwhile)."""
-        pending = b""
-        while True:
-            chunk = await stream.read(RELAY_CHUNK)
-            if not chunk:
-                break
-            data = pending + chunk
-            cut = data.rfind(b"\n") + 1
-            complete, pending = data[:cut], data[cut:]
-            if complete:
-                out.write(complete)
-                self._remember(complete)
-            if len(chunk) < RELAY_CHUNK:
-                await asyncio.sleep(RELAY_PAUSE_S)
+        Polled, not watched: the pipe is read (non-blocking) every RELAY_PAUSE_S while it has data
+        and up to RELAY_IDLE_S apart while it has none, so a busy instance's per-request lines cost
+        the host a few wake-ups a second instead of one each (an event-loop reader would wake on
+        every write). The pipe is enlarged so the instance does not block on it meanwhile."""
+        os.set_blocking(fd, False)
+        pending, pause = b"", RELAY_PAUSE_S
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, RELAY_CHUNK)
+                except BlockingIOError:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, RELAY_IDLE_S)
+                    continue
+                if not chunk:
+                    break  # every writer is gone: the process exited
+                pause = RELAY_PAUSE_S
+                data = pending + chunk
+                cut = data.rfind(b"\n") + 1
+                complete, pending = data[:cut], data[cut:]
+                if complete:
+                    out.write(complete)
+                    self._remember(complete)
+                if len(chunk) < RELAY_CHUNK:
+                    await asyncio.sleep(RELAY_PAUSE_S)
+        finally:
+            os.close(fd)
         if pending:
             out.write(pending + b"\n")
             self._remember(pending + b"\n")
