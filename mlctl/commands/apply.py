@@ -85,7 +85,20 @@ def print_endpoints(state) -> None:
 
 def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False, destroy=False,
               lock_timeout="0s", question="Do you want to perform these actions?") -> int:
-    """Plan (or load PLANFILE), show, confirm, apply. Returns the exit code."""
+    """Plan (or load PLANFILE), show, confirm, apply. Returns the exit code.
+
+    On Ctrl-C says how to continue, then lets the interrupt end the command (exit 130)."""
+    try:
+        return _run_apply(project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy,
+                          destroy=destroy, lock_timeout=lock_timeout, question=question)
+    except KeyboardInterrupt:
+        verb = "destroy" if destroy else "apply"
+        click.echo(f"\n{verb} was interrupted. The state records every change that finished and the one in "
+                   f"progress; run `mlctl {verb}` again to continue from there.", err=True)
+        raise
+
+
+def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_timeout, question) -> int:
     from mlctl.reconciler import apply as engine
     from mlctl.reconciler.hooks import Hooks
     from mlctl.reconciler.plans import plan as make_plan

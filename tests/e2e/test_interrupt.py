@@ -144,6 +144,7 @@ def test_ctrl_c_during_apply_exits_130_and_the_next_apply_continues(split_projec
             apply.kill()
             apply.communicate(timeout=60)
     assert apply.returncode == 130 and "Interrupted." in err and "Traceback" not in err
+    assert "run `mlctl apply` again to continue" in err
     pending = json.loads((root / ".mlctl" / "state.json").read_text())["pending"]
     assert pending["address"] == "deployment.split.blue" and pending["action"] == "+/-"
     converge_and_check(root, dict(os.environ), "Ctrl-C")
