@@ -127,9 +127,11 @@ def main() -> int:
                 print("host/azure  (req/s): " + "   ".join(
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
         finally:
-            for proc in azure:
-                stop(proc)
-            client.shutdown()
+            try:
+                for proc in azure:
+                    stop(proc)
+            finally:
+                client.shutdown()  # the host and its instance go even if stopping Azure failed
     return 0
 
 
