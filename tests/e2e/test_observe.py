@@ -58,6 +58,7 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
     run = uuid.uuid4().hex[:8]
     ids = [f"{run}-{n:04d}" for n in range(300)]
     assert {post(ep, key, rid) for rid in ids} == {200}
+    assert wait_until(lambda: all(rid in instance_text(logs, 0) + instance_text(logs, 1) for rid in ids[-3:]), 10)
 
     # rotated by size: each instance log has backups, none is over the limit
     for k in (0, 1):
@@ -98,6 +99,7 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
         before = {f.name: f.stat().st_ino for f in (logs / "blue").glob("instance-0.log*")}
         late = [f"{run}-late-{n:04d}" for n in range(200)]
         assert {post(ep, key, rid) for rid in late} == {200}
+        assert wait_until(lambda: all(rid in instance_text(logs, 0) + instance_text(logs, 1) for rid in late), 10)
         after = {f.name: f.stat().st_ino for f in (logs / "blue").glob("instance-0.log*")}
         assert after["instance-0.log"] != before["instance-0.log"]  # it rotated meanwhile
         served_by_0 = [rid for rid in late if rid in instance_text(logs, 0)]

@@ -10,7 +10,7 @@ from urllib.error import HTTPError
 
 from mlctl.runtime.local import secrets
 
-from hosttools import body, send
+from hosttools import body, send, wait_until
 
 
 def post(host, headers=None, path="/score", data=None):
@@ -71,6 +71,11 @@ def test_authorization_never_reaches_the_instance_and_keys_appear_in_no_log(make
         assert "authorization" not in answer["headers"]
         assert answer["headers"]["x-request-id"] == "rid-auth-1"
     keys = secrets.read_keys(host.data_dir, host.name)
+
+    def logged() -> int:  # the 40 requests' lines in the instance logs and the host's access log
+        return sum(p.read_text(errors="replace").count("rid-auth-1")
+                   for p in (host.data_dir / "logs").rglob("*") if p.is_file())
+    wait_until(lambda: logged() >= 80, 10, "every request's log lines")  # written, then searched
     logs = [p for p in (host.data_dir / "logs").rglob("*") if p.is_file()]
     assert len(logs) >= 3  # host.log and two instance logs
     for path in logs + [host.data_dir / "run" / f"{host.name}.json"]:

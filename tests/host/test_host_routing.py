@@ -76,10 +76,12 @@ def test_health_swagger_and_request_ids(make_host):
     created = send(host.url + "/score", 1, headers=host.auth())[0]
     rid = created[2]["x-request-id"]
     assert len(rid) == 36 and created[1]["headers"]["x-request-id"] == rid
-    # one id finds the request in both logs (the access log is flushed every 0.2 s)
+    # one id finds the request in both logs (the access log is flushed every 0.2 s, instance output
+    # relayed within 0.1 s)
     host_log = wait_until(lambda: (lambda t: rid in t and t)(
         (host.data_dir / "logs" / host.name / "host.log").read_text()), 10, "access log")
-    instance_log = (host.data_dir / "logs" / host.name / "blue" / "instance-0.log").read_text()
+    instance_log = wait_until(lambda: (lambda t: rid in t and t)(
+        (host.data_dir / "logs" / host.name / "blue" / "instance-0.log").read_text()), 10, "instance log")
     assert "trace-me-42" in host_log and "trace-me-42" in instance_log
     assert rid in host_log and rid in instance_log
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
-import fcntl
 import logging
 import os
 import signal
@@ -16,16 +15,13 @@ from pathlib import Path
 import mlctl
 
 from .logfiles import RotatingLog, instance_log_path
+from .relay import OutputRelay, output_pipe
 from .spec import DeploymentSpec
 from .upstream import ConnectionFailed, Pool
 
 log = logging.getLogger("mlctl.host")
 
 READY_POLL_S = 0.05  # readiness is polled, never slept for
-RELAY_CHUNK = 256 * 1024  # instance output is read in chunks up to this size ...
-RELAY_PAUSE_S = 0.02      # ... and, when the pipe had less, again after this pause (batching),
-RELAY_IDLE_S = 0.1        # growing to this while the instance writes nothing
-PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
 TAIL_BYTES = 64 * 1024    # output kept in memory for DeploymentFailed
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 _PR_SET_PDEATHSIG = 1
@@ -34,16 +30,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def output_pipe() -> tuple[int, int]:
-    """(read fd, write fd) of a pipe with PIPE_BYTES of room where the system allows (best effort)."""
-    r, w = os.pipe()
-    try:
-        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except OSError:
-        pass
-    return r, w
 
 
 class InstanceFailed(Exception):
@@ -102,6 +88,7 @@ class Instance:
         self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
         self._tail_bytes = 0
         self._reader: asyncio.Task | None = None
+        self._relay: OutputRelay | None = None
         self._lifecycle = asyncio.Lock()  # spawn and stop never interleave
 
     @property
@@ -145,45 +132,11 @@ class Instance:
         finally:
             os.close(w)
         self.started_at = time.monotonic()
-        self._reader = asyncio.get_running_loop().create_task(self._capture(r, out))
+        self._relay = OutputRelay(r, out, self._remember)
+        self._reader = asyncio.get_running_loop().create_task(self._relay.run())
         if self.pool is not None:
             self.pool.close()
         self.pool = Pool(str(self.socket))
-
-    async def _capture(self, fd: int, out: RotatingLog) -> None:
-        """Copy the process output (pipe `fd`, closed at the end) to its log file in whole lines,
-        keeping its last bytes in memory.
-
-        Polled, not watched: the pipe is read (non-blocking) every RELAY_PAUSE_S while it has data
-        and up to RELAY_IDLE_S apart while it has none, so a busy instance's per-request lines cost
-        the host a few wake-ups a second instead of one each (an event-loop reader would wake on
-        every write). The pipe is enlarged so the instance does not block on it meanwhile."""
-        os.set_blocking(fd, False)
-        pending, pause = b"", RELAY_PAUSE_S
-        try:
-            while True:
-                try:
-                    chunk = os.read(fd, RELAY_CHUNK)
-                except BlockingIOError:
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, RELAY_IDLE_S)
-                    continue
-                if not chunk:
-                    break  # every writer is gone: the process exited
-                pause = RELAY_PAUSE_S
-                data = pending + chunk
-                cut = data.rfind(b"\n") + 1
-                complete, pending = data[:cut], data[cut:]
-                if complete:
-                    out.write(complete)
-                    self._remember(complete)
-                if len(chunk) < RELAY_CHUNK:
-                    await asyncio.sleep(RELAY_PAUSE_S)
-        finally:
-            os.close(fd)
-        if pending:
-            out.write(pending + b"\n")
-            self._remember(pending + b"\n")
 
     def _remember(self, data: bytes) -> None:
         self.tail.append(data)
@@ -221,6 +174,7 @@ class Instance:
                     f"instance {self.index} of deployment {self.spec.name!r} exited with code "
                     f"{self.proc.returncode} before it was ready", self.log_tail())
             if self.socket.exists() and await self.probe(min(timeout, max(0.05, deadline - time.monotonic()))):
+                self._relay.drain()  # what init() printed is in the log before anyone is told "ready"
                 self.ready = True
                 return
             if time.monotonic() >= deadline:

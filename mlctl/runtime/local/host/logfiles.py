@@ -179,10 +179,13 @@ def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_L
                 f = handles[path]
                 old = os.fstat(f.fileno()).st_ino
                 if st.st_ino != old:  # rotated: finish the old file, then any newer backups, then the new
+                    try:
+                        current = open(path, "rb")  # noqa: SIM115 (opened before the backups are listed, so a
+                        # rotation meanwhile leaves it among them and no file between it and `old` is skipped)
+                    except FileNotFoundError:
+                        continue  # renamed again this instant: next round (the old file is still open)
                     got += read_rest(path)
                     f.close()
-                    current = open(path, "rb")  # noqa: SIM115 (opened before the backups are listed, so a
-                    # rotation meanwhile leaves it among them and no file between it and `old` is skipped)
                     current_ino = os.fstat(current.fileno()).st_ino
                     for newer in _rotated_since(path, old):
                         try:
