@@ -32,29 +32,29 @@ def _only(methods: tuple, handler: Handler) -> Handler:
     return route
 
 
-async def _health(request: web.Request) -> web.Response:
-    scorer = request.app[SCORER]
-    try:
-        ids = request_ids(request.headers)
-    except HeaderTooLarge as exc:
-        return error(431, str(exc))
-    resp = web.Response(text="Healthy")
-    add_ids(resp, ids, scorer.server_version)  # as Azure: request ids on every route of its blueprint
-    return resp
+def _with_ids(build: Callable[[web.Request], web.Response]) -> Handler:
+    """A route whose answer carries the request-id headers, 431 for an over-long id (as Azure does on
+    every route of its blueprint); `build` makes the answer itself."""
+    async def route(request: web.Request) -> web.Response:
+        try:
+            ids = request_ids(request.headers)
+        except HeaderTooLarge as exc:
+            return error(431, str(exc))
+        resp = build(request)
+        add_ids(resp, ids, request.app[SCORER].server_version)
+        return resp
+    return route
 
 
-async def _swagger(request: web.Request) -> web.Response:
-    scorer = request.app[SCORER]
+def _health(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy")
+
+
+def _swagger(request: web.Request) -> web.Response:
     try:
-        ids = request_ids(request.headers)
-    except HeaderTooLarge as exc:
-        return error(431, str(exc))
-    try:
-        resp = web.Response(body=request.app[SWAGGER].get(request.query.get("version")), content_type=JSON)
+        return web.Response(body=request.app[SWAGGER].get(request.query.get("version")), content_type=JSON)
     except SwaggerError as exc:
-        resp = error(404, str(exc))
-    add_ids(resp, ids, scorer.server_version)
-    return resp
+        return error(404, str(exc))
 
 
 async def _not_found(request: web.Request) -> web.Response:
@@ -97,8 +97,8 @@ def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
     app[SWAGGER] = swagger
     app.cleanup_ctx.append(worker_pool)
     app.cleanup_ctx.append(log_flusher)
-    app.router.add_route("*", "/", _only(("GET", "HEAD"), _health))
+    app.router.add_route("*", "/", _only(("GET", "HEAD"), _with_ids(_health)))
     app.router.add_route("*", "/score", scorer.handle)
-    app.router.add_route("*", "/swagger.json", _only(("GET", "HEAD"), _swagger))
+    app.router.add_route("*", "/swagger.json", _only(("GET", "HEAD"), _with_ids(_swagger)))
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
