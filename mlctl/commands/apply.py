@@ -8,6 +8,7 @@ import time
 
 import click
 
+from mlctl.commands.plan import lock_timeout_option
 from mlctl.errors import MlctlError
 
 
@@ -84,7 +85,7 @@ def print_endpoints(state) -> None:
 
 
 def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False, destroy=False,
-              lock_timeout="0s", question="Do you want to perform these actions?") -> int:
+              lock_timeout: float = 0.0, question="Do you want to perform these actions?") -> int:
     """Plan (or load PLANFILE), show, confirm, apply. Returns the exit code.
 
     On Ctrl-C says how to continue, then lets the interrupt end the command (exit 130)."""
@@ -104,16 +105,12 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
     from mlctl.reconciler.plans import plan as make_plan
     from mlctl.reconciler.refresh import check_machine, refresh
     from mlctl.runtime.drivers import load_runtime
-    from mlctl.state.lock import parse_timeout, state_lock
+    from mlctl.state.lock import state_lock
     from mlctl.state.statefile import read_state
 
-    try:
-        timeout = parse_timeout(lock_timeout)
-    except ValueError as e:
-        raise MlctlError(f"--lock-timeout: {e}") from None
     config = load_desired(project)
     runtime = load_runtime()
-    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=timeout):
+    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(project.state_path)
         if planfile:
             from mlctl.reconciler.planfile import load_plan
@@ -147,8 +144,7 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option("--allow-destroy", is_flag=True, help="Allow deleting endpoints removed from the configuration.")
-@click.option("--lock-timeout", default="0s", metavar="DURATION", show_default=True,
-              help="Wait this long for another mlctl holding the state lock (e.g. 30s).")
+@lock_timeout_option
 @click.pass_obj
 def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
     """Make the runtime match the configuration, or carry out a saved PLANFILE (a relative path is

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mlctl.commands.plan import lock_timeout_option
+
 
 def stop_unrecorded_hosts(project) -> None:
     """Stop endpoint hosts of this project the state does not know (e.g. the state file was lost)."""
@@ -19,8 +21,7 @@ def stop_unrecorded_hosts(project) -> None:
 
 @click.command()
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for 'yes'.")
-@click.option("--lock-timeout", default="0s", metavar="DURATION", show_default=True,
-              help="Wait this long for another mlctl holding the state lock.")
+@lock_timeout_option
 @click.pass_obj
 def command(project, auto_approve, lock_timeout):
     """Delete every endpoint, deployment and traffic setting recorded in the state, and stop any

@@ -15,7 +15,7 @@ def _lock_timeout(ctx, param, value):
 
 
 def lock_timeout_option(f):
-    """`--lock-timeout DURATION` (shared with apply): wait this long for another mlctl's state lock."""
+    """`--lock-timeout DURATION` (shared with apply and destroy): wait this long for another mlctl's state lock."""
     return click.option("--lock-timeout", default="0s", metavar="DURATION", callback=_lock_timeout,
                         help="Wait this long for the state lock held by another mlctl (e.g. 30s, 2m).")(f)
 
