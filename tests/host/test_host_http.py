@@ -1,0 +1,292 @@
+"""HTTP/1.1 on the host's public port, byte for byte: keep-alive, pipelining, chunked and 100-continue
+bodies, malformed and oversized input, closing rules, slow and vanishing clients, idle timeouts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+from hosttools import body, sample, scrape, wait_until
+
+RECV_S = 10  # every recv is bounded: a server that hangs fails the test instead of blocking it
+BIG = 64 * 1024 * 1024 + 1  # one byte over the body limit
+
+
+class Answer:
+    def __init__(self, version: str, status: int, headers: dict, data: bytes):
+        self.version, self.status, self.headers, self.data = version, status, headers, data
+
+    def json(self):
+        assert self.headers.get("content-type", "").startswith("application/json"), (self.status, self.headers)
+        return json.loads(self.data)
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.data[:200]!r}>"
+
+
+class Wire:
+    """One raw TCP connection to a host's public port: exact bytes out, answers parsed by hand."""
+
+    def __init__(self, host):
+        self.sock = socket.create_connection(("127.0.0.1", host.info.port), timeout=RECV_S)
+        self.buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError(f"server closed the connection; unparsed: {self.buf[:200]!r}")
+        self.buf += chunk
+
+    def answer(self, head_only: bool = False) -> Answer:
+        """The next answer (a 1xx interim one too); a final answer must carry Content-Length and Date."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        first, *lines = head.decode("latin-1").split("\r\n")
+        version, status = first.split(" ")[:2]
+        headers = {}
+        for line in lines:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        if int(status) < 200:
+            return Answer(version, int(status), headers, b"")
+        assert "content-length" in headers and "date" in headers, (first, headers)
+        size = 0 if head_only else int(headers["content-length"])
+        while len(self.buf) < size:
+            self._fill()
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return Answer(version, int(status), headers, data)
+
+    def rest(self) -> bytes:
+        """All the server sends until it closes (a reset counts as closed); b"" once it closed cleanly."""
+        rest, self.buf = self.buf, b""
+        try:
+            while chunk := self.sock.recv(65536):
+                rest += chunk
+        except ConnectionResetError:
+            pass
+        return rest
+
+
+def http(method: str, path: str, headers: dict | None = None, data: bytes = b"", version: str = "1.1") -> bytes:
+    """A request's bytes; Content-Length is added for a body unless the headers frame it themselves."""
+    headers = {"Host": "127.0.0.1", **(headers or {})}
+    if data and not {"content-length", "transfer-encoding"} & {k.lower() for k in headers}:
+        headers["Content-Length"] = str(len(data))
+    lines = [f"{method} {path} HTTP/{version}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+
+
+def score(host, rid: str | None = None, version: str = "1.1", data: bytes | None = None, **extra) -> bytes:
+    """POST /score with the host's key (and an x-request-id when given)."""
+    headers = host.auth(**({"x-request-id": rid} if rid else {}), **extra)
+    return http("POST", "/score", headers, body() if data is None else data, version)
+
+
+def chunked(*parts: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+def assert_scored(answer: Answer, rid: str | None = None) -> dict:
+    assert answer.status == 200, answer
+    result = answer.json()
+    assert len(result["prediction"]) == 1
+    if rid:
+        assert answer.headers["x-request-id"] == rid and result["headers"]["x-request-id"] == rid
+    return result
+
+
+def assert_refused(answer: Answer, status: int, wire: Wire) -> None:
+    """A JSON {"message"} answer with `status`, then the server closes having answered nothing more."""
+    assert answer.status == status, answer
+    assert answer.json()["message"]
+    assert wire.rest() == b""
+
+
+def serving(make_host, **kw):
+    host = make_host()
+    host.put("blue", **kw)
+    host.client.set_traffic({"blue": 100})
+    return host
+
+
+def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
+    host = serving(make_host)
+    with Wire(host) as wire:
+        for i in range(50):
+            wire.send(score(host, f"ka-{i}"))
+            assert_scored(wire.answer(), f"ka-{i}")
+        # three requests in one write: three answers in request order, on the same connection
+        wire.send(score(host, "p-1") + http("GET", "/", {"x-request-id": "p-2"}) + score(host, "p-3"))
+        assert_scored(wire.answer(), "p-1")
+        health = wire.answer()
+        assert (health.status, health.data) == (200, b"Healthy")
+        assert_scored(wire.answer(), "p-3")
+        wire.send(b"".join(score(host, f"q-{i}") for i in range(3)))
+        for i in range(3):
+            assert_scored(wire.answer(), f"q-{i}")
+        # a slow request first: the quick one behind it is still answered second
+        wire.send(score(host, "slow-first", data=body(sleep=0.3)) + http("GET", "/"))
+        assert_scored(wire.answer(), "slow-first")
+        assert wire.answer().data == b"Healthy"
+        # a body split across writes, the next request in the same write as the body's end
+        raw = score(host, "split")
+        wire.send(raw[:-10])
+        time.sleep(0.05)
+        wire.send(raw[-10:] + score(host, "behind"))
+        assert_scored(wire.answer(), "split")
+        assert_scored(wire.answer(), "behind")
+        # a HEAD answer has no body: the next pipelined answer starts right after its head
+        wire.send(http("HEAD", "/") + http("GET", "/"))
+        head = wire.answer(head_only=True)
+        assert head.status == 200
+        health = wire.answer()
+        assert (health.status, health.data) == (200, b"Healthy")
+        wire.send(score(host, "after"))
+        assert_scored(wire.answer(), "after")
+
+
+def test_chunked_bodies_and_expect_100_continue(make_host):
+    host = serving(make_host)
+    payload = body()
+    parts = [payload[:7], payload[7:30], payload[30:]]
+    with Wire(host) as wire:
+        wire.send(score(host, "chunked-1", data=chunked(*parts), **{"Transfer-Encoding": "chunked"}))
+        assert_scored(wire.answer(), "chunked-1")
+        # the same body trickled in pieces, split inside chunk-size lines and inside the data
+        raw = score(host, "chunked-2", data=chunked(*parts), **{"Transfer-Encoding": "chunked"})
+        start = raw.index(b"\r\n\r\n") + 4
+        cuts = [start - 3, start, start + 1, start + 12, len(raw) - 4, len(raw) - 1]
+        for a, b in zip([0, *cuts], [*cuts, len(raw)]):
+            wire.send(raw[a:b])
+            time.sleep(0.05)
+        result = assert_scored(wire.answer(), "chunked-2")
+        assert "transfer-encoding" not in result["headers"]
+        # Expect: 100-continue: the head alone gets 100, then the body gets the answer
+        raw = score(host, "expect", Expect="100-continue")
+        head, rest = raw.split(b"\r\n\r\n", 1)
+        wire.send(head + b"\r\n\r\n")
+        interim = wire.answer()
+        assert (interim.version, interim.status) == ("HTTP/1.1", 100), interim
+        wire.send(rest)
+        result = assert_scored(wire.answer(), "expect")
+        assert "expect" not in result["headers"]
+    # over the body limit: 413 at once, no 100 first, and the connection is closed
+    with Wire(host) as wire:
+        wire.send(http("POST", "/score", host.auth(Expect="100-continue", **{"Content-Length": str(BIG)})))
+        assert_refused(wire.answer(), 413, wire)
+    with Wire(host) as wire:
+        wire.send(score(host, "still"))
+        assert_scored(wire.answer(), "still")
+
+
+def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connection(make_host):
+    host = make_host()  # no deployment: these never get past the parser
+    smuggled = http("GET", "/", {"x-request-id": "smuggled"})
+    cases = {
+        "garbage request line": b"GARBAGE\r\n\r\n",
+        "Content-Length and chunked": http("POST", "/score", host.auth(**{
+            "Content-Length": "5", "Transfer-Encoding": "chunked"}), b"0\r\n\r\n" + smuggled),
+        "invalid chunk size": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}),
+                                   b"zz\r\nhello\r\n0\r\n\r\n"),
+    }
+    for what, raw in cases.items():
+        with Wire(host) as wire:
+            wire.send(raw)
+            answer = wire.answer()
+            assert answer.status == 400, (what, answer)
+            assert answer.json()["message"], what
+            assert wire.rest() == b"", what  # nothing more answered (no smuggled request), closed
+    with Wire(host) as wire:
+        wire.send(http("GET", "/", {"X-Huge": "a" * 70_000}))
+        assert_refused(wire.answer(), 431, wire)
+    with Wire(host) as wire:
+        wire.send(http("GET", "/"))
+        assert wire.answer().status == 200
+
+
+def test_connection_close_http_1_0_methods_routes_and_upgrade(make_host):
+    host = serving(make_host)
+    with Wire(host) as wire:
+        wire.send(score(host, "bye", Connection="close"))
+        answer = wire.answer()
+        assert_scored(answer, "bye")
+        assert answer.headers["connection"].lower() == "close"
+        assert wire.rest() == b""
+    with Wire(host) as wire:
+        wire.send(score(host, "old", version="1.0"))
+        assert_scored(wire.answer(), "old")
+        assert wire.rest() == b""
+    with Wire(host) as wire:
+        for rid in ("old-ka-1", "old-ka-2"):
+            wire.send(score(host, rid, version="1.0", Connection="keep-alive"))
+            answer = wire.answer()
+            assert_scored(answer, rid)
+            assert answer.headers["connection"].lower() == "keep-alive"
+    with Wire(host) as wire:
+        wire.send(http("OPTIONS", "/score", host.auth()))
+        answer = wire.answer()
+        assert answer.status == 405 and "POST" in answer.headers["allow"] and answer.json()["message"]
+        wire.send(http("GET", "/nowhere"))
+        answer = wire.answer()
+        assert answer.status == 404 and answer.json()["message"]
+    # an upgrade is never granted: answered as plain HTTP (or refused with 400), the server lives on
+    for upgrade in ({"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"},
+                    {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}):
+        with Wire(host) as wire:
+            wire.send(score(host, "up", **upgrade))
+            answer = wire.answer()
+            assert answer.status in (200, 400), (upgrade["Upgrade"], answer)
+            if answer.status == 200:
+                assert "upgrade" not in assert_scored(answer, "up")["headers"]
+        with Wire(host) as wire:
+            wire.send(score(host, "fresh"))
+            assert_scored(wire.answer(), "fresh")
+
+
+def test_slow_client_and_a_client_gone_mid_request(make_host):
+    host = serving(make_host, timeout_ms=5000)
+    with Wire(host) as wire:
+        for byte in score(host, "slow"):
+            wire.send(bytes([byte]))
+            time.sleep(0.001)
+        assert_scored(wire.answer(), "slow")
+
+    def in_flight():
+        return sample(scrape(host), "mlctl_requests_in_flight", deployment="blue")
+    with Wire(host) as wire:
+        wire.send(score(host, "gone", data=body(sleep=2.0)))
+        wait_until(lambda: in_flight() == 1, 10, "the request in flight")
+    wait_until(lambda: in_flight() == 0, 15, "in-flight back to 0 after the client left")
+    with Wire(host) as wire:
+        wire.send(score(host, "next"))
+        assert_scored(wire.answer(), "next")
+
+
+def test_idle_connections_are_closed_and_a_half_sent_head_gets_408(make_host, monkeypatch):
+    monkeypatch.setenv("MLCTL_HOST_IDLE_S", "1")
+    host = serving(make_host, timeout_ms=5000)
+    with Wire(host) as wire:
+        wire.send(http("GET", "/"))
+        assert wire.answer().status == 200
+        assert wire.rest() == b""  # closed by the server while idle (within RECV_S)
+    with Wire(host) as wire:  # never sent a byte: closed too (quietly, or with a 408)
+        rest = wire.rest()
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 408 "), rest
+    with Wire(host) as wire:
+        wire.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert_refused(wire.answer(), 408, wire)
+    with Wire(host) as wire:  # waiting for the instance (2 s) is not idling: the answer comes
+        wire.send(score(host, "busy", data=body(sleep=2.0)))
+        assert_scored(wire.answer(), "busy")
