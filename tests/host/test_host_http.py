@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
+from email.utils import parsedate_to_datetime
 
 from hosttools import body, sample, scrape, wait_until
 
 RECV_S = 10  # every recv is bounded: a server that hangs fails the test instead of blocking it
 BIG = 64 * 1024 * 1024 + 1  # one byte over the body limit
+ONCE = frozenset(("content-length", "transfer-encoding", "date", "connection"))  # never twice in an answer
 
 
 class Answer:
@@ -57,10 +60,13 @@ class Wire:
         headers = {}
         for line in lines:
             name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
+            name = name.strip().lower()
+            assert name not in headers or name not in ONCE, (first, lines)
+            headers[name] = value.strip()
         if int(status) < 200:
             return Answer(version, int(status), headers, b"")
-        assert "content-length" in headers and "date" in headers, (first, headers)
+        assert "content-length" in headers and "transfer-encoding" not in headers, (first, headers)
+        parsedate_to_datetime(headers["date"])  # present and well formed
         size = 0 if head_only else int(headers["content-length"])
         while len(self.buf) < size:
             self._fill()
@@ -97,10 +103,10 @@ def chunked(*parts: bytes) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
 
 
-def assert_scored(answer: Answer, rid: str | None = None) -> dict:
+def assert_scored(answer: Answer, rid: str | None = None, rows: int = 1) -> dict:
     assert answer.status == 200, answer
     result = answer.json()
-    assert len(result["prediction"]) == 1
+    assert len(result["prediction"]) == rows
     if rid:
         assert answer.headers["x-request-id"] == rid and result["headers"]["x-request-id"] == rid
     return result
@@ -152,8 +158,16 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         assert head.status == 200
         health = wire.answer()
         assert (health.status, health.data) == (200, b"Healthy")
-        wire.send(score(host, "after"))
-        assert_scored(wire.answer(), "after")
+        # an error answer keeps the connection; header names in any case; a query; an absolute-form target
+        port = host.info.port
+        wire.send(http("POST", "/score", {"x-request-id": "no-key"}, body())
+                  + http("POST", "/score?trace=1", {"AUTHORIZATION": f"Bearer {host.key}", "X-REQUEST-ID": "upper",
+                                                    "CONTENT-LENGTH": str(len(body()))}, body())
+                  + http("POST", f"http://127.0.0.1:{port}/score", host.auth(**{"x-request-id": "absolute"}), body()))
+        refused = wire.answer()
+        assert refused.status == 401 and refused.json()["message"] and refused.headers["x-request-id"] == "no-key"
+        assert_scored(wire.answer(), "upper")
+        assert_scored(wire.answer(), "absolute")  # RFC 9112 3.2.2: a server MUST accept the absolute form
 
 
 def test_chunked_bodies_and_expect_100_continue(make_host):
@@ -172,6 +186,22 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
             time.sleep(0.05)
         result = assert_scored(wire.answer(), "chunked-2")
         assert "transfer-encoding" not in result["headers"]
+        # chunk extensions are skipped; trailer fields are not headers: not forwarded, not used to route
+        data = b"7;note=x\r\n" + parts[0] + b"\r\n" + chunked(parts[1] + parts[2])[:-2]
+        wire.send(score(host, "trailers", data=data + b"X-Trailer: 1\r\nazureml-model-deployment: nope\r\n\r\n",
+                        **{"Transfer-Encoding": "chunked"}))
+        result = assert_scored(wire.answer(), "trailers")
+        assert not {"x-trailer", "azureml-model-deployment"} & set(result["headers"]), result["headers"]
+        wire.send(score(host, "after-trailers"))  # nor do they stick to the next request on the connection
+        result = assert_scored(wire.answer(), "after-trailers")
+        assert not {"x-trailer", "azureml-model-deployment"} & set(result["headers"]), result["headers"]
+        # a 1 MB body with Content-Length, and chunked in 64 KiB chunks: answers of ~200 kB
+        rows = json.dumps({"data": [[0.01] * 10] * 12_000}).encode()
+        for rid, raw in (("big", score(host, "big", data=rows)),
+                         ("big-chunked", score(host, "big-chunked", **{"Transfer-Encoding": "chunked"}, data=chunked(
+                             *(rows[i:i + 65536] for i in range(0, len(rows), 65536)))))):
+            wire.send(raw)
+            assert_scored(wire.answer(), rid, rows=12_000)
         # Expect: 100-continue: the head alone gets 100, then the body gets the answer
         raw = score(host, "expect", Expect="100-continue")
         head, rest = raw.split(b"\r\n\r\n", 1)
@@ -181,10 +211,23 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
         wire.send(rest)
         result = assert_scored(wire.answer(), "expect")
         assert "expect" not in result["headers"]
-    # over the body limit: 413 at once, no 100 first, and the connection is closed
-    with Wire(host) as wire:
-        wire.send(http("POST", "/score", host.auth(Expect="100-continue", **{"Content-Length": str(BIG)})))
-        assert_refused(wire.answer(), 413, wire)
+        # behind a slow pipelined request, the 100 comes after that request's answer
+        wire.send(score(host, "before", data=body(sleep=0.3)) + head + b"\r\n\r\n")
+        assert_scored(wire.answer(), "before")
+        assert wire.answer().status == 100
+        wire.send(rest)
+        assert_scored(wire.answer(), "expect")
+        # a client that sends the body without waiting: a 100 is optional, the stream stays in step
+        wire.send(raw + score(host, "in-step"))
+        answer = wire.answer()
+        assert_scored(wire.answer() if answer.status == 100 else answer, "expect")
+        assert_scored(wire.answer(), "in-step")
+    # over the body limit: 413 at once (no 100 first, not waiting for the body), and the connection is closed
+    for expect in ({"Expect": "100-continue"}, {}):
+        with Wire(host) as wire:
+            wire.send(http("POST", "/score", host.auth(**expect, **{"Content-Length": str(BIG)}))
+                      + (b"" if expect else b'{"data": '))
+            assert_refused(wire.answer(), 413, wire)
     with Wire(host) as wire:
         wire.send(score(host, "still"))
         assert_scored(wire.answer(), "still")
@@ -199,6 +242,12 @@ def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connectio
             "Content-Length": "5", "Transfer-Encoding": "chunked"}), b"0\r\n\r\n" + smuggled),
         "invalid chunk size": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}),
                                    b"zz\r\nhello\r\n0\r\n\r\n"),
+        "two Content-Lengths": http("POST", "/score", host.auth(**{"Content-Length": "5", "content-length": "6"}),
+                                    b"abcdef"),
+        # RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, MUST get 400
+        "no Host": b"GET / HTTP/1.1\r\n\r\n",
+        "two Hosts": http("GET", "/", {"host": "other"}),
+        "HTTP/2 preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     }
     for what, raw in cases.items():
         with Wire(host) as wire:
@@ -225,7 +274,9 @@ def test_connection_close_http_1_0_methods_routes_and_upgrade(make_host):
         assert wire.rest() == b""
     with Wire(host) as wire:
         wire.send(score(host, "old", version="1.0"))
-        assert_scored(wire.answer(), "old")
+        answer = wire.answer()
+        assert_scored(answer, "old")
+        assert answer.headers.get("connection", "close").lower() == "close"
         assert wire.rest() == b""
     with Wire(host) as wire:
         for rid in ("old-ka-1", "old-ka-2"):
@@ -265,10 +316,15 @@ def test_slow_client_and_a_client_gone_mid_request(make_host):
 
     def in_flight():
         return sample(scrape(host), "mlctl_requests_in_flight", deployment="blue")
-    with Wire(host) as wire:
-        wire.send(score(host, "gone", data=body(sleep=2.0)))
-        wait_until(lambda: in_flight() == 1, 10, "the request in flight")
-    wait_until(lambda: in_flight() == 0, 15, "in-flight back to 0 after the client left")
+    for reset in (False, True):  # the client closes (FIN) or resets (RST) while the instance works
+        with Wire(host) as wire:
+            wire.send(score(host, "gone", data=body(sleep=2.0)) + score(host, "queued") * 2)
+            wait_until(lambda: in_flight() == 1, 10, "the request in flight")
+            if reset:
+                wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        wait_until(lambda: in_flight() == 0, 15, "in-flight back to 0 after the client left")
+    with Wire(host) as wire:  # gone with half a body sent
+        wire.send(score(host, "half")[:-20])
     with Wire(host) as wire:
         wire.send(score(host, "next"))
         assert_scored(wire.answer(), "next")
