@@ -22,7 +22,7 @@ from aiohttp import web
 from .. import secrets
 from .admin import make_admin
 from .endpoint import Endpoint
-from .gateway import make_gateway
+from .gateway import Gateway
 from .instances import Launch
 from .logfiles import StdioLog
 from .runfiles import (admin_socket_path, host_log, instance_socket_dir, read_run_record, write_run_record)
@@ -64,9 +64,8 @@ async def serve(args) -> int:
     port = sock.getsockname()[1]
     launch = Launch(data_dir, args.endpoint, instance_socket_dir(data_dir, args.endpoint))
     ep = Endpoint(data_dir, args.endpoint, args.auth_mode, launch)
-    gateway = web.AppRunner(make_gateway(ep), access_log=None, handle_signals=False)
-    await gateway.setup()
-    await web.SockSite(gateway, sock).start()
+    gateway = Gateway(ep)
+    await gateway.start(sock)
     admin_path = admin_socket_path(data_dir, args.endpoint)
     admin_path.parent.mkdir(parents=True, exist_ok=True)
     admin_path.unlink(missing_ok=True)
@@ -87,7 +86,7 @@ async def serve(args) -> int:
             stdio.check()
     log.info("endpoint %s shutting down", args.endpoint)
     await admin.cleanup()
-    await gateway.cleanup()
+    await gateway.stop()
     await ep.stop_all()
     for path in launch.logs:
         launch.logs[path].close()

@@ -1,4 +1,6 @@
-"""The public gateway: auth, routing by weight or header, mirror copies, limits (408/429/424), metrics."""
+"""The public gateway: auth, routing by weight or header, mirror copies, limits (408/429/424), metrics.
+
+Served by the lean HTTP/1.1 server of protocol.py (not aiohttp's: see its docstring for why)."""
 
 from __future__ import annotations
 
@@ -7,26 +9,20 @@ import functools
 import logging
 import random
 
-from aiohttp import web
-
 from .endpoint import Endpoint
 from .logfiles import AccessLog
+from .protocol import HttpServer, Request, Response, json_response
 from .supervisor import Deployment
 from .upstream import ConnectionFailed
 
 log = logging.getLogger("mlctl.host")
 
-ENDPOINT = web.AppKey("endpoint", Endpoint)
-BACKGROUND = web.AppKey("background", set)
-ACCESS = web.AppKey("access", AccessLog)
-MAX_BODY = 64 * 1024 * 1024
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 # request headers never forwarded to an instance (hop-by-hop, the client's credentials, recomputed ones)
 DROP_REQUEST = frozenset(h.lower() for h in (
     "authorization", "host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
     "trailer", "transfer-encoding", "upgrade", "content-length", "expect"))
 DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
-DROP_RESPONSE = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"))
 
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -41,16 +37,30 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def message(status: int, text: str, headers=None) -> web.Response:
-    return web.json_response({"message": text}, status=status, headers=headers)
+def message(status: int, text: str, headers: list | None = None) -> Response:
+    return json_response(status, {"message": text}, headers)
 
 
-def forward_headers(request: web.Request, request_id: str) -> bytes:
-    """The request's header lines for the instance: no credentials, no hop-by-hop, our x-request-id."""
-    lines = [name + b": " + value + b"\r\n" for name, value in request.raw_headers
-             if name.lower() not in DROP_REQUEST_BYTES]
-    lines.append(b"x-request-id: " + request_id.encode("latin-1") + b"\r\n")
-    return b"".join(lines)
+DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
+WANTED = frozenset((b"authorization", b"x-request-id", DEPLOYMENT_KEY))
+
+
+def scan_headers(request: Request) -> tuple[dict[bytes, bytes], bytes]:
+    """One pass over the request's headers: the ones the gateway reads (WANTED, by lower-case name)
+    and the lines for the instance (no credentials, no hop-by-hop, no x-request-id: the caller adds it)."""
+    wanted, lines = {}, []
+    for name, value in request.raw_headers:
+        lower = name.lower()
+        if lower in WANTED:
+            wanted[lower] = value
+        if lower not in DROP_REQUEST_BYTES:
+            lines.append(name + b": " + value + b"\r\n")
+    return wanted, b"".join(lines)
+
+
+def forward_headers(request: Request, request_id: str) -> bytes:
+    """The request's header lines for the instance, with our x-request-id."""
+    return scan_headers(request)[1] + b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"
 
 
 def _expire(answer: asyncio.Future) -> None:
@@ -65,10 +75,11 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
     own timeout + 1 s); a connection that fails with no answer is retried once on another instance."""
     exclude = None
     for attempt in (0, 1):
-        inst = await d.acquire(deadline, exclude)
+        inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
         try:
-            conn, serial, answer = await inst.pool.request(method, target, headers, body,
-                                                           functools.partial(d.release, inst))
+            on_done = functools.partial(d.release, inst)
+            conn, serial, answer = (inst.pool.send(method, target, headers, body, on_done)
+                                    or await inst.pool.request(method, target, headers, body, on_done))
         except ConnectionFailed:
             d.release(inst)
             if attempt:
@@ -91,11 +102,11 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
             timer.cancel()
 
 
-async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> web.Response:
+async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> Response:
     """Answer from deployment `d`, or 408 at its request timeout (424 when the instance answers non-200)."""
     loop = d.loop
     try:
-        status, reason, up_headers, data = await _call(d, method, target, headers, body,
+        status, reason, passed, data = await _call(d, method, target, headers, body,
                                                        loop.time() + d.spec.timeout_s, loop)
     except asyncio.TimeoutError:
         if d.ready_count() == 0:
@@ -104,12 +115,10 @@ async def forward(d: Deployment, method: str, target: str, body: bytes, headers:
                             f"(request_timeout_ms of deployment {d.spec.name!r})")
     except ConnectionFailed as e:
         return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {e}")
-    headers_out = [(k, v) for k, v in up_headers if k.lower() not in DROP_RESPONSE]
     if status != 200:
-        headers_out.append(("ms-azureml-model-error-statuscode", str(status)))
-        headers_out.append(("ms-azureml-model-error-reason", reason))
-        status = 424
-    return web.Response(status=status, body=data, headers=headers_out)
+        return Response(424, data, [("ms-azureml-model-error-statuscode", str(status)),
+                                    ("ms-azureml-model-error-reason", reason)], passed)
+    return Response(status, data, [], passed)
 
 
 async def _mirror(ep: Endpoint, d: Deployment, body: bytes, headers) -> None:
@@ -124,23 +133,8 @@ async def _mirror(ep: Endpoint, d: Deployment, body: bytes, headers) -> None:
         d.in_flight -= 1
 
 
-def send_mirror(app: web.Application, name: str, body: bytes, headers) -> None:
-    """Fire and forget a copy to the mirrored deployment; dropped when it is busy or not ready."""
-    ep = app[ENDPOINT]
-    d = ep.deployments.get(name)
-    if d is None or d.ready_count() == 0 or d.in_flight >= d.limit:
-        ep.metrics.mirror_dropped[name] += 1
-        return
-    ep.metrics.mirror_sent[name] += 1
-    d.in_flight += 1
-    task = asyncio.get_running_loop().create_task(_mirror(ep, d, body, headers))
-    app[BACKGROUND].add(task)
-    task.add_done_callback(app[BACKGROUND].discard)
-
-
-def _choose(ep: Endpoint, request: web.Request) -> tuple[Deployment | None, str | None, web.Response | None]:
-    """(deployment, mirror target, or an error answer) for a request."""
-    target = request.headers.get(DEPLOYMENT_HEADER)
+def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | None, Response | None]:
+    """(deployment, mirror target, or an error answer) for a request naming deployment `target` or none."""
     if target:
         d = ep.deployments.get(target)
         if d is None:
@@ -153,99 +147,137 @@ def _choose(ep: Endpoint, request: web.Request) -> tuple[Deployment | None, str 
     return ep.deployments[name], ep.sampler.sample(), None
 
 
-async def _forward_score(request: web.Request, d: Deployment, mirror: str | None, request_id: str):
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return message(413, f"request body over {MAX_BODY} bytes")
-    headers = forward_headers(request, request_id)
-    if mirror:
-        send_mirror(request.app, mirror, body, headers)
-    return await forward(d, request.method, request.path_qs if request.method == "GET" else "/score", body, headers)
+def _not_allowed(request: Request, allow: str) -> Response:
+    return message(405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}",
+                   [("Allow", allow)])
 
 
-async def handle_score(request: web.Request) -> web.StreamResponse:
-    if request.method not in ("POST", "GET"):
-        return message(405, f"{request.method} is not allowed on /score: use POST", {"Allow": "GET, POST"})
-    ep = request.app[ENDPOINT]
-    loop = ep.loop
-    started = loop.time()
-    request_id = request.headers.get("x-request-id") or new_request_id()
-    name = ""
-    if not ep.is_authorized(request.headers.get("Authorization")):
-        resp = message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
-                       {"WWW-Authenticate": "Bearer"})
-    else:
-        d, mirror, resp = _choose(ep, request)
-        if d is not None:
-            name = d.spec.name
-            if d.in_flight >= d.limit:
-                ep.metrics.rejected[name] += 1
-                resp = message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} = 2 x "
-                                    f"max_concurrent_requests_per_instance x instance_count)")
-            else:
-                d.in_flight += 1
-                ep.metrics.in_flight[name] += 1
-                try:
-                    resp = await _forward_score(request, d, mirror, request_id)
-                finally:
-                    d.in_flight -= 1
-                    ep.metrics.in_flight[name] -= 1
-    resp.headers["x-request-id"] = request_id
-    elapsed = loop.time() - started
-    ep.metrics.observe(name, resp.status, elapsed)
-    request.app[ACCESS].write(f"{request_id} {request.method} {request.path} {name or '-'} {resp.status} "
-                              f"{elapsed * 1000:.1f}ms")
-    return resp
+class Gateway:
+    """The public port: its HTTP server, the request handler, and what they own (access log, mirror copies)."""
 
+    def __init__(self, ep: Endpoint):
+        self.ep = ep
+        self.access = AccessLog()
+        self.background: set[asyncio.Task] = set()
+        self.server: HttpServer | None = None
+        self._flusher: asyncio.Task | None = None
+        self._routes = {"/score": self.handle_score, "/": self.handle_health, "/metrics": self.handle_metrics,
+                        "/swagger.json": self.handle_swagger}
 
-async def handle_swagger(request: web.Request) -> web.StreamResponse:
-    ep = request.app[ENDPOINT]
-    if not ep.is_authorized(request.headers.get("Authorization")):
-        return message(401, "not authorized", {"WWW-Authenticate": "Bearer"})
-    name = request.headers.get(DEPLOYMENT_HEADER) or max(
-        ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
-    d = ep.deployments.get(name) if name else None
-    if d is None:
-        return message(404, f"endpoint {ep.name!r} has no deployment to describe")
-    return await forward(d, "GET", request.path_qs, b"", forward_headers(request, new_request_id()))
+    async def start(self, sock) -> None:
+        self._flusher = asyncio.get_running_loop().create_task(self.access.run())
+        self.server = HttpServer(self.handle)
+        await self.server.start(sock)
 
+    async def stop(self) -> None:
+        """Stop accepting, let answers in progress finish, then drop mirror copies and flush the access log."""
+        if self.server is not None:
+            await self.server.close()
+        tasks = list(self.background) + ([self._flusher] if self._flusher else [])
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-async def handle_health(request: web.Request) -> web.Response:
-    return web.Response(text="Healthy")
+    def handle(self, request: Request):
+        route = self._routes.get(request.path)
+        if route is None:
+            return self.handle_unknown(request)
+        return route(request)
 
+    # ---- /score --------------------------------------------------------------------------------
+    async def handle_score(self, request: Request) -> Response:
+        if request.method not in ("POST", "GET"):
+            return _not_allowed(request, "GET, POST")
+        ep = self.ep
+        loop = ep.loop
+        started = loop.time()
+        wanted, lines = scan_headers(request)
+        rid = wanted.get(b"x-request-id")
+        request_id = rid.decode("latin-1") if rid else new_request_id()
+        name = ""
+        auth = wanted.get(b"authorization")
+        if not ep.is_authorized(auth.decode("latin-1") if auth else None):
+            resp = message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
+                           [("WWW-Authenticate", "Bearer")])
+        else:
+            target = wanted.get(DEPLOYMENT_KEY)
+            d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
+            if d is not None:
+                name = d.spec.name
+                if d.in_flight >= d.limit:
+                    ep.metrics.rejected[name] += 1
+                    resp = message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} = "
+                                        f"2 x max_concurrent_requests_per_instance x instance_count)")
+                else:
+                    d.in_flight += 1
+                    ep.metrics.in_flight[name] += 1
+                    try:
+                        headers = lines + b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"
+                        if mirror:
+                            self.send_mirror(mirror, request.body, headers)
+                        resp = await forward(d, request.method,
+                                             request.target if request.method == "GET" else "/score",
+                                             request.body, headers)
+                    finally:
+                        d.in_flight -= 1
+                        ep.metrics.in_flight[name] -= 1
+        resp.headers.append(("x-request-id", request_id))
+        elapsed = loop.time() - started
+        ep.metrics.observe(name, resp.status, elapsed)
+        self.access.write(f"{request_id} {request.method} {request.path} {name or '-'} {resp.status} "
+                          f"{elapsed * 1000:.1f}ms")
+        return resp
 
-async def handle_metrics(request: web.Request) -> web.Response:
-    ep = request.app[ENDPOINT]
-    ready = {n: d.ready_count() for n, d in ep.deployments.items()}
-    return web.Response(body=ep.metrics.render(ready).encode(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    def send_mirror(self, name: str, body: bytes, headers: bytes) -> None:
+        """Fire and forget a copy to the mirrored deployment; dropped when it is busy or not ready."""
+        ep = self.ep
+        d = ep.deployments.get(name)
+        if d is None or d.ready_count() == 0 or d.in_flight >= d.limit:
+            ep.metrics.mirror_dropped[name] += 1
+            return
+        ep.metrics.mirror_sent[name] += 1
+        d.in_flight += 1
+        task = ep.loop.create_task(self._mirror(d, body, headers))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
+    async def _mirror(self, d: Deployment, body: bytes, headers: bytes) -> None:
+        name = d.spec.name
+        try:
+            resp = await forward(d, "POST", "/score", body, headers)
+            if resp.status != 200:
+                self.ep.metrics.mirror_failed[name] += 1
+        except Exception:  # a copy never disturbs the live answer
+            self.ep.metrics.mirror_failed[name] += 1
+        finally:
+            d.in_flight -= 1
 
-async def handle_unknown(request: web.Request) -> web.Response:
-    """Every other path: 404 as JSON (a route, not a middleware: nothing on the hot path)."""
-    return message(404, f"no such path {request.path!r}: use /score, /swagger.json, / or /metrics")
+    # ---- the other routes ----------------------------------------------------------------------
+    async def handle_swagger(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _not_allowed(request, "GET")
+        ep = self.ep
+        if not ep.is_authorized(request.header(b"authorization")):
+            return message(401, "not authorized", [("WWW-Authenticate", "Bearer")])
+        name = request.header(b"azureml-model-deployment") or max(
+            ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
+        d = ep.deployments.get(name) if name else None
+        if d is None:
+            return message(404, f"endpoint {ep.name!r} has no deployment to describe")
+        return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
 
+    async def handle_health(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _not_allowed(request, "GET")
+        return Response(200, b"Healthy", [("Content-Type", "text/plain; charset=utf-8")])
 
-async def _background(app: web.Application):
-    flusher = asyncio.get_running_loop().create_task(app[ACCESS].run())
-    yield
-    flusher.cancel()
-    tasks = list(app[BACKGROUND])
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    async def handle_metrics(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _not_allowed(request, "GET")
+        ep = self.ep
+        ready = {n: d.ready_count() for n, d in ep.deployments.items()}
+        return Response(200, ep.metrics.render(ready).encode(),
+                        [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
 
-
-def make_gateway(ep: Endpoint) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
-    app[ENDPOINT] = ep
-    app[BACKGROUND] = set()
-    app[ACCESS] = AccessLog()
-    app.cleanup_ctx.append(_background)
-    app.router.add_get("/", handle_health)
-    app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/swagger.json", handle_swagger)
-    app.router.add_route("*", "/score", handle_score)
-    app.router.add_route("*", "/{tail:.*}", handle_unknown)
-    return app
+    async def handle_unknown(self, request: Request) -> Response:
+        return message(404, f"no such path {request.path!r}: use /score, /swagger.json, / or /metrics")

@@ -62,6 +62,13 @@ class Deployment:
         self._next += 1
         return best
 
+    def try_acquire(self, exclude: Instance | None = None) -> Instance | None:
+        """A slot on an instance if one is free now (the request path's fast case), else None."""
+        inst = self._pick(exclude)
+        if inst is not None:
+            inst.in_flight += 1
+        return inst
+
     async def acquire(self, deadline: float, exclude: Instance | None = None) -> Instance:
         """A slot on an instance, waiting (FIFO) until `deadline` (loop time); TimeoutError past it."""
         loop = self.loop

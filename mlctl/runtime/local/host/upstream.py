@@ -1,7 +1,7 @@
 """A lean HTTP/1.1 client for instances on unix sockets: pooled keep-alive connections, one request each.
 
 The gateway's hot path: cheaper than a general client (no URL objects, cookie jars or tracing).
-A request returns a future for (status, reason, [(name, value)], body); the connection goes back
+A request returns a future for (status, reason, header lines, body); the connection goes back
 to the pool when the answer is complete, even if the gateway stopped waiting for it (408): the
 future may be completed early by its awaiter (a timeout) while the exchange goes on, and the
 request's `on_done` callback runs when the exchange really ends (answered or failed).
@@ -123,27 +123,34 @@ class _Connection(asyncio.Protocol):
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
+# framing and hop-by-hop headers of an answer: the gateway writes its own
+FRAMING = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server"))
+
+
 def _parse_head(raw: bytes):
+    """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head.
+
+    The passed lines are the answer's headers minus FRAMING, ready to be written as they came."""
     lines = raw.split(b"\r\n")
     parts = lines[0].split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
         raise ValueError(f"status line {lines[0][:80]!r}")
     status = int(parts[1])
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
-    headers, length, chunked = [], None, False
+    passed, length, chunked = [], None, False
     close = parts[0] == b"HTTP/1.0"
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        name, value = name.strip().decode("latin-1"), value.strip().decode("latin-1")
-        lower = name.lower()
-        if lower == "content-length":
+        lower = name.strip().lower()
+        if lower not in FRAMING:
+            passed.append(line)
+        elif lower == b"content-length":
             length = int(value)
-        elif lower == "transfer-encoding":
-            chunked = "chunked" in value.lower()
-        elif lower == "connection":
-            close = value.lower() == "close"
-        headers.append((name, value))
-    return status, reason, headers, length, chunked, close
+        elif lower == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif lower == b"connection":
+            close = value.strip().lower() == b"close"
+    return status, reason, b"".join(line + b"\r\n" for line in passed), length, chunked, close
 
 
 def _dechunk(buffer: bytearray) -> bytes | None:
@@ -163,6 +170,11 @@ def _dechunk(buffer: bytearray) -> bytes | None:
         pos = start + size + 2
 
 
+def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
+    return (b"%s %s HTTP/1.1\r\nHost: instance\r\nContent-Length: %d\r\n" % (method.encode(), target.encode(), len(body))
+            + headers + b"\r\n" + body)
+
+
 class Pool:
     """Kept-alive connections to one unix socket."""
 
@@ -172,15 +184,21 @@ class Pool:
         self.idle: list[_Connection] = []
         self.all: set[_Connection] = set()
 
-    async def request(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
-        """Send a request: (connection, serial, future of the answer). `headers` are ready-made lines;
-        `on_done()` runs once the exchange ends (not when it fails to start: ConnectionFailed then)."""
-        data = (f"{method} {target} HTTP/1.1\r\nHost: instance\r\nContent-Length: {len(body)}\r\n".encode()
-                + headers + b"\r\n" + body)
+    def send(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
+        """Send on a kept-alive connection at once: (connection, serial, future), or None when none is idle."""
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed and not conn.transport.is_closing():
-                return conn.send(data, on_done)
+                return conn.send(_message(method, target, headers, body), on_done)
+        return None
+
+    async def request(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
+        """Send a request: (connection, serial, future of the answer). `headers` are ready-made lines;
+        `on_done()` runs once the exchange ends (not when it fails to start: ConnectionFailed then)."""
+        sent = self.send(method, target, headers, body, on_done)
+        if sent is not None:
+            return sent
+        data = _message(method, target, headers, body)
         try:
             _, conn = await self.loop.create_unix_connection(lambda: _Connection(self), self.path)
         except OSError as e:

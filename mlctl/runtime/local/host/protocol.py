@@ -1,0 +1,351 @@
+"""The public port's HTTP/1.1 server: requests parsed by httptools (llhttp), answered in order by one handler.
+
+Why not aiohttp's server here: on the gateway's hot path it cost 2-3x the CPU of this protocol per
+request (bench/README.md). The parsing that faces clients is llhttp's (Node.js's parser: chunked
+bodies, request smuggling, pipelining); this module adds only what a reverse proxy needs around it:
+- one handler call per request (`async handler(Request) -> Response`), answers in request order,
+  pipelined requests queued (reading pauses past PIPELINE_MAX of them, or while the client does
+  not read its answers);
+- limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input 400, an upgrade
+  request (h2c, websocket) 400; each closes the connection after its answer;
+- `Expect: 100-continue` answered here (never forwarded), only when the request is next in line;
+- keep-alive per HTTP/1.0 and 1.1 rules; idle connections closed after IDLE_S
+  (MLCTL_HOST_IDLE_S, default 75 s, as aiohttp), and a request whose head or body has not fully
+  arrived IDLE_S after it began gets 408;
+- a client that hangs up does not cancel its request: the exchange with the instance ends
+  normally (its slot is released) and the answer is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import http
+import json
+import logging
+import os
+
+import httptools
+
+log = logging.getLogger("mlctl.host")
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 64 * 1024 * 1024
+PIPELINE_MAX = 16
+
+
+def idle_seconds() -> float:
+    """MLCTL_HOST_IDLE_S (seconds an idle keep-alive connection or an unfinished request may last)."""
+    try:
+        value = float(os.environ.get("MLCTL_HOST_IDLE_S", "75"))
+    except ValueError:
+        value = 75.0
+    return value if value > 0 else 75.0
+
+
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
+
+
+class Request:
+    """One parsed request: method, raw target, path, query, raw header pairs, body, keep-alive."""
+
+    __slots__ = ("method", "target", "path", "query", "raw_headers", "body", "keep_alive", "http10")
+
+    def __init__(self, method: str, target: bytes, raw_headers: list, body: bytes, keep_alive: bool,
+                 http10: bool = False):
+        self.method, self.raw_headers, self.body, self.keep_alive = method, raw_headers, body, keep_alive
+        self.http10 = http10
+        if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
+            target = _origin_form(target)
+        self.target = target.decode("latin-1")
+        path, _, query = self.target.partition("?")
+        self.path, self.query = path, query
+
+    def header(self, lower_name: bytes) -> str | None:
+        """The last value of a header (give the name in lower case), or None."""
+        found = None
+        for name, value in self.raw_headers:
+            if len(name) == len(lower_name) and name.lower() == lower_name:
+                found = value
+        return None if found is None else found.decode("latin-1")
+
+
+def _origin_form(target: bytes) -> bytes:
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return target
+    return (url.path or b"/") + (b"?" + url.query if url.query else b"")
+
+
+class Response:
+    """An answer: status, body, headers [(name, value)] and ready-made header lines `raw` (bytes, each
+    ending in CRLF: an instance's, passed on as they came); Content-Length, Date, Connection are added."""
+
+    __slots__ = ("status", "body", "headers", "raw")
+
+    def __init__(self, status: int, body: bytes = b"", headers: list | None = None, raw: bytes = b""):
+        self.status, self.body, self.raw = status, body, raw
+        self.headers = headers if headers is not None else []
+
+
+def json_response(status: int, data, headers: list | None = None) -> Response:
+    return Response(status, json.dumps(data).encode(), [("Content-Type", "application/json; charset=utf-8")]
+                    + (headers or []))
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback: stop reading, answer `status` and close."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: feeds llhttp, queues complete requests, writes answers in order."""
+
+    def __init__(self, server: "HttpServer"):
+        self.server = server
+        self.loop = server.loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport = None
+        self.queue: collections.deque = collections.deque()  # Request, or a Response to send then close
+        self.busy = False            # an answer is being made
+        self.closed = False
+        self.stopped_reading = False  # after a refusal: nothing more is parsed
+        self.write_paused = False
+        self.reading_paused = False
+        self.in_message = False      # a request has begun but not fully arrived
+        self.in_head = False
+        self.head_bytes = 0
+        self.since = self.loop.time()  # when the current state (idle, or the message) began
+        self.continue_due = False    # the current message awaits 100 Continue
+        self._url = b""
+        self._headers: list = []
+        self._body: list = []
+        self._body_size = 0
+
+    # ---- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.queue.clear()
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.stopped_reading:
+            return
+        if self.in_head or not self.in_message:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as e:
+            refusal = e.__context__
+            if isinstance(refusal, _Refused):
+                self._refuse(refusal.status, str(refusal))
+            else:
+                log.exception("public port: request parsing failed")
+                self._refuse(500, "the gateway failed to read the request")
+            return
+        except httptools.HttpParserError as e:
+            self._refuse(400, f"malformed HTTP request: {e}")
+            return
+        if self.in_head and self.head_bytes > MAX_HEAD:  # a head that never ends: bounded memory
+            self._refuse(431, f"request head over {MAX_HEAD} bytes")
+
+    # ---- llhttp callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.in_message = self.in_head = True
+        self.since = self.loop.time()
+        self._url, self._headers, self._body, self._body_size = b"", [], [], 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.in_head:  # not a chunked body's trailer fields: those are neither used nor forwarded
+            self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in self._headers)
+        self.head_bytes = 0
+        if size > MAX_HEAD:
+            raise _Refused(431, f"request head over {MAX_HEAD} bytes")
+        if self.parser.should_upgrade():
+            raise _Refused(400, "protocol upgrade (Upgrade header) is not supported: send plain HTTP/1.1 requests")
+        expects = has_body = False
+        hosts = 0
+        for name, value in self._headers:
+            lower = name.lower()
+            if lower == b"host":
+                hosts += 1
+            elif lower == b"content-length" and value.strip().isdigit():
+                if int(value) > MAX_BODY:
+                    raise _Refused(413, f"request body over {MAX_BODY} bytes")
+                has_body = int(value) > 0
+            elif lower == b"transfer-encoding":
+                has_body = True
+            elif lower == b"expect" and value.strip().lower() == b"100-continue":
+                expects = True
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+            raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
+        if expects and has_body:
+            self.continue_due = True
+            self._send_continue()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:
+            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+        self._body.append(body)
+        self.continue_due = False  # the client did not wait for it
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        self.continue_due = False
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        parser = self.parser
+        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._headers, body,
+                                  parser.should_keep_alive(), parser.get_http_version() == "1.0"))
+        self._url, self._headers, self._body = b"", [], []
+        if not self.busy:
+            self._next()
+        elif len(self.queue) >= PIPELINE_MAX:
+            self._update_reading()
+
+    # ---- answering -----------------------------------------------------------------------------
+    def _send_continue(self) -> None:
+        """100 Continue, only when this message is next in line (earlier answers come first)."""
+        if self.continue_due and not self.busy and not self.queue and not self.closed:
+            self.continue_due = False
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.stopped_reading = True
+        self.in_message = self.in_head = False
+        self.queue.append(json_response(status, {"message": message}))
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        """Start answering the next queued request (one at a time, in order)."""
+        if not self.queue or self.closed:
+            return
+        item = self.queue.popleft()
+        if isinstance(item, Response):  # a refusal: the last answer on this connection
+            self._write(item, keep_alive=False, head_only=False, http10=False)
+            return
+        self.busy = True
+        task = self.loop.create_task(self._answer(item))
+        self.server.tasks.add(task)
+        task.add_done_callback(self.server.tasks.discard)
+
+    async def _answer(self, request: Request) -> None:
+        try:
+            response = await self.server.handler(request)
+        except Exception:
+            log.exception("public port: %s %s failed", request.method, request.path)
+            response = json_response(500, {"message": "the gateway failed to answer this request"})
+        self.busy = False
+        if self.closed:
+            return
+        keep_alive = request.keep_alive and not self.server.closing
+        self._write(response, keep_alive, request.method == "HEAD", request.http10)
+        if keep_alive:
+            self.since = self.loop.time()
+            self._update_reading()
+            if self.queue:
+                self._next()
+            else:
+                self._send_continue()
+
+    def _write(self, response: Response, keep_alive: bool, head_only: bool, http10: bool) -> None:
+        head = [_STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode(),
+                self.server.date_line, response.raw]
+        for name, value in response.headers:
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if keep_alive:
+            # an HTTP/1.0 client asked for keep-alive: say it is granted (1.1 keeps alive by default)
+            if http10:
+                head.append(b"Connection: keep-alive\r\n")
+        else:
+            head.append(b"Connection: close\r\n")
+        head.append(b"Content-Length: %d\r\n\r\n" % len(response.body))
+        if not head_only:
+            head.append(response.body)
+        self.transport.write(b"".join(head))
+        if not keep_alive:
+            self.closed = True
+            self.transport.close()
+
+    def _update_reading(self) -> None:
+        want_paused = self.write_paused or len(self.queue) >= PIPELINE_MAX
+        if want_paused != self.reading_paused and not self.closed:
+            self.reading_paused = want_paused
+            (self.transport.pause_reading if want_paused else self.transport.resume_reading)()
+
+    # ---- timers (called by the server's sweep) -------------------------------------------------
+    def sweep(self, now: float, idle_s: float) -> None:
+        if self.busy or self.closed or self.queue or now - self.since < idle_s:
+            return
+        if self.in_message:
+            self._refuse(408, f"request not received in full within {idle_s:g} s")
+        else:
+            self.closed = True
+            self.transport.close()
+
+
+class HttpServer:
+    """Serves `handler` on a listening socket; keeps the Date line and sweeps idle connections each second."""
+
+    def __init__(self, handler, idle_s: float | None = None):
+        self.handler = handler
+        self.loop = asyncio.get_running_loop()
+        self.idle_s = idle_s or idle_seconds()
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.closing = False
+        self.server: asyncio.AbstractServer | None = None
+        self.date_line = b""
+        self._timer = None
+
+    async def start(self, sock) -> None:
+        self._tick()
+        self.server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=1024)
+
+    def _tick(self) -> None:
+        self.date_line = f"Date: {email.utils.formatdate(usegmt=True)}\r\n".encode()
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.sweep(now, self.idle_s)
+        self._timer = self.loop.call_later(min(1.0, self.idle_s / 2), self._tick)
+
+    async def close(self, drain_s: float = 10.0) -> None:
+        """Stop accepting, close idle connections, let answers in progress finish (up to `drain_s`)."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            if not conn.busy and not conn.queue:
+                conn.closed = True
+                conn.transport.close()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=drain_s)
+        for conn in list(self.connections):
+            conn.transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
