@@ -4,6 +4,7 @@ bodies, malformed and oversized input, closing rules, slow and vanishing clients
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
 import time
@@ -73,6 +74,14 @@ class Wire:
         data, self.buf = self.buf[:size], self.buf[size:]
         return Answer(version, int(status), headers, data)
 
+    def trickle(self, data: bytes, pause: float) -> bool:
+        """Send `data` a byte at a time, `pause` s apart; True when the server answers before the end."""
+        for i in range(len(data)):
+            self.send(data[i:i + 1])
+            if select.select([self.sock], [], [], pause)[0]:
+                return i < len(data) - 1
+        return False
+
     def rest(self) -> bytes:
         """All the server sends until it closes (a reset counts as closed); b"" once it closed cleanly."""
         rest, self.buf = self.buf, b""
@@ -138,9 +147,14 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         health = wire.answer()
         assert (health.status, health.data) == (200, b"Healthy")
         assert_scored(wire.answer(), "p-3")
-        wire.send(b"".join(score(host, f"q-{i}") for i in range(3)))
-        for i in range(3):
+        # 20 in one write, over the deployment's limit of 2 in flight: taken one after the other, no 429
+        wire.send(b"".join(score(host, f"q-{i}") for i in range(20)))
+        for i in range(20):
             assert_scored(wire.answer(), f"q-{i}")
+        # a body on a GET is read past, not taken for the next request
+        wire.send(http("GET", "/", data=b"hello") + http("GET", "/nowhere-1"))
+        assert wire.answer().data == b"Healthy"
+        assert "/nowhere-1" in wire.answer().json()["message"]
         # a slow request first: the quick one behind it is still answered second
         wire.send(score(host, "slow-first", data=body(sleep=0.3)) + http("GET", "/"))
         assert_scored(wire.answer(), "slow-first")
@@ -168,6 +182,17 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         assert refused.status == 401 and refused.json()["message"] and refused.headers["x-request-id"] == "no-key"
         assert_scored(wire.answer(), "upper")
         assert_scored(wire.answer(), "absolute")  # RFC 9112 3.2.2: a server MUST accept the absolute form
+    # 50 connections at once, each gets its own answer
+    wires = []
+    try:
+        for i in range(50):
+            wires.append(Wire(host))
+            wires[-1].send(http("GET", f"/nowhere-{i}"))
+        for i, wire in enumerate(wires):
+            assert f"'/nowhere-{i}'" in wire.answer().json()["message"]
+    finally:
+        for wire in wires:
+            wire.sock.close()
 
 
 def test_chunked_bodies_and_expect_100_continue(make_host):
@@ -309,9 +334,7 @@ def test_connection_close_http_1_0_methods_routes_and_upgrade(make_host):
 def test_slow_client_and_a_client_gone_mid_request(make_host):
     host = serving(make_host, timeout_ms=5000)
     with Wire(host) as wire:
-        for byte in score(host, "slow"):
-            wire.send(bytes([byte]))
-            time.sleep(0.001)
+        assert not wire.trickle(score(host, "slow"), 0.001)
         assert_scored(wire.answer(), "slow")
 
     def in_flight():
@@ -343,6 +366,13 @@ def test_idle_connections_are_closed_and_a_half_sent_head_gets_408(make_host, mo
     with Wire(host) as wire:
         wire.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert_refused(wire.answer(), 408, wire)
+    # a head, or a body, trickled a byte every 0.2 s: the limit is on the whole, not on each pause
+    for what, raw in (("head", http("GET", "/", {"X-Slow": "s" * 60})), ("body", score(host, data=body() * 2))):
+        with Wire(host) as wire:
+            start = 0 if what == "head" else raw.index(b"\r\n\r\n") + 4
+            wire.send(raw[:start])
+            assert wire.trickle(raw[start:][:60], 0.2), what
+            assert_refused(wire.answer(), 408, wire)
     with Wire(host) as wire:  # waiting for the instance (2 s) is not idling: the answer comes
         wire.send(score(host, "busy", data=body(sleep=2.0)))
         assert_scored(wire.answer(), "busy")
