@@ -247,6 +247,12 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
         answer = wire.answer()
         assert_scored(wire.answer() if answer.status == 100 else answer, "expect")
         assert_scored(wire.answer(), "in-step")
+    with Wire(host) as wire:  # RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue is ignored (no 100)
+        head, rest = score(host, "old", version="1.0", Expect="100-continue").split(b"\r\n\r\n", 1)
+        wire.send(head + b"\r\n\r\n")
+        time.sleep(0.1)  # the head arrives alone
+        wire.send(rest)
+        assert_scored(wire.answer(), "old")
     # over the body limit: 413 at once (no 100 first, not waiting for the body), and the connection is closed
     for expect in ({"Expect": "100-continue"}, {}):
         with Wire(host) as wire:
@@ -329,6 +335,11 @@ def test_connection_close_http_1_0_methods_routes_and_upgrade(make_host):
         with Wire(host) as wire:
             wire.send(score(host, "fresh"))
             assert_scored(wire.answer(), "fresh")
+    # RFC 9112 9.6: the request with "close" is answered; one pipelined behind it is not processed
+    with Wire(host) as wire:
+        wire.send(score(host, "last", Connection="close") + score(host, "ignored"))
+        assert_scored(wire.answer(), "last")
+        assert wire.rest() == b""
 
 
 def test_slow_client_and_a_client_gone_mid_request(make_host):
