@@ -7,6 +7,7 @@ import json
 import select
 import socket
 import struct
+import threading
 import time
 from email.utils import parsedate_to_datetime
 
@@ -193,6 +194,23 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
     finally:
         for wire in wires:
             wire.sock.close()
+
+
+def test_a_client_that_reads_late_gets_every_answer_in_order(make_host):
+    """200 pipelined requests with ~55 kB answers (11 MB) to a client with a small receive buffer that
+    starts reading only after a while: the server's writing and reading both stall and resume."""
+    host = serving(make_host)
+    rows = json.dumps({"data": [[0.01] * 10] * 3_000}).encode()
+    with Wire(host) as wire:
+        wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        requests = [score(host, f"late-{i}", data=rows) for i in range(200)]
+        sender = threading.Thread(target=lambda: wire.send(b"".join(requests)), daemon=True)
+        sender.start()
+        time.sleep(1.5)  # nothing read yet: the answers fill the kernel buffers and pile up at the server
+        for i in range(200):
+            assert_scored(wire.answer(), f"late-{i}", rows=3_000)
+        sender.join(RECV_S)
+        assert not sender.is_alive()
 
 
 def test_chunked_bodies_and_expect_100_continue(make_host):
