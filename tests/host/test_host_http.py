@@ -167,12 +167,17 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         wire.send(raw[-10:] + score(host, "behind"))
         assert_scored(wire.answer(), "split")
         assert_scored(wire.answer(), "behind")
-        # a HEAD answer has no body: the next pipelined answer starts right after its head
-        wire.send(http("HEAD", "/") + http("GET", "/"))
-        head = wire.answer(head_only=True)
-        assert head.status == 200
+        # a HEAD answer has no body (an error one neither): the next pipelined answer follows its head
+        wire.send(http("HEAD", "/") + http("HEAD", "/score", host.auth()) + http("HEAD", "/nowhere") + http("GET", "/"))
+        assert [wire.answer(head_only=True).status for _ in range(3)] == [200, 405, 404]
         health = wire.answer()
         assert (health.status, health.data) == (200, b"Healthy")
+        # header values: UTF-8 and empty ones reach the instance as sent, a Latin-1 byte does no harm
+        utf8 = score(host, "utf-8", **{"X-Name": "café", "X-Empty": ""}).replace(b"caf\xe9", "café".encode())
+        wire.send(utf8 + score(host, "latin-1", **{"X-Name": "café"}))
+        result = assert_scored(wire.answer(), "utf-8")
+        assert (result["headers"]["x-name"], result["headers"]["x-empty"]) == ("café", "")
+        assert_scored(wire.answer(), "latin-1")
         # an error answer keeps the connection; header names in any case; a query; an absolute-form target
         port = host.info.port
         wire.send(http("POST", "/score", {"x-request-id": "no-key"}, body())
