@@ -306,6 +306,11 @@ def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connectio
                                    b"zz\r\nhello\r\n0\r\n\r\n"),
         "two Content-Lengths": http("POST", "/score", host.auth(**{"Content-Length": "5", "content-length": "6"}),
                                     b"abcdef"),
+        "signed Content-Length": http("POST", "/score", host.auth(**{"Content-Length": "+5"}), b"abcde"),
+        "chunked twice": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked",
+                                                             "transfer-encoding": "chunked"}), chunked(b"{}")),
+        "chunked not last": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked, gzip"}), b"abc"),
+        "header without colon": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nFoo\r\n\r\n",
         # RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, MUST get 400
         "no Host": b"GET / HTTP/1.1\r\n\r\n",
         "two Hosts": http("GET", "/", {"host": "other"}),
