@@ -48,13 +48,20 @@ WANTED = frozenset((b"authorization", b"x-request-id", DEPLOYMENT_KEY))
 def scan_headers(request: Request) -> tuple[dict[bytes, bytes], bytes]:
     """One pass over the request's headers: the ones the gateway reads (WANTED, by lower-case name)
     and the lines for the instance (no credentials, no hop-by-hop, no x-request-id: the caller adds it)."""
-    wanted, lines = {}, []
+    wanted, lines, hop = {}, [], None
     for name, value in request.raw_headers:
         lower = name.lower()
         if lower in WANTED:
             wanted[lower] = value
         if lower not in DROP_REQUEST_BYTES:
             lines.append(name + b": " + value + b"\r\n")
+        elif lower == b"connection":
+            hop = value
+    if hop:  # headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1)
+        named = {t.strip().lower() for t in hop.split(b",")} - {b"close", b"keep-alive", b""}
+        if named:
+            lines = [name + b": " + value + b"\r\n" for name, value in request.raw_headers
+                     if name.lower() not in DROP_REQUEST_BYTES and name.lower() not in named]
     return wanted, b"".join(lines)
 
 

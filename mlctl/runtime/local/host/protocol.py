@@ -6,10 +6,13 @@ bodies, request smuggling, pipelining); this module adds only what a reverse pro
 - one handler call per request (`async handler(Request) -> Response`), answers in request order,
   pipelined requests queued (reading pauses past PIPELINE_MAX of them, or while the client does
   not read its answers);
-- limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input 400, an upgrade
-  request (h2c, websocket) 400; each closes the connection after its answer;
-- `Expect: 100-continue` answered here (never forwarded), only when the request is next in line;
-- keep-alive per HTTP/1.0 and 1.1 rules; idle connections closed after IDLE_S
+- limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input (and an HTTP/1.1
+  request without exactly one Host) 400, CONNECT 405; each closes the connection after its answer;
+- an Upgrade offer (h2c, websocket) is declined: the request is read again without it and answered;
+- `Expect: 100-continue` answered here (never forwarded; not for HTTP/1.0), only when the request is
+  next in line;
+- keep-alive per HTTP/1.0 and 1.1 rules; a client that half-closes gets its answers, then the close;
+  idle connections closed after IDLE_S
   (MLCTL_HOST_IDLE_S, default 75 s, as aiohttp), and a request whose head or body has not fully
   arrived IDLE_S after it began gets 408;
 - a client that hangs up does not cancel its request: the exchange with the instance ends
@@ -125,7 +128,9 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list = []
         self._body: list = []
-        self._body_size = 0
+        self._body_size = self._head_size = 0
+        self._declined: bytes | None = None  # the head of a request read again without its Upgrade
+        self.eof = False             # the client half-closed: answer what arrived, then close
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -136,6 +141,13 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.queue.clear()
         self.server.connections.discard(self)
+
+    def eof_received(self):
+        """The client sent all it will (shutdown(SHUT_WR)): answer what arrived in full, then close."""
+        self.eof = True
+        if self.busy or self.queue:
+            return True  # keep the transport open for the answers
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -160,6 +172,15 @@ class Connection(asyncio.Protocol):
                 log.exception("public port: request parsing failed")
                 self._refuse(500, "the gateway failed to read the request")
             return
+        except httptools.HttpParserUpgrade as e:
+            # an Upgrade offer (h2c, websocket) is declined (RFC 9110 7.8: a server may ignore it):
+            # the request is read again without it, from a fresh parser
+            head, self._declined = self._declined, None
+            self.parser = httptools.HttpRequestParser(self)
+            self.head_bytes = 0
+            if head is not None:
+                self.data_received(head + data[e.args[0]:])
+            return
         except httptools.HttpParserError as e:
             self._refuse(400, f"malformed HTTP request: {e}")
             return
@@ -170,7 +191,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
         self.since = self.loop.time()
-        self._url, self._headers, self._body, self._body_size = b"", [], [], 0
+        self._url, self._headers, self._body, self._body_size, self._head_size = b"", [], [], 0, 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -178,15 +199,16 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_head:  # not a chunked body's trailer fields: those are neither used nor forwarded
             self._headers.append((name, value))
+            self._head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in self._headers)
         self.head_bytes = 0
-        if size > MAX_HEAD:
+        if self._head_size + len(self._url) > MAX_HEAD:
             raise _Refused(431, f"request head over {MAX_HEAD} bytes")
         if self.parser.should_upgrade():
-            raise _Refused(400, "protocol upgrade (Upgrade header) is not supported: send plain HTTP/1.1 requests")
+            self._declined = self._head_without_upgrade()
+            return
         expects = has_body = False
         hosts = 0
         for name, value in self._headers:
@@ -203,9 +225,26 @@ class Connection(asyncio.Protocol):
                 expects = True
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
-        if expects and has_body:
+        if expects and has_body and self.parser.get_http_version() != "1.0":  # RFC 9110 10.1.1
             self.continue_due = True
             self._send_continue()
+
+    def _head_without_upgrade(self) -> bytes:
+        """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
+        method = self.parser.get_method()
+        if method == b"CONNECT":
+            raise _Refused(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
+        lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
+        for name, value in self._headers:
+            lower = name.lower()
+            if lower == b"upgrade":
+                continue
+            if lower == b"connection":
+                value = b", ".join(t.strip() for t in value.split(b",") if t.strip().lower() != b"upgrade")
+                if not value:
+                    continue
+            lines.append(name + b": " + value + b"\r\n")
+        return b"".join(lines) + b"\r\n"
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -217,6 +256,8 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.in_message = False
         self.continue_due = False
+        if self._declined is not None:  # read again without its Upgrade (data_received)
+            return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         parser = self.parser
         self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._headers, body,
@@ -270,6 +311,9 @@ class Connection(asyncio.Protocol):
             self._update_reading()
             if self.queue:
                 self._next()
+            elif self.eof:
+                self.closed = True
+                self.transport.close()
             else:
                 self._send_continue()
 

@@ -10,6 +10,7 @@ request's `on_done` callback runs when the exchange really ends (answered or fai
 from __future__ import annotations
 
 import asyncio
+import re
 
 MAX_HEAD = 64 * 1024
 
@@ -54,6 +55,16 @@ class _Connection(asyncio.Protocol):
         if self.future is None:  # nothing asked: the server should not talk
             self.transport.close()
             return
+        if self.head is None and not self.buffer:  # the usual case: a whole answer in one read, no copies
+            end = data.find(b"\r\n\r\n")
+            if end > 0:
+                try:
+                    head = _parse_head(data[:end])
+                except ValueError:
+                    head = None
+                if head is not None and head[0] >= 200 and head[3] == len(data) - end - 4 and not head[4]:
+                    self._finish((head[0], head[1], head[2], data[end + 4:]), head[5])
+                    return
         self.buffer += data
         if self.head is None:
             end = self.buffer.find(b"\r\n\r\n")
@@ -123,34 +134,34 @@ class _Connection(asyncio.Protocol):
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
-# framing and hop-by-hop headers of an answer: the gateway writes its own
-FRAMING = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server"))
+# framing and hop-by-hop headers of an answer (the gateway writes its own): one regex finds them all
+_FRAMING_LINE = re.compile(rb"^(content-length|transfer-encoding|connection|keep-alive|date|server)[ \t]*:"
+                           rb"[ \t]*([^\r\n]*?)[ \t]*\r\n", re.IGNORECASE | re.MULTILINE)
 
 
 def _parse_head(raw: bytes):
-    """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head.
-
-    The passed lines are the answer's headers minus FRAMING, ready to be written as they came."""
-    lines = raw.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ValueError(f"status line {lines[0][:80]!r}")
+    """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head
+    (`raw` without its final blank line). The passed lines are the answer's headers minus the framing
+    and hop-by-hop ones, ready to be written as they came."""
+    first, _, lines = raw.partition(b"\r\n")
+    parts = first.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ValueError(f"status line {first[:80]!r}")
     status = int(parts[1])
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
-    passed, length, chunked = [], None, False
-    close = parts[0] == b"HTTP/1.0"
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        lower = name.strip().lower()
-        if lower not in FRAMING:
-            passed.append(line)
-        elif lower == b"content-length":
-            length = int(value)
-        elif lower == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif lower == b"connection":
-            close = value.strip().lower() == b"close"
-    return status, reason, b"".join(line + b"\r\n" for line in passed), length, chunked, close
+    length, chunked, close = None, False, parts[0] == b"HTTP/1.0"
+    if lines:
+        lines += b"\r\n"
+        for name, value in _FRAMING_LINE.findall(lines):
+            lower = name.lower()
+            if lower == b"content-length":
+                length = int(value)
+            elif lower == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif lower == b"connection":
+                close = value.lower() == b"close"
+        lines = _FRAMING_LINE.sub(b"", lines)
+    return status, reason, lines, length, chunked, close
 
 
 def _dechunk(buffer: bytearray) -> bytes | None:
