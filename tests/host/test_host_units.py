@@ -86,6 +86,9 @@ def test_answer_head_and_chunked_body_parsing():
     assert _parse_head(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nX-A: b") == (
         500, "Internal Server Error", b"X-A: b\r\n", 12, False, False)
     assert _parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked")[3:] == (None, True, True)
+    # the instance's own x-request-id and framing headers are not passed on (the gateway writes its own)
+    assert _parse_head(b"HTTP/1.0 204 No Content\r\nx-request-id: 1\r\nServer: x\r\nX-Ms-Request-Id: 1") == (
+        204, "No Content", b"X-Ms-Request-Id: 1\r\n", None, False, True)
     with pytest.raises(ValueError):
         _parse_head(b"SSH-2.0-OpenSSH")
     assert _dechunk(bytearray(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")) == b"hello world"

@@ -10,7 +10,6 @@ request's `on_done` callback runs when the exchange really ends (answered or fai
 from __future__ import annotations
 
 import asyncio
-import re
 
 MAX_HEAD = 64 * 1024
 
@@ -92,6 +91,8 @@ class _Connection(asyncio.Protocol):
             if len(self.buffer) < length:
                 return
             body = bytes(self.buffer[:length])
+        elif status in (204, 304):  # no body by definition
+            body = b""
         else:
             return  # read to EOF (connection_lost finishes it)
         self._finish((status, reason, headers, body), close)
@@ -134,34 +135,38 @@ class _Connection(asyncio.Protocol):
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
-# framing and hop-by-hop headers of an answer (the gateway writes its own): one regex finds them all
-_FRAMING_LINE = re.compile(rb"^(content-length|transfer-encoding|connection|keep-alive|date|server)[ \t]*:"
-                           rb"[ \t]*([^\r\n]*?)[ \t]*\r\n", re.IGNORECASE | re.MULTILINE)
+# an answer's framing and hop-by-hop headers, and its x-request-id: the gateway writes its own
+NOT_PASSED = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server",
+                        b"x-request-id"))
 
 
 def _parse_head(raw: bytes):
     """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head
-    (`raw` without its final blank line). The passed lines are the answer's headers minus the framing
-    and hop-by-hop ones, ready to be written as they came."""
-    first, _, lines = raw.partition(b"\r\n")
+    (`raw` without its final blank line). The passed lines are the answer's headers but NOT_PASSED,
+    ready to be written as they came."""
+    first, _, rest = raw.partition(b"\r\n")
     parts = first.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise ValueError(f"status line {first[:80]!r}")
     status = int(parts[1])
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     length, chunked, close = None, False, parts[0] == b"HTTP/1.0"
-    if lines:
-        lines += b"\r\n"
-        for name, value in _FRAMING_LINE.findall(lines):
-            lower = name.lower()
-            if lower == b"content-length":
-                length = int(value)
-            elif lower == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif lower == b"connection":
-                close = value.lower() == b"close"
-        lines = _FRAMING_LINE.sub(b"", lines)
-    return status, reason, lines, length, chunked, close
+    passed = []
+    for line in rest.split(b"\r\n") if rest else ():
+        colon = line.find(b":")
+        lower = line[:colon].strip().lower()
+        if lower not in NOT_PASSED:
+            passed.append(line)
+            continue
+        value = line[colon + 1:].strip()
+        if lower == b"content-length":
+            length = int(value)
+        elif lower == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif lower == b"connection":
+            close = value.lower() == b"close"
+    passed.append(b"")
+    return status, reason, b"\r\n".join(passed), length, chunked, close
 
 
 def _dechunk(buffer: bytearray) -> bytes | None:
