@@ -42,32 +42,19 @@ def message(status: int, text: str, headers: list | None = None) -> Response:
 
 
 DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
-WANTED = frozenset((b"authorization", b"x-request-id", DEPLOYMENT_KEY))
-
-
-def scan_headers(request: Request) -> tuple[dict[bytes, bytes], bytes]:
-    """One pass over the request's headers: the ones the gateway reads (WANTED, by lower-case name)
-    and the lines for the instance (no credentials, no hop-by-hop, no x-request-id: the caller adds it)."""
-    wanted, lines, hop = {}, [], None
-    for name, value in request.raw_headers:
-        lower = name.lower()
-        if lower in WANTED:
-            wanted[lower] = value
-        if lower not in DROP_REQUEST_BYTES:
-            lines.append(name + b": " + value + b"\r\n")
-        elif lower == b"connection":
-            hop = value
-    if hop:  # headers the client named in Connection are hop-by-hop too (RFC 9110 7.6.1)
-        named = {t.strip().lower() for t in hop.split(b",")} - {b"close", b"keep-alive", b""}
-        if named:
-            lines = [name + b": " + value + b"\r\n" for name, value in request.raw_headers
-                     if name.lower() not in DROP_REQUEST_BYTES and name.lower() not in named]
-    return wanted, b"".join(lines)
 
 
 def forward_headers(request: Request, request_id: str) -> bytes:
-    """The request's header lines for the instance, with our x-request-id."""
-    return scan_headers(request)[1] + b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"
+    """The request's header lines for the instance: no credentials, no hop-by-hop (those named in
+    Connection too, RFC 9110 7.6.1), the gateway's x-request-id."""
+    hop = request.fields.get(b"connection")
+    drop = DROP_REQUEST_BYTES
+    if hop:
+        named = {t.strip().lower() for t in hop.split(b",")} - {b"close", b"keep-alive", b""}
+        if named:
+            drop = drop | named
+    return b"".join([name + b": " + value + b"\r\n" for lower, name, value in request.headers if lower not in drop]
+                    + [b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"])
 
 
 def _expire(answer: asyncio.Future) -> None:
@@ -198,16 +185,16 @@ class Gateway:
         ep = self.ep
         loop = ep.loop
         started = loop.time()
-        wanted, lines = scan_headers(request)
-        rid = wanted.get(b"x-request-id")
+        fields = request.fields
+        rid = fields.get(b"x-request-id")
         request_id = rid.decode("latin-1") if rid else new_request_id()
         name = ""
-        auth = wanted.get(b"authorization")
+        auth = fields.get(b"authorization")
         if not ep.is_authorized(auth.decode("latin-1") if auth else None):
             resp = message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
                            [("WWW-Authenticate", "Bearer")])
         else:
-            target = wanted.get(DEPLOYMENT_KEY)
+            target = fields.get(DEPLOYMENT_KEY)
             d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
             if d is not None:
                 name = d.spec.name
@@ -219,7 +206,7 @@ class Gateway:
                     d.in_flight += 1
                     ep.metrics.in_flight[name] += 1
                     try:
-                        headers = lines + b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"
+                        headers = forward_headers(request, request_id)
                         if mirror:
                             self.send_mirror(mirror, request.body, headers)
                         resp = await forward(d, request.method,

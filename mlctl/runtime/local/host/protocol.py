@@ -51,14 +51,17 @@ _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in
 
 
 class Request:
-    """One parsed request: method, raw target, path, query, raw header pairs, body, keep-alive."""
+    """One parsed request: method, target, path, query, headers, body, keep-alive.
 
-    __slots__ = ("method", "target", "path", "query", "raw_headers", "body", "keep_alive", "http10")
+    `headers` is [(lower-case name, name as sent, value)] in order (bytes); `fields` maps each
+    lower-case name to its last value."""
 
-    def __init__(self, method: str, target: bytes, raw_headers: list, body: bytes, keep_alive: bool,
+    __slots__ = ("method", "target", "path", "query", "headers", "fields", "body", "keep_alive", "http10")
+
+    def __init__(self, method: str, target: bytes, headers: list, fields: dict, body: bytes, keep_alive: bool,
                  http10: bool = False):
-        self.method, self.raw_headers, self.body, self.keep_alive = method, raw_headers, body, keep_alive
-        self.http10 = http10
+        self.method, self.headers, self.fields, self.body = method, headers, fields, body
+        self.keep_alive, self.http10 = keep_alive, http10
         if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
             target = _origin_form(target)
         self.target = target.decode("latin-1")
@@ -67,11 +70,8 @@ class Request:
 
     def header(self, lower_name: bytes) -> str | None:
         """The last value of a header (give the name in lower case), or None."""
-        found = None
-        for name, value in self.raw_headers:
-            if len(name) == len(lower_name) and name.lower() == lower_name:
-                found = value
-        return None if found is None else found.decode("latin-1")
+        value = self.fields.get(lower_name)
+        return None if value is None else value.decode("latin-1")
 
 
 def _origin_form(target: bytes) -> bytes:
@@ -127,6 +127,8 @@ class Connection(asyncio.Protocol):
         self.continue_due = False    # the current message awaits 100 Continue
         self._url = b""
         self._headers: list = []
+        self._fields: dict = {}
+        self._hosts = 0
         self._body: list = []
         self._body_size = self._head_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
@@ -191,15 +193,20 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
         self.since = self.loop.time()
-        self._url, self._headers, self._body, self._body_size, self._head_size = b"", [], [], 0, 0
+        self._url, self._headers, self._fields, self._body = b"", [], {}, []
+        self._body_size = self._head_size = self._hosts = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_head:  # not a chunked body's trailer fields: those are neither used nor forwarded
-            self._headers.append((name, value))
+            lower = name.lower()
+            self._headers.append((lower, name, value))
+            self._fields[lower] = value
             self._head_size += len(name) + len(value) + 4
+            if lower == b"host":
+                self._hosts += 1
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -209,23 +216,16 @@ class Connection(asyncio.Protocol):
         if self.parser.should_upgrade():
             self._declined = self._head_without_upgrade()
             return
-        expects = has_body = False
-        hosts = 0
-        for name, value in self._headers:
-            lower = name.lower()
-            if lower == b"host":
-                hosts += 1
-            elif lower == b"content-length" and value.strip().isdigit():
-                if int(value) > MAX_BODY:
-                    raise _Refused(413, f"request body over {MAX_BODY} bytes")
-                has_body = int(value) > 0
-            elif lower == b"transfer-encoding":
-                has_body = True
-            elif lower == b"expect" and value.strip().lower() == b"100-continue":
-                expects = True
-        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+        fields = self._fields
+        if self._hosts != 1 and (self._hosts or self.parser.get_http_version() == "1.1"):
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
-        if expects and has_body and self.parser.get_http_version() != "1.0":  # RFC 9110 10.1.1
+        length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
+        if length is not None and int(length) > MAX_BODY:
+            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+        expect = fields.get(b"expect")
+        if (expect is not None and expect.strip().lower() == b"100-continue"
+                and (b"transfer-encoding" in fields or (length is not None and int(length) > 0))
+                and self.parser.get_http_version() != "1.0"):  # RFC 9110 10.1.1
             self.continue_due = True
             self._send_continue()
 
@@ -235,8 +235,7 @@ class Connection(asyncio.Protocol):
         if method == b"CONNECT":
             raise _Refused(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
         lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
-        for name, value in self._headers:
-            lower = name.lower()
+        for lower, name, value in self._headers:
             if lower == b"upgrade":
                 continue
             if lower == b"connection":
@@ -260,9 +259,9 @@ class Connection(asyncio.Protocol):
             return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         parser = self.parser
-        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._headers, body,
-                                  parser.should_keep_alive(), parser.get_http_version() == "1.0"))
-        self._url, self._headers, self._body = b"", [], []
+        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._headers, self._fields,
+                                  body, parser.should_keep_alive(), parser.get_http_version() == "1.0"))
+        self._url, self._headers, self._fields, self._body = b"", [], {}, []
         if not self.busy:
             self._next()
         elif len(self.queue) >= PIPELINE_MAX:

@@ -16,6 +16,7 @@ class WeightedPicker:
         self.weights = {name: int(w) for name, w in sorted(weights.items()) if int(w) > 0}
         self._current = {name: 0 for name in self.weights}
         self._total = sum(self.weights.values())
+        self._only = next(iter(self.weights), None)
 
     def __bool__(self) -> bool:
         return self._total > 0
@@ -24,6 +25,8 @@ class WeightedPicker:
         """The next deployment, or None when no deployment has weight."""
         if not self._total:
             return None
+        if len(self.weights) == 1:  # one deployment takes all the traffic
+            return self._only
         best = None
         for name, weight in self.weights.items():
             self._current[name] += weight

@@ -10,6 +10,7 @@ request's `on_done` callback runs when the exchange really ends (answered or fai
 from __future__ import annotations
 
 import asyncio
+import re
 
 MAX_HEAD = 64 * 1024
 
@@ -135,15 +136,16 @@ class _Connection(asyncio.Protocol):
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
-# an answer's framing and hop-by-hop headers, and its x-request-id: the gateway writes its own
-NOT_PASSED = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"date", b"server",
-                        b"x-request-id"))
+# an answer's framing and hop-by-hop headers, and its x-request-id (the gateway writes its own): found
+# and cut by one regex anchored on the line break (C speed; a Python loop over the lines cost twice as much)
+_NOT_PASSED = re.compile(rb"\r\n(content-length|transfer-encoding|connection|keep-alive|date|server|x-request-id)"
+                         rb"[ \t]*:[ \t]*([^\r]*)", re.IGNORECASE)
 
 
 def _parse_head(raw: bytes):
     """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head
-    (`raw` without its final blank line). The passed lines are the answer's headers but NOT_PASSED,
-    ready to be written as they came."""
+    (`raw` without its final blank line). The passed lines are the answer's headers but the framing,
+    hop-by-hop and x-request-id ones, each ending in CRLF, ready to be written as they came."""
     first, _, rest = raw.partition(b"\r\n")
     parts = first.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
@@ -151,22 +153,19 @@ def _parse_head(raw: bytes):
     status = int(parts[1])
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     length, chunked, close = None, False, parts[0] == b"HTTP/1.0"
-    passed = []
-    for line in rest.split(b"\r\n") if rest else ():
-        colon = line.find(b":")
-        lower = line[:colon].strip().lower()
-        if lower not in NOT_PASSED:
-            passed.append(line)
-            continue
-        value = line[colon + 1:].strip()
+    if not rest:
+        return status, reason, b"", length, chunked, close
+    rest = b"\r\n" + rest
+    for name, value in _NOT_PASSED.findall(rest):
+        lower = name.lower()
         if lower == b"content-length":
             length = int(value)
         elif lower == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
         elif lower == b"connection":
-            close = value.lower() == b"close"
-    passed.append(b"")
-    return status, reason, b"\r\n".join(passed), length, chunked, close
+            close = value.strip().lower() == b"close"
+    passed = _NOT_PASSED.sub(b"", rest)
+    return status, reason, passed[2:] + b"\r\n" if passed else b"", length, chunked, close
 
 
 def _dechunk(buffer: bytearray) -> bytes | None:
