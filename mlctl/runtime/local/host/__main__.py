@@ -25,7 +25,8 @@ from .endpoint import Endpoint
 from .gateway import Gateway
 from .instances import Launch
 from .logfiles import StdioLog
-from .runfiles import (admin_socket_path, host_log, instance_socket_dir, read_run_record, write_run_record)
+from .runfiles import (admin_socket_path, claim_socket_folder, host_log, read_run_record, sweep_run_folder,
+                       write_run_record)
 
 log = logging.getLogger("mlctl.host")
 
@@ -62,7 +63,9 @@ async def serve(args) -> int:
         log.error("cannot listen on 127.0.0.1:%s: %s", args.port, e.strerror)
         return 2
     port = sock.getsockname()[1]
-    launch = Launch(data_dir, args.endpoint, instance_socket_dir(data_dir, args.endpoint))
+    sweep_run_folder()  # what SIGKILLed hosts left; never fails the start
+    sockets = claim_socket_folder(data_dir, args.endpoint)
+    launch = Launch(data_dir, args.endpoint, sockets.path)
     ep = Endpoint(data_dir, args.endpoint, args.auth_mode, launch)
     gateway = Gateway(ep)
     await gateway.start(sock)
@@ -91,10 +94,7 @@ async def serve(args) -> int:
     for path in launch.logs:
         launch.logs[path].close()
     admin_path.unlink(missing_ok=True)
-    try:
-        launch.socket_dir.rmdir()  # empty once every instance stopped
-    except OSError:
-        pass
+    sockets.release()
     write_run_record(data_dir, args.endpoint, {**record, "pid": 0, "stopped": time.time()})
     return 0
 
