@@ -128,7 +128,6 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list = []
         self._fields: dict = {}
-        self._hosts = 0
         self._body: list = []
         self._body_size = self._head_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
@@ -194,7 +193,7 @@ class Connection(asyncio.Protocol):
         self.in_message = self.in_head = True
         self.since = self.loop.time()
         self._url, self._headers, self._fields, self._body = b"", [], {}, []
-        self._body_size = self._head_size = self._hosts = 0
+        self._body_size = self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -205,8 +204,6 @@ class Connection(asyncio.Protocol):
             self._headers.append((lower, name, value))
             self._fields[lower] = value
             self._head_size += len(name) + len(value) + 4
-            if lower == b"host":
-                self._hosts += 1
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -217,7 +214,11 @@ class Connection(asyncio.Protocol):
             self._declined = self._head_without_upgrade()
             return
         fields = self._fields
-        if self._hosts != 1 and (self._hosts or self.parser.get_http_version() == "1.1"):
+        if b"host" in fields:  # a name given twice leaves fewer fields than headers: count the Hosts then
+            hosts = 1 if len(fields) == len(self._headers) else sum(1 for h in self._headers if h[0] == b"host")
+        else:
+            hosts = 0
+        if hosts != 1 and (hosts or self.parser.get_http_version() == "1.1"):
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
         length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
         if length is not None and int(length) > MAX_BODY:

@@ -46,6 +46,9 @@ class Deployment:
         """Least-in-flight ready instance with a free slot, ties broken round robin."""
         insts = self.instances
         n = len(insts)
+        if n == 1:  # one instance: no choice to make
+            inst = insts[0]
+            return inst if inst.ready and inst.in_flight < self.spec.max_concurrent else None
         if not n:
             return None
         others_ready = exclude is not None and any(i.ready and i is not exclude for i in insts)
