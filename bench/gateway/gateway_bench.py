@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -67,7 +69,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="time limit per level, target and round")
     p.add_argument("--requests", type=int, default=20000, help="request limit per level, target and round")
     p.add_argument("--levels", default="1,8,64")
-    p.add_argument("--rounds", type=int, default=2, help="repeat the sweep; figures are pooled over rounds")
+    p.add_argument("--rounds", type=int, default=3, help="repeat the sweep; figures are pooled over rounds")
     p.add_argument("--no-azure", action="store_true", help="skip azureml-inference-server-http")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -100,11 +102,14 @@ def main() -> int:
             header = (f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} "
                       f"{'gw ms':>6} {'errors':>6}")
             pooled, cpu_s, ratios = {}, {}, {c: [] for c in levels}
+            print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores: other work skews every figure)")
             for rnd in range(1, args.rounds + 1):
                 print(f"\nround {rnd}/{args.rounds}\n{header}", flush=True)
                 for c in levels:
                     rps = {}
-                    for name, (url, headers, connector, groups) in targets.items():
+                    order = list(targets) if rnd % 2 else list(reversed(targets))  # cancels drift within a level
+                    for name in order:
+                        url, headers, connector, groups = targets[name]
                         warm(url, body, headers, connector, c)
                         cpu0 = [group_cpu_s(g) for g in groups]
                         r = measure(url, body, headers, connector, c, args)
@@ -123,6 +128,8 @@ def main() -> int:
                 f"c={c}: {pooled[('host', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
             print("per round:           " + "   ".join(
                 f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
+            print("median of rounds:    " + "   ".join(f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
+            print(f"load average at end: {os.getloadavg()[0]:.2f}")
             if "azure" in targets:
                 print("host/azure  (req/s): " + "   ".join(
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
