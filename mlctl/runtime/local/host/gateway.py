@@ -216,11 +216,15 @@ class Gateway:
                         d.in_flight -= 1
                         ep.metrics.in_flight[name] -= 1
         resp.headers.append(("x-request-id", request_id))
-        elapsed = loop.time() - started
-        ep.metrics.observe(name, resp.status, elapsed)
-        self.access.write(f"{request_id} {request.method} {request.path} {name or '-'} {resp.status} "
-                          f"{elapsed * 1000:.1f}ms")
+        resp.after = functools.partial(self._account, request, resp.status, name, request_id, started)
         return resp
+
+    def _account(self, request: Request, status: int, name: str, request_id: str, started: float) -> None:
+        """Metrics and the access line of an answered request (run once the answer is on its way)."""
+        elapsed = self.ep.loop.time() - started
+        self.ep.metrics.observe(name, status, elapsed)
+        self.access.write(f"{request_id} {request.method} {request.path} {name or '-'} {status} "
+                          f"{elapsed * 1000:.1f}ms")
 
     def send_mirror(self, name: str, body: bytes, headers: bytes) -> None:
         """Fire and forget a copy to the mirrored deployment; dropped when it is busy or not ready."""

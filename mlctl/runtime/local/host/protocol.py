@@ -84,13 +84,17 @@ def _origin_form(target: bytes) -> bytes:
 
 class Response:
     """An answer: status, body, headers [(name, value)] and ready-made header lines `raw` (bytes, each
-    ending in CRLF: an instance's, passed on as they came); Content-Length, Date, Connection are added."""
+    ending in CRLF: an instance's, passed on as they came); Content-Length, Date, Connection are added.
 
-    __slots__ = ("status", "body", "headers", "raw")
+    `after`, when set, is called once the answer is on its way (or the client is gone): bookkeeping
+    there (metrics, access log) does not delay the answer."""
+
+    __slots__ = ("status", "body", "headers", "raw", "after")
 
     def __init__(self, status: int, body: bytes = b"", headers: list | None = None, raw: bytes = b""):
         self.status, self.body, self.raw = status, body, raw
         self.headers = headers if headers is not None else []
+        self.after = None
 
 
 def json_response(status: int, data, headers: list | None = None) -> Response:
@@ -302,11 +306,15 @@ class Connection(asyncio.Protocol):
             log.exception("public port: %s %s failed", request.method, request.path)
             response = json_response(500, {"message": "the gateway failed to answer this request"})
         self.busy = False
-        if self.closed:
-            return
-        keep_alive = request.keep_alive and not self.server.closing
-        self._write(response, keep_alive, request.method == "HEAD", request.http10)
-        if keep_alive:
+        keep_alive = request.keep_alive and not self.server.closing and not self.closed
+        if not self.closed:
+            self._write(response, keep_alive, request.method == "HEAD", request.http10)
+        if response.after is not None:
+            try:
+                response.after()
+            except Exception:
+                log.exception("public port: bookkeeping after %s %s failed", request.method, request.path)
+        if keep_alive and not self.closed:
             self.since = self.loop.time()
             self._update_reading()
             if self.queue:
