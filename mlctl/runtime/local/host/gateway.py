@@ -18,6 +18,7 @@ from .upstream import ConnectionFailed
 log = logging.getLogger("mlctl.host")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
 # request headers never forwarded to an instance (hop-by-hop, the client's credentials, recomputed ones)
 DROP_REQUEST = frozenset(h.lower() for h in (
     "authorization", "host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
@@ -39,9 +40,6 @@ def new_request_id() -> str:
 
 def message(status: int, text: str, headers: list | None = None) -> Response:
     return json_response(status, {"message": text}, headers)
-
-
-DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
 
 
 def forward_headers(request: Request, request_id: str) -> bytes:
@@ -113,18 +111,6 @@ async def forward(d: Deployment, method: str, target: str, body: bytes, headers:
         return Response(424, data, [("ms-azureml-model-error-statuscode", str(status)),
                                     ("ms-azureml-model-error-reason", reason)], passed)
     return Response(status, data, [], passed)
-
-
-async def _mirror(ep: Endpoint, d: Deployment, body: bytes, headers) -> None:
-    name = d.spec.name
-    try:
-        resp = await forward(d, "POST", "/score", body, headers)
-        if resp.status != 200:
-            ep.metrics.mirror_failed[name] += 1
-    except Exception:  # a copy never disturbs the live answer
-        ep.metrics.mirror_failed[name] += 1
-    finally:
-        d.in_flight -= 1
 
 
 def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | None, Response | None]:
