@@ -8,18 +8,14 @@ import time
 
 import click
 
-from mlctl.commands.plan import lock_timeout_option
+from mlctl.commands.plan import load_valid_config, lock_timeout_option
 from mlctl.errors import MlctlError
 
 
 def load_desired(project):
-    """The project's configuration; MlctlError listing every error. Warnings go to stderr."""
-    from mlctl.schemas.load import load_config
-
-    config = load_config(project)
-    errors = [d for d in config.diagnostics if d.severity == "error"]
-    if errors:
-        raise MlctlError(*errors)
+    """The project's configuration; MlctlError listing every config error and a broken state file
+    together (as `plan`). Warnings go to stderr."""
+    config = load_valid_config(project)
     for d in config.diagnostics:
         if d.severity == "warning":
             click.echo(d.format(), err=True)

@@ -32,11 +32,12 @@ def command(project, endpoint, regenerate, as_json):
             if info is not None:
                 HostClient(info).reload_keys()
         except HostError as e:
-            raise MlctlError(f"the {regenerate} key of {endpoint} was regenerated, but its endpoint host "
-                             f"did not take it: {e.message}",
-                             detail="It accepts the old key until it does (it reads the new one when it "
-                                    "restarts): check it with `mlctl show " + endpoint + "`, then run this "
-                                    "command again.") from None
+            raise MlctlError(f"the {regenerate} key of {endpoint} was regenerated and saved, but its endpoint "
+                             f"host (pid {info.pid}) did not take it: {e.message}",
+                             detail=f"`mlctl keys {endpoint}` prints the new key; until the host takes it, it "
+                                    f"may still accept the old one. Do not regenerate again: stop the host "
+                                    f"(`kill {info.pid}`; it stops its instances) and run `mlctl apply`, which "
+                                    f"starts it again on the same port with the saved keys.") from None
         click.echo(f"Regenerated the {regenerate} key of {endpoint}.", err=True)
     if mode == "aml_token":
         token, expiry = secrets.issue_token(project.data_dir, endpoint)

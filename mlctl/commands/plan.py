@@ -27,6 +27,26 @@ def echo_diagnostics(diagnostics) -> None:
             click.echo(d.format(), err=True)
 
 
+def load_valid_config(project):
+    """The project's configuration, or MlctlError listing every config error and, in the same run,
+    what is wrong with the state file (shared by plan and apply, so a user fixes both at once).
+
+    Reads only: the state is read without its lock (state writes are atomic), nothing is written."""
+    from mlctl.errors import MlctlError
+    from mlctl.schemas.load import load_config
+    from mlctl.state.statefile import read_state
+
+    config = load_config(project)
+    if config.has_errors():
+        errors = list(config.errors)
+        try:
+            read_state(project.state_path)
+        except MlctlError as e:
+            errors += e.diagnostics
+        raise MlctlError(*errors)
+    return config
+
+
 def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock_timeout: float = 0,
               operation: str = "plan", refresh_only: bool = False):
     """Load the config, read the state under its lock, refresh, plan. Returns (config, state, plan).
@@ -34,18 +54,10 @@ def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock
     Raises MlctlError for bad input, a held lock, or a plan with errors."""
     from mlctl.errors import MlctlError
     from mlctl.reconciler.plans import drift_plan, plan
-    from mlctl.schemas.load import load_config
     from mlctl.state.lock import state_lock
     from mlctl.state.statefile import read_state
 
-    config = load_config(project)
-    if config.has_errors():   # report a broken state file in the same run (reading needs no lock: writes are atomic)
-        errors = list(config.errors)
-        try:
-            read_state(project.state_path)
-        except MlctlError as e:
-            errors += e.diagnostics
-        raise MlctlError(*errors)
+    config = load_valid_config(project)
     with state_lock(project.state_path, operation, timeout=lock_timeout):
         state = read_state(project.state_path)
         observed = None

@@ -23,6 +23,7 @@ from .host.runfiles import host_log, is_alive, is_host_process, read_run_record
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
+RELOAD_KEYS_S = 5.0  # re-reading one small file takes milliseconds: a host silent this long is stuck
 _children: list[subprocess.Popen] = []  # reaped on the next start_host so no zombie lingers
 
 
@@ -175,8 +176,9 @@ class HostClient:
     def set_auth(self, auth_mode: str) -> None:
         self._call("PUT", "/auth", {"auth_mode": auth_mode})
 
-    def reload_keys(self) -> None:
-        self._call("POST", "/keys/reload")
+    def reload_keys(self, timeout: float = RELOAD_KEYS_S) -> None:
+        """Have the host re-read its keys file; HostError (kind "unreachable") after `timeout` s of silence."""
+        self._call("POST", "/keys/reload", timeout=timeout)
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every instance and the host; returns once the host process is gone."""
