@@ -25,8 +25,8 @@ from .endpoint import Endpoint
 from .gateway import Gateway
 from .instances import Launch
 from .logfiles import StdioLog
-from .runfiles import (admin_socket_path, claim_socket_folder, host_log, read_run_record, sweep_run_folder,
-                       write_run_record)
+from .runfiles import admin_socket_path, host_log, read_run_record, write_run_record
+from .sockets import claim_socket_folder, sweep_run_folder
 
 log = logging.getLogger("mlctl.host")
 

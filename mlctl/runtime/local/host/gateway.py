@@ -11,7 +11,8 @@ import random
 
 from .endpoint import Endpoint
 from .logfiles import AccessLog
-from .protocol import HttpServer, Request, Response, json_response
+from .messages import Request, Response, json_response
+from .protocol import HttpServer
 from .supervisor import Deployment
 from .upstream import ConnectionFailed
 

@@ -25,11 +25,12 @@ import asyncio
 import collections
 import email.utils
 import http
-import json
 import logging
 import os
 
 import httptools
+
+from .messages import Request, Response, json_response
 
 log = logging.getLogger("mlctl.host")
 
@@ -48,58 +49,6 @@ def idle_seconds() -> float:
 
 
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
-
-
-class Request:
-    """One parsed request: method, target, path, query, headers, body, keep-alive.
-
-    `headers` is [(lower-case name, name as sent, value)] in order (bytes); `fields` maps each
-    lower-case name to its last value."""
-
-    __slots__ = ("method", "target", "path", "query", "headers", "fields", "body", "keep_alive", "http10")
-
-    def __init__(self, method: str, target: bytes, headers: list, fields: dict, body: bytes, keep_alive: bool,
-                 http10: bool = False):
-        self.method, self.headers, self.fields, self.body = method, headers, fields, body
-        self.keep_alive, self.http10 = keep_alive, http10
-        if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
-            target = _origin_form(target)
-        self.target = target.decode("latin-1")
-        path, _, query = self.target.partition("?")
-        self.path, self.query = path, query
-
-    def header(self, lower_name: bytes) -> str | None:
-        """The last value of a header (give the name in lower case), or None."""
-        value = self.fields.get(lower_name)
-        return None if value is None else value.decode("latin-1")
-
-
-def _origin_form(target: bytes) -> bytes:
-    try:
-        url = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        return target
-    return (url.path or b"/") + (b"?" + url.query if url.query else b"")
-
-
-class Response:
-    """An answer: status, body, headers [(name, value)] and ready-made header lines `raw` (bytes, each
-    ending in CRLF: an instance's, passed on as they came); Content-Length, Date, Connection are added.
-
-    `after`, when set, is called once the answer is on its way (or the client is gone): bookkeeping
-    there (metrics, access log) does not delay the answer."""
-
-    __slots__ = ("status", "body", "headers", "raw", "after")
-
-    def __init__(self, status: int, body: bytes = b"", headers: list | None = None, raw: bytes = b""):
-        self.status, self.body, self.raw = status, body, raw
-        self.headers = headers if headers is not None else []
-        self.after = None
-
-
-def json_response(status: int, data, headers: list | None = None) -> Response:
-    return Response(status, json.dumps(data).encode(), [("Content-Type", "application/json; charset=utf-8")]
-                    + (headers or []))
 
 
 class _Refused(Exception):
