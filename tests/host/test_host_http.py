@@ -326,6 +326,11 @@ def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connectio
     with Wire(host) as wire:
         wire.send(http("GET", "/", {"X-Huge": "a" * 70_000}))
         assert_refused(wire.answer(), 431, wire)
+    # no other HTTP version is spoken here: 505 (RFC 9110 15.6.6) for those llhttp reads, 400 for the rest
+    for version, status in (("2.0", 505), ("0.9", 505), ("1.2", 400)):
+        with Wire(host) as wire:
+            wire.send(http("GET", "/", version=version))
+            assert_refused(wire.answer(), status, wire)
     with Wire(host) as wire:
         wire.send(http("GET", "/"))
         assert wire.answer().status == 200

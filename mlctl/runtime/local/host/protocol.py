@@ -7,7 +7,8 @@ bodies, request smuggling, pipelining); this module adds only what a reverse pro
   pipelined requests queued (reading pauses past PIPELINE_MAX of them, or while the client does
   not read its answers);
 - limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input (and an HTTP/1.1
-  request without exactly one Host) 400, CONNECT 405; each closes the connection after its answer;
+  request without exactly one Host) 400, CONNECT 405, an HTTP version other than 1.0 and 1.1 505;
+  each closes the connection after its answer;
 - an Upgrade offer (h2c, websocket) is declined: the request is read again without it and answered;
 - `Expect: 100-continue` answered here (never forwarded; not for HTTP/1.0), only when the request is
   next in line;
@@ -166,12 +167,15 @@ class Connection(asyncio.Protocol):
         if self.parser.should_upgrade():
             self._declined = self._head_without_upgrade()
             return
+        version = self.parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise _Refused(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
         fields = self._fields
         if b"host" in fields:  # a name given twice leaves fewer fields than headers: count the Hosts then
             hosts = 1 if len(fields) == len(self._headers) else sum(1 for h in self._headers if h[0] == b"host")
         else:
             hosts = 0
-        if hosts != 1 and (hosts or self.parser.get_http_version() == "1.1"):
+        if hosts != 1 and (hosts or version == "1.1"):
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
         length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
         if length is not None and int(length) > MAX_BODY:
@@ -179,7 +183,7 @@ class Connection(asyncio.Protocol):
         expect = fields.get(b"expect")
         if (expect is not None and expect.strip().lower() == b"100-continue"
                 and (b"transfer-encoding" in fields or (length is not None and int(length) > 0))
-                and self.parser.get_http_version() != "1.0"):  # RFC 9110 10.1.1
+                and version != "1.0"):  # RFC 9110 10.1.1
             self.continue_due = True
             self._send_continue()
 
