@@ -9,7 +9,10 @@ Columns: req/s, p50/p99, cpu ms = CPU per request of the target's processes (hos
 instance; read from /proc), gw ms = the gateway's share, errors = non-200 answers + client errors.
 Run on demand (not in CI):
 
-    python3 bench/gateway/gateway_bench.py [--seconds 6] [--requests 20000] [--levels 1,8,64] [--rounds 2] [--no-azure]
+    python3 bench/gateway/gateway_bench.py [--seconds 6] [--requests 20000] [--levels 1,8,64] [--rounds 3]
+                                           [--no-azure] [--bare]
+
+--bare adds bare_proxy.py (the same hop without the gateway's features) for reference.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +50,19 @@ from mlctl.runtime.local import secrets
 from mlctl.runtime.local.hostclient import HostClient, start_host
 
 
+def start_bare(socket_path: str, key: str):
+    """bare_proxy.py on the instance's socket: (process, port). The key goes on stdin, not argv."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "bare_proxy.py"), socket_path], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc.stdin.write(key + "\n")
+    proc.stdin.close()
+    port = proc.stdout.readline().strip()
+    if not port.isdigit():
+        stop(proc)
+        raise RuntimeError("bare_proxy.py did not start")
+    return proc, int(port)
+
+
 def measure(url: str, body: bytes, headers: dict, connector, concurrency: int, args) -> LoadResult:
     """One level against one target, measured (the warm-up is a separate `warm` call: no CPU counted)."""
     return drive(url, body, concurrency, args.requests, args.seconds, warmup_s=0.0, headers=headers,
@@ -58,7 +75,7 @@ def warm(url: str, body: bytes, headers: dict, connector, concurrency: int) -> N
 
 
 def row(name: str, c: int, r: LoadResult, cpu_ms: list) -> str:
-    gateway = f"{cpu_ms[0]:>6.3f}" if name == "host" else f"{'':>6}"
+    gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "bare") else f"{'':>6}"
     errs = sum(r.errors.values())
     return (f"{c:>4} {name:<7} {r.rps:>9.0f} {r.percentile(50):>8.2f} {r.percentile(99):>8.2f} "
             f"{sum(cpu_ms):>7.3f} {gateway} {errs:>6}{' ' + json.dumps(r.errors) if errs else ''}")
@@ -71,6 +88,8 @@ def main() -> int:
     p.add_argument("--levels", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3, help="repeat the sweep; figures are pooled over rounds")
     p.add_argument("--no-azure", action="store_true", help="skip azureml-inference-server-http")
+    p.add_argument("--bare", action="store_true",
+                   help="also measure bare_proxy.py (the hop without the gateway's features), for reference")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-gwbench-") as tmp:
@@ -79,7 +98,7 @@ def main() -> int:
         body = json.dumps({"data": train(work / "model")}).encode()
         info = start_host(work / "data", "bench", auth_mode="key", port=None)
         client = HostClient(info)
-        azure = []
+        azure, bare = [], None
         try:
             client.put_deployment({
                 "name": "blue", "digest": "sha256:bench", "python": sys.executable,
@@ -96,6 +115,9 @@ def main() -> int:
                 "host": (f"http://127.0.0.1:{info.port}/score", auth, None, [info.pid, instance["pid"]]),
                 "direct": ("http://instance/score", JSON, unix_connector(instance["socket"]), [instance["pid"]]),
             }
+            if args.bare:
+                bare = start_bare(instance["socket"], key)
+                targets["bare"] = (f"http://127.0.0.1:{bare[1]}/score", auth, None, [bare[0].pid, instance["pid"]])
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model", 1)
                 targets["azure"] = (url + "/score", JSON, None, [proc.pid for proc in azure])
@@ -130,12 +152,15 @@ def main() -> int:
                 f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
             print("median of rounds:    " + "   ".join(f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
             print(f"load average at end: {os.getloadavg()[0]:.2f}")
+            if "bare" in targets:
+                print("bare/direct (req/s): " + "   ".join(
+                    f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
             if "azure" in targets:
                 print("host/azure  (req/s): " + "   ".join(
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
         finally:
             try:
-                for proc in azure:
+                for proc in azure + ([bare[0]] if bare else []):
                     stop(proc)
             finally:
                 client.shutdown()  # the host and its instance go even if stopping Azure failed
