@@ -186,8 +186,9 @@ def _dechunk(buffer: bytearray) -> bytes | None:
 
 
 def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
-    return (b"%s %s HTTP/1.1\r\nHost: instance\r\nContent-Length: %d\r\n" % (method.encode(), target.encode(), len(body))
-            + headers + b"\r\n" + body)
+    # the target is the client's bytes as latin-1 text (messages.Request): encoded back byte for byte
+    return (b"%s %s HTTP/1.1\r\nHost: instance\r\nContent-Length: %d\r\n"
+            % (method.encode(), target.encode("latin-1"), len(body)) + headers + b"\r\n" + body)
 
 
 class Pool:
