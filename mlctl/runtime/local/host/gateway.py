@@ -170,8 +170,7 @@ class Gateway:
         if request.method not in ("POST", "GET"):
             return _not_allowed(request, "GET, POST")
         ep = self.ep
-        loop = ep.loop
-        started = loop.time()
+        started = ep.loop.time()
         fields = request.fields
         rid = fields.get(b"x-request-id")
         request_id = rid.decode("latin-1") if rid else new_request_id()

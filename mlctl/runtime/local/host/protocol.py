@@ -97,6 +97,11 @@ class Connection(asyncio.Protocol):
         self.queue.clear()
         self.server.connections.discard(self)
 
+    def close(self) -> None:
+        """Close the connection: nothing more is written or read."""
+        self.closed = True
+        self.transport.close()
+
     def eof_received(self):
         """The client sent all it will (shutdown(SHUT_WR)): answer what arrived in full, then close."""
         self.eof = True
@@ -273,8 +278,7 @@ class Connection(asyncio.Protocol):
             if self.queue:
                 self._next()
             elif self.eof:
-                self.closed = True
-                self.transport.close()
+                self.close()
             else:
                 self._send_continue()
 
@@ -294,8 +298,7 @@ class Connection(asyncio.Protocol):
             head.append(response.body)
         self.transport.write(b"".join(head))
         if not keep_alive:
-            self.closed = True
-            self.transport.close()
+            self.close()
 
     def _update_reading(self) -> None:
         want_paused = self.write_paused or len(self.queue) >= PIPELINE_MAX
@@ -310,8 +313,7 @@ class Connection(asyncio.Protocol):
         if self.in_message:
             self._refuse(408, f"request not received in full within {idle_s:g} s")
         else:
-            self.closed = True
-            self.transport.close()
+            self.close()
 
 
 class HttpServer:
@@ -346,8 +348,7 @@ class HttpServer:
             self.server.close()
         for conn in list(self.connections):
             if not conn.busy and not conn.queue:
-                conn.closed = True
-                conn.transport.close()
+                conn.close()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=drain_s)
         for conn in list(self.connections):
