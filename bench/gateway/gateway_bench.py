@@ -76,9 +76,7 @@ def warm(url: str, body: bytes, headers: dict, connector, concurrency: int) -> N
 
 def row(name: str, c: int, r: LoadResult, cpu_ms: list) -> str:
     gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "bare") else f"{'':>6}"
-    errs = sum(r.errors.values())
-    return (f"{c:>4} {name:<7} {r.rps:>9.0f} {r.percentile(50):>8.2f} {r.percentile(99):>8.2f} "
-            f"{sum(cpu_ms):>7.3f} {gateway} {errs:>6}{' ' + json.dumps(r.errors) if errs else ''}")
+    return f"{c:>4} {name:<7} {r.cells()} {sum(cpu_ms):>7.3f} {gateway} {r.error_cells()}"
 
 
 def main() -> int:

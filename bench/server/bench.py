@@ -181,10 +181,8 @@ def group_cpu_s(pgid: int) -> float:
 def row(name: str, r: LoadResult, floor: float, cpu_s: float) -> str:
     per_req = 1000.0 / r.rps if r.rps else float("nan")
     cpu_ms = cpu_s * 1000.0 / r.requests if r.requests else float("nan")
-    errs = sum(r.errors.values())
-    return (f"{r.concurrency:>4} {name:<7} {r.rps:>9.0f} {r.percentile(50):>8.2f} {r.percentile(99):>8.2f} "
-            f"{per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} {errs:>6}"
-            f"{' ' + json.dumps(r.errors) if errs else ''}")
+    return (f"{r.concurrency:>4} {name:<7} {r.cells()} {per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} "
+            f"{r.error_cells()}")
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ Shared by bench/server (TCP) and bench/gateway (TCP with an Authorization header
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,15 @@ class LoadResult:
             return float("nan")
         xs = sorted(self.latencies_ms)
         return xs[min(len(xs) - 1, round(p / 100.0 * (len(xs) - 1)))]
+
+    def cells(self) -> str:
+        """The req/s, p50 ms and p99 ms columns both benches print."""
+        return f"{self.rps:>9.0f} {self.percentile(50):>8.2f} {self.percentile(99):>8.2f}"
+
+    def error_cells(self) -> str:
+        """The errors column: the count, then the errors by kind when there are any."""
+        errs = sum(self.errors.values())
+        return f"{errs:>6}{' ' + json.dumps(self.errors) if errs else ''}"
 
 
 def tcp_connector(limit: int) -> aiohttp.BaseConnector:
