@@ -218,6 +218,21 @@ def test_unix_socket(tmp_path, models):
             proc.wait(10)
 
 
+def _wait_for(started: Path) -> None:
+    """Until the blocking run() has said it started (a file it touches), at most 20 s."""
+    end = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+
+
+def _sigterm_once_running(server, started: Path) -> None:
+    """SIGTERM the server once its blocking request is running; it logs that it shuts down."""
+    _wait_for(started)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.wait_log("Shutting down")
+
+
 def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
     server = servers.start(SCRIPTS / "kitchen.py")
     started, release = tmp_path / "started", tmp_path / "release"
@@ -225,12 +240,7 @@ def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
     t = threading.Thread(target=lambda: result.setdefault("a", server.call(
         "POST", "/score", {"block": {"started": str(started), "release": str(release)}})), daemon=True)
     t.start()
-    end = time.monotonic() + 20
-    while not started.exists():
-        assert time.monotonic() < end
-        time.sleep(0.01)
-    os.killpg(server.proc.pid, signal.SIGTERM)
-    assert server.wait_log("Shutting down")
+    _sigterm_once_running(server, started)
     refused = False
     end = time.monotonic() + 20
     while not refused and time.monotonic() < end:  # the listener closes: no new connections
@@ -418,12 +428,7 @@ def test_second_sigterm_exits_without_waiting(servers, tmp_path):
 
     t = threading.Thread(target=client, daemon=True)
     t.start()
-    end = time.monotonic() + 20
-    while not started.exists():
-        assert time.monotonic() < end
-        time.sleep(0.01)
-    os.killpg(server.proc.pid, signal.SIGTERM)
-    assert server.wait_log("Shutting down")
+    _sigterm_once_running(server, started)
     os.killpg(server.proc.pid, signal.SIGTERM)
     assert server.proc.wait(20) == 1
     t.join(20)
@@ -502,10 +507,7 @@ def test_sigterm_drain_also_finishes_queued_requests(servers, tmp_path):
                          daemon=True).start()
 
     call("running", {"block": {"started": str(started), "release": str(release)}})
-    end = time.monotonic() + 20
-    while not started.exists():
-        assert time.monotonic() < end
-        time.sleep(0.01)
+    _wait_for(started)
     call("b", {"ok": 1})
     call("c", {"ok": 1})
     end = time.monotonic() + 20
