@@ -160,6 +160,14 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         wire.send(score(host, "slow-first", data=body(sleep=0.3)) + http("GET", "/"))
         assert_scored(wire.answer(), "slow-first")
         assert wire.answer().data == b"Healthy"
+        # 2,000 answered at once queued behind a slow one (sent in one write): all answered, in order,
+        # when it ends (the answers made at once are taken in a loop, not by recursion)
+        wire.send(score(host, "slow-head", data=body(sleep=0.3))
+                  + b"".join(http("GET", f"/nowhere-{i}") for i in range(2000)) + http("GET", "/"))
+        assert_scored(wire.answer(), "slow-head")
+        for i in range(2000):
+            assert f"'/nowhere-{i}'" in wire.answer().json()["message"]
+        assert wire.answer().data == b"Healthy"
         # a body split across writes, the next request in the same write as the body's end
         raw = score(host, "split")
         wire.send(raw[:-10])

@@ -102,12 +102,13 @@ def test_metrics_text_parses_and_counts():
     m.observe("blue", 200, 0.2)
     m.observe('we"ird', 424, 1.0)
     values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for f in text_string_to_metric_families(m.render({"blue": 2})) for s in f.samples}
+              for f in text_string_to_metric_families(m.render({"blue": 2}, {"blue": 1})) for s in f.samples}
     assert values[("mlctl_requests_total", (("deployment", "blue"), ("status", "200")))] == 2
     assert values[("mlctl_requests_total", (("deployment", 'we"ird'), ("status", "424")))] == 1
     assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.005")))] == 1
     assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.25")))] == 2
     assert values[("mlctl_instances_ready", (("deployment", "blue"),))] == 2
+    assert values[("mlctl_requests_in_flight", (("deployment", "blue"),))] == 1
 
 
 def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(tmp_path):

@@ -55,17 +55,17 @@ class Endpoint:
             raise OrderRefused(400, f"auth_mode must be one of {', '.join(AUTH_MODES)}, got {auth_mode!r}")
         self.auth_mode = auth_mode
 
-    def is_authorized(self, header: str | None) -> bool:
-        """Bearer key (constant-time against both keys) or a valid unexpired token, per auth_mode."""
-        if not header or not header[:7].lower() == "bearer ":
+    def is_authorized(self, header: bytes | None) -> bool:
+        """Bearer key (constant-time against both keys) or a valid unexpired token, per auth_mode
+        (`header`: the Authorization header's value as sent)."""
+        if not header or header[:7].lower() != b"bearer ":
             return False
         presented = header[7:].strip()
         if self.auth_mode == "key":
-            raw = presented.encode()
             primary, secondary = self._keys
             # both compared, each in constant time (no early exit says which key matched)
-            return hmac.compare_digest(raw, primary) | hmac.compare_digest(raw, secondary)
-        return secrets.is_valid_token(self._token_key, self.name, presented)
+            return hmac.compare_digest(presented, primary) | hmac.compare_digest(presented, secondary)
+        return secrets.is_valid_token(self._token_key, self.name, presented.decode("latin-1"))
 
     # ---- orders --------------------------------------------------------------------------
     async def put_deployment(self, raw: dict, timeout: float) -> dict:

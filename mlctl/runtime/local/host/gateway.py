@@ -8,15 +8,17 @@ import asyncio
 import functools
 import logging
 import random
+import time
 
 from .endpoint import Endpoint
+from .exchange import Exchange, forward, message
 from .logfiles import AccessLog
-from .messages import Request, Response, json_response
+from .messages import Request, Response
 from .protocol import HttpServer
 from .supervisor import Deployment
-from .upstream import ConnectionFailed
 
 log = logging.getLogger("mlctl.host")
+SETTLE_S = 0.2  # how often answered requests reach the metrics and the access log
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
@@ -31,19 +33,15 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-def new_request_id() -> str:
-    """A random UUID4 string (from the PRNG: no syscall per request; ids need not be secret).
+def new_request_id() -> bytes:
+    """A random UUID4 as text (from the PRNG: no syscall per request; ids need not be secret).
 
     Same text as str(uuid.UUID(int=..., version=4)), without building a UUID object per request."""
     h = f"{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
 
 
-def message(status: int, text: str, headers: list | None = None) -> Response:
-    return json_response(status, {"message": text}, headers)
-
-
-def forward_headers(request: Request, request_id: str) -> bytes:
+def forward_headers(request: Request, request_id: bytes) -> bytes:
     """The request's header lines for the instance: no credentials, no hop-by-hop (those named in
     Connection too, RFC 9110 7.6.1), the gateway's x-request-id."""
     hop = request.fields.get(b"connection")
@@ -52,66 +50,12 @@ def forward_headers(request: Request, request_id: str) -> bytes:
         named = {t.strip().lower() for t in hop.split(b",")} - {b"close", b"keep-alive", b""}
         if named:
             drop = drop | named
-    return b"".join([name + b": " + value + b"\r\n" for lower, name, value in request.headers if lower not in drop]
-                    + [b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"])
-
-
-def _expire(answer: asyncio.Future) -> None:
-    if not answer.done():
-        answer.set_exception(asyncio.TimeoutError())
-
-
-async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float, loop):
-    """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
-
-    The slot is held until the instance answers, even after a timeout (bounded by the instance's
-    own timeout + 1 s); a connection that fails with no answer is retried once on another instance."""
-    exclude = None
-    for attempt in (0, 1):
-        inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
-        try:
-            on_done = functools.partial(d.release, inst)
-            conn, serial, answer = (inst.pool.send(method, target, headers, body, on_done)
-                                    or await inst.pool.request(method, target, headers, body, on_done))
-        except ConnectionFailed:
-            d.release(inst)
-            if attempt:
-                raise
-            exclude = inst
-            continue
-        # the timer completes the future early; the exchange goes on and releases the slot when it ends
-        timer = loop.call_at(deadline, _expire, answer)
-        try:
-            return await answer
-        except ConnectionFailed as e:
-            if attempt or e.answered:
-                raise
-            log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, e)
-            exclude = inst
-        except asyncio.TimeoutError:
-            loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
-            raise
-        finally:
-            timer.cancel()
-
-
-async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> Response:
-    """Answer from deployment `d`, or 408 at its request timeout (424 when the instance answers non-200)."""
-    loop = d.loop
-    try:
-        status, reason, passed, data = await _call(d, method, target, headers, body,
-                                                       loop.time() + d.spec.timeout_s, loop)
-    except asyncio.TimeoutError:
-        if d.ready_count() == 0:
-            return message(503, f"deployment {d.spec.name!r} has no ready instance")
-        return message(408, f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "
-                            f"(request_timeout_ms of deployment {d.spec.name!r})")
-    except ConnectionFailed as e:
-        return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {e}")
-    if status != 200:
-        return Response(424, data, [("ms-azureml-model-error-statuscode", str(status)),
-                                    ("ms-azureml-model-error-reason", reason)], passed)
-    return Response(status, data, [], passed)
+    parts = []
+    for lower, name, value in zip(request.lowers, request.names, request.values):
+        if lower not in drop:
+            parts += (name, b": ", value, b"\r\n")
+    parts += (b"x-request-id: ", request_id, b"\r\n")
+    return b"".join(parts)
 
 
 def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | None, Response | None]:
@@ -139,6 +83,9 @@ class Gateway:
     def __init__(self, ep: Endpoint):
         self.ep = ep
         self.access = AccessLog()
+        # answered requests (request id, method, path, deployment, status, seconds, time.time()), settled
+        # into metrics and access lines in batches by settle(): off the request path
+        self.answered: list[tuple] = []
         self.background: set[asyncio.Task] = set()
         self.server: HttpServer | None = None
         self._flusher: asyncio.Task | None = None
@@ -146,7 +93,7 @@ class Gateway:
                         "/swagger.json": self.handle_swagger}
 
     async def start(self, sock) -> None:
-        self._flusher = asyncio.get_running_loop().create_task(self.access.run())
+        self._flusher = asyncio.get_running_loop().create_task(self._settle_every(SETTLE_S))
         self.server = HttpServer(self.handle)
         await self.server.start(sock)
 
@@ -166,51 +113,83 @@ class Gateway:
         return route(request)
 
     # ---- /score --------------------------------------------------------------------------------
-    async def handle_score(self, request: Request) -> Response:
+    def handle_score(self, request: Request):
+        """The answer now (Response), by callbacks (an Exchange: the usual case) or by a coroutine."""
         if request.method not in ("POST", "GET"):
             return _not_allowed(request, "GET, POST")
         ep = self.ep
         started = ep.loop.time()
         fields = request.fields
-        rid = fields.get(b"x-request-id")
-        request_id = rid.decode("latin-1") if rid else new_request_id()
-        name = ""
-        auth = fields.get(b"authorization")
-        if not ep.is_authorized(auth.decode("latin-1") if auth else None):
-            resp = message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
-                           [("WWW-Authenticate", "Bearer")])
-        else:
-            target = fields.get(DEPLOYMENT_KEY)
-            d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
-            if d is not None:
-                name = d.spec.name
-                if d.in_flight >= d.limit:
-                    ep.metrics.rejected[name] += 1
-                    resp = message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} = "
-                                        f"2 x max_concurrent_requests_per_instance x instance_count)")
-                else:
-                    d.in_flight += 1
-                    ep.metrics.in_flight[name] += 1
-                    try:
-                        headers = forward_headers(request, request_id)
-                        if mirror:
-                            self.send_mirror(mirror, request.body, headers)
-                        resp = await forward(d, request.method,
-                                             request.target if request.method == "GET" else "/score",
-                                             request.body, headers)
-                    finally:
-                        d.in_flight -= 1
-                        ep.metrics.in_flight[name] -= 1
-        resp.headers.append(("x-request-id", request_id))
+        rid = fields.get(b"x-request-id") or new_request_id()
+        if not ep.is_authorized(fields.get(b"authorization")):
+            return self._stamp(message(401, "not authorized: send 'Authorization: Bearer <key or token>' "
+                                            "(see `mlctl keys`)", [("WWW-Authenticate", "Bearer")]),
+                               request, "", rid, started)
+        target = fields.get(DEPLOYMENT_KEY)
+        d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
+        if d is None:
+            return self._stamp(resp, request, "", rid, started)
+        name = d.spec.name
+        if d.in_flight >= d.limit:
+            ep.metrics.rejected[name] += 1
+            return self._stamp(message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} "
+                                            f"= 2 x max_concurrent_requests_per_instance x instance_count)"),
+                               request, name, rid, started)
+        d.in_flight += 1
+        headers = forward_headers(request, rid)
+        if mirror:
+            self.send_mirror(mirror, request.body, headers)
+        finish = functools.partial(self._finish, d, request, name, rid, started)
+        exchange = Exchange(d, request.method, request.target if request.method == "GET" else "/score", headers,
+                            request.body, finish)
+        if exchange.begin():
+            return exchange
+        return self._forward(exchange)
+
+    async def _forward(self, exchange: Exchange) -> Response:
+        """The general way: wait for a slot or a connection (see exchange.forward)."""
+        try:
+            resp = await forward(exchange.d, exchange.method, exchange.target, exchange.body, exchange.headers)
+        except BaseException:  # cancelled (the host stops) or a bug: the request still leaves the in-flight count
+            exchange.finish(message(500, "the gateway failed to answer this request"))
+            raise
+        return exchange.finish(resp)
+
+    def _finish(self, d: Deployment, request: Request, name: str, request_id: bytes, started: float,
+                resp: Response) -> Response:
+        """A forwarded request is answered: it leaves the in-flight counts."""
+        d.in_flight -= 1
+        return self._stamp(resp, request, name, request_id, started)
+
+    def _stamp(self, resp: Response, request: Request, name: str, request_id: bytes, started: float) -> Response:
+        """The request id on the answer; metrics and the access line once it is written."""
+        resp.raw += b"x-request-id: " + request_id + b"\r\n"
         resp.after = functools.partial(self._account, request, resp.status, name, request_id, started)
         return resp
 
-    def _account(self, request: Request, status: int, name: str, request_id: str, started: float) -> None:
-        """Metrics and the access line of an answered request (run once the answer is on its way)."""
-        elapsed = self.ep.loop.time() - started
-        self.ep.metrics.observe(name, status, elapsed)
-        self.access.write(f"{request_id} {request.method} {request.path} {name or '-'} {status} "
-                          f"{elapsed * 1000:.1f}ms")
+    def _account(self, request: Request, status: int, name: str, request_id: bytes, started: float) -> None:
+        """Note an answered request (run once the answer is on its way); settle() does the rest."""
+        self.answered.append((request_id, request.method, request.path, name, status,
+                              self.ep.loop.time() - started, time.time()))
+
+    def settle(self) -> None:
+        """Metrics and access lines of the requests answered since the last call (every SETTLE_S, and
+        before /metrics is rendered, so a scrape counts every answered request)."""
+        answered, self.answered = self.answered, []
+        observe, write = self.ep.metrics.observe, self.access.write
+        for request_id, method, path, name, status, elapsed, wall in answered:
+            observe(name, status, elapsed)
+            write(f"{request_id.decode('latin-1')} {method} {path} {name or '-'} {status} {elapsed * 1000:.1f}ms", wall)
+
+    async def _settle_every(self, interval_s: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                self.settle()
+                self.access.flush()
+        finally:
+            self.settle()
+            self.access.flush()
 
     def send_mirror(self, name: str, body: bytes, headers: bytes) -> None:
         """Fire and forget a copy to the mirrored deployment; dropped when it is busy or not ready."""
@@ -241,7 +220,7 @@ class Gateway:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
         ep = self.ep
-        if not ep.is_authorized(request.header(b"authorization")):
+        if not ep.is_authorized(request.fields.get(b"authorization")):
             return message(401, "not authorized", [("WWW-Authenticate", "Bearer")])
         name = request.header(b"azureml-model-deployment") or max(
             ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
@@ -250,18 +229,20 @@ class Gateway:
             return message(404, f"endpoint {ep.name!r} has no deployment to describe")
         return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
 
-    async def handle_health(self, request: Request) -> Response:
+    def handle_health(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
         return Response(200, b"Healthy", [("Content-Type", "text/plain; charset=utf-8")])
 
-    async def handle_metrics(self, request: Request) -> Response:
+    def handle_metrics(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
         ep = self.ep
+        self.settle()
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
-        return Response(200, ep.metrics.render(ready).encode(),
+        in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
+        return Response(200, ep.metrics.render(ready, in_flight).encode(),
                         [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
 
-    async def handle_unknown(self, request: Request) -> Response:
+    def handle_unknown(self, request: Request) -> Response:
         return message(404, f"no such path {request.path!r}: use /score, /swagger.json, / or /metrics")

@@ -212,22 +212,23 @@ def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_L
 
 
 class AccessLog:
-    """The gateway's per-request lines, buffered and written to stderr (host.log) by a 0.2 s timer.
-
-    Cheaper than a `logging` record per request; same line layout as the host's other log lines.
+    """The gateway's per-request lines, buffered and written to stderr (host.log) in batches (the
+    gateway flushes it every 0.2 s). Cheaper than a `logging` record per request; same line layout
+    as the host's other log lines.
     """
 
-    def __init__(self, stream=None, interval_s: float = 0.2):
+    def __init__(self, stream=None):
         import sys
         self.stream = stream or sys.stderr
-        self.interval_s = interval_s
         self.lines: list[str] = []
         self._second = -1
         self._stamp = ""
         self._prefix = f" I [{os.getpid()}] mlctl.access - "
 
-    def write(self, text: str) -> None:
-        now = time.time()
+    def write(self, text: str, now: float | None = None) -> None:
+        """Buffer a line stamped `now` (time.time(); default: now)."""
+        if now is None:
+            now = time.time()
         second = int(now)
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
@@ -238,13 +239,3 @@ class AccessLog:
             lines, self.lines = self.lines, []
             self.stream.write("".join(lines))
             self.stream.flush()
-
-    async def run(self) -> None:
-        """Flush every interval until cancelled (then once more)."""
-        import asyncio
-        try:
-            while True:
-                await asyncio.sleep(self.interval_s)
-                self.flush()
-        finally:
-            self.flush()

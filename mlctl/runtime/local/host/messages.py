@@ -10,20 +10,21 @@ import httptools
 class Request:
     """One parsed request: method, target, path, query, headers, body, keep-alive.
 
-    `headers` is [(lower-case name, name as sent, value)] in order (bytes); `fields` maps each
-    lower-case name to its last value."""
+    The headers are three parallel lists in the order sent (bytes): `lowers` (lower-case names),
+    `names` (as sent) and `values`; `fields` maps each lower-case name to its last value."""
 
-    __slots__ = ("method", "target", "path", "query", "headers", "fields", "body", "keep_alive", "http10")
+    __slots__ = ("method", "target", "path", "query", "lowers", "names", "values", "fields", "body", "keep_alive",
+                 "http10")
 
-    def __init__(self, method: str, target: bytes, headers: list, fields: dict, body: bytes, keep_alive: bool,
+    def __init__(self, method: str, target: bytes, head: tuple, fields: dict, body: bytes, keep_alive: bool,
                  http10: bool = False):
-        self.method, self.headers, self.fields, self.body = method, headers, fields, body
+        self.method, self.fields, self.body = method, fields, body
+        self.lowers, self.names, self.values = head
         self.keep_alive, self.http10 = keep_alive, http10
         if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
             target = _origin_form(target)
         self.target = target.decode("latin-1")
-        path, _, query = self.target.partition("?")
-        self.path, self.query = path, query
+        self.path, _, self.query = self.target.partition("?")
 
     def header(self, lower_name: bytes) -> str | None:
         """The last value of a header (give the name in lower case), or None."""
@@ -52,6 +53,26 @@ class Response:
         self.status, self.body, self.raw = status, body, raw
         self.headers = headers if headers is not None else []
         self.after = None
+
+
+class Pending:
+    """An answer still to come: a handler returns it, and `resolve(response)` is called once, later,
+    from a callback (protocol.py then writes the answer: no task between an instance's answer and the
+    client's)."""
+
+    __slots__ = ("callback", "response")
+
+    def __init__(self):
+        self.callback = None  # set by protocol.py: called with the response
+        self.response: Response | None = None
+
+    def resolve(self, response: Response) -> None:
+        if self.response is not None:
+            return  # answered already (a timeout, then the late answer)
+        self.response = response
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback(response)
 
 
 def json_response(status: int, data, headers: list | None = None) -> Response:

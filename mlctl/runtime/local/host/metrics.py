@@ -10,7 +10,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 HELP = {
     "mlctl_requests_total": ("counter", "Scoring requests answered by the gateway, by deployment and HTTP status."),
     "mlctl_request_duration_seconds": ("histogram", "Time from request received to answer sent, by deployment."),
-    "mlctl_requests_in_flight": ("gauge", "Requests being handled now, by deployment."),
+    "mlctl_requests_in_flight": ("gauge", "Requests being handled now (mirror copies too), by deployment."),
     "mlctl_rejected_requests_total": ("counter", "Requests answered 429 because the deployment was at its limit."),
     "mlctl_instance_restarts_total": ("counter", "Instance restarts by the supervisor (death or failed liveness)."),
     "mlctl_instances_ready": ("gauge", "Instances ready to serve, by deployment."),
@@ -50,7 +50,6 @@ class Metrics:
     def __init__(self):
         self.requests = defaultdict(int)        # (deployment, status) -> n
         self.durations = defaultdict(Histogram)  # deployment -> histogram
-        self.in_flight = defaultdict(int)       # deployment -> n
         self.rejected = defaultdict(int)
         self.restarts = defaultdict(int)
         self.mirror_sent = defaultdict(int)
@@ -61,7 +60,8 @@ class Metrics:
         self.requests[(deployment, status)] += 1
         self.durations[deployment].observe(seconds)
 
-    def render(self, ready: dict[str, int]) -> str:
+    def render(self, ready: dict[str, int], in_flight: dict[str, int]) -> str:
+        """The text exposition; `ready` and `in_flight` (gauges by deployment) are read from the deployments."""
         lines: list[str] = []
 
         def family(name, samples):
@@ -83,7 +83,7 @@ class Metrics:
             hist.append(f"mlctl_request_duration_seconds_sum{_labels([('deployment', d)])} {h.sum}")
             hist.append(f"mlctl_request_duration_seconds_count{_labels([('deployment', d)])} {h.count}")
         family("mlctl_request_duration_seconds", hist)
-        for name, table in (("mlctl_requests_in_flight", self.in_flight),
+        for name, table in (("mlctl_requests_in_flight", in_flight),
                             ("mlctl_rejected_requests_total", self.rejected),
                             ("mlctl_instance_restarts_total", self.restarts),
                             ("mlctl_instances_ready", ready),

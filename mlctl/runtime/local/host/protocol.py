@@ -3,9 +3,10 @@
 Why not aiohttp's server here: on the gateway's hot path it cost 2-3x the CPU of this protocol per
 request (bench/README.md). The parsing that faces clients is llhttp's (Node.js's parser: chunked
 bodies, request smuggling, pipelining); this module adds only what a reverse proxy needs around it:
-- one handler call per request (`async handler(Request) -> Response`), answers in request order,
-  pipelined requests queued (reading pauses past PIPELINE_MAX of them, or while the client does
-  not read its answers);
+- one handler call per request, answers in request order: `handler(Request)` returns a Response
+  (written at once), a messages.Pending (written when it is resolved, from a callback: the hot path
+  of a proxy needs no task) or a coroutine (run as a task); pipelined requests queued (reading
+  pauses past PIPELINE_MAX of them, or while the client does not read its answers);
 - limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input (and an HTTP/1.1
   request without exactly one Host) 400, CONNECT 405, an HTTP version other than 1.0 and 1.1 505;
   each closes the connection after its answer;
@@ -31,7 +32,7 @@ import os
 
 import httptools
 
-from .messages import Request, Response, json_response
+from .messages import Pending, Request, Response, json_response
 
 log = logging.getLogger("mlctl.host")
 
@@ -79,11 +80,14 @@ class Connection(asyncio.Protocol):
         self.head_bytes = 0
         self.since = self.loop.time()  # when the current state (idle, or the message) began
         self.continue_due = False    # the current message awaits 100 Continue
+        self.current: Request | None = None  # the request being answered
         self._url = b""
-        self._headers: list = []
+        self._names: list = []       # header names and values as sent, in order (llhttp's callbacks)
+        self._values: list = []
+        self._head: tuple = ((), (), ())  # (lower-case names, names, values) once the head is complete
         self._fields: dict = {}
         self._body: list = []
-        self._body_size = self._head_size = 0
+        self._body_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
         self.eof = False             # the client half-closed: answer what arrived, then close
 
@@ -151,35 +155,34 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
         self.since = self.loop.time()
-        self._url, self._headers, self._fields, self._body = b"", [], {}, []
-        self._body_size = self._head_size = 0
+        self._url, self._names, self._values, self._body = b"", [], [], []
+        self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_head:  # not a chunked body's trailer fields: those are neither used nor forwarded
-            lower = name.lower()
-            self._headers.append((lower, name, value))
-            self._fields[lower] = value
-            self._head_size += len(name) + len(value) + 4
+        # called per header: kept to two appends, the head is built in C in on_headers_complete
+        self._names.append(name)
+        self._values.append(value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.head_bytes = 0
-        if self._head_size + len(self._url) > MAX_HEAD:
+        names, values = self._names, self._values
+        self._names, self._values = [], []  # a chunked body's trailer fields land here: neither used nor forwarded
+        if sum(map(len, names)) + sum(map(len, values)) + 4 * len(names) + len(self._url) > MAX_HEAD:
             raise _Refused(431, f"request head over {MAX_HEAD} bytes")
+        lowers = list(map(bytes.lower, names))
+        self._head = (lowers, names, values)
+        fields = self._fields = dict(zip(lowers, values))
         if self.parser.should_upgrade():
             self._declined = self._head_without_upgrade()
             return
         version = self.parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise _Refused(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
-        fields = self._fields
-        if b"host" in fields:  # a name given twice leaves fewer fields than headers: count the Hosts then
-            hosts = 1 if len(fields) == len(self._headers) else sum(1 for h in self._headers if h[0] == b"host")
-        else:
-            hosts = 0
+        hosts = lowers.count(b"host")
         if hosts != 1 and (hosts or version == "1.1"):
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
         length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
@@ -198,7 +201,7 @@ class Connection(asyncio.Protocol):
         if method == b"CONNECT":
             raise _Refused(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
         lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
-        for lower, name, value in self._headers:
+        for lower, name, value in zip(*self._head):
             if lower == b"upgrade":
                 continue
             if lower == b"connection":
@@ -222,9 +225,9 @@ class Connection(asyncio.Protocol):
             return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         parser = self.parser
-        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._headers, self._fields,
+        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._head, self._fields,
                                   body, parser.should_keep_alive(), parser.get_http_version() == "1.0"))
-        self._url, self._headers, self._fields, self._body = b"", [], {}, []
+        self._url, self._head, self._fields, self._body = b"", ((), (), ()), {}, []
         if not self.busy:
             self._next()
         elif len(self.queue) >= PIPELINE_MAX:
@@ -245,24 +248,46 @@ class Connection(asyncio.Protocol):
             self._next()
 
     def _next(self) -> None:
-        """Start answering the next queued request (one at a time, in order)."""
-        if not self.queue or self.closed:
-            return
-        item = self.queue.popleft()
-        if isinstance(item, Response):  # a refusal: the last answer on this connection
-            self._write(item, keep_alive=False, head_only=False, http10=False)
-            return
-        self.busy = True
-        task = self.loop.create_task(self._answer(item))
-        self.server.tasks.add(task)
-        task.add_done_callback(self.server.tasks.discard)
+        """Answer the queued requests in order, one at a time: those answered at once in this loop (no
+        recursion however many are pipelined), the first one answered later by its callback or task."""
+        while self.queue and not self.closed and not self.busy:
+            item = self.queue.popleft()
+            if isinstance(item, Response):  # a refusal: the last answer on this connection
+                self._write(item, keep_alive=False, head_only=False, http10=False)
+                return
+            self.busy = True
+            self.current = item
+            try:
+                answer = self.server.handler(item)
+            except Exception:
+                answer = self._failed(item)
+            if answer.__class__ is Response:
+                self._answered(answer, go_on=False)
+            elif isinstance(answer, Pending):
+                if answer.response is not None:  # resolved already
+                    self._answered(answer.response, go_on=False)
+                else:
+                    answer.callback = self._answered
+            else:  # a coroutine
+                task = self.loop.create_task(self._await(answer))
+                self.server.tasks.add(task)
+                task.add_done_callback(self.server.tasks.discard)
 
-    async def _answer(self, request: Request) -> None:
+    def _failed(self, request: Request) -> Response:
+        log.exception("public port: %s %s failed", request.method, request.path)
+        return json_response(500, {"message": "the gateway failed to answer this request"})
+
+    async def _await(self, coroutine) -> None:
         try:
-            response = await self.server.handler(request)
+            response = await coroutine
         except Exception:
-            log.exception("public port: %s %s failed", request.method, request.path)
-            response = json_response(500, {"message": "the gateway failed to answer this request"})
+            response = self._failed(self.current)
+        self._answered(response)
+
+    def _answered(self, response: Response, go_on: bool = True) -> None:
+        """Write the answer to the current request, run its bookkeeping, go on with the next one
+        (unless `go_on` is false: _next's loop does)."""
+        request, self.current = self.current, None
         self.busy = False
         keep_alive = request.keep_alive and not self.server.closing and not self.closed
         if not self.closed:
@@ -276,7 +301,8 @@ class Connection(asyncio.Protocol):
             self.since = self.loop.time()
             self._update_reading()
             if self.queue:
-                self._next()
+                if go_on:
+                    self._next()
             elif self.eof:
                 self.close()
             else:
@@ -349,8 +375,12 @@ class HttpServer:
         for conn in list(self.connections):
             if not conn.busy and not conn.queue:
                 conn.close()
+        deadline = self.loop.time() + drain_s
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=drain_s)
+        # answers resolved by callbacks (no task): poll until they are written
+        while any(c.busy for c in self.connections) and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
         for conn in list(self.connections):
             conn.transport.close()
         if self._timer is not None:

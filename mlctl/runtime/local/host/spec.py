@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 PROBE_DEFAULTS = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 REQUEST_DEFAULTS = {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1, "max_queue_wait_ms": 500}
@@ -57,11 +58,12 @@ class DeploymentSpec:
                    model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
                    environment_variables=dict(env), request_settings=request, **probes)
 
-    @property
+    # cached (the spec is frozen): the request path reads these on every request
+    @cached_property
     def timeout_s(self) -> float:
         return self.request_settings["request_timeout_ms"] / 1000
 
-    @property
+    @cached_property
     def max_concurrent(self) -> int:
         return self.request_settings["max_concurrent_requests_per_instance"]
 

@@ -1,0 +1,181 @@
+"""One request's exchange with a deployment's instances: a slot, the send, the answer or a timeout, one retry.
+
+Two ways through, with the same outcomes (200 passed on, 424 for an instance's non-200, 408 at the
+request timeout or 503 with no ready instance, 502 when the instance fails to answer, one retry on
+another instance for a connection that failed before any answer):
+- `Exchange`, by callbacks, for the usual case (a slot free and a kept-alive connection idle at
+  once): no task and no coroutine; the instance's answer becomes the client's in the same loop step;
+- `forward()`, a coroutine, for the rest: waiting for a slot or a connection, the retry, mirror copies,
+  swagger.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from .messages import Pending, Response, json_response
+from .instances import Instance
+from .supervisor import Deployment
+from .upstream import ConnectionFailed
+
+log = logging.getLogger("mlctl.host")
+
+_retries: set[asyncio.Task] = set()  # the retry tasks of Exchanges (held: the loop keeps only weak references)
+
+
+def message(status: int, text: str, headers: list | None = None) -> Response:
+    return json_response(status, {"message": text}, headers)
+
+
+def timed_out(d: Deployment) -> Response:
+    """The answer at the deployment's request timeout: 408, or 503 when no instance is ready."""
+    if d.ready_count() == 0:
+        return message(503, f"deployment {d.spec.name!r} has no ready instance")
+    return message(408, f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "
+                        f"(request_timeout_ms of deployment {d.spec.name!r})")
+
+
+def failed(d: Deployment, error: ConnectionFailed) -> Response:
+    return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {error}")
+
+
+def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
+    """The client's answer from an instance's: passed on when 200, else 424 naming the instance's status."""
+    if status != 200:
+        return Response(424, data, [("ms-azureml-model-error-statuscode", str(status)),
+                                    ("ms-azureml-model-error-reason", reason)], passed)
+    return Response(status, data, [], passed)
+
+
+def _abandon_later(d: Deployment, conn, serial: int) -> None:
+    """After a timeout: give the instance its own (longer) scoring timeout + 1 s, then close the connection."""
+    d.loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
+
+
+def _expire(answer: asyncio.Future) -> None:
+    if not answer.done():
+        answer.set_exception(asyncio.TimeoutError())
+
+
+async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float,
+                exclude: Instance | None = None):
+    """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
+
+    The slot is held until the instance answers, even after a timeout (bounded by the instance's
+    own timeout + 1 s); a connection that fails with no answer is retried once on another instance
+    (`exclude`, when given, is the instance that failed already: this call is the retry)."""
+    loop = d.loop
+    for attempt in ((1,) if exclude is not None else (0, 1)):
+        inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
+        try:
+            on_done = functools.partial(d.release, inst)
+            conn, serial, answer = (inst.pool.send(method, target, headers, body, on_done)
+                                    or await inst.pool.request(method, target, headers, body, on_done))
+        except ConnectionFailed:
+            d.release(inst)
+            if attempt:
+                raise
+            exclude = inst
+            continue
+        # the timer completes the future early; the exchange goes on and releases the slot when it ends
+        timer = loop.call_at(deadline, _expire, answer)
+        try:
+            return await answer
+        except ConnectionFailed as e:
+            if attempt or e.answered:
+                raise
+            log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, e)
+            exclude = inst
+        except asyncio.TimeoutError:
+            _abandon_later(d, conn, serial)
+            raise
+        finally:
+            timer.cancel()
+
+
+async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes,
+                  deadline: float | None = None, exclude: Instance | None = None) -> Response:
+    """Answer from deployment `d` by `deadline` (default: its request timeout from now); see _call."""
+    if deadline is None:
+        deadline = d.loop.time() + d.spec.timeout_s
+    try:
+        return answered(*await _call(d, method, target, headers, body, deadline, exclude))
+    except asyncio.TimeoutError:
+        return timed_out(d)
+    except ConnectionFailed as e:
+        return failed(d, e)
+
+
+class Exchange(Pending):
+    """A live request's trip to deployment `d`, by callbacks. `begin()` sends it if it can at once;
+    the answer, built by `finish(response)` (the gateway's bookkeeping, called once), is then
+    resolved from upstream.py's end-of-exchange callback or from the timeout's timer."""
+
+    __slots__ = ("d", "method", "target", "headers", "body", "finish", "inst", "conn", "serial", "answer",
+                 "timer", "deadline")
+
+    def __init__(self, d: Deployment, method: str, target: str, headers: bytes, body: bytes, finish):
+        self.callback = self.response = None
+        self.d, self.method, self.target, self.headers, self.body, self.finish = d, method, target, headers, body, finish
+
+    def begin(self) -> bool:
+        """Send now on a free slot and an idle kept-alive connection: True. Else False, holding nothing
+        (the caller goes the general way, forward())."""
+        d = self.d
+        inst = d.try_acquire()
+        if inst is None:
+            return False
+        sent = inst.pool.send(self.method, self.target, self.headers, self.body, self._ended)
+        if sent is None:
+            d.release(inst)
+            return False
+        self.inst = inst
+        self.conn, self.serial, self.answer = sent
+        self.deadline = deadline = d.loop.time() + d.spec.timeout_s
+        self.timer = d.loop.call_at(deadline, self._expired)
+        return True
+
+    def _ended(self) -> None:
+        """The exchange with the instance is over (upstream.py calls this once, never from send()):
+        release the slot, then answer, unless the timeout did already."""
+        d, answer = self.d, self.answer
+        d.release(self.inst)
+        error = answer.exception()  # read even when unused: an exception never read is logged at GC
+        if self.response is not None:
+            return
+        self.timer.cancel()
+        try:
+            if error is None:
+                self.resolve(self.finish(answered(*answer.result())))
+            elif not error.answered:
+                log.info("%s instance %d: %s; retrying on another instance", d.spec.name, self.inst.index, error)
+                task = d.loop.create_task(self._retry())
+                _retries.add(task)
+                task.add_done_callback(_retries.discard)
+            else:
+                self.resolve(self.finish(failed(d, error)))
+        except Exception:
+            self._broken()
+
+    async def _retry(self) -> None:
+        try:
+            response = await forward(self.d, self.method, self.target, self.body, self.headers, self.deadline,
+                                     self.inst)
+            self.resolve(self.finish(response))
+        except Exception:
+            self._broken()
+
+    def _expired(self) -> None:
+        if self.response is None:
+            try:
+                _abandon_later(self.d, self.conn, self.serial)
+                self.resolve(self.finish(timed_out(self.d)))
+            except Exception:
+                self._broken()
+
+    def _broken(self) -> None:
+        """A bug on the way (logged): the client still gets an answer, and the connections stay usable."""
+        log.exception("%s: answering a request failed", self.d.spec.name)
+        self.resolve(message(500, "the gateway failed to answer this request"))
