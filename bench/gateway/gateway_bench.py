@@ -13,6 +13,9 @@ Run on demand (not in CI):
                                            [--no-azure] [--bare]
 
 --bare adds bare_proxy.py (the same hop without the gateway's features) for reference.
+--tcp adds "tcp": a second scoring server started with the instance's very command line but on a
+TCP port instead of the unix socket, so client -> server goes over the same transport as client ->
+gateway (how much of host/direct is the client's TCP rather than the gateway).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def _server_bench():
 server_bench = _server_bench()
 start_azure, stop, train = server_bench.start_azure, server_bench.stop, server_bench.train
 group_cpu_s, merge = server_bench.group_cpu_s, server_bench.merge
+free_port, wait_ready = server_bench.free_port, server_bench.wait_ready
 
 from mlctl.runtime.local import secrets
 from mlctl.runtime.local.hostclient import HostClient, start_host
@@ -61,6 +65,21 @@ def start_bare(socket_path: str, key: str):
         stop(proc)
         raise RuntimeError("bare_proxy.py did not start")
     return proc, int(port)
+
+
+def start_tcp(work: Path, instance_command: list) -> tuple[subprocess.Popen, str]:
+    """The instance's command line with --unix-socket PATH replaced by --port N: (process, base URL)."""
+    cmd = list(instance_command)
+    at = cmd.index("--unix-socket")
+    port = free_port()
+    cmd[at:at + 2] = ["--port", str(port)]
+    log = work / "tcp-server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc, log)
+    return proc, url
 
 
 def measure(url: str, body: bytes, headers: dict, connector, concurrency: int, args) -> LoadResult:
@@ -88,6 +107,8 @@ def main() -> int:
     p.add_argument("--no-azure", action="store_true", help="skip azureml-inference-server-http")
     p.add_argument("--bare", action="store_true",
                    help="also measure bare_proxy.py (the hop without the gateway's features), for reference")
+    p.add_argument("--tcp", action="store_true",
+                   help="also measure the instance's scoring server started on a TCP port, for reference")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-gwbench-") as tmp:
@@ -96,7 +117,7 @@ def main() -> int:
         body = json.dumps({"data": train(work / "model")}).encode()
         info = start_host(work / "data", "bench", auth_mode="key", port=None)
         client = HostClient(info)
-        azure, bare = [], None
+        azure, bare, tcp = [], None, None
         try:
             client.put_deployment({
                 "name": "blue", "digest": "sha256:bench", "python": sys.executable,
@@ -116,6 +137,10 @@ def main() -> int:
             if args.bare:
                 bare = start_bare(instance["socket"], key)
                 targets["bare"] = (f"http://127.0.0.1:{bare[1]}/score", auth, None, [bare[0].pid, instance["pid"]])
+            if args.tcp:
+                cmdline = Path(f"/proc/{instance['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
+                tcp, url = start_tcp(work, cmdline)
+                targets["tcp"] = (url + "/score", JSON, None, [tcp.pid])
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model", 1)
                 targets["azure"] = (url + "/score", JSON, None, [proc.pid for proc in azure])
@@ -150,6 +175,11 @@ def main() -> int:
                 f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
             print("median of rounds:    " + "   ".join(f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
             print(f"load average at end: {os.getloadavg()[0]:.2f}")
+            if "tcp" in targets:
+                print("host/tcp    (req/s): " + "   ".join(
+                    f"c={c}: {pooled[('host', c)].rps / pooled[('tcp', c)].rps:.2f}" for c in levels))
+                print("tcp/direct  (req/s): " + "   ".join(
+                    f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
             if "bare" in targets:
                 print("bare/direct (req/s): " + "   ".join(
                     f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
@@ -158,7 +188,7 @@ def main() -> int:
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
         finally:
             try:
-                for proc in azure + ([bare[0]] if bare else []):
+                for proc in azure + ([bare[0]] if bare else []) + ([tcp] if tcp else []):
                     stop(proc)
             finally:
                 client.shutdown()  # the host and its instance go even if stopping Azure failed
