@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
+import urllib.request
 
 import pytest
 
-from mlctl.runtime.local.host.runfiles import is_alive, read_run_record
+from mlctl.runtime.local.host.runfiles import host_log, is_alive, read_run_record
 from mlctl.runtime.local.hostclient import HostClient, HostError, find_host, start_host
 
-from hosttools import send, wait_until
+from hosttools import body, send, wait_until
 
 
 def test_start_is_idempotent_and_shutdown_leaves_no_process(make_host):
@@ -63,3 +65,28 @@ def test_deep_data_folder_keeps_sockets_under_the_unix_path_limit(make_host, tmp
     host.put("a-deployment-name-of-32-chars-xx")
     host.client.set_traffic({"a-deployment-name-of-32-chars-xx": 100})
     assert send(host.url + "/score", 2, headers=host.auth())[0][0] == 200
+
+
+def test_shutdown_lets_a_request_in_flight_finish_and_logs_it(make_host):
+    """A request answered by callbacks (no task) is still waited for at shutdown, and its access line
+    and metrics are settled before the host exits."""
+    host = make_host()
+    host.put("blue")
+    host.client.set_traffic({"blue": 100})
+    result = {}
+
+    def call():
+        req = urllib.request.Request(host.url + "/score", data=body(sleep=1.5), method="POST",
+                                     headers=host.auth(**{"Content-Type": "application/json",
+                                                          "x-request-id": "in-flight-at-stop"}))
+        with urllib.request.urlopen(req, timeout=30) as r:
+            result["status"] = r.status
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    wait_until(lambda: host.client.status()["deployments"]["blue"]["in_flight"] == 1, 10, "the request in flight")
+    host.client.shutdown()
+    caller.join(30)
+    assert result.get("status") == 200
+    assert not is_alive(host.info.pid)
+    assert "in-flight-at-stop POST /score blue 200" in host_log(host.data_dir, host.name).read_text()
