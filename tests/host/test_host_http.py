@@ -339,6 +339,10 @@ def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connectio
         with Wire(host) as wire:
             wire.send(http("GET", "/", version=version))
             assert_refused(wire.answer(), status, wire)
+    # an expectation other than 100-continue cannot be met: 417 (RFC 9110 10.1.1), before any body is read
+    with Wire(host) as wire:
+        wire.send(http("POST", "/score", host.auth(**{"Expect": "200-ok"}), body()))
+        assert_refused(wire.answer(), 417, wire)
     with Wire(host) as wire:
         wire.send(http("GET", "/"))
         assert wire.answer().status == 200

@@ -118,7 +118,8 @@ class Exchange(Pending):
 
     def __init__(self, d: Deployment, method: str, target: str, headers: bytes, body: bytes, finish):
         self.callback = self.response = None
-        self.d, self.method, self.target, self.headers, self.body, self.finish = d, method, target, headers, body, finish
+        self.d, self.method, self.target, self.finish = d, method, target, finish
+        self.headers, self.body = headers, body
 
     def begin(self) -> bool:
         """Send now on a free slot and an idle kept-alive connection: True. Else False, holding nothing

@@ -8,7 +8,8 @@ bodies, request smuggling, pipelining); this module adds only what a reverse pro
   of a proxy needs no task) or a coroutine (run as a task); pipelined requests queued (reading
   pauses past PIPELINE_MAX of them, or while the client does not read its answers);
 - limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input (and an HTTP/1.1
-  request without exactly one Host) 400, CONNECT 405, an HTTP version other than 1.0 and 1.1 505;
+  request without exactly one Host) 400, CONNECT 405, an expectation other than 100-continue 417,
+  an HTTP version other than 1.0 and 1.1 505;
   each closes the connection after its answer;
 - an Upgrade offer (h2c, websocket) is declined: the request is read again without it and answered;
 - `Expect: 100-continue` answered here (never forwarded; not for HTTP/1.0), only when the request is
@@ -189,11 +190,13 @@ class Connection(asyncio.Protocol):
         if length is not None and int(length) > MAX_BODY:
             raise _Refused(413, f"request body over {MAX_BODY} bytes")
         expect = fields.get(b"expect")
-        if (expect is not None and expect.strip().lower() == b"100-continue"
-                and (b"transfer-encoding" in fields or (length is not None and int(length) > 0))
-                and version != "1.0"):  # RFC 9110 10.1.1
-            self.continue_due = True
-            self._send_continue()
+        if expect:  # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
+            if expect.strip().lower() != b"100-continue":
+                raise _Refused(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
+                                    "only 100-continue is understood")
+            if (b"transfer-encoding" in fields or (length is not None and int(length) > 0)) and version != "1.0":
+                self.continue_due = True
+                self._send_continue()
 
     def _head_without_upgrade(self) -> bytes:
         """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
