@@ -98,6 +98,8 @@ class Deployment:
         self.wake()
 
     def wake(self) -> None:
+        if not self._waiters:  # the usual case (every release calls this): nothing to allocate
+            return
         waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():
