@@ -49,6 +49,10 @@ def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
     return Response(status, data, [], passed)
 
 
+def _log_retry(d: Deployment, inst: Instance, error: ConnectionFailed) -> None:
+    log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, error)
+
+
 def _abandon_later(d: Deployment, conn, serial: int) -> None:
     """After a timeout: give the instance its own (longer) scoring timeout + 1 s, then close the connection."""
     d.loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
@@ -86,7 +90,7 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
         except ConnectionFailed as e:
             if attempt or e.answered:
                 raise
-            log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, e)
+            _log_retry(d, inst, e)
             exclude = inst
         except asyncio.TimeoutError:
             _abandon_later(d, conn, serial)
@@ -151,7 +155,7 @@ class Exchange(Pending):
             if error is None:
                 self.resolve(self.finish(answered(*answer.result())))
             elif not error.answered:
-                log.info("%s instance %d: %s; retrying on another instance", d.spec.name, self.inst.index, error)
+                _log_retry(d, self.inst, error)
                 task = d.loop.create_task(self._retry())
                 _retries.add(task)
                 task.add_done_callback(_retries.discard)

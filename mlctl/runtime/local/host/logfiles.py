@@ -225,10 +225,8 @@ class AccessLog:
         self._stamp = ""
         self._prefix = f" I [{os.getpid()}] mlctl.access - "
 
-    def write(self, text: str, now: float | None = None) -> None:
-        """Buffer a line stamped `now` (time.time(); default: now)."""
-        if now is None:
-            now = time.time()
+    def write(self, text: str, now: float) -> None:
+        """Buffer a line stamped `now` (a time.time() value: when the request was answered)."""
         second = int(now)
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))

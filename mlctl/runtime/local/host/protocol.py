@@ -230,7 +230,6 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._head, self._fields,
                                   body, parser.should_keep_alive(), parser.get_http_version() == "1.0"))
-        self._url, self._head, self._fields, self._body = b"", ((), (), ()), {}, []
         if not self.busy:
             self._next()
         elif len(self.queue) >= PIPELINE_MAX:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
 
 SOCKET_PATH_MAX = 100  # bytes; AF_UNIX sun_path is 108 including the NUL, keep a margin
-
-log = logging.getLogger("mlctl.host")
 
 
 def run_folder() -> Path:
