@@ -64,6 +64,23 @@ def test_max_concurrent_runs_calls_in_parallel(servers, tmp_path):
     assert results[1].status == results[2].status == 200
 
 
+def test_the_worker_that_went_idle_last_takes_the_next_call(servers, tmp_path):
+    """Calls one after another all run on one warm thread, not on each of the 8 workers in turn; while
+    that thread is busy, the next call goes to another worker."""
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "8", "--max-queue", "0")
+    threads = {server.call("POST", "/score", {"thread": 1}).json()["thread"] for _ in range(40)}
+    assert len(threads) == 1
+    started, release = tmp_path / "started", tmp_path / "release"
+    results = {}
+    blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
+                                                                            "release": str(release)}}), results, 1)
+    _wait_for(started)
+    other = server.call("POST", "/score", {"thread": 1}).json()["thread"]
+    release.write_text("go")
+    blocker.join(30)
+    assert results[1].status == 200 and other not in threads
+
+
 def test_timeout_answers_500_and_server_keeps_serving(servers, diabetes):
     server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "300")
     a = server.call("POST", "/score", {"sleep": 3})

@@ -1,9 +1,18 @@
 """The worker pool: runs run() on threads, off the event loop, with a bounded queue and a timeout.
 
-At most ``size`` calls run at a time; up to ``max_queue`` more wait (FIFO). The hop is one
-SimpleQueue put and one ``call_soon_threadsafe`` back. A call that outlives the timeout is
-answered as timed out and abandoned: a fresh thread takes its place at once so the pool
-keeps its capacity, and the old thread is asked to stop by an asynchronous
+At most ``size`` calls run at a time; up to ``max_queue`` more wait (FIFO). A call joins the waiting
+line and the worker that went idle last is woken to take it (a stack of idle workers, each asleep on
+its own lock), so under light load one warm thread serves the calls (one SimpleQueue that all
+workers wait on wakes them in turn: with 64 workers each call found a cold thread, ~10 % of
+throughput at concurrency 1). Under load, a worker that finishes a call takes the next waiting one
+before it sleeps, and only one woken worker is on its way at a time (it wakes the next if more calls
+wait): waking a worker for every call cost 3.5 thread switches per call at concurrency 8 instead of
+0.6, and a third of the throughput. The pool takes no lock of its own on the way: list append/pop
+and SimpleQueue calls are atomic, and a worker looks at the line again after it joined the idle
+stack (see _next_job). The hop is one put, one lock release and one ``call_soon_threadsafe`` back.
+
+A call that outlives the timeout is answered as timed out and abandoned: a fresh thread takes its
+place at once so the pool keeps its capacity, and the old thread is asked to stop by an asynchronous
 Interrupted exception (``PyThreadState_SetAsyncExc``), which interrupts Python code at its next
 bytecode (a blocking C call such as ``time.sleep`` finishes first); it then exits.
 """
@@ -17,7 +26,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
-_STOP = None
+_STOP: Any = object()  # in the waiting line: the worker that takes it exits (close)
 logger = logging.getLogger("azmlinfsrv")
 
 
@@ -58,6 +67,16 @@ class _Job:
         self.thread = 0
 
 
+class _Worker:
+    """One worker thread: `wake` is held while it sleeps on the idle stack; a release wakes it."""
+    __slots__ = ("slot", "wake")
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
 def _interrupt(thread_id: int) -> None:
     """Raise Interrupted asynchronously in another thread (CPython only; a no-op elsewhere)."""
     try:
@@ -85,8 +104,10 @@ class WorkerPool:
         self.limit = size + max_queue
         self.timeout_ms = timeout_ms
         self.pending = 0  # submitted and not answered (running + waiting)
-        self._jobs: "queue.SimpleQueue[Optional[_Job]]" = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the jobs' finished/abandoned and _running
+        self._idle: List[_Worker] = []  # a stack: the worker that went idle last is woken first
+        self._waiting: "queue.SimpleQueue[_Job]" = queue.SimpleQueue()  # calls no worker has taken yet
+        self._waking = False  # a worker was woken and has not looked at the waiting line yet
         self._running: List[Optional[_Job]] = []
         self._threads: List[threading.Thread] = []
         self._watchdog: Optional[asyncio.TimerHandle] = None
@@ -100,22 +121,45 @@ class WorkerPool:
     def _start_thread(self, slot: int) -> None:
         self._threads = [t for t in self._threads if t.is_alive()]
         self._serial += 1
-        t = threading.Thread(target=self._work, args=(slot,), name=f"scoring-worker-{self._serial}", daemon=True)
+        t = threading.Thread(target=self._work, args=(_Worker(slot),), name=f"scoring-worker-{self._serial}",
+                             daemon=True)
         self._threads.append(t)
         t.start()
 
-    def _work(self, slot: int) -> None:
+    def _work(self, worker: _Worker) -> None:
         try:
-            self._serve_jobs(slot)
+            self._serve_jobs(worker)
         except Interrupted:  # the interrupt of an abandoned call landed outside run(): just exit
             pass
 
-    def _serve_jobs(self, slot: int) -> None:
-        jobs, lock, call_back, running = self._jobs, self._lock, self.loop.call_soon_threadsafe, self._running
-        perf = time.perf_counter
-        me = threading.get_ident()
+    def _next_job(self, worker: _Worker) -> _Job:
+        """The oldest waiting call (or _STOP), sleeping on the idle stack until there is one."""
+        waiting, idle = self._waiting, self._idle
         while True:
-            job = jobs.get()
+            if not waiting.empty():
+                try:
+                    job = waiting.get_nowait()
+                except queue.Empty:  # another worker took it
+                    continue
+                if not self._waking and not waiting.empty():
+                    self._wake_one()  # more wait: pass the baton (hand-overs wake one worker at a time)
+                return job
+            idle.append(worker)
+            if not waiting.empty():  # put while we joined: take it ourselves, unless a hand-over woke us
+                try:
+                    idle.remove(worker)
+                    continue
+                except ValueError:
+                    pass
+            worker.wake.acquire()  # released once by whoever popped us from the idle stack
+            self._waking = False  # (before looking: what was put meanwhile is ours to see)
+
+    def _serve_jobs(self, worker: _Worker) -> None:
+        lock, call_back, running = self._lock, self.loop.call_soon_threadsafe, self._running
+        perf = time.perf_counter
+        me, slot = threading.get_ident(), worker.slot
+        while True:
+            job = self._next_job(worker)
             if job is _STOP:
                 return
             job.thread = me
@@ -149,11 +193,27 @@ class WorkerPool:
         self.pending += 1
         fut = self.loop.create_future()
         job = _Job(fn, args, fut)
-        self._jobs.put(job)
+        self._hand_over(job)
         try:
             return await fut, job.elapsed_ms
         finally:
             self.pending -= 1
+
+    def _hand_over(self, job: _Job) -> None:
+        """Into the waiting line, then wake a worker for it unless one is already on its way (it takes
+        the oldest call and wakes the next worker if more wait)."""
+        self._waiting.put(job)
+        if not self._waking:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake the worker that went idle last, if any."""
+        try:
+            worker = self._idle.pop()
+        except IndexError:
+            return
+        self._waking = True
+        worker.wake.release()
 
     def _watch(self) -> None:
         now = time.perf_counter()
@@ -177,5 +237,11 @@ class WorkerPool:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for _ in range(len(self._running)):
-            self._jobs.put(_STOP)
+        for _ in range(len(self._running)):  # behind the calls still waiting
+            self._waiting.put(_STOP)
+        while self._idle:
+            try:
+                worker = self._idle.pop()
+            except IndexError:
+                break
+            worker.wake.release()  # it looks at the line and finds its _STOP

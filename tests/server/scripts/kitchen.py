@@ -1,8 +1,10 @@
-"""Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print or echo."""
+"""Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print, echo
+or name the thread it ran on."""
 import json
 import logging
 import os
 import sys
+import threading
 import time
 
 import joblib
@@ -43,6 +45,8 @@ def run(raw_data, request_headers):
     if "print" in req:
         print("printed", req["print"])
         log.warning("logged %s", req["print"])
+    if "thread" in req:
+        return {"thread": threading.get_ident()}
     if "echo" in req:
         return {"raw": raw_data, "headers": request_headers}
     if "data" in req:
