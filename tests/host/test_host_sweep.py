@@ -1,4 +1,5 @@
-"""A starting host sweeps the run folder: what SIGKILLed hosts left goes, live hosts and strangers stay."""
+"""A starting host sweeps the run folder: what SIGKILLed hosts left goes, live hosts and strangers stay;
+a second host of a running endpoint exits, and start_host hands its caller the one that runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mlctl.runtime.local.host.runfiles import endpoint_tag, host_log, is_alive
+from mlctl.runtime.local.host.runfiles import TWIN_EXIT, endpoint_tag, host_log, is_alive, read_run_record, run_file
+from mlctl.runtime.local.hostclient import PACKAGE_PARENT, start_host
 
 from hosttools import send, wait_until
 
@@ -113,3 +117,51 @@ def test_own_leftovers_go_and_strangers_in_the_run_folder_stay(make_host, tmp_pa
     assert names(elsewhere) == ["x.sock"] and (tmp_path / "admin.sock").exists()
     host.client.shutdown()
     assert names(run_dir) == strangers  # a clean shutdown removes its folder, lock file included
+
+
+def _host_processes(data_dir: Path) -> list[int]:
+    """Pids of live endpoint hosts whose command line names `data_dir`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"mlctl.runtime.local.host" in argv and os.fsencode(data_dir) in argv and is_alive(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_second_host_of_a_running_endpoint_exits_and_the_first_keeps_serving(make_host, run_dir):
+    first = make_host("twin")
+    first.put("blue")
+    first.client.set_traffic({"blue": 100})
+    folder = run_dir / endpoint_tag(first.data_dir, "twin")
+    before = names(folder)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    second = subprocess.run([sys.executable, "-m", "mlctl.runtime.local.host", "--data-dir", str(first.data_dir),
+                             "--endpoint", "twin"], env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == TWIN_EXIT
+    assert "another host of endpoint 'twin' is running" in second.stderr
+    assert names(folder) == before  # its sockets and lock untouched
+    assert read_run_record(first.data_dir, "twin")["pid"] == first.info.pid
+    assert [r[0] for r in send(first.url + "/score", 3, headers=first.auth())] == [200] * 3
+
+
+def test_start_host_racing_a_twin_returns_the_host_that_runs(make_host, tmp_path):
+    """start_host found no host, started one, and lost the race for the socket folder: the caller gets
+    the host that won (made deterministic by hiding the winner's run record until the loser has exited)."""
+    first = make_host("twin")
+    record = run_file(first.data_dir, "twin")
+    hidden = record.with_suffix(".hidden")
+    record.rename(hidden)
+    log = host_log(first.data_dir, "twin")
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(start_host, first.data_dir, "twin", auth_mode="key", port=None)
+        wait_until(lambda: "another host of endpoint 'twin' is running" in log.read_text(), 30, "the twin's exit")
+        time.sleep(0.2)  # start_host polls on while no host answers
+        assert not started.done()
+        hidden.rename(record)
+        assert started.result(timeout=30) == first.info
+    assert _host_processes(first.data_dir) == [first.info.pid]

@@ -19,7 +19,7 @@ from pathlib import Path
 import mlctl
 
 from . import secrets
-from .host.runfiles import host_log, is_alive, is_host_process, read_run_record
+from .host.runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
@@ -67,6 +67,7 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None,
                timeout: float = 30.0) -> HostInfo:
     """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
+    If another caller starts one at the same moment, one host runs and both callers get it.
 
     Binds `port` when given (HostError if taken), else the port it had before if free, else any.
     """
@@ -94,7 +95,11 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
     _children.append(proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc.poll() == TWIN_EXIT:  # a host of this endpoint started at the same moment: use that one
+            running = find_host(data_dir, endpoint)
+            if running:
+                return running
+        elif proc.poll() is not None:
             with open(log_path, "rb") as f:
                 f.seek(start_offset)
                 tail = f.read().decode("utf-8", "replace")[-4000:]
@@ -106,6 +111,9 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
             return HostInfo(proc.pid, record["port"], record["admin_socket"])
         time.sleep(0.02)
     proc.kill()
+    if proc.poll() == TWIN_EXIT:
+        raise HostError(f"another endpoint host of {endpoint!r} holds its sockets but did not answer within "
+                        f"{timeout:.0f}s; see {log_path}", "host_failed", _log_tail(log_path))
     raise HostError(f"the endpoint host of {endpoint!r} did not start within {timeout:.0f}s; see {log_path}",
                     "host_failed", _log_tail(log_path))
 

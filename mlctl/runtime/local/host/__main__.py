@@ -25,8 +25,8 @@ from .endpoint import Endpoint
 from .gateway import Gateway
 from .instances import Launch
 from .logfiles import StdioLog
-from .runfiles import admin_socket_path, host_log, read_run_record, write_run_record
-from .sockets import claim_socket_folder, sweep_run_folder
+from .runfiles import TWIN_EXIT, admin_socket_path, host_log, read_run_record, write_run_record
+from .sockets import FolderHeld, claim_socket_folder, sweep_run_folder
 
 log = logging.getLogger("mlctl.host")
 
@@ -56,15 +56,21 @@ async def serve(args) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sweep_run_folder()  # what SIGKILLed hosts left; never fails the start
+    try:  # before the port: a twin started at the same moment must not take the port the endpoint had
+        sockets = claim_socket_folder(data_dir, args.endpoint)
+    except FolderHeld as e:
+        log.error("another host of endpoint %r is running (it holds %s); this one exits and mlctl uses that one",
+                  args.endpoint, e.args[0])
+        return TWIN_EXIT
     previous = read_run_record(data_dir, args.endpoint) or {}
     try:
         sock = bind_port(args.port, previous.get("port"))
     except OSError as e:
         log.error("cannot listen on 127.0.0.1:%s: %s", args.port, e.strerror)
+        sockets.release()
         return 2
     port = sock.getsockname()[1]
-    sweep_run_folder()  # what SIGKILLed hosts left; never fails the start
-    sockets = claim_socket_folder(data_dir, args.endpoint)
     launch = Launch(data_dir, args.endpoint, sockets.path)
     ep = Endpoint(data_dir, args.endpoint, args.auth_mode, launch)
     gateway = Gateway(ep)

@@ -15,6 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+TWIN_EXIT = 4  # the host's exit code when another live host of its endpoint holds the socket folder
 SOCKET_PATH_MAX = 100  # bytes; AF_UNIX sun_path is 108 including the NUL, keep a margin
 
 

@@ -28,6 +28,10 @@ CLAIM_TRIES = 5
 log = logging.getLogger("mlctl.host")
 
 
+class FolderHeld(Exception):
+    """Another live host of the same endpoint holds its socket folder's lock."""
+
+
 class SocketFolder:
     """An endpoint's instance socket folder `<run folder>/<tag>/`, locked (`owner` fd) while its host lives."""
 
@@ -50,7 +54,7 @@ class SocketFolder:
 def claim_socket_folder(data_dir, endpoint: str) -> SocketFolder:
     """Create and lock the endpoint's socket folder, emptied of the sockets a killed earlier host left.
 
-    If another live host of the same endpoint holds the lock, the folder is used as it is, unlocked."""
+    FolderHeld when another live host of the same endpoint holds the lock (two started at once)."""
     path = run_folder() / endpoint_tag(data_dir, endpoint)
     for _ in range(CLAIM_TRIES):
         try:
@@ -63,8 +67,7 @@ def claim_socket_folder(data_dir, endpoint: str) -> SocketFolder:
             continue  # swept between mkdir and open: make it again
         if not _lock(fd, CLAIM_WAIT_S):
             os.close(fd)
-            log.warning("another live host holds %s; using it without its lock", path)
-            return SocketFolder(path, None)
+            raise FolderHeld(path)
         if _holds(path, fd):
             stale = _empty(path)
             if stale:
