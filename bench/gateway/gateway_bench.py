@@ -10,12 +10,15 @@ instance; read from /proc), gw ms = the gateway's share, errors = non-200 answer
 Run on demand (not in CI):
 
     python3 bench/gateway/gateway_bench.py [--seconds 6] [--requests 20000] [--levels 1,8,64] [--rounds 3]
-                                           [--no-azure] [--bare]
+                                           [--no-azure] [--bare] [--tcp] [--nginx]
 
 --bare adds bare_proxy.py (the same hop without the gateway's features) for reference.
 --tcp adds "tcp": a second scoring server started with the instance's very command line but on a
 TCP port instead of the unix socket, so client -> server goes over the same transport as client ->
 gateway (how much of host/direct is the client's TCP rather than the gateway).
+--nginx adds "nginx": nginx (the Debian package; one worker, keep-alive to the instance's socket, the
+same key check, an x-request-id, no access log), i.e. the same hop made by a compiled proxy: what
+a hop costs when the proxy's own CPU is small.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -67,6 +73,52 @@ def start_bare(socket_path: str, key: str):
     return proc, int(port)
 
 
+NGINX_CONF = """daemon off;
+user root;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/nginx-body;
+  proxy_temp_path {work}/nginx-proxy;
+  upstream instance {{ server unix:{socket}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location = /score {{
+      if ($http_authorization != "Bearer {key}") {{ return 401; }}
+      proxy_pass http://instance;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-request-id $request_id;
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(work: Path, socket_path: str, key: str) -> tuple[subprocess.Popen, int]:
+    """nginx in front of the instance's socket (config in the bench's temporary folder): (process, port)."""
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, socket=socket_path, port=port, key=key))
+    conf.chmod(0o600)
+    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"nginx exited {proc.returncode}: {(work / 'nginx-error.log').read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    stop(proc)
+    raise SystemExit("nginx did not listen within 10 s")
+
+
 def start_tcp(work: Path, instance_command: list) -> tuple[subprocess.Popen, str]:
     """The instance's command line with --unix-socket PATH replaced by --port N: (process, base URL)."""
     cmd = list(instance_command)
@@ -94,7 +146,7 @@ def warm(url: str, body: bytes, headers: dict, connector, concurrency: int) -> N
 
 
 def row(name: str, c: int, r: LoadResult, cpu_ms: list) -> str:
-    gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "bare") else f"{'':>6}"
+    gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "bare", "nginx") else f"{'':>6}"
     return f"{c:>4} {name:<7} {r.cells()} {sum(cpu_ms):>7.3f} {gateway} {r.error_cells()}"
 
 
@@ -109,6 +161,8 @@ def main() -> int:
                    help="also measure bare_proxy.py (the hop without the gateway's features), for reference")
     p.add_argument("--tcp", action="store_true",
                    help="also measure the instance's scoring server started on a TCP port, for reference")
+    p.add_argument("--nginx", action="store_true",
+                   help="also measure nginx (Debian package) forwarding to the instance, for reference")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-gwbench-") as tmp:
@@ -117,7 +171,7 @@ def main() -> int:
         body = json.dumps({"data": train(work / "model")}).encode()
         info = start_host(work / "data", "bench", auth_mode="key", port=None)
         client = HostClient(info)
-        azure, bare, tcp = [], None, None
+        azure, bare, tcp, nginx = [], None, None, None
         try:
             client.put_deployment({
                 "name": "blue", "digest": "sha256:bench", "python": sys.executable,
@@ -141,6 +195,9 @@ def main() -> int:
                 cmdline = Path(f"/proc/{instance['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
                 tcp, url = start_tcp(work, cmdline)
                 targets["tcp"] = (url + "/score", JSON, None, [tcp.pid])
+            if args.nginx:
+                nginx = start_nginx(work, instance["socket"], key)
+                targets["nginx"] = (f"http://127.0.0.1:{nginx[1]}/score", auth, None, [nginx[0].pid, instance["pid"]])
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model", 1)
                 targets["azure"] = (url + "/score", JSON, None, [proc.pid for proc in azure])
@@ -180,6 +237,9 @@ def main() -> int:
                     f"c={c}: {pooled[('host', c)].rps / pooled[('tcp', c)].rps:.2f}" for c in levels))
                 print("tcp/direct  (req/s): " + "   ".join(
                     f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+            if "nginx" in targets:
+                print("nginx/direct(req/s): " + "   ".join(
+                    f"c={c}: {pooled[('nginx', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
             if "bare" in targets:
                 print("bare/direct (req/s): " + "   ".join(
                     f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
@@ -188,7 +248,7 @@ def main() -> int:
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
         finally:
             try:
-                for proc in azure + ([bare[0]] if bare else []) + ([tcp] if tcp else []):
+                for proc in azure + ([bare[0]] if bare else []) + ([tcp] if tcp else []) + ([nginx[0]] if nginx else []):
                     stop(proc)
             finally:
                 client.shutdown()  # the host and its instance go even if stopping Azure failed
