@@ -248,7 +248,8 @@ def main() -> int:
                     f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
         finally:
             try:
-                for proc in azure + ([bare[0]] if bare else []) + ([tcp] if tcp else []) + ([nginx[0]] if nginx else []):
+                others = ([bare[0]] if bare else []) + ([tcp] if tcp else []) + ([nginx[0]] if nginx else [])
+                for proc in azure + others:
                     stop(proc)
             finally:
                 client.shutdown()  # the host and its instance go even if stopping Azure failed
