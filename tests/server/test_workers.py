@@ -7,9 +7,11 @@ import random
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from mlctl.runtime.server import workers
 from mlctl.runtime.server.workers import WorkerPool
 
 STUCK_S = 30  # a lost wake-up leaves a call waiting for ever: the test fails when this runs out
@@ -84,3 +86,36 @@ def test_every_call_is_answered_once_under_racing_hand_overs(tiny_switch_interva
 
     assert _run(4, drive) == [i * 2 for i in range(2000)]
     assert sorted(ran) == list(range(2000))  # each call ran exactly once
+
+
+def test_a_call_put_while_the_worker_joins_the_idle_stack_is_not_lost():
+    """The worker found the line empty and is about to join the idle stack when the call arrives (so the
+    hand-over finds nobody to wake): the worker must see the call when it has joined. The interleaving
+    is forced by a line tracer on the worker thread (it stops there once, until the call was put)."""
+    source = Path(workers.__file__).read_text().splitlines()
+    join_line = next(i for i, text in enumerate(source, 1) if text.strip() == "idle.append(worker)")
+    at_join, call_put = threading.Event(), threading.Event()
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_name != "_next_job":
+            return None
+        def step(frame, event, arg):
+            if event == "line" and frame.f_lineno == join_line and not at_join.is_set():
+                at_join.set()
+                call_put.wait(STUCK_S)
+            return step
+        return step
+
+    async def drive(pool):
+        await asyncio.to_thread(at_join.wait, STUCK_S)
+        assert at_join.is_set()
+        call = asyncio.ensure_future(pool.call(lambda: "answered"))
+        await asyncio.sleep(0)  # the call is in the line and the hand-over found the idle stack empty
+        call_put.set()
+        return (await call)[0]
+
+    threading.settrace(tracer)
+    try:
+        assert _run(1, drive) == "answered"
+    finally:
+        threading.settrace(None)
