@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlctl.runtime.server import workers
-from mlctl.runtime.server.workers import WorkerPool
+from mlctl.runtime.server.workers import CallTimeout, WorkerPool
 
 STUCK_S = 30  # a lost wake-up leaves a call waiting for ever: the test fails when this runs out
 
@@ -21,10 +21,10 @@ def _pool_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("scoring-worker-")]
 
 
-def _run(size: int, drive) -> object:
+def _run(size: int, drive, timeout_ms: int = 60_000) -> object:
     """asyncio.run(drive(pool)) with a fresh pool of `size` workers; afterwards every worker has exited."""
     async def main():
-        pool = WorkerPool(asyncio.get_running_loop(), size=size, max_queue=10_000, timeout_ms=60_000)
+        pool = WorkerPool(asyncio.get_running_loop(), size=size, max_queue=10_000, timeout_ms=timeout_ms)
         try:
             return await asyncio.wait_for(drive(pool), STUCK_S)
         finally:
@@ -119,3 +119,20 @@ def test_a_call_put_while_the_worker_joins_the_idle_stack_is_not_lost():
         assert _run(1, drive) == "answered"
     finally:
         threading.settrace(None)
+
+
+def test_a_timed_out_call_leaves_the_pool_its_full_capacity():
+    """A call that outlives the timeout is answered CallTimeout and abandoned; a fresh worker takes its
+    slot, so `size` calls still run at once while the abandoned one is still busy (then it exits)."""
+    release = threading.Event()
+    barrier = threading.Barrier(2, timeout=STUCK_S)
+
+    async def drive(pool):
+        with pytest.raises(CallTimeout):
+            await pool.call(release.wait, STUCK_S)  # blocks in C: the interrupt waits until it returns
+        both = await asyncio.gather(pool.call(barrier.wait), pool.call(barrier.wait))
+        sequential = [(await pool.call(lambda i=i: i))[0] for i in range(50)]
+        release.set()
+        return sorted(r[0] for r in both), sequential
+
+    assert _run(2, drive, timeout_ms=200) == ([0, 1], list(range(50)))  # the abandoned worker exited too
