@@ -98,13 +98,17 @@ http {{
 """
 
 
-def start_nginx(work: Path, socket_path: str, key: str) -> tuple[subprocess.Popen, int]:
+def nginx_program() -> str | None:
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+
+
+def start_nginx(work: Path, nginx: str, socket_path: str, key: str) -> tuple[subprocess.Popen, int]:
     """nginx in front of the instance's socket (config in the bench's temporary folder): (process, port)."""
     port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, socket=socket_path, port=port, key=key))
     conf.chmod(0o600)
-    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(work)],
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     end = time.monotonic() + 10
     while time.monotonic() < end:
@@ -164,6 +168,8 @@ def main() -> int:
     p.add_argument("--nginx", action="store_true",
                    help="also measure nginx (Debian package) forwarding to the instance, for reference")
     args = p.parse_args()
+    if args.nginx and nginx_program() is None:
+        p.error("--nginx needs nginx (apt-get install nginx-light); it is not a dependency of mlctl")
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-gwbench-") as tmp:
         work = Path(tmp)
@@ -196,7 +202,7 @@ def main() -> int:
                 tcp, url = start_tcp(work, cmdline)
                 targets["tcp"] = (url + "/score", JSON, None, [tcp.pid])
             if args.nginx:
-                nginx = start_nginx(work, instance["socket"], key)
+                nginx = start_nginx(work, nginx_program(), instance["socket"], key)
                 targets["nginx"] = (f"http://127.0.0.1:{nginx[1]}/score", auth, None, [nginx[0].pid, instance["pid"]])
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model", 1)
