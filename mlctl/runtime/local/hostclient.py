@@ -95,11 +95,12 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
     _children.append(proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() == TWIN_EXIT:  # a host of this endpoint started at the same moment: use that one
+        code = proc.poll()
+        if code == TWIN_EXIT:  # a host of this endpoint started at the same moment: use that one
             running = find_host(data_dir, endpoint)
             if running:
                 return running
-        elif proc.poll() is not None:
+        elif code is not None:
             with open(log_path, "rb") as f:
                 f.seek(start_offset)
                 tail = f.read().decode("utf-8", "replace")[-4000:]
