@@ -71,6 +71,14 @@ class Server:
             return self.proc.wait(5)
 
 
+def wait_for_file(path: Path, deadline_s: float = 20.0) -> None:
+    """Until `path` exists (a blocking run() touches it when it has started), at most `deadline_s`."""
+    end = time.monotonic() + deadline_s
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.01)
+
+
 def server_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "AML_", "SCORING_"))}
     env["PYTHONPATH"] = str(ROOT)

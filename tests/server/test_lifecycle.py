@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servertools import SCRIPTS, launch, server_env
+from servertools import SCRIPTS, launch, server_env, wait_for_file
 
 FAILING = {
     "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
@@ -218,17 +218,9 @@ def test_unix_socket(tmp_path, models):
             proc.wait(10)
 
 
-def _wait_for(started: Path) -> None:
-    """Until the blocking run() has said it started (a file it touches), at most 20 s."""
-    end = time.monotonic() + 20
-    while not started.exists():
-        assert time.monotonic() < end
-        time.sleep(0.01)
-
-
 def _sigterm_once_running(server, started: Path) -> None:
     """SIGTERM the server once its blocking request is running; it logs that it shuts down."""
-    _wait_for(started)
+    wait_for_file(started)
     os.killpg(server.proc.pid, signal.SIGTERM)
     assert server.wait_log("Shutting down")
 
@@ -507,7 +499,7 @@ def test_sigterm_drain_also_finishes_queued_requests(servers, tmp_path):
                          daemon=True).start()
 
     call("running", {"block": {"started": str(started), "release": str(release)}})
-    _wait_for(started)
+    wait_for_file(started)
     call("b", {"ok": 1})
     call("c", {"ok": 1})
     end = time.monotonic() + 20

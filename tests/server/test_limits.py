@@ -5,16 +5,8 @@ import http.client
 import json
 import threading
 import time
-from pathlib import Path
 
-from servertools import SCRIPTS
-
-
-def _wait_for(path: Path, deadline_s: float = 20.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.01)
+from servertools import SCRIPTS, wait_for_file
 
 
 def _in_thread(fn, results, key):
@@ -29,7 +21,7 @@ def test_queue_bound_gives_429_and_health_stays_responsive(servers, tmp_path):
     results = {}
     blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
                                                                             "release": str(release)}}), results, "a")
-    _wait_for(started)
+    wait_for_file(started)
     assert server.call("GET", "/").status == 200  # run() is busy; the event loop is not
     b = _in_thread(lambda: server.call("POST", "/score", {"ok": 1}), results, "b")
     c = _in_thread(lambda: server.call("POST", "/score", {"ok": 1}), results, "c")
@@ -55,8 +47,8 @@ def test_max_concurrent_runs_calls_in_parallel(servers, tmp_path):
                     results, 1)
     t2 = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(s2), "release": str(release)}}),
                     results, 2)
-    _wait_for(s1)
-    _wait_for(s2)  # both run() calls are inside run() at the same time
+    wait_for_file(s1)
+    wait_for_file(s2)  # both run() calls are inside run() at the same time
     assert server.call("POST", "/score", {"ok": 1}).status == 429
     release.write_text("go")
     t1.join(30)
@@ -74,7 +66,7 @@ def test_the_worker_that_went_idle_last_takes_the_next_call(servers, tmp_path):
     results = {}
     blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
                                                                             "release": str(release)}}), results, 1)
-    _wait_for(started)
+    wait_for_file(started)
     other = server.call("POST", "/score", {"thread": 1}).json()["thread"]
     release.write_text("go")
     blocker.join(30)
