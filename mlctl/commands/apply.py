@@ -8,18 +8,8 @@ import time
 
 import click
 
-from mlctl.commands.plan import load_valid_config, lock_timeout_option
+from mlctl.commands.plan import lock_timeout_option
 from mlctl.errors import MlctlError
-
-
-def load_desired(project):
-    """The project's configuration; MlctlError listing every config error and a broken state file
-    together (as `plan`). Warnings go to stderr."""
-    config = load_valid_config(project)
-    for d in config.diagnostics:
-        if d.severity == "warning":
-            click.echo(d.format(), err=True)
-    return config
 
 
 def print_plan(plan, project) -> None:
@@ -56,8 +46,9 @@ class Printer:
                        "Refresh has read what really runs; continuing from there.", err=True)
         elif point == "intent_written":
             self.started[address] = time.monotonic()
-            verb = {"+": "creating", "~": "updating", "+/-": "replacing", "-/+": "recreating",
-                    "-": "deleting"}.get(info.get("action"), "changing")
+            from mlctl.reconciler.actions import Action
+
+            verb = Action(info["action"]).verb if info.get("action") else "changing"
             click.echo(f"{address}: {verb}...")
         elif point == "result_written":
             took = time.monotonic() - self.started.get(address, time.monotonic())
@@ -96,40 +87,24 @@ def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False
 
 
 def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_timeout, question) -> int:
-    from mlctl.reconciler import apply as engine
     from mlctl.reconciler.hooks import Hooks
-    from mlctl.reconciler.plans import plan as make_plan
-    from mlctl.reconciler.refresh import check_machine, refresh
-    from mlctl.runtime.drivers import load_runtime
-    from mlctl.state.lock import state_lock
-    from mlctl.state.statefile import read_state
+    from mlctl.reconciler.operations import apply_project
 
-    config = load_desired(project)
-    runtime = load_runtime()
-    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
-        state = read_state(project.state_path)
-        if planfile:
-            from mlctl.reconciler.planfile import load_plan
-
-            path = project.root / planfile          # relative to the project (-C DIR), as `plan --out`
-            plan = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config)
-            check_machine(config.resources)
-        else:
-            observed = refresh(project, state, config, runtime=runtime)
-            plan = make_plan(config, state, observed, destroy=destroy)
-        errors = [d for d in plan.diagnostics if d.severity == "error"]
-        if errors:
-            raise MlctlError(*errors)
+    def show(plan, config):
+        for d in config.diagnostics:
+            if d.severity == "warning":
+                click.echo(d.format(), err=True)
         print_plan(plan, project)
-        if not plan.has_changes():
-            if state.pending:
-                engine.apply(plan, project, state, runtime, Hooks(Printer()))
-            return 0
-        engine.check_allowed(plan, allow_destroy)
+
+    def approve(plan):
         if not planfile:
             confirm(auto_approve, question, "destroy" if destroy else "apply")
         click.echo()
-        state = engine.apply(plan, project, state, runtime, Hooks(Printer()), allow_destroy=allow_destroy)
+
+    plan, state = apply_project(project, planfile=planfile, destroy=destroy, allow_destroy=allow_destroy,
+                                lock_timeout=lock_timeout, hooks=Hooks(Printer()), show=show, approve=approve)
+    if not plan.has_changes():
+        return 0
     click.echo()
     click.echo(summary(plan) if not destroy else "Destroy complete! " + summary(plan).split("! ", 1)[1])
     print_endpoints(state)

@@ -26,15 +26,15 @@ def command():
 @click.pass_obj
 def list_(project, as_json):
     """List virtualenvs, registered models and code snapshots, and whether this project uses them."""
-    from mlctl.runtime.local.cache import entries
-    from mlctl.runtime.local.envs import cache_dir
+    from mlctl.reconciler.operations import project_runtimes
     from mlctl.state.statefile import read_state
 
-    items = entries(project.data_dir, read_state(project.state_path))
+    runtime = project_runtimes(project).main
+    items = runtime.cache_entries(project, read_state(project.state_path))
     if as_json:
-        click.echo(json.dumps({"cache": str(cache_dir()), "entries": [e.to_json() for e in items]}, indent=2))
+        click.echo(json.dumps({"cache": runtime.cache_location(), "entries": [e.to_json() for e in items]}, indent=2))
         return
-    click.echo(f"cache: {cache_dir()}")
+    click.echo(f"cache: {runtime.cache_location()}")
     for e in items:
         click.echo(f"  {e.kind:<5} {'in use' if e.in_use else 'unused':<6} {_human(e.size):>9}  {e.detail}  {e.path}")
     click.echo(f"total {_human(sum(e.size for e in items))} in {len(items)} entries")
@@ -49,7 +49,7 @@ def prune(project, older_than, dry_run):
     """Remove what nothing uses: virtualenvs unused for --older-than and not used by this project,
     and this project's models and code snapshots its state no longer names."""
     from mlctl.errors import MlctlError
-    from mlctl.runtime.local.cache import entries, prunable, remove
+    from mlctl.reconciler.operations import project_runtimes
     from mlctl.state.lock import parse_timeout, state_lock
     from mlctl.state.statefile import read_state
 
@@ -58,11 +58,12 @@ def prune(project, older_than, dry_run):
         seconds = float(text) * 86400 if older_than.endswith("d") else parse_timeout(older_than)
     except ValueError as e:
         raise MlctlError(f"--older-than: {e}") from None
+    runtime = project_runtimes(project).main
     with state_lock(project.state_path, "cache prune"):
-        items = prunable(entries(project.data_dir, read_state(project.state_path)), seconds, time.time())
+        items = runtime.prune(runtime.cache_entries(project, read_state(project.state_path)), seconds, time.time())
         freed = 0
         for e in items:
-            if dry_run or remove(e):
+            if dry_run or runtime.remove(e):
                 freed += e.size
                 click.echo(f"{'would remove' if dry_run else 'removed'} {e.kind} {e.detail}: {e.path}")
             else:

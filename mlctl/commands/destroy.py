@@ -7,16 +7,15 @@ import click
 from mlctl.commands.plan import lock_timeout_option
 
 
-def stop_unrecorded_hosts(project) -> None:
-    """Stop endpoint hosts of this project the state does not know (e.g. the state file was lost)."""
-    from mlctl.runtime.local.hostclient import HostClient, find_host
+def stop_leftovers(project) -> None:
+    """Stop what of this project still runs although the state does not record it (e.g. the state
+    file was lost), on every runtime involved."""
+    from mlctl.reconciler.operations import leftovers
+    from mlctl.state.statefile import read_state
 
-    run = project.data_dir / "run"
-    for record in sorted(run.glob("*.json")) if run.is_dir() else []:
-        info = find_host(project.data_dir, record.stem)
-        if info is not None:
-            click.echo(f"endpoint host of {record.stem!r} (pid {info.pid}) is not in the state: stopping it")
-            HostClient(info).shutdown()
+    for what, stop in leftovers(project, read_state(project.state_path)):
+        click.echo(f"{what} is not in the state: stopping it")
+        stop()
 
 
 @click.command()
@@ -33,4 +32,4 @@ def command(project, auto_approve, lock_timeout):
 
     run_apply(project, auto_approve=auto_approve, destroy=True, allow_destroy=True, lock_timeout=lock_timeout,
               question="Do you really want to destroy all resources of this project?")
-    stop_unrecorded_hosts(project)
+    stop_leftovers(project)

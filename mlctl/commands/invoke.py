@@ -12,21 +12,6 @@ import click
 from mlctl.errors import MlctlError
 
 
-def authorization(project, name: str, auth_mode: str) -> str:
-    """The Authorization header value for the endpoint (a key, or a fresh aml_token). Never printed."""
-    from mlctl.runtime.local import secrets
-
-    try:
-        if auth_mode == "aml_token":
-            token, _ = secrets.issue_token(project.data_dir, name, ttl_s=300)
-            return f"Bearer {token}"
-        return f"Bearer {secrets.read_keys(project.data_dir, name)['primary']}"
-    except (OSError, ValueError, KeyError):
-        raise MlctlError(f"cannot read the keys of endpoint {name!r} ({secrets.secrets_path(project.data_dir, name)})",
-                         detail=f"Recreate the endpoint to get new keys: `mlctl plan --replace endpoint.{name} "
-                                f"--out new.plan` then `mlctl apply new.plan`.") from None
-
-
 @click.command()
 @click.argument("endpoint")
 @click.option("--request-file", required=True, type=click.Path(dir_okay=False),
@@ -38,11 +23,12 @@ def authorization(project, name: str, auth_mode: str) -> str:
 def command(project, endpoint, request_file, deployment, timeout):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
     from mlctl.commands.show import endpoint_state
-    from mlctl.runtime.local.hostclient import find_host
+    from mlctl.reconciler.operations import runtime_of
 
     _, rs = endpoint_state(project, endpoint)
-    info = find_host(project.data_dir, endpoint)
-    if info is None:
+    runtime = runtime_of(project, rs)
+    base = runtime.endpoint_url(project, endpoint)
+    if base is None:
         raise MlctlError(f"the endpoint host of {endpoint!r} is not running",
                          detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.")
     path = project.root / request_file
@@ -55,10 +41,10 @@ def command(project, endpoint, request_file, deployment, timeout):
         raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
                          detail=f"looked in {project.root} (the project, -C DIR)") from None
     headers = {"Content-Type": "application/json",
-               "Authorization": authorization(project, endpoint, rs.attributes.get("auth_mode", "key"))}
+               "Authorization": runtime.authorization(project, endpoint, rs.attributes.get("auth_mode", "key"))}
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    req = urllib.request.Request(f"http://127.0.0.1:{info.port}/score", data=body, headers=headers, method="POST")
+    req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             click.echo(resp.read().decode("utf-8", "replace"))

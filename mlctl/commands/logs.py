@@ -7,33 +7,6 @@ import click
 from mlctl.errors import MlctlError
 
 
-def storage_initializer(project, state, endpoint: str, deployment: str, lines: int) -> list[str]:
-    """What registration and the image build wrote for a deployment: model and code records, the build log."""
-    from mlctl.runtime.local import envs, snapshot, store
-
-    rs = state.resources.get(f"deployment.{endpoint}.{deployment}")
-    if rs is None:
-        raise MlctlError(f"endpoint {endpoint!r} has no applied deployment {deployment!r}")
-    a = rs.attributes
-    name, version = a.get("model"), a.get("model_version")
-    where = store.model_dir(project.data_dir, name, version)
-    digest = store.registered_digest(project.data_dir, name, version)
-    out = [f"model {name}:{version} registered at {where} (digest {digest})"]
-    if a.get("code_digest"):
-        out.append(f"code snapshot {snapshot.snapshot_path(project.data_dir, a['code_digest'])} "
-                   f"(digest {a['code_digest']})")
-    if not a.get("environment"):
-        out.append("no environment: instances run on mlctl's own interpreter")
-    elif a.get("image_digest"):
-        log = envs.build_log(a["image_digest"])
-        if log.exists():
-            out.append(f"image build log {log}:")
-            out += log.read_text(errors="replace").splitlines()[-lines:]
-        else:
-            out.append(f"no build log for environment {a['environment']!r} (built elsewhere or pruned)")
-    return out
-
-
 @click.command()
 @click.argument("endpoint")
 @click.option("--deployment", default=None, metavar="NAME", help="The deployment (default: the endpoint host's own log).")
@@ -47,17 +20,18 @@ def storage_initializer(project, state, endpoint: str, deployment: str, lines: i
 def command(project, endpoint, deployment, lines, follow, instance, container):
     """Print a deployment's logs (Azure's get-logs): the last N lines, then new ones with --follow."""
     from mlctl.commands.show import endpoint_state
-    from mlctl.runtime.local.host.logfiles import tail
+    from mlctl.reconciler.operations import runtime_of
 
-    state, _ = endpoint_state(project, endpoint)
+    state, rs = endpoint_state(project, endpoint)
+    runtime = runtime_of(project, rs)
     if container == "storage-initializer":
         if not deployment:
             raise MlctlError("--container storage-initializer needs --deployment NAME")
-        for line in storage_initializer(project, state, endpoint, deployment, lines):
+        for line in runtime.build_logs(project, state, endpoint, deployment, lines):
             click.echo(line)
         return
     try:
-        for line in tail(project.data_dir, endpoint, deployment, lines=lines, instance=instance, follow=follow):
+        for line in runtime.logs(project, endpoint, deployment, lines=lines, instance=instance, follow=follow):
             click.echo(line)
     except KeyboardInterrupt:
         pass

@@ -27,53 +27,6 @@ def echo_diagnostics(diagnostics) -> None:
             click.echo(d.format(), err=True)
 
 
-def load_valid_config(project):
-    """The project's configuration, or MlctlError listing every config error and, in the same run,
-    what is wrong with the state file (shared by plan and apply, so a user fixes both at once).
-
-    Reads only: the state is read without its lock (state writes are atomic), nothing is written."""
-    from mlctl.errors import MlctlError
-    from mlctl.schemas.load import load_config
-    from mlctl.state.statefile import read_state
-
-    config = load_config(project)
-    if config.has_errors():
-        errors = list(config.errors)
-        try:
-            read_state(project.state_path)
-        except MlctlError as e:
-            errors += e.diagnostics
-        raise MlctlError(*errors)
-    return config
-
-
-def make_plan(project, *, refresh: bool, destroy: bool = False, replace=(), lock_timeout: float = 0,
-              operation: str = "plan", refresh_only: bool = False):
-    """Load the config, read the state under its lock, refresh, plan. Returns (config, state, plan).
-
-    Raises MlctlError for bad input, a held lock, or a plan with errors."""
-    from mlctl.errors import MlctlError
-    from mlctl.reconciler.plans import drift_plan, plan
-    from mlctl.state.lock import state_lock
-    from mlctl.state.statefile import read_state
-
-    config = load_valid_config(project)
-    with state_lock(project.state_path, operation, timeout=lock_timeout):
-        state = read_state(project.state_path)
-        observed = None
-        if refresh and state.resources:
-            from mlctl.reconciler.refresh import refresh as do_refresh
-
-            observed = do_refresh(project, state, config)
-    if refresh_only:
-        result = drift_plan(state, observed or {})
-    else:
-        result = plan(config, state, observed, destroy=destroy, replace=replace)
-    if result.has_errors():
-        raise MlctlError(*(d for d in result.diagnostics if d.severity == "error"))
-    return config, state, result
-
-
 @click.command("plan")
 @click.option("--out", "out", metavar="FILE", help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (mlctl.plan/v1).")
@@ -97,8 +50,10 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
 
     project = ctx.obj
     root = str(project.root)
+    from mlctl.reconciler.operations import make_plan
+
     try:
-        _, _, result = make_plan(project, refresh=refresh, destroy=destroy, replace=replace,
+        _, _, result = make_plan(project, refresh_first=refresh, destroy=destroy, replace=replace,
                                  lock_timeout=lock_timeout, refresh_only=refresh_only)
     except MlctlError as e:  # a machine reading stdout learns why there is no plan (stderr says it too)
         if as_json:

@@ -29,17 +29,12 @@ def endpoint_state(project, name: str):
 
 def report(project, state, name: str) -> dict:
     """What `show` prints, from the state and the live endpoint host (Azure's field names)."""
-    from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
+    from mlctl.reconciler.operations import runtime_of
 
     rs = recorded_endpoints(state)[name]
-    info = find_host(project.data_dir, name)
-    status = None
-    if info is not None:
-        try:
-            status = HostClient(info).status()
-        except HostError:
-            status = None
-    base = f"http://127.0.0.1:{info.port}" if info else None
+    runtime = runtime_of(project, rs)
+    status = runtime.endpoint_status(project, name)
+    base = runtime.endpoint_url(project, name) if status is not None else None
     deployments = {}
     for a, d in sorted(state.resources.items()):
         if d.kind != "deployment" or d.attributes.get("endpoint") != name:
@@ -60,9 +55,9 @@ def report(project, state, name: str) -> dict:
     return {
         "name": name, "auth_mode": rs.attributes.get("auth_mode"),
         "scoring_uri": f"{base}/score" if base else None, "openapi_uri": f"{base}/swagger.json" if base else None,
-        "provisioning_state": provisioning, "host": {"alive": status is not None,
-                                                   "pid": info.pid if info else None,
-                                                   "port": info.port if info else rs.observed.get("port")},
+        "provisioning_state": provisioning, "runtime": runtime.name,
+        "host": {"alive": status is not None, "pid": (status or {}).get("pid"),
+                 "port": (status or {}).get("port") or rs.observed.get("port")},
         "traffic": (status or {}).get("traffic", {}), "mirror_traffic": (status or {}).get("mirror_traffic", {}),
         "deployments": deployments,
     }

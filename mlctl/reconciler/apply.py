@@ -1,9 +1,11 @@
-"""Apply: carry out a plan's changes through the runtime's drivers, recording state around each one.
+"""Apply: carry out a plan's changes through the runtimes' drivers, recording state around each one.
 
-For every change, in plan order: write the intent (`state.pending`), call the driver, write the
-result (resource recorded, intent cleared). A failed change is recorded (status "failed", so the
-next plan retries it) and apply stops: later changes, such as moving traffic to a deployment that
-did not become ready, are not made. The engine never prints; it reports through `Hooks`.
+For every change, in plan order: write the intent (`state.pending`), give the runtime the change's
+order (`Change.order`, chosen by the plan; see `mlctl.runtime.contract`), write the result
+(resource recorded with the runtime that made it, intent cleared). A failed change is recorded
+(status "failed", so the next plan retries it) and apply stops: later changes, such as moving
+traffic to a deployment that did not become ready, are not made. The engine never prints; it
+reports through `Hooks`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import time
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.reconciler import hooks as H
-from mlctl.reconciler.plans import Action
-from mlctl.runtime.drivers import DriverError, RuntimeContext
+from mlctl.reconciler.actions import Action
+from mlctl.runtime.contract import DriverError, Order
+from mlctl.runtime.registry import Runtimes
 from mlctl.state.statefile import ResourceState, write_state
 
 
@@ -28,66 +31,85 @@ class ApplyFailed(MlctlError):
 
 
 def check_allowed(plan, allow_destroy: bool) -> None:
-    """MlctlError when the plan deletes an endpoint without --allow-destroy or a --destroy plan."""
+    """MlctlError when the plan deletes an endpoint, or moves one to another runtime, without
+    --allow-destroy or a --destroy plan."""
     doomed = [str(c.address) for c in plan.endpoint_deletions()]
-    if doomed and not (allow_destroy or plan.destroy):
+    moved = [str(c.address) for c in plan.runtime_moves()]
+    if (doomed or moved) and not (allow_destroy or plan.destroy):
+        what = []
+        if doomed:
+            what.append(f"deletes endpoint(s) {', '.join(doomed)}")
+        if moved:
+            what.append(f"recreates endpoint(s) {', '.join(moved)} on the {plan.runtime} runtime "
+                        "(their instances stop and start again there)")
         raise MlctlError(Diagnostic(
-            f"the plan deletes endpoint(s) {', '.join(doomed)}; nothing was changed",
-            "An endpoint removed from the configuration is deleted only when you say so: run "
+            f"the plan {' and '.join(what)}; nothing was changed",
+            "An endpoint is deleted or moved to another runtime only when you say so: run "
             "`mlctl apply --allow-destroy`, or `mlctl destroy` to delete everything."))
 
 
-def _run(change, runtime, ctx: RuntimeContext, prior: ResourceState | None) -> dict | None:
-    driver = runtime[change.kind]
-    action = change.action
-    if action is Action.CREATE or action is Action.REPLACE:
-        return driver.create(change.resource, ctx)
-    if action is Action.UPDATE:
-        return driver.update(change.resource, prior, ctx) if prior else driver.create(change.resource, ctx)
-    if action is Action.RECREATE:
+def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: ResourceState | None):
+    """Give the change's order to the runtime that owns the resource; across runtimes, the new one
+    creates and the old one deletes (in the order the action says)."""
+    new = runtimes.main
+    old = runtimes.get(prior.runtime) if prior is not None else new
+    if order is Order.DELETE:
         if prior is not None:
-            ctx.replacing = True
-            try:
-                driver.delete(change.address, prior, ctx)
-            finally:
-                ctx.replacing = False
-        return driver.create(change.resource, ctx)
-    if action is Action.DELETE:
-        if prior is not None:
-            driver.delete(change.address, prior, ctx)
+            old.driver(change.kind).delete(change.address, prior, contexts(old))
         return None
-    raise ValueError(f"unknown action {action}")
+    if prior is None or order is Order.CREATE:
+        return new.driver(change.kind).create(change.resource, prior, contexts(new))
+    if old is new:
+        method = getattr(new.driver(change.kind), order.value, None)
+        if method is None:
+            raise DriverError(f"the {new.name} runtime cannot {order.value} a {change.kind.value}")
+        return method(change.resource, prior, contexts(new))
+    if order is Order.RECREATE:       # the old one goes first, keeping identity (an endpoint's port and keys)
+        old.driver(change.kind).delete(change.address, prior, contexts(old), keep_identity=True)
+        return new.driver(change.kind).create(change.resource, prior, contexts(new))
+    observed = new.driver(change.kind).create(change.resource, prior, contexts(new))
+    if order is Order.ROLL:
+        old.driver(change.kind).delete(change.address, prior, contexts(old), keep_identity=True)
+    return observed
 
 
-def apply(plan, project, state, runtime, hooks: H.Hooks | None = None, *, allow_destroy: bool = False,
-          timeout: float = 600.0):
-    """Make the runtime match `plan`, starting from `state` (read under the caller's lock);
+def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None, *,
+          allow_destroy: bool = False, timeout: float = 600.0):
+    """Make the runtimes match `plan`, starting from `state` (read under the caller's lock);
     returns the final State. Raises ApplyFailed (state records the failure) or MlctlError."""
     hooks = hooks or H.Hooks()
     check_allowed(plan, allow_destroy)
     path = project.state_path
-    ctx = RuntimeContext(project, prior=dict(state.resources), progress=hooks.progress, timeout=timeout)
+    made: dict[str, object] = {}
+
+    def contexts(runtime):
+        if runtime.name not in made:
+            made[runtime.name] = runtime.context(project, progress=hooks.progress, timeout=timeout)
+        return made[runtime.name]
+
     if state.pending:
         hooks.event("pending_found", **state.pending)
     hooks.fire(H.APPLY_STARTED)
     for change in plan.changes:
-        if change.action is Action.NOOP:
+        order = change.order
+        if order is None:
             continue
         address = str(change.address)
         prior = state.resources.get(address)
-        state.pending = {"address": address, "action": change.action.value,
+        state.pending = {"address": address, "action": change.action.value, "order": order.value,
                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
         state = write_state(path, state)
         hooks.fire(H.INTENT_WRITTEN, address=address, action=change.action.value, reason=_reason(change))
         try:
-            observed = _run(change, runtime, ctx, prior)
+            observed = _carry_out(change, order, runtimes, contexts, prior)
         except (DriverError, MlctlError) as e:
             summary = e.summary if isinstance(e, DriverError) else str(e)
             detail = e.detail if isinstance(e, DriverError) else ""
             tail = getattr(e, "log_tail", "")
             if change.resource is not None:
                 state.resources[address] = ResourceState.from_resource(
-                    change.resource, status="failed", observed=prior.observed if prior else {})
+                    change.resource, status="failed", runtime=prior.runtime if prior else runtimes.main.name,
+                    observed=prior.observed if prior else None)
             state.pending = None
             state = write_state(path, state)
             hooks.fire(H.CHANGE_FAILED, address=address, action=change.action.value, summary=summary,
@@ -97,8 +119,8 @@ def apply(plan, project, state, runtime, hooks: H.Hooks | None = None, *, allow_
         if change.action is Action.DELETE:
             state.resources.pop(address, None)
         else:
-            state.resources[address] = ResourceState.from_resource(change.resource, observed=observed or {})
-        ctx.prior[address] = state.resources.get(address)
+            state.resources[address] = ResourceState.from_resource(change.resource, runtime=runtimes.main.name,
+                                                                   observed=observed)
         state.pending = None
         state = write_state(path, state)
         hooks.fire(H.RESULT_WRITTEN, address=address, action=change.action.value)
@@ -111,4 +133,3 @@ def apply(plan, project, state, runtime, hooks: H.Hooks | None = None, *, allow_
 
 def _reason(change) -> str:
     return change.reason.value if change.reason is not None else ""
-

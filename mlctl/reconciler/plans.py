@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_fields
 from typing import Any, Collection, Mapping
@@ -13,44 +12,13 @@ from typing import Any, Collection, Mapping
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.reconciler import rules
+from mlctl.reconciler.actions import Action, Reason
 from mlctl.reconciler.diff import diff_attributes
 from mlctl.reconciler.graph import dependencies, find_cycles, order
+from mlctl.runtime.contract import Order
+from mlctl.runtime.observed import observed_of
 
-
-class Action(str, enum.Enum):
-    CREATE = "+"
-    UPDATE = "~"
-    REPLACE = "+/-"    # create the new one, then destroy the old (deployments roll)
-    RECREATE = "-/+"   # destroy, then create (the two cannot coexist: one port)
-    DELETE = "-"
-    NOOP = "."
-
-    @property
-    def json_actions(self) -> list[str]:
-        return list(_JSON_ACTIONS[self])
-
-    @property
-    def replaces(self) -> bool:
-        return self in (Action.REPLACE, Action.RECREATE)
-
-
-_JSON_ACTIONS = {
-    Action.CREATE: ("create",), Action.UPDATE: ("update",), Action.REPLACE: ("create", "delete"),
-    Action.RECREATE: ("delete", "create"), Action.DELETE: ("delete",), Action.NOOP: ("no-op",),
-}
-_RANK = {Action.NOOP: 0, Action.UPDATE: 1, Action.REPLACE: 2, Action.RECREATE: 3, Action.CREATE: 4}
-
-
-class Reason(str, enum.Enum):
-    NEW = "new"
-    CONFIG_CHANGED = "config changed"
-    ARTIFACT_CHANGED = "artifact changed"
-    UPSTREAM_REPLACED = "upstream replaced"
-    DRIFT = "drift"
-    FAILED_EARLIER = "failed earlier"
-    REQUESTED = "requested"
-    NOT_IN_CONFIG = "not in configuration"
-    DESTROY = "destroy requested"
+__all__ = ["Action", "Change", "Order", "Plan", "Reason", "drift_plan", "plan"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +39,11 @@ class Change:
     def kind(self) -> Kind:
         return self.address.kind
 
+    @property
+    def order(self) -> Order | None:
+        """The runtime operation apply gives for this change (None for a no-op): chosen here, once."""
+        return rules.order_for(self.kind, self.action, self.diff)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -82,6 +55,7 @@ class Plan:
     diagnostics: tuple[Diagnostic, ...] = ()
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     refresh_only: bool = False     # drift only: what differs from what was applied (config not compared)
+    runtime: str | None = None     # the runtime this plan moves resources to (None: each keeps its own)
 
     def has_changes(self) -> bool:
         return any(c.action is not Action.NOOP for c in self.changes)
@@ -92,15 +66,18 @@ class Plan:
     def summary(self) -> dict[str, int]:
         """Counts for `Plan: A to add, C to change, R to replace, D to destroy.`"""
         n = {"add": 0, "change": 0, "replace": 0, "destroy": 0, "unchanged": 0}
-        key = {Action.CREATE: "add", Action.UPDATE: "change", Action.REPLACE: "replace",
-               Action.RECREATE: "replace", Action.DELETE: "destroy", Action.NOOP: "unchanged"}
         for c in self.changes:
-            n[key[c.action]] += 1
+            n[c.action.counted] += 1
         return n
 
     def endpoint_deletions(self) -> list[Change]:
         """Endpoints this plan deletes: called out at the top; apply needs --allow-destroy or a --destroy plan."""
         return [c for c in self.changes if c.action is Action.DELETE and c.kind is Kind.ENDPOINT]
+
+    def runtime_moves(self) -> list[Change]:
+        """Endpoints this plan recreates on another runtime: called out at the top like a deletion
+        (their instances stop); apply needs --allow-destroy for them."""
+        return [c for c in self.changes if c.kind is Kind.ENDPOINT and c.reason is Reason.RUNTIME_CHANGED]
 
     def traffic_shifts(self) -> list[Change]:
         return [c for c in self.changes if c.kind is Kind.TRAFFIC and c.action is not Action.NOOP]
@@ -124,14 +101,16 @@ def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> dict[s
     }
 
 
-def _drift(kind: Kind, observed: Mapping | None, attributes: dict) -> tuple[list, list]:
-    """Candidates and diff items for what the runtime reports differently from what was applied."""
+def _drift(kind: Kind, observed, attributes: dict) -> tuple[list, list]:
+    """Candidates and diff items for what the runtime reports differently from what was applied
+    (`observed`: the kind's typed observed value, or None)."""
     cands, items = [], []
+    observed = observed_of(kind, observed)
     for rule in rules.DRIFT.get(kind, ()):
         if observed and rule.drifted(observed, attributes):
-            cands.append((Action(rule.symbol), Reason.DRIFT))
+            cands.append((rule.action, Reason.DRIFT))
             want = attributes.get(rule.attribute) if rule.attribute else True
-            items.append(("drift", rule.key, observed[rule.key], want))
+            items.append(("drift", rule.key, observed.get(rule.key), want))
     return cands, items
 
 
@@ -172,15 +151,17 @@ def _immutable(r: Resource, prior) -> Diagnostic | None:
     )
 
 
-def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | None, exclude) -> tuple:
-    """(action, reason, diff) for a resource that is both desired and recorded."""
+def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action | None, exclude,
+            moved: bool = False) -> tuple:
+    """(action, reason, diff) for a resource that is both desired and recorded; `moved`: the project's
+    runtime is another than the one that made it."""
     kind = r.kind
     diff = diff_attributes(p.attributes, r.attributes, exclude)
     cands = []
     if gone:       # a failed create that never ran is retried, not drift
         never_ran = p.status == "failed" and not p.observed
         cands.append((Action.CREATE, Reason.FAILED_EARLIER if never_ran else Reason.DRIFT))
-    own_replace = Action(rules.replace_symbol(kind, diff)) if not rules.RULES[kind].always_in_place else Action.UPDATE
+    own_replace = rules.replace_action(kind, diff)
     if diff:
         act = own_replace if rules.requires_replace(kind, diff) else Action.UPDATE
         if upstream and rules.follows_upstream(kind, diff):
@@ -189,24 +170,23 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: str | No
             cands.append((act, Reason.ARTIFACT_CHANGED if rules.is_artifact_change(kind, diff) else Reason.CONFIG_CHANGED))
     elif dict(p.files) != dict(r.files):
         cands.append((own_replace, Reason.ARTIFACT_CHANGED))
-    if upstream:
-        if kind is Kind.TRAFFIC:
-            if upstream == "-/+":
-                cands.append((Action.UPDATE, Reason.UPSTREAM_REPLACED))
-        else:
-            cands.append((Action.RECREATE if upstream == "-/+" else own_replace, Reason.UPSTREAM_REPLACED))
+    after_upstream = rules.after_upstream(kind, upstream, own_replace) if upstream else None
+    if after_upstream:
+        cands.append((after_upstream, Reason.UPSTREAM_REPLACED))
+    if moved:
+        cands.append((max(own_replace, after_upstream or own_replace, key=lambda a: a.rank), Reason.RUNTIME_CHANGED))
     if p.status in ("failed", "tainted"):
         cands.append((own_replace, Reason.FAILED_EARLIER))
     if requested:
         cands.append((own_replace, Reason.REQUESTED))
     drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
     if p.status == "failed":   # the runtime still runs what preceded the failed change: expected, not drift
-        drift_cands = [c for c in drift_cands if _RANK[c[0]] > _RANK[own_replace]]
+        drift_cands = [c for c in drift_cands if c[0].rank > own_replace.rank]
     cands += drift_cands
     if not cands:
         return Action.NOOP, None, diff
     order_of_reasons = list(Reason)
-    action, reason = max(cands, key=lambda c: (_RANK[c[0]], -order_of_reasons.index(c[1])))
+    action, reason = max(cands, key=lambda c: (c[0].rank, -order_of_reasons.index(c[1])))
     return action, reason, diff + tuple(drift_items)
 
 
@@ -230,12 +210,14 @@ def drift_plan(prior, observed: Mapping[str, dict | None]) -> Plan:
     return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
 
-def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,
-         destroy: bool = False, replace: Collection[str] = ()) -> Plan:
+def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
+         destroy: bool = False, replace: Collection[str] = (), runtime: str | None = None) -> Plan:
     """Pure: the changes that take `prior` (as `observed` reports it) to `desired` (a loaded Config).
 
     `observed` None means no refresh: the prior state's recorded `observed` stands in.
-    `destroy` plans the deletion of everything recorded. Errors go in `Plan.diagnostics`.
+    `destroy` plans the deletion of everything recorded. `runtime`: the project's runtime; what
+    another runtime made is moved to it (None: every resource stays where it is).
+    Errors go in `Plan.diagnostics`. `mlctl.reconciler.apply.apply` carries the plan out.
     """
     want = {str(r.address): r for r in desired.resources}
     have = prior.resources
@@ -264,9 +246,10 @@ def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,
             obs = p.observed if observed is None else observed.get(a, p.observed)
             gone = observed is not None and a in observed and observed[a] is None
             up = [decided.get(str(d)) for d in r.depends_on]
-            upstream = "-/+" if Action.RECREATE in up else "+/-" if Action.REPLACE in up else None
+            upstream = Action.RECREATE if Action.RECREATE in up else Action.REPLACE if Action.REPLACE in up else None
+            moved = runtime is not None and rules.RULES[r.kind].runtime_bound and p.runtime != runtime
             action, reason, diff = _decide(r, p, obs, gone, a in requested, upstream,
-                                           exclude.get(r.kind.value, ()))
+                                           exclude.get(r.kind.value, ()), moved)
             # what was there is gone and is created again: its dependents start again too
             decided[a] = Action.RECREATE if action is Action.CREATE else action
             immutable = _immutable(r, p) if action is not Action.NOOP else None
@@ -282,4 +265,5 @@ def plan(desired, prior, observed: Mapping[str, dict | None] | None = None, *,
         p = have[a]
         changes.append(Change(Address.parse(a), Action.DELETE, gone_reason, dict(p.attributes), None))
     ignored = {a: tuple(f) for a, f in desired.ignored.items() if a in want and f} if not destroy else {}
-    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags), ignored)
+    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags), ignored,
+                runtime=runtime)

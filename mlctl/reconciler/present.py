@@ -16,21 +16,7 @@ from mlctl.reconciler.plans import Action, Change, Plan, Reason
 SENSITIVE = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN(ECTION)?_?STR|SAS|PRIVATE", re.I)
 MASK = "(sensitive)"
 
-HEADLINE = {
-    Action.CREATE: "will be created",
-    Action.UPDATE: "will be updated in place",
-    Action.REPLACE: "must be replaced (the new one is created before the old one is destroyed)",
-    Action.RECREATE: "must be replaced (the old one is destroyed first)",
-    Action.DELETE: "will be destroyed",
-    Action.NOOP: "is unchanged",
-}
-LEGEND = {
-    Action.CREATE: "create",
-    Action.UPDATE: "update in place",
-    Action.REPLACE: "create replacement, then destroy",
-    Action.RECREATE: "destroy, then create replacement",
-    Action.DELETE: "destroy",
-}
+LEGEND = tuple(a for a in Action if a.legend)   # the actions a plan's symbol legend may list
 
 
 def symbol(action: Action) -> str:
@@ -49,6 +35,17 @@ def summary_line(plan: Plan) -> str:
         return "No changes. The runtime matches the configuration."
     n = plan.summary()
     return f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
+
+
+def runtime_move_line(plan: Plan) -> str | None:
+    """The call-out for endpoints a plan recreates on another runtime (None when there are none)."""
+    moved = plan.runtime_moves()
+    if not moved:
+        return None
+    names = ", ".join(str(c.address) for c in moved)
+    return (f"this plan moves {len(moved)} endpoint{'s' if len(moved) > 1 else ''} to the {plan.runtime} runtime: "
+            f"{names} (recreated on the same port with the same keys; their instances stop and start again "
+            "there). apply does it only with --allow-destroy.")
 
 
 def failure_line(errors: int) -> str:
@@ -80,6 +77,8 @@ def reason_text(plan: Plan, change: Change) -> str:
         return f"{r.value}: it is gone from the runtime"
     if r is Reason.DRIFT:
         return f"{r.value}: the runtime differs from what was applied"
+    if r is Reason.RUNTIME_CHANGED and plan.runtime:
+        return f"{r.value}: moves to the {plan.runtime} runtime"
     return r.value
 
 

@@ -22,7 +22,7 @@ def _code(s: str) -> str:
 
 def _block(plan: Plan, c: Change, root: str | None) -> str:
     head = (f"<details><summary>{_code(c.action.value)} <b>{html.escape(str(c.address))}</b> "
-            f"{html.escape(present.HEADLINE[c.action])} ({html.escape(present.reason_text(plan, c))})</summary>\n\n")
+            f"{html.escape(c.action.headline)} ({html.escape(present.reason_text(plan, c))})</summary>\n\n")
     lines = []
     if c.action is Action.CREATE:
         after = present.masked(c.after) or {}
@@ -58,6 +58,9 @@ def _header(plan: Plan, compact: bool) -> str:
                "apply deletes an endpoint only with `--allow-destroy` or from a plan made with `--destroy`")
         out += ["> [!WARNING]", f"> **Deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}:** "
                 + ", ".join(f"`{c.address}`" for c in gone) + f". {how.capitalize()}.", ""]
+    moving = present.runtime_move_line(plan)
+    if moving:
+        out += ["> [!WARNING]", f"> **Moves endpoints:** {html.escape(moving)}", ""]
     deletions = [c for c in plan.changes if c.action is Action.DELETE]
     shifts = plan.traffic_shifts()
     if deletions or shifts:

@@ -21,7 +21,7 @@ def _line(out: Text, *parts: tuple[str, str | None]) -> None:
 
 def _block(out: Text, plan: Plan, c: Change, root: str | None) -> None:
     style = STYLE[c.action]
-    _line(out, (f"  # {c.address} ", "bold"), (present.HEADLINE[c.action], None))
+    _line(out, (f"  # {c.address} ", "bold"), (c.action.headline, None))
     _line(out, (f"  # (reason: {present.reason_text(plan, c)})", "dim"))
     kind, _, name = str(c.address).partition(".")
     _line(out, (present.symbol(c.action), style), (f' {kind} "{name}" {{', None))
@@ -65,10 +65,18 @@ def _endpoint_warning(out: Text, plan: Plan) -> None:
     out.append("\n")
 
 
+def _runtime_warning(out: Text, plan: Plan) -> None:
+    line = present.runtime_move_line(plan)
+    if line:
+        _line(out, ("Warning: ", "bold red"), (line, "bold"))
+        out.append("\n")
+
+
 def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
     """Print `plan` on `console`: endpoint deletions first, one block per change, ignored fields, summary."""
     out = Text()
     _endpoint_warning(out, plan)
+    _runtime_warning(out, plan)
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
     if changes:
         used = [a for a in present.LEGEND if any(c.action is a for c in changes)]
@@ -78,7 +86,7 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
         else:
             _line(out, ("mlctl will perform the following actions. Symbols:", None))
         for a in used:
-            _line(out, (f"  {present.symbol(a)}", STYLE[a]), (f" {present.LEGEND[a]}", None))
+            _line(out, (f"  {present.symbol(a)}", STYLE[a]), (f" {a.legend}", None))
         out.append("\n")
     for c in changes:
         _block(out, plan, c, root)

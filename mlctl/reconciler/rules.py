@@ -1,5 +1,6 @@
 """Per-kind planning rules as data: which field changes update in place, which replace (and how),
-what counts as drift, what is known only after apply. Pure; read by `plans.plan`.
+which runtime order carries each action out, what counts as drift, what is known only after apply.
+Pure; read by `plans.plan`.
 """
 
 from __future__ import annotations
@@ -7,37 +8,58 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from mlctl.reconciler.actions import Action
 from mlctl.resources import Kind
+from mlctl.runtime.contract import Order
+from mlctl.runtime.observed import fields_of
 
 
 @dataclass(frozen=True)
 class KindRules:
     in_place: frozenset[str]        # top-level attributes whose change is an update `~`
     destroy_first: frozenset[str]   # attributes whose change forces destroy-then-create `-/+`
-    replace: str                    # "+/-" or "-/+": how any other change replaces
+    replace: Action                 # REPLACE (+/-) or RECREATE (-/+): how any other change replaces
     artifact: frozenset[str] = frozenset()   # attributes that are content digests (reason: artifact changed)
     derived: frozenset[str] = frozenset()    # attributes that follow an upstream resource (reason: upstream replaced)
     unknown: tuple[str, ...] = ()            # values known only after apply ...
     unknown_if_null: str | None = None       # ... when this attribute is null (no port asked for)
     immutable_version: str | None = None     # the content digest attribute fixed by NAME:VERSION
     always_in_place: bool = False           # never replaced (traffic)
+    runtime_bound: bool = True              # made by a runtime: moved when the project's runtime changes
+    scale_field: str | None = None          # the in-place field changed by the `scale` order
 
 
 META = frozenset({"description", "tags"})
 
 RULES: dict[Kind, KindRules] = {
-    Kind.MODEL: KindRules(META, frozenset(), "+/-", artifact=frozenset({"content_digest"}),
-                          immutable_version="content_digest"),
-    Kind.ENVIRONMENT: KindRules(META, frozenset(), "+/-", immutable_version="spec_digest"),
-    Kind.IMAGE: KindRules(frozenset(), frozenset(), "+/-", derived=frozenset({"spec_digest", "python",
+    Kind.MODEL: KindRules(META, frozenset(), Action.REPLACE, artifact=frozenset({"content_digest"}),
+                          immutable_version="content_digest", runtime_bound=False),
+    Kind.ENVIRONMENT: KindRules(META, frozenset(), Action.REPLACE, immutable_version="spec_digest",
+                                runtime_bound=False),
+    Kind.IMAGE: KindRules(frozenset(), frozenset(), Action.REPLACE, derived=frozenset({"spec_digest", "python",
                           "conda_packages", "pip_packages"})),
-    Kind.ENDPOINT: KindRules(META | {"auth_mode"}, frozenset({"port"}), "-/+", unknown=("port", "scoring_uri"),
-                             unknown_if_null="port"),
-    Kind.DEPLOYMENT: KindRules(META | {"instance_count"}, frozenset(), "+/-",
+    Kind.ENDPOINT: KindRules(META | {"auth_mode"}, frozenset({"port"}), Action.RECREATE,
+                             unknown=("port", "scoring_uri"), unknown_if_null="port"),
+    Kind.DEPLOYMENT: KindRules(META | {"instance_count"}, frozenset(), Action.REPLACE,
                                artifact=frozenset({"code_digest", "model_digest"}),
-                               derived=frozenset({"model_version", "model_digest", "image_digest"})),
-    Kind.TRAFFIC: KindRules(frozenset({"traffic", "mirror_traffic"}), frozenset(), "~", always_in_place=True),
+                               derived=frozenset({"model_version", "model_digest", "image_digest"}),
+                               scale_field="instance_count"),
+    Kind.TRAFFIC: KindRules(frozenset({"traffic", "mirror_traffic"}), frozenset(), Action.UPDATE,
+                            always_in_place=True),
 }
+
+ORDERS: dict[Action, Order | None] = {
+    Action.CREATE: Order.CREATE, Action.UPDATE: Order.UPDATE, Action.REPLACE: Order.ROLL,
+    Action.RECREATE: Order.RECREATE, Action.DELETE: Order.DELETE, Action.NOOP: None,
+}
+
+
+def order_for(kind: Kind, action: Action, diff=()) -> Order | None:
+    """Pure: the runtime order that carries out `action` on a `kind` resource with this diff (drift
+    items included): an update that changes the kind's scale field is a `scale`."""
+    if action is Action.UPDATE and RULES[kind].scale_field and RULES[kind].scale_field in top_fields(diff):
+        return Order.SCALE
+    return ORDERS[action]
 
 
 def unknown_after_apply(kind: Kind, attributes) -> tuple[str, ...]:
@@ -59,10 +81,21 @@ def requires_replace(kind: Kind, diff) -> bool:
     return not rules.always_in_place and not top_fields(diff) <= rules.in_place
 
 
-def replace_symbol(kind: Kind, diff=()) -> str:
-    """How `kind` is replaced for this diff: "-/+" when old and new cannot coexist, else "+/-"."""
+def replace_action(kind: Kind, diff=()) -> Action:
+    """How `kind` is replaced for this diff: RECREATE (-/+) when old and new cannot coexist, else the
+    kind's own way; UPDATE for a kind that is never replaced."""
     rules = RULES[kind]
-    return "-/+" if top_fields(diff) & rules.destroy_first else rules.replace
+    if rules.always_in_place:
+        return Action.UPDATE
+    return Action.RECREATE if top_fields(diff) & rules.destroy_first else rules.replace
+
+
+def after_upstream(kind: Kind, upstream: Action, own: Action) -> Action | None:
+    """What a resource undergoes when a dependency is replaced by `upstream`: recreated with it
+    (-/+), else replaced its own way; traffic is set again only on a recreated endpoint."""
+    if RULES[kind].always_in_place:
+        return Action.UPDATE if upstream is Action.RECREATE else None
+    return Action.RECREATE if upstream is Action.RECREATE else own
 
 
 def is_artifact_change(kind: Kind, diff) -> bool:
@@ -79,18 +112,20 @@ def follows_upstream(kind: Kind, diff) -> bool:
 
 @dataclass(frozen=True)
 class DriftRule:
-    """`observed[key]` compared with the recorded `attributes[attribute]` by `test`; drift -> `symbol`."""
+    """The observed field `key` compared with the recorded `attributes[attribute]` by `test`;
+    drift -> `action`."""
 
     key: str
     attribute: str | None
     test: str          # "is_false" | "differs" | "differs_when_set" | "below"
-    symbol: str        # "~", "+/-" or "-/+"
+    action: Action
 
-    def drifted(self, observed: dict, attributes: dict) -> bool:
-        """Does the runtime report something other than what was applied?"""
-        if self.key not in observed or observed[self.key] is None:
+    def drifted(self, observed, attributes: dict) -> bool:
+        """Does the runtime report something other than what was applied? (`observed`: the kind's
+        typed observed value, read by field name)"""
+        seen = getattr(observed, self.key, None)
+        if seen is None:
             return False
-        seen = observed[self.key]
         want = attributes.get(self.attribute) if self.attribute else None
         if self.test == "is_false":
             return seen is False
@@ -102,13 +137,19 @@ class DriftRule:
 
 
 DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
-    Kind.ENDPOINT: (DriftRule("alive", None, "is_false", "-/+"), DriftRule("port", "port", "differs_when_set", "-/+")),
+    Kind.ENDPOINT: (DriftRule("alive", None, "is_false", Action.RECREATE),
+                    DriftRule("port", "port", "differs_when_set", Action.RECREATE)),
     Kind.DEPLOYMENT: (
-        DriftRule("ready_instances", "instance_count", "below", "~"),
-        DriftRule("instance_count", "instance_count", "differs", "~"),   # scaled outside mlctl
-        DriftRule("served_model_digest", "model_digest", "differs", "+/-"),
-        DriftRule("served_code_digest", "code_digest", "differs", "+/-"),
+        DriftRule("ready_instances", "instance_count", "below", Action.UPDATE),
+        DriftRule("instance_count", "instance_count", "differs", Action.UPDATE),   # scaled outside mlctl
+        DriftRule("served_model_digest", "model_digest", "differs", Action.REPLACE),
+        DriftRule("served_code_digest", "code_digest", "differs", Action.REPLACE),
     ),
-    Kind.TRAFFIC: (DriftRule("traffic", "traffic", "differs", "~"),
-                   DriftRule("mirror_traffic", "mirror_traffic", "differs", "~")),
+    Kind.TRAFFIC: (DriftRule("traffic", "traffic", "differs", Action.UPDATE),
+                   DriftRule("mirror_traffic", "mirror_traffic", "differs", Action.UPDATE)),
 }
+
+
+def unreadable_drift_rules() -> list[str]:
+    """Pure: the drift rules naming a field their kind's observed value does not have (none, or a bug)."""
+    return [f"{kind.value}: {rule.key}" for kind, rs in DRIFT.items() for rule in rs if rule.key not in fields_of(kind)]

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.resources import Kind
 
 FORMAT_VERSION = 1
 STATUSES = ("ready", "failed", "tainted")
@@ -31,8 +32,13 @@ class ResourceState:
     depends_on: list[str] = field(default_factory=list)
     status: str = "ready"  # "ready" | "failed" | "tainted"
     runtime: str = "local"
-    observed: dict[str, Any] = field(default_factory=dict)
+    observed: Any = None     # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from mlctl.runtime.observed import observed_of
+
+        self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
 
     @classmethod
     def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",
@@ -45,7 +51,7 @@ class ResourceState:
             depends_on=sorted(str(a) for a in resource.depends_on),
             status=status,
             runtime=runtime,
-            observed=dict(observed or {}),
+            observed=observed if observed is not None else {},
             files=dict(resource.files),
         )
 
@@ -53,7 +59,7 @@ class ResourceState:
         return {
             "kind": self.kind, "attributes": self.attributes, "digest": self.digest,
             "depends_on": list(self.depends_on), "status": self.status, "runtime": self.runtime,
-            "observed": self.observed, "files": self.files,
+            "observed": self.observed.to_json(), "files": self.files,
         }
 
 

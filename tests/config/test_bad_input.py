@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlctl.commands.plan import make_plan
+from mlctl.reconciler.operations import make_plan
 from mlctl.errors import MlctlError
 from mlctl.project import Project
 from mlctl.schemas.load import load_config
@@ -42,7 +42,7 @@ def plan_errors(case: str, tmp_path: Path) -> list:
     shutil.copy(BAD / case / "state.json", state)
     before = state.read_bytes()
     with pytest.raises(MlctlError) as e:
-        make_plan(Project.at(BAD / case, state_path=state), refresh=False)
+        make_plan(Project.at(BAD / case, state_path=state), refresh_first=False)
     assert state.read_bytes() == before
     return [d for d in e.value.diagnostics if d.severity == "error"]
 

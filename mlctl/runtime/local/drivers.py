@@ -1,7 +1,8 @@
 """The local runtime's drivers, one per kind: model store, recorded environments, virtualenv images,
 endpoint hosts, deployments and traffic (the last three through the endpoint host's admin socket).
 
-Drivers do what apply tells them and report what they observe; they never decide.
+Each method is one order of `mlctl.runtime.contract`; drivers do what apply tells them, report what
+they observe (`mlctl.runtime.observed`) and never decide again.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import sys
 from pathlib import Path
 
 from mlctl.resources import Kind
-from mlctl.runtime.drivers import DriverError, RuntimeContext
+from mlctl.runtime.contract import DriverError, RuntimeContext
 from mlctl.runtime.local import envs, hostclient, secrets, snapshot, store
 from mlctl.runtime.local.conda import requirements
-
-RUNTIME = "local"
+from mlctl.runtime.observed import (DeploymentObserved, EndpointObserved, EnvironmentObserved, ImageObserved,
+                                    ModelObserved, TrafficObserved)
 
 
 def _attrs(resource) -> dict:
@@ -43,9 +44,13 @@ def _status(ctx: RuntimeContext, endpoint: str) -> dict | None:
     return ctx.memo[key]
 
 
-def _client(ctx: RuntimeContext, endpoint: str) -> hostclient.HostClient:
+def _forget(ctx: RuntimeContext, endpoint: str) -> None:
     ctx.memo.pop(f"status:{endpoint}", None)
     ctx.memo.pop(f"host:{endpoint}", None)
+
+
+def _client(ctx: RuntimeContext, endpoint: str) -> hostclient.HostClient:
+    _forget(ctx, endpoint)
     info = hostclient.find_host(ctx.data_dir, endpoint)
     if info is None:
         raise DriverError(f"the endpoint host of {endpoint!r} is not running",
@@ -54,52 +59,58 @@ def _client(ctx: RuntimeContext, endpoint: str) -> hostclient.HostClient:
 
 
 class ModelDriver:
-    """Registers models into the project's model store (immutable NAME/VERSION folders)."""
+    """Registers models into the project's model store (immutable NAME/VERSION folders); a new
+    version rolls in beside the old one, and registered versions outlive their deployments."""
 
-    def create(self, resource, ctx):
+    def create(self, resource, prior, ctx):
         a = _attrs(resource)
         ctx.progress(str(resource.address), f"registering {a['name']}:{a['version']} into the model store")
         path = store.register_model(ctx.data_dir, a["name"], a["version"], a["path"], a["content_digest"])
-        return {"model_dir": str(path), "content_digest": a["content_digest"]}
+        return ModelObserved(model_dir=str(path), content_digest=a["content_digest"])
 
     def update(self, resource, prior, ctx):
-        return self.create(resource, ctx)
+        return self.create(resource, prior, ctx)
 
-    def delete(self, address, prior, ctx):
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx, keep_identity=False):
         """Registered versions outlive their deployments; `mlctl cache prune` removes unused ones."""
 
     def read(self, address, prior, ctx):
         a = prior.attributes
         if store.registered_digest(ctx.data_dir, a["name"], a["version"]) != a.get("content_digest"):
             return None
-        return {"model_dir": str(store.model_dir(ctx.data_dir, a["name"], a["version"])),
-                "content_digest": a.get("content_digest")}
+        return ModelObserved(model_dir=str(store.model_dir(ctx.data_dir, a["name"], a["version"])),
+                             content_digest=a.get("content_digest"))
 
 
 class EnvironmentDriver:
     """An environment is a recorded spec; what it builds to is the image."""
 
-    def create(self, resource, ctx):
+    def create(self, resource, prior, ctx):
         a = _attrs(resource)
         if a.get("image"):
             ctx.progress(str(resource.address), f"base image {a['image']!r} is not used by the local runtime "
                          "(it builds a virtualenv from the conda file)")
-        return {"spec_digest": a.get("spec_digest"), "not_used_by_runtime": ["image"] if a.get("image") else []}
+        return EnvironmentObserved(spec_digest=a.get("spec_digest"),
+                                   not_used_by_runtime=["image"] if a.get("image") else [])
 
     def update(self, resource, prior, ctx):
-        return self.create(resource, ctx)
+        return self.create(resource, prior, ctx)
 
-    def delete(self, address, prior, ctx):
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx, keep_identity=False):
         pass
 
     def read(self, address, prior, ctx):
-        return dict(prior.observed)
+        return prior.observed
 
 
 class ImageDriver:
     """Builds the environment's virtualenv (cached by spec digest, shared across projects)."""
 
-    def create(self, resource, ctx):
+    def create(self, resource, prior, ctx):
         a = _attrs(resource)
         reqs = requirements(a.get("conda_packages") or (), a.get("pip_packages") or ())
         address = str(resource.address)
@@ -110,12 +121,14 @@ class ImageDriver:
             raise DriverError(f"building the virtualenv of {address} failed",
                               f"The build log is {e.log_path}.", e.log_tail) from None
         envs.mark_used(a["spec_digest"])
-        return built.observed()
+        return ImageObserved.from_json(built.observed())
 
     def update(self, resource, prior, ctx):
-        return self.create(resource, ctx)
+        return self.create(resource, prior, ctx)
 
-    def delete(self, address, prior, ctx):
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx, keep_identity=False):
         """Virtualenvs stay in the shared cache (another project may use them): `mlctl cache prune`."""
 
     def read(self, address, prior, ctx):
@@ -123,35 +136,36 @@ class ImageDriver:
         if built is None:
             return None
         envs.mark_used(prior.attributes["spec_digest"])
-        return built.observed()
+        return ImageObserved.from_json(built.observed())
 
 
-def _endpoint_observed(ctx, name: str, info) -> dict:
+def _endpoint_observed(info) -> EndpointObserved:
     base = f"http://127.0.0.1:{info.port}"
-    return {"alive": True, "pid": info.pid, "port": info.port, "scoring_uri": f"{base}/score",
-            "openapi_uri": f"{base}/swagger.json"}
+    return EndpointObserved(alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score",
+                            openapi_uri=f"{base}/swagger.json")
 
 
 class EndpointDriver:
     """One endpoint host process per endpoint; two keys generated at create, kept in the secrets file."""
 
-    def create(self, resource, ctx):
+    def create(self, resource, prior, ctx):
+        """Start the host (keeping the keys on file and, unless a port is pinned, the recorded port);
+        a host of this endpoint already running (the state was lost) is adopted."""
         a = _attrs(resource)
         name = a["name"]
         secrets.ensure_keys(ctx.data_dir, name)
         info = hostclient.find_host(ctx.data_dir, name)
-        if info is not None:           # already running (state lost or recreated): adopt it
+        if info is not None:
             hostclient.HostClient(info).set_auth(a["auth_mode"])
             hostclient.HostClient(info).reload_keys()
         else:
-            info = self._start(resource, ctx)
-        ctx.memo.pop(f"host:{name}", None)
-        return _endpoint_observed(ctx, name, info)
+            info = self._start(resource, prior, ctx)
+        _forget(ctx, name)
+        return _endpoint_observed(info)
 
-    def _start(self, resource, ctx):
+    def _start(self, resource, prior, ctx):
         """Start the host on the pinned port, else the port it had (when still free), else any."""
         a = _attrs(resource)
-        prior = ctx.prior_of(resource.address)
         recorded = prior.observed.get("port") if prior else None
         tries = [a["port"]] if a.get("port") else ([recorded, None] if recorded else [None])
         for i, port in enumerate(tries):
@@ -167,28 +181,30 @@ class EndpointDriver:
 
     def update(self, resource, prior, ctx):
         a = _attrs(resource)
-        info = hostclient.find_host(ctx.data_dir, a["name"])
-        if info is None:
-            return self.create(resource, ctx)
-        hostclient.HostClient(info).set_auth(a["auth_mode"])
-        return _endpoint_observed(ctx, a["name"], info)
+        _client(ctx, a["name"]).set_auth(a["auth_mode"])
+        return _endpoint_observed(hostclient.find_host(ctx.data_dir, a["name"]))
 
-    def delete(self, address, prior, ctx):
+    def recreate(self, resource, prior, ctx):
+        """Stop the host (and its instances) and start a new one on the same port with the same keys."""
+        self.delete(resource.address, prior, ctx, keep_identity=True)
+        return self.create(resource, prior, ctx)
+
+    def delete(self, address, prior, ctx, keep_identity=False):
+        """Stop the host and its instances; the keys go too unless the endpoint is recreated."""
         name = address.name
         info = hostclient.find_host(ctx.data_dir, name)
         if info is not None:
             ctx.progress(str(address), "stopping the endpoint host and its instances")
             hostclient.HostClient(info).shutdown()
-        ctx.memo.pop(f"host:{name}", None)
-        ctx.memo.pop(f"status:{name}", None)
-        if not ctx.replacing:
+        _forget(ctx, name)
+        if not keep_identity:
             secrets.secrets_path(ctx.data_dir, name).unlink(missing_ok=True)
 
     def read(self, address, prior, ctx):
         info = _host(ctx, address.name)
         if info is None or _status(ctx, address.name) is None:
-            return {"alive": False, "port": prior.observed.get("port")}
-        return _endpoint_observed(ctx, address.name, info)
+            return EndpointObserved(alive=False, port=prior.observed.get("port"))
+        return _endpoint_observed(info)
 
 
 def spec_digest(spec: dict) -> str:
@@ -210,7 +226,7 @@ def deployment_python(ctx, a: dict) -> str:
 
 
 def deployment_spec(ctx, a: dict) -> dict:
-    """The endpoint host's deployment spec for deployment attributes `a` (snapshots the code)."""
+    """The endpoint host's serving spec for deployment attributes `a` (snapshots the code)."""
     code_dir = snapshot.snapshot_code(ctx.data_dir, a["code"], a["code_digest"]) if a.get("code") else None
     spec = {
         "name": a["name"], "python": deployment_python(ctx, a),
@@ -226,41 +242,66 @@ def deployment_spec(ctx, a: dict) -> dict:
     return spec
 
 
-def deployment_observed(d: dict | None) -> dict | None:
+def deployment_observed(d: dict | None) -> DeploymentObserved | None:
     if d is None:
         return None
-    return {"state": d.get("state"), "instance_count": d.get("instance_count"),
-            "ready_instances": d.get("ready_instances", 0), "served_model_digest": d.get("model_digest"),
-            "served_code_digest": d.get("code_digest"), "spec_digest": d.get("digest"),
-            "instances": d.get("instances", [])}
+    return DeploymentObserved(state=d.get("state"), instance_count=d.get("instance_count"),
+                              ready_instances=d.get("ready_instances", 0), served_model_digest=d.get("model_digest"),
+                              served_code_digest=d.get("code_digest"), spec_digest=d.get("digest"),
+                              instances=d.get("instances", []))
 
 
 class DeploymentDriver:
-    """Starts a deployment's instances in its endpoint host; replaces health-gated; scales in place."""
+    """A deployment's instances in its endpoint host: created, rolled health-gated, scaled, revived."""
 
-    def create(self, resource, ctx):
+    def _order(self, resource, ctx, verb: str, call):
         a = _attrs(resource)
-        spec = deployment_spec(ctx, a)
-        client = _client(ctx, a["endpoint"])
-        ctx.progress(str(resource.address), f"starting {a['instance_count']} instance(s) and waiting until ready")
         try:
-            status = client.put_deployment(spec, timeout=ctx.timeout)
+            return deployment_observed(call(_client(ctx, a["endpoint"]), a))
         except hostclient.DeploymentFailed as e:
-            raise DriverError(f"{resource.address} failed to start: {e}",
+            raise DriverError(f"{resource.address} failed to {verb}: {e}",
                               f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} "
                               f"--deployment {a['name']}`.", e.log_tail) from None
         except hostclient.HostError as e:
-            raise DriverError(f"{resource.address}: the endpoint host refused it: {e}") from None
-        return deployment_observed(status)
+            raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
+
+    def create(self, resource, prior, ctx):
+        """Start the instances and wait until they are ready. One the host already runs without a
+        record of it here (the state was lost) is replaced health-gated instead."""
+        a = _attrs(resource)
+        running = a["name"] in ((_status(ctx, a["endpoint"]) or {}).get("deployments") or {})
+        spec = deployment_spec(ctx, a)
+        ctx.progress(str(resource.address), f"starting {a['instance_count']} instance(s) and waiting until ready")
+        if running:
+            return self._order(resource, ctx, "start", lambda c, _: c.roll_deployment(spec, timeout=ctx.timeout))
+        return self._order(resource, ctx, "start", lambda c, _: c.create_deployment(spec, timeout=ctx.timeout))
 
     def update(self, resource, prior, ctx):
-        return self.create(resource, ctx)       # the host scales when only instance_count changed
+        """In-place fields are metadata; instances that are down start again at once."""
+        return self._order(resource, ctx, "update",
+                           lambda c, a: c.revive_deployment(a["name"], timeout=ctx.timeout))
 
-    def delete(self, address, prior, ctx):
-        """Drain and stop the deployment. Within `-/+` nothing is stopped: the create that follows
-        replaces its instances health-gated, so its traffic never meets a missing deployment."""
+    def scale(self, resource, prior, ctx):
+        count = resource.attributes["instance_count"]
+        ctx.progress(str(resource.address), f"scaling to {count} instance(s)")
+        return self._order(resource, ctx, "scale",
+                           lambda c, a: c.scale_deployment(a["name"], count, timeout=ctx.timeout))
+
+    def roll(self, resource, prior, ctx):
+        """New instances beside the old, traffic moves once they are ready, then the old drain."""
+        spec = deployment_spec(ctx, _attrs(resource))
+        ctx.progress(str(resource.address), "starting the new instances beside the old and waiting until ready")
+        return self._order(resource, ctx, "roll", lambda c, _: c.roll_deployment(spec, timeout=ctx.timeout))
+
+    def recreate(self, resource, prior, ctx):
+        """Its endpoint was recreated: a new host has no instances, so they start; a host that still
+        runs them replaces them health-gated (there is never a moment without the deployment)."""
+        return self.create(resource, prior, ctx)
+
+    def delete(self, address, prior, ctx, keep_identity=False):
+        """Drain and stop the deployment (nothing to do when its host is gone)."""
         endpoint, name = prior.attributes["endpoint"], prior.attributes["name"]
-        if ctx.replacing or hostclient.find_host(ctx.data_dir, endpoint) is None:
+        if hostclient.find_host(ctx.data_dir, endpoint) is None:
             return
         status = _client(ctx, endpoint).status()
         if name in status.get("deployments", {}):
@@ -280,26 +321,28 @@ class DeploymentDriver:
 class TrafficDriver:
     """Sets an endpoint's traffic weights and mirror in its host (atomically)."""
 
-    def create(self, resource, ctx):
+    def create(self, resource, prior, ctx):
         a = _attrs(resource)
         try:
             _client(ctx, a["endpoint"]).set_traffic(dict(a.get("traffic") or {}), dict(a.get("mirror_traffic") or {}))
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused the traffic: {e}") from None
-        return {"traffic": dict(a.get("traffic") or {}), "mirror_traffic": dict(a.get("mirror_traffic") or {})}
+        return TrafficObserved(traffic=dict(a.get("traffic") or {}), mirror_traffic=dict(a.get("mirror_traffic") or {}))
 
     def update(self, resource, prior, ctx):
-        return self.create(resource, ctx)
+        return self.create(resource, prior, ctx)
 
-    def delete(self, address, prior, ctx):
-        if not ctx.replacing and hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx, keep_identity=False):
+        if hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
             _client(ctx, prior.attributes["endpoint"]).set_traffic({}, {})
 
     def read(self, address, prior, ctx):
         status = _status(ctx, prior.attributes["endpoint"])
         if status is None:
             return None
-        return {"traffic": status.get("traffic", {}), "mirror_traffic": status.get("mirror_traffic", {})}
+        return TrafficObserved(traffic=status.get("traffic", {}), mirror_traffic=status.get("mirror_traffic", {}))
 
 
 class Guarded:
@@ -321,7 +364,7 @@ class Guarded:
         return call
 
 
-def local_runtime() -> dict:
+def local_drivers() -> dict:
     """{Kind: driver} of the local runtime."""
     drivers = {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
                Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(), Kind.TRAFFIC: TrafficDriver()}

@@ -1,0 +1,121 @@
+"""The engine's use cases on a project: plan, apply (of a fresh or a saved plan) and destroy.
+
+Each loads the configuration, takes the state lock, reads the state, runs the runtime's preflight
+and refresh, plans and (for apply) carries the plan out. Commands parse arguments, call these, and
+print; these never print (apply reports through `Hooks`, and `review` lets the caller show the plan
+and ask before anything changes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from mlctl.errors import MlctlError
+from mlctl.reconciler import apply as engine
+from mlctl.reconciler.hooks import Hooks
+from mlctl.reconciler.plans import drift_plan, plan
+from mlctl.reconciler.refresh import refresh
+from mlctl.runtime.registry import Runtimes, load_runtime
+from mlctl.state.lock import state_lock
+from mlctl.state.statefile import read_state
+
+
+def load_valid_config(project):
+    """The project's configuration, or MlctlError listing every config error and, in the same run,
+    what is wrong with the state file (so a user fixes both at once).
+
+    Reads only: the state is read without its lock (state writes are atomic), nothing is written."""
+    from mlctl.schemas.load import load_config
+
+    config = load_config(project)
+    if config.has_errors():
+        errors = list(config.errors)
+        try:
+            read_state(project.state_path)
+        except MlctlError as e:
+            errors += e.diagnostics
+        raise MlctlError(*errors)
+    return config
+
+
+def project_runtimes(project) -> Runtimes:
+    """The project's runtime (which plans and applies), with the runtimes recorded in state loaded on demand."""
+    return Runtimes(load_runtime("local", {}))
+
+
+def _errors_raised(result) -> None:
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors:
+        raise MlctlError(*errors)
+
+
+def make_plan(project, *, refresh_first: bool = True, destroy: bool = False, replace=(), lock_timeout: float = 0,
+              operation: str = "plan", refresh_only: bool = False):
+    """Load the config, read the state under its lock, run the preflight and refresh, plan.
+    Returns (config, state, plan). Raises MlctlError for bad input, a held lock, or a plan with errors."""
+    config = load_valid_config(project)
+    runtimes = project_runtimes(project)
+    with state_lock(project.state_path, operation, timeout=lock_timeout):
+        state = read_state(project.state_path)
+        observed = None
+        if refresh_first and state.resources:
+            runtimes.main.preflight(config.resources)
+            observed = refresh(project, state, runtimes)
+    if refresh_only:
+        result = drift_plan(state, observed or {})
+    else:
+        result = plan(config, state, observed, destroy=destroy, replace=replace, runtime=runtimes.main.name)
+    _errors_raised(result)
+    return config, state, result
+
+
+def apply_project(project, *, planfile=None, destroy: bool = False, allow_destroy: bool = False,
+                  lock_timeout: float = 0.0, hooks: Hooks | None = None,
+                  show: Callable = lambda plan, config: None, approve: Callable = lambda plan: None):
+    """Plan (or load the saved `planfile`, relative to the project) and carry it out under the state
+    lock. `show(plan, config)` is called once the plan is made, `approve(plan)` before the first change of a
+    plan that has changes and is allowed; either may raise to stop (nothing changed then).
+    Returns (plan, state). An interrupted apply's leftover intent is cleared."""
+    config = load_valid_config(project)
+    runtimes = project_runtimes(project)
+    hooks = hooks or Hooks()
+    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
+        state = read_state(project.state_path)
+        runtimes.main.preflight(config.resources)
+        if planfile:
+            from mlctl.reconciler.planfile import load_plan
+
+            path = project.root / planfile          # relative to the project (-C DIR), as `plan --out`
+            result = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config)
+        else:
+            observed = refresh(project, state, runtimes)
+            result = plan(config, state, observed, destroy=destroy, runtime=runtimes.main.name)
+        _errors_raised(result)
+        show(result, config)
+        if not result.has_changes():
+            if state.pending:
+                state = engine.apply(result, project, state, runtimes, hooks)
+            return result, state
+        engine.check_allowed(result, allow_destroy)
+        approve(result)
+        state = engine.apply(result, project, state, runtimes, hooks, allow_destroy=allow_destroy)
+    return result, state
+
+
+def leftovers(project, state) -> list:
+    """[(what, stop)] of anything of this project that runs but the state does not record, on the
+    project's runtime and on every runtime the state names (for `destroy`)."""
+    runtimes = project_runtimes(project)
+    names = {rs.runtime for rs in state.resources.values()} | {runtimes.main.name}
+    recorded = {a.split(".", 1)[1] for a, rs in state.resources.items() if rs.kind == "endpoint"}
+    found = []
+    for name in sorted(names):
+        found += runtimes.get(name).leftovers(project, recorded)
+    return found
+
+
+def runtime_of(project, recorded):
+    """The runtime that made a recorded resource (a ResourceState): every command but plan and apply
+    operates a resource through it."""
+    return project_runtimes(project).get(recorded.runtime)
