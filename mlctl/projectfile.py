@@ -115,8 +115,8 @@ def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
 
 def _reworded(d: Diagnostic, data: dict, doc: Document) -> Diagnostic:
     """A schema error said in the project file's terms: an unknown runtime, a setting a runtime lacks."""
-    if d.field == "runtime" and data.get("runtime") not in KNOWN:
-        return _unknown(str(data.get("runtime")), "", doc.at(("runtime",)))
+    if d.field == "runtime" and isinstance(data.get("runtime"), str) and data["runtime"] not in KNOWN:
+        return _unknown(data["runtime"], "", doc.at(("runtime",)))
     block, _, key = (d.field or "").rpartition(".")
     if (block and block not in KNOWN) or "." in block or not d.summary.startswith("unknown field"):
         return d
@@ -145,14 +145,11 @@ def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, 
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
         return DEFAULT_RUNTIME, None, None
-    line = where.get("line")
-    if name not in KNOWN:
-        if source != OPTION and source != ENV_VAR:
-            return name, source, line        # the schema reported it, with the file's line
+    if name not in KNOWN:   # only from an override: the file's own is in the schema's enum
         diags.append(_unknown(name, how, where))
     elif name not in AVAILABLE:
         diags.append(_unavailable(name, how, where, source))
-    return name, source, line
+    return name, source, where.get("line")
 
 
 def _unknown(name: str, how: str, where: dict) -> Diagnostic:
@@ -166,7 +163,6 @@ def _unavailable(name: str, how: str, where: dict, source: str) -> Diagnostic:
     instead = {OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
                ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it"}.get(
         source, f"write 'runtime: {DEFAULT_RUNTIME}' (or remove the line)")
-    return Diagnostic(f"the {name} runtime is not in this version of mlctl ({__version__})"
-                      + (f" ({how})" if how else ""),
-                      f"This version runs: {runs}. To run here, {instead}; or install a version of mlctl "
+    return Diagnostic(f"the {name} runtime is not in this version of mlctl" + (f" ({how})" if how else ""),
+                      f"This version ({__version__}) runs: {runs}. To run here, {instead}; or install a version of mlctl "
                       f"that has the {name} runtime.", **where)

@@ -108,7 +108,7 @@ def test_the_overrides_and_their_precedence_through_the_cli(proj):
     r = mlctl("-C", root, "--runtime", "local", "validate", "--json", env={"MLCTL_RUNTIME": "ray"})
     assert r.returncode == 0 and json.loads(r.stdout)["runtime"] == {"name": "local", "source": "--runtime"}
     r = mlctl("-C", root, "--runtime", "ray", "validate", env={"MLCTL_RUNTIME": "local"})
-    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl (0.1.0) (given with " \
+    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl (given with " \
                                  "--runtime)\n  at field '--runtime'\n" in r.stderr, r.stderr
     r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "ray"})
     assert r.returncode == 1 and "(in MLCTL_RUNTIME)\n  at field 'MLCTL_RUNTIME'\n" in r.stderr, r.stderr
