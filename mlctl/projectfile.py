@@ -41,7 +41,7 @@ class ProjectSettings:
     """
 
     runtime: str = DEFAULT_RUNTIME
-    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     source: str | None = None
     file: str | None = None
     line: int | None = None

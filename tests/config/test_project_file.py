@@ -68,7 +68,9 @@ def test_runtime_local_is_accepted_with_every_block(proj, name):
     (proj / name).write_text(ALL_BLOCKS)
     s = load_project_file(at(proj), environ={})
     assert (s.runtime, dict(s.settings), s.source, s.file, s.line) == ("local", {}, name, str(proj / name), 1)
-    assert s.digest.startswith("sha256:")
+    assert s.digest.startswith("sha256:") and hash(s) == hash(load_project_file(at(proj), environ={}))
+    with pytest.raises(TypeError):
+        s.settings["x"] = 1   # read-only, like the value holding it
     config = load_config(at(proj))
     assert config.project_settings == s and config.inputs[str(proj / name)] == s.digest
     assert [str(r.address) for r in config.resources][:2] == ["deployment.ep-one.blue", "endpoint.ep-one"]
