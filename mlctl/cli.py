@@ -54,16 +54,18 @@ class LazyGroup(click.Group):
 @click.option("-C", "directory", default=".", metavar="DIR", help="Run as if started in DIR (the project).")
 @click.option("-f", "files", multiple=True, metavar="FILE", help="Config file to read (repeatable); default: every known YAML in the project.")
 @click.option("--state", "state_path", default=None, metavar="FILE", help="State file (default DIR/.mlctl/state.json).")
+@click.option("--runtime", "runtime", default=None, metavar="NAME",
+              help="Runtime for this run (local, docker, ray), over MLCTL_RUNTIME and the project file mlctl.yaml.")
 @click.version_option(package_name="mlctl")
 @click.pass_context
-def group(ctx, directory, files, state_path):
+def group(ctx, directory, files, state_path, runtime):
     """mlctl deploys ML models as online scoring endpoints from Azure ML YAML.
 
     plan shows what would change; apply makes it so.
     """
     from mlctl.project import Project
 
-    ctx.obj = Project.at(directory, files=files, state_path=state_path)
+    ctx.obj = Project.at(directory, files=files, state_path=state_path, runtime_override=runtime)
 
 
 def main(argv=None) -> int:

@@ -12,13 +12,14 @@ class Project:
     root: Path                 # the project directory (-C)
     files: tuple[Path, ...]    # explicit -f files (empty = every known YAML in root)
     state_path: Path           # DIR/.mlctl/state.json unless --state
+    runtime_override: str | None = None   # --runtime NAME: the runtime for this run, over the project file's
 
     @classmethod
-    def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None) -> "Project":
+    def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None, runtime_override=None) -> "Project":
         root = Path(directory).resolve()
         fs = tuple((root / f).resolve() if not os.path.isabs(f) else Path(f) for f in files)
         sp = Path(state_path).resolve() if state_path else root / ".mlctl" / "state.json"
-        return cls(root, fs, sp)
+        return cls(root, fs, sp, runtime_override)
 
     @property
     def data_dir(self) -> Path:

@@ -27,6 +27,8 @@ def command(ctx, as_json: bool) -> None:
                                                         "address")} for d in config.diagnostics],
             "resources": [str(r.address) for r in config.resources],
             "ignored": {a: list(f) for a, f in config.ignored.items()},
+            "runtime": ({"name": config.project_settings.runtime, "source": config.project_settings.source}
+                        if config.project_settings else None),
         }, indent=2))
         ctx.exit(1 if errors else 0)
     for d in config.diagnostics:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic
 from mlctl.project import Project
-from mlctl.schemas.documents import Document, read_document
+from mlctl.projectfile import is_project_file
+from mlctl.schemas.documents import Document, read_document, show_path
 from mlctl.schemas.validate import KINDS, did_you_mean
 
 # The last part of a `$schema` URL (lower case, without .schema.json) -> kind.
@@ -76,12 +77,14 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
 
 
 def find_config_files(project: Project) -> list[Path]:
-    """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder."""
+    """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder
+    but the project file (mlctl.yaml)."""
     if project.files:
         return list(project.files)
     try:
         found = [p for p in project.root.iterdir()
-                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".")]
+                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".")
+                 and not is_project_file(p)]
     except OSError:
         return []
     return sorted(found)
@@ -99,6 +102,12 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
         what = "is not a folder" if project.root.exists() else "does not exist"
         return [], [Diagnostic(f"project folder {shown} {what}", "Check the -C argument.", file=shown)], 0
     for path in find_config_files(project):
+        if is_project_file(path):   # named with -f
+            diags.append(Diagnostic(
+                f"{show_path(path)} is the project file (the runtime and its settings), not configuration",
+                f"Leave it out of -f: mlctl reads {path.name} in the project folder (-C DIR) by itself; "
+                "-f names endpoint, deployment, model and environment YAML.", file=show_path(path), field="-f"))
+            continue
         doc, problems = read_document(path)
         diags.extend(problems)
         if doc is None:

@@ -7,6 +7,7 @@ from typing import Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.project import Project
+from mlctl.projectfile import ProjectSettings, read_project_settings
 from mlctl.resources import Resource
 from mlctl.schemas.documents import DISPLAY_ROOT
 from mlctl.schemas.build import PATH_ATTRIBUTES, Builder, resource_digest  # noqa: F401  (re-exported)
@@ -23,12 +24,14 @@ class Config:
     inputs:      {absolute path: "sha256:<hex>"} of every config file and every file it references
                  (conda files, code files, model files): a saved plan binds to these.
     ignored:     {address: (format_field cloud-only fields accepted but not honoured)}.
+    project_settings: the runtime and its settings (mlctl.yaml and the overrides); None when there are errors.
     """
 
     resources: tuple[Resource, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
     inputs: Mapping[str, str] = field(default_factory=dict)
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    project_settings: ProjectSettings | None = None
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -71,6 +74,10 @@ def _load(project: Project, cache) -> Config:
 
     docs, diags, unparsed = discover(project)
     inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
+    settings, problems = read_project_settings(project)
+    diags.extend(problems)
+    if settings is not None and settings.file:   # a saved plan goes stale when the runtime or its settings change
+        inputs[settings.file] = settings.digest
     specs = Specs(incomplete=unparsed > 0, explicit=bool(project.files))
     for doc, kind in docs:
         add_document(doc, kind, specs, diags)
@@ -91,4 +98,4 @@ def _load(project: Project, cache) -> Config:
     ignored = {str(r.address): r.ignored for r in resources if r.ignored}
     diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))
     return Config(() if errors else tuple(resources), tuple(diags), dict(sorted(inputs.items())),
-                  {} if errors else ignored)
+                  {} if errors else ignored, None if errors else settings)

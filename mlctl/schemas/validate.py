@@ -120,7 +120,7 @@ def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
     if v == "additionalProperties" and isinstance(value, dict):
         known = set(err.schema.get("properties", {}))
         extras = [k for k in value if k not in known]
-        if not known:  # a free mapping with typed values: the error is about a value, not a key
+        if not known and err.validator_value is not False:  # a free mapping with typed values: about a value
             return [Diagnostic(f"'{name}' has an invalid entry", hint, **doc.at(path))]
         return [Diagnostic(f"unknown field '{k}'" + (f" in '{name}'" if path else ""),
                            ("Remove it or fix its spelling." + did_you_mean(str(k), known)).strip(),

@@ -1,0 +1,168 @@
+"""The project file (`mlctl.yaml` or `mlctl.yml` in the project folder): the runtime plan and apply use, and its settings.
+
+The file is optional: without it the runtime is "local" with its defaults (mlctl's behaviour before the
+file existed). For one run, `--runtime NAME` (`Project.runtime_override`) and the MLCTL_RUNTIME variable
+override its `runtime:`; precedence: --runtime > MLCTL_RUNTIME > the file > "local". Its schema is
+`schemas/project.schema.json`. It is never read as an endpoint document (`schemas/discovery.py` skips it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from mlctl import __version__
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.project import Project
+from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
+from mlctl.schemas.validate import apply_defaults, did_you_mean, load_schema, validate_document
+
+FILE_NAMES = ("mlctl.yaml", "mlctl.yml")   # the first one found is read; both at once is an error
+OPTION = "--runtime"
+ENV_VAR = "MLCTL_RUNTIME"
+DEFAULT_RUNTIME = "local"
+KNOWN = frozenset({"local", "docker", "ray"})   # the runtimes a project may name (the schema's `runtime` enum)
+AVAILABLE = frozenset({"local"})                # the runtimes this version runs: the docker and ray work add theirs
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """The runtime a run uses and that runtime's settings block (the schema's defaults filled in).
+
+    source: where `runtime` came from: the project file (as messages show it), "--runtime" or
+            "MLCTL_RUNTIME"; None when it is the default ("local").
+    file:   the project file's absolute path when there is one (its settings blocks are read even
+            when the runtime is overridden); `line`: the line of its `runtime:` field when the
+            runtime came from it. `digest`: "sha256:<hex>" of the file's text (a saved plan binds to it).
+    """
+
+    runtime: str = DEFAULT_RUNTIME
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    source: str | None = None
+    file: str | None = None
+    line: int | None = None
+    digest: str | None = None
+
+
+def is_project_file(path: str | os.PathLike) -> bool:
+    """Pure: whether a file's name is the project file's (never an endpoint document)."""
+    return Path(path).name in FILE_NAMES
+
+
+def load_project_file(project: Project, environ: Mapping[str, str] | None = None) -> ProjectSettings:
+    """The project's runtime and settings; MlctlError listing every problem (file, line, field, what
+    to do) in the file and in the overrides. `environ`: the environment to read MLCTL_RUNTIME from
+    (default os.environ)."""
+    settings, diags = read_project_settings(project, environ)
+    if settings is None:
+        raise MlctlError(*(d for d in diags if d.severity == "error"))
+    return settings
+
+
+def read_project_settings(project: Project, environ: Mapping[str, str] | None = None
+                          ) -> tuple[ProjectSettings | None, list[Diagnostic]]:
+    """(settings, []) or (None, the errors): as load_project_file, for a caller that collects
+    diagnostics (load_config). Never raises for bad input."""
+    token = DISPLAY_ROOT.set(str(project.root))
+    try:
+        return _read(project, os.environ if environ is None else environ)
+    finally:
+        DISPLAY_ROOT.reset(token)
+
+
+def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings | None, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    found = [project.root / n for n in FILE_NAMES if (project.root / n).exists()]
+    if len(found) > 1:
+        diags.append(Diagnostic(
+            f"two project files: {FILE_NAMES[0]} and {FILE_NAMES[1]}",
+            f"Keep one of them (mlctl reads either name, never both); merge {FILE_NAMES[1]} into {FILE_NAMES[0]}.",
+            file=show_path(found[1])))
+    doc, data = None, {}
+    if found:
+        doc, problems = read_document(found[0])
+        diags.extend(problems)
+        data = _checked(doc, diags) if doc is not None else None
+    runtime, source, line = _chosen(project, environ, doc, data, diags)
+    if diags or data is None:
+        return None, diags
+    block = data.get(runtime) or {}
+    settings = apply_defaults(load_schema("project")["properties"][runtime], "project", block)
+    return ProjectSettings(
+        runtime, MappingProxyType(settings), source,
+        str(doc.path) if doc else None, line,
+        "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None), diags
+
+
+def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
+    """The file's mapping when it has the schema's shape (an empty file is an empty mapping), else
+    None with the problems appended to `diags`."""
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        diags.append(Diagnostic(
+            f"the project file {doc.display} is not a mapping",
+            "Write 'runtime: NAME' and each runtime's settings block as 'NAME: {...}' "
+            "(see docs/config.md, \"The project file\").", **doc.at(())))
+        return None
+    problems = [_reworded(d, data, doc) for d in validate_document(doc, "project", data)]
+    diags.extend(problems)
+    return None if problems else data
+
+
+def _reworded(d: Diagnostic, data: dict, doc: Document) -> Diagnostic:
+    """A schema error said in the project file's terms: an unknown runtime, a setting a runtime lacks."""
+    if d.field == "runtime" and isinstance(data.get("runtime"), str) and data["runtime"] not in KNOWN:
+        return _unknown(data["runtime"], "", doc.at(("runtime",)))
+    block, _, key = (d.field or "").rpartition(".")
+    if (block and block not in KNOWN) or "." in block or not d.summary.startswith("unknown field"):
+        return d
+    owners = [rt for rt in sorted(KNOWN) if rt != block and key in _setting_names(rt)]
+    move = f"'{key}' is a setting of the {owners[0]} runtime: move it into the '{owners[0]}:' block." if owners else ""
+    if not block:   # a runtime's setting written at the top level
+        return replace(d, detail=move) if move else d
+    mine = _setting_names(block)
+    detail = f"The {block} runtime's settings: {', '.join(mine) or 'none'}. "
+    detail += move or "Remove it or fix its spelling." + did_you_mean(key, mine)
+    return replace(d, summary=f"the {block} runtime has no setting '{key}'", detail=detail)
+
+
+def _setting_names(runtime: str) -> list[str]:
+    return sorted(load_schema("project")["properties"][runtime].get("properties", {}))
+
+
+def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, data: dict | None,
+            diags: list[Diagnostic]) -> tuple[str, str | None, int | None]:
+    """(runtime, source, line) by precedence; an unknown or unavailable choice appended to `diags`."""
+    if project.runtime_override is not None:
+        name, source, where, how = project.runtime_override, OPTION, {"field": OPTION}, f"given with {OPTION}"
+    elif environ.get(ENV_VAR):
+        name, source, where, how = environ[ENV_VAR], ENV_VAR, {"field": ENV_VAR}, f"in {ENV_VAR}"
+    elif doc is not None and isinstance(data, dict) and "runtime" in data:
+        name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
+    else:
+        return DEFAULT_RUNTIME, None, None
+    if name not in KNOWN:   # only from an override: the file's own is in the schema's enum
+        diags.append(_unknown(name, how, where))
+    elif name not in AVAILABLE:
+        diags.append(_unavailable(name, how, where, source))
+    return name, source, where.get("line")
+
+
+def _unknown(name: str, how: str, where: dict) -> Diagnostic:
+    known = sorted(KNOWN)
+    return Diagnostic(f"unknown runtime {name!r}" + (f" ({how})" if how else ""),
+                      f"Use one of: {', '.join(known)}." + did_you_mean(name, known), **where)
+
+
+def _unavailable(name: str, how: str, where: dict, source: str) -> Diagnostic:
+    runs = ", ".join(sorted(AVAILABLE))
+    instead = {OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
+               ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it"}.get(
+        source, f"write 'runtime: {DEFAULT_RUNTIME}' (or remove the line)")
+    return Diagnostic(f"the {name} runtime is not in this version of mlctl" + (f" ({how})" if how else ""),
+                      f"This version ({__version__}) runs: {runs}. To run here, {instead}; or install a version of mlctl "
+                      f"that has the {name} runtime.", **where)
