@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.project import Project
+from mlctl.runtime import registry
 from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
 from mlctl.schemas.validate import apply_defaults, did_you_mean, load_schema, validate_document
 
@@ -25,8 +26,7 @@ FILE_NAMES = ("mlctl.yaml", "mlctl.yml")   # the first one found is read; both a
 OPTION = "--runtime"
 ENV_VAR = "MLCTL_RUNTIME"
 DEFAULT_RUNTIME = "local"
-KNOWN = frozenset({"local", "docker", "ray"})   # the runtimes a project may name (the schema's `runtime` enum)
-AVAILABLE = frozenset({"local"})                # the runtimes this version runs: the docker and ray work add theirs
+KNOWN = frozenset({"local", "docker", "ray"})   # the runtimes a project file may name (the schema's `runtime` enum)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
     if diags or data is None:
         return None, diags
     block = data.get(runtime) or {}
-    settings = apply_defaults(load_schema("project")["properties"][runtime], "project", block)
+    schema = load_schema("project")["properties"].get(runtime, {})   # a runtime registered at run time has none
+    settings = apply_defaults(schema, "project", block)
     return ProjectSettings(
         runtime, MappingProxyType(settings), source,
         str(doc.path) if doc else None, line,
@@ -145,9 +146,9 @@ def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, 
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
         return DEFAULT_RUNTIME, None, None
-    if name not in KNOWN:   # only from an override: the file's own is in the schema's enum
+    if name not in registry.known():   # only from an override: the file's own is in the schema's enum
         diags.append(_unknown(name, how, where))
-    elif name not in AVAILABLE:
+    elif name not in registry.available():
         diags.append(_unavailable(name, how, where, source))
     return name, source, where.get("line")
 
@@ -159,7 +160,7 @@ def _unknown(name: str, how: str, where: dict) -> Diagnostic:
 
 
 def _unavailable(name: str, how: str, where: dict, source: str) -> Diagnostic:
-    runs = ", ".join(sorted(AVAILABLE))
+    runs = ", ".join(registry.available())
     instead = {OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
                ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it"}.get(
         source, f"write 'runtime: {DEFAULT_RUNTIME}' (or remove the line)")

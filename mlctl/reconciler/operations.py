@@ -41,7 +41,10 @@ def load_valid_config(project):
 
 def project_runtimes(project) -> Runtimes:
     """The project's runtime (which plans and applies), with the runtimes recorded in state loaded on demand."""
-    return Runtimes(load_runtime("local", {}))
+    from mlctl.projectfile import load_project_file
+
+    chosen = load_project_file(project)
+    return Runtimes(load_runtime(chosen.runtime, chosen.settings))
 
 
 def _errors_raised(result) -> None:

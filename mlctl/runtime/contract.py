@@ -49,7 +49,7 @@ enforces it).
 6. **Usage.** `Runtime.usage(endpoint, deployment)` reports, per instance, CPU seconds and peak
    memory, for profiling and limits.
 
-A fake runtime that keeps everything in memory (tests/runtime/fake.py) implements this contract, and
+A fake runtime that keeps everything in memory (tests/contract/fake_runtime.py) implements this contract, and
 one contract suite (tests/contract/) runs on every runtime.
 """
 

@@ -37,7 +37,7 @@ class Observed:
 
     def __bool__(self) -> bool:
         """Did the runtime report anything (an empty value stands for "never observed")?"""
-        return bool(self.extra) or any(getattr(self, f.name) not in (None, [], {})
+        return bool(self.extra) or any(getattr(self, f.name) is not None
                                        for f in dataclasses.fields(self) if f.name != "extra")
 
     def get(self, name: str, default=None):

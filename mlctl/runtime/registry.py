@@ -24,6 +24,11 @@ DEFAULT = "local"
 _extra: dict[str, Any] = {}      # runtimes registered at run time (tests register their fake one)
 
 
+def known() -> tuple[str, ...]:
+    """Names of every runtime mlctl knows, whether or not this version has it."""
+    return tuple(sorted(set(RUNTIMES) | set(_extra)))
+
+
 def available() -> tuple[str, ...]:
     """Names of the runtimes this mlctl can load."""
     return tuple(sorted({n for n, m in RUNTIMES.items() if m} | set(_extra)))

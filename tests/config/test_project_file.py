@@ -18,7 +18,8 @@ import pytest
 from loader_helpers import write_tree
 from mlctl.errors import MlctlError
 from mlctl.project import Project
-from mlctl.projectfile import AVAILABLE, KNOWN, ProjectSettings, load_project_file
+from mlctl.projectfile import KNOWN, ProjectSettings, load_project_file
+from mlctl.runtime import registry
 from mlctl.schemas.load import load_config
 from mlctl.schemas.validate import load_schema
 
@@ -48,7 +49,8 @@ def at(root: Path, **kw) -> Project:
 
 def test_the_schema_names_the_known_runtimes_and_closes_every_block():
     schema = load_schema("project")
-    assert set(schema["properties"]["runtime"]["enum"]) == KNOWN and AVAILABLE <= KNOWN
+    assert set(schema["properties"]["runtime"]["enum"]) == KNOWN == set(registry.RUNTIMES)
+    assert set(registry.available()) <= KNOWN
     assert schema["additionalProperties"] is False
     for name in KNOWN:
         assert schema["properties"][name]["additionalProperties"] is False, name

@@ -1,6 +1,6 @@
 """The contract suite's fixtures: one project, applied through the engine on each runtime in turn.
 
-`runtime_name` is parametrized over the runtimes the suite runs on: the in-memory fake (fake.py)
+`runtime_name` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py)
 and the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1). The
 project is the e2e tests' split-form project on mlctl's own interpreter (no virtualenv to build).
 """
@@ -15,10 +15,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from e2e_support import SplitProject, cleanup  # noqa: E402
-from fake import FakeWorld  # noqa: E402
+from contract_harness import Harness  # noqa: E402
+from e2e_support import cleanup  # noqa: E402
+from fake_runtime import FakeWorld  # noqa: E402
 
-from mlctl.project import Project  # noqa: E402
 from mlctl.runtime import registry  # noqa: E402
 
 RUNTIMES = ("fake", "local")
@@ -42,26 +42,6 @@ def world():
     registry.register("fake", w.runtime("fake"))
     yield w
     registry.unregister("fake")
-
-
-class Harness:
-    """A split project, the Project value the engine takes (with the runtime chosen), and the runtime."""
-
-    def __init__(self, root: Path, runtime_name: str):
-        self.split = SplitProject(root, "ctr")
-        self.runtime_name = runtime_name
-        self.project = Project.at(root, runtime_override=runtime_name)
-
-    def write(self, **deployments):
-        """write(blue={"count": 1}, green={...}) with all traffic on the first deployment."""
-        first = next(iter(deployments))
-        self.split.write({first: 100}, deployments)
-
-    @property
-    def runtime(self):
-        from mlctl.reconciler.operations import project_runtimes
-
-        return project_runtimes(self.project).main
 
 
 @pytest.fixture(params=RUNTIMES)

@@ -107,7 +107,7 @@ def test_delete_and_destroy_leave_nothing(harness):
     apply_project(harness.project)
     harness.write(blue={"count": 1})
     _, _, p = make_plan(harness.project)
-    assert orders(p) == {"deployment.ctr.green": Order.DELETE}
+    assert orders(p) == {"deployment.ctr.green": Order.DELETE, "model.ctr-green-model": Order.DELETE}
     apply_project(harness.project)
     assert set(harness.runtime.endpoint_status(harness.project, "ctr")["deployments"]) == {"blue"}
     _, state = apply_project(harness.project, destroy=True, allow_destroy=True)

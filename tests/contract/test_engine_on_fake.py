@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Harness
-from fake import FakeWorld
+from contract_harness import Harness
+from fake_runtime import FakeWorld
 
 from mlctl.errors import MlctlError
 from mlctl.reconciler import hooks as H
