@@ -9,7 +9,7 @@ from mlctl.commands.plan import lock_timeout_option
 
 def stop_unrecorded_hosts(project) -> None:
     """Stop endpoint hosts of this project the state does not know (e.g. the state file was lost)."""
-    from mlctl.runtime.local.hostclient import HostClient, find_host
+    from mlctl.runtime.host.client import HostClient, find_host
 
     run = project.data_dir / "run"
     for record in sorted(run.glob("*.json")) if run.is_dir() else []:

@@ -14,7 +14,7 @@ from mlctl.errors import MlctlError
 
 def authorization(project, name: str, auth_mode: str) -> str:
     """The Authorization header value for the endpoint (a key, or a fresh aml_token). Never printed."""
-    from mlctl.runtime.local import secrets
+    from mlctl.runtime.host import secrets
 
     try:
         if auth_mode == "aml_token":
@@ -38,7 +38,7 @@ def authorization(project, name: str, auth_mode: str) -> str:
 def command(project, endpoint, request_file, deployment, timeout):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
     from mlctl.commands.show import endpoint_state
-    from mlctl.runtime.local.hostclient import find_host
+    from mlctl.runtime.host.client import find_host
 
     _, rs = endpoint_state(project, endpoint)
     info = find_host(project.data_dir, endpoint)

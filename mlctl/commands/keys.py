@@ -18,8 +18,8 @@ def command(project, endpoint, regenerate, as_json):
     """Print ENDPOINT's keys (auth_mode key) or a fresh token with its expiry (auth_mode aml_token)."""
     from mlctl.commands.show import endpoint_state
     from mlctl.errors import MlctlError
-    from mlctl.runtime.local import secrets
-    from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
+    from mlctl.runtime.host import secrets
+    from mlctl.runtime.host.client import HostClient, HostError, find_host
 
     _, rs = endpoint_state(project, endpoint)
     mode = rs.attributes.get("auth_mode", "key")

@@ -47,7 +47,7 @@ def storage_initializer(project, state, endpoint: str, deployment: str, lines: i
 def command(project, endpoint, deployment, lines, follow, instance, container):
     """Print a deployment's logs (Azure's get-logs): the last N lines, then new ones with --follow."""
     from mlctl.commands.show import endpoint_state
-    from mlctl.runtime.local.host.logfiles import tail
+    from mlctl.runtime.host.logfiles import tail
 
     state, _ = endpoint_state(project, endpoint)
     if container == "storage-initializer":

@@ -29,7 +29,7 @@ def endpoint_state(project, name: str):
 
 def report(project, state, name: str) -> dict:
     """What `show` prints, from the state and the live endpoint host (Azure's field names)."""
-    from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
+    from mlctl.runtime.host.client import HostClient, HostError, find_host
 
     rs = recorded_endpoints(state)[name]
     info = find_host(project.data_dir, name)

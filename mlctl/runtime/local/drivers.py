@@ -13,7 +13,9 @@ from pathlib import Path
 
 from mlctl.resources import Kind
 from mlctl.runtime.drivers import DriverError, RuntimeContext
-from mlctl.runtime.local import envs, hostclient, secrets, snapshot, store
+from mlctl.runtime.host import client as hostclient
+from mlctl.runtime.host import secrets
+from mlctl.runtime.local import envs, snapshot, store
 from mlctl.runtime.local.conda import requirements
 
 RUNTIME = "local"
