@@ -48,7 +48,7 @@ def test_commands_and_reconciler_import_no_specific_runtime():
 def test_the_check_sees_a_lazy_import_of_a_runtime(tmp_path):
     """The check itself can fail: an import inside a function is found."""
     f = PACKAGE / "commands" / "_probe_for_test.py"
-    f.write_text("def f():\n    from mlctl.runtime.local import secrets\n")
+    f.write_text("def f():\n    from mlctl.runtime.local import envs\n")
     try:
         assert any(runtime_specific(m) for m in imports(f))
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httptools
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mlctl.runtime.local.host.upstream import Pool  # noqa: E402
+from mlctl.runtime.host.upstream import Pool  # noqa: E402
 
 
 class BareConnection(asyncio.Protocol):

@@ -56,8 +56,8 @@ start_azure, stop, train = server_bench.start_azure, server_bench.stop, server_b
 group_cpu_s, merge = server_bench.group_cpu_s, server_bench.merge
 free_port, wait_ready = server_bench.free_port, server_bench.wait_ready
 
-from mlctl.runtime.local import secrets
-from mlctl.runtime.local.hostclient import HostClient, start_host
+from mlctl.runtime.host import secrets
+from mlctl.runtime.host.client import HostClient, start_host
 
 
 def start_bare(socket_path: str, key: str):

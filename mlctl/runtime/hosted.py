@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import InstanceUsage, Runtime
-from mlctl.runtime.local import secrets
-from mlctl.runtime.local.hostclient import HostClient, HostError, find_host
+from mlctl.runtime.host import secrets
+from mlctl.runtime.host.client import HostClient, HostError, find_host
 
 
 class HostedRuntime(Runtime):
@@ -70,7 +70,7 @@ class HostedRuntime(Runtime):
             return None
 
     def logs(self, project, endpoint, deployment, *, lines, instance=None, follow=False) -> Iterator[str]:
-        from mlctl.runtime.local.host.logfiles import tail
+        from mlctl.runtime.host.logfiles import tail
 
         return tail(project.data_dir, endpoint, deployment, lines=lines, instance=instance, follow=follow)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 
-from mlctl.runtime.local.hostclient import RELOAD_KEYS_S
+from mlctl.runtime.host.client import RELOAD_KEYS_S
 
 
 # written by every config load (plan and validate too): the file digest cache and the data folder's .gitignore

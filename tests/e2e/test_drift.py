@@ -73,7 +73,7 @@ def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
 def test_traffic_and_instances_changed_outside_mlctl_are_drift_and_apply_puts_them_back(split_project):
     """Someone changes the running endpoint through its host's admin socket (not through mlctl):
     traffic moved and a deployment scaled. Both are drift in `plan --refresh-only`; apply restores."""
-    from mlctl.runtime.local.hostclient import HostClient
+    from mlctl.runtime.host.client import HostClient
 
     p, root = split_project, split_project.root
     p.write({"blue": 80, "green": 20}, {"blue": {}, "green": {}})

@@ -15,9 +15,9 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlctl.runtime.local import secrets
-from mlctl.runtime.local.host.runfiles import is_alive
-from mlctl.runtime.local.hostclient import HostClient, start_host
+from mlctl.runtime.host import secrets
+from mlctl.runtime.host.runfiles import is_alive
+from mlctl.runtime.host.client import HostClient, start_host
 
 SCORE = textwrap.dedent('''
     """Test scoring script: predicts with the Ridge model; the request's JSON steers odd behaviour."""

@@ -8,7 +8,7 @@ import stat
 import urllib.request
 from urllib.error import HTTPError
 
-from mlctl.runtime.local import secrets
+from mlctl.runtime.host import secrets
 
 from hosttools import body, send, wait_until
 

@@ -9,7 +9,7 @@ import pytest
 from hosttools import send
 
 from mlctl.errors import MlctlError
-from mlctl.runtime.local.host.logfiles import RotatingLog, tail
+from mlctl.runtime.host.logfiles import RotatingLog, tail
 
 
 def test_rotating_log_rotates_by_size_and_tail_reads_across_backups(tmp_path):

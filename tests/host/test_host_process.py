@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from mlctl.runtime.local.host.runfiles import host_log, is_alive, read_run_record
-from mlctl.runtime.local.hostclient import HostClient, HostError, find_host, start_host
+from mlctl.runtime.host.runfiles import host_log, is_alive, read_run_record
+from mlctl.runtime.host.client import HostClient, HostError, find_host, start_host
 
 from hosttools import body, send, wait_until
 

@@ -9,7 +9,7 @@ from urllib.error import HTTPError
 
 import pytest
 
-from mlctl.runtime.local.hostclient import DeploymentFailed, HostError
+from mlctl.runtime.host.client import DeploymentFailed, HostError
 
 from hosttools import send, wait_until
 
@@ -142,5 +142,5 @@ def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):
     pids = [i["pid"] for i in host.client.status()["deployments"]["green"]["instances"]]
     host.client.remove_deployment("green")
     assert "green" not in host.client.status()["deployments"]
-    from mlctl.runtime.local.host.runfiles import is_alive
+    from mlctl.runtime.host.runfiles import is_alive
     assert not any(is_alive(p) for p in pids)

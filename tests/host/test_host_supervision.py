@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from mlctl.runtime.local.host.runfiles import is_alive
+from mlctl.runtime.host.runfiles import is_alive
 
 from hosttools import sample, scrape, send, wait_until
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mlctl.runtime.local.host.runfiles import TWIN_EXIT, endpoint_tag, host_log, is_alive, read_run_record, run_file
-from mlctl.runtime.local.hostclient import PACKAGE_PARENT, start_host
+from mlctl.runtime.host.runfiles import TWIN_EXIT, endpoint_tag, host_log, is_alive, read_run_record, run_file
+from mlctl.runtime.host.client import PACKAGE_PARENT, start_host
 
 from hosttools import send, wait_until
 
@@ -128,7 +128,7 @@ def _host_processes(data_dir: Path) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"mlctl.runtime.local.host" in argv and os.fsencode(data_dir) in argv and is_alive(int(entry.name)):
+            if b"mlctl.runtime.host" in argv and os.fsencode(data_dir) in argv and is_alive(int(entry.name)):
                 pids.append(int(entry.name))
     return pids
 
@@ -140,7 +140,7 @@ def test_a_second_host_of_a_running_endpoint_exits_and_the_first_keeps_serving(m
     folder = run_dir / endpoint_tag(first.data_dir, "twin")
     before = names(folder)
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
-    second = subprocess.run([sys.executable, "-m", "mlctl.runtime.local.host", "--data-dir", str(first.data_dir),
+    second = subprocess.run([sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(first.data_dir),
                              "--endpoint", "twin"], env=env, capture_output=True, text=True, timeout=60)
     assert second.returncode == TWIN_EXIT
     assert "another host of endpoint 'twin' is running" in second.stderr

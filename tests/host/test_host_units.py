@@ -6,11 +6,11 @@ import collections
 
 import pytest
 
-from mlctl.runtime.local import secrets
-from mlctl.runtime.local.host.metrics import Metrics
-from mlctl.runtime.local.host.routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
-from mlctl.runtime.local.host.spec import DeploymentSpec, SpecError
-from mlctl.runtime.local.host.upstream import _dechunk, _parse_head
+from mlctl.runtime.host import secrets
+from mlctl.runtime.host.metrics import Metrics
+from mlctl.runtime.host.routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
+from mlctl.runtime.host.spec import DeploymentSpec, SpecError
+from mlctl.runtime.host.upstream import _dechunk, _parse_head
 
 
 def test_weighted_picker_is_exact_and_smooth():
@@ -114,7 +114,7 @@ def test_metrics_text_parses_and_counts():
 def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(tmp_path):
     import asyncio
 
-    from mlctl.runtime.local.host.upstream import ConnectionFailed, Pool
+    from mlctl.runtime.host.upstream import ConnectionFailed, Pool
     path = str(tmp_path / "s.sock")
     connections = []
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from mlctl.runtime.local import secrets
+from mlctl.runtime.host import secrets
 
 
 def _mode(path):

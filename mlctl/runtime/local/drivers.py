@@ -14,7 +14,9 @@ from pathlib import Path
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.local import envs, hostclient, secrets, snapshot, store
+from mlctl.runtime.host import client as hostclient
+from mlctl.runtime.host import secrets
+from mlctl.runtime.local import envs, snapshot, store
 from mlctl.runtime.local.conda import requirements
 from mlctl.runtime.observed import (DeploymentObserved, EndpointObserved, EnvironmentObserved, ImageObserved,
                                     ModelObserved, TrafficObserved)

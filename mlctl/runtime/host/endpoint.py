@@ -7,7 +7,7 @@ import hmac
 import logging
 import time
 
-from .. import secrets
+from . import secrets
 from .instances import InstanceFailed, Launch
 from .metrics import Metrics
 from .routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors

@@ -1,6 +1,6 @@
 """Start, find and drive an endpoint host (synchronous; HTTP/JSON over its admin unix socket).
 
-`start_host` runs `python -m mlctl.runtime.local.host` detached (new session, output to
+`start_host` runs `python -m mlctl.runtime.host` detached (new session, output to
 DATA_DIR/logs/ENDPOINT/host.log) and waits until it answers; `HostClient` gives it orders.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import mlctl
 
 from . import secrets
-from .host.runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
+from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
@@ -82,7 +82,7 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
     log_path = host_log(data_dir, endpoint)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
-    cmd = [sys.executable, "-m", "mlctl.runtime.local.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
+    cmd = [sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
            "--auth-mode", auth_mode] + (["--port", str(port)] if port else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))

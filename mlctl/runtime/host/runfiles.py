@@ -98,6 +98,6 @@ def is_host_process(pid: int | None) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"mlctl.runtime.local.host" in f.read()
+            return b"mlctl.runtime.host" in f.read()
     except OSError:
         return True

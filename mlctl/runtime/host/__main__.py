@@ -1,4 +1,4 @@
-"""Entry point: `python -m mlctl.runtime.local.host --data-dir DIR --endpoint NAME [--port P] [--auth-mode M]`.
+"""Entry point: `python -m mlctl.runtime.host --data-dir DIR --endpoint NAME [--port P] [--auth-mode M]`.
 
 Binds the gateway on 127.0.0.1 (the given port, else the recorded one if free, else 0), the admin
 API on its unix socket (0600), writes DIR/run/NAME.json, and runs until shutdown or SIGTERM.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .. import secrets
+from . import secrets
 from .admin import make_admin
 from .endpoint import Endpoint
 from .gateway import Gateway
@@ -106,7 +106,7 @@ async def serve(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlctl.runtime.local.host")
+    parser = argparse.ArgumentParser(prog="python -m mlctl.runtime.host")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--port", type=int, default=None)
