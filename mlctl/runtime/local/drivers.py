@@ -237,6 +237,19 @@ def deployment_observed(d: dict | None) -> dict | None:
             "instances": d.get("instances", [])}
 
 
+def give_order(client: hostclient.HostClient, spec: dict, timeout: float) -> dict:
+    """The host's order for `spec` from what it runs now: create when absent, roll when the digest differs,
+    scale when only the count does, else revive the instances that are down (until the engine gives orders)."""
+    running = client.status().get("deployments", {}).get(spec["name"])
+    if running is None:
+        return client.create_deployment(spec, timeout)
+    if running.get("digest") != spec["digest"]:
+        return client.roll_deployment(spec, timeout)
+    if running.get("instance_count") != spec["instance_count"]:
+        return client.scale_deployment(spec["name"], spec["instance_count"], timeout)
+    return client.revive_deployment(spec["name"], timeout)
+
+
 class DeploymentDriver:
     """Starts a deployment's instances in its endpoint host; replaces health-gated; scales in place."""
 
@@ -246,7 +259,7 @@ class DeploymentDriver:
         client = _client(ctx, a["endpoint"])
         ctx.progress(str(resource.address), f"starting {a['instance_count']} instance(s) and waiting until ready")
         try:
-            status = client.put_deployment(spec, timeout=ctx.timeout)
+            status = give_order(client, spec, ctx.timeout)
         except hostclient.DeploymentFailed as e:
             raise DriverError(f"{resource.address} failed to start: {e}",
                               f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} "
