@@ -179,7 +179,7 @@ def main() -> int:
         client = HostClient(info)
         azure, bare, tcp, nginx = [], None, None, None
         try:
-            client.put_deployment({
+            client.create_deployment({
                 "name": "blue", "digest": "sha256:bench", "python": sys.executable,
                 "code_dir": str(ROOT / "bench" / "server"), "scoring_script": "score.py",
                 "model_dir": str(work / "model"), "instance_count": 1,

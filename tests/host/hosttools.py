@@ -27,6 +27,8 @@ SCORE = textwrap.dedent('''
         global model
         if os.environ.get("FAIL_INIT"):
             raise RuntimeError("init failed on purpose: " + os.environ["FAIL_INIT"])
+        if os.path.exists(os.environ.get("FAIL_INIT_WHILE", "/nonexistent")):
+            raise RuntimeError("init failed while this file exists: " + os.environ["FAIL_INIT_WHILE"])
         with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "rb") as f:
             model = pickle.load(f)
         print("model loaded", flush=True)
@@ -80,8 +82,15 @@ class Host:
                                      "max_concurrent_requests_per_instance": concurrent},
                 "liveness_probe": liveness or {}, "readiness_probe": {}}
 
-    def put(self, name: str, **kw) -> dict:
-        result = self.client.put_deployment(self.spec(name, **kw), timeout=60)
+    def create(self, name: str, **kw) -> dict:
+        """The create order for deployment `name` (see spec() for the keywords); its status."""
+        result = self.client.create_deployment(self.spec(name, **kw), timeout=60)
+        self.remember()
+        return result
+
+    def roll(self, name: str, **kw) -> dict:
+        """The roll order: new instances of spec(name, **kw) beside the old, health-gated; its status."""
+        result = self.client.roll_deployment(self.spec(name, **kw), timeout=60)
         self.remember()
         return result
 

@@ -25,7 +25,7 @@ def post(host, headers=None, path="/score", data=None):
 
 def test_keys_primary_secondary_wrong_none_and_regenerated(make_host):
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     keys = secrets.read_keys(host.data_dir, host.name)
     assert post(host, {"Authorization": f"Bearer {keys['primary']}"})[0] == 200
@@ -44,7 +44,7 @@ def test_keys_primary_secondary_wrong_none_and_regenerated(make_host):
 
 def test_aml_token_valid_expired_and_foreign(make_host, tmp_path):
     host = make_host(auth_mode="aml_token")
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     token, expiry = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
     assert post(host, {"Authorization": f"Bearer {token}"})[0] == 200
@@ -63,7 +63,7 @@ def test_aml_token_valid_expired_and_foreign(make_host, tmp_path):
 
 def test_authorization_never_reaches_the_instance_and_keys_appear_in_no_log(make_host):
     host = make_host()
-    host.put("blue", count=2)
+    host.create("blue", count=2)
     host.client.set_traffic({"blue": 100})
     results = send(host.url + "/score", 40, concurrency=4, headers=host.auth(**{"x-request-id": "rid-auth-1"}))
     assert [r[0] for r in results] == [200] * 40
@@ -92,6 +92,6 @@ def test_secrets_file_and_admin_socket_are_private(make_host):
     host = make_host()
     assert stat.S_IMODE(os.stat(secrets.secrets_path(host.data_dir, host.name)).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(host.info.admin_socket).st_mode) == 0o600
-    host.put("blue")
+    host.create("blue")
     sock = host.client.status()["deployments"]["blue"]["instances"][0]["socket"]
     assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700

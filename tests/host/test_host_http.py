@@ -131,7 +131,7 @@ def assert_refused(answer: Answer, status: int, wire: Wire) -> None:
 
 def serving(make_host, **kw):
     host = make_host()
-    host.put("blue", **kw)
+    host.create("blue", **kw)
     host.client.set_traffic({"blue": 100})
     return host
 

@@ -12,8 +12,8 @@ from hosttools import body, sample, scrape, send, wait_until
 def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make_host, tmp_path):
     host = make_host()
     copies = tmp_path / "copies.txt"
-    host.put("blue", count=2, concurrent=2)
-    host.put("green", env={"RECORD_FILE": str(copies)}, concurrent=4)
+    host.create("blue", count=2, concurrent=2)
+    host.create("green", env={"RECORD_FILE": str(copies)}, concurrent=4)
     host.client.set_traffic({"blue": 100}, {"green": 10})
     results = send(host.url + "/score", 1000, concurrency=4, headers=host.auth())
     assert collections.Counter(r[0] for r in results) == {200: 1000}
@@ -31,7 +31,7 @@ def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make
     assert len(copies.read_text().splitlines()) == n
     # a broken mirror (every run() raises) and a slow one (0.3 s per copy) fail no live request
     for phase, env in (("broken", {"ALWAYS_FAIL": "1"}), ("slow", {"SLOW_S": "0.3"})):
-        host.put("green", digest=f"sha256:green-{phase}", env=env)
+        host.roll("green", digest=f"sha256:green-{phase}", env=env)
         before = scrape(host)
         results = send(host.url + "/score", 300, concurrency=4, headers=host.auth())
         assert collections.Counter(r[0] for r in results) == {200: 300}, phase
@@ -47,7 +47,7 @@ def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make
 
 def test_sleeping_run_gets_408_and_the_next_request_succeeds(make_host):
     host = make_host()
-    host.put("blue", timeout_ms=1000)
+    host.create("blue", timeout_ms=1000)
     host.client.set_traffic({"blue": 100})
     slow = send(host.url + "/score", 1, headers=host.auth(), payload=body(sleep=3))[0]
     assert slow[0] == 408 and "1000 ms" in slow[1]["message"]
@@ -57,7 +57,7 @@ def test_sleeping_run_gets_408_and_the_next_request_succeeds(make_host):
 
 def test_burst_past_the_limit_gets_429_and_no_other_error(make_host):
     host = make_host()
-    host.put("blue", count=2, env={"SLOW_S": "0.2"})  # limit 2 x 1 x 2 = 4 in flight
+    host.create("blue", count=2, env={"SLOW_S": "0.2"})  # limit 2 x 1 x 2 = 4 in flight
     host.client.set_traffic({"blue": 100})
     results = send(host.url + "/score", 60, concurrency=12, headers=host.auth())
     counts = collections.Counter(r[0] for r in results)
@@ -69,7 +69,7 @@ def test_burst_past_the_limit_gets_429_and_no_other_error(make_host):
 def test_each_instance_gets_at_most_max_concurrent_requests(make_host):
     host = make_host()
     # 2 instances x 2 slots: the 8 clients fit the limit (2 x 2 x 2 = 8), so 4 wait at the gateway
-    host.put("blue", count=2, concurrent=2, env={"SLOW_S": "0.1"})
+    host.create("blue", count=2, concurrent=2, env={"SLOW_S": "0.1"})
     host.client.set_traffic({"blue": 100})
     peaks, stop = collections.Counter(), threading.Event()
 
@@ -107,7 +107,7 @@ def test_each_instance_gets_at_most_max_concurrent_requests(make_host):
 
 def test_script_error_is_424_with_the_model_error_headers(make_host):
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     status, answer, headers = send(host.url + "/score", 1, headers=host.auth(), payload=body(fail=True))[0]
     assert status == 424
@@ -121,8 +121,8 @@ def test_script_error_is_424_with_the_model_error_headers(make_host):
 
 def test_metrics_counters_match_the_requests_sent(make_host):
     host = make_host()
-    host.put("blue", count=2)
-    host.put("green")
+    host.create("blue", count=2)
+    host.create("green")
     host.client.set_traffic({"blue": 50, "green": 50})
     ok = send(host.url + "/score", 40, concurrency=2, headers=host.auth())
     failed = send(host.url + "/score", 6, headers=host.auth(), payload=body(fail=True))

@@ -52,7 +52,7 @@ def test_tail_defaults_to_5000_lines_and_follow_loses_no_line_across_rotations(t
 
 def test_tail_of_a_deployment_and_follow_shows_a_new_request(make_host):
     host = make_host()
-    host.put("blue", count=2)
+    host.create("blue", count=2)
     host.client.set_traffic({"blue": 100})
     lines = list(tail(host.data_dir, host.name, "blue", lines=5000))
     assert any(line.startswith("instance-0 | ") and "model loaded" in line for line in lines)

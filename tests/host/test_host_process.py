@@ -20,7 +20,7 @@ def test_start_is_idempotent_and_shutdown_leaves_no_process(make_host):
     host = make_host()
     assert start_host(host.data_dir, host.name, auth_mode="key", port=None).pid == host.info.pid
     assert os.getsid(host.info.pid) == host.info.pid  # detached: its own session
-    host.put("blue", count=2)
+    host.create("blue", count=2)
     pids = [i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]]
     socket_dir = os.path.dirname(host.client.status()["deployments"]["blue"]["instances"][0]["socket"])
     host.client.shutdown()
@@ -34,14 +34,14 @@ def test_start_is_idempotent_and_shutdown_leaves_no_process(make_host):
 
 def test_killed_host_takes_its_instances_and_restarts_on_the_recorded_port(make_host):
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     pids = [i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]]
     os.kill(host.info.pid, signal.SIGKILL)
     wait_until(lambda: not is_alive(host.info.pid) and not any(is_alive(p) for p in pids), 10, "no orphans")
     assert find_host(host.data_dir, host.name) is None
     again = make_host()
     assert again.info.port == host.info.port and again.info.pid != host.info.pid
-    again.put("blue")
+    again.create("blue")
     again.client.set_traffic({"blue": 100})
     assert send(again.url + "/score", 2, headers=again.auth())[0][0] == 200  # same keys
 
@@ -62,7 +62,7 @@ def test_deep_data_folder_keeps_sockets_under_the_unix_path_limit(make_host, tmp
     host = make_host(name="an-endpoint-with-a-long-name", data_dir=deep)
     assert len(os.fsencode(host.info.admin_socket)) < 108
     assert read_run_record(deep, host.name)["admin_socket"] == host.info.admin_socket
-    host.put("a-deployment-name-of-32-chars-xx")
+    host.create("a-deployment-name-of-32-chars-xx")
     host.client.set_traffic({"a-deployment-name-of-32-chars-xx": 100})
     assert send(host.url + "/score", 2, headers=host.auth())[0][0] == 200
 
@@ -71,7 +71,7 @@ def test_shutdown_lets_a_request_in_flight_finish_and_logs_it(make_host):
     """A request answered by callbacks (no task) is still waited for at shutdown, and its access line
     and metrics are settled before the host exits."""
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     result = {}
 

@@ -25,8 +25,8 @@ def get(url, headers=None):
 
 def test_split_70_30_over_500_requests_and_header_targets_one_deployment(make_host):
     host = make_host()
-    host.put("blue", count=2)
-    host.put("green", concurrent=2)  # limit 4 = the clients: no 429 however they bunch up
+    host.create("blue", count=2)
+    host.create("green", concurrent=2)  # limit 4 = the clients: no 429 however they bunch up
     host.client.set_traffic({"blue": 70, "green": 30})
     results = send(host.url + "/score", 500, concurrency=4, headers=host.auth())
     assert collections.Counter(r[0] for r in results) == {200: 500}
@@ -46,7 +46,7 @@ def test_no_deployment_with_weight_is_404(make_host):
     host = make_host()
     results = send(host.url + "/score", 3, headers=host.auth())
     assert [r[0] for r in results] == [404] * 3 and "traffic" in results[0][1]["message"]
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 0})
     results = send(host.url + "/score", 3, headers=host.auth())
     assert [r[0] for r in results] == [404] * 3
@@ -57,7 +57,7 @@ def test_health_swagger_and_request_ids(make_host):
     host = make_host()
     assert get(host.url + "/")[:2] == (200, b"Healthy")
     assert get(host.url + "/swagger.json", host.auth())[0] == 404  # nothing deployed yet
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     assert get(host.url + "/swagger.json")[0] == 401
     status, raw, _ = get(host.url + "/swagger.json", host.auth())
@@ -88,17 +88,17 @@ def test_health_swagger_and_request_ids(make_host):
 
 def test_failing_init_is_refused_with_its_traceback_and_the_other_keeps_serving(make_host):
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     host.client.set_traffic({"blue": 100})
     with pytest.raises(DeploymentFailed) as failed:
-        host.put("green", env={"FAIL_INIT": "bad weights"})
+        host.create("green", env={"FAIL_INIT": "bad weights"})
     assert "green" in failed.value.message
     assert "RuntimeError: init failed on purpose: bad weights" in failed.value.log_tail
     assert "Traceback" in failed.value.log_tail
     assert "green" not in host.client.status()["deployments"]
     # the same for a replacement: blue's old instances keep serving
     with pytest.raises(DeploymentFailed):
-        host.put("blue", digest="sha256:blue-2", env={"FAIL_INIT": "v2 broken"})
+        host.roll("blue", digest="sha256:blue-2", env={"FAIL_INIT": "v2 broken"})
     status = host.client.status()["deployments"]["blue"]
     assert status["digest"] == "sha256:blue-1" and status["ready_instances"] == 1
     results = send(host.url + "/score", 20, concurrency=2, headers=host.auth())
@@ -109,17 +109,17 @@ def test_failing_init_is_refused_with_its_traceback_and_the_other_keeps_serving(
     # an interpreter that does not exist, and a spec missing a field, are refused with what is wrong
     spec = host.spec("green")
     with pytest.raises(DeploymentFailed) as no_python:
-        host.client.put_deployment({**spec, "python": "/nonexistent/bin/python"}, timeout=20)
+        host.client.create_deployment({**spec, "python": "/nonexistent/bin/python"}, timeout=20)
     assert "/nonexistent/bin/python" in no_python.value.message
     with pytest.raises(HostError) as bad_spec:
-        host.client.put_deployment({k: v for k, v in spec.items() if k != "model_dir"}, timeout=20)
+        host.client.create_deployment({k: v for k, v in spec.items() if k != "model_dir"}, timeout=20)
     assert bad_spec.value.kind == "refused" and "model_dir" in bad_spec.value.message
 
 
 def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):
     host = make_host()
-    host.put("blue")
-    host.put("green")
+    host.create("blue")
+    host.create("green")
     for traffic, mirror, words in (({"blue": 60}, {}, "total 0 or 100"),
                                    ({"blue": 100}, {"green": 60}, "at most 50"),
                                    ({"blue": 100}, {"blue": 10}, "live and mirror"),

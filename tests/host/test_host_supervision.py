@@ -18,7 +18,7 @@ def instances(host, name="blue"):
 
 def test_sigkill_of_one_of_two_instances_under_load_fails_no_request_and_it_comes_back(make_host):
     host = make_host()
-    host.put("blue", count=2, env={"SLOW_S": "0.01"})
+    host.create("blue", count=2, env={"SLOW_S": "0.01"})
     host.client.set_traffic({"blue": 100})
     victim = instances(host)[0]["pid"]
 
@@ -41,7 +41,7 @@ def test_sigkill_of_one_of_two_instances_under_load_fails_no_request_and_it_come
 
 def test_unresponsive_instance_fails_liveness_and_is_restarted(make_host):
     host = make_host()
-    host.put("blue", liveness={"initial_delay": 0, "period": 0.2, "timeout": 0.2, "failure_threshold": 2})
+    host.create("blue", liveness={"initial_delay": 0, "period": 0.2, "timeout": 0.2, "failure_threshold": 2})
     frozen = instances(host)[0]["pid"]
     os.kill(frozen, signal.SIGSTOP)
     try:
@@ -59,19 +59,19 @@ def test_unresponsive_instance_fails_liveness_and_is_restarted(make_host):
 def test_health_gated_replace_and_scaling_under_load_fail_no_request(make_host):
     host = make_host()
     # max_concurrent 2: even at 1 instance the limit (2 x 2 x 1) covers the 4 clients, so no 429
-    host.put("blue", count=2, env={"SLOW_S": "0.005"}, concurrent=2)
+    host.create("blue", count=2, env={"SLOW_S": "0.005"}, concurrent=2)
     host.client.set_traffic({"blue": 100})
     old_pids = {i["pid"] for i in instances(host)}
     steps = []
 
     def rollout():
-        host.put("blue", count=2, digest="sha256:blue-2", env={"SLOW_S": "0.005", "WHO": "blue-v2"}, concurrent=2)
+        host.roll("blue", count=2, digest="sha256:blue-2", env={"SLOW_S": "0.005", "WHO": "blue-v2"}, concurrent=2)
         steps.append(host.client.status()["deployments"]["blue"])
         host.client.scale_deployment("blue", 3)
         steps.append(host.client.status()["deployments"]["blue"])
         host.client.scale_deployment("blue", 1)
         steps.append(host.client.status()["deployments"]["blue"])
-        host.put("blue", count=2, digest="sha256:blue-2", env={"SLOW_S": "0.005", "WHO": "blue-v2"}, concurrent=2)  # scale by put
+        host.client.scale_deployment("blue", 2)
         steps.append(host.client.status()["deployments"]["blue"])
 
     results = send(host.url + "/score", 20000, concurrency=4, headers=host.auth(), limit_s=90, during=rollout)
@@ -90,7 +90,7 @@ def test_health_gated_replace_and_scaling_under_load_fail_no_request(make_host):
 
 def test_an_instance_that_keeps_dying_is_restarted_with_growing_backoff(make_host):
     host = make_host()
-    host.put("blue")
+    host.create("blue")
     for n in range(1, 4):
         victim = instances(host)[0]["pid"]
         os.kill(victim, signal.SIGKILL)

@@ -44,7 +44,7 @@ def names(folder: Path) -> list[str]:
 def test_a_killed_hosts_folder_and_admin_socket_are_swept_by_the_next_start(make_host, tmp_path, run_dir):
     deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 4)  # its admin socket lives in the run folder too
     dead = make_host("dead", data_dir=deep)
-    dead.put("blue")
+    dead.create("blue")
     tag = endpoint_tag(deep, "dead")
     socket_path = dead.client.status()["deployments"]["blue"]["instances"][0]["socket"]
     assert dead.info.admin_socket == str(run_dir / f"{tag}-admin.sock")
@@ -59,7 +59,7 @@ def test_a_killed_hosts_folder_and_admin_socket_are_swept_by_the_next_start(make
 
 def test_live_hosts_keep_their_folders_while_others_start_at_once(make_host, tmp_path, run_dir):
     live = make_host("live")
-    live.put("blue")
+    live.create("blue")
     live.client.set_traffic({"blue": 100})
     folder = run_dir / endpoint_tag(live.data_dir, "live")
     before = names(folder)
@@ -135,7 +135,7 @@ def _host_processes(data_dir: Path) -> list[int]:
 
 def test_a_second_host_of_a_running_endpoint_exits_and_the_first_keeps_serving(make_host, run_dir):
     first = make_host("twin")
-    first.put("blue")
+    first.create("blue")
     first.client.set_traffic({"blue": 100})
     folder = run_dir / endpoint_tag(first.data_dir, "twin")
     before = names(folder)

@@ -9,7 +9,7 @@ import pytest
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.metrics import Metrics
 from mlctl.runtime.host.routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
-from mlctl.runtime.host.spec import DeploymentSpec, SpecError
+from mlctl.runtime.host.spec import PROBE_DEFAULTS, REQUEST_DEFAULTS, ServingSpec, SpecError
 from mlctl.runtime.host.upstream import _dechunk, _parse_head
 
 
@@ -69,17 +69,28 @@ def test_tokens(tmp_path):
 def test_spec_defaults_and_errors():
     base = {"name": "blue", "digest": "sha256:1", "python": "/usr/bin/python3", "code_dir": "/c",
             "scoring_script": "score.py", "model_dir": "/m"}
-    spec = DeploymentSpec.from_dict(base)
+    spec = ServingSpec.from_dict(base)
     assert (spec.instance_count, spec.max_concurrent, spec.timeout_s) == (1, 1, 5.0)
     assert spec.instance_timeout_ms == 5500 and spec.readiness_budget_s == 310
-    assert DeploymentSpec.from_dict({**base, "request_settings": {"request_timeout_ms": 1000}}).instance_timeout_ms == 1250
+    assert ServingSpec.from_dict({**base, "request_settings": {"request_timeout_ms": 1000}}).instance_timeout_ms == 1250
     for bad, words in (({"instance_count": 0}, "instance_count"), ({"python": ""}, "python"),
                        ({"environment_variables": {"A": 1}}, "environment_variables"),
                        ({"request_settings": {"request_timeout_ms": 0}}, "request_timeout_ms"),
-                       ({"liveness_probe": {"period": -1}}, "liveness_probe.period")):
+                       ({"liveness_probe": {"period": -1}}, "liveness_probe.period"),
+                       ({"launcher": "docker"}, "unknown launcher 'docker': this endpoint host has process")):
         with pytest.raises(SpecError) as e:
-            DeploymentSpec.from_dict({**base, **bad})
+            ServingSpec.from_dict({**base, **bad})
         assert words in str(e.value)
+
+
+def test_spec_defaults_are_the_deployment_schemas():
+    assert PROBE_DEFAULTS == {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1,
+                              "failure_threshold": 30}
+    assert REQUEST_DEFAULTS == {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1,
+                                "max_queue_wait_ms": 500}
+    spec = ServingSpec.from_dict({"name": "blue", "digest": "sha256:1", "python": "/usr/bin/python3",
+                                  "code_dir": "/c", "scoring_script": "score.py", "model_dir": "/m"})
+    assert (spec.launcher, spec.liveness_probe, spec.request_settings) == ("process", PROBE_DEFAULTS, REQUEST_DEFAULTS)
 
 
 def test_answer_head_and_chunked_body_parsing():
@@ -111,7 +122,8 @@ def test_metrics_text_parses_and_counts():
     assert values[("mlctl_requests_in_flight", (("deployment", "blue"),))] == 1
 
 
-def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(tmp_path):
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(tmp_path, transport):
     import asyncio
 
     from mlctl.runtime.host.upstream import ConnectionFailed, Pool
@@ -131,8 +143,12 @@ def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(t
         writer.close()
 
     async def main():
-        server = await asyncio.start_unix_server(handle, path)
-        pool = Pool(path)
+        if transport == "unix":  # an address as a launcher gives it
+            server = await asyncio.start_unix_server(handle, path)
+            pool = Pool(f"unix:{path}")
+        else:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            pool = Pool(f"tcp:127.0.0.1:{server.sockets[0].getsockname()[1]}")
         answers = []
         for body in (b"hi", b"", b""):
             _, _, answer = await pool.request("POST", "/score", b"x-request-id: 1\r\n", body)

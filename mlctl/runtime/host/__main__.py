@@ -23,7 +23,7 @@ from . import secrets
 from .admin import make_admin
 from .endpoint import Endpoint
 from .gateway import Gateway
-from .instances import Launch
+from .launcher import Place
 from .logfiles import StdioLog
 from .runfiles import TWIN_EXIT, admin_socket_path, host_log, read_run_record, write_run_record
 from .sockets import FolderHeld, claim_socket_folder, sweep_run_folder
@@ -71,8 +71,7 @@ async def serve(args) -> int:
         sockets.release()
         return 2
     port = sock.getsockname()[1]
-    launch = Launch(data_dir, args.endpoint, sockets.path)
-    ep = Endpoint(data_dir, args.endpoint, args.auth_mode, launch)
+    ep = Endpoint(data_dir, args.endpoint, args.auth_mode, Place(data_dir, args.endpoint, sockets.path))
     gateway = Gateway(ep)
     await gateway.start(sock)
     admin_path = admin_socket_path(data_dir, args.endpoint)
@@ -97,8 +96,6 @@ async def serve(args) -> int:
     await admin.cleanup()
     await gateway.stop()
     await ep.stop_all()
-    for path in launch.logs:
-        launch.logs[path].close()
     admin_path.unlink(missing_ok=True)
     sockets.release()
     write_run_record(data_dir, args.endpoint, {**record, "pid": 0, "stopped": time.time()})

@@ -1,7 +1,8 @@
 """The admin API on a mode-0600 unix socket (HTTP/JSON): the orders the runtime gives the host.
 
-GET /status · PUT /deployments/{name}?timeout=S · POST /deployments/{name}/scale · DELETE /deployments/{name}
-· PUT /traffic · PUT /auth · POST /keys/reload · POST /shutdown. Errors: {"message", "kind", "log_tail"}.
+GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
+· POST /deployments/{name}/revive (each ?timeout=S) · DELETE /deployments/{name} · PUT /traffic · PUT /auth
+· POST /keys/reload · POST /shutdown. Each is one explicit order. Errors: {"message", "kind", "log_tail"}.
 """
 
 from __future__ import annotations
@@ -49,11 +50,21 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(request.app[ENDPOINT].status(request.app[PORT], os.getpid()))
 
 
-async def put_deployment(request: web.Request) -> web.Response:
+async def _spec(request: web.Request) -> dict:
     spec = await _body(request)
     if spec.get("name") != request.match_info["name"]:
         raise OrderRefused(400, f"spec name {spec.get('name')!r} does not match the URL")
-    return web.json_response(await request.app[ENDPOINT].put_deployment(spec, _timeout(request)))
+    return spec
+
+
+async def create_deployment(request: web.Request) -> web.Response:
+    spec = await _spec(request)
+    return web.json_response(await request.app[ENDPOINT].create_deployment(spec, _timeout(request)))
+
+
+async def roll_deployment(request: web.Request) -> web.Response:
+    spec = await _spec(request)
+    return web.json_response(await request.app[ENDPOINT].roll_deployment(spec, _timeout(request)))
 
 
 async def scale_deployment(request: web.Request) -> web.Response:
@@ -61,6 +72,11 @@ async def scale_deployment(request: web.Request) -> web.Response:
     ep = request.app[ENDPOINT]
     return web.json_response(await ep.scale_deployment(request.match_info["name"], body.get("instance_count"),
                                                        _timeout(request)))
+
+
+async def revive_deployment(request: web.Request) -> web.Response:
+    ep = request.app[ENDPOINT]
+    return web.json_response(await ep.revive_deployment(request.match_info["name"], _timeout(request)))
 
 
 async def remove_deployment(request: web.Request) -> web.Response:
@@ -96,8 +112,10 @@ def make_admin(ep: Endpoint, port: int, stop: asyncio.Event) -> web.Application:
     app = web.Application(middlewares=[refusals], client_max_size=4 * 1024 * 1024)
     app[ENDPOINT], app[PORT], app[STOP] = ep, port, stop
     app.router.add_get("/status", status)
-    app.router.add_put("/deployments/{name}", put_deployment)
+    app.router.add_post("/deployments/{name}", create_deployment)
+    app.router.add_post("/deployments/{name}/roll", roll_deployment)
     app.router.add_post("/deployments/{name}/scale", scale_deployment)
+    app.router.add_post("/deployments/{name}/revive", revive_deployment)
     app.router.add_delete("/deployments/{name}", remove_deployment)
     app.router.add_put("/traffic", set_traffic)
     app.router.add_put("/auth", set_auth)

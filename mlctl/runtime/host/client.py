@@ -20,6 +20,7 @@ import mlctl
 
 from . import secrets
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
+from .spec import REQUEST_DEFAULTS
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
@@ -166,15 +167,28 @@ class HostClient:
     def status(self) -> dict:
         return self._call("GET", "/status")
 
-    def put_deployment(self, spec: dict, timeout: float = 120.0) -> dict:
+    def _spec_order(self, path: str, spec: dict, timeout: float) -> dict:
         """`timeout` bounds the wait for readiness; draining the old instances may add up to
         the request timeout (answers in flight finish), so the socket waits for both."""
-        drain = (spec.get("request_settings") or {}).get("request_timeout_ms", 5000) / 1000 * 1.1 + 10
-        return self._call("PUT", f"/deployments/{spec['name']}?timeout={timeout}", spec, timeout + drain + 10)
+        ms = (spec.get("request_settings") or {}).get("request_timeout_ms", REQUEST_DEFAULTS["request_timeout_ms"])
+        return self._call("POST", f"{path}?timeout={timeout}", spec, timeout + ms / 1000 * 1.1 + 20)
 
-    def scale_deployment(self, name: str, instance_count: int, timeout: float = 120.0) -> dict:
+    def create_deployment(self, spec: dict, timeout: float = 120.0) -> dict:
+        """Start a new deployment (its status once every instance is ready); HostError kind "exists" if it does."""
+        return self._spec_order(f"/deployments/{spec['name']}", spec, timeout)
+
+    def roll_deployment(self, spec: dict, timeout: float = 120.0) -> dict:
+        """New instances beside the old, health-gated, the old drained; HostError kind "not_found" if absent."""
+        return self._spec_order(f"/deployments/{spec['name']}/roll", spec, timeout)
+
+    def scale_deployment(self, name: str, count: int, timeout: float = 120.0) -> dict:
+        """Add instances (ready first) or drain and stop the highest ones."""
         return self._call("POST", f"/deployments/{name}/scale?timeout={timeout}",
-                          {"instance_count": instance_count}, timeout + MAX_DRAIN_S)
+                          {"instance_count": count}, timeout + MAX_DRAIN_S)
+
+    def revive_deployment(self, name: str, timeout: float = 120.0) -> dict:
+        """Restart at once the instances that are down (drift repair)."""
+        return self._call("POST", f"/deployments/{name}/revive?timeout={timeout}", {}, timeout + MAX_DRAIN_S)
 
     def remove_deployment(self, name: str) -> None:
         self._call("DELETE", f"/deployments/{name}", timeout=MAX_DRAIN_S)

@@ -8,10 +8,10 @@ import logging
 import time
 
 from . import secrets
-from .instances import InstanceFailed, Launch
+from .launcher import InstanceFailed, Place
 from .metrics import Metrics
 from .routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
-from .spec import DeploymentSpec, SpecError
+from .spec import ServingSpec, SpecError
 from .supervisor import Deployment
 
 log = logging.getLogger("mlctl.host")
@@ -29,8 +29,8 @@ class OrderRefused(Exception):
 class Endpoint:
     """Deployments by name, traffic pickers, auth settings and metrics of one endpoint."""
 
-    def __init__(self, data_dir, name: str, auth_mode: str, launch: Launch):
-        self.data_dir, self.name, self.launch = data_dir, name, launch
+    def __init__(self, data_dir, name: str, auth_mode: str, place: Place):
+        self.data_dir, self.name, self.place = data_dir, name, place
         self.loop = asyncio.get_running_loop()  # kept: the request path asks for it on every request
         self.deployments: dict[str, Deployment] = {}
         self.creating: dict[str, Deployment] = {}
@@ -67,53 +67,69 @@ class Endpoint:
             return hmac.compare_digest(presented, primary) | hmac.compare_digest(presented, secondary)
         return secrets.is_valid_token(self._token_key, self.name, presented.decode("latin-1"))
 
-    # ---- orders --------------------------------------------------------------------------
-    async def put_deployment(self, raw: dict, timeout: float) -> dict:
-        """Create, or replace health-gated when the digest differs, or scale when only the count does;
-        with the same spec, restart at once the instances that are down (apply repairing drift)."""
+    # ---- orders (each says what to do: the host never compares specs to decide) --------------
+    def _parse(self, raw: dict) -> ServingSpec:
         try:
-            spec = DeploymentSpec.from_dict(raw)
+            return ServingSpec.from_dict(raw)
         except SpecError as e:
             raise OrderRefused(400, str(e)) from None
+
+    async def _carry_out(self, name: str, what: str, order, spec: ServingSpec) -> None:
+        """Run one order on deployment `name`; a failed start becomes OrderRefused 422 with the log tail."""
+        try:
+            await order
+        except InstanceFailed as e:
+            log.warning("deployment %s failed: %s", name, e)
+            raise OrderRefused(422, f"{what} {name!r} failed: {e}", "deployment_failed", e.log_tail) from None
+        except OSError as e:
+            raise OrderRefused(422, f"deployment {name!r} could not start its instances "
+                                    f"({e.strerror or e}): check that the interpreter {spec.python} exists "
+                                    f"and the code folder {spec.code_dir} is readable",
+                               "deployment_failed", "") from None
+
+    async def create_deployment(self, raw: dict, timeout: float) -> dict:
+        """Start a new deployment's instances, ready before it is listed; 409 when it exists."""
+        spec = self._parse(raw)
         deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
         async with self.lock:
-            current = self.deployments.get(spec.name)
+            if spec.name in self.deployments:
+                raise OrderRefused(409, f"endpoint {self.name!r} has a deployment {spec.name!r} already: "
+                                        "roll it (new instances beside the old) or remove it first", "exists")
+            d = self.creating[spec.name] = Deployment(spec, self.place, self.metrics)
             try:
-                if current is None:
-                    d = self.creating[spec.name] = Deployment(spec, self.launch, self.metrics)
-                    try:
-                        await d.create(deadline)
-                    finally:
-                        del self.creating[spec.name]
-                    self.deployments[spec.name] = d
-                    log.info("deployment %s created (%d instances)", spec.name, spec.instance_count)
-                elif current.spec.digest != spec.digest:
-                    await current.replace(spec, deadline)
-                    log.info("deployment %s replaced (digest %s)", spec.name, spec.digest)
-                elif current.spec.instance_count != spec.instance_count:
-                    await current.scale(spec.instance_count, deadline)
-                else:                   # same spec: instances that are down start again now
-                    await current.revive(deadline)
-            except InstanceFailed as e:
-                log.warning("deployment %s failed: %s", spec.name, e)
-                raise OrderRefused(422, f"deployment {spec.name!r} failed: {e}", "deployment_failed",
-                                   e.log_tail) from None
-            except OSError as e:
-                raise OrderRefused(422, f"deployment {spec.name!r} could not start its instances "
-                                        f"({e.strerror or e}): check that the interpreter {spec.python} exists "
-                                        f"and the code folder {spec.code_dir} is readable",
-                                   "deployment_failed", "") from None
-            return self.deployments[spec.name].status()
+                await self._carry_out(spec.name, "deployment", d.create(deadline), spec)
+            finally:
+                del self.creating[spec.name]
+            self.deployments[spec.name] = d
+            log.info("deployment %s created (%d instances)", spec.name, spec.instance_count)
+            return d.status()
+
+    async def roll_deployment(self, raw: dict, timeout: float) -> dict:
+        """New instances of `raw` beside the old, swapped in once all are ready, the old drained; 404 if absent."""
+        spec = self._parse(raw)
+        deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
+        async with self.lock:
+            d = self._deployment(spec.name)
+            await self._carry_out(spec.name, "deployment", d.roll(spec, deadline), spec)
+            log.info("deployment %s rolled (digest %s)", spec.name, spec.digest)
+            return d.status()
 
     async def scale_deployment(self, name: str, count: int, timeout: float) -> dict:
+        """Add instances (ready before they take requests) or drain and stop the highest ones; 404 if absent."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise OrderRefused(400, f"instance_count must be an integer >= 1, got {count!r}")
         async with self.lock:
             d = self._deployment(name)
-            try:
-                await d.scale(count, time.monotonic() + min(timeout, d.spec.readiness_budget_s))
-            except InstanceFailed as e:
-                raise OrderRefused(422, f"scaling {name!r} failed: {e}", "deployment_failed", e.log_tail) from None
+            deadline = time.monotonic() + min(timeout, d.spec.readiness_budget_s)
+            await self._carry_out(name, "scaling", d.scale(count, deadline), d.spec)
+            return d.status()
+
+    async def revive_deployment(self, name: str, timeout: float) -> dict:
+        """Restart at once the instances that are down (drift repair); 404 if absent."""
+        async with self.lock:
+            d = self._deployment(name)
+            deadline = time.monotonic() + min(timeout, d.spec.readiness_budget_s)
+            await self._carry_out(name, "reviving", d.revive(deadline), d.spec)
             return d.status()
 
     async def remove_deployment(self, name: str) -> None:

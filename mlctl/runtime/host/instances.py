@@ -1,157 +1,68 @@
-"""One scoring-server instance: its process, output capture, readiness polling, probes and stop."""
+"""One instance as the host sees it: its launcher's key and address, request slots, readiness and probes.
+
+What the instance is (a process, a container, a remote replica) is its launcher's business
+(launcher.py); the host talks to it over HTTP at the address the launcher gave.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import ctypes
 import logging
-import os
-import signal
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import mlctl
-
-from .logfiles import RotatingLog, instance_log_path
-from .relay import OutputRelay, output_pipe
-from .spec import DeploymentSpec
+from .launcher import InstanceFailed, InstanceKey, Launcher
+from .spec import ServingSpec
 from .upstream import ConnectionFailed, Pool
 
 log = logging.getLogger("mlctl.host")
 
 READY_POLL_S = 0.05  # readiness is polled, never slept for
-TAIL_BYTES = 64 * 1024    # output kept in memory for DeploymentFailed
-PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-class InstanceFailed(Exception):
-    """An instance exited or did not become ready; carries the tail of its output."""
-
-    def __init__(self, message: str, log_tail: str):
-        super().__init__(message)
-        self.log_tail = log_tail
-
-
-@dataclass
-class Launch:
-    """Where instances of one endpoint live: data folder, socket folder, shared log writers."""
-    data_dir: Path
-    endpoint: str
-    socket_dir: Path
-    logs: dict = field(default_factory=dict)
-
-    def log_for(self, deployment: str, index: int) -> RotatingLog:
-        path = instance_log_path(self.data_dir, self.endpoint, deployment, index)
-        if path not in self.logs:
-            self.logs[path] = RotatingLog(path)
-        return self.logs[path]
-
-
-def instance_env(spec: DeploymentSpec) -> dict:
-    """The instance's environment: the host's minus Python overrides, the spec's variables, Azure's names."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
-    env.update(spec.environment_variables)
-    env.update({
-        "PYTHONPATH": PACKAGE_PARENT,
-        "PYTHONUNBUFFERED": "1",
-        "AZUREML_MODEL_DIR": spec.model_dir,
-        "AZUREML_ENTRY_SCRIPT": spec.scoring_script,
-        "AML_APP_ROOT": spec.code_dir,
-        "AZUREML_SOURCE_DIRECTORY": spec.code_dir,
-        "SERVICE_NAME": spec.name,
-    })
-    return env
 
 
 class Instance:
-    """A scoring-server process on a unix socket with a pool of kept-alive connections to it."""
+    """An instance of one deployment: where to reach it (a pool of kept-alive connections) and its state."""
 
-    def __init__(self, spec: DeploymentSpec, index: int, generation: int, launch: Launch):
-        self.spec, self.index, self.generation, self.launch = spec, index, generation, launch
-        self.socket = launch.socket_dir / f"{spec.name}-g{generation}-{index}.sock"
-        self.proc: asyncio.subprocess.Process | None = None
+    def __init__(self, spec: ServingSpec, index: int, generation: int, launcher: Launcher):
+        self.spec, self.index, self.generation, self.launcher = spec, index, generation, launcher
+        self.key = InstanceKey(generation, index)
+        self.address: str | None = None
         self.pool: Pool | None = None
         self.ready = False
         self.stopping = False
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
-        self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
-        self._tail_bytes = 0
-        self._reader: asyncio.Task | None = None
-        self._relay: OutputRelay | None = None
-        self._lifecycle = asyncio.Lock()  # spawn and stop never interleave
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    def command(self) -> list[str]:
-        s = self.spec
-        return [s.python, "-m", "mlctl.runtime.server",
-                "--entry-script", os.path.join(s.code_dir, s.scoring_script),
-                "--model-dir", s.model_dir, "--unix-socket", str(self.socket),
-                "--max-concurrent", str(s.max_concurrent),
-                "--request-timeout-ms", str(s.instance_timeout_ms)]
-
-    async def spawn(self) -> None:
-        """Start the process (output captured to its log file); does not wait for readiness."""
-        async with self._lifecycle:
-            if not self.stopping:
-                await self._spawn()
-
-    async def _spawn(self) -> None:
-        self.socket.unlink(missing_ok=True)
-        self.ready = False
-        self.tail.clear()
-        self._tail_bytes = 0
-        out = self.launch.log_for(self.spec.name, self.index)
-        out.write(f"--- mlctl host: starting instance {self.index} of {self.spec.name} "
-                  f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
-        r, w = output_pipe()
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
-                stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
-        except BaseException:
-            os.close(r)
-            raise
-        finally:
-            os.close(w)
+    def _reached_at(self, address: str | None) -> None:
         self.started_at = time.monotonic()
-        self._relay = OutputRelay(r, out, self._remember)
-        self._reader = asyncio.get_running_loop().create_task(self._relay.run())
         if self.pool is not None:
             self.pool.close()
-        self.pool = Pool(str(self.socket))
+            self.pool = None
+        self.address = address
+        if address is not None:
+            self.pool = Pool(address)
 
-    def _remember(self, data: bytes) -> None:
-        self.tail.append(data)
-        self._tail_bytes += len(data)
-        while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
-            self._tail_bytes -= len(self.tail.popleft())
+    async def start(self) -> None:
+        """Launched (not yet ready): the address known, a fresh connection pool to it."""
+        self.ready = False
+        (address,) = await self.launcher.start(self.spec, [self.key])
+        self._reached_at(address)
 
-    def log_tail(self, lines: int = 60) -> str:
-        """The last `lines` lines the instance wrote (decoded only now: failures are rare)."""
-        text = b"".join(self.tail).decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:])
+    async def restart(self) -> None:
+        """Launched again at once (the launcher kills what remains of it first)."""
+        self.ready = False
+        self._reached_at(await self.launcher.restart(self.key))
+
+    def health(self) -> str | None:
+        """None while the launcher says it runs, else why not."""
+        return self.launcher.health(self.key)
+
+    def log_tail(self) -> str:
+        return self.launcher.logs(self.key)
 
     async def probe(self, timeout: float) -> bool:
         """GET / answers 200 within `timeout`?"""
-        if not self.is_running() or self.pool is None:
+        if self.pool is None or self.health() is not None:
             return False
         conn = serial = None
         try:
@@ -165,16 +76,15 @@ class Instance:
             return False
 
     async def wait_ready(self, deadline: float) -> None:
-        """Poll GET / every 50 ms until it answers 200; InstanceFailed if the process exits or time runs out."""
+        """Poll GET / every 50 ms until it answers 200; InstanceFailed if it stops running or time runs out."""
         timeout = max(0.5, float(self.spec.readiness_probe["timeout"]))
         while True:
-            if not self.is_running():
-                await self._drain_output()
-                raise InstanceFailed(
-                    f"instance {self.index} of deployment {self.spec.name!r} exited with code "
-                    f"{self.proc.returncode} before it was ready", self.log_tail())
-            if self.socket.exists() and await self.probe(min(timeout, max(0.05, deadline - time.monotonic()))):
-                self._relay.drain()  # what init() printed is in the log before anyone is told "ready"
+            if self.health() is not None:
+                reason = await self.launcher.gone(self.key)  # (its last output collected)
+                raise InstanceFailed(f"instance {self.index} of deployment {self.spec.name!r} {reason} before it "
+                                     f"was ready", self.log_tail())
+            if await self.probe(min(timeout, max(0.05, deadline - time.monotonic()))):
+                self.launcher.on_ready(self.key)
                 self.ready = True
                 return
             if time.monotonic() >= deadline:
@@ -183,37 +93,18 @@ class Instance:
                     f"{time.monotonic() - self.started_at:.1f}s", self.log_tail())
             await asyncio.sleep(READY_POLL_S)
 
-    async def _drain_output(self) -> None:
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._reader), 2)
-            except asyncio.TimeoutError:
-                pass
-
-    def signal(self, sig: int) -> None:
-        if self.is_running():
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
     async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM its process group, SIGKILL after `grace` seconds; close its connections."""
+        """Stopped for good by its launcher (gracefully, forcefully after `grace` s); connections closed."""
         self.stopping = True
         self.ready = False
-        async with self._lifecycle:
-            await self._stop(grace)
-
-    async def _stop(self, grace: float) -> None:
-        if self.is_running():
-            self.signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except asyncio.TimeoutError:
-                self.signal(signal.SIGKILL)
-                await self.proc.wait()
-        await self._drain_output()
+        await self.launcher.stop([self.key], grace)
         if self.pool is not None:
             self.pool.close()
             self.pool = None
-        self.socket.unlink(missing_ok=True)
+
+    def status(self) -> dict:
+        usage = self.launcher.usage(self.key)
+        return {"index": self.index, **self.launcher.describe(self.key), "address": self.address,
+                "ready": self.ready, "restarts": self.restarts, "in_flight": self.in_flight,
+                "cpu_seconds": usage.cpu_seconds if usage else None,
+                "peak_memory_bytes": usage.peak_memory_bytes if usage else None}

@@ -1,12 +1,23 @@
-"""A deployment spec as the host receives it from the runtime (validated, defaults filled in)."""
+"""A deployment as the host receives it from the runtime (validated, defaults from the JSON Schema filled in)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
-PROBE_DEFAULTS = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
-REQUEST_DEFAULTS = {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1, "max_queue_wait_ms": 500}
+from mlctl.schemas.validate import load_schema
+
+from .launcher import DEFAULT_LAUNCHER, UnknownLauncher, check_launcher
+
+
+def schema_defaults(node: dict) -> dict:
+    """Pure: the `default` of each property of a JSON Schema object node that has one."""
+    return {key: prop["default"] for key, prop in node["properties"].items() if "default" in prop}
+
+
+_DEPLOYMENT = load_schema("deployment")
+PROBE_DEFAULTS = schema_defaults(_DEPLOYMENT["$defs"]["probe"])
+REQUEST_DEFAULTS = schema_defaults(_DEPLOYMENT["properties"]["request_settings"])
 
 
 class SpecError(ValueError):
@@ -14,7 +25,8 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
-class DeploymentSpec:
+class ServingSpec:
+    """What the host serves for one deployment: its instances' code, model, interpreter, settings, launcher."""
     name: str
     digest: str
     python: str
@@ -28,9 +40,10 @@ class DeploymentSpec:
     request_settings: dict = field(default_factory=lambda: dict(REQUEST_DEFAULTS))
     liveness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
+    launcher: str = DEFAULT_LAUNCHER
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "DeploymentSpec":
+    def from_dict(cls, raw: dict) -> "ServingSpec":
         """Validate and fill defaults; SpecError names the first bad field."""
         if not isinstance(raw, dict):
             raise SpecError("deployment spec must be a JSON object")
@@ -53,10 +66,16 @@ class DeploymentSpec:
             for key, value in probes[probe].items():
                 if not isinstance(value, (int, float)) or value < 0:
                     raise SpecError(f"{probe}.{key} must be a number >= 0, got {value!r}")
+        launcher = raw.get("launcher", DEFAULT_LAUNCHER)
+        try:
+            check_launcher(launcher)
+        except UnknownLauncher as e:
+            raise SpecError(f"deployment spec field 'launcher': {e}") from None
         return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
                    scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
                    model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
-                   environment_variables=dict(env), request_settings=request, **probes)
+                   environment_variables=dict(env), request_settings=request, launcher=launcher,
+                   **probes)
 
     # cached (the spec is frozen): the request path reads these on every request
     @cached_property

@@ -1,16 +1,18 @@
-"""A deployment's instances: start them ready, hand out request slots, probe, restart, replace, scale, drain."""
+"""A deployment's instances: start them ready, hand out request slots, probe, restart, roll, scale, drain.
+
+The instances themselves are the deployment's launcher's (launcher.py): this module only calls it."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import signal
 import time
 
-from .instances import Instance, InstanceFailed, Launch
+from .instances import Instance
+from .launcher import InstanceFailed, Launcher, Place, make_launcher
 from .metrics import Metrics
-from .spec import DeploymentSpec
+from .spec import ServingSpec
 
 log = logging.getLogger("mlctl.host")
 
@@ -21,8 +23,9 @@ STABLE_S = 60  # an instance up this long resets its backoff
 class Deployment:
     """The live instances of one deployment and the slots requests take on them."""
 
-    def __init__(self, spec: DeploymentSpec, launch: Launch, metrics: Metrics):
-        self.spec, self.launch, self.metrics = spec, launch, metrics
+    def __init__(self, spec: ServingSpec, place: Place, metrics: Metrics):
+        self.spec, self.place, self.metrics = spec, place, metrics
+        self.launcher: Launcher = make_launcher(spec.launcher, place, spec.name)
         self.loop = asyncio.get_running_loop()  # kept: the request path asks for it on every request
         self.instances: list[Instance] = []
         self.draining: list[Instance] = []
@@ -106,12 +109,13 @@ class Deployment:
                 fut.set_result(None)
 
     # ---- lifecycle -----------------------------------------------------------------------
-    async def _start(self, spec: DeploymentSpec, indices, deadline: float) -> list[Instance]:
+    async def _start(self, spec: ServingSpec, indices, deadline: float,
+                     launcher: Launcher | None = None) -> list[Instance]:
         """Start instances and wait until all are ready; on any failure stop them all and raise."""
-        insts = [Instance(spec, i, self.generation, self.launch) for i in indices]
+        insts = [Instance(spec, i, self.generation, launcher or self.launcher) for i in indices]
         try:
             for inst in insts:
-                await inst.spawn()
+                await inst.start()
             tasks = [asyncio.ensure_future(inst.wait_ready(deadline)) for inst in insts]
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in pending:
@@ -121,27 +125,39 @@ class Deployment:
                     raise t.exception()
         except BaseException:
             await asyncio.gather(*(i.stop(grace=2) for i in insts), return_exceptions=True)
+            if launcher is not None:
+                await launcher.close()
             raise
         for inst in insts:
             self._supervisors[inst] = asyncio.ensure_future(self._supervise(inst))
         return insts
 
     async def create(self, deadline: float) -> None:
+        """Start every instance; on failure none is left running (and the launcher is closed)."""
         try:
             self.instances = await self._start(self.spec, range(self.spec.instance_count), deadline)
+        except BaseException:
+            await self.launcher.close()
+            raise
         finally:
             self.operation = None
         self.wake()
 
-    async def replace(self, spec: DeploymentSpec, deadline: float) -> None:
-        """Health-gated: new instances beside the old, swap once all are ready, then drain the old."""
+    async def roll(self, spec: ServingSpec, deadline: float) -> None:
+        """Health-gated: new instances beside the old, swap once all are ready, then drain the old.
+        A spec naming another launcher gets a launcher of its own; the old one closes after the drain."""
         self.operation = "updating"
         try:
             self.generation += 1
-            new = await self._start(spec, range(spec.instance_count), deadline)
+            launcher = make_launcher(spec.launcher, self.place, spec.name) if spec.launcher != self.spec.launcher \
+                else None
+            new = await self._start(spec, range(spec.instance_count), deadline, launcher)
             old, self.instances, self.spec = self.instances, new, spec  # the atomic switch
+            old_launcher, self.launcher = self.launcher, launcher or self.launcher
             self.wake()
             await self.drain(old)
+            if old_launcher is not self.launcher:
+                await old_launcher.close()
         finally:
             self.operation = None
 
@@ -166,9 +182,10 @@ class Deployment:
     async def revive(self, deadline: float) -> None:
         """Drift repair: start a fresh instance now (no backoff) beside every one that is not ready,
         swap each in once all are ready, then drain the old. On failure nothing changes (the old
-        ones stay under supervision) and InstanceFailed is raised."""
+        ones stay under supervision) and InstanceFailed is raised. Nothing to do when the launcher's
+        platform restarts instances itself."""
         down = [i for i in self.instances if not i.ready]
-        if not down:
+        if not down or self.launcher.restarts_itself:
             return
         self.operation = "updating"
         try:
@@ -196,10 +213,12 @@ class Deployment:
             self.draining.remove(inst)
 
     async def stop(self) -> None:
+        """Drain and stop every instance, then close the launcher."""
         self.operation = "deleting"
         insts, self.instances = self.instances, []
         self.wake()
         await self.drain(insts)
+        await self.launcher.close()
 
     # ---- supervision ---------------------------------------------------------------------
     async def _watch(self, inst: Instance) -> str:
@@ -208,13 +227,13 @@ class Deployment:
         period = max(0.1, float(probe["period"]))
         next_probe = inst.started_at + float(probe["initial_delay"])
         failures = 0
-        exited = asyncio.ensure_future(inst.proc.wait())
+        exited = asyncio.ensure_future(inst.launcher.gone(inst.key))
         try:
             while True:
                 wait = max(0.0, next_probe - time.monotonic())
                 done, _ = await asyncio.wait([exited], timeout=wait)
                 if done:
-                    return f"exited with code {inst.proc.returncode}"
+                    return exited.result()
                 next_probe = time.monotonic() + period
                 if await inst.probe(max(0.1, float(probe["timeout"]))):
                     failures = 0
@@ -228,18 +247,20 @@ class Deployment:
             exited.cancel()
 
     async def _supervise(self, inst: Instance) -> None:
-        """Restart the instance with backoff whenever it dies or stops answering probes."""
+        """Restart the instance with backoff whenever it dies or stops answering probes (only report it
+        and probe until it is back when its launcher's platform restarts instances itself)."""
         failures = 0
         while not inst.stopping:
             reason = await self._watch(inst)
             if inst.stopping:
                 return
             inst.ready = False
-            log.warning("%s instance %d (pid %s) %s; restarting", self.spec.name, inst.index, inst.pid, reason)
+            if inst.launcher.restarts_itself:
+                log.warning("%s instance %d %s; its platform restarts it", self.spec.name, inst.index, reason)
+                await self._await_back(inst)
+                continue
+            log.warning("%s instance %d (%s) %s; restarting", self.spec.name, inst.index, inst.address, reason)
             while not inst.stopping:
-                if inst.is_running():
-                    inst.signal(signal.SIGKILL)
-                    await inst.proc.wait()
                 # failures in a row, this one included (1 again once the instance had stayed up STABLE_S)
                 failures = 1 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
                 delay = BACKOFF_S[min(failures - 1, len(BACKOFF_S) - 1)]
@@ -250,14 +271,25 @@ class Deployment:
                     return
                 inst.restarts += 1
                 self.metrics.restarts[self.spec.name] += 1
-                await asyncio.shield(inst.spawn())
+                await asyncio.shield(inst.restart())
                 try:
                     await inst.wait_ready(time.monotonic() + self.spec.readiness_budget_s)
-                    log.info("%s instance %d ready again (pid %s)", self.spec.name, inst.index, inst.pid)
+                    log.info("%s instance %d ready again (%s)", self.spec.name, inst.index, inst.address)
                     self.wake()
                     break
                 except InstanceFailed as e:
                     log.warning("%s instance %d: restart failed: %s", self.spec.name, inst.index, e)
+
+    async def _await_back(self, inst: Instance) -> None:
+        """Probe every readiness period until the instance answers again (its platform restarted it)."""
+        probe = self.spec.readiness_probe
+        while not inst.stopping:
+            if await inst.probe(max(0.1, float(probe["timeout"]))):
+                inst.ready = True
+                log.info("%s instance %d ready again", self.spec.name, inst.index)
+                self.wake()
+                return
+            await asyncio.sleep(max(0.1, float(probe["period"])))
 
     # ---- reporting -----------------------------------------------------------------------
     @property
@@ -272,6 +304,5 @@ class Deployment:
             "digest": s.digest, "model_digest": s.model_digest, "code_digest": s.code_digest,
             "instance_count": s.instance_count, "ready_instances": self.ready_count(), "state": self.state,
             "in_flight": self.in_flight, "limit": self.limit, "draining": len(self.draining),
-            "instances": [{"index": i.index, "pid": i.pid, "ready": i.ready, "restarts": i.restarts,
-                           "in_flight": i.in_flight, "socket": str(i.socket)} for i in self.instances],
+            "launcher": s.launcher, "instances": [i.status() for i in self.instances],
         }

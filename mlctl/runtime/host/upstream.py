@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 client for instances on unix sockets: pooled keep-alive connections, one request each.
+"""A lean HTTP/1.1 client for instances (on unix sockets or TCP): pooled keep-alive connections, one request each.
 
 The gateway's hot path: cheaper than a general client (no URL objects, cookie jars or tracing).
 A request returns a future for (status, reason, header lines, body); the connection goes back
@@ -10,6 +10,7 @@ request's `on_done` callback runs when the exchange really ends (answered or fai
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 MAX_HEAD = 64 * 1024
@@ -199,13 +200,18 @@ def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
 
 
 class Pool:
-    """Kept-alive connections to one unix socket."""
+    """Kept-alive connections to one instance at `address`: "unix:/path.sock", "tcp:HOST:PORT" or a socket path."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, address: str):
+        self.path = address
         self.loop = asyncio.get_running_loop()
         self.idle: list[_Connection] = []
         self.all: set[_Connection] = set()
+        if address.startswith("tcp:"):
+            host, _, port = address[4:].rpartition(":")
+            self._connect = functools.partial(self.loop.create_connection, host=host, port=int(port))
+        else:
+            self._connect = functools.partial(self.loop.create_unix_connection, path=address.removeprefix("unix:"))
 
     def send(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
         """Send on a kept-alive connection at once: (connection, serial, future), or None when none is idle."""
@@ -223,7 +229,7 @@ class Pool:
             return sent
         data = _message(method, target, headers, body)
         try:
-            _, conn = await self.loop.create_unix_connection(lambda: _Connection(self), self.path)
+            _, conn = await self._connect(lambda: _Connection(self))
         except OSError as e:
             raise ConnectionFailed(f"cannot connect to {self.path}: {e.strerror or e}") from None
         self.all = {c for c in self.all if not c.closed}

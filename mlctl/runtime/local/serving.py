@@ -41,7 +41,7 @@ def deployment_spec(ctx, a: dict) -> dict:
         "instance_count": a["instance_count"],
         "environment_variables": {str(k): str(v) for k, v in (a.get("environment_variables") or {}).items()},
         "request_settings": a.get("request_settings") or {}, "liveness_probe": a.get("liveness_probe") or {},
-        "readiness_probe": a.get("readiness_probe") or {},
+        "readiness_probe": a.get("readiness_probe") or {}, "launcher": "process",
     }
     spec["digest"] = spec_digest(spec)
     return spec

@@ -1,0 +1,230 @@
+"""The "process" launcher: each instance a scoring-server process of the local runtime on a unix socket.
+
+Follows the contract in mlctl/runtime/host/launcher.py (the host loads this module from its
+registry by name). Output goes to the instance's rotating log file through a pipe relay; the last
+64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+
+from mlctl.runtime.host.client import PACKAGE_PARENT
+from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
+from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
+from mlctl.runtime.host.relay import OutputRelay, output_pipe
+
+TAIL_BYTES = 64 * 1024    # output kept in memory for failures
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def instance_env(spec) -> dict:
+    """The instance's environment: the host's minus Python overrides, the spec's variables, Azure's names."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
+    env.update(spec.environment_variables)
+    env.update({
+        "PYTHONPATH": PACKAGE_PARENT,
+        "PYTHONUNBUFFERED": "1",
+        "AZUREML_MODEL_DIR": spec.model_dir,
+        "AZUREML_ENTRY_SCRIPT": spec.scoring_script,
+        "AML_APP_ROOT": spec.code_dir,
+        "AZUREML_SOURCE_DIRECTORY": spec.code_dir,
+        "SERVICE_NAME": spec.name,
+    })
+    return env
+
+
+def process_usage(pid: int) -> Usage | None:
+    """CPU seconds (user + system, /proc/PID/stat) and peak RSS (VmHWM, /proc/PID/status) of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            hwm = next((line.split()[1] for line in f if line.startswith("VmHWM:")), "0")
+    except (OSError, IndexError, StopIteration):
+        return None
+    # after "pid (comm)": state is fields[0], so utime (field 14 of stat) is fields[11], stime fields[12]
+    return Usage((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(hwm) * 1024)
+
+
+class Process:
+    """One instance's scoring-server process, its output relay and the tail of its output."""
+
+    def __init__(self, spec, socket: Path):
+        self.spec, self.socket = spec, socket
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stopped = False  # for good: never started again
+        self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
+        self._tail_bytes = 0
+        self._reader: asyncio.Task | None = None
+        self._relay: OutputRelay | None = None
+        self.lifecycle = asyncio.Lock()  # start and stop never interleave
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def command(self) -> list[str]:
+        s = self.spec
+        return [s.python, "-m", "mlctl.runtime.server",
+                "--entry-script", os.path.join(s.code_dir, s.scoring_script),
+                "--model-dir", s.model_dir, "--unix-socket", str(self.socket),
+                "--max-concurrent", str(s.max_concurrent),
+                "--request-timeout-ms", str(s.instance_timeout_ms)]
+
+    async def spawn(self, out: RotatingLog, index: int) -> None:
+        """Start the process (output captured to `out`); does not wait for readiness."""
+        self.socket.unlink(missing_ok=True)
+        self.tail.clear()
+        self._tail_bytes = 0
+        out.write(f"--- mlctl host: starting instance {index} of {self.spec.name} "
+                  f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        r, w = output_pipe()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
+                stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        self._relay = OutputRelay(r, out, self._remember)
+        self._reader = asyncio.get_running_loop().create_task(self._relay.run())
+
+    def _remember(self, data: bytes) -> None:
+        self.tail.append(data)
+        self._tail_bytes += len(data)
+        while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
+            self._tail_bytes -= len(self.tail.popleft())
+
+    def signal(self, sig: int) -> None:
+        if self.is_running():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def drain_output(self) -> None:
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader), 2)
+            except asyncio.TimeoutError:
+                pass
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM its process group, SIGKILL after `grace` seconds (at once when 0); its output drained."""
+        if self.is_running():
+            self.signal(signal.SIGTERM if grace > 0 else signal.SIGKILL)
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace if grace > 0 else None)
+            except asyncio.TimeoutError:
+                self.signal(signal.SIGKILL)
+                await self.proc.wait()
+        await self.drain_output()
+        self.socket.unlink(missing_ok=True)
+
+
+class Launcher:
+    """The processes of one deployment's instances, by InstanceKey; their log writers by index."""
+
+    name = "process"
+    restarts_itself = False
+
+    def __init__(self, place: Place, deployment: str):
+        self.place, self.deployment = place, deployment
+        self.processes: dict[InstanceKey, Process] = {}
+        self.outputs: dict[int, RotatingLog] = {}  # one writer per instance log file, shared by generations
+
+    def _output(self, index: int) -> RotatingLog:
+        if index not in self.outputs:
+            self.outputs[index] = RotatingLog(instance_log_path(self.place.data_dir, self.place.endpoint,
+                                                                self.deployment, index))
+        return self.outputs[index]
+
+    def _socket(self, key: InstanceKey) -> Path:
+        return self.place.socket_dir / f"{self.deployment}-g{key.generation}-{key.index}.sock"
+
+    async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
+        try:
+            for key in keys:
+                p = self.processes[key] = Process(spec, self._socket(key))
+                async with p.lifecycle:
+                    await p.spawn(self._output(key.index), key.index)
+        except BaseException:
+            await self.stop([k for k in keys if k in self.processes], grace=0)
+            raise
+        return [f"unix:{self.processes[k].socket}" for k in keys]
+
+    async def restart(self, key: InstanceKey) -> str | None:
+        p = self.processes.get(key)
+        if p is None:
+            return None
+        async with p.lifecycle:
+            if p.stopped:
+                return None
+            await p.kill(grace=0)
+            await p.spawn(self._output(key.index), key.index)
+        return f"unix:{p.socket}"
+
+    async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
+        async def stop_one(p: Process) -> None:
+            p.stopped = True
+            async with p.lifecycle:
+                await p.kill(grace)
+        await asyncio.gather(*(stop_one(p) for k in keys if (p := self.processes.pop(k, None)) is not None))
+
+    def health(self, key: InstanceKey) -> str | None:
+        p = self.processes.get(key)
+        if p is None:
+            return "stopped"
+        if p.is_running():
+            return None
+        return "not started" if p.proc is None else f"exited with code {p.proc.returncode}"
+
+    async def gone(self, key: InstanceKey) -> str:
+        p = self.processes.get(key)
+        if p is not None and p.proc is not None:
+            await p.proc.wait()
+            await p.drain_output()
+        return self.health(key) or "stopped"
+
+    def logs(self, key: InstanceKey, lines: int = 60) -> str:
+        p = self.processes.get(key)
+        if p is None:
+            return ""
+        text = b"".join(p.tail).decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def usage(self, key: InstanceKey) -> Usage | None:
+        p = self.processes.get(key)
+        return process_usage(p.proc.pid) if p is not None and p.is_running() else None
+
+    def describe(self, key: InstanceKey) -> dict:
+        p = self.processes.get(key)
+        return {"pid": p.proc.pid if p and p.proc else None, "socket": str(p.socket) if p else None}
+
+    def on_ready(self, key: InstanceKey) -> None:
+        """What the instance printed so far goes to its log file now, before anyone is told it is ready."""
+        p = self.processes.get(key)
+        if p is not None and p._relay is not None:
+            p._relay.drain()
+
+    async def close(self) -> None:
+        await self.stop(list(self.processes))
+        for out in self.outputs.values():
+            out.close()
+        self.outputs.clear()
