@@ -67,8 +67,8 @@ def summary(plan) -> str:
 
 def print_endpoints(state) -> None:
     for address, rs in sorted(state.resources.items()):
-        if rs.kind == "endpoint" and rs.observed.get("scoring_uri"):
-            click.echo(f"  {address}: {rs.observed['scoring_uri']}")
+        if rs.kind == "endpoint" and rs.observed.scoring_uri:
+            click.echo(f"  {address}: {rs.observed.scoring_uri}")
 
 
 def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False, destroy=False,

@@ -57,7 +57,7 @@ def report(project, state, name: str) -> dict:
         "scoring_uri": f"{base}/score" if base else None, "openapi_uri": f"{base}/swagger.json" if base else None,
         "provisioning_state": provisioning, "runtime": runtime.name,
         "host": {"alive": status is not None, "pid": (status or {}).get("pid"),
-                 "port": (status or {}).get("port") or rs.observed.get("port")},
+                 "port": (status or {}).get("port") or rs.observed.port},
         "traffic": (status or {}).get("traffic", {}), "mirror_traffic": (status or {}).get("mirror_traffic", {}),
         "deployments": deployments,
     }

@@ -164,7 +164,7 @@ class EndpointDriver:
     def _start(self, resource, prior, ctx):
         """Start the host on the pinned port, else the port it had (when still free), else any."""
         a = _attrs(resource)
-        recorded = prior.observed.get("port") if prior else None
+        recorded = prior.observed.port if prior else None
         tries = [a["port"]] if a.get("port") else ([recorded, None] if recorded else [None])
         for i, port in enumerate(tries):
             ctx.progress(str(resource.address), "starting the endpoint host" + (f" on port {port}" if port else ""))
@@ -201,7 +201,7 @@ class EndpointDriver:
     def read(self, address, prior, ctx):
         info = _host(ctx, address.name)
         if info is None or _status(ctx, address.name) is None:
-            return EndpointObserved(alive=False, port=prior.observed.get("port"))
+            return EndpointObserved(alive=False, port=prior.observed.port)
         return _endpoint_observed(info)
 
 
