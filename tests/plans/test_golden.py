@@ -67,6 +67,10 @@ CASES = {
                 "traffic.batch": "~", "traffic.shop": "~"}),
     "replace_requested": Case(options={"replace": ["endpoint.batch"]}, expect={
         "endpoint.batch": "-/+", "deployment.batch.main": "-/+", "traffic.batch": "~"}),
+    "runtime_changed": Case(options={"runtime": "docker"}, expect={   # mlctl.yaml: runtime docker (applied by local)
+        "image.shop-blue-env": "+/-", "image.shop-green-env": "+/-", "endpoint.batch": "-/+", "endpoint.shop": "-/+",
+        "deployment.batch.main": "-/+", "deployment.shop.blue": "-/+", "deployment.shop.green": "-/+",
+        "traffic.batch": "~", "traffic.shop": "~"}),
     "destroy": Case(options={"destroy": True}, expect={
         a: "-" for a in ("traffic.shop", "traffic.batch", "deployment.shop.green", "deployment.shop.blue",
                          "deployment.batch.main", "endpoint.shop", "endpoint.batch", "image.shop-green-env",
