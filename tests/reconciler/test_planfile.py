@@ -2,12 +2,14 @@
 
 import json
 
+import jsonschema
 import pytest
 
 from builders import Cfg, stack, state_of
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import load_plan, save_plan
 from mlctl.reconciler.plans import Action, plan
+from mlctl.schemas.validate import load_schema
 
 INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1", "/src/code/score.py": "sha256:s1",
           "/elsewhere/conda.yml": "sha256:c1"}
@@ -26,7 +28,8 @@ def saved(tmp_path, **dep):
 def test_round_trip(tmp_path):
     p, path, cfg, prior = saved(tmp_path, instances=3, environment_variables={"DB_PASSWORD": "hunter2", "MODE": "x"})
     doc = json.loads(path.read_text())
-    assert doc["format_version"] == "mlctl.planfile/v1"
+    assert doc["format_version"] == "mlctl.planfile/v2"
+    jsonschema.validate(doc, load_schema("planfile"))
     assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "inputs": {
         "/elsewhere/conda.yml": "sha256:c1", "blue.yml": "sha256:b1", "code/score.py": "sha256:s1",
         "endpoint.yml": "sha256:e1"}}
@@ -80,8 +83,11 @@ def test_another_lineage_is_stale(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (None, "no such saved plan"),
-    ("{oops", "cannot read the saved plan"),
-    ('{"format_version": "mlctl.plan/v1"}', "not a saved mlctl plan (expected format_version 'mlctl.planfile/v1')"),
+    ("{oops", "cannot read the saved plan: it is not complete JSON"),
+    ("", "cannot read the saved plan: it is not complete JSON"),
+    ("[1, 2]", "not a saved mlctl plan"),
+    ('{"format_version": "mlctl.plan/v1"}', "this is the `mlctl plan --json` view, not a saved plan"),
+    ('{"format_version": "terraform"}', "not a saved mlctl plan (format_version 'terraform')"),
 ])
 def test_not_a_plan(tmp_path, text, message):
     path = tmp_path / "p.json"
