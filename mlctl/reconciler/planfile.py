@@ -93,7 +93,7 @@ def _read(path: Path) -> dict:
         raise _refuse(path, "no such saved plan", "Make one with `mlctl plan --out FILE`.") from None
     except OSError as e:
         raise _refuse(path, f"cannot read the saved plan: {e.strerror or e}") from None
-    except ValueError as e:  # not UTF-8, not JSON: truncated, or not a plan file
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON: truncated, or not a plan file
         raise _refuse(path, f"cannot read the saved plan: it is not complete JSON ({e})") from None
     fmt = doc.get("format_version") if isinstance(doc, dict) else None
     if fmt != FORMAT:
@@ -115,7 +115,7 @@ def _not_ours(fmt, doc) -> str:
     if isinstance(fmt, str) and fmt.startswith("mlctl.planfile/"):
         by = doc.get("mlctl_version")
         return f"the saved plan has format {fmt}" + (f" (written by mlctl {by})" if isinstance(by, str) else "")
-    if fmt == "mlctl.plan/v1":
+    if isinstance(fmt, str) and fmt.startswith("mlctl.plan/"):    # render_json's FORMAT, any version
         return "this is the `mlctl plan --json` view, not a saved plan"
     return "not a saved mlctl plan" + (f" (format_version {fmt!r})" if fmt is not None else "")
 
@@ -141,8 +141,30 @@ def moved(binding: dict, state, inputs: dict[str, str], root: str | None) -> lis
 
 def _applied(recorded: dict) -> dict[str, Resource]:
     """What was applied, as desired resources: what a refresh-only plan restores."""
-    return {a: Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(d) for d in rs.depends_on),
+    return {a: Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(str(d)) for d in rs.depends_on),
                         rs.files) for a, rs in recorded.items()}
+
+
+def _changes(path: Path, entries: list[dict], recorded: dict, want: dict) -> list:
+    """The saved changes, their values taken from the state (`recorded`) and configuration (`want`)."""
+    exclude = path_attributes()
+    changes, seen = [], set()
+    for entry in entries:
+        a = entry["address"]
+        try:
+            if a in seen:
+                raise Mismatch("the plan has two changes for it")
+            seen.add(a)
+            action = read_action(entry)
+            rec = Recorded(action, recorded.get(a), want.get(a) if action is not Action.DELETE else None,
+                           exclude.get(Address.parse(a).kind.value, ()))
+            changes.append(read_change(entry, rec))
+        except Mismatch as e:
+            raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state at {a}: {e}",
+                                        REMAKE, file=str(path), address=a)) from None
+        except ValueError as e:  # an action, reason or address this mlctl does not know
+            raise _refuse(path, f"the saved plan is malformed at {a}: {e}") from None
+    return changes
 
 
 def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -> Plan:
@@ -167,22 +189,13 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -
             *(Diagnostic(f"the saved plan is stale: {m}", file=str(path)) for m in rest))
     recorded = {str(a): rs for a, rs in state.resources.items()}
     want = _applied(recorded) if refresh_only else {str(r.address): r for r in config.resources}
-    exclude = path_attributes()
-    changes = []
-    for entry in doc["changes"]:
-        a = entry["address"]
-        try:
-            action = read_action(entry)
-            rec = Recorded(action, recorded.get(a), want.get(a) if action is not Action.DELETE else None,
-                           exclude.get(Address.parse(a).kind.value, ()))
-            changes.append(read_change(entry, rec))
-        except Mismatch as e:
-            raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state at {a}: {e}",
-                                        REMAKE, file=str(path), address=a)) from None
-        except ValueError as e:  # an action, reason or address this mlctl does not know
-            raise _refuse(path, f"the saved plan is malformed at {a}: {e}") from None
+    changes = _changes(path, doc["changes"], recorded, want)
+    missing = (set(recorded) if doc["destroy"] else set(want) | set(recorded)) - {str(c.address) for c in changes}
+    if missing:
+        raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state: it has no change "
+                                    f"for {', '.join(sorted(missing))}", REMAKE, file=str(path)))
     if refresh_only:
         return Plan(tuple(changes), state.lineage, state.serial, refresh_only=True)
-    ignored = {a: tuple(f) for a, f in config.ignored.items() if a in want and f} if not doc["destroy"] else {}
+    ignored = {a: tuple(f) for a, f in config.ignored.items() if str(a) in want and f} if not doc["destroy"] else {}
     return Plan(tuple(changes), state.lineage, state.serial, dict(config.inputs), doc["destroy"],
                 tuple(d for d in config.diagnostics if d.severity != "error"), ignored)

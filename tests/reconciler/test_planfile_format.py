@@ -153,14 +153,19 @@ def _bad_address(doc):
     (_bad_address, "$.changes[0].address: 'model.a.b' does not match"),
 ])
 def test_a_malformed_plan_file_is_refused(tmp_path, spoil, where):
+    assert refused_after(tmp_path, spoil).startswith(f"Error: the saved plan is malformed at {where}")
+
+
+def refused_after(tmp_path, edit) -> str:
+    """The error for the plan file of a one-deployment scale after `edit(document)`."""
     rs = stack(instances=2)
     prior = state_of(stack())
     cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
     path = save(tmp_path, plan(cfg, prior, None))
     doc = json.loads(path.read_text())
-    spoil(doc)
+    edit(doc)
     path.write_text(json.dumps(doc))
-    assert refused(path, prior, cfg).startswith(f"Error: the saved plan is malformed at {where}")
+    return refused(path, prior, cfg)
 
 
 def test_a_resource_other_than_planned_is_refused(tmp_path):
@@ -177,6 +182,16 @@ def test_a_resource_other_than_planned_is_refused(tmp_path):
     assert "its differences from the state are not the ones planned" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
     del prior.resources["deployment.e.blue"]
     assert "deployment.e.blue: the state no longer records it" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc["changes"].pop(3),
+     "the saved plan does not match the configuration or state: it has no change for endpoint.e\n"),
+    (lambda doc: doc["changes"].append(doc["changes"][4]),
+     "the saved plan does not match the configuration or state at deployment.e.blue: the plan has two changes for it\n"),
+])
+def test_a_plan_file_must_cover_every_resource_once(tmp_path, edit, message):
+    assert refused_after(tmp_path, edit).startswith(f"Error: {message}")
 
 
 def test_written_0600_even_over_a_readable_file(tmp_path):
