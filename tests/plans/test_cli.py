@@ -120,6 +120,20 @@ def test_plan_file_is_private_and_apply_refuses_an_old_truncated_or_foreign_one(
     assert r.returncode == 0 and "No changes." in r.stdout, r.stderr
 
 
+def test_a_plan_file_holds_no_secret(applied):
+    root = applied.root
+    (root / "blue.yml").write_text((root / "blue.yml").read_text() + textwrap.dedent("""\
+        environment_variables:
+          API_KEY: s3cret
+          DATABASE_URL: postgres://admin:pa55word@db.internal:5432/shop
+        """))
+    r = mlctl("-C", str(root), "plan", "--refresh=false", "--out", "tfplan.json")
+    assert r.returncode == 0, r.stderr
+    data = (root / "tfplan.json").read_bytes()
+    assert b"s3cret" not in data and b"pa55word" not in data
+    assert b'"path": "environment_variables"' in data   # the change is there, without its values
+
+
 def test_plan_out_never_writes_through_a_symlink(applied):
     root = applied.root
     victim = root / "blue.yml"
