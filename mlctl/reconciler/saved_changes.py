@@ -1,6 +1,7 @@
 """The changes of a saved plan: each field of a `Change` written to and read back from a plan file by
 one small pair of functions in `FIELDS`, so a new `Change` field is one line here (and one in
-mlctl/schemas/planfile.schema.json).
+mlctl/schemas/planfile.schema.json). What is derived from the fields (the runtime `order` apply gives)
+is stored too, and checked to be what this mlctl derives.
 
 No attribute value is ever written. `before`, `after` and `resource` are read back from the state and
 configuration that the plan file's binding proves unchanged; the diff's config items are written as
@@ -92,9 +93,16 @@ FIELDS: dict[str, Field] = {
 }
 
 
+# Derived from the fields, stored so apply can check it would derive the same (another mlctl might not).
+DERIVED: dict[str, Callable[[Change], Any]] = {
+    "order": lambda c: c.order.value if c.order is not None else None,   # the runtime operation planned
+}
+
+
 def write_change(change: Change) -> dict:
     """Pure: the JSON object a plan file stores for `change` (no attribute values)."""
-    return {f.key: f.write(change) for f in FIELDS.values() if f.key}
+    return {**{f.key: f.write(change) for f in FIELDS.values() if f.key},
+            **{key: derive(change) for key, derive in DERIVED.items()}}
 
 
 def read_action(entry: dict) -> Action:
@@ -109,4 +117,8 @@ def read_change(entry: dict, rec: Recorded) -> Change:
         raise Mismatch("the configuration no longer declares it")
     if rec.prior is None and rec.action is not Action.CREATE:
         raise Mismatch("the state no longer records it")
-    return Change(**{name: f.read(entry.get(f.key) if f.key else None, rec) for name, f in FIELDS.items()})
+    change = Change(**{name: f.read(entry.get(f.key) if f.key else None, rec) for name, f in FIELDS.items()})
+    for key, derive in DERIVED.items():
+        if derive(change) != entry.get(key):
+            raise Mismatch(f"it was planned with {key} {entry.get(key)!r}; this mlctl would give {derive(change)!r}")
+    return change

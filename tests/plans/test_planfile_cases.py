@@ -37,6 +37,7 @@ def test_a_saved_plan_loads_back_as_the_same_plan(name, tmp_path):
     save_plan(p, path, str(proj.root))
     doc = json.loads(path.read_text())
     jsonschema.validate(doc, load_schema("planfile"))
+    assert [c["order"] for c in doc["changes"]] == [c.order and c.order.value for c in p.changes]
     back = load_plan(path, prior, config)
     assert back.changes == p.changes
     assert (back.lineage, back.serial, back.destroy, back.refresh_only, back.ignored) == \

@@ -12,8 +12,8 @@ import pytest
 from builders import Cfg, environment, stack, state_of, with_
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import FORMAT, load_plan, save_plan
-from mlctl.reconciler.plans import Action, Change, Reason, drift_plan, plan
-from mlctl.reconciler.saved_changes import FIELDS
+from mlctl.reconciler.plans import Action, Change, Order, Reason, drift_plan, plan
+from mlctl.reconciler.saved_changes import DERIVED, FIELDS
 from mlctl.schemas.validate import load_schema
 
 INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1"}
@@ -57,7 +57,7 @@ def test_a_plan_file_holds_no_secret_and_apply_gets_the_values_from_the_config(t
 def test_drift_items_keep_their_observed_values(tmp_path):
     rs = stack(instances=2)
     prior = state_of(rs)
-    observed = {"deployment.e.blue": {**prior.resources["deployment.e.blue"].observed, "ready_instances": 1}}
+    observed = {"deployment.e.blue": {"ready_instances": 1}}
     p = plan(Cfg(tuple(rs), inputs=dict(INPUTS)), prior, observed)
     assert ("drift", "ready_instances", 1, 2) in p.changes[4].diff
     back = load_plan(save(tmp_path, p), prior, Cfg(tuple(rs), inputs=dict(INPUTS)), root="/src")
@@ -94,7 +94,8 @@ def test_the_schema_knows_every_action_and_reason():
     change = load_schema("planfile")["$defs"]["change"]["properties"]
     assert change["action"]["enum"] == [a.value for a in Action]
     assert change["reason"]["oneOf"][0]["enum"] == [r.value for r in Reason]
-    assert set(change) == {f.key for f in FIELDS.values() if f.key}
+    assert change["order"]["oneOf"][0]["enum"] == [o.value for o in Order]
+    assert set(change) == {f.key for f in FIELDS.values() if f.key} | set(DERIVED)
 
 
 V1 = {"format_version": "mlctl.planfile/v1", "mlctl_version": "0.4.0", "destroy": False,
@@ -187,6 +188,9 @@ def test_a_resource_other_than_planned_is_refused(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda doc: doc["changes"].pop(3),
      "the saved plan does not match the configuration or state: it has no change for endpoint.e\n"),
+    (lambda doc: doc["changes"][4].update(order="update"),
+     "the saved plan does not match the configuration or state at deployment.e.blue: it was planned with order "
+     "'update'; this mlctl would give 'scale'\n"),
     (lambda doc: doc["changes"].append(doc["changes"][4]),
      "the saved plan does not match the configuration or state at deployment.e.blue: the plan has two changes for it\n"),
 ])
