@@ -5,7 +5,8 @@ loading never reads.
 A plan file holds the plan's changes (address, action, reason, diff items, changed files, the
 after-unknown list, the digest of each resource it creates or updates: see `saved_changes`), the
 destroy and refresh-only flags, the mlctl version, and a **binding**: the state's lineage and serial,
-the project root, and the sha256 of every input (each config file and every file it references).
+the project root, the runtime the plan moves resources to, and the sha256 of every input (each config
+file and every file it references).
 `load_plan` refuses a plan that anything moved under, naming what moved.
 
 Values: a plan file stores no attribute values; apply takes them from the configuration and state,
@@ -50,6 +51,7 @@ def plan_file_document(plan: Plan, root: str | None = None) -> dict:
             "lineage": plan.lineage,
             "serial": plan.serial,
             "root": root,
+            "runtime": plan.runtime,
             "inputs": {_key(p, root): d for p, d in sorted(plan.inputs.items())},
         },
         "destroy": plan.destroy,
@@ -120,13 +122,17 @@ def _not_ours(fmt, doc) -> str:
     return "not a saved mlctl plan" + (f" (format_version {fmt!r})" if fmt is not None else "")
 
 
-def moved(binding: dict, state, inputs: dict[str, str], root: str | None) -> list[str]:
-    """Pure: what changed since the plan was made (empty when it is still current)."""
+def moved(binding: dict, state, inputs: dict[str, str], root: str | None, runtime: str | None = None) -> list[str]:
+    """Pure: what changed since the plan was made (empty when it is still current). `runtime`: the
+    project's runtime now (None: not compared)."""
     out = []
     if binding["lineage"] != state.lineage and (binding["serial"] or state.serial):
         out.append(f"the state is another one (lineage {state.lineage}, the plan was made for {binding['lineage']})")
     elif binding["serial"] != state.serial:
         out.append(f"the state moved from serial {binding['serial']} to {state.serial} (an apply ran since)")
+    then_runtime = binding.get("runtime")
+    if runtime is not None and then_runtime is not None and runtime != then_runtime:
+        out.append(f"the project's runtime is now {runtime} (the plan was made for the {then_runtime} runtime)")
     now = {_key(p, root): d for p, d in inputs.items()}
     then = binding["inputs"]
     for p in sorted(set(then) | set(now)):
@@ -167,9 +173,10 @@ def _changes(path: Path, entries: list[dict], recorded: dict, want: dict) -> lis
     return changes
 
 
-def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -> Plan:
+def load_plan(path: str | os.PathLike, state, config, root: str | None = None, *, runtime: str | None = None) -> Plan:
     """The saved plan at `path`, checked against the current `state` and `config` (a loaded Config).
     `root`: the project folder (default: the folder the plan was made in); inputs are compared relative to it.
+    `runtime`: the project's runtime now; a plan made for another is stale (None: not compared).
 
     Raises MlctlError naming the file: not a v2 plan file, malformed, or stale (listing everything that
     moved: lineage, serial, each changed file), or a change the configuration or state cannot give back.
@@ -180,7 +187,7 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -
         root = doc["binding"]["root"]
     refresh_only = doc["refresh_only"]
     inputs = {} if refresh_only else dict(config.inputs)    # a drift plan is bound to the state alone
-    stale = moved(doc["binding"], state, inputs, root)
+    stale = moved(doc["binding"], state, inputs, root, runtime)
     if stale:
         first, *rest = stale
         raise MlctlError(
@@ -198,4 +205,5 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None) -
         return Plan(tuple(changes), state.lineage, state.serial, refresh_only=True)
     ignored = {a: tuple(f) for a, f in config.ignored.items() if str(a) in want and f} if not doc["destroy"] else {}
     return Plan(tuple(changes), state.lineage, state.serial, dict(config.inputs), doc["destroy"],
-                tuple(d for d in config.diagnostics if d.severity != "error"), ignored)
+                tuple(d for d in config.diagnostics if d.severity != "error"), ignored,
+                runtime=doc["binding"]["runtime"])

@@ -30,7 +30,7 @@ def test_round_trip(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["format_version"] == "mlctl.planfile/v2"
     jsonschema.validate(doc, load_schema("planfile"))
-    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "inputs": {
+    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "runtime": None, "inputs": {
         "/elsewhere/conda.yml": "sha256:c1", "blue.yml": "sha256:b1", "code/score.py": "sha256:s1",
         "endpoint.yml": "sha256:e1"}}
     assert "hunter2" not in path.read_text()
@@ -71,6 +71,19 @@ def test_stale_lists_everything_that_moved(tmp_path):
         "the saved plan is stale: green.yml is new",
     ]
     assert "make a new plan" in e.value.diagnostics[0].detail
+
+
+def test_a_plan_for_another_runtime_is_stale(tmp_path):
+    rs = stack()
+    prior = state_of(rs)
+    cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
+    save_plan(plan(cfg, prior, None, runtime="local"), tmp_path / "p.json", root="/src")
+    assert load_plan(tmp_path / "p.json", prior, cfg, runtime="local").runtime == "local"
+    assert load_plan(tmp_path / "p.json", prior, cfg).runtime == "local"      # not compared
+    with pytest.raises(MlctlError) as e:
+        load_plan(tmp_path / "p.json", prior, cfg, runtime="docker")
+    assert str(e.value).startswith("Error: the saved plan is stale: the project's runtime is now docker "
+                                   "(the plan was made for the local runtime)")
 
 
 def test_another_lineage_is_stale(tmp_path):
