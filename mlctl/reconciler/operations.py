@@ -90,7 +90,8 @@ def apply_project(project, *, planfile=None, destroy: bool = False, allow_destro
             from mlctl.reconciler.planfile import load_plan
 
             path = project.root / planfile          # relative to the project (-C DIR), as `plan --out`
-            result = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config)
+            result = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config,
+                               runtime=runtimes.main.name)
         else:
             observed = refresh(project, state, runtimes)
             result = plan(config, state, observed, destroy=destroy, runtime=runtimes.main.name)

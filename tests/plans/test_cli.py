@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -92,6 +93,56 @@ def test_saved_plan_goes_stale_when_a_file_changes(applied):
     with pytest.raises(MlctlError) as e:
         load_plan(root / "tfplan.json", read_state(applied.state_path), load_config(applied), root=str(root))
     assert str(e.value).splitlines()[0] == "Error: the saved plan is stale: code/score.py changed"
+
+
+def test_plan_file_is_private_and_apply_refuses_an_old_truncated_or_foreign_one(applied):
+    root = applied.root
+    r = mlctl("-C", str(root), "plan", "--refresh=false", "--out", "tfplan.json")
+    assert r.returncode == 0, r.stderr
+    saved = root / "tfplan.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    doc = json.loads(saved.read_text())
+    assert doc["format_version"] == "mlctl.planfile/v2"
+    old = {"format_version": "mlctl.planfile/v1", "mlctl_version": "0.4.0", "binding": doc["binding"],
+           "destroy": False, "plan": {"format_version": "mlctl.plan/v1", "resource_changes": []}}
+    (root / "old.plan").write_text(json.dumps(old))
+    (root / "cut.plan").write_text(saved.read_text()[:100])
+    (root / "view.json").write_text(mlctl("-C", str(root), "plan", "--refresh=false", "--json").stdout)
+    for name, first in [("old.plan", "Error: the saved plan has format mlctl.planfile/v1 (written by mlctl 0.4.0)"),
+                        ("cut.plan", "Error: cannot read the saved plan: it is not complete JSON"),
+                        ("view.json", "Error: this is the `mlctl plan --json` view, not a saved plan")]:
+        r = mlctl("-C", str(root), "apply", name)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith(first) and r.stderr.splitlines()[1] == f"  at {root / name}"
+        assert "reads and writes mlctl.planfile/v2 only" in r.stderr or name == "cut.plan"
+        assert "mlctl plan --out FILE" in r.stderr
+    r = mlctl("-C", str(root), "apply", "tfplan.json")
+    assert r.returncode == 0 and "No changes." in r.stdout, r.stderr
+
+
+def test_a_plan_file_holds_no_secret(applied):
+    root = applied.root
+    (root / "blue.yml").write_text((root / "blue.yml").read_text() + textwrap.dedent("""\
+        environment_variables:
+          API_KEY: s3cret
+          DATABASE_URL: postgres://admin:pa55word@db.internal:5432/shop
+        """))
+    r = mlctl("-C", str(root), "plan", "--refresh=false", "--out", "tfplan.json")
+    assert r.returncode == 0, r.stderr
+    data = (root / "tfplan.json").read_bytes()
+    assert b"s3cret" not in data and b"pa55word" not in data
+    assert b'"path": "environment_variables"' in data   # the change is there, without its values
+
+
+def test_plan_out_never_writes_through_a_symlink(applied):
+    root = applied.root
+    victim = root / "blue.yml"
+    before = victim.read_text()
+    (root / "tfplan.json").symlink_to(victim)
+    r = mlctl("-C", str(root), "plan", "--refresh=false", "--out", "tfplan.json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"Error: {root / 'tfplan.json'} is a symbolic link; mlctl does not write a plan through one" in r.stderr
+    assert victim.read_text() == before and (root / "tfplan.json").is_symlink()
 
 
 def test_bad_input_is_a_clear_error(applied):

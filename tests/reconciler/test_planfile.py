@@ -2,12 +2,14 @@
 
 import json
 
+import jsonschema
 import pytest
 
 from builders import Cfg, stack, state_of
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import load_plan, save_plan
 from mlctl.reconciler.plans import Action, plan
+from mlctl.schemas.validate import load_schema
 
 INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1", "/src/code/score.py": "sha256:s1",
           "/elsewhere/conda.yml": "sha256:c1"}
@@ -26,8 +28,9 @@ def saved(tmp_path, **dep):
 def test_round_trip(tmp_path):
     p, path, cfg, prior = saved(tmp_path, instances=3, environment_variables={"DB_PASSWORD": "hunter2", "MODE": "x"})
     doc = json.loads(path.read_text())
-    assert doc["format_version"] == "mlctl.planfile/v1"
-    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "inputs": {
+    assert doc["format_version"] == "mlctl.planfile/v2"
+    jsonschema.validate(doc, load_schema("planfile"))
+    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "runtime": None, "inputs": {
         "/elsewhere/conda.yml": "sha256:c1", "blue.yml": "sha256:b1", "code/score.py": "sha256:s1",
         "endpoint.yml": "sha256:e1"}}
     assert "hunter2" not in path.read_text()
@@ -70,6 +73,19 @@ def test_stale_lists_everything_that_moved(tmp_path):
     assert "make a new plan" in e.value.diagnostics[0].detail
 
 
+def test_a_plan_for_another_runtime_is_stale(tmp_path):
+    rs = stack()
+    prior = state_of(rs)
+    cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
+    save_plan(plan(cfg, prior, None, runtime="local"), tmp_path / "p.json", root="/src")
+    assert load_plan(tmp_path / "p.json", prior, cfg, runtime="local").runtime == "local"
+    assert load_plan(tmp_path / "p.json", prior, cfg).runtime == "local"      # not compared
+    with pytest.raises(MlctlError) as e:
+        load_plan(tmp_path / "p.json", prior, cfg, runtime="docker")
+    assert str(e.value).startswith("Error: the saved plan is stale: the project's runtime is now docker "
+                                   "(the plan was made for the local runtime)")
+
+
 def test_another_lineage_is_stale(tmp_path):
     p, path, cfg, prior = saved(tmp_path)
     prior.lineage = "00000000-0000-4000-8000-000000000000"
@@ -80,8 +96,11 @@ def test_another_lineage_is_stale(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (None, "no such saved plan"),
-    ("{oops", "cannot read the saved plan"),
-    ('{"format_version": "mlctl.plan/v1"}', "not a saved mlctl plan (expected format_version 'mlctl.planfile/v1')"),
+    ("{oops", "cannot read the saved plan: it is not complete JSON"),
+    ("", "cannot read the saved plan: it is not complete JSON"),
+    ("[1, 2]", "not a saved mlctl plan"),
+    ('{"format_version": "mlctl.plan/v1"}', "this is the `mlctl plan --json` view, not a saved plan"),
+    ('{"format_version": "terraform"}', "not a saved mlctl plan (format_version 'terraform')"),
 ])
 def test_not_a_plan(tmp_path, text, message):
     path = tmp_path / "p.json"
