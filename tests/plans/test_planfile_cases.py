@@ -32,13 +32,14 @@ def test_a_saved_plan_loads_back_as_the_same_plan(name, tmp_path):
     prior = install_state((case_dir / "state.json").read_text(), proj) if case.prior else State()
     edit(case_dir, proj.root)
     config = loaded(proj)
-    p = plan_case(proj, prior, runtime="local", **case.options)
+    runtime = case.options.get("runtime", "local")
+    p = plan_case(proj, prior, **{"runtime": runtime, **case.options})
     path = tmp_path / "tfplan.json"
     save_plan(p, path, str(proj.root))
     doc = json.loads(path.read_text())
     jsonschema.validate(doc, load_schema("planfile"))
     assert [c["order"] for c in doc["changes"]] == [c.order and c.order.value for c in p.changes]
-    back = load_plan(path, prior, config, runtime="local")
+    back = load_plan(path, prior, config, runtime=runtime)
     assert back.changes == p.changes
     assert (back.lineage, back.serial, back.destroy, back.refresh_only, back.ignored, back.runtime) == \
            (p.lineage, p.serial, p.destroy, p.refresh_only, p.ignored, p.runtime)
