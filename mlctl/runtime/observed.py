@@ -94,7 +94,7 @@ class DeploymentObserved(Observed):
     ready_instances: int | None = None
     served_model_digest: str | None = None
     served_code_digest: str | None = None
-    spec_digest: str | None = None         # the serving spec the instances run (runtime-internal)
+    serving_digest: str | None = None      # the serving spec the instances run (runtime-internal)
     instances: list[dict] | None = None
 
 

@@ -42,7 +42,7 @@ class FakeWorld:
         return lambda settings: FakeRuntime(self, name, settings)
 
 
-def _spec_digest(a: dict) -> str:
+def _serving_digest(a: dict) -> str:
     body = {k: v for k, v in a.items() if k not in ("instance_count", "description", "tags")}
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -148,7 +148,7 @@ class DeploymentDriver(_Driver):
             raise DriverError(f"{r.address} failed to start: init() raised", "The old instances keep serving.",
                               "Traceback (most recent call last):\nRuntimeError: init failed on purpose")
         key = (a["endpoint"], a["name"])
-        self.world.deployments[key] = {"spec": _spec_digest(a), "count": a["instance_count"],
+        self.world.deployments[key] = {"spec": _serving_digest(a), "count": a["instance_count"],
                                        "ready": a["instance_count"], "model": a.get("model_digest"),
                                        "code": a.get("code_digest")}
         return self._observed(key)
@@ -171,7 +171,7 @@ class DeploymentDriver(_Driver):
         d = self.world.deployments[key]
         return DeploymentObserved(state="ready" if d["ready"] == d["count"] else "degraded",
                                   instance_count=d["count"], ready_instances=d["ready"],
-                                  served_model_digest=d["model"], served_code_digest=d["code"], spec_digest=d["spec"],
+                                  served_model_digest=d["model"], served_code_digest=d["code"], serving_digest=d["spec"],
                                   instances=[{"index": i, "ready": i < d["ready"]} for i in range(d["count"])])
 
     def _remove(self, address, prior, keep_identity):

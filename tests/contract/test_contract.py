@@ -67,8 +67,8 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
     _, _, p = make_plan(harness.project)
     assert orders(p) == {"deployment.ctr.blue": Order.ROLL}
     _, state = apply_project(harness.project)
-    rolled = state.resources["deployment.ctr.blue"].observed.spec_digest
-    assert rolled and rolled != dep.spec_digest
+    rolled = state.resources["deployment.ctr.blue"].observed.serving_digest
+    assert rolled and rolled != dep.serving_digest
 
     harness.write(blue={"count": 2, "concurrency": 3, "fail": True})
     with pytest.raises(engine.ApplyFailed) as failed:
@@ -77,7 +77,7 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
     state = read_state(harness.project.state_path)
     assert state.resources["deployment.ctr.blue"].status == "failed" and state.pending is None
     seen = refresh(harness.project, state, project_runtimes(harness.project))["deployment.ctr.blue"]
-    assert (seen.spec_digest, seen.ready_instances) == (rolled, 2)      # the old one still serves
+    assert (seen.serving_digest, seen.ready_instances) == (rolled, 2)      # the old one still serves
 
     harness.write(blue={"count": 2, "concurrency": 3})
     _, state = apply_project(harness.project)

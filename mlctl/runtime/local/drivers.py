@@ -210,7 +210,7 @@ def deployment_observed(d: dict | None) -> DeploymentObserved | None:
         return None
     return DeploymentObserved(state=d.get("state"), instance_count=d.get("instance_count"),
                               ready_instances=d.get("ready_instances", 0), served_model_digest=d.get("model_digest"),
-                              served_code_digest=d.get("code_digest"), spec_digest=d.get("digest"),
+                              served_code_digest=d.get("code_digest"), serving_digest=d.get("digest"),
                               instances=d.get("instances", []))
 
 

@@ -12,7 +12,7 @@ from mlctl.runtime.contract import DriverError
 from mlctl.runtime.local import envs, snapshot, store
 
 
-def spec_digest(spec: dict) -> str:
+def serving_digest(spec: dict) -> str:
     """Pure: the identity of what a deployment's instances run (everything but instance_count),
     so a scale is not mistaken for a replace."""
     body = {k: v for k, v in spec.items() if k not in ("instance_count", "digest")}
@@ -43,5 +43,5 @@ def deployment_spec(ctx, a: dict) -> dict:
         "request_settings": a.get("request_settings") or {}, "liveness_probe": a.get("liveness_probe") or {},
         "readiness_probe": a.get("readiness_probe") or {}, "launcher": "process",
     }
-    spec["digest"] = spec_digest(spec)
+    spec["digest"] = serving_digest(spec)
     return spec
