@@ -96,7 +96,8 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
         _line(out, (f"({unchanged} unchanged resource{'s' if unchanged != 1 else ''} not shown)", "dim"))
         out.append("\n")
     if plan.ignored:
-        _line(out, ("Ignored fields (cloud-only; accepted, not honoured by the local runtime):", None))
+        _line(out, (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):",
+                    None))
         for a in sorted(plan.ignored):
             _line(out, (f"  {a}: {', '.join(plan.ignored[a])}", "dim"))
         out.append("\n")
