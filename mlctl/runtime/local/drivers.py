@@ -14,7 +14,7 @@ from pathlib import Path
 from mlctl.resources import Kind
 from mlctl.runtime.drivers import DriverError, RuntimeContext
 from mlctl.runtime.local import envs, hostclient, secrets, snapshot, store
-from mlctl.runtime.local.conda import requirements
+from mlctl.requirements import requirements
 
 RUNTIME = "local"
 
