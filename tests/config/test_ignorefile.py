@@ -3,9 +3,9 @@ as Azure ML leaves them out of the upload; the expectations below were checked a
 
 from __future__ import annotations
 
-from loader_helpers import write_tree
+from loader_helpers import folder_digest, write_tree
 
-from mlctl.digests import list_files, tree_digest
+from mlctl.digests import list_files
 from mlctl.ignorefile import IgnoreFile, pattern_line
 from mlctl.project import Project
 from mlctl.schemas.load import load_config
@@ -98,9 +98,9 @@ def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
     second = load().resource("deployment.ep-one.blue")
     assert (second.digest, dict(second.files)) == (first.digest, dict(first.files))
     assert str(root / "code" / "scratch.ipynb") not in load().inputs   # a saved plan does not bind to it either
-    digest, _ = tree_digest(root / "code")
+    digest, _ = folder_digest(root / "code")
     (root / "code" / ".amlignore").unlink()
-    assert tree_digest(root / "code")[0] != digest
+    assert folder_digest(root / "code")[0] != digest
 
 
 def test_bracket_expressions_as_git_reads_them(tmp_path):
