@@ -168,14 +168,3 @@ def list_files(path: str | os.PathLike, excluded: list[str] | None = None) -> di
             found[prefix + name] = os.path.join(dirpath, name)
     return dict(sorted(found.items()))
 
-
-def tree_digest(
-    path: str | os.PathLike, cache: HashCache | None = None, root_name: str | None = None
-) -> tuple[str, dict[str, str]]:
-    """(Merkle digest, {relative path: sha256 hex}) of a file or folder.
-
-    Raises OSError when a file cannot be read (the caller reports it).
-    """
-    cache = cache if cache is not None else HashCache()
-    files = {rel: cache.file_sha256(full) for rel, full in list_files(path).items()}
-    return merkle_digest(files, root_name), files

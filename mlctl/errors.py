@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -39,32 +39,6 @@ class Diagnostic:
         if self.detail:
             head += f"\n  {self.detail}"
         return head
-
-
-@dataclass
-class Diagnostics:
-    """A collector: add problems as they are found, then report them all at once."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, summary: str, detail: str = "", **where) -> None:
-        self.items.append(Diagnostic(summary, detail, **where))
-
-    def extend(self, other) -> None:
-        self.items.extend(other)
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "error"]
-
-    def has_errors(self) -> bool:
-        return any(d.severity == "error" for d in self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 class MlctlError(Exception):

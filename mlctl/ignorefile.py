@@ -1,10 +1,15 @@
 """Ignore files: the `.amlignore` (else `.gitignore`) at the root of a code or model folder, which
 names files Azure ML leaves out when it uploads the folder; mlctl leaves them out of digests and copies.
 
-As Azure does, only the folder's own root file is read (`.amlignore` wins when both exist), and
-the patterns follow gitignore(5): `#` comments, `!` re-includes, a trailing `/` matches folders
-only, a pattern with a `/` elsewhere is anchored at the folder, `*`, `?`, `[...]` and `**`. The
-last matching pattern decides; nothing below an excluded folder can be re-included.
+As Azure does, only the folder's own root file is read (`.amlignore` wins when both exist). The
+patterns are gitignore(5)'s, matched by `pathspec`'s GitIgnoreSpec: `#` comments, `!` re-includes,
+a trailing `/` matches folders only, a pattern with a `/` elsewhere is anchored at the folder, `*`,
+`?`, `[...]` and `**`; the last matching pattern decides. Three things are adjusted to read patterns
+as git does: POSIX classes in bracket expressions (`[[:digit:]]`) are spelled out; a pattern that is
+not a valid expression (a backwards range `[z-a]`) matches nothing instead of failing the whole
+file; and a trailing `/**` matches what is inside the folder but not the folder itself (pathspec
+matches `tmp/` too, so `tmp/**` with `!tmp/keep` would lose keep). Nothing below an excluded
+folder can be re-included: the walk (`digests.list_files`) does not enter it.
 """
 
 from __future__ import annotations
@@ -13,113 +18,42 @@ import os
 import re
 from dataclasses import dataclass
 
+from pathspec import GitIgnoreSpec
+
 NAMES = (".amlignore", ".gitignore")
 
-
-@dataclass(frozen=True)
-class Rule:
-    regex: re.Pattern
-    negate: bool
-    folders_only: bool
-
-
+# POSIX bracket classes as the ranges they stand for (ASCII, as git reads them)
 POSIX_CLASSES = {
-    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "blank": " \\t", "digit": "0-9", "lower": "a-z", "upper": "A-Z",
-    "space": " \\t\\n\\r\\f\\v", "xdigit": "0-9A-Fa-f", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "blank": " \t", "digit": "0-9", "lower": "a-z", "upper": "A-Z",
+    "space": " \t\n\r\f\v", "xdigit": "0-9A-Fa-f", "punct": ":-@!-.[-`{-~",   # no "!" first (it negates), no "/" (it splits the pattern; no name has one)
 }
+_POSIX_CLASS = re.compile(r"\[:(" + "|".join(POSIX_CLASSES) + r"):\]")
 
 
-def _class_end(text: str, i: int) -> int:
-    """Pure: the index of the `]` closing the bracket expression opened at `text[i]`, or -1
-    (a `]` first in the set is a member; `[:alpha:]` classes are skipped over)."""
-    j = i + 1
-    if text[j:j + 1] in ("!", "^"):
-        j += 1
-    if text[j:j + 1] == "]":
-        j += 1
-    while j < len(text):
-        if text.startswith("[:", j) and ":]" in text[j + 2:]:
-            j = text.index(":]", j + 2) + 2
-        elif text[j] == "]":
-            return j
-        else:
-            j += 1
-    return -1
-
-
-def _class(body: str) -> str:
-    """Pure: the inside of a bracket expression as a Python regex set."""
-    negate = body[:1] in ("!", "^")
-    body = body[1:] if negate else body
-    out, j = "", 0
-    while j < len(body):
-        if body.startswith("[:", j) and ":]" in body[j + 2:]:
-            end = body.index(":]", j + 2)
-            out += POSIX_CLASSES.get(body[j + 2:end], "")
-            j = end + 2
-        else:
-            out += "\\" + body[j] if body[j] in "[]" and j else body[j]
-            j += 1
-    return "[" + ("^" if negate else "") + out + "]"
-
-
-def _segment(text: str) -> str:
-    """Pure: one path segment of a pattern as a regex (no '/' inside)."""
-    out, i = "", 0
-    while i < len(text):
-        c = text[i]
-        if c == "*":
-            out += "[^/]*"
-        elif c == "?":
-            out += "[^/]"
-        elif c == "\\" and i + 1 < len(text):
-            i += 1
-            out += re.escape(text[i])
-        elif c == "[" and _class_end(text, i) > 0:
-            end = _class_end(text, i)
-            out += _class(text[i + 1:end])
-            i = end
-        else:
-            out += re.escape(c)
-        i += 1
-    return out
-
-
-def compile_rule(line: str) -> Rule | None:
-    """Pure: one line of an ignore file as a Rule (None for blank lines and comments)."""
-    line = line.rstrip("\r\n")
-    if not line.endswith("\\ "):
-        line = line.rstrip(" \t")
-    if not line or line.startswith("#"):
-        return None
-    negate = line.startswith("!")
-    if negate or line.startswith(("\\!", "\\#")):   # a leading backslash escapes ! and #
-        line = line[1:]
-    folders_only = line.endswith("/")
-    line = line.rstrip("/")
-    if not line:
-        return None
-    anchored = "/" in line
-    parts = line.lstrip("/").split("/")
-    rx = ""
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "**":
-            rx += ".*" if last else "(?:[^/]*/)*"
-        else:
-            rx += _segment(part) + ("" if last else "/")
+def pattern_line(line: str) -> str | None:
+    """Pure: one line of an ignore file as pathspec reads it (POSIX classes spelled out as ranges, a
+    trailing '/**' as '/?*'), or None when it is not a valid pattern (git matches nothing with it)."""
+    line = _POSIX_CLASS.sub(lambda m: POSIX_CLASSES[m[1]], line.rstrip("\r\n"))
+    if not line.endswith("\\ ") and line.rstrip(" \t").endswith("/**"):
+        line = line.rstrip(" \t")[:-2] + "?*"       # the folder's contents, not the folder
     try:
-        return Rule(re.compile(("" if anchored else "(?:.*/)?") + rx + r"\Z"), negate, folders_only)
-    except re.error:   # e.g. a backwards range [z-a]: matches nothing, as in git
+        GitIgnoreSpec.from_lines([line])
+    except (re.error, ValueError):
         return None
+    return line
 
 
 @dataclass(frozen=True)
 class IgnoreFile:
-    """The rules of one folder's ignore file; `path` None when the folder has none."""
+    """The patterns of one folder's ignore file; `path` None when the folder has none."""
 
     path: str | None
-    rules: tuple[Rule, ...] = ()
+    spec: GitIgnoreSpec | None = None
+
+    @classmethod
+    def of_lines(cls, lines, path: str | None = None) -> "IgnoreFile":
+        """Pure: the ignore file with these lines."""
+        return cls(path, GitIgnoreSpec.from_lines(p for p in map(pattern_line, lines) if p is not None))
 
     @classmethod
     def of(cls, folder: str) -> "IgnoreFile":
@@ -129,17 +63,14 @@ class IgnoreFile:
             if os.path.isfile(path):
                 try:
                     with open(path, encoding="utf-8", errors="replace") as f:
-                        rules = tuple(r for r in map(compile_rule, f) if r is not None)
+                        return cls.of_lines(f.readlines(), path)
                 except OSError:
                     return cls(None)
-                return cls(path, rules)
         return cls(None)
 
     def excludes(self, relpath: str, is_folder: bool) -> bool:
         """Pure: whether `relpath` ('/'-separated, relative to the folder) is left out (its parents
         are the caller's to check: the walk prunes excluded folders)."""
-        excluded = False
-        for rule in self.rules:
-            if (not rule.folders_only or is_folder) and rule.regex.match(relpath):
-                excluded = not rule.negate
-        return excluded
+        if self.spec is None:
+            return False
+        return self.spec.match_file(relpath + "/" if is_folder else relpath)

@@ -3,8 +3,8 @@
 Edges point from a dependency to its dependent (model -> deployment). Creates walk the
 graph forwards wave by wave (model, environment, image, endpoint, deployment, traffic);
 deletes walk it backwards. `dependencies()` is the one source of the edges; `order()` sorts
-them without networkx (so `mlctl plan` does not pay its import); `build_graph()` gives the
-networkx DiGraph for `mlctl graph` and for finding cycles.
+them without networkx (so `mlctl plan` does not pay its import); `find_cycles()` imports
+networkx only when the graph has a cycle.
 """
 
 from __future__ import annotations
@@ -87,17 +87,6 @@ def waves(deps: Deps) -> list[list[str]]:
     for a in order(deps):
         groups.setdefault(_wave(a), []).append(a)
     return [groups[w] for w in sorted(groups)]
-
-
-def build_graph(resources: Iterable[Resource] = (), prior=None):
-    """The networkx DiGraph of `dependencies()`; node data: kind, desired, recorded."""
-    import networkx as nx
-
-    deps = dependencies(resources, prior)
-    g = nx.DiGraph()
-    g.add_nodes_from(deps.nodes.items())
-    g.add_edges_from(deps.edges)
-    return g
 
 
 def _rotated(cycle: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from mlctl.digests import HashCache, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
-from mlctl.schemas.environments import parse_conda_file
+from mlctl.requirements import read_conda_file
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
 from mlctl.schemas.validate import did_you_mean
 
@@ -138,7 +138,7 @@ class Builder:
             key = str(spec.conda_file)
             if key not in self.conda:
                 self._hash(spec.conda_file, spec.where.at("conda_file"))
-                self.conda[key] = parse_conda_file(spec.conda_file, self.diags)
+                self.conda[key] = read_conda_file(spec.conda_file, self.diags)
             parsed = self.conda[key]
             if parsed is None:
                 return None

@@ -168,6 +168,21 @@ def apply_defaults(node: dict, kind: str, value: Any) -> Any:
     return value
 
 
+def schema_default(kind: str, path: str) -> Any:
+    """The default the JSON Schema of `kind` states at the dotted property `path`, with the defaults
+    below it filled in: ('deployment', 'request_settings') -> {'request_timeout_ms': 5000, ...},
+    ('deployment', 'liveness_probe') -> the probe defaults, ('endpoint', 'auth_mode') -> 'key'. The
+    one place Python learns a default; KeyError when the schema states none there."""
+    node, k = load_schema(kind), kind
+    for name in path.split("."):
+        s, k = resolve(node, k)
+        node = s["properties"][name]
+    s, _ = resolve(node, k)
+    if "default" not in s:
+        raise KeyError(f"{kind}.schema.json states no default for {path}")
+    return apply_defaults(node, k, copy.deepcopy(s["default"]))
+
+
 def find_ignored(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:
     """Pure: [(format_field field, why)] of the cloud-only fields present in `value` (marked `x-mlctl-ignored`)."""
     s, k = resolve(node, kind)

@@ -1,8 +1,8 @@
 """The state file: what apply recorded, read and written atomically with a backup and a serial.
 
-Shape (docs/resources.md): {"format_version", "serial", "lineage", "mlctl_version",
-"resources": {ADDRESS: {"kind", "attributes", "digest", "depends_on", "status", "runtime",
-"observed", "files"}}, "pending"}.
+Shape (docs/resources.md, and its JSON Schema mlctl/schemas/state.schema.json): {"format_version",
+"serial", "lineage", "mlctl_version", "resources": {ADDRESS: {"kind", "attributes", "digest",
+"depends_on", "status", "runtime", "observed", "files"}}, "pending"}.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.resources import Kind
+from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
 STATUSES = ("ready", "failed", "tainted")
@@ -88,7 +89,7 @@ class State:
 def _unreadable(path: Path, why: str, line: int | None = None, field: str | None = None) -> MlctlError:
     return MlctlError(Diagnostic(
         f"cannot read the state file: {why}",
-        "mlctl will not overwrite it. Restore it from state.json.backup beside it, or fix it by hand; "
+        f"mlctl will not overwrite it. Restore it from {backup_path(path).name} beside it, or fix it by hand; "
         "pass --state FILE to use another state file.",
         file=str(path), line=line, field=field,
     ))
@@ -106,7 +107,8 @@ def _line_of(text: str, *keys: str) -> int | None:
 
 
 def _parse(path: Path, text: str) -> State:
-    """Pure: the State a state file's text holds, or MlctlError saying why it cannot be used."""
+    """Pure: the State a state file's text holds, or MlctlError saying why it cannot be used: the
+    whole document is checked against mlctl/schemas/state.schema.json (once, whatever its size)."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -124,32 +126,20 @@ def _parse(path: Path, text: str) -> State:
             "The file is left untouched.",
             file=str(path), line=_line_of(text, "format_version"), field="format_version",
         ))
-    where, key = None, None   # the resource (and key) being read, to point at its line
-    try:
-        resources = {}
-        for where, r in (doc.get("resources") or {}).items():
-            unknown = set(r) - set(ResourceState.__dataclass_fields__)
-            if unknown:
-                key = sorted(unknown)[0]
-                raise ValueError(f"resource '{where}' has unknown keys {sorted(unknown)}")
-            resources[where] = ResourceState(**r)
-            if resources[where].status not in STATUSES:
-                key = "status"
-                raise ValueError(f"resource '{where}' has status {resources[where].status!r}; "
-                                 f"expected one of {', '.join(STATUSES)}")
-        where = None
-        return State(
-            format_version=fv, serial=int(doc["serial"]), lineage=str(doc["lineage"]),
-            mlctl_version=str(doc.get("mlctl_version", "")), resources=resources,
-            pending=doc.get("pending"),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
-        if where is not None:
-            what = what if f"'{where}'" in what else f"resource '{where}': {what}"
-        keys = ("resources", where, *([key] if key else [])) if where else ()
-        raise _unreadable(path, f"unexpected content: {what}", _line_of(text, *keys) if keys else None,
-                          f'resources["{where}"]' + (f".{key}" if key else "") if where else None) from None
+    problem = state_problem(doc)
+    if problem:
+        why, keys, at = problem
+        raise _unreadable(path, why, _line_of(text, *keys) if keys else None, at)
+    for address, r in (doc.get("resources") or {}).items():
+        if r["kind"] != address.split(".", 1)[0]:
+            raise _unreadable(path, f"resource '{address}' has kind {r['kind']!r}; its address says "
+                              f"{address.split('.', 1)[0]!r}", _line_of(text, "resources", address, "kind"),
+                              f'resources["{address}"].kind')
+    return State(
+        format_version=fv, serial=int(doc["serial"]), lineage=doc["lineage"], mlctl_version=doc.get("mlctl_version", ""),
+        resources={a: ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
+        pending=doc.get("pending"),
+    )
 
 
 def read_state(path: str | os.PathLike) -> State:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlctl.digests import HashCache, list_files, merkle_digest
+
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     """Write {relative path: content} under root; returns root."""
@@ -25,3 +27,10 @@ def age(root: Path, seconds: int = 10) -> None:
             p = os.path.join(dirpath, n)
             st = os.stat(p)
             os.utime(p, ns=(st.st_atime_ns - seconds * 10**9, st.st_mtime_ns - seconds * 10**9))
+
+
+def folder_digest(path, cache: HashCache | None = None) -> tuple[str, dict[str, str]]:
+    """(Merkle digest, {relative path: sha256 hex}) of a file or folder, as the loader computes it."""
+    cache = cache if cache is not None else HashCache()
+    files = {rel: cache.file_sha256(full) for rel, full in list_files(path).items()}
+    return merkle_digest(files), files

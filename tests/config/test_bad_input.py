@@ -101,3 +101,25 @@ def test_all_errors_of_a_run_are_reported_together(tmp_path):
     found = sorted((Path(d.file).name, d.line, d.field) for d in config.errors)
     assert found == [("blue.yml", 4, "instance_cout"), ("blue.yml", 8, "code_configuration.code"),
                      ("endpoint.yml", 3, "auth_mode")], found
+
+
+STATE_CORRUPTIONS = ["state-pending-wrong-type", "state-attributes-not-object", "state-malformed-address",
+                     "state-bad-status"]
+
+
+@pytest.mark.parametrize("case", STATE_CORRUPTIONS)
+@pytest.mark.parametrize("command", [["plan", "--refresh=false"], ["state", "list"]])
+def test_a_corrupted_state_file_is_a_clear_error_of_every_command(case, command, tmp_path):
+    """The whole state document is validated against its JSON Schema: exit 1, what is wrong at which
+    line and JSON path, how to recover, no traceback, the file untouched."""
+    exp = expectation(case)
+    state = tmp_path / "state.json"
+    shutil.copy(BAD / case / "state.json", state)
+    before = state.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state", str(state), *command],
+                          capture_output=True, text=True, timeout=60, cwd=BAD / case)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert exp["message"] in proc.stderr
+    assert f"state.json:{exp['line']}, field '{exp['field']}'" in proc.stderr, proc.stderr
+    assert "Restore it from state.json.backup beside it" in proc.stderr
+    assert state.read_bytes() == before

@@ -7,9 +7,9 @@ import json
 import os
 import shutil
 
-from mlctl.digests import HashCache, json_digest, merkle_digest, tree_digest
+from mlctl.digests import HashCache, json_digest, merkle_digest
 
-from loader_helpers import age, write_tree
+from loader_helpers import age, folder_digest, write_tree
 
 TREE = {
     "a.txt": b"alpha\n",
@@ -27,7 +27,7 @@ TREE_DIGEST = "sha256:a3338c328701eec0ab2aadb60025f8bc97d9a3009b823432554cc1f2ae
 
 def test_known_tree_has_known_digest_and_skips_tool_folders(tmp_path):
     root = write_tree(tmp_path / "t", TREE)
-    digest, files = tree_digest(root)
+    digest, files = folder_digest(root)
     assert files == {"a.txt": ALPHA, "sub/b.txt": BETA}
     assert digest == TREE_DIGEST
 
@@ -45,7 +45,7 @@ def test_single_file_digest_names_the_file():
 
 def test_single_file(tmp_path):
     write_tree(tmp_path, {"a.txt": b"alpha\n"})
-    assert tree_digest(tmp_path / "a.txt") == (
+    assert folder_digest(tmp_path / "a.txt") == (
         "sha256:e194db447df1acfc07e94a18c65cb878450f324b326b86cb012eb418f5a0b0a8", {"a.txt": ALPHA})
 
 
@@ -54,12 +54,12 @@ def test_location_and_mtime_do_not_matter_content_and_names_do(tmp_path):
     b = tmp_path / "elsewhere" / "deeper" / "t"
     shutil.copytree(a, b)
     age(b, 1000)
-    assert tree_digest(a)[0] == tree_digest(b)[0] == TREE_DIGEST
+    assert folder_digest(a)[0] == folder_digest(b)[0] == TREE_DIGEST
     (b / "sub" / "b.txt").write_bytes(b"beta!\n")
-    assert tree_digest(b)[0] != TREE_DIGEST
+    assert folder_digest(b)[0] != TREE_DIGEST
     (b / "sub" / "b.txt").write_bytes(b"beta\n")
     (b / "sub" / "b.txt").rename(b / "sub" / "b2.txt")
-    assert tree_digest(b)[0] != TREE_DIGEST
+    assert folder_digest(b)[0] != TREE_DIGEST
 
 
 def test_json_digest_is_canonical():
@@ -72,25 +72,25 @@ def test_cache_answers_unchanged_files_without_reading_them(tmp_path):
     age(root)
     cache_file = tmp_path / "hashcache.json"
     first = HashCache.load(cache_file)
-    tree_digest(root, first)
+    folder_digest(root, first)
     assert (first.computed, first.hits) == (2, 0)
     first.save()
 
     second = HashCache.load(cache_file)
-    assert tree_digest(root, second)[0] == TREE_DIGEST
+    assert folder_digest(root, second)[0] == TREE_DIGEST
     assert (second.computed, second.hits) == (0, 2)
 
     # Proof that nothing is read: a poisoned entry (same size and mtime) is believed.
     doc = json.loads(cache_file.read_text())
     doc["files"][str(root / "a.txt")][2] = "0" * 64
     cache_file.write_text(json.dumps(doc))
-    assert tree_digest(root, HashCache.load(cache_file))[1]["a.txt"] == "0" * 64
+    assert folder_digest(root, HashCache.load(cache_file))[1]["a.txt"] == "0" * 64
 
     # A changed file (new size / mtime) is read again, and only that one.
     (root / "sub" / "b.txt").write_bytes(b"BETA\n")
     age(root / "sub")
     third = HashCache.load(cache_file)
-    digest, files = tree_digest(root, third)
+    digest, files = folder_digest(root, third)
     assert third.computed_paths == [str(root / "sub" / "b.txt")]
     assert files["sub/b.txt"] == hashlib.sha256(b"BETA\n").hexdigest()
 
@@ -99,10 +99,10 @@ def test_recently_modified_files_are_hashed_again(tmp_path):
     """A file changed within a second of being hashed could change again with the same mtime: not trusted."""
     root = write_tree(tmp_path / "t", {"a.txt": b"alpha\n"})
     cache = HashCache.load(tmp_path / "c.json")
-    tree_digest(root, cache)
+    folder_digest(root, cache)
     cache.save()
     again = HashCache.load(tmp_path / "c.json")
-    tree_digest(root, again)
+    folder_digest(root, again)
     assert again.computed == 1
 
 
@@ -121,8 +121,8 @@ def test_symbolic_links_are_followed_once(tmp_path):
     (root / "lib").symlink_to(shared, target_is_directory=True)
     (root / "loop").symlink_to(root, target_is_directory=True)
     (root / "alias.py").symlink_to(root / "score.py")
-    _, files = tree_digest(root)
+    _, files = folder_digest(root)
     assert sorted(files) == ["alias.py", "lib/util.py", "score.py"]
-    before = tree_digest(root)[0]
+    before = folder_digest(root)[0]
     (shared / "util.py").write_bytes(b"x = 2\n")
-    assert tree_digest(root)[0] != before
+    assert folder_digest(root)[0] != before

@@ -3,10 +3,10 @@ as Azure ML leaves them out of the upload; the expectations below were checked a
 
 from __future__ import annotations
 
-from loader_helpers import write_tree
+from loader_helpers import folder_digest, write_tree
 
-from mlctl.digests import list_files, tree_digest
-from mlctl.ignorefile import IgnoreFile, compile_rule
+from mlctl.digests import list_files
+from mlctl.ignorefile import IgnoreFile, pattern_line
 from mlctl.project import Project
 from mlctl.schemas.load import load_config
 
@@ -48,14 +48,27 @@ def test_amlignore_wins_over_gitignore_and_only_the_root_file_counts(tmp_path):
     assert list(list_files(root)) == [".gitignore", "notes.md", "score.py", "sub/.gitignore", "sub/util.py"]
 
 
-def test_rules_literal():
-    assert compile_rule("   ") is None and compile_rule("# x") is None and compile_rule("/") is None
-    r = compile_rule("!logs/")
-    assert (r.negate, r.folders_only, r.regex.pattern) == (True, True, r"(?:.*/)?logs\Z")
-    assert compile_rule("/a/**/b*.py").regex.pattern == r"a/(?:[^/]*/)*b[^/]*\.py\Z"
-    ignore = IgnoreFile(None, (compile_rule("*.bin"), compile_rule("!keep.bin")))
+def test_patterns_literal():
+    ignore = IgnoreFile.of_lines(["   ", "# x", "/", "!logs/", "/a/**/b*.py", "*.bin", "!keep.bin", "logs/"])
     assert [ignore.excludes(p, False) for p in ("w.bin", "m/w.bin", "keep.bin", "w.txt")] == [True, True, False, False]
+    assert [ignore.excludes(p, True) for p in ("logs", "m/logs")] == [True, True]
+    assert ignore.excludes("logs", False) is False                  # a trailing '/' matches folders only
+    assert [ignore.excludes(p, False) for p in ("a/b.py", "a/x/y/b2.py", "m/a/b.py", "a/c.py")] == [
+        True, True, False, False]                                    # anchored at the folder
+    assert IgnoreFile.of_lines(["!logs/", "logs/"]).excludes("logs", True) is True   # the last match decides
+    assert IgnoreFile.of_lines(["logs/", "!logs/"]).excludes("logs", True) is False
     assert IgnoreFile(None).excludes("anything", False) is False
+
+
+def test_a_trailing_double_star_leaves_the_folder_itself_in(tmp_path):
+    """`tmp/**` leaves out what tmp/ holds, not tmp/ itself, so `!tmp/keep` re-includes keep (checked
+    against `git add`; pathspec alone matches the folder and would prune it)."""
+    root = write_tree(tmp_path / "code", {".gitignore": "tmp/**\n!tmp/keep\n",
+                                          **{f: "x\n" for f in ("tmp/keep", "tmp/f", "tmp/q/g", "main.py")}})
+    excluded = []
+    assert list(list_files(root, excluded)) == [".gitignore", "main.py", "tmp/keep"]
+    assert sorted(excluded) == ["tmp/f", "tmp/q/"]
+    assert pattern_line("tmp/**  ") == "tmp/?*"
 
 
 def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
@@ -85,9 +98,9 @@ def test_an_ignored_file_is_not_part_of_the_deployment(tmp_path):
     second = load().resource("deployment.ep-one.blue")
     assert (second.digest, dict(second.files)) == (first.digest, dict(first.files))
     assert str(root / "code" / "scratch.ipynb") not in load().inputs   # a saved plan does not bind to it either
-    digest, _ = tree_digest(root / "code")
+    digest, _ = folder_digest(root / "code")
     (root / "code" / ".amlignore").unlink()
-    assert tree_digest(root / "code")[0] != digest
+    assert folder_digest(root / "code")[0] != digest
 
 
 def test_bracket_expressions_as_git_reads_them(tmp_path):
@@ -96,4 +109,14 @@ def test_bracket_expressions_as_git_reads_them(tmp_path):
         ".gitignore": "[[:digit:]]*.txt\n[z-a]\n[]]x\n[![:upper:]]9.txt\n",
         **{f: "x\n" for f in ("1a.txt", "9.txt", "A9.txt", "b.txt", "]x", "zz")}})
     assert list(list_files(root)) == [".gitignore", "A9.txt", "b.txt", "zz"]
-    assert compile_rule("[z-a]") is None
+    assert pattern_line("[z-a]") is None
+    assert pattern_line("[[:digit:][:upper:]]*\n") == "[0-9A-Z]*"
+
+
+def test_trailing_spaces_escapes_and_punctuation_classes(tmp_path):
+    """An escaped trailing space is kept, \\! matches a leading '!', [:punct:] is ASCII punctuation;
+    checked against `git add`."""
+    root = write_tree(tmp_path / "code", {
+        ".gitignore": "sp\\ \n\\!bang\n[[:punct:]]p\n",
+        **{f: "x\n" for f in ("sp ", "sp", "!bang", "bang", "-p", "_p", "ap")}})
+    assert list(list_files(root)) == [".gitignore", "ap", "bang", "sp"]

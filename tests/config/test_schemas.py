@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft202012Validator
 
-from mlctl.schemas.validate import KINDS, apply_defaults, find_ignored, load_schema
+from mlctl.schemas.validate import KINDS, apply_defaults, find_ignored, load_schema, schema_default
 
 # docs/resources.md, "Kinds and attributes": the exact attribute keys of each kind.
 ATTRIBUTES = {
@@ -64,3 +64,21 @@ def test_attributes_match_the_contract(trained_example, tmp_path):
     assert kinds == ATTRIBUTES
     for r in config.resources:
         assert r.digest.startswith("sha256:") and len(r.digest) == 71
+
+
+def test_schema_defaults_are_read_from_the_schemas():
+    assert schema_default("deployment", "request_settings") == {
+        "request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1, "max_queue_wait_ms": 500}
+    assert schema_default("deployment", "liveness_probe") == schema_default("deployment", "readiness_probe") == {
+        "initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
+    assert schema_default("deployment", "request_settings.max_queue_wait_ms") == 500
+    assert schema_default("deployment", "instance_count") == 1
+    assert schema_default("endpoint", "auth_mode") == "key"
+    assert schema_default("endpoint", "port") is None
+    assert schema_default("model", "type") == "custom_model"
+    schema_default("deployment", "request_settings")["request_timeout_ms"] = 1   # a copy: the schema keeps its default
+    assert schema_default("deployment", "request_settings.request_timeout_ms") == 5000
+    with pytest.raises(KeyError, match="states no default for model"):
+        schema_default("deployment", "model")
+    with pytest.raises(KeyError):
+        schema_default("deployment", "no_such_field")

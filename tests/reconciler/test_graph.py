@@ -5,7 +5,7 @@ from dataclasses import replace
 import networkx as nx
 
 from builders import A, deployment, endpoint, model, stack, state_of, traffic
-from mlctl.reconciler.graph import build_graph, dependencies, find_cycles, order, to_dot, to_mermaid, waves
+from mlctl.reconciler.graph import dependencies, find_cycles, order, to_dot, to_mermaid, waves
 
 
 def test_order_and_waves():
@@ -23,9 +23,12 @@ def test_order_agrees_with_networkx_on_a_larger_graph():
     for i in range(30):
         rs += [endpoint(f"e{i:02}"), deployment(ep=f"e{i:02}", name="a", model_name="m2", env=None),
                deployment(ep=f"e{i:02}", name="b", env=None), traffic(ep=f"e{i:02}", deployments=("a", "b"))]
-    g = build_graph(rs)
+    deps = dependencies(rs)
+    g = nx.DiGraph()
+    g.add_nodes_from(deps.nodes.items())
+    g.add_edges_from(deps.edges)
     key = lambda a: (["model", "environment", "image", "endpoint", "deployment", "traffic"].index(a.split(".")[0]), a)  # noqa: E731
-    assert order(dependencies(rs)) == list(nx.lexicographical_topological_sort(g, key=key))
+    assert order(deps) == list(nx.lexicographical_topological_sort(g, key=key))
     assert g.nodes["model.m2"] == {"kind": "model", "desired": True, "recorded": False}
     assert g.number_of_edges() == 30 * 7  # a: endpoint, m2; b: endpoint, m; traffic: endpoint, a, b
 

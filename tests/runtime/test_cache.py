@@ -3,7 +3,7 @@
 import uuid
 
 from mlctl.runtime.local import cache
-from mlctl.runtime.local.conda import requirements
+from mlctl.requirements import requirements
 from mlctl.runtime.local.envs import build_env, env_path
 from mlctl.runtime.local.snapshot import snapshot_code
 from mlctl.runtime.local.store import model_dir, register_model

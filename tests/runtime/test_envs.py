@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from mlctl.runtime.local.conda import requirements
+from mlctl.requirements import requirements
 from mlctl.runtime.local.envs import (
     COMPLETE,
     EnvBuildError,
@@ -23,7 +23,7 @@ OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"   # the running interpreter
 BUILD = """
 import sys, json
 from mlctl.runtime.local.envs import build_env
-from mlctl.runtime.local.conda import requirements
+from mlctl.requirements import requirements
 built = build_env(sys.argv[1], None, requirements([], sys.argv[2:]),
                   progress=lambda m: print("progress:", m, flush=True))
 print("built:", json.dumps(built.observed()), flush=True)

@@ -63,7 +63,7 @@ def test_code_snapshot_is_unaffected_by_later_edits(tmp_path):
 
 def test_what_is_copied_is_exactly_what_is_hashed(tmp_path):
     """Model and code copies hold exactly the files mlctl.digests.list_files lists: same digest."""
-    from mlctl.digests import list_files, tree_digest
+    from mlctl.digests import HashCache, list_files
 
     outside = tmp_path / "shared.txt"
     outside.write_text("linked")
@@ -86,7 +86,9 @@ def test_what_is_copied_is_exactly_what_is_hashed(tmp_path):
         copied = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
         assert copied == listed
         assert not (dest / "link.txt").is_symlink() and (dest / "link.txt").read_text() == "linked"
-        assert tree_digest(dest)[0] == tree_digest(d)[0]
+        cache = HashCache()
+        assert {rel: cache.file_sha256(full) for rel, full in list_files(dest).items()} == {
+            rel: cache.file_sha256(full) for rel, full in list_files(d).items()}
 
 
 def test_the_folder_ignore_file_leaves_files_out_of_the_copy(tmp_path):

@@ -79,8 +79,16 @@ def test_from_resource():
     ("[1, 2]", "it is not a JSON object"),
     ('{"serial": 1}', "'format_version' is missing"),
     ('{"format_version": 1, "lineage": "x"}', "missing key 'serial'"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"a.b": {"kind": "x", "bogus": 1}}}',
-     "resource 'a.b' has unknown keys ['bogus']"),
+    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.b": {"kind": "model", "bogus": 1}}}',
+     "resource 'model.b' has unknown keys ['bogus']"),
+    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"a.b": {"kind": "model"}}}',
+     "'a.b' is not a resource address; expected one of model.NAME, environment.NAME"),
+    ('{"format_version": 1, "serial": 1, "lineage": "x", "pending": ["model.m"]}',
+     "'pending' must be null or an object (it is a list)"),
+    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "model", "digest": "d",'
+     ' "attributes": "name=m"}}}', "'resources[\"model.m\"].attributes' must be an object (it is a string)"),
+    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "image", "digest": "d",'
+     ' "attributes": {}}}}', "resource 'model.m' has kind 'image'; its address says 'model'"),
 ])
 def test_unreadable_state_is_an_error_and_never_overwritten(tmp_path, text, message):
     path = tmp_path / "state.json"
@@ -129,3 +137,23 @@ def test_no_temp_file_left_and_mode(tmp_path):
     write_state(path, read_state(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "state.json", "state.json.backup"]
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_the_state_schema_is_valid_and_what_mlctl_writes_passes_it(tmp_path):
+    from jsonschema import Draft202012Validator
+
+    from mlctl.schemas.validate import load_schema
+    from mlctl.state.validation import inline_refs, json_path, state_problem
+
+    schema = load_schema("state")
+    Draft202012Validator.check_schema(schema)
+    Draft202012Validator.check_schema(inline_refs(schema, schema["$defs"]))
+    assert "$ref" not in json.dumps(inline_refs(schema, schema["$defs"]))
+    path = tmp_path / "state.json"
+    state = make_state()
+    state.pending = {"address": "deployment.e.blue", "action": "+/-", "started_at": "2026-01-01T00:00:00Z", "pid": 7}
+    write_state(path, state)
+    assert state_problem(json.loads(path.read_text())) is None
+    assert read_state(path).pending == state.pending
+    assert json_path(("resources", "deployment.e.b", "depends_on", 0)) == 'resources["deployment.e.b"].depends_on[0]'
+    assert json_path(("pending", "pid")) == "pending.pid"

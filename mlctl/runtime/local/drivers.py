@@ -7,12 +7,12 @@ they observe (`mlctl.runtime.observed`) and never decide again.
 
 from __future__ import annotations
 
+from mlctl.requirements import requirements
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.local import envs, store
-from mlctl.runtime.local.conda import requirements
 from mlctl.runtime.local.serving import deployment_spec
 from mlctl.runtime.observed import (DeploymentObserved, EndpointObserved, EnvironmentObserved, ImageObserved,
                                     ModelObserved, TrafficObserved)

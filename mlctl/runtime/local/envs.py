@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlctl.runtime.local.conda import Requirements, conda_name
+from mlctl.requirements import Requirements, requirement_name
 from mlctl.runtime.local.pythons import find_python
 
 SERVER_PACKAGES = ("aiohttp>=3.9",)
@@ -173,8 +173,8 @@ def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
     uv = uv_command() if use_uv is not False else None
     if use_uv and uv is None:
         raise EnvBuildError("uv is not installed", path, "")
-    present = {conda_name(r) for r in reqs.lines}
-    full = Requirements(reqs.lines + tuple(p for p in SERVER_PACKAGES if conda_name(p) not in present), reqs.notes)
+    present = {requirement_name(r) for r in reqs.lines}
+    full = Requirements(reqs.lines + tuple(p for p in SERVER_PACKAGES if requirement_name(p) not in present), reqs.notes)
     with open(path.parent / f"{path.name}.lock", "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

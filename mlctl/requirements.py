@@ -1,0 +1,245 @@
+"""Requirements: conda and pip specs read into normalized PEP 508 requirements, for the loader and every runtime.
+
+A conda file is read for its python version request, its conda packages and its pip packages.
+The loader records them normalized (so an image digest depends on what is asked, not on how it is
+spelled): conda packages as `name` + PEP 440 specifier (conda's `=1.2` is the prefix match
+`==1.2.*`), pip packages parsed by `packaging` (canonical name, sorted extras, no spaces). A
+runtime that installs from PyPI turns them into pip requirement lines with `requirements()`:
+conda names mapped to PyPI names (`CONDA_TO_PYPI`), system libraries conda ships but PyPI does not
+skipped with a note (`CONDA_ONLY`). Everything here is pure except `read_conda_file`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, Specifier
+from packaging.utils import canonicalize_name
+
+from mlctl.errors import Diagnostic
+from mlctl.schemas.documents import read_document
+
+# conda package name -> PyPI distribution name, where they differ.
+CONDA_TO_PYPI: dict[str, str] = {
+    "pytorch": "torch",
+    "pytorch-cpu": "torch",
+    "pytorch-gpu": "torch",
+    "py-xgboost": "xgboost",
+    "py-xgboost-cpu": "xgboost",
+    "py-xgboost-gpu": "xgboost",
+    "py-lightgbm": "lightgbm",
+    "py-catboost": "catboost",
+    "py-opencv": "opencv-python",
+    "opencv": "opencv-python",
+    "matplotlib-base": "matplotlib",
+    "msgpack-python": "msgpack",
+    "pytables": "tables",
+    "python-graphviz": "graphviz",
+    "tensorflow-base": "tensorflow",
+    "tensorflow-cpu": "tensorflow",
+    "keras-base": "keras",
+    "pyqt": "PyQt5",
+    "ruamel_yaml": "ruamel.yaml",
+    "python-kubernetes": "kubernetes",
+    "python-flatbuffers": "flatbuffers",
+}
+
+# Conda packages that are system libraries or conda machinery, not Python distributions:
+# a virtualenv gets them from the system (or the wheels bundle them), so they are skipped.
+CONDA_ONLY: frozenset[str] = frozenset({
+    "mkl", "mkl-include", "mkl-devel", "mkl-service", "mkl_fft", "mkl_random", "intel-openmp",
+    "blas", "libblas", "libcblas", "liblapack", "liblapacke", "openblas", "libopenblas", "nomkl",
+    "cudatoolkit", "cudatoolkit-dev", "cuda-toolkit", "cuda", "cuda-nvcc", "cuda-runtime",
+    "cuda-version", "cudnn", "nccl", "magma", "pytorch-cuda", "pytorch-mutex", "cpuonly",
+    "openmpi", "mpich", "impi_rt", "libgcc", "libgcc-ng", "libstdcxx", "libstdcxx-ng", "libgomp",
+    "libgfortran", "libgfortran-ng", "libgfortran5", "_libgcc_mutex", "_openmp_mutex", "llvm-openmp",
+    "gcc", "gxx", "gfortran", "gcc_linux-64", "gxx_linux-64", "make", "cmake-binary", "pkg-config",
+    "openssl", "ca-certificates", "readline", "sqlite", "tk", "xz", "zlib", "zstd", "lz4-c",
+    "ncurses", "libffi", "bzip2", "ld_impl_linux-64", "tzdata", "libuuid", "libnsl", "libzlib",
+    "libsqlite", "libxcrypt", "icu", "libiconv", "libxml2", "hdf5", "libprotobuf", "arrow-cpp",
+    "libarrow", "libopencv", "graphviz", "git", "nodejs", "libuv", "conda", "mamba",
+})
+
+# Never installed into a virtualenv: the interpreter comes from the python version, pip with the venv.
+NOT_PACKAGES: frozenset[str] = frozenset({"python", "pip", "setuptools", "wheel", "python-abi"})
+
+# pip packages mlctl replaces: its own scoring server stands in for Azure's.
+REPLACED_BY_MLCTL: frozenset[str] = frozenset({"azureml-defaults", "azureml-inference-server-http"})
+
+_PYPI = {canonicalize_name(k): v for k, v in CONDA_TO_PYPI.items()}
+_CONDA_ONLY = frozenset(canonicalize_name(n) for n in CONDA_ONLY)
+
+# conda match spec: [channel::]name[ version[ build]], name=version[=build], name==version, name>=version,
+# name[version='>=1.2']
+_CONDA = re.compile(r"^(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<rest>.*)$")
+_BRACKET_VERSION = re.compile(r"^\[\s*version\s*=\s*['\"]?([^'\"\]]+)['\"]?")
+# what precedes a PEP 508 requirement's version specifier: the name and its extras
+_NAME_AND_EXTRAS = re.compile(r"^\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """pip requirement lines for a virtualenv, and notes on what was mapped or skipped."""
+
+    lines: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def conda_dependency(spec: str) -> tuple[str, str] | None:
+    """Pure: a conda dependency -> (lower-case name, PEP 440 specifier or '').
+
+    'numpy=1.26' -> ('numpy', '==1.26.*') (conda's '=' is a prefix match); 'numpy==1.26.4'
+    -> ('numpy', '==1.26.4'); 'numpy 1.26' -> ('numpy', '==1.26.*'); "numpy[version='>=1.2']"
+    -> ('numpy', '>=1.2'); build strings and channel prefixes are dropped. Already normalized
+    specs come back unchanged. None when it cannot be parsed.
+    """
+    m = _CONDA.match(spec.strip())
+    if not m:
+        return None
+    name, rest = m["name"].lower(), m["rest"].strip()
+    if rest.startswith("["):
+        bracket = _BRACKET_VERSION.match(rest)
+        if not bracket:
+            return name, ""                              # other bracket keys (build=, channel=) say nothing of the version
+        rest = bracket.group(1).strip()
+    if not rest:
+        return name, ""
+    if rest[0] not in "=<>!~":
+        rest = "=" + rest.split()[0]                     # 'numpy 1.26 py_0' -> '=1.26'
+    if rest.startswith("=") and not rest.startswith("=="):
+        version = rest[1:].split("=")[0]                 # drop '=build'
+        version = version.removesuffix(".*").removesuffix("*")
+        return name, f"=={version}.*" if version else ""
+    if rest.startswith("=="):
+        return name, "==" + rest[2:].split("=")[0].strip()
+    return name, re.sub(r"\s+", "", rest)
+
+
+def pip_requirement(spec: str) -> str:
+    """Pure: a pip line normalized with `packaging`: canonical name, extras sorted, specifiers without
+    spaces in the order written, the marker in packaging's form. Lines that are not PEP 508
+    requirements (options such as --extra-index-url, paths, VCS URLs) are kept as written."""
+    text = spec.strip()
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return text
+    extras = f"[{','.join(sorted(canonicalize_name(e) for e in req.extras))}]" if req.extras else ""
+    marker = f"; {req.marker}" if req.marker else ""
+    if req.url:
+        return f"{canonicalize_name(req.name)}{extras} @ {req.url}{' ' if marker else ''}{marker}"
+    return canonicalize_name(req.name) + extras + _specifier_as_written(text) + marker
+
+
+def _specifier_as_written(text: str) -> str:
+    """Pure: the version specifier of a valid PEP 508 line, its clauses in the written order (a
+    SpecifierSet forgets the order, and the order is part of the recorded spec)."""
+    rest = _NAME_AND_EXTRAS.sub("", text.split(";", 1)[0], count=1).strip().removeprefix("(").removesuffix(")")
+    try:
+        return ",".join(str(Specifier(clause.strip())) for clause in rest.split(",") if clause.strip())
+    except InvalidSpecifier:   # not expected once the line parsed; the set's own (sorted) form then
+        return str(Requirement(text).specifier)
+
+
+def requirement_name(line: str) -> str:
+    """Pure: the canonical distribution name of a pip line ('' for options and other non-requirements)."""
+    try:
+        return canonicalize_name(Requirement(line.strip()).name)
+    except InvalidRequirement:
+        return ""
+
+
+def python_request(specifier: str) -> str | None:
+    """Pure: a python version request from the specifier of a conda `python` dependency
+    ('==3.11.*' -> '3.11', '==3.11.7' -> '3.11.7', '>=3.9,<3.12' unchanged, '' -> None)."""
+    if not specifier:
+        return None
+    if re.fullmatch(r"==[0-9.]+(\.\*)?", specifier):
+        return specifier[2:].removesuffix(".*")
+    return specifier
+
+
+def pip_from_conda(spec: str) -> tuple[str | None, str | None]:
+    """Pure: one conda dependency -> (pip requirement or None, note or None): the name mapped to
+    PyPI's, conda-only system packages and the interpreter's own packages skipped."""
+    parsed = conda_dependency(spec)
+    if parsed is None or canonicalize_name(parsed[0]) in NOT_PACKAGES:
+        return None, None
+    name, specifier = parsed
+    if canonicalize_name(name) in _CONDA_ONLY:
+        return None, f"skipped conda-only package '{name}' (a system library; not installed from PyPI)"
+    pypi = _PYPI.get(canonicalize_name(name), name)
+    note = (f"conda package '{name}' installed as '{pypi}' from PyPI"
+            if canonicalize_name(pypi) != canonicalize_name(name) else None)
+    return pypi + specifier, note
+
+
+def requirements(conda_packages, pip_packages, *, extra=()) -> Requirements:
+    """Pure: the pip requirement lines for a virtualenv (conda packages mapped, pip packages as
+    written, then those of `extra` not already named), with a note for each mapping or skip."""
+    lines: list[str] = []
+    notes: list[str] = []
+    for spec in conda_packages:
+        line, note = pip_from_conda(spec)
+        if line:
+            lines.append(line)
+        if note:
+            notes.append(note)
+    for spec in pip_packages:
+        spec = spec.strip()
+        name = requirement_name(spec)
+        if name in REPLACED_BY_MLCTL:
+            notes.append(f"skipped pip package '{name}': mlctl's scoring server replaces it")
+        elif spec and name not in NOT_PACKAGES:
+            lines.append(spec)
+    present = {requirement_name(x) for x in lines}
+    lines.extend(x for x in extra if requirement_name(x) not in present)
+    return Requirements(tuple(lines), tuple(notes))
+
+
+def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
+    """{python, channels, conda_packages, pip_packages} from a conda YAML, normalized and sorted;
+    None (with errors in `diags`, located by file and line) when unusable."""
+    doc, problems = read_document(path)
+    diags.extend(problems)
+    if doc is None:
+        return None
+    data = doc.data
+    if not isinstance(data, dict):
+        diags.append(Diagnostic("conda file is not a mapping", "A conda file has 'channels:' and 'dependencies:'.",
+                                file=doc.display, line=1))
+        return None
+    python, conda, pip = None, set(), set()
+    channels = data.get("channels") or []
+    deps = data.get("dependencies") or []
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        diags.append(Diagnostic("'channels' must be a list of channel names", "", **doc.at(("channels",))))
+        channels = []
+    if not isinstance(deps, list):
+        diags.append(Diagnostic("'dependencies' must be a list", "List conda packages, and pip packages under '- pip:'.",
+                                **doc.at(("dependencies",))))
+        deps = []
+    for i, dep in enumerate(deps):
+        if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
+            pip.update(pip_requirement(str(p)) for p in dep["pip"] if str(p).strip())
+            continue
+        parsed = conda_dependency(str(dep)) if isinstance(dep, (str, int, float)) else None
+        if parsed is None:
+            diags.append(Diagnostic(f"cannot read conda dependency {dep!r}",
+                                    "Write 'name', 'name=version' or a '- pip: [...]' list.",
+                                    **doc.at(("dependencies", i))))
+            continue
+        name, specifier = parsed
+        if name == "python":
+            python = python_request(specifier)
+        else:
+            conda.add(name + specifier)
+    return {
+        "python": python,
+        "channels": list(dict.fromkeys(channels)),   # order is conda's priority: kept, duplicates dropped
+        "conda_packages": sorted(conda),
+        "pip_packages": sorted(pip),
+    }
+
