@@ -18,7 +18,7 @@ from mlctl.reconciler import hooks as H
 from mlctl.reconciler.actions import Action
 from mlctl.runtime.contract import DriverError, Order
 from mlctl.runtime.registry import Runtimes
-from mlctl.state.statefile import ResourceState, write_state
+from mlctl.state.statefile import ResourceState, Status, write_state
 
 
 class ApplyFailed(MlctlError):
@@ -108,7 +108,7 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
             tail = getattr(e, "log_tail", "")
             if change.resource is not None:
                 state.resources[address] = ResourceState.from_resource(
-                    change.resource, status="failed", runtime=prior.runtime if prior else runtimes.main.name,
+                    change.resource, status=Status.FAILED, runtime=prior.runtime if prior else runtimes.main.name,
                     observed=prior.observed if prior else None)
             state.pending = None
             state = write_state(path, state)

@@ -17,6 +17,7 @@ from mlctl.reconciler.diff import diff_attributes
 from mlctl.reconciler.graph import dependencies, find_cycles, order
 from mlctl.runtime.contract import Order
 from mlctl.runtime.observed import observed_of
+from mlctl.state.statefile import Status
 
 __all__ = ["Action", "Change", "Order", "Plan", "Reason", "drift_plan", "plan"]
 
@@ -159,7 +160,7 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
     diff = diff_attributes(p.attributes, r.attributes, exclude)
     cands = []
     if gone:       # a failed create that never ran is retried, not drift
-        never_ran = p.status == "failed" and not p.observed
+        never_ran = p.status == Status.FAILED and not p.observed
         cands.append((Action.CREATE, Reason.FAILED_EARLIER if never_ran else Reason.DRIFT))
     own_replace = rules.replace_action(kind, diff)
     if diff:
@@ -175,12 +176,12 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
         cands.append((after_upstream, Reason.UPSTREAM_REPLACED))
     if moved:
         cands.append((max(own_replace, after_upstream or own_replace, key=lambda a: a.rank), Reason.RUNTIME_CHANGED))
-    if p.status in ("failed", "tainted"):
+    if p.status == Status.FAILED:
         cands.append((own_replace, Reason.FAILED_EARLIER))
     if requested:
         cands.append((own_replace, Reason.REQUESTED))
     drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
-    if p.status == "failed":   # the runtime still runs what preceded the failed change: expected, not drift
+    if p.status == Status.FAILED:   # the runtime still runs what preceded the failed change: expected, not drift
         drift_cands = [c for c in drift_cands if c[0].rank > own_replace.rank]
     cands += drift_cands
     if not cands:
@@ -202,11 +203,11 @@ class _Applied:
 
 def drift_plan(prior, observed: Mapping[str, dict | None]) -> Plan:
     """Pure: only what the runtime reports differently from what was applied (`plan --refresh-only`):
-    the recorded resources planned against themselves, failed/tainted status set aside."""
+    the recorded resources planned against themselves, failed status set aside."""
     applied = _Applied(tuple(
         Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(d) for d in rs.depends_on),
                  rs.files) for a, rs in sorted(prior.resources.items())))
-    ready = replace_fields(prior, resources={a: replace_fields(rs, status="ready") for a, rs in prior.resources.items()})
+    ready = replace_fields(prior, resources={a: replace_fields(rs, status=Status.READY) for a, rs in prior.resources.items()})
     return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
 

@@ -7,6 +7,7 @@ Shape (docs/resources.md, and its JSON Schema mlctl/schemas/state.schema.json): 
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import uuid
@@ -20,7 +21,14 @@ from mlctl.resources import Kind
 from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
-STATUSES = ("ready", "failed", "tainted")
+
+
+class Status(enum.StrEnum):
+    """What the last apply left a resource as. A failed one is replaced by the next plan (reason
+    `failed earlier`); "tainted", written by nothing since `--replace` exists, is read as failed."""
+
+    READY = "ready"
+    FAILED = "failed"
 
 
 @dataclass
@@ -31,7 +39,7 @@ class ResourceState:
     attributes: dict[str, Any]
     digest: str
     depends_on: list[str] = field(default_factory=list)
-    status: str = "ready"  # "ready" | "failed" | "tainted"
+    status: Status = Status.READY
     runtime: str = "local"
     observed: Any = None     # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
@@ -40,6 +48,7 @@ class ResourceState:
         from mlctl.runtime.observed import observed_of
 
         self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
+        self.status = Status.FAILED if self.status == "tainted" else Status(self.status)
 
     @classmethod
     def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",

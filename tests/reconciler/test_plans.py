@@ -178,8 +178,8 @@ def test_replace_of_a_bad_address_is_an_error(address, message):
     assert [d.summary for d in p.diagnostics] == [message]
 
 
-@pytest.mark.parametrize("status", ["failed", "tainted"])
-def test_failed_or_tainted_is_replaced_and_dependents_follow(status):
+@pytest.mark.parametrize("status", ["failed"])
+def test_failed_is_replaced_and_dependents_follow(status):
     rs = stack()
     p = plan(Cfg(tuple(rs)), state_of(rs, **{"image.env": {"status": status}}), None)
     assert [r for r in rows(p) if r[1] != "."] == [
@@ -249,7 +249,7 @@ def test_drift_plan_shows_only_what_differs_from_what_was_applied():
     from mlctl.reconciler.plans import drift_plan
 
     rs = stack(instances=2)
-    prior = state_of(rs, **{"image.env": {"status": "tainted"}})
+    prior = state_of(rs, **{"image.env": {"status": "failed"}})
     observed = {"endpoint.e": {"alive": True}, "deployment.e.blue": {"ready_instances": 1}, "traffic.e": None}
     p = drift_plan(prior, observed)
     assert p.refresh_only
