@@ -10,7 +10,7 @@ from mlctl.errors import MlctlError
 
 
 def recorded_endpoints(state) -> dict:
-    return {rs.attributes.get("name", a.split(".", 1)[1]): rs
+    return {rs.attributes.get("name", a.name): rs
             for a, rs in state.resources.items() if rs.kind == "endpoint"}
 
 

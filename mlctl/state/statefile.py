@@ -17,7 +17,7 @@ from typing import Any
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.resources import Kind
+from mlctl.resources import Address, Kind
 from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
@@ -38,7 +38,7 @@ class ResourceState:
     kind: str
     attributes: dict[str, Any]
     digest: str
-    depends_on: list[str] = field(default_factory=list)
+    depends_on: list[Address] = field(default_factory=list)
     status: Status = Status.READY
     runtime: str = "local"
     observed: Any = None     # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
@@ -49,6 +49,7 @@ class ResourceState:
 
         self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
         self.status = Status.FAILED if self.status == "tainted" else Status(self.status)
+        self.depends_on = sorted(d if isinstance(d, Address) else Address.parse(d) for d in self.depends_on)
 
     @classmethod
     def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",
@@ -58,7 +59,7 @@ class ResourceState:
             kind=resource.kind.value,
             attributes=json.loads(json.dumps(dict(resource.attributes))),
             digest=resource.digest,
-            depends_on=sorted(str(a) for a in resource.depends_on),
+            depends_on=sorted(resource.depends_on),
             status=status,
             runtime=runtime,
             observed=observed if observed is not None else {},
@@ -68,7 +69,7 @@ class ResourceState:
     def to_json(self) -> dict:
         return {
             "kind": self.kind, "attributes": self.attributes, "digest": self.digest,
-            "depends_on": list(self.depends_on), "status": self.status, "runtime": self.runtime,
+            "depends_on": sorted(str(d) for d in self.depends_on), "status": self.status, "runtime": self.runtime,
             "observed": self.observed.to_json(), "files": self.files,
         }
 
@@ -81,7 +82,7 @@ class State:
     serial: int = 0
     lineage: str = field(default_factory=lambda: str(uuid.uuid4()))
     mlctl_version: str = __version__
-    resources: dict[str, ResourceState] = field(default_factory=dict)
+    resources: dict[Address, ResourceState] = field(default_factory=dict)
     pending: dict | None = None
 
     def to_json(self) -> dict:
@@ -90,7 +91,7 @@ class State:
             "serial": self.serial,
             "lineage": self.lineage,
             "mlctl_version": self.mlctl_version,
-            "resources": {a: self.resources[a].to_json() for a in sorted(self.resources)},
+            "resources": {str(a): self.resources[a].to_json() for a in sorted(self.resources, key=str)},
             "pending": self.pending,
         }
 
@@ -146,7 +147,7 @@ def _parse(path: Path, text: str) -> State:
                               f'resources["{address}"].kind')
     return State(
         format_version=fv, serial=int(doc["serial"]), lineage=doc["lineage"], mlctl_version=doc.get("mlctl_version", ""),
-        resources={a: ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
+        resources={Address.parse(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
         pending=doc.get("pending"),
     )
 

@@ -30,7 +30,7 @@ def state_from_resources(resources, serial: int = 7, **by_address) -> State:
         rs = ResourceState.from_resource(r)
         for key, value in by_address.get(str(r.address), {}).items():
             setattr(rs, key, value)
-        state.resources[str(r.address)] = rs
+        state.resources[r.address] = rs
     return state
 
 
