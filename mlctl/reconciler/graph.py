@@ -34,8 +34,8 @@ class Deps:
 
 
 def dependencies(resources: Iterable[Resource] = (), prior=None) -> Deps:
-    """Pure: the graph (nodes are Addresses) of the desired resources and those recorded in `prior` (a State). Edges come
-    from each resource's depends_on (the desired resource's when both exist)."""
+    """Pure: the graph (its nodes are Addresses) of the desired resources and those recorded in `prior`
+    (a State). Edges come from each resource's depends_on (the desired resource's when both exist)."""
     g = Deps()
     desired = {r.address: r for r in resources}
     for a, r in desired.items():
