@@ -121,6 +121,11 @@ def leftovers(project, state) -> list:
 
 
 def runtime_of(project, recorded):
-    """The runtime that made a recorded resource (a ResourceState): every command but plan and apply
-    operates a resource through it."""
-    return project_runtimes(project).get(recorded.runtime)
+    """The runtime that made a recorded resource (a ResourceState), with its settings from the project
+    file: every command but plan and apply operates a resource through it, whatever --runtime says."""
+    from dataclasses import replace
+
+    from mlctl.projectfile import load_project_file
+
+    chosen = load_project_file(replace(project, runtime_override=recorded.runtime), environ={})
+    return load_runtime(chosen.runtime, chosen.settings)

@@ -114,3 +114,26 @@ def test_delete_and_destroy_leave_nothing(harness):
     assert state.resources == {}
     assert harness.runtime.endpoint_url(harness.project, "ctr") is None
     assert leftovers(harness.project, state) == []
+
+
+def test_operate_commands_use_the_runtime_recorded_for_the_endpoint(tmp_path):
+    """`show` reads an endpoint through the runtime that made it, whatever --runtime says, and says so."""
+    import json
+    import subprocess
+    import sys
+
+    from contract_harness import Harness
+    from e2e_support import cleanup
+
+    h = Harness(tmp_path / "proj", "local")
+    h.write(blue={"count": 1})
+    try:
+        apply_project(h.project)
+        shown = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(h.project.root), "--runtime", "docker",
+                                "show", "ctr", "--json"], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["runtime"] == "local"
+        assert json.loads(shown.stdout)["deployments"]["blue"]["ready_instances"] == 1
+        assert "--runtime docker is for plan and apply" in shown.stderr
+    finally:
+        cleanup(h.project.root)

@@ -172,3 +172,4 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
         assert not again.has_changes()
     finally:
         registry.unregister("other")
+
