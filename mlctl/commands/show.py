@@ -32,6 +32,15 @@ def endpoint_state(project, name: str):
     return state, known[name]
 
 
+def auth_mode_of(rs) -> str:
+    """The endpoint's recorded auth_mode (the schema's default for a state that predates the field)."""
+    if rs.attributes.get("auth_mode"):
+        return rs.attributes["auth_mode"]
+    from mlctl.schemas.validate import schema_default
+
+    return schema_default("endpoint", "auth_mode")
+
+
 def report(project, state, name: str) -> dict:
     """What `show` prints, from the state and the live endpoint host (Azure's field names)."""
     from mlctl.reconciler.operations import runtime_of
