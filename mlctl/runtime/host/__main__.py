@@ -84,8 +84,8 @@ async def serve(args) -> int:
     record = {"pid": os.getpid(), "port": port, "admin_socket": str(admin_path), "started": time.time(),
               "auth_mode": args.auth_mode, "endpoint": args.endpoint}
     write_run_record(data_dir, args.endpoint, record)
-    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d)", args.endpoint, port, admin_path,
-             os.getpid())
+    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d, event loop %s)", args.endpoint, port,
+             admin_path, os.getpid(), type(loop).__module__.split(".")[0])
     stdio = StdioLog(host_log(data_dir, args.endpoint))
     while not stop.is_set():
         try:
@@ -117,11 +117,22 @@ def main(argv=None) -> int:
     except OSError as e:
         log.error("cannot read the endpoint's secrets file: %s (start the host with mlctl, which creates it)", e)
         return 2
-    try:
-        import uvloop
-        return uvloop.run(serve(args))
-    except ImportError:
-        return asyncio.run(serve(args))
+    # chosen outside any `except` block: an exception raised while one is handled gets it as __context__
+    runner = event_loop_runner(os.environ.get("MLCTL_HOST_LOOP", "auto"))
+    return runner(serve(args))
+
+
+def event_loop_runner(choice: str):
+    """uvloop.run when uvloop is installed (MLCTL_HOST_LOOP=auto, the default, or uvloop), else
+    asyncio.run (MLCTL_HOST_LOOP=asyncio forces it: the tests run the host both ways)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None
+        if uvloop is not None:
+            return uvloop.run
+    return asyncio.run
 
 
 if __name__ == "__main__":

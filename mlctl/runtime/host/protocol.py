@@ -91,6 +91,7 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
         self.eof = False             # the client half-closed: answer what arrived, then close
+        self.refused: _Refused | None = None  # raised in a parser callback, read in data_received
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -130,8 +131,10 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as e:
-            refusal = e.__context__
-            if isinstance(refusal, _Refused):
+            # the refusal is kept on the connection: the exception's __context__ is not reliable (an
+            # exception being handled around the loop, such as an ImportError, replaces it)
+            refusal, self.refused = self.refused, None
+            if refusal is not None:
                 self._refuse(refusal.status, str(refusal))
             else:
                 log.exception("public port: request parsing failed")
@@ -153,6 +156,11 @@ class Connection(asyncio.Protocol):
             self._refuse(431, f"request head over {MAX_HEAD} bytes")
 
     # ---- llhttp callbacks ----------------------------------------------------------------------
+    def _refusal(self, status: int, message: str) -> _Refused:
+        """The exception a callback raises to refuse the request (kept for data_received to answer)."""
+        self.refused = _Refused(status, message)
+        return self.refused
+
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
         self.since = self.loop.time()
@@ -173,7 +181,7 @@ class Connection(asyncio.Protocol):
         names, values = self._names, self._values
         self._names, self._values = [], []  # a chunked body's trailer fields land here: neither used nor forwarded
         if sum(map(len, names)) + sum(map(len, values)) + 4 * len(names) + len(self._url) > MAX_HEAD:
-            raise _Refused(431, f"request head over {MAX_HEAD} bytes")
+            raise self._refusal(431, f"request head over {MAX_HEAD} bytes")
         lowers = list(map(bytes.lower, names))
         self._head = (lowers, names, values)
         fields = self._fields = dict(zip(lowers, values))
@@ -182,17 +190,17 @@ class Connection(asyncio.Protocol):
             return
         version = self.parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise _Refused(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
+            raise self._refusal(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
         hosts = lowers.count(b"host")
         if hosts != 1 and (hosts or version == "1.1"):
-            raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
+            raise self._refusal(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
         length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
         if length is not None and int(length) > MAX_BODY:
-            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
         expect = fields.get(b"expect")
         if expect:  # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
             if expect.strip().lower() != b"100-continue":
-                raise _Refused(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
+                raise self._refusal(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
                                     "only 100-continue is understood")
             if (b"transfer-encoding" in fields or (length is not None and int(length) > 0)) and version != "1.0":
                 self.continue_due = True
@@ -202,7 +210,7 @@ class Connection(asyncio.Protocol):
         """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
         method = self.parser.get_method()
         if method == b"CONNECT":
-            raise _Refused(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
+            raise self._refusal(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
         lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
         for lower, name, value in zip(*self._head):
             if lower == b"upgrade":
@@ -217,7 +225,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > MAX_BODY:
-            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
         self._body.append(body)
         self.continue_due = False  # the client did not wait for it
 
