@@ -86,11 +86,12 @@ def is_valid_token(token_key: str, endpoint: str, token: str, now: float | None 
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return False
-    if not hmac.compare_digest(_sign(token_key, parts[1]), parts[2]):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a client may send any)
+    if not hmac.compare_digest(_sign(token_key, parts[1]).encode(), parts[2].encode("utf-8", "surrogatepass")):
         return False
     try:
         claims = json.loads(_unb64(parts[1]))
     except ValueError:
         return False
     now = time.time() if now is None else now
-    return claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now
+    return isinstance(claims, dict) and claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now
