@@ -47,6 +47,8 @@ SCORE = textwrap.dedent('''
             time.sleep(data["sleep"])
         if data.get("fail"):
             raise ValueError("asked to fail")
+        if data.get("die"):
+            os._exit(3)  # a poison request: the process ends while holding it
         return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(), "started": started, "ended": time.time(),
                 "prediction": model.predict(data["data"]).tolist(),
                 "headers": {k.lower(): v for k, v in request_headers.items()}}

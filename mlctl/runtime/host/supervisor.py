@@ -34,6 +34,7 @@ class Deployment:
         self.operation: str | None = "creating"
         self._waiters: list[asyncio.Future] = []
         self._supervisors: dict[Instance, asyncio.Task] = {}
+        self._rechecks: set[asyncio.Task] = set()  # see suspect()
         self._next = 0
 
     # ---- request slots -------------------------------------------------------------------
@@ -107,6 +108,26 @@ class Deployment:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+
+    def suspect(self, inst: Instance) -> None:
+        """A connection to `inst` was lost while it held a request: out of rotation at once (it may be
+        dying: a request sent now could be lost with it) until it answers a probe again; when its
+        process is gone, supervision restarts it."""
+        if inst.ready and not inst.stopping:
+            inst.ready = False
+            task = self.loop.create_task(self._recheck(inst))
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self, inst: Instance) -> None:
+        period = max(0.05, min(1.0, float(self.spec.readiness_probe["period"])))
+        while not inst.stopping and not inst.ready and inst.health() is None:
+            if await inst.probe(max(0.1, float(self.spec.readiness_probe["timeout"]))):
+                if not inst.stopping and inst.health() is None:
+                    inst.ready = True
+                    self.wake()
+                return
+            await asyncio.sleep(period)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def _start(self, spec: ServingSpec, indices, deadline: float,
