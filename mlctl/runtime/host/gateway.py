@@ -72,6 +72,14 @@ def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | 
     return ep.deployments[name], ep.sampler.sample(), None
 
 
+_PROTECTED = {"/score": ("POST", "GET"), "/swagger.json": ("GET", "HEAD")}  # routes and methods needing a key
+
+
+def _unauthorized() -> Response:
+    return message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
+                   [("WWW-Authenticate", "Bearer")])
+
+
 def _not_allowed(request: Request, allow: str) -> Response:
     return message(405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}",
                    [("Allow", allow)])
@@ -94,7 +102,7 @@ class Gateway:
 
     async def start(self, sock) -> None:
         self._flusher = asyncio.get_running_loop().create_task(self._settle_every(SETTLE_S))
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, authorize=self.ep.is_authorized, unauthorized=self.refuse_unauthorized)
         await self.server.start(sock)
 
     async def stop(self) -> None:
@@ -105,6 +113,15 @@ class Gateway:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def refuse_unauthorized(self, request: Request) -> Response | None:
+        """The 401 for a request whose credentials failed, answered when its head arrives (its body is
+        never read), or None for the routes that need none (and wrong methods: 405 comes first)."""
+        if request.method not in _PROTECTED.get(request.path, ()):
+            return None
+        ep = self.ep
+        return self._stamp(_unauthorized(), request, "", request.fields.get(b"x-request-id") or new_request_id(),
+                           ep.loop.time())
 
     def handle(self, request: Request):
         route = self._routes.get(request.path)
@@ -121,10 +138,8 @@ class Gateway:
         started = ep.loop.time()
         fields = request.fields
         rid = fields.get(b"x-request-id") or new_request_id()
-        if not ep.is_authorized(fields.get(b"authorization")):
-            return self._stamp(message(401, "not authorized: send 'Authorization: Bearer <key or token>' "
-                                            "(see `mlctl keys`)", [("WWW-Authenticate", "Bearer")]),
-                               request, "", rid, started)
+        if not request.authorized:  # checked when the head arrived (HttpServer's authorize)
+            return self._stamp(_unauthorized(), request, "", rid, started)
         target = fields.get(DEPLOYMENT_KEY)
         d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
         if d is None:
@@ -220,8 +235,8 @@ class Gateway:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
         ep = self.ep
-        if not ep.is_authorized(request.fields.get(b"authorization")):
-            return message(401, "not authorized", [("WWW-Authenticate", "Bearer")])
+        if not request.authorized:
+            return _unauthorized()
         name = request.header(b"azureml-model-deployment") or max(
             ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
         d = ep.deployments.get(name) if name else None
@@ -241,7 +256,10 @@ class Gateway:
         self.settle()
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
-        return Response(200, ep.metrics.render(ready, in_flight).encode(),
+        server = self.server
+        gauges = {"mlctl_gateway_connections": len(server.connections),
+                  "mlctl_gateway_buffered_body_bytes": server.buffered} if server else None
+        return Response(200, ep.metrics.render(ready, in_flight, gauges).encode(),
                         [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
 
     def handle_unknown(self, request: Request) -> Response:
