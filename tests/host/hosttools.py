@@ -105,7 +105,7 @@ class Host:
 
     def assert_loop(self, mode: str) -> None:
         """The host runs on event loop `mode` ("uvloop" or "asyncio"), as its start line says."""
-        assert f"pid {self.info.pid}, event loop {mode})" in self.log(), self.log()[-2000:]
+        assert f"pid {self.info.pid}, event loop {mode}," in self.log(), self.log()[-2000:]
 
     def stop(self) -> None:
         try:

@@ -100,9 +100,10 @@ class Gateway:
         self._routes = {"/score": self.handle_score, "/": self.handle_health, "/metrics": self.handle_metrics,
                         "/swagger.json": self.handle_swagger}
 
-    async def start(self, sock) -> None:
+    async def start(self, sock, max_connections: int = 4096) -> None:
         self._flusher = asyncio.get_running_loop().create_task(self._settle_every(SETTLE_S))
-        self.server = HttpServer(self.handle, authorize=self.ep.is_authorized, unauthorized=self.refuse_unauthorized)
+        self.server = HttpServer(self.handle, authorize=self.ep.is_authorized, unauthorized=self.refuse_unauthorized,
+                                 max_connections=max_connections)
         await self.server.start(sock)
 
     async def stop(self) -> None:
@@ -258,6 +259,7 @@ class Gateway:
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
         server = self.server
         gauges = {"mlctl_gateway_connections": len(server.connections),
+                  "mlctl_gateway_connections_refused_total": server.turned_away,
                   "mlctl_gateway_buffered_body_bytes": server.buffered} if server else None
         return Response(200, ep.metrics.render(ready, in_flight, gauges).encode(),
                         [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])

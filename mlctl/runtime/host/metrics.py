@@ -18,6 +18,7 @@ HELP = {
     "mlctl_mirror_dropped_total": ("counter", "Mirror copies not sent (mirrored deployment busy or not ready)."),
     "mlctl_mirror_failed_total": ("counter", "Mirror copies sent whose answer was an error or a timeout."),
     "mlctl_gateway_connections": ("gauge", "Client connections open on the public port."),
+    "mlctl_gateway_connections_refused_total": ("counter", "Connections answered 503 at the connection limit."),
     "mlctl_gateway_buffered_body_bytes": ("gauge", "Bytes of request bodies the gateway holds (read or being read)."),
 }
 

@@ -35,6 +35,7 @@ import os
 
 import httptools
 
+from .filelimit import ACCEPT_BURST
 from .messages import Pending, Request, Response, json_response
 
 log = logging.getLogger("mlctl.host")
@@ -110,7 +111,15 @@ class Connection(asyncio.Protocol):
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.server.connections.add(self)
+        server = self.server
+        if len(server.connections) >= server.max_connections:  # its descriptor is freed at once
+            server.turned_away += 1
+            self._refuse(503, f"the endpoint has {len(server.connections)} connections open, its limit "
+                              f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
+                         json_response(503, {"message": "the endpoint has too many connections open: try again "
+                                                        "shortly"}, [("Retry-After", "1")]))
+            return
+        server.connections.add(self)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -409,7 +418,8 @@ class Connection(asyncio.Protocol):
 class HttpServer:
     """Serves `handler` on a listening socket; keeps the Date line and sweeps idle connections each second."""
 
-    def __init__(self, handler, idle_s: float | None = None, authorize=None, unauthorized=None):
+    def __init__(self, handler, idle_s: float | None = None, authorize=None, unauthorized=None,
+                 max_connections: int = 4096):
         """`authorize(authorization header or None) -> bool` runs when a request's head arrives (its
         answer is the Request's `authorized`). When it says no and the body may be large (over
         MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body
@@ -419,6 +429,8 @@ class HttpServer:
         self.authorize, self.unauthorized = authorize, unauthorized
         self.buffered = 0  # bytes of request bodies held (being read, or read and not yet answered)
         self.body_budget = body_budget()
+        self.max_connections = max_connections  # past it a new connection gets 503 and is closed
+        self.turned_away = 0
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s or idle_seconds()
         self.connections: set[Connection] = set()
@@ -430,7 +442,8 @@ class HttpServer:
 
     async def start(self, sock) -> None:
         self._tick()
-        self.server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=1024)
+        # the backlog bounds the connections accepted in one go too (filelimit.ACCEPT_BURST)
+        self.server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=ACCEPT_BURST)
 
     def _tick(self) -> None:
         self.date_line = f"Date: {email.utils.formatdate(usegmt=True)}\r\n".encode()
