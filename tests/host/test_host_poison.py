@@ -36,3 +36,20 @@ def test_a_request_that_kills_its_instance_is_502_not_retried_and_only_that_inst
     log = host.log()
     assert log.count("while handling a request (not retried") == 4
     assert "Traceback" not in log
+
+
+def test_an_instance_with_too_many_abandoned_calls_is_replaced_after_the_drain(make_host):
+    """Issue 16, item 9: run() calls stuck in C past their timeout each kept a thread, without limit;
+    past MLCTL_MAX_ABANDONED_RUNS the instance says it is unhealthy and the supervisor replaces it."""
+    host = make_host()
+    host.create("blue", timeout_ms=300, env={"MLCTL_MAX_ABANDONED_RUNS": "2"},
+                liveness={"initial_delay": 0, "period": 0.2, "timeout": 1, "failure_threshold": 1000})
+    host.client.set_traffic({"blue": 100})
+    stuck = instances(host)[0]["pid"]
+    for n in range(2):  # one at a time: each reaches the instance, which abandons it at its own timeout
+        assert send(host.url + "/score", 1, headers=host.auth(), payload=body(sleep=60))[0][0] == 408
+        wait_until(lambda: instances(host)[0]["in_flight"] == 0, 20, f"call {n} abandoned by the instance")
+    wait_until(lambda: instances(host)[0]["restarts"] == 1 and instances(host)[0]["ready"], 60, "the replacement")
+    assert instances(host)[0]["pid"] != stuck
+    assert "reported itself unhealthy" in host.log()
+    assert send(host.url + "/score", 2, headers=host.auth())[0][0] == 200

@@ -258,6 +258,8 @@ class Deployment:
                 next_probe = time.monotonic() + period
                 if await inst.probe(max(0.1, float(probe["timeout"]))):
                     failures = 0
+                elif inst.unhealthy:
+                    return "reported itself unhealthy (GET / answered 503: see its log)"
                 else:
                     failures += 1
                     log.warning("%s instance %d: liveness probe failed (%d/%d)", self.spec.name, inst.index,
@@ -281,6 +283,7 @@ class Deployment:
                 await self._await_back(inst)
                 continue
             log.warning("%s instance %d (%s) %s; restarting", self.spec.name, inst.index, inst.address, reason)
+            await self._drain_one(inst)
             while not inst.stopping:
                 # failures in a row, this one included (1 again once the instance had stayed up STABLE_S)
                 failures = 1 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
@@ -300,6 +303,13 @@ class Deployment:
                     break
                 except InstanceFailed as e:
                     log.warning("%s instance %d: restart failed: %s", self.spec.name, inst.index, e)
+
+    async def _drain_one(self, inst: Instance) -> None:
+        """Out of rotation already: let the requests it holds finish (a process still running, such
+        as one that reported itself unhealthy, answers them), bounded by the instance timeout + 2 s."""
+        bound = self.loop.time() + self.spec.instance_timeout_ms / 1000 + 2
+        while inst.in_flight and not inst.stopping and self.loop.time() < bound and inst.health() is None:
+            await asyncio.sleep(0.01)
 
     async def _await_back(self, inst: Instance) -> None:
         """Probe every readiness period until the instance answers again (its platform restarted it)."""
