@@ -117,3 +117,17 @@ def test_a_token_with_a_non_ascii_signature_is_401_and_logged(make_host):
     wait_until(lambda: "rid-non-ascii POST /score - 401" in host.log(), 10, "the 401's access line")
     assert "Traceback" not in host.log()
     assert post(host, {"Authorization": f"Bearer {token}"})[0] == 200
+
+
+def test_regenerating_a_key_revokes_the_tokens_issued_before(make_host):
+    """Issue 16: `keys --regenerate` rotates the token-signing key too, so issued tokens can be revoked."""
+    host = make_host(auth_mode="aml_token")
+    host.create("blue")
+    host.client.set_traffic({"blue": 100})
+    before, _ = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
+    assert post(host, {"Authorization": f"Bearer {before}"})[0] == 200
+    secrets.regenerate_key(host.data_dir, host.name, "secondary")
+    host.client.reload_keys()
+    assert post(host, {"Authorization": f"Bearer {before}"})[0] == 401
+    after, _ = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
+    assert post(host, {"Authorization": f"Bearer {after}"})[0] == 200

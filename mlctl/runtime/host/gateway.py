@@ -80,6 +80,11 @@ def _unauthorized() -> Response:
                    [("WWW-Authenticate", "Bearer")])
 
 
+def _too_many(d: Deployment) -> Response:
+    return message(429, f"too many requests in flight for deployment {d.spec.name!r} (limit {d.limit} "
+                        f"= 2 x max_concurrent_requests_per_instance x instance_count)")
+
+
 def _not_allowed(request: Request, allow: str) -> Response:
     return message(405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}",
                    [("Allow", allow)])
@@ -148,9 +153,7 @@ class Gateway:
         name = d.spec.name
         if d.in_flight >= d.limit:
             ep.metrics.rejected[name] += 1
-            return self._stamp(message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} "
-                                            f"= 2 x max_concurrent_requests_per_instance x instance_count)"),
-                               request, name, rid, started)
+            return self._stamp(_too_many(d), request, name, rid, started)
         d.in_flight += 1
         headers = forward_headers(request, rid)
         if mirror:
@@ -243,7 +246,14 @@ class Gateway:
         d = ep.deployments.get(name) if name else None
         if d is None:
             return message(404, f"endpoint {ep.name!r} has no deployment to describe")
-        return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
+        if d.in_flight >= d.limit:  # swagger.json takes a slot like a scoring request: the same limit
+            ep.metrics.rejected[name] += 1
+            return _too_many(d)
+        d.in_flight += 1
+        try:
+            return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
+        finally:
+            d.in_flight -= 1
 
     def handle_health(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):

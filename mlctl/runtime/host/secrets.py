@@ -53,11 +53,14 @@ def read_keys(data_dir, endpoint: str) -> dict:
 
 
 def regenerate_key(data_dir, endpoint: str, which: str) -> None:
-    """Replace one key ("primary" or "secondary"); the host picks it up on reload_keys()."""
+    """Replace one key ("primary" or "secondary") and the token-signing key (every aml_token issued so
+    far stops being accepted: regenerating is how tokens are revoked); the host picks them up on
+    reload_keys()."""
     if which not in KEY_NAMES:
         raise ValueError(f"unknown key {which!r}: expected one of {', '.join(KEY_NAMES)}")
     keys = read_keys(data_dir, endpoint)
     keys[which] = _new_key()
+    keys["token_key"] = _new_key()
     _write(secrets_path(data_dir, endpoint), keys)
 
 
