@@ -42,3 +42,12 @@ def make_host(tmp_path, code_dir, model_dir):
         host.stop()
 
 
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop_mode(request, monkeypatch) -> str:
+    """The event loop the hosts this test starts run on (MLCTL_HOST_LOOP): with uvloop and without."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    monkeypatch.setenv("MLCTL_HOST_LOOP", request.param)
+    return request.param

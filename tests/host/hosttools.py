@@ -16,7 +16,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlctl.runtime.host import secrets
-from mlctl.runtime.host.runfiles import is_alive
+from mlctl.runtime.host.runfiles import host_log, is_alive
 from mlctl.runtime.host.client import HostClient, start_host
 
 SCORE = textwrap.dedent('''
@@ -47,6 +47,8 @@ SCORE = textwrap.dedent('''
             time.sleep(data["sleep"])
         if data.get("fail"):
             raise ValueError("asked to fail")
+        if data.get("die"):
+            os._exit(3)  # a poison request: the process ends while holding it
         return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(), "started": started, "ended": time.time(),
                 "prediction": model.predict(data["data"]).tolist(),
                 "headers": {k.lower(): v for k, v in request_headers.items()}}
@@ -97,6 +99,13 @@ class Host:
     def remember(self) -> None:
         for d in self.client.status()["deployments"].values():
             self.pids.update(i["pid"] for i in d["instances"] if i["pid"])
+
+    def log(self) -> str:
+        return host_log(self.data_dir, self.name).read_text(errors="replace")
+
+    def assert_loop(self, mode: str) -> None:
+        """The host runs on event loop `mode` ("uvloop" or "asyncio"), as its start line says."""
+        assert f"pid {self.info.pid}, event loop {mode}," in self.log(), self.log()[-2000:]
 
     def stop(self) -> None:
         try:

@@ -95,3 +95,39 @@ def test_secrets_file_and_admin_socket_are_private(make_host):
     host.create("blue")
     sock = host.client.status()["deployments"]["blue"]["instances"][0]["socket"]
     assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
+
+
+def test_a_token_with_a_non_ascii_signature_is_401_and_logged(make_host):
+    """Issue 16, item 5: compare_digest on str raised TypeError for a non-ASCII signature: a 500."""
+    from test_host_http import Wire, http
+    host = make_host(auth_mode="aml_token")
+    host.create("blue")
+    host.client.set_traffic({"blue": 100})
+    token, _ = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
+    forged = token.rsplit(".", 1)[0] + ".sig\u00e9\u00e8"
+    for path in ("/score", "/swagger.json"):
+        with Wire(host) as wire:
+            raw = http("POST" if path == "/score" else "GET", path, {"x-request-id": "rid-non-ascii"},
+                       body() if path == "/score" else b"")
+            raw = raw.replace(b"\r\n\r\n", b"\r\nAuthorization: Bearer " + forged.encode() + b"\r\n\r\n", 1)
+            wire.send(raw)
+            answer = wire.answer()
+            assert answer.status == 401, (path, answer)
+            assert answer.json()["message"]
+    wait_until(lambda: "rid-non-ascii POST /score - 401" in host.log(), 10, "the 401's access line")
+    assert "Traceback" not in host.log()
+    assert post(host, {"Authorization": f"Bearer {token}"})[0] == 200
+
+
+def test_regenerating_a_key_revokes_the_tokens_issued_before(make_host):
+    """Issue 16: `keys --regenerate` rotates the token-signing key too, so issued tokens can be revoked."""
+    host = make_host(auth_mode="aml_token")
+    host.create("blue")
+    host.client.set_traffic({"blue": 100})
+    before, _ = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
+    assert post(host, {"Authorization": f"Bearer {before}"})[0] == 200
+    secrets.regenerate_key(host.data_dir, host.name, "secondary")
+    host.client.reload_keys()
+    assert post(host, {"Authorization": f"Bearer {before}"})[0] == 401
+    after, _ = secrets.issue_token(host.data_dir, host.name, ttl_s=600)
+    assert post(host, {"Authorization": f"Bearer {after}"})[0] == 200

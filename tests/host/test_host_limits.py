@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import urllib.request
+from urllib.error import HTTPError
 
 from hosttools import body, sample, scrape, send, wait_until
 
@@ -140,3 +142,28 @@ def test_metrics_counters_match_the_requests_sent(make_host):
     assert sample(m, "mlctl_requests_in_flight", deployment="blue") == 0
     assert sample(m, "mlctl_instances_ready", deployment="blue") == 2
     assert sample(m, "mlctl_instance_restarts_total", deployment="blue") == 0
+
+
+def test_swagger_requests_count_against_the_429_limit(make_host):
+    """Issue 16: swagger.json requests bypassed the in-flight count and the 429 limit."""
+    host = make_host()
+    host.create("blue", timeout_ms=30_000)  # limit 2 x 1 x 1 = 2
+    host.client.set_traffic({"blue": 100})
+    slow = [threading.Thread(target=send, args=(host.url + "/score", 1),
+                             kwargs={"headers": host.auth(), "payload": body(sleep=3)}) for _ in range(2)]
+    for t in slow:
+        t.start()
+    try:
+        wait_until(lambda: host.client.status()["deployments"]["blue"]["in_flight"] == 2, 20, "two in flight")
+        req = urllib.request.Request(host.url + "/swagger.json", headers=host.auth())
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            raise AssertionError("swagger.json answered past the limit")
+        except HTTPError as e:
+            assert e.code == 429, e.read()
+    finally:
+        for t in slow:
+            t.join(60)
+    with urllib.request.urlopen(urllib.request.Request(host.url + "/swagger.json", headers=host.auth()),
+                                timeout=30) as r:
+        assert r.status == 200

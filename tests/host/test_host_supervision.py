@@ -16,7 +16,7 @@ def instances(host, name="blue"):
     return host.client.status()["deployments"][name]["instances"]
 
 
-def test_sigkill_of_one_of_two_instances_under_load_fails_no_request_and_it_comes_back(make_host):
+def test_sigkill_of_one_of_two_instances_under_load_fails_only_what_it_held_and_it_comes_back(make_host):
     host = make_host()
     host.create("blue", count=2, env={"SLOW_S": "0.01"})
     host.client.set_traffic({"blue": 100})
@@ -28,15 +28,17 @@ def test_sigkill_of_one_of_two_instances_under_load_fails_no_request_and_it_come
         time.sleep(0.3)
 
     results = send(host.url + "/score", 5000, concurrency=4, headers=host.auth(), limit_s=60, during=kill)
-    assert collections.Counter(r[0] for r in results) == {200: len(results)}, \
-        [r for r in results if r[0] != 200][:3]
+    # the request the victim held when it died (max_concurrent_requests_per_instance: 1) is a 502 (a
+    # request sent is never sent again: it may be what killed the instance); every other one is answered
+    failed = [r for r in results if r[0] != 200]
+    assert len(failed) <= 1 and all(r[0] == 502 and "not retried" in r[1]["message"] for r in failed), failed
     assert len(results) >= 50
     after = instances(host)
     assert after[0]["restarts"] == 1 and after[1]["restarts"] == 0
     assert sample(scrape(host), "mlctl_instance_restarts_total", deployment="blue") == 1
-    assert sample(scrape(host), "mlctl_requests_total", deployment="blue", status="200") == len(results)
+    assert sample(scrape(host), "mlctl_requests_total", deployment="blue", status="200") == len(results) - len(failed)
     assert not is_alive(victim)
-    assert len({r[1]["pid"] for r in results}) == 3  # both instances and the restarted one served
+    assert len({r[1]["pid"] for r in results if r[0] == 200}) == 3  # both instances and the restarted one served
 
 
 def test_unresponsive_instance_fails_liveness_and_is_restarted(make_host):

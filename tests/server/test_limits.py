@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import json
 import threading
 import time
@@ -161,3 +162,21 @@ def test_timeout_is_answered_while_run_is_still_stuck(servers, tmp_path, diabete
     assert server.call("GET", "/", timeout=15).status == 200
     assert server.call("POST", "/score", {"data": diabetes[1]}, timeout=15).status == 200
     assert server.wait_log(r"abandoned run\(\) call ended after \d+ ms \(interrupted\)", deadline_s=40)
+
+
+def test_abandoned_run_calls_are_capped_then_the_server_reports_itself_unhealthy(servers, diabetes):
+    """Issue 16, item 9: run() calls stuck in C past the timeout each kept a thread, without limit."""
+    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "200", env={"MLCTL_MAX_ABANDONED_RUNS": "2"})
+    rows = diabetes[1]
+    assert server.call("GET", "/").status == 200
+    threads = len(os.listdir(f"/proc/{server.proc.pid}/task"))
+    for n in range(2):  # time.sleep is a C call: the interrupt cannot stop it, the thread stays
+        a = server.call("POST", "/score", {"data": rows, "sleep": 60})
+        assert a.status == 500 and a.json() == {"message": "Scoring timeout after 200 ms"}
+    health = server.call("GET", "/")
+    assert health.status == 503, health
+    assert "2 run() calls past the scoring timeout are still running" in health.json()["message"]
+    a = server.call("POST", "/score", {"data": rows})  # no fresh thread: refused at once, not queued
+    assert a.status == 503 and a.json()["message"].startswith("Unhealthy: ")
+    assert len(os.listdir(f"/proc/{server.proc.pid}/task")) <= threads + 1  # the two stuck, no replacement
+    assert server.wait_log("Unhealthy: 2 run\\(\\) calls")

@@ -22,11 +22,13 @@ from aiohttp import web
 from . import secrets
 from .admin import make_admin
 from .endpoint import Endpoint
+from .filelimit import max_connections, raise_file_limit
 from .gateway import Gateway
 from .launcher import Place
 from .logfiles import StdioLog
 from .runfiles import TWIN_EXIT, admin_socket_path, host_log, read_run_record, write_run_record
 from .sockets import FolderHeld, claim_socket_folder, sweep_run_folder
+from .throttle import LogThrottle
 
 log = logging.getLogger("mlctl.host")
 
@@ -72,8 +74,12 @@ async def serve(args) -> int:
         return 2
     port = sock.getsockname()[1]
     ep = Endpoint(data_dir, args.endpoint, args.auth_mode, Place(data_dir, args.endpoint, sockets.path))
+    throttle = LogThrottle()  # a flood (accept() failing for want of descriptors) logs a few lines, not thousands
+    logging.getLogger("asyncio").addFilter(throttle)
+    loop.set_exception_handler(throttle.handle_loop_error)
     gateway = Gateway(ep)
-    await gateway.start(sock)
+    connections = max_connections(args.file_limit)
+    await gateway.start(sock, connections)
     admin_path = admin_socket_path(data_dir, args.endpoint)
     admin_path.parent.mkdir(parents=True, exist_ok=True)
     admin_path.unlink(missing_ok=True)
@@ -84,14 +90,15 @@ async def serve(args) -> int:
     record = {"pid": os.getpid(), "port": port, "admin_socket": str(admin_path), "started": time.time(),
               "auth_mode": args.auth_mode, "endpoint": args.endpoint}
     write_run_record(data_dir, args.endpoint, record)
-    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d)", args.endpoint, port, admin_path,
-             os.getpid())
+    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d, event loop %s, file limit %d, "
+             "connection limit %d)", args.endpoint, port, admin_path, os.getpid(), type(loop).__module__.split(".")[0],
+             args.file_limit, connections)
     stdio = StdioLog(host_log(data_dir, args.endpoint))
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 5)
         except asyncio.TimeoutError:
-            stdio.check()
+            stdio.check()  # never raises: a failed rotation is tried again at the next check
     log.info("endpoint %s shutting down", args.endpoint)
     await admin.cleanup()
     await gateway.stop()
@@ -110,6 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--auth-mode", default="key")
     args = parser.parse_args(argv)
     os.umask(0o077)
+    args.file_limit = raise_file_limit()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s")
     try:
@@ -117,11 +125,22 @@ def main(argv=None) -> int:
     except OSError as e:
         log.error("cannot read the endpoint's secrets file: %s (start the host with mlctl, which creates it)", e)
         return 2
-    try:
-        import uvloop
-        return uvloop.run(serve(args))
-    except ImportError:
-        return asyncio.run(serve(args))
+    # chosen outside any `except` block: an exception raised while one is handled gets it as __context__
+    runner = event_loop_runner(os.environ.get("MLCTL_HOST_LOOP", "auto"))
+    return runner(serve(args))
+
+
+def event_loop_runner(choice: str):
+    """uvloop.run when uvloop is installed (MLCTL_HOST_LOOP=auto, the default, or uvloop), else
+    asyncio.run (MLCTL_HOST_LOOP=asyncio forces it: the tests run the host both ways)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None
+        if uvloop is not None:
+            return uvloop.run
+    return asyncio.run
 
 
 if __name__ == "__main__":

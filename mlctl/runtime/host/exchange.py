@@ -1,12 +1,14 @@
-"""One request's exchange with a deployment's instances: a slot, the send, the answer or a timeout, one retry.
+"""One request's exchange with a deployment's instances: a slot, the send, the answer or a timeout.
 
 Two ways through, with the same outcomes (200 passed on, 424 for an instance's non-200, 408 at the
-request timeout or 503 with no ready instance, 502 when the instance fails to answer, one retry on
-another instance for a connection that failed before any answer):
+request timeout or 503 with no ready instance, 502 when the instance fails to answer):
 - `Exchange`, by callbacks, for the usual case (a slot free and a kept-alive connection idle at
   once): no task and no coroutine; the instance's answer becomes the client's in the same loop step;
-- `forward()`, a coroutine, for the rest: waiting for a slot or a connection, the retry, mirror copies,
+- `forward()`, a coroutine, for the rest: waiting for a slot or a connection, mirror copies,
   swagger.json.
+A request is tried on another instance only when it never reached the first (the connection could
+not be made). Once sent, a lost connection is a 502: the request may be what killed the instance
+(a poison request retried would take down every instance in turn).
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from .upstream import ConnectionFailed
 
 log = logging.getLogger("mlctl.host")
 
-_retries: set[asyncio.Task] = set()  # the retry tasks of Exchanges (held: the loop keeps only weak references)
-
 
 def message(status: int, text: str, headers: list | None = None) -> Response:
     return json_response(status, {"message": text}, headers)
@@ -37,8 +37,16 @@ def timed_out(d: Deployment) -> Response:
                         f"(request_timeout_ms of deployment {d.spec.name!r})")
 
 
-def failed(d: Deployment, error: ConnectionFailed) -> Response:
-    return message(502, f"instance of deployment {d.spec.name!r} failed to answer: {error}")
+def failed(d: Deployment, error: ConnectionFailed, inst: Instance | None) -> Response:
+    """502 for a request the instance did not answer (`inst`: the one it was sent to, if it was)."""
+    if not error.sent or inst is None:
+        return message(502, f"no instance of deployment {d.spec.name!r} could be reached: {error}")
+    log.warning("%s instance %d: %s while handling a request (not retried: the request may be the cause)",
+                d.spec.name, inst.index, error)
+    d.suspect(inst)
+    return message(502, f"instance {inst.index} of deployment {d.spec.name!r} failed while handling this request "
+                        f"({error}); it was not retried on another instance, since it may be what made the "
+                        f"instance fail. If the instance's process ended it is restarted")
 
 
 def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
@@ -50,7 +58,7 @@ def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
 
 
 def _log_retry(d: Deployment, inst: Instance, error: ConnectionFailed) -> None:
-    log.info("%s instance %d: %s; retrying on another instance", d.spec.name, inst.index, error)
+    log.info("%s instance %d: %s; trying another instance", d.spec.name, inst.index, error)
 
 
 def _abandon_later(d: Deployment, conn, serial: int) -> None:
@@ -63,24 +71,25 @@ def _expire(answer: asyncio.Future) -> None:
         answer.set_exception(asyncio.TimeoutError())
 
 
-async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float,
-                exclude: Instance | None = None):
+async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float):
     """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
 
     The slot is held until the instance answers, even after a timeout (bounded by the instance's
-    own timeout + 1 s); a connection that fails with no answer is retried once on another instance
-    (`exclude`, when given, is the instance that failed already: this call is the retry)."""
+    own timeout + 1 s). A connection that cannot be made is tried once on another instance; a
+    request sent is never sent again (ConnectionFailed, with the instance it was sent to)."""
     loop = d.loop
-    for attempt in ((1,) if exclude is not None else (0, 1)):
+    exclude = None
+    for attempt in (0, 1):
         inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
         try:
             on_done = functools.partial(d.release, inst)
             conn, serial, answer = (inst.pool.send(method, target, headers, body, on_done)
                                     or await inst.pool.request(method, target, headers, body, on_done))
-        except ConnectionFailed:
+        except ConnectionFailed as e:
             d.release(inst)
             if attempt:
                 raise
+            _log_retry(d, inst, e)
             exclude = inst
             continue
         # the timer completes the future early; the exchange goes on and releases the slot when it ends
@@ -88,10 +97,8 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
         try:
             return await answer
         except ConnectionFailed as e:
-            if attempt or e.answered:
-                raise
-            _log_retry(d, inst, e)
-            exclude = inst
+            e.instance = inst
+            raise
         except asyncio.TimeoutError:
             _abandon_later(d, conn, serial)
             raise
@@ -100,16 +107,16 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
 
 
 async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes,
-                  deadline: float | None = None, exclude: Instance | None = None) -> Response:
+                  deadline: float | None = None) -> Response:
     """Answer from deployment `d` by `deadline` (default: its request timeout from now); see _call."""
     if deadline is None:
         deadline = d.loop.time() + d.spec.timeout_s
     try:
-        return answered(*await _call(d, method, target, headers, body, deadline, exclude))
+        return answered(*await _call(d, method, target, headers, body, deadline))
     except asyncio.TimeoutError:
         return timed_out(d)
     except ConnectionFailed as e:
-        return failed(d, e)
+        return failed(d, e, e.instance)
 
 
 class Exchange(Pending):
@@ -118,7 +125,7 @@ class Exchange(Pending):
     resolved from upstream.py's end-of-exchange callback or from the timeout's timer."""
 
     __slots__ = ("d", "method", "target", "headers", "body", "finish", "inst", "conn", "serial", "answer",
-                 "timer", "deadline")
+                 "timer")
 
     def __init__(self, d: Deployment, method: str, target: str, headers: bytes, body: bytes, finish):
         self.callback = self.response = None
@@ -138,8 +145,7 @@ class Exchange(Pending):
             return False
         self.inst = inst
         self.conn, self.serial, self.answer = sent
-        self.deadline = deadline = d.loop.time() + d.spec.timeout_s
-        self.timer = d.loop.call_at(deadline, self._expired)
+        self.timer = d.loop.call_at(d.loop.time() + d.spec.timeout_s, self._expired)
         return True
 
     def _ended(self) -> None:
@@ -154,21 +160,8 @@ class Exchange(Pending):
         try:
             if error is None:
                 self.resolve(self.finish(answered(*answer.result())))
-            elif not error.answered:
-                _log_retry(d, self.inst, error)
-                task = d.loop.create_task(self._retry())
-                _retries.add(task)
-                task.add_done_callback(_retries.discard)
-            else:
-                self.resolve(self.finish(failed(d, error)))
-        except Exception:
-            self._broken()
-
-    async def _retry(self) -> None:
-        try:
-            response = await forward(self.d, self.method, self.target, self.body, self.headers, self.deadline,
-                                     self.inst)
-            self.resolve(self.finish(response))
+            else:  # sent on a kept-alive connection: never sent again (see the module's docstring)
+                self.resolve(self.finish(failed(d, error, self.inst)))
         except Exception:
             self._broken()
 

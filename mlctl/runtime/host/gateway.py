@@ -72,6 +72,19 @@ def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | 
     return ep.deployments[name], ep.sampler.sample(), None
 
 
+_PROTECTED = {"/score": ("POST", "GET"), "/swagger.json": ("GET", "HEAD")}  # routes and methods needing a key
+
+
+def _unauthorized() -> Response:
+    return message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
+                   [("WWW-Authenticate", "Bearer")])
+
+
+def _too_many(d: Deployment) -> Response:
+    return message(429, f"too many requests in flight for deployment {d.spec.name!r} (limit {d.limit} "
+                        f"= 2 x max_concurrent_requests_per_instance x instance_count)")
+
+
 def _not_allowed(request: Request, allow: str) -> Response:
     return message(405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}",
                    [("Allow", allow)])
@@ -92,9 +105,10 @@ class Gateway:
         self._routes = {"/score": self.handle_score, "/": self.handle_health, "/metrics": self.handle_metrics,
                         "/swagger.json": self.handle_swagger}
 
-    async def start(self, sock) -> None:
+    async def start(self, sock, max_connections: int = 4096) -> None:
         self._flusher = asyncio.get_running_loop().create_task(self._settle_every(SETTLE_S))
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, authorize=self.ep.is_authorized, unauthorized=self.refuse_unauthorized,
+                                 max_connections=max_connections)
         await self.server.start(sock)
 
     async def stop(self) -> None:
@@ -105,6 +119,15 @@ class Gateway:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def refuse_unauthorized(self, request: Request) -> Response | None:
+        """The 401 for a request whose credentials failed, answered when its head arrives (its body is
+        never read), or None for the routes that need none (and wrong methods: 405 comes first)."""
+        if request.method not in _PROTECTED.get(request.path, ()):
+            return None
+        ep = self.ep
+        return self._stamp(_unauthorized(), request, "", request.fields.get(b"x-request-id") or new_request_id(),
+                           ep.loop.time())
 
     def handle(self, request: Request):
         route = self._routes.get(request.path)
@@ -121,10 +144,8 @@ class Gateway:
         started = ep.loop.time()
         fields = request.fields
         rid = fields.get(b"x-request-id") or new_request_id()
-        if not ep.is_authorized(fields.get(b"authorization")):
-            return self._stamp(message(401, "not authorized: send 'Authorization: Bearer <key or token>' "
-                                            "(see `mlctl keys`)", [("WWW-Authenticate", "Bearer")]),
-                               request, "", rid, started)
+        if not request.authorized:  # checked when the head arrived (HttpServer's authorize)
+            return self._stamp(_unauthorized(), request, "", rid, started)
         target = fields.get(DEPLOYMENT_KEY)
         d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
         if d is None:
@@ -132,9 +153,7 @@ class Gateway:
         name = d.spec.name
         if d.in_flight >= d.limit:
             ep.metrics.rejected[name] += 1
-            return self._stamp(message(429, f"too many requests in flight for deployment {name!r} (limit {d.limit} "
-                                            f"= 2 x max_concurrent_requests_per_instance x instance_count)"),
-                               request, name, rid, started)
+            return self._stamp(_too_many(d), request, name, rid, started)
         d.in_flight += 1
         headers = forward_headers(request, rid)
         if mirror:
@@ -220,14 +239,21 @@ class Gateway:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
         ep = self.ep
-        if not ep.is_authorized(request.fields.get(b"authorization")):
-            return message(401, "not authorized", [("WWW-Authenticate", "Bearer")])
+        if not request.authorized:
+            return _unauthorized()
         name = request.header(b"azureml-model-deployment") or max(
             ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
         d = ep.deployments.get(name) if name else None
         if d is None:
             return message(404, f"endpoint {ep.name!r} has no deployment to describe")
-        return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
+        if d.in_flight >= d.limit:  # swagger.json takes a slot like a scoring request: the same limit
+            ep.metrics.rejected[name] += 1
+            return _too_many(d)
+        d.in_flight += 1
+        try:
+            return await forward(d, "GET", request.target, b"", forward_headers(request, new_request_id()))
+        finally:
+            d.in_flight -= 1
 
     def handle_health(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -241,7 +267,11 @@ class Gateway:
         self.settle()
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
-        return Response(200, ep.metrics.render(ready, in_flight).encode(),
+        server = self.server
+        gauges = {"mlctl_gateway_connections": len(server.connections),
+                  "mlctl_gateway_connections_refused_total": server.turned_away,
+                  "mlctl_gateway_buffered_body_bytes": server.buffered} if server else None
+        return Response(200, ep.metrics.render(ready, in_flight, gauges).encode(),
                         [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
 
     def handle_unknown(self, request: Request) -> Response:

@@ -32,6 +32,7 @@ class Instance:
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
+        self.unhealthy = False  # its last probe was answered 503: it asks to be replaced
 
     def _reached_at(self, address: str | None) -> None:
         self.started_at = time.monotonic()
@@ -61,7 +62,7 @@ class Instance:
         return self.launcher.logs(self.key)
 
     async def probe(self, timeout: float) -> bool:
-        """GET / answers 200 within `timeout`?"""
+        """GET / answers 200 within `timeout`? (A 503 sets `unhealthy`: the server asks to be replaced.)"""
         if self.pool is None or self.health() is not None:
             return False
         conn = serial = None
@@ -69,6 +70,7 @@ class Instance:
             async with asyncio.timeout(timeout):
                 conn, serial, answer = await self.pool.request("GET", "/", b"", b"")
                 status = (await answer)[0]
+            self.unhealthy = status == 503
             return status == 200
         except (ConnectionFailed, asyncio.TimeoutError, OSError):
             if conn is not None:

@@ -8,6 +8,7 @@ Layout: `DATA_DIR/logs/ENDPOINT/host.log` (the host) and
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ MAX_BYTES = 10 * 1024 * 1024
 MIN_BYTES = 4096
 BACKUPS = 3
 DEFAULT_LINES = 5000
+log = logging.getLogger("mlctl.host")
 
 
 def rotation_bytes() -> int:
@@ -47,18 +49,27 @@ class RotatingLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)
         self._size = self._file.tell()
+        self.dropped = 0  # bytes lost to failed writes
 
     def write(self, data: bytes) -> None:
-        if self._size + len(data) > self.max_bytes and self._size:
-            self._file.close()
-            rotate(self.path, self.backups)
-            self._file = open(self.path, "ab", buffering=0)
-            self._size = 0
-        self._file.write(data)
-        self._size += len(data)
+        """Append `data`; when the file cannot be rotated, opened or written (no descriptor left, disk
+        full) the data is dropped and the next write tries again: a log never stops its writer."""
+        try:
+            if self._file is None or (self._size + len(data) > self.max_bytes and self._size):
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
+                    rotate(self.path, self.backups)
+                self._file = open(self.path, "ab", buffering=0)
+                self._size = self._file.tell()
+            self._file.write(data)
+            self._size += len(data)
+        except OSError:
+            self.dropped += len(data)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class StdioLog:
@@ -66,15 +77,25 @@ class StdioLog:
 
     def __init__(self, path: Path, max_bytes: int | None = None, backups: int = BACKUPS):
         self.path, self.max_bytes, self.backups = Path(path), max_bytes or rotation_bytes(), backups
+        self.failing = False  # the last check failed (said once in the log, until one succeeds)
 
     def check(self) -> None:
+        """Rotate when over size (and reopen host.log when it is gone). Never raises: when a step fails
+        (no descriptor left, disk full) stdout and stderr keep their file and the next check tries again."""
         try:
-            if os.fstat(2).st_size <= self.max_bytes or not self.path.exists():
+            exists = self.path.exists()
+            if os.fstat(2).st_size <= self.max_bytes and exists:
                 return
-        except OSError:
+            if exists:
+                rotate(self.path, self.backups)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as e:
+            if not self.failing:
+                self.failing = True
+                log.warning("cannot rotate %s: %s; the host goes on writing to the file it has and tries again",
+                            self.path, e)
             return
-        rotate(self.path, self.backups)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.failing = False
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
@@ -235,5 +256,8 @@ class AccessLog:
     def flush(self) -> None:
         if self.lines:
             lines, self.lines = self.lines, []
-            self.stream.write("".join(lines))
-            self.stream.flush()
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # stderr unwritable (disk full): the lines are dropped
+                pass

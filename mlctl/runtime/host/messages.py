@@ -8,19 +8,20 @@ import httptools
 
 
 class Request:
-    """One parsed request: method, target, path, query, headers, body, keep-alive.
+    """One parsed request: method, target, path, query, headers, body, keep-alive, and whether its
+    credentials were accepted (`authorized`: checked when its head arrived, see protocol.HttpServer).
 
     The headers are three parallel lists in the order sent (bytes): `lowers` (lower-case names),
     `names` (as sent) and `values`; `fields` maps each lower-case name to its last value."""
 
     __slots__ = ("method", "target", "path", "query", "lowers", "names", "values", "fields", "body", "keep_alive",
-                 "http10")
+                 "http10", "authorized")
 
     def __init__(self, method: str, target: bytes, head: tuple, fields: dict, body: bytes, keep_alive: bool,
-                 http10: bool = False):
+                 http10: bool = False, authorized: bool = True):
         self.method, self.fields, self.body = method, fields, body
         self.lowers, self.names, self.values = head
-        self.keep_alive, self.http10 = keep_alive, http10
+        self.keep_alive, self.http10, self.authorized = keep_alive, http10, authorized
         if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
             target = _origin_form(target)
         self.target = target.decode("latin-1")

@@ -17,6 +17,9 @@ HELP = {
     "mlctl_mirror_sent_total": ("counter", "Mirror copies forwarded to the mirrored deployment."),
     "mlctl_mirror_dropped_total": ("counter", "Mirror copies not sent (mirrored deployment busy or not ready)."),
     "mlctl_mirror_failed_total": ("counter", "Mirror copies sent whose answer was an error or a timeout."),
+    "mlctl_gateway_connections": ("gauge", "Client connections open on the public port."),
+    "mlctl_gateway_connections_refused_total": ("counter", "Connections answered 503 at the connection limit."),
+    "mlctl_gateway_buffered_body_bytes": ("gauge", "Bytes of request bodies the gateway holds (read or being read)."),
 }
 
 
@@ -60,8 +63,9 @@ class Metrics:
         self.requests[(deployment, status)] += 1
         self.durations[deployment].observe(seconds)
 
-    def render(self, ready: dict[str, int], in_flight: dict[str, int]) -> str:
-        """The text exposition; `ready` and `in_flight` (gauges by deployment) are read from the deployments."""
+    def render(self, ready: dict[str, int], in_flight: dict[str, int], gateway: dict[str, int] | None = None) -> str:
+        """The text exposition; `ready` and `in_flight` (gauges by deployment) are read from the deployments,
+        `gateway` (gauges without labels, by metric name) from the public port's server."""
         lines: list[str] = []
 
         def family(name, samples):
@@ -91,4 +95,6 @@ class Metrics:
                             ("mlctl_mirror_dropped_total", self.mirror_dropped),
                             ("mlctl_mirror_failed_total", self.mirror_failed)):
             family(name, [f"{name}{_labels([('deployment', d)])} {n}" for d, n in sorted(table.items())])
+        for name, value in (gateway or {}).items():
+            family(name, [f"{name} {value}"])
         return "\n".join(lines) + "\n"

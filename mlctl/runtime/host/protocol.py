@@ -7,6 +7,8 @@ bodies, request smuggling, pipelining); this module adds only what a reverse pro
   (written at once), a messages.Pending (written when it is resolved, from a callback: the hot path
   of a proxy needs no task) or a coroutine (run as a task); pipelined requests queued (reading
   pauses past PIPELINE_MAX of them, or while the client does not read its answers);
+- credentials checked on the head (HttpServer's `authorize`): a large body without them is refused
+  before it is read; request bodies held at once stay within a budget (503 past it);
 - limits: a head over MAX_HEAD is 431, a body over MAX_BODY 413, malformed input (and an HTTP/1.1
   request without exactly one Host) 400, CONNECT 405, an expectation other than 100-continue 417,
   an HTTP version other than 1.0 and 1.1 505;
@@ -33,6 +35,7 @@ import os
 
 import httptools
 
+from .filelimit import ACCEPT_BURST
 from .messages import Pending, Request, Response, json_response
 
 log = logging.getLogger("mlctl.host")
@@ -40,6 +43,17 @@ log = logging.getLogger("mlctl.host")
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 PIPELINE_MAX = 16
+MAX_UNAUTHORIZED_BODY = 64 * 1024  # larger (or chunked, or awaiting 100) without credentials: refused on its head
+BODY_BUDGET_MIB = 256  # request bodies held at once by the whole server, unless MLCTL_HOST_BODY_BUDGET_MIB says
+
+
+def body_budget() -> int:
+    """MLCTL_HOST_BODY_BUDGET_MIB in bytes: request bodies buffered at once, over all connections."""
+    try:
+        value = float(os.environ.get("MLCTL_HOST_BODY_BUDGET_MIB", BODY_BUDGET_MIB))
+    except ValueError:
+        value = BODY_BUDGET_MIB
+    return int((value if value > 0 else BODY_BUDGET_MIB) * 1024 * 1024)
 
 
 def idle_seconds() -> float:
@@ -55,11 +69,11 @@ _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in
 
 
 class _Refused(Exception):
-    """Raised inside a parser callback: stop reading, answer `status` and close."""
+    """Raised inside a parser callback: stop reading, answer `status` (or `response`) and close."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, response: Response | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.response = status, response
 
 
 class Connection(asyncio.Protocol):
@@ -91,16 +105,35 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
         self.eof = False             # the client half-closed: answer what arrived, then close
+        self.refused: _Refused | None = None  # raised in a parser callback, read in data_received
+        self._authorized = True      # the current request's credentials (server.authorize), checked on its head
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.server.connections.add(self)
+        server = self.server
+        if len(server.connections) >= server.max_connections:  # its descriptor is freed at once
+            server.turned_away += 1
+            self._refuse(503, f"the endpoint has {len(server.connections)} connections open, its limit "
+                              f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
+                         json_response(503, {"message": "the endpoint has too many connections open: try again "
+                                                        "shortly"}, [("Retry-After", "1")]))
+            return
+        server.connections.add(self)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        server = self.server
+        if self.in_message:
+            server.buffered -= self._body_size
+        for item in self.queue:
+            if item.__class__ is Request:
+                server.buffered -= len(item.body)
         self.queue.clear()
-        self.server.connections.discard(self)
+        server.connections.discard(self)
+        # the parser holds this protocol's callbacks: break the cycle so a partial body is freed now
+        self.parser = None
+        self._body = []
 
     def close(self) -> None:
         """Close the connection: nothing more is written or read."""
@@ -130,9 +163,11 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as e:
-            refusal = e.__context__
-            if isinstance(refusal, _Refused):
-                self._refuse(refusal.status, str(refusal))
+            # the refusal is kept on the connection: the exception's __context__ is not reliable (an
+            # exception being handled around the loop, such as an ImportError, replaces it)
+            refusal, self.refused = self.refused, None
+            if refusal is not None:
+                self._refuse(refusal.status, str(refusal), refusal.response)
             else:
                 log.exception("public port: request parsing failed")
                 self._refuse(500, "the gateway failed to read the request")
@@ -153,6 +188,17 @@ class Connection(asyncio.Protocol):
             self._refuse(431, f"request head over {MAX_HEAD} bytes")
 
     # ---- llhttp callbacks ----------------------------------------------------------------------
+    def _refusal(self, status: int, message: str, response: Response | None = None) -> _Refused:
+        """The exception a callback raises to refuse the request (kept for data_received to answer)."""
+        self.refused = _Refused(status, message, response)
+        return self.refused
+
+    def _request(self, body: bytes) -> Request:
+        """The current message as a Request (its head complete) with `body`."""
+        parser = self.parser
+        return Request(parser.get_method().decode("latin-1"), self._url, self._head, self._fields, body,
+                       parser.should_keep_alive(), parser.get_http_version() == "1.0", self._authorized)
+
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
         self.since = self.loop.time()
@@ -173,7 +219,7 @@ class Connection(asyncio.Protocol):
         names, values = self._names, self._values
         self._names, self._values = [], []  # a chunked body's trailer fields land here: neither used nor forwarded
         if sum(map(len, names)) + sum(map(len, values)) + 4 * len(names) + len(self._url) > MAX_HEAD:
-            raise _Refused(431, f"request head over {MAX_HEAD} bytes")
+            raise self._refusal(431, f"request head over {MAX_HEAD} bytes")
         lowers = list(map(bytes.lower, names))
         self._head = (lowers, names, values)
         fields = self._fields = dict(zip(lowers, values))
@@ -182,27 +228,42 @@ class Connection(asyncio.Protocol):
             return
         version = self.parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise _Refused(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
+            raise self._refusal(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
         hosts = lowers.count(b"host")
         if hosts != 1 and (hosts or version == "1.1"):
-            raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
+            raise self._refusal(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
         length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
-        if length is not None and int(length) > MAX_BODY:
-            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+        size = 0 if length is None else int(length)
+        if size > MAX_BODY:
+            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
         expect = fields.get(b"expect")
-        if expect:  # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
-            if expect.strip().lower() != b"100-continue":
-                raise _Refused(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
-                                    "only 100-continue is understood")
-            if (b"transfer-encoding" in fields or (length is not None and int(length) > 0)) and version != "1.0":
-                self.continue_due = True
-                self._send_continue()
+        # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
+        if expect and expect.strip().lower() != b"100-continue":
+            raise self._refusal(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
+                                "only 100-continue is understood")
+        server = self.server
+        if server.authorize is not None:  # credentials checked now: an unauthorized large body is never read
+            self._authorized = server.authorize(fields.get(b"authorization"))
+            if not self._authorized and (size > MAX_UNAUTHORIZED_BODY or expect or b"transfer-encoding" in fields):
+                answer = server.unauthorized(self._request(b""))
+                if answer is not None:
+                    raise self._refusal(answer.status, "", answer)
+        if size and server.buffered + size > server.body_budget:
+            raise self._over_budget()
+        if expect and (size or b"transfer-encoding" in fields) and version != "1.0":
+            self.continue_due = True
+            self._send_continue()
+
+    def _over_budget(self) -> _Refused:
+        text = (f"the gateway holds {self.server.buffered >> 20} MiB of request bodies, the most it holds at once "
+                f"is {self.server.body_budget >> 20} MiB (MLCTL_HOST_BODY_BUDGET_MIB): try again shortly")
+        return self._refusal(503, text, json_response(503, {"message": text}, [("Retry-After", "1")]))
 
     def _head_without_upgrade(self) -> bytes:
         """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
         method = self.parser.get_method()
         if method == b"CONNECT":
-            raise _Refused(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
+            raise self._refusal(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
         lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
         for lower, name, value in zip(*self._head):
             if lower == b"upgrade":
@@ -215,9 +276,14 @@ class Connection(asyncio.Protocol):
         return b"".join(lines) + b"\r\n"
 
     def on_body(self, body: bytes) -> None:
-        self._body_size += len(body)
+        size = len(body)
+        self._body_size += size
+        server = self.server
+        server.buffered += size
         if self._body_size > MAX_BODY:
-            raise _Refused(413, f"request body over {MAX_BODY} bytes")
+            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
+        if server.buffered > server.body_budget:
+            raise self._over_budget()
         self._body.append(body)
         self.continue_due = False  # the client did not wait for it
 
@@ -227,9 +293,8 @@ class Connection(asyncio.Protocol):
         if self._declined is not None:  # read again without its Upgrade (data_received)
             return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        parser = self.parser
-        self.queue.append(Request(parser.get_method().decode("latin-1"), self._url, self._head, self._fields,
-                                  body, parser.should_keep_alive(), parser.get_http_version() == "1.0"))
+        self._body = []
+        self.queue.append(self._request(body))  # its body stays in server.buffered until it is answered
         if not self.busy:
             self._next()
         elif len(self.queue) >= PIPELINE_MAX:
@@ -242,10 +307,13 @@ class Connection(asyncio.Protocol):
             self.continue_due = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, response: Response | None = None) -> None:
         self.stopped_reading = True
+        if self.in_message:  # the partial body is dropped
+            self.server.buffered -= self._body_size
+            self._body, self._body_size = [], 0
         self.in_message = self.in_head = False
-        self.queue.append(json_response(status, {"message": message}))
+        self.queue.append(response or json_response(status, {"message": message}))
         if not self.busy:
             self._next()
 
@@ -256,6 +324,8 @@ class Connection(asyncio.Protocol):
             item = self.queue.popleft()
             if isinstance(item, Response):  # a refusal: the last answer on this connection
                 self._write(item, keep_alive=False, head_only=False, http10=False)
+                if item.after is not None:
+                    item.after()
                 return
             self.busy = True
             self.current = item
@@ -291,6 +361,7 @@ class Connection(asyncio.Protocol):
         (unless `go_on` is false: _next's loop does)."""
         request, self.current = self.current, None
         self.busy = False
+        self.server.buffered -= len(request.body)
         keep_alive = request.keep_alive and not self.server.closing and not self.closed
         if not self.closed:
             self._write(response, keep_alive, request.method == "HEAD", request.http10)
@@ -347,8 +418,19 @@ class Connection(asyncio.Protocol):
 class HttpServer:
     """Serves `handler` on a listening socket; keeps the Date line and sweeps idle connections each second."""
 
-    def __init__(self, handler, idle_s: float | None = None):
+    def __init__(self, handler, idle_s: float | None = None, authorize=None, unauthorized=None,
+                 max_connections: int = 4096):
+        """`authorize(authorization header or None) -> bool` runs when a request's head arrives (its
+        answer is the Request's `authorized`). When it says no and the body may be large (over
+        MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body
+        empty) gives the answer sent at once, before the body is read (the connection then closes), or
+        None to read the request and let `handler` decide; a small body is read and `handler` answers."""
         self.handler = handler
+        self.authorize, self.unauthorized = authorize, unauthorized
+        self.buffered = 0  # bytes of request bodies held (being read, or read and not yet answered)
+        self.body_budget = body_budget()
+        self.max_connections = max_connections  # past it a new connection gets 503 and is closed
+        self.turned_away = 0
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s or idle_seconds()
         self.connections: set[Connection] = set()
@@ -360,7 +442,8 @@ class HttpServer:
 
     async def start(self, sock) -> None:
         self._tick()
-        self.server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=1024)
+        # the backlog bounds the connections accepted in one go too (filelimit.ACCEPT_BURST)
+        self.server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=ACCEPT_BURST)
 
     def _tick(self) -> None:
         self.date_line = f"Date: {email.utils.formatdate(usegmt=True)}\r\n".encode()

@@ -53,11 +53,14 @@ def read_keys(data_dir, endpoint: str) -> dict:
 
 
 def regenerate_key(data_dir, endpoint: str, which: str) -> None:
-    """Replace one key ("primary" or "secondary"); the host picks it up on reload_keys()."""
+    """Replace one key ("primary" or "secondary") and the token-signing key (every aml_token issued so
+    far stops being accepted: regenerating is how tokens are revoked); the host picks them up on
+    reload_keys()."""
     if which not in KEY_NAMES:
         raise ValueError(f"unknown key {which!r}: expected one of {', '.join(KEY_NAMES)}")
     keys = read_keys(data_dir, endpoint)
     keys[which] = _new_key()
+    keys["token_key"] = _new_key()
     _write(secrets_path(data_dir, endpoint), keys)
 
 
@@ -86,11 +89,12 @@ def is_valid_token(token_key: str, endpoint: str, token: str, now: float | None 
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return False
-    if not hmac.compare_digest(_sign(token_key, parts[1]), parts[2]):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a client may send any)
+    if not hmac.compare_digest(_sign(token_key, parts[1]).encode(), parts[2].encode("utf-8", "surrogatepass")):
         return False
     try:
         claims = json.loads(_unb64(parts[1]))
     except ValueError:
         return False
     now = time.time() if now is None else now
-    return claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now
+    return isinstance(claims, dict) and claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now

@@ -34,6 +34,7 @@ class Deployment:
         self.operation: str | None = "creating"
         self._waiters: list[asyncio.Future] = []
         self._supervisors: dict[Instance, asyncio.Task] = {}
+        self._rechecks: set[asyncio.Task] = set()  # see suspect()
         self._next = 0
 
     # ---- request slots -------------------------------------------------------------------
@@ -107,6 +108,26 @@ class Deployment:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+
+    def suspect(self, inst: Instance) -> None:
+        """A connection to `inst` was lost while it held a request: out of rotation at once (it may be
+        dying: a request sent now could be lost with it) until it answers a probe again; when its
+        process is gone, supervision restarts it."""
+        if inst.ready and not inst.stopping:
+            inst.ready = False
+            task = self.loop.create_task(self._recheck(inst))
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self, inst: Instance) -> None:
+        period = max(0.05, min(1.0, float(self.spec.readiness_probe["period"])))
+        while not inst.stopping and not inst.ready and inst.health() is None:
+            if await inst.probe(max(0.1, float(self.spec.readiness_probe["timeout"]))):
+                if not inst.stopping and inst.health() is None:
+                    inst.ready = True
+                    self.wake()
+                return
+            await asyncio.sleep(period)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def _start(self, spec: ServingSpec, indices, deadline: float,
@@ -237,6 +258,8 @@ class Deployment:
                 next_probe = time.monotonic() + period
                 if await inst.probe(max(0.1, float(probe["timeout"]))):
                     failures = 0
+                elif inst.unhealthy:
+                    return "reported itself unhealthy (GET / answered 503: see its log)"
                 else:
                     failures += 1
                     log.warning("%s instance %d: liveness probe failed (%d/%d)", self.spec.name, inst.index,
@@ -260,6 +283,7 @@ class Deployment:
                 await self._await_back(inst)
                 continue
             log.warning("%s instance %d (%s) %s; restarting", self.spec.name, inst.index, inst.address, reason)
+            await self._drain_one(inst)
             while not inst.stopping:
                 # failures in a row, this one included (1 again once the instance had stayed up STABLE_S)
                 failures = 1 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
@@ -279,6 +303,13 @@ class Deployment:
                     break
                 except InstanceFailed as e:
                     log.warning("%s instance %d: restart failed: %s", self.spec.name, inst.index, e)
+
+    async def _drain_one(self, inst: Instance) -> None:
+        """Out of rotation already: let the requests it holds finish (a process still running, such
+        as one that reported itself unhealthy, answers them), bounded by the instance timeout + 2 s."""
+        bound = self.loop.time() + self.spec.instance_timeout_ms / 1000 + 2
+        while inst.in_flight and not inst.stopping and self.loop.time() < bound and inst.health() is None:
+            await asyncio.sleep(0.01)
 
     async def _await_back(self, inst: Instance) -> None:
         """Probe every readiness period until the instance answers again (its platform restarted it)."""

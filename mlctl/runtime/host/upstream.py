@@ -17,11 +17,13 @@ MAX_HEAD = 64 * 1024
 
 
 class ConnectionFailed(ConnectionError):
-    """The connection broke before a complete answer arrived (`answered` says whether any byte did)."""
+    """The connection broke before a complete answer arrived (`answered` says whether any byte did), or
+    could not be made (`sent` false: the request never reached the instance)."""
 
-    def __init__(self, message: str, answered: bool = False):
+    def __init__(self, message: str, answered: bool = False, sent: bool = True):
         super().__init__(message)
-        self.answered = answered
+        self.answered, self.sent = answered, sent
+        self.instance = None  # the instance the request was sent to (set by the exchange)
 
 
 class _Connection(asyncio.Protocol):
@@ -134,6 +136,8 @@ class _Connection(asyncio.Protocol):
             status, reason, headers, _, _, _ = self.head
             self._finish((status, reason, headers, bytes(self.buffer)), True)
             return
+        if self.future is not None:  # lost while holding a request: the instance may be gone, and its
+            self.pool.drop_idle()    # idle connections with it (a request sent on one would be lost too)
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
@@ -231,10 +235,17 @@ class Pool:
         try:
             _, conn = await self._connect(lambda: _Connection(self))
         except OSError as e:
-            raise ConnectionFailed(f"cannot connect to {self.path}: {e.strerror or e}") from None
+            raise ConnectionFailed(f"cannot connect to {self.path}: {e.strerror or e}", sent=False) from None
         self.all = {c for c in self.all if not c.closed}
         self.all.add(conn)
         return conn.send(data, on_done)
+
+    def drop_idle(self) -> None:
+        """Close the idle connections: the next request connects anew (refused at once by a dead instance)."""
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.closed = True
+            conn.transport.close()
 
     def close(self) -> None:
         for conn in list(self.all):

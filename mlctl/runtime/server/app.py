@@ -47,6 +47,9 @@ def _with_ids(build: Callable[[web.Request], web.Response]) -> Handler:
 
 
 def _health(request: web.Request) -> web.Response:
+    unhealthy = request.app[SCORER].pool.unhealthy
+    if unhealthy:  # the pool gave up replacing abandoned threads: this instance wants replacing
+        return error(503, unhealthy)
     return web.Response(text="Healthy")
 
 
@@ -65,7 +68,8 @@ async def worker_pool(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the scorer's worker threads, for the application's lifetime."""
     scorer = app[SCORER]
     s = scorer.settings
-    scorer.pool = WorkerPool(asyncio.get_running_loop(), s.max_concurrent, s.max_queue, s.request_timeout_ms)
+    scorer.pool = WorkerPool(asyncio.get_running_loop(), s.max_concurrent, s.max_queue, s.request_timeout_ms,
+                             s.max_abandoned)
     yield
     scorer.pool.close()
 

@@ -29,7 +29,7 @@ from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.rawhttp import AMLResponse
 from mlctl.runtime.server.script import RAW, UserScript
 from mlctl.runtime.server.settings import Settings
-from mlctl.runtime.server.workers import CallTimeout, QueueFull, WorkerPool
+from mlctl.runtime.server.workers import CallTimeout, QueueFull, Unhealthy, WorkerPool
 
 logger = logging.getLogger("azmlinfsrv")
 
@@ -138,6 +138,8 @@ class Scorer:
             (out, run_ms), _ = await self.pool.call(_invoke, self.script, req)
         except QueueFull:
             return error(429, f"Too many requests: {self.pool.limit} already running or queued; retry later")
+        except Unhealthy as exc:
+            return error(503, f"Unhealthy: {exc}")
         except BadInput as exc:
             return error(400, str(exc))
         except UnsupportedInput as exc:

@@ -8,6 +8,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 DEFAULT_PORT = 5001
 DEFAULT_MAX_QUEUE = 512
+DEFAULT_MAX_ABANDONED = 8  # run() calls past their timeout still running, past which the server is unhealthy
 DEFAULT_TIMEOUT_MS = 3_600_000
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 
@@ -28,6 +29,7 @@ class Settings:
     reuse_port: bool = False
     max_concurrent: int = 1
     max_queue: int = DEFAULT_MAX_QUEUE
+    max_abandoned: int = DEFAULT_MAX_ABANDONED
     request_timeout_ms: int = DEFAULT_TIMEOUT_MS
     max_body_bytes: int = DEFAULT_MAX_BODY
     cors_origins: Tuple[str, ...] = ()
@@ -58,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SO_REUSEPORT: several server processes share one TCP port (the kernel spreads connections)")
     p.add_argument("--max-concurrent", type=int, default=None, help="run() calls at a time (default 1)")
     p.add_argument("--max-queue", type=int, default=None, help="requests waiting for run() before 429 (default 512)")
+    p.add_argument("--max-abandoned", type=int, default=None,
+                   help="run() calls past their timeout still running (their threads cannot be stopped) past "
+                        "which GET / answers 503, to be replaced (env MLCTL_MAX_ABANDONED_RUNS; default 8)")
     p.add_argument("--request-timeout-ms", type=int, default=None,
                    help="run() time limit in ms (env SCORING_TIMEOUT_MS; default 3600000)")
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 100 MiB)")
@@ -139,6 +144,8 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         reuse_port=ns.reuse_port,
         max_concurrent=_positive("--max-concurrent", ns.max_concurrent if ns.max_concurrent is not None else 1),
         max_queue=_positive("--max-queue", ns.max_queue if ns.max_queue is not None else DEFAULT_MAX_QUEUE, 0),
+        max_abandoned=_positive("--max-abandoned", ns.max_abandoned if ns.max_abandoned is not None else
+                                _env_int(env, "MLCTL_MAX_ABANDONED_RUNS") or DEFAULT_MAX_ABANDONED),
         request_timeout_ms=_positive("--request-timeout-ms", timeout),
         max_body_bytes=_positive("--max-body-bytes",
                                  ns.max_body_bytes if ns.max_body_bytes is not None else DEFAULT_MAX_BODY),

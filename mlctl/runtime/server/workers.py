@@ -15,6 +15,10 @@ A call that outlives the timeout is answered as timed out and abandoned: a fresh
 place at once so the pool keeps its capacity, and the old thread is asked to stop by an asynchronous
 Interrupted exception (``PyThreadState_SetAsyncExc``), which interrupts Python code at its next
 bytecode (a blocking C call such as ``time.sleep`` finishes first); it then exits.
+
+Abandoned calls still running are counted: once ``max_abandoned`` are, no fresh thread replaces the
+next one (threads stuck in C would pile up without limit) and the pool says it is `unhealthy`
+(the server's GET / answers 503, so that its supervisor replaces the process).
 """
 from __future__ import annotations
 
@@ -32,6 +36,10 @@ logger = logging.getLogger("azmlinfsrv")
 
 class QueueFull(Exception):
     """Every worker is busy and the wait queue is at its bound."""
+
+
+class Unhealthy(Exception):
+    """The pool stopped taking calls: too many abandoned ones are still running (see `unhealthy`)."""
 
 
 class CallTimeout(Exception):
@@ -98,8 +106,12 @@ def _resolve(job: _Job, ok: bool, value: Any) -> None:
 class WorkerPool:
     """Threads that run blocking calls for the event loop (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_queue: int, timeout_ms: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_queue: int, timeout_ms: int,
+                 max_abandoned: int = 8) -> None:
         self.loop = loop
+        self.max_abandoned = max_abandoned
+        self.abandoned = 0  # abandoned calls still running (guarded by _lock)
+        self.unhealthy = ""  # why the pool cannot go on (said by GET /), once abandoned calls reached the cap
         self.size = size
         self.limit = size + max_queue
         self.timeout_ms = timeout_ms
@@ -175,7 +187,9 @@ class WorkerPool:
                 abandoned = job.abandoned
                 if not abandoned:
                     running[slot] = None
-            if abandoned:  # a fresh thread already took this slot's place
+            if abandoned:  # a fresh thread already took this slot's place (unless at the cap)
+                with lock:
+                    self.abandoned -= 1
                 logger.warning("An abandoned run() call ended after %.0f ms (%s); its worker thread exits",
                                job.elapsed_ms, "interrupted" if _timed_out(value) else "finished")
                 return
@@ -187,9 +201,12 @@ class WorkerPool:
     async def call(self, fn: Callable[..., Any], *args: Any) -> Tuple[Any, float]:
         """Run fn(*args) on a worker and return (its value, ms it took).
 
-        Raises what fn raised, QueueFull when over the bound, CallTimeout when too slow."""
+        Raises what fn raised, QueueFull when over the bound, CallTimeout when too slow, Unhealthy once
+        too many abandoned calls are still running."""
         if self.pending >= self.limit:
             raise QueueFull()
+        if self.unhealthy:
+            raise Unhealthy(self.unhealthy)
         self.pending += 1
         fut = self.loop.create_future()
         job = _Job(fn, args, fut)
@@ -226,9 +243,17 @@ class WorkerPool:
                     continue
                 job.abandoned = True
                 self._running[slot] = None
+                self.abandoned += 1
+                stuck = self.abandoned
             if not job.future.done():
                 job.future.set_exception(CallTimeout(self.timeout_ms, (now - job.started) * 1000.0))
-            self._start_thread(slot)  # a fresh thread takes the abandoned one's place
+            if stuck < self.max_abandoned:
+                self._start_thread(slot)  # a fresh thread takes the abandoned one's place
+            elif not self.unhealthy:
+                self.unhealthy = (f"{stuck} run() calls past the scoring timeout are still running (the most "
+                                  f"this server keeps is {self.max_abandoned}): it takes no fresh worker threads "
+                                  f"and wants replacing")
+                logger.error("Unhealthy: %s (GET / answers 503)", self.unhealthy)
             _interrupt(job.thread)
         self._watchdog = self.loop.call_later(self._tick, self._watch)
 
