@@ -66,13 +66,15 @@ class HashCache:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HashCache":
         """Read the cache file; a missing or unreadable one is an empty cache (it is only a cache)."""
+        from mlctl.errors import MlctlError
+        from mlctl.privatefiles import read_private
+
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(read_private(path, "hash cache"))   # never through a link, never a FIFO
             entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
             if not isinstance(entries, dict):
                 entries = {}
-        except (OSError, ValueError, KeyError, AttributeError):
+        except (OSError, ValueError, KeyError, AttributeError, MlctlError):
             entries = {}
         return cls(path, entries)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlctl
+from mlctl.privatefiles import ensure_folder, open_private
 
 from . import secrets
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
@@ -81,13 +82,13 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
         return running
     secrets.ensure_keys(data_dir, endpoint)
     log_path = host_log(data_dir, endpoint)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(log_path.parent, what="logs", base=data_dir)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
     cmd = [sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
            "--auth-mode", auth_mode] + (["--port", str(port)] if port else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600, what="logs")
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd="/",
                                 start_new_session=True, env=env, close_fds=True)
