@@ -8,9 +8,11 @@ no file it already hashed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +48,14 @@ def merkle_digest(files: Mapping[str, str], root_name: str | None = None) -> str
     return "sha256:" + h.hexdigest()
 
 
+class NotRegularFile(OSError):
+    """A path to hash that is not a regular file (a FIFO, a device such as /dev/zero, a socket)."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.EINVAL, "not a regular file (a FIFO, device or socket); mlctl hashes regular "
+                         "files only", path)
+
+
 class HashCache:
     """sha256 of files keyed by (absolute path, size, mtime_ns); persisted as JSON.
 
@@ -79,8 +89,11 @@ class HashCache:
         return cls(path, entries)
 
     def file_sha256(self, path: str) -> str:
-        """sha256 hex of the file's content, from the cache when size and mtime_ns still match."""
+        """sha256 hex of the file's content, from the cache when size and mtime_ns still match.
+        NotRegularFile (an OSError) for a FIFO, device or socket: never waited on or read without end."""
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path)
         entry = self.entries.get(path)
         self.used.add(path)
         if (
@@ -94,7 +107,9 @@ class HashCache:
             return entry[2]
         started = time.time_ns()
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):   # replaced since the stat above
+                raise NotRegularFile(path)
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         sha = h.hexdigest()
