@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,10 @@ class Diagnostic:
     line: int | None = None
     field: str | None = None
     address: str | None = None
-    severity: str = "error"  # "error" | "warning" | "note"
+    severity: Severity = Severity.ERROR
+
+    def __post_init__(self):
+        object.__setattr__(self, "severity", Severity(self.severity))
 
     def location(self) -> str:
         parts = []

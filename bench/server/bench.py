@@ -44,9 +44,15 @@ def azure_python() -> Path:
     import numpy
     import sklearn
 
+    from mlctl.runtime.local.envs import uv_command
+
+    uv = uv_command()     # this interpreter's own uv (the PyPI package), even when its venv is not on PATH
+    if uv is None:
+        sys.exit("bench: uv is not installed for this interpreter; run it from mlctl's venv (`./dev test` "
+                 "installs it) or `pip install uv`")
     print(f"building {VENV} (uv) ...", flush=True)
-    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
-    subprocess.run(["uv", "pip", "install", "-q", "--python", str(py), AZURE_PKG,
+    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
+    subprocess.run([*uv, "pip", "install", "-q", "--python", str(py), AZURE_PKG,
                     f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}",
                     f"joblib=={joblib.__version__}"], check=True)
     marker.write_text("ok\n")

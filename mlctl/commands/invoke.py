@@ -22,7 +22,7 @@ from mlctl.errors import MlctlError
 @click.pass_obj
 def command(project, endpoint, request_file, deployment, timeout):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
-    from mlctl.commands.show import endpoint_state
+    from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.reconciler.operations import runtime_of
 
     _, rs = endpoint_state(project, endpoint)
@@ -41,7 +41,7 @@ def command(project, endpoint, request_file, deployment, timeout):
         raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
                          detail=f"looked in {project.root} (the project, -C DIR)") from None
     headers = {"Content-Type": "application/json",
-               "Authorization": runtime.authorization(project, endpoint, rs.attributes.get("auth_mode", "key"))}
+               "Authorization": runtime.authorization(project, endpoint, auth_mode_of(rs))}
     if deployment:
         headers["azureml-model-deployment"] = deployment
     req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")

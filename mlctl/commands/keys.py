@@ -16,11 +16,11 @@ import click
 @click.pass_obj
 def command(project, endpoint, regenerate, as_json):
     """Print ENDPOINT's keys (auth_mode key) or a fresh token with its expiry (auth_mode aml_token)."""
-    from mlctl.commands.show import endpoint_state
+    from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.reconciler.operations import runtime_of
 
     _, rs = endpoint_state(project, endpoint)
-    mode = rs.attributes.get("auth_mode", "key")
+    mode = auth_mode_of(rs)
     runtime = runtime_of(project, rs)
     keys = runtime.keys(project, endpoint)
     if regenerate:

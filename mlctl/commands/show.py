@@ -10,12 +10,13 @@ from mlctl.errors import MlctlError
 
 
 def recorded_endpoints(state) -> dict:
-    return {rs.attributes.get("name", a.split(".", 1)[1]): rs
+    return {rs.attributes.get("name", a.name): rs
             for a, rs in state.resources.items() if rs.kind == "endpoint"}
 
 
 def endpoint_state(project, name: str):
-    """(state, ResourceState of endpoint `name`); MlctlError naming the known endpoints otherwise."""
+    """(state, ResourceState of endpoint `name`); MlctlError naming the known endpoints otherwise.
+    An endpoint is operated through the runtime that made it: a --runtime that names another says so."""
     from mlctl.state.statefile import read_state
 
     state = read_state(project.state_path)
@@ -24,7 +25,20 @@ def endpoint_state(project, name: str):
         raise MlctlError(f"no endpoint {name!r} has been applied in this project",
                          detail=("Known endpoints: " + ", ".join(sorted(known))) if known
                          else "Nothing is applied yet: run `mlctl apply`.")
+    made_by = known[name].runtime
+    if project.runtime_override and project.runtime_override != made_by:
+        click.echo(f"Note: --runtime {project.runtime_override} is for plan and apply; endpoint {name!r} is run by "
+                   f"the {made_by} runtime that made it.", err=True)
     return state, known[name]
+
+
+def auth_mode_of(rs) -> str:
+    """The endpoint's recorded auth_mode (the schema's default for a state that predates the field)."""
+    if rs.attributes.get("auth_mode"):
+        return rs.attributes["auth_mode"]
+    from mlctl.schemas.validate import schema_default
+
+    return schema_default("endpoint", "auth_mode")
 
 
 def report(project, state, name: str) -> dict:

@@ -44,13 +44,14 @@ def show(ctx, address, as_json):
     from mlctl.resources import Address
 
     try:
-        address = str(Address.parse(address))
+        key = Address.parse(address)
     except ValueError as e:
         raise MlctlError(Diagnostic(str(e), "`mlctl state list` shows the recorded addresses.")) from None
     state = _read(ctx)
-    rs = state.resources.get(address)
+    address = str(key)
+    rs = state.resources.get(key)
     if rs is None:
-        close = difflib.get_close_matches(address, list(state.resources), n=1)
+        close = difflib.get_close_matches(address, [str(a) for a in state.resources], n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise MlctlError(Diagnostic(
             f"no resource {address} in the state", f"{hint}`mlctl state list` shows the recorded addresses.",

@@ -18,7 +18,7 @@ from mlctl.reconciler import hooks as H
 from mlctl.reconciler.actions import Action
 from mlctl.runtime.contract import DriverError, Order
 from mlctl.runtime.registry import Runtimes
-from mlctl.state.statefile import ResourceState, write_state
+from mlctl.state.statefile import ResourceState, Status, write_state
 
 
 class ApplyFailed(MlctlError):
@@ -95,7 +95,7 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
         if order is None:
             continue
         address = str(change.address)
-        prior = state.resources.get(address)
+        prior = state.resources.get(change.address)
         state.pending = {"address": address, "action": change.action.value, "order": order.value,
                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
         state = write_state(path, state)
@@ -107,8 +107,8 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
             detail = e.detail if isinstance(e, DriverError) else ""
             tail = getattr(e, "log_tail", "")
             if change.resource is not None:
-                state.resources[address] = ResourceState.from_resource(
-                    change.resource, status="failed", runtime=prior.runtime if prior else runtimes.main.name,
+                state.resources[change.address] = ResourceState.from_resource(
+                    change.resource, status=Status.FAILED, runtime=prior.runtime if prior else runtimes.main.name,
                     observed=prior.observed if prior else None)
             state.pending = None
             state = write_state(path, state)
@@ -117,9 +117,9 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
             raise ApplyFailed(address, summary, detail, tail) from None
         hooks.fire(H.CHANGE_DONE, address=address, action=change.action.value)
         if change.action is Action.DELETE:
-            state.resources.pop(address, None)
+            state.resources.pop(change.address, None)
         else:
-            state.resources[address] = ResourceState.from_resource(change.resource, runtime=runtimes.main.name,
+            state.resources[change.address] = ResourceState.from_resource(change.resource, runtime=runtimes.main.name,
                                                                    observed=observed)
         state.pending = None
         state = write_state(path, state)

@@ -14,36 +14,33 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from mlctl.errors import Diagnostic
-from mlctl.resources import Kind, Resource
+from mlctl.resources import Address, Resource
 
 
-def _wave(address: str) -> int:
-    try:
-        return Kind(address.partition(".")[0]).wave
-    except ValueError:
-        return len(Kind)
+def _wave(address: Address) -> int:
+    return address.kind.wave
 
 
 @dataclass
 class Deps:
-    """nodes: {address: {"kind", "desired", "recorded"}}; needs: {address: set of addresses it depends on}."""
+    """nodes: {Address: {"kind", "desired", "recorded"}}; needs: {Address: set of Addresses it depends on}."""
 
-    nodes: dict[str, dict] = field(default_factory=dict)
-    needs: dict[str, set[str]] = field(default_factory=dict)
+    nodes: dict[Address, dict] = field(default_factory=dict)
+    needs: dict[Address, set[Address]] = field(default_factory=dict)
 
     @property
-    def edges(self) -> list[tuple[str, str]]:
+    def edges(self) -> list[tuple[Address, Address]]:
         return sorted((d, a) for a, ds in self.needs.items() for d in ds)
 
 
 def dependencies(resources: Iterable[Resource] = (), prior=None) -> Deps:
-    """Pure: the graph of the desired resources and those recorded in `prior` (a State). Edges come
-    from each resource's depends_on (the desired resource's when both exist)."""
+    """Pure: the graph (its nodes are Addresses) of the desired resources and those recorded in `prior`
+    (a State). Edges come from each resource's depends_on (the desired resource's when both exist)."""
     g = Deps()
-    desired = {str(r.address): r for r in resources}
+    desired = {r.address: r for r in resources}
     for a, r in desired.items():
         g.nodes[a] = {"kind": r.kind.value, "desired": True, "recorded": False}
-        g.needs[a] = {str(d) for d in r.depends_on}
+        g.needs[a] = set(r.depends_on)
     for a, rs in (prior.resources if prior is not None else {}).items():
         if a in g.nodes:
             g.nodes[a]["recorded"] = True
@@ -51,17 +48,17 @@ def dependencies(resources: Iterable[Resource] = (), prior=None) -> Deps:
             g.nodes[a] = {"kind": rs.kind, "desired": False, "recorded": True}
             g.needs[a] = set(rs.depends_on)
     for a in {d for ds in g.needs.values() for d in ds} - set(g.nodes):  # named but declared nowhere
-        g.nodes[a] = {"kind": a.partition(".")[0], "desired": False, "recorded": False}
+        g.nodes[a] = {"kind": a.kind.value, "desired": False, "recorded": False}
         g.needs[a] = set()
     return g
 
 
-def order(deps: Deps, nodes: Iterable[str] | None = None) -> list[str]:
+def order(deps: Deps, nodes: Iterable[Address] | None = None) -> list[Address]:
     """Dependencies before dependents, ties broken by wave then address (stable, readable).
     Restricted to `nodes` when given. Nodes on a cycle come last, by (wave, address)."""
     keep = set(deps.nodes) if nodes is None else set(nodes)
     needs = {a: deps.needs.get(a, set()) & keep for a in keep}
-    users: dict[str, list[str]] = {a: [] for a in keep}
+    users: dict[Address, list[Address]] = {a: [] for a in keep}
     for a, ds in needs.items():
         for d in ds:
             users[d].append(a)
@@ -81,15 +78,15 @@ def order(deps: Deps, nodes: Iterable[str] | None = None) -> list[str]:
     return out
 
 
-def waves(deps: Deps) -> list[list[str]]:
+def waves(deps: Deps) -> list[list[Address]]:
     """The nodes in order, grouped by kind wave (model, environment, image, endpoint, deployment, traffic)."""
-    groups: dict[int, list[str]] = {}
+    groups: dict[int, list[Address]] = {}
     for a in order(deps):
         groups.setdefault(_wave(a), []).append(a)
     return [groups[w] for w in sorted(groups)]
 
 
-def _rotated(cycle: list[str]) -> list[str]:
+def _rotated(cycle: list[Address]) -> list[Address]:
     i = cycle.index(min(cycle))
     return cycle[i:] + cycle[:i]
 
@@ -104,9 +101,9 @@ def find_cycles(deps: Deps) -> list[Diagnostic]:
     out = []
     for cycle in sorted(_rotated(c) for c in nx.simple_cycles(g)):
         out.append(Diagnostic(
-            f"dependency cycle: {' -> '.join(cycle + [cycle[0]])}",
+            f"dependency cycle: {' -> '.join(str(a) for a in cycle + [cycle[0]])}",
             "a resource cannot depend on itself through others; remove one of these references.",
-            address=cycle[0],
+            address=str(cycle[0]),
         ))
     return out
 

@@ -16,6 +16,7 @@ from mlctl.reconciler import apply as engine
 from mlctl.reconciler.hooks import Hooks
 from mlctl.reconciler.plans import drift_plan, plan
 from mlctl.reconciler.refresh import refresh
+from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
 from mlctl.state.lock import state_lock
 from mlctl.state.statefile import read_state
@@ -112,7 +113,7 @@ def leftovers(project, state) -> list:
     project's runtime and on every runtime the state names (for `destroy`)."""
     runtimes = project_runtimes(project)
     names = {rs.runtime for rs in state.resources.values()} | {runtimes.main.name}
-    recorded = {a.split(".", 1)[1] for a, rs in state.resources.items() if rs.kind == "endpoint"}
+    recorded = {a.name for a in state.resources if a.kind is Kind.ENDPOINT}
     found = []
     for name in sorted(names):
         found += runtimes.get(name).leftovers(project, recorded)
@@ -120,6 +121,11 @@ def leftovers(project, state) -> list:
 
 
 def runtime_of(project, recorded):
-    """The runtime that made a recorded resource (a ResourceState): every command but plan and apply
-    operates a resource through it."""
-    return project_runtimes(project).get(recorded.runtime)
+    """The runtime that made a recorded resource (a ResourceState), with its settings from the project
+    file: every command but plan and apply operates a resource through it, whatever --runtime says."""
+    from dataclasses import replace
+
+    from mlctl.projectfile import load_project_file
+
+    chosen = load_project_file(replace(project, runtime_override=recorded.runtime), environ={})
+    return load_runtime(chosen.runtime, chosen.settings)

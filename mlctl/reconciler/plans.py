@@ -17,6 +17,7 @@ from mlctl.reconciler.diff import diff_attributes
 from mlctl.reconciler.graph import dependencies, find_cycles, order
 from mlctl.runtime.contract import Order
 from mlctl.runtime.observed import observed_of
+from mlctl.state.statefile import Status
 
 __all__ = ["Action", "Change", "Order", "Plan", "Reason", "drift_plan", "plan"]
 
@@ -114,11 +115,11 @@ def _drift(kind: Kind, observed, attributes: dict) -> tuple[list, list]:
     return cands, items
 
 
-def _requested(replace: Collection[str], desired: Mapping[str, Resource]) -> tuple[set[str], list[Diagnostic]]:
+def _requested(replace: Collection[str], desired: Mapping[Address, Resource]) -> tuple[set[Address], list[Diagnostic]]:
     ok, diags = set(), []
     for text in replace:
         try:
-            a = str(Address.parse(text))
+            a = Address.parse(text)
         except ValueError as e:
             diags.append(Diagnostic(f"--replace {text}: {e}", field="--replace"))
             continue
@@ -159,7 +160,7 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
     diff = diff_attributes(p.attributes, r.attributes, exclude)
     cands = []
     if gone:       # a failed create that never ran is retried, not drift
-        never_ran = p.status == "failed" and not p.observed
+        never_ran = p.status == Status.FAILED and not p.observed
         cands.append((Action.CREATE, Reason.FAILED_EARLIER if never_ran else Reason.DRIFT))
     own_replace = rules.replace_action(kind, diff)
     if diff:
@@ -175,12 +176,12 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
         cands.append((after_upstream, Reason.UPSTREAM_REPLACED))
     if moved:
         cands.append((max(own_replace, after_upstream or own_replace, key=lambda a: a.rank), Reason.RUNTIME_CHANGED))
-    if p.status in ("failed", "tainted"):
+    if p.status == Status.FAILED:
         cands.append((own_replace, Reason.FAILED_EARLIER))
     if requested:
         cands.append((own_replace, Reason.REQUESTED))
     drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
-    if p.status == "failed":   # the runtime still runs what preceded the failed change: expected, not drift
+    if p.status == Status.FAILED:   # the runtime still runs what preceded the failed change: expected, not drift
         drift_cands = [c for c in drift_cands if c[0].rank > own_replace.rank]
     cands += drift_cands
     if not cands:
@@ -200,17 +201,16 @@ class _Applied:
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def drift_plan(prior, observed: Mapping[str, dict | None]) -> Plan:
+def drift_plan(prior, observed: Mapping[Address, Any]) -> Plan:
     """Pure: only what the runtime reports differently from what was applied (`plan --refresh-only`):
-    the recorded resources planned against themselves, failed/tainted status set aside."""
+    the recorded resources planned against themselves, failed status set aside."""
     applied = _Applied(tuple(
-        Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(d) for d in rs.depends_on),
-                 rs.files) for a, rs in sorted(prior.resources.items())))
-    ready = replace_fields(prior, resources={a: replace_fields(rs, status="ready") for a, rs in prior.resources.items()})
+        Resource(a, rs.attributes, rs.digest, tuple(rs.depends_on), rs.files) for a, rs in sorted(prior.resources.items())))
+    ready = replace_fields(prior, resources={a: replace_fields(rs, status=Status.READY) for a, rs in prior.resources.items()})
     return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
 
-def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
+def plan(desired, prior, observed: Mapping[Address, Any] | None = None, *,
          destroy: bool = False, replace: Collection[str] = (), runtime: str | None = None) -> Plan:
     """Pure: the changes that take `prior` (as `observed` reports it) to `desired` (a loaded Config).
 
@@ -219,7 +219,7 @@ def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
     another runtime made is moved to it (None: every resource stays where it is).
     Errors go in `Plan.diagnostics`. `mlctl.reconciler.apply.apply` carries the plan out.
     """
-    want = {str(r.address): r for r in desired.resources}
+    want = {r.address: r for r in desired.resources}
     have = prior.resources
     graph = dependencies(desired.resources, prior)
     diags = list(desired.diagnostics) + find_cycles(graph)
@@ -233,7 +233,7 @@ def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
             severity="warning", address=pend.get("address")))
     exclude = path_attributes()
     changes: list[Change] = []
-    decided: dict[str, Action] = {}
+    decided: dict[Address, Action] = {}
     if not destroy:
         for a in order(graph, want):
             r, p = want[a], have.get(a)
@@ -245,7 +245,7 @@ def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
                 continue
             obs = p.observed if observed is None else observed.get(a, p.observed)
             gone = observed is not None and a in observed and observed[a] is None
-            up = [decided.get(str(d)) for d in r.depends_on]
+            up = [decided.get(d) for d in r.depends_on]
             upstream = Action.RECREATE if Action.RECREATE in up else Action.REPLACE if Action.REPLACE in up else None
             moved = runtime is not None and rules.RULES[r.kind].runtime_bound and p.runtime != runtime
             action, reason, diff = _decide(r, p, obs, gone, a in requested, upstream,
@@ -263,7 +263,8 @@ def plan(desired, prior, observed: Mapping[str, Any] | None = None, *,
     doomed = [a for a in have if destroy or a not in want]
     for a in reversed(order(graph, doomed)):
         p = have[a]
-        changes.append(Change(Address.parse(a), Action.DELETE, gone_reason, dict(p.attributes), None))
-    ignored = {a: tuple(f) for a, f in desired.ignored.items() if a in want and f} if not destroy else {}
+        changes.append(Change(a, Action.DELETE, gone_reason, dict(p.attributes), None))
+    wanted = {str(a) for a in want}
+    ignored = {a: tuple(f) for a, f in desired.ignored.items() if a in wanted and f} if not destroy else {}
     return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags), ignored,
                 runtime=runtime)

@@ -73,7 +73,7 @@ def reason_text(plan: Plan, change: Change) -> str:
     if r is Reason.REQUESTED:
         return "requested with --replace"
     if r is Reason.FAILED_EARLIER:
-        return f"{r.value}: it was left failed or tainted by an earlier apply"
+        return f"{r.value}: it was left failed by an earlier apply"
     if r is Reason.DRIFT and change.action is Action.CREATE:
         return f"{r.value}: it is gone from the runtime"
     if r is Reason.DRIFT:

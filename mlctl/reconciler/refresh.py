@@ -8,13 +8,12 @@ images present) and returns the typed observed values (`mlctl.runtime.observed`)
 from __future__ import annotations
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.resources import Address, Kind
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.registry import Runtimes
 
 
 def refresh(project, state, runtimes: Runtimes) -> dict:
-    """{address: observed value, or None when the runtime says it is gone} for every resource in
+    """{Address: observed value, or None when the runtime says it is gone} for every resource in
     `state`, each read by the runtime recorded for it."""
     contexts = {}
     observed = {}
@@ -22,9 +21,9 @@ def refresh(project, state, runtimes: Runtimes) -> dict:
         runtime = runtimes.get(rs.runtime)
         ctx = contexts.setdefault(runtime.name, runtime.context(project))
         try:
-            observed[address] = runtime.driver(Kind(rs.kind)).read(Address.parse(address), rs, ctx)
+            observed[address] = runtime.driver(address.kind).read(address, rs, ctx)
         except DriverError as e:
             raise MlctlError(Diagnostic(f"refresh could not read {address}: {e.summary}",
                                         e.detail or "Check the runtime, or plan with --refresh=false.",
-                                        address=address)) from None
+                                        address=str(address))) from None
     return observed

@@ -156,11 +156,6 @@ class Runtime:
     def preflight(self, resources: Iterable[Resource]) -> None:
         """MlctlError listing every desired resource this machine cannot serve; the default checks nothing."""
 
-    def ignored_fields(self) -> frozenset[str]:
-        """Dotted deployment fields this runtime honours although Azure calls them cloud-only
-        (e.g. the docker runtime honours `instance_type`); the default honours none of them."""
-        return frozenset()
-
     # ---- the commands' side ------------------------------------------------------------------
     def endpoint_url(self, project: Project, endpoint: str) -> str | None:
         """The endpoint's base URL (`http://127.0.0.1:PORT`), None when it is not running."""

@@ -7,6 +7,7 @@ Shape (docs/resources.md, and its JSON Schema mlctl/schemas/state.schema.json): 
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import uuid
@@ -17,11 +18,18 @@ from typing import Any
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import check_data_folder, read_private, write_atomic
-from mlctl.resources import Kind
+from mlctl.resources import Address, Kind
 from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
-STATUSES = ("ready", "failed", "tainted")
+
+
+class Status(enum.StrEnum):
+    """What the last apply left a resource as. A failed one is replaced by the next plan (reason
+    `failed earlier`); "tainted", written by nothing since `--replace` exists, is read as failed."""
+
+    READY = "ready"
+    FAILED = "failed"
 
 
 @dataclass
@@ -31,8 +39,8 @@ class ResourceState:
     kind: str
     attributes: dict[str, Any]
     digest: str
-    depends_on: list[str] = field(default_factory=list)
-    status: str = "ready"  # "ready" | "failed" | "tainted"
+    depends_on: list[Address] = field(default_factory=list)
+    status: Status = Status.READY
     runtime: str = "local"
     observed: Any = None     # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
@@ -41,6 +49,8 @@ class ResourceState:
         from mlctl.runtime.observed import observed_of
 
         self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
+        self.status = Status.FAILED if self.status == "tainted" else Status(self.status)
+        self.depends_on = sorted(d if isinstance(d, Address) else Address.parse(d) for d in self.depends_on)
 
     @classmethod
     def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",
@@ -50,7 +60,7 @@ class ResourceState:
             kind=resource.kind.value,
             attributes=json.loads(json.dumps(dict(resource.attributes))),
             digest=resource.digest,
-            depends_on=sorted(str(a) for a in resource.depends_on),
+            depends_on=sorted(resource.depends_on),
             status=status,
             runtime=runtime,
             observed=observed if observed is not None else {},
@@ -60,7 +70,7 @@ class ResourceState:
     def to_json(self) -> dict:
         return {
             "kind": self.kind, "attributes": self.attributes, "digest": self.digest,
-            "depends_on": list(self.depends_on), "status": self.status, "runtime": self.runtime,
+            "depends_on": sorted(str(d) for d in self.depends_on), "status": self.status, "runtime": self.runtime,
             "observed": self.observed.to_json(), "files": self.files,
         }
 
@@ -73,7 +83,7 @@ class State:
     serial: int = 0
     lineage: str = field(default_factory=lambda: str(uuid.uuid4()))
     mlctl_version: str = __version__
-    resources: dict[str, ResourceState] = field(default_factory=dict)
+    resources: dict[Address, ResourceState] = field(default_factory=dict)
     pending: dict | None = None
 
     def to_json(self) -> dict:
@@ -82,7 +92,7 @@ class State:
             "serial": self.serial,
             "lineage": self.lineage,
             "mlctl_version": self.mlctl_version,
-            "resources": {a: self.resources[a].to_json() for a in sorted(self.resources)},
+            "resources": {str(a): self.resources[a].to_json() for a in sorted(self.resources, key=str)},
             "pending": self.pending,
         }
 
@@ -138,7 +148,7 @@ def _parse(path: Path, text: str) -> State:
                               f'resources["{address}"].kind')
     return State(
         format_version=fv, serial=int(doc["serial"]), lineage=doc["lineage"], mlctl_version=doc.get("mlctl_version", ""),
-        resources={a: ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
+        resources={Address.parse(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
         pending=doc.get("pending"),
     )
 

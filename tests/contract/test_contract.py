@@ -9,7 +9,7 @@ from mlctl.reconciler import apply as engine
 from mlctl.reconciler.operations import apply_project, leftovers, load_valid_config, make_plan, project_runtimes
 from mlctl.reconciler.plans import plan
 from mlctl.reconciler.refresh import refresh
-from mlctl.resources import Kind
+from mlctl.resources import Address, Kind
 from mlctl.runtime.contract import InstanceUsage, Order
 from mlctl.runtime.observed import OBSERVED
 from mlctl.state.lock import state_lock
@@ -26,10 +26,10 @@ def test_apply_records_the_runtime_and_typed_observed_values(harness):
     assert {rs.runtime for rs in state.resources.values()} == {harness.runtime_name}
     for address, rs in state.resources.items():
         assert type(rs.observed) is OBSERVED[Kind(rs.kind)], address
-    assert read_state(harness.project.state_path).resources["endpoint.ctr"].observed.alive is True
-    dep = state.resources["deployment.ctr.blue"].observed
+    assert read_state(harness.project.state_path).resources[Address.parse("endpoint.ctr")].observed.alive is True
+    dep = state.resources[Address.parse("deployment.ctr.blue")].observed
     assert (dep.instance_count, dep.ready_instances) == (1, 1)
-    assert state.resources["traffic.ctr"].observed.traffic == {"blue": 100}
+    assert state.resources[Address.parse("traffic.ctr")].observed.traffic == {"blue": 100}
     _, _, again = make_plan(harness.project)
     assert not again.has_changes()
 
@@ -39,7 +39,7 @@ def test_operations_reach_the_running_endpoint(harness):
     apply_project(harness.project)
     rt = harness.runtime
     url = rt.endpoint_url(harness.project, "ctr")
-    port = read_state(harness.project.state_path).resources["endpoint.ctr"].observed.port
+    port = read_state(harness.project.state_path).resources[Address.parse("endpoint.ctr")].observed.port
     assert url == f"http://127.0.0.1:{port}"
     keys = rt.keys(harness.project, "ctr")
     assert set(keys) == {"primary", "secondary"} and keys["primary"] != keys["secondary"]
@@ -60,14 +60,14 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
     _, _, p = make_plan(harness.project)
     assert orders(p) == {"deployment.ctr.blue": Order.SCALE}
     _, state = apply_project(harness.project)
-    dep = state.resources["deployment.ctr.blue"].observed
+    dep = state.resources[Address.parse("deployment.ctr.blue")].observed
     assert (dep.instance_count, dep.ready_instances) == (2, 2)
 
     harness.write(blue={"count": 2, "concurrency": 2})
     _, _, p = make_plan(harness.project)
     assert orders(p) == {"deployment.ctr.blue": Order.ROLL}
     _, state = apply_project(harness.project)
-    rolled = state.resources["deployment.ctr.blue"].observed.serving_digest
+    rolled = state.resources[Address.parse("deployment.ctr.blue")].observed.serving_digest
     assert rolled and rolled != dep.serving_digest
 
     harness.write(blue={"count": 2, "concurrency": 3, "fail": True})
@@ -75,19 +75,19 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
         apply_project(harness.project)
     assert "init" in failed.value.log_tail
     state = read_state(harness.project.state_path)
-    assert state.resources["deployment.ctr.blue"].status == "failed" and state.pending is None
-    seen = refresh(harness.project, state, project_runtimes(harness.project))["deployment.ctr.blue"]
+    assert state.resources[Address.parse("deployment.ctr.blue")].status == "failed" and state.pending is None
+    seen = refresh(harness.project, state, project_runtimes(harness.project))[Address.parse("deployment.ctr.blue")]
     assert (seen.serving_digest, seen.ready_instances) == (rolled, 2)      # the old one still serves
 
     harness.write(blue={"count": 2, "concurrency": 3})
     _, state = apply_project(harness.project)
-    assert state.resources["deployment.ctr.blue"].status == "ready"
+    assert state.resources[Address.parse("deployment.ctr.blue")].status == "ready"
 
 
 def test_recreate_keeps_the_endpoint_port_and_keys(harness):
     harness.write(blue={"count": 1})
     _, state = apply_project(harness.project)
-    port, keys = state.resources["endpoint.ctr"].observed.port, harness.runtime.keys(harness.project, "ctr")
+    port, keys = state.resources[Address.parse("endpoint.ctr")].observed.port, harness.runtime.keys(harness.project, "ctr")
     config = load_valid_config(harness.project)
     runtimes = project_runtimes(harness.project)
     with state_lock(harness.project.state_path, "apply"):
@@ -97,7 +97,7 @@ def test_recreate_keeps_the_endpoint_port_and_keys(harness):
         assert orders(p) == {"endpoint.ctr": Order.RECREATE, "deployment.ctr.blue": Order.RECREATE,
                              "traffic.ctr": Order.UPDATE}
         state = engine.apply(p, harness.project, state, runtimes)
-    assert state.resources["endpoint.ctr"].observed.port == port
+    assert state.resources[Address.parse("endpoint.ctr")].observed.port == port
     assert harness.runtime.keys(harness.project, "ctr") == keys
     assert harness.runtime.endpoint_status(harness.project, "ctr")["deployments"]["blue"]["ready_instances"] == 1
 
@@ -114,3 +114,26 @@ def test_delete_and_destroy_leave_nothing(harness):
     assert state.resources == {}
     assert harness.runtime.endpoint_url(harness.project, "ctr") is None
     assert leftovers(harness.project, state) == []
+
+
+def test_operate_commands_use_the_runtime_recorded_for_the_endpoint(tmp_path):
+    """`show` reads an endpoint through the runtime that made it, whatever --runtime says, and says so."""
+    import json
+    import subprocess
+    import sys
+
+    from contract_harness import Harness
+    from e2e_support import cleanup
+
+    h = Harness(tmp_path / "proj", "local")
+    h.write(blue={"count": 1})
+    try:
+        apply_project(h.project)
+        shown = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(h.project.root), "--runtime", "docker",
+                                "show", "ctr", "--json"], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["runtime"] == "local"
+        assert json.loads(shown.stdout)["deployments"]["blue"]["ready_instances"] == 1
+        assert "--runtime docker is for plan and apply" in shown.stderr
+    finally:
+        cleanup(h.project.root)

@@ -19,6 +19,7 @@ from mlctl.reconciler.operations import apply_project, make_plan
 from mlctl.runtime import registry
 from mlctl.runtime.contract import DriverError, Order
 from mlctl.state.statefile import read_state
+from mlctl.resources import Address
 
 
 @pytest.fixture
@@ -80,13 +81,13 @@ def test_a_failure_at_any_order_is_recorded_and_the_next_apply_continues(fake, o
     state = read_state(fake.project.state_path)
     assert state.pending is None
     if order == "delete":
-        assert state.resources[address].status == "ready"        # still recorded: it still runs
+        assert state.resources[Address.parse(address)].status == "ready"        # still recorded: it still runs
     else:
-        assert state.resources[address].status == "failed"
+        assert state.resources[Address.parse(address)].status == "failed"
     later = [a for a, _ in planned(fake)]
     assert later[0] == address                                   # the next plan starts again there
     if address in before and order != "delete":
-        assert state.resources[address].observed == before[address].observed
+        assert state.resources[Address.parse(address)].observed == before[Address.parse(address)].observed
     fake.world.calls.clear()
     _, state = apply_project(fake.project)
     assert fake.world.calls[0][0] == address
@@ -103,7 +104,7 @@ def test_recreate_failure_then_continue(fake):
     with pytest.raises(ApplyFailed):
         apply_project(fake.project)
     _, state = apply_project(fake.project)
-    assert fake.world.endpoints["ctr"]["alive"] and state.resources["endpoint.ctr"].status == "ready"
+    assert fake.world.endpoints["ctr"]["alive"] and state.resources[Address.parse("endpoint.ctr")].status == "ready"
 
 
 def test_an_interrupted_apply_continues_from_its_intent(fake):
@@ -122,7 +123,7 @@ def test_an_interrupted_apply_continues_from_its_intent(fake):
 def test_drift_is_read_and_restored(fake):
     fake.write(blue={"count": 2})
     _, state = apply_project(fake.project)
-    port = state.resources["endpoint.ctr"].observed.port
+    port = state.resources[Address.parse("endpoint.ctr")].observed.port
     fake.world.deployments[("ctr", "blue")]["ready"] = 1
     fake.world.traffic["ctr"] = ({}, {})
     _, _, drift = make_plan(fake.project, refresh_only=True)
@@ -135,7 +136,7 @@ def test_drift_is_read_and_restored(fake):
     _, _, drift = make_plan(fake.project, refresh_only=True)
     assert [(str(c.address), c.order) for c in drift.changes if c.order][:1] == [("endpoint.ctr", Order.RECREATE)]
     _, state = apply_project(fake.project)
-    assert state.resources["endpoint.ctr"].observed.port == port
+    assert state.resources[Address.parse("endpoint.ctr")].observed.port == port
     assert not planned(fake)
 
 
@@ -146,7 +147,7 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
     try:
         fake.write(blue={"count": 1})
         _, state = apply_project(fake.project)
-        port = state.resources["endpoint.ctr"].observed.port
+        port = state.resources[Address.parse("endpoint.ctr")].observed.port
         moved = Harness.__new__(Harness)
         moved.__dict__.update(fake.__dict__)
         from mlctl.project import Project
@@ -164,10 +165,11 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
         _, state = apply_project(moved.project, allow_destroy=True)
         assert fake.world.deployments == {} and not fake.world.endpoints["ctr"]["alive"]
         assert other.endpoints["ctr"]["port"] == port and ("ctr", "blue") in other.deployments
-        assert {a: rs.runtime for a, rs in state.resources.items()} == {
+        assert {str(a): rs.runtime for a, rs in state.resources.items()} == {
             "model.ctr-blue-model": "fake", "endpoint.ctr": "other", "deployment.ctr.blue": "other",
             "traffic.ctr": "other"}
         _, _, again = make_plan(moved.project)
         assert not again.has_changes()
     finally:
         registry.unregister("other")
+

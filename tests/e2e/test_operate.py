@@ -112,3 +112,20 @@ def test_destroy_stops_hosts_the_state_lost(split_project):
     out = mlctl(root, "destroy", "--auto-approve")
     assert "is not in the state: stopping it" in out.stdout
     assert wait_until(lambda: not any(alive(pid) for pid in pids))
+
+
+def test_a_project_file_naming_the_local_runtime_applies_and_serves_as_before(split_project):
+    p, root = split_project, split_project.root
+    (root / "mlctl.yaml").write_text("runtime: local\nlocal: {}\n")
+    p.write({"blue": 100}, {"blue": {}})
+    out = mlctl(root, "apply", "--auto-approve")
+    assert "Apply complete! Resources: 4 added" in out.stdout and "mlctl.yaml" not in out.stderr
+    state = json.loads((root / ".mlctl" / "state.json").read_text())
+    assert {r["runtime"] for r in state["resources"].values()} == {"local"}
+    ep = Endpoint(root, "split")
+    status, body = ep.score(key=keys(root, "split")["primaryKey"])
+    assert (status, json.loads(body)) == (200, {"who": "blue"})
+    ep.close()
+    assert mlctl(root, "plan", "--detailed-exitcode").returncode == 0
+    again = mlctl(root, "--runtime", "docker", "plan", check=False)
+    assert again.returncode == 1 and "the docker runtime is not in this version of mlctl" in again.stderr

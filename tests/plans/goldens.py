@@ -24,13 +24,13 @@ LINEAGE = "6f1d2c3b-0a4e-4c5d-8e7f-112233445566"
 
 def state_from_resources(resources, serial: int = 7, **by_address) -> State:
     """The state apply writes after applying `resources` successfully (status ready, observed empty);
-    `by_address` overrides fields of some entries: {"deployment.e.blue": {"status": "tainted"}}."""
+    `by_address` overrides fields of some entries: {"deployment.e.blue": {"status": "failed"}}."""
     state = State(serial=serial, lineage=LINEAGE)
     for r in resources:
         rs = ResourceState.from_resource(r)
         for key, value in by_address.get(str(r.address), {}).items():
             setattr(rs, key, value)
-        state.resources[str(r.address)] = rs
+        state.resources[r.address] = rs
     return state
 
 

@@ -57,7 +57,7 @@ CASES = {
         "environment.shop-green-env": "-"}),
     "endpoint_removed": Case(expect={                # batch-endpoint.yml and batch-main.yml removed
         "traffic.batch": "-", "deployment.batch.main": "-", "endpoint.batch": "-"}),
-    "tainted_replaced": Case(overrides={"deployment.shop.green": {"status": "tainted"}},
+    "failed_replaced": Case(overrides={"deployment.shop.green": {"status": "failed"}},
                              expect={"deployment.shop.green": "+/-"}),
     "drift": Case(overrides={  # what the runtime last reported (--refresh=false: recorded observed stands in)
         "deployment.shop.blue": {"observed": {"ready_instances": 0, "served_model_digest": None}},

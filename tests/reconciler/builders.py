@@ -74,12 +74,17 @@ def stack(**dep):
 
 def state_of(resources, **by_address) -> State:
     """The state apply writes after applying `resources` (status ready); by_address overrides fields,
-    e.g. state_of(rs, **{"deployment.e.blue": {"status": "tainted"}})."""
+    e.g. state_of(rs, **{"deployment.e.blue": {"status": "failed"}})."""
     s = State(serial=4, lineage="11111111-2222-4333-8444-555555555555")
     for r in resources:
-        s.resources[str(r.address)] = replace(ResourceState.from_resource(r), **by_address.get(str(r.address), {}))
+        s.resources[r.address] = replace(ResourceState.from_resource(r), **by_address.get(str(r.address), {}))
     return s
 
 
 def with_(r: Resource, **attrs) -> Resource:
     return replace(r, attributes={**r.attributes, **attrs})
+
+
+def by_address(observed: dict) -> dict:
+    """{"deployment.e.blue": ...} keyed by Address, as refresh reports observed values."""
+    return {A(a): v for a, v in observed.items()}

@@ -10,6 +10,7 @@ from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import load_plan, save_plan
 from mlctl.reconciler.plans import Action, plan
 from mlctl.schemas.validate import load_schema
+from mlctl.resources import Address
 
 INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1", "/src/code/score.py": "sha256:s1",
           "/elsewhere/conda.yml": "sha256:c1"}
@@ -40,7 +41,7 @@ def test_round_trip(tmp_path):
     blue = back.changes[4]
     assert blue.action is Action.REPLACE
     assert blue.after["environment_variables"]["DB_PASSWORD"] == "hunter2"  # from the config, not the file
-    assert blue.resource is cfg.resources[4] and blue.before == prior.resources["deployment.e.blue"].attributes
+    assert blue.resource is cfg.resources[4] and blue.before == prior.resources[Address.parse("deployment.e.blue")].attributes
     assert (back.lineage, back.serial, back.destroy) == (prior.lineage, 4, False)
     assert [c.action for c in load_plan(path, prior, cfg).changes] == [c.action for c in p.changes]  # root as saved
 

@@ -9,12 +9,13 @@ import stat
 import jsonschema
 import pytest
 
-from builders import Cfg, environment, stack, state_of, with_
+from builders import Cfg, by_address, environment, stack, state_of, with_
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import FORMAT, load_plan, save_plan
 from mlctl.reconciler.plans import Action, Change, Order, Reason, drift_plan, plan
 from mlctl.reconciler.saved_changes import DERIVED, FIELDS
 from mlctl.schemas.validate import load_schema
+from mlctl.resources import Address
 
 INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1"}
 SECRETS = {"API_KEY": "s3cret", "DATABASE_URL": "postgres://admin:pa55word@db.internal/x"}
@@ -57,7 +58,7 @@ def test_a_plan_file_holds_no_secret_and_apply_gets_the_values_from_the_config(t
 def test_drift_items_keep_their_observed_values(tmp_path):
     rs = stack(instances=2)
     prior = state_of(rs)
-    observed = {"deployment.e.blue": {"ready_instances": 1}}
+    observed = by_address({"deployment.e.blue": {"ready_instances": 1}})
     p = plan(Cfg(tuple(rs), inputs=dict(INPUTS)), prior, observed)
     assert ("drift", "ready_instances", 1, 2) in p.changes[4].diff
     back = load_plan(save(tmp_path, p), prior, Cfg(tuple(rs), inputs=dict(INPUTS)), root="/src")
@@ -67,7 +68,7 @@ def test_drift_items_keep_their_observed_values(tmp_path):
 def test_a_drift_plan_is_bound_to_the_state_alone(tmp_path):
     rs = stack(instances=2)
     prior = state_of(rs)
-    p = drift_plan(prior, {"deployment.e.blue": {"ready_instances": 1}})
+    p = drift_plan(prior, by_address({"deployment.e.blue": {"ready_instances": 1}}))
     assert [c.action for c in p.changes if c.action is not Action.NOOP] == [Action.UPDATE]
     back = load_plan(save(tmp_path, p), prior, Cfg(tuple(stack()), inputs={"/src/other.yml": "sha256:x"}))
     assert back.refresh_only is True
@@ -179,9 +180,9 @@ def test_a_resource_other_than_planned_is_refused(tmp_path):
     text = refused(path, prior, Cfg(tuple(other), inputs=dict(INPUTS)))
     assert text.startswith("Error: the saved plan does not match the configuration or state at deployment.e.blue: "
                            "its configuration or artifacts differ from when the plan was made")
-    prior.resources["deployment.e.blue"].attributes["instance_count"] = 2      # edited in place, same serial
+    prior.resources[Address.parse("deployment.e.blue")].attributes["instance_count"] = 2      # edited in place, same serial
     assert "its differences from the state are not the ones planned" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
-    del prior.resources["deployment.e.blue"]
+    del prior.resources[Address.parse("deployment.e.blue")]
     assert "deployment.e.blue: the state no longer records it" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
 
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from builders import A, Cfg, deployment, endpoint, environment, image, model, stack, state_of, traffic, with_
+from builders import A, Cfg, by_address, deployment, endpoint, environment, image, model, stack, state_of, traffic, with_
 from mlctl.reconciler.plans import Action, Reason, plan
 from mlctl.resources import Source
 from mlctl.state.statefile import State
@@ -178,8 +178,8 @@ def test_replace_of_a_bad_address_is_an_error(address, message):
     assert [d.summary for d in p.diagnostics] == [message]
 
 
-@pytest.mark.parametrize("status", ["failed", "tainted"])
-def test_failed_or_tainted_is_replaced_and_dependents_follow(status):
+@pytest.mark.parametrize("status", ["failed"])
+def test_failed_is_replaced_and_dependents_follow(status):
     rs = stack()
     p = plan(Cfg(tuple(rs)), state_of(rs, **{"image.env": {"status": status}}), None)
     assert [r for r in rows(p) if r[1] != "."] == [
@@ -194,7 +194,7 @@ def test_drift_from_observed():
         "deployment.e.blue": {"ready_instances": 1, "served_model_digest": "sha256:c1", "served_code_digest": "sha256:k1"},
         "traffic.e": {"traffic": {"blue": 100}, "mirror_traffic": {}},
     }
-    p = plan(Cfg(tuple(rs)), prior, observed)
+    p = plan(Cfg(tuple(rs)), prior, by_address(observed))
     [c] = [c for c in p.changes if c.action is not Action.NOOP]
     assert (str(c.address), c.action, c.reason) == ("deployment.e.blue", Action.UPDATE, Reason.DRIFT)
     assert c.diff == (("drift", "ready_instances", 1, 2),)
@@ -204,14 +204,14 @@ def test_drift_dead_endpoint_and_stale_served_code():
     rs = stack()
     observed = {"endpoint.e": {"alive": False, "port": 5001},
                 "deployment.e.blue": {"ready_instances": 1, "served_code_digest": "sha256:old"}}
-    p = plan(Cfg(tuple(rs)), state_of(rs), observed)
+    p = plan(Cfg(tuple(rs)), state_of(rs), by_address(observed))
     assert rows(p)[3:] == [("endpoint.e", "-/+", "drift"), ("deployment.e.blue", "-/+", "upstream replaced"),
                            ("traffic.e", "~", "upstream replaced")]
 
 
 def test_gone_resource_is_created_again():
     rs = stack()
-    p = plan(Cfg(tuple(rs)), state_of(rs), {"traffic.e": None})
+    p = plan(Cfg(tuple(rs)), state_of(rs), by_address({"traffic.e": None}))
     assert [r for r in rows(p) if r[1] != "."] == [("traffic.e", "+", "drift")]
 
 
@@ -249,12 +249,12 @@ def test_drift_plan_shows_only_what_differs_from_what_was_applied():
     from mlctl.reconciler.plans import drift_plan
 
     rs = stack(instances=2)
-    prior = state_of(rs, **{"image.env": {"status": "tainted"}})
+    prior = state_of(rs, **{"image.env": {"status": "failed"}})
     observed = {"endpoint.e": {"alive": True}, "deployment.e.blue": {"ready_instances": 1}, "traffic.e": None}
-    p = drift_plan(prior, observed)
+    p = drift_plan(prior, by_address(observed))
     assert p.refresh_only
     assert [r for r in rows(p) if r[1] != "."] == [("deployment.e.blue", "~", "drift"), ("traffic.e", "+", "drift")]
-    assert not drift_plan(prior, {"deployment.e.blue": {"ready_instances": 2}}).has_changes()
+    assert not drift_plan(prior, by_address({"deployment.e.blue": {"ready_instances": 2}})).has_changes()
     from mlctl.reconciler.render_markdown import render_markdown
 
     assert render_markdown(p).startswith("### mlctl plan (refresh-only: drift)\n\n**Drift: 2 resources changed "

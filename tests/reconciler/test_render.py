@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 from rich.console import Console
 
-from builders import Cfg, deployment, endpoint, model, stack, state_of, traffic
+from builders import Cfg, by_address, deployment, endpoint, model, stack, state_of, traffic
 from mlctl.reconciler.plans import plan
 from mlctl.reconciler.render_json import render_json
 from mlctl.reconciler.render_markdown import render_markdown
@@ -27,7 +27,7 @@ def text_of(p, **console):
 
 def secret_plan():
     new = stack(environment_variables={"API_TOKEN": "tok-123", "STORAGE_CONNECTION_STRING": "cs-456", "MODE": "fast"})
-    return plan(Cfg(tuple(new)), state_of(stack()), {"deployment.e.blue": {"ready_instances": 0}})
+    return plan(Cfg(tuple(new)), state_of(stack()), by_address({"deployment.e.blue": {"ready_instances": 0}}))
 
 
 def test_colour_only_on_a_terminal():
@@ -49,7 +49,7 @@ def test_secrets_never_shown():
 def test_json_document_validates_and_marks_unknowns_and_drift():
     old = stack()
     new = stack(instances=2) + [endpoint("f")]
-    p = plan(Cfg(tuple(new)), state_of(old), {"deployment.e.blue": {"ready_instances": 0}})
+    p = plan(Cfg(tuple(new)), state_of(old), by_address({"deployment.e.blue": {"ready_instances": 0}}))
     doc = json.loads(render_json(p, "/src"))
     jsonschema.validate(doc, SCHEMA)
     by = {rc["address"]: rc for rc in doc["resource_changes"]}

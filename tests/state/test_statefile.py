@@ -12,7 +12,7 @@ from mlctl.state.statefile import ResourceState, State, backup_path, read_state,
 
 def make_state() -> State:
     s = read_state("/nonexistent/dir/state.json")
-    s.resources["endpoint.e"] = ResourceState(
+    s.resources[Address.parse("endpoint.e")] = ResourceState(
         kind="endpoint", attributes={"name": "e", "auth_mode": "key", "port": None},
         digest="sha256:aa", observed={"port": 5001, "alive": True},
     )
@@ -53,12 +53,12 @@ def test_each_write_moves_serial_and_backs_up_the_previous_file(tmp_path):
     s = make_state()
     write_state(path, s)
     first = path.read_bytes()
-    s.resources["endpoint.e"].status = "tainted"
+    s.resources[Address.parse("endpoint.e")].status = "failed"
     write_state(path, s)
     assert backup_path(path).read_bytes() == first
     assert read_state(backup_path(path)).serial == 1
     assert read_state(path).serial == 2
-    assert read_state(path).resources["endpoint.e"].status == "tainted"
+    assert read_state(path).resources[Address.parse("endpoint.e")].status == "failed"
     assert [p.name for p in sorted(tmp_path.iterdir())] == [".gitignore", "state.json", "state.json.backup"]
 
 
@@ -157,3 +157,13 @@ def test_the_state_schema_is_valid_and_what_mlctl_writes_passes_it(tmp_path):
     assert read_state(path).pending == state.pending
     assert json_path(("resources", "deployment.e.b", "depends_on", 0)) == 'resources["deployment.e.b"].depends_on[0]'
     assert json_path(("pending", "pid")) == "pending.pid"
+
+
+def test_a_tainted_resource_of_an_older_mlctl_reads_as_failed(tmp_path):
+    """Nothing writes "tainted" (`plan --replace` does its job); a state that has it still reads."""
+    path = tmp_path / "state.json"
+    write_state(path, make_state())
+    doc = json.loads(path.read_text())
+    doc["resources"]["endpoint.e"]["status"] = "tainted"
+    path.write_text(json.dumps(doc))
+    assert read_state(path).resources[Address.parse("endpoint.e")].status == "failed"

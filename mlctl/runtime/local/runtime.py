@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.resources import Kind
+from mlctl.resources import Address, Kind
 from mlctl.runtime.hosted import HostedRuntime
 from mlctl.runtime.local import cache, envs, snapshot, store
 from mlctl.runtime.local.drivers import local_drivers
@@ -48,7 +48,7 @@ class LocalRuntime(HostedRuntime):
             raise MlctlError(*problems)
 
     def build_logs(self, project, state, endpoint, deployment, lines):
-        rs = state.resources.get(f"deployment.{endpoint}.{deployment}")
+        rs = state.resources.get(Address(Kind.DEPLOYMENT, f"{endpoint}.{deployment}"))
         if rs is None:
             raise MlctlError(f"endpoint {endpoint!r} has no applied deployment {deployment!r}")
         a = rs.attributes
