@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         if isinstance(rv, int) and not isinstance(rv, bool):  # ctx.exit(N) is returned, not raised
             return rv
     except MlctlError as e:
-        click.echo(str(e), err=True)
+        click.echo("\n".join(d.format() for d in e.diagnostics), err=True)
         return 1
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)

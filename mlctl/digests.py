@@ -8,9 +8,11 @@ no file it already hashed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +48,14 @@ def merkle_digest(files: Mapping[str, str], root_name: str | None = None) -> str
     return "sha256:" + h.hexdigest()
 
 
+class NotRegularFile(OSError):
+    """A path to hash that is not a regular file (a FIFO, a device such as /dev/zero, a socket)."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.EINVAL, "not a regular file (a FIFO, device or socket); mlctl hashes regular "
+                         "files only", path)
+
+
 class HashCache:
     """sha256 of files keyed by (absolute path, size, mtime_ns); persisted as JSON.
 
@@ -66,19 +76,24 @@ class HashCache:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HashCache":
         """Read the cache file; a missing or unreadable one is an empty cache (it is only a cache)."""
+        from mlctl.errors import MlctlError
+        from mlctl.privatefiles import read_private
+
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(read_private(path, "hash cache"))   # never through a link, never a FIFO
             entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
             if not isinstance(entries, dict):
                 entries = {}
-        except (OSError, ValueError, KeyError, AttributeError):
+        except (OSError, ValueError, KeyError, AttributeError, MlctlError):
             entries = {}
         return cls(path, entries)
 
     def file_sha256(self, path: str) -> str:
-        """sha256 hex of the file's content, from the cache when size and mtime_ns still match."""
+        """sha256 hex of the file's content, from the cache when size and mtime_ns still match.
+        NotRegularFile (an OSError) for a FIFO, device or socket: never waited on or read without end."""
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path)
         entry = self.entries.get(path)
         self.used.add(path)
         if (
@@ -92,7 +107,9 @@ class HashCache:
             return entry[2]
         started = time.time_ns()
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):   # replaced since the stat above
+                raise NotRegularFile(path)
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         sha = h.hexdigest()

@@ -27,9 +27,11 @@ class Project:
         return self.state_path.parent
 
     def ensure_data_dir(self) -> Path:
+        """Make the data folder (with its .gitignore); MlctlError when it, or the .gitignore, is a
+        symbolic link out of the project (mlctl.privatefiles)."""
+        from mlctl.privatefiles import check_data_folder, create_once
+
         d = self.data_dir
-        d.mkdir(parents=True, exist_ok=True)
-        gi = d / ".gitignore"
-        if not gi.exists():
-            gi.write_text("# written by mlctl: nothing here belongs in version control\n*\n")
+        check_data_folder(d)
+        create_once(d / ".gitignore", b"# written by mlctl: nothing here belongs in version control\n*\n")
         return d

@@ -19,6 +19,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from mlctl.errors import Diagnostic
+from mlctl.masking import mask_url_credentials, url_credentials
 from mlctl.schemas.documents import read_document
 
 # conda package name -> PyPI distribution name, where they differ.
@@ -64,6 +65,13 @@ CONDA_ONLY: frozenset[str] = frozenset({
 
 # Never installed into a virtualenv: the interpreter comes from the python version, pip with the venv.
 NOT_PACKAGES: frozenset[str] = frozenset({"python", "pip", "setuptools", "wheel", "python-abi"})
+
+# The pip options a conda file's `pip:` list may hold (uv reads them in a requirements file); any
+# other option, a path, an editable install or a requirements file of its own is refused.
+PIP_OPTIONS: frozenset[str] = frozenset({"--index-url", "--extra-index-url", "--find-links"})
+PIP_ITEMS_HINT = ("A pip item is a requirement ('name', 'name[extra]>=1.2', 'name @ https://...') or one of "
+                  + ", ".join(sorted(PIP_OPTIONS)) + " URL; write a URL's credentials as ${VAR} references "
+                  "(uv reads VAR from apply's environment) so no plan, state or build file holds them.")
 
 # pip packages mlctl replaces: its own scoring server stands in for Azure's.
 REPLACED_BY_MLCTL: frozenset[str] = frozenset({"azureml-defaults", "azureml-inference-server-http"})
@@ -117,11 +125,41 @@ def conda_dependency(spec: str) -> tuple[str, str] | None:
     return name, re.sub(r"\s+", "", rest)
 
 
+def pip_option(text: str) -> tuple[str, str] | None:
+    """Pure: (long option, value) of a pip item that is one of PIP_OPTIONS (`-i URL`,
+    `--extra-index-url=URL`), or None."""
+    m = re.fullmatch(r"(-i|-f|--[a-z-]+)(?:\s*=\s*|\s+)(\S+)", text.strip())
+    if not m:
+        return None
+    option = {"-i": "--index-url", "-f": "--find-links"}.get(m[1], m[1])
+    return (option, m[2]) if option in PIP_OPTIONS else None
+
+
+def pip_item_problem(text: str) -> str | None:
+    """Pure: why a conda file's `pip:` item is not accepted (None when it is): a PEP 508 requirement
+    (`name[extras] specifiers ; marker`, or `name @ URL`), or one of PIP_OPTIONS with a URL; a URL's
+    credentials only as `${VAR}` references. The reason quotes the item with credentials hidden."""
+    shown = mask_url_credentials(text.strip())
+    option = pip_option(text)
+    if option is None:
+        try:
+            Requirement(text.strip())
+        except InvalidRequirement:
+            what = "a pip option mlctl does not pass on" if text.strip().startswith("-") else "not a requirement"
+            return f"pip item '{shown}' is {what}"
+    if url_credentials(text):
+        return f"pip item '{shown}' holds a credential in its URL"
+    return None
+
+
 def pip_requirement(spec: str) -> str:
     """Pure: a pip line normalized with `packaging`: canonical name, extras sorted, specifiers without
-    spaces in the order written, the marker in packaging's form. Lines that are not PEP 508
-    requirements (options such as --extra-index-url, paths, VCS URLs) are kept as written."""
+    spaces in the order written, the marker in packaging's form. An accepted option (PIP_OPTIONS) is
+    written `--long-name VALUE`; anything else is kept as written (`pip_item_problem` refuses it)."""
     text = spec.strip()
+    option = pip_option(text)
+    if option is not None:
+        return " ".join(option)
     try:
         req = Requirement(text)
     except InvalidRequirement:
@@ -223,7 +261,12 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
         deps = []
     for i, dep in enumerate(deps):
         if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-            pip.update(pip_requirement(str(p)) for p in dep["pip"] if str(p).strip())
+            for j, item in enumerate(dep["pip"]):
+                problem = pip_item_problem(str(item)) if str(item).strip() else None
+                if problem:
+                    diags.append(Diagnostic(problem, PIP_ITEMS_HINT, **doc.at(("dependencies", i, "pip", j))))
+                elif str(item).strip():
+                    pip.add(pip_requirement(str(item)))
             continue
         parsed = conda_dependency(str(dep)) if isinstance(dep, (str, int, float)) else None
         if parsed is None:

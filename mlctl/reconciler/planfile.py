@@ -29,7 +29,7 @@ from mlctl.errors import Diagnostic, MlctlError
 from mlctl.reconciler.plans import Action, Plan, path_attributes
 from mlctl.reconciler.saved_changes import Mismatch, Recorded, read_action, read_change, write_change
 from mlctl.resources import Address, Resource
-from mlctl.state.statefile import write_atomic
+from mlctl.privatefiles import write_atomic
 
 FORMAT = "mlctl.planfile/v2"
 REMAKE = "Make a new plan with `mlctl plan --out FILE`, review it, then `mlctl apply FILE`."

@@ -1,7 +1,8 @@
 """Presentation of a plan shared by the renderers: wording, value display, relative paths, masking.
 
 Pure. Paths under the project root are shown relative to it (so output does not depend on
-where the project is checked out); environment variables that look like secrets are masked.
+where the project is checked out); environment variables named like secrets are masked, and any
+value that looks like one (a URL's credentials, a token: `mlctl.masking`) wherever it is.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import os
 import re
 from typing import Any
 
+from mlctl.masking import MASK, masked_value
 from mlctl.reconciler.plans import Action, Change, Plan, Reason
 
 SENSITIVE = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN(ECTION)?_?STR|SAS|PRIVATE", re.I)
-MASK = "(sensitive)"
 
 LEGEND = tuple(a for a in Action if a.legend)   # the actions a plan's symbol legend may list
 
@@ -107,20 +108,24 @@ def masked_env(env: dict | None) -> dict | None:
 
 
 def masked(attributes: dict | None) -> dict | None:
-    """Attributes with secret-looking environment variable values masked."""
-    if not attributes or not attributes.get("environment_variables"):
+    """Attributes with environment variables named like secrets masked, and every value that looks
+    like one (URL credentials, tokens) masked wherever it is."""
+    if not attributes:
         return attributes
-    return {**attributes, "environment_variables": masked_env(attributes["environment_variables"])}
+    out = masked_value(attributes)
+    if attributes.get("environment_variables"):
+        out["environment_variables"] = masked_env(out["environment_variables"])
+    return out
 
 
 def masked_item(item: tuple) -> tuple:
-    """A diff item with secret-looking environment variable values masked."""
+    """A diff item with secret-looking values masked (by the variable's name, and by value)."""
     op, path, old, new = item
     if path == "environment_variables":
-        return op, path, masked_env(old), masked_env(new)
+        return op, path, masked_env(masked_value(old)), masked_env(masked_value(new))
     if path.startswith("environment_variables") and SENSITIVE.search(path[len("environment_variables"):]):
         return op, path, None if old is None else MASK, None if new is None else MASK
-    return item
+    return op, path, masked_value(old), masked_value(new)
 
 
 def shown(value: Any, root: str | None) -> str:

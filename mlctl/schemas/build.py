@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from mlctl.digests import HashCache, json_digest, list_files, merkle_digest
+from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
@@ -79,8 +79,9 @@ class Builder:
                     severity="note", **where))
             return self.trees[key]
         except OSError as e:
-            self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}",
-                                         "Check that it exists and is readable.", **where))
+            todo = ("Name regular files (or a folder of them), not a special file." if isinstance(e, NotRegularFile)
+                    else "Check that it exists and is readable.")
+            self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}", todo, **where))
             return None, None
 
     def _register(self, kind: Kind, spec, resource: Resource) -> Resource | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
     shown = show_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_config_bytes(path).decode("utf-8")
+    except _NotConfig as e:
+        return None, [Diagnostic(f"cannot read {shown}: {e.args[0]}", e.args[1], file=shown)]
     except UnicodeDecodeError as e:
         return None, [Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})",
                                  "Save the file as UTF-8.", file=shown)]
@@ -94,6 +97,10 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _count_values(node, MAX_VALUES) > MAX_VALUES:
+            return None, [Diagnostic(f"cannot read {shown}: it holds more than {MAX_VALUES:,} values",
+                                     "Split it or write it smaller: mlctl reads configuration files, not data.",
+                                     file=shown)]
         # no anchor (&), no alias: most files skip the walk
         problem, line = _alias_problem(node) if node is not None and "&" in text else (None, None)
         if problem:
@@ -131,6 +138,46 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
 
 MAX_DEPTH = 100          # nesting levels
 MAX_EXPANSION = 100_000  # values a document holds once its aliases are expanded (beyond what it spells out)
+MAX_BYTES = 1024 * 1024  # a configuration file's size (Azure ML YAML and conda files are a few KB)
+MAX_VALUES = 100_000     # keys, items and scalars a document spells out
+
+
+class _NotConfig(Exception):
+    """Raised with (what is wrong, what to do) for a file mlctl will not parse as configuration."""
+
+
+def _read_config_bytes(path: Path) -> bytes:
+    """The bytes of a configuration file: a regular file of at most MAX_BYTES (a FIFO or a device is
+    refused, never waited on or read without end). _NotConfig otherwise; OSError when unreadable."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotConfig("it is not a regular file (a FIFO, device or socket)",
+                             "Name a YAML file; mlctl does not read configuration from special files.")
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise _NotConfig(f"it is larger than {MAX_BYTES // 1024 // 1024} MiB",
+                         "Configuration files are small: split it, or move data out of it (models and "
+                         "code are referenced by path, not included).")
+    return data
+
+
+def _count_values(root: yaml.Node, limit: int) -> int:
+    """Pure: how many nodes a composed document holds (keys, items, scalars; an alias counts once),
+    counting stops past `limit`."""
+    count, stack, seen = 0, [root], set()
+    while stack and count <= limit:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        count += 1
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return count
 
 
 class _Recursive(Exception):

@@ -164,6 +164,10 @@ def check_existing(doc, path_in_doc, value, diags, want_dir=None) -> Path:
         diags.append(Diagnostic(f"{what} not found: {value} (resolved to {p})",
                                 f"Paths are relative to the file that names them ({doc.display}); fix the path "
                                 "or create the " + what + ".", **doc.at(path_in_doc)))
+    elif not p.is_dir() and not p.is_file():   # a FIFO or a device (/dev/zero) would hang or never end
+        diags.append(Diagnostic(f"{value} is not a regular {what} (a FIFO, device or socket)",
+                                f"Name a regular {what}; mlctl reads and hashes regular files only.",
+                                **doc.at(path_in_doc)))
     elif want_dir is True and not p.is_dir():
         diags.append(Diagnostic(f"{value} is a file, expected a folder", "Name the folder that holds the code.",
                                 **doc.at(path_in_doc)))

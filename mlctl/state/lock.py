@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import open_private, read_private
 
 POLL_S = 0.1
 
@@ -44,8 +45,8 @@ def parse_timeout(text: str | float | int) -> float:
 def read_holder(path: str | os.PathLike) -> dict | None:
     """What the lock file says about its holder (None when empty or unreadable)."""
     try:
-        info = json.loads(Path(path).read_text() or "null")
-    except (OSError, ValueError):
+        info = json.loads(read_private(path) or b"null")
+    except (OSError, ValueError, MlctlError):
         return None
     return info if isinstance(info, dict) else None
 
@@ -71,7 +72,7 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
     path = lock_path(state_path)
     try:
         Project.at(state_path.parent, state_path=state_path).ensure_data_dir()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT, 0o644, what="state lock")
     except OSError as e:
         if not state_path.exists():  # nothing recorded, and nobody can write here: nothing to protect
             yield None

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import check_data_folder, read_private, write_atomic
 from mlctl.resources import Address, Kind
 from mlctl.state.validation import state_problem
 
@@ -158,33 +159,15 @@ def read_state(path: str | os.PathLike) -> State:
     Raises MlctlError when the file is unreadable or has a newer format (it is never overwritten).
     """
     path = Path(path)
+    if path.parent.is_symlink():
+        check_data_folder(path.parent)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_private(path, "state").decode("utf-8")
     except FileNotFoundError:
         return State()
     except (OSError, UnicodeDecodeError) as e:
         raise _unreadable(path, str(e)) from None
     return _parse(path, text)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` all at once: a temp file in the same folder, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def backup_path(path: str | os.PathLike) -> Path:
@@ -204,7 +187,7 @@ def write_state(path: str | os.PathLike, state: State) -> State:
     path = Path(path)
     Project.at(path.parent, state_path=path).ensure_data_dir()
     try:
-        previous = path.read_bytes()
+        previous = read_private(path, "state")
     except FileNotFoundError:
         previous = None
     if previous is not None:
@@ -226,13 +209,13 @@ def write_state(path: str | os.PathLike, state: State) -> State:
                 "another mlctl wrote it meanwhile; run the command again.",
                 file=str(path),
             ))
-        write_atomic(backup_path(path), previous)
+        write_atomic(backup_path(path), previous, what="state backup")
     state.serial += 1
     state.format_version = FORMAT_VERSION
     state.mlctl_version = __version__
     data = (json.dumps(state.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8")
     try:
-        write_atomic(path, data)
+        write_atomic(path, data, what="state")
     except BaseException:
         state.serial -= 1
         raise

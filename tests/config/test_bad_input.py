@@ -6,6 +6,7 @@ Every case goes through load_config; a sample also through `mlctl validate` as a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_bad_input_is_reported_with_file_line_and_field(case, tmp_path):
 
 
 SAMPLE = ["yaml-syntax", "unknown-field", "traffic-total", "unknown-endpoint", "scoring-script-missing",
-          "model-conflicting-content", "conda-file-syntax"]
+          "model-conflicting-content", "conda-file-syntax", "model-path-is-a-device", "env-var-nul"]
 
 
 @pytest.mark.parametrize("case", SAMPLE)
@@ -123,3 +124,51 @@ def test_a_corrupted_state_file_is_a_clear_error_of_every_command(case, command,
     assert f"state.json:{exp['line']}, field '{exp['field']}'" in proc.stderr, proc.stderr
     assert "Restore it from state.json.backup beside it" in proc.stderr
     assert state.read_bytes() == before
+
+
+def validate(root: Path, tmp_path: Path, *files: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "--state", str(tmp_path / "state.json"),
+                           *(a for f in files for a in ("-f", f)), "validate"],
+                          capture_output=True, text=True, timeout=120, cwd=root)
+
+
+def hostile_project(tmp_path: Path) -> Path:
+    """A copy of the code-is-a-file case made valid: a model folder and code folder of its own."""
+    root = tmp_path / "p"
+    shutil.copytree(BAD / "_shared", root / "_shared")
+    shutil.copy(BAD / "code-is-a-file" / "endpoint.yml", root)
+    (root / "blue.yml").write_text((BAD / "code-is-a-file" / "blue.yml").read_text()
+                                   .replace("../_shared/", "_shared/").replace("onlinescoring/score.py", "onlinescoring/"))
+    assert validate(root, tmp_path).returncode == 0
+    return root
+
+
+def test_a_fifo_in_a_model_folder_is_refused_with_file_and_line_not_waited_on(tmp_path):
+    root = hostile_project(tmp_path)
+    os.mkfifo(root / "_shared" / "model" / "weights.bin")
+    r = validate(root, tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "weights.bin: not a regular file (a FIFO, device or socket)" in r.stderr, r.stderr
+    assert "at blue.yml:5, field 'model.path'" in r.stderr, r.stderr
+
+
+def test_a_fifo_as_a_config_file_is_refused_not_waited_on(tmp_path):
+    root = hostile_project(tmp_path)
+    os.mkfifo(root / "green.yml")   # found only when named: discovery lists regular files
+    r = validate(root, tmp_path, "endpoint.yml", "blue.yml", "green.yml")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot read green.yml: it is not a regular file" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("body, message", [
+    ("description: '" + "x" * (1024 * 1024) + "'\n", "it is larger than 1 MiB"),
+    ("tags: [" + "0," * 150_000 + "]\n", "it holds more than 100,000 values"),
+])
+def test_an_oversized_config_file_is_refused_before_it_is_parsed(tmp_path, body, message):
+    """A config file over the caps (mlctl.schemas.documents MAX_BYTES, MAX_VALUES) is one clear error,
+    not seconds of parsing and hundreds of MB."""
+    root = hostile_project(tmp_path)
+    (root / "blue.yml").write_text((root / "blue.yml").read_text() + body)
+    r = validate(root, tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"cannot read blue.yml: {message}" in r.stderr, r.stderr

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mlctl.errors import MlctlError
+
 from . import secrets
 from .admin import make_admin
 from .endpoint import Endpoint
@@ -122,7 +124,7 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s")
     try:
         secrets.read_keys(args.data_dir, args.endpoint)
-    except OSError as e:
+    except (OSError, MlctlError) as e:   # MlctlError: a symbolic link or not a regular file
         log.error("cannot read the endpoint's secrets file: %s (start the host with mlctl, which creates it)", e)
         return 2
     # chosen outside any `except` block: an exception raised while one is handled gets it as __context__

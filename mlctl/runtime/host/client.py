@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlctl
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import ensure_folder, open_private
 
 from . import secrets
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
@@ -25,14 +27,18 @@ from .spec import REQUEST_DEFAULTS
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
 RELOAD_KEYS_S = 5.0  # re-reading one small file takes milliseconds: a host silent this long is stuck
+HOST_LOG_HINT = "The endpoint host's own log says more: `mlctl logs ENDPOINT` or .mlctl/logs/ENDPOINT/host.log."
 _children: list[subprocess.Popen] = []  # reaped on the next start_host so no zombie lingers
 
 
-class HostError(Exception):
-    """The host refused an order or could not be reached; `kind` says which (see docs/host.md)."""
+class HostError(MlctlError):
+    """The host refused an order or could not be reached; `kind` says which (see docs/host.md).
+    An MlctlError, so one that reaches the CLI is printed as an error (exit 1), never a traceback;
+    `str()` is the message alone (drivers quote it in their own errors)."""
 
     def __init__(self, message: str, kind: str = "error", log_tail: str = ""):
-        super().__init__(message)
+        super().__init__(Diagnostic(f"the endpoint host: {message}", HOST_LOG_HINT))
+        self.args = (message,)
         self.message, self.kind, self.log_tail = message, kind, log_tail
 
 
@@ -81,13 +87,13 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
         return running
     secrets.ensure_keys(data_dir, endpoint)
     log_path = host_log(data_dir, endpoint)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(log_path.parent, what="logs", base=data_dir)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
     cmd = [sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
            "--auth-mode", auth_mode] + (["--port", str(port)] if port else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600, what="logs")
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd="/",
                                 start_new_session=True, env=env, close_fds=True)
@@ -131,6 +137,20 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
+def _answer(status: int, raw: bytes) -> dict:
+    """Pure: the JSON object an admin answer holds; HostError when it holds anything else (a plain-text
+    500 from a failing handler, a truncated body), quoting its first line."""
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    first = raw.decode("utf-8", "replace").strip().splitlines()[:1]
+    raise HostError(f"it answered HTTP {status} with no JSON" + (f": {first[0][:200]}" if first else ""),
+                    "error" if status >= 400 else "bad_answer")
+
+
 class HostClient:
     """Orders to one endpoint host over its admin socket; refusals raise HostError / DeploymentFailed."""
 
@@ -156,7 +176,7 @@ class HostClient:
             raise HostError(f"cannot reach the endpoint host at {self.admin_socket}: {e}", "unreachable") from None
         finally:
             conn.close()
-        data = json.loads(raw) if raw else {}
+        data = _answer(resp.status, raw)
         if resp.status >= 400:
             if data.get("kind") == "deployment_failed":
                 raise DeploymentFailed(data.get("message", ""), data.get("log_tail", ""))

@@ -29,6 +29,11 @@ def rotation_bytes() -> int:
     return max(MIN_BYTES, int(raw)) if raw.strip().isdigit() else MAX_BYTES
 
 
+def _nofollow(path, flags: int) -> int:
+    """An `open()` opener that never follows a symbolic link at the path (OSError ELOOP instead)."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o600)
+
+
 def instance_log_path(data_dir, endpoint: str, deployment: str, index: int) -> Path:
     return Path(data_dir) / "logs" / endpoint / deployment / f"instance-{index}.log"
 
@@ -47,7 +52,7 @@ class RotatingLog:
     def __init__(self, path: Path, max_bytes: int | None = None, backups: int = BACKUPS):
         self.path, self.max_bytes, self.backups = Path(path), max_bytes or rotation_bytes(), backups
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab", buffering=0)
+        self._file = open(self.path, "ab", buffering=0, opener=_nofollow)
         self._size = self._file.tell()
         self.dropped = 0  # bytes lost to failed writes
 
@@ -60,7 +65,7 @@ class RotatingLog:
                     self._file.close()
                     self._file = None
                     rotate(self.path, self.backups)
-                self._file = open(self.path, "ab", buffering=0)
+                self._file = open(self.path, "ab", buffering=0, opener=_nofollow)
                 self._size = self._file.tell()
             self._file.write(data)
             self._size += len(data)
@@ -88,7 +93,7 @@ class StdioLog:
                 return
             if exists:
                 rotate(self.path, self.backups)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as e:
             if not self.failing:
                 self.failing = True
@@ -141,7 +146,7 @@ def log_files(data_dir, endpoint: str, deployment: str | None, instance: int | N
     else:
         files = sorted((base / deployment).glob("instance-*.log"),
                        key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0)
-    files = [f for f in files if f.exists()]
+    files = [f for f in files if f.is_file() and not f.is_symlink()]   # never read through a link
     if not files:
         what = "the endpoint host" if deployment is None else f"deployment {deployment!r}" + (
             f" instance {instance}" if instance is not None else "")

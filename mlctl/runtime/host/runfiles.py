@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 TWIN_EXIT = 4  # the host's exit code when another live host of its endpoint holds the socket folder
@@ -57,21 +56,24 @@ def admin_socket_path(data_dir, endpoint: str) -> Path:
 
 
 def read_run_record(data_dir, endpoint: str) -> dict | None:
+    """The run record (None when missing, unreadable, or not a regular file: never read through a link)."""
+    from mlctl.errors import MlctlError
+    from mlctl.privatefiles import read_private
+
     try:
-        with open(run_file(data_dir, endpoint)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        record = json.loads(read_private(run_file(data_dir, endpoint), "run records"))
+    except (OSError, ValueError, MlctlError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def write_run_record(data_dir, endpoint: str, record: dict) -> None:
     """Atomic write (temp + rename) so a reader never sees half a record."""
+    from mlctl.privatefiles import ensure_folder, write_atomic
+
     path = run_file(data_dir, endpoint)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{endpoint}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, path)
+    ensure_folder(path.parent, what="run records", base=data_dir)
+    write_atomic(path, json.dumps(record).encode(), what="run record")
 
 
 def is_alive(pid: int | None) -> bool:

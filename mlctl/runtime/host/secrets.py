@@ -15,7 +15,7 @@ import secrets as _random
 import time
 from pathlib import Path
 
-from mlctl.state.statefile import write_atomic
+from mlctl.privatefiles import ensure_folder, open_private, read_private, write_atomic
 
 KEY_NAMES = ("primary", "secondary")
 TOKEN_PREFIX = "mlt1"
@@ -30,17 +30,21 @@ def _new_key() -> str:
 
 
 def _write(path: Path, content: dict) -> None:
-    """Write atomically with mode 0600 from the first byte, in a 0700 folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    write_atomic(path, json.dumps(content, indent=2).encode(), mode=0o600)
+    """Write atomically with mode 0600 from the first byte, in a 0700 folder (neither a symbolic link)."""
+    ensure_folder(path.parent, 0o700, what="secrets", base=path.parent.parent)
+    write_atomic(path, json.dumps(content, indent=2).encode(), mode=0o600, what="secrets")
 
 
 def ensure_keys(data_dir, endpoint: str) -> None:
     """Create the endpoint's secrets file (two keys + a token key) unless it exists; keeps existing keys."""
     path = secrets_path(data_dir, endpoint)
-    if path.exists():
-        os.chmod(path, 0o600)
+    ensure_folder(path.parent, 0o700, what="secrets", base=path.parent.parent)
+    if os.path.lexists(path):   # reused as found only when it is a regular file, never through a link
+        fd = open_private(path, os.O_RDONLY, what="secrets")
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
         return
     _write(path, {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(),
                   "created": time.time()})
@@ -48,8 +52,7 @@ def ensure_keys(data_dir, endpoint: str) -> None:
 
 def read_keys(data_dir, endpoint: str) -> dict:
     """The secrets as a dict: {"primary", "secondary", "token_key", ...}."""
-    with open(secrets_path(data_dir, endpoint)) as f:
-        return json.load(f)
+    return json.loads(read_private(secrets_path(data_dir, endpoint), "secrets"))
 
 
 def regenerate_key(data_dir, endpoint: str, which: str) -> None:

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlctl.masking import mask_url_credentials
+from mlctl.privatefiles import write_atomic
 from mlctl.requirements import Requirements, requirement_name
+from mlctl.runtime.local.buildgroup import kill_group, start_step
 from mlctl.runtime.local.pythons import find_python
 
 SERVER_PACKAGES = ("aiohttp>=3.9",)
@@ -114,13 +117,18 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
            "VIRTUAL_ENV": ""}
     env.pop("VIRTUAL_ENV")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    for line in proc.stdout:
-        log.write(line)
-        if progress and line.strip() and not line.lstrip().startswith(("+ ", "- ")):
-            progress(f"{what}: {line.strip()}")
-    log.flush()
-    if proc.wait() != 0:
+    proc = start_step(cmd, env)
+    try:
+        for line in proc.stdout:
+            log.write(mask_url_credentials(line))
+            if progress and line.strip() and not line.lstrip().startswith(("+ ", "- ")):
+                progress(f"{what}: {mask_url_credentials(line.strip())}")
+        log.flush()
+        code = proc.wait()
+    except BaseException:   # Ctrl-C or an error: the build's whole process group goes with mlctl
+        kill_group(proc)
+        raise
+    if code != 0:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
 
 
@@ -140,7 +148,7 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
         log.write(f"note: {note}\n")
         say(note)
     req_file = path.parent / f"{path.name}.requirements.txt"
-    req_file.write_text("".join(f"{r}\n" for r in reqs.lines))
+    write_atomic(req_file, "".join(f"{r}\n" for r in reqs.lines).encode(), mode=0o600)  # private: it names indexes
     say(f"creating a virtualenv with Python {interp.version_text} ({'uv' if uv else 'venv + pip'})")
     if uv:
         _run([*uv, "venv", "--no-project", "--python", interp.executable, str(path)], log, None, "venv")

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import ensure_folder
 from mlctl.runtime.local.store import copy_tree, make_read_only, remove_read_only
 
 
@@ -31,7 +32,7 @@ def snapshot_code(data_dir, source, code_digest: str) -> Path:
     if not source.is_dir():
         raise MlctlError(Diagnostic(f"The code folder {source} does not exist",
                                     "Fix `code_configuration.code` in the deployment's YAML."))
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(final.parent, what="code snapshots", base=data_dir)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     remove_read_only(tmp)
     copy_tree(source, tmp)

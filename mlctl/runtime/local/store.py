@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlctl.digests import list_files
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.state.statefile import write_atomic
+from mlctl.privatefiles import ensure_folder, write_atomic
 
 
 def models_root(data_dir) -> Path:
@@ -101,7 +101,7 @@ def register_model(data_dir, name: str, version: str, source, content_digest: st
     if not source.exists():
         raise MlctlError(Diagnostic(f"The model path {source} does not exist",
                                     "Fix `path` in the model's YAML.", address=f"model.{name}"))
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(final.parent, what="registered models", base=data_dir)
     tmp = final.parent / f".{version}.tmp-{os.getpid()}"
     remove_read_only(tmp)
     if final.exists():          # a copy left by an interrupted registration (no record written)
