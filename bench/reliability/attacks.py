@@ -65,8 +65,10 @@ async def _big_bodies(port: int, seconds: float, clients: int, statuses: collect
                 statuses[line.split()[1].decode() if line.startswith(b"HTTP/") else "closed unanswered"] += 1
             except ConnectionResetError:  # the host closed with body bytes unread: the RST can overtake its 401
                 statuses["reset"] += 1
-            except (OSError, asyncio.TimeoutError):
-                statuses["no answer"] += 1
+            except asyncio.TimeoutError:
+                statuses["no answer in 5 s"] += 1
+            except OSError as e:
+                statuses[type(e).__name__] += 1
             finally:
                 answer.cancel()
                 writer.close()

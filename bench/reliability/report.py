@@ -40,6 +40,7 @@ for folder in (ROOT, ROOT / "tests" / "host", ROOT / "bench" / "server", HERE):
     sys.path.insert(0, str(folder))
 
 from attacks import BigBodyFlood, RssPeak, open_idle, rss_mb  # noqa: E402
+from bench import group_cpu_s  # noqa: E402  (bench/server/bench.py)
 from hosttools import SCORE, Host, body, send, wait_until  # noqa: E402
 from load import JSON, LoadResult, drive  # noqa: E402
 from test_host_auth import post  # noqa: E402
@@ -96,15 +97,15 @@ def keyed_on(conn: http.client.HTTPConnection, host: Host) -> int:
         return 0
 
 
-def keyed_fresh(host: Host, within_s: float = 10.0) -> int:
+def keyed_fresh(host: Host, within_s: float = 10.0):
     """A keyed request on a new connection, tried again until 200 or `within_s` (the flood's closing
-    connections may still count against the limit): the last status, 0 if no answer."""
-    end, status = time.monotonic() + within_s, 0
+    connections may still count against the limit): the last status, or the error's name if no answer."""
+    end, status = time.monotonic() + within_s, "not sent"
     while time.monotonic() < end:
         try:
             status = post(host, host.auth())[0]
-        except OSError:
-            status = 0
+        except OSError as e:
+            status = type(getattr(e, "reason", e)).__name__  # urllib wraps the socket's error
         if status == 200:
             break
         time.sleep(0.2)
@@ -132,7 +133,8 @@ def connections_at_the_file_limit(work: Path, code: Path, model: Path, args) -> 
                    f"{soft + 100} idle connections: {counts['held']} held, {counts['refused']} refused 503, "
                    f"{counts['closed']} closed unanswered, {counts['failed']} not connected",
                    f"keyed on a keep-alive connection: {before} before, {during} during",
-                   f"keyed on a new connection: {fresh} during, {after} after",
+                   f"keyed on a new connection: {fresh} during"
+                   + ("" if fresh == 200 else " (turned away: the limit is taken)") + f", {after} after",
                    f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
         lost = [f"{s} on {when}" for s, when in ((before, "keep-alive before"), (during, "keep-alive during"),
                                                  (after, "new connection after")) if s != 200]
@@ -159,9 +161,14 @@ def flood_of_big_bodies(work: Path, code: Path, model: Path, args) -> Row:
         host.client.set_traffic({"blue": 100})
         send(host.url + "/score", 200, concurrency=args.concurrency, headers=host.auth())  # warm
         resident = rss_mb(pid)
+        cpu = [group_cpu_s(pid)]  # the host's own process group: the gateway, not its instance
         before = load(host, args)
+        cpu.append(group_cpu_s(pid))
+        mine = time.process_time()  # this process: the flood's clients and the keyed load's
         with RssPeak(pid) as peak, BigBodyFlood(host.info.port, args.seconds + 1, args.flood_clients) as flood:
             during = load(host, args)
+            cpu.append(group_cpu_s(pid))
+            mine = time.process_time() - mine
         after = keyed_fresh(host)
         answers = ", ".join(f"{n} {status}" for status, n in flood.statuses.most_common())
         figures = [f"{args.flood_clients} clients x 60 MiB bodies without a key for {args.seconds + 1:.0f} s: "
@@ -169,7 +176,9 @@ def flood_of_big_bodies(work: Path, code: Path, model: Path, args) -> Row:
                    f"keyed req/s: {before.rps:.0f} before, {during.rps:.0f} during "
                    f"({100 * during.rps / max(before.rps, 1):.0f} %), {before.requests + during.requests} requests",
                    f"host RSS: {resident:.0f} MB before, peak {peak.peak:.0f} MB during "
-                   f"(VmHWM {rss_mb(pid, 'VmHWM'):.0f} MB)",
+                   f"(VmHWM {rss_mb(pid, 'VmHWM'):.0f} MB); gateway CPU: {100 * (cpu[1] - cpu[0]) / before.seconds:.0f} "
+                   f"% of a core before, {100 * (cpu[2] - cpu[1]) / during.seconds:.0f} % during (the clients: "
+                   f"{100 * mine / during.seconds:.0f} %)",
                    f"keyed after: {after}; host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
         lost = failures(before, during) + ([f"{after} after"] if after != 200 else [])
         return Row(loop_of(host), "unauthenticated 60 MiB bodies", figures,
@@ -228,7 +237,7 @@ def print_table(rows: list) -> None:
         lost = "nothing" if not row.lost else "; ".join(row.lost)
         print(f"{row.loop:<8} {row.scenario:<31} {lost if not row.lost else 'SEE BELOW':<10} {row.figures[0]}")
         for line in row.figures[1:] + ([f"LOST: {lost}"] if row.lost else []):
-            print(textwrap.fill(line, 150, initial_indent=" " * 51, subsequent_indent=" " * 53))
+            print(textwrap.fill(line, 150, initial_indent=" " * 52, subsequent_indent=" " * 54))
 
 
 def main() -> int:
