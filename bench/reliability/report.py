@@ -251,7 +251,11 @@ def main() -> int:
     p.add_argument("--poison", type=int, default=4, help="poison requests in 'poison'")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # this process opens more than the host may
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    mine = hard if hard != resource.RLIM_INFINITY else 65536
+    if mine < 2 * args.file_limit + 200:
+        p.error(f"this shell's hard file limit {hard} is too low for --file-limit {args.file_limit} "
+                "(the idle connections are this process's files too): lower --file-limit or raise `ulimit -Hn`")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (mine, hard))
     rows = []
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
