@@ -47,7 +47,6 @@ from test_host_auth import post  # noqa: E402
 from test_host_flood import limits, start_limited  # noqa: E402
 from test_host_supervision import instances  # noqa: E402
 
-from mlctl.runtime.host.filelimit import max_connections  # noqa: E402
 from mlctl.runtime.host.runfiles import is_alive  # noqa: E402
 
 
@@ -72,9 +71,9 @@ def prepare(work: Path) -> tuple[Path, Path]:
     return code, model
 
 
-def loop_of(host: Host) -> str:
-    """The event loop the host runs on, as its start line says."""
-    found = re.search(rf"pid {host.info.pid}, event loop (\w+),", host.log())
+def started(host: Host, what: str) -> str:
+    """A figure of the host's start line: "event loop" (uvloop or asyncio), "connection limit"."""
+    found = re.search(rf"pid {host.info.pid}, .*\b{what} (\w+)", host.log())
     return found.group(1) if found else "?"
 
 
@@ -129,7 +128,7 @@ def connections_at_the_file_limit(work: Path, code: Path, model: Path, args) -> 
                 sock.close()
             conn.close()
         after = keyed_fresh(host)
-        figures = [f"file limit {soft}, connection limit {max_connections(soft)}",
+        figures = [f"file limit {soft}, connection limit {started(host, 'connection limit')}",
                    f"{soft + 100} idle connections: {counts['held']} held, {counts['refused']} refused 503, "
                    f"{counts['closed']} closed unanswered, {counts['failed']} not connected",
                    f"keyed on a keep-alive connection: {before} before, {during} during",
@@ -138,7 +137,7 @@ def connections_at_the_file_limit(work: Path, code: Path, model: Path, args) -> 
                    f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
         lost = [f"{s} on {when}" for s, when in ((before, "keep-alive before"), (during, "keep-alive during"),
                                                  (after, "new connection after")) if s != 200]
-        return Row(loop_of(host), "connections at the file limit", figures,
+        return Row(started(host, "event loop"), "connections at the file limit", figures,
                    lost + ([] if still_up(host, pid) else ["the host"]))
     finally:
         host.stop()
@@ -181,7 +180,7 @@ def flood_of_big_bodies(work: Path, code: Path, model: Path, args) -> Row:
                    f"{100 * mine / during.seconds:.0f} %)",
                    f"keyed after: {after}; host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
         lost = failures(before, during) + ([f"{after} after"] if after != 200 else [])
-        return Row(loop_of(host), "unauthenticated 60 MiB bodies", figures,
+        return Row(started(host, "event loop"), "unauthenticated 60 MiB bodies", figures,
                    lost + ([] if still_up(host, pid) else ["the host"]))
     finally:
         host.stop()
@@ -215,7 +214,8 @@ def poison_requests(work: Path, code: Path, model: Path, args) -> Row:
         lost = [f"{n} keyed answered {status}" for status, n in sorted(statuses.items()) if status != 200]
         lost += [f"{restarts - args.poison} restarts beyond the poisoned instances"] if restarts > args.poison else []
         lost += [f"{n} poison answered {status}, not 502" for status, n in answers.items() if status != 502]
-        return Row(loop_of(host), "poison requests", figures, lost + ([] if still_up(host, pid) else ["the host"]))
+        return Row(started(host, "event loop"), "poison requests", figures,
+                   lost + ([] if still_up(host, pid) else ["the host"]))
     finally:
         host.stop()
 
