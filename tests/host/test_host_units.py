@@ -165,3 +165,42 @@ def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(t
     assert [(a[0], a[3]) for a in answers] == [(200, b"ok"), (201, b"abc"), (200, b"until-eof")]
     assert len(connections) == 1  # kept alive until the peer said close
     assert answered is False  # nothing listens any more: a failure before any answer (retryable)
+
+
+def test_pooled_connection_idle_too_long_is_not_reused(tmp_path, monkeypatch):
+    """A kept-alive connection idle longer than the instance may keep it is closed, not sent on (a
+    request sent as the instance closes it would be lost: it is never sent again)."""
+    import asyncio
+
+    from mlctl.runtime.host import upstream
+
+    path = str(tmp_path / "s.sock")
+    accepted = []
+
+    async def handle(reader, writer):  # answers every request on the connection it came on
+        accepted.append(writer)
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def main():
+        server = await asyncio.start_unix_server(handle, path)
+        pool = upstream.Pool(f"unix:{path}")
+        for _ in range(2):          # the second request reuses the first connection
+            _, _, answer = await pool.request("GET", "/", b"", b"")
+            await asyncio.wait_for(answer, 10)
+        assert len(accepted) == 1
+        monkeypatch.setattr(upstream, "REUSE_IDLE_S", 0.0)
+        await asyncio.sleep(0.01)
+        old = pool.idle[-1]
+        _, _, answer = await pool.request("GET", "/", b"", b"")
+        assert (await asyncio.wait_for(answer, 10))[0] == 200
+        assert len(accepted) == 2 and old.closed
+        pool.close()
+        server.close()
+
+    asyncio.run(main())

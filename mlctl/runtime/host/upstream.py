@@ -14,6 +14,10 @@ import functools
 import re
 
 MAX_HEAD = 64 * 1024
+# An idle connection is reused only this long: the scoring server closes a kept-alive connection after
+# 75 s (aiohttp's keepalive_timeout), and a request sent on one it is closing would be lost (a 502:
+# a request that reached an instance is never sent again).
+REUSE_IDLE_S = 50.0
 
 
 class ConnectionFailed(ConnectionError):
@@ -36,6 +40,7 @@ class _Connection(asyncio.Protocol):
         self.head = None  # (status, reason, headers, length, chunked, close)
         self.serial = 0
         self.on_done = None  # called once when the current exchange ends
+        self.idle_since = 0.0  # loop time it went back to the pool
 
     def connection_made(self, transport):
         self.transport = transport
@@ -108,6 +113,7 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self.transport.close()
         else:
+            self.idle_since = self.pool.loop.time()
             self.pool.idle.append(self)
         if not fut.done():
             fut.set_result(answer)
@@ -221,8 +227,13 @@ class Pool:
         """Send on a kept-alive connection at once: (connection, serial, future), or None when none is idle."""
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed and not conn.transport.is_closing():
-                return conn.send(_message(method, target, headers, body), on_done)
+            if conn.closed or conn.transport.is_closing():
+                continue
+            if self.loop.time() - conn.idle_since > REUSE_IDLE_S:   # the instance may be closing it now
+                conn.closed = True
+                conn.transport.close()
+                continue
+            return conn.send(_message(method, target, headers, body), on_done)
         return None
 
     async def request(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
