@@ -26,9 +26,9 @@ from pathlib import Path
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.reconciler.plans import Action, Plan, path_attributes
+from mlctl.reconciler.plans import Action, Plan, applied_resources, ignored_fields, path_attributes
 from mlctl.reconciler.saved_changes import Mismatch, Recorded, read_action, read_change, write_change
-from mlctl.resources import Address, Resource
+from mlctl.resources import Address
 from mlctl.privatefiles import write_atomic
 
 FORMAT = "mlctl.planfile/v2"
@@ -145,25 +145,21 @@ def moved(binding: dict, state, inputs: dict[str, str], root: str | None, runtim
     return out
 
 
-def _applied(recorded: dict) -> dict[str, Resource]:
-    """What was applied, as desired resources: what a refresh-only plan restores."""
-    return {a: Resource(Address.parse(a), rs.attributes, rs.digest, tuple(Address.parse(str(d)) for d in rs.depends_on),
-                        rs.files) for a, rs in recorded.items()}
-
-
 def _changes(path: Path, entries: list[dict], recorded: dict, want: dict) -> list:
-    """The saved changes, their values taken from the state (`recorded`) and configuration (`want`)."""
+    """The saved changes, their values taken from the state (`recorded`) and configuration (`want`),
+    both keyed by Address."""
     exclude = path_attributes()
     changes, seen = [], set()
     for entry in entries:
         a = entry["address"]
         try:
-            if a in seen:
+            address = Address.parse(a)
+            if address in seen:
                 raise Mismatch("the plan has two changes for it")
-            seen.add(a)
+            seen.add(address)
             action = read_action(entry)
-            rec = Recorded(action, recorded.get(a), want.get(a) if action is not Action.DELETE else None,
-                           exclude.get(Address.parse(a).kind.value, ()))
+            rec = Recorded(action, recorded.get(address), want.get(address) if action is not Action.DELETE else None,
+                           exclude.get(address.kind.value, ()))
             changes.append(read_change(entry, rec))
         except Mismatch as e:
             raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state at {a}: {e}",
@@ -194,16 +190,15 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None, *
             Diagnostic(f"the saved plan is stale: {first}",
                        "make a new plan (`mlctl plan --out FILE`) and review it.", file=str(path)),
             *(Diagnostic(f"the saved plan is stale: {m}", file=str(path)) for m in rest))
-    recorded = {str(a): rs for a, rs in state.resources.items()}
-    want = _applied(recorded) if refresh_only else {str(r.address): r for r in config.resources}
+    recorded = state.resources
+    want = {r.address: r for r in (applied_resources(state) if refresh_only else config.resources)}
     changes = _changes(path, doc["changes"], recorded, want)
-    missing = (set(recorded) if doc["destroy"] else set(want) | set(recorded)) - {str(c.address) for c in changes}
+    missing = (set(recorded) if doc["destroy"] else set(want) | set(recorded)) - {c.address for c in changes}
     if missing:
         raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state: it has no change "
-                                    f"for {', '.join(sorted(missing))}", REMAKE, file=str(path)))
+                                    f"for {', '.join(sorted(str(a) for a in missing))}", REMAKE, file=str(path)))
     if refresh_only:
         return Plan(tuple(changes), state.lineage, state.serial, refresh_only=True)
-    ignored = {a: tuple(f) for a, f in config.ignored.items() if str(a) in want and f} if not doc["destroy"] else {}
     return Plan(tuple(changes), state.lineage, state.serial, dict(config.inputs), doc["destroy"],
-                tuple(d for d in config.diagnostics if d.severity != "error"), ignored,
-                runtime=doc["binding"]["runtime"])
+                tuple(d for d in config.diagnostics if d.severity != "error"),
+                ignored_fields(config, want, doc["destroy"]), runtime=doc["binding"]["runtime"])

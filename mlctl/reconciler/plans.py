@@ -201,11 +201,24 @@ class _Applied:
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+def applied_resources(state) -> tuple[Resource, ...]:
+    """Pure: what `state` records as applied, as desired resources (what a refresh-only plan restores)."""
+    return tuple(Resource(a, rs.attributes, rs.digest, tuple(rs.depends_on), rs.files)
+                 for a, rs in sorted(state.resources.items()))
+
+
+def ignored_fields(desired, want: Mapping[Address, Resource], destroy: bool) -> dict[str, tuple[str, ...]]:
+    """Pure: {address: cloud-only fields} of the desired resources a plan keeps (none for --destroy)."""
+    if destroy:
+        return {}
+    wanted = {str(a) for a in want}
+    return {a: tuple(f) for a, f in desired.ignored.items() if a in wanted and f}
+
+
 def drift_plan(prior, observed: Mapping[Address, Any]) -> Plan:
     """Pure: only what the runtime reports differently from what was applied (`plan --refresh-only`):
     the recorded resources planned against themselves, failed status set aside."""
-    applied = _Applied(tuple(
-        Resource(a, rs.attributes, rs.digest, tuple(rs.depends_on), rs.files) for a, rs in sorted(prior.resources.items())))
+    applied = _Applied(applied_resources(prior))
     ready = replace_fields(prior, resources={a: replace_fields(rs, status=Status.READY) for a, rs in prior.resources.items()})
     return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
@@ -264,7 +277,5 @@ def plan(desired, prior, observed: Mapping[Address, Any] | None = None, *,
     for a in reversed(order(graph, doomed)):
         p = have[a]
         changes.append(Change(a, Action.DELETE, gone_reason, dict(p.attributes), None))
-    wanted = {str(a) for a in want}
-    ignored = {a: tuple(f) for a, f in desired.ignored.items() if a in wanted and f} if not destroy else {}
-    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags), ignored,
-                runtime=runtime)
+    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags),
+                ignored_fields(desired, want, destroy), runtime=runtime)
