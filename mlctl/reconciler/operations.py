@@ -41,11 +41,22 @@ def load_valid_config(project):
 
 
 def project_runtimes(project) -> Runtimes:
-    """The project's runtime (which plans and applies), with the runtimes recorded in state loaded on demand."""
+    """The project's runtime (which plans and applies), with the runtimes recorded in state loaded on
+    demand, each with its settings block of the project file."""
     from mlctl.projectfile import load_project_file
 
     chosen = load_project_file(project)
-    return Runtimes(load_runtime(chosen.runtime, chosen.settings))
+    return Runtimes(load_runtime(chosen.runtime, chosen.settings), lambda name: named_runtime(project, name))
+
+
+def named_runtime(project, name: str):
+    """The runtime `name` with its settings block of the project file, whatever --runtime says."""
+    from dataclasses import replace
+
+    from mlctl.projectfile import load_project_file
+
+    chosen = load_project_file(replace(project, runtime_override=name), environ={})
+    return load_runtime(chosen.runtime, chosen.settings)
 
 
 def _errors_raised(result) -> None:
@@ -123,9 +134,4 @@ def leftovers(project, state) -> list:
 def runtime_of(project, recorded):
     """The runtime that made a recorded resource (a ResourceState), with its settings from the project
     file: every command but plan and apply operates a resource through it, whatever --runtime says."""
-    from dataclasses import replace
-
-    from mlctl.projectfile import load_project_file
-
-    chosen = load_project_file(replace(project, runtime_override=recorded.runtime), environ={})
-    return load_runtime(chosen.runtime, chosen.settings)
+    return named_runtime(project, recorded.runtime)

@@ -58,10 +58,11 @@ def load_runtime(name: str = DEFAULT, settings: Mapping[str, Any] | None = None)
 
 
 class Runtimes:
-    """The runtimes of one run, loaded once each: the project's, and those recorded in state."""
+    """The runtimes of one run, loaded once each: the project's, and those recorded in state
+    (`load(name)` loads one of those with its settings; default: none)."""
 
-    def __init__(self, main: Runtime):
-        self.main = main
+    def __init__(self, main: Runtime, load=load_runtime):
+        self.main, self._load = main, load
         self._loaded = {main.name: main}
 
     def get(self, name: str | None) -> Runtime:
@@ -69,5 +70,5 @@ class Runtimes:
         if not name:
             return self.main
         if name not in self._loaded:
-            self._loaded[name] = load_runtime(name)
+            self._loaded[name] = self._load(name)
         return self._loaded[name]
