@@ -111,7 +111,7 @@ def _drift(kind: Kind, observed, attributes: dict) -> tuple[list, list]:
         if observed and rule.drifted(observed, attributes):
             cands.append((rule.action, Reason.DRIFT))
             want = attributes.get(rule.attribute) if rule.attribute else True
-            items.append(("drift", rule.key, observed.get(rule.key), want))
+            items.append(("drift", rule.key, getattr(observed, rule.key), want))
     return cands, items
 
 

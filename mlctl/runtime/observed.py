@@ -40,12 +40,6 @@ class Observed:
         return bool(self.extra) or any(getattr(self, f.name) is not None
                                        for f in dataclasses.fields(self) if f.name != "extra")
 
-    def get(self, name: str, default=None):
-        """The field `name` (or an extra fact), for readers that go by name."""
-        if name != "extra" and name in {f.name for f in dataclasses.fields(self)}:
-            return getattr(self, name)
-        return self.extra.get(name, default)
-
 
 @dataclass(frozen=True)
 class ModelObserved(Observed):
