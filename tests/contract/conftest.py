@@ -1,13 +1,12 @@
 """The contract suite's fixtures: one project, applied through the engine on each runtime in turn.
 
-`runtime_name` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py)
+`harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py)
 and the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1). The
 project is the e2e tests' split-form project on mlctl's own interpreter (no virtualenv to build).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -22,17 +21,6 @@ from fake_runtime import FakeWorld  # noqa: E402
 from mlctl.runtime import registry  # noqa: E402
 
 RUNTIMES = ("fake", "local")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def mlctl_cache():
-    """MLCTL_CACHE as CI sets it, else a cache kept across test sessions (as the e2e tests do)."""
-    old = os.environ.get("MLCTL_CACHE")
-    if not old:
-        os.environ["MLCTL_CACHE"] = str(Path.home() / ".cache" / "mlctl-tests")
-    yield
-    if not old:
-        os.environ.pop("MLCTL_CACHE", None)
 
 
 @pytest.fixture
