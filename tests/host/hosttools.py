@@ -104,8 +104,13 @@ class Host:
         return host_log(self.data_dir, self.name).read_text(errors="replace")
 
     def assert_loop(self, mode: str) -> None:
-        """The host runs on event loop `mode` ("uvloop" or "asyncio"), as its start line says."""
-        assert f"pid {self.info.pid}, event loop {mode}," in self.log(), self.log()[-2000:]
+        """The host runs on event loop `mode` ("uvloop" or "asyncio"), as its start line says (waited for:
+        the line may reach host.log a moment after the host answers)."""
+        line = f"pid {self.info.pid}, event loop {mode},"
+        try:
+            wait_until(lambda: line in self.log(), 10, f"the start line {line!r} in host.log")
+        except AssertionError:
+            raise AssertionError(self.log()[-2000:]) from None
 
     def stop(self) -> None:
         try:
