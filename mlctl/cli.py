@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("mlctl.commands.keys", "Print or regenerate an endpoint's keys (the one command that prints them)."),
     "logs": ("mlctl.commands.logs", "Print a deployment's logs."),
     "cache": ("mlctl.commands.cache", "Inspect or prune the shared image cache and model store."),
+    "convert": ("mlctl.commands.convert", "Convert a v1 deployment (inferenceconfig.json, deploymentconfig.json) into YAML."),
 }
 
 
