@@ -35,9 +35,6 @@ ORDER = {
     "environment": ("$schema", "name", "version", "image", "conda_file"),
     "model": ("$schema", "name", "path", "description"),
 }
-# v1 ignores these inferenceconfig.json fields when an `environment` block is given
-IGNORED_WITH_ENVIRONMENT = ("condaFile", "baseImage", "baseImageRegistry", "extraDockerfileSteps",
-                            "extraDockerFileSteps", "enableGpu", "cudaVersion")
 
 
 @dataclass
@@ -129,7 +126,7 @@ def _instance_type(v1: V1Input, c: Conversion) -> str:
     want = lambda name, default=0: v1.value(DC, f"containerResourceRequirements.{name}", default)
     cpus = max(want("cpu", V1_DEFAULT_CPU), want("cpuLimit"))
     memory = max(want("memoryInGB", V1_DEFAULT_MEMORY_GB), want("memoryInGBLimit"))
-    gpu_default = 1 if v1.ic.get("enableGpu") is True and not v1.uses_environment() else 0
+    gpu_default = 1 if v1.ic.get("enableGpu") is True and not v1.ignored("enableGpu") else 0
     gpus = max(want("gpu", gpu_default), v1.value(DC, "gpuCores", 0))
     size = smallest_fitting(cpus, memory, gpus)
     if size is None:
@@ -200,7 +197,7 @@ DERIVED: dict[str, Callable[[V1Input, Conversion], Any]] = {
 
 def _skipped(v1: V1Input, row: V1Field) -> str | None:
     """Why a present field is not converted: its row's note, or v1's own rule that ignored it."""
-    if row.file == IC and v1.uses_environment() and row.path in IGNORED_WITH_ENVIRONMENT:
+    if row.file == IC and v1.ignored(row.path):
         return "v1 ignores it when an environment block is given"
     return None if row.carried or row.target == "" else row.note
 

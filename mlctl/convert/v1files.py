@@ -30,6 +30,9 @@ _TYPES = {
     "array": lambda v: isinstance(v, list),
     "any": lambda v: True,
 }
+# v1 ignores these inferenceconfig.json fields when an `environment` block is given
+IGNORED_WITH_ENVIRONMENT = ("condaFile", "baseImage", "baseImageRegistry", "extraDockerfileSteps",
+                            "extraDockerFileSteps", "enableGpu", "cudaVersion")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
 
 
@@ -106,6 +109,10 @@ class V1Input:
         """Does the inference configuration give an `environment` block (v1 then ignores condaFile,
         baseImage, enableGpu, ...)?"""
         return self.ic.has("environment")
+
+    def ignored(self, name: str) -> bool:
+        """Does v1 ignore inferenceconfig.json field `name` (top level or below it) here?"""
+        return self.uses_environment() and name.split(".")[0] in IGNORED_WITH_ENVIRONMENT
 
 
 def _given(value: Any) -> bool:
@@ -239,7 +246,7 @@ def check_rules(v1: V1Input) -> list[Diagnostic]:
     else:
         for name, what in (("entryScript", "entry script"), ("condaFile", "conda file"),
                            ("environment.python.condaDependenciesFile", "conda file")):
-            path = v1.in_source(name)
+            path = None if v1.ignored(name) else v1.in_source(name)
             if path is not None and not path.is_file():
                 rel = "sourceDirectory" if ic.has("sourceDirectory") else f"{ic.shown}'s folder"
                 diags.append(ic.error(f"the {what} {ic.get(name)} does not exist ({path})",
