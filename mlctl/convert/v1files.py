@@ -213,7 +213,7 @@ def check_fields(f: V1File, compute: str | None) -> list[Diagnostic]:
                                      f"Write it as a JSON {row.type}, as v1 reads it.", name))
             elif f.kind == DC and compute in COMPUTE_TYPES and compute not in row.compute:
                 diags.append(f.error(f"field '{name}' is not a field of a computeType '{compute}' deployment "
-                                     f"configuration (it is one of {', '.join(row.compute)})",
+                                     f"configuration (v1 reads it for computeType {' and '.join(row.compute)})",
                                      "Remove it, or set computeType to the compute it was written for.", name))
             elif row.type in ("integer", "number") and value < 0:
                 diags.append(f.error(f"field '{name}' must not be negative", "Give a count or duration of 0 or more.", name))
