@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import mlctl
+from e2e_support import mlctl
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(p.name for p in BAD.iterdir() if p.is_dir() and not p.name.startswith("_"))

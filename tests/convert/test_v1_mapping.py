@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import V1, mlctl
+from e2e_support import mlctl
+from v1_support import V1
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
-V1_KEYS = [v for v in json.loads((V1 / "deploymentconfig-aks.json").read_text())["keys"].values()]
+V1_KEYS = [v for v in json.loads((V1 / "diabetes" / "deploymentconfig-aks.json").read_text())["keys"].values()]
 
 
 def convert(project, form: str, *more: str, check: bool = True):
@@ -196,7 +197,7 @@ def test_name_version_names_a_model_the_project_defines(v1_project):
 
 
 def test_help_reads_well():
-    from conftest import REPO
+    from v1_support import REPO
 
     out = mlctl(REPO, "convert", "v1", "--help").stdout
     for words in ["--name SERVICE", "-m, --model MODEL", "--ic FILE", "--dc FILE", "--out DIR", "--force",
