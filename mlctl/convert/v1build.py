@@ -94,7 +94,7 @@ def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
     """(code folder, scoring script): sourceDirectory and entryScript inside it, else the entry
     script's own folder and name."""
     if v1.source_dir() is not None:
-        return c.rel(v1.source_dir()), v1.ic.get("entryScript")
+        return c.rel(v1.source_dir()), os.path.relpath(v1.in_source("entryScript"), v1.source_dir())
     script = v1.in_source("entryScript")
     return c.rel(script.parent), script.name
 

@@ -97,13 +97,13 @@ class V1Input:
     def source_dir(self) -> Path | None:
         """sourceDirectory, relative to inferenceconfig.json's folder."""
         s = self.ic.get("sourceDirectory")
-        return (self.ic.base / s).resolve() if s else None
+        return (self.ic.base / _posix(s)).resolve() if s else None
 
     def in_source(self, name: str) -> Path | None:
         """The file an inferenceconfig.json path field names: relative to sourceDirectory when it is
         given (as in v1: entryScript, condaFile, extraDockerfileSteps), else to the file's folder."""
         value = self.ic.get(name)
-        return ((self.source_dir() or self.ic.base) / value).resolve() if value else None
+        return ((self.source_dir() or self.ic.base) / _posix(value)).resolve() if value else None
 
     def uses_environment(self) -> bool:
         """Does the inference configuration give an `environment` block (v1 then ignores condaFile,
@@ -113,6 +113,11 @@ class V1Input:
     def ignored(self, name: str) -> bool:
         """Does v1 ignore inferenceconfig.json field `name` (top level or below it) here?"""
         return self.uses_environment() and name.split(".")[0] in IGNORED_WITH_ENVIRONMENT
+
+
+def _posix(path: str) -> str:
+    """Pure: a v1 path written on Windows (`src\\score.py`) as this machine reads it."""
+    return path.replace("\\", "/")
 
 
 def _given(value: Any) -> bool:
@@ -166,6 +171,7 @@ def read_v1_file(path: Path, kind: str, root: Path) -> tuple[V1File | None, list
     text, problems = read_config_text(path, shown)
     if text is None:
         return None, problems
+    text = text.removeprefix("\ufeff")      # Windows editors save JSON with a byte-order mark
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

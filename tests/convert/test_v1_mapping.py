@@ -146,6 +146,16 @@ def test_entry_script_without_source_directory_and_an_environment_block(v1_proje
     assert "environment.python.interpreterPath: the environment's Python comes from its conda file" in env_header
 
 
+def test_a_windows_file_with_a_byte_order_mark_and_backslashes(v1_project):
+    (v1_project / "v1" / "win.json").write_text("\ufeff" + json.dumps(
+        {"entryScript": "score.py", "sourceDirectory": "..\\onlinescoring", "condaFile": "..\\environment\\conda.yml"}),
+        encoding="utf-8")
+    mlctl(v1_project, "convert", "v1", "--name", "diabetes", "-m", "model", "--ic", "v1/win.json")
+    assert read(v1_project, "diabetes-blue-deployment.yml")[1]["code_configuration"] == {
+        "code": "onlinescoring/", "scoring_script": "score.py"}
+    assert read(v1_project, "diabetes-environment.yml")[1]["conda_file"] == "environment/conda.yml"
+
+
 def test_nothing_is_overwritten_without_force_and_nothing_half_written(v1_project):
     convert(v1_project, "aci")
     before = {p.name: p.read_bytes() for p in v1_project.glob("diabetes-*.yml")}
@@ -194,6 +204,10 @@ def test_name_version_names_a_model_the_project_defines(v1_project):
     assert missing.returncode == 1
     assert "-m diabetes-ridge:4: the project defines no model diabetes-ridge:4" in missing.stderr
     assert "(it has: diabetes-ridge:3)" in missing.stderr and not list(v1_project.glob("other-*"))
+    elsewhere = mlctl(v1_project, "convert", "v1", "--name", "other", "-m", "diabetes-ridge:3", "--ic",
+                      "v1/inferenceconfig.json", "--out", "elsewhere", check=False)
+    assert elsewhere.returncode == 1 and "names a model of the project, and --out elsewhere is another folder" \
+        in elsewhere.stderr and not (v1_project / "elsewhere").exists()
 
 
 def test_help_reads_well():
