@@ -65,6 +65,6 @@ def v1(ctx, service, models, ic, dc, out, force):
     written = write_all(target, render(conversion, sources), conversion.trees, force=force)
     shown = Path(out) if out else Path(".")
     for name in written:
-        click.echo(f"Wrote {shown / name}")
+        click.echo(f"Wrote {shown / name}{'/' if name in conversion.trees else ''}")
     click.echo()
     print_plan(Project.at(target) if target != root else project)

@@ -182,7 +182,7 @@ def test_several_models_become_one_folder_laid_out_name_version(v1_project):
     (v1_project / "offset.json").write_text('{"offset": 1000}')
     out = mlctl(v1_project, "convert", "v1", "--name", "diabetes", "-m", "model", "-m", "offset.json",
                 "--ic", "v1/inferenceconfig.json", "--out", "converted")
-    assert "Wrote converted/diabetes-models" in out.stdout
+    assert "Wrote converted/diabetes-models/" in out.stdout
     root = v1_project / "converted"
     files = sorted(str(p.relative_to(root)) for p in (root / "diabetes-models").rglob("*") if p.is_file())
     assert files == ["diabetes-models/model/1/model/model.pkl", "diabetes-models/offset/1/offset.json"]

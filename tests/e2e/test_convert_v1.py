@@ -57,7 +57,7 @@ def test_several_models_are_found_by_the_unmodified_v1_script(v1_example, traine
     shutil.copytree(V1 / "multi", v1_example / "v1multi")
     out = mlctl(v1_example, "convert", "v1", "--name", "diabetes", "-m", "model", "-m", "v1multi/offset.json",
                 "--ic", "v1multi/inferenceconfig.json")
-    assert "Wrote diabetes-models" in out.stdout
+    assert "Wrote diabetes-models/" in out.stdout
     mlctl(v1_example, "apply", "--auto-approve")
     answer = json.loads(mlctl(v1_example, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
     assert answer == pytest.approx(expected(trained_model, v1_example, offset=1000))
