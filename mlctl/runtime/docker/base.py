@@ -65,9 +65,9 @@ def recipe_digest() -> str:
     return json_digest(RECIPE)
 
 
-def base_tag() -> str:
-    """Pure: the tag of mlctl's own base image."""
-    return f"{BASE_REPOSITORY}:{SUITE}-{recipe_digest().split(':', 1)[1][:12]}"
+def base_tag(recipe: str | None = None) -> str:
+    """Pure: the tag of mlctl's own base image (of the recipe with digest `recipe`; default: this one)."""
+    return f"{BASE_REPOSITORY}:{SUITE}-{(recipe or recipe_digest()).split(':', 1)[1][:12]}"
 
 
 def python_problem(base: Base, request: str | None, environment: str | None) -> str | None:

@@ -107,8 +107,8 @@ class BuiltImage:
     def from_image(cls, image) -> BuiltImage | None:
         """The BuiltImage an mlctl image's labels describe (None for an image mlctl did not build)."""
         lab = image.labels or {}
-        if not labels.is_managed(lab, "image"):
-            return None
+        if not labels.is_managed(lab, "image") or image_tag(labels.value(lab, "content-digest") or "") not in image.tags:
+            return None        # not one of mlctl's (labels are inherited by images built FROM one; tags are not)
         v = lambda name: labels.value(lab, name)   # noqa: E731
         return cls(tag=image_tag(v("content-digest")), image_id=image.id, content_digest=v("content-digest"),
                    spec_digest=v("spec-digest"), base=v("base") or "", base_id=v("base-id") or "",
