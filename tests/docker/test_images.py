@@ -16,7 +16,7 @@ from mlctl.errors import MlctlError
 from mlctl.project import Project
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, contexts, engine, images, labels
+from mlctl.runtime.docker import base, contexts, engine, imagechecks, images, labels
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState
@@ -201,3 +201,30 @@ def test_no_engine_is_one_clear_error(tmp_path, monkeypatch):
     (d,) = e.value.diagnostics
     assert f"no Docker engine answers at unix://{dead} (from DOCKER_HOST)" == d.summary
     assert "dockerd" in d.detail and "apt-get install docker.io" in d.detail
+
+
+# ---- what plan says before anything is built ----------------------------------------------------
+
+def _example_resources(tmp_path, **image_attributes):
+    config = load_config(Project.at(example_copy(tmp_path / "diabetes")))
+    return [replace(r, attributes={**r.attributes, **image_attributes}) if r.kind is Kind.IMAGE else r
+            for r in config.resources]
+
+
+def test_plan_notes_say_which_base_and_why_without_pulling_or_building(docker_engine, mlctl_base, tmp_path):
+    unpullable = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
+    resources = _example_resources(tmp_path, base_image=unpullable)
+    (note,) = imagechecks.base_notes(docker_engine, resources, {})
+    assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: base image mlctl/base:")
+    assert f"passed over the environment's image {unpullable}" in note.summary
+    (note,) = imagechecks.base_notes(docker_engine, resources, {"base_image": base.base_tag()})
+    assert "docker: base_image in mlctl.yaml" in note.summary
+    with pytest.raises(docker_errors().ImageNotFound):
+        docker_engine.images.get(unpullable)
+
+
+def test_preflight_python_problem_names_both_with_the_environments_file(docker_engine, mlctl_base, tmp_path):
+    (problem,) = imagechecks.python_problems(docker_engine, _example_resources(tmp_path, python="3.12"), {})
+    assert f"has Python {mlctl_base.python_version}" in problem.summary and "asks for python 3.12" in problem.summary
+    assert problem.file and problem.file.endswith("blue-deployment.yml") and problem.line
+    assert imagechecks.python_problems(docker_engine, _example_resources(tmp_path / "ok", python="3.11"), {}) == []
