@@ -16,7 +16,7 @@ from mlctl.errors import MlctlError
 from mlctl.project import Project
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, contexts, engine, imagechecks, images, labels
+from mlctl.runtime.docker import base, contexts, engine, imagechecks, images, labels, steps
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState
@@ -228,3 +228,28 @@ def test_preflight_python_problem_names_both_with_the_environments_file(docker_e
     assert f"has Python {mlctl_base.python_version}" in problem.summary and "asks for python 3.12" in problem.summary
     assert problem.file and problem.file.endswith("blue-deployment.yml") and problem.line
     assert imagechecks.python_problems(docker_engine, _example_resources(tmp_path / "ok", python="3.11"), {}) == []
+
+
+def test_a_build_under_way_is_waited_for_and_reused(docker_engine, mlctl_base, scratch_images):
+    """Two mlctl building one image: the second waits on the machine-wide lock and reuses the image
+    the first built (the test plays the first: it holds the lock and builds)."""
+    import threading
+
+    request = replace(images.ImageRequest.server_only(), spec_digest=f"sha256:test-{uuid.uuid4().hex}")
+    digest = images.content_digest(request.spec_digest, mlctl_base.image_id)
+    said, result, waiting = [], {}, threading.Event()
+
+    def say(message):
+        said.append(message)
+        if message.startswith("waiting for another mlctl"):
+            waiting.set()
+
+    with steps.machine_lock(f"image-{images.key_of(digest)}"):
+        second = threading.Thread(target=lambda: result.update(built=images.ensure_image(docker_engine, request, {}, say)))
+        second.start()
+        assert waiting.wait(120), said
+        first = images._build(docker_engine, request, mlctl_base, digest, lambda m: None)
+        scratch_images.append(first.tag)
+    second.join(300)
+    assert result["built"].image_id == first.image_id
+    assert not any(m.startswith(("installing", "building image")) for m in said), said
