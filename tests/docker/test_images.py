@@ -211,11 +211,18 @@ def _example_resources(tmp_path, **image_attributes):
             for r in config.resources]
 
 
+def _image(resources):
+    (image,) = [r for r in resources if r.kind is Kind.IMAGE]
+    return image
+
+
 def test_plan_notes_say_which_base_and_why_without_pulling_or_building(docker_engine, mlctl_base, tmp_path):
     unpullable = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
     resources = _example_resources(tmp_path, base_image=unpullable)
     (note,) = imagechecks.base_notes(docker_engine, resources, {})
-    assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: base image mlctl/base:")
+    assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: mlctl/env:")
+    digest = images.content_digest(_image(resources).attributes["spec_digest"], mlctl_base.image_id)
+    assert f"{images.image_tag(digest)} on base image {base.base_tag()}" in note.summary
     assert f"passed over the environment's image {unpullable}" in note.summary
     (note,) = imagechecks.base_notes(docker_engine, resources, {"base_image": base.base_tag()})
     assert "docker: base_image in mlctl.yaml" in note.summary

@@ -1,5 +1,5 @@
-"""What plan can say of the docker runtime's images before anything is pulled or built: which base
-each image will start from and why (notes the plan shows), and a base whose Python does not satisfy
+"""What plan can say of the docker runtime's images before anything is pulled or built: the tag each
+image will have and which base it will start from and why (notes the plan shows), and a base whose Python does not satisfy
 the environment's python request (errors with the environment's file and line, for preflight).
 
 Nothing here changes the engine: images are not pulled (a registry is asked whether it has one),
@@ -14,7 +14,7 @@ from typing import Any
 from mlctl.errors import Diagnostic
 from mlctl.resources import Kind
 from mlctl.runtime.docker import base as bases
-from mlctl.runtime.docker.images import SERVER_PYTHON, ImageRequest
+from mlctl.runtime.docker.images import SERVER_PYTHON, ImageRequest, content_digest, image_tag
 
 
 def _where(resource) -> dict:
@@ -35,7 +35,8 @@ def image_bases(client, resources: Iterable, settings: Mapping[str, Any] | None)
             continue
         chosen = bases.choose(client, env_image=request.base_image, settings=settings, build=False)
         problem = bases.python_problem(chosen, request.python or SERVER_PYTHON, request.environment)
-        out.append((r, chosen.describe(),
+        tag = image_tag(content_digest(request.spec_digest, chosen.image_id)) if chosen.image_id else None
+        out.append((r, f"{tag or 'tag known after apply'} on {chosen.describe()}",
                     Diagnostic(problem, bases.PYTHON_HINT, **_where(r)) if problem else None))
     return out
 
@@ -46,6 +47,7 @@ def python_problems(client, resources: Iterable, settings: Mapping[str, Any] | N
 
 
 def base_notes(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:
-    """One note per image: which base it is built on and why (plan shows them)."""
+    """One note per image: its tag (when the base is in the engine already) and which base it is built on
+    and why (plan shows them)."""
     return [Diagnostic(f"{r.address}: {described}", severity="note", address=str(r.address))
             for r, described, _ in image_bases(client, resources, settings) if described]
