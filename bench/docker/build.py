@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "docker"))
 
-from docker_support import example_copy  # noqa: E402
+from image_support import example_copy  # noqa: E402
 
 from mlctl.project import Project  # noqa: E402
 from mlctl.resources import Kind  # noqa: E402

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from docker_support import example_copy
+from image_support import example_copy
 
 from mlctl.errors import MlctlError
 from mlctl.project import Project
