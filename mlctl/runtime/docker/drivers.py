@@ -1,0 +1,108 @@
+"""The docker runtime's drivers, one per kind. The endpoint host is the local runtime's (every runtime
+fronts its instances with it), so models, endpoints, deployments and traffic use the local drivers
+as they are; a deployment's serving spec names the "container" launcher with the image, Azure's layout
+and the limits of its `instance_type`. Images are the image half's (`images.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from mlctl.resources import Kind
+from mlctl.runtime.contract import RuntimeContext
+from mlctl.runtime.docker import containers, engine, images, limits
+from mlctl.runtime.host.runfiles import endpoint_tag
+from mlctl.runtime.local import drivers as local
+from mlctl.runtime.local.serving import serving_spec
+from mlctl.runtime.observed import EnvironmentObserved
+
+APP_ROOT = "/var/azureml-app"
+
+
+def client(ctx: RuntimeContext):
+    """The engine's client, connected once per run (MlctlError when no engine answers)."""
+    if "docker:client" not in ctx.memo:
+        ctx.memo["docker:client"] = engine.connect(ctx.settings)
+    return ctx.memo["docker:client"]
+
+
+def machine(ctx: RuntimeContext) -> tuple[int, int]:
+    """(CPUs, memory bytes) of the engine's machine, read once per run."""
+    if "docker:machine" not in ctx.memo:
+        info = client(ctx).info()
+        ctx.memo["docker:machine"] = (int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0))
+    return ctx.memo["docker:machine"]
+
+
+def lineage(ctx: RuntimeContext) -> str:
+    """The project's state lineage (its containers' `mlctl.project` label)."""
+    if "docker:lineage" not in ctx.memo:
+        from mlctl.state.statefile import read_state
+
+        ctx.memo["docker:lineage"] = read_state(ctx.project.state_path).lineage
+    return ctx.memo["docker:lineage"]
+
+
+def layout(a: dict) -> dict:
+    """Pure: where a deployment's model and code are inside its containers (Azure's layout)."""
+    code = Path(a["code"]).name if a.get("code") else "code"
+    return {"model_target": f"{APP_ROOT}/azureml-models/{a['model']}/{a['model_version']}",
+            "code_target": f"{APP_ROOT}/{code}"}
+
+
+def container_spec(ctx: RuntimeContext, a: dict) -> dict:
+    """The endpoint host's serving spec of deployment attributes `a`: containers of its image, with
+    Azure's layout, labelled with the project's lineage, limited as its instance_type says."""
+    address = f"deployment.{a['endpoint']}.{a['name']}"
+    say = functools.partial(ctx.progress, address)
+    try:
+        built = images.deployment_image(client(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say)
+        fit = limits.container_limits(a.get("instance_type"), *machine(ctx))
+    except Exception as e:
+        if type(e).__module__.startswith("docker"):
+            raise engine.failure(f"{address}: preparing its containers failed", e) from None
+        raise
+    for note in fit.notes:
+        say(note)
+    if a.get("instance_type"):
+        say(f"containers of instance_type {a['instance_type']}: {fit.describe()}")
+    launch = {"image": built.tag, "python": built.python, **layout(a), "instance_type": a.get("instance_type"),
+              "nano_cpus": fit.nano_cpus, "memory_bytes": fit.memory_bytes,
+              "labels": {containers.LABEL_PROJECT: lineage(ctx)}}
+    return serving_spec(ctx, a, built.python, "container", launch)
+
+
+class EnvironmentDriver(local.EnvironmentDriver):
+    """An environment is a recorded spec; its image (base image included) is the image driver's."""
+
+    def create(self, resource, prior, ctx):
+        return EnvironmentObserved(spec_digest=resource.attributes.get("spec_digest"), not_used_by_runtime=[])
+
+    update = roll = recreate = create
+
+
+class EndpointDriver(local.EndpointDriver):
+    """The local endpoint host; deleting it also removes containers a killed host left behind."""
+
+    def delete(self, address, prior, ctx, keep_identity=False):
+        super().delete(address, prior, ctx, keep_identity)
+        try:
+            containers.remove_leftovers(endpoint_tag(ctx.data_dir, address.name))
+        except Exception as e:
+            if type(e).__module__.startswith("docker"):
+                raise engine.failure(f"{address}: removing its containers failed", e) from None
+            raise
+
+
+def docker_drivers() -> dict:
+    """{Kind: driver} of the docker runtime."""
+    drivers = {Kind.MODEL: local.ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(),
+               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: local.DeploymentDriver(container_spec),
+               Kind.TRAFFIC: local.TrafficDriver()}
+    try:   # the image half's driver (not merged yet)
+        from mlctl.runtime.docker.imagedriver import ImageDriver
+        drivers[Kind.IMAGE] = ImageDriver()
+    except ImportError:
+        pass
+    return {kind: local.Guarded(d) for kind, d in drivers.items()}
