@@ -1,0 +1,236 @@
+"""The base image an environment's image starts from, chosen in this order:
+
+1. the image the environment's own `build:` context made (`contexts.py`), when it has one;
+2. the environment's `image`, when the engine has it or can pull it;
+3. the project file's `docker: base_image:`, when the engine has it or can pull it;
+4. a base mlctl builds itself from Debian's packages: `debootstrap --variant=minbase
+   --include=python3 bookworm`, imported into the engine, tagged and labelled by the digest of that
+   recipe, built once per machine (under a machine-wide lock: a second apply waits and reuses it).
+
+`choose()` returns a `Base` whose `reason` says which one and why (plan and apply show it). The base's
+Python (version and executable) is read by running it in a throwaway container, cached by image id in
+`$MLCTL_CACHE/docker/pythons.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlctl.digests import json_digest
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import write_atomic
+from mlctl.runtime.docker import labels, steps
+from mlctl.runtime.local.pythons import satisfies
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# the recipe of mlctl's own base; its digest names and labels the image (change it: a new base)
+RECIPE = {"tool": "debootstrap", "variant": "minbase", "include": ["python3"], "suite": SUITE,
+          "python": "3.11", "version": 1}
+BASE_REPOSITORY = "mlctl/base"
+PROBE = "import platform, sys; print(platform.python_version()); print(sys.executable)"
+
+_pulls: dict[str, str] = {}     # image name -> why it is not available (one pull attempt per process)
+
+
+@dataclass(frozen=True)
+class Base:
+    """The base chosen for an image. `ref` is what a Dockerfile's FROM names (the image id once the
+    image exists); `python`: the interpreter's path inside; `source`: build | environment | project | mlctl."""
+
+    name: str
+    image_id: str | None
+    source: str
+    reason: str
+    python_version: str | None
+    python: str | None
+
+    @property
+    def ref(self) -> str:
+        return self.image_id or self.name
+
+    def describe(self) -> str:
+        """Pure: one line for plan and apply: which base and why."""
+        return f"base image {self.name} ({self.reason})"
+
+
+def recipe_digest() -> str:
+    """Pure: the digest of mlctl's own base recipe."""
+    return json_digest(RECIPE)
+
+
+def base_tag() -> str:
+    """Pure: the tag of mlctl's own base image."""
+    return f"{BASE_REPOSITORY}:{SUITE}-{recipe_digest().split(':', 1)[1][:12]}"
+
+
+def python_problem(base: Base, request: str | None, environment: str | None) -> str | None:
+    """Pure: why `base` cannot serve an environment asking for python `request` (None when it can)."""
+    if not request or not base.python_version:
+        return None
+    if satisfies(tuple(int(x) for x in base.python_version.split(".")[:3] if x.isdigit()), request):
+        return None
+    whose = f"environment '{environment}'" if environment else "the environment"
+    return (f"{base.describe()} has Python {base.python_version}, but {whose} asks for python {request}")
+
+
+PYTHON_HINT = ("Use a base image whose Python fits (the environment's `image:` or `docker: base_image:` in "
+               "mlctl.yaml), or change the python version in the conda file.")
+
+
+def _python_cache() -> dict:
+    try:
+        return json.loads((steps.docker_cache() / "pythons.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def python_of(client, image_id: str, name: str) -> tuple[str, str]:
+    """(version, executable) of `python3` in the image (run once in a throwaway container, cached by
+    image id). MlctlError when the image has no working python3."""
+    known = _python_cache()
+    if image_id in known:
+        return tuple(known[image_id])
+    import docker
+
+    try:
+        out = client.containers.run(image_id, ["-c", PROBE], entrypoint=["python3"], remove=True,
+                                    network_disabled=True, labels=labels.managed("probe"), stderr=True)
+    except (docker.errors.ContainerError, docker.errors.APIError) as e:
+        raise MlctlError(Diagnostic(f"base image {name} has no working python3: {getattr(e, 'explanation', None) or e}",
+                                    "mlctl installs packages for the base image's python3 and runs the scoring "
+                                    "server with it: " + PYTHON_HINT)) from None
+    version, executable = out.decode(errors="replace").split()[:2]
+    known = {**_python_cache(), image_id: [version, executable]}
+    write_atomic(steps.docker_cache() / "pythons.json", json.dumps(known, indent=1).encode(), mode=0o644)
+    return version, executable
+
+
+def available(client, name: str, say=None) -> tuple[Any | None, str]:
+    """(the image, '') when the engine has `name` or can pull it, else (None, why not)."""
+    import docker
+
+    try:
+        return client.images.get(name), ""
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as e:
+        return None, f"the engine cannot read it: {e.explanation or e}"
+    if name in _pulls:
+        return None, _pulls[name]
+    if say:
+        say(f"pulling {name}")
+    try:
+        return client.images.pull(name), ""
+    except docker.errors.DockerException as e:
+        why = f"the engine does not have it and cannot pull it: {getattr(e, 'explanation', None) or e}"
+        _pulls[name] = why
+        return None, why
+
+
+def _with_python(client, base: Base) -> Base:
+    if base.image_id is None:
+        return base
+    version, executable = python_of(client, base.image_id, base.name)
+    return replace(base, python_version=version, python=executable)
+
+
+def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None, built=None,
+           say=None, build: bool = True) -> Base:
+    """The base for an environment (see the module's order). `built`: the image its `build:` context
+    made. With `build=False` mlctl's own base is not built when missing (its Python is the recipe's):
+    what preflight uses to check before anything changes."""
+    settings = settings or {}
+    if built is not None:
+        name = (built.tags or [built.id])[0]
+        return _with_python(client, Base(name, built.id, "build", "built from the environment's build context",
+                                         None, None))
+    passed_over = []
+    for source, name, what in (("environment", env_image, "the environment's image"),
+                               ("project", settings.get("base_image"), "docker: base_image in mlctl.yaml")):
+        if not name:
+            continue
+        image, why = available(client, name, say)
+        if image is not None:
+            return _with_python(client, Base(name, image.id, source, what, None, None))
+        passed_over.append(f"{what} {name}: {why}")
+    reason = "mlctl's own Debian base" + (f"; passed over {'; '.join(passed_over)}" if passed_over
+                                          else "; neither the environment nor mlctl.yaml names a base image")
+    return mlctl_base(client, reason, say=say, build=build)
+
+
+def mlctl_base(client, reason: str, say=None, build: bool = True) -> Base:
+    """mlctl's own base (built once per machine when missing and `build`)."""
+    found = client.images.list(filters=labels.selector("base", recipe=recipe_digest()))
+    if not found and build:
+        with steps.machine_lock(f"base-{recipe_digest().split(':', 1)[1][:24]}", say):
+            found = client.images.list(filters=labels.selector("base", recipe=recipe_digest()))
+            if not found:
+                found = [_build_base(client, say)]
+    if not found:
+        return Base(base_tag(), None, "mlctl", reason + " (to be built)", RECIPE["python"], "/usr/bin/python3")
+    return _with_python(client, Base(base_tag(), found[0].id, "mlctl", reason, None, None))
+
+
+def base_log():
+    """The build log of mlctl's own base."""
+    return steps.log_path(f"base-{recipe_digest().split(':', 1)[1][:24]}")
+
+
+def _build_base(client, say):
+    """debootstrap the recipe into a scratch folder and import it into the engine; the image."""
+    import docker
+
+    for tool, package in (("debootstrap", "debootstrap"), ("tar", "tar")):
+        if shutil.which(tool) is None:
+            raise MlctlError(Diagnostic(
+                f"building mlctl's base image needs `{tool}`, which is not installed",
+                f"Install it (`apt-get install {package}`), or name a base image with python3 in mlctl.yaml "
+                "(`docker: base_image: ...`) or in the environment (`image:`)."))
+    if os.geteuid() != 0:
+        raise MlctlError(Diagnostic(
+            "building mlctl's base image runs debootstrap, which needs root",
+            "Run this apply once as root (the base is built once per machine), or name a base image with python3 in "
+            "mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`)."))
+    scratch = steps.docker_cache() / "scratch" / f"base-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    root = scratch / "rootfs"
+    log_file = base_log()
+    tell = (lambda m: say(f"building base image (debootstrap): {m}")) if say else None
+    try:
+        with open(log_file, "w") as log:
+            try:
+                steps.run(["debootstrap", f"--variant={RECIPE['variant']}", f"--include={','.join(RECIPE['include'])}",
+                           SUITE, str(root), os.environ.get("MLCTL_DEBIAN_MIRROR", MIRROR)], log, tell)
+            except (subprocess.CalledProcessError, OSError) as e:
+                raise MlctlError(Diagnostic(f"building mlctl's base image failed: debootstrap: {e}",
+                                            f"See {log_file}; its end:\n{steps.tail(log_file, 15)}")) from None
+            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for p in (root / junk).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            if say:
+                say("importing the base image into the engine")
+            changes = [f'LABEL {" ".join(f"{k}={json.dumps(v)}" for k, v in labels.managed("base", recipe=recipe_digest()).items())}',
+                       "ENV LANG=C.UTF-8", 'CMD ["python3"]']
+            tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+            repository, tag = base_tag().split(":")
+            try:
+                client.api.import_image_from_stream(tar.stdout, repository=repository, tag=tag, changes=changes)
+            except docker.errors.APIError as e:
+                raise MlctlError(Diagnostic(f"importing mlctl's base image into the engine failed: {e.explanation or e}",
+                                            f"See {log_file}.")) from None
+            finally:
+                tar.stdout.close()
+                tar.wait()
+            log.write(f"imported as {base_tag()}\n")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return client.images.get(base_tag())
