@@ -57,7 +57,8 @@ class EnvironmentObserved(Observed):
 
 @dataclass(frozen=True)
 class ImageObserved(Observed):
-    """What an image resolved to on this machine (a virtualenv, a container image)."""
+    """What an image resolved to on this machine (a virtualenv, a container image). The fields from
+    `tag` on are a container image's (the docker runtime); a virtualenv leaves them unset."""
 
     kind: ClassVar[Kind] = Kind.IMAGE
     path: str | None = None                # a virtualenv's folder, an image's tag
@@ -68,6 +69,13 @@ class ImageObserved(Observed):
     built_with: str | None = None
     notes: list[str] | None = None
     built_at: float | None = None
+    tag: str | None = None                 # the engine's tag (by content digest)
+    image_id: str | None = None            # the engine's id of the image (sha256:...)
+    content_digest: str | None = None      # the environment's spec digest and the base image's id, hashed
+    base: str | None = None                # the base image it was built on ...
+    base_id: str | None = None
+    base_reason: str | None = None         # ... and why that base
+    site: str | None = None                # where its packages are inside (PYTHONPATH)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ def mlctl_base(client, reason: str, say=None, build: bool = True) -> Base:
             found = client.images.list(filters=labels.selector("base", recipe=recipe_digest()))
             if not found:
                 found = [_build_base(client, say)]
+                reason += " (built now, once per machine)"
     if not found:
         return Base(base_tag(), None, "mlctl", reason + " (to be built)", RECIPE["python"], "/usr/bin/python3")
     return _with_python(client, Base(base_tag(), found[0].id, "mlctl", reason, None, None))

@@ -79,3 +79,18 @@ def _is_connection_error(e: BaseException) -> bool:
     except ImportError:   # the SDK depends on requests; without it there is no engine error either
         return False
     return isinstance(e, (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError))
+
+
+def client_of(ctx) -> Any:
+    """The engine client of a run (`RuntimeContext`): connected once, kept in `ctx.memo`."""
+    if "docker.client" not in ctx.memo:
+        ctx.memo["docker.client"] = connect(ctx.settings)
+    return ctx.memo["docker.client"]
+
+
+def engine_errors() -> tuple[type[BaseException], ...]:
+    """The exception types an engine call raises when the engine refuses or goes away."""
+    import docker
+    import requests
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException)

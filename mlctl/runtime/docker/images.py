@@ -144,6 +144,18 @@ def build_log(digest: str) -> Path:
     return steps.log_path(f"image-{key_of(digest)}")
 
 
+def used_marker(image_id: str) -> Path:
+    """The file whose time says when a project last used the image (`mlctl cache prune` reads it)."""
+    folder = steps.docker_cache() / "used"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / key_of(image_id)
+
+
+def mark_used(image_id: str) -> None:
+    """Note that a project uses this image now (prune keeps recently used ones)."""
+    used_marker(image_id).touch()
+
+
 def find_built(client, tag: str) -> BuiltImage | None:
     """The mlctl image tagged `tag` in the engine, or None (gone, or not one of mlctl's)."""
     import docker
@@ -214,7 +226,7 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
             install = [*uv, "pip", "install", "--target", str(site), "--python-version", base.python_version,
                        "--python-platform", python_platform()]
             env = {"UV_PYTHON_DOWNLOADS": "never"}
-            say(f"installing {len(text.splitlines())} packages on the host for Python {base.python_version}")
+            say(f"installing {len(text.splitlines())} package(s) on the host for Python {base.python_version}")
             try:
                 steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
             except (subprocess.CalledProcessError, OSError) as e:
@@ -286,9 +298,11 @@ def deployment_image(client, data_dir, image_digest: str | None, settings: Mappi
     """The image a deployment's containers run: its environment's (`image_digest`, as recorded by
     the image driver; DriverError when it is not in the engine), else the server-only image."""
     if not image_digest:
-        return server_image(client, settings, say)
-    built = recorded(data_dir, image_digest)
+        built = server_image(client, settings, say)
+    else:
+        built = recorded(data_dir, image_digest)
     if built is None or find_built(client, built.tag) is None:
         raise DriverError(f"the image of environment {image_digest[:19]}… is not in the Docker engine",
                           "Run `mlctl apply` again: the plan rebuilds the image first.")
+    mark_used(built.image_id)
     return built

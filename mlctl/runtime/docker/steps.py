@@ -94,8 +94,8 @@ def engine_build(client, log, say: Say | None = None, **kwargs) -> str:
             if "stream" in chunk:
                 text = chunk["stream"]
                 log.write(text)
-                if say and text.strip() and not text.startswith(" ---> "):
-                    say(text.strip())
+                if say and text.startswith("Step "):      # one progress line per Dockerfile step
+                    say(text.strip() if len(text) < 100 else text.strip()[:97] + "...")
             elif "error" in chunk:
                 log.write(chunk["error"].rstrip() + "\n")
                 raise EngineBuildFailed(chunk["error"].strip())

@@ -1,0 +1,54 @@
+"""The docker runtime's image driver: the orders of `mlctl.runtime.contract` for `image.NAME`, carried
+out by `images.ensure_image` (built once per engine, shared across projects), reported as ImageObserved
+(tag, image id, base and why, Python, frozen packages). An image removed outside mlctl reads as gone.
+"""
+
+from __future__ import annotations
+
+from mlctl.runtime.contract import DriverError, RuntimeContext
+from mlctl.runtime.docker import engine, images
+from mlctl.runtime.observed import ImageObserved
+
+
+class ImageDriver:
+    """Builds (or finds) an environment's container image; `delete` leaves it in the engine for other
+    projects (`mlctl cache prune` removes unused ones)."""
+
+    def create(self, resource, prior, ctx: RuntimeContext) -> ImageObserved:
+        address = str(resource.address)
+        request = images.ImageRequest.from_attributes(resource.attributes)
+        client = engine.client_of(ctx)
+        try:
+            built = images.ensure_image(client, request, ctx.settings, say=lambda m: ctx.progress(address, m))
+        except engine.engine_errors() as e:
+            raise engine.failure(f"building {address}", e) from None
+        except DriverError as e:
+            raise DriverError(f"{address}: {e.summary}", e.detail, e.log_tail) from None
+        images.record(ctx.data_dir, request.spec_digest, built)
+        images.mark_used(built.image_id)
+        ctx.progress(address, f"image {built.tag}: base image {built.base} ({built.base_reason})")
+        return ImageObserved.from_json(built.observed())
+
+    def update(self, resource, prior, ctx):
+        return self.create(resource, prior, ctx)
+
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx, keep_identity=False):
+        """Images stay in the engine (another project may use them): `mlctl cache prune`."""
+
+    def read(self, address, prior, ctx) -> ImageObserved | None:
+        """The recorded image as the engine has it; None when it was removed (drift: apply rebuilds it)."""
+        tag = getattr(prior.observed, "tag", None)
+        if not tag:
+            return None
+        try:
+            built = images.find_built(engine.client_of(ctx), tag)
+        except engine.engine_errors() as e:
+            raise engine.failure(f"reading {address}", e) from None
+        if built is None:
+            return None
+        if prior.attributes.get("spec_digest"):
+            images.record(ctx.data_dir, prior.attributes["spec_digest"], built)
+        images.mark_used(built.image_id)
+        return ImageObserved.from_json(built.observed())
