@@ -15,17 +15,19 @@ import os
 import time
 from dataclasses import dataclass
 
+from mlctl.runtime.docker import labels
+from mlctl.runtime.docker.engine import address
 from mlctl.runtime.host.client import PACKAGE_PARENT
 from mlctl.runtime.host.runfiles import endpoint_tag
 
 SOCKET_TARGET = "/run/mlctl"
 PACKAGE_TARGET = "/opt/mlctl/lib"
 SITE_TARGET = "/opt/mlctl/site"
-MANAGED = "mlctl.managed"          # "1" on everything mlctl runs; the other labels say whose it is
-LABEL_PROJECT = "mlctl.project"    # the state's lineage
-LABEL_DATA_DIR = "mlctl.data-dir"  # the project's data folder (found again when the state is lost)
-LABEL_TAG = "mlctl.endpoint-tag"   # the data folder and endpoint together (runfiles.endpoint_tag)
-LABEL_HOST_RUN = "mlctl.host-run"  # the endpoint host that started it
+KIND = "instance"                            # labels.KIND of an instance container
+LABEL_PROJECT = labels.key("project")        # the state's lineage
+LABEL_DATA_DIR = labels.key("data_dir")      # the project's data folder (found again when the state is lost)
+LABEL_TAG = labels.key("endpoint_tag")       # the data folder and endpoint together (runfiles.endpoint_tag)
+LABEL_HOST_RUN = labels.key("host_run")      # the endpoint host that started it
 HOST_RUN = f"{os.getpid()}-{os.urandom(4).hex()}"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}   # the engine's own copy of the output stays bounded
 
@@ -36,7 +38,7 @@ def engine():
     streaming connection per watched container."""
     import docker
 
-    return docker.from_env(max_pool_size=256).api
+    return docker.DockerClient(base_url=address(), max_pool_size=256).api
 
 
 def socket_name(deployment: str, key) -> str:
@@ -53,11 +55,18 @@ def name_of(spec, key, place) -> str:
 
 
 def labels_of(spec, key, place) -> dict:
+    """The container's labels: mlctl's, the project's lineage (from the spec), endpoint, deployment,
+    instance key, serving spec digest, and which data folder and endpoint host it belongs to."""
     return {**{str(k): str(v) for k, v in (spec.launch.get("labels") or {}).items()},
-            MANAGED: "1", "mlctl.endpoint": place.endpoint, "mlctl.deployment": spec.name,
-            "mlctl.instance": f"{key.generation}-{key.index}", "mlctl.spec-digest": spec.digest,
-            LABEL_TAG: endpoint_tag_of(place), LABEL_HOST_RUN: HOST_RUN,
-            LABEL_DATA_DIR: os.path.realpath(place.data_dir)}
+            **labels.managed(KIND, endpoint=place.endpoint, deployment=spec.name,
+                             instance=f"{key.generation}-{key.index}", spec_digest=spec.digest,
+                             endpoint_tag=endpoint_tag_of(place), host_run=HOST_RUN,
+                             data_dir=os.path.realpath(place.data_dir))}
+
+
+def project_containers(data_dir) -> list[dict]:
+    """The instance containers of the project whose data folder is `data_dir` (any endpoint)."""
+    return engine().containers(all=True, filters=labels.selector(KIND, data_dir=os.path.realpath(data_dir)))
 
 
 def _mount(source, target: str, read_only: bool) -> dict:
@@ -197,7 +206,7 @@ def remove(cid: str) -> None:
 
 def remove_leftovers(tag: str) -> int:
     """Remove the containers of endpoint `tag` that another (dead) host started; how many."""
-    found = [c for c in engine().containers(all=True, filters={"label": [f"{MANAGED}=1", f"{LABEL_TAG}={tag}"]})
+    found = [c for c in engine().containers(all=True, filters=labels.selector(KIND, endpoint_tag=tag))
              if c["Labels"].get(LABEL_HOST_RUN) != HOST_RUN]
     for c in found:
         remove(c["Id"])

@@ -1,7 +1,7 @@
 """The docker runtime's drivers, one per kind. The endpoint host is the local runtime's (every runtime
 fronts its instances with it), so models, endpoints, deployments and traffic use the local drivers
 as they are; a deployment's serving spec names the "container" launcher with the image, Azure's layout
-and the limits of its `instance_type`. Images are the image half's (`images.py`).
+and the limits of its `instance_type`. Images are `imagedriver.py`'s.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from mlctl.resources import Kind
 from mlctl.runtime.contract import RuntimeContext
 from mlctl.runtime.docker import containers, engine, images, limits
+from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.local import drivers as local
 from mlctl.runtime.local.serving import serving_spec
@@ -20,17 +21,10 @@ from mlctl.runtime.observed import EnvironmentObserved
 APP_ROOT = "/var/azureml-app"
 
 
-def client(ctx: RuntimeContext):
-    """The engine's client, connected once per run (MlctlError when no engine answers)."""
-    if "docker:client" not in ctx.memo:
-        ctx.memo["docker:client"] = engine.connect(ctx.settings)
-    return ctx.memo["docker:client"]
-
-
 def machine(ctx: RuntimeContext) -> tuple[int, int]:
     """(CPUs, memory bytes) of the engine's machine, read once per run."""
     if "docker:machine" not in ctx.memo:
-        info = client(ctx).info()
+        info = engine.client_of(ctx).info()
         ctx.memo["docker:machine"] = (int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0))
     return ctx.memo["docker:machine"]
 
@@ -57,12 +51,10 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
     address = f"deployment.{a['endpoint']}.{a['name']}"
     say = functools.partial(ctx.progress, address)
     try:
-        built = images.deployment_image(client(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say)
+        built = images.deployment_image(engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say)
         fit = limits.container_limits(a.get("instance_type"), *machine(ctx))
-    except Exception as e:
-        if type(e).__module__.startswith("docker"):
-            raise engine.failure(f"{address}: preparing its containers failed", e) from None
-        raise
+    except engine.engine_errors() as e:
+        raise engine.failure(f"{address}: preparing its containers failed", e) from None
     for note in fit.notes:
         say(note)
     if a.get("instance_type"):
@@ -89,20 +81,13 @@ class EndpointDriver(local.EndpointDriver):
         super().delete(address, prior, ctx, keep_identity)
         try:
             containers.remove_leftovers(endpoint_tag(ctx.data_dir, address.name))
-        except Exception as e:
-            if type(e).__module__.startswith("docker"):
-                raise engine.failure(f"{address}: removing its containers failed", e) from None
-            raise
+        except engine.engine_errors() as e:
+            raise engine.failure(f"{address}: removing its containers failed", e) from None
 
 
 def docker_drivers() -> dict:
     """{Kind: driver} of the docker runtime."""
-    drivers = {Kind.MODEL: local.ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(),
+    drivers = {Kind.MODEL: local.ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
                Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: local.DeploymentDriver(container_spec),
                Kind.TRAFFIC: local.TrafficDriver()}
-    try:   # the image half's driver (not merged yet)
-        from mlctl.runtime.docker.imagedriver import ImageDriver
-        drivers[Kind.IMAGE] = ImageDriver()
-    except ImportError:
-        pass
     return {kind: local.Guarded(d) for kind, d in drivers.items()}

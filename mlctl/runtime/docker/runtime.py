@@ -8,15 +8,17 @@ endpoint host left behind (for `destroy`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from mlctl.errors import MlctlError
 from mlctl.resources import Address, Kind
-from mlctl.runtime.docker import containers, engine
+from mlctl.runtime.docker import containers, engine, imagecache, labels
 from mlctl.runtime.docker.drivers import docker_drivers
 from mlctl.runtime.host.client import find_host
 from mlctl.runtime.hosted import HostedRuntime
+from mlctl.runtime.local import cache
+
+PROJECT_KINDS = ("model", "code")   # what the project keeps itself (virtualenvs are the local runtime's)
 
 
 class DockerRuntime(HostedRuntime):
@@ -48,18 +50,33 @@ class DockerRuntime(HostedRuntime):
             out += log.read_text(errors="replace").splitlines()[-lines:]
         return out
 
+    def cache_location(self) -> str:
+        return f"images in the Docker engine at {engine.address()}; models and code snapshots in each project"
+
+    def cache_entries(self, project, state):
+        """mlctl's images in the engine, and this project's registered models and code snapshots."""
+        return [e for e in cache.entries(project.data_dir, state) if e.kind in PROJECT_KINDS] + \
+            imagecache.entries(engine.connect(self.settings), state)
+
+    def prune(self, entries, older_than_s, now):
+        return [e for e in cache.prunable(entries, older_than_s, now) if e.kind in PROJECT_KINDS] + \
+            imagecache.prunable(entries, older_than_s, now)
+
+    def remove(self, entry) -> bool:
+        if entry.kind in imagecache.KINDS:
+            return imagecache.remove(engine.connect(self.settings), entry)
+        return cache.remove(entry)
+
     def leftovers(self, project, recorded):
         """The endpoint hosts the state lost (as every hosted runtime), and the containers of this
         project whose endpoint host is gone (a killed host leaves its containers running)."""
         found = super().leftovers(project, recorded)
         try:
-            api = containers.engine()
-            running = api.containers(all=True, filters={"label": [
-                f"{containers.MANAGED}=1", f"{containers.LABEL_DATA_DIR}={os.path.realpath(project.data_dir)}"]})
-        except Exception:   # no engine: nothing of it can be running either
+            running = containers.project_containers(project.data_dir)
+        except engine.engine_errors():   # no engine: nothing of it can be running either
             return found
         for c in running:
-            endpoint = c["Labels"].get("mlctl.endpoint", "")
+            endpoint = labels.value(c["Labels"], "endpoint") or ""
             if find_host(project.data_dir, endpoint) is None:
                 name = c["Names"][0].lstrip("/") if c.get("Names") else c["Id"][:12]
                 found.append((f"container {name} (its endpoint host is gone)",
