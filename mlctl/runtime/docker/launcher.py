@@ -243,7 +243,7 @@ class Launcher:
         launch = c.spec.launch
         return {"container": c.id[:12] if c.id else None, "container_name": containers.name_of(c.spec, key, c.place),
                 "pid": c.pid, "socket": str(c.socket), "image": launch.get("image"),
-                "cpus": launch.get("nano_cpus", 0) / 1e9 or None, "memory_bytes": launch.get("memory_bytes"),
+                "cpus": (launch.get("nano_cpus") or 0) / 1e9 or None, "memory_bytes": launch.get("memory_bytes"),
                 "last_exit": c.reason, "stopped_outside_mlctl": c.outside, "oom_kills": c.oom_kills}
 
     def on_ready(self, key: InstanceKey) -> None:
