@@ -165,6 +165,8 @@ def ending(cid: str, started: float, memory_bytes: int | None) -> End:
         limit = f" (its memory limit is {memory_bytes // 2**20} MiB)" if memory_bytes else ""
         return End(f"was killed for running out of memory{limit}, exit code {code}", False, True)
     if _stopped_through_engine(cid, started):
+        if _removed_soon(cid):   # docker rm -f kills first, then removes
+            return End("was removed outside mlctl", True, False)
         return End(f"was stopped outside mlctl (docker stop or kill), exit code {code}", True, False)
     return End(f"exited with code {code}", False, False)
 
@@ -177,6 +179,23 @@ def _stopped_through_engine(cid: str, started: float) -> bool:
         return any(True for _ in events)
     except Exception:
         return False
+
+
+def _removed_soon(cid: str, within: float = 1.0) -> bool:
+    """Is the container removed within `within` seconds (polled)?"""
+    import docker
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            engine().inspect_container(cid)
+        except docker.errors.NotFound:
+            return True
+        except Exception:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def stop(cid: str, grace: float) -> None:
