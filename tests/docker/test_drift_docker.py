@@ -1,5 +1,6 @@
 """Drift and interruption on the docker runtime (issue 14): containers stopped or removed outside mlctl
 are left down by the endpoint host, are drift in `plan --refresh-only`, and apply restores them; a
+container changed outside mlctl (`docker update`) is drift that apply replaces; a
 killed endpoint host leaves its containers, which the next apply removes; apply killed (SIGKILL) at
 hook points converges with no orphan container."""
 
@@ -45,6 +46,18 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
     d = show(root)["deployments"]["blue"]
     assert d["ready_instances"] == 3 and all(i["ready"] for i in d["instances"])
     assert {c["Id"][:12] for c in containers_of(api, root)} == {i["container"] for i in d["instances"]}
+    assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
+    assert all(ep.score(key=key)[0] == 200 for _ in range(5))
+
+    changed = d["instances"][0]["container"]                 # docker update: changed outside mlctl
+    api.update_container(changed, mem_limit="300m", memswap_limit="300m")
+    drift = mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+    assert drift.returncode == 2 and "changed_outside" in drift.stdout, drift.stdout
+    assert "instance 0: memory 314572800 (applied: 0)" in drift.stdout
+    mlctl(root, "apply", "--auto-approve")                   # rolled: fresh containers as applied
+    d = show(root)["deployments"]["blue"]
+    assert d["ready_instances"] == 3 and changed not in {i["container"] for i in d["instances"]}
+    assert all(api.inspect_container(i["container"])["HostConfig"]["Memory"] == 0 for i in d["instances"])
     assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
     assert all(ep.score(key=key)[0] == 200 for _ in range(5))
     ep.close()

@@ -137,6 +137,28 @@ def _read_int(path: str) -> int:
         return int(f.read().split()[0])
 
 
+def changes(api, instances: list[dict]) -> list[str]:
+    """What differs between the containers the host reports (`instances` of its status: container id,
+    image, limits as launched) and what the engine runs now (changed outside mlctl, e.g. `docker update`)."""
+    import docker
+
+    out = []
+    for i in instances:
+        if not i.get("container"):
+            continue
+        try:
+            info = api.inspect_container(i["container"])
+        except docker.errors.NotFound:   # gone: the host sees it down (drift by its ready count)
+            continue
+        host = info.get("HostConfig") or {}
+        want = {"image": i.get("image"), "CPUs": round((i.get("cpus") or 0) * 1e9), "memory": i.get("memory_bytes") or 0}
+        seen = {"image": (info.get("Config") or {}).get("Image"), "CPUs": host.get("NanoCpus") or 0,
+                "memory": host.get("Memory") or 0}
+        out += [f"instance {i.get('index')}: {what} {seen[what]} (applied: {want[what]})"
+                for what in want if seen[what] != want[what]]
+    return out
+
+
 def output(cid: str):
     """The container's output (stdout and stderr) as it comes, until it stops."""
     return engine().logs(cid, stream=True, follow=True, stdout=True, stderr=True)

@@ -6,6 +6,7 @@ and the limits of its `instance_type`. Images are `imagedriver.py`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
     return serving_spec(ctx, a, built.python, "container", launch)
 
 
+class DeploymentDriver(local.DeploymentDriver):
+    """The local deployment driver on containers; `read` also reports containers changed outside mlctl
+    (image or limits not those applied: drift, which a roll replaces)."""
+
+    def __init__(self):
+        super().__init__(container_spec)
+
+    def read(self, address, prior, ctx):
+        observed = super().read(address, prior, ctx)
+        if not observed or not observed.instances:
+            return observed
+        try:
+            changed = containers.changes(engine.client_of(ctx).api, observed.instances)
+        except engine.engine_errors() as e:
+            raise engine.failure(f"reading {address}", e) from None
+        return dataclasses.replace(observed, changed_outside=changed) if changed else observed
+
+
 class EnvironmentDriver(local.EnvironmentDriver):
     """An environment is a recorded spec; its image (base image included) is the image driver's."""
 
@@ -88,6 +107,6 @@ class EndpointDriver(local.EndpointDriver):
 def docker_drivers() -> dict:
     """{Kind: driver} of the docker runtime."""
     drivers = {Kind.MODEL: local.ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
-               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: local.DeploymentDriver(container_spec),
+               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(),
                Kind.TRAFFIC: local.TrafficDriver()}
     return {kind: local.Guarded(d) for kind, d in drivers.items()}
