@@ -8,6 +8,7 @@ and ask before anything changes).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 
@@ -81,6 +82,9 @@ def make_plan(project, *, refresh_first: bool = True, destroy: bool = False, rep
         result = drift_plan(state, observed or {})
     else:
         result = plan(config, state, observed, destroy=destroy, replace=replace, runtime=runtimes.main.name)
+        if refresh_first and not destroy:
+            notes = tuple(runtimes.main.plan_notes(config.resources))
+            result = dataclasses.replace(result, diagnostics=result.diagnostics + notes) if notes else result
     _errors_raised(result)
     return config, state, result
 

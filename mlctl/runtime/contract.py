@@ -156,6 +156,12 @@ class Runtime:
     def preflight(self, resources: Iterable[Resource]) -> None:
         """MlctlError listing every desired resource this machine cannot serve; the default checks nothing."""
 
+    def plan_notes(self, resources: Iterable[Resource]) -> list:
+        """Notes (`Diagnostic`s of severity note) that `plan` shows about what this machine will use for
+        the desired resources (the docker runtime: which base image each image starts from, and why).
+        Best effort and without effects: never raises; the default has none."""
+        return []
+
     # ---- the commands' side ------------------------------------------------------------------
     def endpoint_url(self, project: Project, endpoint: str) -> str | None:
         """The endpoint's base URL (`http://127.0.0.1:PORT`), None when it is not running."""

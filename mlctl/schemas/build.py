@@ -12,9 +12,13 @@ from mlctl.requirements import read_conda_file
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
 from mlctl.schemas.validate import did_you_mean, honoured_fields
 
-# Attribute keys holding absolute paths: kept in attributes (the runtime needs them) but left
-# out of digests, and out of plan diffs, so a checkout in another folder plans no change.
-PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {"model": ("path",), "environment": ("conda_file",), "deployment": ("code",)}
+# Attribute keys kept in attributes (the runtime needs them) but left out of digests, and out of
+# plan diffs: absolute paths, so a checkout in another folder plans no change; and an image's copies
+# of what its environment's spec digest already covers (the base image, the build context), so a
+# state recorded before they were copied plans no change either.
+PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {"model": ("path",), "environment": ("conda_file", "build_context"),
+                                               "image": ("base_image", "build_context", "dockerfile_path"),
+                                               "deployment": ("code",)}
 
 
 def resource_digest(kind: Kind, attributes: dict) -> str:
@@ -129,11 +133,15 @@ class Builder:
 
     def build_environment(self, spec: EnvSpec) -> Resource | None:
         parsed = {"python": None, "channels": [], "conda_packages": [], "pip_packages": []}
+        build = self._build_context(spec)
+        if spec.build is not None and build is None:
+            return None
         if spec.conda_file is None:
-            self.diags.append(Diagnostic(
-                f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"
-                + (f" (the image {spec.image} is not used)" if spec.image else ""),
-                "Add 'conda_file:' listing the packages score.py imports.", severity="warning", **spec.where.at()))
+            if spec.build is None:
+                self.diags.append(Diagnostic(
+                    f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"
+                    + (f" (the image {spec.image} is not used)" if spec.image else ""),
+                    "Add 'conda_file:' listing the packages score.py imports.", severity="warning", **spec.where.at()))
         else:
             if not spec.conda_file.is_file():
                 return None
@@ -144,19 +152,35 @@ class Builder:
             parsed = self.conda[key]
             if parsed is None:
                 return None
-        spec_digest = json_digest({**parsed, "image": spec.image})
+        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
         attrs = {"name": spec.name, "version": spec.version or derive_version(spec_digest),
                  "conda_file": str(spec.conda_file) if spec.conda_file else None, "image": spec.image,
                  **parsed, "description": spec.description, "tags": spec.tags, "spec_digest": spec_digest}
+        if build:
+            attrs.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"],
+                         build_digest=build["digest"])
         res = Resource(Address(Kind.ENVIRONMENT, spec.name), attrs, resource_digest(Kind.ENVIRONMENT, attrs), (), {},
                        tuple(f for f, _ in spec.ignored), spec.where.source())
         if self._register(Kind.ENVIRONMENT, spec, res) is not res:
             return self.assets[(Kind.ENVIRONMENT, spec.name)][0]
         image = {"environment": spec.name, "spec_digest": spec_digest, "python": parsed["python"],
                  "conda_packages": parsed["conda_packages"], "pip_packages": parsed["pip_packages"]}
+        if spec.image:
+            image["base_image"] = spec.image
+        if build:
+            image.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"])
         self.resources[Address(Kind.IMAGE, spec.name)] = Resource(
             Address(Kind.IMAGE, spec.name), image, resource_digest(Kind.IMAGE, image), (res.address,), {}, (), res.source)
         return res
+
+    def _build_context(self, spec: EnvSpec) -> dict | None:
+        """{"digest", "dockerfile_path"} of an environment's build context (its files hashed), None
+        when it has none or it cannot be read (then with an error)."""
+        if spec.build is None:
+            return None
+        folder, dockerfile = spec.build
+        digest, _ = self._hash(folder, spec.where.at("build", "path"), "context")
+        return {"digest": digest, "dockerfile_path": dockerfile} if digest else None
 
     def resolve(self, ref: Ref) -> Resource | None:
         """The model / environment resource a reference names, or None (with an error unless already reported)."""

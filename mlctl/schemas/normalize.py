@@ -37,7 +37,24 @@ def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
     image = full.get("image") or (full.get("docker") or {}).get("image")
     return EnvSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")),
                    conda_file=conda, image=image, description=full["description"], tags=to_str_map(full["tags"]),
-                   where=Where(doc, path), ignored=find_ignored(load_schema("environment"), "environment", raw))
+                   where=Where(doc, path), ignored=find_ignored(load_schema("environment"), "environment", raw),
+                   build=_build_context(doc, path, raw.get("build"), diags))
+
+
+def _build_context(doc, path, build, diags) -> tuple[Path, str] | None:
+    """(context folder, Dockerfile path) of an environment's `build:`, checked: the folder exists and
+    holds the Dockerfile. None (with an error in `diags` when it is unusable) when there is none."""
+    if not isinstance(build, dict) or not isinstance(build.get("path"), str):
+        return None
+    folder = check_existing(doc, path + ("build", "path"), build["path"], diags, want_dir=True)
+    dockerfile = build.get("dockerfile_path") or "Dockerfile"
+    if folder.is_dir() and not (folder / dockerfile).is_file():
+        key = "dockerfile_path" if "dockerfile_path" in build else "path"
+        diags.append(Diagnostic(f"the build context {build['path']} has no {dockerfile} (looked for {folder / dockerfile})",
+                                "Add the Dockerfile to the folder, or name it with build.dockerfile_path "
+                                "(relative to build.path).", **doc.at(path + ("build", key))))
+        return None
+    return (folder, dockerfile) if folder.is_dir() else None
 
 
 def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endpoint: str,

@@ -72,6 +72,7 @@ class EnvSpec:
     tags: dict
     where: Where
     ignored: list = field(default_factory=list)
+    build: tuple[Path, str] | None = None    # (context folder, Dockerfile path in it): Azure's `build:`
 
 
 @dataclass

@@ -12,7 +12,9 @@ ATTRIBUTES = {
     "model": {"name", "version", "path", "is_file", "type", "description", "tags", "content_digest"},
     "environment": {"name", "version", "conda_file", "image", "python", "channels", "conda_packages",
                     "pip_packages", "description", "tags", "spec_digest"},
-    "image": {"environment", "spec_digest", "python", "conda_packages", "pip_packages"},
+    # base_image: the environment's image (the example names one); build_context and dockerfile_path join
+    # both kinds for an environment with `build:` (tests/docker/test_images.py)
+    "image": {"environment", "spec_digest", "python", "conda_packages", "pip_packages", "base_image"},
     "endpoint": {"name", "auth_mode", "port", "description", "tags"},
     "deployment": {"endpoint", "name", "model", "model_version", "model_digest", "code", "code_digest",
                    "scoring_script", "environment", "image_digest", "instance_count", "request_settings",

@@ -7,25 +7,18 @@ host process it started is killed (by PID) when the test ends. Helpers live in e
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from e2e_support import EXAMPLE, SplitProject, cleanup
 
 
 @pytest.fixture(scope="session", autouse=True)
-def mlctl_cache():
-    """MLCTL_CACHE for the CLI subprocesses: CI's when set, else a cache kept across test sessions."""
-    old = os.environ.get("MLCTL_CACHE")
-    if not old:
-        os.environ["MLCTL_CACHE"] = str(Path.home() / ".cache" / "mlctl-tests")
-    yield Path(os.environ["MLCTL_CACHE"])
-    if not old:
-        os.environ.pop("MLCTL_CACHE", None)
+def _session_cache(mlctl_cache):
+    """Every e2e test runs with the session's MLCTL_CACHE (tests/conftest.py)."""
+    return mlctl_cache
 
 
 @pytest.fixture(scope="session")

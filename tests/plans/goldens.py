@@ -14,6 +14,7 @@ from mlctl.reconciler.plans import plan
 from mlctl.reconciler.render_json import render_json
 from mlctl.reconciler.render_markdown import render_markdown
 from mlctl.reconciler.render_text import render_text
+from mlctl.runtime.observed import observed_of
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState, State, read_state
 
@@ -29,7 +30,7 @@ def state_from_resources(resources, serial: int = 7, **by_address) -> State:
     for r in resources:
         rs = ResourceState.from_resource(r)
         for key, value in by_address.get(str(r.address), {}).items():
-            setattr(rs, key, value)
+            setattr(rs, key, observed_of(r.kind, value) if key == "observed" else value)
         state.resources[r.address] = rs
     return state
 

@@ -65,9 +65,9 @@ def recipe_digest() -> str:
     return json_digest(RECIPE)
 
 
-def base_tag() -> str:
-    """Pure: the tag of mlctl's own base image."""
-    return f"{BASE_REPOSITORY}:{SUITE}-{recipe_digest().split(':', 1)[1][:12]}"
+def base_tag(recipe: str | None = None) -> str:
+    """Pure: the tag of mlctl's own base image (of the recipe with digest `recipe`; default: this one)."""
+    return f"{BASE_REPOSITORY}:{SUITE}-{(recipe or recipe_digest()).split(':', 1)[1][:12]}"
 
 
 def python_problem(base: Base, request: str | None, environment: str | None) -> str | None:
@@ -77,7 +77,7 @@ def python_problem(base: Base, request: str | None, environment: str | None) -> 
     if satisfies(tuple(int(x) for x in base.python_version.split(".")[:3] if x.isdigit()), request):
         return None
     whose = f"environment '{environment}'" if environment else "the environment"
-    return (f"{base.describe()} has Python {base.python_version}, but {whose} asks for python {request}")
+    return f"base image {base.name} has Python {base.python_version}, but {whose} asks for python {request}"
 
 
 PYTHON_HINT = ("Use a base image whose Python fits (the environment's `image:` or `docker: base_image:` in "
@@ -112,8 +112,12 @@ def python_of(client, image_id: str, name: str) -> tuple[str, str]:
     return version, executable
 
 
-def available(client, name: str, say=None) -> tuple[Any | None, str]:
-    """(the image, '') when the engine has `name` or can pull it, else (None, why not)."""
+PULLABLE = "pullable"   # what available(pull=False) returns for an image the registry has
+
+
+def available(client, name: str, say=None, pull: bool = True) -> tuple[Any | None, str]:
+    """(the image, '') when the engine has `name` or can pull it (pulled now), else (None, why not).
+    With `pull=False` nothing is pulled: (PULLABLE, '') when the registry has it."""
     import docker
 
     try:
@@ -124,10 +128,10 @@ def available(client, name: str, say=None) -> tuple[Any | None, str]:
         return None, f"the engine cannot read it: {e.explanation or e}"
     if name in _pulls:
         return None, _pulls[name]
-    if say:
+    if say and pull:
         say(f"pulling {name}")
     try:
-        return client.images.pull(name), ""
+        return (client.images.pull(name) if pull else client.images.get_registry_data(name) and PULLABLE), ""
     except docker.errors.DockerException as e:
         why = f"the engine does not have it and cannot pull it: {getattr(e, 'explanation', None) or e}"
         _pulls[name] = why
@@ -144,8 +148,8 @@ def _with_python(client, base: Base) -> Base:
 def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None, built=None,
            say=None, build: bool = True) -> Base:
     """The base for an environment (see the module's order). `built`: the image its `build:` context
-    made. With `build=False` mlctl's own base is not built when missing (its Python is the recipe's):
-    what preflight uses to check before anything changes."""
+    made. With `build=False` nothing is pulled or built (mlctl's own base, when missing, has the
+    recipe's Python; an image still to be pulled has none known yet): what plan checks and shows."""
     settings = settings or {}
     if built is not None:
         name = (built.tags or [built.id])[0]
@@ -156,7 +160,9 @@ def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None,
                                ("project", settings.get("base_image"), "docker: base_image in mlctl.yaml")):
         if not name:
             continue
-        image, why = available(client, name, say)
+        image, why = available(client, name, say, pull=build)
+        if image is PULLABLE:
+            return Base(name, None, source, what + " (to be pulled)", None, None)
         if image is not None:
             return _with_python(client, Base(name, image.id, source, what, None, None))
         passed_over.append(f"{what} {name}: {why}")

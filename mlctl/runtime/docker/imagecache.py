@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from mlctl.runtime.docker import images, labels
+from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import contexts, images, labels
 from mlctl.runtime.local.cache import Entry
 
 KINDS = ("image", "context", "base")   # label kinds of the images mlctl builds
@@ -47,15 +48,38 @@ def _detail(image) -> str:
             f"base {labels.value(image.labels, 'base')}")
 
 
+def own_tag(image_labels) -> str | None:
+    """Pure: the tag mlctl gave the image these labels describe (None when they describe none). Labels
+    are inherited by images built FROM an mlctl image; the tag is not, so an image is mlctl's only when
+    it carries this tag."""
+    kind = labels.value(image_labels, "kind")
+    try:
+        if kind == "base":
+            return bases.base_tag(labels.value(image_labels, "recipe"))
+        if kind == "image":
+            return images.image_tag(labels.value(image_labels, "content-digest"))
+        if kind == "context":
+            return contexts.context_tag(labels.value(image_labels, "spec-digest"))
+    except (AttributeError, IndexError):    # a label missing: not one of mlctl's
+        return None
+    return None
+
+
+def is_own(image) -> bool:
+    """Is this an image mlctl built (labelled as one, and carrying the tag mlctl gave it)?"""
+    return labels.is_managed(image.labels) and own_tag(image.labels) in (image.tags or [])
+
+
 def entries(client, state) -> list[Entry]:
     """Every image mlctl built in the engine, and whether this project's state (or another mlctl image
     built on it) uses it."""
-    found = {img.id: img for kind in KINDS for img in client.images.list(filters=labels.selector(kind))}
+    found = {img.id: img for kind in KINDS for img in client.images.list(filters=labels.selector(kind))
+             if is_own(img)}
     named = state_images(state)
     bases = {labels.value(img.labels, "base-id") for img in found.values()}
     out = []
     for image_id, img in sorted(found.items(), key=lambda kv: (labels.value(kv[1].labels, "kind"), kv[0])):
-        tag = (img.tags or [image_id])[0]
+        tag = own_tag(img.labels)
         in_use = bool(named & {image_id, *img.tags}) or image_id in bases
         out.append(Entry(labels.value(img.labels, "kind"), tag, int(img.attrs.get("Size") or 0), in_use,
                          _last_used(img), _detail(img)))
@@ -77,7 +101,7 @@ def remove(client, entry: Entry) -> bool:
         image = client.images.get(entry.path)
     except docker.errors.ImageNotFound:
         return True
-    if not labels.is_managed(image.labels) or labels.value(image.labels, "kind") not in KINDS:
+    if not is_own(image) or labels.value(image.labels, "kind") not in KINDS:
         return False
     if client.containers.list(all=True, filters={"ancestor": image.id}):
         return False

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.digests import json_digest
-from mlctl.privatefiles import write_atomic
+from mlctl.privatefiles import ensure_folder, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import base as bases
@@ -107,8 +107,8 @@ class BuiltImage:
     def from_image(cls, image) -> BuiltImage | None:
         """The BuiltImage an mlctl image's labels describe (None for an image mlctl did not build)."""
         lab = image.labels or {}
-        if not labels.is_managed(lab, "image"):
-            return None
+        if not labels.is_managed(lab, "image") or image_tag(labels.value(lab, "content-digest") or "") not in image.tags:
+            return None        # not one of mlctl's (labels are inherited by images built FROM one; tags are not)
         v = lambda name: labels.value(lab, name)   # noqa: E731
         return cls(tag=image_tag(v("content-digest")), image_id=image.id, content_digest=v("content-digest"),
                    spec_digest=v("spec-digest"), base=v("base") or "", base_id=v("base-id") or "",
@@ -271,25 +271,29 @@ def _index(data_dir) -> Path:
     return Path(data_dir) / "docker" / "images.json"
 
 
+def _recorded_all(data_dir) -> dict:
+    try:
+        return json.loads(read_private(_index(data_dir), what="image index"))
+    except (OSError, ValueError):
+        return {}
+
+
 def record(data_dir, spec_digest: str, built: BuiltImage) -> None:
     """Note in the project's data folder that its environment `spec_digest` runs as `built` (the image
-    driver calls it; `deployment_image` reads it)."""
-    path = _index(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
+    driver calls it; `deployment_image` reads it). Never through a symbolic link (privatefiles)."""
+    known = _recorded_all(data_dir)
     if known.get(spec_digest) != asdict(built):
+        ensure_folder(_index(data_dir).parent, base=data_dir)
         known[spec_digest] = asdict(built)
-        write_atomic(path, json.dumps(known, indent=1, sort_keys=True).encode(), mode=0o644)
+        write_atomic(_index(data_dir), json.dumps(known, indent=1, sort_keys=True).encode(), mode=0o644,
+                     what="image index")
 
 
 def recorded(data_dir, spec_digest: str) -> BuiltImage | None:
     """The image the project's image driver last built or read for `spec_digest`, or None."""
     try:
-        return BuiltImage(**json.loads(_index(data_dir).read_text())[spec_digest])
-    except (OSError, ValueError, KeyError, TypeError):
+        return BuiltImage(**_recorded_all(data_dir)[spec_digest])
+    except (KeyError, TypeError):
         return None
 
 

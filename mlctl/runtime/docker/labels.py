@@ -2,7 +2,13 @@
 so mlctl finds its own objects and never touches anyone else's.
 
 Pure functions. Keys are `mlctl.<name>` (`mlctl.kind`, `mlctl.spec-digest`, `mlctl.project`, ...); the
-kinds the image half makes: `base` (a base image mlctl built), `image` (an environment's image).
+kinds the image half makes: `base` (mlctl's own base image), `image` (an environment's image), `context`
+(an environment's `build:` context), `probe` (a throwaway container reading an image's Python).
+
+Labels are inherited: an image built FROM an mlctl image, and every container made from one, carries
+that image's labels unless it sets its own. So select by `mlctl.kind` (and the specific labels), never by
+`mlctl.managed` alone; an image is mlctl's only when it also carries the tag mlctl gave it
+(`imagecache.is_own`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""What plan can say of the docker runtime's images before anything is pulled or built: the tag each
+image will have and which base it will start from and why (notes the plan shows), and a base whose Python does not satisfy
+the environment's python request (errors with the environment's file and line, for preflight).
+
+Nothing here changes the engine: images are not pulled (a registry is asked whether it has one),
+mlctl's own base is not built (its Python is the recipe's), `build:` contexts are not built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mlctl.errors import Diagnostic
+from mlctl.resources import Kind
+from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker.images import SERVER_PYTHON, ImageRequest, content_digest, image_tag
+
+
+def _where(resource) -> dict:
+    src = resource.source
+    return {"file": src.file if src else None, "line": src.line if src else None, "address": str(resource.address)}
+
+
+def image_bases(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[tuple[Any, str | None, Diagnostic | None]]:
+    """[(image resource, the base's description or None, the Python problem or None)] of every desired image."""
+    out = []
+    for r in resources:
+        if r.kind is not Kind.IMAGE:
+            continue
+        request = ImageRequest.from_attributes(r.attributes)
+        if request.build_context:
+            out.append((r, f"base image built from the environment's build context {request.build_context} "
+                           f"({request.dockerfile_path or 'Dockerfile'}) at apply", None))
+            continue
+        chosen = bases.choose(client, env_image=request.base_image, settings=settings, build=False)
+        problem = bases.python_problem(chosen, request.python or SERVER_PYTHON, request.environment)
+        tag = image_tag(content_digest(request.spec_digest, chosen.image_id)) if chosen.image_id else None
+        out.append((r, f"{tag or 'tag known after apply'} on {chosen.describe()}",
+                    Diagnostic(problem, bases.PYTHON_HINT, **_where(r)) if problem else None))
+    return out
+
+
+def python_problems(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:
+    """Errors for the images whose base's Python does not fit the environment (preflight raises them)."""
+    return [problem for _, _, problem in image_bases(client, resources, settings) if problem]
+
+
+def base_notes(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:
+    """One note per image: its tag (when the base is in the engine already) and which base it is built on
+    and why (plan shows them)."""
+    return [Diagnostic(f"{r.address}: {described}", severity="note", address=str(r.address))
+            for r, described, _ in image_bases(client, resources, settings) if described]
