@@ -47,6 +47,7 @@ def project(tmp: Path, runtime: str) -> Path:
     dep = root / "blue-deployment.yml"
     dep.write_text(dep.read_text() + f"request_settings:\n  max_concurrent_requests_per_instance: {CONCURRENCY}\n")
     (root / "mlctl.yaml").write_text(f"runtime: {runtime}\n")
+    (root / "model").mkdir(exist_ok=True)
     train(root, 1.0)
     return root
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker"))
 
 from contract_harness import Harness  # noqa: E402
-from docker_support import docker_cleanup, docker_engine  # noqa: E402,F401
+from docker_support import docker_cleanup, engine_api  # noqa: E402,F401
 from e2e_support import cleanup  # noqa: E402
 from fake_runtime import FakeWorld  # noqa: E402
 
@@ -38,7 +38,7 @@ def world():
 
 @pytest.fixture(params=RUNTIMES)
 def harness(request, tmp_path, world):
-    api = request.getfixturevalue("docker_engine") if request.param == "docker" else None
+    api = request.getfixturevalue("engine_api") if request.param == "docker" else None
     h = Harness(tmp_path / "proj", request.param)
     yield h
     if request.param == "local":

@@ -1,8 +1,10 @@
 """Helpers of the docker instance tests: projects with `runtime: docker` in mlctl.yaml, applied with the
 real CLI on the real engine, and what the engine runs for a project (its instance containers, by label).
 
-Imported by the test modules (the fixtures below are used by name there). Without an engine the tests
-skip on a developer's machine and fail in CI (`CI` set), where `.ci/run` starts one.
+Imported by the test modules (the fixtures below are used by name there) and by the contract suite's
+conftest; the engine fixtures shared with the image tests are in conftest.py. `engine_api` is the
+engine's low-level client; without an engine it skips on a developer's machine and fails in CI
+(`CI` set), where `.ci/run` starts one (as conftest's `docker_engine` does, for tests outside tests/docker).
 """
 
 from __future__ import annotations
@@ -22,37 +24,18 @@ from e2e_support import EXAMPLE, SplitProject, cleanup  # noqa: E402
 RUNTIME_FILE = "runtime: docker\n"
 
 
-def engine_answers() -> bool:
+@pytest.fixture
+def engine_api(mlctl_cache):
+    """The engine's low-level client (docker.APIClient); skips without an engine (fails in CI)."""
+    from mlctl.errors import MlctlError
+    from mlctl.runtime.docker import engine
+
     try:
-        import docker
-
-        docker.from_env(timeout=10).ping()
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(scope="session")
-def docker_engine():
-    """The engine's low-level client; skips without one (fails in CI)."""
-    if not engine_answers():
+        return engine.connect().api
+    except MlctlError as e:
         if os.environ.get("CI"):
-            pytest.fail("no Docker engine answers, and CI must run the docker tests (.ci/run starts one)")
-        pytest.skip("no Docker engine answers here (start dockerd to run the docker tests)")
-    import docker
-
-    return docker.from_env().api
-
-
-@pytest.fixture(scope="session", autouse=True)
-def mlctl_cache():
-    """MLCTL_CACHE for the CLI subprocesses (build logs and scratch of images): CI's when set."""
-    old = os.environ.get("MLCTL_CACHE")
-    if not old:
-        os.environ["MLCTL_CACHE"] = str(Path.home() / ".cache" / "mlctl-tests")
-    yield
-    if not old:
-        os.environ.pop("MLCTL_CACHE", None)
+            pytest.fail(f"CI must run the docker tests on a real engine (.ci/run starts one): {e}")
+        pytest.skip(f"no Docker engine: {e}")
 
 
 def containers_of(api, root, every: bool = True) -> list[dict]:
@@ -70,12 +53,12 @@ def docker_cleanup(api, root) -> None:
 
 
 @pytest.fixture
-def docker_split(tmp_path, docker_engine):
+def docker_split(tmp_path, engine_api):
     """A split-form project (no environment: the scoring server image) on the docker runtime."""
     p = SplitProject(tmp_path / "proj", "dsplit")
     (p.root / "mlctl.yaml").write_text(RUNTIME_FILE)
     yield p
-    docker_cleanup(docker_engine, p.root)
+    docker_cleanup(engine_api, p.root)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +69,7 @@ def trained_model(tmp_path_factory):
 
 
 @pytest.fixture
-def docker_example(tmp_path, trained_model, docker_engine):
+def docker_example(tmp_path, trained_model, engine_api):
     """A copy of examples/diabetes with its model trained and `runtime: docker` in mlctl.yaml."""
     root = tmp_path / "diabetes"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlctl", "__pycache__", "model.pkl"))
@@ -94,4 +77,4 @@ def docker_example(tmp_path, trained_model, docker_engine):
     shutil.copy(trained_model, root / "model" / "model.pkl")
     (root / "mlctl.yaml").write_text(RUNTIME_FILE)
     yield root
-    docker_cleanup(docker_engine, root)
+    docker_cleanup(engine_api, root)

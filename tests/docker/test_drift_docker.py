@@ -8,19 +8,17 @@ import json
 import os
 import signal
 
-import pytest
-from docker_support import containers_of, docker_engine, docker_split, mlctl_cache  # noqa: F401
+from docker_support import containers_of, docker_split, engine_api  # noqa: F401
 from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 
-pytestmark = pytest.mark.docker
 
 
 def show(root):
     return json.loads(mlctl(root, "show", "dsplit", "--json").stdout)
 
 
-def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(docker_split, docker_engine):
-    p, root, api = docker_split, docker_split.root, docker_engine
+def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(docker_split, engine_api):
+    p, root, api = docker_split, docker_split.root, engine_api
     p.write({"blue": 100}, {"blue": {"count": 3}})
     mlctl(root, "apply", "--auto-approve")
     by_index = {i["index"]: i["container"] for i in show(root)["deployments"]["blue"]["instances"]}
@@ -63,8 +61,8 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
     ep.close()
 
 
-def test_killed_host_leaves_containers_that_the_next_apply_removes(docker_split, docker_engine):
-    p, root, api = docker_split, docker_split.root, docker_engine
+def test_killed_host_leaves_containers_that_the_next_apply_removes(docker_split, engine_api):
+    p, root, api = docker_split, docker_split.root, engine_api
     p.write({"blue": 100}, {"blue": {"count": 2}})
     mlctl(root, "apply", "--auto-approve")
     before = show(root)
@@ -91,11 +89,11 @@ def hook_points(root, env) -> list[str]:
     return hook_file.read_text().splitlines()
 
 
-def test_apply_killed_at_hook_points_of_a_switch_converges_without_orphans(docker_split, docker_engine):
+def test_apply_killed_at_hook_points_of_a_switch_converges_without_orphans(docker_split, engine_api):
     """blue -> green (+ green, traffic, - blue), killed where containers are at stake: green's intent
     written (nothing started yet), green started but not recorded, blue deleted but not recorded
     (every hook point is exercised by tests/e2e/test_interrupt.py on processes)."""
-    p, root, api = docker_split, docker_split.root, docker_engine
+    p, root, api = docker_split, docker_split.root, engine_api
     env = dict(os.environ)
     start, target = ({"blue": 100}, {"blue": {}}), ({"green": 100}, {"green": {}})
     p.write(*start)

@@ -5,16 +5,14 @@ and the limits of its instance_type; destroy leaves no container. No engine: one
 import json
 import os
 
-import pytest
-from docker_support import containers_of, docker_engine, docker_example, mlctl_cache, trained_model  # noqa: F401
+from docker_support import containers_of, docker_example, engine_api, trained_model  # noqa: F401
 from e2e_support import Endpoint, keys, mlctl
 
-pytestmark = pytest.mark.docker
 SAMPLE = "sample-request.json"
 
 
-def test_example_both_forms_on_docker(docker_example, docker_engine):
-    root, api = docker_example, docker_engine
+def test_example_both_forms_on_docker(docker_example, engine_api):
+    root, api = docker_example, engine_api
     legacy = mlctl(root, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")   # the 2021 form
     assert "Apply complete! Resources: 6 added" in legacy.stdout
     if api.info()["NCPU"] < 4:                                                 # clamped, and said so

@@ -7,8 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pytest
-from docker_support import docker_engine, mlctl_cache  # noqa: F401
+from docker_support import engine_api  # noqa: F401
 
 from mlctl.commands.show import instance_line
 from mlctl.runtime.docker.limits import GIB, container_limits
@@ -26,21 +25,12 @@ def run(raw_data):
 '''
 
 
-def server_image() -> tuple[str, str]:
-    """(tag, python) of the scoring server image (built once per engine)."""
-    from mlctl.runtime.docker import engine, images
-
-    built = images.server_image(engine.connect({}), {})
-    return built.tag, built.python
-
-
-async def drive(tmp_path: Path) -> dict:
+async def drive(tmp_path: Path, tag: str, python: str) -> dict:
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "score.py").write_text(GREEDY)
     (tmp_path / "model").mkdir()
     sockets = tmp_path / "s"
     sockets.mkdir(mode=0o700)
-    tag, python = server_image()
     spec = ServingSpec.from_dict({
         "name": "hog", "digest": "sha256:test", "python": python, "code_dir": str(tmp_path / "code"),
         "scoring_script": "score.py", "model_dir": str(tmp_path / "model"), "instance_count": 1,
@@ -78,15 +68,14 @@ async def drive(tmp_path: Path) -> dict:
     return seen
 
 
-@pytest.mark.docker
-def test_an_instance_over_its_memory_limit_is_reported_and_restarts(tmp_path, docker_engine):
-    seen = asyncio.run(drive(tmp_path))
+def test_an_instance_over_its_memory_limit_is_reported_and_restarts(tmp_path, engine_api, server_image):
+    seen = asyncio.run(drive(tmp_path, server_image.tag, server_image.python))
     assert seen["described"]["memory_bytes"] == 128 * 2**20 and seen["described"]["cpus"] == 1
     assert seen["gone"].startswith("was killed for running out of memory (its memory limit is 128 MiB)")
     assert seen["after"]["oom_kills"] == 1 and seen["after"]["stopped_outside_mlctl"] is False
     assert "was killed for running out of memory" in seen["log"]               # what `mlctl logs` shows
     assert seen["restarted"] and seen["restarted"].startswith("unix:") and seen["health"] is None
-    assert docker_engine.containers(all=True, filters={"label": ["mlctl.endpoint=oom"]}) == []
+    assert engine_api.containers(all=True, filters={"label": ["mlctl.endpoint=oom"]}) == []
 
 
 def test_limits_follow_the_instance_type_and_fit_the_machine():

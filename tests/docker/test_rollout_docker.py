@@ -4,14 +4,12 @@ local runtime to docker is planned as a replacement and then answers on the same
 
 import json
 
-import pytest
-from docker_support import containers_of, docker_engine, docker_split, mlctl_cache  # noqa: F401
+from docker_support import containers_of, docker_split, engine_api  # noqa: F401
 from e2e_support import Endpoint, Load, alive, keys, mlctl, wait_until
 
-pytestmark = pytest.mark.docker
 
 
-def test_blue_to_green_under_load_fails_no_request(docker_split, docker_engine):
+def test_blue_to_green_under_load_fails_no_request(docker_split, engine_api):
     p, root = docker_split, docker_split.root
     c = 4   # max_concurrent_requests_per_instance: room for the load's clients
     p.write({"blue": 100}, {"blue": {"concurrency": c}})
@@ -32,11 +30,11 @@ def test_blue_to_green_under_load_fails_no_request(docker_split, docker_engine):
             assert wait_until(lambda before=before: load.total() > before + 20), f"no requests after {traffic}"
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
-    running = containers_of(docker_engine, root, every=True)
+    running = containers_of(engine_api, root, every=True)
     assert [c["Labels"]["mlctl.deployment"] for c in running] == ["green"]       # blue's container is gone
 
 
-def test_green_whose_init_raises_leaves_blue_serving(docker_split, docker_engine):
+def test_green_whose_init_raises_leaves_blue_serving(docker_split, engine_api):
     p, root = docker_split, docker_split.root
     p.write({"blue": 100}, {"blue": {}})
     mlctl(root, "apply", "--auto-approve")
@@ -49,17 +47,17 @@ def test_green_whose_init_raises_leaves_blue_serving(docker_split, docker_engine
     assert {json.loads(ep.score(key=key)[1])["who"] for _ in range(20)} == {"blue"}
     ep.close()
     assert json.loads(mlctl(root, "show", "dsplit", "--json").stdout)["traffic"] == {"blue": 100}
-    assert [c["Labels"]["mlctl.deployment"] for c in containers_of(docker_engine, root)] == ["blue"]
+    assert [c["Labels"]["mlctl.deployment"] for c in containers_of(engine_api, root)] == ["blue"]
 
 
-def test_local_to_docker_is_a_replacement_on_the_same_url(docker_split, docker_engine):
+def test_local_to_docker_is_a_replacement_on_the_same_url(docker_split, engine_api):
     p, root = docker_split, docker_split.root
     (root / "mlctl.yaml").write_text("runtime: local\n")
     p.write({"blue": 100}, {"blue": {}})
     mlctl(root, "apply", "--auto-approve")
     before = json.loads(mlctl(root, "show", "dsplit", "--json").stdout)
     local_pid = before["deployments"]["blue"]["instances"][0]["pid"]
-    assert containers_of(docker_engine, root) == []
+    assert containers_of(engine_api, root) == []
 
     (root / "mlctl.yaml").write_text("runtime: docker\n")
     plan = mlctl(root, "plan")
@@ -69,7 +67,7 @@ def test_local_to_docker_is_a_replacement_on_the_same_url(docker_split, docker_e
     after = json.loads(mlctl(root, "show", "dsplit", "--json").stdout)
     assert after["runtime"] == "docker" and after["scoring_uri"] == before["scoring_uri"]
     (inst,) = after["deployments"]["blue"]["instances"]
-    (box,) = containers_of(docker_engine, root, every=False)
+    (box,) = containers_of(engine_api, root, every=False)
     assert inst["container"] == box["Id"][:12] and not alive(local_pid)
     ep = Endpoint(root, "dsplit")
     assert json.loads(ep.score(key=keys(root, "dsplit")["primaryKey"])[1]) == {"who": "blue"}
