@@ -60,8 +60,7 @@ def report(project, state, name: str) -> dict:
             "environment": d.attributes.get("environment") or "(mlctl's own interpreter)",
             "instance_count": d.attributes.get("instance_count"),
             "ready_instances": live.get("ready_instances", 0) if live else 0,
-            "instances": [{k: i.get(k) for k in ("index", "pid", "ready", "restarts")}
-                          for i in (live.get("instances", []) if live else [])],
+            "instances": [instance_report(i) for i in (live.get("instances", []) if live else [])],
         }
     pending = state.pending and str(state.pending.get("address", "")).split(".")[-1] in (name, *deployments)
     failed = rs.status != "ready" or any(d["status"] != "ready" for d in deployments.values())
@@ -77,6 +76,28 @@ def report(project, state, name: str) -> dict:
     }
 
 
+CONTAINER_FIELDS = ("container", "container_name", "image", "cpus", "memory_bytes", "last_exit", "oom_kills",
+                    "stopped_outside_mlctl")
+
+
+def instance_report(i: dict) -> dict:
+    """Pure: what `show` says of one live instance: index, pid, readiness and restarts, and for a
+    container its id, name, image, limits and how it last ended."""
+    return {**{k: i.get(k) for k in ("index", "pid", "ready", "restarts")},
+            **{k: i[k] for k in CONTAINER_FIELDS if k in i}}
+
+
+def instance_line(i: dict) -> str:
+    """Pure: one instance as `show` prints it."""
+    where = f"container {i['container']}" if "container" in i else f"pid {i['pid']}"
+    line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"
+    if i.get("oom_kills"):
+        line += f", killed {i['oom_kills']} time(s) for running out of memory"
+    if i.get("last_exit") and not i["ready"]:
+        line += f"; it {i['last_exit']}"
+    return line
+
+
 def print_report(r: dict) -> None:
     click.echo(f"endpoint {r['name']}  ({r['provisioning_state']})")
     for key in ("scoring_uri", "openapi_uri", "auth_mode"):
@@ -87,8 +108,7 @@ def print_report(r: dict) -> None:
                    f"model {d['model']}, environment {d['environment']}"
                    + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]"))
         for i in d["instances"]:
-            click.echo(f"    instance {i['index']}: pid {i['pid']}, {'ready' if i['ready'] else 'not ready'}, "
-                       f"{i['restarts']} restart(s)")
+            click.echo(instance_line(i))
 
 
 @click.command()

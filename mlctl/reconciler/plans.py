@@ -110,7 +110,7 @@ def _drift(kind: Kind, observed, attributes: dict) -> tuple[list, list]:
     for rule in rules.DRIFT.get(kind, ()):
         if observed and rule.drifted(observed, attributes):
             cands.append((rule.action, Reason.DRIFT))
-            want = attributes.get(rule.attribute) if rule.attribute else True
+            want = rule.wanted(attributes)
             items.append(("drift", rule.key, getattr(observed, rule.key), want))
     return cands, items
 

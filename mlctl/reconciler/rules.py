@@ -117,8 +117,14 @@ class DriftRule:
 
     key: str
     attribute: str | None
-    test: str          # "is_false" | "differs" | "differs_when_set" | "below"
+    test: str          # "is_false" | "differs" | "differs_when_set" | "below" | "nonempty"
     action: Action
+
+    def wanted(self, attributes: dict):
+        """What was applied, as the plan shows it beside what is observed."""
+        if self.attribute:
+            return attributes.get(self.attribute)
+        return [] if self.test == "nonempty" else True
 
     def drifted(self, observed, attributes: dict) -> bool:
         """Does the runtime report something other than what was applied? (`observed`: the kind's
@@ -131,6 +137,8 @@ class DriftRule:
             return seen is False
         if self.test == "below":
             return isinstance(want, int) and seen < want
+        if self.test == "nonempty":
+            return bool(seen)
         if self.test == "differs_when_set":
             return want is not None and seen != want
         return seen != want
@@ -147,6 +155,7 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
         DriftRule("instance_count", "instance_count", "differs", Action.UPDATE),   # scaled outside mlctl
         DriftRule("served_model_digest", "model_digest", "differs", Action.REPLACE),
         DriftRule("served_code_digest", "code_digest", "differs", Action.REPLACE),
+        DriftRule("changed_outside", None, "nonempty", Action.REPLACE),          # e.g. `docker update`
     ),
     Kind.TRAFFIC: (DriftRule("traffic", "traffic", "differs", Action.UPDATE),
                    DriftRule("mirror_traffic", "mirror_traffic", "differs", Action.UPDATE)),

@@ -99,6 +99,7 @@ class DeploymentObserved(Observed):
     served_code_digest: str | None = None
     serving_digest: str | None = None      # the serving spec the instances run (runtime-internal)
     instances: list[dict] | None = None
+    changed_outside: list[str] | None = None   # what someone changed in its instances outside mlctl
 
 
 @dataclass(frozen=True)

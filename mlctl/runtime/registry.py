@@ -16,7 +16,7 @@ from mlctl.runtime.contract import Runtime
 # name -> module defining runtime(settings); names known but not in this version map to None
 RUNTIMES: dict[str, str | None] = {
     "local": "mlctl.runtime.local.runtime",
-    "docker": None,
+    "docker": "mlctl.runtime.docker.runtime",
     "ray": None,
 }
 DEFAULT = "local"

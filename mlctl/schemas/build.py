@@ -10,7 +10,7 @@ from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
-from mlctl.schemas.validate import did_you_mean
+from mlctl.schemas.validate import did_you_mean, honoured_fields
 
 # Attribute keys kept in attributes (the runtime needs them) but left out of digests, and out of
 # plan diffs: absolute paths, so a checkout in another folder plans no change; and an image's copies
@@ -45,6 +45,7 @@ class Builder:
     assets: dict[tuple[Kind, str], tuple[Resource, object]] = field(default_factory=dict)
     conda: dict[str, dict | None] = field(default_factory=dict)   # one parse per conda file
     trees: dict[tuple, tuple] = field(default_factory=dict)       # one walk per (folder, root name)
+    runtime: str | None = None    # the project's runtime: the cloud-only fields it honours become attributes
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -236,6 +237,9 @@ class Builder:
                  "environment": env.attributes["name"] if env else None,
                  "image_digest": env.attributes["spec_digest"] if env else None,
                  **spec.settings}
+        if "instance_type" in honoured_fields("deployment", self.runtime):
+            attrs["instance_type"] = spec.instance_type
+            self._check_instance_type(spec)
         depends = [Address(Kind.ENDPOINT, spec.endpoint), model.address]
         if env is not None:
             depends.append(Address(Kind.IMAGE, env.attributes["name"]))
@@ -243,6 +247,17 @@ class Builder:
         self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), tuple(depends), files,
                                            tuple(f for f, _ in spec.ignored),
                                            spec.where.source())
+
+    def _check_instance_type(self, spec: DeploymentSpec) -> None:
+        """A warning for a VM size mlctl does not know (its instances then run without limits)."""
+        from mlctl.instance_types import lookup
+
+        if spec.instance_type and lookup(spec.instance_type) is None:
+            self.diags.append(Diagnostic(
+                f"instance_type '{spec.instance_type}' is not an Azure VM size mlctl knows: the {self.runtime} "
+                f"runtime sets no CPU or memory limit for deployment '{spec.name}'",
+                "Name a size of Azure's managed online endpoints SKU list (e.g. Standard_DS3_v2), or leave it out.",
+                severity="warning", **spec.where.at("instance_type")))
 
     def build_traffic(self, spec, deployments: list[Address]) -> None:
         address = Address(Kind.TRAFFIC, spec.name)

@@ -10,6 +10,7 @@ from mlctl.project import Project
 from mlctl.projectfile import ProjectSettings, read_project_settings
 from mlctl.resources import Resource
 from mlctl.schemas.documents import DISPLAY_ROOT
+from mlctl.schemas.validate import honoured_fields
 from mlctl.schemas.build import PATH_ATTRIBUTES, Builder, resource_digest  # noqa: F401  (re-exported)
 
 __all__ = ["Config", "load_config", "PATH_ATTRIBUTES", "resource_digest"]
@@ -84,7 +85,7 @@ def _load(project: Project, cache) -> Config:
     diags.extend(check_specs(specs))
     if cache is None:
         cache = HashCache.load(project.data_dir / CACHE_FILE)
-    builder = Builder(specs, cache, diags)
+    builder = Builder(specs, cache, diags, runtime=settings.runtime if settings is not None else None)
     resources = builder.build()
     inputs.update(builder.inputs)
     if cache.computed and project.data_dir.parent.is_dir():
@@ -95,7 +96,9 @@ def _load(project: Project, cache) -> Config:
             pass  # a read-only checkout: the cache is only a speed-up
     diags = list(dict.fromkeys(diags))  # the same problem met twice (a conda file in the project folder)
     errors = any(d.severity == "error" for d in diags)
-    ignored = {str(r.address): r.ignored for r in resources if r.ignored}
+    runtime = settings.runtime if settings is not None else None
+    ignored = {str(r.address): kept for r in resources
+               if (kept := tuple(f for f in r.ignored if f not in honoured_fields(r.kind.value, runtime)))}
     diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))
     return Config(() if errors else tuple(resources), tuple(diags), dict(sorted(inputs.items())),
                   {} if errors else ignored, None if errors else settings)

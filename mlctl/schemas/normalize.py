@@ -113,7 +113,7 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
     return DeploymentSpec(endpoint, name, model, code, script, env, settings, where,
-                          find_ignored(load_schema("deployment"), "deployment", own))
+                          find_ignored(load_schema("deployment"), "deployment", own), raw.get("instance_type"))
 
 
 def _field(path: tuple, name: str) -> str:

@@ -99,6 +99,7 @@ class DeploymentSpec:
     settings: dict            # instance_count, request_settings, probes, environment_variables, description, tags
     where: Where
     ignored: list = field(default_factory=list)
+    instance_type: str | None = None   # an Azure VM size: honoured by the runtimes the schema names
 
 
 @dataclass

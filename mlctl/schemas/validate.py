@@ -183,6 +183,13 @@ def schema_default(kind: str, path: str) -> Any:
     return apply_defaults(node, k, copy.deepcopy(s["default"]))
 
 
+def honoured_fields(kind: str, runtime: str | None) -> frozenset[str]:
+    """Pure: the cloud-only top-level fields of `kind` that `runtime` honours all the same (marked
+    `x-mlctl-honoured-by` in the schema: `instance_type` becomes a container's limits under docker)."""
+    props = resolve(load_schema(kind), kind)[0].get("properties", {})
+    return frozenset(key for key, sub in props.items() if runtime in resolve(sub, kind)[0].get("x-mlctl-honoured-by", ()))
+
+
 def find_ignored(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:
     """Pure: [(format_field field, why)] of the cloud-only fields present in `value` (marked `x-mlctl-ignored`)."""
     s, k = resolve(node, kind)

@@ -1,8 +1,10 @@
 """The contract suite's fixtures: one project, applied through the engine on each runtime in turn.
 
-`harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py)
-and the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1). The
-project is the e2e tests' split-form project on mlctl's own interpreter (no virtualenv to build).
+`harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py),
+the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1) and the real
+docker runtime (the same hosts, instances as containers on the Docker engine; marked `docker`, skipped
+without an engine but in CI). The project is the e2e tests' split-form project without an environment
+(mlctl's own interpreter locally, the scoring server image on docker).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker"))
 
 from contract_harness import Harness  # noqa: E402
+from docker_support import docker_cleanup, engine_api  # noqa: E402,F401
 from e2e_support import cleanup  # noqa: E402
 from fake_runtime import FakeWorld  # noqa: E402
 
 from mlctl.runtime import registry  # noqa: E402
 
-RUNTIMES = ("fake", "local")
+RUNTIMES = ("fake", "local", pytest.param("docker", marks=pytest.mark.docker))
 
 
 @pytest.fixture
@@ -34,7 +38,10 @@ def world():
 
 @pytest.fixture(params=RUNTIMES)
 def harness(request, tmp_path, world):
+    api = request.getfixturevalue("engine_api") if request.param == "docker" else None
     h = Harness(tmp_path / "proj", request.param)
     yield h
     if request.param == "local":
         cleanup(h.project.root)
+    if api is not None:
+        docker_cleanup(api, h.project.root)

@@ -12,7 +12,10 @@ requests and probes (HTTP `GET /`) to. Everything else goes through the deployme
                                                     # waiting for readiness: the host polls the addresses.
                                                     # OSError when it cannot launch (nothing left running).
         async restart(key) -> address | None        # the same instance again at once (killed first if still
-                                                    # running); None when it was stopped for good meanwhile
+                                                    # running); None when it was stopped for good meanwhile,
+                                                    # or when someone stopped it outside mlctl (a container
+                                                    # stopped or removed by hand): supervision then leaves it
+                                                    # down, which is drift, until a revive starts a fresh one
         async stop(keys, grace=5.0)                 # stop for good (gracefully, forcefully after `grace` s);
                                                     # the host drained them first; a key is never reused
         health(key) -> str | None                   # None while it runs, else why not ("exited with code 1")
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-LAUNCHERS = {"process": "mlctl.runtime.local.launcher"}  # a spec's `launcher` -> module with class `Launcher`
+LAUNCHERS = {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher"}  # a spec's `launcher` -> module with class `Launcher`
 DEFAULT_LAUNCHER = "process"
 
 

@@ -293,9 +293,13 @@ class Deployment:
                 await asyncio.sleep(delay)
                 if inst.stopping:
                     return
+                await asyncio.shield(inst.restart())
+                if inst.address is None:  # stopped meanwhile, or by hand outside mlctl: left down (drift)
+                    log.warning("%s instance %d is left down (%s) until mlctl apply starts it again",
+                                self.spec.name, inst.index, inst.health() or "stopped")
+                    return
                 inst.restarts += 1
                 self.metrics.restarts[self.spec.name] += 1
-                await asyncio.shield(inst.restart())
                 try:
                     await inst.wait_ready(time.monotonic() + self.spec.readiness_budget_s)
                     log.info("%s instance %d ready again (%s)", self.spec.name, inst.index, inst.address)

@@ -215,7 +215,11 @@ def deployment_observed(d: dict | None) -> DeploymentObserved | None:
 
 
 class DeploymentDriver:
-    """A deployment's instances in its endpoint host: created, rolled health-gated, scaled, revived."""
+    """A deployment's instances in its endpoint host: created, rolled health-gated, scaled, revived.
+    `spec_of(ctx, attributes)` is the serving spec the host gets (the runtime's: processes, containers)."""
+
+    def __init__(self, spec_of=deployment_spec):
+        self.spec_of = spec_of
 
     def _order(self, resource, ctx, verb: str, call):
         a = _attrs(resource)
@@ -233,7 +237,7 @@ class DeploymentDriver:
         record of it here (the state was lost) is replaced health-gated instead."""
         a = _attrs(resource)
         running = a["name"] in ((_status(ctx, a["endpoint"]) or {}).get("deployments") or {})
-        spec = deployment_spec(ctx, a)
+        spec = self.spec_of(ctx, a)
         ctx.progress(str(resource.address), f"starting {a['instance_count']} instance(s) and waiting until ready")
         if running:
             return self._order(resource, ctx, "start", lambda c, _: c.roll_deployment(spec, timeout=ctx.timeout))
@@ -252,7 +256,7 @@ class DeploymentDriver:
 
     def roll(self, resource, prior, ctx):
         """New instances beside the old, traffic moves once they are ready, then the old drain."""
-        spec = deployment_spec(ctx, _attrs(resource))
+        spec = self.spec_of(ctx, _attrs(resource))
         ctx.progress(str(resource.address), "starting the new instances beside the old and waiting until ready")
         return self._order(resource, ctx, "roll", lambda c, _: c.roll_deployment(spec, timeout=ctx.timeout))
 

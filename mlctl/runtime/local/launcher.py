@@ -34,16 +34,8 @@ def instance_env(spec) -> dict:
     """The instance's environment: the host's minus Python overrides, the spec's variables, Azure's names."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
-    env.update(spec.environment_variables)
-    env.update({
-        "PYTHONPATH": PACKAGE_PARENT,
-        "PYTHONUNBUFFERED": "1",
-        "AZUREML_MODEL_DIR": spec.model_dir,
-        "AZUREML_ENTRY_SCRIPT": spec.scoring_script,
-        "AML_APP_ROOT": spec.code_dir,
-        "AZUREML_SOURCE_DIRECTORY": spec.code_dir,
-        "SERVICE_NAME": spec.name,
-    })
+    env.update(spec.azure_variables(spec.model_dir, spec.code_dir))
+    env["PYTHONPATH"] = PACKAGE_PARENT
     return env
 
 
@@ -78,11 +70,7 @@ class Process:
 
     def command(self) -> list[str]:
         s = self.spec
-        return [s.python, "-m", "mlctl.runtime.server",
-                "--entry-script", os.path.join(s.code_dir, s.scoring_script),
-                "--model-dir", s.model_dir, "--unix-socket", str(self.socket),
-                "--max-concurrent", str(s.max_concurrent),
-                "--request-timeout-ms", str(s.instance_timeout_ms)]
+        return [s.python, *s.server_args(os.path.join(s.code_dir, s.scoring_script), s.model_dir, str(self.socket))]
 
     async def spawn(self, out: RotatingLog, index: int) -> None:
         """Start the process (output captured to `out`); does not wait for readiness."""

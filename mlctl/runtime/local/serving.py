@@ -31,17 +31,26 @@ def deployment_python(ctx, a: dict) -> str:
 
 
 def deployment_spec(ctx, a: dict) -> dict:
-    """The endpoint host's serving spec for deployment attributes `a` (snapshots the code)."""
+    """The endpoint host's serving spec for deployment attributes `a`: processes on the deployment's
+    interpreter (snapshots the code)."""
+    return serving_spec(ctx, a, deployment_python(ctx, a))
+
+
+def serving_spec(ctx, a: dict, python: str, launcher: str = "process", launch: dict | None = None) -> dict:
+    """The endpoint host's serving spec for deployment attributes `a`, its instances run by `launcher`
+    on `python` (`launch`: what that launcher alone reads); snapshots the code."""
     code_dir = snapshot.snapshot_code(ctx.data_dir, a["code"], a["code_digest"]) if a.get("code") else None
     spec = {
-        "name": a["name"], "python": deployment_python(ctx, a),
+        "name": a["name"], "python": python,
         "code_dir": str(code_dir or Path(a.get("code") or ".")), "scoring_script": a["scoring_script"],
         "model_dir": str(store.model_dir(ctx.data_dir, a["model"], a["model_version"])),
         "model_digest": a.get("model_digest"), "code_digest": a.get("code_digest"),
         "instance_count": a["instance_count"],
         "environment_variables": {str(k): str(v) for k, v in (a.get("environment_variables") or {}).items()},
         "request_settings": a.get("request_settings") or {}, "liveness_probe": a.get("liveness_probe") or {},
-        "readiness_probe": a.get("readiness_probe") or {}, "launcher": "process",
+        "readiness_probe": a.get("readiness_probe") or {}, "launcher": launcher,
     }
+    if launch:
+        spec["launch"] = launch
     spec["digest"] = serving_digest(spec)
     return spec

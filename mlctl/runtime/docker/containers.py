@@ -1,0 +1,254 @@
+"""Instance containers on the Docker engine: their names, labels and layout, how one is run, and why one ended.
+
+Blocking calls (the launcher runs them off its event loop). The layout inside is Azure's: the model
+read-only at `/var/azureml-app/azureml-models/NAME/VERSION` (AZUREML_MODEL_DIR), the code read-only at
+`/var/azureml-app/CODE-FOLDER`, mlctl's own package read-only at /opt/mlctl/lib (with the image's
+packages in /opt/mlctl/site on PYTHONPATH), and the endpoint's socket folder at /run/mlctl, where the
+scoring server listens on its unix socket. No port is published. The container runs as the host's
+user, so the socket it makes is the host's to remove.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+
+from mlctl.runtime.docker import labels
+from mlctl.runtime.docker.engine import address
+from mlctl.runtime.host.client import PACKAGE_PARENT
+from mlctl.runtime.host.runfiles import endpoint_tag
+
+SOCKET_TARGET = "/run/mlctl"
+PACKAGE_TARGET = "/opt/mlctl/lib"
+SITE_TARGET = "/opt/mlctl/site"
+KIND = "instance"                            # labels.KIND of an instance container
+LABEL_PROJECT = labels.key("project")        # the state's lineage
+LABEL_DATA_DIR = labels.key("data_dir")      # the project's data folder (found again when the state is lost)
+LABEL_TAG = labels.key("endpoint_tag")       # the data folder and endpoint together (runfiles.endpoint_tag)
+LABEL_HOST_RUN = labels.key("host_run")      # the endpoint host that started it
+HOST_RUN = f"{os.getpid()}-{os.urandom(4).hex()}"
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}   # the engine's own copy of the output stays bounded
+
+
+@functools.cache
+def engine():
+    """The engine's low-level client (DOCKER_HOST honoured), one per process, with room for one
+    streaming connection per watched container."""
+    import docker
+
+    return docker.DockerClient(base_url=address(), max_pool_size=256).api
+
+
+def socket_name(deployment: str, key) -> str:
+    return f"{deployment}-g{key.generation}-{key.index}.sock"
+
+
+def endpoint_tag_of(place) -> str:
+    return endpoint_tag(place.data_dir, place.endpoint)
+
+
+def name_of(spec, key, place) -> str:
+    """The container's name: endpoint, deployment, instance key and the endpoint tag (unique per project)."""
+    return f"mlctl-{place.endpoint}-{spec.name}-g{key.generation}-{key.index}-{endpoint_tag_of(place)}"
+
+
+def labels_of(spec, key, place) -> dict:
+    """The container's labels: mlctl's, the project's lineage (from the spec), endpoint, deployment,
+    instance key, serving spec digest, and which data folder and endpoint host it belongs to."""
+    return {**{str(k): str(v) for k, v in (spec.launch.get("labels") or {}).items()},
+            **labels.managed(KIND, endpoint=place.endpoint, deployment=spec.name,
+                             instance=f"{key.generation}-{key.index}", spec_digest=spec.digest,
+                             endpoint_tag=endpoint_tag_of(place), host_run=HOST_RUN,
+                             data_dir=os.path.realpath(place.data_dir))}
+
+
+def project_containers(data_dir) -> list[dict]:
+    """The instance containers of the project whose data folder is `data_dir` (any endpoint)."""
+    return engine().containers(all=True, filters=labels.selector(KIND, data_dir=os.path.realpath(data_dir)))
+
+
+def _mount(source, target: str, read_only: bool) -> dict:
+    return {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": read_only}
+
+
+def run(spec, key, place, socket) -> tuple[str, int | None, float]:
+    """Create and start the instance's container; (id, main pid on this machine, start time)."""
+    api = engine()
+    launch = spec.launch
+    model, code = launch["model_target"], launch["code_target"]
+    env = {**spec.azure_variables(model, code), "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
+           "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
+    host_config = api.create_host_config(
+        mounts=[_mount(spec.model_dir, model, True), _mount(spec.code_dir, code, True),
+                _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
+                _mount(place.socket_dir, SOCKET_TARGET, False)],
+        nano_cpus=launch.get("nano_cpus") or None, mem_limit=launch.get("memory_bytes") or None,
+        memswap_limit=launch.get("memory_bytes") or None, init=True,
+        log_config={"Type": "json-file", "Config": LOG_OPTIONS})
+    name = name_of(spec, key, place)
+    args = spec.server_args(f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
+    create = functools.partial(api.create_container, launch["image"], [launch.get("python") or spec.python, *args],
+                               name=name, environment=env, working_dir=code, labels=labels_of(spec, key, place),
+                               user=f"{os.getuid()}:{os.getgid()}", host_config=host_config)
+    try:
+        cid = create()["Id"]
+    except Exception as e:
+        if getattr(e, "status_code", None) != 409:   # 409: a container of that name is left from a dead host
+            raise
+        api.remove_container(name, force=True)
+        cid = create()["Id"]
+    started = time.time()
+    try:
+        api.start(cid)
+        pid = api.inspect_container(cid)["State"].get("Pid") or None
+    except BaseException:
+        remove(cid)
+        raise
+    return cid, pid, started
+
+
+def cgroup_usage(pid: int):
+    """CPU seconds and peak memory of the whole container (every process in it), read from the cgroup
+    of its main process `pid` (cgroup v1 or v2); None when the files are not readable here."""
+    from mlctl.runtime.host.launcher import Usage
+
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            groups = {ctrl: path for _, ctrls, path in (line.rstrip("\n").split(":", 2) for line in f)
+                      for ctrl in ctrls.split(",")}
+        if "memory" in groups:  # v1
+            cpu_dir = next(d for d in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu") if os.path.isdir(f"/sys/fs/cgroup/{d}"))
+            cpu = _read_int(f"/sys/fs/cgroup/{cpu_dir}{groups['cpuacct']}/cpuacct.usage") / 1e9
+            peak = _read_int(f"/sys/fs/cgroup/memory{groups['memory']}/memory.max_usage_in_bytes")
+        else:                   # v2
+            base = f"/sys/fs/cgroup{groups['']}"
+            with open(f"{base}/cpu.stat") as f:
+                cpu = next(int(line.split()[1]) for line in f if line.startswith("usage_usec")) / 1e6
+            peak = _read_int(f"{base}/memory.peak")
+    except (OSError, KeyError, StopIteration, ValueError):
+        return None
+    return Usage(cpu, peak)
+
+
+def _read_int(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().split()[0])
+
+
+def changes(api, instances: list[dict]) -> list[str]:
+    """What differs between the containers the host reports (`instances` of its status: container id,
+    image, limits as launched) and what the engine runs now (changed outside mlctl, e.g. `docker update`)."""
+    import docker
+
+    out = []
+    for i in instances:
+        if not i.get("container"):
+            continue
+        try:
+            info = api.inspect_container(i["container"])
+        except docker.errors.NotFound:   # gone: the host sees it down (drift by its ready count)
+            continue
+        host = info.get("HostConfig") or {}
+        want = {"image": i.get("image"), "CPUs": round((i.get("cpus") or 0) * 1e9), "memory": i.get("memory_bytes") or 0}
+        seen = {"image": (info.get("Config") or {}).get("Image"), "CPUs": host.get("NanoCpus") or 0,
+                "memory": host.get("Memory") or 0}
+        out += [f"instance {i.get('index')}: {what} {seen[what]} (applied: {want[what]})"
+                for what in want if seen[what] != want[what]]
+    return out
+
+
+def output(cid: str):
+    """The container's output (stdout and stderr) as it comes, until it stops."""
+    return engine().logs(cid, stream=True, follow=True, stdout=True, stderr=True)
+
+
+@dataclass(frozen=True)
+class End:
+    reason: str           # as the host's health says it ("exited with code 1")
+    outside: bool         # stopped or removed by someone outside mlctl
+    oom_killed: bool
+
+
+def ending(cid: str, started: float, memory_bytes: int | None) -> End:
+    """Why the container stopped running (waits until it has)."""
+    import docker
+
+    api = engine()
+    try:
+        code = api.wait(cid, timeout=None)["StatusCode"]
+        state = api.inspect_container(cid)["State"]
+    except docker.errors.NotFound:
+        return End("was removed outside mlctl", True, False)
+    except Exception as e:   # the engine stopped answering
+        return End(f"was lost with the Docker engine ({e})", False, False)
+    if state.get("OOMKilled"):
+        limit = f" (its memory limit is {memory_bytes // 2**20} MiB)" if memory_bytes else ""
+        return End(f"was killed for running out of memory{limit}, exit code {code}", False, True)
+    if _stopped_through_engine(cid, started):
+        if _removed_soon(cid):   # docker rm -f kills first, then removes
+            return End("was removed outside mlctl", True, False)
+        return End(f"was stopped outside mlctl (docker stop or kill), exit code {code}", True, False)
+    return End(f"exited with code {code}", False, False)
+
+
+def _stopped_through_engine(cid: str, started: float) -> bool:
+    """Did someone ask the engine to stop or kill the container since it started?"""
+    try:
+        events = engine().events(since=int(started), until=int(time.time()) + 1, decode=True,
+                                 filters={"container": cid, "event": ["kill", "stop"]})
+        return any(True for _ in events)
+    except Exception:
+        return False
+
+
+def _removed_soon(cid: str, within: float = 1.0) -> bool:
+    """Is the container removed within `within` seconds (polled)?"""
+    import docker
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            engine().inspect_container(cid)
+        except docker.errors.NotFound:
+            return True
+        except Exception:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop(cid: str, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (at once when 0); gone already is fine."""
+    import docker
+
+    try:
+        if grace > 0:
+            engine().stop(cid, timeout=max(1, round(grace)))
+        else:
+            engine().kill(cid)
+    except docker.errors.APIError:
+        pass
+
+
+def remove(cid: str) -> None:
+    import docker
+
+    try:
+        engine().remove_container(cid, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if "already in progress" not in str(e):
+            raise
+
+
+def remove_leftovers(tag: str) -> int:
+    """Remove the containers of endpoint `tag` that another (dead) host started; how many."""
+    found = [c for c in engine().containers(all=True, filters=labels.selector(KIND, endpoint_tag=tag))
+             if c["Labels"].get(LABEL_HOST_RUN) != HOST_RUN]
+    for c in found:
+        remove(c["Id"])
+    return len(found)

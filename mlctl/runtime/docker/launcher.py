@@ -1,0 +1,256 @@
+"""The "container" launcher: each instance a scoring-server container on a Docker engine, reached over a
+unix socket in the endpoint's socket folder, bind-mounted into the container (no published port).
+
+Follows the contract in mlctl/runtime/host/launcher.py (the endpoint host loads this module from its
+registry by name; it runs in the host, on the host). What a container gets is in `containers.py`.
+Blocking engine calls run on a small thread pool, never on the host's event loop. Each container has a
+watcher thread that copies its output (the engine's log stream) to the instance's rotating log file,
+then waits for its end and says why it ended: exited with a code, killed for running out of memory
+(restarted with backoff by the host, like a crash), or stopped or removed outside mlctl (left down:
+drift, until `mlctl apply` revives it). Containers outlive a killed host: the next host of the same
+endpoint removes those it finds of an earlier host (labels say which), as `mlctl destroy` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import os
+import threading
+import time
+
+from mlctl.runtime.docker import containers
+from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
+from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
+from mlctl.runtime.local.launcher import TAIL_BYTES, process_usage
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlctl-docker")
+_swept: set[str] = set()   # endpoint tags whose leftovers this host removed already
+
+
+async def _call(fn, *args, **kwargs):
+    """A blocking engine call, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+
+
+class SharedLog:
+    """An instance log file written by the watcher threads of its generations (one at a time, locked)."""
+
+    def __init__(self, path):
+        self.file, self.lock = RotatingLog(path), threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            self.file.write(data)
+
+    def close(self) -> None:
+        with self.lock:
+            self.file.close()
+
+
+class Container:
+    """One instance's container: its engine id, its output tail, and why it ended (once it did)."""
+
+    def __init__(self, spec, key: InstanceKey, place: Place):
+        self.spec, self.key, self.place = spec, key, place
+        self.socket = place.socket_dir / containers.socket_name(spec.name, key)
+        self.id: str | None = None
+        self.pid: int | None = None
+        self.ended: asyncio.Future | None = None
+        self.reason: str | None = None      # why it is not running (None while it runs)
+        self.outside = False                 # stopped or removed outside mlctl: not restarted by the host
+        self.oom_kills = 0
+        self.stopped = False                 # for good: never started again
+        self.by_us = False                   # mlctl is stopping it
+        self.tail: collections.deque[bytes] = collections.deque()
+        self._tail_bytes = 0
+        self._tail_lock = threading.Lock()
+        self.lifecycle = asyncio.Lock()
+
+    def is_running(self) -> bool:
+        return self.ended is not None and not self.ended.done()
+
+    async def launch(self, out: SharedLog) -> None:
+        """Create and start the container (a leftover of the same name removed first) and its watcher."""
+        self.socket.unlink(missing_ok=True)
+        with self._tail_lock:
+            self.tail.clear()
+            self._tail_bytes = 0
+        self.reason, self.outside, self.by_us = None, False, False
+        out.write(f"--- mlctl host: starting instance {self.key.index} of {self.spec.name} in a container "
+                  f"(image {self.spec.launch.get('image')}, digest {self.spec.digest[:19]}) at "
+                  f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        loop = asyncio.get_running_loop()
+        self.ended = loop.create_future()
+        try:
+            self.id, self.pid, started = await _call(containers.run, self.spec, self.key, self.place, self.socket)
+        except BaseException:
+            self.ended.cancel()
+            raise
+        threading.Thread(target=self._watch, args=(loop, self.ended, self.id, started, out),
+                         name=f"mlctl-watch-{self.id[:12]}", daemon=True).start()
+
+    def _remember(self, data: bytes) -> None:
+        with self._tail_lock:
+            self.tail.append(data)
+            self._tail_bytes += len(data)
+            while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
+                self._tail_bytes -= len(self.tail.popleft())
+
+    def _watch(self, loop, ended, cid: str, started: float, out: SharedLog) -> None:  # its own thread
+        pending = b""
+        try:
+            for chunk in containers.output(cid):
+                data = pending + chunk
+                cut = data.rfind(b"\n") + 1
+                complete, pending = data[:cut], data[cut:]
+                if complete:
+                    out.write(complete)
+                    self._remember(complete)
+        except Exception:   # the engine went away or the container was removed: its end says which
+            pass
+        if pending:
+            out.write(pending + b"\n")
+            self._remember(pending + b"\n")
+        end = containers.ending(cid, started, self.spec.launch.get("memory_bytes"))
+        if not self.by_us:
+            out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
+        try:
+            loop.call_soon_threadsafe(self._ended, ended, end)
+        except RuntimeError:  # the host's loop is closed: the host is gone
+            pass
+
+    def _ended(self, ended: asyncio.Future, end) -> None:
+        if ended is not self.ended or ended.done():
+            return
+        self.reason, self.outside = end.reason, end.outside and not self.by_us
+        self.oom_kills += end.oom_killed
+        ended.set_result(end.reason)
+
+    async def remove(self, grace: float) -> None:
+        """Stop it (SIGTERM, SIGKILL after `grace` s; at once when 0), its output drained, then remove it."""
+        self.by_us = True
+        if self.id is None:
+            return
+        if self.is_running():
+            await _call(containers.stop, self.id, grace)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.ended), grace + 10)
+            except asyncio.TimeoutError:
+                pass
+        await _call(containers.remove, self.id)
+        self.socket.unlink(missing_ok=True)
+
+
+class Launcher:
+    """The containers of one deployment's instances, by InstanceKey; their log writers by index."""
+
+    name = "container"
+    restarts_itself = False
+
+    def __init__(self, place: Place, deployment: str):
+        self.place, self.deployment = place, deployment
+        self.containers: dict[InstanceKey, Container] = {}
+        self.outputs: dict[int, SharedLog] = {}
+
+    def _output(self, index: int) -> SharedLog:
+        if index not in self.outputs:
+            self.outputs[index] = SharedLog(instance_log_path(self.place.data_dir, self.place.endpoint,
+                                                              self.deployment, index))
+        return self.outputs[index]
+
+    async def _sweep_once(self) -> None:
+        """Remove the containers an earlier (killed) host of this endpoint left running, once per host."""
+        tag = containers.endpoint_tag_of(self.place)
+        if tag not in _swept:
+            _swept.add(tag)
+            await _call(containers.remove_leftovers, tag)
+
+    async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
+        try:
+            await self._sweep_once()
+            for key in keys:
+                c = self.containers[key] = Container(spec, key, self.place)
+                async with c.lifecycle:
+                    await c.launch(self._output(key.index))
+        except Exception as e:
+            await self.stop([k for k in keys if k in self.containers], grace=0)
+            raise OSError(f"the Docker engine did not start a container for {spec.name}: {e}") from e
+        except BaseException:
+            await self.stop([k for k in keys if k in self.containers], grace=0)
+            raise
+        return [f"unix:{self.containers[k].socket}" for k in keys]
+
+    async def restart(self, key: InstanceKey) -> str | None:
+        c = self.containers.get(key)
+        if c is None:
+            return None
+        async with c.lifecycle:
+            if c.stopped or c.outside:
+                return None
+            await c.remove(grace=0)
+            try:
+                await c.launch(self._output(key.index))
+            except Exception as e:
+                c.reason = f"could not be started again: {e}"
+                return None
+        return f"unix:{c.socket}"
+
+    async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
+        async def stop_one(c: Container) -> None:
+            c.stopped = True
+            async with c.lifecycle:
+                try:
+                    await c.remove(grace)
+                except Exception:   # gone already, or the engine is: nothing left to stop here
+                    pass
+        await asyncio.gather(*(stop_one(c) for k in keys if (c := self.containers.pop(k, None)) is not None))
+
+    def health(self, key: InstanceKey) -> str | None:
+        c = self.containers.get(key)
+        if c is None:
+            return "stopped"
+        if c.is_running():
+            return None
+        return c.reason or "not started"
+
+    async def gone(self, key: InstanceKey) -> str:
+        c = self.containers.get(key)
+        if c is not None and c.ended is not None:
+            await asyncio.shield(c.ended)
+        return self.health(key) or "stopped"
+
+    def logs(self, key: InstanceKey, lines: int = 60) -> str:
+        c = self.containers.get(key)
+        if c is None:
+            return ""
+        with c._tail_lock:
+            text = b"".join(c.tail).decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def usage(self, key: InstanceKey) -> Usage | None:
+        """The container's cgroup (all its processes), else its main process, as this machine sees them."""
+        c = self.containers.get(key)
+        if c is None or not c.pid or not c.is_running():
+            return None
+        return containers.cgroup_usage(c.pid) or process_usage(c.pid)
+
+    def describe(self, key: InstanceKey) -> dict:
+        c = self.containers.get(key)
+        if c is None:
+            return {"container": None}
+        launch = c.spec.launch
+        return {"container": c.id[:12] if c.id else None, "container_name": containers.name_of(c.spec, key, c.place),
+                "pid": c.pid, "socket": str(c.socket), "image": launch.get("image"),
+                "cpus": (launch.get("nano_cpus") or 0) / 1e9 or None, "memory_bytes": launch.get("memory_bytes"),
+                "last_exit": c.reason, "stopped_outside_mlctl": c.outside, "oom_kills": c.oom_kills}
+
+    def on_ready(self, key: InstanceKey) -> None:
+        """Nothing to do: the watcher copies output to the log file as it comes."""
+
+    async def close(self) -> None:
+        await self.stop(list(self.containers))
+        for out in self.outputs.values():
+            out.close()
+        self.outputs.clear()
