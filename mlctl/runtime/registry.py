@@ -17,7 +17,7 @@ from mlctl.runtime.contract import Runtime
 RUNTIMES: dict[str, str | None] = {
     "local": "mlctl.runtime.local.runtime",
     "docker": None,
-    "ray": None,
+    "ray": "mlctl.runtime.ray.runtime",
 }
 DEFAULT = "local"
 

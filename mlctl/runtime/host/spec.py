@@ -41,6 +41,7 @@ class ServingSpec:
     liveness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     launcher: str = DEFAULT_LAUNCHER
+    upstream: str | None = None       # where a platform that runs the instances itself serves them (serve launcher)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ServingSpec":
@@ -71,11 +72,14 @@ class ServingSpec:
             check_launcher(launcher)
         except UnknownLauncher as e:
             raise SpecError(f"deployment spec field 'launcher': {e}") from None
+        upstream = raw.get("upstream")
+        if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith("tcp:")):
+            raise SpecError(f"deployment spec field 'upstream' must be a tcp:HOST:PORT[/PREFIX] address, got {upstream!r}")
         return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
                    scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
                    model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
                    environment_variables=dict(env), request_settings=request, launcher=launcher,
-                   **probes)
+                   upstream=upstream, **probes)
 
     # cached (the spec is frozen): the request path reads these on every request
     @cached_property
