@@ -87,7 +87,8 @@ def print_report(r: dict) -> None:
                    f"model {d['model']}, environment {d['environment']}"
                    + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]"))
         for i in d["instances"]:
-            click.echo(f"    instance {i['index']}: pid {i['pid']}, {'ready' if i['ready'] else 'not ready'}, "
+            where = f"pid {i['pid']}" if i["pid"] is not None else "run by its platform (no local process)"
+            click.echo(f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, "
                        f"{i['restarts']} restart(s)")
 
 

@@ -111,10 +111,10 @@ def test_the_overrides_and_their_precedence_through_the_cli(proj):
     # --runtime over MLCTL_RUNTIME, both ways
     r = mlctl("-C", root, "--runtime", "local", "validate", "--json", env={"MLCTL_RUNTIME": "ray"})
     assert r.returncode == 0 and json.loads(r.stdout)["runtime"] == {"name": "local", "source": "--runtime"}
-    r = mlctl("-C", root, "--runtime", "ray", "validate", env={"MLCTL_RUNTIME": "local"})
-    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl (given with " \
+    r = mlctl("-C", root, "--runtime", "docker", "validate", env={"MLCTL_RUNTIME": "local"})
+    assert r.returncode == 1 and "Error: the docker runtime is not in this version of mlctl (given with " \
                                  "--runtime)\n  at field '--runtime'\n" in r.stderr, r.stderr
-    r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "ray"})
+    r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "docker"})
     assert r.returncode == 1 and "(in MLCTL_RUNTIME)\n  at field 'MLCTL_RUNTIME'\n" in r.stderr, r.stderr
     assert "set MLCTL_RUNTIME=local or unset it" in r.stderr
     (proj / "mlctl.yaml").unlink()

@@ -1,8 +1,10 @@
 """The contract suite's fixtures: one project, applied through the engine on each runtime in turn.
 
-`harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py)
-and the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1). The
-project is the e2e tests' split-form project on mlctl's own interpreter (no virtualenv to build).
+`harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py),
+the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1) and the ray
+runtime on the session's real two-node Ray cluster (marked `ray`: `./dev test` runs it inside a
+loopback-only network namespace). The project is the e2e tests' split-form project on mlctl's own
+interpreter (no virtualenv to build).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fake_runtime import FakeWorld  # noqa: E402
 
 from mlctl.runtime import registry  # noqa: E402
 
-RUNTIMES = ("fake", "local")
+RUNTIMES = ("fake", "local", pytest.param("ray", marks=pytest.mark.ray))
 
 
 @pytest.fixture
@@ -35,6 +37,9 @@ def world():
 @pytest.fixture(params=RUNTIMES)
 def harness(request, tmp_path, world):
     h = Harness(tmp_path / "proj", request.param)
+    if request.param == "ray":
+        address = request.getfixturevalue("ray_cluster").address
+        (h.project.root / "mlctl.yaml").write_text(f'ray:\n  address: "{address}"\n  replica_cpus: 0.25\n')
     yield h
-    if request.param == "local":
+    if request.param in ("local", "ray"):
         cleanup(h.project.root)

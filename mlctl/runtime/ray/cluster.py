@@ -55,7 +55,6 @@ def _reachable(address: str) -> str | None:
 def connect(address: str) -> None:
     """Connect this process to the cluster at `address` (once); ClusterError naming the address and how
     to start a cluster when none answers there."""
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")   # Ray's core would print its own warnings on stderr
     import ray
 
     if ray.is_initialized():
@@ -208,3 +207,30 @@ def _failure(app: dict) -> str:
         if word(d.get("status")) == "DEPLOY_FAILED" or ("failed to start" in message and "Error" in message):
             return message
     return ""
+
+
+def _read_log(relative: str, offset: int, lines: int) -> tuple[str, int]:
+    """(Runs on the node of the log file, as a Ray task) the text of the node's log file `relative` (to its
+    logs folder) from byte `offset`, or its last `lines` lines when `offset` is negative; and its size."""
+    import ray
+
+    path = os.path.join(ray._private.worker.global_worker.node.get_logs_dir_path(), relative.lstrip("/"))
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if offset < 0:
+            f.seek(max(0, size - 200 * max(lines, 1)))
+            text = f.read().decode("utf-8", "replace")
+            return "\n".join(text.splitlines()[-lines:]), size
+        f.seek(min(offset, size))
+        return f.read().decode("utf-8", "replace"), size
+
+
+@_ray_errors
+def node_log(node_id: str, relative: str, offset: int = -1, lines: int = 100) -> tuple[str, int]:
+    """A log file of one node, read there by a task pinned to it (no dashboard needed): see `_read_log`."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(_read_log).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+    return ray.get(task.remote(relative, offset, lines), timeout=60)

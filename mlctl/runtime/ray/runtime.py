@@ -9,6 +9,7 @@ and the applications `destroy` must delete that the state lost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 
 from mlctl.errors import MlctlError
@@ -45,25 +46,29 @@ class RayRuntime(LocalRuntime):
         if deployment is None:
             yield from super().logs(project, endpoint, deployment, lines=lines, instance=instance, follow=follow)
             return
-        from ray.util.state import get_log
-
         self.connect()
         owner = apps.owner_of(project.data_dir)
         mine = apps.owned(cluster.details(), owner, apps.deployment_prefix(owner, endpoint, deployment))
         if not mine:
             raise MlctlError(f"deployment {deployment!r} of endpoint {endpoint!r} has no Serve application running",
                              detail="`mlctl plan --refresh-only` shows the drift; `mlctl apply` deploys it again.")
-        for name, app in sorted(mine.items()):
-            for r in apps.replicas(app):
-                if instance is not None and r["index"] != instance:
-                    continue
-                yield f"==> {name} replica {r['index']} ({r['replica_id']}, node {str(r['node_id'])[:12]}, {r['state']})"
-                try:
-                    for chunk in get_log(filename=r["log_file"].lstrip("/"), node_id=r["node_id"], tail=lines,
-                                         follow=follow):
-                        yield from chunk.splitlines()
-                except Exception as e:   # a replica that died with its node: say so, show the others
-                    yield f"(its log cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        chosen = [(name, r) for name, app in sorted(mine.items()) for r in apps.replicas(app)
+                  if instance is None or r["index"] == instance]
+        offsets = {}
+        for name, r in chosen:
+            yield f"==> {name} replica {r['index']} ({r['replica_id']}, node {str(r['node_id'])[:12]}, {r['state']})"
+            try:
+                text, offsets[r["replica_id"]] = cluster.node_log(r["node_id"], r["log_file"], -1, lines)
+                yield from text.splitlines()
+            except MlctlError as e:   # a replica that died with its node: say so, show the others
+                yield f"(its log cannot be read: {e.diagnostics[0].summary})"
+        while follow and offsets:
+            time.sleep(1.0)
+            for name, r in chosen:
+                if r["replica_id"] in offsets:
+                    text, offsets[r["replica_id"]] = cluster.node_log(r["node_id"], r["log_file"],
+                                                                      offsets[r["replica_id"]])
+                    yield from text.splitlines()
 
     def leftovers(self, project, recorded):
         """The local runtime's leftovers (hosts), and this project's Serve applications of endpoints the state
