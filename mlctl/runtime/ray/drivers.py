@@ -12,6 +12,7 @@ Serve's proxy and drains the old), then deletes the old application. Each method
 from __future__ import annotations
 
 import shutil
+import time
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError
@@ -87,6 +88,18 @@ class RayDeploymentDriver:
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
 
+    def _host_ready(self, ctx, a: dict, spec: dict) -> dict | None:
+        """The host's status of the deployment once its instances answer through Serve again (the host
+        probes them every readiness period), or as it is after two periods and a bit."""
+        period = float((spec.get("readiness_probe") or {}).get("period", 10))
+        deadline = time.monotonic() + 2 * period + 5
+        while True:
+            ctx.memo.pop(f"status:{a['endpoint']}", None)
+            host = ((_status(ctx, a["endpoint"]) or {}).get("deployments") or {}).get(a["name"])
+            if host is None or host.get("ready_instances", 0) >= a["instance_count"] or time.monotonic() > deadline:
+                return host
+            time.sleep(0.2)
+
     def _observed(self, ctx, a: dict, host: dict | None) -> DeploymentObserved:
         ctx.memo.pop(f"status:{a['endpoint']}", None)
         return self._read(ctx, a, host)
@@ -147,8 +160,8 @@ class RayDeploymentDriver:
         elif status[a["name"]].get("digest") != spec["digest"]:
             host = self._host_order(resource, ctx, "roll", lambda c: c.roll_deployment(spec, timeout=ctx.timeout))
         else:
-            host = self._host_order(resource, ctx, "update",
-                                    lambda c: c.revive_deployment(a["name"], timeout=ctx.timeout))
+            self._host_order(resource, ctx, "update", lambda c: c.revive_deployment(a["name"], timeout=ctx.timeout))
+            host = self._host_ready(ctx, a, spec)
         self._retire(ctx, a, keep=str(app))
         return self._observed(ctx, a, host)
 
