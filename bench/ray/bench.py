@@ -44,6 +44,7 @@ def project(tmp: Path, runtime: str, address: str) -> Path:
                    + "request_settings:\n  max_concurrent_requests_per_instance: 8\n")
     if runtime == "ray":
         (root / "mlctl.yaml").write_text(f'runtime: ray\nray:\n  address: "{address}"\n  replica_cpus: 0.5\n')
+    (root / "model").mkdir(exist_ok=True)
     train(root, 1.0)
     return root
 

@@ -11,6 +11,7 @@ but this one and its ancestors was started by this test session).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -95,6 +96,7 @@ class RayCluster:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and any(_alive(p) for p in pids):
                 time.sleep(0.2)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

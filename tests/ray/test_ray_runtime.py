@@ -79,6 +79,9 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     assert len(running) == 3 and len({r["node_id"] for r in running}) == 2  # spread over both nodes
     shown = json.loads(mlctl(example, "show", "diabetes", "--json").stdout)
     assert shown["deployments"]["blue"]["ready_instances"] == 3
+    logs = mlctl(example, "logs", "diabetes", "--deployment", "blue", "--lines", "400").stdout
+    assert logs.count(f"==> {app} replica") == 3 and "cannot be read" not in logs      # read on both nodes
+    assert logs.count("Invoking user's init function") == 3
     assert all(ep.score(body, k["primaryKey"]) == (200, answer) for _ in range(6))
     ep.close()
     assert "No changes." in mlctl(example, "plan").stdout
