@@ -214,6 +214,21 @@ class RayDeploymentDriver:
             extra={"application": app.get("name"), "nodes": sorted({r["node_id"] for r in running})})
 
 
+class ClusterGuarded(Guarded):
+    """Guarded, and the cluster's refusals (cluster.ClusterError) as DriverError too (apply records them)."""
+
+    def __getattr__(self, method):
+        call = super().__getattr__(method)
+
+        def guarded(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except cluster.ClusterError as e:
+                d = e.diagnostics[0]
+                raise DriverError(d.summary, d.detail) from None
+        return guarded
+
+
 def ray_drivers(runtime) -> dict:
     """{Kind: driver} of the ray runtime."""
-    return {**local_drivers(), Kind.DEPLOYMENT: Guarded(RayDeploymentDriver(runtime))}
+    return {**local_drivers(), Kind.DEPLOYMENT: ClusterGuarded(RayDeploymentDriver(runtime))}

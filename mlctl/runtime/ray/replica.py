@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,12 +113,15 @@ class ScoringReplica:
             time.sleep(0.1)
 
     def _kill(self) -> None:
-        if self.proc.poll() is None:
+        proc = getattr(self, "proc", None)     # (also from __del__ of a constructor that failed early)
+        if proc is not None and proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, 9)
+                os.killpg(proc.pid, 9)
             except ProcessLookupError:
                 pass
-            self.proc.wait()
+            proc.wait()
+        if getattr(self, "folder", None):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __del__(self):
         self._kill()
