@@ -153,7 +153,7 @@ def test_each_bad_project_file_fails_validate_and_plan_with_its_location(case, t
 def test_all_errors_at_once_with_the_configs(proj):
     (proj / "endpoint.yml").write_text(ENDPOINT + "auth_mode: keys\n")
     (proj / "mlctl.yaml").write_text("runtime: local\nlocal:\n  base_image: x\nray: {address: nowhere}\n")
-    r = mlctl("-C", str(proj), "--runtime", "ray", "validate")
+    r = mlctl("-C", str(proj), "--runtime", "docker", "validate")
     assert r.returncode == 1 and "Configuration is invalid: 4 errors." in r.stderr, r.stderr
     found = [line.strip() for line in r.stderr.splitlines() if line.startswith("  at ")]
     assert found == ["at field '--runtime'", "at endpoint.yml:5, field 'auth_mode'",
