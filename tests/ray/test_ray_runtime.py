@@ -121,22 +121,6 @@ def test_blue_to_green_under_load_fails_no_request_and_a_broken_init_is_refused(
     assert len(green_apps) == 1 and "-green-" in next(iter(green_apps))
 
 
-def test_an_application_deleted_outside_mlctl_is_drift_and_apply_restores_it(split, ray_cluster):
-    split.write({"blue": 100}, {"blue": {}})
-    mlctl(split.root, "apply", "--auto-approve")
-    (app, _), = project_apps(ray_cluster.address, split.root).items()
-    cluster.delete([app])
-    drift = mlctl(split.root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
-    assert drift.returncode == 2 and "deployment.split.blue" in drift.stdout, drift.stdout
-    assert "missing from Serve" in drift.stdout or "ready_instances" in drift.stdout
-    mlctl(split.root, "apply", "--auto-approve")
-    assert set(project_apps(ray_cluster.address, split.root)) == {app}
-    ep = Endpoint(split.root, "split")
-    assert wait_until(lambda: ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200, 60)
-    ep.close()
-    assert "No changes." in mlctl(split.root, "plan").stdout
-
-
 FOREIGN = '''
 import sys
 from ray import serve
@@ -152,7 +136,10 @@ for name in sys.argv[2:]:
 '''
 
 
-def test_applications_mlctl_did_not_create_are_left_alone(split, ray_cluster, tmp_path):
+def test_drift_is_restored_and_applications_mlctl_did_not_create_are_left_alone(split, ray_cluster, tmp_path):
+    """Another team's application and one with an mlctl-like name but no owner mark survive apply, drift
+    repair and destroy; an mlctl application deleted outside mlctl is drift, and apply restores it."""
+    cluster.connect(ray_cluster.address)
     owner = apps.owner_of(split.root / ".mlctl")
     lookalike = f"{apps.PREFIX}{owner}-split-blue-000000000000"        # our name, but no owner mark
     script = tmp_path / "foreign.py"
@@ -161,6 +148,17 @@ def test_applications_mlctl_did_not_create_are_left_alone(split, ray_cluster, tm
                    capture_output=True, timeout=300)
     split.write({"blue": 100}, {"blue": {}})
     mlctl(split.root, "apply", "--auto-approve")
+    (app, _), = apps.owned(cluster.details(), owner).items()
+    cluster.delete([app])
+    drift = mlctl(split.root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+    assert drift.returncode == 2 and "deployment.split.blue" in drift.stdout, drift.stdout
+    assert "missing from Serve" in drift.stdout or "ready_instances" in drift.stdout
+    mlctl(split.root, "apply", "--auto-approve")
+    assert set(apps.owned(cluster.details(), owner)) == {app}
+    ep = Endpoint(split.root, "split")
+    assert wait_until(lambda: ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200, 60)
+    ep.close()
+    assert "No changes." in mlctl(split.root, "plan").stdout
     mlctl(split.root, "destroy", "--auto-approve")
     left = serve_apps(ray_cluster.address)
     assert {"team-x", lookalike} <= set(left)
