@@ -26,7 +26,7 @@ FILE_NAMES = ("mlctl.yaml", "mlctl.yml")   # the first one found is read; both a
 OPTION = "--runtime"
 ENV_VAR = "MLCTL_RUNTIME"
 DEFAULT_RUNTIME = "local"
-KNOWN = frozenset({"local", "docker", "ray"})   # the runtimes a project file may name (the schema's `runtime` enum)
+KNOWN = frozenset({"local", "docker", "ray", "kubernetes"})   # the runtimes a project file may name (the schema's `runtime` enum)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,41 @@
-"""Shared test fixtures. Per-area fixtures live in each tests/<area>/conftest.py."""
+"""Shared test fixtures. Per-area fixtures live in each tests/<area>/conftest.py.
+
+`ray_cluster` is here because two areas use it (tests/ray and the contract suite on ray): one real
+two-node Ray cluster per test session (tests/ray/raycluster.py), for tests marked `ray`.
+"""
+
+from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ray"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: needs a real Ray cluster: run by `./dev test` inside a network "
+                                       "namespace holding only loopback (unshare --net)")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The session's Ray cluster (head + one node). Outside a loopback-only network namespace Ray would bind
+    the machine's interface address, so the tests refuse to start one there: they fail in CI (where
+    `./dev test` runs them in one) and are skipped elsewhere with the command that runs them."""
+    from raycluster import RayCluster, only_loopback
+
+    if not only_loopback():
+        message = ("the ray tests run inside a network namespace holding only loopback: run them with "
+                   "`./dev test tests/ray` (it runs the ray-marked tests under `unshare --net`)")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = RayCluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,8 @@ def instance_report(i: dict) -> dict:
 
 def instance_line(i: dict) -> str:
     """Pure: one instance as `show` prints it."""
-    where = f"container {i['container']}" if "container" in i else f"pid {i['pid']}"
+    where = (f"container {i['container']}" if "container" in i else f"pid {i['pid']}" if i.get("pid") is not None
+             else "run by its platform (no local process)")
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"
     if i.get("oom_kills"):
         line += f", killed {i['oom_kills']} time(s) for running out of memory"

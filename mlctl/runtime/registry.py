@@ -17,7 +17,8 @@ from mlctl.runtime.contract import Runtime
 RUNTIMES: dict[str, str | None] = {
     "local": "mlctl.runtime.local.runtime",
     "docker": "mlctl.runtime.docker.runtime",
-    "ray": None,
+    "ray": "mlctl.runtime.ray.runtime",
+    "kubernetes": None,     # planned (DESIGN.md): known, so a project naming it is told it is not in this version
 }
 DEFAULT = "local"
 

@@ -99,10 +99,10 @@ def test_precedence_option_over_variable_over_file_over_default(proj):
 
 
 def test_the_overrides_and_their_precedence_through_the_cli(proj):
-    (proj / "mlctl.yaml").write_text("runtime: ray\n")
+    (proj / "mlctl.yaml").write_text("runtime: kubernetes\n")
     root = str(proj)
     r = mlctl("-C", root, "validate")
-    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl" in r.stderr
+    assert r.returncode == 1 and "Error: the kubernetes runtime is not in this version of mlctl" in r.stderr
     assert "at mlctl.yaml:1, field 'runtime'" in r.stderr and "Traceback" not in r.stderr
     # MLCTL_RUNTIME over the file
     r = mlctl("-C", root, "validate", "--json", env={"MLCTL_RUNTIME": "local"})
@@ -111,10 +111,10 @@ def test_the_overrides_and_their_precedence_through_the_cli(proj):
     # --runtime over MLCTL_RUNTIME, both ways
     r = mlctl("-C", root, "--runtime", "local", "validate", "--json", env={"MLCTL_RUNTIME": "ray"})
     assert r.returncode == 0 and json.loads(r.stdout)["runtime"] == {"name": "local", "source": "--runtime"}
-    r = mlctl("-C", root, "--runtime", "ray", "validate", env={"MLCTL_RUNTIME": "local"})
-    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl (given with " \
+    r = mlctl("-C", root, "--runtime", "kubernetes", "validate", env={"MLCTL_RUNTIME": "local"})
+    assert r.returncode == 1 and "Error: the kubernetes runtime is not in this version of mlctl (given with " \
                                  "--runtime)\n  at field '--runtime'\n" in r.stderr, r.stderr
-    r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "ray"})
+    r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "kubernetes"})
     assert r.returncode == 1 and "(in MLCTL_RUNTIME)\n  at field 'MLCTL_RUNTIME'\n" in r.stderr, r.stderr
     assert "set MLCTL_RUNTIME=local or unset it" in r.stderr
     (proj / "mlctl.yaml").unlink()
@@ -129,7 +129,7 @@ def test_an_unknown_runtime_given_for_a_run_names_the_option_or_variable(proj, h
     r = mlctl("-C", str(proj), *args, "validate", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"Error: unknown runtime 'dokcer' ({'given with' if how == 'option' else 'in'} {where})\n" \
-           f"  at field '{where}'\n  Use one of: docker, local, ray. Did you mean 'docker'?\n" in r.stderr, r.stderr
+           f"  at field '{where}'\n  Use one of: docker, kubernetes, local, ray. Did you mean 'docker'?\n" in r.stderr, r.stderr
     with pytest.raises(MlctlError) as e:
         load_project_file(at(proj, runtime_override="dokcer") if how == "option" else at(proj), environ=env)
     assert [d.field for d in e.value.diagnostics] == [where]
@@ -153,7 +153,7 @@ def test_each_bad_project_file_fails_validate_and_plan_with_its_location(case, t
 def test_all_errors_at_once_with_the_configs(proj):
     (proj / "endpoint.yml").write_text(ENDPOINT + "auth_mode: keys\n")
     (proj / "mlctl.yaml").write_text("runtime: local\nlocal:\n  base_image: x\nray: {address: nowhere}\n")
-    r = mlctl("-C", str(proj), "--runtime", "ray", "validate")
+    r = mlctl("-C", str(proj), "--runtime", "kubernetes", "validate")
     assert r.returncode == 1 and "Configuration is invalid: 4 errors." in r.stderr, r.stderr
     found = [line.strip() for line in r.stderr.splitlines() if line.startswith("  at ")]
     assert found == ["at field '--runtime'", "at endpoint.yml:5, field 'auth_mode'",

@@ -1,10 +1,12 @@
 """The contract suite's fixtures: one project, applied through the engine on each runtime in turn.
 
 `harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py),
-the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1) and the real
+the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1), the real
 docker runtime (the same hosts, instances as containers on the Docker engine; marked `docker`, skipped
-without an engine but in CI). The project is the e2e tests' split-form project without an environment
-(mlctl's own interpreter locally, the scoring server image on docker).
+without an engine but in CI) and the ray runtime on the session's real two-node Ray cluster (marked
+`ray`: `./dev test` runs it inside a loopback-only network namespace). The project is the e2e tests'
+split-form project without an environment (mlctl's own interpreter locally and on ray, the scoring
+server image on docker).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from fake_runtime import FakeWorld  # noqa: E402
 
 from mlctl.runtime import registry  # noqa: E402
 
-RUNTIMES = ("fake", "local", pytest.param("docker", marks=pytest.mark.docker))
+RUNTIMES = ("fake", "local", pytest.param("docker", marks=pytest.mark.docker),
+            pytest.param("ray", marks=pytest.mark.ray))
 
 
 @pytest.fixture
@@ -40,8 +43,11 @@ def world():
 def harness(request, tmp_path, world):
     api = request.getfixturevalue("engine_api") if request.param == "docker" else None
     h = Harness(tmp_path / "proj", request.param)
+    if request.param == "ray":
+        address = request.getfixturevalue("ray_cluster").address
+        (h.project.root / "mlctl.yaml").write_text(f'ray:\n  address: "{address}"\n  replica_cpus: 0.25\n')
     yield h
-    if request.param == "local":
+    if request.param in ("local", "ray"):
         cleanup(h.project.root)
     if api is not None:
         docker_cleanup(api, h.project.root)

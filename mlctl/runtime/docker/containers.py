@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from mlctl.runtime.docker import labels
 from mlctl.runtime.docker.engine import address
-from mlctl.runtime.host.client import PACKAGE_PARENT
 from mlctl.runtime.host.runfiles import endpoint_tag
+from mlctl.runtime.local.command import PACKAGE_PARENT, azure_variables, server_args
 
 SOCKET_TARGET = "/run/mlctl"
 PACKAGE_TARGET = "/opt/mlctl/lib"
@@ -78,7 +78,7 @@ def run(spec, key, place, socket) -> tuple[str, int | None, float]:
     api = engine()
     launch = spec.launch
     model, code = launch["model_target"], launch["code_target"]
-    env = {**spec.azure_variables(model, code), "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
+    env = {**azure_variables(spec, model, code), "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
            "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
     host_config = api.create_host_config(
         mounts=[_mount(spec.model_dir, model, True), _mount(spec.code_dir, code, True),
@@ -88,7 +88,7 @@ def run(spec, key, place, socket) -> tuple[str, int | None, float]:
         memswap_limit=launch.get("memory_bytes") or None, init=True,
         log_config={"Type": "json-file", "Config": LOG_OPTIONS})
     name = name_of(spec, key, place)
-    args = spec.server_args(f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
+    args = server_args(spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
     create = functools.partial(api.create_container, launch["image"], [launch.get("python") or spec.python, *args],
                                name=name, environment=env, working_dir=code, labels=labels_of(spec, key, place),
                                user=f"{os.getuid()}:{os.getgid()}", host_config=host_config)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from mlctl.privatefiles import ensure_folder, open_private
 from . import secrets
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
 from .spec import REQUEST_DEFAULTS
+from .unixhttp import UnixConnection
 
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)
 MAX_DRAIN_S = 210.0  # the longest request timeout Azure allows (180 s) + the instance margin + stop
@@ -126,17 +126,6 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
                     "host_failed", _log_tail(log_path))
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
 def _answer(status: int, raw: bytes) -> dict:
     """Pure: the JSON object an admin answer holds; HostError when it holds anything else (a plain-text
     500 from a failing handler, a truncated body), quoting its first line."""
@@ -166,7 +155,7 @@ class HostClient:
         return cls(info)
 
     def _call(self, method: str, path: str, body=None, timeout: float = 30.0):
-        conn = _UnixConnection(self.admin_socket, timeout)
+        conn = UnixConnection(self.admin_socket, timeout)
         try:
             payload = None if body is None else json.dumps(body).encode()
             conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})

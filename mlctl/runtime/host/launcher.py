@@ -27,7 +27,7 @@ requests and probes (HTTP `GET /`) to. Everything else goes through the deployme
         describe(key) -> dict                       # its own status fields (a process: pid, socket)
         async close()                               # the deployment is gone: release files and the like
 
-An address is "unix:/path/to.sock" or "tcp:HOST:PORT" (see upstream.Pool). The host runs the
+An address is "unix:/path/to.sock", "tcp:HOST:PORT" or "tcp:HOST:PORT/PREFIX" (see upstream.Pool). The host runs the
 supervision: readiness and liveness probes, restarts with backoff, health-gated rolls (a new
 generation of keys beside the old, the old drained then stopped), scaling (new keys started,
 highest ones drained then stopped) and revival of instances that are down (a fresh generation).
@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-LAUNCHERS = {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher"}  # a spec's `launcher` -> module with class `Launcher`
+LAUNCHERS = {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher",
+             "serve": "mlctl.runtime.ray.launcher"}  # a spec's `launcher` -> module with class `Launcher`
 DEFAULT_LAUNCHER = "process"
 
 

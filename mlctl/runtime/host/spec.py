@@ -43,6 +43,7 @@ class ServingSpec:
     launcher: str = DEFAULT_LAUNCHER
     launch: dict = field(default_factory=dict)   # what this spec's launcher alone reads (a container's image,
                                                  # mounts, labels, limits); the host passes it on untouched
+    upstream: str | None = None       # where a platform that runs the instances itself serves them (serve launcher)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ServingSpec":
@@ -76,11 +77,14 @@ class ServingSpec:
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
+        upstream = raw.get("upstream")
+        if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith("tcp:")):
+            raise SpecError(f"deployment spec field 'upstream' must be a tcp:HOST:PORT[/PREFIX] address, got {upstream!r}")
         return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
                    scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
                    model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
                    environment_variables=dict(env), request_settings=request, launcher=launcher,
-                   launch=dict(launch), **probes)
+                   launch=dict(launch), upstream=upstream, **probes)
 
     # cached (the spec is frozen): the request path reads these on every request
     @cached_property
@@ -96,20 +100,6 @@ class ServingSpec:
         """The scoring timeout the instance gets: slightly longer than the gateway's (so 408 comes first)."""
         ms = self.request_settings["request_timeout_ms"]
         return ms + max(250, min(ms // 10, 5000))
-
-    def server_args(self, entry_script: str, model_dir: str, socket: str) -> list[str]:
-        """Pure: the scoring server's arguments after the interpreter, for an instance that sees the
-        script, the model folder and its socket at these paths (a process: the host's; a container: its own)."""
-        return ["-m", "mlctl.runtime.server", "--entry-script", entry_script, "--model-dir", model_dir,
-                "--unix-socket", socket, "--max-concurrent", str(self.max_concurrent),
-                "--request-timeout-ms", str(self.instance_timeout_ms)]
-
-    def azure_variables(self, model_dir: str, code_dir: str) -> dict:
-        """Pure: the deployment's environment_variables and Azure's names for an instance that sees the
-        model and code folders at these paths."""
-        return {**self.environment_variables, "PYTHONUNBUFFERED": "1", "AZUREML_MODEL_DIR": model_dir,
-                "AZUREML_ENTRY_SCRIPT": self.scoring_script, "AML_APP_ROOT": code_dir,
-                "AZUREML_SOURCE_DIRECTORY": code_dir, "SERVICE_NAME": self.name}
 
     @property
     def readiness_budget_s(self) -> float:

@@ -210,21 +210,28 @@ def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
 
 
 class Pool:
-    """Kept-alive connections to one instance at `address`: "unix:/path.sock", "tcp:HOST:PORT" or a socket path."""
+    """Kept-alive connections to one instance at `address`: "unix:/path.sock", "tcp:HOST:PORT" or a socket path.
+    A TCP address may end in a path prefix, "tcp:HOST:PORT/PREFIX" (an application behind a proxy that
+    routes by path, such as Ray Serve's): every request target is sent under it."""
 
     def __init__(self, address: str):
         self.path = address
         self.loop = asyncio.get_running_loop()
         self.idle: list[_Connection] = []
         self.all: set[_Connection] = set()
+        self.prefix = ""
         if address.startswith("tcp:"):
-            host, _, port = address[4:].rpartition(":")
+            hostport, slash, prefix = address[4:].partition("/")
+            self.prefix = (slash + prefix).rstrip("/")
+            host, _, port = hostport.rpartition(":")
             self._connect = functools.partial(self.loop.create_connection, host=host, port=int(port))
         else:
             self._connect = functools.partial(self.loop.create_unix_connection, path=address.removeprefix("unix:"))
 
     def send(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
         """Send on a kept-alive connection at once: (connection, serial, future), or None when none is idle."""
+        if self.prefix:
+            target = self.prefix + target
         while self.idle:
             conn = self.idle.pop()
             if conn.closed or conn.transport.is_closing():
@@ -242,7 +249,7 @@ class Pool:
         sent = self.send(method, target, headers, body, on_done)
         if sent is not None:
             return sent
-        data = _message(method, target, headers, body)
+        data = _message(method, self.prefix + target, headers, body)
         try:
             _, conn = await self._connect(lambda: _Connection(self))
         except OSError as e:

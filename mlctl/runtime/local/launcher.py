@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import os
 import signal
 import time
 from pathlib import Path
 
-from mlctl.runtime.host.client import PACKAGE_PARENT
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.relay import OutputRelay, output_pipe
+from mlctl.runtime.local.command import die_with_parent, instance_env, server_command
 
 TAIL_BYTES = 64 * 1024    # output kept in memory for failures
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def instance_env(spec) -> dict:
-    """The instance's environment: the host's minus Python overrides, the spec's variables, Azure's names."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
-    env.update(spec.azure_variables(spec.model_dir, spec.code_dir))
-    env["PYTHONPATH"] = PACKAGE_PARENT
-    return env
-
 
 def process_usage(pid: int) -> Usage | None:
     """CPU seconds (user + system, /proc/PID/stat) and peak RSS (VmHWM, /proc/PID/status) of a live process."""
@@ -69,8 +52,7 @@ class Process:
         return self.proc is not None and self.proc.returncode is None
 
     def command(self) -> list[str]:
-        s = self.spec
-        return [s.python, *s.server_args(os.path.join(s.code_dir, s.scoring_script), s.model_dir, str(self.socket))]
+        return server_command(self.spec, self.socket)
 
     async def spawn(self, out: RotatingLog, index: int) -> None:
         """Start the process (output captured to `out`); does not wait for readiness."""
@@ -84,7 +66,7 @@ class Process:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
                 stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         except BaseException:
             os.close(r)
             raise

@@ -1,0 +1,8 @@
+"""Fixtures of the ray tests: the session's two-node Ray cluster (tests/conftest.py) and projects on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
