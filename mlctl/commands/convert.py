@@ -23,7 +23,7 @@ def _service(ctx, param, value: str) -> str:
     return value
 
 
-@command.command("v1")
+@command.command("v1", short_help="A v1 web service (az ml model deploy --ic/--dc JSON) to endpoint YAML.")
 @click.option("--name", "service", required=True, callback=_service, metavar="SERVICE",
               help="The v1 service name (az ml model deploy -n): the endpoint's name.")
 @click.option("-m", "--model", "models", required=True, multiple=True, metavar="MODEL",
