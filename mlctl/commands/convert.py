@@ -69,4 +69,4 @@ def v1(ctx, service, models, ic, dc, out, force):
     for name in written:
         click.echo(f"Wrote {shown / name}{'/' if name in conversion.trees else ''}")
     click.echo()
-    print_plan(Project.at(target) if target != root else project)
+    print_plan(Project.at(target, runtime_override=project.runtime_override) if target != root else project)
