@@ -23,7 +23,7 @@ def _service(ctx, param, value: str) -> str:
     return value
 
 
-@command.command("v1")
+@command.command("v1", short_help="A v1 web service (az ml model deploy --ic/--dc JSON) to endpoint YAML.")
 @click.option("--name", "service", required=True, callback=_service, metavar="SERVICE",
               help="The v1 service name (az ml model deploy -n): the endpoint's name.")
 @click.option("-m", "--model", "models", required=True, multiple=True, metavar="MODEL",
@@ -45,6 +45,7 @@ def v1(ctx, service, models, ic, dc, out, force):
     from mlctl.convert.modelargs import resolve_models
     from mlctl.convert.v1build import convert, render
     from mlctl.convert.v1files import read_v1
+    from mlctl.convert.v1output import check_output
     from mlctl.convert.writing import write_all
     from mlctl.errors import Diagnostic, MlctlError
     from mlctl.project import Project
@@ -59,6 +60,7 @@ def v1(ctx, service, models, ic, dc, out, force):
             f"-m {found[0].given} names a model of the project, and --out {out} is another folder",
             "Convert into the project (leave --out out), or give the model's file or folder.", field="--out"))
     conversion = convert(v1_input, found, service, target)
+    check_output(conversion, v1_input)
     sources = " and ".join(f.shown for f in (v1_input.ic, v1_input.dc) if f is not None)
     if v1_input.compute:
         sources += f" (computeType {v1_input.compute})"
@@ -67,4 +69,4 @@ def v1(ctx, service, models, ic, dc, out, force):
     for name in written:
         click.echo(f"Wrote {shown / name}{'/' if name in conversion.trees else ''}")
     click.echo()
-    print_plan(Project.at(target) if target != root else project)
+    print_plan(Project.at(target, runtime_override=project.runtime_override) if target != root else project)

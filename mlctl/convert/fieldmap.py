@@ -90,6 +90,8 @@ TABLE: tuple[V1Field, ...] = (
     _ic("environment.docker.baseImage", "string", "environment.image", "the environment's base image", how="derived"),
     _ic("environment.docker.baseDockerfile", "string", None, "a Dockerfile build is an environment build: context, not converted", where="environment"),
     _ic("environment.docker.baseImageRegistry", "object", None, _REGISTRY, free_form=True, secret=True, where="environment"),
+    _ic("environment.docker.buildContext", "object", None, "a Dockerfile build is an environment build: context, not converted", free_form=True, where="environment"),
+    _ic("environment.docker.platform", "object", None, "online deployments run Linux on x64", free_form=True, where="environment"),
     _ic("environment.docker.enabled", "boolean", None, "a training-run setting; deployments always run in a container on Azure", where="environment"),
     _ic("environment.docker.sharedVolumes", "boolean", None, "a training-run setting", where="environment"),
     _ic("environment.docker.shmSize", "string", None, "a training-run setting", where="environment"),
