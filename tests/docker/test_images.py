@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from image_support import example_copy
+from image_support import EngineProxy, example_copy
 
 from mlctl.errors import MlctlError
 from mlctl.project import Project
@@ -277,3 +277,32 @@ def test_a_build_under_way_is_waited_for_and_reused(docker_engine, mlctl_base, s
     second.join(300)
     assert result["built"].image_id == first.image_id
     assert not any(m.startswith(("installing", "building image")) for m in said), said
+
+
+def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base, tmp_path, monkeypatch):
+    """The engine stops answering while an image builds: a DriverError saying so and how to start one
+    (apply records the image as failed; the next apply builds it)."""
+    real = engine.address()
+    if not real.startswith("unix://"):
+        pytest.skip("the proxy stands in front of a unix socket engine")
+    proxy = EngineProxy(tmp_path, real.removeprefix("unix://"))
+    monkeypatch.setenv("DOCKER_HOST", proxy.address)
+    client = engine.connect({})
+    request = replace(images.ImageRequest.server_only(), spec_digest=f"sha256:test-{uuid.uuid4().hex}")
+
+    def say(message):
+        if message.startswith("Step 2/"):
+            proxy.cut()
+
+    try:
+        with pytest.raises(DriverError) as e:
+            images.ensure_image(client, request, {}, say)
+        assert "the Docker engine at" in e.value.summary and "stopped answering" in e.value.summary
+        assert "dockerd" in e.value.detail
+    finally:
+        proxy.cut()
+        digest = images.content_digest(request.spec_digest, mlctl_base.image_id)
+        try:   # the engine may have finished the build on its own
+            docker_engine.images.remove(images.image_tag(digest), force=True)
+        except docker_errors().ImageNotFound:
+            pass
