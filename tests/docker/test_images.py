@@ -294,6 +294,7 @@ def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base,
         if message.startswith("Step 2/"):
             proxy.cut()
 
+    dangling_before = {i.id for i in docker_engine.images.list(filters={"dangling": True})}
     try:
         with pytest.raises(DriverError) as e:
             images.ensure_image(client, request, {}, say)
@@ -306,3 +307,10 @@ def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base,
             docker_engine.images.remove(images.image_tag(digest), force=True)
         except docker_errors().ImageNotFound:
             pass
+        # the cancelled build's last step stays as an untagged image of mlctl's lineage: removed (never forced)
+        for image in docker_engine.images.list(filters={"dangling": True, "label": "mlctl.managed=1"}):
+            if image.id not in dangling_before:
+                try:
+                    docker_engine.images.remove(image.id, force=False)
+                except docker_errors().APIError:
+                    pass
