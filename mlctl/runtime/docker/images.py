@@ -47,7 +47,6 @@ from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
 RECIPE_VERSION = 2          # bump when the generated Dockerfile changes (a new content digest)
-SERVER_PYTHON = ">=3.9"     # what mlctl's scoring server runs on
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
     if request.build_context:
         built = contexts.build(client, request.build_context, request.dockerfile_path, request.spec_digest, say)
     base = bases.choose(client, env_image=request.base_image, settings=settings, built=built, say=say)
-    problem = bases.python_problem(base, request.python or SERVER_PYTHON, request.environment)
+    problem = bases.python_problem(base, request.python, request.environment)
     if problem:
         raise DriverError(problem, bases.PYTHON_HINT)
     digest = content_digest(request.spec_digest, base.image_id)
