@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from image_support import example_copy
+from image_support import EngineProxy, example_copy
 
 from mlctl.errors import MlctlError
 from mlctl.project import Project
@@ -101,17 +101,14 @@ def test_image_removed_outside_mlctl_reads_as_gone(docker_engine, mlctl_base, sc
     assert driver.read(address, prior, ctx) is None
 
 
-def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, mlctl_base, scratch_images, tmp_path):
+def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, server_image, scratch_images, tmp_path):
     """mlctl.yaml's docker.base_image changed after the image was built: refresh reports it (the plan
     rebuilds the image on the new base and rolls its deployments)."""
     other = f"mlctl-test/other-base:{uuid.uuid4().hex[:12]}"
     docker_engine.images.build(fileobj=io.BytesIO(f"FROM {base.base_tag()}\nLABEL other=1\n".encode()), tag=other, rm=True)
     scratch_images.append(other)
-    request = replace(images.ImageRequest.server_only(), spec_digest=f"sha256:test-{uuid.uuid4().hex}")
-    built = images.ensure_image(docker_engine, request, {})
-    scratch_images.insert(0, built.tag)
-    prior = ResourceState(kind="image", attributes={"spec_digest": request.spec_digest}, digest="sha256:x",
-                          observed=built.observed())
+    prior = ResourceState(kind="image", attributes={"spec_digest": None}, digest="sha256:x",
+                          observed=server_image.observed())
     read = lambda settings: ImageDriver().read("image.x", prior, RuntimeContext(Project.at(tmp_path), settings))  # noqa: E731
     assert read({}).on_chosen_base is True
     assert read({"base_image": other}).on_chosen_base is False
@@ -280,3 +277,40 @@ def test_a_build_under_way_is_waited_for_and_reused(docker_engine, mlctl_base, s
     second.join(300)
     assert result["built"].image_id == first.image_id
     assert not any(m.startswith(("installing", "building image")) for m in said), said
+
+
+def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base, tmp_path, monkeypatch):
+    """The engine stops answering while an image builds: a DriverError saying so and how to start one
+    (apply records the image as failed; the next apply builds it)."""
+    real = engine.address()
+    if not real.startswith("unix://"):
+        pytest.skip("the proxy stands in front of a unix socket engine")
+    proxy = EngineProxy(tmp_path, real.removeprefix("unix://"))
+    monkeypatch.setenv("DOCKER_HOST", proxy.address)
+    client = engine.connect({})
+    request = replace(images.ImageRequest.server_only(), spec_digest=f"sha256:test-{uuid.uuid4().hex}")
+
+    def say(message):
+        if message.startswith("Step 2/"):
+            proxy.cut()
+
+    dangling_before = {i.id for i in docker_engine.images.list(filters={"dangling": True})}
+    try:
+        with pytest.raises(DriverError) as e:
+            images.ensure_image(client, request, {}, say)
+        assert "the Docker engine at" in e.value.summary and "stopped answering" in e.value.summary
+        assert "dockerd" in e.value.detail
+    finally:
+        proxy.cut()
+        digest = images.content_digest(request.spec_digest, mlctl_base.image_id)
+        try:   # the engine may have finished the build on its own
+            docker_engine.images.remove(images.image_tag(digest), force=True)
+        except docker_errors().ImageNotFound:
+            pass
+        # the cancelled build's last step stays as an untagged image of mlctl's lineage: removed (never forced)
+        for image in docker_engine.images.list(filters={"dangling": True, "label": "mlctl.managed=1"}):
+            if image.id not in dangling_before:
+                try:
+                    docker_engine.images.remove(image.id, force=False)
+                except docker_errors().APIError:
+                    pass

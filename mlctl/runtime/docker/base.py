@@ -70,14 +70,20 @@ def base_tag(recipe: str | None = None) -> str:
     return f"{BASE_REPOSITORY}:{SUITE}-{(recipe or recipe_digest()).split(':', 1)[1][:12]}"
 
 
+SERVER_PYTHON = ">=3.9"     # what mlctl's scoring server runs on
+
+
 def python_problem(base: Base, request: str | None, environment: str | None) -> str | None:
-    """Pure: why `base` cannot serve an environment asking for python `request` (None when it can)."""
-    if not request or not base.python_version:
+    """Pure: why `base` cannot serve an environment asking for python `request`, or mlctl's scoring
+    server (which needs SERVER_PYTHON); None when it can."""
+    if not base.python_version:
         return None
-    if satisfies(tuple(int(x) for x in base.python_version.split(".")[:3] if x.isdigit()), request):
-        return None
+    version = tuple(int(x) for x in base.python_version.split(".")[:3] if x.isdigit())
     whose = f"environment '{environment}'" if environment else "the environment"
-    return f"base image {base.name} has Python {base.python_version}, but {whose} asks for python {request}"
+    for want, who in ((request, f"{whose} asks for"), (SERVER_PYTHON, "mlctl's scoring server needs")):
+        if want and not satisfies(version, want):
+            return f"base image {base.name} has Python {base.python_version}, but {who} python {want}"
+    return None
 
 
 PYTHON_HINT = ("Use a base image whose Python fits (the environment's `image:` or `docker: base_image:` in "

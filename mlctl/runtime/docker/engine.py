@@ -68,17 +68,20 @@ def failure(what: str, e: BaseException) -> DriverError:
     """Pure: the DriverError for an engine error met while doing `what` (an engine that went away
     mid-apply says so, with how to start one)."""
     explanation = getattr(e, "explanation", None) or str(e)
-    if _is_connection_error(e):
+    if is_connection_error(e):
         return DriverError(f"{what}: the Docker engine at {_where()} stopped answering", START_ENGINE)
     return DriverError(f"{what}: the Docker engine refused: {explanation}")
 
 
-def _is_connection_error(e: BaseException) -> bool:
+def is_connection_error(e: BaseException) -> bool:
+    """Pure: is `e` the engine going away (a refused or broken connection), not a refusal?"""
     try:
         import requests
+        import urllib3
     except ImportError:   # the SDK depends on requests; without it there is no engine error either
         return False
-    return isinstance(e, (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError))
+    return isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                          urllib3.exceptions.ProtocolError, ConnectionError, FileNotFoundError))
 
 
 def client_of(ctx) -> Any:
@@ -92,5 +95,6 @@ def engine_errors() -> tuple[type[BaseException], ...]:
     """The exception types an engine call raises when the engine refuses or goes away."""
     import docker
     import requests
+    import urllib3
 
-    return (docker.errors.DockerException, requests.exceptions.RequestException)
+    return (docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError)

@@ -14,7 +14,7 @@ from typing import Any
 from mlctl.errors import Diagnostic
 from mlctl.resources import Kind
 from mlctl.runtime.docker import base as bases
-from mlctl.runtime.docker.images import SERVER_PYTHON, ImageRequest, content_digest, image_tag
+from mlctl.runtime.docker.images import ImageRequest, content_digest, image_tag
 
 
 def _where(resource) -> dict:
@@ -34,7 +34,7 @@ def image_bases(client, resources: Iterable, settings: Mapping[str, Any] | None)
                            f"({request.dockerfile_path or 'Dockerfile'}) at apply", None))
             continue
         chosen = bases.choose(client, env_image=request.base_image, settings=settings, build=False)
-        problem = bases.python_problem(chosen, request.python or SERVER_PYTHON, request.environment)
+        problem = bases.python_problem(chosen, request.python, request.environment)
         tag = image_tag(content_digest(request.spec_digest, chosen.image_id)) if chosen.image_id else None
         out.append((r, f"{tag or 'tag known after apply'} on {chosen.describe()}",
                     Diagnostic(problem, bases.PYTHON_HINT, **_where(r)) if problem else None))

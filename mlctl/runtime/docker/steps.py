@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlctl.masking import mask_url_credentials
+from mlctl.runtime.docker import engine
 from mlctl.runtime.local.buildgroup import kill_group, start_step
 from mlctl.runtime.local.envs import cache_dir
 
@@ -87,7 +88,8 @@ class EngineBuildFailed(Exception):
 
 def engine_build(client, log, say: Say | None = None, **kwargs) -> str:
     """Run an engine build (the SDK's low-level `build(**kwargs)`), its output streamed to `log` and
-    to `say`; the built image's id. EngineBuildFailed with the engine's message when it fails."""
+    to `say`; the built image's id. EngineBuildFailed with the engine's message when it fails;
+    DriverError saying so when the engine stops answering."""
     image_id = None
     try:
         for chunk in client.api.build(decode=True, rm=True, forcerm=True, **kwargs):
@@ -105,6 +107,8 @@ def engine_build(client, log, say: Say | None = None, **kwargs) -> str:
         raise
     except Exception as e:      # the SDK's APIError / BuildError, a connection error: said, then raised
         log.write(f"{e}\n")
+        if engine.is_connection_error(e):
+            raise engine.failure("building an image", e) from None
         raise EngineBuildFailed(getattr(e, "explanation", None) or str(e)) from e
     finally:
         log.flush()
