@@ -60,7 +60,7 @@ def report(project, state, name: str) -> dict:
             "environment": d.attributes.get("environment") or "(mlctl's own interpreter)",
             "instance_count": d.attributes.get("instance_count"),
             "ready_instances": live.get("ready_instances", 0) if live else 0,
-            "instances": [{k: i.get(k) for k in ("index", "pid", "ready", "restarts")}
+            "instances": [{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")}
                           for i in (live.get("instances", []) if live else [])],
         }
     pending = state.pending and str(state.pending.get("address", "")).split(".")[-1] in (name, *deployments)
@@ -88,7 +88,7 @@ def print_report(r: dict) -> None:
                    + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]"))
         for i in d["instances"]:
             click.echo(f"    instance {i['index']}: pid {i['pid']}, {'ready' if i['ready'] else 'not ready'}, "
-                       f"{i['restarts']} restart(s)")
+                       f"{i['restarts']} restart(s)" + (f", {i['workers']} workers" if (i.get("workers") or 1) > 1 else ""))
 
 
 @click.command()
