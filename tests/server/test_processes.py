@@ -155,9 +155,15 @@ def test_sigterm_drains_the_in_flight_requests_of_every_worker(servers, tmp_path
 def test_second_sigterm_stops_every_worker_at_once_with_exit_1(servers, tmp_path, loop_mode):
     server = servers.start(SCRIPTS / "kitchen.py", env=_two(loop_mode))
     started, release = tmp_path / "started", tmp_path / "release"
-    t = threading.Thread(target=lambda: server.call("POST", "/score", {"block": {"started": str(started),
-                                                                                 "release": str(release)}}),
-                         daemon=True)
+    outcome: list = []
+
+    def cut_off() -> None:
+        try:
+            outcome.append(server.call("POST", "/score", {"block": {"started": str(started), "release": str(release)}}))
+        except OSError as exc:  # http.client.RemoteDisconnected is one
+            outcome.append(exc)
+
+    t = threading.Thread(target=cut_off, daemon=True)
     t.start()
     wait_for_file(started)
     workers = children(server.proc.pid)
@@ -167,6 +173,8 @@ def test_second_sigterm_stops_every_worker_at_once_with_exit_1(servers, tmp_path
     assert server.proc.wait(30) == 1
     assert "Second stop signal" in server.log()
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    t.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError)  # the request in flight was cut off
 
 
 def test_timeout_and_429_with_two_workers(servers, tmp_path, loop_mode, diabetes):
