@@ -232,6 +232,7 @@ def serve_worker(streams: List, settings: Settings, listener: socket.socket, con
     signals: List[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # from now on a stop signal means a drain, once serving
         signal.signal(sig, lambda number, frame: signals.append(number))
+    logger.info("worker %d initialized", slot)
     control.sendall(INITIALIZED)
     while not signals:
         word = control.recv(64)
