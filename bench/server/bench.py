@@ -1,12 +1,16 @@
-"""Side-by-side benchmark: the mlctl scoring server vs azureml-inference-server-http 1.5.1.
+"""Side-by-side benchmark of the scoring server: mlctl vs azureml-inference-server-http 1.5.1 vs a bare aiohttp loop.
 
-Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, N processes each (1),
-both on 127.0.0.1, the same closed-loop aiohttp load at concurrency 1, 8 and 64 (levels
-alternate between the servers, and the whole sweep repeats --rounds times so that
-background load on a shared machine hits both alike; figures are pooled). Prints req/s, p50/p99, the ratio, run() alone (the floor)
-and each server's overhead over it. Run on demand:
+Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, a 2-row body, all on 127.0.0.1.
+Servers (--servers, default all): `azure` (1 gunicorn worker), `azure-N` (WORKER_COUNT=N), `mlctl` (one
+process), `mlctl-N` (WORKER_COUNT=N: one parent, N workers), `bare` (bench/server/bare.py: aiohttp calling
+run() on its loop, one process, no access log); N is --processes (default 2). Load (--load, default wrk):
+`wrk` (compiled; one thread) and/or `python` (load.py, aiohttp client), closed loop at concurrency 1, 8
+and 64; levels alternate between the servers and the whole sweep repeats --rounds times (pooled), so
+background load on a shared machine hits all alike. Prints req/s, p50/p99, CPU ms per request of each
+server's process group (from /proc), then the issue-17 table and the ratios. Run on demand:
 
-    python3 bench/server/bench.py [--rounds 3] [--seconds 5] [--requests 20000] [--levels 1,8,64] [--processes 1]
+    python3 bench/server/bench.py [--rounds 2] [--seconds 8] [--levels 1,8,64] [--processes 2]
+                                  [--servers azure,azure-2,mlctl,mlctl-2,bare] [--load wrk|python|both]
 
 The Azure server is installed (once) into bench/.venv-azure with uv.
 """
@@ -32,6 +36,7 @@ AZURE_PKG = "azureml-inference-server-http==1.5.1"
 
 sys.path.insert(0, str(HERE))
 from load import LoadResult, drive
+from wrk import WrkResult, drive_wrk, wrk_binary
 
 
 def azure_python() -> Path:
@@ -111,42 +116,44 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, deadline_s: float = 
     raise SystemExit(f"server not ready after {deadline_s}s:\n{log.read_text()[-3000:]}")
 
 
+def _started(work: Path, name: str, cmd: list[str], env: dict) -> subprocess.Popen:
+    log = work / f"{name}.log"
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
+
+
 def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
-    """N server processes sharing one port (--reuse-port when N > 1)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    """One scoring-server instance with WORKER_COUNT=processes (one parent process when > 1), as instances run."""
     port = free_port()
+    name = f"mlctl-{processes}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_COUNT=str(processes))
+    proc = _started(work, name, [sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(HERE / "score.py"),
+                                 "--model-dir", str(model_dir), "--port", str(port), "--max-concurrent", "1"], env)
     url = f"http://127.0.0.1:{port}"
-    procs = []
-    for i in range(processes):
-        log = work / f"mlctl-{i}.log"
-        with open(log, "wb") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(HERE / "score.py"),
-                 "--model-dir", str(model_dir), "--port", str(port), "--max-concurrent", "1",
-                 *(["--reuse-port"] if processes > 1 else [])],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True))
-        end = time.monotonic() + 180
-        while "listening on" not in log.read_text():
-            if procs[-1].poll() is not None or time.monotonic() > end:
-                raise SystemExit(f"mlctl server {i} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-    wait_ready(url, procs[0], work / "mlctl-0.log")
-    return procs, url
+    wait_ready(url, proc, work / f"{name}.log")
+    return [proc], url
+
+
+def start_bare(work: Path, model_dir: Path) -> Tuple[List[subprocess.Popen], str]:
+    """bench/server/bare.py: aiohttp calling run() on its loop (the stack's limit)."""
+    port = free_port()
+    proc = _started(work, "bare", [sys.executable, str(HERE / "bare.py"), "--entry-script", str(HERE / "score.py"),
+                                   "--model-dir", str(model_dir), "--port", str(port)], dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc, work / "bare.log")
+    return [proc], url
 
 
 def start_azure(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
     py = azure_python()
-    log = work / "azure.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(WORKER_COUNT=str(processes), AML_APP_ROOT=str(work))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(py), str(HERE / "azure_wrapper.py"), "--entry_script", str(HERE / "score.py"),
-                                 "--model_dir", str(model_dir), "--port", str(port),
-                                 "--worker_count", str(processes)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
+    proc = _started(work, f"azure-{processes}", [str(py), str(HERE / "azure_wrapper.py"), "--entry_script",
+                                                 str(HERE / "score.py"), "--model_dir", str(model_dir), "--port",
+                                                 str(port), "--worker_count", str(processes)], env)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc, log)
+    wait_ready(url, proc, work / f"azure-{processes}.log")
     return [proc], url
 
 
@@ -184,72 +191,114 @@ def group_cpu_s(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def row(name: str, r: LoadResult, floor: float, cpu_s: float) -> str:
+def row(name: str, r, floor: float, cpu_s: float) -> str:
     per_req = 1000.0 / r.rps if r.rps else float("nan")
     cpu_ms = cpu_s * 1000.0 / r.requests if r.requests else float("nan")
-    return (f"{r.concurrency:>4} {name:<7} {r.cells()} {per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} "
+    return (f"{r.concurrency:>4} {name:<8} {r.cells()} {per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} "
             f"{r.error_cells()}")
+
+
+HEADER = (f"{'conc':>4} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
+          f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}")
+LABELS = {"azure": "azureml-inference-server-http 1.5.1, 1 worker", "azure-N": "the same, WORKER_COUNT={n}",
+          "mlctl": "mlctl scoring server, 1 process", "mlctl-N": "mlctl scoring server, WORKER_COUNT={n}",
+          "bare": "bare aiohttp app calling run() on its loop (bench/server/bare.py)"}
+
+
+def start(name: str, work: Path, model_dir: Path, n: int) -> Tuple[List[subprocess.Popen], str]:
+    if name == "bare":
+        return start_bare(work, model_dir)
+    kind, _, count = name.partition("-")
+    return (start_azure if kind == "azure" else start_mlctl)(work, model_dir, int(count or 1))
+
+
+def measure(load: str, url: str, body: bytes, c: int, args) -> "LoadResult | WrkResult":  # type: ignore[name-defined]
+    if load == "wrk":
+        drive_wrk(url + "/score", body, c, 1)  # warm-up, not counted
+        return drive_wrk(url + "/score", body, c, args.seconds)
+    drive(url + "/score", body, c, 2000, 1.0, warmup_s=0.0)
+    return drive(url + "/score", body, c, args.requests, args.seconds, warmup_s=0.0)
+
+
+def table(load: str, names: List[str], levels: List[int], pooled: dict, cpu: dict, n: int) -> str:
+    """The issue-17 table (markdown): req/s per level and CPU ms per request (range over the levels)."""
+    lines = [f"| server ({load}) | " + " | ".join(f"c={c} req/s" for c in levels) + " | CPU ms/request |",
+             "|---|" + "---:|" * (len(levels) + 1)]
+    for name in names:
+        rs = [pooled[(load, name, c)] for c in levels]
+        cpus = [cpu[(load, name, c)] * 1000.0 / r.requests for r, c in zip(rs, levels) if r.requests]
+        label = LABELS[name.replace(f"-{n}", "-N") if name.endswith(f"-{n}") else name].format(n=n)
+        lines.append(f"| {label} | " + " | ".join(f"{r.rps:,.0f}" for r in rs)
+                     + f" | {min(cpus):.2f}–{max(cpus):.2f} |")
+    return "\n".join(lines)
+
+
+def ratios(load: str, names: List[str], levels: List[int], pooled: dict, n: int) -> List[str]:
+    """The goals of issue 17 as ratios of req/s in the same run."""
+    out = []
+    for a, b, goal in (("mlctl", "bare", "goal >= 0.90"), (f"mlctl-{n}", f"azure-{n}", "goal >= 1.8 at 8 and 64"),
+                       ("mlctl", "azure", "")):
+        if a in names and b in names:
+            out.append(f"{load}: {a}/{b}: " + "   ".join(
+                f"c={c}: {pooled[(load, a, c)].rps / pooled[(load, b, c)].rps:.2f}" for c in levels)
+                + (f"   ({goal})" if goal else ""))
+    return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=5.0, help="time limit per level, server and round")
-    p.add_argument("--requests", type=int, default=20000, help="request limit per level and server")
+    p.add_argument("--seconds", type=float, default=8.0, help="time per level, server and round")
+    p.add_argument("--requests", type=int, default=100000, help="request limit per level and server (python load)")
     p.add_argument("--levels", default="1,8,64")
-    p.add_argument("--only", choices=["mlctl", "azure"], default=None)
-    p.add_argument("--rounds", type=int, default=3, help="repeat all levels; figures are pooled over rounds")
-    p.add_argument("--processes", type=int, default=1,
-                   help="server processes each (mlctl: N processes on one port; Azure: WORKER_COUNT=N)")
+    p.add_argument("--rounds", type=int, default=2, help="repeat all levels; figures are pooled over rounds")
+    p.add_argument("--processes", type=int, default=2, help="N of the azure-N and mlctl-N servers (WORKER_COUNT)")
+    p.add_argument("--servers", default=None, help="comma-separated (default azure,azure-N,mlctl,mlctl-N,bare)")
+    p.add_argument("--load", choices=["wrk", "python", "both"], default="wrk")
     args = p.parse_args()
+    n = args.processes
     levels = [int(x) for x in args.levels.split(",")]
+    names = (args.servers or f"azure,azure-{n},mlctl,mlctl-{n},bare").split(",")
+    loads = ["wrk", "python"] if args.load == "both" else [args.load]
+    if "wrk" in loads and wrk_binary() is None:
+        sys.exit("bench: wrk is not installed (Debian: apt-get install wrk); or use --load python")
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
         work = Path(tmp)
         model_dir = work / "model"
         model_dir.mkdir()
-        rows = train(model_dir)
-        body_str = json.dumps({"data": rows})
-        floor = floor_ms(model_dir, body_str)
+        body = json.dumps({"data": train(model_dir)}).encode()
+        floor = floor_ms(model_dir, body.decode())
+        print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.2f}; "
+              f"{os.cpu_count()} cores")
         print(f"run() alone (floor): {floor:.3f} ms/call = {1000.0 / floor:.0f} calls/s on one core")
-        print(f"processes per server: {args.processes}")
         procs: Dict[str, Tuple[List[subprocess.Popen], str]] = {}
         try:
-            if args.only != "azure":
-                procs["mlctl"] = start_mlctl(work, model_dir, args.processes)
-            if args.only != "mlctl":
-                procs["azure"] = start_azure(work, model_dir, args.processes)
-            header = (f"{'conc':>4} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
-                      f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}")
-            pooled: Dict[Tuple[str, int], LoadResult] = {}
-            cpu_total: Dict[Tuple[str, int], float] = {}
-            ratios: Dict[int, List[float]] = {c: [] for c in levels}
+            for name in names:
+                procs[name] = start(name, work, model_dir, n)
+            pooled: dict = {}
+            cpu_total: dict = {}
             for rnd in range(1, args.rounds + 1):
-                print(f"\nround {rnd}/{args.rounds}\n{header}")
+                for load in loads:
+                    print(f"\nround {rnd}/{args.rounds}, load {load}, load average {os.getloadavg()[0]:.2f}\n{HEADER}")
+                    for c in levels:
+                        for name, (group, url) in procs.items():
+                            cpu0 = sum(group_cpu_s(pr.pid) for pr in group)
+                            r = measure(load, url, body, c, args)
+                            cpu = sum(group_cpu_s(pr.pid) for pr in group) - cpu0
+                            print(row(name, r, floor, cpu), flush=True)
+                            key = (load, name, c)
+                            pooled[key] = r if key not in pooled else (
+                                pooled[key].merged(r) if load == "wrk" else merge(pooled[key], r))
+                            cpu_total[key] = cpu_total.get(key, 0.0) + cpu
+            for load in loads:
+                print(f"\nall {args.rounds} round(s) pooled, load {load}\n{HEADER}")
                 for c in levels:
-                    rps: Dict[str, float] = {}
-                    for name, (group, url) in procs.items():
-                        drive(url + "/score", body_str.encode(), c, 2000, 1.0, warmup_s=0.0)  # warm up
-                        cpu0 = sum(group_cpu_s(p.pid) for p in group)
-                        r = drive(url + "/score", body_str.encode(), c, args.requests, args.seconds, warmup_s=0.0)
-                        cpu = sum(group_cpu_s(p.pid) for p in group) - cpu0
-                        print(row(name, r, floor, cpu), flush=True)
-                        rps[name] = r.rps
-                        key = (name, c)
-                        pooled[key] = merge(pooled.get(key), r)
-                        cpu_total[key] = cpu_total.get(key, 0.0) + cpu
-                    if len(rps) == 2:
-                        ratios[c].append(rps["mlctl"] / rps["azure"])
-            print(f"\nall {args.rounds} round(s) pooled\n{header}")
-            for c in levels:
-                for name in procs:
-                    print(row(name, pooled[(name, c)], floor, cpu_total[(name, c)]))
-            if len(procs) == 2:
-                print("\nratio mlctl/azure (req/s):  " + "   ".join(
-                    f"c={c}: {pooled[('mlctl', c)].rps / pooled[('azure', c)].rps:.2f}x" for c in levels))
-                print("ratio per round:            " + "   ".join(
-                    f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
-                print("p99 mlctl vs azure (ms):    " + "   ".join(
-                    f"c={c}: {pooled[('mlctl', c)].percentile(99):.1f} vs {pooled[('azure', c)].percentile(99):.1f}"
-                    for c in levels))
+                    for name in procs:
+                        print(row(name, pooled[(load, name, c)], floor, cpu_total[(load, name, c)]))
+                print()
+                print(table(load, names, levels, pooled, cpu_total, n))
+                print()
+                print("\n".join(ratios(load, names, levels, pooled, n)))
+            print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
         finally:
             for group, _ in procs.values():
                 for proc in group:

@@ -83,7 +83,7 @@ CONTAINER_FIELDS = ("container", "container_name", "image", "cpus", "memory_byte
 def instance_report(i: dict) -> dict:
     """Pure: what `show` says of one live instance: index, pid, readiness and restarts, and for a
     container its id, name, image, limits and how it last ended."""
-    return {**{k: i.get(k) for k in ("index", "pid", "ready", "restarts")},
+    return {**{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
             **{k: i[k] for k in CONTAINER_FIELDS if k in i}}
 
 
@@ -92,6 +92,8 @@ def instance_line(i: dict) -> str:
     where = (f"container {i['container']}" if "container" in i else f"pid {i['pid']}" if i.get("pid") is not None
              else "run by its platform (no local process)")
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"
+    if (i.get("workers") or 1) > 1:
+        line += f", {i['workers']} workers"
     if i.get("oom_kills"):
         line += f", killed {i['oom_kills']} time(s) for running out of memory"
     if i.get("last_exit") and not i["ready"]:

@@ -59,3 +59,12 @@ def diabetes(models):
 
     X, _ = load_diabetes(return_X_y=True)
     return joblib.load(models / "diabetes.pkl"), X[:2].tolist()
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop_mode(request) -> dict:
+    """The environment that runs the servers a test starts on event loop `mode` (MLCTL_SERVER_LOOP): with
+    uvloop and without."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return {"MLCTL_SERVER_LOOP": request.param}

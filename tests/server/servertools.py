@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,18 @@ def wait_for_file(path: Path, deadline_s: float = 20.0) -> None:
     while not path.exists():
         assert time.monotonic() < end, f"{path} never appeared"
         time.sleep(0.01)
+
+
+def refuses_connections(host: str, port: int, deadline_s: float = 20.0) -> bool:
+    """Poll until a new connection to host:port is refused (the listener closed); False if it never is."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            time.sleep(0.02)
+        except OSError:
+            return True
+    return False
 
 
 def server_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:

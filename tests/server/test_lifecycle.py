@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servertools import SCRIPTS, launch, server_env, wait_for_file
+from servertools import SCRIPTS, launch, refuses_connections, server_env, wait_for_file
 
 FAILING = {
     "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
@@ -233,15 +233,7 @@ def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
         "POST", "/score", {"block": {"started": str(started), "release": str(release)}})), daemon=True)
     t.start()
     _sigterm_once_running(server, started)
-    refused = False
-    end = time.monotonic() + 20
-    while not refused and time.monotonic() < end:  # the listener closes: no new connections
-        try:
-            socket.create_connection((server.host, server.port), timeout=2).close()
-            time.sleep(0.02)
-        except OSError:
-            refused = True
-    assert refused
+    assert refuses_connections(server.host, server.port)  # the listener closes: no new connections
     assert server.proc.poll() is None  # still finishing the request in flight
     release.write_text("go")
     t.join(30)

@@ -24,14 +24,16 @@ requests and probes (HTTP `GET /`) to. Everything else goes through the deployme
         on_ready(key)                               # it answered its readiness probe (a process copies
                                                     # what init() printed to its log file now)
         usage(key) -> Usage | None                  # CPU seconds and peak memory so far, None if unknown
-        describe(key) -> dict                       # its own status fields (a process: pid, socket)
+        describe(key) -> dict                       # its own status fields (a process: pid, socket,
+                                                    # workers = the scoring server's WORKER_COUNT)
         async close()                               # the deployment is gone: release files and the like
 
 An address is "unix:/path/to.sock", "tcp:HOST:PORT" or "tcp:HOST:PORT/PREFIX" (see upstream.Pool). The host runs the
 supervision: readiness and liveness probes, restarts with backoff, health-gated rolls (a new
 generation of keys beside the old, the old drained then stopped), scaling (new keys started,
 highest ones drained then stopped) and revival of instances that are down (a fresh generation).
-How many scoring workers an instance runs is the scoring server's business: launchers never see them.
+How many scoring workers an instance runs is the scoring server's business (WORKER_COUNT: one parent
+process, the one pid a launcher signals, forks them): launchers only report the count in describe().
 
 A new launcher is a module with a class `Launcher` following this contract, named in LAUNCHERS.
 This module imports no launcher: the registry names modules, loaded on first use.

@@ -12,9 +12,9 @@ from mlctl.runtime.server import jsoncodec
 from mlctl.runtime.server.answers import (
     JSON,
     HeaderTooLarge,
-    add_ids,
     cors_headers,
     error,
+    id_headers,
     request_ids,
 )
 from mlctl.runtime.server.inputs import (
@@ -92,12 +92,14 @@ class Scorer:
                 ids = ("", "", "")
                 resp = error(431, str(exc))
             else:
+                ids_headers = id_headers(ids, self.server_version)
                 try:
-                    resp = await self._answer(request)
+                    resp = await self._answer(request, ids_headers)
                 except Exception:  # a server bug must not turn into a text/plain 500 from aiohttp
                     logger.error("Encountered Exception: %s", traceback.format_exc())
                     resp = error(500, INTERNAL_ERROR)
-                add_ids(resp, ids, self.server_version)
+                if resp.headers.get("x-request-id") is not ids[0]:  # (the JSON answer of run() has them already)
+                    resp.headers.update(ids_headers)
                 trace = request.headers.get("TraceId")
                 if trace is not None:  # Office services' tracing field, echoed as Azure does
                     resp.headers["TraceId"] = trace
@@ -113,7 +115,7 @@ class Scorer:
         finally:
             self.inflight -= 1
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    async def _answer(self, request: web.Request, ids_headers: Dict[str, str]) -> web.Response:
         method = request.method
         if method == "OPTIONS":
             return web.Response(status=200, headers={"Allow": "GET, POST, OPTIONS"})
@@ -164,7 +166,8 @@ class Scorer:
             except (TypeError, ValueError) as exc:
                 logger.error("Encountered Exception: run() returned a value that is not JSON serializable: %s", exc)
                 return error(500, RUN_FAILED, run_failed=True)
-            resp = web.Response(status=200, body=payload, content_type=JSON,
-                                headers={"x-ms-run-function-failed": "False"})
+            return web.Response(status=200, body=payload, headers={  # one header dict: the common answer's cost
+                "Content-Type": JSON, "x-ms-run-function-failed": "False", "x-ms-run-fn-exec-ms": f"{run_ms:.3f}",
+                **ids_headers})
         resp.headers["x-ms-run-fn-exec-ms"] = f"{run_ms:.3f}"
         return resp

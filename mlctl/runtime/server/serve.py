@@ -2,16 +2,21 @@
 
 Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound or a second
 stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
+With WORKER_COUNT > 1 this process is the parent of that many workers (mlctl.runtime.server.processes),
+each of which runs `serve_worker`.
 """
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import itertools
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -19,6 +24,7 @@ from aiohttp import web
 
 from mlctl.runtime.server.answers import SERVER_VERSION
 from mlctl.runtime.server.logs import RequestLog, configure_logging
+from mlctl.runtime.server.processes import DRAIN, GO, INITIALIZED, KILL, ListenError, run_workers
 from mlctl.runtime.server.settings import Settings, SettingsError, parse_settings
 
 logger = logging.getLogger("azmlinfsrv")
@@ -26,10 +32,6 @@ logger = logging.getLogger("azmlinfsrv")
 EXIT_INIT_FAILED = 3
 EXIT_CANNOT_LISTEN = 1
 EXIT_FORCED = 1
-
-
-class ListenError(Exception):
-    """The server cannot bind its socket (address in use, bad path, permission)."""
 TREE_LINES = 200
 SHIMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
@@ -105,10 +107,15 @@ def _load(settings: Settings):  # type: ignore[no-untyped-def]
     return script
 
 
-def _install_uvloop() -> bool:
+def _install_uvloop(mode: str) -> bool:
+    """uvloop's policy when installed (mode auto or uvloop; MLCTL_SERVER_LOOP=asyncio keeps asyncio's loop)."""
+    if mode == "asyncio":
+        return False
     try:
         import uvloop
     except ImportError:
+        if mode == "uvloop":
+            raise SettingsError("MLCTL_SERVER_LOOP=uvloop but uvloop is not installed") from None
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
@@ -133,7 +140,11 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
     return site, (f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}")
 
 
-async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: ignore[no-untyped-def]
+async def _serve(settings: Settings, script, log: RequestLog,  # type: ignore[no-untyped-def]
+                 listener: Optional[socket.socket] = None, control: Optional[socket.socket] = None,
+                 signals: Optional[List[int]] = None) -> None:
+    """Serve until stopped: on its own socket, or (a worker) on the parent's `listener`, told by `control`;
+    `signals` holds the stop signals that arrived before the loop took them over."""
     from mlctl.runtime.server.app import create_app
     from mlctl.runtime.server.scoring import Scorer
     from mlctl.runtime.server.swagger import SwaggerDocs
@@ -147,27 +158,57 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     try:
-        site, where = await _listen(runner, settings)
+        if listener is not None:
+            site: web.BaseSite = web.SockSite(runner, listener)
+            await site.start()
+        else:
+            site, where = await _listen(runner, settings)
     except OSError as exc:
         await runner.cleanup()
-        target = f"unix:{settings.unix_socket}" if settings.unix_socket else f"{settings.host}:{settings.port}"
-        raise ListenError(f"cannot listen on {target}: {exc.strerror or exc}") from None
+        raise ListenError.of(settings, exc) from None
     stop = asyncio.Event()
 
+    def force() -> None:
+        logger.warning("Second stop signal: exiting without waiting for %d in-flight request(s)", scorer.inflight)
+        log.flush()
+        logging.shutdown()
+        os._exit(EXIT_FORCED)
+
+    early = bool(signals)  # (a signal that came early may be dispatched again by the loop: not a second one)
+    seen: List[int] = []
+
     def on_signal() -> None:
-        if stop.is_set():  # a second SIGTERM/SIGINT: do not wait for the drain
-            logger.warning("Second stop signal: exiting without waiting for %d in-flight request(s)",
-                           scorer.inflight)
-            log.flush()
-            logging.shutdown()
-            os._exit(EXIT_FORCED)
+        if seen:  # a second SIGTERM/SIGINT: do not wait for the drain (the parent's "drain" is not a signal)
+            force()
+        seen.append(1)
         stop.set()
+
+    def on_control() -> None:  # the parent of a worker: drain, stop at once, or gone (EOF: drain)
+        try:
+            data = control.recv(64)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if KILL in data:
+            force()
+        if not data:
+            loop.remove_reader(control.fileno())  # type: ignore[union-attr]
+        if not data or DRAIN in data:  # (still listening after a drain: a "stop at once" may follow)
+            stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    if early:  # stopped while starting: drain (nothing is in flight yet)
+        stop.set()
     logger.info("Scoring timeout is set to %d ms; max concurrent run() calls %d, queue %d",
                 settings.request_timeout_ms, settings.max_concurrent, settings.max_queue)
-    logger.info("listening on %s", where)
+    if control is not None:
+        control.setblocking(False)
+        loop.add_reader(control.fileno(), on_control)
+        logger.info("worker serving")
+    else:
+        logger.info("listening on %s", where)
     sys.stdout.flush()
     await stop.wait()
     logger.info("Shutting down: no new connections; draining %d in-flight request(s)", scorer.inflight)
@@ -178,10 +219,47 @@ async def _serve(settings: Settings, script, log: RequestLog) -> None:  # type: 
         await asyncio.sleep(0.01)
         waited += 0.01
     await runner.cleanup()
-    if settings.unix_socket and os.path.exists(settings.unix_socket):
+    if listener is None and settings.unix_socket and os.path.exists(settings.unix_socket):
         os.unlink(settings.unix_socket)
     logger.info("Stopped.")
     log.flush()
+
+
+def serve_worker(streams: List, settings: Settings, listener: socket.socket, control: socket.socket, slot: int) -> int:
+    """A forked worker: load the script and run init(), say so, serve on `listener` once told to (its request
+    log on `streams`); the exit code."""
+    script = _load(settings)  # (a stop signal meanwhile ends the process, as it does one without workers)
+    signals: List[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from now on a stop signal means a drain, once serving
+        signal.signal(sig, lambda number, frame: signals.append(number))
+    logger.info("worker %d initialized", slot)
+    control.sendall(INITIALIZED)
+    while not signals:
+        word = control.recv(64)
+        if not word or DRAIN in word or KILL in word:  # stopped (or the parent died) before serving
+            return 0
+        if GO in word:
+            break
+    asyncio.run(_serve(settings, script, RequestLog(streams), listener=listener, control=control, signals=signals))
+    return 0
+
+
+def exit_now(code: int) -> None:
+    """Exit with `code` without tearing down every module: with scikit-learn loaded that teardown
+    takes about 0.5 s, which a rollout waits for while the old instance stops. atexit handlers
+    (the script's, logging's) and buffered output still run, after the non-daemon threads the
+    script started have ended (as a normal exit waits for them)."""
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not t.daemon and t is not threading.main_thread():
+            t.join()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -192,8 +270,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     streams: List = configure_logging(settings.log_level, settings.log_file)
-    log = RequestLog(streams)
-    fast = _install_uvloop()
+    try:
+        fast = _install_uvloop(settings.loop)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # run() on a worker thread and the event loop share the GIL: hand it over sooner than the
     # default 5 ms so a waiting run() or a waiting response does not stall (see bench/README.md).
     sys.setswitchinterval(settings.switch_interval_s)
@@ -201,9 +282,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 SERVER_VERSION, sys.version.split()[0], "on" if fast else "off",
                 settings.entry_script, settings.model_dir)
     _prepare_imports(settings)
+    if settings.workers > 1:
+        return run_workers(settings, functools.partial(serve_worker, streams))
     script = _load(settings)
     try:
-        asyncio.run(_serve(settings, script, log))
+        asyncio.run(_serve(settings, script, RequestLog(streams)))
     except ListenError as exc:
         logger.error("%s", exc)
         return EXIT_CANNOT_LISTEN

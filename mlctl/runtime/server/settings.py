@@ -11,6 +11,8 @@ DEFAULT_MAX_QUEUE = 512
 DEFAULT_MAX_ABANDONED = 8  # run() calls past their timeout still running, past which the server is unhealthy
 DEFAULT_TIMEOUT_MS = 3_600_000
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+MAX_WORKERS = 64  # WORKER_COUNT above this is refused (a typo, not a machine: each worker loads the model)
+LOOPS = ("auto", "uvloop", "asyncio")
 
 
 class SettingsError(Exception):
@@ -40,6 +42,8 @@ class Settings:
     service_version: str = "1.0"
     server_version: str = ""
     switch_interval_s: float = 0.0005
+    workers: int = 1
+    loop: str = "auto"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +116,29 @@ def _switch_interval(env: Mapping[str, str]) -> float:
     return value
 
 
+def worker_count(env: Mapping[str, str]) -> int:
+    """Pure: the worker processes asked for by Azure's WORKER_COUNT (unset or empty: 1); SettingsError
+    for anything but a whole number 1..MAX_WORKERS."""
+    raw = env.get("WORKER_COUNT", "").strip()
+    if not raw:
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise SettingsError(f"environment variable WORKER_COUNT must be a whole number of worker processes from 1 "
+                            f"to {MAX_WORKERS}, got {raw!r} (set it in the deployment's environment_variables)")
+    return value
+
+
+def _loop(env: Mapping[str, str]) -> str:
+    value = env.get("MLCTL_SERVER_LOOP", "").strip().lower() or "auto"
+    if value not in LOOPS:
+        raise SettingsError(f"environment variable MLCTL_SERVER_LOOP must be one of {', '.join(LOOPS)}, got {value!r}")
+    return value
+
+
 def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Settings:
     """Pure: flags first, then the Azure environment variables, then defaults."""
     ns = build_parser().parse_args(argv)
@@ -157,4 +184,6 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         service_version=env.get("SERVICE_VERSION", "1.0"),
         server_version=env.get("HTTP_X_MS_SERVER_VERSION", ""),
         switch_interval_s=_switch_interval(env),
+        workers=worker_count(env),
+        loop=_loop(env),
     )

@@ -1,5 +1,5 @@
 """Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print, echo
-or name the thread it ran on."""
+or name the thread (and process) it ran on."""
 import json
 import logging
 import os
@@ -21,7 +21,7 @@ def init():
 
 
 def _block(spec):
-    with open(spec["started"], "w") as f:
+    with open(spec["started"].replace("{pid}", str(os.getpid())), "w") as f:  # {pid}: one file per worker process
         f.write("started")
     deadline = time.monotonic() + 30
     while not os.path.exists(spec["release"]) and time.monotonic() < deadline:
@@ -47,6 +47,8 @@ def run(raw_data, request_headers):
         log.warning("logged %s", req["print"])
     if "thread" in req:
         return {"thread": threading.get_ident()}
+    if "pid" in req:
+        return {"pid": os.getpid()}
     if "echo" in req:
         return {"raw": raw_data, "headers": request_headers}
     if "data" in req:
