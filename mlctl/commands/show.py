@@ -81,7 +81,7 @@ CONTAINER_FIELDS = ("container", "container_name", "image", "cpus", "memory_byte
 
 
 def instance_report(i: dict) -> dict:
-    """Pure: what `show` says of one live instance: index, pid, readiness and restarts, and for a
+    """Pure: what `show` says of one live instance: index, pid, readiness, restarts, scoring workers, and for a
     container its id, name, image, limits and how it last ended."""
     return {**{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
             **{k: i[k] for k in CONTAINER_FIELDS if k in i}}
