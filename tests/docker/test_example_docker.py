@@ -13,6 +13,8 @@ SAMPLE = "sample-request.json"
 
 def test_example_both_forms_on_docker(docker_example, engine_api):
     root, api = docker_example, engine_api
+    first = mlctl(root, "plan")                                                 # which base and why
+    assert "Note: image.diabetes-blue-env: " in first.stderr and "base image" in first.stderr, first.stderr
     legacy = mlctl(root, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")   # the 2021 form
     assert "Apply complete! Resources: 6 added" in legacy.stdout
     if api.info()["NCPU"] < 4:                                                 # clamped, and said so
@@ -57,6 +59,8 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     assert f"instance 0: container {box['Id'][:12]}, ready" in mlctl(root, "show", "diabetes").stdout
     logs = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--lines", "200").stdout
     assert "listening on unix:/run/mlctl/" in logs
+    built = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--container", "storage-initializer").stdout
+    assert "image mlctl/env:" in built                                       # the image's build log
     again = mlctl(root, "apply", "--auto-approve")
     assert "No changes." in again.stdout
 
