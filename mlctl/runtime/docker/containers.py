@@ -171,8 +171,8 @@ class End:
     oom_killed: bool
 
 
-def ending(cid: str, started: float, memory_bytes: int | None) -> End:
-    """Why the container stopped running (waits until it has)."""
+def ending(cid: str, started: float, memory_bytes: int | None, ours) -> End:
+    """Why the container stopped running (waits until it has); `ours()`: mlctl stopped it."""
     import docker
 
     api = engine()
@@ -186,6 +186,8 @@ def ending(cid: str, started: float, memory_bytes: int | None) -> End:
     if state.get("OOMKilled"):
         limit = f" (its memory limit is {memory_bytes // 2**20} MiB)" if memory_bytes else ""
         return End(f"was killed for running out of memory{limit}, exit code {code}", False, True)
+    if ours():
+        return End(f"was stopped by mlctl, exit code {code}", False, False)
     if _stopped_through_engine(cid, started):
         if _removed_soon(cid):   # docker rm -f kills first, then removes
             return End("was removed outside mlctl", True, False)
