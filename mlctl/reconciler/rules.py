@@ -145,6 +145,9 @@ class DriftRule:
 
 
 DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
+    # a container image built on another base than the one chosen now (mlctl.yaml's docker.base_image
+    # changed, the environment's image became available): rebuilt, and its deployments roll
+    Kind.IMAGE: (DriftRule("on_chosen_base", None, "is_false", Action.REPLACE),),
     Kind.ENDPOINT: (DriftRule("alive", None, "is_false", Action.RECREATE),
                     DriftRule("port", "port", "differs_when_set", Action.RECREATE)),
     Kind.DEPLOYMENT: (

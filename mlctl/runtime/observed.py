@@ -76,6 +76,7 @@ class ImageObserved(Observed):
     base_id: str | None = None
     base_reason: str | None = None         # ... and why that base
     site: str | None = None                # where its packages are inside (PYTHONPATH)
+    on_chosen_base: bool | None = None     # False: the base chosen now differs (drift: rebuilt on it)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,30 @@ from mlctl.runtime.local.cache import Entry
 from mlctl.state.statefile import ResourceState, State
 
 
-@pytest.fixture
-def own_image(docker_engine, mlctl_base, scratch_images):
-    """An mlctl image no project uses (a server-only image under a spec digest of this test's own)."""
+def _unused_image(client):
+    """An mlctl image no project uses (a server-only image under a spec digest of its own)."""
     request = replace(images.ImageRequest.server_only(), spec_digest=f"sha256:test-{uuid.uuid4().hex}")
-    built = images.ensure_image(docker_engine, request, {})
+    return images.ensure_image(client, request, {})
+
+
+@pytest.fixture(scope="module")
+def own_image(_engine_or_reason, mlctl_base):
+    """An unused mlctl image shared by the tests that only read it; removed after the module."""
+    client, reason = _engine_or_reason
+    if client is None:
+        pytest.skip(reason)
+    built = _unused_image(client)
+    yield built
+    try:
+        client.images.remove(built.tag, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+@pytest.fixture
+def doomed_image(docker_engine, mlctl_base, scratch_images):
+    """An unused mlctl image of this test's own (it removes it)."""
+    built = _unused_image(docker_engine)
     scratch_images.append(built.tag)
     return built
 
@@ -62,17 +81,17 @@ def test_prune_rules_are_the_virtualenv_rules(docker_engine, own_image):
     assert imagecache.prunable(used, older_than=0, now=now) == []               # this project's state names it
 
 
-def test_remove_keeps_an_image_a_container_was_made_from(docker_engine, own_image):
-    (entry,) = [e for e in imagecache.entries(docker_engine, State()) if e.path == own_image.tag]
-    container = docker_engine.containers.create(own_image.tag, ["true"], labels=labels.managed("test"))
+def test_remove_keeps_an_image_a_container_was_made_from(docker_engine, doomed_image):
+    (entry,) = [e for e in imagecache.entries(docker_engine, State()) if e.path == doomed_image.tag]
+    container = docker_engine.containers.create(doomed_image.tag, ["true"], labels=labels.managed("test"))
     try:
         assert imagecache.remove(docker_engine, entry) is False
-        docker_engine.images.get(own_image.tag)
+        docker_engine.images.get(doomed_image.tag)
     finally:
         container.remove(force=True)
     assert imagecache.remove(docker_engine, entry) is True
     with pytest.raises(docker.errors.ImageNotFound):
-        docker_engine.images.get(own_image.tag)
+        docker_engine.images.get(doomed_image.tag)
 
 
 def test_remove_never_touches_an_image_mlctl_did_not_build(docker_engine, foreign_image):

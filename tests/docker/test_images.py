@@ -4,6 +4,7 @@ projects, a Python that does not fit, `environment.build` contexts, no engine.""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import uuid
@@ -98,6 +99,22 @@ def test_image_removed_outside_mlctl_reads_as_gone(docker_engine, mlctl_base, sc
     assert driver.read(address, prior, ctx).tag == built.tag
     docker_engine.images.remove(built.tag)
     assert driver.read(address, prior, ctx) is None
+
+
+def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, server_image, scratch_images, tmp_path):
+    """mlctl.yaml's docker.base_image changed after the image was built: refresh reports it (the plan
+    rebuilds the image on the new base and rolls its deployments)."""
+    other = f"mlctl-test/other-base:{uuid.uuid4().hex[:12]}"
+    docker_engine.images.build(fileobj=io.BytesIO(f"FROM {base.base_tag()}\nLABEL other=1\n".encode()), tag=other, rm=True)
+    scratch_images.append(other)
+    prior = ResourceState(kind="image", attributes={"spec_digest": None}, digest="sha256:x",
+                          observed=server_image.observed())
+    read = lambda settings: ImageDriver().read("image.x", prior, RuntimeContext(Project.at(tmp_path), settings))  # noqa: E731
+    assert read({}).on_chosen_base is True
+    assert read({"base_image": other}).on_chosen_base is False
+    from mlctl.reconciler.rules import DRIFT
+
+    assert [rule.drifted(read({"base_image": other}), {}) for rule in DRIFT[Kind.IMAGE]] == [True]
 
 
 def test_python_mismatch_names_both(docker_engine, mlctl_base, example_request):

@@ -171,18 +171,31 @@ def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None,
     return mlctl_base(client, reason, say=say, build=build)
 
 
+def _own_base(client):
+    """mlctl's own base in the engine, or None: found by its tag (an image built FROM it inherits its
+    labels, not its tag) and checked by its recipe label."""
+    import docker
+
+    try:
+        image = client.images.get(base_tag())
+    except docker.errors.ImageNotFound:
+        return None
+    return image if labels.is_managed(image.labels, "base") and labels.value(image.labels, "recipe") == recipe_digest() \
+        else None
+
+
 def mlctl_base(client, reason: str, say=None, build: bool = True) -> Base:
     """mlctl's own base (built once per machine when missing and `build`)."""
-    found = client.images.list(filters=labels.selector("base", recipe=recipe_digest()))
-    if not found and build:
+    found = _own_base(client)
+    if found is None and build:
         with steps.machine_lock(f"base-{recipe_digest().split(':', 1)[1][:24]}", say):
-            found = client.images.list(filters=labels.selector("base", recipe=recipe_digest()))
-            if not found:
-                found = [_build_base(client, say)]
+            found = _own_base(client)
+            if found is None:
+                found = _build_base(client, say)
                 reason += " (built now, once per machine)"
-    if not found:
+    if found is None:
         return Base(base_tag(), None, "mlctl", reason + " (to be built)", RECIPE["python"], "/usr/bin/python3")
-    return _with_python(client, Base(base_tag(), found[0].id, "mlctl", reason, None, None))
+    return _with_python(client, Base(base_tag(), found.id, "mlctl", reason, None, None))
 
 
 def base_log():

@@ -1,12 +1,14 @@
 """The docker runtime's image driver: the orders of `mlctl.runtime.contract` for `image.NAME`, carried
 out by `images.ensure_image` (built once per engine, shared across projects), reported as ImageObserved
-(tag, image id, base and why, Python, frozen packages). An image removed outside mlctl reads as gone.
+(tag, image id, base and why, Python, frozen packages). An image removed outside mlctl reads as gone; one
+built on another base than the one chosen now reads `on_chosen_base=False` (drift: it is rebuilt).
 """
 
 from __future__ import annotations
 
+from mlctl.errors import MlctlError
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import engine, images
+from mlctl.runtime.docker import base, engine, images
 from mlctl.runtime.observed import ImageObserved
 
 
@@ -51,4 +53,18 @@ class ImageDriver:
         if prior.attributes.get("spec_digest"):
             images.record(ctx.data_dir, prior.attributes["spec_digest"], built)
         images.mark_used(built.image_id)
-        return ImageObserved.from_json(built.observed())
+        return ImageObserved.from_json({**built.observed(), "on_chosen_base": self._on_chosen_base(built, prior, ctx)})
+
+    @staticmethod
+    def _on_chosen_base(built, prior, ctx) -> bool | None:
+        """Is the image built on the base that would be chosen now? (None: cannot tell without building,
+        as for a `build:` context.) Nothing is pulled or built to answer."""
+        request = images.ImageRequest.from_attributes(prior.attributes)
+        if request.build_context:
+            return None
+        try:
+            chosen = base.choose(engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings,
+                                 build=False)
+        except MlctlError:          # the base chosen now has no python3: the build says so, not refresh
+            return None
+        return chosen.image_id == built.base_id

@@ -6,7 +6,7 @@ How an image is made (no network inside any build): the base is chosen (`base.py
 packages plus the scoring server's own (aiohttp; uvloop and orjson where they have wheels) are installed
 ON THE HOST with the uv mlctl depends on, `uv pip install --target site --python-version X.Y.Z
 --python-platform x86_64-manylinux_2_28`, for the base image's Python; a generated Dockerfile copies
-them in (`FROM base; COPY site /opt/mlctl/site`). Every image holds the server's packages, also the
+them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image holds the server's packages, also the
 one for a deployment without an environment (`server_image`). The build log (uv's output, the engine's
 build output, an `environment.build` context's output) stays at `build_log(content_digest)`; a failed
 build is a DriverError quoting its tail.
@@ -46,7 +46,7 @@ from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
-RECIPE_VERSION = 1          # bump when the generated Dockerfile changes (a new content digest)
+RECIPE_VERSION = 2          # bump when the generated Dockerfile changes (a new content digest)
 SERVER_PYTHON = ">=3.9"     # what mlctl's scoring server runs on
 
 
@@ -240,7 +240,7 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
                      "base_id": base.image_id, "base_reason": base.reason, "python": base.python,
                      "python_version": base.python_version, "site": SITE, "frozen": json.dumps(frozen),
                      "notes": json.dumps(list(notes)), "built_at": str(started)}
-            (scratch / "Dockerfile").write_text(dockerfile(base.ref, labels.managed("image", **facts)))
+            (scratch / "Dockerfile").write_text(dockerfile(base.ref, base.python, labels.managed("image", **facts)))
             say(f"building image {image_tag(digest)}")
             try:
                 image_id = steps.engine_build(client, log, say, path=str(scratch), tag=image_tag(digest),
@@ -254,11 +254,19 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
                       base.python, base.python_version, SITE, frozen, list(notes), started)
 
 
-def dockerfile(base_ref: str, image_labels: Mapping[str, str]) -> str:
-    """Pure: the generated Dockerfile: the base, the packages installed on the host, the labels (one
-    instruction: each is a step of the engine's build)."""
+# compiles the packages' bytecode with the image's own Python, once, so that no container start pays for
+# it (importing scikit-learn uncompiled takes seconds); files that do not compile are left as they are
+COMPILE = ("import compileall, py_compile; compileall.compile_dir({site!r}, quiet=2, workers=0, "
+           "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)")
+
+
+def dockerfile(base_ref: str, python: str, image_labels: Mapping[str, str]) -> str:
+    """Pure: the generated Dockerfile: the base, the packages installed on the host, their bytecode
+    compiled by the base's `python` (no network), the labels (one instruction: each is a build step)."""
     label_args = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(image_labels.items()))
-    return f"FROM {base_ref}\nCOPY site {SITE}\nENV PYTHONPATH={SITE}\nLABEL {label_args}\n"
+    compile_step = json.dumps([python, "-c", COMPILE.format(site=SITE)])
+    return (f"FROM {base_ref}\nCOPY site {SITE}\nRUN {compile_step}\nENV PYTHONPATH={SITE}\n"
+            f"LABEL {label_args}\n")
 
 
 def _failed(summary: str, log_file: Path) -> DriverError:
