@@ -48,7 +48,8 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert not mounts[env["AZUREML_MODEL_DIR"]]["RW"] and not mounts["/var/azureml-app/onlinescoring"]["RW"]
     assert not mounts["/opt/mlctl/lib/mlctl"]["RW"]
-    assert info["NetworkSettings"]["Ports"] in ({}, None)                       # nothing published
+    assert info["NetworkSettings"]["Ports"] in ({}, None)                       # nothing published,
+    assert info["HostConfig"]["NetworkMode"] == "none"                          # the socket is the only way in
     cpus = min(4, api.info()["NCPU"])                                           # Standard_DS3_v2: 4 vCPUs, 14 GiB
     assert info["HostConfig"]["NanoCpus"] == cpus * 10**9
     assert info["HostConfig"]["Memory"] == min(14 * 2**30, api.info()["MemTotal"])

@@ -4,8 +4,9 @@ Blocking calls (the launcher runs them off its event loop). The layout inside is
 read-only at `/var/azureml-app/azureml-models/NAME/VERSION` (AZUREML_MODEL_DIR), the code read-only at
 `/var/azureml-app/CODE-FOLDER`, mlctl's own package read-only at /opt/mlctl/lib (with the image's
 packages in /opt/mlctl/site on PYTHONPATH), and the endpoint's socket folder at /run/mlctl, where the
-scoring server listens on its unix socket. No port is published. The container runs as the host's
-user, so the socket it makes is the host's to remove.
+scoring server listens on its unix socket. No port is published, and the container has no network
+(`none`: the socket is its only way in or out, and it needs no bridge of the engine). The container
+runs as the host's user, so the socket it makes is the host's to remove.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def run(spec, key, place, socket) -> tuple[str, int | None, float]:
                 _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
                 _mount(place.socket_dir, SOCKET_TARGET, False)],
         nano_cpus=launch.get("nano_cpus") or None, mem_limit=launch.get("memory_bytes") or None,
-        memswap_limit=launch.get("memory_bytes") or None, init=True,
+        memswap_limit=launch.get("memory_bytes") or None, init=True, network_mode="none",
         log_config={"Type": "json-file", "Config": LOG_OPTIONS})
     name = name_of(spec, key, place)
     args = spec.server_args(f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
