@@ -23,6 +23,7 @@ PROJECT_KINDS = ("model", "code")   # what the project keeps itself (virtualenvs
 
 class DockerRuntime(HostedRuntime):
     name = "docker"
+    without_environment = "the scoring server's image"
 
     def __init__(self, settings=None):
         super().__init__(settings)
