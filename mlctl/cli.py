@@ -23,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("mlctl.commands.listing", "List the endpoints of this project."),
     "invoke": ("mlctl.commands.invoke", "Send a scoring request to an endpoint."),
     "keys": ("mlctl.commands.keys", "Print or regenerate an endpoint's keys (the one command that prints them)."),
+    "profile": ("mlctl.commands.profile", "Load a deployment at several concurrencies and recommend its sizing."),
     "logs": ("mlctl.commands.logs", "Print a deployment's logs."),
     "cache": ("mlctl.commands.cache", "Inspect or prune the shared image cache and model store."),
+    "convert": ("mlctl.commands.convert", "Convert a v1 deployment (inferenceconfig.json, deploymentconfig.json) into YAML."),
 }
 
 

@@ -52,6 +52,12 @@ def looks_like_token(text: str) -> bool:
     return bool(_TOKEN.search(text))
 
 
+def masked_text(text: str) -> str:
+    """Pure: free text (a progress message, a log line) with URL credentials hidden and each
+    token-shaped part replaced by `(sensitive)`; the rest of the text is kept."""
+    return _TOKEN.sub(MASK, mask_url_credentials(text))
+
+
 def masked_value(value: Any) -> Any:
     """Pure: `value` (JSON: strings, lists, objects) with URL credentials hidden and token-shaped
     strings replaced by `(sensitive)`, recursively."""

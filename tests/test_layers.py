@@ -1,4 +1,4 @@
-"""The layers hold: no command and no reconciler module imports a specific runtime (they reach one
+"""The layers hold: no command, reconciler, profiling or progress module imports a specific runtime (they reach one
 through mlctl.runtime.registry), and the scoring server imports nothing but the standard library
 and aiohttp (it runs inside every model's environment)."""
 
@@ -37,7 +37,7 @@ def runtime_specific(module: str) -> bool:
 
 def test_commands_and_reconciler_import_no_specific_runtime():
     offenders = []
-    for layer in ("commands", "reconciler"):
+    for layer in ("commands", "reconciler", "profiling", "progress"):
         for path in sorted((PACKAGE / layer).glob("*.py")):
             bad = sorted(m for m in imports(path) if runtime_specific(m))
             if bad:

@@ -1,10 +1,9 @@
-"""`mlctl apply [PLANFILE]`: plan (or load a saved plan), show it, ask, carry it out, print progress."""
+"""`mlctl apply [PLANFILE]`: plan (or load a saved plan), show it, ask, carry it out, show progress (mlctl.progress)."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
 import click
 
@@ -30,33 +29,6 @@ def confirm(auto_approve: bool, question: str, verb: str = "apply") -> None:
     click.echo(f"\n{question}\n  Only 'yes' will be accepted.")
     if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
         raise MlctlError(f"{verb} cancelled: nothing was changed.")
-
-
-class Printer:
-    """The hooks listener of the CLI: one line per change started, finished or failed, and driver progress."""
-
-    def __init__(self):
-        self.started: dict[str, float] = {}
-
-    def __call__(self, point: str, info: dict) -> None:
-        address = info.get("address", "")
-        if point == "pending_found":
-            click.echo(f"Found an interrupted apply: {info.get('action', '?')} of {address} "
-                       f"(pid {info.get('pid', '?')}, started {info.get('started_at', '?')}). "
-                       "Refresh has read what really runs; continuing from there.", err=True)
-        elif point == "intent_written":
-            self.started[address] = time.monotonic()
-            from mlctl.reconciler.actions import Action
-
-            verb = Action(info["action"]).verb if info.get("action") else "changing"
-            click.echo(f"{address}: {verb}...")
-        elif point == "result_written":
-            took = time.monotonic() - self.started.get(address, time.monotonic())
-            click.echo(f"{address}: done ({took:.1f}s)")
-        elif point == "change_failed":
-            click.echo(f"{address}: FAILED: {info.get('summary', '')}", err=True)
-        elif point == "progress":
-            click.echo(f"{address}: {info.get('message', '')}")
 
 
 def summary(plan) -> str:
@@ -87,6 +59,7 @@ def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False
 
 
 def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_timeout, question) -> int:
+    from mlctl.progress import display
     from mlctl.reconciler.hooks import Hooks
     from mlctl.reconciler.operations import apply_project
 
@@ -101,8 +74,9 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
             confirm(auto_approve, question, "destroy" if destroy else "apply")
         click.echo()
 
-    plan, state = apply_project(project, planfile=planfile, destroy=destroy, allow_destroy=allow_destroy,
-                                lock_timeout=lock_timeout, hooks=Hooks(Printer()), show=show, approve=approve)
+    with display() as listener:    # lines, and what still runs (a live display on a terminal)
+        plan, state = apply_project(project, planfile=planfile, destroy=destroy, allow_destroy=allow_destroy,
+                                    lock_timeout=lock_timeout, hooks=Hooks(listener), show=show, approve=approve)
     if not plan.has_changes():
         return 0
     click.echo()

@@ -12,6 +12,19 @@ import click
 from mlctl.errors import MlctlError
 
 
+def read_request_file(project, request_file: str) -> bytes:
+    """The request body: `request_file` under the project (-C DIR), else as given; MlctlError when unreadable."""
+    path = project.root / request_file
+    if not path.is_file() and os.path.isfile(request_file):
+        path = request_file
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
+                         detail=f"looked in {project.root} (the project, -C DIR)") from None
+
+
 @click.command()
 @click.argument("endpoint")
 @click.option("--request-file", required=True, type=click.Path(dir_okay=False),
@@ -31,15 +44,7 @@ def command(project, endpoint, request_file, deployment, timeout):
     if base is None:
         raise MlctlError(f"the endpoint host of {endpoint!r} is not running",
                          detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.")
-    path = project.root / request_file
-    if not path.is_file() and os.path.isfile(request_file):
-        path = request_file
-    try:
-        with open(path, "rb") as f:
-            body = f.read()
-    except OSError as e:
-        raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
-                         detail=f"looked in {project.root} (the project, -C DIR)") from None
+    body = read_request_file(project, request_file)
     headers = {"Content-Type": "application/json",
                "Authorization": runtime.authorization(project, endpoint, auth_mode_of(rs))}
     if deployment:

@@ -27,31 +27,15 @@ def echo_diagnostics(diagnostics) -> None:
             click.echo(d.format(), err=True)
 
 
-@click.command("plan")
-@click.option("--out", "out", metavar="FILE", help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (mlctl.plan/v1).")
-@click.option("--markdown", "as_markdown", is_flag=True, help="Print markdown for a pull-request comment (<= 60,000 characters).")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
-@click.option("--destroy", is_flag=True, help="Plan to delete everything recorded in the state.")
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Replace this resource even if unchanged (repeatable).")
-@click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
-              help="Ask the runtime what is running first; --refresh=false plans from the state alone.")
-@click.option("--refresh-only", is_flag=True,
-              help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).")
-@lock_timeout_option
-@click.pass_context
-def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout):
-    """Show what apply would change, without changing anything."""
-    if as_json and as_markdown:
-        raise click.UsageError("--json and --markdown cannot be used together")
-    if refresh_only and (destroy or replace or out or not refresh):
-        raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
+def print_plan(project, *, as_json: bool = False, as_markdown: bool = False, refresh: bool = True, destroy: bool = False,
+               replace=(), lock_timeout: float = 0, refresh_only: bool = False):
+    """Make the project's plan and print it as `mlctl plan` does (text, --json or --markdown; warnings to
+    stderr); returns it. MlctlError when there is no plan (after printing the failure document for
+    --json / --markdown). `mlctl convert` shows the plan of what it wrote through this too."""
     from mlctl.errors import MlctlError
-
-    project = ctx.obj
-    root = str(project.root)
     from mlctl.reconciler.operations import make_plan
 
+    root = str(project.root)
     try:
         _, _, result = make_plan(project, refresh_first=refresh, destroy=destroy, replace=replace,
                                  lock_timeout=lock_timeout, refresh_only=refresh_only)
@@ -80,6 +64,32 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
         from mlctl.reconciler.render_text import render_text
 
         render_text(result, Console(highlight=False), root)
+    return result
+
+
+@click.command("plan")
+@click.option("--out", "out", metavar="FILE", help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (mlctl.plan/v1).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print markdown for a pull-request comment (<= 60,000 characters).")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--destroy", is_flag=True, help="Plan to delete everything recorded in the state.")
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Replace this resource even if unchanged (repeatable).")
+@click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
+              help="Ask the runtime what is running first; --refresh=false plans from the state alone.")
+@click.option("--refresh-only", is_flag=True,
+              help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).")
+@lock_timeout_option
+@click.pass_context
+def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout):
+    """Show what apply would change, without changing anything."""
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown cannot be used together")
+    if refresh_only and (destroy or replace or out or not refresh):
+        raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
+    project = ctx.obj
+    result = print_plan(project, as_json=as_json, as_markdown=as_markdown, refresh=refresh, destroy=destroy,
+                        replace=replace, lock_timeout=lock_timeout, refresh_only=refresh_only)
+    root = str(project.root)
     if out:
         from mlctl.reconciler.planfile import save_plan
 

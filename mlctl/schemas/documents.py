@@ -84,16 +84,9 @@ class Document:
 def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
     shown = show_path(path)
-    try:
-        text = _read_config_bytes(path).decode("utf-8")
-    except _NotConfig as e:
-        return None, [Diagnostic(f"cannot read {shown}: {e.args[0]}", e.args[1], file=shown)]
-    except UnicodeDecodeError as e:
-        return None, [Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})",
-                                 "Save the file as UTF-8.", file=shown)]
-    except OSError as e:
-        return None, [Diagnostic(f"cannot read {shown}: {e.strerror or e}",
-                                 "Check that the file exists and is readable.", file=shown)]
+    text, problems = read_config_text(path, shown)
+    if text is None:
+        return None, problems
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -134,6 +127,21 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
         except _TooDeep as e:
             return None, [_too_deep(shown, e.args[0])]
     return doc, diags
+
+
+def read_config_text(path: Path, shown: str) -> tuple[str | None, list[Diagnostic]]:
+    """The UTF-8 text of a configuration file (a regular file of at most MAX_BYTES), or None and the
+    one diagnostic that says why not (`shown` names the file in it). Used for YAML and v1 JSON alike."""
+    try:
+        return _read_config_bytes(path).decode("utf-8"), []
+    except _NotConfig as e:
+        return None, [Diagnostic(f"cannot read {shown}: {e.args[0]}", e.args[1], file=shown)]
+    except UnicodeDecodeError as e:
+        return None, [Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})",
+                                 "Save the file as UTF-8.", file=shown)]
+    except OSError as e:
+        return None, [Diagnostic(f"cannot read {shown}: {e.strerror or e}",
+                                 "Check that the file exists and is readable.", file=shown)]
 
 
 MAX_DEPTH = 100          # nesting levels

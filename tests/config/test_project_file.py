@@ -99,10 +99,10 @@ def test_precedence_option_over_variable_over_file_over_default(proj):
 
 
 def test_the_overrides_and_their_precedence_through_the_cli(proj):
-    (proj / "mlctl.yaml").write_text("runtime: docker\n")
+    (proj / "mlctl.yaml").write_text("runtime: ray\n")
     root = str(proj)
     r = mlctl("-C", root, "validate")
-    assert r.returncode == 1 and "Error: the docker runtime is not in this version of mlctl" in r.stderr
+    assert r.returncode == 1 and "Error: the ray runtime is not in this version of mlctl" in r.stderr
     assert "at mlctl.yaml:1, field 'runtime'" in r.stderr and "Traceback" not in r.stderr
     # MLCTL_RUNTIME over the file
     r = mlctl("-C", root, "validate", "--json", env={"MLCTL_RUNTIME": "local"})

@@ -3,8 +3,10 @@
 `FakeWorld` is what "really runs" (endpoints, deployments, traffic, models, images); a test changes
 it behind mlctl's back to make drift. Every order a driver receives is appended to `world.calls` as
 (address, order), and `world.fail[(address, order)]` makes that order raise DriverError, or any
-other exception (KeyboardInterrupt to interrupt apply), once. Like the scoring server, a deployment
-whose environment_variables set FAIL_INIT fails to start; the deployment it replaces keeps serving.
+other exception (KeyboardInterrupt to interrupt apply), once; `world.delay[(address, order)]` makes it
+take that many seconds, and `world.say[(address, order)]` has it report that progress message first.
+Like the scoring server, a deployment whose environment_variables set FAIL_INIT fails to start; the
+deployment it replaces keeps serving.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 
 from mlctl.resources import Kind
@@ -29,10 +32,17 @@ class FakeWorld:
     images: set = field(default_factory=set)           # spec digests built
     calls: list = field(default_factory=list)          # (address, order) in the order received
     fail: dict = field(default_factory=dict)           # (address, order) -> exception to raise once
+    delay: dict = field(default_factory=dict)          # (address, order) -> seconds the order takes
+    say: dict = field(default_factory=dict)            # (address, order) -> a progress message it gives first
     next_port: int = 41000
 
-    def order(self, address, order: str) -> None:
+    def order(self, address, order: str, ctx=None) -> None:
         self.calls.append((str(address), order))
+        message = self.say.get((str(address), order))
+        if message is not None and ctx is not None:
+            ctx.progress(str(address), message)
+        if self.delay.get((str(address), order)):
+            time.sleep(self.delay[(str(address), order)])
         error = self.fail.pop((str(address), order), None)
         if error is not None:
             raise error
@@ -52,24 +62,24 @@ class _Driver:
         self.world = world
 
     def update(self, resource, prior, ctx):
-        self.world.order(resource.address, "update")
+        self.world.order(resource.address, "update", ctx)
         return self._make(resource, prior)
 
     def create(self, resource, prior, ctx):
-        self.world.order(resource.address, "create")
+        self.world.order(resource.address, "create", ctx)
         return self._make(resource, prior)
 
     def roll(self, resource, prior, ctx):
-        self.world.order(resource.address, "roll")
+        self.world.order(resource.address, "roll", ctx)
         return self._make(resource, prior)
 
     def recreate(self, resource, prior, ctx):
-        self.world.order(resource.address, "recreate")
+        self.world.order(resource.address, "recreate", ctx)
         self._remove(resource.address, prior, keep_identity=True)
         return self._make(resource, prior)
 
     def delete(self, address, prior, ctx, keep_identity=False):
-        self.world.order(address, "delete")
+        self.world.order(address, "delete", ctx)
         self._remove(address, prior, keep_identity)
 
     def _remove(self, address, prior, keep_identity):
@@ -154,13 +164,13 @@ class DeploymentDriver(_Driver):
         return self._observed(key)
 
     def scale(self, resource, prior, ctx):
-        self.world.order(resource.address, "scale")
+        self.world.order(resource.address, "scale", ctx)
         d = self.world.deployments[(resource.attributes["endpoint"], resource.attributes["name"])]
         d["count"] = d["ready"] = resource.attributes["instance_count"]
         return self._observed((resource.attributes["endpoint"], resource.attributes["name"]))
 
     def update(self, resource, prior, ctx):
-        self.world.order(resource.address, "update")
+        self.world.order(resource.address, "update", ctx)
         key = (resource.attributes["endpoint"], resource.attributes["name"])
         if key not in self.world.deployments:
             raise DriverError(f"{resource.address} is not running")

@@ -23,6 +23,14 @@ def _latest_version(path: str) -> Optional[str]:
     return max(versions, key=int) if versions else None
 
 
+def _in_model_folder(named: str, version: Optional[int]) -> str:
+    """Inside NAME's folder: VERSION (else the latest version folder, else the folder itself)."""
+    if version is not None and os.path.isdir(os.path.join(named, str(version))):
+        return _single_entry(os.path.join(named, str(version)))
+    latest = _latest_version(named)
+    return _single_entry(os.path.join(named, latest) if latest else named)
+
+
 class Model:
     """The part of azureml.core.Model that scoring scripts use."""
 
@@ -36,19 +44,19 @@ class Model:
                 f"Model {model_name} not found: AZUREML_MODEL_DIR is not set to a directory ({root!r})")
         named = os.path.join(root, model_name)
         if os.path.isdir(named):
-            if version is not None and os.path.isdir(os.path.join(named, str(version))):
-                return _single_entry(os.path.join(named, str(version)))
-            latest = _latest_version(named)
-            return _single_entry(os.path.join(named, latest) if latest else named)
+            return _in_model_folder(named, version)
         if os.path.exists(named):
             return named
+        entries = [e for e in os.listdir(root) if not e.startswith(".")]
+        inner = os.path.join(root, entries[0], model_name) if len(entries) == 1 else ""
+        if inner and os.path.isdir(inner):   # one registered folder holding several models as NAME/VERSION/
+            return _in_model_folder(inner, version)
         parts = os.path.normpath(root).split(os.sep)
         if model_name in parts[-2:]:
             return _single_entry(root)
         for entry in sorted(os.listdir(root)):
             if os.path.splitext(entry)[0] == model_name:
                 return os.path.join(root, entry)
-        entries = [e for e in os.listdir(root) if not e.startswith(".")]
         if len(entries) == 1:
             return os.path.join(root, entries[0])
         raise ModelNotFoundException(
