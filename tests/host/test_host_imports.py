@@ -32,7 +32,9 @@ def test_no_host_module_imports_a_runtime():
     assert len(found) > 15
 
 
-def test_the_registry_names_the_process_launcher_of_the_local_runtime():
+def test_the_registry_names_the_launchers_of_the_local_and_docker_runtimes():
+    from mlctl.runtime.docker.launcher import Launcher as Containers
     from mlctl.runtime.local.launcher import Launcher
-    assert LAUNCHERS == {"process": "mlctl.runtime.local.launcher"}
+    assert LAUNCHERS == {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher"}
     assert (Launcher.name, Launcher.restarts_itself) == ("process", False)
+    assert (Containers.name, Containers.restarts_itself) == ("container", False)
