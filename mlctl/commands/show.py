@@ -57,7 +57,7 @@ def report(project, state, name: str) -> dict:
         deployments[d.attributes["name"]] = {
             "status": d.status, "state": live.get("state") if live else "not running",
             "model": f"{d.attributes.get('model')}:{d.attributes.get('model_version')}",
-            "environment": d.attributes.get("environment") or "(mlctl's own interpreter)",
+            "environment": d.attributes.get("environment") or f"({runtime.without_environment})",
             "instance_count": d.attributes.get("instance_count"),
             "ready_instances": live.get("ready_instances", 0) if live else 0,
             "instances": [instance_report(i) for i in (live.get("instances", []) if live else [])],

@@ -142,6 +142,7 @@ class Runtime:
 
     name: str = ""
     drivers: Mapping[Kind, Driver] = {}
+    without_environment: str = "mlctl's own interpreter"   # what a deployment without one runs on (`show`)
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         self.settings = dict(settings or {})

@@ -13,6 +13,8 @@ SAMPLE = "sample-request.json"
 
 def test_example_both_forms_on_docker(docker_example, engine_api):
     root, api = docker_example, engine_api
+    first = mlctl(root, "plan")                                                 # which base and why
+    assert "Note: image.diabetes-blue-env: " in first.stderr and "base image" in first.stderr, first.stderr
     legacy = mlctl(root, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")   # the 2021 form
     assert "Apply complete! Resources: 6 added" in legacy.stdout
     if api.info()["NCPU"] < 4:                                                 # clamped, and said so
@@ -46,7 +48,8 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert not mounts[env["AZUREML_MODEL_DIR"]]["RW"] and not mounts["/var/azureml-app/onlinescoring"]["RW"]
     assert not mounts["/opt/mlctl/lib/mlctl"]["RW"]
-    assert info["NetworkSettings"]["Ports"] in ({}, None)                       # nothing published
+    assert info["NetworkSettings"]["Ports"] in ({}, None)                       # nothing published,
+    assert info["HostConfig"]["NetworkMode"] == "none"                          # the socket is the only way in
     cpus = min(4, api.info()["NCPU"])                                           # Standard_DS3_v2: 4 vCPUs, 14 GiB
     assert info["HostConfig"]["NanoCpus"] == cpus * 10**9
     assert info["HostConfig"]["Memory"] == min(14 * 2**30, api.info()["MemTotal"])
@@ -57,6 +60,8 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     assert f"instance 0: container {box['Id'][:12]}, ready" in mlctl(root, "show", "diabetes").stdout
     logs = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--lines", "200").stdout
     assert "listening on unix:/run/mlctl/" in logs
+    built = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--container", "storage-initializer").stdout
+    assert "image mlctl/env:" in built                                       # the image's build log
     again = mlctl(root, "apply", "--auto-approve")
     assert "No changes." in again.stdout
 

@@ -4,8 +4,9 @@ Blocking calls (the launcher runs them off its event loop). The layout inside is
 read-only at `/var/azureml-app/azureml-models/NAME/VERSION` (AZUREML_MODEL_DIR), the code read-only at
 `/var/azureml-app/CODE-FOLDER`, mlctl's own package read-only at /opt/mlctl/lib (with the image's
 packages in /opt/mlctl/site on PYTHONPATH), and the endpoint's socket folder at /run/mlctl, where the
-scoring server listens on its unix socket. No port is published. The container runs as the host's
-user, so the socket it makes is the host's to remove.
+scoring server listens on its unix socket. No port is published, and the container has no network
+(`none`: the socket is its only way in or out, and it needs no bridge of the engine). The container
+runs as the host's user, so the socket it makes is the host's to remove.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def run(spec, key, place, socket) -> tuple[str, int | None, float]:
                 _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
                 _mount(place.socket_dir, SOCKET_TARGET, False)],
         nano_cpus=launch.get("nano_cpus") or None, mem_limit=launch.get("memory_bytes") or None,
-        memswap_limit=launch.get("memory_bytes") or None, init=True,
+        memswap_limit=launch.get("memory_bytes") or None, init=True, network_mode="none",
         log_config={"Type": "json-file", "Config": LOG_OPTIONS})
     name = name_of(spec, key, place)
     args = server_args(spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
@@ -171,8 +172,8 @@ class End:
     oom_killed: bool
 
 
-def ending(cid: str, started: float, memory_bytes: int | None) -> End:
-    """Why the container stopped running (waits until it has)."""
+def ending(cid: str, started: float, memory_bytes: int | None, ours) -> End:
+    """Why the container stopped running (waits until it has); `ours()`: mlctl stopped it."""
     import docker
 
     api = engine()
@@ -186,6 +187,8 @@ def ending(cid: str, started: float, memory_bytes: int | None) -> End:
     if state.get("OOMKilled"):
         limit = f" (its memory limit is {memory_bytes // 2**20} MiB)" if memory_bytes else ""
         return End(f"was killed for running out of memory{limit}, exit code {code}", False, True)
+    if ours():
+        return End(f"was stopped by mlctl, exit code {code}", False, False)
     if _stopped_through_engine(cid, started):
         if _removed_soon(cid):   # docker rm -f kills first, then removes
             return End("was removed outside mlctl", True, False)

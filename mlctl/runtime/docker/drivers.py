@@ -41,7 +41,7 @@ def lineage(ctx: RuntimeContext) -> str:
 
 def layout(a: dict) -> dict:
     """Pure: where a deployment's model and code are inside its containers (Azure's layout)."""
-    code = Path(a["code"]).name if a.get("code") else "code"
+    code = (Path(a["code"]).name if a.get("code") else "") or "code"
     return {"model_target": f"{APP_ROOT}/azureml-models/{a['model']}/{a['model_version']}",
             "code_target": f"{APP_ROOT}/{code}"}
 

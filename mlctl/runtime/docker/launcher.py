@@ -113,7 +113,7 @@ class Container:
         if pending:
             out.write(pending + b"\n")
             self._remember(pending + b"\n")
-        end = containers.ending(cid, started, self.spec.launch.get("memory_bytes"))
+        end = containers.ending(cid, started, self.spec.launch.get("memory_bytes"), lambda: self.by_us)
         if not self.by_us:
             out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
         try:

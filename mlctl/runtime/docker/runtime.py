@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from mlctl.errors import MlctlError
 from mlctl.resources import Address, Kind
-from mlctl.runtime.docker import containers, engine, imagecache, labels
+from mlctl.runtime.docker import containers, engine, imagecache, imagechecks, labels
 from mlctl.runtime.docker.drivers import docker_drivers
 from mlctl.runtime.host.client import find_host
 from mlctl.runtime.hosted import HostedRuntime
@@ -23,14 +23,25 @@ PROJECT_KINDS = ("model", "code")   # what the project keeps itself (virtualenvs
 
 class DockerRuntime(HostedRuntime):
     name = "docker"
+    without_environment = "the scoring server's image"
 
     def __init__(self, settings=None):
         super().__init__(settings)
         self.drivers = docker_drivers()
 
     def preflight(self, resources: Iterable) -> None:
-        """MlctlError naming the engine address tried when no Docker engine answers (nothing changed)."""
-        engine.connect(self.settings)
+        """MlctlError naming the engine address tried when no Docker engine answers, or listing every
+        image whose base's Python does not satisfy its environment (file and line); nothing changed."""
+        problems = imagechecks.python_problems(engine.connect(self.settings), list(resources), self.settings)
+        if problems:
+            raise MlctlError(*problems)
+
+    def plan_notes(self, resources: Iterable) -> list:
+        """Which base each image starts from and why (and its tag when already known); none without an engine."""
+        try:
+            return imagechecks.base_notes(engine.connect(self.settings), list(resources), self.settings)
+        except Exception:   # notes are best effort: plan says nothing rather than fail
+            return []
 
     def build_logs(self, project, state, endpoint, deployment, lines):
         from mlctl.runtime.docker import images

@@ -46,8 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-LAUNCHERS = {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher",
-             "serve": "mlctl.runtime.ray.launcher"}  # a spec's `launcher` -> module with class `Launcher`
+LAUNCHERS = {  # a spec's `launcher` -> module with class `Launcher`
+    "process": "mlctl.runtime.local.launcher",       # the local runtime's scoring-server processes
+    "container": "mlctl.runtime.docker.launcher",    # the docker runtime's containers
+    "serve": "mlctl.runtime.ray.launcher",           # the ray runtime's Serve applications (through Serve's proxy)
+}
 DEFAULT_LAUNCHER = "process"
 
 
