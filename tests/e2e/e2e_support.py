@@ -121,7 +121,7 @@ class SplitProject:
         (root / "code" / "score.py").write_text(SCORE)
 
     def write(self, traffic: dict, deployments: dict, mirror: dict | None = None, auth_mode: str = "key") -> None:
-        """deployments: {name: {"count": N, "fail": bool, "concurrency": N}}; files of removed
+        """deployments: {name: {"count": N, "fail": bool, "concurrency": N, "timeout_ms": N}}; files of removed
         deployments are deleted."""
         text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic)).replace(
             "auth_mode: key", f"auth_mode: {auth_mode}")
@@ -133,8 +133,11 @@ class SplitProject:
                 f.unlink()
         for name, d in deployments.items():
             extra = "  FAIL_INIT: \"1\"\n" if d.get("fail") else ""
-            if d.get("concurrency"):
-                extra += f"request_settings:\n  max_concurrent_requests_per_instance: {d['concurrency']}\n"
+            settings = [f"  max_concurrent_requests_per_instance: {d['concurrency']}"] if d.get("concurrency") else []
+            if d.get("timeout_ms"):
+                settings.append(f"  request_timeout_ms: {d['timeout_ms']}")
+            if settings:
+                extra += "request_settings:\n" + "\n".join(settings) + "\n"
 
             body = DEPLOYMENT.format(name=name, endpoint=self.endpoint, extra=extra, count=d.get("count", 1))
             (self.root / f"deploy-{name}.yml").write_text(body)

@@ -32,7 +32,7 @@ def test_an_unknown_launcher_is_refused_400_naming_it_and_process_is_the_default
     status, answer = admin_post(host, "/deployments/blue", {**host.spec("blue"), "launcher": "ray-serve"})
     assert status == 400
     assert answer["message"] == ("deployment spec field 'launcher': unknown launcher 'ray-serve': "
-                                 "this endpoint host has container, process")
+                                 "this endpoint host has container, process, serve")
     assert host.client.status()["deployments"] == {}
     assert host.create("blue")["launcher"] == "process"
     with pytest.raises(HostError) as refused:  # a roll to an unknown launcher leaves the deployment as it is

@@ -77,7 +77,7 @@ def test_spec_defaults_and_errors():
                        ({"environment_variables": {"A": 1}}, "environment_variables"),
                        ({"request_settings": {"request_timeout_ms": 0}}, "request_timeout_ms"),
                        ({"liveness_probe": {"period": -1}}, "liveness_probe.period"),
-                       ({"launcher": "docker"}, "unknown launcher 'docker': this endpoint host has container, process"),
+                       ({"launcher": "docker"}, "unknown launcher 'docker': this endpoint host has container, process, serve"),
                        ({"launch": ["image"]}, "deployment spec field 'launch' must be a JSON object")):
         with pytest.raises(SpecError) as e:
             ServingSpec.from_dict({**base, **bad})

@@ -92,14 +92,16 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
 
 
 def test_blue_to_green_under_load_fails_no_request_and_a_broken_init_is_refused(split, ray_cluster):
-    root, c = split.root, 4
-    split.write({"blue": 100}, {"blue": {"count": 2, "concurrency": c}})
+    # a request may take seconds through Serve on a crowded machine: a long timeout keeps the test about
+    # failures of the rollout, not latency (408s would count as failures)
+    root, s = split.root, {"concurrency": 4, "timeout_ms": 60000}
+    split.write({"blue": 100}, {"blue": {"count": 2, **s}})
     mlctl(root, "apply", "--auto-approve")
     key = keys(root, "split")["primaryKey"]
     port = Endpoint(root, "split").port
-    steps = [({"blue": 100, "green": 0}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}),
-             ({"blue": 0, "green": 100}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}),
-             ({"green": 100}, {"green": {"concurrency": c}})]
+    steps = [({"blue": 100, "green": 0}, {"blue": {"count": 2, **s}, "green": s}),
+             ({"blue": 0, "green": 100}, {"blue": {"count": 2, **s}, "green": s}),
+             ({"green": 100}, {"green": s})]
     with Load(port, key) as load:
         assert wait_until(lambda: load.total() > 20, 60)
         for traffic, deployments in steps:
@@ -109,7 +111,7 @@ def test_blue_to_green_under_load_fails_no_request_and_a_broken_init_is_refused(
             assert wait_until(lambda before=before: load.total() > before + 20, 60)
         green_apps = set(project_apps(ray_cluster.address, root))
         # a new version of green whose init() raises: refused with the replica's traceback, the old serves on
-        split.write({"green": 100}, {"green": {"concurrency": c, "fail": True}})
+        split.write({"green": 100}, {"green": {**s, "fail": True}})
         failed = mlctl(root, "apply", "--auto-approve", check=False)
         assert failed.returncode == 1, failed.stdout
         assert "RuntimeError: init failed on purpose in green" in failed.stderr

@@ -67,7 +67,7 @@ def test_replica_options_map_the_deployment_settings():
     replica = serving.replica_spec(spec, app)
     assert replica["route_prefix"] == app.route_prefix and replica["max_concurrent"] == 4
     assert replica["instance_timeout_ms"] > 3000                              # the gateway's 408 comes first
-    assert serving.with_upstream(spec, "127.0.0.1:8000", app)["upstream"] == f"tcp:127.0.0.1:8000{app.route_prefix}"
+    assert serving.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"] == f"tcp:127.0.0.1:8000{app.route_prefix}"
 
 
 def test_an_upstream_address_with_a_path_prefix_sends_every_target_under_it():

@@ -42,8 +42,7 @@ class ServingSpec:
     readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     launcher: str = DEFAULT_LAUNCHER
     launch: dict = field(default_factory=dict)   # what this spec's launcher alone reads (a container's image,
-                                                 # mounts, labels, limits); the host passes it on untouched
-    upstream: str | None = None       # where a platform that runs the instances itself serves them (serve launcher)
+                                                 # mounts, labels, limits; Serve's proxy address); the host passes it on untouched
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ServingSpec":
@@ -77,14 +76,11 @@ class ServingSpec:
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
-        upstream = raw.get("upstream")
-        if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith("tcp:")):
-            raise SpecError(f"deployment spec field 'upstream' must be a tcp:HOST:PORT[/PREFIX] address, got {upstream!r}")
         return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
                    scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
                    model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
                    environment_variables=dict(env), request_settings=request, launcher=launcher,
-                   launch=dict(launch), upstream=upstream, **probes)
+                   launch=dict(launch), **probes)
 
     # cached (the spec is frozen): the request path reads these on every request
     @cached_property

@@ -2,7 +2,7 @@
 
 Follows the contract in mlctl/runtime/host/launcher.py. The ray runtime's driver deploys the
 application (and waits until its replicas run) before it hands the host a spec naming this launcher;
-the spec's `upstream` is Serve's HTTP proxy with the application's route prefix
+the spec's `launch.upstream` is Serve's HTTP proxy with the application's route prefix
 ("tcp:HOST:PORT/PREFIX"). Every instance of the deployment is reached there: Serve's proxy spreads
 requests over the replicas, and the host's per-instance request slots add up to the replicas'
 `max_ongoing_requests`. Serve restarts replicas itself (`restarts_itself`): the host only probes
@@ -30,12 +30,14 @@ class Launcher:
         self.stopped: dict[InstanceKey, asyncio.Event] = {}
 
     async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
-        if not spec.upstream:
-            raise OSError(f"deployment {spec.name!r} names the serve launcher but no upstream address")
+        upstream = spec.launch.get("upstream")
+        if not isinstance(upstream, str) or not upstream.startswith("tcp:"):
+            raise OSError(f"deployment {spec.name!r} names the serve launcher but no tcp:HOST:PORT[/PREFIX] "
+                          f"upstream address in its launch settings (got {upstream!r})")
         for key in keys:
-            self.addresses[key] = spec.upstream
+            self.addresses[key] = upstream
             self.stopped[key] = asyncio.Event()
-        return [spec.upstream for _ in keys]
+        return [upstream for _ in keys]
 
     async def restart(self, key: InstanceKey) -> str | None:
         return self.addresses.get(key)

@@ -38,12 +38,13 @@ def host_spec(ctx, a: dict, owner: str) -> tuple[dict, apps.AppName]:
 
 def with_upstream(spec: dict, proxy: str, app: apps.AppName) -> dict:
     """Pure: `spec` reaching its application through the proxy at `proxy` ("HOST:PORT")."""
-    return {**spec, "python": spec["python"] or "ray", "upstream": f"tcp:{proxy}{app.route_prefix}"}
+    return {**spec, "python": spec["python"] or "ray",
+            "launch": {**(spec.get("launch") or {}), "upstream": f"tcp:{proxy}{app.route_prefix}"}}
 
 
 def replica_spec(spec: dict, app: apps.AppName) -> dict:
     """Pure: what each replica's constructor gets (the scoring server's settings; paths are the replica's)."""
-    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray", "upstream": None})
+    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     return {"name": s.name, "digest": s.digest, "route_prefix": app.route_prefix, "python": spec["python"],
             "scoring_script": s.scoring_script, "max_concurrent": s.max_concurrent,
             "instance_timeout_ms": s.instance_timeout_ms, "ready_within_s": s.readiness_budget_s,
@@ -52,7 +53,7 @@ def replica_spec(spec: dict, app: apps.AppName) -> dict:
 
 def replica_options(spec: dict, runtime_env: dict, cpus: float) -> dict:
     """Pure: the Serve deployment options of the application's one deployment."""
-    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray", "upstream": None})
+    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     live = s.liveness_probe
     return {"num_replicas": s.instance_count, "max_ongoing_requests": s.max_concurrent,
             "health_check_period_s": max(1.0, float(live["period"])),
