@@ -7,12 +7,14 @@ two-node Ray cluster per test session (tests/ray/raycluster.py), for tests marke
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ray"))
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diabetes"
 
 
 def pytest_configure(config):
@@ -48,3 +50,12 @@ def mlctl_cache():
     yield Path(os.environ["MLCTL_CACHE"])
     if not old:
         os.environ.pop("MLCTL_CACHE", None)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """The example's model trained once per session (no download: sklearn's bundled diabetes data), for
+    the e2e, docker and ray tests alike."""
+    out = tmp_path_factory.mktemp("trained")
+    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(out)], check=True, capture_output=True)
+    return out / "model.pkl"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,13 +58,6 @@ def docker_split(tmp_path, engine_api):
     (p.root / "mlctl.yaml").write_text(RUNTIME_FILE)
     yield p
     docker_cleanup(engine_api, p.root)
-
-
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained")
-    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(out)], check=True, capture_output=True)
-    return out / "model.pkl"
 
 
 @pytest.fixture

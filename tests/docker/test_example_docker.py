@@ -5,7 +5,7 @@ and the limits of its instance_type; destroy leaves no container. No engine: one
 import json
 import os
 
-from docker_support import containers_of, docker_example, engine_api, trained_model  # noqa: F401
+from docker_support import containers_of, docker_example, engine_api  # noqa: F401
 from e2e_support import Endpoint, keys, mlctl
 
 SAMPLE = "sample-request.json"

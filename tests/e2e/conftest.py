@@ -8,8 +8,6 @@ host process it started is killed (by PID) when the test ends. Helpers live in e
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 from e2e_support import EXAMPLE, SplitProject, cleanup
@@ -19,14 +17,6 @@ from e2e_support import EXAMPLE, SplitProject, cleanup
 def _session_cache(mlctl_cache):
     """Every e2e test runs with the session's MLCTL_CACHE (tests/conftest.py)."""
     return mlctl_cache
-
-
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory):
-    """The example's model trained once per session (no download: sklearn's bundled diabetes data)."""
-    out = tmp_path_factory.mktemp("trained")
-    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(out)], check=True, capture_output=True)
-    return out / "model.pkl"
 
 
 @pytest.fixture
