@@ -83,13 +83,16 @@ class ModelDriver:
 
 
 class EnvironmentDriver:
-    """An environment is a recorded spec; what it builds to is the image."""
+    """An environment is a recorded spec; what it builds to is the image (a virtualenv, here and on ray)."""
+
+    def __init__(self, runtime: str = "local"):
+        self.runtime = runtime
 
     def create(self, resource, prior, ctx):
         a = _attrs(resource)
         if a.get("image"):
-            ctx.progress(str(resource.address), f"base image {a['image']!r} is not used by the local runtime "
-                         "(it builds a virtualenv from the conda file)")
+            ctx.progress(str(resource.address), f"base image {a['image']!r} is not used by the {self.runtime} "
+                         "runtime (it builds a virtualenv from the conda file)")
         return EnvironmentObserved(spec_digest=a.get("spec_digest"),
                                    not_used_by_runtime=["image"] if a.get("image") else [])
 
@@ -331,8 +334,9 @@ class Guarded:
         return call
 
 
-def local_drivers() -> dict:
-    """{Kind: driver} of the local runtime."""
-    drivers = {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
+def local_drivers(runtime: str = "local") -> dict:
+    """{Kind: driver} of the local runtime (and of the ray runtime, which serves its virtualenvs: `runtime`
+    names it in what the drivers say)."""
+    drivers = {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(runtime), Kind.IMAGE: ImageDriver(),
                Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(), Kind.TRAFFIC: TrafficDriver()}
     return {kind: Guarded(d) for kind, d in drivers.items()}

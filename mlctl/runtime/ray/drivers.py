@@ -231,4 +231,4 @@ class ClusterGuarded(Guarded):
 
 def ray_drivers(runtime) -> dict:
     """{Kind: driver} of the ray runtime."""
-    return {**local_drivers(), Kind.DEPLOYMENT: ClusterGuarded(RayDeploymentDriver(runtime))}
+    return {**local_drivers("ray"), Kind.DEPLOYMENT: ClusterGuarded(RayDeploymentDriver(runtime))}
