@@ -127,5 +127,5 @@ def test_a_project_file_naming_the_local_runtime_applies_and_serves_as_before(sp
     assert (status, json.loads(body)) == (200, {"who": "blue"})
     ep.close()
     assert mlctl(root, "plan", "--detailed-exitcode").returncode == 0
-    again = mlctl(root, "--runtime", "docker", "plan", check=False)
-    assert again.returncode == 1 and "the docker runtime is not in this version of mlctl" in again.stderr
+    again = mlctl(root, "--runtime", "kubernetes", "plan", check=False)
+    assert again.returncode == 1 and "the kubernetes runtime is not in this version of mlctl" in again.stderr

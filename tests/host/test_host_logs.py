@@ -26,6 +26,23 @@ def test_rotating_log_rotates_by_size_and_tail_reads_across_backups(tmp_path):
     assert "green" in str(missing.value)
 
 
+def test_a_chunk_of_many_lines_is_spread_over_files_none_over_the_limit(tmp_path):
+    """A scoring server writes its access lines in batches: one chunk larger than the limit must not make
+    a file larger than it; lines stay whole and in order, and only a line longer than the limit is cut."""
+    path = tmp_path / "instance-0.log"
+    log = RotatingLog(path, max_bytes=100, backups=20)
+    lines = [b"request %03d %s\n" % (i, b"x" * (i % 30)) for i in range(40)]
+    log.write(b"".join(lines[:25]))
+    log.write(b"".join(lines[25:]))
+    files = [path.with_name(f"{path.name}.{n}") for n in range(20, 0, -1)] + [path]
+    files = [f for f in files if f.exists()]
+    assert len(files) >= 10 and all(f.stat().st_size <= 100 for f in files)
+    assert all(f.read_bytes().endswith(b"\n") for f in files)                  # no line split across files
+    assert b"".join(f.read_bytes() for f in files) == b"".join(lines)          # nothing lost, nothing reordered
+    log.write(b"y" * 250 + b"\n")                                              # one line longer than the limit
+    assert path.stat().st_size <= 100 and path.read_bytes() == b"y" * 50 + b"\n"
+
+
 def test_tail_defaults_to_5000_lines_and_follow_loses_no_line_across_rotations(tmp_path):
     path = tmp_path / "logs" / "ep" / "blue" / "instance-0.log"
     log = RotatingLog(path, max_bytes=64 * 1024, backups=3)

@@ -46,6 +46,13 @@ def rotate(path: Path, backups: int = BACKUPS) -> None:
             os.replace(src, path.with_name(f"{path.name}.{n}"))
 
 
+def _whole_lines(data: bytes, room: int) -> int:
+    """Pure: how much of `data` goes into `room` bytes: all of it, else its first whole lines (0: none)."""
+    if len(data) <= room:
+        return len(data)
+    return data.rfind(b"\n", 0, room) + 1 if room > 0 else 0
+
+
 class RotatingLog:
     """An append-only log file rotated by size; several writers may share one (lines stay whole)."""
 
@@ -57,20 +64,29 @@ class RotatingLog:
         self.dropped = 0  # bytes lost to failed writes
 
     def write(self, data: bytes) -> None:
-        """Append `data`; when the file cannot be rotated, opened or written (no descriptor left, disk
-        full) the data is dropped and the next write tries again: a log never stops its writer."""
-        try:
-            if self._file is None or (self._size + len(data) > self.max_bytes and self._size):
-                if self._file is not None:
-                    self._file.close()
-                    self._file = None
-                    rotate(self.path, self.backups)
-                self._file = open(self.path, "ab", buffering=0, opener=_nofollow)
-                self._size = self._file.tell()
-            self._file.write(data)
-            self._size += len(data)
-        except OSError:
-            self.dropped += len(data)
+        """Append `data`, rotating first whenever the next whole lines would take the file over its size
+        (a chunk of many lines, such as a scoring server's batched access lines, is spread over files;
+        only a single line longer than the limit is cut at it). When the file cannot be rotated, opened or
+        written (no descriptor left, disk full) the rest is dropped and the next write tries again: a log
+        never stops its writer."""
+        while data:
+            try:
+                fits = _whole_lines(data, self.max_bytes - self._size) if self._file is not None else 0
+                if self._file is None or (not fits and self._size):
+                    if self._file is not None:
+                        self._file.close()
+                        self._file = None
+                        rotate(self.path, self.backups)
+                    self._file = open(self.path, "ab", buffering=0, opener=_nofollow)
+                    self._size = self._file.tell()
+                    fits = _whole_lines(data, self.max_bytes - self._size)
+                fits = fits or max(self.max_bytes - self._size, 1)   # one line longer than the room: cut
+                self._file.write(data[:fits])
+                self._size += fits
+                data = data[fits:]
+            except OSError:
+                self.dropped += len(data)
+                return
 
     def close(self) -> None:
         if self._file is not None:
