@@ -9,7 +9,6 @@ temporary directory, so every cache on one machine (one engine) shares them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 from mlctl.masking import mask_url_credentials
 from mlctl.runtime.docker import engine
 from mlctl.runtime.local.buildgroup import kill_group, start_step
-from mlctl.runtime.local.envs import cache_dir
+from mlctl.runtime.local.envs import build_lock, cache_dir
 
 Say = Callable[[str], None]
 
@@ -44,13 +43,7 @@ def machine_lock(name: str, say: Say | None = None) -> Iterator[None]:
     told when another process holds it and this one waits."""
     folder = Path(tempfile.gettempdir()) / f"mlctl-docker-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
-    with open(folder / f"{name}.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if say:
-                say("waiting for another mlctl building the same image to finish")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(folder / f"{name}.lock", "waiting for another mlctl building the same image to finish", say):
         yield
 
 

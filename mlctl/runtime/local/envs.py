@@ -9,13 +9,14 @@ package from PyPI or a `uv` binary) it falls back to `python -m venv` and pip.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -171,6 +172,20 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
                     list(reqs.notes), time.time())
 
 
+
+@contextlib.contextmanager
+def build_lock(path: Path, waiting: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the file lock at `path` (flock: freed by the kernel when its holder dies); `say` is told
+    `waiting` when another process holds it and this one waits (virtualenv and image builds)."""
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say:
+                say(waiting)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
 def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
               progress: Progress | None = None, use_uv: bool | None = None) -> BuiltEnv:
     """Build (or reuse) the virtualenv of image `digest` with `reqs` plus the scoring server's
@@ -183,13 +198,7 @@ def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
         raise EnvBuildError("uv is not installed", path, "")
     present = {requirement_name(r) for r in reqs.lines}
     full = Requirements(reqs.lines + tuple(p for p in SERVER_PACKAGES if requirement_name(p) not in present), reqs.notes)
-    with open(path.parent / f"{path.name}.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                progress("waiting for another build of this image to finish")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(path.parent / f"{path.name}.lock", "waiting for another build of this image to finish", progress):
         done = read_built(digest)
         if done:
             return done
