@@ -40,6 +40,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench" / "server"))
 from load import JSON, LoadResult, drive, unix_connector
+from wrk import drive_wrk, wrk_binary
 
 
 def _server_bench():
@@ -140,12 +141,17 @@ def start_tcp(work: Path, instance_command: list) -> tuple[subprocess.Popen, str
 
 def measure(url: str, body: bytes, headers: dict, connector, concurrency: int, args) -> LoadResult:
     """One level against one target, measured (the warm-up is a separate `warm` call: no CPU counted)."""
+    if args.load == "wrk":
+        return drive_wrk(url, body, concurrency, args.seconds, headers)
     return drive(url, body, concurrency, args.requests, args.seconds, warmup_s=0.0, headers=headers,
                  connector=connector)
 
 
-def warm(url: str, body: bytes, headers: dict, connector, concurrency: int) -> None:
+def warm(url: str, body: bytes, headers: dict, connector, concurrency: int, load: str = "python") -> None:
     """Connections opened, caches warm: 1 s (or 2,000 requests) before a measured level."""
+    if load == "wrk":
+        drive_wrk(url, body, concurrency, 1, headers)
+        return
     drive(url, body, concurrency, 2000, 1.0, warmup_s=0.0, headers=headers, connector=connector)
 
 
@@ -167,7 +173,12 @@ def main() -> int:
                    help="also measure the instance's scoring server started on a TCP port, for reference")
     p.add_argument("--nginx", action="store_true",
                    help="also measure nginx (Debian package) forwarding to the instance, for reference")
+    p.add_argument("--load", choices=["python", "wrk"], default="python",
+                   help="load generator: load.py (aiohttp) or wrk (compiled; cannot reach the instance's unix "
+                        "socket, so `direct` is left out: add --tcp for the instance's server on TCP)")
     args = p.parse_args()
+    if args.load == "wrk" and wrk_binary() is None:
+        p.error("--load wrk needs wrk (Debian: apt-get install wrk)")
     if args.nginx and nginx_program() is None:
         p.error("--nginx needs nginx (apt-get install nginx-light); it is not a dependency of mlctl")
     levels = [int(x) for x in args.levels.split(",")]
@@ -192,8 +203,9 @@ def main() -> int:
             # name -> (url, headers, connector factory, process groups whose CPU is the target's cost)
             targets = {
                 "host": (f"http://127.0.0.1:{info.port}/score", auth, None, [info.pid, instance["pid"]]),
-                "direct": ("http://instance/score", JSON, unix_connector(instance["socket"]), [instance["pid"]]),
             }
+            if args.load == "python":
+                targets["direct"] = ("http://instance/score", JSON, unix_connector(instance["socket"]), [instance["pid"]])
             if args.bare:
                 bare = start_bare(instance["socket"], key)
                 targets["bare"] = (f"http://127.0.0.1:{bare[1]}/score", auth, None, [bare[0].pid, instance["pid"]])
@@ -218,35 +230,41 @@ def main() -> int:
                     order = list(targets) if rnd % 2 else list(reversed(targets))  # cancels drift within a level
                     for name in order:
                         url, headers, connector, groups = targets[name]
-                        warm(url, body, headers, connector, c)
+                        warm(url, body, headers, connector, c, args.load)
                         cpu0 = [group_cpu_s(g) for g in groups]
                         r = measure(url, body, headers, connector, c, args)
                         cpu = [group_cpu_s(g) - c0 for g, c0 in zip(groups, cpu0)]
                         print(row(name, c, r, [x * 1000 / max(1, r.requests) for x in cpu]), flush=True)
                         rps[name] = r.rps
-                        pooled[(name, c)] = merge(pooled.get((name, c)), r)
+                        before = pooled.get((name, c))
+                        pooled[(name, c)] = (r if before is None else before.merged(r)) if args.load == "wrk" \
+                            else merge(before, r)
                         cpu_s[(name, c)] = [a + b for a, b in zip(cpu_s.get((name, c), [0.0] * len(cpu)), cpu)]
-                    ratios[c].append(rps["host"] / rps["direct"])
+                    if "direct" in rps:
+                        ratios[c].append(rps["host"] / rps["direct"])
             print(f"\nall {args.rounds} round(s) pooled\n{header}")
             for c in levels:
                 for name in targets:
                     r = pooled[(name, c)]
                     print(row(name, c, r, [x * 1000 / max(1, r.requests) for x in cpu_s[(name, c)]]))
-            print("\nhost/direct (req/s): " + "   ".join(
-                f"c={c}: {pooled[('host', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
-            print("per round:           " + "   ".join(
-                f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
-            print("median of rounds:    " + "   ".join(f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
+            if "direct" in targets:
+                print("\nhost/direct (req/s): " + "   ".join(
+                    f"c={c}: {pooled[('host', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+                print("per round:           " + "   ".join(
+                    f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
+                print("median of rounds:    " + "   ".join(
+                    f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
             print(f"load average at end: {os.getloadavg()[0]:.2f}")
             if "tcp" in targets:
                 print("host/tcp    (req/s): " + "   ".join(
                     f"c={c}: {pooled[('host', c)].rps / pooled[('tcp', c)].rps:.2f}" for c in levels))
-                print("tcp/direct  (req/s): " + "   ".join(
-                    f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
-            if "nginx" in targets:
+                if "direct" in targets:
+                    print("tcp/direct  (req/s): " + "   ".join(
+                        f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+            if "nginx" in targets and "direct" in targets:
                 print("nginx/direct(req/s): " + "   ".join(
                     f"c={c}: {pooled[('nginx', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
-            if "bare" in targets:
+            if "bare" in targets and "direct" in targets:
                 print("bare/direct (req/s): " + "   ".join(
                     f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
             if "azure" in targets:

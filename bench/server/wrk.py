@@ -82,13 +82,15 @@ def parse(out: str, concurrency: int) -> WrkResult:
                      [_ms(p99.group(1))] if p99 else [], errors)
 
 
-def drive_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> WrkResult:
-    """One wrk run of `seconds` at `concurrency` connections, POSTing `body` as JSON."""
+def drive_wrk(url: str, body: bytes, concurrency: int, seconds: float, headers: dict | None = None) -> WrkResult:
+    """One wrk run of `seconds` at `concurrency` connections, POSTing `body` as JSON (plus `headers`)."""
     binary = wrk_binary()
     if binary is None:
         raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk); or use --load python")
     lua = ('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-           f"wrk.body = {json.dumps(body.decode())}\n")
+           f"wrk.body = {json.dumps(body.decode())}\n"
+           + "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+                     if k.lower() != "content-type"))
     with tempfile.TemporaryDirectory(prefix="mlctl-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(lua)
