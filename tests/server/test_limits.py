@@ -60,7 +60,7 @@ def test_max_concurrent_runs_calls_in_parallel(servers, tmp_path):
 def test_the_worker_that_went_idle_last_takes_the_next_call(servers, tmp_path):
     """Calls one after another all run on one warm thread, not on each of the 8 workers in turn; while
     that thread is busy, the next call goes to another worker."""
-    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "8", "--max-queue", "0")
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "8", "--max-queue", "0", "--inline-run-ms", "0")
     threads = {server.call("POST", "/score", {"thread": 1}).json()["thread"] for _ in range(40)}
     assert len(threads) == 1
     started, release = tmp_path / "started", tmp_path / "release"

@@ -32,6 +32,12 @@ def test_environment_fallbacks(tmp_path):
     assert (s.service_name, s.service_version, s.log_level) == ("svc", "2", "DEBUG")
 
 
+def test_inline_threshold_from_flag_environment_or_default():
+    assert parse_settings([], {}).inline_run_ms == 1.0
+    assert parse_settings([], {"MLCTL_INLINE_RUN_MS": "0"}).inline_run_ms == 0.0
+    assert parse_settings(["--inline-run-ms", "2.5"], {"MLCTL_INLINE_RUN_MS": "0"}).inline_run_ms == 2.5
+
+
 def test_flags_win(tmp_path):
     env = {"AZUREML_ENTRY_SCRIPT": "env.py", "SCORING_TIMEOUT_MS": "1", "AML_CORS_ORIGINS": "http://x",
            "AZUREML_MODEL_DIR": "/env/model"}
@@ -51,6 +57,10 @@ def test_flags_win(tmp_path):
     ([], {"AZUREML_LOG_LEVEL": "loud"}, "AZUREML_LOG_LEVEL must be one of"),
     ([], {"MLCTL_SWITCH_INTERVAL": "fast"}, "MLCTL_SWITCH_INTERVAL must be a positive number"),
     ([], {"MLCTL_SWITCH_INTERVAL": "0"}, "MLCTL_SWITCH_INTERVAL must be a positive number"),
+    ([], {"MLCTL_INLINE_RUN_MS": "short"}, "environment variable MLCTL_INLINE_RUN_MS must be a number of milli"),
+    ([], {"MLCTL_INLINE_RUN_MS": "nan"}, "MLCTL_INLINE_RUN_MS must be a number of milliseconds from 0"),
+    (["--inline-run-ms", "-1"], {}, "--inline-run-ms must be a number of milliseconds from 0"),
+    (["--inline-run-ms", "5000"], {"MLCTL_INLINE_RUN_MS": "2"}, "--inline-run-ms must be .* to 1000, got 5000"),
 ])
 def test_bad_values(argv, env, message):
     with pytest.raises(SettingsError, match=message):

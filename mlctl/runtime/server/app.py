@@ -69,7 +69,7 @@ async def worker_pool(app: web.Application) -> AsyncIterator[None]:
     scorer = app[SCORER]
     s = scorer.settings
     scorer.pool = WorkerPool(asyncio.get_running_loop(), s.max_concurrent, s.max_queue, s.request_timeout_ms,
-                             s.max_abandoned)
+                             s.max_abandoned, s.inline_run_ms)
     yield
     scorer.pool.close()
 

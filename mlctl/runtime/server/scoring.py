@@ -137,7 +137,11 @@ class Scorer:
                           headers.get("Content-Type", ""), request.remote if raw else None,
                           request.host if raw else "")
         try:
-            (out, run_ms), _ = await self.pool.call(_invoke, self.script, req)
+            pool = self.pool
+            if pool.takes_inline():  # a short run() on the loop's thread (mlctl.runtime.server.inline)
+                (out, run_ms), _ = pool.inline.call(_invoke, self.script, req)
+            else:
+                (out, run_ms), _ = await pool.call(_invoke, self.script, req)
         except QueueFull:
             return error(429, f"Too many requests: {self.pool.limit} already running or queued; retry later")
         except Unhealthy as exc:

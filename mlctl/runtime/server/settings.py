@@ -11,6 +11,7 @@ DEFAULT_MAX_QUEUE = 512
 DEFAULT_MAX_ABANDONED = 8  # run() calls past their timeout still running, past which the server is unhealthy
 DEFAULT_TIMEOUT_MS = 3_600_000
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+DEFAULT_INLINE_MS = 1.0  # run() calls shorter than this run on the loop's thread (mlctl.runtime.server.inline)
 MAX_WORKERS = 64  # WORKER_COUNT above this is refused (a typo, not a machine: each worker loads the model)
 LOOPS = ("auto", "uvloop", "asyncio")
 
@@ -44,6 +45,7 @@ class Settings:
     switch_interval_s: float = 0.0005
     workers: int = 1
     loop: str = "auto"
+    inline_run_ms: float = DEFAULT_INLINE_MS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "which GET / answers 503, to be replaced (env MLCTL_MAX_ABANDONED_RUNS; default 8)")
     p.add_argument("--request-timeout-ms", type=int, default=None,
                    help="run() time limit in ms (env SCORING_TIMEOUT_MS; default 3600000)")
+    p.add_argument("--inline-run-ms", type=float, default=None,
+                   help="run() calls shorter than this many ms (a streak of them) run on the event loop's thread, "
+                        "without the hop to a worker thread (env MLCTL_INLINE_RUN_MS; default 1; 0 = never)")
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 100 MiB)")
     p.add_argument("--cors-origins", default=None, help="comma-separated CORS origins (env AML_CORS_ORIGINS)")
     p.add_argument("--log-file", default=None, help="also append the log to this file")
@@ -113,6 +118,19 @@ def _switch_interval(env: Mapping[str, str]) -> float:
     if not value > 0:
         raise SettingsError(f"environment variable MLCTL_SWITCH_INTERVAL must be a positive number of seconds, "
                             f"got {raw!r}")
+    return value
+
+
+def _inline_ms(flag: Optional[float], env: Mapping[str, str]) -> float:
+    raw = env.get("MLCTL_INLINE_RUN_MS", "").strip()
+    source = "--inline-run-ms" if flag is not None else "environment variable MLCTL_INLINE_RUN_MS"
+    try:
+        value = flag if flag is not None else float(raw) if raw else DEFAULT_INLINE_MS
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:  # (also refuses nan)
+        raise SettingsError(f"{source} must be a number of milliseconds from 0 (never inline) to 1000, "
+                            f"got {flag if flag is not None else raw!r}")
     return value
 
 
@@ -186,4 +204,5 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         switch_interval_s=_switch_interval(env),
         workers=worker_count(env),
         loop=_loop(env),
+        inline_run_ms=_inline_ms(ns.inline_run_ms, env),
     )

@@ -1,4 +1,5 @@
-"""The worker pool: runs run() on threads, off the event loop, with a bounded queue and a timeout.
+"""The worker pool: runs run() on threads, off the event loop, with a bounded queue and a timeout
+(or on the loop's thread while calls are short: mlctl.runtime.server.inline says when and how).
 
 At most ``size`` calls run at a time; up to ``max_queue`` more wait (FIFO). A call joins the waiting
 line and the worker that went idle last is woken to take it (a stack of idle workers, each asleep on
@@ -23,12 +24,16 @@ next one (threads stuck in C would pile up without limit) and the pool says it i
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import queue
 import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
+
+from mlctl.runtime.server.inline import LoopCaller
+from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, interrupt, is_interrupted
+
+__all__ = ["CallTimeout", "QueueFull", "Unhealthy", "WorkerPool"]
 
 _STOP: Any = object()  # in the waiting line: the worker that takes it exits (close)
 logger = logging.getLogger("azmlinfsrv")
@@ -40,25 +45,6 @@ class QueueFull(Exception):
 
 class Unhealthy(Exception):
     """The pool stopped taking calls: too many abandoned ones are still running (see `unhealthy`)."""
-
-
-class CallTimeout(Exception):
-    """run() did not finish within the timeout."""
-
-    def __init__(self, timeout_ms: int, elapsed_ms: float) -> None:
-        super().__init__(f"Scoring timeout after {timeout_ms} ms")
-        self.timeout_ms = timeout_ms
-        self.elapsed_ms = elapsed_ms
-
-
-def _timed_out(value: Any) -> bool:
-    """Did the call end because of our interrupt (possibly wrapped by the caller)?"""
-    return isinstance(value, Interrupted) or isinstance(getattr(value, "__cause__", None), Interrupted)
-
-
-class Interrupted(BaseException):
-    """Raised inside an abandoned run() to stop it (BaseException: ``except Exception`` in the
-    script does not swallow it)."""
 
 
 class _Job:
@@ -85,14 +71,6 @@ class _Worker:
         self.wake.acquire()
 
 
-def _interrupt(thread_id: int) -> None:
-    """Raise Interrupted asynchronously in another thread (CPython only; a no-op elsewhere)."""
-    try:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(Interrupted))
-    except (AttributeError, OSError):  # pragma: no cover - not CPython
-        pass
-
-
 def _resolve(job: _Job, ok: bool, value: Any) -> None:
     fut = job.future
     if fut.done():
@@ -107,8 +85,9 @@ class WorkerPool:
     """Threads that run blocking calls for the event loop (see the module docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_queue: int, timeout_ms: int,
-                 max_abandoned: int = 8) -> None:
+                 max_abandoned: int = 8, inline_ms: float = 0.0) -> None:
         self.loop = loop
+        self.inline = LoopCaller(timeout_ms, inline_ms)  # made on the loop's thread: calls run() there
         self.max_abandoned = max_abandoned
         self.abandoned = 0  # abandoned calls still running (guarded by _lock)
         self.unhealthy = ""  # why the pool cannot go on (said by GET /), once abandoned calls reached the cap
@@ -191,7 +170,7 @@ class WorkerPool:
                 with lock:
                     self.abandoned -= 1
                 logger.warning("An abandoned run() call ended after %.0f ms (%s); its worker thread exits",
-                               job.elapsed_ms, "interrupted" if _timed_out(value) else "finished")
+                               job.elapsed_ms, "interrupted" if is_interrupted(value) else "finished")
                 return
             try:
                 call_back(_resolve, job, ok, value)
@@ -212,9 +191,16 @@ class WorkerPool:
         job = _Job(fn, args, fut)
         self._hand_over(job)
         try:
-            return await fut, job.elapsed_ms
+            value = await fut
         finally:
             self.pending -= 1
+        self.inline.policy.record(job.elapsed_ms)
+        return value, job.elapsed_ms
+
+    def takes_inline(self) -> bool:
+        """May the next call run on the loop's thread (`self.inline.call`) rather than through `call`?
+        While calls are short and none is on a worker thread (mlctl.runtime.server.inline)."""
+        return self.inline.policy.runs_inline and not self.pending and not self.unhealthy
 
     def _hand_over(self, job: _Job) -> None:
         """Into the waiting line, then wake a worker for it unless one is already on its way (it takes
@@ -254,11 +240,12 @@ class WorkerPool:
                                   f"this server keeps is {self.max_abandoned}): it takes no fresh worker threads "
                                   f"and wants replacing")
                 logger.error("Unhealthy: %s (GET / answers 503)", self.unhealthy)
-            _interrupt(job.thread)
+            interrupt(job.thread)
         self._watchdog = self.loop.call_later(self._tick, self._watch)
 
     def close(self) -> None:
-        """Stop the watchdog and let idle threads exit (abandoned ones finish on their own)."""
+        """Stop the watchdogs and let idle threads exit (abandoned ones finish on their own)."""
+        self.inline.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

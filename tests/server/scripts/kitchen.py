@@ -47,6 +47,8 @@ def run(raw_data, request_headers):
         log.warning("logged %s", req["print"])
     if "thread" in req:
         return {"thread": threading.get_ident()}
+    if "main" in req:  # on the event loop's thread (the main one) or on a worker thread
+        return {"main": threading.current_thread() is threading.main_thread()}
     if "pid" in req:
         return {"pid": os.getpid()}
     if "echo" in req:

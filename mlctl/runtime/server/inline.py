@@ -1,0 +1,135 @@
+"""run() on the event loop's own thread while it is known to be short: the policy that decides, and the
+caller that keeps the scoring timeout there.
+
+Why: handing a call to a worker thread and back costs a lock wake-up, a GIL hand-off and an
+eventfd/epoll round per request; for a run() of 60 µs that is as much as the rest of the request path
+(bench/README.md, issue 17). A call shorter than `threshold_ms` (default 1 ms, ``--inline-run-ms`` /
+``MLCTL_INLINE_RUN_MS``; 0 = always on worker threads) holds the loop about as long as a worker thread
+holds the GIL between two turns of the loop (the server's switch interval is 0.5 ms).
+
+The policy: a server starts on worker threads; after `needed` calls in a row each shorter than the
+threshold, calls run inline; one inline call at or over it sends calls back to the threads and doubles
+`needed` (up to MAX_NEEDED), so a script whose calls are sometimes slow settles on threads. A call
+runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
+
+Where an inline call differs from one on a worker thread, precisely:
+- while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
+  long as the script stays fast, at most about the threshold; with WORKER_COUNT >= 2 the other workers
+  answer meanwhile);
+- the scoring timeout: a watchdog thread raises Interrupted into the loop thread at the timeout
+  (`LoopCaller`); Python code stops there and the request is answered 500 ``Scoring timeout`` as today,
+  but a blocking C call (``time.sleep``, a long numpy operation) finishes first, so that answer and the
+  probes are late by as much as the call overruns; a C call that never returns leaves the process
+  unresponsive until the host's liveness probe replaces it (as gunicorn's worker timeout does for the
+  Azure server's sync worker). No thread is abandoned: the call ends before anything goes on;
+- 429 and the queue are unchanged: the loop reads no new request while an inline call runs.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, cancel_interrupt, interrupt
+
+logger = logging.getLogger("azmlinfsrv")
+
+FIRST_NEEDED = 8     # fast calls in a row on threads before calls go inline
+MAX_NEEDED = 1024    # the most a script that was sometimes slow must show again
+
+
+@dataclass
+class InlinePolicy:
+    """Whether calls run inline, from the durations of the calls before (see the module docstring).
+    `record` is pure bookkeeping on this value; `LoopCaller.call` and the worker pool feed it."""
+
+    threshold_ms: float
+    needed: int = FIRST_NEEDED
+    streak: int = 0
+    runs_inline: bool = False
+
+    def record(self, ms: float) -> None:
+        """One call took `ms` (inline or on a worker thread)."""
+        if ms < self.threshold_ms:
+            if not self.runs_inline:
+                self.streak += 1
+                if self.streak >= self.needed:
+                    self.runs_inline = True
+            return
+        self.streak = 0
+        if self.runs_inline:
+            self.runs_inline = False
+            self.needed = min(self.needed * 2, MAX_NEEDED)
+
+
+class LoopCaller:
+    """Calls functions on the loop's thread (the thread that creates it) with the scoring timeout kept
+    by a watchdog thread, started on the first call."""
+
+    def __init__(self, timeout_ms: int, threshold_ms: float) -> None:
+        self.policy = InlinePolicy(threshold_ms)
+        self.timeout_ms = timeout_ms
+        self._thread_id = threading.get_ident()
+        self._lock = threading.Lock()  # between the watchdog's interrupt and the end of the call it targets
+        self._serial = 0
+        self._current = 0   # serial of the inline call running (0: none)
+        self._started = 0.0
+        self._fired = 0     # serial of the call the watchdog interrupted
+        self._closed = threading.Event()
+        self._watchdog: Optional[threading.Thread] = None
+        self._tick = min(max(timeout_ms / 20000.0, 0.005), 0.25)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Tuple[Any, float]:
+        """fn(*args) here and now: (its value, ms it took); raises what fn raised, or CallTimeout when
+        the watchdog interrupted it (or it returned past the timeout after a C call held it)."""
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="scoring-inline-watchdog", daemon=True)
+            self._watchdog.start()
+        self._serial += 1
+        serial = self._serial
+        start = time.perf_counter()
+        ok, value = False, None
+        try:
+            try:
+                self._started = start
+                self._current = serial
+                value, ok = fn(*args), True
+            except BaseException as exc:  # run() may raise anything, our Interrupted included
+                value = exc
+        except Interrupted as exc:  # landed in the handler above
+            value = exc
+        try:  # the call is over: no interrupt aimed at it may land after this
+            with self._lock:
+                self._current = 0
+                fired = self._fired == serial
+            if fired:
+                cancel_interrupt(self._thread_id)  # not raised yet: taken back
+        except Interrupted:  # raised here instead (the watchdog fires once per call)
+            self._current, fired = 0, True
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        policy = self.policy
+        if elapsed_ms >= policy.threshold_ms:
+            policy.record(elapsed_ms)  # (a short call changes nothing while calls run inline)
+        if fired:
+            raise CallTimeout(self.timeout_ms, elapsed_ms)
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value, elapsed_ms
+
+    def _watch(self) -> None:
+        limit = self.timeout_ms / 1000.0
+        while not self._closed.wait(self._tick):
+            with self._lock:
+                serial = self._current
+                if not serial or self._fired == serial or time.perf_counter() - self._started < limit:
+                    continue
+                self._fired = serial
+                interrupt(self._thread_id)
+            logger.warning("run() on the loop thread passed the scoring timeout of %s ms: interrupted",
+                           self.timeout_ms)
+
+    def close(self) -> None:
+        """Stop the watchdog."""
+        self._closed.set()
