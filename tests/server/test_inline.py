@@ -11,7 +11,7 @@ import threading
 from servertools import SCRIPTS, wait_for_file
 from test_processes import _answers
 
-from mlctl.runtime.server.inline import FIRST_NEEDED
+from mlctl.runtime.server.inline import BLOCKING, FIRST_NEEDED, MAX_NEEDED, REMEMBER, WINDOW, InlinePolicy
 
 INLINE = ("--inline-run-ms", "50")
 MOST_CALLS = 400  # bound on the calls a test makes waiting for the policy to switch
@@ -32,12 +32,56 @@ def _calls_until_inline(server) -> int:
     raise AssertionError(f"no call ran inline in {MOST_CALLS} calls")
 
 
+def _streak(policy: InlinePolicy, calls: int, ms: float = 0.1) -> None:
+    for _ in range(calls):
+        policy.record(ms)
+
+
+def test_policy_goes_inline_after_a_streak_of_short_calls():
+    policy = InlinePolicy(1.0)
+    _streak(policy, FIRST_NEEDED - 1)
+    policy.record(1.0)  # at the threshold: slow; the streak starts over
+    _streak(policy, FIRST_NEEDED - 1)
+    assert not policy.runs_inline
+    policy.record(0.99)
+    assert policy.runs_inline
+    never = InlinePolicy(0.0)
+    _streak(never, 100, 0.0)
+    assert not never.runs_inline
+
+
+def test_policy_lets_one_slow_call_pass_but_not_two_within_the_window():
+    policy = InlinePolicy(1.0)
+    _streak(policy, FIRST_NEEDED)
+    policy.record(5.0, serial=100)
+    assert policy.runs_inline  # a preempted call, once in a while
+    policy.record(5.0, serial=100 + WINDOW + 1)
+    assert policy.runs_inline  # outside the window: let pass again
+    policy.record(5.0, serial=100 + WINDOW + 2)
+    assert not policy.runs_inline
+
+
+def test_policy_sends_a_very_slow_call_back_at_once_and_forgets_old_switches():
+    policy = InlinePolicy(1.0)
+    for switch in range(12):  # one switch after another: the streak needed doubles up to its cap
+        _streak(policy, policy.needed)
+        assert policy.runs_inline
+        policy.record(BLOCKING * 1.0, serial=switch + 1)
+        assert not policy.runs_inline
+    assert policy.needed == MAX_NEEDED
+    _streak(policy, MAX_NEEDED)
+    policy.record(BLOCKING * 1.0, serial=12 + REMEMBER * MAX_NEEDED + 1)  # long after the last switch
+    assert not policy.runs_inline and policy.needed == FIRST_NEEDED
+
+
 def test_calls_go_inline_after_a_streak_and_a_slow_one_sends_them_back(servers, loop_mode):
     server = servers.start(SCRIPTS / "kitchen.py", *INLINE, env=loop_mode)
     assert _calls_until_inline(server) >= FIRST_NEEDED  # the first calls ran on worker threads
     assert _on_loop(server)
-    assert _on_loop(server, {"sleep": 0.2})  # ran inline, and was slow: the next calls go to threads
+    assert _on_loop(server, {"sleep": 0.6})  # ran inline, and was over 10 x 50 ms: the next calls go to threads
     assert _calls_until_inline(server) >= 2 * FIRST_NEEDED  # and must show a streak twice as long
+    assert _on_loop(server, {"sleep": 0.1})  # slow once: let pass
+    assert _on_loop(server, {"sleep": 0.1}) and not _on_loop(server)  # twice: back to threads
     assert server.call("GET", "/").status == 200
 
 

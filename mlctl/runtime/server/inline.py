@@ -8,9 +8,13 @@ eventfd/epoll round per request; for a run() of 60 µs that is as much as the re
 holds the GIL between two turns of the loop (the server's switch interval is 0.5 ms).
 
 The policy: a server starts on worker threads; after `needed` calls in a row each shorter than the
-threshold, calls run inline; one inline call at or over it sends calls back to the threads and doubles
-`needed` (up to MAX_NEEDED), so a script whose calls are sometimes slow settles on threads. A call
-runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
+threshold, calls run inline. An inline call at or over it is let pass once in a while (a process
+preempted by the kernel or a page fault makes a 60 µs call take milliseconds, on a quiet machine
+several times a second), but a second one within WINDOW calls, or one over BLOCKING times the
+threshold, sends calls back to the threads and doubles `needed` (up to MAX_NEEDED; back to
+FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline calls), so a script
+whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A call runs inline only when no call is on a
+worker thread (the pool's ``pending`` is 0).
 
 Where an inline call differs from one on a worker thread, precisely:
 - while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
@@ -38,6 +42,9 @@ logger = logging.getLogger("azmlinfsrv")
 
 FIRST_NEEDED = 8     # fast calls in a row on threads before calls go inline
 MAX_NEEDED = 1024    # the most a script that was sometimes slow must show again
+WINDOW = 64          # a second slow inline call within this many calls sends calls back to the threads
+BLOCKING = 10        # so does one inline call this many times the threshold
+REMEMBER = 16        # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
 
 
 @dataclass
@@ -49,9 +56,11 @@ class InlinePolicy:
     needed: int = FIRST_NEEDED
     streak: int = 0
     runs_inline: bool = False
+    last_slow: int = -WINDOW - 1  # serial of the last slow inline call that was let pass
+    last_switch: int = 0          # serial of the inline call that last sent calls back to the threads
 
-    def record(self, ms: float) -> None:
-        """One call took `ms` (inline or on a worker thread)."""
+    def record(self, ms: float, serial: int = 0) -> None:
+        """Call number `serial` (inline calls are numbered by their LoopCaller) took `ms`."""
         if ms < self.threshold_ms:
             if not self.runs_inline:
                 self.streak += 1
@@ -59,9 +68,15 @@ class InlinePolicy:
                     self.runs_inline = True
             return
         self.streak = 0
-        if self.runs_inline:
-            self.runs_inline = False
-            self.needed = min(self.needed * 2, MAX_NEEDED)
+        if not self.runs_inline:
+            return
+        if ms < BLOCKING * self.threshold_ms and serial - self.last_slow > WINDOW:
+            self.last_slow = serial  # once in a while (the process was preempted, a page fault): let it pass
+            return
+        self.runs_inline = False
+        recent = serial - self.last_switch <= REMEMBER * self.needed
+        self.needed = min(self.needed * 2, MAX_NEEDED) if recent else FIRST_NEEDED
+        self.last_switch = serial
 
 
 class LoopCaller:
@@ -111,7 +126,7 @@ class LoopCaller:
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         policy = self.policy
         if elapsed_ms >= policy.threshold_ms:
-            policy.record(elapsed_ms)  # (a short call changes nothing while calls run inline)
+            policy.record(elapsed_ms, serial)  # (a short call changes nothing while calls run inline)
         if fired:
             raise CallTimeout(self.timeout_ms, elapsed_ms)
         if not ok:
