@@ -8,7 +8,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mlctl.errors import Diagnostic
 from mlctl.schemas.documents import Document, format_field
@@ -183,11 +183,19 @@ def schema_default(kind: str, path: str) -> Any:
     return apply_defaults(node, k, copy.deepcopy(s["default"]))
 
 
+@lru_cache(maxsize=None)
 def honoured_fields(kind: str, runtime: str | None) -> frozenset[str]:
-    """Pure: the cloud-only top-level fields of `kind` that `runtime` honours all the same (marked
-    `x-mlctl-honoured-by` in the schema: `instance_type` becomes a container's limits under docker)."""
-    props = resolve(load_schema(kind), kind)[0].get("properties", {})
-    return frozenset(key for key, sub in props.items() if runtime in resolve(sub, kind)[0].get("x-mlctl-honoured-by", ()))
+    """Pure: the cloud-only fields of `kind`, as `find_ignored` names them (`docker.image`), that `runtime`
+    honours all the same (marked `x-mlctl-honoured-by` in the schema: `instance_type` becomes a
+    container's limits under docker, the 2021 form's `docker.image` its base image)."""
+    def walk(node: dict, prefix: tuple) -> Iterator[str]:
+        for key, sub in resolve(node, kind)[0].get("properties", {}).items():
+            sub_r = resolve(sub, kind)[0]
+            if runtime in sub_r.get("x-mlctl-honoured-by", ()):
+                yield format_field(prefix + (key,))
+            elif key != "deployments":
+                yield from walk(sub, prefix + (key,))
+    return frozenset(walk(load_schema(kind), ()))
 
 
 def find_ignored(node: dict, kind: str, value: Any, prefix: tuple = ()) -> list[tuple[str, str]]:

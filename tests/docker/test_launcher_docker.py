@@ -115,6 +115,19 @@ def test_instance_type_is_honoured_under_docker_only(tmp_path):
     assert not [d for d in local.diagnostics if "Standard_Nope" in d.summary]
 
 
+def test_the_2021_forms_docker_image_is_honoured_under_docker_only():
+    from mlctl.schemas.validate import find_ignored, honoured_fields, load_schema
+
+    env = {"name": "e", "conda_file": "conda.yml",
+           "docker": {"image": "python:3.11-slim", "build": {"dockerfile": "FROM python:3.11-slim"}}}
+    ignored = [f for f, _ in find_ignored(load_schema("environment"), "environment", env)]
+    assert ignored == ["docker.image", "docker.build"]
+    assert [f for f in ignored if f not in honoured_fields("environment", "docker")] == ["docker.build"]
+    assert [f for f in ignored if f not in honoured_fields("environment", "local")] == ignored
+    inline = [f for f, _ in find_ignored(load_schema("deployment"), "deployment", {"environment": env})]
+    assert [f for f in inline if f not in honoured_fields("deployment", "docker")] == ["environment.docker.build"]
+
+
 def test_show_says_which_container_and_how_it_last_ended():
     assert instance_line({"index": 0, "pid": 5, "ready": True, "restarts": 0}) == \
         "    instance 0: pid 5, ready, 0 restart(s)"
