@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
+from mlctl.runtime.server.settings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
 from mlctl.schemas.specs import (DeploymentSpec, EndpointSpec, EnvSpec, ModelSpec, Specs, Where, check_existing,
                                  parse_ref, to_str_map, to_version)
@@ -99,6 +100,7 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
         errors.append(Diagnostic(f"instance_count {count} contradicts scale_settings.instance_count {legacy_count}",
                                  "Keep one of them (instance_count is the current form).",
                                  **doc.at(path + ("scale_settings", "instance_count"))))
+    errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
     if errors:
         return None
@@ -114,6 +116,22 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
     return DeploymentSpec(endpoint, name, model, code, script, env, settings, where,
                           find_ignored(load_schema("deployment"), "deployment", own), raw.get("instance_type"))
+
+
+def _server_variable_errors(doc: Document, path: tuple, variables) -> list[Diagnostic]:
+    """The scoring server's own variables among `environment_variables` (WORKER_COUNT, ...), checked now as
+    every instance would check them when it starts (and exit 2)."""
+    out = []
+    for name in SERVER_VARIABLES:
+        if isinstance(variables, dict) and name in variables:
+            try:
+                parse_settings([], {name: str(variables[name])})
+            except SettingsError as exc:
+                out.append(Diagnostic(f"environment_variables.{name}: {exc}",
+                                      "Fix the value; the scoring server of every instance would refuse to start "
+                                      "with it (see docs/server.md).",
+                                      **doc.at(path + ("environment_variables", name))))
+    return out
 
 
 def _field(path: tuple, name: str) -> str:

@@ -14,6 +14,10 @@ DEFAULT_MAX_BODY = 100 * 1024 * 1024
 DEFAULT_INLINE_MS = 1.0  # run() calls shorter than this run on the loop's thread (mlctl.runtime.server.inline)
 MAX_WORKERS = 64  # WORKER_COUNT above this is refused (a typo, not a machine: each worker loads the model)
 LOOPS = ("auto", "uvloop", "asyncio")
+# the environment variables of a deployment that the server itself reads and can refuse (`mlctl validate`
+# checks them with parse_settings, as each instance will)
+SERVER_VARIABLES = ("WORKER_COUNT", "MLCTL_INLINE_RUN_MS", "MLCTL_SERVER_LOOP", "MLCTL_SWITCH_INTERVAL",
+                    "MLCTL_MAX_ABANDONED_RUNS", "AZUREML_LOG_LEVEL")
 
 
 class SettingsError(Exception):
