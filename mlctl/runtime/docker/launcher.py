@@ -131,9 +131,12 @@ class Container:
     async def _ended(self, ended: asyncio.Future, end, cid: str, out: SharedLog, output: ContainerOutput) -> None:
         """On the host's loop: the rest of its output copied first, then why it ended (in the log unless mlctl
         stopped it), then the host told."""
-        await output.finish()
-        if not self.by_us:
-            out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
+        try:
+            await output.finish()
+            if not self.by_us:
+                out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
+        except OSError:   # the log file could not be written: the host must still learn of the end
+            pass
         if ended is not self.ended or ended.done():
             return
         self.reason, self.outside = end.reason, end.outside and not self.by_us
