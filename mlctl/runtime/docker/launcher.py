@@ -5,12 +5,13 @@ Follows the contract in mlctl/runtime/host/launcher.py (the endpoint host loads 
 registry by name; it runs in the host, on the host). What a container gets is in `containers.py`.
 Blocking engine calls run on a small thread pool, never on the host's event loop. A container's scoring
 server writes its output to a FIFO that the host relays into the instance's rotating log file, as it
-does a process's pipe (outputs.py: the engine is not on the per-request path). Each container also has a
-watcher thread that copies what reaches the engine's log stream (what comes before the server moved its
-output: the interpreter failing to start) to the same file, then waits for its end and says why it ended: exited with a code, killed for running out of memory
-(restarted with backoff by the host, like a crash), or stopped or removed outside mlctl (left down:
-drift, until `mlctl apply` revives it). Containers outlive a killed host: the next host of the same
-endpoint removes those it finds of an earlier host (labels say which), as `mlctl destroy` does.
+does a process's pipe (outputs.py: the engine is not on the per-request path). Each container also has
+a watcher thread that copies what reaches the engine's log stream (what comes before the server moved
+its output: the interpreter failing to start) to the same file, then waits for its end and says why it
+ended: exited with a code, killed for running out of memory (restarted with backoff by the host, like a
+crash), or stopped or removed outside mlctl (left down: drift, until `mlctl apply` revives it).
+Containers outlive a killed host: the next host of the same endpoint removes those it finds of an
+earlier host (labels say which), as `mlctl destroy` does.
 """
 
 from __future__ import annotations
