@@ -4,7 +4,9 @@
    and once with `runtime: docker` (a container reached over its bind-mounted unix socket), both behind
    their endpoint host; req/s and p99 through the gateway (keyed, keep-alive, closed loop) at
    concurrency 8 and 64, the two alternating level by level and round by round so background load
-   hits both alike. Goal: docker at least 90 % of local.
+   hits both alike. Goal: docker at least 90 % of local. Both run the same Python release: the local copy's
+   environment asks for the version of the container's interpreter (`--local-python`; so with mlctl's own
+   base image, Debian's python3 both inside and, where the host has it, outside).
 2. Rollout: the docker project rolled to a new model version (image cached) while 4 keep-alive
    clients send requests: wall time of `mlctl apply` (goal < 6 s) and failed requests (goal 0).
 
@@ -12,7 +14,7 @@ The machine's load average is printed before and after (the figures measure a sh
 Everything runs on 127.0.0.1 in temporary copies of examples/diabetes, destroyed at the end; the
 result goes to bench/results/docker.json.
 
-    python bench/docker/docker_bench.py [--rounds 3] [--seconds 5] [--levels 8,64]
+    python bench/docker/docker_bench.py [--rounds 3] [--seconds 5] [--levels 8,64] [--local-python VERSION|as-is]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -40,10 +43,14 @@ from server.load import drive  # noqa: E402
 CONCURRENCY = 64   # max_concurrent_requests_per_instance of both: room for the highest level (no 429)
 
 
-def project(tmp: Path, runtime: str) -> Path:
-    """A copy of the example on `runtime`, its model trained, room for CONCURRENCY requests per instance."""
+def project(tmp: Path, runtime: str, python: str | None = None) -> Path:
+    """A copy of the example on `runtime`, its model trained, room for CONCURRENCY requests per instance, its
+    environment asking for Python `python` when given."""
     root = tmp / runtime / "diabetes"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
+    if python:
+        conda = root / "environment" / "conda.yml"
+        conda.write_text(re.sub(r"(?m)^(\s*- )python\S*.*$", rf"\g<1>python={python}", conda.read_text()))
     dep = root / "blue-deployment.yml"
     dep.write_text(dep.read_text() + f"request_settings:\n  max_concurrent_requests_per_instance: {CONCURRENCY}\n")
     (root / "mlctl.yaml").write_text(f"runtime: {runtime}\n")
@@ -57,6 +64,16 @@ def endpoint(root: Path) -> tuple[str, str]:
     shown = json.loads(mlctl(root, "show", "diabetes", "--json")[1].stdout)
     key = json.loads(mlctl(root, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
     return shown["scoring_uri"], key
+
+
+def container_python(root: Path) -> str:
+    """The Python version of the docker project's instance image."""
+    import docker
+
+    image = json.loads(mlctl(root, "show", "diabetes", "--json")[1].stdout)["deployments"]["blue"]["instances"][0]["image"]
+    out = docker.from_env().containers.run(image, ["python3", "-c", "import platform; print(platform.python_version())"],
+                                           remove=True, network_mode="none")
+    return out.decode().strip()
 
 
 def throughput(roots: dict[str, Path], levels, rounds: int, seconds: float) -> dict:
@@ -106,14 +123,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--levels", default="8,64")
+    ap.add_argument("--local-python", default=None,
+                    help="the Python the local copy's environment asks for (default: the container's version; "
+                         "'as-is': the example's own request)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-docker-") as tmp:
-        roots = {runtime: project(Path(tmp), runtime) for runtime in ("local", "docker")}
+        roots = {"docker": project(Path(tmp), "docker")}
         try:
-            first = {runtime: round(mlctl(root, "apply", "--auto-approve")[0], 2) for runtime, root in roots.items()}
-            result = {"first_apply_s": first, "throughput": throughput(roots, levels, args.rounds, args.seconds),
+            first = {"docker": round(mlctl(roots["docker"], "apply", "--auto-approve")[0], 2)}
+            python = {"docker": container_python(roots["docker"])}
+            python["local"] = python["docker"] if args.local_python is None else args.local_python
+            roots["local"] = project(Path(tmp), "local", None if python["local"] == "as-is" else python["local"])
+            first["local"] = round(mlctl(roots["local"], "apply", "--auto-approve")[0], 2)
+            print(f"Python: container {python['docker']}, local {python['local']}", flush=True)
+            result = {"first_apply_s": first, "python": python,
+                      "throughput": throughput({k: roots[k] for k in ("local", "docker")}, levels, args.rounds,
+                                               args.seconds),
                       "rollout_under_load": rollouts(roots["docker"], args.rounds)}
         finally:
             for root in roots.values():

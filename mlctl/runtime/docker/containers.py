@@ -4,9 +4,11 @@ Blocking calls (the launcher runs them off its event loop). The layout inside is
 read-only at `/var/azureml-app/azureml-models/NAME/VERSION` (AZUREML_MODEL_DIR), the code read-only at
 `/var/azureml-app/CODE-FOLDER`, mlctl's own package read-only at /opt/mlctl/lib (with the image's
 packages in /opt/mlctl/site on PYTHONPATH), and the endpoint's socket folder at /run/mlctl, where the
-scoring server listens on its unix socket. No port is published, and the container has no network
-(`none`: the socket is its only way in or out, and it needs no bridge of the engine). The container
-runs as the host's user, so the socket it makes is the host's to remove.
+scoring server listens on its unix socket and writes its output to a FIFO the host reads (outputs.py;
+only what comes before, such as the interpreter failing to start, reaches the engine's log). No port is
+published, and the container has no network (`none`: the socket is its only way in or out, and it needs
+no bridge of the engine). The container runs as the host's user, so the socket it makes is the host's to
+remove.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def _mount(source, target: str, read_only: bool) -> dict:
     return {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": read_only}
 
 
-def run(spec, key, place, socket) -> tuple[str, int | None, float]:
-    """Create and start the instance's container; (id, main pid on this machine, start time)."""
+def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
+    """Create and start the instance's container, its server listening on `socket` and writing all its output
+    to the FIFO `output` (both in the socket folder); (id, main pid on this machine, start time)."""
     api = engine()
     launch = spec.launch
     model, code = launch["model_target"], launch["code_target"]
@@ -89,7 +92,8 @@ def run(spec, key, place, socket) -> tuple[str, int | None, float]:
         memswap_limit=launch.get("memory_bytes") or None, init=True, network_mode="none",
         log_config={"Type": "json-file", "Config": LOG_OPTIONS})
     name = name_of(spec, key, place)
-    args = server_args(spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}")
+    args = server_args(spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}",
+                       f"{SOCKET_TARGET}/{output.name}")
     create = functools.partial(api.create_container, launch["image"], [launch.get("python") or spec.python, *args],
                                name=name, environment=env, working_dir=code, labels=labels_of(spec, key, place),
                                user=f"{os.getuid()}:{os.getgid()}", host_config=host_config)

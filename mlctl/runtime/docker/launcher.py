@@ -3,12 +3,15 @@ unix socket in the endpoint's socket folder, bind-mounted into the container (no
 
 Follows the contract in mlctl/runtime/host/launcher.py (the endpoint host loads this module from its
 registry by name; it runs in the host, on the host). What a container gets is in `containers.py`.
-Blocking engine calls run on a small thread pool, never on the host's event loop. Each container has a
-watcher thread that copies its output (the engine's log stream) to the instance's rotating log file,
-then waits for its end and says why it ended: exited with a code, killed for running out of memory
-(restarted with backoff by the host, like a crash), or stopped or removed outside mlctl (left down:
-drift, until `mlctl apply` revives it). Containers outlive a killed host: the next host of the same
-endpoint removes those it finds of an earlier host (labels say which), as `mlctl destroy` does.
+Blocking engine calls run on a small thread pool, never on the host's event loop. A container's scoring
+server writes its output to a FIFO that the host relays into the instance's rotating log file, as it
+does a process's pipe (outputs.py: the engine is not on the per-request path). Each container also has
+a watcher thread that copies what reaches the engine's log stream (what comes before the server moved
+its output: the interpreter failing to start) to the same file, then waits for its end and says why it
+ended: exited with a code, killed for running out of memory (restarted with backoff by the host, like a
+crash), or stopped or removed outside mlctl (left down: drift, until `mlctl apply` revives it).
+Containers outlive a killed host: the next host of the same endpoint removes those it finds of an
+earlier host (labels say which), as `mlctl destroy` does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 
 from mlctl.runtime.docker import containers
+from mlctl.runtime.docker.outputs import ContainerOutput, fifo_name
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.local.launcher import TAIL_BYTES, process_usage
@@ -55,6 +59,8 @@ class Container:
     def __init__(self, spec, key: InstanceKey, place: Place):
         self.spec, self.key, self.place = spec, key, place
         self.socket = place.socket_dir / containers.socket_name(spec.name, key)
+        self.fifo = place.socket_dir / fifo_name(self.socket)
+        self.output: ContainerOutput | None = None
         self.id: str | None = None
         self.pid: int | None = None
         self.ended: asyncio.Future | None = None
@@ -83,12 +89,15 @@ class Container:
                   f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
         loop = asyncio.get_running_loop()
         self.ended = loop.create_future()
+        output = self.output = ContainerOutput(self.fifo, out, self._remember)
         try:
-            self.id, self.pid, started = await _call(containers.run, self.spec, self.key, self.place, self.socket)
+            self.id, self.pid, started = await _call(containers.run, self.spec, self.key, self.place, self.socket,
+                                                     self.fifo)
         except BaseException:
             self.ended.cancel()
+            await output.finish()
             raise
-        threading.Thread(target=self._watch, args=(loop, self.ended, self.id, started, out),
+        threading.Thread(target=self._watch, args=(loop, self.ended, self.id, started, out, output),
                          name=f"mlctl-watch-{self.id[:12]}", daemon=True).start()
 
     def _remember(self, data: bytes) -> None:
@@ -98,7 +107,8 @@ class Container:
             while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
                 self._tail_bytes -= len(self.tail.popleft())
 
-    def _watch(self, loop, ended, cid: str, started: float, out: SharedLog) -> None:  # its own thread
+    def _watch(self, loop, ended, cid: str, started: float, out: SharedLog, output: ContainerOutput) -> None:
+        # its own thread
         pending = b""
         try:
             for chunk in containers.output(cid):
@@ -114,14 +124,20 @@ class Container:
             out.write(pending + b"\n")
             self._remember(pending + b"\n")
         end = containers.ending(cid, started, self.spec.launch.get("memory_bytes"), lambda: self.by_us)
-        if not self.by_us:
-            out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
         try:
-            loop.call_soon_threadsafe(self._ended, ended, end)
+            asyncio.run_coroutine_threadsafe(self._ended(ended, end, cid, out, output), loop)
         except RuntimeError:  # the host's loop is closed: the host is gone
             pass
 
-    def _ended(self, ended: asyncio.Future, end) -> None:
+    async def _ended(self, ended: asyncio.Future, end, cid: str, out: SharedLog, output: ContainerOutput) -> None:
+        """On the host's loop: the rest of its output copied first, then why it ended (in the log unless mlctl
+        stopped it), then the host told."""
+        try:
+            await output.finish()
+            if not self.by_us:
+                out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
+        except OSError:   # the log file could not be written: the host must still learn of the end
+            pass
         if ended is not self.ended or ended.done():
             return
         self.reason, self.outside = end.reason, end.outside and not self.by_us
@@ -139,6 +155,8 @@ class Container:
                 await asyncio.wait_for(asyncio.shield(self.ended), grace + 10)
             except asyncio.TimeoutError:
                 pass
+        if self.output is not None:
+            await self.output.finish()
         await _call(containers.remove, self.id)
         self.socket.unlink(missing_ok=True)
 
@@ -247,7 +265,10 @@ class Launcher:
                 "last_exit": c.reason, "stopped_outside_mlctl": c.outside, "oom_kills": c.oom_kills}
 
     def on_ready(self, key: InstanceKey) -> None:
-        """Nothing to do: the watcher copies output to the log file as it comes."""
+        """What the instance printed so far goes to its log file now, before anyone is told it is ready."""
+        c = self.containers.get(key)
+        if c is not None and c.output is not None:
+            c.output.drain()
 
     async def close(self) -> None:
         await self.stop(list(self.containers))

@@ -1,4 +1,5 @@
-"""An instance's output: the pipe it writes to and the relay that copies it, in whole lines, to its log file."""
+"""An instance's output: the pipe (or a container's FIFO) it writes to and the relay that copies it, in whole
+lines, to its log file."""
 
 from __future__ import annotations
 
@@ -14,13 +15,38 @@ RELAY_PAUSE_S = 0.02      # this long after the pipe turned readable (the lines 
 PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
 
 
+def _enlarge(fd: int) -> None:
+    """Give the pipe of `fd` PIPE_BYTES of room where the system allows (best effort)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        pass
+
+
 def output_pipe() -> tuple[int, int]:
     """(read fd, write fd) of a pipe with PIPE_BYTES of room where the system allows (best effort)."""
     r, w = os.pipe()
+    _enlarge(w)
+    return r, w
+
+
+def output_fifo(path) -> tuple[int, int]:
+    """A FIFO made at `path` (anything there first removed; only this user may open it) for an instance that
+    opens it by name (a container's scoring server, `--output`): (read fd, write fd), both this process's,
+    with PIPE_BYTES of room. Holding the write end keeps the reader from seeing an end before the instance
+    opened its own; close it once the instance has ended, and the relay reads to the end of its output."""
     try:
-        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except OSError:
+        os.unlink(path)
+    except FileNotFoundError:
         pass
+    os.mkfifo(path, 0o600)
+    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except BaseException:
+        os.close(r)
+        raise
+    _enlarge(r)
     return r, w
 
 

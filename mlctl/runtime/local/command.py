@@ -18,13 +18,14 @@ _PR_SET_PDEATHSIG = 1
 PACKAGE_PARENT = str(Path(mlctl.__file__).resolve().parent.parent)   # what PYTHONPATH needs to import mlctl
 
 
-def server_args(spec, entry_script: str, model_dir: str, socket: str) -> list[str]:
+def server_args(spec, entry_script: str, model_dir: str, socket: str, output: str | None = None) -> list[str]:
     """Pure: the scoring server's arguments after the interpreter, for an instance of `spec` (max_concurrent,
     instance_timeout_ms) that sees the script, the model folder and its socket at these paths (a process or
-    a replica: the host's paths; a container: its own)."""
+    a replica: the host's paths; a container: its own), and writes all its output to `output` when given
+    (a container: the FIFO its host reads) instead of its stdout."""
     return ["-m", "mlctl.runtime.server", "--entry-script", entry_script, "--model-dir", model_dir,
             "--unix-socket", socket, "--max-concurrent", str(spec.max_concurrent),
-            "--request-timeout-ms", str(spec.instance_timeout_ms)]
+            "--request-timeout-ms", str(spec.instance_timeout_ms), *(["--output", output] if output else [])]
 
 
 def azure_variables(spec, model_dir: str, code_dir: str) -> dict:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from mlctl.runtime.server.answers import SERVER_VERSION
 from mlctl.runtime.server.logs import RequestLog, configure_logging
+from mlctl.runtime.server.output import redirect
 from mlctl.runtime.server.processes import DRAIN, GO, INITIALIZED, KILL, ListenError, run_workers
 from mlctl.runtime.server.settings import Settings, SettingsError, parse_settings
 
@@ -269,6 +270,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if settings.output:
+        try:
+            redirect(settings.output)
+        except OSError as exc:
+            print(f"error: --output {settings.output}: cannot write to it: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     streams: List = configure_logging(settings.log_level, settings.log_file)
     try:
         fast = _install_uvloop(settings.loop)

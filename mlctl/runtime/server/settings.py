@@ -41,6 +41,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     cors_origins: Tuple[str, ...] = ()
     log_file: Optional[str] = None
+    output: Optional[str] = None
     log_level: str = "INFO"
     access_log: bool = True
     service_name: str = "ML service"
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 100 MiB)")
     p.add_argument("--cors-origins", default=None, help="comma-separated CORS origins (env AML_CORS_ORIGINS)")
     p.add_argument("--log-file", default=None, help="also append the log to this file")
+    p.add_argument("--output", default=None, metavar="PATH",
+                   help="send all output (stdout and stderr: the log, request lines, print, tracebacks) to this "
+                        "file or FIFO instead, from the start; a FIFO needs a reader, and once its reader is gone "
+                        "the output is dropped (the docker runtime's host reads one per container)")
     p.add_argument("--log-level", default=None, help="log level (env AZUREML_LOG_LEVEL; default INFO)")
     p.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
     return p
@@ -200,6 +205,7 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
                                  ns.max_body_bytes if ns.max_body_bytes is not None else DEFAULT_MAX_BODY),
         cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
         log_file=ns.log_file,
+        output=ns.output,
         log_level=_log_level(ns.log_level, env),
         access_log=not ns.no_access_log,
         service_name=env.get("SERVICE_NAME", "ML service"),
