@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import os
 import threading
 import time
 

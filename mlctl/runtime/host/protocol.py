@@ -162,7 +162,7 @@ class Connection(asyncio.Protocol):
             self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as e:
+        except httptools.HttpParserCallbackError:
             # the refusal is kept on the connection: the exception's __context__ is not reliable (an
             # exception being handled around the loop, such as an ImportError, replaces it)
             refusal, self.refused = self.refused, None
