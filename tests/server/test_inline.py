@@ -105,6 +105,7 @@ def test_a_runaway_inline_call_is_interrupted_at_the_timeout(servers, loop_mode,
     assert a.status == 500 and a.json() == {"message": "Scoring timeout after 300 ms"}
     assert a.headers["x-ms-run-function-failed"] == "True"
     assert server.wait_log(r"run\(\) on the loop thread passed the scoring timeout of 300 ms: interrupted")
+    assert server.wait_log(r"did not finish within 300 ms; interrupted it on the loop thread")
     assert server.call("POST", "/score", {"data": diabetes[1]}).status == 200
     assert server.stop() == 0
 

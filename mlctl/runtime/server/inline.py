@@ -128,7 +128,7 @@ class LoopCaller:
         if elapsed_ms >= policy.threshold_ms:
             policy.record(elapsed_ms, serial)  # (a short call changes nothing while calls run inline)
         if fired:
-            raise CallTimeout(self.timeout_ms, elapsed_ms)
+            raise CallTimeout(self.timeout_ms, elapsed_ms, abandoned=False)
         if not ok:
             raise value  # type: ignore[misc]
         return value, elapsed_ms

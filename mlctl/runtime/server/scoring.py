@@ -151,8 +151,8 @@ class Scorer:
         except UnsupportedInput as exc:
             return error(415, str(exc))
         except CallTimeout as exc:
-            logger.error("Encountered Exception: run() did not finish within %s ms; abandoned it",
-                         exc.timeout_ms)
+            logger.error("Encountered Exception: run() did not finish within %s ms; %s", exc.timeout_ms,
+                         "abandoned it" if exc.abandoned else "interrupted it on the loop thread")
             return error(500, f"Scoring timeout after {exc.timeout_ms} ms", run_failed=True)
         except RunFailed as exc:
             cause = exc.__cause__

@@ -13,10 +13,11 @@ from typing import Any
 class CallTimeout(Exception):
     """run() did not finish within the timeout."""
 
-    def __init__(self, timeout_ms: int, elapsed_ms: float) -> None:
+    def __init__(self, timeout_ms: int, elapsed_ms: float, abandoned: bool = True) -> None:
         super().__init__(f"Scoring timeout after {timeout_ms} ms")
         self.timeout_ms = timeout_ms
         self.elapsed_ms = elapsed_ms
+        self.abandoned = abandoned  # left running on its worker thread (False: it ended, inline)
 
 
 class Interrupted(BaseException):
