@@ -42,7 +42,9 @@ def test_a_build_step_does_not_outlive_mlctl(tmp_path, how):
     pids = tmp_path / "pids"
     step = f"sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait"
     mlctl = subprocess.Popen([sys.executable, "-c", RUN, step], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True)
+                             text=True,  # a runner started in the background (`cmd &`) ignores SIGINT, and so would
+                             # its children; mlctl in a terminal does not
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     try:
         assert mlctl.stdout.readline().strip() == "started"
         while not pids.exists():
