@@ -122,15 +122,14 @@ def _server_variable_errors(doc: Document, path: tuple, variables) -> list[Diagn
     """The scoring server's own variables among `environment_variables` (WORKER_COUNT, ...), checked now as
     every instance would check them when it starts (and exit 2)."""
     out = []
-    for name in SERVER_VARIABLES:
-        if isinstance(variables, dict) and name in variables:
-            try:
-                parse_settings([], {name: str(variables[name])})
-            except SettingsError as exc:
-                out.append(Diagnostic(f"environment_variables.{name}: {exc}",
-                                      "Fix the value; the scoring server of every instance would refuse to start "
-                                      "with it (see docs/server.md).",
-                                      **doc.at(path + ("environment_variables", name))))
+    for name in (n for n in SERVER_VARIABLES if n in variables):
+        try:
+            parse_settings([], {name: str(variables[name])})
+        except SettingsError as exc:
+            out.append(Diagnostic(f"environment_variables.{name}: {exc}",
+                                  "Fix the value; the scoring server of every instance would refuse to start "
+                                  "with it (see docs/server.md).",
+                                  **doc.at(path + ("environment_variables", name))))
     return out
 
 

@@ -13,8 +13,8 @@ preempted by the kernel or a page fault makes a 60 µs call take milliseconds, o
 several times a second), but a second one within WINDOW calls, or one over BLOCKING times the
 threshold, sends calls back to the threads and doubles `needed` (up to MAX_NEEDED; back to
 FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline calls), so a script
-whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A call runs inline only when no call is on a
-worker thread (the pool's ``pending`` is 0).
+whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A
+call runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
 
 Where an inline call differs from one on a worker thread, precisely:
 - while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
