@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("mlctl.commands.profile", "Load a deployment at several concurrencies and recommend its sizing."),
     "logs": ("mlctl.commands.logs", "Print a deployment's logs."),
     "cache": ("mlctl.commands.cache", "Inspect or prune the shared image cache and model store."),
-    "convert": ("mlctl.commands.convert", "Convert a v1 deployment (inferenceconfig.json, deploymentconfig.json) into YAML."),
+    "convert": (
+        "mlctl.commands.convert",
+        "Convert a v1 deployment (inferenceconfig.json, deploymentconfig.json) into YAML.",
+    ),
 }
 
 
@@ -54,10 +57,21 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", default=".", metavar="DIR", help="Run as if started in DIR (the project).")
-@click.option("-f", "files", multiple=True, metavar="FILE", help="Config file to read (repeatable); default: every known YAML in the project.")
+@click.option(
+    "-f",
+    "files",
+    multiple=True,
+    metavar="FILE",
+    help="Config file to read (repeatable); default: every known YAML in the project.",
+)
 @click.option("--state", "state_path", default=None, metavar="FILE", help="State file (default DIR/.mlctl/state.json).")
-@click.option("--runtime", "runtime", default=None, metavar="NAME",
-              help="Runtime for this run (local, docker, ray), over MLCTL_RUNTIME and the project file mlctl.yaml.")
+@click.option(
+    "--runtime",
+    "runtime",
+    default=None,
+    metavar="NAME",
+    help="Runtime for this run (local, docker, ray), over MLCTL_RUNTIME and the project file mlctl.yaml.",
+)
 @click.version_option(package_name="mlctl")
 @click.pass_context
 def group(ctx, directory, files, state_path, runtime):

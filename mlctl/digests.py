@@ -52,8 +52,9 @@ class NotRegularFile(OSError):
     """A path to hash that is not a regular file (a FIFO, a device such as /dev/zero, a socket)."""
 
     def __init__(self, path: str):
-        super().__init__(errno.EINVAL, "not a regular file (a FIFO, device or socket); mlctl hashes regular "
-                         "files only", path)
+        super().__init__(
+            errno.EINVAL, "not a regular file (a FIFO, device or socket); mlctl hashes regular files only", path
+        )
 
 
 class HashCache:
@@ -80,7 +81,7 @@ class HashCache:
         from mlctl.privatefiles import read_private
 
         try:
-            doc = json.loads(read_private(path, "hash cache"))   # never through a link, never a FIFO
+            doc = json.loads(read_private(path, "hash cache"))  # never through a link, never a FIFO
             entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
             if not isinstance(entries, dict):
                 entries = {}
@@ -108,7 +109,7 @@ class HashCache:
         started = time.time_ns()
         h = hashlib.sha256()
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):   # replaced since the stat above
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since the stat above
                 raise NotRegularFile(path)
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -184,4 +185,3 @@ def list_files(path: str | os.PathLike, excluded: list[str] | None = None) -> di
                 continue
             found[prefix + name] = os.path.join(dirpath, name)
     return dict(sorted(found.items()))
-

@@ -24,8 +24,15 @@ NAMES = (".amlignore", ".gitignore")
 
 # POSIX bracket classes as the ranges they stand for (ASCII, as git reads them)
 POSIX_CLASSES = {
-    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "blank": " \t", "digit": "0-9", "lower": "a-z", "upper": "A-Z",
-    "space": " \t\n\r\f\v", "xdigit": "0-9A-Fa-f", "punct": ":-@!-.[-`{-~",   # no "!" first (it negates), no "/" (it splits the pattern; no name has one)
+    "alnum": "a-zA-Z0-9",
+    "alpha": "a-zA-Z",
+    "blank": " \t",
+    "digit": "0-9",
+    "lower": "a-z",
+    "upper": "A-Z",
+    "space": " \t\n\r\f\v",
+    "xdigit": "0-9A-Fa-f",
+    "punct": ":-@!-.[-`{-~",  # no "!" first (it negates), no "/" (it splits the pattern; no name has one)
 }
 _POSIX_CLASS = re.compile(r"\[:(" + "|".join(POSIX_CLASSES) + r"):\]")
 
@@ -35,7 +42,7 @@ def pattern_line(line: str) -> str | None:
     trailing '/**' as '/?*'), or None when it is not a valid pattern (git matches nothing with it)."""
     line = _POSIX_CLASS.sub(lambda m: POSIX_CLASSES[m[1]], line.rstrip("\r\n"))
     if not line.endswith("\\ ") and line.rstrip(" \t").endswith("/**"):
-        line = line.rstrip(" \t")[:-2] + "?*"       # the folder's contents, not the folder
+        line = line.rstrip(" \t")[:-2] + "?*"  # the folder's contents, not the folder
     try:
         GitIgnoreSpec.from_lines([line])
     except (re.error, ValueError):

@@ -43,7 +43,8 @@ TABLE: tuple[InstanceType, ...] = tuple(
     + _per_vcpu("Standard_F{}s_v2", (2, 4, 8, 16, 32, 48, 64, 72), 2)
     + _per_vcpu("Standard_FX{}mds", (4, 12, 24, 36, 48), 21)
     # memory optimized
-    + _per_vcpu("Standard_E{}s_v3", (2, 4, 8, 16, 32, 48), 8) + _family("Standard_E{}s_v3", [(64, 64, 432, 0)])
+    + _per_vcpu("Standard_E{}s_v3", (2, 4, 8, 16, 32, 48), 8)
+    + _family("Standard_E{}s_v3", [(64, 64, 432, 0)])
     # storage optimized
     + _per_vcpu("Standard_L{}s_v2", (8, 16, 32, 48, 64, 80), 8)
     + _per_vcpu("Standard_L{}s_v3", (8, 16, 32, 48, 64, 80), 8)
@@ -54,11 +55,27 @@ TABLE: tuple[InstanceType, ...] = tuple(
     + _family("Standard_NC{}s_v3", [(6, 6, 112, 1), (12, 12, 224, 2), (24, 24, 448, 4)])
     + _family("Standard_NC{}ads_A100_v4", [(24, 24, 220, 1), (48, 48, 440, 2), (96, 96, 880, 4)])
     + _family("Standard_NC{}_H100_v5", [("40ads", 40, 320, 1), ("80adis", 80, 640, 2)])
-    + _family("Standard_NV{}_A10_v5", [("6ads", 6, 55, Fraction(1, 6)), ("12ads", 12, 110, Fraction(1, 3)),
-                                       ("18ads", 18, 220, Fraction(1, 2)), ("36ads", 36, 440, 1),
-                                       ("36adms", 36, 880, 1), ("72ads", 72, 880, 2)])
-    + _family("Standard_ND{}", [("96asr_v4", 96, 900, 8), ("96amsr_A100_v4", 96, 1900, 8), ("40rs_v2", 40, 672, 8),
-                                ("96is_H100_v5", 96, 1900, 8), ("96isr_H100_v5", 96, 1900, 8)])
+    + _family(
+        "Standard_NV{}_A10_v5",
+        [
+            ("6ads", 6, 55, Fraction(1, 6)),
+            ("12ads", 12, 110, Fraction(1, 3)),
+            ("18ads", 18, 220, Fraction(1, 2)),
+            ("36ads", 36, 440, 1),
+            ("36adms", 36, 880, 1),
+            ("72ads", 72, 880, 2),
+        ],
+    )
+    + _family(
+        "Standard_ND{}",
+        [
+            ("96asr_v4", 96, 900, 8),
+            ("96amsr_A100_v4", 96, 1900, 8),
+            ("40rs_v2", 40, 672, 8),
+            ("96is_H100_v5", 96, 1900, 8),
+            ("96isr_H100_v5", 96, 1900, 8),
+        ],
+    )
 )
 
 _BY_NAME = {t.name.lower(): t for t in TABLE}

@@ -22,7 +22,8 @@ _TOKEN = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}|A(?:KIA|SIA)[0-9A-Z]{16}|sk-[A-Za-z0-9_\-]{20,}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+)"
-    r"|[?&]sig=[A-Za-z0-9%+/=]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+    r"|[?&]sig=[A-Za-z0-9%+/=]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
 
 
 def is_reference(text: str) -> bool:
@@ -38,12 +39,14 @@ def url_credentials(text: str) -> list[str]:
 def mask_url_credentials(text: str) -> str:
     """Pure: `text` with each URL's literal credentials hidden: `https://u:p@h/` -> `https://u:***@h/`,
     `https://TOKEN@h/` -> `https://***@h/`; `${VAR}` references are kept."""
+
     def hide(m: re.Match) -> str:
         info = m["userinfo"]
         if is_reference(info):
             return m.group(0)
         user, sep, _ = info.partition(":")
         return m["scheme"] + (f"{user}:{HIDDEN}" if sep else HIDDEN) + "@"
+
     return _USERINFO.sub(hide, text)
 
 

@@ -22,16 +22,24 @@ NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 def link_refused(path: str | os.PathLike, what: str = "file") -> MlctlError:
     """Pure: the error for a symbolic link where mlctl keeps one of its own files."""
-    return MlctlError(Diagnostic(
-        f"{path} is a symbolic link; mlctl does not follow one where it keeps its {what}",
-        "Remove the link (mlctl creates the file itself), or pass --state FILE to keep mlctl's files "
-        "in another folder.", file=str(path)))
+    return MlctlError(
+        Diagnostic(
+            f"{path} is a symbolic link; mlctl does not follow one where it keeps its {what}",
+            "Remove the link (mlctl creates the file itself), or pass --state FILE to keep mlctl's files "
+            "in another folder.",
+            file=str(path),
+        )
+    )
 
 
 def _not_regular(path, what: str) -> MlctlError:
-    return MlctlError(Diagnostic(
-        f"{path} is not a regular file; mlctl keeps its {what} there", "Remove it; mlctl creates the file itself.",
-        file=str(path)))
+    return MlctlError(
+        Diagnostic(
+            f"{path} is not a regular file; mlctl keeps its {what} there",
+            "Remove it; mlctl creates the file itself.",
+            file=str(path),
+        )
+    )
 
 
 def open_private(path: str | os.PathLike, flags: int, mode: int = 0o600, what: str = "file") -> int:
@@ -73,7 +81,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o600, what: 
         except FileExistsError:
             continue
     try:
-        os.fchmod(fd, mode)   # the umask may have taken bits away; the mode is what the caller asked
+        os.fchmod(fd, mode)  # the umask may have taken bits away; the mode is what the caller asked
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -89,8 +97,9 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o600, what: 
         os.close(dfd)
 
 
-def ensure_folder(path: str | os.PathLike, mode: int | None = None, what: str = "files",
-                  base: str | os.PathLike | None = None) -> Path:
+def ensure_folder(
+    path: str | os.PathLike, mode: int | None = None, what: str = "files", base: str | os.PathLike | None = None
+) -> Path:
     """Make the folder `path`; MlctlError when it, or any folder between `base` (the data folder) and
     it, is a symbolic link (NotADirectoryError when one is a file). Without `base` only `path` itself is checked (its parents
     are made as needed). `mode`: set on `path` (0700 for secrets), never through a link."""
@@ -137,10 +146,14 @@ def check_data_folder(path: str | os.PathLike) -> Path:
         home = path.parent.resolve()
         target = path.resolve()
         if target != home and home not in target.parents:
-            raise MlctlError(Diagnostic(
-                f"{path} is a symbolic link out of the project (to {os.readlink(path)}); mlctl does not keep "
-                "its state, lock and secrets through it",
-                "Remove the link (mlctl creates the folder itself), or pass --state FILE to keep mlctl's files "
-                "in another folder.", file=str(path)))
+            raise MlctlError(
+                Diagnostic(
+                    f"{path} is a symbolic link out of the project (to {os.readlink(path)}); mlctl does not keep "
+                    "its state, lock and secrets through it",
+                    "Remove the link (mlctl creates the folder itself), or pass --state FILE to keep mlctl's files "
+                    "in another folder.",
+                    file=str(path),
+                )
+            )
         path = target
     return ensure_folder(path, what="state and secrets")

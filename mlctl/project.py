@@ -9,10 +9,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Project:
-    root: Path                 # the project directory (-C)
-    files: tuple[Path, ...]    # explicit -f files (empty = every known YAML in root)
-    state_path: Path           # DIR/.mlctl/state.json unless --state
-    runtime_override: str | None = None   # --runtime NAME: the runtime for this run, over the project file's
+    root: Path  # the project directory (-C)
+    files: tuple[Path, ...]  # explicit -f files (empty = every known YAML in root)
+    state_path: Path  # DIR/.mlctl/state.json unless --state
+    runtime_override: str | None = None  # --runtime NAME: the runtime for this run, over the project file's
 
     @classmethod
     def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None, runtime_override=None) -> "Project":

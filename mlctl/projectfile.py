@@ -22,11 +22,13 @@ from mlctl.runtime import registry
 from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
 from mlctl.schemas.validate import apply_defaults, did_you_mean, load_schema, validate_document
 
-FILE_NAMES = ("mlctl.yaml", "mlctl.yml")   # the first one found is read; both at once is an error
+FILE_NAMES = ("mlctl.yaml", "mlctl.yml")  # the first one found is read; both at once is an error
 OPTION = "--runtime"
 ENV_VAR = "MLCTL_RUNTIME"
 DEFAULT_RUNTIME = "local"
-KNOWN = frozenset({"local", "docker", "ray", "kubernetes"})   # the runtimes a project file may name (the schema's `runtime` enum)
+KNOWN = frozenset(
+    {"local", "docker", "ray", "kubernetes"}
+)  # the runtimes a project file may name (the schema's `runtime` enum)
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,9 @@ def load_project_file(project: Project, environ: Mapping[str, str] | None = None
     return settings
 
 
-def read_project_settings(project: Project, environ: Mapping[str, str] | None = None
-                          ) -> tuple[ProjectSettings | None, list[Diagnostic]]:
+def read_project_settings(
+    project: Project, environ: Mapping[str, str] | None = None
+) -> tuple[ProjectSettings | None, list[Diagnostic]]:
     """(settings, []) or (None, the errors): as load_project_file, for a caller that collects
     diagnostics (load_config). Never raises for bad input."""
     token = DISPLAY_ROOT.set(str(project.root))
@@ -78,10 +81,13 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
     diags: list[Diagnostic] = []
     found = [project.root / n for n in FILE_NAMES if (project.root / n).exists()]
     if len(found) > 1:
-        diags.append(Diagnostic(
-            f"two project files: {FILE_NAMES[0]} and {FILE_NAMES[1]}",
-            f"Keep one of them (mlctl reads either name, never both); merge {FILE_NAMES[1]} into {FILE_NAMES[0]}.",
-            file=show_path(found[1])))
+        diags.append(
+            Diagnostic(
+                f"two project files: {FILE_NAMES[0]} and {FILE_NAMES[1]}",
+                f"Keep one of them (mlctl reads either name, never both); merge {FILE_NAMES[1]} into {FILE_NAMES[0]}.",
+                file=show_path(found[1]),
+            )
+        )
     doc, data = None, {}
     if found:
         doc, problems = read_document(found[0])
@@ -91,12 +97,16 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
     if diags or data is None:
         return None, diags
     block = data.get(runtime) or {}
-    schema = load_schema("project")["properties"].get(runtime, {})   # a runtime registered at run time has none
+    schema = load_schema("project")["properties"].get(runtime, {})  # a runtime registered at run time has none
     settings = apply_defaults(schema, "project", block)
     return ProjectSettings(
-        runtime, MappingProxyType(settings), source,
-        str(doc.path) if doc else None, line,
-        "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None), diags
+        runtime,
+        MappingProxyType(settings),
+        source,
+        str(doc.path) if doc else None,
+        line,
+        "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None,
+    ), diags
 
 
 def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
@@ -104,10 +114,14 @@ def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
     None with the problems appended to `diags`."""
     data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        diags.append(Diagnostic(
-            f"the project file {doc.display} is not a mapping",
-            "Write 'runtime: NAME' and each runtime's settings block as 'NAME: {...}' "
-            "(see docs/config.md, \"The project file\").", **doc.at(())))
+        diags.append(
+            Diagnostic(
+                f"the project file {doc.display} is not a mapping",
+                "Write 'runtime: NAME' and each runtime's settings block as 'NAME: {...}' "
+                '(see docs/config.md, "The project file").',
+                **doc.at(()),
+            )
+        )
         return None
     problems = [_reworded(d, data, doc) for d in validate_document(doc, "project", data)]
     diags.extend(problems)
@@ -123,7 +137,7 @@ def _reworded(d: Diagnostic, data: dict, doc: Document) -> Diagnostic:
         return d
     owners = [rt for rt in sorted(KNOWN) if rt != block and key in _setting_names(rt)]
     move = f"'{key}' is a setting of the {owners[0]} runtime: move it into the '{owners[0]}:' block." if owners else ""
-    if not block:   # a runtime's setting written at the top level
+    if not block:  # a runtime's setting written at the top level
         return replace(d, detail=move) if move else d
     mine = _setting_names(block)
     detail = f"The {block} runtime's settings: {', '.join(mine) or 'none'}. "
@@ -135,8 +149,9 @@ def _setting_names(runtime: str) -> list[str]:
     return sorted(load_schema("project")["properties"][runtime].get("properties", {}))
 
 
-def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, data: dict | None,
-            diags: list[Diagnostic]) -> tuple[str, str | None, int | None]:
+def _chosen(
+    project: Project, environ: Mapping[str, str], doc: Document | None, data: dict | None, diags: list[Diagnostic]
+) -> tuple[str, str | None, int | None]:
     """(runtime, source, line) by precedence; an unknown or unavailable choice appended to `diags`."""
     if project.runtime_override is not None:
         name, source, where, how = project.runtime_override, OPTION, {"field": OPTION}, f"given with {OPTION}"
@@ -146,7 +161,7 @@ def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, 
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
         return DEFAULT_RUNTIME, None, None
-    if name not in registry.known():   # only from an override: the file's own is in the schema's enum
+    if name not in registry.known():  # only from an override: the file's own is in the schema's enum
         diags.append(_unknown(name, how, where))
     elif name not in registry.available():
         diags.append(_unavailable(name, how, where, source))
@@ -155,15 +170,22 @@ def _chosen(project: Project, environ: Mapping[str, str], doc: Document | None, 
 
 def _unknown(name: str, how: str, where: dict) -> Diagnostic:
     known = sorted(KNOWN)
-    return Diagnostic(f"unknown runtime {name!r}" + (f" ({how})" if how else ""),
-                      f"Use one of: {', '.join(known)}." + did_you_mean(name, known), **where)
+    return Diagnostic(
+        f"unknown runtime {name!r}" + (f" ({how})" if how else ""),
+        f"Use one of: {', '.join(known)}." + did_you_mean(name, known),
+        **where,
+    )
 
 
 def _unavailable(name: str, how: str, where: dict, source: str) -> Diagnostic:
     runs = ", ".join(registry.available())
-    instead = {OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
-               ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it"}.get(
-        source, f"write 'runtime: {DEFAULT_RUNTIME}' (or remove the line)")
-    return Diagnostic(f"the {name} runtime is not in this version of mlctl" + (f" ({how})" if how else ""),
-                      f"This version ({__version__}) runs: {runs}. To run here, {instead}; or install a version of mlctl "
-                      f"that has the {name} runtime.", **where)
+    instead = {
+        OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
+        ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it",
+    }.get(source, f"write 'runtime: {DEFAULT_RUNTIME}' (or remove the line)")
+    return Diagnostic(
+        f"the {name} runtime is not in this version of mlctl" + (f" ({how})" if how else ""),
+        f"This version ({__version__}) runs: {runs}. To run here, {instead}; or install a version of mlctl "
+        f"that has the {name} runtime.",
+        **where,
+    )

@@ -49,19 +49,93 @@ CONDA_TO_PYPI: dict[str, str] = {
 
 # Conda packages that are system libraries or conda machinery, not Python distributions:
 # a virtualenv gets them from the system (or the wheels bundle them), so they are skipped.
-CONDA_ONLY: frozenset[str] = frozenset({
-    "mkl", "mkl-include", "mkl-devel", "mkl-service", "mkl_fft", "mkl_random", "intel-openmp",
-    "blas", "libblas", "libcblas", "liblapack", "liblapacke", "openblas", "libopenblas", "nomkl",
-    "cudatoolkit", "cudatoolkit-dev", "cuda-toolkit", "cuda", "cuda-nvcc", "cuda-runtime",
-    "cuda-version", "cudnn", "nccl", "magma", "pytorch-cuda", "pytorch-mutex", "cpuonly",
-    "openmpi", "mpich", "impi_rt", "libgcc", "libgcc-ng", "libstdcxx", "libstdcxx-ng", "libgomp",
-    "libgfortran", "libgfortran-ng", "libgfortran5", "_libgcc_mutex", "_openmp_mutex", "llvm-openmp",
-    "gcc", "gxx", "gfortran", "gcc_linux-64", "gxx_linux-64", "make", "cmake-binary", "pkg-config",
-    "openssl", "ca-certificates", "readline", "sqlite", "tk", "xz", "zlib", "zstd", "lz4-c",
-    "ncurses", "libffi", "bzip2", "ld_impl_linux-64", "tzdata", "libuuid", "libnsl", "libzlib",
-    "libsqlite", "libxcrypt", "icu", "libiconv", "libxml2", "hdf5", "libprotobuf", "arrow-cpp",
-    "libarrow", "libopencv", "graphviz", "git", "nodejs", "libuv", "conda", "mamba",
-})
+CONDA_ONLY: frozenset[str] = frozenset(
+    {
+        "mkl",
+        "mkl-include",
+        "mkl-devel",
+        "mkl-service",
+        "mkl_fft",
+        "mkl_random",
+        "intel-openmp",
+        "blas",
+        "libblas",
+        "libcblas",
+        "liblapack",
+        "liblapacke",
+        "openblas",
+        "libopenblas",
+        "nomkl",
+        "cudatoolkit",
+        "cudatoolkit-dev",
+        "cuda-toolkit",
+        "cuda",
+        "cuda-nvcc",
+        "cuda-runtime",
+        "cuda-version",
+        "cudnn",
+        "nccl",
+        "magma",
+        "pytorch-cuda",
+        "pytorch-mutex",
+        "cpuonly",
+        "openmpi",
+        "mpich",
+        "impi_rt",
+        "libgcc",
+        "libgcc-ng",
+        "libstdcxx",
+        "libstdcxx-ng",
+        "libgomp",
+        "libgfortran",
+        "libgfortran-ng",
+        "libgfortran5",
+        "_libgcc_mutex",
+        "_openmp_mutex",
+        "llvm-openmp",
+        "gcc",
+        "gxx",
+        "gfortran",
+        "gcc_linux-64",
+        "gxx_linux-64",
+        "make",
+        "cmake-binary",
+        "pkg-config",
+        "openssl",
+        "ca-certificates",
+        "readline",
+        "sqlite",
+        "tk",
+        "xz",
+        "zlib",
+        "zstd",
+        "lz4-c",
+        "ncurses",
+        "libffi",
+        "bzip2",
+        "ld_impl_linux-64",
+        "tzdata",
+        "libuuid",
+        "libnsl",
+        "libzlib",
+        "libsqlite",
+        "libxcrypt",
+        "icu",
+        "libiconv",
+        "libxml2",
+        "hdf5",
+        "libprotobuf",
+        "arrow-cpp",
+        "libarrow",
+        "libopencv",
+        "graphviz",
+        "git",
+        "nodejs",
+        "libuv",
+        "conda",
+        "mamba",
+    }
+)
 
 # Never installed into a virtualenv: the interpreter comes from the python version, pip with the venv.
 NOT_PACKAGES: frozenset[str] = frozenset({"python", "pip", "setuptools", "wheel", "python-abi"})
@@ -69,9 +143,12 @@ NOT_PACKAGES: frozenset[str] = frozenset({"python", "pip", "setuptools", "wheel"
 # The pip options a conda file's `pip:` list may hold (uv reads them in a requirements file); any
 # other option, a path, an editable install or a requirements file of its own is refused.
 PIP_OPTIONS: frozenset[str] = frozenset({"--index-url", "--extra-index-url", "--find-links"})
-PIP_ITEMS_HINT = ("A pip item is a requirement ('name', 'name[extra]>=1.2', 'name @ https://...') or one of "
-                  + ", ".join(sorted(PIP_OPTIONS)) + " URL; write a URL's credentials as ${VAR} references "
-                  "(uv reads VAR from apply's environment) so no plan, state or build file holds them.")
+PIP_ITEMS_HINT = (
+    "A pip item is a requirement ('name', 'name[extra]>=1.2', 'name @ https://...') or one of "
+    + ", ".join(sorted(PIP_OPTIONS))
+    + " URL; write a URL's credentials as ${VAR} references "
+    "(uv reads VAR from apply's environment) so no plan, state or build file holds them."
+)
 
 # pip packages mlctl replaces: its own scoring server stands in for Azure's.
 REPLACED_BY_MLCTL: frozenset[str] = frozenset({"azureml-defaults", "azureml-inference-server-http"})
@@ -110,14 +187,14 @@ def conda_dependency(spec: str) -> tuple[str, str] | None:
     if rest.startswith("["):
         bracket = _BRACKET_VERSION.match(rest)
         if not bracket:
-            return name, ""                              # other bracket keys (build=, channel=) say nothing of the version
+            return name, ""  # other bracket keys (build=, channel=) say nothing of the version
         rest = bracket.group(1).strip()
     if not rest:
         return name, ""
     if rest[0] not in "=<>!~":
-        rest = "=" + rest.split()[0]                     # 'numpy 1.26 py_0' -> '=1.26'
+        rest = "=" + rest.split()[0]  # 'numpy 1.26 py_0' -> '=1.26'
     if rest.startswith("=") and not rest.startswith("=="):
-        version = rest[1:].split("=")[0]                 # drop '=build'
+        version = rest[1:].split("=")[0]  # drop '=build'
         version = version.removesuffix(".*").removesuffix("*")
         return name, f"=={version}.*" if version else ""
     if rest.startswith("=="):
@@ -177,7 +254,7 @@ def _specifier_as_written(text: str) -> str:
     rest = _NAME_AND_EXTRAS.sub("", text.split(";", 1)[0], count=1).strip().removeprefix("(").removesuffix(")")
     try:
         return ",".join(str(Specifier(clause.strip())) for clause in rest.split(",") if clause.strip())
-    except InvalidSpecifier:   # not expected once the line parsed; the set's own (sorted) form then
+    except InvalidSpecifier:  # not expected once the line parsed; the set's own (sorted) form then
         return str(Requirement(text).specifier)
 
 
@@ -209,8 +286,11 @@ def pip_from_conda(spec: str) -> tuple[str | None, str | None]:
     if canonicalize_name(name) in _CONDA_ONLY:
         return None, f"skipped conda-only package '{name}' (a system library; not installed from PyPI)"
     pypi = _PYPI.get(canonicalize_name(name), name)
-    note = (f"conda package '{name}' installed as '{pypi}' from PyPI"
-            if canonicalize_name(pypi) != canonicalize_name(name) else None)
+    note = (
+        f"conda package '{name}' installed as '{pypi}' from PyPI"
+        if canonicalize_name(pypi) != canonicalize_name(name)
+        else None
+    )
     return pypi + specifier, note
 
 
@@ -246,8 +326,14 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
         return None
     data = doc.data
     if not isinstance(data, dict):
-        diags.append(Diagnostic("conda file is not a mapping", "A conda file has 'channels:' and 'dependencies:'.",
-                                file=doc.display, line=1))
+        diags.append(
+            Diagnostic(
+                "conda file is not a mapping",
+                "A conda file has 'channels:' and 'dependencies:'.",
+                file=doc.display,
+                line=1,
+            )
+        )
         return None
     python, conda, pip = None, set(), set()
     channels = data.get("channels") or []
@@ -256,8 +342,13 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
         diags.append(Diagnostic("'channels' must be a list of channel names", "", **doc.at(("channels",))))
         channels = []
     if not isinstance(deps, list):
-        diags.append(Diagnostic("'dependencies' must be a list", "List conda packages, and pip packages under '- pip:'.",
-                                **doc.at(("dependencies",))))
+        diags.append(
+            Diagnostic(
+                "'dependencies' must be a list",
+                "List conda packages, and pip packages under '- pip:'.",
+                **doc.at(("dependencies",)),
+            )
+        )
         deps = []
     for i, dep in enumerate(deps):
         if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
@@ -270,9 +361,13 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
             continue
         parsed = conda_dependency(str(dep)) if isinstance(dep, (str, int, float)) else None
         if parsed is None:
-            diags.append(Diagnostic(f"cannot read conda dependency {dep!r}",
-                                    "Write 'name', 'name=version' or a '- pip: [...]' list.",
-                                    **doc.at(("dependencies", i))))
+            diags.append(
+                Diagnostic(
+                    f"cannot read conda dependency {dep!r}",
+                    "Write 'name', 'name=version' or a '- pip: [...]' list.",
+                    **doc.at(("dependencies", i)),
+                )
+            )
             continue
         name, specifier = parsed
         if name == "python":
@@ -281,8 +376,7 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
             conda.add(name + specifier)
     return {
         "python": python,
-        "channels": list(dict.fromkeys(channels)),   # order is conda's priority: kept, duplicates dropped
+        "channels": list(dict.fromkeys(channels)),  # order is conda's priority: kept, duplicates dropped
         "conda_packages": sorted(conda),
         "pip_packages": sorted(pip),
     }
-

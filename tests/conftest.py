@@ -18,8 +18,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diabetes"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "ray: needs a real Ray cluster: run by `./dev test` inside a network "
-                                       "namespace holding only loopback (unshare --net)")
+    config.addinivalue_line(
+        "markers",
+        "ray: needs a real Ray cluster: run by `./dev test` inside a network "
+        "namespace holding only loopback (unshare --net)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +33,10 @@ def ray_cluster():
     from raycluster import RayCluster, only_loopback
 
     if not only_loopback():
-        message = ("the ray tests run inside a network namespace holding only loopback: run them with "
-                   "`./dev test tests/ray` (it runs the ray-marked tests under `unshare --net`)")
+        message = (
+            "the ray tests run inside a network namespace holding only loopback: run them with "
+            "`./dev test tests/ray` (it runs the ray-marked tests under `unshare --net`)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

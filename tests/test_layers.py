@@ -31,8 +31,11 @@ def imports(path: Path) -> set[str]:
 
 def runtime_specific(module: str) -> bool:
     """Is `module` part of one runtime (anything under mlctl.runtime but the generic contract)?"""
-    return module.startswith("mlctl.runtime.") and module not in GENERIC and not any(
-        module.startswith(g + ".") for g in GENERIC - {"mlctl.runtime"})
+    return (
+        module.startswith("mlctl.runtime.")
+        and module not in GENERIC
+        and not any(module.startswith(g + ".") for g in GENERIC - {"mlctl.runtime"})
+    )
 
 
 def test_commands_and_reconciler_import_no_specific_runtime():
@@ -58,14 +61,25 @@ def test_the_check_sees_a_lazy_import_of_a_runtime(tmp_path):
 def test_the_scoring_server_imports_only_the_standard_library_and_aiohttp():
     import sys
 
-    allowed = set(sys.stdlib_module_names) | {"aiohttp", "multidict", "yarl", "uvloop", "orjson", "mlctl",
-                                             "azureml", "azureml_inference_server_http", "inference_schema"}
+    allowed = set(sys.stdlib_module_names) | {
+        "aiohttp",
+        "multidict",
+        "yarl",
+        "uvloop",
+        "orjson",
+        "mlctl",
+        "azureml",
+        "azureml_inference_server_http",
+        "inference_schema",
+    }
     offenders = []
     for path in sorted((PACKAGE / "runtime" / "server").rglob("*.py")):
         for m in imports(path):
             top = m.split(".")[0]
             if top and top not in allowed:
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}: {m}")
-            if top == "mlctl" and not (m.startswith("mlctl.runtime.server") or m in ("mlctl", "mlctl.runtime", "mlctl.__version__")):
+            if top == "mlctl" and not (
+                m.startswith("mlctl.runtime.server") or m in ("mlctl", "mlctl.runtime", "mlctl.__version__")
+            ):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}: {m}")
     assert offenders == []

@@ -85,11 +85,20 @@ def main() -> int:
             for tag in made:
                 client.images.remove(tag, force=True)
     size = client.images.get(chosen.image_id).attrs.get("Size", 0) / 2**20
-    print(f"docker image builds: examples/diabetes environment ({len(built.frozen)} packages), "
-          f"{args.rounds} round(s), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"docker image builds: examples/diabetes environment ({len(built.frozen)} packages), "
+        f"{args.rounds} round(s), load average {os.getloadavg()[0]:.1f}"
+    )
     print(row("base", [base_time], f"{chosen.name} ({chosen.reason}; {size:.0f} MiB)"))
-    print(row("cold", cold, "packages on the host with uv" + (" (empty uv cache)" if args.cold_packages else
-                                                              " (uv cache as it is)") + " + docker build"))
+    print(
+        row(
+            "cold",
+            cold,
+            "packages on the host with uv"
+            + (" (empty uv cache)" if args.cold_packages else " (uv cache as it is)")
+            + " + docker build",
+        )
+    )
     print(row("warm", warm, "found in the engine by its tag"))
     return 0
 

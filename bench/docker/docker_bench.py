@@ -40,7 +40,7 @@ from e2e_support import Load  # noqa: E402  (the e2e rollout test's 4 bounded ke
 from run import mlctl, train  # noqa: E402  (bench/rollout: timed CLI calls, the example's model trained)
 from server.load import drive  # noqa: E402
 
-CONCURRENCY = 64   # max_concurrent_requests_per_instance of both: room for the highest level (no 429)
+CONCURRENCY = 64  # max_concurrent_requests_per_instance of both: room for the highest level (no 429)
 
 
 def project(tmp: Path, runtime: str, python: str | None = None) -> Path:
@@ -70,9 +70,12 @@ def container_python(root: Path) -> str:
     """The Python version of the docker project's instance image."""
     import docker
 
-    image = json.loads(mlctl(root, "show", "diabetes", "--json")[1].stdout)["deployments"]["blue"]["instances"][0]["image"]
-    out = docker.from_env().containers.run(image, ["python3", "-c", "import platform; print(platform.python_version())"],
-                                           remove=True, network_mode="none")
+    image = json.loads(mlctl(root, "show", "diabetes", "--json")[1].stdout)["deployments"]["blue"]["instances"][0][
+        "image"
+    ]
+    out = docker.from_env().containers.run(
+        image, ["python3", "-c", "import platform; print(platform.python_version())"], remove=True, network_mode="none"
+    )
     return out.decode().strip()
 
 
@@ -83,8 +86,14 @@ def throughput(roots: dict[str, Path], levels, rounds: int, seconds: float) -> d
     for r in range(rounds):
         for c in levels:
             for runtime, (url, key) in targets.items():
-                res = drive(url, body, c, max_requests=50_000, max_seconds=seconds,
-                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+                res = drive(
+                    url,
+                    body,
+                    c,
+                    max_requests=50_000,
+                    max_seconds=seconds,
+                    headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+                )
                 runs.setdefault((runtime, c), []).append(res)
                 print(f"round {r + 1} c={c:<3} {runtime:<7} {res.cells()} {res.error_cells()}", flush=True)
     out = {}
@@ -93,9 +102,11 @@ def throughput(roots: dict[str, Path], levels, rounds: int, seconds: float) -> d
         for runtime in roots:
             rs = runs[(runtime, c)]
             lat = sorted(x for res in rs for x in res.latencies_ms)
-            row[runtime] = {"rps": round(sum(res.requests for res in rs) / sum(res.seconds for res in rs), 1),
-                            "p99_ms": round(lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))], 2) if lat else None,
-                            "errors": sum(sum(res.errors.values()) for res in rs)}
+            row[runtime] = {
+                "rps": round(sum(res.requests for res in rs) / sum(res.seconds for res in rs), 1),
+                "p99_ms": round(lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))], 2) if lat else None,
+                "errors": sum(sum(res.errors.values()) for res in rs),
+            }
         row["docker_vs_local"] = round(row["docker"]["rps"] / row["local"]["rps"], 3) if row["local"]["rps"] else None
         out[f"c{c}"] = row
     return out
@@ -107,7 +118,7 @@ def rollouts(root: Path, rounds: int) -> dict:
     body = (EXAMPLE / "sample-request.json").read_bytes()
     took, failed, sent = [], 0, 0
     for r in range(rounds):
-        train(root, 1.0 + 0.5 * (r + 1))       # new content: a new derived model version, the image cached
+        train(root, 1.0 + 0.5 * (r + 1))  # new content: a new derived model version, the image cached
         with Load(port, key, body) as load:
             time.sleep(0.5)
             seconds, _ = mlctl(root, "apply", "--auto-approve")
@@ -123,9 +134,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--levels", default="8,64")
-    ap.add_argument("--local-python", default=None,
-                    help="the Python the local copy's environment asks for (default: the container's version; "
-                         "'as-is': the example's own request)")
+    ap.add_argument(
+        "--local-python",
+        default=None,
+        help="the Python the local copy's environment asks for (default: the container's version; "
+        "'as-is': the example's own request)",
+    )
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     load_before = os.getloadavg()
@@ -138,16 +152,25 @@ def main() -> None:
             roots["local"] = project(Path(tmp), "local", None if python["local"] == "as-is" else python["local"])
             first["local"] = round(mlctl(roots["local"], "apply", "--auto-approve")[0], 2)
             print(f"Python: container {python['docker']}, local {python['local']}", flush=True)
-            result = {"first_apply_s": first, "python": python,
-                      "throughput": throughput({k: roots[k] for k in ("local", "docker")}, levels, args.rounds,
-                                               args.seconds),
-                      "rollout_under_load": rollouts(roots["docker"], args.rounds)}
+            result = {
+                "first_apply_s": first,
+                "python": python,
+                "throughput": throughput({k: roots[k] for k in ("local", "docker")}, levels, args.rounds, args.seconds),
+                "rollout_under_load": rollouts(roots["docker"], args.rounds),
+            }
         finally:
             for root in roots.values():
-                subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "destroy", "--auto-approve"],
-                               capture_output=True, timeout=300, check=False)
-    result["load_average"] = {"before": [round(x, 2) for x in load_before],
-                              "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+                subprocess.run(
+                    [sys.executable, "-m", "mlctl.cli", "-C", str(root), "destroy", "--auto-approve"],
+                    capture_output=True,
+                    timeout=300,
+                    check=False,
+                )
+    result["load_average"] = {
+        "before": [round(x, 2) for x in load_before],
+        "after": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
     print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results" / "docker.json"
     out.parent.mkdir(exist_ok=True)

@@ -75,8 +75,10 @@ class BareConnection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             return
         status, reason, passed, data = answer.result()
-        self.transport.write(b"HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n\r\n%s"
-                             % (status, reason.encode("latin-1"), passed, len(data), data))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (status, reason.encode("latin-1"), passed, len(data), data)
+        )
 
 
 async def serve(socket_path: str, key: bytes) -> None:
@@ -95,6 +97,7 @@ def main() -> None:
     key = sys.stdin.readline().strip().encode()
     try:
         import uvloop
+
         uvloop.run(serve(sys.argv[1], key))
     except ImportError:
         asyncio.run(serve(sys.argv[1], key))

@@ -46,6 +46,7 @@ from wrk import drive_wrk, wrk_binary
 def _server_bench():
     """bench/server/bench.py (training, the Azure server's start and stop), loaded by path."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("server_bench", ROOT / "bench" / "server" / "bench.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,8 +64,13 @@ from mlctl.runtime.host.client import HostClient, start_host
 
 def start_bare(socket_path: str, key: str):
     """bare_proxy.py on the instance's socket: (process, port). The key goes on stdin, not argv."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "bare_proxy.py"), socket_path], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "bare_proxy.py"), socket_path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     proc.stdin.write(key + "\n")
     proc.stdin.close()
     port = proc.stdout.readline().strip()
@@ -109,8 +115,12 @@ def start_nginx(work: Path, nginx: str, socket_path: str, key: str) -> tuple[sub
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, socket=socket_path, port=port, key=key))
     conf.chmod(0o600)
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(work)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     end = time.monotonic() + 10
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -129,11 +139,16 @@ def start_tcp(work: Path, instance_command: list) -> tuple[subprocess.Popen, str
     cmd = list(instance_command)
     at = cmd.index("--unix-socket")
     port = free_port()
-    cmd[at:at + 2] = ["--port", str(port)]
+    cmd[at : at + 2] = ["--port", str(port)]
     log = work / "tcp-server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, log)
     return proc, url
@@ -143,8 +158,9 @@ def measure(url: str, body: bytes, headers: dict, connector, concurrency: int, a
     """One level against one target, measured (the warm-up is a separate `warm` call: no CPU counted)."""
     if args.load == "wrk":
         return drive_wrk(url, body, concurrency, args.seconds, headers)
-    return drive(url, body, concurrency, args.requests, args.seconds, warmup_s=0.0, headers=headers,
-                 connector=connector)
+    return drive(
+        url, body, concurrency, args.requests, args.seconds, warmup_s=0.0, headers=headers, connector=connector
+    )
 
 
 def warm(url: str, body: bytes, headers: dict, connector, concurrency: int, load: str = "python") -> None:
@@ -167,15 +183,28 @@ def main() -> int:
     p.add_argument("--levels", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3, help="repeat the sweep; figures are pooled over rounds")
     p.add_argument("--no-azure", action="store_true", help="skip azureml-inference-server-http")
-    p.add_argument("--bare", action="store_true",
-                   help="also measure bare_proxy.py (the hop without the gateway's features), for reference")
-    p.add_argument("--tcp", action="store_true",
-                   help="also measure the instance's scoring server started on a TCP port, for reference")
-    p.add_argument("--nginx", action="store_true",
-                   help="also measure nginx (Debian package) forwarding to the instance, for reference")
-    p.add_argument("--load", choices=["python", "wrk"], default="python",
-                   help="load generator: load.py (aiohttp) or wrk (compiled; cannot reach the instance's unix "
-                        "socket, so `direct` is left out: add --tcp for the instance's server on TCP)")
+    p.add_argument(
+        "--bare",
+        action="store_true",
+        help="also measure bare_proxy.py (the hop without the gateway's features), for reference",
+    )
+    p.add_argument(
+        "--tcp",
+        action="store_true",
+        help="also measure the instance's scoring server started on a TCP port, for reference",
+    )
+    p.add_argument(
+        "--nginx",
+        action="store_true",
+        help="also measure nginx (Debian package) forwarding to the instance, for reference",
+    )
+    p.add_argument(
+        "--load",
+        choices=["python", "wrk"],
+        default="python",
+        help="load generator: load.py (aiohttp) or wrk (compiled; cannot reach the instance's unix "
+        "socket, so `direct` is left out: add --tcp for the instance's server on TCP)",
+    )
     args = p.parse_args()
     if args.load == "wrk" and wrk_binary() is None:
         p.error("--load wrk needs wrk (Debian: apt-get install wrk)")
@@ -190,12 +219,19 @@ def main() -> int:
         client = HostClient(info)
         azure, bare, tcp, nginx = [], None, None, None
         try:
-            client.create_deployment({
-                "name": "blue", "digest": "sha256:bench", "python": sys.executable,
-                "code_dir": str(ROOT / "bench" / "server"), "scoring_script": "score.py",
-                "model_dir": str(work / "model"), "instance_count": 1,
-                "request_settings": {"request_timeout_ms": 30000, "max_concurrent_requests_per_instance": 64}},
-                timeout=120)
+            client.create_deployment(
+                {
+                    "name": "blue",
+                    "digest": "sha256:bench",
+                    "python": sys.executable,
+                    "code_dir": str(ROOT / "bench" / "server"),
+                    "scoring_script": "score.py",
+                    "model_dir": str(work / "model"),
+                    "instance_count": 1,
+                    "request_settings": {"request_timeout_ms": 30000, "max_concurrent_requests_per_instance": 64},
+                },
+                timeout=120,
+            )
             client.set_traffic({"blue": 100})
             instance = client.status()["deployments"]["blue"]["instances"][0]
             key = secrets.read_keys(work / "data", "bench")["primary"]
@@ -205,7 +241,12 @@ def main() -> int:
                 "host": (f"http://127.0.0.1:{info.port}/score", auth, None, [info.pid, instance["pid"]]),
             }
             if args.load == "python":
-                targets["direct"] = ("http://instance/score", JSON, unix_connector(instance["socket"]), [instance["pid"]])
+                targets["direct"] = (
+                    "http://instance/score",
+                    JSON,
+                    unix_connector(instance["socket"]),
+                    [instance["pid"]],
+                )
             if args.bare:
                 bare = start_bare(instance["socket"], key)
                 targets["bare"] = (f"http://127.0.0.1:{bare[1]}/score", auth, None, [bare[0].pid, instance["pid"]])
@@ -219,8 +260,10 @@ def main() -> int:
             if not args.no_azure:
                 azure, url = start_azure(work, work / "model", 1)
                 targets["azure"] = (url + "/score", JSON, None, [proc.pid for proc in azure])
-            header = (f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} "
-                      f"{'gw ms':>6} {'errors':>6}")
+            header = (
+                f"{'conc':>4} {'target':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} "
+                f"{'gw ms':>6} {'errors':>6}"
+            )
             pooled, cpu_s, ratios = {}, {}, {c: [] for c in levels}
             print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores: other work skews every figure)")
             for rnd in range(1, args.rounds + 1):
@@ -237,8 +280,9 @@ def main() -> int:
                         print(row(name, c, r, [x * 1000 / max(1, r.requests) for x in cpu]), flush=True)
                         rps[name] = r.rps
                         before = pooled.get((name, c))
-                        pooled[(name, c)] = (r if before is None else before.merged(r)) if args.load == "wrk" \
-                            else merge(before, r)
+                        pooled[(name, c)] = (
+                            (r if before is None else before.merged(r)) if args.load == "wrk" else merge(before, r)
+                        )
                         cpu_s[(name, c)] = [a + b for a, b in zip(cpu_s.get((name, c), [0.0] * len(cpu)), cpu)]
                     if "direct" in rps:
                         ratios[c].append(rps["host"] / rps["direct"])
@@ -248,28 +292,43 @@ def main() -> int:
                     r = pooled[(name, c)]
                     print(row(name, c, r, [x * 1000 / max(1, r.requests) for x in cpu_s[(name, c)]]))
             if "direct" in targets:
-                print("\nhost/direct (req/s): " + "   ".join(
-                    f"c={c}: {pooled[('host', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
-                print("per round:           " + "   ".join(
-                    f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels))
-                print("median of rounds:    " + "   ".join(
-                    f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels))
+                print(
+                    "\nhost/direct (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('host', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels)
+                )
+                print(
+                    "per round:           "
+                    + "   ".join(f"c={c}: " + "/".join(f"{x:.2f}" for x in ratios[c]) for c in levels)
+                )
+                print(
+                    "median of rounds:    " + "   ".join(f"c={c}: {statistics.median(ratios[c]):.2f}" for c in levels)
+                )
             print(f"load average at end: {os.getloadavg()[0]:.2f}")
             if "tcp" in targets:
-                print("host/tcp    (req/s): " + "   ".join(
-                    f"c={c}: {pooled[('host', c)].rps / pooled[('tcp', c)].rps:.2f}" for c in levels))
+                print(
+                    "host/tcp    (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('host', c)].rps / pooled[('tcp', c)].rps:.2f}" for c in levels)
+                )
                 if "direct" in targets:
-                    print("tcp/direct  (req/s): " + "   ".join(
-                        f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+                    print(
+                        "tcp/direct  (req/s): "
+                        + "   ".join(f"c={c}: {pooled[('tcp', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels)
+                    )
             if "nginx" in targets and "direct" in targets:
-                print("nginx/direct(req/s): " + "   ".join(
-                    f"c={c}: {pooled[('nginx', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+                print(
+                    "nginx/direct(req/s): "
+                    + "   ".join(f"c={c}: {pooled[('nginx', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels)
+                )
             if "bare" in targets and "direct" in targets:
-                print("bare/direct (req/s): " + "   ".join(
-                    f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels))
+                print(
+                    "bare/direct (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels)
+                )
             if "azure" in targets:
-                print("host/azure  (req/s): " + "   ".join(
-                    f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels))
+                print(
+                    "host/azure  (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('host', c)].rps / pooled[('azure', c)].rps:.2f}" for c in levels)
+                )
         finally:
             try:
                 others = ([bare[0]] if bare else []) + ([tcp] if tcp else []) + ([nginx[0]] if nginx else [])

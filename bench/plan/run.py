@@ -36,19 +36,29 @@ def generate(root: Path, endpoints: int) -> Path:
     proj = root / "mlctl"
     (proj / "code").mkdir(parents=True)
     (proj / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
-    (proj / "conda.yml").write_text("name: e\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - scikit-learn==1.5.2\n")
-    (proj / "env.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
-                                  "name: env\nversion: 1\nconda_file: conda.yml\nimage: python:3.11\n")
+    (proj / "conda.yml").write_text(
+        "name: e\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - scikit-learn==1.5.2\n"
+    )
+    (proj / "env.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+        "name: env\nversion: 1\nconda_file: conda.yml\nimage: python:3.11\n"
+    )
     for m in range(10):
         (proj / "models" / f"m{m}").mkdir(parents=True)
         (proj / "models" / f"m{m}" / "weights.bin").write_bytes(os.urandom(4096))
-        (proj / f"m{m}.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
-                                        f"name: m{m}\nversion: 1\npath: models/m{m}/\n")
+        (proj / f"m{m}.yml").write_text(
+            "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+            f"name: m{m}\nversion: 1\npath: models/m{m}/\n"
+        )
     for i in range(endpoints):
-        (proj / f"ep{i}.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
-                                        f"name: ep{i}\nauth_mode: key\ntraffic:\n  blue: 90\n  green: 10\n")
+        (proj / f"ep{i}.yml").write_text(
+            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+            f"name: ep{i}\nauth_mode: key\ntraffic:\n  blue: 90\n  green: 10\n"
+        )
         for name in ("blue", "green"):
-            (proj / f"ep{i}-{name}.yml").write_text(DEPLOYMENT.format(name=name, i=i, m=i % 10, count=1 + (name == "green")))
+            (proj / f"ep{i}-{name}.yml").write_text(
+                DEPLOYMENT.format(name=name, i=i, m=i % 10, count=1 + (name == "green"))
+            )
     return proj
 
 
@@ -59,10 +69,14 @@ def terraform_project(root: Path, endpoints: int) -> Path:
     for i in range(endpoints):
         blocks.append(f'resource "terraform_data" "ep{i}" {{\n  input = {{ name = "ep{i}", auth_mode = "key" }}\n}}\n')
         for name in ("blue", "green"):
-            blocks.append(f'resource "terraform_data" "ep{i}_{name}" {{\n'
-                          f'  input = {{ endpoint = terraform_data.ep{i}.id, model = "m{i % 10}:1", instance_count = 1 }}\n}}\n')
-        blocks.append(f'resource "terraform_data" "ep{i}_traffic" {{\n'
-                      f'  input = {{ blue = terraform_data.ep{i}_blue.id, green = terraform_data.ep{i}_green.id }}\n}}\n')
+            blocks.append(
+                f'resource "terraform_data" "ep{i}_{name}" {{\n'
+                f'  input = {{ endpoint = terraform_data.ep{i}.id, model = "m{i % 10}:1", instance_count = 1 }}\n}}\n'
+            )
+        blocks.append(
+            f'resource "terraform_data" "ep{i}_traffic" {{\n'
+            f"  input = {{ blue = terraform_data.ep{i}_blue.id, green = terraform_data.ep{i}_green.id }}\n}}\n"
+        )
     (tf / "main.tf").write_text("\n".join(blocks))
     return tf
 
@@ -124,8 +138,13 @@ def main() -> None:
             tf_applied = terraform_project(tmp / "tf-applied", args.endpoints)
             for tf in (tf_fresh, tf_applied):
                 subprocess.run(["terraform", "init", "-input=false"], cwd=tf, capture_output=True, env=env, check=True)
-            subprocess.run(["terraform", "apply", "-input=false", "-auto-approve"], cwd=tf_applied,
-                           capture_output=True, env=env, check=True)
+            subprocess.run(
+                ["terraform", "apply", "-input=false", "-auto-approve"],
+                cwd=tf_applied,
+                capture_output=True,
+                env=env,
+                check=True,
+            )
             tfp = ["terraform", "plan", "-input=false", "-lock=false"]
             cases += [
                 (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env),
@@ -140,12 +159,18 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [("mlctl plan, first plan, cold hash cache (1 run)", [cold])] + list(results.items())
     width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})")
+    print(
+        f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})"
+    )
     summary = {}
     for label, runs in rows:
         wall = statistics.median(w for w, _ in runs)
         cpu = statistics.median(c for _, c in runs)
-        summary[label] = {"wall_median": round(wall, 3), "wall_min": round(min(w for w, _ in runs), 3), "cpu_median": round(cpu, 3)}
+        summary[label] = {
+            "wall_median": round(wall, 3),
+            "wall_min": round(min(w for w, _ in runs), 3),
+            "cpu_median": round(cpu, 3),
+        }
         print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _ in runs):8.3f}  {cpu:10.3f}")
     print(json.dumps(summary))
 

@@ -40,8 +40,10 @@ def project(tmp: Path, runtime: str, address: str) -> Path:
     root = tmp / runtime
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
     dep = root / "blue-deployment.yml"
-    dep.write_text(dep.read_text().replace("instance_count: 1", "instance_count: 2")
-                   + "request_settings:\n  max_concurrent_requests_per_instance: 8\n")
+    dep.write_text(
+        dep.read_text().replace("instance_count: 1", "instance_count: 2")
+        + "request_settings:\n  max_concurrent_requests_per_instance: 8\n"
+    )
     if runtime == "ray":
         (root / "mlctl.yaml").write_text(f'runtime: ray\nray:\n  address: "{address}"\n  replica_cpus: 0.5\n')
     (root / "model").mkdir(exist_ok=True)
@@ -58,8 +60,11 @@ def measure(args) -> None:
                 run(args, roots)
             finally:
                 for root in roots.values():
-                    subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "destroy", "--auto-approve"],
-                                   capture_output=True, timeout=600)
+                    subprocess.run(
+                        [sys.executable, "-m", "mlctl.cli", "-C", str(root), "destroy", "--auto-approve"],
+                        capture_output=True,
+                        timeout=600,
+                    )
     finally:
         cluster.stop()
 
@@ -77,8 +82,13 @@ def run(args, roots: dict[str, Path]) -> None:
     for r in range(args.rounds):
         for level in args.levels:
             for rt, (port, key) in endpoints.items():
-                res = drive(f"http://127.0.0.1:{port}/score", body, level, max_seconds=args.seconds,
-                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+                res = drive(
+                    f"http://127.0.0.1:{port}/score",
+                    body,
+                    level,
+                    max_seconds=args.seconds,
+                    headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+                )
                 print(f"{rt:<8} {level:>4} {res.cells()} {res.error_cells()}   (round {r + 1})", flush=True)
     print(f"\n{'runtime':<8} {'rollout s':>9} {'requests':>9} {'failed':>6}")
     for alpha in (2.0, 3.0):
@@ -101,8 +111,9 @@ def main() -> None:
         measure(args)
         return
     subprocess.run([sys.executable, str(REPO / "tests" / "ray" / "prepare.py")], check=True)
-    os.execvp("unshare", ["unshare", "--net", "bash", "-c", 'ip link set lo up && exec "$0" "$@"',
-                          sys.executable, *sys.argv])
+    os.execvp(
+        "unshare", ["unshare", "--net", "bash", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv]
+    )
 
 
 if __name__ == "__main__":

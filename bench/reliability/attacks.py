@@ -37,8 +37,10 @@ def open_idle(port: int, count: int, settle_s: float = 1.0) -> tuple[list, colle
 
 
 async def _big_bodies(port: int, seconds: float, clients: int, statuses: collections.Counter, sent: list) -> None:
-    head = (f"POST /score HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {BIG_BODY}\r\n\r\n").encode()
+    head = (
+        f"POST /score HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {BIG_BODY}\r\n\r\n"
+    ).encode()
     chunk = b"7" * (1 << 20)
     stop_at = time.monotonic() + seconds
 
@@ -83,8 +85,9 @@ class BigBodyFlood:
     def __init__(self, port: int, seconds: float, clients: int):
         self.statuses: collections.Counter = collections.Counter()
         self._sent = [0]
-        self._thread = threading.Thread(target=lambda: asyncio.run(
-            _big_bodies(port, seconds, clients, self.statuses, self._sent)), daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(_big_bodies(port, seconds, clients, self.statuses, self._sent)), daemon=True
+        )
 
     def __enter__(self) -> "BigBodyFlood":
         self._thread.start()

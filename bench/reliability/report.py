@@ -62,6 +62,7 @@ def prepare(work: Path) -> tuple[Path, Path]:
     """The tests' score.py (its body can ask run() to kill its process) and a diabetes Ridge model."""
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
+
     code, model = work / "code", work / "model"
     code.mkdir()
     model.mkdir()
@@ -128,24 +129,45 @@ def connections_at_the_file_limit(work: Path, code: Path, model: Path, args) -> 
                 sock.close()
             conn.close()
         after = keyed_fresh(host)
-        figures = [f"file limit {soft}, connection limit {started(host, 'connection limit')}",
-                   f"{soft + 100} idle connections: {counts['held']} held, {counts['refused']} refused 503, "
-                   f"{counts['closed']} closed unanswered, {counts['failed']} not connected",
-                   f"keyed on a keep-alive connection: {before} before, {during} during",
-                   f"keyed on a new connection: {fresh} during"
-                   + ("" if fresh == 200 else " (turned away: the limit is taken)") + f", {after} after",
-                   f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
-        lost = [f"{s} on {when}" for s, when in ((before, "keep-alive before"), (during, "keep-alive during"),
-                                                 (after, "new connection after")) if s != 200]
-        return Row(started(host, "event loop"), "connections at the file limit", figures,
-                   lost + ([] if still_up(host, pid) else ["the host"]))
+        figures = [
+            f"file limit {soft}, connection limit {started(host, 'connection limit')}",
+            f"{soft + 100} idle connections: {counts['held']} held, {counts['refused']} refused 503, "
+            f"{counts['closed']} closed unanswered, {counts['failed']} not connected",
+            f"keyed on a keep-alive connection: {before} before, {during} during",
+            f"keyed on a new connection: {fresh} during"
+            + ("" if fresh == 200 else " (turned away: the limit is taken)")
+            + f", {after} after",
+            f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}",
+        ]
+        lost = [
+            f"{s} on {when}"
+            for s, when in (
+                (before, "keep-alive before"),
+                (during, "keep-alive during"),
+                (after, "new connection after"),
+            )
+            if s != 200
+        ]
+        return Row(
+            started(host, "event loop"),
+            "connections at the file limit",
+            figures,
+            lost + ([] if still_up(host, pid) else ["the host"]),
+        )
     finally:
         host.stop()
 
 
 def load(host: Host, args) -> LoadResult:
-    return drive(host.url + "/score", body(), args.concurrency, 1_000_000, args.seconds, warmup_s=0.0,
-                 headers={**JSON, **host.auth()})
+    return drive(
+        host.url + "/score",
+        body(),
+        args.concurrency,
+        1_000_000,
+        args.seconds,
+        warmup_s=0.0,
+        headers={**JSON, **host.auth()},
+    )
 
 
 def failures(*results: LoadResult) -> list:
@@ -170,18 +192,24 @@ def flood_of_big_bodies(work: Path, code: Path, model: Path, args) -> Row:
             mine = time.process_time() - mine
         after = keyed_fresh(host)
         answers = ", ".join(f"{n} {status}" for status, n in flood.statuses.most_common())
-        figures = [f"{args.flood_clients} clients x 60 MiB bodies without a key for {args.seconds + 1:.0f} s: "
-                   f"answers {answers or 'none'}, {flood.sent_mib:.0f} MiB sent",
-                   f"keyed req/s: {before.rps:.0f} before, {during.rps:.0f} during "
-                   f"({100 * during.rps / max(before.rps, 1):.0f} %), {before.requests + during.requests} requests",
-                   f"host RSS: {resident:.0f} MB before, peak {peak.peak:.0f} MB during "
-                   f"(VmHWM {rss_mb(pid, 'VmHWM'):.0f} MB); gateway CPU: {100 * (cpu[1] - cpu[0]) / before.seconds:.0f} "
-                   f"% of a core before, {100 * (cpu[2] - cpu[1]) / during.seconds:.0f} % during (the clients: "
-                   f"{100 * mine / during.seconds:.0f} %)",
-                   f"keyed after: {after}; host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
+        figures = [
+            f"{args.flood_clients} clients x 60 MiB bodies without a key for {args.seconds + 1:.0f} s: "
+            f"answers {answers or 'none'}, {flood.sent_mib:.0f} MiB sent",
+            f"keyed req/s: {before.rps:.0f} before, {during.rps:.0f} during "
+            f"({100 * during.rps / max(before.rps, 1):.0f} %), {before.requests + during.requests} requests",
+            f"host RSS: {resident:.0f} MB before, peak {peak.peak:.0f} MB during "
+            f"(VmHWM {rss_mb(pid, 'VmHWM'):.0f} MB); gateway CPU: {100 * (cpu[1] - cpu[0]) / before.seconds:.0f} "
+            f"% of a core before, {100 * (cpu[2] - cpu[1]) / during.seconds:.0f} % during (the clients: "
+            f"{100 * mine / during.seconds:.0f} %)",
+            f"keyed after: {after}; host {'up (same pid)' if still_up(host, pid) else 'DOWN'}",
+        ]
         lost = failures(before, during) + ([f"{after} after"] if after != 200 else [])
-        return Row(started(host, "event loop"), "unauthenticated 60 MiB bodies", figures,
-                   lost + ([] if still_up(host, pid) else ["the host"]))
+        return Row(
+            started(host, "event loop"),
+            "unauthenticated 60 MiB bodies",
+            figures,
+            lost + ([] if still_up(host, pid) else ["the host"]),
+        )
     finally:
         host.stop()
 
@@ -205,17 +233,23 @@ def poison_requests(work: Path, code: Path, model: Path, args) -> Row:
         restarts = sum(i["restarts"] for i in instances(host))
         statuses = collections.Counter(r[0] for r in keyed)
         answers = collections.Counter(p[0] for p in poisoned)
-        figures = [f"{args.poison} poison requests, answered: "
-                   + ", ".join(f"{n} x {status}" for status, n in sorted(answers.items())),
-                   f"instance restarts: {restarts} (2 instances)",
-                   f"keyed from 2 clients meanwhile: {len(keyed)} requests, "
-                   + ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items())),
-                   f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}"]
+        figures = [
+            f"{args.poison} poison requests, answered: "
+            + ", ".join(f"{n} x {status}" for status, n in sorted(answers.items())),
+            f"instance restarts: {restarts} (2 instances)",
+            f"keyed from 2 clients meanwhile: {len(keyed)} requests, "
+            + ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items())),
+            f"host {'up (same pid)' if still_up(host, pid) else 'DOWN'}",
+        ]
         lost = [f"{n} keyed answered {status}" for status, n in sorted(statuses.items()) if status != 200]
         lost += [f"{restarts - args.poison} restarts beyond the poisoned instances"] if restarts > args.poison else []
         lost += [f"{n} poison answered {status}, not 502" for status, n in answers.items() if status != 502]
-        return Row(started(host, "event loop"), "poison requests", figures,
-                   lost + ([] if still_up(host, pid) else ["the host"]))
+        return Row(
+            started(host, "event loop"),
+            "poison requests",
+            figures,
+            lost + ([] if still_up(host, pid) else ["the host"]),
+        )
     finally:
         host.stop()
 
@@ -226,6 +260,7 @@ SCENARIOS = {"connections": connections_at_the_file_limit, "flood": flood_of_big
 def has_uvloop() -> bool:
     try:
         import uvloop  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -253,12 +288,17 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # this process opens more than the host may
     mine = hard if hard != resource.RLIM_INFINITY else 65536
     if mine < 2 * args.file_limit + 200:
-        p.error(f"this shell's hard file limit {hard} is too low for --file-limit {args.file_limit} "
-                "(the idle connections are this process's files too): lower --file-limit or raise `ulimit -Hn`")
+        p.error(
+            f"this shell's hard file limit {hard} is too low for --file-limit {args.file_limit} "
+            "(the idle connections are this process's files too): lower --file-limit or raise `ulimit -Hn`"
+        )
     resource.setrlimit(resource.RLIMIT_NOFILE, (mine, hard))
     rows = []
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="mlctl-reliability-") as tmp:
         code, model = prepare(Path(tmp))
         for loop in args.loops.split(","):

@@ -29,8 +29,13 @@ from e2e_support import Load
 
 def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     took = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"mlctl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -38,8 +43,10 @@ def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
 
 
 def train(project: Path, alpha: float) -> None:
-    code = ("import joblib, sys; from sklearn.datasets import load_diabetes; from sklearn.linear_model import Ridge;"
-            "X, y = load_diabetes(return_X_y=True); joblib.dump(Ridge(alpha=float(sys.argv[1])).fit(X, y), sys.argv[2])")
+    code = (
+        "import joblib, sys; from sklearn.datasets import load_diabetes; from sklearn.linear_model import Ridge;"
+        "X, y = load_diabetes(return_X_y=True); joblib.dump(Ridge(alpha=float(sys.argv[1])).fit(X, y), sys.argv[2])"
+    )
     subprocess.run([sys.executable, "-c", code, str(alpha), str(project / "model" / "model.pkl")], check=True)
 
 
@@ -61,7 +68,7 @@ def main() -> None:
             body = (project / "sample-request.json").read_bytes()
             rollouts, failed, sent = [], 0, 0
             for r in range(args.rounds):
-                train(project, 1.0 + 0.5 * (r + 1))          # new content -> new derived model version
+                train(project, 1.0 + 0.5 * (r + 1))  # new content -> new derived model version
                 with Load(shown["host"]["port"], key, body) as load:
                     time.sleep(0.5)
                     took, out = mlctl(project, "apply", "--auto-approve")
@@ -72,14 +79,24 @@ def main() -> None:
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:
-            subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), "destroy", "--auto-approve"],
-                           capture_output=True, timeout=300, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "mlctl.cli", "-C", str(project), "destroy", "--auto-approve"],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
     result = {
         "first_apply_s": round(first, 2),
-        "rollout_s": {"median": round(statistics.median(rollouts), 2), "all": [round(x, 2) for x in rollouts],
-                      "goal": 5.0, "aim": 2.0},
-        "requests_during_rollouts": sent, "failed_requests": failed,
-        "noop_plan_s": round(statistics.median(plans), 2), "noop_apply_s": round(statistics.median(applies), 2),
+        "rollout_s": {
+            "median": round(statistics.median(rollouts), 2),
+            "all": [round(x, 2) for x in rollouts],
+            "goal": 5.0,
+            "aim": 2.0,
+        },
+        "requests_during_rollouts": sent,
+        "failed_requests": failed,
+        "noop_plan_s": round(statistics.median(plans), 2),
+        "noop_apply_s": round(statistics.median(applies), 2),
     }
     print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results"

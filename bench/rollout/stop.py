@@ -23,15 +23,31 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diabetes"
 ENTRIES = {
     "mlctl entry (exit without teardown)": ["-m", "mlctl.runtime.server"],
-    "sys.exit(main()) (full teardown)": ["-c", "import sys; from mlctl.runtime.server.serve import main; sys.exit(main())"],
+    "sys.exit(main()) (full teardown)": [
+        "-c",
+        "import sys; from mlctl.runtime.server.serve import main; sys.exit(main())",
+    ],
 }
 
 
 def stop_time(entry: list[str], model_dir: Path, sock: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, *entry, "--entry-script", str(EXAMPLE / "onlinescoring" / "score.py"),
-                             "--model-dir", str(model_dir), "--unix-socket", str(sock)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            *entry,
+            "--entry-script",
+            str(EXAMPLE / "onlinescoring" / "score.py"),
+            "--model-dir",
+            str(model_dir),
+            "--unix-socket",
+            str(sock),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not sock.exists():
@@ -54,14 +70,16 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlctl-stop-") as tmp:
         model_dir = Path(tmp) / "models"
-        subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(model_dir / "model")], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, str(EXAMPLE / "train.py"), str(model_dir / "model")], check=True, capture_output=True
+        )
         times: dict[str, list[float]] = {name: [] for name in ENTRIES}
         for r in range(args.rounds):
             for name, entry in ENTRIES.items():
                 times[name].append(stop_time(entry, model_dir, Path(tmp) / f"s{r}.sock"))
-    result = {name: {"median_s": round(statistics.median(t), 3), "all": [round(x, 3) for x in t]}
-              for name, t in times.items()}
+    result = {
+        name: {"median_s": round(statistics.median(t), 3), "all": [round(x, 3) for x in t]} for name, t in times.items()
+    }
     a, b = (statistics.median(t) for t in times.values())
     result["ratio"] = round(b / a, 1)
     print(json.dumps(result, indent=2))

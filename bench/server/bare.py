@@ -4,6 +4,7 @@ One process, uvloop and orjson when installed, no access log, no request ids, no
 timeout: what the scoring server's own stack (aiohttp on one loop) can do at most with this run().
     python bench/server/bare.py --entry-script score.py --model-dir DIR --port N
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,7 @@ def main() -> None:
     app.router.add_get("/", health)
     try:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover
         pass

@@ -14,6 +14,7 @@ server's process group (from /proc), then the issue-17 table and the ratios. Run
 
 The Azure server is installed (once) into bench/.venv-azure with uv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,29 @@ def azure_python() -> Path:
 
     from mlctl.runtime.local.envs import uv_command
 
-    uv = uv_command()     # this interpreter's own uv (the PyPI package), even when its venv is not on PATH
+    uv = uv_command()  # this interpreter's own uv (the PyPI package), even when its venv is not on PATH
     if uv is None:
-        sys.exit("bench: uv is not installed for this interpreter; run it from mlctl's venv (`./dev test` "
-                 "installs it) or `pip install uv`")
+        sys.exit(
+            "bench: uv is not installed for this interpreter; run it from mlctl's venv (`./dev test` "
+            "installs it) or `pip install uv`"
+        )
     print(f"building {VENV} (uv) ...", flush=True)
     subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
-    subprocess.run([*uv, "pip", "install", "-q", "--python", str(py), AZURE_PKG,
-                    f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}",
-                    f"joblib=={joblib.__version__}"], check=True)
+    subprocess.run(
+        [
+            *uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(py),
+            AZURE_PKG,
+            f"scikit-learn=={sklearn.__version__}",
+            f"numpy=={numpy.__version__}",
+            f"joblib=={joblib.__version__}",
+        ],
+        check=True,
+    )
     marker.write_text("ok\n")
     return py
 
@@ -127,8 +142,24 @@ def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subpr
     port = free_port()
     name = f"mlctl-{processes}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_COUNT=str(processes))
-    proc = _started(work, name, [sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(HERE / "score.py"),
-                                 "--model-dir", str(model_dir), "--port", str(port), "--max-concurrent", "1"], env)
+    proc = _started(
+        work,
+        name,
+        [
+            sys.executable,
+            "-m",
+            "mlctl.runtime.server",
+            "--entry-script",
+            str(HERE / "score.py"),
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--max-concurrent",
+            "1",
+        ],
+        env,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, work / f"{name}.log")
     return [proc], url
@@ -137,8 +168,21 @@ def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subpr
 def start_bare(work: Path, model_dir: Path) -> Tuple[List[subprocess.Popen], str]:
     """bench/server/bare.py: aiohttp calling run() on its loop (the stack's limit)."""
     port = free_port()
-    proc = _started(work, "bare", [sys.executable, str(HERE / "bare.py"), "--entry-script", str(HERE / "score.py"),
-                                   "--model-dir", str(model_dir), "--port", str(port)], dict(os.environ))
+    proc = _started(
+        work,
+        "bare",
+        [
+            sys.executable,
+            str(HERE / "bare.py"),
+            "--entry-script",
+            str(HERE / "score.py"),
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+        ],
+        dict(os.environ),
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, work / "bare.log")
     return [proc], url
@@ -149,9 +193,23 @@ def start_azure(work: Path, model_dir: Path, processes: int) -> Tuple[List[subpr
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(WORKER_COUNT=str(processes), AML_APP_ROOT=str(work))
-    proc = _started(work, f"azure-{processes}", [str(py), str(HERE / "azure_wrapper.py"), "--entry_script",
-                                                 str(HERE / "score.py"), "--model_dir", str(model_dir), "--port",
-                                                 str(port), "--worker_count", str(processes)], env)
+    proc = _started(
+        work,
+        f"azure-{processes}",
+        [
+            str(py),
+            str(HERE / "azure_wrapper.py"),
+            "--entry_script",
+            str(HERE / "score.py"),
+            "--model_dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--worker_count",
+            str(processes),
+        ],
+        env,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, work / f"azure-{processes}.log")
     return [proc], url
@@ -174,8 +232,9 @@ def merge(a: "LoadResult | None", b: LoadResult) -> LoadResult:
     errors = dict(a.errors)
     for k, v in b.errors.items():
         errors[k] = errors.get(k, 0) + v
-    return LoadResult(a.concurrency, a.requests + b.requests, a.seconds + b.seconds,
-                      a.latencies_ms + b.latencies_ms, errors)
+    return LoadResult(
+        a.concurrency, a.requests + b.requests, a.seconds + b.seconds, a.latencies_ms + b.latencies_ms, errors
+    )
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -194,15 +253,23 @@ def group_cpu_s(pgid: int) -> float:
 def row(name: str, r, floor: float, cpu_s: float) -> str:
     per_req = 1000.0 / r.rps if r.rps else float("nan")
     cpu_ms = cpu_s * 1000.0 / r.requests if r.requests else float("nan")
-    return (f"{r.concurrency:>4} {name:<8} {r.cells()} {per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} "
-            f"{r.error_cells()}")
+    return (
+        f"{r.concurrency:>4} {name:<8} {r.cells()} {per_req:>8.3f} {per_req - floor:>9.3f} {cpu_ms:>8.3f} "
+        f"{r.error_cells()}"
+    )
 
 
-HEADER = (f"{'conc':>4} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
-          f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}")
-LABELS = {"azure": "azureml-inference-server-http 1.5.1, 1 worker", "azure-N": "the same, WORKER_COUNT={n}",
-          "mlctl": "mlctl scoring server, 1 process", "mlctl-N": "mlctl scoring server, WORKER_COUNT={n}",
-          "bare": "bare aiohttp app calling run() on its loop (bench/server/bare.py)"}
+HEADER = (
+    f"{'conc':>4} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ms/req':>8} "
+    f"{'overhead':>9} {'cpu ms':>8} {'errors':>6}"
+)
+LABELS = {
+    "azure": "azureml-inference-server-http 1.5.1, 1 worker",
+    "azure-N": "the same, WORKER_COUNT={n}",
+    "mlctl": "mlctl scoring server, 1 process",
+    "mlctl-N": "mlctl scoring server, WORKER_COUNT={n}",
+    "bare": "bare aiohttp app calling run() on its loop (bench/server/bare.py)",
+}
 
 
 def start(name: str, work: Path, model_dir: Path, n: int) -> Tuple[List[subprocess.Popen], str]:
@@ -222,26 +289,34 @@ def measure(load: str, url: str, body: bytes, c: int, args) -> "LoadResult | Wrk
 
 def table(load: str, names: List[str], levels: List[int], pooled: dict, cpu: dict, n: int) -> str:
     """The issue-17 table (markdown): req/s per level and CPU ms per request (range over the levels)."""
-    lines = [f"| server ({load}) | " + " | ".join(f"c={c} req/s" for c in levels) + " | CPU ms/request |",
-             "|---|" + "---:|" * (len(levels) + 1)]
+    lines = [
+        f"| server ({load}) | " + " | ".join(f"c={c} req/s" for c in levels) + " | CPU ms/request |",
+        "|---|" + "---:|" * (len(levels) + 1),
+    ]
     for name in names:
         rs = [pooled[(load, name, c)] for c in levels]
         cpus = [cpu[(load, name, c)] * 1000.0 / r.requests for r, c in zip(rs, levels) if r.requests]
         label = LABELS[name.replace(f"-{n}", "-N") if name.endswith(f"-{n}") else name].format(n=n)
-        lines.append(f"| {label} | " + " | ".join(f"{r.rps:,.0f}" for r in rs)
-                     + f" | {min(cpus):.2f}–{max(cpus):.2f} |")
+        lines.append(
+            f"| {label} | " + " | ".join(f"{r.rps:,.0f}" for r in rs) + f" | {min(cpus):.2f}–{max(cpus):.2f} |"
+        )
     return "\n".join(lines)
 
 
 def ratios(load: str, names: List[str], levels: List[int], pooled: dict, n: int) -> List[str]:
     """The goals of issue 17 as ratios of req/s in the same run."""
     out = []
-    for a, b, goal in (("mlctl", "bare", "goal >= 0.90"), (f"mlctl-{n}", f"azure-{n}", "goal >= 1.8 at 8 and 64"),
-                       ("mlctl", "azure", "")):
+    for a, b, goal in (
+        ("mlctl", "bare", "goal >= 0.90"),
+        (f"mlctl-{n}", f"azure-{n}", "goal >= 1.8 at 8 and 64"),
+        ("mlctl", "azure", ""),
+    ):
         if a in names and b in names:
-            out.append(f"{load}: {a}/{b}: " + "   ".join(
-                f"c={c}: {pooled[(load, a, c)].rps / pooled[(load, b, c)].rps:.2f}" for c in levels)
-                + (f"   ({goal})" if goal else ""))
+            out.append(
+                f"{load}: {a}/{b}: "
+                + "   ".join(f"c={c}: {pooled[(load, a, c)].rps / pooled[(load, b, c)].rps:.2f}" for c in levels)
+                + (f"   ({goal})" if goal else "")
+            )
     return out
 
 
@@ -267,8 +342,10 @@ def main() -> int:
         model_dir.mkdir()
         body = json.dumps({"data": train(model_dir)}).encode()
         floor = floor_ms(model_dir, body.decode())
-        print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.2f}; "
-              f"{os.cpu_count()} cores")
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.2f}; "
+            f"{os.cpu_count()} cores"
+        )
         print(f"run() alone (floor): {floor:.3f} ms/call = {1000.0 / floor:.0f} calls/s on one core")
         procs: Dict[str, Tuple[List[subprocess.Popen], str]] = {}
         try:
@@ -286,8 +363,11 @@ def main() -> int:
                             cpu = sum(group_cpu_s(pr.pid) for pr in group) - cpu0
                             print(row(name, r, floor, cpu), flush=True)
                             key = (load, name, c)
-                            pooled[key] = r if key not in pooled else (
-                                pooled[key].merged(r) if load == "wrk" else merge(pooled[key], r))
+                            pooled[key] = (
+                                r
+                                if key not in pooled
+                                else (pooled[key].merged(r) if load == "wrk" else merge(pooled[key], r))
+                            )
                             cpu_total[key] = cpu_total.get(key, 0.0) + cpu
             for load in loads:
                 print(f"\nall {args.rounds} round(s) pooled, load {load}\n{HEADER}")

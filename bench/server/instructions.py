@@ -9,6 +9,7 @@ inclusive instructions (callgrind_annotate). Run on demand (slow: valgrind runs 
 
     python3 bench/server/instructions.py [--server mlctl|bare] [--levels 1,8,64] [--requests 2000] [--ridge] [--top 25]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,32 @@ def main() -> int:
             script, body = work / "score.py", b'{"data": [[1, 2]]}'
             script.write_text(TRIVIAL)
         port = free_port()
-        server = ([sys.executable, "-m", "mlctl.runtime.server", "--port", str(port)] if args.server == "mlctl"
-                  else [sys.executable, str(HERE / "bare.py"), "--port", str(port)])
+        server = (
+            [sys.executable, "-m", "mlctl.runtime.server", "--port", str(port)]
+            if args.server == "mlctl"
+            else [sys.executable, str(HERE / "bare.py"), "--port", str(port)]
+        )
         out = work / "callgrind.out"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **dict(e.split("=", 1) for e in args.env)}
         log = open(work / "server.log", "wb")
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--dump-line=no",
-                                 *server, "--entry-script", str(script), "--model-dir", str(work / "model")],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}.%p",
+                "--dump-line=no",
+                *server,
+                "--entry-script",
+                str(script),
+                "--model-dir",
+                str(work / "model"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}/score"
         try:
             end = time.monotonic() + 600
@@ -81,12 +100,19 @@ def main() -> int:
                 _control("-d", str(proc.pid))
                 dumps = sorted(work.glob("callgrind.out.*"))
                 total = sum(_total(f) for f in dumps)
-                print(f"{args.server} c={c}: {total / r.requests:,.0f} instructions/request "
-                      f"({r.requests} requests, errors {r.errors or 0})", flush=True)
+                print(
+                    f"{args.server} c={c}: {total / r.requests:,.0f} instructions/request "
+                    f"({r.requests} requests, errors {r.errors or 0})",
+                    flush=True,
+                )
                 if args.top and dumps:
-                    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dumps[-1])],
-                                         capture_output=True, text=True, check=False).stdout
-                    print("\n".join(ann.splitlines()[:args.top + 20]))
+                    ann = subprocess.run(
+                        ["callgrind_annotate", "--inclusive=yes", str(dumps[-1])],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    ).stdout
+                    print("\n".join(ann.splitlines()[: args.top + 20]))
         finally:
             stop(proc)
     return 0

@@ -3,6 +3,7 @@
 Bounded by a request count and a time limit, whichever comes first; reports req/s, p50/p99, errors.
 Shared by bench/server (TCP) and bench/gateway (TCP with an Authorization header, and unix sockets).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,13 +55,22 @@ def unix_connector(path: str) -> Callable[[int], aiohttp.BaseConnector]:
     return lambda limit: aiohttp.UnixConnector(path=path, limit=limit)
 
 
-async def _drive(url: str, body: bytes, concurrency: int, max_requests: int, max_seconds: float,
-                 warmup_s: float, headers: dict[str, str],
-                 connector: Callable[[int], aiohttp.BaseConnector]) -> LoadResult:
+async def _drive(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    warmup_s: float,
+    headers: dict[str, str],
+    connector: Callable[[int], aiohttp.BaseConnector],
+) -> LoadResult:
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    async with aiohttp.ClientSession(connector=connector(concurrency),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector(concurrency), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+
         async def one() -> None:
             t0 = time.perf_counter()
             try:
@@ -100,17 +110,34 @@ async def _drive(url: str, body: bytes, concurrency: int, max_requests: int, max
     return LoadResult(concurrency, len(latencies) + sum(errors.values()), seconds, latencies, errors)
 
 
-def drive(url: str, body: bytes, concurrency: int, max_requests: int = 20000, max_seconds: float = 10.0,
-          warmup_s: float = 1.0, *, headers: dict[str, str] | None = None,
-          connector: Callable[[int], aiohttp.BaseConnector] | None = None) -> LoadResult:
+def drive(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    max_requests: int = 20000,
+    max_seconds: float = 10.0,
+    warmup_s: float = 1.0,
+    *,
+    headers: dict[str, str] | None = None,
+    connector: Callable[[int], aiohttp.BaseConnector] | None = None,
+) -> LoadResult:
     """Run one closed-loop load level against url (stops by itself: count or time).
 
     `headers` replace the default `Content-Type: application/json`; `connector(limit)` makes the
     session's connector (default: keep-alive TCP; `unix_connector(path)` for a unix socket)."""
-    coro = _drive(url, body, concurrency, max_requests, max_seconds, warmup_s,
-                  dict(JSON if headers is None else headers), connector or tcp_connector)
+    coro = _drive(
+        url,
+        body,
+        concurrency,
+        max_requests,
+        max_seconds,
+        warmup_s,
+        dict(JSON if headers is None else headers),
+        connector or tcp_connector,
+    )
     try:
         import uvloop
+
         return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)

@@ -4,6 +4,7 @@ One wrk thread, C keep-alive connections (wrk reconnects when the server answers
 as the Azure server does), a POST body from a generated Lua script; parses req/s, p50/p99 and errors
 into a result with the interface of load.LoadResult (cells, error_cells, rps, percentile).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,14 @@ class WrkResult:
         errors = dict(self.errors)
         for k, v in other.errors.items():
             errors[k] = errors.get(k, 0) + v
-        return WrkResult(self.concurrency, self.requests + other.requests, self.seconds + other.seconds,
-                         self.p50s + other.p50s, self.p99s + other.p99s, errors)
+        return WrkResult(
+            self.concurrency,
+            self.requests + other.requests,
+            self.seconds + other.seconds,
+            self.p50s + other.p50s,
+            self.p99s + other.p99s,
+            errors,
+        )
 
 
 def wrk_binary() -> str | None:
@@ -78,8 +85,9 @@ def parse(out: str, concurrency: int) -> WrkResult:
         for name, n in zip(("connect", "read", "write", "timeout"), sock.groups()):
             if int(n):
                 errors[name] = int(n)
-    return WrkResult(concurrency, requests, seconds, [_ms(p50.group(1))] if p50 else [],
-                     [_ms(p99.group(1))] if p99 else [], errors)
+    return WrkResult(
+        concurrency, requests, seconds, [_ms(p50.group(1))] if p50 else [], [_ms(p99.group(1))] if p99 else [], errors
+    )
 
 
 def drive_wrk(url: str, body: bytes, concurrency: int, seconds: float, headers: dict | None = None) -> WrkResult:
@@ -87,13 +95,23 @@ def drive_wrk(url: str, body: bytes, concurrency: int, seconds: float, headers: 
     binary = wrk_binary()
     if binary is None:
         raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk); or use --load python")
-    lua = ('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-           f"wrk.body = {json.dumps(body.decode())}\n"
-           + "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
-                     if k.lower() != "content-type"))
+    lua = (
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        + "".join(
+            f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n"
+            for k, v in (headers or {}).items()
+            if k.lower() != "content-type"
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="mlctl-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(lua)
-        out = subprocess.run([binary, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
-                              "-s", str(script), url], capture_output=True, text=True, check=False, timeout=seconds + 60)
+        out = subprocess.run(
+            [binary, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=seconds + 60,
+        )
     return parse(out.stdout + out.stderr, concurrency)

@@ -23,8 +23,10 @@ def confirm(auto_approve: bool, question: str, verb: str = "apply") -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise MlctlError(f"refusing to {verb} without confirmation: stdin is not a terminal",
-                         detail="Review the plan above, then run again with --auto-approve.")
+        raise MlctlError(
+            f"refusing to {verb} without confirmation: stdin is not a terminal",
+            detail="Review the plan above, then run again with --auto-approve.",
+        )
     click.echo(f"\n{question}\n  Only 'yes' will be accepted.")
     if click.prompt("  Enter a value", default="", show_default=False).strip() != "yes":
         raise MlctlError(f"{verb} cancelled: nothing was changed.")
@@ -32,8 +34,10 @@ def confirm(auto_approve: bool, question: str, verb: str = "apply") -> None:
 
 def summary(plan) -> str:
     n = plan.summary()
-    return (f"Apply complete! Resources: {n['add']} added, {n['change']} changed, "
-            f"{n['replace']} replaced, {n['destroy']} destroyed.")
+    return (
+        f"Apply complete! Resources: {n['add']} added, {n['change']} changed, "
+        f"{n['replace']} replaced, {n['destroy']} destroyed."
+    )
 
 
 def print_endpoints(state) -> None:
@@ -42,18 +46,36 @@ def print_endpoints(state) -> None:
             click.echo(f"  {address}: {rs.observed.scoring_uri}")
 
 
-def run_apply(project, *, planfile=None, auto_approve=False, allow_destroy=False, destroy=False,
-              lock_timeout: float = 0.0, question="Do you want to perform these actions?") -> int:
+def run_apply(
+    project,
+    *,
+    planfile=None,
+    auto_approve=False,
+    allow_destroy=False,
+    destroy=False,
+    lock_timeout: float = 0.0,
+    question="Do you want to perform these actions?",
+) -> int:
     """Plan (or load PLANFILE), show, confirm, apply. Returns the exit code.
 
     On Ctrl-C says how to continue, then lets the interrupt end the command (exit 130)."""
     try:
-        return _run_apply(project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy,
-                          destroy=destroy, lock_timeout=lock_timeout, question=question)
+        return _run_apply(
+            project,
+            planfile=planfile,
+            auto_approve=auto_approve,
+            allow_destroy=allow_destroy,
+            destroy=destroy,
+            lock_timeout=lock_timeout,
+            question=question,
+        )
     except KeyboardInterrupt:
         verb = "destroy" if destroy else "apply"
-        click.echo(f"\n{verb} was interrupted. The state records every change that finished and the one in "
-                   f"progress; run `mlctl {verb}` again to continue from there.", err=True)
+        click.echo(
+            f"\n{verb} was interrupted. The state records every change that finished and the one in "
+            f"progress; run `mlctl {verb}` again to continue from there.",
+            err=True,
+        )
         raise
 
 
@@ -73,9 +95,17 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
             confirm(auto_approve, question, "destroy" if destroy else "apply")
         click.echo()
 
-    with display() as listener:    # lines, and what still runs (a live display on a terminal)
-        plan, state = apply_project(project, planfile=planfile, destroy=destroy, allow_destroy=allow_destroy,
-                                    lock_timeout=lock_timeout, hooks=Hooks(listener), show=show, approve=approve)
+    with display() as listener:  # lines, and what still runs (a live display on a terminal)
+        plan, state = apply_project(
+            project,
+            planfile=planfile,
+            destroy=destroy,
+            allow_destroy=allow_destroy,
+            lock_timeout=lock_timeout,
+            hooks=Hooks(listener),
+            show=show,
+            approve=approve,
+        )
     if not plan.has_changes():
         return 0
     click.echo()
@@ -98,7 +128,8 @@ def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
     A saved plan is applied as reviewed, and refused when the state, the config or any
     referenced file changed since it was made.
     """
-    code = run_apply(project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy,
-                     lock_timeout=lock_timeout)
+    code = run_apply(
+        project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy, lock_timeout=lock_timeout
+    )
     if code:
         raise click.exceptions.Exit(code)

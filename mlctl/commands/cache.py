@@ -41,8 +41,13 @@ def list_(project, as_json):
 
 
 @command.command("prune")
-@click.option("--older-than", default="7d", show_default=True, metavar="DURATION",
-              help="Remove a shared virtualenv only when no project used it for this long (e.g. 0s, 12h, 7d).")
+@click.option(
+    "--older-than",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Remove a shared virtualenv only when no project used it for this long (e.g. 0s, 12h, 7d).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.pass_obj
 def prune(project, older_than, dry_run):

@@ -18,20 +18,37 @@ def command():
 
 def _service(ctx, param, value: str) -> str:
     if not (3 <= len(value) <= 32 and _ENDPOINT_NAME.match(value)):
-        raise click.BadParameter(f"'{value}' cannot name an endpoint: 3 to 32 letters, digits and '-', starting "
-                                 "with a letter and not ending with '-'")
+        raise click.BadParameter(
+            f"'{value}' cannot name an endpoint: 3 to 32 letters, digits and '-', starting "
+            "with a letter and not ending with '-'"
+        )
     return value
 
 
 @command.command("v1", short_help="A v1 web service (az ml model deploy --ic/--dc JSON) to endpoint YAML.")
-@click.option("--name", "service", required=True, callback=_service, metavar="SERVICE",
-              help="The v1 service name (az ml model deploy -n): the endpoint's name.")
-@click.option("-m", "--model", "models", required=True, multiple=True, metavar="MODEL",
-              help="A model file or folder, or NAME:VERSION of a model the project defines (repeatable, as v1's -m).")
+@click.option(
+    "--name",
+    "service",
+    required=True,
+    callback=_service,
+    metavar="SERVICE",
+    help="The v1 service name (az ml model deploy -n): the endpoint's name.",
+)
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    required=True,
+    multiple=True,
+    metavar="MODEL",
+    help="A model file or folder, or NAME:VERSION of a model the project defines (repeatable, as v1's -m).",
+)
 @click.option("--ic", "ic", required=True, metavar="FILE", help="The v1 inferenceconfig.json.")
 @click.option("--dc", "dc", metavar="FILE", help="The v1 deploymentconfig.json (computeType local, aci or aks).")
 @click.option("--out", "out", metavar="DIR", help="Write the YAML here (default: the project folder).")
-@click.option("--force", is_flag=True, help="Replace files a previous conversion wrote (default: refuse, write nothing).")
+@click.option(
+    "--force", is_flag=True, help="Replace files a previous conversion wrote (default: refuse, write nothing)."
+)
 @click.pass_context
 def v1(ctx, service, models, ic, dc, out, force):
     """Convert `az ml model deploy -n SERVICE -m MODEL --ic inferenceconfig.json --dc deploymentconfig.json`.
@@ -56,9 +73,13 @@ def v1(ctx, service, models, ic, dc, out, force):
     found = resolve_models(models, project)
     target = (root / out).resolve() if out else root
     if target != root and any(m.registered for m in found) and len(found) == 1:
-        raise MlctlError(Diagnostic(
-            f"-m {found[0].given} names a model of the project, and --out {out} is another folder",
-            "Convert into the project (leave --out out), or give the model's file or folder.", field="--out"))
+        raise MlctlError(
+            Diagnostic(
+                f"-m {found[0].given} names a model of the project, and --out {out} is another folder",
+                "Convert into the project (leave --out out), or give the model's file or folder.",
+                field="--out",
+            )
+        )
     conversion = convert(v1_input, found, service, target)
     check_output(conversion, v1_input)
     sources = " and ".join(f.shown for f in (v1_input.ic, v1_input.dc) if f is not None)

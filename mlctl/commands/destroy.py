@@ -30,6 +30,12 @@ def command(project, auto_approve, lock_timeout):
     """
     from mlctl.commands.apply import run_apply
 
-    run_apply(project, auto_approve=auto_approve, destroy=True, allow_destroy=True, lock_timeout=lock_timeout,
-              question="Do you really want to destroy all resources of this project?")
+    run_apply(
+        project,
+        auto_approve=auto_approve,
+        destroy=True,
+        allow_destroy=True,
+        lock_timeout=lock_timeout,
+        question="Do you really want to destroy all resources of this project?",
+    )
     stop_leftovers(project)

@@ -6,8 +6,14 @@ import click
 
 
 @click.command("graph")
-@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
-              help="dot (Graphviz) or mermaid (renders in GitHub markdown).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "mermaid"]),
+    default="dot",
+    show_default=True,
+    help="dot (Graphviz) or mermaid (renders in GitHub markdown).",
+)
 @click.pass_context
 def command(ctx, fmt):
     """Print the dependency graph: configured resources, and recorded ones no longer configured (dashed)."""

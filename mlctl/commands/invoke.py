@@ -21,16 +21,26 @@ def read_request_file(project, request_file: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise MlctlError(f"cannot read the request file {request_file}: {e.strerror}",
-                         detail=f"looked in {project.root} (the project, -C DIR)") from None
+        raise MlctlError(
+            f"cannot read the request file {request_file}: {e.strerror}",
+            detail=f"looked in {project.root} (the project, -C DIR)",
+        ) from None
 
 
 @click.command()
 @click.argument("endpoint")
-@click.option("--request-file", required=True, type=click.Path(dir_okay=False),
-              help="The request body (JSON) to send; a relative path is read from the project (-C DIR).")
-@click.option("--deployment", default=None, metavar="NAME",
-              help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.")
+@click.option(
+    "--request-file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The request body (JSON) to send; a relative path is read from the project (-C DIR).",
+)
+@click.option(
+    "--deployment",
+    default=None,
+    metavar="NAME",
+    help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.",
+)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answer.")
 @click.pass_obj
 def command(project, endpoint, request_file, deployment, timeout):
@@ -42,11 +52,15 @@ def command(project, endpoint, request_file, deployment, timeout):
     runtime = runtime_of(project, rs)
     base = runtime.endpoint_url(project, endpoint)
     if base is None:
-        raise MlctlError(f"the endpoint host of {endpoint!r} is not running",
-                         detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.")
+        raise MlctlError(
+            f"the endpoint host of {endpoint!r} is not running",
+            detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.",
+        )
     body = read_request_file(project, request_file)
-    headers = {"Content-Type": "application/json",
-               "Authorization": runtime.authorization(project, endpoint, auth_mode_of(rs))}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": runtime.authorization(project, endpoint, auth_mode_of(rs)),
+    }
     if deployment:
         headers["azureml-model-deployment"] = deployment
     req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")

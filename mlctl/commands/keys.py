@@ -10,8 +10,12 @@ import click
 
 @click.command()
 @click.argument("endpoint")
-@click.option("--regenerate", type=click.Choice(["primary", "secondary"]), default=None,
-              help="Replace this key (the endpoint host takes it at once; the old one stops working).")
+@click.option(
+    "--regenerate",
+    type=click.Choice(["primary", "secondary"]),
+    default=None,
+    help="Replace this key (the endpoint host takes it at once; the old one stops working).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON ({primaryKey, secondaryKey} or {accessToken, ...}).")
 @click.pass_obj
 def command(project, endpoint, regenerate, as_json):

@@ -18,13 +18,22 @@ def command(project, as_json):
     state = read_state(project.state_path)
     rows = [report(project, state, name) for name in sorted(recorded_endpoints(state))]
     if as_json:
-        click.echo(json.dumps([{k: r[k] for k in ("name", "auth_mode", "scoring_uri", "provisioning_state",
-                                                  "traffic")} for r in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {k: r[k] for k in ("name", "auth_mode", "scoring_uri", "provisioning_state", "traffic")}
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return
     if not rows:
         click.echo("No endpoints: nothing is applied in this project yet.")
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['provisioning_state']:<10}  {r['scoring_uri'] or '-'}  "
-                   f"traffic {json.dumps(r['traffic'])}")
+        click.echo(
+            f"{r['name']:<{width}}  {r['provisioning_state']:<10}  {r['scoring_uri'] or '-'}  "
+            f"traffic {json.dumps(r['traffic'])}"
+        )

@@ -16,8 +16,13 @@ def _lock_timeout(ctx, param, value):
 
 def lock_timeout_option(f):
     """`--lock-timeout DURATION` (shared with apply and destroy): wait this long for another mlctl's state lock."""
-    return click.option("--lock-timeout", default="0s", metavar="DURATION", callback=_lock_timeout,
-                        help="Wait this long for the state lock held by another mlctl (e.g. 30s, 2m).")(f)
+    return click.option(
+        "--lock-timeout",
+        default="0s",
+        metavar="DURATION",
+        callback=_lock_timeout,
+        help="Wait this long for the state lock held by another mlctl (e.g. 30s, 2m).",
+    )(f)
 
 
 def echo_diagnostics(diagnostics) -> None:
@@ -27,8 +32,17 @@ def echo_diagnostics(diagnostics) -> None:
             click.echo(d.format(), err=True)
 
 
-def print_plan(project, *, as_json: bool = False, as_markdown: bool = False, refresh: bool = True, destroy: bool = False,
-               replace=(), lock_timeout: float = 0, refresh_only: bool = False):
+def print_plan(
+    project,
+    *,
+    as_json: bool = False,
+    as_markdown: bool = False,
+    refresh: bool = True,
+    destroy: bool = False,
+    replace=(),
+    lock_timeout: float = 0,
+    refresh_only: bool = False,
+):
     """Make the project's plan and print it as `mlctl plan` does (text, --json or --markdown; warnings to
     stderr); returns it. MlctlError when there is no plan (after printing the failure document for
     --json / --markdown). `mlctl convert` shows the plan of what it wrote through this too."""
@@ -37,8 +51,14 @@ def print_plan(project, *, as_json: bool = False, as_markdown: bool = False, ref
 
     root = str(project.root)
     try:
-        _, _, result = make_plan(project, refresh_first=refresh, destroy=destroy, replace=replace,
-                                 lock_timeout=lock_timeout, refresh_only=refresh_only)
+        _, _, result = make_plan(
+            project,
+            refresh_first=refresh,
+            destroy=destroy,
+            replace=replace,
+            lock_timeout=lock_timeout,
+            refresh_only=refresh_only,
+        )
     except MlctlError as e:  # a machine reading stdout learns why there is no plan (stderr says it too)
         if as_json:
             from mlctl.reconciler.render_json import render_json_failure
@@ -68,16 +88,40 @@ def print_plan(project, *, as_json: bool = False, as_markdown: bool = False, ref
 
 
 @click.command("plan")
-@click.option("--out", "out", metavar="FILE", help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).")
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE",
+    help="Save the plan to FILE for `mlctl apply FILE` (bound to the state and every input file).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (mlctl.plan/v1).")
-@click.option("--markdown", "as_markdown", is_flag=True, help="Print markdown for a pull-request comment (<= 60,000 characters).")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option(
+    "--markdown", "as_markdown", is_flag=True, help="Print markdown for a pull-request comment (<= 60,000 characters)."
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error."
+)
 @click.option("--destroy", is_flag=True, help="Plan to delete everything recorded in the state.")
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Replace this resource even if unchanged (repeatable).")
-@click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
-              help="Ask the runtime what is running first; --refresh=false plans from the state alone.")
-@click.option("--refresh-only", is_flag=True,
-              help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).")
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Replace this resource even if unchanged (repeatable).",
+)
+@click.option(
+    "--refresh",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    metavar="BOOL",
+    help="Ask the runtime what is running first; --refresh=false plans from the state alone.",
+)
+@click.option(
+    "--refresh-only",
+    is_flag=True,
+    help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).",
+)
 @lock_timeout_option
 @click.pass_context
 def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout):
@@ -87,14 +131,23 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
     project = ctx.obj
-    result = print_plan(project, as_json=as_json, as_markdown=as_markdown, refresh=refresh, destroy=destroy,
-                        replace=replace, lock_timeout=lock_timeout, refresh_only=refresh_only)
+    result = print_plan(
+        project,
+        as_json=as_json,
+        as_markdown=as_markdown,
+        refresh=refresh,
+        destroy=destroy,
+        replace=replace,
+        lock_timeout=lock_timeout,
+        refresh_only=refresh_only,
+    )
     root = str(project.root)
     if out:
         from mlctl.reconciler.planfile import save_plan
 
         save_plan(result, project.root / out, root)  # relative to -C DIR, as if started there
-        click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlctl apply {out}",
-                   err=as_json or as_markdown)
+        click.echo(
+            f"\nSaved the plan to {out}. Apply exactly this plan with: mlctl apply {out}", err=as_json or as_markdown
+        )
     if detailed_exitcode and result.has_changes():
         ctx.exit(2)

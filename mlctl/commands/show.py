@@ -10,8 +10,7 @@ from mlctl.errors import MlctlError
 
 
 def recorded_endpoints(state) -> dict:
-    return {rs.attributes.get("name", a.name): rs
-            for a, rs in state.resources.items() if rs.kind == "endpoint"}
+    return {rs.attributes.get("name", a.name): rs for a, rs in state.resources.items() if rs.kind == "endpoint"}
 
 
 def endpoint_state(project, name: str):
@@ -22,13 +21,19 @@ def endpoint_state(project, name: str):
     state = read_state(project.state_path)
     known = recorded_endpoints(state)
     if name not in known:
-        raise MlctlError(f"no endpoint {name!r} has been applied in this project",
-                         detail=("Known endpoints: " + ", ".join(sorted(known))) if known
-                         else "Nothing is applied yet: run `mlctl apply`.")
+        raise MlctlError(
+            f"no endpoint {name!r} has been applied in this project",
+            detail=("Known endpoints: " + ", ".join(sorted(known)))
+            if known
+            else "Nothing is applied yet: run `mlctl apply`.",
+        )
     made_by = known[name].runtime
     if project.runtime_override and project.runtime_override != made_by:
-        click.echo(f"Note: --runtime {project.runtime_override} is for plan and apply; endpoint {name!r} is run by "
-                   f"the {made_by} runtime that made it.", err=True)
+        click.echo(
+            f"Note: --runtime {project.runtime_override} is for plan and apply; endpoint {name!r} is run by "
+            f"the {made_by} runtime that made it.",
+            err=True,
+        )
     return state, known[name]
 
 
@@ -55,7 +60,8 @@ def report(project, state, name: str) -> dict:
             continue
         live = (status or {}).get("deployments", {}).get(d.attributes["name"])
         deployments[d.attributes["name"]] = {
-            "status": d.status, "state": live.get("state") if live else "not running",
+            "status": d.status,
+            "state": live.get("state") if live else "not running",
             "model": f"{d.attributes.get('model')}:{d.attributes.get('model_version')}",
             "environment": d.attributes.get("environment") or f"({runtime.without_environment})",
             "instance_count": d.attributes.get("instance_count"),
@@ -64,33 +70,55 @@ def report(project, state, name: str) -> dict:
         }
     pending = state.pending and str(state.pending.get("address", "")).split(".")[-1] in (name, *deployments)
     failed = rs.status != "ready" or any(d["status"] != "ready" for d in deployments.values())
-    provisioning = ("Updating" if pending else "Failed" if failed or status is None else "Succeeded")
+    provisioning = "Updating" if pending else "Failed" if failed or status is None else "Succeeded"
     return {
-        "name": name, "auth_mode": rs.attributes.get("auth_mode"),
-        "scoring_uri": f"{base}/score" if base else None, "openapi_uri": f"{base}/swagger.json" if base else None,
-        "provisioning_state": provisioning, "runtime": runtime.name,
-        "host": {"alive": status is not None, "pid": (status or {}).get("pid"),
-                 "port": (status or {}).get("port") or rs.observed.port},
-        "traffic": (status or {}).get("traffic", {}), "mirror_traffic": (status or {}).get("mirror_traffic", {}),
+        "name": name,
+        "auth_mode": rs.attributes.get("auth_mode"),
+        "scoring_uri": f"{base}/score" if base else None,
+        "openapi_uri": f"{base}/swagger.json" if base else None,
+        "provisioning_state": provisioning,
+        "runtime": runtime.name,
+        "host": {
+            "alive": status is not None,
+            "pid": (status or {}).get("pid"),
+            "port": (status or {}).get("port") or rs.observed.port,
+        },
+        "traffic": (status or {}).get("traffic", {}),
+        "mirror_traffic": (status or {}).get("mirror_traffic", {}),
         "deployments": deployments,
     }
 
 
-CONTAINER_FIELDS = ("container", "container_name", "image", "cpus", "memory_bytes", "last_exit", "oom_kills",
-                    "stopped_outside_mlctl")
+CONTAINER_FIELDS = (
+    "container",
+    "container_name",
+    "image",
+    "cpus",
+    "memory_bytes",
+    "last_exit",
+    "oom_kills",
+    "stopped_outside_mlctl",
+)
 
 
 def instance_report(i: dict) -> dict:
     """Pure: what `show` says of one live instance: index, pid, readiness, restarts, scoring workers, and for a
     container its id, name, image, limits and how it last ended."""
-    return {**{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
-            **{k: i[k] for k in CONTAINER_FIELDS if k in i}}
+    return {
+        **{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
+        **{k: i[k] for k in CONTAINER_FIELDS if k in i},
+    }
 
 
 def instance_line(i: dict) -> str:
     """Pure: one instance as `show` prints it."""
-    where = (f"container {i['container']}" if "container" in i else f"pid {i['pid']}" if i.get("pid") is not None
-             else "run by its platform (no local process)")
+    where = (
+        f"container {i['container']}"
+        if "container" in i
+        else f"pid {i['pid']}"
+        if i.get("pid") is not None
+        else "run by its platform (no local process)"
+    )
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"
     if (i.get("workers") or 1) > 1:
         line += f", {i['workers']} workers"
@@ -107,9 +135,11 @@ def print_report(r: dict) -> None:
         click.echo(f"  {key}: {r[key] or '(endpoint host not running)'}")
     click.echo(f"  traffic: {json.dumps(r['traffic'])}  mirror_traffic: {json.dumps(r['mirror_traffic'])}")
     for name, d in r["deployments"].items():
-        click.echo(f"  deployment {name}: {d['state']}, {d['ready_instances']}/{d['instance_count']} ready, "
-                   f"model {d['model']}, environment {d['environment']}"
-                   + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]"))
+        click.echo(
+            f"  deployment {name}: {d['state']}, {d['ready_instances']}/{d['instance_count']} ready, "
+            f"model {d['model']}, environment {d['environment']}"
+            + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]")
+        )
         for i in d["instances"]:
             click.echo(instance_line(i))
 

@@ -53,9 +53,13 @@ def show(ctx, address, as_json):
     if rs is None:
         close = difflib.get_close_matches(address, [str(a) for a in state.resources], n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise MlctlError(Diagnostic(
-            f"no resource {address} in the state", f"{hint}`mlctl state list` shows the recorded addresses.",
-            file=str(ctx.obj.state_path)))
+        raise MlctlError(
+            Diagnostic(
+                f"no resource {address} in the state",
+                f"{hint}`mlctl state list` shows the recorded addresses.",
+                file=str(ctx.obj.state_path),
+            )
+        )
     root = str(ctx.obj.root)
     entry = rs.to_json()
     entry["attributes"] = present.masked(entry["attributes"])

@@ -19,17 +19,30 @@ def command(ctx, as_json: bool) -> None:
     config = load_config(ctx.obj)
     errors = len(config.errors)
     if as_json:
-        click.echo(json.dumps({
-            "valid": errors == 0,
-            "error_count": errors,
-            "warning_count": sum(d.severity == "warning" for d in config.diagnostics),
-            "diagnostics": [{k: getattr(d, k) for k in ("severity", "summary", "detail", "file", "line", "field",
-                                                        "address")} for d in config.diagnostics],
-            "resources": [str(r.address) for r in config.resources],
-            "ignored": {a: list(f) for a, f in config.ignored.items()},
-            "runtime": ({"name": config.project_settings.runtime, "source": config.project_settings.source}
-                        if config.project_settings else None),
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "valid": errors == 0,
+                    "error_count": errors,
+                    "warning_count": sum(d.severity == "warning" for d in config.diagnostics),
+                    "diagnostics": [
+                        {
+                            k: getattr(d, k)
+                            for k in ("severity", "summary", "detail", "file", "line", "field", "address")
+                        }
+                        for d in config.diagnostics
+                    ],
+                    "resources": [str(r.address) for r in config.resources],
+                    "ignored": {a: list(f) for a, f in config.ignored.items()},
+                    "runtime": (
+                        {"name": config.project_settings.runtime, "source": config.project_settings.source}
+                        if config.project_settings
+                        else None
+                    ),
+                },
+                indent=2,
+            )
+        )
         ctx.exit(1 if errors else 0)
     for d in config.diagnostics:
         click.echo(d.format(), err=True)
@@ -37,6 +50,10 @@ def command(ctx, as_json: bool) -> None:
         click.echo(f"Configuration is invalid: {errors} error{'s' if errors != 1 else ''}.", err=True)
         ctx.exit(1)
     for address, fields in config.ignored.items():
-        click.echo(Diagnostic(f"{address}: ignored (cloud-only, not used by mlctl): {', '.join(fields)}",
-                              severity="note").format(), err=True)
+        click.echo(
+            Diagnostic(
+                f"{address}: ignored (cloud-only, not used by mlctl): {', '.join(fields)}", severity="note"
+            ).format(),
+            err=True,
+        )
     click.echo(f"Configuration is valid: {len(config.resources)} resources.")

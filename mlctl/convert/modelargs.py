@@ -46,8 +46,11 @@ def _project_models(project) -> dict[tuple[str, str], Path]:
         if any("no configuration found" in d.summary for d in config.errors):
             return {}
         raise MlctlError(*config.errors)
-    return {(r.attributes["name"], str(r.attributes["version"])): Path(r.attributes["path"])
-            for r in config.resources if r.kind is Kind.MODEL}
+    return {
+        (r.attributes["name"], str(r.attributes["version"])): Path(r.attributes["path"])
+        for r in config.resources
+        if r.kind is Kind.MODEL
+    }
 
 
 def resolve_models(given: tuple[str, ...], project) -> list[ModelArg]:
@@ -68,18 +71,32 @@ def resolve_models(given: tuple[str, ...], project) -> list[ModelArg]:
                 found.append(ModelArg(arg, key[0], key[1], models[key], registered=True))
             else:
                 have = ", ".join(f"{n}:{v}" for n, v in sorted(models)) or "none"
-                diags.append(Diagnostic(f"-m {arg}: the project defines no model {key[0]}:{key[1]}",
-                                        f"Name a model the project defines (it has: {have}), or give the "
-                                        "model's file or folder instead.", field="-m"))
+                diags.append(
+                    Diagnostic(
+                        f"-m {arg}: the project defines no model {key[0]}:{key[1]}",
+                        f"Name a model the project defines (it has: {have}), or give the "
+                        "model's file or folder instead.",
+                        field="-m",
+                    )
+                )
         else:
-            diags.append(Diagnostic(f"-m {arg}: no such file or folder (relative to {project.root}), and not a "
-                                    "NAME:VERSION", "Give the model's file or folder, or NAME:VERSION of a model "
-                                    "the project defines.", field="-m"))
+            diags.append(
+                Diagnostic(
+                    f"-m {arg}: no such file or folder (relative to {project.root}), and not a NAME:VERSION",
+                    "Give the model's file or folder, or NAME:VERSION of a model the project defines.",
+                    field="-m",
+                )
+            )
     names = [(m.name, m.version) for m in found]
     for name, _ in sorted({n for n in names if names.count(n) > 1}):
-        diags.append(Diagnostic(f"two -m models would both be named '{name}'",
-                                "Rename one of the files or folders: a model's name is its file or folder name "
-                                "(Model.get_model_path finds it by that name).", field="-m"))
+        diags.append(
+            Diagnostic(
+                f"two -m models would both be named '{name}'",
+                "Rename one of the files or folders: a model's name is its file or folder name "
+                "(Model.get_model_path finds it by that name).",
+                field="-m",
+            )
+        )
     if diags:
         raise MlctlError(*diags)
     return found

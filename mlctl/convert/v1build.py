@@ -26,12 +26,30 @@ SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
 DEPLOYMENT = "blue"
 MAX_TIMEOUT_MS = 180_000
 V1_DEFAULT_CPU, V1_DEFAULT_MEMORY_GB = 0.1, 0.5
-AUTOSCALE_DEFAULTS = {"min_instances": 1, "max_instances": 10, "target_utilization_percentage": 70, "polling_interval": 1}
+AUTOSCALE_DEFAULTS = {
+    "min_instances": 1,
+    "max_instances": 10,
+    "target_utilization_percentage": 70,
+    "polling_interval": 1,
+}
 ORDER = {
     "endpoint": ("$schema", "name", "description", "auth_mode", "port", "traffic"),
-    "deployment": ("$schema", "name", "endpoint_name", "description", "model", "code_configuration", "environment",
-                   "instance_type", "instance_count", "scale_settings", "request_settings", "liveness_probe",
-                   "environment_variables", "app_insights_enabled"),
+    "deployment": (
+        "$schema",
+        "name",
+        "endpoint_name",
+        "description",
+        "model",
+        "code_configuration",
+        "environment",
+        "instance_type",
+        "instance_count",
+        "scale_settings",
+        "request_settings",
+        "liveness_probe",
+        "environment_variables",
+        "app_insights_enabled",
+    ),
     "environment": ("$schema", "name", "version", "image", "conda_file"),
     "model": ("$schema", "name", "path", "description"),
 }
@@ -47,7 +65,9 @@ class Conversion:
     service: str
     out: Path
     docs: dict[str, dict] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=lambda: {"endpoint": [], "deployment": [], "environment": [], "model": []})
+    notes: dict[str, list[str]] = field(
+        default_factory=lambda: {"endpoint": [], "deployment": [], "environment": [], "model": []}
+    )
     extra: dict[str, str] = field(default_factory=dict)
     trees: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
 
@@ -73,10 +93,12 @@ def put(doc: dict, dotted: str, value: Any) -> None:
 
 # --- copy transforms: (value, conversion) -> value ---------------------------------------------
 
+
 def _timeout(value: int, c: Conversion) -> int:
     if value > MAX_TIMEOUT_MS:
-        c.notes["deployment"].append(f"scoringTimeoutMs {value} is more than current deployments allow: "
-                                     f"request_timeout_ms is {MAX_TIMEOUT_MS}")
+        c.notes["deployment"].append(
+            f"scoringTimeoutMs {value} is more than current deployments allow: request_timeout_ms is {MAX_TIMEOUT_MS}"
+        )
         return MAX_TIMEOUT_MS
     return value
 
@@ -84,11 +106,14 @@ def _timeout(value: int, c: Conversion) -> int:
 TRANSFORMS: dict[str, Callable[[Any, Conversion], Any]] = {
     "timeout": _timeout,
     "version": lambda v, c: str(v),
-    "strings": lambda v, c: {str(k): ("true" if x is True else "false" if x is False else str(x)) for k, x in v.items()},
+    "strings": lambda v, c: {
+        str(k): ("true" if x is True else "false" if x is False else str(x)) for k, x in v.items()
+    },
 }
 
 
 # --- derived targets: (v1, models, conversion) -> value ----------------------------------------
+
 
 def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
     """(code folder, scoring script): sourceDirectory and entryScript inside it, else the entry
@@ -104,8 +129,10 @@ def _conda_file(v1: V1Input, c: Conversion) -> str | None:
         deps = v1.ic.get("environment.python.condaDependencies")
         if deps is not None:
             name = f"{c.service}-env/conda.yml"
-            c.extra[name] = ("# written by mlctl convert v1 from environment.python.condaDependencies of "
-                             f"{v1.ic.shown}\n" + yaml.safe_dump(deps, sort_keys=False))
+            c.extra[name] = (
+                "# written by mlctl convert v1 from environment.python.condaDependencies of "
+                f"{v1.ic.shown}\n" + yaml.safe_dump(deps, sort_keys=False)
+            )
             return name
         path = v1.in_source("environment.python.condaDependenciesFile")
     else:
@@ -130,10 +157,14 @@ def _instance_type(v1: V1Input, c: Conversion) -> str:
     gpus = max(want("gpu", gpu_default), v1.value(DC, "gpuCores", 0))
     size = smallest_fitting(cpus, memory, gpus)
     if size is None:
-        raise MlctlError(Diagnostic(
-            f"no Azure instance type holds {cpus} CPUs, {memory} GB and {gpus} GPUs", "Lower "
-            "containerResourceRequirements to what one instance needs (scale out with numReplicas).",
-            file=v1.dc.shown if v1.dc else None, field="containerResourceRequirements"))
+        raise MlctlError(
+            Diagnostic(
+                f"no Azure instance type holds {cpus} CPUs, {memory} GB and {gpus} GPUs",
+                "Lower containerResourceRequirements to what one instance needs (scale out with numReplicas).",
+                file=v1.dc.shown if v1.dc else None,
+                field="containerResourceRequirements",
+            )
+        )
     return size.name
 
 
@@ -154,12 +185,17 @@ def _instance_count(v1: V1Input, c: Conversion) -> int:
 def _scale_settings(v1: V1Input, c: Conversion) -> dict | None:
     if not _autoscaled(v1):
         if v1.dc is not None and v1.dc.has("autoScaler"):
-            c.notes["deployment"].append(f"{v1.dc.shown} autoScaler: autoscaleEnabled is false, so v1 did not autoscale")
+            c.notes["deployment"].append(
+                f"{v1.dc.shown} autoScaler: autoscaleEnabled is false, so v1 did not autoscale"
+            )
         return None
     settings = {"type": "target_utilization"}
-    for v1_name, name in (("minReplicas", "min_instances"), ("maxReplicas", "max_instances"),
-                          ("targetUtilization", "target_utilization_percentage"),
-                          ("refreshPeriodInSeconds", "polling_interval")):
+    for v1_name, name in (
+        ("minReplicas", "min_instances"),
+        ("maxReplicas", "max_instances"),
+        ("targetUtilization", "target_utilization_percentage"),
+        ("refreshPeriodInSeconds", "polling_interval"),
+    ):
         settings[name] = v1.value(DC, f"autoScaler.{v1_name}", AUTOSCALE_DEFAULTS[name])
     return settings
 
@@ -179,7 +215,8 @@ def _auth_mode(v1: V1Input, c: Conversion) -> str:
     if unauthenticated(v1):
         c.notes["endpoint"].append(
             f"v1 served {c.service} without authentication (authEnabled: false); current endpoints always "
-            f"authenticate: auth_mode is key, send the key (`mlctl keys {c.service}`) as 'Authorization: Bearer KEY'")
+            f"authenticate: auth_mode is key, send the key (`mlctl keys {c.service}`) as 'Authorization: Bearer KEY'"
+        )
     return "key"
 
 
@@ -204,8 +241,11 @@ def _skipped(v1: V1Input, row: V1Field) -> str | None:
 
 def _skeletons(c: Conversion, v1: V1Input, has_environment: bool) -> None:
     c.docs["endpoint"] = {"$schema": SCHEMA.format("managedOnlineEndpoint"), "name": c.service}
-    c.docs["deployment"] = {"$schema": SCHEMA.format("managedOnlineDeployment"), "name": DEPLOYMENT,
-                            "endpoint_name": c.service}
+    c.docs["deployment"] = {
+        "$schema": SCHEMA.format("managedOnlineDeployment"),
+        "name": DEPLOYMENT,
+        "endpoint_name": c.service,
+    }
     if has_environment:
         c.docs["environment"] = {"$schema": SCHEMA.format("environment")}
 
@@ -224,9 +264,13 @@ def _model(c: Conversion, models: list[ModelArg]) -> str:
         return f"azureml:{m.name}@latest"
     folder = f"{c.service}-models"
     c.trees[folder] = [(src, f"{m.name}/{m.version or '1'}/{inside}") for m in models for src, inside in _files(m.path)]
-    c.docs["model"] = {"$schema": SCHEMA.format("model"), "name": folder, "path": folder + "/",
-                       "description": "v1 models " + ", ".join(m.given for m in models) + ", laid out NAME/VERSION/ "
-                       "as v1 deployed several models (Model.get_model_path(NAME) finds each)"}
+    c.docs["model"] = {
+        "$schema": SCHEMA.format("model"),
+        "name": folder,
+        "path": folder + "/",
+        "description": "v1 models " + ", ".join(m.given for m in models) + ", laid out NAME/VERSION/ "
+        "as v1 deployed several models (Model.get_model_path(NAME) finds each)",
+    }
     return f"azureml:{folder}@latest"
 
 
@@ -255,8 +299,11 @@ def convert(v1: V1Input, models: list[ModelArg], service: str, out: Path) -> Con
             c.notes[row.where].append(f"{f.shown} {row.path}: {why}")
         elif row.how == "copy" and row.target and (doc != "environment" or has_environment):
             value = f.get(row.path)
-            put(c.docs[doc], row.target.partition(".")[2],
-                TRANSFORMS[row.transform](value, c) if row.transform else value)
+            put(
+                c.docs[doc],
+                row.target.partition(".")[2],
+                TRANSFORMS[row.transform](value, c) if row.transform else value,
+            )
     put(c.docs["deployment"], "model", _model(c, models))
     for target, compute in DERIVED.items():
         doc, _, name = target.partition(".")
@@ -281,13 +328,19 @@ def header(c: Conversion, kind: str, sources: str) -> str:
     if notes:
         lines.append("Not carried over, or changed:")
         lines += [f"  - {n}" for n in notes]
-    wrapped = [w for line in lines for w in textwrap.wrap(line, 98, subsequent_indent="    " if line.startswith("  -") else "  ")]
+    wrapped = [
+        w
+        for line in lines
+        for w in textwrap.wrap(line, 98, subsequent_indent="    " if line.startswith("  -") else "  ")
+    ]
     return "".join(f"# {w}\n" for w in wrapped)
 
 
 def render(c: Conversion, sources: str) -> dict[str, str]:
     """Pure: {file name: text} of every generated file (the documents with their headers, and the extra files)."""
-    texts = {c.files[kind]: header(c, kind, sources) + yaml.safe_dump(doc, sort_keys=False, width=1000)
-             for kind, doc in c.docs.items()}
+    texts = {
+        c.files[kind]: header(c, kind, sources) + yaml.safe_dump(doc, sort_keys=False, width=1000)
+        for kind, doc in c.docs.items()
+    }
     texts.update(c.extra)
     return texts

@@ -31,8 +31,15 @@ _TYPES = {
     "any": lambda v: True,
 }
 # v1 ignores these inferenceconfig.json fields when an `environment` block is given
-IGNORED_WITH_ENVIRONMENT = ("condaFile", "baseImage", "baseImageRegistry", "extraDockerfileSteps",
-                            "extraDockerFileSteps", "enableGpu", "cudaVersion")
+IGNORED_WITH_ENVIRONMENT = (
+    "condaFile",
+    "baseImage",
+    "baseImageRegistry",
+    "extraDockerfileSteps",
+    "extraDockerFileSteps",
+    "enableGpu",
+    "cudaVersion",
+)
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
 
 
@@ -140,7 +147,7 @@ def _field_lines(text: str) -> tuple[dict[str, int], list[tuple[str, int]]]:
     newlines = [i for i, c in enumerate(text) if c == "\n"]
     lines: dict[str, int] = {}
     twice: list[tuple[str, int]] = []
-    stack: list[dict] = []        # frames: {"array": bool, "path": str, "key": str, "index": int, "want_key": bool}
+    stack: list[dict] = []  # frames: {"array": bool, "path": str, "key": str, "index": int, "want_key": bool}
     for m in _TOKEN.finditer(text):
         tok, top = m.group(), (stack[-1] if stack else None)
         if top is not None and not top["array"] and top["want_key"] and tok.startswith('"'):
@@ -171,22 +178,37 @@ def read_v1_file(path: Path, kind: str, root: Path) -> tuple[V1File | None, list
     text, problems = read_config_text(path, shown)
     if text is None:
         return None, problems
-    text = text.removeprefix("\ufeff")      # Windows editors save JSON with a byte-order mark
+    text = text.removeprefix("\ufeff")  # Windows editors save JSON with a byte-order mark
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        return None, [Diagnostic(f"{shown} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
-                                 "Fix the JSON at this line and column (v1 files are JSON, not YAML: "
-                                 "double quotes, no trailing commas, no comments).", file=shown, line=e.lineno)]
+        return None, [
+            Diagnostic(
+                f"{shown} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
+                "Fix the JSON at this line and column (v1 files are JSON, not YAML: "
+                "double quotes, no trailing commas, no comments).",
+                file=shown,
+                line=e.lineno,
+            )
+        ]
     except RecursionError:
         return None, [Diagnostic(f"cannot read {shown}: it is nested too deeply", "Write it flatter.", file=shown)]
     if not isinstance(data, dict):
-        return None, [Diagnostic(f"{shown} is not a JSON object", f"A v1 {kind} is one JSON object {{...}}.",
-                                 file=shown, line=1)]
+        return None, [
+            Diagnostic(f"{shown} is not a JSON object", f"A v1 {kind} is one JSON object {{...}}.", file=shown, line=1)
+        ]
     lines, twice = _field_lines(text)
     f = V1File(path, shown, kind, data, lines)
-    return f, [Diagnostic(f"field '{name}' is given twice in {shown}", "Keep one of them (JSON readers "
-                          "silently keep the last).", file=shown, line=line, field=name) for name, line in twice]
+    return f, [
+        Diagnostic(
+            f"field '{name}' is given twice in {shown}",
+            "Keep one of them (JSON readers silently keep the last).",
+            file=shown,
+            line=line,
+            field=name,
+        )
+        for name, line in twice
+    ]
 
 
 def _unknown(f: V1File, name: str, parent: str) -> Diagnostic:
@@ -195,8 +217,11 @@ def _unknown(f: V1File, name: str, parent: str) -> Diagnostic:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     hint = f"Did you mean '{close[0]}'? " if close else ""
     where = f"'{parent}'" if parent else f"a v1 {'deployment' if f.kind == DC else 'inference'} configuration"
-    return f.error(f"unknown field '{name}' in {f.shown}: v1's schema has no such field",
-                   f"{hint}The fields of {where} are: {', '.join(known)}.", name)
+    return f.error(
+        f"unknown field '{name}' in {f.shown}: v1's schema has no such field",
+        f"{hint}The fields of {where} are: {', '.join(known)}.",
+        name,
+    )
 
 
 def check_fields(f: V1File, compute: str | None) -> list[Diagnostic]:
@@ -215,14 +240,26 @@ def check_fields(f: V1File, compute: str | None) -> list[Diagnostic]:
             if value is None:
                 continue
             if not _TYPES[row.type](value):
-                diags.append(f.error(f"field '{name}' must be {'an' if row.type[0] in 'aeiou' else 'a'} {row.type}",
-                                     f"Write it as a JSON {row.type}, as v1 reads it.", name))
+                diags.append(
+                    f.error(
+                        f"field '{name}' must be {'an' if row.type[0] in 'aeiou' else 'a'} {row.type}",
+                        f"Write it as a JSON {row.type}, as v1 reads it.",
+                        name,
+                    )
+                )
             elif f.kind == DC and compute in COMPUTE_TYPES and compute not in row.compute:
-                diags.append(f.error(f"field '{name}' is not a field of a computeType '{compute}' deployment "
-                                     f"configuration (v1 reads it for computeType {' and '.join(row.compute)})",
-                                     "Remove it, or set computeType to the compute it was written for.", name))
+                diags.append(
+                    f.error(
+                        f"field '{name}' is not a field of a computeType '{compute}' deployment "
+                        f"configuration (v1 reads it for computeType {' and '.join(row.compute)})",
+                        "Remove it, or set computeType to the compute it was written for.",
+                        name,
+                    )
+                )
             elif row.type in ("integer", "number") and value < 0:
-                diags.append(f.error(f"field '{name}' must not be negative", "Give a count or duration of 0 or more.", name))
+                diags.append(
+                    f.error(f"field '{name}' must not be negative", "Give a count or duration of 0 or more.", name)
+                )
             elif isinstance(value, dict) and not row.free_form:
                 walk(value, name)
 
@@ -237,40 +274,83 @@ def check_rules(v1: V1Input) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     runtime = ic.get("runtime", "python")
     if isinstance(runtime, str) and runtime.lower() == "spark-py":
-        diags.append(ic.error(
-            "runtime 'spark-py' cannot be converted: current online deployments run Python scoring scripts, "
-            "and v1's Spark images were retired with v1", "Rewrite the entry script to score in Python (pyspark can "
-            "stay a conda dependency), then set runtime to python.", "runtime"))
+        diags.append(
+            ic.error(
+                "runtime 'spark-py' cannot be converted: current online deployments run Python scoring scripts, "
+                "and v1's Spark images were retired with v1",
+                "Rewrite the entry script to score in Python (pyspark can "
+                "stay a conda dependency), then set runtime to python.",
+                "runtime",
+            )
+        )
     elif isinstance(runtime, str) and runtime.lower() != "python":
-        diags.append(ic.error(f"runtime must be python or spark-py, not '{runtime}'", "Set runtime to python.", "runtime"))
+        diags.append(
+            ic.error(f"runtime must be python or spark-py, not '{runtime}'", "Set runtime to python.", "runtime")
+        )
     if not ic.has("entryScript"):
-        diags.append(ic.error(f"{ic.shown} has no entryScript", "Name the scoring script (init() and run()) in "
-                              "entryScript, relative to sourceDirectory when one is given.", "entryScript"))
+        diags.append(
+            ic.error(
+                f"{ic.shown} has no entryScript",
+                "Name the scoring script (init() and run()) in "
+                "entryScript, relative to sourceDirectory when one is given.",
+                "entryScript",
+            )
+        )
     if ic.has("sourceDirectory") and not v1.source_dir().is_dir():
-        diags.append(ic.error(f"sourceDirectory {ic.get('sourceDirectory')} is not a folder",
-                              f"Give the folder of the scoring code, relative to {ic.shown}'s folder.", "sourceDirectory"))
+        diags.append(
+            ic.error(
+                f"sourceDirectory {ic.get('sourceDirectory')} is not a folder",
+                f"Give the folder of the scoring code, relative to {ic.shown}'s folder.",
+                "sourceDirectory",
+            )
+        )
     else:
-        for name, what in (("entryScript", "entry script"), ("condaFile", "conda file"),
-                           ("environment.python.condaDependenciesFile", "conda file")):
+        for name, what in (
+            ("entryScript", "entry script"),
+            ("condaFile", "conda file"),
+            ("environment.python.condaDependenciesFile", "conda file"),
+        ):
             path = None if v1.ignored(name) else v1.in_source(name)
             if path is not None and not path.is_file():
                 rel = "sourceDirectory" if ic.has("sourceDirectory") else f"{ic.shown}'s folder"
-                diags.append(ic.error(f"the {what} {ic.get(name)} does not exist ({path})",
-                                      f"Give the path of the {what}, relative to {rel}, as v1 reads it.", name))
+                diags.append(
+                    ic.error(
+                        f"the {what} {ic.get(name)} does not exist ({path})",
+                        f"Give the path of the {what}, relative to {rel}, as v1 reads it.",
+                        name,
+                    )
+                )
     if dc is not None:
         compute = dc.get("computeType")
         if compute is None:
-            diags.append(dc.error(f"{dc.shown} has no computeType", "Set computeType to local, aci or aks.", "computeType"))
+            diags.append(
+                dc.error(f"{dc.shown} has no computeType", "Set computeType to local, aci or aks.", "computeType")
+            )
         elif isinstance(compute, str) and compute.lower() not in COMPUTE_TYPES:
-            diags.append(dc.error(f"computeType must be one of local, aci, aks, not '{compute}'",
-                                  "Set computeType to the compute the service was deployed to.", "computeType"))
+            diags.append(
+                dc.error(
+                    f"computeType must be one of local, aci, aks, not '{compute}'",
+                    "Set computeType to the compute the service was deployed to.",
+                    "computeType",
+                )
+            )
         low, high = dc.get("autoScaler.minReplicas"), dc.get("autoScaler.maxReplicas")
         if isinstance(low, int) and isinstance(high, int) and low > high:
-            diags.append(dc.error(f"autoScaler.minReplicas ({low}) is larger than autoScaler.maxReplicas ({high})",
-                                  "Make minReplicas at most maxReplicas.", "autoScaler.minReplicas"))
+            diags.append(
+                dc.error(
+                    f"autoScaler.minReplicas ({low}) is larger than autoScaler.maxReplicas ({high})",
+                    "Make minReplicas at most maxReplicas.",
+                    "autoScaler.minReplicas",
+                )
+            )
         if dc.get("authEnabled") is True and dc.get("tokenAuthEnabled") is True:
-            diags.append(dc.error("authEnabled and tokenAuthEnabled are both true; v1 allows one of them",
-                                  "Keep one: authEnabled for keys, tokenAuthEnabled for tokens.", "tokenAuthEnabled"))
+            diags.append(
+                dc.error(
+                    "authEnabled and tokenAuthEnabled are both true; v1 allows one of them",
+                    "Keep one: authEnabled for keys, tokenAuthEnabled for tokens.",
+                    "tokenAuthEnabled",
+                )
+            )
         port = dc.get("port")
         if isinstance(port, int) and not isinstance(port, bool) and not 1 <= port <= 65535:
             diags.append(dc.error("port must be between 1 and 65535", "Give a TCP port, or leave port out.", "port"))

@@ -28,11 +28,21 @@ def check_output(c: Conversion, v1: V1Input) -> None:
         for d in validate_document(Document(c.out / c.files[kind], data, ""), kind):
             row = _origin(v1, kind, d.field)
             if row is None:
-                diags.append(Diagnostic(f"the converted {c.files[kind]} would be invalid: {d.summary}",
-                                        d.detail or "Fix the v1 value it comes from.", field=d.field))
+                diags.append(
+                    Diagnostic(
+                        f"the converted {c.files[kind]} would be invalid: {d.summary}",
+                        d.detail or "Fix the v1 value it comes from.",
+                        field=d.field,
+                    )
+                )
                 continue
             f = v1.file(row.file)
-            diags.append(f.error(f"{row.path} cannot be carried over to {row.target}: {d.summary}",
-                                 (d.detail + " " if d.detail else "") + f"Change {row.path} in {f.shown}.", row.path))
+            diags.append(
+                f.error(
+                    f"{row.path} cannot be carried over to {row.target}: {d.summary}",
+                    (d.detail + " " if d.detail else "") + f"Change {row.path} in {f.shown}.",
+                    row.path,
+                )
+            )
     if diags:
         raise MlctlError(*diags)

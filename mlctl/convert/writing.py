@@ -16,16 +16,21 @@ def existing(out: Path, texts: dict[str, str], trees: dict[str, list]) -> list[s
     return [n for n in [*texts, *trees] if os.path.lexists(out / n)]
 
 
-def write_all(out: Path, texts: dict[str, str], trees: dict[str, list[tuple[Path, str]]], *,
-              force: bool = False) -> list[str]:
+def write_all(
+    out: Path, texts: dict[str, str], trees: dict[str, list[tuple[Path, str]]], *, force: bool = False
+) -> list[str]:
     """Write `texts` ({relative file: text}) and `trees` ({relative folder: [(source file, path
     inside)]}) into `out`; returns the names written. MlctlError, with nothing written, when one
     exists and not `force`, or when staging fails (the staging folder is removed)."""
     clash = existing(out, texts, trees)
     if clash and not force:
-        raise MlctlError(Diagnostic(
-            f"not overwriting {', '.join(clash)} in {out}",
-            "Nothing was written. Pass --force to replace them, or --out DIR to write elsewhere.", file=str(out / clash[0])))
+        raise MlctlError(
+            Diagnostic(
+                f"not overwriting {', '.join(clash)} in {out}",
+                "Nothing was written. Pass --force to replace them, or --out DIR to write elsewhere.",
+                file=str(out / clash[0]),
+            )
+        )
     out.mkdir(parents=True, exist_ok=True)
     stage = out / f".mlctl-convert-{secrets.token_hex(4)}"
     stage.mkdir()
@@ -39,9 +44,13 @@ def write_all(out: Path, texts: dict[str, str], trees: dict[str, list[tuple[Path
                 shutil.copy2(source, stage / folder / inside)
         _move_into_place(stage, out, [*texts, *trees])
     except OSError as e:
-        raise MlctlError(Diagnostic(f"cannot write the converted files into {out}: {e.strerror or e}",
-                                    "Check that the folder is writable and has room; nothing was replaced.",
-                                    file=str(out))) from None
+        raise MlctlError(
+            Diagnostic(
+                f"cannot write the converted files into {out}: {e.strerror or e}",
+                "Check that the folder is writable and has room; nothing was replaced.",
+                file=str(out),
+            )
+        ) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return [*texts, *trees]

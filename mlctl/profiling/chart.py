@@ -13,9 +13,11 @@ def check_plotting() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise MlctlError("--plot needs matplotlib, which is not installed",
-                         detail="Install the plot extra: `pip install 'mlctl[plot]'` (or `pip install matplotlib`), "
-                                "or leave out --plot.") from None
+        raise MlctlError(
+            "--plot needs matplotlib, which is not installed",
+            detail="Install the plot extra: `pip install 'mlctl[plot]'` (or `pip install matplotlib`), "
+            "or leave out --plot.",
+        ) from None
 
 
 def plot(p: Profile, path: Path) -> None:

@@ -58,16 +58,25 @@ def cpu_seconds_used(before: Sequence[InstanceUsage], after: Sequence[InstanceUs
     return used
 
 
-def summarize(samples: Samples, before: Sequence[InstanceUsage], after: Sequence[InstanceUsage],
-              sampled_s: float) -> Step:
+def summarize(
+    samples: Samples, before: Sequence[InstanceUsage], after: Sequence[InstanceUsage], sampled_s: float
+) -> Step:
     """Pure: the figures of a step from its samples and the usage sampled `sampled_s` seconds apart."""
     ordered = sorted(samples.latencies_s)
     ms = [x * 1000 for x in ordered]
     elapsed = samples.elapsed_s or 1e-9
     return Step(
-        concurrency=samples.concurrency, requests=len(ordered), errors=dict(samples.errors),
-        duration_s=round(samples.elapsed_s, 3), rps=len(ordered) / elapsed,
-        mean_ms=sum(ms) / len(ms) if ms else 0.0, p50_ms=percentile(ms, 50), p90_ms=percentile(ms, 90),
-        p99_ms=percentile(ms, 99), max_ms=ms[-1] if ms else 0.0, instances=len(after),
+        concurrency=samples.concurrency,
+        requests=len(ordered),
+        errors=dict(samples.errors),
+        duration_s=round(samples.elapsed_s, 3),
+        rps=len(ordered) / elapsed,
+        mean_ms=sum(ms) / len(ms) if ms else 0.0,
+        p50_ms=percentile(ms, 50),
+        p90_ms=percentile(ms, 90),
+        p99_ms=percentile(ms, 99),
+        max_ms=ms[-1] if ms else 0.0,
+        instances=len(after),
         cpu_cores=cpu_seconds_used(before, after) / (sampled_s or 1e-9),
-        peak_memory_bytes=max((u.peak_memory_bytes for u in after), default=0))
+        peak_memory_bytes=max((u.peak_memory_bytes for u in after), default=0),
+    )

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from mlctl.errors import MlctlError
 
-MAX_DURATION_S = 120.0     # per step
-MAX_REQUESTS = 100_000     # per step
+MAX_DURATION_S = 120.0  # per step
+MAX_REQUESTS = 100_000  # per step
 MAX_CONCURRENCY = 256
 REQUEST_TIMEOUT_S = 30.0
 
@@ -51,7 +51,8 @@ def _session(concurrency: int):
 
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+    )
 
 
 async def _probe(target: Target) -> tuple[int, bytes]:
@@ -96,7 +97,7 @@ async def _step(target: Target, concurrency: int, duration_s: float, max_request
         deadline = start + duration_s
         clients = [asyncio.ensure_future(client(session)) for _ in range(concurrency)]
         done, pending = await asyncio.wait(clients, timeout=duration_s + REQUEST_TIMEOUT_S + 5)
-        for c in pending:       # the hard stop: never reached unless a request outlives its own timeout
+        for c in pending:  # the hard stop: never reached unless a request outlives its own timeout
             c.cancel()
         samples.elapsed_s = time.perf_counter() - start
         samples.errors["cancelled at the hard deadline"] += len(pending)
@@ -107,7 +108,8 @@ async def _step(target: Target, concurrency: int, duration_s: float, max_request
 def run_step(target: Target, concurrency: int, duration_s: float, max_requests: int) -> Samples:
     """Drive the closed loop at `concurrency` for `duration_s` (at most MAX_DURATION_S) or
     `max_requests` requests (at most MAX_REQUESTS), whichever ends first."""
-    if not (1 <= concurrency <= MAX_CONCURRENCY and 0 < duration_s <= MAX_DURATION_S
-            and 1 <= max_requests <= MAX_REQUESTS):
+    if not (
+        1 <= concurrency <= MAX_CONCURRENCY and 0 < duration_s <= MAX_DURATION_S and 1 <= max_requests <= MAX_REQUESTS
+    ):
         raise ValueError(f"a step beyond the caps: {concurrency=} {duration_s=} {max_requests=}")
     return asyncio.run(_step(target, concurrency, duration_s, max_requests))

@@ -45,8 +45,14 @@ def parse_duration(text: str) -> float:
 def check_bounds(max_requests: int, target_rps: float | None, target_p99_ms: float | None) -> None:
     """MlctlError for a request cap beyond MAX_REQUESTS or a target that is not positive."""
     if not 1 <= max_requests <= MAX_REQUESTS:
-        raise _bad("--max-requests", str(max_requests), f"outside 1..{MAX_REQUESTS}",
-                   "The load stops by itself at this many requests per concurrency.")
+        raise _bad(
+            "--max-requests",
+            str(max_requests),
+            f"outside 1..{MAX_REQUESTS}",
+            "The load stops by itself at this many requests per concurrency.",
+        )
     for flag, value in (("--target-rps", target_rps), ("--target-p99-ms", target_p99_ms)):
         if value is not None and not value > 0:
-            raise _bad(flag, f"{value:g}", "a target must be more than 0", "Leave it out to size for the measured load.")
+            raise _bad(
+                flag, f"{value:g}", "a target must be more than 0", "Leave it out to size for the measured load."
+            )

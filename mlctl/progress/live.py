@@ -24,7 +24,7 @@ class LiveDisplay(Display):
         self.refresher: Beat | None = None
 
     def write(self, text: str, err: bool = False) -> None:
-        if err:      # stderr, as elsewhere (while live, rich shows it above the display)
+        if err:  # stderr, as elsewhere (while live, rich shows it above the display)
             click.echo(text, err=True)
         else:
             self.console.print(Text(text), soft_wrap=True)
@@ -37,21 +37,31 @@ class LiveDisplay(Display):
         grid.add_column(no_wrap=True, style="bold")
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         grid.add_column(no_wrap=True, justify="right")
-        for work in tuple(self.running.values()):   # no lock: Live's refresh thread calls this holding its own
+        for work in tuple(self.running.values()):  # no lock: Live's refresh thread calls this holding its own
             seconds = max(0.0, now - work.started)
             frame = FRAMES[int(seconds / FRAME_S) % len(FRAMES)]
             doing = work.activity + (f": {work.message}" if work.message else "")
-            grid.add_row(Text(frame, style="cyan"), work.address, Text(doing, style="dim"),
-                         f"{elapsed_text(int(seconds))} elapsed")
+            grid.add_row(
+                Text(frame, style="cyan"),
+                work.address,
+                Text(doing, style="dim"),
+                f"{elapsed_text(int(seconds))} elapsed",
+            )
         return grid
 
     def begin(self) -> None:
         from rich.live import Live
 
-        with self.lock:     # (the refresh never takes this lock: table() reads without it)
+        with self.lock:  # (the refresh never takes this lock: table() reads without it)
             if self.live is None:
-                self.live = Live(get_renderable=self.table, console=self.console, auto_refresh=False,
-                                 transient=True, redirect_stdout=True, redirect_stderr=True)
+                self.live = Live(
+                    get_renderable=self.table,
+                    console=self.console,
+                    auto_refresh=False,
+                    transient=True,
+                    redirect_stdout=True,
+                    redirect_stderr=True,
+                )
                 self.live.start(refresh=True)
                 self.refresher = Beat(REFRESH_S, self.live.refresh)
 

@@ -16,7 +16,7 @@ class TickerDisplay(Display):
 
     def __init__(self, console, interval: float, clock=None):
         super().__init__(console, interval, **({"clock": clock} if clock else {}))
-        self.control = threading.Lock()     # begin and end never interleave
+        self.control = threading.Lock()  # begin and end never interleave
         self.ticker: Beat | None = None
 
     def write(self, text: str, err: bool = False) -> None:
@@ -41,7 +41,8 @@ class TickerDisplay(Display):
             now = self.clock()
             for work in self.running.values():
                 while now >= work.next_due:
-                    self.line(f"{work.address}: still {work.activity} "
-                              f"({elapsed_text(work.next_due - work.started)} elapsed)")
+                    self.line(
+                        f"{work.address}: still {work.activity} ({elapsed_text(work.next_due - work.started)} elapsed)"
+                    )
                     work.next_due += self.interval
             return True

@@ -101,9 +101,12 @@ class Display:
         with self.lock:
             idle_before = not self.running
             if point == "pending_found":
-                self.line(f"Found an interrupted apply: {info.get('action', '?')} of {address} "
-                          f"(pid {info.get('pid', '?')}, started {info.get('started_at', '?')}). "
-                          "Refresh has read what really runs; continuing from there.", err=True)
+                self.line(
+                    f"Found an interrupted apply: {info.get('action', '?')} of {address} "
+                    f"(pid {info.get('pid', '?')}, started {info.get('started_at', '?')}). "
+                    "Refresh has read what really runs; continuing from there.",
+                    err=True,
+                )
             elif point == "intent_written":
                 now = self.clock()
                 self.running[address] = Work(address, activity(address, info.get("action")), now, now + self.interval)

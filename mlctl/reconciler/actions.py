@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class _Words:
-    json: tuple[str, ...]    # Terraform's JSON form of the action
-    headline: str            # "# ADDRESS will be created"
-    legend: str              # the symbols legend at the top of a plan
-    verb: str                # what apply prints while it acts: "creating..."
-    counted: str             # the summary's column: add, change, replace, destroy, unchanged
-    rank: int                # which wins when several reasons ask for actions on one resource
+    json: tuple[str, ...]  # Terraform's JSON form of the action
+    headline: str  # "# ADDRESS will be created"
+    legend: str  # the symbols legend at the top of a plan
+    verb: str  # what apply prints while it acts: "creating..."
+    counted: str  # the summary's column: add, change, replace, destroy, unchanged
+    rank: int  # which wins when several reasons ask for actions on one resource
 
 
 class Action(enum.StrEnum):
@@ -25,8 +25,8 @@ class Action(enum.StrEnum):
 
     CREATE = "+"
     UPDATE = "~"
-    REPLACE = "+/-"    # create the new one, then destroy the old (deployments roll)
-    RECREATE = "-/+"   # destroy, then create (the two cannot coexist: one port)
+    REPLACE = "+/-"  # create the new one, then destroy the old (deployments roll)
+    RECREATE = "-/+"  # destroy, then create (the two cannot coexist: one port)
     DELETE = "-"
     NOOP = "."
 
@@ -66,11 +66,22 @@ class Action(enum.StrEnum):
 _WORDS = {
     Action.CREATE: _Words(("create",), "will be created", "create", "creating", "add", 4),
     Action.UPDATE: _Words(("update",), "will be updated in place", "update in place", "updating", "change", 1),
-    Action.REPLACE: _Words(("create", "delete"),
-                           "must be replaced (the new one is created before the old one is destroyed)",
-                           "create replacement, then destroy", "replacing", "replace", 2),
-    Action.RECREATE: _Words(("delete", "create"), "must be replaced (the old one is destroyed first)",
-                            "destroy, then create replacement", "recreating", "replace", 3),
+    Action.REPLACE: _Words(
+        ("create", "delete"),
+        "must be replaced (the new one is created before the old one is destroyed)",
+        "create replacement, then destroy",
+        "replacing",
+        "replace",
+        2,
+    ),
+    Action.RECREATE: _Words(
+        ("delete", "create"),
+        "must be replaced (the old one is destroyed first)",
+        "destroy, then create replacement",
+        "recreating",
+        "replace",
+        3,
+    ),
     Action.DELETE: _Words(("delete",), "will be destroyed", "destroy", "deleting", "destroy", 5),
     Action.NOOP: _Words(("no-op",), "is unchanged", "", "", "unchanged", 0),
 }

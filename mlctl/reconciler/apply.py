@@ -40,12 +40,17 @@ def check_allowed(plan, allow_destroy: bool) -> None:
         if doomed:
             what.append(f"deletes endpoint(s) {', '.join(doomed)}")
         if moved:
-            what.append(f"recreates endpoint(s) {', '.join(moved)} on the {plan.runtime} runtime "
-                        "(their instances stop and start again there)")
-        raise MlctlError(Diagnostic(
-            f"the plan {' and '.join(what)}; nothing was changed",
-            "An endpoint is deleted or moved to another runtime only when you say so: run "
-            "`mlctl apply --allow-destroy`, or `mlctl destroy` to delete everything."))
+            what.append(
+                f"recreates endpoint(s) {', '.join(moved)} on the {plan.runtime} runtime "
+                "(their instances stop and start again there)"
+            )
+        raise MlctlError(
+            Diagnostic(
+                f"the plan {' and '.join(what)}; nothing was changed",
+                "An endpoint is deleted or moved to another runtime only when you say so: run "
+                "`mlctl apply --allow-destroy`, or `mlctl destroy` to delete everything.",
+            )
+        )
 
 
 def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: ResourceState | None):
@@ -64,7 +69,7 @@ def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: Resour
         if method is None:
             raise DriverError(f"the {new.name} runtime cannot {order.value} a {change.kind.value}")
         return method(change.resource, prior, contexts(new))
-    if order is Order.RECREATE:       # the old one goes first, keeping identity (an endpoint's port and keys)
+    if order is Order.RECREATE:  # the old one goes first, keeping identity (an endpoint's port and keys)
         old.driver(change.kind).delete(change.address, prior, contexts(old), keep_identity=True)
         return new.driver(change.kind).create(change.resource, prior, contexts(new))
     observed = new.driver(change.kind).create(change.resource, prior, contexts(new))
@@ -73,8 +78,16 @@ def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: Resour
     return observed
 
 
-def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None, *,
-          allow_destroy: bool = False, timeout: float = 600.0):
+def apply(
+    plan,
+    project,
+    state,
+    runtimes: Runtimes,
+    hooks: H.Hooks | None = None,
+    *,
+    allow_destroy: bool = False,
+    timeout: float = 600.0,
+):
     """Make the runtimes match `plan`, starting from `state` (read under the caller's lock);
     returns the final State. Raises ApplyFailed (state records the failure) or MlctlError."""
     hooks = hooks or H.Hooks()
@@ -96,8 +109,13 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
             continue
         address = str(change.address)
         prior = state.resources.get(change.address)
-        state.pending = {"address": address, "action": change.action.value, "order": order.value,
-                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
+        state.pending = {
+            "address": address,
+            "action": change.action.value,
+            "order": order.value,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "pid": os.getpid(),
+        }
         state = write_state(path, state)
         hooks.fire(H.INTENT_WRITTEN, address=address, action=change.action.value, reason=_reason(change))
         try:
@@ -108,23 +126,26 @@ def apply(plan, project, state, runtimes: Runtimes, hooks: H.Hooks | None = None
             tail = getattr(e, "log_tail", "")
             if change.resource is not None:
                 state.resources[change.address] = ResourceState.from_resource(
-                    change.resource, status=Status.FAILED, runtime=prior.runtime if prior else runtimes.main.name,
-                    observed=prior.observed if prior else None)
+                    change.resource,
+                    status=Status.FAILED,
+                    runtime=prior.runtime if prior else runtimes.main.name,
+                    observed=prior.observed if prior else None,
+                )
             state.pending = None
             state = write_state(path, state)
-            hooks.fire(H.CHANGE_FAILED, address=address, action=change.action.value, summary=summary,
-                       log_tail=tail)
+            hooks.fire(H.CHANGE_FAILED, address=address, action=change.action.value, summary=summary, log_tail=tail)
             raise ApplyFailed(address, summary, detail, tail) from None
         hooks.fire(H.CHANGE_DONE, address=address, action=change.action.value)
         if change.action is Action.DELETE:
             state.resources.pop(change.address, None)
         else:
-            state.resources[change.address] = ResourceState.from_resource(change.resource, runtime=runtimes.main.name,
-                                                                   observed=observed)
+            state.resources[change.address] = ResourceState.from_resource(
+                change.resource, runtime=runtimes.main.name, observed=observed
+            )
         state.pending = None
         state = write_state(path, state)
         hooks.fire(H.RESULT_WRITTEN, address=address, action=change.action.value)
-    if state.pending:            # an interrupted apply's intent with nothing left to do
+    if state.pending:  # an interrupted apply's intent with nothing left to do
         state.pending = None
         state = write_state(path, state)
     hooks.fire(H.APPLY_FINISHED)

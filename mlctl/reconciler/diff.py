@@ -63,8 +63,9 @@ def without(attributes: Mapping[str, Any], exclude: Collection[str]) -> dict:
     return {k: v for k, v in attributes.items() if k not in exclude}
 
 
-def diff_attributes(before: Mapping[str, Any], after: Mapping[str, Any],
-                    exclude: Collection[str] = ()) -> tuple[DiffItem, ...]:
+def diff_attributes(
+    before: Mapping[str, Any], after: Mapping[str, Any], exclude: Collection[str] = ()
+) -> tuple[DiffItem, ...]:
     """Pure: what changed from `before` to `after`, ignoring the top-level keys in `exclude`
     (path-like attributes: a checkout elsewhere is not a change). Sorted by path.
 

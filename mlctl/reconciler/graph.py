@@ -100,11 +100,13 @@ def find_cycles(deps: Deps) -> list[Diagnostic]:
     g = nx.DiGraph(deps.edges)
     out = []
     for cycle in sorted(_rotated(c) for c in nx.simple_cycles(g)):
-        out.append(Diagnostic(
-            f"dependency cycle: {' -> '.join(str(a) for a in cycle + [cycle[0]])}",
-            "a resource cannot depend on itself through others; remove one of these references.",
-            address=str(cycle[0]),
-        ))
+        out.append(
+            Diagnostic(
+                f"dependency cycle: {' -> '.join(str(a) for a in cycle + [cycle[0]])}",
+                "a resource cannot depend on itself through others; remove one of these references.",
+                address=str(cycle[0]),
+            )
+        )
     return out
 
 

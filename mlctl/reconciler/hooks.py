@@ -13,11 +13,11 @@ import signal
 from collections.abc import Callable
 
 # The points, in the order one change passes them.
-APPLY_STARTED = "apply_started"            # the lock is held, nothing changed yet
-INTENT_WRITTEN = "intent_written"          # state holds the pending intent of one change
-CHANGE_DONE = "change_done"                # the runtime did the change; its result is not yet in state
-RESULT_WRITTEN = "result_written"          # state holds the result; the intent is cleared
-CHANGE_FAILED = "change_failed"            # the change failed and the failure is recorded
+APPLY_STARTED = "apply_started"  # the lock is held, nothing changed yet
+INTENT_WRITTEN = "intent_written"  # state holds the pending intent of one change
+CHANGE_DONE = "change_done"  # the runtime did the change; its result is not yet in state
+RESULT_WRITTEN = "result_written"  # state holds the result; the intent is cleared
+CHANGE_FAILED = "change_failed"  # the change failed and the failure is recorded
 APPLY_FINISHED = "apply_finished"
 POINTS = (APPLY_STARTED, INTENT_WRITTEN, CHANGE_DONE, RESULT_WRITTEN, CHANGE_FAILED, APPLY_FINISHED)
 

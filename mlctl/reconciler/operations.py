@@ -66,8 +66,16 @@ def _errors_raised(result) -> None:
         raise MlctlError(*errors)
 
 
-def make_plan(project, *, refresh_first: bool = True, destroy: bool = False, replace=(), lock_timeout: float = 0,
-              operation: str = "plan", refresh_only: bool = False):
+def make_plan(
+    project,
+    *,
+    refresh_first: bool = True,
+    destroy: bool = False,
+    replace=(),
+    lock_timeout: float = 0,
+    operation: str = "plan",
+    refresh_only: bool = False,
+):
     """Load the config, read the state under its lock, run the preflight and refresh, plan.
     Returns (config, state, plan). Raises MlctlError for bad input, a held lock, or a plan with errors."""
     config = load_valid_config(project)
@@ -89,9 +97,17 @@ def make_plan(project, *, refresh_first: bool = True, destroy: bool = False, rep
     return config, state, result
 
 
-def apply_project(project, *, planfile=None, destroy: bool = False, allow_destroy: bool = False,
-                  lock_timeout: float = 0.0, hooks: Hooks | None = None,
-                  show: Callable = lambda plan, config: None, approve: Callable = lambda plan: None):
+def apply_project(
+    project,
+    *,
+    planfile=None,
+    destroy: bool = False,
+    allow_destroy: bool = False,
+    lock_timeout: float = 0.0,
+    hooks: Hooks | None = None,
+    show: Callable = lambda plan, config: None,
+    approve: Callable = lambda plan: None,
+):
     """Plan (or load the saved `planfile`, relative to the project) and carry it out under the state
     lock. `show(plan, config)` is called once the plan is made, `approve(plan)` before the first change of a
     plan that has changes and is allowed; either may raise to stop (nothing changed then).
@@ -105,9 +121,13 @@ def apply_project(project, *, planfile=None, destroy: bool = False, allow_destro
         if planfile:
             from mlctl.reconciler.planfile import load_plan
 
-            path = project.root / planfile          # relative to the project (-C DIR), as `plan --out`
-            result = load_plan(path if path.exists() or not os.path.exists(planfile) else planfile, state, config,
-                               runtime=runtimes.main.name)
+            path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
+            result = load_plan(
+                path if path.exists() or not os.path.exists(planfile) else planfile,
+                state,
+                config,
+                runtime=runtimes.main.name,
+            )
         else:
             observed = refresh(project, state, runtimes)
             result = plan(config, state, observed, destroy=destroy, runtime=runtimes.main.name)

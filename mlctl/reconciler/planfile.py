@@ -68,18 +68,28 @@ def save_plan(plan: Plan, path: str | os.PathLike, root: str | None = None) -> N
     try:
         _write_private(path, data)
     except OSError as e:
-        raise MlctlError(Diagnostic(f"cannot write the plan to {path}: {e.strerror or e}",
-                                    "Name a file in a folder that exists and is writable (--out FILE).",
-                                    file=str(path), field="--out")) from None
+        raise MlctlError(
+            Diagnostic(
+                f"cannot write the plan to {path}: {e.strerror or e}",
+                "Name a file in a folder that exists and is writable (--out FILE).",
+                file=str(path),
+                field="--out",
+            )
+        ) from None
 
 
 def _write_private(path: Path, data: bytes) -> None:
     """Replace `path` with `data`, mode 0600 (`write_atomic`: a temp file renamed over it); MlctlError
     if `path` is a symbolic link: refused rather than replaced, so the user learns what was there."""
     if path.is_symlink():
-        raise MlctlError(Diagnostic(
-            f"{path} is a symbolic link; mlctl does not write a plan through one",
-            "Name a regular file (--out FILE), or remove the link.", file=str(path), field="--out"))
+        raise MlctlError(
+            Diagnostic(
+                f"{path} is a symbolic link; mlctl does not write a plan through one",
+                "Name a regular file (--out FILE), or remove the link.",
+                file=str(path),
+                field="--out",
+            )
+        )
     write_atomic(path, data, mode=0o600)
 
 
@@ -99,8 +109,9 @@ def _read(path: Path) -> dict:
         raise _refuse(path, f"cannot read the saved plan: it is not complete JSON ({e})") from None
     fmt = doc.get("format_version") if isinstance(doc, dict) else None
     if fmt != FORMAT:
-        raise _refuse(path, _not_ours(fmt, doc), f"This mlctl ({__version__}) reads and writes {FORMAT} only. "
-                      + REMAKE)
+        raise _refuse(
+            path, _not_ours(fmt, doc), f"This mlctl ({__version__}) reads and writes {FORMAT} only. " + REMAKE
+        )
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
@@ -117,7 +128,7 @@ def _not_ours(fmt, doc) -> str:
     if isinstance(fmt, str) and fmt.startswith("mlctl.planfile/"):
         by = doc.get("mlctl_version")
         return f"the saved plan has format {fmt}" + (f" (written by mlctl {by})" if isinstance(by, str) else "")
-    if isinstance(fmt, str) and fmt.startswith("mlctl.plan/"):    # render_json's FORMAT, any version
+    if isinstance(fmt, str) and fmt.startswith("mlctl.plan/"):  # render_json's FORMAT, any version
         return "this is the `mlctl plan --json` view, not a saved plan"
     return "not a saved mlctl plan" + (f" (format_version {fmt!r})" if fmt is not None else "")
 
@@ -158,12 +169,22 @@ def _changes(path: Path, entries: list[dict], recorded: dict, want: dict) -> lis
                 raise Mismatch("the plan has two changes for it")
             seen.add(address)
             action = read_action(entry)
-            rec = Recorded(action, recorded.get(address), want.get(address) if action is not Action.DELETE else None,
-                           exclude.get(address.kind.value, ()))
+            rec = Recorded(
+                action,
+                recorded.get(address),
+                want.get(address) if action is not Action.DELETE else None,
+                exclude.get(address.kind.value, ()),
+            )
             changes.append(read_change(entry, rec))
         except Mismatch as e:
-            raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state at {a}: {e}",
-                                        REMAKE, file=str(path), address=a)) from None
+            raise MlctlError(
+                Diagnostic(
+                    f"the saved plan does not match the configuration or state at {a}: {e}",
+                    REMAKE,
+                    file=str(path),
+                    address=a,
+                )
+            ) from None
         except ValueError as e:  # an action, reason or address this mlctl does not know
             raise _refuse(path, f"the saved plan is malformed at {a}: {e}") from None
     return changes
@@ -182,23 +203,40 @@ def load_plan(path: str | os.PathLike, state, config, root: str | None = None, *
     if root is None:  # the folder it was made in (pass the project root to apply from another checkout)
         root = doc["binding"]["root"]
     refresh_only = doc["refresh_only"]
-    inputs = {} if refresh_only else dict(config.inputs)    # a drift plan is bound to the state alone
+    inputs = {} if refresh_only else dict(config.inputs)  # a drift plan is bound to the state alone
     stale = moved(doc["binding"], state, inputs, root, runtime)
     if stale:
         first, *rest = stale
         raise MlctlError(
-            Diagnostic(f"the saved plan is stale: {first}",
-                       "make a new plan (`mlctl plan --out FILE`) and review it.", file=str(path)),
-            *(Diagnostic(f"the saved plan is stale: {m}", file=str(path)) for m in rest))
+            Diagnostic(
+                f"the saved plan is stale: {first}",
+                "make a new plan (`mlctl plan --out FILE`) and review it.",
+                file=str(path),
+            ),
+            *(Diagnostic(f"the saved plan is stale: {m}", file=str(path)) for m in rest),
+        )
     recorded = state.resources
     want = {r.address: r for r in (applied_resources(state) if refresh_only else config.resources)}
     changes = _changes(path, doc["changes"], recorded, want)
     missing = (set(recorded) if doc["destroy"] else set(want) | set(recorded)) - {c.address for c in changes}
     if missing:
-        raise MlctlError(Diagnostic(f"the saved plan does not match the configuration or state: it has no change "
-                                    f"for {', '.join(sorted(str(a) for a in missing))}", REMAKE, file=str(path)))
+        raise MlctlError(
+            Diagnostic(
+                f"the saved plan does not match the configuration or state: it has no change "
+                f"for {', '.join(sorted(str(a) for a in missing))}",
+                REMAKE,
+                file=str(path),
+            )
+        )
     if refresh_only:
         return Plan(tuple(changes), state.lineage, state.serial, refresh_only=True)
-    return Plan(tuple(changes), state.lineage, state.serial, dict(config.inputs), doc["destroy"],
-                tuple(d for d in config.diagnostics if d.severity != "error"),
-                ignored_fields(config, want, doc["destroy"]), runtime=doc["binding"]["runtime"])
+    return Plan(
+        tuple(changes),
+        state.lineage,
+        state.serial,
+        dict(config.inputs),
+        doc["destroy"],
+        tuple(d for d in config.diagnostics if d.severity != "error"),
+        ignored_fields(config, want, doc["destroy"]),
+        runtime=doc["binding"]["runtime"],
+    )

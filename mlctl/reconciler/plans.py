@@ -28,7 +28,7 @@ class Change:
 
     address: Address
     action: Action
-    reason: Reason | None          # None for no-op
+    reason: Reason | None  # None for no-op
     before: dict | None
     after: dict | None
     after_unknown: tuple[str, ...] = ()
@@ -48,15 +48,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    changes: tuple[Change, ...]    # in apply order: forwards by wave, then deletes backwards
+    changes: tuple[Change, ...]  # in apply order: forwards by wave, then deletes backwards
     lineage: str
     serial: int
     inputs: Mapping[str, str] = field(default_factory=dict)
     destroy: bool = False
     diagnostics: tuple[Diagnostic, ...] = ()
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    refresh_only: bool = False     # drift only: what differs from what was applied (config not compared)
-    runtime: str | None = None     # the runtime this plan moves resources to (None: each keeps its own)
+    refresh_only: bool = False  # drift only: what differs from what was applied (config not compared)
+    runtime: str | None = None  # the runtime this plan moves resources to (None: each keeps its own)
 
     def has_changes(self) -> bool:
         return any(c.action is not Action.NOOP for c in self.changes)
@@ -124,12 +124,21 @@ def _requested(replace: Collection[str], desired: Mapping[Address, Resource]) ->
             diags.append(Diagnostic(f"--replace {text}: {e}", field="--replace"))
             continue
         if a not in desired:
-            diags.append(Diagnostic(f"--replace {a}: no such resource in the configuration",
-                                    "name a resource the configuration declares (see `mlctl state list`).",
-                                    field="--replace"))
+            diags.append(
+                Diagnostic(
+                    f"--replace {a}: no such resource in the configuration",
+                    "name a resource the configuration declares (see `mlctl state list`).",
+                    field="--replace",
+                )
+            )
         elif desired[a].kind is Kind.TRAFFIC:
-            diags.append(Diagnostic(f"--replace {a}: traffic is always updated in place, never replaced",
-                                    "replace a deployment or the endpoint instead.", field="--replace"))
+            diags.append(
+                Diagnostic(
+                    f"--replace {a}: traffic is always updated in place, never replaced",
+                    "replace a deployment or the endpoint instead.",
+                    field="--replace",
+                )
+            )
         else:
             ok.add(a)
     return ok, diags
@@ -147,19 +156,22 @@ def _immutable(r: Resource, prior) -> Diagnostic | None:
         f"{r.kind.value} {name}:{version} is already registered with other content",
         "registered versions are immutable: bump `version` (e.g. to a new number) or leave `version` "
         "out so mlctl derives it from the content.",
-        file=src.file if src else None, line=src.line_of("version") if src else None, field="version",
+        file=src.file if src else None,
+        line=src.line_of("version") if src else None,
+        field="version",
         address=str(r.address),
     )
 
 
-def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action | None, exclude,
-            moved: bool = False) -> tuple:
+def _decide(
+    r: Resource, p, obs, gone: bool, requested: bool, upstream: Action | None, exclude, moved: bool = False
+) -> tuple:
     """(action, reason, diff) for a resource that is both desired and recorded; `moved`: the project's
     runtime is another than the one that made it."""
     kind = r.kind
     diff = diff_attributes(p.attributes, r.attributes, exclude)
     cands = []
-    if gone:       # a failed create that never ran is retried, not drift
+    if gone:  # a failed create that never ran is retried, not drift
         never_ran = p.status == Status.FAILED and not p.observed
         cands.append((Action.CREATE, Reason.FAILED_EARLIER if never_ran else Reason.DRIFT))
     own_replace = rules.replace_action(kind, diff)
@@ -168,7 +180,9 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
         if upstream and rules.follows_upstream(kind, diff):
             cands.append((act, Reason.UPSTREAM_REPLACED))
         else:
-            cands.append((act, Reason.ARTIFACT_CHANGED if rules.is_artifact_change(kind, diff) else Reason.CONFIG_CHANGED))
+            cands.append(
+                (act, Reason.ARTIFACT_CHANGED if rules.is_artifact_change(kind, diff) else Reason.CONFIG_CHANGED)
+            )
     elif dict(p.files) != dict(r.files):
         cands.append((own_replace, Reason.ARTIFACT_CHANGED))
     after_upstream = rules.after_upstream(kind, upstream, own_replace) if upstream else None
@@ -181,7 +195,7 @@ def _decide(r: Resource, p, obs, gone: bool, requested: bool, upstream: Action |
     if requested:
         cands.append((own_replace, Reason.REQUESTED))
     drift_cands, drift_items = _drift(kind, None if gone else obs, p.attributes)
-    if p.status == Status.FAILED:   # the runtime still runs what preceded the failed change: expected, not drift
+    if p.status == Status.FAILED:  # the runtime still runs what preceded the failed change: expected, not drift
         drift_cands = [c for c in drift_cands if c[0].rank > own_replace.rank]
     cands += drift_cands
     if not cands:
@@ -203,8 +217,10 @@ class _Applied:
 
 def applied_resources(state) -> tuple[Resource, ...]:
     """Pure: what `state` records as applied, as desired resources (what a refresh-only plan restores)."""
-    return tuple(Resource(a, rs.attributes, rs.digest, tuple(rs.depends_on), rs.files)
-                 for a, rs in sorted(state.resources.items()))
+    return tuple(
+        Resource(a, rs.attributes, rs.digest, tuple(rs.depends_on), rs.files)
+        for a, rs in sorted(state.resources.items())
+    )
 
 
 def ignored_fields(desired, want: Mapping[Address, Resource], destroy: bool) -> dict[str, tuple[str, ...]]:
@@ -219,12 +235,21 @@ def drift_plan(prior, observed: Mapping[Address, Any]) -> Plan:
     """Pure: only what the runtime reports differently from what was applied (`plan --refresh-only`):
     the recorded resources planned against themselves, failed status set aside."""
     applied = _Applied(applied_resources(prior))
-    ready = replace_fields(prior, resources={a: replace_fields(rs, status=Status.READY) for a, rs in prior.resources.items()})
+    ready = replace_fields(
+        prior, resources={a: replace_fields(rs, status=Status.READY) for a, rs in prior.resources.items()}
+    )
     return replace_fields(plan(applied, ready, observed), refresh_only=True)
 
 
-def plan(desired, prior, observed: Mapping[Address, Any] | None = None, *,
-         destroy: bool = False, replace: Collection[str] = (), runtime: str | None = None) -> Plan:
+def plan(
+    desired,
+    prior,
+    observed: Mapping[Address, Any] | None = None,
+    *,
+    destroy: bool = False,
+    replace: Collection[str] = (),
+    runtime: str | None = None,
+) -> Plan:
     """Pure: the changes that take `prior` (as `observed` reports it) to `desired` (a loaded Config).
 
     `observed` None means no refresh: the prior state's recorded `observed` stands in.
@@ -240,10 +265,15 @@ def plan(desired, prior, observed: Mapping[Address, Any] | None = None, *,
     diags += bad
     if prior.pending:
         pend = prior.pending
-        diags.append(Diagnostic(
-            f"an earlier apply was interrupted during {pend.get('action', '?')} of {pend.get('address', '?')} "
-            f"(started {pend.get('started_at', '?')})", "this plan starts from what was recorded before it.",
-            severity="warning", address=pend.get("address")))
+        diags.append(
+            Diagnostic(
+                f"an earlier apply was interrupted during {pend.get('action', '?')} of {pend.get('address', '?')} "
+                f"(started {pend.get('started_at', '?')})",
+                "this plan starts from what was recorded before it.",
+                severity="warning",
+                address=pend.get("address"),
+            )
+        )
     exclude = path_attributes()
     changes: list[Change] = []
     decided: dict[Address, Action] = {}
@@ -253,29 +283,48 @@ def plan(desired, prior, observed: Mapping[Address, Any] | None = None, *,
             unknown = rules.unknown_after_apply(r.kind, r.attributes)
             if p is None:
                 decided[a] = Action.CREATE
-                changes.append(Change(r.address, Action.CREATE, Reason.NEW, None, dict(r.attributes),
-                                      unknown, resource=r))
+                changes.append(
+                    Change(r.address, Action.CREATE, Reason.NEW, None, dict(r.attributes), unknown, resource=r)
+                )
                 continue
             obs = p.observed if observed is None else observed.get(a, p.observed)
             gone = observed is not None and a in observed and observed[a] is None
             up = [decided.get(d) for d in r.depends_on]
             upstream = Action.RECREATE if Action.RECREATE in up else Action.REPLACE if Action.REPLACE in up else None
             moved = runtime is not None and rules.RULES[r.kind].runtime_bound and p.runtime != runtime
-            action, reason, diff = _decide(r, p, obs, gone, a in requested, upstream,
-                                           exclude.get(r.kind.value, ()), moved)
+            action, reason, diff = _decide(
+                r, p, obs, gone, a in requested, upstream, exclude.get(r.kind.value, ()), moved
+            )
             # what was there is gone and is created again: its dependents start again too
             decided[a] = Action.RECREATE if action is Action.CREATE else action
             immutable = _immutable(r, p) if action is not Action.NOOP else None
             if immutable:
                 diags.append(immutable)
-            changes.append(Change(
-                r.address, action, reason, None if action is Action.CREATE else dict(p.attributes),
-                dict(r.attributes), unknown if action in (Action.CREATE, Action.RECREATE, Action.REPLACE) else (),
-                diff, changed_files(p.files, r.files), r))
+            changes.append(
+                Change(
+                    r.address,
+                    action,
+                    reason,
+                    None if action is Action.CREATE else dict(p.attributes),
+                    dict(r.attributes),
+                    unknown if action in (Action.CREATE, Action.RECREATE, Action.REPLACE) else (),
+                    diff,
+                    changed_files(p.files, r.files),
+                    r,
+                )
+            )
     gone_reason = Reason.DESTROY if destroy else Reason.NOT_IN_CONFIG
     doomed = [a for a in have if destroy or a not in want]
     for a in reversed(order(graph, doomed)):
         p = have[a]
         changes.append(Change(a, Action.DELETE, gone_reason, dict(p.attributes), None))
-    return Plan(tuple(changes), prior.lineage, prior.serial, dict(desired.inputs), destroy, tuple(diags),
-                ignored_fields(desired, want, destroy), runtime=runtime)
+    return Plan(
+        tuple(changes),
+        prior.lineage,
+        prior.serial,
+        dict(desired.inputs),
+        destroy,
+        tuple(diags),
+        ignored_fields(desired, want, destroy),
+        runtime=runtime,
+    )

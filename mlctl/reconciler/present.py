@@ -17,7 +17,7 @@ from mlctl.reconciler.plans import Action, Change, Plan, Reason
 
 SENSITIVE = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN(ECTION)?_?STR|SAS|PRIVATE", re.I)
 
-LEGEND = tuple(a for a in Action if a.legend)   # the actions a plan's symbol legend may list
+LEGEND = tuple(a for a in Action if a.legend)  # the actions a plan's symbol legend may list
 
 
 def symbol(action: Action) -> str:
@@ -30,8 +30,10 @@ def summary_line(plan: Plan) -> str:
         n = sum(c.action is not Action.NOOP for c in plan.changes)
         if not n:
             return "No drift. The runtime matches what was applied."
-        return (f"Drift: {n} resource{'s' if n != 1 else ''} changed outside of mlctl; "
-                "`mlctl apply` restores what was applied.")
+        return (
+            f"Drift: {n} resource{'s' if n != 1 else ''} changed outside of mlctl; "
+            "`mlctl apply` restores what was applied."
+        )
     if not plan.has_changes():
         return "No changes. The runtime matches the configuration."
     n = plan.summary()
@@ -44,9 +46,11 @@ def runtime_move_line(plan: Plan) -> str | None:
     if not moved:
         return None
     names = ", ".join(str(c.address) for c in moved)
-    return (f"this plan moves {len(moved)} endpoint{'s' if len(moved) > 1 else ''} to the {plan.runtime} runtime: "
-            f"{names} (recreated on the same port with the same keys; their instances stop and start again "
-            "there). apply does it only with --allow-destroy.")
+    return (
+        f"this plan moves {len(moved)} endpoint{'s' if len(moved) > 1 else ''} to the {plan.runtime} runtime: "
+        f"{names} (recreated on the same port with the same keys; their instances stop and start again "
+        "there). apply does it only with --allow-destroy."
+    )
 
 
 def failure_line(errors: int) -> str:
@@ -56,8 +60,11 @@ def failure_line(errors: int) -> str:
 
 def upstream_of(plan: Plan, change: Change) -> list[str]:
     """The replaced dependencies that make `change` an upstream replacement."""
-    replaced = {str(c.address) for c in plan.changes if c.action.replaces or
-                (c.action is Action.CREATE and c.reason is Reason.DRIFT)}
+    replaced = {
+        str(c.address)
+        for c in plan.changes
+        if c.action.replaces or (c.action is Action.CREATE and c.reason is Reason.DRIFT)
+    }
     deps = change.resource.depends_on if change.resource else ()
     return sorted(str(d) for d in deps if str(d) in replaced)
 
@@ -91,7 +98,7 @@ def relative(value: Any, root: str | None) -> Any:
         if value == root:
             return "."
         if value.startswith(root + os.sep):
-            return value[len(root) + 1:]
+            return value[len(root) + 1 :]
         return value
     if isinstance(value, dict):
         return {k: relative(v, root) for k, v in value.items()}
@@ -123,7 +130,7 @@ def masked_item(item: tuple) -> tuple:
     op, path, old, new = item
     if path == "environment_variables":
         return op, path, masked_env(masked_value(old)), masked_env(masked_value(new))
-    if path.startswith("environment_variables") and SENSITIVE.search(path[len("environment_variables"):]):
+    if path.startswith("environment_variables") and SENSITIVE.search(path[len("environment_variables") :]):
         return op, path, None if old is None else MASK, None if new is None else MASK
     return op, path, masked_value(old), masked_value(new)
 

@@ -23,7 +23,11 @@ def refresh(project, state, runtimes: Runtimes) -> dict:
         try:
             observed[address] = runtime.driver(address.kind).read(address, rs, ctx)
         except DriverError as e:
-            raise MlctlError(Diagnostic(f"refresh could not read {address}: {e.summary}",
-                                        e.detail or "Check the runtime, or plan with --refresh=false.",
-                                        address=str(address))) from None
+            raise MlctlError(
+                Diagnostic(
+                    f"refresh could not read {address}: {e.summary}",
+                    e.detail or "Check the runtime, or plan with --refresh=false.",
+                    address=str(address),
+                )
+            ) from None
     return observed

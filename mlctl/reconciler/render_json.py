@@ -22,16 +22,25 @@ def _change(plan: Plan, c: Change, root: str | None) -> dict:
         "before": present.relative(present.masked(c.before), root),
         "after": present.relative(present.masked(c.after), root),
         "after_unknown": {k: True for k in c.after_unknown},
-        "diff": [{"op": op, "path": p, "old": present.relative(o, root), "new": present.relative(n, root)}
-                 for op, p, o, n in map(present.masked_item, c.diff)],
+        "diff": [
+            {"op": op, "path": p, "old": present.relative(o, root), "new": present.relative(n, root)}
+            for op, p, o, n in map(present.masked_item, c.diff)
+        ],
         "changed_files": {k: list(c.changed_files.get(k, ())) for k in ("added", "changed", "removed")},
         "ignored": list(plan.ignored.get(str(c.address), ())),
     }
 
 
 def _diagnostic(d, root: str | None) -> dict:
-    return {"severity": d.severity, "summary": d.summary, "detail": d.detail or None,
-            "file": present.relative(d.file, root), "line": d.line, "field": d.field, "address": d.address}
+    return {
+        "severity": d.severity,
+        "summary": d.summary,
+        "detail": d.detail or None,
+        "file": present.relative(d.file, root),
+        "line": d.line,
+        "field": d.field,
+        "address": d.address,
+    }
 
 
 def plan_document(plan: Plan, root: str | None = None) -> dict:

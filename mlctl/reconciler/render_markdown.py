@@ -21,8 +21,10 @@ def _code(s: str) -> str:
 
 
 def _block(plan: Plan, c: Change, root: str | None) -> str:
-    head = (f"<details><summary>{_code(c.action.value)} <b>{html.escape(str(c.address))}</b> "
-            f"{html.escape(c.action.headline)} ({html.escape(present.reason_text(plan, c))})</summary>\n\n")
+    head = (
+        f"<details><summary>{_code(c.action.value)} <b>{html.escape(str(c.address))}</b> "
+        f"{html.escape(c.action.headline)} ({html.escape(present.reason_text(plan, c))})</summary>\n\n"
+    )
     lines = []
     if c.action is Action.CREATE:
         after = present.masked(c.after) or {}
@@ -50,14 +52,26 @@ def _header(plan: Plan, compact: bool) -> str:
     out = [title, "", f"**{present.summary_line(plan)}**", ""]
     if plan.destroy:
         out += ["**This is a destroy plan: everything recorded in the state is deleted.**", ""]
-    out += ["| add | change | replace | destroy | unchanged |", "|---:|---:|---:|---:|---:|",
-            f"| {n['add']} | {n['change']} | {n['replace']} | {n['destroy']} | {n['unchanged']} |", ""]
+    out += [
+        "| add | change | replace | destroy | unchanged |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {n['add']} | {n['change']} | {n['replace']} | {n['destroy']} | {n['unchanged']} |",
+        "",
+    ]
     gone = plan.endpoint_deletions()
     if gone:
-        how = ("this plan was made with `--destroy`" if plan.destroy else
-               "apply deletes an endpoint only with `--allow-destroy` or from a plan made with `--destroy`")
-        out += ["> [!WARNING]", f"> **Deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}:** "
-                + ", ".join(f"`{c.address}`" for c in gone) + f". {how.capitalize()}.", ""]
+        how = (
+            "this plan was made with `--destroy`"
+            if plan.destroy
+            else "apply deletes an endpoint only with `--allow-destroy` or from a plan made with `--destroy`"
+        )
+        out += [
+            "> [!WARNING]",
+            f"> **Deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}:** "
+            + ", ".join(f"`{c.address}`" for c in gone)
+            + f". {how.capitalize()}.",
+            "",
+        ]
     moving = present.runtime_move_line(plan)
     if moving:
         out += ["> [!WARNING]", f"> **Moves endpoints:** {html.escape(moving)}", ""]
@@ -71,9 +85,16 @@ def _header(plan: Plan, compact: bool) -> str:
             if deletions:
                 out.append("Deleted: " + ", ".join(f"`{c.address}`" for c in deletions))
         else:
-            out += [f"- `{c.action.value}` **{c.address}**: {present.weights(c)}" for c in shifts if c.action is not Action.DELETE]
-            out += [f"- `-` **{c.address}** ({present.reason_text(plan, c)})"
-                    + (f": {present.weights(c)}" if c in shifts else "") for c in deletions]
+            out += [
+                f"- `{c.action.value}` **{c.address}**: {present.weights(c)}"
+                for c in shifts
+                if c.action is not Action.DELETE
+            ]
+            out += [
+                f"- `-` **{c.address}** ({present.reason_text(plan, c)})"
+                + (f": {present.weights(c)}" if c in shifts else "")
+                for c in deletions
+            ]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -93,15 +114,20 @@ def render_markdown(plan: Plan, root: str | None = None, limit: int = LIMIT) -> 
         block = _block(plan, c, root) + "\n"
         if used + len(block) > limit - footer_room:
             rest = len(changes) - i
-            out.append(f"**Truncated: {rest} more resource change{'s' if rest != 1 else ''} not shown "
-                       f"(this comment is limited to {limit:,} characters). Every deletion and traffic shift is "
-                       f"listed above. Run `mlctl plan` for the full plan.**\n")
+            out.append(
+                f"**Truncated: {rest} more resource change{'s' if rest != 1 else ''} not shown "
+                f"(this comment is limited to {limit:,} characters). Every deletion and traffic shift is "
+                f"listed above. Run `mlctl plan` for the full plan.**\n"
+            )
             break
         out.append(block)
         used += len(block)
     if plan.ignored:
-        note = "Ignored cloud-only fields: " + "; ".join(
-            f"`{a}`: {', '.join(f)}" for a, f in sorted(plan.ignored.items())) + "\n"
+        note = (
+            "Ignored cloud-only fields: "
+            + "; ".join(f"`{a}`: {', '.join(f)}" for a, f in sorted(plan.ignored.items()))
+            + "\n"
+        )
         if used + len(note) > limit - 200:
             note = f"Ignored cloud-only fields on {len(plan.ignored)} resources: run `mlctl plan` to list them.\n"
         out.append("\n" + note)
@@ -115,9 +141,10 @@ def render_markdown_failure(diagnostics, root: str | None = None) -> str:
     out = ["### mlctl plan", "", f"**{present.failure_line(len(errors))}**", ""]
     for d in diagnostics:
         where = replace(d, file=present.relative(d.file, root)).location()
-        out.append(f"- **{d.severity.capitalize()}:** {html.escape(d.summary)}"
-                   + (f" ({_code(where)})" if where else ""))
+        out.append(
+            f"- **{d.severity.capitalize()}:** {html.escape(d.summary)}" + (f" ({_code(where)})" if where else "")
+        )
         if d.detail:
             out.append(f"  {html.escape(d.detail)}")
     text = "\n".join(out) + "\n"
-    return text if len(text) <= LIMIT else text[:LIMIT - 200].rsplit("\n- ", 1)[0] + "\n\n**Truncated.**\n"
+    return text if len(text) <= LIMIT else text[: LIMIT - 200].rsplit("\n- ", 1)[0] + "\n\n**Truncated.**\n"

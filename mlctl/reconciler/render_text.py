@@ -8,8 +8,14 @@ from rich.text import Text
 from mlctl.reconciler import present
 from mlctl.reconciler.plans import Action, Change, Plan
 
-STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta",
-         Action.RECREATE: "red", Action.DELETE: "red", Action.NOOP: "dim"}
+STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.RECREATE: "red",
+    Action.DELETE: "red",
+    Action.NOOP: "dim",
+}
 MARK = {"+": "green", "-": "red", "~": "yellow"}
 
 
@@ -55,7 +61,11 @@ def _endpoint_warning(out: Text, plan: Plan) -> None:
     if not gone:
         return
     names = ", ".join(str(c.address) for c in gone)
-    _line(out, ("Warning: ", "bold red"), (f"this plan deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}: {names}", "bold"))
+    _line(
+        out,
+        ("Warning: ", "bold red"),
+        (f"this plan deletes {len(gone)} endpoint{'s' if len(gone) > 1 else ''}: {names}", "bold"),
+    )
     for c in gone:
         _line(out, (f"  - {c.address} ({present.reason_text(plan, c)})", "red"))
     if plan.destroy:
@@ -81,8 +91,14 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
     if changes:
         used = [a for a in present.LEGEND if any(c.action is a for c in changes)]
         if plan.refresh_only:
-            _line(out, ("Objects have changed outside of mlctl (refresh-only: configuration changes are not "
-                        "shown). To restore what was applied, mlctl apply would:", None))
+            _line(
+                out,
+                (
+                    "Objects have changed outside of mlctl (refresh-only: configuration changes are not "
+                    "shown). To restore what was applied, mlctl apply would:",
+                    None,
+                ),
+            )
         else:
             _line(out, ("mlctl will perform the following actions. Symbols:", None))
         for a in used:
@@ -96,8 +112,10 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
         _line(out, (f"({unchanged} unchanged resource{'s' if unchanged != 1 else ''} not shown)", "dim"))
         out.append("\n")
     if plan.ignored:
-        _line(out, (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):",
-                    None))
+        _line(
+            out,
+            (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):", None),
+        )
         for a in sorted(plan.ignored):
             _line(out, (f"  {a}: {', '.join(plan.ignored[a])}", "dim"))
         out.append("\n")

@@ -16,41 +16,64 @@ from mlctl.runtime.observed import fields_of
 
 @dataclass(frozen=True)
 class KindRules:
-    in_place: frozenset[str]        # top-level attributes whose change is an update `~`
-    destroy_first: frozenset[str]   # attributes whose change forces destroy-then-create `-/+`
-    replace: Action                 # REPLACE (+/-) or RECREATE (-/+): how any other change replaces
-    artifact: frozenset[str] = frozenset()   # attributes that are content digests (reason: artifact changed)
-    derived: frozenset[str] = frozenset()    # attributes that follow an upstream resource (reason: upstream replaced)
-    unknown: tuple[str, ...] = ()            # values known only after apply ...
-    unknown_if_null: str | None = None       # ... when this attribute is null (no port asked for)
-    immutable_version: str | None = None     # the content digest attribute fixed by NAME:VERSION
-    always_in_place: bool = False           # never replaced (traffic)
-    runtime_bound: bool = True              # made by a runtime: moved when the project's runtime changes
-    scale_field: str | None = None          # the in-place field changed by the `scale` order
+    in_place: frozenset[str]  # top-level attributes whose change is an update `~`
+    destroy_first: frozenset[str]  # attributes whose change forces destroy-then-create `-/+`
+    replace: Action  # REPLACE (+/-) or RECREATE (-/+): how any other change replaces
+    artifact: frozenset[str] = frozenset()  # attributes that are content digests (reason: artifact changed)
+    derived: frozenset[str] = frozenset()  # attributes that follow an upstream resource (reason: upstream replaced)
+    unknown: tuple[str, ...] = ()  # values known only after apply ...
+    unknown_if_null: str | None = None  # ... when this attribute is null (no port asked for)
+    immutable_version: str | None = None  # the content digest attribute fixed by NAME:VERSION
+    always_in_place: bool = False  # never replaced (traffic)
+    runtime_bound: bool = True  # made by a runtime: moved when the project's runtime changes
+    scale_field: str | None = None  # the in-place field changed by the `scale` order
 
 
 META = frozenset({"description", "tags"})
 
 RULES: dict[Kind, KindRules] = {
-    Kind.MODEL: KindRules(META, frozenset(), Action.REPLACE, artifact=frozenset({"content_digest"}),
-                          immutable_version="content_digest", runtime_bound=False),
-    Kind.ENVIRONMENT: KindRules(META, frozenset(), Action.REPLACE, immutable_version="spec_digest",
-                                runtime_bound=False),
-    Kind.IMAGE: KindRules(frozenset(), frozenset(), Action.REPLACE, derived=frozenset({"spec_digest", "python",
-                          "conda_packages", "pip_packages"})),
-    Kind.ENDPOINT: KindRules(META | {"auth_mode"}, frozenset({"port"}), Action.RECREATE,
-                             unknown=("port", "scoring_uri"), unknown_if_null="port"),
-    Kind.DEPLOYMENT: KindRules(META | {"instance_count"}, frozenset(), Action.REPLACE,
-                               artifact=frozenset({"code_digest", "model_digest"}),
-                               derived=frozenset({"model_version", "model_digest", "image_digest"}),
-                               scale_field="instance_count"),
-    Kind.TRAFFIC: KindRules(frozenset({"traffic", "mirror_traffic"}), frozenset(), Action.UPDATE,
-                            always_in_place=True),
+    Kind.MODEL: KindRules(
+        META,
+        frozenset(),
+        Action.REPLACE,
+        artifact=frozenset({"content_digest"}),
+        immutable_version="content_digest",
+        runtime_bound=False,
+    ),
+    Kind.ENVIRONMENT: KindRules(
+        META, frozenset(), Action.REPLACE, immutable_version="spec_digest", runtime_bound=False
+    ),
+    Kind.IMAGE: KindRules(
+        frozenset(),
+        frozenset(),
+        Action.REPLACE,
+        derived=frozenset({"spec_digest", "python", "conda_packages", "pip_packages"}),
+    ),
+    Kind.ENDPOINT: KindRules(
+        META | {"auth_mode"},
+        frozenset({"port"}),
+        Action.RECREATE,
+        unknown=("port", "scoring_uri"),
+        unknown_if_null="port",
+    ),
+    Kind.DEPLOYMENT: KindRules(
+        META | {"instance_count"},
+        frozenset(),
+        Action.REPLACE,
+        artifact=frozenset({"code_digest", "model_digest"}),
+        derived=frozenset({"model_version", "model_digest", "image_digest"}),
+        scale_field="instance_count",
+    ),
+    Kind.TRAFFIC: KindRules(frozenset({"traffic", "mirror_traffic"}), frozenset(), Action.UPDATE, always_in_place=True),
 }
 
 ORDERS: dict[Action, Order | None] = {
-    Action.CREATE: Order.CREATE, Action.UPDATE: Order.UPDATE, Action.REPLACE: Order.ROLL,
-    Action.RECREATE: Order.RECREATE, Action.DELETE: Order.DELETE, Action.NOOP: None,
+    Action.CREATE: Order.CREATE,
+    Action.UPDATE: Order.UPDATE,
+    Action.REPLACE: Order.ROLL,
+    Action.RECREATE: Order.RECREATE,
+    Action.DELETE: Order.DELETE,
+    Action.NOOP: None,
 }
 
 
@@ -117,7 +140,7 @@ class DriftRule:
 
     key: str
     attribute: str | None
-    test: str          # "is_false" | "differs" | "differs_when_set" | "below" | "nonempty"
+    test: str  # "is_false" | "differs" | "differs_when_set" | "below" | "nonempty"
     action: Action
 
     def wanted(self, attributes: dict):
@@ -148,17 +171,21 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
     # a container image built on another base than the one chosen now (mlctl.yaml's docker.base_image
     # changed, the environment's image became available): rebuilt, and its deployments roll
     Kind.IMAGE: (DriftRule("on_chosen_base", None, "is_false", Action.REPLACE),),
-    Kind.ENDPOINT: (DriftRule("alive", None, "is_false", Action.RECREATE),
-                    DriftRule("port", "port", "differs_when_set", Action.RECREATE)),
+    Kind.ENDPOINT: (
+        DriftRule("alive", None, "is_false", Action.RECREATE),
+        DriftRule("port", "port", "differs_when_set", Action.RECREATE),
+    ),
     Kind.DEPLOYMENT: (
         DriftRule("ready_instances", "instance_count", "below", Action.UPDATE),
-        DriftRule("instance_count", "instance_count", "differs", Action.UPDATE),   # scaled outside mlctl
+        DriftRule("instance_count", "instance_count", "differs", Action.UPDATE),  # scaled outside mlctl
         DriftRule("served_model_digest", "model_digest", "differs", Action.REPLACE),
         DriftRule("served_code_digest", "code_digest", "differs", Action.REPLACE),
-        DriftRule("changed_outside", None, "nonempty", Action.REPLACE),          # e.g. `docker update`
+        DriftRule("changed_outside", None, "nonempty", Action.REPLACE),  # e.g. `docker update`
     ),
-    Kind.TRAFFIC: (DriftRule("traffic", "traffic", "differs", Action.UPDATE),
-                   DriftRule("mirror_traffic", "mirror_traffic", "differs", Action.UPDATE)),
+    Kind.TRAFFIC: (
+        DriftRule("traffic", "traffic", "differs", Action.UPDATE),
+        DriftRule("mirror_traffic", "mirror_traffic", "differs", Action.UPDATE),
+    ),
 }
 
 

@@ -49,13 +49,18 @@ class Field:
 
 def _diff_out(c: Change) -> list[dict]:
     """Config items as (op, path); drift items (observations, no secrets) with their values."""
-    return [{"op": op, "path": p, "old": old, "new": new} if op == "drift" else {"op": op, "path": p}
-            for op, p, old, new in c.diff]
+    return [
+        {"op": op, "path": p, "old": old, "new": new} if op == "drift" else {"op": op, "path": p}
+        for op, p, old, new in c.diff
+    ]
 
 
 def _diff_in(items: list[dict], rec: Recorded) -> tuple:
-    computed = diff_attributes(rec.prior.attributes, rec.resource.attributes, rec.exclude) \
-        if rec.prior is not None and rec.resource is not None else ()
+    computed = (
+        diff_attributes(rec.prior.attributes, rec.resource.attributes, rec.exclude)
+        if rec.prior is not None and rec.resource is not None
+        else ()
+    )
     saved = [(i["op"], i["path"]) for i in items if i["op"] != "drift"]
     if saved != [(op, p) for op, p, _, _ in computed]:
         raise Mismatch("its differences from the state are not the ones planned")
@@ -80,29 +85,36 @@ def _resource(digest: str | None, rec: Recorded):
 FIELDS: dict[str, Field] = {
     "address": Field("address", lambda c: str(c.address), lambda v, rec: Address.parse(v)),
     "action": Field("action", lambda c: c.action.value, lambda v, rec: rec.action),
-    "reason": Field("reason", lambda c: c.reason.value if c.reason else None,
-                    lambda v, rec: Reason(v) if v is not None else None),
+    "reason": Field(
+        "reason", lambda c: c.reason.value if c.reason else None, lambda v, rec: Reason(v) if v is not None else None
+    ),
     "before": Field(None, lambda c: None, _before),
     "after": Field(None, lambda c: None, _after),
     "after_unknown": Field("after_unknown", lambda c: list(c.after_unknown), lambda v, rec: tuple(v)),
     "diff": Field("diff", _diff_out, _diff_in),
-    "changed_files": Field("changed_files", lambda c: {k: list(v) for k, v in c.changed_files.items()},
-                           lambda v, rec: {k: tuple(f) for k, f in v.items()}),
-    "resource": Field("digest", lambda c: c.resource.digest if c.resource is not None else None,
-                      lambda v, rec: _resource(v, rec)),
+    "changed_files": Field(
+        "changed_files",
+        lambda c: {k: list(v) for k, v in c.changed_files.items()},
+        lambda v, rec: {k: tuple(f) for k, f in v.items()},
+    ),
+    "resource": Field(
+        "digest", lambda c: c.resource.digest if c.resource is not None else None, lambda v, rec: _resource(v, rec)
+    ),
 }
 
 
 # Derived from the fields, stored so apply can check it would derive the same (another mlctl might not).
 DERIVED: dict[str, Callable[[Change], Any]] = {
-    "order": lambda c: c.order.value if c.order is not None else None,   # the runtime operation planned
+    "order": lambda c: c.order.value if c.order is not None else None,  # the runtime operation planned
 }
 
 
 def write_change(change: Change) -> dict:
     """Pure: the JSON object a plan file stores for `change` (no attribute values)."""
-    return {**{f.key: f.write(change) for f in FIELDS.values() if f.key},
-            **{key: derive(change) for key, derive in DERIVED.items()}}
+    return {
+        **{f.key: f.write(change) for f in FIELDS.values() if f.key},
+        **{key: derive(change) for key, derive in DERIVED.items()},
+    }
 
 
 def read_action(entry: dict) -> Action:

@@ -142,7 +142,7 @@ class Runtime:
 
     name: str = ""
     drivers: Mapping[Kind, Driver] = {}
-    without_environment: str = "mlctl's own interpreter"   # what a deployment without one runs on (`show`)
+    without_environment: str = "mlctl's own interpreter"  # what a deployment without one runs on (`show`)
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         self.settings = dict(settings or {})
@@ -189,8 +189,16 @@ class Runtime:
         "deployments": {NAME: {"state", "ready_instances", "instances": [...]}}}), None when not running."""
         raise self._unsupported("report endpoint status")
 
-    def logs(self, project: Project, endpoint: str, deployment: str | None, *, lines: int,
-             instance: int | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self,
+        project: Project,
+        endpoint: str,
+        deployment: str | None,
+        *,
+        lines: int,
+        instance: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[str]:
         """Instance log lines (the endpoint host's own log without a deployment)."""
         raise self._unsupported("show logs")
 

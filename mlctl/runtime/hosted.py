@@ -53,12 +53,14 @@ class HostedRuntime(Runtime):
             if info is not None:
                 HostClient(info).reload_keys()
         except HostError as e:
-            raise MlctlError(f"the {which} key of {endpoint} was regenerated and saved, but its endpoint "
-                             f"host (pid {info.pid}) did not take it: {e.message}",
-                             detail=f"`mlctl keys {endpoint}` prints the new key; until the host takes it, it "
-                                    f"may still accept the old one. Do not regenerate again: stop the host "
-                                    f"(`kill {info.pid}`; it stops its instances) and run `mlctl apply`, which "
-                                    f"starts it again on the same port with the saved keys.") from None
+            raise MlctlError(
+                f"the {which} key of {endpoint} was regenerated and saved, but its endpoint "
+                f"host (pid {info.pid}) did not take it: {e.message}",
+                detail=f"`mlctl keys {endpoint}` prints the new key; until the host takes it, it "
+                f"may still accept the old one. Do not regenerate again: stop the host "
+                f"(`kill {info.pid}`; it stops its instances) and run `mlctl apply`, which "
+                f"starts it again on the same port with the saved keys.",
+            ) from None
 
     def endpoint_status(self, project, endpoint):
         info = find_host(project.data_dir, endpoint)
@@ -78,11 +80,14 @@ class HostedRuntime(Runtime):
         status = self.endpoint_status(project, endpoint)
         live = (status or {}).get("deployments", {}).get(deployment)
         if live is None:
-            raise MlctlError(f"deployment {deployment!r} of endpoint {endpoint!r} is not running",
-                             detail="`mlctl show` says what runs; `mlctl apply` starts it.")
-        return [InstanceUsage(i.get("index", k), float(i.get("cpu_seconds") or 0.0),
-                              int(i.get("peak_memory_bytes") or 0))
-                for k, i in enumerate(live.get("instances", []))]
+            raise MlctlError(
+                f"deployment {deployment!r} of endpoint {endpoint!r} is not running",
+                detail="`mlctl show` says what runs; `mlctl apply` starts it.",
+            )
+        return [
+            InstanceUsage(i.get("index", k), float(i.get("cpu_seconds") or 0.0), int(i.get("peak_memory_bytes") or 0))
+            for k, i in enumerate(live.get("instances", []))
+        ]
 
     def leftovers(self, project, recorded):
         run = project.data_dir / "run"
@@ -95,7 +100,8 @@ class HostedRuntime(Runtime):
 
     @staticmethod
     def _no_keys(project, endpoint) -> MlctlError:
-        return MlctlError(f"cannot read the keys of endpoint {endpoint!r} "
-                          f"({secrets.secrets_path(project.data_dir, endpoint)})",
-                          detail=f"Recreate the endpoint to get new keys: `mlctl plan --replace endpoint.{endpoint} "
-                                 f"--out new.plan` then `mlctl apply new.plan`.")
+        return MlctlError(
+            f"cannot read the keys of endpoint {endpoint!r} ({secrets.secrets_path(project.data_dir, endpoint)})",
+            detail=f"Recreate the endpoint to get new keys: `mlctl plan --replace endpoint.{endpoint} "
+            f"--out new.plan` then `mlctl apply new.plan`.",
+        )

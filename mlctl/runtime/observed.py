@@ -24,8 +24,11 @@ class Observed:
 
     def to_json(self) -> dict:
         """The JSON object stored in state (fields never reported are left out)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name != "extra" and getattr(self, f.name) is not None}
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "extra" and getattr(self, f.name) is not None
+        }
         return {**self.extra, **out}
 
     @classmethod
@@ -37,22 +40,23 @@ class Observed:
 
     def __bool__(self) -> bool:
         """Did the runtime report anything (an empty value stands for "never observed")?"""
-        return bool(self.extra) or any(getattr(self, f.name) is not None
-                                       for f in dataclasses.fields(self) if f.name != "extra")
+        return bool(self.extra) or any(
+            getattr(self, f.name) is not None for f in dataclasses.fields(self) if f.name != "extra"
+        )
 
 
 @dataclass(frozen=True)
 class ModelObserved(Observed):
     kind: ClassVar[Kind] = Kind.MODEL
-    model_dir: str | None = None          # where the registered version lives for this runtime
-    content_digest: str | None = None     # the digest of what is registered there
+    model_dir: str | None = None  # where the registered version lives for this runtime
+    content_digest: str | None = None  # the digest of what is registered there
 
 
 @dataclass(frozen=True)
 class EnvironmentObserved(Observed):
     kind: ClassVar[Kind] = Kind.ENVIRONMENT
     spec_digest: str | None = None
-    not_used_by_runtime: list[str] | None = None   # fields this runtime does not honour
+    not_used_by_runtime: list[str] | None = None  # fields this runtime does not honour
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class ImageObserved(Observed):
     `tag` on are a container image's (the docker runtime); a virtualenv leaves them unset."""
 
     kind: ClassVar[Kind] = Kind.IMAGE
-    path: str | None = None                # a virtualenv's folder, an image's tag
+    path: str | None = None  # a virtualenv's folder, an image's tag
     python_executable: str | None = None
     python_version: str | None = None
     platform: str | None = None
@@ -69,20 +73,20 @@ class ImageObserved(Observed):
     built_with: str | None = None
     notes: list[str] | None = None
     built_at: float | None = None
-    tag: str | None = None                 # the engine's tag (by content digest)
-    image_id: str | None = None            # the engine's id of the image (sha256:...)
-    content_digest: str | None = None      # the environment's spec digest and the base image's id, hashed
-    base: str | None = None                # the base image it was built on ...
+    tag: str | None = None  # the engine's tag (by content digest)
+    image_id: str | None = None  # the engine's id of the image (sha256:...)
+    content_digest: str | None = None  # the environment's spec digest and the base image's id, hashed
+    base: str | None = None  # the base image it was built on ...
     base_id: str | None = None
-    base_reason: str | None = None         # ... and why that base
-    site: str | None = None                # where its packages are inside (PYTHONPATH)
-    on_chosen_base: bool | None = None     # False: the base chosen now differs (drift: rebuilt on it)
+    base_reason: str | None = None  # ... and why that base
+    site: str | None = None  # where its packages are inside (PYTHONPATH)
+    on_chosen_base: bool | None = None  # False: the base chosen now differs (drift: rebuilt on it)
 
 
 @dataclass(frozen=True)
 class EndpointObserved(Observed):
     kind: ClassVar[Kind] = Kind.ENDPOINT
-    alive: bool | None = None              # False: its host is not running (drift)
+    alive: bool | None = None  # False: its host is not running (drift)
     port: int | None = None
     pid: int | None = None
     scoring_uri: str | None = None
@@ -92,14 +96,14 @@ class EndpointObserved(Observed):
 @dataclass(frozen=True)
 class DeploymentObserved(Observed):
     kind: ClassVar[Kind] = Kind.DEPLOYMENT
-    state: str | None = None               # the host's word: ready, degraded, ...
-    instance_count: int | None = None      # as running (scaled outside mlctl: drift)
+    state: str | None = None  # the host's word: ready, degraded, ...
+    instance_count: int | None = None  # as running (scaled outside mlctl: drift)
     ready_instances: int | None = None
     served_model_digest: str | None = None
     served_code_digest: str | None = None
-    serving_digest: str | None = None      # the serving spec the instances run (runtime-internal)
+    serving_digest: str | None = None  # the serving spec the instances run (runtime-internal)
     instances: list[dict] | None = None
-    changed_outside: list[str] | None = None   # what someone changed in its instances outside mlctl
+    changed_outside: list[str] | None = None  # what someone changed in its instances outside mlctl
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,15 @@ class TrafficObserved(Observed):
 
 
 OBSERVED: dict[Kind, type[Observed]] = {
-    cls.kind: cls for cls in (ModelObserved, EnvironmentObserved, ImageObserved, EndpointObserved,
-                              DeploymentObserved, TrafficObserved)
+    cls.kind: cls
+    for cls in (
+        ModelObserved,
+        EnvironmentObserved,
+        ImageObserved,
+        EndpointObserved,
+        DeploymentObserved,
+        TrafficObserved,
+    )
 }
 
 

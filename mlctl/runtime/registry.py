@@ -18,11 +18,11 @@ RUNTIMES: dict[str, str | None] = {
     "local": "mlctl.runtime.local.runtime",
     "docker": "mlctl.runtime.docker.runtime",
     "ray": "mlctl.runtime.ray.runtime",
-    "kubernetes": None,     # planned (DESIGN.md): known, so a project naming it is told it is not in this version
+    "kubernetes": None,  # planned (DESIGN.md): known, so a project naming it is told it is not in this version
 }
 DEFAULT = "local"
 
-_extra: dict[str, Any] = {}      # runtimes registered at run time (tests register their fake one)
+_extra: dict[str, Any] = {}  # runtimes registered at run time (tests register their fake one)
 
 
 def known() -> tuple[str, ...]:
@@ -51,9 +51,11 @@ def load_runtime(name: str = DEFAULT, settings: Mapping[str, Any] | None = None)
     module = RUNTIMES.get(name)
     if module is None:
         if name in RUNTIMES:
-            raise MlctlError(f"the {name} runtime is not in this version of mlctl",
-                             detail=f"Available runtimes: {', '.join(available())}. Set `runtime:` in mlctl.yaml "
-                                    "(or --runtime / MLCTL_RUNTIME) to one of them.")
+            raise MlctlError(
+                f"the {name} runtime is not in this version of mlctl",
+                detail=f"Available runtimes: {', '.join(available())}. Set `runtime:` in mlctl.yaml "
+                "(or --runtime / MLCTL_RUNTIME) to one of them.",
+            )
         raise MlctlError(f"unknown runtime {name!r}", detail=f"Available runtimes: {', '.join(available())}.")
     return importlib.import_module(module).runtime(settings or {})
 

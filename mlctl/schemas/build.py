@@ -16,9 +16,12 @@ from mlctl.schemas.validate import did_you_mean, honoured_fields
 # plan diffs: absolute paths, so a checkout in another folder plans no change; and an image's copies
 # of what its environment's spec digest already covers (the base image, the build context), so a
 # state recorded before they were copied plans no change either.
-PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {"model": ("path",), "environment": ("conda_file", "build_context"),
-                                               "image": ("base_image", "build_context", "dockerfile_path"),
-                                               "deployment": ("code",)}
+PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "model": ("path",),
+    "environment": ("conda_file", "build_context"),
+    "image": ("base_image", "build_context", "dockerfile_path"),
+    "deployment": ("code",),
+}
 
 
 def resource_digest(kind: Kind, attributes: dict) -> str:
@@ -43,9 +46,9 @@ class Builder:
     inputs: dict[str, str] = field(default_factory=dict)
     resources: dict[Address, Resource] = field(default_factory=dict)
     assets: dict[tuple[Kind, str], tuple[Resource, object]] = field(default_factory=dict)
-    conda: dict[str, dict | None] = field(default_factory=dict)   # one parse per conda file
-    trees: dict[tuple, tuple] = field(default_factory=dict)       # one walk per (folder, root name)
-    runtime: str | None = None    # the project's runtime: the cloud-only fields it honours become attributes
+    conda: dict[str, dict | None] = field(default_factory=dict)  # one parse per conda file
+    trees: dict[tuple, tuple] = field(default_factory=dict)  # one walk per (folder, root name)
+    runtime: str | None = None  # the project's runtime: the cloud-only fields it honours become attributes
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -79,13 +82,20 @@ class Builder:
                 ignore = ".amlignore" if ".amlignore" in files else ".gitignore"
                 more = f" and {len(excluded) - 5} more" if len(excluded) > 5 else ""
                 shown = ", ".join(sorted(excluded)[:5]) + more
-                self.diags.append(Diagnostic(
-                    f"{os.path.basename(path)}/ leaves out what its {ignore} names, as Azure ML does: {shown}",
-                    severity="note", **where))
+                self.diags.append(
+                    Diagnostic(
+                        f"{os.path.basename(path)}/ leaves out what its {ignore} names, as Azure ML does: {shown}",
+                        severity="note",
+                        **where,
+                    )
+                )
             return self.trees[key]
         except OSError as e:
-            todo = ("Name regular files (or a folder of them), not a special file." if isinstance(e, NotRegularFile)
-                    else "Check that it exists and is readable.")
+            todo = (
+                "Name regular files (or a folder of them), not a special file."
+                if isinstance(e, NotRegularFile)
+                else "Check that it exists and is readable."
+            )
             self.diags.append(Diagnostic(f"cannot read {e.filename or path}: {e.strerror or e}", todo, **where))
             return None, None
 
@@ -99,19 +109,26 @@ class Builder:
         prior, prior_spec = self.assets[key]
         a, b = prior.attributes, resource.attributes
         if a["version"] != b["version"]:
-            self.diags.append(Diagnostic(
-                f"{kind.value} '{spec.name}' is defined with two versions: {a['version']} "
-                f"(at {prior_spec.where.text()}) and {b['version']}",
-                f"A configuration holds one version of a {kind.value}: give the other one its own name.",
-                **spec.where.at("version")))
+            self.diags.append(
+                Diagnostic(
+                    f"{kind.value} '{spec.name}' is defined with two versions: {a['version']} "
+                    f"(at {prior_spec.where.text()}) and {b['version']}",
+                    f"A configuration holds one version of a {kind.value}: give the other one its own name.",
+                    **spec.where.at("version"),
+                )
+            )
         elif prior.digest != resource.digest:
             differ = [k for k in b if a.get(k) != b[k] and k not in PATH_ATTRIBUTES.get(kind.value, ())]
             what = "different content" if differ == ["content_digest"] else "differences in " + ", ".join(differ)
-            self.diags.append(Diagnostic(
-                f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
-                f"(first at {prior_spec.where.text()})",
-                "A registered version is immutable: give one of them a new version, or leave 'version' out "
-                "so mlctl derives it from the content.", **spec.where.at()))
+            self.diags.append(
+                Diagnostic(
+                    f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
+                    f"(first at {prior_spec.where.text()})",
+                    "A registered version is immutable: give one of them a new version, or leave 'version' out "
+                    "so mlctl derives it from the content.",
+                    **spec.where.at(),
+                )
+            )
         return prior
 
     def build_model(self, spec: ModelSpec) -> Resource | None:
@@ -120,15 +137,33 @@ class Builder:
         if digest is None:
             return None
         if not files:
-            self.diags.append(Diagnostic(f"model '{spec.name}' has no files: {spec.path} is empty",
-                                         "Train or copy the model into it before applying.", severity="warning",
-                                         **spec.where.at("path")))
-        attrs = {"name": spec.name, "version": spec.version or derive_version(digest), "path": str(spec.path),
-                 "is_file": is_file, "type": spec.type, "description": spec.description, "tags": spec.tags,
-                 "content_digest": digest}
-        res = Resource(Address(Kind.MODEL, spec.name), attrs, resource_digest(Kind.MODEL, attrs), (),
-                       {"model/" + rel: sha for rel, sha in files.items()}, tuple(f for f, _ in spec.ignored),
-                       spec.where.source())
+            self.diags.append(
+                Diagnostic(
+                    f"model '{spec.name}' has no files: {spec.path} is empty",
+                    "Train or copy the model into it before applying.",
+                    severity="warning",
+                    **spec.where.at("path"),
+                )
+            )
+        attrs = {
+            "name": spec.name,
+            "version": spec.version or derive_version(digest),
+            "path": str(spec.path),
+            "is_file": is_file,
+            "type": spec.type,
+            "description": spec.description,
+            "tags": spec.tags,
+            "content_digest": digest,
+        }
+        res = Resource(
+            Address(Kind.MODEL, spec.name),
+            attrs,
+            resource_digest(Kind.MODEL, attrs),
+            (),
+            {"model/" + rel: sha for rel, sha in files.items()},
+            tuple(f for f, _ in spec.ignored),
+            spec.where.source(),
+        )
         return self._register(Kind.MODEL, spec, res)
 
     def build_environment(self, spec: EnvSpec) -> Resource | None:
@@ -138,10 +173,15 @@ class Builder:
             return None
         if spec.conda_file is None:
             if spec.build is None:
-                self.diags.append(Diagnostic(
-                    f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"
-                    + (f" (the image {spec.image} is not used)" if spec.image else ""),
-                    "Add 'conda_file:' listing the packages score.py imports.", severity="warning", **spec.where.at()))
+                self.diags.append(
+                    Diagnostic(
+                        f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"
+                        + (f" (the image {spec.image} is not used)" if spec.image else ""),
+                        "Add 'conda_file:' listing the packages score.py imports.",
+                        severity="warning",
+                        **spec.where.at(),
+                    )
+                )
         else:
             if not spec.conda_file.is_file():
                 return None
@@ -153,24 +193,51 @@ class Builder:
             if parsed is None:
                 return None
         spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
-        attrs = {"name": spec.name, "version": spec.version or derive_version(spec_digest),
-                 "conda_file": str(spec.conda_file) if spec.conda_file else None, "image": spec.image,
-                 **parsed, "description": spec.description, "tags": spec.tags, "spec_digest": spec_digest}
+        attrs = {
+            "name": spec.name,
+            "version": spec.version or derive_version(spec_digest),
+            "conda_file": str(spec.conda_file) if spec.conda_file else None,
+            "image": spec.image,
+            **parsed,
+            "description": spec.description,
+            "tags": spec.tags,
+            "spec_digest": spec_digest,
+        }
         if build:
-            attrs.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"],
-                         build_digest=build["digest"])
-        res = Resource(Address(Kind.ENVIRONMENT, spec.name), attrs, resource_digest(Kind.ENVIRONMENT, attrs), (), {},
-                       tuple(f for f, _ in spec.ignored), spec.where.source())
+            attrs.update(
+                build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"], build_digest=build["digest"]
+            )
+        res = Resource(
+            Address(Kind.ENVIRONMENT, spec.name),
+            attrs,
+            resource_digest(Kind.ENVIRONMENT, attrs),
+            (),
+            {},
+            tuple(f for f, _ in spec.ignored),
+            spec.where.source(),
+        )
         if self._register(Kind.ENVIRONMENT, spec, res) is not res:
             return self.assets[(Kind.ENVIRONMENT, spec.name)][0]
-        image = {"environment": spec.name, "spec_digest": spec_digest, "python": parsed["python"],
-                 "conda_packages": parsed["conda_packages"], "pip_packages": parsed["pip_packages"]}
+        image = {
+            "environment": spec.name,
+            "spec_digest": spec_digest,
+            "python": parsed["python"],
+            "conda_packages": parsed["conda_packages"],
+            "pip_packages": parsed["pip_packages"],
+        }
         if spec.image:
             image["base_image"] = spec.image
         if build:
             image.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"])
         self.resources[Address(Kind.IMAGE, spec.name)] = Resource(
-            Address(Kind.IMAGE, spec.name), image, resource_digest(Kind.IMAGE, image), (res.address,), {}, (), res.source)
+            Address(Kind.IMAGE, spec.name),
+            image,
+            resource_digest(Kind.IMAGE, image),
+            (res.address,),
+            {},
+            (),
+            res.source,
+        )
         return res
 
     def _build_context(self, spec: EnvSpec) -> dict | None:
@@ -192,30 +259,51 @@ class Builder:
             known = sorted(n for k, n in self.assets if k is kind)
             hint = f"Define it in a {ref.kind} YAML (with the Azure $schema URL or 'kind: {ref.kind}')"
             if ref.kind == "environment" and ref.name.lower().startswith("azureml-"):
-                hint = ("Azure curated environments are not available to mlctl: write an environment YAML with a "
-                        "conda_file")
+                hint = (
+                    "Azure curated environments are not available to mlctl: write an environment YAML with a conda_file"
+                )
             elif self.specs.explicit:
                 hint += ", and name that file with -f too (only the -f files are read)"
-            self.diags.append(Diagnostic(f"{ref.kind} reference '{ref.text}' names unknown {ref.kind} '{ref.name}'",
-                                         hint + "." + did_you_mean(ref.name, known), **ref.where.at()))
+            self.diags.append(
+                Diagnostic(
+                    f"{ref.kind} reference '{ref.text}' names unknown {ref.kind} '{ref.name}'",
+                    hint + "." + did_you_mean(ref.name, known),
+                    **ref.where.at(),
+                )
+            )
             return None
         res, spec = found
         if ref.version is not None and ref.version != res.attributes["version"]:
-            self.diags.append(Diagnostic(
-                f"{ref.kind} reference '{ref.text}' names version {ref.version}, but the configuration defines "
-                f"{ref.name}:{res.attributes['version']} (at {spec.where.text()})",
-                f"Refer to {ref.name}:{res.attributes['version']} or azureml:{ref.name}@latest.", **ref.where.at()))
+            self.diags.append(
+                Diagnostic(
+                    f"{ref.kind} reference '{ref.text}' names version {ref.version}, but the configuration defines "
+                    f"{ref.name}:{res.attributes['version']} (at {spec.where.text()})",
+                    f"Refer to {ref.name}:{res.attributes['version']} or azureml:{ref.name}@latest.",
+                    **ref.where.at(),
+                )
+            )
             return None
         return res
 
     def build_endpoint(self, spec) -> None:
-        attrs = {"name": spec.name, "auth_mode": spec.auth_mode, "port": spec.port,
-                 "description": spec.description, "tags": spec.tags}
+        attrs = {
+            "name": spec.name,
+            "auth_mode": spec.auth_mode,
+            "port": spec.port,
+            "description": spec.description,
+            "tags": spec.tags,
+        }
         address = Address(Kind.ENDPOINT, spec.name)
         if address not in self.resources:
-            self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), (), {},
-                                               tuple(f for f, _ in spec.ignored),
-                                               spec.where.source())
+            self.resources[address] = Resource(
+                address,
+                attrs,
+                resource_digest(address.kind, attrs),
+                (),
+                {},
+                tuple(f for f, _ in spec.ignored),
+                spec.where.source(),
+            )
 
     def build_deployment(self, spec: DeploymentSpec) -> None:
         address = Address(Kind.DEPLOYMENT, f"{spec.endpoint}.{spec.name}")
@@ -230,13 +318,19 @@ class Builder:
         code_digest, code_files = self._hash(spec.code, spec.where.at("code_configuration", "code"))
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
-        attrs = {"endpoint": spec.endpoint, "name": spec.name,
-                 "model": model.attributes["name"], "model_version": model.attributes["version"],
-                 "model_digest": model.attributes["content_digest"],
-                 "code": str(spec.code), "code_digest": code_digest, "scoring_script": spec.scoring_script,
-                 "environment": env.attributes["name"] if env else None,
-                 "image_digest": env.attributes["spec_digest"] if env else None,
-                 **spec.settings}
+        attrs = {
+            "endpoint": spec.endpoint,
+            "name": spec.name,
+            "model": model.attributes["name"],
+            "model_version": model.attributes["version"],
+            "model_digest": model.attributes["content_digest"],
+            "code": str(spec.code),
+            "code_digest": code_digest,
+            "scoring_script": spec.scoring_script,
+            "environment": env.attributes["name"] if env else None,
+            "image_digest": env.attributes["spec_digest"] if env else None,
+            **spec.settings,
+        }
         if "instance_type" in honoured_fields("deployment", self.runtime):
             attrs["instance_type"] = spec.instance_type
             self._check_instance_type(spec)
@@ -244,26 +338,42 @@ class Builder:
         if env is not None:
             depends.append(Address(Kind.IMAGE, env.attributes["name"]))
         files = {**{"code/" + rel: sha for rel, sha in code_files.items()}, **model.files}
-        self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs), tuple(depends), files,
-                                           tuple(f for f, _ in spec.ignored),
-                                           spec.where.source())
+        self.resources[address] = Resource(
+            address,
+            attrs,
+            resource_digest(address.kind, attrs),
+            tuple(depends),
+            files,
+            tuple(f for f, _ in spec.ignored),
+            spec.where.source(),
+        )
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""
         from mlctl.instance_types import lookup
 
         if spec.instance_type and lookup(spec.instance_type) is None:
-            self.diags.append(Diagnostic(
-                f"instance_type '{spec.instance_type}' is not an Azure VM size mlctl knows: the {self.runtime} "
-                f"runtime sets no CPU or memory limit for deployment '{spec.name}'",
-                "Name a size of Azure's managed online endpoints SKU list (e.g. Standard_DS3_v2), or leave it out.",
-                severity="warning", **spec.where.at("instance_type")))
+            self.diags.append(
+                Diagnostic(
+                    f"instance_type '{spec.instance_type}' is not an Azure VM size mlctl knows: the {self.runtime} "
+                    f"runtime sets no CPU or memory limit for deployment '{spec.name}'",
+                    "Name a size of Azure's managed online endpoints SKU list (e.g. Standard_DS3_v2), or leave it out.",
+                    severity="warning",
+                    **spec.where.at("instance_type"),
+                )
+            )
 
     def build_traffic(self, spec, deployments: list[Address]) -> None:
         address = Address(Kind.TRAFFIC, spec.name)
         if address in self.resources:
             return
         attrs = {"endpoint": spec.name, "traffic": dict(spec.traffic), "mirror_traffic": dict(spec.mirror_traffic)}
-        self.resources[address] = Resource(address, attrs, resource_digest(address.kind, attrs),
-                                           (Address(Kind.ENDPOINT, spec.name), *deployments), {}, (),
-                                           replace(spec.where.source(), line=spec.where.doc.line(("traffic",))))
+        self.resources[address] = Resource(
+            address,
+            attrs,
+            resource_digest(address.kind, attrs),
+            (Address(Kind.ENDPOINT, spec.name), *deployments),
+            {},
+            (),
+            replace(spec.where.source(), line=spec.where.doc.line(("traffic",))),
+        )

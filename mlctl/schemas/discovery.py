@@ -61,11 +61,14 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
             return None, Diagnostic(
                 f"unknown kind {kind!r}",
                 f"Use one of: {', '.join(KINDS)}." + did_you_mean(str(kind), KINDS),
-                **doc.at(("kind",)))
+                **doc.at(("kind",)),
+            )
         if from_schema and from_schema != kind:
             return None, Diagnostic(
                 f"kind {kind!r} contradicts $schema, which names kind {from_schema!r}",
-                "Remove 'kind:' or make it match the $schema URL.", **doc.at(("kind",)))
+                "Remove 'kind:' or make it match the $schema URL.",
+                **doc.at(("kind",)),
+            )
         return kind, None
     if from_schema:
         return from_schema, None
@@ -82,9 +85,11 @@ def find_config_files(project: Project) -> list[Path]:
     if project.files:
         return list(project.files)
     try:
-        found = [p for p in project.root.iterdir()
-                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".")
-                 and not is_project_file(p)]
+        found = [
+            p
+            for p in project.root.iterdir()
+            if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".") and not is_project_file(p)
+        ]
     except OSError:
         return []
     return sorted(found)
@@ -95,18 +100,23 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
     how many files could not be read or parsed (their declarations are unknown)."""
     diags: list[Diagnostic] = []
     failed = 0
-    lookalikes: list[str] = []   # skipped files that look like ours (a kind: or $schema: line missing?)
+    lookalikes: list[str] = []  # skipped files that look like ours (a kind: or $schema: line missing?)
     docs: list[tuple[Document, str]] = []
     if not project.files and not project.root.is_dir():
         shown = str(project.root)
         what = "is not a folder" if project.root.exists() else "does not exist"
         return [], [Diagnostic(f"project folder {shown} {what}", "Check the -C argument.", file=shown)], 0
     for path in find_config_files(project):
-        if is_project_file(path):   # named with -f
-            diags.append(Diagnostic(
-                f"{show_path(path)} is the project file (the runtime and its settings), not configuration",
-                f"Leave it out of -f: mlctl reads {path.name} in the project folder (-C DIR) by itself; "
-                "-f names endpoint, deployment, model and environment YAML.", file=show_path(path), field="-f"))
+        if is_project_file(path):  # named with -f
+            diags.append(
+                Diagnostic(
+                    f"{show_path(path)} is the project file (the runtime and its settings), not configuration",
+                    f"Leave it out of -f: mlctl reads {path.name} in the project folder (-C DIR) by itself; "
+                    "-f names endpoint, deployment, model and environment YAML.",
+                    file=show_path(path),
+                    field="-f",
+                )
+            )
             continue
         doc, problems = read_document(path)
         diags.extend(problems)
@@ -118,9 +128,12 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
             if isinstance(doc.data, dict) and _guess(doc.data):
                 lookalikes.append(doc.display + _guess(doc.data))
             if why is not None and why.severity == "note" and project.files:
-                why = Diagnostic(why.summary.replace("skipped ", "", 1),
-                                 "A file named with -f must be an endpoint, deployment, model or environment "
-                                 "YAML: add the Azure '$schema:' URL or 'kind:'.", file=doc.display)
+                why = Diagnostic(
+                    why.summary.replace("skipped ", "", 1),
+                    "A file named with -f must be an endpoint, deployment, model or environment "
+                    "YAML: add the Azure '$schema:' URL or 'kind:'.",
+                    file=doc.display,
+                )
             if why is not None:
                 diags.append(why)
             continue
@@ -130,14 +143,22 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
         if project.state_path.is_file() and not lookalikes:
             # Something was applied here: an empty configuration plans its deletion (as Terraform
             # does); apply still deletes an endpoint only with --allow-destroy or from a --destroy plan.
-            diags.append(Diagnostic(
-                f"no configuration found in {where}: planning with an empty configuration, so every "
-                "resource the state records is deleted",
-                "Put the YAML files back (or name them with -f) to keep what runs; `mlctl destroy` "
-                "deletes it all.", file=where, severity="warning"))
+            diags.append(
+                Diagnostic(
+                    f"no configuration found in {where}: planning with an empty configuration, so every "
+                    "resource the state records is deleted",
+                    "Put the YAML files back (or name them with -f) to keep what runs; `mlctl destroy` deletes it all.",
+                    file=where,
+                    severity="warning",
+                )
+            )
         else:
-            diags.append(Diagnostic(
-                f"no configuration found in {where}" + "".join(f"; skipped {x}" for x in lookalikes),
-                "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
-                "project folder, or name them with -f.", file=where))
+            diags.append(
+                Diagnostic(
+                    f"no configuration found in {where}" + "".join(f"; skipped {x}" for x in lookalikes),
+                    "Put endpoint / deployment YAML files (with the Azure '$schema:' URL or 'kind:') in the "
+                    "project folder, or name them with -f.",
+                    file=where,
+                )
+            )
     return docs, diags, failed

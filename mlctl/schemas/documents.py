@@ -13,7 +13,7 @@ import yaml
 
 from mlctl.errors import Diagnostic
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: same nodes and marks, faster
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes and marks, faster
 Path_ = tuple  # a field path: mapping keys (str) and list indices (int)
 
 
@@ -44,7 +44,7 @@ def format_field(path: Path_) -> str:
 class Document:
     """A parsed YAML file: its data and the 1-based line of every key and list item."""
 
-    path: Path                       # absolute
+    path: Path  # absolute
     data: Any
     text: str
     lines: dict[Path_, int] = field(default_factory=dict)
@@ -91,15 +91,24 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     try:
         node = loader.get_single_node()
         if node is not None and _count_values(node, MAX_VALUES) > MAX_VALUES:
-            return None, [Diagnostic(f"cannot read {shown}: it holds more than {MAX_VALUES:,} values",
-                                     "Split it or write it smaller: mlctl reads configuration files, not data.",
-                                     file=shown)]
+            return None, [
+                Diagnostic(
+                    f"cannot read {shown}: it holds more than {MAX_VALUES:,} values",
+                    "Split it or write it smaller: mlctl reads configuration files, not data.",
+                    file=shown,
+                )
+            ]
         # no anchor (&), no alias: most files skip the walk
         problem, line = _alias_problem(node) if node is not None and "&" in text else (None, None)
         if problem:
-            return None, [Diagnostic(f"cannot read {shown}: {problem}",
-                                     "Write the values out: mlctl reads configuration files, not generated data.",
-                                     file=shown, line=line)]
+            return None, [
+                Diagnostic(
+                    f"cannot read {shown}: {problem}",
+                    "Write the values out: mlctl reads configuration files, not generated data.",
+                    file=shown,
+                    line=line,
+                )
+            ]
         data = loader.construct_document(node) if node is not None else None
     except (RecursionError, _TooDeep) as e:
         return None, [_too_deep(shown, e.args[0] if isinstance(e, _TooDeep) else None)]
@@ -108,12 +117,17 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
         what = " ".join(x for x in (e.context, e.problem) if x)
         if e.context_mark is not None and mark is not None and e.context_mark.line != mark.line:
             if mark.index >= len(text.rstrip()):
-                mark = e.context_mark   # an unclosed bracket or quote: point at where it opened
+                mark = e.context_mark  # an unclosed bracket or quote: point at where it opened
             else:
                 what += f" (the construct started at line {e.context_mark.line + 1})"
-        return None, [Diagnostic(f"YAML syntax error: {what}",
-                                 "Fix the YAML syntax (indentation, colons, quotes) at this line.",
-                                 file=shown, line=mark.line + 1 if mark else None)]
+        return None, [
+            Diagnostic(
+                f"YAML syntax error: {what}",
+                "Fix the YAML syntax (indentation, colons, quotes) at this line.",
+                file=shown,
+                line=mark.line + 1 if mark else None,
+            )
+        ]
     except yaml.YAMLError as e:
         return None, [Diagnostic(f"YAML error: {e}", "Fix the YAML syntax.", file=shown)]
     finally:
@@ -137,17 +151,21 @@ def read_config_text(path: Path, shown: str) -> tuple[str | None, list[Diagnosti
     except _NotConfig as e:
         return None, [Diagnostic(f"cannot read {shown}: {e.args[0]}", e.args[1], file=shown)]
     except UnicodeDecodeError as e:
-        return None, [Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})",
-                                 "Save the file as UTF-8.", file=shown)]
+        return None, [
+            Diagnostic(f"cannot read {shown}: not UTF-8 text ({e.reason})", "Save the file as UTF-8.", file=shown)
+        ]
     except OSError as e:
-        return None, [Diagnostic(f"cannot read {shown}: {e.strerror or e}",
-                                 "Check that the file exists and is readable.", file=shown)]
+        return None, [
+            Diagnostic(
+                f"cannot read {shown}: {e.strerror or e}", "Check that the file exists and is readable.", file=shown
+            )
+        ]
 
 
-MAX_DEPTH = 100          # nesting levels
+MAX_DEPTH = 100  # nesting levels
 MAX_EXPANSION = 100_000  # values a document holds once its aliases are expanded (beyond what it spells out)
 MAX_BYTES = 1024 * 1024  # a configuration file's size (Azure ML YAML and conda files are a few KB)
-MAX_VALUES = 100_000     # keys, items and scalars a document spells out
+MAX_VALUES = 100_000  # keys, items and scalars a document spells out
 
 
 class _NotConfig(Exception):
@@ -161,13 +179,17 @@ def _read_config_bytes(path: Path) -> bytes:
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _NotConfig("it is not a regular file (a FIFO, device or socket)",
-                             "Name a YAML file; mlctl does not read configuration from special files.")
+            raise _NotConfig(
+                "it is not a regular file (a FIFO, device or socket)",
+                "Name a YAML file; mlctl does not read configuration from special files.",
+            )
         data = f.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise _NotConfig(f"it is larger than {MAX_BYTES // 1024 // 1024} MiB",
-                         "Configuration files are small: split it, or move data out of it (models and "
-                         "code are referenced by path, not included).")
+        raise _NotConfig(
+            f"it is larger than {MAX_BYTES // 1024 // 1024} MiB",
+            "Configuration files are small: split it, or move data out of it (models and "
+            "code are referenced by path, not included).",
+        )
     return data
 
 
@@ -197,8 +219,12 @@ class _TooDeep(Exception):
 
 
 def _too_deep(shown: str, line: int | None) -> Diagnostic:
-    return Diagnostic(f"cannot read {shown}: it is nested more than {MAX_DEPTH} levels deep",
-                      "Flatten the YAML: no configuration needs that many levels.", file=shown, line=line)
+    return Diagnostic(
+        f"cannot read {shown}: it is nested more than {MAX_DEPTH} levels deep",
+        "Flatten the YAML: no configuration needs that many levels.",
+        file=shown,
+        line=line,
+    )
 
 
 def _alias_problem(root: yaml.Node) -> tuple[str | None, int | None]:
@@ -244,10 +270,15 @@ def _map_lines(node: yaml.Node, path: Path_, doc: Document, diags: list[Diagnost
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
             line = key_node.start_mark.line + 1
             if key in seen:
-                diags.append(Diagnostic(
-                    f"duplicate key '{key}' (first at line {seen[key]})",
-                    "Remove one of them: YAML keeps only the last, which is rarely what was meant.",
-                    file=doc.display, line=line, field=format_field(path + (key,))))
+                diags.append(
+                    Diagnostic(
+                        f"duplicate key '{key}' (first at line {seen[key]})",
+                        "Remove one of them: YAML keeps only the last, which is rarely what was meant.",
+                        file=doc.display,
+                        line=line,
+                        field=format_field(path + (key,)),
+                    )
+                )
             seen[key] = line
             doc.lines[path + (key,)] = line
             _map_lines(value_node, path + (key,), doc, diags)

@@ -77,7 +77,7 @@ def _load(project: Project, cache) -> Config:
     inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
     settings, problems = read_project_settings(project)
     diags.extend(problems)
-    if settings is not None and settings.file:   # a saved plan goes stale when the runtime or its settings change
+    if settings is not None and settings.file:  # a saved plan goes stale when the runtime or its settings change
         inputs[settings.file] = settings.digest
     specs = Specs(incomplete=unparsed > 0, explicit=bool(project.files))
     for doc, kind in docs:
@@ -97,8 +97,16 @@ def _load(project: Project, cache) -> Config:
     diags = list(dict.fromkeys(diags))  # the same problem met twice (a conda file in the project folder)
     errors = any(d.severity == "error" for d in diags)
     runtime = settings.runtime if settings is not None else None
-    ignored = {str(r.address): kept for r in resources
-               if (kept := tuple(f for f in r.ignored if f not in honoured_fields(r.kind.value, runtime)))}
+    ignored = {
+        str(r.address): kept
+        for r in resources
+        if (kept := tuple(f for f in r.ignored if f not in honoured_fields(r.kind.value, runtime)))
+    }
     diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))
-    return Config(() if errors else tuple(resources), tuple(diags), dict(sorted(inputs.items())),
-                  {} if errors else ignored, None if errors else settings)
+    return Config(
+        () if errors else tuple(resources),
+        tuple(diags),
+        dict(sorted(inputs.items())),
+        {} if errors else ignored,
+        None if errors else settings,
+    )

@@ -8,26 +8,53 @@ from pathlib import Path
 from mlctl.errors import Diagnostic
 from mlctl.runtime.server.settings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
-from mlctl.schemas.specs import (DeploymentSpec, EndpointSpec, EnvSpec, ModelSpec, Specs, Where, check_existing,
-                                 parse_ref, to_str_map, to_version)
+from mlctl.schemas.specs import (
+    DeploymentSpec,
+    EndpointSpec,
+    EnvSpec,
+    ModelSpec,
+    Specs,
+    Where,
+    check_existing,
+    parse_ref,
+    to_str_map,
+    to_version,
+)
 from mlctl.schemas.validate import apply_defaults, find_ignored, load_schema, validate_document
 
 
 def normalize_model(doc, path, raw, full, default_name, diags) -> ModelSpec | None:
     """A model mapping (standalone YAML at path=() or inline in a deployment) -> ModelSpec."""
     if "path" in raw and "local_path" in raw:
-        diags.append(Diagnostic("both 'path' and 'local_path' are set", "Keep 'path' (local_path is the 2021 name).",
-                                **doc.at(path + ("local_path",))))
+        diags.append(
+            Diagnostic(
+                "both 'path' and 'local_path' are set",
+                "Keep 'path' (local_path is the 2021 name).",
+                **doc.at(path + ("local_path",)),
+            )
+        )
         return None
     key = "path" if "path" in raw else "local_path" if "local_path" in raw else None
     if key is None:
-        diags.append(Diagnostic("missing required field 'path'" + (" in 'model'" if path else ""),
-                                "Add 'path:' naming the model file or folder.", **doc.at(path, field=_field(path, "path"))))
+        diags.append(
+            Diagnostic(
+                "missing required field 'path'" + (" in 'model'" if path else ""),
+                "Add 'path:' naming the model file or folder.",
+                **doc.at(path, field=_field(path, "path")),
+            )
+        )
         return None
     p = check_existing(doc, path + (key,), raw[key], diags)
-    return ModelSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")), path=p,
-                     type=full["type"], description=full["description"], tags=to_str_map(full["tags"]),
-                     where=Where(doc, path), ignored=find_ignored(load_schema("model"), "model", raw))
+    return ModelSpec(
+        name=str(full.get("name") or default_name),
+        version=to_version(full.get("version")),
+        path=p,
+        type=full["type"],
+        description=full["description"],
+        tags=to_str_map(full["tags"]),
+        where=Where(doc, path),
+        ignored=find_ignored(load_schema("model"), "model", raw),
+    )
 
 
 def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
@@ -36,10 +63,17 @@ def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
     if "conda_file" in raw:
         conda = check_existing(doc, path + ("conda_file",), raw["conda_file"], diags, want_dir=False)
     image = full.get("image") or (full.get("docker") or {}).get("image")
-    return EnvSpec(name=str(full.get("name") or default_name), version=to_version(full.get("version")),
-                   conda_file=conda, image=image, description=full["description"], tags=to_str_map(full["tags"]),
-                   where=Where(doc, path), ignored=find_ignored(load_schema("environment"), "environment", raw),
-                   build=_build_context(doc, path, raw.get("build"), diags))
+    return EnvSpec(
+        name=str(full.get("name") or default_name),
+        version=to_version(full.get("version")),
+        conda_file=conda,
+        image=image,
+        description=full["description"],
+        tags=to_str_map(full["tags"]),
+        where=Where(doc, path),
+        ignored=find_ignored(load_schema("environment"), "environment", raw),
+        build=_build_context(doc, path, raw.get("build"), diags),
+    )
 
 
 def _build_context(doc, path, build, diags) -> tuple[Path, str] | None:
@@ -51,22 +85,31 @@ def _build_context(doc, path, build, diags) -> tuple[Path, str] | None:
     dockerfile = build.get("dockerfile_path") or "Dockerfile"
     if folder.is_dir() and not (folder / dockerfile).is_file():
         key = "dockerfile_path" if "dockerfile_path" in build else "path"
-        diags.append(Diagnostic(f"the build context {build['path']} has no {dockerfile} (looked for {folder / dockerfile})",
-                                "Add the Dockerfile to the folder, or name it with build.dockerfile_path "
-                                "(relative to build.path).", **doc.at(path + ("build", key))))
+        diags.append(
+            Diagnostic(
+                f"the build context {build['path']} has no {dockerfile} (looked for {folder / dockerfile})",
+                "Add the Dockerfile to the folder, or name it with build.dockerfile_path (relative to build.path).",
+                **doc.at(path + ("build", key)),
+            )
+        )
         return None
     return (folder, dockerfile) if folder.is_dir() else None
 
 
-def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endpoint: str,
-                         diags: list[Diagnostic]) -> DeploymentSpec | None:
+def normalize_deployment(
+    doc: Document, path: tuple, raw: dict, full: dict, endpoint: str, diags: list[Diagnostic]
+) -> DeploymentSpec | None:
     """A deployment mapping of either form -> DeploymentSpec (references left unresolved)."""
     where, name, errors = Where(doc, path), full["name"], []
     model = None
     if "model" not in raw:
-        errors.append(Diagnostic("missing required field 'model'",
-                                 "Add 'model:' (path: FOLDER, or azureml:NAME:VERSION).",
-                                 **doc.at(path, field=_field(path, "model"))))
+        errors.append(
+            Diagnostic(
+                "missing required field 'model'",
+                "Add 'model:' (path: FOLDER, or azureml:NAME:VERSION).",
+                **doc.at(path, field=_field(path, "model")),
+            )
+        )
     elif isinstance(raw["model"], str):
         model = parse_ref("model", raw["model"], Where(doc, path + ("model",)), errors)
     else:
@@ -75,14 +118,19 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
     if isinstance(raw.get("environment"), str):
         env = parse_ref("environment", raw["environment"], Where(doc, path + ("environment",)), errors)
     elif isinstance(raw.get("environment"), dict):
-        env = normalize_environment(doc, path + ("environment",), raw["environment"], full["environment"],
-                                    f"{endpoint}-{name}-env", errors)
+        env = normalize_environment(
+            doc, path + ("environment",), raw["environment"], full["environment"], f"{endpoint}-{name}-env", errors
+        )
     code = script = None
     cc = raw.get("code_configuration")
     if cc is None:
-        errors.append(Diagnostic("missing required field 'code_configuration'",
-                                 "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}'.",
-                                 **doc.at(path, field=_field(path, "code_configuration"))))
+        errors.append(
+            Diagnostic(
+                "missing required field 'code_configuration'",
+                "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}'.",
+                **doc.at(path, field=_field(path, "code_configuration")),
+            )
+        )
     else:
         code_value = cc["code"] if isinstance(cc["code"], str) else cc["code"]["local_path"]
         code_path = path + ("code_configuration", "code") + (() if isinstance(cc["code"], str) else ("local_path",))
@@ -90,16 +138,23 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
         script = cc["scoring_script"]
         target = Path(os.path.normpath(code / script))
         if code.is_dir() and (code not in target.parents or not target.is_file()):
-            errors.append(Diagnostic(
-                f"scoring_script '{script}' is not a file in the code folder {code_value}",
-                f"Put {script} in {code} or fix 'scoring_script' (it is relative to the code folder).",
-                **doc.at(path + ("code_configuration", "scoring_script"))))
+            errors.append(
+                Diagnostic(
+                    f"scoring_script '{script}' is not a file in the code folder {code_value}",
+                    f"Put {script} in {code} or fix 'scoring_script' (it is relative to the code folder).",
+                    **doc.at(path + ("code_configuration", "scoring_script")),
+                )
+            )
     count = raw.get("instance_count")
     legacy_count = (raw.get("scale_settings") or {}).get("instance_count")
     if count is not None and legacy_count is not None and count != legacy_count:
-        errors.append(Diagnostic(f"instance_count {count} contradicts scale_settings.instance_count {legacy_count}",
-                                 "Keep one of them (instance_count is the current form).",
-                                 **doc.at(path + ("scale_settings", "instance_count"))))
+        errors.append(
+            Diagnostic(
+                f"instance_count {count} contradicts scale_settings.instance_count {legacy_count}",
+                "Keep one of them (instance_count is the current form).",
+                **doc.at(path + ("scale_settings", "instance_count")),
+            )
+        )
     errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
     if errors:
@@ -114,8 +169,18 @@ def normalize_deployment(doc: Document, path: tuple, raw: dict, full: dict, endp
         "tags": to_str_map(full["tags"]),
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
-    return DeploymentSpec(endpoint, name, model, code, script, env, settings, where,
-                          find_ignored(load_schema("deployment"), "deployment", own), raw.get("instance_type"))
+    return DeploymentSpec(
+        endpoint,
+        name,
+        model,
+        code,
+        script,
+        env,
+        settings,
+        where,
+        find_ignored(load_schema("deployment"), "deployment", own),
+        raw.get("instance_type"),
+    )
 
 
 def _server_variable_errors(doc: Document, path: tuple, variables) -> list[Diagnostic]:
@@ -126,10 +191,14 @@ def _server_variable_errors(doc: Document, path: tuple, variables) -> list[Diagn
         try:
             parse_settings([], {name: str(variables[name])})
         except SettingsError as exc:
-            out.append(Diagnostic(f"environment_variables.{name}: {exc}",
-                                  "Fix the value; the scoring server of every instance would refuse to start "
-                                  "with it (see docs/server.md).",
-                                  **doc.at(path + ("environment_variables", name))))
+            out.append(
+                Diagnostic(
+                    f"environment_variables.{name}: {exc}",
+                    "Fix the value; the scoring server of every instance would refuse to start "
+                    "with it (see docs/server.md).",
+                    **doc.at(path + ("environment_variables", name)),
+                )
+            )
     return out
 
 
@@ -157,16 +226,30 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
     full = apply_defaults(load_schema(kind), kind, raw)
     if kind == "endpoint":
         name = full["name"]
-        specs.endpoints.append(EndpointSpec(
-            name, full["auth_mode"], full["port"], full["description"], to_str_map(full["tags"]),
-            dict(full["traffic"]), dict(full["mirror_traffic"]), Where(doc),
-            find_ignored(load_schema("endpoint"), "endpoint", raw)))
+        specs.endpoints.append(
+            EndpointSpec(
+                name,
+                full["auth_mode"],
+                full["port"],
+                full["description"],
+                to_str_map(full["tags"]),
+                dict(full["traffic"]),
+                dict(full["mirror_traffic"]),
+                Where(doc),
+                find_ignored(load_schema("endpoint"), "endpoint", raw),
+            )
+        )
         for i, item in enumerate(raw.get("deployments") or []):
             at = ("deployments", i)
             if item.get("endpoint_name", name) != name:
-                diags.append(Diagnostic(f"deployment '{item['name']}' inside endpoint '{name}' names endpoint_name "
-                                        f"'{item['endpoint_name']}'", "Remove endpoint_name from inline deployments.",
-                                        **doc.at(at + ("endpoint_name",))))
+                diags.append(
+                    Diagnostic(
+                        f"deployment '{item['name']}' inside endpoint '{name}' names endpoint_name "
+                        f"'{item['endpoint_name']}'",
+                        "Remove endpoint_name from inline deployments.",
+                        **doc.at(at + ("endpoint_name",)),
+                    )
+                )
                 specs.mark_invalid("deployment", item, name)
                 continue
             spec = normalize_deployment(doc, at, item, full["deployments"][i], name, diags)
@@ -176,9 +259,13 @@ def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]
                 specs.mark_invalid("deployment", item, name)
     elif kind == "deployment":
         if "endpoint_name" not in raw:
-            diags.append(Diagnostic("missing required field 'endpoint_name'",
-                                    "Add 'endpoint_name:' naming the endpoint this deployment belongs to.",
-                                    **doc.at((), field="endpoint_name")))
+            diags.append(
+                Diagnostic(
+                    "missing required field 'endpoint_name'",
+                    "Add 'endpoint_name:' naming the endpoint this deployment belongs to.",
+                    **doc.at((), field="endpoint_name"),
+                )
+            )
             specs.mark_invalid("deployment", raw, None)
             return
         spec = normalize_deployment(doc, (), raw, full, raw["endpoint_name"], diags)

@@ -34,8 +34,7 @@ class Where:
     def source(self) -> Source:
         """The Source of a resource declared here, with the line of every field below it."""
         n = len(self.path)
-        fields = {format_field(p[n:]): line for p, line in self.doc.lines.items()
-                  if len(p) > n and p[:n] == self.path}
+        fields = {format_field(p[n:]): line for p, line in self.doc.lines.items() if len(p) > n and p[:n] == self.path}
         return Source(self.doc.display, self.line(), fields)
 
 
@@ -72,7 +71,7 @@ class EnvSpec:
     tags: dict
     where: Where
     ignored: list = field(default_factory=list)
-    build: tuple[Path, str] | None = None    # (context folder, Dockerfile path in it): Azure's `build:`
+    build: tuple[Path, str] | None = None  # (context folder, Dockerfile path in it): Azure's `build:`
 
 
 @dataclass
@@ -96,10 +95,10 @@ class DeploymentSpec:
     code: Path
     scoring_script: str
     environment: EnvSpec | Ref | None
-    settings: dict            # instance_count, request_settings, probes, environment_variables, description, tags
+    settings: dict  # instance_count, request_settings, probes, environment_variables, description, tags
     where: Where
     ignored: list = field(default_factory=list)
-    instance_type: str | None = None   # an Azure VM size: honoured by the runtimes the schema names
+    instance_type: str | None = None  # an Azure VM size: honoured by the runtimes the schema names
 
 
 @dataclass
@@ -111,9 +110,10 @@ class Specs:
     models: list[ModelSpec] = field(default_factory=list)
     environments: list[EnvSpec] = field(default_factory=list)
     incomplete: bool = False  # some config file could not be parsed: unknown names may be declared there
-    explicit: bool = False    # the files were named with -f: a name may be declared in a file not named
-    invalid: dict[str, set] = field(default_factory=lambda: {k: set() for k in ("endpoint", "model", "environment",
-                                                                                "deployment")})
+    explicit: bool = False  # the files were named with -f: a name may be declared in a file not named
+    invalid: dict[str, set] = field(
+        default_factory=lambda: {k: set() for k in ("endpoint", "model", "environment", "deployment")}
+    )
 
     def mark_invalid(self, kind: str, data: Any, endpoint: str | None = None) -> None:
         """Remember the name of a document that failed, so references to it raise no second error."""
@@ -142,19 +142,32 @@ def parse_ref(kind: str, text: str, where: Where, diags: list[Diagnostic]) -> Re
     m = REF.match(text.strip())
     forms = "'azureml:NAME:VERSION', 'NAME:VERSION' or 'azureml:NAME@latest'"
     if text.startswith(("azureml:/", "azureml://")) or "/" in text and ":" in text:
-        diags.append(Diagnostic(f"{kind} reference '{text}' names a cloud asset, which mlctl cannot fetch",
-                                f"Define the {kind} in a {kind} YAML in the project and refer to it as {forms}.",
-                                **where.at()))
+        diags.append(
+            Diagnostic(
+                f"{kind} reference '{text}' names a cloud asset, which mlctl cannot fetch",
+                f"Define the {kind} in a {kind} YAML in the project and refer to it as {forms}.",
+                **where.at(),
+            )
+        )
         return None
     if not m or not (m["version"] or m["label"]):
         mapping = "model: {path: FOLDER}" if kind == "model" else "environment: {conda_file: FILE}"
-        diags.append(Diagnostic(f"{kind} '{text}' is neither a reference with a version nor a mapping",
-                                f"Write {forms} to refer to a {kind} YAML, or '{mapping}' to define it here.",
-                                **where.at()))
+        diags.append(
+            Diagnostic(
+                f"{kind} '{text}' is neither a reference with a version nor a mapping",
+                f"Write {forms} to refer to a {kind} YAML, or '{mapping}' to define it here.",
+                **where.at(),
+            )
+        )
         return None
     if m["label"] and m["label"] != "latest":
-        diags.append(Diagnostic(f"unsupported label '@{m['label']}' in {kind} reference '{text}'",
-                                "mlctl knows the label '@latest' only; name a version instead.", **where.at()))
+        diags.append(
+            Diagnostic(
+                f"unsupported label '@{m['label']}' in {kind} reference '{text}'",
+                "mlctl knows the label '@latest' only; name a version instead.",
+                **where.at(),
+            )
+        )
         return None
     return Ref(kind, m["name"], m["version"], text, where)
 
@@ -163,16 +176,30 @@ def check_existing(doc, path_in_doc, value, diags, want_dir=None) -> Path:
     p = resolve_path(doc, value)
     what = {True: "folder", False: "file", None: "file or folder"}[want_dir]
     if not p.exists():
-        diags.append(Diagnostic(f"{what} not found: {value} (resolved to {p})",
-                                f"Paths are relative to the file that names them ({doc.display}); fix the path "
-                                "or create the " + what + ".", **doc.at(path_in_doc)))
-    elif not p.is_dir() and not p.is_file():   # a FIFO or a device (/dev/zero) would hang or never end
-        diags.append(Diagnostic(f"{value} is not a regular {what} (a FIFO, device or socket)",
-                                f"Name a regular {what}; mlctl reads and hashes regular files only.",
-                                **doc.at(path_in_doc)))
+        diags.append(
+            Diagnostic(
+                f"{what} not found: {value} (resolved to {p})",
+                f"Paths are relative to the file that names them ({doc.display}); fix the path "
+                "or create the " + what + ".",
+                **doc.at(path_in_doc),
+            )
+        )
+    elif not p.is_dir() and not p.is_file():  # a FIFO or a device (/dev/zero) would hang or never end
+        diags.append(
+            Diagnostic(
+                f"{value} is not a regular {what} (a FIFO, device or socket)",
+                f"Name a regular {what}; mlctl reads and hashes regular files only.",
+                **doc.at(path_in_doc),
+            )
+        )
     elif want_dir is True and not p.is_dir():
-        diags.append(Diagnostic(f"{value} is a file, expected a folder", "Name the folder that holds the code.",
-                                **doc.at(path_in_doc)))
+        diags.append(
+            Diagnostic(
+                f"{value} is a file, expected a folder", "Name the folder that holds the code.", **doc.at(path_in_doc)
+            )
+        )
     elif want_dir is False and not p.is_file():
-        diags.append(Diagnostic(f"{value} is a folder, expected a file", "Name the file itself.", **doc.at(path_in_doc)))
+        diags.append(
+            Diagnostic(f"{value} is a folder, expected a file", "Name the file itself.", **doc.at(path_in_doc))
+        )
     return p

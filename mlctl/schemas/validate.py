@@ -16,8 +16,15 @@ from mlctl.schemas.documents import Document, format_field
 SCHEMA_DIR = Path(__file__).parent
 KINDS = ("endpoint", "deployment", "model", "environment")
 BASE_URI = "https://mlctl.dev/schemas/"
-TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-              "object": "a mapping", "array": "a list", "null": "empty (null)"}
+TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "empty (null)",
+}
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +55,7 @@ def resolve(node: dict, kind: str) -> tuple[dict, str]:
     return _RESOLVED[key]
 
 
-_RESOLVED: dict[tuple[int, str], tuple[dict, str]] = {}   # schema nodes live as long as the process (lru_cache)
+_RESOLVED: dict[tuple[int, str], tuple[dict, str]] = {}  # schema nodes live as long as the process (lru_cache)
 
 
 def _resolve(node: dict, kind: str, ref: str) -> tuple[dict, str]:
@@ -115,35 +122,72 @@ def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
         m = re.match(r"'(.+)' is a required property", err.message)
         missing = m.group(1) if m else str(err.validator_value)
         where = f" in '{name}'" if path else ""
-        return [Diagnostic(f"missing required field '{missing}'{where}",
-                           f"Add '{missing}:'." + (f" {hint}" if hint else ""), **doc.at(path, field=format_field(path + (missing,))))]
+        return [
+            Diagnostic(
+                f"missing required field '{missing}'{where}",
+                f"Add '{missing}:'." + (f" {hint}" if hint else ""),
+                **doc.at(path, field=format_field(path + (missing,))),
+            )
+        ]
     if v == "additionalProperties" and isinstance(value, dict):
         known = set(err.schema.get("properties", {}))
         extras = [k for k in value if k not in known]
         if not known and err.validator_value is not False:  # a free mapping with typed values: about a value
             return [Diagnostic(f"'{name}' has an invalid entry", hint, **doc.at(path))]
-        return [Diagnostic(f"unknown field '{k}'" + (f" in '{name}'" if path else ""),
-                           ("Remove it or fix its spelling." + did_you_mean(str(k), known)).strip(),
-                           **doc.at(path + (k,))) for k in extras]
+        return [
+            Diagnostic(
+                f"unknown field '{k}'" + (f" in '{name}'" if path else ""),
+                ("Remove it or fix its spelling." + did_you_mean(str(k), known)).strip(),
+                **doc.at(path + (k,)),
+            )
+            for k in extras
+        ]
     if v == "type":
         want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         words = " or ".join(TYPE_WORDS.get(t, t) for t in want)
-        return [Diagnostic(f"'{name}' must be {words}, not {_type_name(value)} ({_short(value)})",
-                           hint or f"Change it to {words}.", **doc.at(path))]
+        return [
+            Diagnostic(
+                f"'{name}' must be {words}, not {_type_name(value)} ({_short(value)})",
+                hint or f"Change it to {words}.",
+                **doc.at(path),
+            )
+        ]
     if v in ("enum", "const"):
         allowed = err.validator_value if v == "enum" else [err.validator_value]
-        return [Diagnostic(f"'{name}' is {_short(value)}; expected one of: {', '.join(map(str, allowed))}",
-                           ("Use one of the allowed values." + did_you_mean(str(value), map(str, allowed))).strip(),
-                           **doc.at(path))]
-    limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-              "exclusiveMaximum": "less than", "minLength": "at least", "maxLength": "at most",
-              "maxProperties": "at most", "minProperties": "at least", "minItems": "at least"}
+        return [
+            Diagnostic(
+                f"'{name}' is {_short(value)}; expected one of: {', '.join(map(str, allowed))}",
+                ("Use one of the allowed values." + did_you_mean(str(value), map(str, allowed))).strip(),
+                **doc.at(path),
+            )
+        ]
+    limits = {
+        "minimum": "at least",
+        "maximum": "at most",
+        "exclusiveMinimum": "more than",
+        "exclusiveMaximum": "less than",
+        "minLength": "at least",
+        "maxLength": "at most",
+        "maxProperties": "at most",
+        "minProperties": "at least",
+        "minItems": "at least",
+    }
     if v in limits:
-        unit = {"minLength": " characters", "maxLength": " characters", "maxProperties": " entries",
-                "minProperties": " entries", "minItems": " items"}.get(v, "")
-        return [Diagnostic(f"'{name}' is {_short(value) if not unit else 'too ' + ('long' if 'max' in v else 'short')}; "
-                           f"it must be {limits[v]} {err.validator_value}{unit}",
-                           hint or f"Use a value {limits[v]} {err.validator_value}{unit}.", **doc.at(path))]
+        unit = {
+            "minLength": " characters",
+            "maxLength": " characters",
+            "maxProperties": " entries",
+            "minProperties": " entries",
+            "minItems": " items",
+        }.get(v, "")
+        return [
+            Diagnostic(
+                f"'{name}' is {_short(value) if not unit else 'too ' + ('long' if 'max' in v else 'short')}; "
+                f"it must be {limits[v]} {err.validator_value}{unit}",
+                hint or f"Use a value {limits[v]} {err.validator_value}{unit}.",
+                **doc.at(path),
+            )
+        ]
     if v == "pattern" and "propertyNames" in err.schema_path:
         return [Diagnostic(f"'{name}' has an invalid key {_short(value)}", hint, **doc.at(path))]
     if v == "pattern":
@@ -188,6 +232,7 @@ def honoured_fields(kind: str, runtime: str | None) -> frozenset[str]:
     """Pure: the cloud-only fields of `kind`, as `find_ignored` names them (`docker.image`), that `runtime`
     honours all the same (marked `x-mlctl-honoured-by` in the schema: `instance_type` becomes a
     container's limits under docker, the 2021 form's `docker.image` its base image)."""
+
     def walk(node: dict, prefix: tuple) -> Iterator[str]:
         for key, sub in resolve(node, kind)[0].get("properties", {}).items():
             sub_r = resolve(sub, kind)[0]
@@ -195,6 +240,7 @@ def honoured_fields(kind: str, runtime: str | None) -> frozenset[str]:
                 yield format_field(prefix + (key,))
             elif key != "deployments":
                 yield from walk(sub, prefix + (key,))
+
     return frozenset(walk(load_schema(kind), ()))
 
 

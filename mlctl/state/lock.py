@@ -54,8 +54,10 @@ def read_holder(path: str | os.PathLike) -> dict | None:
 def describe_holder(info: dict | None) -> str:
     if not info:
         return "another mlctl process (it has not recorded itself yet)"
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} "
-            f"(operation '{info.get('operation', '?')}', started {info.get('started', '?')})")
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')} "
+        f"(operation '{info.get('operation', '?')}', started {info.get('started', '?')})"
+    )
 
 
 @contextmanager
@@ -77,10 +79,13 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
         if not state_path.exists():  # nothing recorded, and nobody can write here: nothing to protect
             yield None
             return
-        raise MlctlError(Diagnostic(
-            f"cannot take the state lock: {e.strerror or e}",
-            "mlctl needs to write in the folder of the state file; pass --state FILE to use another one.",
-            file=str(path))) from None
+        raise MlctlError(
+            Diagnostic(
+                f"cannot take the state lock: {e.strerror or e}",
+                "mlctl needs to write in the folder of the state file; pass --state FILE to use another one.",
+                file=str(path),
+            )
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         told = False
@@ -92,16 +97,20 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
                 if time.monotonic() >= deadline:
                     holder = describe_holder(read_holder(path))
                     waited = f" after waiting {timeout:g}s" if timeout else ""
-                    raise MlctlError(Diagnostic(
-                        f"the state is locked by {holder}{waited}",
-                        "wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it; "
-                        "the lock is freed automatically if that process dies.",
-                        file=str(path),
-                    )) from None
-                if not told:         # once, to stderr: a waiting mlctl says whom it waits for
+                    raise MlctlError(
+                        Diagnostic(
+                            f"the state is locked by {holder}{waited}",
+                            "wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it; "
+                            "the lock is freed automatically if that process dies.",
+                            file=str(path),
+                        )
+                    ) from None
+                if not told:  # once, to stderr: a waiting mlctl says whom it waits for
                     told = True
-                    sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by "
-                                     f"{describe_holder(read_holder(path))}...\n")
+                    sys.stderr.write(
+                        f"Waiting up to {timeout:g}s for the state lock held by "
+                        f"{describe_holder(read_holder(path))}...\n"
+                    )
                     sys.stderr.flush()
                 time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         info = {

@@ -42,7 +42,7 @@ class ResourceState:
     depends_on: list[Address] = field(default_factory=list)
     status: Status = Status.READY
     runtime: str = "local"
-    observed: Any = None     # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
+    observed: Any = None  # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -53,8 +53,9 @@ class ResourceState:
         self.depends_on = sorted(d if isinstance(d, Address) else Address.parse(d) for d in self.depends_on)
 
     @classmethod
-    def from_resource(cls, resource, *, status: str = "ready", runtime: str = "local",
-                      observed: dict | None = None) -> "ResourceState":
+    def from_resource(
+        cls, resource, *, status: str = "ready", runtime: str = "local", observed: dict | None = None
+    ) -> "ResourceState":
         """The state apply records for a desired `mlctl.resources.Resource`."""
         return cls(
             kind=resource.kind.value,
@@ -69,9 +70,14 @@ class ResourceState:
 
     def to_json(self) -> dict:
         return {
-            "kind": self.kind, "attributes": self.attributes, "digest": self.digest,
-            "depends_on": sorted(str(d) for d in self.depends_on), "status": self.status, "runtime": self.runtime,
-            "observed": self.observed.to_json(), "files": self.files,
+            "kind": self.kind,
+            "attributes": self.attributes,
+            "digest": self.digest,
+            "depends_on": sorted(str(d) for d in self.depends_on),
+            "status": self.status,
+            "runtime": self.runtime,
+            "observed": self.observed.to_json(),
+            "files": self.files,
         }
 
 
@@ -98,12 +104,16 @@ class State:
 
 
 def _unreadable(path: Path, why: str, line: int | None = None, field: str | None = None) -> MlctlError:
-    return MlctlError(Diagnostic(
-        f"cannot read the state file: {why}",
-        f"mlctl will not overwrite it. Restore it from {backup_path(path).name} beside it, or fix it by hand; "
-        "pass --state FILE to use another state file.",
-        file=str(path), line=line, field=field,
-    ))
+    return MlctlError(
+        Diagnostic(
+            f"cannot read the state file: {why}",
+            f"mlctl will not overwrite it. Restore it from {backup_path(path).name} beside it, or fix it by hand; "
+            "pass --state FILE to use another state file.",
+            file=str(path),
+            line=line,
+            field=field,
+        )
+    )
 
 
 def _line_of(text: str, *keys: str) -> int | None:
@@ -128,26 +138,37 @@ def _parse(path: Path, text: str) -> State:
         raise _unreadable(path, "it is not a JSON object")
     fv = doc.get("format_version")
     if not isinstance(fv, int):
-        raise _unreadable(path, "'format_version' is missing or not an integer", _line_of(text, "format_version"),
-                          "format_version")
+        raise _unreadable(
+            path, "'format_version' is missing or not an integer", _line_of(text, "format_version"), "format_version"
+        )
     if fv > FORMAT_VERSION:
-        raise MlctlError(Diagnostic(
-            f"the state file has format_version {fv}, newer than this mlctl understands ({FORMAT_VERSION})",
-            f"it was written by mlctl {doc.get('mlctl_version', '?')}; upgrade mlctl (this is {__version__}). "
-            "The file is left untouched.",
-            file=str(path), line=_line_of(text, "format_version"), field="format_version",
-        ))
+        raise MlctlError(
+            Diagnostic(
+                f"the state file has format_version {fv}, newer than this mlctl understands ({FORMAT_VERSION})",
+                f"it was written by mlctl {doc.get('mlctl_version', '?')}; upgrade mlctl (this is {__version__}). "
+                "The file is left untouched.",
+                file=str(path),
+                line=_line_of(text, "format_version"),
+                field="format_version",
+            )
+        )
     problem = state_problem(doc)
     if problem:
         why, keys, at = problem
         raise _unreadable(path, why, _line_of(text, *keys) if keys else None, at)
     for address, r in (doc.get("resources") or {}).items():
         if r["kind"] != address.split(".", 1)[0]:
-            raise _unreadable(path, f"resource '{address}' has kind {r['kind']!r}; its address says "
-                              f"{address.split('.', 1)[0]!r}", _line_of(text, "resources", address, "kind"),
-                              f'resources["{address}"].kind')
+            raise _unreadable(
+                path,
+                f"resource '{address}' has kind {r['kind']!r}; its address says {address.split('.', 1)[0]!r}",
+                _line_of(text, "resources", address, "kind"),
+                f'resources["{address}"].kind',
+            )
     return State(
-        format_version=fv, serial=int(doc["serial"]), lineage=doc["lineage"], mlctl_version=doc.get("mlctl_version", ""),
+        format_version=fv,
+        serial=int(doc["serial"]),
+        lineage=doc["lineage"],
+        mlctl_version=doc.get("mlctl_version", ""),
         resources={Address.parse(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
         pending=doc.get("pending"),
     )
@@ -197,18 +218,22 @@ def write_state(path: str | os.PathLike, state: State) -> State:
             raise _unreadable(path, str(e)) from None
         on_disk = _parse(path, text)
         if on_disk.lineage != state.lineage:
-            raise MlctlError(Diagnostic(
-                f"the state file belongs to another lineage ({on_disk.lineage}, not {state.lineage})",
-                "another project's state is at this path; mlctl will not overwrite it. "
-                "Pass --state FILE to choose the state file.",
-                file=str(path),
-            ))
+            raise MlctlError(
+                Diagnostic(
+                    f"the state file belongs to another lineage ({on_disk.lineage}, not {state.lineage})",
+                    "another project's state is at this path; mlctl will not overwrite it. "
+                    "Pass --state FILE to choose the state file.",
+                    file=str(path),
+                )
+            )
         if on_disk.serial > state.serial:
-            raise MlctlError(Diagnostic(
-                f"the state file changed since it was read (serial {on_disk.serial}, expected {state.serial})",
-                "another mlctl wrote it meanwhile; run the command again.",
-                file=str(path),
-            ))
+            raise MlctlError(
+                Diagnostic(
+                    f"the state file changed since it was read (serial {on_disk.serial}, expected {state.serial})",
+                    "another mlctl wrote it meanwhile; run the command again.",
+                    file=str(path),
+                )
+            )
         write_atomic(backup_path(path), previous, what="state backup")
     state.serial += 1
     state.format_version = FORMAT_VERSION

@@ -9,8 +9,15 @@ from typing import Any
 
 # which of several problems at one path is told first: an unknown or malformed key, then a missing one
 _RANK = {"additionalProperties": 0, "pattern": 0, "required": 1, "type": 2, "oneOf": 2, "enum": 3}
-_TYPE_WORDS = {"object": "an object", "array": "a list", "string": "a string", "integer": "an integer",
-               "null": "null", "number": "a number", "boolean": "true or false"}
+_TYPE_WORDS = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "null": "null",
+    "number": "a number",
+    "boolean": "true or false",
+}
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +51,7 @@ def state_problem(doc: Any) -> tuple[str, tuple, str | None] | None:
     if not errors:
         return None
     err = min(errors, key=_order)
-    if err.validator == "oneOf" and isinstance(err.instance, dict):   # pending: the object form's own problem
+    if err.validator == "oneOf" and isinstance(err.instance, dict):  # pending: the object form's own problem
         err = min((e for e in err.context if e.relative_schema_path[0] == 1), key=_order)
     path = _path(err)
     return _words(err, path), tuple(p for p in path if isinstance(p, str)), json_path(path) or None
@@ -54,7 +61,7 @@ def _path(err) -> tuple:
     """The keys leading to what is wrong (for a malformed key, the key itself)."""
     if "propertyNames" in err.absolute_schema_path:
         return (*err.absolute_path, err.instance)
-    if err.validator == "additionalProperties":          # at the first unknown key
+    if err.validator == "additionalProperties":  # at the first unknown key
         return (*err.absolute_path, min(set(err.instance) - set(err.schema.get("properties", {}))))
     return tuple(err.absolute_path)
 
@@ -81,7 +88,7 @@ def _words(err, path: tuple) -> str:
     """Pure: what a schema error means, in the words the state file's other errors use."""
     where = f"resource '{path[1]}'" if len(path) >= 2 and path[0] == "resources" else None
     at = json_path(path)
-    if err.validator == "pattern":       # the schema's only patterns are resource addresses
+    if err.validator == "pattern":  # the schema's only patterns are resource addresses
         from mlctl.resources import Address
 
         try:
@@ -96,7 +103,9 @@ def _words(err, path: tuple) -> str:
         return f"{owner} is missing key '{missing}'" if owner else f"missing key '{missing}'"
     if err.validator == "additionalProperties":
         unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        owner = where if where and len(path) == 3 else (f"'{json_path(path[:-1])}'" if len(path) > 1 else "the state file")
+        owner = (
+            where if where and len(path) == 3 else (f"'{json_path(path[:-1])}'" if len(path) > 1 else "the state file")
+        )
         return f"{owner} has unknown keys {unknown}"
     if err.validator == "enum":
         choices = ", ".join(str(c) for c in err.validator_value)
@@ -111,8 +120,14 @@ def _words(err, path: tuple) -> str:
 
 
 def _kind_of(value: Any) -> str:
-    for t, words in (((dict,), "an object"), ((list,), "a list"), ((str,), "a string"), ((bool,), "true or false"),
-                     ((int,), "an integer"), ((float,), "a number")):
+    for t, words in (
+        ((dict,), "an object"),
+        ((list,), "a list"),
+        ((str,), "a string"),
+        ((bool,), "true or false"),
+        ((int,), "an integer"),
+        ((float,), "a number"),
+    ):
         if isinstance(value, t):
             return words
     return "null" if value is None else type(value).__name__

@@ -51,7 +51,7 @@ def plan_errors(case: str, tmp_path: Path) -> list:
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_reported_with_file_line_and_field(case, tmp_path):
     exp = expectation(case)
-    if (BAD / case / "state.json").exists():   # found when planning against what was applied
+    if (BAD / case / "state.json").exists():  # found when planning against what was applied
         errors = plan_errors(case, tmp_path)
     else:
         config = load_config(project(case, tmp_path))
@@ -72,16 +72,29 @@ def test_bad_input_is_reported_with_file_line_and_field(case, tmp_path):
     assert d.detail, f"{case}: the error does not say what to do: {d.format()}"
 
 
-SAMPLE = ["yaml-syntax", "unknown-field", "traffic-total", "unknown-endpoint", "scoring-script-missing",
-          "model-conflicting-content", "conda-file-syntax", "model-path-is-a-device", "env-var-nul"]
+SAMPLE = [
+    "yaml-syntax",
+    "unknown-field",
+    "traffic-total",
+    "unknown-endpoint",
+    "scoring-script-missing",
+    "model-conflicting-content",
+    "conda-file-syntax",
+    "model-path-is-a-device",
+    "env-var-nul",
+]
 
 
 @pytest.mark.parametrize("case", SAMPLE)
 def test_validate_command_exits_1_and_prints_the_location(case, tmp_path):
     exp = expectation(case)
-    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state",
-                           str(tmp_path / "state.json"), "validate"],
-                          capture_output=True, text=True, timeout=60, cwd=BAD / case)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state", str(tmp_path / "state.json"), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=BAD / case,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert exp["message"] in proc.stderr
@@ -93,19 +106,26 @@ def test_all_errors_of_a_run_are_reported_together(tmp_path):
     root = tmp_path / "p"
     (root).mkdir()
     shared = BAD / "_shared"
-    (root / "endpoint.yml").write_text(
-        "kind: endpoint\nname: ep-one\nauth_mode: keys\ntraffic:\n  blue: 50\n")
+    (root / "endpoint.yml").write_text("kind: endpoint\nname: ep-one\nauth_mode: keys\ntraffic:\n  blue: 50\n")
     (root / "blue.yml").write_text(
         f"kind: deployment\nname: blue\nendpoint_name: ep-one\ninstance_cout: 2\nmodel:\n  path: {shared}/model\n"
-        f"code_configuration:\n  code: {shared}/nothing\n  scoring_script: score.py\n")
+        f"code_configuration:\n  code: {shared}/nothing\n  scoring_script: score.py\n"
+    )
     config = load_config(Project.at(root, state_path=tmp_path / "s.json"))
     found = sorted((Path(d.file).name, d.line, d.field) for d in config.errors)
-    assert found == [("blue.yml", 4, "instance_cout"), ("blue.yml", 8, "code_configuration.code"),
-                     ("endpoint.yml", 3, "auth_mode")], found
+    assert found == [
+        ("blue.yml", 4, "instance_cout"),
+        ("blue.yml", 8, "code_configuration.code"),
+        ("endpoint.yml", 3, "auth_mode"),
+    ], found
 
 
-STATE_CORRUPTIONS = ["state-pending-wrong-type", "state-attributes-not-object", "state-malformed-address",
-                     "state-bad-status"]
+STATE_CORRUPTIONS = [
+    "state-pending-wrong-type",
+    "state-attributes-not-object",
+    "state-malformed-address",
+    "state-bad-status",
+]
 
 
 @pytest.mark.parametrize("case", STATE_CORRUPTIONS)
@@ -117,8 +137,13 @@ def test_a_corrupted_state_file_is_a_clear_error_of_every_command(case, command,
     state = tmp_path / "state.json"
     shutil.copy(BAD / case / "state.json", state)
     before = state.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state", str(state), *command],
-                          capture_output=True, text=True, timeout=60, cwd=BAD / case)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(BAD / case), "--state", str(state), *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=BAD / case,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert exp["message"] in proc.stderr
     assert f"state.json:{exp['line']}, field '{exp['field']}'" in proc.stderr, proc.stderr
@@ -127,9 +152,23 @@ def test_a_corrupted_state_file_is_a_clear_error_of_every_command(case, command,
 
 
 def validate(root: Path, tmp_path: Path, *files: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "--state", str(tmp_path / "state.json"),
-                           *(a for f in files for a in ("-f", f)), "validate"],
-                          capture_output=True, text=True, timeout=120, cwd=root)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlctl.cli",
+            "-C",
+            str(root),
+            "--state",
+            str(tmp_path / "state.json"),
+            *(a for f in files for a in ("-f", f)),
+            "validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
 
 
 def hostile_project(tmp_path: Path) -> Path:
@@ -137,8 +176,12 @@ def hostile_project(tmp_path: Path) -> Path:
     root = tmp_path / "p"
     shutil.copytree(BAD / "_shared", root / "_shared")
     shutil.copy(BAD / "code-is-a-file" / "endpoint.yml", root)
-    (root / "blue.yml").write_text((BAD / "code-is-a-file" / "blue.yml").read_text()
-                                   .replace("../_shared/", "_shared/").replace("onlinescoring/score.py", "onlinescoring/"))
+    (root / "blue.yml").write_text(
+        (BAD / "code-is-a-file" / "blue.yml")
+        .read_text()
+        .replace("../_shared/", "_shared/")
+        .replace("onlinescoring/score.py", "onlinescoring/")
+    )
     assert validate(root, tmp_path).returncode == 0
     return root
 
@@ -154,16 +197,19 @@ def test_a_fifo_in_a_model_folder_is_refused_with_file_and_line_not_waited_on(tm
 
 def test_a_fifo_as_a_config_file_is_refused_not_waited_on(tmp_path):
     root = hostile_project(tmp_path)
-    os.mkfifo(root / "green.yml")   # found only when named: discovery lists regular files
+    os.mkfifo(root / "green.yml")  # found only when named: discovery lists regular files
     r = validate(root, tmp_path, "endpoint.yml", "blue.yml", "green.yml")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "cannot read green.yml: it is not a regular file" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("body, message", [
-    ("description: '" + "x" * (1024 * 1024) + "'\n", "it is larger than 1 MiB"),
-    ("tags: [" + "0," * 150_000 + "]\n", "it holds more than 100,000 values"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("description: '" + "x" * (1024 * 1024) + "'\n", "it is larger than 1 MiB"),
+        ("tags: [" + "0," * 150_000 + "]\n", "it holds more than 100,000 values"),
+    ],
+)
 def test_an_oversized_config_file_is_refused_before_it_is_parsed(tmp_path, body, message):
     """A config file over the caps (mlctl.schemas.documents MAX_BYTES, MAX_VALUES) is one clear error,
     not seconds of parsing and hundreds of MB."""

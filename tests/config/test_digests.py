@@ -20,8 +20,8 @@ TREE = {
     ".mlctl/state.json": b"{}",
     "sub/.mlctl/hashcache.json": b"{}",
 }
-ALPHA = "b6a98d9ce9a2d9149288fa3df42d377c3e42737afdcdaf714e33c0a100b51060"   # sha256 of b"alpha\n"
-BETA = "f2c82decdd7181cf98945929a62598db7e6b477e11f6e0eb0ae97020eff151ad"    # sha256 of b"beta\n"
+ALPHA = "b6a98d9ce9a2d9149288fa3df42d377c3e42737afdcdaf714e33c0a100b51060"  # sha256 of b"alpha\n"
+BETA = "f2c82decdd7181cf98945929a62598db7e6b477e11f6e0eb0ae97020eff151ad"  # sha256 of b"beta\n"
 TREE_DIGEST = "sha256:a3338c328701eec0ab2aadb60025f8bc97d9a3009b823432554cc1f2aebb5435"
 
 
@@ -46,7 +46,9 @@ def test_single_file_digest_names_the_file():
 def test_single_file(tmp_path):
     write_tree(tmp_path, {"a.txt": b"alpha\n"})
     assert folder_digest(tmp_path / "a.txt") == (
-        "sha256:e194db447df1acfc07e94a18c65cb878450f324b326b86cb012eb418f5a0b0a8", {"a.txt": ALPHA})
+        "sha256:e194db447df1acfc07e94a18c65cb878450f324b326b86cb012eb418f5a0b0a8",
+        {"a.txt": ALPHA},
+    )
 
 
 def test_location_and_mtime_do_not_matter_content_and_names_do(tmp_path):

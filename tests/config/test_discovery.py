@@ -21,22 +21,28 @@ def test_schema_urls_name_kinds():
     assert kind_from_schema_url(base + "managedOnlineDeployment.schema.json") == "deployment"
     assert kind_from_schema_url(base + "model.schema.json") == "model"
     assert kind_from_schema_url(base + "environment.schema.json") == "environment"
-    assert kind_from_schema_url("https://azuremlsdk2.blob.core.windows.net/latest/managedOnlineEndpoint.schema.json") == "endpoint"
+    assert (
+        kind_from_schema_url("https://azuremlsdk2.blob.core.windows.net/latest/managedOnlineEndpoint.schema.json")
+        == "endpoint"
+    )
     assert kind_from_schema_url(base + "commandJob.schema.json") is None
     assert kind_from_schema_url(base + "kubernetesOnlineEndpoint.schema.json") is None
 
 
 def test_other_yaml_is_skipped_with_one_note_each(tmp_path):
-    root = write_tree(tmp_path / "p", {
-        "endpoint.yml": ENDPOINT,
-        "conda.yml": "name: env\ndependencies: [python=3.11]\n",
-        "job.yaml": "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\ncommand: echo\n",
-        "looks.yml": "name: blue\nendpoint_name: ep-one\n",
-        "empty.yml": "",
-        "readme.txt": "not yaml: [",
-        "sub/endpoint.yml": ENDPOINT.replace("ep-one", "ep-sub"),
-        ".mlctl/state.yml": "{",
-    })
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "endpoint.yml": ENDPOINT,
+            "conda.yml": "name: env\ndependencies: [python=3.11]\n",
+            "job.yaml": "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\ncommand: echo\n",
+            "looks.yml": "name: blue\nendpoint_name: ep-one\n",
+            "empty.yml": "",
+            "readme.txt": "not yaml: [",
+            "sub/endpoint.yml": ENDPOINT.replace("ep-one", "ep-sub"),
+            ".mlctl/state.yml": "{",
+        },
+    )
     config = load_config(Project.at(root, state_path=tmp_path / "s" / "state.json"))
     assert not config.errors
     notes = sorted(tuple(d.summary.removeprefix("skipped ").split(": ", 1)) for d in config.diagnostics)
@@ -44,11 +50,14 @@ def test_other_yaml_is_skipped_with_one_note_each(tmp_path):
         ("conda.yml", "no $schema or kind"),
         ("empty.yml", "empty, not an mlctl kind"),
         ("job.yaml", "$schema 'commandJob.schema.json' is not a kind mlctl reads"),
-        ("looks.yml", "no $schema or kind (it looks like a deployment: add 'kind: deployment' or the Azure "
-                      "'$schema:' URL to read it)"),
+        (
+            "looks.yml",
+            "no $schema or kind (it looks like a deployment: add 'kind: deployment' or the Azure "
+            "'$schema:' URL to read it)",
+        ),
     ]
     assert all(d.severity == "note" and d.summary.startswith("skipped ") for d in config.diagnostics)
-    assert all(len(d.format().splitlines()) == 1 for d in config.diagnostics)   # one line each
+    assert all(len(d.format().splitlines()) == 1 for d in config.diagnostics)  # one line each
     assert [str(r.address) for r in config.resources] == ["endpoint.ep-one", "traffic.ep-one"]
 
 
@@ -59,22 +68,37 @@ def test_explicit_kind_without_schema(tmp_path):
 
 
 def test_f_names_the_files_to_read(tmp_path):
-    root = write_tree(tmp_path / "p", {"a.yml": ENDPOINT, "b.yml": ENDPOINT.replace("ep-one", "ep-two"),
-                                       "conf/c.yml": ENDPOINT.replace("ep-one", "ep-three")})
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "a.yml": ENDPOINT,
+            "b.yml": ENDPOINT.replace("ep-one", "ep-two"),
+            "conf/c.yml": ENDPOINT.replace("ep-one", "ep-three"),
+        },
+    )
     config = load_config(Project.at(root, files=["b.yml", "conf/c.yml"], state_path=tmp_path / "s" / "state.json"))
     assert [str(r.address) for r in config.resources if r.kind.value == "endpoint"] == [
-        "endpoint.ep-three", "endpoint.ep-two"]
+        "endpoint.ep-three",
+        "endpoint.ep-two",
+    ]
     shared = Path(__file__).parent / "bad" / "_shared"
-    write_tree(root, {"m.yml": f"kind: model\nname: m\nversion: 1\npath: {shared}/model\n",
-                      "d.yml": f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel: azureml:m:1\n"
-                               f"code_configuration: {{code: {shared}/onlinescoring, scoring_script: score.py}}\n"})
+    write_tree(
+        root,
+        {
+            "m.yml": f"kind: model\nname: m\nversion: 1\npath: {shared}/model\n",
+            "d.yml": f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel: azureml:m:1\n"
+            f"code_configuration: {{code: {shared}/onlinescoring, scoring_script: score.py}}\n",
+        },
+    )
     config = load_config(Project.at(root, files=["d.yml"], state_path=tmp_path / "s" / "state.json"))
     assert [d.detail for d in config.errors] == [
-        "Define the endpoint in an endpoint YAML (and name that file with -f too) or fix 'endpoint_name'."]
+        "Define the endpoint in an endpoint YAML (and name that file with -f too) or fix 'endpoint_name'."
+    ]
     config = load_config(Project.at(root, files=["d.yml", "a.yml"], state_path=tmp_path / "s" / "state.json"))
     assert [d.detail for d in config.errors] == [
         "Define it in a model YAML (with the Azure $schema URL or 'kind: model'), and name that file with -f too "
-        "(only the -f files are read)."]
+        "(only the -f files are read)."
+    ]
 
 
 def test_a_missing_project_folder_is_an_error(tmp_path):
@@ -86,9 +110,22 @@ def test_a_missing_project_folder_is_an_error(tmp_path):
 
 
 def run_validate(root, tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "--state",
-                           str(tmp_path / "s" / "state.json"), "validate", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlctl.cli",
+            "-C",
+            str(root),
+            "--state",
+            str(tmp_path / "s" / "state.json"),
+            "validate",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_validate_command_on_the_example(trained_example, tmp_path):
@@ -104,7 +141,9 @@ def test_validate_command_on_the_example(trained_example, tmp_path):
 
 
 def test_validate_command_prints_notes_and_json_errors(tmp_path):
-    root = write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT + "auth_mode: keys\n", "conda.yml": "dependencies: []\n"})
+    root = write_tree(
+        tmp_path / "p", {"endpoint.yml": ENDPOINT + "auth_mode: keys\n", "conda.yml": "dependencies: []\n"}
+    )
     proc = run_validate(root, tmp_path)
     assert proc.returncode == 1
     assert "Note: skipped conda.yml: no $schema or kind" in proc.stderr
@@ -114,4 +153,6 @@ def test_validate_command_prints_notes_and_json_errors(tmp_path):
     doc = json.loads(proc.stdout)
     assert proc.returncode == 1 and doc["valid"] is False
     assert [(d["severity"], d["line"], d["field"]) for d in doc["diagnostics"]] == [
-        ("note", None, None), ("error", 3, "auth_mode")]
+        ("note", None, None),
+        ("error", 3, "auth_mode"),
+    ]

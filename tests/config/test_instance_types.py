@@ -25,19 +25,31 @@ def test_lookup_is_case_insensitive_and_knows_the_listed_families():
 
 def test_the_table_names_each_size_once_and_holds_the_sku_list():
     names = [t.name.lower() for t in TABLE]
-    assert len(names) == len(set(names)) == 85            # every row of the SKU list
+    assert len(names) == len(set(names)) == 85  # every row of the SKU list
     assert {t.name for t in TABLE if t.name.startswith("Standard_NC")} == {
-        "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3", "Standard_NC64as_T4_v3",
-        "Standard_NC6s_v2", "Standard_NC12s_v2", "Standard_NC24s_v2", "Standard_NC6s_v3", "Standard_NC12s_v3",
-        "Standard_NC24s_v3", "Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-        "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5"}
+        "Standard_NC4as_T4_v3",
+        "Standard_NC8as_T4_v3",
+        "Standard_NC16as_T4_v3",
+        "Standard_NC64as_T4_v3",
+        "Standard_NC6s_v2",
+        "Standard_NC12s_v2",
+        "Standard_NC24s_v2",
+        "Standard_NC6s_v3",
+        "Standard_NC12s_v3",
+        "Standard_NC24s_v3",
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC96ads_A100_v4",
+        "Standard_NC40ads_H100_v5",
+        "Standard_NC80adis_H100_v5",
+    }
 
 
 def test_smallest_fitting():
     assert smallest_fitting(1, 1).name == "Standard_DS1_v2"
     assert smallest_fitting(0.5, 3.5).name == "Standard_DS1_v2"
-    assert smallest_fitting(2, 4).name == "Standard_F2s_v2"          # fewest vCPUs, then least memory
-    assert smallest_fitting(2, 7.5).name == "Standard_D2a_v4"        # 8 GiB; D2a_v4 before D2as_v4 by name
+    assert smallest_fitting(2, 4).name == "Standard_F2s_v2"  # fewest vCPUs, then least memory
+    assert smallest_fitting(2, 7.5).name == "Standard_D2a_v4"  # 8 GiB; D2a_v4 before D2as_v4 by name
     assert smallest_fitting(2, 10).name == "Standard_E2s_v3"
     assert smallest_fitting(4, 100).name == "Standard_FX12mds"
     assert smallest_fitting(1, 1, gpus=1).name == "Standard_NC4as_T4_v3"

@@ -13,8 +13,10 @@ from mlctl.schemas.load import PATH_ATTRIBUTES, load_config
 
 def identity(config):
     """What must agree between two loads: address, attributes, digest, edges and files of each resource."""
-    return [(str(r.address), dict(r.attributes), r.digest, tuple(map(str, r.depends_on)), dict(r.files))
-            for r in config.resources]
+    return [
+        (str(r.address), dict(r.attributes), r.digest, tuple(map(str, r.depends_on)), dict(r.files))
+        for r in config.resources
+    ]
 
 
 def load(root: Path, tmp: Path, files=()):
@@ -28,25 +30,40 @@ def test_example_current_and_2021_forms_are_identical(trained_example, tmp_path)
     legacy = load(trained_example / "legacy", tmp_path)
     assert identity(current) == identity(legacy)
     assert [str(r.address) for r in current.resources] == [
-        "deployment.diabetes.blue", "endpoint.diabetes", "environment.diabetes-blue-env",
-        "image.diabetes-blue-env", "model.diabetes-blue-model", "traffic.diabetes"]
+        "deployment.diabetes.blue",
+        "endpoint.diabetes",
+        "environment.diabetes-blue-env",
+        "image.diabetes-blue-env",
+        "model.diabetes-blue-model",
+        "traffic.diabetes",
+    ]
     # what each form ignores is its own, and never silent
-    assert current.ignored == {"deployment.diabetes.blue": ("instance_type",),
-                               "environment.diabetes-blue-env": ("image",)}
-    assert legacy.ignored == {"deployment.diabetes.blue": ("scale_settings.scale_type", "instance_type"),
-                              "endpoint.diabetes": ("type",),
-                              "environment.diabetes-blue-env": ("docker.image",)}
+    assert current.ignored == {
+        "deployment.diabetes.blue": ("instance_type",),
+        "environment.diabetes-blue-env": ("image",),
+    }
+    assert legacy.ignored == {
+        "deployment.diabetes.blue": ("scale_settings.scale_type", "instance_type"),
+        "endpoint.diabetes": ("type",),
+        "environment.diabetes-blue-env": ("docker.image",),
+    }
 
 
 def test_resources_carry_the_line_of_each_field(trained_example, tmp_path):
     """Errors found after loading (the planner's) can name the exact line of a field."""
+
     def where(config, address, *fields):
         src = config.resource(address).source
         return (src.file, src.line, *(src.line_of(f) for f in fields))
 
     current, legacy = load(trained_example, tmp_path), load(trained_example / "legacy", tmp_path)
-    assert where(current, "deployment.diabetes.blue", "instance_count", "code_configuration.scoring_script",
-                 "request_settings.request_timeout_ms") == ("blue-deployment.yml", 1, 13, 8, 1)
+    assert where(
+        current,
+        "deployment.diabetes.blue",
+        "instance_count",
+        "code_configuration.scoring_script",
+        "request_settings.request_timeout_ms",
+    ) == ("blue-deployment.yml", 1, 13, 8, 1)
     assert where(current, "model.diabetes-blue-model", "path", "version") == ("blue-deployment.yml", 4, 5, 4)
     assert where(current, "traffic.diabetes", "traffic.blue") == ("endpoint.yml", 4, 5)
     assert where(legacy, "deployment.diabetes.blue", "scale_settings.instance_count") == ("endpoint.yml", 9, 23)
@@ -67,18 +84,27 @@ def test_example_attributes(trained_example, tmp_path):
     assert a["model_digest"] == model.attributes["content_digest"]
     assert a["environment"] == "diabetes-blue-env" and a["image_digest"] == env.attributes["spec_digest"]
     assert a["instance_count"] == 1
-    assert a["request_settings"] == {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1,
-                                     "max_queue_wait_ms": 500}
+    assert a["request_settings"] == {
+        "request_timeout_ms": 5000,
+        "max_concurrent_requests_per_instance": 1,
+        "max_queue_wait_ms": 500,
+    }
     probe = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
     assert a["liveness_probe"] == a["readiness_probe"] == probe
     assert a["environment_variables"] == {} and a["tags"] == {} and a["description"] is None
-    assert [str(x) for x in dep.depends_on] == ["endpoint.diabetes", "model.diabetes-blue-model",
-                                                "image.diabetes-blue-env"]
+    assert [str(x) for x in dep.depends_on] == [
+        "endpoint.diabetes",
+        "model.diabetes-blue-model",
+        "image.diabetes-blue-env",
+    ]
     assert set(dep.files) == {"code/score.py", "model/model.pkl"}
     assert model.attributes["path"] == str(trained_example / "model") and model.attributes["is_file"] is False
     assert {k: env.attributes[k] for k in ("python", "channels", "conda_packages", "pip_packages")} == {
-        "python": ">=3.11", "channels": ["conda-forge"],
-        "conda_packages": ["numpy==2.4.*", "pip", "scikit-learn==1.9.*"], "pip_packages": ["joblib"]}
+        "python": ">=3.11",
+        "channels": ["conda-forge"],
+        "conda_packages": ["numpy==2.4.*", "pip", "scikit-learn==1.9.*"],
+        "pip_packages": ["joblib"],
+    }
     assert env.attributes["image"] == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
     image = config.resource("image.diabetes-blue-env")
     assert image.attributes["spec_digest"] == env.attributes["spec_digest"]
@@ -87,11 +113,21 @@ def test_example_attributes(trained_example, tmp_path):
     assert dict(traffic.attributes) == {"endpoint": "diabetes", "traffic": {"blue": 100}, "mirror_traffic": {}}
     assert [str(x) for x in traffic.depends_on] == ["endpoint.diabetes", "deployment.diabetes.blue"]
     assert dict(config.resource("endpoint.diabetes").attributes) == {
-        "name": "diabetes", "auth_mode": "key", "port": None, "description": None, "tags": {}}
+        "name": "diabetes",
+        "auth_mode": "key",
+        "port": None,
+        "description": None,
+        "tags": {},
+    }
     # inputs: every config file and every referenced file, with its sha256
     names = {Path(p).relative_to(trained_example).as_posix() for p in config.inputs}
-    assert names == {"endpoint.yml", "blue-deployment.yml", "environment/conda.yml", "onlinescoring/score.py",
-                     "model/model.pkl"}
+    assert names == {
+        "endpoint.yml",
+        "blue-deployment.yml",
+        "environment/conda.yml",
+        "onlinescoring/score.py",
+        "model/model.pkl",
+    }
     assert all(v.startswith("sha256:") and len(v) == 71 for v in config.inputs.values())
 
 
@@ -102,10 +138,13 @@ def test_another_checkout_folder_changes_no_digest(trained_example, tmp_path):
     assert [r.digest for r in a.resources] == [r.digest for r in b.resources]
     for ra, rb in zip(a.resources, b.resources):
         skip = PATH_ATTRIBUTES.get(ra.kind.value, ())
-        assert {k: v for k, v in ra.attributes.items() if k not in skip} == \
-               {k: v for k, v in rb.attributes.items() if k not in skip}
-    assert a.resource("deployment.diabetes.blue").attributes["code"] != \
-           b.resource("deployment.diabetes.blue").attributes["code"]
+        assert {k: v for k, v in ra.attributes.items() if k not in skip} == {
+            k: v for k, v in rb.attributes.items() if k not in skip
+        }
+    assert (
+        a.resource("deployment.diabetes.blue").attributes["code"]
+        != b.resource("deployment.diabetes.blue").attributes["code"]
+    )
 
 
 def test_editing_code_changes_the_deployment_but_not_the_model(trained_example, tmp_path):
@@ -121,21 +160,21 @@ def test_editing_code_changes_the_deployment_but_not_the_model(trained_example, 
 
 NAMED_SPLIT = {
     "endpoint.yml": "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
-                    "name: shop\nauth_mode: aml_token\nport: 8765\ntraffic: {blue: 90, green: 10}\n"
-                    "mirror_traffic: {}\ntags: {team: ml, tier: 1}\n",
+    "name: shop\nauth_mode: aml_token\nport: 8765\ntraffic: {blue: 90, green: 10}\n"
+    "mirror_traffic: {}\ntags: {team: ml, tier: 1}\n",
     "model.yml": "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
-                 "name: ridge\nversion: 3\npath: assets/model.pkl\ndescription: a ridge\n",
+    "name: ridge\nversion: 3\npath: assets/model.pkl\ndescription: a ridge\n",
     "env.yml": "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
-               "name: sk\nversion: '1.10'\nconda_file: assets/conda.yml\n"
-               "image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n",
+    "name: sk\nversion: '1.10'\nconda_file: assets/conda.yml\n"
+    "image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n",
     "blue.yml": "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\n"
-                "name: blue\nendpoint_name: shop\nmodel: azureml:ridge:3\n"
-                "code_configuration: {code: src, scoring_script: score.py}\n"
-                "environment: azureml:sk:1.10\ninstance_count: 2\n"
-                "request_settings: {request_timeout_ms: 3000}\nliveness_probe: {period: 5}\n"
-                "environment_variables: {DEBUG: true, WORKERS: 2}\n",
+    "name: blue\nendpoint_name: shop\nmodel: azureml:ridge:3\n"
+    "code_configuration: {code: src, scoring_script: score.py}\n"
+    "environment: azureml:sk:1.10\ninstance_count: 2\n"
+    "request_settings: {request_timeout_ms: 3000}\nliveness_probe: {period: 5}\n"
+    "environment_variables: {DEBUG: true, WORKERS: 2}\n",
     "green.yml": "kind: deployment\nname: green\nendpoint_name: shop\nmodel: ridge:3\n"
-                 "code_configuration: {code: src, scoring_script: score.py}\nenvironment: azureml:sk@latest\n",
+    "code_configuration: {code: src, scoring_script: score.py}\nenvironment: azureml:sk@latest\n",
     "assets/model.pkl": b"model bytes",
     "assets/conda.yml": "channels: [defaults]\ndependencies: [python=3.11, scikit-learn, {pip: [joblib]}]\n",
     "src/score.py": "def init(): pass\ndef run(raw): return raw\n",
@@ -175,8 +214,15 @@ def test_named_assets_and_references_agree_across_forms(tmp_path):
     legacy = load(root / "legacy", tmp_path / "l")
     assert identity(split) == identity(legacy)
     addresses = [str(r.address) for r in split.resources]
-    assert addresses == ["deployment.shop.blue", "deployment.shop.green", "endpoint.shop", "environment.sk",
-                         "image.sk", "model.ridge", "traffic.shop"]
+    assert addresses == [
+        "deployment.shop.blue",
+        "deployment.shop.green",
+        "endpoint.shop",
+        "environment.sk",
+        "image.sk",
+        "model.ridge",
+        "traffic.shop",
+    ]
     blue = split.resource("deployment.shop.blue").attributes
     assert (blue["model"], blue["model_version"], blue["environment"]) == ("ridge", "3", "sk")
     assert blue["instance_count"] == 2
@@ -193,17 +239,25 @@ def test_named_assets_and_references_agree_across_forms(tmp_path):
 
 
 def test_derived_model_version_follows_content(tmp_path):
-    root = write_tree(tmp_path / "p", {**NAMED_SPLIT, "model.yml": NAMED_SPLIT["model.yml"].replace("version: 3\n", ""),
-                                       "blue.yml": NAMED_SPLIT["blue.yml"].replace("azureml:ridge:3", "azureml:ridge@latest"),
-                                       "green.yml": NAMED_SPLIT["green.yml"].replace("ridge:3", "azureml:ridge@latest")})
+    root = write_tree(
+        tmp_path / "p",
+        {
+            **NAMED_SPLIT,
+            "model.yml": NAMED_SPLIT["model.yml"].replace("version: 3\n", ""),
+            "blue.yml": NAMED_SPLIT["blue.yml"].replace("azureml:ridge:3", "azureml:ridge@latest"),
+            "green.yml": NAMED_SPLIT["green.yml"].replace("ridge:3", "azureml:ridge@latest"),
+        },
+    )
     first = load(root, tmp_path / "1").resource("model.ridge").attributes["version"]
     assert first.startswith("d") and len(first) == 11
     assert load(root, tmp_path / "2").resource("model.ridge").attributes["version"] == first
     (root / "assets" / "model.pkl").write_bytes(b"retrained")
     second = load(root, tmp_path / "3")
     assert second.resource("model.ridge").attributes["version"] != first
-    assert second.resource("deployment.shop.blue").attributes["model_version"] == \
-           second.resource("model.ridge").attributes["version"]
+    assert (
+        second.resource("deployment.shop.blue").attributes["model_version"]
+        == second.resource("model.ridge").attributes["version"]
+    )
 
 
 def test_deployment_without_environment_runs_in_mlctls_interpreter(tmp_path):
@@ -219,14 +273,24 @@ def test_deployment_without_environment_runs_in_mlctls_interpreter(tmp_path):
 
 def test_image_digest_ignores_formatting_and_order_of_the_conda_file(tmp_path):
     a = write_tree(tmp_path / "a", NAMED_SPLIT)
-    b = write_tree(tmp_path / "b", {**NAMED_SPLIT, "assets/conda.yml":
-                                    "# same spec, written differently\nname: other-name\nchannels:\n  - defaults\n"
-                                    "dependencies:\n  - pip:\n    - Joblib\n  - Scikit-Learn\n  - python=3.11\n"})
+    b = write_tree(
+        tmp_path / "b",
+        {
+            **NAMED_SPLIT,
+            "assets/conda.yml": "# same spec, written differently\nname: other-name\nchannels:\n  - defaults\n"
+            "dependencies:\n  - pip:\n    - Joblib\n  - Scikit-Learn\n  - python=3.11\n",
+        },
+    )
     da = load(a, tmp_path / "1").resource("image.sk").digest
     db = load(b, tmp_path / "2").resource("image.sk").digest
     assert da == db
-    c = write_tree(tmp_path / "c", {**NAMED_SPLIT, "assets/conda.yml":
-                                    "channels: [defaults]\ndependencies: [python=3.12, scikit-learn, {pip: [joblib]}]\n"})
+    c = write_tree(
+        tmp_path / "c",
+        {
+            **NAMED_SPLIT,
+            "assets/conda.yml": "channels: [defaults]\ndependencies: [python=3.12, scikit-learn, {pip: [joblib]}]\n",
+        },
+    )
     assert load(c, tmp_path / "3").resource("image.sk").digest != da
 
 
@@ -243,7 +307,7 @@ def test_second_load_reads_no_file_it_already_hashed(trained_example, tmp_path):
     assert cache_file.is_file() and (tmp_path / "data" / ".gitignore").is_file()
     cache = HashCache.load(cache_file)
     second = load_config(project, cache=cache)
-    assert cache.computed == 0 and cache.hits == 3   # conda.yml, score.py, model.pkl
+    assert cache.computed == 0 and cache.hits == 3  # conda.yml, score.py, model.pkl
     assert identity(first) == identity(second)
 
 
@@ -256,7 +320,12 @@ def test_an_empty_model_folder_and_an_environment_without_packages_are_warned_ab
     config = load(root, tmp_path)
     warnings = [(d.file, d.line, d.summary) for d in config.diagnostics if d.severity == "warning"]
     assert warnings == [
-        ("env.yml", 1, "environment 'sk' has no conda_file: the local runtime installs no packages for it "
-                       "(the image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest is not used)"),
-        ("model.yml", 4, f"model 'ridge' has no files: {root / 'empty'} is empty")]
+        (
+            "env.yml",
+            1,
+            "environment 'sk' has no conda_file: the local runtime installs no packages for it "
+            "(the image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest is not used)",
+        ),
+        ("model.yml", 4, f"model 'ridge' has no files: {root / 'empty'} is empty"),
+    ]
     assert config.resources  # warnings do not stop a load

@@ -27,15 +27,23 @@ BAD = Path(__file__).parent / "bad"
 SHARED = BAD / "_shared"
 CASES = sorted(p.name for p in BAD.iterdir() if p.name.startswith("project-file-"))
 ENDPOINT = "kind: endpoint\nname: ep-one\ntraffic:\n  blue: 100\n"
-BLUE = (f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {SHARED}/model\n"
-        f"code_configuration:\n  code: {SHARED}/onlinescoring\n  scoring_script: score.py\n")
+BLUE = (
+    f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {SHARED}/model\n"
+    f"code_configuration:\n  code: {SHARED}/onlinescoring\n  scoring_script: score.py\n"
+)
 ALL_BLOCKS = "runtime: local\nlocal: {}\ndocker:\n  base_image: python:3.11-slim\nray:\n  address: auto\n"
 
 
 def mlctl(*args, env=None, cwd=None):
     environ = {k: v for k, v in os.environ.items() if k != "MLCTL_RUNTIME"}
-    return subprocess.run([sys.executable, "-m", "mlctl.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={**environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -72,7 +80,7 @@ def test_runtime_local_is_accepted_with_every_block(proj, name):
     assert (s.runtime, dict(s.settings), s.source, s.file, s.line) == ("local", {}, name, str(proj / name), 1)
     assert s.digest.startswith("sha256:") and hash(s) == hash(load_project_file(at(proj), environ={}))
     with pytest.raises(TypeError):
-        s.settings["x"] = 1   # read-only, like the value holding it
+        s.settings["x"] = 1  # read-only, like the value holding it
     config = load_config(at(proj))
     assert config.project_settings == s and config.inputs[str(proj / name)] == s.digest
     assert [str(r.address) for r in config.resources][:2] == ["deployment.ep-one.blue", "endpoint.ep-one"]
@@ -95,7 +103,7 @@ def test_precedence_option_over_variable_over_file_over_default(proj):
     assert (from_env.runtime, from_env.source, from_env.line) == ("local", "MLCTL_RUNTIME", None)
     from_option = load_project_file(at(proj, runtime_override="local"), environ={"MLCTL_RUNTIME": "ray"})
     assert (from_option.runtime, from_option.source) == ("local", "--runtime")
-    assert load_project_file(at(proj), environ={"MLCTL_RUNTIME": ""}).source == "mlctl.yaml"   # empty = unset
+    assert load_project_file(at(proj), environ={"MLCTL_RUNTIME": ""}).source == "mlctl.yaml"  # empty = unset
 
 
 def test_the_overrides_and_their_precedence_through_the_cli(proj):
@@ -112,8 +120,12 @@ def test_the_overrides_and_their_precedence_through_the_cli(proj):
     r = mlctl("-C", root, "--runtime", "local", "validate", "--json", env={"MLCTL_RUNTIME": "ray"})
     assert r.returncode == 0 and json.loads(r.stdout)["runtime"] == {"name": "local", "source": "--runtime"}
     r = mlctl("-C", root, "--runtime", "kubernetes", "validate", env={"MLCTL_RUNTIME": "local"})
-    assert r.returncode == 1 and "Error: the kubernetes runtime is not in this version of mlctl (given with " \
-                                 "--runtime)\n  at field '--runtime'\n" in r.stderr, r.stderr
+    assert (
+        r.returncode == 1
+        and "Error: the kubernetes runtime is not in this version of mlctl (given with "
+        "--runtime)\n  at field '--runtime'\n"
+        in r.stderr
+    ), r.stderr
     r = mlctl("-C", root, "validate", env={"MLCTL_RUNTIME": "kubernetes"})
     assert r.returncode == 1 and "(in MLCTL_RUNTIME)\n  at field 'MLCTL_RUNTIME'\n" in r.stderr, r.stderr
     assert "set MLCTL_RUNTIME=local or unset it" in r.stderr
@@ -124,12 +136,17 @@ def test_the_overrides_and_their_precedence_through_the_cli(proj):
 
 @pytest.mark.parametrize("how", ["option", "variable"])
 def test_an_unknown_runtime_given_for_a_run_names_the_option_or_variable(proj, how):
-    args, env, where = (["--runtime", "dokcer"], {}, "--runtime") if how == "option" else \
-        ([], {"MLCTL_RUNTIME": "dokcer"}, "MLCTL_RUNTIME")
+    args, env, where = (
+        (["--runtime", "dokcer"], {}, "--runtime")
+        if how == "option"
+        else ([], {"MLCTL_RUNTIME": "dokcer"}, "MLCTL_RUNTIME")
+    )
     r = mlctl("-C", str(proj), *args, "validate", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert f"Error: unknown runtime 'dokcer' ({'given with' if how == 'option' else 'in'} {where})\n" \
-           f"  at field '{where}'\n  Use one of: docker, kubernetes, local, ray. Did you mean 'docker'?\n" in r.stderr, r.stderr
+    assert (
+        f"Error: unknown runtime 'dokcer' ({'given with' if how == 'option' else 'in'} {where})\n"
+        f"  at field '{where}'\n  Use one of: docker, kubernetes, local, ray. Did you mean 'docker'?\n" in r.stderr
+    ), r.stderr
     with pytest.raises(MlctlError) as e:
         load_project_file(at(proj, runtime_override="dokcer") if how == "option" else at(proj), environ=env)
     assert [d.field for d in e.value.diagnostics] == [where]
@@ -156,8 +173,12 @@ def test_all_errors_at_once_with_the_configs(proj):
     r = mlctl("-C", str(proj), "--runtime", "kubernetes", "validate")
     assert r.returncode == 1 and "Configuration is invalid: 4 errors." in r.stderr, r.stderr
     found = [line.strip() for line in r.stderr.splitlines() if line.startswith("  at ")]
-    assert found == ["at field '--runtime'", "at endpoint.yml:5, field 'auth_mode'",
-                     "at mlctl.yaml:3, field 'local.base_image'", "at mlctl.yaml:4, field 'ray.address'"], r.stderr
+    assert found == [
+        "at field '--runtime'",
+        "at endpoint.yml:5, field 'auth_mode'",
+        "at mlctl.yaml:3, field 'local.base_image'",
+        "at mlctl.yaml:4, field 'ray.address'",
+    ], r.stderr
 
 
 def test_the_project_file_is_never_read_as_config_nor_noted(proj):
@@ -175,9 +196,11 @@ def test_the_project_file_is_never_read_as_config_nor_noted(proj):
 
 def test_a_saved_plan_goes_stale_when_the_project_file_changes(proj, tmp_path):
     root, plan = str(proj), str(tmp_path / "plan.json")
-    for before, after, moved in [(None, "runtime: local\n", "mlctl.yaml is new"),
-                                 ("runtime: local\n", ALL_BLOCKS, "mlctl.yaml changed"),
-                                 (ALL_BLOCKS, None, "mlctl.yaml was removed or is no longer read")]:
+    for before, after, moved in [
+        (None, "runtime: local\n", "mlctl.yaml is new"),
+        ("runtime: local\n", ALL_BLOCKS, "mlctl.yaml changed"),
+        (ALL_BLOCKS, None, "mlctl.yaml was removed or is no longer read"),
+    ]:
         if before is not None:
             (proj / "mlctl.yaml").write_text(before)
         r = mlctl("-C", root, "plan", "--refresh=false", "--out", plan)

@@ -59,8 +59,11 @@ def test_normalized_conda_dependencies_read_back_unchanged():
 def test_pip_requirements():
     assert pip_requirement("Joblib") == "joblib"
     assert pip_requirement("azureml_defaults >= 1.0") == "azureml-defaults>=1.0"
-    assert pip_requirement('Foo.Bar[b, A] == 1.0 ; python_version <  "3.12"') == 'foo-bar[a,b]==1.0; python_version < "3.12"'
-    assert pip_requirement("numpy >= 1.2 , < 2") == "numpy>=1.2,<2"          # the written order, not sorted
+    assert (
+        pip_requirement('Foo.Bar[b, A] == 1.0 ; python_version <  "3.12"')
+        == 'foo-bar[a,b]==1.0; python_version < "3.12"'
+    )
+    assert pip_requirement("numpy >= 1.2 , < 2") == "numpy>=1.2,<2"  # the written order, not sorted
     assert pip_requirement("numpy < 2 , >= 1.2") == "numpy<2,>=1.2"
     assert pip_requirement("numpy (>=1.2)") == "numpy>=1.2"
     assert pip_requirement("pkg @ https://example.org/pkg-1.0.whl") == "pkg @ https://example.org/pkg-1.0.whl"
@@ -82,29 +85,35 @@ def test_python_requests():
     assert python_request("") is None
 
 
-@pytest.mark.parametrize("spec, line", [
-    ("numpy", "numpy"),
-    ("numpy=1.21", "numpy==1.21.*"),
-    ("numpy==1.21.2", "numpy==1.21.2"),
-    ("numpy 1.8*", "numpy==1.8.*"),
-    ("numpy>=1.2,<2", "numpy>=1.2,<2"),
-    ("numpy >=1.2", "numpy>=1.2"),
-    ("numpy=1.2.*", "numpy==1.2.*"),
-    ("conda-forge::py-xgboost=1.7=py39_0", "xgboost==1.7.*"),
-    ("numpy[version='>=1.2']", "numpy>=1.2"),
-    ("matplotlib-base", "matplotlib"),
-    ("ruamel_yaml=0.17", "ruamel.yaml==0.17.*"),
-    ("python", None),
-    ("pip", None),
-    ("python_abi", None),
-    ("openmpi=4", None),
-])
+@pytest.mark.parametrize(
+    "spec, line",
+    [
+        ("numpy", "numpy"),
+        ("numpy=1.21", "numpy==1.21.*"),
+        ("numpy==1.21.2", "numpy==1.21.2"),
+        ("numpy 1.8*", "numpy==1.8.*"),
+        ("numpy>=1.2,<2", "numpy>=1.2,<2"),
+        ("numpy >=1.2", "numpy>=1.2"),
+        ("numpy=1.2.*", "numpy==1.2.*"),
+        ("conda-forge::py-xgboost=1.7=py39_0", "xgboost==1.7.*"),
+        ("numpy[version='>=1.2']", "numpy>=1.2"),
+        ("matplotlib-base", "matplotlib"),
+        ("ruamel_yaml=0.17", "ruamel.yaml==0.17.*"),
+        ("python", None),
+        ("pip", None),
+        ("python_abi", None),
+        ("openmpi=4", None),
+    ],
+)
 def test_pip_from_conda(spec, line):
     assert pip_from_conda(spec)[0] == line
 
 
 def test_read_conda_file(tmp_path):
-    write_tree(tmp_path, {"conda.yml": """\
+    write_tree(
+        tmp_path,
+        {
+            "conda.yml": """\
 name: anything
 channels: [conda-forge, defaults, conda-forge]
 dependencies:
@@ -115,20 +124,26 @@ dependencies:
   - pip:
       - joblib
       - Inference_Schema==1.7
-"""})
+"""
+        },
+    )
     diags = []
     assert read_conda_file(tmp_path / "conda.yml", diags) == {
-        "python": "3.11", "channels": ["conda-forge", "defaults"],
+        "python": "3.11",
+        "channels": ["conda-forge", "defaults"],
         "conda_packages": ["numpy", "pip", "scikit-learn==1.9.*"],
-        "pip_packages": ["inference-schema==1.7", "joblib"]}
+        "pip_packages": ["inference-schema==1.7", "joblib"],
+    }
     assert diags == []
 
 
 def test_python_version_requests_in_files(tmp_path):
-    for text, python in [("dependencies: [python==3.11.7]", "3.11.7"),
-                         ("dependencies: ['python>=3.9,<3.12']", ">=3.9,<3.12"),
-                         ("dependencies: ['python 3.10']", "3.10"),
-                         ("dependencies: [numpy]", None)]:
+    for text, python in [
+        ("dependencies: [python==3.11.7]", "3.11.7"),
+        ("dependencies: ['python>=3.9,<3.12']", ">=3.9,<3.12"),
+        ("dependencies: ['python 3.10']", "3.10"),
+        ("dependencies: [numpy]", None),
+    ]:
         (tmp_path / "conda.yml").write_text(text)
         diags = []
         assert read_conda_file(tmp_path / "conda.yml", diags)["python"] == python, text
@@ -158,8 +173,15 @@ def test_requirements_map_skip_and_note(tmp_path):
     parsed = read_conda_file(tmp_path / "conda.yml", [])
     assert parsed["python"] == "3.8"
     reqs = requirements(parsed["conda_packages"], parsed["pip_packages"], extra=("aiohttp>=3.9", "Joblib"))
-    assert reqs.lines == ("numpy==1.21.2.*", "torch>=1.10", "scikit-learn==0.24.2.*", "scipy==1.7.1.*",
-                          "inference-schema[numpy-support]==1.3.0", "joblib==1.0.1", "aiohttp>=3.9")
+    assert reqs.lines == (
+        "numpy==1.21.2.*",
+        "torch>=1.10",
+        "scikit-learn==0.24.2.*",
+        "scipy==1.7.1.*",
+        "inference-schema[numpy-support]==1.3.0",
+        "joblib==1.0.1",
+        "aiohttp>=3.9",
+    )
     assert reqs.notes == (
         "skipped conda-only package 'cudatoolkit' (a system library; not installed from PyPI)",
         "skipped conda-only package 'mkl' (a system library; not installed from PyPI)",

@@ -26,8 +26,12 @@ from fake_runtime import FakeWorld  # noqa: E402
 
 from mlctl.runtime import registry  # noqa: E402
 
-RUNTIMES = ("fake", "local", pytest.param("docker", marks=pytest.mark.docker),
-            pytest.param("ray", marks=pytest.mark.ray))
+RUNTIMES = (
+    "fake",
+    "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("ray", marks=pytest.mark.ray),
+)
 
 
 @pytest.fixture

@@ -19,21 +19,27 @@ from dataclasses import dataclass, field
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, InstanceUsage, Runtime
-from mlctl.runtime.observed import (DeploymentObserved, EndpointObserved, EnvironmentObserved, ImageObserved,
-                                    ModelObserved, TrafficObserved)
+from mlctl.runtime.observed import (
+    DeploymentObserved,
+    EndpointObserved,
+    EnvironmentObserved,
+    ImageObserved,
+    ModelObserved,
+    TrafficObserved,
+)
 
 
 @dataclass
 class FakeWorld:
-    endpoints: dict = field(default_factory=dict)      # name -> {"port", "auth_mode", "keys", "alive"}
-    deployments: dict = field(default_factory=dict)    # (endpoint, name) -> {"spec", "count", "ready"}
-    traffic: dict = field(default_factory=dict)        # endpoint -> (traffic, mirror)
-    models: dict = field(default_factory=dict)         # (name, version) -> digest
-    images: set = field(default_factory=set)           # spec digests built
-    calls: list = field(default_factory=list)          # (address, order) in the order received
-    fail: dict = field(default_factory=dict)           # (address, order) -> exception to raise once
-    delay: dict = field(default_factory=dict)          # (address, order) -> seconds the order takes
-    say: dict = field(default_factory=dict)            # (address, order) -> a progress message it gives first
+    endpoints: dict = field(default_factory=dict)  # name -> {"port", "auth_mode", "keys", "alive"}
+    deployments: dict = field(default_factory=dict)  # (endpoint, name) -> {"spec", "count", "ready"}
+    traffic: dict = field(default_factory=dict)  # endpoint -> (traffic, mirror)
+    models: dict = field(default_factory=dict)  # (name, version) -> digest
+    images: set = field(default_factory=set)  # spec digests built
+    calls: list = field(default_factory=list)  # (address, order) in the order received
+    fail: dict = field(default_factory=dict)  # (address, order) -> exception to raise once
+    delay: dict = field(default_factory=dict)  # (address, order) -> seconds the order takes
+    say: dict = field(default_factory=dict)  # (address, order) -> a progress message it gives first
     next_port: int = 41000
 
     def order(self, address, order: str, ctx=None) -> None:
@@ -131,15 +137,20 @@ class EndpointDriver(_Driver):
 
     def _observed(self, name):
         port = self.world.endpoints[name]["port"]
-        return EndpointObserved(alive=True, port=port, pid=1, scoring_uri=f"http://127.0.0.1:{port}/score",
-                                openapi_uri=f"http://127.0.0.1:{port}/swagger.json")
+        return EndpointObserved(
+            alive=True,
+            port=port,
+            pid=1,
+            scoring_uri=f"http://127.0.0.1:{port}/score",
+            openapi_uri=f"http://127.0.0.1:{port}/swagger.json",
+        )
 
     def _remove(self, address, prior, keep_identity):
         ep = self.world.endpoints.pop(address.name, None)
         for key in [k for k in self.world.deployments if k[0] == address.name]:
             del self.world.deployments[key]
         self.world.traffic.pop(address.name, None)
-        if keep_identity and ep:          # the keys and port outlive the host, as the secrets file does
+        if keep_identity and ep:  # the keys and port outlive the host, as the secrets file does
             self.world.endpoints[address.name] = {**ep, "alive": False, "kept_port": ep["port"]}
 
     def read(self, address, prior, ctx):
@@ -155,12 +166,19 @@ class DeploymentDriver(_Driver):
         if a["endpoint"] not in self.world.endpoints or not self.world.endpoints[a["endpoint"]]["alive"]:
             raise DriverError(f"the endpoint host of {a['endpoint']!r} is not running")
         if (a.get("environment_variables") or {}).get("FAIL_INIT"):
-            raise DriverError(f"{r.address} failed to start: init() raised", "The old instances keep serving.",
-                              "Traceback (most recent call last):\nRuntimeError: init failed on purpose")
+            raise DriverError(
+                f"{r.address} failed to start: init() raised",
+                "The old instances keep serving.",
+                "Traceback (most recent call last):\nRuntimeError: init failed on purpose",
+            )
         key = (a["endpoint"], a["name"])
-        self.world.deployments[key] = {"spec": _serving_digest(a), "count": a["instance_count"],
-                                       "ready": a["instance_count"], "model": a.get("model_digest"),
-                                       "code": a.get("code_digest")}
+        self.world.deployments[key] = {
+            "spec": _serving_digest(a),
+            "count": a["instance_count"],
+            "ready": a["instance_count"],
+            "model": a.get("model_digest"),
+            "code": a.get("code_digest"),
+        }
         return self._observed(key)
 
     def scale(self, resource, prior, ctx):
@@ -174,15 +192,20 @@ class DeploymentDriver(_Driver):
         key = (resource.attributes["endpoint"], resource.attributes["name"])
         if key not in self.world.deployments:
             raise DriverError(f"{resource.address} is not running")
-        self.world.deployments[key]["ready"] = self.world.deployments[key]["count"]   # revive
+        self.world.deployments[key]["ready"] = self.world.deployments[key]["count"]  # revive
         return self._observed(key)
 
     def _observed(self, key):
         d = self.world.deployments[key]
-        return DeploymentObserved(state="ready" if d["ready"] == d["count"] else "degraded",
-                                  instance_count=d["count"], ready_instances=d["ready"],
-                                  served_model_digest=d["model"], served_code_digest=d["code"], serving_digest=d["spec"],
-                                  instances=[{"index": i, "ready": i < d["ready"]} for i in range(d["count"])])
+        return DeploymentObserved(
+            state="ready" if d["ready"] == d["count"] else "degraded",
+            instance_count=d["count"],
+            ready_instances=d["ready"],
+            served_model_digest=d["model"],
+            served_code_digest=d["code"],
+            serving_digest=d["spec"],
+            instances=[{"index": i, "ready": i < d["ready"]} for i in range(d["count"])],
+        )
 
     def _remove(self, address, prior, keep_identity):
         self.world.deployments.pop((prior.attributes["endpoint"], prior.attributes["name"]), None)
@@ -217,9 +240,14 @@ class FakeRuntime(Runtime):
     def __init__(self, world: FakeWorld, name: str = "fake", settings=None):
         super().__init__(settings)
         self.world, self.name = world, name
-        self.drivers = {Kind.MODEL: ModelDriver(world), Kind.ENVIRONMENT: EnvironmentDriver(world),
-                        Kind.IMAGE: ImageDriver(world), Kind.ENDPOINT: EndpointDriver(world),
-                        Kind.DEPLOYMENT: DeploymentDriver(world), Kind.TRAFFIC: TrafficDriver(world)}
+        self.drivers = {
+            Kind.MODEL: ModelDriver(world),
+            Kind.ENVIRONMENT: EnvironmentDriver(world),
+            Kind.IMAGE: ImageDriver(world),
+            Kind.ENDPOINT: EndpointDriver(world),
+            Kind.DEPLOYMENT: DeploymentDriver(world),
+            Kind.TRAFFIC: TrafficDriver(world),
+        }
 
     def _endpoint(self, name):
         ep = self.world.endpoints.get(name)
@@ -243,17 +271,26 @@ class FakeRuntime(Runtime):
         if ep is None:
             return None
         traffic, mirror = self.world.traffic.get(endpoint, ({}, {}))
-        deployments = {name: {"state": "ready", "ready_instances": d["ready"],
-                              "instances": [{"index": i, "pid": None, "ready": i < d["ready"], "restarts": 0}
-                                            for i in range(d["count"])]}
-                       for (e, name), d in self.world.deployments.items() if e == endpoint}
-        return {"pid": 1, "port": ep["port"], "traffic": traffic, "mirror_traffic": mirror,
-                "deployments": deployments}
+        deployments = {
+            name: {
+                "state": "ready",
+                "ready_instances": d["ready"],
+                "instances": [
+                    {"index": i, "pid": None, "ready": i < d["ready"], "restarts": 0} for i in range(d["count"])
+                ],
+            }
+            for (e, name), d in self.world.deployments.items()
+            if e == endpoint
+        }
+        return {"pid": 1, "port": ep["port"], "traffic": traffic, "mirror_traffic": mirror, "deployments": deployments}
 
     def usage(self, project, endpoint, deployment):
         d = self.world.deployments[(endpoint, deployment)]
         return [InstanceUsage(i, 0.0, 0) for i in range(d["count"])]
 
     def leftovers(self, project, recorded):
-        return [(f"fake endpoint {name!r}", lambda name=name: self.world.endpoints.pop(name, None))
-                for name, ep in sorted(self.world.endpoints.items()) if ep["alive"] and name not in recorded]
+        return [
+            (f"fake endpoint {name!r}", lambda name=name: self.world.endpoints.pop(name, None))
+            for name, ep in sorted(self.world.endpoints.items())
+            if ep["alive"] and name not in recorded
+        ]

@@ -77,7 +77,7 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
     state = read_state(harness.project.state_path)
     assert state.resources[Address.parse("deployment.ctr.blue")].status == "failed" and state.pending is None
     seen = refresh(harness.project, state, project_runtimes(harness.project))[Address.parse("deployment.ctr.blue")]
-    assert (seen.serving_digest, seen.ready_instances) == (rolled, 2)      # the old one still serves
+    assert (seen.serving_digest, seen.ready_instances) == (rolled, 2)  # the old one still serves
 
     harness.write(blue={"count": 2, "concurrency": 3})
     _, state = apply_project(harness.project)
@@ -87,15 +87,26 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
 def test_recreate_keeps_the_endpoint_port_and_keys(harness):
     harness.write(blue={"count": 1})
     _, state = apply_project(harness.project)
-    port, keys = state.resources[Address.parse("endpoint.ctr")].observed.port, harness.runtime.keys(harness.project, "ctr")
+    port, keys = (
+        state.resources[Address.parse("endpoint.ctr")].observed.port,
+        harness.runtime.keys(harness.project, "ctr"),
+    )
     config = load_valid_config(harness.project)
     runtimes = project_runtimes(harness.project)
     with state_lock(harness.project.state_path, "apply"):
         state = read_state(harness.project.state_path)
-        p = plan(config, state, refresh(harness.project, state, runtimes), replace=["endpoint.ctr"],
-                 runtime=harness.runtime_name)
-        assert orders(p) == {"endpoint.ctr": Order.RECREATE, "deployment.ctr.blue": Order.RECREATE,
-                             "traffic.ctr": Order.UPDATE}
+        p = plan(
+            config,
+            state,
+            refresh(harness.project, state, runtimes),
+            replace=["endpoint.ctr"],
+            runtime=harness.runtime_name,
+        )
+        assert orders(p) == {
+            "endpoint.ctr": Order.RECREATE,
+            "deployment.ctr.blue": Order.RECREATE,
+            "traffic.ctr": Order.UPDATE,
+        }
         state = engine.apply(p, harness.project, state, runtimes)
     assert state.resources[Address.parse("endpoint.ctr")].observed.port == port
     assert harness.runtime.keys(harness.project, "ctr") == keys
@@ -129,8 +140,23 @@ def test_operate_commands_use_the_runtime_recorded_for_the_endpoint(tmp_path):
     h.write(blue={"count": 1})
     try:
         apply_project(h.project)
-        shown = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(h.project.root), "--runtime", "docker",
-                                "show", "ctr", "--json"], capture_output=True, text=True, timeout=60)
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlctl.cli",
+                "-C",
+                str(h.project.root),
+                "--runtime",
+                "docker",
+                "show",
+                "ctr",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["runtime"] == "local"
         assert json.loads(shown.stdout)["deployments"]["blue"]["ready_instances"] == 1

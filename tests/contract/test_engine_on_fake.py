@@ -54,7 +54,7 @@ def test_apply_gives_exactly_the_planned_orders_with_intent_and_result_around_ea
         assert result[2] is None and result[3] is True
 
 
-SCENARIOS = {   # an order, and the config edit after a first apply that makes the plan give it
+SCENARIOS = {  # an order, and the config edit after a first apply that makes the plan give it
     "scale": ("deployment.ctr.blue", lambda h: h.write(blue={"count": 2})),
     "roll": ("deployment.ctr.blue", lambda h: h.write(blue={"count": 1, "concurrency": 4})),
     "update": ("traffic.ctr", lambda h: h.split.write({"blue": 50, "green": 50}, {"blue": {}, "green": {}})),
@@ -81,11 +81,11 @@ def test_a_failure_at_any_order_is_recorded_and_the_next_apply_continues(fake, o
     state = read_state(fake.project.state_path)
     assert state.pending is None
     if order == "delete":
-        assert state.resources[Address.parse(address)].status == "ready"        # still recorded: it still runs
+        assert state.resources[Address.parse(address)].status == "ready"  # still recorded: it still runs
     else:
         assert state.resources[Address.parse(address)].status == "failed"
     later = [a for a, _ in planned(fake)]
-    assert later[0] == address                                   # the next plan starts again there
+    assert later[0] == address  # the next plan starts again there
     if address in before and order != "delete":
         assert state.resources[Address.parse(address)].observed == before[Address.parse(address)].observed
     fake.world.calls.clear()
@@ -98,7 +98,7 @@ def test_a_failure_at_any_order_is_recorded_and_the_next_apply_continues(fake, o
 def test_recreate_failure_then_continue(fake):
     fake.write(blue={"count": 1})
     apply_project(fake.project)
-    fake.world.endpoints["ctr"]["alive"] = False          # the host died: drift, recreated -/+
+    fake.world.endpoints["ctr"]["alive"] = False  # the host died: drift, recreated -/+
     assert ("endpoint.ctr", "recreate") in planned(fake)
     fake.world.fail[("endpoint.ctr", "recreate")] = DriverError("no port")
     with pytest.raises(ApplyFailed):
@@ -128,8 +128,10 @@ def test_drift_is_read_and_restored(fake):
     fake.world.traffic["ctr"] = ({}, {})
     _, _, drift = make_plan(fake.project, refresh_only=True)
     got = {str(c.address): (c.action, c.reason, c.order) for c in drift.changes if c.action is not Action.NOOP}
-    assert got == {"deployment.ctr.blue": (Action.UPDATE, Reason.DRIFT, Order.UPDATE),
-                   "traffic.ctr": (Action.UPDATE, Reason.DRIFT, Order.UPDATE)}
+    assert got == {
+        "deployment.ctr.blue": (Action.UPDATE, Reason.DRIFT, Order.UPDATE),
+        "traffic.ctr": (Action.UPDATE, Reason.DRIFT, Order.UPDATE),
+    }
     apply_project(fake.project)
     assert fake.world.deployments[("ctr", "blue")]["ready"] == 2 and fake.world.traffic["ctr"][0] == {"blue": 100}
     fake.world.endpoints["ctr"]["alive"] = False
@@ -166,10 +168,12 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
         assert fake.world.deployments == {} and not fake.world.endpoints["ctr"]["alive"]
         assert other.endpoints["ctr"]["port"] == port and ("ctr", "blue") in other.deployments
         assert {str(a): rs.runtime for a, rs in state.resources.items()} == {
-            "model.ctr-blue-model": "fake", "endpoint.ctr": "other", "deployment.ctr.blue": "other",
-            "traffic.ctr": "other"}
+            "model.ctr-blue-model": "fake",
+            "endpoint.ctr": "other",
+            "deployment.ctr.blue": "other",
+            "traffic.ctr": "other",
+        }
         _, _, again = make_plan(moved.project)
         assert not again.has_changes()
     finally:
         registry.unregister("other")
-

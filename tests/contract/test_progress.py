@@ -38,23 +38,29 @@ def test_slow_orders_show_still_lines_then_the_result_and_leave_no_thread(slow, 
     slow.write(blue={"count": 1})
     slow.world.delay[("deployment.ctr.blue", "create")] = 2.5
     slow.world.say[("deployment.ctr.blue", "create")] = (
-        "starting 1 instance(s) with https://deployer:hunter2@registry.example/simple and ghp_" + "a" * 30)
+        "starting 1 instance(s) with https://deployer:hunter2@registry.example/simple and ghp_" + "a" * 30
+    )
     code, lines, _ = apply(slow, capsys)
     assert code == 0
-    body = lines[lines.index("deployment.ctr.blue: creating..."):]
-    assert body[1] == "deployment.ctr.blue: starting 1 instance(s) with https://deployer:***@registry.example/simple and (sensitive)"
+    body = lines[lines.index("deployment.ctr.blue: creating...") :]
+    assert (
+        body[1]
+        == "deployment.ctr.blue: starting 1 instance(s) with https://deployer:***@registry.example/simple and (sensitive)"
+    )
     still = [line for line in body if "still" in line]
-    assert still[:2] == ["deployment.ctr.blue: still creating (1s elapsed)",
-                         "deployment.ctr.blue: still creating (2s elapsed)"], body
+    assert still[:2] == [
+        "deployment.ctr.blue: still creating (1s elapsed)",
+        "deployment.ctr.blue: still creating (2s elapsed)",
+    ], body
     assert all(re.fullmatch(r"deployment\.ctr\.blue: still creating \(\d+s elapsed\)", line) for line in still)
     done = next(i for i, line in enumerate(body) if line.startswith("deployment.ctr.blue: done ("))
-    assert done > body.index(still[-1])                      # the result comes after the last still line
+    assert done > body.index(still[-1])  # the result comes after the last still line
     assert not any("still" in line for line in body[done:])  # and the ticker stopped with the order
     assert any(line.startswith("Apply complete!") for line in lines)
-    assert all(LINE.match(line) for line in lines[lines.index("model.ctr-blue-model: creating..."):]), lines
+    assert all(LINE.match(line) for line in lines[lines.index("model.ctr-blue-model: creating...") :]), lines
     assert "hunter2" not in "\n".join(lines) and progress_threads() == []
 
-    slow.write(blue={"count": 1, "concurrency": 4})          # a roll: the deployment is rolling out
+    slow.write(blue={"count": 1, "concurrency": 4})  # a roll: the deployment is rolling out
     slow.world.delay[("deployment.ctr.blue", "roll")] = 1.5
     code, lines, _ = apply(slow, capsys)
     assert code == 0 and "deployment.ctr.blue: still rolling out (1s elapsed)" in lines

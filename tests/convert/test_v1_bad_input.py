@@ -21,8 +21,22 @@ def listing(folder: Path) -> list[str]:
 def convert_case(case: str, out: Path, *more: str):
     folder = BAD / case
     dc = ["--dc", "deploymentconfig.json"] if (folder / "deploymentconfig.json").exists() else []
-    return mlctl(folder, "convert", "v1", "--name", "bad-case", "-m", "../_shared/model",
-                 "--ic", "inferenceconfig.json", *dc, "--out", str(out), *more, check=False)
+    return mlctl(
+        folder,
+        "convert",
+        "v1",
+        "--name",
+        "bad-case",
+        "-m",
+        "../_shared/model",
+        "--ic",
+        "inferenceconfig.json",
+        *dc,
+        "--out",
+        str(out),
+        *more,
+        check=False,
+    )
 
 
 def test_corpus_is_large_enough():
@@ -45,7 +59,7 @@ def test_bad_v1_input_is_reported_with_file_line_and_field(case, tmp_path):
     assert detail.startswith("  ") and len(detail.strip()) > 10, f"no line saying what to do: {out.stderr}"
     if "never_printed" in exp:
         assert exp["never_printed"] not in out.stderr
-    assert not (tmp_path / "out").exists()                          # nothing written
+    assert not (tmp_path / "out").exists()  # nothing written
     assert listing(BAD) == before
 
 
@@ -53,29 +67,53 @@ def test_every_problem_of_both_files_is_reported_at_once(tmp_path):
     (tmp_path / "inferenceconfig.json").write_text('{"entryScript": "score.py", "cudaVerson": "11",\n"tags": {}}')
     (tmp_path / "deploymentconfig.json").write_text('{"computeType": "aci",\n"numReplica": 2,\n"cpu": 1}')
     (tmp_path / "m.bin").write_bytes(b"m")
-    out = mlctl(tmp_path, "convert", "v1", "--name", "svc", "-m", "m.bin", "--ic", "inferenceconfig.json",
-                "--dc", "deploymentconfig.json", check=False)
+    out = mlctl(
+        tmp_path,
+        "convert",
+        "v1",
+        "--name",
+        "svc",
+        "-m",
+        "m.bin",
+        "--ic",
+        "inferenceconfig.json",
+        "--dc",
+        "deploymentconfig.json",
+        check=False,
+    )
     assert out.returncode == 1
-    for where in ["inferenceconfig.json:1, field 'cudaVerson'", "inferenceconfig.json:2, field 'tags'",
-                  "deploymentconfig.json:2, field 'numReplica'", "deploymentconfig.json:3, field 'cpu'"]:
+    for where in [
+        "inferenceconfig.json:1, field 'cudaVerson'",
+        "inferenceconfig.json:2, field 'tags'",
+        "deploymentconfig.json:2, field 'numReplica'",
+        "deploymentconfig.json:3, field 'cpu'",
+    ]:
         assert f"at {where}" in out.stderr, out.stderr
     assert "Did you mean 'cudaVersion'?" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deploymentconfig.json", "inferenceconfig.json", "m.bin"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-m", "no/such/model"], "-m no/such/model: no such file or folder"),
-    (["-m", "../_shared/model", "-m", "../_shared/model/"], "two -m models would both be named 'model'"),
-    (["-m", "../_shared/model", "--name", "9lives"], "'9lives' cannot name an endpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-m", "no/such/model"], "-m no/such/model: no such file or folder"),
+        (["-m", "../_shared/model", "-m", "../_shared/model/"], "two -m models would both be named 'model'"),
+        (["-m", "../_shared/model", "--name", "9lives"], "'9lives' cannot name an endpoint"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(args, message, tmp_path):
-    folder = BAD / "ic-spark-py"       # the arguments are checked first or alone: any case folder serves
+    folder = BAD / "ic-spark-py"  # the arguments are checked first or alone: any case folder serves
     good_ic = tmp_path / "inferenceconfig.json"
-    good_ic.write_text((BAD / "ic-unknown-runtime" / "inferenceconfig.json").read_text().replace('"r"', '"python"')
-                       .replace("../_shared", str(BAD / "_shared")))
+    good_ic.write_text(
+        (BAD / "ic-unknown-runtime" / "inferenceconfig.json")
+        .read_text()
+        .replace('"r"', '"python"')
+        .replace("../_shared", str(BAD / "_shared"))
+    )
     name = [] if "--name" in args else ["--name", "svc"]
-    out = mlctl(folder, "convert", "v1", *name, *args, "--ic", str(good_ic), "--out", str(tmp_path / "out"),
-                check=False)
+    out = mlctl(
+        folder, "convert", "v1", *name, *args, "--ic", str(good_ic), "--out", str(tmp_path / "out"), check=False
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert message in out.stderr, out.stderr
     assert not (tmp_path / "out").exists()

@@ -23,7 +23,8 @@ def test_the_docs_table_is_the_field_table(file):
     shown = re.search(rf"<!-- table: {re.escape(file)} -->\n(.*?)<!-- end table -->", text, re.S)
     assert shown, f"docs/migrate-v1.md has no table for {file}"
     assert shown.group(1) == markdown_table(file), (
-        "docs/migrate-v1.md is out of date; its table should read:\n" + markdown_table(file))
+        "docs/migrate-v1.md is out of date; its table should read:\n" + markdown_table(file)
+    )
 
 
 def resolve_local_refs(kind: str, dotted: str) -> dict | None:
@@ -43,7 +44,9 @@ def resolve_local_refs(kind: str, dotted: str) -> dict | None:
 @pytest.mark.parametrize("row", [r for r in TABLE if r.carried], ids=lambda r: f"{r.file}:{r.path}")
 def test_every_target_is_a_field_of_the_current_form(row):
     kind, _, field = row.target.partition(".")
-    assert resolve_local_refs(kind, field) is not None, f"{row.target} is not a field of mlctl/schemas/{kind}.schema.json"
+    assert resolve_local_refs(kind, field) is not None, (
+        f"{row.target} is not a field of mlctl/schemas/{kind}.schema.json"
+    )
 
 
 def test_every_row_can_be_carried_out():
@@ -54,22 +57,58 @@ def test_every_row_can_be_carried_out():
         assert row.how in ("copy", "derived") and row.note, row
 
 
-IC_FIELDS = ["entryScript", "sourceDirectory", "runtime", "condaFile", "baseImage", "baseImageRegistry",
-             "extraDockerfileSteps", "enableGpu", "cudaVersion", "description", "environment"]
-DC_FIELDS = ["computeType", "port", "containerResourceRequirements.cpu", "containerResourceRequirements.memoryInGB",
-             "containerResourceRequirements.cpuLimit", "containerResourceRequirements.memoryInGBLimit",
-             "containerResourceRequirements.gpu", "autoScaler.autoscaleEnabled", "autoScaler.minReplicas",
-             "autoScaler.maxReplicas", "autoScaler.targetUtilization", "autoScaler.refreshPeriodInSeconds",
-             "numReplicas", "scoringTimeoutMs", "maxConcurrentRequestsPerContainer", "maxQueueWaitMs",
-             "livenessProbeRequirements", "authEnabled", "tokenAuthEnabled", "sslEnabled", "appInsightsEnabled",
-             "location", "dnsNameLabel", "tags", "properties", "keys", "sslCertificate", "sslKey"]
+IC_FIELDS = [
+    "entryScript",
+    "sourceDirectory",
+    "runtime",
+    "condaFile",
+    "baseImage",
+    "baseImageRegistry",
+    "extraDockerfileSteps",
+    "enableGpu",
+    "cudaVersion",
+    "description",
+    "environment",
+]
+DC_FIELDS = [
+    "computeType",
+    "port",
+    "containerResourceRequirements.cpu",
+    "containerResourceRequirements.memoryInGB",
+    "containerResourceRequirements.cpuLimit",
+    "containerResourceRequirements.memoryInGBLimit",
+    "containerResourceRequirements.gpu",
+    "autoScaler.autoscaleEnabled",
+    "autoScaler.minReplicas",
+    "autoScaler.maxReplicas",
+    "autoScaler.targetUtilization",
+    "autoScaler.refreshPeriodInSeconds",
+    "numReplicas",
+    "scoringTimeoutMs",
+    "maxConcurrentRequestsPerContainer",
+    "maxQueueWaitMs",
+    "livenessProbeRequirements",
+    "authEnabled",
+    "tokenAuthEnabled",
+    "sslEnabled",
+    "appInsightsEnabled",
+    "location",
+    "dnsNameLabel",
+    "tags",
+    "properties",
+    "keys",
+    "sslCertificate",
+    "sslKey",
+]
 
 
 def test_every_field_of_the_issue_has_a_row():
     paths = {(r.file, r.path) for r in TABLE}
-    missing = [(IC, f) for f in IC_FIELDS if (IC, f) not in paths] + [(DC, f) for f in DC_FIELDS if (DC, f) not in paths]
+    missing = [(IC, f) for f in IC_FIELDS if (IC, f) not in paths] + [
+        (DC, f) for f in DC_FIELDS if (DC, f) not in paths
+    ]
     assert missing == []
-    assert len(paths) == len(TABLE)          # one row per field
+    assert len(paths) == len(TABLE)  # one row per field
 
 
 def test_the_literal_mappings_the_issue_names():
@@ -80,8 +119,15 @@ def test_the_literal_mappings_the_issue_names():
     assert rows[(DC, "livenessProbeRequirements.periodSeconds")].target == "deployment.liveness_probe.period"
     assert rows[(DC, "containerResourceRequirements.cpu")].target == "deployment.instance_type"
     assert [r.path for r in TABLE if r.secret] == [
-        "baseImageRegistry.username", "baseImageRegistry.password", "environment.docker.baseImageRegistry",
-        "sslCertificate", "sslKey", "keys", "primaryKey", "secondaryKey"]
+        "baseImageRegistry.username",
+        "baseImageRegistry.password",
+        "environment.docker.baseImageRegistry",
+        "sslCertificate",
+        "sslKey",
+        "keys",
+        "primaryKey",
+        "secondaryKey",
+    ]
 
 
 def test_the_readme_links_the_migration_page():

@@ -3,10 +3,10 @@ strings holding JSON punctuation and escaped quotes, and a member given twice.""
 
 from mlctl.convert.v1files import _field_lines
 
-TEXT = '''{"a": [1, {"b": 2}, [3, {"c": "x,}]\\\\\\""}]],
+TEXT = """{"a": [1, {"b": 2}, [3, {"c": "x,}]\\\\\\""}]],
  "d": {"e": {"f": null},
   "g": 1}, "d": 2,
- "h": ""}'''
+ "h": ""}"""
 
 
 def test_every_member_gets_its_line_and_a_second_one_is_reported():

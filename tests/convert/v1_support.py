@@ -14,9 +14,14 @@ V1 = Path(__file__).parent / "v1"
 def make_v1_project(root: Path, model: bytes | Path = b"not a real model") -> Path:
     """`root` as a v1 repository of the diabetes example: onlinescoring/, environment/, model/model.pkl
     (the bytes given, or a copy of a trained model), v1/*.json (tests/convert/v1/diabetes); no endpoint YAML."""
-    def current_form(folder, names):   # the example's own endpoint YAML, and what runs leave behind
+
+    def current_form(folder, names):  # the example's own endpoint YAML, and what runs leave behind
         top = Path(folder) == EXAMPLE
-        return [n for n in names if n in (".mlctl", "__pycache__") or top and (n.endswith(".yml") or n in ("legacy", "model"))]
+        return [
+            n
+            for n in names
+            if n in (".mlctl", "__pycache__") or top and (n.endswith(".yml") or n in ("legacy", "model"))
+        ]
 
     shutil.copytree(EXAMPLE, root, ignore=current_form)
     (root / "model").mkdir()

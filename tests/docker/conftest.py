@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from image_support import example_copy
 
+
 def pytest_collection_modifyitems(config, items):
     here = str(Path(__file__).parent)
     for item in items:
@@ -106,5 +107,5 @@ def scratch_images(docker_engine):
             docker_engine.images.remove(ref, force=True)
         except docker.errors.ImageNotFound:
             pass
-        except docker.errors.APIError:   # still used by a test's container: its own cleanup removes that
+        except docker.errors.APIError:  # still used by a test's container: its own cleanup removes that
             pass

@@ -40,8 +40,9 @@ def engine_api(mlctl_cache):
 def containers_of(api, root, every: bool = True) -> list[dict]:
     """The instance containers of the project at `root` (running or not unless `every` is False)."""
     data_dir = os.path.realpath(Path(root) / ".mlctl")
-    return api.containers(all=every, filters={"label": ["mlctl.managed=1", "mlctl.kind=instance",
-                                                        f"mlctl.data-dir={data_dir}"]})
+    return api.containers(
+        all=every, filters={"label": ["mlctl.managed=1", "mlctl.kind=instance", f"mlctl.data-dir={data_dir}"]}
+    )
 
 
 def docker_cleanup(api, root) -> None:

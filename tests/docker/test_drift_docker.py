@@ -12,7 +12,6 @@ from docker_support import containers_of, docker_split, engine_api  # noqa: F401
 from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 
 
-
 def show(root):
     return json.loads(mlctl(root, "show", "dsplit", "--json").stdout)
 
@@ -22,12 +21,13 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
     p.write({"blue": 100}, {"blue": {"count": 3}})
     mlctl(root, "apply", "--auto-approve")
     by_index = {i["index"]: i["container"] for i in show(root)["deployments"]["blue"]["instances"]}
-    api.kill(by_index[1])                                   # docker kill
-    api.remove_container(by_index[2], force=True)           # docker rm -f
+    api.kill(by_index[1])  # docker kill
+    api.remove_container(by_index[2], force=True)  # docker rm -f
 
     def both_down():
         d = show(root)["deployments"]["blue"]
         return d["ready_instances"] == 1 and all(i["stopped_outside_mlctl"] for i in d["instances"][1:])
+
     assert wait_until(both_down, timeout=60)
     d = show(root)["deployments"]["blue"]
     assert "was stopped outside mlctl" in d["instances"][1]["last_exit"]
@@ -36,7 +36,7 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
 
     drift = mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "deployment.dsplit.blue" in drift.stdout and "drift" in drift.stdout
-    ep = Endpoint(root, "dsplit")                            # the instance left serves meanwhile
+    ep = Endpoint(root, "dsplit")  # the instance left serves meanwhile
     key = keys(root, "dsplit")["primaryKey"]
     assert all(ep.score(key=key)[0] == 200 for _ in range(5))
 
@@ -47,12 +47,12 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
     assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
     assert all(ep.score(key=key)[0] == 200 for _ in range(5))
 
-    changed = d["instances"][0]["container"]                 # docker update: changed outside mlctl
+    changed = d["instances"][0]["container"]  # docker update: changed outside mlctl
     api.update_container(changed, mem_limit="300m", memswap_limit="300m")
     drift = mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "changed_outside" in drift.stdout, drift.stdout
     assert "instance 0: memory 314572800 (applied: 0)" in drift.stdout
-    mlctl(root, "apply", "--auto-approve")                   # rolled: fresh containers as applied
+    mlctl(root, "apply", "--auto-approve")  # rolled: fresh containers as applied
     d = show(root)["deployments"]["blue"]
     assert d["ready_instances"] == 3 and changed not in {i["container"] for i in d["instances"]}
     assert all(api.inspect_container(i["container"])["HostConfig"]["Memory"] == 0 for i in d["instances"])
@@ -69,14 +69,14 @@ def test_killed_host_leaves_containers_that_the_next_apply_removes(docker_split,
     old = {c["Id"] for c in containers_of(api, root, every=False)}
     os.killpg(before["host"]["pid"], signal.SIGKILL)
     assert wait_until(lambda: not alive(before["host"]["pid"]))
-    assert {c["Id"] for c in containers_of(api, root, every=False)} == old     # containers outlive their host
+    assert {c["Id"] for c in containers_of(api, root, every=False)} == old  # containers outlive their host
     plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert plan.returncode == 2 and "endpoint.dsplit" in plan.stdout and "drift" in plan.stdout
     mlctl(root, "apply", "--auto-approve")
     after = show(root)
     assert after["host"]["port"] == before["host"]["port"]
     now = {c["Id"] for c in containers_of(api, root)}
-    assert len(now) == 2 and not now & old                  # the orphans are gone, two new ones serve
+    assert len(now) == 2 and not now & old  # the orphans are gone, two new ones serve
     ep = Endpoint(root, "dsplit")
     assert ep.score(key=keys(root, "dsplit")["primaryKey"])[0] == 200
     ep.close()
@@ -100,8 +100,10 @@ def test_apply_killed_at_hook_points_of_a_switch_converges_without_orphans(docke
     mlctl(root, "apply", "--auto-approve", env=env)
     p.write(*target)
     points = hook_points(root, env)
-    chosen = [points.index(f"{point} deployment.dsplit.{name}") + 1 for point, name in
-              (("intent_written", "green"), ("change_done", "green"), ("change_done", "blue"))]
+    chosen = [
+        points.index(f"{point} deployment.dsplit.{name}") + 1
+        for point, name in (("intent_written", "green"), ("change_done", "green"), ("change_done", "blue"))
+    ]
     for k in chosen:
         p.write(*start)
         mlctl(root, "apply", "--auto-approve", env=env)

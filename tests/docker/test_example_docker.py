@@ -13,15 +13,15 @@ SAMPLE = "sample-request.json"
 
 def test_example_both_forms_on_docker(docker_example, engine_api):
     root, api = docker_example, engine_api
-    first = mlctl(root, "plan")                                                 # which base and why
+    first = mlctl(root, "plan")  # which base and why
     assert "Note: image.diabetes-blue-env: " in first.stderr and "base image" in first.stderr, first.stderr
-    legacy = mlctl(root, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")   # the 2021 form
+    legacy = mlctl(root, "-f", "legacy/endpoint.yml", "apply", "--auto-approve")  # the 2021 form
     assert "Apply complete! Resources: 6 added" in legacy.stdout
-    if api.info()["NCPU"] < 4:                                                 # clamped, and said so
+    if api.info()["NCPU"] < 4:  # clamped, and said so
         assert "Standard_DS3_v2 has 4 vCPUs, this machine" in legacy.stdout
-    split = mlctl(root, "plan", "--detailed-exitcode", check=False)             # the current form: no change
+    split = mlctl(root, "plan", "--detailed-exitcode", check=False)  # the current form: no change
     assert split.returncode == 0 and "No changes." in split.stdout, split.stdout
-    assert "instance_type" not in split.stdout                                  # honoured, not ignored
+    assert "instance_type" not in split.stdout  # honoured, not ignored
 
     answer = json.loads(mlctl(root, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
     assert len(answer) == 2 and all(isinstance(x, float) for x in answer)
@@ -38,7 +38,11 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     labels = info["Config"]["Labels"]
     state = json.loads((root / ".mlctl" / "state.json").read_text())
     assert labels["mlctl.managed"] == "1" and labels["mlctl.kind"] == "instance"
-    assert (labels["mlctl.endpoint"], labels["mlctl.deployment"], labels["mlctl.instance"]) == ("diabetes", "blue", "0-0")
+    assert (labels["mlctl.endpoint"], labels["mlctl.deployment"], labels["mlctl.instance"]) == (
+        "diabetes",
+        "blue",
+        "0-0",
+    )
     assert labels["mlctl.project"] == state["lineage"]
     assert labels["mlctl.spec-digest"] == state["resources"]["deployment.diabetes.blue"]["observed"]["serving_digest"]
     env = dict(v.split("=", 1) for v in info["Config"]["Env"])
@@ -48,9 +52,9 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert not mounts[env["AZUREML_MODEL_DIR"]]["RW"] and not mounts["/var/azureml-app/onlinescoring"]["RW"]
     assert not mounts["/opt/mlctl/lib/mlctl"]["RW"]
-    assert info["NetworkSettings"]["Ports"] in ({}, None)                       # nothing published,
-    assert info["HostConfig"]["NetworkMode"] == "none"                          # the socket is the only way in
-    cpus = min(4, api.info()["NCPU"])                                           # Standard_DS3_v2: 4 vCPUs, 14 GiB
+    assert info["NetworkSettings"]["Ports"] in ({}, None)  # nothing published,
+    assert info["HostConfig"]["NetworkMode"] == "none"  # the socket is the only way in
+    cpus = min(4, api.info()["NCPU"])  # Standard_DS3_v2: 4 vCPUs, 14 GiB
     assert info["HostConfig"]["NanoCpus"] == cpus * 10**9
     assert info["HostConfig"]["Memory"] == min(14 * 2**30, api.info()["MemTotal"])
 
@@ -61,12 +65,12 @@ def test_example_both_forms_on_docker(docker_example, engine_api):
     logs = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--lines", "200").stdout
     assert "listening on unix:/run/mlctl/" in logs
     built = mlctl(root, "logs", "diabetes", "--deployment", "blue", "--container", "storage-initializer").stdout
-    assert "image mlctl/env:" in built                                       # the image's build log
+    assert "image mlctl/env:" in built  # the image's build log
     again = mlctl(root, "apply", "--auto-approve")
     assert "No changes." in again.stdout
 
     mlctl(root, "destroy", "--auto-approve")
-    assert containers_of(api, root) == []                                       # destroy leaves no container
+    assert containers_of(api, root) == []  # destroy leaves no container
     assert json.loads((root / ".mlctl" / "state.json").read_text())["resources"] == {}
 
 

@@ -57,8 +57,9 @@ def foreign_image(docker_engine, mlctl_base, scratch_images):
 
 def state_using(built) -> State:
     state = State()
-    state.resources["image.env"] = ResourceState(kind="image", attributes={"spec_digest": built.spec_digest},
-                                                 digest="sha256:x", observed=built.observed())
+    state.resources["image.env"] = ResourceState(
+        kind="image", attributes={"spec_digest": built.spec_digest}, digest="sha256:x", observed=built.observed()
+    )
     return state
 
 
@@ -67,7 +68,7 @@ def test_list_shows_only_mlctl_images_and_what_this_project_uses(docker_engine, 
     assert own_image.tag in entries and not entries[own_image.tag].in_use
     assert entries[own_image.tag].kind == "image" and "python 3.11" in entries[own_image.tag].detail
     assert not any(t in entries for t in foreign_image.tags)
-    assert entries[base.base_tag()].kind == "base" and entries[base.base_tag()].in_use   # images are built on it
+    assert entries[base.base_tag()].kind == "base" and entries[base.base_tag()].in_use  # images are built on it
     used = {e.path: e for e in imagecache.entries(docker_engine, state_using(own_image))}
     assert used[own_image.tag].in_use
 
@@ -76,9 +77,9 @@ def test_prune_rules_are_the_virtualenv_rules(docker_engine, own_image):
     mine = [e for e in imagecache.entries(docker_engine, State()) if e.path == own_image.tag]
     now = time.time()
     assert imagecache.prunable(mine, older_than=0, now=now) == mine
-    assert imagecache.prunable(mine, older_than=86400, now=now) == []           # built just now
+    assert imagecache.prunable(mine, older_than=86400, now=now) == []  # built just now
     used = [e for e in imagecache.entries(docker_engine, state_using(own_image)) if e.path == own_image.tag]
-    assert imagecache.prunable(used, older_than=0, now=now) == []               # this project's state names it
+    assert imagecache.prunable(used, older_than=0, now=now) == []  # this project's state names it
 
 
 def test_remove_keeps_an_image_a_container_was_made_from(docker_engine, doomed_image):

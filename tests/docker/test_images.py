@@ -54,15 +54,20 @@ def test_example_environment_image_imports_sklearn_and_the_server_packages(docke
     assert example_image.tag == images.image_tag(example_image.content_digest)
     names = {line.split("==")[0].lower().replace("_", "-") for line in example_image.frozen}
     assert {"scikit-learn", "aiohttp", "uvloop", "orjson"} <= names
-    out = run_in(docker_engine, example_image.tag, "import sklearn, aiohttp, uvloop, orjson, sys; "
-                 "print(sklearn.__version__, sys.executable)")
+    out = run_in(
+        docker_engine,
+        example_image.tag,
+        "import sklearn, aiohttp, uvloop, orjson, sys; print(sklearn.__version__, sys.executable)",
+    )
     assert out.startswith("1.9.") and example_image.python in out
 
 
 def test_server_image_holds_the_scoring_servers_packages(docker_engine, server_image):
     assert server_image.spec_digest is None
-    assert run_in(docker_engine, server_image.tag, "import aiohttp, os; print(os.environ['PYTHONPATH'])").strip() \
+    assert (
+        run_in(docker_engine, server_image.tag, "import aiohttp, os; print(os.environ['PYTHONPATH'])").strip()
         == images.SITE
+    )
 
 
 def _project_copy(tmp_path, name):
@@ -80,8 +85,10 @@ def test_two_projects_share_one_image_built_once(docker_engine, example_image, t
         observed.append(ImageDriver().create(resource, None, ctx))
         recorded = images.recorded(project.data_dir, resource.attributes["spec_digest"])
         assert recorded.tag == example_image.tag
-        assert images.deployment_image(docker_engine, project.data_dir, resource.attributes["spec_digest"], {}).tag \
+        assert (
+            images.deployment_image(docker_engine, project.data_dir, resource.attributes["spec_digest"], {}).tag
             == example_image.tag
+        )
     assert observed[0].tag == observed[1].tag == example_image.tag
     assert observed[0].image_id == example_image.image_id and observed[0].base_reason
     assert not any(m.startswith(("installing", "building image")) for m in said), said
@@ -92,8 +99,9 @@ def test_image_removed_outside_mlctl_reads_as_gone(docker_engine, mlctl_base, sc
     built = images.ensure_image(docker_engine, request, {})
     scratch_images.append(built.tag)
     project = Project.at(tmp_path)
-    prior = ResourceState(kind="image", attributes={"spec_digest": request.spec_digest}, digest="sha256:x",
-                          observed=built.observed())
+    prior = ResourceState(
+        kind="image", attributes={"spec_digest": request.spec_digest}, digest="sha256:x", observed=built.observed()
+    )
     driver, ctx = ImageDriver(), RuntimeContext(project)
     address = "image.x"
     assert driver.read(address, prior, ctx).tag == built.tag
@@ -105,10 +113,13 @@ def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, s
     """mlctl.yaml's docker.base_image changed after the image was built: refresh reports it (the plan
     rebuilds the image on the new base and rolls its deployments)."""
     other = f"mlctl-test/other-base:{uuid.uuid4().hex[:12]}"
-    docker_engine.images.build(fileobj=io.BytesIO(f"FROM {base.base_tag()}\nLABEL other=1\n".encode()), tag=other, rm=True)
+    docker_engine.images.build(
+        fileobj=io.BytesIO(f"FROM {base.base_tag()}\nLABEL other=1\n".encode()), tag=other, rm=True
+    )
     scratch_images.append(other)
-    prior = ResourceState(kind="image", attributes={"spec_digest": None}, digest="sha256:x",
-                          observed=server_image.observed())
+    prior = ResourceState(
+        kind="image", attributes={"spec_digest": None}, digest="sha256:x", observed=server_image.observed()
+    )
     read = lambda settings: ImageDriver().read("image.x", prior, RuntimeContext(Project.at(tmp_path), settings))  # noqa: E731
     assert read({}).on_chosen_base is True
     assert read({"base_image": other}).on_chosen_base is False
@@ -127,6 +138,7 @@ def test_python_mismatch_names_both(docker_engine, mlctl_base, example_request):
 
 # ---- environment.build -------------------------------------------------------------------------
 
+
 def _context(tmp_path, dockerfile: str, name="Dockerfile"):
     folder = tmp_path / "ctx"
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -137,8 +149,12 @@ def _context(tmp_path, dockerfile: str, name="Dockerfile"):
 
 def test_environment_build_context_is_built_as_given(docker_engine, mlctl_base, scratch_images, tmp_path):
     folder = _context(tmp_path, f"FROM {base.base_tag()}\nCOPY hello.txt /hello.txt\n", "docker/Custom")
-    request = images.ImageRequest(environment="custom", spec_digest=f"sha256:test-{uuid.uuid4().hex}",
-                                  build_context=str(folder), dockerfile_path="docker/Custom")
+    request = images.ImageRequest(
+        environment="custom",
+        spec_digest=f"sha256:test-{uuid.uuid4().hex}",
+        build_context=str(folder),
+        dockerfile_path="docker/Custom",
+    )
     built = images.ensure_image(docker_engine, request, {})
     scratch_images += [built.tag, contexts.context_tag(request.spec_digest)]
     assert built.base == contexts.context_tag(request.spec_digest)
@@ -151,8 +167,12 @@ def test_environment_build_context_is_built_as_given(docker_engine, mlctl_base, 
 
 def test_environment_build_failing_dockerfile_is_a_clear_error(docker_engine, mlctl_base, scratch_images, tmp_path):
     folder = _context(tmp_path, f"FROM {base.base_tag()}\nRUN echo step-output-before-failing && exit 3\n")
-    request = images.ImageRequest(environment="broken", spec_digest=f"sha256:test-{uuid.uuid4().hex}",
-                                  build_context=str(folder), dockerfile_path="Dockerfile")
+    request = images.ImageRequest(
+        environment="broken",
+        spec_digest=f"sha256:test-{uuid.uuid4().hex}",
+        build_context=str(folder),
+        dockerfile_path="Dockerfile",
+    )
     with pytest.raises(DriverError) as e:
         images.ensure_image(docker_engine, request, {})
     assert str(folder / "Dockerfile") in e.value.summary and "failed" in e.value.summary
@@ -168,8 +188,13 @@ def docker_errors():
 
 
 def _validate(root):
-    return subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), "validate"], capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(root), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 ENV_YML = """$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
@@ -187,8 +212,12 @@ def test_environment_build_bad_input_names_file_and_field(tmp_path, case):
     path, extra, field, words = {
         "missing_path": ("nowhere", "", "build.path", "folder not found: nowhere"),
         "no_dockerfile": ("ctx", "", "build.path", "the build context ctx has no Dockerfile"),
-        "named_dockerfile_missing": ("ctx", "  dockerfile_path: build/Dockerfile.gpu\n", "build.dockerfile_path",
-                                     "has no build/Dockerfile.gpu"),
+        "named_dockerfile_missing": (
+            "ctx",
+            "  dockerfile_path: build/Dockerfile.gpu\n",
+            "build.dockerfile_path",
+            "has no build/Dockerfile.gpu",
+        ),
     }[case]
     (root / "env.yml").write_text(ENV_YML.format(path=path, extra=extra))
     out = _validate(root)
@@ -210,6 +239,7 @@ def test_environment_build_changes_the_spec_digest_with_its_files(tmp_path):
 
 # ---- the engine --------------------------------------------------------------------------------
 
+
 def test_no_engine_is_one_clear_error(tmp_path, monkeypatch):
     dead = tmp_path / "dead.sock"
     monkeypatch.setenv("DOCKER_HOST", f"unix://{dead}")
@@ -222,10 +252,13 @@ def test_no_engine_is_one_clear_error(tmp_path, monkeypatch):
 
 # ---- what plan says before anything is built ----------------------------------------------------
 
+
 def _example_resources(tmp_path, **image_attributes):
     config = load_config(Project.at(example_copy(tmp_path / "diabetes")))
-    return [replace(r, attributes={**r.attributes, **image_attributes}) if r.kind is Kind.IMAGE else r
-            for r in config.resources]
+    return [
+        replace(r, attributes={**r.attributes, **image_attributes}) if r.kind is Kind.IMAGE else r
+        for r in config.resources
+    ]
 
 
 def _image(resources):
@@ -269,7 +302,9 @@ def test_a_build_under_way_is_waited_for_and_reused(docker_engine, mlctl_base, s
             waiting.set()
 
     with steps.machine_lock(f"image-{images.key_of(digest)}"):
-        second = threading.Thread(target=lambda: result.update(built=images.ensure_image(docker_engine, request, {}, say)))
+        second = threading.Thread(
+            target=lambda: result.update(built=images.ensure_image(docker_engine, request, {}, say))
+        )
         second.start()
         assert waiting.wait(120), said
         first = images._build(docker_engine, request, mlctl_base, digest, lambda m: None)
@@ -303,7 +338,7 @@ def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base,
     finally:
         proxy.cut()
         digest = images.content_digest(request.spec_digest, mlctl_base.image_id)
-        try:   # the engine may have finished the build on its own
+        try:  # the engine may have finished the build on its own
             docker_engine.images.remove(images.image_tag(digest), force=True)
         except docker_errors().ImageNotFound:
             pass

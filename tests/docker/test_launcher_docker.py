@@ -15,14 +15,14 @@ from mlctl.runtime.host.launcher import InstanceKey, Place, make_launcher
 from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.host.upstream import Pool
 
-GREEDY = '''\
+GREEDY = """\
 def init():
     pass
 
 def run(raw_data):
     hog = [b"x" * (1024 * 1024) for _ in range(400)]   # 400 MiB, every page written
     return len(hog)
-'''
+"""
 
 
 async def drive(tmp_path: Path, tag: str, python: str) -> dict:
@@ -31,19 +31,32 @@ async def drive(tmp_path: Path, tag: str, python: str) -> dict:
     (tmp_path / "model").mkdir()
     sockets = tmp_path / "s"
     sockets.mkdir(mode=0o700)
-    spec = ServingSpec.from_dict({
-        "name": "hog", "digest": "sha256:test", "python": python, "code_dir": str(tmp_path / "code"),
-        "scoring_script": "score.py", "model_dir": str(tmp_path / "model"), "instance_count": 1,
-        "launcher": "container", "launch": {"image": tag, "memory_bytes": 128 * 2**20, "nano_cpus": 10**9,
-                                            "model_target": "/var/azureml-app/azureml-models/m/1",
-                                            "code_target": "/var/azureml-app/code"}})
+    spec = ServingSpec.from_dict(
+        {
+            "name": "hog",
+            "digest": "sha256:test",
+            "python": python,
+            "code_dir": str(tmp_path / "code"),
+            "scoring_script": "score.py",
+            "model_dir": str(tmp_path / "model"),
+            "instance_count": 1,
+            "launcher": "container",
+            "launch": {
+                "image": tag,
+                "memory_bytes": 128 * 2**20,
+                "nano_cpus": 10**9,
+                "model_target": "/var/azureml-app/azureml-models/m/1",
+                "code_target": "/var/azureml-app/code",
+            },
+        }
+    )
     launcher = make_launcher("container", Place(tmp_path / "data", "oom", sockets), "hog")
     key = InstanceKey(0, 0)
     seen = {}
     try:
         (address,) = await launcher.start(spec, [key])
         pool = Pool(address)
-        for _ in range(400):                                   # ready: GET / answers (bounded)
+        for _ in range(400):  # ready: GET / answers (bounded)
             try:
                 _, _, answer = await pool.request("GET", "/", b"", b"")
                 if (await answer)[0] == 200:
@@ -56,7 +69,7 @@ async def drive(tmp_path: Path, tag: str, python: str) -> dict:
             _, _, answer = await pool.request("POST", "/score", b"content-type: application/json\r\n", b"{}")
             await answer
         except Exception:
-            pass                                               # the container died under the request
+            pass  # the container died under the request
         pool.close()
         seen["gone"] = await asyncio.wait_for(launcher.gone(key), 60)
         seen["after"] = launcher.describe(key)
@@ -73,7 +86,7 @@ def test_an_instance_over_its_memory_limit_is_reported_and_restarts(tmp_path, en
     assert seen["described"]["memory_bytes"] == 128 * 2**20 and seen["described"]["cpus"] == 1
     assert seen["gone"].startswith("was killed for running out of memory (its memory limit is 128 MiB)")
     assert seen["after"]["oom_kills"] == 1 and seen["after"]["stopped_outside_mlctl"] is False
-    assert "was killed for running out of memory" in seen["log"]               # what `mlctl logs` shows
+    assert "was killed for running out of memory" in seen["log"]  # what `mlctl logs` shows
     assert seen["restarted"] and seen["restarted"].startswith("unix:") and seen["health"] is None
     assert engine_api.containers(all=True, filters={"label": ["mlctl.endpoint=oom"]}) == []
 
@@ -81,10 +94,10 @@ def test_an_instance_over_its_memory_limit_is_reported_and_restarts(tmp_path, en
 def test_limits_follow_the_instance_type_and_fit_the_machine():
     assert container_limits(None, 2, 8 * GIB) == container_limits("", 2, 8 * GIB)
     assert container_limits(None, 2, 8 * GIB).nano_cpus is None
-    ds2 = container_limits("Standard_DS2_v2", 4, 64 * GIB)              # 2 vCPUs, 7 GiB
+    ds2 = container_limits("Standard_DS2_v2", 4, 64 * GIB)  # 2 vCPUs, 7 GiB
     assert (ds2.nano_cpus, ds2.memory_bytes, ds2.notes) == (2 * 10**9, 7 * GIB, ())
-    assert container_limits("standard_ds2_v2", 4, 64 * GIB) == ds2      # Azure's names in any case
-    big = container_limits("Standard_DS3_v2", 2, 8 * GIB)               # 4 vCPUs, 14 GiB on a smaller machine
+    assert container_limits("standard_ds2_v2", 4, 64 * GIB) == ds2  # Azure's names in any case
+    big = container_limits("Standard_DS3_v2", 2, 8 * GIB)  # 4 vCPUs, 14 GiB on a smaller machine
     assert (big.nano_cpus, big.memory_bytes) == (2 * 10**9, 8 * GIB)
     assert "limited to 2 CPUs" in big.notes[0] and "limited to that" in big.notes[1]
     odd = container_limits("Standard_Nope", 2, 8 * GIB)
@@ -107,7 +120,7 @@ def test_instance_type_is_honoured_under_docker_only(tmp_path):
     local = load_config(Project.at(p.root))
     docker = load_config(Project.at(p.root, runtime_override="docker"))
     assert local.ignored["deployment.itype.blue"] == ("instance_type",)
-    assert "instance_type" not in local.resource("deployment.itype.blue").attributes   # local plans unchanged
+    assert "instance_type" not in local.resource("deployment.itype.blue").attributes  # local plans unchanged
     assert "deployment.itype.blue" not in docker.ignored
     assert docker.resource("deployment.itype.blue").attributes["instance_type"] == "Standard_DS3_v2"
     (warning,) = [d for d in docker.diagnostics if "Standard_Nope" in d.summary]
@@ -118,8 +131,11 @@ def test_instance_type_is_honoured_under_docker_only(tmp_path):
 def test_the_2021_forms_docker_image_is_honoured_under_docker_only():
     from mlctl.schemas.validate import find_ignored, honoured_fields, load_schema
 
-    env = {"name": "e", "conda_file": "conda.yml",
-           "docker": {"image": "python:3.11-slim", "build": {"dockerfile": "FROM python:3.11-slim"}}}
+    env = {
+        "name": "e",
+        "conda_file": "conda.yml",
+        "docker": {"image": "python:3.11-slim", "build": {"dockerfile": "FROM python:3.11-slim"}},
+    }
     ignored = [f for f, _ in find_ignored(load_schema("environment"), "environment", env)]
     assert ignored == ["docker.image", "docker.build"]
     assert [f for f in ignored if f not in honoured_fields("environment", "docker")] == ["docker.build"]
@@ -129,9 +145,22 @@ def test_the_2021_forms_docker_image_is_honoured_under_docker_only():
 
 
 def test_show_says_which_container_and_how_it_last_ended():
-    assert instance_line({"index": 0, "pid": 5, "ready": True, "restarts": 0}) == \
-        "    instance 0: pid 5, ready, 0 restart(s)"
-    line = instance_line({"index": 1, "pid": 9, "ready": False, "restarts": 2, "container": "abc123def456",
-                          "oom_kills": 2, "last_exit": "was killed for running out of memory"})
-    assert line == ("    instance 1: container abc123def456, not ready, 2 restart(s), killed 2 time(s) for "
-                    "running out of memory; it was killed for running out of memory")
+    assert (
+        instance_line({"index": 0, "pid": 5, "ready": True, "restarts": 0})
+        == "    instance 0: pid 5, ready, 0 restart(s)"
+    )
+    line = instance_line(
+        {
+            "index": 1,
+            "pid": 9,
+            "ready": False,
+            "restarts": 2,
+            "container": "abc123def456",
+            "oom_kills": 2,
+            "last_exit": "was killed for running out of memory",
+        }
+    )
+    assert line == (
+        "    instance 1: container abc123def456, not ready, 2 restart(s), killed 2 time(s) for "
+        "running out of memory; it was killed for running out of memory"
+    )

@@ -39,7 +39,7 @@ def test_request_lines_reach_mlctl_logs_and_not_the_engine(docker_split, engine_
     key = keys(root, "dsplit")["primaryKey"]
     assert all(ep.score(key=key)[0] == 200 for _ in range(20))
     ep.close()
-    assert wait_until(lambda: logs(root).count("POST /score 200") >= 20)   # the access lines, in the log file
+    assert wait_until(lambda: logs(root).count("POST /score 200") >= 20)  # the access lines, in the log file
     assert "listening on unix:/run/mlctl/" in logs(root)
     (box,) = containers_of(api, root, every=False)
     engine_log = api.logs(box["Id"], stdout=True, stderr=True).decode("utf-8", "replace")
@@ -50,11 +50,11 @@ def test_request_lines_reach_mlctl_logs_and_not_the_engine(docker_split, engine_
     (folder,) = [m["Source"] for m in info["Mounts"] if m["Destination"] == "/run/mlctl"]
     (sock,) = Path(folder).glob("blue-*.sock")
     server = server_of(info["State"]["Pid"])
-    assert os.readlink(f"/proc/{server}/fd/1").endswith(".out")             # its FIFO in the socket folder
-    os.killpg(shown["host"]["pid"], signal.SIGKILL)                         # the FIFO's reader goes away
+    assert os.readlink(f"/proc/{server}/fd/1").endswith(".out")  # its FIFO in the socket folder
+    os.killpg(shown["host"]["pid"], signal.SIGKILL)  # the FIFO's reader goes away
     assert wait_until(lambda: not alive(shown["host"]["pid"]))
     assert wait_until(lambda: os.readlink(f"/proc/{server}/fd/1") == "/dev/null")
     assert os.readlink(f"/proc/{server}/fd/2") == "/dev/null"
-    for _ in range(50):                                                     # every request line now dropped
+    for _ in range(50):  # every request line now dropped
         assert answers_on(str(sock)).startswith(b"HTTP/1.1 200")
     assert alive(server) and api.inspect_container(box["Id"])["State"]["Running"]

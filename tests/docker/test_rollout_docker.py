@@ -8,10 +8,9 @@ from docker_support import containers_of, docker_split, engine_api  # noqa: F401
 from e2e_support import Endpoint, Load, alive, keys, mlctl, wait_until
 
 
-
 def test_blue_to_green_under_load_fails_no_request(docker_split, engine_api):
     p, root = docker_split, docker_split.root
-    c = 4   # max_concurrent_requests_per_instance: room for the load's clients
+    c = 4  # max_concurrent_requests_per_instance: room for the load's clients
     p.write({"blue": 100}, {"blue": {"concurrency": c}})
     mlctl(root, "apply", "--auto-approve")
     key = keys(root, "dsplit")["primaryKey"]
@@ -31,7 +30,7 @@ def test_blue_to_green_under_load_fails_no_request(docker_split, engine_api):
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
     running = containers_of(engine_api, root, every=True)
-    assert [c["Labels"]["mlctl.deployment"] for c in running] == ["green"]       # blue's container is gone
+    assert [c["Labels"]["mlctl.deployment"] for c in running] == ["green"]  # blue's container is gone
 
 
 def test_green_whose_init_raises_leaves_blue_serving(docker_split, engine_api):

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diabetes"
 
-SCORE = '''\
+SCORE = """\
 import json, os
 
 def init():
@@ -32,7 +32,7 @@ def init():
 
 def run(raw_data):
     return {"who": who}
-'''
+"""
 
 ENDPOINT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
@@ -56,14 +56,17 @@ environment_variables:
 """
 
 
-
-
-
-
 def mlctl(project, *args, check=True, input=None, timeout=300, env=None):
     """Run the real CLI in a subprocess; returns CompletedProcess (text)."""
-    proc = subprocess.run([sys.executable, "-m", "mlctl.cli", "-C", str(project), *args], capture_output=True,
-                          text=True, input=input, timeout=timeout, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"mlctl {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -72,7 +75,9 @@ def mlctl(project, *args, check=True, input=None, timeout=300, env=None):
 def host_pids(project) -> set[int]:
     """PIDs of the endpoint hosts and instances of a project (from `mlctl show --json`)."""
     pids = set()
-    for record in (Path(project) / ".mlctl" / "run").glob("*.json") if (Path(project) / ".mlctl" / "run").is_dir() else []:
+    for record in (
+        (Path(project) / ".mlctl" / "run").glob("*.json") if (Path(project) / ".mlctl" / "run").is_dir() else []
+    ):
         try:
             pids.add(json.loads(record.read_text())["pid"])
         except (ValueError, KeyError, OSError):
@@ -92,7 +97,7 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:   # a zombie is dead
+    try:  # a zombie is dead
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
@@ -124,15 +129,16 @@ class SplitProject:
         """deployments: {name: {"count": N, "fail": bool, "concurrency": N, "timeout_ms": N}}; files of removed
         deployments are deleted."""
         text = ENDPOINT.format(name=self.endpoint, traffic=json.dumps(traffic)).replace(
-            "auth_mode: key", f"auth_mode: {auth_mode}")
+            "auth_mode: key", f"auth_mode: {auth_mode}"
+        )
         if mirror:
             text += f"mirror_traffic: {json.dumps(mirror)}\n"
         (self.root / "endpoint.yml").write_text(text)
         for f in self.root.glob("deploy-*.yml"):
-            if f.stem[len("deploy-"):] not in deployments:
+            if f.stem[len("deploy-") :] not in deployments:
                 f.unlink()
         for name, d in deployments.items():
-            extra = "  FAIL_INIT: \"1\"\n" if d.get("fail") else ""
+            extra = '  FAIL_INIT: "1"\n' if d.get("fail") else ""
             settings = [f"  max_concurrent_requests_per_instance: {d['concurrency']}"] if d.get("concurrency") else []
             if d.get("timeout_ms"):
                 settings.append(f"  request_timeout_ms: {d['timeout_ms']}")
@@ -141,10 +147,6 @@ class SplitProject:
 
             body = DEPLOYMENT.format(name=name, endpoint=self.endpoint, extra=extra, count=d.get("count", 1))
             (self.root / f"deploy-{name}.yml").write_text(body)
-
-
-
-
 
 
 class Endpoint:
@@ -200,7 +202,7 @@ def project_processes(project) -> list[str]:
 
 
 CLIENTS = 4
-MAX_REQUESTS = 200_000     # per client: the load stops by itself even if the test hangs
+MAX_REQUESTS = 200_000  # per client: the load stops by itself even if the test hangs
 MAX_SECONDS = 400
 
 

@@ -35,10 +35,10 @@ def test_apply_reports_a_config_error_and_a_broken_state_together_and_changes_no
     p.write({"blue": 100}, {"blue": {}})
     blue = root / "deploy-blue.yml"
     lines = blue.read_text().splitlines()
-    blue.write_text("\n".join(lines) + "\ninstance_cout: 2\n")      # a typo, on the last line
+    blue.write_text("\n".join(lines) + "\ninstance_cout: 2\n")  # a typo, on the last line
     state = root / ".mlctl" / "state.json"
     state.parent.mkdir()
-    state.write_text('{"version": 1, "resources": {"endpoint.split": {"kind": "endp')   # cut short
+    state.write_text('{"version": 1, "resources": {"endpoint.split": {"kind": "endp')  # cut short
     before = snapshot(root)
 
     for args in (["apply", "--auto-approve"], ["apply"], ["destroy", "--auto-approve"]):
@@ -53,12 +53,12 @@ def test_apply_reports_a_config_error_and_a_broken_state_together_and_changes_no
         assert str(state) in r.stderr, r.stderr
         after_state = r.stderr.split(errors[1], 1)[1]
         assert after_state.strip(), f"the state error does not say what to do:\n{r.stderr}"
-        assert snapshot(root) == before, args          # no state write, no lock file, no backup
+        assert snapshot(root) == before, args  # no state write, no lock file, no backup
 
-    plan = mlctl(root, "plan", check=False)             # the same diagnostics as plan's
+    plan = mlctl(root, "plan", check=False)  # the same diagnostics as plan's
     assert plan.returncode == 1 and plan.stderr == r.stderr
 
-    blue.write_text("\n".join(lines) + "\n")            # the YAML fixed: the state error alone remains
+    blue.write_text("\n".join(lines) + "\n")  # the YAML fixed: the state error alone remains
     r = mlctl(root, "apply", "--auto-approve", check=False)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert [line for line in r.stderr.splitlines() if line.startswith("Error:")] == [errors[1]]
@@ -82,7 +82,7 @@ def test_regenerate_against_a_host_that_does_not_answer(split_project, stopped_h
     old = keys(root, "split")
     pid = json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"]
     stopped_hosts.append(pid)
-    os.kill(pid, signal.SIGSTOP)      # alive, its admin socket accepts, but nothing answers
+    os.kill(pid, signal.SIGSTOP)  # alive, its admin socket accepts, but nothing answers
     try:
         # bounded by the reload timeout (a hang would hit the subprocess timeout instead)
         r = mlctl(root, "keys", "split", "--regenerate", "primary", check=False, timeout=RELOAD_KEYS_S + 25)
@@ -90,14 +90,16 @@ def test_regenerate_against_a_host_that_does_not_answer(split_project, stopped_h
         os.kill(pid, signal.SIGCONT)
     assert r.returncode == 1 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
     first = r.stderr.splitlines()[0]
-    assert first.startswith(f"Error: the primary key of split was regenerated and saved, but its endpoint host "
-                            f"(pid {pid}) did not take it: cannot reach the endpoint host at "), r.stderr
+    assert first.startswith(
+        f"Error: the primary key of split was regenerated and saved, but its endpoint host "
+        f"(pid {pid}) did not take it: cannot reach the endpoint host at "
+    ), r.stderr
     assert "timed out" in first, r.stderr
     assert f"`kill {pid}`" in r.stderr and "`mlctl apply`" in r.stderr and "Do not regenerate again" in r.stderr
 
-    fresh = keys(root, "split")       # the new key is saved and shown
+    fresh = keys(root, "split")  # the new key is saved and shown
     assert fresh["primaryKey"] != old["primaryKey"] and fresh["secondaryKey"] == old["secondaryKey"]
-    os.kill(pid, signal.SIGTERM)      # the advice: stop the host, then apply
+    os.kill(pid, signal.SIGTERM)  # the advice: stop the host, then apply
     assert wait_until(lambda: not alive(pid), timeout=60), f"host {pid} did not stop on SIGTERM"
     out = mlctl(root, "apply", "--auto-approve")
     assert "Apply complete!" in out.stdout

@@ -12,7 +12,7 @@ def test_second_apply_fails_naming_the_holder_or_waits(split_project):
     p, root = split_project, split_project.root
     p.write({"blue": 100}, {"blue": {}})
     state = root / ".mlctl" / "state.json"
-    with state_lock(state, "apply"):                   # another mlctl holds the lock (this test process)
+    with state_lock(state, "apply"):  # another mlctl holds the lock (this test process)
         out = mlctl(root, "apply", "--auto-approve", check=False)
     assert out.returncode == 1
     assert f"pid {os.getpid()}" in out.stderr and "'apply'" in out.stderr and "Traceback" not in out.stderr
@@ -28,7 +28,7 @@ def test_second_apply_fails_naming_the_holder_or_waits(split_project):
     t = threading.Thread(target=holder)
     t.start()
     held.wait(10)
-    threading.Timer(1.0, release.set).start()          # let go while the second apply waits
+    threading.Timer(1.0, release.set).start()  # let go while the second apply waits
     out = mlctl(root, "apply", "--auto-approve", "--lock-timeout", "60s")
     t.join()
     assert "Apply complete!" in out.stdout
@@ -42,8 +42,13 @@ def run_on_terminal(root, answer: str):
 
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply"], stdin=slave,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply"],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.write(master, answer.encode() + b"\n")
         out, err = proc.communicate(timeout=120)
     finally:
@@ -57,7 +62,10 @@ def test_apply_asks_for_yes_on_a_terminal(split_project):
     p.write({"blue": 100}, {"blue": {}})
     code, out, err = run_on_terminal(root, "no")
     assert code == 1 and "Only 'yes' will be accepted" in out and "apply cancelled" in err
-    assert not (root / ".mlctl" / "state.json").exists() or '"resources": {}' in (root / ".mlctl" / "state.json").read_text()
+    assert (
+        not (root / ".mlctl" / "state.json").exists()
+        or '"resources": {}' in (root / ".mlctl" / "state.json").read_text()
+    )
     code, out, err = run_on_terminal(root, "yes")
     assert code == 0 and "Apply complete!" in out, err
 
@@ -71,8 +79,12 @@ def test_two_real_applies_at_once(split_project):
 
     p, root = split_project, split_project.root
     p.write({"blue": 100}, {"blue": {}})
-    first = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     waiter = None
     try:
         for line in first.stdout:
@@ -82,10 +94,14 @@ def test_two_real_applies_at_once(split_project):
         second = mlctl(root, "apply", "--auto-approve", check=False)
         assert second.returncode == 1 and "Traceback" not in second.stderr
         assert f"pid {first.pid}" in second.stderr and "'apply'" in second.stderr, second.stderr
-        waiter = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve",
-                                   "--lock-timeout", "120s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert mlctl(root, "plan", check=False).returncode == 1     # a plan also names the holder
-        told = waiter.stderr.readline()                            # it waits, saying for whom
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve", "--lock-timeout", "120s"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert mlctl(root, "plan", check=False).returncode == 1  # a plan also names the holder
+        told = waiter.stderr.readline()  # it waits, saying for whom
         assert told.startswith("Waiting up to 120s for the state lock held by") and f"pid {first.pid}" in told
         first.send_signal(signal.SIGCONT)
         out, err = first.communicate(timeout=120)

@@ -36,8 +36,19 @@ def expected(trained_model: Path, root: Path, offset: float = 0) -> list[float]:
 
 @pytest.mark.parametrize("form, instances", [("aci", 1), ("aks", 2)])
 def test_a_converted_v1_service_applies_and_scores(form, instances, v1_example, trained_model):
-    mlctl(v1_example, "convert", "v1", "--name", "diabetes", "-m", "model", "--ic", "v1/inferenceconfig.json",
-          "--dc", f"v1/deploymentconfig-{form}.json")
+    mlctl(
+        v1_example,
+        "convert",
+        "v1",
+        "--name",
+        "diabetes",
+        "-m",
+        "model",
+        "--ic",
+        "v1/inferenceconfig.json",
+        "--dc",
+        f"v1/deploymentconfig-{form}.json",
+    )
     applied = mlctl(v1_example, "apply", "--auto-approve")
     assert "Apply complete! Resources: 6 added" in applied.stdout
     answer = json.loads(mlctl(v1_example, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
@@ -45,7 +56,7 @@ def test_a_converted_v1_service_applies_and_scores(form, instances, v1_example, 
     ep = Endpoint(v1_example, "diabetes")
     body = (v1_example / SAMPLE).read_bytes()
     assert ep.score(body, keys(v1_example, "diabetes")["primaryKey"])[0] == 200
-    assert ep.score(body, None)[0] == 401                 # v1's authEnabled: false is not carried over
+    assert ep.score(body, None)[0] == 401  # v1's authEnabled: false is not carried over
     ep.close()
     shown = json.loads(mlctl(v1_example, "show", "diabetes", "--json").stdout)
     assert shown["traffic"] == {"blue": 100} and shown["deployments"]["blue"]["ready_instances"] == instances
@@ -55,8 +66,19 @@ def test_a_converted_v1_service_applies_and_scores(form, instances, v1_example, 
 
 def test_several_models_are_found_by_the_unmodified_v1_script(v1_example, trained_model):
     shutil.copytree(V1 / "multi", v1_example / "v1multi")
-    out = mlctl(v1_example, "convert", "v1", "--name", "diabetes", "-m", "model", "-m", "v1multi/offset.json",
-                "--ic", "v1multi/inferenceconfig.json")
+    out = mlctl(
+        v1_example,
+        "convert",
+        "v1",
+        "--name",
+        "diabetes",
+        "-m",
+        "model",
+        "-m",
+        "v1multi/offset.json",
+        "--ic",
+        "v1multi/inferenceconfig.json",
+    )
     assert "Wrote diabetes-models/" in out.stdout
     mlctl(v1_example, "apply", "--auto-approve")
     answer = json.loads(mlctl(v1_example, "invoke", "diabetes", "--request-file", SAMPLE).stdout)

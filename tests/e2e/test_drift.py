@@ -9,7 +9,7 @@ import signal
 
 from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 
-SCORE = '''\
+SCORE = """\
 import os
 
 POISON = {poison!r}
@@ -20,7 +20,7 @@ def init():
 
 def run(raw_data):
     return {{"who": os.environ.get("WHO", "?")}}
-'''
+"""
 
 
 def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
@@ -33,12 +33,13 @@ def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
 
     shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
     victim = shown["deployments"]["blue"]["instances"][1]
-    poison.write_text("x")                                 # its restarts fail from now on
+    poison.write_text("x")  # its restarts fail from now on
     os.kill(victim["pid"], signal.SIGKILL)
 
     def restart_failed():
         d = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
         return d["ready_instances"] == 1 and d["instances"][1]["restarts"] >= 1
+
     assert wait_until(restart_failed, timeout=60)
     assert not alive(victim["pid"])
 
@@ -49,13 +50,13 @@ def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
     assert drift.returncode == 2 and "deployment.split.blue" in drift.stdout
     assert "ready_instances" in drift.stdout or "instance" in drift.stdout
     blind = mlctl(root, "plan", "--refresh=false", "--detailed-exitcode", check=False)
-    assert blind.returncode == 0, blind.stdout                # the state alone says all is well
+    assert blind.returncode == 0, blind.stdout  # the state alone says all is well
 
-    ep = Endpoint(root, "split")                          # the other instance serves meanwhile
+    ep = Endpoint(root, "split")  # the other instance serves meanwhile
     key = keys(root, "split")["primaryKey"]
     assert all(ep.score(key=key)[0] == 200 for _ in range(10))
 
-    failed = mlctl(root, "apply", "--auto-approve", check=False)   # the cause is still there
+    failed = mlctl(root, "apply", "--auto-approve", check=False)  # the cause is still there
     assert failed.returncode == 1 and "the model is unreadable right now" in failed.stderr, failed.stderr
     assert all(ep.score(key=key)[0] == 200 for _ in range(10))
 

@@ -11,7 +11,7 @@ def test_example_applies_scores_and_authenticates(example_project):
     applied = mlctl(example_project, "apply", "--auto-approve")
     assert "Apply complete!" in applied.stdout
     assert "endpoint.diabetes: http://127.0.0.1:" in applied.stdout
-    assert "is not used by the local runtime" in applied.stdout                # cloud base image reported
+    assert "is not used by the local runtime" in applied.stdout  # cloud base image reported
 
     answer = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE)
     predictions = json.loads(answer.stdout)
@@ -49,13 +49,13 @@ def test_example_applies_scores_and_authenticates(example_project):
 
     state = json.loads((example_project / ".mlctl" / "state.json").read_text())
     image = state["resources"]["image.diabetes-blue-env"]["observed"]
-    assert any(x.startswith("scikit-learn==") for x in image["frozen"])      # uv pip freeze recorded
+    assert any(x.startswith("scikit-learn==") for x in image["frozen"])  # uv pip freeze recorded
     assert image["built_with"] == "uv"
 
     pids = host_pids(example_project)
     assert len(pids) >= 2
     mlctl(example_project, "destroy", "--auto-approve")
-    assert not [p for p in pids if alive(p)]                                # destroy leaves no process
+    assert not [p for p in pids if alive(p)]  # destroy leaves no process
     assert project_processes(example_project) == []
     assert json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
 
@@ -66,17 +66,18 @@ def test_invoke_reports_http_errors_with_exit_1(example_project):
     bad.write_text('{"data": "not a matrix"}')
     out = mlctl(example_project, "invoke", "diabetes", "--request-file", str(bad), check=False)
     assert out.returncode == 1 and "HTTP" in out.stderr
-    missing = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE, "--deployment", "nope",
-                    check=False)
+    missing = mlctl(
+        example_project, "invoke", "diabetes", "--request-file", SAMPLE, "--deployment", "nope", check=False
+    )
     assert missing.returncode == 1 and "404" in missing.stderr
     keys_file = example_project / ".mlctl" / "secrets" / "diabetes.json"
-    keys_file.rename(keys_file.with_name("moved"))                # a lost keys file is a clear error
+    keys_file.rename(keys_file.with_name("moved"))  # a lost keys file is a clear error
     lost = mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE, check=False)
     assert lost.returncode == 1 and "cannot read the keys of endpoint 'diabetes'" in lost.stderr
     assert "--replace endpoint.diabetes" in lost.stderr and "Traceback" not in lost.stderr
     keys_file.with_name("moved").rename(keys_file)
     pids = host_pids(example_project)
-    refused = mlctl(example_project, "destroy", check=False, input="")   # not a terminal: refused
+    refused = mlctl(example_project, "destroy", check=False, input="")  # not a terminal: refused
     assert refused.returncode == 1 and "refusing to destroy without confirmation" in refused.stderr
     assert "--auto-approve" in refused.stderr and all(alive(p) for p in pids)
 
@@ -85,8 +86,10 @@ def test_apply_refuses_without_approval_off_a_terminal(example_project):
     out = mlctl(example_project, "apply", check=False, input="")
     assert out.returncode == 1 and "--auto-approve" in out.stderr
     assert "Traceback" not in out.stderr
-    assert not (example_project / ".mlctl" / "state.json").exists() or \
-        json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
+    assert (
+        not (example_project / ".mlctl" / "state.json").exists()
+        or json.loads((example_project / ".mlctl" / "state.json").read_text())["resources"] == {}
+    )
 
 
 def test_missing_python_is_an_error_before_any_change(example_project):
@@ -111,11 +114,11 @@ def test_failed_image_build_stops_apply_with_the_build_log(example_project):
     assert out.returncode == 1 and "Traceback (most recent call last)" not in out.stderr
     assert "building the virtualenv of image.diabetes-blue-env failed" in out.stderr
     assert "mlctl-no-such-package-xyz" in out.stderr and "The build log is" in out.stderr
-    assert "image.diabetes-blue-env: creating a virtualenv with Python" in out.stdout   # progress shown
+    assert "image.diabetes-blue-env: creating a virtualenv with Python" in out.stdout  # progress shown
     assert "image.diabetes-blue-env: installing" in out.stdout
     state = json.loads((example_project / ".mlctl" / "state.json").read_text())
     assert state["resources"]["image.diabetes-blue-env"]["status"] == "failed"
-    assert "endpoint.diabetes" not in state["resources"]                 # apply stopped there
+    assert "endpoint.diabetes" not in state["resources"]  # apply stopped there
     assert project_processes(example_project) == []
 
 
@@ -125,5 +128,5 @@ def test_legacy_form_applies_the_same_endpoint(example_project):
     assert "Apply complete! Resources: 6 added" in out.stdout
     answer = json.loads(mlctl(example_project, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
     assert len(answer) == 2
-    split = mlctl(example_project, "plan", "--detailed-exitcode", check=False)   # the split form: no change
+    split = mlctl(example_project, "plan", "--detailed-exitcode", check=False)  # the split form: no change
     assert split.returncode == 0 and "No changes." in split.stdout

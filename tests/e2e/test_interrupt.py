@@ -22,7 +22,7 @@ def hook_points(root, env) -> list[str]:
 
 def converge_and_check(root, env, killed_at: str) -> None:
     state = json.loads((root / ".mlctl" / "state.json").read_text())
-    plan = mlctl(root, "plan", env=env, check=False)       # the next plan is true (readable, no error)
+    plan = mlctl(root, "plan", env=env, check=False)  # the next plan is true (readable, no error)
     assert plan.returncode == 0, plan.stderr
     if state["pending"]:
         assert "interrupted" in plan.stdout + plan.stderr, killed_at
@@ -35,11 +35,11 @@ def converge_and_check(root, env, killed_at: str) -> None:
     assert state["pending"] is None
 
 
-TRANSITIONS = {   # name: (start, target) as (traffic, deployments, code version)
+TRANSITIONS = {  # name: (start, target) as (traffic, deployments, code version)
     "create": (({}, {}, 1), ({"blue": 100}, {"blue": {}}, 1)),
     "switch": (({"blue": 100}, {"blue": {}}, 1), ({"green": 100}, {"green": {}}, 1)),  # + green, traffic, - blue
     "scale": (({"blue": 100}, {"blue": {}}, 1), ({"blue": 100}, {"blue": {"count": 2}}, 1)),
-    "replace": (({"blue": 100}, {"blue": {}}, 1), ({"blue": 100}, {"blue": {}}, 2)),     # code edited: +/-
+    "replace": (({"blue": 100}, {"blue": {}}, 1), ({"blue": 100}, {"blue": {}}, 2)),  # code edited: +/-
     "delete": (({"blue": 50, "green": 50}, {"blue": {}, "green": {}}, 1), ({"blue": 100}, {"blue": {}}, 1)),
 }
 
@@ -73,8 +73,7 @@ def test_apply_killed_at_every_hook_point_converges(split_project, transition):
     for k, point in enumerate(points, start=1):
         reset()
         write(*target)
-        killed = mlctl(root, "apply", "--auto-approve", check=False,
-                       env={**env, "MLCTL_TEST_HOOK_KILL_AT": str(k)})
+        killed = mlctl(root, "apply", "--auto-approve", check=False, env={**env, "MLCTL_TEST_HOOK_KILL_AT": str(k)})
         assert killed.returncode == -signal.SIGKILL, f"apply was not killed at {point}"
         pending_seen += json.loads((root / ".mlctl" / "state.json").read_text())["pending"] is not None
         converge_and_check(root, env, point)
@@ -84,13 +83,14 @@ def test_apply_killed_at_every_hook_point_converges(split_project, transition):
             assert d["ready_instances"] == target[1][name].get("count", 1) == len(d["instances"]), point
         running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
         assert running == host_pids(root), f"orphan processes after a kill at {point}"
-    assert pending_seen >= 2              # killed between an intent and its result, more than once
+    assert pending_seen >= 2  # killed between an intent and its result, more than once
     pids = host_pids(root)
     mlctl(root, "destroy", "--auto-approve", env=env)
-    assert not [pid for pid in pids if alive(pid)]            # no orphan process
+    assert not [pid for pid in pids if alive(pid)]  # no orphan process
     assert project_processes(root) == []
     assert not list((root / ".mlctl" / "run").glob("*.json")) or not any(
-        alive(json.loads(f.read_text())["pid"]) for f in (root / ".mlctl" / "run").glob("*.json"))
+        alive(json.loads(f.read_text())["pid"]) for f in (root / ".mlctl" / "run").glob("*.json")
+    )
 
 
 def test_apply_killed_while_the_host_starts_instances_converges(split_project):
@@ -103,10 +103,14 @@ def test_apply_killed_while_the_host_starts_instances_converges(split_project):
     score = root / "code" / "score.py"
     for version in (2, 3):
         score.write_text(score.read_text() + f"\nVERSION = {version}\n")
-        apply = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        apply = subprocess.Popen(
+            [sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            for line in apply.stdout:                       # bounded: apply ends by itself at worst
+            for line in apply.stdout:  # bounded: apply ends by itself at worst
                 if "waiting until ready" in line:
                     apply.kill()
                     break
@@ -129,10 +133,14 @@ def test_ctrl_c_during_apply_exits_130_and_the_next_apply_continues(split_projec
     mlctl(root, "apply", "--auto-approve")
     score = root / "code" / "score.py"
     score.write_text(score.read_text() + "\nVERSION = 2\n")
-    apply = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             # a runner started in the background ignores SIGINT; a terminal does not
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(root), "apply", "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a runner started in the background ignores SIGINT; a terminal does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # noqa: PLW1509
     try:
         for line in apply.stdout:
             if "waiting until ready" in line:

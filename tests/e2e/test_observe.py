@@ -17,8 +17,9 @@ ROTATE_AT = 8192  # MLCTL_LOG_MAX_BYTES for the host: a few dozen request lines 
 
 
 def post(ep, key, request_id):
-    ep.conn.request("POST", "/score", body=b"{}", headers={"Authorization": f"Bearer {key}",
-                                                           "x-request-id": request_id})
+    ep.conn.request(
+        "POST", "/score", body=b"{}", headers={"Authorization": f"Bearer {key}", "x-request-id": request_id}
+    )
     resp = ep.conn.getresponse()
     resp.read()
     return resp.status
@@ -81,8 +82,15 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
     assert not set(served_by_1) & {rid for rid in ids if rid in instance_text(logs, 0)}
     # one request id finds the request in the gateway's log (host.log) and the instance's log
     last = ids[-1]
-    assert wait_until(lambda: f"{last} POST /score blue 200" in mlctl(   # no --deployment: the host's log
-        root, "logs", "split", "--lines", "50").stdout, 10)             # (access lines flushed every 0.2 s)
+    assert wait_until(
+        lambda: (
+            f"{last} POST /score blue 200"
+            in mlctl(  # no --deployment: the host's log
+                root, "logs", "split", "--lines", "50"
+            ).stdout
+        ),
+        10,
+    )  # (access lines flushed every 0.2 s)
     assert last in mlctl(root, "logs", "split", "--deployment", "blue", "--lines", "20").stdout
     # unknown instance: a clear error, exit 1, no traceback
     missing = mlctl(root, "logs", "split", "--deployment", "blue", "--instance", "7", check=False)
@@ -91,9 +99,27 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
     assert negative.returncode == 1 and "--lines" in negative.stderr and "Traceback" not in negative.stderr
 
     # --follow keeps printing across a rotation: the line of a request sent after it, many lines later
-    follow = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "logs", "split",
-                               "--deployment", "blue", "--instance", "0", "--lines", "1", "--follow"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    follow = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlctl.cli",
+            "-C",
+            str(root),
+            "logs",
+            "split",
+            "--deployment",
+            "blue",
+            "--instance",
+            "0",
+            "--lines",
+            "1",
+            "--follow",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         assert read_until(follow, "\n", 30)  # the last line is printed: it is following now
         before = {f.name: f.stat().st_ino for f in (logs / "blue").glob("instance-0.log*")}
@@ -137,12 +163,22 @@ def test_logs_lines_instance_follow_rotation_request_ids_and_restarts_in_show(sp
 
 def test_storage_initializer_shows_registration_and_the_image_build_log(example_project):
     mlctl(example_project, "apply", "--auto-approve")
-    out = mlctl(example_project, "logs", "diabetes", "--deployment", "blue", "--container", "storage-initializer",
-                "--lines", "5").stdout.splitlines()
+    out = mlctl(
+        example_project,
+        "logs",
+        "diabetes",
+        "--deployment",
+        "blue",
+        "--container",
+        "storage-initializer",
+        "--lines",
+        "5",
+    ).stdout.splitlines()
     assert out[0].startswith("model ") and "registered at" in out[0] and "digest" in out[0]
     assert any(line.startswith("code snapshot ") for line in out)
     at = next(i for i, line in enumerate(out) if line.startswith("image build log "))
     assert 1 <= len(out) - at - 1 <= 5  # the build log's last --lines lines
-    missing = mlctl(example_project, "logs", "diabetes", "--deployment", "green", "--container",
-                    "storage-initializer", check=False)
+    missing = mlctl(
+        example_project, "logs", "diabetes", "--deployment", "green", "--container", "storage-initializer", check=False
+    )
     assert missing.returncode == 1 and "green" in missing.stderr and "Traceback" not in missing.stderr

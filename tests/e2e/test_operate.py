@@ -22,13 +22,30 @@ def test_logs_tail_follow_and_storage_initializer(split_project):
     init = mlctl(root, "logs", "split", "--deployment", "blue", "--container", "storage-initializer")
     assert "registered at" in init.stdout and "mlctl's own interpreter" in init.stdout
 
-    follow = subprocess.Popen([sys.executable, "-m", "mlctl.cli", "-C", str(root), "logs", "split",
-                               "--deployment", "blue", "--lines", "1", "--follow"],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    follow = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlctl.cli",
+            "-C",
+            str(root),
+            "logs",
+            "split",
+            "--deployment",
+            "blue",
+            "--lines",
+            "1",
+            "--follow",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         request_id = uuid.uuid4().hex
-        ep.conn.request("POST", "/score", body=b"{}", headers={"Authorization": f"Bearer {key}",
-                                                               "x-request-id": request_id})
+        ep.conn.request(
+            "POST", "/score", body=b"{}", headers={"Authorization": f"Bearer {key}", "x-request-id": request_id}
+        )
         assert ep.conn.getresponse().read()
         seen, deadline = [], time.monotonic() + 30
         while time.monotonic() < deadline and not any(request_id in s for s in seen):
@@ -49,9 +66,9 @@ def test_saved_plan_applies_once_and_a_stale_one_is_refused(split_project):
     p, root = split_project, split_project.root
     p.write({"blue": 100}, {"blue": {}})
     mlctl(root, "plan", "--out", "first.plan")
-    out = mlctl(root, "apply", "first.plan")                   # a saved plan needs no --auto-approve
+    out = mlctl(root, "apply", "first.plan")  # a saved plan needs no --auto-approve
     assert "Apply complete!" in out.stdout
-    stale = mlctl(root, "apply", "first.plan", check=False)   # the state moved since
+    stale = mlctl(root, "apply", "first.plan", check=False)  # the state moved since
     assert stale.returncode == 1 and "Traceback" not in stale.stderr
     mlctl(root, "plan", "--out", "second.plan")
     (root / "code" / "score.py").write_text((root / "code" / "score.py").read_text() + "\n# edited\n")
@@ -76,7 +93,7 @@ def test_aml_token_auth_and_switching_auth_mode_in_place(split_project):
     p.write({"blue": 100}, {"blue": {}}, auth_mode="key")
     out = mlctl(root, "apply", "--auto-approve")
     assert "endpoint.split: updating" in out.stdout
-    assert json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"] == pid   # in place
+    assert json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"] == pid  # in place
     assert ep.score(key=issued["accessToken"])[0] == 401
     assert ep.score(key=keys(root, "split")["primaryKey"])[0] == 200
     ep.close()
@@ -88,18 +105,17 @@ def test_endpoint_deleted_only_when_allowed(split_project):
     mlctl(root, "apply", "--auto-approve")
     old_pid = json.loads(mlctl(root, "show", "split", "--json").stdout)["host"]["pid"]
     serial = json.loads((root / ".mlctl" / "state.json").read_text())["serial"]
-    p.endpoint = "renamed"                                     # endpoint.split leaves the configuration
+    p.endpoint = "renamed"  # endpoint.split leaves the configuration
     p.write({"blue": 100}, {"blue": {}})
     refused = mlctl(root, "apply", "--auto-approve", check=False)
     assert refused.returncode == 1 and "--allow-destroy" in refused.stderr
     assert "endpoint.split" in refused.stdout + refused.stderr
-    assert json.loads((root / ".mlctl" / "state.json").read_text())["serial"] == serial   # nothing changed
+    assert json.loads((root / ".mlctl" / "state.json").read_text())["serial"] == serial  # nothing changed
     assert alive(old_pid)
     out = mlctl(root, "apply", "--auto-approve", "--allow-destroy")
     assert "Apply complete!" in out.stdout
     assert wait_until(lambda: not alive(old_pid))
     assert [e["name"] for e in json.loads(mlctl(root, "list", "--json").stdout)] == ["renamed"]
-
 
 
 def test_destroy_stops_hosts_the_state_lost(split_project):

@@ -14,17 +14,37 @@ from e2e_support import REPO, Endpoint, Load, alive, keys, mlctl, wait_until
 
 def test_safe_rollout_under_load_fails_no_request(split_project):
     p, root = split_project, split_project.root
-    c = 4   # max_concurrent_requests_per_instance: room for the clients (Azure's 429 rule otherwise)
+    c = 4  # max_concurrent_requests_per_instance: room for the clients (Azure's 429 rule otherwise)
     p.write({"blue": 100}, {"blue": {"concurrency": c}})
     mlctl(root, "apply", "--auto-approve")
     key = keys(root, "split")["primaryKey"]
     port = Endpoint(root, "split").port
     steps = [
         ("scale blue to 2", {"blue": 100}, {"blue": {"count": 2, "concurrency": c}}, None),
-        ("green at 0%", {"blue": 100, "green": 0}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
-        ("mirror 10% to green", {"blue": 100, "green": 0}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, {"green": 10}),
-        ("90/10", {"blue": 90, "green": 10}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
-        ("0/100", {"blue": 0, "green": 100}, {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}}, None),
+        (
+            "green at 0%",
+            {"blue": 100, "green": 0},
+            {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}},
+            None,
+        ),
+        (
+            "mirror 10% to green",
+            {"blue": 100, "green": 0},
+            {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}},
+            {"green": 10},
+        ),
+        (
+            "90/10",
+            {"blue": 90, "green": 10},
+            {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}},
+            None,
+        ),
+        (
+            "0/100",
+            {"blue": 0, "green": 100},
+            {"blue": {"count": 2, "concurrency": c}, "green": {"concurrency": c}},
+            None,
+        ),
         ("blue removed", {"green": 100}, {"green": {"concurrency": c}}, None),
     ]
     with Load(port, key) as load:
@@ -36,10 +56,9 @@ def test_safe_rollout_under_load_fails_no_request(split_project):
             assert "Apply complete!" in out.stdout, name
             assert load.total() > before, f"no requests were sent while applying {name}"
             assert wait_until(lambda before=before: load.total() > before + 20), f"no requests after {name}"
-            if name == "green at 0%":       # green called alone by header, while blue takes all traffic
+            if name == "green at 0%":  # green called alone by header, while blue takes all traffic
                 ep = Endpoint(root, "split")
-                assert all(json.loads(ep.score(key=key, deployment="green")[1])["who"] == "green"
-                           for _ in range(10))
+                assert all(json.loads(ep.score(key=key, deployment="green")[1])["who"] == "green" for _ in range(10))
                 ep.close()
             shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
             assert shown["traffic"] == traffic, name
@@ -64,9 +83,9 @@ def test_failing_green_leaves_blue_serving_everything(split_project):
     state = json.loads((root / ".mlctl" / "state.json").read_text())
     assert state["resources"]["deployment.split.green"]["status"] == "failed" and state["pending"] is None
     assert state["resources"]["traffic.split"]["attributes"]["traffic"] == {"blue": 100}
-    retry = mlctl(root, "plan", "--detailed-exitcode", check=False)      # the next plan retries it
+    retry = mlctl(root, "plan", "--detailed-exitcode", check=False)  # the next plan retries it
     assert retry.returncode == 2 and "deployment.split.green" in retry.stdout and "failed earlier" in retry.stdout
-    p.write({"blue": 90, "green": 10}, {"blue": {}, "green": {}})       # fixed: the retry converges
+    p.write({"blue": 90, "green": 10}, {"blue": {}, "green": {}})  # fixed: the retry converges
     mlctl(root, "apply", "--auto-approve")
     assert json.loads(mlctl(root, "show", "split", "--json").stdout)["traffic"] == {"blue": 90, "green": 10}
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
@@ -101,17 +120,20 @@ def test_replace_failed_replace_and_scale_down_under_load_fail_no_request(split_
         mlctl(root, "apply", "--auto-approve")
         assert load.total() > before and versions() == {"v2"}
 
-        score.write_text(base.replace('raise RuntimeError("init failed on purpose in " + who)',
-                                      'raise RuntimeError("v3 init failed on purpose in " + who)')
-                         .replace('if os.environ.get("FAIL_INIT"):', 'if True:'))
+        score.write_text(
+            base.replace(
+                'raise RuntimeError("init failed on purpose in " + who)',
+                'raise RuntimeError("v3 init failed on purpose in " + who)',
+            ).replace('if os.environ.get("FAIL_INIT"):', "if True:")
+        )
         before = load.total()
         failed = mlctl(root, "apply", "--auto-approve", check=False)
         assert failed.returncode == 1 and "Traceback" in failed.stderr
         assert "RuntimeError: v3 init failed on purpose in blue" in failed.stderr
-        assert load.total() > before and versions() == {"v2"}              # the old instances serve on
+        assert load.total() > before and versions() == {"v2"}  # the old instances serve on
         state = json.loads((root / ".mlctl" / "state.json").read_text())
         assert state["resources"]["deployment.split.blue"]["status"] == "failed"
-        retry = mlctl(root, "plan")                                        # retried, and said why
+        retry = mlctl(root, "plan")  # retried, and said why
         assert "deployment.split.blue" in retry.stdout and "reason: failed earlier" in retry.stdout
         shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
         assert shown["ready_instances"] == 2
@@ -123,7 +145,9 @@ def test_replace_failed_replace_and_scale_down_under_load_fail_no_request(split_
         assert load.total() > before and versions() == {"v4"}
         p.write({"blue": 100}, {"blue": {"count": 2, "concurrency": 4}})  # scale up in place
         plan = mlctl(root, "plan")
-        assert "~ deployment.split.blue" in plan.stdout or "deployment.split.blue will be updated in place" in plan.stdout, plan.stdout
+        assert (
+            "~ deployment.split.blue" in plan.stdout or "deployment.split.blue will be updated in place" in plan.stdout
+        ), plan.stdout
         mlctl(root, "apply", "--auto-approve")
         p.write({"blue": 100}, {"blue": {"count": 1, "concurrency": 4}})  # and down again, in place
         mlctl(root, "apply", "--auto-approve")
@@ -149,7 +173,7 @@ def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_pr
     plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert "drift" in plan.stdout and "endpoint.split" in plan.stdout
-    drift = nightly_drift_check(root)                      # the examples/ci nightly recipe, as written
+    drift = nightly_drift_check(root)  # the examples/ci nightly recipe, as written
     assert drift.returncode == 2 and "endpoint.split" in drift.stdout
     assert "::error::mlctl found drift" in drift.stdout
 
@@ -163,7 +187,7 @@ def test_killed_endpoint_host_is_drift_and_apply_restores_port_and_keys(split_pr
     ep.close()
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
     assert nightly_drift_check(root).returncode == 0
-    p.write({"blue": 100}, {"blue": {"count": 2}})          # a config edit is not drift
+    p.write({"blue": 100}, {"blue": {"count": 2}})  # a config edit is not drift
     assert nightly_drift_check(root).returncode == 0
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 2
 
@@ -172,7 +196,13 @@ def nightly_drift_check(root):
     """Run the drift step of examples/ci/nightly-drift.yml with PROJECT set to `root`."""
     workflow = yaml.safe_load((REPO / "examples" / "ci" / "nightly-drift.yml").read_text())
     step = next(s for s in workflow["jobs"]["drift"]["steps"] if "mlctl" in s.get("run", ""))
-    env = {**os.environ, "PROJECT": str(root),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True, env=env,
-                          cwd=root.parent, timeout=120, check=False)
+    env = {**os.environ, "PROJECT": str(root), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root.parent,
+        timeout=120,
+        check=False,
+    )

@@ -27,7 +27,7 @@ def test_split_header_failure_and_removal(split_project):
         counts[who(body)] += 1
     assert abs(counts["blue"] - 350) <= 20 and abs(counts["green"] - 150) <= 20, counts
 
-    for _ in range(20):                                   # the header reaches the named deployment
+    for _ in range(20):  # the header reaches the named deployment
         status, body = ep.score(key=key, deployment="green")
         assert status == 200 and who(body) == "green"
 
@@ -36,7 +36,7 @@ def test_split_header_failure_and_removal(split_project):
     failed = mlctl(root, "apply", "--auto-approve", check=False)
     outputs.append(failed)
     assert failed.returncode == 1
-    assert "RuntimeError: init failed on purpose in bad" in failed.stderr     # the script's traceback
+    assert "RuntimeError: init failed on purpose in bad" in failed.stderr  # the script's traceback
     assert "Traceback" in failed.stderr
     shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
     assert shown["traffic"] == {"blue": 70, "green": 30}
@@ -46,7 +46,7 @@ def test_split_header_failure_and_removal(split_project):
     assert state["pending"] is None
     served = Counter(who(ep.score(key=key)[1]) for _ in range(50))
     assert set(served) == {"blue", "green"}
-    retry = mlctl(root, "plan", check=False)               # the next plan retries the failed one
+    retry = mlctl(root, "plan", check=False)  # the next plan retries the failed one
     outputs.append(retry)
     assert "deployment.split.bad" in retry.stdout
 
@@ -78,7 +78,7 @@ def test_split_header_failure_and_removal(split_project):
     texts = [o.stdout + o.stderr for o in outputs]
     texts.append(mlctl(root, "plan", "--json").stdout)
     texts.append(mlctl(root, "show", "split", "--json").stdout)
-    for pid in host_pids(root):                              # nor in argv or the environment of a process
+    for pid in host_pids(root):  # nor in argv or the environment of a process
         for what in ("cmdline", "environ"):
             texts.append(Path(f"/proc/{pid}/{what}").read_bytes().decode("utf-8", "replace"))
     data = root / ".mlctl"

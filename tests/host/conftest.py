@@ -14,6 +14,7 @@ from hosttools import SCORE, Host
 def model_dir(tmp_path_factory) -> Path:
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
+
     X, y = load_diabetes(return_X_y=True)
     d = tmp_path_factory.mktemp("model")
     with open(d / "model.pkl", "wb") as f:
@@ -40,8 +41,6 @@ def make_host(tmp_path, code_dir, model_dir):
     yield make
     for host in hosts:
         host.stop()
-
-
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])

@@ -74,15 +74,32 @@ class Host:
     def auth(self, **extra) -> dict:
         return {"Authorization": f"Bearer {self.key}", **extra}
 
-    def spec(self, name: str, *, count: int = 1, digest: str | None = None, env: dict | None = None,
-             timeout_ms: int = 5000, concurrent: int = 1, liveness: dict | None = None) -> dict:
-        return {"name": name, "digest": digest or f"sha256:{name}-1", "python": sys.executable,
-                "code_dir": str(self.code_dir), "scoring_script": "score.py", "model_dir": str(self.model_dir),
-                "model_digest": "sha256:model", "code_digest": "sha256:code", "instance_count": count,
-                "environment_variables": {"WHO": name, **(env or {})},
-                "request_settings": {"request_timeout_ms": timeout_ms,
-                                     "max_concurrent_requests_per_instance": concurrent},
-                "liveness_probe": liveness or {}, "readiness_probe": {}}
+    def spec(
+        self,
+        name: str,
+        *,
+        count: int = 1,
+        digest: str | None = None,
+        env: dict | None = None,
+        timeout_ms: int = 5000,
+        concurrent: int = 1,
+        liveness: dict | None = None,
+    ) -> dict:
+        return {
+            "name": name,
+            "digest": digest or f"sha256:{name}-1",
+            "python": sys.executable,
+            "code_dir": str(self.code_dir),
+            "scoring_script": "score.py",
+            "model_dir": str(self.model_dir),
+            "model_digest": "sha256:model",
+            "code_digest": "sha256:code",
+            "instance_count": count,
+            "environment_variables": {"WHO": name, **(env or {})},
+            "request_settings": {"request_timeout_ms": timeout_ms, "max_concurrent_requests_per_instance": concurrent},
+            "liveness_probe": liveness or {},
+            "readiness_probe": {},
+        }
 
     def create(self, name: str, **kw) -> dict:
         """The create order for deployment `name` (see spec() for the keywords); its status."""
@@ -130,8 +147,7 @@ def body(**extra) -> bytes:
     return json.dumps({"data": [ROW], **extra}).encode()
 
 
-async def _clients(url: str, total: int, concurrency: int, headers: dict, payload: bytes, limit_s: float,
-                   during=None):
+async def _clients(url: str, total: int, concurrency: int, headers: dict, payload: bytes, limit_s: float, during=None):
     """`concurrency` keep-alive clients send up to `total` requests; returns [(status, json|None, headers)].
 
     With `during` (a blocking callable, run in a thread) they keep sending until it returns, within
@@ -142,6 +158,7 @@ async def _clients(url: str, total: int, concurrency: int, headers: dict, payloa
     done = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker():
             nonlocal sent
             while sent < total and time.monotonic() < stop_at and not (during and done.is_set()):
@@ -156,6 +173,7 @@ async def _clients(url: str, total: int, concurrency: int, headers: dict, payloa
                         results.append((r.status, data, {k.lower(): v for k, v in r.headers.items()}))
                 except aiohttp.ClientError as e:
                     results.append((0, {"error": repr(e)}, {}))
+
         tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
         if during is not None:
             await asyncio.sleep(0.2)  # the clients are sending before the operation starts
@@ -168,8 +186,16 @@ async def _clients(url: str, total: int, concurrency: int, headers: dict, payloa
     return results
 
 
-def send(url: str, total: int, *, concurrency: int = 1, headers: dict | None = None, payload: bytes | None = None,
-         limit_s: float = 60.0, during=None) -> list:
+def send(
+    url: str,
+    total: int,
+    *,
+    concurrency: int = 1,
+    headers: dict | None = None,
+    payload: bytes | None = None,
+    limit_s: float = 60.0,
+    during=None,
+) -> list:
     """Send POSTs to `url` from `concurrency` keep-alive clients (see _clients)."""
     return asyncio.run(_clients(url, total, concurrency, headers or {}, payload or body(), limit_s, during))
 
@@ -189,8 +215,11 @@ def scrape(host) -> dict:
     with urllib.request.urlopen(host.url + "/metrics", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = r.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(metrics: dict, name: str, **labels) -> float:

@@ -14,8 +14,11 @@ from hosttools import body, send, wait_until
 
 
 def post(host, headers=None, path="/score", data=None):
-    req = urllib.request.Request(host.url + path, data=data if data is not None else body(),
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        host.url + path,
+        data=data if data is not None else body(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read()), dict(r.headers)
@@ -73,8 +76,12 @@ def test_authorization_never_reaches_the_instance_and_keys_appear_in_no_log(make
     keys = secrets.read_keys(host.data_dir, host.name)
 
     def logged() -> int:  # the 40 requests' lines in the instance logs and the host's access log
-        return sum(p.read_text(errors="replace").count("rid-auth-1")
-                   for p in (host.data_dir / "logs").rglob("*") if p.is_file())
+        return sum(
+            p.read_text(errors="replace").count("rid-auth-1")
+            for p in (host.data_dir / "logs").rglob("*")
+            if p.is_file()
+        )
+
     wait_until(lambda: logged() >= 80, 10, "every request's log lines")  # written, then searched
     logs = [p for p in (host.data_dir / "logs").rglob("*") if p.is_file()]
     assert len(logs) >= 3  # host.log and two instance logs
@@ -100,6 +107,7 @@ def test_secrets_file_and_admin_socket_are_private(make_host):
 def test_a_token_with_a_non_ascii_signature_is_401_and_logged(make_host):
     """Issue 16, item 5: compare_digest on str raised TypeError for a non-ASCII signature: a 500."""
     from test_host_http import Wire, http
+
     host = make_host(auth_mode="aml_token")
     host.create("blue")
     host.client.set_traffic({"blue": 100})
@@ -107,8 +115,12 @@ def test_a_token_with_a_non_ascii_signature_is_401_and_logged(make_host):
     forged = token.rsplit(".", 1)[0] + ".sig\u00e9\u00e8"
     for path in ("/score", "/swagger.json"):
         with Wire(host) as wire:
-            raw = http("POST" if path == "/score" else "GET", path, {"x-request-id": "rid-non-ascii"},
-                       body() if path == "/score" else b"")
+            raw = http(
+                "POST" if path == "/score" else "GET",
+                path,
+                {"x-request-id": "rid-non-ascii"},
+                body() if path == "/score" else b"",
+            )
             raw = raw.replace(b"\r\n\r\n", b"\r\nAuthorization: Bearer " + forged.encode() + b"\r\n\r\n", 1)
             wire.send(raw)
             answer = wire.answer()

@@ -63,8 +63,11 @@ def test_bodies_held_at_once_stay_within_the_budget_and_are_released(make_host, 
         assert "MLCTL_HOST_BODY_BUDGET_MIB" in answer.json()["message"]
         assert late.rest() == b""
         with Wire(host) as chunked:  # past the budget while a chunked body arrives: 503 then
-            chunked.send(http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}))
-                         + b"%x\r\n" % (2 * MIB) + b"x" * (2 * MIB))
+            chunked.send(
+                http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}))
+                + b"%x\r\n" % (2 * MIB)
+                + b"x" * (2 * MIB)
+            )
             assert_refused(chunked.answer(), 503, chunked)
         holder.send(first[-1:])
         assert holder.answer().status == 200

@@ -29,6 +29,7 @@ def _connections(host) -> float:
             raise
         return float("inf")
 
+
 FILE_LIMIT = 400  # the host's hard (and soft) limit in these tests
 
 
@@ -40,8 +41,12 @@ def start_limited(host_factory, tmp_path, hard: int):
         from mlctl.runtime.host.client import start_host
         start_host(sys.argv[1], "ep")
     """)
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "data")], check=True, timeout=60,
-                   env=dict(os.environ, PYTHONPATH=PACKAGE_PARENT))
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")],
+        check=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=PACKAGE_PARENT),
+    )
     return host_factory()
 
 
@@ -64,8 +69,9 @@ def many_files():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_idle_connections_past_the_file_limit_neither_crash_nor_flood_the_host(make_host, tmp_path, loop_mode,
-                                                                              monkeypatch, many_files):
+def test_idle_connections_past_the_file_limit_neither_crash_nor_flood_the_host(
+    make_host, tmp_path, loop_mode, monkeypatch, many_files
+):
     monkeypatch.setenv("MLCTL_LOG_MAX_BYTES", "4096")  # rotations happen during the flood
     host = start_limited(make_host, tmp_path, FILE_LIMIT)
     host.assert_loop(loop_mode)

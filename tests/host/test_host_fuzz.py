@@ -38,10 +38,11 @@ def fuzzed(request, tmp_path_factory, code_dir, model_dir):
         host.stop()
 
 
-TOKEN = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1,
-                max_size=12)
-VALUE = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
-                  st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"").decode("latin-1")))
+TOKEN = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12)
+VALUE = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"").decode("latin-1")),
+)
 
 
 @st.composite
@@ -49,33 +50,76 @@ def raw_requests(draw) -> tuple[bytes, bool, bytes]:
     """(a generated request's head or garbage, whether it carries the right key, its body)."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(min_size=1, max_size=300)), False, b""
-    method = draw(st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH",
-                                   "TRACE", "PRI", "G\x00T"]) | TOKEN)
-    target = draw(st.sampled_from(["/score", "/", "/metrics", "/swagger.json", "/score?x=1", "*",
-                                   "http://127.0.0.1/score", "/nowhere", "//", "/%00"]))
+    method = draw(
+        st.sampled_from(
+            ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE", "PRI", "G\x00T"]
+        )
+        | TOKEN
+    )
+    target = draw(
+        st.sampled_from(
+            [
+                "/score",
+                "/",
+                "/metrics",
+                "/swagger.json",
+                "/score?x=1",
+                "*",
+                "http://127.0.0.1/score",
+                "/nowhere",
+                "//",
+                "/%00",
+            ]
+        )
+    )
     version = draw(st.sampled_from(["1.1", "1.1", "1.0", "2.0", "0.9", "1.2", "x"]))
     authorized = draw(st.booleans())
     headers = [("Host", "127.0.0.1")] if draw(st.integers(0, 5)) else []
     if draw(st.booleans()):
-        headers.append(("Authorization", "Bearer {key}" if authorized else
-                        draw(st.sampled_from(["Bearer wrong", "Bearer \u00e9\u00e8", "Basic x", ""]))))
+        headers.append(
+            (
+                "Authorization",
+                "Bearer {key}"
+                if authorized
+                else draw(st.sampled_from(["Bearer wrong", "Bearer \u00e9\u00e8", "Basic x", ""])),
+            )
+        )
     payload = draw(st.one_of(st.just(body()), st.binary(max_size=2000), st.just(b"")))
     framing = draw(st.sampled_from(["length", "chunked", "none", "wrong-length", "both"]))
     if framing in ("length", "both"):
         headers.append(("Content-Length", str(len(payload))))
     if framing == "wrong-length":
-        headers.append(("Content-Length", draw(st.sampled_from(["-1", "abc", "99999999999", "+5", str(len(payload) + 7)]))))
+        headers.append(
+            ("Content-Length", draw(st.sampled_from(["-1", "abc", "99999999999", "+5", str(len(payload) + 7)])))
+        )
     if framing in ("chunked", "both"):
         headers.append(("Transfer-Encoding", "chunked"))
         size = draw(st.integers(1, 700))
-        payload = b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + size]), payload[i:i + size])
-                           for i in range(0, len(payload), size)) + b"0\r\n\r\n"
+        payload = (
+            b"".join(
+                b"%x\r\n%s\r\n" % (len(payload[i : i + size]), payload[i : i + size])
+                for i in range(0, len(payload), size)
+            )
+            + b"0\r\n\r\n"
+        )
     for _ in range(draw(st.integers(0, 4))):
-        headers.append(draw(st.sampled_from([("Expect", "100-continue"), ("Expect", "nope"),
-                                             ("Connection", "close"), ("Connection", "keep-alive, X"),
-                                             ("Upgrade", "h2c"), ("azureml-model-deployment", "blue"),
-                                             ("azureml-model-deployment", "nope"), ("x-request-id", "r\u00e9")])
-                             | st.tuples(TOKEN, VALUE)))
+        headers.append(
+            draw(
+                st.sampled_from(
+                    [
+                        ("Expect", "100-continue"),
+                        ("Expect", "nope"),
+                        ("Connection", "close"),
+                        ("Connection", "keep-alive, X"),
+                        ("Upgrade", "h2c"),
+                        ("azureml-model-deployment", "blue"),
+                        ("azureml-model-deployment", "nope"),
+                        ("x-request-id", "r\u00e9"),
+                    ]
+                )
+                | st.tuples(TOKEN, VALUE)
+            )
+        )
     head = f"{method} {target} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     return head.encode("latin-1", "replace"), authorized and any(k == "Authorization" for k, _ in headers), payload
 
@@ -89,8 +133,11 @@ def exchange(host: Host, raw: bytes) -> list[int]:
         except OSError:  # refused before all was sent: what came back still counts
             pass
         data = wire.rest()
-    return [int(line.split(b" ")[1]) for line in data.split(b"\r\n")
-            if line.startswith(b"HTTP/1.1 ") and line[9:12].isdigit()]
+    return [
+        int(line.split(b" ")[1])
+        for line in data.split(b"\r\n")
+        if line.startswith(b"HTTP/1.1 ") and line[9:12].isdigit()
+    ]
 
 
 def rss_mb(pid: int) -> float:
@@ -123,10 +170,17 @@ def test_generated_requests_get_documented_answers_and_the_host_holds(fuzzed):
 
 def test_repeated_floods_of_large_unauthorized_bodies_do_not_grow_the_host(fuzzed):
     host = fuzzed
-    big = (b"POST /score HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer wrong\r\nContent-Length: %d\r\n\r\n"
-           % (60 << 20)) + b"x" * (1 << 20)
-    small = [(b"POST /score HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {key}\r\nContent-Length: %d\r\n\r\n"
-              % len(body()), True, body())] * 20
+    big = (
+        b"POST /score HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer wrong\r\nContent-Length: %d\r\n\r\n" % (60 << 20)
+    ) + b"x" * (1 << 20)
+    small = [
+        (
+            b"POST /score HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {key}\r\nContent-Length: %d\r\n\r\n"
+            % len(body()),
+            True,
+            body(),
+        )
+    ] * 20
     sizes = []
     for _ in range(3):
         for _ in range(20):

@@ -78,7 +78,7 @@ class Wire:
     def trickle(self, data: bytes, pause: float) -> bool:
         """Send `data` a byte at a time, `pause` s apart; True when the server answers before the end."""
         for i in range(len(data)):
-            self.send(data[i:i + 1])
+            self.send(data[i : i + 1])
             if select.select([self.sock], [], [], pause)[0]:
                 return i < len(data) - 1
         return False
@@ -162,8 +162,11 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         assert wire.answer().data == b"Healthy"
         # 2,000 answered at once queued behind a slow one (sent in one write): all answered, in order,
         # when it ends (the answers made at once are taken in a loop, not by recursion)
-        wire.send(score(host, "slow-head", data=body(sleep=0.3))
-                  + b"".join(http("GET", f"/nowhere-{i}") for i in range(2000)) + http("GET", "/"))
+        wire.send(
+            score(host, "slow-head", data=body(sleep=0.3))
+            + b"".join(http("GET", f"/nowhere-{i}") for i in range(2000))
+            + http("GET", "/")
+        )
         assert_scored(wire.answer(), "slow-head")
         for i in range(2000):
             assert f"'/nowhere-{i}'" in wire.answer().json()["message"]
@@ -188,10 +191,16 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(make_host):
         assert_scored(wire.answer(), "latin-1")
         # an error answer keeps the connection; header names in any case; a query; an absolute-form target
         port = host.info.port
-        wire.send(http("POST", "/score", {"x-request-id": "no-key"}, body())
-                  + http("POST", "/score?trace=1", {"AUTHORIZATION": f"Bearer {host.key}", "X-REQUEST-ID": "upper",
-                                                    "CONTENT-LENGTH": str(len(body()))}, body())
-                  + http("POST", f"http://127.0.0.1:{port}/score", host.auth(**{"x-request-id": "absolute"}), body()))
+        wire.send(
+            http("POST", "/score", {"x-request-id": "no-key"}, body())
+            + http(
+                "POST",
+                "/score?trace=1",
+                {"AUTHORIZATION": f"Bearer {host.key}", "X-REQUEST-ID": "upper", "CONTENT-LENGTH": str(len(body()))},
+                body(),
+            )
+            + http("POST", f"http://127.0.0.1:{port}/score", host.auth(**{"x-request-id": "absolute"}), body())
+        )
         refused = wire.answer()
         assert refused.status == 401 and refused.json()["message"] and refused.headers["x-request-id"] == "no-key"
         assert_scored(wire.answer(), "upper")
@@ -244,8 +253,14 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
         assert "transfer-encoding" not in result["headers"]
         # chunk extensions are skipped; trailer fields are not headers: not forwarded, not used to route
         data = b"7;note=x\r\n" + parts[0] + b"\r\n" + chunked(parts[1] + parts[2])[:-2]
-        wire.send(score(host, "trailers", data=data + b"X-Trailer: 1\r\nazureml-model-deployment: nope\r\n\r\n",
-                        **{"Transfer-Encoding": "chunked"}))
+        wire.send(
+            score(
+                host,
+                "trailers",
+                data=data + b"X-Trailer: 1\r\nazureml-model-deployment: nope\r\n\r\n",
+                **{"Transfer-Encoding": "chunked"},
+            )
+        )
         result = assert_scored(wire.answer(), "trailers")
         assert not {"x-trailer", "azureml-model-deployment"} & set(result["headers"]), result["headers"]
         wire.send(score(host, "after-trailers"))  # nor do they stick to the next request on the connection
@@ -253,9 +268,18 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
         assert not {"x-trailer", "azureml-model-deployment"} & set(result["headers"]), result["headers"]
         # a 1 MB body with Content-Length, and chunked in 64 KiB chunks: answers of ~200 kB
         rows = json.dumps({"data": [[0.01] * 10] * 12_000}).encode()
-        for rid, raw in (("big", score(host, "big", data=rows)),
-                         ("big-chunked", score(host, "big-chunked", **{"Transfer-Encoding": "chunked"}, data=chunked(
-                             *(rows[i:i + 65536] for i in range(0, len(rows), 65536)))))):
+        for rid, raw in (
+            ("big", score(host, "big", data=rows)),
+            (
+                "big-chunked",
+                score(
+                    host,
+                    "big-chunked",
+                    **{"Transfer-Encoding": "chunked"},
+                    data=chunked(*(rows[i : i + 65536] for i in range(0, len(rows), 65536))),
+                ),
+            ),
+        ):
             wire.send(raw)
             assert_scored(wire.answer(), rid, rows=12_000)
         # Expect: 100-continue: the head alone gets 100, then the body gets the answer
@@ -287,9 +311,11 @@ def test_chunked_bodies_and_expect_100_continue(make_host):
     # over the body limit: 413, then the connection is closed; at once when Content-Length says so
     # (no 100 first, no wait for the body), once past the limit when chunked
     mib = b"x" * (1 << 20)
-    for framing, pieces in (({"Expect": "100-continue", "Content-Length": str(BIG)}, []),
-                            ({"Content-Length": str(BIG)}, [b'{"data": ']),
-                            ({"Transfer-Encoding": "chunked"}, [b"%x\r\n%s\r\n" % (len(mib), mib)] * 65)):
+    for framing, pieces in (
+        ({"Expect": "100-continue", "Content-Length": str(BIG)}, []),
+        ({"Content-Length": str(BIG)}, [b'{"data": ']),
+        ({"Transfer-Encoding": "chunked"}, [b"%x\r\n%s\r\n" % (len(mib), mib)] * 65),
+    ):
         with Wire(host) as wire:
             wire.send(http("POST", "/score", host.auth(**framing)))
             try:
@@ -308,15 +334,25 @@ def test_malformed_and_oversized_requests_get_json_errors_and_a_closed_connectio
     smuggled = http("GET", "/", {"x-request-id": "smuggled"})
     cases = {
         "garbage request line": b"GARBAGE\r\n\r\n",
-        "Content-Length and chunked": http("POST", "/score", host.auth(**{
-            "Content-Length": "5", "Transfer-Encoding": "chunked"}), b"0\r\n\r\n" + smuggled),
-        "invalid chunk size": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}),
-                                   b"zz\r\nhello\r\n0\r\n\r\n"),
-        "two Content-Lengths": http("POST", "/score", host.auth(**{"Content-Length": "5", "content-length": "6"}),
-                                    b"abcdef"),
+        "Content-Length and chunked": http(
+            "POST",
+            "/score",
+            host.auth(**{"Content-Length": "5", "Transfer-Encoding": "chunked"}),
+            b"0\r\n\r\n" + smuggled,
+        ),
+        "invalid chunk size": http(
+            "POST", "/score", host.auth(**{"Transfer-Encoding": "chunked"}), b"zz\r\nhello\r\n0\r\n\r\n"
+        ),
+        "two Content-Lengths": http(
+            "POST", "/score", host.auth(**{"Content-Length": "5", "content-length": "6"}), b"abcdef"
+        ),
         "signed Content-Length": http("POST", "/score", host.auth(**{"Content-Length": "+5"}), b"abcde"),
-        "chunked twice": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked",
-                                                             "transfer-encoding": "chunked"}), chunked(b"{}")),
+        "chunked twice": http(
+            "POST",
+            "/score",
+            host.auth(**{"Transfer-Encoding": "chunked", "transfer-encoding": "chunked"}),
+            chunked(b"{}"),
+        ),
         "chunked not last": http("POST", "/score", host.auth(**{"Transfer-Encoding": "chunked, gzip"}), b"abc"),
         "header without colon": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nFoo\r\n\r\n",
         # RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, MUST get 400
@@ -377,9 +413,15 @@ def test_connection_close_http_1_0_methods_routes_and_upgrade(make_host):
         assert answer.status == 404 and answer.json()["message"]
     # an upgrade offer is declined (RFC 9110 7.8; curl --http2 offers h2c): the request is answered as
     # plain HTTP/1.1, its body read, the connection kept; the offer's headers never reach the instance
-    for upgrade in ({"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"},
-                    {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}):
+    for upgrade in (
+        {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"},
+        {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    ):
         with Wire(host) as wire:
             wire.send(score(host, "up", **upgrade) + score(host, "after-up"))
             result = assert_scored(wire.answer(), "up")
@@ -415,6 +457,7 @@ def test_slow_client_and_a_client_gone_mid_request(make_host):
 
     def in_flight():
         return sample(scrape(host), "mlctl_requests_in_flight", deployment="blue")
+
     for reset in (False, True):  # the client closes (FIN) or resets (RST) while the instance works
         with Wire(host) as wire:
             wire.send(score(host, "gone", data=body(sleep=2.0)) + score(host, "queued") * 2)

@@ -25,9 +25,14 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_no_host_module_imports_a_runtime():
-    found = {path.name: sorted(n for n in imported_modules(path) if n.startswith("mlctl.runtime.")
-                               and not n.startswith(("mlctl.runtime.host", "mlctl.runtime.server")))
-             for path in sorted(HOST_DIR.glob("*.py"))}
+    found = {
+        path.name: sorted(
+            n
+            for n in imported_modules(path)
+            if n.startswith("mlctl.runtime.") and not n.startswith(("mlctl.runtime.host", "mlctl.runtime.server"))
+        )
+        for path in sorted(HOST_DIR.glob("*.py"))
+    }
     assert {name: names for name, names in found.items() if names} == {}
     assert len(found) > 15
 
@@ -36,8 +41,12 @@ def test_the_registry_names_the_launchers_of_the_local_docker_and_ray_runtimes()
     from mlctl.runtime.docker.launcher import Launcher as Containers
     from mlctl.runtime.local.launcher import Launcher
     from mlctl.runtime.ray.launcher import Launcher as ServeLauncher
-    assert LAUNCHERS == {"process": "mlctl.runtime.local.launcher", "container": "mlctl.runtime.docker.launcher",
-                         "serve": "mlctl.runtime.ray.launcher"}
+
+    assert LAUNCHERS == {
+        "process": "mlctl.runtime.local.launcher",
+        "container": "mlctl.runtime.docker.launcher",
+        "serve": "mlctl.runtime.ray.launcher",
+    }
     assert (Launcher.name, Launcher.restarts_itself) == ("process", False)
     assert (Containers.name, Containers.restarts_itself) == ("container", False)
-    assert (ServeLauncher.name, ServeLauncher.restarts_itself) == ("serve", True)   # Serve restarts replicas
+    assert (ServeLauncher.name, ServeLauncher.restarts_itself) == ("serve", True)  # Serve restarts replicas

@@ -58,10 +58,18 @@ async def until(predicate, what: str, limit_s: float = 60) -> None:
 
 def test_the_host_only_probes_and_reports_an_instance_its_platform_restarts(monkeypatch, code_dir, model_dir):
     monkeypatch.setitem(registry.LAUNCHERS, "self-restarting", __name__)
-    spec = ServingSpec.from_dict({
-        "name": "blue", "digest": "sha256:blue-1", "python": sys.executable, "code_dir": str(code_dir),
-        "scoring_script": "score.py", "model_dir": str(model_dir), "launcher": "self-restarting",
-        "readiness_probe": {"period": 0.1}})
+    spec = ServingSpec.from_dict(
+        {
+            "name": "blue",
+            "digest": "sha256:blue-1",
+            "python": sys.executable,
+            "code_dir": str(code_dir),
+            "scoring_script": "score.py",
+            "model_dir": str(model_dir),
+            "launcher": "self-restarting",
+            "readiness_probe": {"period": 0.1},
+        }
+    )
 
     async def scenario():
         with tempfile.TemporaryDirectory(dir="/tmp") as sockets:

@@ -42,6 +42,7 @@ def test_mirror_10_percent_copies_and_a_broken_or_slow_mirror_fails_nothing(make
 
         def delta(name, after=after, before=before):
             return sample(after, name, deployment="green") - sample(before, name, deployment="green")
+
         assert delta("mlctl_mirror_sent_total") + delta("mlctl_mirror_dropped_total") == 30, phase
         if phase == "broken":
             assert delta("mlctl_mirror_failed_total") == delta("mlctl_mirror_sent_total") > 0
@@ -91,8 +92,8 @@ def test_each_instance_gets_at_most_max_concurrent_requests(make_host):
         stop.set()
         watcher.join()
     assert collections.Counter(r[0] for r in results) == {200: 120}
-    assert peaks[0] == peaks[1] == 2, peaks           # reached, never passed, on each instance
-    assert 4 < peaks["deployment"] <= 8, peaks         # more admitted than the instances take: queued
+    assert peaks[0] == peaks[1] == 2, peaks  # reached, never passed, on each instance
+    assert 4 < peaks["deployment"] <= 8, peaks  # more admitted than the instances take: queued
     # what each instance's run() saw at once: never more than 2 requests overlap on one pid
     spans = collections.defaultdict(list)
     for _, answer, _ in results:
@@ -149,8 +150,12 @@ def test_swagger_requests_count_against_the_429_limit(make_host):
     host = make_host()
     host.create("blue", timeout_ms=30_000)  # limit 2 x 1 x 1 = 2
     host.client.set_traffic({"blue": 100})
-    slow = [threading.Thread(target=send, args=(host.url + "/score", 1),
-                             kwargs={"headers": host.auth(), "payload": body(sleep=3)}) for _ in range(2)]
+    slow = [
+        threading.Thread(
+            target=send, args=(host.url + "/score", 1), kwargs={"headers": host.auth(), "payload": body(sleep=3)}
+        )
+        for _ in range(2)
+    ]
     for t in slow:
         t.start()
     try:
@@ -164,6 +169,7 @@ def test_swagger_requests_count_against_the_429_limit(make_host):
     finally:
         for t in slow:
             t.join(60)
-    with urllib.request.urlopen(urllib.request.Request(host.url + "/swagger.json", headers=host.auth()),
-                                timeout=30) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(host.url + "/swagger.json", headers=host.auth()), timeout=30
+    ) as r:
         assert r.status == 200

@@ -37,9 +37,9 @@ def test_a_chunk_of_many_lines_is_spread_over_files_none_over_the_limit(tmp_path
     files = [path.with_name(f"{path.name}.{n}") for n in range(20, 0, -1)] + [path]
     files = [f for f in files if f.exists()]
     assert len(files) >= 10 and all(f.stat().st_size <= 100 for f in files)
-    assert all(f.read_bytes().endswith(b"\n") for f in files)                  # no line split across files
-    assert b"".join(f.read_bytes() for f in files) == b"".join(lines)          # nothing lost, nothing reordered
-    log.write(b"y" * 250 + b"\n")                                              # one line longer than the limit
+    assert all(f.read_bytes().endswith(b"\n") for f in files)  # no line split across files
+    assert b"".join(f.read_bytes() for f in files) == b"".join(lines)  # nothing lost, nothing reordered
+    log.write(b"y" * 250 + b"\n")  # one line longer than the limit
     assert path.stat().st_size <= 100 and path.read_bytes() == b"y" * 50 + b"\n"
 
 
@@ -82,8 +82,15 @@ def test_tail_of_a_deployment_and_follow_shows_a_new_request(make_host):
 
     def follow():
         deadline = time.monotonic() + 20
-        for line in tail(host.data_dir, host.name, "blue", lines=0, follow=True, poll_s=0.05,
-                         stop=lambda: stop.is_set() or time.monotonic() > deadline):
+        for line in tail(
+            host.data_dir,
+            host.name,
+            "blue",
+            lines=0,
+            follow=True,
+            poll_s=0.05,
+            stop=lambda: stop.is_set() or time.monotonic() > deadline,
+        ):
             seen.append(line)
             if "follow-me-7" in line:
                 stop.set()

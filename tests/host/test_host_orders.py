@@ -20,10 +20,12 @@ def instances(host, name="blue"):
 
 def admin_post(host, path: str, body: dict) -> tuple[int, dict]:
     """(HTTP status, JSON answer) of a POST to the host's admin socket, as it answered it."""
+
     async def post():
         async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=host.info.admin_socket)) as session:
             async with session.post(f"http://admin{path}", json=body) as resp:
                 return resp.status, await resp.json()
+
     return asyncio.run(post())
 
 
@@ -31,8 +33,10 @@ def test_an_unknown_launcher_is_refused_400_naming_it_and_process_is_the_default
     host = make_host()
     status, answer = admin_post(host, "/deployments/blue", {**host.spec("blue"), "launcher": "ray-serve"})
     assert status == 400
-    assert answer["message"] == ("deployment spec field 'launcher': unknown launcher 'ray-serve': "
-                                 "this endpoint host has container, process, serve")
+    assert answer["message"] == (
+        "deployment spec field 'launcher': unknown launcher 'ray-serve': "
+        "this endpoint host has container, process, serve"
+    )
     assert host.client.status()["deployments"] == {}
     assert host.create("blue")["launcher"] == "process"
     with pytest.raises(HostError) as refused:  # a roll to an unknown launcher leaves the deployment as it is

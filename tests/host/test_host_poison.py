@@ -30,8 +30,7 @@ def test_a_request_that_kills_its_instance_is_502_not_retried_and_only_that_inst
         assert "failed while handling this request" in answer["message"], answer
         assert "not retried" in answer["message"], answer
     assert sample(scrape(host), "mlctl_instance_restarts_total", deployment="blue") == 4
-    assert collections.Counter(r[0] for r in innocent) == {200: len(innocent)}, \
-        [r for r in innocent if r[0] != 200][:3]
+    assert collections.Counter(r[0] for r in innocent) == {200: len(innocent)}, [r for r in innocent if r[0] != 200][:3]
     assert len(innocent) >= 20
     log = host.log()
     assert log.count("while handling a request (not retried") == 4
@@ -42,8 +41,12 @@ def test_an_instance_with_too_many_abandoned_calls_is_replaced_after_the_drain(m
     """Issue 16, item 9: run() calls stuck in C past their timeout each kept a thread, without limit;
     past MLCTL_MAX_ABANDONED_RUNS the instance says it is unhealthy and the supervisor replaces it."""
     host = make_host()
-    host.create("blue", timeout_ms=300, env={"MLCTL_MAX_ABANDONED_RUNS": "2"},
-                liveness={"initial_delay": 0, "period": 0.2, "timeout": 1, "failure_threshold": 1000})
+    host.create(
+        "blue",
+        timeout_ms=300,
+        env={"MLCTL_MAX_ABANDONED_RUNS": "2"},
+        liveness={"initial_delay": 0, "period": 0.2, "timeout": 1, "failure_threshold": 1000},
+    )
     host.client.set_traffic({"blue": 100})
     stuck = instances(host)[0]["pid"]
     for n in range(2):  # one at a time: each reaches the instance, which abandons it at its own timeout

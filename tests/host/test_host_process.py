@@ -76,9 +76,12 @@ def test_shutdown_lets_a_request_in_flight_finish_and_logs_it(make_host):
     result = {}
 
     def call():
-        req = urllib.request.Request(host.url + "/score", data=body(sleep=1.5), method="POST",
-                                     headers=host.auth(**{"Content-Type": "application/json",
-                                                          "x-request-id": "in-flight-at-stop"}))
+        req = urllib.request.Request(
+            host.url + "/score",
+            data=body(sleep=1.5),
+            method="POST",
+            headers=host.auth(**{"Content-Type": "application/json", "x-request-id": "in-flight-at-stop"}),
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             result["status"] = r.status
 

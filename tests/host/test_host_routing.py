@@ -64,8 +64,9 @@ def test_health_swagger_and_request_ids(make_host):
     assert status == 200 and "paths" in json.loads(raw)
     status, raw, _ = get(host.url + "/nowhere")
     assert status == 404 and "message" in json.loads(raw)
-    expect = urllib.request.Request(host.url + "/score", data=json.dumps({"data": [[0.0] * 10]}).encode(),
-                                    headers=host.auth(Expect="100-continue"))
+    expect = urllib.request.Request(
+        host.url + "/score", data=json.dumps({"data": [[0.0] * 10]}).encode(), headers=host.auth(Expect="100-continue")
+    )
     status, raw, _ = get(expect)  # curl sends Expect for big bodies: the gateway answers it, never the instance
     assert status == 200 and "expect" not in json.loads(raw)["headers"]
     put = urllib.request.Request(host.url + "/score", data=b"{}", method="PUT", headers=host.auth())
@@ -78,10 +79,18 @@ def test_health_swagger_and_request_ids(make_host):
     assert len(rid) == 36 and created[1]["headers"]["x-request-id"] == rid
     # one id finds the request in both logs (the access log is flushed every 0.2 s, instance output
     # relayed within 0.1 s)
-    host_log = wait_until(lambda: (lambda t: rid in t and t)(
-        (host.data_dir / "logs" / host.name / "host.log").read_text()), 10, "access log")
-    instance_log = wait_until(lambda: (lambda t: rid in t and t)(
-        (host.data_dir / "logs" / host.name / "blue" / "instance-0.log").read_text()), 10, "instance log")
+    host_log = wait_until(
+        lambda: (lambda t: rid in t and t)((host.data_dir / "logs" / host.name / "host.log").read_text()),
+        10,
+        "access log",
+    )
+    instance_log = wait_until(
+        lambda: (lambda t: rid in t and t)(
+            (host.data_dir / "logs" / host.name / "blue" / "instance-0.log").read_text()
+        ),
+        10,
+        "instance log",
+    )
     assert "trace-me-42" in host_log and "trace-me-42" in instance_log
     assert rid in host_log and rid in instance_log
 
@@ -120,16 +129,20 @@ def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):
     host = make_host()
     host.create("blue")
     host.create("green")
-    for traffic, mirror, words in (({"blue": 60}, {}, "total 0 or 100"),
-                                   ({"blue": 100}, {"green": 60}, "at most 50"),
-                                   ({"blue": 100}, {"blue": 10}, "live and mirror"),
-                                   ({"blue": 101, "green": -1}, {}, "0..100")):
+    for traffic, mirror, words in (
+        ({"blue": 60}, {}, "total 0 or 100"),
+        ({"blue": 100}, {"green": 60}, "at most 50"),
+        ({"blue": 100}, {"blue": 10}, "live and mirror"),
+        ({"blue": 101, "green": -1}, {}, "0..100"),
+    ):
         with pytest.raises(HostError) as bad:
             host.client.set_traffic(traffic, mirror)
         assert words in bad.value.message
-    for call, kind in ((lambda: host.client.scale_deployment("blue", 0), "refused"),
-                       (lambda: host.client.scale_deployment("red", 2), "not_found"),
-                       (lambda: host.client.remove_deployment("red"), "not_found")):
+    for call, kind in (
+        (lambda: host.client.scale_deployment("blue", 0), "refused"),
+        (lambda: host.client.scale_deployment("red", 2), "not_found"),
+        (lambda: host.client.remove_deployment("red"), "not_found"),
+    ):
         with pytest.raises(HostError) as wrong:
             call()
         assert wrong.value.kind == kind
@@ -143,4 +156,5 @@ def test_traffic_rules_and_removal_refused_while_it_has_traffic(make_host):
     host.client.remove_deployment("green")
     assert "green" not in host.client.status()["deployments"]
     from mlctl.runtime.host.runfiles import is_alive
+
     assert not any(is_alive(p) for p in pids)

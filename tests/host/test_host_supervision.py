@@ -77,13 +77,12 @@ def test_health_gated_replace_and_scaling_under_load_fail_no_request(make_host):
         steps.append(host.client.status()["deployments"]["blue"])
 
     results = send(host.url + "/score", 20000, concurrency=4, headers=host.auth(), limit_s=90, during=rollout)
-    assert collections.Counter(r[0] for r in results) == {200: len(results)}, \
-        [r for r in results if r[0] != 200][:3]
+    assert collections.Counter(r[0] for r in results) == {200: len(results)}, [r for r in results if r[0] != 200][:3]
     whos = [r[1]["who"] for r in results]
     assert whos[0] == "blue" and whos[-1] == "blue-v2"
     # atomic switch: once v2 answered, v1 never answered a request sent after it
     first_v2 = whos.index("blue-v2")
-    assert "blue" not in whos[first_v2 + 8:]  # at most the 4 in flight per client overlap
+    assert "blue" not in whos[first_v2 + 8 :]  # at most the 4 in flight per client overlap
     assert [s["digest"] for s in steps] == ["sha256:blue-2"] * 4
     assert [(s["instance_count"], s["ready_instances"]) for s in steps] == [(2, 2), (3, 3), (1, 1), (2, 2)]
     assert not any(is_alive(p) for p in old_pids)
@@ -96,8 +95,11 @@ def test_an_instance_that_keeps_dying_is_restarted_with_growing_backoff(make_hos
     for n in range(1, 4):
         victim = instances(host)[0]["pid"]
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda victim=victim: instances(host)[0]["pid"] != victim and instances(host)[0]["ready"],
-                   30, f"restart {n}")
+        wait_until(
+            lambda victim=victim: instances(host)[0]["pid"] != victim and instances(host)[0]["ready"],
+            30,
+            f"restart {n}",
+        )
         assert instances(host)[0]["restarts"] == n
     log = (host.data_dir / "logs" / host.name / "host.log").read_text()
     delays = [line.split("restarting in ")[1].split(" s ")[0] for line in log.splitlines() if "restarting in" in line]

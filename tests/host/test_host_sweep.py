@@ -140,8 +140,13 @@ def test_a_second_host_of_a_running_endpoint_exits_and_the_first_keeps_serving(m
     folder = run_dir / endpoint_tag(first.data_dir, "twin")
     before = names(folder)
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
-    second = subprocess.run([sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(first.data_dir),
-                             "--endpoint", "twin"], env=env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(first.data_dir), "--endpoint", "twin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode == TWIN_EXIT
     assert "another host of endpoint 'twin' is running" in second.stderr
     assert names(folder) == before  # its sockets and lock untouched

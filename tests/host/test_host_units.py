@@ -35,13 +35,18 @@ def test_traffic_rules():
     assert traffic_errors({}, {}, names) == []
     assert traffic_errors({"blue": 90}, {}, names) == ["traffic must total 0 or 100, got 90"]
     assert traffic_errors({"red": 100}, {}, names) == [
-        "traffic names deployment 'red', which this endpoint does not have"]
-    assert traffic_errors({"blue": 100}, {"green": 51}, names) == ["mirror_traffic['green'] is 51; at most 50 is allowed"]
+        "traffic names deployment 'red', which this endpoint does not have"
+    ]
+    assert traffic_errors({"blue": 100}, {"green": 51}, names) == [
+        "mirror_traffic['green'] is 51; at most 50 is allowed"
+    ]
     assert traffic_errors({"blue": 50, "green": 50}, {"green": 10}, names) == [
-        "deployment 'green' cannot get live and mirror traffic at once"]
+        "deployment 'green' cannot get live and mirror traffic at once"
+    ]
     assert traffic_errors({"blue": 100}, {"blue": 5, "green": 5}, names) == [
         "mirror_traffic may name at most one deployment, got ['blue', 'green']",
-        "deployment 'blue' cannot get live and mirror traffic at once"]
+        "deployment 'blue' cannot get live and mirror traffic at once",
+    ]
     assert traffic_errors({"blue": True}, {}, names) == ["traffic['blue'] must be an integer percent 0..100, got True"]
     assert has_live_traffic("green", {"blue": 100}, {"green": 10})
     assert not has_live_traffic("green", {"blue": 100, "green": 0}, {})
@@ -67,40 +72,77 @@ def test_tokens(tmp_path):
 
 
 def test_spec_defaults_and_errors():
-    base = {"name": "blue", "digest": "sha256:1", "python": "/usr/bin/python3", "code_dir": "/c",
-            "scoring_script": "score.py", "model_dir": "/m"}
+    base = {
+        "name": "blue",
+        "digest": "sha256:1",
+        "python": "/usr/bin/python3",
+        "code_dir": "/c",
+        "scoring_script": "score.py",
+        "model_dir": "/m",
+    }
     spec = ServingSpec.from_dict(base)
     assert (spec.instance_count, spec.max_concurrent, spec.timeout_s) == (1, 1, 5.0)
     assert spec.instance_timeout_ms == 5500 and spec.readiness_budget_s == 310
     assert ServingSpec.from_dict({**base, "request_settings": {"request_timeout_ms": 1000}}).instance_timeout_ms == 1250
-    for bad, words in (({"instance_count": 0}, "instance_count"), ({"python": ""}, "python"),
-                       ({"environment_variables": {"A": 1}}, "environment_variables"),
-                       ({"request_settings": {"request_timeout_ms": 0}}, "request_timeout_ms"),
-                       ({"liveness_probe": {"period": -1}}, "liveness_probe.period"),
-                       ({"launcher": "docker"}, "unknown launcher 'docker': this endpoint host has container, process, serve"),
-                       ({"launch": ["image"]}, "deployment spec field 'launch' must be a JSON object")):
+    for bad, words in (
+        ({"instance_count": 0}, "instance_count"),
+        ({"python": ""}, "python"),
+        ({"environment_variables": {"A": 1}}, "environment_variables"),
+        ({"request_settings": {"request_timeout_ms": 0}}, "request_timeout_ms"),
+        ({"liveness_probe": {"period": -1}}, "liveness_probe.period"),
+        ({"launcher": "docker"}, "unknown launcher 'docker': this endpoint host has container, process, serve"),
+        ({"launch": ["image"]}, "deployment spec field 'launch' must be a JSON object"),
+    ):
         with pytest.raises(SpecError) as e:
             ServingSpec.from_dict({**base, **bad})
         assert words in str(e.value)
 
 
 def test_spec_defaults_are_the_deployment_schemas():
-    assert PROBE_DEFAULTS == {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1,
-                              "failure_threshold": 30}
-    assert REQUEST_DEFAULTS == {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 1,
-                                "max_queue_wait_ms": 500}
-    spec = ServingSpec.from_dict({"name": "blue", "digest": "sha256:1", "python": "/usr/bin/python3",
-                                  "code_dir": "/c", "scoring_script": "score.py", "model_dir": "/m"})
+    assert PROBE_DEFAULTS == {
+        "initial_delay": 10,
+        "period": 10,
+        "timeout": 2,
+        "success_threshold": 1,
+        "failure_threshold": 30,
+    }
+    assert REQUEST_DEFAULTS == {
+        "request_timeout_ms": 5000,
+        "max_concurrent_requests_per_instance": 1,
+        "max_queue_wait_ms": 500,
+    }
+    spec = ServingSpec.from_dict(
+        {
+            "name": "blue",
+            "digest": "sha256:1",
+            "python": "/usr/bin/python3",
+            "code_dir": "/c",
+            "scoring_script": "score.py",
+            "model_dir": "/m",
+        }
+    )
     assert (spec.launcher, spec.liveness_probe, spec.request_settings) == ("process", PROBE_DEFAULTS, REQUEST_DEFAULTS)
 
 
 def test_answer_head_and_chunked_body_parsing():
     assert _parse_head(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nX-A: b") == (
-        500, "Internal Server Error", b"X-A: b\r\n", 12, False, False)
+        500,
+        "Internal Server Error",
+        b"X-A: b\r\n",
+        12,
+        False,
+        False,
+    )
     assert _parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked")[3:] == (None, True, True)
     # the instance's own x-request-id and framing headers are not passed on (the gateway writes its own)
     assert _parse_head(b"HTTP/1.0 204 No Content\r\nx-request-id: 1\r\nServer: x\r\nX-Ms-Request-Id: 1") == (
-        204, "No Content", b"X-Ms-Request-Id: 1\r\n", None, False, True)
+        204,
+        "No Content",
+        b"X-Ms-Request-Id: 1\r\n",
+        None,
+        False,
+        True,
+    )
     with pytest.raises(ValueError):
         _parse_head(b"SSH-2.0-OpenSSH")
     assert _dechunk(bytearray(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")) == b"hello world"
@@ -109,12 +151,16 @@ def test_answer_head_and_chunked_body_parsing():
 
 def test_metrics_text_parses_and_counts():
     from prometheus_client.parser import text_string_to_metric_families
+
     m = Metrics()
     m.observe("blue", 200, 0.003)
     m.observe("blue", 200, 0.2)
     m.observe('we"ird', 424, 1.0)
-    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-              for f in text_string_to_metric_families(m.render({"blue": 2}, {"blue": 1})) for s in f.samples}
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(m.render({"blue": 2}, {"blue": 1}))
+        for s in f.samples
+    }
     assert values[("mlctl_requests_total", (("deployment", "blue"), ("status", "200")))] == 2
     assert values[("mlctl_requests_total", (("deployment", 'we"ird'), ("status", "424")))] == 1
     assert values[("mlctl_request_duration_seconds_bucket", (("deployment", "blue"), ("le", "0.005")))] == 1
@@ -128,6 +174,7 @@ def test_pooled_client_reads_interim_chunked_and_eof_answers_on_one_connection(t
     import asyncio
 
     from mlctl.runtime.host.upstream import ConnectionFailed, Pool
+
     path = str(tmp_path / "s.sock")
     connections = []
 
@@ -191,7 +238,7 @@ def test_pooled_connection_idle_too_long_is_not_reused(tmp_path, monkeypatch):
     async def main():
         server = await asyncio.start_unix_server(handle, path)
         pool = upstream.Pool(f"unix:{path}")
-        for _ in range(2):          # the second request reuses the first connection
+        for _ in range(2):  # the second request reuses the first connection
             _, _, answer = await pool.request("GET", "/", b"", b"")
             await asyncio.wait_for(answer, 10)
         assert len(accepted) == 1

@@ -44,9 +44,26 @@ def test_an_instance_with_two_workers_is_one_instance_to_the_host(make_host, cap
     assert blue["pid"] == inst["pid"] and blue["cpu_seconds"] >= workers_cpu - 0.01
     assert after["green"]["instances"][0]["workers"] == 1
 
-    print_report({"name": "ep", "provisioning_state": "Succeeded", "scoring_uri": "u", "openapi_uri": "o",
-                  "auth_mode": "key", "traffic": {}, "mirror_traffic": {},
-                  "deployments": {"blue": {"state": "ready", "ready_instances": 1, "instance_count": 1,
-                                           "model": "m:1", "environment": "e", "status": "ready",
-                                           "instances": [blue]}}})
+    print_report(
+        {
+            "name": "ep",
+            "provisioning_state": "Succeeded",
+            "scoring_uri": "u",
+            "openapi_uri": "o",
+            "auth_mode": "key",
+            "traffic": {},
+            "mirror_traffic": {},
+            "deployments": {
+                "blue": {
+                    "state": "ready",
+                    "ready_instances": 1,
+                    "instance_count": 1,
+                    "model": "m:1",
+                    "environment": "e",
+                    "status": "ready",
+                    "instances": [blue],
+                }
+            },
+        }
+    )
     assert f"instance 0: pid {blue['pid']}, ready, 0 restart(s), 2 workers" in capsys.readouterr().out

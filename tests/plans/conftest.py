@@ -4,8 +4,12 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="rewrite tests/plans/<case>/{state.json,plan.txt,plan.json,plan.md} from the current code")
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/plans/<case>/{state.json,plan.txt,plan.json,plan.md} from the current code",
+    )
 
 
 @pytest.fixture

@@ -63,7 +63,11 @@ def install_state(text: str, proj: Project) -> State:
 def render_all(p, root: Path) -> dict[str, str]:
     buf = StringIO()
     render_text(p, Console(file=buf, width=100, color_system=None), str(root))
-    return {"plan.txt": buf.getvalue(), "plan.json": render_json(p, str(root)), "plan.md": render_markdown(p, str(root))}
+    return {
+        "plan.txt": buf.getvalue(),
+        "plan.json": render_json(p, str(root)),
+        "plan.md": render_markdown(p, str(root)),
+    }
 
 
 def check_or_update(case_dir: Path, outputs: dict[str, str], update: bool) -> None:

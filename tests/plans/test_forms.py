@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
-from goldens import (HERE, check_or_update, copy_project, install_state, loaded, plan_case, portable_state,
-                     project, render_all, state_from_resources)
+from goldens import (
+    HERE,
+    check_or_update,
+    copy_project,
+    install_state,
+    loaded,
+    plan_case,
+    portable_state,
+    project,
+    render_all,
+    state_from_resources,
+)
 from mlctl.state.statefile import State
 
 
@@ -22,8 +32,13 @@ def test_both_forms_plan_the_same(tmp_path, update_goldens):
             rc.pop("ignored")
     assert docs["legacy"]["resource_changes"] == docs["split"]["resource_changes"]
     assert [rc["address"] for rc in docs["split"]["resource_changes"]] == [
-        "model.shop-blue-model", "environment.shop-blue-env", "image.shop-blue-env", "endpoint.shop",
-        "deployment.shop.blue", "traffic.shop"]
+        "model.shop-blue-model",
+        "environment.shop-blue-env",
+        "image.shop-blue-env",
+        "endpoint.shop",
+        "deployment.shop.blue",
+        "traffic.shop",
+    ]
     assert json.loads(out["legacy"]["plan.json"])["resource_changes"][3]["ignored"] == ["type"]
 
 
@@ -34,4 +49,7 @@ def test_applied_from_one_form_the_other_plans_no_change(tmp_path):
     prior = install_state(portable_state(state_from_resources(loaded(split).resources), root), legacy)
     p = plan_case(legacy, prior)
     assert not p.has_changes()
-    assert render_all(p, root)["plan.txt"].rstrip().splitlines()[-1] == "No changes. The runtime matches the configuration."
+    assert (
+        render_all(p, root)["plan.txt"].rstrip().splitlines()[-1]
+        == "No changes. The runtime matches the configuration."
+    )

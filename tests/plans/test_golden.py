@@ -12,8 +12,18 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from goldens import (HERE, check_or_update, copy_project, install_state, loaded, plan_case, portable_state,
-                     project, render_all, state_from_resources)
+from goldens import (
+    HERE,
+    check_or_update,
+    copy_project,
+    install_state,
+    loaded,
+    plan_case,
+    portable_state,
+    project,
+    render_all,
+    state_from_resources,
+)
 from mlctl.state.statefile import State
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "mlctl" / "schemas" / "plan.schema.json").read_text())
@@ -32,50 +42,118 @@ def edit(case_dir: Path, root: Path) -> None:
 
 @dataclass
 class Case:
-    prior: bool = True                       # a prior state made from the unedited project
+    prior: bool = True  # a prior state made from the unedited project
     overrides: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
-    expect: dict[str, str] = field(default_factory=dict)   # {address: symbol} of every change that is not a no-op
+    expect: dict[str, str] = field(default_factory=dict)  # {address: symbol} of every change that is not a no-op
 
 
 CASES = {
-    "first_plan": Case(prior=False, expect={
-        "model.fraud": "+", "environment.shop-blue-env": "+", "environment.shop-green-env": "+",
-        "image.shop-blue-env": "+", "image.shop-green-env": "+", "endpoint.batch": "+", "endpoint.shop": "+",
-        "deployment.batch.main": "+", "deployment.shop.blue": "+", "deployment.shop.green": "+",
-        "traffic.batch": "+", "traffic.shop": "+"}),
+    "first_plan": Case(
+        prior=False,
+        expect={
+            "model.fraud": "+",
+            "environment.shop-blue-env": "+",
+            "environment.shop-green-env": "+",
+            "image.shop-blue-env": "+",
+            "image.shop-green-env": "+",
+            "endpoint.batch": "+",
+            "endpoint.shop": "+",
+            "deployment.batch.main": "+",
+            "deployment.shop.blue": "+",
+            "deployment.shop.green": "+",
+            "traffic.batch": "+",
+            "traffic.shop": "+",
+        },
+    ),
     "no_op": Case(),
-    "scale": Case(expect={"deployment.shop.blue": "~"}),                 # blue.yml: instance_count 1 -> 3
-    "new_model_version": Case(expect={   # model.yml version 2, new files; deployments refer to fraud:2
-        "model.fraud": "+/-", "deployment.batch.main": "+/-", "deployment.shop.blue": "+/-",
-        "deployment.shop.green": "+/-"}),
-    "code_edited": Case(expect={                                          # code/score.py edited
-        "deployment.batch.main": "+/-", "deployment.shop.blue": "+/-", "deployment.shop.green": "+/-"}),
-    "traffic_shift": Case(expect={"traffic.shop": "~"}),                 # endpoint.yml: blue 90/10 -> 50/50
-    "deployment_removed": Case(expect={              # green.yml removed, endpoint.yml: blue 100
-        "traffic.shop": "~", "deployment.shop.green": "-", "image.shop-green-env": "-",
-        "environment.shop-green-env": "-"}),
-    "endpoint_removed": Case(expect={                # batch-endpoint.yml and batch-main.yml removed
-        "traffic.batch": "-", "deployment.batch.main": "-", "endpoint.batch": "-"}),
-    "failed_replaced": Case(overrides={"deployment.shop.green": {"status": "failed"}},
-                             expect={"deployment.shop.green": "+/-"}),
-    "drift": Case(overrides={  # what the runtime last reported (--refresh=false: recorded observed stands in)
-        "deployment.shop.blue": {"observed": {"ready_instances": 0, "served_model_digest": None}},
-        "endpoint.batch": {"observed": {"alive": False, "port": 40123}},
-        "traffic.shop": {"observed": {"traffic": {"blue": 100}, "mirror_traffic": {}}}},
-        expect={"deployment.shop.blue": "~", "endpoint.batch": "-/+", "deployment.batch.main": "-/+",
-                "traffic.batch": "~", "traffic.shop": "~"}),
-    "replace_requested": Case(options={"replace": ["endpoint.batch"]}, expect={
-        "endpoint.batch": "-/+", "deployment.batch.main": "-/+", "traffic.batch": "~"}),
-    "runtime_changed": Case(options={"runtime": "docker"}, expect={   # mlctl.yaml: runtime docker (applied by local)
-        "image.shop-blue-env": "+/-", "image.shop-green-env": "+/-", "endpoint.batch": "-/+", "endpoint.shop": "-/+",
-        "deployment.batch.main": "-/+", "deployment.shop.blue": "-/+", "deployment.shop.green": "-/+",
-        "traffic.batch": "~", "traffic.shop": "~"}),
-    "destroy": Case(options={"destroy": True}, expect={
-        a: "-" for a in ("traffic.shop", "traffic.batch", "deployment.shop.green", "deployment.shop.blue",
-                         "deployment.batch.main", "endpoint.shop", "endpoint.batch", "image.shop-green-env",
-                         "image.shop-blue-env", "environment.shop-green-env", "environment.shop-blue-env",
-                         "model.fraud")}),
+    "scale": Case(expect={"deployment.shop.blue": "~"}),  # blue.yml: instance_count 1 -> 3
+    "new_model_version": Case(
+        expect={  # model.yml version 2, new files; deployments refer to fraud:2
+            "model.fraud": "+/-",
+            "deployment.batch.main": "+/-",
+            "deployment.shop.blue": "+/-",
+            "deployment.shop.green": "+/-",
+        }
+    ),
+    "code_edited": Case(
+        expect={  # code/score.py edited
+            "deployment.batch.main": "+/-",
+            "deployment.shop.blue": "+/-",
+            "deployment.shop.green": "+/-",
+        }
+    ),
+    "traffic_shift": Case(expect={"traffic.shop": "~"}),  # endpoint.yml: blue 90/10 -> 50/50
+    "deployment_removed": Case(
+        expect={  # green.yml removed, endpoint.yml: blue 100
+            "traffic.shop": "~",
+            "deployment.shop.green": "-",
+            "image.shop-green-env": "-",
+            "environment.shop-green-env": "-",
+        }
+    ),
+    "endpoint_removed": Case(
+        expect={  # batch-endpoint.yml and batch-main.yml removed
+            "traffic.batch": "-",
+            "deployment.batch.main": "-",
+            "endpoint.batch": "-",
+        }
+    ),
+    "failed_replaced": Case(
+        overrides={"deployment.shop.green": {"status": "failed"}}, expect={"deployment.shop.green": "+/-"}
+    ),
+    "drift": Case(
+        overrides={  # what the runtime last reported (--refresh=false: recorded observed stands in)
+            "deployment.shop.blue": {"observed": {"ready_instances": 0, "served_model_digest": None}},
+            "endpoint.batch": {"observed": {"alive": False, "port": 40123}},
+            "traffic.shop": {"observed": {"traffic": {"blue": 100}, "mirror_traffic": {}}},
+        },
+        expect={
+            "deployment.shop.blue": "~",
+            "endpoint.batch": "-/+",
+            "deployment.batch.main": "-/+",
+            "traffic.batch": "~",
+            "traffic.shop": "~",
+        },
+    ),
+    "replace_requested": Case(
+        options={"replace": ["endpoint.batch"]},
+        expect={"endpoint.batch": "-/+", "deployment.batch.main": "-/+", "traffic.batch": "~"},
+    ),
+    "runtime_changed": Case(
+        options={"runtime": "docker"},
+        expect={  # mlctl.yaml: runtime docker (applied by local)
+            "image.shop-blue-env": "+/-",
+            "image.shop-green-env": "+/-",
+            "endpoint.batch": "-/+",
+            "endpoint.shop": "-/+",
+            "deployment.batch.main": "-/+",
+            "deployment.shop.blue": "-/+",
+            "deployment.shop.green": "-/+",
+            "traffic.batch": "~",
+            "traffic.shop": "~",
+        },
+    ),
+    "destroy": Case(
+        options={"destroy": True},
+        expect={
+            a: "-"
+            for a in (
+                "traffic.shop",
+                "traffic.batch",
+                "deployment.shop.green",
+                "deployment.shop.blue",
+                "deployment.batch.main",
+                "endpoint.shop",
+                "endpoint.batch",
+                "image.shop-green-env",
+                "image.shop-blue-env",
+                "environment.shop-green-env",
+                "environment.shop-blue-env",
+                "model.fraud",
+            )
+        },
+    ),
 }
 
 
@@ -88,7 +166,9 @@ def test_golden_plan(name, tmp_path, update_goldens):
         if update_goldens:
             base = loaded(proj).resources
             case_dir.mkdir(exist_ok=True)
-            (case_dir / "state.json").write_text(portable_state(state_from_resources(base, **case.overrides), proj.root))
+            (case_dir / "state.json").write_text(
+                portable_state(state_from_resources(base, **case.overrides), proj.root)
+            )
         prior = install_state((case_dir / "state.json").read_text(), proj)
     edit(case_dir, proj.root)
     p = plan_case(proj, prior, **case.options)
@@ -101,8 +181,11 @@ def test_golden_plan(name, tmp_path, update_goldens):
     assert str(tmp_path) not in "".join(outputs.values())
     last = outputs["plan.txt"].rstrip().splitlines()[-1]
     n = p.summary()
-    assert last == (f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, "
-                    f"{n['destroy']} to destroy." if case.expect else "No changes. The runtime matches the configuration.")
+    assert last == (
+        f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
+        if case.expect
+        else "No changes. The runtime matches the configuration."
+    )
 
 
 def test_every_case_folder_is_planned():

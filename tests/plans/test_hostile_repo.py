@@ -108,8 +108,9 @@ def not_a_host(tmp_path):
     """A process that answers every admin request with aiohttp's plain-text 500 (what the host sends
     when a handler fails); its command line names mlctl.runtime.host, as a host's does."""
     sock = tmp_path / "admin.sock"
-    proc = subprocess.Popen([sys.executable, "-c", NOT_A_HOST, str(sock), "mlctl.runtime.host"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", NOT_A_HOST, str(sock), "mlctl.runtime.host"], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     yield proc.pid, str(sock)
     proc.kill()
@@ -123,13 +124,15 @@ def test_a_plain_text_500_from_the_endpoint_host_is_never_a_traceback(repo, not_
 
     proj = project(repo)
     (repo / ".mlctl" / "state.json").write_text(
-        portable_state(state_from_resources(loaded(proj).resources), repo).replace("$PROJECT", str(repo)))
+        portable_state(state_from_resources(loaded(proj).resources), repo).replace("$PROJECT", str(repo))
+    )
     pid, sock = not_a_host
     (repo / ".mlctl" / "run").mkdir()
     for endpoint in ("shop", "batch"):
         (repo / ".mlctl" / "run" / f"{endpoint}.json").write_text(
-            json.dumps({"pid": pid, "port": 1, "admin_socket": sock}))
+            json.dumps({"pid": pid, "port": 1, "admin_socket": sock})
+        )
     r = mlctl("-C", str(repo), "plan")
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode == 0 and "Plan: " in r.stdout, r.stderr   # an unreachable host: what it ran is gone
+    assert r.returncode == 0 and "Plan: " in r.stdout, r.stderr  # an unreachable host: what it ran is gone
     assert LINEAGE in (repo / ".mlctl" / "state.json").read_text()

@@ -23,13 +23,17 @@ def mlctl(*args):
 def repo(tmp_path):
     root = copy_project(HERE / "_project", tmp_path / "project")
     blue = root / "blue.yml"
-    blue.write_text(blue.read_text() + "environment_variables:\n"
-                    "  DATABASE_URL: postgres://app:hunter2@db.internal/shop\n"
-                    "  GH: ghp_0123456789abcdefghijABCDEFGHIJ012345\n"
-                    "  UPSTREAM: AKIAABCDEFGHIJKLMNOP\n"
-                    "  LOG_LEVEL: debug\n")
+    blue.write_text(
+        blue.read_text() + "environment_variables:\n"
+        "  DATABASE_URL: postgres://app:hunter2@db.internal/shop\n"
+        "  GH: ghp_0123456789abcdefghijABCDEFGHIJ012345\n"
+        "  UPSTREAM: AKIAABCDEFGHIJKLMNOP\n"
+        "  LOG_LEVEL: debug\n"
+    )
     conda = root / "environment" / "conda.yml"
-    conda.write_text(conda.read_text() + "      - --extra-index-url https://${FEED_USER}:${FEED_TOKEN}@pkgs.example.com/simple/\n")
+    conda.write_text(
+        conda.read_text() + "      - --extra-index-url https://${FEED_USER}:${FEED_TOKEN}@pkgs.example.com/simple/\n"
+    )
     return root
 
 
@@ -41,7 +45,7 @@ def test_a_plan_masks_secrets_by_value(repo, view):
     assert not [s for s in SECRETS if s in out], out
     assert "postgres://app:***@db.internal/shop" in out
     assert "(sensitive)" in out and "debug" in out
-    assert "https://${FEED_USER}:${FEED_TOKEN}@pkgs.example.com/simple/" in out   # a reference is no secret
+    assert "https://${FEED_USER}:${FEED_TOKEN}@pkgs.example.com/simple/" in out  # a reference is no secret
     if view == ["--json"]:
         json.loads(out)
 
@@ -52,7 +56,8 @@ def test_state_show_masks_secrets_by_value(repo, tmp_path):
 
     (repo / ".mlctl").mkdir()
     (repo / ".mlctl" / "state.json").write_text(
-        portable_state(state_from_resources(loaded(project(repo)).resources), repo).replace("$PROJECT", str(repo)))
+        portable_state(state_from_resources(loaded(project(repo)).resources), repo).replace("$PROJECT", str(repo))
+    )
     r = mlctl("-C", str(repo), "state", "show", "deployment.shop.blue")
     assert r.returncode == 0, r.stderr
     assert not [s for s in SECRETS if s in r.stdout] and "postgres://app:***@db.internal" in r.stdout, r.stdout

@@ -41,9 +41,17 @@ def test_a_saved_plan_loads_back_as_the_same_plan(name, tmp_path):
     assert [c["order"] for c in doc["changes"]] == [c.order and c.order.value for c in p.changes]
     back = load_plan(path, prior, config, runtime=runtime)
     assert back.changes == p.changes
-    assert (back.lineage, back.serial, back.destroy, back.refresh_only, back.ignored, back.runtime) == \
-           (p.lineage, p.serial, p.destroy, p.refresh_only, p.ignored, p.runtime)
+    assert (back.lineage, back.serial, back.destroy, back.refresh_only, back.ignored, back.runtime) == (
+        p.lineage,
+        p.serial,
+        p.destroy,
+        p.refresh_only,
+        p.ignored,
+        p.runtime,
+    )
     assert render_all(back, proj.root) == render_all(p, proj.root)
     values = set().union(*(_strings(c.before) | _strings(c.after) for c in p.changes))
     stored = _strings([{**c, "diff": [i for i in c["diff"] if i["op"] != "drift"]} for c in doc["changes"]])
-    assert not {v for v in values if len(v) > 12 and v in stored}, "attribute values in the plan file"   # drift: observed
+    assert not {v for v in values if len(v) > 12 and v in stored}, (
+        "attribute values in the plan file"
+    )  # drift: observed

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 PORT = 6379
-NODE_CPUS = 4          # logical CPUs per node: blue and green of 3 replicas each fit on the two nodes
+NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on the two nodes
 
 
 def only_loopback() -> bool:
@@ -52,7 +52,7 @@ def namespace_pids() -> list[int]:
     """The processes of this private network namespace but this one and its ancestors."""
     mine = _netns("self")
     if mine is None or mine == _netns(1):
-        return []                       # not a private namespace: never kill by namespace
+        return []  # not a private namespace: never kill by namespace
     keep = _ancestors()
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and _netns(p) == mine]
 
@@ -68,8 +68,9 @@ class RayCluster:
         self.env.pop("RAY_ADDRESS", None)
 
     def _ray(self, *args: str) -> None:
-        done = subprocess.run([self.ray, *args, "--disable-usage-stats"], env=self.env, capture_output=True,
-                              text=True, timeout=180)
+        done = subprocess.run(
+            [self.ray, *args, "--disable-usage-stats"], env=self.env, capture_output=True, text=True, timeout=180
+        )
         if done.returncode != 0:
             raise RuntimeError(f"ray {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 

@@ -62,25 +62,25 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     predictions = json.loads(answer)
     assert len(predictions) == 2 and all(isinstance(x, float) for x in predictions)
     assert ep.score(body, "not-" + k["primaryKey"])[0] == 401
-    (app, details), = project_apps(ray_cluster.address, example).items()
+    ((app, details),) = project_apps(ray_cluster.address, example).items()
     assert apps.status(details) == "RUNNING" and len(apps.replicas(details)) == 1
 
     logs = mlctl(example, "logs", "diabetes", "--deployment", "blue").stdout
-    assert f"==> {app} replica 0" in logs and "Invoking user's init function" in logs    # the replica's own log
+    assert f"==> {app} replica 0" in logs and "Invoking user's init function" in logs  # the replica's own log
 
     deployment = example / "blue-deployment.yml"
     deployment.write_text(deployment.read_text().replace("instance_count: 1", "instance_count: 3"))
     plan = mlctl(example, "plan").stdout
     assert "deployment.diabetes.blue" in plan and "instance_count" in plan
     mlctl(example, "apply", "--auto-approve")
-    (same, details), = project_apps(ray_cluster.address, example).items()
-    assert same == app                                                     # scaled in place, not replaced
+    ((same, details),) = project_apps(ray_cluster.address, example).items()
+    assert same == app  # scaled in place, not replaced
     running = [r for r in apps.replicas(details) if r["state"] == "RUNNING"]
     assert len(running) == 3 and len({r["node_id"] for r in running}) == 2  # spread over both nodes
     shown = json.loads(mlctl(example, "show", "diabetes", "--json").stdout)
     assert shown["deployments"]["blue"]["ready_instances"] == 3
     logs = mlctl(example, "logs", "diabetes", "--deployment", "blue", "--lines", "400").stdout
-    assert logs.count(f"==> {app} replica") == 3 and "cannot be read" not in logs      # read on both nodes
+    assert logs.count(f"==> {app} replica") == 3 and "cannot be read" not in logs  # read on both nodes
     assert logs.count("Invoking user's init function") == 3
     assert all(ep.score(body, k["primaryKey"]) == (200, answer) for _ in range(6))
     ep.close()
@@ -99,9 +99,11 @@ def test_blue_to_green_under_load_fails_no_request_and_a_broken_init_is_refused(
     mlctl(root, "apply", "--auto-approve")
     key = keys(root, "split")["primaryKey"]
     port = Endpoint(root, "split").port
-    steps = [({"blue": 100, "green": 0}, {"blue": {"count": 2, **s}, "green": s}),
-             ({"blue": 0, "green": 100}, {"blue": {"count": 2, **s}, "green": s}),
-             ({"green": 100}, {"green": s})]
+    steps = [
+        ({"blue": 100, "green": 0}, {"blue": {"count": 2, **s}, "green": s}),
+        ({"blue": 0, "green": 100}, {"blue": {"count": 2, **s}, "green": s}),
+        ({"green": 100}, {"green": s}),
+    ]
     with Load(port, key) as load:
         assert wait_until(lambda: load.total() > 20, 60)
         for traffic, deployments in steps:
@@ -119,11 +121,11 @@ def test_blue_to_green_under_load_fails_no_request_and_a_broken_init_is_refused(
         assert wait_until(lambda: load.total() > before + 20, 60)
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
-    assert set(project_apps(ray_cluster.address, root)) == green_apps    # the failed application was deleted
+    assert set(project_apps(ray_cluster.address, root)) == green_apps  # the failed application was deleted
     assert len(green_apps) == 1 and "-green-" in next(iter(green_apps))
 
 
-FOREIGN = '''
+FOREIGN = """
 import sys
 from ray import serve
 from mlctl.runtime.ray import cluster
@@ -135,7 +137,7 @@ def hello(request):
 cluster.connect(sys.argv[1])
 for name in sys.argv[2:]:
     serve.run(hello.bind(), name=name, route_prefix="/" + name)
-'''
+"""
 
 
 def test_drift_is_restored_and_applications_mlctl_did_not_create_are_left_alone(split, ray_cluster, tmp_path):
@@ -143,14 +145,18 @@ def test_drift_is_restored_and_applications_mlctl_did_not_create_are_left_alone(
     repair and destroy; an mlctl application deleted outside mlctl is drift, and apply restores it."""
     cluster.connect(ray_cluster.address)
     owner = apps.owner_of(split.root / ".mlctl")
-    lookalike = f"{apps.PREFIX}{owner}-split-blue-000000000000"        # our name, but no owner mark
+    lookalike = f"{apps.PREFIX}{owner}-split-blue-000000000000"  # our name, but no owner mark
     script = tmp_path / "foreign.py"
     script.write_text(FOREIGN)
-    subprocess.run([sys.executable, str(script), ray_cluster.address, "team-x", lookalike], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(script), ray_cluster.address, "team-x", lookalike],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     split.write({"blue": 100}, {"blue": {}})
     mlctl(split.root, "apply", "--auto-approve")
-    (app, _), = apps.owned(cluster.details(), owner).items()
+    ((app, _),) = apps.owned(cluster.details(), owner).items()
     cluster.delete([app])
     drift = mlctl(split.root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "deployment.split.blue" in drift.stdout, drift.stdout
@@ -177,5 +183,7 @@ def test_no_cluster_at_the_address_is_a_clear_error_and_changes_nothing(tmp_path
     assert out.returncode == 1
     assert "no Ray cluster answers at 127.0.0.1:1" in out.stderr and "ray start --head" in out.stderr
     assert "Traceback" not in out.stderr
-    assert not (p.root / ".mlctl" / "state.json").exists() or \
-        json.loads((p.root / ".mlctl" / "state.json").read_text())["resources"] == {}
+    assert (
+        not (p.root / ".mlctl" / "state.json").exists()
+        or json.loads((p.root / ".mlctl" / "state.json").read_text())["resources"] == {}
+    )

@@ -5,8 +5,14 @@ from mlctl.reconciler.diff import diff_attributes
 
 def test_items():
     before = {"x": 1, "pip": ["a==1", "b==2"], "rs": {"t": 1, "q": 2}, "env": {"K": "v", "A.B": "1"}, "path": "/a"}
-    after = {"x": 2, "pip": ["a==1", "b==3", "c==1"], "rs": {"t": 1}, "env": {"K": "v", "N": "w", "A.B": "2"},
-             "new": 5, "path": "/b"}
+    after = {
+        "x": 2,
+        "pip": ["a==1", "b==3", "c==1"],
+        "rs": {"t": 1},
+        "env": {"K": "v", "N": "w", "A.B": "2"},
+        "new": 5,
+        "path": "/b",
+    }
     assert diff_attributes(before, after, exclude=("path",)) == (
         ("add", "env.N", None, "w"),
         ("change", 'env["A.B"]', "1", "2"),
@@ -39,4 +45,6 @@ def test_deepdiff_import_leaves_sys_modules_clean():
 
 def test_lists_inside_dicts_are_reported_whole():
     assert diff_attributes({"d": {"l": [1, 2], "k": 1}}, {"d": {"l": [1, 3], "k": 1, "n": None}}) == (
-        ("change", "d.l", [1, 2], [1, 3]), ("add", "d.n", None, None))
+        ("change", "d.l", [1, 2], [1, 3]),
+        ("add", "d.n", None, None),
+    )

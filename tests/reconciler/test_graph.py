@@ -14,20 +14,42 @@ def names(addresses) -> list[str]:
 
 def test_order_and_waves():
     g = dependencies(stack())
-    assert names(order(g)) == ["model.m", "environment.env", "image.env", "endpoint.e", "deployment.e.blue", "traffic.e"]
-    assert [names(w) for w in waves(g)] == [["model.m"], ["environment.env"], ["image.env"], ["endpoint.e"],
-                                            ["deployment.e.blue"], ["traffic.e"]]
+    assert names(order(g)) == [
+        "model.m",
+        "environment.env",
+        "image.env",
+        "endpoint.e",
+        "deployment.e.blue",
+        "traffic.e",
+    ]
+    assert [names(w) for w in waves(g)] == [
+        ["model.m"],
+        ["environment.env"],
+        ["image.env"],
+        ["endpoint.e"],
+        ["deployment.e.blue"],
+        ["traffic.e"],
+    ]
     assert [(str(d), str(a)) for d, a in g.edges] == [
-        ("deployment.e.blue", "traffic.e"), ("endpoint.e", "deployment.e.blue"), ("endpoint.e", "traffic.e"),
-        ("environment.env", "image.env"), ("image.env", "deployment.e.blue"), ("model.m", "deployment.e.blue")]
+        ("deployment.e.blue", "traffic.e"),
+        ("endpoint.e", "deployment.e.blue"),
+        ("endpoint.e", "traffic.e"),
+        ("environment.env", "image.env"),
+        ("image.env", "deployment.e.blue"),
+        ("model.m", "deployment.e.blue"),
+    ]
     assert find_cycles(g) == []
 
 
 def test_order_agrees_with_networkx_on_a_larger_graph():
     rs = [model(), model("m2")]
     for i in range(30):
-        rs += [endpoint(f"e{i:02}"), deployment(ep=f"e{i:02}", name="a", model_name="m2", env=None),
-               deployment(ep=f"e{i:02}", name="b", env=None), traffic(ep=f"e{i:02}", deployments=("a", "b"))]
+        rs += [
+            endpoint(f"e{i:02}"),
+            deployment(ep=f"e{i:02}", name="a", model_name="m2", env=None),
+            deployment(ep=f"e{i:02}", name="b", env=None),
+            traffic(ep=f"e{i:02}", deployments=("a", "b")),
+        ]
     deps = dependencies(rs)
     g = nx.DiGraph()
     g.add_nodes_from((str(a), data) for a, data in deps.nodes.items())
@@ -53,8 +75,16 @@ def test_cycles_are_named_and_ordered_last():
     g = dependencies(rs)
     assert [d.summary for d in find_cycles(g)] == [
         "dependency cycle: deployment.e.blue -> traffic.e -> endpoint.e -> deployment.e.blue",
-        "dependency cycle: endpoint.e -> traffic.e -> endpoint.e"]
-    assert names(order(g)) == ["model.m", "environment.env", "image.env", "endpoint.e", "deployment.e.blue", "traffic.e"]
+        "dependency cycle: endpoint.e -> traffic.e -> endpoint.e",
+    ]
+    assert names(order(g)) == [
+        "model.m",
+        "environment.env",
+        "image.env",
+        "endpoint.e",
+        "deployment.e.blue",
+        "traffic.e",
+    ]
 
 
 def test_dot_and_mermaid():
@@ -67,7 +97,9 @@ def test_dot_and_mermaid():
         '  "model.m" [style=dashed, label="model.m\\n(missing)"];\n'
         '  "image.env" [style=dashed, label="image.env\\n(missing)"];\n'
         '  "deployment.e.blue" -> "traffic.e";\n  "endpoint.e" -> "deployment.e.blue";\n'
-        '  "endpoint.e" -> "traffic.e";\n  "image.env" -> "deployment.e.blue";\n  "model.m" -> "deployment.e.blue";\n}\n')
+        '  "endpoint.e" -> "traffic.e";\n  "image.env" -> "deployment.e.blue";\n  "model.m" -> "deployment.e.blue";\n}\n'
+    )
     assert to_mermaid(g) == (
         'flowchart LR\n  n0["model.m<br/>(missing)"]\n  n1["image.env<br/>(missing)"]\n  n2["endpoint.e"]\n'
-        '  n3["deployment.e.blue"]\n  n4["traffic.e"]\n  n3 --> n4\n  n2 --> n3\n  n2 --> n4\n  n1 --> n3\n  n0 --> n3\n')
+        '  n3["deployment.e.blue"]\n  n4["traffic.e"]\n  n3 --> n4\n  n2 --> n3\n  n2 --> n4\n  n1 --> n3\n  n0 --> n3\n'
+    )

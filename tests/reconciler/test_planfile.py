@@ -12,8 +12,12 @@ from mlctl.reconciler.plans import Action, plan
 from mlctl.schemas.validate import load_schema
 from mlctl.resources import Address
 
-INPUTS = {"/src/endpoint.yml": "sha256:e1", "/src/blue.yml": "sha256:b1", "/src/code/score.py": "sha256:s1",
-          "/elsewhere/conda.yml": "sha256:c1"}
+INPUTS = {
+    "/src/endpoint.yml": "sha256:e1",
+    "/src/blue.yml": "sha256:b1",
+    "/src/code/score.py": "sha256:s1",
+    "/elsewhere/conda.yml": "sha256:c1",
+}
 
 
 def saved(tmp_path, **dep):
@@ -31,17 +35,30 @@ def test_round_trip(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["format_version"] == "mlctl.planfile/v2"
     jsonschema.validate(doc, load_schema("planfile"))
-    assert doc["binding"] == {"lineage": prior.lineage, "serial": 4, "root": "/src", "runtime": None, "inputs": {
-        "/elsewhere/conda.yml": "sha256:c1", "blue.yml": "sha256:b1", "code/score.py": "sha256:s1",
-        "endpoint.yml": "sha256:e1"}}
+    assert doc["binding"] == {
+        "lineage": prior.lineage,
+        "serial": 4,
+        "root": "/src",
+        "runtime": None,
+        "inputs": {
+            "/elsewhere/conda.yml": "sha256:c1",
+            "blue.yml": "sha256:b1",
+            "code/score.py": "sha256:s1",
+            "endpoint.yml": "sha256:e1",
+        },
+    }
     assert "hunter2" not in path.read_text()
     back = load_plan(path, prior, cfg, root="/src")
-    assert [(c.address, c.action, c.reason, c.diff, c.changed_files, c.after_unknown) for c in back.changes] == \
-           [(c.address, c.action, c.reason, c.diff, c.changed_files, c.after_unknown) for c in p.changes]
+    assert [(c.address, c.action, c.reason, c.diff, c.changed_files, c.after_unknown) for c in back.changes] == [
+        (c.address, c.action, c.reason, c.diff, c.changed_files, c.after_unknown) for c in p.changes
+    ]
     blue = back.changes[4]
     assert blue.action is Action.REPLACE
     assert blue.after["environment_variables"]["DB_PASSWORD"] == "hunter2"  # from the config, not the file
-    assert blue.resource is cfg.resources[4] and blue.before == prior.resources[Address.parse("deployment.e.blue")].attributes
+    assert (
+        blue.resource is cfg.resources[4]
+        and blue.before == prior.resources[Address.parse("deployment.e.blue")].attributes
+    )
     assert (back.lineage, back.serial, back.destroy) == (prior.lineage, 4, False)
     assert [c.action for c in load_plan(path, prior, cfg).changes] == [c.action for c in p.changes]  # root as saved
 
@@ -80,11 +97,12 @@ def test_a_plan_for_another_runtime_is_stale(tmp_path):
     cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
     save_plan(plan(cfg, prior, None, runtime="local"), tmp_path / "p.json", root="/src")
     assert load_plan(tmp_path / "p.json", prior, cfg, runtime="local").runtime == "local"
-    assert load_plan(tmp_path / "p.json", prior, cfg).runtime == "local"      # not compared
+    assert load_plan(tmp_path / "p.json", prior, cfg).runtime == "local"  # not compared
     with pytest.raises(MlctlError) as e:
         load_plan(tmp_path / "p.json", prior, cfg, runtime="docker")
-    assert str(e.value).startswith("Error: the saved plan is stale: the project's runtime is now docker "
-                                   "(the plan was made for the local runtime)")
+    assert str(e.value).startswith(
+        "Error: the saved plan is stale: the project's runtime is now docker (the plan was made for the local runtime)"
+    )
 
 
 def test_another_lineage_is_stale(tmp_path):
@@ -95,14 +113,17 @@ def test_another_lineage_is_stale(tmp_path):
     assert str(e.value).startswith("Error: the saved plan is stale: the state is another one (lineage 00000000-")
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "no such saved plan"),
-    ("{oops", "cannot read the saved plan: it is not complete JSON"),
-    ("", "cannot read the saved plan: it is not complete JSON"),
-    ("[1, 2]", "not a saved mlctl plan"),
-    ('{"format_version": "mlctl.plan/v1"}', "this is the `mlctl plan --json` view, not a saved plan"),
-    ('{"format_version": "terraform"}', "not a saved mlctl plan (format_version 'terraform')"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "no such saved plan"),
+        ("{oops", "cannot read the saved plan: it is not complete JSON"),
+        ("", "cannot read the saved plan: it is not complete JSON"),
+        ("[1, 2]", "not a saved mlctl plan"),
+        ('{"format_version": "mlctl.plan/v1"}', "this is the `mlctl plan --json` view, not a saved plan"),
+        ('{"format_version": "terraform"}', "not a saved mlctl plan (format_version 'terraform')"),
+    ],
+)
 def test_not_a_plan(tmp_path, text, message):
     path = tmp_path / "p.json"
     if text is not None:

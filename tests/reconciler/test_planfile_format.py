@@ -40,9 +40,9 @@ def test_a_plan_file_holds_no_secret_and_apply_gets_the_values_from_the_config(t
     rs = stack(environment_variables=SECRETS)
     rs[1] = environment(pip=("scikit-learn==1.5", INDEX))
     cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
-    first = save(tmp_path, plan(cfg, state_of([]), None), "first.json")            # everything created
+    first = save(tmp_path, plan(cfg, state_of([]), None), "first.json")  # everything created
     prior = state_of(stack())
-    update = save(tmp_path, plan(cfg, prior, None), "update.json")                  # the secrets are the diff
+    update = save(tmp_path, plan(cfg, prior, None), "update.json")  # the secrets are the diff
     for path in (first, update):
         data = path.read_bytes()
         assert b"s3cret" not in data and b"pa55word" not in data and b"t0ken" not in data
@@ -72,8 +72,9 @@ def test_a_drift_plan_is_bound_to_the_state_alone(tmp_path):
     assert [c.action for c in p.changes if c.action is not Action.NOOP] == [Action.UPDATE]
     back = load_plan(save(tmp_path, p), prior, Cfg(tuple(stack()), inputs={"/src/other.yml": "sha256:x"}))
     assert back.refresh_only is True
-    assert [(c.address, c.action, c.reason, c.diff) for c in back.changes] == \
-           [(c.address, c.action, c.reason, c.diff) for c in p.changes]
+    assert [(c.address, c.action, c.reason, c.diff) for c in back.changes] == [
+        (c.address, c.action, c.reason, c.diff) for c in p.changes
+    ]
 
 
 def test_a_destroy_plan_round_trips(tmp_path):
@@ -99,16 +100,25 @@ def test_the_schema_knows_every_action_and_reason():
     assert set(change) == {f.key for f in FIELDS.values() if f.key} | set(DERIVED)
 
 
-V1 = {"format_version": "mlctl.planfile/v1", "mlctl_version": "0.4.0", "destroy": False,
-      "binding": {"lineage": "x", "serial": 4, "root": "/src", "inputs": {}},
-      "plan": {"format_version": "mlctl.plan/v1", "resource_changes": []}}
+V1 = {
+    "format_version": "mlctl.planfile/v1",
+    "mlctl_version": "0.4.0",
+    "destroy": False,
+    "binding": {"lineage": "x", "serial": 4, "root": "/src", "inputs": {}},
+    "plan": {"format_version": "mlctl.plan/v1", "resource_changes": []},
+}
 
 
-@pytest.mark.parametrize("doc, what", [
-    (V1, "the saved plan has format mlctl.planfile/v1 (written by mlctl 0.4.0)"),
-    ({**V1, "format_version": "mlctl.planfile/v3", "mlctl_version": "9.0"},
-     "the saved plan has format mlctl.planfile/v3 (written by mlctl 9.0)"),
-])
+@pytest.mark.parametrize(
+    "doc, what",
+    [
+        (V1, "the saved plan has format mlctl.planfile/v1 (written by mlctl 0.4.0)"),
+        (
+            {**V1, "format_version": "mlctl.planfile/v3", "mlctl_version": "9.0"},
+            "the saved plan has format mlctl.planfile/v3 (written by mlctl 9.0)",
+        ),
+    ],
+)
 def test_an_old_or_unknown_plan_file_is_refused(tmp_path, doc, what):
     path = tmp_path / "old.plan"
     path.write_text(json.dumps(doc))
@@ -121,7 +131,7 @@ def test_a_truncated_plan_file_is_refused(tmp_path):
     rs = stack()
     cfg = Cfg(tuple(rs), inputs=dict(INPUTS))
     path = save(tmp_path, plan(cfg, state_of([]), None))
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     assert refused(path, cfg=cfg).startswith("Error: cannot read the saved plan: it is not complete JSON")
     path.write_bytes(b"\xff\xfe{")
     assert "it is not complete JSON" in refused(path, cfg=cfg)
@@ -147,13 +157,16 @@ def _bad_address(doc):
     doc["changes"][0]["address"] = "model.a.b"
 
 
-@pytest.mark.parametrize("spoil, where", [
-    (_spoil_action, "$.changes[0].action: '*' is not one of"),
-    (_drop_binding, "$: 'binding' is a required property"),
-    (_serial_as_text, "$.binding.serial: '4' is not of type 'integer'"),
-    (_drift_without_values, "$.changes[4].diff[0]"),
-    (_bad_address, "$.changes[0].address: 'model.a.b' does not match"),
-])
+@pytest.mark.parametrize(
+    "spoil, where",
+    [
+        (_spoil_action, "$.changes[0].action: '*' is not one of"),
+        (_drop_binding, "$: 'binding' is a required property"),
+        (_serial_as_text, "$.binding.serial: '4' is not of type 'integer'"),
+        (_drift_without_values, "$.changes[4].diff[0]"),
+        (_bad_address, "$.changes[0].address: 'model.a.b' does not match"),
+    ],
+)
 def test_a_malformed_plan_file_is_refused(tmp_path, spoil, where):
     assert refused_after(tmp_path, spoil).startswith(f"Error: the saved plan is malformed at {where}")
 
@@ -178,23 +191,38 @@ def test_a_resource_other_than_planned_is_refused(tmp_path):
     other = list(rs)
     other[4] = stack(instances=3)[4]
     text = refused(path, prior, Cfg(tuple(other), inputs=dict(INPUTS)))
-    assert text.startswith("Error: the saved plan does not match the configuration or state at deployment.e.blue: "
-                           "its configuration or artifacts differ from when the plan was made")
-    prior.resources[Address.parse("deployment.e.blue")].attributes["instance_count"] = 2      # edited in place, same serial
-    assert "its differences from the state are not the ones planned" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
+    assert text.startswith(
+        "Error: the saved plan does not match the configuration or state at deployment.e.blue: "
+        "its configuration or artifacts differ from when the plan was made"
+    )
+    prior.resources[Address.parse("deployment.e.blue")].attributes["instance_count"] = 2  # edited in place, same serial
+    assert "its differences from the state are not the ones planned" in refused(
+        path, prior, Cfg(tuple(rs), inputs=dict(INPUTS))
+    )
     del prior.resources[Address.parse("deployment.e.blue")]
-    assert "deployment.e.blue: the state no longer records it" in refused(path, prior, Cfg(tuple(rs), inputs=dict(INPUTS)))
+    assert "deployment.e.blue: the state no longer records it" in refused(
+        path, prior, Cfg(tuple(rs), inputs=dict(INPUTS))
+    )
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda doc: doc["changes"].pop(3),
-     "the saved plan does not match the configuration or state: it has no change for endpoint.e\n"),
-    (lambda doc: doc["changes"][4].update(order="update"),
-     "the saved plan does not match the configuration or state at deployment.e.blue: it was planned with order "
-     "'update'; this mlctl would give 'scale'\n"),
-    (lambda doc: doc["changes"].append(doc["changes"][4]),
-     "the saved plan does not match the configuration or state at deployment.e.blue: the plan has two changes for it\n"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda doc: doc["changes"].pop(3),
+            "the saved plan does not match the configuration or state: it has no change for endpoint.e\n",
+        ),
+        (
+            lambda doc: doc["changes"][4].update(order="update"),
+            "the saved plan does not match the configuration or state at deployment.e.blue: it was planned with order "
+            "'update'; this mlctl would give 'scale'\n",
+        ),
+        (
+            lambda doc: doc["changes"].append(doc["changes"][4]),
+            "the saved plan does not match the configuration or state at deployment.e.blue: the plan has two changes for it\n",
+        ),
+    ],
+)
 def test_a_plan_file_must_cover_every_resource_once(tmp_path, edit, message):
     assert refused_after(tmp_path, edit).startswith(f"Error: {message}")
 
@@ -210,7 +238,7 @@ def test_written_0600_even_over_a_readable_file(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["format_version"] == FORMAT
-    assert [p.name for p in tmp_path.iterdir()] == ["tfplan.json"]        # no temp file left
+    assert [p.name for p in tmp_path.iterdir()] == ["tfplan.json"]  # no temp file left
 
 
 @pytest.mark.parametrize("target", ["victim.txt", "absent.txt"])

@@ -4,7 +4,20 @@ from dataclasses import replace
 
 import pytest
 
-from builders import A, Cfg, by_address, deployment, endpoint, environment, image, model, stack, state_of, traffic, with_
+from builders import (
+    A,
+    Cfg,
+    by_address,
+    deployment,
+    endpoint,
+    environment,
+    image,
+    model,
+    stack,
+    state_of,
+    traffic,
+    with_,
+)
 from mlctl.reconciler.plans import Action, Reason, plan
 from mlctl.resources import Source
 from mlctl.state.statefile import State
@@ -17,8 +30,12 @@ def rows(p):
 def test_first_plan_creates_everything_in_wave_order():
     p = plan(Cfg(tuple(stack())), State(), None)
     assert rows(p) == [
-        ("model.m", "+", "new"), ("environment.env", "+", "new"), ("image.env", "+", "new"),
-        ("endpoint.e", "+", "new"), ("deployment.e.blue", "+", "new"), ("traffic.e", "+", "new"),
+        ("model.m", "+", "new"),
+        ("environment.env", "+", "new"),
+        ("image.env", "+", "new"),
+        ("endpoint.e", "+", "new"),
+        ("deployment.e.blue", "+", "new"),
+        ("traffic.e", "+", "new"),
     ]
     ep = p.changes[3]
     assert ep.before is None and ep.after["auth_mode"] == "key"
@@ -37,9 +54,16 @@ def test_same_config_is_no_change():
 
 def test_checkout_elsewhere_is_no_change():
     rs = stack()
-    moved = [with_(r, path="/elsewhere/model.pkl") if r.kind.value == "model" else
-             with_(r, code="/elsewhere/code") if r.kind.value == "deployment" else
-             with_(r, conda_file="/elsewhere/conda.yml") if r.kind.value == "environment" else r for r in rs]
+    moved = [
+        with_(r, path="/elsewhere/model.pkl")
+        if r.kind.value == "model"
+        else with_(r, code="/elsewhere/code")
+        if r.kind.value == "deployment"
+        else with_(r, conda_file="/elsewhere/conda.yml")
+        if r.kind.value == "environment"
+        else r
+        for r in rs
+    ]
     assert not plan(Cfg(tuple(moved)), state_of(rs), None).has_changes()
 
 
@@ -72,15 +96,27 @@ def test_code_file_edited_is_artifact_changed_and_names_the_file():
 
 def test_new_model_version_replaces_model_and_deployment_upstream():
     old = stack()
-    new = [model(version="2", content="sha256:c2"), environment(), image(), endpoint(),
-           deployment(model_version="2", model_digest="sha256:c2"), traffic()]
+    new = [
+        model(version="2", content="sha256:c2"),
+        environment(),
+        image(),
+        endpoint(),
+        deployment(model_version="2", model_digest="sha256:c2"),
+        traffic(),
+    ]
     p = plan(Cfg(tuple(new)), state_of(old), None)
     assert rows(p) == [
-        ("model.m", "+/-", "config changed"), ("environment.env", ".", None), ("image.env", ".", None),
-        ("endpoint.e", ".", None), ("deployment.e.blue", "+/-", "upstream replaced"), ("traffic.e", ".", None),
+        ("model.m", "+/-", "config changed"),
+        ("environment.env", ".", None),
+        ("image.env", ".", None),
+        ("endpoint.e", ".", None),
+        ("deployment.e.blue", "+/-", "upstream replaced"),
+        ("traffic.e", ".", None),
     ]
-    assert p.changes[0].diff == (("change", "content_digest", "sha256:c1", "sha256:c2"),
-                                 ("change", "version", "1", "2"))
+    assert p.changes[0].diff == (
+        ("change", "content_digest", "sha256:c1", "sha256:c2"),
+        ("change", "version", "1", "2"),
+    )
     assert p.changes[4].changed_files == {"added": (), "changed": ("model/model.pkl",), "removed": ()}
     assert p.summary() == {"add": 0, "change": 0, "replace": 2, "destroy": 0, "unchanged": 4}
 
@@ -98,13 +134,18 @@ def test_same_version_new_content_is_an_error_saying_what_to_do():
 
 def test_same_environment_version_new_packages_is_an_error_too():
     new = stack()
-    new[1] = replace(environment(pip=("scikit-learn==1.6",), spec="sha256:s2"),
-                     source=Source("env.yml", 1, {"version": 4}))
+    new[1] = replace(
+        environment(pip=("scikit-learn==1.6",), spec="sha256:s2"), source=Source("env.yml", 1, {"version": 4})
+    )
     new[2] = image(pip=("scikit-learn==1.6",), spec="sha256:s2")
     p = plan(Cfg(tuple(new)), state_of(stack()), None)
     [d] = [d for d in p.diagnostics if d.severity == "error"]
     assert (d.summary, d.file, d.line, d.field) == (
-        "environment env:1 is already registered with other content", "env.yml", 4, "version")
+        "environment env:1 is already registered with other content",
+        "env.yml",
+        4,
+        "version",
+    )
     # a new version of it is a new registration: no error, the image and the deployment follow
     new[1] = with_(new[1], version="2")
     p = plan(Cfg(tuple(new)), state_of(stack()), None)
@@ -116,8 +157,11 @@ def test_endpoint_port_change_destroys_first_and_its_deployments_follow():
     new = stack()
     new[3] = endpoint(port=8100)
     p = plan(Cfg(tuple(new)), state_of(stack()), None)
-    assert rows(p)[3:] == [("endpoint.e", "-/+", "config changed"), ("deployment.e.blue", "-/+", "upstream replaced"),
-                           ("traffic.e", "~", "upstream replaced")]
+    assert rows(p)[3:] == [
+        ("endpoint.e", "-/+", "config changed"),
+        ("deployment.e.blue", "-/+", "upstream replaced"),
+        ("traffic.e", "~", "upstream replaced"),
+    ]
     assert p.changes[3].after_unknown == ()
     assert p.changes[3].action.json_actions == ["delete", "create"]
 
@@ -130,13 +174,28 @@ def test_auth_mode_change_is_an_update():
 
 
 def test_traffic_shift_and_removed_deployment_is_deleted_after_traffic_moves():
-    old = [model(), environment(), image(), endpoint(), deployment(name="blue"), deployment(name="green"),
-           traffic(weights={"blue": 90, "green": 10}, deployments=("blue", "green"))]
-    new = [model(), environment(), image(), endpoint(), deployment(name="green"),
-           traffic(weights={"green": 100}, deployments=("green",))]
+    old = [
+        model(),
+        environment(),
+        image(),
+        endpoint(),
+        deployment(name="blue"),
+        deployment(name="green"),
+        traffic(weights={"blue": 90, "green": 10}, deployments=("blue", "green")),
+    ]
+    new = [
+        model(),
+        environment(),
+        image(),
+        endpoint(),
+        deployment(name="green"),
+        traffic(weights={"green": 100}, deployments=("green",)),
+    ]
     p = plan(Cfg(tuple(new)), state_of(old), None)
     assert [r for r in rows(p) if r[1] != "."] == [
-        ("traffic.e", "~", "config changed"), ("deployment.e.blue", "-", "not in configuration")]
+        ("traffic.e", "~", "config changed"),
+        ("deployment.e.blue", "-", "not in configuration"),
+    ]
     assert p.changes[-2].diff == (("remove", "traffic.blue", 90, None), ("change", "traffic.green", 10, 100))
     assert p.changes[-1].before["name"] == "blue" and p.changes[-1].after is None
 
@@ -145,8 +204,11 @@ def test_endpoint_removed_deletes_traffic_then_deployment_then_endpoint():
     old = stack()
     new = [model(), environment(), image()]
     p = plan(Cfg(tuple(new)), state_of(old), None)
-    assert rows(p)[3:] == [("traffic.e", "-", "not in configuration"), ("deployment.e.blue", "-", "not in configuration"),
-                           ("endpoint.e", "-", "not in configuration")]
+    assert rows(p)[3:] == [
+        ("traffic.e", "-", "not in configuration"),
+        ("deployment.e.blue", "-", "not in configuration"),
+        ("endpoint.e", "-", "not in configuration"),
+    ]
     assert [str(c.address) for c in p.endpoint_deletions()] == ["endpoint.e"]
 
 
@@ -154,9 +216,12 @@ def test_destroy_deletes_everything_backwards():
     rs = stack()
     p = plan(Cfg(tuple(rs)), state_of(rs), None, destroy=True)
     assert rows(p) == [
-        ("traffic.e", "-", "destroy requested"), ("deployment.e.blue", "-", "destroy requested"),
-        ("endpoint.e", "-", "destroy requested"), ("image.env", "-", "destroy requested"),
-        ("environment.env", "-", "destroy requested"), ("model.m", "-", "destroy requested"),
+        ("traffic.e", "-", "destroy requested"),
+        ("deployment.e.blue", "-", "destroy requested"),
+        ("endpoint.e", "-", "destroy requested"),
+        ("image.env", "-", "destroy requested"),
+        ("environment.env", "-", "destroy requested"),
+        ("model.m", "-", "destroy requested"),
     ]
     assert p.destroy and p.summary()["destroy"] == 6
 
@@ -167,11 +232,17 @@ def test_replace_requested():
     assert [r for r in rows(p) if r[1] != "."] == [("deployment.e.blue", "+/-", "requested")]
 
 
-@pytest.mark.parametrize("address, message", [
-    ("deployment.e.nope", "--replace deployment.e.nope: no such resource in the configuration"),
-    ("deployment.e", "--replace deployment.e: 'deployment.e' is not a resource address; expected deployment.ENDPOINT.NAME"),
-    ("traffic.e", "--replace traffic.e: traffic is always updated in place, never replaced"),
-])
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("deployment.e.nope", "--replace deployment.e.nope: no such resource in the configuration"),
+        (
+            "deployment.e",
+            "--replace deployment.e: 'deployment.e' is not a resource address; expected deployment.ENDPOINT.NAME",
+        ),
+        ("traffic.e", "--replace traffic.e: traffic is always updated in place, never replaced"),
+    ],
+)
 def test_replace_of_a_bad_address_is_an_error(address, message):
     rs = stack()
     p = plan(Cfg(tuple(rs)), state_of(rs), None, replace=[address])
@@ -183,7 +254,9 @@ def test_failed_is_replaced_and_dependents_follow(status):
     rs = stack()
     p = plan(Cfg(tuple(rs)), state_of(rs, **{"image.env": {"status": status}}), None)
     assert [r for r in rows(p) if r[1] != "."] == [
-        ("image.env", "+/-", "failed earlier"), ("deployment.e.blue", "+/-", "upstream replaced")]
+        ("image.env", "+/-", "failed earlier"),
+        ("deployment.e.blue", "+/-", "upstream replaced"),
+    ]
 
 
 def test_drift_from_observed():
@@ -191,7 +264,11 @@ def test_drift_from_observed():
     prior = state_of(rs)
     observed = {
         "endpoint.e": {"alive": True, "port": 5001},
-        "deployment.e.blue": {"ready_instances": 1, "served_model_digest": "sha256:c1", "served_code_digest": "sha256:k1"},
+        "deployment.e.blue": {
+            "ready_instances": 1,
+            "served_model_digest": "sha256:c1",
+            "served_code_digest": "sha256:k1",
+        },
         "traffic.e": {"traffic": {"blue": 100}, "mirror_traffic": {}},
     }
     p = plan(Cfg(tuple(rs)), prior, by_address(observed))
@@ -202,11 +279,16 @@ def test_drift_from_observed():
 
 def test_drift_dead_endpoint_and_stale_served_code():
     rs = stack()
-    observed = {"endpoint.e": {"alive": False, "port": 5001},
-                "deployment.e.blue": {"ready_instances": 1, "served_code_digest": "sha256:old"}}
+    observed = {
+        "endpoint.e": {"alive": False, "port": 5001},
+        "deployment.e.blue": {"ready_instances": 1, "served_code_digest": "sha256:old"},
+    }
     p = plan(Cfg(tuple(rs)), state_of(rs), by_address(observed))
-    assert rows(p)[3:] == [("endpoint.e", "-/+", "drift"), ("deployment.e.blue", "-/+", "upstream replaced"),
-                           ("traffic.e", "~", "upstream replaced")]
+    assert rows(p)[3:] == [
+        ("endpoint.e", "-/+", "drift"),
+        ("deployment.e.blue", "-/+", "upstream replaced"),
+        ("traffic.e", "~", "upstream replaced"),
+    ]
 
 
 def test_gone_resource_is_created_again():
@@ -236,12 +318,14 @@ def test_ignored_and_inputs_and_pending_carry_through():
 
 def test_cycle_is_an_error():
     from dataclasses import replace
+
     rs = stack()
     rs[3] = replace(rs[3], depends_on=(A("traffic.e"),))
     p = plan(Cfg(tuple(rs)), State(), None)
     assert [d.summary for d in p.diagnostics] == [
         "dependency cycle: deployment.e.blue -> traffic.e -> endpoint.e -> deployment.e.blue",
-        "dependency cycle: endpoint.e -> traffic.e -> endpoint.e"]
+        "dependency cycle: endpoint.e -> traffic.e -> endpoint.e",
+    ]
     assert p.has_errors()
 
 
@@ -257,5 +341,7 @@ def test_drift_plan_shows_only_what_differs_from_what_was_applied():
     assert not drift_plan(prior, by_address({"deployment.e.blue": {"ready_instances": 2}})).has_changes()
     from mlctl.reconciler.render_markdown import render_markdown
 
-    assert render_markdown(p).startswith("### mlctl plan (refresh-only: drift)\n\n**Drift: 2 resources changed "
-                                         "outside of mlctl; `mlctl apply` restores what was applied.**")
+    assert render_markdown(p).startswith(
+        "### mlctl plan (refresh-only: drift)\n\n**Drift: 2 resources changed "
+        "outside of mlctl; `mlctl apply` restores what was applied.**"
+    )

@@ -41,18 +41,27 @@ def test_the_live_display_renders_each_running_change_with_spinner_message_and_e
         live("progress", {"address": "image.diabetes-blue-env", "message": "install: Resolved 37 packages in 1.2s"})
         clock.now += 12.4
         live("intent_written", {"address": "deployment.diabetes.blue", "action": "+/-"})
-        live("progress", {"address": "deployment.diabetes.blue",
-                          "message": "starting the new instances beside the old and waiting until ready"})
-        assert live.live is not None                            # shown while changes run
+        live(
+            "progress",
+            {
+                "address": "deployment.diabetes.blue",
+                "message": "starting the new instances beside the old and waiting until ready",
+            },
+        )
+        assert live.live is not None  # shown while changes run
         golden = terminal()
         golden.print(live.table(clock.now))
         assert golden.file.getvalue() == GOLDEN
         live("result_written", {"address": "image.diabetes-blue-env"})
         live("result_written", {"address": "deployment.diabetes.blue"})
-        assert live.live is None                                # and gone with the last one
+        assert live.live is None  # and gone with the last one
     text = out.file.getvalue()
-    for line in ("image.diabetes-blue-env: creating...", "image.diabetes-blue-env: done (12.4s)",
-                 "deployment.diabetes.blue: replacing...", "deployment.diabetes.blue: done (0.0s)"):
+    for line in (
+        "image.diabetes-blue-env: creating...",
+        "image.diabetes-blue-env: done (12.4s)",
+        "deployment.diabetes.blue: replacing...",
+        "deployment.diabetes.blue: done (0.0s)",
+    ):
         assert line in text
     assert not [t for t in threading.enumerate() if t.name == "mlctl-progress" or type(t).__name__ == "_RefreshThread"]
 
@@ -66,4 +75,12 @@ def test_still_running_words_and_elapsed_times():
     assert activity("image.x-env", "+") == "building" and activity("image.x-env", "-/+") == "building"
     assert activity("deployment.e.blue", "+/-") == "rolling out" and activity("deployment.e.blue", "~") == "updating"
     assert activity("endpoint.e", "-") == "deleting" and activity("traffic.e", None) == "changing"
-    assert [elapsed_text(s) for s in (10, 30, 60, 90, 125, 0.5, 2)] == ["10s", "30s", "1m0s", "1m30s", "2m5s", "0.5s", "2s"]
+    assert [elapsed_text(s) for s in (10, 30, 60, 90, 125, 0.5, 2)] == [
+        "10s",
+        "30s",
+        "1m0s",
+        "1m30s",
+        "2m5s",
+        "0.5s",
+        "2s",
+    ]

@@ -42,8 +42,10 @@ def test_secrets_never_shown():
     for out in (text_of(p), render_json(p, "/src"), render_markdown(p, "/src")):
         assert "tok-123" not in out and "cs-456" not in out
         assert "(sensitive)" in out and "fast" in out
-    assert "environment_variables = {} -> {\"API_TOKEN\": \"(sensitive)\", \"STORAGE_CONNECTION_STRING\": " \
-           "\"(sensitive)\", \"MODE\": \"fast\"}" in text_of(p)
+    assert (
+        'environment_variables = {} -> {"API_TOKEN": "(sensitive)", "STORAGE_CONNECTION_STRING": '
+        '"(sensitive)", "MODE": "fast"}' in text_of(p)
+    )
 
 
 def test_json_document_validates_and_marks_unknowns_and_drift():
@@ -57,27 +59,45 @@ def test_json_document_validates_and_marks_unknowns_and_drift():
     assert by["endpoint.f"]["actions"] == ["create"]
     assert by["deployment.e.blue"]["diff"] == [
         {"op": "change", "path": "instance_count", "old": 1, "new": 2},
-        {"op": "drift", "path": "ready_instances", "old": 0, "new": 1}]
+        {"op": "drift", "path": "ready_instances", "old": 0, "new": 1},
+    ]
     assert by["deployment.e.blue"]["after"]["code"] == "code"  # relative to the project
-    assert doc["summary"] == {"add": 1, "change": 1, "replace": 0, "destroy": 0, "unchanged": 5,
-                              "has_changes": True, "text": "Plan: 1 to add, 1 to change, 0 to replace, 0 to destroy."}
+    assert doc["summary"] == {
+        "add": 1,
+        "change": 1,
+        "replace": 0,
+        "destroy": 0,
+        "unchanged": 5,
+        "has_changes": True,
+        "text": "Plan: 1 to add, 1 to change, 0 to replace, 0 to destroy.",
+    }
 
 
 def test_huge_markdown_is_cut_at_a_resource_boundary_and_keeps_deletions_and_shifts():
     old, new = [model()], [model()]
     for i in range(60):
-        old += [endpoint(f"e{i}"), deployment(ep=f"e{i}", name="blue"), deployment(ep=f"e{i}", name="green"),
-                traffic(ep=f"e{i}", weights={"blue": 100}, deployments=("blue", "green"))]
-        new += [endpoint(f"e{i}"), deployment(ep=f"e{i}", name="green", instances=2, code_digest="sha256:k9"),
-                traffic(ep=f"e{i}", weights={"green": 100}, deployments=("green",))]
+        old += [
+            endpoint(f"e{i}"),
+            deployment(ep=f"e{i}", name="blue"),
+            deployment(ep=f"e{i}", name="green"),
+            traffic(ep=f"e{i}", weights={"blue": 100}, deployments=("blue", "green")),
+        ]
+        new += [
+            endpoint(f"e{i}"),
+            deployment(ep=f"e{i}", name="green", instances=2, code_digest="sha256:k9"),
+            traffic(ep=f"e{i}", weights={"green": 100}, deployments=("green",)),
+        ]
     for i in range(60, 400):  # new endpoints: long create blocks that cannot all fit
         new += [endpoint(f"e{i}"), deployment(ep=f"e{i}", name="blue", tags={"team": "x" * 80})]
     p = plan(Cfg(tuple(new)), state_of(old), None)
     md = render_markdown(p, "/src")
     assert len(md) <= 60_000
     assert md.count("<details>") == md.count("</details>") > 0
-    m = re.search(r"\*\*Truncated: (\d+) more resource changes not shown \(this comment is limited to 60,000 "
-                  r"characters\)\. Every deletion and traffic shift is listed above\.", md)
+    m = re.search(
+        r"\*\*Truncated: (\d+) more resource changes not shown \(this comment is limited to 60,000 "
+        r"characters\)\. Every deletion and traffic shift is listed above\.",
+        md,
+    )
     assert m
     assert md.count("<details>") + int(m.group(1)) == sum(1 for c in p.changes if c.action.value != ".")
     head = md.split("#### Changes")[0]
@@ -96,9 +116,12 @@ def test_small_markdown_is_not_truncated():
 def test_many_deletions_are_listed_compactly_and_all_kept():
     old = [model()]
     for i in range(300):
-        old += [endpoint(f"e{i:03}"), deployment(ep=f"e{i:03}", name="blue", env=None),
-                deployment(ep=f"e{i:03}", name="green", env=None),
-                traffic(ep=f"e{i:03}", weights={"blue": 100}, deployments=("blue", "green"))]
+        old += [
+            endpoint(f"e{i:03}"),
+            deployment(ep=f"e{i:03}", name="blue", env=None),
+            deployment(ep=f"e{i:03}", name="green", env=None),
+            traffic(ep=f"e{i:03}", weights={"blue": 100}, deployments=("blue", "green")),
+        ]
     p = plan(Cfg((model(),)), state_of(old), None)
     md = render_markdown(p)
     assert len(md) <= 60_000

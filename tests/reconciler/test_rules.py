@@ -19,8 +19,14 @@ def test_a_drift_rule_naming_a_missing_field_is_found(monkeypatch):
 def test_the_order_of_each_action():
     diff_count = (("change", "instance_count", 1, 2),)
     assert [rules.order_for(Kind.DEPLOYMENT, a) for a in Action] == [
-        Order.CREATE, Order.UPDATE, Order.ROLL, Order.RECREATE, Order.DELETE, None]
+        Order.CREATE,
+        Order.UPDATE,
+        Order.ROLL,
+        Order.RECREATE,
+        Order.DELETE,
+        None,
+    ]
     assert rules.order_for(Kind.DEPLOYMENT, Action.UPDATE, diff_count) is Order.SCALE
     assert rules.order_for(Kind.DEPLOYMENT, Action.UPDATE, (("drift", "instance_count", 3, 2),)) is Order.SCALE
     assert rules.order_for(Kind.DEPLOYMENT, Action.UPDATE, (("drift", "ready_instances", 0, 2),)) is Order.UPDATE
-    assert rules.order_for(Kind.ENDPOINT, Action.UPDATE, diff_count) is Order.UPDATE   # endpoints do not scale
+    assert rules.order_for(Kind.ENDPOINT, Action.UPDATE, diff_count) is Order.UPDATE  # endpoints do not scale

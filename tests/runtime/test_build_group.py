@@ -41,17 +41,21 @@ def wait_gone(pids, seconds: float = 20.0) -> list[int]:
 def test_a_build_step_does_not_outlive_mlctl(tmp_path, how):
     pids = tmp_path / "pids"
     step = f"sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait"
-    mlctl = subprocess.Popen([sys.executable, "-c", RUN, step], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True,  # a runner started in the background (`cmd &`) ignores SIGINT, and so would
-                             # its children; mlctl in a terminal does not
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+    mlctl = subprocess.Popen(
+        [sys.executable, "-c", RUN, step],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,  # a runner started in the background (`cmd &`) ignores SIGINT, and so would
+        # its children; mlctl in a terminal does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # noqa: PLW1509
     try:
         assert mlctl.stdout.readline().strip() == "started"
         while not pids.exists():
             time.sleep(0.02)
         children = [int(x) for x in pids.read_text().split()]
-        assert os.getpgid(children[1]) != os.getpgid(mlctl.pid)   # a group of its own
-        os.kill(mlctl.pid, how)      # to mlctl alone, as a signal from outside its group would be
+        assert os.getpgid(children[1]) != os.getpgid(mlctl.pid)  # a group of its own
+        os.kill(mlctl.pid, how)  # to mlctl alone, as a signal from outside its group would be
         mlctl.wait(timeout=60)
         assert wait_gone(children) == []
     finally:

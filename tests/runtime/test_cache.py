@@ -21,10 +21,12 @@ def test_prune_removes_only_what_nothing_uses(env_cache, tmp_path):
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "score.py").write_text("x = 1\n")
     snap = snapshot_code(data, tmp_path / "code", "sha256:" + "d" * 64)
-    state = State(resources={
-        "image.e": ResourceState("image", {"spec_digest": used}, "x"),
-        "model.keep": ResourceState("model", {"name": "keep", "version": "1"}, "x"),
-    })
+    state = State(
+        resources={
+            "image.e": ResourceState("image", {"spec_digest": used}, "x"),
+            "model.keep": ResourceState("model", {"name": "keep", "version": "1"}, "x"),
+        }
+    )
     items = cache.entries(data, state)
     by_path = {e.path: e for e in items}
     assert by_path[str(env_path(used))].in_use and not by_path[str(env_path(unused))].in_use
@@ -33,7 +35,7 @@ def test_prune_removes_only_what_nothing_uses(env_cache, tmp_path):
     assert {e.path for e in doomed} >= {str(env_path(unused)), str(model_dir(data, "old", "1")), str(snap)}
     assert str(env_path(used)) not in {e.path for e in doomed}
     assert str(model_dir(data, "keep", "1")) not in {e.path for e in doomed}
-    recent = cache.prunable(items, older_than=3600)       # envs used within the hour are kept
+    recent = cache.prunable(items, older_than=3600)  # envs used within the hour are kept
     assert str(env_path(unused)) not in {e.path for e in recent}
     for e in doomed:
         assert cache.remove(e)
@@ -50,8 +52,9 @@ def test_prune_keeps_a_virtualenv_a_process_still_runs_from(env_cache, tmp_path)
 
     digest = "sha256:" + uuid.uuid4().hex * 2
     build_env(digest, None, requirements([], ["six"]))
-    proc = subprocess.Popen([read_built(digest).python_executable, "-c", "import sys; sys.stdin.read()"],
-                            stdin=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [read_built(digest).python_executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         [entry] = [e for e in cache.entries(tmp_path, State()) if e.path == str(env_path(digest))]
         assert cache.prunable([entry], older_than=0) == [entry]

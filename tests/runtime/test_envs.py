@@ -18,7 +18,7 @@ from mlctl.runtime.local.envs import (
     read_built,
 )
 
-OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"   # the running interpreter: present wherever tests run
+OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the running interpreter: present wherever tests run
 
 BUILD = """
 import sys, json
@@ -31,8 +31,13 @@ print("built:", json.dumps(built.observed()), flush=True)
 
 
 def run_build(digest, *packages):
-    return subprocess.Popen([sys.executable, "-c", BUILD, digest, *packages], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILD, digest, *packages],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def fresh_digest():
@@ -48,8 +53,12 @@ def test_build_records_freeze_and_runs_the_packages(env_cache):
     names = {line.split("==")[0].lower() for line in built.frozen}
     assert {"numpy", "joblib", "aiohttp"} <= names
     assert built.python_version.startswith(OWN + ".")
-    out = subprocess.run([built.python_executable, "-c", "import numpy, joblib, aiohttp; print('ok')"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [built.python_executable, "-c", "import numpy, joblib, aiohttp; print('ok')"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.stdout.strip() == "ok"
     assert any("installing" in m for m in lines)
     assert (env_path(digest) / "freeze.txt").read_text().split() == built.frozen
@@ -57,7 +66,7 @@ def test_build_records_freeze_and_runs_the_packages(env_cache):
     f2py = env_path(digest) / "bin" / "f2py"
     assert f2py.read_text().splitlines()[0] == f"#!{built.python_executable}"
     assert (env_path(digest) / COMPLETE).is_file()
-    again = build_env(digest, OWN, requirements(["numpy"], ["joblib"]))   # cached: the same build
+    again = build_env(digest, OWN, requirements(["numpy"], ["joblib"]))  # cached: the same build
     assert again == built
 
 
@@ -67,7 +76,7 @@ def test_two_concurrent_builds_of_one_digest_build_once(env_cache):
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     built = [json.loads(o.split("built: ", 1)[1]) for o in outs]
-    assert built[0] == built[1]                          # one build, reused by the other
+    assert built[0] == built[1]  # one build, reused by the other
     assert sum("waiting for another build" in o for o in outs) == 1
     assert sum("creating a virtualenv" in o for o in outs) == 1
 

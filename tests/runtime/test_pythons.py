@@ -8,18 +8,21 @@ from mlctl.errors import MlctlError
 from mlctl.runtime.local.pythons import find_python, satisfies
 
 
-@pytest.mark.parametrize("version, request_, ok", [
-    ((3, 11, 7), "3.11", True),
-    ((3, 11, 7), "3.1", False),
-    ((3, 11, 7), "3.11.7", True),
-    ((3, 11, 7), "3.11.6", False),
-    ((3, 11, 7), ">=3.9,<3.12", True),
-    ((3, 12, 0), ">=3.9,<3.12", False),
-    ((3, 11, 7), "~=3.10", True),
-    ((3, 11, 7), "!=3.11", False),
-    ((3, 11, 7), "3.11.*", True),
-    ((3, 11, 7), None, True),
-])
+@pytest.mark.parametrize(
+    "version, request_, ok",
+    [
+        ((3, 11, 7), "3.11", True),
+        ((3, 11, 7), "3.1", False),
+        ((3, 11, 7), "3.11.7", True),
+        ((3, 11, 7), "3.11.6", False),
+        ((3, 11, 7), ">=3.9,<3.12", True),
+        ((3, 12, 0), ">=3.9,<3.12", False),
+        ((3, 11, 7), "~=3.10", True),
+        ((3, 11, 7), "!=3.11", False),
+        ((3, 11, 7), "3.11.*", True),
+        ((3, 11, 7), None, True),
+    ],
+)
 def test_satisfies(version, request_, ok):
     assert satisfies(version, request_) is ok
 

@@ -17,11 +17,19 @@ def app_details(owner: str | None, digest: str = "sha256:" + "a" * 64, replicas=
     env = {"MLCTL_SERVING_DIGEST": digest, "MLCTL_MODEL_DIGEST": "sha256:m"}
     if owner:
         env[apps.OWNER_VAR] = owner
-    return {"status": "RUNNING", "deployments": {"scorer": {
-        "target_num_replicas": target,
-        "deployment_config": {"num_replicas": target, "ray_actor_options": {"runtime_env": {"env_vars": env}}},
-        "replicas": [{"replica_id": f"r{i}", "state": s, "node_id": f"n{i % 2}", "log_file_path": f"/serve/r{i}.log"}
-                     for i, s in enumerate(replicas)]}}}
+    return {
+        "status": "RUNNING",
+        "deployments": {
+            "scorer": {
+                "target_num_replicas": target,
+                "deployment_config": {"num_replicas": target, "ray_actor_options": {"runtime_env": {"env_vars": env}}},
+                "replicas": [
+                    {"replica_id": f"r{i}", "state": s, "node_id": f"n{i % 2}", "log_file_path": f"/serve/r{i}.log"}
+                    for i, s in enumerate(replicas)
+                ],
+            }
+        },
+    }
 
 
 def test_names_prefixes_and_parsing():
@@ -29,18 +37,21 @@ def test_names_prefixes_and_parsing():
     assert str(name) == f"mlctl-{OWNER}-my-ep-blue-2-ffffffffffff" and name.route_prefix == "/" + str(name)
     assert str(name).startswith(apps.deployment_prefix(OWNER, "my-ep", "blue-2"))
     assert str(name).startswith(apps.endpoint_prefix(OWNER, "my-ep"))
-    assert apps.parse(str(name), OWNER, {"my-ep": {"blue-2"}}) == name       # hyphens split by the known names
-    assert apps.parse(str(name), "ffffffff") is None                        # another project's
+    assert apps.parse(str(name), OWNER, {"my-ep": {"blue-2"}}) == name  # hyphens split by the known names
+    assert apps.parse(str(name), "ffffffff") is None  # another project's
     assert apps.parse("team-x", OWNER) is None
     assert apps.owner_of("/a/.mlctl") != apps.owner_of("/b/.mlctl") and len(apps.owner_of("/a")) == 8
 
 
 def test_owned_needs_the_name_prefix_and_the_owner_mark():
-    details = {"applications": {
-        f"mlctl-{OWNER}-ep-blue-aaaaaaaaaaaa": app_details(OWNER),
-        f"mlctl-{OWNER}-ep-blue-bbbbbbbbbbbb": app_details(None),          # our name, no mark: not ours
-        f"mlctl-{OWNER}-ep-green-cccccccccccc": app_details("deadbeef"),   # another owner's mark
-        "team-x": app_details(OWNER)}}                                      # our mark, not our name
+    details = {
+        "applications": {
+            f"mlctl-{OWNER}-ep-blue-aaaaaaaaaaaa": app_details(OWNER),
+            f"mlctl-{OWNER}-ep-blue-bbbbbbbbbbbb": app_details(None),  # our name, no mark: not ours
+            f"mlctl-{OWNER}-ep-green-cccccccccccc": app_details("deadbeef"),  # another owner's mark
+            "team-x": app_details(OWNER),
+        }
+    }  # our mark, not our name
     assert set(apps.owned(details, OWNER)) == {f"mlctl-{OWNER}-ep-blue-aaaaaaaaaaaa"}
     assert apps.owned(details, OWNER, apps.deployment_prefix(OWNER, "ep", "green")) == {}
 
@@ -49,16 +60,27 @@ def test_replicas_states_and_what_an_application_serves():
     app = app_details(OWNER, replicas=("RUNNING", "STARTING", "RUNNING"), target=3)
     rs = apps.replicas(app)
     assert [(r["index"], r["state"], r["node_id"], r["ready"]) for r in rs] == [
-        (0, "RUNNING", "n0", True), (1, "STARTING", "n1", False), (2, "RUNNING", "n0", True)]
+        (0, "RUNNING", "n0", True),
+        (1, "STARTING", "n1", False),
+        (2, "RUNNING", "n0", True),
+    ]
     assert apps.target_replicas(app) == 3 and apps.status(app) == "RUNNING"
     assert apps.serves(app, "sha256:" + "a" * 64) and not apps.serves(app, "sha256:b")
 
 
 def test_replica_options_map_the_deployment_settings():
-    spec = {"name": "blue", "digest": "sha256:x", "python": "", "code_dir": "/c", "scoring_script": "score.py",
-            "model_dir": "/m", "instance_count": 3,
-            "request_settings": {"max_concurrent_requests_per_instance": 4, "request_timeout_ms": 3000},
-            "liveness_probe": {"period": 7, "timeout": 3}, "launcher": "serve"}
+    spec = {
+        "name": "blue",
+        "digest": "sha256:x",
+        "python": "",
+        "code_dir": "/c",
+        "scoring_script": "score.py",
+        "model_dir": "/m",
+        "instance_count": 3,
+        "request_settings": {"max_concurrent_requests_per_instance": 4, "request_timeout_ms": 3000},
+        "liveness_probe": {"period": 7, "timeout": 3},
+        "launcher": "serve",
+    }
     options = serving.replica_options(spec, {"working_dir": "gcs://x"}, 0.5)
     assert options["num_replicas"] == 3 and options["max_ongoing_requests"] == 4
     assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (7.0, 3.0)
@@ -66,8 +88,11 @@ def test_replica_options_map_the_deployment_settings():
     app = apps.app_name(OWNER, "ep", "blue", "sha256:" + "1" * 64)
     replica = serving.replica_spec(spec, app)
     assert replica["route_prefix"] == app.route_prefix and replica["max_concurrent"] == 4
-    assert replica["instance_timeout_ms"] > 3000                              # the gateway's 408 comes first
-    assert serving.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"] == f"tcp:127.0.0.1:8000{app.route_prefix}"
+    assert replica["instance_timeout_ms"] > 3000  # the gateway's 408 comes first
+    assert (
+        serving.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"]
+        == f"tcp:127.0.0.1:8000{app.route_prefix}"
+    )
 
 
 def test_an_upstream_address_with_a_path_prefix_sends_every_target_under_it():
@@ -87,7 +112,7 @@ def test_an_upstream_address_with_a_path_prefix_sends_every_target_under_it():
         port = site._server.sockets[0].getsockname()[1]
         try:
             pool = Pool(f"tcp:127.0.0.1:{port}/mlctl-x-ep-blue")
-            for target in ("/", "/score?a=1", "/score"):         # the second /score reuses the kept-alive connection
+            for target in ("/", "/score?a=1", "/score"):  # the second /score reuses the kept-alive connection
                 _, _, answer = await pool.request("GET", target, b"", b"")
                 assert (await answer)[0] == 200
             pool.close()

@@ -18,13 +18,13 @@ def test_keys_file_is_private_and_regenerating_replaces_one_key_only(tmp_path):
     first = secrets.read_keys(tmp_path, "ep")
     assert first["primary"] != first["secondary"] and len(first["primary"]) >= 40
     assert _mode(path) == 0o600 and _mode(path.parent) == 0o700
-    secrets.ensure_keys(tmp_path, "ep")                      # idempotent: keys kept
+    secrets.ensure_keys(tmp_path, "ep")  # idempotent: keys kept
     assert secrets.read_keys(tmp_path, "ep") == first
     secrets.regenerate_key(tmp_path, "ep", "secondary")
     after = secrets.read_keys(tmp_path, "ep")
     assert after["primary"] == first["primary"] and after["secondary"] != first["secondary"]
     assert _mode(path) == 0o600
-    assert [p.name for p in path.parent.iterdir()] == ["ep.json"]   # no temp file left behind
+    assert [p.name for p in path.parent.iterdir()] == ["ep.json"]  # no temp file left behind
     with pytest.raises(ValueError, match="unknown key 'tertiary'"):
         secrets.regenerate_key(tmp_path, "ep", "tertiary")
 

@@ -24,7 +24,7 @@ def test_a_file_lands_directly_inside_a_folder_under_its_name(tmp_path):
     assert (a / "model.pkl").read_bytes() == b"weights"
     assert (b / "model" / "sub" / "w.bin").read_bytes() == b"w"
     assert not (b / "model" / "__pycache__").exists()
-    assert os.stat(a / "model.pkl").st_mode & 0o222 == 0          # read-only once written
+    assert os.stat(a / "model.pkl").st_mode & 0o222 == 0  # read-only once written
     assert os.stat(b / "model").st_mode & 0o222 == 0
     assert registered_digest(data, "m1", "1") == "sha256:aa"
 
@@ -88,7 +88,8 @@ def test_what_is_copied_is_exactly_what_is_hashed(tmp_path):
         assert not (dest / "link.txt").is_symlink() and (dest / "link.txt").read_text() == "linked"
         cache = HashCache()
         assert {rel: cache.file_sha256(full) for rel, full in list_files(dest).items()} == {
-            rel: cache.file_sha256(full) for rel, full in list_files(d).items()}
+            rel: cache.file_sha256(full) for rel, full in list_files(d).items()
+        }
 
 
 def test_the_folder_ignore_file_leaves_files_out_of_the_copy(tmp_path):

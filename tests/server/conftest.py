@@ -1,4 +1,5 @@
 """Fixtures for the scoring-server tests: tiny trained models and real server processes on 127.0.0.1."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Helpers for the scoring-server tests: start real server processes on 127.0.0.1 and call them."""
+
 from __future__ import annotations
 
 import http.client
@@ -37,8 +38,9 @@ class Server:
     port: int = 0
     done: bool = field(default=False)
 
-    def call(self, method: str, path: str, body=None, headers: Optional[Dict[str, str]] = None,
-             timeout: float = 30.0) -> Answer:
+    def call(
+        self, method: str, path: str, body=None, headers: Optional[Dict[str, str]] = None, timeout: float = 30.0
+    ) -> Answer:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
@@ -99,13 +101,19 @@ def server_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
-def launch(log_path: Path, args: Sequence[str], env: Optional[Dict[str, str]] = None, cwd=None,
-           python: str = sys.executable) -> subprocess.Popen:
+def launch(
+    log_path: Path, args: Sequence[str], env: Optional[Dict[str, str]] = None, cwd=None, python: str = sys.executable
+) -> subprocess.Popen:
     """Start a server process in its own process group, output to log_path."""
     with open(log_path, "wb") as out:
-        return subprocess.Popen([python, "-m", "mlctl.runtime.server", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env=server_env(env), cwd=cwd,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [python, "-m", "mlctl.runtime.server", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=server_env(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 class Servers:
@@ -116,8 +124,16 @@ class Servers:
         self.models = models
         self.started: List[Server] = []
 
-    def start(self, script, *flags: str, env=None, model_dir=None, python=sys.executable,
-              expect_ready: bool = True, deadline_s: float = 90.0) -> Server:
+    def start(
+        self,
+        script,
+        *flags: str,
+        env=None,
+        model_dir=None,
+        python=sys.executable,
+        expect_ready: bool = True,
+        deadline_s: float = 90.0,
+    ) -> Server:
         log_path = self.tmp / f"server-{len(self.started)}-{Path(script).stem}.log"
         args = ["--entry-script", str(script), "--model-dir", str(model_dir or self.models), "--port", "0", *flags]
         server = Server(launch(log_path, args, env, python=python), log_path)

@@ -8,7 +8,8 @@ import textwrap
 def test_exit_runs_atexit_handlers_and_waits_for_non_daemon_threads(servers, tmp_path):
     done, thread_done = tmp_path / "atexit.txt", tmp_path / "thread.txt"
     script = tmp_path / "score.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import atexit, os, threading, time
 
         def init():
@@ -21,7 +22,8 @@ def test_exit_runs_atexit_handlers_and_waits_for_non_daemon_threads(servers, tmp
 
         def run(raw_data):
             return "ok"
-    """))
+    """)
+    )
     server = servers.start(script)
     assert server.stop(signal.SIGTERM) == 0
     assert done.read_text() == "atexit ran" and "Stopped." in server.log()

@@ -21,6 +21,7 @@ RSS_CEILING_MB = 500
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory, models):
     from servertools import Servers
+
     servers = Servers(tmp_path_factory.mktemp("fuzz"), models)
     try:
         yield servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "2000")
@@ -29,8 +30,18 @@ def fuzzed(tmp_path_factory, models):
 
 
 TOKEN = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12)
-JSON_BODIES = st.sampled_from([b'{"data": [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]]}', b"{}", b"[]",
-                               b'{"data": "x"}', b"null", b'{"fail": true}', b"\xff\xfe", b'{"data": [[1e309]]}'])
+JSON_BODIES = st.sampled_from(
+    [
+        b'{"data": [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]]}',
+        b"{}",
+        b"[]",
+        b'{"data": "x"}',
+        b"null",
+        b'{"fail": true}',
+        b"\xff\xfe",
+        b'{"data": [[1e309]]}',
+    ]
+)
 
 
 @st.composite
@@ -38,8 +49,11 @@ def raw_requests(draw) -> bytes:
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(min_size=1, max_size=300))
     method = draw(st.sampled_from(["GET", "POST", "HEAD", "PUT", "OPTIONS", "CONNECT", "PATCH", "PRI"]) | TOKEN)
-    target = draw(st.sampled_from(["/score", "/", "/swagger.json", "/swagger.json?version=9", "/score?x=1", "*",
-                                   "/nowhere", "//"]))
+    target = draw(
+        st.sampled_from(
+            ["/score", "/", "/swagger.json", "/swagger.json?version=9", "/score?x=1", "*", "/nowhere", "//"]
+        )
+    )
     version = draw(st.sampled_from(["1.1", "1.1", "1.0", "2.0", "0.9", "x"]))
     payload = draw(JSON_BODIES | st.binary(max_size=1500))
     headers = [("Host", "127.0.0.1")] if draw(st.integers(0, 5)) else []
@@ -52,11 +66,21 @@ def raw_requests(draw) -> bytes:
         headers.append(("Transfer-Encoding", "chunked"))
         payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload) if payload else b"0\r\n\r\n"
     for _ in range(draw(st.integers(0, 4))):
-        headers.append(draw(st.sampled_from([("Content-Type", "application/json"), ("Content-Type", "text/csv"),
-                                             ("Expect", "100-continue"), ("Connection", "close"),
-                                             ("x-request-id", "r" * 120), ("Upgrade", "websocket")])
-                            | st.tuples(TOKEN, st.text(st.characters(min_codepoint=32, max_codepoint=126),
-                                                       max_size=30))))
+        headers.append(
+            draw(
+                st.sampled_from(
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Content-Type", "text/csv"),
+                        ("Expect", "100-continue"),
+                        ("Connection", "close"),
+                        ("x-request-id", "r" * 120),
+                        ("Upgrade", "websocket"),
+                    ]
+                )
+                | st.tuples(TOKEN, st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30))
+            )
+        )
     head = f"{method} {target} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     return head.encode("latin-1") + payload
 

@@ -4,6 +4,7 @@ answers identical to those of worker threads.
 
 The threshold is 50 ms here (not the default 1 ms) so that a loaded machine cannot make the kitchen
 script's calls look slow; the policy is the same."""
+
 from __future__ import annotations
 
 import threading
@@ -125,8 +126,12 @@ def test_a_probe_waits_for_an_inline_call_and_then_answers(servers, loop_mode, t
     _calls_until_inline(server)
     started, release = tmp_path / "started", tmp_path / "release"
     results = {}
-    blocker = threading.Thread(target=lambda: results.setdefault("score", server.call(
-        "POST", "/score", {"block": {"started": str(started), "release": str(release)}, "main": 1})))
+    blocker = threading.Thread(
+        target=lambda: results.setdefault(
+            "score",
+            server.call("POST", "/score", {"block": {"started": str(started), "release": str(release)}, "main": 1}),
+        )
+    )
     blocker.start()
     wait_for_file(started)
     probe = threading.Thread(target=lambda: results.setdefault("probe", server.call("GET", "/")))

@@ -1,4 +1,5 @@
 """Start-up and shutdown: exit 3 on init failure, env-var fallbacks, unix socket, SIGTERM drain, old Pythons."""
+
 from __future__ import annotations
 
 import http.client
@@ -17,11 +18,14 @@ import pytest
 from servertools import SCRIPTS, launch, refuses_connections, server_env, wait_for_file
 
 FAILING = {
-    "init_raises": ("def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
-                    ["User's init function failed", "ValueError: no model here 4471", "Model Directory Contents:",
-                     "diabetes.pkl"]),
-    "import_error": ("import not_a_module_8812\n\ndef init():\n    pass\n\ndef run(raw_data):\n    return 1\n",
-                     ["ModuleNotFoundError", "not_a_module_8812"]),
+    "init_raises": (
+        "def init():\n    raise ValueError('no model here 4471')\n\ndef run(raw_data):\n    return 1\n",
+        ["User's init function failed", "ValueError: no model here 4471", "Model Directory Contents:", "diabetes.pkl"],
+    ),
+    "import_error": (
+        "import not_a_module_8812\n\ndef init():\n    pass\n\ndef run(raw_data):\n    return 1\n",
+        ["ModuleNotFoundError", "not_a_module_8812"],
+    ),
     "syntax_error": ("def init(:\n    pass\n", ["SyntaxError"]),
     "no_run": ("def init():\n    pass\n", ["does not have a run() function"]),
     "no_init": ("def run(raw_data):\n    return 1\n", ["does not have a init() function"]),
@@ -37,7 +41,7 @@ def _assert_model_tree(log: str, models: Path) -> None:
     assert "Model Directory Contents:" in log, log
     lines = log.splitlines()
     head = next(i for i, ln in enumerate(lines) if "Model Directory Contents:" in ln)
-    tree = [ln.split(" - ", 1)[1] for ln in lines[head + 1:] if " - " in ln]
+    tree = [ln.split(" - ", 1)[1] for ln in lines[head + 1 :] if " - " in ln]
     assert tree[0] == models.name + os.sep
     assert "    diabetes.pkl" in tree and "    iris.pkl" in tree
 
@@ -120,11 +124,15 @@ def test_port_in_use_exits_1_with_a_clear_message(servers, kitchen):
     assert "Traceback" not in server.log()
 
 
-@pytest.mark.parametrize("flags, env, message", [
-    (["--max-concurrent", "0"], {}, "error: --max-concurrent must be >= 1, got 0"),
-    (["--port", "http"], {}, "argument --port: invalid int value: 'http'"),
-    ([], {"MLCTL_SWITCH_INTERVAL": "fast"}, "error: environment variable MLCTL_SWITCH_INTERVAL must be a positive"),
-], ids=["range", "type", "env"])
+@pytest.mark.parametrize(
+    "flags, env, message",
+    [
+        (["--max-concurrent", "0"], {}, "error: --max-concurrent must be >= 1, got 0"),
+        (["--port", "http"], {}, "argument --port: invalid int value: 'http'"),
+        ([], {"MLCTL_SWITCH_INTERVAL": "fast"}, "error: environment variable MLCTL_SWITCH_INTERVAL must be a positive"),
+    ],
+    ids=["range", "type", "env"],
+)
 def test_bad_flag_value_exits_2(tmp_path, flags, env, message):
     proc = launch(tmp_path / "log", ["--entry-script", "x.py", *flags], env=env)
     assert proc.wait(30) == 2
@@ -139,13 +147,26 @@ def test_azure_env_vars_stand_in_for_flags(tmp_path, models):
     (app / "lib" / "helper_4410.py").write_text("SCALE = 3\n")  # importable only via AZUREML_SOURCE_DIRECTORY
     (app / "src" / "main_score.py").write_text(
         "import os\nimport helper_4410\n\ndef init():\n    print('env init done')\n\n"
-        "def run(raw_data):\n    return {'scale': helper_4410.SCALE, 'model_dir': os.environ['AZUREML_MODEL_DIR']}\n")
+        "def run(raw_data):\n    return {'scale': helper_4410.SCALE, 'model_dir': os.environ['AZUREML_MODEL_DIR']}\n"
+    )
     log_file = tmp_path / "logs" / "server.log"
     out = tmp_path / "out.log"
-    proc = launch(out, ["--port", "0", "--log-file", str(log_file)], cwd=tmp_path, env={
-        "AML_APP_ROOT": str(app), "AZUREML_ENTRY_SCRIPT": "src/main_score.py", "AZUREML_MODEL_DIR": str(models),
-        "AZUREML_SOURCE_DIRECTORY": "lib", "SCORING_TIMEOUT_MS": "4321", "AML_CORS_ORIGINS": "http://c.example",
-        "HTTP_X_MS_SERVER_VERSION": "srv-7", "SERVICE_NAME": "svc-x", "SERVICE_VERSION": "9.9"})
+    proc = launch(
+        out,
+        ["--port", "0", "--log-file", str(log_file)],
+        cwd=tmp_path,
+        env={
+            "AML_APP_ROOT": str(app),
+            "AZUREML_ENTRY_SCRIPT": "src/main_score.py",
+            "AZUREML_MODEL_DIR": str(models),
+            "AZUREML_SOURCE_DIRECTORY": "lib",
+            "SCORING_TIMEOUT_MS": "4321",
+            "AML_CORS_ORIGINS": "http://c.example",
+            "HTTP_X_MS_SERVER_VERSION": "srv-7",
+            "SERVICE_NAME": "svc-x",
+            "SERVICE_VERSION": "9.9",
+        },
+    )
     try:
         end = time.monotonic() + 60
         while "listening on" not in out.read_text() and time.monotonic() < end:
@@ -173,8 +194,12 @@ def test_azure_env_vars_stand_in_for_flags(tmp_path, models):
 
 
 def test_flags_win_over_env_vars(servers, tmp_path):
-    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "20000",
-                           env={"AZUREML_ENTRY_SCRIPT": str(tmp_path / "missing.py"), "SCORING_TIMEOUT_MS": "1"})
+    server = servers.start(
+        SCRIPTS / "kitchen.py",
+        "--request-timeout-ms",
+        "20000",
+        env={"AZUREML_ENTRY_SCRIPT": str(tmp_path / "missing.py"), "SCORING_TIMEOUT_MS": "1"},
+    )
     assert server.call("POST", "/score", {"sleep": 0.1}).status == 200
     assert f"entry script {SCRIPTS / 'kitchen.py'}" in server.log()
 
@@ -183,8 +208,10 @@ def _unix_call(path: str, method: str, target: str, body: bytes = b"") -> tuple:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(30)
     s.connect(path)
-    s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-              f"Connection: close\r\n\r\n".encode() + body)
+    s.sendall(
+        f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
     data = b""
     while True:
         chunk = s.recv(65536)
@@ -199,8 +226,9 @@ def _unix_call(path: str, method: str, target: str, body: bytes = b"") -> tuple:
 def test_unix_socket(tmp_path, models):
     sock = f"/tmp/mlctl-test-{os.getpid()}-{time.monotonic_ns()}.sock"
     log = tmp_path / "log"
-    proc = launch(log, ["--entry-script", str(SCRIPTS / "kitchen.py"), "--model-dir", str(models),
-                        "--unix-socket", sock])
+    proc = launch(
+        log, ["--entry-script", str(SCRIPTS / "kitchen.py"), "--model-dir", str(models), "--unix-socket", sock]
+    )
     try:
         end = time.monotonic() + 60
         while "listening on" not in log.read_text() and time.monotonic() < end:
@@ -229,8 +257,12 @@ def test_sigterm_drains_in_flight_then_exits_0(servers, tmp_path):
     server = servers.start(SCRIPTS / "kitchen.py")
     started, release = tmp_path / "started", tmp_path / "release"
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("a", server.call(
-        "POST", "/score", {"block": {"started": str(started), "release": str(release)}})), daemon=True)
+    t = threading.Thread(
+        target=lambda: result.setdefault(
+            "a", server.call("POST", "/score", {"block": {"started": str(started), "release": str(release)}})
+        ),
+        daemon=True,
+    )
     t.start()
     _sigterm_once_running(server, started)
     assert refuses_connections(server.host, server.port)  # the listener closes: no new connections
@@ -264,8 +296,13 @@ def _old_python():
         roots.append(Path(sys.base_prefix).parent)
     for version in ("3.9", "3.10"):
         try:
-            out = subprocess.run([_uv(), "python", "find", "--no-project", version], capture_output=True, text=True,
-                                 timeout=60, check=False)
+            out = subprocess.run(
+                [_uv(), "python", "find", "--no-project", version],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip().splitlines()[-1]
         except (OSError, subprocess.TimeoutExpired):
@@ -294,8 +331,11 @@ def old_python_env(tmp_path_factory):
     venv = cache / "server-test-oldpy-aiohttp390"
     if not (venv / "bin" / "python").exists():
         subprocess.run([_uv(), "venv", "-q", "--python", python, str(venv)], check=True, timeout=120)
-        subprocess.run([_uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), OLDEST_AIOHTTP],
-                       check=True, timeout=300)
+        subprocess.run(
+            [_uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), OLDEST_AIOHTTP],
+            check=True,
+            timeout=300,
+        )
     return venv / "bin" / "python"
 
 
@@ -322,9 +362,11 @@ def run(request):
 
 
 def test_runs_on_python_39_with_only_aiohttp(servers, tmp_path, old_python_env, models):
-    probe = ("import sys, aiohttp, importlib.util as u; "
-             "print(sys.version_info[:2], aiohttp.__version__, [m for m in ('orjson', 'uvloop', 'numpy', 'click', "
-             "'yaml') if u.find_spec(m)])")
+    probe = (
+        "import sys, aiohttp, importlib.util as u; "
+        "print(sys.version_info[:2], aiohttp.__version__, [m for m in ('orjson', 'uvloop', 'numpy', 'click', "
+        "'yaml') if u.find_spec(m)])"
+    )
     out = subprocess.run([str(old_python_env), "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() in ("(3, 9) 3.9.0 []", "(3, 10) 3.9.0 []")  # nothing else: no orjson, no uvloop
     script = tmp_path / "score.py"
@@ -383,15 +425,23 @@ for name in names + ["azureml.contrib.services.aml_request", "azureml.contrib.se
     importlib.import_module(name)
 print(len(names), sorted({m.split(".")[0] for m in set(sys.modules) - before}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    ).stdout
     count, loaded = out.split(" ", 1)
     assert int(count) >= 12
     top = md.packages_distributions()
     outside = []
     for module in eval(loaded):  # a list literal printed above
-        if module in sys.stdlib_module_names or module in ("mlctl", "azureml", "azureml_inference_server_http",
-                                                           "cython_runtime") or module.startswith("_cython_"):
+        if (
+            module in sys.stdlib_module_names
+            or module in ("mlctl", "azureml", "azureml_inference_server_http", "cython_runtime")
+            or module.startswith("_cython_")
+        ):
             continue  # cython_runtime, _cython_3_x: loaded by Cython-compiled extensions (multidict, yarl)
         if not {d.lower().replace("_", "-") for d in top.get(module, [module])} & allowed:
             outside.append(module)
@@ -405,8 +455,9 @@ def test_second_sigterm_exits_without_waiting(servers, tmp_path):
 
     def client() -> None:
         try:
-            outcome["answer"] = server.call("POST", "/score", {"block": {"started": str(started),
-                                                                        "release": str(release)}})
+            outcome["answer"] = server.call(
+                "POST", "/score", {"block": {"started": str(started), "release": str(release)}}
+            )
         except (OSError, http.client.HTTPException) as exc:
             outcome["error"] = exc
 
@@ -434,13 +485,31 @@ def test_reuse_port_lets_processes_share_a_port(servers):
 def test_log_goes_to_stdout_and_log_file_not_stderr(tmp_path, models):
     out, err, log_file = tmp_path / "out", tmp_path / "err", tmp_path / "file.log"
     script = tmp_path / "score.py"
-    script.write_text("import sys\n\ndef init():\n    print('to stdout 771')\n"
-                      "    print('to stderr 772', file=sys.stderr)\n\n"
-                      "def run(raw_data):\n    print('run printed 773')\n    return 1\n")
+    script.write_text(
+        "import sys\n\ndef init():\n    print('to stdout 771')\n"
+        "    print('to stderr 772', file=sys.stderr)\n\n"
+        "def run(raw_data):\n    print('run printed 773')\n    return 1\n"
+    )
     with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "mlctl.runtime.server", "--entry-script", str(script),
-                                 "--model-dir", str(models), "--port", "0", "--log-file", str(log_file)],
-                                stdout=o, stderr=e, env=server_env(), start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlctl.runtime.server",
+                "--entry-script",
+                str(script),
+                "--model-dir",
+                str(models),
+                "--port",
+                "0",
+                "--log-file",
+                str(log_file),
+            ],
+            stdout=o,
+            stderr=e,
+            env=server_env(),
+            start_new_session=True,
+        )
     try:
         end = time.monotonic() + 60
         while "listening on" not in out.read_text():
@@ -458,8 +527,13 @@ def test_log_goes_to_stdout_and_log_file_not_stderr(tmp_path, models):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
     for text in (out.read_text(), log_file.read_text()):
-        for line in ("azmlinfsrv.print - to stdout 771", "azmlinfsrv.print - run printed 773",
-                     "azmlinfsrv - POST /score 200 ", " so-1", "Stopped."):
+        for line in (
+            "azmlinfsrv.print - to stdout 771",
+            "azmlinfsrv.print - run printed 773",
+            "azmlinfsrv - POST /score 200 ",
+            " so-1",
+            "Stopped.",
+        ):
             assert line in text, text
     assert err.read_text().strip() == "to stderr 772"  # print(file=sys.stderr) is left alone; no log there
 
@@ -475,7 +549,7 @@ def test_model_tree_is_cut_at_200_lines(servers, tmp_path):
     assert server.proc.wait(60) == 3
     lines = server.log().splitlines()
     head = next(i for i, ln in enumerate(lines) if "Model Directory Contents:" in ln)
-    tree = [ln.split(" - ", 1)[1] for ln in lines[head + 1:head + 201]]
+    tree = [ln.split(" - ", 1)[1] for ln in lines[head + 1 : head + 201]]
     assert tree[:3] == ["big-model/", "    shards/", "        part-000.bin"]
     assert tree[-1] == "        part-197.bin"  # 200 lines: the folder, shards/ and 198 files
     assert lines[head + 201].endswith("Output Truncated. First 200 lines shown.")
@@ -487,8 +561,9 @@ def test_sigterm_drain_also_finishes_queued_requests(servers, tmp_path):
     results = {}
 
     def call(key, body):
-        threading.Thread(target=lambda: results.__setitem__(key, server.call("POST", "/score", body)),
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: results.__setitem__(key, server.call("POST", "/score", body)), daemon=True
+        ).start()
 
     call("running", {"block": {"started": str(started), "release": str(release)}})
     wait_for_file(started)

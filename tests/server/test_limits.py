@@ -1,4 +1,5 @@
 """Concurrency limit and bounded queue (429), scoring timeout, body size (413), CORS."""
+
 from __future__ import annotations
 
 import http.client
@@ -20,8 +21,11 @@ def test_queue_bound_gives_429_and_health_stays_responsive(servers, tmp_path):
     server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "1", "--max-queue", "1")
     started, release = tmp_path / "started", tmp_path / "release"
     results = {}
-    blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
-                                                                            "release": str(release)}}), results, "a")
+    blocker = _in_thread(
+        lambda: server.call("POST", "/score", {"block": {"started": str(started), "release": str(release)}}),
+        results,
+        "a",
+    )
     wait_for_file(started)
     assert server.call("GET", "/").status == 200  # run() is busy; the event loop is not
     b = _in_thread(lambda: server.call("POST", "/score", {"ok": 1}), results, "b")
@@ -44,10 +48,12 @@ def test_max_concurrent_runs_calls_in_parallel(servers, tmp_path):
     server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "2", "--max-queue", "0")
     s1, s2, release = tmp_path / "s1", tmp_path / "s2", tmp_path / "release"
     results = {}
-    t1 = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(s1), "release": str(release)}}),
-                    results, 1)
-    t2 = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(s2), "release": str(release)}}),
-                    results, 2)
+    t1 = _in_thread(
+        lambda: server.call("POST", "/score", {"block": {"started": str(s1), "release": str(release)}}), results, 1
+    )
+    t2 = _in_thread(
+        lambda: server.call("POST", "/score", {"block": {"started": str(s2), "release": str(release)}}), results, 2
+    )
     wait_for_file(s1)
     wait_for_file(s2)  # both run() calls are inside run() at the same time
     assert server.call("POST", "/score", {"ok": 1}).status == 429
@@ -65,8 +71,9 @@ def test_the_worker_that_went_idle_last_takes_the_next_call(servers, tmp_path):
     assert len(threads) == 1
     started, release = tmp_path / "started", tmp_path / "release"
     results = {}
-    blocker = _in_thread(lambda: server.call("POST", "/score", {"block": {"started": str(started),
-                                                                            "release": str(release)}}), results, 1)
+    blocker = _in_thread(
+        lambda: server.call("POST", "/score", {"block": {"started": str(started), "release": str(release)}}), results, 1
+    )
     wait_for_file(started)
     other = server.call("POST", "/score", {"thread": 1}).json()["thread"]
     release.write_text("go")
@@ -104,8 +111,13 @@ def test_oversized_body_is_413_and_server_survives(servers):
     assert a.status == 413 and "limit" in a.json()["message"]
     assert server.call("POST", "/score", {"ok": 1}).status == 200
     conn = http.client.HTTPConnection(server.host, server.port, timeout=30)  # chunked: no Content-Length
-    conn.request("POST", "/score", body=iter([b"x" * 800, b"y" * 800]), encode_chunked=True,
-                 headers={"Transfer-Encoding": "chunked"})
+    conn.request(
+        "POST",
+        "/score",
+        body=iter([b"x" * 800, b"y" * 800]),
+        encode_chunked=True,
+        headers={"Transfer-Encoding": "chunked"},
+    )
     resp = conn.getresponse()
     assert resp.status == 413 and "limit" in json.loads(resp.read())["message"]
     conn.close()
@@ -121,9 +133,15 @@ def test_cors_headers_when_origins_configured(servers):
     server = servers.start(SCRIPTS / "kitchen.py", "--cors-origins", "http://a.example, http://b.example")
     ok = server.call("POST", "/score", {"ok": 1}, headers={"Origin": "http://b.example"})
     assert ok.headers["access-control-allow-origin"] == "http://b.example"
-    pre = server.call("OPTIONS", "/score", headers={"Origin": "http://a.example",
-                                                    "Access-Control-Request-Method": "POST",
-                                                    "Access-Control-Request-Headers": "content-type"})
+    pre = server.call(
+        "OPTIONS",
+        "/score",
+        headers={
+            "Origin": "http://a.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert pre.status == 200
     assert pre.headers["access-control-allow-origin"] == "http://a.example"
     assert "POST" in pre.headers["access-control-allow-methods"]

@@ -1,5 +1,6 @@
 """WORKER_COUNT: one parent process, N worker processes accepting on its socket, restarted when they die,
 drained together on SIGTERM; answers as one process does (with uvloop and without)."""
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,9 @@ def test_a_killed_worker_is_restarted_and_the_instance_keeps_answering(servers, 
     victim, survivor = children(server.proc.pid)
     os.kill(victim, signal.SIGKILL)
     assert server.call("POST", "/score", {"ok": 1}).status == 200  # the other worker answers meanwhile
-    assert server.wait_log(rf"worker \d \(pid {victim}\) exited with code 137 after [\d.]+ s; restarting it in 0.1 s",
-                           deadline_s=60)
+    assert server.wait_log(
+        rf"worker \d \(pid {victim}\) exited with code 137 after [\d.]+ s; restarting it in 0.1 s", deadline_s=60
+    )
     assert server.wait_log(r"worker \d \(pid \d+\) restarted and serving", deadline_s=120)
     now = children(server.proc.pid)
     assert len(now) == 2 and survivor in now and victim not in now
@@ -120,8 +122,9 @@ def _occupy_every_worker(server, tmp_path: Path, release: Path, workers: set[int
         if started() == workers:
             break
         before = len(started())
-        t = threading.Thread(target=lambda i=i: results.__setitem__(i, server.call("POST", "/score", spec)),
-                             daemon=True)
+        t = threading.Thread(
+            target=lambda i=i: results.__setitem__(i, server.call("POST", "/score", spec)), daemon=True
+        )
         t.start()
         threads.append(t)
         while i not in results and len(started()) == before and t.is_alive():
@@ -131,8 +134,7 @@ def _occupy_every_worker(server, tmp_path: Path, release: Path, workers: set[int
 
 
 def test_sigterm_drains_the_in_flight_requests_of_every_worker(servers, tmp_path, loop_mode):
-    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "1", "--max-queue", "0",
-                           env=_two(loop_mode))
+    server = servers.start(SCRIPTS / "kitchen.py", "--max-concurrent", "1", "--max-queue", "0", env=_two(loop_mode))
     workers = set(children(server.proc.pid))
     release = tmp_path / "release"
     threads, results = _occupy_every_worker(server, tmp_path, release, workers)
@@ -178,14 +180,23 @@ def test_second_sigterm_stops_every_worker_at_once_with_exit_1(servers, tmp_path
 
 
 def test_timeout_and_429_with_two_workers(servers, tmp_path, loop_mode, diabetes):
-    server = servers.start(SCRIPTS / "kitchen.py", "--request-timeout-ms", "1000", "--max-concurrent", "1",
-                           "--max-queue", "0", env=_two(loop_mode))
+    server = servers.start(
+        SCRIPTS / "kitchen.py",
+        "--request-timeout-ms",
+        "1000",
+        "--max-concurrent",
+        "1",
+        "--max-queue",
+        "0",
+        env=_two(loop_mode),
+    )
     for _ in range(2):  # whichever worker answers: the timeout answer, then a fresh thread serves
         a = server.call("POST", "/score", {"sleep": 4})
         assert a.status == 500 and a.json() == {"message": "Scoring timeout after 1000 ms"}
         assert a.headers["x-ms-run-function-failed"] == "True"
     assert server.call("POST", "/score", {"data": diabetes[1]}).json() == pytest.approx(
-        diabetes[0].predict(diabetes[1]).tolist())
+        diabetes[0].predict(diabetes[1]).tolist()
+    )
     release = tmp_path / "release"
     threads, results = _occupy_every_worker(server, tmp_path, release, set(children(server.proc.pid)))
     assert server.call("POST", "/score", {"ok": 1}).status == 429  # both workers busy, no queue
@@ -197,16 +208,25 @@ def test_timeout_and_429_with_two_workers(servers, tmp_path, loop_mode, diabetes
     assert set(statuses) <= {200, 429} and statuses.count(200) == 2
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0", "got '0'"), ("-1", "got '-1'"), ("abc", "got 'abc'"), ("100000", "got '100000'"), ("2.5", "got '2.5'"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "got '0'"),
+        ("-1", "got '-1'"),
+        ("abc", "got 'abc'"),
+        ("100000", "got '100000'"),
+        ("2.5", "got '2.5'"),
+    ],
+)
 def test_bad_worker_count_exits_2_with_a_clear_message(tmp_path, value, message):
-    proc = launch(tmp_path / "log", ["--entry-script", str(SCRIPTS / "kitchen.py"), "--port", "0"],
-                  env={"WORKER_COUNT": value})
+    proc = launch(
+        tmp_path / "log", ["--entry-script", str(SCRIPTS / "kitchen.py"), "--port", "0"], env={"WORKER_COUNT": value}
+    )
     assert proc.wait(60) == 2
     log = (tmp_path / "log").read_text()
-    assert ("error: environment variable WORKER_COUNT must be a whole number of worker processes from 1 to 64, "
-            + message) in log
+    assert (
+        "error: environment variable WORKER_COUNT must be a whole number of worker processes from 1 to 64, " + message
+    ) in log
     assert "Traceback" not in log
 
 
@@ -223,12 +243,15 @@ def test_nothing_answers_until_every_worker_has_run_init(servers, tmp_path):
     """The parent listens only once both workers' init() returned (GET / then means init() is done)."""
     gate = tmp_path / "gate"
     script = tmp_path / "score.py"
-    script.write_text(f"import os, time\n\ndef init():\n    open({str(tmp_path)!r} + '/init-%d' % os.getpid(), 'w')\n"
-                      f"    while not os.path.exists({str(gate)!r}):\n        time.sleep(0.01)\n\n"
-                      f"def run(raw_data):\n    return 1\n")
+    script.write_text(
+        f"import os, time\n\ndef init():\n    open({str(tmp_path)!r} + '/init-%d' % os.getpid(), 'w')\n"
+        f"    while not os.path.exists({str(gate)!r}):\n        time.sleep(0.01)\n\n"
+        f"def run(raw_data):\n    return 1\n"
+    )
     sock = tmp_path / "s.sock"
-    proc = launch(tmp_path / "log", ["--entry-script", str(script), "--unix-socket", str(sock)],
-                  env={"WORKER_COUNT": "2"})
+    proc = launch(
+        tmp_path / "log", ["--entry-script", str(script), "--unix-socket", str(sock)], env={"WORKER_COUNT": "2"}
+    )
     server = Server(proc, tmp_path / "log")
     servers.started.append(server)
     end = time.monotonic() + 60
@@ -241,8 +264,9 @@ def test_nothing_answers_until_every_worker_has_run_init(servers, tmp_path):
     probe.close()
     gate.write_text("go")
     assert server.wait_log("listening on unix:", deadline_s=60)
-    out = subprocess.run(["curl", "-s", "--unix-socket", str(sock), "http://x/"], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        ["curl", "-s", "--unix-socket", str(sock), "http://x/"], capture_output=True, text=True, timeout=30
+    )
     assert out.stdout == "Healthy"
     assert server.stop(signal.SIGTERM) == 0 and not sock.exists()
 
@@ -253,11 +277,16 @@ def test_a_worker_exits_when_its_parent_is_killed(servers, loop_mode):
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait(30)
     end = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
-              for pid in workers) and time.monotonic() < end:
+    while (
+        any(
+            Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() for pid in workers
+        )
+        and time.monotonic() < end
+    ):
         time.sleep(0.02)
-    assert not any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
-                   for pid in workers)
+    assert not any(
+        Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() for pid in workers
+    )
 
 
 if sys.platform != "linux":  # pragma: no cover

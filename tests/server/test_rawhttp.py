@@ -1,4 +1,5 @@
 """@rawhttp scripts written for azureml (contrib.services, core.model) with no azureml package installed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,8 +16,13 @@ def test_no_real_azureml_package_here():
 def test_rawhttp_get_sees_method_path_args_headers(raw_server):
     a = raw_server.call("GET", "/score?x=1&x=2&y=z", headers={"X-Probe": "p1"})
     assert a.status == 200
-    assert a.json() == {"method": "GET", "path": "/score", "full_path": "/score?x=1&x=2&y=z",
-                        "args": {"x": ["1", "2"], "y": ["z"]}, "header": "p1"}
+    assert a.json() == {
+        "method": "GET",
+        "path": "/score",
+        "full_path": "/score?x=1&x=2&y=z",
+        "args": {"x": ["1", "2"], "y": ["z"]},
+        "header": "p1",
+    }
 
 
 def test_rawhttp_json_body_and_model_path(raw_server, diabetes):
@@ -29,8 +35,12 @@ def test_rawhttp_json_body_and_model_path(raw_server, diabetes):
 
 def test_rawhttp_response_status_and_headers(raw_server):
     a = raw_server.call("POST", "/score?status=418", b"teapot body", headers={"Content-Type": "text/plain"})
-    assert (a.status, a.body, a.headers["x-custom"], a.headers["content-type"]) == (418, b"teapot body", "yes",
-                                                                                     "text/plain")
+    assert (a.status, a.body, a.headers["x-custom"], a.headers["content-type"]) == (
+        418,
+        b"teapot body",
+        "yes",
+        "text/plain",
+    )
     assert a.headers["x-ms-run-function-failed"] == "False"
     b = raw_server.call("POST", "/score?status=503", b"down")
     assert b.status == 503 and b.headers["x-ms-run-function-failed"] == "True"
@@ -47,8 +57,9 @@ def test_rawhttp_form_and_files(raw_server):
     a = raw_server.call("POST", "/score", body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert a.status == 200, a.body
     assert a.json() == {"form": {"field": "value-1"}, "files": {"upload": ["a.bin", 1024]}}
-    c = raw_server.call("POST", "/score", b"k=v&k2=two+words",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    c = raw_server.call(
+        "POST", "/score", b"k=v&k2=two+words", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert c.json() == {"form": {"k": "v", "k2": "two words"}, "files": {}}
 
 
@@ -122,28 +133,49 @@ def test_azureml_inference_server_http_imports_and_json_responses(servers, tmp_p
 def test_rawhttp_request_attributes(raw_server):
     """The Flask request attributes real scripts use, as a @rawhttp run() sees them."""
     body = json.dumps({"k": [1, 2]}).encode()
-    a = raw_server.call("POST", "/score?inspect=1&x=a&x=b&n=7", body,
-                        headers={"Content-Type": "application/json; charset=utf-8", "X-Probe": "p2",
-                                 "X-Multi": "m1"})
+    a = raw_server.call(
+        "POST",
+        "/score?inspect=1&x=a&x=b&n=7",
+        body,
+        headers={"Content-Type": "application/json; charset=utf-8", "X-Probe": "p2", "X-Multi": "m1"},
+    )
     assert a.status == 200, a.body
     got = a.json()
     assert got == {
-        "method": "POST", "path": "/score", "full_path": "/score?inspect=1&x=a&x=b&n=7",
+        "method": "POST",
+        "path": "/score",
+        "full_path": "/score?inspect=1&x=a&x=b&n=7",
         "url": f"http://127.0.0.1:{raw_server.port}/score?inspect=1&x=a&x=b&n=7",
         "query_string": "inspect=1&x=a&x=b&n=7",
-        "args": {"inspect": "1", "x": "a", "n": "7"}, "args_list": ["a", "b"], "arg_int": 7, "arg_default": "d",
-        "header": "p2", "header_list": ["m1"], "has_probe": True,
-        "content_type": "application/json; charset=utf-8", "mimetype": "application/json",
-        "content_length": len(body), "is_json": True,
-        "data_bytes": list(body[:4]), "data_text": body.decode()[:20],
-        "json": {"k": [1, 2]}, "json_forced": {"k": [1, 2]}, "stream": body[:3].decode(),
-        "remote_addr": "127.0.0.1", "values": {"inspect": "1", "x": "a", "n": "7"},
+        "args": {"inspect": "1", "x": "a", "n": "7"},
+        "args_list": ["a", "b"],
+        "arg_int": 7,
+        "arg_default": "d",
+        "header": "p2",
+        "header_list": ["m1"],
+        "has_probe": True,
+        "content_type": "application/json; charset=utf-8",
+        "mimetype": "application/json",
+        "content_length": len(body),
+        "is_json": True,
+        "data_bytes": list(body[:4]),
+        "data_text": body.decode()[:20],
+        "json": {"k": [1, 2]},
+        "json_forced": {"k": [1, 2]},
+        "stream": body[:3].decode(),
+        "remote_addr": "127.0.0.1",
+        "values": {"inspect": "1", "x": "a", "n": "7"},
     }
-    t = raw_server.call("POST", "/score?inspect=1", b"\xff\x00not json", headers={"Content-Type": "text/plain",
-                                                                                 "X-Probe": "p3"})
+    t = raw_server.call(
+        "POST", "/score?inspect=1", b"\xff\x00not json", headers={"Content-Type": "text/plain", "X-Probe": "p3"}
+    )
     got = t.json()
-    assert (got["is_json"], got["json"], got["json_forced"], got["data_bytes"]) == (False, None, None,
-                                                                                    [255, 0, 110, 111])
+    assert (got["is_json"], got["json"], got["json_forced"], got["data_bytes"]) == (
+        False,
+        None,
+        None,
+        [255, 0, 110, 111],
+    )
     assert (got["full_path"], got["mimetype"]) == ("/score?inspect=1", "text/plain")
     g = raw_server.call("GET", "/score?inspect=1", headers={"X-Probe": "p4"}).json()
     assert (g["method"], g["content_length"], g["data_bytes"], g["json"]) == ("GET", None, [], None)
@@ -154,8 +186,14 @@ def test_rawhttp_file_upload_can_be_saved(servers, tmp_path):
     script.write_text(UPLOAD.format(dest=str(tmp_path / "saved")))
     server = servers.start(script)
     boundary = "b0undary"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="img"; filename="x.png"\r\n'
-            f"Content-Type: image/png\r\n\r\n").encode() + b"\x89PNG\r\n\x00data" + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="img"; filename="x.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"\x89PNG\r\n\x00data"
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     a = server.call("POST", "/score", body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert a.status == 200, a.body
     assert a.json() == {"filename": "x.png", "content_type": "image/png", "mimetype": "image/png"}
@@ -200,7 +238,8 @@ def test_installed_azureml_wins_and_the_shims_complete_it(servers, tmp_path):
     (site / "azureml" / "core" / "__init__.py").write_text("")
     (site / "azureml" / "core" / "model.py").write_text(
         "class Model:\n    REAL = True\n\n    @staticmethod\n    def get_model_path(name):\n"
-        "        return 'real:' + name\n")
+        "        return 'real:' + name\n"
+    )
     script = tmp_path / "score.py"
     script.write_text(PARTLY_INSTALLED)
     from servertools import ROOT
@@ -231,8 +270,12 @@ def test_flask_werkzeug_response_is_sent_as_given(servers, tmp_path):
     script.write_text(WERKZEUG)
     server = servers.start(script)
     a = server.call("POST", "/score", b"202")
-    assert (a.status, a.body, a.headers["x-w"], a.headers["x-ms-run-function-failed"]) == \
-        (202, b"werkzeug body", "1", "False")
+    assert (a.status, a.body, a.headers["x-w"], a.headers["x-ms-run-function-failed"]) == (
+        202,
+        b"werkzeug body",
+        "1",
+        "False",
+    )
     assert a.headers["content-type"].startswith("text/plain")
     b = server.call("POST", "/score", b"503")
     assert (b.status, b.headers["x-ms-run-function-failed"]) == (503, "True")

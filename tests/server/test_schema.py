@@ -1,4 +1,5 @@
 """inference-schema decorated scripts: JSON object input, 415/400, swagger 2/3/3.1 and overrides."""
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,21 @@ def test_schema_wants_json_content_type(schema_server, diabetes):
     assert a.json() == {"message": "Expects Content-Type to be application/json"}
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"scale": 1.0}, "'data' parameter"),
-    ([1, 2], "JSON dictionary"),
-    ("", "empty"),
-    ("{oops", "could not be decoded as JSON"),
-    (b"\xff\xfe", "could not be decoded as JSON"),
-    ({"data": "not an array"}, "does not match the schema"),
-    ({"data": [[1, 2], [3]]}, "does not match the schema"),
-    ("[" * 100_000, "could not be decoded as JSON"),
-    ('{"data": "' + "x" * 8_000_000, "could not be decoded as JSON"),
-], ids=["missing", "list", "empty", "invalid", "not-utf8", "string-data", "ragged", "deep", "huge"])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"scale": 1.0}, "'data' parameter"),
+        ([1, 2], "JSON dictionary"),
+        ("", "empty"),
+        ("{oops", "could not be decoded as JSON"),
+        (b"\xff\xfe", "could not be decoded as JSON"),
+        ({"data": "not an array"}, "does not match the schema"),
+        ({"data": [[1, 2], [3]]}, "does not match the schema"),
+        ("[" * 100_000, "could not be decoded as JSON"),
+        ('{"data": "' + "x" * 8_000_000, "could not be decoded as JSON"),
+    ],
+    ids=["missing", "list", "empty", "invalid", "not-utf8", "string-data", "ragged", "deep", "huge"],
+)
 def test_schema_bad_input_is_400(schema_server, body, fragment):
     if isinstance(body, (str, bytes)):
         a = schema_server.call("POST", "/score", body, headers={"Content-Type": "application/json"})

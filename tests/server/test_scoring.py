@@ -1,4 +1,5 @@
 """/score with an undecorated run(raw_data): answers, headers, errors, bad bodies, logs."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,11 @@ def test_request_ids_are_echoed_or_made(kitchen):
     assert str(uuid.UUID(made)) == made
     assert a.headers["x-ms-request-id"] == made
     b = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-request-id": "rid-1", "x-ms-client-request-id": "cid-1"})
-    assert (b.headers["x-request-id"], b.headers["x-ms-client-request-id"], b.headers["x-ms-request-id"]) == \
-        ("rid-1", "cid-1", "cid-1")
+    assert (b.headers["x-request-id"], b.headers["x-ms-client-request-id"], b.headers["x-ms-request-id"]) == (
+        "rid-1",
+        "cid-1",
+        "cid-1",
+    )
     assert kitchen.call("POST", "/score", {"ok": 1}, headers={"TraceId": "t-9"}).headers["traceid"] == "t-9"
     c = kitchen.call("POST", "/score", {"ok": 1}, headers={"x-ms-request-id": "legacy-1"})
     assert (c.headers["x-ms-request-id"], c.headers["x-ms-client-request-id"]) == ("legacy-1", "legacy-1")
@@ -95,14 +99,18 @@ def test_long_query_string_is_served(kitchen):
     assert a.status == 200 and len(json.loads(a.json()["raw"])["pad"]) == 20000
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"\xff\xfe\xfa not utf-8", 400),
-    (b"{not json", 400),
-    (b"", 400),
-    (b"[1, 2", 400),
-    (b"[" * 100_000, 400),
-    (b'{"data": "' + b"x" * 8_000_000, 400),
-], ids=["not-utf8", "invalid", "empty", "truncated", "deep", "huge"])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"\xff\xfe\xfa not utf-8", 400),
+        (b"{not json", 400),
+        (b"", 400),
+        (b"[1, 2", 400),
+        (b"[" * 100_000, 400),
+        (b'{"data": "' + b"x" * 8_000_000, 400),
+    ],
+    ids=["not-utf8", "invalid", "empty", "truncated", "deep", "huge"],
+)
 def test_bad_bodies_get_4xx_json_and_server_survives(kitchen, body, status):
     a = kitchen.call("POST", "/score", body, headers={"Content-Type": "application/json"})
     assert a.status == status
@@ -121,8 +129,10 @@ def test_wrong_shape_is_a_script_error_for_undecorated_run(kitchen):
     assert kitchen.call("GET", "/").status == 200
 
 
-AZURE_LINE = (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "  # %(asctime)s %(levelname).1s [%(process)d] %(name)s - ...
-              r"(?P<level>[DIWEC]) \[(?P<pid>\d+)\] (?P<name>[\w.]+) - (?P<msg>.*)$")
+AZURE_LINE = (
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "  # %(asctime)s %(levelname).1s [%(process)d] %(name)s - ...
+    r"(?P<level>[DIWEC]) \[(?P<pid>\d+)\] (?P<name>[\w.]+) - (?P<msg>.*)$"
+)
 
 
 def _lines(log: str, needle: str):
@@ -141,8 +151,12 @@ def test_one_log_line_per_request_and_print_logging_captured(kitchen):
         assert (m["level"], m["pid"], m["name"]) == ("I", pid, "azmlinfsrv")
         assert re.fullmatch(request + r" \d+\.\d{3}ms \d+ " + rid, m["msg"]), m["msg"]
     (printed,) = _lines(log, "printed marker-5521")  # print() -> logger azmlinfsrv.print
-    assert (printed["level"], printed["pid"], printed["name"], printed["msg"]) == \
-        ("I", pid, "azmlinfsrv.print", "printed marker-5521")
+    assert (printed["level"], printed["pid"], printed["name"], printed["msg"]) == (
+        "I",
+        pid,
+        "azmlinfsrv.print",
+        "printed marker-5521",
+    )
     (logged,) = _lines(log, "logged marker-5521")  # the script's logging, same format
     assert (logged["level"], logged["name"], logged["msg"]) == ("W", "kitchen", "logged marker-5521")
     assert _lines(log, "kitchen init done")[0]["name"] == "azmlinfsrv.print"
@@ -189,16 +203,19 @@ def returns_server(session_servers, tmp_path_factory):
     return session_servers.start(script)
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("str", "plain text"),  # a string is sent as a JSON string, as Azure does
-    ("ndarray", [[1.5, 2.0], [3.0, 4.0]]),
-    ("np_scalar", 0.5),
-    ("np_int", 7),
-    ("frame", {"a": {"0": 1, "1": 2}}),
-    ("series", [1.0, 2.0]),
-    ("tuple_set", {"t": [1, 2], "s": [3]}),
-    ("none", {}),  # Azure's AMLResponse(None) is an empty JSON object
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("str", "plain text"),  # a string is sent as a JSON string, as Azure does
+        ("ndarray", [[1.5, 2.0], [3.0, 4.0]]),
+        ("np_scalar", 0.5),
+        ("np_int", 7),
+        ("frame", {"a": {"0": 1, "1": 2}}),
+        ("series", [1.0, 2.0]),
+        ("tuple_set", {"t": [1, 2], "s": [3]}),
+        ("none", {}),  # Azure's AMLResponse(None) is an empty JSON object
+    ],
+)
 def test_run_return_values_are_json_encoded(returns_server, kind, expected):
     a = returns_server.call("POST", "/score", {"kind": kind})
     assert (a.status, a.headers["content-type"]) == (200, "application/json"), a.body
@@ -217,11 +234,14 @@ def test_driver_module_run_is_called_directly(servers, tmp_path):
     """Azure SDK driver scripts: init() of the entry script runs, run() of its driver_module is called."""
     (tmp_path / "user_score_5531.py").write_text(
         "def init():\n    raise AssertionError('the driver calls me, not the server')\n\n"
-        "def run(raw_data):\n    return {'from': 'user score', 'raw': raw_data}\n")
+        "def run(raw_data):\n    return {'from': 'user score', 'raw': raw_data}\n"
+    )
     driver = tmp_path / "driver.py"
-    driver.write_text("import user_score_5531 as driver_module\n\nready = []\n\n"
-                      "def init():\n    ready.append(1)\n    print('driver init')\n\n"
-                      "def run(raw_data):\n    raise AssertionError('skipped, as Azure does')\n")
+    driver.write_text(
+        "import user_score_5531 as driver_module\n\nready = []\n\n"
+        "def init():\n    ready.append(1)\n    print('driver init')\n\n"
+        "def run(raw_data):\n    raise AssertionError('skipped, as Azure does')\n"
+    )
     server = servers.start(driver)
     assert server.call("POST", "/score", b"[1]").json() == {"from": "user score", "raw": "[1]"}
     assert "azmlinfsrv.print - driver init" in server.log()

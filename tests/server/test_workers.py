@@ -1,5 +1,6 @@
 """The worker pool on its own (real threads, in-process): no call lost, stuck or run twice when calls
 race the workers going idle, `size` calls really run at once, and every worker exits on close."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ def _pool_threads() -> list[threading.Thread]:
 
 def _run(size: int, drive, timeout_ms: int = 60_000) -> object:
     """asyncio.run(drive(pool)) with a fresh pool of `size` workers; afterwards every worker has exited."""
+
     async def main():
         pool = WorkerPool(asyncio.get_running_loop(), size=size, max_queue=10_000, timeout_ms=timeout_ms)
         try:
@@ -99,11 +101,13 @@ def test_a_call_put_while_the_worker_joins_the_idle_stack_is_not_lost():
     def tracer(frame, event, arg):
         if frame.f_code.co_name != "_next_job":
             return None
+
         def step(frame, event, arg):
             if event == "line" and frame.f_lineno == join_line and not at_join.is_set():
                 at_join.set()
                 call_put.wait(STUCK_S)
             return step
+
         return step
 
     async def drive(pool):

@@ -25,8 +25,13 @@ HOLDER = textwrap.dedent("""
 def holder(tmp_path):
     """A second process holding the lock of tmp_path/state.json until its stdin gets a line."""
     state = tmp_path / "state.json"
-    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(state)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert p.stdout.readline() == "locked\n"
     yield state, p
     if p.poll() is None:
@@ -81,7 +86,9 @@ def test_released_lock_can_be_taken_again(tmp_path):
     assert (tmp_path / "state.lock").exists() and (tmp_path / ".gitignore").exists()
 
 
-@pytest.mark.parametrize("text, seconds", [("5", 5.0), ("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1.5h", 5400.0), (3, 3.0)])
+@pytest.mark.parametrize(
+    "text, seconds", [("5", 5.0), ("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1.5h", 5400.0), (3, 3.0)]
+)
 def test_parse_timeout(text, seconds):
     assert parse_timeout(text) == seconds
 

@@ -13,8 +13,10 @@ from mlctl.state.statefile import ResourceState, State, backup_path, read_state,
 def make_state() -> State:
     s = read_state("/nonexistent/dir/state.json")
     s.resources[Address.parse("endpoint.e")] = ResourceState(
-        kind="endpoint", attributes={"name": "e", "auth_mode": "key", "port": None},
-        digest="sha256:aa", observed={"port": 5001, "alive": True},
+        kind="endpoint",
+        attributes={"name": "e", "auth_mode": "key", "port": None},
+        digest="sha256:aa",
+        observed={"port": 5001, "alive": True},
     )
     return s
 
@@ -34,12 +36,22 @@ def test_round_trip_serial_and_exact_shape(tmp_path):
     assert returned is s and s.serial == 1
     doc = json.loads(path.read_text())
     assert doc == {
-        "format_version": 1, "serial": 1, "lineage": lineage, "mlctl_version": "0.1.0",
-        "resources": {"endpoint.e": {
-            "kind": "endpoint", "attributes": {"name": "e", "auth_mode": "key", "port": None},
-            "digest": "sha256:aa", "depends_on": [], "status": "ready", "runtime": "local",
-            "observed": {"port": 5001, "alive": True}, "files": {},
-        }},
+        "format_version": 1,
+        "serial": 1,
+        "lineage": lineage,
+        "mlctl_version": "0.1.0",
+        "resources": {
+            "endpoint.e": {
+                "kind": "endpoint",
+                "attributes": {"name": "e", "auth_mode": "key", "port": None},
+                "digest": "sha256:aa",
+                "depends_on": [],
+                "status": "ready",
+                "runtime": "local",
+                "observed": {"port": 5001, "alive": True},
+                "files": {},
+            }
+        },
         "pending": None,
     }
     back = read_state(path)
@@ -63,33 +75,57 @@ def test_each_write_moves_serial_and_backs_up_the_previous_file(tmp_path):
 
 
 def test_from_resource():
-    r = Resource(Address(Kind.DEPLOYMENT, "e.blue"), {"instance_count": 2}, "sha256:d",
-                 depends_on=(Address(Kind.MODEL, "m"), Address(Kind.ENDPOINT, "e")),
-                 files={"code/score.py": "ab"})
+    r = Resource(
+        Address(Kind.DEPLOYMENT, "e.blue"),
+        {"instance_count": 2},
+        "sha256:d",
+        depends_on=(Address(Kind.MODEL, "m"), Address(Kind.ENDPOINT, "e")),
+        files={"code/score.py": "ab"},
+    )
     rs = ResourceState.from_resource(r, observed={"ready_instances": 2})
     assert rs.to_json() == {
-        "kind": "deployment", "attributes": {"instance_count": 2}, "digest": "sha256:d",
-        "depends_on": ["endpoint.e", "model.m"], "status": "ready", "runtime": "local",
-        "observed": {"ready_instances": 2}, "files": {"code/score.py": "ab"},
+        "kind": "deployment",
+        "attributes": {"instance_count": 2},
+        "digest": "sha256:d",
+        "depends_on": ["endpoint.e", "model.m"],
+        "status": "ready",
+        "runtime": "local",
+        "observed": {"ready_instances": 2},
+        "files": {"code/score.py": "ab"},
     }
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "invalid JSON at line 1, column 2"),
-    ("[1, 2]", "it is not a JSON object"),
-    ('{"serial": 1}', "'format_version' is missing"),
-    ('{"format_version": 1, "lineage": "x"}', "missing key 'serial'"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.b": {"kind": "model", "bogus": 1}}}',
-     "resource 'model.b' has unknown keys ['bogus']"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"a.b": {"kind": "model"}}}',
-     "'a.b' is not a resource address; expected one of model.NAME, environment.NAME"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "pending": ["model.m"]}',
-     "'pending' must be null or an object (it is a list)"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "model", "digest": "d",'
-     ' "attributes": "name=m"}}}', "'resources[\"model.m\"].attributes' must be an object (it is a string)"),
-    ('{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "image", "digest": "d",'
-     ' "attributes": {}}}}', "resource 'model.m' has kind 'image'; its address says 'model'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "invalid JSON at line 1, column 2"),
+        ("[1, 2]", "it is not a JSON object"),
+        ('{"serial": 1}', "'format_version' is missing"),
+        ('{"format_version": 1, "lineage": "x"}', "missing key 'serial'"),
+        (
+            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.b": {"kind": "model", "bogus": 1}}}',
+            "resource 'model.b' has unknown keys ['bogus']",
+        ),
+        (
+            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"a.b": {"kind": "model"}}}',
+            "'a.b' is not a resource address; expected one of model.NAME, environment.NAME",
+        ),
+        (
+            '{"format_version": 1, "serial": 1, "lineage": "x", "pending": ["model.m"]}',
+            "'pending' must be null or an object (it is a list)",
+        ),
+        (
+            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "model", "digest": "d",'
+            ' "attributes": "name=m"}}}',
+            "'resources[\"model.m\"].attributes' must be an object (it is a string)",
+        ),
+        (
+            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "image", "digest": "d",'
+            ' "attributes": {}}}}',
+            "resource 'model.m' has kind 'image'; its address says 'model'",
+        ),
+    ],
+)
 def test_unreadable_state_is_an_error_and_never_overwritten(tmp_path, text, message):
     path = tmp_path / "state.json"
     path.write_text(text)

@@ -31,12 +31,18 @@ from mlctl.runtime.local.pythons import satisfies
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # the recipe of mlctl's own base; its digest names and labels the image (change it: a new base)
-RECIPE = {"tool": "debootstrap", "variant": "minbase", "include": ["python3"], "suite": SUITE,
-          "python": "3.11", "version": 1}
+RECIPE = {
+    "tool": "debootstrap",
+    "variant": "minbase",
+    "include": ["python3"],
+    "suite": SUITE,
+    "python": "3.11",
+    "version": 1,
+}
 BASE_REPOSITORY = "mlctl/base"
 PROBE = "import platform, sys; print(platform.python_version()); print(sys.executable)"
 
-_pulls: dict[str, str] = {}     # image name -> why it is not available (one pull attempt per process)
+_pulls: dict[str, str] = {}  # image name -> why it is not available (one pull attempt per process)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ def base_tag(recipe: str | None = None) -> str:
     return f"{BASE_REPOSITORY}:{SUITE}-{(recipe or recipe_digest()).split(':', 1)[1][:12]}"
 
 
-SERVER_PYTHON = ">=3.9"     # what mlctl's scoring server runs on
+SERVER_PYTHON = ">=3.9"  # what mlctl's scoring server runs on
 
 
 def python_problem(base: Base, request: str | None, environment: str | None) -> str | None:
@@ -86,8 +92,10 @@ def python_problem(base: Base, request: str | None, environment: str | None) -> 
     return None
 
 
-PYTHON_HINT = ("Use a base image whose Python fits (the environment's `image:` or `docker: base_image:` in "
-               "mlctl.yaml), or change the python version in the conda file.")
+PYTHON_HINT = (
+    "Use a base image whose Python fits (the environment's `image:` or `docker: base_image:` in "
+    "mlctl.yaml), or change the python version in the conda file."
+)
 
 
 def _python_cache() -> dict:
@@ -106,19 +114,30 @@ def python_of(client, image_id: str, name: str) -> tuple[str, str]:
     import docker
 
     try:
-        out = client.containers.run(image_id, ["-c", PROBE], entrypoint=["python3"], remove=True,
-                                    network_disabled=True, labels=labels.managed("probe"), stderr=True)
+        out = client.containers.run(
+            image_id,
+            ["-c", PROBE],
+            entrypoint=["python3"],
+            remove=True,
+            network_disabled=True,
+            labels=labels.managed("probe"),
+            stderr=True,
+        )
     except (docker.errors.ContainerError, docker.errors.APIError) as e:
-        raise MlctlError(Diagnostic(f"base image {name} has no working python3: {getattr(e, 'explanation', None) or e}",
-                                    "mlctl installs packages for the base image's python3 and runs the scoring "
-                                    "server with it: " + PYTHON_HINT)) from None
+        raise MlctlError(
+            Diagnostic(
+                f"base image {name} has no working python3: {getattr(e, 'explanation', None) or e}",
+                "mlctl installs packages for the base image's python3 and runs the scoring "
+                "server with it: " + PYTHON_HINT,
+            )
+        ) from None
     version, executable = out.decode(errors="replace").split()[:2]
     known = {**_python_cache(), image_id: [version, executable]}
     write_atomic(steps.docker_cache() / "pythons.json", json.dumps(known, indent=1).encode(), mode=0o644)
     return version, executable
 
 
-PULLABLE = "pullable"   # what available(pull=False) returns for an image the registry has
+PULLABLE = "pullable"  # what available(pull=False) returns for an image the registry has
 
 
 def available(client, name: str, say=None, pull: bool = True) -> tuple[Any | None, str]:
@@ -151,19 +170,23 @@ def _with_python(client, base: Base) -> Base:
     return replace(base, python_version=version, python=executable)
 
 
-def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None, built=None,
-           say=None, build: bool = True) -> Base:
+def choose(
+    client, *, env_image: str | None, settings: Mapping[str, Any] | None, built=None, say=None, build: bool = True
+) -> Base:
     """The base for an environment (see the module's order). `built`: the image its `build:` context
     made. With `build=False` nothing is pulled or built (mlctl's own base, when missing, has the
     recipe's Python; an image still to be pulled has none known yet): what plan checks and shows."""
     settings = settings or {}
     if built is not None:
         name = (built.tags or [built.id])[0]
-        return _with_python(client, Base(name, built.id, "build", "built from the environment's build context",
-                                         None, None))
+        return _with_python(
+            client, Base(name, built.id, "build", "built from the environment's build context", None, None)
+        )
     passed_over = []
-    for source, name, what in (("environment", env_image, "the environment's image"),
-                               ("project", settings.get("base_image"), "docker: base_image in mlctl.yaml")):
+    for source, name, what in (
+        ("environment", env_image, "the environment's image"),
+        ("project", settings.get("base_image"), "docker: base_image in mlctl.yaml"),
+    ):
         if not name:
             continue
         image, why = available(client, name, say, pull=build)
@@ -172,8 +195,11 @@ def choose(client, *, env_image: str | None, settings: Mapping[str, Any] | None,
         if image is not None:
             return _with_python(client, Base(name, image.id, source, what, None, None))
         passed_over.append(f"{what} {name}: {why}")
-    reason = "mlctl's own Debian base" + (f"; passed over {'; '.join(passed_over)}" if passed_over
-                                          else "; neither the environment nor mlctl.yaml names a base image")
+    reason = "mlctl's own Debian base" + (
+        f"; passed over {'; '.join(passed_over)}"
+        if passed_over
+        else "; neither the environment nor mlctl.yaml names a base image"
+    )
     return mlctl_base(client, reason, say=say, build=build)
 
 
@@ -186,8 +212,11 @@ def _own_base(client):
         image = client.images.get(base_tag())
     except docker.errors.ImageNotFound:
         return None
-    return image if labels.is_managed(image.labels, "base") and labels.value(image.labels, "recipe") == recipe_digest() \
+    return (
+        image
+        if labels.is_managed(image.labels, "base") and labels.value(image.labels, "recipe") == recipe_digest()
         else None
+    )
 
 
 def mlctl_base(client, reason: str, say=None, build: bool = True) -> Base:
@@ -215,15 +244,21 @@ def _build_base(client, say):
 
     for tool, package in (("debootstrap", "debootstrap"), ("tar", "tar")):
         if shutil.which(tool) is None:
-            raise MlctlError(Diagnostic(
-                f"building mlctl's base image needs `{tool}`, which is not installed",
-                f"Install it (`apt-get install {package}`), or name a base image with python3 in mlctl.yaml "
-                "(`docker: base_image: ...`) or in the environment (`image:`)."))
+            raise MlctlError(
+                Diagnostic(
+                    f"building mlctl's base image needs `{tool}`, which is not installed",
+                    f"Install it (`apt-get install {package}`), or name a base image with python3 in mlctl.yaml "
+                    "(`docker: base_image: ...`) or in the environment (`image:`).",
+                )
+            )
     if os.geteuid() != 0:
-        raise MlctlError(Diagnostic(
-            "building mlctl's base image runs debootstrap, which needs root",
-            "Run this apply once as root (the base is built once per machine), or name a base image with python3 in "
-            "mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`)."))
+        raise MlctlError(
+            Diagnostic(
+                "building mlctl's base image runs debootstrap, which needs root",
+                "Run this apply once as root (the base is built once per machine), or name a base image with python3 in "
+                "mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`).",
+            )
+        )
     scratch = steps.docker_cache() / "scratch" / f"base-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -233,26 +268,46 @@ def _build_base(client, say):
     try:
         with open(log_file, "w") as log:
             try:
-                steps.run(["debootstrap", f"--variant={RECIPE['variant']}", f"--include={','.join(RECIPE['include'])}",
-                           SUITE, str(root), os.environ.get("MLCTL_DEBIAN_MIRROR", MIRROR)], log, tell)
+                steps.run(
+                    [
+                        "debootstrap",
+                        f"--variant={RECIPE['variant']}",
+                        f"--include={','.join(RECIPE['include'])}",
+                        SUITE,
+                        str(root),
+                        os.environ.get("MLCTL_DEBIAN_MIRROR", MIRROR),
+                    ],
+                    log,
+                    tell,
+                )
             except (subprocess.CalledProcessError, OSError) as e:
-                raise MlctlError(Diagnostic(f"building mlctl's base image failed: debootstrap: {e}",
-                                            f"See {log_file}; its end:\n{steps.tail(log_file, 15)}")) from None
+                raise MlctlError(
+                    Diagnostic(
+                        f"building mlctl's base image failed: debootstrap: {e}",
+                        f"See {log_file}; its end:\n{steps.tail(log_file, 15)}",
+                    )
+                ) from None
             for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for p in (root / junk).glob("*"):
                     if p.is_file():
                         p.unlink()
             if say:
                 say("importing the base image into the engine")
-            changes = [f'LABEL {" ".join(f"{k}={json.dumps(v)}" for k, v in labels.managed("base", recipe=recipe_digest()).items())}',
-                       "ENV LANG=C.UTF-8", 'CMD ["python3"]']
+            changes = [
+                f"LABEL {' '.join(f'{k}={json.dumps(v)}' for k, v in labels.managed('base', recipe=recipe_digest()).items())}",
+                "ENV LANG=C.UTF-8",
+                'CMD ["python3"]',
+            ]
             tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
             repository, tag = base_tag().split(":")
             try:
                 client.api.import_image_from_stream(tar.stdout, repository=repository, tag=tag, changes=changes)
             except docker.errors.APIError as e:
-                raise MlctlError(Diagnostic(f"importing mlctl's base image into the engine failed: {e.explanation or e}",
-                                            f"See {log_file}.")) from None
+                raise MlctlError(
+                    Diagnostic(
+                        f"importing mlctl's base image into the engine failed: {e.explanation or e}", f"See {log_file}."
+                    )
+                ) from None
             finally:
                 tar.stdout.close()
                 tar.wait()

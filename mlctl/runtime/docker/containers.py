@@ -26,13 +26,13 @@ from mlctl.runtime.local.command import PACKAGE_PARENT, azure_variables, server_
 SOCKET_TARGET = "/run/mlctl"
 PACKAGE_TARGET = "/opt/mlctl/lib"
 SITE_TARGET = "/opt/mlctl/site"
-KIND = "instance"                            # labels.KIND of an instance container
-LABEL_PROJECT = labels.key("project")        # the state's lineage
-LABEL_DATA_DIR = labels.key("data_dir")      # the project's data folder (found again when the state is lost)
-LABEL_TAG = labels.key("endpoint_tag")       # the data folder and endpoint together (runfiles.endpoint_tag)
-LABEL_HOST_RUN = labels.key("host_run")      # the endpoint host that started it
+KIND = "instance"  # labels.KIND of an instance container
+LABEL_PROJECT = labels.key("project")  # the state's lineage
+LABEL_DATA_DIR = labels.key("data_dir")  # the project's data folder (found again when the state is lost)
+LABEL_TAG = labels.key("endpoint_tag")  # the data folder and endpoint together (runfiles.endpoint_tag)
+LABEL_HOST_RUN = labels.key("host_run")  # the endpoint host that started it
 HOST_RUN = f"{os.getpid()}-{os.urandom(4).hex()}"
-LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}   # the engine's own copy of the output stays bounded
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # the engine's own copy of the output stays bounded
 
 
 @functools.cache
@@ -60,11 +60,19 @@ def name_of(spec, key, place) -> str:
 def labels_of(spec, key, place) -> dict:
     """The container's labels: mlctl's, the project's lineage (from the spec), endpoint, deployment,
     instance key, serving spec digest, and which data folder and endpoint host it belongs to."""
-    return {**{str(k): str(v) for k, v in (spec.launch.get("labels") or {}).items()},
-            **labels.managed(KIND, endpoint=place.endpoint, deployment=spec.name,
-                             instance=f"{key.generation}-{key.index}", spec_digest=spec.digest,
-                             endpoint_tag=endpoint_tag_of(place), host_run=HOST_RUN,
-                             data_dir=os.path.realpath(place.data_dir))}
+    return {
+        **{str(k): str(v) for k, v in (spec.launch.get("labels") or {}).items()},
+        **labels.managed(
+            KIND,
+            endpoint=place.endpoint,
+            deployment=spec.name,
+            instance=f"{key.generation}-{key.index}",
+            spec_digest=spec.digest,
+            endpoint_tag=endpoint_tag_of(place),
+            host_run=HOST_RUN,
+            data_dir=os.path.realpath(place.data_dir),
+        ),
+    }
 
 
 def project_containers(data_dir) -> list[dict]:
@@ -82,25 +90,45 @@ def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
     api = engine()
     launch = spec.launch
     model, code = launch["model_target"], launch["code_target"]
-    env = {**azure_variables(spec, model, code), "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
-           "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
+    env = {
+        **azure_variables(spec, model, code),
+        "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": "/tmp",
+    }
     host_config = api.create_host_config(
-        mounts=[_mount(spec.model_dir, model, True), _mount(spec.code_dir, code, True),
-                _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
-                _mount(place.socket_dir, SOCKET_TARGET, False)],
-        nano_cpus=launch.get("nano_cpus") or None, mem_limit=launch.get("memory_bytes") or None,
-        memswap_limit=launch.get("memory_bytes") or None, init=True, network_mode="none",
-        log_config={"Type": "json-file", "Config": LOG_OPTIONS})
+        mounts=[
+            _mount(spec.model_dir, model, True),
+            _mount(spec.code_dir, code, True),
+            _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
+            _mount(place.socket_dir, SOCKET_TARGET, False),
+        ],
+        nano_cpus=launch.get("nano_cpus") or None,
+        mem_limit=launch.get("memory_bytes") or None,
+        memswap_limit=launch.get("memory_bytes") or None,
+        init=True,
+        network_mode="none",
+        log_config={"Type": "json-file", "Config": LOG_OPTIONS},
+    )
     name = name_of(spec, key, place)
-    args = server_args(spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}",
-                       f"{SOCKET_TARGET}/{output.name}")
-    create = functools.partial(api.create_container, launch["image"], [launch.get("python") or spec.python, *args],
-                               name=name, environment=env, working_dir=code, labels=labels_of(spec, key, place),
-                               user=f"{os.getuid()}:{os.getgid()}", host_config=host_config)
+    args = server_args(
+        spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}", f"{SOCKET_TARGET}/{output.name}"
+    )
+    create = functools.partial(
+        api.create_container,
+        launch["image"],
+        [launch.get("python") or spec.python, *args],
+        name=name,
+        environment=env,
+        working_dir=code,
+        labels=labels_of(spec, key, place),
+        user=f"{os.getuid()}:{os.getgid()}",
+        host_config=host_config,
+    )
     try:
         cid = create()["Id"]
     except Exception as e:
-        if getattr(e, "status_code", None) != 409:   # 409: a container of that name is left from a dead host
+        if getattr(e, "status_code", None) != 409:  # 409: a container of that name is left from a dead host
             raise
         api.remove_container(name, force=True)
         cid = create()["Id"]
@@ -121,13 +149,16 @@ def cgroup_usage(pid: int):
 
     try:
         with open(f"/proc/{pid}/cgroup") as f:
-            groups = {ctrl: path for _, ctrls, path in (line.rstrip("\n").split(":", 2) for line in f)
-                      for ctrl in ctrls.split(",")}
+            groups = {
+                ctrl: path
+                for _, ctrls, path in (line.rstrip("\n").split(":", 2) for line in f)
+                for ctrl in ctrls.split(",")
+            }
         if "memory" in groups:  # v1
             cpu_dir = next(d for d in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu") if os.path.isdir(f"/sys/fs/cgroup/{d}"))
             cpu = _read_int(f"/sys/fs/cgroup/{cpu_dir}{groups['cpuacct']}/cpuacct.usage") / 1e9
             peak = _read_int(f"/sys/fs/cgroup/memory{groups['memory']}/memory.max_usage_in_bytes")
-        else:                   # v2
+        else:  # v2
             base = f"/sys/fs/cgroup{groups['']}"
             with open(f"{base}/cpu.stat") as f:
                 cpu = next(int(line.split()[1]) for line in f if line.startswith("usage_usec")) / 1e6
@@ -153,14 +184,24 @@ def changes(api, instances: list[dict]) -> list[str]:
             continue
         try:
             info = api.inspect_container(i["container"])
-        except docker.errors.NotFound:   # gone: the host sees it down (drift by its ready count)
+        except docker.errors.NotFound:  # gone: the host sees it down (drift by its ready count)
             continue
         host = info.get("HostConfig") or {}
-        want = {"image": i.get("image"), "CPUs": round((i.get("cpus") or 0) * 1e9), "memory": i.get("memory_bytes") or 0}
-        seen = {"image": (info.get("Config") or {}).get("Image"), "CPUs": host.get("NanoCpus") or 0,
-                "memory": host.get("Memory") or 0}
-        out += [f"instance {i.get('index')}: {what} {seen[what]} (applied: {want[what]})"
-                for what in want if seen[what] != want[what]]
+        want = {
+            "image": i.get("image"),
+            "CPUs": round((i.get("cpus") or 0) * 1e9),
+            "memory": i.get("memory_bytes") or 0,
+        }
+        seen = {
+            "image": (info.get("Config") or {}).get("Image"),
+            "CPUs": host.get("NanoCpus") or 0,
+            "memory": host.get("Memory") or 0,
+        }
+        out += [
+            f"instance {i.get('index')}: {what} {seen[what]} (applied: {want[what]})"
+            for what in want
+            if seen[what] != want[what]
+        ]
     return out
 
 
@@ -171,8 +212,8 @@ def output(cid: str):
 
 @dataclass(frozen=True)
 class End:
-    reason: str           # as the host's health says it ("exited with code 1")
-    outside: bool         # stopped or removed by someone outside mlctl
+    reason: str  # as the host's health says it ("exited with code 1")
+    outside: bool  # stopped or removed by someone outside mlctl
     oom_killed: bool
 
 
@@ -186,7 +227,7 @@ def ending(cid: str, started: float, memory_bytes: int | None, ours) -> End:
         state = api.inspect_container(cid)["State"]
     except docker.errors.NotFound:
         return End("was removed outside mlctl", True, False)
-    except Exception as e:   # the engine stopped answering
+    except Exception as e:  # the engine stopped answering
         return End(f"was lost with the Docker engine ({e})", False, False)
     if state.get("OOMKilled"):
         limit = f" (its memory limit is {memory_bytes // 2**20} MiB)" if memory_bytes else ""
@@ -194,7 +235,7 @@ def ending(cid: str, started: float, memory_bytes: int | None, ours) -> End:
     if ours():
         return End(f"was stopped by mlctl, exit code {code}", False, False)
     if _stopped_through_engine(cid, started):
-        if _removed_soon(cid):   # docker rm -f kills first, then removes
+        if _removed_soon(cid):  # docker rm -f kills first, then removes
             return End("was removed outside mlctl", True, False)
         return End(f"was stopped outside mlctl (docker stop or kill), exit code {code}", True, False)
     return End(f"exited with code {code}", False, False)
@@ -203,8 +244,12 @@ def ending(cid: str, started: float, memory_bytes: int | None, ours) -> End:
 def _stopped_through_engine(cid: str, started: float) -> bool:
     """Did someone ask the engine to stop or kill the container since it started?"""
     try:
-        events = engine().events(since=int(started), until=int(time.time()) + 1, decode=True,
-                                 filters={"container": cid, "event": ["kill", "stop"]})
+        events = engine().events(
+            since=int(started),
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={"container": cid, "event": ["kill", "stop"]},
+        )
         return any(True for _ in events)
     except Exception:
         return False
@@ -254,8 +299,11 @@ def remove(cid: str) -> None:
 
 def remove_leftovers(tag: str) -> int:
     """Remove the containers of endpoint `tag` that another (dead) host started; how many."""
-    found = [c for c in engine().containers(all=True, filters=labels.selector(KIND, endpoint_tag=tag))
-             if c["Labels"].get(LABEL_HOST_RUN) != HOST_RUN]
+    found = [
+        c
+        for c in engine().containers(all=True, filters=labels.selector(KIND, endpoint_tag=tag))
+        if c["Labels"].get(LABEL_HOST_RUN) != HOST_RUN
+    ]
     for c in found:
         remove(c["Id"])
     return len(found)

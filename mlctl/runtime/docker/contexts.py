@@ -29,8 +29,11 @@ def dockerfile_problem(context: str, dockerfile_path: str | None) -> str | None:
     """Why the context cannot be built as given (a missing folder, no Dockerfile), None when it can."""
     folder = Path(context)
     if not folder.is_dir():
-        return f"the build context {context} is not a folder" if folder.exists() else \
-            f"the build context {context} does not exist"
+        return (
+            f"the build context {context} is not a folder"
+            if folder.exists()
+            else f"the build context {context} does not exist"
+        )
     dockerfile = folder / (dockerfile_path or DEFAULT_DOCKERFILE)
     if not dockerfile.is_file():
         return f"the build context {context} has no {dockerfile_path or DEFAULT_DOCKERFILE}"
@@ -59,10 +62,20 @@ def build(client, context: str, dockerfile_path: str | None, spec_digest: str | 
     with steps.machine_lock(f"context-{tag.rsplit(':', 1)[1]}", say), open(log_file, "w") as log:
         log.write(f"building {Path(context) / dockerfile} (context {context})\n")
         try:
-            steps.engine_build(client, log, say, path=context, dockerfile=dockerfile, tag=tag,
-                               labels=labels.managed("context", spec_digest=spec_digest))
+            steps.engine_build(
+                client,
+                log,
+                say,
+                path=context,
+                dockerfile=dockerfile,
+                tag=tag,
+                labels=labels.managed("context", spec_digest=spec_digest),
+            )
         except steps.EngineBuildFailed as e:
-            raise DriverError(f"the environment's Dockerfile {Path(context) / dockerfile} failed: {e}",
-                              f"Fix the Dockerfile (the environment's build.dockerfile_path) and apply again; "
-                              f"the build log is {log_file}.", steps.tail(log_file)) from None
+            raise DriverError(
+                f"the environment's Dockerfile {Path(context) / dockerfile} failed: {e}",
+                f"Fix the Dockerfile (the environment's build.dockerfile_path) and apply again; "
+                f"the build log is {log_file}.",
+                steps.tail(log_file),
+            ) from None
     return client.images.get(tag)

@@ -42,8 +42,10 @@ def lineage(ctx: RuntimeContext) -> str:
 def layout(a: dict) -> dict:
     """Pure: where a deployment's model and code are inside its containers (Azure's layout)."""
     code = (Path(a["code"]).name if a.get("code") else "") or "code"
-    return {"model_target": f"{APP_ROOT}/azureml-models/{a['model']}/{a['model_version']}",
-            "code_target": f"{APP_ROOT}/{code}"}
+    return {
+        "model_target": f"{APP_ROOT}/azureml-models/{a['model']}/{a['model_version']}",
+        "code_target": f"{APP_ROOT}/{code}",
+    }
 
 
 def container_spec(ctx: RuntimeContext, a: dict) -> dict:
@@ -52,7 +54,9 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
     address = f"deployment.{a['endpoint']}.{a['name']}"
     say = functools.partial(ctx.progress, address)
     try:
-        built = images.deployment_image(engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say)
+        built = images.deployment_image(
+            engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say
+        )
         fit = limits.container_limits(a.get("instance_type"), *machine(ctx))
     except engine.engine_errors() as e:
         raise engine.failure(f"{address}: preparing its containers failed", e) from None
@@ -60,9 +64,15 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
         say(note)
     if a.get("instance_type"):
         say(f"containers of instance_type {a['instance_type']}: {fit.describe()}")
-    launch = {"image": built.tag, "python": built.python, **layout(a), "instance_type": a.get("instance_type"),
-              "nano_cpus": fit.nano_cpus, "memory_bytes": fit.memory_bytes,
-              "labels": {containers.LABEL_PROJECT: lineage(ctx)}}
+    launch = {
+        "image": built.tag,
+        "python": built.python,
+        **layout(a),
+        "instance_type": a.get("instance_type"),
+        "nano_cpus": fit.nano_cpus,
+        "memory_bytes": fit.memory_bytes,
+        "labels": {containers.LABEL_PROJECT: lineage(ctx)},
+    }
     return serving_spec(ctx, a, built.python, "container", launch)
 
 
@@ -106,7 +116,12 @@ class EndpointDriver(local.EndpointDriver):
 
 def docker_drivers() -> dict:
     """{Kind: driver} of the docker runtime."""
-    drivers = {Kind.MODEL: local.ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(), Kind.IMAGE: ImageDriver(),
-               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(),
-               Kind.TRAFFIC: local.TrafficDriver()}
+    drivers = {
+        Kind.MODEL: local.ModelDriver(),
+        Kind.ENVIRONMENT: EnvironmentDriver(),
+        Kind.IMAGE: ImageDriver(),
+        Kind.ENDPOINT: EndpointDriver(),
+        Kind.DEPLOYMENT: DeploymentDriver(),
+        Kind.TRAFFIC: local.TrafficDriver(),
+    }
     return {kind: local.Guarded(d) for kind, d in drivers.items()}

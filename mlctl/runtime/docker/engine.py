@@ -16,8 +16,10 @@ from mlctl.errors import Diagnostic, MlctlError
 from mlctl.runtime.contract import DriverError
 
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
-START_ENGINE = ("Start a Docker engine (as root: `dockerd > /var/log/dockerd.log 2>&1 &`; install it with "
-                "`apt-get install docker.io` when it is missing), or point DOCKER_HOST at a running one.")
+START_ENGINE = (
+    "Start a Docker engine (as root: `dockerd > /var/log/dockerd.log 2>&1 &`; install it with "
+    "`apt-get install docker.io` when it is missing), or point DOCKER_HOST at a running one."
+)
 
 
 def address() -> str:
@@ -33,9 +35,12 @@ def _sdk():
     try:
         import docker
     except ImportError:
-        raise MlctlError(Diagnostic(
-            "the docker runtime needs the `docker` Python package, which is not installed",
-            "Install it into mlctl's environment: pip install 'mlctl[docker]' (or pip install docker).")) from None
+        raise MlctlError(
+            Diagnostic(
+                "the docker runtime needs the `docker` Python package, which is not installed",
+                "Install it into mlctl's environment: pip install 'mlctl[docker]' (or pip install docker).",
+            )
+        ) from None
     return docker
 
 
@@ -50,7 +55,7 @@ def connect(settings: Mapping[str, Any] | None = None, *, timeout: float = 600) 
         return client
     except docker.errors.DockerException as e:
         raise unreachable(e) from None
-    except OSError as e:     # a malformed address, a socket that is not one
+    except OSError as e:  # a malformed address, a socket that is not one
         raise unreachable(e) from None
 
 
@@ -58,9 +63,12 @@ def unreachable(e: BaseException) -> MlctlError:
     """Pure: the error for an engine that does not answer at `address()`."""
     text = str(e)
     if "Permission denied" in text or "PermissionError" in text:
-        return MlctlError(Diagnostic(
-            f"the Docker engine at {_where()} refused mlctl: permission denied",
-            "Run mlctl as a user in the `docker` group (or as root), or point DOCKER_HOST at an engine you may use."))
+        return MlctlError(
+            Diagnostic(
+                f"the Docker engine at {_where()} refused mlctl: permission denied",
+                "Run mlctl as a user in the `docker` group (or as root), or point DOCKER_HOST at an engine you may use.",
+            )
+        )
     return MlctlError(Diagnostic(f"no Docker engine answers at {_where()}", START_ENGINE))
 
 
@@ -78,10 +86,18 @@ def is_connection_error(e: BaseException) -> bool:
     try:
         import requests
         import urllib3
-    except ImportError:   # the SDK depends on requests; without it there is no engine error either
+    except ImportError:  # the SDK depends on requests; without it there is no engine error either
         return False
-    return isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                          urllib3.exceptions.ProtocolError, ConnectionError, FileNotFoundError))
+    return isinstance(
+        e,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError,
+            ConnectionError,
+            FileNotFoundError,
+        ),
+    )
 
 
 def client_of(ctx) -> Any:

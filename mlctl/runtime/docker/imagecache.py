@@ -17,7 +17,7 @@ from mlctl.runtime.docker import base as bases
 from mlctl.runtime.docker import contexts, images, labels
 from mlctl.runtime.local.cache import Entry
 
-KINDS = ("image", "context", "base")   # label kinds of the images mlctl builds
+KINDS = ("image", "context", "base")  # label kinds of the images mlctl builds
 
 
 def _last_used(image) -> float:
@@ -44,8 +44,10 @@ def _detail(image) -> str:
     if kind == "context":
         return "an environment's build context"
     frozen = labels.value(image.labels, "frozen") or "[]"
-    return (f"python {labels.value(image.labels, 'python-version')}, {frozen.count(',') + (frozen != '[]')} packages, "
-            f"base {labels.value(image.labels, 'base')}")
+    return (
+        f"python {labels.value(image.labels, 'python-version')}, {frozen.count(',') + (frozen != '[]')} packages, "
+        f"base {labels.value(image.labels, 'base')}"
+    )
 
 
 def own_tag(image_labels) -> str | None:
@@ -60,7 +62,7 @@ def own_tag(image_labels) -> str | None:
             return images.image_tag(labels.value(image_labels, "content-digest"))
         if kind == "context":
             return contexts.context_tag(labels.value(image_labels, "spec-digest"))
-    except (AttributeError, IndexError):    # a label missing: not one of mlctl's
+    except (AttributeError, IndexError):  # a label missing: not one of mlctl's
         return None
     return None
 
@@ -73,16 +75,23 @@ def is_own(image) -> bool:
 def entries(client, state) -> list[Entry]:
     """Every image mlctl built in the engine, and whether this project's state (or another mlctl image
     built on it) uses it."""
-    found = {img.id: img for kind in KINDS for img in client.images.list(filters=labels.selector(kind))
-             if is_own(img)}
+    found = {img.id: img for kind in KINDS for img in client.images.list(filters=labels.selector(kind)) if is_own(img)}
     named = state_images(state)
     bases = {labels.value(img.labels, "base-id") for img in found.values()}
     out = []
     for image_id, img in sorted(found.items(), key=lambda kv: (labels.value(kv[1].labels, "kind"), kv[0])):
         tag = own_tag(img.labels)
         in_use = bool(named & {image_id, *img.tags}) or image_id in bases
-        out.append(Entry(labels.value(img.labels, "kind"), tag, int(img.attrs.get("Size") or 0), in_use,
-                         _last_used(img), _detail(img)))
+        out.append(
+            Entry(
+                labels.value(img.labels, "kind"),
+                tag,
+                int(img.attrs.get("Size") or 0),
+                in_use,
+                _last_used(img),
+                _detail(img),
+            )
+        )
     return out
 
 
@@ -107,7 +116,7 @@ def remove(client, entry: Entry) -> bool:
         return False
     try:
         client.images.remove(image.id, force=False)
-    except docker.errors.APIError:      # in use (a container, a child image): kept
+    except docker.errors.APIError:  # in use (a container, a child image): kept
         return False
     images.used_marker(image.id).unlink(missing_ok=True)
     return True

@@ -22,7 +22,9 @@ def _where(resource) -> dict:
     return {"file": src.file if src else None, "line": src.line if src else None, "address": str(resource.address)}
 
 
-def image_bases(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[tuple[Any, str | None, Diagnostic | None]]:
+def image_bases(
+    client, resources: Iterable, settings: Mapping[str, Any] | None
+) -> list[tuple[Any, str | None, Diagnostic | None]]:
     """[(image resource, the base's description or None, the Python problem or None)] of every desired image."""
     out = []
     for r in resources:
@@ -30,14 +32,25 @@ def image_bases(client, resources: Iterable, settings: Mapping[str, Any] | None)
             continue
         request = ImageRequest.from_attributes(r.attributes)
         if request.build_context:
-            out.append((r, f"base image built from the environment's build context {request.build_context} "
-                           f"({request.dockerfile_path or 'Dockerfile'}) at apply", None))
+            out.append(
+                (
+                    r,
+                    f"base image built from the environment's build context {request.build_context} "
+                    f"({request.dockerfile_path or 'Dockerfile'}) at apply",
+                    None,
+                )
+            )
             continue
         chosen = bases.choose(client, env_image=request.base_image, settings=settings, build=False)
         problem = bases.python_problem(chosen, request.python, request.environment)
         tag = image_tag(content_digest(request.spec_digest, chosen.image_id)) if chosen.image_id else None
-        out.append((r, f"{tag or 'tag known after apply'} on {chosen.describe()}",
-                    Diagnostic(problem, bases.PYTHON_HINT, **_where(r)) if problem else None))
+        out.append(
+            (
+                r,
+                f"{tag or 'tag known after apply'} on {chosen.describe()}",
+                Diagnostic(problem, bases.PYTHON_HINT, **_where(r)) if problem else None,
+            )
+        )
     return out
 
 
@@ -49,5 +62,8 @@ def python_problems(client, resources: Iterable, settings: Mapping[str, Any] | N
 def base_notes(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:
     """One note per image: its tag (when the base is in the engine already) and which base it is built on
     and why (plan shows them)."""
-    return [Diagnostic(f"{r.address}: {described}", severity="note", address=str(r.address))
-            for r, described, _ in image_bases(client, resources, settings) if described]
+    return [
+        Diagnostic(f"{r.address}: {described}", severity="note", address=str(r.address))
+        for r, described, _ in image_bases(client, resources, settings)
+        if described
+    ]

@@ -63,8 +63,9 @@ class ImageDriver:
         if request.build_context:
             return None
         try:
-            chosen = base.choose(engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings,
-                                 build=False)
-        except MlctlError:          # the base chosen now has no python3: the build says so, not refresh
+            chosen = base.choose(
+                engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings, build=False
+            )
+        except MlctlError:  # the base chosen now has no python3: the build says so, not refresh
             return None
         return chosen.image_id == built.base_id

@@ -46,7 +46,7 @@ from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
-RECIPE_VERSION = 2          # bump when the generated Dockerfile changes (a new content digest)
+RECIPE_VERSION = 2  # bump when the generated Dockerfile changes (a new content digest)
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,16 @@ class ImageRequest:
     @classmethod
     def from_attributes(cls, a: Mapping[str, Any]) -> ImageRequest:
         """Pure: the request of an image resource's attributes."""
-        return cls(a.get("environment"), a.get("spec_digest"), a.get("python"), tuple(a.get("conda_packages") or ()),
-                   tuple(a.get("pip_packages") or ()), a.get("base_image"), a.get("build_context"),
-                   a.get("dockerfile_path"))
+        return cls(
+            a.get("environment"),
+            a.get("spec_digest"),
+            a.get("python"),
+            tuple(a.get("conda_packages") or ()),
+            tuple(a.get("pip_packages") or ()),
+            a.get("base_image"),
+            a.get("build_context"),
+            a.get("dockerfile_path"),
+        )
 
     @classmethod
     def server_only(cls) -> ImageRequest:
@@ -95,26 +102,49 @@ class BuiltImage:
 
     def observed(self) -> dict:
         """The image's observed value as JSON (`ImageObserved.from_json` reads it)."""
-        return {"path": self.tag, "tag": self.tag, "image_id": self.image_id, "content_digest": self.content_digest,
-                "base": self.base, "base_id": self.base_id, "base_reason": self.base_reason,
-                "python_executable": self.python, "python_version": self.python_version,
-                "platform": f"linux {python_platform()}", "frozen": self.frozen,
-                "built_with": "uv on the host + docker build", "notes": self.notes, "built_at": self.built_at,
-                "site": self.site}
+        return {
+            "path": self.tag,
+            "tag": self.tag,
+            "image_id": self.image_id,
+            "content_digest": self.content_digest,
+            "base": self.base,
+            "base_id": self.base_id,
+            "base_reason": self.base_reason,
+            "python_executable": self.python,
+            "python_version": self.python_version,
+            "platform": f"linux {python_platform()}",
+            "frozen": self.frozen,
+            "built_with": "uv on the host + docker build",
+            "notes": self.notes,
+            "built_at": self.built_at,
+            "site": self.site,
+        }
 
     @classmethod
     def from_image(cls, image) -> BuiltImage | None:
         """The BuiltImage an mlctl image's labels describe (None for an image mlctl did not build)."""
         lab = image.labels or {}
-        if not labels.is_managed(lab, "image") or image_tag(labels.value(lab, "content-digest") or "") not in image.tags:
-            return None        # not one of mlctl's (labels are inherited by images built FROM one; tags are not)
-        v = lambda name: labels.value(lab, name)   # noqa: E731
-        return cls(tag=image_tag(v("content-digest")), image_id=image.id, content_digest=v("content-digest"),
-                   spec_digest=v("spec-digest"), base=v("base") or "", base_id=v("base-id") or "",
-                   base_reason=v("base-reason") or "", python=v("python") or "/usr/bin/python3",
-                   python_version=v("python-version") or "", site=v("site") or SITE,
-                   frozen=json.loads(v("frozen") or "[]"), notes=json.loads(v("notes") or "[]"),
-                   built_at=float(v("built-at") or 0))
+        if (
+            not labels.is_managed(lab, "image")
+            or image_tag(labels.value(lab, "content-digest") or "") not in image.tags
+        ):
+            return None  # not one of mlctl's (labels are inherited by images built FROM one; tags are not)
+        v = lambda name: labels.value(lab, name)  # noqa: E731
+        return cls(
+            tag=image_tag(v("content-digest")),
+            image_id=image.id,
+            content_digest=v("content-digest"),
+            spec_digest=v("spec-digest"),
+            base=v("base") or "",
+            base_id=v("base-id") or "",
+            base_reason=v("base-reason") or "",
+            python=v("python") or "/usr/bin/python3",
+            python_version=v("python-version") or "",
+            site=v("site") or SITE,
+            frozen=json.loads(v("frozen") or "[]"),
+            notes=json.loads(v("notes") or "[]"),
+            built_at=float(v("built-at") or 0),
+        )
 
 
 def python_platform() -> str:
@@ -203,8 +233,10 @@ def _frozen(site: Path) -> list[str]:
 def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
     uv = uv_command()
     if uv is None:
-        raise DriverError("the docker runtime installs packages with uv, which is not installed",
-                          "Install mlctl with its dependencies (pip install mlctl) or put `uv` on PATH.")
+        raise DriverError(
+            "the docker runtime installs packages with uv, which is not installed",
+            "Install mlctl with its dependencies (pip install mlctl) or put `uv` on PATH.",
+        )
     key = key_of(digest)
     scratch = steps.docker_cache() / "scratch" / f"image-{key}"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -212,7 +244,7 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
     site.mkdir(parents=True)
     log_file = build_log(digest)
     text, notes = _requirements_text(request)
-    write_atomic(scratch / "requirements.txt", text.encode(), mode=0o600)   # private: it may name indexes
+    write_atomic(scratch / "requirements.txt", text.encode(), mode=0o600)  # private: it may name indexes
     started = round(time.time(), 3)
     try:
         with open(log_file, "w") as log:
@@ -222,8 +254,17 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
             for note in notes:
                 log.write(f"note: {note}\n")
                 say(note)
-            install = [*uv, "pip", "install", "--target", str(site), "--python-version", base.python_version,
-                       "--python-platform", python_platform()]
+            install = [
+                *uv,
+                "pip",
+                "install",
+                "--target",
+                str(site),
+                "--python-version",
+                base.python_version,
+                "--python-platform",
+                python_platform(),
+            ]
             env = {"UV_PYTHON_DOWNLOADS": "never"}
             say(f"installing {len(text.splitlines())} package(s) on the host for Python {base.python_version}")
             try:
@@ -235,28 +276,53 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
             except (subprocess.CalledProcessError, OSError):
                 log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
             frozen = _frozen(site)
-            facts = {"content_digest": digest, "spec_digest": request.spec_digest, "base": base.name,
-                     "base_id": base.image_id, "base_reason": base.reason, "python": base.python,
-                     "python_version": base.python_version, "site": SITE, "frozen": json.dumps(frozen),
-                     "notes": json.dumps(list(notes)), "built_at": str(started)}
+            facts = {
+                "content_digest": digest,
+                "spec_digest": request.spec_digest,
+                "base": base.name,
+                "base_id": base.image_id,
+                "base_reason": base.reason,
+                "python": base.python,
+                "python_version": base.python_version,
+                "site": SITE,
+                "frozen": json.dumps(frozen),
+                "notes": json.dumps(list(notes)),
+                "built_at": str(started),
+            }
             (scratch / "Dockerfile").write_text(dockerfile(base.ref, base.python, labels.managed("image", **facts)))
             say(f"building image {image_tag(digest)}")
             try:
-                image_id = steps.engine_build(client, log, say, path=str(scratch), tag=image_tag(digest),
-                                              network_mode="none")
+                image_id = steps.engine_build(
+                    client, log, say, path=str(scratch), tag=image_tag(digest), network_mode="none"
+                )
             except steps.EngineBuildFailed as e:
                 raise _failed(f"building the image failed: {e}", log_file) from None
             log.write(f"built {image_tag(digest)} ({image_id}) in {time.time() - started:.1f}s\n")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return BuiltImage(image_tag(digest), image_id, digest, request.spec_digest, base.name, base.image_id, base.reason,
-                      base.python, base.python_version, SITE, frozen, list(notes), started)
+    return BuiltImage(
+        image_tag(digest),
+        image_id,
+        digest,
+        request.spec_digest,
+        base.name,
+        base.image_id,
+        base.reason,
+        base.python,
+        base.python_version,
+        SITE,
+        frozen,
+        list(notes),
+        started,
+    )
 
 
 # compiles the packages' bytecode with the image's own Python, once, so that no container start pays for
 # it (importing scikit-learn uncompiled takes seconds); files that do not compile are left as they are
-COMPILE = ("import compileall, py_compile; compileall.compile_dir({site!r}, quiet=2, workers=0, "
-           "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)")
+COMPILE = (
+    "import compileall, py_compile; compileall.compile_dir({site!r}, quiet=2, workers=0, "
+    "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)"
+)
 
 
 def dockerfile(base_ref: str, python: str, image_labels: Mapping[str, str]) -> str:
@@ -264,8 +330,7 @@ def dockerfile(base_ref: str, python: str, image_labels: Mapping[str, str]) -> s
     compiled by the base's `python` (no network), the labels (one instruction: each is a build step)."""
     label_args = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(image_labels.items()))
     compile_step = json.dumps([python, "-c", COMPILE.format(site=SITE)])
-    return (f"FROM {base_ref}\nCOPY site {SITE}\nRUN {compile_step}\nENV PYTHONPATH={SITE}\n"
-            f"LABEL {label_args}\n")
+    return f"FROM {base_ref}\nCOPY site {SITE}\nRUN {compile_step}\nENV PYTHONPATH={SITE}\nLABEL {label_args}\n"
 
 
 def _failed(summary: str, log_file: Path) -> DriverError:
@@ -273,6 +338,7 @@ def _failed(summary: str, log_file: Path) -> DriverError:
 
 
 # ---- which image a project's deployments run -----------------------------------------------------
+
 
 def _index(data_dir) -> Path:
     return Path(data_dir) / "docker" / "images.json"
@@ -292,8 +358,9 @@ def record(data_dir, spec_digest: str, built: BuiltImage) -> None:
     if known.get(spec_digest) != asdict(built):
         ensure_folder(_index(data_dir).parent, base=data_dir)
         known[spec_digest] = asdict(built)
-        write_atomic(_index(data_dir), json.dumps(known, indent=1, sort_keys=True).encode(), mode=0o644,
-                     what="image index")
+        write_atomic(
+            _index(data_dir), json.dumps(known, indent=1, sort_keys=True).encode(), mode=0o644, what="image index"
+        )
 
 
 def recorded(data_dir, spec_digest: str) -> BuiltImage | None:
@@ -304,8 +371,9 @@ def recorded(data_dir, spec_digest: str) -> BuiltImage | None:
         return None
 
 
-def deployment_image(client, data_dir, image_digest: str | None, settings: Mapping[str, Any] | None,
-                     say=None) -> BuiltImage:
+def deployment_image(
+    client, data_dir, image_digest: str | None, settings: Mapping[str, Any] | None, say=None
+) -> BuiltImage:
     """The image a deployment's containers run: its environment's (`image_digest`, as recorded by
     the image driver; DriverError when it is not in the engine), else the server-only image."""
     if not image_digest:
@@ -313,7 +381,9 @@ def deployment_image(client, data_dir, image_digest: str | None, settings: Mappi
     else:
         built = recorded(data_dir, image_digest)
     if built is None or find_built(client, built.tag) is None:
-        raise DriverError(f"the image of environment {image_digest[:19]}… is not in the Docker engine",
-                          "Run `mlctl apply` again: the plan rebuilds the image first.")
+        raise DriverError(
+            f"the image of environment {image_digest[:19]}… is not in the Docker engine",
+            "Run `mlctl apply` again: the plan rebuilds the image first.",
+        )
     mark_used(built.image_id)
     return built

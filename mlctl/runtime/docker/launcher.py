@@ -29,7 +29,7 @@ from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.local.launcher import TAIL_BYTES, process_usage
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlctl-docker")
-_swept: set[str] = set()   # endpoint tags whose leftovers this host removed already
+_swept: set[str] = set()  # endpoint tags whose leftovers this host removed already
 
 
 async def _call(fn, *args, **kwargs):
@@ -63,11 +63,11 @@ class Container:
         self.id: str | None = None
         self.pid: int | None = None
         self.ended: asyncio.Future | None = None
-        self.reason: str | None = None      # why it is not running (None while it runs)
-        self.outside = False                 # stopped or removed outside mlctl: not restarted by the host
+        self.reason: str | None = None  # why it is not running (None while it runs)
+        self.outside = False  # stopped or removed outside mlctl: not restarted by the host
         self.oom_kills = 0
-        self.stopped = False                 # for good: never started again
-        self.by_us = False                   # mlctl is stopping it
+        self.stopped = False  # for good: never started again
+        self.by_us = False  # mlctl is stopping it
         self.tail: collections.deque[bytes] = collections.deque()
         self._tail_bytes = 0
         self._tail_lock = threading.Lock()
@@ -83,21 +83,28 @@ class Container:
             self.tail.clear()
             self._tail_bytes = 0
         self.reason, self.outside, self.by_us = None, False, False
-        out.write(f"--- mlctl host: starting instance {self.key.index} of {self.spec.name} in a container "
-                  f"(image {self.spec.launch.get('image')}, digest {self.spec.digest[:19]}) at "
-                  f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        out.write(
+            f"--- mlctl host: starting instance {self.key.index} of {self.spec.name} in a container "
+            f"(image {self.spec.launch.get('image')}, digest {self.spec.digest[:19]}) at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
+        )
         loop = asyncio.get_running_loop()
         self.ended = loop.create_future()
         output = self.output = ContainerOutput(self.fifo, out, self._remember)
         try:
-            self.id, self.pid, started = await _call(containers.run, self.spec, self.key, self.place, self.socket,
-                                                     self.fifo)
+            self.id, self.pid, started = await _call(
+                containers.run, self.spec, self.key, self.place, self.socket, self.fifo
+            )
         except BaseException:
             self.ended.cancel()
             await output.finish()
             raise
-        threading.Thread(target=self._watch, args=(loop, self.ended, self.id, started, out, output),
-                         name=f"mlctl-watch-{self.id[:12]}", daemon=True).start()
+        threading.Thread(
+            target=self._watch,
+            args=(loop, self.ended, self.id, started, out, output),
+            name=f"mlctl-watch-{self.id[:12]}",
+            daemon=True,
+        ).start()
 
     def _remember(self, data: bytes) -> None:
         with self._tail_lock:
@@ -117,7 +124,7 @@ class Container:
                 if complete:
                     out.write(complete)
                     self._remember(complete)
-        except Exception:   # the engine went away or the container was removed: its end says which
+        except Exception:  # the engine went away or the container was removed: its end says which
             pass
         if pending:
             out.write(pending + b"\n")
@@ -135,7 +142,7 @@ class Container:
             await output.finish()
             if not self.by_us:
                 out.write(f"--- mlctl host: container {cid[:12]} of instance {self.key.index} {end.reason}\n".encode())
-        except OSError:   # the log file could not be written: the host must still learn of the end
+        except OSError:  # the log file could not be written: the host must still learn of the end
             pass
         if ended is not self.ended or ended.done():
             return
@@ -173,8 +180,9 @@ class Launcher:
 
     def _output(self, index: int) -> SharedLog:
         if index not in self.outputs:
-            self.outputs[index] = SharedLog(instance_log_path(self.place.data_dir, self.place.endpoint,
-                                                              self.deployment, index))
+            self.outputs[index] = SharedLog(
+                instance_log_path(self.place.data_dir, self.place.endpoint, self.deployment, index)
+            )
         return self.outputs[index]
 
     async def _sweep_once(self) -> None:
@@ -220,8 +228,9 @@ class Launcher:
             async with c.lifecycle:
                 try:
                     await c.remove(grace)
-                except Exception:   # gone already, or the engine is: nothing left to stop here
+                except Exception:  # gone already, or the engine is: nothing left to stop here
                     pass
+
         await asyncio.gather(*(stop_one(c) for k in keys if (c := self.containers.pop(k, None)) is not None))
 
     def health(self, key: InstanceKey) -> str | None:
@@ -258,10 +267,18 @@ class Launcher:
         if c is None:
             return {"container": None}
         launch = c.spec.launch
-        return {"container": c.id[:12] if c.id else None, "container_name": containers.name_of(c.spec, key, c.place),
-                "pid": c.pid, "socket": str(c.socket), "image": launch.get("image"),
-                "cpus": (launch.get("nano_cpus") or 0) / 1e9 or None, "memory_bytes": launch.get("memory_bytes"),
-                "last_exit": c.reason, "stopped_outside_mlctl": c.outside, "oom_kills": c.oom_kills}
+        return {
+            "container": c.id[:12] if c.id else None,
+            "container_name": containers.name_of(c.spec, key, c.place),
+            "pid": c.pid,
+            "socket": str(c.socket),
+            "image": launch.get("image"),
+            "cpus": (launch.get("nano_cpus") or 0) / 1e9 or None,
+            "memory_bytes": launch.get("memory_bytes"),
+            "last_exit": c.reason,
+            "stopped_outside_mlctl": c.outside,
+            "oom_kills": c.oom_kills,
+        }
 
     def on_ready(self, key: InstanceKey) -> None:
         """What the instance printed so far goes to its log file now, before anyone is told it is ready."""

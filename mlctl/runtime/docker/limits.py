@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from mlctl.instance_types import lookup
 
-GIB = 2 ** 30
+GIB = 2**30
 
 
 @dataclass(frozen=True)
 class Limits:
-    nano_cpus: int | None          # CPUs x 10^9 (the engine's unit), None: no limit
+    nano_cpus: int | None  # CPUs x 10^9 (the engine's unit), None: no limit
     memory_bytes: int | None
-    notes: tuple[str, ...] = ()    # what the user should know (unknown size, clamped)
+    notes: tuple[str, ...] = ()  # what the user should know (unknown size, clamped)
 
     def describe(self) -> str:
         """Pure: "2 CPUs, 7.0 GiB of memory" (or "no CPU or memory limit")."""
@@ -34,14 +34,19 @@ def container_limits(instance_type: str | None, machine_cpus: int, machine_memor
         return Limits(None, None)
     size = lookup(instance_type)
     if size is None:
-        return Limits(None, None, (f"instance_type {instance_type} is not an Azure VM size mlctl knows: "
-                                   f"no CPU or memory limit is set",))
+        return Limits(
+            None,
+            None,
+            (f"instance_type {instance_type} is not an Azure VM size mlctl knows: no CPU or memory limit is set",),
+        )
     cpus, memory, notes = size.vcpus, int(size.memory_gib * GIB), []
     if machine_cpus and cpus > machine_cpus:
         notes.append(f"{size.name} has {cpus} vCPUs, this machine {machine_cpus}: limited to {machine_cpus} CPUs")
         cpus = machine_cpus
     if machine_memory and memory > machine_memory:
-        notes.append(f"{size.name} has {size.memory_gib:g} GiB of memory, this machine "
-                     f"{machine_memory / GIB:.1f} GiB: limited to that")
+        notes.append(
+            f"{size.name} has {size.memory_gib:g} GiB of memory, this machine "
+            f"{machine_memory / GIB:.1f} GiB: limited to that"
+        )
         memory = machine_memory
     return Limits(int(cpus * 1e9), memory, tuple(notes))

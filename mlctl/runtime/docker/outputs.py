@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlctl.runtime.host.relay import OutputRelay, output_fifo
 
-FINISH_S = 2.0   # at most this long for the relay to copy what is left once the container ended
+FINISH_S = 2.0  # at most this long for the relay to copy what is left once the container ended
 
 
 def fifo_name(socket: Path) -> str:
@@ -53,4 +53,4 @@ class ContainerOutput:
         if not done:
             task.cancel()
         elif not task.cancelled():
-            task.exception()   # (retrieved: a log file that could not be written has nothing more to say)
+            task.exception()  # (retrieved: a log file that could not be written has nothing more to say)

@@ -18,7 +18,7 @@ from mlctl.runtime.host.client import find_host
 from mlctl.runtime.hosted import HostedRuntime
 from mlctl.runtime.local import cache
 
-PROJECT_KINDS = ("model", "code")   # what the project keeps itself (virtualenvs are the local runtime's)
+PROJECT_KINDS = ("model", "code")  # what the project keeps itself (virtualenvs are the local runtime's)
 
 
 class DockerRuntime(HostedRuntime):
@@ -40,7 +40,7 @@ class DockerRuntime(HostedRuntime):
         """Which base each image starts from and why (and its tag when already known); none without an engine."""
         try:
             return imagechecks.base_notes(engine.connect(self.settings), list(resources), self.settings)
-        except Exception:   # notes are best effort: plan says nothing rather than fail
+        except Exception:  # notes are best effort: plan says nothing rather than fail
             return []
 
     def build_logs(self, project, state, endpoint, deployment, lines):
@@ -52,8 +52,10 @@ class DockerRuntime(HostedRuntime):
         a = rs.attributes
         built = images.recorded(project.data_dir, a["image_digest"]) if a.get("image_digest") else None
         if built is None:
-            return [f"no image build recorded for deployment {deployment!r} "
-                    f"({'it runs the scoring server image' if not a.get('image_digest') else 'built elsewhere or pruned'})"]
+            return [
+                f"no image build recorded for deployment {deployment!r} "
+                f"({'it runs the scoring server image' if not a.get('image_digest') else 'built elsewhere or pruned'})"
+            ]
         out = [f"image {built.tag} ({built.base_reason or built.base})"]
         log = images.build_log(built.content_digest)
         if log.exists():
@@ -66,12 +68,14 @@ class DockerRuntime(HostedRuntime):
 
     def cache_entries(self, project, state):
         """mlctl's images in the engine, and this project's registered models and code snapshots."""
-        return [e for e in cache.entries(project.data_dir, state) if e.kind in PROJECT_KINDS] + \
-            imagecache.entries(engine.connect(self.settings), state)
+        return [e for e in cache.entries(project.data_dir, state) if e.kind in PROJECT_KINDS] + imagecache.entries(
+            engine.connect(self.settings), state
+        )
 
     def prune(self, entries, older_than_s, now):
-        return [e for e in cache.prunable(entries, older_than_s, now) if e.kind in PROJECT_KINDS] + \
-            imagecache.prunable(entries, older_than_s, now)
+        return [e for e in cache.prunable(entries, older_than_s, now) if e.kind in PROJECT_KINDS] + imagecache.prunable(
+            entries, older_than_s, now
+        )
 
     def remove(self, entry) -> bool:
         if entry.kind in imagecache.KINDS:
@@ -84,14 +88,15 @@ class DockerRuntime(HostedRuntime):
         found = super().leftovers(project, recorded)
         try:
             running = containers.project_containers(project.data_dir)
-        except engine.engine_errors():   # no engine: nothing of it can be running either
+        except engine.engine_errors():  # no engine: nothing of it can be running either
             return found
         for c in running:
             endpoint = labels.value(c["Labels"], "endpoint") or ""
             if find_host(project.data_dir, endpoint) is None:
                 name = c["Names"][0].lstrip("/") if c.get("Names") else c["Id"][:12]
-                found.append((f"container {name} (its endpoint host is gone)",
-                              lambda cid=c["Id"]: containers.remove(cid)))
+                found.append(
+                    (f"container {name} (its endpoint host is gone)", lambda cid=c["Id"]: containers.remove(cid))
+                )
         return found
 
 

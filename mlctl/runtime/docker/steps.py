@@ -56,7 +56,7 @@ def run(cmd: list[str], log, say: Say | None = None, what: str = "", env: dict |
     try:
         for line in proc.stdout:
             log.write(mask_url_credentials(line))
-            if say and line.strip() and not line.lstrip().startswith(("+ ", "- ")):   # one line per package: log only
+            if say and line.strip() and not line.lstrip().startswith(("+ ", "- ")):  # one line per package: log only
                 say(f"{what}: {mask_url_credentials(line.strip())}" if what else mask_url_credentials(line.strip()))
         log.flush()
         code = proc.wait()
@@ -89,7 +89,7 @@ def engine_build(client, log, say: Say | None = None, **kwargs) -> str:
             if "stream" in chunk:
                 text = chunk["stream"]
                 log.write(text)
-                if say and text.startswith("Step "):      # one progress line per Dockerfile step
+                if say and text.startswith("Step "):  # one progress line per Dockerfile step
                     say(text.strip() if len(text) < 100 else text.strip()[:97] + "...")
             elif "error" in chunk:
                 log.write(chunk["error"].rstrip() + "\n")
@@ -98,7 +98,7 @@ def engine_build(client, log, say: Say | None = None, **kwargs) -> str:
                 image_id = chunk["aux"]["ID"]
     except EngineBuildFailed:
         raise
-    except Exception as e:      # the SDK's APIError / BuildError, a connection error: said, then raised
+    except Exception as e:  # the SDK's APIError / BuildError, a connection error: said, then raised
         log.write(f"{e}\n")
         if engine.is_connection_error(e):
             raise engine.failure("building an image", e) from None

@@ -64,8 +64,11 @@ async def serve(args) -> int:
     try:  # before the port: a twin started at the same moment must not take the port the endpoint had
         sockets = claim_socket_folder(data_dir, args.endpoint)
     except FolderHeld as e:
-        log.error("another host of endpoint %r is running (it holds %s); this one exits and mlctl uses that one",
-                  args.endpoint, e.args[0])
+        log.error(
+            "another host of endpoint %r is running (it holds %s); this one exits and mlctl uses that one",
+            args.endpoint,
+            e.args[0],
+        )
         return TWIN_EXIT
     previous = read_run_record(data_dir, args.endpoint) or {}
     try:
@@ -89,12 +92,26 @@ async def serve(args) -> int:
     await admin.setup()
     await web.UnixSite(admin, str(admin_path)).start()
     os.chmod(admin_path, 0o600)
-    record = {"pid": os.getpid(), "port": port, "admin_socket": str(admin_path), "started": time.time(),
-              "auth_mode": args.auth_mode, "endpoint": args.endpoint}
+    record = {
+        "pid": os.getpid(),
+        "port": port,
+        "admin_socket": str(admin_path),
+        "started": time.time(),
+        "auth_mode": args.auth_mode,
+        "endpoint": args.endpoint,
+    }
     write_run_record(data_dir, args.endpoint, record)
-    log.info("endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d, event loop %s, file limit %d, "
-             "connection limit %d)", args.endpoint, port, admin_path, os.getpid(), type(loop).__module__.split(".")[0],
-             args.file_limit, connections)
+    log.info(
+        "endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d, event loop %s, file limit %d, "
+        "connection limit %d)",
+        args.endpoint,
+        port,
+        admin_path,
+        os.getpid(),
+        type(loop).__module__.split(".")[0],
+        args.file_limit,
+        connections,
+    )
     stdio = StdioLog(host_log(data_dir, args.endpoint))
     while not stop.is_set():
         try:
@@ -120,11 +137,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.umask(0o077)
     args.file_limit = raise_file_limit()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
+    )
     try:
         secrets.read_keys(args.data_dir, args.endpoint)
-    except (OSError, MlctlError) as e:   # MlctlError: a symbolic link or not a regular file
+    except (OSError, MlctlError) as e:  # MlctlError: a symbolic link or not a regular file
         log.error("cannot read the endpoint's secrets file: %s (start the host with mlctl, which creates it)", e)
         return 2
     # chosen outside any `except` block: an exception raised while one is handled gets it as __context__

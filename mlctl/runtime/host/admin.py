@@ -70,8 +70,9 @@ async def roll_deployment(request: web.Request) -> web.Response:
 async def scale_deployment(request: web.Request) -> web.Response:
     body = await _body(request)
     ep = request.app[ENDPOINT]
-    return web.json_response(await ep.scale_deployment(request.match_info["name"], body.get("instance_count"),
-                                                       _timeout(request)))
+    return web.json_response(
+        await ep.scale_deployment(request.match_info["name"], body.get("instance_count"), _timeout(request))
+    )
 
 
 async def revive_deployment(request: web.Request) -> web.Response:

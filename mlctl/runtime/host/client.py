@@ -71,8 +71,9 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None,
-               timeout: float = 30.0) -> HostInfo:
+def start_host(
+    data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None, timeout: float = 30.0
+) -> HostInfo:
     """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
     If another caller starts one at the same moment, one host runs and both callers get it.
 
@@ -89,14 +90,35 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
     log_path = host_log(data_dir, endpoint)
     ensure_folder(log_path.parent, what="logs", base=data_dir)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
-    cmd = [sys.executable, "-m", "mlctl.runtime.host", "--data-dir", str(data_dir), "--endpoint", endpoint,
-           "--auth-mode", auth_mode] + (["--port", str(port)] if port else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlctl.runtime.host",
+        "--data-dir",
+        str(data_dir),
+        "--endpoint",
+        endpoint,
+        "--auth-mode",
+        auth_mode,
+    ] + (["--port", str(port)] if port else [])
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    )
     fd = open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600, what="logs")
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd="/",
-                                start_new_session=True, env=env, close_fds=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            cwd="/",
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
     finally:
         os.close(fd)
     _children.append(proc)
@@ -111,19 +133,29 @@ def start_host(data_dir, endpoint: str, *, auth_mode: str = "key", port: int | N
             with open(log_path, "rb") as f:
                 f.seek(start_offset)
                 tail = f.read().decode("utf-8", "replace")[-4000:]
-            raise HostError(f"the endpoint host of {endpoint!r} exited with code {proc.returncode}: "
-                            f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}",
-                            "host_failed", tail)
+            raise HostError(
+                f"the endpoint host of {endpoint!r} exited with code {proc.returncode}: "
+                f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}",
+                "host_failed",
+                tail,
+            )
         record = read_run_record(data_dir, endpoint)
         if record and record.get("pid") == proc.pid:
             return HostInfo(proc.pid, record["port"], record["admin_socket"])
         time.sleep(0.02)
     proc.kill()
     if proc.poll() == TWIN_EXIT:
-        raise HostError(f"another endpoint host of {endpoint!r} holds its sockets but did not answer within "
-                        f"{timeout:.0f}s; see {log_path}", "host_failed", _log_tail(log_path))
-    raise HostError(f"the endpoint host of {endpoint!r} did not start within {timeout:.0f}s; see {log_path}",
-                    "host_failed", _log_tail(log_path))
+        raise HostError(
+            f"another endpoint host of {endpoint!r} holds its sockets but did not answer within "
+            f"{timeout:.0f}s; see {log_path}",
+            "host_failed",
+            _log_tail(log_path),
+        )
+    raise HostError(
+        f"the endpoint host of {endpoint!r} did not start within {timeout:.0f}s; see {log_path}",
+        "host_failed",
+        _log_tail(log_path),
+    )
 
 
 def _answer(status: int, raw: bytes) -> dict:
@@ -136,8 +168,10 @@ def _answer(status: int, raw: bytes) -> dict:
     if isinstance(data, dict):
         return data
     first = raw.decode("utf-8", "replace").strip().splitlines()[:1]
-    raise HostError(f"it answered HTTP {status} with no JSON" + (f": {first[0][:200]}" if first else ""),
-                    "error" if status >= 400 else "bad_answer")
+    raise HostError(
+        f"it answered HTTP {status} with no JSON" + (f": {first[0][:200]}" if first else ""),
+        "error" if status >= 400 else "bad_answer",
+    )
 
 
 class HostClient:
@@ -169,8 +203,9 @@ class HostClient:
         if resp.status >= 400:
             if data.get("kind") == "deployment_failed":
                 raise DeploymentFailed(data.get("message", ""), data.get("log_tail", ""))
-            raise HostError(data.get("message", f"HTTP {resp.status}"), data.get("kind", "error"),
-                            data.get("log_tail", ""))
+            raise HostError(
+                data.get("message", f"HTTP {resp.status}"), data.get("kind", "error"), data.get("log_tail", "")
+            )
         return data
 
     def status(self) -> dict:
@@ -192,8 +227,9 @@ class HostClient:
 
     def scale_deployment(self, name: str, count: int, timeout: float = 120.0) -> dict:
         """Add instances (ready first) or drain and stop the highest ones."""
-        return self._call("POST", f"/deployments/{name}/scale?timeout={timeout}",
-                          {"instance_count": count}, timeout + MAX_DRAIN_S)
+        return self._call(
+            "POST", f"/deployments/{name}/scale?timeout={timeout}", {"instance_count": count}, timeout + MAX_DRAIN_S
+        )
 
     def revive_deployment(self, name: str, timeout: float = 120.0) -> dict:
         """Restart at once the instances that are down (drift repair)."""

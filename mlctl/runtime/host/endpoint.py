@@ -82,10 +82,14 @@ class Endpoint:
             log.warning("deployment %s failed: %s", name, e)
             raise OrderRefused(422, f"{what} {name!r} failed: {e}", "deployment_failed", e.log_tail) from None
         except OSError as e:
-            raise OrderRefused(422, f"deployment {name!r} could not start its instances "
-                                    f"({e.strerror or e}): check that the interpreter {spec.python} exists "
-                                    f"and the code folder {spec.code_dir} is readable",
-                               "deployment_failed", "") from None
+            raise OrderRefused(
+                422,
+                f"deployment {name!r} could not start its instances "
+                f"({e.strerror or e}): check that the interpreter {spec.python} exists "
+                f"and the code folder {spec.code_dir} is readable",
+                "deployment_failed",
+                "",
+            ) from None
 
     async def create_deployment(self, raw: dict, timeout: float) -> dict:
         """Start a new deployment's instances, ready before it is listed; 409 when it exists."""
@@ -93,8 +97,12 @@ class Endpoint:
         deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
         async with self.lock:
             if spec.name in self.deployments:
-                raise OrderRefused(409, f"endpoint {self.name!r} has a deployment {spec.name!r} already: "
-                                        "roll it (new instances beside the old) or remove it first", "exists")
+                raise OrderRefused(
+                    409,
+                    f"endpoint {self.name!r} has a deployment {spec.name!r} already: "
+                    "roll it (new instances beside the old) or remove it first",
+                    "exists",
+                )
             d = self.creating[spec.name] = Deployment(spec, self.place, self.metrics)
             try:
                 await self._carry_out(spec.name, "deployment", d.create(deadline), spec)
@@ -136,9 +144,13 @@ class Endpoint:
         async with self.lock:
             d = self._deployment(name)
             if has_live_traffic(name, self.traffic, self.mirror):
-                raise OrderRefused(409, f"deployment {name!r} still has live traffic "
-                                        f"(traffic {self.traffic.get(name, 0)}%, mirror {self.mirror.get(name, 0)}%); "
-                                        "set its traffic to 0 first", "has_traffic")
+                raise OrderRefused(
+                    409,
+                    f"deployment {name!r} still has live traffic "
+                    f"(traffic {self.traffic.get(name, 0)}%, mirror {self.mirror.get(name, 0)}%); "
+                    "set its traffic to 0 first",
+                    "has_traffic",
+                )
             del self.deployments[name]
             self.traffic.pop(name, None)
             self.mirror.pop(name, None)
@@ -175,5 +187,12 @@ class Endpoint:
         deployments = {n: d.status() for n, d in sorted(self.deployments.items())}
         for n, d in self.creating.items():
             deployments.setdefault(n, d.status())
-        return {"endpoint": self.name, "pid": pid, "port": port, "auth_mode": self.auth_mode,
-                "traffic": dict(self.traffic), "mirror_traffic": dict(self.mirror), "deployments": deployments}
+        return {
+            "endpoint": self.name,
+            "pid": pid,
+            "port": port,
+            "auth_mode": self.auth_mode,
+            "traffic": dict(self.traffic),
+            "mirror_traffic": dict(self.mirror),
+            "deployments": deployments,
+        }

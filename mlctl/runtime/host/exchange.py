@@ -33,27 +33,41 @@ def timed_out(d: Deployment) -> Response:
     """The answer at the deployment's request timeout: 408, or 503 when no instance is ready."""
     if d.ready_count() == 0:
         return message(503, f"deployment {d.spec.name!r} has no ready instance")
-    return message(408, f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "
-                        f"(request_timeout_ms of deployment {d.spec.name!r})")
+    return message(
+        408,
+        f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "
+        f"(request_timeout_ms of deployment {d.spec.name!r})",
+    )
 
 
 def failed(d: Deployment, error: ConnectionFailed, inst: Instance | None) -> Response:
     """502 for a request the instance did not answer (`inst`: the one it was sent to, if it was)."""
     if not error.sent or inst is None:
         return message(502, f"no instance of deployment {d.spec.name!r} could be reached: {error}")
-    log.warning("%s instance %d: %s while handling a request (not retried: the request may be the cause)",
-                d.spec.name, inst.index, error)
+    log.warning(
+        "%s instance %d: %s while handling a request (not retried: the request may be the cause)",
+        d.spec.name,
+        inst.index,
+        error,
+    )
     d.suspect(inst)
-    return message(502, f"instance {inst.index} of deployment {d.spec.name!r} failed while handling this request "
-                        f"({error}); it was not retried on another instance, since it may be what made the "
-                        f"instance fail. If the instance's process ended it is restarted")
+    return message(
+        502,
+        f"instance {inst.index} of deployment {d.spec.name!r} failed while handling this request "
+        f"({error}); it was not retried on another instance, since it may be what made the "
+        f"instance fail. If the instance's process ended it is restarted",
+    )
 
 
 def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
     """The client's answer from an instance's: passed on when 200, else 424 naming the instance's status."""
     if status != 200:
-        return Response(424, data, [("ms-azureml-model-error-statuscode", str(status)),
-                                    ("ms-azureml-model-error-reason", reason)], passed)
+        return Response(
+            424,
+            data,
+            [("ms-azureml-model-error-statuscode", str(status)), ("ms-azureml-model-error-reason", reason)],
+            passed,
+        )
     return Response(status, data, [], passed)
 
 
@@ -83,8 +97,9 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
         inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
         try:
             on_done = functools.partial(d.release, inst)
-            conn, serial, answer = (inst.pool.send(method, target, headers, body, on_done)
-                                    or await inst.pool.request(method, target, headers, body, on_done))
+            conn, serial, answer = inst.pool.send(method, target, headers, body, on_done) or await inst.pool.request(
+                method, target, headers, body, on_done
+            )
         except ConnectionFailed as e:
             d.release(inst)
             if attempt:
@@ -106,8 +121,9 @@ async def _call(d: Deployment, method: str, target: str, headers: bytes, body: b
             timer.cancel()
 
 
-async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes,
-                  deadline: float | None = None) -> Response:
+async def forward(
+    d: Deployment, method: str, target: str, body: bytes, headers: bytes, deadline: float | None = None
+) -> Response:
     """Answer from deployment `d` by `deadline` (default: its request timeout from now); see _call."""
     if deadline is None:
         deadline = d.loop.time() + d.spec.timeout_s
@@ -124,8 +140,7 @@ class Exchange(Pending):
     the answer, built by `finish(response)` (the gateway's bookkeeping, called once), is then
     resolved from upstream.py's end-of-exchange callback or from the timeout's timer."""
 
-    __slots__ = ("d", "method", "target", "headers", "body", "finish", "inst", "conn", "serial", "answer",
-                 "timer")
+    __slots__ = ("d", "method", "target", "headers", "body", "finish", "inst", "conn", "serial", "answer", "timer")
 
     def __init__(self, d: Deployment, method: str, target: str, headers: bytes, body: bytes, finish):
         self.callback = self.response = None

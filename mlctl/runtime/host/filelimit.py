@@ -7,8 +7,8 @@ import os
 import resource
 
 DEFAULT_MAX_CONNECTIONS = 4096
-RESERVE_MIN = 256    # descriptors kept for instance connections, pipes, log files, the admin socket
-ACCEPT_BURST = 100   # connections the loop may accept before the first is seen (the listen backlog)
+RESERVE_MIN = 256  # descriptors kept for instance connections, pipes, log files, the admin socket
+ACCEPT_BURST = 100  # connections the loop may accept before the first is seen (the listen backlog)
 
 
 def raise_file_limit() -> int:

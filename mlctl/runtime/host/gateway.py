@@ -23,9 +23,23 @@ SETTLE_S = 0.2  # how often answered requests reach the metrics and the access l
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 DEPLOYMENT_KEY = DEPLOYMENT_HEADER.encode()
 # request headers never forwarded to an instance (hop-by-hop, the client's credentials, recomputed ones)
-DROP_REQUEST = frozenset(h.lower() for h in (
-    "authorization", "host", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "transfer-encoding", "upgrade", "content-length", "expect"))
+DROP_REQUEST = frozenset(
+    h.lower()
+    for h in (
+        "authorization",
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "expect",
+    )
+)
 DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
 
 
@@ -67,8 +81,15 @@ def _choose(ep: Endpoint, target: str | None) -> tuple[Deployment | None, str | 
         return d, None, None
     name = ep.picker.pick()
     if name is None or name not in ep.deployments:
-        return None, None, message(404, f"endpoint {ep.name!r} has no deployment with traffic; set traffic "
-                                        f"or name one with the {DEPLOYMENT_HEADER} header")
+        return (
+            None,
+            None,
+            message(
+                404,
+                f"endpoint {ep.name!r} has no deployment with traffic; set traffic "
+                f"or name one with the {DEPLOYMENT_HEADER} header",
+            ),
+        )
     return ep.deployments[name], ep.sampler.sample(), None
 
 
@@ -76,18 +97,25 @@ _PROTECTED = {"/score": ("POST", "GET"), "/swagger.json": ("GET", "HEAD")}  # ro
 
 
 def _unauthorized() -> Response:
-    return message(401, "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
-                   [("WWW-Authenticate", "Bearer")])
+    return message(
+        401,
+        "not authorized: send 'Authorization: Bearer <key or token>' (see `mlctl keys`)",
+        [("WWW-Authenticate", "Bearer")],
+    )
 
 
 def _too_many(d: Deployment) -> Response:
-    return message(429, f"too many requests in flight for deployment {d.spec.name!r} (limit {d.limit} "
-                        f"= 2 x max_concurrent_requests_per_instance x instance_count)")
+    return message(
+        429,
+        f"too many requests in flight for deployment {d.spec.name!r} (limit {d.limit} "
+        f"= 2 x max_concurrent_requests_per_instance x instance_count)",
+    )
 
 
 def _not_allowed(request: Request, allow: str) -> Response:
-    return message(405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}",
-                   [("Allow", allow)])
+    return message(
+        405, f"{request.method} is not allowed on {request.path}: use {allow.replace(', ', ' or ')}", [("Allow", allow)]
+    )
 
 
 class Gateway:
@@ -102,13 +130,21 @@ class Gateway:
         self.background: set[asyncio.Task] = set()
         self.server: HttpServer | None = None
         self._flusher: asyncio.Task | None = None
-        self._routes = {"/score": self.handle_score, "/": self.handle_health, "/metrics": self.handle_metrics,
-                        "/swagger.json": self.handle_swagger}
+        self._routes = {
+            "/score": self.handle_score,
+            "/": self.handle_health,
+            "/metrics": self.handle_metrics,
+            "/swagger.json": self.handle_swagger,
+        }
 
     async def start(self, sock, max_connections: int = 4096) -> None:
         self._flusher = asyncio.get_running_loop().create_task(self._settle_every(SETTLE_S))
-        self.server = HttpServer(self.handle, authorize=self.ep.is_authorized, unauthorized=self.refuse_unauthorized,
-                                 max_connections=max_connections)
+        self.server = HttpServer(
+            self.handle,
+            authorize=self.ep.is_authorized,
+            unauthorized=self.refuse_unauthorized,
+            max_connections=max_connections,
+        )
         await self.server.start(sock)
 
     async def stop(self) -> None:
@@ -126,8 +162,9 @@ class Gateway:
         if request.method not in _PROTECTED.get(request.path, ()):
             return None
         ep = self.ep
-        return self._stamp(_unauthorized(), request, "", request.fields.get(b"x-request-id") or new_request_id(),
-                           ep.loop.time())
+        return self._stamp(
+            _unauthorized(), request, "", request.fields.get(b"x-request-id") or new_request_id(), ep.loop.time()
+        )
 
     def handle(self, request: Request):
         route = self._routes.get(request.path)
@@ -159,8 +196,9 @@ class Gateway:
         if mirror:
             self.send_mirror(mirror, request.body, headers)
         finish = functools.partial(self._finish, d, request, name, rid, started)
-        exchange = Exchange(d, request.method, request.target if request.method == "GET" else "/score", headers,
-                            request.body, finish)
+        exchange = Exchange(
+            d, request.method, request.target if request.method == "GET" else "/score", headers, request.body, finish
+        )
         if exchange.begin():
             return exchange
         return self._forward(exchange)
@@ -174,8 +212,9 @@ class Gateway:
             raise
         return exchange.finish(resp)
 
-    def _finish(self, d: Deployment, request: Request, name: str, request_id: bytes, started: float,
-                resp: Response) -> Response:
+    def _finish(
+        self, d: Deployment, request: Request, name: str, request_id: bytes, started: float, resp: Response
+    ) -> Response:
         """A forwarded request is answered: it leaves the in-flight counts."""
         d.in_flight -= 1
         return self._stamp(resp, request, name, request_id, started)
@@ -188,8 +227,9 @@ class Gateway:
 
     def _account(self, request: Request, status: int, name: str, request_id: bytes, started: float) -> None:
         """Note an answered request (run once the answer is on its way); settle() does the rest."""
-        self.answered.append((request_id, request.method, request.path, name, status,
-                              self.ep.loop.time() - started, time.time()))
+        self.answered.append(
+            (request_id, request.method, request.path, name, status, self.ep.loop.time() - started, time.time())
+        )
 
     def settle(self) -> None:
         """Metrics and access lines of the requests answered since the last call (every SETTLE_S, and
@@ -241,8 +281,11 @@ class Gateway:
         ep = self.ep
         if not request.authorized:
             return _unauthorized()
-        name = request.header(b"azureml-model-deployment") or max(
-            ep.traffic, key=lambda n: (ep.traffic[n], n), default=None) or next(iter(sorted(ep.deployments)), None)
+        name = (
+            request.header(b"azureml-model-deployment")
+            or max(ep.traffic, key=lambda n: (ep.traffic[n], n), default=None)
+            or next(iter(sorted(ep.deployments)), None)
+        )
         d = ep.deployments.get(name) if name else None
         if d is None:
             return message(404, f"endpoint {ep.name!r} has no deployment to describe")
@@ -268,11 +311,20 @@ class Gateway:
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
         server = self.server
-        gauges = {"mlctl_gateway_connections": len(server.connections),
-                  "mlctl_gateway_connections_refused_total": server.turned_away,
-                  "mlctl_gateway_buffered_body_bytes": server.buffered} if server else None
-        return Response(200, ep.metrics.render(ready, in_flight, gauges).encode(),
-                        [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+        gauges = (
+            {
+                "mlctl_gateway_connections": len(server.connections),
+                "mlctl_gateway_connections_refused_total": server.turned_away,
+                "mlctl_gateway_buffered_body_bytes": server.buffered,
+            }
+            if server
+            else None
+        )
+        return Response(
+            200,
+            ep.metrics.render(ready, in_flight, gauges).encode(),
+            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+        )
 
     def handle_unknown(self, request: Request) -> Response:
         return message(404, f"no such path {request.path!r}: use /score, /swagger.json, / or /metrics")

@@ -83,8 +83,10 @@ class Instance:
         while True:
             if self.health() is not None:
                 reason = await self.launcher.gone(self.key)  # (its last output collected)
-                raise InstanceFailed(f"instance {self.index} of deployment {self.spec.name!r} {reason} before it "
-                                     f"was ready", self.log_tail())
+                raise InstanceFailed(
+                    f"instance {self.index} of deployment {self.spec.name!r} {reason} before it was ready",
+                    self.log_tail(),
+                )
             if await self.probe(min(timeout, max(0.05, deadline - time.monotonic()))):
                 self.launcher.on_ready(self.key)
                 self.ready = True
@@ -92,7 +94,9 @@ class Instance:
             if time.monotonic() >= deadline:
                 raise InstanceFailed(
                     f"instance {self.index} of deployment {self.spec.name!r} was not ready after "
-                    f"{time.monotonic() - self.started_at:.1f}s", self.log_tail())
+                    f"{time.monotonic() - self.started_at:.1f}s",
+                    self.log_tail(),
+                )
             await asyncio.sleep(READY_POLL_S)
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -106,7 +110,13 @@ class Instance:
 
     def status(self) -> dict:
         usage = self.launcher.usage(self.key)
-        return {"index": self.index, **self.launcher.describe(self.key), "address": self.address,
-                "ready": self.ready, "restarts": self.restarts, "in_flight": self.in_flight,
-                "cpu_seconds": usage.cpu_seconds if usage else None,
-                "peak_memory_bytes": usage.peak_memory_bytes if usage else None}
+        return {
+            "index": self.index,
+            **self.launcher.describe(self.key),
+            "address": self.address,
+            "ready": self.ready,
+            "restarts": self.restarts,
+            "in_flight": self.in_flight,
+            "cpu_seconds": usage.cpu_seconds if usage else None,
+            "peak_memory_bytes": usage.peak_memory_bytes if usage else None,
+        }

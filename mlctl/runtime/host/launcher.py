@@ -47,15 +47,16 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 LAUNCHERS = {  # a spec's `launcher` -> module with class `Launcher`
-    "process": "mlctl.runtime.local.launcher",       # the local runtime's scoring-server processes
-    "container": "mlctl.runtime.docker.launcher",    # the docker runtime's containers
-    "serve": "mlctl.runtime.ray.launcher",           # the ray runtime's Serve applications (through Serve's proxy)
+    "process": "mlctl.runtime.local.launcher",  # the local runtime's scoring-server processes
+    "container": "mlctl.runtime.docker.launcher",  # the docker runtime's containers
+    "serve": "mlctl.runtime.ray.launcher",  # the ray runtime's Serve applications (through Serve's proxy)
 }
 DEFAULT_LAUNCHER = "process"
 
 
 class InstanceKey(NamedTuple):
     """An instance as the host names it: its deployment's generation (one per roll or revival) and index."""
+
     generation: int
     index: int
 
@@ -63,6 +64,7 @@ class InstanceKey(NamedTuple):
 @dataclass(frozen=True)
 class Usage:
     """What an instance used so far: CPU seconds (user + system) and its peak memory in bytes."""
+
     cpu_seconds: float
     peak_memory_bytes: int
 
@@ -70,6 +72,7 @@ class Usage:
 @dataclass
 class Place:
     """Where the host of one endpoint keeps instance files: its data folder and socket folder."""
+
     data_dir: Path
     endpoint: str
     socket_dir: Path

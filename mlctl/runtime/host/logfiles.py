@@ -80,7 +80,7 @@ class RotatingLog:
                     self._file = open(self.path, "ab", buffering=0, opener=_nofollow)
                     self._size = self._file.tell()
                     fits = _whole_lines(data, self.max_bytes - self._size)
-                fits = fits or max(self.max_bytes - self._size, 1)   # one line longer than the room: cut
+                fits = fits or max(self.max_bytes - self._size, 1)  # one line longer than the room: cut
                 self._file.write(data[:fits])
                 self._size += fits
                 data = data[fits:]
@@ -113,8 +113,9 @@ class StdioLog:
         except OSError as e:
             if not self.failing:
                 self.failing = True
-                log.warning("cannot rotate %s: %s; the host goes on writing to the file it has and tries again",
-                            self.path, e)
+                log.warning(
+                    "cannot rotate %s: %s; the host goes on writing to the file it has and tries again", self.path, e
+                )
             return
         self.failing = False
         os.dup2(fd, 1)
@@ -160,14 +161,21 @@ def log_files(data_dir, endpoint: str, deployment: str | None, instance: int | N
     elif instance is not None:
         files = [base / deployment / f"instance-{instance}.log"]
     else:
-        files = sorted((base / deployment).glob("instance-*.log"),
-                       key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0)
-    files = [f for f in files if f.is_file() and not f.is_symlink()]   # never read through a link
+        files = sorted(
+            (base / deployment).glob("instance-*.log"),
+            key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0,
+        )
+    files = [f for f in files if f.is_file() and not f.is_symlink()]  # never read through a link
     if not files:
-        what = "the endpoint host" if deployment is None else f"deployment {deployment!r}" + (
-            f" instance {instance}" if instance is not None else "")
-        raise MlctlError(f"no logs for {what} of endpoint {endpoint!r}",
-                         detail=f"looked in {base / (deployment or '')}; has the deployment been applied?")
+        what = (
+            "the endpoint host"
+            if deployment is None
+            else f"deployment {deployment!r}" + (f" instance {instance}" if instance is not None else "")
+        )
+        raise MlctlError(
+            f"no logs for {what} of endpoint {endpoint!r}",
+            detail=f"looked in {base / (deployment or '')}; has the deployment been applied?",
+        )
     return files
 
 
@@ -183,9 +191,17 @@ def _rotated_since(path: Path, inode: int) -> list[Path]:
     return []
 
 
-def tail(data_dir, endpoint: str, deployment: str | None, lines: int = DEFAULT_LINES,
-         instance: int | None = None, follow: bool = False, *,
-         poll_s: float = 0.2, stop: Callable[[], bool] | None = None) -> Iterator[str]:
+def tail(
+    data_dir,
+    endpoint: str,
+    deployment: str | None,
+    lines: int = DEFAULT_LINES,
+    instance: int | None = None,
+    follow: bool = False,
+    *,
+    poll_s: float = 0.2,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[str]:
     """Yield the last `lines` lines (per instance) of a deployment's logs, then new lines if `follow`.
 
     With several instances each line is prefixed `instance-K | `. Following stops when `stop()`
@@ -261,6 +277,7 @@ class AccessLog:
 
     def __init__(self, stream=None):
         import sys
+
         self.stream = stream or sys.stderr
         self.lines: list[str] = []
         self._second = -1

@@ -14,11 +14,32 @@ class Request:
     The headers are three parallel lists in the order sent (bytes): `lowers` (lower-case names),
     `names` (as sent) and `values`; `fields` maps each lower-case name to its last value."""
 
-    __slots__ = ("method", "target", "path", "query", "lowers", "names", "values", "fields", "body", "keep_alive",
-                 "http10", "authorized")
+    __slots__ = (
+        "method",
+        "target",
+        "path",
+        "query",
+        "lowers",
+        "names",
+        "values",
+        "fields",
+        "body",
+        "keep_alive",
+        "http10",
+        "authorized",
+    )
 
-    def __init__(self, method: str, target: bytes, head: tuple, fields: dict, body: bytes, keep_alive: bool,
-                 http10: bool = False, authorized: bool = True):
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        head: tuple,
+        fields: dict,
+        body: bytes,
+        keep_alive: bool,
+        http10: bool = False,
+        authorized: bool = True,
+    ):
         self.method, self.fields, self.body = method, fields, body
         self.lowers, self.names, self.values = head
         self.keep_alive, self.http10, self.authorized = keep_alive, http10, authorized
@@ -77,5 +98,6 @@ class Pending:
 
 
 def json_response(status: int, data, headers: list | None = None) -> Response:
-    return Response(status, json.dumps(data).encode(), [("Content-Type", "application/json; charset=utf-8")]
-                    + (headers or []))
+    return Response(
+        status, json.dumps(data).encode(), [("Content-Type", "application/json; charset=utf-8")] + (headers or [])
+    )

@@ -26,8 +26,9 @@ HELP = {
 def _labels(pairs) -> str:
     if not pairs:
         return ""
-    body = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                    for k, v in pairs)
+    body = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs
+    )
     return "{" + body + "}"
 
 
@@ -51,7 +52,7 @@ class Metrics:
     """Plain dict counters (the event loop is single-threaded); `render()` writes the text format."""
 
     def __init__(self):
-        self.requests = defaultdict(int)        # (deployment, status) -> n
+        self.requests = defaultdict(int)  # (deployment, status) -> n
         self.durations = defaultdict(Histogram)  # deployment -> histogram
         self.rejected = defaultdict(int)
         self.restarts = defaultdict(int)
@@ -74,26 +75,36 @@ class Metrics:
             lines.append(f"# TYPE {name} {kind}")
             lines.extend(samples)
 
-        family("mlctl_requests_total", [f"mlctl_requests_total{_labels([('deployment', d), ('status', s)])} {n}"
-                                        for (d, s), n in sorted(self.requests.items())])
+        family(
+            "mlctl_requests_total",
+            [
+                f"mlctl_requests_total{_labels([('deployment', d), ('status', s)])} {n}"
+                for (d, s), n in sorted(self.requests.items())
+            ],
+        )
         hist = []
         for d, h in sorted(self.durations.items()):
             cumulative = 0
             for bound, n in zip(BUCKETS, h.counts):
                 cumulative += n
-                hist.append(f"mlctl_request_duration_seconds_bucket{_labels([('deployment', d), ('le', bound)])} "
-                            f"{cumulative}")
-            hist.append(f"mlctl_request_duration_seconds_bucket{_labels([('deployment', d), ('le', '+Inf')])} {h.count}")
+                hist.append(
+                    f"mlctl_request_duration_seconds_bucket{_labels([('deployment', d), ('le', bound)])} {cumulative}"
+                )
+            hist.append(
+                f"mlctl_request_duration_seconds_bucket{_labels([('deployment', d), ('le', '+Inf')])} {h.count}"
+            )
             hist.append(f"mlctl_request_duration_seconds_sum{_labels([('deployment', d)])} {h.sum}")
             hist.append(f"mlctl_request_duration_seconds_count{_labels([('deployment', d)])} {h.count}")
         family("mlctl_request_duration_seconds", hist)
-        for name, table in (("mlctl_requests_in_flight", in_flight),
-                            ("mlctl_rejected_requests_total", self.rejected),
-                            ("mlctl_instance_restarts_total", self.restarts),
-                            ("mlctl_instances_ready", ready),
-                            ("mlctl_mirror_sent_total", self.mirror_sent),
-                            ("mlctl_mirror_dropped_total", self.mirror_dropped),
-                            ("mlctl_mirror_failed_total", self.mirror_failed)):
+        for name, table in (
+            ("mlctl_requests_in_flight", in_flight),
+            ("mlctl_rejected_requests_total", self.rejected),
+            ("mlctl_instance_restarts_total", self.restarts),
+            ("mlctl_instances_ready", ready),
+            ("mlctl_mirror_sent_total", self.mirror_sent),
+            ("mlctl_mirror_dropped_total", self.mirror_dropped),
+            ("mlctl_mirror_failed_total", self.mirror_failed),
+        ):
             family(name, [f"{name}{_labels([('deployment', d)])} {n}" for d, n in sorted(table.items())])
         for name, value in (gateway or {}).items():
             family(name, [f"{name} {value}"])

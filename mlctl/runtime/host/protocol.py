@@ -85,28 +85,28 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport = None
         self.queue: collections.deque = collections.deque()  # Request, or a Response to send then close
-        self.busy = False            # an answer is being made
+        self.busy = False  # an answer is being made
         self.closed = False
         self.stopped_reading = False  # after a refusal: nothing more is parsed
         self.write_paused = False
         self.reading_paused = False
-        self.in_message = False      # a request has begun but not fully arrived
+        self.in_message = False  # a request has begun but not fully arrived
         self.in_head = False
         self.head_bytes = 0
         self.since = self.loop.time()  # when the current state (idle, or the message) began
-        self.continue_due = False    # the current message awaits 100 Continue
+        self.continue_due = False  # the current message awaits 100 Continue
         self.current: Request | None = None  # the request being answered
         self._url = b""
-        self._names: list = []       # header names and values as sent, in order (llhttp's callbacks)
+        self._names: list = []  # header names and values as sent, in order (llhttp's callbacks)
         self._values: list = []
         self._head: tuple = ((), (), ())  # (lower-case names, names, values) once the head is complete
         self._fields: dict = {}
         self._body: list = []
         self._body_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
-        self.eof = False             # the client half-closed: answer what arrived, then close
+        self.eof = False  # the client half-closed: answer what arrived, then close
         self.refused: _Refused | None = None  # raised in a parser callback, read in data_received
-        self._authorized = True      # the current request's credentials (server.authorize), checked on its head
+        self._authorized = True  # the current request's credentials (server.authorize), checked on its head
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -114,10 +114,16 @@ class Connection(asyncio.Protocol):
         server = self.server
         if len(server.connections) >= server.max_connections:  # its descriptor is freed at once
             server.turned_away += 1
-            self._refuse(503, f"the endpoint has {len(server.connections)} connections open, its limit "
-                              f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
-                         json_response(503, {"message": "the endpoint has too many connections open: try again "
-                                                        "shortly"}, [("Retry-After", "1")]))
+            self._refuse(
+                503,
+                f"the endpoint has {len(server.connections)} connections open, its limit "
+                f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
+                json_response(
+                    503,
+                    {"message": "the endpoint has too many connections open: try again shortly"},
+                    [("Retry-After", "1")],
+                ),
+            )
             return
         server.connections.add(self)
 
@@ -179,7 +185,7 @@ class Connection(asyncio.Protocol):
             self.parser = httptools.HttpRequestParser(self)
             self.head_bytes = 0
             if head is not None:
-                self.data_received(head + data[e.args[0]:])
+                self.data_received(head + data[e.args[0] :])
             return
         except httptools.HttpParserError as e:
             self._refuse(400, f"malformed HTTP request: {e}")
@@ -196,8 +202,16 @@ class Connection(asyncio.Protocol):
     def _request(self, body: bytes) -> Request:
         """The current message as a Request (its head complete) with `body`."""
         parser = self.parser
-        return Request(parser.get_method().decode("latin-1"), self._url, self._head, self._fields, body,
-                       parser.should_keep_alive(), parser.get_http_version() == "1.0", self._authorized)
+        return Request(
+            parser.get_method().decode("latin-1"),
+            self._url,
+            self._head,
+            self._fields,
+            body,
+            parser.should_keep_alive(),
+            parser.get_http_version() == "1.0",
+            self._authorized,
+        )
 
     def on_message_begin(self) -> None:
         self.in_message = self.in_head = True
@@ -239,8 +253,9 @@ class Connection(asyncio.Protocol):
         expect = fields.get(b"expect")
         # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
         if expect and expect.strip().lower() != b"100-continue":
-            raise self._refusal(417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: "
-                                "only 100-continue is understood")
+            raise self._refusal(
+                417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: only 100-continue is understood"
+            )
         server = self.server
         if server.authorize is not None:  # credentials checked now: an unauthorized large body is never read
             self._authorized = server.authorize(fields.get(b"authorization"))
@@ -255,8 +270,10 @@ class Connection(asyncio.Protocol):
             self._send_continue()
 
     def _over_budget(self) -> _Refused:
-        text = (f"the gateway holds {self.server.buffered >> 20} MiB of request bodies, the most it holds at once "
-                f"is {self.server.body_budget >> 20} MiB (MLCTL_HOST_BODY_BUDGET_MIB): try again shortly")
+        text = (
+            f"the gateway holds {self.server.buffered >> 20} MiB of request bodies, the most it holds at once "
+            f"is {self.server.body_budget >> 20} MiB (MLCTL_HOST_BODY_BUDGET_MIB): try again shortly"
+        )
         return self._refusal(503, text, json_response(503, {"message": text}, [("Retry-After", "1")]))
 
     def _head_without_upgrade(self) -> bytes:
@@ -382,8 +399,11 @@ class Connection(asyncio.Protocol):
                 self._send_continue()
 
     def _write(self, response: Response, keep_alive: bool, head_only: bool, http10: bool) -> None:
-        head = [_STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode(),
-                self.server.date_line, response.raw]
+        head = [
+            _STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode(),
+            self.server.date_line,
+            response.raw,
+        ]
         for name, value in response.headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
         if keep_alive:
@@ -418,8 +438,9 @@ class Connection(asyncio.Protocol):
 class HttpServer:
     """Serves `handler` on a listening socket; keeps the Date line and sweeps idle connections each second."""
 
-    def __init__(self, handler, idle_s: float | None = None, authorize=None, unauthorized=None,
-                 max_connections: int = 4096):
+    def __init__(
+        self, handler, idle_s: float | None = None, authorize=None, unauthorized=None, max_connections: int = 4096
+    ):
         """`authorize(authorization header or None) -> bool` runs when a request's head arrives (its
         answer is the Request's `authorized`). When it says no and the body may be large (over
         MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from .logfiles import RotatingLog
 
 RELAY_CHUNK = 256 * 1024  # instance output is read in chunks up to this size,
-RELAY_PAUSE_S = 0.02      # this long after the pipe turned readable (the lines of that moment, batched)
+RELAY_PAUSE_S = 0.02  # this long after the pipe turned readable (the lines of that moment, batched)
 PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
 
 

@@ -55,8 +55,7 @@ class MirrorSampler:
         return None
 
 
-def traffic_errors(traffic: Mapping[str, int], mirror: Mapping[str, int],
-                   deployments: Collection[str]) -> list[str]:
+def traffic_errors(traffic: Mapping[str, int], mirror: Mapping[str, int], deployments: Collection[str]) -> list[str]:
     """Pure: what is wrong with a traffic/mirror setting for these deployments (empty = fine)."""
     errors = []
     for label, table in (("traffic", traffic), ("mirror_traffic", mirror)):

@@ -29,7 +29,8 @@ def run_folder() -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise PermissionError(
             f"{path} must be a folder owned by uid {os.getuid()} with mode 0700; "
-            f"remove it (or set MLCTL_RUN_FOLDER) and try again")
+            f"remove it (or set MLCTL_RUN_FOLDER) and try again"
+        )
     return path
 
 

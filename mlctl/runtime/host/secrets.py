@@ -39,15 +39,14 @@ def ensure_keys(data_dir, endpoint: str) -> None:
     """Create the endpoint's secrets file (two keys + a token key) unless it exists; keeps existing keys."""
     path = secrets_path(data_dir, endpoint)
     ensure_folder(path.parent, 0o700, what="secrets", base=path.parent.parent)
-    if os.path.lexists(path):   # reused as found only when it is a regular file, never through a link
+    if os.path.lexists(path):  # reused as found only when it is a regular file, never through a link
         fd = open_private(path, os.O_RDONLY, what="secrets")
         try:
             os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
         return
-    _write(path, {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(),
-                  "created": time.time()})
+    _write(path, {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(), "created": time.time()})
 
 
 def read_keys(data_dir, endpoint: str) -> dict:
@@ -100,4 +99,9 @@ def is_valid_token(token_key: str, endpoint: str, token: str, now: float | None 
     except ValueError:
         return False
     now = time.time() if now is None else now
-    return isinstance(claims, dict) and claims.get("aud") == endpoint and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > now
+    return (
+        isinstance(claims, dict)
+        and claims.get("aud") == endpoint
+        and isinstance(claims.get("exp"), (int, float))
+        and claims["exp"] > now
+    )

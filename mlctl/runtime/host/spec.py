@@ -27,6 +27,7 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class ServingSpec:
     """What the host serves for one deployment: its instances' code, model, interpreter, settings, launcher."""
+
     name: str
     digest: str
     python: str
@@ -41,8 +42,8 @@ class ServingSpec:
     liveness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     launcher: str = DEFAULT_LAUNCHER
-    launch: dict = field(default_factory=dict)   # what this spec's launcher alone reads (a container's image,
-                                                 # mounts, labels, limits; Serve's proxy address); the host passes it on untouched
+    launch: dict = field(default_factory=dict)  # what this spec's launcher alone reads (a container's image,
+    # mounts, labels, limits; Serve's proxy address); the host passes it on untouched
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ServingSpec":
@@ -76,11 +77,22 @@ class ServingSpec:
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
-        return cls(name=raw["name"], digest=raw["digest"], python=raw["python"], code_dir=raw["code_dir"],
-                   scoring_script=raw["scoring_script"], model_dir=raw["model_dir"], instance_count=count,
-                   model_digest=raw.get("model_digest"), code_digest=raw.get("code_digest"),
-                   environment_variables=dict(env), request_settings=request, launcher=launcher,
-                   launch=dict(launch), **probes)
+        return cls(
+            name=raw["name"],
+            digest=raw["digest"],
+            python=raw["python"],
+            code_dir=raw["code_dir"],
+            scoring_script=raw["scoring_script"],
+            model_dir=raw["model_dir"],
+            instance_count=count,
+            model_digest=raw.get("model_digest"),
+            code_digest=raw.get("code_digest"),
+            environment_variables=dict(env),
+            request_settings=request,
+            launcher=launcher,
+            launch=dict(launch),
+            **probes,
+        )
 
     # cached (the spec is frozen): the request path reads these on every request
     @cached_property

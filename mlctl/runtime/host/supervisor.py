@@ -30,7 +30,7 @@ class Deployment:
         self.instances: list[Instance] = []
         self.draining: list[Instance] = []
         self.generation = 0
-        self.in_flight = 0          # admitted requests (queued or at an instance)
+        self.in_flight = 0  # admitted requests (queued or at an instance)
         self.operation: str | None = "creating"
         self._waiters: list[asyncio.Future] = []
         self._supervisors: dict[Instance, asyncio.Task] = {}
@@ -130,8 +130,9 @@ class Deployment:
             await asyncio.sleep(period)
 
     # ---- lifecycle -----------------------------------------------------------------------
-    async def _start(self, spec: ServingSpec, indices, deadline: float,
-                     launcher: Launcher | None = None) -> list[Instance]:
+    async def _start(
+        self, spec: ServingSpec, indices, deadline: float, launcher: Launcher | None = None
+    ) -> list[Instance]:
         """Start instances and wait until all are ready; on any failure stop them all and raise."""
         insts = [Instance(spec, i, self.generation, launcher or self.launcher) for i in indices]
         try:
@@ -170,8 +171,9 @@ class Deployment:
         self.operation = "updating"
         try:
             self.generation += 1
-            launcher = make_launcher(spec.launcher, self.place, spec.name) if spec.launcher != self.spec.launcher \
-                else None
+            launcher = (
+                make_launcher(spec.launcher, self.place, spec.name) if spec.launcher != self.spec.launcher else None
+            )
             new = await self._start(spec, range(spec.instance_count), deadline, launcher)
             old, self.instances, self.spec = self.instances, new, spec  # the atomic switch
             old_launcher, self.launcher = self.launcher, launcher or self.launcher
@@ -262,8 +264,13 @@ class Deployment:
                     return "reported itself unhealthy (GET / answered 503: see its log)"
                 else:
                     failures += 1
-                    log.warning("%s instance %d: liveness probe failed (%d/%d)", self.spec.name, inst.index,
-                                failures, probe["failure_threshold"])
+                    log.warning(
+                        "%s instance %d: liveness probe failed (%d/%d)",
+                        self.spec.name,
+                        inst.index,
+                        failures,
+                        probe["failure_threshold"],
+                    )
                     if failures >= max(1, probe["failure_threshold"]):
                         return f"failed {failures} liveness probes"
         finally:
@@ -288,15 +295,24 @@ class Deployment:
                 # failures in a row, this one included (1 again once the instance had stayed up STABLE_S)
                 failures = 1 if time.monotonic() - inst.started_at > STABLE_S else failures + 1
                 delay = BACKOFF_S[min(failures - 1, len(BACKOFF_S) - 1)]
-                log.info("%s instance %d: restarting in %.1f s (%d failure(s) in a row)", self.spec.name,
-                         inst.index, delay, failures)
+                log.info(
+                    "%s instance %d: restarting in %.1f s (%d failure(s) in a row)",
+                    self.spec.name,
+                    inst.index,
+                    delay,
+                    failures,
+                )
                 await asyncio.sleep(delay)
                 if inst.stopping:
                     return
                 await asyncio.shield(inst.restart())
                 if inst.address is None:  # stopped meanwhile, or by hand outside mlctl: left down (drift)
-                    log.warning("%s instance %d is left down (%s) until mlctl apply starts it again",
-                                self.spec.name, inst.index, inst.health() or "stopped")
+                    log.warning(
+                        "%s instance %d is left down (%s) until mlctl apply starts it again",
+                        self.spec.name,
+                        inst.index,
+                        inst.health() or "stopped",
+                    )
                     return
                 inst.restarts += 1
                 self.metrics.restarts[self.spec.name] += 1
@@ -336,8 +352,15 @@ class Deployment:
     def status(self) -> dict:
         s = self.spec
         return {
-            "digest": s.digest, "model_digest": s.model_digest, "code_digest": s.code_digest,
-            "instance_count": s.instance_count, "ready_instances": self.ready_count(), "state": self.state,
-            "in_flight": self.in_flight, "limit": self.limit, "draining": len(self.draining),
-            "launcher": s.launcher, "instances": [i.status() for i in self.instances],
+            "digest": s.digest,
+            "model_digest": s.model_digest,
+            "code_digest": s.code_digest,
+            "instance_count": s.instance_count,
+            "ready_instances": self.ready_count(),
+            "state": self.state,
+            "in_flight": self.in_flight,
+            "limit": self.limit,
+            "draining": len(self.draining),
+            "launcher": s.launcher,
+            "instances": [i.status() for i in self.instances],
         }

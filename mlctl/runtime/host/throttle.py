@@ -24,8 +24,12 @@ class LogThrottle(logging.Filter):
         window = self._window.get(kind)
         if window is None or now - window[0] >= self.interval_s:
             if window is not None and window[2]:
-                log.warning("%d more log records like %r were left out in the last %.0f s", window[2],
-                            kind[:120], now - window[0])
+                log.warning(
+                    "%d more log records like %r were left out in the last %.0f s",
+                    window[2],
+                    kind[:120],
+                    now - window[0],
+                )
             if len(self._window) > 1000:  # kinds are message templates: few; bounded anyway
                 self._window.clear()
             window = self._window[kind] = [now, 0, 0]

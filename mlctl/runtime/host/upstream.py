@@ -71,7 +71,7 @@ class _Connection(asyncio.Protocol):
                 except ValueError:
                     head = None
                 if head is not None and head[0] >= 200 and head[3] == len(data) - end - 4 and not head[4]:
-                    self._finish((head[0], head[1], head[2], data[end + 4:]), head[5])
+                    self._finish((head[0], head[1], head[2], data[end + 4 :]), head[5])
                     return
         self.buffer += data
         if self.head is None:
@@ -85,7 +85,7 @@ class _Connection(asyncio.Protocol):
             except ValueError as e:
                 self._fail(f"bad answer: {e}", True)
                 return
-            del self.buffer[:end + 4]
+            del self.buffer[: end + 4]
             if 100 <= self.head[0] < 200:  # an interim answer (100 Continue): the real one follows
                 self.head = None
                 if self.buffer:
@@ -143,14 +143,17 @@ class _Connection(asyncio.Protocol):
             self._finish((status, reason, headers, bytes(self.buffer)), True)
             return
         if self.future is not None:  # lost while holding a request: the instance may be gone, and its
-            self.pool.drop_idle()    # idle connections with it (a request sent on one would be lost too)
+            self.pool.drop_idle()  # idle connections with it (a request sent on one would be lost too)
         self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
 
 
 # an answer's framing and hop-by-hop headers, and its x-request-id (the gateway writes its own): found
 # and cut by regexes anchored on the line break (C speed: no Python-level step per header line)
-_NOT_PASSED = re.compile(rb"\r\n(?:content-length|transfer-encoding|connection|keep-alive|date|server|x-request-id)"
-                         rb"[ \t]*:[^\r]*", re.IGNORECASE)
+_NOT_PASSED = re.compile(
+    rb"\r\n(?:content-length|transfer-encoding|connection|keep-alive|date|server|x-request-id)"
+    rb"[ \t]*:[^\r]*",
+    re.IGNORECASE,
+)
 _LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([^\r]*)", re.IGNORECASE)
 _RARE = re.compile(rb"\r\n(?:transfer-encoding|connection)[ \t]*:", re.IGNORECASE)  # absent from most answers
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r]*chunked", re.IGNORECASE)
@@ -182,7 +185,7 @@ def _parse_head(raw: bytes):
     if _RARE.search(raw) is not None:
         chunked = _CHUNKED.search(raw) is not None
         close = close or _CLOSE.search(raw) is not None
-    passed = _NOT_PASSED.sub(b"", raw)[len(first) + 2:]
+    passed = _NOT_PASSED.sub(b"", raw)[len(first) + 2 :]
     return status, reason, passed + b"\r\n" if passed else b"", length, chunked, close
 
 
@@ -199,14 +202,19 @@ def _dechunk(buffer: bytearray) -> bytes | None:
             return bytes(out) if buffer.find(b"\r\n\r\n", end) >= 0 or buffer.endswith(b"\r\n") else None
         if len(buffer) < start + size + 2:
             return None
-        out += buffer[start:start + size]
+        out += buffer[start : start + size]
         pos = start + size + 2
 
 
 def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
     # the target is the client's bytes as latin-1 text (messages.Request): encoded back byte for byte
-    return (b"%s %s HTTP/1.1\r\nHost: instance\r\nContent-Length: %d\r\n"
-            % (method.encode(), target.encode("latin-1"), len(body)) + headers + b"\r\n" + body)
+    return (
+        b"%s %s HTTP/1.1\r\nHost: instance\r\nContent-Length: %d\r\n"
+        % (method.encode(), target.encode("latin-1"), len(body))
+        + headers
+        + b"\r\n"
+        + body
+    )
 
 
 class Pool:
@@ -236,7 +244,7 @@ class Pool:
             conn = self.idle.pop()
             if conn.closed or conn.transport.is_closing():
                 continue
-            if self.loop.time() - conn.idle_since > REUSE_IDLE_S:   # the instance may be closing it now
+            if self.loop.time() - conn.idle_since > REUSE_IDLE_S:  # the instance may be closing it now
                 conn.closed = True
                 conn.transport.close()
                 continue

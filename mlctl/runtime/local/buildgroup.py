@@ -32,9 +32,15 @@ sys.exit(subprocess.call(sys.argv[2:]))
 
 def start_step(cmd: list[str], env: dict) -> subprocess.Popen:
     """Start `cmd` under its guard, its output (stdout and stderr) on the returned process's stdout."""
-    return subprocess.Popen([sys.executable, "-c", GUARD, str(os.getpid()), *cmd], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
-                            process_group=0)
+    return subprocess.Popen(
+        [sys.executable, "-c", GUARD, str(os.getpid()), *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        process_group=0,
+    )
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -21,10 +21,10 @@ from mlctl.runtime.local import envs, snapshot, store
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str          # "env" | "model" | "code"
+    kind: str  # "env" | "model" | "code"
     path: str
     size: int
-    in_use: bool       # named by this project's state
+    in_use: bool  # named by this project's state
     last_used: float
     detail: str
 

@@ -14,8 +14,14 @@ from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.local import envs, store
 from mlctl.runtime.local.serving import deployment_spec
-from mlctl.runtime.observed import (DeploymentObserved, EndpointObserved, EnvironmentObserved, ImageObserved,
-                                    ModelObserved, TrafficObserved)
+from mlctl.runtime.observed import (
+    DeploymentObserved,
+    EndpointObserved,
+    EnvironmentObserved,
+    ImageObserved,
+    ModelObserved,
+    TrafficObserved,
+)
 
 
 def _attrs(resource) -> dict:
@@ -51,8 +57,10 @@ def _client(ctx: RuntimeContext, endpoint: str) -> hostclient.HostClient:
     _forget(ctx, endpoint)
     info = hostclient.find_host(ctx.data_dir, endpoint)
     if info is None:
-        raise DriverError(f"the endpoint host of {endpoint!r} is not running",
-                          "Run `mlctl plan` to see the drift and `mlctl apply` to restart it.")
+        raise DriverError(
+            f"the endpoint host of {endpoint!r} is not running",
+            "Run `mlctl plan` to see the drift and `mlctl apply` to restart it.",
+        )
     return hostclient.HostClient(info)
 
 
@@ -78,8 +86,10 @@ class ModelDriver:
         a = prior.attributes
         if store.registered_digest(ctx.data_dir, a["name"], a["version"]) != a.get("content_digest"):
             return None
-        return ModelObserved(model_dir=str(store.model_dir(ctx.data_dir, a["name"], a["version"])),
-                             content_digest=a.get("content_digest"))
+        return ModelObserved(
+            model_dir=str(store.model_dir(ctx.data_dir, a["name"], a["version"])),
+            content_digest=a.get("content_digest"),
+        )
 
 
 class EnvironmentDriver:
@@ -91,10 +101,14 @@ class EnvironmentDriver:
     def create(self, resource, prior, ctx):
         a = _attrs(resource)
         if a.get("image"):
-            ctx.progress(str(resource.address), f"base image {a['image']!r} is not used by the {self.runtime} "
-                         "runtime (it builds a virtualenv from the conda file)")
-        return EnvironmentObserved(spec_digest=a.get("spec_digest"),
-                                   not_used_by_runtime=["image"] if a.get("image") else [])
+            ctx.progress(
+                str(resource.address),
+                f"base image {a['image']!r} is not used by the {self.runtime} "
+                "runtime (it builds a virtualenv from the conda file)",
+            )
+        return EnvironmentObserved(
+            spec_digest=a.get("spec_digest"), not_used_by_runtime=["image"] if a.get("image") else []
+        )
 
     def update(self, resource, prior, ctx):
         return self.create(resource, prior, ctx)
@@ -116,11 +130,11 @@ class ImageDriver:
         reqs = requirements(a.get("conda_packages") or (), a.get("pip_packages") or ())
         address = str(resource.address)
         try:
-            built = envs.build_env(a["spec_digest"], a.get("python"), reqs,
-                                   progress=lambda m: ctx.progress(address, m))
+            built = envs.build_env(a["spec_digest"], a.get("python"), reqs, progress=lambda m: ctx.progress(address, m))
         except envs.EnvBuildError as e:
-            raise DriverError(f"building the virtualenv of {address} failed",
-                              f"The build log is {e.log_path}.", e.log_tail) from None
+            raise DriverError(
+                f"building the virtualenv of {address} failed", f"The build log is {e.log_path}.", e.log_tail
+            ) from None
         envs.mark_used(a["spec_digest"])
         return ImageObserved.from_json(built.observed())
 
@@ -142,8 +156,9 @@ class ImageDriver:
 
 def _endpoint_observed(info) -> EndpointObserved:
     base = f"http://127.0.0.1:{info.port}"
-    return EndpointObserved(alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score",
-                            openapi_uri=f"{base}/swagger.json")
+    return EndpointObserved(
+        alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score", openapi_uri=f"{base}/swagger.json"
+    )
 
 
 class EndpointDriver:
@@ -177,8 +192,11 @@ class EndpointDriver:
                 if i + 1 < len(tries):
                     ctx.progress(str(resource.address), f"port {port} is taken; the host takes another one")
                     continue
-                raise DriverError(f"the endpoint host of {a['name']!r} did not start: {e}",
-                                  f"See {hostclient.host_log(ctx.data_dir, a['name'])}.", e.log_tail) from None
+                raise DriverError(
+                    f"the endpoint host of {a['name']!r} did not start: {e}",
+                    f"See {hostclient.host_log(ctx.data_dir, a['name'])}.",
+                    e.log_tail,
+                ) from None
 
     def update(self, resource, prior, ctx):
         a = _attrs(resource)
@@ -211,10 +229,15 @@ class EndpointDriver:
 def deployment_observed(d: dict | None) -> DeploymentObserved | None:
     if d is None:
         return None
-    return DeploymentObserved(state=d.get("state"), instance_count=d.get("instance_count"),
-                              ready_instances=d.get("ready_instances", 0), served_model_digest=d.get("model_digest"),
-                              served_code_digest=d.get("code_digest"), serving_digest=d.get("digest"),
-                              instances=d.get("instances", []))
+    return DeploymentObserved(
+        state=d.get("state"),
+        instance_count=d.get("instance_count"),
+        ready_instances=d.get("ready_instances", 0),
+        served_model_digest=d.get("model_digest"),
+        served_code_digest=d.get("code_digest"),
+        serving_digest=d.get("digest"),
+        instances=d.get("instances", []),
+    )
 
 
 class DeploymentDriver:
@@ -229,9 +252,11 @@ class DeploymentDriver:
         try:
             return deployment_observed(call(_client(ctx, a["endpoint"]), a))
         except hostclient.DeploymentFailed as e:
-            raise DriverError(f"{resource.address} failed to {verb}: {e}",
-                              f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} "
-                              f"--deployment {a['name']}`.", e.log_tail) from None
+            raise DriverError(
+                f"{resource.address} failed to {verb}: {e}",
+                f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`.",
+                e.log_tail,
+            ) from None
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
 
@@ -248,14 +273,14 @@ class DeploymentDriver:
 
     def update(self, resource, prior, ctx):
         """In-place fields are metadata; instances that are down start again at once."""
-        return self._order(resource, ctx, "update",
-                           lambda c, a: c.revive_deployment(a["name"], timeout=ctx.timeout))
+        return self._order(resource, ctx, "update", lambda c, a: c.revive_deployment(a["name"], timeout=ctx.timeout))
 
     def scale(self, resource, prior, ctx):
         count = resource.attributes["instance_count"]
         ctx.progress(str(resource.address), f"scaling to {count} instance(s)")
-        return self._order(resource, ctx, "scale",
-                           lambda c, a: c.scale_deployment(a["name"], count, timeout=ctx.timeout))
+        return self._order(
+            resource, ctx, "scale", lambda c, a: c.scale_deployment(a["name"], count, timeout=ctx.timeout)
+        )
 
     def roll(self, resource, prior, ctx):
         """New instances beside the old, traffic moves once they are ready, then the old drain."""
@@ -331,12 +356,19 @@ class Guarded:
                 raise DriverError(f"the endpoint host refused: {e.message}", "", e.log_tail) from None
             except OSError as e:
                 raise DriverError(f"{e.strerror or e} ({e.filename or 'no file'})") from None
+
         return call
 
 
 def local_drivers(runtime: str = "local") -> dict:
     """{Kind: driver} of the local runtime (and of the ray runtime, which serves its virtualenvs: `runtime`
     names it in what the drivers say)."""
-    drivers = {Kind.MODEL: ModelDriver(), Kind.ENVIRONMENT: EnvironmentDriver(runtime), Kind.IMAGE: ImageDriver(),
-               Kind.ENDPOINT: EndpointDriver(), Kind.DEPLOYMENT: DeploymentDriver(), Kind.TRAFFIC: TrafficDriver()}
+    drivers = {
+        Kind.MODEL: ModelDriver(),
+        Kind.ENVIRONMENT: EnvironmentDriver(runtime),
+        Kind.IMAGE: ImageDriver(),
+        Kind.ENDPOINT: EndpointDriver(),
+        Kind.DEPLOYMENT: DeploymentDriver(),
+        Kind.TRAFFIC: TrafficDriver(),
+    }
     return {kind: Guarded(d) for kind, d in drivers.items()}

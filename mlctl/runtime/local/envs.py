@@ -115,8 +115,7 @@ def uv_command() -> list[str] | None:
 def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-           "VIRTUAL_ENV": ""}
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "VIRTUAL_ENV": ""}
     env.pop("VIRTUAL_ENV")
     proc = start_step(cmd, env)
     try:
@@ -126,7 +125,7 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
                 progress(f"{what}: {mask_url_credentials(line.strip())}")
         log.flush()
         code = proc.wait()
-    except BaseException:   # Ctrl-C or an error: the build's whole process group goes with mlctl
+    except BaseException:  # Ctrl-C or an error: the build's whole process group goes with mlctl
         kill_group(proc)
         raise
     if code != 0:
@@ -140,8 +139,9 @@ def _tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
-def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[str] | None,
-           log, progress: Progress | None) -> BuiltEnv:
+def _build(
+    path: Path, python_request: str | None, reqs: Requirements, uv: list[str] | None, log, progress: Progress | None
+) -> BuiltEnv:
     interp = find_python(python_request)
     say = progress or (lambda msg: None)
     py = str(env_python(path))
@@ -159,7 +159,7 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
         install = [py, "-m", "pip", "install", "--progress-bar", "off"]
     say(f"installing {len(reqs.lines)} packages")
     _run([*install, "-r", str(req_file)], log, progress, "install")
-    try:   # speed-ups where the platform has wheels for them; the server runs without them
+    try:  # speed-ups where the platform has wheels for them; the server runs without them
         _run([*install, *FAST_PACKAGES], log, None, "install")
     except subprocess.CalledProcessError:
         log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
@@ -168,9 +168,9 @@ def _build(path: Path, python_request: str | None, reqs: Requirements, uv: list[
     probe = "import platform; print(platform.python_version()); print(platform.platform())"
     facts = subprocess.run([py, "-c", probe], capture_output=True, text=True, check=True)
     version, plat = facts.stdout.splitlines()[:2]
-    return BuiltEnv(str(path), py, version, plat, sorted(frozen), "uv" if uv else "venv+pip",
-                    list(reqs.notes), time.time())
-
+    return BuiltEnv(
+        str(path), py, version, plat, sorted(frozen), "uv" if uv else "venv+pip", list(reqs.notes), time.time()
+    )
 
 
 @contextlib.contextmanager
@@ -186,8 +186,15 @@ def build_lock(path: Path, waiting: str, say: Callable[[str], None] | None = Non
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
-def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
-              progress: Progress | None = None, use_uv: bool | None = None) -> BuiltEnv:
+
+def build_env(
+    digest: str,
+    python_request: str | None,
+    reqs: Requirements,
+    *,
+    progress: Progress | None = None,
+    use_uv: bool | None = None,
+) -> BuiltEnv:
     """Build (or reuse) the virtualenv of image `digest` with `reqs` plus the scoring server's
     packages. Safe against concurrent builds of one digest and against builds killed half-way.
     Raises EnvBuildError (with the log tail) or MlctlError (no interpreter for the version)."""
@@ -197,7 +204,9 @@ def build_env(digest: str, python_request: str | None, reqs: Requirements, *,
     if use_uv and uv is None:
         raise EnvBuildError("uv is not installed", path, "")
     present = {requirement_name(r) for r in reqs.lines}
-    full = Requirements(reqs.lines + tuple(p for p in SERVER_PACKAGES if requirement_name(p) not in present), reqs.notes)
+    full = Requirements(
+        reqs.lines + tuple(p for p in SERVER_PACKAGES if requirement_name(p) not in present), reqs.notes
+    )
     with build_lock(path.parent / f"{path.name}.lock", "waiting for another build of this image to finish", progress):
         done = read_built(digest)
         if done:

@@ -19,8 +19,9 @@ from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.relay import OutputRelay, output_pipe
 from mlctl.runtime.local.command import die_with_parent, instance_env, server_command
 
-TAIL_BYTES = 64 * 1024    # output kept in memory for failures
+TAIL_BYTES = 64 * 1024  # output kept in memory for failures
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
 
 def _one_usage(pid: int) -> tuple[int, int, list[int]] | None:
     """(CPU ticks of the process and of its waited-for children, peak RSS in KiB, live child pids)."""
@@ -89,14 +90,22 @@ class Process:
         self.socket.unlink(missing_ok=True)
         self.tail.clear()
         self._tail_bytes = 0
-        out.write(f"--- mlctl host: starting instance {index} of {self.spec.name} "
-                  f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        out.write(
+            f"--- mlctl host: starting instance {index} of {self.spec.name} "
+            f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
+        )
         r, w = output_pipe()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.command(), cwd=self.spec.code_dir, env=instance_env(self.spec),
-                stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent)
+                *self.command(),
+                cwd=self.spec.code_dir,
+                env=instance_env(self.spec),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=w,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         except BaseException:
             os.close(r)
             raise
@@ -151,8 +160,9 @@ class Launcher:
 
     def _output(self, index: int) -> RotatingLog:
         if index not in self.outputs:
-            self.outputs[index] = RotatingLog(instance_log_path(self.place.data_dir, self.place.endpoint,
-                                                                self.deployment, index))
+            self.outputs[index] = RotatingLog(
+                instance_log_path(self.place.data_dir, self.place.endpoint, self.deployment, index)
+            )
         return self.outputs[index]
 
     def _socket(self, key: InstanceKey) -> Path:
@@ -185,6 +195,7 @@ class Launcher:
             p.stopped = True
             async with p.lifecycle:
                 await p.kill(grace)
+
         await asyncio.gather(*(stop_one(p) for k in keys if (p := self.processes.pop(k, None)) is not None))
 
     def health(self, key: InstanceKey) -> str | None:
@@ -215,8 +226,11 @@ class Launcher:
 
     def describe(self, key: InstanceKey) -> dict:
         p = self.processes.get(key)
-        return {"pid": p.proc.pid if p and p.proc else None, "socket": str(p.socket) if p else None,
-                "workers": worker_count(p.spec) if p else None}
+        return {
+            "pid": p.proc.pid if p and p.proc else None,
+            "socket": str(p.socket) if p else None,
+            "workers": worker_count(p.spec) if p else None,
+        }
 
     def on_ready(self, key: InstanceKey) -> None:
         """What the instance printed so far goes to its log file now, before anyone is told it is ready."""

@@ -43,14 +43,21 @@ def satisfies(version: tuple[int, ...], request: str | None) -> bool:
             continue
         m = re.fullmatch(r"(==|>=|<=|!=|~=|>|<|=)?([0-9.]+?)(\.\*)?", clause)
         if not m:
-            raise MlctlError(f"'{request}' is not a Python version request",
-                             detail='Use a version such as "3.11" or clauses such as ">=3.9,<3.12".')
+            raise MlctlError(
+                f"'{request}' is not a Python version request",
+                detail='Use a version such as "3.11" or clauses such as ">=3.9,<3.12".',
+            )
         op, want = m.group(1) or "==", _parse_version(m.group(2))
         prefix = version[: len(want)]
         padded = version + (0,) * (len(want) - len(version))
         ok = {
-            "==": prefix == want, "=": prefix == want, "!=": prefix != want,
-            ">=": padded >= want, "<=": prefix <= want, ">": prefix > want, "<": padded < want,
+            "==": prefix == want,
+            "=": prefix == want,
+            "!=": prefix != want,
+            ">=": padded >= want,
+            "<=": prefix <= want,
+            ">": prefix > want,
+            "<": padded < want,
             "~=": padded >= want and version[: len(want) - 1] == want[:-1],
         }[op]
         if not ok:
@@ -62,15 +69,21 @@ def satisfies(version: tuple[int, ...], request: str | None) -> bool:
 def probe(executable: str) -> Interpreter | None:
     """Run an interpreter to learn its version (None when it does not run)."""
     try:
-        out = subprocess.run([executable, "-c", "import sys; print(*sys.version_info[:3], sys.executable)"],
-                             capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run(
+            [executable, "-c", "import sys; print(*sys.version_info[:3], sys.executable)"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0 or not out.stdout.strip():
         return None
     fields = out.stdout.split()
-    return Interpreter(os.path.realpath(fields[3]) if len(fields) > 3 else executable,
-                       tuple(int(x) for x in fields[:3]))
+    return Interpreter(
+        os.path.realpath(fields[3]) if len(fields) > 3 else executable, tuple(int(x) for x in fields[:3])
+    )
 
 
 def _uv_candidates(request: str | None) -> list[str]:
@@ -81,9 +94,14 @@ def _uv_candidates(request: str | None) -> list[str]:
         return []
     arg = request if request and request[0].isdigit() else (request or "")
     try:
-        out = subprocess.run([*uv, "python", "find", "--no-python-downloads", *([arg] if arg else [])],
-                             capture_output=True, text=True, timeout=30, check=False,
-                             env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+        out = subprocess.run(
+            [*uv, "python", "find", "--no-python-downloads", *([arg] if arg else [])],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [out.stdout.strip()] if out.returncode == 0 and out.stdout.strip() else []
@@ -116,8 +134,10 @@ def find_python(request: str | None) -> Interpreter:
         interp = probe(candidate)
         if interp and satisfies(interp.version, request):
             return interp
-    raise MlctlError(Diagnostic(
-        f"No Python interpreter on this machine satisfies python {request}",
-        f"Install one (for example `uv python install {request.lstrip('=<>~!')}` or your package manager), "
-        "or change the python version in the conda file.",
-    ))
+    raise MlctlError(
+        Diagnostic(
+            f"No Python interpreter on this machine satisfies python {request}",
+            f"Install one (for example `uv python install {request.lstrip('=<>~!')}` or your package manager), "
+            "or change the python version in the conda file.",
+        )
+    )

@@ -28,22 +28,30 @@ class LocalRuntime(HostedRuntime):
 
         problems = []
         resources = list(resources)
-        conda_files = {r.attributes.get("name"): r.attributes.get("conda_file")
-                       for r in resources if r.kind is Kind.ENVIRONMENT}
+        conda_files = {
+            r.attributes.get("name"): r.attributes.get("conda_file") for r in resources if r.kind is Kind.ENVIRONMENT
+        }
         for r in resources:
             if r.kind is not Kind.IMAGE:
                 continue
             a = r.attributes
             if envs.read_built(a.get("spec_digest", "")) is not None:
-                continue                      # already built: its interpreter exists
+                continue  # already built: its interpreter exists
             try:
                 find_python(a.get("python"))
             except MlctlError as e:
                 d = e.diagnostics[0]
                 conda = conda_files.get(a.get("environment"))
                 detail = d.detail.replace("in the conda file", f"in the conda file {conda}") if conda else d.detail
-                problems.append(Diagnostic(d.summary, detail, file=r.source.file if r.source else None,
-                                           line=r.source.line if r.source else None, address=str(r.address)))
+                problems.append(
+                    Diagnostic(
+                        d.summary,
+                        detail,
+                        file=r.source.file if r.source else None,
+                        line=r.source.line if r.source else None,
+                        address=str(r.address),
+                    )
+                )
         if problems:
             raise MlctlError(*problems)
 
@@ -57,8 +65,10 @@ class LocalRuntime(HostedRuntime):
         digest = store.registered_digest(project.data_dir, name, version)
         out = [f"model {name}:{version} registered at {where} (digest {digest})"]
         if a.get("code_digest"):
-            out.append(f"code snapshot {snapshot.snapshot_path(project.data_dir, a['code_digest'])} "
-                       f"(digest {a['code_digest']})")
+            out.append(
+                f"code snapshot {snapshot.snapshot_path(project.data_dir, a['code_digest'])} "
+                f"(digest {a['code_digest']})"
+            )
         if not a.get("environment"):
             out.append("no environment: instances run on mlctl's own interpreter")
         elif a.get("image_digest"):

@@ -25,8 +25,10 @@ def deployment_python(ctx, a: dict) -> str:
         return sys.executable
     built = envs.read_built(a["image_digest"]) if a.get("image_digest") else None
     if built is None:
-        raise DriverError(f"the virtualenv of environment {a['environment']!r} is not built",
-                          "Run `mlctl apply` again: the plan rebuilds the image first.")
+        raise DriverError(
+            f"the virtualenv of environment {a['environment']!r} is not built",
+            "Run `mlctl apply` again: the plan rebuilds the image first.",
+        )
     return built.python_executable
 
 
@@ -41,14 +43,19 @@ def serving_spec(ctx, a: dict, python: str, launcher: str = "process", launch: d
     on `python` (`launch`: what that launcher alone reads); snapshots the code."""
     code_dir = snapshot.snapshot_code(ctx.data_dir, a["code"], a["code_digest"]) if a.get("code") else None
     spec = {
-        "name": a["name"], "python": python,
-        "code_dir": str(code_dir or Path(a.get("code") or ".")), "scoring_script": a["scoring_script"],
+        "name": a["name"],
+        "python": python,
+        "code_dir": str(code_dir or Path(a.get("code") or ".")),
+        "scoring_script": a["scoring_script"],
         "model_dir": str(store.model_dir(ctx.data_dir, a["model"], a["model_version"])),
-        "model_digest": a.get("model_digest"), "code_digest": a.get("code_digest"),
+        "model_digest": a.get("model_digest"),
+        "code_digest": a.get("code_digest"),
         "instance_count": a["instance_count"],
         "environment_variables": {str(k): str(v) for k, v in (a.get("environment_variables") or {}).items()},
-        "request_settings": a.get("request_settings") or {}, "liveness_probe": a.get("liveness_probe") or {},
-        "readiness_probe": a.get("readiness_probe") or {}, "launcher": launcher,
+        "request_settings": a.get("request_settings") or {},
+        "liveness_probe": a.get("liveness_probe") or {},
+        "readiness_probe": a.get("readiness_probe") or {},
+        "launcher": launcher,
     }
     if launch:
         spec["launch"] = launch

@@ -30,8 +30,11 @@ def snapshot_code(data_dir, source, code_digest: str) -> Path:
         return final
     source = Path(source)
     if not source.is_dir():
-        raise MlctlError(Diagnostic(f"The code folder {source} does not exist",
-                                    "Fix `code_configuration.code` in the deployment's YAML."))
+        raise MlctlError(
+            Diagnostic(
+                f"The code folder {source} does not exist", "Fix `code_configuration.code` in the deployment's YAML."
+            )
+        )
     ensure_folder(final.parent, what="code snapshots", base=data_dir)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     remove_read_only(tmp)
@@ -39,6 +42,6 @@ def snapshot_code(data_dir, source, code_digest: str) -> Path:
     make_read_only(tmp, dirs_too=False)
     try:
         os.rename(tmp, final)
-    except OSError:             # another apply wrote the same snapshot first
+    except OSError:  # another apply wrote the same snapshot first
         remove_read_only(tmp)
     return final

@@ -59,8 +59,10 @@ def copy_tree(source: Path, dest: Path) -> None:
 
 def make_read_only(path: Path, *, dirs_too: bool = True) -> None:
     """chmod a-w every file (and folder when `dirs_too`) under `path`, `path` included."""
+
     def strip(p):
         os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) & ~0o222)
+
     for root, dirnames, files in os.walk(path, topdown=False):
         for f in files:
             if not os.path.islink(os.path.join(root, f)):
@@ -93,25 +95,36 @@ def register_model(data_dir, name: str, version: str, source, content_digest: st
     if existing == content_digest:
         return final
     if existing is not None:
-        raise MlctlError(Diagnostic(
-            f"Model {name}:{version} is already registered with other content",
-            f"Registered versions are immutable (registered {existing[:19]}..., now {content_digest[:19]}...). "
-            "Bump `version`, or leave `version` out so mlctl derives it from the content.",
-            address=f"model.{name}"))
+        raise MlctlError(
+            Diagnostic(
+                f"Model {name}:{version} is already registered with other content",
+                f"Registered versions are immutable (registered {existing[:19]}..., now {content_digest[:19]}...). "
+                "Bump `version`, or leave `version` out so mlctl derives it from the content.",
+                address=f"model.{name}",
+            )
+        )
     if not source.exists():
-        raise MlctlError(Diagnostic(f"The model path {source} does not exist",
-                                    "Fix `path` in the model's YAML.", address=f"model.{name}"))
+        raise MlctlError(
+            Diagnostic(
+                f"The model path {source} does not exist", "Fix `path` in the model's YAML.", address=f"model.{name}"
+            )
+        )
     ensure_folder(final.parent, what="registered models", base=data_dir)
     tmp = final.parent / f".{version}.tmp-{os.getpid()}"
     remove_read_only(tmp)
-    if final.exists():          # a copy left by an interrupted registration (no record written)
+    if final.exists():  # a copy left by an interrupted registration (no record written)
         remove_read_only(final)
     tmp.mkdir()
     copy_tree(source, tmp / source.name)
     make_read_only(tmp)
     os.rename(tmp, final)
-    record = {"name": name, "version": version, "content_digest": content_digest,
-              "source": str(source), "registered": time.time()}
+    record = {
+        "name": name,
+        "version": version,
+        "content_digest": content_digest,
+        "source": str(source),
+        "registered": time.time(),
+    }
     rec = _record_path(data_dir, name, version)
     write_atomic(rec, json.dumps(record, indent=2).encode(), mode=0o644)
     return final

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "mlctl-"
-OWNER_VAR = "MLCTL_OWNER"             # the runtime_env variable marking a replica as mlctl's
-DEPLOYMENT_NAME = "scorer"            # the one Serve deployment of every mlctl application
+OWNER_VAR = "MLCTL_OWNER"  # the runtime_env variable marking a replica as mlctl's
+DEPLOYMENT_NAME = "scorer"  # the one Serve deployment of every mlctl application
 
 
 def owner_of(data_dir: str | Path) -> str:
@@ -64,7 +64,7 @@ def parse(name: str, owner: str, endpoints: dict[str, set[str]] | None = None) -
     head = f"{PREFIX}{owner}-"
     if not name.startswith(head):
         return None
-    rest, _, digest = name[len(head):].rpartition("-")
+    rest, _, digest = name[len(head) :].rpartition("-")
     if not rest or len(digest) != 12:
         return None
     for endpoint, deployments in (endpoints or {}).items():
@@ -76,6 +76,7 @@ def parse(name: str, owner: str, endpoints: dict[str, set[str]] | None = None) -
 
 
 # ---- reading Serve's details of an application (pure: over the dict cluster.details() returns) ----------
+
 
 def word(value) -> str:
     """A status as Serve's word ("RUNNING"), whether Serve gave an enum or a string."""
@@ -96,8 +97,11 @@ def owned(details: dict, owner: str, prefix: str | None = None) -> dict[str, dic
     """Pure: {name: application} of the applications that are `owner`'s (name prefix and owner mark both),
     limited to names starting with `prefix` when given."""
     head = prefix or f"{PREFIX}{owner}-"
-    return {name: app for name, app in (details.get("applications") or {}).items()
-            if name.startswith(head) and name.startswith(f"{PREFIX}{owner}-") and marks(app).get(OWNER_VAR) == owner}
+    return {
+        name: app
+        for name, app in (details.get("applications") or {}).items()
+        if name.startswith(head) and name.startswith(f"{PREFIX}{owner}-") and marks(app).get(OWNER_VAR) == owner
+    }
 
 
 def status(app: dict) -> str:
@@ -118,7 +122,16 @@ def replicas(app: dict) -> list[dict]:
     """Pure: the application's replicas as instances ({index, replica_id, state, node_id, pid, log_file}),
     in the order of their ids."""
     found = sorted(_scorer(app).get("replicas") or [], key=lambda r: r.get("replica_id") or "")
-    return [{"index": i, "replica_id": r.get("replica_id"), "state": word(r.get("state")),
-             "node_id": r.get("node_id"), "pid": None, "replica_pid": r.get("pid"),
-             "log_file": r.get("log_file_path"), "ready": word(r.get("state")) == "RUNNING"}
-            for i, r in enumerate(found)]
+    return [
+        {
+            "index": i,
+            "replica_id": r.get("replica_id"),
+            "state": word(r.get("state")),
+            "node_id": r.get("node_id"),
+            "pid": None,
+            "replica_pid": r.get("pid"),
+            "log_file": r.get("log_file_path"),
+            "ready": word(r.get("state")) == "RUNNING",
+        }
+        for i, r in enumerate(found)
+    ]

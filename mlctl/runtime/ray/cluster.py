@@ -21,9 +21,11 @@ from mlctl.runtime.ray.apps import word
 
 NAMESPACE = "mlctl"
 CONNECT_TIMEOUT_S = 5.0
-START_HINT = ("Start one with `ray start --head` (then `ray start --address=HOST:PORT` on each other machine), "
-              "or set `address:` in the `ray:` block of mlctl.yaml (or RAY_ADDRESS) to a running cluster's "
-              "GCS address; see docs/runtime.md.")
+START_HINT = (
+    "Start one with `ray start --head` (then `ray start --address=HOST:PORT` on each other machine), "
+    "or set `address:` in the `ray:` block of mlctl.yaml (or RAY_ADDRESS) to a running cluster's "
+    "GCS address; see docs/runtime.md."
+)
 
 
 class ClusterError(MlctlError):
@@ -34,9 +36,11 @@ def cluster_address(settings) -> str:
     """The address to connect to: the `ray:` block's `address`, else RAY_ADDRESS; ClusterError when neither is set."""
     address = (settings or {}).get("address") or os.environ.get("RAY_ADDRESS")
     if not address:
-        raise ClusterError("the ray runtime has no cluster address",
-                           detail="Set `address:` in the `ray:` block of mlctl.yaml (HOST:PORT or auto) or the "
-                                  "RAY_ADDRESS variable. " + START_HINT)
+        raise ClusterError(
+            "the ray runtime has no cluster address",
+            detail="Set `address:` in the `ray:` block of mlctl.yaml (HOST:PORT or auto) or the "
+            "RAY_ADDRESS variable. " + START_HINT,
+        )
     return address
 
 
@@ -63,8 +67,13 @@ def connect(address: str) -> None:
     why = _reachable(address)
     if why is None:
         try:
-            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False,
-                     configure_logging=True)
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                configure_logging=True,
+            )
             return
         except (ConnectionError, RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -99,8 +108,10 @@ def _ray_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (RayError, RayServeException, TimeoutError) as e:
-            raise ClusterError(f"Ray Serve refused: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                               detail=str(e)[:4000]) from None
+            raise ClusterError(
+                f"Ray Serve refused: {str(e).splitlines()[0] if str(e) else type(e).__name__}", detail=str(e)[:4000]
+            ) from None
+
     return call
 
 
@@ -144,8 +155,9 @@ def scale(name: str, deployment: str, count: int) -> None:
     import ray
     from ray.serve._private.common import DeploymentID
 
-    ray.get(_client()._controller.update_deployment_replicas.remote(DeploymentID(name=deployment, app_name=name),
-                                                                     count))
+    ray.get(
+        _client()._controller.update_deployment_replicas.remote(DeploymentID(name=deployment, app_name=name), count)
+    )
 
 
 @_ray_errors
@@ -175,8 +187,10 @@ def wait_running(name: str, timeout: float, progress: Callable[[str], None] = la
             progress(state)
             said = state
         if time.monotonic() > deadline:
-            raise ClusterError(f"Serve application {name} was not running after {timeout:.0f}s ({state})",
-                               detail=app.get("message") or "")
+            raise ClusterError(
+                f"Serve application {name} was not running after {timeout:.0f}s ({state})",
+                detail=app.get("message") or "",
+            )
         time.sleep(0.5)
 
 
@@ -232,5 +246,6 @@ def node_log(node_id: str, relative: str, offset: int = -1, lines: int = 100) ->
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(num_cpus=0, max_retries=0)(_read_log).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+    )
     return ray.get(task.remote(relative, offset, lines), timeout=60)

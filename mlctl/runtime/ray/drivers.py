@@ -64,10 +64,12 @@ class RayDeploymentDriver:
         except cluster.ClusterError as e:
             d = e.diagnostics[0]
             cluster.delete([str(app)])
-            raise DriverError(f"{address} failed: {d.summary}",
-                              "The previous version (if any) keeps serving; the failed application was deleted. "
-                              "`mlctl logs ENDPOINT --deployment NAME` shows the replicas' logs.",
-                              d.detail) from None
+            raise DriverError(
+                f"{address} failed: {d.summary}",
+                "The previous version (if any) keeps serving; the failed application was deleted. "
+                "`mlctl logs ENDPOINT --deployment NAME` shows the replicas' logs.",
+                d.detail,
+            ) from None
 
     def _retire(self, ctx, a: dict, keep: str | None) -> None:
         """Delete this deployment's applications but `keep` (only mlctl's own, of this project)."""
@@ -83,8 +85,11 @@ class RayDeploymentDriver:
         try:
             return call(_client(ctx, a["endpoint"]))
         except hostclient.DeploymentFailed as e:
-            raise DriverError(f"{resource.address} failed to {verb}: {e}",
-                              "The old version keeps serving; `mlctl logs` shows the replicas' logs.", e.log_tail) from None
+            raise DriverError(
+                f"{resource.address} failed to {verb}: {e}",
+                "The old version keeps serving; `mlctl logs` shows the replicas' logs.",
+                e.log_tail,
+            ) from None
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
 
@@ -115,7 +120,9 @@ class RayDeploymentDriver:
             if running:
                 host = self._host_order(resource, ctx, "start", lambda c: c.roll_deployment(spec, timeout=ctx.timeout))
             else:
-                host = self._host_order(resource, ctx, "start", lambda c: c.create_deployment(spec, timeout=ctx.timeout))
+                host = self._host_order(
+                    resource, ctx, "start", lambda c: c.create_deployment(spec, timeout=ctx.timeout)
+                )
         except DriverError:
             if not running:
                 cluster.delete([str(app)])
@@ -145,8 +152,9 @@ class RayDeploymentDriver:
         """Set the application's replica count (the replicas kept go on serving), then the host's instances."""
         a = dict(resource.attributes)
         self._deploy(resource, ctx)
-        host = self._host_order(resource, ctx, "scale",
-                                lambda c: c.scale_deployment(a["name"], a["instance_count"], timeout=ctx.timeout))
+        host = self._host_order(
+            resource, ctx, "scale", lambda c: c.scale_deployment(a["name"], a["instance_count"], timeout=ctx.timeout)
+        )
         return self._observed(ctx, a, host)
 
     def update(self, resource, prior, ctx):
@@ -196,22 +204,34 @@ class RayDeploymentDriver:
         seen = deployment_observed(host) if host else DeploymentObserved()
         if app is None:
             # deleted outside mlctl: nothing serves (drift: ready below the count; apply deploys it again)
-            return DeploymentObserved(state="missing from Serve", instance_count=seen.instance_count,
-                                      ready_instances=0, served_model_digest=seen.served_model_digest,
-                                      served_code_digest=seen.served_code_digest, serving_digest=digest,
-                                      instances=[], extra={"applications": sorted(mine)})
+            return DeploymentObserved(
+                state="missing from Serve",
+                instance_count=seen.instance_count,
+                ready_instances=0,
+                served_model_digest=seen.served_model_digest,
+                served_code_digest=seen.served_code_digest,
+                serving_digest=digest,
+                instances=[],
+                extra={"applications": sorted(mine)},
+            )
         marks = apps.marks(app)
         replicas = apps.replicas(app)
         running = [r for r in replicas if r["state"] == "RUNNING"]
-        state = "ready" if apps.status(app) == "RUNNING" and len(running) >= apps.target_replicas(app) \
+        state = (
+            "ready"
+            if apps.status(app) == "RUNNING" and len(running) >= apps.target_replicas(app)
             else apps.status(app).lower()
+        )
         return DeploymentObserved(
-            state=state, instance_count=apps.target_replicas(app),
+            state=state,
+            instance_count=apps.target_replicas(app),
             ready_instances=min(len(running), seen.ready_instances if host else len(running)),
             served_model_digest=marks.get("MLCTL_MODEL_DIGEST") or None,
             served_code_digest=marks.get("MLCTL_CODE_DIGEST") or None,
-            serving_digest=marks.get("MLCTL_SERVING_DIGEST") or digest, instances=replicas,
-            extra={"application": app.get("name"), "nodes": sorted({r["node_id"] for r in running})})
+            serving_digest=marks.get("MLCTL_SERVING_DIGEST") or digest,
+            instances=replicas,
+            extra={"application": app.get("name"), "nodes": sorted({r["node_id"] for r in running})},
+        )
 
 
 class ClusterGuarded(Guarded):
@@ -226,6 +246,7 @@ class ClusterGuarded(Guarded):
             except cluster.ClusterError as e:
                 d = e.diagnostics[0]
                 raise DriverError(d.summary, d.detail) from None
+
         return guarded
 
 

@@ -32,8 +32,10 @@ class Launcher:
     async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
         upstream = spec.launch.get("upstream")
         if not isinstance(upstream, str) or not upstream.startswith("tcp:"):
-            raise OSError(f"deployment {spec.name!r} names the serve launcher but no tcp:HOST:PORT[/PREFIX] "
-                          f"upstream address in its launch settings (got {upstream!r})")
+            raise OSError(
+                f"deployment {spec.name!r} names the serve launcher but no tcp:HOST:PORT[/PREFIX] "
+                f"upstream address in its launch settings (got {upstream!r})"
+            )
         for key in keys:
             self.addresses[key] = upstream
             self.stopped[key] = asyncio.Event()

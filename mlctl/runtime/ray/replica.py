@@ -32,7 +32,7 @@ from mlctl.runtime.host.unixhttp import UnixConnection
 from mlctl.runtime.local.command import die_with_parent, instance_env, server_command
 
 logger = logging.getLogger("ray.serve")
-TAIL_LINES = 200            # server output kept for a failed start
+TAIL_LINES = 200  # server output kept for a failed start
 _DROPPED = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
 
 
@@ -52,21 +52,28 @@ class ScoringReplica:
     """One replica: the scoring server process, the relay of its output, and the requests it serves."""
 
     def __init__(self, spec: dict):
-        here = os.getcwd()                                   # the runtime_env working_dir
+        here = os.getcwd()  # the runtime_env working_dir
         self.prefix = spec["route_prefix"]
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.folder = tempfile.mkdtemp(prefix="mlctl-replica-")
         self.socket = os.path.join(self.folder, "score.sock")
         python = spec["python"] or sys.executable
         if not os.path.exists(python):
-            raise RuntimeError(f"the virtualenv interpreter {python} does not exist on this node "
-                               f"({socket.gethostname()}): the ray runtime needs MLCTL_CACHE on a file system "
-                               f"every node shares (docs/runtime.md)")
+            raise RuntimeError(
+                f"the virtualenv interpreter {python} does not exist on this node "
+                f"({socket.gethostname()}): the ray runtime needs MLCTL_CACHE on a file system "
+                f"every node shares (docs/runtime.md)"
+            )
         server = SimpleNamespace(
-            name=spec["name"], python=python, code_dir=os.path.join(here, "code"),
-            scoring_script=spec["scoring_script"], model_dir=os.path.join(here, "model"),
-            max_concurrent=spec["max_concurrent"], instance_timeout_ms=spec["instance_timeout_ms"],
-            environment_variables=spec.get("environment_variables") or {})
+            name=spec["name"],
+            python=python,
+            code_dir=os.path.join(here, "code"),
+            scoring_script=spec["scoring_script"],
+            model_dir=os.path.join(here, "model"),
+            max_concurrent=spec["max_concurrent"],
+            instance_timeout_ms=spec["instance_timeout_ms"],
+            environment_variables=spec.get("environment_variables") or {},
+        )
         logger.info("mlctl: starting the scoring server of %s (serving digest %s)", spec["name"], spec["digest"])
         self.proc: subprocess.Popen | None = None
         self.spawn_error: BaseException | None = None
@@ -83,10 +90,16 @@ class ScoringReplica:
 
     def _run(self, server, started: threading.Event) -> None:
         try:
-            self.proc = subprocess.Popen(server_command(server, self.socket), cwd=server.code_dir,
-                                         env=instance_env(server), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                server_command(server, self.socket),
+                cwd=server.code_dir,
+                env=instance_env(server),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         except OSError as e:
             self.spawn_error = e
             return
@@ -103,8 +116,10 @@ class ScoringReplica:
         while True:
             if self.proc.poll() is not None:
                 self.relay.join(5)
-                raise RuntimeError(f"the scoring server exited with code {self.proc.returncode} before it was "
-                                   "ready:\n" + "\n".join(self.tail))
+                raise RuntimeError(
+                    f"the scoring server exited with code {self.proc.returncode} before it was "
+                    "ready:\n" + "\n".join(self.tail)
+                )
             if probe(self.socket, 2.0) == 200:
                 return
             if time.monotonic() > deadline:
@@ -113,7 +128,7 @@ class ScoringReplica:
             time.sleep(0.1)
 
     def _kill(self) -> None:
-        proc = getattr(self, "proc", None)     # (also from __del__ of a constructor that failed early)
+        proc = getattr(self, "proc", None)  # (also from __del__ of a constructor that failed early)
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, 9)
@@ -145,9 +160,10 @@ class ScoringReplica:
         path = scope.get("raw_path") or scope["path"].encode("latin-1")
         prefix = self.prefix.encode()
         if path.startswith(prefix):
-            path = path[len(prefix):] or b"/"
-        target = path.decode("latin-1") + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string")
-                                           else "")
+            path = path[len(prefix) :] or b"/"
+        target = path.decode("latin-1") + (
+            f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+        )
         headers = b"".join(k + b": " + v + b"\r\n" for k, v in scope["headers"] if k.lower() not in _DROPPED)
         body = await request.body()
         _, _, answer = await self.pool.request(scope["method"], target, headers, body)

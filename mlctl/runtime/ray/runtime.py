@@ -50,24 +50,31 @@ class RayRuntime(LocalRuntime):
         owner = apps.owner_of(project.data_dir)
         mine = apps.owned(cluster.details(), owner, apps.deployment_prefix(owner, endpoint, deployment))
         if not mine:
-            raise MlctlError(f"deployment {deployment!r} of endpoint {endpoint!r} has no Serve application running",
-                             detail="`mlctl plan --refresh-only` shows the drift; `mlctl apply` deploys it again.")
-        chosen = [(name, r) for name, app in sorted(mine.items()) for r in apps.replicas(app)
-                  if instance is None or r["index"] == instance]
+            raise MlctlError(
+                f"deployment {deployment!r} of endpoint {endpoint!r} has no Serve application running",
+                detail="`mlctl plan --refresh-only` shows the drift; `mlctl apply` deploys it again.",
+            )
+        chosen = [
+            (name, r)
+            for name, app in sorted(mine.items())
+            for r in apps.replicas(app)
+            if instance is None or r["index"] == instance
+        ]
         offsets = {}
         for name, r in chosen:
             yield f"==> {name} replica {r['index']} ({r['replica_id']}, node {str(r['node_id'])[:12]}, {r['state']})"
             try:
                 text, offsets[r["replica_id"]] = cluster.node_log(r["node_id"], r["log_file"], -1, lines)
                 yield from text.splitlines()
-            except MlctlError as e:   # a replica that died with its node: say so, show the others
+            except MlctlError as e:  # a replica that died with its node: say so, show the others
                 yield f"(its log cannot be read: {e.diagnostics[0].summary})"
         while follow and offsets:
             time.sleep(1.0)
             for name, r in chosen:
                 if r["replica_id"] in offsets:
-                    text, offsets[r["replica_id"]] = cluster.node_log(r["node_id"], r["log_file"],
-                                                                      offsets[r["replica_id"]])
+                    text, offsets[r["replica_id"]] = cluster.node_log(
+                        r["node_id"], r["log_file"], offsets[r["replica_id"]]
+                    )
                     yield from text.splitlines()
 
     def leftovers(self, project, recorded):

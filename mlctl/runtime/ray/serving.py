@@ -22,7 +22,7 @@ from mlctl.runtime.local.serving import deployment_spec, serving_digest
 from mlctl.runtime.local.store import copy_tree
 from mlctl.runtime.ray import apps
 
-EXCLUDES = ["__pycache__", "*.pyc"]    # bytecode written after an upload must not change mlctl's package digest
+EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
 
 
 def host_spec(ctx, a: dict, owner: str) -> tuple[dict, apps.AppName]:
@@ -38,34 +38,51 @@ def host_spec(ctx, a: dict, owner: str) -> tuple[dict, apps.AppName]:
 
 def with_upstream(spec: dict, proxy: str, app: apps.AppName) -> dict:
     """Pure: `spec` reaching its application through the proxy at `proxy` ("HOST:PORT")."""
-    return {**spec, "python": spec["python"] or "ray",
-            "launch": {**(spec.get("launch") or {}), "upstream": f"tcp:{proxy}{app.route_prefix}"}}
+    return {
+        **spec,
+        "python": spec["python"] or "ray",
+        "launch": {**(spec.get("launch") or {}), "upstream": f"tcp:{proxy}{app.route_prefix}"},
+    }
 
 
 def replica_spec(spec: dict, app: apps.AppName) -> dict:
     """Pure: what each replica's constructor gets (the scoring server's settings; paths are the replica's)."""
     s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
-    return {"name": s.name, "digest": s.digest, "route_prefix": app.route_prefix, "python": spec["python"],
-            "scoring_script": s.scoring_script, "max_concurrent": s.max_concurrent,
-            "instance_timeout_ms": s.instance_timeout_ms, "ready_within_s": s.readiness_budget_s,
-            "environment_variables": s.environment_variables}
+    return {
+        "name": s.name,
+        "digest": s.digest,
+        "route_prefix": app.route_prefix,
+        "python": spec["python"],
+        "scoring_script": s.scoring_script,
+        "max_concurrent": s.max_concurrent,
+        "instance_timeout_ms": s.instance_timeout_ms,
+        "ready_within_s": s.readiness_budget_s,
+        "environment_variables": s.environment_variables,
+    }
 
 
 def replica_options(spec: dict, runtime_env: dict, cpus: float) -> dict:
     """Pure: the Serve deployment options of the application's one deployment."""
     s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     live = s.liveness_probe
-    return {"num_replicas": s.instance_count, "max_ongoing_requests": s.max_concurrent,
-            "health_check_period_s": max(1.0, float(live["period"])),
-            "health_check_timeout_s": max(1.0, float(live["timeout"])),
-            "graceful_shutdown_timeout_s": s.instance_timeout_ms / 1000 + 2,
-            "ray_actor_options": {"num_cpus": cpus, "runtime_env": runtime_env}}
+    return {
+        "num_replicas": s.instance_count,
+        "max_ongoing_requests": s.max_concurrent,
+        "health_check_period_s": max(1.0, float(live["period"])),
+        "health_check_timeout_s": max(1.0, float(live["timeout"])),
+        "graceful_shutdown_timeout_s": s.instance_timeout_ms / 1000 + 2,
+        "ray_actor_options": {"num_cpus": cpus, "runtime_env": runtime_env},
+    }
 
 
 def marks(owner: str, spec: dict) -> dict:
     """Pure: the runtime_env variables that mark an application as mlctl's and say what it serves."""
-    return {apps.OWNER_VAR: owner, "MLCTL_SERVING_DIGEST": spec["digest"],
-            "MLCTL_MODEL_DIGEST": spec.get("model_digest") or "", "MLCTL_CODE_DIGEST": spec.get("code_digest") or ""}
+    return {
+        apps.OWNER_VAR: owner,
+        "MLCTL_SERVING_DIGEST": spec["digest"],
+        "MLCTL_MODEL_DIGEST": spec.get("model_digest") or "",
+        "MLCTL_CODE_DIGEST": spec.get("code_digest") or "",
+    }
 
 
 def staged(data_dir, spec: dict) -> Path:
@@ -80,5 +97,9 @@ def staged(data_dir, spec: dict) -> Path:
 
 def runtime_env(stage: Path, owner: str, spec: dict) -> dict:
     """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs)."""
-    return {"working_dir": str(stage), "py_modules": [os.path.dirname(mlctl.__file__)], "excludes": EXCLUDES,
-            "env_vars": marks(owner, spec)}
+    return {
+        "working_dir": str(stage),
+        "py_modules": [os.path.dirname(mlctl.__file__)],
+        "excludes": EXCLUDES,
+        "env_vars": marks(owner, spec),
+    }

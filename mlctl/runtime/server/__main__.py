@@ -1,4 +1,5 @@
 """Entry point: ``python -m mlctl.runtime.server``."""
+
 from mlctl.runtime.server.serve import exit_now, main
 
 if __name__ == "__main__":

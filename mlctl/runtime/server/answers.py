@@ -1,4 +1,5 @@
 """Building answers: JSON error bodies, request-id and server headers, CORS headers."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,12 @@ def new_request_id() -> str:
 
 def error(status: int, message: str, run_failed: bool = False) -> web.Response:
     """An error answer with the body ``{"message": ...}``."""
-    return web.Response(status=status, body=jsoncodec.dumps({"message": message}), content_type=JSON,
-                        headers={"x-ms-run-function-failed": "True" if run_failed else "False"})
+    return web.Response(
+        status=status,
+        body=jsoncodec.dumps({"message": message}),
+        content_type=JSON,
+        headers={"x-ms-run-function-failed": "True" if run_failed else "False"},
+    )
 
 
 def request_ids(headers: "web.BaseRequest.headers") -> Tuple[str, str, str]:  # type: ignore[name-defined]
@@ -79,8 +84,9 @@ def add_ids(resp: web.StreamResponse, ids: Tuple[str, str, str], server_version:
     resp.headers.update(id_headers(ids, server_version))
 
 
-def cors_headers(origins: Tuple[str, ...], origin: Optional[str], preflight: bool,
-                 request_headers: Optional[str]) -> Dict[str, str]:
+def cors_headers(
+    origins: Tuple[str, ...], origin: Optional[str], preflight: bool, request_headers: Optional[str]
+) -> Dict[str, str]:
     """Pure: the CORS headers for a request from ``origin`` (empty when it is not allowed)."""
     if not origins or not origin:
         return {}

@@ -1,4 +1,5 @@
 """The aiohttp application: routes for health, scoring and swagger, JSON 404/405 answers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,12 +30,14 @@ def _only(methods: tuple, handler: Handler) -> Handler:
         if request.method not in methods:
             return error(405, "Method not allowed")
         return await handler(request)
+
     return route
 
 
 def _with_ids(build: Callable[[web.Request], web.Response]) -> Handler:
     """A route whose answer carries the request-id headers, 431 for an over-long id (as Azure does on
     every route of its blueprint); `build` makes the answer itself."""
+
     async def route(request: web.Request) -> web.Response:
         try:
             ids = request_ids(request.headers)
@@ -43,6 +46,7 @@ def _with_ids(build: Callable[[web.Request], web.Response]) -> Handler:
         resp = build(request)
         add_ids(resp, ids, request.app[SCORER].server_version)
         return resp
+
     return route
 
 
@@ -68,8 +72,14 @@ async def worker_pool(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the scorer's worker threads, for the application's lifetime."""
     scorer = app[SCORER]
     s = scorer.settings
-    scorer.pool = WorkerPool(asyncio.get_running_loop(), s.max_concurrent, s.max_queue, s.request_timeout_ms,
-                             s.max_abandoned, s.inline_run_ms)
+    scorer.pool = WorkerPool(
+        asyncio.get_running_loop(),
+        s.max_concurrent,
+        s.max_queue,
+        s.request_timeout_ms,
+        s.max_abandoned,
+        s.inline_run_ms,
+    )
     yield
     scorer.pool.close()
 
@@ -95,8 +105,9 @@ async def log_flusher(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
     """The application serving one loaded scoring script."""
-    app = web.Application(client_max_size=scorer.settings.max_body_bytes,
-                          handler_args={"max_field_size": 65536, "max_line_size": 65536})
+    app = web.Application(
+        client_max_size=scorer.settings.max_body_bytes, handler_args={"max_field_size": 65536, "max_line_size": 65536}
+    )
     app[SCORER] = scorer
     app[SWAGGER] = swagger
     app.cleanup_ctx.append(worker_pool)

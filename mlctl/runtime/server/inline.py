@@ -28,6 +28,7 @@ Where an inline call differs from one on a worker thread, precisely:
   Azure server's sync worker). No thread is abandoned: the call ends before anything goes on;
 - 429 and the queue are unchanged: the loop reads no new request while an inline call runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,11 +41,11 @@ from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, cancel_inter
 
 logger = logging.getLogger("azmlinfsrv")
 
-FIRST_NEEDED = 8     # fast calls in a row on threads before calls go inline
-MAX_NEEDED = 1024    # the most a script that was sometimes slow must show again
-WINDOW = 64          # a second slow inline call within this many calls sends calls back to the threads
-BLOCKING = 10        # so does one inline call this many times the threshold
-REMEMBER = 16        # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
+FIRST_NEEDED = 8  # fast calls in a row on threads before calls go inline
+MAX_NEEDED = 1024  # the most a script that was sometimes slow must show again
+WINDOW = 64  # a second slow inline call within this many calls sends calls back to the threads
+BLOCKING = 10  # so does one inline call this many times the threshold
+REMEMBER = 16  # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
 
 
 @dataclass
@@ -57,7 +58,7 @@ class InlinePolicy:
     streak: int = 0
     runs_inline: bool = False
     last_slow: int = -WINDOW - 1  # serial of the last slow inline call that was let pass
-    last_switch: int = 0          # serial of the inline call that last sent calls back to the threads
+    last_switch: int = 0  # serial of the inline call that last sent calls back to the threads
 
     def record(self, ms: float, serial: int = 0) -> None:
         """Call number `serial` (inline calls are numbered by their LoopCaller) took `ms`."""
@@ -89,9 +90,9 @@ class LoopCaller:
         self._thread_id = threading.get_ident()
         self._lock = threading.Lock()  # between the watchdog's interrupt and the end of the call it targets
         self._serial = 0
-        self._current = 0   # serial of the inline call running (0: none)
+        self._current = 0  # serial of the inline call running (0: none)
         self._started = 0.0
-        self._fired = 0     # serial of the call the watchdog interrupted
+        self._fired = 0  # serial of the call the watchdog interrupted
         self._closed = threading.Event()
         self._watchdog: Optional[threading.Thread] = None
         self._tick = min(max(timeout_ms / 20000.0, 0.005), 0.25)
@@ -142,8 +143,7 @@ class LoopCaller:
                     continue
                 self._fired = serial
                 interrupt(self._thread_id)
-            logger.warning("run() on the loop thread passed the scoring timeout of %s ms: interrupted",
-                           self.timeout_ms)
+            logger.warning("run() on the loop thread passed the scoring timeout of %s ms: interrupted", self.timeout_ms)
 
     def close(self) -> None:
         """Stop the watchdog."""

@@ -2,6 +2,7 @@
 
 Pure functions; they run on a worker thread (see mlctl.runtime.server.scoring).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,8 +28,17 @@ class RequestData:
 
     __slots__ = ("method", "path", "query_string", "headers", "body", "content_type", "remote", "host")
 
-    def __init__(self, method: str, path: str, query_string: str, headers: Mapping[str, str],
-                 body: bytes, content_type: str, remote: Optional[str], host: str) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        content_type: str,
+        remote: Optional[str],
+        host: str,
+    ) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string
@@ -61,8 +71,7 @@ def query_parameters(query_string: str) -> Dict[str, Any]:
     grouped: Dict[str, List[str]] = {}
     for k, v in parse_qsl(query_string, keep_blank_values=True):
         grouped.setdefault(k, []).append(v)
-    return {k: _json_or_text(vs[0]) if len(vs) == 1 else [_json_or_text(v) for v in vs]
-            for k, vs in grouped.items()}
+    return {k: _json_or_text(vs[0]) if len(vs) == 1 else [_json_or_text(v) for v in vs] for k, vs in grouped.items()}
 
 
 def _is_json(content_type: str) -> bool:
@@ -91,9 +100,18 @@ def run_arguments(script: UserScript, req: RequestData) -> Dict[str, Any]:
     """Pure: run()'s keyword arguments for this request; BadInput / UnsupportedInput otherwise."""
     mode = script.mode
     if mode == RAW:
-        return {script.param: AMLRequest(req.method, req.path, req.query_string,
-                                         [(k.title(), v) for k, v in req.headers.items()], req.body,
-                                         req.remote, "http", req.host)}
+        return {
+            script.param: AMLRequest(
+                req.method,
+                req.path,
+                req.query_string,
+                [(k.title(), v) for k, v in req.headers.items()],
+                req.body,
+                req.remote,
+                "http",
+                req.host,
+            )
+        }
     if req.method == "GET":
         params = query_parameters(req.query_string)
         if mode == SCHEMA:

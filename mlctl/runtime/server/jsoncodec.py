@@ -1,4 +1,5 @@
 """JSON encoding and decoding: orjson when present, else the standard library."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ Format: ``%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s`` in 
 stdout (and ``--log-file``). The request line is written pre-formatted, without the logging
 machinery, and flushed by a timer a few times a second, to keep it off the hot path.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -103,8 +104,10 @@ class RequestLog:
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-        self.lines.append(f"{self._prefix},{int((now - second) * 1000):03d}{self._tail}{method} {path} {status} "
-                          f"{ms:.3f}ms {size} {request_id}\n")
+        self.lines.append(
+            f"{self._prefix},{int((now - second) * 1000):03d}{self._tail}{method} {path} {status} "
+            f"{ms:.3f}ms {size} {request_id}\n"
+        )
 
     def flush(self) -> None:
         """Write and flush what was logged since the last flush (called by a timer and at exit)."""

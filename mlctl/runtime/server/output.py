@@ -7,6 +7,7 @@ goes there: logging, print, tracebacks, and the forked workers (they inherit the
 FIFO's reader goes away (the host was killed), a watcher thread moves both descriptors onto /dev/null:
 the server keeps serving, quietly, until the next host removes it, instead of failing each write.
 """
+
 from __future__ import annotations
 
 import errno
@@ -31,7 +32,7 @@ def redirect(path: str) -> None:
             raise OSError(exc.errno, "it is a FIFO that nobody reads") from None
         raise
     try:
-        os.set_blocking(fd, True)   # a full FIFO holds the writer back, as a full pipe does
+        os.set_blocking(fd, True)  # a full FIFO holds the writer back, as a full pipe does
         fifo = stat.S_ISFIFO(os.fstat(fd).st_mode)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -53,9 +54,13 @@ def _reopened(fd: int, old) -> io.TextIOWrapper:
     old one knew its file as it was (e.g. seekable), and reconfiguring it later would seek a FIFO."""
     raw = io.FileIO(fd, "w", closefd=False)
     unbuffered = isinstance(getattr(old, "buffer", None), io.RawIOBase)
-    return io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=getattr(old, "encoding", None),
-                            errors=getattr(old, "errors", None), line_buffering=getattr(old, "line_buffering", False),
-                            write_through=unbuffered)
+    return io.TextIOWrapper(
+        raw if unbuffered else io.BufferedWriter(raw),
+        encoding=getattr(old, "encoding", None),
+        errors=getattr(old, "errors", None),
+        line_buffering=getattr(old, "line_buffering", False),
+        write_through=unbuffered,
+    )
 
 
 def _watch() -> None:
@@ -65,7 +70,7 @@ def _watch() -> None:
 def _drop_when_unread() -> None:
     """Wait (in poll, without the GIL) until fd 1 has no reader left, then move fds 1 and 2 onto /dev/null."""
     poller = select.poll()
-    poller.register(1, 0)           # no event asked for: only POLLERR (no reader), POLLHUP, POLLNVAL come
+    poller.register(1, 0)  # no event asked for: only POLLERR (no reader), POLLHUP, POLLNVAL come
     while not any(events & _GONE for _, events in poller.poll()):
         pass
     null = os.open(os.devnull, os.O_WRONLY)

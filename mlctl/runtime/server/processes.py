@@ -12,6 +12,7 @@ signal too, through its process group, drains once), waits for all of them, exit
 signal: workers are told to stop at once ("k"), exit 1. A worker whose parent dies sees its control
 socket close and drains. One pid (the parent's) stands for the instance.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,9 @@ def bind(settings: Settings) -> Tuple[socket.socket, str]:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.bind(path)
             return sock, f"unix:{path}"
-        family, kind, proto, _, addr = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if settings.reuse_port:
@@ -74,6 +76,7 @@ def bind(settings: Settings) -> Tuple[socket.socket, str]:
 @dataclass
 class Worker:
     """One worker slot: its current process, control socket and restart bookkeeping."""
+
     slot: int
     pid: int = 0
     control: Optional[socket.socket] = None
@@ -133,6 +136,7 @@ class Parent:
                 logger.exception("worker %d failed", worker.slot)
             finally:
                 from mlctl.runtime.server.serve import exit_now
+
                 exit_now(code)
         theirs.close()
         worker.pid, worker.control, worker.started, worker.serving = pid, ours, time.monotonic(), False
@@ -200,22 +204,31 @@ class Parent:
             if self.stopping:
                 continue
             if not self.listening:
-                logger.error("worker %d exited with code %d before it was ready; stopping the others", worker.slot,
-                             code)
+                logger.error(
+                    "worker %d exited with code %d before it was ready; stopping the others", worker.slot, code
+                )
                 return code if code in (1, 2, 3) else 1
             lived = time.monotonic() - worker.started
             served = time.monotonic() - worker.ready_at if worker.ready_at is not None else 0.0
             worker.failures = 1 if served >= STEADY_S else worker.failures + 1
             delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (worker.failures - 1))
             worker.restart_at = time.monotonic() + delay
-            logger.error("worker %d (pid %d) exited with code %d after %.1f s; restarting it in %.1f s", worker.slot,
-                         pid, code, lived, delay)
+            logger.error(
+                "worker %d (pid %d) exited with code %d after %.1f s; restarting it in %.1f s",
+                worker.slot,
+                pid,
+                code,
+                lived,
+                delay,
+            )
 
     def _stop(self, force: bool) -> None:
         if force:
             self.forced = True
-            logger.warning("Second stop signal: stopping %d worker(s) without waiting for their in-flight requests",
-                           sum(1 for w in self.workers if w.pid))
+            logger.warning(
+                "Second stop signal: stopping %d worker(s) without waiting for their in-flight requests",
+                sum(1 for w in self.workers if w.pid),
+            )
             for w in self.workers:
                 _send(w, KILL)
             return

@@ -3,6 +3,7 @@
 AMLRequest offers what real scripts use of Flask's request object; AMLResponse mirrors the
 Azure server's ``AMLResponse(message, status_code, response_headers={}, json_str=False)``.
 """
+
 from __future__ import annotations
 
 import email.parser
@@ -159,8 +160,17 @@ def _parse_multipart(content_type: str, body: bytes) -> Tuple[MultiDict, MultiDi
 class AMLRequest:
     """The request handed to a @rawhttp run(): a subset of Flask's ``request``."""
 
-    def __init__(self, method: str, path: str, query_string: str, headers: List[Tuple[str, str]],
-                 body: bytes, remote_addr: Optional[str] = None, scheme: str = "http", host: str = "") -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: List[Tuple[str, str]],
+        body: bytes,
+        remote_addr: Optional[str] = None,
+        scheme: str = "http",
+        host: str = "",
+    ) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string.encode("latin-1", "replace")
@@ -191,8 +201,9 @@ class AMLRequest:
         if not (force or self.is_json):
             if silent:
                 return None
-            raise BadRequest("Did not attempt to load JSON data because the request Content-Type was not "
-                             "'application/json'.")
+            raise BadRequest(
+                "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."
+            )
         try:
             return jsoncodec.loads(self.data)
         except ValueError as exc:
@@ -238,8 +249,14 @@ class AMLRequest:
 class AMLResponse:
     """A response returned by a @rawhttp run(): body, status and headers."""
 
-    def __init__(self, message: Any, status_code: int, response_headers: Optional[Mapping[str, str]] = None,
-                 json_str: bool = False, run_function_failed: bool = False) -> None:
+    def __init__(
+        self,
+        message: Any,
+        status_code: int,
+        response_headers: Optional[Mapping[str, str]] = None,
+        json_str: bool = False,
+        run_function_failed: bool = False,
+    ) -> None:
         headers: List[Tuple[str, str]] = []
         if message is None:
             body, ctype = b"{}", "application/json"

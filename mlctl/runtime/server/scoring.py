@@ -1,4 +1,5 @@
 """The /score route: capture the request, hop to a worker for input parsing and run(), answer."""
+
 from __future__ import annotations
 
 import logging
@@ -74,8 +75,7 @@ class Scorer:
 
     pool: WorkerPool  # set by the app's cleanup context (mlctl.runtime.server.app.worker_pool)
 
-    def __init__(self, settings: Settings, script: UserScript, log: Optional[RequestLog],
-                 server_version: str) -> None:
+    def __init__(self, settings: Settings, script: UserScript, log: Optional[RequestLog], server_version: str) -> None:
         self.settings = settings
         self.script = script
         self.log = log
@@ -104,13 +104,24 @@ class Scorer:
                 if trace is not None:  # Office services' tracing field, echoed as Azure does
                     resp.headers["TraceId"] = trace
             if self.settings.cors_origins:
-                resp.headers.update(cors_headers(self.settings.cors_origins, request.headers.get("Origin"),
-                                                 request.method == "OPTIONS",
-                                                 request.headers.get("Access-Control-Request-Headers")))
+                resp.headers.update(
+                    cors_headers(
+                        self.settings.cors_origins,
+                        request.headers.get("Origin"),
+                        request.method == "OPTIONS",
+                        request.headers.get("Access-Control-Request-Headers"),
+                    )
+                )
             if self.log is not None:
                 body = resp.body
-                self.log.write(request.method, request.path_qs, resp.status, (time.perf_counter() - start) * 1000.0,
-                               len(body) if body is not None else 0, ids[0])
+                self.log.write(
+                    request.method,
+                    request.path_qs,
+                    resp.status,
+                    (time.perf_counter() - start) * 1000.0,
+                    len(body) if body is not None else 0,
+                    ids[0],
+                )
             return resp
         finally:
             self.inflight -= 1
@@ -133,9 +144,16 @@ class Scorer:
             body = b""
         headers = request.headers
         raw = self.script.mode == RAW
-        req = RequestData(method, request.path, request.query_string, headers, body,
-                          headers.get("Content-Type", ""), request.remote if raw else None,
-                          request.host if raw else "")
+        req = RequestData(
+            method,
+            request.path,
+            request.query_string,
+            headers,
+            body,
+            headers.get("Content-Type", ""),
+            request.remote if raw else None,
+            request.host if raw else "",
+        )
         try:
             pool = self.pool
             if pool.takes_inline():  # a short run() on the loop's thread (mlctl.runtime.server.inline)
@@ -151,13 +169,18 @@ class Scorer:
         except UnsupportedInput as exc:
             return error(415, str(exc))
         except CallTimeout as exc:
-            logger.error("Encountered Exception: run() did not finish within %s ms; %s", exc.timeout_ms,
-                         "abandoned it" if exc.abandoned else "interrupted it on the loop thread")
+            logger.error(
+                "Encountered Exception: run() did not finish within %s ms; %s",
+                exc.timeout_ms,
+                "abandoned it" if exc.abandoned else "interrupted it on the loop thread",
+            )
             return error(500, f"Scoring timeout after {exc.timeout_ms} ms", run_failed=True)
         except RunFailed as exc:
             cause = exc.__cause__
-            logger.error("Encountered Exception: %s", "".join(
-                traceback.format_exception(type(cause), cause, cause.__traceback__ if cause else None)))
+            logger.error(
+                "Encountered Exception: %s",
+                "".join(traceback.format_exception(type(cause), cause, cause.__traceback__ if cause else None)),
+            )
             fault = input_fault(self.script, req, cause) if cause is not None else None
             if fault is not None:
                 return error(400, fault, run_failed=True)
@@ -170,8 +193,15 @@ class Scorer:
             except (TypeError, ValueError) as exc:
                 logger.error("Encountered Exception: run() returned a value that is not JSON serializable: %s", exc)
                 return error(500, RUN_FAILED, run_failed=True)
-            return web.Response(status=200, body=payload, headers={  # one header dict: the common answer's cost
-                "Content-Type": JSON, "x-ms-run-function-failed": "False", "x-ms-run-fn-exec-ms": f"{run_ms:.3f}",
-                **ids_headers})
+            return web.Response(
+                status=200,
+                body=payload,
+                headers={  # one header dict: the common answer's cost
+                    "Content-Type": JSON,
+                    "x-ms-run-function-failed": "False",
+                    "x-ms-run-fn-exec-ms": f"{run_ms:.3f}",
+                    **ids_headers,
+                },
+            )
         resp.headers["x-ms-run-fn-exec-ms"] = f"{run_ms:.3f}"
         return resp

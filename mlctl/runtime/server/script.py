@@ -1,4 +1,5 @@
 """The user's scoring script: load it, inspect run(), call init() and run()."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -93,8 +94,10 @@ class UserScript:
             logger.info("run() is decorated with @rawhttp. Server will invoke it with the request object.")
         elif schema:
             self.mode = SCHEMA
-            logger.info("run() is decorated with @input_schema. Server will invoke it with the following "
-                        "arguments: %s.", ", ".join(p.name for p in params))
+            logger.info(
+                "run() is decorated with @input_schema. Server will invoke it with the following arguments: %s.",
+                ", ".join(p.name for p in params),
+            )
         else:
             self.mode = TEXT
             logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")

@@ -5,6 +5,7 @@ stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be l
 With WORKER_COUNT > 1 this process is the parent of that many workers (mlctl.runtime.server.processes),
 each of which runs `serve_worker`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -92,8 +93,11 @@ def _load(settings: Settings):  # type: ignore[no-untyped-def]
         _log_model_dir(settings.model_dir)
         sys.exit(EXIT_INIT_FAILED)
     except BaseException:
-        logger.error("Failed to import user script %s because it raised an unhandled exception:\n%s",
-                     settings.entry_script, traceback.format_exc())
+        logger.error(
+            "Failed to import user script %s because it raised an unhandled exception:\n%s",
+            settings.entry_script,
+            traceback.format_exc(),
+        )
         _log_model_dir(settings.model_dir)
         sys.exit(EXIT_INIT_FAILED)
     logger.info("Invoking user's init function")
@@ -132,8 +136,7 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
         site: web.BaseSite = web.UnixSite(runner, path)
         await site.start()
         return site, f"unix:{path}"
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                       reuse_port=settings.reuse_port or None)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None)
     await site.start()
     server = getattr(site, "_server", None)
     sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]
@@ -141,9 +144,14 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
     return site, (f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}")
 
 
-async def _serve(settings: Settings, script, log: RequestLog,  # type: ignore[no-untyped-def]
-                 listener: Optional[socket.socket] = None, control: Optional[socket.socket] = None,
-                 signals: Optional[List[int]] = None) -> None:
+async def _serve(
+    settings: Settings,
+    script,
+    log: RequestLog,  # type: ignore[no-untyped-def]
+    listener: Optional[socket.socket] = None,
+    control: Optional[socket.socket] = None,
+    signals: Optional[List[int]] = None,
+) -> None:
     """Serve until stopped: on its own socket, or (a worker) on the parent's `listener`, told by `control`;
     `signals` holds the stop signals that arrived before the loop took them over."""
     from mlctl.runtime.server.app import create_app
@@ -151,10 +159,18 @@ async def _serve(settings: Settings, script, log: RequestLog,  # type: ignore[no
     from mlctl.runtime.server.swagger import SwaggerDocs
 
     loop = asyncio.get_running_loop()
-    scorer = Scorer(settings, script, log if settings.access_log else None,
-                    os.environ.get("HTTP_X_MS_SERVER_VERSION") or SERVER_VERSION)
-    swagger = SwaggerDocs(script.user_run, [os.path.dirname(settings.entry_script), settings.app_root],
-                          settings.service_name, settings.service_version)
+    scorer = Scorer(
+        settings,
+        script,
+        log if settings.access_log else None,
+        os.environ.get("HTTP_X_MS_SERVER_VERSION") or SERVER_VERSION,
+    )
+    swagger = SwaggerDocs(
+        script.user_run,
+        [os.path.dirname(settings.entry_script), settings.app_root],
+        settings.service_name,
+        settings.service_version,
+    )
     app = create_app(scorer, swagger)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
@@ -202,8 +218,12 @@ async def _serve(settings: Settings, script, log: RequestLog,  # type: ignore[no
         loop.add_signal_handler(sig, on_signal)
     if early:  # stopped while starting: drain (nothing is in flight yet)
         stop.set()
-    logger.info("Scoring timeout is set to %d ms; max concurrent run() calls %d, queue %d",
-                settings.request_timeout_ms, settings.max_concurrent, settings.max_queue)
+    logger.info(
+        "Scoring timeout is set to %d ms; max concurrent run() calls %d, queue %d",
+        settings.request_timeout_ms,
+        settings.max_concurrent,
+        settings.max_queue,
+    )
     if control is not None:
         control.setblocking(False)
         loop.add_reader(control.fileno(), on_control)
@@ -285,9 +305,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # run() on a worker thread and the event loop share the GIL: hand it over sooner than the
     # default 5 ms so a waiting run() or a waiting response does not stall (see bench/README.md).
     sys.setswitchinterval(settings.switch_interval_s)
-    logger.info("mlctl scoring server %s (Python %s, aiohttp, uvloop %s) entry script %s, model dir %s",
-                SERVER_VERSION, sys.version.split()[0], "on" if fast else "off",
-                settings.entry_script, settings.model_dir)
+    logger.info(
+        "mlctl scoring server %s (Python %s, aiohttp, uvloop %s) entry script %s, model dir %s",
+        SERVER_VERSION,
+        sys.version.split()[0],
+        "on" if fast else "off",
+        settings.entry_script,
+        settings.model_dir,
+    )
     _prepare_imports(settings)
     if settings.workers > 1:
         return run_workers(settings, functools.partial(serve_worker, streams))

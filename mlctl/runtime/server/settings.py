@@ -1,4 +1,5 @@
 """Server settings: command-line flags with the Azure environment variables as fallbacks."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,14 @@ MAX_WORKERS = 64  # WORKER_COUNT above this is refused (a typo, not a machine: e
 LOOPS = ("auto", "uvloop", "asyncio")
 # the environment variables of a deployment that the server itself reads and can refuse (`mlctl validate`
 # checks them with parse_settings, as each instance will)
-SERVER_VARIABLES = ("WORKER_COUNT", "MLCTL_INLINE_RUN_MS", "MLCTL_SERVER_LOOP", "MLCTL_SWITCH_INTERVAL",
-                    "MLCTL_MAX_ABANDONED_RUNS", "AZUREML_LOG_LEVEL")
+SERVER_VARIABLES = (
+    "WORKER_COUNT",
+    "MLCTL_INLINE_RUN_MS",
+    "MLCTL_SERVER_LOOP",
+    "MLCTL_SWITCH_INTERVAL",
+    "MLCTL_MAX_ABANDONED_RUNS",
+    "AZUREML_LOG_LEVEL",
+)
 
 
 class SettingsError(Exception):
@@ -67,25 +74,44 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", type=int, default=None, help="TCP port (default 5001; 0 = any free port)")
     where.add_argument("--unix-socket", default=None, help="listen on this unix socket instead of TCP")
-    p.add_argument("--reuse-port", action="store_true",
-                   help="SO_REUSEPORT: several server processes share one TCP port (the kernel spreads connections)")
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT: several server processes share one TCP port (the kernel spreads connections)",
+    )
     p.add_argument("--max-concurrent", type=int, default=None, help="run() calls at a time (default 1)")
     p.add_argument("--max-queue", type=int, default=None, help="requests waiting for run() before 429 (default 512)")
-    p.add_argument("--max-abandoned", type=int, default=None,
-                   help="run() calls past their timeout still running (their threads cannot be stopped) past "
-                        "which GET / answers 503, to be replaced (env MLCTL_MAX_ABANDONED_RUNS; default 8)")
-    p.add_argument("--request-timeout-ms", type=int, default=None,
-                   help="run() time limit in ms (env SCORING_TIMEOUT_MS; default 3600000)")
-    p.add_argument("--inline-run-ms", type=float, default=None,
-                   help="run() calls shorter than this many ms (a streak of them) run on the event loop's thread, "
-                        "without the hop to a worker thread (env MLCTL_INLINE_RUN_MS; default 1; 0 = never)")
+    p.add_argument(
+        "--max-abandoned",
+        type=int,
+        default=None,
+        help="run() calls past their timeout still running (their threads cannot be stopped) past "
+        "which GET / answers 503, to be replaced (env MLCTL_MAX_ABANDONED_RUNS; default 8)",
+    )
+    p.add_argument(
+        "--request-timeout-ms",
+        type=int,
+        default=None,
+        help="run() time limit in ms (env SCORING_TIMEOUT_MS; default 3600000)",
+    )
+    p.add_argument(
+        "--inline-run-ms",
+        type=float,
+        default=None,
+        help="run() calls shorter than this many ms (a streak of them) run on the event loop's thread, "
+        "without the hop to a worker thread (env MLCTL_INLINE_RUN_MS; default 1; 0 = never)",
+    )
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 100 MiB)")
     p.add_argument("--cors-origins", default=None, help="comma-separated CORS origins (env AML_CORS_ORIGINS)")
     p.add_argument("--log-file", default=None, help="also append the log to this file")
-    p.add_argument("--output", default=None, metavar="PATH",
-                   help="send all output (stdout and stderr: the log, request lines, print, tracebacks) to this "
-                        "file or FIFO instead, from the start; a FIFO needs a reader, and once its reader is gone "
-                        "the output is dropped (the docker runtime's host reads one per container)")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="send all output (stdout and stderr: the log, request lines, print, tracebacks) to this "
+        "file or FIFO instead, from the start; a FIFO needs a reader, and once its reader is gone "
+        "the output is dropped (the docker runtime's host reads one per container)",
+    )
     p.add_argument("--log-level", default=None, help="log level (env AZUREML_LOG_LEVEL; default INFO)")
     p.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
     return p
@@ -125,8 +151,9 @@ def _switch_interval(env: Mapping[str, str]) -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise SettingsError(f"environment variable MLCTL_SWITCH_INTERVAL must be a positive number of seconds, "
-                            f"got {raw!r}")
+        raise SettingsError(
+            f"environment variable MLCTL_SWITCH_INTERVAL must be a positive number of seconds, got {raw!r}"
+        )
     return value
 
 
@@ -138,8 +165,10 @@ def _inline_ms(flag: Optional[float], env: Mapping[str, str]) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= 1000:  # (also refuses nan)
-        raise SettingsError(f"{source} must be a number of milliseconds from 0 (never inline) to 1000, "
-                            f"got {flag if flag is not None else raw!r}")
+        raise SettingsError(
+            f"{source} must be a number of milliseconds from 0 (never inline) to 1000, "
+            f"got {flag if flag is not None else raw!r}"
+        )
     return value
 
 
@@ -154,8 +183,10 @@ def worker_count(env: Mapping[str, str]) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_WORKERS:
-        raise SettingsError(f"environment variable WORKER_COUNT must be a whole number of worker processes from 1 "
-                            f"to {MAX_WORKERS}, got {raw!r} (set it in the deployment's environment_variables)")
+        raise SettingsError(
+            f"environment variable WORKER_COUNT must be a whole number of worker processes from 1 "
+            f"to {MAX_WORKERS}, got {raw!r} (set it in the deployment's environment_variables)"
+        )
     return value
 
 
@@ -198,11 +229,16 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         reuse_port=ns.reuse_port,
         max_concurrent=_positive("--max-concurrent", ns.max_concurrent if ns.max_concurrent is not None else 1),
         max_queue=_positive("--max-queue", ns.max_queue if ns.max_queue is not None else DEFAULT_MAX_QUEUE, 0),
-        max_abandoned=_positive("--max-abandoned", ns.max_abandoned if ns.max_abandoned is not None else
-                                _env_int(env, "MLCTL_MAX_ABANDONED_RUNS") or DEFAULT_MAX_ABANDONED),
+        max_abandoned=_positive(
+            "--max-abandoned",
+            ns.max_abandoned
+            if ns.max_abandoned is not None
+            else _env_int(env, "MLCTL_MAX_ABANDONED_RUNS") or DEFAULT_MAX_ABANDONED,
+        ),
         request_timeout_ms=_positive("--request-timeout-ms", timeout),
-        max_body_bytes=_positive("--max-body-bytes",
-                                 ns.max_body_bytes if ns.max_body_bytes is not None else DEFAULT_MAX_BODY),
+        max_body_bytes=_positive(
+            "--max-body-bytes", ns.max_body_bytes if ns.max_body_bytes is not None else DEFAULT_MAX_BODY
+        ),
         cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
         log_file=ns.log_file,
         output=ns.output,

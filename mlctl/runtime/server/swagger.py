@@ -5,6 +5,7 @@ undecorated scripts get an open object schema. A user file beside the script (el
 root, as Azure) overrides: ``swagger.json`` or ``swagger2.json`` for version 2, ``swagger3.json``
 for 3, ``swagger3.1.json`` for 3.1.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,31 +34,76 @@ def _swagger2(title: str, version: str, inp: Any, out: Any) -> Dict[str, Any]:
     err = {"description": _FAIL, "schema": {"$ref": "#/definitions/ErrorResponse"}}
     return {
         "swagger": "2.0",
-        "info": {"title": title, "description": f"API specification for the Azure Machine Learning service {title}",
-                 "version": version},
-        "schemes": ["https"], "consumes": ["application/json"], "produces": ["application/json"],
-        "securityDefinitions": {"Bearer": {"type": "apiKey", "name": "Authorization", "in": "header",
-                                           "description": "For example: Bearer abc123"}},
+        "info": {
+            "title": title,
+            "description": f"API specification for the Azure Machine Learning service {title}",
+            "version": version,
+        },
+        "schemes": ["https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "securityDefinitions": {
+            "Bearer": {
+                "type": "apiKey",
+                "name": "Authorization",
+                "in": "header",
+                "description": "For example: Bearer abc123",
+            }
+        },
         "paths": {
-            "/": {"get": {"operationId": "ServiceHealthCheck", "description": _HEALTH,
-                          "responses": {"200": {"description": "If service is up and running, this response will be "
-                                                               "returned with the content 'Healthy'",
-                                                "schema": {"type": "string"}, "examples": {"application/json": "Healthy"}},
-                                        "default": err}}},
-            "/score": {"post": {"operationId": "RunMLService", "description": _SCORE, "security": [{"Bearer": []}],
-                                "parameters": [{"name": "serviceInputPayload", "in": "body",
-                                                "description": "The input payload for executing the real-time machine "
-                                                               "learning service.",
-                                                "schema": {"$ref": "#/definitions/ServiceInput"}}],
-                                "responses": {"200": {"description": _OK,
-                                                      "schema": {"$ref": "#/definitions/ServiceOutput"}},
-                                              "default": err}}},
-            "/swagger.json": {"get": {"operationId": "GetSwaggerSpec", "description": "Get the Swagger specification.",
-                                      "parameters": [{"name": "version", "in": "query", "required": False,
-                                                      "type": "string", "enum": ["2", "3", "3.1"]}],
-                                      "responses": {"200": {"description": "The Swagger specification.",
-                                                            "schema": {"type": "string"}},
-                                                    "default": err}}},
+            "/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "description": _HEALTH,
+                    "responses": {
+                        "200": {
+                            "description": "If service is up and running, this response will be "
+                            "returned with the content 'Healthy'",
+                            "schema": {"type": "string"},
+                            "examples": {"application/json": "Healthy"},
+                        },
+                        "default": err,
+                    },
+                }
+            },
+            "/score": {
+                "post": {
+                    "operationId": "RunMLService",
+                    "description": _SCORE,
+                    "security": [{"Bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "serviceInputPayload",
+                            "in": "body",
+                            "description": "The input payload for executing the real-time machine learning service.",
+                            "schema": {"$ref": "#/definitions/ServiceInput"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": _OK, "schema": {"$ref": "#/definitions/ServiceOutput"}},
+                        "default": err,
+                    },
+                }
+            },
+            "/swagger.json": {
+                "get": {
+                    "operationId": "GetSwaggerSpec",
+                    "description": "Get the Swagger specification.",
+                    "parameters": [
+                        {
+                            "name": "version",
+                            "in": "query",
+                            "required": False,
+                            "type": "string",
+                            "enum": ["2", "3", "3.1"],
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The Swagger specification.", "schema": {"type": "string"}},
+                        "default": err,
+                    },
+                }
+            },
         },
         "definitions": {"ServiceInput": inp, "ServiceOutput": out, "ErrorResponse": copy.deepcopy(_ERROR)},
     }
@@ -70,34 +116,71 @@ def _openapi3(title: str, version: str, inp: Any, out: Any, openapi: str) -> Dic
     err = {"description": _FAIL, "content": json_of("ErrorResponse")}
     return {
         "openapi": openapi,
-        "info": {"title": title, "description": f"API specification for the Azure Machine Learning service {title}",
-                 "version": version},
+        "info": {
+            "title": title,
+            "description": f"API specification for the Azure Machine Learning service {title}",
+            "version": version,
+        },
         "security": [{"Bearer": []}],
         "paths": {
-            "/": {"get": {"operationId": "ServiceHealthCheck", "description": _HEALTH,
-                          "responses": {"200": {"description": "If service is up and running, this response will be "
-                                                               "returned with the content 'Healthy'",
-                                                "content": {"text/plain": {"schema": {"type": "string",
-                                                                                      "example": "Healthy"}}}},
-                                        "default": err}}},
-            "/score": {"post": {"operationId": "RunMLService", "description": _SCORE, "security": [{"Bearer": []}],
-                                "requestBody": {"description": "The input payload for executing the real-time "
-                                                               "machine learning service.",
-                                                "content": json_of("ServiceInput")},
-                                "responses": {"200": {"description": _OK, "content": json_of("ServiceOutput")},
-                                              "default": err}}},
-            "/swagger.json": {"get": {"operationId": "GetSwaggerSpec", "description": "Get the Swagger specification.",
-                                      "parameters": [{"name": "version", "in": "query", "required": False,
-                                                      "schema": {"type": "string", "enum": ["2", "3", "3.1"]}}],
-                                      "responses": {"200": {"description": "The Swagger specification.",
-                                                            "content": {"application/json": {"schema": {
-                                                                "type": "object"}}}},
-                                                    "default": err}}},
+            "/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "description": _HEALTH,
+                    "responses": {
+                        "200": {
+                            "description": "If service is up and running, this response will be "
+                            "returned with the content 'Healthy'",
+                            "content": {"text/plain": {"schema": {"type": "string", "example": "Healthy"}}},
+                        },
+                        "default": err,
+                    },
+                }
+            },
+            "/score": {
+                "post": {
+                    "operationId": "RunMLService",
+                    "description": _SCORE,
+                    "security": [{"Bearer": []}],
+                    "requestBody": {
+                        "description": "The input payload for executing the real-time machine learning service.",
+                        "content": json_of("ServiceInput"),
+                    },
+                    "responses": {"200": {"description": _OK, "content": json_of("ServiceOutput")}, "default": err},
+                }
+            },
+            "/swagger.json": {
+                "get": {
+                    "operationId": "GetSwaggerSpec",
+                    "description": "Get the Swagger specification.",
+                    "parameters": [
+                        {
+                            "name": "version",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["2", "3", "3.1"]},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The Swagger specification.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "default": err,
+                    },
+                }
+            },
         },
         "components": {
             "schemas": {"ServiceInput": inp, "ServiceOutput": out, "ErrorResponse": copy.deepcopy(_ERROR)},
-            "securitySchemes": {"Bearer": {"type": "apiKey", "name": "Authorization", "in": "header",
-                                           "description": "For example: Bearer abc123"}},
+            "securitySchemes": {
+                "Bearer": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "For example: Bearer abc123",
+                }
+            },
         },
     }
 
@@ -161,6 +244,8 @@ class SwaggerDocs:
         if version is None:
             raise SwaggerError(f"Swagger version [{requested}] is not valid. Supported versions: [{supported}].")
         if version not in self.docs:
-            raise SwaggerError(f"Swagger version [{requested}] is not supported for the scoring script. "
-                               f"Supported swagger versions: [{supported}].")
+            raise SwaggerError(
+                f"Swagger version [{requested}] is not supported for the scoring script. "
+                f"Supported swagger versions: [{supported}]."
+            )
         return self.docs[version]

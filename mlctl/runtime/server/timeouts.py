@@ -4,6 +4,7 @@ A thread running Python code is stopped by raising Interrupted in it from anothe
 (``PyThreadState_SetAsyncExc``): it lands at the thread's next bytecode boundary; a blocking C call
 (``time.sleep``, a long numpy operation) finishes first. CPython only; a no-op elsewhere.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,7 +43,8 @@ def cancel_interrupt(thread_id: int) -> None:
 
 def _set_async_exc(thread_id: int, exc: Any) -> None:
     try:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                                   ctypes.py_object(exc) if exc is not None else None)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
+        )
     except (AttributeError, OSError):  # pragma: no cover - not CPython
         pass

@@ -21,6 +21,7 @@ Abandoned calls still running are counted: once ``max_abandoned`` are, no fresh 
 next one (threads stuck in C would pile up without limit) and the pool says it is `unhealthy`
 (the server's GET / answers 503, so that its supervisor replaces the process).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,6 +64,7 @@ class _Job:
 
 class _Worker:
     """One worker thread: `wake` is held while it sleeps on the idle stack; a release wakes it."""
+
     __slots__ = ("slot", "wake")
 
     def __init__(self, slot: int) -> None:
@@ -84,8 +86,15 @@ def _resolve(job: _Job, ok: bool, value: Any) -> None:
 class WorkerPool:
     """Threads that run blocking calls for the event loop (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, max_queue: int, timeout_ms: int,
-                 max_abandoned: int = 8, inline_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        size: int,
+        max_queue: int,
+        timeout_ms: int,
+        max_abandoned: int = 8,
+        inline_ms: float = 0.0,
+    ) -> None:
         self.loop = loop
         self.inline = LoopCaller(timeout_ms, inline_ms)  # made on the loop's thread: calls run() there
         self.max_abandoned = max_abandoned
@@ -112,8 +121,9 @@ class WorkerPool:
     def _start_thread(self, slot: int) -> None:
         self._threads = [t for t in self._threads if t.is_alive()]
         self._serial += 1
-        t = threading.Thread(target=self._work, args=(_Worker(slot),), name=f"scoring-worker-{self._serial}",
-                             daemon=True)
+        t = threading.Thread(
+            target=self._work, args=(_Worker(slot),), name=f"scoring-worker-{self._serial}", daemon=True
+        )
         self._threads.append(t)
         t.start()
 
@@ -169,8 +179,11 @@ class WorkerPool:
             if abandoned:  # a fresh thread already took this slot's place (unless at the cap)
                 with lock:
                     self.abandoned -= 1
-                logger.warning("An abandoned run() call ended after %.0f ms (%s); its worker thread exits",
-                               job.elapsed_ms, "interrupted" if is_interrupted(value) else "finished")
+                logger.warning(
+                    "An abandoned run() call ended after %.0f ms (%s); its worker thread exits",
+                    job.elapsed_ms,
+                    "interrupted" if is_interrupted(value) else "finished",
+                )
                 return
             try:
                 call_back(_resolve, job, ok, value)
@@ -236,9 +249,11 @@ class WorkerPool:
             if stuck < self.max_abandoned:
                 self._start_thread(slot)  # a fresh thread takes the abandoned one's place
             elif not self.unhealthy:
-                self.unhealthy = (f"{stuck} run() calls past the scoring timeout are still running (the most "
-                                  f"this server keeps is {self.max_abandoned}): it takes no fresh worker threads "
-                                  f"and wants replacing")
+                self.unhealthy = (
+                    f"{stuck} run() calls past the scoring timeout are still running (the most "
+                    f"this server keeps is {self.max_abandoned}): it takes no fresh worker threads "
+                    f"and wants replacing"
+                )
                 logger.error("Unhealthy: %s (GET / answers 503)", self.unhealthy)
             interrupt(job.thread)
         self._watchdog = self.loop.call_later(self._tick, self._watch)

@@ -1,4 +1,5 @@
 """Stand-in for azureml.core.model (SDK v1): ``Model.get_model_path`` inside a deployment."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,8 @@ class Model:
         root = os.environ.get("AZUREML_MODEL_DIR")
         if not root or not os.path.isdir(root):
             raise ModelNotFoundException(
-                f"Model {model_name} not found: AZUREML_MODEL_DIR is not set to a directory ({root!r})")
+                f"Model {model_name} not found: AZUREML_MODEL_DIR is not set to a directory ({root!r})"
+            )
         named = os.path.join(root, model_name)
         if os.path.isdir(named):
             return _in_model_folder(named, version)
@@ -49,7 +51,7 @@ class Model:
             return named
         entries = [e for e in os.listdir(root) if not e.startswith(".")]
         inner = os.path.join(root, entries[0], model_name) if len(entries) == 1 else ""
-        if inner and os.path.isdir(inner):   # one registered folder holding several models as NAME/VERSION/
+        if inner and os.path.isdir(inner):  # one registered folder holding several models as NAME/VERSION/
             return _in_model_folder(inner, version)
         parts = os.path.normpath(root).split(os.sep)
         if model_name in parts[-2:]:
@@ -60,4 +62,5 @@ class Model:
         if len(entries) == 1:
             return os.path.join(root, entries[0])
         raise ModelNotFoundException(
-            f"Model {model_name} not found in AZUREML_MODEL_DIR {root}; it holds: {', '.join(sorted(entries))}")
+            f"Model {model_name} not found in AZUREML_MODEL_DIR {root}; it holds: {', '.join(sorted(entries))}"
+        )
