@@ -36,8 +36,11 @@ def summary_line(plan: Plan) -> str:
         )
     if not plan.has_changes():
         return "No changes. The runtime matches the configuration."
-    n = plan.summary()
-    return f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
+    counts = plan.summary()
+    return (
+        f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['replace']} to replace, "
+        f"{counts['destroy']} to destroy."
+    )
 
 
 def runtime_move_line(plan: Plan) -> str | None:

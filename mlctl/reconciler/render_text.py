@@ -145,8 +145,8 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
             out,
             (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):", None),
         )
-        for a in sorted(plan.ignored):
-            _line(out, (f"  {a}: {', '.join(plan.ignored[a])}", "dim"))
+        for where in sorted(plan.ignored):
+            _line(out, (f"  {where}: {', '.join(plan.ignored[where])}", "dim"))
         out.append("\n")
     _line(out, (present.summary_line(plan), "bold"))
     if not out.styled:  # no colour (a pipe, a file): the same text without rich's layout cost
