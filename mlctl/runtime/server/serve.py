@@ -1,7 +1,8 @@
 """Process start-up and shutdown: settings, logging, script load and init(), listen, drain on SIGTERM.
 
 Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound or a second
-stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
+stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails
+(before ever reporting ready).
 With WORKER_COUNT > 1 this process is the parent of that many workers (mlctl.runtime.server.processes),
 each of which runs `serve_worker`.
 """
