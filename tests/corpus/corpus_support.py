@@ -141,8 +141,14 @@ def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> objec
     model_dir.mkdir(parents=True)
     (shutil.copytree if model.is_dir() else shutil.copy)(model, model_dir / model.name)
     out = subprocess.run(
-        [python, str(INPROCESS), str((project / call.script).resolve()), str(model_dir), call.call,
-         str((project / call.request).resolve())],
+        [
+            python,
+            str(INPROCESS),
+            str((project / call.script).resolve()),
+            str(model_dir),
+            call.call,
+            str((project / call.request).resolve()),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

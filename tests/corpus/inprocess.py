@@ -4,7 +4,8 @@ Run by the corpus test with the interpreter of the virtualenv mlctl built for th
 packages), as `python inprocess.py SCRIPT MODEL_DIR CALL REQUEST...`. It sets AZUREML_MODEL_DIR as
 Azure does, calls init() once, then run() for every request file (CALL "raw": the body as text, as
 Azure's server calls an undecorated run(); "kwargs": the JSON body's keys as arguments, as it calls a run()
-decorated with inference-schema's input_schema) and prints one JSON line per answer (Azure's server answers with the return value as JSON). Python 3.7-compatible.
+decorated with inference-schema's input_schema) and prints one JSON line per answer (Azure's server answers
+with the return value as JSON). Python 3.7-compatible.
 """
 
 import importlib.util

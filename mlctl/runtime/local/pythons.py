@@ -113,9 +113,7 @@ def find_python(request: str | None) -> Interpreter:
         if interp and satisfies(interp.version, request):
             return interp
     raise MlctlError(
-        Diagnostic(
-            f"No Python interpreter on this machine satisfies python {request}", install_hint(request)
-        )
+        Diagnostic(f"No Python interpreter on this machine satisfies python {request}", install_hint(request))
     )
 
 
