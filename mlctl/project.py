@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlctl.overrides import Overrides
+
 
 @dataclass(frozen=True)
 class Project:
@@ -13,6 +15,7 @@ class Project:
     files: tuple[Path, ...]  # explicit -f files (empty = every known YAML in root)
     state_path: Path  # DIR/.mlctl/state.json unless --state
     runtime_override: str | None = None  # --runtime NAME: the runtime for this run, over the project file's
+    overrides: Overrides = Overrides()  # --set and --var of validate, plan and apply (mlctl.overrides)
 
     @classmethod
     def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None, runtime_override=None) -> "Project":

@@ -79,6 +79,41 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note")
 
 
+def apply_overrides(project: Project, docs: list[tuple[Document, str]]) -> list[Diagnostic]:
+    """Carry out each `--set` on the document it names (by file, else the one whose kind has the field);
+    the errors for one that names no document, several, or a path that cannot be set."""
+    from mlctl.overrides import set_value
+    from mlctl.schemas.validate import load_schema
+
+    problems = []
+    for o in project.overrides.sets:
+        if o.file is not None:
+            wanted = (project.root / o.file).resolve()
+            targets = [d for d, _ in docs if d.path == wanted or d.display == o.file]
+            why = f"names {o.file!r}, which is not a configuration file read"
+        else:
+            targets = [d for d, k in docs if o.path[0] in load_schema(k).get("properties", {})]
+            why = f"matches no document read: no endpoint, deployment, model or environment has {o.path[0]!r}"
+        if len(targets) > 1:
+            files = ", ".join(d.display for d in targets)
+            problems.append(
+                Diagnostic(
+                    f"--set {o.text!r} matches several documents: {files}",
+                    f"Name the file: --set {targets[0].display}:{o.text}.",
+                    field="--set",
+                )
+            )
+        elif not targets:
+            problems.append(
+                Diagnostic(f"--set {o.text!r} {why}", "Name a file given with -f or in the project.", field="--set")
+            )
+        elif (problem := set_value(targets[0].data, o.path, o.value)) is not None:
+            problems.append(
+                Diagnostic(f"--set {o.text!r}: {problem}", "Fix the path.", **targets[0].at(o.path, field="--set"))
+            )
+    return problems
+
+
 def find_config_files(project: Project) -> list[Path]:
     """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder
     but the project file (mlctl.yaml)."""
@@ -118,7 +153,7 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
                 )
             )
             continue
-        doc, problems = read_document(path)
+        doc, problems = read_document(path, variables=project.overrides.variables)
         diags.extend(problems)
         if doc is None:
             failed += 1
@@ -137,7 +172,14 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
             if why is not None:
                 diags.append(why)
             continue
+        if doc.placeholders:
+            from mlctl.overrides import unfilled_error
+
+            diags.append(unfilled_error(doc.display, doc.placeholders))
+            failed += 1
+            continue
         docs.append((doc, kind))
+    diags.extend(apply_overrides(project, docs))
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
         if project.state_path.is_file() and not lookalikes:

@@ -48,6 +48,7 @@ class Document:
     data: Any
     text: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    placeholders: list[tuple[str, int]] = field(default_factory=list)  # <NAME> / {{NAME}} left unfilled
 
     @property
     def display(self) -> str:
@@ -81,12 +82,31 @@ class Document:
         return node
 
 
-def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
-    """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
+def read_document(path: Path, variables=None) -> tuple[Document | None, list[Diagnostic]]:
+    """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics.
+    `variables` (a configuration file's; None for another YAML, such as a conda file): the `--var` values to
+    fill its placeholders with; placeholders left are one error naming them all (mlctl.overrides)."""
     shown = show_path(path)
     text, problems = read_config_text(path, shown)
     if text is None:
         return None, problems
+    if variables is not None:
+        from mlctl.overrides import fill, unfilled, unfilled_error
+
+        text = fill(text, variables)
+        left = unfilled(text)
+        if left:  # a file of another tool may hold <...>: an error only when it is ours (discovery), or unparsable
+            doc, problems = read_document_text(path, text)
+            if doc is None:
+                return None, [unfilled_error(shown, left)]
+            doc.placeholders = left
+            return doc, problems
+    return read_document_text(path, text)
+
+
+def read_document_text(path: Path, text: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse the YAML `text` of the file at `path` (read_document's second half)."""
+    shown = show_path(path)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

@@ -88,6 +88,7 @@ def _load(project: Project, cache) -> Config:
     builder = Builder(specs, cache, diags, runtime=settings.runtime if settings is not None else None)
     resources = builder.build()
     inputs.update(builder.inputs)
+    inputs.update(project.overrides.inputs())  # a saved plan binds to the --set and --var it was made with
     if cache.computed and project.data_dir.parent.is_dir():
         try:
             project.ensure_data_dir()
