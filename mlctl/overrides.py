@@ -5,8 +5,8 @@
 `{"a": 1}`), else kept as text. Without FILE it applies to the one document read whose kind has PATH's first
 field (an endpoint's `traffic`, a deployment's `instance_count`); when several have it, name the file.
 `--var NAME=VALUE` fills the placeholders the examples leave for the user, `<NAME>` and `{{NAME}}`, in the
-text of every configuration file before it is parsed. A placeholder left unfilled is one clear error
-naming them all, not a YAML syntax error.
+text of every configuration file before it is parsed. A placeholder left unfilled (and not replaced by a
+`--set`) is one clear error per file naming them all, not a YAML syntax error.
 
 A saved plan binds to them: it records each `--set [FILE:]PATH` and `--var NAME` with the digest of its
 value (never the value), and `apply PLANFILE` refuses the plan unless given the same ones again. Everything here is pure but `set_value`, which
@@ -153,6 +153,16 @@ def _code(line: str) -> str:
 def unfilled(text: str) -> list[tuple[str, int]]:
     """Pure: the placeholders left in `text` outside comments, as (placeholder, 1-based line)."""
     return [(m.group(0), n) for n, line in enumerate(text.splitlines(), 1) for m in PLACEHOLDER.finditer(_code(line))]
+
+
+def placeholders_in(data: Any, path: tuple = ()) -> list[tuple[str, tuple]]:
+    """Pure: the placeholders left in a parsed document's keys and text values, as (placeholder, path)."""
+    if isinstance(data, dict):
+        out = [(m.group(0), path + (k,)) for k in data if isinstance(k, str) for m in PLACEHOLDER.finditer(k)]
+        return out + [x for k, v in data.items() for x in placeholders_in(v, path + (k,))]
+    if isinstance(data, list):
+        return [x for i, v in enumerate(data) for x in placeholders_in(v, path + (i,))]
+    return [(m.group(0), path) for m in PLACEHOLDER.finditer(data)] if isinstance(data, str) else []
 
 
 def unfilled_error(shown: str, found: list[tuple[str, int]]) -> Diagnostic:

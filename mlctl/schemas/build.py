@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
+from mlctl.binarybounds import numpy_bound
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
@@ -192,7 +193,11 @@ class Builder:
             parsed = self.conda[key]
             if parsed is None:
                 return None
-        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
+        # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
+        bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
+        spec_digest = json_digest(
+            {**parsed, "image": spec.image, **({"build": build} if build else {}), **({"added": bound} if bound else {})}
+        )
         attrs = {
             "name": spec.name,
             "version": spec.version or derive_version(spec_digest),
@@ -227,6 +232,8 @@ class Builder:
         }
         if spec.image:
             image["base_image"] = spec.image
+        if build_notes:
+            image["build_notes"] = list(build_notes)
         if build:
             image.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"])
         self.resources[Address(Kind.IMAGE, spec.name)] = Resource(

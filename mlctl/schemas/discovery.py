@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
+from mlctl.overrides import placeholders_in, unfilled_error
 from mlctl.project import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
@@ -172,14 +173,13 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
             if why is not None:
                 diags.append(why)
             continue
-        if doc.placeholders:
-            from mlctl.overrides import unfilled_error
-
-            diags.append(unfilled_error(doc.display, doc.placeholders))
-            failed += 1
-            continue
         docs.append((doc, kind))
     diags.extend(apply_overrides(project, docs))
+    unfilled = [(doc, left) for doc, _ in docs if (left := placeholders_in(doc.data))]
+    for doc, left in unfilled:  # placeholders a --set did not replace: the document is not read further
+        diags.append(unfilled_error(doc.display, [(p, doc.line(path)) for p, path in left]))
+    failed += len(unfilled)
+    docs = [(d, k) for d, k in docs if all(d is not u for u, _ in unfilled)]
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
         if project.state_path.is_file() and not lookalikes:

@@ -48,7 +48,6 @@ class Document:
     data: Any
     text: str
     lines: dict[Path_, int] = field(default_factory=dict)
-    placeholders: list[tuple[str, int]] = field(default_factory=list)  # <NAME> / {{NAME}} left unfilled
 
     @property
     def display(self) -> str:
@@ -85,7 +84,8 @@ class Document:
 def read_document(path: Path, variables=None) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics.
     `variables` (a configuration file's; None for another YAML, such as a conda file): the `--var` values to
-    fill its placeholders with; placeholders left are one error naming them all (mlctl.overrides)."""
+    fill its placeholders with; when placeholders left make it unparsable, one error naming them all
+    (mlctl.overrides) instead of the syntax error."""
     shown = show_path(path)
     text, problems = read_config_text(path, shown)
     if text is None:
@@ -95,12 +95,9 @@ def read_document(path: Path, variables=None) -> tuple[Document | None, list[Dia
 
         text = fill(text, variables)
         left = unfilled(text)
-        if left:  # a file of another tool may hold <...>: an error only when it is ours (discovery), or unparsable
+        if left:  # `{{NAME}}` is a YAML syntax error: say what it is instead (a parsed file is checked later)
             doc, problems = read_document_text(path, text)
-            if doc is None:
-                return None, [unfilled_error(shown, left)]
-            doc.placeholders = left
-            return doc, problems
+            return (None, [unfilled_error(shown, left)]) if doc is None else (doc, problems)
     return read_document_text(path, text)
 
 

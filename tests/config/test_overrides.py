@@ -84,6 +84,8 @@ def test_unfilled_placeholders_are_one_error_per_file_naming_them(project):
     assert "at blue.yml:3" in out.stderr and "--var ENDPOINT_NAME=VALUE" in out.stderr
     assert "endpoint.yml has placeholders left to fill: <ENDPOINT_NAME>" in out.stderr
     assert "a comment is not" not in out.stderr
+    replaced = run(project, "validate", "--set", "endpoint.yml:name=ep-two")  # as Azure's scripts do
+    assert "endpoint.yml has placeholders" not in replaced.stderr and "blue.yml has placeholders" in replaced.stderr
 
 
 def test_var_and_set_on_validate_plan_and_apply(project):
