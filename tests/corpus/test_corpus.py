@@ -51,7 +51,7 @@ def test_case(case: Case, tmp_path: Path, mlctl_cache: Path):
             python = environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
             assert served == in_process(python, project, call, tmp_path / f"inprocess-{n}"), case.name
     finally:
-        mlctl(project, "destroy", "--auto-approve", check=False)
+        mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
     state = json.loads((project / ".mlctl" / "state.json").read_text())
     assert state["resources"] == {}, list(state["resources"])
 
