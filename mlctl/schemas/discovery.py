@@ -15,6 +15,8 @@ from mlctl.schemas.validate import KINDS, did_you_mean
 SCHEMA_KINDS = {
     "managedonlineendpoint": "endpoint",
     "managedonlinedeployment": "deployment",
+    "kubernetesonlineendpoint": "endpoint",  # the same YAML, served on an Azure Arc Kubernetes cluster
+    "kubernetesonlinedeployment": "deployment",
     "model": "model",
     "environment": "environment",
 }

@@ -208,8 +208,10 @@ def _field(path: tuple, name: str) -> str:
 
 def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]) -> None:
     """Validate one document and add what it declares to `specs`; problems go to `diags`."""
-    problems = validate_document(doc, kind)
     raw = doc.data
+    if kind == "endpoint" and isinstance(raw.get("auth_mode"), str):
+        raw["auth_mode"] = raw["auth_mode"].lower()  # Azure reads it case-insensitively ('Key' in its examples)
+    problems = validate_document(doc, kind)
     diags.extend(problems)
     # An unknown field does not change the shape of the rest: keep checking (files, references)
     # so all problems come out in one run. Any other schema error stops this document here.
