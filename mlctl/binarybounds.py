@@ -1,5 +1,7 @@
 """The bounds conda's builds carry and PyPI's pins lose: numpy < 2 for binary packages built before numpy 2.0.
 
+(And numpy < 1.24 for the few whose code still used the aliases numpy 1.24 removed.)
+
 A conda package compiled against numpy 1.x depends on `numpy <2` in conda's own metadata, so `conda install
 scikit-learn=1.2.2 numpy` gets numpy 1.26. The same pin read as a PyPI requirement does not carry that bound:
 the resolver takes numpy 2.x, and the old wheel fails at import with `numpy.dtype size changed`. So an
@@ -39,7 +41,20 @@ NUMPY2_FIRST: dict[str, str] = {
     "bottleneck": "1.4.0",
     "tables": "3.10.0",
 }
-CAP = "numpy<2"
+# PyPI name -> its first release that no longer uses the aliases numpy 1.24 removed (np.int, np.float, ...)
+NUMPY124_FIRST: dict[str, str] = {
+    "scikit-learn": "0.24.0",
+}
+# (the bound, what it guards against, its table), tightest first: the first that applies is added
+BOUNDS = (
+    ("numpy<1.24", "numpy 1.24 (which removed np.int, np.float and the other aliases it uses)", NUMPY124_FIRST),
+    (
+        "numpy<2",
+        "numpy 2.0 (conda's builds of it require numpy<2; from PyPI it would get numpy 2 and fail with "
+        "'numpy.dtype size changed')",
+        NUMPY2_FIRST,
+    ),
+)
 
 
 def _older_only(specifier: str, first: Version) -> bool:
@@ -62,11 +77,11 @@ def _older_only(specifier: str, first: Version) -> bool:
 
 def numpy_bound(conda_packages, pip_packages) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Pure: (requirement lines to add, build notes) for an environment's conda packages ("name" + PEP 440
-    specifier) and pip requirement lines: `numpy<2` when a conda pin predates its package's numpy-2 build
-    and numpy itself is pinned nowhere."""
+    specifier) and pip requirement lines: the tightest of BOUNDS that a conda pin needs, unless numpy itself
+    is pinned somewhere."""
     from mlctl.requirements import conda_dependency, pypi_name, requirement_specifier
 
-    old = []
+    pins = []
     for spec in conda_packages:
         parsed = conda_dependency(spec)
         if parsed is None:
@@ -74,12 +89,13 @@ def numpy_bound(conda_packages, pip_packages) -> tuple[tuple[str, ...], tuple[st
         name, specifier = pypi_name(parsed[0]), parsed[1]
         if name == "numpy" and specifier:
             return (), ()
-        first = NUMPY2_FIRST.get(name)
-        if first and _older_only(specifier, Version(first)):
-            old.append(f"{parsed[0]}{specifier}")
-    if not old or any(requirement_specifier(x, "numpy") for x in pip_packages):
+        pins.append((name, parsed[0] + specifier, specifier))
+    if any(requirement_specifier(x, "numpy") for x in pip_packages):
         return (), ()
-    return (CAP,), (
-        f"added {CAP}: {', '.join(old)} predates numpy 2.0 (conda's builds of it require numpy<2; from PyPI "
-        "it would get numpy 2 and fail with 'numpy.dtype size changed')",
-    )
+    for bound, why, table in BOUNDS:
+        old = [
+            shown for name, shown, specifier in pins if name in table and _older_only(specifier, Version(table[name]))
+        ]
+        if old:
+            return (bound,), (f"added {bound}: {', '.join(old)} predates {why}",)
+    return (), ()
