@@ -93,14 +93,16 @@ TABLE: tuple[V1Field, ...] = (
         "extraDockerfileSteps",
         "string",
         None,
-        "current environments build from a Dockerfile (environment build:); the local runtime builds a virtualenv from the conda file",
+        "current environments build from a Dockerfile (environment build:); "
+        "the local runtime builds a virtualenv from the conda file",
         where="environment",
     ),
     _ic(
         "extraDockerFileSteps",
         "string",
         None,
-        "current environments build from a Dockerfile (environment build:); the local runtime builds a virtualenv from the conda file",
+        "current environments build from a Dockerfile (environment build:); "
+        "the local runtime builds a virtualenv from the conda file",
         where="environment",
     ),
     _ic("baseImage", "string", "environment.image", "the environment's base image", how="derived", where="environment"),
@@ -169,7 +171,8 @@ TABLE: tuple[V1Field, ...] = (
         "environment.python.userManagedDependencies",
         "boolean",
         None,
-        "current environments always install their conda file; without one mlctl runs the script in its own interpreter",
+        "current environments always install their conda file; "
+        "without one mlctl runs the script in its own interpreter",
         where="environment",
     ),
     _ic(

@@ -150,7 +150,9 @@ def _image(v1: V1Input, c: Conversion) -> str | None:
 
 
 def _instance_type(v1: V1Input, c: Conversion) -> str:
-    want = lambda name, default=0: v1.value(DC, f"containerResourceRequirements.{name}", default)
+    def want(name, default=0):
+        return v1.value(DC, f"containerResourceRequirements.{name}", default)
+
     cpus = max(want("cpu", V1_DEFAULT_CPU), want("cpuLimit"))
     memory = max(want("memoryInGB", V1_DEFAULT_MEMORY_GB), want("memoryInGBLimit"))
     gpu_default = 1 if v1.ic.get("enableGpu") is True and not v1.ignored("enableGpu") else 0
