@@ -101,8 +101,8 @@ def ensure_folder(
     path: str | os.PathLike, mode: int | None = None, what: str = "files", base: str | os.PathLike | None = None
 ) -> Path:
     """Make the folder `path`; MlctlError when it, or any folder between `base` (the data folder) and
-    it, is a symbolic link (NotADirectoryError when one is a file). Without `base` only `path` itself is checked (its parents
-    are made as needed). `mode`: set on `path` (0700 for secrets), never through a link."""
+    it, is a symbolic link (NotADirectoryError when one is a file). Without `base` only `path` itself is
+    checked (its parents are made as needed). `mode`: set on `path` (0700 for secrets), never through a link."""
     path = Path(path)
     if base is None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -160,7 +160,8 @@ def main() -> None:
     rows = [("mlctl plan, first plan, cold hash cache (1 run)", [cold])] + list(results.items())
     width = max(len(r[0]) for r in rows)
     print(
-        f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})"
+        f"{'what':<{width}}  wall median  wall min  CPU median   "
+        f"({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})"
     )
     summary = {}
     for label, runs in rows:

@@ -21,6 +21,7 @@ from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
 from mlctl.state.backends import state_backend
+from mlctl.state.location import check_here, here
 from mlctl.state.statefile import read_state
 
 
@@ -87,6 +88,7 @@ def make_plan(
         state = read_state(backend)
         observed = None
         if refresh_first and state.resources:
+            check_here(project, state)
             runtimes.main.preflight(config.resources)
             observed = refresh(project, state, runtimes)
     if refresh_only:
@@ -121,6 +123,8 @@ def apply_project(
     backend = state_backend(project)
     with backend.lock("destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(backend)
+        check_here(project, state)
+        state.location = here(project.data_dir)  # recorded with the next write
         runtimes.main.preflight(config.resources)
         if planfile:
             from mlctl.reconciler.planfile import load_plan

@@ -6,10 +6,10 @@ How an image is made (no network inside any build): the base is chosen (`base.py
 packages plus the scoring server's own (aiohttp; uvloop and orjson where they have wheels) are installed
 ON THE HOST with the uv mlctl depends on, `uv pip install --target site --python-version X.Y.Z
 --python-platform x86_64-manylinux_2_28`, for the base image's Python; a generated Dockerfile copies
-them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image holds the server's packages, also the
-one for a deployment without an environment (`server_image`). The build log (uv's output, the engine's
-build output, an `environment.build` context's output) stays at `build_log(content_digest)`; a failed
-build is a DriverError quoting its tail.
+them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image
+holds the server's packages, also the one for a deployment without an environment (`server_image`). The
+build log (uv's output, the engine's build output, an `environment.build` context's output) stays at
+`build_log(content_digest)`; a failed build is a DriverError quoting its tail.
 
 Contract with the instance half (containers):
 - python: `BuiltImage.python` (the base's python3 as `sys.executable` reports it; `/usr/bin/python3` on
