@@ -226,7 +226,9 @@ def apply_defaults(node: dict, kind: str, value: Any) -> Any:
                 if sub is not None:
                     out[key] = apply_defaults(sub, k, out[key])
             elif default is not _NO_DEFAULT:
-                out[key] = default if isinstance(default, (str, int, float, bool, type(None))) else copy.deepcopy(default)
+                out[key] = (
+                    default if isinstance(default, (str, int, float, bool, type(None))) else copy.deepcopy(default)
+                )
         return out
     if isinstance(value, list) and items is not None:
         return [apply_defaults(items[0], items[1], item) for item in value]
