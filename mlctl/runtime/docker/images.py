@@ -202,7 +202,10 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
     say = say or (lambda m: None)
     built = None
     if request.build_context:
-        built = contexts.build(client, request.build_context, request.dockerfile_path, request.spec_digest, say)
+        network = (settings or {}).get("build_network")
+        built = contexts.build(
+            client, request.build_context, request.dockerfile_path, request.spec_digest, say, network=network
+        )
     base = bases.choose(client, env_image=request.base_image, settings=settings, built=built, say=say)
     problem = bases.python_problem(base, request.python, request.environment)
     if problem:
