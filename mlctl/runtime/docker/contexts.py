@@ -1,8 +1,9 @@
 """An environment's own Docker build context (Azure's `build: {path, dockerfile_path}`), built by the
 engine as given, tagged and labelled by the environment's spec digest (which covers the context's
 files), once per engine, with no network (`RUN` steps reach nothing; `docker.build_network` in the
-project file names a network for Dockerfiles that download). The image it makes is the base of the environment's image (`base.py`); its
-output is kept in a log that the environment image's build log starts with.
+project file names a network for Dockerfiles that download). The image it makes is the base of the
+environment's image (`base.py`); its output is kept in a log that the environment image's build log
+starts with.
 """
 
 from __future__ import annotations
