@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.digests import json_digest
-from mlctl.privatefiles import ensure_folder, read_private, write_atomic
+from mlctl.privatefiles import ensure_folder, read_json, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import base as bases
@@ -349,7 +349,7 @@ def _index(data_dir) -> Path:
 
 def _recorded_all(data_dir) -> dict:
     try:
-        return json.loads(read_private(_index(data_dir), what="image index"))
+        return read_json(read_private(_index(data_dir), what="image index"))
     except (OSError, ValueError):
         return {}
 
