@@ -9,8 +9,8 @@ text of every configuration file before it is parsed. A placeholder left unfille
 `--set`) is one clear error per file naming them all, not a YAML syntax error.
 
 A saved plan binds to them: it records each `--set [FILE:]PATH` and `--var NAME` with the digest of its
-value (never the value), and `apply PLANFILE` refuses the plan unless given the same ones again. Everything here is pure but `set_value`, which
-changes the document it is given.
+value (never the value), and `apply PLANFILE` refuses the plan unless given the same ones again.
+Everything here is pure but `set_value`, which changes the document it is given.
 """
 
 from __future__ import annotations

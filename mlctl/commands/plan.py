@@ -154,8 +154,18 @@ def print_plan(
 @override_options
 @click.pass_context
 def command(
-    ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout, sets,
-    variables
+    ctx,
+    out,
+    as_json,
+    as_markdown,
+    detailed_exitcode,
+    destroy,
+    replace,
+    refresh,
+    refresh_only,
+    lock_timeout,
+    sets,
+    variables,
 ):
     """Show what apply would change, without changing anything."""
     if as_json and as_markdown:

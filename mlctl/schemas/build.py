@@ -119,15 +119,16 @@ class Builder:
                 )
             )
         elif prior.digest != resource.digest:
+            first_name = prior_spec.where.path + ("name",)
             differ = [k for k in b if a.get(k) != b[k] and k not in PATH_ATTRIBUTES.get(kind.value, ())]
             what = "different content" if differ == ["content_digest"] else "differences in " + ", ".join(differ)
             self.diags.append(
                 Diagnostic(
                     f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
-                    f"(first at {prior_spec.where.text()})",
+                    f"(first at {prior_spec.where.doc.display}:{prior_spec.where.doc.line(first_name)})",
                     "A registered version is immutable: give one of them a new version, or leave 'version' out "
                     "so mlctl derives it from the content.",
-                    **spec.where.at(),
+                    **spec.where.at("name"),  # the name: line, as a duplicate deployment's or endpoint's error
                 )
             )
         return prior
@@ -196,7 +197,12 @@ class Builder:
         # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
         bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
         spec_digest = json_digest(
-            {**parsed, "image": spec.image, **({"build": build} if build else {}), **({"added": bound} if bound else {})}
+            {
+                **parsed,
+                "image": spec.image,
+                **({"build": build} if build else {}),
+                **({"added": bound} if bound else {}),
+            }
         )
         attrs = {
             "name": spec.name,

@@ -58,7 +58,7 @@ def test_paths_values_and_placeholders():
         "resource_id",
     )
     assert parse_path("a..b") is None and parse_path("[0]") is None
-    sets = parse_overrides(["instance_count=2", "blue.yml:environment_variables.MODE=fast", "x.y={\"a\": [1]}"]).sets
+    sets = parse_overrides(["instance_count=2", "blue.yml:environment_variables.MODE=fast", 'x.y={"a": [1]}']).sets
     assert [(o.file, o.path, o.value) for o in sets] == [
         (None, ("instance_count",), 2),
         ("blue.yml", ("environment_variables", "MODE"), "fast"),
