@@ -79,3 +79,29 @@ def test_the_server_floor_is_3_7():
     assert [r for r in ("3.6", "3.6.1", "<3.7", "2.7", "==3.6.*") if not below_floor(r)] == []
     assert [r for r in ("3.7", "3.7.16", ">=3.6", "3.11", None) if below_floor(r)] == []
     assert str(specifier("=3.11")) == "==3.11.*" and str(specifier("3.11.7")) == "==3.11.7"
+
+
+def test_plan_reports_a_missing_interpreter_as_apply_does(tmp_path):
+    """A first plan (no state yet) runs the runtime's preflight as apply does: the same error, before anything."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shared = Path(__file__).parent / "bad" / "_shared"
+    (tmp_path / "ep.yml").write_text("kind: endpoint\nname: ep-one\n")
+    (tmp_path / "blue.yml").write_text(
+        f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {shared}/model\n"
+        f"code_configuration:\n  code: {shared}/onlinescoring\n  scoring_script: score.py\n"
+        "environment:\n  conda_file: conda.yml\n"
+    )
+    (tmp_path / "conda.yml").write_text("dependencies:\n  - python=3.99\n")
+    outs = []
+    for args in (["plan"], ["apply", "--auto-approve"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "mlctl.cli", "-C", str(tmp_path), *args], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        outs.append([line for line in out.stderr.splitlines() if line.startswith(("Error", "  at"))])
+    assert outs[0] == outs[1] and "No Python interpreter on this machine satisfies python 3.99" in outs[0][0]
+    assert outs[0][1] == "  at blue.yml:9, image.ep-one-blue-env"
+    assert not (tmp_path / ".mlctl" / "run").exists()
