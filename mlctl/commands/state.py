@@ -113,16 +113,15 @@ def adopt(ctx, lock_timeout):
 def _hosts_left_behind(data_dir) -> list[str]:
     """Notes on the endpoint hosts the run records copied into `data_dir` name that still run elsewhere (a
     moved project's hosts keep serving from the old location until stopped); they are not touched."""
-    import json
 
-    from mlctl.privatefiles import read_private
+    from mlctl.privatefiles import read_json, read_private
     from mlctl.runtime.host.runfiles import is_host_process, is_record_of
 
     notes = []
     run = data_dir / "run"
     for path in sorted(run.glob("*.json")) if run.is_dir() else []:
         try:
-            record = json.loads(read_private(path, "run records"))
+            record = read_json(read_private(path, "run records"))
         except Exception:
             continue
         if isinstance(record, dict) and not is_record_of(record, data_dir, path.stem):

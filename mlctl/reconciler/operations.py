@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mlctl.errors import MlctlError
 from mlctl.reconciler import apply as engine
@@ -117,6 +118,12 @@ def apply_project(
     config = load_valid_config(project)
     runtimes = project_runtimes(project)
     hooks = hooks or Hooks()
+    if planfile:
+        from mlctl.reconciler.planfile import plan_bytes
+
+        path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
+        planfile = path if os.path.lexists(path) or not os.path.lexists(planfile) else Path(planfile)
+        plan_bytes(planfile)  # a FIFO or device is refused now, before the lock, never waited on under it
     with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(project.state_path)
         check_here(project, state)
@@ -125,13 +132,7 @@ def apply_project(
         if planfile:
             from mlctl.reconciler.planfile import load_plan
 
-            path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
-            result = load_plan(
-                path if path.exists() or not os.path.exists(planfile) else planfile,
-                state,
-                config,
-                runtime=runtimes.main.name,
-            )
+            result = load_plan(planfile, state, config, runtime=runtimes.main.name)
         else:
             observed = refresh(project, state, runtimes)
             result = plan(config, state, observed, destroy=destroy, runtime=runtimes.main.name)

@@ -137,6 +137,8 @@ def _parse(path: Path, text: str) -> State:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise _unreadable(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", e.lineno) from None
+    except RecursionError:
+        raise _unreadable(path, "its JSON is nested too deeply to be a state file") from None
     if not isinstance(doc, dict):
         raise _unreadable(path, "it is not a JSON object")
     fv = doc.get("format_version")
