@@ -131,10 +131,18 @@ class ImageDriver:
         reqs = requirements(a.get("conda_packages") or (), a.get("pip_packages") or ())
         address = str(resource.address)
         try:
-            built = envs.build_env(a["spec_digest"], a.get("python"), reqs, progress=lambda m: ctx.progress(address, m))
+            built = envs.build_env(
+                a["spec_digest"],
+                a.get("python"),
+                reqs,
+                progress=lambda m: ctx.progress(address, m),
+                source_builds=bool((ctx.settings or {}).get("source_builds")),
+            )
         except envs.EnvBuildError as e:
             raise DriverError(
-                f"building the virtualenv of {address} failed", f"The build log is {e.log_path}.", e.log_tail
+                f"building the virtualenv of {address} failed: {e.summary}",
+                f"The build log is {e.log_path}.",
+                e.log_tail,
             ) from None
         envs.mark_used(a["spec_digest"])
         return ImageObserved.from_json(built.observed())
