@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 import click
 
 
@@ -50,6 +53,20 @@ def with_overrides(project, sets, variables):
     from mlctl.overrides import parse_overrides
 
     return dataclasses.replace(project, overrides=parse_overrides(sets, variables))
+
+
+@contextlib.contextmanager
+def collections_paused():
+    """No cyclic garbage collection while a plan is made and printed: the loader and the planner allocate
+    hundreds of thousands of objects that all live until the plan is printed, and the collector walked them
+    again and again (a third of a 10,000-resource plan's CPU time). Reference counting still frees the rest."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def echo_diagnostics(diagnostics) -> None:
@@ -173,16 +190,17 @@ def command(
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
     project = with_overrides(ctx.obj, sets, variables)
-    result = print_plan(
-        project,
-        as_json=as_json,
-        as_markdown=as_markdown,
-        refresh=refresh,
-        destroy=destroy,
-        replace=replace,
-        lock_timeout=lock_timeout,
-        refresh_only=refresh_only,
-    )
+    with collections_paused():
+        result = print_plan(
+            project,
+            as_json=as_json,
+            as_markdown=as_markdown,
+            refresh=refresh,
+            destroy=destroy,
+            replace=replace,
+            lock_timeout=lock_timeout,
+            refresh_only=refresh_only,
+        )
     root = str(project.root)
     if out:
         from mlctl.reconciler.planfile import save_plan
