@@ -87,7 +87,10 @@ def test_plan_reports_a_missing_interpreter_as_apply_does(tmp_path):
     import sys
     from pathlib import Path
 
-    shared = Path(__file__).parent / "bad" / "_shared"
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "bad" / "_shared", tmp_path / "shared")
+    shared = "shared"
     (tmp_path / "ep.yml").write_text("kind: endpoint\nname: ep-one\n")
     (tmp_path / "blue.yml").write_text(
         f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {shared}/model\n"

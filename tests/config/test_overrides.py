@@ -20,14 +20,14 @@ $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schem
 name: <ENDPOINT_NAME>   # <a comment is not a placeholder>
 auth_mode: key
 """
-DEPLOYMENT = f"""\
+DEPLOYMENT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
 name: blue
-endpoint_name: {{{{ENDPOINT_NAME}}}}
+endpoint_name: {{ENDPOINT_NAME}}
 model:
-  path: {SHARED}/model
+  path: shared/model
 code_configuration:
-  code: {SHARED}/onlinescoring
+  code: shared/onlinescoring
   scoring_script: score.py
 instance_count: 1
 """
@@ -45,6 +45,9 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def project(tmp_path):
+    import shutil
+
+    shutil.copytree(SHARED, tmp_path / "shared")  # inside the project: its files may name only what is in it
     (tmp_path / "endpoint.yml").write_text(ENDPOINT)
     (tmp_path / "blue.yml").write_text(DEPLOYMENT)
     return tmp_path

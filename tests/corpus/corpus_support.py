@@ -132,6 +132,9 @@ def trained(train: dict, cache: Path) -> Path:
 def prepare(case: Case, root: Path, cache: Path) -> Path:
     """The case's files copied under `root`, its model trained; returns the project folder."""
     shutil.copytree(case.folder / "files", root)
+    # a clone of the repository, as its users have it: its files may name each other (`../../model-1/model/`)
+    # within the git work tree (mlctl.boundary)
+    subprocess.run(["git", "init", "-q", str(root)], check=True, timeout=60)
     for train in case.train:
         out = root / train["output"]
         out.parent.mkdir(parents=True, exist_ok=True)
