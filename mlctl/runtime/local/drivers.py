@@ -10,6 +10,7 @@ from __future__ import annotations
 from mlctl.requirements import requirements
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
+from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.local import envs, store
@@ -261,7 +262,7 @@ class DeploymentDriver:
             return deployment_observed(call(_client(ctx, a["endpoint"]), a))
         except hostclient.DeploymentFailed as e:
             raise DriverError(
-                f"{resource.address} failed to {verb}: {e}",
+                failure_line(e.message, e.log_tail),
                 f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`.",
                 e.log_tail,
             ) from None
