@@ -1,7 +1,10 @@
-"""Benchmark: `mlctl plan` on 200 endpoints x 2 deployments, beside `terraform plan` of an equivalent
-graph of terraform_data resources (when terraform is on PATH), and `mlctl --help` start-up.
+"""Benchmark: `mlctl plan` on ENDPOINTS endpoints x 2 deployments (4 resources each, plus 10 models and an
+environment), warm, cold and after a one-file edit, beside `terraform plan` of an equivalent graph of
+terraform_data resources (when terraform is on PATH), and `mlctl --help` start-up; `--curve` reports wall
+time and peak memory of a cold and a warm no-change plan at several sizes.
 
-Run on demand (not in CI):  python3 bench/plan/run.py [--endpoints 200] [--repeat 3]
+Run on demand (not in CI):  python3 bench/plan/run.py [--endpoints 200] [--repeat 3] [--no-terraform]
+                            python3 bench/plan/run.py --curve 250,625,1250,2500
 Everything is generated in a temporary folder and removed afterwards.
 """
 
@@ -10,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -81,65 +83,176 @@ def terraform_project(root: Path, endpoints: int) -> Path:
     return tf
 
 
-def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def write_state(proj: Path, src: str | None = None) -> int:
+    """The state apply would write for the project (every resource ready): for the no-op plan. Written by
+    the mlctl the plans run (`src`: an older copy's folder), so the state's format is the one it reads."""
+    code = (
+        "import sys\n"
+        "from mlctl.project import Project\n"
+        "from mlctl.schemas.load import load_config\n"
+        "from mlctl.state.statefile import ResourceState, State, write_state\n"
+        "p = Project.at(sys.argv[1])\n"
+        "config = load_config(p)\n"
+        "config.raise_for_errors()\n"
+        "state = State()\n"
+        "state.resources = {str(r.address): ResourceState.from_resource(r) for r in config.resources}\n"
+        "write_state(p.state_path, state)\n"
+        "print(len(config.resources))\n"
+    )
+    r = subprocess.run(python(src) + ["-c", _PRELUDE + code, str(proj)], capture_output=True, text=True, check=True)
+    return int(r.stdout)
+
+
+# Runs an older mlctl from a folder: the editable install's import hook is taken out first.
+_PRELUDE = (
+    "import os, sys\n"
+    "src = os.environ.get('MLCTL_BENCH_SRC')\n"
+    "if src:\n"
+    "    sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+    "    sys.path.insert(0, src)\n"
+)
+
+
+def python(src: str | None) -> list[str]:
+    return [sys.executable] if not src else ["env", f"MLCTL_BENCH_SRC={src}", sys.executable]
+
+
+def mlctl_cli(src: str | None) -> list[str]:
+    """The command that runs mlctl: this checkout's, or the copy in folder `src`."""
+    if not src:
+        return [sys.executable, "-m", "mlctl.cli"]
+    return python(src) + [
+        "-c",
+        _PRELUDE + "import runpy\nsys.argv[0] = 'mlctl'\nrunpy.run_module('mlctl.cli', run_name='__main__')",
+    ]
+
+
+def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MiB) of one run of `cmd`, from its own rusage (os.wait4)."""
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if r.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    code = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.stderr and proc.stderr.close()
+    if code not in ok:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{stderr[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def write_state(proj: Path) -> int:
-    """The state apply would write for the project (every resource ready): for the no-op plan."""
-    from mlctl.project import Project
-    from mlctl.schemas.load import load_config
-    from mlctl.state.statefile import ResourceState, State, write_state as write
+def forget_caches(proj: Path, xdg: Path) -> None:
+    """A fresh clone as a pull-request job has it: no hash cache, no document cache, no cache key."""
+    for name in ("hashcache.json", "documents.json"):
+        (proj / ".mlctl" / name).unlink(missing_ok=True)
+    shutil.rmtree(xdg, ignore_errors=True)
 
-    p = Project.at(proj)
-    config = load_config(p)
-    config.raise_for_errors()
-    state = State()
-    state.resources = {str(r.address): ResourceState.from_resource(r) for r in config.resources}
-    write(p.state_path, state)
-    return len(config.resources)
+
+def edit_one(proj: Path) -> None:
+    """Change one deployment file (its instance count, back and forth): one update, or back to none."""
+    f = proj / "ep0-blue.yml"
+    text = f.read_text()
+    f.write_text(
+        text.replace("instance_count: 1", "instance_count: 3")
+        if "instance_count: 1" in text
+        else text.replace("instance_count: 3", "instance_count: 1")
+    )
+
+
+def curve(sizes: list[int], repeat: int, src: str | None = None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
+    xdg = tmp / "xdg"
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    plan = mlctl_cli(src) + ["plan", "--refresh=false"]
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
+    print("resources  cold wall  cold MiB  warm wall  warm MiB   (medians of", repeat, "runs)")
+    try:
+        for endpoints in sizes:
+            proj = generate(tmp / f"p{endpoints}", endpoints)
+            n = write_state(proj, src)
+            cold, warm = [], []
+            for _ in range(repeat):
+                forget_caches(proj, xdg)
+                cold.append(run_once(plan, proj, env))
+                warm.append(run_once(plan, proj, env))
+            print(
+                f"{n:9,}  {statistics.median(c[0] for c in cold):9.2f}  {statistics.median(c[2] for c in cold):8.0f}"
+                f"  {statistics.median(w[0] for w in warm):9.2f}  {statistics.median(w[2] for w in warm):8.0f}"
+            )
+            shutil.rmtree(proj, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"end {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoints", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-terraform", action="store_true", help="leave terraform out even when it is on PATH")
+    ap.add_argument("--curve", help="comma-separated endpoint counts: cold/warm wall and peak memory at each")
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run every mlctl case with the mlctl package in DIR (git archive COMMIT mlctl | tar -x -C DIR)",
+    )
     args = ap.parse_args()
-    mlctl = [sys.executable, "-m", "mlctl.cli"]
-    plan = mlctl + ["plan", "--refresh=false"]
+    if args.curve:
+        return curve(
+            [int(x) for x in args.curve.split(",")],
+            args.repeat,
+            str(Path(args.before).resolve()) if args.before else None,
+        )
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
+    xdg = tmp / "xdg"  # the user's cache folder (the document cache's key)
+    menv = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
     n = 4 * args.endpoints
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
+    cases: list = []
     try:
-        fresh = generate(tmp / "fresh", args.endpoints)
-        cold = run_once(plan, fresh)  # hashes every file once
-        applied = generate(tmp / "applied", args.endpoints)
-        n = write_state(applied)
-        changed = generate(tmp / "changed", args.endpoints)
-        write_state(changed)
-        (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
-        cases = [
-            ("mlctl --help", mlctl + ["--help"], fresh, None),
-            (f"mlctl plan, first plan ({n} resources)", plan, fresh, None),
-            ("mlctl plan, no changes", plan, applied, None),
-            (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)", plan, changed, None),
-            ("mlctl plan --json, code edited", plan + ["--json"], changed, None),
-        ]
-        if shutil.which("terraform"):
+        for src in [None] + ([str(Path(args.before).resolve())] if args.before else []):
+            mlctl = mlctl_cli(src)
+            plan = mlctl + ["plan", "--refresh=false"]
+            tag = "" if src is None else " [before]"
+            base = tmp / ("now" if src is None else "before")
+            fresh = generate(base / "fresh", args.endpoints)
+            applied = generate(base / "applied", args.endpoints)
+            n = write_state(applied, src)
+            cold = generate(base / "cold", args.endpoints)
+            write_state(cold, src)
+            edited = generate(base / "edited", args.endpoints)
+            write_state(edited, src)
+            changed = generate(base / "changed", args.endpoints)
+            write_state(changed, src)
+            (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
+            for proj in (applied, edited, changed):
+                run_once(plan, proj, menv)  # the plan before: caches as a developer's checkout has them
+
+            def fresh_clone(proj=fresh):
+                shutil.rmtree(proj / ".mlctl", ignore_errors=True)
+                shutil.rmtree(xdg, ignore_errors=True)
+
+            nothing = lambda: None  # noqa: E731
+            cases += [
+                ("mlctl --help" + tag, mlctl + ["--help"], fresh, menv, nothing),
+                (f"mlctl plan, first plan ({n} resources), fresh clone" + tag, plan, fresh, menv, fresh_clone),
+                ("mlctl plan, no changes, cold (fresh clone: state, no caches)" + tag, plan, cold, menv,
+                 lambda proj=cold: forget_caches(proj, xdg)),
+                ("mlctl plan, no changes, warm" + tag, plan, applied, menv, nothing),
+                ("mlctl plan, one file edited since the last plan" + tag, plan, edited, menv,
+                 lambda proj=edited: edit_one(proj)),
+                (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)" + tag, plan, changed, menv,
+                 nothing),
+                ("mlctl plan --json, code edited" + tag, plan + ["--json"], changed, menv, nothing),
+            ]  # fmt: skip
+        if shutil.which("terraform") and not args.no_terraform:
             env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
             tf_fresh = terraform_project(tmp / "tf-fresh", args.endpoints)
             tf_applied = terraform_project(tmp / "tf-applied", args.endpoints)
             for tf in (tf_fresh, tf_applied):
                 subprocess.run(["terraform", "init", "-input=false"], cwd=tf, capture_output=True, env=env, check=True)
             subprocess.run(
-                ["terraform", "apply", "-input=false", "-auto-approve"],
+                ["terraform", "apply", "-input=false", "-auto-approve", "-parallelism=50"],
                 cwd=tf_applied,
                 capture_output=True,
                 env=env,
@@ -147,31 +260,32 @@ def main() -> None:
             )
             tfp = ["terraform", "plan", "-input=false", "-lock=false"]
             cases += [
-                (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env),
-                ("terraform plan, no changes", tfp, tf_applied, env),
-                ("terraform plan -refresh=false, no changes", tfp + ["-refresh=false"], tf_applied, env),
+                (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env, nothing),
+                ("terraform plan, no changes", tfp, tf_applied, env, nothing),
+                ("terraform plan -refresh=false, no changes", tfp + ["-refresh=false"], tf_applied, env, nothing),
             ]
-        results: dict[str, list[tuple[float, float]]] = {c[0]: [] for c in cases}
+        results: dict[str, list[tuple[float, float, float]]] = {c[0]: [] for c in cases}
         for _ in range(args.repeat):  # rounds: every case once per round, so machine load hits all alike
-            for label, cmd, cwd, env in cases:
+            for label, cmd, cwd, env, prepare in cases:
+                prepare()
                 results[label].append(run_once(cmd, cwd, env, ok=(0,) if "--help" in cmd else (0, 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = [("mlctl plan, first plan, cold hash cache (1 run)", [cold])] + list(results.items())
-    width = max(len(r[0]) for r in rows)
-    print(
-        f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})"
-    )
+    width = max(len(r) for r in results)
+    print(f"{'what':<{width}}  wall median  wall min  CPU median  peak MiB   ({args.repeat} rounds)")
     summary = {}
-    for label, runs in rows:
-        wall = statistics.median(w for w, _ in runs)
-        cpu = statistics.median(c for _, c in runs)
+    for label, runs in results.items():
+        wall = statistics.median(w for w, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        rss = max(m for _, _, m in runs)
         summary[label] = {
             "wall_median": round(wall, 3),
-            "wall_min": round(min(w for w, _ in runs), 3),
+            "wall_min": round(min(w for w, _, _ in runs), 3),
             "cpu_median": round(cpu, 3),
+            "peak_mib": round(rss),
         }
-        print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _ in runs):8.3f}  {cpu:10.3f}")
+        print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _, _ in runs):8.3f}  {cpu:10.3f}  {rss:8.0f}")
+    print(f"end {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     print(json.dumps(summary))
 
 

@@ -41,7 +41,7 @@ def _service(ctx, param, value: str) -> str:
     required=True,
     multiple=True,
     metavar="MODEL",
-    help="A model file or folder, or NAME:VERSION of a model the project defines (repeatable, as v1's -m).",
+    help="A model file or folder (NAME=PATH names it), or NAME:VERSION of a model the project defines (repeatable).",
 )
 @click.option("--ic", "ic", required=True, metavar="FILE", help="The v1 inferenceconfig.json.")
 @click.option("--dc", "dc", metavar="FILE", help="The v1 deploymentconfig.json (computeType local, aci or aks).")
@@ -90,4 +90,11 @@ def v1(ctx, service, models, ic, dc, out, force):
     for name in written:
         click.echo(f"Wrote {shown / name}{'/' if name in conversion.trees else ''}")
     click.echo()
-    print_plan(Project.at(target, runtime_override=project.runtime_override) if target != root else project)
+    if target != root:  # the new files name the old ones beside them: the boundary stays the converted project's
+        from dataclasses import replace
+
+        from mlctl.boundary import project_boundary
+
+        moved = Project.at(target, runtime_override=project.runtime_override)
+        project = replace(moved, boundary=Path(project_boundary(root)))
+    print_plan(project)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
+from mlctl.boundary import describe, is_inside
 from mlctl.convert.fieldmap import DC, IC, TABLE, V1Field
 from mlctl.convert.modelargs import ModelArg, sanitized
 from mlctl.convert.v1files import V1Input
@@ -25,6 +26,7 @@ from mlctl.instance_types import smallest_fitting
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
 DEPLOYMENT = "blue"
 MAX_TIMEOUT_MS = 180_000
+V1_AKS_TIMEOUT_MS = 60_000  # AksWebservice's scoring_timeout_ms default
 V1_DEFAULT_CPU, V1_DEFAULT_MEMORY_GB = 0.1, 0.5
 AUTOSCALE_DEFAULTS = {
     "min_instances": 1,
@@ -70,6 +72,7 @@ class Conversion:
     )
     extra: dict[str, str] = field(default_factory=dict)
     trees: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
+    boundary: str | None = None  # the project's boundary (mlctl.boundary): no file beyond it is copied
 
     @property
     def files(self) -> dict[str, str]:
@@ -94,17 +97,7 @@ def put(doc: dict, dotted: str, value: Any) -> None:
 # --- copy transforms: (value, conversion) -> value ---------------------------------------------
 
 
-def _timeout(value: int, c: Conversion) -> int:
-    if value > MAX_TIMEOUT_MS:
-        c.notes["deployment"].append(
-            f"scoringTimeoutMs {value} is more than current deployments allow: request_timeout_ms is {MAX_TIMEOUT_MS}"
-        )
-        return MAX_TIMEOUT_MS
-    return value
-
-
 TRANSFORMS: dict[str, Callable[[Any, Conversion], Any]] = {
-    "timeout": _timeout,
     "version": lambda v, c: str(v),
     "strings": lambda v, c: {
         str(k): ("true" if x is True else "false" if x is False else str(x)) for k, x in v.items()
@@ -115,19 +108,84 @@ TRANSFORMS: dict[str, Callable[[Any, Conversion], Any]] = {
 # --- derived targets: (v1, models, conversion) -> value ----------------------------------------
 
 
+def _request_timeout(v1: V1Input, c: Conversion) -> int | None:
+    """scoringTimeoutMs (at most MAX_TIMEOUT_MS), or v1's AKS default when an AKS service had none."""
+    value = v1.value(DC, "scoringTimeoutMs")
+    if value is None:
+        return V1_AKS_TIMEOUT_MS if v1.compute == "aks" else None
+    if value > MAX_TIMEOUT_MS:
+        c.notes["deployment"].append(
+            f"scoringTimeoutMs {value} is more than current deployments allow: request_timeout_ms is {MAX_TIMEOUT_MS}"
+        )
+        return MAX_TIMEOUT_MS
+    return value
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
-    """(code folder, scoring script): sourceDirectory and entryScript inside it, else the entry
-    script's own folder and name."""
-    if v1.source_dir() is not None:
-        return c.rel(v1.source_dir()), os.path.relpath(v1.in_source("entryScript"), v1.source_dir())
-    script = v1.in_source("entryScript")
-    return c.rel(script.parent), script.name
+    """(code folder, scoring script) in v1's layout. With sourceDirectory, the folder SERVICE-app/ holding
+    a copy of it under its own name (v1 ran the script with the source directory inside the working
+    folder) and the dependencies outside it; without, the entry script's own folder, or SERVICE-app/
+    holding the script and its dependencies when some are outside that folder."""
+    script, src = v1.in_source("entryScript"), v1.source_dir()
+    deps = v1.dependencies()
+    if src is None and all(_inside(d, script.parent) for d in deps):
+        return c.rel(script.parent), script.name
+    app = f"{c.service}-app"
+    if src is not None:
+        tree = _files(src, c.boundary, v1.ic.error("", "", "sourceDirectory"))  # its files under its own name
+        scoring = f"{src.name}/{os.path.relpath(script, src)}"
+        c.notes["deployment"].append(
+            f"{v1.ic.shown} sourceDirectory: copied to {app}/{src.name}/; {app}/ is the code folder and the "
+            f"working folder, as in v1 (./{src.name}/... paths resolve): edit the code there"
+        )
+    else:
+        tree, scoring = [(script, script.name)], script.name
+    base = src if src is not None else script.parent
+    outside = [d for d in deps if not _inside(d, base)]
+    for d in outside:
+        tree += _files(d, c.boundary, v1.ic.error("", "", "dependencies"))
+    if outside:
+        c.notes["deployment"].append(
+            f"{v1.ic.shown} dependencies: "
+            + ", ".join(os.path.relpath(d, v1.ic.base) for d in outside)
+            + f" copied into {app}/ under their own names"
+        )
+    c.trees[app] = tree
+    return app + "/", scoring
+
+
+MAX_CONDA_DEPTH = 16  # a conda specification is 4 levels deep (mapping, dependencies, pip, item)
+
+
+def depth(value: Any) -> int:
+    """Pure: how deeply lists and mappings nest in `value` (a scalar is 0), counted without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (list, dict)):
+            level += 1
+            deepest = max(deepest, level)
+            todo.extend((v, level) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _conda_file(v1: V1Input, c: Conversion) -> str | None:
     if v1.uses_environment():
         deps = v1.ic.get("environment.python.condaDependencies")
         if deps is not None:
+            if depth(deps) > MAX_CONDA_DEPTH:
+                raise MlctlError(
+                    v1.ic.error(
+                        f"environment.python.condaDependencies is nested more than {MAX_CONDA_DEPTH} levels deep",
+                        "A conda specification is a mapping of name, channels and dependencies (strings, and one "
+                        "`pip` list of strings); write it so.",
+                        "environment.python.condaDependencies",
+                    )
+                )
             name = f"{c.service}-env/conda.yml"
             c.extra[name] = (
                 "# written by mlctl convert v1 from environment.python.condaDependencies of "
@@ -150,7 +208,9 @@ def _image(v1: V1Input, c: Conversion) -> str | None:
 
 
 def _instance_type(v1: V1Input, c: Conversion) -> str:
-    want = lambda name, default=0: v1.value(DC, f"containerResourceRequirements.{name}", default)
+    def want(name, default=0):
+        return v1.value(DC, f"containerResourceRequirements.{name}", default)
+
     cpus = max(want("cpu", V1_DEFAULT_CPU), want("cpuLimit"))
     memory = max(want("memoryInGB", V1_DEFAULT_MEMORY_GB), want("memoryInGBLimit"))
     gpu_default = 1 if v1.ic.get("enableGpu") is True and not v1.ignored("enableGpu") else 0
@@ -229,6 +289,7 @@ DERIVED: dict[str, Callable[[V1Input, Conversion], Any]] = {
     "deployment.instance_count": _instance_count,
     "deployment.scale_settings": _scale_settings,
     "endpoint.auth_mode": _auth_mode,
+    "deployment.request_settings.request_timeout_ms": _request_timeout,
 }
 
 
@@ -263,7 +324,9 @@ def _model(c: Conversion, models: list[ModelArg]) -> str:
         c.docs["model"] = {"$schema": SCHEMA.format("model"), "name": m.name, "path": c.rel(m.path)}
         return f"azureml:{m.name}@latest"
     folder = f"{c.service}-models"
-    c.trees[folder] = [(src, f"{m.name}/{m.version or '1'}/{inside}") for m in models for src, inside in _files(m.path)]
+    c.trees[folder] = [
+        (src, f"{m.name}/{m.version or '1'}/{inside}") for m in models for src, inside in _files(m.path, c.boundary)
+    ]
     c.docs["model"] = {
         "$schema": SCHEMA.format("model"),
         "name": folder,
@@ -274,19 +337,41 @@ def _model(c: Conversion, models: list[ModelArg]) -> str:
     return f"azureml:{folder}@latest"
 
 
-def _files(path: Path) -> list[tuple[Path, str]]:
+def _files(path: Path, boundary: str | None, where: Diagnostic | None = None) -> list[tuple[Path, str]]:
     """A model's files and their path inside its NAME/VERSION folder: a file by its name, a folder's
-    files under the folder's name (a registered folder keeps its name, in v1 as now)."""
-    from mlctl.digests import list_files
+    files under the folder's name (a registered folder keeps its name, in v1 as now). MlctlError (at
+    `where`'s file, line and field) for a symbolic link out of the project's `boundary`, or a loop."""
+    from mlctl.digests import LinkRefused, list_files
 
     if not path.is_dir():
         return [(path, path.name)]
-    return [(Path(full), f"{path.name}/{rel}") for rel, full in sorted(list_files(path).items())]
+    try:
+        listed = list_files(path, boundary=boundary)
+    except LinkRefused as e:
+        what = "out of the project" if e.why == "out" else "to a folder that holds it"
+        at = {"file": where.file, "line": where.line, "field": where.field} if where else {}
+        raise MlctlError(
+            Diagnostic(
+                f"{e.link} is a symbolic link {what} ({e.target}); mlctl copies nothing beyond {boundary}",
+                "Replace the link with the files it should hold, or point it inside the project.",
+                **at,
+            )
+        ) from None
+    return [(Path(full), f"{path.name}/{rel}") for rel, full in sorted(listed.items())]
 
 
 def convert(v1: V1Input, models: list[ModelArg], service: str, out: Path) -> Conversion:
     """Build every document of the conversion (no I/O but reading the model folders' listings)."""
-    c = Conversion(service, out)
+    c = Conversion(service, out, boundary=v1.boundary)
+    for m in models:
+        if v1.boundary and not m.registered and not is_inside(os.path.realpath(m.path), v1.boundary):
+            raise MlctlError(
+                Diagnostic(
+                    f"the model {m.given} is outside the project ({m.path}): mlctl reads nothing beyond "
+                    f"{describe(v1.boundary)}",
+                    "Give a model path (-m) inside the project.",
+                )
+            )
     has_environment = _has_environment(v1)
     _skeletons(c, v1, has_environment)
     for row in TABLE:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as replace_fields
 from typing import Any, Collection, Mapping
 
-from mlctl.errors import Diagnostic
+from mlctl.errors import Diagnostic, Severity
 from mlctl.resources import Address, Kind, Resource
 from mlctl.reconciler import rules
 from mlctl.reconciler.actions import Action, Reason
@@ -202,6 +202,8 @@ def _decide(
         return Action.NOOP, None, diff
     order_of_reasons = list(Reason)
     action, reason = max(cands, key=lambda c: (c[0].rank, -order_of_reasons.index(c[1])))
+    if p.failed_roll == r.digest and reason in (Reason.CONFIG_CHANGED, Reason.ARTIFACT_CHANGED):
+        reason = Reason.FAILED_EARLIER  # this very version failed to roll out before
     return action, reason, diff + tuple(drift_items)
 
 
@@ -270,7 +272,7 @@ def plan(
                 f"an earlier apply was interrupted during {pend.get('action', '?')} of {pend.get('address', '?')} "
                 f"(started {pend.get('started_at', '?')})",
                 "this plan starts from what was recorded before it.",
-                severity="warning",
+                severity=Severity.WARNING,
                 address=pend.get("address"),
             )
         )

@@ -6,10 +6,10 @@ How an image is made (no network inside any build): the base is chosen (`base.py
 packages plus the scoring server's own (aiohttp; uvloop and orjson where they have wheels) are installed
 ON THE HOST with the uv mlctl depends on, `uv pip install --target site --python-version X.Y.Z
 --python-platform x86_64-manylinux_2_28`, for the base image's Python; a generated Dockerfile copies
-them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image holds the server's packages, also the
-one for a deployment without an environment (`server_image`). The build log (uv's output, the engine's
-build output, an `environment.build` context's output) stays at `build_log(content_digest)`; a failed
-build is a DriverError quoting its tail.
+them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image
+holds the server's packages, also the one for a deployment without an environment (`server_image`). The
+build log (uv's output, the engine's build output, an `environment.build` context's output) stays at
+`build_log(content_digest)`; a failed build is a DriverError quoting its tail.
 
 Contract with the instance half (containers):
 - python: `BuiltImage.python` (the base's python3 as `sys.executable` reports it; `/usr/bin/python3` on
@@ -37,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.digests import json_digest
-from mlctl.privatefiles import ensure_folder, read_private, write_atomic
+from mlctl.privatefiles import ensure_folder, read_json, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import base as bases
 from mlctl.runtime.docker import contexts, labels, steps
-from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
+from mlctl.runtime.docker.sourcebuild import install_from_source
+from mlctl.runtime.local import sourcebuilds
+from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
@@ -202,7 +204,10 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
     say = say or (lambda m: None)
     built = None
     if request.build_context:
-        built = contexts.build(client, request.build_context, request.dockerfile_path, request.spec_digest, say)
+        network = (settings or {}).get("build_network")
+        built = contexts.build(
+            client, request.build_context, request.dockerfile_path, request.spec_digest, say, network=network
+        )
     base = bases.choose(client, env_image=request.base_image, settings=settings, built=built, say=say)
     problem = bases.python_problem(base, request.python, request.environment)
     if problem:
@@ -213,7 +218,8 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
         return found
     say(base.describe())
     with steps.machine_lock(f"image-{key_of(digest)}", say):
-        return find_built(client, image_tag(digest)) or _build(client, request, base, digest, say)
+        source_builds = bool((settings or {}).get("source_builds"))
+        return find_built(client, image_tag(digest)) or _build(client, request, base, digest, say, source_builds)
 
 
 def server_image(client, settings: Mapping[str, Any] | None, say=None) -> BuiltImage:
@@ -230,7 +236,7 @@ def _frozen(site: Path) -> list[str]:
     return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions(path=[str(site)]))
 
 
-def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
+def _build(client, request: ImageRequest, base, digest: str, say, source_builds: bool = False) -> BuiltImage:
     uv = uv_command()
     if uv is None:
         raise DriverError(
@@ -264,12 +270,20 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
                 base.python_version,
                 "--python-platform",
                 python_platform(),
+                *WHEELS_ONLY,
             ]
             env = {"UV_PYTHON_DOWNLOADS": "never"}
             say(f"installing {len(text.splitlines())} package(s) on the host for Python {base.python_version}")
             try:
-                steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
+                if source_builds:
+                    install_from_source(client, base, uv, install, scratch, log, say, env)
+                else:
+                    steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
             except (subprocess.CalledProcessError, OSError) as e:
+                log.flush()
+                refused = sourcebuilds.no_wheel(steps.tail(log_file, 200))
+                if refused is not None and not source_builds:
+                    raise _failed(sourcebuilds.refusal(refused, "docker"), log_file) from None
                 raise _failed(f"installing the packages failed ({e})", log_file) from None
             try:
                 steps.run([*install, *FAST_PACKAGES], log, None, "", env)
@@ -346,7 +360,7 @@ def _index(data_dir) -> Path:
 
 def _recorded_all(data_dir) -> dict:
     try:
-        return json.loads(read_private(_index(data_dir), what="image index"))
+        return read_json(read_private(_index(data_dir), what="image index"))
     except (OSError, ValueError):
         return {}
 
