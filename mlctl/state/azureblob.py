@@ -33,6 +33,10 @@ POLL_S = 1.0
 
 
 def _sdk():
+    # mlctl uses the synchronous client only. When aiohttp is installed (mlctl's server needs it) the SDK
+    # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
+    # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
+    sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[assignment]
     try:
         import azure.storage.blob as blob
     except ImportError:
