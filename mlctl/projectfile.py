@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.runtime import registry
 from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
 from mlctl.schemas.validate import apply_defaults, did_you_mean, load_schema, validate_document

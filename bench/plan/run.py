@@ -95,7 +95,7 @@ def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, flo
 
 def write_state(proj: Path) -> int:
     """The state apply would write for the project (every resource ready): for the no-op plan."""
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.schemas.load import load_config
     from mlctl.state.statefile import ResourceState, State, write_state as write
 

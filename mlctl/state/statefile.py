@@ -203,7 +203,7 @@ def write_state(path: str | os.PathLike, state: State) -> State:
     Refuses (MlctlError) to replace a file it cannot read, of a newer format, of another lineage,
     or with a higher serial than `state` (someone else wrote it since it was read).
     """
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
 
     path = Path(path)
     Project.at(path.parent, state_path=path).ensure_data_dir()

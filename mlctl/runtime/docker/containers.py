@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from mlctl.runtime.docker import labels
 from mlctl.runtime.docker.engine import address
 from mlctl.runtime.host.runfiles import endpoint_tag
-from mlctl.runtime.local.command import PACKAGE_PARENT, azure_variables, server_args
+from mlctl.runtime.kit.servercommand import PACKAGE_PARENT, azure_variables, server_args
 
 SOCKET_TARGET = "/run/mlctl"
 PACKAGE_TARGET = "/opt/mlctl/lib"

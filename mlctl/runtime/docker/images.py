@@ -40,9 +40,9 @@ from mlctl.digests import json_digest
 from mlctl.privatefiles import ensure_folder, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker import contexts, labels, steps
-from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
+from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"

@@ -23,8 +23,8 @@ from pathlib import Path
 from mlctl.masking import mask_url_credentials
 from mlctl.privatefiles import write_atomic
 from mlctl.requirements import Requirements, requirement_name
-from mlctl.runtime.local.buildgroup import kill_group, start_step
-from mlctl.runtime.local.pythons import find_python
+from mlctl.runtime.kit.buildgroup import kill_group, start_step
+from mlctl.runtime.kit.pythons import find_python
 
 SERVER_PACKAGES = ("aiohttp>=3.9",)
 FAST_PACKAGES = ("uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'", "orjson")
@@ -118,6 +118,7 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "VIRTUAL_ENV": ""}
     env.pop("VIRTUAL_ENV")
     proc = start_step(cmd, env)
+    assert proc.stdout is not None  # start_step pipes it
     try:
         for line in proc.stdout:
             log.write(mask_url_credentials(line))
