@@ -77,10 +77,26 @@ TABLE: tuple[V1Field, ...] = (
         "sourceDirectory",
         "string",
         "deployment.code_configuration.code",
-        "the folder of entryScript when absent",
+        "copied to SERVICE-app/NAME/ (NAME: its folder name), SERVICE-app/ the code folder and working "
+        "folder, as v1 laid it out (./NAME/file paths resolve); without it, the folder of entryScript",
         how="derived",
     ),
     _ic("runtime", "string", "", "python is the only runtime of current deployments (spark-py is an error)"),
+    _ic(
+        "schemaFile",
+        "string",
+        None,
+        "v1's generated input/output schema; a current deployment's /swagger.json comes from the "
+        "inference-schema decorators of the scoring script (mlctl serves it from them)",
+    ),
+    _ic(
+        "dependencies",
+        "array",
+        "deployment.code_configuration.code",
+        "files and folders the script needs (relative to sourceDirectory when given): inside the source "
+        "directory they come with it; others are copied into SERVICE-app/ at their v1 place",
+        how="derived",
+    ),
     _ic(
         "condaFile",
         "string",
@@ -341,8 +357,9 @@ TABLE: tuple[V1Field, ...] = (
         "integer",
         AKS,
         "deployment.request_settings.request_timeout_ms",
-        "at most 180000 now (a larger v1 value is lowered to it, and said so)",
-        transform="timeout",
+        "at most 180000 now (a larger v1 value is lowered to it, and said so); absent, v1's AKS default "
+        "60000 is written (the current default is 5000)",
+        how="derived",
     ),
     _dc(
         "maxConcurrentRequestsPerContainer",

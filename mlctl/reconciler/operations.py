@@ -19,6 +19,7 @@ from mlctl.reconciler.plans import drift_plan, plan
 from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
+from mlctl.state.location import check_here, here
 from mlctl.state.lock import state_lock
 from mlctl.state.statefile import read_state
 
@@ -84,6 +85,7 @@ def make_plan(
         state = read_state(project.state_path)
         observed = None
         if refresh_first and state.resources:
+            check_here(project, state)
             runtimes.main.preflight(config.resources)
             observed = refresh(project, state, runtimes)
     if refresh_only:
@@ -117,6 +119,8 @@ def apply_project(
     hooks = hooks or Hooks()
     with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(project.state_path)
+        check_here(project, state)
+        state.location = here(project.data_dir)  # recorded with the next write
         runtimes.main.preflight(config.resources)
         if planfile:
             from mlctl.reconciler.planfile import load_plan

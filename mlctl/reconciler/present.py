@@ -140,7 +140,10 @@ def masked_item(item: tuple) -> tuple:
 
 def shown(value: Any, root: str | None) -> str:
     """A value as the plan shows it: JSON, paths relative to the project."""
-    return json.dumps(relative(value, root), ensure_ascii=False, separators=(", ", ": "))
+    return _SHOWN.encode(relative(value, root))
+
+
+_SHOWN = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # json.dumps's own, made once
 
 
 def file_notes(change: Change) -> list[str]:

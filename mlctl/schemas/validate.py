@@ -44,6 +44,20 @@ def _validator_for(kind: str):
     return Draft202012Validator(load_schema(kind), registry=registry)
 
 
+@lru_cache(maxsize=None)
+def compiled_check(kind: str):
+    """The compiled yes/no check of a kind's schema (mlctl.schemas.checker), or None when the schema uses
+    more than the checker models (then jsonschema decides alone)."""
+    from mlctl.schemas.checker import Compiler, Unsupported
+
+    try:
+        return Compiler(lambda file: load_schema(file.removesuffix(".schema.json"))).compile(
+            load_schema(kind), f"{kind}.schema.json"
+        )
+    except Unsupported:
+        return None
+
+
 def resolve(node: dict, kind: str) -> tuple[dict, str]:
     """Pure: a schema node with its `$ref` merged in (the ref's own keys first), and the kind file it lives in."""
     ref = node.get("$ref")
@@ -100,7 +114,11 @@ def did_you_mean(word: str, choices) -> str:
 
 def validate_document(doc: Document, kind: str, data: Any = None, prefix: tuple = ()) -> list[Diagnostic]:
     """Every schema error of `data` (default: the whole document) as a diagnostic with file, line and field."""
+    from mlctl.schemas.checker import is_valid
+
     data = doc.data if data is None else data
+    if is_valid(compiled_check(kind), data):  # the usual case, without jsonschema's walk
+        return []
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
     for err in _validator_for(kind).iter_errors(data):
