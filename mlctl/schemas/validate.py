@@ -27,9 +27,22 @@ TYPE_WORDS = {
 }
 
 
-@lru_cache(maxsize=None)
 def load_schema(kind: str) -> dict:
-    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json)."""
+    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json); the project file's with the runtime records'
+    names (the `runtime` enum, its default) and settings blocks filled in."""
+    if kind != "project":
+        return _schema_file(kind)
+    from mlctl import runtimerecords
+
+    schema = json.loads(json.dumps(_schema_file(kind)))
+    blocks = runtimerecords.settings_blocks()
+    schema["properties"]["runtime"].update(enum=sorted(blocks), default=runtimerecords.DEFAULT)
+    schema["properties"].update(blocks)
+    return schema
+
+
+@lru_cache(maxsize=None)
+def _schema_file(kind: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 

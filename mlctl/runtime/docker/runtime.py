@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.resources import Address, Kind
 from mlctl.runtime.docker import containers, engine, imagecache, imagechecks, labels
@@ -18,8 +19,6 @@ from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.host.client import find_host
 from mlctl.runtime.kit import cache
 from mlctl.runtime.kit.operations import HostedRuntime
-
-LAUNCHER = "container"
 
 PROJECT_KINDS = ("model", "code")  # what the project keeps itself (virtualenvs are the local runtime's)
 
@@ -30,7 +29,7 @@ class DockerRuntime(HostedRuntime):
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.drivers = docker_drivers(self.name, LAUNCHER)
+        self.drivers = docker_drivers(self.name, runtimerecords.launcher_of(self.name))
 
     def context(self, project, **kwargs) -> DockerContext:
         return DockerContext(project, settings=self.settings, **kwargs)

@@ -8,12 +8,11 @@ preflight, build logs, the shared cache), its host drivers with deployments on t
 from __future__ import annotations
 
 
+from mlctl import runtimerecords
 from mlctl.resources import Kind
 from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, TrafficDriver, guarded
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, virtualenv_spec
-
-LAUNCHER = "process"
 
 
 class LocalRuntime(VirtualenvRuntime):
@@ -27,7 +26,7 @@ class LocalRuntime(VirtualenvRuntime):
                 Kind.ENVIRONMENT: EnvironmentDriver(self.name),
                 Kind.IMAGE: ImageDriver(),
                 Kind.ENDPOINT: EndpointDriver(),
-                Kind.DEPLOYMENT: DeploymentDriver(virtualenv_spec, LAUNCHER),
+                Kind.DEPLOYMENT: DeploymentDriver(virtualenv_spec, runtimerecords.launcher_of(self.name)),
                 Kind.TRAFFIC: TrafficDriver(),
             }
         )

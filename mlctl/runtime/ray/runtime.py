@@ -12,13 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
 from mlctl.runtime.ray import apps, cluster
 from mlctl.runtime.ray.drivers import ray_drivers
-
-
-LAUNCHER = "serve"
 
 
 class RayRuntime(VirtualenvRuntime):
@@ -26,7 +24,7 @@ class RayRuntime(VirtualenvRuntime):
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.drivers = ray_drivers(self, LAUNCHER)
+        self.drivers = ray_drivers(self, runtimerecords.launcher_of(self.name))
         self.replica_cpus = float(self.settings.get("replica_cpus") or 1)
 
     @property
