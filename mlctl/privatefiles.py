@@ -10,6 +10,7 @@ when it is a regular file (a FIFO would hang the reader).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import stat
@@ -64,6 +65,15 @@ def read_private(path: str | os.PathLike, what: str = "file") -> bytes:
     fd = open_private(path, os.O_RDONLY, what=what)
     with os.fdopen(fd, "rb") as f:
         return f.read()
+
+
+def read_json(data: bytes | str):
+    """Pure: the JSON document `data` holds; ValueError when it is not JSON, or nested so deeply that the
+    parser would run out of stack (a file in a repository's `.mlctl/` may be made so, to crash mlctl)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o600, what: str = "file") -> None:

@@ -156,10 +156,34 @@ def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
     return app + "/", scoring
 
 
+MAX_CONDA_DEPTH = 16  # a conda specification is 4 levels deep (mapping, dependencies, pip, item)
+
+
+def depth(value: Any) -> int:
+    """Pure: how deeply lists and mappings nest in `value` (a scalar is 0), counted without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (list, dict)):
+            level += 1
+            deepest = max(deepest, level)
+            todo.extend((v, level) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _conda_file(v1: V1Input, c: Conversion) -> str | None:
     if v1.uses_environment():
         deps = v1.ic.get("environment.python.condaDependencies")
         if deps is not None:
+            if depth(deps) > MAX_CONDA_DEPTH:
+                raise MlctlError(
+                    v1.ic.error(
+                        f"environment.python.condaDependencies is nested more than {MAX_CONDA_DEPTH} levels deep",
+                        "A conda specification is a mapping of name, channels and dependencies (strings, and one "
+                        "`pip` list of strings); write it so.",
+                        "environment.python.condaDependencies",
+                    )
+                )
             name = f"{c.service}-env/conda.yml"
             c.extra[name] = (
                 "# written by mlctl convert v1 from environment.python.condaDependencies of "

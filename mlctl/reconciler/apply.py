@@ -20,7 +20,8 @@ from mlctl.reconciler import hooks as H
 from mlctl.reconciler.actions import Action
 from mlctl.runtime.contract import Driver, DriverError, Order, RuntimeContext
 from mlctl.runtime.registry import Runtimes
-from mlctl.state.statefile import ResourceState, Status, write_state
+from mlctl.state.statefile import ResourceState, Status
+from mlctl.state.writes import StateWriter
 
 if TYPE_CHECKING:
     from mlctl.resources import Resource
@@ -109,7 +110,7 @@ def apply(
     returns the final State. Raises ApplyFailed (state records the failure) or MlctlError."""
     hooks = hooks or H.Hooks()
     check_allowed(plan, allow_destroy)
-    path = project.state_path
+    write_state = StateWriter(project)
     made: dict[str, object] = {}
 
     def contexts(runtime):
@@ -133,7 +134,7 @@ def apply(
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "pid": os.getpid(),
         }
-        state = write_state(path, state)
+        state = write_state(state)
         hooks.fire(H.INTENT_WRITTEN, address=address, action=change.action.value, reason=_reason(change))
         try:
             observed = _carry_out(change, order, runtimes, contexts, prior)
@@ -149,7 +150,7 @@ def apply(
                     observed=prior.observed if prior else None,
                 )
             state.pending = None
-            state = write_state(path, state)
+            state = write_state(state)
             hooks.fire(H.CHANGE_FAILED, address=address, action=change.action.value, summary=summary, log_tail=tail)
             raise ApplyFailed(address, summary, detail, tail) from None
         hooks.fire(H.CHANGE_DONE, address=address, action=change.action.value)
@@ -160,11 +161,11 @@ def apply(
                 change.resource, runtime=runtimes.main.name, observed=observed
             )
         state.pending = None
-        state = write_state(path, state)
+        state = write_state(state)
         hooks.fire(H.RESULT_WRITTEN, address=address, action=change.action.value)
     if state.pending:  # an interrupted apply's intent with nothing left to do
         state.pending = None
-        state = write_state(path, state)
+        state = write_state(state)
     hooks.fire(H.APPLY_FINISHED)
     return state
 

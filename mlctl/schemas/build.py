@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
+from mlctl.schemas import mlflowmodel
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
 from mlctl.schemas.validate import did_you_mean, honoured_fields
 
@@ -192,6 +194,10 @@ class Builder:
             parsed = self.conda[key]
             if parsed is None:
                 return None
+        return self._environment_resources(spec, parsed, build)
+
+    def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
+        """The environment resource and its image from the parsed packages (registered once per name)."""
         spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
         attrs = {
             "name": spec.name,
@@ -315,7 +321,27 @@ class Builder:
             env = self.resolve(spec.environment)
         elif spec.environment is not None:
             env = self.build_environment(spec.environment)
-        code_digest, code_files = self._hash(spec.code, spec.where.at("code_configuration", "code"))
+        code, script = spec.code, spec.scoring_script
+        if code is None:  # no code_configuration: Azure's no-code deployment of an MLflow model
+            if model is None:
+                return
+            if model.attributes["type"] != mlflowmodel.MODEL_TYPE:
+                self.diags.append(
+                    Diagnostic(
+                        "missing required field 'code_configuration'",
+                        "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}' (only a model of "
+                        f"type mlflow_model is served without a script; '{model.attributes['name']}' is "
+                        f"{model.attributes['type']}).",
+                        **spec.where.at("code_configuration"),
+                    )
+                )
+                return
+            if spec.environment is None:
+                env = self.build_mlflow_environment(spec, model)
+                if env is None:
+                    return
+            code, script = mlflowmodel.CODE, mlflowmodel.SCRIPT
+        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"))
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
         attrs = {
@@ -324,9 +350,9 @@ class Builder:
             "model": model.attributes["name"],
             "model_version": model.attributes["version"],
             "model_digest": model.attributes["content_digest"],
-            "code": str(spec.code),
+            "code": str(code),
             "code_digest": code_digest,
-            "scoring_script": spec.scoring_script,
+            "scoring_script": script,
             "environment": env.attributes["name"] if env else None,
             "image_digest": env.attributes["spec_digest"] if env else None,
             **spec.settings,
@@ -347,6 +373,28 @@ class Builder:
             tuple(f for f, _ in spec.ignored),
             spec.where.source(),
         )
+
+    def build_mlflow_environment(self, spec: DeploymentSpec, model: Resource) -> Resource | None:
+        """The environment an MLflow model's MLmodel names, for a deployment that gives none: named
+        MODEL-mlflow-env, its packages from the model's conda.yaml or requirements.txt (a note says which)."""
+        where = spec.where.at("model")
+        found = mlflowmodel.mlflow_environment(Path(model.attributes["path"]), where, self.diags)
+        if found is None:
+            return None
+        parsed, notes = found
+        name = f"{model.attributes['name']}-mlflow-env"
+        self.diags.append(
+            Diagnostic(
+                f"deployment '{spec.name}' serves MLflow model '{model.attributes['name']}' without a script: "
+                f"mlctl's built-in score.py (mlflow.pyfunc), environment '{name}': " + "; ".join(notes),
+                severity="note",
+                **where,
+            )
+        )
+        env_spec = EnvSpec(
+            name, None, None, None, f"the environment of MLflow model {model.attributes['name']}", {}, spec.where
+        )
+        return self._environment_resources(env_spec, parsed, None)
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""

@@ -29,27 +29,6 @@ class Unsure(Exception):
     """The value holds something these checks do not model: ask jsonschema."""
 
 
-def _is_type(value: Any, name: str) -> bool:
-    """Pure: jsonschema's type test for the plain Python types (Unsure for any other)."""
-    if type(value) not in _PLAIN:
-        raise Unsure
-    if name == "object":
-        return type(value) is dict
-    if name == "array":
-        return type(value) is list
-    if name == "string":
-        return type(value) is str
-    if name == "boolean":
-        return type(value) is bool
-    if name == "null":
-        return value is None
-    if name == "integer":
-        return type(value) is int or (type(value) is float and value.is_integer())
-    if name == "number":
-        return type(value) in (int, float)
-    raise Unsupported(f"type {name!r}")
-
-
 def _unbool(value: Any) -> Any:
     return ("bool", value) if type(value) is bool else value
 
@@ -94,7 +73,11 @@ class Compiler:
         types = schema.get("type")
         types = None if types is None else ((types,) if isinstance(types, str) else tuple(types))
         for n in types or ():
-            _is_type(None, n)  # Unsupported for an unknown type name
+            if n not in _PYTHON_TYPES:
+                raise Unsupported(f"type {n!r}")
+        # the Python types each named JSON type admits (a float with an integral value is an integer too)
+        admitted = None if types is None else frozenset(t for n in types for t in _PYTHON_TYPES[n])
+        integral_float = types is not None and "integer" in types and "number" not in types
         props = {k: self.compile(sub, file) for k, sub in schema.get("properties", {}).items()}
         extra_schema = schema.get("additionalProperties", True)
         closed = extra_schema is False
@@ -127,7 +110,7 @@ class Compiler:
             t = type(v)
             if t not in _PLAIN:
                 raise Unsure
-            if types is not None and not any(_is_type(v, n) for n in types):
+            if admitted is not None and t not in admitted and not (integral_float and t is float and v.is_integer()):
                 return False
             if t is dict:
                 if object_checks:
@@ -191,6 +174,15 @@ _KNOWN = frozenset(
         "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "oneOf", "anyOf", "allOf",
     )
 )  # fmt: skip
+_PYTHON_TYPES = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "integer": (int,),
+    "number": (int, float),
+}
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 

@@ -62,7 +62,8 @@ def test_the_schema_names_the_known_runtimes_and_closes_every_block():
     assert schema["additionalProperties"] is False
     for name in KNOWN:
         assert schema["properties"][name]["additionalProperties"] is False, name
-    assert set(schema["properties"]) == KNOWN | {"runtime"}
+    assert set(schema["properties"]) == KNOWN | {"runtime", "state"}
+    assert schema["properties"]["state"]["additionalProperties"] is False
 
 
 def test_a_project_without_the_file_is_local_as_before(proj):

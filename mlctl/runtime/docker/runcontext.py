@@ -28,6 +28,7 @@ class DockerContext(HostedContext):
     @functools.cached_property
     def lineage(self) -> str:
         """The project's state lineage (its containers' `mlctl.project` label)."""
+        from mlctl.state.backends import state_backend
         from mlctl.state.statefile import read_state
 
-        return read_state(self.project.state_path).lineage
+        return read_state(state_backend(self.project)).lineage

@@ -62,10 +62,10 @@ def read_run_record(data_dir, endpoint: str) -> dict | None:
     """The run record (None when missing, unreadable, not a regular file: never read through a link, or
     written for another data folder: see `is_record_of`)."""
     from mlctl.errors import MlctlError
-    from mlctl.privatefiles import read_private
+    from mlctl.privatefiles import read_json, read_private
 
     try:
-        record = json.loads(read_private(run_file(data_dir, endpoint), "run records"))
+        record = read_json(read_private(run_file(data_dir, endpoint), "run records"))
     except (OSError, ValueError, MlctlError):
         return None
     return record if isinstance(record, dict) and is_record_of(record, data_dir, endpoint) else None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlctl.digests import list_files
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.privatefiles import ensure_folder, write_atomic
+from mlctl.privatefiles import ensure_folder, read_json, write_atomic
 
 
 def models_root(data_dir) -> Path:
@@ -36,7 +36,7 @@ def _record_path(data_dir, name: str, version: str) -> Path:
 def registered_digest(data_dir, name: str, version: str) -> str | None:
     """The content digest registered under NAME:VERSION, or None when it is not (fully) registered."""
     try:
-        record = json.loads(_record_path(data_dir, name, version).read_text())
+        record = read_json(_record_path(data_dir, name, version).read_bytes())
     except (OSError, ValueError):
         return None
     return record.get("content_digest") if model_dir(data_dir, name, version).is_dir() else None
