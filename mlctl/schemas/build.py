@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
+from mlctl.boundary import describe, is_inside
+from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
@@ -51,6 +52,7 @@ class Builder:
     conda: dict[str, dict | None] = field(default_factory=dict)  # one parse per conda file
     trees: dict[tuple, tuple] = field(default_factory=dict)  # one walk per (folder, root name)
     runtime: str | None = None  # the project's runtime: the cloud-only fields it honours become attributes
+    boundary: str | None = None  # the real path of the project's boundary (mlctl.boundary): nothing read beyond
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -74,9 +76,18 @@ class Builder:
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
+        if self.boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
+            self.diags.append(
+                Diagnostic(
+                    f"{path} is outside the project: mlctl reads nothing beyond {describe(self.boundary)}",
+                    "Move the files inside the project (or run mlctl from the folder that holds both).",
+                    **where,
+                )
+            )
+            return None, None
         try:
             files, excluded = {}, []
-            for rel, full in list_files(path, excluded).items():
+            for rel, full in list_files(path, excluded, self.boundary).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
@@ -92,6 +103,21 @@ class Builder:
                     )
                 )
             return self.trees[key]
+        except LinkRefused as e:
+            what = (
+                f"a symbolic link out of the project (to {e.target}): mlctl reads nothing beyond "
+                f"{describe(self.boundary)}"
+                if e.why == "out"
+                else f"a symbolic link to a folder that holds it ({e.target}), a loop"
+            )
+            self.diags.append(
+                Diagnostic(
+                    f"{e.link} is {what}",
+                    "Replace the link with the files it should hold, or point it inside the project.",
+                    **where,
+                )
+            )
+            return None, None
         except OSError as e:
             todo = (
                 "Name regular files (or a folder of them), not a special file."
@@ -189,8 +215,8 @@ class Builder:
                 return None
             key = str(spec.conda_file)
             if key not in self.conda:
-                self._hash(spec.conda_file, spec.where.at("conda_file"))
-                self.conda[key] = read_conda_file(spec.conda_file, self.diags)
+                hashed, _ = self._hash(spec.conda_file, spec.where.at("conda_file"))
+                self.conda[key] = read_conda_file(spec.conda_file, self.diags) if hashed else None
             parsed = self.conda[key]
             if parsed is None:
                 return None

@@ -42,7 +42,8 @@ from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker import contexts, labels, steps
-from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, uv_command
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
@@ -267,12 +268,17 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
                 base.python_version,
                 "--python-platform",
                 python_platform(),
+                *WHEELS_ONLY,
             ]
             env = {"UV_PYTHON_DOWNLOADS": "never"}
             say(f"installing {len(text.splitlines())} package(s) on the host for Python {base.python_version}")
             try:
                 steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
             except (subprocess.CalledProcessError, OSError) as e:
+                log.flush()
+                refused = sourcebuilds.no_wheel(steps.tail(log_file, 200))
+                if refused is not None:
+                    raise _failed(sourcebuilds.refusal(refused, "docker"), log_file) from None
                 raise _failed(f"installing the packages failed ({e})", log_file) from None
             try:
                 steps.run([*install, *FAST_PACKAGES], log, None, "", env)

@@ -27,11 +27,17 @@ class ImageDriver(Unscalable):
         address = str(resource.address)
         try:
             built = virtualenvs.build_env(
-                a["spec_digest"], a.get("python"), reqs, progress=lambda m: ctx.progress(address, m)
+                a["spec_digest"],
+                a.get("python"),
+                reqs,
+                progress=lambda m: ctx.progress(address, m),
+                source_builds=bool((ctx.settings or {}).get("source_builds")),
             )
         except virtualenvs.EnvBuildError as e:
             raise DriverError(
-                f"building the virtualenv of {address} failed", f"The build log is {e.log_path}.", e.log_tail
+                f"building the virtualenv of {address} failed: {e.summary}",
+                f"The build log is {e.log_path}.",
+                e.log_tail,
             ) from None
         virtualenvs.mark_used(a["spec_digest"])
         return ImageObserved.from_json(built.observed())
