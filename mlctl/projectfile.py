@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -62,7 +62,7 @@ class ProjectSettings:
 
 def is_project_file(path: str | os.PathLike) -> bool:
     """Pure: whether a file's name is the project file's (never an endpoint document)."""
-    return Path(path).name in FILE_NAMES
+    return (path if isinstance(path, PurePath) else Path(path)).name in FILE_NAMES
 
 
 def load_project_file(project: Project, environ: Mapping[str, str] | None = None) -> ProjectSettings:

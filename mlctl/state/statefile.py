@@ -46,6 +46,7 @@ class ResourceState:
     runtime: str = DEFAULT_RUNTIME
     observed: Any = None  # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
+    failed_roll: str | None = None  # the digest of a version that failed to roll out while this one kept serving
 
     def __post_init__(self):
         from mlctl.runtime.observed import observed_of
@@ -80,6 +81,7 @@ class ResourceState:
             "runtime": self.runtime,
             "observed": self.observed.to_json(),
             "files": self.files,
+            **({"failed_roll": self.failed_roll} if self.failed_roll else {}),
         }
 
 

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from mlctl.resources import Address, Kind, Resource
 from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
+from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.kit.hostview import HostedContext
@@ -145,6 +146,11 @@ class Platform:
             ctx.progress(str(resource.address), say)
         return made
 
+    def failed(self, attributes: Mapping[str, Any]) -> str:
+        """What to do when the deployment's new instances failed (the old ones keep serving)."""
+        a = attributes
+        return f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`."
+
     def refused(self, order: Order, resource: Resource, spec: dict | None, prior, was_running: bool, ctx) -> None:
         """The host refused the order (the old instances keep serving): undo what `before` made."""
 
@@ -176,11 +182,7 @@ class DeploymentDriver:
         try:
             return call(ctx.hosts.client(a["endpoint"]))
         except hostclient.DeploymentFailed as e:
-            raise DriverError(
-                f"{resource.address} failed to {verb}: {e}",
-                f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`.",
-                e.log_tail,
-            ) from None
+            raise DriverError(failure_line(e.message, e.log_tail), self.platform.failed(a), e.log_tail) from None
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
 

@@ -73,6 +73,9 @@ class ServeApplications(Platform):
                 d.detail,
             ) from None
 
+    def failed(self, attributes):
+        return "The old version keeps serving; `mlctl logs` shows the replicas' logs."
+
     def refused(self, order, resource, spec, prior, was_running, ctx):
         """The host did not take the new version: its application goes, unless it is the one serving."""
         if spec is None:
