@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlctl.overrides import Overrides
+
 
 @dataclass(frozen=True)
 class Project:
@@ -14,6 +16,7 @@ class Project:
     state_path: Path  # DIR/.mlctl/state.json unless --state
     runtime_override: str | None = None  # --runtime NAME: the runtime for this run, over the project file's
     boundary: Path | None = None  # what its files may reach (mlctl.boundary); None: found from `root`
+    overrides: Overrides = Overrides()  # --set and --var of validate, plan and apply (mlctl.overrides)
 
     @classmethod
     def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None, runtime_override=None) -> "Project":

@@ -96,6 +96,7 @@ def _load(project: Project, cache) -> Config:
     )
     resources = builder.build()
     inputs.update(builder.inputs)
+    inputs.update(project.overrides.inputs())  # a saved plan binds to the --set and --var it was made with
     if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():
         try:
             project.ensure_data_dir()

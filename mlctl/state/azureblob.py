@@ -71,8 +71,9 @@ class AzureBlobBackend:
         from azure.core import exceptions as x
 
         code = getattr(e, "error_code", None) or ""
+        code = getattr(code, "value", code)
         status = getattr(e, "status_code", None)
-        where = f"account {self.account_url}, container '{self.container_name}'"
+        where = f"account {self.account_url}, container '{self.container_name}', credential from {self.variable}"
         cred = f"the credential from {self.variable}"
         if code == "ContainerNotFound":
             why, todo = (
@@ -300,7 +301,10 @@ def _service(account_url: str | None, environ: Mapping[str, str]):
         try:
             service = blob.BlobServiceClient.from_connection_string(environ[variable], **options)
         except ValueError as e:
-            raise _bad_setting(f"{variable} is not a storage connection string ({e})", variable) from None
+            raise _bad_setting(
+                f"{variable} is not a storage connection string ({e})",
+                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            ) from None
         if account_url and service.url.split("?")[0].rstrip("/") != account_url.rstrip("/"):
             raise _bad_setting(
                 f"account_url is {account_url}, but {variable} is for {service.url.split('?')[0]}",
