@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.ray.apps import word
@@ -63,21 +64,50 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         return
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    route_logs()
     why = _reachable(address)
     if why is None:
         try:
             ray.init(
                 address=address,
                 namespace=NAMESPACE,
-                logging_level=logging.ERROR,
+                logging_level=logging.INFO,
                 log_to_driver=False,
-                configure_logging=True,
+                configure_logging=False,
             )
+            route_logs()  # again: whatever ray.init attached to its loggers
             return
         except (ConnectionError, RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise ClusterError(f"no Ray cluster answers at {address}: {why}", detail=START_HINT)
+
+
+def client_log() -> Path:
+    """Where Ray's and Serve's own messages in mlctl's process go: `$MLCTL_CACHE/ray/client.log`."""
+    from mlctl.runtime.local.envs import cache_dir
+
+    return cache_dir() / "ray" / "client.log"
+
+
+def route_logs() -> None:
+    """Send the `ray` loggers (Ray's warnings such as "Failed to determine local IP", Serve's INFO lines) to
+    `client_log()` instead of mlctl's output; mlctl says what matters itself (ClusterError, progress)."""
+    path = client_log()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", "ray.serve"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            if isinstance(old, logging.FileHandler):
+                old.close()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def upload(runtime_env: dict) -> dict:
