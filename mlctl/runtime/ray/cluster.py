@@ -10,9 +10,11 @@ URIs, uploaded here), never as paths: Serve keeps only URIs in an application's 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,13 +70,14 @@ def connect(address: str) -> None:
     why = _reachable(address)
     if why is None:
         try:
-            ray.init(
-                address=address,
-                namespace=NAMESPACE,
-                logging_level=logging.INFO,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            with _stderr_to(client_log()):  # Ray's C++ core writes its warnings to the process's stderr
+                ray.init(
+                    address=address,
+                    namespace=NAMESPACE,
+                    logging_level=logging.INFO,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             route_logs()  # again: whatever ray.init attached to its loggers
             return
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -87,6 +90,27 @@ def client_log() -> Path:
     from mlctl.runtime.local.envs import cache_dir
 
     return cache_dir() / "ray" / "client.log"
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """File descriptor 2 appended to `path` meanwhile (what native code prints there too); unchanged when
+    the file cannot be opened."""
+    try:
+        target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
 
 
 def route_logs() -> None:
