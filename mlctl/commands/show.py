@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 
 
@@ -92,25 +93,12 @@ def report(project, state, name: str) -> dict:
     }
 
 
-CONTAINER_FIELDS = (
-    "container",
-    "container_name",
-    "image",
-    "cpus",
-    "memory_bytes",
-    "last_exit",
-    "oom_kills",
-    "stopped_outside_mlctl",
-)
-
-
 def instance_report(i: dict) -> dict:
     """Pure: what `show` says of one live instance: index, pid, readiness, restarts, scoring workers, and for a
     container its id, name, image, limits and how it last ended."""
     return {
         **{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
-        **{k: i[k] for k in CONTAINER_FIELDS if k in i},
-        **{k: i[k] for k in ("replica_id", "node_id") if i.get(k)},
+        **{k: i[k] for k in runtimerecords.instance_fields() if k in i},
     }
 
 

@@ -1,6 +1,6 @@
 """The ray runtime: deployments served by Ray Serve on an existing Ray cluster, behind mlctl's endpoint host.
 
-Models, environments (virtualenvs), images and the endpoint host are the local runtime's, on the
+Models, environments (virtualenvs), images and the endpoint host are the kit's (as on the local runtime), on the
 machine that runs mlctl (a node of the cluster, or one that reaches Serve's proxy); deployments are
 Serve applications (`drivers.py`). What only this runtime knows at run time is here: the cluster's
 address and the preflight that reaches it, the replicas' logs (from Ray, on whatever node they run),
@@ -12,18 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
-from mlctl.runtime.local.runtime import LocalRuntime
+from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
 from mlctl.runtime.ray import apps, cluster
 from mlctl.runtime.ray.drivers import ray_drivers
 
 
-class RayRuntime(LocalRuntime):
+class RayRuntime(VirtualenvRuntime):
     name = "ray"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.drivers = ray_drivers(self)
+        self.drivers = ray_drivers(self, runtimerecords.launcher_of(self.name))
         self.replica_cpus = float(self.settings.get("replica_cpus") or 1)
 
     @property
@@ -97,8 +98,8 @@ class RayRuntime(LocalRuntime):
                     yield from text.splitlines()
 
     def leftovers(self, project, recorded):
-        """The local runtime's leftovers (hosts), and this project's Serve applications of endpoints the state
-        does not record."""
+        """The endpoint hosts the state lost (as every hosted runtime), and this project's Serve applications of
+        endpoints the state does not record."""
         found = list(super().leftovers(project, recorded))
         try:
             self.connect()
