@@ -90,6 +90,7 @@ BUILT_IN = (
         SCHEMAS / "ray.schema.json",
         launcher="serve",  # Ray Serve's replicas, reached through Serve's proxy
         launcher_module="mlctl.runtime.ray.launcher",
+        instance_fields=("replica_id", "node_id"),  # which Serve replica an instance is, and its node
     ),
     # planned: known, so a project naming it is told it is not in this version
     RuntimeRecord("kubernetes", None, SCHEMAS / "kubernetes.schema.json"),

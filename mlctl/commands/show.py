@@ -109,6 +109,8 @@ def instance_line(i: dict) -> str:
         if "container" in i
         else f"pid {i['pid']}"
         if i.get("pid") is not None
+        else f"Serve replica {i['replica_id']} on node {str(i.get('node_id') or '?')[:12]}"
+        if i.get("replica_id")
         else "run by its platform (no local process)"
     )
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"

@@ -41,6 +41,25 @@ class RayRuntime(VirtualenvRuntime):
         super().preflight(resources)
         self.connect()
 
+    def endpoint_status(self, project, endpoint):
+        """The endpoint host's status, each instance with the Serve replica it is (`replica_id`, `node_id`),
+        when the cluster answers (show names them; without the cluster, the host's status alone)."""
+        status = super().endpoint_status(project, endpoint)
+        if not status:
+            return status
+        try:
+            self.connect()
+            found = cluster.details()
+        except MlctlError:
+            return status
+        owner = apps.owner_of(project.data_dir)
+        for name, d in (status.get("deployments") or {}).items():
+            mine = apps.owned(found, owner, apps.deployment_prefix(owner, endpoint, name))
+            replicas = [r for _, app in sorted(mine.items()) for r in apps.replicas(app) if r["state"] == "RUNNING"]
+            for instance, replica in zip(d.get("instances") or [], replicas):
+                instance.update(replica_id=replica["replica_id"], node_id=replica["node_id"])
+        return status
+
     def logs(self, project, endpoint, deployment, *, lines, instance=None, follow=False) -> Iterator[str]:
         """The endpoint host's log without a deployment; with one, its replicas' Serve logs (each replica's
         file on its node, read through Ray), one replica when `instance` is given."""
