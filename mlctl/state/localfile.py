@@ -49,7 +49,7 @@ class LocalBackend:
         return Snapshot(data, etag_of(data))
 
     def write(self, data: bytes, if_match: str | None, serial: int) -> str:
-        from mlctl.project import Project
+        from mlctl.projectpaths import Project
 
         Project.at(self.path.parent, state_path=self.path).ensure_data_dir()
         previous = self._bytes(self.path)
