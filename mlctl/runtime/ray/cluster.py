@@ -87,7 +87,7 @@ def connect(address: str) -> None:
 
 def client_log() -> Path:
     """Where Ray's and Serve's own messages in mlctl's process go: `$MLCTL_CACHE/ray/client.log`."""
-    from mlctl.runtime.local.envs import cache_dir
+    from mlctl.runtime.kit.virtualenvs import cache_dir
 
     return cache_dir() / "ray" / "client.log"
 
