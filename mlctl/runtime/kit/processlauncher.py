@@ -88,7 +88,7 @@ class Process:
             self._tail_bytes -= len(self.tail.popleft())
 
     def signal(self, sig: int) -> None:
-        if self.is_running():
+        if self.proc is not None and self.is_running():
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
@@ -103,13 +103,14 @@ class Process:
 
     async def kill(self, grace: float) -> None:
         """SIGTERM its process group, SIGKILL after `grace` seconds (at once when 0); its output drained."""
-        if self.is_running():
+        proc = self.proc
+        if proc is not None and self.is_running():
             self.signal(signal.SIGTERM if grace > 0 else signal.SIGKILL)
             try:
-                await asyncio.wait_for(self.proc.wait(), grace if grace > 0 else None)
+                await asyncio.wait_for(proc.wait(), grace if grace > 0 else None)
             except asyncio.TimeoutError:
                 self.signal(signal.SIGKILL)
-                await self.proc.wait()
+                await proc.wait()
         await self.drain_output()
         self.socket.unlink(missing_ok=True)
 
@@ -189,7 +190,7 @@ class Launcher:
 
     def usage(self, key: InstanceKey) -> Usage | None:
         p = self.processes.get(key)
-        return process_usage(p.proc.pid) if p is not None and p.is_running() else None
+        return process_usage(p.proc.pid) if p is not None and p.proc is not None and p.is_running() else None
 
     def describe(self, key: InstanceKey) -> dict:
         p = self.processes.get(key)
