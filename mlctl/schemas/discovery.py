@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic
 from mlctl.overrides import placeholders_in, unfilled_error
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
 from mlctl.schemas.validate import KINDS, did_you_mean

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import ProjectSettings, read_project_settings
 from mlctl.resources import Resource
 from mlctl.schemas.documents import DISPLAY_ROOT

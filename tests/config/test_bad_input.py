@@ -16,7 +16,7 @@ import pytest
 
 from mlctl.reconciler.operations import make_plan
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.schemas.load import load_config
 
 BAD = Path(__file__).parent / "bad"

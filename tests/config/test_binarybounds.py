@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlctl.binarybounds import numpy_bound
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.pythonversions import below_floor, satisfies, specifier
 from mlctl.requirements import requirements
 from mlctl.schemas.load import load_config

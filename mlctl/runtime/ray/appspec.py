@@ -18,22 +18,22 @@ from pathlib import Path
 
 import mlctl
 from mlctl.runtime.host.spec import ServingSpec
-from mlctl.runtime.local.serving import deployment_spec, serving_digest
-from mlctl.runtime.local.store import copy_tree
+from mlctl.runtime.kit.store import copy_tree
+from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
 from mlctl.runtime.ray import apps
 
 EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
 
 
-def host_spec(ctx, a: dict, owner: str) -> tuple[dict, apps.AppName]:
-    """(the endpoint host's spec naming the serve launcher, the application that serves it). Replicas run
-    the deployment's virtualenv interpreter, or Ray's own ("") without an environment."""
-    spec = deployment_spec(ctx, a)
-    spec["launcher"] = "serve"
-    if not a.get("environment"):
-        spec["python"] = ""
-    spec["digest"] = serving_digest(spec)
-    return spec, apps.app_name(owner, a["endpoint"], a["name"], spec["digest"])
+def host_spec(ctx, a: dict, launcher: str) -> dict:
+    """The endpoint host's spec of a deployment's version, naming `launcher` (the runtime's: "serve").
+    Replicas run the deployment's virtualenv interpreter, or Ray's own ("") without an environment."""
+    return virtualenv_spec(ctx, a, launcher, without_environment="")
+
+
+def application(owner: str, a: dict, spec: dict) -> apps.AppName:
+    """Pure: the Serve application that serves version `spec` of deployment attributes `a`."""
+    return apps.app_name(owner, a["endpoint"], a["name"], spec["digest"])
 
 
 def with_upstream(spec: dict, proxy: str, app: apps.AppName) -> dict:

@@ -26,7 +26,7 @@ from mlctl.digests import json_digest
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import write_atomic
 from mlctl.runtime.docker import labels, steps
-from mlctl.runtime.local.pythons import satisfies
+from mlctl.runtime.kit.pythons import satisfies
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

@@ -65,7 +65,7 @@ def probe(executable: str) -> Interpreter | None:
 
 
 def _uv_candidates(request: str | None) -> list[str]:
-    from mlctl.runtime.local.envs import uv_command
+    from mlctl.runtime.kit.virtualenvs import uv_command
 
     uv = uv_command()
     if uv is None:

@@ -1,15 +1,15 @@
-"""The serving spec a local deployment's instances run: its interpreter, code snapshot, model folder,
-variables and settings, as the endpoint host receives it."""
+"""The serving spec a deployment's instances run, as the endpoint host receives it: its interpreter, code
+snapshot, model folder, variables and settings, the launcher that runs them and what that launcher alone reads.
+Every runtime's spec maker ends here (`virtualenvimages.virtualenv_spec`, the docker runtime's
+`container_spec`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
-from mlctl.runtime.contract import DriverError
-from mlctl.runtime.local import envs, snapshot, store
+from mlctl.runtime.kit import snapshot, store
 
 
 def serving_digest(spec: dict) -> str:
@@ -19,26 +19,7 @@ def serving_digest(spec: dict) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def deployment_python(ctx, a: dict) -> str:
-    """The interpreter of a deployment: its image's virtualenv, or mlctl's own without an environment."""
-    if not a.get("environment"):
-        return sys.executable
-    built = envs.read_built(a["image_digest"]) if a.get("image_digest") else None
-    if built is None:
-        raise DriverError(
-            f"the virtualenv of environment {a['environment']!r} is not built",
-            "Run `mlctl apply` again: the plan rebuilds the image first.",
-        )
-    return built.python_executable
-
-
-def deployment_spec(ctx, a: dict) -> dict:
-    """The endpoint host's serving spec for deployment attributes `a`: processes on the deployment's
-    interpreter (snapshots the code)."""
-    return serving_spec(ctx, a, deployment_python(ctx, a))
-
-
-def serving_spec(ctx, a: dict, python: str, launcher: str = "process", launch: dict | None = None) -> dict:
+def serving_spec(ctx, a: dict, python: str, launcher: str, launch: dict | None = None) -> dict:
     """The endpoint host's serving spec for deployment attributes `a`, its instances run by `launcher`
     on `python` (`launch`: what that launcher alone reads); snapshots the code."""
     code_dir = snapshot.snapshot_code(ctx.data_dir, a["code"], a["code_digest"]) if a.get("code") else None

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlctl.runtime.local import envs, snapshot, store
+from mlctl.runtime.kit import virtualenvs, snapshot, store
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ def _used(state) -> tuple[set[str], set[str], set[str]]:
     for rs in state.resources.values():
         a = rs.attributes
         if rs.kind == "image" and a.get("spec_digest"):
-            env_keys.add(envs.env_key(a["spec_digest"]))
+            env_keys.add(virtualenvs.env_key(a["spec_digest"]))
         if rs.kind == "deployment":
             if a.get("image_digest"):
-                env_keys.add(envs.env_key(a["image_digest"]))
+                env_keys.add(virtualenvs.env_key(a["image_digest"]))
             if a.get("code_digest"):
                 code.add(snapshot.snapshot_path("", a["code_digest"]).name)
         if rs.kind == "model":
@@ -64,11 +64,11 @@ def entries(data_dir, state) -> list[Entry]:
     """Every virtualenv in the shared cache and every model and code snapshot of this project."""
     env_keys, models, code = _used(state)
     out = []
-    root = envs.cache_dir() / "envs"
+    root = virtualenvs.cache_dir() / "envs"
     for d in sorted(root.glob("*")) if root.is_dir() else []:
         if not d.is_dir():
             continue
-        marker = d / envs.COMPLETE
+        marker = d / virtualenvs.COMPLETE
         try:
             facts = json.loads(marker.read_text())
             detail = f"python {facts.get('python_version')}, {len(facts.get('frozen', []))} packages"
@@ -124,7 +124,7 @@ def remove(entry: Entry) -> bool:
                 return False
             if running_from(path):
                 return False
-            envs.remove_env(path)
+            virtualenvs.remove_env(path)
             for extra in (f"{path.name}.log", f"{path.name}.requirements.txt"):
                 (path.parent / extra).unlink(missing_ok=True)
         return True

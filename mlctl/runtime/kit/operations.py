@@ -3,7 +3,8 @@
 The endpoint host (gateway + supervisor) is shared by all runtimes, and so is everything the
 commands ask of a running endpoint through it: its address, keys and tokens, live status, instance
 logs, per-instance usage, and the hosts `destroy` must stop when the state lost them. A runtime
-inherits these from `HostedRuntime` and adds its drivers, its preflight and its cache.
+inherits these from `HostedRuntime` and adds its drivers, its preflight and its cache. Its drivers get a
+`HostedContext`, which carries the per-run view of the endpoint hosts.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from mlctl.errors import MlctlError
 from mlctl.runtime.contract import InstanceUsage, Runtime
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.client import HostClient, HostError, find_host
+from mlctl.runtime.kit.hostview import HostedContext
 
 
 class HostedRuntime(Runtime):
     """A runtime whose endpoints are endpoint-host processes on this machine."""
+
+    def context(self, project, **kwargs) -> HostedContext:
+        return HostedContext(project, settings=self.settings, **kwargs)
 
     def endpoint_url(self, project, endpoint):
         info = find_host(project.data_dir, endpoint)
@@ -49,9 +54,10 @@ class HostedRuntime(Runtime):
         self.keys(project, endpoint)
         secrets.regenerate_key(project.data_dir, endpoint, which)
         info = find_host(project.data_dir, endpoint)
+        if info is None:
+            return
         try:
-            if info is not None:
-                HostClient(info).reload_keys()
+            HostClient(info).reload_keys()
         except HostError as e:
             raise MlctlError(
                 f"the {which} key of {endpoint} was regenerated and saved, but its endpoint "

@@ -23,9 +23,9 @@ from pathlib import Path
 from mlctl.masking import mask_url_credentials
 from mlctl.privatefiles import write_atomic
 from mlctl.requirements import Requirements, requirement_name
-from mlctl.runtime.local import sourcebuilds
-from mlctl.runtime.local.buildgroup import kill_group, start_step
-from mlctl.runtime.local.pythons import find_python
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit.buildgroup import kill_group, start_step
+from mlctl.runtime.kit.pythons import find_python
 
 # the scoring server's own packages: aiohttp 3.9+ from Python 3.8, the aiohttp 3.8 line on Python 3.7 (its
 # floor: mlctl.pythonversions)
@@ -126,6 +126,7 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "VIRTUAL_ENV": ""}
     env.pop("VIRTUAL_ENV")
     proc = start_step(cmd, env)
+    assert proc.stdout is not None  # start_step pipes it
     try:
         for line in proc.stdout:
             log.write(mask_url_credentials(line))
@@ -293,10 +294,11 @@ def build_env(
                 log.write(f"build failed: {e}\n")
                 log.flush()
                 summary = f"building the virtualenv failed ({e})"
+                refused = False if source_builds else _refused_source(log_path)
                 if isinstance(e, SourceBuildRefused):
                     summary = str(e)
-                elif not source_builds and _refused_source(log_path) is not False:
-                    summary = sourcebuilds.refusal(_refused_source(log_path), "local")
+                elif refused is not False:
+                    summary = sourcebuilds.refusal(refused if isinstance(refused, str) else None, "local")
                 raise EnvBuildError(summary, log_path, _tail(log_path)) from None
         (path / "freeze.txt").write_text("".join(f"{x}\n" for x in built.frozen))
         tmp = path / (COMPLETE + ".tmp")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import ensure_folder
-from mlctl.runtime.local.store import copy_tree, make_read_only, remove_read_only
+from mlctl.runtime.kit.store import copy_tree, make_read_only, remove_read_only
 
 
 def code_root(data_dir) -> Path:
