@@ -198,7 +198,8 @@ class Builder:
 
     def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
         """The environment resource and its image from the parsed packages (registered once per name)."""
-        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
+        routes = {"inference_config": spec.inference_config} if spec.inference_config else {}
+        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {}), **routes})
         attrs = {
             "name": spec.name,
             "version": spec.version or derive_version(spec_digest),
@@ -208,6 +209,7 @@ class Builder:
             "description": spec.description,
             "tags": spec.tags,
             "spec_digest": spec_digest,
+            **routes,
         }
         if build:
             attrs.update(
@@ -230,6 +232,7 @@ class Builder:
             "python": parsed["python"],
             "conda_packages": parsed["conda_packages"],
             "pip_packages": parsed["pip_packages"],
+            **routes,
         }
         if spec.image:
             image["base_image"] = spec.image
@@ -322,6 +325,11 @@ class Builder:
         elif spec.environment is not None:
             env = self.build_environment(spec.environment)
         code, script = spec.code, spec.scoring_script
+        routes = (env.attributes.get("inference_config") if env else None) or None
+        if routes and not self._custom_container_runs_here(spec, env):
+            return
+        if code is None and routes:  # a custom container: its image serves, no scoring script
+            code, script = mlflowmodel.NO_CODE, mlflowmodel.NO_SCRIPT
         if code is None:  # no code_configuration: Azure's no-code deployment of an MLflow model
             if model is None:
                 return
@@ -356,6 +364,7 @@ class Builder:
             "environment": env.attributes["name"] if env else None,
             "image_digest": env.attributes["spec_digest"] if env else None,
             **spec.settings,
+            **({"inference_config": routes} if routes else {}),
         }
         if "instance_type" in honoured_fields("deployment", self.runtime):
             attrs["instance_type"] = spec.instance_type
@@ -395,6 +404,24 @@ class Builder:
             name, None, None, None, f"the environment of MLflow model {model.attributes['name']}", {}, spec.where
         )
         return self._environment_resources(env_spec, parsed, None)
+
+    def _custom_container_runs_here(self, spec: DeploymentSpec, env: Resource) -> bool:
+        """A custom container (an environment with inference_config) runs on the docker runtime only; on
+        another an error at the environment's inference_config (file, line, field)."""
+        if "inference_config" in honoured_fields("environment", self.runtime):
+            return True
+        env_spec = self.assets[(Kind.ENVIRONMENT, env.attributes["name"])][1]
+        self.diags.append(
+            Diagnostic(
+                f"deployment '{spec.name}' runs a custom container (environment '{env.attributes['name']}' has "
+                f"inference_config), which the {self.runtime or 'local'} runtime cannot run: it serves score.py "
+                "in a virtualenv, not an image's own server",
+                "Apply it with the docker runtime (runtime: docker in mlctl.yaml, or --runtime docker), or give "
+                "the deployment a code_configuration and an environment with a conda_file instead.",
+                **env_spec.where.at("inference_config"),
+            )
+        )
+        return False
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""

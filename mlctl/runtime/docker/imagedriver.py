@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, engine, images
+from mlctl.runtime.docker import base, custom, engine, images
 from mlctl.runtime.observed import ImageObserved
 
 
@@ -45,7 +45,10 @@ class ImageDriver:
         if not tag:
             return None
         try:
-            built = images.find_built(engine.client_of(ctx), tag)
+            if prior.attributes.get("inference_config"):
+                built = custom.find_custom(engine.client_of(ctx), tag, prior.attributes.get("spec_digest"))
+            else:
+                built = images.find_built(engine.client_of(ctx), tag)
         except engine.engine_errors() as e:
             raise engine.failure(f"reading {address}", e) from None
         if built is None:
@@ -60,7 +63,7 @@ class ImageDriver:
         """Is the image built on the base that would be chosen now? (None: cannot tell without building,
         as for a `build:` context.) Nothing is pulled or built to answer."""
         request = images.ImageRequest.from_attributes(prior.attributes)
-        if request.build_context:
+        if request.build_context or request.custom:
             return None
         try:
             chosen = base.choose(
