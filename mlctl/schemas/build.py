@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
+from mlctl.binarybounds import numpy_bound
+from mlctl.boundary import describe, is_inside
+from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
@@ -51,6 +53,7 @@ class Builder:
     conda: dict[str, dict | None] = field(default_factory=dict)  # one parse per conda file
     trees: dict[tuple, tuple] = field(default_factory=dict)  # one walk per (folder, root name)
     runtime: str | None = None  # the project's runtime: the cloud-only fields it honours become attributes
+    boundary: str | None = None  # the real path of the project's boundary (mlctl.boundary): nothing read beyond
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -74,9 +77,18 @@ class Builder:
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
+        if self.boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
+            self.diags.append(
+                Diagnostic(
+                    f"{path} is outside the project: mlctl reads nothing beyond {describe(self.boundary)}",
+                    "Move the files inside the project (or run mlctl from the folder that holds both).",
+                    **where,
+                )
+            )
+            return None, None
         try:
             files, excluded = {}, []
-            for rel, full in list_files(path, excluded).items():
+            for rel, full in list_files(path, excluded, self.boundary).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
@@ -92,6 +104,21 @@ class Builder:
                     )
                 )
             return self.trees[key]
+        except LinkRefused as e:
+            what = (
+                f"a symbolic link out of the project (to {e.target}): mlctl reads nothing beyond "
+                f"{describe(self.boundary)}"
+                if e.why == "out"
+                else f"a symbolic link to a folder that holds it ({e.target}), a loop"
+            )
+            self.diags.append(
+                Diagnostic(
+                    f"{e.link} is {what}",
+                    "Replace the link with the files it should hold, or point it inside the project.",
+                    **where,
+                )
+            )
+            return None, None
         except OSError as e:
             todo = (
                 "Name regular files (or a folder of them), not a special file."
@@ -120,15 +147,16 @@ class Builder:
                 )
             )
         elif prior.digest != resource.digest:
+            first_name = prior_spec.where.path + ("name",)
             differ = [k for k in b if a.get(k) != b[k] and k not in PATH_ATTRIBUTES.get(kind.value, ())]
             what = "different content" if differ == ["content_digest"] else "differences in " + ", ".join(differ)
             self.diags.append(
                 Diagnostic(
                     f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
-                    f"(first at {prior_spec.where.text()})",
+                    f"(first at {prior_spec.where.doc.display}:{prior_spec.where.doc.line(first_name)})",
                     "A registered version is immutable: give one of them a new version, or leave 'version' out "
                     "so mlctl derives it from the content.",
-                    **spec.where.at(),
+                    **spec.where.at("name"),  # the name: line, as a duplicate deployment's or endpoint's error
                 )
             )
         return prior
@@ -189,8 +217,8 @@ class Builder:
                 return None
             key = str(spec.conda_file)
             if key not in self.conda:
-                self._hash(spec.conda_file, spec.where.at("conda_file"))
-                self.conda[key] = read_conda_file(spec.conda_file, self.diags)
+                hashed, _ = self._hash(spec.conda_file, spec.where.at("conda_file"))
+                self.conda[key] = read_conda_file(spec.conda_file, self.diags) if hashed else None
             parsed = self.conda[key]
             if parsed is None:
                 return None
@@ -198,8 +226,18 @@ class Builder:
 
     def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
         """The environment resource and its image from the parsed packages (registered once per name)."""
+        # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
+        bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
         routes = {"inference_config": spec.inference_config} if spec.inference_config else {}
-        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {}), **routes})
+        spec_digest = json_digest(
+            {
+                **parsed,
+                "image": spec.image,
+                **({"build": build} if build else {}),
+                **({"added": bound} if bound else {}),
+                **routes,
+            }
+        )
         attrs = {
             "name": spec.name,
             "version": spec.version or derive_version(spec_digest),
@@ -236,6 +274,8 @@ class Builder:
         }
         if spec.image:
             image["base_image"] = spec.image
+        if build_notes:
+            image["build_notes"] = list(build_notes)
         if build:
             image.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"])
         self.resources[Address(Kind.IMAGE, spec.name)] = Resource(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import ProjectSettings, read_project_settings
 from mlctl.resources import Resource
 from mlctl.schemas.documents import DISPLAY_ROOT
@@ -65,6 +65,7 @@ def load_config(project: Project, *, cache=None) -> Config:
 
 
 def _load(project: Project, cache) -> Config:
+    from mlctl.boundary import project_boundary
     from mlctl.digests import CACHE_FILE, HashCache
     from mlctl.schemas.checks import check_specs
     from mlctl.schemas.discovery import discover
@@ -86,9 +87,16 @@ def _load(project: Project, cache) -> Config:
     diags.extend(check_specs(specs))
     if cache is None:
         cache = HashCache.load(project.data_dir / CACHE_FILE)
-    builder = Builder(specs, cache, diags, runtime=settings.runtime if settings is not None else None)
+    builder = Builder(
+        specs,
+        cache,
+        diags,
+        runtime=settings.runtime if settings is not None else None,
+        boundary=str(project.boundary) if project.boundary else project_boundary(project.root),
+    )
     resources = builder.build()
     inputs.update(builder.inputs)
+    inputs.update(project.overrides.inputs())  # a saved plan binds to the --set and --var it was made with
     if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():
         try:
             project.ensure_data_dir()

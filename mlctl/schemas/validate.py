@@ -27,9 +27,31 @@ TYPE_WORDS = {
 }
 
 
-@lru_cache(maxsize=None)
 def load_schema(kind: str) -> dict:
-    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json)."""
+    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json); the project file's with the runtime records'
+    names (the `runtime` enum, its default) and settings blocks filled in."""
+    if kind != "project":
+        return _schema_file(kind)
+    from mlctl import runtimerecords
+
+    return _project_schema(tuple((n, id(r)) for n, r in runtimerecords.records().items() if r.factory is None))
+
+
+@lru_cache(maxsize=None)
+def _project_schema(records: tuple) -> dict:
+    """The project file's schema for these runtime records ((name, id) pairs: the records live as long as the
+    process, and so does each schema made, as every schema node must: `_PLANS` is keyed by node ids)."""
+    from mlctl import runtimerecords
+
+    schema = json.loads(json.dumps(_schema_file("project")))
+    blocks = {n: r.settings() for n, r in runtimerecords.records().items() if (n, id(r)) in records}
+    schema["properties"]["runtime"].update(enum=sorted(blocks), default=runtimerecords.DEFAULT)
+    schema["properties"].update(blocks)
+    return schema
+
+
+@lru_cache(maxsize=None)
+def _schema_file(kind: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 
@@ -226,12 +248,19 @@ def apply_defaults(node: dict, kind: str, value: Any) -> Any:
                 if sub is not None:
                     out[key] = apply_defaults(sub, k, out[key])
             elif default is not _NO_DEFAULT:
-                out[key] = (
-                    default if isinstance(default, (str, int, float, bool, type(None))) else copy.deepcopy(default)
-                )
+                out[key] = _copied(default)
         return out
     if isinstance(value, list) and items is not None:
         return [apply_defaults(items[0], items[1], item) for item in value]
+    return value
+
+
+def _copied(value: Any) -> Any:
+    """Pure: a copy of a JSON value (a schema default: dicts, lists, scalars), faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copied(v) for v in value]
     return value
 
 

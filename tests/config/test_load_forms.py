@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from loader_helpers import write_tree
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.resources import Address
 from mlctl.schemas.load import PATH_ATTRIBUTES, load_config
 
@@ -210,6 +210,7 @@ deployments:
 
 def test_named_assets_and_references_agree_across_forms(tmp_path):
     root = write_tree(tmp_path / "p", {**NAMED_SPLIT, "legacy/endpoint.yml": NAMED_LEGACY})
+    (root / ".git").mkdir()  # legacy/ names ../src inside the work tree
     split = load(root, tmp_path / "s")
     legacy = load(root / "legacy", tmp_path / "l")
     assert identity(split) == identity(legacy)

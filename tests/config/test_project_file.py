@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from loader_helpers import write_tree
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import KNOWN, ProjectSettings, load_project_file
 from mlctl.runtime import registry
 from mlctl.schemas.load import load_config
@@ -28,8 +29,8 @@ SHARED = BAD / "_shared"
 CASES = sorted(p.name for p in BAD.iterdir() if p.name.startswith("project-file-"))
 ENDPOINT = "kind: endpoint\nname: ep-one\ntraffic:\n  blue: 100\n"
 BLUE = (
-    f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {SHARED}/model\n"
-    f"code_configuration:\n  code: {SHARED}/onlinescoring\n  scoring_script: score.py\n"
+    "kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: _shared/model\n"
+    "code_configuration:\n  code: _shared/onlinescoring\n  scoring_script: score.py\n"
 )
 ALL_BLOCKS = "runtime: local\nlocal: {}\ndocker:\n  base_image: python:3.11-slim\nray:\n  address: auto\n"
 
@@ -48,7 +49,9 @@ def mlctl(*args, env=None, cwd=None):
 
 @pytest.fixture
 def proj(tmp_path) -> Path:
-    return write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
+    root = write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
+    shutil.copytree(SHARED, root / "_shared")  # inside the project: mlctl reads nothing outside it
+    return root
 
 
 def at(root: Path, **kw) -> Project:
