@@ -7,13 +7,8 @@ built on another base than the one chosen now reads `on_chosen_base=False` (drif
 from __future__ import annotations
 
 from mlctl.errors import MlctlError
-<<<<<<< HEAD
-from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, custom, engine, images
-=======
 from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
-from mlctl.runtime.docker import baseimage, engine, images
->>>>>>> main
+from mlctl.runtime.docker import baseimage, custom, engine, images
 from mlctl.runtime.observed import ImageObserved
 
 
