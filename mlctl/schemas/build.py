@@ -72,12 +72,14 @@ class Builder:
             self.build_traffic(e, by_endpoint.get(e.name, []))
         return sorted(self.resources.values(), key=lambda r: r.address)
 
-    def _hash(self, path, where, root_name=None):
-        """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`."""
+    def _hash(self, path, where, root_name=None, builtin: bool = False):
+        """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`. A `builtin`
+        folder (mlctl's own code for a deployment without one) is read where mlctl is installed."""
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
-        if self.boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
+        boundary = None if builtin else self.boundary
+        if boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
             self.diags.append(
                 Diagnostic(
                     f"{path} is outside the project: mlctl reads nothing beyond {describe(self.boundary)}",
@@ -88,7 +90,7 @@ class Builder:
             return None, None
         try:
             files, excluded = {}, []
-            for rel, full in list_files(path, excluded, self.boundary).items():
+            for rel, full in list_files(path, excluded, boundary).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
@@ -389,7 +391,8 @@ class Builder:
                 if env is None:
                     return
             code, script = mlflowmodel.CODE, mlflowmodel.SCRIPT
-        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"))
+        builtin = code in (mlflowmodel.CODE, mlflowmodel.NO_CODE)
+        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"), builtin=builtin)
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
         attrs = {
