@@ -22,6 +22,10 @@ from pathlib import Path
 
 PORT = 6379
 NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on the two nodes
+# seconds one `ray start` may take: it starts the GCS, dashboard, raylet and more Python processes, seconds
+# each on an idle machine but minutes on a crowded one (runs timed out in `ray start --head` at a load of
+# 12-17 on 2 cores when this was 180 s); generous, as every deadline in the tests: it bounds a start that hangs
+START_S = 900
 
 
 def only_loopback() -> bool:
@@ -69,7 +73,7 @@ class RayCluster:
 
     def _ray(self, *args: str) -> None:
         done = subprocess.run(
-            [self.ray, *args, "--disable-usage-stats"], env=self.env, capture_output=True, text=True, timeout=180
+            [self.ray, *args, "--disable-usage-stats"], env=self.env, capture_output=True, text=True, timeout=START_S
         )
         if done.returncode != 0:
             raise RuntimeError(f"ray {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
