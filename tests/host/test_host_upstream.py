@@ -18,7 +18,8 @@ FAKE_INSTANCE = textwrap.dedent(
     """
     import asyncio, os, sys
     ANSWERS = {
-        "bad-chunk-size": b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\nzz\\r\\nhello\\r\\n0\\r\\n\\r\\n",
+        "bad-chunk-size": b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+        + b"zz\\r\\nhello\\r\\n0\\r\\n\\r\\n",
         "huge-chunk-size": b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
         + b"f" * 40 + b"\\r\\nhello\\r\\n0\\r\\n\\r\\n",
         "good-chunks": b'HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n7\\r\\n"hello"\\r\\n0\\r\\n\\r\\n',
