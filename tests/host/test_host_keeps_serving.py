@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import threading
 
-from hosttools import slow_bodies, slow_heads, wait_until
+from hosttools import body, slow_bodies, slow_heads, wait_until
 from test_host_auth import post
 
 
@@ -66,7 +66,8 @@ def test_slow_bodies_without_a_key_hold_only_their_share_of_the_budget(make_host
             return refusals[-1][0] == 503
 
         wait_until(share_taken, 30, "the share of bodies without a key taken")
-        return [post(host, host.auth())[0] for _ in range(20)]
+        # a keyed body larger than what the attack leaves free of the whole budget (before: all but ~110 kB)
+        return [post(host, host.auth(), data=body(pad="p" * 200_000))[0] for _ in range(20)]
 
     statuses, attack = attacked(lambda started: slow_bodies(host.info.port, 80, 6.0, started=started), good)
     assert collections.Counter(statuses) == {200: 20}, statuses
