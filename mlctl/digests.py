@@ -78,10 +78,10 @@ class HashCache:
     def load(cls, path: str | os.PathLike) -> "HashCache":
         """Read the cache file; a missing or unreadable one is an empty cache (it is only a cache)."""
         from mlctl.errors import MlctlError
-        from mlctl.privatefiles import read_private
+        from mlctl.privatefiles import read_json, read_private
 
         try:
-            doc = json.loads(read_private(path, "hash cache"))  # never through a link, never a FIFO
+            doc = read_json(read_private(path, "hash cache"))  # never through a link, never a FIFO
             entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
             if not isinstance(entries, dict):
                 entries = {}

@@ -10,6 +10,7 @@ when it is a regular file (a FIFO would hang the reader).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import stat
@@ -66,6 +67,15 @@ def read_private(path: str | os.PathLike, what: str = "file") -> bytes:
         return f.read()
 
 
+def read_json(data: bytes | str):
+    """Pure: the JSON document `data` holds; ValueError when it is not JSON, or nested so deeply that the
+    parser would run out of stack (a file in a repository's `.mlctl/` may be made so, to crash mlctl)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o600, what: str = "file") -> None:
     """Replace `path` with `data` all at once: a new temp file in the same folder (O_EXCL, random name,
     never a link), fsync, rename, fsync the folder. MlctlError when `path` is a symbolic link (refused,
@@ -101,8 +111,8 @@ def ensure_folder(
     path: str | os.PathLike, mode: int | None = None, what: str = "files", base: str | os.PathLike | None = None
 ) -> Path:
     """Make the folder `path`; MlctlError when it, or any folder between `base` (the data folder) and
-    it, is a symbolic link (NotADirectoryError when one is a file). Without `base` only `path` itself is checked (its parents
-    are made as needed). `mode`: set on `path` (0700 for secrets), never through a link."""
+    it, is a symbolic link (NotADirectoryError when one is a file). Without `base` only `path` itself is
+    checked (its parents are made as needed). `mode`: set on `path` (0700 for secrets), never through a link."""
     path = Path(path)
     if base is None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The project file (`mlctl.yaml` or `mlctl.yml` in the project folder): the runtime plan and apply use, and its settings.
+"""The project file (`mlctl.yaml` or `mlctl.yml` in the project folder): the runtime plan and apply use, and its
+settings.
 
 The file is optional: without it the runtime is "local" with its defaults (mlctl's behaviour before the
 file existed). For one run, `--runtime NAME` (`Project.runtime_override`) and the MLCTL_RUNTIME variable

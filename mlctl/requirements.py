@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from mlctl.errors import Diagnostic
 from mlctl.masking import mask_url_credentials, url_credentials
+from mlctl.pythonversions import below_floor
 from mlctl.schemas.documents import read_document
 
 # conda package name -> PyPI distribution name, where they differ.
@@ -372,6 +373,16 @@ def read_conda_file(path, diags: list[Diagnostic]) -> dict | None:
         name, specifier = parsed
         if name == "python":
             python = python_request(specifier)
+            if below_floor(python):
+                diags.append(
+                    Diagnostic(
+                        f"'{dep}' asks for a Python older than the scoring server supports (3.7 and later)",
+                        "mlctl's scoring server runs on Python 3.7 or later (3.7 with aiohttp 3.8); a 3.6 "
+                        "environment cannot run it. Ask for python=3.7 or newer (scikit-learn 0.24, numpy 1.21 "
+                        "and pandas 1.3 still install there); see docs/compatibility.md, 'Python versions'.",
+                        **doc.at(("dependencies", i)),
+                    )
+                )
         else:
             conda.add(name + specifier)
     return {

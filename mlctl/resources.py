@@ -19,7 +19,10 @@ class Kind(str, enum.Enum):
 
     @property
     def wave(self) -> int:
-        return list(Kind).index(self)
+        return _WAVES[self]
+
+
+_WAVES = {k: i for i, k in enumerate(Kind)}
 
 
 @dataclass(frozen=True, order=True)
@@ -29,6 +32,20 @@ class Address:
 
     kind: Kind
     name: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.name)))  # the dataclass's hash, computed once
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
+    def __reduce__(self):  # pickled and copied without the hash (another process hashes strings differently)
+        return Address, (self.kind, self.name)
+
+    def __eq__(self, other: object) -> bool:  # the dataclass's equality without building two tuples
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.name == other.name and self.kind == other.kind  # type: ignore[attr-defined]
 
     def __str__(self) -> str:
         return f"{self.kind.value}.{self.name}"

@@ -1,7 +1,10 @@
-"""Benchmark: `mlctl plan` on 200 endpoints x 2 deployments, beside `terraform plan` of an equivalent
-graph of terraform_data resources (when terraform is on PATH), and `mlctl --help` start-up.
+"""Benchmark: `mlctl plan` on ENDPOINTS endpoints x 2 deployments (4 resources each, plus 10 models and an
+environment), warm, cold and after a one-file edit, beside `terraform plan` of an equivalent graph of
+terraform_data resources (when terraform is on PATH), and `mlctl --help` start-up; `--curve` reports wall
+time and peak memory of a cold and a warm no-change plan at several sizes.
 
-Run on demand (not in CI):  python3 bench/plan/run.py [--endpoints 200] [--repeat 3]
+Run on demand (not in CI):  python3 bench/plan/run.py [--endpoints 200] [--repeat 3] [--no-terraform]
+                            python3 bench/plan/run.py --curve 250,625,1250,2500
 Everything is generated in a temporary folder and removed afterwards.
 """
 
@@ -10,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -81,18 +83,6 @@ def terraform_project(root: Path, endpoints: int) -> Path:
     return tf
 
 
-def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if r.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def write_state(proj: Path) -> int:
     """The state apply would write for the project (every resource ready): for the no-op plan."""
     from mlctl.project import Project
@@ -108,38 +98,113 @@ def write_state(proj: Path) -> int:
     return len(config.resources)
 
 
+def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MiB) of one run of `cmd`, from its own rusage (os.wait4)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    code = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.stderr and proc.stderr.close()
+    if code not in ok:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{stderr[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def forget_caches(proj: Path, xdg: Path) -> None:
+    """A fresh clone as a pull-request job has it: no hash cache, no document cache, no cache key."""
+    for name in ("hashcache.json", "documents.json"):
+        (proj / ".mlctl" / name).unlink(missing_ok=True)
+    shutil.rmtree(xdg, ignore_errors=True)
+
+
+def edit_one(proj: Path) -> None:
+    """Change one deployment file (its instance count, back and forth): one update, or back to none."""
+    f = proj / "ep0-blue.yml"
+    text = f.read_text()
+    f.write_text(
+        text.replace("instance_count: 1", "instance_count: 3")
+        if "instance_count: 1" in text
+        else text.replace("instance_count: 3", "instance_count: 1")
+    )
+
+
+def curve(sizes: list[int], repeat: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
+    xdg = tmp / "xdg"
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    plan = [sys.executable, "-m", "mlctl.cli", "plan", "--refresh=false"]
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
+    print("resources  cold wall  cold MiB  warm wall  warm MiB   (medians of", repeat, "runs)")
+    try:
+        for endpoints in sizes:
+            proj = generate(tmp / f"p{endpoints}", endpoints)
+            n = write_state(proj)
+            cold, warm = [], []
+            for _ in range(repeat):
+                forget_caches(proj, xdg)
+                cold.append(run_once(plan, proj, env))
+                warm.append(run_once(plan, proj, env))
+            print(
+                f"{n:9,}  {statistics.median(c[0] for c in cold):9.2f}  {statistics.median(c[2] for c in cold):8.0f}"
+                f"  {statistics.median(w[0] for w in warm):9.2f}  {statistics.median(w[2] for w in warm):8.0f}"
+            )
+            shutil.rmtree(proj, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"end {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoints", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-terraform", action="store_true", help="leave terraform out even when it is on PATH")
+    ap.add_argument("--curve", help="comma-separated endpoint counts: cold/warm wall and peak memory at each")
     args = ap.parse_args()
+    if args.curve:
+        return curve([int(x) for x in args.curve.split(",")], args.repeat)
     mlctl = [sys.executable, "-m", "mlctl.cli"]
     plan = mlctl + ["plan", "--refresh=false"]
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
+    xdg = tmp / "xdg"  # the user's cache folder (the document cache's key)
+    menv = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
     n = 4 * args.endpoints
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     try:
         fresh = generate(tmp / "fresh", args.endpoints)
-        cold = run_once(plan, fresh)  # hashes every file once
         applied = generate(tmp / "applied", args.endpoints)
         n = write_state(applied)
+        cold = generate(tmp / "cold", args.endpoints)
+        write_state(cold)
+        edited = generate(tmp / "edited", args.endpoints)
+        write_state(edited)
         changed = generate(tmp / "changed", args.endpoints)
         write_state(changed)
         (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
+        for proj in (applied, edited, changed):
+            run_once(plan, proj, menv)  # the plan before: caches as a developer's checkout has them
+        nothing = lambda: None  # noqa: E731
         cases = [
-            ("mlctl --help", mlctl + ["--help"], fresh, None),
-            (f"mlctl plan, first plan ({n} resources)", plan, fresh, None),
-            ("mlctl plan, no changes", plan, applied, None),
-            (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)", plan, changed, None),
-            ("mlctl plan --json, code edited", plan + ["--json"], changed, None),
-        ]
-        if shutil.which("terraform"):
+            ("mlctl --help", mlctl + ["--help"], fresh, menv, nothing),
+            (f"mlctl plan, first plan ({n} resources), fresh clone", plan, fresh, menv,
+             lambda: (shutil.rmtree(fresh / ".mlctl", ignore_errors=True), shutil.rmtree(xdg, ignore_errors=True))),
+            ("mlctl plan, no changes, cold (fresh clone: state, no caches)", plan, cold, menv,
+             lambda: forget_caches(cold, xdg)),
+            ("mlctl plan, no changes, warm", plan, applied, menv, nothing),
+            ("mlctl plan, one file edited since the last plan", plan, edited, menv, lambda: edit_one(edited)),
+            (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)", plan, changed, menv, nothing),
+            ("mlctl plan --json, code edited", plan + ["--json"], changed, menv, nothing),
+        ]  # fmt: skip
+        if shutil.which("terraform") and not args.no_terraform:
             env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
             tf_fresh = terraform_project(tmp / "tf-fresh", args.endpoints)
             tf_applied = terraform_project(tmp / "tf-applied", args.endpoints)
             for tf in (tf_fresh, tf_applied):
                 subprocess.run(["terraform", "init", "-input=false"], cwd=tf, capture_output=True, env=env, check=True)
             subprocess.run(
-                ["terraform", "apply", "-input=false", "-auto-approve"],
+                ["terraform", "apply", "-input=false", "-auto-approve", "-parallelism=50"],
                 cwd=tf_applied,
                 capture_output=True,
                 env=env,
@@ -147,31 +212,32 @@ def main() -> None:
             )
             tfp = ["terraform", "plan", "-input=false", "-lock=false"]
             cases += [
-                (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env),
-                ("terraform plan, no changes", tfp, tf_applied, env),
-                ("terraform plan -refresh=false, no changes", tfp + ["-refresh=false"], tf_applied, env),
+                (f"terraform plan, first plan ({4 * args.endpoints} terraform_data)", tfp, tf_fresh, env, nothing),
+                ("terraform plan, no changes", tfp, tf_applied, env, nothing),
+                ("terraform plan -refresh=false, no changes", tfp + ["-refresh=false"], tf_applied, env, nothing),
             ]
-        results: dict[str, list[tuple[float, float]]] = {c[0]: [] for c in cases}
+        results: dict[str, list[tuple[float, float, float]]] = {c[0]: [] for c in cases}
         for _ in range(args.repeat):  # rounds: every case once per round, so machine load hits all alike
-            for label, cmd, cwd, env in cases:
+            for label, cmd, cwd, env, prepare in cases:
+                prepare()
                 results[label].append(run_once(cmd, cwd, env, ok=(0,) if "--help" in cmd else (0, 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = [("mlctl plan, first plan, cold hash cache (1 run)", [cold])] + list(results.items())
-    width = max(len(r[0]) for r in rows)
-    print(
-        f"{'what':<{width}}  wall median  wall min  CPU median   ({args.repeat} rounds, os.getloadavg {os.getloadavg()[0]:.1f})"
-    )
+    width = max(len(r) for r in results)
+    print(f"{'what':<{width}}  wall median  wall min  CPU median  peak MiB   ({args.repeat} rounds)")
     summary = {}
-    for label, runs in rows:
-        wall = statistics.median(w for w, _ in runs)
-        cpu = statistics.median(c for _, c in runs)
+    for label, runs in results.items():
+        wall = statistics.median(w for w, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        rss = max(m for _, _, m in runs)
         summary[label] = {
             "wall_median": round(wall, 3),
-            "wall_min": round(min(w for w, _ in runs), 3),
+            "wall_min": round(min(w for w, _, _ in runs), 3),
             "cpu_median": round(cpu, 3),
+            "peak_mib": round(rss),
         }
-        print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _ in runs):8.3f}  {cpu:10.3f}")
+        print(f"{label:<{width}}  {wall:11.3f}  {min(w for w, _, _ in runs):8.3f}  {cpu:10.3f}  {rss:8.0f}")
+    print(f"end {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     print(json.dumps(summary))
 
 

@@ -41,7 +41,7 @@ def _service(ctx, param, value: str) -> str:
     required=True,
     multiple=True,
     metavar="MODEL",
-    help="A model file or folder, or NAME:VERSION of a model the project defines (repeatable, as v1's -m).",
+    help="A model file or folder (NAME=PATH names it), or NAME:VERSION of a model the project defines (repeatable).",
 )
 @click.option("--ic", "ic", required=True, metavar="FILE", help="The v1 inferenceconfig.json.")
 @click.option("--dc", "dc", metavar="FILE", help="The v1 deploymentconfig.json (computeType local, aci or aks).")

@@ -120,7 +120,8 @@ def print_plan(
 @click.option(
     "--refresh-only",
     is_flag=True,
-    help="Show only drift: what the runtime reports differently from what was applied (exit 2 with --detailed-exitcode).",
+    help="Show only drift: what the runtime reports differently from what was applied "
+    "(exit 2 with --detailed-exitcode).",
 )
 @lock_timeout_option
 @click.pass_context

@@ -37,7 +37,8 @@ def ready_deployment(project, state, runtime, endpoint: str, deployment: str) ->
             "not running"
             if live is None
             else (
-                f"{live.get('state')}, {live.get('ready_instances', 0)}/{live.get('instance_count', '?')} instances ready"
+                f"{live.get('state')}, "
+                f"{live.get('ready_instances', 0)}/{live.get('instance_count', '?')} instances ready"
             )
         )
         raise MlctlError(

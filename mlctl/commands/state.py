@@ -1,10 +1,14 @@
-"""`mlctl state list` and `mlctl state show ADDRESS`: inspect the state file (read-only)."""
+"""`mlctl state list`, `mlctl state show ADDRESS` (inspect the state file) and `mlctl state adopt` (take over a
+copied or moved project's state)."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import click
+
+from mlctl.commands.plan import lock_timeout_option
 
 
 @click.group("state")
@@ -78,3 +82,53 @@ def show(ctx, address, as_json):
         click.echo(f"\nfiles: {len(entry['files'])}")
         for f in sorted(entry["files"]):
             click.echo(f"  {f}  {entry['files'][f][:12]}")
+
+
+@command.command("adopt")
+@lock_timeout_option
+@click.pass_context
+def adopt(ctx, lock_timeout):
+    """Make the state here this project's own after the project was copied or moved: the next plan then shows
+    what runs here (nothing, at first) and apply starts this folder's own endpoint hosts. The endpoints of
+    the location the state came from are left as they are."""
+    from mlctl.state.location import here, recorded_elsewhere
+    from mlctl.state.lock import state_lock
+    from mlctl.state.statefile import read_state, write_state
+
+    project = ctx.obj
+    with state_lock(project.state_path, "state adopt", timeout=lock_timeout):
+        state = read_state(project.state_path)
+        origin = recorded_elsewhere(state, project.data_dir)
+        if origin is None:
+            click.echo("The state already belongs to this project location: nothing to adopt.")
+            return
+        state.location = here(project.data_dir)
+        write_state(project.state_path, state)
+    click.echo(f"The state now belongs to {state.location['path']} (it came from {origin.get('path')}).")
+    for line in _hosts_left_behind(project.data_dir):
+        click.echo(line)
+    click.echo("Run `mlctl plan` to see what apply will start here.")
+
+
+def _hosts_left_behind(data_dir) -> list[str]:
+    """Notes on the endpoint hosts the run records copied into `data_dir` name that still run elsewhere (a
+    moved project's hosts keep serving from the old location until stopped); they are not touched."""
+
+    from mlctl.privatefiles import read_json, read_private
+    from mlctl.runtime.host.runfiles import is_host_process, is_record_of
+
+    notes = []
+    run = data_dir / "run"
+    for path in sorted(run.glob("*.json")) if run.is_dir() else []:
+        try:
+            record = read_json(read_private(path, "run records"))
+        except Exception:
+            continue
+        if isinstance(record, dict) and not is_record_of(record, data_dir, path.stem):
+            if is_host_process(record.get("pid")) and not os.path.exists(record.get("data_dir") or "/nonexistent"):
+                notes.append(
+                    f"Note: the endpoint host of {path.stem!r} started in {record.get('data_dir')} still runs "
+                    f"(pid {record['pid']}, port {record.get('port')}); mlctl leaves it alone: `kill {record['pid']}` "
+                    "stops it."
+                )
+    return notes

@@ -77,10 +77,26 @@ TABLE: tuple[V1Field, ...] = (
         "sourceDirectory",
         "string",
         "deployment.code_configuration.code",
-        "the folder of entryScript when absent",
+        "copied to SERVICE-app/NAME/ (NAME: its folder name), SERVICE-app/ the code folder and working "
+        "folder, as v1 laid it out (./NAME/file paths resolve); without it, the folder of entryScript",
         how="derived",
     ),
     _ic("runtime", "string", "", "python is the only runtime of current deployments (spark-py is an error)"),
+    _ic(
+        "schemaFile",
+        "string",
+        None,
+        "v1's generated input/output schema; a current deployment's /swagger.json comes from the "
+        "inference-schema decorators of the scoring script (mlctl serves it from them)",
+    ),
+    _ic(
+        "dependencies",
+        "array",
+        "deployment.code_configuration.code",
+        "files and folders the script needs (relative to sourceDirectory when given): inside the source "
+        "directory they come with it; others are copied into SERVICE-app/ at their v1 place",
+        how="derived",
+    ),
     _ic(
         "condaFile",
         "string",
@@ -93,14 +109,16 @@ TABLE: tuple[V1Field, ...] = (
         "extraDockerfileSteps",
         "string",
         None,
-        "current environments build from a Dockerfile (environment build:); the local runtime builds a virtualenv from the conda file",
+        "current environments build from a Dockerfile (environment build:); "
+        "the local runtime builds a virtualenv from the conda file",
         where="environment",
     ),
     _ic(
         "extraDockerFileSteps",
         "string",
         None,
-        "current environments build from a Dockerfile (environment build:); the local runtime builds a virtualenv from the conda file",
+        "current environments build from a Dockerfile (environment build:); "
+        "the local runtime builds a virtualenv from the conda file",
         where="environment",
     ),
     _ic("baseImage", "string", "environment.image", "the environment's base image", how="derived", where="environment"),
@@ -169,7 +187,8 @@ TABLE: tuple[V1Field, ...] = (
         "environment.python.userManagedDependencies",
         "boolean",
         None,
-        "current environments always install their conda file; without one mlctl runs the script in its own interpreter",
+        "current environments always install their conda file; "
+        "without one mlctl runs the script in its own interpreter",
         where="environment",
     ),
     _ic(
@@ -338,8 +357,9 @@ TABLE: tuple[V1Field, ...] = (
         "integer",
         AKS,
         "deployment.request_settings.request_timeout_ms",
-        "at most 180000 now (a larger v1 value is lowered to it, and said so)",
-        transform="timeout",
+        "at most 180000 now (a larger v1 value is lowered to it, and said so); absent, v1's AKS default "
+        "60000 is written (the current default is 5000)",
+        how="derived",
     ),
     _dc(
         "maxConcurrentRequestsPerContainer",

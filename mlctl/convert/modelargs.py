@@ -1,5 +1,6 @@
-"""The `-m MODEL` arguments of `mlctl convert v1`: a file or folder to register, or the NAME:VERSION
-of a model the project already defines (as v1's `az ml model deploy -m NAME:VERSION` named one)."""
+"""The `-m MODEL` arguments of `mlctl convert v1`: a file or folder to register (named after it, or
+NAME=PATH to give the name the script's Model.get_model_path asks for), or the NAME:VERSION of a model
+the project already defines (as v1's `az ml model deploy -m NAME:VERSION` named one)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
 
+_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*)=(.+)$")  # NAME=PATH: the name Model.get_model_path asks for
 _REFERENCE = re.compile(r"^(?:azureml:)?([A-Za-z0-9][A-Za-z0-9_-]*):([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
 
@@ -62,7 +64,20 @@ def resolve_models(given: tuple[str, ...], project) -> list[ModelArg]:
     for arg in given:
         path = (project.root / arg).resolve()
         ref = _REFERENCE.match(arg)
-        if path.exists() and (path.is_file() or path.is_dir()):
+        named = _NAMED.match(arg)
+        if named and not path.exists():
+            target = (project.root / named.group(2)).resolve()
+            if target.is_file() or target.is_dir():
+                found.append(ModelArg(arg, named.group(1), None, target))
+            else:
+                diags.append(
+                    Diagnostic(
+                        f"-m {arg}: no such file or folder {named.group(2)} (relative to {project.root})",
+                        "Give NAME=PATH with the model's file or folder as PATH.",
+                        field="-m",
+                    )
+                )
+        elif path.exists() and (path.is_file() or path.is_dir()):
             found.append(ModelArg(arg, name_of(path), None, path))
         elif ref:
             models = _project_models(project) if models is None else models
@@ -83,7 +98,8 @@ def resolve_models(given: tuple[str, ...], project) -> list[ModelArg]:
             diags.append(
                 Diagnostic(
                     f"-m {arg}: no such file or folder (relative to {project.root}), and not a NAME:VERSION",
-                    "Give the model's file or folder, or NAME:VERSION of a model the project defines.",
+                    "Give the model's file or folder (NAME=PATH to name it), or NAME:VERSION of a model the "
+                    "project defines.",
                     field="-m",
                 )
             )
@@ -92,8 +108,8 @@ def resolve_models(given: tuple[str, ...], project) -> list[ModelArg]:
         diags.append(
             Diagnostic(
                 f"two -m models would both be named '{name}'",
-                "Rename one of the files or folders: a model's name is its file or folder name "
-                "(Model.get_model_path finds it by that name).",
+                "Name them apart with NAME=PATH (a model's name is otherwise its file or folder name: "
+                "Model.get_model_path finds it by that name).",
                 field="-m",
             )
         )

@@ -25,6 +25,7 @@ from mlctl.instance_types import smallest_fitting
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
 DEPLOYMENT = "blue"
 MAX_TIMEOUT_MS = 180_000
+V1_AKS_TIMEOUT_MS = 60_000  # AksWebservice's scoring_timeout_ms default
 V1_DEFAULT_CPU, V1_DEFAULT_MEMORY_GB = 0.1, 0.5
 AUTOSCALE_DEFAULTS = {
     "min_instances": 1,
@@ -94,17 +95,7 @@ def put(doc: dict, dotted: str, value: Any) -> None:
 # --- copy transforms: (value, conversion) -> value ---------------------------------------------
 
 
-def _timeout(value: int, c: Conversion) -> int:
-    if value > MAX_TIMEOUT_MS:
-        c.notes["deployment"].append(
-            f"scoringTimeoutMs {value} is more than current deployments allow: request_timeout_ms is {MAX_TIMEOUT_MS}"
-        )
-        return MAX_TIMEOUT_MS
-    return value
-
-
 TRANSFORMS: dict[str, Callable[[Any, Conversion], Any]] = {
-    "timeout": _timeout,
     "version": lambda v, c: str(v),
     "strings": lambda v, c: {
         str(k): ("true" if x is True else "false" if x is False else str(x)) for k, x in v.items()
@@ -115,19 +106,84 @@ TRANSFORMS: dict[str, Callable[[Any, Conversion], Any]] = {
 # --- derived targets: (v1, models, conversion) -> value ----------------------------------------
 
 
+def _request_timeout(v1: V1Input, c: Conversion) -> int | None:
+    """scoringTimeoutMs (at most MAX_TIMEOUT_MS), or v1's AKS default when an AKS service had none."""
+    value = v1.value(DC, "scoringTimeoutMs")
+    if value is None:
+        return V1_AKS_TIMEOUT_MS if v1.compute == "aks" else None
+    if value > MAX_TIMEOUT_MS:
+        c.notes["deployment"].append(
+            f"scoringTimeoutMs {value} is more than current deployments allow: request_timeout_ms is {MAX_TIMEOUT_MS}"
+        )
+        return MAX_TIMEOUT_MS
+    return value
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
-    """(code folder, scoring script): sourceDirectory and entryScript inside it, else the entry
-    script's own folder and name."""
-    if v1.source_dir() is not None:
-        return c.rel(v1.source_dir()), os.path.relpath(v1.in_source("entryScript"), v1.source_dir())
-    script = v1.in_source("entryScript")
-    return c.rel(script.parent), script.name
+    """(code folder, scoring script) in v1's layout. With sourceDirectory, the folder SERVICE-app/ holding
+    a copy of it under its own name (v1 ran the script with the source directory inside the working
+    folder) and the dependencies outside it; without, the entry script's own folder, or SERVICE-app/
+    holding the script and its dependencies when some are outside that folder."""
+    script, src = v1.in_source("entryScript"), v1.source_dir()
+    deps = v1.dependencies()
+    if src is None and all(_inside(d, script.parent) for d in deps):
+        return c.rel(script.parent), script.name
+    app = f"{c.service}-app"
+    if src is not None:
+        tree = _files(src)  # its files under its own name
+        scoring = f"{src.name}/{os.path.relpath(script, src)}"
+        c.notes["deployment"].append(
+            f"{v1.ic.shown} sourceDirectory: copied to {app}/{src.name}/; {app}/ is the code folder and the "
+            f"working folder, as in v1 (./{src.name}/... paths resolve): edit the code there"
+        )
+    else:
+        tree, scoring = [(script, script.name)], script.name
+    base = src if src is not None else script.parent
+    outside = [d for d in deps if not _inside(d, base)]
+    for d in outside:
+        tree += _files(d)
+    if outside:
+        c.notes["deployment"].append(
+            f"{v1.ic.shown} dependencies: "
+            + ", ".join(os.path.relpath(d, v1.ic.base) for d in outside)
+            + f" copied into {app}/ under their own names"
+        )
+    c.trees[app] = tree
+    return app + "/", scoring
+
+
+MAX_CONDA_DEPTH = 16  # a conda specification is 4 levels deep (mapping, dependencies, pip, item)
+
+
+def depth(value: Any) -> int:
+    """Pure: how deeply lists and mappings nest in `value` (a scalar is 0), counted without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (list, dict)):
+            level += 1
+            deepest = max(deepest, level)
+            todo.extend((v, level) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _conda_file(v1: V1Input, c: Conversion) -> str | None:
     if v1.uses_environment():
         deps = v1.ic.get("environment.python.condaDependencies")
         if deps is not None:
+            if depth(deps) > MAX_CONDA_DEPTH:
+                raise MlctlError(
+                    v1.ic.error(
+                        f"environment.python.condaDependencies is nested more than {MAX_CONDA_DEPTH} levels deep",
+                        "A conda specification is a mapping of name, channels and dependencies (strings, and one "
+                        "`pip` list of strings); write it so.",
+                        "environment.python.condaDependencies",
+                    )
+                )
             name = f"{c.service}-env/conda.yml"
             c.extra[name] = (
                 "# written by mlctl convert v1 from environment.python.condaDependencies of "
@@ -150,7 +206,9 @@ def _image(v1: V1Input, c: Conversion) -> str | None:
 
 
 def _instance_type(v1: V1Input, c: Conversion) -> str:
-    want = lambda name, default=0: v1.value(DC, f"containerResourceRequirements.{name}", default)
+    def want(name, default=0):
+        return v1.value(DC, f"containerResourceRequirements.{name}", default)
+
     cpus = max(want("cpu", V1_DEFAULT_CPU), want("cpuLimit"))
     memory = max(want("memoryInGB", V1_DEFAULT_MEMORY_GB), want("memoryInGBLimit"))
     gpu_default = 1 if v1.ic.get("enableGpu") is True and not v1.ignored("enableGpu") else 0
@@ -229,6 +287,7 @@ DERIVED: dict[str, Callable[[V1Input, Conversion], Any]] = {
     "deployment.instance_count": _instance_count,
     "deployment.scale_settings": _scale_settings,
     "endpoint.auth_mode": _auth_mode,
+    "deployment.request_settings.request_timeout_ms": _request_timeout,
 }
 
 

@@ -8,6 +8,7 @@ A value is never shown in a message (a key, password or certificate must not rea
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import difflib
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 from mlctl.convert.fieldmap import DC, IC, children, lookup
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.schemas.documents import read_config_text
+from mlctl.schemas.documents import read_config_text, read_document
 
 COMPUTE_TYPES = ("local", "aci", "aks")
 _TYPES = {
@@ -58,7 +59,7 @@ class V1File:
         while name:
             if name in self.lines:
                 return self.lines[name]
-            name = name.rpartition(".")[0]
+            name = name.rpartition("[")[0] if name.endswith("]") else name.rpartition(".")[0]
         return 1
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -111,6 +112,14 @@ class V1Input:
         given (as in v1: entryScript, condaFile, extraDockerfileSteps), else to the file's folder."""
         value = self.ic.get(name)
         return ((self.source_dir() or self.ic.base) / _posix(value)).resolve() if value else None
+
+    def dependencies_base(self) -> Path:
+        return self.source_dir() or self.ic.base
+
+    def dependencies(self) -> list[Path]:
+        """The files and folders `dependencies` names, relative to sourceDirectory when given (as entryScript)."""
+        base = self.dependencies_base()
+        return [(base / _posix(d)).resolve() for d in self.ic.get("dependencies", []) if isinstance(d, str) and d]
 
     def uses_environment(self) -> bool:
         """Does the inference configuration give an `environment` block (v1 then ignores condaFile,
@@ -172,8 +181,33 @@ def _field_lines(text: str) -> tuple[dict[str, int], list[tuple[str, int]]]:
     return lines, twice
 
 
+def _dotted(path: tuple) -> str:
+    """Pure: a YAML field path as the JSON reader names it (`a.b`, list items as `[i]`)."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _read_yaml(path: Path, shown: str, kind: str) -> tuple[V1File | None, list[Diagnostic]]:
+    """A v1 file written as YAML (the v1 CLI read its --ic/--dc files as JSON or YAML)."""
+    doc, problems = read_document(path)
+    problems = [dataclasses.replace(d, file=shown) for d in problems]
+    if doc is None or any(d.summary.startswith(("YAML", "cannot read")) for d in problems):
+        return None, problems
+    if not isinstance(doc.data, dict):
+        return None, [
+            Diagnostic(
+                f"{shown} is not a mapping", f"A v1 {kind} is one JSON object or YAML mapping.", file=shown, line=1
+            )
+        ]
+    lines = {_dotted(k): line for k, line in doc.lines.items() if k}
+    return V1File(path, shown, kind, doc.data, lines), problems
+
+
 def read_v1_file(path: Path, kind: str, root: Path) -> tuple[V1File | None, list[Diagnostic]]:
-    """Read one v1 JSON file (a regular file of at most 1 MiB, a JSON object, no member given twice)."""
+    """Read one v1 file (a regular file of at most 1 MiB, a JSON object or, as the v1 CLI also read
+    them, a YAML mapping; no member given twice)."""
     shown = _shown(path, root)
     text, problems = read_config_text(path, shown)
     if text is None:
@@ -182,11 +216,13 @@ def read_v1_file(path: Path, kind: str, root: Path) -> tuple[V1File | None, list
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
+        if not text.lstrip().startswith(("{", "[")):
+            return _read_yaml(path, shown, kind)
         return None, [
             Diagnostic(
                 f"{shown} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
-                "Fix the JSON at this line and column (v1 files are JSON, not YAML: "
-                "double quotes, no trailing commas, no comments).",
+                "Fix the JSON at this line and column (double quotes, no trailing commas, no comments), "
+                "or write the file as YAML.",
                 file=shown,
                 line=e.lineno,
             )
@@ -320,6 +356,21 @@ def check_rules(v1: V1Input) -> list[Diagnostic]:
                         name,
                     )
                 )
+    source_ok = not ic.has("sourceDirectory") or v1.source_dir().is_dir()
+    for i, dep in enumerate(ic.get("dependencies", []) if source_ok else []):
+        name = f"dependencies[{i}]"
+        if not isinstance(dep, str) or not dep:
+            diags.append(ic.error(f"{name} must be a path", "List the files and folders as strings.", name))
+        elif not (v1.dependencies_base() / _posix(dep)).resolve().exists():
+            diags.append(
+                ic.error(
+                    f"the dependency {dep} does not exist ({(v1.dependencies_base() / _posix(dep)).resolve()})",
+                    "Give the file or folder relative to "
+                    + ("sourceDirectory" if ic.has("sourceDirectory") else f"{ic.shown}'s folder")
+                    + ", or remove it from dependencies.",
+                    name,
+                )
+            )
     if dc is not None:
         compute = dc.get("computeType")
         if compute is None:

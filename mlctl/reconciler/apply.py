@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.reconciler import hooks as H
 from mlctl.reconciler.actions import Action
-from mlctl.runtime.contract import DriverError, Order
+from mlctl.runtime.contract import Driver, DriverError, Order, RuntimeContext
 from mlctl.runtime.registry import Runtimes
 from mlctl.state.statefile import ResourceState, Status, write_state
+
+if TYPE_CHECKING:
+    from mlctl.resources import Resource
+    from mlctl.runtime.observed import Observed
 
 
 class ApplyFailed(MlctlError):
@@ -65,10 +71,7 @@ def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: Resour
     if prior is None or order is Order.CREATE:
         return new.driver(change.kind).create(change.resource, prior, contexts(new))
     if old is new:
-        method = getattr(new.driver(change.kind), order.value, None)
-        if method is None:
-            raise DriverError(f"the {new.name} runtime cannot {order.value} a {change.kind.value}")
-        return method(change.resource, prior, contexts(new))
+        return _in_place(new.driver(change.kind), order)(change.resource, prior, contexts(new))
     if order is Order.RECREATE:  # the old one goes first, keeping identity (an endpoint's port and keys)
         old.driver(change.kind).delete(change.address, prior, contexts(old), keep_identity=True)
         return new.driver(change.kind).create(change.resource, prior, contexts(new))
@@ -76,6 +79,20 @@ def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: Resour
     if order is Order.ROLL:
         old.driver(change.kind).delete(change.address, prior, contexts(old), keep_identity=True)
     return observed
+
+
+def _in_place(driver: Driver, order: Order) -> Callable[[Resource, ResourceState, RuntimeContext], Observed]:
+    """The driver method of an order carried out by the runtime that made the resource."""
+    match order:
+        case Order.UPDATE:
+            return driver.update
+        case Order.SCALE:
+            return driver.scale
+        case Order.ROLL:
+            return driver.roll
+        case Order.RECREATE:
+            return driver.recreate
+    raise DriverError(f"apply cannot give the order {order.value!r} to a driver")
 
 
 def apply(

@@ -49,7 +49,7 @@ def _deepdiff():
     plain JSON, and importing those would cost a plan about 0.3 s. sys.modules is restored after."""
     absent = [m for m in _OPTIONAL if m not in sys.modules] if "deepdiff" not in sys.modules else []
     for m in absent:
-        sys.modules[m] = None  # makes `import m` raise ImportError inside deepdiff
+        sys.modules[m] = None  # type: ignore[assignment]  # makes `import m` raise ImportError inside deepdiff
     try:
         from deepdiff import DeepDiff
     finally:

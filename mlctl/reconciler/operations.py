@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mlctl.errors import MlctlError
 from mlctl.reconciler import apply as engine
@@ -19,6 +20,7 @@ from mlctl.reconciler.plans import drift_plan, plan
 from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
+from mlctl.state.location import check_here, here
 from mlctl.state.lock import state_lock
 from mlctl.state.statefile import read_state
 
@@ -84,6 +86,7 @@ def make_plan(
         state = read_state(project.state_path)
         observed = None
         if refresh_first and state.resources:
+            check_here(project, state)
             runtimes.main.preflight(config.resources)
             observed = refresh(project, state, runtimes)
     if refresh_only:
@@ -115,19 +118,21 @@ def apply_project(
     config = load_valid_config(project)
     runtimes = project_runtimes(project)
     hooks = hooks or Hooks()
+    if planfile:
+        from mlctl.reconciler.planfile import plan_bytes
+
+        path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
+        planfile = path if os.path.lexists(path) or not os.path.lexists(planfile) else Path(planfile)
+        plan_bytes(planfile)  # a FIFO or device is refused now, before the lock, never waited on under it
     with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(project.state_path)
+        check_here(project, state)
+        state.location = here(project.data_dir)  # recorded with the next write
         runtimes.main.preflight(config.resources)
         if planfile:
             from mlctl.reconciler.planfile import load_plan
 
-            path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
-            result = load_plan(
-                path if path.exists() or not os.path.exists(planfile) else planfile,
-                state,
-                config,
-                runtime=runtimes.main.name,
-            )
+            result = load_plan(planfile, state, config, runtime=runtimes.main.name)
         else:
             observed = refresh(project, state, runtimes)
             result = plan(config, state, observed, destroy=destroy, runtime=runtimes.main.name)

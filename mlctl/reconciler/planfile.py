@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from mlctl import __version__
@@ -97,14 +98,33 @@ def _refuse(path: Path, summary: str, detail: str = REMAKE) -> MlctlError:
     return MlctlError(Diagnostic(summary, detail, file=str(path)))
 
 
-def _read(path: Path) -> dict:
-    """The plan file's document: a v2 plan file valid against its schema, or MlctlError naming the file."""
+MAX_PLAN_BYTES = 256 * 2**20  # a plan file larger than this is not one mlctl wrote
+
+
+def plan_bytes(path: str | os.PathLike) -> bytes:
+    """The saved plan's bytes: read only from a regular file (a FIFO or a device is refused at once, never
+    waited on; apply calls this before it takes the state lock), MlctlError naming the file otherwise."""
+    path = Path(path)
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise _refuse(path, "no such saved plan", "Make one with `mlctl plan --out FILE`.") from None
     except OSError as e:
         raise _refuse(path, f"cannot read the saved plan: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _refuse(path, "the saved plan is not a regular file (a FIFO, a device or a folder)")
+        if info.st_size > MAX_PLAN_BYTES:
+            raise _refuse(path, f"the saved plan is {info.st_size} bytes, larger than any plan mlctl writes")
+        return f.read(MAX_PLAN_BYTES + 1)
+
+
+def _read(path: Path) -> dict:
+    """The plan file's document: a v2 plan file valid against its schema, or MlctlError naming the file."""
+    data = plan_bytes(path)
+    try:
+        doc = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # not UTF-8, not JSON: truncated, or not a plan file
         raise _refuse(path, f"cannot read the saved plan: it is not complete JSON ({e})") from None
     fmt = doc.get("format_version") if isinstance(doc, dict) else None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as replace_fields
 from typing import Any, Collection, Mapping
 
-from mlctl.errors import Diagnostic
+from mlctl.errors import Diagnostic, Severity
 from mlctl.resources import Address, Kind, Resource
 from mlctl.reconciler import rules
 from mlctl.reconciler.actions import Action, Reason
@@ -270,7 +270,7 @@ def plan(
                 f"an earlier apply was interrupted during {pend.get('action', '?')} of {pend.get('address', '?')} "
                 f"(started {pend.get('started_at', '?')})",
                 "this plan starts from what was recorded before it.",
-                severity="warning",
+                severity=Severity.WARNING,
                 address=pend.get("address"),
             )
         )

@@ -36,8 +36,11 @@ def summary_line(plan: Plan) -> str:
         )
     if not plan.has_changes():
         return "No changes. The runtime matches the configuration."
-    n = plan.summary()
-    return f"Plan: {n['add']} to add, {n['change']} to change, {n['replace']} to replace, {n['destroy']} to destroy."
+    counts = plan.summary()
+    return (
+        f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['replace']} to replace, "
+        f"{counts['destroy']} to destroy."
+    )
 
 
 def runtime_move_line(plan: Plan) -> str | None:
@@ -137,7 +140,10 @@ def masked_item(item: tuple) -> tuple:
 
 def shown(value: Any, root: str | None) -> str:
     """A value as the plan shows it: JSON, paths relative to the project."""
-    return json.dumps(relative(value, root), ensure_ascii=False, separators=(", ", ": "))
+    return _SHOWN.encode(relative(value, root))
+
+
+_SHOWN = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # json.dumps's own, made once
 
 
 def file_notes(change: Change) -> list[str]:

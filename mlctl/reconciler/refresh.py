@@ -8,14 +8,14 @@ images present) and returns the typed observed values (`mlctl.runtime.observed`)
 from __future__ import annotations
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.runtime.contract import DriverError
+from mlctl.runtime.contract import DriverError, RuntimeContext
 from mlctl.runtime.registry import Runtimes
 
 
 def refresh(project, state, runtimes: Runtimes) -> dict:
     """{Address: observed value, or None when the runtime says it is gone} for every resource in
     `state`, each read by the runtime recorded for it."""
-    contexts = {}
+    contexts: dict[str, RuntimeContext] = {}
     observed = {}
     for address, rs in sorted(state.resources.items()):
         runtime = runtimes.get(rs.runtime)

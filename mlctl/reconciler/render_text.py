@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.text import Text
 
 from mlctl.reconciler import present
 from mlctl.reconciler.plans import Action, Change, Plan
@@ -19,10 +18,40 @@ STYLE = {
 MARK = {"+": "green", "-": "red", "~": "yellow"}
 
 
+class Text:
+    """The plan's text as pieces: plain strings without colour, (string, style) pairs made a rich Text with it
+    (rich.Text.append costs ~2 µs a piece: 1 s for a 10,000-resource first plan written to a file)."""
+
+    def __init__(self, styled: bool) -> None:
+        self.styled = styled
+        self.pieces: list = []
+
+    def append(self, text: str, style: str | None = None) -> None:
+        self.pieces.append((text, style) if self.styled else text)
+
+    def line(self, parts) -> None:
+        if self.styled:
+            self.pieces.extend(parts)
+            self.pieces.append(("\n", None))
+        else:
+            self.pieces.extend(text for text, _ in parts)
+            self.pieces.append("\n")
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.pieces) if self.styled else "".join(self.pieces)
+
+    def rich(self):
+        from rich.text import Text as RichText
+
+        out = RichText()
+        for text, style in self.pieces if self.styled else ((p, None) for p in self.pieces):
+            out.append(text, style=style)
+        return out
+
+
 def _line(out: Text, *parts: tuple[str, str | None]) -> None:
-    for s, style in parts:
-        out.append(s, style=style)
-    out.append("\n")
+    out.line(parts)
 
 
 def _block(out: Text, plan: Plan, c: Change, root: str | None) -> None:
@@ -84,7 +113,7 @@ def _runtime_warning(out: Text, plan: Plan) -> None:
 
 def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
     """Print `plan` on `console`: endpoint deletions first, one block per change, ignored fields, summary."""
-    out = Text()
+    out = Text(styled=console.color_system is not None)
     _endpoint_warning(out, plan)
     _runtime_warning(out, plan)
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
@@ -116,12 +145,12 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
             out,
             (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):", None),
         )
-        for a in sorted(plan.ignored):
-            _line(out, (f"  {a}: {', '.join(plan.ignored[a])}", "dim"))
+        for where in sorted(plan.ignored):
+            _line(out, (f"  {where}: {', '.join(plan.ignored[where])}", "dim"))
         out.append("\n")
     _line(out, (present.summary_line(plan), "bold"))
-    if console.color_system is None:  # no colour (a pipe, a file): the same text without rich's layout cost
+    if not out.styled:  # no colour (a pipe, a file): the same text without rich's layout cost
         console.file.write(out.plain)
         console.file.flush()
     else:
-        console.print(out, soft_wrap=True, highlight=False, end="")
+        console.print(out.rich(), soft_wrap=True, highlight=False, end="")

@@ -59,7 +59,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 if TYPE_CHECKING:
     from mlctl.project import Project
@@ -109,20 +109,36 @@ class RuntimeContext:
 
 
 class Driver(Protocol):
-    """One kind's orders. A driver implements the orders its kind can receive (the table above);
-    `prior` is the recorded ResourceState (None for a create of something never recorded)."""
+    """One kind's orders, with the signatures `mlctl.reconciler.apply` calls (the table above);
+    `prior` is the recorded ResourceState (None for a create of something never recorded).
+
+    A kind that cannot take an order still has the method, typed `-> NoReturn` and raising DriverError
+    (`Unscalable.scale` for every kind but deployments): a type checker sees that it never returns, and
+    apply finds every order as a plain attribute (never by name)."""
 
     def create(self, resource: Resource, prior: ResourceState | None, ctx: RuntimeContext) -> Observed: ...
 
     def update(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
 
+    def scale(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
+
     def roll(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
 
     def recreate(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
 
-    def delete(self, address: Address, prior: ResourceState, ctx: RuntimeContext) -> None: ...
+    def delete(
+        self, address: Address, prior: ResourceState, ctx: RuntimeContext, keep_identity: bool = False
+    ) -> None: ...
 
     def read(self, address: Address, prior: ResourceState, ctx: RuntimeContext) -> Observed | None: ...
+
+
+class Unscalable:
+    """The `scale` of a kind that has no instance count: the plan never orders it; a type checker sees it
+    never returns."""
+
+    def scale(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> NoReturn:
+        raise DriverError(f"a {resource.kind.value} cannot be scaled ({resource.address})")
 
 
 @dataclass(frozen=True)

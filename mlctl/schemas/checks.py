@@ -8,7 +8,8 @@ from mlctl.schemas.validate import did_you_mean
 
 
 def check_specs(specs: Specs) -> list[Diagnostic]:
-    """Pure (over already-read specs): duplicate names and ports, deployments naming unknown endpoints, traffic rules."""
+    """Pure (over already-read specs): duplicate names and ports, deployments naming unknown endpoints, traffic
+    rules."""
     out: list[Diagnostic] = []
     endpoints = {}
     ports = {}

@@ -95,9 +95,10 @@ def find_config_files(project: Project) -> list[Path]:
     return sorted(found)
 
 
-def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnostic], int]:
+def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], list[Diagnostic], int]:
     """Read the project's config files: [(document, kind)], the diagnostics met on the way, and
-    how many files could not be read or parsed (their declarations are unknown)."""
+    how many files could not be read or parsed (their declarations are unknown). `cache`: a
+    DocumentCache for the files parsed before."""
     diags: list[Diagnostic] = []
     failed = 0
     lookalikes: list[str] = []  # skipped files that look like ours (a kind: or $schema: line missing?)
@@ -118,7 +119,7 @@ def discover(project: Project) -> tuple[list[tuple[Document, str]], list[Diagnos
                 )
             )
             continue
-        doc, problems = read_document(path)
+        doc, problems = read_document(path, cache)
         diags.extend(problems)
         if doc is None:
             failed += 1

@@ -6,6 +6,7 @@ import contextvars
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,21 @@ DISPLAY_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("DISPL
 def show_path(path: Path) -> str:
     """The path as the user should read it: relative to the project folder (or the working
     directory), unless that climbs more than two folders up; then absolute."""
+    root = DISPLAY_ROOT.get() or os.getcwd()
+    text = str(path)
+    if text.startswith(root) and text[len(root) : len(root) + 1] == os.sep and _plain_path(root) and _plain_path(text):
+        return text[len(root) + 1 :]  # what relpath answers for a path inside the root, without its cost
     try:
-        rel = os.path.relpath(path, DISPLAY_ROOT.get() or os.getcwd())
+        rel = os.path.relpath(path, root)
     except ValueError:
         return str(path)
     return str(path) if rel.startswith(os.path.join("..", "..", "..")) else rel
+
+
+@lru_cache(maxsize=16384)
+def _plain_path(text: str) -> bool:
+    """Pure: is `text` an absolute path that normpath leaves as it is (no '.', '..', '//' or trailing '/')?"""
+    return os.path.isabs(text) and os.path.normpath(text) == text
 
 
 def format_field(path: Path_) -> str:
@@ -48,6 +59,7 @@ class Document:
     data: Any
     text: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    digest: str = ""  # sha256 hex of the text (as read from the file)
 
     @property
     def display(self) -> str:
@@ -81,12 +93,28 @@ class Document:
         return node
 
 
-def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
-    """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics."""
+def read_document(path: Path, cache=None) -> tuple[Document | None, list[Diagnostic]]:
+    """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics.
+    `cache`: a DocumentCache (mlctl.schemas.doccache) that answers for a text parsed before."""
+    import hashlib
+
     shown = show_path(path)
     text, problems = read_config_text(path, shown)
     if text is None:
         return None, problems
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    cached = cache.get(digest) if cache is not None else None
+    if cached is not None:
+        return Document(path, cached[0], text, cached[1], digest), []
+    doc, problems = _parse(path, shown, text)
+    if doc is not None:
+        doc.digest = digest
+        if cache is not None and not problems:
+            cache.put(digest, doc.data, doc.lines)
+    return doc, problems
+
+
+def _parse(path: Path, shown: str, text: str) -> tuple[Document | None, list[Diagnostic]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

@@ -65,16 +65,17 @@ def load_config(project: Project, *, cache=None) -> Config:
 
 
 def _load(project: Project, cache) -> Config:
-    import hashlib
-
     from mlctl.digests import CACHE_FILE, HashCache
     from mlctl.schemas.checks import check_specs
     from mlctl.schemas.discovery import discover
     from mlctl.schemas.normalize import add_document
     from mlctl.schemas.specs import Specs
 
-    docs, diags, unparsed = discover(project)
-    inputs = {str(doc.path): "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() for doc, _ in docs}
+    from mlctl.schemas.doccache import DocumentCache
+
+    documents = DocumentCache.open(project.data_dir)
+    docs, diags, unparsed = discover(project, documents)
+    inputs = {str(doc.path): "sha256:" + doc.digest for doc, _ in docs}
     settings, problems = read_project_settings(project)
     diags.extend(problems)
     if settings is not None and settings.file:  # a saved plan goes stale when the runtime or its settings change
@@ -88,12 +89,13 @@ def _load(project: Project, cache) -> Config:
     builder = Builder(specs, cache, diags, runtime=settings.runtime if settings is not None else None)
     resources = builder.build()
     inputs.update(builder.inputs)
-    if cache.computed and project.data_dir.parent.is_dir():
+    if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():
         try:
             project.ensure_data_dir()
             cache.save()
+            documents.save()
         except OSError:
-            pass  # a read-only checkout: the cache is only a speed-up
+            pass  # a read-only checkout: the caches are only a speed-up
     diags = list(dict.fromkeys(diags))  # the same problem met twice (a conda file in the project folder)
     errors = any(d.severity == "error" for d in diags)
     runtime = settings.runtime if settings is not None else None

@@ -156,6 +156,7 @@ def normalize_deployment(
             )
         )
     errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
+    errors.extend(_variable_size_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
     if errors:
         return None
@@ -199,6 +200,39 @@ def _server_variable_errors(doc: Document, path: tuple, variables) -> list[Diagn
                     **doc.at(path + ("environment_variables", name)),
                 )
             )
+    return out
+
+
+MAX_VARIABLE_BYTES = 32768  # one value, in UTF-8 (the kernel takes 128 KiB for NAME=VALUE: room is left)
+MAX_VARIABLES_BYTES = 512 * 1024  # all of a deployment's NAME=VALUE strings (a process's arguments and
+# environment share 2 MiB or less)
+
+
+def _variable_size_errors(doc: Document, path: tuple, variables) -> list[Diagnostic]:
+    """Pure: values longer than MAX_VARIABLE_BYTES, or variables together over MAX_VARIABLES_BYTES, counted in
+    UTF-8 bytes as the kernel counts them when it starts an instance (a character may take four)."""
+    out, total = [], 0
+    for name, value in to_str_map(variables).items():
+        size = len(value.encode("utf-8", "surrogatepass"))
+        total += len(name) + 2 + size
+        if size > MAX_VARIABLE_BYTES:
+            out.append(
+                Diagnostic(
+                    f"environment_variables.{name} is {size} bytes long in UTF-8 ({len(value)} characters); "
+                    f"at most {MAX_VARIABLE_BYTES} bytes",
+                    "An instance's environment must fit what the OS passes to a process; put large values "
+                    "in a file of the code folder and read it in init().",
+                    **doc.at(path + ("environment_variables", name)),
+                )
+            )
+    if total > MAX_VARIABLES_BYTES and not out:
+        out.append(
+            Diagnostic(
+                f"environment_variables are {total} bytes together in UTF-8; at most {MAX_VARIABLES_BYTES} bytes",
+                "Put large values in a file of the code folder and read it in init().",
+                **doc.at(path + ("environment_variables",)),
+            )
+        )
     return out
 
 

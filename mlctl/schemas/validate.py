@@ -44,6 +44,20 @@ def _validator_for(kind: str):
     return Draft202012Validator(load_schema(kind), registry=registry)
 
 
+@lru_cache(maxsize=None)
+def compiled_check(kind: str):
+    """The compiled yes/no check of a kind's schema (mlctl.schemas.checker), or None when the schema uses
+    more than the checker models (then jsonschema decides alone)."""
+    from mlctl.schemas.checker import Compiler, Unsupported
+
+    try:
+        return Compiler(lambda file: load_schema(file.removesuffix(".schema.json"))).compile(
+            load_schema(kind), f"{kind}.schema.json"
+        )
+    except Unsupported:
+        return None
+
+
 def resolve(node: dict, kind: str) -> tuple[dict, str]:
     """Pure: a schema node with its `$ref` merged in (the ref's own keys first), and the kind file it lives in."""
     ref = node.get("$ref")
@@ -100,7 +114,11 @@ def did_you_mean(word: str, choices) -> str:
 
 def validate_document(doc: Document, kind: str, data: Any = None, prefix: tuple = ()) -> list[Diagnostic]:
     """Every schema error of `data` (default: the whole document) as a diagnostic with file, line and field."""
+    from mlctl.schemas.checker import is_valid
+
     data = doc.data if data is None else data
+    if is_valid(compiled_check(kind), data):  # the usual case, without jsonschema's walk
+        return []
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
     for err in _validator_for(kind).iter_errors(data):
@@ -196,20 +214,52 @@ def _explain(err, doc: Document, prefix: tuple) -> list[Diagnostic]:
 
 
 def apply_defaults(node: dict, kind: str, value: Any) -> Any:
-    """Pure: a copy of `value` with the schema's defaults filled in (recursively, into present mappings)."""
-    s, k = resolve(node, kind)
+    """Pure: `value` with the schema's defaults filled in (recursively, into present mappings): a copy of each
+    mapping or list that gets a default somewhere below it; what no default reaches is shared, not copied."""
+    props, items = _defaults_plan(node, kind)
     if isinstance(value, dict):
+        if not props:
+            return value
         out = dict(value)
-        for key, sub in s.get("properties", {}).items():
-            sub_r, _ = resolve(sub, k)
-            if key not in out and "default" in sub_r:
-                out[key] = copy.deepcopy(sub_r["default"])
+        for key, sub, k, default in props:
             if key in out:
-                out[key] = apply_defaults(sub, k, out[key])
+                if sub is not None:
+                    out[key] = apply_defaults(sub, k, out[key])
+            elif default is not _NO_DEFAULT:
+                out[key] = (
+                    default if isinstance(default, (str, int, float, bool, type(None))) else copy.deepcopy(default)
+                )
         return out
-    if isinstance(value, list) and isinstance(s.get("items"), dict):
-        return [apply_defaults(s["items"], k, item) for item in value]
+    if isinstance(value, list) and items is not None:
+        return [apply_defaults(items[0], items[1], item) for item in value]
     return value
+
+
+_NO_DEFAULT = object()
+_PLANS: dict[tuple[int, str], tuple] = {}  # schema nodes live as long as the process (lru_cache)
+
+
+def _defaults_plan(node: dict, kind: str) -> tuple[list, tuple | None]:
+    """Pure: what apply_defaults does at a schema node: [(property, its node or None when no default is below
+    it, its kind file, its default with the defaults below filled in, or _NO_DEFAULT)] of the properties that
+    have a default at or below them, and (items node, kind) when a list's items get defaults."""
+    key = (id(node), kind)
+    if key not in _PLANS:
+        _PLANS[key] = ([], None)  # a recursive schema: no defaults through the cycle
+        s, k = resolve(node, kind)
+        props = []
+        for name, sub in s.get("properties", {}).items():
+            sub_r, sub_k = resolve(sub, k)
+            below = _defaults_plan(sub, k) != ([], None)
+            default = _NO_DEFAULT
+            if "default" in sub_r:
+                default = apply_defaults(sub, k, copy.deepcopy(sub_r["default"]))
+            if below or default is not _NO_DEFAULT:
+                props.append((name, sub if below else None, k, default))
+        items = s.get("items")
+        items_plan = (items, k) if isinstance(items, dict) and _defaults_plan(items, k) != ([], None) else None
+        _PLANS[key] = (props, items_plan)
+    return _PLANS[key]
 
 
 def schema_default(kind: str, path: str) -> Any:

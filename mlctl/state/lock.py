@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.privatefiles import open_private, read_private
+from mlctl.privatefiles import open_private, read_json, read_private
 
 POLL_S = 0.1
 
@@ -45,7 +45,7 @@ def parse_timeout(text: str | float | int) -> float:
 def read_holder(path: str | os.PathLike) -> dict | None:
     """What the lock file says about its holder (None when empty or unreadable)."""
     try:
-        info = json.loads(read_private(path) or b"null")
+        info = read_json(read_private(path) or b"null")
     except (OSError, ValueError, MlctlError):
         return None
     return info if isinstance(info, dict) else None

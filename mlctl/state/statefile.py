@@ -2,7 +2,8 @@
 
 Shape (docs/resources.md, and its JSON Schema mlctl/schemas/state.schema.json): {"format_version",
 "serial", "lineage", "mlctl_version", "resources": {ADDRESS: {"kind", "attributes", "digest",
-"depends_on", "status", "runtime", "observed", "files"}}, "pending"}.
+"depends_on", "status", "runtime", "observed", "files"}}, "pending", "location"}. `location` ({"path", "host"}:
+the data folder the state belongs to, mlctl.state.location) makes a copied project's state recognisable.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class State:
     mlctl_version: str = __version__
     resources: dict[Address, ResourceState] = field(default_factory=dict)
     pending: dict | None = None
+    location: dict | None = None  # {"path", "host"} of the data folder this state belongs to (state/location.py)
 
     def to_json(self) -> dict:
         return {
@@ -100,6 +102,7 @@ class State:
             "mlctl_version": self.mlctl_version,
             "resources": {str(a): self.resources[a].to_json() for a in sorted(self.resources, key=str)},
             "pending": self.pending,
+            **({"location": self.location} if self.location else {}),
         }
 
 
@@ -134,6 +137,8 @@ def _parse(path: Path, text: str) -> State:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise _unreadable(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", e.lineno) from None
+    except RecursionError:
+        raise _unreadable(path, "its JSON is nested too deeply to be a state file") from None
     if not isinstance(doc, dict):
         raise _unreadable(path, "it is not a JSON object")
     fv = doc.get("format_version")
@@ -171,6 +176,7 @@ def _parse(path: Path, text: str) -> State:
         mlctl_version=doc.get("mlctl_version", ""),
         resources={Address.parse(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
         pending=doc.get("pending"),
+        location=doc.get("location"),
     )
 
 

@@ -47,6 +47,11 @@ def inline_refs(node: Any, defs: dict) -> Any:
 def state_problem(doc: Any) -> tuple[str, tuple, str | None] | None:
     """The first problem of a state document: (what is wrong, the path of keys it is at, the JSON
     path as a field such as 'resources["model.m"].status'), or None when the document is valid."""
+    from mlctl.schemas.checker import is_valid
+    from mlctl.schemas.validate import compiled_check
+
+    if is_valid(compiled_check("state"), doc):  # the usual case, without jsonschema's walk
+        return None
     errors = list(_validator().iter_errors(doc))
     if not errors:
         return None

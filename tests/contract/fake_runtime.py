@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from mlctl.resources import Kind
-from mlctl.runtime.contract import DriverError, InstanceUsage, Runtime
+from mlctl.runtime.contract import DriverError, InstanceUsage, Runtime, Unscalable
 from mlctl.runtime.observed import (
     DeploymentObserved,
     EndpointObserved,
@@ -63,7 +63,7 @@ def _serving_digest(a: dict) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class _Driver:
+class _Driver(Unscalable):
     def __init__(self, world: FakeWorld):
         self.world = world
 

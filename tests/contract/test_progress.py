@@ -43,9 +43,8 @@ def test_slow_orders_show_still_lines_then_the_result_and_leave_no_thread(slow, 
     code, lines, _ = apply(slow, capsys)
     assert code == 0
     body = lines[lines.index("deployment.ctr.blue: creating...") :]
-    assert (
-        body[1]
-        == "deployment.ctr.blue: starting 1 instance(s) with https://deployer:***@registry.example/simple and (sensitive)"
+    assert body[1] == (
+        "deployment.ctr.blue: starting 1 instance(s) with https://deployer:***@registry.example/simple and (sensitive)"
     )
     still = [line for line in body if "still" in line]
     assert still[:2] == [

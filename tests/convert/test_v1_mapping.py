@@ -53,7 +53,7 @@ DEPLOYMENT = {
     "endpoint_name": "diabetes",
     "description": "Ridge regression on the diabetes data set",
     "model": "azureml:model@latest",
-    "code_configuration": {"code": "onlinescoring/", "scoring_script": "score.py"},
+    "code_configuration": {"code": "diabetes-app/", "scoring_script": "onlinescoring/score.py"},  # v1's layout
     "environment": "azureml:diabetes-env@latest",
 }
 
@@ -258,8 +258,8 @@ def test_a_windows_file_with_a_byte_order_mark_and_backslashes(v1_project):
     )
     mlctl(v1_project, "convert", "v1", "--name", "diabetes", "-m", "model", "--ic", "v1/win.json")
     assert read(v1_project, "diabetes-blue-deployment.yml")[1]["code_configuration"] == {
-        "code": "onlinescoring/",
-        "scoring_script": "score.py",
+        "code": "diabetes-app/",
+        "scoring_script": "onlinescoring/score.py",
     }
     assert read(v1_project, "diabetes-environment.yml")[1]["conda_file"] == "environment/conda.yml"
 
@@ -310,7 +310,7 @@ def test_several_models_become_one_folder_laid_out_name_version(v1_project):
     assert read(root, "diabetes-model.yml")[1]["path"] == "diabetes-models/"
     _, deployment = read(root, "diabetes-blue-deployment.yml")
     assert deployment["model"] == "azureml:diabetes-models@latest"
-    assert deployment["code_configuration"]["code"] == "../onlinescoring/"  # paths relative to the new files
+    assert deployment["code_configuration"] == {"code": "diabetes-app/", "scoring_script": "onlinescoring/score.py"}
 
 
 def test_name_version_names_a_model_the_project_defines(v1_project):
@@ -381,3 +381,71 @@ def test_help_reads_well():
     ]:
         assert words in out
     assert "convert" in mlctl(REPO, "--help").stdout
+
+
+def test_v1_files_written_as_yaml_convert_as_their_json(v1_project, tmp_path):
+    """The v1 CLI read --ic/--dc as JSON or YAML: the same fields in YAML give the same documents."""
+    for name in ("inferenceconfig.json", "deploymentconfig-aks.json"):
+        data = json.loads((v1_project / "v1" / name).read_text())
+        (v1_project / "v1" / name.replace(".json", ".yml")).write_text(yaml.safe_dump(data))
+    convert(v1_project, "aks", "--out", "from-json")
+    mlctl(
+        v1_project,
+        "convert",
+        "v1",
+        "--name",
+        "diabetes",
+        "-m",
+        "model",
+        "--ic",
+        "v1/inferenceconfig.yml",
+        "--dc",
+        "v1/deploymentconfig-aks.yml",
+        "--out",
+        "from-yaml",
+    )
+    for kind in ("endpoint", "blue-deployment", "environment", "model"):
+        assert (
+            read(v1_project / "from-yaml", f"diabetes-{kind}.yml")[1]
+            == read(v1_project / "from-json", f"diabetes-{kind}.yml")[1]
+        )
+
+
+def test_aks_without_a_timeout_keeps_v1s_60_seconds_and_aci_gets_none(v1_project):
+    for form in ("aks", "aci"):
+        dc = v1_project / "v1" / f"deploymentconfig-{form}.json"
+        data = json.loads(dc.read_text())
+        data.pop("scoringTimeoutMs", None)
+        dc.write_text(json.dumps(data))
+    convert(v1_project, "aks")
+    assert read(v1_project, "diabetes-blue-deployment.yml")[1]["request_settings"]["request_timeout_ms"] == 60000
+    convert(v1_project, "aci", "--force")
+    assert "request_settings" not in read(v1_project, "diabetes-blue-deployment.yml")[1]
+
+
+def test_model_name_equals_path(v1_project):
+    mlctl(
+        v1_project,
+        "convert",
+        "v1",
+        "--name",
+        "diabetes",
+        "-m",
+        "my_first_model=model",
+        "--ic",
+        "v1/inferenceconfig.json",
+    )
+    assert read(v1_project, "diabetes-model.yml")[1]["name"] == "my_first_model"
+    bad = mlctl(
+        v1_project,
+        "convert",
+        "v1",
+        "--name",
+        "other",
+        "-m",
+        "m1=nothere.pkl",
+        "--ic",
+        "v1/inferenceconfig.json",
+        check=False,
+    )
+    assert bad.returncode == 1 and "-m m1=nothere.pkl: no such file or folder nothere.pkl" in bad.stderr

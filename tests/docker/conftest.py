@@ -4,7 +4,8 @@ Every test here needs an engine (`docker_engine`, autouse; the tests are also ma
 `-m "not docker"` leaves them out). Without one a test is skipped on a developer's machine but FAILS
 when `CI` is set: CI starts its own engine (.ci/run), and the docker tests never skip there.
 
-Helpers (example_copy, EXAMPLE) are in image_support.py. Stable fixture names (both halves of the docker runtime use them):
+Helpers (example_copy, EXAMPLE) are in image_support.py. Stable fixture names (both halves of the docker runtime
+use them):
 - `docker_engine`   the engine's client (session)
 - `docker_cache`    the MLCTL_CACHE of the session (CI's when set, else one kept across sessions)
 - `mlctl_base`      mlctl's own base image (`base.Base`; built once per machine, reused after)

@@ -51,11 +51,11 @@ def test_containers_stopped_or_removed_outside_mlctl_are_drift_and_restored(dock
     api.update_container(changed, mem_limit="300m", memswap_limit="300m")
     drift = mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "changed_outside" in drift.stdout, drift.stdout
-    assert "instance 0: memory 314572800 (applied: 0)" in drift.stdout
+    assert "instance 0: memory 314572800 (applied: 2147483648)" in drift.stdout  # docker.memory's default
     mlctl(root, "apply", "--auto-approve")  # rolled: fresh containers as applied
     d = show(root)["deployments"]["blue"]
     assert d["ready_instances"] == 3 and changed not in {i["container"] for i in d["instances"]}
-    assert all(api.inspect_container(i["container"])["HostConfig"]["Memory"] == 0 for i in d["instances"])
+    assert all(api.inspect_container(i["container"])["HostConfig"]["Memory"] == 2 * 2**30 for i in d["instances"])
     assert mlctl(root, "plan", "--refresh-only", "--detailed-exitcode", check=False).returncode == 0
     assert all(ep.score(key=key)[0] == 200 for _ in range(5))
     ep.close()

@@ -349,3 +349,25 @@ def test_engine_going_away_mid_build_is_a_clear_error(docker_engine, mlctl_base,
                     docker_engine.images.remove(image.id, force=False)
                 except docker_errors().APIError:
                     pass
+
+
+def _interfaces_of_build(docker_engine, scratch_images, tmp_path, settings) -> list[str]:
+    unique = uuid.uuid4().hex  # (no layer of another build reused)
+    folder = _context(tmp_path, f"FROM {base.base_tag()}\nRUN echo {unique} && ls /sys/class/net > /interfaces.txt\n")
+    request = images.ImageRequest(
+        environment="net",
+        spec_digest=f"sha256:test-{uuid.uuid4().hex}",
+        build_context=str(folder),
+        dockerfile_path="Dockerfile",
+    )
+    built = images.ensure_image(docker_engine, request, settings)
+    scratch_images += [built.tag, contexts.context_tag(request.spec_digest)]
+    return run_in(docker_engine, built.tag, "print(open('/interfaces.txt').read())").split()
+
+
+def test_environment_build_runs_with_no_network_unless_the_project_names_one(
+    docker_engine, mlctl_base, scratch_images, tmp_path
+):
+    assert _interfaces_of_build(docker_engine, scratch_images, tmp_path / "a", {}) == ["lo"]
+    named = _interfaces_of_build(docker_engine, scratch_images, tmp_path / "b", {"build_network": "default"})
+    assert "lo" in named and len(named) > 1  # the engine's default network: an interface beside lo

@@ -10,7 +10,7 @@ from pathlib import Path
 from docker_support import engine_api  # noqa: F401
 
 from mlctl.commands.show import instance_line
-from mlctl.runtime.docker.limits import GIB, container_limits
+from mlctl.runtime.docker.limits import GIB, Limits, container_limits, memory_bytes
 from mlctl.runtime.host.launcher import InstanceKey, Place, make_launcher
 from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.host.upstream import Pool
@@ -93,7 +93,17 @@ def test_an_instance_over_its_memory_limit_is_reported_and_restarts(tmp_path, en
 
 def test_limits_follow_the_instance_type_and_fit_the_machine():
     assert container_limits(None, 2, 8 * GIB) == container_limits("", 2, 8 * GIB)
-    assert container_limits(None, 2, 8 * GIB).nano_cpus is None
+    assert container_limits(None, 2, 8 * GIB) == Limits(None, 2 * GIB)  # docker.memory's default, no CPU limit
+    assert container_limits(None, 2, GIB, default_memory=4 * GIB).memory_bytes == GIB  # fitted to the machine
+    assert [memory_bytes(x) for x in (None, 512 * 2**20, "512Mi", "2GiB", "2g", "1.5G", "3k")] == [
+        2 * GIB,
+        512 * 2**20,
+        512 * 2**20,
+        2 * GIB,
+        2 * GIB,
+        3 * GIB // 2,
+        3072,
+    ]
     ds2 = container_limits("Standard_DS2_v2", 4, 64 * GIB)  # 2 vCPUs, 7 GiB
     assert (ds2.nano_cpus, ds2.memory_bytes, ds2.notes) == (2 * 10**9, 7 * GIB, ())
     assert container_limits("standard_ds2_v2", 4, 64 * GIB) == ds2  # Azure's names in any case
@@ -101,8 +111,9 @@ def test_limits_follow_the_instance_type_and_fit_the_machine():
     assert (big.nano_cpus, big.memory_bytes) == (2 * 10**9, 8 * GIB)
     assert "limited to 2 CPUs" in big.notes[0] and "limited to that" in big.notes[1]
     odd = container_limits("Standard_Nope", 2, 8 * GIB)
-    assert (odd.nano_cpus, odd.memory_bytes) == (None, None) and "no CPU or memory limit" in odd.notes[0]
-    assert ds2.describe() == "2 CPUs, 7.0 GiB of memory" and odd.describe() == "no CPU or memory limit"
+    assert (odd.nano_cpus, odd.memory_bytes) == (None, 2 * GIB) and "no CPU limit" in odd.notes[0]
+    assert ds2.describe() == "2 CPUs, 7.0 GiB of memory" and odd.describe() == "no CPU limit, 2.0 GiB of memory"
+    assert Limits(None, None).describe() == "no CPU or memory limit"
 
 
 def test_instance_type_is_honoured_under_docker_only(tmp_path):

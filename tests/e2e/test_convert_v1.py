@@ -83,3 +83,45 @@ def test_several_models_are_found_by_the_unmodified_v1_script(v1_example, traine
     mlctl(v1_example, "apply", "--auto-approve")
     answer = json.loads(mlctl(v1_example, "invoke", "diabetes", "--request-file", SAMPLE).stdout)
     assert answer == pytest.approx(expected(trained_model, v1_example, offset=1000))
+
+
+def convert_layout(root: Path, *models: str, check: bool = True):
+    shutil.copytree(V1 / "layout", root / "v1layout")
+    args = [a for m in models for a in ("-m", m)]
+    return mlctl(
+        root,
+        "convert",
+        "v1",
+        "--name",
+        "layout",
+        *args,
+        "--ic",
+        "v1layout/inferenceconfig.yml",
+        "--dc",
+        "v1layout/deploymentconfig.yml",
+        check=check,
+    )
+
+
+def test_v1_layout_yaml_files_and_model_names_are_kept(v1_example, trained_model):
+    """YAML v1 files with schemaFile and dependencies; the script opens ./source_directory/... and
+    ./shared-offsets.json from its working folder, as v1 ran it, and asks for 'my_first_model' (-m NAME=PATH)."""
+    convert_layout(v1_example, "my_first_model=model/model.pkl")
+    header = (v1_example / "layout-blue-deployment.yml").read_text()
+    assert "schemaFile: v1's generated input/output schema" in header.replace("\n#    ", " ")
+    assert "request_timeout_ms: 60000" in header  # v1's AKS default, not today's 5 s
+    assert (v1_example / "layout-model.yml").read_text().count("name: my_first_model") == 1
+    applied = mlctl(v1_example, "apply", "--auto-approve")
+    assert "Apply complete!" in applied.stdout
+    answer = json.loads(mlctl(v1_example, "invoke", "layout", "--request-file", SAMPLE).stdout)
+    assert answer == pytest.approx(expected(trained_model, v1_example, offset=1000))
+
+
+def test_an_unknown_model_name_fails_init_as_in_azure(v1_example):
+    """-m model/model.pkl registers 'model'; the script's get_model_path('my_first_model') raises at init()
+    (it used to get the only model there), and apply says so."""
+    convert_layout(v1_example, "model/model.pkl")
+    applied = mlctl(v1_example, "apply", "--auto-approve", check=False)
+    assert applied.returncode == 1
+    assert "ModelNotFoundException" in applied.stdout + applied.stderr
+    assert "my_first_model" in applied.stdout + applied.stderr

@@ -55,8 +55,8 @@ def test_split_header_failure_and_removal(split_project):
     moved = mlctl(root, "apply", "--auto-approve")
     outputs.append(moved)
     lines = moved.stdout.splitlines()
-    traffic_at = next(i for i, l in enumerate(lines) if l.startswith("traffic.split: updating"))
-    blue_at = next(i for i, l in enumerate(lines) if l.startswith("deployment.split.blue: deleting"))
+    traffic_at = next(i for i, line in enumerate(lines) if line.startswith("traffic.split: updating"))
+    blue_at = next(i for i, line in enumerate(lines) if line.startswith("deployment.split.blue: deleting"))
     assert traffic_at < blue_at
     shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
     assert set(shown["deployments"]) == {"green"} and shown["traffic"] == {"green": 100}

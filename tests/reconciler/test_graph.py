@@ -97,9 +97,11 @@ def test_dot_and_mermaid():
         '  "model.m" [style=dashed, label="model.m\\n(missing)"];\n'
         '  "image.env" [style=dashed, label="image.env\\n(missing)"];\n'
         '  "deployment.e.blue" -> "traffic.e";\n  "endpoint.e" -> "deployment.e.blue";\n'
-        '  "endpoint.e" -> "traffic.e";\n  "image.env" -> "deployment.e.blue";\n  "model.m" -> "deployment.e.blue";\n}\n'
+        '  "endpoint.e" -> "traffic.e";\n  "image.env" -> "deployment.e.blue";\n'
+        '  "model.m" -> "deployment.e.blue";\n}\n'
     )
     assert to_mermaid(g) == (
         'flowchart LR\n  n0["model.m<br/>(missing)"]\n  n1["image.env<br/>(missing)"]\n  n2["endpoint.e"]\n'
-        '  n3["deployment.e.blue"]\n  n4["traffic.e"]\n  n3 --> n4\n  n2 --> n3\n  n2 --> n4\n  n1 --> n3\n  n0 --> n3\n'
+        '  n3["deployment.e.blue"]\n  n4["traffic.e"]\n  n3 --> n4\n  n2 --> n3\n  n2 --> n4\n'
+        "  n1 --> n3\n  n0 --> n3\n"
     )

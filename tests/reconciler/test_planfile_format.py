@@ -9,7 +9,7 @@ import stat
 import jsonschema
 import pytest
 
-from builders import Cfg, by_address, environment, stack, state_of, with_
+from builders import Cfg, by_address, environment, stack, state_of
 from mlctl.errors import MlctlError
 from mlctl.reconciler.planfile import FORMAT, load_plan, save_plan
 from mlctl.reconciler.plans import Action, Change, Order, Reason, drift_plan, plan
@@ -219,7 +219,8 @@ def test_a_resource_other_than_planned_is_refused(tmp_path):
         ),
         (
             lambda doc: doc["changes"].append(doc["changes"][4]),
-            "the saved plan does not match the configuration or state at deployment.e.blue: the plan has two changes for it\n",
+            "the saved plan does not match the configuration or state at deployment.e.blue: "
+            "the plan has two changes for it\n",
         ),
     ],
 )

@@ -18,7 +18,10 @@ from mlctl.runtime.local.pythons import find_python, satisfies
         ((3, 11, 7), ">=3.9,<3.12", True),
         ((3, 12, 0), ">=3.9,<3.12", False),
         ((3, 11, 7), "~=3.10", True),
-        ((3, 11, 7), "!=3.11", False),
+        ((3, 11, 7), "!=3.11", True),  # PEP 440: only 3.11.0 is excluded
+        ((3, 11, 7), "<=3.11", False),
+        ((3, 11, 7), ">3.11", True),
+        ((3, 11, 7), "=3.11", True),  # conda: the series
         ((3, 11, 7), "3.11.*", True),
         ((3, 11, 7), None, True),
     ],
@@ -37,7 +40,10 @@ def test_no_interpreter_is_a_clear_error():
     with pytest.raises(MlctlError) as e:
         find_python("2.1")
     assert "No Python interpreter on this machine satisfies python 2.1" in str(e.value)
-    assert "uv python install 2.1" in str(e.value)
+    assert "pyenv install 2.1" in str(e.value) and "uv python install" not in str(e.value)  # uv cannot
+    with pytest.raises(MlctlError) as e:
+        find_python("3.99")
+    assert "uv python install 3.99" in str(e.value)
 
 
 def test_bad_request_is_a_clear_error():

@@ -85,6 +85,8 @@ def test_model_get_model_path_layouts(tmp_path, monkeypatch):
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(root))
     assert Model.get_model_path("sk") == str(root / "model.pkl")
     assert Model.get_model_path("model") == str(root / "model.pkl")
+    with pytest.raises(ModelNotFoundException, match="my_first_model"):  # not the only file there
+        Model.get_model_path("my_first_model")
     (root / "other.txt").write_text("y")
     with pytest.raises(ModelNotFoundException, match="nothere"):
         Model.get_model_path("nothere")

@@ -103,7 +103,8 @@ def test_from_resource():
         ('{"serial": 1}', "'format_version' is missing"),
         ('{"format_version": 1, "lineage": "x"}', "missing key 'serial'"),
         (
-            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.b": {"kind": "model", "bogus": 1}}}',
+            '{"format_version": 1, "serial": 1, "lineage": "x", '
+            '"resources": {"model.b": {"kind": "model", "bogus": 1}}}',
             "resource 'model.b' has unknown keys ['bogus']",
         ),
         (
@@ -115,12 +116,14 @@ def test_from_resource():
             "'pending' must be null or an object (it is a list)",
         ),
         (
-            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "model", "digest": "d",'
+            '{"format_version": 1, "serial": 1, "lineage": "x", '
+            '"resources": {"model.m": {"kind": "model", "digest": "d",'
             ' "attributes": "name=m"}}}',
             "'resources[\"model.m\"].attributes' must be an object (it is a string)",
         ),
         (
-            '{"format_version": 1, "serial": 1, "lineage": "x", "resources": {"model.m": {"kind": "image", "digest": "d",'
+            '{"format_version": 1, "serial": 1, "lineage": "x", '
+            '"resources": {"model.m": {"kind": "image", "digest": "d",'
             ' "attributes": {}}}}',
             "resource 'model.m' has kind 'image'; its address says 'model'",
         ),

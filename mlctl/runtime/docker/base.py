@@ -255,7 +255,8 @@ def _build_base(client, say):
         raise MlctlError(
             Diagnostic(
                 "building mlctl's base image runs debootstrap, which needs root",
-                "Run this apply once as root (the base is built once per machine), or name a base image with python3 in "
+                "Run this apply once as root (the base is built once per machine), or name a base image with "
+                "python3 in "
                 "mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`).",
             )
         )
@@ -294,7 +295,8 @@ def _build_base(client, say):
             if say:
                 say("importing the base image into the engine")
             changes = [
-                f"LABEL {' '.join(f'{k}={json.dumps(v)}' for k, v in labels.managed('base', recipe=recipe_digest()).items())}",
+                "LABEL "
+                + " ".join(f"{k}={json.dumps(v)}" for k, v in labels.managed("base", recipe=recipe_digest()).items()),
                 "ENV LANG=C.UTF-8",
                 'CMD ["python3"]',
             ]

@@ -3,12 +3,16 @@
 Blocking calls (the launcher runs them off its event loop). The layout inside is Azure's: the model
 read-only at `/var/azureml-app/azureml-models/NAME/VERSION` (AZUREML_MODEL_DIR), the code read-only at
 `/var/azureml-app/CODE-FOLDER`, mlctl's own package read-only at /opt/mlctl/lib (with the image's
-packages in /opt/mlctl/site on PYTHONPATH), and the endpoint's socket folder at /run/mlctl, where the
-scoring server listens on its unix socket and writes its output to a FIFO the host reads (outputs.py;
-only what comes before, such as the interpreter failing to start, reaches the engine's log). No port is
-published, and the container has no network (`none`: the socket is its only way in or out, and it needs
-no bridge of the engine). The container runs as the host's user, so the socket it makes is the host's to
-remove.
+packages in /opt/mlctl/site on PYTHONPATH), and the instance's own folder (in the endpoint's socket
+folder) at /run/mlctl, where the scoring server listens on its unix socket and writes its output to a
+FIFO the host reads (outputs.py; only what comes before, such as the interpreter failing to start,
+reaches the engine's log). No port is published, and the container has no network (`none`: the socket
+is its only way in or out, and it needs no bridge of the engine).
+
+Confined (docs/runtime.md, "What a container may do"): when mlctl runs as root the container runs as its
+deployment's own unprivileged uid (identities.py), else as the host's user; every capability dropped,
+`no-new-privileges`, a read-only root file system with a private tmpfs at /tmp, a pids limit and a
+memory limit (the spec's `launch` carries the values the project's settings chose).
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ import functools
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlctl.runtime.docker import labels
 from mlctl.runtime.docker.engine import address
+from mlctl.runtime.docker.outputs import fifo_name
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.local.command import PACKAGE_PARENT, azure_variables, server_args
 
 SOCKET_TARGET = "/run/mlctl"
+SOCKET_NAME = "server.sock"  # in the instance's folder (its FIFO beside it: outputs.fifo_name)
+PIDS_LIMIT = 1024  # processes and threads of one container, unless the spec says otherwise
 PACKAGE_TARGET = "/opt/mlctl/lib"
 SITE_TARGET = "/opt/mlctl/site"
 KIND = "instance"  # labels.KIND of an instance container
@@ -44,8 +52,9 @@ def engine():
     return docker.DockerClient(base_url=address(), max_pool_size=256).api
 
 
-def socket_name(deployment: str, key) -> str:
-    return f"{deployment}-g{key.generation}-{key.index}.sock"
+def folder_name(deployment: str, key) -> str:
+    """Pure: the name of an instance's own folder in the endpoint's socket folder."""
+    return f"{deployment}-g{key.generation}-{key.index}"
 
 
 def endpoint_tag_of(place) -> str:
@@ -84,9 +93,24 @@ def _mount(source, target: str, read_only: bool) -> dict:
     return {"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": read_only}
 
 
-def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
-    """Create and start the instance's container, its server listening on `socket` and writing all its output
-    to the FIFO `output` (both in the socket folder); (id, main pid on this machine, start time)."""
+def confinement(launch: dict) -> dict:
+    """Pure: the host-config settings that confine an instance's container (capabilities, privileges, root
+    file system, /tmp, pids); `launch` may relax the root file system (`read_only: false`) and set
+    `pids_limit`."""
+    read_only = launch.get("read_only", True)
+    return {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": read_only,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,mode=1777"} if read_only else None,
+        "pids_limit": launch.get("pids_limit") or PIDS_LIMIT,
+    }
+
+
+def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, float]:
+    """Create and start the instance's container as `uid` (None: the host's user), its server listening on
+    its socket and writing all its output to its FIFO, both in `folder` (the instance's own, bind-mounted);
+    (id, main pid on this machine, start time)."""
     api = engine()
     launch = spec.launch
     model, code = launch["model_target"], launch["code_target"]
@@ -101,8 +125,9 @@ def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
             _mount(spec.model_dir, model, True),
             _mount(spec.code_dir, code, True),
             _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
-            _mount(place.socket_dir, SOCKET_TARGET, False),
+            _mount(folder, SOCKET_TARGET, False),
         ],
+        **confinement(launch),
         nano_cpus=launch.get("nano_cpus") or None,
         mem_limit=launch.get("memory_bytes") or None,
         memswap_limit=launch.get("memory_bytes") or None,
@@ -111,8 +136,9 @@ def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
         log_config={"Type": "json-file", "Config": LOG_OPTIONS},
     )
     name = name_of(spec, key, place)
+    socket = f"{SOCKET_TARGET}/{SOCKET_NAME}"
     args = server_args(
-        spec, f"{code}/{spec.scoring_script}", model, f"{SOCKET_TARGET}/{socket.name}", f"{SOCKET_TARGET}/{output.name}"
+        spec, f"{code}/{spec.scoring_script}", model, socket, f"{SOCKET_TARGET}/{fifo_name(Path(socket))}"
     )
     create = functools.partial(
         api.create_container,
@@ -122,7 +148,7 @@ def run(spec, key, place, socket, output) -> tuple[str, int | None, float]:
         environment=env,
         working_dir=code,
         labels=labels_of(spec, key, place),
-        user=f"{os.getuid()}:{os.getgid()}",
+        user=f"{uid}:{uid}" if uid is not None else f"{os.getuid()}:{os.getgid()}",
         host_config=host_config,
     )
     try:

@@ -1,7 +1,9 @@
 """An environment's own Docker build context (Azure's `build: {path, dockerfile_path}`), built by the
 engine as given, tagged and labelled by the environment's spec digest (which covers the context's
-files), once per engine. The image it makes is the base of the environment's image (`base.py`); its
-output is kept in a log that the environment image's build log starts with.
+files), once per engine, with no network (`RUN` steps reach nothing; `docker.build_network` in the
+project file names a network for Dockerfiles that download). The image it makes is the base of the
+environment's image (`base.py`); its output is kept in a log that the environment image's build log
+starts with.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ def dockerfile_problem(context: str, dockerfile_path: str | None) -> str | None:
     return None
 
 
-def build(client, context: str, dockerfile_path: str | None, spec_digest: str | None, say=None):
-    """The image of the context (built by the engine when it does not have it yet). DriverError when
-    the context is unusable or its Dockerfile fails, with the build log's tail."""
+def build(
+    client, context: str, dockerfile_path: str | None, spec_digest: str | None, say=None, network: str | None = None
+):
+    """The image of the context (built by the engine when it does not have it yet), on `network` (None: no
+    network). DriverError when the context is unusable or its Dockerfile fails, with the build log's tail."""
     import docker
 
     problem = dockerfile_problem(context, dockerfile_path)
@@ -70,12 +74,14 @@ def build(client, context: str, dockerfile_path: str | None, spec_digest: str | 
                 dockerfile=dockerfile,
                 tag=tag,
                 labels=labels.managed("context", spec_digest=spec_digest),
+                network_mode=network or "none",
             )
         except steps.EngineBuildFailed as e:
             raise DriverError(
                 f"the environment's Dockerfile {Path(context) / dockerfile} failed: {e}",
                 f"Fix the Dockerfile (the environment's build.dockerfile_path) and apply again; "
-                f"the build log is {log_file}.",
+                f"the build log is {log_file}. It is built with no network"
+                f"{'' if network else ' unless docker.build_network in mlctl.yaml names one (e.g. default)'}.",
                 steps.tail(log_file),
             ) from None
     return client.images.get(tag)

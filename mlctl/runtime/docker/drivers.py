@@ -50,14 +50,16 @@ def layout(a: dict) -> dict:
 
 def container_spec(ctx: RuntimeContext, a: dict) -> dict:
     """The endpoint host's serving spec of deployment attributes `a`: containers of its image, with
-    Azure's layout, labelled with the project's lineage, limited as its instance_type says."""
+    Azure's layout, labelled with the project's lineage, limited as its instance_type says (else to
+    docker.memory), confined as the project's docker settings say (containers.confinement)."""
     address = f"deployment.{a['endpoint']}.{a['name']}"
     say = functools.partial(ctx.progress, address)
     try:
         built = images.deployment_image(
             engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say
         )
-        fit = limits.container_limits(a.get("instance_type"), *machine(ctx))
+        memory = limits.memory_bytes((ctx.settings or {}).get("memory"))
+        fit = limits.container_limits(a.get("instance_type"), *machine(ctx), default_memory=memory)
     except engine.engine_errors() as e:
         raise engine.failure(f"{address}: preparing its containers failed", e) from None
     for note in fit.notes:
@@ -71,6 +73,8 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
         "instance_type": a.get("instance_type"),
         "nano_cpus": fit.nano_cpus,
         "memory_bytes": fit.memory_bytes,
+        "pids_limit": (ctx.settings or {}).get("pids_limit") or containers.PIDS_LIMIT,
+        "read_only": (ctx.settings or {}).get("read_only_root", True),
         "labels": {containers.LABEL_PROJECT: lineage(ctx)},
     }
     return serving_spec(ctx, a, built.python, "container", launch)

@@ -66,7 +66,8 @@ def unreachable(e: BaseException) -> MlctlError:
         return MlctlError(
             Diagnostic(
                 f"the Docker engine at {_where()} refused mlctl: permission denied",
-                "Run mlctl as a user in the `docker` group (or as root), or point DOCKER_HOST at an engine you may use.",
+                "Run mlctl as a user in the `docker` group (or as root), or point DOCKER_HOST at an engine you "
+                "may use.",
             )
         )
     return MlctlError(Diagnostic(f"no Docker engine answers at {_where()}", START_ENGINE))

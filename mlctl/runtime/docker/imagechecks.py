@@ -1,6 +1,6 @@
 """What plan can say of the docker runtime's images before anything is pulled or built: the tag each
-image will have and which base it will start from and why (notes the plan shows), and a base whose Python does not satisfy
-the environment's python request (errors with the environment's file and line, for preflight).
+image will have and which base it will start from and why (notes the plan shows), and a base whose Python
+does not satisfy the environment's python request (errors with the environment's file and line, for preflight).
 
 Nothing here changes the engine: images are not pulled (a registry is asked whether it has one),
 mlctl's own base is not built (its Python is the recipe's), `build:` contexts are not built.

@@ -6,10 +6,10 @@ How an image is made (no network inside any build): the base is chosen (`base.py
 packages plus the scoring server's own (aiohttp; uvloop and orjson where they have wheels) are installed
 ON THE HOST with the uv mlctl depends on, `uv pip install --target site --python-version X.Y.Z
 --python-platform x86_64-manylinux_2_28`, for the base image's Python; a generated Dockerfile copies
-them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image holds the server's packages, also the
-one for a deployment without an environment (`server_image`). The build log (uv's output, the engine's
-build output, an `environment.build` context's output) stays at `build_log(content_digest)`; a failed
-build is a DriverError quoting its tail.
+them in (`FROM base; COPY site /opt/mlctl/site`) and the base's Python compiles their bytecode. Every image
+holds the server's packages, also the one for a deployment without an environment (`server_image`). The
+build log (uv's output, the engine's build output, an `environment.build` context's output) stays at
+`build_log(content_digest)`; a failed build is a DriverError quoting its tail.
 
 Contract with the instance half (containers):
 - python: `BuiltImage.python` (the base's python3 as `sys.executable` reports it; `/usr/bin/python3` on
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mlctl.digests import json_digest
-from mlctl.privatefiles import ensure_folder, read_private, write_atomic
+from mlctl.privatefiles import ensure_folder, read_json, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import base as bases
@@ -202,7 +202,10 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
     say = say or (lambda m: None)
     built = None
     if request.build_context:
-        built = contexts.build(client, request.build_context, request.dockerfile_path, request.spec_digest, say)
+        network = (settings or {}).get("build_network")
+        built = contexts.build(
+            client, request.build_context, request.dockerfile_path, request.spec_digest, say, network=network
+        )
     base = bases.choose(client, env_image=request.base_image, settings=settings, built=built, say=say)
     problem = bases.python_problem(base, request.python, request.environment)
     if problem:
@@ -346,7 +349,7 @@ def _index(data_dir) -> Path:
 
 def _recorded_all(data_dir) -> dict:
     try:
-        return json.loads(read_private(_index(data_dir), what="image index"))
+        return read_json(read_private(_index(data_dir), what="image index"))
     except (OSError, ValueError):
         return {}
 

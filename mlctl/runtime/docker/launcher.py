@@ -1,5 +1,6 @@
 """The "container" launcher: each instance a scoring-server container on a Docker engine, reached over a
-unix socket in the endpoint's socket folder, bind-mounted into the container (no published port).
+unix socket in a folder of its own inside the endpoint's socket folder, bind-mounted into the container
+(no published port; the container sees no other instance's socket and not the host's lock file).
 
 Follows the contract in mlctl/runtime/host/launcher.py (the endpoint host loads this module from its
 registry by name; it runs in the host, on the host). What a container gets is in `containers.py`.
@@ -19,14 +20,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import os
 import threading
 import time
 
 from mlctl.runtime.docker import containers
 from mlctl.runtime.docker.outputs import ContainerOutput, fifo_name
+from mlctl.runtime.host.identities import instance_uid
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.relay import LineBuffer
+from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
 from mlctl.runtime.local.launcher import TAIL_BYTES, process_usage
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlctl-docker")
@@ -58,8 +62,10 @@ class Container:
 
     def __init__(self, spec, key: InstanceKey, place: Place):
         self.spec, self.key, self.place = spec, key, place
-        self.socket = place.socket_dir / containers.socket_name(spec.name, key)
-        self.fifo = place.socket_dir / fifo_name(self.socket)
+        self.uid = instance_uid(containers.endpoint_tag_of(place), spec.name)  # None: the host's own user
+        self.folder = place.socket_dir / containers.folder_name(spec.name, key)  # all the container sees of it
+        self.socket = self.folder / containers.SOCKET_NAME
+        self.fifo = self.folder / fifo_name(self.socket)
         self.output: ContainerOutput | None = None
         self.id: str | None = None
         self.pid: int | None = None
@@ -78,8 +84,9 @@ class Container:
         return self.ended is not None and not self.ended.done()
 
     async def launch(self, out: SharedLog) -> None:
-        """Create and start the container (a leftover of the same name removed first) and its watcher."""
-        self.socket.unlink(missing_ok=True)
+        """Create and start the container (a leftover of the same name removed first) and its watcher, in a
+        fresh folder of its own for its socket and output."""
+        instance_folder(self.place.socket_dir, self.folder.name, self.uid)
         with self._tail_lock:
             self.tail.clear()
             self._tail_bytes = 0
@@ -93,8 +100,10 @@ class Container:
         self.ended = loop.create_future()
         output = self.output = ContainerOutput(self.fifo, out, self._remember)
         try:
+            if self.uid is not None:
+                os.chown(self.fifo, self.uid, self.uid)
             self.id, self.pid, started = await _call(
-                containers.run, self.spec, self.key, self.place, self.socket, self.fifo
+                containers.run, self.spec, self.key, self.place, self.folder, self.uid
             )
         except BaseException:
             self.ended.cancel()
@@ -154,6 +163,7 @@ class Container:
         """Stop it (SIGTERM, SIGKILL after `grace` s; at once when 0), its output drained, then remove it."""
         self.by_us = True
         if self.id is None:
+            remove_instance_folder(self.folder)
             return
         if self.is_running():
             await _call(containers.stop, self.id, grace)
@@ -164,7 +174,7 @@ class Container:
         if self.output is not None:
             await self.output.finish()
         await _call(containers.remove, self.id)
-        self.socket.unlink(missing_ok=True)
+        remove_instance_folder(self.folder)
 
 
 class Launcher:

@@ -99,6 +99,7 @@ async def serve(args) -> int:
         "started": time.time(),
         "auth_mode": args.auth_mode,
         "endpoint": args.endpoint,
+        "data_dir": os.path.realpath(data_dir),
     }
     write_run_record(data_dir, args.endpoint, record)
     log.info(

@@ -2,7 +2,9 @@
 
 Unix socket paths are limited to 107 bytes, so instance sockets (and the admin socket when the
 data folder is deep) live in a short per-user run folder `/tmp/mlctl-<uid>/` (mode 0700);
-`DATA_DIR/run/ENDPOINT.json` records where: `{pid, port, admin_socket, started, auth_mode}`.
+`DATA_DIR/run/ENDPOINT.json` records where: `{pid, port, admin_socket, started, auth_mode, data_dir}`. A record
+names the data folder it belongs to, and is read only there: in a copied project (`cp -r` copies `.mlctl/`)
+the original's records are not this folder's, so no command there reaches the original's endpoint host.
 The socket folders' claim and sweep are in sockets.py.
 """
 
@@ -57,15 +59,24 @@ def admin_socket_path(data_dir, endpoint: str) -> Path:
 
 
 def read_run_record(data_dir, endpoint: str) -> dict | None:
-    """The run record (None when missing, unreadable, or not a regular file: never read through a link)."""
+    """The run record (None when missing, unreadable, not a regular file: never read through a link, or
+    written for another data folder: see `is_record_of`)."""
     from mlctl.errors import MlctlError
-    from mlctl.privatefiles import read_private
+    from mlctl.privatefiles import read_json, read_private
 
     try:
-        record = json.loads(read_private(run_file(data_dir, endpoint), "run records"))
+        record = read_json(read_private(run_file(data_dir, endpoint), "run records"))
     except (OSError, ValueError, MlctlError):
         return None
-    return record if isinstance(record, dict) else None
+    return record if isinstance(record, dict) and is_record_of(record, data_dir, endpoint) else None
+
+
+def is_record_of(record: dict, data_dir, endpoint: str) -> bool:
+    """Was this run record written by a host of `endpoint` serving the data folder `data_dir`? A record
+    copied with its project names the original's folder (a record older than the field, its admin socket)."""
+    if "data_dir" in record:
+        return record["data_dir"] == os.path.realpath(data_dir)
+    return record.get("admin_socket") == str(admin_socket_path(data_dir, endpoint))
 
 
 def write_run_record(data_dir, endpoint: str, record: dict) -> None:

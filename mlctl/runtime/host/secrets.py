@@ -15,7 +15,7 @@ import secrets as _random
 import time
 from pathlib import Path
 
-from mlctl.privatefiles import ensure_folder, open_private, read_private, write_atomic
+from mlctl.privatefiles import ensure_folder, open_private, read_json, read_private, write_atomic
 
 KEY_NAMES = ("primary", "secondary")
 TOKEN_PREFIX = "mlt1"
@@ -51,7 +51,7 @@ def ensure_keys(data_dir, endpoint: str) -> None:
 
 def read_keys(data_dir, endpoint: str) -> dict:
     """The secrets as a dict: {"primary", "secondary", "token_key", ...}."""
-    return json.loads(read_private(secrets_path(data_dir, endpoint), "secrets"))
+    return read_json(read_private(secrets_path(data_dir, endpoint), "secrets"))
 
 
 def regenerate_key(data_dir, endpoint: str, which: str) -> None:

@@ -1,7 +1,10 @@
 """The run folder's socket folders: each claimed by its live host's lock, swept once their host is dead.
 
 Each host flocks `<tag>/.owner` for its life (the kernel drops the lock when the process dies, even
-on SIGKILL), so a starting host can remove what killed ones left (standard library only).
+on SIGKILL), so a starting host can remove what killed ones left (standard library only). An instance
+that must not see the tag folder (a container: its folder is bind-mounted into it) gets a folder of its
+own inside it (`instance_folder`), so nothing an instance can write is in the tag folder: not another
+instance's socket, not the `.owner` file that decides what a host sweeps.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import socket
 import stat
 import time
@@ -184,14 +188,37 @@ def _holds(folder: Path, fd: int) -> bool:
 
 
 def _empty(folder: Path) -> int:
-    """Unlink what is in `folder` but its lock file (sockets; subfolders stay); the count removed."""
+    """Remove what is in `folder` but its lock file (sockets, and instance folders with whatever their
+    instance left in them, never following a link); the count removed."""
     removed = 0
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name != OWNER and not entry.is_dir(follow_symlinks=False):
-                os.unlink(entry.path)
+            if entry.name != OWNER:
+                remove_instance_folder(Path(entry.path))
                 removed += 1
     return removed
+
+
+def instance_folder(socket_dir: Path, name: str, uid: int | None) -> Path:
+    """A fresh folder `<socket_dir>/<name>/` for one instance's socket and output (what an earlier instance
+    left there removed), mode 0700, owned by `uid` when the instance runs as a user of its own."""
+    path = socket_dir / name
+    remove_instance_folder(path)
+    os.mkdir(path, 0o700)
+    if uid is not None:
+        os.chown(path, uid, uid)
+    return path
+
+
+def remove_instance_folder(path: Path) -> None:
+    """Remove an instance's folder and all in it (a link is removed, never followed); gone already is fine."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)  # (fd-based on Linux: a link swapped in meanwhile is not followed)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _is_socket(path: Path) -> bool:

@@ -26,7 +26,9 @@ from mlctl.requirements import Requirements, requirement_name
 from mlctl.runtime.local.buildgroup import kill_group, start_step
 from mlctl.runtime.local.pythons import find_python
 
-SERVER_PACKAGES = ("aiohttp>=3.9",)
+# the scoring server's own packages: aiohttp 3.9+ from Python 3.8, the aiohttp 3.8 line on Python 3.7 (its
+# floor: mlctl.pythonversions)
+SERVER_PACKAGES = ("aiohttp>=3.9; python_version >= '3.8'", "aiohttp>=3.8.6,<3.9; python_version < '3.8'")
 FAST_PACKAGES = ("uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'", "orjson")
 COMPLETE = ".complete"
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from mlctl import pythonversions
 from mlctl.errors import Diagnostic, MlctlError
 
 
@@ -30,39 +31,16 @@ class Interpreter:
         return ".".join(map(str, self.version))
 
 
-def _parse_version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
-
 def satisfies(version: tuple[int, ...], request: str | None) -> bool:
-    """Pure: does a python `version` (3, 11, 7) satisfy `request` ("3.11", ">=3.9,<3.12", None)?"""
-    if not request:
-        return True
-    for clause in request.replace(" ", "").split(","):
-        if not clause:
-            continue
-        m = re.fullmatch(r"(==|>=|<=|!=|~=|>|<|=)?([0-9.]+?)(\.\*)?", clause)
-        if not m:
-            raise MlctlError(
-                f"'{request}' is not a Python version request",
-                detail='Use a version such as "3.11" or clauses such as ">=3.9,<3.12".',
-            )
-        op, want = m.group(1) or "==", _parse_version(m.group(2))
-        prefix = version[: len(want)]
-        padded = version + (0,) * (len(want) - len(version))
-        ok = {
-            "==": prefix == want,
-            "=": prefix == want,
-            "!=": prefix != want,
-            ">=": padded >= want,
-            "<=": prefix <= want,
-            ">": prefix > want,
-            "<": padded < want,
-            "~=": padded >= want and version[: len(want) - 1] == want[:-1],
-        }[op]
-        if not ok:
-            return False
-    return True
+    """Pure: does a python `version` (3, 11, 7) satisfy `request` ("3.11", ">=3.9,<3.12", None)? PEP 440, as
+    `mlctl.pythonversions.satisfies`; MlctlError when `request` is not a version request."""
+    try:
+        return pythonversions.satisfies(version, request)
+    except ValueError:
+        raise MlctlError(
+            f"'{request}' is not a Python version request",
+            detail='Use a version such as "3.11" or clauses such as ">=3.9,<3.12".',
+        ) from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -135,9 +113,15 @@ def find_python(request: str | None) -> Interpreter:
         if interp and satisfies(interp.version, request):
             return interp
     raise MlctlError(
-        Diagnostic(
-            f"No Python interpreter on this machine satisfies python {request}",
-            f"Install one (for example `uv python install {request.lstrip('=<>~!')}` or your package manager), "
-            "or change the python version in the conda file.",
-        )
+        Diagnostic(f"No Python interpreter on this machine satisfies python {request}", install_hint(request))
     )
+
+
+def install_hint(request: str) -> str:
+    """Pure: how to get a Python meeting `request`: uv installs 3.8 and later; older releases come from pyenv
+    (`pyenv install 3.7`) or the system's packages, never from uv, which cannot install them."""
+    want = request.lstrip("=<>~!").split(",")[0]
+    m = re.match(r"(\d+)\.(\d+)", want)
+    old = m is not None and (int(m.group(1)), int(m.group(2))) < (3, 8)
+    how = f"`pyenv install {m.group(1)}.{m.group(2)}`" if old and m else f"`uv python install {want}`"
+    return f"Install one (for example {how} or your package manager), or change the python version in the conda file."

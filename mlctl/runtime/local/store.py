@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlctl.digests import list_files
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.privatefiles import ensure_folder, write_atomic
+from mlctl.privatefiles import ensure_folder, read_json, write_atomic
 
 
 def models_root(data_dir) -> Path:
@@ -36,7 +36,7 @@ def _record_path(data_dir, name: str, version: str) -> Path:
 def registered_digest(data_dir, name: str, version: str) -> str | None:
     """The content digest registered under NAME:VERSION, or None when it is not (fully) registered."""
     try:
-        record = json.loads(_record_path(data_dir, name, version).read_text())
+        record = read_json(_record_path(data_dir, name, version).read_bytes())
     except (OSError, ValueError):
         return None
     return record.get("content_digest") if model_dir(data_dir, name, version).is_dir() else None
@@ -58,20 +58,28 @@ def copy_tree(source: Path, dest: Path) -> None:
 
 
 def make_read_only(path: Path, *, dirs_too: bool = True) -> None:
-    """chmod a-w every file (and folder when `dirs_too`) under `path`, `path` included."""
+    """chmod a-w every file (and folder when `dirs_too`) under `path`, `path` included, and make all readable
+    by everyone (a+r, folders a+rx): instances may run as a user of their own (runtime/host/identities.py)."""
 
-    def strip(p):
-        os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) & ~0o222)
+    def strip(p, add):
+        os.chmod(p, (stat.S_IMODE(os.lstat(p).st_mode) & ~0o222) | add)
+
+    def readable(p):
+        os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) | 0o555)
 
     for root, dirnames, files in os.walk(path, topdown=False):
         for f in files:
             if not os.path.islink(os.path.join(root, f)):
-                strip(os.path.join(root, f))
-        if dirs_too:
-            for d in dirnames:
-                strip(os.path.join(root, d))
-    if dirs_too or path.is_file():
-        strip(path)
+                strip(os.path.join(root, f), 0o444)
+        for d in dirnames:
+            if not os.path.islink(os.path.join(root, d)):
+                strip(os.path.join(root, d), 0o555) if dirs_too else readable(os.path.join(root, d))
+    if path.is_file():
+        strip(path, 0o444)
+    elif dirs_too:
+        strip(path, 0o555)
+    else:
+        readable(path)
 
 
 def remove_read_only(path) -> None:

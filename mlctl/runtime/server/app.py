@@ -19,8 +19,13 @@ from mlctl.runtime.server.scoring import Scorer
 from mlctl.runtime.server.swagger import SwaggerDocs, SwaggerError
 from mlctl.runtime.server.workers import WorkerPool
 
-SCORER: "web.AppKey[Scorer]" = web.AppKey("scorer", Scorer)
-SWAGGER: "web.AppKey[SwaggerDocs]" = web.AppKey("swagger", SwaggerDocs)
+# web.AppKey is new in aiohttp 3.9; Python 3.7 environments serve with the aiohttp 3.8 line, whose
+# application takes plain string keys (docs/compatibility.md, "Python versions")
+if hasattr(web, "AppKey"):
+    SCORER: "web.AppKey[Scorer]" = web.AppKey("scorer", Scorer)
+    SWAGGER: "web.AppKey[SwaggerDocs]" = web.AppKey("swagger", SwaggerDocs)
+else:  # pragma: no cover - exercised by the Python 3.7 corpus case
+    SCORER, SWAGGER = "mlctl.scorer", "mlctl.swagger"  # type: ignore[assignment]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -33,7 +33,8 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _std_dumps(obj: Any) -> bytes:
+def std_dumps(obj: Any) -> bytes:
+    """The standard library's spacing (what Azure's AMLResponse(json_str=True) writes), with the fallbacks."""
     return json.dumps(obj, default=_default).encode("utf-8")
 
 
@@ -44,7 +45,7 @@ if _orjson is not None:
         try:
             return _orjson.dumps(obj, default=_default, option=_OPTS)
         except TypeError:
-            return _std_dumps(obj)
+            return std_dumps(obj)
 
     def loads(data: Any) -> Any:
         """Decode JSON from str or bytes; raises ValueError on invalid JSON."""
@@ -58,7 +59,7 @@ if _orjson is not None:
                 raise ValueError(str(exc)) from None
 
 else:  # pragma: no cover
-    dumps = _std_dumps
+    dumps = std_dumps
 
     def loads(data: Any) -> Any:
         """Decode JSON from str or bytes; raises ValueError on invalid JSON."""

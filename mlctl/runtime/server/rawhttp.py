@@ -1,7 +1,6 @@
-"""Raw HTTP access for score.py: the @rawhttp decorator, AMLRequest and AMLResponse.
+"""Raw HTTP access for score.py: the @rawhttp decorator, AMLRequest (AMLResponse is in response.py).
 
-AMLRequest offers what real scripts use of Flask's request object; AMLResponse mirrors the
-Azure server's ``AMLResponse(message, status_code, response_headers={}, json_str=False)``.
+AMLRequest offers what real scripts use of Flask's request object.
 """
 
 from __future__ import annotations
@@ -9,10 +8,11 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qsl
 
 from mlctl.runtime.server import jsoncodec
+from mlctl.runtime.server.response import AMLResponse  # noqa: F401  (scripts import it from here too)
 
 _rawHttpRequested = False
 
@@ -244,46 +244,3 @@ class AMLRequest:
 
     def __repr__(self) -> str:
         return f"<AMLRequest {self.url!r} [{self.method}]>"
-
-
-class AMLResponse:
-    """A response returned by a @rawhttp run(): body, status and headers."""
-
-    def __init__(
-        self,
-        message: Any,
-        status_code: int,
-        response_headers: Optional[Mapping[str, str]] = None,
-        json_str: bool = False,
-        run_function_failed: bool = False,
-    ) -> None:
-        headers: List[Tuple[str, str]] = []
-        if message is None:
-            body, ctype = b"{}", "application/json"
-        elif json_str:
-            body, ctype = jsoncodec.dumps(message), "application/json"
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            body, ctype = bytes(message), "text/html; charset=utf-8"
-        else:
-            body, ctype = str(message).encode("utf-8"), "text/html; charset=utf-8"
-        user = dict(response_headers or {})
-        if not any(k.lower() == "content-type" for k in user):
-            headers.append(("Content-Type", ctype))
-        for key, value in user.items():
-            for v in str(value).split(","):
-                headers.append((key, v.strip()))
-        self.body = body
-        self.status_code = int(status_code)
-        self.headers = headers
-        self.run_function_failed = run_function_failed
-
-    def get_data(self, as_text: bool = False) -> Any:
-        return self.body.decode("utf-8", "replace") if as_text else self.body
-
-    @property
-    def data(self) -> bytes:
-        return self.body
-
-    @property
-    def status(self) -> str:
-        return str(self.status_code)

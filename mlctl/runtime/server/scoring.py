@@ -27,7 +27,7 @@ from mlctl.runtime.server.inputs import (
     run_arguments,
 )
 from mlctl.runtime.server.logs import RequestLog
-from mlctl.runtime.server.rawhttp import AMLResponse
+from mlctl.runtime.server.response import AMLResponse
 from mlctl.runtime.server.script import RAW, UserScript
 from mlctl.runtime.server.settings import Settings
 from mlctl.runtime.server.workers import CallTimeout, QueueFull, Unhealthy, WorkerPool
@@ -55,17 +55,16 @@ def _invoke(script: UserScript, req: RequestData) -> Tuple[Any, float]:
 
 
 def _user_response(out: Any) -> web.Response:
-    if isinstance(out, AMLResponse):
-        resp = web.Response(status=out.status_code, body=out.body)
-        for k, v in out.headers:
+    """The aiohttp answer for an AMLResponse, or a Flask/Werkzeug response from a script using the real
+    azureml packages: its status (and reason), headers and body; the length is aiohttp's own."""
+    status = int(out.status_code)
+    reason = str(getattr(out, "status", "")).partition(" ")[2]
+    reason = reason if reason.isascii() and reason.isprintable() and reason else None
+    resp = web.Response(status=status, reason=reason, body=out.get_data())
+    for k, v in out.headers.items():
+        if k.lower() not in ("content-length", "x-ms-run-function-failed"):
             resp.headers.add(k, v)
-        failed = out.status_code >= 500 or out.run_function_failed
-    else:  # a Flask/Werkzeug response from a script using the real azureml packages
-        resp = web.Response(status=int(out.status_code), body=out.get_data())
-        for k, v in out.headers.items():
-            if k.lower() not in ("content-length", "x-ms-run-function-failed"):
-                resp.headers.add(k, v)
-        failed = int(out.status_code) >= 500
+    failed = status >= 500 or out.headers.get("x-ms-run-function-failed") == "True"
     resp.headers["x-ms-run-function-failed"] = "True" if failed else "False"
     return resp
 

@@ -1,7 +1,8 @@
 """Process start-up and shutdown: settings, logging, script load and init(), listen, drain on SIGTERM.
 
 Exit codes: 0 after a SIGTERM/SIGINT drain, 1 when the socket cannot be bound or a second
-stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails (before ever reporting ready).
+stop signal cuts the drain short, 2 for bad flags, 3 when the script cannot be loaded or its init() fails
+(before ever reporting ready).
 With WORKER_COUNT > 1 this process is the parent of that many workers (mlctl.runtime.server.processes),
 each of which runs `serve_worker`.
 """
@@ -126,6 +127,15 @@ def _install_uvloop(mode: str) -> bool:
     return True
 
 
+# aiohttp >= 3.9 (web.AppKey is new there too) takes shutdown_timeout on the runner, 3.8 on each site
+_RUNNER_SHUTDOWN = hasattr(web, "AppKey")
+
+
+def _site_shutdown() -> dict:
+    """The site's shutdown_timeout argument on the aiohttp 3.8 line (Python 3.7 environments), none on 3.9+."""
+    return {} if _RUNNER_SHUTDOWN else {"shutdown_timeout": 5.0}
+
+
 async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSite, str]:
     """Bind the TCP port or the unix socket; returns the site and where it listens."""
     if settings.unix_socket:
@@ -133,10 +143,17 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)
-        site: web.BaseSite = web.UnixSite(runner, path)
+        site: web.BaseSite = web.UnixSite(runner, path, **_site_shutdown())
         await site.start()
         return site, f"unix:{path}"
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None)
+    site = web.TCPSite(
+        runner,
+        settings.host,
+        settings.port,
+        reuse_address=True,
+        reuse_port=settings.reuse_port or None,
+        **_site_shutdown(),
+    )
     await site.start()
     server = getattr(site, "_server", None)
     sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]
@@ -172,11 +189,14 @@ async def _serve(
         settings.service_version,
     )
     app = create_app(scorer, swagger)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    # aiohttp 3.9 takes shutdown_timeout on the runner; the 3.8 line (Python 3.7 environments) on each site,
+    # and passes unknown runner arguments on to every connection's handler, which then fails to start
+    shutdown = {"shutdown_timeout": 5.0}
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **(shutdown if _RUNNER_SHUTDOWN else {}))
     await runner.setup()
     try:
         if listener is not None:
-            site: web.BaseSite = web.SockSite(runner, listener)
+            site: web.BaseSite = web.SockSite(runner, listener, **_site_shutdown())
             await site.start()
         else:
             site, where = await _listen(runner, settings)

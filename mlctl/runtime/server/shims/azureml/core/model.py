@@ -38,7 +38,8 @@ class Model:
     @staticmethod
     def get_model_path(model_name: str, version: Optional[int] = None, _workspace: object = None) -> str:
         """The path of a deployed model: ``$AZUREML_MODEL_DIR/NAME[/VERSION]``, the model directory
-        itself when it is that model's folder, or the single entry named NAME inside it."""
+        itself when it is that model's folder, or the entry named NAME (or NAME.ext) inside it. Any other
+        name raises ModelNotFoundException, as Azure's does (never "the only model there")."""
         root = os.environ.get("AZUREML_MODEL_DIR")
         if not root or not os.path.isdir(root):
             raise ModelNotFoundException(
@@ -59,8 +60,6 @@ class Model:
         for entry in sorted(os.listdir(root)):
             if os.path.splitext(entry)[0] == model_name:
                 return os.path.join(root, entry)
-        if len(entries) == 1:
-            return os.path.join(root, entries[0])
         raise ModelNotFoundException(
             f"Model {model_name} not found in AZUREML_MODEL_DIR {root}; it holds: {', '.join(sorted(entries))}"
         )

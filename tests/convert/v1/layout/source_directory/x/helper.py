@@ -1,0 +1,1 @@
+SCALE_KEY = "scale"

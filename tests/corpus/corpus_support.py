@@ -1,0 +1,159 @@
+"""The corpus harness: real example files from public repositories, applied and scored as their users would.
+
+A case is a folder `cases/NAME/` holding `case.yml` (where the files came from, and what to run), the
+repository's `LICENSE` and `files/`, the repository's files at their repository paths (so relative paths
+between them hold). tests/corpus/README.md describes the fields. The harness copies `files/` to a temporary
+folder, trains the case's tiny model there (scikit-learn's bundled data, in a virtualenv of the packages the
+case names, cached by their digest), then runs the real CLI: (convert,) validate, plan, apply, invoke with the
+example's own sample request, destroy; and calls the scoring script in-process, in the virtualenv mlctl built
+for the deployment, to check the endpoint's answer is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+CASES = HERE / "cases"
+REPO = HERE.parents[1]
+INPROCESS = HERE / "inprocess.py"
+LICENSES = {"Azure/azureml-examples", "Azure/MachineLearningNotebooks"}
+
+
+@dataclass
+class Invoke:
+    """One scoring request: the example's sample `request` sent to `endpoint` (`deployment` by header), and
+    the in-process call of `script` with `model` laid out under AZUREML_MODEL_DIR as Azure lays it out."""
+
+    endpoint: str
+    request: str
+    script: str
+    model: str
+    deployment: str | None = None
+    call: str = "raw"
+
+
+@dataclass
+class Case:
+    name: str
+    folder: Path
+    source: dict
+    project: str
+    config: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    convert: list[str] = field(default_factory=list)
+    train: list[dict] = field(default_factory=list)
+    invoke: list[Invoke] = field(default_factory=list)
+    expect_error: dict | None = None
+
+    @classmethod
+    def read(cls, folder: Path) -> Case:
+        data = yaml.safe_load((folder / "case.yml").read_text())
+        invokes = [Invoke(**x) for x in data.pop("invoke", [])]
+        return cls(name=folder.name, folder=folder, invoke=invokes, **data)
+
+
+def all_cases() -> list[Case]:
+    return [Case.read(p) for p in sorted(CASES.iterdir()) if (p / "case.yml").is_file()]
+
+
+def mlctl(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess, in the project folder `cwd`."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mlctl {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def find_interpreter(version: str) -> str:
+    """A Python X.Y on this machine that runs (pyenv's versions, then PATH, where pyenv's shims may not run),
+    never downloaded."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [str(p) for p in sorted(root.glob(f"{version}.*/bin/python{version}"), reverse=True)]
+    candidates += [p for p in [shutil.which(f"python{version}")] if p]
+    for candidate in candidates:
+        if subprocess.run([candidate, "-c", ""], capture_output=True, check=False).returncode == 0:
+            return candidate
+    raise AssertionError(f"the corpus needs a Python {version} (pyenv install {version}, or on PATH)")
+
+
+def training_python(train: dict, cache: Path) -> str:
+    """The interpreter of a virtualenv holding the training packages `train` names (cached by their digest,
+    shared by every case asking the same): a model trained there loads in the case's environment."""
+    key = hashlib.sha256(json.dumps([train["python"], sorted(train["packages"])]).encode()).hexdigest()[:16]
+    venv = cache / "corpus-train" / key
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+        interp = find_interpreter(train["python"])
+        subprocess.run(["uv", "venv", "-q", "--python", interp, str(venv)], check=True, timeout=300, env=env)
+        subprocess.run(
+            ["uv", "pip", "install", "-q", "--python", str(python), *train["packages"]],
+            check=True,
+            timeout=600,
+            env=env,
+        )
+        (venv / ".complete").write_text("")
+    return str(python)
+
+
+def prepare(case: Case, root: Path, cache: Path) -> Path:
+    """The case's files copied under `root`, its model trained; returns the project folder."""
+    shutil.copytree(case.folder / "files", root)
+    for train in case.train:
+        out = root / train["output"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        script = HERE / "train" / train["script"]
+        subprocess.run([training_python(train, cache), str(script), str(out)], check=True, timeout=300)
+    return root / case.project
+
+
+def environment_python(project: Path, endpoint: str, deployment: str) -> str:
+    """The interpreter of the virtualenv mlctl built for a deployment (read from the state file)."""
+    state = json.loads((project / ".mlctl" / "state.json").read_text())["resources"]
+    env = state[f"deployment.{endpoint}.{deployment}"]["attributes"]["environment"]
+    return str(Path(state[f"image.{env}"]["observed"]["path"]) / "bin" / "python")
+
+
+def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> object:
+    """The script's answer to the request, called in-process in `python` with the model laid out under
+    AZUREML_MODEL_DIR as Azure lays out a registered file or folder (`azureml-models/NAME/VERSION/BASENAME`)."""
+    model = (project / call.model).resolve()
+    model_dir = scratch / "azureml-models" / "model" / "1"
+    model_dir.mkdir(parents=True)
+    (shutil.copytree if model.is_dir() else shutil.copy)(model, model_dir / model.name)
+    out = subprocess.run(
+        [
+            python,
+            str(INPROCESS),
+            str((project / call.script).resolve()),
+            str(model_dir),
+            call.call,
+            str((project / call.request).resolve()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert out.returncode == 0, f"in-process call failed:\n{out.stderr}"
+    return json.loads(out.stdout.strip().splitlines()[-1])["answer"]
