@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("mlctl.commands.apply", "Make the runtime match the configuration (or a saved plan)."),
     "destroy": ("mlctl.commands.destroy", "Delete everything this project deployed."),
     "graph": ("mlctl.commands.graph", "Print the dependency graph (dot or mermaid)."),
-    "state": ("mlctl.commands.state", "Inspect the state file (list, show)."),
+    "state": ("mlctl.commands.state", "Inspect and move the state (list, show, versions, pull, push, migrate, ...)."),
     "show": ("mlctl.commands.show", "Show an endpoint: URIs, traffic, deployments, instances."),
     "list": ("mlctl.commands.listing", "List the endpoints of this project."),
     "invoke": ("mlctl.commands.invoke", "Send a scoring request to an endpoint."),

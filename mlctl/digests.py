@@ -142,46 +142,81 @@ class HashCache:
                 pass
 
 
-def list_files(path: str | os.PathLike, excluded: list[str] | None = None) -> dict[str, str]:
+class LinkRefused(OSError):
+    """A symbolic link in a model or code folder that leaves the project's boundary, or that loops back into a
+    folder that holds it (`mlctl.boundary`)."""
+
+    def __init__(self, link: str, target: str, why: str):
+        super().__init__(errno.ELOOP if why == "loop" else errno.EXDEV, why, link)
+        self.link, self.target, self.why = link, target, why
+
+
+def list_files(
+    path: str | os.PathLike, excluded: list[str] | None = None, boundary: str | None = None
+) -> dict[str, str]:
     """{relative path (with '/'): absolute path} of the files a digest covers, sorted: the one
     answer to "what does this model / code folder hold" (digests, plans and copies all use it).
 
     A single file maps its base name to itself. Skips `.mlctl/`, `.git/`,
     `__pycache__/` and `*.pyc`, and what the folder's `.amlignore` (else `.gitignore`) names,
     as Azure ML does when it uploads the folder (`mlctl.ignorefile`). Symbolic links are followed
-    (what a copy of the folder holds is what is hashed); a link back into a folder already walked
-    is not walked twice. `excluded`, when given, receives what the ignore file left out (folders
-    with a trailing '/').
+    (what a copy of the folder holds is what is hashed), each folder once: a link to a folder walked
+    already is not walked again. With a `boundary` (the real path of `mlctl.boundary.project_boundary`)
+    a link whose target is outside it, or one back into a folder that holds it (a loop), raises
+    LinkRefused before anything behind it is read. `excluded`, when given, receives what the ignore file
+    left out (folders with a trailing '/').
     """
+    from mlctl.boundary import is_inside
     from mlctl.ignorefile import IgnoreFile
 
     p = os.fspath(path)
     if not os.path.isdir(p):
+        if boundary is not None and os.path.islink(p):
+            _check_link(p, boundary)
         return {os.path.basename(p): p}
     ignore = IgnoreFile.of(p)
     found = {}
-    seen = {os.path.realpath(p)}
-    for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
-        rel_dir = os.path.relpath(dirpath, p).replace(os.sep, "/")
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        keep = []
-        for d in dirnames:
-            real = os.path.realpath(os.path.join(dirpath, d))
-            if d in SKIP_DIRS or real in seen:
-                continue
-            if ignore.excludes(prefix + d, True):
-                if excluded is not None:
-                    excluded.append(prefix + d + "/")
-                continue
-            seen.add(real)
-            keep.append(d)
-        dirnames[:] = keep
-        for name in filenames:
-            if name.endswith(SKIP_SUFFIXES):
-                continue
-            if ignore.excludes(prefix + name, False):
-                if excluded is not None:
-                    excluded.append(prefix + name)
-                continue
-            found[prefix + name] = os.path.join(dirpath, name)
+    top = os.path.realpath(p)
+    walked = {top}
+    todo = [(p, "", top)]  # (folder, its relative prefix, its real path)
+    while todo:
+        folder, prefix, here = todo.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel, link = prefix + entry.name, entry.is_symlink()
+            if link and boundary is not None:
+                _check_link(entry.path, boundary)
+            if entry.is_dir():
+                if entry.name in SKIP_DIRS:
+                    continue
+                real = os.path.realpath(entry.path)
+                if link and boundary is not None and is_inside(here, real):
+                    raise LinkRefused(entry.path, real, "loop")  # it points at a folder that holds it
+                if real in walked:
+                    continue
+                if ignore.excludes(rel, True):
+                    if excluded is not None:
+                        excluded.append(rel + "/")
+                    continue
+                walked.add(real)
+                todo.append((entry.path, rel + "/", real))
+            else:
+                if entry.name.endswith(SKIP_SUFFIXES):
+                    continue
+                if ignore.excludes(rel, False):
+                    if excluded is not None:
+                        excluded.append(rel)
+                    continue
+                found[rel] = entry.path
     return dict(sorted(found.items()))
+
+
+def _check_link(link: str, boundary: str) -> str:
+    """The real path of the link `link`; LinkRefused when it is outside `boundary`."""
+    from mlctl.boundary import is_inside
+
+    real = os.path.realpath(link)
+    if not is_inside(real, boundary):
+        raise LinkRefused(link, real, "out")
+    return real

@@ -13,6 +13,7 @@ class Project:
     files: tuple[Path, ...]  # explicit -f files (empty = every known YAML in root)
     state_path: Path  # DIR/.mlctl/state.json unless --state
     runtime_override: str | None = None  # --runtime NAME: the runtime for this run, over the project file's
+    boundary: Path | None = None  # what its files may reach (mlctl.boundary); None: found from `root`
 
     @classmethod
     def at(cls, directory: str | os.PathLike = ".", files=(), state_path=None, runtime_override=None) -> "Project":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -49,11 +49,12 @@ class ProjectSettings:
     file: str | None = None
     line: int | None = None
     digest: str | None = None
+    state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"backend": "local"}), hash=False)
 
 
 def is_project_file(path: str | os.PathLike) -> bool:
     """Pure: whether a file's name is the project file's (never an endpoint document)."""
-    return Path(path).name in FILE_NAMES
+    return (path if isinstance(path, PurePath) else Path(path)).name in FILE_NAMES
 
 
 def load_project_file(project: Project, environ: Mapping[str, str] | None = None) -> ProjectSettings:
@@ -95,11 +96,14 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
         diags.extend(problems)
         data = _checked(doc, diags) if doc is not None else None
     runtime, source, line = _chosen(project, environ, doc, data, diags)
+    if data is not None and doc is not None:
+        _check_state_block(doc, data.get("state") or {}, diags)
     if diags or data is None:
         return None, diags
     block = data.get(runtime) or {}
     schema = load_schema("project")["properties"].get(runtime, {})  # a runtime registered at run time has none
     settings = apply_defaults(schema, "project", block)
+    state = apply_defaults(load_schema("project")["properties"]["state"], "project", data.get("state") or {})
     return ProjectSettings(
         runtime,
         MappingProxyType(settings),
@@ -107,7 +111,37 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
         str(doc.path) if doc else None,
         line,
         "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None,
+        MappingProxyType(state),
     ), diags
+
+
+AZURE_ONLY = ("account_url", "container", "name", "lease_seconds")
+
+
+def _check_state_block(doc: Document, block: dict, diags: list[Diagnostic]) -> None:
+    """What the schema cannot say of a `state:` block: azure_blob needs a container; local takes no
+    azure_blob setting."""
+    if not isinstance(block, dict):
+        return
+    backend = block.get("backend", "local")
+    if backend == "azure_blob" and "container" not in block:
+        diags.append(
+            Diagnostic(
+                "the azure_blob state backend needs a container",
+                "Add 'container: NAME' (an existing blob container) to the state: block (see docs/state.md).",
+                **doc.at(("state", "backend") if "backend" in block else ("state",)),
+            )
+        )
+    if backend == "local":
+        for key in AZURE_ONLY:
+            if key in block:
+                diags.append(
+                    Diagnostic(
+                        f"'{key}' is a setting of the azure_blob state backend, not of local",
+                        "Write 'backend: azure_blob' in the state: block, or remove the line.",
+                        **doc.at(("state", key)),
+                    )
+                )
 
 
 def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:

@@ -83,19 +83,48 @@ def terraform_project(root: Path, endpoints: int) -> Path:
     return tf
 
 
-def write_state(proj: Path) -> int:
-    """The state apply would write for the project (every resource ready): for the no-op plan."""
-    from mlctl.project import Project
-    from mlctl.schemas.load import load_config
-    from mlctl.state.statefile import ResourceState, State, write_state as write
+def write_state(proj: Path, src: str | None = None) -> int:
+    """The state apply would write for the project (every resource ready): for the no-op plan. Written by
+    the mlctl the plans run (`src`: an older copy's folder), so the state's format is the one it reads."""
+    code = (
+        "import sys\n"
+        "from mlctl.project import Project\n"
+        "from mlctl.schemas.load import load_config\n"
+        "from mlctl.state.statefile import ResourceState, State, write_state\n"
+        "p = Project.at(sys.argv[1])\n"
+        "config = load_config(p)\n"
+        "config.raise_for_errors()\n"
+        "state = State()\n"
+        "state.resources = {str(r.address): ResourceState.from_resource(r) for r in config.resources}\n"
+        "write_state(p.state_path, state)\n"
+        "print(len(config.resources))\n"
+    )
+    r = subprocess.run(python(src) + ["-c", _PRELUDE + code, str(proj)], capture_output=True, text=True, check=True)
+    return int(r.stdout)
 
-    p = Project.at(proj)
-    config = load_config(p)
-    config.raise_for_errors()
-    state = State()
-    state.resources = {str(r.address): ResourceState.from_resource(r) for r in config.resources}
-    write(p.state_path, state)
-    return len(config.resources)
+
+# Runs an older mlctl from a folder: the editable install's import hook is taken out first.
+_PRELUDE = (
+    "import os, sys\n"
+    "src = os.environ.get('MLCTL_BENCH_SRC')\n"
+    "if src:\n"
+    "    sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+    "    sys.path.insert(0, src)\n"
+)
+
+
+def python(src: str | None) -> list[str]:
+    return [sys.executable] if not src else ["env", f"MLCTL_BENCH_SRC={src}", sys.executable]
+
+
+def mlctl_cli(src: str | None) -> list[str]:
+    """The command that runs mlctl: this checkout's, or the copy in folder `src`."""
+    if not src:
+        return [sys.executable, "-m", "mlctl.cli"]
+    return python(src) + [
+        "-c",
+        _PRELUDE + "import runpy\nsys.argv[0] = 'mlctl'\nrunpy.run_module('mlctl.cli', run_name='__main__')",
+    ]
 
 
 def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, float, float]:
@@ -130,17 +159,17 @@ def edit_one(proj: Path) -> None:
     )
 
 
-def curve(sizes: list[int], repeat: int) -> None:
+def curve(sizes: list[int], repeat: int, src: str | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
     xdg = tmp / "xdg"
     env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
-    plan = [sys.executable, "-m", "mlctl.cli", "plan", "--refresh=false"]
+    plan = mlctl_cli(src) + ["plan", "--refresh=false"]
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     print("resources  cold wall  cold MiB  warm wall  warm MiB   (medians of", repeat, "runs)")
     try:
         for endpoints in sizes:
             proj = generate(tmp / f"p{endpoints}", endpoints)
-            n = write_state(proj)
+            n = write_state(proj, src)
             cold, warm = [], []
             for _ in range(repeat):
                 forget_caches(proj, xdg)
@@ -162,41 +191,60 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-terraform", action="store_true", help="leave terraform out even when it is on PATH")
     ap.add_argument("--curve", help="comma-separated endpoint counts: cold/warm wall and peak memory at each")
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run every mlctl case with the mlctl package in DIR (git archive COMMIT mlctl | tar -x -C DIR)",
+    )
     args = ap.parse_args()
     if args.curve:
-        return curve([int(x) for x in args.curve.split(",")], args.repeat)
-    mlctl = [sys.executable, "-m", "mlctl.cli"]
-    plan = mlctl + ["plan", "--refresh=false"]
+        return curve(
+            [int(x) for x in args.curve.split(",")],
+            args.repeat,
+            str(Path(args.before).resolve()) if args.before else None,
+        )
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
     xdg = tmp / "xdg"  # the user's cache folder (the document cache's key)
     menv = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
     n = 4 * args.endpoints
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
+    cases: list = []
     try:
-        fresh = generate(tmp / "fresh", args.endpoints)
-        applied = generate(tmp / "applied", args.endpoints)
-        n = write_state(applied)
-        cold = generate(tmp / "cold", args.endpoints)
-        write_state(cold)
-        edited = generate(tmp / "edited", args.endpoints)
-        write_state(edited)
-        changed = generate(tmp / "changed", args.endpoints)
-        write_state(changed)
-        (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
-        for proj in (applied, edited, changed):
-            run_once(plan, proj, menv)  # the plan before: caches as a developer's checkout has them
-        nothing = lambda: None  # noqa: E731
-        cases = [
-            ("mlctl --help", mlctl + ["--help"], fresh, menv, nothing),
-            (f"mlctl plan, first plan ({n} resources), fresh clone", plan, fresh, menv,
-             lambda: (shutil.rmtree(fresh / ".mlctl", ignore_errors=True), shutil.rmtree(xdg, ignore_errors=True))),
-            ("mlctl plan, no changes, cold (fresh clone: state, no caches)", plan, cold, menv,
-             lambda: forget_caches(cold, xdg)),
-            ("mlctl plan, no changes, warm", plan, applied, menv, nothing),
-            ("mlctl plan, one file edited since the last plan", plan, edited, menv, lambda: edit_one(edited)),
-            (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)", plan, changed, menv, nothing),
-            ("mlctl plan --json, code edited", plan + ["--json"], changed, menv, nothing),
-        ]  # fmt: skip
+        for src in [None] + ([str(Path(args.before).resolve())] if args.before else []):
+            mlctl = mlctl_cli(src)
+            plan = mlctl + ["plan", "--refresh=false"]
+            tag = "" if src is None else " [before]"
+            base = tmp / ("now" if src is None else "before")
+            fresh = generate(base / "fresh", args.endpoints)
+            applied = generate(base / "applied", args.endpoints)
+            n = write_state(applied, src)
+            cold = generate(base / "cold", args.endpoints)
+            write_state(cold, src)
+            edited = generate(base / "edited", args.endpoints)
+            write_state(edited, src)
+            changed = generate(base / "changed", args.endpoints)
+            write_state(changed, src)
+            (changed / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return [raw]\n")
+            for proj in (applied, edited, changed):
+                run_once(plan, proj, menv)  # the plan before: caches as a developer's checkout has them
+
+            def fresh_clone(proj=fresh):
+                shutil.rmtree(proj / ".mlctl", ignore_errors=True)
+                shutil.rmtree(xdg, ignore_errors=True)
+
+            nothing = lambda: None  # noqa: E731
+            cases += [
+                ("mlctl --help" + tag, mlctl + ["--help"], fresh, menv, nothing),
+                (f"mlctl plan, first plan ({n} resources), fresh clone" + tag, plan, fresh, menv, fresh_clone),
+                ("mlctl plan, no changes, cold (fresh clone: state, no caches)" + tag, plan, cold, menv,
+                 lambda proj=cold: forget_caches(proj, xdg)),
+                ("mlctl plan, no changes, warm" + tag, plan, applied, menv, nothing),
+                ("mlctl plan, one file edited since the last plan" + tag, plan, edited, menv,
+                 lambda proj=edited: edit_one(proj)),
+                (f"mlctl plan, code edited ({2 * args.endpoints} deployments replaced)" + tag, plan, changed, menv,
+                 nothing),
+                ("mlctl plan --json, code edited" + tag, plan + ["--json"], changed, menv, nothing),
+            ]  # fmt: skip
         if shutil.which("terraform") and not args.no_terraform:
             env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
             tf_fresh = terraform_project(tmp / "tf-fresh", args.endpoints)

@@ -27,10 +27,11 @@ def command():
 def list_(project, as_json):
     """List virtualenvs, registered models and code snapshots, and whether this project uses them."""
     from mlctl.reconciler.operations import project_runtimes
+    from mlctl.state.backends import state_backend
     from mlctl.state.statefile import read_state
 
     runtime = project_runtimes(project).main
-    items = runtime.cache_entries(project, read_state(project.state_path))
+    items = runtime.cache_entries(project, read_state(state_backend(project)))
     if as_json:
         click.echo(json.dumps({"cache": runtime.cache_location(), "entries": [e.to_json() for e in items]}, indent=2))
         return
@@ -55,7 +56,8 @@ def prune(project, older_than, dry_run):
     and this project's models and code snapshots its state no longer names."""
     from mlctl.errors import MlctlError
     from mlctl.reconciler.operations import project_runtimes
-    from mlctl.state.lock import parse_timeout, state_lock
+    from mlctl.state.lock import parse_timeout
+    from mlctl.state.backends import state_backend
     from mlctl.state.statefile import read_state
 
     text = older_than.removesuffix("d")
@@ -64,8 +66,8 @@ def prune(project, older_than, dry_run):
     except ValueError as e:
         raise MlctlError(f"--older-than: {e}") from None
     runtime = project_runtimes(project).main
-    with state_lock(project.state_path, "cache prune"):
-        items = runtime.prune(runtime.cache_entries(project, read_state(project.state_path)), seconds, time.time())
+    with state_backend(project).lock("cache prune"):
+        items = runtime.prune(runtime.cache_entries(project, read_state(state_backend(project))), seconds, time.time())
         freed = 0
         for e in items:
             if dry_run or runtime.remove(e):

@@ -90,4 +90,11 @@ def v1(ctx, service, models, ic, dc, out, force):
     for name in written:
         click.echo(f"Wrote {shown / name}{'/' if name in conversion.trees else ''}")
     click.echo()
-    print_plan(Project.at(target, runtime_override=project.runtime_override) if target != root else project)
+    if target != root:  # the new files name the old ones beside them: the boundary stays the converted project's
+        from dataclasses import replace
+
+        from mlctl.boundary import project_boundary
+
+        moved = Project.at(target, runtime_override=project.runtime_override)
+        project = replace(moved, boundary=Path(project_boundary(root)))
+    print_plan(project)

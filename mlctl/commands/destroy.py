@@ -11,9 +11,10 @@ def stop_leftovers(project) -> None:
     """Stop what of this project still runs although the state does not record it (e.g. the state
     file was lost), on every runtime involved."""
     from mlctl.reconciler.operations import leftovers
+    from mlctl.state.backends import state_backend
     from mlctl.state.statefile import read_state
 
-    for what, stop in leftovers(project, read_state(project.state_path)):
+    for what, stop in leftovers(project, read_state(state_backend(project))):
         click.echo(f"{what} is not in the state: stopping it")
         stop()
 

@@ -20,12 +20,13 @@ def command(ctx, fmt):
     from mlctl.errors import MlctlError
     from mlctl.reconciler.graph import dependencies, find_cycles, to_dot, to_mermaid
     from mlctl.schemas.load import load_config
+    from mlctl.state.backends import state_backend
     from mlctl.state.statefile import read_state
 
     project = ctx.obj
     config = load_config(project)
     config.raise_for_errors()
-    graph = dependencies(config.resources, read_state(project.state_path))
+    graph = dependencies(config.resources, read_state(state_backend(project)))
     click.echo((to_dot if fmt == "dot" else to_mermaid)(graph), nl=False)
     cycles = find_cycles(graph)
     if cycles:

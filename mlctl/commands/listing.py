@@ -13,10 +13,11 @@ import click
 def command(project, as_json):
     """List this project's endpoints."""
     from mlctl.commands.show import recorded_endpoints, report
+    from mlctl.state.backends import state_backend
     from mlctl.state.location import check_here
     from mlctl.state.statefile import read_state
 
-    state = read_state(project.state_path)
+    state = read_state(state_backend(project))
     check_here(project, state)
     rows = [report(project, state, name) for name in sorted(recorded_endpoints(state))]
     if as_json:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 import click
 
 
@@ -23,6 +26,20 @@ def lock_timeout_option(f):
         callback=_lock_timeout,
         help="Wait this long for the state lock held by another mlctl (e.g. 30s, 2m).",
     )(f)
+
+
+@contextlib.contextmanager
+def collections_paused():
+    """No cyclic garbage collection while a plan is made and printed: the loader and the planner allocate
+    hundreds of thousands of objects that all live until the plan is printed, and the collector walked them
+    again and again (a third of a 10,000-resource plan's CPU time). Reference counting still frees the rest."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def echo_diagnostics(diagnostics) -> None:
@@ -132,16 +149,17 @@ def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace,
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
     project = ctx.obj
-    result = print_plan(
-        project,
-        as_json=as_json,
-        as_markdown=as_markdown,
-        refresh=refresh,
-        destroy=destroy,
-        replace=replace,
-        lock_timeout=lock_timeout,
-        refresh_only=refresh_only,
-    )
+    with collections_paused():
+        result = print_plan(
+            project,
+            as_json=as_json,
+            as_markdown=as_markdown,
+            refresh=refresh,
+            destroy=destroy,
+            replace=replace,
+            lock_timeout=lock_timeout,
+            refresh_only=refresh_only,
+        )
     root = str(project.root)
     if out:
         from mlctl.reconciler.planfile import save_plan

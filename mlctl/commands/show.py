@@ -16,10 +16,11 @@ def recorded_endpoints(state) -> dict:
 def endpoint_state(project, name: str):
     """(state, ResourceState of endpoint `name`); MlctlError naming the known endpoints otherwise.
     An endpoint is operated through the runtime that made it: a --runtime that names another says so."""
+    from mlctl.state.backends import state_backend
     from mlctl.state.location import check_here
     from mlctl.state.statefile import read_state
 
-    state = read_state(project.state_path)
+    state = read_state(state_backend(project))
     check_here(project, state)
     known = recorded_endpoints(state)
     if name not in known:

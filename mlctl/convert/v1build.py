@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
+from mlctl.boundary import describe, is_inside
 from mlctl.convert.fieldmap import DC, IC, TABLE, V1Field
 from mlctl.convert.modelargs import ModelArg, sanitized
 from mlctl.convert.v1files import V1Input
@@ -71,6 +72,7 @@ class Conversion:
     )
     extra: dict[str, str] = field(default_factory=dict)
     trees: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
+    boundary: str | None = None  # the project's boundary (mlctl.boundary): no file beyond it is copied
 
     @property
     def files(self) -> dict[str, str]:
@@ -134,7 +136,7 @@ def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
         return c.rel(script.parent), script.name
     app = f"{c.service}-app"
     if src is not None:
-        tree = _files(src)  # its files under its own name
+        tree = _files(src, c.boundary, v1.ic.error("", "", "sourceDirectory"))  # its files under its own name
         scoring = f"{src.name}/{os.path.relpath(script, src)}"
         c.notes["deployment"].append(
             f"{v1.ic.shown} sourceDirectory: copied to {app}/{src.name}/; {app}/ is the code folder and the "
@@ -145,7 +147,7 @@ def _code(v1: V1Input, c: Conversion) -> tuple[str, str]:
     base = src if src is not None else script.parent
     outside = [d for d in deps if not _inside(d, base)]
     for d in outside:
-        tree += _files(d)
+        tree += _files(d, c.boundary, v1.ic.error("", "", "dependencies"))
     if outside:
         c.notes["deployment"].append(
             f"{v1.ic.shown} dependencies: "
@@ -322,7 +324,9 @@ def _model(c: Conversion, models: list[ModelArg]) -> str:
         c.docs["model"] = {"$schema": SCHEMA.format("model"), "name": m.name, "path": c.rel(m.path)}
         return f"azureml:{m.name}@latest"
     folder = f"{c.service}-models"
-    c.trees[folder] = [(src, f"{m.name}/{m.version or '1'}/{inside}") for m in models for src, inside in _files(m.path)]
+    c.trees[folder] = [
+        (src, f"{m.name}/{m.version or '1'}/{inside}") for m in models for src, inside in _files(m.path, c.boundary)
+    ]
     c.docs["model"] = {
         "$schema": SCHEMA.format("model"),
         "name": folder,
@@ -333,19 +337,41 @@ def _model(c: Conversion, models: list[ModelArg]) -> str:
     return f"azureml:{folder}@latest"
 
 
-def _files(path: Path) -> list[tuple[Path, str]]:
+def _files(path: Path, boundary: str | None, where: Diagnostic | None = None) -> list[tuple[Path, str]]:
     """A model's files and their path inside its NAME/VERSION folder: a file by its name, a folder's
-    files under the folder's name (a registered folder keeps its name, in v1 as now)."""
-    from mlctl.digests import list_files
+    files under the folder's name (a registered folder keeps its name, in v1 as now). MlctlError (at
+    `where`'s file, line and field) for a symbolic link out of the project's `boundary`, or a loop."""
+    from mlctl.digests import LinkRefused, list_files
 
     if not path.is_dir():
         return [(path, path.name)]
-    return [(Path(full), f"{path.name}/{rel}") for rel, full in sorted(list_files(path).items())]
+    try:
+        listed = list_files(path, boundary=boundary)
+    except LinkRefused as e:
+        what = "out of the project" if e.why == "out" else "to a folder that holds it"
+        at = {"file": where.file, "line": where.line, "field": where.field} if where else {}
+        raise MlctlError(
+            Diagnostic(
+                f"{e.link} is a symbolic link {what} ({e.target}); mlctl copies nothing beyond {boundary}",
+                "Replace the link with the files it should hold, or point it inside the project.",
+                **at,
+            )
+        ) from None
+    return [(Path(full), f"{path.name}/{rel}") for rel, full in sorted(listed.items())]
 
 
 def convert(v1: V1Input, models: list[ModelArg], service: str, out: Path) -> Conversion:
     """Build every document of the conversion (no I/O but reading the model folders' listings)."""
-    c = Conversion(service, out)
+    c = Conversion(service, out, boundary=v1.boundary)
+    for m in models:
+        if v1.boundary and not m.registered and not is_inside(os.path.realpath(m.path), v1.boundary):
+            raise MlctlError(
+                Diagnostic(
+                    f"the model {m.given} is outside the project ({m.path}): mlctl reads nothing beyond "
+                    f"{describe(v1.boundary)}",
+                    "Give a model path (-m) inside the project.",
+                )
+            )
     has_environment = _has_environment(v1)
     _skeletons(c, v1, has_environment)
     for row in TABLE:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlctl.boundary import describe, is_inside, project_boundary
 from mlctl.convert.fieldmap import DC, IC, children, lookup
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.schemas.documents import read_config_text, read_document
@@ -90,6 +91,7 @@ class V1Input:
 
     ic: V1File
     dc: V1File | None
+    boundary: str | None = None  # the project's boundary (mlctl.boundary): every path must be inside it
 
     @property
     def compute(self) -> str | None:
@@ -129,6 +131,9 @@ class V1Input:
     def ignored(self, name: str) -> bool:
         """Does v1 ignore inferenceconfig.json field `name` (top level or below it) here?"""
         return self.uses_environment() and name.split(".")[0] in IGNORED_WITH_ENVIRONMENT
+
+
+PATH_FIELDS = ("sourceDirectory", "entryScript", "condaFile", "environment.python.condaDependenciesFile")
 
 
 def _posix(path: str) -> str:
@@ -421,8 +426,28 @@ def read_v1(ic_path: Path, dc_path: Path | None, root: Path) -> V1Input:
     for f in (ic, dc):
         if f is not None:
             diags += check_fields(f, compute)
+    boundary = project_boundary(root)
     if ic is not None and not diags:
-        diags += check_rules(V1Input(ic, dc))
+        diags += outside_paths(V1Input(ic, dc, boundary)) or check_rules(V1Input(ic, dc, boundary))
     if diags:
         raise MlctlError(*diags)
-    return V1Input(ic, dc)
+    return V1Input(ic, dc, boundary)
+
+
+def outside_paths(v1: V1Input) -> list[Diagnostic]:
+    """The path fields of inferenceconfig.json that name something outside the project's boundary (errors
+    at their field): `sourceDirectory: "/"` would copy the whole disk into the new code folder."""
+    out = []
+    named = [(name, v1.in_source(name) if name != "sourceDirectory" else v1.source_dir()) for name in PATH_FIELDS]
+    named += [(f"dependencies[{i}]", p) for i, p in enumerate(v1.dependencies())]
+    for name, path in named:
+        if path is not None and not is_inside(os.path.realpath(path), v1.boundary):
+            out.append(
+                v1.ic.error(
+                    f"{name} {v1.ic.get(name) if '[' not in name else path} is outside the project ({path}): "
+                    f"mlctl reads nothing beyond {describe(v1.boundary)}",
+                    "Give a path inside the project, or run mlctl from a folder that holds both.",
+                    name,
+                )
+            )
+    return out

@@ -10,6 +10,7 @@ reports through `Hooks`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +21,8 @@ from mlctl.reconciler import hooks as H
 from mlctl.reconciler.actions import Action
 from mlctl.runtime.contract import Driver, DriverError, Order, RuntimeContext
 from mlctl.runtime.registry import Runtimes
-from mlctl.state.statefile import ResourceState, Status, write_state
+from mlctl.state.statefile import ResourceState, Status
+from mlctl.state.writes import StateWriter
 
 if TYPE_CHECKING:
     from mlctl.resources import Resource
@@ -109,7 +111,7 @@ def apply(
     returns the final State. Raises ApplyFailed (state records the failure) or MlctlError."""
     hooks = hooks or H.Hooks()
     check_allowed(plan, allow_destroy)
-    path = project.state_path
+    write_state = StateWriter(project)
     made: dict[str, object] = {}
 
     def contexts(runtime):
@@ -133,7 +135,7 @@ def apply(
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "pid": os.getpid(),
         }
-        state = write_state(path, state)
+        state = write_state(state)
         hooks.fire(H.INTENT_WRITTEN, address=address, action=change.action.value, reason=_reason(change))
         try:
             observed = _carry_out(change, order, runtimes, contexts, prior)
@@ -141,7 +143,10 @@ def apply(
             summary = e.summary if isinstance(e, DriverError) else str(e)
             detail = e.detail if isinstance(e, DriverError) else ""
             tail = getattr(e, "log_tail", "")
-            if change.resource is not None:
+            if order is Order.ROLL and prior is not None and prior.status == Status.READY and change.resource:
+                # the old version keeps serving: it stays the record, so reverting the change plans nothing
+                state.resources[change.address] = dataclasses.replace(prior, failed_roll=change.resource.digest)
+            elif change.resource is not None:
                 state.resources[change.address] = ResourceState.from_resource(
                     change.resource,
                     status=Status.FAILED,
@@ -149,7 +154,7 @@ def apply(
                     observed=prior.observed if prior else None,
                 )
             state.pending = None
-            state = write_state(path, state)
+            state = write_state(state)
             hooks.fire(H.CHANGE_FAILED, address=address, action=change.action.value, summary=summary, log_tail=tail)
             raise ApplyFailed(address, summary, detail, tail) from None
         hooks.fire(H.CHANGE_DONE, address=address, action=change.action.value)
@@ -160,11 +165,11 @@ def apply(
                 change.resource, runtime=runtimes.main.name, observed=observed
             )
         state.pending = None
-        state = write_state(path, state)
+        state = write_state(state)
         hooks.fire(H.RESULT_WRITTEN, address=address, action=change.action.value)
     if state.pending:  # an interrupted apply's intent with nothing left to do
         state.pending = None
-        state = write_state(path, state)
+        state = write_state(state)
     hooks.fire(H.APPLY_FINISHED)
     return state
 

@@ -63,7 +63,8 @@ def order(deps: Deps, nodes: Iterable[Address] | None = None) -> list[Address]:
         for d in ds:
             users[d].append(a)
     waiting = {a: len(ds) for a, ds in needs.items()}
-    ready = [(_wave(a), a) for a, n in waiting.items() if n == 0]
+    # (wave, kind, name) orders as (wave, address) does, compared without calling Address's methods
+    ready = [((_wave(a), a.kind.value, a.name), a) for a, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     out = []
     while ready:
@@ -72,7 +73,7 @@ def order(deps: Deps, nodes: Iterable[Address] | None = None) -> list[Address]:
         for u in users[a]:
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(ready, (_wave(u), u))
+                heapq.heappush(ready, ((_wave(u), u.kind.value, u.name), u))
     if len(out) < len(keep):
         out += sorted(keep - set(out), key=lambda a: (_wave(a), a))
     return out

@@ -8,6 +8,7 @@ and ask before anything changes).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -20,8 +21,8 @@ from mlctl.reconciler.plans import drift_plan, plan
 from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
+from mlctl.state.backends import note_used, state_backend
 from mlctl.state.location import check_here, here
-from mlctl.state.lock import state_lock
 from mlctl.state.statefile import read_state
 
 
@@ -36,9 +37,9 @@ def load_valid_config(project):
     if config.has_errors():
         errors = list(config.errors)
         try:
-            read_state(project.state_path)
-        except MlctlError as e:
-            errors += e.diagnostics
+            read_state(state_backend(project))
+        except MlctlError as e:  # the project file's own errors are among the config's already
+            errors += [d for d in e.diagnostics if d not in errors]
         raise MlctlError(*errors)
     return config
 
@@ -82,8 +83,11 @@ def make_plan(
     Returns (config, state, plan). Raises MlctlError for bad input, a held lock, or a plan with errors."""
     config = load_valid_config(project)
     runtimes = project_runtimes(project)
-    with state_lock(project.state_path, operation, timeout=lock_timeout):
-        state = read_state(project.state_path)
+    backend = state_backend(project)
+    # a plan without refresh reads the state only: no lock (it runs with read-only credentials)
+    with backend.lock(operation, timeout=lock_timeout) if refresh_first else contextlib.nullcontext():
+        state = read_state(backend)
+        note_used(project, backend)
         observed = None
         if refresh_first and state.resources:
             check_here(project, state)
@@ -124,8 +128,10 @@ def apply_project(
         path = project.root / planfile  # relative to the project (-C DIR), as `plan --out`
         planfile = path if os.path.lexists(path) or not os.path.lexists(planfile) else Path(planfile)
         plan_bytes(planfile)  # a FIFO or device is refused now, before the lock, never waited on under it
-    with state_lock(project.state_path, "destroy" if destroy else "apply", timeout=lock_timeout):
-        state = read_state(project.state_path)
+    backend = state_backend(project)
+    with backend.lock("destroy" if destroy else "apply", timeout=lock_timeout):
+        state = read_state(backend)
+        note_used(project, backend)
         check_here(project, state)
         state.location = here(project.data_dir)  # recorded with the next write
         runtimes.main.preflight(config.resources)

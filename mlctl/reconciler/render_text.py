@@ -98,7 +98,7 @@ def _endpoint_warning(out: Text, plan: Plan) -> None:
     for c in gone:
         _line(out, (f"  - {c.address} ({present.reason_text(plan, c)})", "red"))
     if plan.destroy:
-        _line(out, ("  apply will delete them: this plan was made with --destroy.", None))
+        _line(out, ("  as asked: destroying deletes every endpoint the project deployed.", None))
     else:
         _line(out, ("  apply deletes an endpoint only with --allow-destroy, or from a plan made with --destroy.", None))
     out.append("\n")

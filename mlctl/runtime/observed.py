@@ -9,10 +9,17 @@ keys are kept aside in `extra`, missing ones take their defaults.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mlctl.resources import Kind
+
+
+@functools.cache
+def _field_names(cls) -> tuple[str, ...]:
+    """Pure: the reported fields of an Observed class (all but `extra`), looked up once per class."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
 
 
 @dataclass(frozen=True)
@@ -34,15 +41,13 @@ class Observed:
     @classmethod
     def from_json(cls, data: dict | None):
         data = dict(data or {})
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = _field_names(cls)
         known = {k: data.pop(k) for k in list(data) if k in names}
         return cls(**known, extra=data)
 
     def __bool__(self) -> bool:
         """Did the runtime report anything (an empty value stands for "never observed")?"""
-        return bool(self.extra) or any(
-            getattr(self, f.name) is not None for f in dataclasses.fields(self) if f.name != "extra"
-        )
+        return bool(self.extra) or any(getattr(self, name) is not None for name in _field_names(type(self)))
 
 
 @dataclass(frozen=True)

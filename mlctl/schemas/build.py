@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from mlctl.digests import HashCache, NotRegularFile, json_digest, list_files, merkle_digest
+from mlctl.boundary import describe, is_inside
+from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
+from mlctl.schemas import mlflowmodel
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
 from mlctl.schemas.validate import did_you_mean, honoured_fields
 
@@ -49,6 +52,7 @@ class Builder:
     conda: dict[str, dict | None] = field(default_factory=dict)  # one parse per conda file
     trees: dict[tuple, tuple] = field(default_factory=dict)  # one walk per (folder, root name)
     runtime: str | None = None  # the project's runtime: the cloud-only fields it honours become attributes
+    boundary: str | None = None  # the real path of the project's boundary (mlctl.boundary): nothing read beyond
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -72,9 +76,18 @@ class Builder:
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
+        if self.boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
+            self.diags.append(
+                Diagnostic(
+                    f"{path} is outside the project: mlctl reads nothing beyond {describe(self.boundary)}",
+                    "Move the files inside the project (or run mlctl from the folder that holds both).",
+                    **where,
+                )
+            )
+            return None, None
         try:
             files, excluded = {}, []
-            for rel, full in list_files(path, excluded).items():
+            for rel, full in list_files(path, excluded, self.boundary).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
@@ -90,6 +103,21 @@ class Builder:
                     )
                 )
             return self.trees[key]
+        except LinkRefused as e:
+            what = (
+                f"a symbolic link out of the project (to {e.target}): mlctl reads nothing beyond "
+                f"{describe(self.boundary)}"
+                if e.why == "out"
+                else f"a symbolic link to a folder that holds it ({e.target}), a loop"
+            )
+            self.diags.append(
+                Diagnostic(
+                    f"{e.link} is {what}",
+                    "Replace the link with the files it should hold, or point it inside the project.",
+                    **where,
+                )
+            )
+            return None, None
         except OSError as e:
             todo = (
                 "Name regular files (or a folder of them), not a special file."
@@ -187,11 +215,15 @@ class Builder:
                 return None
             key = str(spec.conda_file)
             if key not in self.conda:
-                self._hash(spec.conda_file, spec.where.at("conda_file"))
-                self.conda[key] = read_conda_file(spec.conda_file, self.diags)
+                hashed, _ = self._hash(spec.conda_file, spec.where.at("conda_file"))
+                self.conda[key] = read_conda_file(spec.conda_file, self.diags) if hashed else None
             parsed = self.conda[key]
             if parsed is None:
                 return None
+        return self._environment_resources(spec, parsed, build)
+
+    def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
+        """The environment resource and its image from the parsed packages (registered once per name)."""
         spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
         attrs = {
             "name": spec.name,
@@ -315,7 +347,27 @@ class Builder:
             env = self.resolve(spec.environment)
         elif spec.environment is not None:
             env = self.build_environment(spec.environment)
-        code_digest, code_files = self._hash(spec.code, spec.where.at("code_configuration", "code"))
+        code, script = spec.code, spec.scoring_script
+        if code is None:  # no code_configuration: Azure's no-code deployment of an MLflow model
+            if model is None:
+                return
+            if model.attributes["type"] != mlflowmodel.MODEL_TYPE:
+                self.diags.append(
+                    Diagnostic(
+                        "missing required field 'code_configuration'",
+                        "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}' (only a model of "
+                        f"type mlflow_model is served without a script; '{model.attributes['name']}' is "
+                        f"{model.attributes['type']}).",
+                        **spec.where.at("code_configuration"),
+                    )
+                )
+                return
+            if spec.environment is None:
+                env = self.build_mlflow_environment(spec, model)
+                if env is None:
+                    return
+            code, script = mlflowmodel.CODE, mlflowmodel.SCRIPT
+        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"))
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
         attrs = {
@@ -324,9 +376,9 @@ class Builder:
             "model": model.attributes["name"],
             "model_version": model.attributes["version"],
             "model_digest": model.attributes["content_digest"],
-            "code": str(spec.code),
+            "code": str(code),
             "code_digest": code_digest,
-            "scoring_script": spec.scoring_script,
+            "scoring_script": script,
             "environment": env.attributes["name"] if env else None,
             "image_digest": env.attributes["spec_digest"] if env else None,
             **spec.settings,
@@ -347,6 +399,28 @@ class Builder:
             tuple(f for f, _ in spec.ignored),
             spec.where.source(),
         )
+
+    def build_mlflow_environment(self, spec: DeploymentSpec, model: Resource) -> Resource | None:
+        """The environment an MLflow model's MLmodel names, for a deployment that gives none: named
+        MODEL-mlflow-env, its packages from the model's conda.yaml or requirements.txt (a note says which)."""
+        where = spec.where.at("model")
+        found = mlflowmodel.mlflow_environment(Path(model.attributes["path"]), where, self.diags)
+        if found is None:
+            return None
+        parsed, notes = found
+        name = f"{model.attributes['name']}-mlflow-env"
+        self.diags.append(
+            Diagnostic(
+                f"deployment '{spec.name}' serves MLflow model '{model.attributes['name']}' without a script: "
+                f"mlctl's built-in score.py (mlflow.pyfunc), environment '{name}': " + "; ".join(notes),
+                severity="note",
+                **where,
+            )
+        )
+        env_spec = EnvSpec(
+            name, None, None, None, f"the environment of MLflow model {model.attributes['name']}", {}, spec.where
+        )
+        return self._environment_resources(env_spec, parsed, None)
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""

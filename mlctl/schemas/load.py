@@ -65,6 +65,7 @@ def load_config(project: Project, *, cache=None) -> Config:
 
 
 def _load(project: Project, cache) -> Config:
+    from mlctl.boundary import project_boundary
     from mlctl.digests import CACHE_FILE, HashCache
     from mlctl.schemas.checks import check_specs
     from mlctl.schemas.discovery import discover
@@ -86,7 +87,13 @@ def _load(project: Project, cache) -> Config:
     diags.extend(check_specs(specs))
     if cache is None:
         cache = HashCache.load(project.data_dir / CACHE_FILE)
-    builder = Builder(specs, cache, diags, runtime=settings.runtime if settings is not None else None)
+    builder = Builder(
+        specs,
+        cache,
+        diags,
+        runtime=settings.runtime if settings is not None else None,
+        boundary=str(project.boundary) if project.boundary else project_boundary(project.root),
+    )
     resources = builder.build()
     inputs.update(builder.inputs)
     if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():

@@ -123,15 +123,7 @@ def normalize_deployment(
         )
     code = script = None
     cc = raw.get("code_configuration")
-    if cc is None:
-        errors.append(
-            Diagnostic(
-                "missing required field 'code_configuration'",
-                "Add 'code_configuration: {code: FOLDER, scoring_script: score.py}'.",
-                **doc.at(path, field=_field(path, "code_configuration")),
-            )
-        )
-    else:
+    if cc is not None:  # without it: an MLflow model's no-code deployment, else an error (build_deployment)
         code_value = cc["code"] if isinstance(cc["code"], str) else cc["code"]["local_path"]
         code_path = path + ("code_configuration", "code") + (() if isinstance(cc["code"], str) else ("local_path",))
         code = check_existing(doc, code_path, code_value, errors, want_dir=True)

@@ -92,8 +92,8 @@ class DeploymentSpec:
     endpoint: str
     name: str
     model: ModelSpec | Ref
-    code: Path
-    scoring_script: str
+    code: Path | None  # None: no code_configuration (an MLflow model's no-code deployment)
+    scoring_script: str | None
     environment: EnvSpec | Ref | None
     settings: dict  # instance_count, request_settings, probes, environment_variables, description, tags
     where: Where

@@ -18,11 +18,11 @@ from typing import Any
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.privatefiles import check_data_folder, read_private, write_atomic
 from mlctl.resources import Address, Kind
 from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
+UNREAD = object()  # State.etag of a State not read from any store
 
 
 class Status(enum.StrEnum):
@@ -45,6 +45,7 @@ class ResourceState:
     runtime: str = "local"
     observed: Any = None  # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
+    failed_roll: str | None = None  # the digest of a version that failed to roll out while this one kept serving
 
     def __post_init__(self):
         from mlctl.runtime.observed import observed_of
@@ -79,6 +80,7 @@ class ResourceState:
             "runtime": self.runtime,
             "observed": self.observed.to_json(),
             "files": self.files,
+            **({"failed_roll": self.failed_roll} if self.failed_roll else {}),
         }
 
 
@@ -93,6 +95,9 @@ class State:
     resources: dict[Address, ResourceState] = field(default_factory=dict)
     pending: dict | None = None
     location: dict | None = None  # {"path", "host"} of the data folder this state belongs to (state/location.py)
+    # not in the document: the etag of the document this State was read from (None: there was none);
+    # UNREAD for a State made in memory. write_state is conditional on it.
+    etag: Any = field(default=UNREAD, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return {
@@ -106,13 +111,17 @@ class State:
         }
 
 
-def _unreadable(path: Path, why: str, line: int | None = None, field: str | None = None) -> MlctlError:
+def _unreadable(where: str, why: str, line: int | None = None, field: str | None = None) -> MlctlError:
+    restore = (
+        f"Restore it from {backup_path(where).name} beside it"
+        if os.path.isabs(where)
+        else "Restore a kept version (`mlctl state versions`, `mlctl state pull --serial N`, `mlctl state push FILE`)"
+    )
     return MlctlError(
         Diagnostic(
             f"cannot read the state file: {why}",
-            f"mlctl will not overwrite it. Restore it from {backup_path(path).name} beside it, or fix it by hand; "
-            "pass --state FILE to use another state file.",
-            file=str(path),
+            f"mlctl will not overwrite it. {restore}, or fix it by hand; pass --state FILE to use another state file.",
+            file=where,
             line=line,
             field=field,
         )
@@ -130,7 +139,7 @@ def _line_of(text: str, *keys: str) -> int | None:
     return text.count("\n", 0, at) + 1
 
 
-def _parse(path: Path, text: str) -> State:
+def _parse(path: str, text: str) -> State:
     """Pure: the State a state file's text holds, or MlctlError saying why it cannot be used: the
     whole document is checked against mlctl/schemas/state.schema.json (once, whatever its size)."""
     try:
@@ -152,7 +161,7 @@ def _parse(path: Path, text: str) -> State:
                 f"the state file has format_version {fv}, newer than this mlctl understands ({FORMAT_VERSION})",
                 f"it was written by mlctl {doc.get('mlctl_version', '?')}; upgrade mlctl (this is {__version__}). "
                 "The file is left untouched.",
-                file=str(path),
+                file=path,
                 line=_line_of(text, "format_version"),
                 field="format_version",
             )
@@ -180,21 +189,49 @@ def _parse(path: Path, text: str) -> State:
     )
 
 
-def read_state(path: str | os.PathLike) -> State:
-    """The state at `path`; a fresh State (serial 0, new lineage) when the file does not exist.
+def backend_of(target):
+    """The Backend a state target names: a path is the local backend's file (mlctl.state.localfile)."""
+    if isinstance(target, (str, os.PathLike)):
+        from mlctl.state.localfile import LocalBackend
 
-    Raises MlctlError when the file is unreadable or has a newer format (it is never overwritten).
+        return LocalBackend(target)
+    return target
+
+
+def read_state(target) -> State:
+    """The state at `target` (a path, or a Backend: mlctl.state.backend); a fresh State (serial 0, new
+    lineage) when there is none. The State remembers the etag it was read at: `write_state` is
+    conditional on it.
+
+    Raises MlctlError when the document is unreadable or has a newer format (it is never overwritten).
     """
-    path = Path(path)
-    if path.parent.is_symlink():
-        check_data_folder(path.parent)
+    backend = backend_of(target)
     try:
-        text = read_private(path, "state").decode("utf-8")
-    except FileNotFoundError:
-        return State()
-    except (OSError, UnicodeDecodeError) as e:
-        raise _unreadable(path, str(e)) from None
-    return _parse(path, text)
+        snap = backend.read()
+    except MlctlError:
+        raise
+    except OSError as e:
+        raise _unreadable(backend.where, str(e)) from None
+    return parse_document(backend.where, snap.data, snap.etag)
+
+
+def parse_document(where: str, data: bytes | None, etag: str | None = None) -> State:
+    """Pure: the State a document's bytes hold (a fresh State for None), remembering `etag`."""
+    if data is None:
+        state = State()
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _unreadable(where, str(e)) from None
+        state = _parse(where, text)
+    state.etag = etag
+    return state
+
+
+def encode(state: State) -> bytes:
+    """Pure: the document's bytes for `state`."""
+    return (json.dumps(state.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
 def backup_path(path: str | os.PathLike) -> Path:
@@ -202,52 +239,62 @@ def backup_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".backup")
 
 
-def write_state(path: str | os.PathLike, state: State) -> State:
-    """Write `state` at `path`: serial + 1 (set on `state` itself, which is returned), the previous
-    file kept as `<path>.backup`, written to a temp file, fsynced and renamed into place.
+def write_state(target, state: State) -> State:
+    """Write `state` to `target` (a path or a Backend): serial + 1 (set on `state` itself, which is
+    returned), conditional on the etag `state` was read at (its new etag is remembered). A State not
+    read from `target` (UNREAD) is checked against what is there: lineage and serial.
 
-    Refuses (MlctlError) to replace a file it cannot read, of a newer format, of another lineage,
-    or with a higher serial than `state` (someone else wrote it since it was read).
+    Refuses (MlctlError) to replace a document it cannot read, of a newer format, of another lineage,
+    or that changed since `state` was read (someone else wrote it); BackendError when the store fails.
     """
-    from mlctl.project import Project
+    from mlctl.state.backend import WriteConflict
 
-    path = Path(path)
-    Project.at(path.parent, state_path=path).ensure_data_dir()
-    try:
-        previous = read_private(path, "state")
-    except FileNotFoundError:
-        previous = None
-    if previous is not None:
-        try:
-            text = previous.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise _unreadable(path, str(e)) from None
-        on_disk = _parse(path, text)
-        if on_disk.lineage != state.lineage:
-            raise MlctlError(
-                Diagnostic(
-                    f"the state file belongs to another lineage ({on_disk.lineage}, not {state.lineage})",
-                    "another project's state is at this path; mlctl will not overwrite it. "
-                    "Pass --state FILE to choose the state file.",
-                    file=str(path),
-                )
-            )
-        if on_disk.serial > state.serial:
-            raise MlctlError(
-                Diagnostic(
-                    f"the state file changed since it was read (serial {on_disk.serial}, expected {state.serial})",
-                    "another mlctl wrote it meanwhile; run the command again.",
-                    file=str(path),
-                )
-            )
-        write_atomic(backup_path(path), previous, what="state backup")
+    backend = backend_of(target)
+    if state.etag is UNREAD:
+        snap = backend.read()
+        if snap.data is not None:
+            _check_successor(backend.where, parse_document(backend.where, snap.data), state)
+        if_match = snap.etag
+    else:
+        if_match = state.etag
     state.serial += 1
     state.format_version = FORMAT_VERSION
     state.mlctl_version = __version__
-    data = (json.dumps(state.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8")
     try:
-        write_atomic(path, data, what="state")
+        state.etag = backend.write(encode(state), if_match, state.serial)
+    except WriteConflict:
+        state.serial -= 1
+        now = parse_document(backend.where, backend.read().data)
+        _check_successor(backend.where, now, state)
+        raise MlctlError(
+            Diagnostic(
+                f"the state changed since it was read (serial {now.serial} now, {state.serial} when read)",
+                "another mlctl wrote it meanwhile; nothing was written. Run the command again.",
+                file=backend.where,
+            )
+        ) from None
     except BaseException:
         state.serial -= 1
         raise
     return state
+
+
+def _check_successor(where: str, current: State, state: State) -> None:
+    """MlctlError when `state` may not replace `current`: another lineage, or a newer serial."""
+    if current.lineage != state.lineage:
+        raise MlctlError(
+            Diagnostic(
+                f"the state belongs to another lineage ({current.lineage}, not {state.lineage})",
+                "another project's state is there; mlctl will not overwrite it. "
+                "Pass --state FILE or change the project file's `state:` block to choose where the state is.",
+                file=where,
+            )
+        )
+    if current.serial > state.serial:
+        raise MlctlError(
+            Diagnostic(
+                f"the state changed since it was read (serial {current.serial}, expected {state.serial})",
+                "another mlctl wrote it meanwhile; run the command again.",
+                file=where,
+            )
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import shutil
 from pathlib import Path
 
 from loader_helpers import write_tree
@@ -81,7 +82,8 @@ def test_f_names_the_files_to_read(tmp_path):
         "endpoint.ep-three",
         "endpoint.ep-two",
     ]
-    shared = Path(__file__).parent / "bad" / "_shared"
+    shared = root / "_shared"  # inside the project: mlctl reads nothing outside it
+    shutil.copytree(Path(__file__).parent / "bad" / "_shared", shared)
     write_tree(
         root,
         {

@@ -210,6 +210,7 @@ deployments:
 
 def test_named_assets_and_references_agree_across_forms(tmp_path):
     root = write_tree(tmp_path / "p", {**NAMED_SPLIT, "legacy/endpoint.yml": NAMED_LEGACY})
+    (root / ".git").mkdir()  # legacy/ names ../src inside the work tree
     split = load(root, tmp_path / "s")
     legacy = load(root / "legacy", tmp_path / "l")
     assert identity(split) == identity(legacy)

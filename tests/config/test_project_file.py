@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ SHARED = BAD / "_shared"
 CASES = sorted(p.name for p in BAD.iterdir() if p.name.startswith("project-file-"))
 ENDPOINT = "kind: endpoint\nname: ep-one\ntraffic:\n  blue: 100\n"
 BLUE = (
-    f"kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: {SHARED}/model\n"
-    f"code_configuration:\n  code: {SHARED}/onlinescoring\n  scoring_script: score.py\n"
+    "kind: deployment\nname: blue\nendpoint_name: ep-one\nmodel:\n  path: _shared/model\n"
+    "code_configuration:\n  code: _shared/onlinescoring\n  scoring_script: score.py\n"
 )
 ALL_BLOCKS = "runtime: local\nlocal: {}\ndocker:\n  base_image: python:3.11-slim\nray:\n  address: auto\n"
 
@@ -48,7 +49,9 @@ def mlctl(*args, env=None, cwd=None):
 
 @pytest.fixture
 def proj(tmp_path) -> Path:
-    return write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
+    root = write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
+    shutil.copytree(SHARED, root / "_shared")  # inside the project: mlctl reads nothing outside it
+    return root
 
 
 def at(root: Path, **kw) -> Project:
@@ -62,7 +65,8 @@ def test_the_schema_names_the_known_runtimes_and_closes_every_block():
     assert schema["additionalProperties"] is False
     for name in KNOWN:
         assert schema["properties"][name]["additionalProperties"] is False, name
-    assert set(schema["properties"]) == KNOWN | {"runtime"}
+    assert set(schema["properties"]) == KNOWN | {"runtime", "state"}
+    assert schema["properties"]["state"]["additionalProperties"] is False
 
 
 def test_a_project_without_the_file_is_local_as_before(proj):

@@ -82,6 +82,10 @@ def test_a_failure_at_any_order_is_recorded_and_the_next_apply_continues(fake, o
     assert state.pending is None
     if order == "delete":
         assert state.resources[Address.parse(address)].status == "ready"  # still recorded: it still runs
+    elif order == "roll":  # the old version still serves: it stays the record, the failed one is noted
+        recorded = state.resources[Address.parse(address)]
+        assert recorded.status == "ready" and recorded.digest == before[Address.parse(address)].digest
+        assert recorded.failed_roll and recorded.failed_roll != recorded.digest
     else:
         assert state.resources[Address.parse(address)].status == "failed"
     later = [a for a, _ in planned(fake)]

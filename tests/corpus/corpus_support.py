@@ -118,6 +118,7 @@ def training_python(train: dict, cache: Path) -> str:
 def prepare(case: Case, root: Path, cache: Path) -> Path:
     """The case's files copied under `root`, its model trained; returns the project folder."""
     shutil.copytree(case.folder / "files", root)
+    (root / ".git").mkdir(exist_ok=True)  # the repository's work tree: its `../model-1/` paths stay inside it
     for train in case.train:
         out = root / train["output"]
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,15 @@ projects, a Python that does not fit, `environment.build` contexts, no engine.""
 
 from __future__ import annotations
 
+import ast
 import io
+import json
+import os
 import subprocess
 import sys
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from image_support import EngineProxy, example_copy
@@ -371,3 +375,40 @@ def test_environment_build_runs_with_no_network_unless_the_project_names_one(
     assert _interfaces_of_build(docker_engine, scratch_images, tmp_path / "a", {}) == ["lo"]
     named = _interfaces_of_build(docker_engine, scratch_images, tmp_path / "b", {"build_network": "default"})
     assert "lo" in named and len(named) > 1  # the engine's default network: an interface beside lo
+
+
+def _tiny_sdist_request(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from test_source_builds import make_sdist
+
+    mark = tmp_path / "host-mark"
+    sdist = make_sdist(tmp_path / "pkg", mark)
+    request = images.ImageRequest(
+        environment="tiny", spec_digest=f"sha256:test-{uuid.uuid4().hex}", pip_packages=(f"tinypkg @ file://{sdist}",)
+    )
+    return request, mark
+
+
+def test_a_package_without_a_wheel_is_refused_by_name(docker_engine, mlctl_base, tmp_path):
+    request, mark = _tiny_sdist_request(tmp_path)
+    with pytest.raises(DriverError) as e:
+        images.ensure_image(docker_engine, request, {})
+    assert "tinypkg has no wheel" in e.value.summary and "docker: {source_builds: true}" in e.value.summary
+    assert not mark.exists()  # its setup.py never ran
+
+
+def test_an_allowed_source_build_runs_in_a_container_with_no_network(
+    docker_engine, mlctl_base, scratch_images, tmp_path
+):
+    request, mark = _tiny_sdist_request(tmp_path)
+    built = images.ensure_image(docker_engine, request, {"source_builds": True})
+    scratch_images.append(built.tag)
+    seen = ast.literal_eval(run_in(docker_engine, built.tag, "import tinypkg; print(repr(tinypkg.SEEN))"))
+    assert seen["network"] != "reached" and seen["network"].endswith("Error")
+    assert seen["uid"] == os.getuid()  # the host's user in the container (all capabilities dropped)
+    assert seen["secret"] == "FileNotFoundError" and not mark.exists()  # nothing of the host's but its inputs
+    assert any(p.startswith("tinypkg==0.1") for p in built_frozen(docker_engine, built.tag))
+
+
+def built_frozen(client, tag: str) -> list[str]:
+    return json.loads(labels.value(client.images.get(tag).labels, "frozen") or "[]")

@@ -77,7 +77,10 @@ def test_start_fresh_in_a_copy(applied, tmp_path):
         plan = mlctl(copy, "plan")
         assert "Plan: 6 to add" in plan.stdout or "to add" in plan.stdout, plan.stdout
         mlctl(copy, "apply", "--auto-approve")
-        mlctl(copy, "destroy", "--auto-approve")
+        gone = mlctl(copy, "destroy", "--auto-approve")
+        assert "--destroy" not in gone.stdout and "Destroy complete!" in gone.stdout, gone.stdout
+        again = mlctl(copy, "destroy", "--auto-approve")  # issue 31: says that nothing is deployed
+        assert "Nothing of this project is deployed" in again.stdout and "matches" not in again.stdout, again.stdout
         original_serves(root, host)
     finally:
         cleanup(copy)

@@ -215,10 +215,12 @@ def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj)
     )
     try:
         assert holder.stdout.readline() == "locked\n"
-        r = mlctl("-C", str(proj.root), "plan", "--refresh=false", "--detailed-exitcode")
+        r = mlctl("-C", str(proj.root), "plan", "--detailed-exitcode")
         assert r.returncode == 1
         assert f"Error: the state is locked by pid {holder.pid} on " in r.stderr
         assert "(operation 'apply', started " in r.stderr
+        # a plan without refresh only reads the state: it takes no lock (pull-request jobs, read-only credentials)
+        assert mlctl("-C", str(proj.root), "plan", "--refresh=false", "--detailed-exitcode").returncode == 2
         waiting = subprocess.Popen(
             [
                 sys.executable,
@@ -227,7 +229,6 @@ def test_held_lock_fails_naming_the_holder_and_a_waiter_can_be_interrupted(proj)
                 "-C",
                 str(proj.root),
                 "plan",
-                "--refresh=false",
                 "--lock-timeout",
                 "5m",
             ],

@@ -140,9 +140,10 @@ def python_of(client, image_id: str, name: str) -> tuple[str, str]:
 PULLABLE = "pullable"  # what available(pull=False) returns for an image the registry has
 
 
-def available(client, name: str, say=None, pull: bool = True) -> tuple[Any | None, str]:
+def available(client, name: str, say=None, pull: bool = True, ask_registry: bool = False) -> tuple[Any | None, str]:
     """(the image, '') when the engine has `name` or can pull it (pulled now), else (None, why not).
-    With `pull=False` nothing is pulled: (PULLABLE, '') when the registry has it."""
+    With `pull=False` nothing is pulled and, unless `ask_registry`, no registry is asked (no network
+    request): (PULLABLE, '') for an image the engine lacks (when asked: only when the registry has it)."""
     import docker
 
     try:
@@ -153,6 +154,8 @@ def available(client, name: str, say=None, pull: bool = True) -> tuple[Any | Non
         return None, f"the engine cannot read it: {e.explanation or e}"
     if name in _pulls:
         return None, _pulls[name]
+    if not pull and not ask_registry:
+        return PULLABLE, ""
     if say and pull:
         say(f"pulling {name}")
     try:
@@ -189,9 +192,9 @@ def choose(
     ):
         if not name:
             continue
-        image, why = available(client, name, say, pull=build)
+        image, why = available(client, name, say, pull=build, ask_registry=bool(settings.get("plan_asks_registry")))
         if image is PULLABLE:
-            return Base(name, None, source, what + " (to be pulled)", None, None)
+            return Base(name, None, source, what + " (not in the engine: pulled at apply)", None, None)
         if image is not None:
             return _with_python(client, Base(name, image.id, source, what, None, None))
         passed_over.append(f"{what} {name}: {why}")
@@ -238,34 +241,40 @@ def base_log():
     return steps.log_path(f"base-{recipe_digest().split(':', 1)[1][:24]}")
 
 
+OTHER_BASE = "name a base image with python3 in mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`)"
+
+
+def build_problem() -> Diagnostic | None:
+    """Why mlctl's own base cannot be built on this machine (a tool missing, not root), or None. The
+    preflight asks before anything is created when an image will need that base."""
+    for tool in ("debootstrap", "tar"):
+        if shutil.which(tool) is None:
+            return Diagnostic(
+                f"building mlctl's base image needs `{tool}`, which is not installed",
+                f"Install it (`apt-get install {tool}`), or {OTHER_BASE}. Nothing was changed.",
+            )
+    if os.geteuid() != 0:
+        return Diagnostic(
+            "building mlctl's base image runs debootstrap, which needs root",
+            f"Run this apply once as root (the base is built once per machine), or {OTHER_BASE}. Nothing was changed.",
+        )
+    return None
+
+
 def _build_base(client, say):
     """debootstrap the recipe into a scratch folder and import it into the engine; the image."""
     import docker
 
-    for tool, package in (("debootstrap", "debootstrap"), ("tar", "tar")):
-        if shutil.which(tool) is None:
-            raise MlctlError(
-                Diagnostic(
-                    f"building mlctl's base image needs `{tool}`, which is not installed",
-                    f"Install it (`apt-get install {package}`), or name a base image with python3 in mlctl.yaml "
-                    "(`docker: base_image: ...`) or in the environment (`image:`).",
-                )
-            )
-    if os.geteuid() != 0:
-        raise MlctlError(
-            Diagnostic(
-                "building mlctl's base image runs debootstrap, which needs root",
-                "Run this apply once as root (the base is built once per machine), or name a base image with "
-                "python3 in "
-                "mlctl.yaml (`docker: base_image: ...`) or in the environment (`image:`).",
-            )
-        )
+    problem = build_problem()
+    if problem:
+        raise MlctlError(problem)
     scratch = steps.docker_cache() / "scratch" / f"base-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     root = scratch / "rootfs"
     log_file = base_log()
-    tell = (lambda m: say(f"building base image (debootstrap): {m}")) if say else None
+    if say:  # one line: debootstrap's own lines (hundreds) go to the log; progress says "still ..." meanwhile
+        say(f"building mlctl's base image with debootstrap (once per machine, a few minutes; log: {log_file})")
     try:
         with open(log_file, "w") as log:
             try:
@@ -279,7 +288,6 @@ def _build_base(client, say):
                         os.environ.get("MLCTL_DEBIAN_MIRROR", MIRROR),
                     ],
                     log,
-                    tell,
                 )
             except (subprocess.CalledProcessError, OSError) as e:
                 raise MlctlError(

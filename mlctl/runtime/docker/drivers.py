@@ -33,9 +33,10 @@ def machine(ctx: RuntimeContext) -> tuple[int, int]:
 def lineage(ctx: RuntimeContext) -> str:
     """The project's state lineage (its containers' `mlctl.project` label)."""
     if "docker:lineage" not in ctx.memo:
+        from mlctl.state.backends import state_backend
         from mlctl.state.statefile import read_state
 
-        ctx.memo["docker:lineage"] = read_state(ctx.project.state_path).lineage
+        ctx.memo["docker:lineage"] = read_state(state_backend(ctx.project)).lineage
     return ctx.memo["docker:lineage"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from mlctl.requirements import requirements
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
+from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.local import envs, store
@@ -130,10 +131,18 @@ class ImageDriver:
         reqs = requirements(a.get("conda_packages") or (), a.get("pip_packages") or ())
         address = str(resource.address)
         try:
-            built = envs.build_env(a["spec_digest"], a.get("python"), reqs, progress=lambda m: ctx.progress(address, m))
+            built = envs.build_env(
+                a["spec_digest"],
+                a.get("python"),
+                reqs,
+                progress=lambda m: ctx.progress(address, m),
+                source_builds=bool((ctx.settings or {}).get("source_builds")),
+            )
         except envs.EnvBuildError as e:
             raise DriverError(
-                f"building the virtualenv of {address} failed", f"The build log is {e.log_path}.", e.log_tail
+                f"building the virtualenv of {address} failed: {e.summary}",
+                f"The build log is {e.log_path}.",
+                e.log_tail,
             ) from None
         envs.mark_used(a["spec_digest"])
         return ImageObserved.from_json(built.observed())
@@ -253,7 +262,7 @@ class DeploymentDriver:
             return deployment_observed(call(_client(ctx, a["endpoint"]), a))
         except hostclient.DeploymentFailed as e:
             raise DriverError(
-                f"{resource.address} failed to {verb}: {e}",
+                failure_line(e.message, e.log_tail),
                 f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`.",
                 e.log_tail,
             ) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 from mlctl.masking import mask_url_credentials
 from mlctl.privatefiles import write_atomic
 from mlctl.requirements import Requirements, requirement_name
+from mlctl.runtime.local import sourcebuilds
 from mlctl.runtime.local.buildgroup import kill_group, start_step
 from mlctl.runtime.local.pythons import find_python
 
@@ -31,8 +32,13 @@ from mlctl.runtime.local.pythons import find_python
 SERVER_PACKAGES = ("aiohttp>=3.9; python_version >= '3.8'", "aiohttp>=3.8.6,<3.9; python_version < '3.8'")
 FAST_PACKAGES = ("uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'", "orjson")
 COMPLETE = ".complete"
+WHEELS_ONLY = ("--only-binary", ":all:")  # no package's own code runs on the host (sourcebuilds.py)
 
 Progress = Callable[[str], None]
+
+
+class SourceBuildRefused(OSError):
+    """A source build is allowed but cannot be sandboxed here."""
 
 
 class EnvBuildError(Exception):
@@ -134,6 +140,20 @@ def _run(cmd: list[str], log, progress: Progress | None, what: str) -> None:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
 
 
+def _refused_source(log_path: Path) -> str | None | bool:
+    """The package uv refused to build from source, by the build log (None: one it did not name), False when
+    the build failed for another reason."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return False
+    name = sourcebuilds.no_wheel(text)
+    lowered = text.lower()
+    if name is None and not any(w in lowered for w in ("source distribution", "no usable wheels")):
+        return False
+    return name
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -141,8 +161,52 @@ def _tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+def _install_with_source_builds(path: Path, python: str, req_file: Path, reqs, uv, install, log, progress) -> None:
+    """What has wheels installed on the host (network, no build; uv's cache gets the build backends), then
+    the whole install again offline in the sandbox, where source packages build (sourcebuilds.py)."""
+    bwrap = sourcebuilds.bwrap_path()
+    if bwrap is None or not uv:
+        why = "bubblewrap (bwrap) is not installed" if bwrap is None else "uv is not installed"
+        log.write(f"source builds are allowed, but {why}: refused\n")
+        raise SourceBuildRefused(
+            f"source_builds is set, but {why}: a source build runs only in its sandbox "
+            "(install Debian's bubblewrap, or use packages that have wheels)"
+        )
+    wheels = req_file.with_name(f"{req_file.stem}.wheels.txt")
+    write_atomic(wheels, "".join(f"{r}\n" for r in sourcebuilds.wheel_lines(reqs.lines)).encode(), mode=0o600)
+    _run([*install, *WHEELS_ONLY, "-r", str(wheels)], log, progress, "install")
+    backends = path.parent / f"{path.name}.backends"
+    shutil.rmtree(backends, ignore_errors=True)
+    try:
+        _run(
+            [*uv, "pip", "install", *WHEELS_ONLY, "--target", str(backends), *sourcebuilds.BUILD_BACKENDS],
+            log,
+            None,
+            "",
+        )
+    finally:
+        shutil.rmtree(backends, ignore_errors=True)
+    cache = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    readable = [*sourcebuilds.interpreter_folders(python), *sourcebuilds.uv_folders(uv), str(req_file)]
+    cmd = sourcebuilds.sandboxed(
+        bwrap,
+        [*install, "--offline", "-r", str(req_file)],
+        [str(path), cache],
+        readable + sourcebuilds.file_sources(reqs.lines),
+        env={"UV_CACHE_DIR": cache},
+    )
+    _run(cmd, log, progress, "source build")
+
+
 def _build(
-    path: Path, python_request: str | None, reqs: Requirements, uv: list[str] | None, log, progress: Progress | None
+    path: Path,
+    python_request: str | None,
+    reqs: Requirements,
+    uv: list[str] | None,
+    log,
+    progress: Progress | None,
+    source_builds: bool = False,
 ) -> BuiltEnv:
     interp = find_python(python_request)
     say = progress or (lambda msg: None)
@@ -160,9 +224,12 @@ def _build(
         _run([interp.executable, "-m", "venv", str(path)], log, None, "venv")
         install = [py, "-m", "pip", "install", "--progress-bar", "off"]
     say(f"installing {len(reqs.lines)} packages")
-    _run([*install, "-r", str(req_file)], log, progress, "install")
+    if source_builds:
+        _install_with_source_builds(path, interp.executable, req_file, reqs, uv, install, log, progress)
+    else:
+        _run([*install, *WHEELS_ONLY, "-r", str(req_file)], log, progress, "install")
     try:  # speed-ups where the platform has wheels for them; the server runs without them
-        _run([*install, *FAST_PACKAGES], log, None, "install")
+        _run([*install, *WHEELS_ONLY, *FAST_PACKAGES], log, None, "install")
     except subprocess.CalledProcessError:
         log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
     freeze = [*uv, "pip", "freeze", "--python", py] if uv else [py, "-m", "pip", "freeze"]
@@ -196,6 +263,7 @@ def build_env(
     *,
     progress: Progress | None = None,
     use_uv: bool | None = None,
+    source_builds: bool = False,
 ) -> BuiltEnv:
     """Build (or reuse) the virtualenv of image `digest` with `reqs` plus the scoring server's
     packages. Safe against concurrent builds of one digest and against builds killed half-way.
@@ -220,11 +288,16 @@ def build_env(
         log_path = build_log(digest)
         with open(log_path, "w") as log:
             try:
-                built = _build(path, python_request, full, uv, log, progress)
+                built = _build(path, python_request, full, uv, log, progress, source_builds)
             except (subprocess.CalledProcessError, OSError) as e:
                 log.write(f"build failed: {e}\n")
                 log.flush()
-                raise EnvBuildError(f"building the virtualenv failed ({e})", log_path, _tail(log_path)) from None
+                summary = f"building the virtualenv failed ({e})"
+                if isinstance(e, SourceBuildRefused):
+                    summary = str(e)
+                elif not source_builds and _refused_source(log_path) is not False:
+                    summary = sourcebuilds.refusal(_refused_source(log_path), "local")
+                raise EnvBuildError(summary, log_path, _tail(log_path)) from None
         (path / "freeze.txt").write_text("".join(f"{x}\n" for x in built.frozen))
         tmp = path / (COMPLETE + ".tmp")
         with open(tmp, "w") as f:

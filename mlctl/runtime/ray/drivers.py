@@ -16,6 +16,7 @@ import time
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError
+from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.local.drivers import Guarded, _client, _status, deployment_observed, local_drivers
 from mlctl.runtime.observed import DeploymentObserved
@@ -86,7 +87,7 @@ class RayDeploymentDriver:
             return call(_client(ctx, a["endpoint"]))
         except hostclient.DeploymentFailed as e:
             raise DriverError(
-                f"{resource.address} failed to {verb}: {e}",
+                failure_line(e.message, e.log_tail),
                 "The old version keeps serving; `mlctl logs` shows the replicas' logs.",
                 e.log_tail,
             ) from None

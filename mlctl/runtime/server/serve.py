@@ -109,7 +109,7 @@ def _load(settings: Settings):  # type: ignore[no-untyped-def]
         logger.error("Encountered Exception %s", traceback.format_exc())
         _log_model_dir(settings.model_dir)
         sys.exit(EXIT_INIT_FAILED)
-    logger.info("Users's init has completed successfully")
+    logger.info("User's init has completed successfully")
     return script
 
 

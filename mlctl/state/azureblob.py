@@ -1,0 +1,354 @@
+"""The azure_blob state backend: the state as a blob in Azure Storage, locked with a blob lease.
+
+Layout in the container: NAME (the state document), NAME.lock (an empty blob whose lease is the lock;
+its metadata records the holder: who, operation, since, id = the lease ID) and NAME.versions/SERIAL.json
+(a copy of every document written: `mlctl state versions`, `state pull --serial N`). Every write of NAME is
+conditional on the ETag last read (If-Match; If-None-Match: * for the first), so two writers never
+overwrite each other, even without the lock. While a lock is held a thread renews its lease every third
+of its duration; a holder that dies blocks others until the lease expires (`lease_seconds`, 15-60).
+
+Credentials come from the environment only (CREDENTIAL_VARIABLES, in that order), else
+DefaultAzureCredential (azure-identity; not exercised by the tests, which run against Azurite).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
+
+CREDENTIAL_VARIABLES = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY")
+POLL_S = 1.0
+
+
+def _sdk():
+    try:
+        import azure.storage.blob as blob
+    except ImportError:
+        raise MlctlError(
+            Diagnostic(
+                "the azure_blob state backend needs the azure-storage-blob and azure-identity packages",
+                "Install them with `pip install 'mlctl[azure]'`.",
+            )
+        ) from None
+    return blob
+
+
+class AzureBlobBackend:
+    def __init__(self, settings: Mapping[str, Any], default_name: str, environ: Mapping[str, str] | None = None):
+        environ = os.environ if environ is None else environ
+        self.container_name = settings["container"]
+        self.name = settings.get("name") or default_name
+        self.lease_seconds = int(settings.get("lease_seconds", 30))
+        self.service, self.variable = _service(settings.get("account_url"), environ)
+        self.account_url = self.service.url.split("?")[0].rstrip("/")
+        self.where = f"{self.account_url}/{self.container_name}/{self.name}"
+        self.config = {
+            "backend": "azure_blob",
+            "account_url": self.account_url,
+            "container": self.container_name,
+            "name": self.name,
+        }
+        self.container = self.service.get_container_client(self.container_name)
+        self.blob = self.container.get_blob_client(self.name)
+        self._lost: str | None = None  # why the held lease was lost, if it was
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _failed(self, doing: str, e: Exception) -> BackendError:
+        """The error for a failed request: what, where, which credential, what to do."""
+        from azure.core import exceptions as x
+
+        code = getattr(e, "error_code", None) or ""
+        code = getattr(code, "value", code)
+        status = getattr(e, "status_code", None)
+        where = f"account {self.account_url}, container '{self.container_name}', credential from {self.variable}"
+        cred = f"the credential from {self.variable}"
+        if code == "ContainerNotFound":
+            why, todo = (
+                f"the container '{self.container_name}' does not exist",
+                ("Create it (`az storage container create --name NAME`) or fix 'container' in the state: block."),
+            )
+        elif isinstance(e, x.ClientAuthenticationError) or status in (401, 403):
+            why = f"{cred} was refused ({code or status})"
+            todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
+            todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
+        elif isinstance(e, (x.ServiceRequestError, x.ServiceResponseError)):
+            why = f"the storage account did not answer ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            todo = "Check the network and account_url; nothing was changed."
+        else:
+            why = f"{code or status or type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            todo = "Nothing was changed by this request."
+        return BackendError(
+            Diagnostic(f"cannot {doing} the state in Azure Blob Storage ({where}): {why}", todo, file=self.where)
+        )
+
+    # -- read and write ---------------------------------------------------------------------------
+
+    def read(self) -> Snapshot:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            downloaded = self.blob.download_blob()
+            return Snapshot(downloaded.readall(), downloaded.properties.etag)
+        except ResourceNotFoundError as e:
+            if getattr(e, "error_code", None) == "ContainerNotFound":
+                raise self._failed("read", e) from None
+            return Snapshot(None, None)
+        except AzureError as e:
+            raise self._failed("read", e) from None
+
+    def write(self, data: bytes, if_match: str | None, serial: int) -> str:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+
+        if self._lost:
+            raise BackendError(Diagnostic(f"the state lock was lost: {self._lost}", file=self.where))
+        conditions: dict = {"overwrite": False}
+        if if_match is not None:
+            conditions = {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        try:
+            written = self.blob.upload_blob(data, content_settings=_json(), **conditions)
+        except (ResourceExistsError, ResourceModifiedError) as e:
+            if getattr(e, "error_code", None) == "ContainerNotFound":
+                raise self._failed("write", e) from None
+            raise WriteConflict(Diagnostic("the state blob changed since it was read", file=self.where)) from None
+        except AzureError as e:
+            raise self._failed("write", e) from None
+        try:
+            self.container.upload_blob(_version_name(self.name, serial), data, overwrite=True, content_settings=_json())
+        except AzureError as e:
+            raise self._failed("keep a copy of", e) from None
+        return written["etag"]
+
+    def versions(self) -> list[Version]:
+        from azure.core.exceptions import AzureError
+
+        prefix = self.name + ".versions/"
+        try:
+            found = [
+                Version(int(b.name[len(prefix) : -len(".json")]), b.last_modified.isoformat(timespec="seconds"), b.size)
+                for b in self.container.list_blobs(name_starts_with=prefix)
+                if b.name.endswith(".json") and b.name[len(prefix) : -len(".json")].isdigit()
+            ]
+        except AzureError as e:
+            raise self._failed("list the versions of", e) from None
+        return sorted(found, key=lambda v: v.serial)
+
+    def read_version(self, serial: int) -> bytes:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return self.container.download_blob(_version_name(self.name, serial)).readall()
+        except ResourceNotFoundError:
+            raise not_kept(self.where, serial, self.versions()) from None
+        except AzureError as e:
+            raise self._failed("read a version of", e) from None
+
+    # -- the lock -----------------------------------------------------------------------------------
+
+    @property
+    def _lock_blob(self):
+        return self.container.get_blob_client(self.name + ".lock")
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now (None when nobody does)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            props = self._lock_blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as e:
+            raise self._failed("read the lock of", e) from None
+        if props.lease.status != "locked":
+            return None
+        m = props.metadata or {}
+        return Holder(m.get("id", "?"), m.get("who", "?"), m.get("operation", "?"), m.get("since", "?"))
+
+    @contextmanager
+    def lock(self, operation: str, timeout: float = 0):
+        blob = _sdk()
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+
+        lock_blob = self._lock_blob
+        try:
+            lock_blob.upload_blob(b"", overwrite=False)
+        except ResourceExistsError as e:
+            if getattr(e, "error_code", None) not in ("BlobAlreadyExists", "LeaseIdMissing"):
+                raise self._failed("create the lock of", e) from None
+        except AzureError as e:
+            raise self._failed("create the lock of", e) from None
+        lease = blob.BlobLeaseClient(lock_blob, lease_id=str(uuid.uuid4()))
+        deadline, told = time.monotonic() + timeout, False
+        while True:
+            try:
+                lease.acquire(lease_duration=self.lease_seconds)
+                break
+            except HttpResponseError as e:
+                if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
+                    raise self._failed("lock", e) from None
+            except AzureError as e:
+                raise self._failed("lock", e) from None
+            held = self.holder()
+            shown = held.describe() if held else "another mlctl (its record is not written yet)"
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {timeout:g}s" if timeout else ""
+                raise MlctlError(
+                    Diagnostic(
+                        f"the state is locked by {shown}{waited}",
+                        "Wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it. A holder "
+                        f"that died frees it within {self.lease_seconds}s (its lease expires); "
+                        f"`mlctl state force-unlock {held.id if held else 'ID'}` breaks it at once.",
+                        file=self.where,
+                    )
+                )
+            if not told:
+                told = True
+                sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by {shown}...\n")
+                sys.stderr.flush()
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        me = Holder(
+            lease.id,
+            f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
+            operation,
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(lease, stop), daemon=True, name="mlctl-lease")
+        try:
+            lock_blob.set_blob_metadata(
+                {"id": me.id, "who": me.who, "operation": operation, "since": me.since}, lease=lease
+            )
+            renewer.start()
+            yield me
+        except AzureError as e:
+            raise self._failed("record the lock holder of", e) from None
+        finally:
+            stop.set()
+            if renewer.is_alive():
+                renewer.join(timeout=30)
+            try:
+                lease.release()
+            except AzureError:
+                pass  # it expires by itself within lease_seconds
+
+    def _renew(self, lease, stop: threading.Event) -> None:
+        from azure.core.exceptions import AzureError
+
+        while not stop.wait(self.lease_seconds / 3):
+            try:
+                lease.renew()
+            except AzureError as e:
+                self._lost = f"its lease could not be renewed ({type(e).__name__})"
+                return
+
+    def unlock(self, lock_id: str) -> Holder:
+        blob = _sdk()
+        from azure.core.exceptions import AzureError
+
+        held = self.holder()
+        if held is None:
+            raise MlctlError(Diagnostic("the state is not locked; nothing to unlock", file=self.where))
+        if held.id != lock_id:
+            raise MlctlError(
+                Diagnostic(
+                    f"lock ID {lock_id} is not the holder's: the state is locked by {held.describe()}",
+                    "Give the ID the lock error printed (nothing was changed).",
+                    file=self.where,
+                )
+            )
+        try:
+            blob.BlobLeaseClient(self._lock_blob).break_lease(lease_break_period=0)
+        except AzureError as e:
+            raise self._failed("unlock", e) from None
+        return held
+
+
+def _json():
+    from azure.storage.blob import ContentSettings
+
+    return ContentSettings(content_type="application/json")
+
+
+def _version_name(name: str, serial: int) -> str:
+    return f"{name}.versions/{serial:010d}.json"
+
+
+def _service(account_url: str | None, environ: Mapping[str, str]):
+    """(BlobServiceClient, the variable its credential came from) for the first credential variable set."""
+    blob = _sdk()
+    options: dict[str, Any] = {
+        "retry_policy": blob.ExponentialRetry(
+            initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=0
+        ),
+        "connection_timeout": 10,
+        "read_timeout": 30,
+    }
+    if environ.get("AZURE_STORAGE_CONNECTION_STRING"):
+        variable = "AZURE_STORAGE_CONNECTION_STRING"
+        try:
+            service = blob.BlobServiceClient.from_connection_string(environ[variable], **options)
+        except ValueError as e:
+            raise _bad_setting(
+                f"{variable} is not a storage connection string ({e})",
+                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            ) from None
+        if account_url and service.url.split("?")[0].rstrip("/") != account_url.rstrip("/"):
+            raise _bad_setting(
+                f"account_url is {account_url}, but {variable} is for {service.url.split('?')[0]}",
+                "Remove account_url from the state: block, or set the connection string of that account.",
+            )
+        return service, variable
+    if not account_url:
+        raise _bad_setting(
+            "the azure_blob state backend needs account_url, or AZURE_STORAGE_CONNECTION_STRING to give it",
+            "Add 'account_url: https://ACCOUNT.blob.core.windows.net' to the state: block.",
+        )
+    if environ.get("AZURE_STORAGE_SAS_TOKEN"):
+        return blob.BlobServiceClient(
+            account_url, credential=environ["AZURE_STORAGE_SAS_TOKEN"].lstrip("?"), **options
+        ), "AZURE_STORAGE_SAS_TOKEN"
+    if environ.get("AZURE_STORAGE_KEY"):
+        name = environ.get("AZURE_STORAGE_ACCOUNT") or _account_name(account_url)
+        credential = {"account_name": name, "account_key": environ["AZURE_STORAGE_KEY"]}
+        return blob.BlobServiceClient(account_url, credential=credential, **options), "AZURE_STORAGE_KEY"
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise _sdk_missing() from None
+    return blob.BlobServiceClient(account_url, credential=DefaultAzureCredential(), **options), (
+        "DefaultAzureCredential (none of " + ", ".join(CREDENTIAL_VARIABLES) + " is set)"
+    )
+
+
+def _account_name(account_url: str) -> str:
+    """Pure: the account name of a blob endpoint URL: ACCOUNT.blob.core.windows.net, or the first path
+    segment of an emulator's http://127.0.0.1:10000/ACCOUNT."""
+    url = urlparse(account_url)
+    segment = url.path.strip("/").split("/")[0]
+    return segment or (url.hostname or "").split(".")[0]
+
+
+def _bad_setting(summary: str, detail: str) -> MlctlError:
+    return MlctlError(Diagnostic(summary, detail, field="state"))
+
+
+def _sdk_missing() -> MlctlError:
+    return MlctlError(
+        Diagnostic(
+            "the azure_blob state backend needs the azure-identity package for DefaultAzureCredential",
+            "Install it with `pip install 'mlctl[azure]'`, or set one of " + ", ".join(CREDENTIAL_VARIABLES) + ".",
+        )
+    )

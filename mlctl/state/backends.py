@@ -1,0 +1,95 @@
+"""Which state backend a project uses (the project file's `state:` block), and whether it moved.
+
+`state_backend(project)` is the Backend its commands read and write. The backend last used is recorded
+in `.mlctl/backend.json` (its `config`, no secret); a project with a local state file and no record was
+using the local backend. When the `state:` block names another store than the one recorded, commands
+that read the state refuse (`MovedBackend`) until `mlctl state migrate` has copied it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from mlctl.errors import Diagnostic, MlctlError
+from mlctl.privatefiles import read_private, write_atomic
+from mlctl.state.localfile import LocalBackend
+
+RECORD = "backend.json"
+_made: dict = {}  # one backend per (project, state block) in a process: its client and lock are reused
+
+
+def configured(project):
+    """The Backend the project file's `state:` block names (defaults: the local file)."""
+    from mlctl.projectfile import load_project_file
+
+    block = dict(load_project_file(project).state)
+    key = (str(project.root), str(project.state_path), json.dumps(block, sort_keys=True))
+    if key not in _made:
+        if block.get("backend", "local") == "local":
+            _made[key] = LocalBackend(project.state_path)
+        else:
+            from mlctl.state.azureblob import AzureBlobBackend
+
+            _made[key] = AzureBlobBackend(block, default_name=f"{project.root.name}.mlctl-state.json")
+    return _made[key]
+
+
+def recorded(project) -> Mapping[str, Any] | None:
+    """The config of the backend this project folder last used (None: none yet)."""
+    try:
+        data = json.loads(read_private(project.data_dir / RECORD, "state backend record"))
+    except FileNotFoundError:
+        return {"backend": "local"} if project.state_path.exists() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def record(project, backend) -> None:
+    """Remember `backend` as the one this project folder uses (best effort: a read-only checkout cannot)."""
+    try:
+        if recorded(project) != backend.config:
+            project.ensure_data_dir()
+            write_atomic(project.data_dir / RECORD, json.dumps(dict(backend.config)).encode(), what="state record")
+    except (OSError, MlctlError):
+        pass
+
+
+def state_backend(project, *, check_moved: bool = True):
+    """The project's Backend; MlctlError when the `state:` block moved the state and it was not migrated."""
+    backend = configured(project)
+    before = recorded(project)
+    if check_moved and before is not None and dict(before) != dict(backend.config):
+        raise MlctlError(
+            Diagnostic(
+                f"the state: block moved the state from {_shown(before)} to {_shown(backend.config)}",
+                "Run `mlctl state migrate` to copy the state there (nothing is planned or changed until then), "
+                "or restore the state: block.",
+                field="state",
+            )
+        )
+    return backend
+
+
+def note_used(project, backend) -> None:
+    """After a successful read: remember a shared backend as this folder's (a later `state:` change is then
+    detected). The local backend needs no record: its file is its own."""
+    if backend.config.get("backend") != "local" and recorded(project) is None:
+        record(project, backend)
+
+
+def _shown(config: Mapping[str, Any]) -> str:
+    if config.get("backend") == "local":
+        return "the local state file"
+    return f"azure_blob {config.get('account_url')}/{config.get('container')}/{config.get('name')}"
+
+
+def backend_from(project, config: Mapping[str, Any]):
+    """A Backend for a recorded config (the source of a migration)."""
+    if config.get("backend") == "local":
+        return LocalBackend(project.state_path)
+    from mlctl.state.azureblob import AzureBlobBackend
+
+    settings = {k: config[k] for k in ("container", "name") if k in config}
+    return AzureBlobBackend({**settings, "account_url": config.get("account_url")}, default_name=config["name"])

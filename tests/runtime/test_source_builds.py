@@ -1,0 +1,111 @@
+"""Source packages never build on the host (issue 24), with real uv builds of a tiny sdist the test makes: by
+default an environment installs wheels only and a package without one is refused by name with the setting
+that allows it; with `source_builds: true` the local runtime builds it under bubblewrap, where its setup.py
+finds no network, no HOME and no writable host folder; without bwrap a source build is refused."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlctl.requirements import requirements
+from mlctl.runtime.local import envs, sourcebuilds
+
+OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+# setup.py records what it could do into the module it builds (tinypkg.SEEN), and tries to leave a mark on the host
+SETUP = """\
+import os, socket
+from setuptools import setup
+
+seen = {"uid": os.getuid()}
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3).close()
+    seen["network"] = "reached"
+except OSError as e:
+    seen["network"] = type(e).__name__
+try:
+    with open(MARK, "w") as f:
+        f.write("setup.py ran here")
+    seen["mark"] = "written"
+except OSError as e:
+    seen["mark"] = type(e).__name__
+try:
+    seen["secret"] = open(SECRET).read()
+except OSError as e:
+    seen["secret"] = type(e).__name__
+with open("tinypkg.py", "w") as f:
+    f.write("SEEN = " + repr(seen) + "\\n")
+setup(name="tinypkg", version="0.1", py_modules=["tinypkg"])
+"""
+
+
+def make_sdist(folder: Path, mark: Path) -> Path:
+    """A source-only package `tinypkg` 0.1 (an sdist made here, no wheel anywhere) whose setup.py writes `mark`
+    and reads a secret beside it."""
+    src = folder / "tinypkg-0.1"
+    src.mkdir(parents=True)
+    (mark.parent / "secret.txt").write_text("the runner's secret")
+    setup = SETUP.replace("MARK", repr(str(mark))).replace("SECRET", repr(str(mark.parent / "secret.txt")))
+    (src / "setup.py").write_text(setup)
+    (src / "tinypkg.py").write_text("SEEN = {}\n")
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n")
+    sdist = folder / "tinypkg-0.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as t:
+        t.add(src, arcname="tinypkg-0.1")
+    return sdist
+
+
+def digest() -> str:
+    return "sha256:" + uuid.uuid4().hex * 2
+
+
+def test_a_package_without_a_wheel_is_refused_by_name_and_never_runs(env_cache, tmp_path):
+    mark = tmp_path / "host-mark"
+    sdist = make_sdist(tmp_path / "pkg", mark)
+    with pytest.raises(envs.EnvBuildError) as e:
+        envs.build_env(digest(), OWN, requirements([], [f"tinypkg @ file://{sdist}"]))
+    assert "tinypkg has no wheel" in e.value.summary and "source_builds: true" in e.value.summary
+    assert not mark.exists()  # its setup.py never ran
+
+
+@pytest.mark.skipif(not shutil.which("bwrap") and not os.environ.get("CI"), reason="bubblewrap is not installed")
+def test_an_allowed_source_build_runs_in_a_sandbox_with_no_network(env_cache, tmp_path):
+    mark = tmp_path / "host-mark"
+    sdist = make_sdist(tmp_path / "pkg", mark)
+    built = envs.build_env(digest(), OWN, requirements([], [f"tinypkg @ file://{sdist}"]), source_builds=True)
+    seen = subprocess.run(
+        [built.python_executable, "-c", "import tinypkg; print(repr(tinypkg.SEEN))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    seen = ast.literal_eval(seen)
+    assert seen["network"] != "reached" and seen["network"].endswith("Error")
+    assert not mark.exists()  # the host's folder was not writable (a private /tmp stood in its place)
+    assert seen["secret"] == "FileNotFoundError"  # nothing of the host but what the build needs
+    assert any(line.startswith("tinypkg") for line in built.frozen)
+
+
+def test_a_source_build_is_refused_where_bubblewrap_is_missing(env_cache, tmp_path, monkeypatch):
+    mark = tmp_path / "host-mark"
+    sdist = make_sdist(tmp_path / "pkg", mark)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # a machine without bubblewrap (uv and python by full path)
+    with pytest.raises(envs.EnvBuildError) as e:
+        envs.build_env(digest(), OWN, requirements([], [f"tinypkg @ file://{sdist}"]), source_builds=True)
+    assert "bubblewrap" in e.value.summary and not mark.exists()
+
+
+def test_uvs_refusals_name_the_package():
+    assert sourcebuilds.no_wheel("  cause: Building source distributions for `tinypkg` is disabled") == "tinypkg"
+    assert sourcebuilds.no_wheel("Because foo==1.0 has no usable wheels and building from source is disabled") == "foo"
+    assert sourcebuilds.no_wheel("error: No solution found when resolving dependencies") is None
