@@ -236,11 +236,10 @@ def _answer_status(data: bytes) -> str:
 
 
 def _hold(port: int, first: bytes, count: int, seconds: float, interval: float, poke: bytes, started):
-    """Keep `count` loopback connections open for `seconds`, each sent `first` on opening and `poke` every
-    `interval`; one the host closes is opened again. `started` (a threading.Event) is set once the first
-    `count` are open. What the host did to them: {status it answered or "closed": n, "opened": n, ...}."""
+    """Keep `count` loopback connections open for `seconds` (counted once all are open), each sent `first` on
+    opening and `poke` every `interval`; one the host closes is opened again. `started` (a threading.Event) is
+    set once the first `count` are open. What the host did to them: {status it answered or "closed": n, "opened": n, ...}."""
     counts: collections.Counter = collections.Counter()
-    stop_at = time.monotonic() + seconds
 
     def connect():
         try:
@@ -254,6 +253,7 @@ def _hold(port: int, first: bytes, count: int, seconds: float, interval: float, 
         return sock
 
     socks = [s for s in (connect() for _ in range(count)) if s is not None]
+    stop_at = time.monotonic() + seconds  # from when they are all open
     if started is not None:
         started.set()
     try:
