@@ -238,7 +238,8 @@ def _answer_status(data: bytes) -> str:
 def _hold(port: int, first: bytes, count: int, seconds: float, interval: float, poke: bytes, started):
     """Keep `count` loopback connections open for `seconds` (counted once all are open), each sent `first` on
     opening and `poke` every `interval`; one the host closes is opened again. `started` (a threading.Event) is
-    set once the first `count` are open. What the host did to them: {status it answered or "closed": n, "opened": n, ...}."""
+    set once the first `count` are open. What the host did to them: {status it answered or "closed": n,
+    "opened": n, ...}."""
     counts: collections.Counter = collections.Counter()
 
     def connect():
