@@ -3,6 +3,7 @@ sit idle or take to send a request (each with its MLCTL_HOST_* setting where it 
 
 from __future__ import annotations
 
+import math
 import os
 
 MAX_HEAD = 64 * 1024  # a request head over this is 431
@@ -13,13 +14,13 @@ IDLE_S = 75.0  # as aiohttp's keep-alive timeout
 
 
 def setting(name: str, default: float) -> float:
-    """The positive number in environment variable `name`, or `default` when it is unset, not a number or not
-    positive."""
+    """The positive number in environment variable `name`, or `default` when it is unset, not a number, not
+    finite or not positive."""
     try:
         value = float(os.environ.get(name, default))
     except ValueError:
         return default
-    return value if value > 0 else default
+    return value if 0 < value < math.inf else default
 
 
 def idle_seconds() -> float:
