@@ -89,10 +89,12 @@ def make_plan(
         state = read_state(backend)
         note_used(project, backend)
         observed = None
-        if refresh_first and state.resources:
-            check_here(project, state)
+        if refresh_first:  # the machine's checks (an interpreter, an engine) as apply makes them, also on a first plan
+            if state.resources:
+                check_here(project, state)
             runtimes.main.preflight(config.resources)
-            observed = refresh(project, state, runtimes)
+            if state.resources:
+                observed = refresh(project, state, runtimes)
     if refresh_only:
         result = drift_plan(state, observed or {})
     else:

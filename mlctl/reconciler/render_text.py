@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from mlctl import runtimerecords
 from mlctl.reconciler import present
 from mlctl.reconciler.plans import Action, Change, Plan
 
@@ -141,10 +142,8 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
         _line(out, (f"({unchanged} unchanged resource{'s' if unchanged != 1 else ''} not shown)", "dim"))
         out.append("\n")
     if plan.ignored:
-        _line(
-            out,
-            (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):", None),
-        )
+        runtime = plan.runtime or runtimerecords.DEFAULT
+        _line(out, (f"Ignored fields (cloud-only; accepted, not honoured by the {runtime} runtime):", None))
         for where in sorted(plan.ignored):
             _line(out, (f"  {where}: {', '.join(plan.ignored[where])}", "dim"))
         out.append("\n")

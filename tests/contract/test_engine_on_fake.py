@@ -156,7 +156,7 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
         port = state.resources[Address.parse("endpoint.ctr")].observed.port
         moved = Harness.__new__(Harness)
         moved.__dict__.update(fake.__dict__)
-        from mlctl.project import Project
+        from mlctl.projectpaths import Project
 
         moved.project = Project.at(fake.project.root, runtime_override="other")
         _, _, p = make_plan(moved.project)

@@ -115,6 +115,20 @@ def training_python(train: dict, cache: Path) -> str:
     return str(python)
 
 
+def trained(train: dict, cache: Path) -> Path:
+    """The model `train` describes, trained once per training script, Python and packages (cached by their
+    digest: the scripts are deterministic, and cases sharing a model share one training)."""
+    script = HERE / "train" / train["script"]
+    spec = [train["python"], sorted(train["packages"]), script.read_text()]
+    out = cache / "corpus-models" / hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16] / "model"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name("model.partial")
+        subprocess.run([training_python(train, cache), str(script), str(partial)], check=True, timeout=300)
+        partial.rename(out)
+    return out
+
+
 def prepare(case: Case, root: Path, cache: Path) -> Path:
     """The case's files copied under `root`, its model trained; returns the project folder."""
     shutil.copytree(case.folder / "files", root)
@@ -122,8 +136,7 @@ def prepare(case: Case, root: Path, cache: Path) -> Path:
     for train in case.train:
         out = root / train["output"]
         out.parent.mkdir(parents=True, exist_ok=True)
-        script = HERE / "train" / train["script"]
-        subprocess.run([training_python(train, cache), str(script), str(out)], check=True, timeout=300)
+        shutil.copy(trained(train, cache), out)
     return root / case.project
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from mlctl.runtime.docker import base
+from mlctl.runtime.docker import baseimage as base
 from mlctl.runtime.docker.imagechecks import python_problems
 
 MISSING = "mlctl-tests/never-built-or-pushed:0"  # no registry is reachable from here either

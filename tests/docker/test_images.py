@@ -18,10 +18,11 @@ import pytest
 from image_support import EngineProxy, example_copy
 
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, contexts, engine, imagechecks, images, labels, steps
+from mlctl.runtime.docker import baseimage as base
+from mlctl.runtime.docker import contexts, engine, imagechecks, images, labels, steps
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState

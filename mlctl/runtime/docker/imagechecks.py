@@ -14,7 +14,7 @@ from typing import Any
 
 from mlctl.errors import Diagnostic
 from mlctl.resources import Kind
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker.images import ImageRequest, content_digest, image_tag
 
 

@@ -7,12 +7,12 @@ built on another base than the one chosen now reads `on_chosen_base=False` (drif
 from __future__ import annotations
 
 from mlctl.errors import MlctlError
-from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, engine, images
+from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
+from mlctl.runtime.docker import baseimage, engine, images
 from mlctl.runtime.observed import ImageObserved
 
 
-class ImageDriver:
+class ImageDriver(Unscalable):
     """Builds (or finds) an environment's container image; `delete` leaves it in the engine for other
     projects (`mlctl cache prune` removes unused ones)."""
 
@@ -63,7 +63,7 @@ class ImageDriver:
         if request.build_context:
             return None
         try:
-            chosen = base.choose(
+            chosen = baseimage.choose(
                 engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings, build=False
             )
         except MlctlError:  # the base chosen now has no python3: the build says so, not refresh

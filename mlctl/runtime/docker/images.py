@@ -40,11 +40,11 @@ from mlctl.digests import json_digest
 from mlctl.privatefiles import ensure_folder, read_json, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker import contexts, labels, steps
 from mlctl.runtime.docker.sourcebuild import install_from_source
-from mlctl.runtime.local import sourcebuilds
-from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"

@@ -1,7 +1,7 @@
 """A source build of an environment's packages for the docker runtime, in a container with no network.
 
 Used only when the project sets `docker: {source_builds: true}` (otherwise packages install from wheels
-only: mlctl.runtime.local.sourcebuilds). What has wheels is installed on the host first (network, no build,
+only: mlctl.runtime.kit.sourcebuilds). What has wheels is installed on the host first (network, no build,
 uv's cache also gets the build backends); then the whole install runs again, offline, in a container of
 the image's base: no network, every capability dropped, no-new-privileges, a read-only root with a private
 /tmp, the host's user; it sees uv (read-only), uv's cache and the image's site folder (writable), the
@@ -14,8 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from mlctl.runtime.local import sourcebuilds
-from mlctl.runtime.local.envs import WHEELS_ONLY
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit.virtualenvs import WHEELS_ONLY
 
 UV_TARGET = "/opt/mlctl-uv"
 CACHE_TARGET = "/opt/mlctl-uv-cache"
