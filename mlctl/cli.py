@@ -79,7 +79,7 @@ def group(ctx, directory, files, state_path, runtime):
 
     plan shows what would change; apply makes it so.
     """
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
 
     ctx.obj = Project.at(directory, files=files, state_path=state_path, runtime_override=runtime)
 

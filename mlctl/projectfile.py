@@ -18,18 +18,26 @@ from typing import Any, Mapping
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.project import Project
-from mlctl.runtime import registry
+from mlctl.projectpaths import Project
+from mlctl import runtimerecords
 from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
 from mlctl.schemas.validate import apply_defaults, did_you_mean, load_schema, validate_document
 
 FILE_NAMES = ("mlctl.yaml", "mlctl.yml")  # the first one found is read; both at once is an error
 OPTION = "--runtime"
 ENV_VAR = "MLCTL_RUNTIME"
-DEFAULT_RUNTIME = "local"
-KNOWN = frozenset(
-    {"local", "docker", "ray", "kubernetes"}
-)  # the runtimes a project file may name (the schema's `runtime` enum)
+DEFAULT_RUNTIME = runtimerecords.DEFAULT
+
+
+def known_in_files() -> frozenset[str]:
+    """The runtimes a project file may name (the schema's `runtime` enum): those of the runtime records."""
+    return frozenset(runtimerecords.settings_blocks())
+
+
+def __getattr__(name: str):
+    if name == "KNOWN":  # read when asked: installed runtimes are found on first use
+        return known_in_files()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -165,12 +173,12 @@ def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
 
 def _reworded(d: Diagnostic, data: dict, doc: Document) -> Diagnostic:
     """A schema error said in the project file's terms: an unknown runtime, a setting a runtime lacks."""
-    if d.field == "runtime" and isinstance(data.get("runtime"), str) and data["runtime"] not in KNOWN:
+    if d.field == "runtime" and isinstance(data.get("runtime"), str) and data["runtime"] not in known_in_files():
         return _unknown(data["runtime"], "", doc.at(("runtime",)))
     block, _, key = (d.field or "").rpartition(".")
-    if (block and block not in KNOWN) or "." in block or not d.summary.startswith("unknown field"):
+    if (block and block not in known_in_files()) or "." in block or not d.summary.startswith("unknown field"):
         return d
-    owners = [rt for rt in sorted(KNOWN) if rt != block and key in _setting_names(rt)]
+    owners = [rt for rt in sorted(known_in_files()) if rt != block and key in _setting_names(rt)]
     move = f"'{key}' is a setting of the {owners[0]} runtime: move it into the '{owners[0]}:' block." if owners else ""
     if not block:  # a runtime's setting written at the top level
         return replace(d, detail=move) if move else d
@@ -196,15 +204,15 @@ def _chosen(
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
         return DEFAULT_RUNTIME, None, None
-    if name not in registry.known():  # only from an override: the file's own is in the schema's enum
+    if name not in runtimerecords.known():  # only from an override: the file's own is in the schema's enum
         diags.append(_unknown(name, how, where))
-    elif name not in registry.available():
+    elif name not in runtimerecords.available():
         diags.append(_unavailable(name, how, where, source))
     return name, source, where.get("line")
 
 
 def _unknown(name: str, how: str, where: dict) -> Diagnostic:
-    known = sorted(KNOWN)
+    known = sorted(known_in_files())
     return Diagnostic(
         f"unknown runtime {name!r}" + (f" ({how})" if how else ""),
         f"Use one of: {', '.join(known)}." + did_you_mean(name, known),
@@ -213,7 +221,7 @@ def _unknown(name: str, how: str, where: dict) -> Diagnostic:
 
 
 def _unavailable(name: str, how: str, where: dict, source: str) -> Diagnostic:
-    runs = ", ".join(registry.available())
+    runs = ", ".join(runtimerecords.available())
     instead = {
         OPTION: f"use {OPTION} {DEFAULT_RUNTIME} (or leave the option out)",
         ENV_VAR: f"set {ENV_VAR}={DEFAULT_RUNTIME} or unset it",

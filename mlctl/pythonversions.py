@@ -59,8 +59,7 @@ def below_floor(request: str | None) -> bool:
         spec = specifier(request)
     except InvalidSpecifier:
         return False
-    return not any(
-        spec.contains(Version(f"{major}.{minor}.{patch}"), prereleases=True)
-        for major, minor in _SERIES
-        for patch in range(50)
-    )
+    named = [Version(c.version.removesuffix(".*")) for c in spec if re.fullmatch(r"[0-9.]+(\.\*)?", c.version)]
+    candidates = [Version(f"{major}.{minor}.{patch}") for major, minor in _SERIES for patch in range(50)]
+    candidates += [v for v in named if v.release[:2] >= SERVER_FLOOR]  # "3.99": not older, merely unknown
+    return not any(spec.contains(v, prereleases=True) for v in candidates)

@@ -18,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
+from mlctl.binarybounds import numpy_bound
 from mlctl.errors import Diagnostic
 from mlctl.masking import mask_url_credentials, url_credentials
 from mlctl.pythonversions import below_floor
@@ -267,6 +268,20 @@ def requirement_name(line: str) -> str:
         return ""
 
 
+def pypi_name(conda_name: str) -> str:
+    """Pure: the canonical PyPI name of a conda package ('py-xgboost' -> 'xgboost')."""
+    return canonicalize_name(_PYPI.get(canonicalize_name(conda_name), conda_name))
+
+
+def requirement_specifier(line: str, name: str) -> str:
+    """Pure: the version specifier of pip line `line` when it names `name` ('' otherwise)."""
+    try:
+        req = Requirement(line.strip())
+    except InvalidRequirement:
+        return ""
+    return str(req.specifier) if canonicalize_name(req.name) == name else ""
+
+
 def python_request(specifier: str) -> str | None:
     """Pure: a python version request from the specifier of a conda `python` dependency
     ('==3.11.*' -> '3.11', '==3.11.7' -> '3.11.7', '>=3.9,<3.12' unchanged, '' -> None)."""
@@ -313,6 +328,9 @@ def requirements(conda_packages, pip_packages, *, extra=()) -> Requirements:
             notes.append(f"skipped pip package '{name}': mlctl's scoring server replaces it")
         elif spec and name not in NOT_PACKAGES:
             lines.append(spec)
+    bound, why = numpy_bound(conda_packages, pip_packages)
+    lines.extend(bound)
+    notes.extend(why)
     present = {requirement_name(x) for x in lines}
     lines.extend(x for x in extra if requirement_name(x) not in present)
     return Requirements(tuple(lines), tuple(notes))

@@ -64,3 +64,13 @@ def trained_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(out)], check=True, capture_output=True)
     return out / "model.pkl"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """One Azurite for the session (tests/azurite_server.py); each test uses a container of its own."""
+    from azurite_server import started
+
+    server = started(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()

@@ -35,9 +35,10 @@ sys.path.insert(0, str(REPO / "tests" / "docker"))
 
 from image_support import example_copy  # noqa: E402
 
-from mlctl.project import Project  # noqa: E402
+from mlctl.projectpaths import Project  # noqa: E402
 from mlctl.resources import Kind  # noqa: E402
-from mlctl.runtime.docker import base, engine, images  # noqa: E402
+from mlctl.runtime.docker import baseimage as base
+from mlctl.runtime.docker import engine, images
 from mlctl.schemas.load import load_config  # noqa: E402
 
 

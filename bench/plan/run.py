@@ -88,7 +88,10 @@ def write_state(proj: Path, src: str | None = None) -> int:
     the mlctl the plans run (`src`: an older copy's folder), so the state's format is the one it reads."""
     code = (
         "import sys\n"
-        "from mlctl.project import Project\n"
+        "try:\n"
+        "    from mlctl.projectpaths import Project\n"
+        "except ImportError:  # an older copy (--before): the module's name before the kit\n"
+        "    from mlctl.project import Project\n"
         "from mlctl.schemas.load import load_config\n"
         "from mlctl.state.statefile import ResourceState, State, write_state\n"
         "p = Project.at(sys.argv[1])\n"

@@ -25,7 +25,7 @@ ENTRIES = {
     "mlctl entry (exit without teardown)": ["-m", "mlctl.runtime.server"],
     "sys.exit(main()) (full teardown)": [
         "-c",
-        "import sys; from mlctl.runtime.server.serve import main; sys.exit(main())",
+        "import sys; from mlctl.runtime.server.startup import main; sys.exit(main())",
     ],
 }
 

@@ -50,7 +50,7 @@ def azure_python() -> Path:
     import numpy
     import sklearn
 
-    from mlctl.runtime.local.envs import uv_command
+    from mlctl.runtime.kit.virtualenvs import uv_command
 
     uv = uv_command()  # this interpreter's own uv (the PyPI package), even when its venv is not on PATH
     if uv is None:

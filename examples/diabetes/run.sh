@@ -15,5 +15,7 @@ echo "== scoring sample-request.json"
 mlctl -C "$HERE" invoke diabetes --request-file sample-request.json
 
 echo
-echo "Done. Try: mlctl -C $HERE show diabetes | keys diabetes | logs diabetes --deployment blue"
+echo "Done. mlctl is installed in $(dirname "$(command -v mlctl)"); to have it on your PATH in this shell:"
+echo "  . $(dirname "$(command -v mlctl)")/activate"
+echo "Then try: mlctl -C $HERE show diabetes | keys diabetes | logs diabetes --deployment blue"
 echo "Stop it with: mlctl -C $HERE destroy --auto-approve"

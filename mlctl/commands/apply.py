@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mlctl.commands.plan import lock_timeout_option
+from mlctl.commands.plan import lock_timeout_option, override_options, with_overrides
 from mlctl.errors import MlctlError
 
 
@@ -119,8 +119,9 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option("--allow-destroy", is_flag=True, help="Allow deleting endpoints removed from the configuration.")
 @lock_timeout_option
+@override_options
 @click.pass_obj
-def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
+def command(project, planfile, auto_approve, allow_destroy, lock_timeout, sets, variables):
     """Make the runtime match the configuration, or carry out a saved PLANFILE (a relative path is
     read from the project, as `plan --out` writes it).
 
@@ -128,6 +129,7 @@ def command(project, planfile, auto_approve, allow_destroy, lock_timeout):
     A saved plan is applied as reviewed, and refused when the state, the config or any
     referenced file changed since it was made.
     """
+    project = with_overrides(project, sets, variables)
     code = run_apply(
         project, planfile=planfile, auto_approve=auto_approve, allow_destroy=allow_destroy, lock_timeout=lock_timeout
     )

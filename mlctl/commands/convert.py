@@ -65,7 +65,7 @@ def v1(ctx, service, models, ic, dc, out, force):
     from mlctl.convert.v1output import check_output
     from mlctl.convert.writing import write_all
     from mlctl.errors import Diagnostic, MlctlError
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
 
     project = ctx.obj
     root = project.root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlctl.commands.plan import lock_timeout_option
+from mlctl.commands.plan import lock_timeout_option, override_options, with_overrides
 
 
 def stop_leftovers(project) -> None:
@@ -22,8 +22,9 @@ def stop_leftovers(project) -> None:
 @click.command()
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for 'yes'.")
 @lock_timeout_option
+@override_options
 @click.pass_obj
-def command(project, auto_approve, lock_timeout):
+def command(project, auto_approve, lock_timeout, sets, variables):
     """Delete every endpoint, deployment and traffic setting recorded in the state, and stop any
     endpoint host of this project still running. Keys are removed.
 
@@ -31,6 +32,7 @@ def command(project, auto_approve, lock_timeout):
     """
     from mlctl.commands.apply import run_apply
 
+    project = with_overrides(project, sets, variables)
     run_apply(
         project,
         auto_approve=auto_approve,

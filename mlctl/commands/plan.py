@@ -28,6 +28,33 @@ def lock_timeout_option(f):
     )(f)
 
 
+def override_options(f):
+    """`--set [FILE:]PATH=VALUE` and `--var NAME=VALUE` (validate, plan, apply): mlctl.overrides."""
+    f = click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Fill the placeholders <NAME> and {{NAME}} in the configuration files (repeatable).",
+    )(f)
+    return click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="[FILE:]PATH=VALUE",
+        help="Set a field, as Azure's --set: traffic.blue=100, blue.yml:instance_count=2 (repeatable).",
+    )(f)
+
+
+def with_overrides(project, sets, variables):
+    """The project read with these overrides (a saved plan is applied with the ones it was made with)."""
+    import dataclasses
+
+    from mlctl.overrides import parse_overrides
+
+    return dataclasses.replace(project, overrides=parse_overrides(sets, variables))
+
+
 @contextlib.contextmanager
 def collections_paused():
     """No cyclic garbage collection while a plan is made and printed: the loader and the planner allocate
@@ -141,14 +168,28 @@ def print_plan(
     "(exit 2 with --detailed-exitcode).",
 )
 @lock_timeout_option
+@override_options
 @click.pass_context
-def command(ctx, out, as_json, as_markdown, detailed_exitcode, destroy, replace, refresh, refresh_only, lock_timeout):
+def command(
+    ctx,
+    out,
+    as_json,
+    as_markdown,
+    detailed_exitcode,
+    destroy,
+    replace,
+    refresh,
+    refresh_only,
+    lock_timeout,
+    sets,
+    variables,
+):
     """Show what apply would change, without changing anything."""
     if as_json and as_markdown:
         raise click.UsageError("--json and --markdown cannot be used together")
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
-    project = ctx.obj
+    project = with_overrides(ctx.obj, sets, variables)
     with collections_paused():
         result = print_plan(
             project,

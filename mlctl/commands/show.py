@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 
 
@@ -92,24 +93,12 @@ def report(project, state, name: str) -> dict:
     }
 
 
-CONTAINER_FIELDS = (
-    "container",
-    "container_name",
-    "image",
-    "cpus",
-    "memory_bytes",
-    "last_exit",
-    "oom_kills",
-    "stopped_outside_mlctl",
-)
-
-
 def instance_report(i: dict) -> dict:
     """Pure: what `show` says of one live instance: index, pid, readiness, restarts, scoring workers, and for a
     container its id, name, image, limits and how it last ended."""
     return {
         **{k: i.get(k) for k in ("index", "pid", "ready", "restarts", "workers")},
-        **{k: i[k] for k in CONTAINER_FIELDS if k in i},
+        **{k: i[k] for k in runtimerecords.instance_fields() if k in i},
     }
 
 
@@ -120,6 +109,8 @@ def instance_line(i: dict) -> str:
         if "container" in i
         else f"pid {i['pid']}"
         if i.get("pid") is not None
+        else f"Serve replica {i['replica_id']} on node {str(i.get('node_id') or '?')[:12]}"
+        if i.get("replica_id")
         else "run by its platform (no local process)"
     )
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"

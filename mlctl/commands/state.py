@@ -36,7 +36,9 @@ def list_(ctx):
     state = _read(ctx)
     for a in order(dependencies((), state)):
         rs = state.resources.get(a)
-        if rs is not None:
+        if rs is not None and rs.failed_roll:
+            click.echo(f"{a}  (its last roll failed; this version still serves)")
+        elif rs is not None:
             click.echo(a if rs.status == "ready" else f"{a}  ({rs.status})")
 
 

@@ -6,17 +6,19 @@ import json
 
 import click
 
+from mlctl.commands.plan import override_options, with_overrides
 from mlctl.errors import Diagnostic
 
 
 @click.command("validate")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@override_options
 @click.pass_context
-def command(ctx, as_json: bool) -> None:
+def command(ctx, as_json: bool, sets, variables) -> None:
     """Check the configuration: every file, field, reference and traffic rule; all problems at once."""
     from mlctl.schemas.load import load_config
 
-    config = load_config(ctx.obj)
+    config = load_config(with_overrides(ctx.obj, sets, variables))
     errors = len(config.errors)
     if as_json:
         click.echo(

@@ -10,6 +10,7 @@ reports through `Hooks`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -142,7 +143,10 @@ def apply(
             summary = e.summary if isinstance(e, DriverError) else str(e)
             detail = e.detail if isinstance(e, DriverError) else ""
             tail = getattr(e, "log_tail", "")
-            if change.resource is not None:
+            if order is Order.ROLL and prior is not None and prior.status == Status.READY and change.resource:
+                # the old version keeps serving: it stays the record, so reverting the change plans nothing
+                state.resources[change.address] = dataclasses.replace(prior, failed_roll=change.resource.digest)
+            elif change.resource is not None:
                 state.resources[change.address] = ResourceState.from_resource(
                     change.resource,
                     status=Status.FAILED,

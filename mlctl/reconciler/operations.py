@@ -21,7 +21,7 @@ from mlctl.reconciler.plans import drift_plan, plan
 from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Kind
 from mlctl.runtime.registry import Runtimes, load_runtime
-from mlctl.state.backends import state_backend
+from mlctl.state.backends import note_used, state_backend
 from mlctl.state.location import check_here, here
 from mlctl.state.statefile import read_state
 
@@ -87,11 +87,14 @@ def make_plan(
     # a plan without refresh reads the state only: no lock (it runs with read-only credentials)
     with backend.lock(operation, timeout=lock_timeout) if refresh_first else contextlib.nullcontext():
         state = read_state(backend)
+        note_used(project, backend)
         observed = None
-        if refresh_first and state.resources:
-            check_here(project, state)
+        if refresh_first:  # the machine's checks (an interpreter, an engine) as apply makes them, also on a first plan
+            if state.resources:
+                check_here(project, state)
             runtimes.main.preflight(config.resources)
-            observed = refresh(project, state, runtimes)
+            if state.resources:
+                observed = refresh(project, state, runtimes)
     if refresh_only:
         result = drift_plan(state, observed or {})
     else:
@@ -130,6 +133,7 @@ def apply_project(
     backend = state_backend(project)
     with backend.lock("destroy" if destroy else "apply", timeout=lock_timeout):
         state = read_state(backend)
+        note_used(project, backend)
         check_here(project, state)
         state.location = here(project.data_dir)  # recorded with the next write
         runtimes.main.preflight(config.resources)

@@ -29,6 +29,7 @@ from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.reconciler.plans import Action, Plan, applied_resources, ignored_fields, path_attributes
 from mlctl.reconciler.saved_changes import Mismatch, Recorded, read_action, read_change, write_change
+from mlctl.overrides import is_override_input
 from mlctl.resources import Address
 from mlctl.privatefiles import write_atomic
 
@@ -167,7 +168,14 @@ def moved(binding: dict, state, inputs: dict[str, str], root: str | None, runtim
     now = {_key(p, root): d for p, d in inputs.items()}
     then = binding["inputs"]
     for p in sorted(set(then) | set(now)):
-        if p not in now:
+        if is_override_input(p):  # `--set PATH` / `--var NAME`: given to plan, to be given to apply alike
+            if p not in now:
+                out.append(f"the plan was made with {p}=...: give it to apply too")
+            elif p not in then:
+                out.append(f"{p}=... was not given when the plan was made")
+            elif then[p] != now[p]:
+                out.append(f"{p} has another value than when the plan was made")
+        elif p not in now:
             out.append(f"{p} was removed or is no longer read")
         elif p not in then:
             out.append(f"{p} is new")

@@ -202,6 +202,8 @@ def _decide(
         return Action.NOOP, None, diff
     order_of_reasons = list(Reason)
     action, reason = max(cands, key=lambda c: (c[0].rank, -order_of_reasons.index(c[1])))
+    if p.failed_roll == r.digest and reason in (Reason.CONFIG_CHANGED, Reason.ARTIFACT_CHANGED):
+        reason = Reason.FAILED_EARLIER  # this very version failed to roll out before
     return action, reason, diff + tuple(drift_items)
 
 

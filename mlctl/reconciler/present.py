@@ -35,6 +35,8 @@ def summary_line(plan: Plan) -> str:
             "`mlctl apply` restores what was applied."
         )
     if not plan.has_changes():
+        if plan.destroy:
+            return "No changes. Nothing of this project is deployed: there is nothing to destroy."
         return "No changes. The runtime matches the configuration."
     counts = plan.summary()
     return (

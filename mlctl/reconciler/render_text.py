@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from mlctl import runtimerecords
 from mlctl.reconciler import present
 from mlctl.reconciler.plans import Action, Change, Plan
 
@@ -98,7 +99,7 @@ def _endpoint_warning(out: Text, plan: Plan) -> None:
     for c in gone:
         _line(out, (f"  - {c.address} ({present.reason_text(plan, c)})", "red"))
     if plan.destroy:
-        _line(out, ("  apply will delete them: this plan was made with --destroy.", None))
+        _line(out, ("  as asked: destroying deletes every endpoint the project deployed.", None))
     else:
         _line(out, ("  apply deletes an endpoint only with --allow-destroy, or from a plan made with --destroy.", None))
     out.append("\n")
@@ -141,10 +142,8 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
         _line(out, (f"({unchanged} unchanged resource{'s' if unchanged != 1 else ''} not shown)", "dim"))
         out.append("\n")
     if plan.ignored:
-        _line(
-            out,
-            (f"Ignored fields (cloud-only; accepted, not honoured by the {plan.runtime or 'local'} runtime):", None),
-        )
+        runtime = plan.runtime or runtimerecords.DEFAULT
+        _line(out, (f"Ignored fields (cloud-only; accepted, not honoured by the {runtime} runtime):", None))
         for where in sorted(plan.ignored):
             _line(out, (f"  {where}: {', '.join(plan.ignored[where])}", "dim"))
         out.append("\n")

@@ -44,7 +44,7 @@ enforces it).
 5. **Operate.** Everything a command needs at run time (an endpoint's address and keys, its live
    status for `show`/`list`, logs, the cache, leftovers for `destroy`) is a `Runtime` method, so
    every command works on every runtime. Runtimes that front their instances with mlctl's endpoint
-   host (all of them today) inherit these from `mlctl.runtime.hosted.HostedRuntime`.
+   host (all of them today) inherit these from the kit's `mlctl.runtime.kit.operations.HostedRuntime`.
 
 6. **Usage.** `Runtime.usage(endpoint, deployment)` reports, per instance, CPU seconds and peak
    memory, for profiling and limits.
@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 if TYPE_CHECKING:
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.resources import Address, Kind, Resource
     from mlctl.runtime.observed import Observed
     from mlctl.state.statefile import ResourceState, State
@@ -93,15 +93,15 @@ class DriverError(Exception):
 class RuntimeContext:
     """What a driver may know about the run: the project, the runtime's settings, progress reporting.
 
-    progress(address, message) is how drivers tell the user what they do (commands print it).
-    memo: a per-run cache (refresh reads each endpoint host once).
+    progress(address, message) is how drivers tell the user what they do (commands print it). A runtime
+    that keeps a per-run view of what it reads (each endpoint host read once per refresh) returns a typed
+    subclass from `Runtime.context` (the kit's `HostedContext`).
     """
 
     project: Project
     settings: Mapping[str, Any] = field(default_factory=dict)
     progress: Callable[[str, str], None] = lambda address, message: None
     timeout: float = 600.0
-    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:

@@ -1,7 +1,8 @@
-"""The runtimes by name: the one place that maps a runtime's name to its package.
+"""The runtimes by name: the engine and the commands load a runtime here and never import one directly.
 
-The engine and the commands load a runtime here and never import one directly. A new runtime
-plugs in by adding a line to RUNTIMES (its module defines `runtime(settings) -> Runtime`).
+Which runtimes there are, and the module of each, is their records' (`mlctl.runtimerecords`: built in,
+installed through the `mlctl.runtimes` entry points, or registered in-process); a module named there
+defines `runtime(settings) -> Runtime`.
 """
 
 from __future__ import annotations
@@ -10,54 +11,44 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import Runtime
-
-# name -> module defining runtime(settings); names known but not in this version map to None
-RUNTIMES: dict[str, str | None] = {
-    "local": "mlctl.runtime.local.runtime",
-    "docker": "mlctl.runtime.docker.runtime",
-    "ray": "mlctl.runtime.ray.runtime",
-    "kubernetes": None,  # planned (DESIGN.md): known, so a project naming it is told it is not in this version
-}
-DEFAULT = "local"
-
-_extra: dict[str, Any] = {}  # runtimes registered at run time (tests register their fake one)
+from mlctl.runtimerecords import DEFAULT, RuntimeRecord, available, known
 
 
-def known() -> tuple[str, ...]:
-    """Names of every runtime mlctl knows, whether or not this version has it."""
-    return tuple(sorted(set(RUNTIMES) | set(_extra)))
-
-
-def available() -> tuple[str, ...]:
-    """Names of the runtimes this mlctl can load."""
-    return tuple(sorted({n for n, m in RUNTIMES.items() if m} | set(_extra)))
+def __getattr__(name: str):
+    if name == "RUNTIMES":  # name -> module defining runtime(settings); None: known, not in this version
+        return {n: r.module for n, r in runtimerecords.records().items() if r.factory is None}
+    raise AttributeError(name)
 
 
 def register(name: str, factory) -> None:
     """Make `factory(settings) -> Runtime` loadable as `name` for this process (tests)."""
-    _extra[name] = factory
+    runtimerecords.register(RuntimeRecord(name, None, factory=factory))
 
 
 def unregister(name: str) -> None:
-    _extra.pop(name, None)
+    runtimerecords.unregister(name)
 
 
 def load_runtime(name: str = DEFAULT, settings: Mapping[str, Any] | None = None) -> Runtime:
     """The runtime called `name` with its settings block; MlctlError for a name this mlctl does not have."""
-    if name in _extra:
-        return _extra[name](settings or {})
-    module = RUNTIMES.get(name)
-    if module is None:
-        if name in RUNTIMES:
+    record = runtimerecords.record(name)
+    if record is not None and record.factory is not None:
+        return record.factory(settings or {})
+    if record is None or record.module is None:
+        if record is not None:
             raise MlctlError(
                 f"the {name} runtime is not in this version of mlctl",
                 detail=f"Available runtimes: {', '.join(available())}. Set `runtime:` in mlctl.yaml "
                 "(or --runtime / MLCTL_RUNTIME) to one of them.",
             )
         raise MlctlError(f"unknown runtime {name!r}", detail=f"Available runtimes: {', '.join(available())}.")
-    return importlib.import_module(module).runtime(settings or {})
+    return importlib.import_module(record.module).runtime(settings or {})
+
+
+__all__ = ["DEFAULT", "Runtimes", "available", "known", "load_runtime", "register", "unregister"]
 
 
 class Runtimes:

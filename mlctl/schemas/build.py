@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlctl.binarybounds import numpy_bound
 from mlctl.boundary import describe, is_inside
 from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl.errors import Diagnostic
@@ -146,15 +147,16 @@ class Builder:
                 )
             )
         elif prior.digest != resource.digest:
+            first_name = prior_spec.where.path + ("name",)
             differ = [k for k in b if a.get(k) != b[k] and k not in PATH_ATTRIBUTES.get(kind.value, ())]
             what = "different content" if differ == ["content_digest"] else "differences in " + ", ".join(differ)
             self.diags.append(
                 Diagnostic(
                     f"{kind.value} '{spec.name}' version {a['version']} is defined twice with {what} "
-                    f"(first at {prior_spec.where.text()})",
+                    f"(first at {prior_spec.where.doc.display}:{prior_spec.where.doc.line(first_name)})",
                     "A registered version is immutable: give one of them a new version, or leave 'version' out "
                     "so mlctl derives it from the content.",
-                    **spec.where.at(),
+                    **spec.where.at("name"),  # the name: line, as a duplicate deployment's or endpoint's error
                 )
             )
         return prior
@@ -224,7 +226,16 @@ class Builder:
 
     def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
         """The environment resource and its image from the parsed packages (registered once per name)."""
-        spec_digest = json_digest({**parsed, "image": spec.image, **({"build": build} if build else {})})
+        # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
+        bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
+        spec_digest = json_digest(
+            {
+                **parsed,
+                "image": spec.image,
+                **({"build": build} if build else {}),
+                **({"added": bound} if bound else {}),
+            }
+        )
         attrs = {
             "name": spec.name,
             "version": spec.version or derive_version(spec_digest),
@@ -259,6 +270,8 @@ class Builder:
         }
         if spec.image:
             image["base_image"] = spec.image
+        if build_notes:
+            image["build_notes"] = list(build_notes)
         if build:
             image.update(build_context=str(spec.build[0]), dockerfile_path=build["dockerfile_path"])
         self.resources[Address(Kind.IMAGE, spec.name)] = Resource(

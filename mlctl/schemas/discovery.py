@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
-from mlctl.project import Project
+from mlctl.overrides import placeholders_in, unfilled_error
+from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
 from mlctl.schemas.validate import KINDS, did_you_mean
@@ -14,6 +15,8 @@ from mlctl.schemas.validate import KINDS, did_you_mean
 SCHEMA_KINDS = {
     "managedonlineendpoint": "endpoint",
     "managedonlinedeployment": "deployment",
+    "kubernetesonlineendpoint": "endpoint",  # the same YAML, served on an Azure Arc Kubernetes cluster
+    "kubernetesonlinedeployment": "deployment",
     "model": "model",
     "environment": "environment",
 }
@@ -79,6 +82,41 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
     return None, Diagnostic(f"skipped {doc.display}: {why}", severity="note")
 
 
+def apply_overrides(project: Project, docs: list[tuple[Document, str]]) -> list[Diagnostic]:
+    """Carry out each `--set` on the document it names (by file, else the one whose kind has the field);
+    the errors for one that names no document, several, or a path that cannot be set."""
+    from mlctl.overrides import set_value
+    from mlctl.schemas.validate import load_schema
+
+    problems = []
+    for o in project.overrides.sets:
+        if o.file is not None:
+            wanted = (project.root / o.file).resolve()
+            targets = [d for d, _ in docs if d.path == wanted or d.display == o.file]
+            why = f"names {o.file!r}, which is not a configuration file read"
+        else:
+            targets = [d for d, k in docs if o.path[0] in load_schema(k).get("properties", {})]
+            why = f"matches no document read: no endpoint, deployment, model or environment has {o.path[0]!r}"
+        if len(targets) > 1:
+            files = ", ".join(d.display for d in targets)
+            problems.append(
+                Diagnostic(
+                    f"--set {o.text!r} matches several documents: {files}",
+                    f"Name the file: --set {targets[0].display}:{o.text}.",
+                    field="--set",
+                )
+            )
+        elif not targets:
+            problems.append(
+                Diagnostic(f"--set {o.text!r} {why}", "Name a file given with -f or in the project.", field="--set")
+            )
+        elif (problem := set_value(targets[0].data, o.path, o.value)) is not None:
+            problems.append(
+                Diagnostic(f"--set {o.text!r}: {problem}", "Fix the path.", **targets[0].at(o.path, field="--set"))
+            )
+    return problems
+
+
 def find_config_files(project: Project) -> list[Path]:
     """The files to read: the explicit -f files, else every *.yml / *.yaml directly in the project folder
     but the project file (mlctl.yaml)."""
@@ -119,7 +157,7 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
                 )
             )
             continue
-        doc, problems = read_document(path, cache)
+        doc, problems = read_document(path, cache, variables=project.overrides.variables)
         diags.extend(problems)
         if doc is None:
             failed += 1
@@ -139,6 +177,12 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
                 diags.append(why)
             continue
         docs.append((doc, kind))
+    diags.extend(apply_overrides(project, docs))
+    unfilled = [(doc, left) for doc, _ in docs if (left := placeholders_in(doc.data))]
+    for doc, left in unfilled:  # placeholders a --set did not replace: the document is not read further
+        diags.append(unfilled_error(doc.display, [(p, doc.line(path)) for p, path in left]))
+    failed += len(unfilled)
+    docs = [(d, k) for d, k in docs if all(d is not u for u, _ in unfilled)]
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
         if project.state_path.is_file() and not lookalikes:

@@ -93,20 +93,33 @@ class Document:
         return node
 
 
-def read_document(path: Path, cache=None) -> tuple[Document | None, list[Diagnostic]]:
+def read_document(path: Path, cache=None, variables=None) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse one YAML file. Problems (unreadable, syntax, duplicate keys) come back as diagnostics.
-    `cache`: a DocumentCache (mlctl.schemas.doccache) that answers for a text parsed before."""
+    `cache`: a DocumentCache (mlctl.schemas.doccache) that answers for a text parsed before.
+    `variables` (a configuration file's; None for another YAML, such as a conda file): the `--var` values to
+    fill its placeholders with; when placeholders left make it unparsable, one error naming them all
+    (mlctl.overrides) instead of the syntax error."""
     import hashlib
 
     shown = show_path(path)
     text, problems = read_config_text(path, shown)
     if text is None:
         return None, problems
+    left = []
+    if variables is not None:
+        from mlctl.overrides import fill, unfilled
+
+        text = fill(text, variables)
+        left = unfilled(text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     cached = cache.get(digest) if cache is not None else None
     if cached is not None:
         return Document(path, cached[0], text, cached[1], digest), []
     doc, problems = _parse(path, shown, text)
+    if doc is None and left:  # `{{NAME}}` is a YAML syntax error: say what it is instead
+        from mlctl.overrides import unfilled_error
+
+        return None, [unfilled_error(shown, left)]
     if doc is not None:
         doc.digest = digest
         if cache is not None and not problems:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import ProjectSettings, read_project_settings
 from mlctl.resources import Resource
 from mlctl.schemas.documents import DISPLAY_ROOT
@@ -96,6 +96,7 @@ def _load(project: Project, cache) -> Config:
     )
     resources = builder.build()
     inputs.update(builder.inputs)
+    inputs.update(project.overrides.inputs())  # a saved plan binds to the --set and --var it was made with
     if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():
         try:
             project.ensure_data_dir()

@@ -23,6 +23,27 @@ from mlctl.schemas.specs import (
 from mlctl.schemas.validate import apply_defaults, find_ignored, load_schema, validate_document
 
 
+def _named_path_problems(doc: Document, path: tuple, raw: dict) -> list[Diagnostic]:
+    """The missing files and folders a deployment mapping names (code, model path, conda file), where the
+    fields have the right type: checked even when the document has other errors."""
+    out: list[Diagnostic] = []
+    cc, model, env = raw.get("code_configuration"), raw.get("model"), raw.get("environment")
+    code = cc.get("code") if isinstance(cc, dict) else None
+    if isinstance(code, dict):
+        code, at = code.get("local_path"), ("code_configuration", "code", "local_path")
+    else:
+        at = ("code_configuration", "code")
+    if isinstance(code, str) and code:
+        check_existing(doc, path + at, code, out, want_dir=True)
+    for key in ("path", "local_path"):
+        if isinstance(model, dict) and isinstance(model.get(key), str) and model[key]:
+            check_existing(doc, path + ("model", key), model[key], out)
+    conda = env.get("conda_file") if isinstance(env, dict) else None
+    if isinstance(conda, str) and conda:
+        check_existing(doc, path + ("environment", "conda_file"), conda.removeprefix("file:"), out, want_dir=False)
+    return out
+
+
 def normalize_model(doc, path, raw, full, default_name, diags) -> ModelSpec | None:
     """A model mapping (standalone YAML at path=() or inline in a deployment) -> ModelSpec."""
     if "path" in raw and "local_path" in raw:
@@ -234,12 +255,21 @@ def _field(path: tuple, name: str) -> str:
 
 def add_document(doc: Document, kind: str, specs: Specs, diags: list[Diagnostic]) -> None:
     """Validate one document and add what it declares to `specs`; problems go to `diags`."""
-    problems = validate_document(doc, kind)
     raw = doc.data
+    if kind == "endpoint" and isinstance(raw.get("auth_mode"), str):
+        raw["auth_mode"] = raw["auth_mode"].lower()  # Azure reads it case-insensitively ('Key' in its examples)
+    problems = validate_document(doc, kind)
     diags.extend(problems)
     # An unknown field does not change the shape of the rest: keep checking (files, references)
     # so all problems come out in one run. Any other schema error stops this document here.
     if any(not p.summary.startswith("unknown field") for p in problems):
+        # the document is not read further; the files it names are still checked, so that all of a file's
+        # errors come out in one run (a bad name no longer hides a wrong code path, nor the other way)
+        named = [((), raw)] if kind == "deployment" else []
+        if kind == "endpoint" and isinstance(raw.get("deployments"), list):
+            named = [(("deployments", i), item) for i, item in enumerate(raw["deployments"]) if isinstance(item, dict)]
+        for at, item in named:
+            diags.extend(_named_path_problems(doc, at, item))
         if kind == "deployment":
             endpoint = raw.get("endpoint_name")
             specs.mark_invalid(kind, raw, endpoint if isinstance(endpoint, str) else None)

@@ -27,9 +27,31 @@ TYPE_WORDS = {
 }
 
 
-@lru_cache(maxsize=None)
 def load_schema(kind: str) -> dict:
-    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json)."""
+    """The JSON Schema of a kind (mlctl/schemas/KIND.schema.json); the project file's with the runtime records'
+    names (the `runtime` enum, its default) and settings blocks filled in."""
+    if kind != "project":
+        return _schema_file(kind)
+    from mlctl import runtimerecords
+
+    return _project_schema(tuple((n, id(r)) for n, r in runtimerecords.records().items() if r.factory is None))
+
+
+@lru_cache(maxsize=None)
+def _project_schema(records: tuple) -> dict:
+    """The project file's schema for these runtime records ((name, id) pairs: the records live as long as the
+    process, and so does each schema made, as every schema node must: `_PLANS` is keyed by node ids)."""
+    from mlctl import runtimerecords
+
+    schema = json.loads(json.dumps(_schema_file("project")))
+    blocks = {n: r.settings() for n, r in runtimerecords.records().items() if (n, id(r)) in records}
+    schema["properties"]["runtime"].update(enum=sorted(blocks), default=runtimerecords.DEFAULT)
+    schema["properties"].update(blocks)
+    return schema
+
+
+@lru_cache(maxsize=None)
+def _schema_file(kind: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import sys
 import threading
@@ -33,6 +34,10 @@ POLL_S = 1.0
 
 
 def _sdk():
+    # mlctl uses the synchronous client only. When aiohttp is installed (mlctl's server needs it) the SDK
+    # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
+    # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
+    sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[arg-type]
     try:
         import azure.storage.blob as blob
     except ImportError:
@@ -71,8 +76,9 @@ class AzureBlobBackend:
         from azure.core import exceptions as x
 
         code = getattr(e, "error_code", None) or ""
+        code = getattr(code, "value", code)
         status = getattr(e, "status_code", None)
-        where = f"account {self.account_url}, container '{self.container_name}'"
+        where = f"account {self.account_url}, container '{self.container_name}', credential from {self.variable}"
         cred = f"the credential from {self.variable}"
         if code == "ContainerNotFound":
             why, todo = (
@@ -84,10 +90,10 @@ class AzureBlobBackend:
             todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
             todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
         elif isinstance(e, (x.ServiceRequestError, x.ServiceResponseError)):
-            why = f"the storage account did not answer ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            why = f"the storage account did not answer ({type(e).__name__}: {_first_line(e)})"
             todo = "Check the network and account_url; nothing was changed."
         else:
-            why = f"{code or status or type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            why = f"{code or status or type(e).__name__}: {_first_line(e)}"
             todo = "Nothing was changed by this request."
         return BackendError(
             Diagnostic(f"cannot {doing} the state in Azure Blob Storage ({where}): {why}", todo, file=self.where)
@@ -275,6 +281,15 @@ class AzureBlobBackend:
         return held
 
 
+SECRET_IN_TEXT = re.compile(r"(?i)\b(sig|AccountKey|SharedAccessSignature)=[^&;\s]+")
+
+
+def _first_line(e: Exception) -> str:
+    """Pure: the first line of an SDK error, at most 200 characters, a SAS signature or key in it masked."""
+    text = (str(e).splitlines() or [""])[0][:200]
+    return SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
+
+
 def _json():
     from azure.storage.blob import ContentSettings
 
@@ -300,7 +315,10 @@ def _service(account_url: str | None, environ: Mapping[str, str]):
         try:
             service = blob.BlobServiceClient.from_connection_string(environ[variable], **options)
         except ValueError as e:
-            raise _bad_setting(f"{variable} is not a storage connection string ({e})", variable) from None
+            raise _bad_setting(
+                f"{variable} is not a storage connection string ({e})",
+                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            ) from None
         if account_url and service.url.split("?")[0].rstrip("/") != account_url.rstrip("/"):
             raise _bad_setting(
                 f"account_url is {account_url}, but {variable} is for {service.url.split('?')[0]}",

@@ -69,9 +69,14 @@ def state_backend(project, *, check_moved: bool = True):
                 field="state",
             )
         )
-    if before is None and backend.config.get("backend") != "local":
-        record(project, backend)
     return backend
+
+
+def note_used(project, backend) -> None:
+    """After a successful read: remember a shared backend as this folder's (a later `state:` change is then
+    detected). The local backend needs no record: its file is its own."""
+    if backend.config.get("backend") != "local" and recorded(project) is None:
+        record(project, backend)
 
 
 def _shown(config: Mapping[str, Any]) -> str:

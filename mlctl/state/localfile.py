@@ -49,7 +49,7 @@ class LocalBackend:
         return Snapshot(data, etag_of(data))
 
     def write(self, data: bytes, if_match: str | None, serial: int) -> str:
-        from mlctl.project import Project
+        from mlctl.projectpaths import Project
 
         Project.at(self.path.parent, state_path=self.path).ensure_data_dir()
         previous = self._bytes(self.path)
@@ -58,7 +58,7 @@ class LocalBackend:
         if previous is not None:
             write_atomic(self.backup, previous, what="state backup")
         write_atomic(self.path, data, what="state")
-        return etag_of(data)
+        return hashlib.sha256(data).hexdigest()
 
     @contextmanager
     def lock(self, operation: str, timeout: float = 0):

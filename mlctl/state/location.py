@@ -67,6 +67,7 @@ def check_here(project, state) -> None:
         return
     origin = recorded.get("path", "?")
     host = recorded.get("host")
+    _check_shared(project, origin, host)
     if host and host != socket.gethostname():
         what = f"it was recorded on the machine {host!r} (in {origin})"
         why = "This project was copied from that machine"
@@ -86,5 +87,27 @@ def check_here(project, state) -> None:
             f"    adopt the state here (carry on its history and keys; apply starts this folder's own endpoint "
             f"hosts):  {_mlctl(project, 'state', 'adopt')}  then  {_mlctl(project, 'plan')}",
             file=str(project.state_path),
+        )
+    )
+
+
+def _check_shared(project, origin: str, host: str | None) -> None:
+    """With a shared state backend, another location is not a copy: the endpoints run where they were applied
+    (the local and docker runtimes' hosts and keys live in that machine's data folder). MlctlError naming it."""
+    from mlctl.state.backends import configured
+
+    backend = configured(project)
+    if backend.config.get("backend") == "local":
+        return
+    machine = f"the machine {host!r}" if host else "another machine"
+    raise MlctlError(
+        Diagnostic(
+            f"the endpoints in the shared state run on {machine}, in {origin}; this is {socket.gethostname()!r}, "
+            f"in {os.path.realpath(project.data_dir)}",
+            "Their hosts, instances and keys live where they were applied: mlctl neither reaches them from here "
+            "nor plans to recreate them. Run plan, apply and destroy there; here, "
+            f"`{_mlctl(project, 'plan', '--refresh=false')}` plans from the state alone. To serve them from this "
+            f"machine instead: `{_mlctl(project, 'state', 'adopt')}` (the hosts there keep running until stopped).",
+            file=backend.where,
         )
     )

@@ -68,7 +68,7 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
     Yields the holder record written into the lock file, or None when there is no state and its
     folder cannot be written (a read-only checkout: nothing to protect).
     """
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
 
     state_path = Path(state_path)
     path = lock_path(state_path)

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.runtimerecords import DEFAULT as DEFAULT_RUNTIME
 from mlctl.resources import Address, Kind
 from mlctl.state.validation import state_problem
 
@@ -42,9 +43,10 @@ class ResourceState:
     digest: str
     depends_on: list[Address] = field(default_factory=list)
     status: Status = Status.READY
-    runtime: str = "local"
+    runtime: str = DEFAULT_RUNTIME
     observed: Any = None  # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
+    failed_roll: str | None = None  # the digest of a version that failed to roll out while this one kept serving
 
     def __post_init__(self):
         from mlctl.runtime.observed import observed_of
@@ -55,7 +57,7 @@ class ResourceState:
 
     @classmethod
     def from_resource(
-        cls, resource, *, status: str = "ready", runtime: str = "local", observed: dict | None = None
+        cls, resource, *, status: str = "ready", runtime: str = DEFAULT_RUNTIME, observed: dict | None = None
     ) -> "ResourceState":
         """The state apply records for a desired `mlctl.resources.Resource`."""
         return cls(
@@ -79,6 +81,7 @@ class ResourceState:
             "runtime": self.runtime,
             "observed": self.observed.to_json(),
             "files": self.files,
+            **({"failed_roll": self.failed_roll} if self.failed_roll else {}),
         }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from mlctl.reconciler.operations import make_plan
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.schemas.load import load_config
 
 BAD = Path(__file__).parent / "bad"
@@ -218,3 +218,17 @@ def test_an_oversized_config_file_is_refused_before_it_is_parsed(tmp_path, body,
     r = validate(root, tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert f"cannot read blue.yml: {message}" in r.stderr, r.stderr
+
+
+def test_a_schema_error_does_not_hide_the_files_a_document_names(tmp_path):
+    """A bad name (a schema error) and a missing code folder, model and conda file: all four in one run."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "endpoint.yml").write_text("kind: endpoint\nname: ep-one\n")
+    (root / "blue.yml").write_text(
+        "kind: deployment\nname: Blue_1\nendpoint_name: ep-one\nmodel:\n  path: nomodel\n"
+        "code_configuration:\n  code: nocode\n  scoring_script: score.py\nenvironment:\n  conda_file: noconda.yml\n"
+    )
+    config = load_config(Project.at(root, state_path=tmp_path / "s.json"))
+    found = sorted((d.line, d.field) for d in config.errors)
+    assert found == [(2, "name"), (5, "model.path"), (7, "code_configuration.code"), (10, "environment.conda_file")]

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from loader_helpers import write_tree
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.schemas.discovery import kind_from_schema_url
 from mlctl.schemas.load import load_config
 

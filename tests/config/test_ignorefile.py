@@ -7,7 +7,7 @@ from loader_helpers import folder_digest, write_tree
 
 from mlctl.digests import list_files
 from mlctl.ignorefile import IgnoreFile, pattern_line
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.schemas.load import load_config
 
 PATTERNS = """# comment

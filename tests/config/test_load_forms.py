@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from loader_helpers import write_tree
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.resources import Address
 from mlctl.schemas.load import PATH_ATTRIBUTES, load_config
 

@@ -18,7 +18,7 @@ import pytest
 
 from loader_helpers import write_tree
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.projectfile import KNOWN, ProjectSettings, load_project_file
 from mlctl.runtime import registry
 from mlctl.schemas.load import load_config

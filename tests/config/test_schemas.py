@@ -108,7 +108,7 @@ def test_cloud_only_fields_are_found_with_a_reason():
 
 
 def test_attributes_match_the_contract(trained_example, tmp_path):
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.schemas.load import load_config
 
     config = load_config(Project.at(trained_example, state_path=tmp_path / "state.json"))

@@ -22,15 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker"))
 from contract_harness import Harness  # noqa: E402
 from docker_support import docker_cleanup, engine_api  # noqa: E402,F401
 from e2e_support import cleanup  # noqa: E402
+import fourth_runtime  # noqa: E402
 from fake_runtime import FakeWorld  # noqa: E402
 
 from mlctl.runtime import registry  # noqa: E402
 
+from mlctl import runtimerecords  # noqa: E402
+
+MARKS = {"docker": pytest.mark.docker, "ray": pytest.mark.ray}  # what each runtime's tests need
 RUNTIMES = (
     "fake",
-    "local",
-    pytest.param("docker", marks=pytest.mark.docker),
-    pytest.param("ray", marks=pytest.mark.ray),
+    *(pytest.param(name, marks=MARKS.get(name, ())) for name in runtimerecords.available()),
+    fourth_runtime.NAME,  # written from docs/architecture.md, installed with an entry point
 )
 
 
@@ -43,15 +46,24 @@ def world():
     registry.unregister("fake")
 
 
+@pytest.fixture(scope="session")
+def fourth_package(tmp_path_factory):
+    """The fourth runtime's package with its dist-info, written once."""
+    return fourth_runtime.write_package(tmp_path_factory.mktemp("fourth-runtime"))
+
+
 @pytest.fixture(params=RUNTIMES)
-def harness(request, tmp_path, world):
+def harness(request, tmp_path, world, monkeypatch):
     api = request.getfixturevalue("engine_api") if request.param == "docker" else None
+    if request.param == fourth_runtime.NAME:
+        fourth_runtime.install(request.getfixturevalue("fourth_package"), monkeypatch)
+        request.addfinalizer(fourth_runtime.uninstall)
     h = Harness(tmp_path / "proj", request.param)
     if request.param == "ray":
         address = request.getfixturevalue("ray_cluster").address
         (h.project.root / "mlctl.yaml").write_text(f'ray:\n  address: "{address}"\n  replica_cpus: 0.25\n')
     yield h
-    if request.param in ("local", "ray"):
+    if request.param in ("local", "ray", fourth_runtime.NAME):
         cleanup(h.project.root)
     if api is not None:
         docker_cleanup(api, h.project.root)

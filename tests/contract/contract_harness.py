@@ -6,7 +6,7 @@ from pathlib import Path
 
 from e2e_support import SplitProject
 
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 
 
 class Harness:

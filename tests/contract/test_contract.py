@@ -75,7 +75,8 @@ def test_scale_roll_and_a_failed_roll_that_leaves_the_old_serving(harness):
         apply_project(harness.project)
     assert "init" in failed.value.log_tail
     state = read_state(harness.project.state_path)
-    assert state.resources[Address.parse("deployment.ctr.blue")].status == "failed" and state.pending is None
+    recorded = state.resources[Address.parse("deployment.ctr.blue")]
+    assert recorded.status == "ready" and recorded.failed_roll and state.pending is None  # the old one is the record
     seen = refresh(harness.project, state, project_runtimes(harness.project))[Address.parse("deployment.ctr.blue")]
     assert (seen.serving_digest, seen.ready_instances) == (rolled, 2)  # the old one still serves
 

@@ -82,6 +82,10 @@ def test_a_failure_at_any_order_is_recorded_and_the_next_apply_continues(fake, o
     assert state.pending is None
     if order == "delete":
         assert state.resources[Address.parse(address)].status == "ready"  # still recorded: it still runs
+    elif order == "roll":  # the old version still serves: it stays the record, the failed one is noted
+        recorded = state.resources[Address.parse(address)]
+        assert recorded.status == "ready" and recorded.digest == before[Address.parse(address)].digest
+        assert recorded.failed_roll and recorded.failed_roll != recorded.digest
     else:
         assert state.resources[Address.parse(address)].status == "failed"
     later = [a for a, _ in planned(fake)]
@@ -152,7 +156,7 @@ def test_a_runtime_change_moves_runtime_bound_resources_and_needs_allow_destroy(
         port = state.resources[Address.parse("endpoint.ctr")].observed.port
         moved = Harness.__new__(Harness)
         moved.__dict__.update(fake.__dict__)
-        from mlctl.project import Project
+        from mlctl.projectpaths import Project
 
         moved.project = Project.at(fake.project.root, runtime_override="other")
         _, _, p = make_plan(moved.project)

@@ -61,7 +61,7 @@ def docker_engine(_engine_or_reason, docker_cache):
 
 @pytest.fixture(scope="session")
 def mlctl_base(_engine_or_reason, docker_cache):
-    from mlctl.runtime.docker import base
+    from mlctl.runtime.docker import baseimage as base
 
     client, _ = _engine_or_reason
     return base.choose(client, env_image=None, settings={}) if client else None
@@ -78,7 +78,7 @@ def server_image(_engine_or_reason, docker_cache, mlctl_base):
 @pytest.fixture(scope="session")
 def example_request(docker_cache, tmp_path_factory):
     """The ImageRequest of examples/diabetes's environment, from the example's own YAML."""
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.resources import Kind
     from mlctl.runtime.docker import images
     from mlctl.schemas.load import load_config

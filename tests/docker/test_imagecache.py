@@ -12,8 +12,9 @@ from dataclasses import replace
 import docker
 import pytest
 
-from mlctl.runtime.docker import base, imagecache, images, labels
-from mlctl.runtime.local.cache import Entry
+from mlctl.runtime.docker import baseimage as base
+from mlctl.runtime.docker import imagecache, images, labels
+from mlctl.runtime.kit.cache import Entry
 from mlctl.state.statefile import ResourceState, State
 
 

@@ -4,20 +4,26 @@ projects, a Python that does not fit, `environment.build` contexts, no engine.""
 
 from __future__ import annotations
 
+import ast
 import io
+import json
+import os
 import subprocess
 import sys
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from image_support import EngineProxy, example_copy
 
 from mlctl.errors import MlctlError
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.resources import Kind
-from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, contexts, engine, imagechecks, images, labels, steps
+from mlctl.runtime.contract import DriverError
+from mlctl.runtime.docker.runcontext import DockerContext
+from mlctl.runtime.docker import baseimage as base
+from mlctl.runtime.docker import contexts, engine, imagechecks, images, labels, steps
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState
@@ -81,7 +87,7 @@ def test_two_projects_share_one_image_built_once(docker_engine, example_image, t
     for name in ("one", "two"):
         project = _project_copy(tmp_path, name)
         (resource,) = [r for r in load_config(project).resources if r.kind is Kind.IMAGE]
-        ctx = RuntimeContext(project, progress=lambda address, message: said.append(message))
+        ctx = DockerContext(project, progress=lambda address, message: said.append(message))
         observed.append(ImageDriver().create(resource, None, ctx))
         recorded = images.recorded(project.data_dir, resource.attributes["spec_digest"])
         assert recorded.tag == example_image.tag
@@ -102,7 +108,7 @@ def test_image_removed_outside_mlctl_reads_as_gone(docker_engine, mlctl_base, sc
     prior = ResourceState(
         kind="image", attributes={"spec_digest": request.spec_digest}, digest="sha256:x", observed=built.observed()
     )
-    driver, ctx = ImageDriver(), RuntimeContext(project)
+    driver, ctx = ImageDriver(), DockerContext(project)
     address = "image.x"
     assert driver.read(address, prior, ctx).tag == built.tag
     docker_engine.images.remove(built.tag)
@@ -120,9 +126,13 @@ def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, s
     prior = ResourceState(
         kind="image", attributes={"spec_digest": None}, digest="sha256:x", observed=server_image.observed()
     )
-    read = lambda settings: ImageDriver().read("image.x", prior, RuntimeContext(Project.at(tmp_path), settings))  # noqa: E731
+    read = lambda settings: ImageDriver().read("image.x", prior, DockerContext(Project.at(tmp_path), settings))  # noqa: E731
     assert read({}).on_chosen_base is True
     assert read({"base_image": other}).on_chosen_base is False
+    # a base the engine lacks, no registry asked: cannot tell without pulling (apply may have fallen back from it)
+    missing = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
+    assert read({"base_image": missing}).on_chosen_base is None
+    assert read({"base_image": missing, "plan_asks_registry": True}).on_chosen_base is True
     from mlctl.reconciler.rules import DRIFT
 
     assert [rule.drifted(read({"base_image": other}), {}) for rule in DRIFT[Kind.IMAGE]] == [True]
@@ -269,12 +279,16 @@ def _image(resources):
 def test_plan_notes_say_which_base_and_why_without_pulling_or_building(docker_engine, mlctl_base, tmp_path):
     unpullable = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
     resources = _example_resources(tmp_path, base_image=unpullable)
-    (note,) = imagechecks.base_notes(docker_engine, resources, {})
+    (note,) = imagechecks.base_notes(docker_engine, resources, {})  # no registry asked: assumed pullable
+    assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: tag known after apply")
+    assert f"on base image {unpullable} (the environment's image (not in the engine: pulled at apply))" in note.summary
+    asks = {"plan_asks_registry": True}
+    (note,) = imagechecks.base_notes(docker_engine, resources, asks)
     assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: mlctl/env:")
     digest = images.content_digest(_image(resources).attributes["spec_digest"], mlctl_base.image_id)
     assert f"{images.image_tag(digest)} on base image {base.base_tag()}" in note.summary
     assert f"passed over the environment's image {unpullable}" in note.summary
-    (note,) = imagechecks.base_notes(docker_engine, resources, {"base_image": base.base_tag()})
+    (note,) = imagechecks.base_notes(docker_engine, resources, {**asks, "base_image": base.base_tag()})
     assert "docker: base_image in mlctl.yaml" in note.summary
     with pytest.raises(docker_errors().ImageNotFound):
         docker_engine.images.get(unpullable)
@@ -371,3 +385,40 @@ def test_environment_build_runs_with_no_network_unless_the_project_names_one(
     assert _interfaces_of_build(docker_engine, scratch_images, tmp_path / "a", {}) == ["lo"]
     named = _interfaces_of_build(docker_engine, scratch_images, tmp_path / "b", {"build_network": "default"})
     assert "lo" in named and len(named) > 1  # the engine's default network: an interface beside lo
+
+
+def _tiny_sdist_request(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from test_source_builds import make_sdist
+
+    mark = tmp_path / "host-mark"
+    sdist = make_sdist(tmp_path / "pkg", mark)
+    request = images.ImageRequest(
+        environment="tiny", spec_digest=f"sha256:test-{uuid.uuid4().hex}", pip_packages=(f"tinypkg @ file://{sdist}",)
+    )
+    return request, mark
+
+
+def test_a_package_without_a_wheel_is_refused_by_name(docker_engine, mlctl_base, tmp_path):
+    request, mark = _tiny_sdist_request(tmp_path)
+    with pytest.raises(DriverError) as e:
+        images.ensure_image(docker_engine, request, {})
+    assert "tinypkg has no wheel" in e.value.summary and "docker: {source_builds: true}" in e.value.summary
+    assert not mark.exists()  # its setup.py never ran
+
+
+def test_an_allowed_source_build_runs_in_a_container_with_no_network(
+    docker_engine, mlctl_base, scratch_images, tmp_path
+):
+    request, mark = _tiny_sdist_request(tmp_path)
+    built = images.ensure_image(docker_engine, request, {"source_builds": True})
+    scratch_images.append(built.tag)
+    seen = ast.literal_eval(run_in(docker_engine, built.tag, "import tinypkg; print(repr(tinypkg.SEEN))"))
+    assert seen["network"] != "reached" and seen["network"].endswith("Error")
+    assert seen["uid"] == os.getuid()  # the host's user in the container (all capabilities dropped)
+    assert seen["secret"] == "FileNotFoundError" and not mark.exists()  # nothing of the host's but its inputs
+    assert any(p.startswith("tinypkg==0.1") for p in built_frozen(docker_engine, built.tag))
+
+
+def built_frozen(client, tag: str) -> list[str]:
+    return json.loads(labels.value(client.images.get(tag).labels, "frozen") or "[]")

@@ -120,7 +120,7 @@ def test_instance_type_is_honoured_under_docker_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
     from e2e_support import SplitProject
 
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.schemas.load import load_config
 
     p = SplitProject(tmp_path / "proj", "itype")

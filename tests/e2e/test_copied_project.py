@@ -5,10 +5,20 @@ checked against the folder too, so even a state that predates the recorded locat
 original's endpoint host from a copy."""
 
 import json
+import os
 import subprocess
 
 import pytest
 from e2e_support import Endpoint, alive, cleanup, keys, mlctl
+
+
+def forget_originals(copy) -> None:
+    """Remove the run records the copy holds of the original's hosts, so that the copy's cleanup (which kills
+    the pids its run records name) never reaches the original."""
+    run = copy / ".mlctl" / "run"
+    for record in run.glob("*.json") if run.is_dir() else []:
+        if json.loads(record.read_text()).get("data_dir") != os.path.realpath(copy / ".mlctl"):
+            record.unlink()
 
 
 @pytest.fixture
@@ -66,6 +76,7 @@ def test_a_copy_refuses_to_operate_the_original_and_says_how_out(applied, tmp_pa
         assert not alive(mine["pid"])
         original_serves(root, host)
     finally:
+        forget_originals(copy)
         cleanup(copy)
 
 
@@ -77,9 +88,13 @@ def test_start_fresh_in_a_copy(applied, tmp_path):
         plan = mlctl(copy, "plan")
         assert "Plan: 6 to add" in plan.stdout or "to add" in plan.stdout, plan.stdout
         mlctl(copy, "apply", "--auto-approve")
-        mlctl(copy, "destroy", "--auto-approve")
+        gone = mlctl(copy, "destroy", "--auto-approve")
+        assert "--destroy" not in gone.stdout and "Destroy complete!" in gone.stdout, gone.stdout
+        again = mlctl(copy, "destroy", "--auto-approve")  # issue 31: says that nothing is deployed
+        assert "Nothing of this project is deployed" in again.stdout and "matches" not in again.stdout, again.stdout
         original_serves(root, host)
     finally:
+        forget_originals(copy)
         cleanup(copy)
 
 
@@ -100,4 +115,5 @@ def test_run_records_of_another_folder_are_not_read(applied, tmp_path):
         mlctl(copy, "destroy", "--auto-approve")
         original_serves(root, host)
     finally:
+        forget_originals(copy)
         cleanup(copy)

@@ -132,11 +132,21 @@ def test_replace_failed_replace_and_scale_down_under_load_fail_no_request(split_
         assert "RuntimeError: v3 init failed on purpose in blue" in failed.stderr
         assert load.total() > before and versions() == {"v2"}  # the old instances serve on
         state = json.loads((root / ".mlctl" / "state.json").read_text())
-        assert state["resources"]["deployment.split.blue"]["status"] == "failed"
+        assert state["resources"]["deployment.split.blue"]["status"] == "ready"  # v2 serves and is the record
+        assert state["resources"]["deployment.split.blue"]["failed_roll"]
         retry = mlctl(root, "plan")  # retried, and said why
         assert "deployment.split.blue" in retry.stdout and "reason: failed earlier" in retry.stdout
         shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
         assert shown["ready_instances"] == 2
+        # said once, with its cause (issue 31): not "failed to roll: deployment 'blue' failed: instance 0 ..."
+        error = next(line for line in failed.stderr.splitlines() if line.startswith("Error: "))
+        assert error.startswith("Error: apply failed at deployment.split.blue: instance "), error
+        assert "failed to roll" not in error and "deployment 'blue'" not in error, error
+        assert error.endswith("init() raised RuntimeError: v3 init failed on purpose in blue"), error
+
+        score.write_text(base + VERSION % "v2")  # reverted: v2 serves and is the record, nothing to do
+        reverted = mlctl(root, "plan", "--detailed-exitcode", check=False)
+        assert reverted.returncode == 0 and "No changes" in reverted.stdout, reverted.stdout
 
         score.write_text(base + VERSION % "v4")
         p.write({"blue": 100}, {"blue": {"count": 1, "concurrency": 4}})  # fixed, and scaled down

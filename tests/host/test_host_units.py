@@ -10,7 +10,6 @@ from mlctl.runtime.host import secrets
 from mlctl.runtime.host.metrics import Metrics
 from mlctl.runtime.host.routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
 from mlctl.runtime.host.spec import PROBE_DEFAULTS, REQUEST_DEFAULTS, ServingSpec, SpecError
-from mlctl.runtime.host.upstream import _dechunk, _parse_head
 
 
 def test_weighted_picker_is_exact_and_smooth():
@@ -124,29 +123,62 @@ def test_spec_defaults_are_the_deployment_schemas():
     assert (spec.launcher, spec.liveness_probe, spec.request_settings) == ("process", PROBE_DEFAULTS, REQUEST_DEFAULTS)
 
 
-def test_answer_head_and_chunked_body_parsing():
-    assert _parse_head(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nX-A: b") == (
+def _answer_of(tmp_path, raw: bytes):
+    """What the pooled client makes of `raw`, sent by a real peer on a unix socket as the answer to one
+    request: (status, reason, passed header lines, body), or the ConnectionFailed it raised."""
+    import asyncio
+
+    from mlctl.runtime.host.upstream import ConnectionFailed, Pool
+
+    path = str(tmp_path / "answer.sock")
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_unix_server(handle, path)
+        try:
+            _, _, answer = await Pool(f"unix:{path}").request("GET", "/", b"", b"")
+            return await asyncio.wait_for(answer, 10)
+        except ConnectionFailed as e:
+            return e
+        finally:
+            server.close()
+
+    return asyncio.run(main())
+
+
+def test_answer_heads_and_chunked_bodies_are_read_by_llhttp(tmp_path):
+    assert _answer_of(
+        tmp_path, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nX-A: b\r\n\r\n" + b"x" * 12
+    ) == (
         500,
         "Internal Server Error",
         b"X-A: b\r\n",
-        12,
-        False,
-        False,
+        b"x" * 12,
     )
-    assert _parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked")[3:] == (None, True, True)
     # the instance's own x-request-id and framing headers are not passed on (the gateway writes its own)
-    assert _parse_head(b"HTTP/1.0 204 No Content\r\nx-request-id: 1\r\nServer: x\r\nX-Ms-Request-Id: 1") == (
+    assert _answer_of(
+        tmp_path, b"HTTP/1.0 204 No Content\r\nx-request-id: 1\r\nServer: x\r\nX-Ms-Request-Id: 1\r\n\r\n"
+    ) == (
         204,
         "No Content",
         b"X-Ms-Request-Id: 1\r\n",
-        None,
-        False,
-        True,
+        b"",
     )
-    with pytest.raises(ValueError):
-        _parse_head(b"SSH-2.0-OpenSSH")
-    assert _dechunk(bytearray(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")) == b"hello world"
-    assert _dechunk(bytearray(b"5\r\nhel")) is None
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    assert _answer_of(tmp_path, chunked)[3] == b"hello world"
+    for bad in (
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",  # not a chunk size
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",  # cut short
+    ):
+        failure = _answer_of(tmp_path, bad)
+        assert type(failure).__name__ == "ConnectionFailed" and failure.answered, (bad, failure)
 
 
 def test_metrics_text_parses_and_counts():

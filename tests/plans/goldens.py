@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mlctl.project import Project
+from mlctl.projectpaths import Project
 from mlctl.reconciler.plans import plan
 from mlctl.reconciler.render_json import render_json
 from mlctl.reconciler.render_markdown import render_markdown

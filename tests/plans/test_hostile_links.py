@@ -72,7 +72,7 @@ def applied(root: Path) -> None:
     the files a change adds, as on a pull request against a deployed main)."""
     from goldens import state_from_resources
 
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.schemas.load import load_config
     from mlctl.state.statefile import write_state
 

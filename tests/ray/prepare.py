@@ -18,11 +18,11 @@ EXAMPLE = REPO / "examples" / "diabetes"
 
 def build_images(project_dir: Path) -> list[str]:
     """Build every image of the project at `project_dir` (cached builds are reused); their addresses."""
-    from mlctl.project import Project
+    from mlctl.projectpaths import Project
     from mlctl.reconciler.operations import load_valid_config
     from mlctl.resources import Kind
     from mlctl.runtime.contract import RuntimeContext
-    from mlctl.runtime.local.drivers import ImageDriver
+    from mlctl.runtime.kit.virtualenvimages import ImageDriver
 
     project = Project.at(project_dir, runtime_override="local")
     config = load_valid_config(project)

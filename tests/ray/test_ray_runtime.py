@@ -54,6 +54,9 @@ def split(tmp_path, ray_cluster):
 def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray_cluster):
     out = mlctl(example, "apply", "--auto-approve")
     assert "Apply complete!" in out.stdout and "deploying Serve application mlctl-" in out.stdout
+    # Ray's own warnings and Serve's INFO lines go to its log, not into mlctl's output (issue 31)
+    said = out.stdout + out.stderr
+    assert "Failed to determine local IP" not in said and " INFO " not in said and "WARNING" not in said, said
     k = keys(example, "diabetes")
     ep = Endpoint(example, "diabetes")
     body = (example / "sample-request.json").read_bytes()
@@ -79,6 +82,10 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     assert len(running) == 3 and len({r["node_id"] for r in running}) == 2  # spread over both nodes
     shown = json.loads(mlctl(example, "show", "diabetes", "--json").stdout)
     assert shown["deployments"]["blue"]["ready_instances"] == 3
+    named = {i["replica_id"]: i["node_id"] for i in shown["deployments"]["blue"]["instances"]}
+    assert named == {r["replica_id"]: r["node_id"] for r in running}  # each instance is a replica on its node
+    text = mlctl(example, "show", "diabetes").stdout
+    assert text.count("Serve replica ") == 3 and "no local process" not in text, text
     logs = mlctl(example, "logs", "diabetes", "--deployment", "blue", "--lines", "400").stdout
     assert logs.count(f"==> {app} replica") == 3 and "cannot be read" not in logs  # read on both nodes
     assert logs.count("Invoking user's init function") == 3

@@ -15,7 +15,7 @@ import pytest
 
 RUN = """
 import sys
-from mlctl.runtime.local.envs import _run
+from mlctl.runtime.kit.virtualenvs import _run
 print("started", flush=True)
 _run(["sh", "-c", sys.argv[1]], sys.stderr, None, "install")
 """

@@ -2,11 +2,11 @@
 
 import uuid
 
-from mlctl.runtime.local import cache
+from mlctl.runtime.kit import cache
 from mlctl.requirements import requirements
-from mlctl.runtime.local.envs import build_env, env_path
-from mlctl.runtime.local.snapshot import snapshot_code
-from mlctl.runtime.local.store import model_dir, register_model
+from mlctl.runtime.kit.virtualenvs import build_env, env_path
+from mlctl.runtime.kit.snapshot import snapshot_code
+from mlctl.runtime.kit.store import model_dir, register_model
 from mlctl.state.statefile import ResourceState, State
 
 
@@ -48,7 +48,7 @@ def test_prune_keeps_a_virtualenv_a_process_still_runs_from(env_cache, tmp_path)
     """Another project's instances may run for weeks without a refresh: their virtualenv stays."""
     import subprocess
 
-    from mlctl.runtime.local.envs import read_built
+    from mlctl.runtime.kit.virtualenvs import read_built
 
     digest = "sha256:" + uuid.uuid4().hex * 2
     build_env(digest, None, requirements([], ["six"]))

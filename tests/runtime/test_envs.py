@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from mlctl.requirements import requirements
-from mlctl.runtime.local.envs import (
+from mlctl.runtime.kit.virtualenvs import (
     COMPLETE,
     EnvBuildError,
     build_env,
@@ -22,7 +22,7 @@ OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the running interpreter:
 
 BUILD = """
 import sys, json
-from mlctl.runtime.local.envs import build_env
+from mlctl.runtime.kit.virtualenvs import build_env
 from mlctl.requirements import requirements
 built = build_env(sys.argv[1], None, requirements([], sys.argv[2:]),
                   progress=lambda m: print("progress:", m, flush=True))
@@ -114,7 +114,7 @@ def test_failed_build_keeps_the_log_and_quotes_it(env_cache):
 
 
 def test_cache_is_mlctl_cache_else_xdg_else_home(monkeypatch, tmp_path):
-    from mlctl.runtime.local.envs import cache_dir
+    from mlctl.runtime.kit.virtualenvs import cache_dir
 
     monkeypatch.setenv("MLCTL_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"

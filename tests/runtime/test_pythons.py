@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from mlctl.errors import MlctlError
-from mlctl.runtime.local.pythons import find_python, satisfies
+from mlctl.runtime.kit.pythons import find_python, satisfies
 
 
 @pytest.mark.parametrize(

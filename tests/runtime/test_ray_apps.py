@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 
 from mlctl.runtime.host.upstream import Pool
-from mlctl.runtime.ray import apps, serving
+from mlctl.runtime.ray import apps, appspec
 
 OWNER = "0123abcd"
 
@@ -81,16 +81,16 @@ def test_replica_options_map_the_deployment_settings():
         "liveness_probe": {"period": 7, "timeout": 3},
         "launcher": "serve",
     }
-    options = serving.replica_options(spec, {"working_dir": "gcs://x"}, 0.5)
+    options = appspec.replica_options(spec, {"working_dir": "gcs://x"}, 0.5)
     assert options["num_replicas"] == 3 and options["max_ongoing_requests"] == 4
     assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (7.0, 3.0)
     assert options["ray_actor_options"] == {"num_cpus": 0.5, "runtime_env": {"working_dir": "gcs://x"}}
     app = apps.app_name(OWNER, "ep", "blue", "sha256:" + "1" * 64)
-    replica = serving.replica_spec(spec, app)
+    replica = appspec.replica_spec(spec, app)
     assert replica["route_prefix"] == app.route_prefix and replica["max_concurrent"] == 4
     assert replica["instance_timeout_ms"] > 3000  # the gateway's 408 comes first
     assert (
-        serving.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"]
+        appspec.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"]
         == f"tcp:127.0.0.1:8000{app.route_prefix}"
     )
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from mlctl.requirements import requirements
-from mlctl.runtime.local import envs, sourcebuilds
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit import virtualenvs as envs
 
 OWN = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from mlctl.errors import MlctlError
-from mlctl.runtime.local.snapshot import snapshot_code
-from mlctl.runtime.local.store import model_dir, register_model, registered_digest
+from mlctl.runtime.kit.snapshot import snapshot_code
+from mlctl.runtime.kit.store import model_dir, register_model, registered_digest
 
 
 def test_a_file_lands_directly_inside_a_folder_under_its_name(tmp_path):

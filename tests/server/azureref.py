@@ -17,7 +17,7 @@ WRAPPER = ROOT / "bench" / "server" / "azure_wrapper.py"  # binds 127.0.0.1 (gun
 
 def azure_venv(where: Path) -> Path:
     """A virtualenv under `where` with the Azure server installed by uv; returns its python."""
-    from mlctl.runtime.local.envs import uv_command
+    from mlctl.runtime.kit.virtualenvs import uv_command
 
     uv = uv_command()
     assert uv is not None, "uv is needed (it is a dependency of mlctl's dev environment)"

@@ -416,7 +416,7 @@ import sys
 before = set(sys.modules)  # what the interpreter's start-up (site, .pth files) loaded
 import pkgutil, importlib
 import mlctl.runtime.server as pkg
-from mlctl.runtime.server.serve import SHIMS
+from mlctl.runtime.server.startup import SHIMS
 sys.path.append(SHIMS)
 names = [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
 for name in names + ["azureml.contrib.services.aml_request", "azureml.contrib.services.aml_response",

@@ -73,7 +73,7 @@ def test_worker_count_1_and_2_answer_alike(servers, loop_mode):
     assert _pids_answering(two) == workers  # both workers accept on the one socket
     ids = {two.call("POST", "/score", {"ok": 1}).headers["x-request-id"] for _ in range(200)}
     assert len(ids) == 200  # forked workers do not repeat each other's request ids
-    assert two.log().count("Users's init has completed successfully") == 2  # init() in each worker
+    assert two.log().count("User's init has completed successfully") == 2  # init() in each worker
 
 
 def test_a_killed_worker_is_restarted_and_the_instance_keeps_answering(servers, loop_mode):

@@ -72,7 +72,7 @@ def test_rawhttp_bad_json_is_4xx(raw_server):
 def test_model_get_model_path_layouts(tmp_path, monkeypatch):
     import sys
 
-    from mlctl.runtime.server.serve import SHIMS
+    from mlctl.runtime.server.startup import SHIMS
 
     monkeypatch.syspath_prepend(SHIMS)
     for name in [m for m in sys.modules if m == "azureml" or m.startswith("azureml.")]:

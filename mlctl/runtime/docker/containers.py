@@ -27,7 +27,7 @@ from mlctl.runtime.docker import labels
 from mlctl.runtime.docker.engine import address
 from mlctl.runtime.docker.outputs import fifo_name
 from mlctl.runtime.host.runfiles import endpoint_tag
-from mlctl.runtime.local.command import PACKAGE_PARENT, azure_variables, server_args
+from mlctl.runtime.kit.servercommand import PACKAGE_PARENT, azure_variables, server_args
 
 SOCKET_TARGET = "/run/mlctl"
 SOCKET_NAME = "server.sock"  # in the instance's folder (its FIFO beside it: outputs.fifo_name)

@@ -1,7 +1,6 @@
-"""The docker runtime's drivers, one per kind. The endpoint host is the local runtime's (every runtime
-fronts its instances with it), so models, endpoints, deployments and traffic use the local drivers
-as they are; a deployment's serving spec names the "container" launcher with the image, Azure's layout
-and the limits of its `instance_type`. Images are `imagedriver.py`'s.
+"""The docker runtime's drivers: the kit's (models, environments, endpoint hosts, deployments, traffic) with
+deployments on the "container" launcher, whose serving spec names the image, Azure's layout and the limits
+of its `instance_type`; images are `imagedriver.py`'s.
 """
 
 from __future__ import annotations
@@ -11,33 +10,15 @@ import functools
 from pathlib import Path
 
 from mlctl.resources import Kind
-from mlctl.runtime.contract import RuntimeContext
 from mlctl.runtime.docker import containers, engine, images, limits
 from mlctl.runtime.docker.imagedriver import ImageDriver
+from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.host.runfiles import endpoint_tag
-from mlctl.runtime.local import drivers as local
-from mlctl.runtime.local.serving import serving_spec
-from mlctl.runtime.observed import EnvironmentObserved
+from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
+from mlctl.runtime.kit.servingspec import serving_spec
 
 APP_ROOT = "/var/azureml-app"
-
-
-def machine(ctx: RuntimeContext) -> tuple[int, int]:
-    """(CPUs, memory bytes) of the engine's machine, read once per run."""
-    if "docker:machine" not in ctx.memo:
-        info = engine.client_of(ctx).info()
-        ctx.memo["docker:machine"] = (int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0))
-    return ctx.memo["docker:machine"]
-
-
-def lineage(ctx: RuntimeContext) -> str:
-    """The project's state lineage (its containers' `mlctl.project` label)."""
-    if "docker:lineage" not in ctx.memo:
-        from mlctl.state.backends import state_backend
-        from mlctl.state.statefile import read_state
-
-        ctx.memo["docker:lineage"] = read_state(state_backend(ctx.project)).lineage
-    return ctx.memo["docker:lineage"]
 
 
 def layout(a: dict) -> dict:
@@ -49,7 +30,7 @@ def layout(a: dict) -> dict:
     }
 
 
-def container_spec(ctx: RuntimeContext, a: dict) -> dict:
+def container_spec(ctx: DockerContext, a: dict, launcher: str) -> dict:
     """The endpoint host's serving spec of deployment attributes `a`: containers of its image, with
     Azure's layout, labelled with the project's lineage, limited as its instance_type says (else to
     docker.memory), confined as the project's docker settings say (containers.confinement)."""
@@ -60,7 +41,7 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
             engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say
         )
         memory = limits.memory_bytes((ctx.settings or {}).get("memory"))
-        fit = limits.container_limits(a.get("instance_type"), *machine(ctx), default_memory=memory)
+        fit = limits.container_limits(a.get("instance_type"), *ctx.machine, default_memory=memory)
     except engine.engine_errors() as e:
         raise engine.failure(f"{address}: preparing its containers failed", e) from None
     for note in fit.notes:
@@ -76,22 +57,20 @@ def container_spec(ctx: RuntimeContext, a: dict) -> dict:
         "memory_bytes": fit.memory_bytes,
         "pids_limit": (ctx.settings or {}).get("pids_limit") or containers.PIDS_LIMIT,
         "read_only": (ctx.settings or {}).get("read_only_root", True),
-        "labels": {containers.LABEL_PROJECT: lineage(ctx)},
+        "labels": {containers.LABEL_PROJECT: ctx.lineage},
     }
-    return serving_spec(ctx, a, built.python, "container", launch)
+    return serving_spec(ctx, a, built.python, launcher, launch)
 
 
-class DeploymentDriver(local.DeploymentDriver):
-    """The local deployment driver on containers; `read` also reports containers changed outside mlctl
-    (image or limits not those applied: drift, which a roll replaces)."""
+class Containers(Platform):
+    """The host's launcher runs the containers; reading a deployment also reports containers changed outside
+    mlctl (image or limits not those applied: drift, which a roll replaces)."""
 
-    def __init__(self):
-        super().__init__(container_spec)
-
-    def read(self, address, prior, ctx):
-        observed = super().read(address, prior, ctx)
+    def observe(self, attributes, host, prior, ctx):
+        observed = super().observe(attributes, host, prior, ctx)
         if not observed or not observed.instances:
             return observed
+        address = f"deployment.{attributes['endpoint']}.{attributes['name']}"
         try:
             changed = containers.changes(engine.client_of(ctx).api, observed.instances)
         except engine.engine_errors() as e:
@@ -99,34 +78,23 @@ class DeploymentDriver(local.DeploymentDriver):
         return dataclasses.replace(observed, changed_outside=changed) if changed else observed
 
 
-class EnvironmentDriver(local.EnvironmentDriver):
-    """An environment is a recorded spec; its image (base image included) is the image driver's."""
-
-    def create(self, resource, prior, ctx):
-        return EnvironmentObserved(spec_digest=resource.attributes.get("spec_digest"), not_used_by_runtime=[])
-
-    update = roll = recreate = create
-
-
-class EndpointDriver(local.EndpointDriver):
-    """The local endpoint host; deleting it also removes containers a killed host left behind."""
-
-    def delete(self, address, prior, ctx, keep_identity=False):
-        super().delete(address, prior, ctx, keep_identity)
-        try:
-            containers.remove_leftovers(endpoint_tag(ctx.data_dir, address.name))
-        except engine.engine_errors() as e:
-            raise engine.failure(f"{address}: removing its containers failed", e) from None
+def remove_leftover_containers(address, ctx) -> None:
+    """After an endpoint host stopped: the containers a killed host left behind."""
+    try:
+        containers.remove_leftovers(endpoint_tag(ctx.data_dir, address.name))
+    except engine.engine_errors() as e:
+        raise engine.failure(f"{address}: removing its containers failed", e) from None
 
 
-def docker_drivers() -> dict:
+def docker_drivers(runtime: str, launcher: str) -> dict:
     """{Kind: driver} of the docker runtime."""
-    drivers = {
-        Kind.MODEL: local.ModelDriver(),
-        Kind.ENVIRONMENT: EnvironmentDriver(),
-        Kind.IMAGE: ImageDriver(),
-        Kind.ENDPOINT: EndpointDriver(),
-        Kind.DEPLOYMENT: DeploymentDriver(),
-        Kind.TRAFFIC: local.TrafficDriver(),
-    }
-    return {kind: local.Guarded(d) for kind, d in drivers.items()}
+    return guarded(
+        {
+            Kind.MODEL: ModelDriver(),
+            Kind.ENVIRONMENT: EnvironmentDriver(runtime, uses_base_image=True),
+            Kind.IMAGE: ImageDriver(),
+            Kind.ENDPOINT: EndpointDriver(after_delete=remove_leftover_containers),
+            Kind.DEPLOYMENT: DeploymentDriver(container_spec, launcher, Containers()),
+            Kind.TRAFFIC: TrafficDriver(),
+        }
+    )

@@ -102,10 +102,8 @@ def is_connection_error(e: BaseException) -> bool:
 
 
 def client_of(ctx) -> Any:
-    """The engine client of a run (`RuntimeContext`): connected once, kept in `ctx.memo`."""
-    if "docker.client" not in ctx.memo:
-        ctx.memo["docker.client"] = connect(ctx.settings)
-    return ctx.memo["docker.client"]
+    """The engine client of a run (`runcontext.DockerContext`): connected once per run."""
+    return ctx.client
 
 
 def engine_errors() -> tuple[type[BaseException], ...]:

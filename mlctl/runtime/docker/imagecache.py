@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker import contexts, images, labels
-from mlctl.runtime.local.cache import Entry
+from mlctl.runtime.kit.cache import Entry
 
 KINDS = ("image", "context", "base")  # label kinds of the images mlctl builds
 

@@ -8,12 +8,13 @@ mlctl's own base is not built (its Python is the recipe's), `build:` contexts ar
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlctl.errors import Diagnostic
 from mlctl.resources import Kind
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker.images import ImageRequest, content_digest, image_tag
 
 
@@ -55,8 +56,31 @@ def image_bases(
 
 
 def python_problems(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:
-    """Errors for the images whose base's Python does not fit the environment (preflight raises them)."""
-    return [problem for _, _, problem in image_bases(client, resources, settings) if problem]
+    """Errors for the images whose base's Python does not fit the environment, and for mlctl's own base when an
+    image needs it and this machine cannot build it (preflight raises them, before anything is created)."""
+    resources = list(resources)
+    problems = [problem for _, _, problem in image_bases(client, resources, settings) if problem]
+    if _needs_own_base(client, resources, settings):
+        missing = bases.build_problem()
+        if missing:
+            needed_by = sorted(str(r.address) for r in resources if r.kind in (Kind.IMAGE, Kind.DEPLOYMENT))
+            problems.append(dataclasses.replace(missing, address=", ".join(needed_by[:3]) or None))
+    return problems
+
+
+def _needs_own_base(client, resources: list, settings: Mapping[str, Any] | None) -> bool:
+    """Will apply build mlctl's own base: an image (or a deployment without an environment, which runs on the
+    scoring server's image) whose base is mlctl's and is not in the engine yet? Nothing is pulled."""
+    requests = [ImageRequest.from_attributes(r.attributes) for r in resources if r.kind is Kind.IMAGE]
+    if any(r.kind is Kind.DEPLOYMENT and not r.attributes.get("image_digest") for r in resources):
+        requests.append(ImageRequest.server_only())
+    for request in requests:
+        if request.build_context:
+            continue
+        chosen = bases.choose(client, env_image=request.base_image, settings=settings, build=False)
+        if chosen.source == "mlctl" and chosen.image_id is None:
+            return True
+    return False
 
 
 def base_notes(client, resources: Iterable, settings: Mapping[str, Any] | None) -> list[Diagnostic]:

@@ -7,12 +7,12 @@ built on another base than the one chosen now reads `on_chosen_base=False` (drif
 from __future__ import annotations
 
 from mlctl.errors import MlctlError
-from mlctl.runtime.contract import DriverError, RuntimeContext
-from mlctl.runtime.docker import base, engine, images
+from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
+from mlctl.runtime.docker import baseimage, engine, images
 from mlctl.runtime.observed import ImageObserved
 
 
-class ImageDriver:
+class ImageDriver(Unscalable):
     """Builds (or finds) an environment's container image; `delete` leaves it in the engine for other
     projects (`mlctl cache prune` removes unused ones)."""
 
@@ -58,14 +58,17 @@ class ImageDriver:
     @staticmethod
     def _on_chosen_base(built, prior, ctx) -> bool | None:
         """Is the image built on the base that would be chosen now? (None: cannot tell without building,
-        as for a `build:` context.) Nothing is pulled or built to answer."""
+        as for a `build:` context, or without pulling, as for a base the engine lacks that plan assumes
+        pullable: apply may fall back from it.) Nothing is pulled or built to answer."""
         request = images.ImageRequest.from_attributes(prior.attributes)
         if request.build_context:
             return None
         try:
-            chosen = base.choose(
+            chosen = baseimage.choose(
                 engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings, build=False
             )
         except MlctlError:  # the base chosen now has no python3: the build says so, not refresh
+            return None
+        if chosen.image_id is None:  # not in the engine, no registry asked (plan_asks_registry: false)
             return None
         return chosen.image_id == built.base_id

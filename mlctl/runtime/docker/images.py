@@ -40,10 +40,11 @@ from mlctl.digests import json_digest
 from mlctl.privatefiles import ensure_folder, read_json, read_private, write_atomic
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
-from mlctl.runtime.docker import base as bases
+from mlctl.runtime.docker import baseimage as bases
 from mlctl.runtime.docker import contexts, labels, steps
-from mlctl.runtime.local import sourcebuilds
-from mlctl.runtime.local.envs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
+from mlctl.runtime.docker.sourcebuild import install_from_source
+from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
 
 SITE = "/opt/mlctl/site"
 REPOSITORY = "mlctl/env"
@@ -217,7 +218,8 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
         return found
     say(base.describe())
     with steps.machine_lock(f"image-{key_of(digest)}", say):
-        return find_built(client, image_tag(digest)) or _build(client, request, base, digest, say)
+        source_builds = bool((settings or {}).get("source_builds"))
+        return find_built(client, image_tag(digest)) or _build(client, request, base, digest, say, source_builds)
 
 
 def server_image(client, settings: Mapping[str, Any] | None, say=None) -> BuiltImage:
@@ -234,7 +236,7 @@ def _frozen(site: Path) -> list[str]:
     return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions(path=[str(site)]))
 
 
-def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
+def _build(client, request: ImageRequest, base, digest: str, say, source_builds: bool = False) -> BuiltImage:
     uv = uv_command()
     if uv is None:
         raise DriverError(
@@ -273,11 +275,14 @@ def _build(client, request: ImageRequest, base, digest: str, say) -> BuiltImage:
             env = {"UV_PYTHON_DOWNLOADS": "never"}
             say(f"installing {len(text.splitlines())} package(s) on the host for Python {base.python_version}")
             try:
-                steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
+                if source_builds:
+                    install_from_source(client, base, uv, install, scratch, log, say, env)
+                else:
+                    steps.run([*install, "-r", str(scratch / "requirements.txt")], log, say, "install", env)
             except (subprocess.CalledProcessError, OSError) as e:
                 log.flush()
                 refused = sourcebuilds.no_wheel(steps.tail(log_file, 200))
-                if refused is not None:
+                if refused is not None and not source_builds:
                     raise _failed(sourcebuilds.refusal(refused, "docker"), log_file) from None
                 raise _failed(f"installing the packages failed ({e})", log_file) from None
             try:

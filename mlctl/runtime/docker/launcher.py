@@ -30,7 +30,7 @@ from mlctl.runtime.host.identities import instance_uid
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
-from mlctl.runtime.local.launcher import TAIL_BYTES, process_usage
+from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlctl-docker")
 _swept: set[str] = set()  # endpoint tags whose leftovers this host removed already

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.resources import Address, Kind
 from mlctl.runtime.docker import containers, engine, imagecache, imagechecks, labels
 from mlctl.runtime.docker.drivers import docker_drivers
+from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.host.client import find_host
-from mlctl.runtime.hosted import HostedRuntime
-from mlctl.runtime.local import cache
+from mlctl.runtime.kit import cache
+from mlctl.runtime.kit.operations import HostedRuntime
 
 PROJECT_KINDS = ("model", "code")  # what the project keeps itself (virtualenvs are the local runtime's)
 
@@ -27,7 +29,10 @@ class DockerRuntime(HostedRuntime):
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.drivers = docker_drivers()
+        self.drivers = docker_drivers(self.name, runtimerecords.launcher_of(self.name))
+
+    def context(self, project, **kwargs) -> DockerContext:
+        return DockerContext(project, settings=self.settings, **kwargs)
 
     def preflight(self, resources: Iterable) -> None:
         """MlctlError naming the engine address tried when no Docker engine answers, or listing every

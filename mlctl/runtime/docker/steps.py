@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mlctl.masking import mask_url_credentials
 from mlctl.runtime.docker import engine
-from mlctl.runtime.local.buildgroup import kill_group, start_step
-from mlctl.runtime.local.envs import build_lock, cache_dir
+from mlctl.runtime.kit.buildgroup import kill_group, start_step
+from mlctl.runtime.kit.virtualenvs import build_lock, cache_dir
 
 Say = Callable[[str], None]
 

@@ -1,11 +1,11 @@
 """One request's exchange with a deployment's instances: a slot, the send, the answer or a timeout.
 
-Two ways through, with the same outcomes (200 passed on, 424 for an instance's non-200, 408 at the
-request timeout or 503 with no ready instance, 502 when the instance fails to answer):
-- `Exchange`, by callbacks, for the usual case (a slot free and a kept-alive connection idle at
-  once): no task and no coroutine; the instance's answer becomes the client's in the same loop step;
-- `forward()`, a coroutine, for the rest: waiting for a slot or a connection, mirror copies,
-  swagger.json.
+One way through, `Exchange`, with these outcomes: 200 passed on, 424 for an instance's non-200, 408 at
+the request timeout or 503 with no ready instance, 502 when the instance fails to answer. It runs by
+callbacks: in the usual case (a slot free and a kept-alive connection idle at once) no task and no
+coroutine is made, and the instance's answer becomes the client's in the same loop step; otherwise a
+task waits for a slot or a new connection, then the exchange goes on by the same callbacks.
+`forward()` awaits an Exchange (mirror copies, swagger.json).
 A request is tried on another instance only when it never reached the first (the connection could
 not be made). Once sent, a lost connection is a 502: the request may be what killed the instance
 (a poison request retried would take down every instance in turn).
@@ -14,7 +14,6 @@ not be made). Once sent, a lost connection is a 502: the request may be what kil
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
 from .messages import Pending, Response, json_response
@@ -50,7 +49,7 @@ def failed(d: Deployment, error: ConnectionFailed, inst: Instance | None) -> Res
         inst.index,
         error,
     )
-    d.suspect(inst)
+    d.slots.suspect(inst)
     return message(
         502,
         f"instance {inst.index} of deployment {d.spec.name!r} failed while handling this request "
@@ -71,124 +70,149 @@ def answered(status: int, reason: str, passed: bytes, data: bytes) -> Response:
     return Response(status, data, [], passed)
 
 
-def _log_retry(d: Deployment, inst: Instance, error: ConnectionFailed) -> None:
-    log.info("%s instance %d: %s; trying another instance", d.spec.name, inst.index, error)
-
-
 def _abandon_later(d: Deployment, conn, serial: int) -> None:
     """After a timeout: give the instance its own (longer) scoring timeout + 1 s, then close the connection."""
     d.loop.call_later(d.spec.instance_timeout_ms / 1000 - d.spec.timeout_s + 1, conn.abort, serial)
 
 
-def _expire(answer: asyncio.Future) -> None:
-    if not answer.done():
-        answer.set_exception(asyncio.TimeoutError())
-
-
-async def _call(d: Deployment, method: str, target: str, headers: bytes, body: bytes, deadline: float):
-    """Take a slot, send to the instance, await the answer until `deadline` (TimeoutError past it).
-
-    The slot is held until the instance answers, even after a timeout (bounded by the instance's
-    own timeout + 1 s). A connection that cannot be made is tried once on another instance; a
-    request sent is never sent again (ConnectionFailed, with the instance it was sent to)."""
-    loop = d.loop
-    exclude = None
-    for attempt in (0, 1):
-        inst = d.try_acquire(exclude) or await d.acquire(deadline, exclude)
-        try:
-            on_done = functools.partial(d.release, inst)
-            conn, serial, answer = inst.pool.send(method, target, headers, body, on_done) or await inst.pool.request(
-                method, target, headers, body, on_done
-            )
-        except ConnectionFailed as e:
-            d.release(inst)
-            if attempt:
-                raise
-            _log_retry(d, inst, e)
-            exclude = inst
-            continue
-        # the timer completes the future early; the exchange goes on and releases the slot when it ends
-        timer = loop.call_at(deadline, _expire, answer)
-        try:
-            return await answer
-        except ConnectionFailed as e:
-            e.instance = inst
-            raise
-        except asyncio.TimeoutError:
-            _abandon_later(d, conn, serial)
-            raise
-        finally:
-            timer.cancel()
-
-
-async def forward(
-    d: Deployment, method: str, target: str, body: bytes, headers: bytes, deadline: float | None = None
-) -> Response:
-    """Answer from deployment `d` by `deadline` (default: its request timeout from now); see _call."""
-    if deadline is None:
-        deadline = d.loop.time() + d.spec.timeout_s
-    try:
-        return answered(*await _call(d, method, target, headers, body, deadline))
-    except asyncio.TimeoutError:
-        return timed_out(d)
-    except ConnectionFailed as e:
-        return failed(d, e, e.instance)
+_waiting: set[asyncio.Task] = set()  # exchanges waiting for a slot or a connection (kept from the GC)
 
 
 class Exchange(Pending):
-    """A live request's trip to deployment `d`, by callbacks. `begin()` sends it if it can at once;
-    the answer, built by `finish(response)` (the gateway's bookkeeping, called once), is then
-    resolved from upstream.py's end-of-exchange callback or from the timeout's timer."""
+    """A request's trip to deployment `d`. `start()` sends it at once when it can, else a task waits for a
+    slot or a connection; the answer, built by `finish(response)` (the caller's bookkeeping, called once),
+    is resolved from upstream.py's end-of-exchange callback or from the timeout's timer."""
 
-    __slots__ = ("d", "method", "target", "headers", "body", "finish", "inst", "conn", "serial", "answer", "timer")
+    __slots__ = (
+        "d",
+        "method",
+        "target",
+        "headers",
+        "body",
+        "finish",
+        "inst",
+        "conn",
+        "serial",
+        "answer",
+        "timer",
+        "task",
+    )
 
     def __init__(self, d: Deployment, method: str, target: str, headers: bytes, body: bytes, finish):
         self.callback = self.response = None
         self.d, self.method, self.target, self.finish = d, method, target, finish
         self.headers, self.body = headers, body
+        self.conn = self.task = None
 
-    def begin(self) -> bool:
-        """Send now on a free slot and an idle kept-alive connection: True. Else False, holding nothing
-        (the caller goes the general way, forward())."""
+    def start(self) -> "Exchange":
+        """Send now on a free slot and an idle kept-alive connection, else wait for them in a task; either
+        way the request times out at the deployment's request timeout from now."""
         d = self.d
-        inst = d.try_acquire()
-        if inst is None:
-            return False
-        sent = inst.pool.send(self.method, self.target, self.headers, self.body, self._ended)
-        if sent is None:
-            d.release(inst)
-            return False
+        self.timer = d.loop.call_at(d.loop.time() + d.spec.timeout_s, self._expired)
+        inst = d.slots.try_acquire()
+        if inst is not None:
+            sent = inst.pool.send(self.method, self.target, self.headers, self.body, self._ended)
+            if sent is not None:
+                self._sent(inst, sent)
+                return self
+            d.slots.release(inst)
+        self.task = d.loop.create_task(self._wait())
+        _waiting.add(self.task)
+        self.task.add_done_callback(_waiting.discard)
+        return self
+
+    def _sent(self, inst: Instance, sent: tuple) -> None:
         self.inst = inst
         self.conn, self.serial, self.answer = sent
-        self.timer = d.loop.call_at(d.loop.time() + d.spec.timeout_s, self._expired)
-        return True
+
+    async def _wait(self) -> None:
+        """The general way: a slot (FIFO, until the timeout), and a new connection when none is idle. A
+        connection that cannot be made is tried once on another instance."""
+        d = self.d
+        exclude = None
+        try:
+            for attempt in (0, 1):
+                inst = d.slots.try_acquire(exclude) or await d.slots.acquire(self.timer.when(), exclude)
+                try:
+                    sent = inst.pool.send(
+                        self.method, self.target, self.headers, self.body, self._ended
+                    ) or await inst.pool.request(self.method, self.target, self.headers, self.body, self._ended)
+                except ConnectionFailed as e:
+                    d.slots.release(inst)
+                    if attempt:
+                        self._answer(failed(d, e, None))
+                        return
+                    log.info("%s instance %d: %s; trying another instance", d.spec.name, inst.index, e)
+                    exclude = inst
+                    continue
+                except BaseException:  # cancelled while connecting (the timeout, or the host stops)
+                    d.slots.release(inst)
+                    raise
+                self._sent(inst, sent)
+                return
+        except asyncio.TimeoutError:
+            self._answer(timed_out(d))
+        except asyncio.CancelledError:
+            self._answer(message(500, "the gateway stopped before this request was answered"))
+            raise
+        except Exception:
+            self._broken()
+
+    def _answer(self, response: Response) -> None:
+        """The client's answer (once): the timer stops, `finish` does the bookkeeping."""
+        if self.response is not None:
+            return
+        self.timer.cancel()
+        try:
+            self.resolve(self.finish(response))
+        except Exception:
+            self._broken()
 
     def _ended(self) -> None:
         """The exchange with the instance is over (upstream.py calls this once, never from send()):
         release the slot, then answer, unless the timeout did already."""
         d, answer = self.d, self.answer
-        d.release(self.inst)
+        d.slots.release(self.inst)
         error = answer.exception()  # read even when unused: an exception never read is logged at GC
         if self.response is not None:
             return
-        self.timer.cancel()
-        try:
-            if error is None:
-                self.resolve(self.finish(answered(*answer.result())))
-            else:  # sent on a kept-alive connection: never sent again (see the module's docstring)
-                self.resolve(self.finish(failed(d, error, self.inst)))
-        except Exception:
-            self._broken()
+        if error is None:
+            self._answer(answered(*answer.result()))
+        else:  # sent: never sent again (see the module's docstring)
+            self._answer(failed(d, error, self.inst))
 
     def _expired(self) -> None:
-        if self.response is None:
-            try:
-                _abandon_later(self.d, self.conn, self.serial)
-                self.resolve(self.finish(timed_out(self.d)))
-            except Exception:
-                self._broken()
+        if self.response is not None:
+            return
+        if self.conn is not None:
+            _abandon_later(self.d, self.conn, self.serial)
+        elif self.task is not None:  # still waiting for a slot or a connection
+            self.task.cancel()
+        try:
+            self.resolve(self.finish(timed_out(self.d)))
+        except Exception:
+            self._broken()
 
     def _broken(self) -> None:
         """A bug on the way (logged): the client still gets an answer, and the connections stay usable."""
         log.exception("%s: answering a request failed", self.d.spec.name)
         self.resolve(message(500, "the gateway failed to answer this request"))
+
+
+async def forward(d: Deployment, method: str, target: str, body: bytes, headers: bytes) -> Response:
+    """An Exchange, awaited: deployment `d`'s answer by its request timeout."""
+    exchange = Exchange(d, method, target, headers, body, _unchanged).start()
+    if exchange.response is not None:
+        return exchange.response
+    answer = d.loop.create_future()
+    exchange.callback = answer.set_result
+    try:
+        return await answer
+    except asyncio.CancelledError:
+        if exchange.task is not None:
+            exchange.task.cancel()
+        raise
+
+
+def _unchanged(response: Response) -> Response:
+    return response

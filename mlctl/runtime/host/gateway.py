@@ -199,18 +199,7 @@ class Gateway:
         exchange = Exchange(
             d, request.method, request.target if request.method == "GET" else "/score", headers, request.body, finish
         )
-        if exchange.begin():
-            return exchange
-        return self._forward(exchange)
-
-    async def _forward(self, exchange: Exchange) -> Response:
-        """The general way: wait for a slot or a connection (see exchange.forward)."""
-        try:
-            resp = await forward(exchange.d, exchange.method, exchange.target, exchange.body, exchange.headers)
-        except BaseException:  # cancelled (the host stops) or a bug: the request still leaves the in-flight count
-            exchange.finish(message(500, "the gateway failed to answer this request"))
-            raise
-        return exchange.finish(resp)
+        return exchange.start()
 
     def _finish(
         self, d: Deployment, request: Request, name: str, request_id: bytes, started: float, resp: Response

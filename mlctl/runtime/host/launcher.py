@@ -35,8 +35,9 @@ highest ones drained then stopped) and revival of instances that are down (a fre
 How many scoring workers an instance runs is the scoring server's business (WORKER_COUNT: one parent
 process, the one pid a launcher signals, forks them): launchers only report the count in describe().
 
-A new launcher is a module with a class `Launcher` following this contract, named in LAUNCHERS.
-This module imports no launcher: the registry names modules, loaded on first use.
+A new launcher is a module with a class `Launcher` following this contract, named by its runtime's record
+(`mlctl.runtimerecords`: `launcher`, `launcher_module`); LAUNCHERS is derived from the records. This module
+imports no launcher and names no runtime: the records name modules, loaded on first use.
 """
 
 from __future__ import annotations
@@ -46,12 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-LAUNCHERS = {  # a spec's `launcher` -> module with class `Launcher`
-    "process": "mlctl.runtime.local.launcher",  # the local runtime's scoring-server processes
-    "container": "mlctl.runtime.docker.launcher",  # the docker runtime's containers
-    "serve": "mlctl.runtime.ray.launcher",  # the ray runtime's Serve applications (through Serve's proxy)
-}
-DEFAULT_LAUNCHER = "process"
+from mlctl import runtimerecords
+
+DEFAULT_LAUNCHER = runtimerecords.BUILT_IN[0].launcher  # what a spec that names none means (the local runtime's)
+LAUNCHERS = runtimerecords.launchers()  # a spec's `launcher` -> module with class `Launcher`, from the records
 
 
 class InstanceKey(NamedTuple):
@@ -108,11 +107,17 @@ class Launcher(Protocol):
 
 def check_launcher(name) -> None:
     """UnknownLauncher unless `name` is in the registry."""
-    if name not in LAUNCHERS:
-        raise UnknownLauncher(f"unknown launcher {name!r}: this endpoint host has {', '.join(sorted(LAUNCHERS))}")
+    launchers = _launchers()
+    if name not in launchers:
+        raise UnknownLauncher(f"unknown launcher {name!r}: this endpoint host has {', '.join(sorted(launchers))}")
 
 
 def make_launcher(name: str, place: Place, deployment: str) -> Launcher:
     """The named launcher for one deployment (its module imported on first use)."""
     check_launcher(name)
-    return importlib.import_module(LAUNCHERS[name]).Launcher(place, deployment)
+    return importlib.import_module(_launchers()[name]).Launcher(place, deployment)
+
+
+def _launchers() -> dict[str, str]:
+    """LAUNCHERS, and those of runtimes registered since this module was imported."""
+    return {**runtimerecords.launchers(), **LAUNCHERS}

@@ -1,8 +1,9 @@
-"""The public port's HTTP/1.1 server: requests parsed by httptools (llhttp), answered in order by one handler.
+"""The public port's HTTP/1.1 server: its connections answer requests in order, by one handler.
 
 Why not aiohttp's server here: on the gateway's hot path it cost 2-3x the CPU of this protocol per
 request (bench/README.md). The parsing that faces clients is llhttp's (Node.js's parser: chunked
-bodies, request smuggling, pipelining); this module adds only what a reverse proxy needs around it:
+bodies, request smuggling, pipelining), in reader.py with the checks on each request; limits.py holds
+the limits and budget.py the body budget. This module adds what a reverse proxy needs around them:
 - one handler call per request, answers in request order: `handler(Request)` returns a Response
   (written at once), a messages.Pending (written when it is resolved, from a callback: the hot path
   of a proxy needs no task) or a coroutine (run as a task); pipelined requests queued (reading
@@ -31,52 +32,21 @@ import collections
 import email.utils
 import http
 import logging
-import os
 
 import httptools
 
+from .budget import BodyBudget
 from .filelimit import ACCEPT_BURST
+from .limits import PIPELINE_MAX, idle_seconds
 from .messages import Pending, Request, Response, json_response
+from .reader import RequestReader, Refused
 
 log = logging.getLogger("mlctl.host")
-
-MAX_HEAD = 64 * 1024
-MAX_BODY = 64 * 1024 * 1024
-PIPELINE_MAX = 16
-MAX_UNAUTHORIZED_BODY = 64 * 1024  # larger (or chunked, or awaiting 100) without credentials: refused on its head
-BODY_BUDGET_MIB = 256  # request bodies held at once by the whole server, unless MLCTL_HOST_BODY_BUDGET_MIB says
-
-
-def body_budget() -> int:
-    """MLCTL_HOST_BODY_BUDGET_MIB in bytes: request bodies buffered at once, over all connections."""
-    try:
-        value = float(os.environ.get("MLCTL_HOST_BODY_BUDGET_MIB", BODY_BUDGET_MIB))
-    except ValueError:
-        value = BODY_BUDGET_MIB
-    return int((value if value > 0 else BODY_BUDGET_MIB) * 1024 * 1024)
-
-
-def idle_seconds() -> float:
-    """MLCTL_HOST_IDLE_S (seconds an idle keep-alive connection or an unfinished request may last)."""
-    try:
-        value = float(os.environ.get("MLCTL_HOST_IDLE_S", "75"))
-    except ValueError:
-        value = 75.0
-    return value if value > 0 else 75.0
-
 
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 
 
-class _Refused(Exception):
-    """Raised inside a parser callback: stop reading, answer `status` (or `response`) and close."""
-
-    def __init__(self, status: int, message: str, response: Response | None = None):
-        super().__init__(message)
-        self.status, self.response = status, response
-
-
-class Connection(asyncio.Protocol):
+class Connection(RequestReader, asyncio.Protocol):
     """One client connection: feeds llhttp, queues complete requests, writes answers in order."""
 
     def __init__(self, server: "HttpServer"):
@@ -105,7 +75,7 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._declined: bytes | None = None  # the head of a request read again without its Upgrade
         self.eof = False  # the client half-closed: answer what arrived, then close
-        self.refused: _Refused | None = None  # raised in a parser callback, read in data_received
+        self.refused: Refused | None = None  # raised in a parser callback, read in data_received
         self._authorized = True  # the current request's credentials (server.authorize), checked on its head
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
@@ -131,10 +101,10 @@ class Connection(asyncio.Protocol):
         self.closed = True
         server = self.server
         if self.in_message:
-            server.buffered -= self._body_size
+            server.budget.held -= self._body_size
         for item in self.queue:
             if item.__class__ is Request:
-                server.buffered -= len(item.body)
+                server.budget.held -= len(item.body)
         self.queue.clear()
         server.connections.discard(self)
         # the parser holds this protocol's callbacks: break the cycle so a partial body is freed now
@@ -161,162 +131,6 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self._update_reading()
 
-    def data_received(self, data: bytes) -> None:
-        if self.stopped_reading:
-            return
-        if self.in_head or not self.in_message:
-            self.head_bytes += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError:
-            # the refusal is kept on the connection: the exception's __context__ is not reliable (an
-            # exception being handled around the loop, such as an ImportError, replaces it)
-            refusal, self.refused = self.refused, None
-            if refusal is not None:
-                self._refuse(refusal.status, str(refusal), refusal.response)
-            else:
-                log.exception("public port: request parsing failed")
-                self._refuse(500, "the gateway failed to read the request")
-            return
-        except httptools.HttpParserUpgrade as e:
-            # an Upgrade offer (h2c, websocket) is declined (RFC 9110 7.8: a server may ignore it):
-            # the request is read again without it, from a fresh parser
-            head, self._declined = self._declined, None
-            self.parser = httptools.HttpRequestParser(self)
-            self.head_bytes = 0
-            if head is not None:
-                self.data_received(head + data[e.args[0] :])
-            return
-        except httptools.HttpParserError as e:
-            self._refuse(400, f"malformed HTTP request: {e}")
-            return
-        if self.in_head and self.head_bytes > MAX_HEAD:  # a head that never ends: bounded memory
-            self._refuse(431, f"request head over {MAX_HEAD} bytes")
-
-    # ---- llhttp callbacks ----------------------------------------------------------------------
-    def _refusal(self, status: int, message: str, response: Response | None = None) -> _Refused:
-        """The exception a callback raises to refuse the request (kept for data_received to answer)."""
-        self.refused = _Refused(status, message, response)
-        return self.refused
-
-    def _request(self, body: bytes) -> Request:
-        """The current message as a Request (its head complete) with `body`."""
-        parser = self.parser
-        return Request(
-            parser.get_method().decode("latin-1"),
-            self._url,
-            self._head,
-            self._fields,
-            body,
-            parser.should_keep_alive(),
-            parser.get_http_version() == "1.0",
-            self._authorized,
-        )
-
-    def on_message_begin(self) -> None:
-        self.in_message = self.in_head = True
-        self.since = self.loop.time()
-        self._url, self._names, self._values, self._body = b"", [], [], []
-        self._body_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # called per header: kept to two appends, the head is built in C in on_headers_complete
-        self._names.append(name)
-        self._values.append(value)
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        self.head_bytes = 0
-        names, values = self._names, self._values
-        self._names, self._values = [], []  # a chunked body's trailer fields land here: neither used nor forwarded
-        if sum(map(len, names)) + sum(map(len, values)) + 4 * len(names) + len(self._url) > MAX_HEAD:
-            raise self._refusal(431, f"request head over {MAX_HEAD} bytes")
-        lowers = list(map(bytes.lower, names))
-        self._head = (lowers, names, values)
-        fields = self._fields = dict(zip(lowers, values))
-        if self.parser.should_upgrade():
-            self._declined = self._head_without_upgrade()
-            return
-        version = self.parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise self._refusal(505, f"HTTP/{version} is not supported: send HTTP/1.1 (or 1.0)")
-        hosts = lowers.count(b"host")
-        if hosts != 1 and (hosts or version == "1.1"):
-            raise self._refusal(400, "an HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2)")
-        length = fields.get(b"content-length")  # llhttp refused duplicates and bad values already
-        size = 0 if length is None else int(length)
-        if size > MAX_BODY:
-            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
-        expect = fields.get(b"expect")
-        # RFC 9110 10.1.1 (an empty list of expectations expects nothing)
-        if expect and expect.strip().lower() != b"100-continue":
-            raise self._refusal(
-                417, f"expectation {expect[:100].decode('latin-1')!r} cannot be met: only 100-continue is understood"
-            )
-        server = self.server
-        if server.authorize is not None:  # credentials checked now: an unauthorized large body is never read
-            self._authorized = server.authorize(fields.get(b"authorization"))
-            if not self._authorized and (size > MAX_UNAUTHORIZED_BODY or expect or b"transfer-encoding" in fields):
-                answer = server.unauthorized(self._request(b""))
-                if answer is not None:
-                    raise self._refusal(answer.status, "", answer)
-        if size and server.buffered + size > server.body_budget:
-            raise self._over_budget()
-        if expect and (size or b"transfer-encoding" in fields) and version != "1.0":
-            self.continue_due = True
-            self._send_continue()
-
-    def _over_budget(self) -> _Refused:
-        text = (
-            f"the gateway holds {self.server.buffered >> 20} MiB of request bodies, the most it holds at once "
-            f"is {self.server.body_budget >> 20} MiB (MLCTL_HOST_BODY_BUDGET_MIB): try again shortly"
-        )
-        return self._refusal(503, text, json_response(503, {"message": text}, [("Retry-After", "1")]))
-
-    def _head_without_upgrade(self) -> bytes:
-        """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
-        method = self.parser.get_method()
-        if method == b"CONNECT":
-            raise self._refusal(405, "CONNECT is not allowed: this is an endpoint, not a proxy")
-        lines = [b"%s %s HTTP/%s\r\n" % (method, self._url, self.parser.get_http_version().encode())]
-        for lower, name, value in zip(*self._head):
-            if lower == b"upgrade":
-                continue
-            if lower == b"connection":
-                value = b", ".join(t.strip() for t in value.split(b",") if t.strip().lower() != b"upgrade")
-                if not value:
-                    continue
-            lines.append(name + b": " + value + b"\r\n")
-        return b"".join(lines) + b"\r\n"
-
-    def on_body(self, body: bytes) -> None:
-        size = len(body)
-        self._body_size += size
-        server = self.server
-        server.buffered += size
-        if self._body_size > MAX_BODY:
-            raise self._refusal(413, f"request body over {MAX_BODY} bytes")
-        if server.buffered > server.body_budget:
-            raise self._over_budget()
-        self._body.append(body)
-        self.continue_due = False  # the client did not wait for it
-
-    def on_message_complete(self) -> None:
-        self.in_message = False
-        self.continue_due = False
-        if self._declined is not None:  # read again without its Upgrade (data_received)
-            return
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._body = []
-        self.queue.append(self._request(body))  # its body stays in server.buffered until it is answered
-        if not self.busy:
-            self._next()
-        elif len(self.queue) >= PIPELINE_MAX:
-            self._update_reading()
-
     # ---- answering -----------------------------------------------------------------------------
     def _send_continue(self) -> None:
         """100 Continue, only when this message is next in line (earlier answers come first)."""
@@ -327,7 +141,7 @@ class Connection(asyncio.Protocol):
     def _refuse(self, status: int, message: str, response: Response | None = None) -> None:
         self.stopped_reading = True
         if self.in_message:  # the partial body is dropped
-            self.server.buffered -= self._body_size
+            self.server.budget.held -= self._body_size
             self._body, self._body_size = [], 0
         self.in_message = self.in_head = False
         self.queue.append(response or json_response(status, {"message": message}))
@@ -378,7 +192,7 @@ class Connection(asyncio.Protocol):
         (unless `go_on` is false: _next's loop does)."""
         request, self.current = self.current, None
         self.busy = False
-        self.server.buffered -= len(request.body)
+        self.server.budget.held -= len(request.body)
         keep_alive = request.keep_alive and not self.server.closing and not self.closed
         if not self.closed:
             self._write(response, keep_alive, request.method == "HEAD", request.http10)
@@ -443,13 +257,12 @@ class HttpServer:
     ):
         """`authorize(authorization header or None) -> bool` runs when a request's head arrives (its
         answer is the Request's `authorized`). When it says no and the body may be large (over
-        MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body
+        limits.MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body
         empty) gives the answer sent at once, before the body is read (the connection then closes), or
         None to read the request and let `handler` decide; a small body is read and `handler` answers."""
         self.handler = handler
         self.authorize, self.unauthorized = authorize, unauthorized
-        self.buffered = 0  # bytes of request bodies held (being read, or read and not yet answered)
-        self.body_budget = body_budget()
+        self.budget = BodyBudget()  # request bodies held (being read, or read and not yet answered)
         self.max_connections = max_connections  # past it a new connection gets 503 and is closed
         self.turned_away = 0
         self.loop = asyncio.get_running_loop()
@@ -460,6 +273,11 @@ class HttpServer:
         self.server: asyncio.AbstractServer | None = None
         self.date_line = b""
         self._timer = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of request bodies held now."""
+        return self.budget.held
 
     async def start(self, sock) -> None:
         self._tick()

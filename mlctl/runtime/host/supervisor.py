@@ -1,6 +1,7 @@
-"""A deployment's instances: start them ready, hand out request slots, probe, restart, roll, scale, drain.
+"""A deployment's lifecycle: start its instances ready, probe and restart them, roll, scale, revive, drain.
 
-The instances themselves are the deployment's launcher's (launcher.py): this module only calls it."""
+The instances themselves are the deployment's launcher's (launcher.py): this module only calls it. Which
+instance takes a request is slots.py's: the lifecycle hands it each new set of instances."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from .instances import Instance
 from .launcher import InstanceFailed, Launcher, Place, make_launcher
 from .metrics import Metrics
+from .slots import Slots
 from .spec import ServingSpec
 
 log = logging.getLogger("mlctl.host")
@@ -21,113 +23,38 @@ STABLE_S = 60  # an instance up this long resets its backoff
 
 
 class Deployment:
-    """The live instances of one deployment and the slots requests take on them."""
+    """One deployment: its launcher, its instances' lifecycle and supervision, and its request slots (`slots`)."""
 
     def __init__(self, spec: ServingSpec, place: Place, metrics: Metrics):
         self.spec, self.place, self.metrics = spec, place, metrics
         self.launcher: Launcher = make_launcher(spec.launcher, place, spec.name)
         self.loop = asyncio.get_running_loop()  # kept: the request path asks for it on every request
-        self.instances: list[Instance] = []
+        self.slots = Slots(spec)
         self.draining: list[Instance] = []
         self.generation = 0
         self.in_flight = 0  # admitted requests (queued or at an instance)
         self.operation: str | None = "creating"
-        self._waiters: list[asyncio.Future] = []
         self._supervisors: dict[Instance, asyncio.Task] = {}
-        self._rechecks: set[asyncio.Task] = set()  # see suspect()
-        self._next = 0
 
-    # ---- request slots -------------------------------------------------------------------
+    # ---- what requests see -------------------------------------------------------------------
     @property
     def limit(self) -> int:
         """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances)."""
         return 2 * self.spec.max_concurrent * self.spec.instance_count
 
     def ready_count(self) -> int:
-        return sum(1 for i in self.instances if i.ready)
+        return self.slots.ready_count()
 
-    def _pick(self, exclude: Instance | None) -> Instance | None:
-        """Least-in-flight ready instance with a free slot, ties broken round robin."""
-        insts = self.instances
-        n = len(insts)
-        if n == 1:  # one instance: no choice to make
-            inst = insts[0]
-            return inst if inst.ready and inst.in_flight < self.spec.max_concurrent else None
-        if not n:
-            return None
-        others_ready = exclude is not None and any(i.ready and i is not exclude for i in insts)
-        best = None
-        start = self._next % n
-        for k in range(n):
-            inst = insts[(start + k) % n]
-            if not inst.ready or inst.in_flight >= self.spec.max_concurrent:
-                continue
-            if others_ready and inst is exclude:
-                continue
-            if best is None or inst.in_flight < best.in_flight:
-                best = inst
-        self._next += 1
-        return best
+    @property
+    def instances(self) -> list[Instance]:
+        """The instances in rotation (slots.py routes requests to them)."""
+        return self.slots.instances
 
-    def try_acquire(self, exclude: Instance | None = None) -> Instance | None:
-        """A slot on an instance if one is free now (the request path's fast case), else None."""
-        inst = self._pick(exclude)
-        if inst is not None:
-            inst.in_flight += 1
-        return inst
-
-    async def acquire(self, deadline: float, exclude: Instance | None = None) -> Instance:
-        """A slot on an instance, waiting (FIFO) until `deadline` (loop time); TimeoutError past it."""
-        loop = self.loop
-        while True:
-            inst = self._pick(exclude)
-            if inst is not None:
-                inst.in_flight += 1
-                return inst
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            fut = loop.create_future()
-            self._waiters.append(fut)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            finally:
-                if not fut.done():
-                    fut.cancel()
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-
-    def release(self, inst: Instance) -> None:
-        inst.in_flight -= 1
-        self.wake()
-
-    def wake(self) -> None:
-        if not self._waiters:  # the usual case (every release calls this): nothing to allocate
-            return
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def suspect(self, inst: Instance) -> None:
-        """A connection to `inst` was lost while it held a request: out of rotation at once (it may be
-        dying: a request sent now could be lost with it) until it answers a probe again; when its
-        process is gone, supervision restarts it."""
-        if inst.ready and not inst.stopping:
-            inst.ready = False
-            task = self.loop.create_task(self._recheck(inst))
-            self._rechecks.add(task)
-            task.add_done_callback(self._rechecks.discard)
-
-    async def _recheck(self, inst: Instance) -> None:
-        period = max(0.05, min(1.0, float(self.spec.readiness_probe["period"])))
-        while not inst.stopping and not inst.ready and inst.health() is None:
-            if await inst.probe(max(0.1, float(self.spec.readiness_probe["timeout"]))):
-                if not inst.stopping and inst.health() is None:
-                    inst.ready = True
-                    self.wake()
-                return
-            await asyncio.sleep(period)
+    def _serve(self, instances: list[Instance], spec: ServingSpec | None = None) -> None:
+        """The switch: requests go to `instances` from now on (and `spec`, when given, is the deployment's)."""
+        if spec is not None:
+            self.spec = spec
+        self.slots.serve(instances, self.spec)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def _start(
@@ -157,13 +84,12 @@ class Deployment:
     async def create(self, deadline: float) -> None:
         """Start every instance; on failure none is left running (and the launcher is closed)."""
         try:
-            self.instances = await self._start(self.spec, range(self.spec.instance_count), deadline)
+            self._serve(await self._start(self.spec, range(self.spec.instance_count), deadline))
         except BaseException:
             await self.launcher.close()
             raise
         finally:
             self.operation = None
-        self.wake()
 
     async def roll(self, spec: ServingSpec, deadline: float) -> None:
         """Health-gated: new instances beside the old, swap once all are ready, then drain the old.
@@ -175,9 +101,9 @@ class Deployment:
                 make_launcher(spec.launcher, self.place, spec.name) if spec.launcher != self.spec.launcher else None
             )
             new = await self._start(spec, range(spec.instance_count), deadline, launcher)
-            old, self.instances, self.spec = self.instances, new, spec  # the atomic switch
+            old = self.instances
+            self._serve(new, spec)  # the atomic switch
             old_launcher, self.launcher = self.launcher, launcher or self.launcher
-            self.wake()
             await self.drain(old)
             if old_launcher is not self.launcher:
                 await old_launcher.close()
@@ -191,13 +117,10 @@ class Deployment:
             current = len(self.instances)
             if count > current:
                 added = await self._start(self.spec, range(current, count), deadline)
-                self.instances = self.instances + added
-                self.spec = dataclasses.replace(self.spec, instance_count=count)
-                self.wake()
+                self._serve(self.instances + added, dataclasses.replace(self.spec, instance_count=count))
             elif count < current:
                 removed = self.instances[count:]
-                self.instances = self.instances[:count]
-                self.spec = dataclasses.replace(self.spec, instance_count=count)
+                self._serve(self.instances[:count], dataclasses.replace(self.spec, instance_count=count))
                 await self.drain(removed)
         finally:
             self.operation = None
@@ -214,8 +137,7 @@ class Deployment:
         try:
             self.generation += 1
             fresh = {i.index: i for i in await self._start(self.spec, [i.index for i in down], deadline)}
-            self.instances = [fresh.get(i.index, i) if i in down else i for i in self.instances]
-            self.wake()
+            self._serve([fresh.get(i.index, i) if i in down else i for i in self.instances])
             await self.drain(down)
         finally:
             self.operation = None
@@ -238,8 +160,8 @@ class Deployment:
     async def stop(self) -> None:
         """Drain and stop every instance, then close the launcher."""
         self.operation = "deleting"
-        insts, self.instances = self.instances, []
-        self.wake()
+        insts = self.instances
+        self._serve([])
         await self.drain(insts)
         await self.launcher.close()
 
@@ -319,7 +241,7 @@ class Deployment:
                 try:
                     await inst.wait_ready(time.monotonic() + self.spec.readiness_budget_s)
                     log.info("%s instance %d ready again (%s)", self.spec.name, inst.index, inst.address)
-                    self.wake()
+                    self.slots.wake()
                     break
                 except InstanceFailed as e:
                     log.warning("%s instance %d: restart failed: %s", self.spec.name, inst.index, e)
@@ -338,7 +260,7 @@ class Deployment:
             if await inst.probe(max(0.1, float(probe["timeout"]))):
                 inst.ready = True
                 log.info("%s instance %d ready again", self.spec.name, inst.index)
-                self.wake()
+                self.slots.wake()
                 return
             await asyncio.sleep(max(0.1, float(probe["period"])))
 

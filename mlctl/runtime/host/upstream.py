@@ -5,19 +5,30 @@ A request returns a future for (status, reason, header lines, body); the connect
 to the pool when the answer is complete, even if the gateway stopped waiting for it (408): the
 future may be completed early by its awaiter (a timeout) while the exchange goes on, and the
 request's `on_done` callback runs when the exchange really ends (answered or failed).
+
+Answers are read by llhttp (httptools.HttpResponseParser, the parser that reads the public port's
+requests): framing by Content-Length, chunks or the end of the connection, interim 1xx answers
+skipped. An answer llhttp refuses (a malformed chunk size, conflicting lengths, a head over
+MAX_HEAD) fails the exchange with ConnectionFailed, which the gateway answers 502.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import re
+
+import httptools
 
 MAX_HEAD = 64 * 1024
 # An idle connection is reused only this long: the scoring server closes a kept-alive connection after
 # 75 s (aiohttp's keepalive_timeout), and a request sent on one it is closing would be lost (a 502:
 # a request that reached an instance is never sent again).
 REUSE_IDLE_S = 50.0
+
+# an answer's framing and hop-by-hop headers, and its x-request-id (the gateway writes its own): not passed on
+NOT_PASSED = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"date", b"server", b"x-request-id")
+)
 
 
 class ConnectionFailed(ConnectionError):
@@ -31,16 +42,27 @@ class ConnectionFailed(ConnectionError):
 
 
 class _Connection(asyncio.Protocol):
+    """One kept-alive connection to an instance; llhttp's callbacks (on_*) build the current answer."""
+
     def __init__(self, pool: "Pool"):
         self.pool = pool
         self.transport = None
         self.closed = False
         self.future: asyncio.Future | None = None
-        self.buffer = bytearray()
-        self.head = None  # (status, reason, headers, length, chunked, close)
+        self.parser = None  # a fresh llhttp response parser per exchange
         self.serial = 0
         self.on_done = None  # called once when the current exchange ends
         self.idle_since = 0.0  # loop time it went back to the pool
+        self.received = 0  # bytes of the current answer so far
+        self.headed = False  # the current answer's head is complete
+        self.complete = False  # the current answer is complete (finished after feed_data returns)
+        self.extra = False  # bytes came after the answer: the connection is not reused
+        self.status = 0
+        self.reason = b""
+        self.passed: list = []  # the header lines passed on, each ending in CRLF
+        self.body: list = []
+        self.framed = False  # a Content-Length or chunked answer (else: read to the end of the connection)
+        self.close_after = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -49,66 +71,89 @@ class _Connection(asyncio.Protocol):
         self.serial += 1
         self.on_done = on_done
         self.future = self.pool.loop.create_future()
-        self.buffer.clear()
-        self.head = None
+        self._expect()
         self.transport.write(data)
         return self, self.serial, self.future
+
+    def _expect(self) -> None:
+        """Ready for the next answer (the first one, or the real one after an interim 1xx)."""
+        self.parser = httptools.HttpResponseParser(self)
+        self.received = 0
+        self.headed = self.complete = self.extra = self.framed = False
+        self.reason, self.passed, self.body = b"", [], []
 
     def abort(self, serial: int) -> None:
         """Give up on request `serial` if it is still unanswered (closes the connection)."""
         if self.serial == serial and self.future is not None:
-            self._fail("abandoned: no answer in time", bool(self.head or self.buffer))
+            self._fail("abandoned: no answer in time", bool(self.received))
 
+    # ---- llhttp's callbacks (during feed_data) -------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer to one request
+            self.extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.complete:
+            self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headed:  # a chunked answer's trailer fields: neither used nor passed on
+            return
+        lower = name.lower()
+        if lower not in NOT_PASSED:
+            self.passed.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"content-length" or lower == b"transfer-encoding":
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        if self.complete:
+            return
+        self.headed = True
+        parser = self.parser
+        self.status = parser.get_status_code()
+        self.close_after = not parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.complete:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.complete:
+            return
+        if self.status < 200:  # an interim answer (100 Continue): the real one follows on this parser
+            self.headed = self.framed = False
+            self.received = 0
+            self.reason, self.passed, self.body = b"", [], []
+            return
+        self.complete = True
+
+    # ---- the transport ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self.future is None:  # nothing asked: the server should not talk
             self.transport.close()
             return
-        if self.head is None and not self.buffer:  # the usual case: a whole answer in one read, no copies
-            end = data.find(b"\r\n\r\n")
-            if end > 0:
-                try:
-                    head = _parse_head(data[:end])
-                except ValueError:
-                    head = None
-                if head is not None and head[0] >= 200 and head[3] == len(data) - end - 4 and not head[4]:
-                    self._finish((head[0], head[1], head[2], data[end + 4 :]), head[5])
-                    return
-        self.buffer += data
-        if self.head is None:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self._fail("answer head too large", True)
-                return
-            try:
-                self.head = _parse_head(bytes(self.buffer[:end]))
-            except ValueError as e:
+        self.received += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            if not self.complete:
                 self._fail(f"bad answer: {e}", True)
                 return
-            del self.buffer[: end + 4]
-            if 100 <= self.head[0] < 200:  # an interim answer (100 Continue): the real one follows
-                self.head = None
-                if self.buffer:
-                    self.data_received(b"")
-                return
-        status, reason, headers, length, chunked, close = self.head
-        if chunked:
-            body = _dechunk(self.buffer)
-            if body is None:
-                return
-        elif length is not None:
-            if len(self.buffer) < length:
-                return
-            body = bytes(self.buffer[:length])
-        elif status in (204, 304):  # no body by definition
-            body = b""
-        else:
-            return  # read to EOF (connection_lost finishes it)
-        self._finish((status, reason, headers, body), close)
+            self.extra = True  # garbage after a complete answer: answered, then closed
+        if self.complete:
+            self._finish(self.extra or self.close_after)
+        elif not self.headed and self.received > MAX_HEAD:
+            self._fail("answer head too large", True)
 
-    def _finish(self, answer, close: bool) -> None:
+    def _answer(self) -> tuple:
+        body = self.body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        return self.status, self.reason.decode("latin-1"), b"".join(self.passed), data
+
+    def _finish(self, close: bool) -> None:
+        answer = self._answer()
         fut, self.future = self.future, None
-        self.buffer.clear()
+        self.body = []
         if close:
             self.closed = True
             self.transport.close()
@@ -124,6 +169,7 @@ class _Connection(asyncio.Protocol):
         if self.transport:
             self.transport.close()
         fut, self.future = self.future, None
+        self.body = []
         if fut is not None:
             if not fut.done():
                 fut.set_exception(ConnectionFailed(message, answered))
@@ -138,72 +184,12 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self in self.pool.idle:
             self.pool.idle.remove(self)
-        if self.future is not None and self.head is not None and self.head[3] is None and not self.head[4]:
-            status, reason, headers, _, _, _ = self.head
-            self._finish((status, reason, headers, bytes(self.buffer)), True)
+        if self.future is not None and self.headed and not self.framed:
+            self._finish(True)  # an answer read to the end of the connection
             return
         if self.future is not None:  # lost while holding a request: the instance may be gone, and its
             self.pool.drop_idle()  # idle connections with it (a request sent on one would be lost too)
-        self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.head or self.buffer))
-
-
-# an answer's framing and hop-by-hop headers, and its x-request-id (the gateway writes its own): found
-# and cut by regexes anchored on the line break (C speed: no Python-level step per header line)
-_NOT_PASSED = re.compile(
-    rb"\r\n(?:content-length|transfer-encoding|connection|keep-alive|date|server|x-request-id)"
-    rb"[ \t]*:[^\r]*",
-    re.IGNORECASE,
-)
-_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([^\r]*)", re.IGNORECASE)
-_RARE = re.compile(rb"\r\n(?:transfer-encoding|connection)[ \t]*:", re.IGNORECASE)  # absent from most answers
-_CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r]*chunked", re.IGNORECASE)
-_CLOSE = re.compile(rb"\r\nconnection[ \t]*:[ \t]*close[ \t]*(?:\r|$)", re.IGNORECASE)
-
-
-def _parse_head(raw: bytes):
-    """(status, reason, passed header lines as bytes, content length, chunked?, close?) of an answer head
-    (`raw` without its final blank line). The passed lines are the answer's headers but the framing,
-    hop-by-hop and x-request-id ones, each ending in CRLF, ready to be written as they came.
-    (The regexes run on the whole head: each is anchored on a line break, so the status line never matches.)"""
-    first, _, rest = raw.partition(b"\r\n")
-    parts = first.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise ValueError(f"status line {first[:80]!r}")
-    status = int(parts[1])
-    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
-    close = parts[0] == b"HTTP/1.0"
-    if not rest:
-        return status, reason, b"", None, False, close
-    lengths = _LENGTH.findall(raw)
-    if not lengths:
-        length = None
-    elif len(lengths) == 1 or len(set(map(int, lengths))) == 1:
-        length = int(lengths[0])
-    else:
-        raise ValueError(f"conflicting Content-Length headers {lengths!r}")
-    chunked = False
-    if _RARE.search(raw) is not None:
-        chunked = _CHUNKED.search(raw) is not None
-        close = close or _CLOSE.search(raw) is not None
-    passed = _NOT_PASSED.sub(b"", raw)[len(first) + 2 :]
-    return status, reason, passed + b"\r\n" if passed else b"", length, chunked, close
-
-
-def _dechunk(buffer: bytearray) -> bytes | None:
-    """The body of a complete chunked message in `buffer`, or None while incomplete."""
-    out, pos = bytearray(), 0
-    while True:
-        end = buffer.find(b"\r\n", pos)
-        if end < 0:
-            return None
-        size = int(bytes(buffer[pos:end]).split(b";")[0], 16)
-        start = end + 2
-        if size == 0:
-            return bytes(out) if buffer.find(b"\r\n\r\n", end) >= 0 or buffer.endswith(b"\r\n") else None
-        if len(buffer) < start + size + 2:
-            return None
-        out += buffer[start : start + size]
-        pos = start + size + 2
+        self._fail(f"connection lost{': ' + str(exc) if exc else ''}", bool(self.received))
 
 
 def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:

@@ -10,11 +10,14 @@ URIs, uploaded here), never as paths: Serve keeps only URIs in an application's 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.ray.apps import word
@@ -63,21 +66,72 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         return
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    route_logs()
     why = _reachable(address)
     if why is None:
         try:
-            ray.init(
-                address=address,
-                namespace=NAMESPACE,
-                logging_level=logging.ERROR,
-                log_to_driver=False,
-                configure_logging=True,
-            )
+            with _stderr_to(client_log()):  # Ray's C++ core writes its warnings to the process's stderr
+                ray.init(
+                    address=address,
+                    namespace=NAMESPACE,
+                    logging_level=logging.INFO,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            route_logs()  # again: whatever ray.init attached to its loggers
             return
         except (ConnectionError, RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise ClusterError(f"no Ray cluster answers at {address}: {why}", detail=START_HINT)
+
+
+def client_log() -> Path:
+    """Where Ray's and Serve's own messages in mlctl's process go: `$MLCTL_CACHE/ray/client.log`."""
+    from mlctl.runtime.kit.virtualenvs import cache_dir
+
+    return cache_dir() / "ray" / "client.log"
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """File descriptor 2 appended to `path` meanwhile (what native code prints there too); unchanged when
+    the file cannot be opened."""
+    try:
+        target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
+
+
+def route_logs() -> None:
+    """Send the `ray` loggers (Ray's warnings such as "Failed to determine local IP", Serve's INFO lines) to
+    `client_log()` instead of mlctl's output; mlctl says what matters itself (ClusterError, progress)."""
+    path = client_log()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", "ray.serve"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            if isinstance(old, logging.FileHandler):
+                old.close()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def upload(runtime_env: dict) -> dict:

@@ -1,62 +1,64 @@
-"""The ray runtime's drivers: the local runtime's for models, environments, images, endpoints and traffic
-(the model store and virtualenvs on this machine, the endpoint host in front), and deployments as Serve
-applications behind the endpoint host.
+"""The ray runtime's drivers: the kit's, with deployments as Serve applications behind the endpoint host
+(`ServeApplications`, the kit's `Platform` for Ray Serve).
 
-A deployment's version (its serving digest) is one Serve application, deployed by name. A roll deploys
-the new version's application beside the old, waits until its replicas run, hands the endpoint host
-the new spec (the host moves traffic once the new application answers its readiness probes through
-Serve's proxy and drains the old), then deletes the old application. Each method is one order of
-`mlctl.runtime.contract`.
+A deployment's version (its serving digest) is one Serve application, deployed by name. Before the host's
+order the version's application is deployed (or found running, or scaled to the count) and waited for;
+the host gets the spec naming the "serve" launcher, which reaches the application through Serve's proxy
+(the host moves traffic once it answers its readiness probes, and drains the old). After it, the
+deployment's other applications are deleted. Each method is one order of `mlctl.runtime.contract`; which
+order it is, the plan chose.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 
 from mlctl.resources import Kind
-from mlctl.runtime.contract import DriverError
-from mlctl.runtime.host import client as hostclient
-from mlctl.runtime.local.drivers import Guarded, _client, _status, deployment_observed, local_drivers
+from mlctl.runtime.contract import DriverError, Order
+from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, Guarded, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.drivers import deployment_observed
+from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
+from mlctl.runtime.kit.virtualenvimages import ImageDriver
 from mlctl.runtime.observed import DeploymentObserved
-from mlctl.runtime.ray import apps, cluster, serving
+from mlctl.runtime.ray import apps, appspec, cluster
+from mlctl.waiting import Timeout, wait_until
 
 
-class RayDeploymentDriver:
-    """A deployment as Serve applications (one per version) behind its endpoint host."""
+class ServeApplications(Platform):
+    """A deployment as Serve applications (one per version) behind its endpoint host. `runtime` connects to
+    the cluster and says how many CPUs a replica takes."""
 
     def __init__(self, runtime):
         self.runtime = runtime
 
-    # ---- helpers -------------------------------------------------------------------------
-    def _owner(self, ctx) -> str:
-        return apps.owner_of(ctx.data_dir)
-
-    def _deploy(self, resource, ctx) -> tuple[dict, apps.AppName]:
-        """Deploy (or find running) the application of this version and wait until its replicas run;
+    def before(self, order, resource, spec, ctx):
+        """Deploy (or find running, or scale) the application of this version and wait until its replicas run;
         the host's spec reaching it. A failed application is deleted (the old one keeps serving)."""
         from mlctl.runtime.ray.replica import bind
 
+        made = spec()
         a = dict(resource.attributes)
         address = str(resource.address)
         self.runtime.connect()
-        owner = self._owner(ctx)
-        spec, app = serving.host_spec(ctx, a, owner)
+        owner = apps.owner_of(ctx.data_dir)
+        app = appspec.application(owner, a, made)
         current = apps.owned(cluster.details(), owner).get(str(app))
         if current is None or apps.status(current) in ("DEPLOY_FAILED", "DELETING"):
             ctx.progress(address, f"deploying Serve application {app} ({a['instance_count']} replica(s))")
-            stage = serving.staged(ctx.data_dir, spec)
+            stage = appspec.staged(ctx.data_dir, made)
             try:
-                env = cluster.upload(serving.runtime_env(stage, owner, spec))
+                env = cluster.upload(appspec.runtime_env(stage, owner, made))
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
-            options = serving.replica_options(spec, env, self.runtime.replica_cpus)
-            cluster.deploy(bind(serving.replica_spec(spec, app), options), str(app), app.route_prefix)
+            options = appspec.replica_options(made, env, self.runtime.replica_cpus)
+            cluster.deploy(bind(appspec.replica_spec(made, app), options), str(app), app.route_prefix)
         elif apps.target_replicas(current) != a["instance_count"]:
             ctx.progress(address, f"scaling Serve application {app} to {a['instance_count']} replica(s)")
             cluster.scale(str(app), apps.DEPLOYMENT_NAME, a["instance_count"])
         self._wait(app, address, ctx)
-        return serving.with_upstream(spec, cluster.proxy_address(), app), app
+        if order is Order.ROLL:
+            ctx.progress(address, "moving traffic to the new version once it answers through Serve")
+        return appspec.with_upstream(made, cluster.proxy_address(), app)
 
     def _wait(self, app, address, ctx) -> None:
         try:
@@ -71,137 +73,73 @@ class RayDeploymentDriver:
                 d.detail,
             ) from None
 
-    def _retire(self, ctx, a: dict, keep: str | None) -> None:
+    def failed(self, attributes):
+        return "The old version keeps serving; `mlctl logs` shows the replicas' logs."
+
+    def refused(self, order, resource, spec, prior, was_running, ctx):
+        """The host did not take the new version: its application goes, unless it is the one serving."""
+        if spec is None:
+            return
+        serving = (prior.observed or DeploymentObserved()).serving_digest if prior is not None else None
+        if (order is Order.ROLL and serving != spec["digest"]) or (order is Order.CREATE and not was_running):
+            cluster.delete([str(self._app(resource.attributes, spec, ctx))])
+
+    def after(self, order, resource, spec, host, ctx):
+        """The deployment's other applications are deleted; after a revive, the host's report once its
+        instances answer through Serve again."""
+        a = resource.attributes
+        if order is Order.SCALE:
+            return host
+        if order is Order.UPDATE:
+            host = self._host_ready(ctx, a, spec)
+        self._retire(ctx, a, keep=str(self._app(a, spec, ctx)))
+        return host
+
+    def _app(self, a, spec, ctx) -> apps.AppName:
+        return appspec.application(apps.owner_of(ctx.data_dir), a, spec)
+
+    def _host_ready(self, ctx, a, spec: dict) -> dict | None:
+        """The host's report of the deployment once its instances answer through Serve again (the host
+        probes them every readiness period), or as it is after two periods and a bit."""
+        period = float((spec.get("readiness_probe") or {}).get("period", 10))
+        seen: dict = {}
+
+        def ready() -> bool:
+            ctx.hosts.forget_status(a["endpoint"])
+            seen["host"] = ctx.hosts.deployment(a["endpoint"], a["name"])
+            return seen["host"] is None or seen["host"].get("ready_instances", 0) >= a["instance_count"]
+
+        try:
+            wait_until(ready, 2 * period + 5, "the endpoint host sees the revived replicas ready", interval=0.2)
+        except Timeout:
+            pass  # reported as it is: the plan after this apply shows what is not ready
+        return seen["host"]
+
+    def _retire(self, ctx, a, keep: str | None) -> None:
         """Delete this deployment's applications but `keep` (only mlctl's own, of this project)."""
-        owner = self._owner(ctx)
+        owner = apps.owner_of(ctx.data_dir)
         mine = apps.owned(cluster.details(), owner, apps.deployment_prefix(owner, a["endpoint"], a["name"]))
         old = [n for n in mine if n != keep]
         if old:
             ctx.progress(f"deployment.{a['endpoint']}.{a['name']}", f"deleting Serve application(s) {', '.join(old)}")
             cluster.delete(old)
 
-    def _host_order(self, resource, ctx, verb: str, call):
-        a = dict(resource.attributes)
-        try:
-            return call(_client(ctx, a["endpoint"]))
-        except hostclient.DeploymentFailed as e:
-            raise DriverError(
-                f"{resource.address} failed to {verb}: {e}",
-                "The old version keeps serving; `mlctl logs` shows the replicas' logs.",
-                e.log_tail,
-            ) from None
-        except hostclient.HostError as e:
-            raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
-
-    def _host_ready(self, ctx, a: dict, spec: dict) -> dict | None:
-        """The host's status of the deployment once its instances answer through Serve again (the host
-        probes them every readiness period), or as it is after two periods and a bit."""
-        period = float((spec.get("readiness_probe") or {}).get("period", 10))
-        deadline = time.monotonic() + 2 * period + 5
-        while True:
-            ctx.memo.pop(f"status:{a['endpoint']}", None)
-            host = ((_status(ctx, a["endpoint"]) or {}).get("deployments") or {}).get(a["name"])
-            if host is None or host.get("ready_instances", 0) >= a["instance_count"] or time.monotonic() > deadline:
-                return host
-            time.sleep(0.2)
-
-    def _observed(self, ctx, a: dict, host: dict | None) -> DeploymentObserved:
-        ctx.memo.pop(f"status:{a['endpoint']}", None)
-        return self._read(ctx, a, host)
-
-    # ---- orders --------------------------------------------------------------------------
-    def create(self, resource, prior, ctx):
-        """Deploy the application, then hand its spec to the host (a roll when the host already has the
-        deployment: the state was lost, or the endpoint was recreated with its instances kept)."""
-        a = dict(resource.attributes)
-        spec, app = self._deploy(resource, ctx)
-        running = a["name"] in ((_status(ctx, a["endpoint"]) or {}).get("deployments") or {})
-        try:
-            if running:
-                host = self._host_order(resource, ctx, "start", lambda c: c.roll_deployment(spec, timeout=ctx.timeout))
-            else:
-                host = self._host_order(
-                    resource, ctx, "start", lambda c: c.create_deployment(spec, timeout=ctx.timeout)
-                )
-        except DriverError:
-            if not running:
-                cluster.delete([str(app)])
-            raise
-        self._retire(ctx, a, keep=str(app))
-        return self._observed(ctx, a, host)
-
-    def roll(self, resource, prior, ctx):
-        """The new version's application beside the old; the host moves traffic once it answers, then the
-        old application is deleted."""
-        a = dict(resource.attributes)
-        spec, app = self._deploy(resource, ctx)
-        ctx.progress(str(resource.address), "moving traffic to the new version once it answers through Serve")
-        try:
-            host = self._host_order(resource, ctx, "roll", lambda c: c.roll_deployment(spec, timeout=ctx.timeout))
-        except DriverError:
-            if prior is None or (prior.observed or DeploymentObserved()).serving_digest != spec["digest"]:
-                cluster.delete([str(app)])
-            raise
-        self._retire(ctx, a, keep=str(app))
-        return self._observed(ctx, a, host)
-
-    def recreate(self, resource, prior, ctx):
-        return self.create(resource, prior, ctx)
-
-    def scale(self, resource, prior, ctx):
-        """Set the application's replica count (the replicas kept go on serving), then the host's instances."""
-        a = dict(resource.attributes)
-        self._deploy(resource, ctx)
-        host = self._host_order(
-            resource, ctx, "scale", lambda c: c.scale_deployment(a["name"], a["instance_count"], timeout=ctx.timeout)
-        )
-        return self._observed(ctx, a, host)
-
-    def update(self, resource, prior, ctx):
-        """Drift repair: the application deployed again when it was deleted outside mlctl, scaled back when
-        its replica count was changed, waited for until its replicas run; the host's spec kept."""
-        a = dict(resource.attributes)
-        spec, app = self._deploy(resource, ctx)
-        status = (_status(ctx, a["endpoint"]) or {}).get("deployments") or {}
-        if a["name"] not in status:
-            host = self._host_order(resource, ctx, "start", lambda c: c.create_deployment(spec, timeout=ctx.timeout))
-        elif status[a["name"]].get("digest") != spec["digest"]:
-            host = self._host_order(resource, ctx, "roll", lambda c: c.roll_deployment(spec, timeout=ctx.timeout))
-        else:
-            self._host_order(resource, ctx, "update", lambda c: c.revive_deployment(a["name"], timeout=ctx.timeout))
-            host = self._host_ready(ctx, a, spec)
-        self._retire(ctx, a, keep=str(app))
-        return self._observed(ctx, a, host)
-
-    def delete(self, address, prior, ctx, keep_identity=False):
-        """Drain it in the host, then delete its applications (only those mlctl made for this project)."""
-        a = prior.attributes
-        if hostclient.find_host(ctx.data_dir, a["endpoint"]) is not None:
-            if a["name"] in (_client(ctx, a["endpoint"]).status().get("deployments") or {}):
-                ctx.progress(str(address), "draining it in the endpoint host")
-                try:
-                    _client(ctx, a["endpoint"]).remove_deployment(a["name"])
-                except hostclient.HostError as e:
-                    raise DriverError(f"{address} could not be deleted: {e}") from None
+    def retire(self, address, attributes, ctx):
         self.runtime.connect()
-        self._retire(ctx, a, keep=None)
+        self._retire(ctx, attributes, keep=None)
 
-    def read(self, address, prior, ctx):
-        a = prior.attributes
-        self.runtime.connect()
-        host = (_status(ctx, a["endpoint"]) or {}).get("deployments", {}).get(a["name"])
-        return self._read(ctx, a, host, prior)
-
-    def _read(self, ctx, a: dict, host: dict | None, prior=None) -> DeploymentObserved | None:
+    def observe(self, attributes, host, prior, ctx) -> DeploymentObserved | None:
         """What Serve runs of this deployment (the application of the version the host serves), with the
         host's view; None when neither Serve nor the host has it."""
-        owner = self._owner(ctx)
+        a = attributes
+        self.runtime.connect()
+        owner = apps.owner_of(ctx.data_dir)
         mine = apps.owned(cluster.details(), owner, apps.deployment_prefix(owner, a["endpoint"], a["name"]))
         digest = (host or {}).get("digest") or (prior.observed.serving_digest if prior and prior.observed else None)
         app = next((d for n, d in mine.items() if digest and apps.serves(d, digest)), None)
         if app is None and host is None:
             return None
-        seen = deployment_observed(host) if host else DeploymentObserved()
+        seen = deployment_observed(host) or DeploymentObserved()
         if app is None:
             # deleted outside mlctl: nothing serves (drift: ready below the count; apply deploys it again)
             return DeploymentObserved(
@@ -237,19 +175,23 @@ class RayDeploymentDriver:
 class ClusterGuarded(Guarded):
     """Guarded, and the cluster's refusals (cluster.ClusterError) as DriverError too (apply records them)."""
 
-    def __getattr__(self, method):
-        call = super().__getattr__(method)
-
-        def guarded(*args, **kwargs):
-            try:
-                return call(*args, **kwargs)
-            except cluster.ClusterError as e:
-                d = e.diagnostics[0]
-                raise DriverError(d.summary, d.detail) from None
-
-        return guarded
+    def translate(self, e):
+        if isinstance(e, cluster.ClusterError):
+            d = e.diagnostics[0]
+            return DriverError(d.summary, d.detail)
+        return super().translate(e)
 
 
-def ray_drivers(runtime) -> dict:
-    """{Kind: driver} of the ray runtime."""
-    return {**local_drivers("ray"), Kind.DEPLOYMENT: ClusterGuarded(RayDeploymentDriver(runtime))}
+def ray_drivers(runtime, launcher: str) -> dict:
+    """{Kind: driver} of the ray runtime (`runtime` connects to the cluster)."""
+    return guarded(
+        {
+            Kind.MODEL: ModelDriver(),
+            Kind.ENVIRONMENT: EnvironmentDriver(runtime.name),
+            Kind.IMAGE: ImageDriver(),
+            Kind.ENDPOINT: EndpointDriver(),
+            Kind.DEPLOYMENT: DeploymentDriver(appspec.host_spec, launcher, ServeApplications(runtime)),
+            Kind.TRAFFIC: TrafficDriver(),
+        },
+        guard=ClusterGuarded,
+    )

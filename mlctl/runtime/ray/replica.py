@@ -2,7 +2,7 @@
 
 A replica is a thin shell in Ray's own interpreter. Its constructor starts the very scoring server the
 local runtime runs (`python -m mlctl.runtime.server`, same command line and environment:
-`mlctl.runtime.local.command`) in the deployment's virtualenv, on a unix socket in the replica's
+`mlctl.runtime.kit.servercommand`) in the deployment's virtualenv, on a unix socket in the replica's
 temporary folder, and waits until it answers `GET /`; a server that exits first (init() raised)
 fails the constructor with the server's output, traceback included, which Serve reports as the
 application's status message. Requests arrive through Serve's HTTP proxy at the application's route
@@ -29,7 +29,7 @@ import time
 from types import SimpleNamespace
 
 from mlctl.runtime.host.unixhttp import UnixConnection
-from mlctl.runtime.local.command import die_with_parent, instance_env, server_command
+from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
 logger = logging.getLogger("ray.serve")
 TAIL_LINES = 200  # server output kept for a failed start

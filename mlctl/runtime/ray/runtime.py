@@ -1,6 +1,6 @@
 """The ray runtime: deployments served by Ray Serve on an existing Ray cluster, behind mlctl's endpoint host.
 
-Models, environments (virtualenvs), images and the endpoint host are the local runtime's, on the
+Models, environments (virtualenvs), images and the endpoint host are the kit's (as on the local runtime), on the
 machine that runs mlctl (a node of the cluster, or one that reaches Serve's proxy); deployments are
 Serve applications (`drivers.py`). What only this runtime knows at run time is here: the cluster's
 address and the preflight that reaches it, the replicas' logs (from Ray, on whatever node they run),
@@ -12,18 +12,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
+from mlctl import runtimerecords
 from mlctl.errors import MlctlError
-from mlctl.runtime.local.runtime import LocalRuntime
+from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
 from mlctl.runtime.ray import apps, cluster
 from mlctl.runtime.ray.drivers import ray_drivers
 
 
-class RayRuntime(LocalRuntime):
+class RayRuntime(VirtualenvRuntime):
     name = "ray"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.drivers = ray_drivers(self)
+        self.drivers = ray_drivers(self, runtimerecords.launcher_of(self.name))
         self.replica_cpus = float(self.settings.get("replica_cpus") or 1)
 
     @property
@@ -39,6 +40,25 @@ class RayRuntime(LocalRuntime):
         resources = list(resources)
         super().preflight(resources)
         self.connect()
+
+    def endpoint_status(self, project, endpoint):
+        """The endpoint host's status, each instance with the Serve replica it is (`replica_id`, `node_id`),
+        when the cluster answers (show names them; without the cluster, the host's status alone)."""
+        status = super().endpoint_status(project, endpoint)
+        if not status:
+            return status
+        try:
+            self.connect()
+            found = cluster.details()
+        except MlctlError:
+            return status
+        owner = apps.owner_of(project.data_dir)
+        for name, d in (status.get("deployments") or {}).items():
+            mine = apps.owned(found, owner, apps.deployment_prefix(owner, endpoint, name))
+            replicas = [r for _, app in sorted(mine.items()) for r in apps.replicas(app) if r["state"] == "RUNNING"]
+            for instance, replica in zip(d.get("instances") or [], replicas):
+                instance.update(replica_id=replica["replica_id"], node_id=replica["node_id"])
+        return status
 
     def logs(self, project, endpoint, deployment, *, lines, instance=None, follow=False) -> Iterator[str]:
         """The endpoint host's log without a deployment; with one, its replicas' Serve logs (each replica's
@@ -78,8 +98,8 @@ class RayRuntime(LocalRuntime):
                     yield from text.splitlines()
 
     def leftovers(self, project, recorded):
-        """The local runtime's leftovers (hosts), and this project's Serve applications of endpoints the state
-        does not record."""
+        """The endpoint hosts the state lost (as every hosted runtime), and this project's Serve applications of
+        endpoints the state does not record."""
         found = list(super().leftovers(project, recorded))
         try:
             self.connect()

@@ -135,7 +135,7 @@ class Parent:
             except BaseException:
                 logger.exception("worker %d failed", worker.slot)
             finally:
-                from mlctl.runtime.server.serve import exit_now
+                from mlctl.runtime.server.startup import exit_now
 
                 exit_now(code)
         theirs.close()

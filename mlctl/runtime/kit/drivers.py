@@ -1,0 +1,342 @@
+"""The kit's host drivers: endpoints, deployments and traffic of every runtime whose endpoints are mlctl's
+endpoint host (the last two through the host's admin socket), and `Guarded`, which makes host and
+file-system failures DriverErrors.
+
+What differs between runtimes is handed in, never subclassed:
+- `DeploymentDriver(spec_of, launcher, platform)`: how a deployment's serving spec is made
+  (`spec_of(ctx, attributes, launcher)`), which launcher runs its instances (a name of
+  `mlctl.runtime.records`), and what happens before and after the host's order (`Platform`: e.g. deploy
+  or retire the platform's replicas; the default does nothing but say what the host does);
+- `EndpointDriver(after_delete)`: what else goes with a stopped host (e.g. containers it left behind).
+
+Drivers read the hosts through `ctx.hosts` (`hostview.HostedContext`). Each method is one order of
+`mlctl.runtime.contract`; drivers do what apply tells them, report what they observe and never decide again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from mlctl.resources import Address, Kind, Resource
+from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
+from mlctl.runtime.failures import failure_line
+from mlctl.runtime.host import client as hostclient
+from mlctl.runtime.host import secrets
+from mlctl.runtime.kit.hostview import HostedContext
+from mlctl.runtime.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
+from mlctl.state.statefile import ResourceState
+
+SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
+
+
+def _endpoint_observed(info) -> EndpointObserved:
+    base = f"http://127.0.0.1:{info.port}"
+    return EndpointObserved(
+        alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score", openapi_uri=f"{base}/swagger.json"
+    )
+
+
+class EndpointDriver(Unscalable):
+    """One endpoint host process per endpoint; two keys generated at create, kept in the secrets file.
+    `after_delete(address, ctx)`: what else goes once the host is stopped."""
+
+    def __init__(self, after_delete: Callable[[Address, HostedContext], None] | None = None):
+        self.after_delete = after_delete
+
+    def create(self, resource, prior, ctx: HostedContext):
+        """Start the host (keeping the keys on file and, unless a port is pinned, the recorded port);
+        a host of this endpoint already running (the state was lost) is adopted."""
+        a = dict(resource.attributes)
+        name = a["name"]
+        secrets.ensure_keys(ctx.data_dir, name)
+        info = hostclient.find_host(ctx.data_dir, name)
+        if info is not None:
+            hostclient.HostClient(info).set_auth(a["auth_mode"])
+            hostclient.HostClient(info).reload_keys()
+        else:
+            info = self._start(resource, prior, ctx)
+        ctx.hosts.forget(name)
+        return _endpoint_observed(info)
+
+    def _start(self, resource, prior, ctx: HostedContext):
+        """Start the host on the pinned port, else the port it had (when still free), else any."""
+        a = dict(resource.attributes)
+        recorded = prior.observed.port if prior else None
+        tries = [a["port"]] if a.get("port") else ([recorded, None] if recorded else [None])
+        for i, port in enumerate(tries):
+            ctx.progress(str(resource.address), "starting the endpoint host" + (f" on port {port}" if port else ""))
+            try:
+                return hostclient.start_host(ctx.data_dir, a["name"], auth_mode=a["auth_mode"], port=port)
+            except hostclient.HostError as e:
+                if i + 1 < len(tries):
+                    ctx.progress(str(resource.address), f"port {port} is taken; the host takes another one")
+                    continue
+                raise DriverError(
+                    f"the endpoint host of {a['name']!r} did not start: {e}",
+                    f"See {hostclient.host_log(ctx.data_dir, a['name'])}.",
+                    e.log_tail,
+                ) from None
+        raise AssertionError("unreachable: the last try raises")
+
+    def update(self, resource, prior, ctx: HostedContext):
+        a = dict(resource.attributes)
+        ctx.hosts.client(a["name"]).set_auth(a["auth_mode"])
+        return _endpoint_observed(hostclient.find_host(ctx.data_dir, a["name"]))
+
+    def roll(self, resource, prior, ctx: HostedContext) -> NoReturn:
+        raise DriverError(f"an endpoint is recreated, never rolled ({resource.address})")
+
+    def recreate(self, resource, prior, ctx: HostedContext):
+        """Stop the host (and its instances) and start a new one on the same port with the same keys."""
+        self.delete(resource.address, prior, ctx, keep_identity=True)
+        return self.create(resource, prior, ctx)
+
+    def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
+        """Stop the host and its instances; the keys go too unless the endpoint is recreated."""
+        name = address.name
+        info = hostclient.find_host(ctx.data_dir, name)
+        if info is not None:
+            ctx.progress(str(address), "stopping the endpoint host and its instances")
+            hostclient.HostClient(info).shutdown()
+        ctx.hosts.forget(name)
+        if not keep_identity:
+            secrets.secrets_path(ctx.data_dir, name).unlink(missing_ok=True)
+        if self.after_delete is not None:
+            self.after_delete(address, ctx)
+
+    def read(self, address, prior, ctx: HostedContext):
+        info = ctx.hosts.info(address.name)
+        if info is None or ctx.hosts.status(address.name) is None:
+            return EndpointObserved(alive=False, port=prior.observed.port)
+        return _endpoint_observed(info)
+
+
+def deployment_observed(d: dict | None) -> DeploymentObserved | None:
+    """Pure: the observed value of a deployment from the host's report of it (None: the host does not run it)."""
+    if d is None:
+        return None
+    return DeploymentObserved(
+        state=d.get("state"),
+        instance_count=d.get("instance_count"),
+        ready_instances=d.get("ready_instances", 0),
+        served_model_digest=d.get("model_digest"),
+        served_code_digest=d.get("code_digest"),
+        serving_digest=d.get("digest"),
+        instances=d.get("instances", []),
+    )
+
+
+class Platform:
+    """What happens around the host's order of a deployment. The default (processes, containers: the host's
+    launcher runs the instances) only says what the host is about to do; a platform that runs the
+    instances itself (Ray Serve) deploys them before and retires the replaced ones after."""
+
+    def before(self, order: Order, resource: Resource, spec: Callable[[], dict], ctx: HostedContext) -> dict | None:
+        """Before the host's order: the spec the host gets for a create or a roll (`spec()` makes the
+        deployment's serving spec), None for the orders that take none (scale, update)."""
+        count = resource.attributes["instance_count"]
+        made = spec() if order in (Order.CREATE, Order.ROLL) else None  # the spec maker speaks first (which image)
+        say = {
+            Order.CREATE: f"starting {count} instance(s) and waiting until ready",
+            Order.ROLL: "starting the new instances beside the old and waiting until ready",
+            Order.SCALE: f"scaling to {count} instance(s)",
+        }.get(order)
+        if say:
+            ctx.progress(str(resource.address), say)
+        return made
+
+    def failed(self, attributes: Mapping[str, Any]) -> str:
+        """What to do when the deployment's new instances failed (the old ones keep serving)."""
+        a = attributes
+        return f"The old instances (if any) keep serving; see `mlctl logs {a['endpoint']} --deployment {a['name']}`."
+
+    def refused(self, order: Order, resource: Resource, spec: dict | None, prior, was_running: bool, ctx) -> None:
+        """The host refused the order (the old instances keep serving): undo what `before` made."""
+
+    def after(self, order: Order, resource: Resource, spec: dict | None, host: dict | None, ctx) -> dict | None:
+        """After the host carried the order out: retire what it replaced; the host's report of the deployment."""
+        return host
+
+    def retire(self, address: Address, attributes: Mapping[str, Any], ctx: HostedContext) -> None:
+        """After the host drained and stopped a deleted deployment (or had none): what else goes."""
+
+    def observe(self, attributes: Mapping[str, Any], host: dict | None, prior, ctx) -> DeploymentObserved | None:
+        """What runs of the deployment, from the host's report of it (None: nothing runs)."""
+        return deployment_observed(host)
+
+
+class DeploymentDriver:
+    """A deployment's instances in its endpoint host: created, rolled health-gated, scaled, revived.
+    `spec_of(ctx, attributes, launcher)` makes the serving spec the host gets; `launcher` names what runs the
+    instances; `platform` acts around the host's orders."""
+
+    def __init__(self, spec_of: SpecMaker, launcher: str, platform: Platform | None = None):
+        self.spec_of, self.launcher, self.platform = spec_of, launcher, platform or Platform()
+
+    def _spec(self, resource, ctx: HostedContext) -> Callable[[], dict]:
+        return lambda: self.spec_of(ctx, dict(resource.attributes), self.launcher)
+
+    def _host_order(self, resource, ctx: HostedContext, verb: str, call):
+        a = dict(resource.attributes)
+        try:
+            return call(ctx.hosts.client(a["endpoint"]))
+        except hostclient.DeploymentFailed as e:
+            raise DriverError(failure_line(e.message, e.log_tail), self.platform.failed(a), e.log_tail) from None
+        except hostclient.HostError as e:
+            raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
+
+    def _carry_out(self, order: Order, resource, prior, ctx: HostedContext, verb: str, call) -> Observed | None:
+        a = resource.attributes
+        was_running = ctx.hosts.deployment(a["endpoint"], a["name"]) is not None
+        spec = self.platform.before(order, resource, self._spec(resource, ctx), ctx)
+        try:
+            host = self._host_order(resource, ctx, verb, lambda c: call(c, spec, was_running))
+        except DriverError:
+            self.platform.refused(order, resource, spec, prior, was_running, ctx)
+            raise
+        host = self.platform.after(order, resource, spec, host, ctx)
+        ctx.hosts.forget_status(a["endpoint"])
+        return self.platform.observe(a, host, prior, ctx)
+
+    def create(self, resource, prior, ctx: HostedContext):
+        """Start the instances and wait until they are ready. One the host already runs without a
+        record of it here (the state was lost, or the endpoint was recreated with its instances kept) is
+        replaced health-gated instead."""
+
+        def call(c, spec, was_running):
+            if was_running:
+                return c.roll_deployment(spec, timeout=ctx.timeout)
+            return c.create_deployment(spec, timeout=ctx.timeout)
+
+        return self._carry_out(Order.CREATE, resource, prior, ctx, "start", call)
+
+    def update(self, resource, prior, ctx: HostedContext):
+        """In-place fields are metadata; instances that are down start again at once."""
+        name = resource.attributes["name"]
+        return self._carry_out(
+            Order.UPDATE, resource, prior, ctx, "update", lambda c, *_: c.revive_deployment(name, timeout=ctx.timeout)
+        )
+
+    def scale(self, resource, prior, ctx: HostedContext):
+        name, count = resource.attributes["name"], resource.attributes["instance_count"]
+        return self._carry_out(
+            Order.SCALE,
+            resource,
+            prior,
+            ctx,
+            "scale",
+            lambda c, *_: c.scale_deployment(name, count, timeout=ctx.timeout),
+        )
+
+    def roll(self, resource, prior, ctx: HostedContext):
+        """New instances beside the old, traffic moves once they are ready, then the old drain."""
+        return self._carry_out(
+            Order.ROLL, resource, prior, ctx, "roll", lambda c, spec, _: c.roll_deployment(spec, timeout=ctx.timeout)
+        )
+
+    def recreate(self, resource, prior, ctx: HostedContext):
+        """Its endpoint was recreated: a new host has no instances, so they start; a host that still
+        runs them replaces them health-gated (there is never a moment without the deployment)."""
+        return self.create(resource, prior, ctx)
+
+    def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
+        """Drain and stop the deployment in its host (nothing to do there when its host is gone), then what
+        the platform retires."""
+        a = prior.attributes
+        endpoint, name = a["endpoint"], a["name"]
+        if hostclient.find_host(ctx.data_dir, endpoint) is not None:
+            status = ctx.hosts.client(endpoint).status()
+            if name in (status.get("deployments") or {}):
+                ctx.progress(str(address), "draining and stopping its instances")
+                try:
+                    ctx.hosts.client(endpoint).remove_deployment(name)
+                except hostclient.HostError as e:
+                    raise DriverError(f"{address} could not be deleted: {e}") from None
+        self.platform.retire(address, a, ctx)
+
+    def read(self, address, prior, ctx: HostedContext):
+        a = prior.attributes
+        return self.platform.observe(a, ctx.hosts.deployment(a["endpoint"], a["name"]), prior, ctx)
+
+
+class TrafficDriver(Unscalable):
+    """Sets an endpoint's traffic weights and mirror in its host (atomically)."""
+
+    def create(self, resource, prior, ctx: HostedContext):
+        a = dict(resource.attributes)
+        try:
+            ctx.hosts.client(a["endpoint"]).set_traffic(
+                dict(a.get("traffic") or {}), dict(a.get("mirror_traffic") or {})
+            )
+        except hostclient.HostError as e:
+            raise DriverError(f"{resource.address}: the endpoint host refused the traffic: {e}") from None
+        return TrafficObserved(traffic=dict(a.get("traffic") or {}), mirror_traffic=dict(a.get("mirror_traffic") or {}))
+
+    def update(self, resource, prior, ctx: HostedContext):
+        return self.create(resource, prior, ctx)
+
+    roll = recreate = update
+
+    def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
+        if hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
+            ctx.hosts.client(prior.attributes["endpoint"]).set_traffic({}, {})
+
+    def read(self, address, prior, ctx: HostedContext):
+        status = ctx.hosts.status(prior.attributes["endpoint"])
+        if status is None:
+            return None
+        return TrafficObserved(traffic=status.get("traffic", {}), mirror_traffic=status.get("mirror_traffic", {}))
+
+
+class Guarded:
+    """A driver whose host and file-system failures surface as DriverError (apply records them); a runtime
+    adds its platform's failures by overriding `translate`."""
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+
+    def translate(self, e: Exception) -> DriverError | None:
+        """The DriverError that `e` is, None when it is not a failure this guard knows."""
+        if isinstance(e, hostclient.HostError):
+            return DriverError(f"the endpoint host refused: {e.message}", "", e.log_tail)
+        if isinstance(e, OSError):
+            return DriverError(f"{e.strerror or e} ({e.filename or 'no file'})")
+        return None
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except DriverError:
+            raise
+        except Exception as e:
+            error = self.translate(e)
+            if error is None:
+                raise
+            raise error from None
+
+    def create(self, resource: Resource, prior: ResourceState | None, ctx) -> Observed:
+        return self._guard(lambda: self.driver.create(resource, prior, ctx))
+
+    def update(self, resource: Resource, prior: ResourceState, ctx) -> Observed:
+        return self._guard(lambda: self.driver.update(resource, prior, ctx))
+
+    def scale(self, resource: Resource, prior: ResourceState, ctx) -> Observed:
+        return self._guard(lambda: self.driver.scale(resource, prior, ctx))
+
+    def roll(self, resource: Resource, prior: ResourceState, ctx) -> Observed:
+        return self._guard(lambda: self.driver.roll(resource, prior, ctx))
+
+    def recreate(self, resource: Resource, prior: ResourceState, ctx) -> Observed:
+        return self._guard(lambda: self.driver.recreate(resource, prior, ctx))
+
+    def delete(self, address: Address, prior: ResourceState, ctx, keep_identity: bool = False) -> None:
+        self._guard(lambda: self.driver.delete(address, prior, ctx, keep_identity=keep_identity))
+
+    def read(self, address: Address, prior: ResourceState, ctx) -> Observed | None:
+        return self._guard(lambda: self.driver.read(address, prior, ctx))
+
+
+def guarded(drivers: Mapping[Kind, Driver], guard: type[Guarded] = Guarded) -> dict[Kind, Driver]:
+    """{Kind: driver} with every driver behind `guard`: a runtime's drivers as the engine gets them."""
+    return {kind: guard(d) for kind, d in drivers.items()}

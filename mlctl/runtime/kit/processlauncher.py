@@ -1,0 +1,213 @@
+"""The kit's process launcher: each instance a scoring-server process on a unix socket of this machine (the
+local runtime's "process" launcher; a runtime may run it under another name by subclassing `Launcher`).
+
+Follows the contract in mlctl/runtime/host/launcher.py (the host loads a runtime's launcher module by the
+name in its record). Output goes to the instance's rotating log file through a pipe relay; the last
+64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import time
+from pathlib import Path
+
+from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
+from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
+from mlctl.runtime.host.relay import OutputRelay, output_pipe
+from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
+from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
+
+
+def worker_count(spec) -> int | None:
+    """The scoring workers an instance of `spec` runs (WORKER_COUNT in its environment); None if it is bad."""
+    from mlctl.runtime.server.settings import SettingsError
+    from mlctl.runtime.server.settings import worker_count as count
+
+    try:
+        return count(instance_env(spec))
+    except SettingsError:
+        return None
+
+
+class Process:
+    """One instance's scoring-server process, its output relay and the tail of its output."""
+
+    def __init__(self, spec, socket: Path):
+        self.spec, self.socket = spec, socket
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stopped = False  # for good: never started again
+        self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
+        self._tail_bytes = 0
+        self._reader: asyncio.Task | None = None
+        self._relay: OutputRelay | None = None
+        self.lifecycle = asyncio.Lock()  # start and stop never interleave
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def command(self) -> list[str]:
+        return server_command(self.spec, self.socket)
+
+    async def spawn(self, out: RotatingLog, index: int) -> None:
+        """Start the process (output captured to `out`); does not wait for readiness."""
+        self.socket.unlink(missing_ok=True)
+        self.tail.clear()
+        self._tail_bytes = 0
+        out.write(
+            f"--- mlctl host: starting instance {index} of {self.spec.name} "
+            f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
+        )
+        r, w = output_pipe()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command(),
+                cwd=self.spec.code_dir,
+                env=instance_env(self.spec),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=w,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        self._relay = OutputRelay(r, out, self._remember)
+        self._reader = asyncio.get_running_loop().create_task(self._relay.run())
+
+    def _remember(self, data: bytes) -> None:
+        self.tail.append(data)
+        self._tail_bytes += len(data)
+        while self._tail_bytes > TAIL_BYTES and len(self.tail) > 1:
+            self._tail_bytes -= len(self.tail.popleft())
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.is_running():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def drain_output(self) -> None:
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader), 2)
+            except asyncio.TimeoutError:
+                pass
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM its process group, SIGKILL after `grace` seconds (at once when 0); its output drained."""
+        proc = self.proc
+        if proc is not None and self.is_running():
+            self.signal(signal.SIGTERM if grace > 0 else signal.SIGKILL)
+            try:
+                await asyncio.wait_for(proc.wait(), grace if grace > 0 else None)
+            except asyncio.TimeoutError:
+                self.signal(signal.SIGKILL)
+                await proc.wait()
+        await self.drain_output()
+        self.socket.unlink(missing_ok=True)
+
+
+class Launcher:
+    """The processes of one deployment's instances, by InstanceKey; their log writers by index."""
+
+    name = "process"
+    restarts_itself = False
+
+    def __init__(self, place: Place, deployment: str):
+        self.place, self.deployment = place, deployment
+        self.processes: dict[InstanceKey, Process] = {}
+        self.outputs: dict[int, RotatingLog] = {}  # one writer per instance log file, shared by generations
+
+    def _output(self, index: int) -> RotatingLog:
+        if index not in self.outputs:
+            self.outputs[index] = RotatingLog(
+                instance_log_path(self.place.data_dir, self.place.endpoint, self.deployment, index)
+            )
+        return self.outputs[index]
+
+    def _socket(self, key: InstanceKey) -> Path:
+        return self.place.socket_dir / f"{self.deployment}-g{key.generation}-{key.index}.sock"
+
+    async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
+        try:
+            for key in keys:
+                p = self.processes[key] = Process(spec, self._socket(key))
+                async with p.lifecycle:
+                    await p.spawn(self._output(key.index), key.index)
+        except BaseException:
+            await self.stop([k for k in keys if k in self.processes], grace=0)
+            raise
+        return [f"unix:{self.processes[k].socket}" for k in keys]
+
+    async def restart(self, key: InstanceKey) -> str | None:
+        p = self.processes.get(key)
+        if p is None:
+            return None
+        async with p.lifecycle:
+            if p.stopped:
+                return None
+            await p.kill(grace=0)
+            await p.spawn(self._output(key.index), key.index)
+        return f"unix:{p.socket}"
+
+    async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
+        async def stop_one(p: Process) -> None:
+            p.stopped = True
+            async with p.lifecycle:
+                await p.kill(grace)
+
+        await asyncio.gather(*(stop_one(p) for k in keys if (p := self.processes.pop(k, None)) is not None))
+
+    def health(self, key: InstanceKey) -> str | None:
+        p = self.processes.get(key)
+        if p is None:
+            return "stopped"
+        if p.is_running():
+            return None
+        return "not started" if p.proc is None else f"exited with code {p.proc.returncode}"
+
+    async def gone(self, key: InstanceKey) -> str:
+        p = self.processes.get(key)
+        if p is not None and p.proc is not None:
+            await p.proc.wait()
+            await p.drain_output()
+        return self.health(key) or "stopped"
+
+    def logs(self, key: InstanceKey, lines: int = 60) -> str:
+        p = self.processes.get(key)
+        if p is None:
+            return ""
+        text = b"".join(p.tail).decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def usage(self, key: InstanceKey) -> Usage | None:
+        p = self.processes.get(key)
+        return process_usage(p.proc.pid) if p is not None and p.proc is not None and p.is_running() else None
+
+    def describe(self, key: InstanceKey) -> dict:
+        p = self.processes.get(key)
+        return {
+            "pid": p.proc.pid if p and p.proc else None,
+            "socket": str(p.socket) if p else None,
+            "workers": worker_count(p.spec) if p else None,
+        }
+
+    def on_ready(self, key: InstanceKey) -> None:
+        """What the instance printed so far goes to its log file now, before anyone is told it is ready."""
+        p = self.processes.get(key)
+        if p is not None and p._relay is not None:
+            p._relay.drain()
+
+    async def close(self) -> None:
+        await self.stop(list(self.processes))
+        for out in self.outputs.values():
+            out.close()
+        self.outputs.clear()

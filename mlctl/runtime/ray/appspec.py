@@ -1,0 +1,105 @@
+"""What one version of a deployment is on Ray Serve: its application, the replicas' options and runtime_env,
+and the endpoint host's spec that reaches it through Serve's proxy.
+
+The mapping (docs/runtime.md): `instance_count` -> `num_replicas`; `max_concurrent_requests_per_instance`
+-> `max_ongoing_requests`; the liveness probe's period and timeout -> Serve's health check; the request
+timeout -> the scoring server's own timeout inside each replica (the gateway answers 408 first) and
+the replicas' graceful shutdown; `environment_variables` -> the scoring server's environment; the
+environment -> the virtualenv mlctl built (its interpreter runs the scoring server in each replica);
+the model and the code -> the replicas' runtime_env `working_dir` (`model/`, `code/`), uploaded to
+the cluster's store by content; mlctl itself -> a `py_modules` package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import mlctl
+from mlctl.runtime.host.spec import ServingSpec
+from mlctl.runtime.kit.store import copy_tree
+from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
+from mlctl.runtime.ray import apps
+
+EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
+
+
+def host_spec(ctx, a: dict, launcher: str) -> dict:
+    """The endpoint host's spec of a deployment's version, naming `launcher` (the runtime's: "serve").
+    Replicas run the deployment's virtualenv interpreter, or Ray's own ("") without an environment."""
+    return virtualenv_spec(ctx, a, launcher, without_environment="")
+
+
+def application(owner: str, a: dict, spec: dict) -> apps.AppName:
+    """Pure: the Serve application that serves version `spec` of deployment attributes `a`."""
+    return apps.app_name(owner, a["endpoint"], a["name"], spec["digest"])
+
+
+def with_upstream(spec: dict, proxy: str, app: apps.AppName) -> dict:
+    """Pure: `spec` reaching its application through the proxy at `proxy` ("HOST:PORT")."""
+    return {
+        **spec,
+        "python": spec["python"] or "ray",
+        "launch": {**(spec.get("launch") or {}), "upstream": f"tcp:{proxy}{app.route_prefix}"},
+    }
+
+
+def replica_spec(spec: dict, app: apps.AppName) -> dict:
+    """Pure: what each replica's constructor gets (the scoring server's settings; paths are the replica's)."""
+    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
+    return {
+        "name": s.name,
+        "digest": s.digest,
+        "route_prefix": app.route_prefix,
+        "python": spec["python"],
+        "scoring_script": s.scoring_script,
+        "max_concurrent": s.max_concurrent,
+        "instance_timeout_ms": s.instance_timeout_ms,
+        "ready_within_s": s.readiness_budget_s,
+        "environment_variables": s.environment_variables,
+    }
+
+
+def replica_options(spec: dict, runtime_env: dict, cpus: float) -> dict:
+    """Pure: the Serve deployment options of the application's one deployment."""
+    s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
+    live = s.liveness_probe
+    return {
+        "num_replicas": s.instance_count,
+        "max_ongoing_requests": s.max_concurrent,
+        "health_check_period_s": max(1.0, float(live["period"])),
+        "health_check_timeout_s": max(1.0, float(live["timeout"])),
+        "graceful_shutdown_timeout_s": s.instance_timeout_ms / 1000 + 2,
+        "ray_actor_options": {"num_cpus": cpus, "runtime_env": runtime_env},
+    }
+
+
+def marks(owner: str, spec: dict) -> dict:
+    """Pure: the runtime_env variables that mark an application as mlctl's and say what it serves."""
+    return {
+        apps.OWNER_VAR: owner,
+        "MLCTL_SERVING_DIGEST": spec["digest"],
+        "MLCTL_MODEL_DIGEST": spec.get("model_digest") or "",
+        "MLCTL_CODE_DIGEST": spec.get("code_digest") or "",
+    }
+
+
+def staged(data_dir, spec: dict) -> Path:
+    """A folder holding `model/` and `code/` of the spec (what the replicas' working_dir becomes);
+    the caller removes it once uploaded."""
+    stage = Path(data_dir) / "ray" / f"stage-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    copy_tree(Path(spec["model_dir"]), stage / "model")
+    copy_tree(Path(spec["code_dir"]), stage / "code")
+    return stage
+
+
+def runtime_env(stage: Path, owner: str, spec: dict) -> dict:
+    """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs)."""
+    return {
+        "working_dir": str(stage),
+        "py_modules": [os.path.dirname(mlctl.__file__)],
+        "excludes": EXCLUDES,
+        "env_vars": marks(owner, spec),
+    }
