@@ -9,7 +9,7 @@ from __future__ import annotations
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
 from mlctl.runtime.docker import baseimage, engine, images
-from mlctl.runtime.observed import ImageObserved
+from mlctl.observed import ImageObserved
 
 
 class ImageDriver(Unscalable):
