@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import sys
 import threading
@@ -33,6 +34,10 @@ POLL_S = 1.0
 
 
 def _sdk():
+    # mlctl uses the synchronous client only. When aiohttp is installed (mlctl's server needs it) the SDK
+    # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
+    # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
+    sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[arg-type]
     try:
         import azure.storage.blob as blob
     except ImportError:
@@ -85,10 +90,10 @@ class AzureBlobBackend:
             todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
             todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
         elif isinstance(e, (x.ServiceRequestError, x.ServiceResponseError)):
-            why = f"the storage account did not answer ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            why = f"the storage account did not answer ({type(e).__name__}: {_first_line(e)})"
             todo = "Check the network and account_url; nothing was changed."
         else:
-            why = f"{code or status or type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            why = f"{code or status or type(e).__name__}: {_first_line(e)}"
             todo = "Nothing was changed by this request."
         return BackendError(
             Diagnostic(f"cannot {doing} the state in Azure Blob Storage ({where}): {why}", todo, file=self.where)
@@ -274,6 +279,15 @@ class AzureBlobBackend:
         except AzureError as e:
             raise self._failed("unlock", e) from None
         return held
+
+
+SECRET_IN_TEXT = re.compile(r"(?i)\b(sig|AccountKey|SharedAccessSignature)=[^&;\s]+")
+
+
+def _first_line(e: Exception) -> str:
+    """Pure: the first line of an SDK error, at most 200 characters, a SAS signature or key in it masked."""
+    text = (str(e).splitlines() or [""])[0][:200]
+    return SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 def _json():

@@ -53,7 +53,8 @@ def save_errored(project, state: State) -> Path:
     state.serial -= 1
     for folder in (project.data_dir, Path(os.getcwd())):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder == project.data_dir:
+                project.ensure_data_dir()  # with its .gitignore: the file is never committed by mistake
             write_atomic(folder / ERRORED, data, mode=0o600, what="errored state")
             return folder / ERRORED
         except (OSError, MlctlError):

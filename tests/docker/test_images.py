@@ -20,7 +20,8 @@ from image_support import EngineProxy, example_copy
 from mlctl.errors import MlctlError
 from mlctl.projectpaths import Project
 from mlctl.resources import Kind
-from mlctl.runtime.contract import DriverError, RuntimeContext
+from mlctl.runtime.contract import DriverError
+from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.docker import baseimage as base
 from mlctl.runtime.docker import contexts, engine, imagechecks, images, labels, steps
 from mlctl.runtime.docker.imagedriver import ImageDriver
@@ -86,7 +87,7 @@ def test_two_projects_share_one_image_built_once(docker_engine, example_image, t
     for name in ("one", "two"):
         project = _project_copy(tmp_path, name)
         (resource,) = [r for r in load_config(project).resources if r.kind is Kind.IMAGE]
-        ctx = RuntimeContext(project, progress=lambda address, message: said.append(message))
+        ctx = DockerContext(project, progress=lambda address, message: said.append(message))
         observed.append(ImageDriver().create(resource, None, ctx))
         recorded = images.recorded(project.data_dir, resource.attributes["spec_digest"])
         assert recorded.tag == example_image.tag
@@ -107,7 +108,7 @@ def test_image_removed_outside_mlctl_reads_as_gone(docker_engine, mlctl_base, sc
     prior = ResourceState(
         kind="image", attributes={"spec_digest": request.spec_digest}, digest="sha256:x", observed=built.observed()
     )
-    driver, ctx = ImageDriver(), RuntimeContext(project)
+    driver, ctx = ImageDriver(), DockerContext(project)
     address = "image.x"
     assert driver.read(address, prior, ctx).tag == built.tag
     docker_engine.images.remove(built.tag)
@@ -125,9 +126,13 @@ def test_image_on_another_base_than_the_one_chosen_now_is_drift(docker_engine, s
     prior = ResourceState(
         kind="image", attributes={"spec_digest": None}, digest="sha256:x", observed=server_image.observed()
     )
-    read = lambda settings: ImageDriver().read("image.x", prior, RuntimeContext(Project.at(tmp_path), settings))  # noqa: E731
+    read = lambda settings: ImageDriver().read("image.x", prior, DockerContext(Project.at(tmp_path), settings))  # noqa: E731
     assert read({}).on_chosen_base is True
     assert read({"base_image": other}).on_chosen_base is False
+    # a base the engine lacks, no registry asked: cannot tell without pulling (apply may have fallen back from it)
+    missing = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
+    assert read({"base_image": missing}).on_chosen_base is None
+    assert read({"base_image": missing, "plan_asks_registry": True}).on_chosen_base is True
     from mlctl.reconciler.rules import DRIFT
 
     assert [rule.drifted(read({"base_image": other}), {}) for rule in DRIFT[Kind.IMAGE]] == [True]
@@ -274,12 +279,16 @@ def _image(resources):
 def test_plan_notes_say_which_base_and_why_without_pulling_or_building(docker_engine, mlctl_base, tmp_path):
     unpullable = f"mlctl-test/not-anywhere-{uuid.uuid4().hex[:8]}:1"
     resources = _example_resources(tmp_path, base_image=unpullable)
-    (note,) = imagechecks.base_notes(docker_engine, resources, {})
+    (note,) = imagechecks.base_notes(docker_engine, resources, {})  # no registry asked: assumed pullable
+    assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: tag known after apply")
+    assert f"on base image {unpullable} (the environment's image (not in the engine: pulled at apply))" in note.summary
+    asks = {"plan_asks_registry": True}
+    (note,) = imagechecks.base_notes(docker_engine, resources, asks)
     assert note.severity == "note" and note.summary.startswith("image.diabetes-blue-env: mlctl/env:")
     digest = images.content_digest(_image(resources).attributes["spec_digest"], mlctl_base.image_id)
     assert f"{images.image_tag(digest)} on base image {base.base_tag()}" in note.summary
     assert f"passed over the environment's image {unpullable}" in note.summary
-    (note,) = imagechecks.base_notes(docker_engine, resources, {"base_image": base.base_tag()})
+    (note,) = imagechecks.base_notes(docker_engine, resources, {**asks, "base_image": base.base_tag()})
     assert "docker: base_image in mlctl.yaml" in note.summary
     with pytest.raises(docker_errors().ImageNotFound):
         docker_engine.images.get(unpullable)

@@ -61,6 +61,15 @@ def test_pull_request_state_fetch_step(tmp_path):
     assert (work / "deploy" / ".mlctl" / "state.json").read_text() == '{"format_version": 1}\n'
 
 
+def test_pull_request_state_fetch_step_leaves_a_blob_state_to_the_plan(tmp_path):
+    """With the state in Azure Blob Storage the fetch step fetches nothing: the plan reads the blob."""
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "mlctl.yaml").write_text("state:\n  backend: azure_blob\n  container: c\n")
+    step = run_step("plan-comment.yml", "plan", "Fetch the recorded state", {"PROJECT": "deploy"}, tmp_path)
+    assert step.returncode == 0 and "the plan reads it with the read-only SAS" in step.stdout, step.stderr
+    assert not (tmp_path / "deploy" / ".mlctl").exists()
+
+
 FAKE_GITHUB = """
 const fs = require('fs');
 const store = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));   // the PR's comments, kept between runs

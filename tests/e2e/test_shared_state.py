@@ -18,11 +18,13 @@ from e2e_support import SplitProject, alive, cleanup, host_pids, mlctl, wait_unt
 from mlctl.state.azureblob import AzureBlobBackend
 from mlctl.state.statefile import read_state
 
-SLOW_SCORE = """\
+GATED_SCORE = """\
 import os, time
 
-def init():
-    time.sleep(float(os.environ.get("INIT_S", "0")))
+def init():  # waits (at most 300 s) until the test opens the gate: the apply holds the lock meanwhile
+    deadline = time.monotonic() + 300
+    while not os.path.exists(os.environ["GATE"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 def run(raw_data):
     return {"who": os.environ.get("WHO", "?")}
@@ -39,12 +41,13 @@ def box(azurite, monkeypatch):
     return azurite, name
 
 
-def shared_project(root, container, init_s: float = 0) -> SplitProject:
+def shared_project(root, container, gate) -> SplitProject:
+    """A project whose deployment's init() waits for the file `gate` to exist, its state in the blob."""
     p = SplitProject(root, "shared")
-    (root / "code" / "score.py").write_text(SLOW_SCORE)
+    (root / "code" / "score.py").write_text(GATED_SCORE)
     p.write({"blue": 100}, {"blue": {"count": 1}})
     deploy = root / "deploy-blue.yml"
-    deploy.write_text(deploy.read_text().replace("  WHO: blue\n", f'  WHO: blue\n  INIT_S: "{init_s}"\n'))
+    deploy.write_text(deploy.read_text().replace("  WHO: blue\n", f"  WHO: blue\n  GATE: {gate}\n"))
     (root / "mlctl.yaml").write_text(
         f"state:\n  backend: azure_blob\n  container: {container}\n  name: team/shared.json\n  lease_seconds: 15\n"
     )
@@ -71,8 +74,9 @@ def changes(root) -> list:
 
 def test_two_folders_share_the_state_and_never_plan_to_recreate_the_others_endpoints(box, tmp_path):
     azurite, container = box
-    a = shared_project(tmp_path / "a", container).root
-    b = shared_project(tmp_path / "b", container).root
+    (tmp_path / "gate").touch()
+    a = shared_project(tmp_path / "a", container, tmp_path / "gate").root
+    b = shared_project(tmp_path / "b", container, tmp_path / "gate").root
     try:
         mlctl(a, "apply", "--auto-approve")
         assert read_state(blob_backend(container)).resources  # the state is in the blob, not in a/.mlctl
@@ -100,30 +104,39 @@ def test_two_folders_share_the_state_and_never_plan_to_recreate_the_others_endpo
 
 def test_racing_applies_one_fails_naming_the_holder_one_waits(box, tmp_path):
     azurite, container = box
-    root = shared_project(tmp_path / "p", container, init_s=20).root
+    gate = tmp_path / "gate"
+    root = shared_project(tmp_path / "p", container, gate).root
     first = start_apply(root)
+    waiter = None
     try:
         assert wait_until(lambda: blob_backend(container).holder() is not None, timeout=120)
         held = blob_backend(container).holder()
         second = mlctl(root, "apply", "--auto-approve", check=False)
         assert second.returncode == 1 and f"pid {first.pid} (operation 'apply'" in second.stderr
         assert held.id in second.stderr
-        waiter = mlctl(root, "apply", "--auto-approve", "--lock-timeout", "5m", check=False)
-        assert first.poll() is not None  # the waiter got the lock only once the first had finished
-        out, err = first.communicate(timeout=60)
+        waiter = start_apply(root, "--lock-timeout", "5m")
+        said = waiter.stderr.readline()  # it says whom it waits for, then waits
+        assert said.startswith("Waiting up to 300s for the state lock held by ") and held.id in said
+        assert first.poll() is None  # the first still holds the lock (its deployment waits for the gate)
+        gate.touch()
+        out, err = first.communicate(timeout=300)
         assert first.returncode == 0, err
-        assert waiter.returncode == 0 and "Waiting up to 300s for the state lock held by" in waiter.stderr
+        out, err = waiter.communicate(timeout=300)
+        assert waiter.returncode == 0, err
+        assert "No changes" in out  # it planned from the state the first wrote: nothing left to do
         assert changes(root) == []
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        for proc in (first, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         cleanup(root)
 
 
 def test_an_apply_killed_holding_the_lease_blocks_only_until_it_expires(box, tmp_path):
     azurite, container = box
-    root = shared_project(tmp_path / "p", container, init_s=30).root
+    gate = tmp_path / "gate"
+    root = shared_project(tmp_path / "p", container, gate).root
     killed = start_apply(root)
     try:
         assert wait_until(lambda: read_state(blob_backend(container)).pending is not None, timeout=120)
@@ -135,9 +148,7 @@ def test_an_apply_killed_holding_the_lease_blocks_only_until_it_expires(box, tmp
         assert refused.returncode == 1 and f"pid {killed.pid}" in refused.stderr
         assert "frees it within 15s" in refused.stderr
         # ...until it expires: the next apply waits for it, then carries on from the recorded intent
-        (root / "deploy-blue.yml").write_text(
-            (root / "deploy-blue.yml").read_text().replace('INIT_S: "30"', 'INIT_S: "0"')
-        )
+        gate.touch()
         after = mlctl(root, "apply", "--auto-approve", "--lock-timeout", "2m", check=False)
         assert after.returncode == 0, after.stderr
         assert "Waiting up to 120s for the state lock held by" in after.stderr
@@ -153,7 +164,8 @@ def test_storage_stopped_mid_apply_saves_the_state_to_push_back(tmp_path, monkey
     azurite = started(tmp_path / "azurite")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
     azurite.service().create_container("box")
-    root = shared_project(tmp_path / "p", "box", init_s=5).root
+    gate = tmp_path / "gate"
+    root = shared_project(tmp_path / "p", "box", gate).root
     try:
         apply = start_apply(root)
         backend = blob_backend("box")
@@ -165,6 +177,7 @@ def test_storage_stopped_mid_apply_saves_the_state_to_push_back(tmp_path, monkey
 
         assert wait_until(intent_kept, timeout=120)
         azurite.stop()  # the deployment's instance is starting: its result cannot be written
+        gate.touch()
         out, err = apply.communicate(timeout=300)
         assert apply.returncode == 1 and "Traceback" not in err
         errored = root / ".mlctl" / "errored-state.json"

@@ -226,3 +226,12 @@ def test_migration_from_local_to_blob_and_back(box, tmp_path):
     refused = mlctl(root, "state", "migrate", env=env)
     assert refused.returncode == 1 and "holds a state of another lineage" in refused.stderr
     assert read_state(other).serial == 1
+
+
+def test_an_sdk_error_never_prints_a_sas_signature_or_an_account_key():
+    from mlctl.state.azureblob import _first_line
+
+    text = "GET https://a.blob.core.windows.net/c/b?sv=2021-08-06&sig=abc%2Bdef&se=2030 AccountKey=c2VjcmV0;x"
+    shown = _first_line(Exception(text + "\nmore"))
+    assert "abc%2Bdef" not in shown and "c2VjcmV0" not in shown
+    assert shown == "GET https://a.blob.core.windows.net/c/b?sv=2021-08-06&sig=***&se=2030 AccountKey=***;x"

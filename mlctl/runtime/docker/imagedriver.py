@@ -58,7 +58,8 @@ class ImageDriver(Unscalable):
     @staticmethod
     def _on_chosen_base(built, prior, ctx) -> bool | None:
         """Is the image built on the base that would be chosen now? (None: cannot tell without building,
-        as for a `build:` context.) Nothing is pulled or built to answer."""
+        as for a `build:` context, or without pulling, as for a base the engine lacks that plan assumes
+        pullable: apply may fall back from it.) Nothing is pulled or built to answer."""
         request = images.ImageRequest.from_attributes(prior.attributes)
         if request.build_context:
             return None
@@ -67,5 +68,7 @@ class ImageDriver(Unscalable):
                 engine.client_of(ctx), env_image=request.base_image, settings=ctx.settings, build=False
             )
         except MlctlError:  # the base chosen now has no python3: the build says so, not refresh
+            return None
+        if chosen.image_id is None:  # not in the engine, no registry asked (plan_asks_registry: false)
             return None
         return chosen.image_id == built.base_id
