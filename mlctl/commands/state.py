@@ -8,7 +8,6 @@ or a blob. list, show, versions and pull only read; push, migrate and adopt writ
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
@@ -168,6 +167,7 @@ def adopt(ctx, lock_timeout):
     """Make the state here this project's own after the project was copied or moved: the next plan then shows
     what runs here (nothing, at first) and apply starts this folder's own endpoint hosts. The endpoints of
     the location the state came from are left as they are."""
+    from mlctl.reconciler.operations import left_behind
     from mlctl.state.location import here, recorded_elsewhere
     from mlctl.state.backends import state_backend
     from mlctl.state.statefile import read_state, write_state
@@ -183,30 +183,6 @@ def adopt(ctx, lock_timeout):
         state.location = here(project.data_dir)
         write_state(backend, state)
     click.echo(f"The state now belongs to {state.location['path']} (it came from {origin.get('path')}).")
-    for line in _hosts_left_behind(project.data_dir):
+    for line in left_behind(project, state):
         click.echo(line)
     click.echo("Run `mlctl plan` to see what apply will start here.")
-
-
-def _hosts_left_behind(data_dir) -> list[str]:
-    """Notes on the endpoint hosts the run records copied into `data_dir` name that still run elsewhere (a
-    moved project's hosts keep serving from the old location until stopped); they are not touched."""
-
-    from mlctl.privatefiles import read_json, read_private
-    from mlctl.runtime.host.runfiles import is_host_process, is_record_of
-
-    notes = []
-    run = data_dir / "run"
-    for path in sorted(run.glob("*.json")) if run.is_dir() else []:
-        try:
-            record = read_json(read_private(path, "run records"))
-        except Exception:
-            continue
-        if isinstance(record, dict) and not is_record_of(record, data_dir, path.stem):
-            if is_host_process(record.get("pid")) and not os.path.exists(record.get("data_dir") or "/nonexistent"):
-                notes.append(
-                    f"Note: the endpoint host of {path.stem!r} started in {record.get('data_dir')} still runs "
-                    f"(pid {record['pid']}, port {record.get('port')}); mlctl leaves it alone: `kill {record['pid']}` "
-                    "stops it."
-                )
-    return notes

@@ -168,6 +168,14 @@ def leftovers(project, state) -> list:
     return found
 
 
+def left_behind(project, state) -> list[str]:
+    """Notes from the project's runtime and every runtime the state names on what still runs for records
+    copied from another location (`state adopt` reports them and touches nothing)."""
+    runtimes = project_runtimes(project)
+    names = {rs.runtime for rs in state.resources.values()} | {runtimes.main.name}
+    return [note for name in sorted(names) for note in runtimes.get(name).left_behind(project)]
+
+
 def runtime_of(project, recorded):
     """The runtime that made a recorded resource (a ResourceState), with its settings from the project
     file: every command but plan and apply operates a resource through it, whatever --runtime says."""

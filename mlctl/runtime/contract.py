@@ -245,6 +245,12 @@ class Runtime:
         (its endpoints in `recorded`), so `destroy` leaves nothing behind."""
         return []
 
+    def left_behind(self, project: Project) -> list[str]:
+        """Notes on what this runtime finds running for copies of this project's records that belong to
+        another location (a moved or copied project's endpoint hosts): reported by `state adopt`, never
+        touched."""
+        return []
+
     def _unsupported(self, what: str):
         from mlctl.errors import MlctlError
 

@@ -72,12 +72,14 @@ class Builder:
             self.build_traffic(e, by_endpoint.get(e.name, []))
         return sorted(self.resources.values(), key=lambda r: r.address)
 
-    def _hash(self, path, where, root_name=None):
-        """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`."""
+    def _hash(self, path, where, root_name=None, builtin: bool = False):
+        """(Merkle digest, {rel: sha}) of a file or folder, recording every file in `inputs`. A `builtin`
+        folder (mlctl's own code for a deployment without one) is read where mlctl is installed."""
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
-        if self.boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
+        boundary = None if builtin else self.boundary
+        if boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
             self.diags.append(
                 Diagnostic(
                     f"{path} is outside the project: mlctl reads nothing beyond {describe(self.boundary)}",
@@ -88,7 +90,7 @@ class Builder:
             return None, None
         try:
             files, excluded = {}, []
-            for rel, full in list_files(path, excluded, self.boundary).items():
+            for rel, full in list_files(path, excluded, boundary).items():
                 files[rel] = self.cache.file_sha256(full)
                 self.inputs[full] = "sha256:" + files[rel]
             self.trees[key] = merkle_digest(files, root_name), files
@@ -228,12 +230,14 @@ class Builder:
         """The environment resource and its image from the parsed packages (registered once per name)."""
         # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
         bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
+        routes = {"inference_config": spec.inference_config} if spec.inference_config else {}
         spec_digest = json_digest(
             {
                 **parsed,
                 "image": spec.image,
                 **({"build": build} if build else {}),
                 **({"added": bound} if bound else {}),
+                **routes,
             }
         )
         attrs = {
@@ -245,6 +249,7 @@ class Builder:
             "description": spec.description,
             "tags": spec.tags,
             "spec_digest": spec_digest,
+            **routes,
         }
         if build:
             attrs.update(
@@ -267,6 +272,7 @@ class Builder:
             "python": parsed["python"],
             "conda_packages": parsed["conda_packages"],
             "pip_packages": parsed["pip_packages"],
+            **routes,
         }
         if spec.image:
             image["base_image"] = spec.image
@@ -361,6 +367,11 @@ class Builder:
         elif spec.environment is not None:
             env = self.build_environment(spec.environment)
         code, script = spec.code, spec.scoring_script
+        routes = (env.attributes.get("inference_config") if env else None) or None
+        if routes and not self._custom_container_runs_here(spec, env):
+            return
+        if code is None and routes:  # a custom container: its image serves, no scoring script
+            code, script = mlflowmodel.NO_CODE, mlflowmodel.NO_SCRIPT
         if code is None:  # no code_configuration: Azure's no-code deployment of an MLflow model
             if model is None:
                 return
@@ -380,7 +391,8 @@ class Builder:
                 if env is None:
                     return
             code, script = mlflowmodel.CODE, mlflowmodel.SCRIPT
-        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"))
+        builtin = code in (mlflowmodel.CODE, mlflowmodel.NO_CODE)
+        code_digest, code_files = self._hash(code, spec.where.at("code_configuration", "code"), builtin=builtin)
         if model is None or code_digest is None or (spec.environment is not None and env is None):
             return
         attrs = {
@@ -395,6 +407,7 @@ class Builder:
             "environment": env.attributes["name"] if env else None,
             "image_digest": env.attributes["spec_digest"] if env else None,
             **spec.settings,
+            **({"inference_config": routes} if routes else {}),
         }
         if "instance_type" in honoured_fields("deployment", self.runtime):
             attrs["instance_type"] = spec.instance_type
@@ -434,6 +447,24 @@ class Builder:
             name, None, None, None, f"the environment of MLflow model {model.attributes['name']}", {}, spec.where
         )
         return self._environment_resources(env_spec, parsed, None)
+
+    def _custom_container_runs_here(self, spec: DeploymentSpec, env: Resource) -> bool:
+        """A custom container (an environment with inference_config) runs on the docker runtime only; on
+        another an error at the environment's inference_config (file, line, field)."""
+        if "inference_config" in honoured_fields("environment", self.runtime):
+            return True
+        env_spec = self.assets[(Kind.ENVIRONMENT, env.attributes["name"])][1]
+        self.diags.append(
+            Diagnostic(
+                f"deployment '{spec.name}' runs a custom container (environment '{env.attributes['name']}' has "
+                f"inference_config), which the {self.runtime or 'local'} runtime cannot run: it serves score.py "
+                "in a virtualenv, not an image's own server",
+                "Apply it with the docker runtime (runtime: docker in mlctl.yaml, or --runtime docker), or give "
+                "the deployment a code_configuration and an environment with a conda_file instead.",
+                **env_spec.where.at("inference_config"),
+            )
+        )
+        return False
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""

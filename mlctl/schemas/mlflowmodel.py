@@ -19,6 +19,8 @@ from mlctl.schemas.documents import read_document
 CODE = Path(__file__).resolve().parents[1] / "builtin" / "mlflow"
 SCRIPT = "score.py"
 MODEL_TYPE = "mlflow_model"
+NO_CODE = Path(__file__).resolve().parents[1] / "builtin" / "nocode"  # a custom container's (it has no script)
+NO_SCRIPT = "README.md"
 
 
 def _mlmodel(model_path: Path, where: dict, diags: list[Diagnostic]) -> dict | None:

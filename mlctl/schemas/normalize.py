@@ -94,7 +94,29 @@ def normalize_environment(doc, path, raw, full, default_name, diags) -> EnvSpec:
         where=Where(doc, path),
         ignored=find_ignored(load_schema("environment"), "environment", raw),
         build=_build_context(doc, path, raw.get("build"), diags),
+        inference_config=_inference_config(doc, path, raw.get("inference_config"), image, diags),
     )
+
+
+def _inference_config(doc, path, config, image, diags) -> dict | None:
+    """A custom container's routes ({liveness, readiness, scoring: {port, path}}), checked beyond the
+    schema: it needs an image (or a build) to run, and mlctl forwards to one port (the scoring route's)."""
+    if not isinstance(config, dict):
+        return None
+    routes = {k.removesuffix("_route"): dict(v) for k, v in config.items() if isinstance(v, dict)}
+    ports = {r.get("port") for r in routes.values()}
+    if len(ports) > 1:
+        diags.append(
+            Diagnostic(
+                "the routes of inference_config use different ports ("
+                + ", ".join(f"{k} {r.get('port')}" for k, r in routes.items())
+                + "): mlctl reaches a custom container on one port",
+                "Serve the liveness, readiness and scoring routes on the scoring route's port.",
+                **doc.at(path + ("inference_config",)),
+            )
+        )
+        return None
+    return routes
 
 
 def _build_context(doc, path, build, diags) -> tuple[Path, str] | None:

@@ -72,6 +72,7 @@ class EnvSpec:
     where: Where
     ignored: list = field(default_factory=list)
     build: tuple[Path, str] | None = None  # (context folder, Dockerfile path in it): Azure's `build:`
+    inference_config: dict | None = None  # a custom container's routes: {liveness, readiness, scoring: {port, path}}
 
 
 @dataclass

@@ -1,10 +1,38 @@
-"""The corpus's fixtures: the shared cache (MLCTL_CACHE; environments are shared between cases by digest)."""
+"""The corpus's fixtures: the shared cache (MLCTL_CACHE; environments are shared between cases by digest) and
+the cases' runs. The selected cases run concurrently (MLCTL_CORPUS_WORKERS at a time, default 3: a case waits
+mostly on processes starting and on builds, and two cases naming one environment share its build under its
+lock); each case's test then reports its own outcome."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from corpus_support import run_case
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(mlctl_cache):
     return mlctl_cache
+
+
+@pytest.fixture(scope="session")
+def corpus_runs(request, mlctl_cache, tmp_path_factory) -> dict:
+    """{case name: None, or the exception its run raised} for every case selected in this session."""
+    cases = {}
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "case" in callspec.params and item.originalname == "test_case":
+            cases[callspec.params["case"].name] = callspec.params["case"]
+    workers = max(1, int(os.environ.get("MLCTL_CORPUS_WORKERS", "3")))
+
+    def one(case):
+        try:
+            run_case(case, tmp_path_factory.mktemp(case.name), mlctl_cache)
+        except BaseException as e:  # reported by the case's own test
+            return e
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(cases, pool.map(one, cases.values())))

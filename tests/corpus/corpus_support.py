@@ -11,6 +11,8 @@ for the deployment, to check the endpoint's answer is the same.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -54,6 +56,7 @@ class Case:
     train: list[dict] = field(default_factory=list)
     invoke: list[Invoke] = field(default_factory=list)
     expect_error: dict | None = None
+    known_failure: dict | None = None  # {reason, contains}: a mlctl bug this case meets, named until fixed
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -94,25 +97,37 @@ def find_interpreter(version: str) -> str:
     raise AssertionError(f"the corpus needs a Python {version} (pyenv install {version}, or on PATH)")
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive flock on `path` (cases run concurrently share the training cache)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def training_python(train: dict, cache: Path) -> str:
     """The interpreter of a virtualenv holding the training packages `train` names (cached by their digest,
     shared by every case asking the same): a model trained there loads in the case's environment."""
     key = hashlib.sha256(json.dumps([train["python"], sorted(train["packages"])]).encode()).hexdigest()[:16]
     venv = cache / "corpus-train" / key
     python = venv / "bin" / "python"
-    if not (venv / ".complete").exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        interp = find_interpreter(train["python"])
-        subprocess.run(["uv", "venv", "-q", "--python", interp, str(venv)], check=True, timeout=300, env=env)
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", str(python), *train["packages"]],
-            check=True,
-            timeout=600,
-            env=env,
-        )
-        (venv / ".complete").write_text("")
+    with _locked(venv.with_name(key + ".lock")):
+        if not (venv / ".complete").exists():
+            _make_venv(train, venv, python)
     return str(python)
+
+
+def _make_venv(train: dict, venv: Path, python: Path) -> None:
+    """Build the training virtualenv at `venv` (a half-built one from a killed run is started again)."""
+    shutil.rmtree(venv, ignore_errors=True)
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    interp = find_interpreter(train["python"])
+    subprocess.run(["uv", "venv", "-q", "--python", interp, str(venv)], check=True, timeout=300, env=env)
+    subprocess.run(
+        ["uv", "pip", "install", "-q", "--python", str(python), *train["packages"]], check=True, timeout=600, env=env
+    )
+    (venv / ".complete").write_text("")
 
 
 def trained(train: dict, cache: Path) -> Path:
@@ -121,11 +136,11 @@ def trained(train: dict, cache: Path) -> Path:
     script = HERE / "train" / train["script"]
     spec = [train["python"], sorted(train["packages"]), script.read_text()]
     out = cache / "corpus-models" / hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16] / "model"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name("model.partial")
-        subprocess.run([training_python(train, cache), str(script), str(partial)], check=True, timeout=300)
-        partial.rename(out)
+    with _locked(out.with_name("lock")):
+        if not out.exists():
+            partial = out.with_name("model.partial")
+            subprocess.run([training_python(train, cache), str(script), str(partial)], check=True, timeout=300)
+            partial.rename(out)
     return out
 
 
@@ -171,3 +186,52 @@ def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> objec
     )
     assert out.returncode == 0, f"in-process call failed:\n{out.stderr}"
     return json.loads(out.stdout.strip().splitlines()[-1])["answer"]
+
+
+def run_case(case: Case, scratch: Path, cache: Path) -> None:
+    """One case, as its users would run it: (convert,) validate, plan, apply, invoke with the example's own
+    sample request (the answer equal to the script's in-process), destroy; or the documented error it expects.
+    AssertionError saying what differed."""
+    project = prepare(case, scratch / "files", cache)
+    files = [a for f in case.config for a in ("-f", f)]
+    if case.convert:
+        mlctl(project, "convert", "v1", *case.convert)
+    try:
+        if case.expect_error:
+            _expect_error(case, project, files)
+            return
+        mlctl(project, *files, "validate", *case.args)
+        plan = mlctl(project, *files, "plan", *case.args)
+        assert "to add" in plan.stdout, plan.stdout
+        mlctl(project, *files, "apply", "--auto-approve", *case.args)
+        for n, call in enumerate(case.invoke):
+            header = ["--deployment", call.deployment] if call.deployment else []
+            answer = mlctl(project, *files, "invoke", call.endpoint, "--request-file", call.request, *header)
+            served = json.loads(answer.stdout)
+            python = environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
+            expected = in_process(python, project, call, scratch / f"inprocess-{n}")
+            assert served == expected, f"{case.name}: the endpoint answered {served!r}, in-process {expected!r}"
+    finally:
+        mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
+    state = json.loads((project / ".mlctl" / "state.json").read_text())
+    assert state["resources"] == {}, list(state["resources"])
+
+
+def _only_deployment(project: Path) -> str:
+    state = json.loads((project / ".mlctl" / "state.json").read_text())["resources"]
+    names = [k.split(".", 2)[2] for k in state if k.startswith("deployment.")]
+    assert len(names) == 1, names
+    return names[0]
+
+
+def _expect_error(case: Case, project: Path, files: list[str]) -> None:
+    """The documented error: the command named fails with exit 1, no traceback, every expected phrase."""
+    want = case.expect_error
+    for command in ("validate", "plan", "apply"):
+        args = ["apply", "--auto-approve"] if command == "apply" else [command]
+        out = mlctl(project, *files, *args, *case.args, check=command != want["command"])
+        if command == want["command"]:
+            assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+            for phrase in want["contains"]:
+                assert phrase in out.stdout + out.stderr, (phrase, out.stderr)
+            return

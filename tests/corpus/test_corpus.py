@@ -5,11 +5,8 @@ documented error it records (at most 3 such cases). Layout and fields: tests/cor
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from corpus_support import CASES, LICENSES, Case, all_cases, environment_python, in_process, mlctl, prepare
+from corpus_support import CASES, LICENSES, Case, all_cases
 
 CORPUS = all_cases()
 
@@ -31,49 +28,15 @@ def test_corpus_is_real_and_recorded():
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
-def test_case(case: Case, tmp_path: Path, mlctl_cache: Path):
-    project = prepare(case, tmp_path / "files", mlctl_cache)
-    files = [a for f in case.config for a in ("-f", f)]
-    if case.convert:
-        mlctl(project, "convert", "v1", *case.convert)
-    try:
-        if case.expect_error:
-            _expect_error(case, project, files)
-            return
-        mlctl(project, *files, "validate", *case.args)
-        plan = mlctl(project, *files, "plan", *case.args)
-        assert "to add" in plan.stdout, plan.stdout
-        mlctl(project, *files, "apply", "--auto-approve", *case.args)
-        for n, call in enumerate(case.invoke):
-            header = ["--deployment", call.deployment] if call.deployment else []
-            answer = mlctl(project, *files, "invoke", call.endpoint, "--request-file", call.request, *header)
-            served = json.loads(answer.stdout)
-            python = environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
-            assert served == in_process(python, project, call, tmp_path / f"inprocess-{n}"), case.name
-    finally:
-        mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
-    state = json.loads((project / ".mlctl" / "state.json").read_text())
-    assert state["resources"] == {}, list(state["resources"])
-
-
-def _only_deployment(project: Path) -> str:
-    state = json.loads((project / ".mlctl" / "state.json").read_text())["resources"]
-    names = [k.split(".", 2)[2] for k in state if k.startswith("deployment.")]
-    assert len(names) == 1, names
-    return names[0]
-
-
-def _expect_error(case: Case, project: Path, files: list[str]) -> None:
-    """The documented error: the command named fails with exit 1, no traceback, every expected phrase."""
-    want = case.expect_error
-    for command in ("validate", "plan", "apply"):
-        args = ["apply", "--auto-approve"] if command == "apply" else [command]
-        out = mlctl(project, *files, *args, *case.args, check=command != want["command"])
-        if command == want["command"]:
-            assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
-            for phrase in want["contains"]:
-                assert phrase in out.stdout + out.stderr, (phrase, out.stderr)
-            return
+def test_case(case: Case, corpus_runs: dict):
+    """The case's run (corpus_support.run_case; the selected cases run concurrently in conftest.py)."""
+    outcome = corpus_runs[case.name]
+    if case.known_failure and outcome is not None:  # only the failure named (an environment built before the
+        if case.known_failure["contains"] not in str(outcome):  # bug, still cached, lets the case pass)
+            raise outcome
+        pytest.xfail(case.known_failure["reason"])
+    if outcome is not None:
+        raise outcome
 
 
 def test_cases_folder_holds_only_cases():

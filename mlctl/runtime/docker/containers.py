@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlctl.waiting import wait_until
-from mlctl.runtime.docker import labels
+from mlctl.runtime.docker import custom, labels
 from mlctl.runtime.docker.engine import address
 from mlctl.runtime.docker.outputs import fifo_name
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.kit.servercommand import PACKAGE_PARENT, azure_variables, server_args
+from mlctl.waiting import wait_until
 
 SOCKET_TARGET = "/run/mlctl"
 SOCKET_NAME = "server.sock"  # in the instance's folder (its FIFO beside it: outputs.fifo_name)
@@ -108,13 +108,31 @@ def confinement(launch: dict) -> dict:
     }
 
 
-def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, float]:
+def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, float, str]:
     """Create and start the instance's container as `uid` (None: the host's user), its server listening on
     its socket and writing all its output to its FIFO, both in `folder` (the instance's own, bind-mounted);
-    (id, main pid on this machine, start time)."""
+    (id, main pid on this machine, start time, the address the host reaches it at). A custom container
+    (spec.routes) runs its image's own server instead (custom.py)."""
     api = engine()
     launch = spec.launch
     model, code = launch["model_target"], launch["code_target"]
+    if spec.routes:
+        cid, pid, started, port = custom.run_container(
+            api,
+            spec,
+            name_of(spec, key, place),
+            labels_of(spec, key, place),
+            azure_variables(spec, model, code),
+            [_mount(spec.model_dir, model, True), _mount(spec.code_dir, code, True)],
+            {
+                **confinement(launch),
+                "nano_cpus": launch.get("nano_cpus") or None,
+                "mem_limit": launch.get("memory_bytes") or None,
+                "memswap_limit": launch.get("memory_bytes") or None,
+                "log_config": {"Type": "json-file", "Config": LOG_OPTIONS},
+            },
+        )
+        return cid, pid, started, f"tcp:127.0.0.1:{port}"
     env = {
         **azure_variables(spec, model, code),
         "PYTHONPATH": f"{PACKAGE_TARGET}:{SITE_TARGET}",
@@ -166,7 +184,7 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
     except BaseException:
         remove(cid)
         raise
-    return cid, pid, started
+    return cid, pid, started, f"unix:{folder / SOCKET_NAME}"
 
 
 def cgroup_usage(pid: int):

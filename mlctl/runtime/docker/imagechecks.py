@@ -32,6 +32,10 @@ def image_bases(
         if r.kind is not Kind.IMAGE:
             continue
         request = ImageRequest.from_attributes(r.attributes)
+        if request.custom:
+            where = request.build_context or request.base_image
+            out.append((r, f"a custom container: {where} used as it is (inference_config), no packages added", None))
+            continue
         if request.build_context:
             out.append(
                 (

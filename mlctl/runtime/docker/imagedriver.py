@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
-from mlctl.runtime.docker import baseimage, engine, images
 from mlctl.observed import ImageObserved
+from mlctl.runtime.docker import baseimage, custom, engine, images
 
 
 class ImageDriver(Unscalable):
@@ -45,7 +45,10 @@ class ImageDriver(Unscalable):
         if not tag:
             return None
         try:
-            built = images.find_built(engine.client_of(ctx), tag)
+            if prior.attributes.get("inference_config"):
+                built = custom.find_custom(engine.client_of(ctx), tag, prior.attributes.get("spec_digest"))
+            else:
+                built = images.find_built(engine.client_of(ctx), tag)
         except engine.engine_errors() as e:
             raise engine.failure(f"reading {address}", e) from None
         if built is None:
@@ -61,7 +64,7 @@ class ImageDriver(Unscalable):
         as for a `build:` context, or without pulling, as for a base the engine lacks that plan assumes
         pullable: apply may fall back from it.) Nothing is pulled or built to answer."""
         request = images.ImageRequest.from_attributes(prior.attributes)
-        if request.build_context:
+        if request.build_context or request.custom:
             return None
         try:
             chosen = baseimage.choose(

@@ -41,7 +41,7 @@ from mlctl.privatefiles import ensure_folder, read_json, read_private, write_ato
 from mlctl.requirements import requirements
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.docker import baseimage as bases
-from mlctl.runtime.docker import contexts, labels, steps
+from mlctl.runtime.docker import contexts, custom, labels, steps
 from mlctl.runtime.docker.sourcebuild import install_from_source
 from mlctl.runtime.kit import sourcebuilds
 from mlctl.runtime.kit.virtualenvs import FAST_PACKAGES, SERVER_PACKAGES, WHEELS_ONLY, uv_command
@@ -64,6 +64,7 @@ class ImageRequest:
     base_image: str | None = None
     build_context: str | None = None
     dockerfile_path: str | None = None
+    custom: bool = False  # a custom container's (inference_config): its image used as it is (custom.py)
 
     @classmethod
     def from_attributes(cls, a: Mapping[str, Any]) -> ImageRequest:
@@ -77,6 +78,7 @@ class ImageRequest:
             a.get("base_image"),
             a.get("build_context"),
             a.get("dockerfile_path"),
+            bool(a.get("inference_config")),
         )
 
     @classmethod
@@ -202,6 +204,8 @@ def ensure_image(client, request: ImageRequest, settings: Mapping[str, Any] | No
     image is waited for and reused). DriverError for a failed build or a base whose Python does not fit;
     MlctlError for a base that cannot be had (no engine, no debootstrap)."""
     say = say or (lambda m: None)
+    if request.custom:
+        return custom.custom_image(client, request, settings, say)
     built = None
     if request.build_context:
         network = (settings or {}).get("build_network")
@@ -394,7 +398,11 @@ def deployment_image(
         built = server_image(client, settings, say)
     else:
         built = recorded(data_dir, image_digest)
-    if built is None or find_built(client, built.tag) is None:
+    if built is not None and built.python == custom.PYTHON:
+        present = custom.find_custom(client, built.tag, built.spec_digest)
+    else:
+        present = find_built(client, built.tag) if built is not None else None
+    if built is None or present is None:
         raise DriverError(
             f"the image of environment {image_digest[:19]}… is not in the Docker engine",
             "Run `mlctl apply` again: the plan rebuilds the image first.",

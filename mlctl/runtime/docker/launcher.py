@@ -68,6 +68,7 @@ class Container:
         self.output: ContainerOutput | None = None
         self.id: str | None = None
         self.pid: int | None = None
+        self.address = f"unix:{self.socket}"  # where the host reaches it (a custom container: a TCP port)
         self.ended: asyncio.Future | None = None
         self.reason: str | None = None  # why it is not running (None while it runs)
         self.outside = False  # stopped or removed outside mlctl: not restarted by the host
@@ -101,7 +102,7 @@ class Container:
         try:
             if self.uid is not None:
                 os.chown(self.fifo, self.uid, self.uid)
-            self.id, self.pid, started = await _call(
+            self.id, self.pid, started, self.address = await _call(
                 containers.run, self.spec, self.key, self.place, self.folder, self.uid
             )
         except BaseException:
@@ -215,7 +216,7 @@ class Launcher:
         except BaseException:
             await self.stop([k for k in keys if k in self.containers], grace=0)
             raise
-        return [f"unix:{self.containers[k].socket}" for k in keys]
+        return [self.containers[k].address for k in keys]
 
     async def restart(self, key: InstanceKey) -> str | None:
         c = self.containers.get(key)
@@ -230,7 +231,7 @@ class Launcher:
             except Exception as e:
                 c.reason = f"could not be started again: {e}"
                 return None
-        return f"unix:{c.socket}"
+        return c.address
 
     async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
         async def stop_one(c: Container) -> None:

@@ -41,7 +41,8 @@ class Instance:
             self.pool = None
         self.address = address
         if address is not None:
-            self.pool = Pool(address)
+            scoring = self.spec.routes.get("scoring")
+            self.pool = Pool(address, {"/score": scoring} if scoring else None)
 
     async def start(self) -> None:
         """Launched (not yet ready): the address known, a fresh connection pool to it."""
@@ -61,14 +62,15 @@ class Instance:
     def log_tail(self) -> str:
         return self.launcher.logs(self.key)
 
-    async def probe(self, timeout: float) -> bool:
-        """GET / answers 200 within `timeout`? (A 503 sets `unhealthy`: the server asks to be replaced.)"""
+    async def probe(self, timeout: float, kind: str = "readiness") -> bool:
+        """GET / (a custom container's `kind` route) answers 200 within `timeout`? (A 503 sets `unhealthy`:
+        the server asks to be replaced.)"""
         if self.pool is None or self.health() is not None:
             return False
         conn = serial = None
         try:
             async with asyncio.timeout(timeout):
-                conn, serial, answer = await self.pool.request("GET", "/", b"", b"")
+                conn, serial, answer = await self.pool.request("GET", self.spec.probe_path(kind), b"", b"")
                 status = (await answer)[0]
             self.unhealthy = status == 503
             return status == 200

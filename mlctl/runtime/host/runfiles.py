@@ -115,3 +115,25 @@ def is_host_process(pid: int | None) -> bool:
             return b"mlctl.runtime.host" in f.read()
     except OSError:
         return True
+
+
+def hosts_left_behind(data_dir) -> list[str]:
+    """Notes on the endpoint hosts the run records copied into `data_dir` name that still run elsewhere (a
+    moved project's hosts keep serving from the old location until stopped); they are not touched."""
+    from mlctl.privatefiles import read_json, read_private
+
+    notes = []
+    run = data_dir / "run"
+    for path in sorted(run.glob("*.json")) if run.is_dir() else []:
+        try:
+            record = read_json(read_private(path, "run records"))
+        except Exception:
+            continue
+        if isinstance(record, dict) and not is_record_of(record, data_dir, path.stem):
+            if is_host_process(record.get("pid")) and not os.path.exists(record.get("data_dir") or "/nonexistent"):
+                notes.append(
+                    f"Note: the endpoint host of {path.stem!r} started in {record.get('data_dir')} still runs "
+                    f"(pid {record['pid']}, port {record.get('port')}); mlctl leaves it alone: `kill {record['pid']}` "
+                    "stops it."
+                )
+    return notes

@@ -20,6 +20,18 @@ PROBE_DEFAULTS = schema_defaults(_DEPLOYMENT["$defs"]["probe"])
 REQUEST_DEFAULTS = schema_defaults(_DEPLOYMENT["properties"]["request_settings"])
 
 
+def routes_of(inference_config: dict | None) -> dict:
+    """Pure: the host's routes ({liveness, readiness, scoring: path}) and the port, of an inference_config."""
+    if not inference_config:
+        return {}
+    return {
+        "liveness": inference_config["liveness"]["path"],
+        "readiness": inference_config["readiness"]["path"],
+        "scoring": inference_config["scoring"]["path"],
+        "port": int(inference_config["scoring"]["port"]),
+    }
+
+
 class SpecError(ValueError):
     """A deployment spec the host cannot run (the message says which field)."""
 
@@ -42,6 +54,7 @@ class ServingSpec:
     liveness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     readiness_probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))
     launcher: str = DEFAULT_LAUNCHER
+    routes: dict = field(default_factory=dict)  # a custom container's {liveness, readiness, scoring: path, port}
     launch: dict = field(default_factory=dict)  # what this spec's launcher alone reads (a container's image,
     # mounts, labels, limits; Serve's proxy address); the host passes it on untouched
 
@@ -74,6 +87,15 @@ class ServingSpec:
             check_launcher(launcher)
         except UnknownLauncher as e:
             raise SpecError(f"deployment spec field 'launcher': {e}") from None
+        routes = raw.get("routes") or {}
+        if routes and not (
+            all(
+                isinstance(routes.get(k), str) and routes[k].startswith("/")
+                for k in ("liveness", "readiness", "scoring")
+            )
+            and isinstance(routes.get("port"), int)
+        ):
+            raise SpecError("deployment spec field 'routes' must give liveness, readiness and scoring paths and a port")
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
@@ -90,6 +112,7 @@ class ServingSpec:
             environment_variables=dict(env),
             request_settings=request,
             launcher=launcher,
+            routes=dict(routes),
             launch=dict(launch),
             **probes,
         )
@@ -108,6 +131,10 @@ class ServingSpec:
         """The scoring timeout the instance gets: slightly longer than the gateway's (so 408 comes first)."""
         ms = self.request_settings["request_timeout_ms"]
         return ms + max(250, min(ms // 10, 5000))
+
+    def probe_path(self, kind: str) -> str:
+        """The path the host probes for `kind` (liveness, readiness): GET / but for a custom container."""
+        return self.routes.get(kind, "/")
 
     @property
     def readiness_budget_s(self) -> float:

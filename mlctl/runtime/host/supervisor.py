@@ -180,7 +180,7 @@ class Deployment:
                 if done:
                     return exited.result()
                 next_probe = time.monotonic() + period
-                if await inst.probe(max(0.1, float(probe["timeout"]))):
+                if await inst.probe(max(0.1, float(probe["timeout"])), "liveness"):
                     failures = 0
                 elif inst.unhealthy:
                     return "reported itself unhealthy (GET / answered 503: see its log)"

@@ -208,8 +208,9 @@ class Pool:
     A TCP address may end in a path prefix, "tcp:HOST:PORT/PREFIX" (an application behind a proxy that
     routes by path, such as Ray Serve's): every request target is sent under it."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, routes: dict[str, str] | None = None):
         self.path = address
+        self.routes = routes or {}  # request path -> the instance's own (a custom container's scoring route)
         self.loop = asyncio.get_running_loop()
         self.idle: list[_Connection] = []
         self.all: set[_Connection] = set()
@@ -224,6 +225,8 @@ class Pool:
 
     def send(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
         """Send on a kept-alive connection at once: (connection, serial, future), or None when none is idle."""
+        if self.routes:
+            target = self.route(target)
         if self.prefix:
             target = self.prefix + target
         while self.idle:
@@ -243,7 +246,7 @@ class Pool:
         sent = self.send(method, target, headers, body, on_done)
         if sent is not None:
             return sent
-        data = _message(method, self.prefix + target, headers, body)
+        data = _message(method, self.prefix + (self.route(target) if self.routes else target), headers, body)
         try:
             _, conn = await self._connect(lambda: _Connection(self))
         except OSError as e:
@@ -251,6 +254,11 @@ class Pool:
         self.all = {c for c in self.all if not c.closed}
         self.all.add(conn)
         return conn.send(data, on_done)
+
+    def route(self, target: str) -> str:
+        """`target` with its path replaced as `routes` says (the query string kept)."""
+        path, sep, query = target.partition("?")
+        return self.routes.get(path, path) + sep + query
 
     def drop_idle(self) -> None:
         """Close the idle connections: the next request connects anew (refused at once by a dead instance)."""

@@ -104,6 +104,11 @@ class HostedRuntime(Runtime):
                 found.append((f"endpoint host of {record.stem!r} (pid {info.pid})", HostClient(info).shutdown))
         return found
 
+    def left_behind(self, project):
+        from mlctl.runtime.host.runfiles import hosts_left_behind
+
+        return hosts_left_behind(project.data_dir)
+
     @staticmethod
     def _no_keys(project, endpoint) -> MlctlError:
         return MlctlError(

@@ -38,6 +38,10 @@ def serving_spec(ctx, a: dict, python: str, launcher: str, launch: dict | None =
         "readiness_probe": a.get("readiness_probe") or {},
         "launcher": launcher,
     }
+    if a.get("inference_config"):  # a custom container: the host probes and forwards to its own routes
+        from mlctl.runtime.host.spec import routes_of
+
+        spec["routes"] = routes_of(a["inference_config"])
     if launch:
         spec["launch"] = launch
     spec["digest"] = serving_digest(spec)
