@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,8 +122,8 @@ def start_host(
     finally:
         os.close(fd)
     _children.append(proc)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def started() -> HostInfo | None:
         code = proc.poll()
         if code == TWIN_EXIT:  # a host of this endpoint started at the same moment: use that one
             running = find_host(data_dir, endpoint)
@@ -143,7 +142,12 @@ def start_host(
         record = read_run_record(data_dir, endpoint)
         if record and record.get("pid") == proc.pid:
             return HostInfo(proc.pid, record["port"], record["admin_socket"])
-        time.sleep(0.02)
+        return None
+
+    try:
+        return wait_until(started, timeout, f"the endpoint host of {endpoint!r} is up", interval=0.02)
+    except Timeout:
+        pass
     proc.kill()
     if proc.poll() == TWIN_EXIT:
         raise HostError(
