@@ -187,10 +187,11 @@ def download(index: str, name: str, spec: str, python: str, folder: Path) -> Sdi
     return Sdist(project, version, target, tuple(sdist_requires(target)))
 
 
-def fetch_sources(uv: list[str], python: str, version: str, lines: list[str], folder: Path, log) -> list[str]:
-    """Resolve `lines` for the interpreter `python` (version `version`) with wheels only, fetching each package
-    that has none as an sdist into `folder`; returns the pins of the whole set and a `NAME @ file://` line per
-    fetched package (SourceFetchError, or CalledProcessError with uv's output in `log`)."""
+def fetch_sources(uv: list[str], target: list[str], version: str, lines: list[str], folder: Path, log) -> list[str]:
+    """Resolve `lines` for the Python uv's `target` options name (`--python EXE`, or `--python-version` and
+    `--python-platform`; version `version`) with wheels only, fetching each package that has none as an sdist
+    into `folder`; returns the pins of the whole set and a `NAME @ file://` line per fetched package
+    (SourceFetchError, or CalledProcessError with uv's output in `log`)."""
     folder.mkdir(parents=True, exist_ok=True)
     reqs, constraints, config = folder / "requirements.in", folder / "constraints.txt", folder / "uv.toml"
     reqs.write_text("".join(f"{line}\n" for line in lines))
@@ -198,7 +199,7 @@ def fetch_sources(uv: list[str], python: str, version: str, lines: list[str], fo
     for _ in range(MAX_ROUNDS):
         config.write_text(uv_config(sdists))
         constraints.write_text("".join(f"{s.name}=={s.version}\n" for s in sdists))
-        cmd = [*uv, "pip", "compile", "--quiet", "--python", python, "--only-binary", ":all:", "--no-header"]
+        cmd = [*uv, "pip", "compile", "--quiet", *target, "--only-binary", ":all:", "--no-header"]
         cmd += ["--no-annotate", "--config-file", str(config), "-c", str(constraints), str(reqs)]
         for s in sdists:
             cmd += ["--no-binary", s.name]
@@ -211,9 +212,22 @@ def fetch_sources(uv: list[str], python: str, version: str, lines: list[str], fo
             pins = [p for p in done.stdout.splitlines() if p.strip() and not p.startswith("#")]
             pins = [p for p in pins if canonicalize_name(re.split(r"[=<>!~ ;\[]", p, 1)[0]) not in fetched]
             return pins + [f"{s.name} @ {s.path.resolve().as_uri()}" for s in sdists]
+
         need = wanted(done.stderr)
         if need is None or canonicalize_name(need[0]) in {s.name for s in sdists}:
             raise subprocess.CalledProcessError(done.returncode, cmd)
         log.write(f"fetching {need[0]}{need[1]} as a source distribution (no code of it runs here)\n")
         sdists.append(download(index_url(lines), need[0], need[1], version, folder))
     raise SourceFetchError(f"more than {MAX_ROUNDS} packages need source builds")
+
+
+def write_lists(pinned: list[str], options: list[str], folder: Path) -> tuple[Path, Path, Path]:
+    """Write what `fetch_sources` returned as three requirement files in `folder`: what the host installs
+    (`options` and the pins of what has wheels, for `--no-deps`), the constraints of the sandbox's install
+    (the pins) and the fetched source packages (`NAME @ file://`)."""
+    wheels = [p for p in pinned if " @ file://" not in p]
+    files = folder / "wheels.txt", folder / "pins.txt", folder / "fetched.txt"
+    for path, rows in zip(files, ([*options, *wheels], wheels, [p for p in pinned if " @ file://" in p])):
+        path.write_text("".join(f"{row}\n" for row in rows))
+        path.chmod(0o600)
+    return files

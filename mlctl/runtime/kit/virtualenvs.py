@@ -180,16 +180,10 @@ def _install_with_source_builds(path: Path, interp, req_file: Path, reqs, uv, in
     say = progress or (lambda msg: None)
     say("resolving with wheels only; fetching the source distributions of what has none (nothing of them runs)")
     hosted = sourcebuilds.wheel_lines(reqs.lines)
-    pinned = sourcefetch.fetch_sources(uv, python, interp.version_text, hosted, sources, log)
+    pinned = sourcefetch.fetch_sources(uv, ["--python", python], interp.version_text, hosted, sources, log)
     options = [line for line in hosted if line.startswith("-")]
-    wheels = req_file.with_name(f"{req_file.stem}.wheels.txt")
-    on_host = [*options, *(p for p in pinned if " @ file://" not in p)]
-    write_atomic(wheels, "".join(f"{r}\n" for r in on_host).encode(), mode=0o600)
+    wheels, pins, fetched = sourcefetch.write_lists(pinned, options, sources)
     _run([*install, *WHEELS_ONLY, "--no-deps", "-r", str(wheels)], log, progress, "install")
-    pins = sources / "pins.txt"
-    pins.write_text("".join(f"{p}\n" for p in pinned if " @ file://" not in p))
-    fetched = sources / "fetched.txt"
-    fetched.write_text("".join(f"{p}\n" for p in pinned if " @ file://" in p))
     backends = path.parent / f"{path.name}.backends"
     shutil.rmtree(backends, ignore_errors=True)
     try:
