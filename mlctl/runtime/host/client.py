@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlctl
+from mlctl.waiting import Timeout, wait_until
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import ensure_folder, open_private
 
@@ -256,10 +257,15 @@ class HostClient:
         except HostError as e:
             if e.kind != "unreachable":
                 raise
-        deadline = time.monotonic() + timeout
-        while pid and is_alive(pid) and time.monotonic() < deadline:
+
+        def stopped() -> bool:
             for child in _children:
-                child.poll()
-            time.sleep(0.02)
+                child.poll()  # reap the hosts this process started
+            return not (pid and is_alive(pid))
+
+        try:
+            wait_until(stopped, timeout, f"the endpoint host (pid {pid}) stops", interval=0.02)
+        except Timeout:
+            pass
         if pid and is_alive(pid):
             raise HostError(f"the endpoint host (pid {pid}) did not stop within {timeout:.0f}s", "stuck")
