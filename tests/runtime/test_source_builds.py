@@ -146,3 +146,34 @@ def test_a_package_only_on_the_index_as_an_sdist_is_fetched_as_a_file_and_built_
     sandbox = log.index("--unshare-net")  # the sandbox's command line
     assert fetched < sandbox < log.index("Building termcolor")  # built only in the sandbox, after the fetch
     assert log.count("Building termcolor") == 1
+
+
+def test_an_sdists_dependencies_are_read_as_data_and_one_named_by_url_is_refused(tmp_path):
+    src = tmp_path / "evil-1.0"
+    (src / "evil.egg-info").mkdir(parents=True)
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n")
+    (src / "evil.egg-info" / "requires.txt").write_text("six>=1\n\n[:python_version < '3.8']\nwrapt<=1.12.1\n")
+    sdist = tmp_path / "evil-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as t:
+        t.add(src, arcname="evil-1.0")
+    assert sourcefetch.sdist_requires(sdist) == ["six>=1", "wrapt<=1.12.1; (python_version < '3.8')"]
+    assert sourcefetch.checked_requires("evil-1.0.tar.gz", ["six>=1"]) == ["six>=1"]
+    with pytest.raises(sourcefetch.SourceFetchError, match="by URL"):
+        sourcefetch.checked_requires("evil-1.0.tar.gz", ["other @ https://example.com/other-1.0.tar.gz"])
+
+
+def test_the_newest_sdist_in_range_for_the_python_is_picked():
+    def file(name, requires=None, yanked=False):
+        return {"filename": name, "hashes": {"sha256": "0" * 64}, "requires-python": requires, "yanked": yanked}
+
+    files = [
+        file("wrapt-1.12.1.tar.gz"),
+        file("wrapt-1.12.0.tar.gz"),
+        file("wrapt-1.13.0.tar.gz"),
+        file("wrapt-1.12.2.tar.gz", yanked=True),
+        file("wrapt-1.12.3.tar.gz", requires=">=3.8"),
+        file("wrapt-1.12.1-cp37-cp37m-win_amd64.whl"),
+    ]
+    assert sourcefetch.pick(files, ">=1.11.1,<=1.12.9", "3.7.16")["filename"] == "wrapt-1.12.1.tar.gz"
+    assert sourcefetch.pick(files, ">=1.11.1,<=1.12.9", "3.9.1")["filename"] == "wrapt-1.12.3.tar.gz"
+    assert sourcefetch.pick(files, "<1.0", "3.7.16") is None

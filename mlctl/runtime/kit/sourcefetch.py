@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
@@ -184,7 +185,22 @@ def download(index: str, name: str, spec: str, python: str, folder: Path) -> Sdi
         target.unlink()
         raise SourceFetchError(f"{filename}: its sha256 does not match the index's")
     version = str(parse_sdist_filename(filename)[1])
-    return Sdist(project, version, target, tuple(sdist_requires(target)))
+    return Sdist(project, version, target, tuple(checked_requires(filename, sdist_requires(target))))
+
+
+def checked_requires(filename: str, declared: list[str]) -> list[str]:
+    """Pure: an sdist's declared dependencies, SourceFetchError when one is not a requirement or names a URL
+    (uv would fetch and build that on the host to learn its metadata)."""
+    for line in declared:
+        try:
+            url = Requirement(line).url
+        except InvalidRequirement:
+            raise SourceFetchError(
+                f"{filename}: its metadata declares a dependency that is not one: {line!r}"
+            ) from None
+        if url:
+            raise SourceFetchError(f"{filename}: its metadata names a dependency by URL ({line!r}): refused")
+    return declared
 
 
 def fetch_sources(uv: list[str], target: list[str], version: str, lines: list[str], folder: Path, log) -> list[str]:
