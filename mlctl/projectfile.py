@@ -166,6 +166,10 @@ def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
             )
         )
         return None
+    names = {k for k in data if isinstance(k, str) and k not in load_schema("project")["properties"]}
+    if isinstance(data.get("runtime"), str):
+        names.add(data["runtime"])
+    runtimerecords.find(names)  # an installed runtime the file names is read before the file is checked
     problems = [_reworded(d, data, doc) for d in validate_document(doc, "project", data)]
     diags.extend(problems)
     return None if problems else data
@@ -204,9 +208,10 @@ def _chosen(
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
         return DEFAULT_RUNTIME, None, None
-    if name not in runtimerecords.known():  # only from an override: the file's own is in the schema's enum
+    found = runtimerecords.record(name)
+    if found is None:  # only from an override: the file's own is in the schema's enum
         diags.append(_unknown(name, how, where))
-    elif name not in runtimerecords.available():
+    elif not found.available:
         diags.append(_unavailable(name, how, where, source))
     return name, source, where.get("line")
 

@@ -116,18 +116,30 @@ def installed() -> tuple[RuntimeRecord, ...]:
     return tuple(found)
 
 
-def records() -> dict[str, RuntimeRecord]:
+def records(scan: bool = False) -> dict[str, RuntimeRecord]:
     """{name: record} of every runtime mlctl knows: built-in, installed, registered (a later one of the same
-    name wins)."""
+    name wins). The installed ones are read once they are asked for (`scan`, or a name that is not built in:
+    reading every package's entry points costs more than a small plan, so a run that names only built-in
+    runtimes never does)."""
     out = {r.name: r for r in BUILT_IN}
-    for r in installed():
-        out.setdefault(r.name, r)  # a plugin never replaces a built-in runtime
+    if scan or installed.cache_info().currsize:
+        for r in installed():
+            out.setdefault(r.name, r)  # a plugin never replaces a built-in runtime
     out.update(_registered)
     return out
 
 
 def record(name: str) -> RuntimeRecord | None:
-    return records().get(name)
+    """The record of `name` (installed runtimes are looked for when it is not built in nor registered)."""
+    found = records().get(name)
+    return found if found is not None else records(scan=True).get(name)
+
+
+def find(names) -> None:
+    """Read the installed runtimes when any of `names` is not a runtime known without them (a project file
+    naming an installed runtime, or its settings block)."""
+    if not set(names) <= set(records()):
+        installed()
 
 
 def register(runtime: RuntimeRecord) -> None:
@@ -141,12 +153,12 @@ def unregister(name: str) -> None:
 
 def known() -> tuple[str, ...]:
     """Names of every runtime mlctl knows, whether or not this version has it."""
-    return tuple(sorted(records()))
+    return tuple(sorted(records(scan=True)))
 
 
 def available() -> tuple[str, ...]:
     """Names of the runtimes this mlctl can load."""
-    return tuple(sorted(n for n, r in records().items() if r.available))
+    return tuple(sorted(n for n, r in records(scan=True).items() if r.available))
 
 
 def launcher_of(runtime: str) -> str:

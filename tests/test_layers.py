@@ -1,6 +1,8 @@
 """The layers hold: no command, reconciler, profiling or progress module imports a specific runtime (they reach one
-through mlctl.runtime.registry), and the scoring server imports nothing but the standard library
-and aiohttp (it runs inside every model's environment)."""
+through mlctl.runtime.registry); the state, project-file and schema layers import nothing from mlctl.runtime
+(what they share with it is below them: mlctl.observed, mlctl.serversettings, mlctl.runtimerecords); the
+endpoint host names no runtime (its launchers come from the runtime records); and the scoring server imports
+nothing but the standard library and aiohttp (it runs inside every model's environment)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mlctl"
-GENERIC = {"mlctl.runtime", "mlctl.runtime.contract", "mlctl.runtime.observed", "mlctl.runtime.registry"}
+GENERIC = {"mlctl.runtime", "mlctl.runtime.contract", "mlctl.observed", "mlctl.runtime.registry"}
 
 
 def imports(path: Path) -> set[str]:
@@ -79,7 +81,44 @@ def test_the_scoring_server_imports_only_the_standard_library_and_aiohttp():
             if top and top not in allowed:
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}: {m}")
             if top == "mlctl" and not (
-                m.startswith("mlctl.runtime.server") or m in ("mlctl", "mlctl.runtime", "mlctl.__version__")
+                m.startswith("mlctl.runtime.server")
+                or m in ("mlctl", "mlctl.runtime", "mlctl.__version__", "mlctl.serversettings")
+                or m.startswith("mlctl.serversettings.")
             ):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}: {m}")
+    assert offenders == []
+
+
+def test_the_state_project_file_and_schema_layers_import_nothing_from_the_runtimes():
+    paths = [*sorted((PACKAGE / "state").glob("*.py")), *sorted((PACKAGE / "schemas").glob("*.py"))]
+    paths += [
+        PACKAGE / "projectfile.py",
+        PACKAGE / "projectpaths.py",
+        PACKAGE / "observed.py",
+        PACKAGE / "serversettings.py",
+    ]
+    paths += [PACKAGE / "runtimerecords.py"]
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}: {m}"
+        for path in paths
+        for m in sorted(imports(path))
+        if m == "mlctl.runtime" or m.startswith("mlctl.runtime.")
+    ]
+    assert offenders == []
+
+
+def test_the_endpoint_host_names_no_runtime():
+    """Neither an import nor a module name in its text: the host knows launchers by the runtime records."""
+    from test_runtime_layers import runtime_packages
+
+    names = runtime_packages()
+    offenders = []
+    for path in sorted((PACKAGE / "runtime" / "host").rglob("*.py")):
+        text = path.read_text()
+        offenders += [f"{path.relative_to(PACKAGE.parent)}: {n}" for n in names if f"mlctl.runtime.{n}" in text]
+        offenders += [
+            f"{path.relative_to(PACKAGE.parent)}: {m}"
+            for m in sorted(imports(path))
+            if any(m == f"mlctl.runtime.{n}" or m.startswith(f"mlctl.runtime.{n}.") for n in names)
+        ]
     assert offenders == []

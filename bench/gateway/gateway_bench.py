@@ -10,12 +10,15 @@ instance; read from /proc), gw ms = the gateway's share, errors = non-200 answer
 Run on demand (not in CI):
 
     python3 bench/gateway/gateway_bench.py [--seconds 6] [--requests 20000] [--levels 1,8,64] [--rounds 3]
-                                           [--no-azure] [--bare] [--tcp] [--nginx]
+                                           [--no-azure] [--bare] [--tcp] [--nginx] [--baseline TREE]
 
 --bare adds bare_proxy.py (the same hop without the gateway's features) for reference.
 --tcp adds "tcp": a second scoring server started with the instance's very command line but on a
 TCP port instead of the unix socket, so client -> server goes over the same transport as client ->
 gateway (how much of host/direct is the client's TCP rather than the gateway).
+--baseline TREE adds "base": a second endpoint host started from another source tree (a folder holding an
+`mlctl` package, such as `git worktree add /tmp/base main`), with the same deployment, so a change to the
+host is measured before (base) and after (host) in one run: the ratio host/base is printed.
 --nginx adds "nginx": nginx (the Debian package; one worker, keep-alive to the instance's socket, the
 same key check, an x-request-id, no access log), i.e. the same hop made by a compiled proxy: what
 a hop costs when the proxy's own CPU is small.
@@ -154,6 +157,21 @@ def start_tcp(work: Path, instance_command: list) -> tuple[subprocess.Popen, str
     return proc, url
 
 
+def start_baseline(tree: Path, data_dir: Path, deployment: dict):
+    """An endpoint host started from the mlctl package in `tree` (its own code throughout: host and instance),
+    serving `deployment` with all traffic: (HostInfo, HostClient, key)."""
+    from mlctl.runtime.host.client import find_host
+
+    start = f"import sys; sys.path.insert(0, {str(tree)!r}); from mlctl.runtime.host.client import start_host; "
+    start += f"start_host({str(data_dir)!r}, 'base', auth_mode='key', port=None)"
+    subprocess.run([sys.executable, "-c", start], check=True, env=dict(os.environ, PYTHONPATH=str(tree)), timeout=60)
+    info = find_host(data_dir, "base")
+    client = HostClient(info)
+    client.create_deployment(deployment, timeout=120)
+    client.set_traffic({deployment["name"]: 100})
+    return info, client, secrets.read_keys(data_dir, "base")["primary"]
+
+
 def measure(url: str, body: bytes, headers: dict, connector, concurrency: int, args) -> LoadResult:
     """One level against one target, measured (the warm-up is a separate `warm` call: no CPU counted)."""
     if args.load == "wrk":
@@ -172,7 +190,7 @@ def warm(url: str, body: bytes, headers: dict, connector, concurrency: int, load
 
 
 def row(name: str, c: int, r: LoadResult, cpu_ms: list) -> str:
-    gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "bare", "nginx") else f"{'':>6}"
+    gateway = f"{cpu_ms[0]:>6.3f}" if name in ("host", "base", "bare", "nginx") else f"{'':>6}"
     return f"{c:>4} {name:<7} {r.cells()} {sum(cpu_ms):>7.3f} {gateway} {r.error_cells()}"
 
 
@@ -205,6 +223,11 @@ def main() -> int:
         help="load generator: load.py (aiohttp) or wrk (compiled; cannot reach the instance's unix "
         "socket, so `direct` is left out: add --tcp for the instance's server on TCP)",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure an endpoint host started from this source tree (before/after a change, in one run)",
+    )
     args = p.parse_args()
     if args.load == "wrk" and wrk_binary() is None:
         p.error("--load wrk needs wrk (Debian: apt-get install wrk)")
@@ -217,21 +240,19 @@ def main() -> int:
         body = json.dumps({"data": train(work / "model")}).encode()
         info = start_host(work / "data", "bench", auth_mode="key", port=None)
         client = HostClient(info)
-        azure, bare, tcp, nginx = [], None, None, None
+        azure, bare, tcp, nginx, base = [], None, None, None, None
+        deployment = {
+            "name": "blue",
+            "digest": "sha256:bench",
+            "python": sys.executable,
+            "code_dir": str(ROOT / "bench" / "server"),
+            "scoring_script": "score.py",
+            "model_dir": str(work / "model"),
+            "instance_count": 1,
+            "request_settings": {"request_timeout_ms": 30000, "max_concurrent_requests_per_instance": 64},
+        }
         try:
-            client.create_deployment(
-                {
-                    "name": "blue",
-                    "digest": "sha256:bench",
-                    "python": sys.executable,
-                    "code_dir": str(ROOT / "bench" / "server"),
-                    "scoring_script": "score.py",
-                    "model_dir": str(work / "model"),
-                    "instance_count": 1,
-                    "request_settings": {"request_timeout_ms": 30000, "max_concurrent_requests_per_instance": 64},
-                },
-                timeout=120,
-            )
+            client.create_deployment(deployment, timeout=120)
             client.set_traffic({"blue": 100})
             instance = client.status()["deployments"]["blue"]["instances"][0]
             key = secrets.read_keys(work / "data", "bench")["primary"]
@@ -254,6 +275,15 @@ def main() -> int:
                 cmdline = Path(f"/proc/{instance['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
                 tcp, url = start_tcp(work, cmdline)
                 targets["tcp"] = (url + "/score", JSON, None, [tcp.pid])
+            if args.baseline:
+                base = start_baseline(args.baseline.resolve(), work / "base-data", deployment)
+                base_instance = base[1].status()["deployments"]["blue"]["instances"][0]
+                targets["base"] = (
+                    f"http://127.0.0.1:{base[0].port}/score",
+                    {**JSON, "Authorization": f"Bearer {base[2]}"},
+                    None,
+                    [base[0].pid, base_instance["pid"]],
+                )
             if args.nginx:
                 nginx = start_nginx(work, nginx_program(), instance["socket"], key)
                 targets["nginx"] = (f"http://127.0.0.1:{nginx[1]}/score", auth, None, [nginx[0].pid, instance["pid"]])
@@ -324,6 +354,11 @@ def main() -> int:
                     "bare/direct (req/s): "
                     + "   ".join(f"c={c}: {pooled[('bare', c)].rps / pooled[('direct', c)].rps:.2f}" for c in levels)
                 )
+            if "base" in targets:
+                print(
+                    "host/base   (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('host', c)].rps / pooled[('base', c)].rps:.2f}" for c in levels)
+                )
             if "azure" in targets:
                 print(
                     "host/azure  (req/s): "
@@ -336,6 +371,8 @@ def main() -> int:
                     stop(proc)
             finally:
                 client.shutdown()  # the host and its instance go even if stopping Azure failed
+                if base is not None:
+                    base[1].shutdown()
     return 0
 
 

@@ -9,13 +9,18 @@ Three scenarios, each against its own real endpoint host (and real scoring-serve
 2. a flood of unauthenticated 60 MiB bodies (--flood-clients clients, --seconds): keyed requests per
    second before and during the flood, the host's resident memory before and at its peak, failures;
 3. poison requests: a run() that kills its own process when the body says so (--poison of them) under
-   two keyed clients: the poison answers, instance restarts (host status), failed legitimate requests.
+   two keyed clients: the poison answers, instance restarts (host status), failed legitimate requests;
+4-6. issue 24 (serving.py): --slow-connections slow-header connections without a key, --slow-bodies slow
+   60 kB bodies without a key, and a deployment printing --output-mb MB with no newline; for each, the
+   share of keyed requests answered 200 meanwhile (kept-alive and on new connections), the host's memory
+   and CPU.
 
 Run on demand, never in CI (the figures depend on the machine and its load; nothing is asserted):
 
     ./dev test tests/host/test_host_imports.py -q       # once: the .venv with the test extra (and uvloop)
     .venv/bin/python bench/reliability/report.py [--loops uvloop,asyncio] [--file-limit 512] [--seconds 5]
                                                  [--flood-clients 8] [--concurrency 4] [--poison 4]
+                                                 [--slow-connections 4200] [--slow-bodies 1000] [--output-mb 300]
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from load import JSON, LoadResult, drive  # noqa: E402
 from test_host_auth import post  # noqa: E402
 from test_host_flood import limits, start_limited  # noqa: E402
 from test_host_supervision import instances  # noqa: E402
+
+import serving  # noqa: E402  (this folder)
 
 from mlctl.runtime.host.runfiles import is_alive  # noqa: E402
 
@@ -255,6 +262,7 @@ def poison_requests(work: Path, code: Path, model: Path, args) -> Row:
 
 
 SCENARIOS = {"connections": connections_at_the_file_limit, "flood": flood_of_big_bodies, "poison": poison_requests}
+SCENARIOS.update(serving.SCENARIOS)  # issue 24: slow heads, slow bodies, output with no newline
 
 
 def has_uvloop() -> bool:
@@ -284,12 +292,16 @@ def main() -> int:
     p.add_argument("--flood-clients", type=int, default=8, help="concurrent 60 MiB unauthenticated clients")
     p.add_argument("--concurrency", type=int, default=4, help="keyed clients in 'flood'")
     p.add_argument("--poison", type=int, default=4, help="poison requests in 'poison'")
+    p.add_argument("--slow-connections", type=int, default=4200, help="slow-header connections in 'slowheads'")
+    p.add_argument("--slow-bodies", type=int, default=1000, help="slow unauthenticated bodies in 'slowbodies'")
+    p.add_argument("--output-mb", type=int, default=300, help="MB printed with no newline in 'nonewline'")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # this process opens more than the host may
     mine = hard if hard != resource.RLIM_INFINITY else 65536
-    if mine < 2 * args.file_limit + 200:
+    if mine < max(2 * args.file_limit, args.slow_connections, args.slow_bodies) + 200:
         p.error(
-            f"this shell's hard file limit {hard} is too low for --file-limit {args.file_limit} "
+            f"this shell's hard file limit {hard} is too low for --file-limit {args.file_limit} or the slow "
+            f"connections "
             "(the idle connections are this process's files too): lower --file-limit or raise `ulimit -Hn`"
         )
     resource.setrlimit(resource.RLIMIT_NOFILE, (mine, hard))

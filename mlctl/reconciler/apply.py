@@ -26,7 +26,7 @@ from mlctl.state.writes import StateWriter
 
 if TYPE_CHECKING:
     from mlctl.resources import Resource
-    from mlctl.runtime.observed import Observed
+    from mlctl.observed import Observed
 
 
 class ApplyFailed(MlctlError):

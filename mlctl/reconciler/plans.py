@@ -16,7 +16,7 @@ from mlctl.reconciler.actions import Action, Reason
 from mlctl.reconciler.diff import diff_attributes
 from mlctl.reconciler.graph import dependencies, find_cycles, order
 from mlctl.runtime.contract import Order
-from mlctl.runtime.observed import observed_of
+from mlctl.observed import observed_of
 from mlctl.state.statefile import Status
 
 __all__ = ["Action", "Change", "Order", "Plan", "Reason", "drift_plan", "plan"]

@@ -2,7 +2,7 @@
 
 `refresh()` reads every recorded resource through the driver of the runtime that made it (endpoint
 hosts alive and on which port, deployments with their ready instances and served digests, traffic,
-images present) and returns the typed observed values (`mlctl.runtime.observed`) by address.
+images present) and returns the typed observed values (`mlctl.observed`) by address.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from mlctl.reconciler.actions import Action
 from mlctl.resources import Kind
 from mlctl.runtime.contract import Order
-from mlctl.runtime.observed import fields_of
+from mlctl.observed import fields_of
 
 
 @dataclass(frozen=True)

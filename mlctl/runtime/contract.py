@@ -29,7 +29,7 @@ enforces it).
    old one's `delete` then the new one's `create`; the state records, per resource, the runtime that
    made it, and every later order for it goes to that runtime.
 
-2. **Observed values** are typed per kind (`mlctl.runtime.observed`): a driver returns the kind's
+2. **Observed values** are typed per kind (`mlctl.observed`): a driver returns the kind's
    dataclass from every order but delete; apply stores it in state as JSON; the drift rules
    (`mlctl.reconciler.rules.DRIFT`) read its fields by name.
 
@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 if TYPE_CHECKING:
     from mlctl.projectpaths import Project
     from mlctl.resources import Address, Kind, Resource
-    from mlctl.runtime.observed import Observed
+    from mlctl.observed import Observed
     from mlctl.state.statefile import ResourceState, State
 
 

@@ -19,7 +19,7 @@ from mlctl.runtimerecords import DEFAULT, RuntimeRecord, available, known
 
 def __getattr__(name: str):
     if name == "RUNTIMES":  # name -> module defining runtime(settings); None: known, not in this version
-        return {n: r.module for n, r in runtimerecords.records().items() if r.factory is None}
+        return {n: r.module for n, r in runtimerecords.records(scan=True).items() if r.factory is None}
     raise AttributeError(name)
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
-from mlctl.runtime.server.settings import SERVER_VARIABLES, SettingsError, parse_settings
+from mlctl.serversettings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
 from mlctl.schemas.specs import (
     DeploymentSpec,

@@ -66,10 +66,15 @@ def _validator_for(kind: str):
     return Draft202012Validator(load_schema(kind), registry=registry)
 
 
-@lru_cache(maxsize=None)
 def compiled_check(kind: str):
     """The compiled yes/no check of a kind's schema (mlctl.schemas.checker), or None when the schema uses
-    more than the checker models (then jsonschema decides alone)."""
+    more than the checker models (then jsonschema decides alone). Compiled once per schema object (the
+    project file's schema is remade when the runtime records change)."""
+    return _compiled(kind, id(load_schema(kind)))
+
+
+@lru_cache(maxsize=None)
+def _compiled(kind: str, schema_id: int):
     from mlctl.schemas.checker import Compiler, Unsupported
 
     try:

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
+from mlctl.waiting import Timeout, wait_until
 
 CREDENTIAL_VARIABLES = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY")
 POLL_S = 1.0
@@ -197,33 +198,39 @@ class AzureBlobBackend:
             raise self._failed("create the lock of", e) from None
         lease = blob.BlobLeaseClient(lock_blob, lease_id=str(uuid.uuid4()))
         deadline, told = time.monotonic() + timeout, False
-        while True:
+        last: list = [None]  # the holder seen at the last refused attempt
+
+        def leased() -> bool:
+            nonlocal told
             try:
                 lease.acquire(lease_duration=self.lease_seconds)
-                break
+                return True
             except HttpResponseError as e:
                 if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
                     raise self._failed("lock", e) from None
             except AzureError as e:
                 raise self._failed("lock", e) from None
-            held = self.holder()
-            shown = held.describe() if held else "another mlctl (its record is not written yet)"
-            if time.monotonic() >= deadline:
-                waited = f" after waiting {timeout:g}s" if timeout else ""
-                raise MlctlError(
-                    Diagnostic(
-                        f"the state is locked by {shown}{waited}",
-                        "Wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it. A holder "
-                        f"that died frees it within {self.lease_seconds}s (its lease expires); "
-                        f"`mlctl state force-unlock {held.id if held else 'ID'}` breaks it at once.",
-                        file=self.where,
-                    )
-                )
-            if not told:
+            last[0] = self.holder()
+            if not told and time.monotonic() < deadline:
                 told = True
-                sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by {shown}...\n")
+                sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by {_shown(last[0])}...\n")
                 sys.stderr.flush()
-            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+            return False
+
+        try:
+            wait_until(leased, timeout, "the state's lease is free", interval=POLL_S)
+        except Timeout:
+            held = last[0]
+            waited = f" after waiting {timeout:g}s" if timeout else ""
+            raise MlctlError(
+                Diagnostic(
+                    f"the state is locked by {_shown(held)}{waited}",
+                    "Wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it. A holder "
+                    f"that died frees it within {self.lease_seconds}s (its lease expires); "
+                    f"`mlctl state force-unlock {held.id if held else 'ID'}` breaks it at once.",
+                    file=self.where,
+                )
+            ) from None
         me = Holder(
             lease.id,
             f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
@@ -366,3 +373,7 @@ def _sdk_missing() -> MlctlError:
             "Install it with `pip install 'mlctl[azure]'`, or set one of " + ", ".join(CREDENTIAL_VARIABLES) + ".",
         )
     )
+
+
+def _shown(held: Holder | None) -> str:
+    return held.describe() if held else "another mlctl (its record is not written yet)"

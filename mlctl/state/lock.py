@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import open_private, read_json, read_private
+from mlctl.waiting import Timeout, wait_until
 
 POLL_S = 0.1
 
@@ -89,30 +90,35 @@ def state_lock(state_path: str | os.PathLike, operation: str, timeout: float = 0
     try:
         deadline = time.monotonic() + timeout
         told = False
-        while True:
+
+        def locked() -> bool:
+            nonlocal told
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = describe_holder(read_holder(path))
-                    waited = f" after waiting {timeout:g}s" if timeout else ""
-                    raise MlctlError(
-                        Diagnostic(
-                            f"the state is locked by {holder}{waited}",
-                            "wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it; "
-                            "the lock is freed automatically if that process dies.",
-                            file=str(path),
-                        )
-                    ) from None
-                if not told:  # once, to stderr: a waiting mlctl says whom it waits for
+                if not told and time.monotonic() < deadline:  # once, to stderr: a waiting mlctl says whom it waits for
                     told = True
                     sys.stderr.write(
                         f"Waiting up to {timeout:g}s for the state lock held by "
                         f"{describe_holder(read_holder(path))}...\n"
                     )
                     sys.stderr.flush()
-                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+                return False
+
+        try:
+            wait_until(locked, timeout, "the state lock is free", interval=POLL_S)
+        except Timeout:
+            holder = describe_holder(read_holder(path))
+            waited = f" after waiting {timeout:g}s" if timeout else ""
+            raise MlctlError(
+                Diagnostic(
+                    f"the state is locked by {holder}{waited}",
+                    "wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it; "
+                    "the lock is freed automatically if that process dies.",
+                    file=str(path),
+                )
+            ) from None
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

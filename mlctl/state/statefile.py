@@ -44,12 +44,12 @@ class ResourceState:
     depends_on: list[Address] = field(default_factory=list)
     status: Status = Status.READY
     runtime: str = DEFAULT_RUNTIME
-    observed: Any = None  # the kind's typed observed value (mlctl.runtime.observed); JSON in the file
+    observed: Any = None  # the kind's typed observed value (mlctl.observed); JSON in the file
     files: dict[str, str] = field(default_factory=dict)
     failed_roll: str | None = None  # the digest of a version that failed to roll out while this one kept serving
 
     def __post_init__(self):
-        from mlctl.runtime.observed import observed_of
+        from mlctl.observed import observed_of
 
         self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
         self.status = Status.FAILED if self.status == "tainted" else Status(self.status)

@@ -27,7 +27,10 @@ def test_schema_urls_name_kinds():
         == "endpoint"
     )
     assert kind_from_schema_url(base + "commandJob.schema.json") is None
-    assert kind_from_schema_url(base + "kubernetesOnlineEndpoint.schema.json") is None
+    # a Kubernetes online endpoint is the same YAML served on an Azure Arc cluster (the corpus case kubernetes-blue)
+    assert kind_from_schema_url(base + "kubernetesOnlineEndpoint.schema.json") == "endpoint"
+    assert kind_from_schema_url(base + "kubernetesOnlineDeployment.schema.json") == "deployment"
+    assert kind_from_schema_url(base + "batchEndpoint.schema.json") is None
 
 
 def test_other_yaml_is_skipped_with_one_note_each(tmp_path):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, InstanceUsage, Runtime, Unscalable
-from mlctl.runtime.observed import (
+from mlctl.observed import (
     DeploymentObserved,
     EndpointObserved,
     EnvironmentObserved,

@@ -11,7 +11,7 @@ from mlctl.reconciler.plans import plan
 from mlctl.reconciler.refresh import refresh
 from mlctl.resources import Address, Kind
 from mlctl.runtime.contract import InstanceUsage, Order
-from mlctl.runtime.observed import OBSERVED
+from mlctl.observed import OBSERVED
 from mlctl.state.lock import state_lock
 from mlctl.state.statefile import read_state
 

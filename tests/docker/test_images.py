@@ -420,5 +420,18 @@ def test_an_allowed_source_build_runs_in_a_container_with_no_network(
     assert any(p.startswith("tinypkg==0.1") for p in built_frozen(docker_engine, built.tag))
 
 
+def test_a_package_only_on_the_index_as_an_sdist_is_fetched_and_built_in_the_container(
+    docker_engine, mlctl_base, scratch_images
+):
+    request = images.ImageRequest(
+        environment="tiny", spec_digest=f"sha256:test-{uuid.uuid4().hex}", pip_packages=("termcolor==1.1.0",)
+    )
+    built = images.ensure_image(docker_engine, request, {"source_builds": True})
+    scratch_images.append(built.tag)
+    colored = run_in(docker_engine, built.tag, "import termcolor; print(termcolor.colored('x', 'red') != 'x')")
+    assert colored.strip() == "True"
+    assert any(p.startswith("termcolor==1.1.0") for p in built_frozen(docker_engine, built.tag))
+
+
 def built_frozen(client, tag: str) -> list[str]:
     return json.loads(labels.value(client.images.get(tag).labels, "frozen") or "[]")

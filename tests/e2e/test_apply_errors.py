@@ -20,8 +20,9 @@ from e2e_support import Endpoint, alive, keys, mlctl, wait_until
 from mlctl.runtime.host.client import RELOAD_KEYS_S
 
 
-# written by every config load (plan and validate too): the file digest cache and the data folder's .gitignore
-LOAD_CACHES = {".mlctl/hashcache.json", ".mlctl/.gitignore"}
+# written by every config load (plan and validate too): the file digest cache, the document cache
+# (mlctl/schemas/doccache.py) and the data folder's .gitignore
+LOAD_CACHES = {".mlctl/hashcache.json", ".mlctl/documents.json", ".mlctl/.gitignore"}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import signal
+import socket
 import sys
 import textwrap
 import time
@@ -224,3 +226,91 @@ def scrape(host) -> dict:
 
 def sample(metrics: dict, name: str, **labels) -> float:
     return metrics.get((name, frozenset(labels.items())), 0)
+
+
+def _answer_status(data: bytes) -> str:
+    """What the host did to an attacking connection: the status it answered, or how it closed."""
+    if data.startswith(b"HTTP/1.1 "):
+        return data[9:12].decode()
+    return "closed" if not data else "other"
+
+
+def _hold(port: int, first: bytes, count: int, seconds: float, interval: float, poke: bytes, started):
+    """Keep `count` loopback connections open for `seconds` (counted once all are open), each sent `first` on
+    opening and `poke` every `interval`; one the host closes is opened again. `started` (a threading.Event) is
+    set once the first `count` are open. What the host did to them: {status it answered or "closed": n,
+    "opened": n, ...}."""
+    counts: collections.Counter = collections.Counter()
+
+    def connect():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(first)
+            sock.setblocking(False)
+        except OSError:
+            counts["connect failed"] += 1
+            return None
+        counts["opened"] += 1
+        return sock
+
+    socks = [s for s in (connect() for _ in range(count)) if s is not None]
+    stop_at = time.monotonic() + seconds  # from when they are all open
+    if started is not None:
+        started.set()
+    try:
+        while time.monotonic() < stop_at:
+            next_round = time.monotonic() + interval
+            alive = []
+            for sock in socks:
+                try:
+                    counts[_answer_status(sock.recv(4096))] += 1
+                    sock.close()
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    counts["reset"] += 1
+                    sock.close()
+                    continue
+                try:
+                    if poke:
+                        sock.send(poke)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    counts["reset"] += 1
+                    sock.close()
+                    continue
+                alive.append(sock)
+            socks = alive
+            while len(socks) < count and time.monotonic() < stop_at:
+                sock = connect()
+                if sock is None:
+                    break
+                socks.append(sock)
+            time.sleep(max(0.0, next_round - time.monotonic()))
+    finally:
+        counts["open at the end"] += len(socks)
+        for sock in socks:
+            sock.close()
+    return counts
+
+
+def slow_heads(port: int, count: int, seconds: float, interval: float = 0.3, started=None) -> collections.Counter:
+    """Slow-header attack (bounded, loopback only): `count` connections without a key at a time for `seconds`,
+    each sending the start of a request head, then one more byte of it every `interval` (see _hold)."""
+    head = f"POST /score HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nX-Slow: ".encode()
+    return _hold(port, head, count, seconds, interval, b"s", started)
+
+
+def slow_bodies(
+    port: int, count: int, seconds: float, size: int = 60_000, interval: float = 0.3, started=None
+) -> collections.Counter:
+    """Slow-body attack (bounded, loopback only): `count` connections without a key at a time for `seconds`,
+    each announcing a `size`-byte body (small enough to be read without credentials) and sending all of it
+    but its last byte at once, then holding that byte back (see _hold)."""
+    head = (
+        f"POST /score HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    return _hold(port, head + b"7" * (size - 1), count, seconds, interval, b"", started)

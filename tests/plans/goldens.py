@@ -14,7 +14,7 @@ from mlctl.reconciler.plans import plan
 from mlctl.reconciler.render_json import render_json
 from mlctl.reconciler.render_markdown import render_markdown
 from mlctl.reconciler.render_text import render_text
-from mlctl.runtime.observed import observed_of
+from mlctl.observed import observed_of
 from mlctl.schemas.load import load_config
 from mlctl.state.statefile import ResourceState, State, read_state
 

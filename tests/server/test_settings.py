@@ -8,7 +8,7 @@ import pytest
 
 from mlctl.runtime.server.answers import HeaderTooLarge, cors_headers, request_ids
 from mlctl.runtime.server.inputs import header_dict, query_parameters
-from mlctl.runtime.server.settings import SettingsError, parse_settings
+from mlctl.serversettings import SettingsError, parse_settings
 
 
 def test_defaults(tmp_path, monkeypatch):

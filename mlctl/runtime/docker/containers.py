@@ -28,6 +28,7 @@ from mlctl.runtime.docker.engine import address
 from mlctl.runtime.docker.outputs import fifo_name
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.kit.servercommand import PACKAGE_PARENT, azure_variables, server_args
+from mlctl.waiting import wait_until
 
 SOCKET_TARGET = "/run/mlctl"
 SOCKET_NAME = "server.sock"  # in the instance's folder (its FIFO beside it: outputs.fifo_name)
@@ -303,17 +304,17 @@ def _removed_soon(cid: str, within: float = 1.0) -> bool:
     """Is the container removed within `within` seconds (polled)?"""
     import docker
 
-    deadline = time.monotonic() + within
-    while True:
+    def removed() -> bool:
         try:
             engine().inspect_container(cid)
         except docker.errors.NotFound:
             return True
-        except Exception:
-            return False
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
+        return False
+
+    try:
+        return wait_until(removed, within, f"container {cid[:12]} is removed")
+    except Exception:  # not removed in time, or the engine cannot say
+        return False
 
 
 def stop(cid: str, grace: float) -> None:

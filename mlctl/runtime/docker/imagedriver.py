@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from mlctl.errors import MlctlError
 from mlctl.runtime.contract import DriverError, RuntimeContext, Unscalable
+from mlctl.observed import ImageObserved
 from mlctl.runtime.docker import baseimage, custom, engine, images
-from mlctl.runtime.observed import ImageObserved
 
 
 class ImageDriver(Unscalable):

@@ -29,6 +29,7 @@ from mlctl.runtime.docker.outputs import ContainerOutput, fifo_name
 from mlctl.runtime.host.identities import instance_uid
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
+from mlctl.runtime.host.relay import LineBuffer
 from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
 from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 
@@ -125,20 +126,19 @@ class Container:
 
     def _watch(self, loop, ended, cid: str, started: float, out: SharedLog, output: ContainerOutput) -> None:
         # its own thread
-        pending = b""
+        lines = LineBuffer()  # whole lines, long ones cut (relay.py)
         try:
             for chunk in containers.output(cid):
-                data = pending + chunk
-                cut = data.rfind(b"\n") + 1
-                complete, pending = data[:cut], data[cut:]
+                complete = lines.feed(chunk)
                 if complete:
                     out.write(complete)
                     self._remember(complete)
         except Exception:  # the engine went away or the container was removed: its end says which
             pass
-        if pending:
-            out.write(pending + b"\n")
-            self._remember(pending + b"\n")
+        rest = lines.rest()
+        if rest:
+            out.write(rest)
+            self._remember(rest)
         end = containers.ending(cid, started, self.spec.launch.get("memory_bytes"), lambda: self.by_us)
         try:
             asyncio.run_coroutine_threadsafe(self._ended(ended, end, cid, out, output), loop)

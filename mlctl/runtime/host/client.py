@@ -11,11 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlctl
+from mlctl.waiting import Timeout, wait_until
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import ensure_folder, open_private
 
@@ -122,8 +122,8 @@ def start_host(
     finally:
         os.close(fd)
     _children.append(proc)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def started() -> HostInfo | None:
         code = proc.poll()
         if code == TWIN_EXIT:  # a host of this endpoint started at the same moment: use that one
             running = find_host(data_dir, endpoint)
@@ -142,7 +142,12 @@ def start_host(
         record = read_run_record(data_dir, endpoint)
         if record and record.get("pid") == proc.pid:
             return HostInfo(proc.pid, record["port"], record["admin_socket"])
-        time.sleep(0.02)
+        return None
+
+    try:
+        return wait_until(started, timeout, f"the endpoint host of {endpoint!r} is up", interval=0.02)
+    except Timeout:
+        pass
     proc.kill()
     if proc.poll() == TWIN_EXIT:
         raise HostError(
@@ -256,10 +261,15 @@ class HostClient:
         except HostError as e:
             if e.kind != "unreachable":
                 raise
-        deadline = time.monotonic() + timeout
-        while pid and is_alive(pid) and time.monotonic() < deadline:
+
+        def stopped() -> bool:
             for child in _children:
-                child.poll()
-            time.sleep(0.02)
+                child.poll()  # reap the hosts this process started
+            return not (pid and is_alive(pid))
+
+        try:
+            wait_until(stopped, timeout, f"the endpoint host (pid {pid}) stops", interval=0.02)
+        except Timeout:
+            pass
         if pid and is_alive(pid):
             raise HostError(f"the endpoint host (pid {pid}) did not stop within {timeout:.0f}s", "stuck")

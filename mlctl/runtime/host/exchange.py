@@ -208,7 +208,8 @@ async def forward(d: Deployment, method: str, target: str, body: bytes, headers:
     exchange.callback = answer.set_result
     try:
         return await answer
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # (the host stops) the answer, if one still comes, goes nowhere
+        exchange.callback = None
         if exchange.task is not None:
             exchange.task.cancel()
         raise

@@ -43,6 +43,28 @@ DROP_REQUEST = frozenset(
 DROP_REQUEST_BYTES = frozenset(h.encode() for h in DROP_REQUEST | {"x-request-id"})
 
 
+# Azure's limit on request-id headers: the scoring server answers 431 past it. The host replaces a longer
+# x-request-id with its own (the answer carries the one used), and answers 431 itself for the other two.
+REQUEST_ID_MAX = 100
+
+
+def request_id(request: Request) -> bytes:
+    """The request's x-request-id, or a new one when it sent none or one over REQUEST_ID_MAX characters."""
+    rid = request.fields.get(b"x-request-id")
+    return rid if rid and len(rid) <= REQUEST_ID_MAX else new_request_id()
+
+
+def long_client_ids(request: Request) -> Response | None:
+    """431 when x-ms-request-id or x-ms-client-request-id is over REQUEST_ID_MAX characters (the client's
+    error, not the model's: the instance would refuse it too), else None."""
+    fields = request.fields
+    for name in (b"x-ms-request-id", b"x-ms-client-request-id"):
+        value = fields.get(name)
+        if value is not None and len(value) > REQUEST_ID_MAX:
+            return message(431, f"{name.decode()} must not exceed {REQUEST_ID_MAX} characters")
+    return None
+
+
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
@@ -162,9 +184,7 @@ class Gateway:
         if request.method not in _PROTECTED.get(request.path, ()):
             return None
         ep = self.ep
-        return self._stamp(
-            _unauthorized(), request, "", request.fields.get(b"x-request-id") or new_request_id(), ep.loop.time()
-        )
+        return self._stamp(_unauthorized(), request, "", request_id(request), ep.loop.time())
 
     def handle(self, request: Request):
         route = self._routes.get(request.path)
@@ -180,9 +200,12 @@ class Gateway:
         ep = self.ep
         started = ep.loop.time()
         fields = request.fields
-        rid = fields.get(b"x-request-id") or new_request_id()
+        rid = request_id(request)
         if not request.authorized:  # checked when the head arrived (HttpServer's authorize)
             return self._stamp(_unauthorized(), request, "", rid, started)
+        too_long = long_client_ids(request)
+        if too_long is not None:
+            return self._stamp(too_long, request, "", rid, started)
         target = fields.get(DEPLOYMENT_KEY)
         d, mirror, resp = _choose(ep, target.decode("latin-1") if target else None)
         if d is None:

@@ -107,7 +107,7 @@ class Launcher(Protocol):
 
 def check_launcher(name) -> None:
     """UnknownLauncher unless `name` is in the registry."""
-    launchers = _launchers()
+    launchers = _launchers(name)
     if name not in launchers:
         raise UnknownLauncher(f"unknown launcher {name!r}: this endpoint host has {', '.join(sorted(launchers))}")
 
@@ -115,9 +115,14 @@ def check_launcher(name) -> None:
 def make_launcher(name: str, place: Place, deployment: str) -> Launcher:
     """The named launcher for one deployment (its module imported on first use)."""
     check_launcher(name)
-    return importlib.import_module(_launchers()[name]).Launcher(place, deployment)
+    return importlib.import_module(_launchers(name)[name]).Launcher(place, deployment)
 
 
-def _launchers() -> dict[str, str]:
-    """LAUNCHERS, and those of runtimes registered since this module was imported."""
+def _launchers(name: str | None = None) -> dict[str, str]:
+    """LAUNCHERS, and those of runtimes registered since this module was imported (and of the installed
+    runtimes, read only when `name` is not among those)."""
+    known = {**runtimerecords.launchers(), **LAUNCHERS}
+    if name in known:
+        return known
+    runtimerecords.records(scan=True)
     return {**runtimerecords.launchers(), **LAUNCHERS}

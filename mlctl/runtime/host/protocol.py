@@ -37,7 +37,7 @@ import httptools
 
 from .budget import BodyBudget
 from .filelimit import ACCEPT_BURST
-from .limits import PIPELINE_MAX, idle_seconds
+from .limits import PIPELINE_MAX, head_seconds, idle_seconds, untrusted_connections
 from .messages import Pending, Request, Response, json_response
 from .reader import RequestReader, Refused
 
@@ -77,36 +77,48 @@ class Connection(RequestReader, asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what arrived, then close
         self.refused: Refused | None = None  # raised in a parser callback, read in data_received
         self._authorized = True  # the current request's credentials (server.authorize), checked on its head
+        self.trusted = False  # a request head with valid credentials came (or none are asked): see HttpServer.admit
+        self.waiting_since = self.since  # its start, or its last answer: an untrusted connection has head_s from then
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
+        if not self.server.admit(self):  # its descriptor is freed at once
+            self.turn_away()
+
+    def turn_away(self) -> None:
+        """503 and close: the connection limit is reached (a new connection), or room is made for a new one
+        (the oldest connection that has sent no request head with valid credentials)."""
         server = self.server
-        if len(server.connections) >= server.max_connections:  # its descriptor is freed at once
-            server.turned_away += 1
-            self._refuse(
-                503,
-                f"the endpoint has {len(server.connections)} connections open, its limit "
-                f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
-                json_response(
-                    503,
-                    {"message": "the endpoint has too many connections open: try again shortly"},
-                    [("Retry-After", "1")],
-                ),
-            )
+        server.turned_away += 1
+        server.connections.discard(self)
+        server.untrusted.pop(self, None)
+        if self.busy:
+            self.close()
             return
-        server.connections.add(self)
+        self.queue.clear()
+        self._refuse(
+            503,
+            f"the endpoint has {len(server.connections)} connections open, its limit "
+            f"(MLCTL_HOST_MAX_CONNECTIONS): try again shortly",
+            json_response(
+                503,
+                {"message": "the endpoint has too many connections open: try again shortly"},
+                [("Retry-After", "1")],
+            ),
+        )
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         server = self.server
         if self.in_message:
-            server.budget.held -= self._body_size
+            server.budget.give(self._body_size, self._authorized)
         for item in self.queue:
             if item.__class__ is Request:
-                server.budget.held -= len(item.body)
+                server.budget.give(len(item.body), item.authorized)
         self.queue.clear()
         server.connections.discard(self)
+        server.untrusted.pop(self, None)
         # the parser holds this protocol's callbacks: break the cycle so a partial body is freed now
         self.parser = None
         self._body = []
@@ -141,7 +153,7 @@ class Connection(RequestReader, asyncio.Protocol):
     def _refuse(self, status: int, message: str, response: Response | None = None) -> None:
         self.stopped_reading = True
         if self.in_message:  # the partial body is dropped
-            self.server.budget.held -= self._body_size
+            self.server.budget.give(self._body_size, self._authorized)
             self._body, self._body_size = [], 0
         self.in_message = self.in_head = False
         self.queue.append(response or json_response(status, {"message": message}))
@@ -192,7 +204,7 @@ class Connection(RequestReader, asyncio.Protocol):
         (unless `go_on` is false: _next's loop does)."""
         request, self.current = self.current, None
         self.busy = False
-        self.server.budget.held -= len(request.body)
+        self.server.budget.give(len(request.body), request.authorized)
         keep_alive = request.keep_alive and not self.server.closing and not self.closed
         if not self.closed:
             self._write(response, keep_alive, request.method == "HEAD", request.http10)
@@ -202,7 +214,7 @@ class Connection(RequestReader, asyncio.Protocol):
             except Exception:
                 log.exception("public port: bookkeeping after %s %s failed", request.method, request.path)
         if keep_alive and not self.closed:
-            self.since = self.loop.time()
+            self.since = self.waiting_since = self.loop.time()
             self._update_reading()
             if self.queue:
                 if go_on:
@@ -240,13 +252,28 @@ class Connection(RequestReader, asyncio.Protocol):
             (self.transport.pause_reading if want_paused else self.transport.resume_reading)()
 
     # ---- timers (called by the server's sweep) -------------------------------------------------
-    def sweep(self, now: float, idle_s: float) -> None:
-        if self.busy or self.closed or self.queue or now - self.since < idle_s:
+    def sweep(self, now: float, idle_s: float, head_s: float) -> None:
+        """Close a connection idle too long, answer 408 to a request too slow: a head must be complete head_s
+        after it began, a body idle_s; a connection without credentials has head_s in all (from its start or
+        its last answer) to send a complete request. (Neither limit is ever longer than idle_s.)"""
+        if self.busy or self.closed or self.queue:
             return
-        if self.in_message:
-            self._refuse(408, f"request not received in full within {idle_s:g} s")
-        else:
-            self.close()
+        head_s = min(head_s, idle_s)
+        if not self.trusted:
+            if now - self.waiting_since < head_s:
+                return
+            if self.in_message:
+                self._refuse(408, f"request not received in full within {head_s:g} s (MLCTL_HOST_HEAD_TIMEOUT_S)")
+            else:
+                self.close()
+        elif self.in_head:
+            if now - self.since >= head_s:
+                self._refuse(408, f"request head not received in full within {head_s:g} s (MLCTL_HOST_HEAD_TIMEOUT_S)")
+        elif now - self.since >= idle_s:
+            if self.in_message:
+                self._refuse(408, f"request not received in full within {idle_s:g} s")
+            else:
+                self.close()
 
 
 class HttpServer:
@@ -264,15 +291,38 @@ class HttpServer:
         self.authorize, self.unauthorized = authorize, unauthorized
         self.budget = BodyBudget()  # request bodies held (being read, or read and not yet answered)
         self.max_connections = max_connections  # past it a new connection gets 503 and is closed
+        # connections without a request head with valid credentials yet, oldest first: at most untrusted_cap
+        self.untrusted: dict[Connection, None] = {}
+        self.untrusted_cap = untrusted_connections(max_connections)
         self.turned_away = 0
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s or idle_seconds()
+        self.head_s = head_seconds()
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task] = set()
         self.closing = False
         self.server: asyncio.AbstractServer | None = None
         self.date_line = b""
         self._timer = None
+
+    def admit(self, conn: Connection) -> bool:
+        """Take a new connection (it starts untrusted), making room when connections without credentials hold
+        their share or all: the oldest of them is turned away (a slow or idle one, most likely; a client
+        sends its head at once). False when every connection is trusted and the limit is reached."""
+        untrusted = self.untrusted
+        if untrusted and (len(untrusted) >= self.untrusted_cap or len(self.connections) >= self.max_connections):
+            next(iter(untrusted)).turn_away()
+        if len(self.connections) >= self.max_connections:
+            return False
+        self.connections.add(conn)
+        untrusted[conn] = None
+        return True
+
+    def trust(self, conn: Connection) -> None:
+        """`conn` sent a request head with valid credentials (or none are asked): it no longer counts against
+        the untrusted share, and has idle_s between requests."""
+        conn.trusted = True
+        self.untrusted.pop(conn, None)
 
     @property
     def buffered(self) -> int:
@@ -288,8 +338,8 @@ class HttpServer:
         self.date_line = f"Date: {email.utils.formatdate(usegmt=True)}\r\n".encode()
         now = self.loop.time()
         for conn in list(self.connections):
-            conn.sweep(now, self.idle_s)
-        self._timer = self.loop.call_later(min(1.0, self.idle_s / 2), self._tick)
+            conn.sweep(now, self.idle_s, self.head_s)
+        self._timer = self.loop.call_later(min(1.0, self.idle_s / 2, self.head_s / 2), self._tick)
 
     async def close(self, drain_s: float = 10.0) -> None:
         """Stop accepting, close idle connections, let answers in progress finish (up to `drain_s`)."""

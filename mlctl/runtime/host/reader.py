@@ -130,14 +130,16 @@ class RequestReader:
                 answer = server.unauthorized(self._request(b""))
                 if answer is not None:
                     raise self._refusal(answer.status, "", answer)
-        if size and not server.budget.fits(size):
+        if size and not server.budget.fits(size, self._authorized):
             raise self._over_budget()
+        if self._authorized and not self.trusted:  # from now on it may hold a slot of the room kept for clients
+            server.trust(self)
         if expect and (size or b"transfer-encoding" in fields) and version != "1.0":
             self.continue_due = True
             self._send_continue()
 
     def _over_budget(self) -> Refused:
-        return self._refusal(503, *self.server.budget.refusal())
+        return self._refusal(503, *self.server.budget.refusal(self._authorized))
 
     def _head_without_upgrade(self) -> bytes:
         """This request's head with its Upgrade header and the `upgrade` token of Connection taken out."""
@@ -160,9 +162,11 @@ class RequestReader:
         self._body_size += size
         budget = self.server.budget
         budget.held += size
+        if not self._authorized:
+            budget.unauthenticated += size
         if self._body_size > MAX_BODY:
             raise self._refusal(413, f"request body over {MAX_BODY} bytes")
-        if budget.held > budget.total:
+        if budget.held > budget.total or budget.unauthenticated > budget.unauthenticated_total:
             raise self._over_budget()
         self._body.append(body)
         self.continue_due = False  # the client did not wait for it

@@ -1,5 +1,9 @@
 """An instance's output: the pipe (or a container's FIFO) it writes to and the relay that copies it, in whole
-lines, to its log file."""
+lines, to its log file; `LineBuffer` cuts output into lines (the docker runtime's watcher uses it too).
+
+A line longer than MAX_LINE (output with no newline, or a progress bar redrawn with `\r`) is written in
+pieces of MAX_LINE bytes, each but the last ending with CUT_MARK: what the host holds of an instance's
+output is bounded, and each byte is copied a bounded number of times."""
 
 from __future__ import annotations
 
@@ -13,6 +17,67 @@ from .logfiles import RotatingLog
 RELAY_CHUNK = 256 * 1024  # instance output is read in chunks up to this size,
 RELAY_PAUSE_S = 0.02  # this long after the pipe turned readable (the lines of that moment, batched)
 PIPE_BYTES = 1024 * 1024  # the output pipe's capacity (Linux F_SETPIPE_SZ; the default 64 KiB otherwise)
+MAX_LINE = 64 * 1024  # longer lines are cut into pieces this long
+CUT_MARK = b" [mlctl: line over %d bytes, cut; it goes on in the next line]\n" % MAX_LINE
+
+
+class LineBuffer:
+    """Pure: an instance's output in, whole lines out; a partial line is kept (at most MAX_LINE bytes) until
+    its end arrives. The caller writes what `feed` returns (OutputRelay, the docker watcher)."""
+
+    __slots__ = ("pending", "max_line", "mark")
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self.pending = bytearray()
+        self.max_line = max_line
+        self.mark = CUT_MARK if max_line == MAX_LINE else b" [mlctl: line over %d bytes, cut]\n" % max_line
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The lines complete with `chunk` (b"" if none), lines over max_line cut and marked."""
+        pending = self.pending
+        end = chunk.rfind(b"\n") + 1
+        if end:
+            if pending:
+                pending += chunk[:end]
+                complete = bytes(pending)
+                pending.clear()
+            else:
+                complete = chunk[:end]
+            pending += chunk[end:]
+        else:
+            pending += chunk
+            complete = b""
+        if len(complete) > self.max_line:
+            complete = self._cut_lines(complete)
+        if len(pending) >= self.max_line:  # no end in sight: the full pieces go now
+            whole = len(pending) - len(pending) % self.max_line
+            complete += self._cut_lines(bytes(pending[:whole]), ended=False)
+            del pending[:whole]
+        return complete
+
+    def rest(self) -> bytes:
+        """The last partial line, ended (the output is over), or nothing."""
+        rest = bytes(self.pending) + b"\n" if self.pending else b""
+        self.pending.clear()
+        return rest
+
+    def _cut_lines(self, data: bytes, ended: bool = True) -> bytes:
+        """`data` with every line over max_line cut into marked pieces. `ended` false: `data` is whole pieces
+        of one line still going on, each marked."""
+        size, mark = self.max_line, self.mark
+        if not ended:
+            return b"".join(data[i : i + size] + mark for i in range(0, len(data), size))
+        out, pos, total = [], 0, len(data)
+        while pos < total:
+            nl = data.find(b"\n", pos)
+            text_end = nl if nl >= 0 else total  # the line's text, without its newline
+            while text_end - pos > size:
+                out += (data[pos : pos + size], mark)
+                pos += size
+            stop = nl + 1 if nl >= 0 else total
+            out.append(data[pos:stop])
+            pos = stop
+        return b"".join(out)
 
 
 def _enlarge(fd: int) -> None:
@@ -62,7 +127,7 @@ class OutputRelay:
 
     def __init__(self, fd: int, out: RotatingLog, remember: Callable[[bytes], None]):
         self.fd, self.out, self.remember = fd, out, remember
-        self.pending = b""
+        self.lines = LineBuffer()
         self.eof = False
         os.set_blocking(fd, False)
 
@@ -80,9 +145,7 @@ class OutputRelay:
                 self.eof = True  # every writer is gone: the process exited
                 break
             got = True
-            data = self.pending + chunk
-            cut = data.rfind(b"\n") + 1
-            complete, self.pending = data[:cut], data[cut:]
+            complete = self.lines.feed(chunk)
             if complete:
                 self.out.write(complete)
                 self.remember(complete)
@@ -114,6 +177,7 @@ class OutputRelay:
             loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1
-        if self.pending:
-            self.out.write(self.pending + b"\n")
-            self.remember(self.pending + b"\n")
+        rest = self.lines.rest()
+        if rest:
+            self.out.write(rest)
+            self.remember(rest)

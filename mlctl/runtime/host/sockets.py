@@ -20,6 +20,8 @@ import stat
 import time
 from pathlib import Path
 
+from mlctl.waiting import Timeout, wait_until
+
 from .runfiles import endpoint_tag, run_folder
 
 OWNER = ".owner"  # in a tag folder; exclusively flock-ed by its live host (the kernel drops it on death)
@@ -167,15 +169,18 @@ def _create_lock(folder: Path) -> int | None:
 
 def _lock(fd: int, wait: float) -> bool:
     """Exclusive flock on `fd`, trying for up to `wait` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
+
+    def locked() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+            return False
+
+    try:
+        return wait_until(locked, wait, "the socket folder's lock is free", interval=0.02)
+    except Timeout:
+        return False
 
 
 def _holds(folder: Path, fd: int) -> bool:

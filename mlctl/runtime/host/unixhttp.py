@@ -1,6 +1,6 @@
 """An http.client connection over a unix socket (the host's admin socket, a scoring server's socket).
 
-Standard library only: Ray Serve replicas import it too (mlctl.runtime.ray.replica).
+Standard library only: code that runs inside a platform's replicas imports it too.
 """
 
 from __future__ import annotations

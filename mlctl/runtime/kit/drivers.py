@@ -24,7 +24,7 @@ from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.kit.hostview import HostedContext
-from mlctl.runtime.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
+from mlctl.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
 from mlctl.state.statefile import ResourceState
 
 SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec

@@ -24,8 +24,8 @@ from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, serve
 
 def worker_count(spec) -> int | None:
     """The scoring workers an instance of `spec` runs (WORKER_COUNT in its environment); None if it is bad."""
-    from mlctl.runtime.server.settings import SettingsError
-    from mlctl.runtime.server.settings import worker_count as count
+    from mlctl.serversettings import SettingsError
+    from mlctl.serversettings import worker_count as count
 
     try:
         return count(instance_env(spec))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlctl.runtime.contract import Unscalable
 from mlctl.runtime.kit import store
-from mlctl.runtime.observed import EnvironmentObserved, ModelObserved
+from mlctl.observed import EnvironmentObserved, ModelObserved
 
 
 class ModelDriver(Unscalable):

@@ -5,7 +5,8 @@ A source package runs its own code (`setup.py`, a build backend) as the user run
 runner, during `apply`; a pull request can name one (`pkg @ file:///...`, or a package on an index that
 has no wheel). So uv runs with `--only-binary :all:` unless the project's runtime settings say
 `source_builds: true`; then the local runtime first installs what has wheels on the host (network, no
-build: uv's cache gets the build backends too), and then runs the whole install again, offline, under
+build: uv's cache gets the build backends too; what an index has only as an sdist is fetched as a file,
+sourcefetch.py), and then runs the whole install again, offline, under
 bubblewrap (Debian's `bubblewrap`): no network, no other process visible, all capabilities dropped, and
 of the file system only the system folders, the interpreter and uv (read-only), the sources the
 requirements name by `file://` (read-only), and the virtualenv and uv's cache (writable). Where bwrap is
@@ -20,10 +21,12 @@ import shutil
 
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/alternatives", "/etc/ld.so.cache")
 BUILD_BACKENDS = ("setuptools", "wheel")  # fetched into uv's cache on the host for the offline builds
+NAME = r"(?<![A-Za-z0-9._-])([A-Za-z][A-Za-z0-9._-]*)"  # a project name (one starting with a digit is a version)
+SPEC = r"(?:[<>=!~]=?=?[^\s,`]+,?)+"  # its version specifiers: ==1.0, >=1.11.1,<=1.12.1
 NO_WHEEL = (
     re.compile(r"Building source distributions for `?([A-Za-z0-9][A-Za-z0-9._-]*)`? (?:is|are) disabled"),
-    re.compile(r"`?([A-Za-z0-9][A-Za-z0-9._-]*)`?(?:==\S+)? has no usable wheels"),
-    re.compile(r"`?([A-Za-z0-9][A-Za-z0-9._-]*)`?(?:==\S+)? (?:is|was) marked as `?--no-build`?"),
+    re.compile(rf"`?{NAME}(?:\[[^\]]*\])?(?:{SPEC})?`? (?:has|have) no usable wheels"),
+    re.compile(rf"`?{NAME}(?:\[[^\]]*\])?(?:{SPEC})?`? (?:is|was) marked as `?--no-build`?"),
     re.compile(r"Distribution `([A-Za-z0-9][A-Za-z0-9._-]*)"),
 )
 FILE_URL = re.compile(r"@\s*file://(/[^\s;]+)")

@@ -15,7 +15,7 @@ from mlctl.runtime.contract import DriverError, Unscalable
 from mlctl.runtime.kit import cache, snapshot, store, virtualenvs
 from mlctl.runtime.kit.operations import HostedRuntime
 from mlctl.runtime.kit.servingspec import serving_spec
-from mlctl.runtime.observed import ImageObserved
+from mlctl.observed import ImageObserved
 
 
 class ImageDriver(Unscalable):

@@ -23,7 +23,7 @@ from pathlib import Path
 from mlctl.masking import mask_url_credentials
 from mlctl.privatefiles import write_atomic
 from mlctl.requirements import Requirements, requirement_name
-from mlctl.runtime.kit import sourcebuilds
+from mlctl.runtime.kit import sourcebuilds, sourcefetch
 from mlctl.runtime.kit.buildgroup import kill_group, start_step
 from mlctl.runtime.kit.pythons import find_python
 
@@ -162,9 +162,11 @@ def _tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
-def _install_with_source_builds(path: Path, python: str, req_file: Path, reqs, uv, install, log, progress) -> None:
-    """What has wheels installed on the host (network, no build; uv's cache gets the build backends), then
-    the whole install again offline in the sandbox, where source packages build (sourcebuilds.py)."""
+def _install_with_source_builds(path: Path, interp, req_file: Path, reqs, uv, install, log, progress) -> None:
+    """What has wheels installed on the host (network, no build; uv's cache gets the build backends), the
+    source distributions of what has none fetched as files (sourcefetch.py), then the whole install again
+    offline in the sandbox, where source packages build (sourcebuilds.py)."""
+    python = interp.executable
     bwrap = sourcebuilds.bwrap_path()
     if bwrap is None or not uv:
         why = "bubblewrap (bwrap) is not installed" if bwrap is None else "uv is not installed"
@@ -173,9 +175,15 @@ def _install_with_source_builds(path: Path, python: str, req_file: Path, reqs, u
             f"source_builds is set, but {why}: a source build runs only in its sandbox "
             "(install Debian's bubblewrap, or use packages that have wheels)"
         )
-    wheels = req_file.with_name(f"{req_file.stem}.wheels.txt")
-    write_atomic(wheels, "".join(f"{r}\n" for r in sourcebuilds.wheel_lines(reqs.lines)).encode(), mode=0o600)
-    _run([*install, *WHEELS_ONLY, "-r", str(wheels)], log, progress, "install")
+    sources = path.parent / f"{path.name}.sources"
+    shutil.rmtree(sources, ignore_errors=True)
+    say = progress or (lambda msg: None)
+    say("resolving with wheels only; fetching the source distributions of what has none (nothing of them runs)")
+    hosted = sourcebuilds.wheel_lines(reqs.lines)
+    pinned = sourcefetch.fetch_sources(uv, ["--python", python], interp.version_text, hosted, sources, log)
+    options = [line for line in hosted if line.startswith("-")]
+    wheels, pins, fetched = sourcefetch.write_lists(pinned, options, sources)
+    _run([*install, *WHEELS_ONLY, "--no-deps", "-r", str(wheels)], log, progress, "install")
     backends = path.parent / f"{path.name}.backends"
     shutil.rmtree(backends, ignore_errors=True)
     try:
@@ -189,15 +197,18 @@ def _install_with_source_builds(path: Path, python: str, req_file: Path, reqs, u
         shutil.rmtree(backends, ignore_errors=True)
     cache = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
     Path(cache).mkdir(parents=True, exist_ok=True)
-    readable = [*sourcebuilds.interpreter_folders(python), *sourcebuilds.uv_folders(uv), str(req_file)]
+    readable = [*sourcebuilds.interpreter_folders(python), *sourcebuilds.uv_folders(uv), str(req_file), str(sources)]
     cmd = sourcebuilds.sandboxed(
         bwrap,
-        [*install, "--offline", "-r", str(req_file)],
+        [*install, "--offline", "-r", str(req_file), "-r", str(fetched), "-c", str(pins)],
         [str(path), cache],
         readable + sourcebuilds.file_sources(reqs.lines),
         env={"UV_CACHE_DIR": cache},
     )
-    _run(cmd, log, progress, "source build")
+    try:
+        _run(cmd, log, progress, "source build")
+    finally:
+        shutil.rmtree(sources, ignore_errors=True)
 
 
 def _build(
@@ -226,7 +237,7 @@ def _build(
         install = [py, "-m", "pip", "install", "--progress-bar", "off"]
     say(f"installing {len(reqs.lines)} packages")
     if source_builds:
-        _install_with_source_builds(path, interp.executable, req_file, reqs, uv, install, log, progress)
+        _install_with_source_builds(path, interp, req_file, reqs, uv, install, log, progress)
     else:
         _run([*install, *WHEELS_ONLY, "-r", str(req_file)], log, progress, "install")
     try:  # speed-ups where the platform has wheels for them; the server runs without them
@@ -234,7 +245,11 @@ def _build(
     except subprocess.CalledProcessError:
         log.write("note: uvloop/orjson unavailable for this platform; the scoring server runs without them\n")
     freeze = [*uv, "pip", "freeze", "--python", py] if uv else [py, "-m", "pip", "freeze"]
-    frozen = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout.split()
+    frozen = [
+        x.strip()
+        for x in subprocess.run(freeze, capture_output=True, text=True, check=True).stdout.splitlines()
+        if x.strip()
+    ]
     probe = "import platform; print(platform.python_version()); print(platform.platform())"
     facts = subprocess.run([py, "-c", probe], capture_output=True, text=True, check=True)
     version, plat = facts.stdout.splitlines()[:2]

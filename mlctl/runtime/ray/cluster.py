@@ -15,10 +15,10 @@ import logging
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mlctl.waiting import Timeout, wait_until
 from mlctl.errors import MlctlError
 from mlctl.runtime.ray.apps import word
 
@@ -225,9 +225,9 @@ def wait_running(name: str, timeout: float, progress: Callable[[str], None] = la
     """The application's details once it is RUNNING with every replica up; ClusterError with Serve's message
     (a replica's traceback when its constructor failed) when it fails or time runs out. A deployment
     whose replicas keep failing to start is given up after its first failures, not Serve's many retries."""
-    deadline = time.monotonic() + timeout
-    said = ""
-    while True:
+    seen = {"state": "", "app": {}}
+
+    def running() -> dict | None:
         app = details().get("applications", {}).get(name)
         if app is None:
             raise ClusterError(f"Serve application {name} disappeared while it was deploying")
@@ -237,15 +237,18 @@ def wait_running(name: str, timeout: float, progress: Callable[[str], None] = la
         if word(app.get("status")) == "RUNNING" and _replicas_running(app):
             return app
         state = f"{word(app.get('status'))}: " + ", ".join(f"{s} {n}" for s, n in sorted(replica_states(app).items()))
-        if state != said:
+        if state != seen["state"]:
             progress(state)
-            said = state
-        if time.monotonic() > deadline:
-            raise ClusterError(
-                f"Serve application {name} was not running after {timeout:.0f}s ({state})",
-                detail=app.get("message") or "",
-            )
-        time.sleep(0.5)
+        seen.update(state=state, app=app)
+        return None
+
+    try:
+        return wait_until(running, timeout, f"Serve application {name} is running", interval=0.5)
+    except Timeout:
+        raise ClusterError(
+            f"Serve application {name} was not running after {timeout:.0f}s ({seen['state']})",
+            detail=seen["app"].get("message") or "",
+        ) from None
 
 
 def replica_states(app: dict) -> dict[str, int]:

@@ -19,7 +19,7 @@ from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, Guarded,
 from mlctl.runtime.kit.drivers import deployment_observed
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver
-from mlctl.runtime.observed import DeploymentObserved
+from mlctl.observed import DeploymentObserved
 from mlctl.runtime.ray import apps, appspec, cluster
 from mlctl.waiting import Timeout, wait_until
 

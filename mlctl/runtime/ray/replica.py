@@ -25,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from types import SimpleNamespace
 
+from mlctl.waiting import Timeout, wait_until
 from mlctl.runtime.host.unixhttp import UnixConnection
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -112,20 +112,21 @@ class ScoringReplica:
         self.proc.wait()
 
     def _wait_ready(self, budget_s: float) -> None:
-        deadline = time.monotonic() + budget_s
-        while True:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 self.relay.join(5)
                 raise RuntimeError(
                     f"the scoring server exited with code {self.proc.returncode} before it was "
                     "ready:\n" + "\n".join(self.tail)
                 )
-            if probe(self.socket, 2.0) == 200:
-                return
-            if time.monotonic() > deadline:
-                self._kill()
-                raise RuntimeError(f"the scoring server was not ready after {budget_s:.0f}s:\n" + "\n".join(self.tail))
-            time.sleep(0.1)
+            return probe(self.socket, 2.0) == 200
+
+        try:
+            wait_until(ready, budget_s, "the scoring server answers its readiness probe")
+        except Timeout:
+            self._kill()
+            raise RuntimeError(f"the scoring server was not ready after {budget_s:.0f}s:\n" + "\n".join(self.tail))
 
     def _kill(self) -> None:
         proc = getattr(self, "proc", None)  # (also from __del__ of a constructor that failed early)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from mlctl.runtime.server.settings import Settings
+from mlctl.serversettings import Settings
 
 logger = logging.getLogger("azmlinfsrv")
 

@@ -29,7 +29,7 @@ from mlctl.runtime.server.inputs import (
 from mlctl.runtime.server.logs import RequestLog
 from mlctl.runtime.server.response import AMLResponse
 from mlctl.runtime.server.script import RAW, UserScript
-from mlctl.runtime.server.settings import Settings
+from mlctl.serversettings import Settings
 from mlctl.runtime.server.workers import CallTimeout, QueueFull, Unhealthy, WorkerPool
 
 logger = logging.getLogger("azmlinfsrv")

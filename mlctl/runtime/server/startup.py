@@ -28,7 +28,7 @@ from mlctl.runtime.server.answers import SERVER_VERSION
 from mlctl.runtime.server.logs import RequestLog, configure_logging
 from mlctl.runtime.server.output import redirect
 from mlctl.runtime.server.processes import DRAIN, GO, INITIALIZED, KILL, ListenError, run_workers
-from mlctl.runtime.server.settings import Settings, SettingsError, parse_settings
+from mlctl.serversettings import Settings, SettingsError, parse_settings
 
 logger = logging.getLogger("azmlinfsrv")
 
