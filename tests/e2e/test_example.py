@@ -94,10 +94,10 @@ def test_apply_refuses_without_approval_off_a_terminal(example_project):
 
 def test_missing_python_is_an_error_before_any_change(example_project):
     conda = example_project / "environment" / "conda.yml"
-    conda.write_text(conda.read_text().replace("python>=3.11", "python=2.1"))
+    conda.write_text(conda.read_text().replace("python>=3.11", "python=3.99"))
     out = mlctl(example_project, "apply", "--auto-approve", check=False)
     assert out.returncode == 1
-    assert "No Python interpreter on this machine satisfies python 2.1" in out.stderr
+    assert "No Python interpreter on this machine satisfies python 3.99" in out.stderr
     assert "image.diabetes-blue-env" in out.stderr and "Traceback" not in out.stderr
     assert "change the python version in the conda file /" in out.stderr and "environment/conda.yml" in out.stderr
     state = example_project / ".mlctl" / "state.json"
