@@ -89,65 +89,48 @@ def _serving(work: Path, code: Path, model: Path, args) -> Host:
     return host
 
 
-def slow_head_attack(work: Path, code: Path, model: Path, args):
+def _row(host: Host, name: str, described: str):
+    """The report row of one attack on `host`: what keyed clients got, the host's CPU and memory, and whether
+    it is still up."""
     from report import Row, started, still_up
 
+    pid = host.info.pid
+
+    def row(attack, kept, fresh, cpu, resident, peak):
+        figures, lost = _figures(described, attack, kept, fresh, cpu, resident, peak)
+        return Row(started(host, "event loop"), name, figures, lost + ([] if still_up(host, pid) else ["host"]))
+
+    return row
+
+
+def slow_head_attack(work: Path, code: Path, model: Path, args):
     host = _serving(work, code, model, args)
     try:
-        pid = host.info.pid
-
-        def row(attack, kept, fresh, cpu, resident, peak):
-            figures, lost = _figures(
-                f"{args.slow_connections} slow-header connections without a key (a byte every 0.5 s) for "
-                f"{args.seconds + 2:.0f} s",
-                attack,
-                kept,
-                fresh,
-                cpu,
-                resident,
-                peak,
-            )
-            return Row(
-                started(host, "event loop"), "slow heads", figures, lost + ([] if still_up(host, pid) else ["host"])
-            )
-
+        described = (
+            f"{args.slow_connections} slow-header connections without a key (a byte every 0.5 s) for "
+            f"{args.seconds + 2:.0f} s"
+        )
         return under_attack(
             host,
             lambda ready: slow_heads(host.info.port, args.slow_connections, args.seconds + 2, 0.5, ready),
             args,
-            row,
+            _row(host, "slow heads", described),
         )
     finally:
         host.stop()
 
 
 def slow_body_attack(work: Path, code: Path, model: Path, args):
-    from report import Row, started, still_up
-
     host = _serving(work, code, model, args)
     try:
-        pid = host.info.pid
-
-        def row(attack, kept, fresh, cpu, resident, peak):
-            figures, lost = _figures(
-                f"{args.slow_bodies} slow 60 kB bodies without a key (all but the last byte) for "
-                f"{args.seconds + 2:.0f} s",
-                attack,
-                kept,
-                fresh,
-                cpu,
-                resident,
-                peak,
-            )
-            return Row(
-                started(host, "event loop"), "slow bodies", figures, lost + ([] if still_up(host, pid) else ["host"])
-            )
-
+        described = (
+            f"{args.slow_bodies} slow 60 kB bodies without a key (all but the last byte) for {args.seconds + 2:.0f} s"
+        )
         return under_attack(
             host,
             lambda ready: slow_bodies(host.info.port, args.slow_bodies, args.seconds + 2, started=ready),
             args,
-            row,
+            _row(host, "slow bodies", described),
         )
     finally:
         host.stop()
@@ -173,11 +156,8 @@ def run(raw_data):
 
 def no_newline_output(work: Path, code: Path, model: Path, args):
     """A second deployment prints --output-mb MB with no newline (then a \\r bar) while keyed clients use blue."""
-    from report import Row, started, still_up
-
     host = _serving(work, code, model, args)
     try:
-        pid = host.info.pid
         noisy = work / "noisy"
         noisy.mkdir()
         (noisy / "score.py").write_text(NOISY)
@@ -194,24 +174,8 @@ def no_newline_output(work: Path, code: Path, model: Path, args):
             except AssertionError:
                 return collections.Counter({"not logged within 600 s": 1})
 
-        def row(attack_counts, kept, fresh, cpu, resident, peak):
-            figures, lost = _figures(
-                f"{args.output_mb} MB of instance output with no newline, then a \\r bar",
-                attack_counts,
-                kept,
-                fresh,
-                cpu,
-                resident,
-                peak,
-            )
-            return Row(
-                started(host, "event loop"),
-                "output, no newline",
-                figures,
-                lost + ([] if still_up(host, pid) else ["host"]),
-            )
-
-        return under_attack(host, attack, args, row)
+        described = f"{args.output_mb} MB of instance output with no newline, then a \\r bar"
+        return under_attack(host, attack, args, _row(host, "output, no newline", described))
     finally:
         host.stop()
 
