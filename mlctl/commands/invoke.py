@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -42,15 +43,22 @@ def read_request_file(project, request_file: str) -> bytes:
     help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.",
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option(
+    "--cacert",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Verify the endpoint's certificate with this CA file (PEM) instead of the project's CA (tls: self-signed) "
+    "or the system's store.",
+)
 @click.pass_obj
-def command(project, endpoint, request_file, deployment, timeout):
+def command(project, endpoint, request_file, deployment, timeout, cacert):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
     from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.reconciler.operations import runtime_of
 
     _, rs = endpoint_state(project, endpoint)
     runtime = runtime_of(project, rs)
-    base = runtime.endpoint_url(project, endpoint)
+    base = runtime.endpoint_url(project, endpoint, rs.attributes)
     if base is None:
         raise MlctlError(
             f"the endpoint host of {endpoint!r} is not running",
@@ -64,12 +72,35 @@ def command(project, endpoint, request_file, deployment, timeout):
     if deployment:
         headers["azureml-model-deployment"] = deployment
     req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")
+    context = verifying_context(project, rs, cacert) if base.startswith("https://") else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             click.echo(resp.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as e:
         text = e.read().decode("utf-8", "replace")
         click.echo(f"HTTP {e.code} {e.reason}: {text}", err=True)
         sys.exit(1)
     except (urllib.error.URLError, OSError) as e:
-        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {getattr(e, 'reason', e)}") from None
+        reason = getattr(e, "reason", e)
+        detail = ""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            detail = (
+                "The endpoint's certificate is not one this client trusts for that name. Give the CA that "
+                "signed it with --cacert FILE, or set listen.public_name to a name the certificate carries."
+            )
+        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {reason}", detail=detail) from None
+
+
+def verifying_context(project, rs, cacert: str | None) -> ssl.SSLContext:
+    """A client TLS context that verifies the endpoint's certificate and name: with `cacert` when given,
+    else the project's CA for `tls: self-signed`, else the system's store."""
+    from mlctl.selfsigned import trusted_ca
+
+    cafile = cacert or trusted_ca(rs.attributes, project.data_dir)
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as e:
+        raise MlctlError(
+            f"cannot use {cafile} as a CA file: {getattr(e, 'strerror', None) or e}",
+            detail="Give a PEM file of CA certificates with --cacert.",
+        ) from None

@@ -23,6 +23,7 @@ from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
 from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
+from mlctl.runtime.kit import listening
 from mlctl.runtime.kit.hostview import HostedContext
 from mlctl.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
 from mlctl.state.statefile import ResourceState
@@ -30,10 +31,25 @@ from mlctl.state.statefile import ResourceState
 SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
 
 
-def _endpoint_observed(info) -> EndpointObserved:
-    base = f"http://127.0.0.1:{info.port}"
+def _endpoint_observed(info, attributes) -> EndpointObserved:
+    """What a running host of an endpoint with these attributes shows: its URIs as clients use them (listening)."""
+    base = listening.client_base(attributes, info.port)
     return EndpointObserved(
-        alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score", openapi_uri=f"{base}/swagger.json"
+        alive=True,
+        pid=info.pid,
+        port=info.port,
+        scoring_uri=f"{base}/score",
+        openapi_uri=f"{base}/swagger.json",
+        certificate_digest=listening.served_digest(attributes, info.port),
+    )
+
+
+def _listens_as(info, wanted: dict | None) -> bool:
+    """Does the running host listen on the address and with the TLS the endpoint now wants?"""
+    have = getattr(info, "listen", None) or {}
+    want = wanted or {}
+    return have.get("address", "127.0.0.1") == want.get("address", "127.0.0.1") and have.get("scheme", "http") == (
+        "https" if want.get("certificate") else "http"
     )
 
 
@@ -50,16 +66,31 @@ class EndpointDriver(Unscalable):
         a = dict(resource.attributes)
         name = a["name"]
         secrets.ensure_keys(ctx.data_dir, name)
+        wanted = self._listen(resource, ctx)
         info = hostclient.find_host(ctx.data_dir, name)
+        if info is not None and not _listens_as(info, wanted):
+            ctx.progress(str(resource.address), "stopping the endpoint host that listens elsewhere")
+            hostclient.HostClient(info).shutdown()
+            info = None
         if info is not None:
             hostclient.HostClient(info).set_auth(a["auth_mode"])
             hostclient.HostClient(info).reload_keys()
+            if wanted and wanted.get("certificate"):
+                hostclient.HostClient(info).reload_tls()
         else:
-            info = self._start(resource, prior, ctx)
+            info = self._start(resource, prior, ctx, wanted)
         ctx.hosts.forget(name)
-        return _endpoint_observed(info)
+        return _endpoint_observed(info, a)
 
-    def _start(self, resource, prior, ctx: HostedContext):
+    @staticmethod
+    def _listen(resource, ctx: HostedContext) -> dict | None:
+        """The host's listen settings (a self-signed certificate made now when needed); DriverError if not."""
+        try:
+            return listening.host_listen(resource.attributes, ctx.data_dir, resource.address.name)
+        except (OSError, ValueError) as e:
+            raise DriverError(f"cannot prepare the TLS files of {resource.address}: {e}") from None
+
+    def _start(self, resource, prior, ctx: HostedContext, listen: dict | None):
         """Start the host on the pinned port, else the port it had (when still free), else any."""
         a = dict(resource.attributes)
         recorded = prior.observed.port if prior else None
@@ -67,7 +98,13 @@ class EndpointDriver(Unscalable):
         for i, port in enumerate(tries):
             ctx.progress(str(resource.address), "starting the endpoint host" + (f" on port {port}" if port else ""))
             try:
-                return hostclient.start_host(ctx.data_dir, a["name"], auth_mode=a["auth_mode"], port=port)
+                return hostclient.start_host(
+                    ctx.data_dir,
+                    a["name"],
+                    auth_mode=a["auth_mode"],
+                    port=port,
+                    **({"listen": listen} if listen else {}),
+                )
             except hostclient.HostError as e:
                 if i + 1 < len(tries):
                     ctx.progress(str(resource.address), f"port {port} is taken; the host takes another one")
@@ -80,9 +117,22 @@ class EndpointDriver(Unscalable):
         raise AssertionError("unreachable: the last try raises")
 
     def update(self, resource, prior, ctx: HostedContext):
+        """The auth mode, and the certificate files read again (a new certificate: the host reloads it in place,
+        open connections kept, no restart)."""
         a = dict(resource.attributes)
-        ctx.hosts.client(a["name"]).set_auth(a["auth_mode"])
-        return _endpoint_observed(hostclient.find_host(ctx.data_dir, a["name"]))
+        client = ctx.hosts.client(a["name"])
+        client.set_auth(a["auth_mode"])
+        wanted = self._listen(resource, ctx)
+        if wanted and wanted.get("certificate"):
+            ctx.progress(str(resource.address), "the endpoint host reloads its certificate")
+            try:
+                client.reload_tls()
+            except hostclient.HostError as e:
+                raise DriverError(
+                    f"the endpoint host of {a['name']!r} did not take the new certificate: {e.message}",
+                    "It keeps serving the previous one. Fix the files and run `mlctl apply` again.",
+                ) from None
+        return _endpoint_observed(hostclient.find_host(ctx.data_dir, a["name"]), a)
 
     def roll(self, resource, prior, ctx: HostedContext) -> NoReturn:
         raise DriverError(f"an endpoint is recreated, never rolled ({resource.address})")
@@ -109,7 +159,7 @@ class EndpointDriver(Unscalable):
         info = ctx.hosts.info(address.name)
         if info is None or ctx.hosts.status(address.name) is None:
             return EndpointObserved(alive=False, port=prior.observed.port)
-        return _endpoint_observed(info)
+        return _endpoint_observed(info, prior.attributes)
 
 
 def deployment_observed(d: dict | None) -> DeploymentObserved | None:

@@ -16,6 +16,7 @@ from mlctl.runtime.contract import InstanceUsage, Runtime
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.client import HostClient, HostError, find_host
 from mlctl.runtime.kit.hostview import HostedContext
+from mlctl.runtime.kit.listening import client_base
 
 
 class HostedRuntime(Runtime):
@@ -24,9 +25,9 @@ class HostedRuntime(Runtime):
     def context(self, project, **kwargs) -> HostedContext:
         return HostedContext(project, settings=self.settings, **kwargs)
 
-    def endpoint_url(self, project, endpoint):
+    def endpoint_url(self, project, endpoint, attributes=None):
         info = find_host(project.data_dir, endpoint)
-        return f"http://127.0.0.1:{info.port}" if info else None
+        return client_base(attributes or {}, info.port) if info else None
 
     def authorization(self, project, endpoint, auth_mode):
         try:
