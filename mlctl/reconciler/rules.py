@@ -54,6 +54,7 @@ RULES: dict[Kind, KindRules] = {
         META | {"auth_mode", "public_name", "certificate_digest", "certificate_expires", "client_ca_digest"},
         frozenset({"port", "listen"}),
         Action.RECREATE,
+        artifact=frozenset({"certificate_digest", "certificate_expires", "client_ca_digest"}),
         unknown=("port", "scoring_uri"),
         unknown_if_null="port",
     ),

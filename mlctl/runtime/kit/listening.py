@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Mapping
 
 from mlctl.certificates import der_digest
+from mlctl.runtime.host.listen import url_host
 from mlctl.selfsigned import ensure_certificate, names_for
 
 PROBE_TIMEOUT_S = 5.0
@@ -35,14 +36,6 @@ def host_listen(attributes: Mapping, data_dir, endpoint: str) -> dict | None:
         issued = ensure_certificate(data_dir, endpoint, names_for(listen["address"], attributes.get("public_name")))
         out.update(certificate=issued.certificate, key=issued.key)
     return out
-
-
-def url_host(name: str) -> str:
-    """Pure: a host for a URL (an IPv6 address in brackets)."""
-    try:
-        return f"[{name}]" if ipaddress.ip_address(name).version == 6 else name
-    except ValueError:
-        return name
 
 
 def client_base(attributes: Mapping, port: int) -> str:
