@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import ssl
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 
 import click
 
+from mlctl.endpointurls import reach_address
 from mlctl.errors import MlctlError
 
 
@@ -58,7 +60,8 @@ def command(project, endpoint, request_file, deployment, timeout, cacert):
 
     _, rs = endpoint_state(project, endpoint)
     runtime = runtime_of(project, rs)
-    base = runtime.endpoint_url(project, endpoint, rs.attributes)
+    served = rs.attributes if (rs.attributes.get("listen") or {}).get("tls", "off") != "off" else {}
+    base = runtime.endpoint_url(project, endpoint, served and rs.attributes)  # plain HTTP: the host itself
     if base is None:
         raise MlctlError(
             f"the endpoint host of {endpoint!r} is not running",
@@ -71,24 +74,39 @@ def command(project, endpoint, request_file, deployment, timeout, cacert):
     }
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")
     context = verifying_context(project, rs, cacert) if base.startswith("https://") else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            click.echo(resp.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as e:
-        text = e.read().decode("utf-8", "replace")
-        click.echo(f"HTTP {e.code} {e.reason}: {text}", err=True)
-        sys.exit(1)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+        status, reason, text = send(base, reach_address(rs.attributes), body, headers, timeout, context)
+    except (OSError, http.client.HTTPException) as e:
         detail = ""
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        if isinstance(e, ssl.SSLCertVerificationError):
             detail = (
                 "The endpoint's certificate is not one this client trusts for that name. Give the CA that "
                 "signed it with --cacert FILE, or set listen.public_name to a name the certificate carries."
             )
-        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {reason}", detail=detail) from None
+        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {e}", detail=detail) from None
+    if status >= 400:
+        click.echo(f"HTTP {status} {reason}: {text}", err=True)
+        sys.exit(1)
+    click.echo(text)
+
+
+def send(base: str, address: str, body: bytes, headers: dict, timeout: float, context) -> tuple[int, str, str]:
+    """POST `body` to `base`/score: (status, reason, text). The connection goes to `address` (this machine's
+    way to the endpoint host); with TLS the certificate is verified for the URL's host name (`context`)."""
+    url = urllib.parse.urlsplit(base)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    sock = socket.create_connection((address, port), timeout=timeout)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname=url.hostname)
+    conn = http.client.HTTPConnection(url.hostname, port, timeout=timeout)
+    conn.sock = sock
+    try:
+        conn.request("POST", "/score", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.reason, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
 
 
 def verifying_context(project, rs, cacert: str | None) -> ssl.SSLContext:

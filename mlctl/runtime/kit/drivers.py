@@ -23,6 +23,7 @@ from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
 from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
+from mlctl.endpointurls import client_base
 from mlctl.runtime.kit import listening
 from mlctl.runtime.kit.hostview import HostedContext
 from mlctl.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
@@ -31,16 +32,25 @@ from mlctl.state.statefile import ResourceState
 SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
 
 
-def _endpoint_observed(info, attributes) -> EndpointObserved:
-    """What a running host of an endpoint with these attributes shows: its URIs as clients use them (listening)."""
-    base = listening.client_base(attributes, info.port)
+def _endpoint_observed(info, attributes, status: dict | None = None) -> EndpointObserved:
+    """What a running host of an endpoint with these attributes shows: its URIs as clients use them, and the
+    certificate it serves (its `status`, asked when not given)."""
+    base = client_base(attributes, info.port)
+    served = None
+    if (attributes.get("listen") or {}).get("tls", "off") != "off":
+        if status is None:
+            try:
+                status = hostclient.HostClient(info).status()
+            except hostclient.HostError:
+                status = {}
+        served = ((status.get("listen") or {}).get("tls") or {}).get("sha256")
     return EndpointObserved(
         alive=True,
         pid=info.pid,
         port=info.port,
         scoring_uri=f"{base}/score",
         openapi_uri=f"{base}/swagger.json",
-        certificate_digest=listening.served_digest(attributes, info.port),
+        certificate_digest=served,
     )
 
 
@@ -157,9 +167,10 @@ class EndpointDriver(Unscalable):
 
     def read(self, address, prior, ctx: HostedContext):
         info = ctx.hosts.info(address.name)
-        if info is None or ctx.hosts.status(address.name) is None:
+        status = ctx.hosts.status(address.name)
+        if info is None or status is None:
             return EndpointObserved(alive=False, port=prior.observed.port)
-        return _endpoint_observed(info, prior.attributes)
+        return _endpoint_observed(info, prior.attributes, status)
 
 
 def deployment_observed(d: dict | None) -> DeploymentObserved | None:

@@ -16,7 +16,7 @@ from mlctl.runtime.contract import InstanceUsage, Runtime
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.client import HostClient, HostError, find_host
 from mlctl.runtime.kit.hostview import HostedContext
-from mlctl.runtime.kit.listening import client_base
+from mlctl.endpointurls import client_base
 
 
 class HostedRuntime(Runtime):
