@@ -78,8 +78,8 @@ class ListenBlock:
 def read_listen(doc: Document | None, data: Mapping[str, Any] | None) -> tuple[ListenBlock, list[Diagnostic]]:
     """Pure but for the file's lines: the project's listen block (schema-checked `data`) and the problems
     the schema cannot see (an address that is not one, a proxy that is not a network)."""
-    raw = (data or {}).get("listen") if doc is not None else None
-    if not isinstance(raw, dict):
+    raw = (data or {}).get("listen")
+    if doc is None or not isinstance(raw, dict):
         return ListenBlock(), []
     diags: list[Diagnostic] = []
     common = _merged(Listen(), raw, ("listen",), doc, diags)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+from typing import Any
 
 from mlctl.boundary import describe, is_inside
 from mlctl.certificates import EXPIRY_WARNING_DAYS, CertificateProblem, facts_of, key_matches, load_chain
 from mlctl.certificates import loose_permissions, read_pem
-from mlctl.errors import Diagnostic
+from mlctl.errors import Diagnostic, Severity
 from mlctl.listen import Listen
 
 OFF_LOOPBACK_AUTH = ("key", "aml_token")
@@ -39,7 +40,7 @@ def listen_attributes(
     now = now or datetime.datetime.now(datetime.timezone.utc)
     address = f"endpoint {spec.name}"
     _check_exposure(listen, spec, address, diags)
-    attrs = {
+    attrs: dict[str, Any] = {
         "listen": {
             "address": listen.address,
             "tls": listen.tls,
@@ -53,13 +54,13 @@ def listen_attributes(
         "client_ca_digest": None,
         "tls_files": {"certificate": listen.certificate, "key": listen.key, "client_ca": listen.client_ca},
     }
-    if listen.tls == "files":
-        facts = _certificate(listen, boundary, address, diags, now)
+    if listen.tls == "files" and listen.certificate and listen.key:
+        facts = _certificate(listen, listen.certificate, listen.key, boundary, address, diags, now)
         if facts is not None:
             attrs["certificate_digest"], attrs["certificate_expires"] = facts.digest, facts.not_after
             inputs[listen.certificate] = facts.digest
     if listen.client_ca:
-        attrs["client_ca_digest"] = _client_ca(listen, boundary, address, diags)
+        attrs["client_ca_digest"] = _client_ca(listen, listen.client_ca, boundary, address, diags)
         if attrs["client_ca_digest"]:
             inputs[listen.client_ca] = attrs["client_ca_digest"]
     return attrs
@@ -86,7 +87,7 @@ def _check_exposure(listen: Listen, spec, address: str, diags: list[Diagnostic])
                 "Only the proxy may reach this address: keys and data cross the network between them in clear "
                 "text. List the proxy's addresses in 'trusted_proxies' for client addresses in the logs.",
                 address=address,
-                severity="warning",
+                severity=Severity.WARNING,
                 **listen.at("behind_tls_proxy"),
             )
         )
@@ -142,15 +143,15 @@ def _usable(path: str, what: str, where: dict, boundary: str, address: str, diag
     return True
 
 
-def _certificate(listen: Listen, boundary: str, address: str, diags: list[Diagnostic], now):
-    """The certificate's facts when the certificate and key are usable and belong together, else None."""
+def _certificate(listen: Listen, cert: str, key: str, boundary: str, address: str, diags: list[Diagnostic], now):
+    """The facts of certificate file `cert` when it and `key` are usable and belong together, else None."""
     cert_at, key_at = listen.at("certificate"), listen.at("key")
-    ok = _usable(listen.certificate, "certificate", cert_at, boundary, address, diags)
-    ok = _usable(listen.key, "key", key_at, boundary, address, diags) and ok
+    ok = _usable(cert, "certificate", cert_at, boundary, address, diags)
+    ok = _usable(key, "key", key_at, boundary, address, diags) and ok
     if not ok:
         return None
     try:
-        certs = load_chain(listen.certificate)
+        certs = load_chain(cert)
         facts = facts_of(certs)
     except CertificateProblem as e:
         diags.append(
@@ -158,7 +159,7 @@ def _certificate(listen: Listen, boundary: str, address: str, diags: list[Diagno
         )
         return None
     try:
-        matches = key_matches(listen.key, certs)
+        matches = key_matches(key, certs)
     except CertificateProblem as e:
         diags.append(
             Diagnostic(str(e), "Give the certificate's unencrypted PEM private key.", address=address, **key_at)
@@ -167,7 +168,7 @@ def _certificate(listen: Listen, boundary: str, address: str, diags: list[Diagno
     if not matches:
         diags.append(
             Diagnostic(
-                f"the key {listen.key} does not belong to the certificate {listen.certificate}",
+                f"the key {key} does not belong to the certificate {cert}",
                 "Give the private key the certificate was issued for (its public key is the certificate's).",
                 address=address,
                 **key_at,
@@ -177,7 +178,7 @@ def _certificate(listen: Listen, boundary: str, address: str, diags: list[Diagno
     if days <= 0:
         diags.append(
             Diagnostic(
-                f"the certificate {listen.certificate} expired on {facts.not_after}",
+                f"the certificate {cert} expired on {facts.not_after}",
                 "Renew it and replace the file (apply reloads it in place, without a restart).",
                 address=address,
                 **cert_at,
@@ -186,24 +187,24 @@ def _certificate(listen: Listen, boundary: str, address: str, diags: list[Diagno
     elif days <= EXPIRY_WARNING_DAYS:
         diags.append(
             Diagnostic(
-                f"the certificate {listen.certificate} expires in {int(days)} day(s), on {facts.not_after}",
+                f"the certificate {cert} expires in {int(days)} day(s), on {facts.not_after}",
                 "Renew it and replace the file; `mlctl apply` then reloads it in place, without a restart.",
                 address=address,
-                severity="warning",
+                severity=Severity.WARNING,
                 **cert_at,
             )
         )
     return facts if matches and days > 0 else None
 
 
-def _client_ca(listen: Listen, boundary: str, address: str, diags: list[Diagnostic]) -> str | None:
-    """The digest of the client CA file when it is usable."""
+def _client_ca(listen: Listen, path: str, boundary: str, address: str, diags: list[Diagnostic]) -> str | None:
+    """The digest of the client CA file `path` when it is usable."""
     where = listen.at("client_ca")
-    if not _usable(listen.client_ca, "client CA", where, boundary, address, diags):
+    if not _usable(path, "client CA", where, boundary, address, diags):
         return None
     try:
-        load_chain(listen.client_ca, "client CA")
-        return "sha256:" + hashlib.sha256(read_pem(listen.client_ca, "client CA")).hexdigest()
+        load_chain(path, "client CA")
+        return "sha256:" + hashlib.sha256(read_pem(path, "client CA")).hexdigest()
     except CertificateProblem as e:
         diags.append(
             Diagnostic(

@@ -99,7 +99,7 @@ def send(base: str, address: str, body: bytes, headers: dict, timeout: float, co
     sock = socket.create_connection((address, port), timeout=timeout)
     if context is not None:
         sock = context.wrap_socket(sock, server_hostname=url.hostname)
-    conn = http.client.HTTPConnection(url.hostname, port, timeout=timeout)
+    conn = http.client.HTTPConnection(url.hostname or address, port, timeout=timeout)
     conn.sock = sock
     try:
         conn.request("POST", "/score", body=body, headers=headers)

@@ -113,7 +113,7 @@ class EndpointDriver(Unscalable):
                     a["name"],
                     auth_mode=a["auth_mode"],
                     port=port,
-                    **({"listen": listen} if listen else {}),
+                    listen=listen,
                 )
             except hostclient.HostError as e:
                 if i + 1 < len(tries):
