@@ -63,6 +63,20 @@ def _listens_as(info, wanted: dict | None) -> bool:
     )
 
 
+def _check_same_files(address, info, wanted: dict) -> None:
+    """A reload re-reads the files the host started with: DriverError when the endpoint now names others."""
+    have = getattr(info, "listen", None) or {}
+    moved = [k for k in ("certificate", "client_ca") if k in have and have.get(k) != wanted.get(k)]
+    if moved:
+        raise DriverError(
+            f"the endpoint host of {address} reads its {' and '.join(moved)} from "
+            + ", ".join(str(have.get(k)) for k in moved)
+            + ", and the configuration now names other files; a reload cannot move it",
+            f"Replace the endpoint (its instances restart): `mlctl plan --replace {address} --out tls.plan` and "
+            "`mlctl apply tls.plan`; or put the new files at the old paths and apply again (reloaded in place).",
+        )
+
+
 class EndpointDriver(Unscalable):
     """One endpoint host process per endpoint; two keys generated at create, kept in the secrets file.
     `after_delete(address, ctx)`: what else goes once the host is stopped."""
@@ -134,6 +148,7 @@ class EndpointDriver(Unscalable):
         client.set_auth(a["auth_mode"])
         wanted = self._listen(resource, ctx)
         if wanted and wanted.get("certificate"):
+            _check_same_files(resource.address, hostclient.find_host(ctx.data_dir, a["name"]), wanted)
             ctx.progress(str(resource.address), "the endpoint host reloads its certificate")
             try:
                 client.reload_tls()
