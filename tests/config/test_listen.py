@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import subprocess
 import sys
 
@@ -206,3 +207,37 @@ def test_bad_settings_are_refused_by_the_cli_with_the_field(tmp_path, text, fiel
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"field '{field}'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "listen, public_name, expected",
+    [
+        (None, None, "http://127.0.0.1:8443"),
+        ({"address": "10.0.0.7", "tls": "files"}, None, "https://10.0.0.7:8443"),
+        ({"address": "fd00::7", "tls": "self-signed"}, None, "https://[fd00::7]:8443"),
+        ({"address": "0.0.0.0", "tls": "files"}, None, f"https://{socket.gethostname()}:8443"),
+        ({"address": "::", "tls": "files"}, "scoring.test", "https://scoring.test:8443"),
+        ({"address": "0.0.0.0", "tls": "off", "behind_tls_proxy": True}, "lb.test", "https://lb.test"),
+        ({"address": "10.0.0.7", "tls": "off", "behind_tls_proxy": True}, None, "http://10.0.0.7:8443"),
+    ],
+)
+def test_the_url_clients_use(listen, public_name, expected):
+    from mlctl.endpointurls import client_base
+
+    attrs = {"listen": listen, "public_name": public_name} if listen else {}
+    assert client_base(attrs, 8443) == expected
+
+
+def test_a_running_host_elsewhere_or_on_other_files_is_not_reloaded():
+    from mlctl.runtime.contract import DriverError
+    from mlctl.runtime.host.client import HostInfo
+    from mlctl.runtime.kit.endpoints import _check_same_files, _listens_as
+
+    running = HostInfo(1, 8443, "/a.sock", {"address": "0.0.0.0", "scheme": "https", "certificate": "/p/c.pem"})
+    assert _listens_as(running, {"address": "0.0.0.0", "certificate": "/p/c.pem"})
+    assert not _listens_as(running, {"address": "::", "certificate": "/p/c.pem"})
+    assert not _listens_as(running, None)  # the default (127.0.0.1, plain HTTP)
+    _check_same_files("endpoint.e", running, {"certificate": "/p/c.pem", "client_ca": None})
+    with pytest.raises(DriverError, match="reads its certificate from /p/c.pem") as e:
+        _check_same_files("endpoint.e", running, {"certificate": "/p/new.pem"})
+    assert "--replace endpoint.e" in e.value.detail
