@@ -35,12 +35,19 @@ class Deployment:
         self.in_flight = 0  # admitted requests (queued or at an instance)
         self.operation: str | None = "creating"
         self._supervisors: dict[Instance, asyncio.Task] = {}
+        self.autoscaler = None  # autoscaler.Autoscaler, set by the endpoint when the spec asks for a range
 
     # ---- what requests see -------------------------------------------------------------------
     @property
     def limit(self) -> int:
-        """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances)."""
-        return 2 * self.spec.max_concurrent * self.spec.instance_count
+        """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances; under
+        autoscaling, x max_instances: requests wait for the instances being added)."""
+        ranged = self.spec.scale_settings
+        return 2 * self.spec.max_concurrent * (ranged["max_instances"] if ranged else self.spec.instance_count)
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return bool(self.spec.scale_settings) and self.spec.scale_settings["min_instances"] == 0
 
     def ready_count(self) -> int:
         return self.slots.ready_count()
@@ -269,6 +276,8 @@ class Deployment:
     def state(self) -> str:
         if self.operation:
             return self.operation
+        if self.spec.instance_count == 0:
+            return "idle"  # scaled to zero: the next request starts an instance
         return "ready" if self.ready_count() == self.spec.instance_count else "degraded"
 
     def status(self) -> dict:
@@ -285,4 +294,5 @@ class Deployment:
             "draining": len(self.draining),
             "launcher": s.launcher,
             "instances": [i.status() for i in self.instances],
+            **({"autoscale": self.autoscaler.status()} if self.autoscaler else {}),
         }
