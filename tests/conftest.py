@@ -17,6 +17,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ray"))
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diabetes"
 
 
+_AREA_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add each test's setup, call and teardown time to its area (tests/AREA/...): fixtures included."""
+    parts = report.nodeid.split("::", 1)[0].split("/")
+    area = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    _AREA_SECONDS[area] = _AREA_SECONDS.get(area, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the session's time went, by area: each issue has a CI budget (README, "Tests")."""
+    if not _AREA_SECONDS:
+        return
+    terminalreporter.section("time by area (setup + call + teardown)")
+    for area, seconds in sorted(_AREA_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {area}")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
