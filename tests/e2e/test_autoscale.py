@@ -74,7 +74,7 @@ def load(root, name: str, concurrency: int, seconds: float) -> list[int]:
 
 
 def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_project, tmp_path):
-    p, root, name = split_project, split_project.root, split_project.endpoint
+    root, name = split_project.root, split_project.endpoint
     poison = tmp_path / "poison"
     (root / "code" / "score.py").write_text(SCORE.format(poison=str(poison)))
     write(root, name, 1, 3, window=3)
