@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from mlctl.runtime.kit import snapshot, store
+from mlctl.sizing import Sizing
 
 
 def serving_digest(spec: dict) -> str:
@@ -38,8 +39,11 @@ def serving_spec(ctx, a: dict, python: str, launcher: str, launch: dict | None =
         "readiness_probe": a.get("readiness_probe") or {},
         "launcher": launcher,
     }
-    if a.get("scale_settings"):  # the endpoint host scales within the range (docs/autoscaling.md)
-        spec["scale_settings"] = dict(a["scale_settings"])
+    if a.get("scale_settings"):  # the endpoint host scales within the range (docs/autoscaling.md), on CPU
+        spec["scale_settings"] = dict(a["scale_settings"])  # against resources.requests.cpu when one is set
+        cpu = Sizing.of(a).requests.cpu
+        if cpu:
+            spec["scale_settings"]["cpu_request"] = cpu
     if a.get("inference_config"):  # a custom container: the host probes and forwards to its own routes
         from mlctl.runtime.host.spec import routes_of
 
