@@ -57,8 +57,8 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
     assert status["autoscale"]["metric"].startswith("in-flight requests") and status["instance_count"] == 1
     statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 2), (16, 8), (1, 1)]))
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    wait_until(lambda: host.client.status()["deployments"]["blue"]["instance_count"] == 1, 30, "back to 1")
-    changes = decisions(host, "blue")
+    changes = wait_until(lambda: (c := decisions(host, "blue")) and c[-1][1] == 1 and c, 60, "back to 1")
+    wait_until(lambda: host.client.status()["deployments"]["blue"]["instance_count"] == 1, 30, "1 instance")
     assert changes[0][0] == 1 and changes[0][1] > 1, changes  # up first ...
     assert max(b for _, b in changes) == 4 and changes[-1][1] == 1, changes  # ... to the maximum, then down to 1
     ups = [i for i, (a, b) in enumerate(changes) if b > a]

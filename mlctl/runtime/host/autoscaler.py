@@ -181,7 +181,10 @@ class Autoscaler:
             entry = self._record(obs, decision, "scaling")
             deadline = time.monotonic() + d.spec.readiness_budget_s
             try:
-                await d.scale(decision.desired, deadline)
+                if decision.desired > obs.count:
+                    await d.grow(decision.desired, deadline)
+                else:
+                    await d.scale(decision.desired, deadline)
             except InstanceFailed as e:
                 entry["outcome"] = f"failed: {e}"
                 log.warning("autoscale %s: scaling to %d failed: %s", name, decision.desired, e)

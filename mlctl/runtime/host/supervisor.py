@@ -132,6 +132,34 @@ class Deployment:
         finally:
             self.operation = None
 
+    async def grow(self, count: int, deadline: float) -> None:
+        """Add instances up to `count`, each joining the rotation as soon as it is ready (the autoscaler's
+        scale-up: capacity arrives instance by instance). One that fails is stopped and the others stay;
+        InstanceFailed is raised after all have finished."""
+        self.operation = "scaling"
+        try:
+            used = {i.index for i in self.instances}
+            free = [i for i in range(count + len(used)) if i not in used][: max(0, count - len(used))]
+
+            async def one(inst: Instance) -> None:
+                try:
+                    await inst.start()
+                    await inst.wait_ready(deadline)
+                except BaseException:
+                    await inst.stop(grace=2)
+                    raise
+                self._supervisors[inst] = asyncio.ensure_future(self._supervise(inst))
+                joined = sorted(self.instances + [inst], key=lambda i: i.index)
+                self._serve(joined, dataclasses.replace(self.spec, instance_count=len(joined)))
+
+            new = [Instance(self.spec, i, self.generation, self.launcher) for i in free]
+            results = await asyncio.gather(*(one(i) for i in new), return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+        finally:
+            self.operation = None
+
     async def revive(self, deadline: float) -> None:
         """Drift repair: start a fresh instance now (no backoff) beside every one that is not ready,
         swap each in once all are ready, then drain the old. On failure nothing changes (the old
