@@ -65,6 +65,28 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
+def ray_machines(mlctl_cache, tmp_path_factory):
+    """The session's Ray cluster of three machines (tests/ray/raymachines.py): the head and a worker node in
+    network namespaces of their own that see no mlctl cache and no test folder, and the client machine where
+    mlctl and load clients run (`ray_machines.client.run(argv)`, or `raymachines.joined`). Needs root: skipped
+    without it, failed in CI (tests/netns.py)."""
+    from netns import require_namespaces
+    from raymachines import RayMachines
+
+    require_namespaces()
+    machines = RayMachines.start(mlctl_cache, tmp_path_factory.getbasetemp())
+    yield machines
+    machines.stop()
+
+
+@pytest.fixture
+def ray_machines_restored(ray_machines):
+    """The session's three machines for a test that kills Ray nodes: each node not alive after it is started again."""
+    yield ray_machines
+    ray_machines.ensure_up()
+
+
+@pytest.fixture(scope="session")
 def mlctl_cache():
     """MLCTL_CACHE for the CLI subprocesses: CI's when set, else a cache kept across test sessions
     (`~/.cache/mlctl-tests`: virtualenvs and images are built once and reused)."""
