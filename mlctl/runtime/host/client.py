@@ -256,6 +256,12 @@ class HostClient:
             "POST", f"/deployments/{name}/scale?timeout={timeout}", {"instance_count": count}, timeout + MAX_DRAIN_S
         )
 
+    def set_scaling(self, name: str, scale_settings: dict | None, count: int, timeout: float = 120.0) -> dict:
+        """Autoscale within `scale_settings`' range (its count brought into it), or, with None, hold `count`
+        fixed; no instance is restarted."""
+        body = {"scale_settings": scale_settings, "instance_count": count}
+        return self._call("PUT", f"/deployments/{name}/scaling?timeout={timeout}", body, timeout + MAX_DRAIN_S)
+
     def revive_deployment(self, name: str, timeout: float = 120.0) -> dict:
         """Restart at once the instances that are down (drift repair)."""
         return self._call("POST", f"/deployments/{name}/revive?timeout={timeout}", {}, timeout + MAX_DRAIN_S)
@@ -272,6 +278,12 @@ class HostClient:
     def reload_keys(self, timeout: float = RELOAD_KEYS_S) -> None:
         """Have the host re-read its keys file; HostError (kind "unreachable") after `timeout` s of silence."""
         self._call("POST", "/keys/reload", timeout=timeout)
+
+    def reload_tls(self, timeout: float = RELOAD_KEYS_S) -> dict:
+        """Have the host re-read its TLS files and serve them to new handshakes; the served certificate's
+        {sha256, not_after, subject, ...}. HostError kind "tls_refused" (the old certificate stays served)
+        when the files cannot be used, "no_tls" when the host serves plain HTTP."""
+        return self._call("POST", "/tls/reload", timeout=timeout)
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every instance and the host; returns once the host process is gone."""
