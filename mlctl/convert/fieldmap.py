@@ -433,7 +433,7 @@ TABLE: tuple[V1Field, ...] = (
         "boolean",
         CLOUD,
         None,
-        "TLS is the endpoint's: Azure serves https with its own certificate; mlctl's is listen.tls in mlctl.yaml (docs/tls.md)",
+        "Azure serves https with its own certificate; mlctl's TLS is listen.tls in mlctl.yaml (docs/tls.md)",
         where="endpoint",
     ),
     _dc(
