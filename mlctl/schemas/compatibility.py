@@ -38,6 +38,11 @@ NOTES: dict[str, tuple[str, str]] = {
         IGNORED,
         "the 2021 form's build folder of a conda-only environment: nothing in it is read",
     ),
+    "deployment.resources": (
+        HONOURED,
+        "requests and limits (cpu, memory, nvidia.com/gpu) as each instance's reservation and limit: cgroups on "
+        "local and docker, Ray's placement on ray (see docs/resources.md)",
+    ),
     "deployment.scale_settings.instance_count": (MAPPED, "the 2021 form's count: read as instance_count"),
     "deployment.scale_settings.scale_type": (IGNORED, "the 2021 form's scale type: manual is what mlctl does"),
     "environment.conda_file": (HONOURED, "as a deployment's environment.conda_file"),

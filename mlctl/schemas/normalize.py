@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
+from mlctl.sizing import read_resources
 from mlctl.serversettings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
 from mlctl.schemas.specs import (
@@ -190,6 +191,9 @@ def normalize_deployment(
                 **doc.at(path + ("scale_settings", "instance_count")),
             )
         )
+    sizing, problems = read_resources(raw.get("resources"))
+    for problem in problems:
+        errors.append(Diagnostic(problem.message, problem.hint, **doc.at(path + ("resources",) + problem.field)))
     errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
     errors.extend(_variable_size_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
@@ -203,6 +207,7 @@ def normalize_deployment(
         "environment_variables": to_str_map(full["environment_variables"]),
         "description": full["description"],
         "tags": to_str_map(full["tags"]),
+        **({"resources": sizing.to_json()} if raw.get("resources") is not None else {}),
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
     return DeploymentSpec(
