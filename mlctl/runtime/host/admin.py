@@ -14,10 +14,12 @@ import os
 from aiohttp import web
 
 from .endpoint import Endpoint, OrderRefused
+from .listen import ListenSettings
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
 PORT = web.AppKey("port", int)
 STOP = web.AppKey("stop", asyncio.Event)
+LISTEN = web.AppKey("listen", ListenSettings)
 
 
 async def _body(request: web.Request) -> dict:
@@ -47,7 +49,8 @@ async def refusals(request: web.Request, handler):
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ENDPOINT].status(request.app[PORT], os.getpid()))
+    answer = request.app[ENDPOINT].status(request.app[PORT], os.getpid())
+    return web.json_response({**answer, "listen": request.app[LISTEN].public()})
 
 
 async def _spec(request: web.Request) -> dict:
@@ -109,9 +112,9 @@ async def shutdown(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-def make_admin(ep: Endpoint, port: int, stop: asyncio.Event) -> web.Application:
+def make_admin(ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSettings) -> web.Application:
     app = web.Application(middlewares=[refusals], client_max_size=4 * 1024 * 1024)
-    app[ENDPOINT], app[PORT], app[STOP] = ep, port, stop
+    app[ENDPOINT], app[PORT], app[STOP], app[LISTEN] = ep, port, stop, listen
     app.router.add_get("/status", status)
     app.router.add_post("/deployments/{name}", create_deployment)
     app.router.add_post("/deployments/{name}/roll", roll_deployment)

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlctl
@@ -20,6 +20,7 @@ from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import ensure_folder, open_private
 
 from . import secrets
+from .listen import url_host
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
 from .spec import REQUEST_DEFAULTS
 from .unixhttp import UnixConnection
@@ -54,6 +55,13 @@ class HostInfo:
     pid: int
     port: int
     admin_socket: str
+    listen: dict = field(default_factory=dict)  # the run record's "listen" (ListenSettings.public())
+
+    @property
+    def base_url(self) -> str:
+        """`scheme://address:port` of the gateway as bound (0.0.0.0 and :: as such: the caller names the host)."""
+        address = self.listen.get("address", "127.0.0.1")
+        return f"{self.listen.get('scheme', 'http')}://{url_host(address)}:{self.port}"
 
 
 def find_host(data_dir, endpoint: str) -> HostInfo | None:
@@ -61,7 +69,7 @@ def find_host(data_dir, endpoint: str) -> HostInfo | None:
     record = read_run_record(data_dir, endpoint)
     if not record or not is_host_process(record.get("pid")) or not os.path.exists(record.get("admin_socket", "")):
         return None
-    return HostInfo(record["pid"], record["port"], record["admin_socket"])
+    return HostInfo(record["pid"], record["port"], record["admin_socket"], record.get("listen") or {})
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
@@ -72,12 +80,20 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 def start_host(
-    data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None, timeout: float = 30.0
+    data_dir,
+    endpoint: str,
+    *,
+    auth_mode: str = "key",
+    port: int | None = None,
+    listen: dict | None = None,
+    timeout: float = 30.0,
 ) -> HostInfo:
     """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
     If another caller starts one at the same moment, one host runs and both callers get it.
 
-    Binds `port` when given (HostError if taken), else the port it had before if free, else any.
+    Binds `port` when given (HostError if taken), else the port it had before if free, else any, on
+    `listen`'s address (the listen settings, docs/host.md; 127.0.0.1 without them). A running host keeps
+    the settings it started with: compare `HostInfo.listen` and restart it to change them.
     """
     for child in list(_children):
         if child.poll() is not None:
@@ -90,17 +106,21 @@ def start_host(
     log_path = host_log(data_dir, endpoint)
     ensure_folder(log_path.parent, what="logs", base=data_dir)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlctl.runtime.host",
-        "--data-dir",
-        str(data_dir),
-        "--endpoint",
-        endpoint,
-        "--auth-mode",
-        auth_mode,
-    ] + (["--port", str(port)] if port else [])
+    cmd = (
+        [
+            sys.executable,
+            "-m",
+            "mlctl.runtime.host",
+            "--data-dir",
+            str(data_dir),
+            "--endpoint",
+            endpoint,
+            "--auth-mode",
+            auth_mode,
+        ]
+        + (["--port", str(port)] if port else [])
+        + (["--listen", json.dumps(listen)] if listen else [])
+    )
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(
@@ -141,7 +161,7 @@ def start_host(
             )
         record = read_run_record(data_dir, endpoint)
         if record and record.get("pid") == proc.pid:
-            return HostInfo(proc.pid, record["port"], record["admin_socket"])
+            return HostInfo(proc.pid, record["port"], record["admin_socket"], record.get("listen") or {})
         return None
 
     try:
