@@ -17,6 +17,11 @@ HONOURED, MAPPED, IGNORED, REFUSED = "honoured", "mapped", "ignored", "refused"
 # "KIND.dotted.field" -> (status, note). Fields not named here get their status from the schemas.
 NOTES: dict[str, tuple[str, str]] = {
     "endpoint.auth_mode": (HONOURED, "key and aml_token; read case-insensitively, as Azure does ('Key')"),
+    "endpoint.compute": (
+        MAPPED,
+        "azureml:NAME runs on the runtime the project file's computes: maps NAME to, else on the project's "
+        "runtime (a note says so once)",
+    ),
     "endpoint.deployments": (MAPPED, "the 2021 form's inline deployments: each read as a deployment YAML"),
     "endpoint.traffic": (HONOURED, "weights across the deployments; --set traffic.NAME=N as Azure's --all-traffic"),
     "endpoint.name": (HONOURED, "placeholders (<NAME>, {{NAME}}) filled with --var, or replaced with --set"),

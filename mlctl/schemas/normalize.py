@@ -221,6 +221,7 @@ def normalize_deployment(
         where,
         find_ignored(load_schema("deployment"), "deployment", own),
         raw.get("instance_type"),
+        raw.get("type") == "kubernetes" or "kubernetesonlinedeployment" in str(doc.get(("$schema",), "")).lower(),
     )
 
 
