@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlctl.errors import Diagnostic
+from mlctl.errors import Diagnostic, Severity
 from mlctl.overrides import placeholders_in, unfilled_error
 from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
@@ -199,7 +199,7 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
             Diagnostic(
                 "read without $schema or kind, by their shape: " + "; ".join(shaped),
                 "Add the Azure '$schema:' URL or 'kind:' to say so explicitly.",
-                severity="note",
+                severity=Severity.NOTE,
             )
         )
     diags.extend(apply_overrides(project, docs))
