@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlctl import scalesettings
 from mlctl.errors import Diagnostic
 from mlctl.sizing import read_resources
 from mlctl.serversettings import SERVER_VARIABLES, SettingsError, parse_settings
@@ -194,6 +195,9 @@ def normalize_deployment(
     sizing, problems = read_resources(raw.get("resources"))
     for problem in problems:
         errors.append(Diagnostic(problem.message, problem.hint, **doc.at(path + ("resources",) + problem.field)))
+    autoscale = scalesettings.autoscale_of(raw.get("scale_settings"))
+    for key, summary, hint in scalesettings.range_errors(autoscale):
+        errors.append(Diagnostic(summary, hint, **doc.at(path + ("scale_settings", key))))
     errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
     errors.extend(_variable_size_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
@@ -208,6 +212,7 @@ def normalize_deployment(
         "description": full["description"],
         "tags": to_str_map(full["tags"]),
         **({"resources": sizing.to_json()} if raw.get("resources") is not None else {}),
+        **({"scale_settings": autoscale} if autoscale else {}),
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
     return DeploymentSpec(

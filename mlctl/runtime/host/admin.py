@@ -1,8 +1,9 @@
 """The admin API on a mode-0600 unix socket (HTTP/JSON): the orders the runtime gives the host.
 
 GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
-· POST /deployments/{name}/revive (each ?timeout=S) · DELETE /deployments/{name} · PUT /traffic · PUT /auth
-· POST /keys/reload · POST /shutdown. Each is one explicit order. Errors: {"message", "kind", "log_tail"}.
+· POST /deployments/{name}/revive · PUT /deployments/{name}/scaling (each ?timeout=S) · DELETE /deployments/{name}
+· PUT /traffic · PUT /auth · POST /keys/reload · POST /shutdown. Each is one explicit order.
+Errors: {"message", "kind", "log_tail"}.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ async def scale_deployment(request: web.Request) -> web.Response:
     )
 
 
+async def set_scaling(request: web.Request) -> web.Response:
+    body = await _body(request)
+    ep = request.app[ENDPOINT]
+    name, settings, count = request.match_info["name"], body.get("scale_settings"), body.get("instance_count")
+    return web.json_response(await ep.set_scaling(name, settings, count, _timeout(request)))
+
+
 async def revive_deployment(request: web.Request) -> web.Response:
     ep = request.app[ENDPOINT]
     return web.json_response(await ep.revive_deployment(request.match_info["name"], _timeout(request)))
@@ -120,6 +128,7 @@ def make_admin(ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSetti
     app.router.add_post("/deployments/{name}/roll", roll_deployment)
     app.router.add_post("/deployments/{name}/scale", scale_deployment)
     app.router.add_post("/deployments/{name}/revive", revive_deployment)
+    app.router.add_put("/deployments/{name}/scaling", set_scaling)
     app.router.add_delete("/deployments/{name}", remove_deployment)
     app.router.add_put("/traffic", set_traffic)
     app.router.add_put("/auth", set_auth)

@@ -256,6 +256,12 @@ class HostClient:
             "POST", f"/deployments/{name}/scale?timeout={timeout}", {"instance_count": count}, timeout + MAX_DRAIN_S
         )
 
+    def set_scaling(self, name: str, scale_settings: dict | None, count: int, timeout: float = 120.0) -> dict:
+        """Autoscale within `scale_settings`' range (its count brought into it), or, with None, hold `count`
+        fixed; no instance is restarted."""
+        body = {"scale_settings": scale_settings, "instance_count": count}
+        return self._call("PUT", f"/deployments/{name}/scaling?timeout={timeout}", body, timeout + MAX_DRAIN_S)
+
     def revive_deployment(self, name: str, timeout: float = 120.0) -> dict:
         """Restart at once the instances that are down (drift repair)."""
         return self._call("POST", f"/deployments/{name}/revive?timeout={timeout}", {}, timeout + MAX_DRAIN_S)

@@ -322,6 +322,12 @@ class Gateway:
         self.settle()
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
+        counts = {
+            "mlctl_instances_current": {n: len(d.instances) for n, d in ep.deployments.items()},
+            "mlctl_instances_desired": {
+                n: d.autoscaler.desired if d.autoscaler else d.spec.instance_count for n, d in ep.deployments.items()
+            },
+        }
         server = self.server
         gauges = (
             {
@@ -334,7 +340,7 @@ class Gateway:
         )
         return Response(
             200,
-            ep.metrics.render(ready, in_flight, gauges).encode(),
+            ep.metrics.render(ready, in_flight, gauges, counts).encode(),
             [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
         )
 
