@@ -49,6 +49,7 @@ def test_the_default_is_loopback_and_the_record_says_so(make_host):
         "client_ca": None,
         "trusted_proxies": [],
         "behind_tls_proxy": False,
+        "tls": None,
     }
 
 

@@ -33,6 +33,7 @@ from .logfiles import StdioLog
 from .runfiles import TWIN_EXIT, admin_socket_path, host_log, read_run_record, write_run_record
 from .sockets import FolderHeld, claim_socket_folder, sweep_run_folder
 from .throttle import LogThrottle
+from .tls import Tls, TlsError
 
 log = logging.getLogger("mlctl.host")
 
@@ -55,6 +56,14 @@ async def serve(args) -> int:
         return TWIN_EXIT
     previous = read_run_record(data_dir, args.endpoint) or {}
     listen = args.listen
+    tls = None
+    if listen.tls:
+        try:
+            tls = Tls(listen.certificate, listen.key, listen.client_ca)
+        except TlsError as e:
+            log.error("cannot serve TLS: %s", e)
+            sockets.release()
+            return 2
     try:
         sock = bind_port(listen.address, args.port, previous.get("port"))
     except OSError as e:
@@ -66,13 +75,13 @@ async def serve(args) -> int:
     throttle = LogThrottle()  # a flood (accept() failing for want of descriptors) logs a few lines, not thousands
     logging.getLogger("asyncio").addFilter(throttle)
     loop.set_exception_handler(throttle.handle_loop_error)
-    gateway = Gateway(ep)
+    gateway = Gateway(ep, listen, tls)
     connections = max_connections(args.file_limit)
     await gateway.start(sock, connections)
     admin_path = admin_socket_path(data_dir, args.endpoint)
     admin_path.parent.mkdir(parents=True, exist_ok=True)
     admin_path.unlink(missing_ok=True)
-    admin = web.AppRunner(make_admin(ep, port, stop, listen), access_log=None, handle_signals=False)
+    admin = web.AppRunner(make_admin(ep, port, stop, listen, tls), access_log=None, handle_signals=False)
     await admin.setup()
     await web.UnixSite(admin, str(admin_path)).start()
     os.chmod(admin_path, 0o600)
@@ -132,9 +141,6 @@ def main(argv=None) -> int:
         args.listen = ListenSettings.from_dict(json.loads(args.listen))
     except ValueError as e:  # a ListenError, or not JSON
         log.error("bad --listen settings: %s", e)
-        return 2
-    if args.listen.tls:  # never plain HTTP where TLS was asked for
-        log.error("bad --listen settings: this host does not serve TLS yet (listen.certificate)")
         return 2
     try:
         secrets.read_keys(args.data_dir, args.endpoint)

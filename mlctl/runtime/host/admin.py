@@ -2,7 +2,7 @@
 
 GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
 · POST /deployments/{name}/revive · PUT /deployments/{name}/scaling (each ?timeout=S) · DELETE /deployments/{name}
-· PUT /traffic · PUT /auth · POST /keys/reload · POST /shutdown. Each is one explicit order.
+· PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is one explicit order.
 Errors: {"message", "kind", "log_tail"}.
 """
 
@@ -16,11 +16,13 @@ from aiohttp import web
 
 from .endpoint import Endpoint, OrderRefused
 from .listen import ListenSettings
+from .tls import Tls, TlsError
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
 PORT = web.AppKey("port", int)
 STOP = web.AppKey("stop", asyncio.Event)
 LISTEN = web.AppKey("listen", ListenSettings)
+TLS = web.AppKey("tls", object)  # a tls.Tls, or None without TLS
 
 
 async def _body(request: web.Request) -> dict:
@@ -51,7 +53,9 @@ async def refusals(request: web.Request, handler):
 
 async def status(request: web.Request) -> web.Response:
     answer = request.app[ENDPOINT].status(request.app[PORT], os.getpid())
-    return web.json_response({**answer, "listen": request.app[LISTEN].public()})
+    tls = request.app[TLS]
+    listen = {**request.app[LISTEN].public(), "tls": tls.status() if tls else None}
+    return web.json_response({**answer, "listen": listen})
 
 
 async def _spec(request: web.Request) -> dict:
@@ -115,14 +119,28 @@ async def reload_keys(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+async def reload_tls(request: web.Request) -> web.Response:
+    """Re-read the certificate, key and client CA; new handshakes get them, open connections keep theirs.
+    Refused (the old files stay served) when they cannot be used, or without TLS."""
+    tls = request.app[TLS]
+    if not isinstance(tls, Tls):
+        raise OrderRefused(409, "this endpoint host serves no TLS (no listen.certificate)", "no_tls")
+    try:
+        return web.json_response(tls.reload())
+    except TlsError as e:
+        raise OrderRefused(422, f"{e}; the host keeps serving {tls.facts['sha256']}", "tls_refused") from None
+
+
 async def shutdown(request: web.Request) -> web.Response:
     request.app[STOP].set()
     return web.json_response({})
 
 
-def make_admin(ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSettings) -> web.Application:
+def make_admin(
+    ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSettings, tls: Tls | None = None
+) -> web.Application:
     app = web.Application(middlewares=[refusals], client_max_size=4 * 1024 * 1024)
-    app[ENDPOINT], app[PORT], app[STOP], app[LISTEN] = ep, port, stop, listen
+    app[ENDPOINT], app[PORT], app[STOP], app[LISTEN], app[TLS] = ep, port, stop, listen, tls
     app.router.add_get("/status", status)
     app.router.add_post("/deployments/{name}", create_deployment)
     app.router.add_post("/deployments/{name}/roll", roll_deployment)
@@ -133,5 +151,6 @@ def make_admin(ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSetti
     app.router.add_put("/traffic", set_traffic)
     app.router.add_put("/auth", set_auth)
     app.router.add_post("/keys/reload", reload_keys)
+    app.router.add_post("/tls/reload", reload_tls)
     app.router.add_post("/shutdown", shutdown)
     return app

@@ -279,6 +279,12 @@ class HostClient:
         """Have the host re-read its keys file; HostError (kind "unreachable") after `timeout` s of silence."""
         self._call("POST", "/keys/reload", timeout=timeout)
 
+    def reload_tls(self, timeout: float = RELOAD_KEYS_S) -> dict:
+        """Have the host re-read its TLS files and serve them to new handshakes; the served certificate's
+        {sha256, not_after, subject, ...}. HostError kind "tls_refused" (the old certificate stays served)
+        when the files cannot be used, "no_tls" when the host serves plain HTTP."""
+        return self._call("POST", "/tls/reload", timeout=timeout)
+
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every instance and the host; returns once the host process is gone."""
         pid = self.info.pid if self.info else None

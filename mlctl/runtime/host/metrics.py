@@ -22,6 +22,10 @@ HELP = {
     "mlctl_gateway_connections": ("gauge", "Client connections open on the public port."),
     "mlctl_gateway_connections_refused_total": ("counter", "Connections answered 503 at the connection limit."),
     "mlctl_gateway_buffered_body_bytes": ("gauge", "Bytes of request bodies the gateway holds (read or being read)."),
+    "mlctl_gateway_tls_handshakes_failed_total": (
+        "counter",
+        "TLS handshakes that failed (plain HTTP, no or a bad client certificate, timeouts, closed early).",
+    ),
 }
 
 
