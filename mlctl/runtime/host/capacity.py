@@ -39,24 +39,16 @@ def refusal(
     return None
 
 
-def _meminfo(field: str) -> int | None:
-    """A field of /proc/meminfo in bytes (None where there is none)."""
+def memory_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is none)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith(field + ":"):
+                if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def memory_available() -> int | None:
-    return _meminfo("MemAvailable")
-
-
-def memory_total() -> int | None:
-    return _meminfo("MemTotal")
 
 
 def cpus() -> int:
