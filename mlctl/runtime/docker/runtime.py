@@ -50,11 +50,14 @@ class DockerRuntime(HostedRuntime):
             raise MlctlError(*problems)
 
     def plan_notes(self, resources: Iterable) -> list:
-        """Which base each image starts from and why (and its tag when already known); none without an engine."""
+        """Which base each image starts from and why (and its tag when already known; none without an engine),
+        and the capacity warning of every hosted runtime."""
+        resources = list(resources)
         try:
-            return imagechecks.base_notes(engine.connect(self.settings), list(resources), self.settings)
+            notes = imagechecks.base_notes(engine.connect(self.settings), resources, self.settings)
         except Exception:  # notes are best effort: plan says nothing rather than fail
-            return []
+            notes = []
+        return notes + super().plan_notes(resources)
 
     def build_logs(self, project, state, endpoint, deployment, lines):
         from mlctl.runtime.docker import images

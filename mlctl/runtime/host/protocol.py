@@ -109,7 +109,7 @@ class Connection(RequestReader, asyncio.Protocol):
     def _secured(self, raw, transport, error) -> None:
         """The handshake is done (`transport`: the TLS one) or failed (`error`: SSLError, a reset, the timeout,
         closed by a sweep or turned away, all alike: the connection closes without a byte of HTTP)."""
-        if error is not None:
+        if error is not None or transport is None:  # (None: asyncio's, when closed during the handshake)
             self.server.tls.handshakes_failed += 1
             raw.close()
             self.connection_lost(None)
