@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
-from mlctl.runtime.ray import apps, cluster
+from mlctl.runtime.ray import apps, cluster, packages
 from mlctl.runtime.ray.drivers import ray_drivers
 
 
@@ -36,10 +36,14 @@ class RayRuntime(VirtualenvRuntime):
         cluster.connect(self.address)
 
     def preflight(self, resources: Iterable) -> None:
-        """The local checks (an interpreter for each environment), then: a cluster answers at the address."""
+        """The local checks (an interpreter for each environment), then: a cluster answers at the address, and
+        each environment on a Python the nodes lack has an interpreter that can be shipped to them."""
         resources = list(resources)
         super().preflight(resources)
         self.connect()
+        problems = packages.shipping_problems(resources)
+        if problems:
+            raise MlctlError(*problems)
 
     def endpoint_status(self, project, endpoint):
         """The endpoint host's status, each instance with the Serve replica it is (`replica_id`, `node_id`),
