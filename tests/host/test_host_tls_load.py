@@ -148,3 +148,30 @@ def test_a_flood_of_half_open_handshakes_neither_keeps_good_clients_out_nor_last
     timed_out = host.client.status()["listen"]["tls"]["handshakes_failed"]  # (turned away in a handshake too)
     assert turned_away > 0 and timed_out > 0 and turned_away + timed_out >= FLOOD
     assert "Traceback" not in host.log()
+
+
+def test_a_client_that_never_answers_close_notify_does_not_keep_its_slot(make_host, tmp_path, loop_mode, monkeypatch):
+    monkeypatch.setenv("MLCTL_HOST_HEAD_TIMEOUT_S", "2")  # the close_notify exchange has as long (asyncio's: 30 s)
+    certs = Certificates(tmp_path / "tls")
+    cert, key = certs.issue("127.0.0.1")
+    host = make_host(listen={"certificate": cert, "key": key})
+    context, port = certs.context(), host.info.port
+    silent = []
+    try:
+        for _ in range(5):
+            tls = context.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=20), server_hostname="127.0.0.1"
+            )
+            tls.sendall(
+                f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {host.key}\r\nConnection: close\r\n\r\n".encode()
+            )
+            answer = b""
+            while chunk := tls.recv(4096):  # to the host's close_notify, never answered; the socket stays open
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200")
+            silent.append(tls)
+        # only the scrape's own connection remains, well before asyncio's 30 s
+        wait_until(lambda: tls_metrics(port, context)["mlctl_gateway_connections"] == 1, 15, "the slots are freed")
+    finally:
+        for tls in silent:
+            tls.close()

@@ -127,9 +127,9 @@ def shipping_problems(resources, nodes: str | None = None) -> list[Diagnostic]:
 
 def nodes_named() -> str:
     """The cluster's live nodes for a message ("the cluster's nodes 10.0.0.5, 10.0.0.6"; the process is connected)."""
-    import ray
+    from mlctl.runtime.ray import cluster
 
-    addresses = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")})
+    addresses = sorted({n["NodeManagerAddress"] for n in cluster.nodes() if n.get("Alive")})
     return f"the cluster's nodes {', '.join(addresses)}" if addresses else "the cluster's nodes"
 
 
