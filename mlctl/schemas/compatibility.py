@@ -43,6 +43,11 @@ NOTES: dict[str, tuple[str, str]] = {
         IGNORED,
         "the 2021 form's build folder of a conda-only environment: nothing in it is read",
     ),
+    "deployment.instance_type": (
+        IGNORED,
+        "cloud-only (VM size); honoured by the docker runtime as its containers' limits (after resources.limits); "
+        "on a Kubernetes deployment it names a cluster's instance type, which mlctl has no table for: a note",
+    ),
     "deployment.resources": (
         HONOURED,
         "requests and limits (cpu, memory, nvidia.com/gpu) as each instance's reservation and limit: cgroups on "

@@ -162,22 +162,24 @@ class InstanceGroup:
         self.shown = describe_bytes(limits.memory) if limits.memory is not None else "none"
         if limits.memory is not None and (problem := why_not(hierarchies.get("memory"))) is not None:
             raise CgroupError(f"cannot limit the instance's memory to {self.shown}: {problem}")
-        try:
-            for controller, h in sorted(hierarchies.items()):
-                wanted = _settings(h, limits, requests)
-                if not wanted or (h.version == 2 and not _delegated(h)):
-                    continue  # CPU alone: enforced where the machine allows (the plan says where it does not)
-                path = h.group / f"{PREFIX}{os.getpid()}-{name}"
+        for controller, h in sorted(hierarchies.items()):
+            wanted = _settings(h, limits, requests)
+            if not wanted or (h.version == 2 and not _delegated(h)):
+                continue  # CPU and reservations: where the machine allows (the plan notes where it does not)
+            path = h.group / f"{PREFIX}{os.getpid()}-{name}"
+            try:
                 path.mkdir(exist_ok=True)
                 self.dirs.append(path)
                 for file, value in wanted.items():
                     if (path / file).exists():
                         _write(path / file, value)
-                if controller == "memory":
-                    self.memory, self.version = path, h.version
-        except OSError as e:
-            self.remove()
-            raise CgroupError(f"cannot make the instance's cgroup: {e}") from None
+            except OSError as e:
+                if controller == "memory" and limits.memory is not None:
+                    self.remove()
+                    raise CgroupError(f"cannot make the instance's cgroup {path}: {e}") from None
+                continue
+            if controller == "memory":
+                self.memory, self.version = path, h.version
 
     def join(self) -> None:
         """In the child between fork and exec: into every group of this instance."""

@@ -48,20 +48,25 @@ def resource_problems(resources: Iterable) -> list[Diagnostic]:
 
 
 def resource_notes(resources: Iterable) -> list[Diagnostic]:
-    """Notes for CPU limits and requests this machine does not enforce (no writable CPU controller)."""
-    sized = [r for r in _sized(resources) if not _cpu_free(Sizing.of(r.attributes))]
-    if not sized:
-        return []
-    why = cgroups.why_not(cgroups.current().get("cpu"), "cpu")
-    return [
-        Diagnostic(
-            f"{r.address}: resources cpu is not enforced on the local runtime here: {why}",
-            severity=Severity.NOTE,
-            **_at(r, "resources"),
-        )
-        for r in (sized if why else [])
-    ]
+    """Notes for CPU limits and requests, and memory requests without a limit, that this machine does not
+    enforce (no writable cgroup controller)."""
+    notes = []
+    for controller, what in (("cpu", "cpu"), ("memory", "requests.memory")):
+        sized = [r for r in _sized(resources) if _asks(Sizing.of(r.attributes), controller)]
+        why = cgroups.why_not(cgroups.current().get(controller), controller) if sized else None
+        notes += [
+            Diagnostic(
+                f"{r.address}: resources {what} is not enforced on the local runtime here: {why}",
+                severity=Severity.NOTE,
+                **_at(r, "resources"),
+            )
+            for r in (sized if why else [])
+        ]
+    return notes
 
 
-def _cpu_free(sizing: Sizing) -> bool:
-    return sizing.limits.cpu is None and sizing.requests.cpu is None
+def _asks(sizing: Sizing, controller: str) -> bool:
+    """Pure: whether `sizing` asks `controller` for something beyond a memory limit (an error, not a note)."""
+    if controller == "cpu":
+        return sizing.limits.cpu is not None or sizing.requests.cpu is not None
+    return sizing.limits.memory is None and sizing.requests.memory is not None

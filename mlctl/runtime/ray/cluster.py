@@ -187,6 +187,14 @@ def details() -> dict:
         return {}
 
 
+@_ray_errors
+def nodes() -> list[dict]:
+    """The cluster's nodes as Ray reports them (ray.nodes(): `Alive`, `Resources`, ...)."""
+    import ray
+
+    return list(ray.nodes())
+
+
 def proxy_address() -> str:
     """Where this machine reaches Serve's HTTP proxy: "HOST:PORT" (0.0.0.0 reached as 127.0.0.1)."""
     http = details().get("http_options") or {}
