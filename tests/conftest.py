@@ -17,6 +17,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ray"))
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diabetes"
 
 
+_AREA_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add each test's setup, call and teardown time to its area (tests/AREA/...): fixtures included."""
+    parts = report.nodeid.split("::", 1)[0].split("/")
+    area = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    _AREA_SECONDS[area] = _AREA_SECONDS.get(area, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the session's time went, by area: each issue has a CI budget (README, "Tests")."""
+    if not _AREA_SECONDS:
+        return
+    terminalreporter.section("time by area (setup + call + teardown)")
+    for area, seconds in sorted(_AREA_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {area}")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
@@ -43,6 +62,28 @@ def ray_cluster():
     cluster = RayCluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_machines(mlctl_cache, tmp_path_factory):
+    """The session's Ray cluster of three machines (tests/ray/raymachines.py): the head and a worker node in
+    network namespaces of their own that see no mlctl cache and no test folder, and the client machine where
+    mlctl and load clients run (`ray_machines.client.run(argv)`, or `raymachines.joined`). Needs root: skipped
+    without it, failed in CI (tests/netns.py)."""
+    from netns import require_namespaces
+    from raymachines import RayMachines
+
+    require_namespaces()
+    machines = RayMachines.start(mlctl_cache, tmp_path_factory.getbasetemp())
+    yield machines
+    machines.stop()
+
+
+@pytest.fixture
+def ray_machines_restored(ray_machines):
+    """The session's three machines for a test that kills Ray nodes: each node not alive after it is started again."""
+    yield ray_machines
+    ray_machines.ensure_up()
 
 
 @pytest.fixture(scope="session")

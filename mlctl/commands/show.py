@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mlctl import runtimerecords
+from mlctl import runtimerecords, scalesettings
 from mlctl.errors import MlctlError
 
 
@@ -68,8 +68,13 @@ def report(project, state, name: str) -> dict:
             "state": live.get("state") if live else "not running",
             "model": f"{d.attributes.get('model')}:{d.attributes.get('model_version')}",
             "environment": d.attributes.get("environment") or f"({runtime.without_environment})",
-            "instance_count": d.attributes.get("instance_count"),
+            "instance_count": live["instance_count"]
+            if live and scalesettings.is_autoscaled(d.attributes)
+            else d.attributes.get("instance_count"),
             "ready_instances": live.get("ready_instances", 0) if live else 0,
+            **(
+                {"autoscale": autoscale_report(d.attributes, live)} if scalesettings.is_autoscaled(d.attributes) else {}
+            ),
             "instances": [instance_report(i) for i in (live.get("instances", []) if live else [])],
         }
     pending = state.pending and str(state.pending.get("address", "")).split(".")[-1] in (name, *deployments)
@@ -91,6 +96,40 @@ def report(project, state, name: str) -> dict:
         "mirror_traffic": (status or {}).get("mirror_traffic", {}),
         "deployments": deployments,
     }
+
+
+def autoscale_report(attributes: dict, live: dict | None) -> dict:
+    """Pure: what `show` says of an autoscaled deployment: its range and target as applied, and from its host
+    the metric, the current and desired counts and the last decision that changed the count."""
+    settings = scalesettings.settings_of(attributes) or {}
+    scaler = (live or {}).get("autoscale") or {}
+    decisions = scaler.get("decisions") or []
+    return {
+        "range": [settings.get("min_instances"), settings.get("max_instances")],
+        **{k: settings.get(k) for k in ("target_utilization_percentage", "polling_interval", "stabilization_window")},
+        "metric": scaler.get("metric"),
+        "current": len((live or {}).get("instances") or []) if live else None,
+        "desired": scaler.get("desired"),
+        "last_decision": decisions[-1] if decisions else None,
+    }
+
+
+def autoscale_lines(a: dict) -> list[str]:
+    """Pure: an autoscaled deployment's range, counts and last decision as `show` prints them."""
+    lo, hi = a["range"]
+    lines = [
+        f"    autoscaling: {lo}..{hi} instance(s), now {a['current']} (desired {a['desired']}); target "
+        f"{a['target_utilization_percentage']} % of {a['metric'] or '(host not running)'}; polled every "
+        f"{a['polling_interval']} s, down after {a['stabilization_window']} s"
+    ]
+    last = a["last_decision"]
+    if last:
+        lines.append(
+            f"    last decision ({last['at']}): {last['from']} -> {last['to']}, {last['outcome']}: {last['reason']}"
+        )
+    else:
+        lines.append("    last decision: none yet (the count has not changed)")
+    return lines
 
 
 def instance_report(i: dict) -> dict:
@@ -135,6 +174,8 @@ def print_report(r: dict) -> None:
             f"model {d['model']}, environment {d['environment']}"
             + ("" if d["status"] == "ready" else f"  [{d['status']} at the last apply]")
         )
+        for line in autoscale_lines(d["autoscale"]) if "autoscale" in d else ():
+            click.echo(line)
         for i in d["instances"]:
             click.echo(instance_line(i))
 

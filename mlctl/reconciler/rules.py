@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from mlctl import scalesettings
 from mlctl.reconciler.actions import Action
 from mlctl.resources import Kind
 from mlctl.runtime.contract import Order
@@ -57,7 +58,7 @@ RULES: dict[Kind, KindRules] = {
         unknown_if_null="port",
     ),
     Kind.DEPLOYMENT: KindRules(
-        META | {"instance_count"},
+        META | {"instance_count", "scale_settings"},  # a new autoscaling range never restarts instances
         frozenset(),
         Action.REPLACE,
         artifact=frozenset({"code_digest", "model_digest"}),
@@ -140,11 +141,14 @@ class DriftRule:
 
     key: str
     attribute: str | None
-    test: str  # "is_false" | "differs" | "differs_when_set" | "below" | "nonempty"
+    test: str  # "is_false" | "differs" | "differs_when_set" | "below" | "outside" | "nonempty"
     action: Action
 
     def wanted(self, attributes: dict):
         """What was applied, as the plan shows it beside what is observed."""
+        if self.test in ("below", "outside") and scalesettings.is_autoscaled(attributes):
+            lo, hi = scalesettings.instance_range(attributes)
+            return f"at least {lo}" if self.test == "below" else f"{lo}..{hi}"
         if self.attribute:
             return attributes.get(self.attribute)
         return [] if self.test == "nonempty" else True
@@ -158,8 +162,11 @@ class DriftRule:
         want = attributes.get(self.attribute) if self.attribute else None
         if self.test == "is_false":
             return seen is False
-        if self.test == "below":
-            return isinstance(want, int) and seen < want
+        if self.test in ("below", "outside"):  # against the autoscaling range when there is one
+            bounds = scalesettings.instance_range(attributes)
+            if bounds is None:
+                return False
+            return seen < bounds[0] or (self.test == "outside" and seen > bounds[1])
         if self.test == "nonempty":
             return bool(seen)
         if self.test == "differs_when_set":
@@ -176,8 +183,9 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
         DriftRule("port", "port", "differs_when_set", Action.RECREATE),
     ),
     Kind.DEPLOYMENT: (
+        # under autoscaling the count is observed, not desired: only a count outside the range is drift
         DriftRule("ready_instances", "instance_count", "below", Action.UPDATE),
-        DriftRule("instance_count", "instance_count", "differs", Action.UPDATE),  # scaled outside mlctl
+        DriftRule("instance_count", "instance_count", "outside", Action.UPDATE),  # scaled outside mlctl
         DriftRule("served_model_digest", "model_digest", "differs", Action.REPLACE),
         DriftRule("served_code_digest", "code_digest", "differs", Action.REPLACE),
         DriftRule("changed_outside", None, "nonempty", Action.REPLACE),  # e.g. `docker update`

@@ -9,6 +9,7 @@ from pathlib import Path
 from mlctl.binarybounds import numpy_bound
 from mlctl.boundary import describe, is_inside
 from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
+from mlctl import scalesettings
 from mlctl.errors import Diagnostic
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
@@ -409,6 +410,10 @@ class Builder:
             **spec.settings,
             **({"inference_config": routes} if routes else {}),
         }
+        if "scale_settings" in attrs and "scale_settings.type" in honoured_fields("deployment", self.runtime):
+            attrs["instance_count"] = scalesettings.initial_count(attrs["scale_settings"])
+        else:  # a fixed count (on a runtime that does not autoscale, the plan notes the fields as ignored)
+            attrs.pop("scale_settings", None)
         if "instance_type" in honoured_fields("deployment", self.runtime):
             attrs["instance_type"] = spec.instance_type
             self._check_instance_type(spec)

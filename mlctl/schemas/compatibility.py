@@ -39,7 +39,23 @@ NOTES: dict[str, tuple[str, str]] = {
         "the 2021 form's build folder of a conda-only environment: nothing in it is read",
     ),
     "deployment.scale_settings.instance_count": (MAPPED, "the 2021 form's count: read as instance_count"),
-    "deployment.scale_settings.scale_type": (IGNORED, "the 2021 form's scale type: manual is what mlctl does"),
+    "deployment.scale_settings.scale_type": (
+        MAPPED,
+        "the 2021 form's scale type: manual is a fixed count, auto is type: target_utilization",
+    ),
+    "deployment.scale_settings.type": (
+        HONOURED,
+        "target_utilization: the endpoint host scales instances within [min_instances, max_instances] on local "
+        "and docker (docs/autoscaling.md); on ray not yet (issue 28): the count stays fixed, with a note",
+    ),
+    **{
+        f"deployment.scale_settings.{name}": (
+            HONOURED,
+            "with type: target_utilization (or the 2021 form's scale_type: auto) on local and docker "
+            "(docs/autoscaling.md); not used with a fixed count",
+        )
+        for name in ("min_instances", "max_instances", "target_utilization_percentage", "polling_interval")
+    },
     "environment.conda_file": (HONOURED, "as a deployment's environment.conda_file"),
     "model.version": (HONOURED, "a registered version is immutable; {{MODEL_VERSION}} filled with --var"),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlctl import scalesettings
 from mlctl.errors import Diagnostic
 from mlctl.serversettings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
@@ -190,6 +191,9 @@ def normalize_deployment(
                 **doc.at(path + ("scale_settings", "instance_count")),
             )
         )
+    autoscale = scalesettings.autoscale_of(raw.get("scale_settings"))
+    for key, summary, hint in scalesettings.range_errors(autoscale):
+        errors.append(Diagnostic(summary, hint, **doc.at(path + ("scale_settings", key))))
     errors.extend(_server_variable_errors(doc, path, full["environment_variables"]))
     errors.extend(_variable_size_errors(doc, path, full["environment_variables"]))
     diags.extend(errors)
@@ -203,6 +207,7 @@ def normalize_deployment(
         "environment_variables": to_str_map(full["environment_variables"]),
         "description": full["description"],
         "tags": to_str_map(full["tags"]),
+        **({"scale_settings": autoscale} if autoscale else {}),
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
     return DeploymentSpec(

@@ -22,15 +22,15 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Mapping
-from urllib.parse import urlparse
 
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.state.blobrest import CREDENTIAL_VARIABLES, Access, AccessError, access_from, get_blob
 from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
 from mlctl.waiting import Timeout, wait_until
 
-CREDENTIAL_VARIABLES = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY")
 POLL_S = 1.0
 
 
@@ -57,8 +57,12 @@ class AzureBlobBackend:
         self.container_name = settings["container"]
         self.name = settings.get("name") or default_name
         self.lease_seconds = int(settings.get("lease_seconds", 30))
-        self.service, self.variable = _service(settings.get("account_url"), environ)
-        self.account_url = self.service.url.split("?")[0].rstrip("/")
+        try:
+            self.access = access_from(settings.get("account_url"), environ)
+        except AccessError as e:
+            raise _bad_setting(*e.args) from None
+        self.variable = self.access.variable
+        self.account_url = self.access.account_url
         self.where = f"{self.account_url}/{self.container_name}/{self.name}"
         self.config = {
             "backend": "azure_blob",
@@ -66,19 +70,42 @@ class AzureBlobBackend:
             "container": self.container_name,
             "name": self.name,
         }
-        self.container = self.service.get_container_client(self.container_name)
-        self.blob = self.container.get_blob_client(self.name)
         self._lost: str | None = None  # why the held lease was lost, if it was
+
+    # The SDK's clients are made on first use: a plan's one read does without them (blobrest.py).
+    @cached_property
+    def service(self):
+        try:
+            return _service(self.access)
+        except ValueError as e:  # a connection string the SDK reads otherwise than access_from
+            raise _bad_setting(
+                f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
+                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            ) from None
+
+    @cached_property
+    def container(self):
+        return self.service.get_container_client(self.container_name)
+
+    @cached_property
+    def blob(self):
+        return self.container.get_blob_client(self.name)
 
     # -- errors ---------------------------------------------------------------------------------
 
     def _failed(self, doing: str, e: Exception) -> BackendError:
-        """The error for a failed request: what, where, which credential, what to do."""
+        """The error for a request the SDK failed: what, where, which credential, what to do."""
         from azure.core import exceptions as x
 
         code = getattr(e, "error_code", None) or ""
         code = getattr(code, "value", code)
-        status = getattr(e, "status_code", None)
+        refused = isinstance(e, x.ClientAuthenticationError)
+        silent = isinstance(e, (x.ServiceRequestError, x.ServiceResponseError))
+        return self._failure(doing, code, getattr(e, "status_code", None), refused, silent, e)
+
+    def _failure(
+        self, doing: str, code: str, status: int | None, refused: bool, silent: bool, e: Exception | str
+    ) -> BackendError:
         where = f"account {self.account_url}, container '{self.container_name}', credential from {self.variable}"
         cred = f"the credential from {self.variable}"
         if code == "ContainerNotFound":
@@ -86,12 +113,13 @@ class AzureBlobBackend:
                 f"the container '{self.container_name}' does not exist",
                 ("Create it (`az storage container create --name NAME`) or fix 'container' in the state: block."),
             )
-        elif isinstance(e, x.ClientAuthenticationError) or status in (401, 403):
+        elif refused or status in (401, 403):
             why = f"{cred} was refused ({code or status})"
             todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
             todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
-        elif isinstance(e, (x.ServiceRequestError, x.ServiceResponseError)):
-            why = f"the storage account did not answer ({type(e).__name__}: {_first_line(e)})"
+        elif silent:
+            kind = type(e).__name__ if isinstance(e, Exception) else "no answer"
+            why = f"the storage account did not answer ({kind}: {_first_line(e)})"
             todo = "Check the network and account_url; nothing was changed."
         else:
             why = f"{code or status or type(e).__name__}: {_first_line(e)}"
@@ -103,6 +131,8 @@ class AzureBlobBackend:
     # -- read and write ---------------------------------------------------------------------------
 
     def read(self) -> Snapshot:
+        if self.access.signs:
+            return self._read_signed()
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
@@ -114,6 +144,26 @@ class AzureBlobBackend:
             return Snapshot(None, None)
         except AzureError as e:
             raise self._failed("read", e) from None
+
+    def _read_signed(self) -> Snapshot:
+        """The read without the SDK (blobrest.get_blob), retried as the SDK's policy retries: twice, after
+        1 s and 3 s, when the account does not answer or answers 5xx."""
+        for delay in (1.0, 2.0, None):
+            try:
+                got = get_blob(self.access, self.container_name, self.name)
+            except OSError as e:
+                if delay is None:
+                    raise self._failure("read", "", None, False, True, e) from None
+            else:
+                if got.status == 200:
+                    return Snapshot(got.body, got.etag)
+                if got.status == 404 and got.error_code != "ContainerNotFound":
+                    return Snapshot(None, None)
+                if got.status < 500 or delay is None:
+                    message = got.body.decode("utf-8", "replace")
+                    raise self._failure("read", got.error_code or "", got.status, False, False, message) from None
+            time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def write(self, data: bytes, if_match: str | None, serial: int) -> str:
         from azure.core import MatchConditions
@@ -291,7 +341,7 @@ class AzureBlobBackend:
 SECRET_IN_TEXT = re.compile(r"(?i)\b(sig|AccountKey|SharedAccessSignature)=[^&;\s]+")
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: Exception | str) -> str:
     """Pure: the first line of an SDK error, at most 200 characters, a SAS signature or key in it masked."""
     text = (str(e).splitlines() or [""])[0][:200]
     return SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
@@ -307,8 +357,8 @@ def _version_name(name: str, serial: int) -> str:
     return f"{name}.versions/{serial:010d}.json"
 
 
-def _service(account_url: str | None, environ: Mapping[str, str]):
-    """(BlobServiceClient, the variable its credential came from) for the first credential variable set."""
+def _service(access: Access):
+    """The SDK's BlobServiceClient for an Access (its credential, its retry policy)."""
     blob = _sdk()
     options: dict[str, Any] = {
         "retry_policy": blob.ExponentialRetry(
@@ -317,49 +367,18 @@ def _service(account_url: str | None, environ: Mapping[str, str]):
         "connection_timeout": 10,
         "read_timeout": 30,
     }
-    if environ.get("AZURE_STORAGE_CONNECTION_STRING"):
-        variable = "AZURE_STORAGE_CONNECTION_STRING"
-        try:
-            service = blob.BlobServiceClient.from_connection_string(environ[variable], **options)
-        except ValueError as e:
-            raise _bad_setting(
-                f"{variable} is not a storage connection string ({e})",
-                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
-            ) from None
-        if account_url and service.url.split("?")[0].rstrip("/") != account_url.rstrip("/"):
-            raise _bad_setting(
-                f"account_url is {account_url}, but {variable} is for {service.url.split('?')[0]}",
-                "Remove account_url from the state: block, or set the connection string of that account.",
-            )
-        return service, variable
-    if not account_url:
-        raise _bad_setting(
-            "the azure_blob state backend needs account_url, or AZURE_STORAGE_CONNECTION_STRING to give it",
-            "Add 'account_url: https://ACCOUNT.blob.core.windows.net' to the state: block.",
-        )
-    if environ.get("AZURE_STORAGE_SAS_TOKEN"):
-        return blob.BlobServiceClient(
-            account_url, credential=environ["AZURE_STORAGE_SAS_TOKEN"].lstrip("?"), **options
-        ), "AZURE_STORAGE_SAS_TOKEN"
-    if environ.get("AZURE_STORAGE_KEY"):
-        name = environ.get("AZURE_STORAGE_ACCOUNT") or _account_name(account_url)
-        credential = {"account_name": name, "account_key": environ["AZURE_STORAGE_KEY"]}
-        return blob.BlobServiceClient(account_url, credential=credential, **options), "AZURE_STORAGE_KEY"
+    if access.connection_string:
+        return blob.BlobServiceClient.from_connection_string(access.connection_string, **options)
+    if access.sas:
+        return blob.BlobServiceClient(access.account_url, credential=access.sas, **options)
+    if access.account_key:
+        credential = {"account_name": access.account_name, "account_key": access.account_key}
+        return blob.BlobServiceClient(access.account_url, credential=credential, **options)
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError:
         raise _sdk_missing() from None
-    return blob.BlobServiceClient(account_url, credential=DefaultAzureCredential(), **options), (
-        "DefaultAzureCredential (none of " + ", ".join(CREDENTIAL_VARIABLES) + " is set)"
-    )
-
-
-def _account_name(account_url: str) -> str:
-    """Pure: the account name of a blob endpoint URL: ACCOUNT.blob.core.windows.net, or the first path
-    segment of an emulator's http://127.0.0.1:10000/ACCOUNT."""
-    url = urlparse(account_url)
-    segment = url.path.strip("/").split("/")[0]
-    return segment or (url.hostname or "").split(".")[0]
+    return blob.BlobServiceClient(access.account_url, credential=DefaultAzureCredential(), **options)
 
 
 def _bad_setting(summary: str, detail: str) -> MlctlError:

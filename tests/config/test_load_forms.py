@@ -43,7 +43,7 @@ def test_example_current_and_2021_forms_are_identical(trained_example, tmp_path)
         "environment.diabetes-blue-env": ("image",),
     }
     assert legacy.ignored == {
-        "deployment.diabetes.blue": ("scale_settings.scale_type", "instance_type"),
+        "deployment.diabetes.blue": ("instance_type",),  # scale_type: manual is read (a fixed count)
         "endpoint.diabetes": ("type",),
         "environment.diabetes-blue-env": ("docker.image",),
     }

@@ -7,8 +7,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
+
+from docker_support import docker_split, engine_api  # noqa: F401 (fixtures)
 
 from mlctl.runtime.docker import baseimage as base
 from mlctl.runtime.docker.imagechecks import python_problems
@@ -49,3 +55,40 @@ def test_plan_asks_no_registry_unless_told(docker_engine):
     assert asked is None and "cannot pull it" in why
     told = base.choose(docker_engine, env_image=MISSING, settings={"plan_asks_registry": True}, build=False)
     assert told.source == "mlctl" and MISSING in told.reason
+
+
+FRESH_ENGINE = textwrap.dedent("""
+    import runpy, sys
+    from mlctl.runtime.docker import baseimage
+    baseimage.RECIPE["version"] = sys.argv[1]  # a recipe no engine has built: this engine lacks that base
+    sys.argv = ["mlctl", *sys.argv[2:]]
+    runpy.run_module("mlctl.cli", run_name="__main__")
+""")
+
+
+def test_apply_on_a_machine_without_debootstrap_stops_at_preflight_with_nothing_created(docker_split, tmp_path):
+    """End to end (issue 31): the real CLI, a real engine that lacks mlctl's base (a recipe version it never
+    built), and a PATH without debootstrap: apply says so once, before the first resource, and changes nothing."""
+    version = f"never-built-{os.getpid()}"
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    os.symlink(shutil.which("tar"), bare / "tar")
+    env = {**os.environ, "PATH": str(bare)}
+    docker_split.write({"blue": 100}, {"blue": {}})
+    root = docker_split.root
+    ran = subprocess.run(
+        [sys.executable, "-c", FRESH_ENGINE, version, "-C", str(root), "apply", "--auto-approve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.count("building mlctl's base image needs `debootstrap`, which is not installed") == 1
+    assert "Nothing was changed" in ran.stderr
+    assert "Creating" not in ran.stdout and "created" not in ran.stdout.lower()
+    data = root / ".mlctl"
+    state = json.loads((data / "state.json").read_text()) if (data / "state.json").exists() else {}
+    assert not state.get("resources"), state
+    assert not (data / "models").exists() and not (data / "code").exists()

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.runfiles import host_log, is_alive
-from mlctl.runtime.host.client import HostClient, start_host
+from mlctl.runtime.host.client import HostClient, HostError, HostInfo, find_host, start_host
 
 SCORE = textwrap.dedent('''
     """Test scoring script: predicts with the Ridge model; the request's JSON steers odd behaviour."""
@@ -31,6 +31,7 @@ SCORE = textwrap.dedent('''
             raise RuntimeError("init failed on purpose: " + os.environ["FAIL_INIT"])
         if os.path.exists(os.environ.get("FAIL_INIT_WHILE", "/nonexistent")):
             raise RuntimeError("init failed while this file exists: " + os.environ["FAIL_INIT_WHILE"])
+        time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))  # a slow start (a cold start made longer)
         with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "rb") as f:
             model = pickle.load(f)
         print("model loaded", flush=True)
@@ -59,14 +60,42 @@ SCORE = textwrap.dedent('''
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
 
 
+START_IN = """
+import json, sys
+from mlctl.runtime.host.client import HostError, start_host
+try:
+    start_host(sys.argv[1], sys.argv[2], **json.loads(sys.argv[3]))
+except HostError as e:
+    print(json.dumps([e.message, e.kind, e.log_tail]))
+    sys.exit(1)
+"""
+
+
+def start_in(node, data_dir: Path, name: str, start: dict) -> HostInfo:
+    """start_host run inside network namespace `node` (the host stays there, detached); its HostInfo.
+    A host that fails to start raises the HostError start_host raised there."""
+    done = node.run([sys.executable, "-c", START_IN, str(data_dir), name, json.dumps(start)], timeout=90)
+    if done.returncode != 0:
+        try:
+            message, kind, tail = json.loads(done.stdout)
+        except ValueError:
+            raise AssertionError(f"start_host in {node.name} failed: {done.stdout} {done.stderr}") from None
+        raise HostError(message, kind, tail)
+    info = find_host(data_dir, name)
+    assert info is not None, f"the host started in {node.name} has no run record"
+    return info
+
+
 class Host:
     """A real endpoint host in a temporary data folder, with helpers to drive and call it."""
 
-    def __init__(self, data_dir: Path, name: str, code_dir: Path, model_dir: Path, **start):
+    def __init__(self, data_dir: Path, name: str, code_dir: Path, model_dir: Path, node=None, **start):
+        """`node`: a tests/netns.py Node to start the host in (its admin socket is reached from here all the same)."""
         self.data_dir, self.name, self.code_dir, self.model_dir = data_dir, name, code_dir, model_dir
-        self.info = start_host(data_dir, name, **{"auth_mode": "key", "port": None, **start})
+        start = {"auth_mode": "key", "port": None, **start}
+        self.info = start_in(node, data_dir, name, start) if node else start_host(data_dir, name, **start)
         self.client = HostClient(self.info)
-        self.url = f"http://127.0.0.1:{self.info.port}"
+        self.url = self.info.base_url
         self.pids = {self.info.pid}
 
     @property

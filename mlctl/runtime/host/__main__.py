@@ -1,6 +1,8 @@
-"""Entry point: `python -m mlctl.runtime.host --data-dir DIR --endpoint NAME [--port P] [--auth-mode M]`.
+"""Entry point: `python -m mlctl.runtime.host --data-dir DIR --endpoint NAME [--port P] [--auth-mode M]
+[--listen JSON]`.
 
-Binds the gateway on 127.0.0.1 (the given port, else the recorded one if free, else 0), the admin
+Binds the gateway on the listen address (127.0.0.1 unless --listen says otherwise: listen.py; the given
+port, else the recorded one if free, else 0), the admin
 API on its unix socket (0600), writes DIR/run/NAME.json, and runs until shutdown or SIGTERM.
 """
 
@@ -8,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
+import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -27,31 +28,14 @@ from .endpoint import Endpoint
 from .filelimit import max_connections, raise_file_limit
 from .gateway import Gateway
 from .launcher import Place
+from .listen import ListenSettings, bind_port, url_host
 from .logfiles import StdioLog
 from .runfiles import TWIN_EXIT, admin_socket_path, host_log, read_run_record, write_run_record
 from .sockets import FolderHeld, claim_socket_folder, sweep_run_folder
 from .throttle import LogThrottle
+from .tls import Tls, TlsError
 
 log = logging.getLogger("mlctl.host")
-
-
-def bind_port(port: int | None, recorded: int | None) -> socket.socket:
-    """A listening socket on 127.0.0.1: `port` exactly (OSError if taken), else `recorded` if free, else 0."""
-    candidates = [port] if port else ([recorded, 0] if recorded else [0])
-    for i, candidate in enumerate(candidates):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", candidate))
-        except OSError as e:
-            sock.close()
-            if i == len(candidates) - 1 or e.errno != errno.EADDRINUSE:
-                raise
-            continue
-        sock.listen(1024)
-        sock.setblocking(False)
-        return sock
-    raise AssertionError("unreachable")
 
 
 async def serve(args) -> int:
@@ -71,10 +55,19 @@ async def serve(args) -> int:
         )
         return TWIN_EXIT
     previous = read_run_record(data_dir, args.endpoint) or {}
+    listen = args.listen
+    tls = None
+    if listen.tls:
+        try:
+            tls = Tls(listen.certificate, listen.key, listen.client_ca)
+        except TlsError as e:
+            log.error("cannot serve TLS: %s", e)
+            sockets.release()
+            return 2
     try:
-        sock = bind_port(args.port, previous.get("port"))
+        sock = bind_port(listen.address, args.port, previous.get("port"))
     except OSError as e:
-        log.error("cannot listen on 127.0.0.1:%s: %s", args.port, e.strerror)
+        log.error("cannot listen on %s:%s: %s", url_host(listen.address), args.port, e.strerror)
         sockets.release()
         return 2
     port = sock.getsockname()[1]
@@ -82,13 +75,13 @@ async def serve(args) -> int:
     throttle = LogThrottle()  # a flood (accept() failing for want of descriptors) logs a few lines, not thousands
     logging.getLogger("asyncio").addFilter(throttle)
     loop.set_exception_handler(throttle.handle_loop_error)
-    gateway = Gateway(ep)
+    gateway = Gateway(ep, listen, tls)
     connections = max_connections(args.file_limit)
     await gateway.start(sock, connections)
     admin_path = admin_socket_path(data_dir, args.endpoint)
     admin_path.parent.mkdir(parents=True, exist_ok=True)
     admin_path.unlink(missing_ok=True)
-    admin = web.AppRunner(make_admin(ep, port, stop), access_log=None, handle_signals=False)
+    admin = web.AppRunner(make_admin(ep, port, stop, listen, tls), access_log=None, handle_signals=False)
     await admin.setup()
     await web.UnixSite(admin, str(admin_path)).start()
     os.chmod(admin_path, 0o600)
@@ -99,13 +92,15 @@ async def serve(args) -> int:
         "started": time.time(),
         "auth_mode": args.auth_mode,
         "endpoint": args.endpoint,
+        "listen": listen.public(),
         "data_dir": os.path.realpath(data_dir),
     }
     write_run_record(data_dir, args.endpoint, record)
     log.info(
-        "endpoint %s listening on http://127.0.0.1:%d (admin %s, pid %d, event loop %s, file limit %d, "
-        "connection limit %d)",
+        "endpoint %s listening on %s://%s:%d (admin %s, pid %d, event loop %s, file limit %d, connection limit %d)",
         args.endpoint,
+        listen.scheme,
+        url_host(listen.address),
         port,
         admin_path,
         os.getpid(),
@@ -135,12 +130,18 @@ def main(argv=None) -> int:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--auth-mode", default="key")
+    parser.add_argument("--listen", default="{}", help="the listen settings, a JSON object (docs/host.md)")
     args = parser.parse_args(argv)
     os.umask(0o077)
     args.file_limit = raise_file_limit()
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
     )
+    try:
+        args.listen = ListenSettings.from_dict(json.loads(args.listen))
+    except ValueError as e:  # a ListenError, or not JSON
+        log.error("bad --listen settings: %s", e)
+        return 2
     try:
         secrets.read_keys(args.data_dir, args.endpoint)
     except (OSError, MlctlError) as e:  # MlctlError: a symbolic link or not a regular file

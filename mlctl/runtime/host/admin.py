@@ -1,8 +1,9 @@
 """The admin API on a mode-0600 unix socket (HTTP/JSON): the orders the runtime gives the host.
 
 GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
-· POST /deployments/{name}/revive (each ?timeout=S) · DELETE /deployments/{name} · PUT /traffic · PUT /auth
-· POST /keys/reload · POST /shutdown. Each is one explicit order. Errors: {"message", "kind", "log_tail"}.
+· POST /deployments/{name}/revive · PUT /deployments/{name}/scaling (each ?timeout=S) · DELETE /deployments/{name}
+· PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is one explicit order.
+Errors: {"message", "kind", "log_tail"}.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import os
 from aiohttp import web
 
 from .endpoint import Endpoint, OrderRefused
+from .listen import ListenSettings
+from .tls import Tls, TlsError
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
 PORT = web.AppKey("port", int)
 STOP = web.AppKey("stop", asyncio.Event)
+LISTEN = web.AppKey("listen", ListenSettings)
+TLS = web.AppKey("tls", object)  # a tls.Tls, or None without TLS
 
 
 async def _body(request: web.Request) -> dict:
@@ -47,7 +52,10 @@ async def refusals(request: web.Request, handler):
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ENDPOINT].status(request.app[PORT], os.getpid()))
+    answer = request.app[ENDPOINT].status(request.app[PORT], os.getpid())
+    tls = request.app[TLS]
+    listen = {**request.app[LISTEN].public(), "tls": tls.status() if tls else None}
+    return web.json_response({**answer, "listen": listen})
 
 
 async def _spec(request: web.Request) -> dict:
@@ -73,6 +81,13 @@ async def scale_deployment(request: web.Request) -> web.Response:
     return web.json_response(
         await ep.scale_deployment(request.match_info["name"], body.get("instance_count"), _timeout(request))
     )
+
+
+async def set_scaling(request: web.Request) -> web.Response:
+    body = await _body(request)
+    ep = request.app[ENDPOINT]
+    name, settings, count = request.match_info["name"], body.get("scale_settings"), body.get("instance_count")
+    return web.json_response(await ep.set_scaling(name, settings, count, _timeout(request)))
 
 
 async def revive_deployment(request: web.Request) -> web.Response:
@@ -104,22 +119,38 @@ async def reload_keys(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+async def reload_tls(request: web.Request) -> web.Response:
+    """Re-read the certificate, key and client CA; new handshakes get them, open connections keep theirs.
+    Refused (the old files stay served) when they cannot be used, or without TLS."""
+    tls = request.app[TLS]
+    if not isinstance(tls, Tls):
+        raise OrderRefused(409, "this endpoint host serves no TLS (no listen.certificate)", "no_tls")
+    try:
+        return web.json_response(tls.reload())
+    except TlsError as e:
+        raise OrderRefused(422, f"{e}; the host keeps serving {tls.facts['sha256']}", "tls_refused") from None
+
+
 async def shutdown(request: web.Request) -> web.Response:
     request.app[STOP].set()
     return web.json_response({})
 
 
-def make_admin(ep: Endpoint, port: int, stop: asyncio.Event) -> web.Application:
+def make_admin(
+    ep: Endpoint, port: int, stop: asyncio.Event, listen: ListenSettings, tls: Tls | None = None
+) -> web.Application:
     app = web.Application(middlewares=[refusals], client_max_size=4 * 1024 * 1024)
-    app[ENDPOINT], app[PORT], app[STOP] = ep, port, stop
+    app[ENDPOINT], app[PORT], app[STOP], app[LISTEN], app[TLS] = ep, port, stop, listen, tls
     app.router.add_get("/status", status)
     app.router.add_post("/deployments/{name}", create_deployment)
     app.router.add_post("/deployments/{name}/roll", roll_deployment)
     app.router.add_post("/deployments/{name}/scale", scale_deployment)
     app.router.add_post("/deployments/{name}/revive", revive_deployment)
+    app.router.add_put("/deployments/{name}/scaling", set_scaling)
     app.router.add_delete("/deployments/{name}", remove_deployment)
     app.router.add_put("/traffic", set_traffic)
     app.router.add_put("/auth", set_auth)
     app.router.add_post("/keys/reload", reload_keys)
+    app.router.add_post("/tls/reload", reload_tls)
     app.router.add_post("/shutdown", shutdown)
     return app

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlctl
@@ -20,6 +20,7 @@ from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import ensure_folder, open_private
 
 from . import secrets
+from .listen import url_host
 from .runfiles import TWIN_EXIT, host_log, is_alive, is_host_process, read_run_record
 from .spec import REQUEST_DEFAULTS
 from .unixhttp import UnixConnection
@@ -54,6 +55,13 @@ class HostInfo:
     pid: int
     port: int
     admin_socket: str
+    listen: dict = field(default_factory=dict)  # the run record's "listen" (ListenSettings.public())
+
+    @property
+    def base_url(self) -> str:
+        """`scheme://address:port` of the gateway as bound (0.0.0.0 and :: as such: the caller names the host)."""
+        address = self.listen.get("address", "127.0.0.1")
+        return f"{self.listen.get('scheme', 'http')}://{url_host(address)}:{self.port}"
 
 
 def find_host(data_dir, endpoint: str) -> HostInfo | None:
@@ -61,7 +69,7 @@ def find_host(data_dir, endpoint: str) -> HostInfo | None:
     record = read_run_record(data_dir, endpoint)
     if not record or not is_host_process(record.get("pid")) or not os.path.exists(record.get("admin_socket", "")):
         return None
-    return HostInfo(record["pid"], record["port"], record["admin_socket"])
+    return HostInfo(record["pid"], record["port"], record["admin_socket"], record.get("listen") or {})
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
@@ -72,12 +80,20 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 def start_host(
-    data_dir, endpoint: str, *, auth_mode: str = "key", port: int | None = None, timeout: float = 30.0
+    data_dir,
+    endpoint: str,
+    *,
+    auth_mode: str = "key",
+    port: int | None = None,
+    listen: dict | None = None,
+    timeout: float = 30.0,
 ) -> HostInfo:
     """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
     If another caller starts one at the same moment, one host runs and both callers get it.
 
-    Binds `port` when given (HostError if taken), else the port it had before if free, else any.
+    Binds `port` when given (HostError if taken), else the port it had before if free, else any, on
+    `listen`'s address (the listen settings, docs/host.md; 127.0.0.1 without them). A running host keeps
+    the settings it started with: compare `HostInfo.listen` and restart it to change them.
     """
     for child in list(_children):
         if child.poll() is not None:
@@ -90,17 +106,21 @@ def start_host(
     log_path = host_log(data_dir, endpoint)
     ensure_folder(log_path.parent, what="logs", base=data_dir)
     start_offset = log_path.stat().st_size if log_path.exists() else 0
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlctl.runtime.host",
-        "--data-dir",
-        str(data_dir),
-        "--endpoint",
-        endpoint,
-        "--auth-mode",
-        auth_mode,
-    ] + (["--port", str(port)] if port else [])
+    cmd = (
+        [
+            sys.executable,
+            "-m",
+            "mlctl.runtime.host",
+            "--data-dir",
+            str(data_dir),
+            "--endpoint",
+            endpoint,
+            "--auth-mode",
+            auth_mode,
+        ]
+        + (["--port", str(port)] if port else [])
+        + (["--listen", json.dumps(listen)] if listen else [])
+    )
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(
@@ -141,7 +161,7 @@ def start_host(
             )
         record = read_run_record(data_dir, endpoint)
         if record and record.get("pid") == proc.pid:
-            return HostInfo(proc.pid, record["port"], record["admin_socket"])
+            return HostInfo(proc.pid, record["port"], record["admin_socket"], record.get("listen") or {})
         return None
 
     try:
@@ -236,6 +256,12 @@ class HostClient:
             "POST", f"/deployments/{name}/scale?timeout={timeout}", {"instance_count": count}, timeout + MAX_DRAIN_S
         )
 
+    def set_scaling(self, name: str, scale_settings: dict | None, count: int, timeout: float = 120.0) -> dict:
+        """Autoscale within `scale_settings`' range (its count brought into it), or, with None, hold `count`
+        fixed; no instance is restarted."""
+        body = {"scale_settings": scale_settings, "instance_count": count}
+        return self._call("PUT", f"/deployments/{name}/scaling?timeout={timeout}", body, timeout + MAX_DRAIN_S)
+
     def revive_deployment(self, name: str, timeout: float = 120.0) -> dict:
         """Restart at once the instances that are down (drift repair)."""
         return self._call("POST", f"/deployments/{name}/revive?timeout={timeout}", {}, timeout + MAX_DRAIN_S)
@@ -252,6 +278,12 @@ class HostClient:
     def reload_keys(self, timeout: float = RELOAD_KEYS_S) -> None:
         """Have the host re-read its keys file; HostError (kind "unreachable") after `timeout` s of silence."""
         self._call("POST", "/keys/reload", timeout=timeout)
+
+    def reload_tls(self, timeout: float = RELOAD_KEYS_S) -> dict:
+        """Have the host re-read its TLS files and serve them to new handshakes; the served certificate's
+        {sha256, not_after, subject, ...}. HostError kind "tls_refused" (the old certificate stays served)
+        when the files cannot be used, "no_tls" when the host serves plain HTTP."""
+        return self._call("POST", "/tls/reload", timeout=timeout)
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every instance and the host; returns once the host process is gone."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import time
 
-from . import secrets
+from mlctl import scalesettings
+
+from . import capacity, secrets
+from .autoscaler import Autoscaler
 from .launcher import InstanceFailed, Place
 from .metrics import Metrics
 from .routing import MirrorSampler, WeightedPicker, has_live_traffic, traffic_errors
-from .spec import ServingSpec, SpecError
+from .spec import ServingSpec, SpecError, scale_settings_of
 from .supervisor import Deployment
 
 log = logging.getLogger("mlctl.host")
@@ -94,6 +98,9 @@ class Endpoint:
     async def create_deployment(self, raw: dict, timeout: float) -> dict:
         """Start a new deployment's instances, ready before it is listed; 409 when it exists."""
         spec = self._parse(raw)
+        if spec.scale_settings:  # it starts within its range, with at least one instance (readiness is checked)
+            count = max(1, scalesettings.clamp(spec.instance_count, spec.scale_settings))
+            spec = dataclasses.replace(spec, instance_count=count)
         deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
         async with self.lock:
             if spec.name in self.deployments:
@@ -110,6 +117,7 @@ class Endpoint:
                 del self.creating[spec.name]
             self.deployments[spec.name] = d
             log.info("deployment %s created (%d instances)", spec.name, spec.instance_count)
+            self._autoscale(d, spec.scale_settings)
             return d.status()
 
     async def roll_deployment(self, raw: dict, timeout: float) -> dict:
@@ -118,8 +126,12 @@ class Endpoint:
         deadline = time.monotonic() + min(timeout, spec.readiness_budget_s)
         async with self.lock:
             d = self._deployment(spec.name)
+            if spec.scale_settings:  # as many new instances as run now (at least one: it must pass readiness)
+                count = max(1, scalesettings.clamp(len(d.instances), spec.scale_settings))
+                spec = dataclasses.replace(spec, instance_count=count)
             await self._carry_out(spec.name, "deployment", d.roll(spec, deadline), spec)
             log.info("deployment %s rolled (digest %s)", spec.name, spec.digest)
+            self._autoscale(d, spec.scale_settings)
             return d.status()
 
     async def scale_deployment(self, name: str, count: int, timeout: float) -> dict:
@@ -131,6 +143,43 @@ class Endpoint:
             deadline = time.monotonic() + min(timeout, d.spec.readiness_budget_s)
             await self._carry_out(name, "scaling", d.scale(count, deadline), d.spec)
             return d.status()
+
+    async def set_scaling(self, name: str, raw_settings, count, timeout: float) -> dict:
+        """Autoscale within a new range (the count brought into it at once), or hold `count` fixed (None);
+        nothing restarts. 404 if absent."""
+        try:
+            settings = scale_settings_of(raw_settings)
+        except SpecError as e:
+            raise OrderRefused(400, str(e)) from None
+        if not settings and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise OrderRefused(400, f"instance_count must be an integer >= 1, got {count!r}")
+        async with self.lock:
+            d = self._deployment(name)
+            current = len(d.instances)
+            target = scalesettings.clamp(current, settings) if settings else count
+            d.spec = dataclasses.replace(d.spec, scale_settings=settings)
+            d.slots.spec = d.spec
+            self._autoscale(d, settings)
+            if target != current:
+                log.info("deployment %s: %d -> %d instance(s) (scaling settings set)", name, current, target)
+                deadline = time.monotonic() + min(timeout, d.spec.readiness_budget_s)
+                await self._carry_out(name, "scaling", d.scale(target, deadline), d.spec)
+            return d.status()
+
+    def _autoscale(self, d: Deployment, settings: dict | None) -> None:
+        """Start, retarget or stop the deployment's autoscaler for `settings` (None: a fixed count)."""
+        if settings and d.autoscaler is not None:
+            d.autoscaler.retarget(settings)
+        elif settings:
+            d.autoscaler = Autoscaler(d, settings, self.lock, self.room)
+            d.autoscaler.start()
+        elif d.autoscaler is not None:
+            old, d.autoscaler = d.autoscaler, None
+            self.loop.create_task(old.close())
+
+    def room(self, d: Deployment, added: int) -> str | None:
+        """None when the machine can hold `added` more instances of `d`, else why not (capacity.py)."""
+        return capacity.room_for(d, added, self.deployments.values())
 
     async def revive_deployment(self, name: str, timeout: float) -> dict:
         """Restart at once the instances that are down (drift repair); 404 if absent."""
@@ -152,6 +201,8 @@ class Endpoint:
                     "has_traffic",
                 )
             del self.deployments[name]
+            if d.autoscaler is not None:
+                await d.autoscaler.close()
             self.traffic.pop(name, None)
             self.mirror.pop(name, None)
             self._rebuild_pickers()
@@ -179,6 +230,7 @@ class Endpoint:
 
     async def stop_all(self) -> None:
         ds = list(self.deployments.values()) + list(self.creating.values())
+        await asyncio.gather(*(d.autoscaler.close() for d in ds if d.autoscaler), return_exceptions=True)
         self.deployments = {}
         self._rebuild_pickers()
         await asyncio.gather(*(d.stop() for d in ds), return_exceptions=True)

@@ -29,9 +29,16 @@ def message(status: int, text: str, headers: list | None = None) -> Response:
 
 
 def timed_out(d: Deployment) -> Response:
-    """The answer at the deployment's request timeout: 408, or 503 when no instance is ready."""
-    if d.ready_count() == 0:
+    """The answer at the deployment's request timeout: 408, or 503 when no instance is ready (but for a
+    deployment scaled to zero: an instance was starting for it, so 408)."""
+    if d.ready_count() == 0 and not d.scales_to_zero:
         return message(503, f"deployment {d.spec.name!r} has no ready instance")
+    if d.ready_count() == 0:
+        return message(
+            408,
+            f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms while deployment "
+            f"{d.spec.name!r}, scaled to zero, started an instance (request_timeout_ms; see docs/autoscaling.md)",
+        )
     return message(
         408,
         f"request timed out after {d.spec.request_settings['request_timeout_ms']} ms "

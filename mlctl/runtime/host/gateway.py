@@ -12,6 +12,7 @@ import time
 
 from .endpoint import Endpoint
 from .exchange import Exchange, forward, message
+from .listen import ListenSettings
 from .logfiles import AccessLog
 from .messages import Request, Response
 from .protocol import HttpServer
@@ -126,6 +127,12 @@ def _unauthorized() -> Response:
     )
 
 
+def _is_local(request: Request) -> bool:
+    """Did the request come from this machine (loopback)? Off it, `/` and `/metrics` need credentials too."""
+    peer = request.peer
+    return peer is None or peer.local
+
+
 def _too_many(d: Deployment) -> Response:
     return message(
         429,
@@ -143,8 +150,10 @@ def _not_allowed(request: Request, allow: str) -> Response:
 class Gateway:
     """The public port: its HTTP server, the request handler, and what they own (access log, mirror copies)."""
 
-    def __init__(self, ep: Endpoint):
+    def __init__(self, ep: Endpoint, listen: ListenSettings | None = None, tls=None):
+        """`listen`: where the port listens (trusted proxies); `tls`: a tls.Tls to serve TLS with."""
         self.ep = ep
+        self.listen, self.tls = listen or ListenSettings(), tls
         self.access = AccessLog()
         # answered requests (request id, method, path, deployment, status, seconds, time.time()), settled
         # into metrics and access lines in batches by settle(): off the request path
@@ -166,6 +175,8 @@ class Gateway:
             authorize=self.ep.is_authorized,
             unauthorized=self.refuse_unauthorized,
             max_connections=max_connections,
+            listen=self.listen,
+            tls=self.tls,
         )
         await self.server.start(sock)
 
@@ -240,17 +251,29 @@ class Gateway:
     def _account(self, request: Request, status: int, name: str, request_id: bytes, started: float) -> None:
         """Note an answered request (run once the answer is on its way); settle() does the rest."""
         self.answered.append(
-            (request_id, request.method, request.path, name, status, self.ep.loop.time() - started, time.time())
+            (
+                request_id,
+                request.method,
+                request.path,
+                name,
+                status,
+                self.ep.loop.time() - started,
+                time.time(),
+                request.peer,
+                request.fields.get(b"x-forwarded-for"),
+            )
         )
 
     def settle(self) -> None:
         """Metrics and access lines of the requests answered since the last call (every SETTLE_S, and
         before /metrics is rendered, so a scrape counts every answered request)."""
         answered, self.answered = self.answered, []
-        observe, write = self.ep.metrics.observe, self.access.write
-        for request_id, method, path, name, status, elapsed, wall in answered:
+        observe, write, listen = self.ep.metrics.observe, self.access.write, self.listen
+        for request_id, method, path, name, status, elapsed, wall, peer, forwarded in answered:
             observe(name, status, elapsed)
-            write(f"{request_id.decode('latin-1')} {method} {path} {name or '-'} {status} {elapsed * 1000:.1f}ms", wall)
+            client = (peer.client(forwarded, listen) if peer is not None else "") or "-"
+            rid = request_id.decode("latin-1")
+            write(f"{rid} {method} {path} {name or '-'} {status} {elapsed * 1000:.1f}ms {client}", wall)
 
     async def _settle_every(self, interval_s: float) -> None:
         try:
@@ -313,28 +336,39 @@ class Gateway:
     def handle_health(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
+        if not request.authorized and not _is_local(request):
+            return _unauthorized()
         return Response(200, b"Healthy", [("Content-Type", "text/plain; charset=utf-8")])
 
     def handle_metrics(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _not_allowed(request, "GET")
+        if not request.authorized and not _is_local(request):
+            return _unauthorized()
         ep = self.ep
         self.settle()
         ready = {n: d.ready_count() for n, d in ep.deployments.items()}
         in_flight = {n: d.in_flight for n, d in ep.deployments.items()}
+        counts = {
+            "mlctl_instances_current": {n: len(d.instances) for n, d in ep.deployments.items()},
+            "mlctl_instances_desired": {
+                n: d.autoscaler.desired if d.autoscaler else d.spec.instance_count for n, d in ep.deployments.items()
+            },
+        }
         server = self.server
         gauges = (
             {
                 "mlctl_gateway_connections": len(server.connections),
                 "mlctl_gateway_connections_refused_total": server.turned_away,
                 "mlctl_gateway_buffered_body_bytes": server.buffered,
+                "mlctl_gateway_tls_handshakes_failed_total": server.tls.handshakes_failed if server.tls else 0,
             }
             if server
             else None
         )
         return Response(
             200,
-            ep.metrics.render(ready, in_flight, gauges).encode(),
+            ep.metrics.render(ready, in_flight, gauges, counts).encode(),
             [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
         )
 

@@ -9,7 +9,8 @@ import httptools
 
 class Request:
     """One parsed request: method, target, path, query, headers, body, keep-alive, and whether its
-    credentials were accepted (`authorized`: checked when its head arrived, see protocol.HttpServer).
+    credentials were accepted (`authorized`: checked when its head arrived, see protocol.HttpServer), and
+    who sent it (`peer`: its connection's peers.Peer).
 
     The headers are three parallel lists in the order sent (bytes): `lowers` (lower-case names),
     `names` (as sent) and `values`; `fields` maps each lower-case name to its last value."""
@@ -27,6 +28,7 @@ class Request:
         "keep_alive",
         "http10",
         "authorized",
+        "peer",
     )
 
     def __init__(
@@ -39,10 +41,12 @@ class Request:
         keep_alive: bool,
         http10: bool = False,
         authorized: bool = True,
+        peer=None,
     ):
         self.method, self.fields, self.body = method, fields, body
         self.lowers, self.names, self.values = head
         self.keep_alive, self.http10, self.authorized = keep_alive, http10, authorized
+        self.peer = peer  # its connection's peers.Peer (None: made without a connection)
         if target[:1] != b"/":  # absolute form (http://host/score?x) or "*": keep the path and query
             target = _origin_form(target)
         self.target = target.decode("latin-1")

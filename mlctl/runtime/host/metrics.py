@@ -14,12 +14,18 @@ HELP = {
     "mlctl_rejected_requests_total": ("counter", "Requests answered 429 because the deployment was at its limit."),
     "mlctl_instance_restarts_total": ("counter", "Instance restarts by the supervisor (death or failed liveness)."),
     "mlctl_instances_ready": ("gauge", "Instances ready to serve, by deployment."),
+    "mlctl_instances_current": ("gauge", "Instances in rotation now (ready or restarting), by deployment."),
+    "mlctl_instances_desired": ("gauge", "Instances wanted: the autoscaler's last decision, else instance_count."),
     "mlctl_mirror_sent_total": ("counter", "Mirror copies forwarded to the mirrored deployment."),
     "mlctl_mirror_dropped_total": ("counter", "Mirror copies not sent (mirrored deployment busy or not ready)."),
     "mlctl_mirror_failed_total": ("counter", "Mirror copies sent whose answer was an error or a timeout."),
     "mlctl_gateway_connections": ("gauge", "Client connections open on the public port."),
     "mlctl_gateway_connections_refused_total": ("counter", "Connections answered 503 at the connection limit."),
     "mlctl_gateway_buffered_body_bytes": ("gauge", "Bytes of request bodies the gateway holds (read or being read)."),
+    "mlctl_gateway_tls_handshakes_failed_total": (
+        "counter",
+        "TLS handshakes that failed (plain HTTP, no or a bad client certificate, timeouts, closed early).",
+    ),
 }
 
 
@@ -64,9 +70,16 @@ class Metrics:
         self.requests[(deployment, status)] += 1
         self.durations[deployment].observe(seconds)
 
-    def render(self, ready: dict[str, int], in_flight: dict[str, int], gateway: dict[str, int] | None = None) -> str:
+    def render(
+        self,
+        ready: dict[str, int],
+        in_flight: dict[str, int],
+        gateway: dict[str, int] | None = None,
+        counts: dict[str, dict[str, int]] | None = None,
+    ) -> str:
         """The text exposition; `ready` and `in_flight` (gauges by deployment) are read from the deployments,
-        `gateway` (gauges without labels, by metric name) from the public port's server."""
+        `gateway` (gauges without labels, by metric name) from the public port's server, `counts` (gauges by
+        deployment, by metric name: current and desired instances) from the deployments and autoscalers."""
         lines: list[str] = []
 
         def family(name, samples):
@@ -101,6 +114,7 @@ class Metrics:
             ("mlctl_rejected_requests_total", self.rejected),
             ("mlctl_instance_restarts_total", self.restarts),
             ("mlctl_instances_ready", ready),
+            *((name, table) for name, table in (counts or {}).items()),
             ("mlctl_mirror_sent_total", self.mirror_sent),
             ("mlctl_mirror_dropped_total", self.mirror_dropped),
             ("mlctl_mirror_failed_total", self.mirror_failed),

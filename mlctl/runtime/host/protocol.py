@@ -22,7 +22,12 @@ the limits and budget.py the body budget. This module adds what a reverse proxy 
   (MLCTL_HOST_IDLE_S, default 75 s, as aiohttp), and a request whose head or body has not fully
   arrived IDLE_S after it began gets 408;
 - a client that hangs up does not cancel its request: the exchange with the instance ends
-  normally (its slot is released) and the answer is dropped.
+  normally (its slot is released) and the answer is dropped;
+- TLS (HttpServer's `tls`, tls.py): a connection is admitted (the connection limits above) before its
+  handshake, which `loop.start_tls` runs with the context current then: a handshake counts as a
+  connection without credentials, so the untrusted share and head_s bound floods and half-open
+  handshakes (and the handshake timeout, head_s too); a failed handshake (plain HTTP, no client
+  certificate, a scanner) closes the connection without a byte of HTTP.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import functools
 import http
 import logging
 
@@ -39,6 +45,7 @@ from .budget import BodyBudget
 from .filelimit import ACCEPT_BURST
 from .limits import PIPELINE_MAX, head_seconds, idle_seconds, untrusted_connections
 from .messages import Pending, Request, Response, json_response
+from .peers import peer_of
 from .reader import RequestReader, Refused
 
 log = logging.getLogger("mlctl.host")
@@ -79,12 +86,42 @@ class Connection(RequestReader, asyncio.Protocol):
         self._authorized = True  # the current request's credentials (server.authorize), checked on its head
         self.trusted = False  # a request head with valid credentials came (or none are asked): see HttpServer.admit
         self.waiting_since = self.since  # its start, or its last answer: an untrusted connection has head_s from then
+        self.peer = None  # peers.Peer, once connected
+        self.handshaking = False  # TLS: admitted, its handshake not done (the transport is the raw one)
+        self.early: list = []  # TLS: bytes decrypted before the TLS transport was taken (see _secure)
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
-        if not self.server.admit(self):  # its descriptor is freed at once
+        server = self.server
+        self.peer = peer_of(transport, server.listen)
+        if not server.admit(self):  # its descriptor is freed at once
             self.turn_away()
+        elif server.tls is not None:
+            self.handshaking = self.stopped_reading = True
+            # its first step now: start_tls puts its TLS protocol under the transport before a byte is read
+            # (uvloop starts reading when connection_made returns; a task would start a loop turn later)
+            start = self.loop.start_tls(
+                transport, self, server.tls.context, server_side=True, ssl_handshake_timeout=server.head_s
+            )
+            step_now(start, functools.partial(self._secured, transport))
+
+    def _secured(self, raw, transport, error) -> None:
+        """The handshake is done (`transport`: the TLS one) or failed (`error`: SSLError, a reset, the timeout,
+        closed by a sweep or turned away, all alike: the connection closes without a byte of HTTP)."""
+        if error is not None:
+            self.server.tls.handshakes_failed += 1
+            raw.close()
+            self.connection_lost(None)
+            return
+        self.handshaking = self.stopped_reading = False
+        if self.closed:
+            transport.close()
+            return
+        self.transport = transport
+        early, self.early = self.early, []
+        for data in early:  # what the TLS protocol decrypted before this callback ran
+            self.data_received(data)
 
     def turn_away(self) -> None:
         """503 and close: the connection limit is reached (a new connection), or room is made for a new one
@@ -93,7 +130,7 @@ class Connection(RequestReader, asyncio.Protocol):
         server.turned_away += 1
         server.connections.discard(self)
         server.untrusted.pop(self, None)
-        if self.busy:
+        if self.busy or self.handshaking:  # (a TLS client waits for a handshake, not for HTTP)
             self.close()
             return
         self.queue.clear()
@@ -109,6 +146,8 @@ class Connection(RequestReader, asyncio.Protocol):
         )
 
     def connection_lost(self, exc) -> None:
+        if self.parser is None:
+            return  # (called already: a failed handshake)
         self.closed = True
         server = self.server
         if self.in_message:
@@ -276,17 +315,45 @@ class Connection(RequestReader, asyncio.Protocol):
                 self.close()
 
 
+def step_now(coroutine, done) -> None:
+    """Run `coroutine` as a task would, but its first step now (3.11 has no eager tasks); `done(result,
+    None)` or `done(None, exception)` when it ends. For a coroutine that awaits futures only (start_tls)."""
+
+    def step(_=None) -> None:
+        try:
+            future = coroutine.send(None)
+        except StopIteration as stop:
+            done(stop.value, None)
+            return
+        except BaseException as e:  # handed on: the caller decides
+            done(None, e)
+            return
+        future._asyncio_future_blocking = False
+        future.add_done_callback(step)
+
+    step()
+
+
 class HttpServer:
     """Serves `handler` on a listening socket; keeps the Date line and sweeps idle connections each second."""
 
     def __init__(
-        self, handler, idle_s: float | None = None, authorize=None, unauthorized=None, max_connections: int = 4096
+        self,
+        handler,
+        idle_s: float | None = None,
+        authorize=None,
+        unauthorized=None,
+        max_connections: int = 4096,
+        listen=None,
+        tls=None,
     ):
         """`authorize(authorization header or None) -> bool` runs when a request's head arrives (its
         answer is the Request's `authorized`). When it says no and the body may be large (over
         limits.MAX_UNAUTHORIZED_BODY, chunked, or awaiting 100-continue), `unauthorized(request)` (its body
         empty) gives the answer sent at once, before the body is read (the connection then closes), or
-        None to read the request and let `handler` decide; a small body is read and `handler` answers."""
+        None to read the request and let `handler` decide; a small body is read and `handler` answers.
+        `listen` (listen.ListenSettings) says which peers are trusted proxies; `tls` (tls.Tls), when given,
+        makes every connection TLS with its context of the moment."""
         self.handler = handler
         self.authorize, self.unauthorized = authorize, unauthorized
         self.budget = BodyBudget()  # request bodies held (being read, or read and not yet answered)
@@ -295,6 +362,7 @@ class HttpServer:
         self.untrusted: dict[Connection, None] = {}
         self.untrusted_cap = untrusted_connections(max_connections)
         self.turned_away = 0
+        self.listen, self.tls = listen, tls
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s or idle_seconds()
         self.head_s = head_seconds()

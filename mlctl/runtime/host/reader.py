@@ -30,6 +30,8 @@ class RequestReader:
 
     def data_received(self, data: bytes) -> None:
         if self.stopped_reading:
+            if self.handshaking:  # TLS: decrypted bytes that came before protocol.py took the TLS transport
+                self.early.append(data)
             return
         if self.in_head or not self.in_message:
             self.head_bytes += len(data)
@@ -78,6 +80,7 @@ class RequestReader:
             parser.should_keep_alive(),
             parser.get_http_version() == "1.0",
             self._authorized,
+            self.peer,
         )
 
     def on_message_begin(self) -> None:

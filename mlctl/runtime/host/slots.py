@@ -22,6 +22,7 @@ class Slots:
         self._waiters: list[asyncio.Future] = []
         self._rechecks: set[asyncio.Task] = set()  # see suspect()
         self._next = 0
+        self.starved = None  # called when a request waits and there is no instance (an autoscaler's wake)
 
     def serve(self, instances: list[Instance], spec: ServingSpec) -> None:
         """From now on requests go to `instances` (the switch of a create, roll, scale or revive), as `spec` says."""
@@ -72,6 +73,8 @@ class Slots:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise asyncio.TimeoutError
+            if not self.instances and self.starved is not None:
+                self.starved()
             fut = loop.create_future()
             self._waiters.append(fut)
             try:

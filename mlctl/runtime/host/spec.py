@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from mlctl import scalesettings
 from mlctl.schemas.validate import load_schema
 
 from .launcher import DEFAULT_LAUNCHER, UnknownLauncher, check_launcher
@@ -36,6 +37,31 @@ class SpecError(ValueError):
     """A deployment spec the host cannot run (the message says which field)."""
 
 
+def scale_settings_of(raw) -> dict | None:
+    """Validated autoscaling settings of a spec or an order (None: a fixed count); SpecError names the field."""
+    if raw is None:
+        return None
+    settings = scalesettings.autoscale_of(raw) if isinstance(raw, dict) else None
+    if settings is None:
+        raise SpecError(f"scale_settings must be an object with type {scalesettings.AUTOSCALED!r}, got {raw!r}")
+    for key, low in (
+        ("min_instances", 0),
+        ("max_instances", 1),
+        ("target_utilization_percentage", 1),
+        ("polling_interval", 1),
+        ("stabilization_window", 0),
+    ):
+        value = settings[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SpecError(f"scale_settings.{key} must be an integer >= {low}, got {value!r}")
+    for _, summary, _ in scalesettings.range_errors(settings):
+        raise SpecError(f"scale_settings: {summary}")
+    cpu = raw.get("cpu_request")
+    if cpu is not None and (not isinstance(cpu, (int, float)) or isinstance(cpu, bool) or cpu <= 0):
+        raise SpecError(f"scale_settings.cpu_request must be a number of CPUs > 0, got {cpu!r}")
+    return {**settings, **({"cpu_request": float(cpu)} if cpu is not None else {})}
+
+
 @dataclass(frozen=True)
 class ServingSpec:
     """What the host serves for one deployment: its instances' code, model, interpreter, settings, launcher."""
@@ -57,6 +83,7 @@ class ServingSpec:
     routes: dict = field(default_factory=dict)  # a custom container's {liveness, readiness, scoring: path, port}
     launch: dict = field(default_factory=dict)  # what this spec's launcher alone reads (a container's image,
     # mounts, labels, limits; Serve's proxy address); the host passes it on untouched
+    scale_settings: dict | None = None  # autoscaling (scalesettings.py's fields, + cpu_request); None: fixed
 
     @classmethod
     def from_dict(cls, raw: dict) -> "ServingSpec":
@@ -99,6 +126,7 @@ class ServingSpec:
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
+        scale_settings = scale_settings_of(raw.get("scale_settings"))
         return cls(
             name=raw["name"],
             digest=raw["digest"],
@@ -114,6 +142,7 @@ class ServingSpec:
             launcher=launcher,
             routes=dict(routes),
             launch=dict(launch),
+            scale_settings=scale_settings,
             **probes,
         )
 

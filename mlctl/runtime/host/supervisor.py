@@ -35,12 +35,19 @@ class Deployment:
         self.in_flight = 0  # admitted requests (queued or at an instance)
         self.operation: str | None = "creating"
         self._supervisors: dict[Instance, asyncio.Task] = {}
+        self.autoscaler = None  # autoscaler.Autoscaler, set by the endpoint when the spec asks for a range
 
     # ---- what requests see -------------------------------------------------------------------
     @property
     def limit(self) -> int:
-        """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances)."""
-        return 2 * self.spec.max_concurrent * self.spec.instance_count
+        """Requests in flight past which the gateway answers 429 (Azure: 2 x max_concurrent x instances; under
+        autoscaling, x max_instances: requests wait for the instances being added)."""
+        ranged = self.spec.scale_settings
+        return 2 * self.spec.max_concurrent * (ranged["max_instances"] if ranged else self.spec.instance_count)
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return bool(self.spec.scale_settings) and self.spec.scale_settings["min_instances"] == 0
 
     def ready_count(self) -> int:
         return self.slots.ready_count()
@@ -122,6 +129,34 @@ class Deployment:
                 removed = self.instances[count:]
                 self._serve(self.instances[:count], dataclasses.replace(self.spec, instance_count=count))
                 await self.drain(removed)
+        finally:
+            self.operation = None
+
+    async def grow(self, count: int, deadline: float) -> None:
+        """Add instances up to `count`, each joining the rotation as soon as it is ready (the autoscaler's
+        scale-up: capacity arrives instance by instance). One that fails is stopped and the others stay;
+        InstanceFailed is raised after all have finished."""
+        self.operation = "scaling"
+        try:
+            used = {i.index for i in self.instances}
+            free = [i for i in range(count + len(used)) if i not in used][: max(0, count - len(used))]
+
+            async def one(inst: Instance) -> None:
+                try:
+                    await inst.start()
+                    await inst.wait_ready(deadline)
+                except BaseException:
+                    await inst.stop(grace=2)
+                    raise
+                self._supervisors[inst] = asyncio.ensure_future(self._supervise(inst))
+                joined = sorted(self.instances + [inst], key=lambda i: i.index)
+                self._serve(joined, dataclasses.replace(self.spec, instance_count=len(joined)))
+
+            new = [Instance(self.spec, i, self.generation, self.launcher) for i in free]
+            results = await asyncio.gather(*(one(i) for i in new), return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
         finally:
             self.operation = None
 
@@ -269,6 +304,8 @@ class Deployment:
     def state(self) -> str:
         if self.operation:
             return self.operation
+        if self.spec.instance_count == 0:
+            return "idle"  # scaled to zero: the next request starts an instance
         return "ready" if self.ready_count() == self.spec.instance_count else "degraded"
 
     def status(self) -> dict:
@@ -285,4 +322,5 @@ class Deployment:
             "draining": len(self.draining),
             "launcher": s.launcher,
             "instances": [i.status() for i in self.instances],
+            **({"autoscale": self.autoscaler.status()} if self.autoscaler else {}),
         }

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
+from mlctl import scalesettings
 from mlctl.resources import Address, Kind, Resource
 from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
 from mlctl.runtime.failures import failure_line
@@ -140,7 +141,9 @@ class Platform:
         say = {
             Order.CREATE: f"starting {count} instance(s) and waiting until ready",
             Order.ROLL: "starting the new instances beside the old and waiting until ready",
-            Order.SCALE: f"scaling to {count} instance(s)",
+            Order.SCALE: f"autoscaling within {scalesettings.describe_range(resource.attributes)} instance(s)"
+            if scalesettings.is_autoscaled(resource.attributes)
+            else f"scaling to {count} instance(s)",
         }.get(order)
         if say:
             ctx.progress(str(resource.address), say)
@@ -164,6 +167,11 @@ class Platform:
     def observe(self, attributes: Mapping[str, Any], host: dict | None, prior, ctx) -> DeploymentObserved | None:
         """What runs of the deployment, from the host's report of it (None: nothing runs)."""
         return deployment_observed(host)
+
+
+def _ranged(attributes: Mapping[str, Any], prior) -> bool:
+    """Pure: is the deployment autoscaled now, or was it (then its host is told the new settings)?"""
+    return scalesettings.is_autoscaled(attributes) or bool(prior and scalesettings.is_autoscaled(prior.attributes))
 
 
 class DeploymentDriver:
@@ -212,22 +220,30 @@ class DeploymentDriver:
         return self._carry_out(Order.CREATE, resource, prior, ctx, "start", call)
 
     def update(self, resource, prior, ctx: HostedContext):
-        """In-place fields are metadata; instances that are down start again at once."""
-        name = resource.attributes["name"]
-        return self._carry_out(
-            Order.UPDATE, resource, prior, ctx, "update", lambda c, *_: c.revive_deployment(name, timeout=ctx.timeout)
-        )
+        """In-place fields are metadata and the autoscaling range (the host takes the new range and brings
+        its count into it, restarting nothing); instances that are down start again at once."""
+        a = resource.attributes
+        name = a["name"]
+
+        def call(c, *_):
+            if _ranged(a, prior):
+                c.set_scaling(name, scalesettings.settings_of(a), a["instance_count"], timeout=ctx.timeout)
+            return c.revive_deployment(name, timeout=ctx.timeout)
+
+        return self._carry_out(Order.UPDATE, resource, prior, ctx, "update", call)
 
     def scale(self, resource, prior, ctx: HostedContext):
-        name, count = resource.attributes["name"], resource.attributes["instance_count"]
-        return self._carry_out(
-            Order.SCALE,
-            resource,
-            prior,
-            ctx,
-            "scale",
-            lambda c, *_: c.scale_deployment(name, count, timeout=ctx.timeout),
-        )
+        """To the fixed count; under autoscaling (or leaving it), the range goes to the host, which brings
+        its count into it."""
+        a = resource.attributes
+        name, count = a["name"], a["instance_count"]
+
+        def call(c, *_):
+            if _ranged(a, prior):
+                return c.set_scaling(name, scalesettings.settings_of(a), count, timeout=ctx.timeout)
+            return c.scale_deployment(name, count, timeout=ctx.timeout)
+
+        return self._carry_out(Order.SCALE, resource, prior, ctx, "scale", call)
 
     def roll(self, resource, prior, ctx: HostedContext):
         """New instances beside the old, traffic moves once they are ready, then the old drain."""

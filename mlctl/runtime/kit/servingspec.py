@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 from mlctl.runtime.kit import snapshot, store
+from mlctl.sizing import Sizing
 
 
 def serving_digest(spec: dict) -> str:
-    """Pure: the identity of what a deployment's instances run (everything but instance_count),
-    so a scale is not mistaken for a replace."""
-    body = {k: v for k, v in spec.items() if k not in ("instance_count", "digest")}
+    """Pure: the identity of what a deployment's instances run (everything but instance_count and the
+    autoscaling range), so a scale or a new range is not mistaken for a replace."""
+    body = {k: v for k, v in spec.items() if k not in ("instance_count", "scale_settings", "digest")}
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -38,6 +39,11 @@ def serving_spec(ctx, a: dict, python: str, launcher: str, launch: dict | None =
         "readiness_probe": a.get("readiness_probe") or {},
         "launcher": launcher,
     }
+    if a.get("scale_settings"):  # the endpoint host scales within the range (docs/autoscaling.md), on CPU
+        spec["scale_settings"] = dict(a["scale_settings"])  # against resources.requests.cpu when one is set
+        cpu = Sizing.of(a).requests.cpu
+        if cpu:
+            spec["scale_settings"]["cpu_request"] = cpu
     if a.get("inference_config"):  # a custom container: the host probes and forwards to its own routes
         from mlctl.runtime.host.spec import routes_of
 

@@ -1,0 +1,113 @@
+"""Autoscaling in a real endpoint host (real scoring processes): a load ramp scales a deployment up at once and
+back down after the stabilization window with no failed request; scale to zero and the cold start (200 within
+the timeout, 408 past it); a new range in place; /metrics' desired and current counts. Order of events and
+generous deadlines, never timings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import aiohttp
+
+from hosttools import body, sample, scrape, send, wait_until
+
+
+def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, **kw) -> dict:
+    spec = host.spec(name, **kw)
+    spec["scale_settings"] = {
+        "type": "target_utilization",
+        "min_instances": lo,
+        "max_instances": hi,
+        "target_utilization_percentage": target,
+        "polling_interval": polling,
+        "stabilization_window": window,
+    }
+    return spec
+
+
+async def _ramp(url: str, headers: dict, phases, cap: int = 4000) -> list[int]:
+    """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests."""
+    statuses: list[int] = []
+    async with aiohttp.ClientSession() as session:
+        for concurrency, seconds in phases:
+            stop_at = time.monotonic() + seconds
+
+            async def worker():
+                while time.monotonic() < stop_at and len(statuses) < cap:
+                    async with session.post(url, data=body(), headers=headers) as r:
+                        await r.read()
+                        statuses.append(r.status)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+def decisions(host, name: str) -> list[tuple[int, int]]:
+    """The autoscaler's changes of `name` in host.log, in order: [(from, to)]."""
+    return [(int(a), int(b)) for a, b in re.findall(rf"autoscale {name}: (\d+) -> (\d+): ", host.log())]
+
+
+def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_failed_request(make_host):
+    host = make_host()
+    host.client.create_deployment(ranged(host, "blue", concurrent=4, env={"SLOW_S": "0.05"}), timeout=60)
+    host.client.set_traffic({"blue": 100})
+    status = host.client.status()["deployments"]["blue"]
+    assert status["autoscale"]["metric"].startswith("in-flight requests") and status["instance_count"] == 1
+    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 2), (16, 8), (1, 1)]))
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    changes = wait_until(lambda: (c := decisions(host, "blue")) and c[-1][1] == 1 and c, 60, "back to 1")
+    wait_until(lambda: host.client.status()["deployments"]["blue"]["instance_count"] == 1, 30, "1 instance")
+    assert changes[0][0] == 1 and changes[0][1] > 1, changes  # up first ...
+    assert max(b for _, b in changes) == 4 and changes[-1][1] == 1, changes  # ... to the maximum, then down to 1
+    ups = [i for i, (a, b) in enumerate(changes) if b > a]
+    downs = [i for i, (a, b) in enumerate(changes) if b < a]
+    assert max(ups) < min(downs), changes
+    last = host.client.status()["deployments"]["blue"]["autoscale"]["decisions"][-1]
+    assert (
+        (last["from"], last["to"]) == (changes[-1][0], 1)
+        and last["outcome"] in ("scaling", "done")
+        and "down:" in last["reason"]
+    )
+    metrics = scrape(host)
+    assert sample(metrics, "mlctl_instances_current", deployment="blue") == 1
+    assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
+
+
+def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host):
+    host = make_host()
+    slow = {"INIT_SLEEP_S": "1.5"}
+    host.client.create_deployment(ranged(host, "cold", lo=0, hi=2, window=2, timeout_ms=30000, env=slow), timeout=60)
+    host.client.create_deployment(ranged(host, "short", lo=0, hi=2, window=2, timeout_ms=400, env=slow), timeout=60)
+    host.client.set_traffic({"cold": 100})
+
+    def idle() -> bool:
+        ds = host.client.status()["deployments"]
+        return all(ds[n]["state"] == "idle" and not ds[n]["instances"] for n in ("cold", "short"))
+
+    wait_until(idle, 30, "both deployments scaled to zero")
+    assert sample(scrape(host), "mlctl_instances_current", deployment="cold") == 0
+    first = send(host.url + "/score", 1, headers=host.auth())
+    assert first[0][0] == 200, first
+    late = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+    assert late[0][0] == 408 and "scaled to zero" in late[0][1]["message"], late
+    # the instance the late request woke goes on starting, and answers the next one
+    wait_until(lambda: host.client.status()["deployments"]["short"]["ready_instances"] == 1, 30, "short is up")
+    again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+    assert again[0][0] == 200, again
+    assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
+
+
+def test_a_new_range_applies_in_place_without_restarting_instances(make_host):
+    host = make_host()
+    host.client.create_deployment(ranged(host, "blue", lo=2, hi=4, window=600), timeout=60)
+    pids = {i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]}
+    assert len(pids) == 2
+    wider = ranged(host, "blue", lo=3, hi=5, window=600)["scale_settings"]
+    after = host.client.set_scaling("blue", wider, 1)
+    assert after["instance_count"] == 3 and pids < {i["pid"] for i in after["instances"]}  # brought into range
+    assert after["autoscale"]["min_instances"] == 3
+    fixed = host.client.set_scaling("blue", None, 2)  # back to a fixed count: autoscaling stops
+    assert fixed["instance_count"] == 2 and "autoscale" not in fixed
+    assert {i["pid"] for i in fixed["instances"]} == pids
