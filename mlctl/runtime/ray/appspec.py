@@ -20,7 +20,7 @@ import mlctl
 from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.kit.store import copy_tree
 from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
-from mlctl.runtime.ray import apps
+from mlctl.runtime.ray import apps, packages
 
 EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
 
@@ -52,14 +52,16 @@ def with_servers(spec: dict, cluster: str, app: apps.AppName, secret: str, serve
     }
 
 
-def replica_spec(spec: dict, secret: str) -> dict:
-    """Pure: what each replica's constructor gets (the scoring server's settings and the endpoint's hop secret;
-    paths are the replica's). Constructor arguments are not in Serve's details, unlike the runtime_env."""
+def replica_spec(spec: dict, secret: str, environment: dict | None = None) -> dict:
+    """Pure: what each replica's constructor gets (the scoring server's settings, the endpoint's hop secret and
+    the environment's EnvRef, which nodeenv.materialize makes a virtualenv on the node; paths are the
+    replica's). Constructor arguments are not in Serve's details, unlike the runtime_env."""
     s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     return {
         "name": s.name,
         "digest": s.digest,
         "hop_secret": secret,
+        "environment": environment,
         "python": spec["python"],
         "scoring_script": s.scoring_script,
         "max_concurrent": s.max_concurrent,
@@ -103,11 +105,12 @@ def staged(data_dir, spec: dict) -> Path:
     return stage
 
 
-def runtime_env(stage: Path, owner: str, spec: dict) -> dict:
-    """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs)."""
+def runtime_env(stage: Path, owner: str, spec: dict, environment: dict | None = None) -> dict:
+    """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs), with the
+    packages of the deployment's environment (`environment`, packages.ship's EnvRef) when it has one."""
     return {
         "working_dir": str(stage),
-        "py_modules": [os.path.dirname(mlctl.__file__)],
+        "py_modules": [os.path.dirname(mlctl.__file__), *(packages.py_modules(environment) if environment else [])],
         "excludes": EXCLUDES,
         # Serve's own log lines stay in the replica's log file, off the worker's stderr, which Ray's log monitor
         # follows on every node (it cost about 2 ms of CPU per request when Serve logged each request, issue 28)

@@ -20,7 +20,7 @@ from mlctl.runtime.kit.drivers import deployment_observed
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver
 from mlctl.observed import DeploymentObserved
-from mlctl.runtime.ray import apps, appspec, cluster, directory
+from mlctl.runtime.ray import apps, appspec, cluster, directory, packages
 from mlctl.waiting import Timeout, wait_until
 
 
@@ -46,13 +46,14 @@ class ServeApplications(Platform):
         current = apps.owned(cluster.details(), owner).get(str(app))
         if current is None or apps.status(current) in ("DEPLOY_FAILED", "DELETING"):
             ctx.progress(address, f"deploying Serve application {app} ({a['instance_count']} replica(s))")
+            environment = packages.ship(owner, a["image_digest"]) if a.get("environment") else None
             stage = appspec.staged(ctx.data_dir, made)
             try:
-                env = cluster.upload(appspec.runtime_env(stage, owner, made))
+                env = cluster.upload(appspec.runtime_env(stage, owner, made, environment))
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
             options = appspec.replica_options(made, env, self.runtime.replica_cpus)
-            cluster.deploy(bind(appspec.replica_spec(made, secret), options), str(app))
+            cluster.deploy(bind(appspec.replica_spec(made, secret, environment), options), str(app))
         elif apps.target_replicas(current) != a["instance_count"]:
             ctx.progress(address, f"scaling Serve application {app} to {a['instance_count']} replica(s)")
             cluster.scale(str(app), apps.DEPLOYMENT_NAME, a["instance_count"])

@@ -2,13 +2,14 @@
 
 A replica is a thin shell in Ray's own interpreter. Its constructor starts the very scoring server the
 local runtime runs (`python -m mlctl.runtime.server`, same environment: `mlctl.runtime.kit.servercommand`)
-in the deployment's virtualenv, listening on its node's address at a free port, waits until it answers
-`GET /`, and registers where it listens (`directory.register`): the endpoint hosts send requests straight
-there (one hop; the application has no route on Serve's proxy and the replica relays nothing). The
-server answers only requests that carry the endpoint's hop secret (`X-Mlctl-Hop`, compared in constant
-time). A server that exits first (init() raised) fails the constructor with the server's output,
-traceback included, which Serve reports as the application's status message. Serve places, health-checks
-(the server's `GET /`) and replaces the replicas. The server's output goes to the replica's Serve log.
+in the deployment's virtualenv (shipped through the cluster and made on the node: nodeenv.py), listening
+on its node's address at a free port, waits until it answers `GET /`, and registers where it listens
+(`directory.register`): the endpoint hosts send requests straight there (one hop; the application has no
+route on Serve's proxy and the replica relays nothing). The server answers only requests that carry the
+endpoint's hop secret (`X-Mlctl-Hop`, compared in constant time). A server that exits first (init()
+raised) fails the constructor with the server's output, traceback included, which Serve reports as the
+application's status message. Serve places, health-checks (the server's `GET /`) and replaces the
+replicas. The server's output goes to the replica's Serve log.
 
 Runs inside Ray workers: imports nothing of mlctl but the standard-library modules named above.
 The model and the code arrive through the replica's runtime_env `working_dir` (`model/`, `code/`).
@@ -21,7 +22,6 @@ import http.client
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 from mlctl.waiting import Timeout, wait_until
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
-from mlctl.runtime.ray import directory
+from mlctl.runtime.ray import directory, nodeenv
 
 logger = logging.getLogger("ray.serve")
 TAIL_LINES = 200  # server output kept for a failed start
@@ -70,13 +70,9 @@ class ScoringReplica:
         self.listening: tuple[str, int] | None = None
         context = serve.get_replica_context()
         self.application, self.replica_id = context.app_name, context.replica_id.unique_id
-        python = spec["python"] or sys.executable
-        if not os.path.exists(python):
-            raise RuntimeError(
-                f"the virtualenv interpreter {python} does not exist on this node "
-                f"({socket.gethostname()}): the ray runtime needs MLCTL_CACHE on a file system "
-                f"every node shares (docs/runtime.md)"
-            )
+        python, self.variables = sys.executable, {}  # without an environment: Ray's own interpreter
+        if spec.get("environment"):  # shipped through the cluster (packages.py): a virtualenv on this node
+            python, self.variables = nodeenv.materialize(spec["environment"])
         server = SimpleNamespace(
             name=spec["name"],
             python=python,
@@ -111,7 +107,7 @@ class ScoringReplica:
             self.proc = subprocess.Popen(
                 tcp_command(server, self.node_ip),
                 cwd=server.code_dir,
-                env={**instance_env(server), "MLCTL_HOP_SECRET": self.secret},
+                env={**instance_env(server), **self.variables, "MLCTL_HOP_SECRET": self.secret},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
