@@ -3,7 +3,8 @@ settings.
 
 The file is optional: without it the runtime is "local" with its defaults (mlctl's behaviour before the
 file existed). For one run, `--runtime NAME` (`Project.runtime_override`) and the MLCTL_RUNTIME variable
-override its `runtime:`; precedence: --runtime > MLCTL_RUNTIME > the file > "local". Its schema is
+override its `runtime:`; precedence: --runtime > MLCTL_RUNTIME > the file's `computes:` (the runtime the
+endpoints' `compute: azureml:NAME` map to, mlctl/computes.py) > its `runtime:` > "local". Its schema is
 `schemas/project.schema.json`. It is never read as an endpoint document (`schemas/discovery.py` skips it).
 """
 
@@ -49,6 +50,7 @@ class ProjectSettings:
     file:   the project file's absolute path when there is one (its settings blocks are read even
             when the runtime is overridden); `line`: the line of its `runtime:` field when the
             runtime came from it. `digest`: "sha256:<hex>" of the file's text (a saved plan binds to it).
+    computes: the file's `computes:` map (Azure compute name -> runtime; mlctl/computes.py).
     """
 
     runtime: str = DEFAULT_RUNTIME
@@ -58,6 +60,7 @@ class ProjectSettings:
     line: int | None = None
     digest: str | None = None
     state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"backend": "local"}), hash=False)
+    computes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
 
 def is_project_file(path: str | os.PathLike) -> bool:
@@ -120,6 +123,7 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
         line,
         "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None,
         MappingProxyType(state),
+        MappingProxyType(dict(data.get("computes") or {})),
     ), diags
 
 
@@ -169,6 +173,8 @@ def _checked(doc: Document, diags: list[Diagnostic]) -> dict | None:
     names = {k for k in data if isinstance(k, str) and k not in load_schema("project")["properties"]}
     if isinstance(data.get("runtime"), str):
         names.add(data["runtime"])
+    if isinstance(data.get("computes"), dict):
+        names.update(v for v in data["computes"].values() if isinstance(v, str))
     runtimerecords.find(names)  # an installed runtime the file names is read before the file is checked
     problems = [_reworded(d, data, doc) for d in validate_document(doc, "project", data)]
     diags.extend(problems)
@@ -204,6 +210,8 @@ def _chosen(
         name, source, where, how = project.runtime_override, OPTION, {"field": OPTION}, f"given with {OPTION}"
     elif environ.get(ENV_VAR):
         name, source, where, how = environ[ENV_VAR], ENV_VAR, {"field": ENV_VAR}, f"in {ENV_VAR}"
+    elif doc is not None and isinstance(data, dict) and (mapped := _mapped(project, doc, data, diags)) is not None:
+        name, source, where, how = mapped, doc.display, doc.at(("computes",)), "by computes"
     elif doc is not None and isinstance(data, dict) and "runtime" in data:
         name, source, where, how = data["runtime"], doc.display, doc.at(("runtime",)), ""
     else:
@@ -214,6 +222,31 @@ def _chosen(
     elif not found.available:
         diags.append(_unavailable(name, how, where, source))
     return name, source, where.get("line")
+
+
+def _mapped(project: Project, doc: Document, data: dict, diags: list[Diagnostic]) -> str | None:
+    """The runtime the file's `computes:` sends the configuration's endpoints to (mlctl.computes), None when it
+    names none of their computes; computes sent to several runtimes, or to an unknown one, appended to `diags`."""
+    from mlctl.computes import configured_computes, mapped_runtime
+
+    mapping = data.get("computes")
+    if not isinstance(mapping, dict) or not mapping:
+        return None
+    known = known_in_files()
+    for compute, runtime in mapping.items():
+        if runtime not in known:
+            diags.append(_unknown(str(runtime), f"for compute {compute!r}", doc.at(("computes", compute))))
+    runtime, several = mapped_runtime(mapping, configured_computes(project))
+    if several:
+        diags.append(
+            Diagnostic(
+                f"the endpoints' computes map to several runtimes ({', '.join(several)})",
+                "mlctl applies one runtime per run: keep the endpoints of each runtime in a project of their own, "
+                "or map their computes to one runtime.",
+                **doc.at(("computes",)),
+            )
+        )
+    return runtime if runtime in known else None
 
 
 def _unknown(name: str, how: str, where: dict) -> Diagnostic:

@@ -86,9 +86,10 @@ class Sizing:
 
 @dataclass(frozen=True)
 class Problem:
-    """One error in a `resources` block: the dotted field under it (`limits.memory`) and what is wrong."""
+    """One error in a `resources` block: the path of the field under it (`("limits", "memory")`), what is wrong
+    and what to do."""
 
-    field: str
+    field: tuple[str, ...]
     message: str
     hint: str
 
@@ -101,12 +102,14 @@ def read_resources(raw: object) -> tuple[Sizing, list[Problem]]:
         return Sizing(), problems
     if not isinstance(raw, Mapping):
         return Sizing(), [
-            Problem("", "'resources' is not a mapping", "Write resources: {requests: {...}, limits: {...}}.")
+            Problem((), "'resources' is not a mapping", "Write resources: {requests: {...}, limits: {...}}.")
         ]
     for key in raw:
         if key not in ("requests", "limits"):
             problems.append(
-                Problem(str(key), f"unknown field '{key}' in 'resources'", "Use 'requests' and 'limits' (Kubernetes).")
+                Problem(
+                    (str(key),), f"unknown field '{key}' in 'resources'", "Use 'requests' and 'limits' (Kubernetes)."
+                )
             )
     requests = _read_amounts(raw.get("requests"), "requests", problems)
     limits = _read_amounts(raw.get("limits"), "limits", problems)
@@ -119,7 +122,7 @@ def read_resources(raw: object) -> tuple[Sizing, list[Problem]]:
             key = next(k for k, v in KEYS.items() if v == name)
             problems.append(
                 Problem(
-                    f"requests.{key}",
+                    ("requests", key),
                     f"requests.{key} ({_show(name, asked)}) is above limits.{key} ({_show(name, cap)})",
                     "A request is at most its limit: lower the request or raise the limit.",
                 )
@@ -132,7 +135,9 @@ def _read_amounts(raw: object, where: str, problems: list[Problem]) -> Amounts:
     if raw is None:
         return Amounts()
     if not isinstance(raw, Mapping):
-        problems.append(Problem(where, f"'resources.{where}' is not a mapping", "Write e.g. {cpu: 500m, memory: 1Gi}."))
+        problems.append(
+            Problem((where,), f"'resources.{where}' is not a mapping", "Write e.g. {cpu: 500m, memory: 1Gi}.")
+        )
         return Amounts()
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -140,7 +145,7 @@ def _read_amounts(raw: object, where: str, problems: list[Problem]) -> Amounts:
         if name is None:
             problems.append(
                 Problem(
-                    f"{where}.{key}",
+                    (where, str(key)),
                     f"unknown resource '{key}' in 'resources.{where}'",
                     "mlctl reads cpu, memory and nvidia.com/gpu.",
                 )
@@ -149,11 +154,11 @@ def _read_amounts(raw: object, where: str, problems: list[Problem]) -> Amounts:
         try:
             values[name] = _READERS[name](value)
         except QuantityError as e:
-            problems.append(Problem(f"{where}.{key}", f"resources.{where}.{key}: {e}", "Write a Kubernetes quantity."))
+            problems.append(Problem((where, key), f"resources.{where}.{key}: {e}", "Write a Kubernetes quantity."))
             continue
         if where == "limits" and values[name] == 0 and name != "gpu":
             problems.append(
-                Problem(f"{where}.{key}", f"resources.{where}.{key} is 0: nothing could run", "Give a limit above 0.")
+                Problem((where, key), f"resources.{where}.{key} is 0: nothing could run", "Give a limit above 0.")
             )
     return Amounts(**values)
 

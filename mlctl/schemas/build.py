@@ -414,7 +414,9 @@ class Builder:
             attrs["instance_count"] = scalesettings.initial_count(attrs["scale_settings"])
         else:  # a fixed count (on a runtime that does not autoscale, the plan notes the fields as ignored)
             attrs.pop("scale_settings", None)
-        if "instance_type" in honoured_fields("deployment", self.runtime):
+        if spec.kubernetes and spec.instance_type:
+            self._kubernetes_instance_type_note(spec)
+        elif "instance_type" in honoured_fields("deployment", self.runtime):
             attrs["instance_type"] = spec.instance_type
             self._check_instance_type(spec)
         depends = [Address(Kind.ENDPOINT, spec.endpoint), model.address]
@@ -470,6 +472,19 @@ class Builder:
             )
         )
         return False
+
+    def _kubernetes_instance_type_note(self, spec: DeploymentSpec) -> None:
+        """A note: a Kubernetes deployment's instance_type names one of its cluster's instance types (a
+        resource profile), which no table here describes; resources, else the runtime's default, size it."""
+        sized = "its resources" if spec.settings.get("resources") else "the runtime's default"
+        self.diags.append(
+            Diagnostic(
+                f"deployment '{spec.name}': instance_type '{spec.instance_type}' names a Kubernetes instance type "
+                f"(a resource profile of the cluster), which mlctl has no table for: each instance is sized by {sized}",
+                severity="note",
+                **spec.where.at("instance_type"),
+            )
+        )
 
     def _check_instance_type(self, spec: DeploymentSpec) -> None:
         """A warning for a VM size mlctl does not know (its instances then run without limits)."""

@@ -17,6 +17,11 @@ HONOURED, MAPPED, IGNORED, REFUSED = "honoured", "mapped", "ignored", "refused"
 # "KIND.dotted.field" -> (status, note). Fields not named here get their status from the schemas.
 NOTES: dict[str, tuple[str, str]] = {
     "endpoint.auth_mode": (HONOURED, "key and aml_token; read case-insensitively, as Azure does ('Key')"),
+    "endpoint.compute": (
+        MAPPED,
+        "azureml:NAME runs on the runtime the project file's computes: maps NAME to, else on the project's "
+        "runtime (a note says so once)",
+    ),
     "endpoint.deployments": (MAPPED, "the 2021 form's inline deployments: each read as a deployment YAML"),
     "endpoint.traffic": (HONOURED, "weights across the deployments; --set traffic.NAME=N as Azure's --all-traffic"),
     "endpoint.name": (HONOURED, "placeholders (<NAME>, {{NAME}}) filled with --var, or replaced with --set"),
@@ -37,6 +42,16 @@ NOTES: dict[str, tuple[str, str]] = {
     "deployment.environment.path": (
         IGNORED,
         "the 2021 form's build folder of a conda-only environment: nothing in it is read",
+    ),
+    "deployment.instance_type": (
+        IGNORED,
+        "cloud-only (VM size); honoured by the docker runtime as its containers' limits (after resources.limits); "
+        "on a Kubernetes deployment it names a cluster's instance type, which mlctl has no table for: a note",
+    ),
+    "deployment.resources": (
+        HONOURED,
+        "requests and limits (cpu, memory, nvidia.com/gpu) as each instance's reservation and limit: cgroups on "
+        "local and docker, Ray's placement on ray (see docs/resources.md)",
     ),
     "deployment.scale_settings.instance_count": (MAPPED, "the 2021 form's count: read as instance_count"),
     "deployment.scale_settings.scale_type": (

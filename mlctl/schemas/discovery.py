@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlctl.errors import Diagnostic
+from mlctl.errors import Diagnostic, Severity
 from mlctl.overrides import placeholders_in, unfilled_error
 from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
@@ -28,6 +28,18 @@ def kind_from_schema_url(url: str) -> str | None:
     for suffix in (".schema.json", ".json"):
         last = last.removesuffix(suffix)
     return SCHEMA_KINDS.get(last)
+
+
+def shape_kind(data: dict) -> tuple[str, str] | None:
+    """Pure: (kind, why) for a file without `$schema` or `kind:` whose shape leaves no doubt, as the Azure CLI
+    knows the kind from its command (`az ml online-deployment create -f`): a Kubernetes deployment (`type:
+    kubernetes` with `endpoint_name` and `model`) or an endpoint naming its compute (`compute` with
+    `auth_mode`); None otherwise."""
+    if data.get("type") == "kubernetes" and "endpoint_name" in data and "model" in data and "auth_mode" not in data:
+        return "deployment", "type: kubernetes with endpoint_name and model"
+    if "compute" in data and "auth_mode" in data and not {"endpoint_name", "model"} & set(data):
+        return "endpoint", "compute with auth_mode"
+    return None
 
 
 def _guess(data: dict) -> str:
@@ -75,6 +87,8 @@ def detect_kind(doc: Document) -> tuple[str | None, Diagnostic | None]:
         return kind, None
     if from_schema:
         return from_schema, None
+    if "$schema" not in data and (shaped := shape_kind(data)) is not None:
+        return shaped[0], None
     if "$schema" in data:
         why = f"$schema {str(data['$schema']).rsplit('/', 1)[-1]!r} is not a kind mlctl reads"
     else:
@@ -141,6 +155,7 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
     failed = 0
     lookalikes: list[str] = []  # skipped files that look like ours (a kind: or $schema: line missing?)
     docs: list[tuple[Document, str]] = []
+    shaped: list[str] = []  # files read by their shape (no $schema or kind), for one note
     if not project.files and not project.root.is_dir():
         shown = str(project.root)
         what = "is not a folder" if project.root.exists() else "does not exist"
@@ -177,6 +192,16 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
                 diags.append(why)
             continue
         docs.append((doc, kind))
+        if isinstance(doc.data, dict) and "kind" not in doc.data and "$schema" not in doc.data:
+            shaped.append(f"{doc.display} as {kind} ({shape_kind(doc.data)[1]})")  # type: ignore[index]
+    if shaped:
+        diags.append(
+            Diagnostic(
+                "read without $schema or kind, by their shape: " + "; ".join(shaped),
+                "Add the Azure '$schema:' URL or 'kind:' to say so explicitly.",
+                severity=Severity.NOTE,
+            )
+        )
     diags.extend(apply_overrides(project, docs))
     unfilled = [(doc, left) for doc, _ in docs if (left := placeholders_in(doc.data))]
     for doc, left in unfilled:  # placeholders a --set did not replace: the document is not read further

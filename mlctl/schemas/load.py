@@ -81,6 +81,11 @@ def _load(project: Project, cache) -> Config:
     diags.extend(problems)
     if settings is not None and settings.file:  # a saved plan goes stale when the runtime or its settings change
         inputs[settings.file] = settings.digest
+    if settings is not None:
+        from mlctl.computes import endpoint_computes, unmapped_note
+
+        if (note := unmapped_note(settings.computes, endpoint_computes(docs), settings.runtime)) is not None:
+            diags.append(note)
     specs = Specs(incomplete=unparsed > 0, explicit=bool(project.files))
     for doc, kind in docs:
         add_document(doc, kind, specs, diags)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlctl import scalesettings
 from mlctl.errors import Diagnostic
+from mlctl.sizing import read_resources
 from mlctl.serversettings import SERVER_VARIABLES, SettingsError, parse_settings
 from mlctl.schemas.documents import Document, format_field
 from mlctl.schemas.specs import (
@@ -191,6 +192,9 @@ def normalize_deployment(
                 **doc.at(path + ("scale_settings", "instance_count")),
             )
         )
+    sizing, problems = read_resources(raw.get("resources"))
+    for problem in problems:
+        errors.append(Diagnostic(problem.message, problem.hint, **doc.at(path + ("resources",) + problem.field)))
     autoscale = scalesettings.autoscale_of(raw.get("scale_settings"))
     for key, summary, hint in scalesettings.range_errors(autoscale):
         errors.append(Diagnostic(summary, hint, **doc.at(path + ("scale_settings", key))))
@@ -207,6 +211,7 @@ def normalize_deployment(
         "environment_variables": to_str_map(full["environment_variables"]),
         "description": full["description"],
         "tags": to_str_map(full["tags"]),
+        **({"resources": sizing.to_json()} if raw.get("resources") is not None else {}),
         **({"scale_settings": autoscale} if autoscale else {}),
     }
     own = {k: v for k, v in raw.items() if k not in ("model", "environment")}
@@ -221,6 +226,7 @@ def normalize_deployment(
         where,
         find_ignored(load_schema("deployment"), "deployment", own),
         raw.get("instance_type"),
+        raw.get("type") == "kubernetes" or "kubernetesonlinedeployment" in str(doc.get(("$schema",), "")).lower(),
     )
 
 

@@ -100,6 +100,7 @@ class DeploymentSpec:
     where: Where
     ignored: list = field(default_factory=list)
     instance_type: str | None = None  # an Azure VM size: honoured by the runtimes the schema names
+    kubernetes: bool = False  # a Kubernetes online deployment: its instance_type names a cluster's instance type
 
 
 @dataclass

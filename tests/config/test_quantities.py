@@ -152,7 +152,7 @@ def test_resource_problems_name_their_field():
             "claims": [],
         }
     )
-    by_field = {p.field: p.message for p in problems}
+    by_field = {".".join(p.field): p.message for p in problems}
     assert by_field["claims"] == "unknown field 'claims' in 'resources'"
     assert "not a Kubernetes quantity" in by_field["requests.memory"]
     assert by_field["requests.ephemeral-storage"] == "unknown resource 'ephemeral-storage' in 'resources.requests'"

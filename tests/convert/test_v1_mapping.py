@@ -93,6 +93,21 @@ def test_the_aks_form_maps_field_by_field(v1_project):
         },
         "app_insights_enabled": False,
     }
+    # the converted settings are honoured: the deployment autoscales in [2, 4] (local runtime, issue 29)
+    from mlctl.projectpaths import Project
+    from mlctl.schemas.load import load_config
+
+    config = load_config(Project.at(v1_project, state_path=v1_project / ".mlctl" / "state.json"))
+    attributes = config.resource("deployment.diabetes.blue").attributes
+    assert attributes["scale_settings"] == {
+        "type": "target_utilization",
+        "min_instances": 2,
+        "max_instances": 4,
+        "target_utilization_percentage": 60,
+        "polling_interval": 10,
+        "stabilization_window": 300,
+    }
+    assert attributes["instance_count"] == 2
     header, endpoint = read(v1_project, "diabetes-endpoint.yml")
     assert endpoint == {
         "$schema": SCHEMA.format("managedOnlineEndpoint"),

@@ -7,6 +7,7 @@ The docker runtime's run of the same is tests/docker/test_autoscale_docker.py.""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -56,14 +57,19 @@ def show(root, name: str) -> dict:
 def load(root, name: str, concurrency: int, seconds: float) -> list[int]:
     """`concurrency` keep-alive clients for `seconds` (at most 3000 requests): their statuses."""
     key = keys(root, name)["primaryKey"]
+    port = Endpoint(root, name).port
     statuses: list[int] = []
     stop_at = time.monotonic() + seconds
 
     def client():
-        ep = Endpoint(root, name)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         while time.monotonic() < stop_at and len(statuses) < 3000:
-            statuses.append(ep.score(key=key)[0])
-        ep.close()
+            conn.request("POST", "/score", body=b"{}", headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            statuses.append(answer.status)
+        conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     for t in threads:

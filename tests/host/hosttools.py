@@ -178,16 +178,27 @@ def body(**extra) -> bytes:
     return json.dumps({"data": [ROW], **extra}).encode()
 
 
-async def _clients(url: str, total: int, concurrency: int, headers: dict, payload: bytes, limit_s: float, during=None):
+async def _clients(
+    url: str,
+    total: int,
+    concurrency: int,
+    headers: dict,
+    payload: bytes,
+    limit_s: float,
+    during=None,
+    ssl=None,
+    fresh: bool = False,
+):
     """`concurrency` keep-alive clients send up to `total` requests; returns [(status, json|None, headers)].
 
     With `during` (a blocking callable, run in a thread) they keep sending until it returns, within
-    `total` and `limit_s`; without it they stop after `total`."""
+    `total` and `limit_s`; without it they stop after `total`. `ssl`: the client context for https;
+    `fresh`: a new connection (and TLS handshake) for every request instead of keep-alive."""
     results = []
     stop_at = time.monotonic() + limit_s
     sent = 0
     done = asyncio.Event()
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=ssl if ssl is not None else True, force_close=fresh)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker():
@@ -226,9 +237,11 @@ def send(
     payload: bytes | None = None,
     limit_s: float = 60.0,
     during=None,
+    ssl=None,
+    fresh: bool = False,
 ) -> list:
     """Send POSTs to `url` from `concurrency` keep-alive clients (see _clients)."""
-    return asyncio.run(_clients(url, total, concurrency, headers or {}, payload or body(), limit_s, during))
+    return asyncio.run(_clients(url, total, concurrency, headers or {}, payload or body(), limit_s, during, ssl, fresh))
 
 
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):

@@ -78,3 +78,23 @@ def test_range_of_attributes():
     assert scalesettings.instance_range({"instance_count": 3}) == (3, 3)
     assert scalesettings.autoscale_of({"type": "default"}) is None
     assert scalesettings.range_errors({**auto["scale_settings"], "min_instances": 5})[0][0] == "min_instances"
+
+
+def _deployment(name, **attributes):
+    from mlctl.resources import Address, Kind, Resource
+
+    return Resource(Address(Kind.DEPLOYMENT, f"e.{name}"), {"instance_count": 1, **attributes}, "d")
+
+
+def test_plan_warns_when_the_maximums_together_exceed_the_machine():
+    from mlctl.runtime.kit.capacitynotes import capacity_warnings
+
+    auto = {"scale_settings": scalesettings.autoscale_of({"type": "target_utilization", "max_instances": 3})}
+    small = {"resources": {"requests": {"cpu": 0.25, "memory": 100 * MIB}, "limits": {}}}
+    assert capacity_warnings([_deployment("a", **auto, **small), _deployment("b")], 2, 2**30) == []
+    [cpu] = capacity_warnings([_deployment("a", **auto), _deployment("b")], 2, 2**30)  # 3 x 1 + 1 x 1 CPUs
+    assert cpu.severity == "warning" and "need 4 CPU(s) and this machine has 2" in cpu.summary
+    big = {"resources": {"requests": {"cpu": 0.1, "memory": 2**30}, "limits": {}}}
+    [memory] = capacity_warnings([_deployment("a", **auto, **big)], 2, 2**30)
+    assert "reserve 3Gi of memory and this machine has 1Gi" in memory.summary, memory.summary
+    assert capacity_warnings([_deployment("a", instance_count=9)], 2, 2**30) == []  # nothing autoscales

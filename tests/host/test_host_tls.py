@@ -16,28 +16,13 @@ from hosttools import ROW
 from mlctl.runtime.host.client import HostError
 from netcalls import call
 from netns import Network
-from tlstools import Certificates, digest_of_file
+from tlstools import Certificates, digest_of_file, tls_metrics
 
 
 def tls_host(make_host, certs: Certificates, *names: str, node=None, **listen):
     """A host serving TLS with a new certificate of `certs` for `names` (started in `node` if given)."""
     cert, key = certs.issue(*(names or ("127.0.0.1",)))
     return make_host(node=node, listen={"certificate": cert, "key": key, **listen}), cert
-
-
-def metrics_of(host, context) -> dict:
-    """The host's /metrics over TLS from loopback (no key needed there)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with socket.create_connection(("127.0.0.1", host.info.port), timeout=20) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := tls.recv(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return {s.name: s.value for f in text_string_to_metric_families(body.decode()) for s in f.samples}
 
 
 def test_tls_on_loopback_versions_alpn_resumption_and_plain_http(make_host, tmp_path, loop_mode):
@@ -84,7 +69,7 @@ def test_tls_on_loopback_versions_alpn_resumption_and_plain_http(make_host, tmp_
         with socket.create_connection(("127.0.0.1", port), timeout=20) as plain:
             plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert not read_to_close(plain).startswith(b"HTTP")  # nothing, or a TLS alert record
-    counts = metrics_of(host, certs.context())
+    counts = tls_metrics(host.info.port, certs.context())
     assert counts["mlctl_gateway_tls_handshakes_failed_total"] >= 4  # 3 plain + the TLS 1.1 client
     assert host.client.status()["listen"]["tls"]["handshakes_failed"] >= 4
     assert "Traceback" not in host.log()

@@ -52,4 +52,24 @@ def served_digest(port: int, context: ssl.SSLContext, host: str = "127.0.0.1") -
     """ "sha256:<hex>" of the certificate a new handshake with the host gets."""
     with socket.create_connection((host, port), timeout=20) as raw:
         with context.wrap_socket(raw, server_hostname=host) as tls:
-            return "sha256:" + hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+            return digest_of_peer(tls)
+
+
+def tls_metrics(port: int, context: ssl.SSLContext) -> dict:
+    """The host's /metrics over TLS from loopback (no key needed there), as {sample name: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return {s.name: s.value for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+
+
+def digest_of_peer(tls: ssl.SSLSocket) -> str:
+    """ "sha256:<hex>" of the certificate an open TLS connection got."""
+    return "sha256:" + hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()

@@ -200,6 +200,10 @@ class RayMachines:
         RuntimeError when a namespace is left."""
         names = [n.namespace for n in self.net.nodes.values()] + [self.net.bridge]
         try:
+            for node in (self.worker, self.head):  # SIGKILL at once: nothing of a test cluster needs a clean exit
+                if node.machine.namespace in self.net.made:
+                    with contextlib.suppress(RuntimeError):  # what survives, Network.remove reports
+                        node.kill()
             self.net.remove()
         finally:
             shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -85,6 +85,14 @@ def test_replica_options_map_the_deployment_settings():
     assert options["num_replicas"] == 3 and options["max_ongoing_requests"] == 4
     assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (7.0, 3.0)
     assert options["ray_actor_options"] == {"num_cpus": 0.5, "runtime_env": {"working_dir": "gcs://x"}}
+    requests = {"cpu": 0.1, "memory": 2**27, "gpu": 1}  # as the loader writes them (sizing.read_resources)
+    sized = {**spec, "launch": {"resources": {"requests": requests, "limits": {"cpu": 0.2, "gpu": 1}}}}
+    assert appspec.replica_options(sized, {}, 0.5)["ray_actor_options"] == {
+        "num_cpus": 0.1,  # resources.requests: the placement's reservation
+        "memory": 2**27,
+        "num_gpus": 1,
+        "runtime_env": {},
+    }
     app = apps.app_name(OWNER, "ep", "blue", "sha256:" + "1" * 64)
     replica = appspec.replica_spec(spec, "s3cret")
     assert replica["hop_secret"] == "s3cret" and replica["max_concurrent"] == 4

@@ -108,6 +108,17 @@ def confinement(launch: dict) -> dict:
     }
 
 
+def reservation(launch: dict) -> dict:
+    """Pure: the engine's reservation arguments of a container (resources.requests): a memory reservation
+    and CPU shares, only those given."""
+    out = {}
+    if launch.get("memory_reservation"):
+        out["mem_reservation"] = launch["memory_reservation"]
+    if launch.get("cpu_shares"):
+        out["cpu_shares"] = launch["cpu_shares"]
+    return out
+
+
 def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, float, str]:
     """Create and start the instance's container as `uid` (None: the host's user), its server listening on
     its socket and writing all its output to its FIFO, both in `folder` (the instance's own, bind-mounted);
@@ -129,6 +140,7 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
                 "nano_cpus": launch.get("nano_cpus") or None,
                 "mem_limit": launch.get("memory_bytes") or None,
                 "memswap_limit": launch.get("memory_bytes") or None,
+                **reservation(launch),
                 "log_config": {"Type": "json-file", "Config": LOG_OPTIONS},
             },
         )
@@ -150,6 +162,7 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
         nano_cpus=launch.get("nano_cpus") or None,
         mem_limit=launch.get("memory_bytes") or None,
         memswap_limit=launch.get("memory_bytes") or None,
+        **reservation(launch),
         init=True,
         network_mode="none",
         log_config={"Type": "json-file", "Config": LOG_OPTIONS},

@@ -10,6 +10,7 @@ import functools
 from pathlib import Path
 
 from mlctl.resources import Kind
+from mlctl.sizing import Sizing
 from mlctl.runtime.docker import containers, engine, images, limits
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.runtime.docker.runcontext import DockerContext
@@ -41,12 +42,14 @@ def container_spec(ctx: DockerContext, a: dict, launcher: str) -> dict:
             engine.client_of(ctx), ctx.data_dir, a.get("image_digest"), ctx.settings, say=say
         )
         memory = limits.memory_bytes((ctx.settings or {}).get("memory"))
-        fit = limits.container_limits(a.get("instance_type"), *ctx.machine, default_memory=memory)
+        fit = limits.container_limits(a.get("instance_type"), *ctx.machine, default_memory=memory, sizing=Sizing.of(a))
     except engine.engine_errors() as e:
         raise engine.failure(f"{address}: preparing its containers failed", e) from None
     for note in fit.notes:
         say(note)
-    if a.get("instance_type"):
+    if a.get("resources"):
+        say(f"containers sized by resources: {fit.describe()}")
+    elif a.get("instance_type"):
         say(f"containers of instance_type {a['instance_type']}: {fit.describe()}")
     launch = {
         "image": built.tag,
@@ -55,6 +58,8 @@ def container_spec(ctx: DockerContext, a: dict, launcher: str) -> dict:
         "instance_type": a.get("instance_type"),
         "nano_cpus": fit.nano_cpus,
         "memory_bytes": fit.memory_bytes,
+        **({"memory_reservation": fit.memory_reservation} if fit.memory_reservation else {}),
+        **({"cpu_shares": fit.cpu_shares} if fit.cpu_shares else {}),
         "pids_limit": (ctx.settings or {}).get("pids_limit") or containers.PIDS_LIMIT,
         "read_only": (ctx.settings or {}).get("read_only_root", True),
         "labels": {containers.LABEL_PROJECT: ctx.lineage},

@@ -17,7 +17,7 @@ from mlctl.runtime.docker import containers, engine, imagecache, imagechecks, la
 from mlctl.runtime.docker.drivers import docker_drivers
 from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.host.client import find_host
-from mlctl.runtime.kit import cache
+from mlctl.runtime.kit import cache, capacity
 from mlctl.runtime.kit.operations import HostedRuntime
 
 PROJECT_KINDS = ("model", "code")  # what the project keeps itself (virtualenvs are the local runtime's)
@@ -36,17 +36,28 @@ class DockerRuntime(HostedRuntime):
 
     def preflight(self, resources: Iterable) -> None:
         """MlctlError naming the engine address tried when no Docker engine answers, or listing every
-        image whose base's Python does not satisfy its environment (file and line); nothing changed."""
-        problems = imagechecks.python_problems(engine.connect(self.settings), list(resources), self.settings)
+        image whose base's Python does not satisfy its environment and every deployment whose resources exceed
+        the engine's machine (containers get no GPUs from mlctl) (file and line); nothing changed."""
+        client, resources = engine.connect(self.settings), list(resources)
+        problems = imagechecks.python_problems(client, resources, self.settings)
+        if any(r.kind is Kind.DEPLOYMENT and r.attributes.get("resources") for r in resources):
+            info = client.info()
+            machine = capacity.Machine(
+                int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0), 0, "the Docker engine's machine"
+            )
+            problems += capacity.sizing_problems(resources, machine, "docker")
         if problems:
             raise MlctlError(*problems)
 
     def plan_notes(self, resources: Iterable) -> list:
-        """Which base each image starts from and why (and its tag when already known); none without an engine."""
+        """Which base each image starts from and why (and its tag when already known; none without an engine),
+        and the capacity warning of every hosted runtime."""
+        resources = list(resources)
         try:
-            return imagechecks.base_notes(engine.connect(self.settings), list(resources), self.settings)
+            notes = imagechecks.base_notes(engine.connect(self.settings), resources, self.settings)
         except Exception:  # notes are best effort: plan says nothing rather than fail
-            return []
+            notes = []
+        return notes + super().plan_notes(resources)
 
     def build_logs(self, project, state, endpoint, deployment, lines):
         from mlctl.runtime.docker import images

@@ -101,15 +101,22 @@ class Connection(RequestReader, asyncio.Protocol):
             self.handshaking = self.stopped_reading = True
             # its first step now: start_tls puts its TLS protocol under the transport before a byte is read
             # (uvloop starts reading when connection_made returns; a task would start a loop turn later)
+            # the handshake and the close_notify exchange at the end each have head_s (a client that never
+            # answers close_notify would otherwise hold its slot for asyncio's default 30 s)
             start = self.loop.start_tls(
-                transport, self, server.tls.context, server_side=True, ssl_handshake_timeout=server.head_s
+                transport,
+                self,
+                server.tls.context,
+                server_side=True,
+                ssl_handshake_timeout=server.head_s,
+                ssl_shutdown_timeout=server.head_s,
             )
             step_now(start, functools.partial(self._secured, transport))
 
     def _secured(self, raw, transport, error) -> None:
         """The handshake is done (`transport`: the TLS one) or failed (`error`: SSLError, a reset, the timeout,
         closed by a sweep or turned away, all alike: the connection closes without a byte of HTTP)."""
-        if error is not None:
+        if error is not None or transport is None:  # (None: asyncio's, when closed during the handshake)
             self.server.tls.handshakes_failed += 1
             raw.close()
             self.connection_lost(None)

@@ -15,6 +15,8 @@ from mlctl.errors import MlctlError
 from mlctl.runtime.contract import InstanceUsage, Runtime
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.client import HostClient, HostError, find_host
+from mlctl.runtime.kit.capacity import this_machine
+from mlctl.runtime.kit.capacitynotes import capacity_warnings
 from mlctl.runtime.kit.hostview import HostedContext
 
 
@@ -23,6 +25,11 @@ class HostedRuntime(Runtime):
 
     def context(self, project, **kwargs) -> HostedContext:
         return HostedContext(project, settings=self.settings, **kwargs)
+
+    def plan_notes(self, resources) -> list:
+        """A warning when the deployments' maximums together exceed this machine's CPUs or memory."""
+        machine = this_machine()
+        return capacity_warnings(list(resources), int(machine.cpus), machine.memory)
 
     def endpoint_url(self, project, endpoint):
         info = find_host(project.data_dir, endpoint)

@@ -3,7 +3,9 @@ local runtime's "process" launcher; a runtime may run it under another name by s
 
 Follows the contract in mlctl/runtime/host/launcher.py (the host loads a runtime's launcher module by the
 name in its record). Output goes to the instance's rotating log file through a pipe relay; the last
-64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG).
+64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG). An instance of
+a deployment with `resources` runs in its own cgroup, holding its memory limit (and CPU limit and reservations
+where the machine allows: `cgroups.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.relay import OutputRelay, output_pipe
+from mlctl.runtime.kit import cgroups
 from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -45,6 +48,7 @@ class Process:
         self._reader: asyncio.Task | None = None
         self._relay: OutputRelay | None = None
         self.lifecycle = asyncio.Lock()  # start and stop never interleave
+        self.group: cgroups.InstanceGroup | None = None  # its cgroup, when the deployment has resources
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -61,6 +65,7 @@ class Process:
             f"--- mlctl host: starting instance {index} of {self.spec.name} "
             f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
         )
+        self.group = sized_group(self.spec, self.socket.stem)
         r, w = output_pipe()
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -71,10 +76,12 @@ class Process:
                 stdout=w,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent if self.group is None else self.group.preexec,
             )
         except BaseException:
             os.close(r)
+            if self.group is not None:
+                self.group.remove()
             raise
         finally:
             os.close(w)
@@ -113,6 +120,28 @@ class Process:
                 await proc.wait()
         await self.drain_output()
         self.socket.unlink(missing_ok=True)
+        if self.group is not None:
+            self.group.remove()
+
+    def ending(self) -> str:
+        """How the ended process ended: its exit code, or the kernel's kill at its cgroup's memory limit."""
+        code = self.proc.returncode if self.proc is not None else None
+        if self.group is not None and self.group.oom_kills():
+            return f"was killed for running out of memory (its limit, resources.limits.memory, is {self.group.shown})"
+        return f"exited with code {code}"
+
+
+def sized_group(spec, name: str) -> cgroups.InstanceGroup | None:
+    """The cgroup of an instance of `spec` named `name`, holding its `resources` (None without any); raises
+    cgroups.CgroupError when a memory limit cannot be set on this machine."""
+    from mlctl.sizing import Sizing
+
+    sizing = Sizing.from_json((spec.launch or {}).get("resources"))
+    if sizing.is_empty():
+        return None
+    hierarchies = cgroups.current()
+    cgroups.sweep(hierarchies)
+    return cgroups.InstanceGroup(name, sizing.limits, sizing.requests, hierarchies)
 
 
 class Launcher:
@@ -172,7 +201,7 @@ class Launcher:
             return "stopped"
         if p.is_running():
             return None
-        return "not started" if p.proc is None else f"exited with code {p.proc.returncode}"
+        return "not started" if p.proc is None else p.ending()
 
     async def gone(self, key: InstanceKey) -> str:
         p = self.processes.get(key)

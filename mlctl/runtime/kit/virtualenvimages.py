@@ -73,8 +73,10 @@ def deployment_python(a: dict, without_environment: str = sys.executable) -> str
 
 def virtualenv_spec(ctx, a: dict, launcher: str, without_environment: str = sys.executable) -> dict:
     """The endpoint host's serving spec for deployment attributes `a`: instances run by `launcher` on the
-    deployment's virtualenv interpreter (`without_environment` when it has none); snapshots the code."""
-    return serving_spec(ctx, a, deployment_python(a, without_environment), launcher)
+    deployment's virtualenv interpreter (`without_environment` when it has none), sized by its `resources`
+    (requests and limits, read by the launcher); snapshots the code."""
+    launch = {"resources": a["resources"]} if a.get("resources") else None  # the instances' cgroup sizing
+    return serving_spec(ctx, a, deployment_python(a, without_environment), launcher, launch)
 
 
 def python_problems(resources: Iterable) -> list[Diagnostic]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 
 from mlctl import runtimerecords
+from mlctl.errors import MlctlError
 from mlctl.resources import Kind
 from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, TrafficDriver, guarded
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
-from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, virtualenv_spec
+from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, python_problems, virtualenv_spec
+from mlctl.runtime.local.limits import resource_notes, resource_problems
 
 
 class LocalRuntime(VirtualenvRuntime):
@@ -30,6 +32,21 @@ class LocalRuntime(VirtualenvRuntime):
                 Kind.TRAFFIC: TrafficDriver(),
             }
         )
+
+    def preflight(self, resources) -> None:
+        """MlctlError listing every image no interpreter here satisfies and every deployment whose resources
+        this machine cannot give or enforce (file and line)."""
+        resources = list(resources)
+        problems = python_problems(resources) + resource_problems(resources)
+        if problems:
+            raise MlctlError(*problems)
+
+    def plan_notes(self, resources) -> list:
+        """Which deployments' CPU requests and limits this machine does not enforce."""
+        try:
+            return resource_notes(list(resources))
+        except Exception:  # notes are best effort
+            return []
 
 
 def runtime(settings) -> LocalRuntime:

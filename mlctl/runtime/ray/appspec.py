@@ -21,6 +21,7 @@ from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.kit.store import copy_tree
 from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
 from mlctl.runtime.ray import apps, packages
+from mlctl.sizing import Sizing
 
 EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
 
@@ -72,16 +73,24 @@ def replica_spec(spec: dict, secret: str, environment: dict | None = None) -> di
 
 
 def replica_options(spec: dict, runtime_env: dict, cpus: float) -> dict:
-    """Pure: the Serve deployment options of the application's one deployment."""
+    """Pure: the Serve deployment options of the application's one deployment. Each replica's placement
+    reserves the deployment's `resources.requests` (a request left out is its limit, mlctl.sizing): its CPUs
+    (else `cpus`, the project's ray.replica_cpus), memory and GPUs; Ray schedules by these and enforces none."""
     s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     live = s.liveness_probe
+    asked = Sizing.from_json((spec.get("launch") or {}).get("resources")).requests
+    actor = {"num_cpus": asked.cpu if asked.cpu is not None else cpus, "runtime_env": runtime_env}
+    if asked.memory:
+        actor["memory"] = asked.memory
+    if asked.gpu:
+        actor["num_gpus"] = asked.gpu
     return {
         "num_replicas": s.instance_count,
         "max_ongoing_requests": s.max_concurrent,
         "health_check_period_s": max(1.0, float(live["period"])),
         "health_check_timeout_s": max(1.0, float(live["timeout"])),
         "graceful_shutdown_timeout_s": s.instance_timeout_ms / 1000 + 2,
-        "ray_actor_options": {"num_cpus": cpus, "runtime_env": runtime_env},
+        "ray_actor_options": actor,
     }
 
 

@@ -1,0 +1,238 @@
+"""Cgroups: an instance's own control group, a child of the group its endpoint host runs in, holding the
+instance's memory limit (`resources.limits.memory`) and, where the CPU controller is writable too, its CPU
+limit and both reservations (`resources.requests`).
+
+cgroup v2 (the unified hierarchy) is used when it has the controller and delegates it to the host's group
+(the controller is in the group's `cgroup.subtree_control`, or the group is the root): `memory.max`,
+`memory.low`, `cpu.max`, `cpu.weight`. Otherwise cgroup v1's controller hierarchies: `memory.limit_in_bytes`
+(and `memory.memsw.limit_in_bytes`, so swap does not stretch the limit), `memory.soft_limit_in_bytes`,
+`cpu.cfs_quota_us`, `cpu.shares`. A machine with neither writable cannot limit a local instance's memory:
+`why_not` says why, and the local runtime's preflight makes that a plan error.
+
+Groups are named `mlctl-HOSTPID-NAME`; a host removes a group when its instance stops, and the groups of
+hosts that died (their PID gone) when it makes its first one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlctl.quantities import describe_bytes
+from mlctl.sizing import Amounts
+
+ROOT = Path("/sys/fs/cgroup")
+PREFIX = "mlctl-"
+CFS_PERIOD_US = 100_000
+V1_MOUNTS = {"memory": ("memory",), "cpu": ("cpu", "cpu,cpuacct", "cpuacct,cpu")}  # v1 mount folders under ROOT
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where one controller ("memory" or "cpu") is for this process: cgroup `version` 1 or 2, and the
+    directory of the process's own group in it."""
+
+    version: int
+    controller: str
+    group: Path
+
+
+def own_hierarchies(proc_cgroup: str, root: Path = ROOT) -> dict[str, Hierarchy]:
+    """{controller: Hierarchy} for "memory" and "cpu" from the text of /proc/self/cgroup, the unified (v2)
+    hierarchy first when it has the controller, else v1's. Reads the cgroup file system under `root`."""
+    found: dict[str, Hierarchy] = {}
+    v1: dict[str, str] = {}
+    v2_path = None
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            v2_path = parts[2]
+        for name in parts[1].split(","):
+            v1[name] = parts[2]
+    if v2_path is not None:
+        base = root if (root / "cgroup.controllers").exists() else root / "unified"
+        group = base / v2_path.lstrip("/")
+        for controller in ("memory", "cpu"):
+            if controller in _words(group / "cgroup.controllers"):
+                found[controller] = Hierarchy(2, controller, group)
+    for controller in ("memory", "cpu"):
+        if controller in found or controller not in v1:
+            continue
+        for mount in [root / name for name in V1_MOUNTS[controller]]:
+            if mount.is_dir():
+                found[controller] = Hierarchy(1, controller, mount / v1[controller].lstrip("/"))
+                break
+    return found
+
+
+def _words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _settings(h: Hierarchy, limits: Amounts, requests: Amounts) -> dict[str, str]:
+    """Pure: {file: value} of a group's limit and reservation in hierarchy `h` (only what is given)."""
+    out = {}
+    if h.controller == "memory":
+        if limits.memory is not None:
+            if h.version == 2:
+                out["memory.max"] = str(limits.memory)
+                out["memory.swap.max"] = "0"
+            else:
+                out["memory.limit_in_bytes"] = str(limits.memory)
+                out["memory.memsw.limit_in_bytes"] = str(limits.memory)
+        if requests.memory is not None:
+            out["memory.low" if h.version == 2 else "memory.soft_limit_in_bytes"] = str(requests.memory)
+    else:
+        if limits.cpu is not None:
+            quota = max(1000, round(limits.cpu * CFS_PERIOD_US))
+            if h.version == 2:
+                out["cpu.max"] = f"{quota} {CFS_PERIOD_US}"
+            else:
+                out["cpu.cfs_period_us"] = str(CFS_PERIOD_US)
+                out["cpu.cfs_quota_us"] = str(quota)
+        if requests.cpu is not None:
+            if h.version == 2:
+                out["cpu.weight"] = str(min(10000, max(1, round(requests.cpu * 100))))
+            else:
+                out["cpu.shares"] = str(max(2, round(requests.cpu * 1024)))
+    return out
+
+
+def _delegated(h: Hierarchy) -> bool:
+    """cgroup v2: whether child groups of `h.group` get its controller, enabling it when the kernel allows
+    (in the root group, or a group without processes of its own)."""
+    if h.controller in _words(h.group / "cgroup.subtree_control"):
+        return True
+    try:
+        _write(h.group / "cgroup.subtree_control", f"+{h.controller}")
+    except OSError:
+        return False
+    return True
+
+
+def why_not(h: Hierarchy | None, controller: str = "memory") -> str | None:
+    """None when a child group with a limit can be made in `h`; else why not, in words for a plan error.
+    Makes and removes a probe group."""
+    if h is None:
+        return f"this machine has no {controller} cgroup controller mlctl can reach (neither cgroup v2 nor v1)"
+    if h.version == 2 and not _delegated(h):
+        return (
+            f"the cgroup v2 group {h.group} does not delegate its {controller} controller to child groups "
+            f"('{controller}' is not in its cgroup.subtree_control, and it holds processes)"
+        )
+    probe = h.group / f"{PREFIX}probe-{os.getpid()}"
+    try:
+        probe.mkdir(exist_ok=True)
+        try:
+            name = "memory.max" if h.version == 2 else "memory.limit_in_bytes"
+            if controller == "cpu":
+                name = "cpu.max" if h.version == 2 else "cpu.cfs_quota_us"
+            _write(probe / name, "max" if h.version == 2 else "-1")
+        finally:
+            probe.rmdir()
+    except OSError as e:
+        return f"the cgroup {h.group} is not writable here ({e.strerror or e})"
+    return None
+
+
+class CgroupError(OSError):
+    """An instance's memory limit cannot be set: the message says where and why."""
+
+
+class InstanceGroup:
+    """One instance's group in each hierarchy it needs; `join` (in the child, before exec) moves the calling
+    process into them; `remove` deletes them once the instance's processes ended."""
+
+    def __init__(self, name: str, limits: Amounts, requests: Amounts, hierarchies: dict[str, Hierarchy]):
+        self.dirs: list[Path] = []
+        self.memory: Path | None = None
+        self.version = 0
+        self.shown = describe_bytes(limits.memory) if limits.memory is not None else "none"
+        if limits.memory is not None and (problem := why_not(hierarchies.get("memory"))) is not None:
+            raise CgroupError(f"cannot limit the instance's memory to {self.shown}: {problem}")
+        for controller, h in sorted(hierarchies.items()):
+            wanted = _settings(h, limits, requests)
+            if not wanted or (h.version == 2 and not _delegated(h)):
+                continue  # CPU and reservations: where the machine allows (the plan notes where it does not)
+            path = h.group / f"{PREFIX}{os.getpid()}-{name}"
+            try:
+                path.mkdir(exist_ok=True)
+                self.dirs.append(path)
+                for file, value in wanted.items():
+                    if (path / file).exists():
+                        _write(path / file, value)
+            except OSError as e:
+                if controller == "memory" and limits.memory is not None:
+                    self.remove()
+                    raise CgroupError(f"cannot make the instance's cgroup {path}: {e}") from None
+                continue
+            if controller == "memory":
+                self.memory, self.version = path, h.version
+
+    def join(self) -> None:
+        """In the child between fork and exec: into every group of this instance."""
+        for path in self.dirs:
+            _write(path / "cgroup.procs", "0")
+
+    def preexec(self) -> None:
+        """`preexec_fn` of the instance's process: dies with its parent, then joins the groups."""
+        from mlctl.runtime.kit.servercommand import die_with_parent
+
+        die_with_parent()
+        self.join()
+
+    def oom_kills(self) -> int:
+        """How many times the kernel killed a process of this group for exceeding its memory limit."""
+        if self.memory is None:
+            return 0
+        text = _read(self.memory / ("memory.events" if self.version == 2 else "memory.oom_control"))
+        match = re.search(r"^oom_kill (\d+)", text, re.M)
+        return int(match[1]) if match else 0
+
+    def remove(self) -> None:
+        """Delete the groups (a group still holding a process stays; the next host's sweep removes it)."""
+        for path in self.dirs:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def sweep(hierarchies: dict[str, Hierarchy]) -> None:
+    """Remove the empty instance groups of endpoint hosts that are gone (their PID no longer runs)."""
+    for h in hierarchies.values():
+        try:
+            children = list(h.group.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            m = re.fullmatch(rf"{PREFIX}(\d+)-.+", child.name)
+            if m and child.is_dir() and not Path(f"/proc/{m[1]}").exists():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+
+
+def current() -> dict[str, Hierarchy]:
+    """This process's hierarchies."""
+    return own_hierarchies(_read(Path("/proc/self/cgroup")))

@@ -1,0 +1,108 @@
+"""Azure's Kubernetes example (the corpus case kubernetes-blue, its files unmodified) on the local runtime:
+each instance in its own cgroup holding `resources.limits` and `requests`; a limit too small for the model is a
+clear error while the old instance keeps serving; a limit this machine cannot give, or cannot enforce (the
+cgroup file system read-only, in a mount namespace of the test's own), is a plan error naming file, line and
+field. The case itself (validate, plan, apply, score, destroy) runs in test_corpus.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from corpus_support import CASES, Case, mlctl, prepare
+
+from mlctl.runtime.kit import cgroups
+
+CASE = Case.read(CASES / "kubernetes-blue")
+FILES = ["-f", "kubernetes-endpoint.yml", "-f", "kubernetes-blue-deployment.yml"]
+TRAFFIC = ["--set", "kubernetes-endpoint.yml:traffic.blue=100"]
+DEPLOYMENT = "kubernetes-blue-deployment.yml"
+MI = 2**20
+
+
+@pytest.fixture
+def project(tmp_path, mlctl_cache) -> Path:
+    project = prepare(CASE, tmp_path / "files", mlctl_cache)
+    yield project
+    mlctl(project, *FILES, "destroy", "--auto-approve", *TRAFFIC, check=False)
+
+
+def instance_groups(project: Path) -> dict[str, Path]:
+    """{controller: the folder of the cgroup} of the deployment's one instance, read from /proc/PID/cgroup."""
+    shown = json.loads(mlctl(project, *FILES, "show", "my-endpoint", "--json").stdout)
+    (instance,) = shown["deployments"]["blue"]["instances"]
+    found = cgroups.own_hierarchies(Path(f"/proc/{instance['pid']}/cgroup").read_text())
+    ours = cgroups.current()
+    return {c: h.group for c, h in found.items() if c in ours and h.group.name.startswith(cgroups.PREFIX)}
+
+
+def read(group: Path, *names: str) -> str:
+    return next((group / n).read_text().strip() for n in names if (group / n).exists())
+
+
+def test_instances_run_in_a_cgroup_of_their_resources_and_a_too_small_limit_is_a_clear_error(project):
+    # the limits as Azure's file has them, but 1 CPU instead of 0.2 so that this test's instance starts fast
+    faster = [*TRAFFIC, "--set", f"{DEPLOYMENT}:resources.limits.cpu=1"]
+    mlctl(project, *FILES, "apply", "--auto-approve", *faster)
+    groups = instance_groups(project)
+    assert int(read(groups["memory"], "memory.max", "memory.limit_in_bytes")) == 200 * MI
+    low = int(read(groups["memory"], "memory.low", "memory.soft_limit_in_bytes"))
+    assert abs(low - 107374183) < 4096  # 0.1Gi, to the kernel's page
+    if "cpu" in groups:  # a writable CPU controller (else plan notes that CPU is not enforced)
+        quota = read(groups["cpu"], "cpu.max", "cpu.cfs_quota_us").split()[0]
+        assert quota == "100000"
+    before = mlctl(project, *FILES, "invoke", "my-endpoint", "--request-file", "sample-request.json").stdout
+
+    # the same model under a 40Mi limit: killed by the kernel at its limit, said so; the old instance serves on
+    tight = [*faster, "--set", f"{DEPLOYMENT}:resources.limits.memory=40Mi"]
+    tight += ["--set", f"{DEPLOYMENT}:resources.requests.memory=20Mi"]
+    failed = mlctl(project, *FILES, "apply", "--auto-approve", *tight, check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert "was killed for running out of memory (its limit, resources.limits.memory, is 40Mi)" in failed.stderr
+    after = mlctl(project, *FILES, "invoke", "my-endpoint", "--request-file", "sample-request.json").stdout
+    assert after == before and len(json.loads(after)) == 2
+
+    mlctl(project, *FILES, "destroy", "--auto-approve", *faster)
+    assert not groups["memory"].exists()
+
+
+def test_a_limit_beyond_this_machine_is_a_plan_error_naming_the_largest(project):
+    huge = [
+        *TRAFFIC,
+        "--set",
+        f"{DEPLOYMENT}:resources.limits.memory=1Ei",
+        "--set",
+        f"{DEPLOYMENT}:resources.limits.cpu=4096",
+    ]
+    out = mlctl(project, *FILES, "plan", *huge, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        "resources.limits.memory (1Ei) is more than this machine can give one instance on the local runtime: at most"
+        in out.stderr
+    )
+    assert "resources.limits.cpu (4096 CPUs) is more than this machine" in out.stderr
+    assert f"at {DEPLOYMENT}:21, field 'resources.limits.cpu'" in out.stderr
+    assert f"at {DEPLOYMENT}:22, field 'resources.limits.memory'" in out.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("unshare") and shutil.which("findmnt")), reason="needs util-linux")
+def test_a_memory_limit_where_no_cgroup_is_writable_is_a_plan_error(project):
+    memory = cgroups.current()["memory"]
+    mount = subprocess.run(["findmnt", "-n", "-o", "TARGET", "-T", str(memory.group)], capture_output=True, text=True)
+    command = [sys.executable, "-m", "mlctl.cli", *FILES, "plan", *TRAFFIC]
+    script = f'mount -o remount,bind,ro "{mount.stdout.strip()}" && exec "$@"'
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "resources.limits.memory needs a cgroup on the local runtime, and the cgroup" in out.stderr
+    assert "is not writable here (Read-only file system)" in out.stderr
+    assert f"at {DEPLOYMENT}:22, field 'resources.limits.memory'" in out.stderr
