@@ -96,6 +96,7 @@ class EndpointObserved(Observed):
     pid: int | None = None
     scoring_uri: str | None = None
     openapi_uri: str | None = None
+    certificate_digest: str | None = None  # of the certificate the host serves (TLS): another one is drift
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
+from mlctl.listen import ListenBlock, read_listen
 from mlctl.projectpaths import Project
 from mlctl import runtimerecords
 from mlctl.schemas.documents import DISPLAY_ROOT, Document, read_document, show_path
@@ -61,6 +62,7 @@ class ProjectSettings:
     digest: str | None = None
     state: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"backend": "local"}), hash=False)
     computes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    listen: ListenBlock = field(default_factory=ListenBlock, hash=False)  # the `listen:` block (mlctl.listen)
 
 
 def is_project_file(path: str | os.PathLike) -> bool:
@@ -107,8 +109,11 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
         diags.extend(problems)
         data = _checked(doc, diags) if doc is not None else None
     runtime, source, line = _chosen(project, environ, doc, data, diags)
+    listen = ListenBlock()
     if data is not None and doc is not None:
         _check_state_block(doc, data.get("state") or {}, diags)
+        listen, problems = read_listen(doc, data)
+        diags.extend(problems)
     if diags or data is None:
         return None, diags
     block = data.get(runtime) or {}
@@ -124,6 +129,7 @@ def _read(project: Project, environ: Mapping[str, str]) -> tuple[ProjectSettings
         "sha256:" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest() if doc else None,
         MappingProxyType(state),
         MappingProxyType(dict(data.get("computes") or {})),
+        listen,
     ), diags
 
 

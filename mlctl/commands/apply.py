@@ -40,10 +40,16 @@ def summary(plan) -> str:
     )
 
 
-def print_endpoints(state) -> None:
+def print_endpoints(state, data_dir) -> None:
+    """Each endpoint's scoring URI; for `tls: self-signed`, the CA file its clients must trust."""
+    from mlctl.selfsigned import trusted_ca
+
     for address, rs in sorted(state.resources.items()):
         if rs.kind == "endpoint" and rs.observed.scoring_uri:
             click.echo(f"  {address}: {rs.observed.scoring_uri}")
+            ca = trusted_ca(rs.attributes, data_dir)
+            if ca:
+                click.echo(f"    clients trust the project's development CA (tls: self-signed): {ca}")
 
 
 def run_apply(
@@ -110,7 +116,7 @@ def _run_apply(project, *, planfile, auto_approve, allow_destroy, destroy, lock_
         return 0
     click.echo()
     click.echo(summary(plan) if not destroy else "Destroy complete! " + summary(plan).split("! ", 1)[1])
-    print_endpoints(state)
+    print_endpoints(state, project.data_dir)
     return 0
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
+import ssl
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 
 import click
 
+from mlctl.endpointurls import reach_address
 from mlctl.errors import MlctlError
 
 
@@ -42,15 +45,23 @@ def read_request_file(project, request_file: str) -> bytes:
     help="Send to this deployment (azureml-model-deployment header), bypassing the traffic weights.",
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option(
+    "--cacert",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Verify the endpoint's certificate with this CA file (PEM) instead of the project's CA (tls: self-signed) "
+    "or the system's store.",
+)
 @click.pass_obj
-def command(project, endpoint, request_file, deployment, timeout):
+def command(project, endpoint, request_file, deployment, timeout, cacert):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
     from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.reconciler.operations import runtime_of
 
     _, rs = endpoint_state(project, endpoint)
     runtime = runtime_of(project, rs)
-    base = runtime.endpoint_url(project, endpoint)
+    served = rs.attributes if (rs.attributes.get("listen") or {}).get("tls", "off") != "off" else {}
+    base = runtime.endpoint_url(project, endpoint, served and rs.attributes)  # plain HTTP: the host itself
     if base is None:
         raise MlctlError(
             f"the endpoint host of {endpoint!r} is not running",
@@ -63,13 +74,51 @@ def command(project, endpoint, request_file, deployment, timeout):
     }
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    req = urllib.request.Request(f"{base}/score", data=body, headers=headers, method="POST")
+    context = verifying_context(project, rs, cacert) if base.startswith("https://") else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            click.echo(resp.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as e:
-        text = e.read().decode("utf-8", "replace")
-        click.echo(f"HTTP {e.code} {e.reason}: {text}", err=True)
+        status, reason, text = send(base, reach_address(rs.attributes), body, headers, timeout, context)
+    except (OSError, http.client.HTTPException) as e:
+        detail = ""
+        if isinstance(e, ssl.SSLCertVerificationError):
+            detail = (
+                "The endpoint's certificate is not one this client trusts for that name. Give the CA that "
+                "signed it with --cacert FILE, or set listen.public_name to a name the certificate carries."
+            )
+        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {e}", detail=detail) from None
+    if status >= 400:
+        click.echo(f"HTTP {status} {reason}: {text}", err=True)
         sys.exit(1)
-    except (urllib.error.URLError, OSError) as e:
-        raise MlctlError(f"cannot reach endpoint {endpoint!r}: {getattr(e, 'reason', e)}") from None
+    click.echo(text)
+
+
+def send(base: str, address: str, body: bytes, headers: dict, timeout: float, context) -> tuple[int, str, str]:
+    """POST `body` to `base`/score: (status, reason, text). The connection goes to `address` (this machine's
+    way to the endpoint host); with TLS the certificate is verified for the URL's host name (`context`)."""
+    url = urllib.parse.urlsplit(base)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    sock = socket.create_connection((address, port), timeout=timeout)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname=url.hostname)
+    conn = http.client.HTTPConnection(url.hostname or address, port, timeout=timeout)
+    conn.sock = sock
+    try:
+        conn.request("POST", "/score", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.reason, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def verifying_context(project, rs, cacert: str | None) -> ssl.SSLContext:
+    """A client TLS context that verifies the endpoint's certificate and name: with `cacert` when given,
+    else the project's CA for `tls: self-signed`, else the system's store."""
+    from mlctl.selfsigned import trusted_ca
+
+    cafile = cacert or trusted_ca(rs.attributes, project.data_dir)
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as e:
+        raise MlctlError(
+            f"cannot use {cafile} as a CA file: {getattr(e, 'strerror', None) or e}",
+            detail="Give a PEM file of CA certificates with --cacert.",
+        ) from None

@@ -130,7 +130,7 @@ def command(
     state, rs = endpoint_state(project, endpoint)
     runtime = runtime_of(project, rs)
     ready_deployment(project, state, runtime, endpoint, deployment)
-    base = runtime.endpoint_url(project, endpoint)
+    base = runtime.endpoint_url(project, endpoint, rs.attributes)
     if base is None:
         raise MlctlError(
             f"the endpoint host of {endpoint!r} is not running",

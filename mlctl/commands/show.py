@@ -57,7 +57,7 @@ def report(project, state, name: str) -> dict:
     rs = recorded_endpoints(state)[name]
     runtime = runtime_of(project, rs)
     status = runtime.endpoint_status(project, name)
-    base = runtime.endpoint_url(project, name) if status is not None else None
+    base = runtime.endpoint_url(project, name, rs.attributes) if status is not None else None
     deployments = {}
     for a, d in sorted(state.resources.items()):
         if d.kind != "deployment" or d.attributes.get("endpoint") != name:
@@ -87,6 +87,7 @@ def report(project, state, name: str) -> dict:
         "openapi_uri": f"{base}/swagger.json" if base else None,
         "provisioning_state": provisioning,
         "runtime": runtime.name,
+        **tls_report(project, rs.attributes),
         "host": {
             "alive": status is not None,
             "pid": (status or {}).get("pid"),
@@ -95,6 +96,26 @@ def report(project, state, name: str) -> dict:
         "traffic": (status or {}).get("traffic", {}),
         "mirror_traffic": (status or {}).get("mirror_traffic", {}),
         "deployments": deployments,
+    }
+
+
+def tls_report(project, attributes) -> dict:
+    """What `show` says of an endpoint's listen settings (nothing for loopback and plain HTTP): the address, the
+    TLS mode, the certificate's expiry, and the CA file clients trust for `tls: self-signed`."""
+    from mlctl.selfsigned import trusted_ca
+
+    listen = attributes.get("listen")
+    if not listen:
+        return {}
+    return {
+        "listen": {
+            "address": listen["address"],
+            "tls": listen["tls"],
+            "mutual_tls": listen.get("mutual_tls", False),
+            "behind_tls_proxy": listen.get("behind_tls_proxy", False),
+            "certificate_expires": attributes.get("certificate_expires"),
+            "ca_certificate": trusted_ca(attributes, project.data_dir),
+        }
     }
 
 
@@ -167,6 +188,16 @@ def print_report(r: dict) -> None:
     click.echo(f"endpoint {r['name']}  ({r['provisioning_state']})")
     for key in ("scoring_uri", "openapi_uri", "auth_mode"):
         click.echo(f"  {key}: {r[key] or '(endpoint host not running)'}")
+    if r.get("listen"):
+        listen = r["listen"]
+        line = f"  listen: {listen['address']}, tls {listen['tls']}" + (", mutual TLS" if listen["mutual_tls"] else "")
+        if listen["certificate_expires"]:
+            line += f", certificate expires {listen['certificate_expires']}"
+        click.echo(line)
+        if listen["ca_certificate"]:
+            click.echo(
+                f"  ca_certificate: {listen['ca_certificate']} (the project's development CA: trust it in clients)"
+            )
     click.echo(f"  traffic: {json.dumps(r['traffic'])}  mirror_traffic: {json.dumps(r['mirror_traffic'])}")
     for name, d in r["deployments"].items():
         click.echo(

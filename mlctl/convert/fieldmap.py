@@ -288,7 +288,13 @@ TABLE: tuple[V1Field, ...] = (
         "",
         "one deployment YAML serves every compute; mlctl runs it on the runtime mlctl.yaml names",
     ),
-    _dc("port", "integer", ("local",), "endpoint.port", "mlctl's endpoint port on 127.0.0.1"),
+    _dc(
+        "port",
+        "integer",
+        ("local",),
+        "endpoint.port",
+        "mlctl's endpoint port (on listen.address, 127.0.0.1 by default)",
+    ),
     _dc("containerResourceRequirements", "object", CLOUD, "", "its fields below"),
     _dc("containerResourceRequirements.cpu", "number", CLOUD, "deployment.instance_type", _SIZE, how="derived"),
     _dc("containerResourceRequirements.memoryInGB", "number", CLOUD, "deployment.instance_type", _SIZE, how="derived"),
@@ -427,7 +433,7 @@ TABLE: tuple[V1Field, ...] = (
         "boolean",
         CLOUD,
         None,
-        "TLS is the endpoint's: Azure serves https with its own certificate; mlctl serves 127.0.0.1 over http",
+        "Azure serves https with its own certificate; mlctl's TLS is listen.tls in mlctl.yaml (docs/tls.md)",
         where="endpoint",
     ),
     _dc(

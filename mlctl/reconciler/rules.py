@@ -51,9 +51,11 @@ RULES: dict[Kind, KindRules] = {
         derived=frozenset({"spec_digest", "python", "conda_packages", "pip_packages"}),
     ),
     Kind.ENDPOINT: KindRules(
-        META | {"auth_mode"},
-        frozenset({"port"}),
+        # a new certificate (or client CA) is reloaded by the running host; a new address or TLS mode rebinds
+        META | {"auth_mode", "public_name", "certificate_digest", "certificate_expires", "client_ca_digest"},
+        frozenset({"port", "listen"}),
         Action.RECREATE,
+        artifact=frozenset({"certificate_digest", "certificate_expires", "client_ca_digest"}),
         unknown=("port", "scoring_uri"),
         unknown_if_null="port",
     ),
@@ -181,6 +183,8 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
     Kind.ENDPOINT: (
         DriftRule("alive", None, "is_false", Action.RECREATE),
         DriftRule("port", "port", "differs_when_set", Action.RECREATE),
+        # the host serves another certificate than the one applied (its files changed since): reloaded
+        DriftRule("certificate_digest", "certificate_digest", "differs_when_set", Action.UPDATE),
     ),
     Kind.DEPLOYMENT: (
         # under autoscaling the count is observed, not desired: only a count outside the range is drift

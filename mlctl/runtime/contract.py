@@ -180,8 +180,9 @@ class Runtime:
         return []
 
     # ---- the commands' side ------------------------------------------------------------------
-    def endpoint_url(self, project: Project, endpoint: str) -> str | None:
-        """The endpoint's base URL (`http://127.0.0.1:PORT`), None when it is not running."""
+    def endpoint_url(self, project: Project, endpoint: str, attributes: Mapping | None = None) -> str | None:
+        """The endpoint's base URL as clients use it (`http://127.0.0.1:PORT`; with the project's `listen:`,
+        e.g. `https://NAME:PORT`), None when it is not running. `attributes`: the endpoint's, as applied."""
         raise self._unsupported("reach an endpoint")
 
     def authorization(self, project: Project, endpoint: str, auth_mode: str) -> str:

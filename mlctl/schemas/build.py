@@ -11,6 +11,8 @@ from mlctl.boundary import describe, is_inside
 from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl import scalesettings
 from mlctl.errors import Diagnostic
+from mlctl.listen import ListenBlock
+from mlctl.listenchecks import listen_attributes
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
 from mlctl.schemas import mlflowmodel
@@ -26,6 +28,7 @@ PATH_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "environment": ("conda_file", "build_context"),
     "image": ("base_image", "build_context", "dockerfile_path"),
     "deployment": ("code",),
+    "endpoint": ("tls_files",),
 }
 
 
@@ -55,6 +58,7 @@ class Builder:
     trees: dict[tuple, tuple] = field(default_factory=dict)  # one walk per (folder, root name)
     runtime: str | None = None  # the project's runtime: the cloud-only fields it honours become attributes
     boundary: str | None = None  # the real path of the project's boundary (mlctl.boundary): nothing read beyond
+    listen: ListenBlock = field(default_factory=ListenBlock)  # the project file's `listen:` (mlctl.listen)
 
     def build(self) -> list[Resource]:
         for m in self.specs.models:
@@ -63,6 +67,7 @@ class Builder:
             self.build_environment(e)
         for e in self.specs.endpoints:
             self.build_endpoint(e)
+        self.check_listen_names()
         for d in self.specs.deployments:
             self.build_deployment(d)
         by_endpoint: dict[str, list[Address]] = {}
@@ -347,6 +352,8 @@ class Builder:
         }
         address = Address(Kind.ENDPOINT, spec.name)
         if address not in self.resources:
+            listen = self.listen.for_endpoint(spec.name)
+            attrs.update(listen_attributes(listen, spec, self.boundary or "/", self.diags, self.inputs))
             self.resources[address] = Resource(
                 address,
                 attrs,
@@ -356,6 +363,19 @@ class Builder:
                 tuple(f for f, _ in spec.ignored),
                 spec.where.source(),
             )
+
+    def check_listen_names(self) -> None:
+        """Each per-endpoint listen override names an endpoint of the project."""
+        known = sorted(e.name for e in self.specs.endpoints)
+        for name, where in self.listen.named.items():
+            if name not in known and not self.specs.incomplete:
+                self.diags.append(
+                    Diagnostic(
+                        f"listen settings for endpoint {name!r}, which the project does not define",
+                        f"Endpoints: {', '.join(known) or 'none'}." + did_you_mean(name, known),
+                        **where,
+                    )
+                )
 
     def build_deployment(self, spec: DeploymentSpec) -> None:
         address = Address(Kind.DEPLOYMENT, f"{spec.endpoint}.{spec.name}")

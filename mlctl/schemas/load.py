@@ -98,6 +98,7 @@ def _load(project: Project, cache) -> Config:
         diags,
         runtime=settings.runtime if settings is not None else None,
         boundary=str(project.boundary) if project.boundary else project_boundary(project.root),
+        **({"listen": settings.listen} if settings is not None else {}),
     )
     resources = builder.build()
     inputs.update(builder.inputs)

@@ -162,3 +162,30 @@ def test_computes_sent_to_several_runtimes_or_an_unknown_one_are_errors(tmp_path
     (error,) = config.errors
     assert error.summary.startswith("unknown runtime 'dockr' (for compute 'inferencecompute')")
     assert "did you mean" in error.detail.lower() and error.line == 2
+
+
+def test_requests_beyond_the_largest_node_are_errors_naming_it(tmp_path):
+    from mlctl.runtime.kit import capacity
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8 * 2**30}},
+        {"Alive": True, "Resources": {"CPU": 8.0, "memory": 4 * 2**30, "GPU": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "memory": 2**40, "GPU": 8.0}},  # dead: not counted
+    ]
+    largest = capacity.largest_node(nodes)
+    assert (largest.cpus, largest.memory, largest.gpus) == (8.0, 8 * 2**30, 1)
+    resources = 'resources:\n  requests:\n    cpu: "9"\n    memory: 8Gi\n    nvidia.com/gpu: 2\n'
+    config = load(tmp_path, {"endpoint.yml": ENDPOINT, "blue.yml": DEPLOYMENT + resources})
+    problems = capacity.sizing_problems(config.resources, largest, "ray")
+    assert [(p.line, p.summary) for p in problems] == [
+        (
+            13,
+            "deployment.my-endpoint.blue: resources.requests.cpu (9 CPUs) is more than the Ray cluster's largest "
+            "node can give one instance on the ray runtime: at most 8 CPUs",
+        ),
+        (
+            15,
+            "deployment.my-endpoint.blue: resources.requests.nvidia.com/gpu (2 GPUs) is more than the Ray "
+            "cluster's largest node can give one instance on the ray runtime: at most 1 GPU",
+        ),
+    ]

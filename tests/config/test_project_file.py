@@ -65,7 +65,7 @@ def test_the_schema_names_the_known_runtimes_and_closes_every_block():
     assert schema["additionalProperties"] is False
     for name in KNOWN:
         assert schema["properties"][name]["additionalProperties"] is False, name
-    assert set(schema["properties"]) == KNOWN | {"runtime", "state", "computes"}
+    assert set(schema["properties"]) == KNOWN | {"runtime", "state", "computes", "listen"}
     assert schema["properties"]["state"]["additionalProperties"] is False
 
 

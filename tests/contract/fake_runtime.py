@@ -253,7 +253,7 @@ class FakeRuntime(Runtime):
         ep = self.world.endpoints.get(name)
         return ep if ep and ep["alive"] else None
 
-    def endpoint_url(self, project, endpoint):
+    def endpoint_url(self, project, endpoint, attributes=None):
         ep = self._endpoint(endpoint)
         return f"http://127.0.0.1:{ep['port']}" if ep else None
 

@@ -30,7 +30,8 @@ RECORD = RuntimeRecord(
     f"{PACKAGE}/runtime.py": '''"""Step 1: a package that composes the kit."""
 from mlctl import runtimerecords
 from mlctl.resources import Kind
-from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, TrafficDriver, guarded
+from mlctl.runtime.kit.drivers import DeploymentDriver, TrafficDriver, guarded
+from mlctl.runtime.kit.endpoints import EndpointDriver
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, virtualenv_spec
 

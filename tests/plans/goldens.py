@@ -81,3 +81,43 @@ def check_or_update(case_dir: Path, outputs: dict[str, str], update: bool) -> No
 
 def plan_case(proj: Project, prior: State, **options):
     return plan(loaded(proj), prior, None, **options)
+
+
+TLS_PROJECT_FILE = (
+    "listen:\n  address: 0.0.0.0\n  public_name: shop.example.test\n"
+    "  tls:\n    certificate: tls/cert.pem\n    key: tls/key.pem\n"
+)
+
+
+def write_certificate(root: Path, seed: int) -> None:
+    """`mlctl.yaml` listening on 0.0.0.0 with TLS from tls/cert.pem and tls/key.pem (0600): a certificate that is
+    the same on every run (Ed25519, whose signatures are deterministic, from a key made of `seed`; fixed dates
+    and serial), so its digest can stand in a golden plan. A new `seed` is a renewed certificate."""
+    import datetime
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.x509.oid import NameOID
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example.test")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1000 + seed)
+        .not_valid_before(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+        .not_valid_after(datetime.datetime(2099, 1, seed, tzinfo=datetime.timezone.utc))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("shop.example.test")]), critical=False)
+        .sign(key, None)
+    )
+    (root / "mlctl.yaml").write_text(TLS_PROJECT_FILE)
+    (root / "tls").mkdir(exist_ok=True)
+    (root / "tls" / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(root / "tls" / "key.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)

@@ -23,6 +23,7 @@ from goldens import (
     project,
     render_all,
     state_from_resources,
+    write_certificate,
 )
 from mlctl.state.statefile import State
 
@@ -46,6 +47,7 @@ class Case:
     overrides: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     expect: dict[str, str] = field(default_factory=dict)  # {address: symbol} of every change that is not a no-op
+    certificates: tuple[int, int] | None = None  # listen with TLS: the certificate applied, then the one on disk
 
 
 CASES = {
@@ -120,6 +122,9 @@ CASES = {
         options={"replace": ["endpoint.batch"]},
         expect={"endpoint.batch": "-/+", "deployment.batch.main": "-/+", "traffic.batch": "~"},
     ),
+    "certificate_changed": Case(  # mlctl.yaml: listen with TLS files; tls/cert.pem and key.pem renewed
+        certificates=(1, 2), expect={"endpoint.batch": "~", "endpoint.shop": "~"}
+    ),
     "runtime_changed": Case(
         options={"runtime": "docker"},
         expect={  # mlctl.yaml: runtime docker (applied by local)
@@ -162,6 +167,8 @@ def test_golden_plan(name, tmp_path, update_goldens):
     case, case_dir = CASES[name], HERE / name
     proj = project(copy_project(HERE / "_project", tmp_path / "project"))
     prior = State()
+    if case.certificates:
+        write_certificate(proj.root, case.certificates[0])
     if case.prior:
         if update_goldens:
             base = loaded(proj).resources
@@ -171,6 +178,8 @@ def test_golden_plan(name, tmp_path, update_goldens):
             )
         prior = install_state((case_dir / "state.json").read_text(), proj)
     edit(case_dir, proj.root)
+    if case.certificates:
+        write_certificate(proj.root, case.certificates[1])
     p = plan_case(proj, prior, **case.options)
     assert not p.has_errors()
     outputs = render_all(p, proj.root)

@@ -15,7 +15,8 @@ from mlctl.runtime.docker import containers, engine, images, limits
 from mlctl.runtime.docker.imagedriver import ImageDriver
 from mlctl.runtime.docker.runcontext import DockerContext
 from mlctl.runtime.host.runfiles import endpoint_tag
-from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.drivers import DeploymentDriver, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.endpoints import EndpointDriver
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.servingspec import serving_spec
 

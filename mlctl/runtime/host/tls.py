@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-import os
 import ssl
-import stat
+
+from mlctl.certificates import CertificateProblem, read_pem
 
 log = logging.getLogger("mlctl.host")
-MAX_PEM_BYTES = 1 << 20  # a PEM chain is a few kilobytes: a bigger file (or a FIFO) is refused, not read
 
 
 class TlsError(Exception):
@@ -24,20 +23,12 @@ class TlsError(Exception):
 
 
 def _read_pem(path: str, what: str) -> bytes:
-    """A PEM file's bytes: a regular file of at most MAX_PEM_BYTES (TlsError otherwise)."""
+    """A PEM file's bytes: a regular file of at most 1 MiB, read as the plan reads it
+    (`mlctl.certificates.read_pem`); TlsError otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as e:
-        raise TlsError(f"cannot read the {what} {path}: {e.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TlsError(f"the {what} {path} is not a regular file")
-        if info.st_size > MAX_PEM_BYTES:
-            raise TlsError(f"the {what} {path} is {info.st_size} bytes: not a PEM certificate or key")
-        return os.read(fd, MAX_PEM_BYTES + 1)
-    finally:
-        os.close(fd)
+        return read_pem(path, what)
+    except CertificateProblem as e:
+        raise TlsError(str(e)) from None
 
 
 def describe(pem: bytes, path: str) -> dict:

@@ -1,7 +1,7 @@
 """Capacity: whether each deployment's `resources` (one instance's requests and limits) fit what a runtime can
 give one instance: the CPUs, memory and GPUs of this machine, of the Docker engine's machine, or of the Ray
-cluster's largest node. A request or limit above it is a plan error naming the largest possible. Pure, but
-`this_machine`, which reads /proc and the cgroup file system.
+cluster's largest node (a request: what Ray places by). A request or limit above it is a plan error naming
+the largest possible. Pure, but `this_machine`, which reads /proc and the cgroup file system.
 """
 
 from __future__ import annotations
@@ -65,6 +65,18 @@ def _show(name: str, value: float | int) -> str:
     if name == "memory":
         return quantities.describe_bytes(int(value))
     return f"{int(value)} GPU" + ("s" if value != 1 else "")
+
+
+def largest_node(nodes: Iterable[dict]) -> Machine:
+    """Pure: the most one Ray replica can reserve on a cluster of `nodes` (ray.nodes(): the alive ones'
+    `Resources`: CPU, memory in bytes, GPU), per resource, on whichever alive node has most of it."""
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
+    return Machine(
+        max((float(r.get("CPU", 0)) for r in alive), default=0.0),
+        int(max((float(r.get("memory", 0)) for r in alive), default=0.0)),
+        int(max((float(r.get("GPU", 0)) for r in alive), default=0.0)),
+        "the Ray cluster's largest node",
+    )
 
 
 def this_machine() -> Machine:

@@ -7,7 +7,8 @@ What differs between runtimes is handed in, never subclassed:
   (`spec_of(ctx, attributes, launcher)`), which launcher runs its instances (a name of
   `mlctl.runtime.records`), and what happens before and after the host's order (`Platform`: e.g. deploy
   or retire the platform's replicas; the default does nothing but say what the host does);
-- `EndpointDriver(after_delete)`: what else goes with a stopped host (e.g. containers it left behind).
+- `EndpointDriver(after_delete)` (`mlctl.runtime.kit.endpoints`): what else goes with a stopped host (e.g.
+  containers it left behind).
 
 Drivers read the hosts through `ctx.hosts` (`hostview.HostedContext`). Each method is one order of
 `mlctl.runtime.contract`; drivers do what apply tells them, report what they observe and never decide again.
@@ -16,101 +17,18 @@ Drivers read the hosts through `ctx.hosts` (`hostview.HostedContext`). Each meth
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 from mlctl import scalesettings
 from mlctl.resources import Address, Kind, Resource
 from mlctl.runtime.contract import Driver, DriverError, Order, Unscalable
 from mlctl.runtime.failures import failure_line
 from mlctl.runtime.host import client as hostclient
-from mlctl.runtime.host import secrets
 from mlctl.runtime.kit.hostview import HostedContext
-from mlctl.observed import DeploymentObserved, EndpointObserved, Observed, TrafficObserved
+from mlctl.observed import DeploymentObserved, Observed, TrafficObserved
 from mlctl.state.statefile import ResourceState
 
 SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
-
-
-def _endpoint_observed(info) -> EndpointObserved:
-    base = f"http://127.0.0.1:{info.port}"
-    return EndpointObserved(
-        alive=True, pid=info.pid, port=info.port, scoring_uri=f"{base}/score", openapi_uri=f"{base}/swagger.json"
-    )
-
-
-class EndpointDriver(Unscalable):
-    """One endpoint host process per endpoint; two keys generated at create, kept in the secrets file.
-    `after_delete(address, ctx)`: what else goes once the host is stopped."""
-
-    def __init__(self, after_delete: Callable[[Address, HostedContext], None] | None = None):
-        self.after_delete = after_delete
-
-    def create(self, resource, prior, ctx: HostedContext):
-        """Start the host (keeping the keys on file and, unless a port is pinned, the recorded port);
-        a host of this endpoint already running (the state was lost) is adopted."""
-        a = dict(resource.attributes)
-        name = a["name"]
-        secrets.ensure_keys(ctx.data_dir, name)
-        info = hostclient.find_host(ctx.data_dir, name)
-        if info is not None:
-            hostclient.HostClient(info).set_auth(a["auth_mode"])
-            hostclient.HostClient(info).reload_keys()
-        else:
-            info = self._start(resource, prior, ctx)
-        ctx.hosts.forget(name)
-        return _endpoint_observed(info)
-
-    def _start(self, resource, prior, ctx: HostedContext):
-        """Start the host on the pinned port, else the port it had (when still free), else any."""
-        a = dict(resource.attributes)
-        recorded = prior.observed.port if prior else None
-        tries = [a["port"]] if a.get("port") else ([recorded, None] if recorded else [None])
-        for i, port in enumerate(tries):
-            ctx.progress(str(resource.address), "starting the endpoint host" + (f" on port {port}" if port else ""))
-            try:
-                return hostclient.start_host(ctx.data_dir, a["name"], auth_mode=a["auth_mode"], port=port)
-            except hostclient.HostError as e:
-                if i + 1 < len(tries):
-                    ctx.progress(str(resource.address), f"port {port} is taken; the host takes another one")
-                    continue
-                raise DriverError(
-                    f"the endpoint host of {a['name']!r} did not start: {e}",
-                    f"See {hostclient.host_log(ctx.data_dir, a['name'])}.",
-                    e.log_tail,
-                ) from None
-        raise AssertionError("unreachable: the last try raises")
-
-    def update(self, resource, prior, ctx: HostedContext):
-        a = dict(resource.attributes)
-        ctx.hosts.client(a["name"]).set_auth(a["auth_mode"])
-        return _endpoint_observed(hostclient.find_host(ctx.data_dir, a["name"]))
-
-    def roll(self, resource, prior, ctx: HostedContext) -> NoReturn:
-        raise DriverError(f"an endpoint is recreated, never rolled ({resource.address})")
-
-    def recreate(self, resource, prior, ctx: HostedContext):
-        """Stop the host (and its instances) and start a new one on the same port with the same keys."""
-        self.delete(resource.address, prior, ctx, keep_identity=True)
-        return self.create(resource, prior, ctx)
-
-    def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
-        """Stop the host and its instances; the keys go too unless the endpoint is recreated."""
-        name = address.name
-        info = hostclient.find_host(ctx.data_dir, name)
-        if info is not None:
-            ctx.progress(str(address), "stopping the endpoint host and its instances")
-            hostclient.HostClient(info).shutdown()
-        ctx.hosts.forget(name)
-        if not keep_identity:
-            secrets.secrets_path(ctx.data_dir, name).unlink(missing_ok=True)
-        if self.after_delete is not None:
-            self.after_delete(address, ctx)
-
-    def read(self, address, prior, ctx: HostedContext):
-        info = ctx.hosts.info(address.name)
-        if info is None or ctx.hosts.status(address.name) is None:
-            return EndpointObserved(alive=False, port=prior.observed.port)
-        return _endpoint_observed(info)
 
 
 def deployment_observed(d: dict | None) -> DeploymentObserved | None:

@@ -18,6 +18,7 @@ from mlctl.runtime.host.client import HostClient, HostError, find_host
 from mlctl.runtime.kit.capacity import this_machine
 from mlctl.runtime.kit.capacitynotes import capacity_warnings
 from mlctl.runtime.kit.hostview import HostedContext
+from mlctl.endpointurls import client_base
 
 
 class HostedRuntime(Runtime):
@@ -31,9 +32,9 @@ class HostedRuntime(Runtime):
         machine = this_machine()
         return capacity_warnings(list(resources), int(machine.cpus), machine.memory)
 
-    def endpoint_url(self, project, endpoint):
+    def endpoint_url(self, project, endpoint, attributes=None):
         info = find_host(project.data_dir, endpoint)
-        return f"http://127.0.0.1:{info.port}" if info else None
+        return client_base(attributes or {}, info.port) if info else None
 
     def authorization(self, project, endpoint, auth_mode):
         try:

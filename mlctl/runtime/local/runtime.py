@@ -11,7 +11,8 @@ from __future__ import annotations
 from mlctl import runtimerecords
 from mlctl.errors import MlctlError
 from mlctl.resources import Kind
-from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, TrafficDriver, guarded
+from mlctl.runtime.kit.drivers import DeploymentDriver, TrafficDriver, guarded
+from mlctl.runtime.kit.endpoints import EndpointDriver
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, python_problems, virtualenv_spec
 from mlctl.runtime.local.limits import resource_notes, resource_problems

@@ -188,6 +188,14 @@ def details() -> dict:
 
 
 @_ray_errors
+def nodes() -> list[dict]:
+    """The cluster's nodes as Ray reports them (ray.nodes(): `Alive`, `Resources`, ...)."""
+    import ray
+
+    return list(ray.nodes())
+
+
+@_ray_errors
 def deploy(application, name: str) -> None:
     """Deploy one application by name, without a route on Serve's proxy (the hosts reach its servers), Serve
     started with its defaults when it is not running; returns at once: `wait_running` waits. Its replica

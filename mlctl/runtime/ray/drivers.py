@@ -15,7 +15,8 @@ import shutil
 
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, Order
-from mlctl.runtime.kit.drivers import DeploymentDriver, EndpointDriver, Guarded, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.drivers import DeploymentDriver, Guarded, Platform, TrafficDriver, guarded
+from mlctl.runtime.kit.endpoints import EndpointDriver
 from mlctl.runtime.kit.drivers import deployment_observed
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver

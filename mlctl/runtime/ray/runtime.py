@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 
 from mlctl import runtimerecords
 from mlctl.errors import MlctlError
+from mlctl.resources import Kind
+from mlctl.runtime.kit import capacity
 from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
 from mlctl.runtime.ray import apps, cluster
 from mlctl.runtime.ray.drivers import ray_drivers
@@ -36,10 +38,17 @@ class RayRuntime(VirtualenvRuntime):
         cluster.connect(self.address)
 
     def preflight(self, resources: Iterable) -> None:
-        """The local checks (an interpreter for each environment), then: a cluster answers at the address."""
+        """The local checks (an interpreter for each environment), then: a cluster answers at the address, and
+        each deployment's resources.requests fit its largest node (what Ray places a replica by)."""
         resources = list(resources)
         super().preflight(resources)
         self.connect()
+        sized = [r for r in resources if r.kind is Kind.DEPLOYMENT and r.attributes.get("resources")]
+        if sized:
+            requests_only = [_requests_only(r) for r in sized]
+            problems = capacity.sizing_problems(requests_only, capacity.largest_node(cluster.nodes()), "ray")
+            if problems:
+                raise MlctlError(*problems)
 
     def endpoint_status(self, project, endpoint):
         """The endpoint host's status, each instance with the Serve replica it is (`replica_id`, `node_id`),
@@ -118,3 +127,12 @@ class RayRuntime(VirtualenvRuntime):
 
 def runtime(settings) -> RayRuntime:
     return RayRuntime(settings)
+
+
+def _requests_only(resource):
+    """The deployment with its limits left out: Ray places replicas by their requests and enforces no limit."""
+    import dataclasses
+
+    sizing = dict(resource.attributes["resources"])
+    sizing["limits"] = {}
+    return dataclasses.replace(resource, attributes={**resource.attributes, "resources": sizing})
