@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from e2e_support import EXAMPLE, Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
+from e2e_support import Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
+from rayexample import example_project, ray_project_file
 
 from mlctl.runtime.ray import apps, cluster, directory
 
@@ -32,10 +32,6 @@ def direct(address: str, path: str = "/", body: bytes | None = None, headers: di
         conn.close()
 
 
-def ray_project_file(root, address: str) -> None:
-    (root / "mlctl.yaml").write_text(f'runtime: ray\nray:\n  address: "{address}"\n  replica_cpus: 0.5\n')
-
-
 def serve_apps(address: str, prefix: str = "") -> dict:
     """{name: details} of the cluster's Serve applications whose names start with `prefix`."""
     cluster.connect(address)
@@ -48,11 +44,7 @@ def project_apps(address: str, root) -> dict:
 
 @pytest.fixture
 def example(tmp_path, ray_cluster):
-    root = tmp_path / "diabetes"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlctl", "__pycache__", "model.pkl"))
-    (root / "model").mkdir(exist_ok=True)
-    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(root / "model")], check=True, capture_output=True)
-    ray_project_file(root, ray_cluster.address)
+    root = example_project(tmp_path / "diabetes", ray_cluster.address)
     yield root
     cleanup(root)
 
@@ -205,8 +197,18 @@ def test_drift_is_restored_and_applications_mlctl_did_not_create_are_left_alone(
     assert set(apps.owned(cluster.details(), owner)) == {app}
     ep = Endpoint(split.root, "split")
     assert wait_until(lambda: ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200, 60)
-    ep.close()
     assert "No changes." in mlctl(split.root, "plan").stdout
+    # destroy with no cluster reachable: a clear error naming the address, and nothing changed locally (the
+    # state still records what runs on the cluster, the host still serves)
+    state = (split.root / ".mlctl" / "state.json").read_text()
+    ray_project_file(split.root, "127.0.0.1:1")
+    out = mlctl(split.root, "destroy", "--auto-approve", check=False)
+    assert out.returncode == 1 and "no Ray cluster answers at 127.0.0.1:1" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and (split.root / ".mlctl" / "state.json").read_text() == state
+    ep.close()  # (a new connection: the host closes one idle for 75 s)
+    assert ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200
+    ep.close()
+    ray_project_file(split.root, ray_cluster.address)
     mlctl(split.root, "destroy", "--auto-approve")
     left = serve_apps(ray_cluster.address)
     assert {"team-x", lookalike} <= set(left)

@@ -22,6 +22,7 @@ import http.client
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -66,6 +67,7 @@ class ScoringReplica:
         here = os.getcwd()  # the runtime_env working_dir
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.secret = spec["hop_secret"]
+        self.grace = spec["instance_timeout_ms"] / 1000 + 1  # within Serve's graceful_shutdown_timeout_s (+2 s)
         self.node_ip = ray.util.get_node_ip_address()
         self.listening: tuple[str, int] | None = None
         context = serve.get_replica_context()
@@ -146,22 +148,34 @@ class ScoringReplica:
             self._kill()
             raise RuntimeError(f"the scoring server was not ready after {budget_s:.0f}s:\n" + "\n".join(self.tail))
 
-    def _kill(self) -> None:
+    def _kill(self, grace: float = 0.0) -> None:
+        """End the server: SIGTERM (it stops accepting and finishes the requests it holds), SIGKILL after `grace`
+        seconds or at once."""
         proc = getattr(self, "proc", None)  # (also from __del__ of a constructor that failed early)
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            if grace > 0:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
     def __del__(self):
+        """Serve's graceful shutdown (a replica scaled down or deleted): out of the directory, then the server
+        drains what the hosts sent it (up to the instance timeout)."""
         if getattr(self, "listening", None) is not None:
             try:
                 directory.unregister(self.application, self.replica_id)
             except Exception:  # the cluster may be going away with this worker: its entry is then stale
                 pass
-        self._kill()
+        self._kill(getattr(self, "grace", 0.0))
 
     def check_health(self) -> None:
         """Serve's health check: the server runs and answers GET / with 200 (503: it asks to be replaced)."""
