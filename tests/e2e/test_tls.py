@@ -174,6 +174,12 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
             check=False,
         )
         assert wrong.returncode == 1 and "--cacert" in wrong.stderr and "Traceback" not in wrong.stderr
+        profiled = in_node(
+            server, root, "profile", "tlsep", "--deployment", "blue", "--request-file", "request.json",
+            "--concurrency", "1", "--duration", "2s", "--max-requests", "20", "--json",
+        )  # fmt: skip
+        step = json.loads(profiled.stdout)["steps"][0]  # through TLS, the certificate verified for its name
+        assert step["errors"] == 0 and step["requests"] > 0, profiled.stdout
         port = json.loads(in_show(root))["host"]["port"]
         key = json.loads(in_node(server, root, "keys", "tlsep", "--json").stdout)["primaryKey"]
         answer = request(client, server.address, port, name=NAME, cafile=str(ca), key=key)

@@ -1,7 +1,7 @@
 """Autoscaling in a real endpoint host (real scoring processes): a load ramp scales a deployment up at once and
 back down after the stabilization window with no failed request; scale to zero and the cold start (200 within
 the timeout, 408 past it); a new range in place; /metrics' desired and current counts. Order of events and
-generous deadlines, never timings."""
+generous deadlines, never timings. (A new range in place, through the CLI: tests/e2e/test_autoscale.py.)"""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
 
 def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host):
     host = make_host()
-    slow = {"INIT_SLEEP_S": "1.5"}
+    slow = {"INIT_SLEEP_S": "1"}
     host.client.create_deployment(ranged(host, "cold", lo=0, hi=2, window=2, timeout_ms=30000, env=slow), timeout=60)
     host.client.create_deployment(ranged(host, "short", lo=0, hi=2, window=2, timeout_ms=400, env=slow), timeout=60)
     host.client.set_traffic({"cold": 100})
@@ -97,17 +97,3 @@ def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past
     again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
     assert again[0][0] == 200, again
     assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
-
-
-def test_a_new_range_applies_in_place_without_restarting_instances(make_host):
-    host = make_host()
-    host.client.create_deployment(ranged(host, "blue", lo=2, hi=4, window=600), timeout=60)
-    pids = {i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]}
-    assert len(pids) == 2
-    wider = ranged(host, "blue", lo=3, hi=5, window=600)["scale_settings"]
-    after = host.client.set_scaling("blue", wider, 1)
-    assert after["instance_count"] == 3 and pids < {i["pid"] for i in after["instances"]}  # brought into range
-    assert after["autoscale"]["min_instances"] == 3
-    fixed = host.client.set_scaling("blue", None, 2)  # back to a fixed count: autoscaling stops
-    assert fixed["instance_count"] == 2 and "autoscale" not in fixed
-    assert {i["pid"] for i in fixed["instances"]} == pids
