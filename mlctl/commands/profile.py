@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -46,6 +47,14 @@ def ready_deployment(project, state, runtime, endpoint: str, deployment: str) ->
             detail="`mlctl show` says what runs; `mlctl plan` shows the drift and `mlctl apply` repairs it.",
         )
     return live
+
+
+def direct_url(base: str, attributes) -> str:
+    """Pure: the scoring URL of `base` on the endpoint host's own address (mlctl.endpointurls.reach_address)."""
+    from mlctl.endpointurls import reach_address, url_host
+
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{url_host(reach_address(attributes))}:{parts.port or 443}/score"
 
 
 @click.command()
@@ -111,7 +120,7 @@ def command(
 
     from rich.console import Console
 
-    from mlctl.commands.invoke import read_request_file
+    from mlctl.commands.invoke import read_request_file, verifying_context
     from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.profiling import chart, load, settings
     from mlctl.profiling.figures import summarize
@@ -137,15 +146,26 @@ def command(
             detail="`mlctl plan` shows the drift; `mlctl apply` restarts it.",
         )
 
+    url, tls = f"{base}/score", {}
+    if base.startswith("https://"):  # the host's own address, the certificate verified for the URI's name
+        url, tls = (
+            direct_url(base, rs.attributes),
+            {
+                "ssl": verifying_context(project, rs, None),
+                "server_hostname": urlsplit(base).hostname,
+            },
+        )
+
     def target() -> load.Target:  # asked again at each step: an aml_token expires
         return load.Target(
-            f"{base}/score",
+            url,
             {
                 "Content-Type": "application/json",
                 "azureml-model-deployment": deployment,
                 "Authorization": runtime.authorization(project, endpoint, auth_mode_of(rs)),
             },
             body,
+            **tls,
         )
 
     status, answer = load.probe(target())

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlctl.errors import MlctlError
@@ -40,10 +41,17 @@ class Target:
     url: str
     headers: dict
     body: bytes
+    ssl: Any = None  # https: the client context that verifies the endpoint's certificate
+    server_hostname: str | None = None  # https: the name verified, when the URL names the host's address
 
     def __post_init__(self):
         if urlsplit(self.url).scheme not in ("http", "https"):
             raise MlctlError(f"cannot profile through {self.url!r}: not an http(s) URL")
+
+    def options(self) -> dict:
+        """The request options beside the URL: headers, body, and with TLS the context and name to verify."""
+        tls = {"ssl": self.ssl, "server_hostname": self.server_hostname} if self.ssl is not None else {}
+        return {"data": self.body, "headers": self.headers, **tls}
 
 
 def _session(concurrency: int):
@@ -56,7 +64,7 @@ def _session(concurrency: int):
 
 
 async def _probe(target: Target) -> tuple[int, bytes]:
-    async with _session(1) as session, session.post(target.url, data=target.body, headers=target.headers) as resp:
+    async with _session(1) as session, session.post(target.url, **target.options()) as resp:
         return resp.status, await resp.read()
 
 
@@ -81,7 +89,7 @@ async def _step(target: Target, concurrency: int, duration_s: float, max_request
             budget[0] -= 1
             t0 = time.perf_counter()
             try:
-                async with session.post(target.url, data=target.body, headers=target.headers) as resp:
+                async with session.post(target.url, **target.options()) as resp:
                     await resp.read()
                     if resp.status == 200:
                         samples.latencies_s.append(time.perf_counter() - t0)

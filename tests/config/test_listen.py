@@ -241,3 +241,14 @@ def test_a_running_host_elsewhere_or_on_other_files_is_not_reloaded():
     with pytest.raises(DriverError, match="reads its certificate from /p/c.pem") as e:
         _check_same_files("endpoint.e", running, {"certificate": "/p/new.pem"})
     assert "--replace endpoint.e" in e.value.detail
+
+
+def test_a_fifo_or_a_device_is_refused_without_being_read(tmp_path):
+    root = project(
+        tmp_path, "listen:\n  tls:\n    certificate: /dev/zero\n    key: tls/key.pem\n  client_ca: ca.fifo\n"
+    )
+    certificate(root)
+    os.mkfifo(root / "ca.fifo")  # nobody writes it: reading would hang
+    found = {d.field: d.summary for d in errors(load(root))}
+    assert "not a regular file" in found["listen.tls.certificate"]
+    assert "not a regular file" in found["listen.client_ca"]

@@ -127,3 +127,13 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     d = show(root, name)
     assert d["ready_instances"] == 2 and all(alive(i["pid"]) for i in d["instances"])
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+
+    # back to a fixed count: in place too, the same instances, no autoscaler
+    same = RANGE[RANGE.index("request_settings:") :]  # the same request settings, no scale_settings
+    (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=same, count=2))
+    plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
+    assert plan.returncode == 2 and "~ deployment" in plan.stdout, plan.stdout
+    mlctl(root, "apply", "--auto-approve")
+    fixed = show(root, name)
+    assert "autoscale" not in fixed and {i["pid"] for i in fixed["instances"]} == {i["pid"] for i in d["instances"]}
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0

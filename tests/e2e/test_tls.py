@@ -114,6 +114,12 @@ def test_https_with_client_certificates_rotation_and_drift(tls_project, runtime,
         assert metrics["status"] in (401, 403), metrics
         assert request(client, server.address, port, name=NAME, path="/metrics", **good)["status"] == 200
 
+        (root / "request.json").write_text("{}")
+        invoke = ("invoke", "tlsep", "--request-file", "request.json", "--cacert", str(clients / "ca.pem"))
+        assert json.loads(in_node(server, root, *invoke, "--cert", str(client_cert)).stdout)["who"] == "blue"
+        no_cert = in_node(server, root, *invoke, check=False)
+        assert no_cert.returncode == 1 and "--cert FILE" in no_cert.stderr and "Traceback" not in no_cert.stderr
+
         shown = json.loads(in_show(root))
         assert shown["scoring_uri"] == f"https://{NAME}:{port}/score"
         assert shown["listen"]["tls"] == "files" and shown["listen"]["mutual_tls"] is True
@@ -174,6 +180,12 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
             check=False,
         )
         assert wrong.returncode == 1 and "--cacert" in wrong.stderr and "Traceback" not in wrong.stderr
+        profiled = in_node(
+            server, root, "profile", "tlsep", "--deployment", "blue", "--request-file", "request.json",
+            "--concurrency", "1", "--duration", "2s", "--max-requests", "20", "--json",
+        )  # fmt: skip
+        step = json.loads(profiled.stdout)["steps"][0]  # through TLS, the certificate verified for its name
+        assert step["errors"] == 0 and step["requests"] > 0, profiled.stdout
         port = json.loads(in_show(root))["host"]["port"]
         key = json.loads(in_node(server, root, "keys", "tlsep", "--json").stdout)["primaryKey"]
         answer = request(client, server.address, port, name=NAME, cafile=str(ca), key=key)

@@ -1,9 +1,12 @@
-"""Calls from another network namespace (tests/netns.py): one HTTP(S) request by a fresh Python process there."""
+"""Calls from another network namespace (tests/netns.py): one HTTP(S) request by a fresh Python process there,
+or a load of HTTPS clients (hosttools.send) running there until told to stop."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+from subprocess import PIPE
 
 CALL = r"""
 import http.client, json, socket, ssl, sys
@@ -52,3 +55,36 @@ def call(
     done = node.run([sys.executable, "-c", CALL, json.dumps(args)], timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+LOAD = r"""
+import json, os, ssl, sys, time
+sys.path.insert(0, sys.argv[2])
+from hosttools import send
+a = json.loads(sys.argv[1])
+context = ssl.create_default_context(cafile=a["cafile"])
+
+def until_done():
+    deadline = time.monotonic() + a["limit_s"]
+    while not os.path.exists(a["done"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+results = send(a["url"], a["total"], concurrency=a["concurrency"], headers=a["headers"], ssl=context,
+               fresh=a["fresh"], during=until_done, limit_s=a["limit_s"])
+print(json.dumps([[status, body if status != 200 else None] for status, body, _ in results]))
+"""
+
+
+def start_load(node, url: str, *, headers: dict, cafile: str, done: str, fresh: bool, total: int, concurrency: int):
+    """Keep-alive (or, `fresh`, new-connection) HTTPS clients in `node` POSTing to `url` until the file `done`
+    exists (bounded by `total` and 120 s); `finish_load` gives their [[status, error body]]."""
+    args = dict(url=url, headers=headers, cafile=cafile, done=done, fresh=fresh, total=total)
+    args.update(concurrency=concurrency, limit_s=120)
+    here = str(Path(__file__).resolve().parent)
+    return node.popen([sys.executable, "-c", LOAD, json.dumps(args), here], stdout=PIPE, stderr=PIPE, text=True)
+
+
+def finish_load(proc) -> list:
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out)

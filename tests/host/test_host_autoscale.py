@@ -1,11 +1,12 @@
 """Autoscaling in a real endpoint host (real scoring processes): a load ramp scales a deployment up at once and
 back down after the stabilization window with no failed request; scale to zero and the cold start (200 within
 the timeout, 408 past it); a new range in place; /metrics' desired and current counts. Order of events and
-generous deadlines, never timings."""
+generous deadlines, never timings. (A new range in place, through the CLI: tests/e2e/test_autoscale.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 
@@ -14,9 +15,10 @@ import aiohttp
 from hosttools import body, sample, scrape, send, wait_until
 
 
-def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, **kw) -> dict:
+def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=None, **kw) -> dict:
     spec = host.spec(name, **kw)
     spec["scale_settings"] = {
+        **({"cpu_request": cpu} if cpu else {}),
         "type": "target_utilization",
         "min_instances": lo,
         "max_instances": hi,
@@ -77,7 +79,7 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
 
 def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host):
     host = make_host()
-    slow = {"INIT_SLEEP_S": "1.5"}
+    slow = {"INIT_SLEEP_S": "1"}
     host.client.create_deployment(ranged(host, "cold", lo=0, hi=2, window=2, timeout_ms=30000, env=slow), timeout=60)
     host.client.create_deployment(ranged(host, "short", lo=0, hi=2, window=2, timeout_ms=400, env=slow), timeout=60)
     host.client.set_traffic({"cold": 100})
@@ -99,15 +101,34 @@ def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past
     assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
 
 
-def test_a_new_range_applies_in_place_without_restarting_instances(make_host):
+def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host):
+    """resources.requests.cpu reaches the host as scale_settings.cpu_request: the instances' CPU seconds
+    (/proc, the process and its workers) against it, not the requests in flight."""
     host = make_host()
-    host.client.create_deployment(ranged(host, "blue", lo=2, hi=4, window=600), timeout=60)
-    pids = {i["pid"] for i in host.client.status()["deployments"]["blue"]["instances"]}
-    assert len(pids) == 2
-    wider = ranged(host, "blue", lo=3, hi=5, window=600)["scale_settings"]
-    after = host.client.set_scaling("blue", wider, 1)
-    assert after["instance_count"] == 3 and pids < {i["pid"] for i in after["instances"]}  # brought into range
-    assert after["autoscale"]["min_instances"] == 3
-    fixed = host.client.set_scaling("blue", None, 2)  # back to a fixed count: autoscaling stops
-    assert fixed["instance_count"] == 2 and "autoscale" not in fixed
-    assert {i["pid"] for i in fixed["instances"]} == pids
+    spec = ranged(host, "blue", hi=2, window=600, cpu=0.2, concurrent=4, env={"BURN_S": "0.05"})
+    host.client.create_deployment(spec, timeout=60)
+    host.client.set_traffic({"blue": 100})
+    assert host.client.status()["deployments"]["blue"]["autoscale"]["metric"].startswith(
+        "CPU (resources.requests.cpu 0.2 per instance)"
+    )
+    # one client at a time: in flight it is 1 of 4 slots (25 %, below the target), in CPU about 500 % of 0.2
+    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 4)], cap=500))
+    assert set(statuses) == {200}
+    changes = wait_until(lambda: decisions(host, "blue"), 30, "a decision")
+    assert changes[0] == (1, 2), changes
+    assert re.search(r"autoscale blue: 1 -> 2: up at once: \d+ % of CPU on 1 instance", host.log()), host.log()[-2000:]
+
+
+def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host):
+    """One instance reserves every CPU of this machine (its cpu_request): a second one does not fit."""
+    host = make_host()
+    cpus = len(os.sched_getaffinity(0))
+    spec = ranged(host, "blue", hi=2, window=600, cpu=float(cpus), target=1, concurrent=4, env={"BURN_S": "0.05"})
+    host.client.create_deployment(spec, timeout=60)
+    host.client.set_traffic({"blue": 100})
+    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 3)], cap=500))
+    assert set(statuses) == {200}
+    line = wait_until(lambda: re.search(r"autoscale blue: 1 -> 2 refused: (.*)", host.log()), 30, "a refusal")
+    assert f"reserve {cpus:g} CPU(s) (resources.requests.cpu) and {cpus:g} of the machine's {cpus}" in line[1]
+    d = host.client.status()["deployments"]["blue"]
+    assert d["instance_count"] == 1 and d["autoscale"]["decisions"][-1]["outcome"].startswith("refused: ")

@@ -217,6 +217,16 @@ class RayMachines:
                 f"namespace:\nbefore:\n{self.home_before}\nafter:\n{now}"
             )
 
+    def mlctl(self, project, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None):
+        """Run the real CLI on the client machine (as e2e_support.mlctl does here); CompletedProcess (text).
+        AssertionError with its output when `check` and it fails."""
+        done = self.client.run(
+            [sys.executable, "-m", "mlctl.cli", "-C", str(project), *args], timeout=timeout, env=env or dict(os.environ)
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"mlctl {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
     def ensure_up(self) -> None:
         """Start again each Ray node the GCS does not hold alive (after a test that killed one)."""
         alive = self.alive_nodes()

@@ -26,6 +26,7 @@ from mlctl.runtime.ray import packages
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 address, nodes, cache, envs = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+tests_folder = sys.argv[5]
 ray.init(address, namespace="mlctl-tests-packages", log_to_driver=False,
          runtime_env={"py_modules": [os.path.dirname(mlctl.__file__)], "excludes": ["__pycache__"]})
 refs = [packages.ship("0123abcd", digest, "the test cluster's nodes") for digest, _ in envs]
@@ -33,14 +34,15 @@ again = [packages.ship("0123abcd", digest, "the test cluster's nodes") for diges
 
 @ray.remote(num_cpus=0)
 class Probe:
-    def run(self, refs, codes, cache):
+    def run(self, refs, codes, cache, tests_folder):
         from mlctl.runtime.ray.nodeenv import materialize
         runs = []
         for ref, code in zip(refs, codes):
             python, variables = materialize(ref)
             out = subprocess.run([python, "-c", code], env={**os.environ, **variables}, capture_output=True, text=True)
             runs.append({"python": python, "code": out.returncode, "out": out.stdout, "err": out.stderr[-2000:]})
-        return {"node": ray.util.get_node_ip_address(), "runs": runs, "cache": os.listdir(cache)}
+        return {"node": ray.util.get_node_ip_address(), "runs": runs, "cache": os.listdir(cache),
+                "tests_folder": os.path.exists(tests_folder)}
 
 mlctl_uri = ray.get_runtime_context().runtime_env["py_modules"]  # mlctl's own package, uploaded by ray.init
 env = {"py_modules": mlctl_uri + [uri for ref in refs for uri in packages.py_modules(ref)]}
@@ -48,7 +50,7 @@ probes = [
     Probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False), runtime_env=env).remote()
     for n in nodes
 ]
-seen = ray.get([p.run.remote(refs, [code for _, code in envs], cache) for p in probes], timeout=600)
+seen = ray.get([p.run.remote(refs, [code for _, code in envs], cache, tests_folder) for p in probes], timeout=600)
 print(json.dumps({"refs": refs, "same": refs == again, "nodes": seen}))
 """
 CODE = "import sys, aiohttp, {modules}; print(sys.version.split()[0]); print(sys.prefix)"
@@ -66,7 +68,7 @@ def test_environments_reach_both_nodes_through_the_cluster_with_a_python_the_nod
     nodes = ray_machines.alive_nodes()
     out = ray_machines.client.run(
         [sys.executable, "-c", DRIVER, ray_machines.address, json.dumps(list(nodes.values())), str(mlctl_cache)]
-        + [json.dumps(envs)],
+        + [json.dumps(envs), str(tmp_path)],
         timeout=900,
         env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
     )
@@ -77,10 +79,11 @@ def test_environments_reach_both_nodes_through_the_cluster_with_a_python_the_nod
     assert example_ref["interpreter"] is None  # the nodes' own Python runs it
     assert example_ref["env"]["uri"].startswith("gcs://_ray_pkg_mlctl-0123abcd-env-")
     assert other_ref["interpreter"]["uri"].startswith("gcs://_ray_pkg_mlctl-0123abcd-python-")
-    assert sorted(n["node"] for n in seen["nodes"]) == sorted(nodes)  # ran on both nodes
+    assert sorted(n["node"] for n in seen["nodes"]) == sorted(nodes)  # ran on both nodes, each at its own address
     versions = [virtualenvs.read_built(example).python_version, other.python_version]
     for node in seen["nodes"]:
         assert node["cache"] == []  # the node's mlctl cache is an empty tmpfs: nothing came through a path
+        assert node["tests_folder"] is False  # nor the test's folder (the tests' temporary root is covered too)
         for run, version in zip(node["runs"], versions):
             assert run["code"] == 0, run["err"]
             assert str(mlctl_cache) not in run["python"] and "runtime_resources" in run["python"]  # Ray's cache

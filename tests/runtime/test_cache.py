@@ -37,9 +37,14 @@ def test_prune_removes_only_what_nothing_uses(env_cache, tmp_path):
     assert str(model_dir(data, "keep", "1")) not in {e.path for e in doomed}
     recent = cache.prunable(items, older_than=3600)  # envs used within the hour are kept
     assert str(env_path(unused)) not in {e.path for e in recent}
+    packed = env_path(unused).parent.parent / "ray-packages"  # the ray runtime's zips of each (packages.py)
+    packed.mkdir()
+    for digest in (used, unused):
+        (packed / f"env-{env_path(digest).name}-1.zip").write_bytes(b"zip")
     for e in doomed:
         assert cache.remove(e)
     assert not env_path(unused).exists() and env_path(used).exists()
+    assert sorted(p.name for p in packed.iterdir()) == [f"env-{env_path(used).name}-1.zip"]
     assert not model_dir(data, "old", "1").exists() and model_dir(data, "keep", "1").exists()
     assert not snap.exists()
 

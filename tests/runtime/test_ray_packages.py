@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlctl.resources import Address, Kind, Resource, Source
 from mlctl.runtime.ray import nodeenv, packages
 
 REF = {"python_version": "3.9.18", "machine": "x86_64", "glibc": "2.36", "interpreter": None}
@@ -82,3 +83,45 @@ def test_package_names_are_under_the_owner_prefix_and_name_the_content():
     assert packages.py_modules(ref) == [uri, "gcs://p.zip"] and packages.py_modules({**ref, "interpreter": None}) == [
         uri
     ]
+
+
+def a_built_image(cache: Path, monkeypatch, version: str, home: str) -> Resource:
+    """An image resource whose virtualenv is recorded built in `cache` on Python `version` made from `home`."""
+    import json
+
+    from mlctl.runtime.kit import virtualenvs
+
+    monkeypatch.setenv("MLCTL_CACHE", str(cache))
+    digest = "sha256:" + "9" * 64
+    env = virtualenvs.env_path(digest)
+    env.mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text(f"home = {home}\n")
+    record = {"path": str(env), "python_executable": sys.executable, "python_version": version, "platform": "p"}
+    record.update(frozen=[], built_with="uv", notes=[], built_at=1.0)
+    (env / virtualenvs.COMPLETE).write_text(json.dumps(record))
+    attributes = {"environment": "model-1-env", "spec_digest": digest, "python": version}
+    return Resource(Address(Kind.IMAGE, "model-1-env"), attributes, "d", source=Source("model-1/env.yml", 4))
+
+
+def test_an_environment_on_a_system_python_the_nodes_lack_is_a_plan_error_naming_nodes_and_versions(
+    tmp_path, monkeypatch
+):
+    image = a_built_image(tmp_path, monkeypatch, "3.9.2", "/usr/bin")
+    (problem,) = packages.shipping_problems([image], "the cluster's nodes 10.0.0.5, 10.0.0.6")
+    cluster = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert problem.summary.startswith(f"the cluster's nodes 10.0.0.5, 10.0.0.6 run Python {cluster} and ")
+    assert "environment 'model-1-env' needs Python 3.9.2" in problem.summary and "system's Python" in problem.summary
+    assert (problem.file, problem.line, problem.address) == ("model-1/env.yml", 4, "image.model-1-env")
+    assert "uv python install 3.9" in problem.detail
+
+
+def test_an_environment_on_the_nodes_python_or_a_movable_one_is_no_problem(tmp_path, monkeypatch):
+    same = f"{sys.version_info[0]}.{sys.version_info[1]}.0"
+    assert packages.shipping_problems([a_built_image(tmp_path / "a", monkeypatch, same, "/usr/bin")], "n") == []
+    movable = tmp_path / "python-3.9"
+    (movable / "bin").mkdir(parents=True)
+    (movable / "bin" / "python3.9").write_text("")
+    (movable / "lib" / "python3.9").mkdir(parents=True)
+    (movable / "lib" / "python3.9" / "os.py").write_text("")
+    image = a_built_image(tmp_path / "b", monkeypatch, "3.9.2", str(movable / "bin"))
+    assert packages.shipping_problems([image], "n") == []

@@ -1,5 +1,5 @@
-"""What the local runtime keeps beyond a deployment's life: shared virtualenvs, registered models and
-code snapshots; listing them and pruning the ones nothing uses.
+"""What the local runtime keeps beyond a deployment's life: shared virtualenvs (with the ray runtime's zips of
+them), registered models and code snapshots; listing them and pruning the ones nothing uses.
 
 Pruning is conservative: a virtualenv is removed only when this project's state does not use it,
 it was not used (applied or refreshed by any project) within `older_than` seconds, no build
@@ -127,6 +127,9 @@ def remove(entry: Entry) -> bool:
             virtualenvs.remove_env(path)
             for extra in (f"{path.name}.log", f"{path.name}.requirements.txt"):
                 (path.parent / extra).unlink(missing_ok=True)
+            # its zips for Ray's nodes (mlctl/runtime/ray/packages.py packs them beside the cache's envs)
+            for packed in (virtualenvs.cache_dir() / "ray-packages").glob(f"env-{path.name}-*"):
+                packed.unlink(missing_ok=True)
         return True
     store.remove_read_only(path)
     if entry.kind == "model":

@@ -32,8 +32,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlctl.errors import MlctlError
+from mlctl.errors import Diagnostic, MlctlError
 from mlctl.privatefiles import write_atomic
+from mlctl.resources import Kind
 from mlctl.runtime.kit import virtualenvs
 
 GCS_LIMIT = 512 * 1024 * 1024  # Ray's largest package (ray._private.runtime_env.packaging.GCS_STORAGE_MAX_SIZE)
@@ -41,6 +42,12 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # every entry's time: the same files make the 
 SKIPPED_DIRS = {"__pycache__"}
 # what the interpreter does not need to run a scoring server: tests, IDLE, tk, headers, static libraries, pip's wheels
 INTERPRETER_SKIPS = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages")
+
+
+_INTERPRETER_HINT = (
+    "Build the environment with a self-contained Python {xy} (`uv python install {xy}`, pyenv), or ask for "
+    "Python {cluster} in its conda file."
+)
 
 
 class PackageError(MlctlError):
@@ -74,6 +81,56 @@ def interpreter_problem(prefix: Path, xy: str) -> str | None:
     if not (prefix / "bin" / f"python{xy}").is_file() or not (prefix / "lib" / f"python{xy}" / "os.py").is_file():
         return f"{prefix} is not a self-contained Python installation (no bin/python{xy} and lib/python{xy}/os.py)"
     return None
+
+
+def interpreter_of(image_attributes: dict) -> tuple[str, Path] | None:
+    """(version, installation prefix) of the interpreter an image is (or would be) built with here; None when
+    there is none (the local preflight says so)."""
+    from mlctl.runtime.kit.pythons import find_python
+
+    built = virtualenvs.read_built(image_attributes.get("spec_digest", ""))
+    if built is not None:
+        return built.python_version, base_prefix(Path(built.path))
+    try:
+        found = find_python(image_attributes.get("python"))
+    except MlctlError:
+        return None
+    return found.version_text, Path(found.executable).resolve().parent.parent
+
+
+def shipping_problems(resources, nodes: str | None = None) -> list[Diagnostic]:
+    """Every image on a Python the cluster's nodes do not run whose interpreter cannot be shipped to them (with
+    file and line): what `ship` would refuse, said at plan. `nodes` names them in the message (default: asked
+    from the connected cluster, only when there is a problem)."""
+    problems = []
+    for r in resources:
+        if r.kind is not Kind.IMAGE:
+            continue
+        found = interpreter_of(r.attributes)
+        if found is None or python_xy(found[0]) == cluster_python():
+            continue
+        why = interpreter_problem(found[1], python_xy(found[0]))
+        if why:
+            nodes = nodes or nodes_named()
+            problems.append(
+                Diagnostic(
+                    f"{nodes} run Python {cluster_python()} and environment {r.attributes.get('environment')!r} "
+                    f"needs Python {found[0]}, which cannot be shipped to them: {why}",
+                    _INTERPRETER_HINT.format(xy=python_xy(found[0]), cluster=cluster_python()),
+                    file=r.source.file if r.source else None,
+                    line=r.source.line if r.source else None,
+                    address=str(r.address),
+                )
+            )
+    return problems
+
+
+def nodes_named() -> str:
+    """The cluster's live nodes for a message ("the cluster's nodes 10.0.0.5, 10.0.0.6"; the process is connected)."""
+    from mlctl.runtime.ray import cluster
+
+    addresses = sorted({n["NodeManagerAddress"] for n in cluster.nodes() if n.get("Alive")})
+    return f"the cluster's nodes {', '.join(addresses)}" if addresses else "the cluster's nodes"
 
 
 def _files(root: Path, skip_dirs: set[str]) -> Iterator[Path]:
@@ -196,8 +253,7 @@ def ship(owner: str, image_digest: str, nodes: str = "the cluster's nodes", limi
             raise PackageError(
                 f"{nodes} run Python {cluster_python()} and the environment needs Python {built.python_version}, "
                 f"which cannot be shipped to them: {why}",
-                detail=f"Build the environment with a self-contained Python {xy} (`uv python install {xy}`, pyenv), "
-                f"or ask for Python {cluster_python()} in its conda file.",
+                detail=_INTERPRETER_HINT.format(xy=xy, cluster=cluster_python()),
             )
         ikey = f"{built.python_version}-{hashlib.sha256(str(prefix.resolve()).encode()).hexdigest()[:16]}"
         itop = "mlctl_python_" + ikey.replace(".", "_").replace("-", "_")

@@ -17,7 +17,7 @@ from mlctl.errors import MlctlError
 from mlctl.resources import Kind
 from mlctl.runtime.kit import capacity
 from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
-from mlctl.runtime.ray import apps, cluster
+from mlctl.runtime.ray import apps, cluster, packages
 from mlctl.runtime.ray.drivers import ray_drivers
 
 
@@ -39,16 +39,18 @@ class RayRuntime(VirtualenvRuntime):
 
     def preflight(self, resources: Iterable) -> None:
         """The local checks (an interpreter for each environment), then: a cluster answers at the address, and
-        each deployment's resources.requests fit its largest node (what Ray places a replica by)."""
+        each deployment's resources.requests fit its largest node (what Ray places a replica by), and each
+        environment on a Python the nodes lack has an interpreter that can be shipped to them."""
         resources = list(resources)
         super().preflight(resources)
         self.connect()
+        problems = packages.shipping_problems(resources)
         sized = [r for r in resources if r.kind is Kind.DEPLOYMENT and r.attributes.get("resources")]
         if sized:
             requests_only = [_requests_only(r) for r in sized]
-            problems = capacity.sizing_problems(requests_only, capacity.largest_node(cluster.nodes()), "ray")
-            if problems:
-                raise MlctlError(*problems)
+            problems += capacity.sizing_problems(requests_only, capacity.largest_node(cluster.nodes()), "ray")
+        if problems:
+            raise MlctlError(*problems)
 
     def endpoint_status(self, project, endpoint):
         """The endpoint host's status, each instance with the Serve replica it is (`replica_id`, `node_id`),
