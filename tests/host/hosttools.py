@@ -43,6 +43,10 @@ SCORE = textwrap.dedent('''
                 f.write(request_headers.get("x-request-id", "-") + "\\n")
         if os.environ.get("SLOW_S"):
             time.sleep(float(os.environ["SLOW_S"]))
+        if os.environ.get("BURN_S"):  # CPU-bound work
+            end = time.time() + float(os.environ["BURN_S"])
+            while time.time() < end:
+                pass
         if os.environ.get("ALWAYS_FAIL"):
             raise ValueError("this deployment is broken")
         data = json.loads(raw_data)

@@ -6,6 +6,7 @@ generous deadlines, never timings. (A new range in place, through the CLI: tests
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 
@@ -14,9 +15,10 @@ import aiohttp
 from hosttools import body, sample, scrape, send, wait_until
 
 
-def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, **kw) -> dict:
+def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=None, **kw) -> dict:
     spec = host.spec(name, **kw)
     spec["scale_settings"] = {
+        **({"cpu_request": cpu} if cpu else {}),
         "type": "target_utilization",
         "min_instances": lo,
         "max_instances": hi,
@@ -97,3 +99,36 @@ def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past
     again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
     assert again[0][0] == 200, again
     assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
+
+
+def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host):
+    """resources.requests.cpu reaches the host as scale_settings.cpu_request: the instances' CPU seconds
+    (/proc, the process and its workers) against it, not the requests in flight."""
+    host = make_host()
+    spec = ranged(host, "blue", hi=2, window=600, cpu=0.2, concurrent=4, env={"BURN_S": "0.05"})
+    host.client.create_deployment(spec, timeout=60)
+    host.client.set_traffic({"blue": 100})
+    assert host.client.status()["deployments"]["blue"]["autoscale"]["metric"].startswith(
+        "CPU (resources.requests.cpu 0.2 per instance)"
+    )
+    # one client at a time: in flight it is 1 of 4 slots (25 %, below the target), in CPU about 500 % of 0.2
+    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 4)], cap=500))
+    assert set(statuses) == {200}
+    changes = wait_until(lambda: decisions(host, "blue"), 30, "a decision")
+    assert changes[0] == (1, 2), changes
+    assert re.search(r"autoscale blue: 1 -> 2: up at once: \d+ % of CPU on 1 instance", host.log()), host.log()[-2000:]
+
+
+def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host):
+    """One instance reserves every CPU of this machine (its cpu_request): a second one does not fit."""
+    host = make_host()
+    cpus = len(os.sched_getaffinity(0))
+    spec = ranged(host, "blue", hi=2, window=600, cpu=float(cpus), target=1, concurrent=4, env={"BURN_S": "0.05"})
+    host.client.create_deployment(spec, timeout=60)
+    host.client.set_traffic({"blue": 100})
+    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 3)], cap=500))
+    assert set(statuses) == {200}
+    line = wait_until(lambda: re.search(r"autoscale blue: 1 -> 2 refused: (.*)", host.log()), 30, "a refusal")
+    assert f"reserve {cpus:g} CPU(s) (resources.requests.cpu) and {cpus:g} of the machine's {cpus}" in line[1]
+    d = host.client.status()["deployments"]["blue"]
+    assert d["instance_count"] == 1 and d["autoscale"]["decisions"][-1]["outcome"].startswith("refused: ")
