@@ -122,14 +122,17 @@ def main() -> int:
     p.add_argument("--levels", default="1,8,64")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--clients", type=int, default=2, help="client processes for the connections-per-second part")
+    p.add_argument("--rsa", action="store_true", help="an RSA-2048 certificate instead of ECDSA P-256")
+    p.add_argument("--connections-only", action="store_true", help="skip the keep-alive part")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-tlsbench-") as tmp:
         work = Path(tmp)
         (work / "model").mkdir()
         body = json.dumps({"data": train(work / "model")}).encode()
-        ca = trustme.CA()
-        leaf = ca.issue_cert("127.0.0.1")
+        key_type = trustme.KeyType.RSA if args.rsa else trustme.KeyType.ECDSA
+        ca = trustme.CA(key_type=key_type)
+        leaf = ca.issue_cert("127.0.0.1", key_type=key_type)
         cert, key, ca_file = work / "cert.pem", work / "key.pem", work / "ca.pem"
         leaf.cert_chain_pems[0].write_to_path(str(cert))
         leaf.private_key_pem.write_to_path(str(key))
@@ -149,10 +152,13 @@ def main() -> int:
                     lambda limit: aiohttp.TCPConnector(limit=limit, ssl=context),
                 ),
             }
-            print(f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average {os.getloadavg()}")
+            print(
+                f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average {os.getloadavg()}, "
+                f"certificate {'RSA-2048' if args.rsa else 'ECDSA P-256'}"
+            )
             header = f"{'conc':>4} {'target':<6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} {'errors':>6}"
             pooled, cpu_s = {}, {}
-            for rnd in range(1, args.rounds + 1):
+            for rnd in range(1, 0 if args.connections_only else args.rounds + 1):
                 print(f"\nround {rnd}/{args.rounds}\n{header}", flush=True)
                 for c in levels:
                     for name in list(targets) if rnd % 2 else list(reversed(targets)):
@@ -166,17 +172,23 @@ def main() -> int:
                         print(f"{c:>4} {name:<6} {r.cells()} {cpu * 1000 / max(1, r.requests):>7.3f} {r.error_cells()}")
                         pooled[(name, c)] = merge(pooled.get((name, c)), r)
                         cpu_s[(name, c)] = cpu_s.get((name, c), 0.0) + cpu
-            print(f"\nall {args.rounds} round(s) pooled\n{header}")
-            for c in levels:
-                for name in targets:
-                    r = pooled[(name, c)]
-                    print(f"{c:>4} {name:<6} {r.cells()} {cpu_s[(name, c)] * 1000 / max(1, r.requests):>7.3f}")
-            print(
-                "\ntls/plain (req/s): "
-                + "   ".join(f"c={c}: {pooled[('tls', c)].rps / pooled[('plain', c)].rps:.2f}" for c in levels)
-                + "   (goal: >= 0.85 at c=8)"
-            )
-            print(f"load average after keep-alive: {os.getloadavg()}")
+            if pooled:
+                print(f"\nall {args.rounds} round(s) pooled\n{header}")
+                for c in levels:
+                    for name in targets:
+                        r = pooled[(name, c)]
+                        print(f"{c:>4} {name:<6} {r.cells()} {cpu_s[(name, c)] * 1000 / max(1, r.requests):>7.3f}")
+                print(
+                    "\ntls/plain (req/s): "
+                    + "   ".join(f"c={c}: {pooled[('tls', c)].rps / pooled[('plain', c)].rps:.2f}" for c in levels)
+                    + "   (goal: >= 0.85 at c=8)"
+                )
+                per = {k: cpu_s[k] * 1000 / max(1, pooled[k].requests) for k in pooled}
+                print(
+                    "tls/plain (cpu ms per request, host + instance): "
+                    + "   ".join(f"c={c}: {per[('tls', c)] / per[('plain', c)]:.2f}" for c in levels)
+                )
+                print(f"load average after keep-alive: {os.getloadavg()}")
             print(
                 f"\nnew connections per second ({args.clients} client processes, {args.seconds:g} s each; "
                 "one GET / per connection)"

@@ -52,8 +52,15 @@ def read_request_file(project, request_file: str) -> bytes:
     help="Verify the endpoint's certificate with this CA file (PEM) instead of the project's CA (tls: self-signed) "
     "or the system's store.",
 )
+@click.option(
+    "--cert",
+    "client_cert",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A client certificate and its key (one PEM file) for an endpoint with listen.client_ca (mutual TLS).",
+)
 @click.pass_obj
-def command(project, endpoint, request_file, deployment, timeout, cacert):
+def command(project, endpoint, request_file, deployment, timeout, cacert, client_cert):
     """Send a scoring request to ENDPOINT and print the answer (exit 1 on an HTTP error)."""
     from mlctl.commands.show import auth_mode_of, endpoint_state
     from mlctl.reconciler.operations import runtime_of
@@ -74,7 +81,7 @@ def command(project, endpoint, request_file, deployment, timeout, cacert):
     }
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    context = verifying_context(project, rs, cacert) if base.startswith("https://") else None
+    context = verifying_context(project, rs, cacert, client_cert) if base.startswith("https://") else None
     try:
         status, reason, text = send(base, reach_address(rs.attributes), body, headers, timeout, context)
     except (OSError, http.client.HTTPException) as e:
@@ -84,6 +91,10 @@ def command(project, endpoint, request_file, deployment, timeout, cacert):
                 "The endpoint's certificate is not one this client trusts for that name. Give the CA that "
                 "signed it with --cacert FILE, or set listen.public_name to a name the certificate carries."
             )
+        elif isinstance(e, (ssl.SSLError, ConnectionResetError)) and (rs.attributes.get("listen") or {}).get(
+            "mutual_tls"
+        ):
+            detail = "The endpoint asks for a client certificate (listen.client_ca): give yours with --cert FILE."
         raise MlctlError(f"cannot reach endpoint {endpoint!r}: {e}", detail=detail) from None
     if status >= 400:
         click.echo(f"HTTP {status} {reason}: {text}", err=True)
@@ -109,16 +120,26 @@ def send(base: str, address: str, body: bytes, headers: dict, timeout: float, co
         conn.close()
 
 
-def verifying_context(project, rs, cacert: str | None) -> ssl.SSLContext:
+def verifying_context(project, rs, cacert: str | None, client_cert: str | None = None) -> ssl.SSLContext:
     """A client TLS context that verifies the endpoint's certificate and name: with `cacert` when given,
-    else the project's CA for `tls: self-signed`, else the system's store."""
+    else the project's CA for `tls: self-signed`, else the system's store; presenting `client_cert` (a PEM
+    file holding a certificate and its key) when given."""
     from mlctl.selfsigned import trusted_ca
 
     cafile = cacert or trusted_ca(rs.attributes, project.data_dir)
     try:
-        return ssl.create_default_context(cafile=cafile)
+        context = ssl.create_default_context(cafile=cafile)
     except (OSError, ssl.SSLError) as e:
         raise MlctlError(
             f"cannot use {cafile} as a CA file: {getattr(e, 'strerror', None) or e}",
             detail="Give a PEM file of CA certificates with --cacert.",
         ) from None
+    if client_cert:
+        try:
+            context.load_cert_chain(client_cert)
+        except (OSError, ssl.SSLError) as e:
+            raise MlctlError(
+                f"cannot use {client_cert} as a client certificate: {getattr(e, 'strerror', None) or e}",
+                detail="Give one PEM file holding the client certificate and its private key with --cert.",
+            ) from None
+    return context

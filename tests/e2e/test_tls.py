@@ -114,6 +114,12 @@ def test_https_with_client_certificates_rotation_and_drift(tls_project, runtime,
         assert metrics["status"] in (401, 403), metrics
         assert request(client, server.address, port, name=NAME, path="/metrics", **good)["status"] == 200
 
+        (root / "request.json").write_text("{}")
+        invoke = ("invoke", "tlsep", "--request-file", "request.json", "--cacert", str(clients / "ca.pem"))
+        assert json.loads(in_node(server, root, *invoke, "--cert", str(client_cert)).stdout)["who"] == "blue"
+        no_cert = in_node(server, root, *invoke, check=False)
+        assert no_cert.returncode == 1 and "--cert FILE" in no_cert.stderr and "Traceback" not in no_cert.stderr
+
         shown = json.loads(in_show(root))
         assert shown["scoring_uri"] == f"https://{NAME}:{port}/score"
         assert shown["listen"]["tls"] == "files" and shown["listen"]["mutual_tls"] is True

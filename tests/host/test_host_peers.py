@@ -52,3 +52,17 @@ def test_the_access_log_names_the_forwarded_client_only_behind_a_trusted_proxy(m
     rid = f"peers-{trusted}"
     line = wait_until(lambda: next((ln for ln in host.log().splitlines() if rid in ln), None), 20, "the access line")
     assert line.endswith(" 203.0.113.7" if trusted else " 127.0.0.1"), line
+
+
+def test_requests_a_trusted_proxy_on_loopback_forwards_need_a_key_for_metrics(make_host):
+    host = make_host(listen={"trusted_proxies": ["127.0.0.1"]})
+    for path in ("/", "/metrics"):
+        forwarded = urllib.request.Request(f"{host.url}{path}", headers={"X-Forwarded-For": "203.0.113.7"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forwarded, timeout=20)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(f"{host.url}{path}", timeout=20) as direct:  # the proxy's own: loopback
+            assert direct.status == 200
+        keyed = urllib.request.Request(f"{host.url}{path}", headers=host.auth(**{"X-Forwarded-For": "203.0.113.7"}))
+        with urllib.request.urlopen(keyed, timeout=20) as answer:
+            assert answer.status == 200

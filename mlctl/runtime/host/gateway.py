@@ -128,9 +128,12 @@ def _unauthorized() -> Response:
 
 
 def _is_local(request: Request) -> bool:
-    """Did the request come from this machine (loopback)? Off it, `/` and `/metrics` need credentials too."""
+    """Did the request come from this machine (loopback)? Off it, `/` and `/metrics` need credentials too. A
+    request a trusted proxy forwarded (X-Forwarded-For) comes from elsewhere, even from a proxy on loopback."""
     peer = request.peer
-    return peer is None or peer.local
+    if peer is None:
+        return True
+    return peer.local and not (peer.proxy and b"x-forwarded-for" in request.fields)
 
 
 def _too_many(d: Deployment) -> Response:
