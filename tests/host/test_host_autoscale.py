@@ -104,8 +104,9 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
     assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
 
 
-def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host, light):
+def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host, light, loop_mode):
     host = make_host()
+    host.assert_loop(loop_mode)  # the waiting request wakes the autoscaler: with uvloop and without
     cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
     short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
     for spec in (cold, short):
