@@ -1,5 +1,6 @@
 """Autoscaling on the docker runtime through the real CLI (issue 29): the instances are containers, started and
-stopped by the endpoint host within the range. A bounded load scales up and the window brings the count back
+stopped by the endpoint host within the range, scaled on the CPU their cgroups used against
+`resources.requests.cpu`. A bounded load scales up and the window brings the count back
 with no failed request; plans see no drift meanwhile; a container killed outside mlctl below the minimum is
 drift that apply repairs; with min_instances 0 the idle deployment stops its last container and the next
 request is answered once one has started (the cold start)."""
@@ -20,14 +21,22 @@ def init():
     pass
 
 def run(raw_data):
-    time.sleep(0.05)
+    end = time.time() + 0.02  # CPU-bound work: the autoscaler measures CPU here (resources.requests.cpu)
+    while time.time() < end:
+        pass
     return {"who": os.environ.get("WHO", "?")}
+"""
+
+CPU = """\
+resources:
+  requests:
+    cpu: 100m
 """
 
 
 def write(root, name: str, lo: int, hi: int, window: int) -> None:
     (root / "endpoint.yml").write_text(ENDPOINT.format(name=name, traffic=json.dumps({"blue": 100})))
-    extra = RANGE.format(lo=lo, hi=hi, window=window)
+    extra = RANGE.format(lo=lo, hi=hi, window=window) + CPU
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=extra, count=1))
 
 
@@ -46,6 +55,7 @@ def test_autoscaling_containers_within_the_range_and_to_zero(docker_split, engin
     write(root, name, 1, 3, window=3)
     mlctl(root, "apply", "--auto-approve")
     assert len(containers_of(api, root, every=False)) == 1
+    assert show(root, name)["autoscale"]["metric"].startswith("CPU (resources.requests.cpu 0.1 per instance)")
 
     statuses: list[int] = []
     loader = threading.Thread(target=lambda: statuses.extend(load(root, name, 8, 8)))

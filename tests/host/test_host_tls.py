@@ -169,3 +169,25 @@ def test_client_ca_refuses_clients_without_its_certificate(make_host, tmp_path, 
         assert refused["status"] == 0, refused
         assert "ALERT_CERTIFICATE_REQUIRED" in refused["error"] or "ALERT_UNKNOWN_CA" in refused["error"], refused
     assert host.client.status()["listen"]["tls"]["handshakes_failed"] >= 2
+
+
+def test_http_on_tls_pipelining_continue_and_keep_alive(make_host, tmp_path, loop_mode):
+    certs = Certificates(tmp_path / "tls")
+    host, _ = tls_host(make_host, certs)
+    key = host.key
+    with socket.create_connection(("127.0.0.1", host.info.port), timeout=20) as raw:
+        with certs.context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")  # one write
+            answers = b""
+            while answers.count(b"HTTP/1.1 ") < 2 or not answers.endswith(b"}"):
+                chunk = tls.recv(65536)
+                assert chunk, answers
+                answers += chunk
+            assert answers.index(b"HTTP/1.1 200") < answers.index(b"HTTP/1.1 404")  # in order
+            tls.sendall(
+                b"POST /score HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                + f"Authorization: Bearer {key}\r\n\r\n".encode()
+            )
+            assert tls.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            tls.sendall(b"{}")
+            assert tls.recv(65536).startswith(b"HTTP/1.1 404")  # no deployment yet: the gateway answered

@@ -59,10 +59,16 @@ def cpus() -> int:
 
 
 def memory_each(d) -> int | None:
-    """What one more instance of deployment `d` needs: its limit, else the highest peak of its instances."""
-    limit = d.spec.launch.get("memory_bytes")
-    if isinstance(limit, int) and limit > 0:
-        return limit
+    """What one more instance of deployment `d` needs: its limit (a container's, a process's cgroup's) or request,
+    else the highest peak of its instances."""
+    sizing = d.spec.launch.get("resources") or {}  # a process's cgroup sizing (local runtime)
+    for limit in (
+        d.spec.launch.get("memory_bytes"),  # a container's limit
+        (sizing.get("limits") or {}).get("memory"),
+        (sizing.get("requests") or {}).get("memory"),
+    ):
+        if isinstance(limit, int) and limit > 0:
+            return limit
     peaks = []
     for inst in d.instances:
         usage = inst.launcher.usage(inst.key)

@@ -46,6 +46,7 @@ from .filelimit import ACCEPT_BURST
 from .limits import PIPELINE_MAX, head_seconds, idle_seconds, untrusted_connections
 from .messages import Pending, Request, Response, json_response
 from .peers import peer_of
+from .tls import start_tls_now
 from .reader import RequestReader, Refused
 
 log = logging.getLogger("mlctl.host")
@@ -99,19 +100,14 @@ class Connection(RequestReader, asyncio.Protocol):
             self.turn_away()
         elif server.tls is not None:
             self.handshaking = self.stopped_reading = True
-            # its first step now: start_tls puts its TLS protocol under the transport before a byte is read
-            # (uvloop starts reading when connection_made returns; a task would start a loop turn later)
-            # the handshake and the close_notify exchange at the end each have head_s (a client that never
-            # answers close_notify would otherwise hold its slot for asyncio's default 30 s)
-            start = self.loop.start_tls(
+            start_tls_now(
+                self.loop,
                 transport,
                 self,
                 server.tls.context,
-                server_side=True,
-                ssl_handshake_timeout=server.head_s,
-                ssl_shutdown_timeout=server.head_s,
+                server.head_s,
+                functools.partial(self._secured, transport),
             )
-            step_now(start, functools.partial(self._secured, transport))
 
     def _secured(self, raw, transport, error) -> None:
         """The handshake is done (`transport`: the TLS one) or failed (`error`: SSLError, a reset, the timeout,
@@ -320,25 +316,6 @@ class Connection(RequestReader, asyncio.Protocol):
                 self._refuse(408, f"request not received in full within {idle_s:g} s")
             else:
                 self.close()
-
-
-def step_now(coroutine, done) -> None:
-    """Run `coroutine` as a task would, but its first step now (3.11 has no eager tasks); `done(result,
-    None)` or `done(None, exception)` when it ends. For a coroutine that awaits futures only (start_tls)."""
-
-    def step(_=None) -> None:
-        try:
-            future = coroutine.send(None)
-        except StopIteration as stop:
-            done(stop.value, None)
-            return
-        except BaseException as e:  # handed on: the caller decides
-            done(None, e)
-            return
-        future._asyncio_future_blocking = False
-        future.add_done_callback(step)
-
-    step()
 
 
 class HttpServer:

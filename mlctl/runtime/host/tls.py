@@ -4,6 +4,7 @@ The context is the standard library's server defaults (`ssl.create_default_conte
 TLS 1.2 at least, ALPN `http/1.1`, session tickets on (OpenSSL's default); with `client_ca`, a client
 certificate signed by it is required. Each new connection takes the context current when it arrives
 (protocol.py), so a reload changes what new handshakes present and leaves open connections alone.
+`start_tls_now` upgrades an admitted connection (protocol.py admits it before its handshake).
 """
 
 from __future__ import annotations
@@ -149,3 +150,40 @@ class Tls:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def start_tls_now(loop, transport, protocol, context: ssl.SSLContext, timeout_s: float, done) -> None:
+    """Upgrade a server connection to TLS: `loop.start_tls` with its first step run now, so its TLS protocol
+    is under `transport` before a byte is read (uvloop starts reading when connection_made returns; a task
+    would start a loop turn later, and the ClientHello would reach `protocol` as plain bytes). The handshake
+    and the close_notify exchange at the end each have `timeout_s` (a client that never answers close_notify
+    would otherwise hold its connection for asyncio's default 30 s). `done(tls transport, None)` or
+    `done(None, exception)` when the handshake ends."""
+    start = loop.start_tls(
+        transport,
+        protocol,
+        context,
+        server_side=True,
+        ssl_handshake_timeout=timeout_s,
+        ssl_shutdown_timeout=timeout_s,
+    )
+    step_now(start, done)
+
+
+def step_now(coroutine, done) -> None:
+    """Run `coroutine` as a task would, but its first step now (3.11 has no eager tasks); `done(result,
+    None)` or `done(None, exception)` when it ends. For a coroutine that awaits futures only (start_tls)."""
+
+    def step(_=None) -> None:
+        try:
+            future = coroutine.send(None)
+        except StopIteration as stop:
+            done(stop.value, None)
+            return
+        except BaseException as e:  # handed on: the caller decides
+            done(None, e)
+            return
+        future._asyncio_future_blocking = False
+        future.add_done_callback(step)
+
+    step()
