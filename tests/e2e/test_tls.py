@@ -195,6 +195,8 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
         )  # fmt: skip
         step = json.loads(profiled.stdout)["steps"][0]  # through TLS, the certificate verified for its name
         assert step["errors"] == 0 and step["requests"] > 0, profiled.stdout
+        shown = in_node(server, root, "show", "tlsep").stdout
+        assert "listen: 0.0.0.0, tls self-signed" in shown and f"ca_certificate: {ca}" in shown
         port = json.loads(in_show(root))["host"]["port"]
         key = json.loads(in_node(server, root, "keys", "tlsep", "--json").stdout)["primaryKey"]
         answer = request(client, server.address, port, name=NAME, cafile=str(ca), key=key)
