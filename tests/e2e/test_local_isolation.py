@@ -111,10 +111,9 @@ def targets(root: Path) -> list[list[str]]:
     ]
 
 
-def answer_code(root: Path) -> str:
-    """Blue's code snapshot (holding the hostile score.py)."""
-    return str(next(p for p in (root / ".mlctl" / "code").iterdir() if "VERSION" not in (p / "score.py").read_text()
-                    and "blue" in (p / "score.py").read_text()))
+def blue_code(root: Path) -> Path:
+    """Blue's code snapshot (the one holding the hostile score.py)."""
+    return next(p for p in (root / ".mlctl" / "code").iterdir() if "def attempt" in (p / "score.py").read_text())
 
 
 def ask_blue(ep: Endpoint, key: str, tried: list) -> dict:
@@ -153,7 +152,7 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
     assert all(outcome.startswith("refused") for outcome in answer["tried"].values()), answer["tried"]
     seen = ask_blue(ep, key, [["list", str(root / ".mlctl")], ["list", str(root / ".mlctl" / "code")]])["tried"]
     assert seen[f"list {root / '.mlctl'}"] == "done: code models"  # the data folder: only the way to its own
-    assert seen[f"list {root / '.mlctl' / 'code'}"] == f"done: {Path(answer_code(root)).name}"
+    assert seen[f"list {root / '.mlctl' / 'code'}"] == f"done: {blue_code(root).name}"
     code, body = ep.score(b"{}", key=key, deployment="green")
     assert code == 200 and json.loads(body)["uid"] == deployment_uid(tag, "green") not in (0, answer["uid"])
 
@@ -191,4 +190,3 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
     assert opted["tried"][f"read {root / '.mlctl' / 'secrets' / 'iso.json'}"] == "done"
     assert any(k.startswith("connect ") and v == "done" for k, v in opted["tried"].items())
     ep.close()
-

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,14 @@ def is_confined(spec) -> bool:
     """Do instances of `spec` run under a uid of their own? Only when mlctl runs as root and the project did
     not opt out (`local.instance_user: mlctl`, carried in the spec's `launch`)."""
     return os.geteuid() == 0 and (spec.launch or {}).get("instance_user") != OPT_OUT
+
+
+TOOLS = ("unshare", "setpriv", "mount", "umount", "mktemp")  # util-linux and coreutils
+
+
+def missing_tools() -> list[str]:
+    """The programs the confined command runs that this machine lacks (on PATH)."""
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
 def needed_paths(spec, socket_folder: Path) -> list[Bind]:
@@ -88,7 +97,8 @@ def confined_command(command: list[str], uid: int, binds: list[Bind], covers: li
     lines = [
         "set -e",
         "umask 022",  # the folders made on the way to the binds: traversable by the uid
-        'S=$(mktemp -d /run/mlctl-stage.XXXXXX)',
+        "S=$(mktemp -d /run/mlctl-stage.XXXXXX)",
+        'trap \'umount "$S" 2>/dev/null; rmdir "$S"\' EXIT',  # a failed step leaves no folder in /run
         'mount -t tmpfs -o mode=0700,size=1m mlctl-stage "$S"',
     ]
     for i, bind in enumerate(binds):  # staged first: a bind source must be reached before the covers hide it
@@ -106,6 +116,7 @@ def confined_command(command: list[str], uid: int, binds: list[Bind], covers: li
     lines += [
         'umount "$S"',
         'rmdir "$S"',
+        "trap - EXIT",
         f"cd {q(workdir)}",
         f"exec setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all --bounding-set=-all "
         '--no-new-privs --pdeathsig=SIGKILL -- "$@"',
