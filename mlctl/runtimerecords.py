@@ -89,9 +89,10 @@ BUILT_IN = (
         "ray",
         "mlctl.runtime.ray.runtime",
         SCHEMAS / "ray.schema.json",
-        launcher="serve",  # Ray Serve's replicas, reached through Serve's proxy
+        launcher="serve",  # Ray Serve's replicas, their scoring servers reached directly
         launcher_module="mlctl.runtime.ray.launcher",
-        instance_fields=("replica_id", "node_id"),  # which Serve replica an instance is, and its node
+        # which Serve replica an instance is, its node, and its scoring server's address (the host's one hop)
+        instance_fields=("replica_id", "node_id", "upstream"),
     ),
     # planned: known, so a project naming it is told it is not in this version
     RuntimeRecord("kubernetes", None, SCHEMAS / "kubernetes.schema.json"),

@@ -1,10 +1,11 @@
 """Benchmark (on demand, not in CI): the ray runtime against the local runtime on the same model, side by side.
 
-Reports, for the diabetes example served with 2 instances on each runtime: req/s and p50/p99 latency
-through mlctl's gateway (with a key) at each concurrency level, and the wall time of a rollout to a
-new model version under load (4 keep-alive clients) with the requests that failed during it. The ray
+Reports, for the diabetes example served with 2 instances on each runtime: the first apply's wall time,
+req/s and p50/p99 latency through mlctl's gateway (with a key) at each concurrency level, the CPU per
+request of each component (cpu.py: host, scoring servers, Serve, Ray), and the wall time of a rollout to
+a new model version under load (4 keep-alive clients) with the requests that failed during it. The ray
 runtime runs on a real two-node Ray cluster started for the run and stopped by process id at the end.
-Measured and reported only: on two cores Ray Serve's own per-request cost dominates (no goal).
+Goal (issue 28): the ray runtime serves at least 0.7 of the local runtime's req/s at concurrency 8.
 
     sudo python bench/ray/bench.py [--seconds 10] [--levels 1,8] [--rounds 2]
 
@@ -31,6 +32,9 @@ sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests" / "ray"), str(RE
 from e2e_support import Load  # noqa: E402
 from load import drive  # noqa: E402
 from raycluster import RayCluster, only_loopback  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench" / "rollout"))
 from run import mlctl, train  # noqa: E402  (bench/rollout: the CLI timed, a model trained)
@@ -70,6 +74,7 @@ def measure(args) -> None:
 
 
 def run(args, roots: dict[str, Path]) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average %.2f %.2f %.2f" % os.getloadavg())
     endpoints = {}
     for rt, root in roots.items():
         took, _ = mlctl(root, "apply", "--auto-approve")
@@ -79,17 +84,28 @@ def run(args, roots: dict[str, Path]) -> None:
         endpoints[rt] = (port, key)
     body = (EXAMPLE / "sample-request.json").read_bytes()
     print(f"\n{'runtime':<8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    rps: dict = {}
     for r in range(args.rounds):
         for level in args.levels:
             for rt, (port, key) in endpoints.items():
+                before = cpu.snapshot()
                 res = drive(
                     f"http://127.0.0.1:{port}/score",
                     body,
                     level,
                     max_seconds=args.seconds,
+                    warmup_s=0.0,
                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
                 )
+                used = cpu.used(before, cpu.snapshot())
+                rps.setdefault((rt, level), []).append(res.rps)
+                per = ", ".join(f"{n} {1000 * s / max(res.requests, 1):.2f}" for n, s in sorted(used.items()) if s > 0)
                 print(f"{rt:<8} {level:>4} {res.cells()} {res.error_cells()}   (round {r + 1})", flush=True)
+                print(f"{'':<13} CPU ms per request: {per}", flush=True)
+    for level in args.levels:
+        if rps.get(("local", level)) and rps.get(("ray", level)):
+            ratio = max(rps[("ray", level)]) / max(rps[("local", level)])
+            print(f"ray / local req/s at concurrency {level} (best rounds): {ratio:.2f}")
     print(f"\n{'runtime':<8} {'rollout s':>9} {'requests':>9} {'failed':>6}")
     for alpha in (2.0, 3.0):
         for rt, root in roots.items():
@@ -99,6 +115,7 @@ def run(args, roots: dict[str, Path]) -> None:
                 time.sleep(1)
                 took, _ = mlctl(root, "apply", "--auto-approve")
             print(f"{rt:<8} {took:>9.1f} {load.total():>9} {len(load.failures):>6}", flush=True)
+    print("load average at the end %.2f %.2f %.2f" % os.getloadavg())
 
 
 def main() -> None:

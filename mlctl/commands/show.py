@@ -170,6 +170,7 @@ def instance_line(i: dict) -> str:
         else f"pid {i['pid']}"
         if i.get("pid") is not None
         else f"Serve replica {i['replica_id']} on node {str(i.get('node_id') or '?')[:12]}"
+        + (f" at {i['upstream'].removeprefix('tcp:')}" if i.get("upstream") else "")
         if i.get("replica_id")
         else "run by its platform (no local process)"
     )

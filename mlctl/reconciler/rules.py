@@ -148,8 +148,9 @@ class DriftRule:
 
     def wanted(self, attributes: dict):
         """What was applied, as the plan shows it beside what is observed."""
-        if self.test in ("below", "outside") and scalesettings.is_autoscaled(attributes):
-            lo, hi = scalesettings.instance_range(attributes)
+        span = scalesettings.instance_range(attributes) if scalesettings.is_autoscaled(attributes) else None
+        if self.test in ("below", "outside") and span is not None:
+            lo, hi = span
             return f"at least {lo}" if self.test == "below" else f"{lo}..{hi}"
         if self.attribute:
             return attributes.get(self.attribute)

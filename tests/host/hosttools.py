@@ -31,7 +31,6 @@ SCORE = textwrap.dedent('''
             raise RuntimeError("init failed on purpose: " + os.environ["FAIL_INIT"])
         if os.path.exists(os.environ.get("FAIL_INIT_WHILE", "/nonexistent")):
             raise RuntimeError("init failed while this file exists: " + os.environ["FAIL_INIT_WHILE"])
-        time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))  # a slow start (a cold start made longer)
         with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "rb") as f:
             model = pickle.load(f)
         print("model loaded", flush=True)
@@ -43,10 +42,6 @@ SCORE = textwrap.dedent('''
                 f.write(request_headers.get("x-request-id", "-") + "\\n")
         if os.environ.get("SLOW_S"):
             time.sleep(float(os.environ["SLOW_S"]))
-        if os.environ.get("BURN_S"):  # CPU-bound work
-            end = time.time() + float(os.environ["BURN_S"])
-            while time.time() < end:
-                pass
         if os.environ.get("ALWAYS_FAIL"):
             raise ValueError("this deployment is broken")
         data = json.loads(raw_data)

@@ -11,12 +11,39 @@ import re
 import time
 
 import aiohttp
+import pytest
 
 from hosttools import body, sample, scrape, send, wait_until
 
 
-def ranged(host, name, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=None, **kw) -> dict:
+LIGHT = """\
+import os, time
+
+def init():
+    time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))
+
+def run(raw_data):
+    if os.environ.get("SLOW_S"):
+        time.sleep(float(os.environ["SLOW_S"]))
+    if os.environ.get("BURN_S"):  # CPU-bound work
+        end = time.time() + float(os.environ["BURN_S"])
+        while time.time() < end:
+            pass
+    return {"ok": True}
+"""
+
+
+@pytest.fixture(scope="module")
+def light(tmp_path_factory):
+    """A scoring script that imports nothing heavy: the tests here start many instances."""
+    d = tmp_path_factory.mktemp("light")
+    (d / "score.py").write_text(LIGHT)
+    return d
+
+
+def ranged(host, name, code, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=None, **kw) -> dict:
     spec = host.spec(name, **kw)
+    spec["code_dir"] = str(code)
     spec["scale_settings"] = {
         **({"cpu_request": cpu} if cpu else {}),
         "type": "target_utilization",
@@ -51,9 +78,9 @@ def decisions(host, name: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(rf"autoscale {name}: (\d+) -> (\d+): ", host.log())]
 
 
-def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_failed_request(make_host):
+def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_failed_request(make_host, light):
     host = make_host()
-    host.client.create_deployment(ranged(host, "blue", concurrent=4, env={"SLOW_S": "0.05"}), timeout=60)
+    host.client.create_deployment(ranged(host, "blue", light, concurrent=4, env={"SLOW_S": "0.05"}), timeout=60)
     host.client.set_traffic({"blue": 100})
     status = host.client.status()["deployments"]["blue"]
     assert status["autoscale"]["metric"].startswith("in-flight requests") and status["instance_count"] == 1
@@ -77,11 +104,13 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
     assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
 
 
-def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host):
+def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host, light, loop_mode):
     host = make_host()
-    slow = {"INIT_SLEEP_S": "1"}
-    host.client.create_deployment(ranged(host, "cold", lo=0, hi=2, window=2, timeout_ms=30000, env=slow), timeout=60)
-    host.client.create_deployment(ranged(host, "short", lo=0, hi=2, window=2, timeout_ms=400, env=slow), timeout=60)
+    host.assert_loop(loop_mode)  # the waiting request wakes the autoscaler: with uvloop and without
+    cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
+    short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
+    for spec in (cold, short):
+        host.client.create_deployment(spec, timeout=60)
     host.client.set_traffic({"cold": 100})
 
     def idle() -> bool:
@@ -101,11 +130,11 @@ def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past
     assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
 
 
-def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host):
+def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host, light):
     """resources.requests.cpu reaches the host as scale_settings.cpu_request: the instances' CPU seconds
     (/proc, the process and its workers) against it, not the requests in flight."""
     host = make_host()
-    spec = ranged(host, "blue", hi=2, window=600, cpu=0.2, concurrent=4, env={"BURN_S": "0.05"})
+    spec = ranged(host, "blue", light, hi=2, window=600, cpu=0.2, concurrent=4, env={"BURN_S": "0.05"})
     host.client.create_deployment(spec, timeout=60)
     host.client.set_traffic({"blue": 100})
     assert host.client.status()["deployments"]["blue"]["autoscale"]["metric"].startswith(
@@ -119,11 +148,13 @@ def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host)
     assert re.search(r"autoscale blue: 1 -> 2: up at once: \d+ % of CPU on 1 instance", host.log()), host.log()[-2000:]
 
 
-def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host):
+def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host, light):
     """One instance reserves every CPU of this machine (its cpu_request): a second one does not fit."""
     host = make_host()
     cpus = len(os.sched_getaffinity(0))
-    spec = ranged(host, "blue", hi=2, window=600, cpu=float(cpus), target=1, concurrent=4, env={"BURN_S": "0.05"})
+    spec = ranged(
+        host, "blue", light, hi=2, window=600, cpu=float(cpus), target=1, concurrent=4, env={"BURN_S": "0.05"}
+    )
     host.client.create_deployment(spec, timeout=60)
     host.client.set_traffic({"blue": 100})
     statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 3)], cap=500))

@@ -98,3 +98,24 @@ def test_plan_warns_when_the_maximums_together_exceed_the_machine():
     [memory] = capacity_warnings([_deployment("a", **auto, **big)], 2, 2**30)
     assert "reserve 3Gi of memory and this machine has 1Gi" in memory.summary, memory.summary
     assert capacity_warnings([_deployment("a", instance_count=9)], 2, 2**30) == []  # nothing autoscales
+
+
+def test_drift_under_autoscaling_is_a_count_outside_the_range_or_too_few_ready():
+    from mlctl.observed import DeploymentObserved
+    from mlctl.reconciler.rules import DRIFT
+    from mlctl.resources import Kind
+
+    rules = {r.key: r for r in DRIFT[Kind.DEPLOYMENT]}
+    count, ready = rules["instance_count"], rules["ready_instances"]
+    settings = scalesettings.autoscale_of({"type": "target_utilization", "min_instances": 2, "max_instances": 4})
+    auto = {"instance_count": 2, "scale_settings": settings}
+    for n, drifted in ((1, True), (2, False), (3, False), (4, False), (5, True)):
+        assert count.drifted(DeploymentObserved(instance_count=n, ready_instances=n), auto) is drifted, n
+    assert ready.drifted(DeploymentObserved(instance_count=3, ready_instances=2), auto) is False
+    assert ready.drifted(DeploymentObserved(instance_count=3, ready_instances=1), auto) is True
+    assert (count.wanted(auto), ready.wanted(auto)) == ("2..4", "at least 2")
+    fixed = {"instance_count": 3}  # as before: the count itself
+    assert count.drifted(DeploymentObserved(instance_count=4), fixed) and not count.drifted(
+        DeploymentObserved(instance_count=3), fixed
+    )
+    assert ready.drifted(DeploymentObserved(ready_instances=2), fixed) and count.wanted(fixed) == 3

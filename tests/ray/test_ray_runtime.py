@@ -1,25 +1,35 @@
 """The ray runtime on a real two-node Ray cluster (inside a loopback-only network namespace): the example
-applied and scored through the gateway with a key, scaled over both nodes, rolled blue to green under
+applied and scored through the gateway with a key, each instance a replica's scoring server reached directly
+(which refuses requests that do not come through a host), scaled over both nodes, rolled blue to green under
 load without a failed request, a broken init() refused, an application deleted outside mlctl restored,
 another team's applications left alone, and destroy leaving no mlctl application."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from e2e_support import EXAMPLE, Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
+from e2e_support import Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
+from rayexample import example_project, ray_project_file
 
-from mlctl.runtime.ray import apps, cluster
+from mlctl.runtime.ray import apps, cluster, directory
 
 pytestmark = pytest.mark.ray
 
 
-def ray_project_file(root, address: str) -> None:
-    (root / "mlctl.yaml").write_text(f'runtime: ray\nray:\n  address: "{address}"\n  replica_cpus: 0.5\n')
+def direct(address: str, path: str = "/", body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    """(status, body) of a request sent straight to a scoring server at "tcp:HOST:PORT", not through a host."""
+    host, _, port = address.removeprefix("tcp:").rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("POST" if body is not None else "GET", path, body=body, headers=headers or {})
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
 
 
 def serve_apps(address: str, prefix: str = "") -> dict:
@@ -34,11 +44,7 @@ def project_apps(address: str, root) -> dict:
 
 @pytest.fixture
 def example(tmp_path, ray_cluster):
-    root = tmp_path / "diabetes"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlctl", "__pycache__", "model.pkl"))
-    (root / "model").mkdir(exist_ok=True)
-    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(root / "model")], check=True, capture_output=True)
-    ray_project_file(root, ray_cluster.address)
+    root = example_project(tmp_path / "diabetes", ray_cluster.address)
     yield root
     cleanup(root)
 
@@ -70,9 +76,23 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     ep.close()
     ((app, details),) = project_apps(ray_cluster.address, example).items()
     assert apps.status(details) == "RUNNING" and len(apps.replicas(details)) == 1
+    # the host reaches the replica's scoring server directly (no Serve route, no relay); the server answers
+    # nobody else: a request without the endpoint's hop secret, or with a wrong one, is refused
+    (server,) = directory.servers(app)
+    shown = json.loads(mlctl(example, "show", "diabetes", "--json").stdout)
+    assert [i["upstream"] for i in shown["deployments"]["blue"]["instances"]] == [server["address"]]
+    assert server["address"].startswith("tcp:")
+    for headers in ({}, {"X-Mlctl-Hop": "guess"}, {"Authorization": f"Bearer {k['primaryKey']}"}):
+        status, text = direct(server["address"], "/score", body, {"Content-Type": "application/json", **headers})
+        assert status == 403 and b"answers only its endpoint's hosts" in text, (status, text)
+    assert direct(server["address"])[0] == 403
+    secret = directory.hop_secret(apps.endpoint_prefix(apps.owner_of(example / ".mlctl"), "diabetes"))
+    assert direct(server["address"], headers={"X-Mlctl-Hop": secret})[0] == 200  # what the hosts send
+    assert secret not in json.dumps(shown) and secret not in mlctl(example, "show", "diabetes").stdout
 
     logs = mlctl(example, "logs", "diabetes", "--deployment", "blue").stdout
     assert f"==> {app} replica 0" in logs and "Invoking user's init function" in logs  # the replica's own log
+    assert secret not in logs and secret not in mlctl(example, "logs", "diabetes").stdout
 
     deployment = example / "blue-deployment.yml"
     deployment.write_text(deployment.read_text().replace("instance_count: 1", "instance_count: 3"))
@@ -87,6 +107,8 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     assert shown["deployments"]["blue"]["ready_instances"] == 3
     named = {i["replica_id"]: i["node_id"] for i in shown["deployments"]["blue"]["instances"]}
     assert named == {r["replica_id"]: r["node_id"] for r in running}  # each instance is a replica on its node
+    upstreams = sorted(i["upstream"] for i in shown["deployments"]["blue"]["instances"])
+    assert upstreams == sorted(s["address"] for s in directory.servers(same))  # each its own server, directly
     text = mlctl(example, "show", "diabetes").stdout
     assert text.count("Serve replica ") == 3 and "no local process" not in text, text
     logs = mlctl(example, "logs", "diabetes", "--deployment", "blue", "--lines", "400").stdout
@@ -175,8 +197,18 @@ def test_drift_is_restored_and_applications_mlctl_did_not_create_are_left_alone(
     assert set(apps.owned(cluster.details(), owner)) == {app}
     ep = Endpoint(split.root, "split")
     assert wait_until(lambda: ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200, 60)
-    ep.close()
     assert "No changes." in mlctl(split.root, "plan").stdout
+    # destroy with no cluster reachable: a clear error naming the address, and nothing changed locally (the
+    # state still records what runs on the cluster, the host still serves)
+    state = (split.root / ".mlctl" / "state.json").read_text()
+    ray_project_file(split.root, "127.0.0.1:1")
+    out = mlctl(split.root, "destroy", "--auto-approve", check=False)
+    assert out.returncode == 1 and "no Ray cluster answers at 127.0.0.1:1" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and (split.root / ".mlctl" / "state.json").read_text() == state
+    ep.close()  # (a new connection: the host closes one idle for 75 s)
+    assert ep.score(key=keys(split.root, "split")["primaryKey"])[0] == 200
+    ep.close()
+    ray_project_file(split.root, ray_cluster.address)
     mlctl(split.root, "destroy", "--auto-approve")
     left = serve_apps(ray_cluster.address)
     assert {"team-x", lookalike} <= set(left)

@@ -94,13 +94,12 @@ def test_replica_options_map_the_deployment_settings():
         "runtime_env": {},
     }
     app = apps.app_name(OWNER, "ep", "blue", "sha256:" + "1" * 64)
-    replica = appspec.replica_spec(spec, app)
-    assert replica["route_prefix"] == app.route_prefix and replica["max_concurrent"] == 4
+    replica = appspec.replica_spec(spec, "s3cret")
+    assert replica["hop_secret"] == "s3cret" and replica["max_concurrent"] == 4
     assert replica["instance_timeout_ms"] > 3000  # the gateway's 408 comes first
-    assert (
-        appspec.with_upstream(spec, "127.0.0.1:8000", app)["launch"]["upstream"]
-        == f"tcp:127.0.0.1:8000{app.route_prefix}"
-    )
+    servers = [{"replica_id": "r1", "address": "tcp:10.0.0.2:41234", "node_id": "n1"}]
+    launch = appspec.with_servers(spec, "10.0.0.1:6379", app, "s3cret", servers)["launch"]
+    assert launch == {"cluster": "10.0.0.1:6379", "application": str(app), "servers": servers, "hop_secret": "s3cret"}
 
 
 def test_an_upstream_address_with_a_path_prefix_sends_every_target_under_it():

@@ -42,7 +42,9 @@ class Instance:
         self.address = address
         if address is not None:
             scoring = self.spec.routes.get("scoring")
-            self.pool = Pool(address, {"/score": scoring} if scoring else None)
+            secret = self.spec.launch.get("hop_secret")  # the ray runtime's servers require it
+            hop = f"X-Mlctl-Hop: {secret}\r\n".encode() if secret else b""
+            self.pool = Pool(address, {"/score": scoring} if scoring else None, hop)
 
     async def start(self) -> None:
         """Launched (not yet ready): the address known, a fresh connection pool to it."""

@@ -206,10 +206,12 @@ def _message(method: str, target: str, headers: bytes, body: bytes) -> bytes:
 class Pool:
     """Kept-alive connections to one instance at `address`: "unix:/path.sock", "tcp:HOST:PORT" or a socket path.
     A TCP address may end in a path prefix, "tcp:HOST:PORT/PREFIX" (an application behind a proxy that
-    routes by path, such as Ray Serve's): every request target is sent under it."""
+    routes by path, such as Ray Serve's): every request target is sent under it. `hop` is a header line (with its
+    CRLF) sent first on every request: the ray runtime's hop secret, which its scoring servers require."""
 
-    def __init__(self, address: str, routes: dict[str, str] | None = None):
+    def __init__(self, address: str, routes: dict[str, str] | None = None, hop: bytes = b""):
         self.path = address
+        self.hop = hop
         self.routes = routes or {}  # request path -> the instance's own (a custom container's scoring route)
         self.loop = asyncio.get_running_loop()
         self.idle: list[_Connection] = []
@@ -237,7 +239,7 @@ class Pool:
                 conn.closed = True
                 conn.transport.close()
                 continue
-            return conn.send(_message(method, target, headers, body), on_done)
+            return conn.send(_message(method, target, self.hop + headers, body), on_done)
         return None
 
     async def request(self, method: str, target: str, headers: bytes, body: bytes, on_done=None):
@@ -246,7 +248,7 @@ class Pool:
         sent = self.send(method, target, headers, body, on_done)
         if sent is not None:
             return sent
-        data = _message(method, self.prefix + (self.route(target) if self.routes else target), headers, body)
+        data = _message(method, self.prefix + (self.route(target) if self.routes else target), self.hop + headers, body)
         try:
             _, conn = await self._connect(lambda: _Connection(self))
         except OSError as e:

@@ -42,7 +42,7 @@ def capacity_warnings(resources: Iterable[Resource], cpus: int, memory_bytes: in
     out = []
     cpu_total = sum(n * c for _, n, c, _ in needs)
     first = autoscaled[0]
-    where = {"file": first.source.file if first.source else None, "address": str(first.address)}
+    file, address = (first.source.file if first.source else None), str(first.address)
     if cpu_total > cpus + 1e-9:
         out.append(
             Diagnostic(
@@ -50,7 +50,8 @@ def capacity_warnings(resources: Iterable[Resource], cpus: int, memory_bytes: in
                 f"({parts}; one CPU an instance unless resources.requests.cpu says otherwise.) The endpoint host "
                 "will refuse a scale-up the machine cannot hold; lower max_instances or the CPU requests.",
                 severity=Severity.WARNING,
-                **where,
+                file=file,
+                address=address,
             )
         )
     memory_total = sum(n * m for _, n, _, m in needs if m)
@@ -62,7 +63,8 @@ def capacity_warnings(resources: Iterable[Resource], cpus: int, memory_bytes: in
                 "The endpoint host will refuse a scale-up the machine cannot hold; lower max_instances or the "
                 "memory requests.",
                 severity=Severity.WARNING,
-                **where,
+                file=file,
+                address=address,
             )
         )
     return out

@@ -1,5 +1,5 @@
 """What one version of a deployment is on Ray Serve: its application, the replicas' options and runtime_env,
-and the endpoint host's spec that reaches it through Serve's proxy.
+and the endpoint host's spec that reaches its scoring servers directly.
 
 The mapping (docs/runtime.md): `instance_count` -> `num_replicas`; `max_concurrent_requests_per_instance`
 -> `max_ongoing_requests`; the liveness probe's period and timeout -> Serve's health check; the request
@@ -20,7 +20,7 @@ import mlctl
 from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.kit.store import copy_tree
 from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
-from mlctl.runtime.ray import apps
+from mlctl.runtime.ray import apps, packages
 from mlctl.sizing import Sizing
 
 EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
@@ -37,22 +37,32 @@ def application(owner: str, a: dict, spec: dict) -> apps.AppName:
     return apps.app_name(owner, a["endpoint"], a["name"], spec["digest"])
 
 
-def with_upstream(spec: dict, proxy: str, app: apps.AppName) -> dict:
-    """Pure: `spec` reaching its application through the proxy at `proxy` ("HOST:PORT")."""
+def with_servers(spec: dict, cluster: str, app: apps.AppName, secret: str, servers: list[dict]) -> dict:
+    """Pure: `spec` reaching the application's running `servers` (directory.servers) directly, with the hop
+    secret; `cluster` is the GCS address the host's launcher reads replacements through."""
     return {
         **spec,
         "python": spec["python"] or "ray",
-        "launch": {**(spec.get("launch") or {}), "upstream": f"tcp:{proxy}{app.route_prefix}"},
+        "launch": {
+            **(spec.get("launch") or {}),
+            "cluster": cluster,
+            "application": str(app),
+            "servers": servers,
+            "hop_secret": secret,
+        },
     }
 
 
-def replica_spec(spec: dict, app: apps.AppName) -> dict:
-    """Pure: what each replica's constructor gets (the scoring server's settings; paths are the replica's)."""
+def replica_spec(spec: dict, secret: str, environment: dict | None = None) -> dict:
+    """Pure: what each replica's constructor gets (the scoring server's settings, the endpoint's hop secret and
+    the environment's EnvRef, which nodeenv.materialize makes a virtualenv on the node; paths are the
+    replica's). Constructor arguments are not in Serve's details, unlike the runtime_env."""
     s = ServingSpec.from_dict({**spec, "python": spec["python"] or "ray"})
     return {
         "name": s.name,
         "digest": s.digest,
-        "route_prefix": app.route_prefix,
+        "hop_secret": secret,
+        "environment": environment,
         "python": spec["python"],
         "scoring_script": s.scoring_script,
         "max_concurrent": s.max_concurrent,
@@ -104,11 +114,14 @@ def staged(data_dir, spec: dict) -> Path:
     return stage
 
 
-def runtime_env(stage: Path, owner: str, spec: dict) -> dict:
-    """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs)."""
+def runtime_env(stage: Path, owner: str, spec: dict, environment: dict | None = None) -> dict:
+    """Pure: the replicas' runtime_env before upload (local folders; `cluster.upload` makes them URIs), with the
+    packages of the deployment's environment (`environment`, packages.ship's EnvRef) when it has one."""
     return {
         "working_dir": str(stage),
-        "py_modules": [os.path.dirname(mlctl.__file__)],
+        "py_modules": [os.path.dirname(mlctl.__file__), *(packages.py_modules(environment) if environment else [])],
         "excludes": EXCLUDES,
-        "env_vars": marks(owner, spec),
+        # Serve's own log lines stay in the replica's log file, off the worker's stderr, which Ray's log monitor
+        # follows on every node (it cost about 2 ms of CPU per request when Serve logged each request, issue 28)
+        "env_vars": {**marks(owner, spec), "RAY_SERVE_LOG_TO_STDERR": "0"},
     }

@@ -2,7 +2,7 @@
 
 Every Ray and Serve call of mlctl is here (Ray is imported on first use, by these functions only), so a
 change of Ray's API is fixed in one module; the version is pinned in pyproject.toml's `ray` extra.
-Applications are deployed one by one by name (`serve.run(app, name=..., route_prefix=...)`), never
+Applications are deployed one by one by name (`serve.run(app, name=...)`), never
 through the declarative whole-config API, which would delete the applications it does not list.
 Local folders reach the nodes as content-addressed packages in the cluster's store (`gcs://...zip`
 URIs, uploaded here), never as paths: Serve keeps only URIs in an application's runtime_env.
@@ -195,20 +195,14 @@ def nodes() -> list[dict]:
     return list(ray.nodes())
 
 
-def proxy_address() -> str:
-    """Where this machine reaches Serve's HTTP proxy: "HOST:PORT" (0.0.0.0 reached as 127.0.0.1)."""
-    http = details().get("http_options") or {}
-    host = http.get("host") or "127.0.0.1"
-    return f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{http.get('port') or 8000}"
-
-
 @_ray_errors
-def deploy(application, name: str, route_prefix: str) -> None:
-    """Deploy one application by name (Serve started with its defaults when it is not running); returns
-    at once: `wait_running` waits. Its replica count can later be set with `scale`."""
+def deploy(application, name: str) -> None:
+    """Deploy one application by name, without a route on Serve's proxy (the hosts reach its servers), Serve
+    started with its defaults when it is not running; returns at once: `wait_running` waits. Its replica
+    count can later be set with `scale`."""
     from ray import serve
 
-    serve._run(application, _blocking=False, name=name, route_prefix=route_prefix, external_scaler_enabled=True)
+    serve._run(application, _blocking=False, name=name, route_prefix=None, external_scaler_enabled=True)
 
 
 @_ray_errors
@@ -224,9 +218,12 @@ def scale(name: str, deployment: str, count: int) -> None:
 
 @_ray_errors
 def delete(names: list[str]) -> None:
-    """Delete these applications and wait until they are gone."""
+    """Delete these applications and wait until they are gone, then their servers' directory entries."""
+    from mlctl.runtime.ray import directory
+
     if names:
         _client().delete_apps(names, blocking=True)
+        directory.forget(names)
 
 
 def wait_running(name: str, timeout: float, progress: Callable[[str], None] = lambda m: None) -> dict:

@@ -3,8 +3,8 @@
 
 A deployment's version (its serving digest) is one Serve application, deployed by name. Before the host's
 order the version's application is deployed (or found running, or scaled to the count) and waited for;
-the host gets the spec naming the "serve" launcher, which reaches the application through Serve's proxy
-(the host moves traffic once it answers its readiness probes, and drains the old). After it, the
+the host gets the spec naming the "serve" launcher with the replicas' servers (directory.py), which it reaches
+directly (it moves traffic once they answer its readiness probes, and drains the old). After it, the
 deployment's other applications are deleted. Each method is one order of `mlctl.runtime.contract`; which
 order it is, the plan chose.
 """
@@ -21,7 +21,7 @@ from mlctl.runtime.kit.drivers import deployment_observed
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver
 from mlctl.observed import DeploymentObserved
-from mlctl.runtime.ray import apps, appspec, cluster
+from mlctl.runtime.ray import apps, appspec, cluster, directory, packages
 from mlctl.waiting import Timeout, wait_until
 
 
@@ -43,23 +43,25 @@ class ServeApplications(Platform):
         self.runtime.connect()
         owner = apps.owner_of(ctx.data_dir)
         app = appspec.application(owner, a, made)
+        secret = directory.hop_secret(apps.endpoint_prefix(owner, a["endpoint"]))
         current = apps.owned(cluster.details(), owner).get(str(app))
         if current is None or apps.status(current) in ("DEPLOY_FAILED", "DELETING"):
             ctx.progress(address, f"deploying Serve application {app} ({a['instance_count']} replica(s))")
+            environment = packages.ship(owner, a["image_digest"]) if a.get("environment") else None
             stage = appspec.staged(ctx.data_dir, made)
             try:
-                env = cluster.upload(appspec.runtime_env(stage, owner, made))
+                env = cluster.upload(appspec.runtime_env(stage, owner, made, environment))
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
             options = appspec.replica_options(made, env, self.runtime.replica_cpus)
-            cluster.deploy(bind(appspec.replica_spec(made, app), options), str(app), app.route_prefix)
+            cluster.deploy(bind(appspec.replica_spec(made, secret, environment), options), str(app))
         elif apps.target_replicas(current) != a["instance_count"]:
             ctx.progress(address, f"scaling Serve application {app} to {a['instance_count']} replica(s)")
             cluster.scale(str(app), apps.DEPLOYMENT_NAME, a["instance_count"])
         self._wait(app, address, ctx)
         if order is Order.ROLL:
-            ctx.progress(address, "moving traffic to the new version once it answers through Serve")
-        return appspec.with_upstream(made, cluster.proxy_address(), app)
+            ctx.progress(address, "moving traffic to the new version once its servers answer")
+        return appspec.with_servers(made, self.runtime.address, app, secret, directory.servers(str(app)) or [])
 
     def _wait(self, app, address, ctx) -> None:
         try:
@@ -124,6 +126,8 @@ class ServeApplications(Platform):
         if old:
             ctx.progress(f"deployment.{a['endpoint']}.{a['name']}", f"deleting Serve application(s) {', '.join(old)}")
             cluster.delete(old)
+        if keep is None and not apps.owned(cluster.details(), owner, apps.endpoint_prefix(owner, a["endpoint"])):
+            directory.forget_secret(apps.endpoint_prefix(owner, a["endpoint"]))
 
     def retire(self, address, attributes, ctx):
         self.runtime.connect()

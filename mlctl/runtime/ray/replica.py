@@ -1,14 +1,15 @@
-"""The Serve deployment of every mlctl application: each replica runs mlctl's scoring server.
+"""The Serve deployment of every mlctl application: each replica runs mlctl's scoring server, reached directly.
 
 A replica is a thin shell in Ray's own interpreter. Its constructor starts the very scoring server the
-local runtime runs (`python -m mlctl.runtime.server`, same command line and environment:
-`mlctl.runtime.kit.servercommand`) in the deployment's virtualenv, on a unix socket in the replica's
-temporary folder, and waits until it answers `GET /`; a server that exits first (init() raised)
-fails the constructor with the server's output, traceback included, which Serve reports as the
-application's status message. Requests arrive through Serve's HTTP proxy at the application's route
-prefix; the replica strips the prefix and relays the request to the server with mlctl's own
-HTTP client (`mlctl.runtime.host.upstream`), answering what the server answered. Serve's health
-check probes the server's `GET /`. The server's output goes to the replica's Serve log.
+local runtime runs (`python -m mlctl.runtime.server`, same environment: `mlctl.runtime.kit.servercommand`)
+in the deployment's virtualenv (shipped through the cluster and made on the node: nodeenv.py), listening
+on its node's address at a free port, waits until it answers `GET /`, and registers where it listens
+(`directory.register`): the endpoint hosts send requests straight there (one hop; the application has no
+route on Serve's proxy and the replica relays nothing). The server answers only requests that carry the
+endpoint's hop secret (`X-Mlctl-Hop`, compared in constant time). A server that exits first (init()
+raised) fails the constructor with the server's output, traceback included, which Serve reports as the
+application's status message. Serve places, health-checks (the server's `GET /`) and replaces the
+replicas. The server's output goes to the replica's Serve log.
 
 Runs inside Ray workers: imports nothing of mlctl but the standard-library modules named above.
 The model and the code arrive through the replica's runtime_env `working_dir` (`model/`, `code/`).
@@ -17,30 +18,30 @@ The model and the code arrive through the replica's runtime_env `working_dir` (`
 from __future__ import annotations
 
 import collections
+import http.client
 import logging
 import os
-import shutil
-import socket
+import re
+import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from types import SimpleNamespace
 
 from mlctl.waiting import Timeout, wait_until
-from mlctl.runtime.host.unixhttp import UnixConnection
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
+from mlctl.runtime.ray import directory, nodeenv
 
 logger = logging.getLogger("ray.serve")
 TAIL_LINES = 200  # server output kept for a failed start
-_DROPPED = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
+LISTENING = re.compile(r"listening on http://(\S+?):(\d+)\b")  # the server's line saying where it listens
 
 
-def probe(path: str, timeout: float) -> int | None:
-    """The status GET / answers on the unix socket `path`, None when nothing answers."""
-    conn = UnixConnection(path, timeout)
+def probe(host: str, port: int, secret: str, timeout: float) -> int | None:
+    """The status GET / answers at HOST:PORT with the hop secret, None when nothing answers."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", "/", headers={directory.HOP_HEADER: secret})
         return conn.getresponse().status
     except OSError:
         return None
@@ -48,22 +49,32 @@ def probe(path: str, timeout: float) -> int | None:
         conn.close()
 
 
+def tcp_command(server, host: str) -> list[str]:
+    """Pure: the scoring server's command line for `server`, listening at a free TCP port of `host`."""
+    command = server_command(server, "-")
+    at = command.index("--unix-socket")
+    command[at : at + 2] = ["--host", host, "--port", "0"]
+    return command
+
+
 class ScoringReplica:
-    """One replica: the scoring server process, the relay of its output, and the requests it serves."""
+    """One replica: the scoring server process, the relay of its output and where it listens."""
 
     def __init__(self, spec: dict):
+        import ray
+        from ray import serve
+
         here = os.getcwd()  # the runtime_env working_dir
-        self.prefix = spec["route_prefix"]
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.folder = tempfile.mkdtemp(prefix="mlctl-replica-")
-        self.socket = os.path.join(self.folder, "score.sock")
-        python = spec["python"] or sys.executable
-        if not os.path.exists(python):
-            raise RuntimeError(
-                f"the virtualenv interpreter {python} does not exist on this node "
-                f"({socket.gethostname()}): the ray runtime needs MLCTL_CACHE on a file system "
-                f"every node shares (docs/runtime.md)"
-            )
+        self.secret = spec["hop_secret"]
+        self.grace = spec["instance_timeout_ms"] / 1000 + 1  # within Serve's graceful_shutdown_timeout_s (+2 s)
+        self.node_ip = ray.util.get_node_ip_address()
+        self.listening: tuple[str, int] | None = None
+        context = serve.get_replica_context()
+        self.application, self.replica_id = context.app_name, context.replica_id.unique_id
+        python, self.variables = sys.executable, {}  # without an environment: Ray's own interpreter
+        if spec.get("environment"):  # shipped through the cluster (packages.py): a virtualenv on this node
+            python, self.variables = nodeenv.materialize(spec["environment"])
         server = SimpleNamespace(
             name=spec["name"],
             python=python,
@@ -86,14 +97,19 @@ class ScoringReplica:
         if self.proc is None:
             raise RuntimeError(f"the scoring server could not start: {self.spawn_error}")
         self._wait_ready(float(spec["ready_within_s"]))
-        self.pool = None
+        host, port = self.listening
+        directory.register(
+            self.application,
+            self.replica_id,
+            {"address": f"tcp:{host}:{port}", "node_ip": self.node_ip, "pid": self.proc.pid},
+        )
 
     def _run(self, server, started: threading.Event) -> None:
         try:
             self.proc = subprocess.Popen(
-                server_command(server, self.socket),
+                tcp_command(server, self.node_ip),
                 cwd=server.code_dir,
-                env=instance_env(server),
+                env={**instance_env(server), **self.variables, "MLCTL_HOP_SECRET": self.secret},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -108,6 +124,10 @@ class ScoringReplica:
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.tail.append(line)
+            if self.listening is None:
+                found = LISTENING.search(line)
+                if found:
+                    self.listening = (found.group(1).strip("[]"), int(found.group(2)))
             logger.info("%s", line)
         self.proc.wait()
 
@@ -120,7 +140,7 @@ class ScoringReplica:
                     f"the scoring server exited with code {self.proc.returncode} before it was "
                     "ready:\n" + "\n".join(self.tail)
                 )
-            return probe(self.socket, 2.0) == 200
+            return self.listening is not None and probe(*self.listening, self.secret, 2.0) == 200
 
         try:
             wait_until(ready, budget_s, "the scoring server answers its readiness probe")
@@ -128,53 +148,48 @@ class ScoringReplica:
             self._kill()
             raise RuntimeError(f"the scoring server was not ready after {budget_s:.0f}s:\n" + "\n".join(self.tail))
 
-    def _kill(self) -> None:
+    def _kill(self, grace: float = 0.0) -> None:
+        """End the server: SIGTERM (it stops accepting and finishes the requests it holds), SIGKILL after `grace`
+        seconds or at once."""
         proc = getattr(self, "proc", None)  # (also from __del__ of a constructor that failed early)
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        if getattr(self, "folder", None):
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            if grace > 0:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
     def __del__(self):
-        self._kill()
+        """Serve's graceful shutdown (a replica scaled down or deleted): out of the directory, then the server
+        drains what the hosts sent it (up to the instance timeout)."""
+        if getattr(self, "listening", None) is not None:
+            try:
+                directory.unregister(self.application, self.replica_id)
+            except Exception:  # the cluster may be going away with this worker: its entry is then stale
+                pass
+        self._kill(getattr(self, "grace", 0.0))
 
     def check_health(self) -> None:
         """Serve's health check: the server runs and answers GET / with 200 (503: it asks to be replaced)."""
         if self.proc.poll() is not None:
             raise RuntimeError(f"the scoring server exited with code {self.proc.returncode}")
-        status = probe(self.socket, 5.0)
+        status = probe(*self.listening, self.secret, 5.0)
         if status != 200:
             raise RuntimeError(f"the scoring server answered GET / with {status}")
 
     async def __call__(self, request):
-        from starlette.responses import Response
+        """Nothing is served through Serve (the application has no route): the hosts reach the server."""
+        from starlette.responses import PlainTextResponse
 
-        from mlctl.runtime.host.upstream import Pool
-
-        if self.pool is None:
-            self.pool = Pool(f"unix:{self.socket}")
-        scope = request.scope
-        path = scope.get("raw_path") or scope["path"].encode("latin-1")
-        prefix = self.prefix.encode()
-        if path.startswith(prefix):
-            path = path[len(prefix) :] or b"/"
-        target = path.decode("latin-1") + (
-            f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
-        )
-        headers = b"".join(k + b": " + v + b"\r\n" for k, v in scope["headers"] if k.lower() not in _DROPPED)
-        body = await request.body()
-        _, _, answer = await self.pool.request(scope["method"], target, headers, body)
-        status, _, lines, content = await answer
-        response = Response(content=content, status_code=status)
-        for line in lines.split(b"\r\n"):
-            name, sep, value = line.partition(b":")
-            if sep:
-                response.raw_headers.append((name.strip().lower(), value.strip()))
-        return response
+        return PlainTextResponse("reach this model through its mlctl endpoint host\n", status_code=404)
 
 
 def bind(spec: dict, options: dict):

@@ -67,7 +67,8 @@ class RayRuntime(VirtualenvRuntime):
         for name, d in (status.get("deployments") or {}).items():
             mine = apps.owned(found, owner, apps.deployment_prefix(owner, endpoint, name))
             replicas = [r for _, app in sorted(mine.items()) for r in apps.replicas(app) if r["state"] == "RUNNING"]
-            for instance, replica in zip(d.get("instances") or [], replicas):
+            unnamed = [i for i in d.get("instances") or [] if not i.get("replica_id")]  # (the host names its own)
+            for instance, replica in zip(unnamed, replicas):
                 instance.update(replica_id=replica["replica_id"], node_id=replica["node_id"])
         return status
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import os
 from typing import AsyncIterator, Awaitable, Callable, List, Optional
 
 from aiohttp import web
@@ -108,10 +110,42 @@ async def log_flusher(app: web.Application) -> AsyncIterator[None]:
     log.flush()
 
 
+HOP_SECRET_VAR = "MLCTL_HOP_SECRET"  # set: the server answers only requests carrying it (the ray runtime's)
+HOP_HEADER = "X-Mlctl-Hop"
+_hop: List[str] = []
+
+
+def take_hop_secret() -> str:
+    """The hop secret (MLCTL_HOP_SECRET), removed from the environment on the first call (before the scoring
+    script is imported, so neither it nor its subprocesses see it); "" when none is set."""
+    if not _hop:
+        _hop.append(os.environ.pop(HOP_SECRET_VAR, ""))
+    return _hop[0]
+
+
+def hop_guard(secret: str):
+    """A middleware answering 403 to a request whose first X-Mlctl-Hop header is not `secret` (compared in
+    constant time): a server listening beyond loopback answers only its endpoint's hosts."""
+    expected = secret.encode()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get(HOP_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            return error(403, "this scoring server answers only its endpoint's hosts; send requests to the endpoint")
+        return await handler(request)
+
+    return guard
+
+
 def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
-    """The application serving one loaded scoring script."""
+    """The application serving one loaded scoring script (guarded by the hop secret when MLCTL_HOP_SECRET is
+    set; the variable is removed from the environment the scoring script sees)."""
+    secret = take_hop_secret()
     app = web.Application(
-        client_max_size=scorer.settings.max_body_bytes, handler_args={"max_field_size": 65536, "max_line_size": 65536}
+        client_max_size=scorer.settings.max_body_bytes,
+        handler_args={"max_field_size": 65536, "max_line_size": 65536},
+        middlewares=[hop_guard(secret)] if secret else [],
     )
     app[SCORER] = scorer
     app[SWAGGER] = swagger

@@ -25,6 +25,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from aiohttp import web
 
 from mlctl.runtime.server.answers import SERVER_VERSION
+from mlctl.runtime.server.app import take_hop_secret
 from mlctl.runtime.server.logs import RequestLog, configure_logging
 from mlctl.runtime.server.output import redirect
 from mlctl.runtime.server.processes import DRAIN, GO, INITIALIZED, KILL, ListenError, run_workers
@@ -333,6 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings.entry_script,
         settings.model_dir,
     )
+    take_hop_secret()  # out of the environment before the script is imported
     _prepare_imports(settings)
     if settings.workers > 1:
         return run_workers(settings, functools.partial(serve_worker, streams))
