@@ -6,7 +6,8 @@ with `listen:` inside one network namespace and clients call from another (tests
   the other machine; show/list say https:// with the public name; new certificate files under a bounded load
   are an in-place update (0 failed requests, the host's and instances' PIDs unchanged); a host serving another
   certificate than the one applied is drift in `plan --refresh-only`.
-- self-signed: apply prints the project CA, `mlctl invoke` verifies with it, a client trusting it scores.
+- self-signed on `::`: apply prints the project CA, `mlctl invoke` and `mlctl profile` verify with it, a client
+  trusting it scores over IPv6 and IPv4.
 - refused at plan: beyond loopback without TLS, a key readable by others; warned: a certificate expiring soon.
 
 Each test makes its own CAs and certificates (trustme). Needs root for the namespaces (CI runs as root).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import trustme
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker"))
 
 from docker_support import containers_of, engine_api  # noqa: E402, F401
-from e2e_support import SplitProject, cleanup  # noqa: E402
+from e2e_support import SplitProject, project_processes  # noqa: E402
 from netns import Network  # noqa: E402
 from tls_support import client_pem, finish_load, in_node, issue, request, start_load  # noqa: E402
 
@@ -41,10 +43,16 @@ def runtime(request):
 
 @pytest.fixture
 def tls_project(tmp_path, runtime):
+    """The project; at the end, what the namespaces' removal left (it ends the hosts and local instances in
+    them, so no `destroy` is spent): a container, or a process naming the project (killed by PID)."""
     p = SplitProject(tmp_path / "proj", "tlsep")
     p.write({"blue": 100}, {"blue": {"concurrency": 4}})  # the load's 4 clients are never refused with 429
     yield p
-    cleanup(p.root)
+    for line in project_processes(p.root):
+        try:
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if runtime == "docker":
         from mlctl.runtime.docker import engine
 
@@ -158,7 +166,7 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
     with Network(["server", "client"]) as net:
         server, client = net["server"], net["client"]
         (root / "mlctl.yaml").write_text(
-            project_file(runtime, f"  address: 0.0.0.0\n  tls: self-signed\n  public_name: {NAME}\n")
+            project_file(runtime, f"  address: '::'\n  tls: self-signed\n  public_name: {NAME}\n")
         )
         applied = in_node(server, root, "apply", "--auto-approve")
         ca = root / ".mlctl" / "tls" / "ca.pem"
@@ -180,16 +188,21 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
             check=False,
         )
         assert wrong.returncode == 1 and "--cacert" in wrong.stderr and "Traceback" not in wrong.stderr
+        if runtime == "docker":
+            return  # profile through TLS is the same client on both runtimes: run once
         profiled = in_node(
             server, root, "profile", "tlsep", "--deployment", "blue", "--request-file", "request.json",
             "--concurrency", "1", "--duration", "2s", "--max-requests", "20", "--json",
         )  # fmt: skip
         step = json.loads(profiled.stdout)["steps"][0]  # through TLS, the certificate verified for its name
         assert step["errors"] == 0 and step["requests"] > 0, profiled.stdout
+        shown = in_node(server, root, "show", "tlsep").stdout
+        assert "listen: ::, tls self-signed" in shown and f"ca_certificate: {ca}" in shown
         port = json.loads(in_show(root))["host"]["port"]
         key = json.loads(in_node(server, root, "keys", "tlsep", "--json").stdout)["primaryKey"]
-        answer = request(client, server.address, port, name=NAME, cafile=str(ca), key=key)
-        assert answer["status"] == 200, answer
+        for address in (server.address6, server.address):  # `::` takes IPv6 and IPv4 clients
+            answer = request(client, address, port, name=NAME, cafile=str(ca), key=key)
+            assert answer["status"] == 200, answer
 
 
 def test_plan_refuses_and_warns(tls_project, runtime, tmp_path):

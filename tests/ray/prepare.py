@@ -29,7 +29,8 @@ def test_cache() -> Path:
 
 
 def build_other_python() -> str:
-    """Build (or find built) the environment on Python 3.9 (else 3.10) with joblib and the server's packages."""
+    """Build (or find built) the environment on Python 3.9 (else 3.10) with joblib and the server's packages; its
+    Python version. Without such a Python: an error in CI, a note elsewhere."""
     from mlctl.errors import MlctlError
     from mlctl.requirements import requirements
     from mlctl.runtime.kit import virtualenvs
@@ -42,7 +43,10 @@ def build_other_python() -> str:
             continue
         built = virtualenvs.build_env(OTHER_PYTHON_DIGEST, version, requirements([], ["joblib"]), progress=print)
         return built.python_version
-    raise SystemExit(f"no Python {' or '.join(OTHER_PYTHONS)} on this machine: the ray tests need one")
+    missing = f"no Python {' or '.join(OTHER_PYTHONS)} on this machine: the ray tests' shipped interpreter needs one"
+    if os.environ.get("CI"):
+        raise SystemExit(missing)
+    return f"none ({missing}; its test is skipped outside CI)"
 
 
 def build_images(project_dir: Path) -> list[str]:

@@ -16,6 +16,9 @@ def test_three_machines_have_their_own_addresses_and_ours_has_none(ray_machines)
     assert ours == ray_machines.home_before  # the cluster added nothing there (stop checks it again)
     machines = (ray_machines.head.machine, ray_machines.worker.machine, ray_machines.client)
     assert all(m.address not in ours for m in machines) and "mlctl-" not in ours and "10.213." not in ours
+    for machine in machines:  # no default route: traffic reaches nothing outside the three namespaces
+        routes = machine.run(["ip", "route"], check=True).stdout + machine.run(["ip", "-6", "route"], check=True).stdout
+        assert "default" not in routes and "10.213.0.0/24" in routes, routes
     here = ray_machines.client.run(["ip", "-o", "addr"], check=True).stdout
     assert ray_machines.client.address in here and ray_machines.head.address not in here
     assert set(ray_machines.alive_nodes()) == {ray_machines.head.address, ray_machines.worker.address}

@@ -63,7 +63,10 @@ def test_environments_reach_both_nodes_through_the_cluster_with_a_python_the_nod
     interpreter), shipped from the client machine, run on both nodes from Ray's package cache."""
     (example,) = example_images(tmp_path)
     other = virtualenvs.read_built(OTHER_PYTHON_DIGEST)
-    assert other is not None, "tests/ray/prepare.py builds it (./dev test runs it first)"
+    if other is None:  # tests/ray/prepare.py builds it (./dev test runs it first) when there is a Python 3.9 or 3.10
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "no environment on Python 3.9/3.10: tests/ray/prepare.py"
+        )
     envs = [(example, CODE.format(modules="numpy, sklearn")), (OTHER_PYTHON_DIGEST, CODE.format(modules="joblib"))]
     nodes = ray_machines.alive_nodes()
     out = ray_machines.client.run(

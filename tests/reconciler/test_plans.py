@@ -345,3 +345,15 @@ def test_drift_plan_shows_only_what_differs_from_what_was_applied():
         "### mlctl plan (refresh-only: drift)\n\n**Drift: 2 resources changed "
         "outside of mlctl; `mlctl apply` restores what was applied.**"
     )
+
+
+def test_a_host_serving_another_certificate_is_drift_reloaded_in_place():
+    rs = [with_(r, certificate_digest="sha256:applied") if str(r.address) == "endpoint.e" else r for r in stack()]
+    observed = {"endpoint.e": {"alive": True, "port": 5001, "certificate_digest": "sha256:other"}}
+    p = plan(Cfg(tuple(rs)), state_of(rs), by_address(observed))
+    [c] = [c for c in p.changes if c.action is not Action.NOOP]
+    assert (str(c.address), c.action, c.reason) == ("endpoint.e", Action.UPDATE, Reason.DRIFT)
+    assert c.diff == (("drift", "certificate_digest", "sha256:other", "sha256:applied"),)
+    # a host that reports no certificate (plain HTTP, self-signed) is no drift
+    quiet = {"endpoint.e": {"alive": True, "port": 5001, "certificate_digest": None}}
+    assert all(c.action is Action.NOOP for c in plan(Cfg(tuple(rs)), state_of(rs), by_address(quiet)).changes)

@@ -221,11 +221,14 @@ def _packed(kind: str, key: str, entries_of, limit: int) -> tuple[Path, str]:
 
 
 def _upload(uri: str, zipped: Path) -> None:
-    """Store the zip in the cluster's GCS under `uri` unless it holds it already (the process is connected)."""
-    from ray._private.runtime_env.packaging import package_exists, upload_package_to_gcs
+    """Store the zip in the cluster's GCS under `uri` unless it holds it already (the process is connected), and pin
+    it for Ray's pin time (10 min): it stays until the actors about to name it hold it themselves (a package
+    nothing holds then, the GCS deletes: no environment stays in the head's memory unused)."""
+    from ray._private.runtime_env.packaging import package_exists, pin_runtime_env_uri, upload_package_to_gcs
 
     if not package_exists(uri):
         upload_package_to_gcs(uri, zipped.read_bytes())
+    pin_runtime_env_uri(uri)
 
 
 def ship(owner: str, image_digest: str, nodes: str = "the cluster's nodes", limit: int = GCS_LIMIT) -> dict:
