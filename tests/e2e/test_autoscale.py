@@ -83,6 +83,9 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     root, name = split_project.root, split_project.endpoint
     poison = tmp_path / "poison"
     (root / "code" / "score.py").write_text(SCORE.format(poison=str(poison)))
+    # the opt-out: its score.py reads a file in this test's /tmp folder, which a confined instance (as root) cannot
+    # see; this test is about autoscaling (confinement: tests/e2e/test_local_isolation.py)
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")
     write(root, name, 1, 3, window=3)
     mlctl(root, "apply", "--auto-approve")
     d = show(root, name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import os
 import signal
 import time
@@ -63,6 +64,8 @@ class Process:
         command = server_command(self.spec, self.socket)
         if self.uid is None or self.data_dir is None:
             return command
+        if not os.access(self.spec.python, os.X_OK):  # said as exec says it, not as an exit code of the chain
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.spec.python)
         binds = confinement.needed_paths(self.spec, self.socket.parent)
         covers = confinement.hidden_paths(binds, self.data_dir)
         return confinement.confined_command(command, self.uid, binds, covers, self.spec.code_dir)
