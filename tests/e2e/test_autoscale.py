@@ -83,6 +83,9 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     root, name = split_project.root, split_project.endpoint
     poison = tmp_path / "poison"
     (root / "code" / "score.py").write_text(SCORE.format(poison=str(poison)))
+    write(root, name, 1, 1000, window=3)  # more than any machine holds: the plan warns
+    planned = mlctl(root, "plan")
+    assert "Warning: at their maximums the deployments need 1000 CPU(s)" in planned.stdout + planned.stderr
     write(root, name, 1, 3, window=3)
     mlctl(root, "apply", "--auto-approve")
     d = show(root, name)
