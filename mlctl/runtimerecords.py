@@ -66,6 +66,7 @@ BUILT_IN = (
         SCHEMAS / "local.schema.json",
         launcher="process",
         launcher_module="mlctl.runtime.local.launcher",
+        instance_fields=("cgroup", "cpus", "memory_bytes", "oom_kills"),  # an instance sized by resources
     ),
     RuntimeRecord(
         "docker",

@@ -20,7 +20,6 @@ DEFAULTS = {
     "polling_interval": 1,
     "stabilization_window": 300,
 }
-FIELDS = ("type", *DEFAULTS)
 
 
 def autoscale_of(scale_settings: Mapping[str, Any] | None) -> dict | None:
@@ -82,7 +81,7 @@ def clamp(count: int, settings: Mapping[str, Any]) -> int:
 
 
 def describe_range(attributes: Mapping[str, Any]) -> str:
-    """`1..4 (target 70 % of in-flight requests, ...)`-style summary for plans and `show`: the range alone."""
+    """`1..4` for an autoscaled deployment, its `instance_count` for a fixed one (apply's progress lines)."""
     settings = settings_of(attributes)
     if settings is None:
         return str(attributes.get("instance_count"))

@@ -61,7 +61,7 @@ _REGISTRY = (
     "registry credentials are never written: log in to the registry (docker login, az acr login) "
     "where the image is built"
 )
-_AUTOSCALE = "scale_settings of a Kubernetes online deployment (mlctl accepts it and runs instance_count instances)"
+_AUTOSCALE = "scale_settings of a Kubernetes online deployment, honoured by the endpoint host's autoscaler"
 _PROBE = "liveness_probe ({}); mlctl's host probes instances with it"
 
 TABLE: tuple[V1Field, ...] = (

@@ -106,12 +106,21 @@ def test_instances_run_in_a_cgroup_of_their_resources_and_a_limit_too_small_is_a
             mlctl(project, *files, "invoke", "my-endpoint", "--request-file", "sample-request.json").stdout.strip()
             == "20"
         )
+        shown = json.loads(mlctl(project, *files, "show", "my-endpoint", "--json").stdout)
+        (instance,) = shown["deployments"]["sized"]["instances"]
+        assert (instance["cgroup"], instance["memory_bytes"], instance["cpus"]) == (
+            str(groups["memory"]),
+            200 * MI,
+            1.0,
+        )
 
         # init() now needs 300 MiB: the kernel kills it at its limit, mlctl says so; the old instance serves on
         (project / "sized.yml").write_text(SIZED.format(hog=300))
         failed = mlctl(project, *files, "apply", "--auto-approve", *traffic, check=False)
         assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
         assert "was killed for running out of memory (its limit, resources.limits.memory, is 200Mi)" in failed.stderr
+        said = mlctl(project, *files, "show", "my-endpoint").stdout
+        assert "killed" not in said  # the failed roll's instance is gone; the serving one never ran out
         assert (
             mlctl(project, *files, "invoke", "my-endpoint", "--request-file", "sample-request.json").stdout.strip()
             == "20"

@@ -6,7 +6,8 @@ with `listen:` inside one network namespace and clients call from another (tests
   the other machine; show/list say https:// with the public name; new certificate files under a bounded load
   are an in-place update (0 failed requests, the host's and instances' PIDs unchanged); a host serving another
   certificate than the one applied is drift in `plan --refresh-only`.
-- self-signed: apply prints the project CA, `mlctl invoke` verifies with it, a client trusting it scores.
+- self-signed on `::`: apply prints the project CA, `mlctl invoke` and `mlctl profile` verify with it, a client
+  trusting it scores over IPv6 and IPv4.
 - refused at plan: beyond loopback without TLS, a key readable by others; warned: a certificate expiring soon.
 
 Each test makes its own CAs and certificates (trustme). Needs root for the namespaces (CI runs as root).
@@ -165,7 +166,7 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
     with Network(["server", "client"]) as net:
         server, client = net["server"], net["client"]
         (root / "mlctl.yaml").write_text(
-            project_file(runtime, f"  address: 0.0.0.0\n  tls: self-signed\n  public_name: {NAME}\n")
+            project_file(runtime, f"  address: '::'\n  tls: self-signed\n  public_name: {NAME}\n")
         )
         applied = in_node(server, root, "apply", "--auto-approve")
         ca = root / ".mlctl" / "tls" / "ca.pem"
@@ -196,11 +197,12 @@ def test_self_signed_for_development(tls_project, runtime, tmp_path):
         step = json.loads(profiled.stdout)["steps"][0]  # through TLS, the certificate verified for its name
         assert step["errors"] == 0 and step["requests"] > 0, profiled.stdout
         shown = in_node(server, root, "show", "tlsep").stdout
-        assert "listen: 0.0.0.0, tls self-signed" in shown and f"ca_certificate: {ca}" in shown
+        assert "listen: ::, tls self-signed" in shown and f"ca_certificate: {ca}" in shown
         port = json.loads(in_show(root))["host"]["port"]
         key = json.loads(in_node(server, root, "keys", "tlsep", "--json").stdout)["primaryKey"]
-        answer = request(client, server.address, port, name=NAME, cafile=str(ca), key=key)
-        assert answer["status"] == 200, answer
+        for address in (server.address6, server.address):  # `::` takes IPv6 and IPv4 clients
+            answer = request(client, address, port, name=NAME, cafile=str(ca), key=key)
+            assert answer["status"] == 200, answer
 
 
 def test_plan_refuses_and_warns(tls_project, runtime, tmp_path):

@@ -35,7 +35,7 @@ def root_view() -> dict:
 
 def ours(view: dict, net: Network) -> list[str]:
     """Lines of the root namespace's view that name one of `net`'s links, namespaces or addresses."""
-    marks = [SUBNET4 + ".", SUBNET6, net.bridge.rsplit("-", 1)[0], "br0", "@v"]
+    marks = [SUBNET4 + ".", SUBNET6, net.bridge.rsplit("-", 1)[0]]  # its addresses and namespaces
     return [line for text in view.values() for line in text.splitlines() if any(m in line for m in marks)]
 
 

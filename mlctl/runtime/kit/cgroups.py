@@ -160,6 +160,7 @@ class InstanceGroup:
         self.memory: Path | None = None
         self.version = 0
         self.shown = describe_bytes(limits.memory) if limits.memory is not None else "none"
+        self.limits = limits
         if limits.memory is not None and (problem := why_not(hierarchies.get("memory"))) is not None:
             raise CgroupError(f"cannot limit the instance's memory to {self.shown}: {problem}")
         for controller, h in sorted(hierarchies.items()):
@@ -180,6 +181,11 @@ class InstanceGroup:
                 continue
             if controller == "memory":
                 self.memory, self.version = path, h.version
+
+    def describe(self) -> dict:
+        """The instance's group (its memory group, else its first) and limits, for `show`."""
+        where = self.memory or (self.dirs[0] if self.dirs else None)
+        return {"cgroup": str(where) if where else None, "memory_bytes": self.limits.memory, "cpus": self.limits.cpu}
 
     def join(self) -> None:
         """In the child between fork and exec: into every group of this instance."""

@@ -49,6 +49,7 @@ class Process:
         self._relay: OutputRelay | None = None
         self.lifecycle = asyncio.Lock()  # start and stop never interleave
         self.group: cgroups.InstanceGroup | None = None  # its cgroup, when the deployment has resources
+        self.oom_kills_before = 0  # out-of-memory kills in the groups of its earlier runs
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -121,6 +122,7 @@ class Process:
         await self.drain_output()
         self.socket.unlink(missing_ok=True)
         if self.group is not None:
+            self.oom_kills_before += self.group.oom_kills()
             self.group.remove()
 
     def ending(self) -> str:
@@ -223,11 +225,14 @@ class Launcher:
 
     def describe(self, key: InstanceKey) -> dict:
         p = self.processes.get(key)
-        return {
+        out = {
             "pid": p.proc.pid if p and p.proc else None,
             "socket": str(p.socket) if p else None,
             "workers": worker_count(p.spec) if p else None,
         }
+        if p is not None and p.group is not None:  # sized by resources: its cgroup and limits
+            out.update(p.group.describe(), oom_kills=p.oom_kills_before + p.group.oom_kills())
+        return out
 
     def on_ready(self, key: InstanceKey) -> None:
         """What the instance printed so far goes to its log file now, before anyone is told it is ready."""
