@@ -20,7 +20,6 @@ DEFAULTS = {
     "polling_interval": 1,
     "stabilization_window": 300,
 }
-FIELDS = ("type", *DEFAULTS)
 
 
 def autoscale_of(scale_settings: Mapping[str, Any] | None) -> dict | None:
@@ -53,7 +52,7 @@ def range_errors(settings: Mapping[str, Any] | None) -> list[tuple[str, str, str
 def settings_of(attributes: Mapping[str, Any]) -> dict | None:
     """A deployment's autoscaling settings from its attributes (None: a fixed count)."""
     settings = attributes.get("scale_settings")
-    return settings if isinstance(settings, Mapping) and settings.get("type") == AUTOSCALED else None
+    return dict(settings) if isinstance(settings, Mapping) and settings.get("type") == AUTOSCALED else None
 
 
 def is_autoscaled(attributes: Mapping[str, Any]) -> bool:
@@ -82,7 +81,7 @@ def clamp(count: int, settings: Mapping[str, Any]) -> int:
 
 
 def describe_range(attributes: Mapping[str, Any]) -> str:
-    """`1..4 (target 70 % of in-flight requests, ...)`-style summary for plans and `show`: the range alone."""
+    """`1..4` for an autoscaled deployment, its `instance_count` for a fixed one (apply's progress lines)."""
     settings = settings_of(attributes)
     if settings is None:
         return str(attributes.get("instance_count"))

@@ -1,8 +1,8 @@
 """Whether this machine can hold more instances of a deployment: the autoscaler asks before each scale-up, and
 a scale-up the machine cannot hold is logged and refused (instead of instances that thrash or are OOM-killed).
 
-Memory: an instance needs its memory limit (`launch.memory_bytes`, a container's) or, without one, the peak
-memory its running siblings reached; the machine has `MemAvailable` (/proc/meminfo). CPU: only CPUs that are
+Memory: an instance needs its memory request, else the peak memory its running siblings reached, else (none
+runs) its limit; the machine has `MemAvailable` (/proc/meminfo). CPU: only CPUs that are
 reserved count (`resources.requests.cpu` of autoscaled deployments of this host, as the scheduler of a
 Kubernetes node counts requests), against the CPUs this process may run on. `refusal` is pure; `room_for`
 reads the machine and carries it out.
@@ -59,22 +59,24 @@ def cpus() -> int:
 
 
 def memory_each(d) -> int | None:
-    """What one more instance of deployment `d` needs: its limit (a container's, a process's cgroup's) or request,
-    else the highest peak of its instances."""
+    """What one more instance of deployment `d` needs, as a scheduler counts it: its memory request (a
+    process's cgroup sizing), else the highest peak its running instances reached (measured), else its limit
+    (a container's, a process's cgroup's) when none runs, as at zero instances."""
     sizing = d.spec.launch.get("resources") or {}  # a process's cgroup sizing (local runtime)
-    for limit in (
-        d.spec.launch.get("memory_bytes"),  # a container's limit
-        (sizing.get("limits") or {}).get("memory"),
-        (sizing.get("requests") or {}).get("memory"),
-    ):
-        if isinstance(limit, int) and limit > 0:
-            return limit
+    request = (sizing.get("requests") or {}).get("memory")
+    if isinstance(request, int) and request > 0:
+        return request
     peaks = []
     for inst in d.instances:
         usage = inst.launcher.usage(inst.key)
         if usage is not None and usage.peak_memory_bytes:
             peaks.append(usage.peak_memory_bytes)
-    return max(peaks, default=None)
+    if peaks:
+        return max(peaks)
+    for limit in (d.spec.launch.get("memory_bytes"), (sizing.get("limits") or {}).get("memory")):
+        if isinstance(limit, int) and limit > 0:
+            return limit
+    return None
 
 
 def room_for(d, added: int, deployments: Iterable) -> str | None:
