@@ -52,7 +52,7 @@ def range_errors(settings: Mapping[str, Any] | None) -> list[tuple[str, str, str
 def settings_of(attributes: Mapping[str, Any]) -> dict | None:
     """A deployment's autoscaling settings from its attributes (None: a fixed count)."""
     settings = attributes.get("scale_settings")
-    return settings if isinstance(settings, Mapping) and settings.get("type") == AUTOSCALED else None
+    return dict(settings) if isinstance(settings, Mapping) and settings.get("type") == AUTOSCALED else None
 
 
 def is_autoscaled(attributes: Mapping[str, Any]) -> bool:

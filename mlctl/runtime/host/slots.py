@@ -7,6 +7,7 @@ hands the live list over with `serve()`."""
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from .instances import Instance
 from .spec import ServingSpec
@@ -22,7 +23,7 @@ class Slots:
         self._waiters: list[asyncio.Future] = []
         self._rechecks: set[asyncio.Task] = set()  # see suspect()
         self._next = 0
-        self.starved = None  # called when a request waits and there is no instance (an autoscaler's wake)
+        self.starved: Callable[[], None] | None = None  # called when a request waits and there is no instance
 
     def serve(self, instances: list[Instance], spec: ServingSpec) -> None:
         """From now on requests go to `instances` (the switch of a create, roll, scale or revive), as `spec` says."""

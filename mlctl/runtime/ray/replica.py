@@ -29,7 +29,7 @@ import threading
 from types import SimpleNamespace
 
 from mlctl.waiting import Timeout, wait_until
-from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
+from mlctl.runtime.kit.servercommand import instance_env, server_command
 from mlctl.runtime.ray import directory, nodeenv
 
 logger = logging.getLogger("ray.serve")
@@ -109,12 +109,18 @@ class ScoringReplica:
             self.proc = subprocess.Popen(
                 tcp_command(server, self.node_ip),
                 cwd=server.code_dir,
-                env={**instance_env(server), **self.variables, "MLCTL_HOP_SECRET": self.secret},
+                # no preexec_fn: Python code between fork and exec in Ray's worker (gRPC threads) can abort the
+                # child; the server sets its own parent-death signal (MLCTL_PARENT_PID)
+                env={
+                    **instance_env(server),
+                    **self.variables,
+                    "MLCTL_HOP_SECRET": self.secret,
+                    "MLCTL_PARENT_PID": str(os.getpid()),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
             )
         except OSError as e:
             self.spawn_error = e

@@ -304,8 +304,25 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _die_with_parent() -> None:
+    """MLCTL_PARENT_PID set (a Ray replica's server: Ray's worker has gRPC threads, so nothing may run between
+    fork and exec there): SIGKILL this server when the thread that started it ends, and end now if it has."""
+    parent = os.environ.pop("MLCTL_PARENT_PID", "")
+    if not parent:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the replica kills its server itself
+        return
+    if str(os.getppid()) != parent:
+        os._exit(1)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the server until SIGTERM; returns the exit code."""
+    _die_with_parent()
     try:
         settings = parse_settings(argv, os.environ)
     except SettingsError as exc:
