@@ -48,8 +48,11 @@ def shared_project(root, container, gate) -> SplitProject:
     p.write({"blue": 100}, {"blue": {"count": 1}})
     deploy = root / "deploy-blue.yml"
     deploy.write_text(deploy.read_text().replace("  WHO: blue\n", f"  WHO: blue\n  GATE: {gate}\n"))
+    # local.instance_user: mlctl (the opt-out): init() waits for a gate file in this test's /tmp folder, which a
+    # confined instance (as root) cannot see; these tests are about the shared state, not confinement
     (root / "mlctl.yaml").write_text(
         f"state:\n  backend: azure_blob\n  container: {container}\n  name: team/shared.json\n  lease_seconds: 15\n"
+        "local: {instance_user: mlctl}\n"
     )
     return p
 
