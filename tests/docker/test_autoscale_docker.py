@@ -12,7 +12,7 @@ import threading
 
 from docker_support import containers_of, docker_split, engine_api  # noqa: F401
 from e2e_support import DEPLOYMENT, ENDPOINT, Endpoint, keys, mlctl, wait_until
-from test_autoscale import RANGE, load
+from test_autoscale import RANGE, live, load
 
 SCORE = """\
 import os, time
@@ -60,17 +60,17 @@ def test_autoscaling_containers_within_the_range_and_to_zero(docker_split, engin
     statuses: list[int] = []
     loader = threading.Thread(target=lambda: statuses.extend(load(root, name, 8, 8)))
     loader.start()
-    assert wait_until(lambda: show(root, name)["instance_count"] > 1, timeout=90), host_log(root, name)
+    assert wait_until(lambda: live(root, name)["instance_count"] > 1, timeout=90), host_log(root, name)
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0  # moving inside the range
     loader.join()
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    assert wait_until(lambda: show(root, name)["instance_count"] == 1, timeout=90), host_log(root, name)
+    assert wait_until(lambda: live(root, name)["instance_count"] == 1, timeout=90), host_log(root, name)
     assert wait_until(lambda: len(containers_of(api, root, every=False)) == 1, timeout=30)
 
     # the one container killed outside mlctl: the host leaves it down, below the minimum: drift
     [inst] = show(root, name)["instances"]
     api.kill(inst["container"])
-    assert wait_until(lambda: show(root, name)["ready_instances"] == 0, timeout=60)
+    assert wait_until(lambda: live(root, name)["ready_instances"] == 0, timeout=60)
     drift = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "drift" in drift.stdout and "at least 1" in drift.stdout, drift.stdout
     mlctl(root, "apply", "--auto-approve")
@@ -79,7 +79,7 @@ def test_autoscaling_containers_within_the_range_and_to_zero(docker_split, engin
     # scale to zero: a new range in place; idle past the window, no container runs; a request starts one
     write(root, name, 0, 2, window=2)
     mlctl(root, "apply", "--auto-approve")
-    assert wait_until(lambda: show(root, name)["state"] == "idle", timeout=60), host_log(root, name)
+    assert wait_until(lambda: live(root, name)["state"] == "idle", timeout=60), host_log(root, name)
     assert wait_until(lambda: not containers_of(api, root, every=False), timeout=30)
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0  # zero is inside [0, 2]
     ep = Endpoint(root, name)

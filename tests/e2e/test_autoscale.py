@@ -54,6 +54,13 @@ def show(root, name: str) -> dict:
     return json.loads(mlctl(root, "show", name, "--json").stdout)["deployments"]["blue"]
 
 
+def live(root, name: str) -> dict:
+    """The host's own report of the deployment (for polling: no CLI process each time)."""
+    from mlctl.runtime.host.client import HostClient
+
+    return HostClient.for_endpoint(root / ".mlctl", name).status()["deployments"]["blue"]
+
+
 def load(root, name: str, concurrency: int, seconds: float) -> list[int]:
     """`concurrency` keep-alive clients for `seconds` (at most 3000 requests): their statuses."""
     key = keys(root, name)["primaryKey"]
@@ -83,6 +90,12 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     root, name = split_project.root, split_project.endpoint
     poison = tmp_path / "poison"
     (root / "code" / "score.py").write_text(SCORE.format(poison=str(poison)))
+    # the opt-out: its score.py reads a file in this test's /tmp folder, which a confined instance (as root) cannot
+    # see; this test is about autoscaling (confinement: tests/e2e/test_local_isolation.py)
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")
+    write(root, name, 1, 1000, window=3)  # more than any machine holds: the plan warns
+    planned = mlctl(root, "plan")
+    assert "Warning: at their maximums the deployments need 1000 CPU(s)" in planned.stdout + planned.stderr
     write(root, name, 1, 3, window=3)
     mlctl(root, "apply", "--auto-approve")
     d = show(root, name)
@@ -92,12 +105,12 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     statuses: list[int] = []
     loader = threading.Thread(target=lambda: statuses.extend(load(root, name, 8, 8)))
     loader.start()
-    assert wait_until(lambda: show(root, name)["instance_count"] > 1, timeout=60), show(root, name)
+    assert wait_until(lambda: live(root, name)["instance_count"] > 1, timeout=60), show(root, name)
     # the count moved: no drift, no change (exit 0) while it is inside the range
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
     loader.join()
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    assert wait_until(lambda: show(root, name)["instance_count"] == 1, timeout=60), show(root, name)
+    assert wait_until(lambda: live(root, name)["instance_count"] == 1, timeout=60), show(root, name)
     text = mlctl(root, "show", name).stdout
     assert "autoscaling: 1..3 instance(s), now 1 (desired 1); target 50 % of in-flight requests" in text, text
     assert "-> 1, done: down:" in text, text
@@ -119,7 +132,7 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     poison.write_text("x")
     for i in d["instances"]:
         os.kill(i["pid"], signal.SIGKILL)
-    assert wait_until(lambda: show(root, name)["ready_instances"] == 0, timeout=60)
+    assert wait_until(lambda: live(root, name)["ready_instances"] == 0, timeout=60)
     drift = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert drift.returncode == 2 and "drift" in drift.stdout and "at least 2" in drift.stdout, drift.stdout
     poison.unlink()

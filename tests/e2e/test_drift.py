@@ -27,6 +27,9 @@ def test_dead_instance_is_drift_and_apply_restarts_it(split_project, tmp_path):
     p, root = split_project, split_project.root
     poison = tmp_path / "poison"
     (root / "code" / "score.py").write_text(SCORE.format(poison=str(poison)))
+    # the opt-out: its score.py reads a file in this test's /tmp folder, which a confined instance (as root) cannot
+    # see; this test is about drift (confinement: tests/e2e/test_local_isolation.py)
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")
     p.write({"blue": 100}, {"blue": {"count": 2}})
     mlctl(root, "apply", "--auto-approve")
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0

@@ -19,6 +19,7 @@ def model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("model")
     with open(d / "model.pkl", "wb") as f:
         pickle.dump(Ridge(alpha=1.0).fit(X, y), f)
+    d.chmod(0o755)  # pytest makes it 0700; as root, instances run as their own uid (like mlctl's model store: 0755)
     return d
 
 
@@ -26,6 +27,7 @@ def model_dir(tmp_path_factory) -> Path:
 def code_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("code")
     (d / "score.py").write_text(SCORE)
+    d.chmod(0o755)  # readable by a confined instance's uid, as mlctl's code snapshots are
     return d
 
 

@@ -114,7 +114,10 @@ class Host:
         timeout_ms: int = 5000,
         concurrent: int = 1,
         liveness: dict | None = None,
+        unconfined: bool = False,
     ) -> dict:
+        """`unconfined`: as root, run its instances as root (`local.instance_user: mlctl`), for a test that hands
+        its score.py a file in this test's /tmp folder (a confined instance has a private /tmp)."""
         return {
             "name": name,
             "digest": digest or f"sha256:{name}-1",
@@ -129,6 +132,7 @@ class Host:
             "request_settings": {"request_timeout_ms": timeout_ms, "max_concurrent_requests_per_instance": concurrent},
             "liveness_probe": liveness or {},
             "readiness_probe": {},
+            **({"launch": {"instance_user": "mlctl"}} if unconfined else {}),
         }
 
     def create(self, name: str, **kw) -> dict:

@@ -38,6 +38,7 @@ def light(tmp_path_factory):
     """A scoring script that imports nothing heavy: the tests here start many instances."""
     d = tmp_path_factory.mktemp("light")
     (d / "score.py").write_text(LIGHT)
+    d.chmod(0o755)  # pytest makes it 0700; as root, instances run as their own uid (tests/host/conftest.py)
     return d
 
 

@@ -92,7 +92,8 @@ def test_scale_adds_ready_instances_and_drains_the_highest(make_host):
 def test_revive_restarts_at_once_an_instance_its_supervisor_is_backing_off_from(make_host, tmp_path):
     host = make_host()
     flag = tmp_path / "fail-init"
-    host.create("blue", env={"FAIL_INIT_WHILE": str(flag)})
+    # (unconfined: its init reads a flag in this test's /tmp folder; this test is about revival, not confinement)
+    host.create("blue", env={"FAIL_INIT_WHILE": str(flag)}, unconfined=True)
     victim = instances(host)[0]
     assert host.client.revive_deployment("blue")["instances"][0]["pid"] == victim["pid"]  # all ready: nothing to do
     flag.write_text("restarts fail while this exists")

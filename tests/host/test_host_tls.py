@@ -113,6 +113,19 @@ def test_bad_tls_files_stop_the_host_naming_the_file(make_host, tmp_path):
         make_host(listen={"certificate": str(tmp_path / "empty.pem"), "key": key})
     with pytest.raises(HostError, match="cannot read the certificate /nonexistent.pem"):
         make_host(listen={"certificate": "/nonexistent.pem", "key": key})
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(open(key, "rb").read(), None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(HostError, match=f"the key {encrypted} is encrypted"):  # never a passphrase prompt
+        make_host(listen={"certificate": cert, "key": str(encrypted)})
 
 
 @pytest.fixture

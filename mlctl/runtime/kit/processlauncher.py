@@ -5,13 +5,15 @@ Follows the contract in mlctl/runtime/host/launcher.py (the host loads a runtime
 name in its record). Output goes to the instance's rotating log file through a pipe relay; the last
 64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG). An instance of
 a deployment with `resources` runs in its own cgroup, holding its memory limit (and CPU limit and reservations
-where the machine allows: `cgroups.py`).
+where the machine allows: `cgroups.py`). When mlctl runs as root, each instance runs under its deployment's own
+uid in a mount namespace that shows it only what it needs (`confinement.py`), its socket in a folder of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import os
 import signal
 import time
@@ -20,7 +22,10 @@ from pathlib import Path
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 from mlctl.runtime.host.logfiles import RotatingLog, instance_log_path
 from mlctl.runtime.host.relay import OutputRelay, output_pipe
-from mlctl.runtime.kit import cgroups
+from mlctl.runtime.host.identities import deployment_uid
+from mlctl.runtime.host.runfiles import endpoint_tag
+from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
+from mlctl.runtime.kit import cgroups, confinement
 from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -39,8 +44,9 @@ def worker_count(spec) -> int | None:
 class Process:
     """One instance's scoring-server process, its output relay and the tail of its output."""
 
-    def __init__(self, spec, socket: Path):
+    def __init__(self, spec, socket: Path, uid: int | None = None, data_dir: Path | None = None):
         self.spec, self.socket = spec, socket
+        self.uid, self.data_dir = uid, data_dir  # uid: confined to it, its socket in a folder of its own
         self.proc: asyncio.subprocess.Process | None = None
         self.stopped = False  # for good: never started again
         self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
@@ -55,11 +61,31 @@ class Process:
         return self.proc is not None and self.proc.returncode is None
 
     def command(self) -> list[str]:
-        return server_command(self.spec, self.socket)
+        command = server_command(self.spec, self.socket)
+        if self.uid is None or self.data_dir is None:
+            return command
+        if not os.access(self.spec.python, os.X_OK):  # said as exec says it, not as an exit code of the chain
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.spec.python)
+        binds = confinement.needed_paths(self.spec, self.socket.parent)
+        covers = confinement.hidden_paths(binds, self.data_dir)
+        return confinement.confined_command(command, self.uid, binds, covers, self.spec.code_dir)
+
+    def env(self) -> dict:
+        env = instance_env(self.spec)
+        return env if self.uid is None else confinement.confined_env(env)
+
+    def _clear_socket(self) -> None:
+        """Remove the last run's socket (and, confined, its whole folder)."""
+        if self.uid is None:
+            self.socket.unlink(missing_ok=True)
+        else:
+            remove_instance_folder(self.socket.parent)
 
     async def spawn(self, out: RotatingLog, index: int) -> None:
         """Start the process (output captured to `out`); does not wait for readiness."""
-        self.socket.unlink(missing_ok=True)
+        self._clear_socket()
+        if self.uid is not None:
+            instance_folder(self.socket.parent.parent, self.socket.parent.name, self.uid)
         self.tail.clear()
         self._tail_bytes = 0
         out.write(
@@ -72,7 +98,7 @@ class Process:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command(),
                 cwd=self.spec.code_dir,
-                env=instance_env(self.spec),
+                env=self.env(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=w,
                 stderr=asyncio.subprocess.STDOUT,
@@ -120,7 +146,7 @@ class Process:
                 self.signal(signal.SIGKILL)
                 await proc.wait()
         await self.drain_output()
-        self.socket.unlink(missing_ok=True)
+        self._clear_socket()
         if self.group is not None:
             self.oom_kills_before += self.group.oom_kills()
             self.group.remove()
@@ -164,13 +190,28 @@ class Launcher:
             )
         return self.outputs[index]
 
-    def _socket(self, key: InstanceKey) -> Path:
-        return self.place.socket_dir / f"{self.deployment}-g{key.generation}-{key.index}.sock"
+    def _socket(self, key: InstanceKey, confined: bool) -> Path:
+        name = f"{self.deployment}-g{key.generation}-{key.index}"
+        return self.place.socket_dir / name / "s.sock" if confined else self.place.socket_dir / f"{name}.sock"
+
+    def _process(self, spec, key: InstanceKey) -> Process:
+        """An instance of `spec`: confined to its deployment's uid when mlctl runs as root (unless opted out)."""
+        if not confinement.is_confined(spec):
+            return Process(spec, self._socket(key, False))
+        missing = confinement.missing_tools()
+        if missing:
+            raise OSError(
+                f"mlctl runs as root, so deployment {spec.name!r} runs under a uid of its own, which needs "
+                f"{', '.join(missing)} (util-linux) on PATH: install util-linux, or set 'local: {{instance_user: "
+                f"{confinement.OPT_OUT}}}' in mlctl.yaml to run its instances as root (docs/threat-model.md)"
+            )
+        uid = deployment_uid(endpoint_tag(self.place.data_dir, self.place.endpoint), spec.name)
+        return Process(spec, self._socket(key, True), uid, self.place.data_dir)
 
     async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
         try:
             for key in keys:
-                p = self.processes[key] = Process(spec, self._socket(key))
+                p = self.processes[key] = self._process(spec, key)
                 async with p.lifecycle:
                     await p.spawn(self._output(key.index), key.index)
         except BaseException:

@@ -14,6 +14,7 @@ from mlctl.resources import Address, Kind
 from mlctl.runtime.contract import DriverError, Unscalable
 from mlctl.runtime.kit import cache, snapshot, store, virtualenvs
 from mlctl.runtime.kit.operations import HostedRuntime
+from mlctl.runtime.kit.confinement import OPT_OUT
 from mlctl.runtime.kit.servingspec import serving_spec
 from mlctl.observed import ImageObserved
 
@@ -74,8 +75,11 @@ def deployment_python(a: dict, without_environment: str = sys.executable) -> str
 def virtualenv_spec(ctx, a: dict, launcher: str, without_environment: str = sys.executable) -> dict:
     """The endpoint host's serving spec for deployment attributes `a`: instances run by `launcher` on the
     deployment's virtualenv interpreter (`without_environment` when it has none), sized by its `resources`
-    (requests and limits, read by the launcher); snapshots the code."""
-    launch = {"resources": a["resources"]} if a.get("resources") else None  # the instances' cgroup sizing
+    (requests and limits, read by the launcher) and run as the project's `local.instance_user` says; snapshots
+    the code."""
+    launch = {"resources": a["resources"]} if a.get("resources") else {}  # the instances' cgroup sizing
+    if (ctx.settings or {}).get("instance_user") == OPT_OUT:  # local: run as mlctl's user, unconfined
+        launch["instance_user"] = OPT_OUT
     return serving_spec(ctx, a, deployment_python(a, without_environment), launcher, launch)
 
 

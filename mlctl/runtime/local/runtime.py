@@ -43,11 +43,14 @@ class LocalRuntime(VirtualenvRuntime):
             raise MlctlError(*problems)
 
     def plan_notes(self, resources) -> list:
-        """Which deployments' CPU requests and limits this machine does not enforce."""
+        """Which deployments' CPU requests and limits this machine does not enforce, and the capacity warning of
+        every hosted runtime (the deployments' maximums against this machine)."""
+        resources = list(resources)
         try:
-            return resource_notes(list(resources))
+            notes = resource_notes(resources)
         except Exception:  # notes are best effort
-            return []
+            notes = []
+        return notes + super().plan_notes(resources)
 
 
 def runtime(settings) -> LocalRuntime:
