@@ -85,7 +85,7 @@ def test_served_directly_from_both_nodes_without_a_shared_cache_and_a_lost_node_
         killed = time.monotonic()
         machines.wait_nodes(lambda n: worker.address not in n, 30, "the GCS marks the worker dead")
         dead = time.monotonic()
-        lost = until(lambda: shown(machines, example)["ready_instances"] < 2, 60, "show reports the lost instance")
+        lost = until(lambda: shown(machines, example)["ready_instances"] < 2, 15, "show reports the lost instance")
         drift = cli(machines, example, "plan", "--refresh-only", "--detailed-exitcode", check=False)
         assert drift.returncode == 2 and "deployment.diabetes.blue" in drift.stdout, drift.stdout
         back = until(
