@@ -62,7 +62,8 @@ def test_a_malformed_chunked_answer_is_a_clean_502_and_the_host_keeps_serving(ma
     host.assert_loop(loop_mode)
     python = fake_interpreter(tmp_path)
     for name, misbehave in (("good", "good-chunks"), ("bad", "bad-chunk-size"), ("huge", "huge-chunk-size")):
-        spec = host.spec(name, env={"MISBEHAVE": misbehave})
+        # (unconfined: its fake interpreter is a file in this test's /tmp folder; this test is about answers)
+        spec = host.spec(name, env={"MISBEHAVE": misbehave}, unconfined=True)
         host.client.create_deployment({**spec, "python": python}, timeout=60)
     host.remember()
     host.client.set_traffic({"good": 100})
