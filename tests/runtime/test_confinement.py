@@ -105,6 +105,7 @@ def test_the_outermost_folder_others_cannot_traverse_is_covered_on_the_way_to_a_
     closed = tmp_path / "home"
     (closed / "venv" / "lib").mkdir(parents=True)
     closed.chmod(0o700)
+    (tmp_path / "data").mkdir()
     covers = hidden_paths([Bind(str(closed / "venv"))], tmp_path / "data")
     assert covers[0] == "/tmp" and str(tmp_path / "data") in covers
     on_the_way = [c for c in covers if c != "/tmp" and (str(closed) + "/").startswith(c + "/")]
@@ -119,6 +120,12 @@ def test_a_step_that_fails_leaves_no_staging_folder(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "gone" in done.stderr  # mount says which path
     assert {p for p in os.listdir("/run") if p.startswith("mlctl-stage.")} <= staged
+
+
+def test_a_data_folder_not_made_yet_is_not_covered(tmp_path):
+    assert str(tmp_path / ".mlctl") not in hidden_paths([Bind(str(tmp_path))], tmp_path / ".mlctl")
+    (tmp_path / ".mlctl").mkdir()
+    assert str(tmp_path / ".mlctl") in hidden_paths([Bind(str(tmp_path))], tmp_path / ".mlctl")
 
 
 def test_missing_tools_lists_what_is_not_on_path(monkeypatch):

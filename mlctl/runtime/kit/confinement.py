@@ -67,10 +67,11 @@ def needed_paths(spec, socket_folder: Path) -> list[Bind]:
 
 
 def hidden_paths(binds: list[Bind], data_dir: Path) -> list[str]:
-    """The folders covered by an empty tmpfs: the private /tmp, the data folder (always: a bind of a folder
-    holding it, such as a project root used as code, must not show it again), and the outermost folder on the
-    way to each bind that others may not traverse (no o+x)."""
-    covers = {PRIVATE_TMP, os.path.abspath(data_dir)}
+    """The folders covered by an empty tmpfs: the private /tmp, the data folder when it exists (even inside a bind:
+    a bind of a folder holding it, such as a project root used as code, must not show it again), and the outermost
+    folder on the way to each bind that others may not traverse (no o+x)."""
+    data = os.path.abspath(data_dir)
+    covers = {PRIVATE_TMP} | ({data} if os.path.isdir(data) else set())  # (none yet: nothing to hide, no mount point)
     for bind in binds:
         for ancestor in reversed(Path(bind.path).parents):
             if ancestor != Path("/") and _is_closed(ancestor):
