@@ -34,6 +34,17 @@ from mlctl.runtime.host import secrets  # noqa: E402
 from mlctl.runtime.host.client import HostClient, find_host  # noqa: E402
 
 
+# An editable install's import hook wins over PYTHONPATH: it is taken out, then the tree's mlctl is run.
+FROM_TREE = (
+    "import runpy, sys\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+    "sys.path.insert(0, {tree!r})\n"
+    "import mlctl\n"
+    "assert mlctl.__file__.startswith({tree!r}), mlctl.__file__\n"
+    "runpy.run_module('mlctl.runtime.host', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def start_traced_host(tree: Path, data_dir: Path, out: Path, log: Path) -> subprocess.Popen:
     """The endpoint host of `tree` under callgrind, its counters dumped to `out`.PID files."""
     return subprocess.Popen(
@@ -43,8 +54,8 @@ def start_traced_host(tree: Path, data_dir: Path, out: Path, log: Path) -> subpr
             f"--callgrind-out-file={out}.%p",
             "--dump-line=no",
             sys.executable,
-            "-m",
-            "mlctl.runtime.host",
+            "-c",
+            FROM_TREE.format(tree=str(tree)),
             "--data-dir",
             str(data_dir),
             "--endpoint",

@@ -5,13 +5,18 @@ aim < 2 s) while 4 keep-alive clients send requests, the failed requests during 
 the wall time of a no-op `mlctl plan` and `mlctl apply` (goal < 1 s). Everything runs on 127.0.0.1
 in a temporary copy of examples/diabetes, destroyed at the end.
 
-    python bench/rollout/run.py [--rounds 3]
+    python bench/rollout/run.py [--rounds 3] [--tree DIR ...]
+
+--tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
+server: e.g. `git archive b51b707 mlctl | tar -x -C /tmp/before`), one tree after the other in one run, for a
+before/after comparison; without it, this checkout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -27,17 +32,30 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from e2e_support import Load
 
 
-def mlctl(project, *args) -> tuple[float, subprocess.CompletedProcess]:
+# An editable install's import hook would win over the tree: it is taken out, then the tree's CLI is run. Its
+# endpoint host and scoring servers reach the tree through PYTHONPATH (ahead of the hook in the search).
+FROM_TREE = (
+    "import runpy, sys\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+    "sys.path.insert(0, {tree!r})\n"
+    "sys.argv[0] = 'mlctl'\n"
+    "runpy.run_module('mlctl.cli', run_name='__main__')\n"
+)
+TREE: str | None = None  # the tree under measure (None: this checkout)
+
+
+def mlctl(project, *args, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
+    env = None
+    command = [sys.executable, "-m", "mlctl.cli"]
+    if TREE:
+        env = {**os.environ, "PYTHONPATH": TREE}
+        command = [sys.executable, "-c", FROM_TREE.format(tree=TREE)]
     proc = subprocess.run(
-        [sys.executable, "-m", "mlctl.cli", "-C", str(project), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [*command, "-C", str(project), *args], capture_output=True, text=True, timeout=600, check=False, env=env
     )
     took = time.perf_counter() - start
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise SystemExit(f"mlctl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return took, proc
 
@@ -51,9 +69,24 @@ def train(project: Path, alpha: float) -> None:
 
 
 def main() -> None:
+    global TREE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tree", action="append", default=[], help="a folder holding an mlctl package (repeatable)")
     args = ap.parse_args()
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    results = {}
+    for i, tree in enumerate(args.tree or [None]):
+        TREE = str(Path(tree).resolve()) if tree else None
+        results[f"{i}: {TREE or 'this checkout'}"] = one_run(args)
+    print(f"load average at end: {os.getloadavg()}")
+    print(json.dumps(results, indent=2))
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rollout.json").write_text(json.dumps(results, indent=2))
+
+
+def one_run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
         project = Path(tmp) / "diabetes"
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
@@ -79,13 +112,8 @@ def main() -> None:
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "mlctl.cli", "-C", str(project), "destroy", "--auto-approve"],
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
-    result = {
+            mlctl(project, "destroy", "--auto-approve", check=False)
+    return {
         "first_apply_s": round(first, 2),
         "rollout_s": {
             "median": round(statistics.median(rollouts), 2),
@@ -98,10 +126,6 @@ def main() -> None:
         "noop_plan_s": round(statistics.median(plans), 2),
         "noop_apply_s": round(statistics.median(applies), 2),
     }
-    print(json.dumps(result, indent=2))
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rollout.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

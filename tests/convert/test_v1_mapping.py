@@ -143,7 +143,7 @@ def test_the_aci_form_maps_field_by_field(v1_project):
     }
     flat = header
     for field, why in [
-        ("sslEnabled", "TLS is the endpoint's"),
+        ("sslEnabled", "Azure serves https with its own certificate; mlctl's TLS is listen.tls"),
         ("dnsNameLabel", "the endpoint's host name is"),
         ("location", "an endpoint is created in its workspace's region"),
         ("tags", "v1 service tags are workspace metadata"),
