@@ -93,6 +93,7 @@ def one_run(args) -> dict:
         # room for the 4 clients on one instance (otherwise Azure's 429 rule applies)
         dep = project / "blue-deployment.yml"
         dep.write_text(dep.read_text() + "request_settings:\n  max_concurrent_requests_per_instance: 4\n")
+        (project / "model").mkdir(exist_ok=True)  # the model is trained, not committed
         train(project, 1.0)
         try:
             first, _ = mlctl(project, "apply", "--auto-approve")
