@@ -62,7 +62,7 @@ def test_example_applies_scores_scales_over_both_nodes_and_destroys(example, ray
     assert "Apply complete!" in out.stdout and "deploying Serve application mlctl-" in out.stdout
     # Ray's own warnings and Serve's INFO lines go to its log, not into mlctl's output (issue 31)
     said = out.stdout + out.stderr
-    assert "Failed to determine local IP" not in said and " INFO " not in said and "WARNING" not in said, said
+    assert "Failed to determine local IP" not in said and "INFO" not in said and "WARNING" not in said, said
     k = keys(example, "diabetes")
     ep = Endpoint(example, "diabetes")
     body = (example / "sample-request.json").read_bytes()

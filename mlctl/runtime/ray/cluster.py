@@ -116,6 +116,8 @@ def _stderr_to(path: Path):
 def route_logs() -> None:
     """Send the `ray` loggers (Ray's warnings such as "Failed to determine local IP", Serve's INFO lines) to
     `client_log()` instead of mlctl's output; mlctl says what matters itself (ClusterError, progress)."""
+    import ray.serve  # noqa: F401  (importing it attaches Serve's stream handler: it must come before, not after)
+
     path = client_log()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
