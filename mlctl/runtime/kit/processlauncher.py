@@ -47,6 +47,8 @@ class Process:
     def __init__(self, spec, socket: Path, uid: int | None = None, data_dir: Path | None = None):
         self.spec, self.socket = spec, socket
         self.uid, self.data_dir = uid, data_dir  # uid: confined to it, its socket in a folder of its own
+        # DEPLOYMENT-gG-K: the socket's name, or its folder's when confined (DEPLOYMENT-gG-K/s.sock)
+        self.instance_name = socket.parent.name if uid is not None else socket.stem
         self.proc: asyncio.subprocess.Process | None = None
         self.stopped = False  # for good: never started again
         self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
@@ -92,7 +94,9 @@ class Process:
             f"--- mlctl host: starting instance {index} of {self.spec.name} "
             f"(digest {self.spec.digest[:19]}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
         )
-        self.group = sized_group(self.spec, self.socket.stem)
+        # the instance's own name (DEPLOYMENT-gG-K): a confined instance's socket is DEPLOYMENT-gG-K/s.sock, and
+        # naming the group after the socket file made every confined instance of the endpoint share one cgroup
+        self.group = sized_group(self.spec, self.instance_name)
         r, w = output_pipe()
         try:
             self.proc = await asyncio.create_subprocess_exec(
