@@ -29,9 +29,9 @@ def configured(project):
         if block.get("backend", "local") == "local":
             _made[key] = LocalBackend(project.state_path)
         else:
-            from mlctl.state.azureblob import AzureBlobBackend
+            from mlctl.state.signedblob import azure_blob_backend
 
-            _made[key] = AzureBlobBackend(block, default_name=f"{project.root.name}.mlctl-state.json")
+            _made[key] = azure_blob_backend(block, default_name=f"{project.root.name}.mlctl-state.json")
     return _made[key]
 
 
@@ -89,7 +89,7 @@ def backend_from(project, config: Mapping[str, Any]):
     """A Backend for a recorded config (the source of a migration)."""
     if config.get("backend") == "local":
         return LocalBackend(project.state_path)
-    from mlctl.state.azureblob import AzureBlobBackend
+    from mlctl.state.signedblob import azure_blob_backend
 
     settings = {k: config[k] for k in ("container", "name") if k in config}
-    return AzureBlobBackend({**settings, "account_url": config.get("account_url")}, default_name=config["name"])
+    return azure_blob_backend({**settings, "account_url": config.get("account_url")}, default_name=config["name"])
