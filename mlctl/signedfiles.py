@@ -1,10 +1,11 @@
-"""Signed cache files: a file in a project's data folder that only this user's mlctl can have written.
+"""Signed cache files: a cache in a project's data folder that mlctl trusts only when it signed it itself.
 
-A repository can commit anything under `.mlctl/`, and `mlctl plan` runs on pull requests, so a cache file
-there is believed only when its HMAC-SHA256 signature verifies with a key kept outside every project, in the
-user's cache folder (`$XDG_CACHE_HOME/mlctl/cache.key`, else `~/.cache/mlctl/cache.key`, made on first use,
-mode 0600). A file that does not verify, a link, a special file or one over the size limit reads as absent.
-Used by the document cache (mlctl.schemas.doccache) and the plan memo (mlctl.reconciler.planmemo).
+A repository can commit any file under `.mlctl/`, and `mlctl plan` runs on pull requests, so a cache there is
+never believed: it is signed (HMAC-SHA256) with a key kept outside every project, in the user's cache folder
+(`$XDG_CACHE_HOME/mlctl/cache.key`, else `~/.cache/mlctl/cache.key`, made on first use, mode 0600). A file is
+`signature (hex)\\n payload`; one whose signature does not verify with this user's key, a link, a special file
+or one over its size limit reads as nothing. Without a usable key there is no cache. Used by the document cache
+(`mlctl.schemas.doccache`) and the file-hash cache (`mlctl.digests`).
 """
 
 from __future__ import annotations
@@ -46,14 +47,13 @@ def user_key() -> bytes | None:
     return key if len(key) == KEY_BYTES else None
 
 
-def signature(key: bytes, payload: bytes) -> bytes:
-    """Pure: the hex HMAC-SHA256 of `payload` with `key` (the first line of a signed file)."""
-    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+def sign(key: bytes, payload: bytes) -> bytes:
+    """Pure: the file's bytes, `payload` under its signature line."""
+    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
 
 def read_signed(path: Path, key: bytes, max_bytes: int, what: str) -> bytes | None:
-    """The payload of a file signed with `key` (a regular file, not a link, at most `max_bytes`); None for
-    anything else (absent, unreadable, another key's, unsigned, too big)."""
+    """The payload of a file this key signed; None for a missing, foreign, oversized, linked or special file."""
     from mlctl.errors import MlctlError
     from mlctl.privatefiles import open_private
 
@@ -63,19 +63,20 @@ def read_signed(path: Path, key: bytes, max_bytes: int, what: str) -> bytes | No
             raw = f.read(max_bytes + 1)
     except (OSError, MlctlError):
         return None
-    signed, _, payload = raw.partition(b"\n")
-    if len(raw) > max_bytes or not hmac.compare_digest(signed, signature(key, payload)):
+    signature, _, payload = raw.partition(b"\n")
+    if len(raw) > max_bytes or not hmac.compare_digest(
+        signature, hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+    ):
         return None
     return payload
 
 
 def write_signed(path: Path, key: bytes, payload: bytes, what: str) -> None:
-    """Replace `path` with `payload` signed with `key` (atomically); errors are ignored (a read-only
-    checkout: the cache is only a speed-up)."""
+    """Replace `path` with `payload` signed by `key` (atomically); errors are ignored: a cache is a speed-up."""
     from mlctl.errors import MlctlError
     from mlctl.privatefiles import write_atomic
 
     try:
-        write_atomic(path, signature(key, payload) + b"\n" + payload, what=what)
+        write_atomic(path, sign(key, payload), what=what)
     except (OSError, MlctlError):
-        pass
+        pass  # a read-only checkout

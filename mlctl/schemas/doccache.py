@@ -2,8 +2,7 @@
 sha256 of its text, in `<data_dir>/documents.json`, so an unchanged file is not parsed again.
 
 A repository can commit that file, and `mlctl plan` runs on pull requests, so it is never believed: the file
-is signed (HMAC-SHA256) with a key kept outside every project, in the user's cache folder
-(`$XDG_CACHE_HOME/mlctl/cache.key`, else `~/.cache/mlctl/cache.key`, made on first use, mode 0600). A file
+is signed with a key kept outside every project (`mlctl.signedfiles`: the user's cache folder). A file
 whose signature does not verify with this user's key, written by another mlctl version or YAML library, a
 link, a special file or one over MAX_BYTES is ignored and rebuilt. An entry is found by the digest of the text
 read now, so an edited, touched or checked-out file is parsed again exactly when its text differs. Only
@@ -19,9 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mlctl.signedfiles import key_path, read_signed, user_key, write_signed
-
-__all__ = ["DocumentCache", "is_plain", "key_path", "user_key"]
+from mlctl.signedfiles import read_signed, user_key, write_signed
 
 FILE = "documents.json"
 FORMAT = 1

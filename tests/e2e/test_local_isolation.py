@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,3 +192,18 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
     assert opted["tried"][f"read {root / '.mlctl' / 'secrets' / 'iso.json'}"] == "done"
     assert any(k.startswith("connect ") and v == "done" for k, v in opted["tried"].items())
     ep.close()
+
+
+def test_a_machine_that_cannot_confine_is_a_plan_error_before_anything_is_made_and_the_opt_out_plans(iso_project):
+    """As in a container without CAP_SYS_ADMIN: root that may not make a mount namespace. The real CLI runs with
+    that capability dropped from its bounding set (setpriv), so `unshare --mount` fails as it would there."""
+    root = iso_project
+    argv = ["setpriv", "--bounding-set", "-sys_admin", "--", sys.executable, "-m", "mlctl.cli", "-C", str(root)]
+    refused = subprocess.run([*argv, "apply", "--auto-approve"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "cannot do that: it may not make a mount namespace" in refused.stderr
+    assert "instance_user: mlctl" in refused.stderr
+    assert not (root / ".mlctl" / "state.json").exists() and find_host(root / ".mlctl", "iso") is None
+    (root / "mlctl.yaml").write_text("local:\n  instance_user: mlctl\n")  # the opt-out: plans as mlctl's user
+    planned = subprocess.run([*argv, "plan"], capture_output=True, text=True, timeout=300)
+    assert planned.returncode == 0 and "deployment" in planned.stdout, planned.stderr

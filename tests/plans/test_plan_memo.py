@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from goldens import HERE, copy_project
-from mlctl.signedfiles import signature
+from mlctl.signedfiles import sign
 
 MEMO = Path(".mlctl") / "lastplan.json"
 KEPT = (MEMO, Path(".mlctl") / "documents.json")
@@ -214,7 +214,7 @@ def forged(key: bytes, stdout, *, root: Path) -> bytes:
     user's genuine memo, so only the signature can give it away)."""
     real = json.loads((root / MEMO).read_bytes().partition(b"\n")[2])
     payload = json.dumps({**real, "stderr": [], "stdout": stdout, "changes": False}).encode()
-    return signature(key, payload) + b"\n" + payload
+    return sign(key, payload)
 
 
 LIE = {"styled": False, "pieces": ["No changes. The runtime matches the configuration.", "\n"]}

@@ -18,10 +18,12 @@ builds the argv; `processlauncher.Process.spawn` runs it. docs/threat-model.md s
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
 import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,25 @@ TOOLS = ("unshare", "setpriv", "mount", "umount", "mktemp")  # util-linux and co
 def missing_tools() -> list[str]:
     """The programs the confined command runs that this machine lacks (on PATH)."""
     return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+@functools.cache
+def why_not_here() -> str | None:
+    """Why confined instances cannot start on this machine (tools missing, or no right to make a mount namespace,
+    as in a container without CAP_SYS_ADMIN), or None. Asked once per process: it runs `unshare` once."""
+    missing = missing_tools()
+    if missing:
+        return f"it lacks {', '.join(missing)} (util-linux) on PATH"
+    try:
+        tried = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "true"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`unshare --mount` failed ({e})"
+    if tried.returncode != 0:
+        said = tried.stderr.decode(errors="replace").strip().splitlines()
+        return f"it may not make a mount namespace (`unshare --mount`: {said[-1] if said else tried.returncode})"
+    return None
 
 
 def needed_paths(spec, socket_folder: Path) -> list[Bind]:

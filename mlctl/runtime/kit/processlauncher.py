@@ -202,12 +202,12 @@ class Launcher:
         """An instance of `spec`: confined to its deployment's uid when mlctl runs as root (unless opted out)."""
         if not confinement.is_confined(spec):
             return Process(spec, self._socket(key, False))
-        missing = confinement.missing_tools()
-        if missing:
+        why = confinement.why_not_here()  # plan said so already (local preflight); a machine may change since
+        if why is not None:
             raise OSError(
-                f"mlctl runs as root, so deployment {spec.name!r} runs under a uid of its own, which needs "
-                f"{', '.join(missing)} (util-linux) on PATH: install util-linux, or set 'local: {{instance_user: "
-                f"{confinement.OPT_OUT}}}' in mlctl.yaml to run its instances as root (docs/threat-model.md)"
+                f"mlctl runs as root, so deployment {spec.name!r} runs under a uid of its own, and this machine "
+                f"cannot confine it: {why}. Set 'local: {{instance_user: {confinement.OPT_OUT}}}' in mlctl.yaml to "
+                "run its instances as root (docs/threat-model.md)"
             )
         uid = deployment_uid(endpoint_tag(self.place.data_dir, self.place.endpoint), spec.name)
         return Process(spec, self._socket(key, True), uid, self.place.data_dir)

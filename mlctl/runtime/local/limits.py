@@ -1,15 +1,17 @@
-"""The local runtime's checks of deployments' `resources` before planning: each request and limit within this
-machine, and a memory limit only where a child cgroup can hold it (errors); a CPU limit where the CPU
-controller is not writable is enforced nowhere, which `plan` notes. The instances' groups are made by the
-kit's process launcher (`mlctl.runtime.kit.cgroups`)."""
+"""The local runtime's checks of what this machine must give deployments, before planning: each request and limit
+within this machine, and a memory limit only where a child cgroup can hold it (errors); a CPU limit where the CPU
+controller is not writable is enforced nowhere, which `plan` notes; confinement (as root) where this machine
+cannot make mount namespaces (an error). The instances' groups are made by the kit's process launcher
+(`mlctl.runtime.kit.cgroups`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 from mlctl.errors import Diagnostic, Severity
 from mlctl.resources import Kind
-from mlctl.runtime.kit import capacity, cgroups
+from mlctl.runtime.kit import capacity, cgroups, confinement
 from mlctl.sizing import Sizing
 
 
@@ -45,6 +47,27 @@ def resource_problems(resources: Iterable) -> list[Diagnostic]:
             )
         )
     return problems
+
+
+def confinement_problems(resources: Iterable, settings: dict) -> list[Diagnostic]:
+    """One error when mlctl runs as root, the project did not opt out of confinement, and this machine cannot
+    confine instances (`confinement.why_not_here`): said at plan, before anything is created."""
+    if os.geteuid() != 0 or (settings or {}).get("instance_user") == confinement.OPT_OUT:
+        return []
+    deployments = [r for r in resources if r.kind is Kind.DEPLOYMENT]
+    why = confinement.why_not_here() if deployments else None
+    if why is None:
+        return []
+    return [
+        Diagnostic(
+            f"mlctl runs as root, so each local deployment runs under a uid of its own in a private mount "
+            f"namespace, and this machine cannot do that: {why}",
+            "Run mlctl where it may (as root on the machine itself, or in a container given CAP_SYS_ADMIN), "
+            f"install util-linux if a tool is missing, or set 'local: {{instance_user: {confinement.OPT_OUT}}}' "
+            "in mlctl.yaml to run instances as mlctl's own user, unconfined (docs/threat-model.md).",
+            address=str(deployments[0].address),
+        )
+    ]
 
 
 def resource_notes(resources: Iterable) -> list[Diagnostic]:

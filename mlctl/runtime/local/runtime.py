@@ -15,7 +15,7 @@ from mlctl.runtime.kit.drivers import DeploymentDriver, TrafficDriver, guarded
 from mlctl.runtime.kit.endpoints import EndpointDriver
 from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver, VirtualenvRuntime, python_problems, virtualenv_spec
-from mlctl.runtime.local.limits import resource_notes, resource_problems
+from mlctl.runtime.local.limits import confinement_problems, resource_notes, resource_problems
 
 
 class LocalRuntime(VirtualenvRuntime):
@@ -36,9 +36,10 @@ class LocalRuntime(VirtualenvRuntime):
 
     def preflight(self, resources) -> None:
         """MlctlError listing every image no interpreter here satisfies and every deployment whose resources
-        this machine cannot give or enforce (file and line)."""
+        this machine cannot give or enforce (file and line), and the machine's refusal to confine instances."""
         resources = list(resources)
         problems = python_problems(resources) + resource_problems(resources)
+        problems += confinement_problems(resources, self.settings)
         if problems:
             raise MlctlError(*problems)
 
