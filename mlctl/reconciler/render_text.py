@@ -65,7 +65,7 @@ def _block(out: Text, plan: Plan, c: Change, root: str | None) -> None:
     if c.action is Action.CREATE:
         after = present.masked(c.after) or {}
         for k in sorted(set(after) - set(c.after_unknown)):
-            _line(out, (pad, None), ("+", "green"), (f" {k} = {present.shown(after[k], root)}", None))
+            _line(out, (pad, None), ("+", "green"), (f" {k} = {present.shown(after[k], root, k)}", None))
         for k in c.after_unknown:
             if after.get(k) is None:
                 _line(out, (pad, None), ("+", "green"), (f" {k} = ", None), ("(known after apply)", "italic"))

@@ -210,9 +210,12 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
     docs = [(d, k) for d, k in docs if all(d is not u for u, _ in unfilled)]
     if not docs and not failed and not any(d.severity == "error" for d in diags):
         where = str(project.root)
-        if project.state_path.is_file() and not lookalikes:
-            # Something was applied here: an empty configuration plans its deletion (as Terraform
-            # does); apply still deletes an endpoint only with --allow-destroy or from a --destroy plan.
+        from mlctl.state.backends import holds_state
+
+        if not lookalikes and holds_state(project):
+            # Something was applied (the state file, or the shared state: backends.holds_state): an empty
+            # configuration plans its deletion (as Terraform does); apply still deletes an endpoint only
+            # with --allow-destroy or from a --destroy plan.
             diags.append(
                 Diagnostic(
                     f"no configuration found in {where}: planning with an empty configuration, so every "

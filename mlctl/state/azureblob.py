@@ -9,6 +9,11 @@ of its duration; a holder that dies blocks others until the lease expires (`leas
 
 Credentials come from the environment only (CREDENTIAL_VARIABLES, in that order), else
 DefaultAzureCredential (azure-identity; not exercised by the tests, which run against Azurite).
+
+This class makes every request through the official SDK (azure-storage-blob), imported on first use. With a key or
+a SAS, `azure_blob_backend` gives its subclass mlctl.state.signedblob.SignedBlobBackend instead, which makes what
+plan and apply ask (the read, the lease, the conditional writes) as signed requests without the SDK; both carry out
+the same steps (`write`, `lock`), each through its own primitives (`_put_state`, `_acquire`, ...).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.state.blobrest import CREDENTIAL_VARIABLES, Access, AccessError, access_from, get_blob
+from mlctl.state.blobaccess import CREDENTIAL_VARIABLES, Access, AccessError, access_from
 from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
 from mlctl.waiting import Timeout, wait_until
 
@@ -131,8 +136,6 @@ class AzureBlobBackend:
     # -- read and write ---------------------------------------------------------------------------
 
     def read(self) -> Snapshot:
-        if self.access.signs:
-            return self._read_signed()
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
@@ -145,32 +148,21 @@ class AzureBlobBackend:
         except AzureError as e:
             raise self._failed("read", e) from None
 
-    def _read_signed(self) -> Snapshot:
-        """The read without the SDK (blobrest.get_blob), retried as the SDK's policy retries: twice, after
-        1 s and 3 s, when the account does not answer or answers 5xx."""
-        for delay in (1.0, 2.0, None):
-            try:
-                got = get_blob(self.access, self.container_name, self.name)
-            except OSError as e:
-                if delay is None:
-                    raise self._failure("read", "", None, False, True, e) from None
-            else:
-                if got.status == 200:
-                    return Snapshot(got.body, got.etag)
-                if got.status == 404 and got.error_code != "ContainerNotFound":
-                    return Snapshot(None, None)
-                if got.status < 500 or delay is None:
-                    message = got.body.decode("utf-8", "replace")
-                    raise self._failure("read", got.error_code or "", got.status, False, False, message) from None
-            time.sleep(delay)
-        raise AssertionError("unreachable")
-
     def write(self, data: bytes, if_match: str | None, serial: int) -> str:
+        """The conditional write of the document, then its kept copy (both before returning: a copy that failed is
+        an error, never lost silently)."""
+        if self._lost:
+            raise BackendError(Diagnostic(f"the state lock was lost: {self._lost}", file=self.where))
+        etag = self._put_state(data, if_match)
+        self._put_copy(_version_name(self.name, serial), data)
+        return etag
+
+    def _put_state(self, data: bytes, if_match: str | None) -> str:
+        """Replace the document if its ETag is still `if_match` (None: create it if there is none); its new
+        ETag. WriteConflict otherwise, BackendError when the store fails."""
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
 
-        if self._lost:
-            raise BackendError(Diagnostic(f"the state lock was lost: {self._lost}", file=self.where))
         conditions: dict = {"overwrite": False}
         if if_match is not None:
             conditions = {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
@@ -179,14 +171,21 @@ class AzureBlobBackend:
         except (ResourceExistsError, ResourceModifiedError) as e:
             if getattr(e, "error_code", None) == "ContainerNotFound":
                 raise self._failed("write", e) from None
-            raise WriteConflict(Diagnostic("the state blob changed since it was read", file=self.where)) from None
+            raise self._conflict() from None
         except AzureError as e:
             raise self._failed("write", e) from None
+        return written["etag"]
+
+    def _conflict(self) -> WriteConflict:
+        return WriteConflict(Diagnostic("the state blob changed since it was read", file=self.where))
+
+    def _put_copy(self, blob: str, data: bytes) -> None:
+        from azure.core.exceptions import AzureError
+
         try:
-            self.container.upload_blob(_version_name(self.name, serial), data, overwrite=True, content_settings=_json())
+            self.container.upload_blob(blob, data, overwrite=True, content_settings=_json())
         except AzureError as e:
             raise self._failed("keep a copy of", e) from None
-        return written["etag"]
 
     def versions(self) -> list[Version]:
         from azure.core.exceptions import AzureError
@@ -216,7 +215,11 @@ class AzureBlobBackend:
 
     @property
     def _lock_blob(self):
-        return self.container.get_blob_client(self.name + ".lock")
+        return self.container.get_blob_client(self.lock_name)
+
+    @property
+    def lock_name(self) -> str:
+        return self.name + ".lock"
 
     def holder(self) -> Holder | None:
         """Who holds the lock now (None when nobody does)."""
@@ -235,31 +238,15 @@ class AzureBlobBackend:
 
     @contextmanager
     def lock(self, operation: str, timeout: float = 0):
-        blob = _sdk()
-        from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
-
-        lock_blob = self._lock_blob
-        try:
-            lock_blob.upload_blob(b"", overwrite=False)
-        except ResourceExistsError as e:
-            if getattr(e, "error_code", None) not in ("BlobAlreadyExists", "LeaseIdMissing"):
-                raise self._failed("create the lock of", e) from None
-        except AzureError as e:
-            raise self._failed("create the lock of", e) from None
-        lease = blob.BlobLeaseClient(lock_blob, lease_id=str(uuid.uuid4()))
+        self._create_lock()
+        lease_id = str(uuid.uuid4())
         deadline, told = time.monotonic() + timeout, False
         last: list = [None]  # the holder seen at the last refused attempt
 
         def leased() -> bool:
             nonlocal told
-            try:
-                lease.acquire(lease_duration=self.lease_seconds)
+            if self._acquire(lease_id):
                 return True
-            except HttpResponseError as e:
-                if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
-                    raise self._failed("lock", e) from None
-            except AzureError as e:
-                raise self._failed("lock", e) from None
             last[0] = self.holder()
             if not told and time.monotonic() < deadline:
                 told = True
@@ -282,42 +269,91 @@ class AzureBlobBackend:
                 )
             ) from None
         me = Holder(
-            lease.id,
+            lease_id,
             f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
             operation,
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         stop = threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(lease, stop), daemon=True, name="mlctl-lease")
+        renewer = threading.Thread(target=self._keep, args=(lease_id, stop), daemon=True, name="mlctl-lease")
         try:
-            lock_blob.set_blob_metadata(
-                {"id": me.id, "who": me.who, "operation": operation, "since": me.since}, lease=lease
-            )
+            self._record(lease_id, {"id": me.id, "who": me.who, "operation": operation, "since": me.since})
             renewer.start()
             yield me
-        except AzureError as e:
-            raise self._failed("record the lock holder of", e) from None
         finally:
             stop.set()
             if renewer.is_alive():
                 renewer.join(timeout=30)
-            try:
-                lease.release()
-            except AzureError:
-                pass  # it expires by itself within lease_seconds
+            self._release(lease_id)
 
-    def _renew(self, lease, stop: threading.Event) -> None:
-        from azure.core.exceptions import AzureError
-
+    def _keep(self, lease_id: str, stop: threading.Event) -> None:
+        """The renewal thread: renew the lease every third of its duration until `stop`; a renewal that fails
+        marks the lock lost (the next write refuses)."""
         while not stop.wait(self.lease_seconds / 3):
             try:
-                lease.renew()
-            except AzureError as e:
-                self._lost = f"its lease could not be renewed ({type(e).__name__})"
+                self._renew(lease_id)
+            except BackendError as e:
+                self._lost = f"its lease could not be renewed ({e.diagnostics[0].summary})"
                 return
 
+    # the lock's primitives, each a request (BackendError when the store fails)
+
+    def _create_lock(self) -> None:
+        """Make the empty lock blob unless it is there."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            self._lock_blob.upload_blob(b"", overwrite=False)
+        except ResourceExistsError as e:
+            if getattr(e, "error_code", None) not in ("BlobAlreadyExists", "LeaseIdMissing"):
+                raise self._failed("create the lock of", e) from None
+        except AzureError as e:
+            raise self._failed("create the lock of", e) from None
+
+    def _lease(self, lease_id: str | None = None):
+        return _sdk().BlobLeaseClient(self._lock_blob, lease_id=lease_id)
+
+    def _acquire(self, lease_id: str) -> bool:
+        """Take the lock blob's lease with ID `lease_id` for lease_seconds; False when another holds it."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        try:
+            self._lease(lease_id).acquire(lease_duration=self.lease_seconds)
+            return True
+        except HttpResponseError as e:
+            if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
+                raise self._failed("lock", e) from None
+        except AzureError as e:
+            raise self._failed("lock", e) from None
+        return False
+
+    def _record(self, lease_id: str, holder: Mapping[str, str]) -> None:
+        """Write the holder's record as the lock blob's metadata (under the lease)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._lock_blob.set_blob_metadata(dict(holder), lease=self._lease(lease_id))
+        except AzureError as e:
+            raise self._failed("record the lock holder of", e) from None
+
+    def _renew(self, lease_id: str) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._lease(lease_id).renew()
+        except AzureError as e:
+            raise self._failed("renew the lock of", e) from None
+
+    def _release(self, lease_id: str) -> None:
+        """Give the lease back (best effort: it expires by itself within lease_seconds)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._lease(lease_id).release()
+        except AzureError:
+            pass
+
     def unlock(self, lock_id: str) -> Holder:
-        blob = _sdk()
         from azure.core.exceptions import AzureError
 
         held = self.holder()
@@ -332,7 +368,7 @@ class AzureBlobBackend:
                 )
             )
         try:
-            blob.BlobLeaseClient(self._lock_blob).break_lease(lease_break_period=0)
+            self._lease().break_lease(lease_break_period=0)
         except AzureError as e:
             raise self._failed("unlock", e) from None
         return held
