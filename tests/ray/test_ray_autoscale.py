@@ -4,8 +4,9 @@ load ramp (concurrency 1 -> 16 over about 20 s, then idle) on a range of [1, 4] 
 (new replicas join the rotation once their servers answer), then back to 1 after the window, Serve choosing
 the replicas it stops and the host draining them first: no request fails. The metric is in-flight requests
 (the CPU of a replica on another node is not readable here, and show says so), plans show no drift while the
-count moves inside the range, and do when the instances are gone below the minimum. Orders of events and
-generous deadlines, never timings; figures are bench/autoscale's."""
+count moves inside the range, and do when the instances are gone below the minimum. A scale-up the cluster has
+no room for is said in the log and in `show` while it waits, and no request fails meanwhile. Orders of events
+and generous deadlines, never timings; figures are bench/autoscale's."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import threading
 import time
 
 import pytest
-from e2e_support import DEPLOYMENT, ENDPOINT, Endpoint, SplitProject, cleanup, keys, mlctl, wait_until
+from e2e_support import DEPLOYMENT, ENDPOINT, Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
 from rayexample import ray_project_file
 
 from mlctl.runtime.ray import apps, cluster
@@ -44,17 +45,41 @@ scale_settings:
 request_settings:
   max_concurrent_requests_per_instance: 2
   request_timeout_ms: 60000
+readiness_probe:
+  initial_delay: 0
+  period: 2
+  failure_threshold: 30
 resources:
   requests:
     cpu: 500m
+"""
+# three CPUs a replica: each node (4 CPUs, tests/ray/raycluster.py) holds one, a third has no room
+TIGHT = """\
+scale_settings:
+  type: target_utilization
+  min_instances: 1
+  max_instances: 4
+  target_utilization_percentage: 50
+  polling_interval: 1
+  stabilization_window: 600
+request_settings:
+  max_concurrent_requests_per_instance: 2
+  request_timeout_ms: 60000
+readiness_probe:
+  initial_delay: 0
+  period: 1
+  failure_threshold: 30
+resources:
+  requests:
+    cpu: "3"
 """
 RAMP_S, HOLD_S, CONCURRENCY = 10.0, 10.0, 16  # about 20 s of load, ramped up over the first 10
 MAX_REQUESTS = 4000
 
 
-def write(root, name: str, lo: int, hi: int, window: int) -> None:
+def write(root, name: str, lo: int, hi: int, window: int, extra: str | None = None) -> None:
     (root / "endpoint.yml").write_text(ENDPOINT.format(name=name, traffic=json.dumps({"blue": 100})))
-    extra = RANGE.format(lo=lo, hi=hi, window=window)
+    extra = extra or RANGE.format(lo=lo, hi=hi, window=window)
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=extra, count=1))
 
 
@@ -139,7 +164,6 @@ def test_a_load_ramp_scales_serve_replicas_up_and_back_without_a_failed_request(
         loader.join()
     failed = [s for s in statuses if s != 200]
     assert statuses and not failed, (len(statuses), failed[:5], mlctl(root, "logs", name).stdout[-3000:])
-    print("\n".join(x for x in mlctl(root, "logs", name).stdout.splitlines() if "mlctl.access" not in x))
 
     assert wait_until(lambda: live(root, name)["instance_count"] == 1, timeout=120), live(root, name)
     # Serve stopped the replicas the host drained (they end once released)
@@ -159,3 +183,22 @@ def test_a_load_ramp_scales_serve_replicas_up_and_back_without_a_failed_request(
     mlctl(root, "apply", "--auto-approve")
     assert wait_until(lambda: live(root, name)["ready_instances"] >= 1, timeout=120), live(root, name)
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_a_scale_up_the_cluster_has_no_room_for_is_said_while_it_waits(project, ray_cluster):
+    root, name = project.root, project.endpoint
+    write(root, name, 1, 4, window=600, extra=TIGHT)
+    mlctl(root, "apply", "--auto-approve")
+
+    def said() -> str:
+        text = mlctl(root, "show", name).stdout
+        return text if "waiting for room: no node of the cluster has room" in text or "no room" in text else ""
+
+    with Load(Endpoint(root, name).port, keys(root, name)["primaryKey"]) as load:
+        assert wait_until(lambda: bool(said()), timeout=180), mlctl(root, "show", name).stdout
+    assert load.total() and not load.failures, load.failures[:5]
+    log = mlctl(root, "logs", name, "--lines", "5000").stdout
+    up, waits = log.find("autoscale blue: 1 -> "), log.find("wait for room: no node of the cluster has room")
+    assert 0 <= up < waits, "\n".join(x for x in log.splitlines() if "mlctl.access" not in x)[-3000:]
+    # what could be placed serves: at most one replica on each node
+    assert 1 <= live(root, name)["instance_count"] <= 2

@@ -219,4 +219,6 @@ class Autoscaler:
             "desired": self.desired,
             "last_poll": self.last,
             "decisions": list(self.decisions),
+            # a scale-up the platform cannot place yet (Ray Serve's pending replicas): why, while it waits
+            "waiting_for_room": getattr(self.d.launcher, "no_room", ""),
         }

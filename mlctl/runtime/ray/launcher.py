@@ -72,6 +72,7 @@ class Launcher:
         self.retiring: set[str] = set()  # replicas Serve stops that instances still use (released once stopped)
         self.reading: asyncio.Future | None = None  # the directory read under way (concurrent waiters share it)
         self.background: set[asyncio.Task] = set()
+        self.no_room = ""  # while a scale-up waits: why the cluster cannot place its replicas (show prints it)
 
     def _free(self, servers: list[dict], avoid: str | None = None) -> list[dict]:
         taken = {s["replica_id"] for s in self.servers.values()}
@@ -84,13 +85,14 @@ class Launcher:
                 f"deployment {spec.name!r} names the serve launcher but its launch settings lack the "
                 "application's cluster, name and servers"
             )
-        if launch.get("application") != self.launch.get("application"):
+        fresh = launch.get("application") != self.launch.get("application")
+        if fresh:
             self.target = None  # a new version's application: its replica count is the spec's
         self.launch = launch
         servers = launch["servers"]
         if self.target is not None and len(self.servers) + len(keys) <= self.target:
             servers = await self._new_servers(spec, len(keys)) or servers  # scaled up: Serve's new replicas
-        elif len(self._free(servers)) < len(keys):  # replicas replaced since the spec was made
+        elif not fresh or len(self._free(servers)) < len(keys):  # the spec's list is old, or replicas were replaced
             servers = await self.lookup() or servers
         if not servers:
             raise OSError(f"Serve application {launch['application']} has no running replica")
@@ -191,20 +193,22 @@ class Launcher:
             if state is None:
                 raise OSError(f"Serve application {self.launch['application']} is gone")
             if len(self._free(state["servers"])) >= wanted:
+                self.no_room = ""
                 return state["servers"]
-            if state["no_room"] and state["no_room"] != said:
-                said = state["no_room"]
+            if state["no_room"] and state["no_room"] != self.no_room:  # said once for the waiting instances
                 log.warning(
                     "%s: %d replica(s) of %s wait for room: %s",
                     self.deployment,
                     state["starting"],
                     self.launch["application"],
-                    said,
+                    state["no_room"],
                 )
+            self.no_room = state["no_room"] or self.no_room
+            said = self.no_room
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(POLL_S)
-        self.target = len(self.servers)
+        self.target, self.no_room = len(self.servers), ""
         self._soon(self._directory("--target", str(self.target)))
         why = (
             f"the cluster has no room: {said}"
