@@ -267,3 +267,101 @@ def test_a_signed_lease_is_renewed_past_its_15s_and_a_sigkilled_holder_frees_it_
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+class _Forwarding:
+    """A minimal forward HTTP proxy on 127.0.0.1 (absolute-URI requests, as urllib sends through http_proxy):
+    it passes each request on to its target and counts them."""
+
+    def __init__(self):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self):
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+                path = target.path + (f"?{target.query}" if target.query else "")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+                upstream.request(self.command, path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                seen.append((self.command, path))
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                        self.send_header(k, v)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_signed_requests_go_through_the_proxy_the_environment_names(box, monkeypatch):
+    azurite, container = box
+    proxy = _Forwarding()
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        settings = {"container": container, "name": "p.json", "account_url": azurite.url, "lease_seconds": 15}
+        for how, environ in credentials(azurite, container, **WRITER).items():
+            b = SignedBlobBackend({**settings, "name": f"{how.replace(' ', '-')}.json"}, "x", environ=environ)
+            with b.lock("apply") as me:
+                state = write_state(b, read_state(b))
+                assert b.holder() == me
+            assert read_state(b).serial == state.serial == 1, how
+        verbs = {verb for verb, _ in proxy.seen}
+        assert verbs == {"GET", "PUT", "HEAD"} and len(proxy.seen) >= 3 * 6  # every request went through it
+    finally:
+        proxy.close()
+
+
+def test_signed_requests_over_tls_keep_one_connection_and_check_the_certificate(tmp_path, monkeypatch):
+    from azurite_server import started
+
+    from mlctl.selfsigned import ensure_certificate
+
+    issued = ensure_certificate(tmp_path / "ca", "azurite", ["127.0.0.1", "localhost"])
+    azurite = started(tmp_path / "azurite", tls=(issued.certificate, issued.key))
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", issued.ca)  # the SDK's transport and the signed requests alike
+        azurite.service().create_container("tls")
+        settings = {"container": "tls", "name": "s.json", "lease_seconds": 15}
+        environ = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+        b = SignedBlobBackend(settings, "x", environ=environ)
+        assert b.account_url.startswith("https://")
+        state = write_state(b, read_state(b))
+        connection = b.client._local.connection
+        with b.lock("apply"):
+            write_state(b, read_state(b))
+        assert b.client._local.connection is connection  # every request since on one TLS connection
+        assert type(connection).__name__ == "HTTPSConnection"
+        sdk = AzureBlobBackend(settings, "x", environ=environ)
+        assert (read_state(sdk).lineage, read_state(sdk).serial) == (state.lineage, 2)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # the project's CA is in no store: refused at once, not retried
+        untrusting = SignedBlobBackend(settings, "x", environ=environ)
+        with pytest.raises(MlctlError, match="the TLS connection failed .*CERTIFICATE_VERIFY_FAILED"):
+            untrusting.read()
+    finally:
+        azurite.stop()
