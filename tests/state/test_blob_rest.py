@@ -365,3 +365,13 @@ def test_signed_requests_over_tls_keep_one_connection_and_check_the_certificate(
             untrusting.read()
     finally:
         azurite.stop()
+
+
+def test_a_connection_string_pins_the_account_a_project_file_cannot_redirect_the_sas():
+    """The pull-request recipe (examples/ci/plan-comment.yml) passes its read-only SAS as a connection string with
+    the account's endpoint: a project file naming another account_url is refused before any request."""
+    pinned = "BlobEndpoint=https://team.blob.core.windows.net;SharedAccessSignature=sv=2021&sp=rl&sig=abc"
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": pinned}
+    assert access_from("https://team.blob.core.windows.net/", environ).sas == "sv=2021&sp=rl&sig=abc"
+    with pytest.raises(MlctlError, match="account_url is https://evil.example.net, but AZURE_STORAGE_CONNECTION"):
+        azure_blob_backend({"container": "state", "account_url": "https://evil.example.net"}, "x", environ=environ)
