@@ -210,7 +210,7 @@ class Builder:
         if spec.build is not None and build is None:
             return None
         if spec.conda_file is None:
-            if spec.build is None:
+            if spec.build is None and not spec.inference_config:  # a custom container's image serves as it is
                 self.diags.append(
                     Diagnostic(
                         f"environment '{spec.name}' has no conda_file: the local runtime installs no packages for it"

@@ -43,6 +43,7 @@ class Invoke:
     script: str = ""  # none for call "mlflow": a model deployed without a script
     deployment: str | None = None
     call: str = "raw"
+    image: str | None = None  # called in a container of this image (a custom container's own Python)
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Case:
     invoke: list[Invoke] = field(default_factory=list)
     expect_error: dict | None = None
     known_failure: dict | None = None  # {reason, contains}: a mlctl bug this case meets, named until fixed
+    runtime: str = "local"  # another: the harness writes the project file (mlctl.yaml) that chooses it
+    images: list[dict] = field(default_factory=list)  # built before validate, as the example builds them (images.py)
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -153,6 +156,8 @@ def prepare(case: Case, root: Path, cache: Path) -> Path:
         out = root / train["output"]
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(trained(train, cache), out)
+    if case.runtime != "local":
+        (root / case.project / "mlctl.yaml").write_text(f"runtime: {case.runtime}\n")
     return root / case.project
 
 
@@ -170,15 +175,20 @@ def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> objec
     model_dir = scratch / "azureml-models" / "model" / "1"
     model_dir.mkdir(parents=True)
     (shutil.copytree if model.is_dir() else shutil.copy)(model, model_dir / model.name)
+    argv = [
+        str(INPROCESS),
+        str((project / call.script).resolve()) if call.script else "-",
+        str(model_dir),
+        call.call,
+        str((project / call.request).resolve()),
+    ]
+    if call.image:
+        from images import run_in
+
+        out = run_in(call.image, ["python", *argv], [HERE, scratch.parent])
+        return json.loads(out.strip().splitlines()[-1])["answer"]
     out = subprocess.run(
-        [
-            python,
-            str(INPROCESS),
-            str((project / call.script).resolve()) if call.script else "-",
-            str(model_dir),
-            call.call,
-            str((project / call.request).resolve()),
-        ],
+        [python, *argv],
         capture_output=True,
         text=True,
         timeout=300,
@@ -199,7 +209,11 @@ def run_case(case: Case, scratch: Path, cache: Path, times: dict | None = None) 
     files = [a for f in case.config for a in ("-f", f)]
     if case.convert:
         mlctl(project, "convert", "v1", *case.convert)
+    built = []
     try:
+        with _timed(times, "images"):
+            for spec in case.images:
+                built.append(_image_builder().build_example(_engine(), spec, scratch / "files"))
         if case.expect_error:
             with _timed(times, "expect_error"):
                 _expect_error(case, project, files)
@@ -216,8 +230,22 @@ def run_case(case: Case, scratch: Path, cache: Path, times: dict | None = None) 
     finally:
         with _timed(times, "destroy"):
             mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
+            for tag in built:
+                _image_builder().remove(_engine(), tag)
     state = json.loads((project / ".mlctl" / "state.json").read_text())
     assert state["resources"] == {}, list(state["resources"])
+
+
+def _image_builder():
+    import images
+
+    return images
+
+
+def _engine():
+    import docker
+
+    return docker.from_env()
 
 
 def _check_invoke(case: Case, project: Path, files: list[str], call: Invoke, scratch: Path) -> None:
@@ -225,7 +253,9 @@ def _check_invoke(case: Case, project: Path, files: list[str], call: Invoke, scr
     header = ["--deployment", call.deployment] if call.deployment else []
     answer = mlctl(project, *files, "invoke", call.endpoint, "--request-file", call.request, *header)
     served = json.loads(answer.stdout)
-    python = environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
+    python = (
+        "" if call.image else environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
+    )
     expected = in_process(python, project, call, scratch)
     assert served == expected, f"{case.name}: the endpoint answered {served!r}, in-process {expected!r}"
 
