@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, Severity
@@ -137,14 +138,26 @@ def find_config_files(project: Project) -> list[Path]:
     if project.files:
         return list(project.files)
     try:
-        found = [
-            p
-            for p in project.root.iterdir()
-            if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".") and not is_project_file(p)
-        ]
+        with os.scandir(project.root) as it:
+            names = [
+                e.name
+                for e in it
+                if e.name.endswith((".yml", ".yaml"))
+                and not e.name.startswith(".")
+                and not is_project_file(e.name)
+                and _is_file(e)
+            ]
     except OSError:
         return []
-    return sorted(found)
+    return [project.root / name for name in sorted(names)]
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """A directory entry that is a regular file or a link to one (as Path.is_file answers)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], list[Diagnostic], int]:
