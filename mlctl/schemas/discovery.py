@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, Severity
-from mlctl.overrides import placeholders_in, unfilled_error
+from mlctl.overrides import may_hold_placeholders, placeholders_in, unfilled_error
 from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
@@ -216,7 +216,12 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
             )
         )
     diags.extend(apply_overrides(project, docs))
-    unfilled = [(doc, left) for doc, _ in docs if (left := placeholders_in(doc.data))]
+    walk = bool(project.overrides.sets)  # a --set value is not in the text
+    unfilled = [
+        (doc, left)
+        for doc, _ in docs
+        if (walk or may_hold_placeholders(doc.text)) and (left := placeholders_in(doc.data))
+    ]
     for doc, left in unfilled:  # placeholders a --set did not replace: the document is not read further
         diags.append(unfilled_error(doc.display, [(p, doc.line(path)) for p, path in left]))
     failed += len(unfilled)
