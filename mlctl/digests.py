@@ -3,7 +3,9 @@
 A folder's digest depends on the relative paths and contents of its files, never on
 mtimes or where the folder lives, so two checkouts of one project agree. File hashes are
 cached by (path, size, mtime_ns) in `<data_dir>/hashcache.json`, so a second load reads
-no file it already hashed.
+no file it already hashed. A repository can commit that file (plans run on pull requests),
+so it is signed with the user's key (`mlctl.signedfiles`) and a file mlctl did not sign is
+an empty cache: a forged entry cannot make a changed file look unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +22,8 @@ from typing import Any, Mapping
 SKIP_DIRS = frozenset({".mlctl", ".git", "__pycache__"})
 SKIP_SUFFIXES = (".pyc",)
 CACHE_FILE = "hashcache.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: signed (format 1 files were not, and read as an empty cache)
+CACHE_MAX_BYTES = 64 * 1024 * 1024
 # A file modified less than this long before it was hashed may change again within the
 # filesystem's timestamp granularity without its (size, mtime) changing ("racily clean"):
 # such an entry is re-hashed next time instead of trusted.
@@ -65,8 +67,9 @@ class HashCache:
     load reads nothing it already hashed).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, entries: dict | None = None):
-        self.path = Path(path) if path else None
+    def __init__(self, path: str | os.PathLike | None = None, entries: dict | None = None, key: bytes | None = None):
+        self.path = Path(path) if path and key else None  # no key: nothing is kept between loads
+        self.key = key
         self.entries: dict[str, list] = entries or {}
         self.used: set[str] = set()
         self.hits = 0
@@ -76,18 +79,20 @@ class HashCache:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HashCache":
-        """Read the cache file; a missing or unreadable one is an empty cache (it is only a cache)."""
-        from mlctl.errors import MlctlError
-        from mlctl.privatefiles import read_json, read_private
+        """Read the cache file; a missing, unreadable or unsigned one is an empty cache (it is only a cache)."""
+        from mlctl.privatefiles import read_json
+        from mlctl.signedfiles import read_signed, user_key
 
+        key = user_key()
+        payload = read_signed(Path(path), key, CACHE_MAX_BYTES, "hash cache") if key else None
         try:
-            doc = read_json(read_private(path, "hash cache"))  # never through a link, never a FIFO
+            doc = read_json(payload) if payload is not None else {}
             entries = doc["files"] if doc.get("format") == CACHE_FORMAT else {}
             if not isinstance(entries, dict):
                 entries = {}
-        except (OSError, ValueError, KeyError, AttributeError, MlctlError):
+        except (ValueError, KeyError, AttributeError):
             entries = {}
-        return cls(path, entries)
+        return cls(path, entries, key)
 
     def file_sha256(self, path: str) -> str:
         """sha256 hex of the file's content, from the cache when size and mtime_ns still match.
@@ -128,18 +133,12 @@ class HashCache:
         if len(stale) > MAX_STALE_ENTRIES:
             for p in stale:
                 del self.entries[p]
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".hashcache.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": CACHE_FORMAT, "files": self.entries}, f, separators=(",", ":"))
-            os.replace(tmp, self.path)
-            self._dirty = False
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except (OSError, UnboundLocalError):
-                pass
+        from mlctl.signedfiles import write_signed
+
+        payload = json.dumps({"format": CACHE_FORMAT, "files": self.entries}, separators=(",", ":")).encode()
+        assert self.key is not None  # a path is kept only with a key
+        write_signed(self.path, self.key, payload, "hash cache")
+        self._dirty = False
 
 
 class LinkRefused(OSError):

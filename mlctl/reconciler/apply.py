@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.reconciler import hooks as H
@@ -83,7 +83,7 @@ def _carry_out(change, order: Order, runtimes: Runtimes, contexts, prior: Resour
     return observed
 
 
-def _in_place(driver: Driver, order: Order) -> Callable[[Resource, ResourceState, RuntimeContext], Observed]:
+def _in_place(driver: Driver[Any], order: Order) -> Callable[[Resource, ResourceState, RuntimeContext], Observed]:
     """The driver method of an order carried out by the runtime that made the resource."""
     match order:
         case Order.UPDATE:

@@ -59,7 +59,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from mlctl.projectpaths import Project
@@ -108,29 +108,31 @@ class RuntimeContext:
         return self.project.data_dir
 
 
-class Driver(Protocol):
+C = TypeVar("C", bound="RuntimeContext", contravariant=True)  # the context a runtime's drivers take
+
+
+class Driver(Protocol[C]):
     """One kind's orders, with the signatures `mlctl.reconciler.apply` calls (the table above);
     `prior` is the recorded ResourceState (None for a create of something never recorded).
 
     A kind that cannot take an order still has the method, typed `-> NoReturn` and raising DriverError
     (`Unscalable.scale` for every kind but deployments): a type checker sees that it never returns, and
-    apply finds every order as a plain attribute (never by name)."""
+    apply finds every order as a plain attribute (never by name). `C` is the context the runtime's `context()`
+    returns (the kit's drivers take its `HostedContext`), so a composition is checked against this protocol."""
 
-    def create(self, resource: Resource, prior: ResourceState | None, ctx: RuntimeContext) -> Observed: ...
+    def create(self, resource: Resource, prior: ResourceState | None, ctx: C) -> Observed: ...
 
-    def update(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
+    def update(self, resource: Resource, prior: ResourceState, ctx: C) -> Observed: ...
 
-    def scale(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
+    def scale(self, resource: Resource, prior: ResourceState, ctx: C) -> Observed: ...
 
-    def roll(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
+    def roll(self, resource: Resource, prior: ResourceState, ctx: C) -> Observed: ...
 
-    def recreate(self, resource: Resource, prior: ResourceState, ctx: RuntimeContext) -> Observed: ...
+    def recreate(self, resource: Resource, prior: ResourceState, ctx: C) -> Observed: ...
 
-    def delete(
-        self, address: Address, prior: ResourceState, ctx: RuntimeContext, keep_identity: bool = False
-    ) -> None: ...
+    def delete(self, address: Address, prior: ResourceState, ctx: C, keep_identity: bool = False) -> None: ...
 
-    def read(self, address: Address, prior: ResourceState, ctx: RuntimeContext) -> Observed | None: ...
+    def read(self, address: Address, prior: ResourceState, ctx: C) -> Observed | None: ...
 
 
 class Unscalable:
@@ -157,14 +159,14 @@ class Runtime:
     does not have raises MlctlError saying so (never NotImplementedError at a user)."""
 
     name: str = ""
-    drivers: Mapping[Kind, Driver] = {}
+    drivers: Mapping[Kind, Driver[Any]] = {}
     without_environment: str = "mlctl's own interpreter"  # what a deployment without one runs on (`show`)
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         self.settings = dict(settings or {})
 
     # ---- the engine's side -------------------------------------------------------------------
-    def driver(self, kind: Kind) -> Driver:
+    def driver(self, kind: Kind) -> Driver[Any]:
         return self.drivers[kind]
 
     def context(self, project: Project, **kwargs) -> RuntimeContext:

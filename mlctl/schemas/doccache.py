@@ -2,8 +2,7 @@
 sha256 of its text, in `<data_dir>/documents.json`, so an unchanged file is not parsed again.
 
 A repository can commit that file, and `mlctl plan` runs on pull requests, so it is never believed: the file
-is signed (HMAC-SHA256) with a key kept outside every project, in the user's cache folder
-(`$XDG_CACHE_HOME/mlctl/cache.key`, else `~/.cache/mlctl/cache.key`, made on first use, mode 0600). A file
+is signed with a key kept outside every project (`mlctl.signedfiles`: the user's cache folder). A file
 whose signature does not verify with this user's key, written by another mlctl version or YAML library, a
 link, a special file or one over MAX_BYTES is ignored and rebuilt. An entry is found by the digest of the text
 read now, so an edited, touched or checked-out file is parsed again exactly when its text differs. Only
@@ -14,46 +13,16 @@ non-string key is parsed each time). Without a usable key there is no cache (eve
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import math
-import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from mlctl.signedfiles import read_signed, user_key, write_signed
 
 FILE = "documents.json"
 FORMAT = 1
 MAX_BYTES = 64 * 1024 * 1024
-KEY_BYTES = 32
-
-
-def key_path() -> Path:
-    """Where this user's cache key lives (outside every project)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mlctl" / "cache.key"
-
-
-def user_key() -> bytes | None:
-    """This user's signing key, made on first use; None when it cannot be read or made (no cache then)."""
-    from mlctl.errors import MlctlError
-    from mlctl.privatefiles import NOFOLLOW, read_private
-
-    path = key_path()
-    try:
-        key = read_private(path, "cache key")
-    except FileNotFoundError:
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(KEY_BYTES))
-            key = read_private(path, "cache key")  # another mlctl may have won the race: use what is there
-        except (OSError, MlctlError):
-            return None
-    except (OSError, MlctlError):
-        return None
-    return key if len(key) == KEY_BYTES else None
 
 
 def _context() -> str:
@@ -132,35 +101,17 @@ class DocumentCache:
         """Write the documents of this load (signed) when they differ from the file's; errors are ignored."""
         if self.path is None or self.key is None or (not self.fresh and self.used == set(self.entries)):
             return
-        from mlctl.errors import MlctlError
-        from mlctl.privatefiles import write_atomic
-
         kept = {d: json.dumps(self.entries[d], separators=(",", ":")) for d in self.used if d in self.entries}
         kept.update(self.fresh)
         body = ",".join(f'"{d}":{kept[d]}' for d in sorted(kept))
         payload = f'{{"context":{json.dumps(_context())},"documents":{{{body}}}}}'.encode()
-        signature = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
-        try:
-            write_atomic(self.path, signature + b"\n" + payload, what="document cache")
-        except (OSError, MlctlError):
-            pass  # a read-only checkout: the cache is only a speed-up
+        write_signed(self.path, self.key, payload, "document cache")
 
 
 def _read(path: Path, key: bytes) -> dict:
     """The entries of a cache file signed with `key` for this mlctl and YAML library; {} for anything else."""
-    from mlctl.errors import MlctlError
-    from mlctl.privatefiles import open_private
-
-    try:
-        fd = open_private(path, os.O_RDONLY, what="document cache")
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except (OSError, MlctlError):
-        return {}
-    signature, _, payload = raw.partition(b"\n")
-    if len(raw) > MAX_BYTES or not hmac.compare_digest(
-        signature, hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
-    ):
+    payload = read_signed(path, key, MAX_BYTES, "document cache")
+    if payload is None:
         return {}
     try:
         doc = json.loads(payload)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+from mlctl import signedfiles
 from mlctl.digests import HashCache, json_digest, merkle_digest
 
 from loader_helpers import age, folder_digest, write_tree
@@ -82,10 +83,15 @@ def test_cache_answers_unchanged_files_without_reading_them(tmp_path):
     assert folder_digest(root, second)[0] == TREE_DIGEST
     assert (second.computed, second.hits) == (0, 2)
 
-    # Proof that nothing is read: a poisoned entry (same size and mtime) is believed.
-    doc = json.loads(cache_file.read_text())
+    # Proof that nothing is read: a poisoned entry (same size and mtime) signed with this user's key is believed;
+    # the same entry as a repository could commit it (unsigned, or signed by another key) is not.
+    doc = json.loads(cache_file.read_bytes().partition(b"\n")[2])
     doc["files"][str(root / "a.txt")][2] = "0" * 64
-    cache_file.write_text(json.dumps(doc))
+    forged = json.dumps(doc).encode()
+    for foreign in (forged, signedfiles.sign(b"k" * 32, forged), b"\n" + forged):
+        cache_file.write_bytes(foreign)
+        assert folder_digest(root, HashCache.load(cache_file))[1]["a.txt"] == ALPHA
+    cache_file.write_bytes(signedfiles.sign(signedfiles.user_key() or b"", forged))
     assert folder_digest(root, HashCache.load(cache_file))[1]["a.txt"] == "0" * 64
 
     # A changed file (new size / mtime) is read again, and only that one.

@@ -16,6 +16,8 @@ import pytest
 
 from goldens import HERE, copy_project
 
+from mlctl import digests
+
 CACHE = Path(".mlctl") / "documents.json"
 
 
@@ -185,3 +187,24 @@ def test_without_a_writable_cache_folder_plans_are_the_same(planner, tmp_path):
     blocked.write_text("a file where the cache folder would be")
     assert planner.plan(blocked) == expected
     assert planner.plan(blocked) == expected
+
+
+@pytest.mark.parametrize("hostile", ["unsigned", "foreign-key"])
+def test_a_committed_file_hash_cache_cannot_hide_an_edited_script(planner, hostile):
+    """`.mlctl/hashcache.json` (file digests by path, size and mtime) as a pull request could commit it: it claims
+    that the edited score.py still has its old digest. Only a cache this user's mlctl signed is believed."""
+    root = planner.root
+    script = next((root / "code").rglob("*.py"))
+    old_digest = hashlib.sha256(script.read_bytes()).hexdigest()
+    before = planner.check()
+    script.write_text(script.read_text() + "\n# edited in the pull request\n")
+    st = script.stat()
+    os.utime(script, ns=(st.st_atime_ns, st.st_mtime_ns - 10_000_000_000))  # not racily clean: a cache is believed
+    st = script.stat()
+    entry = [st.st_size, st.st_mtime_ns, old_digest, st.st_mtime_ns + 20_000_000_000]
+    payload = json.dumps({"format": digests.CACHE_FORMAT, "files": {str(script): entry}}).encode()
+    if hostile == "foreign-key":
+        payload = hmac.new(b"k" * 32, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
+    (root / ".mlctl" / "hashcache.json").write_bytes(payload)
+    after = planner.plan()
+    assert deployment(after, "blue")["after"]["code_digest"] != deployment(before, "blue")["after"]["code_digest"]

@@ -17,7 +17,7 @@ Drivers read the hosts through `ctx.hosts` (`hostview.HostedContext`). Each meth
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mlctl import scalesettings
 from mlctl.resources import Address, Kind, Resource
@@ -28,7 +28,8 @@ from mlctl.runtime.kit.hostview import HostedContext
 from mlctl.observed import DeploymentObserved, Observed, TrafficObserved
 from mlctl.state.statefile import ResourceState
 
-SpecMaker = Callable[[HostedContext, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
+H = TypeVar("H", bound=HostedContext)  # the context a runtime's `context()` returns (docker's adds its engine)
+SpecMaker = Callable[[H, dict, str], dict]  # (ctx, deployment attributes, launcher) -> serving spec
 
 
 def deployment_observed(d: dict | None) -> DeploymentObserved | None:
@@ -92,18 +93,18 @@ def _ranged(attributes: Mapping[str, Any], prior) -> bool:
     return scalesettings.is_autoscaled(attributes) or bool(prior and scalesettings.is_autoscaled(prior.attributes))
 
 
-class DeploymentDriver:
+class DeploymentDriver(Generic[H]):
     """A deployment's instances in its endpoint host: created, rolled health-gated, scaled, revived.
     `spec_of(ctx, attributes, launcher)` makes the serving spec the host gets; `launcher` names what runs the
     instances; `platform` acts around the host's orders."""
 
-    def __init__(self, spec_of: SpecMaker, launcher: str, platform: Platform | None = None):
+    def __init__(self, spec_of: SpecMaker[H], launcher: str, platform: Platform | None = None):
         self.spec_of, self.launcher, self.platform = spec_of, launcher, platform or Platform()
 
-    def _spec(self, resource, ctx: HostedContext) -> Callable[[], dict]:
+    def _spec(self, resource, ctx: H) -> Callable[[], dict]:
         return lambda: self.spec_of(ctx, dict(resource.attributes), self.launcher)
 
-    def _host_order(self, resource, ctx: HostedContext, verb: str, call):
+    def _host_order(self, resource, ctx: H, verb: str, call):
         a = dict(resource.attributes)
         try:
             return call(ctx.hosts.client(a["endpoint"]))
@@ -112,7 +113,7 @@ class DeploymentDriver:
         except hostclient.HostError as e:
             raise DriverError(f"{resource.address}: the endpoint host refused to {verb} it: {e}") from None
 
-    def _carry_out(self, order: Order, resource, prior, ctx: HostedContext, verb: str, call) -> Observed | None:
+    def _carry_out(self, order: Order, resource, prior, ctx: H, verb: str, call) -> Observed | None:
         a = resource.attributes
         was_running = ctx.hosts.deployment(a["endpoint"], a["name"]) is not None
         spec = self.platform.before(order, resource, self._spec(resource, ctx), ctx)
@@ -125,7 +126,7 @@ class DeploymentDriver:
         ctx.hosts.forget_status(a["endpoint"])
         return self.platform.observe(a, host, prior, ctx)
 
-    def create(self, resource, prior, ctx: HostedContext):
+    def create(self, resource, prior, ctx: H):
         """Start the instances and wait until they are ready. One the host already runs without a
         record of it here (the state was lost, or the endpoint was recreated with its instances kept) is
         replaced health-gated instead."""
@@ -137,7 +138,7 @@ class DeploymentDriver:
 
         return self._carry_out(Order.CREATE, resource, prior, ctx, "start", call)
 
-    def update(self, resource, prior, ctx: HostedContext):
+    def update(self, resource, prior, ctx: H):
         """In-place fields are metadata and the autoscaling range (the host takes the new range and brings
         its count into it, restarting nothing); instances that are down start again at once."""
         a = resource.attributes
@@ -150,7 +151,7 @@ class DeploymentDriver:
 
         return self._carry_out(Order.UPDATE, resource, prior, ctx, "update", call)
 
-    def scale(self, resource, prior, ctx: HostedContext):
+    def scale(self, resource, prior, ctx: H):
         """To the fixed count; under autoscaling (or leaving it), the range goes to the host, which brings
         its count into it."""
         a = resource.attributes
@@ -163,18 +164,18 @@ class DeploymentDriver:
 
         return self._carry_out(Order.SCALE, resource, prior, ctx, "scale", call)
 
-    def roll(self, resource, prior, ctx: HostedContext):
+    def roll(self, resource, prior, ctx: H):
         """New instances beside the old, traffic moves once they are ready, then the old drain."""
         return self._carry_out(
             Order.ROLL, resource, prior, ctx, "roll", lambda c, spec, _: c.roll_deployment(spec, timeout=ctx.timeout)
         )
 
-    def recreate(self, resource, prior, ctx: HostedContext):
+    def recreate(self, resource, prior, ctx: H):
         """Its endpoint was recreated: a new host has no instances, so they start; a host that still
         runs them replaces them health-gated (there is never a moment without the deployment)."""
         return self.create(resource, prior, ctx)
 
-    def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
+    def delete(self, address, prior, ctx: H, keep_identity=False):
         """Drain and stop the deployment in its host (nothing to do there when its host is gone), then what
         the platform retires."""
         a = prior.attributes
@@ -189,7 +190,7 @@ class DeploymentDriver:
                     raise DriverError(f"{address} could not be deleted: {e}") from None
         self.platform.retire(address, a, ctx)
 
-    def read(self, address, prior, ctx: HostedContext):
+    def read(self, address, prior, ctx: H):
         a = prior.attributes
         return self.platform.observe(a, ctx.hosts.deployment(a["endpoint"], a["name"]), prior, ctx)
 
@@ -227,7 +228,7 @@ class Guarded:
     """A driver whose host and file-system failures surface as DriverError (apply records them); a runtime
     adds its platform's failures by overriding `translate`."""
 
-    def __init__(self, driver: Driver):
+    def __init__(self, driver: Driver[Any]):
         self.driver = driver
 
     def translate(self, e: Exception) -> DriverError | None:
@@ -271,6 +272,6 @@ class Guarded:
         return self._guard(lambda: self.driver.read(address, prior, ctx))
 
 
-def guarded(drivers: Mapping[Kind, Driver], guard: type[Guarded] = Guarded) -> dict[Kind, Driver]:
+def guarded(drivers: Mapping[Kind, Driver[Any]], guard: type[Guarded] = Guarded) -> dict[Kind, Driver[Any]]:
     """{Kind: driver} with every driver behind `guard`: a runtime's drivers as the engine gets them."""
     return {kind: guard(d) for kind, d in drivers.items()}

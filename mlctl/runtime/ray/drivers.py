@@ -175,7 +175,9 @@ class ServeApplications(Platform):
         return DeploymentObserved(
             state=state,
             instance_count=apps.target_replicas(app),
-            ready_instances=min(len(running), seen.ready_instances if host else len(running)),
+            ready_instances=min(
+                len(running), seen.ready_instances if host and seen.ready_instances is not None else len(running)
+            ),
             served_model_digest=marks.get("MLCTL_MODEL_DIGEST") or None,
             served_code_digest=marks.get("MLCTL_CODE_DIGEST") or None,
             serving_digest=marks.get("MLCTL_SERVING_DIGEST") or digest,
