@@ -305,3 +305,20 @@ def test_with_no_credential_variable_default_azure_credential_fails_clearly(tmp_
     assert "was refused (DefaultAzureCredential failed to retrieve a token" in ran.stderr
     assert "Sign in for DefaultAzureCredential (`az login`" in ran.stderr
     assert "Attempted credentials" not in ran.stderr and len(ran.stderr.splitlines()) == 3
+
+
+def test_the_blob_is_named_after_the_project_folder_unless_name_is_given(box, tmp_path):
+    from mlctl.state.localfile import LocalBackend
+
+    azurite, container = box
+    env = env_with(AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string)
+    local = LocalBackend(tmp_path / "elsewhere" / "state.json")
+    written = write_state(local, read_state(local))
+    root = tmp_path / "churn-model"
+    root.mkdir()
+    (root / "endpoint.yml").write_text(ENDPOINT)
+    (root / "mlctl.yaml").write_text(f"state:\n  backend: azure_blob\n  container: {container}\n")
+    pushed = mlctl(root, "state", "push", str(tmp_path / "elsewhere" / "state.json"), env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    blob = backend(azurite, container, name="churn-model.mlctl-state.json")
+    assert read_state(blob).lineage == written.lineage
