@@ -3,10 +3,10 @@ hosts through them, as the kit's drivers reach a local host (`ClusterHostClient`
 requests are actor calls; `ClusterHosts` is the per-run view of `EndpointHosts`).
 
 Each endpoint has `ray.ingress_replicas` hosts (default 2), each a detached actor named
-`mlctl-<owner>-<endpoint>-ingress-<i>` in Ray's namespace `mlctl`, restarted by Ray without limit, placed with the
-SPREAD strategy (two land on distinct nodes when there are two), reserving no CPU. An order goes to every host that
-runs; once every one took it, the cluster's configuration (hostconfig.py) records it, so a host that was down, or
-that Ray restarts later, configures itself with it. `keys --regenerate` writes the new keys there and has every
+`mlctl-<owner>-<endpoint>-ingress-<i>` in Ray's namespace `mlctl`, restarted by Ray without limit, placed on
+distinct nodes while there are enough (soft node affinity), reserving a hundredth of a CPU. An order goes to every
+host that runs; once every one took it, the cluster's configuration (hostconfig.py) records it, so a host that was
+down, or that Ray restarts later, configures itself with it. `keys --regenerate` writes the new keys there and has every
 running host reload them before it returns.
 """
 
@@ -22,6 +22,9 @@ from mlctl.runtime.kit.hostview import EndpointHosts
 from mlctl.runtime.ray import apps, appspec, cluster, hostconfig
 
 DEFAULT_REPLICAS = 2
+# a host reserves a hundredth of a CPU: with none, Ray ignores the soft node affinity that spreads the hosts (both
+# landed on one node, Ray 2.60, measured on the three-machine test cluster)
+HOST_CPUS = 0.01
 CALL_S = 60.0  # an answer from an actor that is not an order's (status, log, ready)
 
 
@@ -87,15 +90,18 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
             lifetime="detached",
             max_restarts=-1,
             max_concurrency=16,
-            num_cpus=0,
-            scheduling_strategy="SPREAD",
+            num_cpus=HOST_CPUS,
+            scheduling_strategy=_spread({r["node_id"] for r in reports}),
             runtime_env=env,
         ).remote(owner, endpoint, index)
         report = ray.get(handle.ready.remote(timeout), timeout=timeout + CALL_S)
         if not report["running"]:
             raise cluster.ClusterError(
                 f"the endpoint host {name} did not start on node {report['node_ip']}: "
-                + (report["problem"] or "no answer"),
+                + (report["problem"] or "no answer")
+                + " (the endpoint's other hosts: "
+                + (", ".join(f"{r['node_ip']}:{r['port']}" for r in reports) or "none")
+                + ")",
                 detail="`mlctl logs ENDPOINT` shows the hosts' own logs.",
             )
         config = hostconfig.read(owner, endpoint) or {}
@@ -105,6 +111,16 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
     for name in owned_actors(owner, endpoint)[count:]:  # fewer hosts than before
         _stop(name)
     return reports
+
+
+def _spread(taken: set[str]):
+    """A new host's placement (reads the cluster's nodes): an alive node where none of the endpoint's other hosts
+    (`taken`, their node ids) runs, soft, so Ray places it elsewhere when there is none or when it restarts a host
+    whose node is gone (Ray's SPREAD alone put two hosts on one node)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    free = sorted(n["NodeID"] for n in cluster.nodes() if n.get("Alive") and n["NodeID"] not in taken)
+    return NodeAffinitySchedulingStrategy(free[0], soft=True) if free else "SPREAD"
 
 
 def stop(owner: str, endpoint: str) -> None:
