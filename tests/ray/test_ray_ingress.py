@@ -84,6 +84,8 @@ def example(tmp_path, ray_machines_restored):
     root = example_project(tmp_path / "diabetes", ray_machines_restored.address, instances=2)
     with open(root / "mlctl.yaml", "a") as f:
         f.write("  ingress: cluster\n")
+    with open(root / "blue-deployment.yml", "a") as f:  # room for a load of 8 clients on one host (no 429)
+        f.write("request_settings:\n  max_concurrent_requests_per_instance: 4\n")
     yield root
     for folder in (root, tmp_path / "copy"):
         if folder.exists():
@@ -140,7 +142,8 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     copy = tmp_path / "copy"
     shutil.copytree(example, copy, symlinks=True)
     shutil.rmtree(example)  # the machine that applied is gone
-    assert cli(machines, copy, "plan", "--detailed-exitcode", check=False).returncode == 0
+    planned = cli(machines, copy, "plan", "--detailed-exitcode", check=False)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
 
     project = (copy / "mlctl.yaml").read_text()
     (copy / "mlctl.yaml").write_text(project.replace(machines.address, "10.213.0.254:6379"))

@@ -27,6 +27,11 @@ class ClusterIngress:
         """Do the endpoint hosts live in the cluster (`ingress: cluster` in the `ray:` block)?"""
         return (self.settings.get("ingress") or "local") == "cluster"
 
+    @property
+    def hosts_here(self) -> bool:
+        """Do the endpoints live on the machine that applied them (mlctl.state.location)? Not in the cluster."""
+        return not self.in_cluster
+
     def _owner(self, project) -> str:
         self.connect()
         return apps.owner_of(project.data_dir)
