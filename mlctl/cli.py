@@ -82,6 +82,10 @@ def group(ctx, directory, files, state_path, runtime):
     from mlctl.projectpaths import Project
 
     ctx.obj = Project.at(directory, files=files, state_path=state_path, runtime_override=runtime)
+    if state_path is not None and not ctx.resilient_parsing:
+        from mlctl.state.backends import check_state_option
+
+        check_state_option(ctx.obj)  # --state is the local backend's: refused under a shared one
 
 
 def main(argv=None) -> int:

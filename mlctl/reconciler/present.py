@@ -140,9 +140,26 @@ def masked_item(item: tuple) -> tuple:
     return op, path, masked_value(old), masked_value(new)
 
 
-def shown(value: Any, root: str | None) -> str:
-    """A value as the plan shows it: JSON, paths relative to the project."""
-    return _SHOWN.encode(relative(value, root))
+def shown(value: Any, root: str | None, path: str = "") -> str:
+    """A value as the plan shows it: JSON, paths relative to the project, memory sizes as quantities."""
+    return _SHOWN.encode(relative(readable(path, value), root))
+
+
+_MEMORY = re.compile(r"resources\.(requests|limits)\.memory")
+
+
+def readable(path: str, value: Any) -> Any:
+    """Pure: `value` (at attribute `path`) with each memory size of a deployment's `resources` (kept in bytes, so
+    "0.5Gi" and "512Mi" compare equal) shown as a quantity: "512Mi" when a binary unit divides it, else its
+    bytes with the nearest unit ("107374183 bytes (102.4Mi)"). Text and Markdown plans only; JSON keeps bytes."""
+    if isinstance(value, dict) and path in ("resources", "resources.requests", "resources.limits"):
+        return {k: readable(f"{path}.{k}", v) for k, v in value.items()}
+    if type(value) is int and _MEMORY.fullmatch(path):
+        from mlctl.quantities import BINARY, describe_bytes
+
+        exact = [u for u, size in BINARY.items() if value >= size and value % size == 0]
+        return f"{value // BINARY[exact[-1]]}{exact[-1]}" if exact else f"{value} bytes ({describe_bytes(value)})"
+    return value
 
 
 _SHOWN = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # json.dumps's own, made once
@@ -162,12 +179,12 @@ def item_line(item: tuple, root: str | None) -> tuple[str, str]:
     """(symbol, text) for one diff item."""
     op, path, old, new = masked_item(item)
     if op == "add":
-        return "+", f"{path} = {shown(new, root)}"
+        return "+", f"{path} = {shown(new, root, path)}"
     if op == "remove":
-        return "-", f"{path} = {shown(old, root)}"
+        return "-", f"{path} = {shown(old, root, path)}"
     if op == "drift":
-        return "~", f"{path} = {shown(old, root)} -> {shown(new, root)}  # observed, drifted"
-    return "~", f"{path} = {shown(old, root)} -> {shown(new, root)}"
+        return "~", f"{path} = {shown(old, root, path)} -> {shown(new, root, path)}  # observed, drifted"
+    return "~", f"{path} = {shown(old, root, path)} -> {shown(new, root, path)}"
 
 
 def weights(change: Change) -> str:

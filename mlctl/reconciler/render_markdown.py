@@ -28,11 +28,11 @@ def _block(plan: Plan, c: Change, root: str | None) -> str:
     lines = []
     if c.action is Action.CREATE:
         after = present.masked(c.after) or {}
-        lines += [f"+ {k} = {present.shown(after[k], root)}" for k in sorted(set(after) - set(c.after_unknown))]
+        lines += [f"+ {k} = {present.shown(after[k], root, k)}" for k in sorted(set(after) - set(c.after_unknown))]
         lines += [f"+ {k} = (known after apply)" for k in c.after_unknown if after.get(k) is None]
     elif c.action is Action.DELETE:
         before = present.masked(c.before) or {}
-        lines += [f"- {k} = {present.shown(before[k], root)}" for k in sorted(before)]
+        lines += [f"- {k} = {present.shown(before[k], root, k)}" for k in sorted(before)]
     else:
         lines += [" ".join(present.item_line(i, root)) for i in c.diff]
         lines += [f"~ {k} = (known after apply)" for k in c.after_unknown]

@@ -32,6 +32,11 @@ NOTES: dict[str, tuple[str, str]] = {
         HONOURED,
         "registered in the local model store, under AZUREML_MODEL_DIR as Azure lays it",
     ),
+    "deployment.model.type": (
+        HONOURED,
+        "mlflow_model without code_configuration and environment: Azure's no-code MLflow deployment (its "
+        "environment from the model's conda.yaml, mlctl's MLflow scoring script; docs/mlflow.md)",
+    ),
     "deployment.code_configuration.code.local_path": (MAPPED, "the 2021 form's code folder: read as code"),
     "deployment.environment.conda_file": (
         HONOURED,

@@ -7,51 +7,30 @@ conditional on the ETag last read (If-Match; If-None-Match: * for the first), so
 overwrite each other, even without the lock. While a lock is held a thread renews its lease every third
 of its duration; a holder that dies blocks others until the lease expires (`lease_seconds`, 15-60).
 
-Credentials come from the environment only (CREDENTIAL_VARIABLES, in that order), else
+Credentials come from the environment only (blobaccess.CREDENTIAL_VARIABLES, in that order), else
 DefaultAzureCredential (azure-identity; not exercised by the tests, which run against Azurite).
+
+This class makes every request through the official SDK (azure-storage-blob), imported on first use. With a key or
+a SAS, `azure_blob_backend` gives its subclass mlctl.state.signedblob.SignedBlobBackend instead, which makes what
+plan and apply ask (the read, the lease, the conditional writes) as signed requests without the SDK; both carry out
+the same steps (`write`, `lock`), each through its own primitives (`_put_state`, `_acquire`, ...).
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import socket
-import sys
-import threading
-import time
-import uuid
-from contextlib import contextmanager
 from functools import cached_property
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.state.blobrest import CREDENTIAL_VARIABLES, Access, AccessError, access_from, get_blob
+from mlctl.state.blobaccess import AccessError, access_from
+from mlctl.state.blobsdk import json_settings, sdk, service
+from mlctl.state.leaselock import LeaseLock
 from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
-from mlctl.waiting import Timeout, wait_until
-
-POLL_S = 1.0
 
 
-def _sdk():
-    # mlctl uses the synchronous client only. When aiohttp is installed (mlctl's server needs it) the SDK
-    # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
-    # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
-    sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[arg-type]
-    try:
-        import azure.storage.blob as blob
-    except ImportError:
-        raise MlctlError(
-            Diagnostic(
-                "the azure_blob state backend needs the azure-storage-blob and azure-identity packages",
-                "Install them with `pip install 'mlctl[azure]'`.",
-            )
-        ) from None
-    return blob
-
-
-class AzureBlobBackend:
+class AzureBlobBackend(LeaseLock):
     def __init__(self, settings: Mapping[str, Any], default_name: str, environ: Mapping[str, str] | None = None):
         environ = os.environ if environ is None else environ
         self.container_name = settings["container"]
@@ -76,7 +55,7 @@ class AzureBlobBackend:
     @cached_property
     def service(self):
         try:
-            return _service(self.access)
+            return service(self.access)
         except ValueError as e:  # a connection string the SDK reads otherwise than access_from
             raise _bad_setting(
                 f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
@@ -131,8 +110,6 @@ class AzureBlobBackend:
     # -- read and write ---------------------------------------------------------------------------
 
     def read(self) -> Snapshot:
-        if self.access.signs:
-            return self._read_signed()
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
@@ -145,48 +122,44 @@ class AzureBlobBackend:
         except AzureError as e:
             raise self._failed("read", e) from None
 
-    def _read_signed(self) -> Snapshot:
-        """The read without the SDK (blobrest.get_blob), retried as the SDK's policy retries: twice, after
-        1 s and 3 s, when the account does not answer or answers 5xx."""
-        for delay in (1.0, 2.0, None):
-            try:
-                got = get_blob(self.access, self.container_name, self.name)
-            except OSError as e:
-                if delay is None:
-                    raise self._failure("read", "", None, False, True, e) from None
-            else:
-                if got.status == 200:
-                    return Snapshot(got.body, got.etag)
-                if got.status == 404 and got.error_code != "ContainerNotFound":
-                    return Snapshot(None, None)
-                if got.status < 500 or delay is None:
-                    message = got.body.decode("utf-8", "replace")
-                    raise self._failure("read", got.error_code or "", got.status, False, False, message) from None
-            time.sleep(delay)
-        raise AssertionError("unreachable")
-
     def write(self, data: bytes, if_match: str | None, serial: int) -> str:
+        """The conditional write of the document, then its kept copy (both before returning: a copy that failed is
+        an error, never lost silently)."""
+        if self._lost:
+            raise BackendError(Diagnostic(f"the state lock was lost: {self._lost}", file=self.where))
+        etag = self._put_state(data, if_match)
+        self._put_copy(_version_name(self.name, serial), data)
+        return etag
+
+    def _put_state(self, data: bytes, if_match: str | None) -> str:
+        """Replace the document if its ETag is still `if_match` (None: create it if there is none); its new
+        ETag. WriteConflict otherwise, BackendError when the store fails."""
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
 
-        if self._lost:
-            raise BackendError(Diagnostic(f"the state lock was lost: {self._lost}", file=self.where))
         conditions: dict = {"overwrite": False}
         if if_match is not None:
             conditions = {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
         try:
-            written = self.blob.upload_blob(data, content_settings=_json(), **conditions)
+            written = self.blob.upload_blob(data, content_settings=json_settings(), **conditions)
         except (ResourceExistsError, ResourceModifiedError) as e:
             if getattr(e, "error_code", None) == "ContainerNotFound":
                 raise self._failed("write", e) from None
-            raise WriteConflict(Diagnostic("the state blob changed since it was read", file=self.where)) from None
+            raise self._conflict() from None
         except AzureError as e:
             raise self._failed("write", e) from None
+        return written["etag"]
+
+    def _conflict(self) -> WriteConflict:
+        return WriteConflict(Diagnostic("the state blob changed since it was read", file=self.where))
+
+    def _put_copy(self, blob: str, data: bytes) -> None:
+        from azure.core.exceptions import AzureError
+
         try:
-            self.container.upload_blob(_version_name(self.name, serial), data, overwrite=True, content_settings=_json())
+            self.container.upload_blob(blob, data, overwrite=True, content_settings=json_settings())
         except AzureError as e:
             raise self._failed("keep a copy of", e) from None
-        return written["etag"]
 
     def versions(self) -> list[Version]:
         from azure.core.exceptions import AzureError
@@ -216,7 +189,11 @@ class AzureBlobBackend:
 
     @property
     def _lock_blob(self):
-        return self.container.get_blob_client(self.name + ".lock")
+        return self.container.get_blob_client(self.lock_name)
+
+    @property
+    def lock_name(self) -> str:
+        return self.name + ".lock"
 
     def holder(self) -> Holder | None:
         """Who holds the lock now (None when nobody does)."""
@@ -233,91 +210,64 @@ class AzureBlobBackend:
         m = props.metadata or {}
         return Holder(m.get("id", "?"), m.get("who", "?"), m.get("operation", "?"), m.get("since", "?"))
 
-    @contextmanager
-    def lock(self, operation: str, timeout: float = 0):
-        blob = _sdk()
-        from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+    # the lock's primitives, each a request (BackendError when the store fails)
 
-        lock_blob = self._lock_blob
+    def _create_lock(self) -> None:
+        """Make the empty lock blob unless it is there."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
         try:
-            lock_blob.upload_blob(b"", overwrite=False)
+            self._lock_blob.upload_blob(b"", overwrite=False)
         except ResourceExistsError as e:
             if getattr(e, "error_code", None) not in ("BlobAlreadyExists", "LeaseIdMissing"):
                 raise self._failed("create the lock of", e) from None
         except AzureError as e:
             raise self._failed("create the lock of", e) from None
-        lease = blob.BlobLeaseClient(lock_blob, lease_id=str(uuid.uuid4()))
-        deadline, told = time.monotonic() + timeout, False
-        last: list = [None]  # the holder seen at the last refused attempt
 
-        def leased() -> bool:
-            nonlocal told
-            try:
-                lease.acquire(lease_duration=self.lease_seconds)
-                return True
-            except HttpResponseError as e:
-                if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
-                    raise self._failed("lock", e) from None
-            except AzureError as e:
+    def _lease(self, lease_id: str | None = None):
+        return sdk().BlobLeaseClient(self._lock_blob, lease_id=lease_id)
+
+    def _acquire(self, lease_id: str) -> bool:
+        """Take the lock blob's lease with ID `lease_id` for lease_seconds; False when another holds it."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        try:
+            self._lease(lease_id).acquire(lease_duration=self.lease_seconds)
+            return True
+        except HttpResponseError as e:
+            if getattr(e, "error_code", None) != "LeaseAlreadyPresent":
                 raise self._failed("lock", e) from None
-            last[0] = self.holder()
-            if not told and time.monotonic() < deadline:
-                told = True
-                sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by {_shown(last[0])}...\n")
-                sys.stderr.flush()
-            return False
-
-        try:
-            wait_until(leased, timeout, "the state's lease is free", interval=POLL_S)
-        except Timeout:
-            held = last[0]
-            waited = f" after waiting {timeout:g}s" if timeout else ""
-            raise MlctlError(
-                Diagnostic(
-                    f"the state is locked by {_shown(held)}{waited}",
-                    "Wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it. A holder "
-                    f"that died frees it within {self.lease_seconds}s (its lease expires); "
-                    f"`mlctl state force-unlock {held.id if held else 'ID'}` breaks it at once.",
-                    file=self.where,
-                )
-            ) from None
-        me = Holder(
-            lease.id,
-            f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
-            operation,
-            datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        stop = threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(lease, stop), daemon=True, name="mlctl-lease")
-        try:
-            lock_blob.set_blob_metadata(
-                {"id": me.id, "who": me.who, "operation": operation, "since": me.since}, lease=lease
-            )
-            renewer.start()
-            yield me
         except AzureError as e:
-            raise self._failed("record the lock holder of", e) from None
-        finally:
-            stop.set()
-            if renewer.is_alive():
-                renewer.join(timeout=30)
-            try:
-                lease.release()
-            except AzureError:
-                pass  # it expires by itself within lease_seconds
+            raise self._failed("lock", e) from None
+        return False
 
-    def _renew(self, lease, stop: threading.Event) -> None:
+    def _record(self, lease_id: str, holder: Mapping[str, str]) -> None:
+        """Write the holder's record as the lock blob's metadata (under the lease)."""
         from azure.core.exceptions import AzureError
 
-        while not stop.wait(self.lease_seconds / 3):
-            try:
-                lease.renew()
-            except AzureError as e:
-                self._lost = f"its lease could not be renewed ({type(e).__name__})"
-                return
+        try:
+            self._lock_blob.set_blob_metadata(dict(holder), lease=self._lease(lease_id))
+        except AzureError as e:
+            raise self._failed("record the lock holder of", e) from None
+
+    def _renew(self, lease_id: str) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._lease(lease_id).renew()
+        except AzureError as e:
+            raise self._failed("renew the lock of", e) from None
+
+    def _release(self, lease_id: str) -> None:
+        """Give the lease back (best effort: it expires by itself within lease_seconds)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._lease(lease_id).release()
+        except AzureError:
+            pass
 
     def unlock(self, lock_id: str) -> Holder:
-        blob = _sdk()
         from azure.core.exceptions import AzureError
 
         held = self.holder()
@@ -332,7 +282,7 @@ class AzureBlobBackend:
                 )
             )
         try:
-            blob.BlobLeaseClient(self._lock_blob).break_lease(lease_break_period=0)
+            self._lease().break_lease(lease_break_period=0)
         except AzureError as e:
             raise self._failed("unlock", e) from None
         return held
@@ -347,52 +297,9 @@ def _first_line(e: Exception | str) -> str:
     return SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
 
 
-def _json():
-    from azure.storage.blob import ContentSettings
-
-    return ContentSettings(content_type="application/json")
-
-
 def _version_name(name: str, serial: int) -> str:
     return f"{name}.versions/{serial:010d}.json"
 
 
-def _service(access: Access):
-    """The SDK's BlobServiceClient for an Access (its credential, its retry policy)."""
-    blob = _sdk()
-    options: dict[str, Any] = {
-        "retry_policy": blob.ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=0
-        ),
-        "connection_timeout": 10,
-        "read_timeout": 30,
-    }
-    if access.connection_string:
-        return blob.BlobServiceClient.from_connection_string(access.connection_string, **options)
-    if access.sas:
-        return blob.BlobServiceClient(access.account_url, credential=access.sas, **options)
-    if access.account_key:
-        credential = {"account_name": access.account_name, "account_key": access.account_key}
-        return blob.BlobServiceClient(access.account_url, credential=credential, **options)
-    try:
-        from azure.identity import DefaultAzureCredential
-    except ImportError:
-        raise _sdk_missing() from None
-    return blob.BlobServiceClient(access.account_url, credential=DefaultAzureCredential(), **options)
-
-
 def _bad_setting(summary: str, detail: str) -> MlctlError:
     return MlctlError(Diagnostic(summary, detail, field="state"))
-
-
-def _sdk_missing() -> MlctlError:
-    return MlctlError(
-        Diagnostic(
-            "the azure_blob state backend needs the azure-identity package for DefaultAzureCredential",
-            "Install it with `pip install 'mlctl[azure]'`, or set one of " + ", ".join(CREDENTIAL_VARIABLES) + ".",
-        )
-    )
-
-
-def _shown(held: Holder | None) -> str:
-    return held.describe() if held else "another mlctl (its record is not written yet)"

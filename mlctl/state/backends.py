@@ -23,16 +23,61 @@ def configured(project):
     """The Backend the project file's `state:` block names (defaults: the local file)."""
     from mlctl.projectfile import load_project_file
 
-    block = dict(load_project_file(project).state)
+    settings = load_project_file(project)
+    block = dict(settings.state)
     key = (str(project.root), str(project.state_path), json.dumps(block, sort_keys=True))
     if key not in _made:
         if block.get("backend", "local") == "local":
             _made[key] = LocalBackend(project.state_path)
         else:
-            from mlctl.state.azureblob import AzureBlobBackend
+            _refuse_state_file(project, block, settings.file)
+            from mlctl.state.signedblob import azure_blob_backend
 
-            _made[key] = AzureBlobBackend(block, default_name=f"{project.root.name}.mlctl-state.json")
+            _made[key] = azure_blob_backend(block, default_name=f"{project.root.name}.mlctl-state.json")
     return _made[key]
+
+
+def check_state_option(project) -> None:
+    """The CLI's check of --state FILE, before a command reads or writes anything (its caches included):
+    `_refuse_state_file`. A project file with errors is left to the command, which reports them all."""
+    from mlctl.projectfile import load_project_file
+
+    try:
+        settings = load_project_file(project)
+    except MlctlError:
+        return
+    if settings.state.get("backend", "local") != "local":
+        _refuse_state_file(project, settings.state, settings.file)
+
+
+def _refuse_state_file(project, block: Mapping[str, Any], file: str | None) -> None:
+    """MlctlError when --state FILE names a local state file while the `state:` block keeps it elsewhere: as
+    Terraform's -state, it is the local backend's option, and ignoring it would read and write another state than
+    the one asked for."""
+    if project.state_path != project.root / ".mlctl" / "state.json":
+        raise MlctlError(
+            Diagnostic(
+                f"--state {project.state_path} names a local state file, but the state: block keeps the state in "
+                f"{block.get('backend')} (container '{block.get('container')}')",
+                "Leave out --state: it is for the local backend only. `mlctl state pull > FILE` copies the shared "
+                "state to a file; `mlctl state push FILE` writes one to it (lineage and serial checked).",
+                file=file,
+                field="state.backend",
+            )
+        )
+
+
+def holds_state(project) -> bool:
+    """Whether the project's state store holds a state document: the local state file, or the shared document
+    (one read, asked only of a folder with no configuration: its empty configuration then plans deleting what the
+    state records, as Terraform's does). False when the store cannot be read; the state's own read says why."""
+    try:
+        backend = configured(project)
+        if isinstance(backend, LocalBackend):
+            return project.state_path.is_file()
+        return backend.read().data is not None
+    except MlctlError:
+        return project.state_path.is_file()
 
 
 def recorded(project) -> Mapping[str, Any] | None:
@@ -89,7 +134,7 @@ def backend_from(project, config: Mapping[str, Any]):
     """A Backend for a recorded config (the source of a migration)."""
     if config.get("backend") == "local":
         return LocalBackend(project.state_path)
-    from mlctl.state.azureblob import AzureBlobBackend
+    from mlctl.state.signedblob import azure_blob_backend
 
     settings = {k: config[k] for k in ("container", "name") if k in config}
-    return AzureBlobBackend({**settings, "account_url": config.get("account_url")}, default_name=config["name"])
+    return azure_blob_backend({**settings, "account_url": config.get("account_url")}, default_name=config["name"])

@@ -1,14 +1,16 @@
-"""The azure_blob backend's credentials, and its one read without the SDK: a signed `GET` of the state blob.
+"""Signed requests to Azure Blob Storage made with the standard library: what plan and apply ask of the state.
 
-A plan reads the state once and writes nothing. Importing azure-storage-blob costs more than the 150 ms a
-shared state may add to a plan (about 0.4 s of CPU with bytecode, 1.5 s without), so that read is one HTTP
-request made here with the standard library: Shared Key (a connection string's AccountKey, or
-AZURE_STORAGE_KEY) or a SAS (AZURE_STORAGE_SAS_TOKEN, or a connection string's SharedAccessSignature).
-Writes, leases and listings stay with the official SDK (`azureblob.py`), and so does a read under
-DefaultAzureCredential (a token credential needs azure-identity anyway).
+Importing azure-storage-blob costs about 0.2-0.4 s of CPU (1.5 s without bytecode): more than the 150 ms a shared
+state may add to a plan, and most of what it added to an apply. So a plan's read, and apply's lease and
+conditional writes (mlctl.state.signedblob), are a handful of REST calls made here, signed with Shared Key (a
+connection string's AccountKey, or AZURE_STORAGE_KEY) or a SAS (AZURE_STORAGE_SAS_TOKEN, or a connection
+string's SharedAccessSignature). DefaultAzureCredential, and the state commands that list, read back or break
+(`state versions`, `state pull --serial`, `force-unlock`), stay with the official SDK (mlctl.state.azureblob).
 
-`access_from` parses the credential variables as the SDK does (`parse_connection_str`): tests check that
-both give the same account URL for each form of connection string.
+A Client keeps one connection per thread alive (as the SDK's session does: over TLS a new connection per request
+would cost a handshake each) and retries as the SDK's policy that mlctl configures retries: twice, after 1 s and
+2 s, when the account does not answer or answers 5xx. Through a proxy (the standard *_proxy variables) requests go
+through urllib, which honours them, one connection per request.
 """
 
 from __future__ import annotations
@@ -16,139 +18,194 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
+import http.client
+import os
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Mapping
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, unquote, urlencode, urlparse
 
-CREDENTIAL_VARIABLES = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY")
+from mlctl.state.blobaccess import Access
+
 API_VERSION = "2025-01-05"
-DEVSTORE_ACCOUNT = "devstoreaccount1"
-DEVSTORE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 TIMEOUT_S = 10.0
-
-
-class AccessError(ValueError):
-    """A credential variable or account_url that cannot name an account (the message says which)."""
-
-
-@dataclass(frozen=True)
-class Access:
-    """Where the account is and how to sign for it. `variable` names where the credential came from; with
-    neither a key nor a SAS it is DefaultAzureCredential's (the SDK's alone)."""
-
-    account_url: str  # scheme://host[:port][/ACCOUNT for an emulator], no query, no trailing slash
-    variable: str
-    account_name: str | None = None
-    account_key: str | None = None
-    sas: str | None = None
-    connection_string: str | None = None
-
-    @property
-    def signs(self) -> bool:
-        """Whether this module can make the request itself (else the SDK's token credential must)."""
-        return bool(self.account_key or self.sas)
+RETRY_DELAYS_S = (1.0, 2.0)
+STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)  # a kept-alive connection closed
 
 
 @dataclass(frozen=True)
 class Response:
     status: int
     error_code: str | None
-    etag: str | None
-    body: bytes
+    headers: Mapping[str, str] = field(repr=False)  # names in lower case
+    body: bytes = field(repr=False)
+    retried: bool = False  # an earlier attempt failed: a conditional write may have been carried out by it
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    def message(self) -> str:
+        """The service's own words for an error (its XML body, or the error code of a bodiless answer)."""
+        return self.body.decode("utf-8", "replace") or self.error_code or f"HTTP {self.status}"
 
 
-def access_from(account_url: str | None, environ: Mapping[str, str]) -> Access:
-    """Pure: the Access the first credential variable set gives (CREDENTIAL_VARIABLES, in order). AccessError
-    for a malformed connection string, one for another account than account_url, or no account at all."""
-    variable = "AZURE_STORAGE_CONNECTION_STRING"
-    if environ.get(variable):
-        access = _from_connection_string(environ[variable])
-        if account_url and access.account_url != account_url.rstrip("/"):
-            raise AccessError(
-                f"account_url is {account_url}, but {variable} is for {access.account_url}",
-                "Remove account_url from the state: block, or set the connection string of that account.",
+class Client:
+    """Signed requests to one account (Access with a key or a SAS); one kept-alive connection per thread."""
+
+    def __init__(self, access: Access, timeout: float = TIMEOUT_S, delays: tuple[float, ...] = RETRY_DELAYS_S):
+        if not access.signs:
+            raise ValueError("a Client signs with a key or a SAS; DefaultAzureCredential is the SDK's")
+        self.access, self.timeout, self.delays = access, timeout, delays
+        url = urlparse(access.account_url)
+        self.scheme, self.host, self.base_path = url.scheme, url.netloc, url.path.rstrip("/")
+        self._local = threading.local()
+
+    def request(
+        self,
+        verb: str,
+        container: str,
+        blob: str,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        """One request, retried when the account does not answer (OSError) or answers 5xx. HTTP errors are
+        Responses; OSError when the account still does not answer after the last retry."""
+        for attempt, delay in enumerate((*self.delays, None)):
+            try:
+                got = self._once(verb, container, blob, dict(query or {}), dict(headers or {}), body)
+            except ssl.SSLCertVerificationError:
+                raise  # the same certificate again: not retried
+            except OSError:
+                if delay is None:
+                    raise
+            else:
+                if got.status < 500 or delay is None:
+                    retried = attempt > 0 or got.retried
+                    return Response(got.status, got.error_code, got.headers, got.body, retried=retried)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _once(self, verb: str, container: str, blob: str, query: dict, headers: dict, body: bytes) -> Response:
+        path = f"{self.base_path}/{quote(container)}/{quote(blob)}"
+        headers |= {"x-ms-date": formatdate(usegmt=True), "x-ms-version": API_VERSION}
+        if verb in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(body))
+            # signed as sent: urllib (through a proxy) would otherwise add a form Content-Type after signing
+            headers.setdefault("Content-Type", "application/octet-stream")
+        target = path
+        if self.access.account_key:
+            headers["Authorization"] = shared_key(verb, self.access, path, query, headers)
+            if query:
+                target += "?" + urlencode(query)
+        else:
+            target += "?" + "&".join(filter(None, (urlencode(query), self.access.sas)))
+        if _proxied(self.scheme, self.host):
+            return _through_urllib(f"{self.scheme}://{self.host}{target}", verb, headers, body, self.timeout)
+        return self._kept_alive(verb, target, headers, body)
+
+    def _kept_alive(self, verb: str, target: str, headers: dict, body: bytes) -> Response:
+        connection = getattr(self._local, "connection", None)
+        reused = connection is not None
+        for fresh in (False, True) if connection is not None else (True,):
+            if fresh:
+                connection = self._connect()
+            assert connection is not None
+            try:
+                connection.request(verb, target, body=body or None, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+            except STALE:
+                connection.close()
+                self._local.connection = None
+                if fresh:  # a new connection that fails so is the account's doing: retried as any OSError
+                    raise
+                continue  # the server closed a kept-alive connection before reading the request: send it anew
+            except BaseException:
+                connection.close()
+                self._local.connection = None
+                raise
+            if answer.will_close:
+                connection.close()
+                self._local.connection = None
+            got = {k.lower(): v for k, v in answer.getheaders()}
+            return Response(answer.status, got.get("x-ms-error-code"), got, data, retried=fresh and reused)
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            made: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self.host, timeout=self.timeout, context=tls_context()
             )
-        return access
-    if not account_url:
-        raise AccessError(
-            "the azure_blob state backend needs account_url, or AZURE_STORAGE_CONNECTION_STRING to give it",
-            "Add 'account_url: https://ACCOUNT.blob.core.windows.net' to the state: block.",
-        )
-    url = account_url.split("?")[0].rstrip("/")
-    if environ.get("AZURE_STORAGE_SAS_TOKEN"):
-        return Access(url, "AZURE_STORAGE_SAS_TOKEN", sas=environ["AZURE_STORAGE_SAS_TOKEN"].lstrip("?"))
-    if environ.get("AZURE_STORAGE_KEY"):
-        name = environ.get("AZURE_STORAGE_ACCOUNT") or account_name(url)
-        return Access(url, "AZURE_STORAGE_KEY", account_name=name, account_key=environ["AZURE_STORAGE_KEY"])
-    return Access(url, "DefaultAzureCredential (none of " + ", ".join(CREDENTIAL_VARIABLES) + " is set)")
+        else:
+            made = http.client.HTTPConnection(self.host, timeout=self.timeout)
+        self._local.connection = made
+        return made
 
 
-def account_name(account_url: str) -> str:
-    """Pure: the account name of a blob endpoint URL: ACCOUNT.blob.core.windows.net, or the first path
-    segment of an emulator's http://127.0.0.1:10000/ACCOUNT."""
-    url = urlparse(account_url)
-    segment = url.path.strip("/").split("/")[0]
-    return segment or (url.hostname or "").split(".")[0]
+def tls_context() -> ssl.SSLContext:
+    """The certificates trusted: the bundle REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names (as the SDK's transport,
+    requests, reads them), else the system's store (SSL_CERT_FILE / SSL_CERT_DIR honoured)."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    return ssl.create_default_context(cafile=bundle)
 
 
-def _from_connection_string(text: str) -> Access:
-    """Pure: the Access of a connection string, read as azure-storage-blob's parse_connection_str reads it."""
-    pairs = [item.split("=", 1) for item in text.rstrip(";").split(";")]
-    malformed = (
-        "AZURE_STORAGE_CONNECTION_STRING is not a storage connection string",
-        "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
-    )
-    if any(len(pair) != 2 for pair in pairs):
-        raise AccessError(f"{malformed[0]} (it is blank or malformed)", malformed[1])
-    settings = {key.upper(): value for key, value in pairs}
-    variable = "AZURE_STORAGE_CONNECTION_STRING"
-    if settings.get("USEDEVELOPMENTSTORAGE") == "true":
-        url = f"http://127.0.0.1:10000/{DEVSTORE_ACCOUNT}"
-        return Access(url, variable, DEVSTORE_ACCOUNT, DEVSTORE_KEY, connection_string=text)
-    name, key, sas = settings.get("ACCOUNTNAME"), settings.get("ACCOUNTKEY"), settings.get("SHAREDACCESSSIGNATURE")
-    if "BLOBENDPOINT" in settings:
-        url = settings["BLOBENDPOINT"]
-    elif "BLOBSECONDARYENDPOINT" in settings:
-        raise AccessError(f"{malformed[0]} (it names only a secondary endpoint)", malformed[1])
-    elif name:
-        protocol = settings.get("DEFAULTENDPOINTSPROTOCOL", "https")
-        url = f"{protocol}://{name}.blob.{settings.get('ENDPOINTSUFFIX', 'core.windows.net')}"
-    else:
-        raise AccessError(f"{malformed[0]} (it names no account or endpoint)", malformed[1])
-    url = url.split("?")[0].rstrip("/")
-    if not (name and key):
-        name, key = None, None
-    return Access(url, variable, name or account_name(url), key, sas if key is None else None, text)
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether the environment's proxy settings send requests to `host` through a proxy."""
+    import urllib.request
+
+    return scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)
 
 
-def get_blob(access: Access, container: str, blob: str, timeout: float = TIMEOUT_S) -> Response:
-    """GET one blob (HTTP errors are Responses; OSError when the account does not answer)."""
+def _through_urllib(url: str, verb: str, headers: Mapping[str, str], body: bytes, timeout: float) -> Response:
     import urllib.error
     import urllib.request
 
-    path = f"{urlparse(access.account_url).path.rstrip('/')}/{quote(container)}/{quote(blob)}"
-    url = f"{access.account_url}/{quote(container)}/{quote(blob)}"
-    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": API_VERSION}
-    if access.account_key:
-        headers["Authorization"] = _shared_key("GET", access, path, headers)
-    elif access.sas:
-        url += "?" + access.sas
-    request = urllib.request.Request(url, headers=headers, method="GET")
+    request = urllib.request.Request(url, data=body if verb in ("PUT", "POST") else None, headers=dict(headers))
+    request.method = verb
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return Response(answer.status, None, answer.headers.get("ETag"), answer.read())
+        with urllib.request.urlopen(
+            request, timeout=timeout, context=tls_context() if url.startswith("https") else None
+        ) as answer:
+            got = {k.lower(): v for k, v in answer.headers.items()}
+            return Response(answer.status, got.get("x-ms-error-code"), got, answer.read())
     except urllib.error.HTTPError as e:
         with e:
-            return Response(e.code, e.headers.get("x-ms-error-code"), None, e.read())
+            got = {k.lower(): v for k, v in e.headers.items()}
+            return Response(e.code, got.get("x-ms-error-code"), got, e.read())
 
 
-def _shared_key(verb: str, access: Access, path: str, headers: Mapping[str, str]) -> str:
-    """Pure: the Shared Key Authorization header of a request without body or conditions (Azure Storage's
-    "Authorize with Shared Key": twelve standard headers, then x-ms-* headers, then the resource)."""
-    canonical_headers = "".join(
-        f"{k.lower()}:{v.strip()}\n" for k, v in sorted(headers.items()) if k.startswith("x-ms-")
+STANDARD_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
+
+
+def shared_key(verb: str, access: Access, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """Pure: the Shared Key Authorization header of a request (Azure Storage's "Authorize with Shared Key": the
+    verb, eleven standard headers (a zero Content-Length as empty), the x-ms-* headers sorted, then the resource:
+    /ACCOUNT/PATH and each query parameter as `name:value`, sorted)."""
+    named = {k.lower(): v.strip() for k, v in headers.items()}
+    standard = [named.get(h, "") for h in STANDARD_HEADERS]
+    if standard[2] == "0":
+        standard[2] = ""
+    canonical_headers = "".join(f"{k}:{v}\n" for k, v in sorted(named.items()) if k.startswith("x-ms-"))
+    resource = f"/{access.account_name}{path}" + "".join(
+        f"\n{k.lower()}:{unquote(v)}" for k, v in sorted(query.items())
     )
-    to_sign = verb + "\n" * 12 + canonical_headers + f"/{access.account_name}{path}"
+    to_sign = "\n".join((verb, *standard)) + "\n" + canonical_headers + resource
     digest = hmac.new(base64.b64decode(access.account_key or ""), to_sign.encode(), hashlib.sha256).digest()
     return f"SharedKey {access.account_name}:{base64.b64encode(digest).decode()}"

@@ -330,3 +330,17 @@ def test_an_empty_model_folder_and_an_environment_without_packages_are_warned_ab
         ("model.yml", 4, f"model 'ridge' has no files: {root / 'empty'} is empty"),
     ]
     assert config.resources  # warnings do not stop a load
+
+
+def test_a_custom_container_without_packages_is_not_warned_about(tmp_path):
+    """An environment with inference_config is a custom container: its image serves as it is (Azure's
+    minimal custom-container examples give no conda_file), so no 'installs no packages' warning."""
+    files = dict(NAMED_SPLIT)
+    files["env.yml"] = files["env.yml"].replace("conda_file: assets/conda.yml\n", "") + (
+        "inference_config:\n  liveness_route: {path: /, port: 5001}\n  readiness_route: {path: /, port: 5001}\n"
+        "  scoring_route: {path: /score, port: 5001}\n"
+    )
+    files["mlctl.yaml"] = "runtime: docker\n"  # the local runtime refuses a custom container
+    root = write_tree(tmp_path / "p", files)
+    config = load(root, tmp_path)
+    assert [d.summary for d in config.diagnostics if "installs no packages" in d.summary] == []

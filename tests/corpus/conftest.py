@@ -6,6 +6,7 @@ lock); each case's test then reports its own outcome."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -28,11 +29,28 @@ def corpus_runs(request, mlctl_cache, tmp_path_factory) -> dict:
     workers = max(1, int(os.environ.get("MLCTL_CORPUS_WORKERS", "3")))
 
     def one(case):
+        times = TIMES.setdefault(case.name, {})
+        start = time.monotonic()
         try:
-            run_case(case, tmp_path_factory.mktemp(case.name), mlctl_cache)
+            run_case(case, tmp_path_factory.mktemp(case.name), mlctl_cache, times)
         except BaseException as e:  # reported by the case's own test
             return e
+        finally:
+            times["total"] = time.monotonic() - start
         return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(zip(cases, pool.map(one, cases.values())))
+
+
+TIMES: dict[str, dict[str, float]] = {}  # case -> phase -> seconds (shown after the run)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each case's seconds by phase, slowest first (the cases run concurrently: they overlap)."""
+    if not TIMES:
+        return
+    terminalreporter.section("corpus cases: seconds by phase")
+    for name, times in sorted(TIMES.items(), key=lambda kv: -kv[1].get("total", 0)):
+        phases = "  ".join(f"{k} {v:.1f}" for k, v in times.items() if k != "total")
+        terminalreporter.write_line(f"{times.get('total', 0):7.1f}  {name}: {phases}")

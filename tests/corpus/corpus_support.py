@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +39,11 @@ class Invoke:
 
     endpoint: str
     request: str
-    script: str
     model: str
+    script: str = ""  # none for call "mlflow": a model deployed without a script
     deployment: str | None = None
     call: str = "raw"
+    image: str | None = None  # called in a container of this image (a custom container's own Python)
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Case:
     invoke: list[Invoke] = field(default_factory=list)
     expect_error: dict | None = None
     known_failure: dict | None = None  # {reason, contains}: a mlctl bug this case meets, named until fixed
+    runtime: str = "local"  # another: the harness writes the project file (mlctl.yaml) that chooses it
+    images: list[dict] = field(default_factory=list)  # built before validate, as the example builds them (images.py)
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -152,6 +156,8 @@ def prepare(case: Case, root: Path, cache: Path) -> Path:
         out = root / train["output"]
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(trained(train, cache), out)
+    if case.runtime != "local":
+        (root / case.project / "mlctl.yaml").write_text(f"runtime: {case.runtime}\n")
     return root / case.project
 
 
@@ -169,15 +175,20 @@ def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> objec
     model_dir = scratch / "azureml-models" / "model" / "1"
     model_dir.mkdir(parents=True)
     (shutil.copytree if model.is_dir() else shutil.copy)(model, model_dir / model.name)
+    argv = [
+        str(INPROCESS),
+        str((project / call.script).resolve()) if call.script else "-",
+        str(model_dir),
+        call.call,
+        str((project / call.request).resolve()),
+    ]
+    if call.image:
+        from images import run_in
+
+        out = run_in(call.image, ["python", *argv], [HERE, scratch.parent])
+        return json.loads(out.strip().splitlines()[-1])["answer"]
     out = subprocess.run(
-        [
-            python,
-            str(INPROCESS),
-            str((project / call.script).resolve()),
-            str(model_dir),
-            call.call,
-            str((project / call.request).resolve()),
-        ],
+        [python, *argv],
         capture_output=True,
         text=True,
         timeout=300,
@@ -188,33 +199,74 @@ def in_process(python: str, project: Path, call: Invoke, scratch: Path) -> objec
     return json.loads(out.stdout.strip().splitlines()[-1])["answer"]
 
 
-def run_case(case: Case, scratch: Path, cache: Path) -> None:
+def run_case(case: Case, scratch: Path, cache: Path, times: dict | None = None) -> None:
     """One case, as its users would run it: (convert,) validate, plan, apply, invoke with the example's own
     sample request (the answer equal to the script's in-process), destroy; or the documented error it expects.
-    AssertionError saying what differed."""
-    project = prepare(case, scratch / "files", cache)
+    AssertionError saying what differed. `times` gets the seconds each phase took (the corpus's durations)."""
+    times = {} if times is None else times
+    with _timed(times, "prepare"):
+        project = prepare(case, scratch / "files", cache)
     files = [a for f in case.config for a in ("-f", f)]
     if case.convert:
         mlctl(project, "convert", "v1", *case.convert)
+    built = []
     try:
+        with _timed(times, "images"):
+            for spec in case.images:
+                built.append(_image_builder().build_example(_engine(), spec, scratch / "files"))
         if case.expect_error:
-            _expect_error(case, project, files)
+            with _timed(times, "expect_error"):
+                _expect_error(case, project, files)
             return
-        mlctl(project, *files, "validate", *case.args)
-        plan = mlctl(project, *files, "plan", *case.args)
+        with _timed(times, "validate+plan"):
+            mlctl(project, *files, "validate", *case.args)
+            plan = mlctl(project, *files, "plan", *case.args)
         assert "to add" in plan.stdout, plan.stdout
-        mlctl(project, *files, "apply", "--auto-approve", *case.args)
-        for n, call in enumerate(case.invoke):
-            header = ["--deployment", call.deployment] if call.deployment else []
-            answer = mlctl(project, *files, "invoke", call.endpoint, "--request-file", call.request, *header)
-            served = json.loads(answer.stdout)
-            python = environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
-            expected = in_process(python, project, call, scratch / f"inprocess-{n}")
-            assert served == expected, f"{case.name}: the endpoint answered {served!r}, in-process {expected!r}"
+        with _timed(times, "apply"):
+            mlctl(project, *files, "apply", "--auto-approve", *case.args)
+        with _timed(times, "invoke+in-process"):
+            for n, call in enumerate(case.invoke):
+                _check_invoke(case, project, files, call, scratch / f"inprocess-{n}")
     finally:
-        mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
+        with _timed(times, "destroy"):
+            mlctl(project, *files, "destroy", "--auto-approve", *case.args, check=False)
+            for tag in built:
+                _image_builder().remove(_engine(), tag)
     state = json.loads((project / ".mlctl" / "state.json").read_text())
     assert state["resources"] == {}, list(state["resources"])
+
+
+def _image_builder():
+    import images
+
+    return images
+
+
+def _engine():
+    import docker
+
+    return docker.from_env()
+
+
+def _check_invoke(case: Case, project: Path, files: list[str], call: Invoke, scratch: Path) -> None:
+    """The endpoint's answer to the example's request equals the model's called in-process."""
+    header = ["--deployment", call.deployment] if call.deployment else []
+    answer = mlctl(project, *files, "invoke", call.endpoint, "--request-file", call.request, *header)
+    served = json.loads(answer.stdout)
+    python = (
+        "" if call.image else environment_python(project, call.endpoint, call.deployment or _only_deployment(project))
+    )
+    expected = in_process(python, project, call, scratch)
+    assert served == expected, f"{case.name}: the endpoint answered {served!r}, in-process {expected!r}"
+
+
+@contextlib.contextmanager
+def _timed(times: dict, phase: str):
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        times[phase] = times.get(phase, 0.0) + time.monotonic() - start
 
 
 def _only_deployment(project: Path) -> str:

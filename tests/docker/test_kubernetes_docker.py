@@ -9,17 +9,15 @@ went in)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
-from corpus_support import CASES, Case, find_interpreter, mlctl, prepare  # noqa: E402
+from corpus_support import CASES, Case, mlctl, prepare  # noqa: E402
+from images import python_base  # noqa: E402
 
 CASE = Case.read(CASES / "kubernetes-blue")
 FILES = ["-f", "kubernetes-endpoint.yml", "-f", "kubernetes-blue-deployment.yml"]
@@ -27,37 +25,13 @@ TRAFFIC = ["--set", "kubernetes-endpoint.yml:traffic.blue=100"]
 GREEN = Case.read(CASES / "kubernetes-green")
 GREEN_FILES = ["-f", "kubernetes-endpoint.yml", "-f", "kubernetes-green-deployment.yml"]
 GREEN_TRAFFIC = ["--set", "kubernetes-endpoint.yml:traffic.green=100"]
-SKIPPED = ("test", "idlelib", "tkinter", "site-packages", "__pycache__", "ensurepip")
 
 
 @pytest.fixture(scope="session")
 def python312_base(_engine_or_reason, mlctl_base) -> str:
     """A base image whose `python3` is this machine's Python 3.12 (its installation copied in, FROM mlctl's base)."""
-    import docker
-
     client, _ = _engine_or_reason
-    prefix = Path(find_interpreter("3.12")).resolve().parents[1]
-    recipe = hashlib.sha256(f"{prefix}:{mlctl_base.image_id}".encode()).hexdigest()[:12]
-    tag = f"mlctl-test/python312:{recipe}"
-    try:
-        client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    dockerfile = (
-        f"FROM {mlctl_base.image_id}\nCOPY python /opt/python3.12\nENV LD_LIBRARY_PATH=/opt/python3.12/lib\n"
-        'RUN ["ln", "-sf", "/opt/python3.12/bin/python3.12", "/usr/local/bin/python3"]\n'
-    )
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        tar.add(prefix, "python", filter=lambda t: None if Path(t.name).name in SKIPPED else t)
-    buffer.seek(0)
-    client.images.build(fileobj=buffer, custom_context=True, tag=tag, network_mode="none", rm=True)
-    return tag
+    return python_base(client, "3.12")
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ CASES = {
     ),
     "no_op": Case(),
     "scale": Case(expect={"deployment.shop.blue": "~"}),  # blue.yml: instance_count 1 -> 3
+    "resized": Case(expect={"deployment.shop.blue": "+/-"}),  # blue.yml: resources added (memory shown as quantities)
     "new_model_version": Case(
         expect={  # model.yml version 2, new files; deployments refer to fraud:2
             "model.fraud": "+/-",

@@ -584,3 +584,25 @@ def test_sigterm_drain_also_finishes_queued_requests(servers, tmp_path):
         assert time.monotonic() < end
         time.sleep(0.01)
     assert results["running"].json() == {"ok": True} and results[queued].json() == {"ok": True}
+
+
+def test_an_installed_azureml_package_does_not_hide_the_stand_ins(servers, tmp_path):
+    """A regular azureml/__init__.py on the path (azureml-ai-monitoring installs one: the MLflow examples'
+    conda files name it) ends the azureml namespace; the script still imports Azure's AMLResponse from
+    azureml.contrib.services, and the installed package's own modules still win."""
+    site = tmp_path / "site"
+    (site / "azureml" / "ai").mkdir(parents=True)
+    (site / "azureml" / "__init__.py").write_text("# a regular package, as azureml-ai-monitoring's\n")
+    (site / "azureml" / "ai" / "__init__.py").write_text("WHO = 'installed'\n")
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import azureml.ai\n"
+        "from azureml.contrib.services.aml_response import AMLResponse\n\n"
+        "def init():\n    pass\n\n"
+        "def run(raw_data):\n"
+        "    return AMLResponse(azureml.ai.WHO, 201)\n"
+    )
+    root = Path(__file__).resolve().parents[2]  # mlctl's package, then the installed one
+    server = servers.start(script, env={"PYTHONPATH": f"{root}{os.pathsep}{site}"})
+    answer = server.call("POST", "/score", b"x")
+    assert (answer.status, answer.body) == (201, b"installed"), server.log()

@@ -235,3 +235,52 @@ def test_an_sdk_error_never_prints_a_sas_signature_or_an_account_key():
     shown = _first_line(Exception(text + "\nmore"))
     assert "abc%2Bdef" not in shown and "c2VjcmV0" not in shown
     assert shown == "GET https://a.blob.core.windows.net/c/b?sv=2021-08-06&sig=***&se=2030 AccountKey=***;x"
+
+
+def test_a_state_file_given_with_a_shared_state_is_a_clear_error(tmp_path):
+    """--state FILE is the local backend's option (Terraform's -state too): under azure_blob it is refused, never
+    ignored, before any request (so without Azurite) and with nothing written."""
+    root = project(tmp_path / "p", "team-state", account_url="http://127.0.0.1:9/devstoreaccount1")
+    env = env_with(AZURE_STORAGE_KEY="a2V5")
+    given = tmp_path / "elsewhere" / "state.json"
+    for command in (["plan", "--refresh=false"], ["apply", "--auto-approve"], ["state", "list"]):
+        ran = mlctl(root, "--state", str(given), *command, env=env)
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr, command
+        first, where, todo = ran.stderr.splitlines()[:3]
+        assert first == (
+            f"Error: --state {given} names a local state file, but the state: block keeps the state in azure_blob "
+            "(container 'team-state')"
+        ), command
+        assert where.strip() == f"at {root / 'mlctl.yaml'}, field 'state.backend'"
+        assert "Leave out --state" in todo and "mlctl state push FILE" in todo
+    assert not given.parent.exists() and not (root / ".mlctl").exists()  # nothing written anywhere
+
+
+def test_a_folder_without_configuration_plans_deleting_what_the_shared_state_records(box, tmp_path):
+    """Discovery's "was anything applied here" asks the state's store, not the local folder: a checkout whose YAML
+    was all deleted (a pull request) plans deleting what the shared state records; a shared state that holds
+    nothing yet leaves "no configuration found" an error."""
+    from mlctl.projectpaths import Project
+    from mlctl.schemas.load import load_config
+    from mlctl.state.statefile import ResourceState
+
+    azurite, container = box
+    env = env_with(AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string)
+    applied = project(tmp_path / "applied", container)
+    b = backend(azurite, container)
+    state = read_state(b)
+    for r in load_config(Project.at(applied)).resources:
+        state.resources[r.address] = ResourceState.from_resource(r)
+    write_state(b, state)
+    checkout = project(tmp_path / "checkout", container)  # another machine: nothing local but the project file
+    (checkout / "endpoint.yml").unlink()
+    plan = mlctl(checkout, "plan", "--refresh=false", "--detailed-exitcode", env=env)
+    assert plan.returncode == 2, plan.stderr
+    assert plan.stderr.startswith(f"Warning: no configuration found in {checkout}: planning with an empty ")
+    recorded = len(state.resources)
+    assert recorded >= 1
+    assert plan.stdout.rstrip().splitlines()[-1] == f"Plan: 0 to add, 0 to change, 0 to replace, {recorded} to destroy."
+    fresh = project(tmp_path / "fresh", container, name="nothing-yet.json")
+    (fresh / "endpoint.yml").unlink()
+    empty = mlctl(fresh, "plan", "--refresh=false", env=env)
+    assert empty.returncode == 1 and empty.stderr.startswith(f"Error: no configuration found in {fresh}\n")

@@ -1,12 +1,16 @@
-"""The azure_blob backend's read without the SDK (mlctl/state/blobrest.py), against a real Azurite: the same bytes
-and ETag as the SDK reads, with each credential variable; its errors; the credential parsing the SDK's own; and a
-plan that never imports azure-storage-blob."""
+"""The azure_blob backend without the SDK (mlctl/state/blobrest.py, signedblob.py) against a real Azurite, with each
+credential variable (connection string, account key, SAS): the read gives the SDK's bytes and ETag; conditional
+writes refuse a stale ETag; the lease is taken, recorded (the SDK reads the same holder), renewed past its 15 s and
+freed when its holder is SIGKILLed; its errors; the credential parsing the SDK's own; and a plan and a locked write
+that never import azure-storage-blob."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +19,8 @@ from test_azure_blob import env_with, project
 
 from mlctl.errors import MlctlError
 from mlctl.state.azureblob import AzureBlobBackend
-from mlctl.state.blobrest import DEVSTORE_KEY, AccessError, access_from
+from mlctl.state.signedblob import SignedBlobBackend, azure_blob_backend
+from mlctl.state.blobaccess import DEVSTORE_KEY, AccessError, access_from
 from mlctl.state.statefile import read_state, write_state
 
 
@@ -39,14 +44,17 @@ def sas_for(container: str, **permissions) -> str:
     )
 
 
-def credentials(azurite, container) -> dict[str, dict]:
+def credentials(azurite, container, **sas_permissions) -> dict[str, dict]:
     from azurite_server import KEY
 
     return {
         "connection string": {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
         "account key": {"AZURE_STORAGE_KEY": KEY},
-        "SAS": {"AZURE_STORAGE_SAS_TOKEN": sas_for(container, read=True)},
+        "SAS": {"AZURE_STORAGE_SAS_TOKEN": sas_for(container, **(sas_permissions or {"read": True}))},
     }
+
+
+WRITER = {"read": True, "add": True, "create": True, "write": True, "delete": True, "list": True}
 
 
 def test_the_signed_read_gives_what_the_sdk_reads_with_each_credential(box):
@@ -55,18 +63,18 @@ def test_the_signed_read_gives_what_the_sdk_reads_with_each_credential(box):
     settings = {"container": container, "name": name, "account_url": azurite.url}
     writer = AzureBlobBackend(settings, "x", environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
     for environ in credentials(azurite, container).values():
-        assert AzureBlobBackend(settings, "x", environ=environ).read().data is None  # not written yet
+        assert azure_blob_backend(settings, "x", environ=environ).read().data is None  # not written yet
     write_state(writer, read_state(writer))
     sdk = azurite.service().get_blob_client(container, name).download_blob()
     expected = (sdk.readall(), sdk.properties.etag)
     for how, environ in credentials(azurite, container).items():
-        reader = AzureBlobBackend(settings, "x", environ=environ)
-        assert reader.access.signs, how
+        reader = azure_blob_backend(settings, "x", environ=environ)
+        assert isinstance(reader, SignedBlobBackend), how
         got = reader.read()
         assert (got.data, got.etag) == expected, how
         assert "service" not in reader.__dict__, how  # the SDK's clients were not made for it
     # the ETag read without the SDK is the one its conditional write accepts
-    state = read_state(AzureBlobBackend(settings, "x", environ=credentials(azurite, container)["account key"]))
+    state = read_state(SignedBlobBackend(settings, "x", environ=credentials(azurite, container)["account key"]))
     write_state(writer, state)
     assert read_state(writer).serial == 2
 
@@ -74,15 +82,15 @@ def test_the_signed_read_gives_what_the_sdk_reads_with_each_credential(box):
 def test_the_signed_read_fails_as_the_sdk_read_did(box):
     azurite, container = box
     settings = {"container": container, "name": "s.json", "account_url": azurite.url}
-    wrong_key = AzureBlobBackend(settings, "x", environ={"AZURE_STORAGE_KEY": "bm90IHRoZSBrZXk="})
+    wrong_key = SignedBlobBackend(settings, "x", environ={"AZURE_STORAGE_KEY": "bm90IHRoZSBrZXk="})
     with pytest.raises(MlctlError, match="the credential from AZURE_STORAGE_KEY was refused"):
         wrong_key.read()
-    other_container = AzureBlobBackend(
+    other_container = SignedBlobBackend(
         {**settings, "container": "absent"}, "x", environ={"AZURE_STORAGE_SAS_TOKEN": sas_for(container, read=True)}
     )
     with pytest.raises(MlctlError, match="refused"):  # a SAS for another container: 403, not "no state"
         other_container.read()
-    missing = AzureBlobBackend(
+    missing = SignedBlobBackend(
         {**settings, "container": "absent"}, "x", environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
     )
     with pytest.raises(MlctlError, match="the container 'absent' does not exist"):
@@ -144,3 +152,226 @@ def test_a_plan_without_refresh_reads_the_shared_state_without_importing_the_sdk
     )
     assert ran.stdout.strip().splitlines()[-1] == "exit 0 []", ran.stdout + ran.stderr
     assert "endpoint.shared" in ran.stdout
+
+
+@pytest.mark.parametrize("how", ["connection string", "account key", "SAS"])
+def test_signed_writes_are_conditional_and_kept_and_the_lease_is_the_sdks(box, how):
+    azurite, container = box
+    settings = {"container": container, "name": "team/s.json", "account_url": azurite.url, "lease_seconds": 15}
+    signed = SignedBlobBackend(settings, "x", environ=credentials(azurite, container, **WRITER)[how])
+    sdk = AzureBlobBackend(settings, "x", environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    first = write_state(signed, read_state(signed))  # the first write: only if there is no document yet
+    stale, fresh = read_state(signed), read_state(signed)
+    write_state(signed, fresh)
+    with pytest.raises(MlctlError, match="the state changed since it was read"):
+        write_state(signed, stale)  # a stale ETag: refused, nothing written
+    assert read_state(sdk).serial == 2 and read_state(sdk).lineage == first.lineage
+    assert [v.serial for v in sdk.versions()] == [1, 2]  # each write's copy, read back by the SDK
+    assert read_state(signed).etag == read_state(sdk).etag
+    other = SignedBlobBackend(settings, "x", environ=credentials(azurite, container, **WRITER)[how])
+    with signed.lock("apply") as me:
+        assert sdk.holder() == me == other.holder()  # the record the SDK reads, and the signed read of it
+        with pytest.raises(MlctlError, match=f"the state is locked by .*lock ID {me.id}"):
+            with sdk.lock("apply"):
+                pass
+        with pytest.raises(MlctlError, match=f"lock ID {me.id}"):
+            with other.lock("apply"):
+                pass
+        write_state(signed, read_state(signed))
+    assert sdk.holder() is None and signed.holder() is None  # released at once
+    with sdk.lock("destroy") as them:  # the SDK's lock, seen and respected by the signed backend
+        assert signed.holder() == them
+        with pytest.raises(MlctlError, match=f"lock ID {them.id}"):
+            with signed.lock("apply"):
+                pass
+    assert "service" not in signed.__dict__  # the SDK's clients were never made for the signed backend
+
+
+HOLD = textwrap.dedent("""
+    import sys
+    from mlctl.state.signedblob import azure_blob_backend
+    from mlctl.state.statefile import read_state, write_state
+    b = azure_blob_backend({"container": sys.argv[1], "name": sys.argv[2], "account_url": sys.argv[3],
+                            "lease_seconds": 15}, "x")
+    with b.lock("apply") as me:
+        write_state(b, read_state(b))
+        print(me.id, sorted(m for m in sys.modules if m.startswith("azure")), flush=True)
+        sys.stdin.readline()  # held (renewed) until the test says, or until SIGKILL
+        write_state(b, read_state(b))
+        print("wrote", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_a_signed_lease_is_renewed_past_its_15s_and_a_sigkilled_holder_frees_it_at_expiry(box, tmp_path):
+    """One holder per credential variable, side by side (one wait for all three)."""
+
+    azurite, container = box
+    envs = credentials(azurite, container, **WRITER)
+    holders = {}
+    try:
+        for how, environ in envs.items():
+            blob = f"{how.replace(' ', '-')}.json"
+            holders[how] = subprocess.Popen(
+                [sys.executable, "-c", HOLD, container, blob, azurite.url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env_with(**environ),
+            )
+        took = {}
+        for how, proc in holders.items():
+            lease_id, modules = proc.stdout.readline().split(" ", 1)
+            assert modules.strip() == "[]", (how, modules)  # lock, read, write: no azure package imported
+            took[how] = lease_id
+        since = time.monotonic()
+        sdk = {
+            how: AzureBlobBackend(
+                {"container": container, "name": f"{how.replace(' ', '-')}.json", "lease_seconds": 15},
+                "x",
+                environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
+            )
+            for how in envs
+        }
+        time.sleep(20)  # past the 15 s lease: only renewals keep it
+        assert time.monotonic() - since > 15
+        for how, proc in holders.items():
+            held = sdk[how].holder()
+            assert held is not None and held.id == took[how] and f"pid {proc.pid}" in held.who, how
+            with pytest.raises(MlctlError, match=f"lock ID {took[how]}"):
+                with sdk[how].lock("apply"):
+                    pass
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "wrote", how  # its lease still held: its write goes through
+            assert read_state(sdk[how]).serial == 2, how
+        for proc in holders.values():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        # the kill left each lease behind; it expires within its 15 s, then the next one takes it
+        assert all(sdk[how].holder().id == took[how] for how in envs)
+        for how in envs:
+            with SignedBlobBackend(
+                {
+                    "container": container,
+                    "name": f"{how.replace(' ', '-')}.json",
+                    "account_url": azurite.url,
+                    "lease_seconds": 15,
+                },
+                "x",
+                environ=envs[how],
+            ).lock("apply", timeout=60) as me:
+                assert me.id != took[how] and sdk[how].holder() == me, how
+    finally:
+        for proc in holders.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+class _Forwarding:
+    """A minimal forward HTTP proxy on 127.0.0.1 (absolute-URI requests, as urllib sends through http_proxy):
+    it passes each request on to its target and counts them."""
+
+    def __init__(self):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self):
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+                path = target.path + (f"?{target.query}" if target.query else "")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+                upstream.request(self.command, path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                seen.append((self.command, path))
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                        self.send_header(k, v)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_signed_requests_go_through_the_proxy_the_environment_names(box, monkeypatch):
+    azurite, container = box
+    proxy = _Forwarding()
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        settings = {"container": container, "name": "p.json", "account_url": azurite.url, "lease_seconds": 15}
+        for how, environ in credentials(azurite, container, **WRITER).items():
+            b = SignedBlobBackend({**settings, "name": f"{how.replace(' ', '-')}.json"}, "x", environ=environ)
+            with b.lock("apply") as me:
+                state = write_state(b, read_state(b))
+                assert b.holder() == me
+            assert read_state(b).serial == state.serial == 1, how
+        verbs = {verb for verb, _ in proxy.seen}
+        assert verbs == {"GET", "PUT", "HEAD"} and len(proxy.seen) >= 3 * 6  # every request went through it
+    finally:
+        proxy.close()
+
+
+def test_signed_requests_over_tls_keep_one_connection_and_check_the_certificate(tmp_path, monkeypatch):
+    from azurite_server import started
+
+    from mlctl.selfsigned import ensure_certificate
+
+    issued = ensure_certificate(tmp_path / "ca", "azurite", ["127.0.0.1", "localhost"])
+    azurite = started(tmp_path / "azurite", tls=(issued.certificate, issued.key))
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", issued.ca)  # the SDK's transport and the signed requests alike
+        azurite.service().create_container("tls")
+        settings = {"container": "tls", "name": "s.json", "lease_seconds": 15}
+        environ = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+        b = SignedBlobBackend(settings, "x", environ=environ)
+        assert b.account_url.startswith("https://")
+        state = write_state(b, read_state(b))
+        connection = b.client._local.connection
+        with b.lock("apply"):
+            write_state(b, read_state(b))
+        assert b.client._local.connection is connection  # every request since on one TLS connection
+        assert type(connection).__name__ == "HTTPSConnection"
+        sdk = AzureBlobBackend(settings, "x", environ=environ)
+        assert (read_state(sdk).lineage, read_state(sdk).serial) == (state.lineage, 2)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # the project's CA is in no store: refused at once, not retried
+        untrusting = SignedBlobBackend(settings, "x", environ=environ)
+        with pytest.raises(MlctlError, match="the TLS connection failed .*CERTIFICATE_VERIFY_FAILED"):
+            untrusting.read()
+    finally:
+        azurite.stop()
+
+
+def test_a_connection_string_pins_the_account_a_project_file_cannot_redirect_the_sas():
+    """The pull-request recipe (examples/ci/plan-comment.yml) passes its read-only SAS as a connection string with
+    the account's endpoint: a project file naming another account_url is refused before any request."""
+    pinned = "BlobEndpoint=https://team.blob.core.windows.net;SharedAccessSignature=sv=2021&sp=rl&sig=abc"
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": pinned}
+    assert access_from("https://team.blob.core.windows.net/", environ).sas == "sv=2021&sp=rl&sig=abc"
+    with pytest.raises(MlctlError, match="account_url is https://evil.example.net, but AZURE_STORAGE_CONNECTION"):
+        azure_blob_backend({"container": "state", "account_url": "https://evil.example.net"}, "x", environ=environ)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import importlib.abc
+import importlib.util
 import itertools
 import logging
 import os
@@ -82,6 +84,27 @@ def _prepare_imports(settings: Settings) -> None:
     # Only stand in for azureml packages that are not installed: appended last, they lose to real ones.
     if SHIMS not in sys.path:
         sys.path.append(SHIMS)
+    if not any(isinstance(f, HiddenShims) for f in sys.meta_path):
+        sys.meta_path.append(HiddenShims())
+
+
+class HiddenShims(importlib.abc.MetaPathFinder):
+    """Finds the azureml stand-ins that an installed azureml package hides. A regular `azureml/__init__.py`
+    (azureml-ai-monitoring ships one, as older azureml packages do) ends the namespace, so
+    `azureml.contrib.services` is no longer found on sys.path, although Azure's server provides it beside any
+    of them. Asked last (after every path finder), so an installed module always wins."""
+
+    def find_spec(self, fullname, path, target=None):
+        if not fullname.startswith("azureml."):
+            return None
+        base = os.path.join(SHIMS, *fullname.split("."))
+        if os.path.isfile(os.path.join(base, "__init__.py")):
+            return importlib.util.spec_from_file_location(
+                fullname, os.path.join(base, "__init__.py"), submodule_search_locations=[base]
+            )
+        if os.path.isfile(base + ".py"):
+            return importlib.util.spec_from_file_location(fullname, base + ".py")
+        return None
 
 
 def _load(settings: Settings):  # type: ignore[no-untyped-def]
