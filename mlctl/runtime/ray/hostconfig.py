@@ -12,7 +12,7 @@ file, never in the project's folder, never printed but by `mlctl keys` (docs/run
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from mlctl.runtime.ray.apps import endpoint_prefix
 
@@ -99,11 +99,3 @@ def applied(config: dict, method: str, path: str, body) -> dict:
     elif route == ["auth"] and method == "PUT":
         out["auth_mode"] = body.get("auth_mode")
     return out
-
-
-def order_timeout(path: str, default: float = 120.0) -> float:
-    """Pure: the `?timeout=S` of an admin order's path (how long the host may take), else `default`."""
-    try:
-        return float(parse_qs(urlsplit(path).query).get("timeout", [default])[0])
-    except ValueError:
-        return default

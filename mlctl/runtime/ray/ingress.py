@@ -221,8 +221,8 @@ class IngressHost:
 
 
 def _with_current_servers(spec: dict) -> dict:
-    """Pure but for reading the cluster: a serve spec with its application's running servers as the cluster's
-    directory has them now (the spec's may be gone: replicas replaced since it was made)."""
+    """A serve spec with its application's running servers as the cluster's directory has them now (read there:
+    the spec's may be gone, replicas replaced since it was made); the spec as it is when they cannot be read."""
     launch = spec.get("launch") or {}
     if not launch.get("application"):
         return spec

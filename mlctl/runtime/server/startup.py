@@ -329,7 +329,8 @@ def exit_now(code: int) -> None:
 
 def die_with_parent_pid() -> None:
     """MLCTL_PARENT_PID set (a Ray replica's server, or an in-cluster endpoint host: Ray's worker has gRPC threads,
-    so nothing may run between fork and exec there): SIGKILL this process when the thread that started it ends, and end now if it has."""
+    so nothing may run between fork and exec there): SIGKILL this process when the thread that started it ends, and
+    end now if it has."""
     parent = os.environ.pop("MLCTL_PARENT_PID", "")
     if not parent:
         return
