@@ -92,6 +92,7 @@ def report(project, state, name: str) -> dict:
             "alive": status is not None,
             "pid": (status or {}).get("pid"),
             "port": (status or {}).get("port") or rs.observed.port,
+            **({"hosts": status["hosts"]} if status and "hosts" in status else {}),  # in-cluster hosts (ray)
         },
         "traffic": (status or {}).get("traffic", {}),
         "mirror_traffic": (status or {}).get("mirror_traffic", {}),

@@ -57,9 +57,15 @@ class AzureBlobBackend(LeaseLock):
         try:
             return service(self.access)
         except ValueError as e:  # a connection string the SDK reads otherwise than access_from
-            raise _bad_setting(
-                f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
-                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            if self.access.connection_string:
+                raise _bad_setting(
+                    f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
+                    "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+                ) from None
+            raise _bad_setting(  # e.g. a token credential with an http:// account_url
+                f"cannot use {self.variable} with account_url {self.account_url} ({e})",
+                "DefaultAzureCredential needs an https:// account_url; for an emulator or another http endpoint set "
+                "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY.",
             ) from None
 
     @cached_property
@@ -93,9 +99,16 @@ class AzureBlobBackend(LeaseLock):
                 ("Create it (`az storage container create --name NAME`) or fix 'container' in the state: block."),
             )
         elif refused or status in (401, 403):
-            why = f"{cred} was refused ({code or status})"
-            todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
-            todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
+            why = f"{cred} was refused ({code or status or _first_line(e)})"
+            if self.access.signs:
+                todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
+                todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
+            else:
+                todo = (
+                    "Sign in for DefaultAzureCredential (`az login`, a managed identity, or AZURE_CLIENT_ID, "
+                    "AZURE_TENANT_ID and AZURE_CLIENT_SECRET) with a role that may read and write blobs, or set "
+                    "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_KEY."
+                )
         elif silent:
             kind = type(e).__name__ if isinstance(e, Exception) else "no answer"
             why = f"the storage account did not answer ({kind}: {_first_line(e)})"

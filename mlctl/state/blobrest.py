@@ -8,9 +8,9 @@ string's SharedAccessSignature). DefaultAzureCredential, and the state commands 
 (`state versions`, `state pull --serial`, `force-unlock`), stay with the official SDK (mlctl.state.azureblob).
 
 A Client keeps one connection per thread alive (as the SDK's session does: over TLS a new connection per request
-would cost a handshake each) and retries as the SDK's policy that mlctl configures retries: twice, after 1 s and
-2 s, when the account does not answer or answers 5xx. Through a proxy (the standard *_proxy variables) requests go
-through urllib, which honours them, one connection per request.
+would cost a handshake each) and retries twice, after 1 s and 2 s, when the account does not answer or answers 5xx
+(the SDK's client, mlctl.state.blobsdk, waits as long in all). Through a proxy (the standard *_proxy variables)
+requests go through urllib, which honours them, one connection per request.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The official SDK (azure-storage-blob, azure-identity) for the azure_blob backend: imported on first use, its
-client made with the credential and the retry policy mlctl uses (twice, after 1 s and 2 s; as mlctl.state.blobrest).
+client made with the credential and the retry policy mlctl uses (twice, 3 s of waiting in all, as mlctl.state.blobrest).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -16,6 +17,9 @@ def sdk():
     # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
     # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
     sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[arg-type]
+    # The SDK and azure-identity log their failures as warnings (DefaultAzureCredential: a page per attempt);
+    # without a handler Python's last resort prints them. mlctl's own error says what failed, once.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
     try:
         import azure.storage.blob as blob
     except ImportError:
@@ -32,9 +36,9 @@ def service(access: Access):
     """The SDK's BlobServiceClient for an Access (its credential, its retry policy)."""
     blob = sdk()
     options: dict[str, Any] = {
-        "retry_policy": blob.ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=0
-        ),
+        # twice, 1.5 s apart: 3 s of waiting in all, as blobrest's 1 s then 2 s (the SDK's ExponentialRetry with
+        # initial_backoff=1 waits 3 s then 5 s)
+        "retry_policy": blob.LinearRetry(backoff=1.5, retry_total=2, random_jitter_range=0),
         "connection_timeout": 10,
         "read_timeout": 30,
     }

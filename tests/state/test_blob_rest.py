@@ -204,66 +204,56 @@ HOLD = textwrap.dedent("""
 
 
 def test_a_signed_lease_is_renewed_past_its_15s_and_a_sigkilled_holder_frees_it_at_expiry(box, tmp_path):
-    """One holder per credential variable, side by side (one wait for all three)."""
-
+    """Per credential variable, two holders side by side (one wait of ~20 s for all six): one is SIGKILLed as soon
+    as it holds the lock, and its lease frees the lock when it expires; the other holds its lock past the 15 s
+    lease, which only renewals keep, and still writes."""
     azurite, container = box
     envs = credentials(azurite, container, **WRITER)
-    holders = {}
+    procs: dict[tuple[str, str], subprocess.Popen] = {}
+
+    def settings(how: str, role: str) -> dict:
+        name = f"{how.replace(' ', '-')}-{role}.json"
+        return {"container": container, "name": name, "account_url": azurite.url, "lease_seconds": 15}
+
+    sdk_environ = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
     try:
         for how, environ in envs.items():
-            blob = f"{how.replace(' ', '-')}.json"
-            holders[how] = subprocess.Popen(
-                [sys.executable, "-c", HOLD, container, blob, azurite.url],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env_with(**environ),
-            )
+            for role in ("kept", "killed"):
+                procs[how, role] = subprocess.Popen(
+                    [sys.executable, "-c", HOLD, container, settings(how, role)["name"], azurite.url],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env_with(**environ),
+                )
         took = {}
-        for how, proc in holders.items():
+        for key, proc in procs.items():
             lease_id, modules = proc.stdout.readline().split(" ", 1)
-            assert modules.strip() == "[]", (how, modules)  # lock, read, write: no azure package imported
-            took[how] = lease_id
-        since = time.monotonic()
-        sdk = {
-            how: AzureBlobBackend(
-                {"container": container, "name": f"{how.replace(' ', '-')}.json", "lease_seconds": 15},
-                "x",
-                environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
-            )
-            for how in envs
-        }
-        time.sleep(20)  # past the 15 s lease: only renewals keep it
-        assert time.monotonic() - since > 15
-        for how, proc in holders.items():
-            held = sdk[how].holder()
-            assert held is not None and held.id == took[how] and f"pid {proc.pid}" in held.who, how
-            with pytest.raises(MlctlError, match=f"lock ID {took[how]}"):
-                with sdk[how].lock("apply"):
+            assert modules.strip() == "[]", (key, modules)  # lock, read, write: no azure package imported
+            took[key] = lease_id
+        since = time.monotonic()  # every lease was taken before this
+        sdk = {key: AzureBlobBackend(settings(*key), "x", environ=sdk_environ) for key in procs}
+        for how in envs:
+            procs[how, "killed"].send_signal(signal.SIGKILL)
+            procs[how, "killed"].wait(timeout=30)
+        assert all(sdk[how, "killed"].holder().id == took[how, "killed"] for how in envs)  # the lease outlives it
+        for how in envs:  # ...until it expires, within its 15 s: then the next one takes the lock
+            with SignedBlobBackend(settings(how, "killed"), "x", environ=envs[how]).lock("apply", timeout=60) as me:
+                assert me.id != took[how, "killed"] and sdk[how, "killed"].holder() == me, how
+        time.sleep(max(0.0, 20 - (time.monotonic() - since)))  # past the 15 s lease: only renewals keep it
+        for how in envs:
+            key, proc = (how, "kept"), procs[how, "kept"]
+            held = sdk[key].holder()
+            assert held is not None and held.id == took[key] and f"pid {proc.pid}" in held.who, how
+            with pytest.raises(MlctlError, match=f"lock ID {took[key]}"):
+                with sdk[key].lock("apply"):
                     pass
             proc.stdin.write("\n")
             proc.stdin.flush()
             assert proc.stdout.readline().strip() == "wrote", how  # its lease still held: its write goes through
-            assert read_state(sdk[how]).serial == 2, how
-        for proc in holders.values():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        # the kill left each lease behind; it expires within its 15 s, then the next one takes it
-        assert all(sdk[how].holder().id == took[how] for how in envs)
-        for how in envs:
-            with SignedBlobBackend(
-                {
-                    "container": container,
-                    "name": f"{how.replace(' ', '-')}.json",
-                    "account_url": azurite.url,
-                    "lease_seconds": 15,
-                },
-                "x",
-                environ=envs[how],
-            ).lock("apply", timeout=60) as me:
-                assert me.id != took[how] and sdk[how].holder() == me, how
+            assert read_state(sdk[key]).serial == 2, how
     finally:
-        for proc in holders.values():
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -23,6 +23,7 @@ from mlctl.runtime.kit.records import EnvironmentDriver, ModelDriver
 from mlctl.runtime.kit.virtualenvimages import ImageDriver
 from mlctl.observed import DeploymentObserved
 from mlctl.runtime.ray import apps, appspec, cluster, directory, packages
+from mlctl.runtime.ray.ingressdriver import IngressDriver
 from mlctl.waiting import Timeout, wait_until
 
 
@@ -203,7 +204,7 @@ def ray_drivers(runtime, launcher: str) -> dict:
             Kind.MODEL: ModelDriver(),
             Kind.ENVIRONMENT: EnvironmentDriver(runtime.name),
             Kind.IMAGE: ImageDriver(),
-            Kind.ENDPOINT: EndpointDriver(),
+            Kind.ENDPOINT: IngressDriver(runtime) if runtime.in_cluster else EndpointDriver(),
             Kind.DEPLOYMENT: DeploymentDriver(appspec.host_spec, launcher, ServeApplications(runtime)),
             Kind.TRAFFIC: TrafficDriver(),
         },
