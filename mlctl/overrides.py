@@ -152,7 +152,15 @@ def _code(line: str) -> str:
 
 def unfilled(text: str) -> list[tuple[str, int]]:
     """Pure: the placeholders left in `text` outside comments, as (placeholder, 1-based line)."""
+    if "<" not in text and "{{" not in text:  # every placeholder holds one of these: most files skip the walk
+        return []
     return [(m.group(0), n) for n, line in enumerate(text.splitlines(), 1) for m in PLACEHOLDER.finditer(_code(line))]
+
+
+def may_hold_placeholders(text: str) -> bool:
+    """Pure: can the data parsed from YAML `text` hold a placeholder? Not when the text has no '<', '{' or
+    backslash: a parsed string gets those characters only from the text, as they are or through an escape."""
+    return "<" in text or "{" in text or "\\" in text
 
 
 def placeholders_in(data: Any, path: tuple = ()) -> list[tuple[str, tuple]]:

@@ -69,19 +69,21 @@ def free_port() -> int:
 
 
 class Azurite:
-    """One Azurite blob service on 127.0.0.1:port keeping its data in `location` (it survives stop/start)."""
+    """One Azurite blob service on 127.0.0.1:port keeping its data in `location` (it survives stop/start); over
+    HTTPS with `tls` = (certificate file, key file)."""
 
-    def __init__(self, location: Path, port: int | None = None):
-        self.location, self.port = location, port or free_port()
+    def __init__(self, location: Path, port: int | None = None, tls: tuple[str, str] | None = None):
+        self.location, self.port, self.tls = location, port or free_port(), tls
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
-        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={self.url};"
+        scheme = "https" if self.tls else "http"
+        return f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={self.url};"
 
     def start(self) -> "Azurite":
         self.location.mkdir(parents=True, exist_ok=True)
@@ -97,6 +99,7 @@ class Azurite:
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--silent",
+                *(["--cert", self.tls[0], "--key", self.tls[1]] if self.tls else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.location / "azurite.err", "ab"),
@@ -134,7 +137,7 @@ class Azurite:
         return BlobServiceClient.from_connection_string(self.connection_string)
 
 
-def started(location: Path) -> Azurite:
+def started(location: Path, tls: tuple[str, str] | None = None) -> Azurite:
     """A real Azurite at `location`, installed first when missing; the test is skipped without npm, except in
     CI, where a missing Azurite fails."""
     import pytest
@@ -145,7 +148,7 @@ def started(location: Path) -> Azurite:
         if os.environ.get("CI"):
             pytest.fail(f"Azurite cannot be installed: {e}")
         pytest.skip(f"Azurite cannot be installed: {e}")
-    return Azurite(location).start()
+    return Azurite(location, tls=tls).start()
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["install"]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,13 +44,18 @@ def blob_block(container: str, name: str) -> str:
     return f"state:\n  backend: azure_blob\n  container: {container}\n  name: {name}\n  lease_seconds: 15\n"
 
 
-def timed(cmd: list[str], env: dict, ok=(0, 2)) -> float:
+def timed(cmd: list[str], env: dict, ok=(0, 2)) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one mlctl run: the CPU of the CLI and of the children it waited for (the
+    machine's load moves it far less than the wall time; an endpoint host it leaves running is not counted, alike
+    for both backends)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode not in ok:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 # An editable install's import hook would win over a tree: it is taken out, then the tree's CLI is run (as in
@@ -79,17 +85,20 @@ def example_copy(dst: Path, model: Path) -> Path:
     return dst
 
 
-def row(what: str, local: list[float], blob: list[float]) -> str:
-    """One table row: the medians (minimums) and what blob adds to the local median (`local` holds both
-    baseline runs of every round)."""
-    ml, mb = statistics.median(local), statistics.median(blob)
-    return (
-        f"| {what} | {ml:.3f} ({min(local):.3f}) | {mb:.3f} ({min(blob):.3f}) | "
-        f"{mb - ml:+.3f} s | {100 * (mb / ml - 1):+.1f} % |"
-    )
+def row(what: str, local: list[tuple[float, float]], blob: list[tuple[float, float]]) -> str:
+    """One table row: wall medians (minimums) and what blob adds to the local median, then the same for CPU
+    (`local` holds both baseline runs of every round)."""
+    out = f"| {what} |"
+    for i in (0, 1):
+        lo, bl = [r[i] for r in local], [r[i] for r in blob]
+        ml, mb = statistics.median(lo), statistics.median(bl)
+        out += (
+            f" {ml:.3f} ({min(lo):.3f}) | {mb:.3f} ({min(bl):.3f}) | {mb - ml:+.3f} s, {100 * (mb / ml - 1):+.1f} % |"
+        )
+    return out
 
 
-def baseline_row(what: str, first: list[float], second: list[float]) -> str:
+def baseline_row(what: str, first: list, second: list) -> str:
     """The baseline against itself: the local backend's first runs of each round against its second."""
     return row(f"{what}: local, second run of each round (baseline noise)", first, second)
 
@@ -119,8 +128,11 @@ def main() -> None:
             if not args.no_apply:
                 rows += apply_rows(tmp, env, args.repeat, trees)
             print(f"load average before: {load_before}, repeat {args.repeat}")
-            print("| run | local: median (min) s | azure_blob (Azurite): median (min) s | blob adds | ratio |")
-            print("|---|---|---|---|---|")
+            print(
+                "| run | wall: local, median (min) s | wall: azure_blob (Azurite) | wall: blob adds "
+                "| CPU: local | CPU: azure_blob | CPU: blob adds |"
+            )
+            print("|---|---|---|---|---|---|---|")
             print("\n".join(rows))
             print(f"load average after: {os.getloadavg()}")
         finally:
@@ -143,9 +155,9 @@ def plan_rows(tmp: Path, env: dict, repeat: int, endpoints: int, trees: list[str
     for proj in (local_plan, blob_plan):  # warm both (hash caches, the interpreter's files)
         timed(mlctl(proj, "plan", "--refresh=false"), env)
     plan = ("plan", "--refresh=false", "--detailed-exitcode")
-    first: list[float] = []
-    second: list[float] = []
-    blob: dict[str | None, list[float]] = {t: [] for t in [None, *trees]}
+    first: list[tuple[float, float]] = []
+    second: list[tuple[float, float]] = []
+    blob: dict[str | None, list[tuple[float, float]]] = {t: [] for t in [None, *trees]}
     for _ in range(repeat):  # local, blob (each tree), local again
         first.append(timed(mlctl(local_plan, *plan), env, ok=(0,)))
         for tree, times in blob.items():
@@ -172,8 +184,8 @@ def apply_rows(tmp: Path, env: dict, repeat: int, trees: list[str]) -> list[str]
     for proj in (local_ex, blob_ex):  # the virtualenv is built once (cached by digest) before timing
         for cmd in runs.values():
             timed(mlctl(proj, *cmd), env, ok=(0,))
-    local: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in runs}
-    blob: dict[tuple[str, str | None], list[float]] = {(k, t): [] for k in runs for t in [None, *trees]}
+    local: dict[str, tuple[list, list]] = {k: ([], []) for k in runs}
+    blob: dict[tuple[str, str | None], list] = {(k, t): [] for k in runs for t in [None, *trees]}
     for _ in range(repeat):
         for k, cmd in runs.items():
             local[k][0].append(timed(mlctl(local_ex, *cmd), env, ok=(0,)))

@@ -86,14 +86,19 @@ def print_plan(
     replace=(),
     lock_timeout: float = 0,
     refresh_only: bool = False,
+    memo=None,
 ):
     """Make the project's plan and print it as `mlctl plan` does (text, --json or --markdown; warnings to
     stderr); returns it. MlctlError when there is no plan (after printing the failure document for
-    --json / --markdown). `mlctl convert` shows the plan of what it wrote through this too."""
+    --json / --markdown). `mlctl convert` shows the plan of what it wrote through this too. `memo`: a
+    PlanMemo (mlctl.reconciler.planmemo) to keep what is printed in."""
     from mlctl.errors import MlctlError
     from mlctl.reconciler.operations import make_plan
+    from mlctl.schemas.specs import PROBED
 
     root = str(project.root)
+    probed: set[str] = set()
+    token = PROBED.set(probed if memo is not None else None)
     try:
         _, _, result = make_plan(
             project,
@@ -113,22 +118,69 @@ def print_plan(
 
             click.echo(render_markdown_failure(e.diagnostics, root), nl=False)
         raise
+    finally:
+        PROBED.reset(token)
     echo_diagnostics(result.diagnostics)
+    printed: str | dict
     if as_json:
         from mlctl.reconciler.render_json import render_json
 
-        click.echo(render_json(result, root), nl=False)
+        printed = render_json(result, root)
+        click.echo(printed, nl=False)
     elif as_markdown:
         from mlctl.reconciler.render_markdown import render_markdown
 
-        click.echo(render_markdown(result, root), nl=False)
+        printed = render_markdown(result, root)
+        click.echo(printed, nl=False)
     else:
         from rich.console import Console
 
         from mlctl.reconciler.render_text import render_text
 
-        render_text(result, Console(highlight=False), root)
+        text = render_text(result, Console(highlight=False), root)
+        printed = {"styled": text.styled, "pieces": text.pieces}
+    if memo is not None:
+        stderr = [d.format() for d in result.diagnostics if d.severity != "error"]
+        memo.keep(probed, stderr, printed, result.has_changes())
     return result
+
+
+# Environment variables that make rich colour a stream that is not a terminal
+_COLOUR_FORCED = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
+
+
+def is_styled() -> bool:
+    """Does the text plan go out in colour (rich's answer; rich is imported only when it could be yes)?"""
+    import os
+    import sys
+
+    if not sys.stdout.isatty() and not any(v in os.environ for v in _COLOUR_FORCED):
+        return False
+    from rich.console import Console
+
+    return Console(highlight=False).color_system is not None
+
+
+def replay(entry: dict) -> None:
+    """Print a plan kept by the plan memo (mlctl.reconciler.planmemo) exactly as it was printed."""
+    for line in entry["stderr"]:
+        click.echo(line, err=True)
+    out = entry["stdout"]
+    if isinstance(out, str):
+        click.echo(out, nl=False)
+        return
+    if not out["styled"]:
+        stdout = click.get_text_stream("stdout")
+        stdout.write("".join(out["pieces"]))
+        stdout.flush()
+        return
+    from rich.console import Console
+
+    from mlctl.reconciler.render_text import Text, write_text
+
+    text = Text(True)
+    text.pieces = [tuple(p) for p in out["pieces"]]
+    write_text(text, Console(highlight=False))
 
 
 @click.command("plan")
@@ -190,6 +242,18 @@ def command(
     if refresh_only and (destroy or replace or out or not refresh):
         raise click.UsageError("--refresh-only cannot be combined with --destroy, --replace, --out or --refresh=false")
     project = with_overrides(ctx.obj, sets, variables)
+    memo = None
+    if not refresh and not refresh_only and not out:
+        from mlctl.reconciler.planmemo import PlanMemo
+
+        fmt = "json" if as_json else "markdown" if as_markdown else ("styled" if is_styled() else "text")
+        memo = PlanMemo.prepare(project, {"format": fmt, "destroy": destroy, "replace": list(replace)})
+        entry = memo.lookup() if memo is not None else None
+        if entry is not None:
+            replay(entry)
+            if detailed_exitcode and entry["changes"]:
+                ctx.exit(2)
+            return
     with collections_paused():
         result = print_plan(
             project,
@@ -200,6 +264,7 @@ def command(
             replace=replace,
             lock_timeout=lock_timeout,
             refresh_only=refresh_only,
+            memo=memo,
         )
     root = str(project.root)
     if out:

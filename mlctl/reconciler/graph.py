@@ -92,9 +92,9 @@ def _rotated(cycle: list[Address]) -> list[Address]:
     return cycle[i:] + cycle[:i]
 
 
-def find_cycles(deps: Deps) -> list[Diagnostic]:
-    """One error per dependency cycle (empty when there is none)."""
-    if _acyclic(deps):
+def find_cycles(deps: Deps, placed: list[Address] | None = None) -> list[Diagnostic]:
+    """One error per dependency cycle (empty when there is none). `placed`: order(deps), when made already."""
+    if _acyclic(deps, placed):
         return []
     import networkx as nx
 
@@ -111,9 +111,9 @@ def find_cycles(deps: Deps) -> list[Diagnostic]:
     return out
 
 
-def _acyclic(deps: Deps) -> bool:
+def _acyclic(deps: Deps, placed: list[Address] | None = None) -> bool:
     """Is every node placed after all its dependencies by order()?"""
-    pos = {a: i for i, a in enumerate(order(deps))}
+    pos = {a: i for i, a in enumerate(order(deps) if placed is None else placed)}
     return all(pos[d] < pos[a] for a, ds in deps.needs.items() for d in ds)
 
 

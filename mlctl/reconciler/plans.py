@@ -262,7 +262,8 @@ def plan(
     want = {r.address: r for r in desired.resources}
     have = prior.resources
     graph = dependencies(desired.resources, prior)
-    diags = list(desired.diagnostics) + find_cycles(graph)
+    placed = order(graph)
+    diags = list(desired.diagnostics) + find_cycles(graph, placed)
     requested, bad = _requested(replace, want)
     diags += bad
     if prior.pending:
@@ -280,7 +281,7 @@ def plan(
     changes: list[Change] = []
     decided: dict[Address, Action] = {}
     if not destroy:
-        for a in order(graph, want):
+        for a in placed if len(want) == len(graph.nodes) else order(graph, want):  # want is in graph.nodes
             r, p = want[a], have.get(a)
             unknown = rules.unknown_after_apply(r.kind, r.attributes)
             if p is None:

@@ -112,9 +112,17 @@ def _runtime_warning(out: Text, plan: Plan) -> None:
         out.append("\n")
 
 
-def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
-    """Print `plan` on `console`: endpoint deletions first, one block per change, ignored fields, summary."""
-    out = Text(styled=console.color_system is not None)
+def render_text(plan: Plan, console: Console, root: str | None = None) -> Text:
+    """Print `plan` on `console` (endpoint deletions first, one block per change, ignored fields, summary);
+    returns the text printed."""
+    out = plan_text(plan, console.color_system is not None, root)
+    write_text(out, console)
+    return out
+
+
+def plan_text(plan: Plan, styled: bool, root: str | None = None) -> Text:
+    """Pure: the text `render_text` prints for `plan`, with styles when `styled`."""
+    out = Text(styled)
     _endpoint_warning(out, plan)
     _runtime_warning(out, plan)
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
@@ -148,6 +156,11 @@ def render_text(plan: Plan, console: Console, root: str | None = None) -> None:
             _line(out, (f"  {where}: {', '.join(plan.ignored[where])}", "dim"))
         out.append("\n")
     _line(out, (present.summary_line(plan), "bold"))
+    return out
+
+
+def write_text(out: Text, console: Console) -> None:
+    """Write a plan's text on `console`: plainly without colour, through rich with it."""
     if not out.styled:  # no colour (a pipe, a file): the same text without rich's layout cost
         console.file.write(out.plain)
         console.file.flush()

@@ -16,7 +16,7 @@ from mlctl.listenchecks import listen_attributes
 from mlctl.resources import Address, Kind, Resource
 from mlctl.requirements import read_conda_file
 from mlctl.schemas import mlflowmodel
-from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs
+from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs, probed
 from mlctl.schemas.validate import did_you_mean, honoured_fields
 
 # Attribute keys kept in attributes (the runtime needs them) but left out of digests, and out of
@@ -84,6 +84,7 @@ class Builder:
         key = (str(path), root_name)
         if key in self.trees:
             return self.trees[key]
+        probed(path)
         boundary = None if builtin else self.boundary
         if boundary is not None and not is_inside(os.path.realpath(path), self.boundary):
             self.diags.append(

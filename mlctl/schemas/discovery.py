@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlctl.errors import Diagnostic, Severity
-from mlctl.overrides import placeholders_in, unfilled_error
+from mlctl.overrides import may_hold_placeholders, placeholders_in, unfilled_error
 from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
@@ -137,14 +138,26 @@ def find_config_files(project: Project) -> list[Path]:
     if project.files:
         return list(project.files)
     try:
-        found = [
-            p
-            for p in project.root.iterdir()
-            if p.suffix in (".yml", ".yaml") and p.is_file() and not p.name.startswith(".") and not is_project_file(p)
-        ]
+        with os.scandir(project.root) as it:
+            names = [
+                e.name
+                for e in it
+                if e.name.endswith((".yml", ".yaml"))
+                and not e.name.startswith(".")
+                and not is_project_file(e.name)
+                and _is_file(e)
+            ]
     except OSError:
         return []
-    return sorted(found)
+    return [project.root / name for name in sorted(names)]
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """A directory entry that is a regular file or a link to one (as Path.is_file answers)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], list[Diagnostic], int]:
@@ -203,7 +216,12 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
             )
         )
     diags.extend(apply_overrides(project, docs))
-    unfilled = [(doc, left) for doc, _ in docs if (left := placeholders_in(doc.data))]
+    walk = bool(project.overrides.sets)  # a --set value is not in the text
+    unfilled = [
+        (doc, left)
+        for doc, _ in docs
+        if (walk or may_hold_placeholders(doc.text)) and (left := placeholders_in(doc.data))
+    ]
     for doc, left in unfilled:  # placeholders a --set did not replace: the document is not read further
         diags.append(unfilled_error(doc.display, [(p, doc.line(path)) for p, path in left]))
     failed += len(unfilled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from dataclasses import dataclass, field
@@ -174,8 +175,21 @@ def parse_ref(kind: str, text: str, where: Where, diags: list[Diagnostic]) -> Re
     return Ref(kind, m["name"], m["version"], text, where)
 
 
+# The paths a load looks at on disk (named files and folders, what the builder hashes), collected while it is
+# set: the plan memo (mlctl.reconciler.planmemo) compares them again before it reuses a plan.
+PROBED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("PROBED", default=None)
+
+
+def probed(path) -> None:
+    """Note that the load looked at `path` on disk (when PROBED is set)."""
+    seen = PROBED.get()
+    if seen is not None:
+        seen.add(str(path))
+
+
 def check_existing(doc, path_in_doc, value, diags, want_dir=None) -> Path:
     p = resolve_path(doc, value)
+    probed(p)
     what = {True: "folder", False: "file", None: "file or folder"}[want_dir]
     if not p.exists():
         diags.append(

@@ -7,7 +7,7 @@ conditional on the ETag last read (If-Match; If-None-Match: * for the first), so
 overwrite each other, even without the lock. While a lock is held a thread renews its lease every third
 of its duration; a holder that dies blocks others until the lease expires (`lease_seconds`, 15-60).
 
-Credentials come from the environment only (CREDENTIAL_VARIABLES, in that order), else
+Credentials come from the environment only (blobaccess.CREDENTIAL_VARIABLES, in that order), else
 DefaultAzureCredential (azure-identity; not exercised by the tests, which run against Azurite).
 
 This class makes every request through the official SDK (azure-storage-blob), imported on first use. With a key or
@@ -18,45 +18,19 @@ the same steps (`write`, `lock`), each through its own primitives (`_put_state`,
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import socket
-import sys
-import threading
-import time
-import uuid
-from contextlib import contextmanager
 from functools import cached_property
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from mlctl.errors import Diagnostic, MlctlError
-from mlctl.state.blobaccess import CREDENTIAL_VARIABLES, Access, AccessError, access_from
+from mlctl.state.blobaccess import AccessError, access_from
+from mlctl.state.blobsdk import json_settings, sdk, service
+from mlctl.state.leaselock import LeaseLock
 from mlctl.state.backend import BackendError, Holder, Snapshot, Version, WriteConflict, not_kept
-from mlctl.waiting import Timeout, wait_until
-
-POLL_S = 1.0
 
 
-def _sdk():
-    # mlctl uses the synchronous client only. When aiohttp is installed (mlctl's server needs it) the SDK
-    # imports azure-core's aiohttp transport merely to recognise it, which more than doubles its import
-    # time: that one module is marked absent, so the SDK's `except ImportError` path is taken.
-    sys.modules.setdefault("azure.core.pipeline.transport._aiohttp", None)  # type: ignore[arg-type]
-    try:
-        import azure.storage.blob as blob
-    except ImportError:
-        raise MlctlError(
-            Diagnostic(
-                "the azure_blob state backend needs the azure-storage-blob and azure-identity packages",
-                "Install them with `pip install 'mlctl[azure]'`.",
-            )
-        ) from None
-    return blob
-
-
-class AzureBlobBackend:
+class AzureBlobBackend(LeaseLock):
     def __init__(self, settings: Mapping[str, Any], default_name: str, environ: Mapping[str, str] | None = None):
         environ = os.environ if environ is None else environ
         self.container_name = settings["container"]
@@ -81,11 +55,17 @@ class AzureBlobBackend:
     @cached_property
     def service(self):
         try:
-            return _service(self.access)
+            return service(self.access)
         except ValueError as e:  # a connection string the SDK reads otherwise than access_from
-            raise _bad_setting(
-                f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
-                "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+            if self.access.connection_string:
+                raise _bad_setting(
+                    f"AZURE_STORAGE_CONNECTION_STRING is not a storage connection string ({e})",
+                    "Set it to the account's connection string (Azure portal: Storage account > Access keys).",
+                ) from None
+            raise _bad_setting(  # e.g. a token credential with an http:// account_url
+                f"cannot use {self.variable} with account_url {self.account_url} ({e})",
+                "DefaultAzureCredential needs an https:// account_url; for an emulator or another http endpoint set "
+                "AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY.",
             ) from None
 
     @cached_property
@@ -119,9 +99,16 @@ class AzureBlobBackend:
                 ("Create it (`az storage container create --name NAME`) or fix 'container' in the state: block."),
             )
         elif refused or status in (401, 403):
-            why = f"{cred} was refused ({code or status})"
-            todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
-            todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
+            why = f"{cred} was refused ({code or status or _first_line(e)})"
+            if self.access.signs:
+                todo = f"Check {self.variable}: it must be valid for this account and allow this operation"
+                todo += " (a read-only SAS can plan with --refresh=false, not lock or write)."
+            else:
+                todo = (
+                    "Sign in for DefaultAzureCredential (`az login`, a managed identity, or AZURE_CLIENT_ID, "
+                    "AZURE_TENANT_ID and AZURE_CLIENT_SECRET) with a role that may read and write blobs, or set "
+                    "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_KEY."
+                )
         elif silent:
             kind = type(e).__name__ if isinstance(e, Exception) else "no answer"
             why = f"the storage account did not answer ({kind}: {_first_line(e)})"
@@ -167,7 +154,7 @@ class AzureBlobBackend:
         if if_match is not None:
             conditions = {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
         try:
-            written = self.blob.upload_blob(data, content_settings=_json(), **conditions)
+            written = self.blob.upload_blob(data, content_settings=json_settings(), **conditions)
         except (ResourceExistsError, ResourceModifiedError) as e:
             if getattr(e, "error_code", None) == "ContainerNotFound":
                 raise self._failed("write", e) from None
@@ -183,7 +170,7 @@ class AzureBlobBackend:
         from azure.core.exceptions import AzureError
 
         try:
-            self.container.upload_blob(blob, data, overwrite=True, content_settings=_json())
+            self.container.upload_blob(blob, data, overwrite=True, content_settings=json_settings())
         except AzureError as e:
             raise self._failed("keep a copy of", e) from None
 
@@ -236,66 +223,6 @@ class AzureBlobBackend:
         m = props.metadata or {}
         return Holder(m.get("id", "?"), m.get("who", "?"), m.get("operation", "?"), m.get("since", "?"))
 
-    @contextmanager
-    def lock(self, operation: str, timeout: float = 0):
-        self._create_lock()
-        lease_id = str(uuid.uuid4())
-        deadline, told = time.monotonic() + timeout, False
-        last: list = [None]  # the holder seen at the last refused attempt
-
-        def leased() -> bool:
-            nonlocal told
-            if self._acquire(lease_id):
-                return True
-            last[0] = self.holder()
-            if not told and time.monotonic() < deadline:
-                told = True
-                sys.stderr.write(f"Waiting up to {timeout:g}s for the state lock held by {_shown(last[0])}...\n")
-                sys.stderr.flush()
-            return False
-
-        try:
-            wait_until(leased, timeout, "the state's lease is free", interval=POLL_S)
-        except Timeout:
-            held = last[0]
-            waited = f" after waiting {timeout:g}s" if timeout else ""
-            raise MlctlError(
-                Diagnostic(
-                    f"the state is locked by {_shown(held)}{waited}",
-                    "Wait for it to finish, or pass --lock-timeout DURATION (e.g. 60s) to wait for it. A holder "
-                    f"that died frees it within {self.lease_seconds}s (its lease expires); "
-                    f"`mlctl state force-unlock {held.id if held else 'ID'}` breaks it at once.",
-                    file=self.where,
-                )
-            ) from None
-        me = Holder(
-            lease_id,
-            f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
-            operation,
-            datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        stop = threading.Event()
-        renewer = threading.Thread(target=self._keep, args=(lease_id, stop), daemon=True, name="mlctl-lease")
-        try:
-            self._record(lease_id, {"id": me.id, "who": me.who, "operation": operation, "since": me.since})
-            renewer.start()
-            yield me
-        finally:
-            stop.set()
-            if renewer.is_alive():
-                renewer.join(timeout=30)
-            self._release(lease_id)
-
-    def _keep(self, lease_id: str, stop: threading.Event) -> None:
-        """The renewal thread: renew the lease every third of its duration until `stop`; a renewal that fails
-        marks the lock lost (the next write refuses)."""
-        while not stop.wait(self.lease_seconds / 3):
-            try:
-                self._renew(lease_id)
-            except BackendError as e:
-                self._lost = f"its lease could not be renewed ({e.diagnostics[0].summary})"
-                return
-
     # the lock's primitives, each a request (BackendError when the store fails)
 
     def _create_lock(self) -> None:
@@ -311,7 +238,7 @@ class AzureBlobBackend:
             raise self._failed("create the lock of", e) from None
 
     def _lease(self, lease_id: str | None = None):
-        return _sdk().BlobLeaseClient(self._lock_blob, lease_id=lease_id)
+        return sdk().BlobLeaseClient(self._lock_blob, lease_id=lease_id)
 
     def _acquire(self, lease_id: str) -> bool:
         """Take the lock blob's lease with ID `lease_id` for lease_seconds; False when another holds it."""
@@ -383,52 +310,9 @@ def _first_line(e: Exception | str) -> str:
     return SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
 
 
-def _json():
-    from azure.storage.blob import ContentSettings
-
-    return ContentSettings(content_type="application/json")
-
-
 def _version_name(name: str, serial: int) -> str:
     return f"{name}.versions/{serial:010d}.json"
 
 
-def _service(access: Access):
-    """The SDK's BlobServiceClient for an Access (its credential, its retry policy)."""
-    blob = _sdk()
-    options: dict[str, Any] = {
-        "retry_policy": blob.ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=0
-        ),
-        "connection_timeout": 10,
-        "read_timeout": 30,
-    }
-    if access.connection_string:
-        return blob.BlobServiceClient.from_connection_string(access.connection_string, **options)
-    if access.sas:
-        return blob.BlobServiceClient(access.account_url, credential=access.sas, **options)
-    if access.account_key:
-        credential = {"account_name": access.account_name, "account_key": access.account_key}
-        return blob.BlobServiceClient(access.account_url, credential=credential, **options)
-    try:
-        from azure.identity import DefaultAzureCredential
-    except ImportError:
-        raise _sdk_missing() from None
-    return blob.BlobServiceClient(access.account_url, credential=DefaultAzureCredential(), **options)
-
-
 def _bad_setting(summary: str, detail: str) -> MlctlError:
     return MlctlError(Diagnostic(summary, detail, field="state"))
-
-
-def _sdk_missing() -> MlctlError:
-    return MlctlError(
-        Diagnostic(
-            "the azure_blob state backend needs the azure-identity package for DefaultAzureCredential",
-            "Install it with `pip install 'mlctl[azure]'`, or set one of " + ", ".join(CREDENTIAL_VARIABLES) + ".",
-        )
-    )
-
-
-def _shown(held: Holder | None) -> str:
-    return held.describe() if held else "another mlctl (its record is not written yet)"

@@ -89,7 +89,7 @@ def _from_connection_string(text: str) -> Access:
         url = f"http://127.0.0.1:10000/{DEVSTORE_ACCOUNT}"
         return Access(url, variable, DEVSTORE_ACCOUNT, DEVSTORE_KEY, connection_string=text)
     name, key, sas = settings.get("ACCOUNTNAME"), settings.get("ACCOUNTKEY"), settings.get("SHAREDACCESSSIGNATURE")
-    if "BLOBENDPOINT" in settings:
+    if settings.get("BLOBENDPOINT"):  # blank (an unset CI variable): no endpoint
         url = settings["BLOBENDPOINT"]
     elif "BLOBSECONDARYENDPOINT" in settings:
         raise AccessError(f"{malformed[0]} (it names only a secondary endpoint)", malformed[1])

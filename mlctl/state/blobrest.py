@@ -8,9 +8,9 @@ string's SharedAccessSignature). DefaultAzureCredential, and the state commands 
 (`state versions`, `state pull --serial`, `force-unlock`), stay with the official SDK (mlctl.state.azureblob).
 
 A Client keeps one connection per thread alive (as the SDK's session does: over TLS a new connection per request
-would cost a handshake each) and retries as the SDK's policy that mlctl configures retries: twice, after 1 s and
-2 s, when the account does not answer or answers 5xx. Through a proxy (the standard *_proxy variables) requests go
-through urllib, which honours them, one connection per request.
+would cost a handshake each) and retries twice, after 1 s and 2 s, when the account does not answer or answers 5xx
+(the SDK's client, mlctl.state.blobsdk, waits as long in all). Through a proxy (the standard *_proxy variables)
+requests go through urllib, which honours them, one connection per request.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import base64
 import hashlib
 import hmac
 import http.client
+import os
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +78,8 @@ class Client:
         for attempt, delay in enumerate((*self.delays, None)):
             try:
                 got = self._once(verb, container, blob, dict(query or {}), dict(headers or {}), body)
+            except ssl.SSLCertVerificationError:
+                raise  # the same certificate again: not retried
             except OSError:
                 if delay is None:
                     raise
@@ -91,6 +95,8 @@ class Client:
         headers |= {"x-ms-date": formatdate(usegmt=True), "x-ms-version": API_VERSION}
         if verb in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
+            # signed as sent: urllib (through a proxy) would otherwise add a form Content-Type after signing
+            headers.setdefault("Content-Type", "application/octet-stream")
         target = path
         if self.access.account_key:
             headers["Authorization"] = shared_key(verb, self.access, path, query, headers)
@@ -132,15 +138,20 @@ class Client:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
-            import ssl
-
             made: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self.host, timeout=self.timeout, context=ssl.create_default_context()
+                self.host, timeout=self.timeout, context=tls_context()
             )
         else:
             made = http.client.HTTPConnection(self.host, timeout=self.timeout)
         self._local.connection = made
         return made
+
+
+def tls_context() -> ssl.SSLContext:
+    """The certificates trusted: the bundle REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names (as the SDK's transport,
+    requests, reads them), else the system's store (SSL_CERT_FILE / SSL_CERT_DIR honoured)."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    return ssl.create_default_context(cafile=bundle)
 
 
 def _proxied(scheme: str, host: str) -> bool:
@@ -157,7 +168,9 @@ def _through_urllib(url: str, verb: str, headers: Mapping[str, str], body: bytes
     request = urllib.request.Request(url, data=body if verb in ("PUT", "POST") else None, headers=dict(headers))
     request.method = verb
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with urllib.request.urlopen(
+            request, timeout=timeout, context=tls_context() if url.startswith("https") else None
+        ) as answer:
             got = {k.lower(): v for k, v in answer.headers.items()}
             return Response(answer.status, got.get("x-ms-error-code"), got, answer.read())
     except urllib.error.HTTPError as e:

@@ -59,11 +59,24 @@ def fresh_start(project) -> str:
     return f"rm {shlex.quote(state)} {shlex.quote(state + '.backup')}"
 
 
+def is_bound_to_location(project, state) -> bool:
+    """Do the state's endpoints live where they were applied (endpoint hosts on that machine)? False when every
+    recorded endpoint's runtime keeps them elsewhere (the ray runtime with `ingress: cluster`: any machine with the
+    state and a route to the cluster operates them, docs/runtime.md); True when a runtime cannot be made."""
+    from mlctl.reconciler.operations import runtime_of
+
+    endpoints = [rs for rs in state.resources.values() if rs.kind == "endpoint"]
+    try:
+        return not endpoints or any(getattr(runtime_of(project, rs), "hosts_here", True) for rs in endpoints)
+    except MlctlError:
+        return True
+
+
 def check_here(project, state) -> None:
     """MlctlError when `state` belongs to another project location (a copy of this project, or this project
     moved): what happened and the two ways out. Called before any runtime is read or changed."""
     recorded = recorded_elsewhere(state, project.data_dir)
-    if recorded is None:
+    if recorded is None or not is_bound_to_location(project, state):
         return
     origin = recorded.get("path", "?")
     host = recorded.get("host")

@@ -11,11 +11,13 @@ SDK (they are not on a plan's or an apply's path), and so does everything under 
 from __future__ import annotations
 
 import os
+import ssl
 from functools import cached_property
 from typing import Any, Mapping
 
 from mlctl.state.azureblob import AzureBlobBackend
-from mlctl.state.backend import Holder, Snapshot
+from mlctl.errors import Diagnostic
+from mlctl.state.backend import BackendError, Holder, Snapshot
 from mlctl.state.blobrest import Client, Response
 
 
@@ -36,6 +38,17 @@ class SignedBlobBackend(AzureBlobBackend):
         """One signed request; BackendError when the account does not answer."""
         try:
             return self.client.request(verb, self.container_name, blob, **request)
+        except ssl.SSLError as e:
+            where = f"account {self.account_url}, container '{self.container_name}'"
+            raise BackendError(
+                Diagnostic(
+                    f"cannot {doing} the state in Azure Blob Storage ({where}): the TLS connection failed "
+                    f"({type(e).__name__}: {e.reason or e})",
+                    "Check account_url, and that the account's certificate is trusted (the system's store, or "
+                    "the bundle REQUESTS_CA_BUNDLE names); nothing was changed.",
+                    file=self.where,
+                )
+            ) from None
         except OSError as e:
             raise self._failure(doing, "", None, False, True, e) from None
 

@@ -120,3 +120,21 @@ def test_saved_plan_binds_to_set_and_var_without_their_values(project):
     assert missing.returncode == 1
     assert "the plan was made with --set environment_variables.TOKEN=...: give it to apply too" in missing.stderr
     assert not (project / ".mlctl" / "run").exists()  # nothing started
+
+
+def test_a_placeholder_spelled_with_escapes_is_still_found(project):
+    """Discovery walks only documents whose text could hold a placeholder ('<', '{' or a backslash): one made
+    by a double-quoted escape (\\x3c, \\u007b) is found as one written plainly is."""
+    endpoint = ENDPOINT.replace(
+        "name: <ENDPOINT_NAME>   # <a comment is not a placeholder>", 'name: "\\x3cENDPOINT_NAME>"'
+    )
+    (project / "endpoint.yml").write_text(endpoint)
+    (project / "blue.yml").write_text(
+        DEPLOYMENT.replace("{{ENDPOINT_NAME}}", '"\\u007b\\u007bENDPOINT_NAME\\u007d\\u007d"')
+    )
+    out = run(project, "validate")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "endpoint.yml has placeholders left to fill: <ENDPOINT_NAME>" in out.stderr
+    assert "blue.yml has placeholders left to fill: {{ENDPOINT_NAME}}" in out.stderr
+    plain = run(project, "validate", "--var", "ENDPOINT_NAME=ep")  # --var fills the text, not an escape
+    assert "has placeholders left to fill" in plain.stderr

@@ -284,3 +284,41 @@ def test_a_folder_without_configuration_plans_deleting_what_the_shared_state_rec
     (fresh / "endpoint.yml").unlink()
     empty = mlctl(fresh, "plan", "--refresh=false", env=env)
     assert empty.returncode == 1 and empty.stderr.startswith(f"Error: no configuration found in {fresh}\n")
+
+
+def test_with_no_credential_variable_default_azure_credential_fails_clearly(tmp_path):
+    """DefaultAzureCredential cannot sign in here (no Entra ID: docs/state.md); what is tested is that its failure,
+    and an http:// account_url it cannot use, are one clear error each: no traceback, no page of SDK log lines."""
+    env = env_with()
+    http = project(tmp_path / "http", "team-state", account_url="http://127.0.0.1:9/devstoreaccount1")
+    ran = mlctl(http, "plan", "--refresh=false", env=env)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith(
+        "Error: cannot use DefaultAzureCredential (none of AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN, "
+        "AZURE_STORAGE_KEY is set) with account_url http://127.0.0.1:9/devstoreaccount1"
+    )
+    assert "needs an https:// account_url" in ran.stderr
+    https = project(tmp_path / "https", "team-state", account_url="https://127.0.0.1:9/devstoreaccount1")
+    ran = mlctl(https, "plan", "--refresh=false", env=env)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith("Error: cannot read the state in Azure Blob Storage (account https://127.0.0.1:9/")
+    assert "was refused (DefaultAzureCredential failed to retrieve a token" in ran.stderr
+    assert "Sign in for DefaultAzureCredential (`az login`" in ran.stderr
+    assert "Attempted credentials" not in ran.stderr and len(ran.stderr.splitlines()) == 3
+
+
+def test_the_blob_is_named_after_the_project_folder_unless_name_is_given(box, tmp_path):
+    from mlctl.state.localfile import LocalBackend
+
+    azurite, container = box
+    env = env_with(AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string)
+    local = LocalBackend(tmp_path / "elsewhere" / "state.json")
+    written = write_state(local, read_state(local))
+    root = tmp_path / "churn-model"
+    root.mkdir()
+    (root / "endpoint.yml").write_text(ENDPOINT)
+    (root / "mlctl.yaml").write_text(f"state:\n  backend: azure_blob\n  container: {container}\n")
+    pushed = mlctl(root, "state", "push", str(tmp_path / "elsewhere" / "state.json"), env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    blob = backend(azurite, container, name="churn-model.mlctl-state.json")
+    assert read_state(blob).lineage == written.lineage

@@ -204,66 +204,164 @@ HOLD = textwrap.dedent("""
 
 
 def test_a_signed_lease_is_renewed_past_its_15s_and_a_sigkilled_holder_frees_it_at_expiry(box, tmp_path):
-    """One holder per credential variable, side by side (one wait for all three)."""
-
+    """Per credential variable, two holders side by side (one wait of ~20 s for all six): one is SIGKILLed as soon
+    as it holds the lock, and its lease frees the lock when it expires; the other holds its lock past the 15 s
+    lease, which only renewals keep, and still writes."""
     azurite, container = box
     envs = credentials(azurite, container, **WRITER)
-    holders = {}
+    procs: dict[tuple[str, str], subprocess.Popen] = {}
+
+    def settings(how: str, role: str) -> dict:
+        name = f"{how.replace(' ', '-')}-{role}.json"
+        return {"container": container, "name": name, "account_url": azurite.url, "lease_seconds": 15}
+
+    sdk_environ = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
     try:
         for how, environ in envs.items():
-            blob = f"{how.replace(' ', '-')}.json"
-            holders[how] = subprocess.Popen(
-                [sys.executable, "-c", HOLD, container, blob, azurite.url],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env_with(**environ),
-            )
+            for role in ("kept", "killed"):
+                procs[how, role] = subprocess.Popen(
+                    [sys.executable, "-c", HOLD, container, settings(how, role)["name"], azurite.url],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env_with(**environ),
+                )
         took = {}
-        for how, proc in holders.items():
+        for key, proc in procs.items():
             lease_id, modules = proc.stdout.readline().split(" ", 1)
-            assert modules.strip() == "[]", (how, modules)  # lock, read, write: no azure package imported
-            took[how] = lease_id
-        since = time.monotonic()
-        sdk = {
-            how: AzureBlobBackend(
-                {"container": container, "name": f"{how.replace(' ', '-')}.json", "lease_seconds": 15},
-                "x",
-                environ={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string},
-            )
-            for how in envs
-        }
-        time.sleep(20)  # past the 15 s lease: only renewals keep it
-        assert time.monotonic() - since > 15
-        for how, proc in holders.items():
-            held = sdk[how].holder()
-            assert held is not None and held.id == took[how] and f"pid {proc.pid}" in held.who, how
-            with pytest.raises(MlctlError, match=f"lock ID {took[how]}"):
-                with sdk[how].lock("apply"):
+            assert modules.strip() == "[]", (key, modules)  # lock, read, write: no azure package imported
+            took[key] = lease_id
+        since = time.monotonic()  # every lease was taken before this
+        sdk = {key: AzureBlobBackend(settings(*key), "x", environ=sdk_environ) for key in procs}
+        for how in envs:
+            procs[how, "killed"].send_signal(signal.SIGKILL)
+            procs[how, "killed"].wait(timeout=30)
+        assert all(sdk[how, "killed"].holder().id == took[how, "killed"] for how in envs)  # the lease outlives it
+        for how in envs:  # ...until it expires, within its 15 s: then the next one takes the lock
+            with SignedBlobBackend(settings(how, "killed"), "x", environ=envs[how]).lock("apply", timeout=60) as me:
+                assert me.id != took[how, "killed"] and sdk[how, "killed"].holder() == me, how
+        time.sleep(max(0.0, 20 - (time.monotonic() - since)))  # past the 15 s lease: only renewals keep it
+        for how in envs:
+            key, proc = (how, "kept"), procs[how, "kept"]
+            held = sdk[key].holder()
+            assert held is not None and held.id == took[key] and f"pid {proc.pid}" in held.who, how
+            with pytest.raises(MlctlError, match=f"lock ID {took[key]}"):
+                with sdk[key].lock("apply"):
                     pass
             proc.stdin.write("\n")
             proc.stdin.flush()
             assert proc.stdout.readline().strip() == "wrote", how  # its lease still held: its write goes through
-            assert read_state(sdk[how]).serial == 2, how
-        for proc in holders.values():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        # the kill left each lease behind; it expires within its 15 s, then the next one takes it
-        assert all(sdk[how].holder().id == took[how] for how in envs)
-        for how in envs:
-            with SignedBlobBackend(
-                {
-                    "container": container,
-                    "name": f"{how.replace(' ', '-')}.json",
-                    "account_url": azurite.url,
-                    "lease_seconds": 15,
-                },
-                "x",
-                environ=envs[how],
-            ).lock("apply", timeout=60) as me:
-                assert me.id != took[how] and sdk[how].holder() == me, how
+            assert read_state(sdk[key]).serial == 2, how
     finally:
-        for proc in holders.values():
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+class _Forwarding:
+    """A minimal forward HTTP proxy on 127.0.0.1 (absolute-URI requests, as urllib sends through http_proxy):
+    it passes each request on to its target and counts them."""
+
+    def __init__(self):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self):
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+                path = target.path + (f"?{target.query}" if target.query else "")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+                upstream.request(self.command, path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                seen.append((self.command, path))
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                        self.send_header(k, v)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_signed_requests_go_through_the_proxy_the_environment_names(box, monkeypatch):
+    azurite, container = box
+    proxy = _Forwarding()
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        settings = {"container": container, "name": "p.json", "account_url": azurite.url, "lease_seconds": 15}
+        for how, environ in credentials(azurite, container, **WRITER).items():
+            b = SignedBlobBackend({**settings, "name": f"{how.replace(' ', '-')}.json"}, "x", environ=environ)
+            with b.lock("apply") as me:
+                state = write_state(b, read_state(b))
+                assert b.holder() == me
+            assert read_state(b).serial == state.serial == 1, how
+        verbs = {verb for verb, _ in proxy.seen}
+        assert verbs == {"GET", "PUT", "HEAD"} and len(proxy.seen) >= 3 * 6  # every request went through it
+    finally:
+        proxy.close()
+
+
+def test_signed_requests_over_tls_keep_one_connection_and_check_the_certificate(tmp_path, monkeypatch):
+    from azurite_server import started
+
+    from mlctl.selfsigned import ensure_certificate
+
+    issued = ensure_certificate(tmp_path / "ca", "azurite", ["127.0.0.1", "localhost"])
+    azurite = started(tmp_path / "azurite", tls=(issued.certificate, issued.key))
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", issued.ca)  # the SDK's transport and the signed requests alike
+        azurite.service().create_container("tls")
+        settings = {"container": "tls", "name": "s.json", "lease_seconds": 15}
+        environ = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+        b = SignedBlobBackend(settings, "x", environ=environ)
+        assert b.account_url.startswith("https://")
+        state = write_state(b, read_state(b))
+        connection = b.client._local.connection
+        with b.lock("apply"):
+            write_state(b, read_state(b))
+        assert b.client._local.connection is connection  # every request since on one TLS connection
+        assert type(connection).__name__ == "HTTPSConnection"
+        sdk = AzureBlobBackend(settings, "x", environ=environ)
+        assert (read_state(sdk).lineage, read_state(sdk).serial) == (state.lineage, 2)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # the project's CA is in no store: refused at once, not retried
+        untrusting = SignedBlobBackend(settings, "x", environ=environ)
+        with pytest.raises(MlctlError, match="the TLS connection failed .*CERTIFICATE_VERIFY_FAILED"):
+            untrusting.read()
+    finally:
+        azurite.stop()
+
+
+def test_a_connection_string_pins_the_account_a_project_file_cannot_redirect_the_sas():
+    """The pull-request recipe (examples/ci/plan-comment.yml) passes its read-only SAS as a connection string with
+    the account's endpoint: a project file naming another account_url is refused before any request."""
+    pinned = "BlobEndpoint=https://team.blob.core.windows.net;SharedAccessSignature=sv=2021&sp=rl&sig=abc"
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": pinned}
+    assert access_from("https://team.blob.core.windows.net/", environ).sas == "sv=2021&sp=rl&sig=abc"
+    with pytest.raises(MlctlError, match="account_url is https://evil.example.net, but AZURE_STORAGE_CONNECTION"):
+        azure_blob_backend({"container": "state", "account_url": "https://evil.example.net"}, "x", environ=environ)

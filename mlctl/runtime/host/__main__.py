@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mlctl.errors import MlctlError
+from mlctl.runtime.server.startup import die_with_parent_pid
 
 from . import secrets
 from .admin import make_admin
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--auth-mode", default="key")
     parser.add_argument("--listen", default="{}", help="the listen settings, a JSON object (docs/host.md)")
     args = parser.parse_args(argv)
+    die_with_parent_pid()  # started by a Ray actor (mlctl/runtime/ray/ingress.py): gone with it, never orphaned
     os.umask(0o077)
     args.file_limit = raise_file_limit()
     logging.basicConfig(

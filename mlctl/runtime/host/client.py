@@ -87,13 +87,15 @@ def start_host(
     port: int | None = None,
     listen: dict | None = None,
     timeout: float = 30.0,
+    extra_env: dict | None = None,
 ) -> HostInfo:
     """Start the endpoint's host unless it runs (then return it); creates its keys if missing.
     If another caller starts one at the same moment, one host runs and both callers get it.
 
     Binds `port` when given (HostError if taken), else the port it had before if free, else any, on
     `listen`'s address (the listen settings, docs/host.md; 127.0.0.1 without them). A running host keeps
-    the settings it started with: compare `HostInfo.listen` and restart it to change them.
+    the settings it started with: compare `HostInfo.listen` and restart it to change them. `extra_env`: variables
+    added to the host's environment (an in-cluster host's MLCTL_PARENT_PID, mlctl/runtime/ray/ingress.py).
     """
     for child in list(_children):
         if child.poll() is not None:
@@ -126,6 +128,7 @@ def start_host(
         PYTHONPATH=os.pathsep.join(
             [PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
         ),
+        **(extra_env or {}),
     )
     fd = open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600, what="logs")
     try:
@@ -213,24 +216,27 @@ class HostClient:
             raise HostError(f"the endpoint host of {endpoint!r} is not running", "not_running")
         return cls(info)
 
-    def _call(self, method: str, path: str, body=None, timeout: float = 30.0):
+    def exchange(self, method: str, path: str, body=None, timeout: float = 30.0) -> tuple[int, bytes]:
+        """One admin request: (HTTP status, raw answer); HostError kind "unreachable" when the socket does not
+        answer. (The ray runtime's in-cluster hosts carry it out on their node: mlctl/runtime/ray/ingress.py.)"""
         conn = UnixConnection(self.admin_socket, timeout)
         try:
             payload = None if body is None else json.dumps(body).encode()
             conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
-            raw = resp.read()
+            return resp.status, resp.read()
         except (OSError, http.client.HTTPException) as e:
             raise HostError(f"cannot reach the endpoint host at {self.admin_socket}: {e}", "unreachable") from None
         finally:
             conn.close()
-        data = _answer(resp.status, raw)
-        if resp.status >= 400:
+
+    def _call(self, method: str, path: str, body=None, timeout: float = 30.0):
+        code, raw = self.exchange(method, path, body, timeout)
+        data = _answer(code, raw)
+        if code >= 400:
             if data.get("kind") == "deployment_failed":
                 raise DeploymentFailed(data.get("message", ""), data.get("log_tail", ""))
-            raise HostError(
-                data.get("message", f"HTTP {resp.status}"), data.get("kind", "error"), data.get("log_tail", "")
-            )
+            raise HostError(data.get("message", f"HTTP {code}"), data.get("kind", "error"), data.get("log_tail", ""))
         return data
 
     def status(self) -> dict:

@@ -46,7 +46,25 @@ def ensure_keys(data_dir, endpoint: str) -> None:
         finally:
             os.close(fd)
         return
-    _write(path, {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(), "created": time.time()})
+    _write(path, new_secrets())
+
+
+def new_secrets() -> dict:
+    """Two fresh API keys and a token-signing key (what an endpoint's secrets file holds)."""
+    return {"primary": _new_key(), "secondary": _new_key(), "token_key": _new_key(), "created": time.time()}
+
+
+def write_secrets(data_dir, endpoint: str, keys: dict) -> None:
+    """Write the endpoint's secrets file with these keys (an in-cluster host's, from the cluster: ray/ingress.py)."""
+    _write(secrets_path(data_dir, endpoint), keys)
+
+
+def regenerated(keys: dict, which: str) -> dict:
+    """`keys` with `which` ("primary" or "secondary") and the token-signing key replaced (every aml_token
+    issued so far stops being accepted: regenerating is how tokens are revoked)."""
+    if which not in KEY_NAMES:
+        raise ValueError(f"unknown key {which!r}: expected one of {', '.join(KEY_NAMES)}")
+    return {**keys, which: _new_key(), "token_key": _new_key()}
 
 
 def read_keys(data_dir, endpoint: str) -> dict:
@@ -58,12 +76,7 @@ def regenerate_key(data_dir, endpoint: str, which: str) -> None:
     """Replace one key ("primary" or "secondary") and the token-signing key (every aml_token issued so
     far stops being accepted: regenerating is how tokens are revoked); the host picks them up on
     reload_keys()."""
-    if which not in KEY_NAMES:
-        raise ValueError(f"unknown key {which!r}: expected one of {', '.join(KEY_NAMES)}")
-    keys = read_keys(data_dir, endpoint)
-    keys[which] = _new_key()
-    keys["token_key"] = _new_key()
-    _write(secrets_path(data_dir, endpoint), keys)
+    _write(secrets_path(data_dir, endpoint), regenerated(read_keys(data_dir, endpoint), which))
 
 
 def _b64(data: bytes) -> str:
@@ -80,7 +93,11 @@ def _sign(token_key: str, payload: str) -> str:
 
 def issue_token(data_dir, endpoint: str, ttl_s: float = 3600) -> tuple[str, float]:
     """A fresh aml_token for the endpoint and its expiry (epoch seconds)."""
-    keys = read_keys(data_dir, endpoint)
+    return token_for(read_keys(data_dir, endpoint), endpoint, ttl_s)
+
+
+def token_for(keys: dict, endpoint: str, ttl_s: float = 3600) -> tuple[str, float]:
+    """A fresh aml_token signed with `keys`' token key and its expiry (reads the clock)."""
     expiry = time.time() + ttl_s
     payload = _b64(json.dumps({"aud": endpoint, "exp": expiry}, separators=(",", ":")).encode())
     return f"{TOKEN_PREFIX}.{payload}.{_sign(keys['token_key'], payload)}", expiry

@@ -180,7 +180,7 @@ class DeploymentDriver(Generic[H]):
         the platform retires."""
         a = prior.attributes
         endpoint, name = a["endpoint"], a["name"]
-        if hostclient.find_host(ctx.data_dir, endpoint) is not None:
+        if ctx.hosts.running(endpoint):
             status = ctx.hosts.client(endpoint).status()
             if name in (status.get("deployments") or {}):
                 ctx.progress(str(address), "draining and stopping its instances")
@@ -214,7 +214,7 @@ class TrafficDriver(Unscalable):
     roll = recreate = update
 
     def delete(self, address, prior, ctx: HostedContext, keep_identity=False):
-        if hostclient.find_host(ctx.data_dir, prior.attributes["endpoint"]) is not None:
+        if ctx.hosts.running(prior.attributes["endpoint"]):
             ctx.hosts.client(prior.attributes["endpoint"]).set_traffic({}, {})
 
     def read(self, address, prior, ctx: HostedContext):

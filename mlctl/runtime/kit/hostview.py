@@ -47,6 +47,10 @@ class EndpointHosts:
         """The host's report of one deployment, None when it does not run it."""
         return self.deployments(endpoint).get(name)
 
+    def running(self, endpoint: str) -> bool:
+        """Does a host of `endpoint` run now (found afresh)?"""
+        return hostclient.find_host(self.data_dir, endpoint) is not None
+
     def forget(self, endpoint: str) -> None:
         """An order changed the host (or may have): read it again next time."""
         self._info.pop(endpoint, None)

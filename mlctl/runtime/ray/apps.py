@@ -10,19 +10,39 @@ runtime environment (both are checked before mlctl changes or deletes one).
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlctl.errors import MlctlError
+from mlctl.privatefiles import ensure_folder, read_private, write_atomic
+
 PREFIX = "mlctl-"
 OWNER_VAR = "MLCTL_OWNER"  # the runtime_env variable marking a replica as mlctl's
-DEPLOYMENT_NAME = "scorer"  # the one Serve deployment of every mlctl application
+DEPLOYMENT_NAME = "scorer"
+OWNER_ID = re.compile(r"[0-9a-f]{8}")  # the one Serve deployment of every mlctl application
 
 
 def owner_of(data_dir: str | Path) -> str:
-    """The owner id of a project: 8 hex digits of this host's name and the data folder's absolute path."""
+    """The owner id of a project: the one its data folder records (`ray/owner`, written by `remember_owner` when
+    the project's endpoint hosts go into the cluster, so a copy of the folder on another machine is the same
+    owner), else 8 hex digits of this host's name and the data folder's absolute path."""
+    try:
+        recorded = read_private(Path(data_dir) / "ray" / "owner", "ray owner").decode().strip()
+    except (OSError, MlctlError, UnicodeDecodeError):
+        recorded = ""
+    if OWNER_ID.fullmatch(recorded):
+        return recorded
     key = f"{socket.gethostname()}:{Path(data_dir).resolve()}"
     return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def remember_owner(data_dir: str | Path, owner: str) -> None:
+    """Record the project's owner id in its data folder (what `owner_of` reads first)."""
+    folder = ensure_folder(Path(data_dir) / "ray", what="ray", base=Path(data_dir))
+    if owner_of(data_dir) != owner or not (folder / "owner").exists():
+        write_atomic(folder / "owner", owner.encode() + b"\n", what="ray owner")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from mlctl.runtime.kit import capacity
 from mlctl.runtime.kit.virtualenvimages import VirtualenvRuntime
 from mlctl.runtime.ray import apps, cluster, packages
 from mlctl.runtime.ray.drivers import ray_drivers
+from mlctl.runtime.ray.ingressruntime import ClusterIngress
 
 
-class RayRuntime(VirtualenvRuntime):
+class RayRuntime(ClusterIngress, VirtualenvRuntime):
     name = "ray"
 
     def __init__(self, settings=None):

@@ -327,9 +327,10 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _die_with_parent() -> None:
-    """MLCTL_PARENT_PID set (a Ray replica's server: Ray's worker has gRPC threads, so nothing may run between
-    fork and exec there): SIGKILL this server when the thread that started it ends, and end now if it has."""
+def die_with_parent_pid() -> None:
+    """MLCTL_PARENT_PID set (a Ray replica's server, or an in-cluster endpoint host: Ray's worker has gRPC threads,
+    so nothing may run between fork and exec there): SIGKILL this process when the thread that started it ends, and
+    end now if it has."""
     parent = os.environ.pop("MLCTL_PARENT_PID", "")
     if not parent:
         return
@@ -345,7 +346,7 @@ def _die_with_parent() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the server until SIGTERM; returns the exit code."""
-    _die_with_parent()
+    die_with_parent_pid()
     try:
         settings = parse_settings(argv, os.environ)
     except SettingsError as exc:

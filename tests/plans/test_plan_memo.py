@@ -1,0 +1,265 @@
+"""The plan memo (.mlctl/lastplan.json) never prints a stale plan: an unchanged project's plan is printed again
+from it, and after an edit of a configuration file, a model or code file, a conda file, the state, a `git
+checkout`, a touched file and a hostile memo file, `mlctl plan` (a real CLI process) prints what it prints with
+no memo at all (a run whose cache key is another user's, so it can read no memo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from goldens import HERE, copy_project
+from mlctl.signedfiles import sign
+
+MEMO = Path(".mlctl") / "lastplan.json"
+KEPT = (MEMO, Path(".mlctl") / "documents.json")
+
+
+def mlctl(root: Path, xdg: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    return subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def settle() -> None:
+    """Let a second pass after the last change to the files: a plan made within a second of a change to one
+    of its inputs is not kept (mlctl.reconciler.planmemo), and these tests want it kept."""
+    time.sleep(1.1)
+
+
+class Planner:
+    def __init__(self, root: Path, tmp: Path):
+        self.root, self.user, self.stranger = root, tmp / "xdg-user", tmp / "xdg-stranger"
+
+    def run(self, *args: str, xdg: Path | None = None) -> tuple[int, str, str]:
+        r = mlctl(self.root, xdg or self.user, "plan", "--refresh=false", *args)
+        assert r.returncode in (0, 1, 2), (r.returncode, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+        return r.returncode, r.stdout, r.stderr
+
+    def uncached(self, *args: str) -> tuple[int, str, str]:
+        """The plan from a run that cannot use the memo (another user's key); the user's files are put back."""
+        saved = {p: (self.root / p).read_bytes() for p in KEPT if (self.root / p).is_file()}
+        out = self.run(*args, xdg=self.stranger)
+        for p, data in saved.items():
+            (self.root / p).write_bytes(data)
+        return out
+
+    def stamp(self) -> tuple[int, int] | None:
+        """The memo file's (inode, mtime): a plan that makes its plan again and keeps it replaces the file."""
+        st = os.lstat(self.root / MEMO) if os.path.lexists(self.root / MEMO) else None
+        return (st.st_ino, st.st_mtime_ns) if st else None
+
+    def replayed(self, *args: str) -> tuple[int, str, str]:
+        """A plan that must come from the memo (the memo file is left as it was)."""
+        before = self.stamp()
+        out = self.run(*args)
+        assert before is not None and self.stamp() == before, "the plan was made again, not replayed"
+        return out
+
+    def check(self, *args: str) -> tuple[int, str, str]:
+        """The plan as the user gets it, which must be the plan made without any memo."""
+        got = self.run(*args)
+        assert got == self.uncached(*args)
+        return got
+
+
+@pytest.fixture
+def planner(tmp_path):
+    root = copy_project(HERE / "_project", tmp_path / "project")
+    settle()
+    return Planner(root, tmp_path)
+
+
+def write_applied_state(root: Path) -> None:
+    """The state apply would write for the project (every resource ready), written by mlctl's own code."""
+    code = (
+        "import sys\n"
+        "from mlctl.projectpaths import Project\n"
+        "from mlctl.schemas.load import load_config\n"
+        "from mlctl.state.statefile import ResourceState, State, write_state\n"
+        "p = Project.at(sys.argv[1])\n"
+        "config = load_config(p)\n"
+        "config.raise_for_errors()\n"
+        "state = State()\n"
+        "state.resources = {str(r.address): ResourceState.from_resource(r) for r in config.resources}\n"
+        "write_state(p.state_path, state)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [(), ("--json",), ("--markdown",), ("--detailed-exitcode",)])
+def test_an_unchanged_project_is_printed_again_from_the_memo(planner, args):
+    first = planner.check(*args)
+    settle()
+    first = planner.check(*args)  # kept now: its inputs are more than a second old
+    assert planner.replayed(*args) == first
+    assert planner.replayed(*args) == first
+    if "--detailed-exitcode" in args:
+        assert first[0] == 2  # a first plan: everything is created
+    if "--json" in args:
+        assert json.loads(first[1])["resource_changes"]
+
+
+def edit(root: Path, what: str) -> None:
+    if what == "config":
+        blue = root / "blue.yml"
+        blue.write_text(blue.read_text().replace("instance_count: 1", "instance_count: 3"))
+    elif what == "model file, same size":
+        f = next(p for p in (root / "model").iterdir() if p.is_file())
+        data = bytearray(f.read_bytes())
+        data[0] ^= 1
+        f.write_bytes(bytes(data))
+    elif what == "code file added":
+        (root / "code" / "helper.py").write_text("VALUE = 1\n")
+    elif what == "code file replaced by a link":
+        other = root / "other.py"
+        other.write_text("def init():\n    pass\n\n\ndef run(raw):\n    return 'other'\n")
+        (root / "code" / "score.py").unlink()
+        (root / "code" / "score.py").symlink_to(other)
+    elif what == "code folder linked out of the project":
+        outside = root.parent / "outside-code"
+        outside.mkdir()
+        (outside / "score.py").write_text((root / "code" / "score.py").read_text())
+        os.rename(root / "code", root / "code-moved")
+        (root / "code").symlink_to(outside)
+    elif what == "conda file":
+        conda = root / "environment" / "conda.yml"
+        conda.write_text(conda.read_text() + "  - pip:\n    - requests==2.32.3\n")
+    elif what == "ignore file":
+        (root / "code" / ".amlignore").write_text("score.py\n")
+    elif what == "state":
+        write_applied_state(root)
+    elif what == "project file":
+        (root / "mlctl.yaml").write_text("runtime: local\nlocal:\n  python: '3.11'\n")
+    elif what == "config file removed":
+        (root / "green.yml").unlink()
+    else:
+        raise AssertionError(what)
+
+
+EDITS = [
+    "config",
+    "model file, same size",
+    "code file added",
+    "code file replaced by a link",
+    "code folder linked out of the project",
+    "conda file",
+    "ignore file",
+    "state",
+    "project file",
+    "config file removed",
+]
+
+
+@pytest.mark.parametrize("what", EDITS)
+def test_an_edit_is_never_answered_from_the_memo(planner, what):
+    planner.check("--json")
+    settle()
+    before = planner.check("--json")
+    assert planner.replayed("--json") == before  # the memo is live
+    edit(planner.root, what)
+    after = planner.check("--json")  # the edit is seen, and the plan is what a run without a memo makes
+    assert after != before
+    settle()
+    assert planner.check("--json") == after
+    assert planner.run("--json") == after
+
+
+def test_a_touched_file_with_the_same_content_plans_the_same(planner):
+    planner.check()
+    settle()
+    first = planner.check()
+    for f in [*planner.root.glob("*.yml"), *planner.root.glob("*/*")]:
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 5_000_000_000))
+    assert planner.check() == first
+    settle()
+    assert planner.check() == first
+
+
+def test_git_checkout_of_another_version_is_planned_from_its_files(planner):
+    root = planner.root
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    subprocess.run([*git, "checkout", "-qb", "other"], check=True)
+    (root / "green.yml").write_text((root / "green.yml").read_text().replace("instance_count: 1", "instance_count: 5"))
+    (root / "code" / "score.py").write_text((root / "code" / "score.py").read_text() + "\n# other\n")
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    settle()
+    planner.check("--json")
+    on_other = planner.check("--json")
+    for branch, expected in [("main", None), ("other", on_other), ("main", None), ("other", on_other)]:
+        subprocess.run([*git, "checkout", "-q", branch], check=True)  # same size, maybe the same second
+        got = planner.check("--json")
+        assert got == expected if expected else got != on_other
+    settle()
+    assert planner.check("--json") == on_other
+
+
+def forged(key: bytes, stdout, *, root: Path) -> bytes:
+    """A memo claiming `stdout` for whatever plan is asked, signed with `key` (its key field is the one of the
+    user's genuine memo, so only the signature can give it away)."""
+    real = json.loads((root / MEMO).read_bytes().partition(b"\n")[2])
+    payload = json.dumps({**real, "stderr": [], "stdout": stdout, "changes": False}).encode()
+    return sign(key, payload)
+
+
+LIE = {"styled": False, "pieces": ["No changes. The runtime matches the configuration.", "\n"]}
+
+
+@pytest.mark.parametrize("hostile", ["foreign-key", "unsigned", "garbage", "link", "fifo", "huge", "folder"])
+def test_a_hostile_memo_is_never_believed(planner, tmp_path, hostile):
+    planner.check()
+    settle()
+    expected = planner.check()
+    assert "No changes" not in expected[1]
+    memo = planner.root / MEMO
+    lie = forged(b"k" * 32, LIE, root=planner.root)
+    memo.unlink()
+    outside = tmp_path / "outside.json"
+    if hostile == "foreign-key":  # a memo signed on another machine, committed with the pull request
+        memo.write_bytes(lie)
+    elif hostile == "unsigned":
+        memo.write_bytes(lie.partition(b"\n")[2])
+    elif hostile == "garbage":
+        memo.write_bytes(b"\x00\xff{not json" * 1000)
+    elif hostile == "link":
+        outside.write_bytes(lie)
+        os.symlink(outside, memo)
+    elif hostile == "fifo":
+        os.mkfifo(memo)
+    elif hostile == "huge":
+        with open(memo, "wb") as f:
+            f.truncate(65 * 1024 * 1024)
+    elif hostile == "folder":
+        memo.mkdir()
+    assert planner.run() == expected
+    assert planner.run("--detailed-exitcode")[0] == 2
+    if hostile == "link":
+        assert outside.read_bytes() == lie  # untouched, not followed
+        assert memo.is_symlink()
+
+
+def test_a_memo_of_another_folder_is_not_used(planner, tmp_path):
+    planner.check()
+    settle()
+    planner.check()
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(planner.root), str(copy)], check=True)  # with its .mlctl/
+    (copy / "blue.yml").write_text((copy / "blue.yml").read_text().replace("instance_count: 1", "instance_count: 4"))
+    settle()
+    there = Planner(copy, tmp_path)
+    assert there.check("--json") != planner.run("--json")

@@ -1,0 +1,159 @@
+"""The endpoint hosts in the cluster (`ray.ingress: cluster`) on the three machines (tests/ray/raymachines.py): the
+example applied from the client machine runs one host on each node, each listening on its node's address and
+scoring; regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests
+sent to the other, and comes back (its actor starts it again) configured; the state folder copied to a fresh folder,
+the first one gone, plans no changes and destroys everything; `destroy` with no cluster reachable is a clear error
+that changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from e2e_support import Load
+from rayexample import example_project
+from raymachines import joined
+
+from mlctl.waiting import Timeout, wait_until
+
+pytestmark = pytest.mark.ray
+
+SCORE = """
+import http.client, sys
+host, port, key, body = sys.argv[1], int(sys.argv[2]), sys.argv[3], open(sys.argv[4], "rb").read()
+conn = http.client.HTTPConnection(host, port, timeout=60)
+headers = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
+conn.request("POST", "/score", body=body, headers=headers)
+answer = conn.getresponse()
+print(answer.status, answer.read().decode(errors="replace"))
+"""
+ACTORS = """
+import json, sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(json.dumps(sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                        if a["name"].startswith("mlctl-"))))
+"""
+
+
+def cli(machines, root, *args, check: bool = True) -> subprocess.CompletedProcess:
+    """mlctl run on the client machine."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = machines.client.run([sys.executable, "-m", "mlctl.cli", "-C", str(root), *args], timeout=1200, env=env)
+    assert not check or out.returncode == 0, (
+        f"mlctl {' '.join(args)} exited {out.returncode}\n{out.stdout}\n{out.stderr}"
+    )
+    return out
+
+
+def until(condition, timeout: float, what: str):
+    """The condition's first true value, polled every 0.5 s; fails naming `what` after `timeout` s (generous)."""
+    try:
+        return wait_until(condition, timeout, what, interval=0.5)
+    except Timeout:
+        pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def hosts(machines, root) -> list[dict]:
+    """The endpoint's hosts as `show` reports them ([] when none runs)."""
+    shown = cli(machines, root, "show", "diabetes", "--json", check=False)
+    if shown.returncode != 0:
+        return []
+    return (json.loads(shown.stdout).get("host") or {}).get("hosts") or []
+
+
+def score(machines, host: dict, key: str, request: Path) -> str:
+    """The status and body a host answers a scoring request with, from the client machine."""
+    args = [sys.executable, "-c", SCORE, host["node_ip"], str(host["port"]), key, str(request)]
+    return machines.client.run(args, timeout=120).stdout.strip()
+
+
+def mlctl_actors(machines) -> list[str]:
+    done = machines.client.run([sys.executable, "-c", ACTORS, machines.address], timeout=120, env=machines.env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def example(tmp_path, ray_machines_restored):
+    root = example_project(tmp_path / "diabetes", ray_machines_restored.address, instances=2)
+    with open(root / "mlctl.yaml", "a") as f:
+        f.write("  ingress: cluster\n")
+    with open(root / "blue-deployment.yml", "a") as f:  # room for a load of 8 clients on one host (no 429)
+        f.write("request_settings:\n  max_concurrent_requests_per_instance: 4\n")
+    yield root
+    for folder in (root, tmp_path / "copy"):
+        if folder.exists():
+            cli(ray_machines_restored, folder, "destroy", "--auto-approve", check=False)
+
+
+def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_any_machine_with_the_state(
+    example, ray_machines_restored, tmp_path
+):
+    machines = ray_machines_restored
+    request = example / "sample-request.json"
+    assert "Apply complete!" in cli(machines, example, "apply", "--auto-approve").stdout
+    found = until(lambda: (h := hosts(machines, example)) and all(x["running"] for x in h) and h, 120, "hosts run")
+    assert {h["node_ip"] for h in found} == {machines.head.address, machines.worker.address}, found
+    assert len({h["port"] for h in found}) == 1  # one port for a load balancer in front
+    assert not (example / ".mlctl" / "secrets").exists()  # the keys live in the cluster only
+    old = json.loads(cli(machines, example, "keys", "diabetes", "--json").stdout)["primaryKey"]
+    for host in found:
+        assert score(machines, host, old, request).startswith("200 "), host
+
+    assert "primary" in cli(machines, example, "keys", "diabetes", "--regenerate", "primary").stdout.lower()
+    new = json.loads(cli(machines, example, "keys", "diabetes", "--json").stdout)["primaryKey"]
+    assert new != old
+    for host in found:  # every host took the new key before `keys` returned
+        assert score(machines, host, old, request).startswith("401 "), host
+        assert score(machines, host, new, request).startswith("200 "), host
+
+    on_head = next(h for h in found if h["node_ip"] == machines.head.address)
+    on_worker = next(h for h in found if h["node_ip"] == machines.worker.address)
+    with (
+        joined(machines.client),
+        Load(on_head["port"], new, request.read_bytes(), host=on_head["node_ip"], clients=8) as load,
+    ):
+        until(lambda: load.total() > 40, 300, "the load is served by the head's host")
+        os.kill(on_worker["pid"], signal.SIGKILL)
+        back = until(
+            lambda: next(
+                (
+                    h
+                    for h in hosts(machines, example)
+                    if h["node_ip"] == machines.worker.address and h["running"] and h["pid"] != on_worker["pid"]
+                ),
+                None,
+            ),
+            120,
+            "the killed host is started again by its actor",
+        )
+        until(lambda: score(machines, back, new, request).startswith("200 "), 120, "the restarted host is configured")
+        before = load.total()
+        until(lambda: load.total() > before + 40, 120, "the load goes on")
+    assert not load.failures, load.failures[:5]  # no request sent to the other host failed
+    assert back["port"] == on_worker["port"]
+
+    copy = tmp_path / "copy"
+    shutil.copytree(example, copy, symlinks=True)
+    shutil.rmtree(example)  # the machine that applied is gone
+    planned = cli(machines, copy, "plan", "--detailed-exitcode", check=False)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+
+    project = (copy / "mlctl.yaml").read_text()
+    (copy / "mlctl.yaml").write_text(project.replace(machines.address, "10.213.0.254:6379"))
+    state = (copy / ".mlctl" / "state.json").read_bytes()
+    refused = cli(machines, copy, "destroy", "--auto-approve", check=False)
+    assert refused.returncode == 1 and "10.213.0.254:6379" in refused.stdout + refused.stderr, refused
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert (copy / ".mlctl" / "state.json").read_bytes() == state  # nothing changed locally
+    (copy / "mlctl.yaml").write_text(project)
+
+    assert any(n.startswith("mlctl-") and "-ingress-" in n for n in mlctl_actors(machines))
+    cli(machines, copy, "destroy", "--auto-approve")
+    assert not [n for n in mlctl_actors(machines) if "-ingress-" in n]
