@@ -191,6 +191,14 @@ class Runtime:
         e.g. `https://NAME:PORT`), None when it is not running. `attributes`: the endpoint's, as applied."""
         raise self._unsupported("reach an endpoint")
 
+    def endpoint_address(self, project: Project, endpoint: str, attributes: Mapping) -> str:
+        """Where this machine connects to reach the endpoint (the URL's host name is what TLS verifies): the
+        host's listen address, loopback for 0.0.0.0 and :: (mlctl.endpointurls.reach_address). Runtimes whose
+        hosts run elsewhere say where."""
+        from mlctl.endpointurls import reach_address
+
+        return reach_address(attributes)
+
     def authorization(self, project: Project, endpoint: str, auth_mode: str) -> str:
         """The Authorization header value for a request to the endpoint (never printed)."""
         raise self._unsupported("authorize a request")
