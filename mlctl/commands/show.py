@@ -133,6 +133,7 @@ def autoscale_report(attributes: dict, live: dict | None) -> dict:
         "current": len((live or {}).get("instances") or []) if live else None,
         "desired": scaler.get("desired"),
         "last_decision": decisions[-1] if decisions else None,
+        "waiting_for_room": scaler.get("waiting_for_room") or "",
     }
 
 
@@ -151,6 +152,8 @@ def autoscale_lines(a: dict) -> list[str]:
         )
     else:
         lines.append("    last decision: none yet (the count has not changed)")
+    if a.get("waiting_for_room"):
+        lines.append(f"    waiting for room: {a['waiting_for_room']}")
     return lines
 
 

@@ -65,13 +65,13 @@ NOTES: dict[str, tuple[str, str]] = {
     ),
     "deployment.scale_settings.type": (
         HONOURED,
-        "target_utilization: the endpoint host scales instances within [min_instances, max_instances] on local "
-        "and docker (docs/autoscaling.md); on ray not yet (issue 28): the count stays fixed, with a note",
+        "target_utilization: the endpoint host scales instances within [min_instances, max_instances] on local, "
+        "docker and ray (Serve's replica count; docs/autoscaling.md)",
     ),
     **{
         f"deployment.scale_settings.{name}": (
             HONOURED,
-            "with type: target_utilization (or the 2021 form's scale_type: auto) on local and docker "
+            "with type: target_utilization (or the 2021 form's scale_type: auto) on local, docker and ray "
             "(docs/autoscaling.md); not used with a fixed count",
         )
         for name in ("min_instances", "max_instances", "target_utilization_percentage", "polling_interval")

@@ -60,6 +60,7 @@ class Case:
     expect_error: dict | None = None
     known_failure: dict | None = None  # {reason, contains}: a mlctl bug this case meets, named until fixed
     runtime: str = "local"  # another: the harness writes the project file (mlctl.yaml) that chooses it
+    runs_first: bool = False  # a long case, started before the others (conftest.py)
     images: list[dict] = field(default_factory=list)  # built before validate, as the example builds them (images.py)
 
     @classmethod

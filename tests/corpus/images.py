@@ -44,12 +44,22 @@ def _tar(dockerfile: str, folders: dict[str, Path], skipped: tuple[str, ...] = (
 
 
 def _existing(client, tag: str, recipe: str) -> bool:
+    """Whether the engine has `tag` built from `recipe`. One built from another recipe (the corpus built it:
+    it carries the label) is removed, so that replacing it leaves no untagged image behind."""
     import docker
 
     try:
-        return client.images.get(tag).labels.get(LABEL) == recipe
+        image = client.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
+    if image.labels.get(LABEL) == recipe:
+        return True
+    if LABEL in image.labels:
+        try:
+            client.images.remove(image.id)
+        except docker.errors.APIError:  # still used by a container (another test's): it stays, untagged later
+            pass
+    return False
 
 
 def python_base(client, version: str) -> str:

@@ -5,8 +5,10 @@ ready before they take requests; drain, then stop), one order at a time with the
 The utilization is measured, never injected: CPU seconds of each instance (its cgroup under docker, /proc for
 a process: the launcher's `usage`) against `resources.requests.cpu` when the deployment sets one, as Azure
 does; otherwise the requests admitted (at an instance or waiting for a slot, sampled every 100 ms) against
-`max_concurrent_requests_per_instance` slots. A deployment scaled to zero is woken by the first request that
-waits (`wake`), without waiting for the next poll.
+`max_concurrent_requests_per_instance` slots, which is also the metric when the instances run on a cluster's
+nodes (Ray Serve's replicas: the launcher's `runs_here` is false), where neither their CPU nor this machine's
+capacity is readable; the platform places them (and says when it has no room). A deployment scaled to zero
+is woken by the first request that waits (`wake`), without waiting for the next poll.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ log = logging.getLogger("mlctl.host")
 SAMPLE_S = 0.1  # in-flight sampling period
 FAILED_START_PAUSE_S = 5.0  # after a scale-up that failed, before the next try
 KEPT_DECISIONS = 20  # the last decisions kept for `show`
+
+
+def runs_here(d: Deployment) -> bool:
+    """Do the deployment's instances run on this machine (processes, containers), not on a cluster's nodes?"""
+    return getattr(d.launcher, "runs_here", True)
 
 
 def _stamp() -> str:
@@ -74,12 +81,19 @@ class Autoscaler:
 
     @property
     def cpu_request(self) -> float | None:
-        return self.settings.get("cpu_request")
+        """The CPU request utilization is measured against; None when in-flight requests are measured instead
+        (none set, or the instances run on other machines, Ray's nodes, where their CPU is not readable)."""
+        return self.settings.get("cpu_request") if runs_here(self.d) else None
 
     @property
     def metric(self) -> str:
         if self.cpu_request:
             return f"CPU (resources.requests.cpu {self.cpu_request:g} per instance)"
+        if self.settings.get("cpu_request"):
+            return (
+                f"in-flight requests ({self.d.spec.max_concurrent} per instance; the CPU of instances on other "
+                "machines is not readable here)"
+            )
         return f"in-flight requests ({self.d.spec.max_concurrent} per instance)"
 
     def _cpu(self) -> dict:
@@ -161,7 +175,7 @@ class Autoscaler:
         if added > 0:
             if time.monotonic() < self.paused_until:
                 return
-            why_not = self.room(d, added)
+            why_not = self.room(d, added) if runs_here(d) else None  # elsewhere, the platform places them
             if why_not:
                 self._record(obs, decision, f"refused: {why_not}")
                 log.warning(
@@ -185,7 +199,7 @@ class Autoscaler:
                     await d.grow(decision.desired, deadline)
                 else:
                     await d.scale(decision.desired, deadline)
-            except InstanceFailed as e:
+            except (InstanceFailed, OSError) as e:  # OSError: the platform could not place them (no room)
                 entry["outcome"] = f"failed: {e}"
                 log.warning("autoscale %s: scaling to %d failed: %s", name, decision.desired, e)
                 self.paused_until = time.monotonic() + FAILED_START_PAUSE_S
@@ -205,4 +219,6 @@ class Autoscaler:
             "desired": self.desired,
             "last_poll": self.last,
             "decisions": list(self.decisions),
+            # a scale-up the platform cannot place yet (Ray Serve's pending replicas): why, while it waits
+            "waiting_for_room": getattr(self.d.launcher, "no_room", ""),
         }

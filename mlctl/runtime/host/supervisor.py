@@ -117,17 +117,33 @@ class Deployment:
         finally:
             self.operation = None
 
+    async def _platform_scale(self, count: int) -> list[Instance]:
+        """A launcher whose platform runs the instances (Ray Serve: `scale_to`) is told the new count; the
+        instances in rotation it chose to remove (a scale-down), else []."""
+        scale_to = getattr(self.launcher, "scale_to", None)
+        if scale_to is None:
+            return []
+        chosen = set(await scale_to(count, [i.key for i in self.instances]))
+        return [i for i in self.instances if i.key in chosen]
+
     async def scale(self, count: int, deadline: float) -> None:
-        """Add instances (ready before they take requests) or drain and stop the highest-numbered ones."""
+        """Add instances (ready before they take requests) or drain and stop the ones the platform chose to
+        remove, else the highest-numbered ones."""
         self.operation = "scaling"
         try:
             current = len(self.instances)
             if count > current:
+                await self._platform_scale(count)
                 added = await self._start(self.spec, range(current, count), deadline)
                 self._serve(self.instances + added, dataclasses.replace(self.spec, instance_count=count))
             elif count < current:
-                removed = self.instances[count:]
-                self._serve(self.instances[:count], dataclasses.replace(self.spec, instance_count=count))
+                chosen = await self._platform_scale(count)
+                removed = (
+                    chosen
+                    + [i for i in reversed(self.instances) if i not in chosen][: max(0, current - count - len(chosen))]
+                )
+                kept = [i for i in self.instances if i not in removed]
+                self._serve(kept, dataclasses.replace(self.spec, instance_count=len(kept)))
                 await self.drain(removed)
         finally:
             self.operation = None
@@ -138,6 +154,7 @@ class Deployment:
         InstanceFailed is raised after all have finished."""
         self.operation = "scaling"
         try:
+            await self._platform_scale(count)
             used = {i.index for i in self.instances}
             free = [i for i in range(count + len(used)) if i not in used][: max(0, count - len(used))]
 

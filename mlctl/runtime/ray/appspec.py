@@ -20,7 +20,7 @@ import mlctl
 from mlctl.runtime.host.spec import ServingSpec
 from mlctl.runtime.kit.store import copy_tree
 from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
-from mlctl.runtime.ray import apps, packages
+from mlctl.runtime.ray import apps, directory, packages
 from mlctl.sizing import Sizing
 
 EXCLUDES = ["__pycache__", "*.pyc"]  # bytecode written after an upload must not change mlctl's package digest
@@ -89,7 +89,8 @@ def replica_options(spec: dict, runtime_env: dict, cpus: float) -> dict:
         "max_ongoing_requests": s.max_concurrent,
         "health_check_period_s": max(1.0, float(live["period"])),
         "health_check_timeout_s": max(1.0, float(live["timeout"])),
-        "graceful_shutdown_timeout_s": s.instance_timeout_ms / 1000 + 2,
+        # a stopping replica waits for its host's release (directory.RELEASE_S), then drains its requests
+        "graceful_shutdown_timeout_s": directory.RELEASE_S + s.instance_timeout_ms / 1000 + 2,
         "ray_actor_options": actor,
     }
 

@@ -220,12 +220,49 @@ def scale(name: str, deployment: str, count: int) -> None:
 
 @_ray_errors
 def delete(names: list[str]) -> None:
-    """Delete these applications and wait until they are gone, then their servers' directory entries."""
+    """Delete these applications and wait until they are gone. Their servers' directory entries go first: that
+    releases the servers (the hosts drained them before apply deletes an application), which end at once
+    instead of waiting for a release (directory.RELEASE_S)."""
     from mlctl.runtime.ray import directory
 
     if names:
+        directory.forget(names)
         _client().delete_apps(names, blocking=True)
         directory.forget(names)
+
+
+def room_message(app: dict, available: list[dict]) -> str:
+    """Pure: why the cluster cannot place the application's starting replicas ("" when it may): Serve's own
+    message once it said so (after 30 s), else when no alive node has the CPUs (and memory, GPUs) one replica
+    reserves available now. `available` holds each alive node's available resources (Ray's names)."""
+    scorer = (app.get("deployments") or {}).get("scorer") or {}
+    message = scorer.get("message") or ""
+    if "to be scheduled" in message:
+        return message
+    options = (scorer.get("deployment_config") or {}).get("ray_actor_options") or {}
+    needs = {
+        "CPU": options.get("num_cpus") or 0,
+        "memory": options.get("memory") or 0,
+        "GPU": options.get("num_gpus") or 0,
+    }
+    if any(all(node.get(k, 0) + 1e-9 >= v for k, v in needs.items() if v) for node in available):
+        return ""
+    asked = ", ".join(f"{k} {v:g}" for k, v in needs.items() if v) or "nothing"
+    most = max((node.get("CPU", 0) for node in available), default=0)
+    return (
+        f"no node of the cluster has room for one more replica (each reserves {asked}; the most CPUs "
+        f"available on a node now: {most:g}): it stays pending until replicas end or a node joins "
+        "(Ray's cluster autoscaler adds nodes for pending placements)"
+    )
+
+
+@_ray_errors
+def no_room(app: dict) -> str:
+    """Why the cluster cannot place the application's starting replicas now ("" when it may): `room_message`
+    on the alive nodes' available resources."""
+    from ray._private import state
+
+    return room_message(app, list(state.available_resources_per_node().values()))
 
 
 def wait_running(name: str, timeout: float, progress: Callable[[str], None] = lambda m: None) -> dict:

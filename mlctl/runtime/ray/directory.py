@@ -6,19 +6,26 @@ so an endpoint host sends requests straight to the server: one hop, no Serve pro
 secret of an endpoint (key `<endpoint prefix>hop`) is made once, given to its replicas with their
 constructor arguments and to its hosts with their spec; a server answers only requests that carry it.
 
-Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION`, it prints the application's running
-servers as JSON, `null` when Serve has no such application (what the host's "serve" launcher reads when a
-replica was replaced); needs Ray.
+A replica Serve stops (scaled down, or its application deleted) keeps its entry and its server until the host
+that used it releases it (`release`: the entry deleted, after the host drained it), bounded by RELEASE_S:
+Serve chooses which replicas a scale-down stops, and the host learns which from the directory
+(`stopping`), takes them out of rotation and drains them before their servers end.
+
+Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ...]`, it first
+releases the named replicas and sets the application's replica count, then prints what the host's "serve"
+launcher reads (`state`) as JSON, `null` when Serve has no such application; needs Ray.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import sys
 
 NAMESPACE = "mlctl"
 HOP_HEADER = "X-Mlctl-Hop"  # the request header that carries the hop secret
+RELEASE_S = 30.0  # how long a stopping replica's server waits for its host's release (then it drains and ends)
 
 
 def _kv():
@@ -34,6 +41,18 @@ def register(application: str, replica_id: str, entry: dict) -> None:
 
 def unregister(application: str, replica_id: str) -> None:
     _kv()._internal_kv_del(f"{application}/{replica_id}", namespace=NAMESPACE)
+
+
+def release(application: str, replica_ids: list[str]) -> None:
+    """(The host's launcher, through `main`) these replicas' servers are drained: they may end when Serve stops
+    them."""
+    for replica_id in replica_ids:
+        unregister(application, replica_id)
+
+
+def released(application: str, replica_id: str) -> bool:
+    """(In a stopping replica) has its host released it (its entry is gone)?"""
+    return _kv()._internal_kv_get(f"{application}/{replica_id}", namespace=NAMESPACE) is None
 
 
 def forget(applications: list[str]) -> None:
@@ -74,6 +93,33 @@ def servers(application: str) -> list[dict] | None:
     return running(app, entries(application)) if app else None
 
 
+def stopping(app: dict, registered: dict[str, dict]) -> list[str]:
+    """Pure: the replica ids of the application's registered servers that Serve is stopping (a scale-down)."""
+    from mlctl.runtime.ray import apps
+
+    return [r["replica_id"] for r in apps.replicas(app) if r["state"] == "STOPPING" and r["replica_id"] in registered]
+
+
+def state(application: str) -> dict | None:
+    """What the host's launcher reads of an application: its running `servers`, the replicas Serve is
+    `stopping`, its `target` count, its replicas still `starting`, and `no_room`: why the cluster cannot place
+    them ("" when it can, or when that is not known); None when Serve has no such application."""
+    from mlctl.runtime.ray import apps, cluster
+
+    app = (cluster.details().get("applications") or {}).get(application)
+    if not app:
+        return None
+    registered = entries(application)
+    starting = [r for r in apps.replicas(app) if r["state"] in ("STARTING", "PENDING_MIGRATION", "RECOVERING")]
+    return {
+        "servers": running(app, registered),
+        "stopping": stopping(app, registered),
+        "target": apps.target_replicas(app),
+        "starting": len(starting),
+        "no_room": cluster.no_room(app) if starting else "",
+    }
+
+
 def hop_secret(endpoint_prefix: str) -> str:
     """The endpoint's hop secret, made on first use (the first writer wins when two applies race)."""
     kv = _kv()
@@ -88,12 +134,20 @@ def forget_secret(endpoint_prefix: str) -> None:
 
 def main(argv: list[str]) -> int:
     from mlctl.errors import MlctlError
-    from mlctl.runtime.ray import cluster
+    from mlctl.runtime.ray import apps, cluster
 
-    address, application = argv
+    parser = argparse.ArgumentParser(prog="python -m mlctl.runtime.ray.directory")
+    parser.add_argument("address")
+    parser.add_argument("application")
+    parser.add_argument("--target", type=int, help="set the application's replica count first")
+    parser.add_argument("--release", nargs="*", default=[], help="release these replicas' servers first")
+    args = parser.parse_args(argv)
     try:
-        cluster.connect(address)
-        print(json.dumps(servers(application)))
+        cluster.connect(args.address)
+        release(args.application, args.release)
+        if args.target is not None and args.application in (cluster.details().get("applications") or {}):
+            cluster.scale(args.application, apps.DEPLOYMENT_NAME, args.target)
+        print(json.dumps(state(args.application)))
     except MlctlError as e:
         print(e.diagnostics[0].summary, file=sys.stderr)
         return 1

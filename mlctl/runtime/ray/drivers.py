@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 
+from mlctl import scalesettings
 from mlctl.resources import Kind
 from mlctl.runtime.contract import DriverError, Order
 from mlctl.runtime.kit.drivers import DeploymentDriver, Guarded, Platform, TrafficDriver, guarded
@@ -46,8 +47,14 @@ class ServeApplications(Platform):
         app = appspec.application(owner, a, made)
         secret = directory.hop_secret(apps.endpoint_prefix(owner, a["endpoint"]))
         current = apps.owned(cluster.details(), owner).get(str(app))
+        ranged = scalesettings.settings_of(a)
+        if ranged:  # the host's autoscaler owns the count: a new version starts with as many as run now
+            running = (ctx.hosts.deployment(a["endpoint"], a["name"]) or {}).get("instance_count")
+            made = {**made, "instance_count": scalesettings.initial_count(ranged)}
+            if isinstance(running, int) and running > 0:
+                made["instance_count"] = max(1, scalesettings.clamp(running, ranged))
         if current is None or apps.status(current) in ("DEPLOY_FAILED", "DELETING"):
-            ctx.progress(address, f"deploying Serve application {app} ({a['instance_count']} replica(s))")
+            ctx.progress(address, f"deploying Serve application {app} ({made['instance_count']} replica(s))")
             environment = packages.ship(owner, a["image_digest"]) if a.get("environment") else None
             stage = appspec.staged(ctx.data_dir, made)
             try:
@@ -56,7 +63,7 @@ class ServeApplications(Platform):
                 shutil.rmtree(stage, ignore_errors=True)
             options = appspec.replica_options(made, env, self.runtime.replica_cpus)
             cluster.deploy(bind(appspec.replica_spec(made, secret, environment), options), str(app))
-        elif apps.target_replicas(current) != a["instance_count"]:
+        elif not ranged and apps.target_replicas(current) != a["instance_count"]:
             ctx.progress(address, f"scaling Serve application {app} to {a['instance_count']} replica(s)")
             cluster.scale(str(app), apps.DEPLOYMENT_NAME, a["instance_count"])
         self._wait(app, address, ctx)

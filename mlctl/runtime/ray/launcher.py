@@ -10,21 +10,32 @@ instance that stops answering is "restarted" by taking the server of a running r
 of the deployment uses (Serve's replacement of the lost one), read from the directory through Ray in a
 short-lived process (`python -m mlctl.runtime.ray.directory`), so the host itself never connects to Ray.
 Deleting the application is the driver's, after the host drained it.
+
+Scaling (the autoscaler's, or a fixed count's) goes through `scale_to`: Serve runs the count. Up, each new
+instance waits (bounded by the readiness budget) for a new replica's server, saying in the log when the
+cluster has no room for it. Down, Serve chooses which replicas stop; they keep serving until released
+(directory.py), and `scale_to` names their instances, which the host takes out of rotation, drains, stops
+and then releases.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import sys
 import time
 
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
 
+log = logging.getLogger("mlctl.host")
+
 REPLICA_LOGS = "the replicas' output is in Ray's logs: `mlctl logs ENDPOINT --deployment NAME` shows it"
 LOOKUP_S = 120.0  # bounds one directory lookup (it starts a Ray driver: seconds on a crowded machine)
 REPLACEMENT_S = 60.0  # how long a restart waits for Serve's replacement of a lost replica
+RETIRE_S = 60.0  # how long a scale-down waits for Serve to say which replicas it stops
+POLL_S = 0.5  # between two reads of the directory while waiting for Serve
 # the watch connection's TCP keepalive: a node that vanished (no FIN, no RST) is noticed in about 2 + 3 x 1 s
 KEEPALIVE = ((socket.TCP_KEEPIDLE, 2), (socket.TCP_KEEPINTVL, 1), (socket.TCP_KEEPCNT, 3))
 
@@ -50,12 +61,18 @@ class Launcher:
 
     name = "serve"
     restarts_itself = False
+    runs_here = False  # the instances run on the cluster's nodes: this machine's CPUs, memory and /proc are not theirs
 
     def __init__(self, place: Place, deployment: str):
         self.place, self.deployment = place, deployment
         self.launch: dict = {}
         self.servers: dict[InstanceKey, dict] = {}  # the server each live instance uses
         self.stopped: dict[InstanceKey, asyncio.Event] = {}
+        self.target: int | None = None  # the replica count `scale_to` asked Serve for (None: the spec's)
+        self.retiring: set[str] = set()  # replicas Serve stops that instances still use (released once stopped)
+        self.reading: asyncio.Future | None = None  # the directory read under way (concurrent waiters share it)
+        self.background: set[asyncio.Task] = set()
+        self.no_room = ""  # while a scale-up waits: why the cluster cannot place its replicas (show prints it)
 
     def _free(self, servers: list[dict], avoid: str | None = None) -> list[dict]:
         taken = {s["replica_id"] for s in self.servers.values()}
@@ -68,9 +85,14 @@ class Launcher:
                 f"deployment {spec.name!r} names the serve launcher but its launch settings lack the "
                 "application's cluster, name and servers"
             )
+        fresh = launch.get("application") != self.launch.get("application")
+        if fresh:
+            self.target = None  # a new version's application: its replica count is the spec's
         self.launch = launch
         servers = launch["servers"]
-        if len(self._free(servers)) < len(keys):  # scaled up, or replicas replaced since the spec was made
+        if self.target is not None and len(self.servers) + len(keys) <= self.target:
+            servers = await self._new_servers(spec, len(keys)) or servers  # scaled up: Serve's new replicas
+        elif not fresh or len(self._free(servers)) < len(keys):  # the spec's list is old, or replicas were replaced
             servers = await self.lookup() or servers
         if not servers:
             raise OSError(f"Serve application {launch['application']} has no running replica")
@@ -86,12 +108,27 @@ class Launcher:
     async def lookup(self) -> list[dict] | None:
         """The application's running servers, read from the cluster's directory ([] when it cannot be read
         now); None when Serve has no such application."""
+        state = await self.read()
+        return None if state is None else state["servers"]
+
+    async def read(self) -> dict | None:
+        """The application's `directory.state` (servers, stopping, target, starting, no_room); one read at a
+        time, shared by whoever asks meanwhile."""
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.ensure_future(self._directory())
+        return await asyncio.shield(self.reading)
+
+    async def _directory(self, *args: str) -> dict | None:
+        """`python -m mlctl.runtime.ray.directory` on the application with `args`: its state (servers and
+        stopping empty when it cannot be read now), None when Serve has no such application."""
+        empty = {"servers": [], "stopping": [], "target": None, "starting": 0, "no_room": ""}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "mlctl.runtime.ray.directory",
             self.launch["cluster"],
             self.launch["application"],
+            *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -101,14 +138,92 @@ class Launcher:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
-            return []
+            return empty
         try:
-            found = json.loads(out) if proc.returncode == 0 else []
+            found = json.loads(out) if proc.returncode == 0 else empty
         except ValueError:
-            return []
+            return empty
         if found is None:
             return None
-        return [s for s in found if isinstance(s, dict) and "replica_id" in s and "address" in s]
+        if not isinstance(found, dict):
+            return empty
+        servers = [
+            s for s in found.get("servers") or [] if isinstance(s, dict) and "replica_id" in s and "address" in s
+        ]
+        return {**empty, **found, "servers": servers}
+
+    # ---- scaling -----------------------------------------------------------------------------
+    async def scale_to(self, count: int, keys: list[InstanceKey]) -> list[InstanceKey]:
+        """Serve runs `count` replicas of the current version. Up: returns [] at once (`start` then waits for
+        the new replicas' servers). Down: Serve chooses which replicas stop (they serve on until released):
+        returns the instances among `keys` (those in rotation) whose replicas it stops, once at least
+        len(keys) - count are known, or what is known after RETIRE_S."""
+        self.target = count
+        state = await self._directory("--target", str(count))
+        needed = len(keys) - count
+        if needed <= 0:
+            return []
+        deadline = time.monotonic() + RETIRE_S
+        while True:
+            stopping = set((state or {}).get("stopping") or [])
+            chosen = [k for k in keys if (self.servers.get(k) or {}).get("replica_id") in stopping]
+            if len(chosen) >= needed or state is None or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+            state = await self.read()
+        self.retiring.update(self.servers[k]["replica_id"] for k in chosen)
+        log.info(
+            "%s: Serve stops replica(s) %s of %s (%d -> %d); their instances are drained first",
+            self.deployment,
+            ", ".join(sorted(self.servers[k]["replica_id"] for k in chosen)) or "(none known yet)",
+            self.launch["application"],
+            len(keys),
+            count,
+        )
+        return chosen
+
+    async def _new_servers(self, spec, wanted: int) -> list[dict]:
+        """The servers once `wanted` of them are free (Serve placed and started new replicas), waiting up to the
+        readiness budget; OSError when they do not come, saying why (the cluster has no room, or Serve's
+        replicas do not start), after which Serve's count goes back to what the instances use."""
+        deadline = time.monotonic() + float(spec.readiness_budget_s)
+        said = ""
+        while True:
+            state = await self.read()
+            if state is None:
+                raise OSError(f"Serve application {self.launch['application']} is gone")
+            if len(self._free(state["servers"])) >= wanted:
+                self.no_room = ""
+                return state["servers"]
+            if state["no_room"] and state["no_room"] != self.no_room:  # said once for the waiting instances
+                log.warning(
+                    "%s: %d replica(s) of %s wait for room: %s",
+                    self.deployment,
+                    state["starting"],
+                    self.launch["application"],
+                    state["no_room"],
+                )
+            self.no_room = state["no_room"] or self.no_room
+            said = self.no_room
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        self.target, self.no_room = len(self.servers), ""
+        self._soon(self._directory("--target", str(self.target)))
+        why = (
+            f"the cluster has no room: {said}"
+            if said
+            else f"Serve did not start them within {spec.readiness_budget_s:.0f}s"
+        )
+        raise OSError(
+            f"{wanted} more replica(s) of Serve application {self.launch['application']} are not running: {why}"
+        )
+
+    def _soon(self, work) -> None:
+        """Run `work` (a coroutine) in the background, kept referenced until it ends."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def restart(self, key: InstanceKey) -> str | None:
         """The server of a running replica no other instance uses: Serve's replacement of this one's (waited
@@ -131,11 +246,19 @@ class Launcher:
         return old["address"] if key in self.servers else None
 
     async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
+        """Forget the instances; the servers of those Serve stops (a scale-down) are released, in the background:
+        they end once Serve's graceful shutdown of their replicas sees it."""
+        released = []
         for key in keys:
-            self.servers.pop(key, None)
+            server = self.servers.pop(key, None)
+            if server is not None and server["replica_id"] in self.retiring:
+                self.retiring.discard(server["replica_id"])
+                released.append(server["replica_id"])
             event = self.stopped.pop(key, None)
             if event is not None:
                 event.set()
+        if released:
+            self._soon(self._directory("--release", *released))
 
     def health(self, key: InstanceKey) -> str | None:
         return None if key in self.servers else "stopped"
@@ -205,3 +328,5 @@ class Launcher:
 
     async def close(self) -> None:
         await self.stop(list(self.servers))
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=LOOKUP_S)

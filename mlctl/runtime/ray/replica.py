@@ -174,14 +174,25 @@ class ScoringReplica:
         proc.wait()
 
     def __del__(self):
-        """Serve's graceful shutdown (a replica scaled down or deleted): out of the directory, then the server
-        drains what the hosts sent it (up to the instance timeout)."""
+        """Serve's graceful shutdown (a replica scaled down or deleted): the server serves on until the host that
+        uses it released it (directory.release: Serve chose this replica, the host drains it first), at most
+        RELEASE_S, then drains what it holds (up to the instance timeout); out of the directory."""
+        if getattr(self, "listening", None) is not None:
+            try:
+                wait_until(
+                    lambda: directory.released(self.application, self.replica_id),
+                    directory.RELEASE_S,
+                    "the endpoint host releases this replica's server",
+                    interval=0.2,
+                )
+            except Exception:  # not released in time, or the cluster is going away with this worker
+                pass
+        self._kill(getattr(self, "grace", 0.0))
         if getattr(self, "listening", None) is not None:
             try:
                 directory.unregister(self.application, self.replica_id)
-            except Exception:  # the cluster may be going away with this worker: its entry is then stale
+            except Exception:  # its entry is then stale (servers() lists only running replicas)
                 pass
-        self._kill(getattr(self, "grace", 0.0))
 
     def check_health(self) -> None:
         """Serve's health check: the server runs and answers GET / with 200 (503: it asks to be replaced)."""
