@@ -269,6 +269,11 @@ def main() -> None:
         metavar="DIR",
         help="also run every mlctl case with the mlctl package in DIR (git archive COMMIT mlctl | tar -x -C DIR)",
     )
+    ap.add_argument(
+        "--after",
+        metavar="DIR",
+        help="run this side from a copy of the package in DIR too (a checkout edited during the run changes nothing)",
+    )
     args = ap.parse_args()
     if args.curve:
         return curve(
@@ -283,11 +288,12 @@ def main() -> None:
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     cases: list = []
     try:
-        for src in [None] + ([str(Path(args.before).resolve())] if args.before else []):
+        now = str(Path(args.after).resolve()) if args.after else None
+        for src in [now] + ([str(Path(args.before).resolve())] if args.before else []):
             mlctl = mlctl_cli(src)
             plan = mlctl + ["plan", "--refresh=false"]
-            tag = "" if src is None else " [before]"
-            base = tmp / ("now" if src is None else "before")
+            tag = "" if src == now else " [before]"
+            base = tmp / ("now" if src == now else "before")
             fresh = generate(base / "fresh", args.endpoints)
             applied = generate(base / "applied", args.endpoints)
             n = write_state(applied, src)

@@ -11,7 +11,6 @@ import urllib.parse
 
 import click
 
-from mlctl.endpointurls import reach_address
 from mlctl.errors import MlctlError
 
 
@@ -83,7 +82,9 @@ def command(project, endpoint, request_file, deployment, timeout, cacert, client
         headers["azureml-model-deployment"] = deployment
     context = verifying_context(project, rs, cacert, client_cert) if base.startswith("https://") else None
     try:
-        status, reason, text = send(base, reach_address(rs.attributes), body, headers, timeout, context)
+        status, reason, text = send(
+            base, runtime.endpoint_address(project, endpoint, rs.attributes), body, headers, timeout, context
+        )
     except (OSError, http.client.HTTPException) as e:
         detail = ""
         if isinstance(e, ssl.SSLCertVerificationError):

@@ -107,6 +107,10 @@ class RuntimeContext:
     def data_dir(self) -> Path:
         return self.project.data_dir
 
+    def read_ahead(self, addresses: Iterable[Address]) -> None:
+        """A refresh is about to read these recorded resources one by one: a context may ask for what they
+        share all at once (the kit's asks every endpoint host in parallel). Nothing by default."""
+
 
 C = TypeVar("C", bound="RuntimeContext", contravariant=True)  # the context a runtime's drivers take
 
@@ -186,6 +190,14 @@ class Runtime:
         """The endpoint's base URL as clients use it (`http://127.0.0.1:PORT`; with the project's `listen:`,
         e.g. `https://NAME:PORT`), None when it is not running. `attributes`: the endpoint's, as applied."""
         raise self._unsupported("reach an endpoint")
+
+    def endpoint_address(self, project: Project, endpoint: str, attributes: Mapping) -> str:
+        """Where this machine connects to reach the endpoint (the URL's host name is what TLS verifies): the
+        host's listen address, loopback for 0.0.0.0 and :: (mlctl.endpointurls.reach_address). Runtimes whose
+        hosts run elsewhere say where."""
+        from mlctl.endpointurls import reach_address
+
+        return reach_address(attributes)
 
     def authorization(self, project: Project, endpoint: str, auth_mode: str) -> str:
         """The Authorization header value for a request to the endpoint (never printed)."""

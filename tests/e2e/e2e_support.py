@@ -207,19 +207,26 @@ MAX_SECONDS = 400
 
 
 class Load:
-    """`clients` (CLIENTS unless given) keep-alive clients of `host` (loopback unless given) sending requests until
-    stopped (bounded in count and time)."""
+    """`clients` (CLIENTS unless given) keep-alive clients of `host` (loopback unless given; HTTPS with the
+    ssl `context` when given) sending requests until stopped (bounded in count and time)."""
 
-    def __init__(self, port: int, key: str, body: bytes = b"{}", host: str = "127.0.0.1", clients: int = CLIENTS):
-        self.port, self.key, self.body, self.host = port, key, body, host
+    def __init__(
+        self, port: int, key: str, body: bytes = b"{}", host: str = "127.0.0.1", clients: int = CLIENTS, context=None
+    ):
+        self.port, self.key, self.body, self.host, self.context = port, key, body, host, context
         self.stop = threading.Event()
         self.sent = [0] * clients
         self.failures: list[str] = []
         self.served = Counter()
         self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(clients)]
 
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.context is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=30)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=30, context=self.context)
+
     def _client(self, i: int) -> None:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn = self._connection()
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
         deadline = time.monotonic() + MAX_SECONDS
         while not self.stop.is_set() and self.sent[i] < MAX_REQUESTS and time.monotonic() < deadline:
@@ -235,7 +242,7 @@ class Load:
             except (OSError, http.client.HTTPException) as e:
                 self.failures.append(f"{type(e).__name__}: {e}")
                 conn.close()
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                conn = self._connection()
             self.sent[i] += 1
         conn.close()
 

@@ -1,9 +1,10 @@
 """The endpoint hosts in the cluster (`ray.ingress: cluster`) on the three machines (tests/ray/raymachines.py): the
 example applied from the client machine runs one host on each node, each listening on its node's address and
-scoring; regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests
-sent to the other, and comes back (its actor starts it again) configured; the state folder copied to a fresh folder,
-the first one gone, plans no changes and destroys everything; `destroy` with no cluster reachable is a clear error
-that changes nothing."""
+scoring over HTTPS (the project's self-signed certificate, verified for the public name a Service would have);
+regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests sent to
+the other, and comes back (its actor starts it again) configured; the state folder copied to a fresh folder, the
+first one gone, plans no changes, invokes and destroys everything; `destroy` with no cluster reachable is a clear
+error that changes nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +27,18 @@ from mlctl.waiting import Timeout, wait_until
 pytestmark = pytest.mark.ray
 
 SCORE = """
-import http.client, sys
-host, port, key, body = sys.argv[1], int(sys.argv[2]), sys.argv[3], open(sys.argv[4], "rb").read()
-conn = http.client.HTTPConnection(host, port, timeout=60)
+import http.client, socket, ssl, sys
+host, port, key, ca, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[5], sys.argv[6]
+body = open(sys.argv[4], "rb").read()
+context = ssl.create_default_context(cafile=ca)  # the certificate verified for the endpoint's public name
+conn = http.client.HTTPSConnection(name, port, timeout=60, context=context)
+conn.sock = context.wrap_socket(socket.create_connection((host, port), 60), server_hostname=name)
 headers = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
 conn.request("POST", "/score", body=body, headers=headers)
 answer = conn.getresponse()
 print(answer.status, answer.read().decode(errors="replace"))
 """
+PUBLIC_NAME = "scoring.test"  # the name a Service in front would have (the certificate carries it)
 ACTORS = """
 import json, sys, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
@@ -67,9 +73,9 @@ def hosts(machines, root) -> list[dict]:
     return (json.loads(shown.stdout).get("host") or {}).get("hosts") or []
 
 
-def score(machines, host: dict, key: str, request: Path) -> str:
-    """The status and body a host answers a scoring request with, from the client machine."""
-    args = [sys.executable, "-c", SCORE, host["node_ip"], str(host["port"]), key, str(request)]
+def score(machines, host: dict, key: str, request: Path, ca: Path) -> str:
+    """The status and body a host answers a scoring request over HTTPS with, from the client machine."""
+    args = [sys.executable, "-c", SCORE, host["node_ip"], str(host["port"]), key, str(request), str(ca), PUBLIC_NAME]
     return machines.client.run(args, timeout=120).stdout.strip()
 
 
@@ -83,7 +89,7 @@ def mlctl_actors(machines) -> list[str]:
 def example(tmp_path, ray_machines_restored):
     root = example_project(tmp_path / "diabetes", ray_machines_restored.address, instances=2)
     with open(root / "mlctl.yaml", "a") as f:
-        f.write("  ingress: cluster\n")
+        f.write(f"  ingress: cluster\nlisten:\n  address: 0.0.0.0\n  tls: self-signed\n  public_name: {PUBLIC_NAME}\n")
     with open(root / "blue-deployment.yml", "a") as f:  # room for a load of 8 clients on one host (no 429)
         f.write("request_settings:\n  max_concurrent_requests_per_instance: 4\n")
     yield root
@@ -102,38 +108,50 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     assert {h["node_ip"] for h in found} == {machines.head.address, machines.worker.address}, found
     assert len({h["port"] for h in found}) == 1  # one port for a load balancer in front
     assert not (example / ".mlctl" / "secrets").exists()  # the keys live in the cluster only
+    ca = example / ".mlctl" / "tls" / "ca.pem"  # the project's CA (tls: self-signed)
     old = json.loads(cli(machines, example, "keys", "diabetes", "--json").stdout)["primaryKey"]
     for host in found:
-        assert score(machines, host, old, request).startswith("200 "), host
+        assert score(machines, host, old, request, ca).startswith("200 "), host
 
     assert "primary" in cli(machines, example, "keys", "diabetes", "--regenerate", "primary").stdout.lower()
     new = json.loads(cli(machines, example, "keys", "diabetes", "--json").stdout)["primaryKey"]
     assert new != old
     for host in found:  # every host took the new key before `keys` returned
-        assert score(machines, host, old, request).startswith("401 "), host
-        assert score(machines, host, new, request).startswith("200 "), host
+        assert score(machines, host, old, request, ca).startswith("401 "), host
+        assert score(machines, host, new, request, ca).startswith("200 "), host
 
+    logs = cli(machines, example, "logs", "diabetes").stdout  # each host's own log, read on its node
+    assert logs.count("==> mlctl-") == 2 and logs.count("listening on https://") == 2, logs
+    loose = ssl.create_default_context(cafile=str(ca))
+    loose.check_hostname = False  # (the load connects to a node's address; the names are checked above)
     on_head = next(h for h in found if h["node_ip"] == machines.head.address)
     on_worker = next(h for h in found if h["node_ip"] == machines.worker.address)
     with (
         joined(machines.client),
-        Load(on_head["port"], new, request.read_bytes(), host=on_head["node_ip"], clients=8) as load,
+        Load(on_head["port"], new, request.read_bytes(), host=on_head["node_ip"], clients=8, context=loose) as load,
     ):
         until(lambda: load.total() > 40, 300, "the load is served by the head's host")
-        os.kill(on_worker["pid"], signal.SIGKILL)
-        back = until(
-            lambda: next(
-                (
-                    h
-                    for h in hosts(machines, example)
-                    if h["node_ip"] == machines.worker.address and h["running"] and h["pid"] != on_worker["pid"]
+        back = on_worker
+        for killed in ("pid", "actor_pid"):  # the host process (its actor starts it again), then its actor (Ray does)
+            os.kill(back[killed], signal.SIGKILL)
+            gone = back
+            back = until(
+                lambda: next(
+                    (
+                        h
+                        for h in hosts(machines, example)
+                        if h["node_ip"] == machines.worker.address and h["running"] and h[killed] != gone[killed]
+                    ),
+                    None,
                 ),
-                None,
-            ),
-            120,
-            "the killed host is started again by its actor",
-        )
-        until(lambda: score(machines, back, new, request).startswith("200 "), 120, "the restarted host is configured")
+                180,
+                f"the host is back after its {killed} was killed",
+            )
+            until(
+                lambda: score(machines, back, new, request, ca).startswith("200 "),
+                120,
+                f"the host is configured again after its {killed} was killed",
+            )
         before = load.total()
         until(lambda: load.total() > before + 40, 120, "the load goes on")
     assert not load.failures, load.failures[:5]  # no request sent to the other host failed
@@ -144,6 +162,8 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     shutil.rmtree(example)  # the machine that applied is gone
     planned = cli(machines, copy, "plan", "--detailed-exitcode", check=False)
     assert planned.returncode == 0, planned.stdout + planned.stderr
+    answer = cli(machines, copy, "invoke", "diabetes", "--request-file", str(copy / "sample-request.json"))
+    assert len(json.loads(answer.stdout)) == 2  # over HTTPS, verified for the public name, from the copy
 
     project = (copy / "mlctl.yaml").read_text()
     (copy / "mlctl.yaml").write_text(project.replace(machines.address, "10.213.0.254:6379"))

@@ -1,5 +1,6 @@
 """The ray runtime's pure parts, without a cluster: application names and ownership, Serve's details read,
-the replicas' options, and an upstream address with a path prefix (how the host reaches Serve's proxy)."""
+the replicas' options, the replicas a scale-down stops and whether the cluster has room for more (autoscaling),
+and an upstream address with a path prefix (how the host reaches Serve's proxy)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from aiohttp import web
 
 from mlctl.runtime.host.upstream import Pool
-from mlctl.runtime.ray import apps, appspec
+from mlctl.runtime.ray import apps, appspec, cluster, directory
 
 OWNER = "0123abcd"
 
@@ -68,6 +69,27 @@ def test_replicas_states_and_what_an_application_serves():
     assert apps.serves(app, "sha256:" + "a" * 64) and not apps.serves(app, "sha256:b")
 
 
+def test_a_scale_down_names_the_registered_replicas_serve_stops():
+    app = app_details(OWNER, replicas=("RUNNING", "STOPPING", "STOPPING", "RUNNING"), target=2)
+    registered = {"r0": {"address": "tcp:10.0.0.1:1"}, "r1": {"address": "tcp:10.0.0.1:2"}, "r3": {}}
+    assert directory.stopping(app, registered) == ["r1"]  # r2 was released (its entry is gone)
+    assert [s["replica_id"] for s in directory.running(app, registered)] == ["r0", "r3"]
+
+
+def test_the_cluster_has_no_room_when_no_node_holds_one_more_replica():
+    app = app_details(OWNER, replicas=("RUNNING", "STARTING"), target=2)
+    app["deployments"]["scorer"]["deployment_config"]["ray_actor_options"]["num_cpus"] = 3
+    assert cluster.room_message(app, [{"CPU": 1.0}, {"CPU": 3.0}]) == ""
+    said = cluster.room_message(app, [{"CPU": 1.0}, {"CPU": 0.5, "memory": 2**30}])
+    assert said.startswith("no node of the cluster has room for one more replica (each reserves CPU 3; the most CPUs")
+    assert "available on a node now: 1)" in said and "Ray's cluster autoscaler adds nodes" in said
+    app["deployments"]["scorer"]["deployment_config"]["ray_actor_options"]["memory"] = 2**31
+    assert cluster.room_message(app, [{"CPU": 4.0, "memory": 2**30}]).startswith("no node")  # CPUs, not memory
+    serve_said = "Deployment 'scorer' in application 'x' has 1 replicas that have taken more than 30s to be scheduled."
+    app["deployments"]["scorer"]["message"] = serve_said
+    assert cluster.room_message(app, [{"CPU": 8.0, "memory": 2**33}]) == serve_said  # Serve's own word first
+
+
 def test_replica_options_map_the_deployment_settings():
     spec = {
         "name": "blue",
@@ -84,6 +106,8 @@ def test_replica_options_map_the_deployment_settings():
     options = appspec.replica_options(spec, {"working_dir": "gcs://x"}, 0.5)
     assert options["num_replicas"] == 3 and options["max_ongoing_requests"] == 4
     assert (options["health_check_period_s"], options["health_check_timeout_s"]) == (7.0, 3.0)
+    # a stopping replica waits for its host's release, then drains for the instance's timeout (3 s + 10 %) + 2 s
+    assert abs(options["graceful_shutdown_timeout_s"] - (directory.RELEASE_S + 3.3 + 2)) < 1e-9
     assert options["ray_actor_options"] == {"num_cpus": 0.5, "runtime_env": {"working_dir": "gcs://x"}}
     requests = {"cpu": 0.1, "memory": 2**27, "gpu": 1}  # as the loader writes them (sizing.read_resources)
     sized = {**spec, "launch": {"resources": {"requests": requests, "limits": {"cpu": 0.2, "gpu": 1}}}}

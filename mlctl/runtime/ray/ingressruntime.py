@@ -58,6 +58,18 @@ class ClusterIngress:
         found = ingressdriver.observed(dict(attributes or {}), status)
         return found.scoring_uri.removesuffix("/score") if found.scoring_uri else None
 
+    def endpoint_address(self, project, endpoint, attributes):
+        """In the cluster: the first running host's node address."""
+        if not self.in_cluster:
+            return super().endpoint_address(project, endpoint, attributes)  # type: ignore[misc]
+        hosts = [h for h in (self.endpoint_status(project, endpoint) or {}).get("hosts") or [] if h["running"]]
+        if not hosts:
+            raise MlctlError(
+                f"no host of endpoint {endpoint!r} runs in the cluster",
+                detail="`mlctl show` says where each runs; `mlctl plan` shows the drift.",
+            )
+        return hosts[0]["node_ip"]
+
     def authorization(self, project, endpoint, auth_mode):
         if not self.in_cluster:
             return super().authorization(project, endpoint, auth_mode)  # type: ignore[misc]
