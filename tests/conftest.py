@@ -18,6 +18,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diabetes"
 
 
 _AREA_SECONDS: dict[str, float] = {}
+_FILE_SECONDS: dict[str, float] = {}
+SLOWEST_FILES = 20
 
 
 def pytest_runtest_logreport(report):
@@ -25,6 +27,8 @@ def pytest_runtest_logreport(report):
     parts = report.nodeid.split("::", 1)[0].split("/")
     area = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
     _AREA_SECONDS[area] = _AREA_SECONDS.get(area, 0.0) + report.duration
+    file = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[file] = _FILE_SECONDS.get(file, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -34,6 +38,9 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("time by area (setup + call + teardown)")
     for area, seconds in sorted(_AREA_SECONDS.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:8.1f} s  {area}")
+    terminalreporter.section(f"the {SLOWEST_FILES} slowest test files")
+    for file, seconds in sorted(_FILE_SECONDS.items(), key=lambda item: -item[1])[:SLOWEST_FILES]:
+        terminalreporter.write_line(f"{seconds:8.1f} s  {file}")
 
 
 def pytest_configure(config):

@@ -234,6 +234,11 @@ class ClusterHosts(EndpointHosts):
     def running(self, endpoint: str) -> bool:
         return bool(owned_actors(self._owner(), endpoint))
 
+    def read_ahead(self, endpoints) -> None:
+        """Nothing is read ahead: each endpoint's hosts are asked through Ray when a driver reads them. (The kit's
+        read-ahead looks for hosts on this machine, where in-cluster hosts never are: it recorded every endpoint
+        as not running, and a refresh planned to replace endpoints that served.)"""
+
     def client(self, endpoint: str) -> hostclient.HostClient:
         self.forget(endpoint)
         owner = self._owner()
