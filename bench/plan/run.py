@@ -208,7 +208,7 @@ def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, flo
 
 def forget_caches(proj: Path, xdg: Path) -> None:
     """A fresh clone as a pull-request job has it: no hash cache, no document cache, no cache key."""
-    for name in ("hashcache.json", "documents.json"):
+    for name in ("hashcache.json", "documents.json", "lastplan.json"):
         (proj / ".mlctl" / name).unlink(missing_ok=True)
     shutil.rmtree(xdg, ignore_errors=True)
 
@@ -269,6 +269,11 @@ def main() -> None:
         metavar="DIR",
         help="also run every mlctl case with the mlctl package in DIR (git archive COMMIT mlctl | tar -x -C DIR)",
     )
+    ap.add_argument(
+        "--after",
+        metavar="DIR",
+        help="run this side from a copy of the package in DIR too (a checkout edited during the run changes nothing)",
+    )
     args = ap.parse_args()
     if args.curve:
         return curve(
@@ -277,17 +282,20 @@ def main() -> None:
             str(Path(args.before).resolve()) if args.before else None,
         )
     tmp = Path(tempfile.mkdtemp(prefix="mlctl-bench-plan-"))
-    xdg = tmp / "xdg"  # the user's cache folder (the document cache's key)
+    xdg = tmp / "xdg"  # the developer's cache folder (the signing key of the caches), kept across runs
     menv = bytecode_env({**os.environ, "XDG_CACHE_HOME": str(xdg)}, tmp)
+    clone_xdg = tmp / "xdg-clone"  # a pull-request job's: made and lost with each run
+    cenv = {**menv, "XDG_CACHE_HOME": str(clone_xdg)}
     n = 4 * args.endpoints
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average {os.getloadavg()}")
     cases: list = []
     try:
-        for src in [None] + ([str(Path(args.before).resolve())] if args.before else []):
+        now = str(Path(args.after).resolve()) if args.after else None
+        for src in [now] + ([str(Path(args.before).resolve())] if args.before else []):
             mlctl = mlctl_cli(src)
             plan = mlctl + ["plan", "--refresh=false"]
-            tag = "" if src is None else " [before]"
-            base = tmp / ("now" if src is None else "before")
+            tag = "" if src == now else " [before]"
+            base = tmp / ("now" if src == now else "before")
             fresh = generate(base / "fresh", args.endpoints)
             applied = generate(base / "applied", args.endpoints)
             n = write_state(applied, src)
@@ -306,14 +314,14 @@ def main() -> None:
 
             def fresh_clone(proj=fresh):
                 shutil.rmtree(proj / ".mlctl", ignore_errors=True)
-                shutil.rmtree(xdg, ignore_errors=True)
+                shutil.rmtree(clone_xdg, ignore_errors=True)
 
             nothing = lambda: None  # noqa: E731
             cases += [
                 ("mlctl --help" + tag, mlctl + ["--help"], fresh, menv, nothing),
-                (f"mlctl plan, first plan ({n} resources), fresh clone" + tag, plan, fresh, menv, fresh_clone),
-                ("mlctl plan, no changes, cold (fresh clone: state, no caches)" + tag, plan, cold, menv,
-                 lambda proj=cold: forget_caches(proj, xdg)),
+                (f"mlctl plan, first plan ({n} resources), fresh clone" + tag, plan, fresh, cenv, fresh_clone),
+                ("mlctl plan, no changes, cold (fresh clone: state, no caches)" + tag, plan, cold, cenv,
+                 lambda proj=cold: forget_caches(proj, clone_xdg)),
                 ("mlctl plan, no changes, warm" + tag, plan, applied, menv, nothing),
                 ("mlctl plan, one file edited since the last plan" + tag, plan, edited, menv,
                  lambda proj=edited: edit_one(proj)),

@@ -14,9 +14,10 @@ What a plan without refresh is made from, all in the memo's key:
 
 Never believed blindly: a memo signed with another key, unsigned, a link or a special file is no memo; a key
 that differs in any input, or a fingerprint that differs in one file, is a miss and the plan is made in full.
-A plan is kept only when it had no error, used the local state file and no --set or --var, and no input file
-changed while it was made (a ctime later than a second before the plan started, as git treats racily clean
-files, is not kept). `--out` and refresh always make the plan in full.
+A plan is kept only when it had no error and no --set or --var, and no input file changed while it was made (a
+ctime later than a second before the plan started, as git treats racily clean files, is not kept). A shared state
+(azure_blob) is keyed by its content the same way (one read); it is read again before the plan is kept, and a
+plan made while it changed is not kept. `--out` and refresh always make the plan in full.
 """
 
 from __future__ import annotations
@@ -146,11 +147,13 @@ class PlanMemo:
         self.project, self.key, self.files = project, key, files
         self.state_path, self.started_ns, self.user_key = state_path, started_ns, key_bytes
         self.path = Path(project.data_dir) / FILE
+        self.backend: Any = None  # a shared state's backend (None: the local file)
+        self.state_digest: str | None = None
 
     @classmethod
     def prepare(cls, project, options: dict[str, Any]) -> "PlanMemo | None":
-        """The memo of a plan with these options, or None when this plan cannot use one (overrides, another
-        state backend than the local file, no user key, an input that cannot be read)."""
+        """The memo of a plan with these options, or None when this plan cannot use one (overrides, no user key,
+        an input that cannot be read)."""
         from mlctl.boundary import project_boundary
         from mlctl.projectfile import FILE_NAMES
         from mlctl.schemas.discovery import find_config_files
@@ -163,8 +166,6 @@ class PlanMemo:
         try:
             backend = state_backend(project)
         except Exception:  # the full plan says what is wrong
-            return None
-        if backend.config.get("backend") != "local":
             return None
         key_bytes = user_key()
         if key_bytes is None:
@@ -197,7 +198,10 @@ class PlanMemo:
             "installed": _installed(),
         }
         key = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
-        return cls(project, key, files, state_path, started, key_bytes)
+        memo = cls(project, key, files, state_path, started, key_bytes)
+        if backend.config.get("backend") != "local":  # a shared state: no file to stat, its content is read again
+            memo.backend, memo.state_digest = backend, state_digest
+        return memo
 
     def lookup(self) -> dict | None:
         """The stored output ({"stderr": [lines], "stdout": payload, "changes": bool}) when the memo is this
@@ -229,7 +233,16 @@ class PlanMemo:
         roots = {p: fingerprint(p) for p in sorted(set(probed))}
         if any(changed_since(fp, since) for fp in roots.values()):
             return False
+        if self.backend is not None:
+            try:
+                data = self.backend.read().data
+            except Exception:  # noqa: BLE001 - not kept when the shared state cannot be read again
+                return False
+            if (None if data is None else hashlib.sha256(data).hexdigest()) != self.state_digest:
+                return False
         for path in [*self.files, str(self.state_path)]:
+            if self.backend is not None and path == str(self.state_path):
+                continue
             try:
                 if os.stat(path).st_ctime_ns >= since:
                     return False

@@ -17,6 +17,12 @@ def refresh(project, state, runtimes: Runtimes) -> dict:
     `state`, each read by the runtime recorded for it."""
     contexts: dict[str, RuntimeContext] = {}
     observed = {}
+    by_runtime: dict[str, list] = {}
+    for address, rs in state.resources.items():
+        by_runtime.setdefault(rs.runtime, []).append(address)
+    for name, addresses in sorted(by_runtime.items()):  # what many resources share, read at once
+        runtime = runtimes.get(name)
+        contexts.setdefault(runtime.name, runtime.context(project)).read_ahead(addresses)
     for address, rs in sorted(state.resources.items()):
         runtime = runtimes.get(rs.runtime)
         ctx = contexts.setdefault(runtime.name, runtime.context(project))

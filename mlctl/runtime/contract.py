@@ -107,6 +107,10 @@ class RuntimeContext:
     def data_dir(self) -> Path:
         return self.project.data_dir
 
+    def read_ahead(self, addresses: Iterable[Address]) -> None:
+        """A refresh is about to read these recorded resources one by one: a context may ask for what they
+        share all at once (the kit's asks every endpoint host in parallel). Nothing by default."""
+
 
 C = TypeVar("C", bound="RuntimeContext", contravariant=True)  # the context a runtime's drivers take
 

@@ -105,7 +105,8 @@ def test_a_worker_that_keeps_dying_is_restarted_with_a_growing_backoff(servers, 
     delays = [float(x) for x in re.findall(r"restarting it in ([\d.]+) s", server.log())]
     assert delays == [0.1, 0.2, 0.4]
     assert server.call("POST", "/score", {"ok": 1}).status == 200
-    assert sorted(children(server.proc.pid))[-1] == pid
+    now = children(server.proc.pid)  # not the largest pid: pids wrap around on a busy machine (CI saw 32685, 736)
+    assert len(now) == 2 and pid in now
 
 
 def _occupy_every_worker(server, tmp_path: Path, release: Path, workers: set[int]):

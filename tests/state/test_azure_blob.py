@@ -322,3 +322,40 @@ def test_the_blob_is_named_after_the_project_folder_unless_name_is_given(box, tm
     assert pushed.returncode == 0, pushed.stderr
     blob = backend(azurite, container, name="churn-model.mlctl-state.json")
     assert read_state(blob).lineage == written.lineage
+
+
+def test_a_plan_without_refresh_is_kept_and_printed_again_until_the_shared_state_changes(box, tmp_path):
+    """The plan memo (mlctl.reconciler.planmemo) keys a shared state by its content as it keys the local file: an
+    unchanged blob prints the kept plan again (the memo file is not rewritten); another writer's write makes the
+    plan again from the new state."""
+    import time
+
+    azurite, container = box
+    env = env_with(AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    root = project(tmp_path / "p", container)
+    memo = root / ".mlctl" / "lastplan.json"
+
+    def stamp():
+        st = memo.stat()
+        return st.st_ino, st.st_mtime_ns
+
+    time.sleep(1.1)  # a plan made within a second of a change to its inputs is not kept
+    first = mlctl(root, "plan", "--refresh=false", env=env)
+    assert first.returncode == 0 and "endpoint.shared" in first.stdout, first.stderr
+    kept = stamp()
+    again = mlctl(root, "plan", "--refresh=false", env=env)
+    assert (again.returncode, again.stdout, again.stderr) == (first.returncode, first.stdout, first.stderr)
+    assert stamp() == kept  # printed from the memo
+    from mlctl.projectpaths import Project
+    from mlctl.schemas.load import load_config
+    from mlctl.state.statefile import ResourceState
+
+    b = backend(azurite, container)
+    state = read_state(b)
+    for r in load_config(Project.at(root)).resources:
+        state.resources[r.address] = ResourceState.from_resource(r)
+    write_state(b, state)  # another machine applied it
+    time.sleep(1.1)
+    after = mlctl(root, "plan", "--refresh=false", "--detailed-exitcode", env=env)
+    assert after.returncode == 0 and after.stdout != first.stdout, after.stderr
+    assert "No changes" in after.stdout and stamp() != kept

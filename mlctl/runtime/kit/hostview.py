@@ -5,6 +5,8 @@ changes it. It travels in `HostedContext`, the context of every runtime built fr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,15 @@ from mlctl.runtime.contract import DriverError, RuntimeContext
 from mlctl.runtime.host import client as hostclient
 
 _UNREAD: Any = object()
+READ_AHEAD = 16  # host status requests in flight at once during a refresh
+
+
+def _status_of(info: hostclient.HostInfo | None) -> dict | None:
+    """A host's status report, None when it is not running or does not answer."""
+    try:
+        return hostclient.HostClient(info).status() if info else None
+    except hostclient.HostError:
+        return None
 
 
 class EndpointHosts:
@@ -32,12 +43,29 @@ class EndpointHosts:
     def status(self, endpoint: str) -> dict | None:
         """The host's status report (read once per run), None when the host is not running or does not answer."""
         if endpoint not in self._status:
-            info = self.info(endpoint)
-            try:
-                self._status[endpoint] = hostclient.HostClient(info).status() if info else None
-            except hostclient.HostError:
-                self._status[endpoint] = None
+            self._status[endpoint] = _status_of(self.info(endpoint))
         return self._status[endpoint]
+
+    def read_ahead(self, endpoints: Iterable[str]) -> None:
+        """Ask the hosts of these endpoints for their status all at once (READ_AHEAD at a time), so a refresh of
+        many endpoints waits for the slowest host, not for the sum of them (each answer costs the host a
+        wake-up, which on a busy machine is most of the time). A host whose reading fails in another way than
+        `status` expects is left to be read (and its failure raised) when a driver asks."""
+        todo = sorted({e for e in endpoints if e not in self._status})
+        if not todo:
+            return
+
+        def read(endpoint: str):
+            try:
+                info = hostclient.find_host(self.data_dir, endpoint)
+                return info, _status_of(info)
+            except Exception:
+                return _UNREAD, _UNREAD
+
+        with ThreadPoolExecutor(max_workers=min(READ_AHEAD, len(todo)), thread_name_prefix="read-ahead") as pool:
+            for endpoint, (info, status) in zip(todo, pool.map(read, todo)):
+                if status is not _UNREAD:
+                    self._info[endpoint], self._status[endpoint] = info, status
 
     def deployments(self, endpoint: str) -> dict:
         """{name: the host's report of it} of the deployments the host runs ({} without a host)."""
@@ -82,3 +110,7 @@ class HostedContext(RuntimeContext):
     def __post_init__(self) -> None:
         if self.hosts is _UNREAD:
             self.hosts = EndpointHosts(self.data_dir)
+
+    def read_ahead(self, addresses) -> None:
+        """Every endpoint host these recorded resources belong to, asked for its status at once."""
+        self.hosts.read_ahead(a.endpoint for a in addresses if a.endpoint)

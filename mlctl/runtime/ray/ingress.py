@@ -186,6 +186,7 @@ class IngressHost:
             "node_ip": self.node_ip,
             "node_id": self.node_id,
             "pid": info.pid if info else None,
+            "actor_pid": os.getpid(),
             "port": info.port if info else None,
             "running": report is not None,
             "generation": self.generation,

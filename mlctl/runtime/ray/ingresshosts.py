@@ -163,7 +163,10 @@ def merged_status(found: list[dict]) -> dict | None:
     running = [r for r in found if r["running"]]
     if not running:
         return None
-    hosts = [{k: r[k] for k in ("index", "node_ip", "node_id", "pid", "port", "running", "problem")} for r in found]
+    hosts = [
+        {k: r[k] for k in ("index", "node_ip", "node_id", "pid", "actor_pid", "port", "running", "problem")}
+        for r in found
+    ]
     return {**running[0]["status"], "hosts": hosts}
 
 
