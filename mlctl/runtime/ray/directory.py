@@ -100,10 +100,11 @@ def stopping(app: dict, registered: dict[str, dict]) -> list[str]:
     return [r["replica_id"] for r in apps.replicas(app) if r["state"] == "STOPPING" and r["replica_id"] in registered]
 
 
-def state(application: str) -> dict | None:
+def state(application: str, room: bool = False) -> dict | None:
     """What the host's launcher reads of an application: its running `servers`, the replicas Serve is
-    `stopping`, its `target` count, its replicas still `starting`, and `no_room`: why the cluster cannot place
-    them ("" when it can, or when that is not known); None when Serve has no such application."""
+    `stopping`, its `target` count, its replicas still `starting`, and (with `room`, asked while a scale-up
+    waits) `no_room`: why the cluster cannot place them ("" when it can, or when that is not known); None when
+    Serve has no such application."""
     from mlctl.runtime.ray import apps, cluster
 
     app = (cluster.details().get("applications") or {}).get(application)
@@ -116,8 +117,18 @@ def state(application: str) -> dict | None:
         "stopping": stopping(app, registered),
         "target": apps.target_replicas(app),
         "starting": len(starting),
-        "no_room": cluster.no_room(app) if starting else "",
+        "no_room": _no_room(app) if room and starting else "",
     }
+
+
+def _no_room(app: dict) -> str:
+    """cluster.no_room, or "" when the cluster's resources cannot be read now (the state is read all the same)."""
+    from mlctl.runtime.ray import cluster
+
+    try:
+        return cluster.no_room(app)
+    except Exception:
+        return ""
 
 
 def hop_secret(endpoint_prefix: str) -> str:
@@ -141,13 +152,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("application")
     parser.add_argument("--target", type=int, help="set the application's replica count first")
     parser.add_argument("--release", nargs="*", default=[], help="release these replicas' servers first")
+    parser.add_argument("--room", action="store_true", help="also say why starting replicas cannot be placed")
     args = parser.parse_args(argv)
     try:
         cluster.connect(args.address)
         release(args.application, args.release)
         if args.target is not None and args.application in (cluster.details().get("applications") or {}):
             cluster.scale(args.application, apps.DEPLOYMENT_NAME, args.target)
-        print(json.dumps(state(args.application)))
+        print(json.dumps(state(args.application, room=args.room)))
     except MlctlError as e:
         print(e.diagnostics[0].summary, file=sys.stderr)
         return 1

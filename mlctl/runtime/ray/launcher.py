@@ -111,11 +111,11 @@ class Launcher:
         state = await self.read()
         return None if state is None else state["servers"]
 
-    async def read(self) -> dict | None:
-        """The application's `directory.state` (servers, stopping, target, starting, no_room); one read at a
-        time, shared by whoever asks meanwhile."""
+    async def read(self, *args: str) -> dict | None:
+        """The application's `directory.state` (servers, stopping, target, starting; no_room with "--room");
+        one read at a time, shared by whoever asks meanwhile."""
         if self.reading is None or self.reading.done():
-            self.reading = asyncio.ensure_future(self._directory())
+            self.reading = asyncio.ensure_future(self._directory(*args))
         return await asyncio.shield(self.reading)
 
     async def _directory(self, *args: str) -> dict | None:
@@ -189,7 +189,7 @@ class Launcher:
         deadline = time.monotonic() + float(spec.readiness_budget_s)
         said = ""
         while True:
-            state = await self.read()
+            state = await self.read("--room")
             if state is None:
                 raise OSError(f"Serve application {self.launch['application']} is gone")
             if len(self._free(state["servers"])) >= wanted:
