@@ -137,6 +137,10 @@ class HashCache:
 
         payload = json.dumps({"format": CACHE_FORMAT, "files": self.entries}, separators=(",", ":")).encode()
         assert self.key is not None  # a path is kept only with a key
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # as before signing: the data folder may be new
+        except OSError:
+            return  # a read-only checkout: the cache is only a speed-up
         write_signed(self.path, self.key, payload, "hash cache")
         self._dirty = False
 

@@ -134,3 +134,14 @@ def test_symbolic_links_are_followed_once(tmp_path):
     before = folder_digest(root)[0]
     (shared / "util.py").write_bytes(b"x = 2\n")
     assert folder_digest(root)[0] != before
+
+
+def test_the_cache_is_kept_in_a_data_folder_that_does_not_exist_yet(tmp_path):
+    root = write_tree(tmp_path / "t", TREE)
+    age(root)
+    cache = HashCache.load(tmp_path / "data" / "hashcache.json")
+    folder_digest(root, cache)
+    cache.save()
+    again = HashCache.load(tmp_path / "data" / "hashcache.json")
+    folder_digest(root, again)
+    assert (again.computed, again.hits) == (0, 2)
