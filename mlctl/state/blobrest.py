@@ -167,10 +167,13 @@ def _through_urllib(url: str, verb: str, headers: Mapping[str, str], body: bytes
 
     request = urllib.request.Request(url, data=body if verb in ("PUT", "POST") else None, headers=dict(headers))
     request.method = verb
+    # an opener of its own, whose ProxyHandler reads the proxy variables now: urlopen's shared opener keeps the
+    # ones it saw on the process's first urlopen (CI: a request made earlier in the session went around the proxy)
+    handlers: list = [urllib.request.ProxyHandler()]
+    if url.startswith("https"):
+        handlers.append(urllib.request.HTTPSHandler(context=tls_context()))
     try:
-        with urllib.request.urlopen(
-            request, timeout=timeout, context=tls_context() if url.startswith("https") else None
-        ) as answer:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as answer:
             got = {k.lower(): v for k, v in answer.headers.items()}
             return Response(answer.status, got.get("x-ms-error-code"), got, answer.read())
     except urllib.error.HTTPError as e:
