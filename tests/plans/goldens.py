@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from io import StringIO
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def state_from_resources(resources, serial: int = 7, **by_address) -> State:
             setattr(rs, key, observed_of(r.kind, value) if key == "observed" else value)
         state.resources[r.address] = rs
     return state
+
+
+def two_branches(root: Path, edit) -> list[str]:
+    """Make `root` a git repository whose `main` holds it as it is and whose `other` (checked out) holds it after
+    `edit(root)`; returns the git command line to switch between them."""
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    subprocess.run([*git, "checkout", "-qb", "other"], check=True)
+    edit(root)
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    return git
 
 
 def copy_project(src: Path, dst: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from goldens import HERE, copy_project
+from goldens import HERE, copy_project, two_branches
 
 from mlctl import digests
 
@@ -89,15 +89,13 @@ def test_a_second_plan_reads_the_cache_and_an_edit_is_seen(planner):
     assert planner.check() == first
 
 
+def _green_five(root: Path) -> None:
+    (root / "green.yml").write_text((root / "green.yml").read_text().replace("instance_count: 1", "instance_count: 5"))
+
+
 def test_git_checkout_of_another_version_is_planned_from_its_files(planner):
     root = planner.root
-    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    subprocess.run([*git, "checkout", "-qb", "other"], check=True)
-    (root / "green.yml").write_text((root / "green.yml").read_text().replace("instance_count: 1", "instance_count: 5"))
-    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    git = two_branches(root, _green_five)
     on_other = planner.check()
     subprocess.run([*git, "checkout", "-q", "main"], check=True)  # same size, maybe the same second
     on_main = planner.check()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from goldens import HERE, copy_project
+from goldens import HERE, copy_project, two_branches
 from mlctl.signedfiles import sign
 
 MEMO = Path(".mlctl") / "lastplan.json"
@@ -188,16 +188,14 @@ def test_a_touched_file_with_the_same_content_plans_the_same(planner):
     assert planner.check() == first
 
 
-def test_git_checkout_of_another_version_is_planned_from_its_files(planner):
-    root = planner.root
-    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    subprocess.run([*git, "checkout", "-qb", "other"], check=True)
+def _green_five_and_an_edited_script(root: Path) -> None:
     (root / "green.yml").write_text((root / "green.yml").read_text().replace("instance_count: 1", "instance_count: 5"))
     (root / "code" / "score.py").write_text((root / "code" / "score.py").read_text() + "\n# other\n")
-    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+
+
+def test_git_checkout_of_another_version_is_planned_from_its_files(planner):
+    root = planner.root
+    git = two_branches(root, _green_five_and_an_edited_script)
     settle()
     planner.check("--json")
     on_other = planner.check("--json")
