@@ -11,12 +11,14 @@ The policy: a server starts on worker threads; after `needed` calls in a row eac
 threshold, calls run inline. A call's duration here is the time it held its thread: its wall time less
 the time the thread waited for a CPU (mlctl.runtime.server.runqueue), so that on a busy machine the
 kernel's preemption does not make a short call look long; a call that sleeps or blocks counts in full.
-An inline call at or over the threshold is let pass once in a while (a page fault, a garbage collection;
-preemption too where the wait cannot be read), but a second one within WINDOW calls, or one over BLOCKING times the
-threshold, sends calls back to the threads and doubles `needed` (up to MAX_NEEDED; back to
-FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline calls), so a script
-whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A
-call runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
+An inline call at or over the threshold is let pass once in a while (a page fault, a garbage
+collection; preemption too where the wait cannot be read), but a second one within WINDOW calls, or one
+over BLOCKING times the threshold, sends calls back to the threads and doubles `needed` (up to
+MAX_NEEDED; back to FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline
+calls), so a script whose calls are often or very slow settles on threads, and one that had a bad
+moment comes back. Calls on worker threads only build the streak (WorkerPool.call); inline calls alone
+send calls back. A call runs inline only when no call is on a worker thread (the pool's ``pending`` is
+0); once calls may run inline but some are still on threads, new calls wait for them (WorkerPool.run).
 
 Where an inline call differs from one on a worker thread, precisely:
 - while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
