@@ -97,6 +97,7 @@ class EndpointObserved(Observed):
     scoring_uri: str | None = None
     openapi_uri: str | None = None
     certificate_digest: str | None = None  # of the certificate the host serves (TLS): another one is drift
+    hosts_lost: list[str] | None = None  # hosts of the endpoint that do not serve (in-cluster hosts): drift
 
 
 @dataclass(frozen=True)

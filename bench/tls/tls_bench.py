@@ -12,10 +12,12 @@ with `listen.certificate`/`key` (a trustme test CA's certificate, ECDSA P-256 as
    resuming the last session (TLS 1.3 tickets). The fraction of resumed handshakes is printed.
 
 The load generator runs on the same 2 cores and pays for its own TLS too: figures are ratios within one run.
-Run on demand (not in CI):
+`--load python` (the default) is aiohttp's client, whose TLS in Python costs about as much CPU as the endpoint's;
+`--load wrk` is the compiled `wrk` (Debian package `wrk`, one thread, OpenSSL), closer to what a client on another
+machine costs the endpoint's cores (nothing), so its ratio says more about the endpoint. Run on demand (not in CI):
 
     .venv/bin/python bench/tls/tls_bench.py [--seconds 5] [--requests 20000] [--levels 1,8,64] [--rounds 2]
-                                            [--clients 2]
+                                            [--clients 2] [--load python|wrk]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench" / "gateway"))
 sys.path.insert(0, str(ROOT / "bench" / "server"))
 from gateway_bench import group_cpu_s, merge, train  # noqa: E402
 from load import JSON, drive  # noqa: E402
+from wrk import drive_wrk, wrk_binary  # noqa: E402
 
 from mlctl.runtime.host import secrets  # noqa: E402
 from mlctl.runtime.host.client import HostClient, start_host  # noqa: E402
@@ -124,7 +127,10 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=2, help="client processes for the connections-per-second part")
     p.add_argument("--rsa", action="store_true", help="an RSA-2048 certificate instead of ECDSA P-256")
     p.add_argument("--connections-only", action="store_true", help="skip the keep-alive part")
+    p.add_argument("--load", choices=["python", "wrk"], default="python", help="the keep-alive load generator")
     args = p.parse_args()
+    if args.load == "wrk" and wrk_binary() is None:
+        raise SystemExit("bench: wrk is not installed (Debian: apt-get install wrk); or use --load python")
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="mlctl-tlsbench-") as tmp:
         work = Path(tmp)
@@ -154,7 +160,7 @@ def main() -> int:
             }
             print(
                 f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average {os.getloadavg()}, "
-                f"certificate {'RSA-2048' if args.rsa else 'ECDSA P-256'}"
+                f"certificate {'RSA-2048' if args.rsa else 'ECDSA P-256'}, load generator {args.load}"
             )
             header = f"{'conc':>4} {'target':<6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} {'errors':>6}"
             pooled, cpu_s = {}, {}
@@ -163,14 +169,22 @@ def main() -> int:
                 for c in levels:
                     for name in list(targets) if rnd % 2 else list(reversed(targets)):
                         target, headers, connector = targets[name]
-                        drive(target["url"], body, c, 2000, 1.0, warmup_s=0.0, headers=headers, connector=connector)
-                        cpu0 = sum(group_cpu_s(g) for g in target["groups"])
-                        r = drive(
-                            target["url"], body, c, args.requests, args.seconds, headers=headers, connector=connector
-                        )
+                        url = target["url"]
+                        if args.load == "wrk":
+                            drive_wrk(url, body, c, 1, headers=headers)  # warm-up, not counted
+                            cpu0 = sum(group_cpu_s(g) for g in target["groups"])
+                            r = drive_wrk(url, body, c, args.seconds, headers=headers)
+                        else:
+                            drive(url, body, c, 2000, 1.0, warmup_s=0.0, headers=headers, connector=connector)
+                            cpu0 = sum(group_cpu_s(g) for g in target["groups"])
+                            r = drive(url, body, c, args.requests, args.seconds, headers=headers, connector=connector)
                         cpu = sum(group_cpu_s(g) for g in target["groups"]) - cpu0
                         print(f"{c:>4} {name:<6} {r.cells()} {cpu * 1000 / max(1, r.requests):>7.3f} {r.error_cells()}")
-                        pooled[(name, c)] = merge(pooled.get((name, c)), r)
+                        before = pooled.get((name, c))
+                        if args.load == "wrk":
+                            pooled[(name, c)] = r if before is None else before.merged(r)
+                        else:
+                            pooled[(name, c)] = merge(before, r)
                         cpu_s[(name, c)] = cpu_s.get((name, c), 0.0) + cpu
             if pooled:
                 print(f"\nall {args.rounds} round(s) pooled\n{header}")

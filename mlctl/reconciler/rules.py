@@ -186,6 +186,8 @@ DRIFT: dict[Kind, tuple[DriftRule, ...]] = {
         DriftRule("port", "port", "differs_when_set", Action.RECREATE),
         # the host serves another certificate than the one applied (its files changed since): reloaded
         DriftRule("certificate_digest", "certificate_digest", "differs_when_set", Action.UPDATE),
+        # some of its hosts lost (in-cluster hosts whose node died): drift until Ray placed them again and they serve
+        DriftRule("hosts_lost", None, "nonempty", Action.UPDATE),
     ),
     Kind.DEPLOYMENT: (
         # under autoscaling the count is observed, not desired: only a count outside the range is drift

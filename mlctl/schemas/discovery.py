@@ -10,6 +10,7 @@ from mlctl.overrides import may_hold_placeholders, placeholders_in, unfilled_err
 from mlctl.projectpaths import Project
 from mlctl.projectfile import is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
+from mlctl.schemas.readahead import ReadAhead
 from mlctl.schemas.validate import KINDS, did_you_mean
 
 # The last part of a `$schema` URL (lower case, without .schema.json) -> kind.
@@ -165,7 +166,6 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
     how many files could not be read or parsed (their declarations are unknown). `cache`: a
     DocumentCache for the files parsed before."""
     diags: list[Diagnostic] = []
-    failed = 0
     lookalikes: list[str] = []  # skipped files that look like ours (a kind: or $schema: line missing?)
     docs: list[tuple[Document, str]] = []
     shaped: list[str] = []  # files read by their shape (no $schema or kind), for one note
@@ -173,40 +173,13 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
         shown = str(project.root)
         what = "is not a folder" if project.root.exists() else "does not exist"
         return [], [Diagnostic(f"project folder {shown} {what}", "Check the -C argument.", file=shown)], 0
-    for path in find_config_files(project):
-        if is_project_file(path):  # named with -f
-            diags.append(
-                Diagnostic(
-                    f"{show_path(path)} is the project file (the runtime and its settings), not configuration",
-                    f"Leave it out of -f: mlctl reads {path.name} in the project folder (-C DIR) by itself; "
-                    "-f names endpoint, deployment, model and environment YAML.",
-                    file=show_path(path),
-                    field="-f",
-                )
-            )
-            continue
-        doc, problems = read_document(path, cache, variables=project.overrides.variables)
-        diags.extend(problems)
-        if doc is None:
-            failed += 1
-            continue
-        kind, why = detect_kind(doc)
-        if kind is None:
-            if isinstance(doc.data, dict) and _guess(doc.data):
-                lookalikes.append(doc.display + _guess(doc.data))
-            if why is not None and why.severity == "note" and project.files:
-                why = Diagnostic(
-                    why.summary.replace("skipped ", "", 1),
-                    "A file named with -f must be an endpoint, deployment, model or environment "
-                    "YAML: add the Azure '$schema:' URL or 'kind:'.",
-                    file=doc.display,
-                )
-            if why is not None:
-                diags.append(why)
-            continue
-        docs.append((doc, kind))
-        if isinstance(doc.data, dict) and "kind" not in doc.data and "$schema" not in doc.data:
-            shaped.append(f"{doc.display} as {kind} ({shape_kind(doc.data)[1]})")  # type: ignore[index]
+    paths = find_config_files(project)
+    ahead = ReadAhead.begin(paths, cache, project.overrides.variables)  # a cold load: half parsed by a child
+    try:
+        failed = _read_all(project, paths, cache, ahead, diags, docs, lookalikes, shaped)
+    finally:
+        if ahead is not None and not ahead.collected:
+            ahead.collect(cache)  # reading stopped early: the child is still waited for
     if shaped:
         diags.append(
             Diagnostic(
@@ -253,3 +226,47 @@ def discover(project: Project, cache=None) -> tuple[list[tuple[Document, str]], 
                 )
             )
     return docs, diags, failed
+
+
+def _read_all(project, paths, cache, ahead, diags, docs, lookalikes, shaped) -> int:
+    """Read `paths` into `docs` (with their kinds), `diags`, `lookalikes` and `shaped` (discover's lists), taking
+    the read-ahead child's documents into `cache` when the first of its files comes; returns how many files
+    could not be read or parsed."""
+    failed = 0
+    for i, path in enumerate(paths):
+        if ahead is not None and i == ahead.start:
+            ahead.collect(cache)
+        if is_project_file(path):  # named with -f
+            diags.append(
+                Diagnostic(
+                    f"{show_path(path)} is the project file (the runtime and its settings), not configuration",
+                    f"Leave it out of -f: mlctl reads {path.name} in the project folder (-C DIR) by itself; "
+                    "-f names endpoint, deployment, model and environment YAML.",
+                    file=show_path(path),
+                    field="-f",
+                )
+            )
+            continue
+        doc, problems = read_document(path, cache, variables=project.overrides.variables)
+        diags.extend(problems)
+        if doc is None:
+            failed += 1
+            continue
+        kind, why = detect_kind(doc)
+        if kind is None:
+            if isinstance(doc.data, dict) and _guess(doc.data):
+                lookalikes.append(doc.display + _guess(doc.data))
+            if why is not None and why.severity == "note" and project.files:
+                why = Diagnostic(
+                    why.summary.replace("skipped ", "", 1),
+                    "A file named with -f must be an endpoint, deployment, model or environment "
+                    "YAML: add the Azure '$schema:' URL or 'kind:'.",
+                    file=doc.display,
+                )
+            if why is not None:
+                diags.append(why)
+            continue
+        docs.append((doc, kind))
+        if isinstance(doc.data, dict) and "kind" not in doc.data and "$schema" not in doc.data:
+            shaped.append(f"{doc.display} as {kind} ({shape_kind(doc.data)[1]})")  # type: ignore[index]
+    return failed

@@ -1,9 +1,12 @@
 """The in-cluster hosts' configuration (mlctl/runtime/ray/hostconfig.py): what each admin order the hosts took
-changes in it, so a host that Ray restarts configures itself as its peers are; and the hosts' `show` report."""
+changes in it, so a host that Ray restarts configures itself as its peers are; and the hosts' `show` report, with
+the hosts Ray's tables say cannot answer (lost with their node, waiting for a node of their own) as drift."""
 
 from __future__ import annotations
 
-from mlctl.runtime.ray import hostconfig, ingresshosts
+from mlctl.reconciler.rules import DRIFT
+from mlctl.resources import Kind
+from mlctl.runtime.ray import hostconfig, ingressdriver, ingresshealth, ingresshosts
 
 SPEC = {"name": "blue", "digest": "sha256:1", "instance_count": 2}
 
@@ -66,3 +69,32 @@ def test_status_is_the_first_running_hosts_with_where_each_runs():
     merged = ingresshosts.merged_status([down, up])
     assert merged["pid"] == 7 and [h["running"] for h in merged["hosts"]] == [False, True]
     assert ingresshosts.merged_status([down]) is None
+    silent = {**up, "status": None}  # its process runs but it did not answer: not counted as serving
+    assert ingresshosts.merged_status([down, silent]) is None
+    assert [h["running"] for h in ingresshosts.merged_status([silent, up])["hosts"]] == [False, True]
+
+
+def test_a_host_whose_actor_cannot_answer_is_reported_lost_from_rays_tables_and_is_drift():
+    alive = {"a": "10.0.0.1"}
+
+    def info(state: str, node: str) -> dict:
+        return {"State": state, "Address": {"NodeID": node, "IPAddress": "10.0.0.2" if node == "b" else "10.0.0.1"}}
+
+    assert ingresshealth.lost(0, info("ALIVE", "a"), alive) is None  # asked, not reported from the tables
+    dead_node = ingresshealth.lost(1, info("ALIVE", "b"), alive)  # before the GCS restarts its actor
+    assert dead_node["running"] is False and "10.0.0.2 is not alive" in dead_node["problem"]
+    waiting = ingresshealth.lost(1, info("RESTARTING", "b"), alive)
+    assert "waits for a node of its own" in waiting["problem"] and "10.0.0.2 was lost" in waiting["problem"]
+    assert waiting["node_ip"] == "" and waiting["status"] is None
+    assert "mlctl apply" in ingresshealth.lost(1, info("DEAD", "a"), alive)["problem"]
+    assert "DEAD" == ingresshealth.lost(1, {}, alive)["actor_state"]  # no entry in the GCS: gone
+
+    up = {"index": 0, "node_ip": "10.0.0.1", "node_id": "a", "pid": 7, "actor_pid": 6, "port": 80, "problem": ""}
+    up |= {"running": True, "status": {"pid": 7, "port": 80, "deployments": {}}}
+    merged = ingresshosts.merged_status([up, waiting])
+    lines = ingresshealth.lost_hosts(merged["hosts"])
+    assert lines == [f"host 1: {waiting['problem']}"]
+    seen = ingressdriver.observed({"name": "e"}, merged)
+    assert seen.alive and seen.hosts_lost == lines
+    assert any(r.drifted(seen, {}) for r in DRIFT[Kind.ENDPOINT] if r.key == "hosts_lost")
+    assert ingressdriver.observed({"name": "e"}, ingresshosts.merged_status([up])).hosts_lost == []

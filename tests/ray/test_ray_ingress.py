@@ -2,7 +2,8 @@
 example applied from the client machine runs one host on each node, each listening on its node's address and
 scoring over HTTPS (the project's self-signed certificate, verified for the public name a Service would have);
 regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests sent to
-the other, and comes back (its actor starts it again) configured; the state folder copied to a fresh folder, the
+the other, and comes back (its actor starts it again) configured, and so does its actor's process (Ray restarts
+it); the state folder copied to a fresh folder, the
 first one gone, plans no changes, invokes and destroys everything; `destroy` with no cluster reachable is a clear
 error that changes nothing."""
 
@@ -73,6 +74,16 @@ def hosts(machines, root) -> list[dict]:
     return (json.loads(shown.stdout).get("host") or {}).get("hosts") or []
 
 
+def lost_host(machines, root) -> dict | None:
+    """The first host `show` reports not running, None when all run (or `show` does not answer)."""
+    return next((h for h in hosts(machines, root) if not h["running"]), None)
+
+
+def blue(machines, root) -> dict:
+    """The blue deployment as `show` reports it."""
+    return json.loads(cli(machines, root, "show", "diabetes", "--json").stdout)["deployments"]["blue"]
+
+
 def score(machines, host: dict, key: str, request: Path, ca: Path) -> str:
     """The status and body a host answers a scoring request over HTTPS with, from the client machine."""
     args = [sys.executable, "-c", SCORE, host["node_ip"], str(host["port"]), key, str(request), str(ca), PUBLIC_NAME]
@@ -105,7 +116,8 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     request = example / "sample-request.json"
     assert "Apply complete!" in cli(machines, example, "apply", "--auto-approve").stdout
     found = until(lambda: (h := hosts(machines, example)) and all(x["running"] for x in h) and h, 120, "hosts run")
-    assert {h["node_ip"] for h in found} == {machines.head.address, machines.worker.address}, found
+    everywhere = {machines.head.address, machines.worker.address}
+    assert {h["node_ip"] for h in found} == everywhere, found
     assert len({h["port"] for h in found}) == 1  # one port for a load balancer in front
     assert not (example / ".mlctl" / "secrets").exists()  # the keys live in the cluster only
     ca = example / ".mlctl" / "tls" / "ca.pem"  # the project's CA (tls: self-signed)
@@ -164,6 +176,26 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     assert planned.returncode == 0, planned.stdout + planned.stderr
     answer = cli(machines, copy, "invoke", "diabetes", "--request-file", str(copy / "sample-request.json"))
     assert len(json.loads(answer.stdout)) == 2  # over HTTPS, verified for the public name, from the copy
+
+    # the worker node lost (its processes killed by PID): its host and its scoring server are reported lost soon
+    # after the GCS marks the node dead, as drift, and capacity comes back on the head, in that order
+    machines.worker.kill()
+    machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
+    lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
+    assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
+    drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+    assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
+    until(lambda: blue(machines, copy)["ready_instances"] == 2, 90, "capacity back on the head")
+    # its host waits for a node of its own (the head's port is its peer's) and starts there when the worker rejoins
+    assert [h["node_ip"] for h in hosts(machines, copy) if h["running"]] == [machines.head.address]
+    assert lost_host(machines, copy)["index"] == on_worker["index"]
+    machines.worker.start()
+    until(
+        lambda: not lost_host(machines, copy) and {h["node_ip"] for h in hosts(machines, copy)} == everywhere,
+        180,
+        "the host runs on the rejoined worker",
+    )
+    assert "No drift." in cli(machines, copy, "plan", "--refresh-only").stdout
 
     project = (copy / "mlctl.yaml").read_text()
     (copy / "mlctl.yaml").write_text(project.replace(machines.address, "10.213.0.254:6379"))

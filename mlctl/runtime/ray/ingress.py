@@ -173,10 +173,12 @@ class IngressHost:
                 return 502, json.dumps({"message": str(e), "kind": "unreachable"}).encode()
 
     def status(self) -> dict:
-        """Where this host runs and its own status report (None while it does not run)."""
+        """Where this host runs, whether its process runs, and its own status report (None when it does not run or
+        did not answer)."""
         report = None
         info = self.info
-        if info is not None and is_host_process(info.pid):
+        running = info is not None and is_host_process(info.pid)
+        if running:
             try:
                 report = hostclient.HostClient(info).status()
             except MlctlError:
@@ -188,7 +190,7 @@ class IngressHost:
             "pid": info.pid if info else None,
             "actor_pid": os.getpid(),
             "port": info.port if info else None,
-            "running": report is not None,
+            "running": running,
             "generation": self.generation,
             "problem": self.problem,
             "status": report,
@@ -199,7 +201,7 @@ class IngressHost:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.status()
-            if found["running"] and found["generation"]:
+            if found["status"] is not None and found["generation"]:
                 return found
             time.sleep(0.2)
         return self.status()

@@ -15,7 +15,7 @@ from mlctl.runtime.contract import DriverError, Unscalable
 from mlctl.runtime.host import secrets
 from mlctl.runtime.kit import listening
 from mlctl.runtime.kit.hostview import HostedContext
-from mlctl.runtime.ray import apps, hostconfig, ingresshosts
+from mlctl.runtime.ray import apps, hostconfig, ingresshealth, ingresshosts
 
 START_S = 120.0  # one host's start (the actor scheduled, its package fetched, the host up and configured)
 
@@ -51,6 +51,7 @@ def observed(attributes: dict, status: dict | None) -> EndpointObserved:
         scoring_uri=f"{base}/score",
         openapi_uri=f"{base}/swagger.json",
         certificate_digest=served,
+        hosts_lost=ingresshealth.lost_hosts(status.get("hosts") or []),
     )
 
 

@@ -3,11 +3,12 @@ hosts through them, as the kit's drivers reach a local host (`ClusterHostClient`
 requests are actor calls; `ClusterHosts` is the per-run view of `EndpointHosts`).
 
 Each endpoint has `ray.ingress_replicas` hosts (default 2), each a detached actor named
-`mlctl-<owner>-<endpoint>-ingress-<i>` in Ray's namespace `mlctl`, restarted by Ray without limit, placed on
-distinct nodes while there are enough (soft node affinity), reserving a hundredth of a CPU. An order goes to every
-host that runs; once every one took it, the cluster's configuration (hostconfig.py) records it, so a host that was
-down, or that Ray restarts later, configures itself with it. `keys --regenerate` writes the new keys there and has every
-running host reload them before it returns.
+`mlctl-<owner>-<endpoint>-ingress-<i>` in Ray's namespace `mlctl`, restarted by Ray without limit, each in its own
+bundle of the endpoint's placement group (ingressplacement.py: one host per node, also after a node dies). Whether a
+host can answer is read from Ray's tables first (ingresshealth.py). An order goes to every host that answers; once
+every one took it, the cluster's configuration (hostconfig.py) records it, so a host that was down, or that Ray
+restarts later, configures itself with it. `keys --regenerate` writes the new keys there and has every running host
+reload them before it returns.
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ import mlctl
 from mlctl.runtime.contract import DriverError
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.kit.hostview import EndpointHosts
-from mlctl.runtime.ray import apps, appspec, cluster, hostconfig
+from mlctl.runtime.ray import apps, appspec, cluster, hostconfig, ingresshealth, ingressplacement
 
 DEFAULT_REPLICAS = 2
-# a host reserves a hundredth of a CPU: with none, Ray ignores the soft node affinity that spreads the hosts (both
-# landed on one node, Ray 2.60, measured on the three-machine test cluster)
-HOST_CPUS = 0.01
 CALL_S = 60.0  # an answer from an actor that is not an order's (status, log, ready)
 
 
@@ -49,7 +47,28 @@ def _handle(name: str):
 
 def handles(owner: str, endpoint: str) -> list:
     """The actors of an endpoint's hosts that exist, in the order of their index."""
-    return [h for h in (_handle(n) for n in owned_actors(owner, endpoint)) if h is not None]
+    return [h for _, h in indexed_handles(owner, endpoint)]
+
+
+def indexed_handles(owner: str, endpoint: str) -> list[tuple[int, object]]:
+    """(index, actor) of each of an endpoint's hosts that exists: looked up by the names the configuration implies
+    (a named actor that Ray is restarting is found that way; Ray's list of named actors left one out right after
+    its process was killed, and a refresh then saw no host), else by Ray's list."""
+    config = hostconfig.read(owner, endpoint) or {}
+    names = [actor_name(owner, endpoint, i) for i in range(int(config.get("replicas") or 0))]
+    found = [(int(n.rpartition("-")[2]), _handle(n)) for n in names or owned_actors(owner, endpoint)]
+    return [(i, h) for i, h in found if h is not None]
+
+
+def answering(owner: str, endpoint: str) -> list[tuple[int, object]]:
+    """(index, actor) of the hosts whose actors can answer now (ALIVE on an alive node: ingresshealth.py); an order
+    sent to the others would wait until Ray placed them again."""
+    alive = ingresshealth.alive_nodes()
+    return [
+        (i, h)
+        for i, h in indexed_handles(owner, endpoint)
+        if not ingresshealth.lost(i, ingresshealth.actor_info(h), alive)
+    ]
 
 
 def owned_actors(owner: str, endpoint: str | None = None) -> list[str]:
@@ -81,6 +100,11 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
         }
     )
     actor = ray.remote(IngressHost)
+    group = ingressplacement.ensure(owner, endpoint, count, timeout)
+    count = group.bundle_count  # one host per node at most (ingressplacement.py)
+    config = hostconfig.read(owner, endpoint) or {}
+    if config.get("replicas") != count:
+        hostconfig.write(owner, endpoint, {**config, "replicas": count})
     reports = []
     for index in range(count):
         name = actor_name(owner, endpoint, index)
@@ -90,12 +114,12 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
             lifetime="detached",
             max_restarts=-1,
             max_concurrency=16,
-            num_cpus=HOST_CPUS,
-            scheduling_strategy=_spread({r["node_id"] for r in reports}),
+            num_cpus=ingressplacement.HOST_CPUS,
+            scheduling_strategy=ingressplacement.strategy(group, index),
             runtime_env=env,
         ).remote(owner, endpoint, index)
         report = ray.get(handle.ready.remote(timeout), timeout=timeout + CALL_S)
-        if not report["running"]:
+        if report["status"] is None:
             raise cluster.ClusterError(
                 f"the endpoint host {name} did not start on node {report['node_ip']}: "
                 + (report["problem"] or "no answer")
@@ -113,20 +137,11 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
     return reports
 
 
-def _spread(taken: set[str]):
-    """A new host's placement (reads the cluster's nodes): an alive node where none of the endpoint's other hosts
-    (`taken`, their node ids) runs, soft, so Ray places it elsewhere when there is none or when it restarts a host
-    whose node is gone (Ray's SPREAD alone put two hosts on one node)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    free = sorted(n["NodeID"] for n in cluster.nodes() if n.get("Alive") and n["NodeID"] not in taken)
-    return NodeAffinitySchedulingStrategy(free[0], soft=True) if free else "SPREAD"
-
-
 def stop(owner: str, endpoint: str) -> None:
-    """Stop every host of the endpoint (drained) and end their actors."""
+    """Stop every host of the endpoint (drained), end their actors and remove their placement group."""
     for name in owned_actors(owner, endpoint):
         _stop(name)
+    ingressplacement.remove(owner, endpoint)
 
 
 def _stop(name: str) -> None:
@@ -137,37 +152,55 @@ def _stop(name: str) -> None:
     if handle is None:
         return
     try:
-        ray.get(handle.stop.remote(), timeout=hostclient.MAX_DRAIN_S)
+        if not ingresshealth.lost(0, ingresshealth.actor_info(handle), ingresshealth.alive_nodes()):
+            ray.get(handle.stop.remote(), timeout=hostclient.MAX_DRAIN_S)  # (a lost one has nothing to drain)
     except (RayError, TimeoutError):
         pass  # killed below all the same: its host dies with it
     ray.kill(handle, no_restart=True)
 
 
 def reports(owner: str, endpoint: str) -> list[dict]:
-    """Each host's `status` report (a host whose actor does not answer is left out)."""
+    """Each host's `status` report, in the order of their index: asked of the actors that can answer, made from
+    Ray's tables for the others (lost with their node, restarting, waiting for a node: ingresshealth.py).
+    ClusterError when none answered with its host's own status while some actor or host process was there but
+    silent (an overloaded cluster): "could not ask" is never "not running", which a refresh would take for drift
+    and repair by recreating the endpoint."""
     import ray
     from ray.exceptions import RayError
 
-    out = []
-    for handle in handles(owner, endpoint):
+    alive = ingresshealth.alive_nodes()
+    out, asked = [], []
+    for index, handle in indexed_handles(owner, endpoint):
+        gone = ingresshealth.lost(index, ingresshealth.actor_info(handle), alive)
+        if gone is not None:
+            out.append(gone)
+        else:
+            asked.append(handle.status.remote())
+    silent = 0
+    for ref in asked:
         try:
-            out.append(ray.get(handle.status.remote(), timeout=CALL_S))
+            out.append(ray.get(ref, timeout=CALL_S))
         except (RayError, TimeoutError):
-            continue
-    return out
+            silent += 1
+    silent += sum(1 for r in out if r["running"] and r["status"] is None)
+    if silent and not any(r["status"] is not None for r in out):
+        raise cluster.ClusterError(
+            f"the endpoint hosts of {endpoint!r} did not answer within {CALL_S:.0f}s ({silent} silent)",
+            detail="Their actors or processes are there but busy (an overloaded cluster?): try again.",
+        )
+    return sorted(out, key=lambda r: r["index"])
 
 
 def merged_status(found: list[dict]) -> dict | None:
-    """Pure: the endpoint's status as `show` reports it: the first running host's own report, with `hosts` (where
-    each one runs); None when no host runs."""
-    running = [r for r in found if r["running"]]
-    if not running:
+    """Pure: the endpoint's status as `show` reports it: the first answering host's own report, with `hosts` (where
+    each one runs); None when no host answers."""
+    answered = [r for r in found if r["status"] is not None]
+    if not answered:
         return None
-    hosts = [
-        {k: r[k] for k in ("index", "node_ip", "node_id", "pid", "actor_pid", "port", "running", "problem")}
-        for r in found
-    ]
-    return {**running[0]["status"], "hosts": hosts}
+    hosts = [{k: r[k] for k in ("index", "node_ip", "node_id", "pid", "actor_pid", "port", "problem")} for r in found]
+    for host, r in zip(hosts, found):
+        host["running"] = r["status"] is not None
+    return {**answered[0]["status"], "hosts": hosts}
 
 
 class ClusterHostClient(hostclient.HostClient):
@@ -187,7 +220,7 @@ class ClusterHostClient(hostclient.HostClient):
             if status is None:
                 raise hostclient.HostError(f"no host of endpoint {self.endpoint!r} runs in the cluster", "unreachable")
             return 200, json.dumps(status).encode()
-        refs = [h.admin.remote(method, path, body, timeout) for h in handles(self.owner, self.endpoint)]
+        refs = [h.admin.remote(method, path, body, timeout) for _, h in answering(self.owner, self.endpoint)]
         answers = []
         for ref in refs:
             try:
@@ -232,7 +265,7 @@ class ClusterHosts(EndpointHosts):
         return self._status[endpoint]
 
     def running(self, endpoint: str) -> bool:
-        return bool(owned_actors(self._owner(), endpoint))
+        return bool(handles(self._owner(), endpoint))
 
     def read_ahead(self, endpoints) -> None:
         """Nothing is read ahead: each endpoint's hosts are asked through Ray when a driver reads them. (The kit's
@@ -242,7 +275,7 @@ class ClusterHosts(EndpointHosts):
     def client(self, endpoint: str) -> hostclient.HostClient:
         self.forget(endpoint)
         owner = self._owner()
-        if not owned_actors(owner, endpoint):
+        if not handles(owner, endpoint):
             raise DriverError(
                 f"the endpoint {endpoint!r} has no host in the cluster",
                 "Run `mlctl plan` to see the drift and `mlctl apply` to start its hosts.",

@@ -122,8 +122,12 @@ class ClusterIngress:
         import ray
 
         owner = self._owner(project)
-        for name, handle in zip(ingresshosts.owned_actors(owner, endpoint), ingresshosts.handles(owner, endpoint)):
-            yield f"==> {name}"
+        answering = dict(ingresshosts.answering(owner, endpoint))
+        for index, handle in ingresshosts.indexed_handles(owner, endpoint):
+            yield f"==> {ingresshosts.actor_name(owner, endpoint, index)}"
+            if index not in answering:
+                yield "(its actor cannot answer now: `mlctl show` says why)"
+                continue
             yield from ray.get(handle.log.remote(lines), timeout=ingresshosts.CALL_S).splitlines()
 
     def leftovers(self, project, recorded):
