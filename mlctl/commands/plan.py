@@ -254,7 +254,9 @@ def command(
             if detailed_exitcode and entry["changes"]:
                 ctx.exit(2)
             return
-    with collections_paused():
+    from mlctl.schemas.documents import reads_kept
+
+    with collections_paused(), reads_kept(memo.read if memo is not None else {}):
         result = print_plan(
             project,
             as_json=as_json,

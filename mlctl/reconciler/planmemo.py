@@ -117,9 +117,9 @@ def _installed() -> list:
     return [sys.version, yaml.__version__, bool(getattr(yaml, "__with_libyaml__", False)), dirs]
 
 
-def _file_digest(path: str) -> str | None:
-    """sha256 of a configuration file's bytes; None unless it is a regular file mlctl reads as configuration
-    (at most mlctl.schemas.documents.MAX_BYTES; a FIFO is never waited on): the full plan says why."""
+def _file_bytes(path: str) -> bytes | None:
+    """A configuration file's bytes; None unless it is a regular file mlctl reads as configuration (at most
+    mlctl.schemas.documents.MAX_BYTES; a FIFO is never waited on): the full plan says why."""
     from mlctl.schemas.documents import MAX_BYTES as CONFIG_BYTES
 
     try:
@@ -130,10 +130,13 @@ def _file_digest(path: str) -> str | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > CONFIG_BYTES:
             return None
-        h = hashlib.sha256()
+        chunks, size = [], 0
         while chunk := os.read(fd, CONFIG_BYTES + 1):
-            h.update(chunk)
-        return h.hexdigest()
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > CONFIG_BYTES:  # grew since the stat
+                return None
+        return b"".join(chunks)
     except OSError:
         return None
     finally:
@@ -149,6 +152,7 @@ class PlanMemo:
         self.path = Path(project.data_dir) / FILE
         self.backend: Any = None  # a shared state's backend (None: the local file)
         self.state_digest: str | None = None
+        self.read: dict[str, bytes] = {}  # the configuration files' bytes hashed into the key: the load takes them
 
     @classmethod
     def prepare(cls, project, options: dict[str, Any]) -> "PlanMemo | None":
@@ -173,11 +177,13 @@ class PlanMemo:
         files = [str(p) for p in find_config_files(project)]
         files += [str(project.root / n) for n in FILE_NAMES if (project.root / n).exists()]
         h = hashlib.sha256()
+        read: dict[str, bytes] = {}
         for path in files:
-            digest = _file_digest(path)
-            if digest is None:
+            data = _file_bytes(path)
+            if data is None:
                 return None
-            h.update(f"{path}\0{digest}\n".encode())
+            read[path] = data
+            h.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
         state_path = Path(backend.where)
         try:
             data = backend.read().data  # never waits on a FIFO; a link or a special file is refused
@@ -199,6 +205,7 @@ class PlanMemo:
         }
         key = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
         memo = cls(project, key, files, state_path, started, key_bytes)
+        memo.read = read
         if backend.config.get("backend") != "local":  # a shared state: no file to stat, its content is read again
             memo.backend, memo.state_digest = backend, state_digest
         return memo

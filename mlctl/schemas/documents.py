@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import stat
@@ -209,6 +210,23 @@ MAX_BYTES = 1024 * 1024  # a configuration file's size (Azure ML YAML and conda 
 MAX_VALUES = 100_000  # keys, items and scalars a document spells out
 
 
+# The bytes of configuration files this plan read already (the plan memo hashes every file before the load):
+# {path: bytes}, set by `reads_kept` for one plan; the load takes each once instead of reading the file again.
+_KEPT: contextvars.ContextVar[dict[str, bytes] | None] = contextvars.ContextVar("_KEPT", default=None)
+
+
+@contextlib.contextmanager
+def reads_kept(kept: dict[str, bytes]):
+    """While in the block, a read of configuration file P takes kept[P] (once) instead of reading P again: the
+    plan is then made from the very bytes its memo key was made from. `kept` holds only regular files of at most
+    MAX_BYTES, read just before."""
+    token = _KEPT.set(kept)
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
 class _NotConfig(Exception):
     """Raised with (what is wrong, what to do) for a file mlctl will not parse as configuration."""
 
@@ -216,6 +234,9 @@ class _NotConfig(Exception):
 def _read_config_bytes(path: Path) -> bytes:
     """The bytes of a configuration file: a regular file of at most MAX_BYTES (a FIFO or a device is
     refused, never waited on or read without end). _NotConfig otherwise; OSError when unreadable."""
+    kept = _KEPT.get()
+    if kept and (data := kept.pop(str(path), None)) is not None:
+        return data
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)

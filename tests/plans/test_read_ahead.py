@@ -16,7 +16,7 @@ import pytest
 from mlctl.projectpaths import Project
 from mlctl.schemas.discovery import discover, find_config_files
 from mlctl.schemas.doccache import DocumentCache
-from mlctl.schemas.documents import DISPLAY_ROOT, read_document
+from mlctl.schemas.documents import DISPLAY_ROOT, read_document, reads_kept
 from mlctl.schemas.readahead import MIN_FILES, ReadAhead
 
 ENDPOINTS = MIN_FILES // 3 + 10
@@ -150,3 +150,17 @@ def test_no_child_for_a_few_files_or_a_cache_that_holds_them(root):
     assert ReadAhead.begin(paths, DocumentCache(None, None), {}) is None
     cache.entries = {str(i): [{}, []] for i in range(len(paths) // 2)}
     assert ReadAhead.begin(paths, cache, {}) is None
+
+
+def test_bytes_the_memo_read_are_taken_once_and_only_during_that_plan(tmp_path):
+    """`mlctl plan` hands the load the bytes its memo key was hashed from (reads_kept): each is taken once, in the
+    block only; every other read reads the file."""
+    f = tmp_path / "a.yml"
+    f.write_text("name: disk\n")
+    kept = {str(f): b"name: kept\n"}
+    with reads_kept(kept):
+        assert read_document(f)[0].data == {"name": "kept"}
+        assert read_document(f)[0].data == {"name": "disk"}
+    with reads_kept({str(f): b"name: left\n"}):
+        pass
+    assert read_document(f)[0].data == {"name": "disk"}
