@@ -25,7 +25,7 @@ from mlctl.runtime.host.relay import OutputRelay, output_pipe
 from mlctl.runtime.host.identities import deployment_uid
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
-from mlctl.runtime.kit import cgroups, confinement
+from mlctl.runtime.kit import cgroups, confinement, forkservers
 from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -49,7 +49,7 @@ class Process:
         self.uid, self.data_dir = uid, data_dir  # uid: confined to it, its socket in a folder of its own
         # DEPLOYMENT-gG-K: the socket's name, or its folder's when confined (DEPLOYMENT-gG-K/s.sock)
         self.instance_name = socket.parent.name if uid is not None else socket.stem
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | forkservers.ForkedProcess | None = None
         self.stopped = False  # for good: never started again
         self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
         self._tail_bytes = 0
@@ -58,6 +58,8 @@ class Process:
         self.lifecycle = asyncio.Lock()  # start and stop never interleave
         self.group: cgroups.InstanceGroup | None = None  # its cgroup, when the deployment has resources
         self.oom_kills_before = 0  # out-of-memory kills in the groups of its earlier runs
+        self.owner: object = None  # the launcher whose fork servers it may start from (None: always fresh)
+        self.forked = False  # its current run was forked by a fork server
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -99,7 +101,11 @@ class Process:
         self.group = sized_group(self.spec, self.instance_name)
         r, w = output_pipe()
         try:
-            self.proc = await asyncio.create_subprocess_exec(
+            forked = None
+            if self.uid is None and self.owner is not None:  # confined instances start fresh (docs/runtime.md)
+                forked = await forkservers.SERVERS.fork(self.spec, self.owner, self.socket, w, self.group)
+            self.forked = forked is not None
+            self.proc = forked or await asyncio.create_subprocess_exec(
                 *self.command(),
                 cwd=self.spec.code_dir,
                 env=self.env(),
@@ -201,7 +207,9 @@ class Launcher:
     def _process(self, spec, key: InstanceKey) -> Process:
         """An instance of `spec`: confined to its deployment's uid when mlctl runs as root (unless opted out)."""
         if not confinement.is_confined(spec):
-            return Process(spec, self._socket(key, False))
+            p = Process(spec, self._socket(key, False))
+            p.owner = self
+            return p
         why = confinement.why_not_here()  # plan said so already (local preflight); a machine may change since
         if why is not None:
             raise OSError(
@@ -274,6 +282,7 @@ class Launcher:
             "pid": p.proc.pid if p and p.proc else None,
             "socket": str(p.socket) if p else None,
             "workers": worker_count(p.spec) if p else None,
+            "forked": p.forked if p else None,
         }
         if p is not None and p.group is not None:  # sized by resources: its cgroup and limits
             out.update(p.group.describe(), oom_kills=p.oom_kills_before + p.group.oom_kills())
@@ -287,6 +296,7 @@ class Launcher:
 
     async def close(self) -> None:
         await self.stop(list(self.processes))
+        await forkservers.SERVERS.release(self)
         for out in self.outputs.values():
             out.close()
         self.outputs.clear()

@@ -75,11 +75,13 @@ def deployment_python(a: dict, without_environment: str = sys.executable) -> str
 def virtualenv_spec(ctx, a: dict, launcher: str, without_environment: str = sys.executable) -> dict:
     """The endpoint host's serving spec for deployment attributes `a`: instances run by `launcher` on the
     deployment's virtualenv interpreter (`without_environment` when it has none), sized by its `resources`
-    (requests and limits, read by the launcher) and run as the project's `local.instance_user` says; snapshots
-    the code."""
+    (requests and limits, read by the launcher) and run as the project's `local.instance_user` and
+    `local.fork_server` say; snapshots the code."""
     launch = {"resources": a["resources"]} if a.get("resources") else {}  # the instances' cgroup sizing
     if (ctx.settings or {}).get("instance_user") == OPT_OUT:  # local: run as mlctl's user, unconfined
         launch["instance_user"] = OPT_OUT
+    if (ctx.settings or {}).get("fork_server") is False:  # local: every instance a fresh interpreter
+        launch["fork_server"] = False
     return serving_spec(ctx, a, deployment_python(a, without_environment), launcher, launch)
 
 
