@@ -187,3 +187,20 @@ def test_a_killed_host_takes_its_forked_instances_and_its_fork_server(fork_host)
     assert len(pids) == 3 and all(is_alive(p) for p in pids)
     os.kill(host.info.pid, signal.SIGKILL)
     wait_until(lambda: not any(is_alive(p) for p in pids), 20, "no orphans: neither instances nor the fork server")
+
+
+def test_a_roll_to_another_environment_stops_the_old_fork_server_once_unused(fork_host):
+    host = fork_host()
+    host.client.create_deployment(spec(host, "blue"), timeout=60)
+    host.remember()
+    old = answers(host, "blue")[0]["ppid"]
+    # other variables, another environment (packages may read them at import): a fork server of its own
+    host.client.roll_deployment(spec(host, "blue", digest="sha256:blue-2", env={"OMP_NUM_THREADS": "1"}), timeout=60)
+    host.remember()
+    new = answers(host, "blue")[0]["ppid"]
+    assert new not in (old, host.info.pid)
+    wait_until(lambda: not is_alive(old), 20, "the old environment's fork server stopped")
+    assert is_alive(new)
+    host.client.set_traffic({})
+    host.client.remove_deployment("blue")  # no deployment uses it any more
+    wait_until(lambda: not is_alive(new), 20, "the fork server stopped with its last deployment")

@@ -291,11 +291,13 @@ class ForkServers:
             await server.stop()
             return None
 
-    async def release(self, owner: object) -> None:
-        """Launcher `owner` is closing: stop the fork servers no launcher uses any more."""
+    async def release(self, owner: object, keep: frozenset = frozenset()) -> None:
+        """Launcher `owner` no longer uses the fork servers of environments other than `keep` (all of them when it
+        closes): stop those no launcher uses any more."""
         async with self.lock:
             for key, server in list(self.servers.items()):
-                server.users.discard(id(owner))
+                if key not in keep:
+                    server.users.discard(id(owner))
                 if not server.users:
                     await server.stop()
                     del self.servers[key]
