@@ -136,7 +136,10 @@ def apply_project(
         note_used(project, backend)
         check_here(project, state)
         state.location = here(project.data_dir)  # recorded with the next write
-        runtimes.main.preflight(config.resources)
+        try:
+            runtimes.main.preflight(config.resources)
+        except MlctlError as e:
+            raise (not_destroyed(e, state) if destroy and state.resources else e) from None
         if planfile:
             from mlctl.reconciler.planfile import load_plan
 
@@ -154,6 +157,18 @@ def apply_project(
         approve(result)
         state = engine.apply(result, project, state, runtimes, hooks, allow_destroy=allow_destroy)
     return result, state
+
+
+def not_destroyed(e: MlctlError, state) -> MlctlError:
+    """Pure: `e` (the runtime cannot be reached, say) as `destroy`'s error: what it could not remove, and that it
+    changed nothing (the state still records all of it, so a later `destroy` removes it)."""
+    first = e.diagnostics[0]
+    names = ", ".join(sorted(str(a) for a in state.resources))
+    return MlctlError(
+        f"destroy removed nothing: {first.summary}",
+        *e.diagnostics[1:],
+        detail=f"Not removed, still in the state: {names}. Nothing was changed here either. {first.detail}".strip(),
+    )
 
 
 def leftovers(project, state) -> list:

@@ -4,7 +4,9 @@ load ramp (concurrency 1 -> 16 over about 20 s, then idle) on a range of [1, 4] 
 (new replicas join the rotation once their servers answer), then back to 1 after the window, Serve choosing
 the replicas it stops and the host draining them first: no request fails. The metric is in-flight requests
 (the CPU of a replica on another node is not readable here, and show says so), plans show no drift while the
-count moves inside the range, and do when the instances are gone below the minimum. A scale-up the cluster has
+count moves inside the range, and do when the instances are gone below the minimum. A new range is an update in
+place that keeps Serve's replica; with `min_instances: 0`, idle past the window, Serve runs no replica, and the
+next request starts one and is answered; /metrics has the desired and current counts. A scale-up the cluster has
 no room for is said in the log and in `show` while it waits, and no request fails meanwhile. Orders of events
 and generous deadlines, never timings; figures are bench/autoscale's."""
 
@@ -14,6 +16,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.request
 
 import pytest
 from e2e_support import DEPLOYMENT, ENDPOINT, Endpoint, Load, SplitProject, cleanup, keys, mlctl, wait_until
@@ -90,12 +93,32 @@ def live(root, name: str) -> dict:
     return HostClient.for_endpoint(root / ".mlctl", name).status()["deployments"]["blue"]
 
 
-def serve_running(address: str, root) -> int:
-    """RUNNING replicas of the project's one Serve application."""
+def replica_ids(address: str, root) -> set[str]:
+    """The ids of the RUNNING replicas of the project's one Serve application."""
     cluster.connect(address)
     owner = apps.owner_of(root / ".mlctl")
     (app,) = apps.owned(cluster.details(), owner, apps.endpoint_prefix(owner, "scaled")).values()
-    return sum(1 for r in apps.replicas(app) if r["state"] == "RUNNING")
+    return {r["replica_id"] for r in apps.replicas(app) if r["state"] == "RUNNING"}
+
+
+def serve_running(address: str, root) -> int:
+    """RUNNING replicas of the project's one Serve application."""
+    return len(replica_ids(address, root))
+
+
+def counts(port: int) -> tuple[float, float]:
+    """(desired, current) instances of blue from the host's /metrics (loopback: no key)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("deployment") == "blue"
+    }
+    return found.get("mlctl_instances_desired", -1.0), found.get("mlctl_instances_current", -1.0)
 
 
 def ramp(root, name: str, statuses: list) -> None:
@@ -183,6 +206,34 @@ def test_a_load_ramp_scales_serve_replicas_up_and_back_without_a_failed_request(
     mlctl(root, "apply", "--auto-approve")
     assert wait_until(lambda: live(root, name)["ready_instances"] >= 1, timeout=120), live(root, name)
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+
+    # a new range: an update in place that keeps Serve's replica (nothing restarted)
+    kept = replica_ids(ray_cluster.address, root)
+    write(root, name, 1, 3, window=600)
+    plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
+    assert plan.returncode == 2 and "~ deployment" in plan.stdout and "-/+" not in plan.stdout, plan.stdout
+    mlctl(root, "apply", "--auto-approve")
+    assert len(kept) == 1 and replica_ids(ray_cluster.address, root) == kept
+    assert json.loads(mlctl(root, "show", name, "--json").stdout)["deployments"]["blue"]["autoscale"]["range"] == [1, 3]
+
+    # scale to zero: idle past the window, Serve runs no replica; the next request starts one and is answered;
+    # /metrics has the desired and current counts
+    write(root, name, 0, 2, window=2)
+    mlctl(root, "apply", "--auto-approve")
+    assert wait_until(lambda: live(root, name)["state"] == "idle", timeout=120), live(root, name)
+    assert wait_until(lambda: serve_running(ray_cluster.address, root) == 0, timeout=120)
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0  # zero is inside [0, 2]
+    port = Endpoint(root, name).port
+    assert counts(port) == (0.0, 0.0)
+    # the request waits while Serve starts a replica and its server passes readiness (request_timeout_ms: 60 s)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+    auth = {"Content-Type": "application/json", "Authorization": f"Bearer {keys(root, name)['primaryKey']}"}
+    conn.request("POST", "/score", body=b"{}", headers=auth)
+    answer = conn.getresponse()
+    status, body = answer.status, answer.read()
+    conn.close()
+    assert status == 200 and json.loads(body)["who"] == "blue", (status, body, mlctl(root, "logs", name).stdout[-3000:])
+    assert serve_running(ray_cluster.address, root) == 1 and counts(port) == (1.0, 1.0)
 
 
 def test_a_scale_up_the_cluster_has_no_room_for_is_said_while_it_waits(project, ray_cluster):

@@ -93,7 +93,8 @@ class IngressDriver(Unscalable):
         return observed(a, ctx.hosts.status(a["name"]))
 
     def update(self, resource, prior, ctx: HostedContext):
-        """The auth mode and the TLS material written into the cluster; every host takes them (no restart)."""
+        """The auth mode and the TLS material written into the cluster; every host takes them (no restart). Hosts
+        whose actors are gone for good are started again (those Ray is placing again start by themselves)."""
         a = dict(resource.attributes)
         owner = self._owner(ctx)
         found = hostconfig.read(owner, a["name"])
@@ -101,6 +102,9 @@ class IngressDriver(Unscalable):
             return self.create(resource, prior, ctx)
         fresh = self._config(resource, ctx, found.get("keys"))
         hostconfig.write(owner, a["name"], {**found, **{k: fresh[k] for k in ("auth_mode", "listen", "tls")}})
+        if len(ingresshosts.handles(owner, a["name"])) < int(found.get("replicas") or 0):
+            ctx.progress(str(resource.address), "starting the endpoint hosts whose actors are gone")
+            ingresshosts.start(owner, a["name"], int(found["replicas"]), START_S)
         client = ctx.hosts.client(a["name"])
         client.set_auth(a["auth_mode"])
         if fresh.get("tls"):

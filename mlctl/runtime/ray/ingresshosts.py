@@ -105,10 +105,13 @@ def start(owner: str, endpoint: str, count: int, timeout: float) -> list[dict]:
     config = hostconfig.read(owner, endpoint) or {}
     if config.get("replicas") != count:
         hostconfig.write(owner, endpoint, {**config, "replicas": count})
-    reports = []
+    reports, alive = [], ingresshealth.alive_nodes()
     for index in range(count):
         name = actor_name(owner, endpoint, index)
-        handle = _handle(name) or actor.options(
+        handle = _handle(name)
+        if handle is not None and ingresshealth.lost(index, ingresshealth.actor_info(handle), alive):
+            continue  # Ray is placing it again: it configures itself from the cluster when it starts
+        handle = handle or actor.options(
             name=name,
             namespace=cluster.NAMESPACE,
             lifetime="detached",
@@ -170,8 +173,11 @@ def reports(owner: str, endpoint: str) -> list[dict]:
 
     alive = ingresshealth.alive_nodes()
     out, asked = [], []
-    for index, handle in indexed_handles(owner, endpoint):
-        gone = ingresshealth.lost(index, ingresshealth.actor_info(handle), alive)
+    found = dict(indexed_handles(owner, endpoint))
+    config = hostconfig.read(owner, endpoint) or {}
+    for index in sorted(set(found) | set(range(int(config.get("replicas") or 0)))):
+        handle = found.get(index)  # none: its actor is gone for good (killed outside mlctl): apply starts it again
+        gone = ingresshealth.lost(index, ingresshealth.actor_info(handle) if handle else {}, alive)
         if gone is not None:
             out.append(gone)
         else:

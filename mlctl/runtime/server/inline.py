@@ -8,13 +8,17 @@ eventfd/epoll round per request; for a run() of 60 µs that is as much as the re
 holds the GIL between two turns of the loop (the server's switch interval is 0.5 ms).
 
 The policy: a server starts on worker threads; after `needed` calls in a row each shorter than the
-threshold, calls run inline. An inline call at or over it is let pass once in a while (a process
-preempted by the kernel or a page fault makes a 60 µs call take milliseconds, on a quiet machine
-several times a second), but a second one within WINDOW calls, or one over BLOCKING times the
-threshold, sends calls back to the threads and doubles `needed` (up to MAX_NEEDED; back to
-FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline calls), so a script
-whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A
-call runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
+threshold, calls run inline. A call's duration here is the time it held its thread: its wall time less
+the time the thread waited for a CPU (mlctl.runtime.server.runqueue), so that on a busy machine the
+kernel's preemption does not make a short call look long; a call that sleeps or blocks counts in full.
+An inline call at or over the threshold is let pass once in a while (a page fault, a garbage
+collection; preemption too where the wait cannot be read), but a second one within WINDOW calls, or one
+over BLOCKING times the threshold, sends calls back to the threads and doubles `needed` (up to
+MAX_NEEDED; back to FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline
+calls), so a script whose calls are often or very slow settles on threads, and one that had a bad
+moment comes back. Calls on worker threads only build the streak (WorkerPool.call); inline calls alone
+send calls back. A call runs inline only when no call is on a worker thread (the pool's ``pending`` is
+0); once calls may run inline but some are still on threads, new calls wait for them (WorkerPool.run).
 
 Where an inline call differs from one on a worker thread, precisely:
 - while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
@@ -37,6 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
+from mlctl.runtime.server.runqueue import RunQueue, held_ms
 from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, cancel_interrupt, interrupt
 
 logger = logging.getLogger("azmlinfsrv")
@@ -88,6 +93,7 @@ class LoopCaller:
         self.policy = InlinePolicy(threshold_ms)
         self.timeout_ms = timeout_ms
         self._thread_id = threading.get_ident()
+        self.runqueue = RunQueue()  # this (the loop's) thread's wait for a CPU
         self._lock = threading.Lock()  # between the watchdog's interrupt and the end of the call it targets
         self._serial = 0
         self._current = 0  # serial of the inline call running (0: none)
@@ -105,6 +111,7 @@ class LoopCaller:
             self._watchdog.start()
         self._serial += 1
         serial = self._serial
+        waited = self.runqueue.waited_ms()
         start = time.perf_counter()
         ok, value = False, None
         try:
@@ -126,8 +133,10 @@ class LoopCaller:
             self._current, fired = 0, True
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         policy = self.policy
-        if elapsed_ms >= policy.threshold_ms:
-            policy.record(elapsed_ms, serial)  # (a short call changes nothing while calls run inline)
+        if elapsed_ms >= policy.threshold_ms:  # (a short call changes nothing while calls run inline)
+            held = held_ms(elapsed_ms, self.runqueue.waited_ms() - waited)
+            if held >= policy.threshold_ms:
+                policy.record(held, serial)
         if fired:
             raise CallTimeout(self.timeout_ms, elapsed_ms, abandoned=False)
         if not ok:
@@ -146,5 +155,6 @@ class LoopCaller:
             logger.warning("run() on the loop thread passed the scoring timeout of %s ms: interrupted", self.timeout_ms)
 
     def close(self) -> None:
-        """Stop the watchdog."""
+        """Stop the watchdog (and free the run-queue file: call it on the loop's thread)."""
         self._closed.set()
+        self.runqueue.close()
