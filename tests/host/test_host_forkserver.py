@@ -204,3 +204,23 @@ def test_a_roll_to_another_environment_stops_the_old_fork_server_once_unused(for
     host.client.set_traffic({})
     host.client.remove_deployment("blue")  # no deployment uses it any more
     wait_until(lambda: not is_alive(new), 20, "the fork server stopped with its last deployment")
+
+
+def test_a_module_of_the_code_folder_wins_over_one_another_deployment_had_preloaded(fork_host, tmp_path):
+    host = fork_host()
+    first = spec(host, "first")
+    first["environment_variables"] = {}  # one environment for both: one fork server
+    (host.code_dir / "score.py").write_text("import colorsys\n" + SCORE)  # preloads the standard library's
+    host.client.create_deployment(first, timeout=60)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "colorsys.py").write_text("MARK = 'the code folder'\n")
+    (other / "score.py").write_text(
+        "import colorsys, json, os\ndef init():\n    pass\n"
+        "def run(raw_data):\n    return {'mark': getattr(colorsys, 'MARK', None), 'ppid': os.getppid()}\n"
+    )
+    second = {**spec(host, "second"), "environment_variables": {}, "code_dir": str(other)}
+    host.client.create_deployment(second, timeout=60)
+    host.remember()
+    one, two = answers(host, "first")[0], answers(host, "second")[0]
+    assert two == {"mark": "the code folder", "ppid": one["ppid"]}  # forked by the same fork server
