@@ -99,8 +99,9 @@ def _imports_sklearn(pid: int) -> bool:
     return "sklearn" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_killing_the_fork_server_leaves_its_instances_and_a_roll_starts_a_new_one(fork_host):
+def test_killing_the_fork_server_leaves_its_instances_and_a_roll_starts_a_new_one(fork_host, loop_mode):
     host = fork_host()
+    host.assert_loop(loop_mode)  # the old instance's end is seen through a pidfd on the host's loop
     host.client.create_deployment(spec(host, "blue"), timeout=60)
     host.remember()
     first = answers(host, "blue")[0]
