@@ -5,7 +5,7 @@ and with `local.fork_server: false` in mlctl.yaml a replaced instance starts fre
 import json
 from pathlib import Path
 
-from e2e_support import Endpoint, Load, keys, mlctl, wait_until
+from e2e_support import blue_to_green_under_load, mlctl
 
 
 def parent_of(pid: int) -> int:
@@ -19,24 +19,9 @@ def instance(root, name: str) -> dict:
 
 
 def test_blue_to_green_under_load_forks_green_and_fails_no_request(split_project):
-    p, root = split_project, split_project.root
+    root = split_project.root
     (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")  # as root: unconfined, so forked
-    c = 4
-    p.write({"blue": 100}, {"blue": {"concurrency": c}})
-    mlctl(root, "apply", "--auto-approve")
-    key, port = keys(root, "split")["primaryKey"], Endpoint(root, "split").port
-    steps = [
-        ({"blue": 100, "green": 0}, {"blue": {"concurrency": c}, "green": {"concurrency": c}}),
-        ({"blue": 0, "green": 100}, {"blue": {"concurrency": c}, "green": {"concurrency": c}}),
-        ({"green": 100}, {"green": {"concurrency": c}}),
-    ]
-    with Load(port, key) as load:
-        assert wait_until(lambda: load.total() > 20)
-        for traffic, deployments in steps:
-            before = load.total()
-            p.write(traffic, deployments)
-            assert "Apply complete!" in mlctl(root, "apply", "--auto-approve").stdout
-            assert wait_until(lambda before=before: load.total() > before + 20), traffic
+    load = blue_to_green_under_load(split_project, "split")
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
     green = instance(root, "green")
