@@ -3,7 +3,8 @@
 Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, a 2-row body, all on 127.0.0.1.
 Servers (--servers, default all): `azure` (1 gunicorn worker), `azure-N` (WORKER_COUNT=N), `mlctl` (one
 process), `mlctl-N` (WORKER_COUNT=N: one parent, N workers), `bare` (bench/server/bare.py: aiohttp calling
-run() on its loop, one process, no access log); N is --processes (default 2). Load (--load, default wrk):
+run() on its loop, one process, no access log), `mlctl-tree` (one process from another source tree, --tree,
+to compare commits side by side); N is --processes (default 2). Load (--load, default wrk):
 `wrk` (compiled; one thread) and/or `python` (load.py, aiohttp client), closed loop at concurrency 1, 8
 and 64; levels alternate between the servers and the whole sweep repeats --rounds times (pooled), so
 background load on a shared machine hits all alike. Prints req/s, p50/p99, CPU ms per request of each
@@ -141,11 +142,14 @@ def _started(work: Path, name: str, cmd: list[str], env: dict) -> subprocess.Pop
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
 
 
-def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
-    """One scoring-server instance with WORKER_COUNT=processes (one parent process when > 1), as instances run."""
+def start_mlctl(
+    work: Path, model_dir: Path, processes: int, tree: Path = ROOT, name: str = ""
+) -> Tuple[List[subprocess.Popen], str]:
+    """One scoring-server instance with WORKER_COUNT=processes (one parent process when > 1), as instances run,
+    from the mlctl source tree `tree` (this one unless --tree)."""
     port = free_port()
-    name = f"mlctl-{processes}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_COUNT=str(processes))
+    name = name or f"mlctl-{processes}"
+    env = dict(os.environ, PYTHONPATH=str(tree), WORKER_COUNT=str(processes))
     proc = _started(
         work,
         name,
@@ -273,12 +277,17 @@ LABELS = {
     "mlctl": "mlctl scoring server, 1 process",
     "mlctl-N": "mlctl scoring server, WORKER_COUNT={n}",
     "bare": "bare aiohttp app calling run() on its loop (bench/server/bare.py)",
+    "mlctl-tree": "mlctl scoring server from --tree, 1 process",
 }
 
 
-def start(name: str, work: Path, model_dir: Path, n: int) -> Tuple[List[subprocess.Popen], str]:
+def start(name: str, work: Path, model_dir: Path, n: int, tree: "Path | None") -> Tuple[List[subprocess.Popen], str]:
     if name == "bare":
         return start_bare(work, model_dir)
+    if name == "mlctl-tree":
+        if tree is None:
+            sys.exit("bench: the server mlctl-tree needs --tree DIR")
+        return start_mlctl(work, model_dir, 1, tree, name)
     kind, _, count = name.partition("-")
     return (start_azure if kind == "azure" else start_mlctl)(work, model_dir, int(count or 1))
 
@@ -312,6 +321,7 @@ def ratios(load: str, names: List[str], levels: List[int], pooled: dict, n: int)
     out = []
     for a, b, goal in (
         ("mlctl", "bare", "goal >= 0.90"),
+        ("mlctl-tree", "bare", "--tree"),
         (f"mlctl-{n}", f"azure-{n}", "goal >= 1.8 at 8 and 64"),
         ("mlctl", "azure", ""),
     ):
@@ -352,6 +362,12 @@ def main() -> int:
     p.add_argument("--servers", default=None, help="comma-separated (default azure,azure-N,mlctl,mlctl-N,bare)")
     p.add_argument("--load", choices=["wrk", "python", "both"], default="wrk")
     p.add_argument("--busy", type=int, default=0, help="CPU-bound processes running beside the servers (default 0)")
+    p.add_argument(
+        "--tree",
+        type=Path,
+        default=None,
+        help="another mlctl source tree (e.g. `git archive COMMIT mlctl | tar -x -C DIR`): server mlctl-tree runs it",
+    )
     p.add_argument("--logs", type=Path, default=None, help="copy the servers' logs into this folder at the end")
     args = p.parse_args()
     n = args.processes
@@ -374,7 +390,7 @@ def main() -> int:
         procs: Dict[str, Tuple[List[subprocess.Popen], str]] = {}
         try:
             for name in names:
-                procs[name] = start(name, work, model_dir, n)
+                procs[name] = start(name, work, model_dir, n, args.tree)
             pooled: dict = {}
             cpu_total: dict = {}
             bound = 2 * args.rounds * len(loads) * len(levels) * len(procs) * (args.seconds + 1.0) + 600.0

@@ -12,8 +12,9 @@ threshold, calls run inline. A call's duration here is the time it held its thre
 the time the thread waited for a CPU (mlctl.runtime.server.runqueue), so that on a busy machine the
 kernel's preemption does not make a short call look long; a call that sleeps or blocks counts in full.
 An inline call at or over the threshold is let pass once in a while (a page fault, a garbage
-collection; preemption too where the wait cannot be read), but a second one within WINDOW calls, or one
-over BLOCKING times the threshold, sends calls back to the threads and doubles `needed` (up to
+collection; preemption the kernel does not see, as a virtual machine's host taking its CPU, which comes in
+bursts of a few calls), but one more than SLOW_ALLOWED within WINDOW calls, or one over BLOCKING times the
+threshold, sends calls back to the threads and doubles `needed` (up to
 MAX_NEEDED; back to FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline
 calls), so a script whose calls are often or very slow settles on threads, and one that had a bad
 moment comes back. Calls on worker threads only build the streak (WorkerPool.call); inline calls alone
@@ -48,7 +49,8 @@ logger = logging.getLogger("azmlinfsrv")
 
 FIRST_NEEDED = 8  # fast calls in a row on threads before calls go inline
 MAX_NEEDED = 1024  # the most a script that was sometimes slow must show again
-WINDOW = 64  # a second slow inline call within this many calls sends calls back to the threads
+WINDOW = 64  # more than SLOW_ALLOWED slow inline calls within this many calls send calls back to the threads
+SLOW_ALLOWED = 3
 BLOCKING = 10  # so does one inline call this many times the threshold
 REMEMBER = 16  # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
 
@@ -62,7 +64,7 @@ class InlinePolicy:
     needed: int = FIRST_NEEDED
     streak: int = 0
     runs_inline: bool = False
-    last_slow: int = -WINDOW - 1  # serial of the last slow inline call that was let pass
+    slow: Tuple[int, ...] = ()  # serials of the slow inline calls let pass within the last WINDOW calls
     last_switch: int = 0  # serial of the inline call that last sent calls back to the threads
 
     def record(self, ms: float, serial: int = 0) -> None:
@@ -76,10 +78,13 @@ class InlinePolicy:
         self.streak = 0
         if not self.runs_inline:
             return
-        if ms < BLOCKING * self.threshold_ms and serial - self.last_slow > WINDOW:
-            self.last_slow = serial  # once in a while (the process was preempted, a page fault): let it pass
-            return
+        if ms < BLOCKING * self.threshold_ms:
+            recent = tuple(n for n in self.slow if serial - n < WINDOW)
+            if len(recent) < SLOW_ALLOWED:  # once in a while (a page fault, a stalled machine): let it pass
+                self.slow = recent + (serial,)
+                return
         self.runs_inline = False
+        self.slow = ()
         recent = serial - self.last_switch <= REMEMBER * self.needed
         self.needed = min(self.needed * 2, MAX_NEEDED) if recent else FIRST_NEEDED
         self.last_switch = serial
