@@ -92,6 +92,8 @@ def test_forked_instances_answer_as_fresh_ones_with_init_after_the_fork(fork_hos
         assert a["init_pid"] == a["pid"] == a["pgid"] != zygote
         assert a["prediction"] == fresh["prediction"] and a["who"] == "forked"
     assert _imports_sklearn(zygote)
+    host.client.shutdown(timeout=20)  # stopped with the host: the fork server and every instance
+    wait_until(lambda: not any(is_alive(p) for p in [zygote, *(a["pid"] for a in forked)]), 20, "no process left")
 
 
 def _imports_sklearn(pid: int) -> bool:
