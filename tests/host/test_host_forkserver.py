@@ -92,6 +92,8 @@ def test_forked_instances_answer_as_fresh_ones_with_init_after_the_fork(fork_hos
         assert a["init_pid"] == a["pid"] == a["pgid"] != zygote
         assert a["prediction"] == fresh["prediction"] and a["who"] == "forked"
     assert _imports_sklearn(zygote)
+    host.client.shutdown(timeout=20)  # stopped with the host: the fork server and every instance
+    wait_until(lambda: not any(is_alive(p) for p in [zygote, *(a["pid"] for a in forked)]), 20, "no process left")
 
 
 def _imports_sklearn(pid: int) -> bool:
@@ -225,3 +227,16 @@ def test_a_module_of_the_code_folder_wins_over_one_another_deployment_had_preloa
     host.remember()
     one, two = answers(host, "first")[0], answers(host, "second")[0]
     assert two == {"mark": "the code folder", "ppid": one["ppid"]}  # forked by the same fork server
+
+
+@pytest.mark.parametrize("server_loop", ["uvloop", "asyncio"])
+def test_a_forked_instance_runs_the_event_loop_its_variables_ask_for(fork_host, server_loop):
+    pytest.importorskip("uvloop")
+    host = fork_host()
+    s = spec(host, "blue", env={"MLCTL_SERVER_LOOP": server_loop})
+    host.client.create_deployment(s, timeout=60)
+    host.remember()
+    got = answers(host, "blue")[0]
+    assert got["ppid"] != host.info.pid and [i["forked"] for i in instances(host, "blue")] == [True]
+    log = (host.data_dir / "logs" / "ep" / "blue" / "instance-0.log").read_text()
+    assert f"uvloop {'on' if server_loop == 'uvloop' else 'off'})" in log, log[-2000:]
