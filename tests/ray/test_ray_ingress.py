@@ -3,11 +3,11 @@ example applied from the client machine runs one host on each node, each listeni
 scoring over HTTPS (the project's self-signed certificate, verified for the public name a Service would have);
 regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests sent to
 the other, and comes back (its actor starts it again) configured, and so does its actor's process (Ray restarts
-it); the state folder copied to a fresh folder, the
-first one gone, plans no changes and invokes; the worker node killed by PID: its host is reported lost (waiting for a
-node of its own) and is drift, capacity comes back on the head, and the host starts on the worker when it rejoins,
-in that order; `destroy` with no cluster reachable is a clear error naming what it could not remove that changes
-nothing; `destroy` removes everything."""
+it); the state folder copied to a fresh folder, the first one gone, plans no changes and invokes; the worker node
+killed by PID under a load on the head's host: its host is reported lost (waiting for a node of its own) and is
+drift, capacity comes back on the head, at most the requests in flight on the lost server fail, and the host starts
+on the worker when it rejoins, in that order; `destroy` with no cluster reachable is a clear error naming what it
+could not remove that changes nothing; `destroy` removes everything."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ PUBLIC_NAME = "scoring.test"  # the name a Service in front would have (the cert
 ACTORS = """
 import json, sys, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-print(json.dumps(sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                        if a["name"].startswith("mlctl-"))))
-"""
+groups = [g["name"] for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+print(json.dumps(sorted([a["name"] for a in ray.util.list_named_actors(all_namespaces=True)] + groups)))
+"""  # the names of the actors and placement groups mlctl made (mlctl_actors)
 
 
 def cli(machines, root, *args, check: bool = True) -> subprocess.CompletedProcess:
@@ -94,9 +94,10 @@ def score(machines, host: dict, key: str, request: Path, ca: Path) -> str:
 
 
 def mlctl_actors(machines) -> list[str]:
+    """The names of the named actors and live placement groups mlctl made in the cluster."""
     done = machines.client.run([sys.executable, "-c", ACTORS, machines.address], timeout=120, env=machines.env)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return [n for n in json.loads(done.stdout.strip().splitlines()[-1]) if n.startswith("mlctl-")]
 
 
 @pytest.fixture
@@ -182,16 +183,28 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
 
     # the worker node lost (its processes killed by PID): its host and its scoring server are reported lost soon
     # after the GCS marks the node dead, as drift, and capacity comes back on the head, in that order
-    machines.worker.kill()
-    machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
-    times = {"dead": time.monotonic()}
-    lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
-    times["reported"] = time.monotonic()
-    assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
-    drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
-    assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
-    until(lambda: blue(machines, copy)["ready_instances"] == 2, 90, "capacity back on the head")
-    times["capacity back"] = time.monotonic()
+    # (4 clients: while the worker's instance is lost, the head's one has 4 slots; more would be answered 429)
+    body = (copy / "sample-request.json").read_bytes()
+    with (
+        joined(machines.client),
+        Load(on_head["port"], new, body, host=on_head["node_ip"], clients=4, context=loose) as load,
+    ):
+        until(lambda: load.total() > 20, 300, "the load is served by the head's host")
+        machines.worker.kill()
+        machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
+        times = {"dead": time.monotonic()}
+        lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
+        times["reported"] = time.monotonic()
+        assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
+        drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+        assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
+        # (the issue's figure is 30 s; Serve's replacement took 51 s and over 90 s at load averages 20-22 here)
+        until(lambda: blue(machines, copy)["ready_instances"] == 2, 240, "capacity back on the head")
+        times["capacity back"] = time.monotonic()
+        before = load.total()
+        until(lambda: load.total() > before + 20, 120, "the load is served after the node's loss")
+    # only requests in flight on the lost node's scoring server may fail: at most one per client of the load
+    assert len(load.failures) <= len(load.threads), load.failures
     # its host waits for a node of its own (the head's port is its peer's) and starts there when the worker rejoins
     assert [h["node_ip"] for h in hosts(machines, copy) if h["running"]] == [machines.head.address]
     assert lost_host(machines, copy)["index"] == on_worker["index"]
@@ -221,6 +234,7 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     assert (copy / ".mlctl" / "state.json").read_bytes() == state  # nothing changed locally
     (copy / "mlctl.yaml").write_text(project)
 
-    assert any(n.startswith("mlctl-") and "-ingress-" in n for n in mlctl_actors(machines))
+    made = mlctl_actors(machines)
+    assert any("-ingress-" in n for n in made) and any(n.endswith("-ingress") for n in made), made  # and the group
     cli(machines, copy, "destroy", "--auto-approve")
-    assert not [n for n in mlctl_actors(machines) if "-ingress-" in n]
+    until(lambda: not [n for n in mlctl_actors(machines) if "-ingress" in n], 60, "no host actor and no group left")
