@@ -66,7 +66,8 @@ BUILT_IN = (
         SCHEMAS / "local.schema.json",
         launcher="process",
         launcher_module="mlctl.runtime.local.launcher",
-        instance_fields=("cgroup", "cpus", "memory_bytes", "oom_kills"),  # an instance sized by resources
+        # an instance sized by resources; and whether its fork server forked it (docs/runtime.md)
+        instance_fields=("cgroup", "cpus", "memory_bytes", "oom_kills", "forked"),
     ),
     RuntimeRecord(
         "docker",

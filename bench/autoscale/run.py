@@ -10,6 +10,12 @@ deployment with `min_instances: 0` left idle until it has no instance, and the f
 (`--cold` times), beside a warm request's.
 
     .venv/bin/python bench/autoscale/run.py [--rounds 2] [--low 10] [--high 20] [--idle 30] [--window 10]
+        [--starts fork,fresh]
+
+`--starts` names how the autoscaled deployment's instances start, each a row of its own in every round: `fork`
+(from the environment's fork server, docs/runtime.md) and `fresh` (`fork_server: false`: a new interpreter each).
+Every deployment runs as mlctl's own user (`instance_user: mlctl`: as root, a confined instance always starts
+fresh); the fixed one starts fresh (its instances are up before the step). The cold start is measured per start.
 
 The model is the diabetes Ridge and `bench/autoscale/score.py` waits 20 ms in `run()` (a model that waits on
 I/O or a device), so that an instance's capacity (one `run()` at a time) and not this machine's two CPUs is
@@ -59,8 +65,9 @@ def model_dir(root: Path) -> Path:
     return d
 
 
-def spec(name: str, code: Path, model: Path, count: int, ranged: dict | None) -> dict:
+def spec(name: str, code: Path, model: Path, count: int, ranged: dict | None, fork: bool = False) -> dict:
     s = {
+        "launch": {"instance_user": "mlctl", **({} if fork else {"fork_server": False})},
         "name": name,
         "digest": f"sha256:{name}",
         "python": sys.executable,
@@ -96,13 +103,15 @@ class Counts(threading.Thread):
 
 
 def one_run(root: Path, code: Path, model: Path, kind: str, args) -> dict:
+    """`kind`: "fixed", or "auto-" and how its instances start ("fork" or "fresh")."""
     data = root / f"data-{kind}-{time.monotonic_ns()}"
     info = start_host(data, "bench", auth_mode="key", port=None)
     client = HostClient(info)
     try:
         ranged = {"min_instances": 1, "max_instances": 4, "polling_interval": 1, "stabilization_window": args.window}
+        auto = kind.startswith("auto")
         client.create_deployment(
-            spec(kind, code, model, 1 if kind == "auto" else 4, ranged if kind == "auto" else None)
+            spec(kind, code, model, 1 if auto else 4, ranged if auto else None, fork=kind == "auto-fork")
         )
         client.set_traffic({kind: 100})
         url, key = f"http://127.0.0.1:{info.port}/score", secrets.read_keys(data, "bench")["primary"]
@@ -131,15 +140,15 @@ def one_run(root: Path, code: Path, model: Path, kind: str, args) -> dict:
         client.shutdown()
 
 
-def cold_starts(root: Path, code: Path, model: Path, times: int) -> tuple[list[float], list[float]]:
+def cold_starts(root: Path, code: Path, model: Path, times: int, fork: bool) -> tuple[list[float], list[float]]:
     """(cold, warm) latencies in ms: the first request after the deployment scaled to zero, and the next one."""
-    data = root / "data-cold"
+    data = root / f"data-cold-{fork}"
     info = start_host(data, "cold", auth_mode="key", port=None)
     client = HostClient(info)
     cold, warm = [], []
     try:
         ranged = {"min_instances": 0, "max_instances": 1, "polling_interval": 1, "stabilization_window": 1}
-        client.create_deployment(spec("zero", code, model, 1, ranged))
+        client.create_deployment(spec("zero", code, model, 1, ranged, fork=fork))
         client.set_traffic({"zero": 100})
         key = secrets.read_keys(data, "cold")["primary"]
         for _ in range(times):
@@ -171,6 +180,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=30.0, help="seconds idle after the step")
     parser.add_argument("--window", type=int, default=10, help="the autoscaled deployment's stabilization_window")
     parser.add_argument("--cold", type=int, default=3, help="cold starts measured")
+    parser.add_argument("--starts", default="fork,fresh", help="how autoscaled instances start: fork, fresh or both")
     args = parser.parse_args()
     print("uptime before:", uptime(), flush=True)
     root = Path(tempfile.mkdtemp(prefix="mlctl-autoscale-bench-"))
@@ -179,7 +189,9 @@ def main() -> None:
         code.mkdir()
         shutil.copy(Path(__file__).with_name("score.py"), code / "score.py")
         model = model_dir(root)
-        rows = [one_run(root, code, model, kind, args) for _ in range(args.rounds) for kind in ("auto", "fixed")]
+        starts = [s.strip() for s in args.starts.split(",") if s.strip()]
+        kinds = [f"auto-{s}" for s in starts] + ["fixed"]
+        rows = [one_run(root, code, model, kind, args) for _ in range(args.rounds) for kind in kinds]
         print(
             f"{'deployment':<10} {'run s':>6} {'to 4 ready s':>12} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} "
             f"{'errors':>6} {'inst-s':>7} {'max n':>5}"
@@ -190,18 +202,21 @@ def main() -> None:
                 f"{r['kind']:<10} {r['seconds']:>6.1f} {cap:>12} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
                 f"{r['rps']:>6.0f} {r['errors']:>6} {r['instance_seconds']:>7.1f} {r['max_instances_seen']:>5}"
             )
-        auto = [r for r in rows if r["kind"] == "auto"]
         fixed = [r for r in rows if r["kind"] == "fixed"]
-        p99 = statistics.median(a["p99_ms"] / f["p99_ms"] for a, f in zip(auto, fixed))
-        used = statistics.median(a["instance_seconds"] / f["instance_seconds"] for a, f in zip(auto, fixed))
-        print(
-            f"auto / fixed (median of rounds): p99 {p99:.2f}x (goal <= 2x), instance-seconds {used:.0%} (goal <= 60 %)"
-        )
-        cold, warm = cold_starts(root, code, model, args.cold)
-        print(
-            f"cold start (first request at zero instances): {', '.join(f'{c:.0f}' for c in cold)} ms; "
-            f"warm request after it: {', '.join(f'{w:.0f}' for w in warm)} ms"
-        )
+        for start in starts:
+            auto = [r for r in rows if r["kind"] == f"auto-{start}"]
+            p99 = statistics.median(a["p99_ms"] / f["p99_ms"] for a, f in zip(auto, fixed))
+            used = statistics.median(a["instance_seconds"] / f["instance_seconds"] for a, f in zip(auto, fixed))
+            print(
+                f"auto-{start} / fixed (median of rounds): p99 {p99:.2f}x (goal <= 2x), "
+                f"instance-seconds {used:.0%} (goal <= 60 %)"
+            )
+        for start in starts:
+            cold, warm = cold_starts(root, code, model, args.cold, fork=start == "fork")
+            print(
+                f"cold start, {start} (first request at zero instances): {', '.join(f'{c:.0f}' for c in cold)} ms; "
+                f"warm request after it: {', '.join(f'{w:.0f}' for w in warm)} ms"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("uptime after:", uptime(), flush=True)

@@ -7,6 +7,12 @@ in a temporary copy of examples/diabetes, destroyed at the end.
 
     python bench/rollout/run.py [--rounds 3] [--tree DIR ...]
 
+--variant NAME (repeatable, one after the other in one run) sets the project's mlctl.yaml: `fork` (instances run
+as mlctl's user and start by fork from the environment's fork server, the default when mlctl is not root), `fresh`
+(the same with `local.fork_server: false`: a fresh interpreter per instance), `asis` (no mlctl.yaml: as root, each
+instance confined under a uid of its own, which starts fresh), `docker` (`runtime: docker`: a container per
+instance). Default: `asis`.
+
 --tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
 server: e.g. `git archive b51b707 mlctl | tar -x -C /tmp/before`), one tree after the other in one run, for a
 before/after comparison; without it, this checkout.
@@ -42,6 +48,12 @@ FROM_TREE = (
     "runpy.run_module('mlctl.cli', run_name='__main__')\n"
 )
 TREE: str | None = None  # the tree under measure (None: this checkout)
+VARIANTS = {
+    "fork": "local: {instance_user: mlctl}\n",
+    "fresh": "local: {instance_user: mlctl, fork_server: false}\n",
+    "asis": None,
+    "docker": "runtime: docker\n",
+}
 
 
 def mlctl(project, *args, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
@@ -73,12 +85,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tree", action="append", default=[], help="a folder holding an mlctl package (repeatable)")
+    ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=[], help="(repeatable)")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     results = {}
     for i, tree in enumerate(args.tree or [None]):
         TREE = str(Path(tree).resolve()) if tree else None
-        results[f"{i}: {TREE or 'this checkout'}"] = one_run(args)
+        for variant in args.variant or ["asis"]:
+            results[f"{i}: {TREE or 'this checkout'}, {variant}"] = one_run(args, VARIANTS[variant])
+            print(f"load average after {variant}: {os.getloadavg()}", flush=True)
     print(f"load average at end: {os.getloadavg()}")
     print(json.dumps(results, indent=2))
     out = REPO / "bench" / "results"
@@ -86,10 +101,12 @@ def main() -> None:
     (out / "rollout.json").write_text(json.dumps(results, indent=2))
 
 
-def one_run(args) -> dict:
+def one_run(args, project_file: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
         project = Path(tmp) / "diabetes"
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
+        if project_file:
+            (project / "mlctl.yaml").write_text(project_file)
         # room for the 4 clients on one instance (otherwise Azure's 429 rule applies)
         dep = project / "blue-deployment.yml"
         dep.write_text(dep.read_text() + "request_settings:\n  max_concurrent_requests_per_instance: 4\n")

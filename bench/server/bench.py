@@ -3,14 +3,17 @@
 Same score.py (bench/server/score.py), same scikit-learn diabetes Ridge, a 2-row body, all on 127.0.0.1.
 Servers (--servers, default all): `azure` (1 gunicorn worker), `azure-N` (WORKER_COUNT=N), `mlctl` (one
 process), `mlctl-N` (WORKER_COUNT=N: one parent, N workers), `bare` (bench/server/bare.py: aiohttp calling
-run() on its loop, one process, no access log); N is --processes (default 2). Load (--load, default wrk):
+run() on its loop, one process, no access log), `mlctl-tree` (one process from another source tree, --tree,
+to compare commits side by side); N is --processes (default 2). Load (--load, default wrk):
 `wrk` (compiled; one thread) and/or `python` (load.py, aiohttp client), closed loop at concurrency 1, 8
 and 64; levels alternate between the servers and the whole sweep repeats --rounds times (pooled), so
 background load on a shared machine hits all alike. Prints req/s, p50/p99, CPU ms per request of each
-server's process group (from /proc), then the issue-17 table and the ratios. Run on demand:
+server's process group (from /proc), then the issue-17 table and the ratios. `--busy N` runs N CPU-bound
+processes beside the servers for all the rounds (a busy machine, reproduced; bench/server/busy.py). Run on
+demand:
 
     python3 bench/server/bench.py [--rounds 2] [--seconds 8] [--levels 1,8,64] [--processes 2]
-                                  [--servers azure,azure-2,mlctl,mlctl-2,bare] [--load wrk|python|both]
+                                  [--servers azure,azure-2,mlctl,mlctl-2,bare] [--load wrk|python|both] [--busy N]
 
 The Azure server is installed (once) into bench/.venv-azure with uv.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +40,7 @@ VENV = ROOT / "bench" / ".venv-azure"
 AZURE_PKG = "azureml-inference-server-http==1.5.1"
 
 sys.path.insert(0, str(HERE))
+from busy import neighbours
 from load import LoadResult, drive
 from wrk import WrkResult, drive_wrk, wrk_binary
 
@@ -137,11 +142,14 @@ def _started(work: Path, name: str, cmd: list[str], env: dict) -> subprocess.Pop
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
 
 
-def start_mlctl(work: Path, model_dir: Path, processes: int) -> Tuple[List[subprocess.Popen], str]:
-    """One scoring-server instance with WORKER_COUNT=processes (one parent process when > 1), as instances run."""
+def start_mlctl(
+    work: Path, model_dir: Path, processes: int, tree: Path = ROOT, name: str = ""
+) -> Tuple[List[subprocess.Popen], str]:
+    """One scoring-server instance with WORKER_COUNT=processes (one parent process when > 1), as instances run,
+    from the mlctl source tree `tree` (this one unless --tree)."""
     port = free_port()
-    name = f"mlctl-{processes}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_COUNT=str(processes))
+    name = name or f"mlctl-{processes}"
+    env = dict(os.environ, PYTHONPATH=str(tree), WORKER_COUNT=str(processes))
     proc = _started(
         work,
         name,
@@ -269,12 +277,17 @@ LABELS = {
     "mlctl": "mlctl scoring server, 1 process",
     "mlctl-N": "mlctl scoring server, WORKER_COUNT={n}",
     "bare": "bare aiohttp app calling run() on its loop (bench/server/bare.py)",
+    "mlctl-tree": "mlctl scoring server from --tree, 1 process",
 }
 
 
-def start(name: str, work: Path, model_dir: Path, n: int) -> Tuple[List[subprocess.Popen], str]:
+def start(name: str, work: Path, model_dir: Path, n: int, tree: "Path | None") -> Tuple[List[subprocess.Popen], str]:
     if name == "bare":
         return start_bare(work, model_dir)
+    if name == "mlctl-tree":
+        if tree is None:
+            sys.exit("bench: the server mlctl-tree needs --tree DIR")
+        return start_mlctl(work, model_dir, 1, tree, name)
     kind, _, count = name.partition("-")
     return (start_azure if kind == "azure" else start_mlctl)(work, model_dir, int(count or 1))
 
@@ -308,6 +321,7 @@ def ratios(load: str, names: List[str], levels: List[int], pooled: dict, n: int)
     out = []
     for a, b, goal in (
         ("mlctl", "bare", "goal >= 0.90"),
+        ("mlctl-tree", "bare", "--tree"),
         (f"mlctl-{n}", f"azure-{n}", "goal >= 1.8 at 8 and 64"),
         ("mlctl", "azure", ""),
     ):
@@ -320,6 +334,24 @@ def ratios(load: str, names: List[str], levels: List[int], pooled: dict, n: int)
     return out
 
 
+def sweep(
+    load: str, rnd: int, levels: List[int], procs: dict, body: bytes, floor: float, args, pooled, cpu_total
+) -> None:  # type: ignore[no-untyped-def]
+    """One round of one load generator: every level, the servers in turn; pools into `pooled` / `cpu_total`."""
+    print(f"\nround {rnd}/{args.rounds}, load {load}, load average {os.getloadavg()[0]:.2f}\n{HEADER}")
+    for c in levels:
+        for name, (group, url) in procs.items():
+            cpu0 = sum(group_cpu_s(pr.pid) for pr in group)
+            r = measure(load, url, body, c, args)
+            cpu = sum(group_cpu_s(pr.pid) for pr in group) - cpu0
+            print(row(name, r, floor, cpu), flush=True)
+            key = (load, name, c)
+            pooled[key] = (
+                r if key not in pooled else (pooled[key].merged(r) if load == "wrk" else merge(pooled[key], r))
+            )
+            cpu_total[key] = cpu_total.get(key, 0.0) + cpu
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=8.0, help="time per level, server and round")
@@ -329,6 +361,14 @@ def main() -> int:
     p.add_argument("--processes", type=int, default=2, help="N of the azure-N and mlctl-N servers (WORKER_COUNT)")
     p.add_argument("--servers", default=None, help="comma-separated (default azure,azure-N,mlctl,mlctl-N,bare)")
     p.add_argument("--load", choices=["wrk", "python", "both"], default="wrk")
+    p.add_argument("--busy", type=int, default=0, help="CPU-bound processes running beside the servers (default 0)")
+    p.add_argument(
+        "--tree",
+        type=Path,
+        default=None,
+        help="another mlctl source tree (e.g. `git archive COMMIT mlctl | tar -x -C DIR`): server mlctl-tree runs it",
+    )
+    p.add_argument("--logs", type=Path, default=None, help="copy the servers' logs into this folder at the end")
     args = p.parse_args()
     n = args.processes
     levels = [int(x) for x in args.levels.split(",")]
@@ -350,25 +390,16 @@ def main() -> int:
         procs: Dict[str, Tuple[List[subprocess.Popen], str]] = {}
         try:
             for name in names:
-                procs[name] = start(name, work, model_dir, n)
+                procs[name] = start(name, work, model_dir, n, args.tree)
             pooled: dict = {}
             cpu_total: dict = {}
-            for rnd in range(1, args.rounds + 1):
-                for load in loads:
-                    print(f"\nround {rnd}/{args.rounds}, load {load}, load average {os.getloadavg()[0]:.2f}\n{HEADER}")
-                    for c in levels:
-                        for name, (group, url) in procs.items():
-                            cpu0 = sum(group_cpu_s(pr.pid) for pr in group)
-                            r = measure(load, url, body, c, args)
-                            cpu = sum(group_cpu_s(pr.pid) for pr in group) - cpu0
-                            print(row(name, r, floor, cpu), flush=True)
-                            key = (load, name, c)
-                            pooled[key] = (
-                                r
-                                if key not in pooled
-                                else (pooled[key].merged(r) if load == "wrk" else merge(pooled[key], r))
-                            )
-                            cpu_total[key] = cpu_total.get(key, 0.0) + cpu
+            bound = 2 * args.rounds * len(loads) * len(levels) * len(procs) * (args.seconds + 1.0) + 600.0
+            with neighbours(args.busy, bound):
+                if args.busy:
+                    print(f"\n{args.busy} CPU-bound process(es) running beside the servers (bench/server/busy.py)")
+                for rnd in range(1, args.rounds + 1):
+                    for load in loads:
+                        sweep(load, rnd, levels, procs, body, floor, args, pooled, cpu_total)
             for load in loads:
                 print(f"\nall {args.rounds} round(s) pooled, load {load}\n{HEADER}")
                 for c in levels:
@@ -378,11 +409,15 @@ def main() -> int:
                 print(table(load, names, levels, pooled, cpu_total, n))
                 print()
                 print("\n".join(ratios(load, names, levels, pooled, n)))
-            print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+            print(f"\nload average at the end {os.getloadavg()[0]:.2f}; busy neighbours: {args.busy}")
         finally:
             for group, _ in procs.values():
                 for proc in group:
                     stop(proc)
+            if args.logs is not None:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in work.glob("*.log"):
+                    shutil.copy(log, args.logs / log.name)
     return 0
 
 

@@ -181,6 +181,8 @@ def instance_line(i: dict) -> str:
     line = f"    instance {i['index']}: {where}, {'ready' if i['ready'] else 'not ready'}, {i['restarts']} restart(s)"
     if (i.get("workers") or 1) > 1:
         line += f", {i['workers']} workers"
+    if i.get("forked"):
+        line += ", forked from its environment's fork server"
     if i.get("oom_kills"):
         line += f", killed {i['oom_kills']} time(s) for running out of memory"
     if i.get("last_exit") and not i["ready"]:

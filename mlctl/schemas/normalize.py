@@ -18,6 +18,7 @@ from mlctl.schemas.specs import (
     Specs,
     Where,
     check_existing,
+    joined,
     parse_ref,
     to_str_map,
     to_version,
@@ -173,8 +174,8 @@ def normalize_deployment(
         code_path = path + ("code_configuration", "code") + (() if isinstance(cc["code"], str) else ("local_path",))
         code = check_existing(doc, code_path, code_value, errors, want_dir=True)
         script = cc["scoring_script"]
-        target = Path(os.path.normpath(code / script))
-        if code.is_dir() and (code not in target.parents or not target.is_file()):
+        target = joined(str(code), script)
+        if os.path.isdir(code) and (not is_below(target, code) or not os.path.isfile(target)):
             errors.append(
                 Diagnostic(
                     f"scoring_script '{script}' is not a file in the code folder {code_value}",
@@ -280,6 +281,12 @@ def _variable_size_errors(doc: Document, path: tuple, variables) -> list[Diagnos
             )
         )
     return out
+
+
+def is_below(path: Path, folder: Path) -> bool:
+    """Pure: is the normalized absolute `path` strictly inside `folder` (as `folder in path.parents`)?"""
+    top = str(folder)
+    return str(path).startswith(top if top.endswith(os.sep) else top + os.sep) and str(path) != top
 
 
 def _field(path: tuple, name: str) -> str:

@@ -5,28 +5,12 @@ local runtime to docker is planned as a replacement and then answers on the same
 import json
 
 from docker_support import containers_of, docker_split, engine_api  # noqa: F401
-from e2e_support import Endpoint, Load, alive, keys, mlctl, wait_until
+from e2e_support import Endpoint, alive, blue_to_green_under_load, keys, mlctl
 
 
 def test_blue_to_green_under_load_fails_no_request(docker_split, engine_api):
-    p, root = docker_split, docker_split.root
-    c = 4  # max_concurrent_requests_per_instance: room for the load's clients
-    p.write({"blue": 100}, {"blue": {"concurrency": c}})
-    mlctl(root, "apply", "--auto-approve")
-    key = keys(root, "dsplit")["primaryKey"]
-    port = Endpoint(root, "dsplit").port
-    steps = [
-        ({"blue": 100, "green": 0}, {"blue": {"concurrency": c}, "green": {"concurrency": c}}),
-        ({"blue": 0, "green": 100}, {"blue": {"concurrency": c}, "green": {"concurrency": c}}),
-        ({"green": 100}, {"green": {"concurrency": c}}),
-    ]
-    with Load(port, key) as load:
-        assert wait_until(lambda: load.total() > 20)
-        for traffic, deployments in steps:
-            before = load.total()
-            p.write(traffic, deployments)
-            assert "Apply complete!" in mlctl(root, "apply", "--auto-approve").stdout
-            assert wait_until(lambda before=before: load.total() > before + 20), f"no requests after {traffic}"
+    root = docker_split.root
+    load = blue_to_green_under_load(docker_split, "dsplit")
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
     running = containers_of(engine_api, root, every=True)

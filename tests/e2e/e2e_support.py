@@ -258,3 +258,22 @@ class Load:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=60)
+
+
+def blue_to_green_under_load(project: SplitProject, endpoint: str, concurrency: int = 4) -> Load:
+    """Apply `project` (a SplitProject) with blue at 100 %, then, under a Load, green beside it at 0 %, all traffic
+    to green, blue removed, each step's apply complete with requests sent after it; the finished Load (its
+    failures and who served). `concurrency`: max_concurrent_requests_per_instance, room for the load's clients."""
+    c = {"concurrency": concurrency}
+    project.write({"blue": 100}, {"blue": c})
+    mlctl(project.root, "apply", "--auto-approve")
+    key, port = keys(project.root, endpoint)["primaryKey"], Endpoint(project.root, endpoint).port
+    steps = [({"blue": 100, "green": 0}, {"blue": c, "green": c}), ({"blue": 0, "green": 100}, {"blue": c, "green": c})]
+    with Load(port, key) as load:
+        assert wait_until(lambda: load.total() > 20)
+        for traffic, deployments in [*steps, ({"green": 100}, {"green": c})]:
+            before = load.total()
+            project.write(traffic, deployments)
+            assert "Apply complete!" in mlctl(project.root, "apply", "--auto-approve").stdout
+            assert wait_until(lambda before=before: load.total() > before + 20), f"no requests after {traffic}"
+    return load

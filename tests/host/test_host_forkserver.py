@@ -92,6 +92,8 @@ def test_forked_instances_answer_as_fresh_ones_with_init_after_the_fork(fork_hos
         assert a["init_pid"] == a["pid"] == a["pgid"] != zygote
         assert a["prediction"] == fresh["prediction"] and a["who"] == "forked"
     assert _imports_sklearn(zygote)
+    host.client.shutdown(timeout=20)  # stopped with the host: the fork server and every instance
+    wait_until(lambda: not any(is_alive(p) for p in [zygote, *(a["pid"] for a in forked)]), 20, "no process left")
 
 
 def _imports_sklearn(pid: int) -> bool:
@@ -99,8 +101,9 @@ def _imports_sklearn(pid: int) -> bool:
     return "sklearn" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_killing_the_fork_server_leaves_its_instances_and_a_roll_starts_a_new_one(fork_host):
+def test_killing_the_fork_server_leaves_its_instances_and_a_roll_starts_a_new_one(fork_host, loop_mode):
     host = fork_host()
+    host.assert_loop(loop_mode)  # the old instance's end is seen through a pidfd on the host's loop
     host.client.create_deployment(spec(host, "blue"), timeout=60)
     host.remember()
     first = answers(host, "blue")[0]
@@ -187,3 +190,53 @@ def test_a_killed_host_takes_its_forked_instances_and_its_fork_server(fork_host)
     assert len(pids) == 3 and all(is_alive(p) for p in pids)
     os.kill(host.info.pid, signal.SIGKILL)
     wait_until(lambda: not any(is_alive(p) for p in pids), 20, "no orphans: neither instances nor the fork server")
+
+
+def test_a_roll_to_another_environment_stops_the_old_fork_server_once_unused(fork_host):
+    host = fork_host()
+    host.client.create_deployment(spec(host, "blue"), timeout=60)
+    host.remember()
+    old = answers(host, "blue")[0]["ppid"]
+    # other variables, another environment (packages may read them at import): a fork server of its own
+    host.client.roll_deployment(spec(host, "blue", digest="sha256:blue-2", env={"OMP_NUM_THREADS": "1"}), timeout=60)
+    host.remember()
+    new = answers(host, "blue")[0]["ppid"]
+    assert new not in (old, host.info.pid)
+    wait_until(lambda: not is_alive(old), 20, "the old environment's fork server stopped")
+    assert is_alive(new)
+    host.client.set_traffic({})
+    host.client.remove_deployment("blue")  # no deployment uses it any more
+    wait_until(lambda: not is_alive(new), 20, "the fork server stopped with its last deployment")
+
+
+def test_a_module_of_the_code_folder_wins_over_one_another_deployment_had_preloaded(fork_host, tmp_path):
+    host = fork_host()
+    first = spec(host, "first")
+    first["environment_variables"] = {}  # one environment for both: one fork server
+    (host.code_dir / "score.py").write_text("import colorsys\n" + SCORE)  # preloads the standard library's
+    host.client.create_deployment(first, timeout=60)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "colorsys.py").write_text("MARK = 'the code folder'\n")
+    (other / "score.py").write_text(
+        "import colorsys, json, os\ndef init():\n    pass\n"
+        "def run(raw_data):\n    return {'mark': getattr(colorsys, 'MARK', None), 'ppid': os.getppid()}\n"
+    )
+    second = {**spec(host, "second"), "environment_variables": {}, "code_dir": str(other)}
+    host.client.create_deployment(second, timeout=60)
+    host.remember()
+    one, two = answers(host, "first")[0], answers(host, "second")[0]
+    assert two == {"mark": "the code folder", "ppid": one["ppid"]}  # forked by the same fork server
+
+
+@pytest.mark.parametrize("server_loop", ["uvloop", "asyncio"])
+def test_a_forked_instance_runs_the_event_loop_its_variables_ask_for(fork_host, server_loop):
+    pytest.importorskip("uvloop")
+    host = fork_host()
+    s = spec(host, "blue", env={"MLCTL_SERVER_LOOP": server_loop})
+    host.client.create_deployment(s, timeout=60)
+    host.remember()
+    got = answers(host, "blue")[0]
+    assert got["ppid"] != host.info.pid and [i["forked"] for i in instances(host, "blue")] == [True]
+    log = (host.data_dir / "logs" / "ep" / "blue" / "instance-0.log").read_text()
+    assert f"uvloop {'on' if server_loop == 'uvloop' else 'off'})" in log, log[-2000:]

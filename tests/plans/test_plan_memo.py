@@ -75,10 +75,26 @@ class Planner:
         return got
 
 
-@pytest.fixture
-def planner(tmp_path):
-    root = copy_project(HERE / "_project", tmp_path / "project")
+@pytest.fixture(scope="module")
+def fresh_projects(request, tmp_path_factory) -> dict[str, Path]:
+    """A copy of the project for each test of this module that asks for `planner` ({test id: its root}), all
+    made at the start and settled once: one second's wait for the module, not one per test. Each test still
+    gets a copy of its own, untouched until it starts."""
+    wanted = [i for i in request.session.items if i.module is request.module and "planner" in i.fixturenames]
+    folder = tmp_path_factory.mktemp("plan-memo-projects")
+    copies = {
+        item.nodeid: copy_project(HERE / "_project", folder / str(n) / "project") for n, item in enumerate(wanted)
+    }
     settle()
+    return copies
+
+
+@pytest.fixture
+def planner(request, tmp_path, fresh_projects):
+    root = fresh_projects.pop(request.node.nodeid, None)
+    if root is None:  # a test the module's list did not name (a rerun plugin's): a copy made now
+        root = copy_project(HERE / "_project", tmp_path / "project")
+        settle()
     return Planner(root, tmp_path)
 
 

@@ -26,6 +26,10 @@ NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on
 # each on an idle machine but minutes on a crowded one (runs timed out in `ray start --head` at a load of
 # 12-17 on 2 cores when this was 180 s); generous, as every deadline in the tests: it bounds a start that hangs
 START_S = 900
+# `ray start` gives up by itself when its raylet has not registered with the GCS within 30 s (hard-coded in
+# ray/_private/node.py: "The current node timed out during startup"), which a loaded machine can exceed (the ray
+# tests run while the others do): a failed start is stopped and made again, this many times in all
+START_ATTEMPTS = 3
 
 
 def only_loopback() -> bool:
@@ -80,14 +84,24 @@ class RayCluster:
 
     @classmethod
     def start(cls) -> "RayCluster":
-        c = cls(Path(tempfile.mkdtemp(prefix="mlctl-ray-")))
-        try:
-            c._ray("start", "--head", "--port", str(PORT), "--num-cpus", str(NODE_CPUS), "--temp-dir", str(c.temp_dir))
-            c._ray("start", "--address", c.address, "--num-cpus", str(NODE_CPUS))
-        except BaseException:
-            c.stop()
-            raise
-        return c
+        """Start the head (no dashboard: nothing uses it) and the second node; a start that fails is stopped and
+        made again (START_ATTEMPTS in all), the last failure raised."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            c = cls(Path(tempfile.mkdtemp(prefix="mlctl-ray-")))
+            try:
+                head = ["--head", "--port", str(PORT), "--include-dashboard", "false", "--temp-dir", str(c.temp_dir)]
+                c._ray("start", *head, "--num-cpus", str(NODE_CPUS))
+                c._ray("start", "--address", c.address, "--num-cpus", str(NODE_CPUS))
+                return c
+            except RuntimeError as e:
+                c.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+                print(f"raycluster: start {attempt} of {START_ATTEMPTS} failed, starting again: {str(e)[-500:]}")
+            except BaseException:
+                c.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """SIGTERM every process of the namespace but this one and its ancestors, SIGKILL what is left after 15 s."""

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from netns import Network, Node
+from raycluster import START_ATTEMPTS
 
 PORT = 6379
 NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on the two nodes
@@ -106,8 +107,8 @@ class RayNode:
         return self.machine.address
 
     def start(self) -> None:
-        """`ray start` on this machine; returns once the node is registered with the GCS (RuntimeError with
-        ray's output when it fails)."""
+        """`ray start` on this machine; returns once the node is registered with the GCS. A start that fails is
+        killed and made again (raycluster.START_ATTEMPTS in all); RuntimeError with ray's output when all fail."""
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         args = ["--num-cpus", str(NODE_CPUS), "--node-ip-address", self.address, "--disable-usage-stats"]
         if self.head:
@@ -123,12 +124,18 @@ class RayNode:
             ]
         else:
             args = ["--address", self.cluster.address, *args]
-        done = self.machine.run([self.cluster.ray, "start", *args], timeout=START_S, env=self.cluster.env)
-        if done.returncode != 0:
-            raise RuntimeError(
+        for attempt in range(1, START_ATTEMPTS + 1):  # ray start gives up after 30 s on a loaded machine
+            done = self.machine.run([self.cluster.ray, "start", *args], timeout=START_S, env=self.cluster.env)
+            if done.returncode == 0:
+                return
+            failed = (
                 f"ray start on {self.machine.name} ({self.address}) failed ({done.returncode}):\n"
                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             )
+            if attempt == START_ATTEMPTS:
+                raise RuntimeError(failed)
+            print(f"raymachines: start {attempt} of {START_ATTEMPTS} failed, starting again: {failed[-500:]}")
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL every process of this machine by PID (a machine that loses power) and wait until none is left."""

@@ -24,7 +24,7 @@ import struct
 from pathlib import Path
 
 from mlctl.runtime.kit import cgroups
-from mlctl.runtime.kit.preloads import modules_to_preload
+from mlctl.runtime.kit.preloads import modules_to_preload, own_modules
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
 log = logging.getLogger("mlctl.host")
@@ -128,6 +128,7 @@ class ForkServer:
         self.users: set[int] = set()  # the launchers (by id) that forked with it
         self.restarts = 0
         self.reader: asyncio.Task | None = None
+        self.preloads: dict[tuple, list[str]] = {}  # the last deployment version's modules to preload
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -181,8 +182,13 @@ class ForkServer:
         """An instance of `spec` on `socket_path`, its output on `out`, in `group`. Refused: bypass this server;
         OSError: it is not answering (restart it)."""
         loop = asyncio.get_running_loop()
+        found = (spec.code_dir, spec.scoring_script, spec.model_dir)
+        if found not in self.preloads:  # (code snapshots and model versions do not change under their paths)
+            self.preloads = {found: await asyncio.to_thread(modules_to_preload, *found)}
         request = {
-            "preload": await asyncio.to_thread(modules_to_preload, spec.code_dir, spec.scoring_script, spec.model_dir),
+            "preload": self.preloads[found],
+            # what the instance's code provides itself, which another deployment's preloads may have imported
+            "shadowed": sorted(own_modules(Path(spec.code_dir), Path(spec.code_dir) / spec.scoring_script)),
             "argv": server_command(spec, socket_path)[3:],  # after `python -m mlctl.runtime.server`
             "env": instance_env(spec),
             "cwd": spec.code_dir,
@@ -291,11 +297,13 @@ class ForkServers:
             await server.stop()
             return None
 
-    async def release(self, owner: object) -> None:
-        """Launcher `owner` is closing: stop the fork servers no launcher uses any more."""
+    async def release(self, owner: object, keep: frozenset = frozenset()) -> None:
+        """Launcher `owner` no longer uses the fork servers of environments other than `keep` (all of them when it
+        closes): stop those no launcher uses any more."""
         async with self.lock:
             for key, server in list(self.servers.items()):
-                server.users.discard(id(owner))
+                if key not in keep:
+                    server.users.discard(id(owner))
                 if not server.users:
                     await server.stop()
                     del self.servers[key]

@@ -18,7 +18,7 @@ from pathlib import Path
 MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pck")
 MAX_SCRIPT_BYTES = 1 << 20
 MAX_MODEL_FILES = 20
-MAX_MODEL_BYTES = 256 << 20  # a pickle larger than this is not read (its classes are imported after the fork)
+MAX_MODEL_BYTES = 16 << 20  # read of each model file: its first 16 MiB (a pickle names its classes first)
 MAX_NAMES = 200
 MAX_OPCODES = 200_000
 SKIPPED = ("__main__", "__future__", "entry_module", "builtins", "copyreg", "azureml")
@@ -114,8 +114,8 @@ def modules_to_preload(code_dir: str, scoring_script: str, model_dir: str) -> li
         pass
     for path in model_files(Path(model_dir)):
         try:
-            if path.stat().st_size <= MAX_MODEL_BYTES:
-                names += pickle_modules(path.read_bytes())
+            with open(path, "rb") as f:
+                names += pickle_modules(f.read(MAX_MODEL_BYTES))
         except OSError:
             continue
     own = own_modules(code, script)

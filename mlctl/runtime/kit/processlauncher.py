@@ -249,6 +249,9 @@ class Launcher:
                 await p.kill(grace)
 
         await asyncio.gather(*(stop_one(p) for k in keys if (p := self.processes.pop(k, None)) is not None))
+        if self.processes:  # a roll to another environment: its old fork server goes once nothing uses it
+            keep = frozenset(forkservers.environment_key(p.spec) for p in self.processes.values())
+            await forkservers.SERVERS.release(self, keep)
 
     def health(self, key: InstanceKey) -> str | None:
         p = self.processes.get(key)

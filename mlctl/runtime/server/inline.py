@@ -8,13 +8,18 @@ eventfd/epoll round per request; for a run() of 60 µs that is as much as the re
 holds the GIL between two turns of the loop (the server's switch interval is 0.5 ms).
 
 The policy: a server starts on worker threads; after `needed` calls in a row each shorter than the
-threshold, calls run inline. An inline call at or over it is let pass once in a while (a process
-preempted by the kernel or a page fault makes a 60 µs call take milliseconds, on a quiet machine
-several times a second), but a second one within WINDOW calls, or one over BLOCKING times the
-threshold, sends calls back to the threads and doubles `needed` (up to MAX_NEEDED; back to
-FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline calls), so a script
-whose calls are often or very slow settles on threads, and one that had a bad moment comes back. A
-call runs inline only when no call is on a worker thread (the pool's ``pending`` is 0).
+threshold, calls run inline. A call's duration here is the time it held its thread: its wall time less
+the time the thread waited for a CPU (mlctl.runtime.server.runqueue), so that on a busy machine the
+kernel's preemption does not make a short call look long; a call that sleeps or blocks counts in full.
+An inline call at or over the threshold is let pass once in a while (a page fault, a garbage
+collection; preemption the kernel does not see, as a virtual machine's host taking its CPU, which comes in
+bursts of a few calls), but one more than SLOW_ALLOWED within WINDOW calls, or one over BLOCKING times the
+threshold, sends calls back to the threads and doubles `needed` (up to
+MAX_NEEDED; back to FIRST_NEEDED when the last switch was long ago, REMEMBER times `needed` inline
+calls), so a script whose calls are often or very slow settles on threads, and one that had a bad
+moment comes back. Calls on worker threads only build the streak (WorkerPool.call); inline calls alone
+send calls back. A call runs inline only when no call is on a worker thread (the pool's ``pending`` is
+0); once calls may run inline but some are still on threads, new calls wait for them (WorkerPool.run).
 
 Where an inline call differs from one on a worker thread, precisely:
 - while it runs nothing else on this process answers: GET / probes and other requests wait for it (as
@@ -37,13 +42,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
+from mlctl.runtime.server.runqueue import RunQueue, held_ms
 from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, cancel_interrupt, interrupt
 
 logger = logging.getLogger("azmlinfsrv")
 
 FIRST_NEEDED = 8  # fast calls in a row on threads before calls go inline
 MAX_NEEDED = 1024  # the most a script that was sometimes slow must show again
-WINDOW = 64  # a second slow inline call within this many calls sends calls back to the threads
+WINDOW = 64  # more than SLOW_ALLOWED slow inline calls within this many calls send calls back to the threads
+SLOW_ALLOWED = 3
 BLOCKING = 10  # so does one inline call this many times the threshold
 REMEMBER = 16  # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
 
@@ -57,7 +64,7 @@ class InlinePolicy:
     needed: int = FIRST_NEEDED
     streak: int = 0
     runs_inline: bool = False
-    last_slow: int = -WINDOW - 1  # serial of the last slow inline call that was let pass
+    slow: Tuple[int, ...] = ()  # serials of the slow inline calls let pass within the last WINDOW calls
     last_switch: int = 0  # serial of the inline call that last sent calls back to the threads
 
     def record(self, ms: float, serial: int = 0) -> None:
@@ -71,10 +78,13 @@ class InlinePolicy:
         self.streak = 0
         if not self.runs_inline:
             return
-        if ms < BLOCKING * self.threshold_ms and serial - self.last_slow > WINDOW:
-            self.last_slow = serial  # once in a while (the process was preempted, a page fault): let it pass
-            return
+        if ms < BLOCKING * self.threshold_ms:
+            recent = tuple(n for n in self.slow if serial - n < WINDOW)
+            if len(recent) < SLOW_ALLOWED:  # once in a while (a page fault, a stalled machine): let it pass
+                self.slow = recent + (serial,)
+                return
         self.runs_inline = False
+        self.slow = ()
         recent = serial - self.last_switch <= REMEMBER * self.needed
         self.needed = min(self.needed * 2, MAX_NEEDED) if recent else FIRST_NEEDED
         self.last_switch = serial
@@ -88,6 +98,7 @@ class LoopCaller:
         self.policy = InlinePolicy(threshold_ms)
         self.timeout_ms = timeout_ms
         self._thread_id = threading.get_ident()
+        self.runqueue = RunQueue()  # this (the loop's) thread's wait for a CPU
         self._lock = threading.Lock()  # between the watchdog's interrupt and the end of the call it targets
         self._serial = 0
         self._current = 0  # serial of the inline call running (0: none)
@@ -105,6 +116,7 @@ class LoopCaller:
             self._watchdog.start()
         self._serial += 1
         serial = self._serial
+        waited = self.runqueue.waited_ms()
         start = time.perf_counter()
         ok, value = False, None
         try:
@@ -126,8 +138,10 @@ class LoopCaller:
             self._current, fired = 0, True
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         policy = self.policy
-        if elapsed_ms >= policy.threshold_ms:
-            policy.record(elapsed_ms, serial)  # (a short call changes nothing while calls run inline)
+        if elapsed_ms >= policy.threshold_ms:  # (a short call changes nothing while calls run inline)
+            held = held_ms(elapsed_ms, self.runqueue.waited_ms() - waited)
+            if held >= policy.threshold_ms:
+                policy.record(held, serial)
         if fired:
             raise CallTimeout(self.timeout_ms, elapsed_ms, abandoned=False)
         if not ok:
@@ -146,5 +160,6 @@ class LoopCaller:
             logger.warning("run() on the loop thread passed the scoring timeout of %s ms: interrupted", self.timeout_ms)
 
     def close(self) -> None:
-        """Stop the watchdog."""
+        """Stop the watchdog (and free the run-queue file: call it on the loop's thread)."""
         self._closed.set()
+        self.runqueue.close()

@@ -157,8 +157,8 @@ class Scorer:
             pool = self.pool
             if pool.takes_inline():  # a short run() on the loop's thread (mlctl.runtime.server.inline)
                 (out, run_ms), _ = pool.inline.call(_invoke, self.script, req)
-            else:
-                (out, run_ms), _ = await pool.call(_invoke, self.script, req)
+            else:  # on a worker thread, or inline once the threads' calls are done (WorkerPool.run)
+                (out, run_ms), _ = await pool.run(_invoke, self.script, req)
         except QueueFull:
             return error(429, f"Too many requests: {self.pool.limit} already running or queued; retry later")
         except Unhealthy as exc:

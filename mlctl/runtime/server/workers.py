@@ -32,6 +32,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from mlctl.runtime.server.inline import LoopCaller
+from mlctl.runtime.server.runqueue import RunQueue, held_ms
 from mlctl.runtime.server.timeouts import CallTimeout, Interrupted, interrupt, is_interrupted
 
 __all__ = ["CallTimeout", "QueueFull", "Unhealthy", "WorkerPool"]
@@ -49,7 +50,7 @@ class Unhealthy(Exception):
 
 
 class _Job:
-    __slots__ = ("fn", "args", "future", "started", "finished", "abandoned", "elapsed_ms", "thread")
+    __slots__ = ("fn", "args", "future", "started", "finished", "abandoned", "elapsed_ms", "held_ms", "thread")
 
     def __init__(self, fn: Callable[..., Any], args: tuple, future: "asyncio.Future[Any]") -> None:
         self.fn = fn
@@ -59,6 +60,7 @@ class _Job:
         self.finished = False
         self.abandoned = False
         self.elapsed_ms = 0.0
+        self.held_ms = 0.0  # elapsed_ms less the worker thread's wait for a CPU (mlctl.runtime.server.runqueue)
         self.thread = 0
 
 
@@ -104,6 +106,9 @@ class WorkerPool:
         self.limit = size + max_queue
         self.timeout_ms = timeout_ms
         self.pending = 0  # submitted and not answered (running + waiting)
+        self.waiting_inline = 0  # calls waiting for the threads' calls to finish so as to run inline
+        self._drained = asyncio.Event()  # set while nothing is pending
+        self._drained.set()
         self._lock = threading.Lock()  # guards the jobs' finished/abandoned and _running
         self._idle: List[_Worker] = []  # a stack: the worker that went idle last is woken first
         self._waiting: "queue.SimpleQueue[_Job]" = queue.SimpleQueue()  # calls no worker has taken yet
@@ -128,10 +133,13 @@ class WorkerPool:
         t.start()
 
     def _work(self, worker: _Worker) -> None:
+        runqueue = RunQueue()  # this thread's own
         try:
-            self._serve_jobs(worker)
+            self._serve_jobs(worker, runqueue)
         except Interrupted:  # the interrupt of an abandoned call landed outside run(): just exit
             pass
+        finally:
+            runqueue.close()
 
     def _next_job(self, worker: _Worker) -> _Job:
         """The oldest waiting call (or _STOP), sleeping on the idle stack until there is one."""
@@ -155,9 +163,9 @@ class WorkerPool:
             worker.wake.acquire()  # released once by whoever popped us from the idle stack
             self._waking = False  # (before looking: what was put meanwhile is ours to see)
 
-    def _serve_jobs(self, worker: _Worker) -> None:
+    def _serve_jobs(self, worker: _Worker, runqueue: RunQueue) -> None:
         lock, call_back, running = self._lock, self.loop.call_soon_threadsafe, self._running
-        perf = time.perf_counter
+        perf, waited_ms, loop_waited_ms = time.perf_counter, runqueue.waited_ms, self.inline.runqueue.waited_ms
         me, slot = threading.get_ident(), worker.slot
         while True:
             job = self._next_job(worker)
@@ -165,12 +173,14 @@ class WorkerPool:
                 return
             job.thread = me
             running[slot] = job
+            waited = waited_ms() + loop_waited_ms()  # (the loop's thread: this one may wait for its GIL)
             job.started = start = perf()
             try:
                 value, ok = job.fn(*job.args), True
             except BaseException as exc:  # run() may raise anything; the server survives it
                 value, ok = exc, False
-            job.elapsed_ms = (perf() - start) * 1000.0
+            job.elapsed_ms = elapsed = (perf() - start) * 1000.0
+            job.held_ms = held_ms(elapsed, waited_ms() + loop_waited_ms() - waited)
             with lock:
                 job.finished = True
                 abandoned = job.abandoned
@@ -195,11 +205,13 @@ class WorkerPool:
 
         Raises what fn raised, QueueFull when over the bound, CallTimeout when too slow, Unhealthy once
         too many abandoned calls are still running."""
-        if self.pending >= self.limit:
+        if self.pending + self.waiting_inline >= self.limit:
             raise QueueFull()
         if self.unhealthy:
             raise Unhealthy(self.unhealthy)
         self.pending += 1
+        if self.pending == 1:
+            self._drained.clear()
         fut = self.loop.create_future()
         job = _Job(fn, args, fut)
         self._hand_over(job)
@@ -207,13 +219,36 @@ class WorkerPool:
             value = await fut
         finally:
             self.pending -= 1
-        self.inline.policy.record(job.elapsed_ms)
+            if not self.pending:
+                self._drained.set()
+        policy = self.inline.policy
+        if not policy.runs_inline:  # calls on threads only build the streak; inline calls judge going back
+            policy.record(job.held_ms)
         return value, job.elapsed_ms
 
     def takes_inline(self) -> bool:
         """May the next call run on the loop's thread (`self.inline.call`) rather than through `call`?
         While calls are short and none is on a worker thread (mlctl.runtime.server.inline)."""
         return self.inline.policy.runs_inline and not self.pending and not self.unhealthy
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Tuple[Any, float]:
+        """fn(*args) on the loop's thread while calls are short, else through `call` (same answers and errors).
+
+        Once calls may run inline again but some are still on worker threads, a new call waits for those to
+        finish and then runs inline (waiting calls in their order of arrival) rather than queue behind them:
+        under steady load something is always pending, and calls would otherwise stay on the threads.
+        Waiting calls count toward the queue's bound (QueueFull)."""
+        if self.pending and self.inline.policy.runs_inline and not self.unhealthy:
+            if self.pending + self.waiting_inline >= self.limit:
+                raise QueueFull()
+            self.waiting_inline += 1
+            try:
+                await self._drained.wait()
+            finally:
+                self.waiting_inline -= 1
+        if self.takes_inline():
+            return self.inline.call(fn, *args)
+        return await self.call(fn, *args)
 
     def _hand_over(self, job: _Job) -> None:
         """Into the waiting line, then wake a worker for it unless one is already on its way (it takes

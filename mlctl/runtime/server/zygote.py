@@ -7,7 +7,7 @@ on stdout and serves one request per connection: a length-prefixed JSON object a
 descriptor the instance writes its output to and the read end of the host's lifeline pipe:
 
     {"preload": [module, ...], "argv": [server arguments], "env": {...}, "cwd": path,
-     "cgroups": [group folder, ...]}
+     "cgroups": [group folder, ...], "shadowed": [top-level module names the instance's code provides]}
 
 It imports the preload modules it has not imported yet, forks, and answers ``{"pid": N}``, then
 ``{"exit": code}`` (negative: the signal) once that child ended. An import that fails or starts a Python thread
@@ -196,6 +196,7 @@ class Zygote:
     def fork(self, request: dict, fds: list[int], conn: socket.socket) -> int:
         argv, env, cwd = list(request["argv"]), dict(request["env"]), str(request["cwd"])
         groups = [str(g) for g in request.get("cgroups") or ()]
+        shadowed = {str(name) for name in request.get("shadowed") or ()} - {"mlctl"}
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -205,6 +206,8 @@ class Zygote:
         try:
             conn.close()
             self.become(argv, env, cwd, groups, fds)
+            for name in [m for m in sys.modules if m.split(".")[0] in shadowed]:
+                del sys.modules[name]  # the instance's own module of that name wins, as first on its sys.path
             from mlctl.runtime.server.startup import main
 
             code = main(argv)

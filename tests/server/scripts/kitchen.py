@@ -1,5 +1,6 @@
-"""Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print, echo
-or name the thread (and process) it ran on."""
+"""Undecorated score.py (diabetes Ridge) whose JSON input can also ask it to fail, sleep, block, print, echo,
+be preempted, or name the thread (and process) it ran on."""
+
 import json
 import logging
 import os
@@ -28,6 +29,17 @@ def _block(spec):
         time.sleep(0.01)
 
 
+def _preempted(spec):
+    """Use spec["cpu_ms"] of CPU time on CPU spec["cpu"], where CPU-bound processes run: a short call that the
+    kernel preempts, whose wall time is several times the time it holds its thread."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {spec["cpu"]})  # this thread only
+    end = time.thread_time() + spec["cpu_ms"] / 1000.0
+    while time.thread_time() < end:
+        pass
+    os.sched_setaffinity(0, before)
+
+
 def run(raw_data, request_headers):
     req = json.loads(raw_data)
     if "exit" in req:
@@ -42,6 +54,8 @@ def run(raw_data, request_headers):
         time.sleep(req["sleep"])
     if "block" in req:
         _block(req["block"])
+    if "preempted" in req:
+        _preempted(req["preempted"])
     if "print" in req:
         print("printed", req["print"])
         log.warning("logged %s", req["print"])

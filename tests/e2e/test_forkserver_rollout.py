@@ -1,0 +1,38 @@
+"""The fork server through the CLI (issue 30 "Rollouts"): a blue-to-green rollout under load on the local runtime
+fails no request, green's instance is forked from its environment's fork server (its parent, `show` says so),
+and with `local.fork_server: false` in mlctl.yaml a replaced instance starts fresh instead (the host's child)."""
+
+import json
+from pathlib import Path
+
+from e2e_support import blue_to_green_under_load, mlctl
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def instance(root, name: str) -> dict:
+    shown = json.loads(mlctl(root, "show", "split", "--json").stdout)
+    (inst,) = shown["deployments"][name]["instances"]
+    return {**inst, "host_pid": shown["host"]["pid"]}
+
+
+def test_blue_to_green_under_load_forks_green_and_fails_no_request(split_project):
+    root = split_project.root
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")  # as root: unconfined, so forked
+    load = blue_to_green_under_load(split_project, "split")
+    assert load.failures == [], load.failures[:5]
+    assert load.served["blue"] > 0 and load.served["green"] > 0
+    green = instance(root, "green")
+    zygote = parent_of(green["pid"])
+    assert green["forked"] is True and zygote != green["host_pid"]
+    assert b"mlctl.runtime.server.zygote" in Path(f"/proc/{zygote}/cmdline").read_bytes()
+    assert "forked from its environment's fork server" in mlctl(root, "show", "split").stdout
+
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl, fork_server: false}\n")
+    # (as instance_user: for instances started from now on; --replace starts green's again at once)
+    mlctl(root, "plan", "--replace", "deployment.split.green", "--out", str(root.parent / "p"))
+    assert "Apply complete!" in mlctl(root, "apply", str(root.parent / "p")).stdout
+    fresh = instance(root, "green")
+    assert fresh["forked"] is False and parent_of(fresh["pid"]) == fresh["host_pid"]
