@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -135,3 +137,15 @@ def write_certificate(root: Path, seed: int) -> None:
     fd = os.open(root / "tls" / "key.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+
+
+def cli(root: Path, xdg: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real CLI on the project `root`, its caches (and key) under `xdg` (XDG_CACHE_HOME)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    return subprocess.run(
+        [sys.executable, "-m", "mlctl.cli", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

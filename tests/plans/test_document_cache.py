@@ -9,27 +9,16 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from goldens import HERE, copy_project, two_branches
+from goldens import cli as mlctl
 
 from mlctl import digests
 
 CACHE = Path(".mlctl") / "documents.json"
-
-
-def mlctl(root: Path, xdg: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
-    return subprocess.run(
-        [sys.executable, "-m", "mlctl.cli", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 class Planner:

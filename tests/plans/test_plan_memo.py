@@ -15,21 +15,11 @@ from pathlib import Path
 import pytest
 
 from goldens import HERE, copy_project, two_branches
+from goldens import cli as mlctl
 from mlctl.signedfiles import sign
 
 MEMO = Path(".mlctl") / "lastplan.json"
 KEPT = (MEMO, Path(".mlctl") / "documents.json")
-
-
-def mlctl(root: Path, xdg: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
-    return subprocess.run(
-        [sys.executable, "-m", "mlctl.cli", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 def settle() -> None:

@@ -6,12 +6,12 @@ cannot be made, so it has no key, no cache and no child), also with a syntax err
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from goldens import cli
 
 from mlctl.projectpaths import Project
 from mlctl.schemas.discovery import discover, find_config_files
@@ -59,14 +59,7 @@ def generate(root: Path) -> Path:
 
 
 def mlctl(root: Path, xdg: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
-    return subprocess.run(
-        [sys.executable, "-m", "mlctl.cli", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return cli(root, xdg, *args, timeout=300)
 
 
 def without_read_ahead(root: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
