@@ -72,15 +72,20 @@ def _pickled(value) -> bytes:
 
 
 def keep(memo, config, state, result, built: dict) -> bool:
-    """Write the base of a full plan the memo kept (`built`: what mlctl.schemas.load.BUILT collected). Pure
-    decision, effect by mlctl.signedfiles.write_signed. Returns whether it was written."""
+    """Write the base of a full plan the memo kept (`built`: what mlctl.schemas.load.BUILT collected), when this
+    folder was planned before (a fresh clone's one plan does not pay for it). The changes are kept without their
+    before and after values, which are the state's and the resources' attributes (checked here) and are copied
+    again when read. Effect by mlctl.signedfiles.write_signed. Returns whether it was written."""
     from mlctl.resources import Address, Kind
     from mlctl.signedfiles import write_signed
     from mlctl.schemas.specs import Specs
 
-    if memo.backend is not None or memo.options.get("destroy") or memo.options.get("replace"):
+    if not memo.existed or memo.backend is not None or memo.options.get("destroy") or memo.options.get("replace"):
         return False
     if not built or built.get("checks") or config.has_errors():
+        return False
+    changes = _compact(result.changes, config, state)
+    if changes is None:
         return False
     specs = built["specs"]
     deployments = {
@@ -92,7 +97,8 @@ def keep(memo, config, state, result, built: dict) -> bool:
     body = {
         "config": config,
         "state": state,
-        "plan": result,
+        "plan": dataclasses.replace(result, changes=()),
+        "changes": changes,
         "deployments": deployments,
         "specs": flags,
         "assets": built["assets"],
@@ -104,6 +110,50 @@ def keep(memo, config, state, result, built: dict) -> bool:
         return False
     write_signed(Path(memo.project.data_dir) / FILE, memo.user_key, payload, "plan base")
     return True
+
+
+def _compact(changes, config, state) -> list | None:
+    """Pure: the changes as (address, action, reason, has before, after_unknown, diff, changed_files); None when
+    one of them is not what _expanded makes of that again."""
+    from mlctl.reconciler.actions import Action
+
+    want = {r.address: r for r in config.resources}
+    out = []
+    for c in changes:
+        r = None if c.action is Action.DELETE else want.get(c.address)
+        p = state.resources.get(c.address)
+        if c.resource is not r or c.after != (None if r is None else r.attributes):
+            return None
+        if c.before is not None and (p is None or c.before != p.attributes):
+            return None
+        out.append((c.address, c.action, c.reason, c.before is not None, c.after_unknown, c.diff, c.changed_files))
+    return out
+
+
+def _expanded(compact: list, config, state) -> tuple:
+    """Pure: the changes _compact kept, with their before and after values copied from the state and the resources."""
+    from mlctl.reconciler.actions import Action
+    from mlctl.reconciler.plans import Change
+
+    want = {r.address: r for r in config.resources}
+    have = state.resources
+    out = []
+    for a, action, reason, before, unknown, diff, files in compact:
+        r = None if action is Action.DELETE else want[a]
+        out.append(
+            Change(
+                a,
+                action,
+                reason,
+                dict(have[a].attributes) if before else None,
+                None if r is None else dict(r.attributes),
+                unknown,
+                diff,
+                files,
+                r,
+            )
+        )
+    return tuple(out)
 
 
 def _read(memo) -> tuple[dict, bytes] | None:
@@ -161,13 +211,17 @@ def remade(memo, probed: set):
         return None
     from mlctl.schemas.load import ignored_of
 
-    settings = config.project_settings
-    resources = tuple(built[0].get(r.address, r) for r in config.resources)
-    inputs = {**config.inputs, **built[1]}
+    made, before = built[0], {r.address: r for r in config.resources if r.address in built[0]}
+    resources = tuple(made.get(r.address, r) for r in config.resources)
+    same_ignored = all(made[a].ignored == before[a].ignored for a in made)  # then load's ignored_of is the same
     config = dataclasses.replace(
-        config, resources=resources, inputs=inputs, ignored=ignored_of(resources, settings.runtime)
+        config,
+        resources=resources,
+        inputs={**config.inputs, **built[1]},
+        ignored=config.ignored if same_ignored else ignored_of(resources, config.project_settings.runtime),
     )
-    result = replan(base["plan"], config, base["state"], set(built[0]))
+    plan = dataclasses.replace(base["plan"], changes=_expanded(base["changes"], base["config"], base["state"]))
+    result = replan(plan, config, base["state"], set(made), same_ignored)
     return None if result is None else (config, base["state"], result)
 
 
@@ -233,10 +287,11 @@ def _built(memo, base: dict, edited: list[str]) -> tuple[dict, dict] | None:
     return made, inputs
 
 
-def replan(before, desired, prior, edited: set):
+def replan(before, desired, prior, edited: set, same_ignored: bool = False):
     """Pure: plan() of `desired` against `prior` without refresh, from `before` (that plan for the same graph and
     state, another version of the `edited` resources): their changes and those of every resource that depends on
-    them are decided again (plans.decide_change), in the plan's order; None when one of them now has an error."""
+    them are decided again (plans.decide_change), in the plan's order; None when one of them now has an error.
+    `same_ignored`: desired.ignored is the one `before` was made from (its ignored fields are kept)."""
     from mlctl.reconciler.actions import Action
     from mlctl.reconciler.plans import decide_change, decided_action, ignored_fields, path_attributes
 
@@ -268,6 +323,5 @@ def replan(before, desired, prior, edited: set):
         if immutable is not None:
             return None
         changes[where[a]] = change
-    return dataclasses.replace(
-        before, changes=tuple(changes), inputs=dict(desired.inputs), ignored=ignored_fields(desired, want, False)
-    )
+    ignored = before.ignored if same_ignored else ignored_fields(desired, want, False)
+    return dataclasses.replace(before, changes=tuple(changes), inputs=dict(desired.inputs), ignored=ignored)

@@ -175,6 +175,7 @@ class PlanMemo:
         self.context = ""  # the key without the configuration's bytes and the output format (mlctl.reconciler.planbase)
         self.options: dict[str, Any] = {}
         self.roots: dict[str, list] = {}  # what keep fingerprinted
+        self.existed = False  # lookup found a memo of this user's (another plan of this folder came before)
 
     @classmethod
     def prepare(cls, project, options: dict[str, Any]) -> "PlanMemo | None":
@@ -182,7 +183,7 @@ class PlanMemo:
         an input that cannot be read)."""
         from mlctl.boundary import project_boundary
         from mlctl.projectfile import FILE_NAMES
-        from mlctl.schemas.discovery import find_config_files
+        from mlctl.schemas.discovery import config_paths
         from mlctl.signedfiles import user_key
         from mlctl.state.backends import state_backend
 
@@ -196,7 +197,7 @@ class PlanMemo:
         key_bytes = user_key()
         if key_bytes is None:
             return None
-        files = [str(p) for p in find_config_files(project)]
+        files = config_paths(project)
         files += [str(project.root / n) for n in FILE_NAMES if (project.root / n).exists()]
         h = hashlib.sha256()
         read: dict[str, bytes] = {}
@@ -243,6 +244,7 @@ class PlanMemo:
         from mlctl.signedfiles import read_signed
 
         payload = read_signed(self.path, self.user_key, MAX_BYTES, "plan memo")
+        self.existed = payload is not None
         if payload is None:
             return None
         try:
