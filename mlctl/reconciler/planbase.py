@@ -88,11 +88,13 @@ def keep(memo, config, state, result, built: dict) -> bool:
     if changes is None:
         return False
     specs = built["specs"]
-    deployments = {
-        str(d.where.doc.path): (Address(Kind.DEPLOYMENT, f"{d.endpoint}.{d.name}"), d.where.doc.display)
-        for d in specs.deployments
-        if not d.where.path and isinstance(d.where.doc.data, dict) and {"kind", "$schema"} & set(d.where.doc.data)
-    }
+    want = {r.address: r for r in config.resources}
+    deployments = {}  # path -> (address, file name as the load showed it) of each standalone deployment file
+    for d in specs.deployments:
+        address = Address(Kind.DEPLOYMENT, f"{d.endpoint}.{d.name}")
+        data = d.where.doc.data
+        if not d.where.path and isinstance(data, dict) and {"kind", "$schema"} & set(data) and address in want:
+            deployments[str(d.where.doc.path)] = (address, want[address].source.file)
     flags = Specs(incomplete=specs.incomplete, explicit=specs.explicit, invalid=specs.invalid)
     body = {
         "config": config,
@@ -206,7 +208,13 @@ def remade(memo, probed: set):
     shown = {base["deployments"][p][1] for p in edited}
     if any(d.file in shown for d in config.diagnostics):
         return None
-    built = _built(memo, base, edited)
+    from mlctl.schemas.documents import DISPLAY_ROOT
+
+    token = DISPLAY_ROOT.set(str(memo.project.root))  # file names as load_config shows them
+    try:
+        built = _built(memo, base, edited)
+    finally:
+        DISPLAY_ROOT.reset(token)
     if built is None:
         return None
     from mlctl.schemas.load import ignored_of

@@ -25,10 +25,11 @@ def stamp(root: Path, rel: Path) -> tuple[int, int] | None:
 
 
 def based(planner: Planner) -> None:
-    """Two full plans a second apart: the second is kept, and its base written."""
+    """Two full plans a second apart (the memo keeps one plan: text, then --json): the second is kept, and as the
+    folder was planned before, its base is written."""
     planner.check()
     settle()
-    planner.check()
+    planner.check("--json")
     assert stamp(planner.root, BASE) is not None
 
 
@@ -74,17 +75,25 @@ def test_an_edited_deployment_is_planned_from_the_base(planner, args):
         assert (got == first) == (count == "2")
 
 
-def test_two_deployments_edited_and_one_whose_traffic_depends_on_it(planner):
+def test_two_deployments_edited(planner):
+    text = (planner.root / "batch-main.yml").read_text()
+    (planner.root / "batch-extra.yml").write_text(text.replace("name: main", "name: extra"))
+    replace_in(planner.root, "batch-endpoint.yml", "main: 100", "main: 100\n  extra: 0")
+    settle()
     based(planner)
     replace_in(planner.root, "batch-main.yml", "request_timeout_ms: 20000", "request_timeout_ms: 30000")
-    replace_in(planner.root, "green.yml", "instance_count: 1", "instance_count: 5")
+    replace_in(planner.root, "batch-extra.yml", "instance_count: 2", "instance_count: 5")
     settle()
     out = remade(planner, "--json")
-    assert "batch" in out[1] and "green" in out[1]
-    replace_in(planner.root, "green.yml", "Standard_DS3_v2", "Standard_DS4_v2")
-    settle()
-    remade(planner, "--json")
+    assert "extra" in out[1] and "30000" in out[1]
     remade(planner)
+
+
+def test_a_deployment_that_declares_its_environment_is_planned_in_full(planner):
+    based(planner)
+    replace_in(planner.root, "green.yml", "instance_count: 1", "instance_count: 5")  # shop-green-env is declared here
+    settle()
+    made_in_full(planner, "--json")
 
 
 @pytest.mark.parametrize(
@@ -153,7 +162,7 @@ def test_a_set_or_a_var_is_planned_in_full(planner):
 
 def _edited_deployments(root: Path) -> None:
     replace_in(root, "batch-main.yml", "instance_count: 2", "instance_count: 7")
-    replace_in(root, "green.yml", "instance_count: 1", "instance_count: 5")
+    replace_in(root, "batch-main.yml", "request_timeout_ms: 20000", "request_timeout_ms: 25000")
 
 
 def test_git_checkout_back_and_forth(planner):
@@ -249,3 +258,44 @@ def test_a_copied_project_with_its_base(planner, tmp_path):
     settle()
     there = Planner(copy, tmp_path)
     assert made_in_full(there) != planner.run()
+
+
+@pytest.mark.parametrize("edited", [("batch-main.yml",), ("batch-main.yml", "green.yml")])  # green: not served
+def test_the_plan_from_the_base_equals_the_full_plan_as_values(planner, monkeypatch, edited):
+    """In one process, from another working folder: the configuration, state and plan made from the base are
+    equal, as values (every resource with its source lines, every change), to those make_plan makes in full."""
+    from mlctl.reconciler.operations import make_plan
+    from mlctl.reconciler.planbase import remade
+    from mlctl.reconciler.planmemo import PlanMemo
+    from mlctl.projectpaths import Project
+    from mlctl.schemas.documents import reads_kept
+
+    from mlctl.cli import main
+
+    write_applied_state(planner.root)  # a state file: its lineage (a new state's is drawn at random)
+    settle()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(planner.user))
+    assert main(["-C", str(planner.root), "plan", "--refresh=false"]) == 0  # in this process: the same sys.path
+    settle()
+    assert main(["-C", str(planner.root), "plan", "--refresh=false", "--json"]) == 0
+    assert stamp(planner.root, BASE) is not None
+    for name in edited:  # lines move too: the resource's source lines must be the new file's
+        replace_in(planner.root, name, "instance_count:", "# a comment\ninstance_count: 4\n#")
+    project = Project.at(planner.root)
+    memo = PlanMemo.prepare(project, {"format": "text", "destroy": False, "replace": []})
+    assert memo is not None and memo.lookup() is None
+    with reads_kept(memo.read):
+        made = remade(memo, set())
+    if "green.yml" in edited:  # its inline environment is declared in it: the base cannot serve
+        assert made is None
+        return
+    assert made is not None
+    config, state, plan = make_plan(project, refresh_first=False)
+    assert made[0] == config
+    assert made[1] == state
+    assert made[2] == plan
+    assert plan.has_changes() and made[2].has_changes()
+    for mine, full in zip(made[0].resources, config.resources):  # Source's field lines are not part of its ==
+        assert (mine.source and dict(mine.source.fields)) == (full.source and dict(full.source.fields))
+    moved = [r for r in made[0].resources if r.source and r.source.file in edited]
+    assert len(moved) == 1 and moved[0].source.fields["instance_count"] == 9
