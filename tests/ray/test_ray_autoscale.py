@@ -7,9 +7,9 @@ the replicas it stops and the host draining them first: no request fails. The me
 count moves inside the range, and do when the instances are gone below the minimum. A new range is an update in
 place that keeps Serve's replica; with `min_instances: 0`, idle past the window, Serve runs no replica, and the
 next request starts one and is answered, or, when its request_timeout_ms is shorter than the cold start, gets 408
-while the replica it woke starts and answers the next one; /metrics has the desired and current counts. A scale-up the cluster has
-no room for is said in the log and in `show` while it waits, and no request fails meanwhile. Orders of events
-and generous deadlines, never timings; figures are bench/autoscale's."""
+while the replica it woke starts and answers the next one; /metrics has the desired and current counts. A
+scale-up the cluster has no room for is said in the log and in `show` while it waits, and no request fails
+meanwhile. Orders of events and generous deadlines, never timings; figures are bench/autoscale's."""
 
 from __future__ import annotations
 

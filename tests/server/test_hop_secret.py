@@ -50,7 +50,9 @@ def test_without_a_secret_requests_are_answered_as_before(servers, tmp_path):
     assert servers.start(script).call("POST", "/score", {"x": 1}).json() == {"init": None, "run": None}
 
 
-def test_a_server_also_listening_on_a_unix_socket_asks_the_secret_there_too_and_removes_it(servers, loop_mode, tmp_path):
+def test_a_server_also_listening_on_a_unix_socket_asks_the_secret_there_too_and_removes_it(
+    servers, loop_mode, tmp_path
+):
     """--also-unix-socket (the ray runtime's same-node hop): the TCP port and the unix socket both answer, the
     secret asked on each; the socket is gone once the server stopped."""
     from mlctl.runtime.host.unixhttp import UnixConnection

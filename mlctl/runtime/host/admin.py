@@ -2,7 +2,8 @@
 
 GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
 · POST /deployments/{name}/revive · PUT /deployments/{name}/scaling (each ?timeout=S) · DELETE /deployments/{name}
-· PUT /autoscale/peers · PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is one explicit order.
+· PUT /autoscale/peers · PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is
+one explicit order.
 Errors: {"message", "kind", "log_tail"}.
 """
 

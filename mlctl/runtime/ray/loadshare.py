@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 
 from mlctl.runtime.ray.apps import endpoint_prefix
