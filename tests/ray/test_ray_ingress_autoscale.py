@@ -147,7 +147,5 @@ def test_hosts_in_the_cluster_scale_on_their_summed_load_and_agree(example, ray_
     assert leader["desired"] == follower["desired"] == 1, after
     assert any(d["reason"].startswith("following host 0") for d in follower["decisions"]), follower["decisions"]
     assert not any(d["reason"].startswith("following") for d in leader["decisions"]), leader["decisions"]
-    logs = cli(machines, example, "logs", "diabetes", "--lines", "3000").stdout
-    assert "following host 0 (" in logs and "Serve stops replica(s)" in logs, logs[-3000:]
     shown = json.loads(cli(machines, example, "show", "diabetes", "--json").stdout)["deployments"]["blue"]
     assert shown["instance_count"] == 1 and shown["autoscale"]["range"] == [1, 3], shown
