@@ -172,6 +172,7 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     assert not load.failures, load.failures[:5]  # no request sent to the other host failed
     assert back["port"] == on_worker["port"]
 
+    body = request.read_bytes()
     copy = tmp_path / "copy"
     shutil.copytree(example, copy, symlinks=True)
     shutil.rmtree(example)  # the machine that applied is gone
@@ -185,7 +186,7 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     # back on the head, in that order; only requests in flight on the worker's server fail (at most its 4 slots)
     with (
         joined(machines.client),
-        Load(on_head["port"], new, request.read_bytes(), host=on_head["node_ip"], clients=8, context=loose) as load,
+        Load(on_head["port"], new, body, host=on_head["node_ip"], clients=8, context=loose) as load,
     ):
         until(lambda: load.total() > 40, 300, "the load is served before the worker is killed")
         machines.worker.kill()
