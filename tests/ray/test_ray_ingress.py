@@ -4,8 +4,9 @@ scoring over HTTPS (the project's self-signed certificate, verified for the publ
 regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests sent to
 the other, and comes back (its actor starts it again) configured, and so does its actor's process (Ray restarts
 it); the state folder copied to a fresh folder, the first one gone, plans no changes and invokes; the worker node
-killed by PID: its host is reported lost (waiting for a node of its own) and is drift, capacity comes back on the
-head, and the host starts on the worker when it rejoins, in that order; `destroy` with no cluster reachable is a
+killed by PID under a load at concurrency 8 on the head's host: its host is reported lost (waiting for a node of its
+own) and is drift, capacity comes back on the head, at most the requests in flight on the lost server fail, and the
+host starts on the worker when it rejoins, in that order; `destroy` with no cluster reachable is a
 clear error naming what it could not remove that changes nothing; `destroy` removes everything."""
 
 from __future__ import annotations
