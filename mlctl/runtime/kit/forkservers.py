@@ -11,12 +11,13 @@ launcher needs (the exit code comes from the fork server; without it, from a pid
 
 When mlctl runs as root, a deployment's instances are confined (`confinement.py`), and so is its fork server: one
 per environment and deployment uid (a new version's folders are bound into its namespace: `ForkServer.bind`),
-started by the same confined command as a fresh instance (its mount namespace, the uid, no capabilities, no_new_privs) with a socket folder of its own (owned by
-the uid, 0700) bound writable in place of the instance's: the packages it imports never run as root, and a child
-it forks has exactly its confinement. The child's per-instance parts: its socket in that folder, a private folder
-in the server's /tmp (HOME, TMPDIR), its session, cgroups (the host moves it there before it goes on: the uid may
-not) and output. The host trusts no answer of such a server beyond its uid: the pid it names must be its own child
-running under the deployment's uid, else the instance starts fresh.
+started by the same confined command as a fresh instance (its mount namespace, the uid, no capabilities,
+no_new_privs) with a socket folder of its own (owned by the uid, 0700) bound writable in place of the instance's:
+the packages it imports never run as root, and a child it forks has exactly its confinement. The child's per-
+instance parts: its socket in that folder, a private folder in the server's /tmp (HOME, TMPDIR), its session,
+cgroups (the host moves it there before it goes on: the uid may not) and output. The host trusts no answer of such a
+server beyond its uid: the pid it names must be its own child running under the deployment's uid, else the instance
+starts fresh.
 """
 
 from __future__ import annotations
