@@ -4,6 +4,7 @@ the cluster (mlctl/runtime/ray/loadshare.py). A bounded load of 2 clients on eac
 instance, target 50 %: alone, each host would see about 1.8 requests in flight on 1 instance and stop at 2 (then
 45 %); on the sum (about 3.6) they scale to 3, host 0 leading and host 1 following it. After the load both scale back
 to 1 after the short window, no request failed, and both hosts' own reports (read from each, through Ray) agree.
+The leader lost (its actor's process stopped), the other host leads until it is back.
 Issue 28's same-node hop: a host reaches a replica on its own node through the server's unix socket, one on the
 other node over TCP (its instance records say which), and scores through both. Orders of events and generous
 deadlines, never timings."""
@@ -11,6 +12,8 @@ deadlines, never timings."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
 import sys
 
@@ -65,6 +68,14 @@ for r in ingresshosts.reports(sys.argv[2], sys.argv[3]):
     })
 print(json.dumps(out))
 """  # each host's own report of blue, asked of its actor
+ROLE = """
+import json, sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+from mlctl.runtime.ray import ingresshosts
+handle = dict(ingresshosts.indexed_handles(sys.argv[2], sys.argv[3]))[int(sys.argv[4])]
+status = ray.get(handle.status.remote(), timeout=60)["status"] or {}
+print(json.dumps(((status.get("deployments") or {}).get("blue") or {}).get("autoscale") or {}))
+"""  # one host's autoscale report (the other's actor may be stopped)
 
 
 @pytest.fixture
@@ -98,6 +109,16 @@ def hops(found: list[dict]) -> list[str]:
             assert kind == ("unix" if node == host["node_id"] else "tcp"), (host["index"], upstream, node, found)
             out.append(kind)
     return sorted(out)
+
+
+def role(machines, root, index: int) -> str:
+    """Host `index`'s role in the decisions ("leads", "follows host N"), "" when it hears no other host."""
+    owner = apps.owner_of(root / ".mlctl")
+    argv = [sys.executable, "-c", ROLE, machines.address, owner, "diabetes", str(index)]
+    done = machines.client.run(argv, timeout=120)
+    if done.returncode != 0:
+        return ""
+    return (json.loads(done.stdout.strip().splitlines()[-1]).get("hosts") or {}).get("role") or ""
 
 
 def counts(machines, root) -> list:
@@ -149,3 +170,13 @@ def test_hosts_in_the_cluster_scale_on_their_summed_load_and_agree(example, ray_
     assert not any(d["reason"].startswith("following") for d in leader["decisions"]), leader["decisions"]
     shown = json.loads(cli(machines, example, "show", "diabetes", "--json").stdout)["deployments"]["blue"]
     assert shown["instance_count"] == 1 and shown["autoscale"]["range"] == [1, 3], shown
+
+    # the leader lost (its actor's process stopped: its figures no longer move): host 1 leads meanwhile, so scaling
+    # never waits for it; once it runs again, host 0 leads again
+    actor = next(h for h in found if h["index"] == 0)["actor_pid"]
+    os.kill(actor, signal.SIGSTOP)
+    try:
+        until(lambda: role(machines, example, 1) == "leads", 120, "host 1 leads while host 0 is stopped")
+    finally:
+        os.kill(actor, signal.SIGCONT)
+    until(lambda: role(machines, example, 1) == "follows host 0", 120, "host 0 leads again")
