@@ -12,7 +12,7 @@ processes) and started again, each round's figures in seconds:
 And where "capacity" goes, from the logs' timestamps (seconds after "dead"): `serve noticed` (Serve's controller logs
 that it adds a replica), `replica started` (the controller logs the replacement started: its worker process, runtime
 env, the scoring server's start and init()), `host ready` (the head's host logs the instance ready again: its lookup
-of the replacement in the directory and its readiness probe). With `--load N`, N keep-alive HTTP clients send
+of the replacement in the directory and its readiness probe). With `--load N`, N keep-alive HTTPS clients send
 requests to the head's host meanwhile (bounded in count and time), as the ingress test's load does.
 
     python bench/ray/failover.py [--rounds 2]    (as root; needs tests/ray/prepare.py's virtualenv first)
@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import re
+import ssl
 import sys
 import tempfile
 import time
@@ -102,7 +103,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mlctl-bench-failover-"))
     root = example_project(work / "diabetes", machines.address, instances=2)
     with open(root / "mlctl.yaml", "a") as f:
-        f.write("  ingress: cluster\nlisten:\n  address: 0.0.0.0\n")
+        f.write("  ingress: cluster\nlisten:\n  address: 0.0.0.0\n  tls: self-signed\n")  # (as the ingress test)
     with open(root / "blue-deployment.yml", "a") as f:  # room for a load of 8 clients on one host (no 429)
         f.write("request_settings:\n  max_concurrent_requests_per_instance: 4\n")
     try:
@@ -129,7 +130,9 @@ def loaded(machines, root, clients: int):
     head = next(h for h in hosts(shown) if h["node_ip"] == machines.head.address)
     key = json.loads(machines.mlctl(root, "keys", "diabetes", "--json", env=env()).stdout)["primaryKey"]
     body = (root / "sample-request.json").read_bytes()
-    return Load(head["port"], key, body, host=head["node_ip"], clients=clients)
+    context = ssl.create_default_context(cafile=str(root / ".mlctl" / "tls" / "ca.pem"))  # the project's CA
+    context.check_hostname = False  # (the load connects to the node's address)
+    return Load(head["port"], key, body, host=head["node_ip"], clients=clients, context=context)
 
 
 def one_round(machines, root) -> str:
