@@ -200,3 +200,30 @@ def test_a_confined_roll_under_load_fails_no_request_and_stops_the_old_fork_serv
     new = instances(host, "blue")
     assert all(i["forked"] for i in new) and not {i["pid"] for i in new} & old
     wait_until(lambda: not any(is_alive(p) for p in old_server), 20, "the old environment's fork server stopped")
+
+
+def test_a_new_version_is_forked_by_the_same_confined_server_with_its_own_folders_bound(confined_host, tmp_path):
+    host = confined_host()
+    host.client.create_deployment(spec(host, "blue"), timeout=90)
+    host.remember()
+    first = ask(host, "blue")[0]
+    v2 = tmp_path / "code-v2"  # a new code snapshot and model version, folders the server's namespace lacked
+    v2.mkdir(mode=0o755)
+    (v2 / "score.py").write_text(SCORE.replace("def run(raw_data):", "VERSION = 2\ndef run(raw_data):"))
+    model = tmp_path / "model-v2"
+    model.mkdir(mode=0o755)
+    (model / "model.pkl").write_bytes((host.model_dir / "model.pkl").read_bytes())
+    rolled = {**spec(host, "blue", digest="sha256:blue-2"), "code_dir": str(v2), "model_dir": str(model)}
+    host.client.roll_deployment(rolled, timeout=90)
+    host.remember()
+    secrets = [str(p) for p in (host.data_dir / "secrets").iterdir()]
+    again = ask(host, "blue", data=[[0.0] * 10], **{"try": [*secrets, str(v2 / "score.py")]})[0]
+    assert again["ppid"] == first["ppid"] and again["pid"] != first["pid"]  # the same fork server
+    assert again["tried"][str(v2 / "score.py")] == "done"  # its new code, bound into the server's namespace
+    assert all(again["tried"][p].startswith("refused") for p in secrets), again["tried"]
+    assert_confined(again["status"], first["uid"])
+    assert again["prediction"] and instances(host, "blue")[0]["forked"] is True
+    mounts = Path(f"/proc/{again['pid']}/mountinfo").read_text()
+    for folder in (v2, model):  # read-only
+        (line,) = [m for m in mounts.splitlines() if m.split()[4] == str(folder)]
+        assert "ro" in line.split()[5].split(","), line

@@ -10,13 +10,14 @@ instance is not the host's child: `ForkedProcess` stands for it, with the pid, e
 launcher needs (the exit code comes from the fork server; without it, from a pidfd, the code then unknown).
 
 When mlctl runs as root, a deployment's instances are confined (`confinement.py`), and so is its fork server: one
-per environment, deployment uid, code snapshot and model folder, started by the same confined command as a fresh
-instance (its mount namespace, the uid, no capabilities, no_new_privs) with a socket folder of its own (owned by
-the uid, 0700) bound writable in place of the instance's: the packages it imports never run as root, and a child
-it forks has exactly its confinement. The child's per-instance parts: its socket in that folder, a private folder
-in the server's /tmp (HOME, TMPDIR), its session, cgroups (the host moves it there before it goes on: the uid may
-not) and output. The host trusts no answer of such a server beyond its uid: the pid it names must be its own child
-running under the deployment's uid, else the instance starts fresh.
+per environment and deployment uid (a new version's folders are bound into its namespace: `ForkServer.bind`),
+started by the same confined command as a fresh instance (its mount namespace, the uid, no capabilities,
+no_new_privs) with a socket folder of its own (owned by the uid, 0700) bound writable in place of the instance's:
+the packages it imports never run as root, and a child it forks has exactly its confinement. The child's per-
+instance parts: its socket in that folder, a private folder in the server's /tmp (HOME, TMPDIR), its session,
+cgroups (the host moves it there before it goes on: the uid may not) and output. The host trusts no answer of such a
+server beyond its uid: the pid it names must be its own child running under the deployment's uid, else the instance
+starts fresh.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import select
 import signal
 import socket
 import struct
+import sys
 from pathlib import Path
 
 from mlctl.runtime.host.sockets import instance_folder
@@ -57,11 +59,11 @@ def environment_key(spec) -> str:
 
 def server_key(spec, uid: int | None) -> str:
     """Pure: the fork server an instance of `spec` confined to `uid` (None: unconfined) is forked by: its
-    environment's; confined, also its uid's, code snapshot's and model folder's (the binds of its namespace)."""
+    environment's; confined, its environment's and uid's (its deployment's: a new version's code snapshot and model
+    folder are bound into the server's namespace, `ForkServer.bind`)."""
     if uid is None:
         return environment_key(spec)
-    body = [environment_key(spec), uid, spec.code_dir, spec.model_dir]
-    return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([environment_key(spec), uid]).encode()).hexdigest()[:16]
 
 
 def is_wanted(spec) -> bool:
@@ -135,6 +137,14 @@ class Refused(Exception):
     """This fork server can fork no instance equal to a fresh start: bypass it (the message says why)."""
 
 
+class CannotBind(Exception):
+    """A confined fork server cannot show this instance its folders: it starts fresh (the server stays)."""
+
+
+NSBIND = Path(__file__).with_name("nsbind.py")
+BIND_TIMEOUT_S = 30.0
+
+
 class ForkServer:
     """One fork server process: started with the first instance of its environment, its socket 0600. Confined
     (`uid`): in a socket folder of its own, `folder`, which also holds the sockets of the instances it forks."""
@@ -149,6 +159,8 @@ class ForkServer:
         self.restarts = 0
         self.reader: asyncio.Task | None = None
         self.preloads: dict[tuple, list[str]] = {}  # the last deployment version's modules to preload
+        self.bound: set[str] = set()  # confined: the folders its namespace shows (bound read-only, or its own)
+        self.covers: set[str] = set()  # confined: the folders its namespace covers with an empty tmpfs
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
@@ -168,6 +180,7 @@ class ForkServer:
             binds = confinement.needed_paths(spec, self.folder)
             assert self.data_dir is not None, "a confined fork server hides its project's data folder"
             covers = confinement.hidden_paths(binds, self.data_dir)
+            self.bound, self.covers = {b.path for b in binds}, set(covers)
             command = confinement.confined_command(command, self.uid, binds, covers, spec.code_dir)
             env, cwd = confinement.confined_env(env), spec.code_dir
         self.proc = await asyncio.create_subprocess_exec(
@@ -203,6 +216,35 @@ class ForkServer:
         while chunk := await stdout.read(1 << 16):
             for line in chunk.decode(errors="replace").splitlines():
                 log.info("fork server %s: %s", self.key, line[:LINE_CHARS])
+
+    async def bind(self, spec) -> None:
+        """Show a confined server's namespace the folders an instance of `spec` needs that it lacks (a new version's
+        code snapshot and model folder), read-only at their paths, by the `nsbind` helper. CannotBind when its
+        folders would need a cover the namespace lacks (a folder the uid cannot traverse on their way, which
+        the helper would have to make on this machine's own file system), or the helper failed."""
+        if self.uid is None or self.proc is None:
+            return
+        binds = confinement.needed_paths(spec, self.folder)
+        new = [b.path for b in binds if b.path not in self.bound]
+        if not new:
+            return
+        assert self.data_dir is not None
+        lacking = set(confinement.hidden_paths(binds, self.data_dir)) - self.covers
+        if lacking:
+            raise CannotBind(f"its folders need {', '.join(sorted(lacking))} hidden, which its fork server's is not")
+        helper = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", str(NSBIND), str(self.proc.pid), *new,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, said = await asyncio.wait_for(helper.communicate(), BIND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            helper.kill()
+            await helper.wait()
+            raise CannotBind(f"binding its folders took over {BIND_TIMEOUT_S:.0f} s") from None
+        if helper.returncode != 0:
+            raise CannotBind(said.decode(errors="replace").strip()[-LINE_CHARS:] or f"exit {helper.returncode}")
+        self.bound.update(new)
 
     def instance_socket(self, name: str) -> Path:
         """Pure: where instance `name` (DEPLOYMENT-gG-K) listens when this confined server forks it."""
@@ -362,6 +404,11 @@ class ForkServers:
                         log.warning("the fork server of deployment %s ended; starting it again", spec.name)
                     await server.start(spec)
                 server.users.add(id(owner))
+                try:
+                    await server.bind(spec)
+                except CannotBind as e:
+                    log.warning("deployment %s: an instance starts fresh: %s", spec.name, e)
+                    return None
                 socket_path = fresh if uid is None else server.instance_socket(name)
                 return await server.fork(spec, socket_path, out, group, name), socket_path
             except (Refused, asyncio.TimeoutError) as e:
