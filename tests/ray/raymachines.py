@@ -207,9 +207,10 @@ class RayMachines:
         return c
 
     def stop(self) -> None:
-        """Kill every process of the three machines by PID, delete the namespaces and the nodes' temporary folders;
-        RuntimeError when a namespace is left."""
+        """End this process's own Ray driver (`disconnect`), kill every process of the three machines by PID, delete
+        the namespaces and the nodes' temporary folders; RuntimeError when a namespace is left."""
         names = [n.namespace for n in self.net.nodes.values()] + [self.net.bridge]
+        self.disconnect()
         try:
             for node in (self.worker, self.head):  # SIGKILL at once: nothing of a test cluster needs a clean exit
                 if node.machine.namespace in self.net.made:
@@ -227,6 +228,16 @@ class RayMachines:
                 f"the ray tests' cluster left namespaces behind ({left}) or changed the machine's own network "
                 f"namespace:\nbefore:\n{self.home_before}\nafter:\n{now}"
             )
+
+    def disconnect(self) -> None:
+        """End the Ray driver of this process (the one `ray_cluster` tests start in-process, on the client machine)
+        while the cluster answers: once the cluster is gone, Ray's exit handler waits 60 s for the GCS and then ends
+        the process with an error ("Failed to connect to GCS within 60 seconds"), which would fail a run whose tests
+        all passed."""
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            with joined(self.client):
+                ray.shutdown()
 
     def mlctl(self, project, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None):
         """Run the real CLI on the client machine (as e2e_support.mlctl does here); CompletedProcess (text).
