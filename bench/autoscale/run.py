@@ -14,8 +14,9 @@ deployment with `min_instances: 0` left idle until it has no instance, and the f
 
 `--starts` names how the autoscaled deployment's instances start, each a row of its own in every round: `fork`
 (from the environment's fork server, docs/runtime.md) and `fresh` (`fork_server: false`: a new interpreter each).
-Every deployment runs as mlctl's own user (`instance_user: mlctl`: as root, a confined instance always starts
-fresh); the fixed one starts fresh (its instances are up before the step). The cold start is measured per start.
+Every deployment runs as mlctl's own user (`instance_user: mlctl`), unless `--confined`: then, as root, each
+deployment's instances run confined under a uid of their own (forked by a confined fork server, or fresh); the
+fixed one starts fresh (its instances are up before the step). The cold start is measured per start.
 
 The model is the diabetes Ridge and `bench/autoscale/score.py` waits 20 ms in `run()` (a model that waits on
 I/O or a device), so that an instance's capacity (one `run()` at a time) and not this machine's two CPUs is
@@ -65,9 +66,15 @@ def model_dir(root: Path) -> Path:
     return d
 
 
+CONFINED = False  # --confined: as root, instances under a uid of their own (the default instance_user)
+
+
 def spec(name: str, code: Path, model: Path, count: int, ranged: dict | None, fork: bool = False) -> dict:
     s = {
-        "launch": {"instance_user": "mlctl", **({} if fork else {"fork_server": False})},
+        "launch": {
+            **({} if CONFINED else {"instance_user": "mlctl"}),
+            **({} if fork else {"fork_server": False}),
+        },
         "name": name,
         "digest": f"sha256:{name}",
         "python": sys.executable,
@@ -181,10 +188,14 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=10, help="the autoscaled deployment's stabilization_window")
     parser.add_argument("--cold", type=int, default=3, help="cold starts measured")
     parser.add_argument("--starts", default="fork,fresh", help="how autoscaled instances start: fork, fresh or both")
+    parser.add_argument("--confined", action="store_true", help="as root: instances under uids of their own")
     args = parser.parse_args()
+    global CONFINED
+    CONFINED = args.confined
     print("uptime before:", uptime(), flush=True)
     root = Path(tempfile.mkdtemp(prefix="mlctl-autoscale-bench-"))
     try:
+        root.chmod(0o755)  # (mkdtemp: 0700) the code and model readable by a confined instance's uid
         code = root / "code"
         code.mkdir()
         shutil.copy(Path(__file__).with_name("score.py"), code / "score.py")

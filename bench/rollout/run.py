@@ -10,7 +10,8 @@ in a temporary copy of examples/diabetes, destroyed at the end.
 --variant NAME (repeatable, one after the other in one run) sets the project's mlctl.yaml: `fork` (instances run
 as mlctl's user and start by fork from the environment's fork server, the default when mlctl is not root), `fresh`
 (the same with `local.fork_server: false`: a fresh interpreter per instance), `asis` (no mlctl.yaml: as root, each
-instance confined under a uid of its own, which starts fresh), `docker` (`runtime: docker`: a container per
+instance confined under a uid of its own, forked by its version's confined fork server), `confined-fresh` (as root,
+confined, `local.fork_server: false`), `docker` (`runtime: docker`: a container per
 instance). Default: `asis`.
 
 --tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
@@ -52,6 +53,7 @@ VARIANTS = {
     "fork": "local: {instance_user: mlctl}\n",
     "fresh": "local: {instance_user: mlctl, fork_server: false}\n",
     "asis": None,
+    "confined-fresh": "local: {fork_server: false}\n",
     "docker": "runtime: docker\n",
 }
 

@@ -3,7 +3,8 @@ instances run under a uid of their own in a mount namespace that shows them only
 (mlctl/runtime/kit/confinement.py). A hostile `score.py` in blue, asked by requests, tries to read the
 endpoint's secrets, the state, green's code snapshot and log, and to connect to green's socket; everything is
 refused while blue still scores, logs, restarts, rolls and reports usage. `local.instance_user: mlctl` opts
-out. Real CLI, real endpoint host, real processes; needs root (never skipped in CI)."""
+out. The same assertions run on instances forked by their confined fork server (the default) and on fresh ones
+(`local.fork_server: false`). Real CLI, real endpoint host, real processes; needs root (never skipped in CI)."""
 
 from __future__ import annotations
 
@@ -134,8 +135,28 @@ def iso_project(tmp_path):
     cleanup(root)
 
 
-def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_as_mlctl(iso_project):
+def proc_status(pid: int) -> dict:
+    return dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+
+
+def parent_of(pid: int) -> int:
+    return int(proc_status(pid)["PPid"])
+
+
+def assert_confined(pid: int, uid: int) -> None:
+    """The process runs under `uid` only, with no capability at all and no_new_privs."""
+    status = proc_status(pid)
+    assert set(status["Uid"].split()) == set(status["Gid"].split()) == {str(uid)}, status["Uid"]
+    assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+
+
+@pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "fresh"])
+def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_as_mlctl(iso_project, fork_server):
     root = iso_project
+    settings = "" if fork_server else "  fork_server: false\n"
+    if not fork_server:
+        (root / "mlctl.yaml").write_text("local:\n" + settings)
     mlctl(root, "apply", "--auto-approve")
     key = keys(root, "iso")["primaryKey"]
     ep = Endpoint(root, "iso")
@@ -150,7 +171,8 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
 
     answer = ask_blue(ep, key, tried)
     assert answer["uid"] == deployment_uid(tag, "blue") != 0
-    assert answer["home"] == "/tmp"
+    # HOME: its private /tmp; forked, a folder of its own there (its fork server's /tmp is its deployment's)
+    assert answer["home"].startswith("/tmp/blue-g") if fork_server else answer["home"] == "/tmp", answer["home"]
     assert all(outcome.startswith("refused") for outcome in answer["tried"].values()), answer["tried"]
     seen = ask_blue(ep, key, [["list", str(root / ".mlctl")], ["list", str(root / ".mlctl" / "code")]])["tried"]
     assert seen[f"list {root / '.mlctl'}"] == "done: code models"  # the data folder: only the way to its own
@@ -162,6 +184,17 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
     blue = instance(root, "blue")
     assert blue["pid"] and blue["cpu_seconds"] is not None and blue["peak_memory_bytes"]
     assert os.stat(f"/proc/{blue['pid']}").st_uid == answer["uid"]
+    assert blue["forked"] is fork_server
+    assert_confined(blue["pid"], answer["uid"])
+    if fork_server:  # its fork server: confined as it is (what it imported never ran as root), not the host
+        server = parent_of(blue["pid"])
+        assert (
+            server != status(root)["pid"]
+            and b"mlctl.runtime.server.zygote" in Path(f"/proc/{server}/cmdline").read_bytes()
+        )
+        assert_confined(server, answer["uid"])
+        assert os.readlink(f"/proc/{server}/ns/mnt") == os.readlink(f"/proc/{blue['pid']}/ns/mnt")
+    assert os.readlink(f"/proc/{blue['pid']}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
     folder = os.stat(Path(blue["socket"]).parent)  # its socket in a folder of its own, 0700, owned by its uid
     assert folder.st_uid == answer["uid"] and folder.st_mode & 0o777 == 0o700
     logs = mlctl(root, "logs", "iso", "--deployment", "blue", "--lines", "200").stdout
@@ -180,11 +213,14 @@ def test_a_deployment_cannot_reach_another_or_the_secrets_and_the_opt_out_runs_a
     rolled = ask_blue(ep, key, targets(root))
     assert rolled["who"] == "blue 2" and rolled["uid"] == answer["uid"]
     assert all(o.startswith("refused") for o in rolled["tried"].values()), rolled["tried"]
-    assert not old_socket.parent.exists()
+    # (forked: the socket was in its fork server's folder, which serves the new version too)
+    assert not (old_socket if fork_server else old_socket.parent).exists()
+    if fork_server:
+        assert parent_of(instance(root, "blue")["pid"]) == server  # the new version forked by the same server
 
     # the opt-out: instances started after it (here: blue's next roll) run as mlctl's own user, who can read what
     # blue could not
-    (root / "mlctl.yaml").write_text("runtime: local\nlocal:\n  instance_user: mlctl\n")
+    (root / "mlctl.yaml").write_text("runtime: local\nlocal:\n  instance_user: mlctl\n" + settings)
     write_project(root, version="3")
     mlctl(root, "apply", "--auto-approve")
     opted = ask_blue(ep, key, targets(root))

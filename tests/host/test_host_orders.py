@@ -72,7 +72,8 @@ def test_roll_starts_the_new_instances_beside_the_old_then_drains_the_old(make_h
     assert (rolled["digest"], rolled["ready_instances"], rolled["state"]) == ("sha256:blue-2", 2, "ready")
     new = [i["pid"] for i in rolled["instances"]]
     assert not set(new) & set(old) and not any(is_alive(p) for p in old)
-    assert all("-g1-" in i["socket"] for i in rolled["instances"])  # a new generation, beside the old
+    # a new generation, beside the old (its socket: blue-g1-0/s.sock fresh, blue-f<key>/g1-0.sock forked)
+    assert all("g1-" in i["socket"] for i in rolled["instances"])
     assert {r[1]["who"] for r in send(host.url + "/score", 10, headers=host.auth())} == {"blue-v2"}
 
 
@@ -106,7 +107,7 @@ def test_revive_restarts_at_once_an_instance_its_supervisor_is_backing_off_from(
     assert (revived["ready_instances"], revived["state"]) == (1, "ready")
     inst = revived["instances"][0]
     assert inst["pid"] != victim["pid"] and inst["ready"] and inst["restarts"] == 0
-    assert "-g1-" in inst["socket"]  # revive's fresh instance, not the supervisor's restart (generation 0)
+    assert "g1-" in inst["socket"]  # revive's fresh instance, not the supervisor's restart (generation 0)
     host.client.set_traffic({"blue": 100})
     assert [r[0] for r in send(host.url + "/score", 3, headers=host.auth())] == [200] * 3
 

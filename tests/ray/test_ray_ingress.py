@@ -4,8 +4,9 @@ scoring over HTTPS (the project's self-signed certificate, verified for the publ
 regenerated keys reach both; a host killed (by PID) under load at concurrency 8 fails none of the requests sent to
 the other, and comes back (its actor starts it again) configured, and so does its actor's process (Ray restarts
 it); the state folder copied to a fresh folder, the first one gone, plans no changes and invokes; the worker node
-killed by PID: its host is reported lost (waiting for a node of its own) and is drift, capacity comes back on the
-head, and the host starts on the worker when it rejoins, in that order; `destroy` with no cluster reachable is a
+killed by PID under a load at concurrency 8 on the head's host: its host is reported lost (waiting for a node of its
+own) and is drift, capacity comes back on the head, at most the requests in flight on the lost server fail, and the
+host starts on the worker when it rejoins, in that order; `destroy` with no cluster reachable is a
 clear error naming what it could not remove that changes nothing; `destroy` removes everything."""
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     assert not load.failures, load.failures[:5]  # no request sent to the other host failed
     assert back["port"] == on_worker["port"]
 
+    body = request.read_bytes()
     copy = tmp_path / "copy"
     shutil.copytree(example, copy, symlinks=True)
     shutil.rmtree(example)  # the machine that applied is gone
@@ -180,19 +182,27 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     answer = cli(machines, copy, "invoke", "diabetes", "--request-file", str(copy / "sample-request.json"))
     assert len(json.loads(answer.stdout)) == 2  # over HTTPS, verified for the public name, from the copy
 
-    # the worker node lost (its processes killed by PID): its host and its scoring server are reported lost soon
-    # after the GCS marks the node dead, as drift, and capacity comes back on the head, in that order
-    machines.worker.kill()
-    machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
-    times = {"dead": time.monotonic()}
-    lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
-    times["reported"] = time.monotonic()
-    assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
-    drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
-    assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
-    # (the issue's figure is 30 s; Serve's replacement took 51 s and over 90 s at load averages 20-22 here)
-    until(lambda: blue(machines, copy)["ready_instances"] == 2, 240, "capacity back on the head")
-    times["capacity back"] = time.monotonic()
+    # the worker node lost (its processes killed by PID) under a load of 8 HTTPS clients on the head's host: its host
+    # and its scoring server are reported lost soon after the GCS marks the node dead, as drift, and capacity comes
+    # back on the head, in that order; only requests in flight on the worker's server fail (at most its 4 slots)
+    with (
+        joined(machines.client),
+        Load(on_head["port"], new, body, host=on_head["node_ip"], clients=8, context=loose) as load,
+    ):
+        until(lambda: load.total() > 40, 300, "the load is served before the worker is killed")
+        machines.worker.kill()
+        machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
+        times = {"dead": time.monotonic()}
+        lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
+        times["reported"] = time.monotonic()
+        assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
+        drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
+        assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
+        until(lambda: blue(machines, copy)["ready_instances"] == 2, 90, "capacity back on the head")  # 3 x 30 s
+        times["capacity back"] = time.monotonic()
+        before = load.total()
+        until(lambda: load.total() > before + 40, 120, "the load goes on after the node's loss")
+    assert len(load.failures) <= 4, load.failures  # at most the requests in flight on the lost server
     # its host waits for a node of its own (the head's port is its peer's) and starts there when the worker rejoins
     assert [h["node_ip"] for h in hosts(machines, copy) if h["running"]] == [machines.head.address]
     assert lost_host(machines, copy)["index"] == on_worker["index"]

@@ -192,6 +192,11 @@ class InstanceGroup:
         for path in self.dirs:
             _write(path / "cgroup.procs", "0")
 
+    def adopt(self, pid: int) -> None:
+        """Move process `pid` into every group of this instance (a forked instance, before it goes on)."""
+        for path in self.dirs:
+            _write(path / "cgroup.procs", str(pid))
+
     def preexec(self) -> None:
         """`preexec_fn` of the instance's process: dies with its parent, then joins the groups."""
         from mlctl.runtime.kit.servercommand import die_with_parent

@@ -6,7 +6,8 @@ name in its record). Output goes to the instance's rotating log file through a p
 64 KiB are kept in memory for failures. Processes get SIGKILL when the host dies (PDEATHSIG). An instance of
 a deployment with `resources` runs in its own cgroup, holding its memory limit (and CPU limit and reservations
 where the machine allows: `cgroups.py`). When mlctl runs as root, each instance runs under its deployment's own
-uid in a mount namespace that shows it only what it needs (`confinement.py`), its socket in a folder of its own.
+uid in a mount namespace that shows it only what it needs (`confinement.py`), its socket in a folder of its own
+(forked: its confined fork server's, `forkservers.py`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Process:
     """One instance's scoring-server process, its output relay and the tail of its output."""
 
     def __init__(self, spec, socket: Path, uid: int | None = None, data_dir: Path | None = None):
-        self.spec, self.socket = spec, socket
+        self.spec, self.socket, self.fresh_socket = spec, socket, socket  # socket: where its current run listens
         self.uid, self.data_dir = uid, data_dir  # uid: confined to it, its socket in a folder of its own
         # DEPLOYMENT-gG-K: the socket's name, or its folder's when confined (DEPLOYMENT-gG-K/s.sock)
         self.instance_name = socket.parent.name if uid is not None else socket.stem
@@ -65,12 +66,12 @@ class Process:
         return self.proc is not None and self.proc.returncode is None
 
     def command(self) -> list[str]:
-        command = server_command(self.spec, self.socket)
+        command = server_command(self.spec, self.fresh_socket)
         if self.uid is None or self.data_dir is None:
             return command
         if not os.access(self.spec.python, os.X_OK):  # said as exec says it, not as an exit code of the chain
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.spec.python)
-        binds = confinement.needed_paths(self.spec, self.socket.parent)
+        binds = confinement.needed_paths(self.spec, self.fresh_socket.parent)
         covers = confinement.hidden_paths(binds, self.data_dir)
         return confinement.confined_command(command, self.uid, binds, covers, self.spec.code_dir)
 
@@ -79,17 +80,23 @@ class Process:
         return env if self.uid is None else confinement.confined_env(env)
 
     def _clear_socket(self) -> None:
-        """Remove the last run's socket (and, confined, its whole folder)."""
+        """Remove the last run's socket (and, confined, its whole folder; forked, its fork server's folder once that
+        is empty)."""
         if self.uid is None:
             self.socket.unlink(missing_ok=True)
+        elif self.forked:
+            self.socket.unlink(missing_ok=True)
+            forkservers.remove_if_empty(self.socket.parent)
         else:
             remove_instance_folder(self.socket.parent)
+
+    def fork_key(self) -> str:
+        """The fork server its instances are forked by."""
+        return forkservers.server_key(self.spec, self.uid)
 
     async def spawn(self, out: RotatingLog, index: int) -> None:
         """Start the process (output captured to `out`); does not wait for readiness."""
         self._clear_socket()
-        if self.uid is not None:
-            instance_folder(self.socket.parent.parent, self.socket.parent.name, self.uid)
         self.tail.clear()
         self._tail_bytes = 0
         out.write(
@@ -102,18 +109,27 @@ class Process:
         r, w = output_pipe()
         try:
             forked = None
-            if self.uid is None and self.owner is not None:  # confined instances start fresh (docs/runtime.md)
-                forked = await forkservers.SERVERS.fork(self.spec, self.owner, self.socket, w, self.group)
+            if self.owner is not None:
+                forked = await forkservers.SERVERS.fork(
+                    self.spec, self.owner, self.fresh_socket, w, self.group, self.instance_name, self.uid, self.data_dir
+                )
             self.forked = forked is not None
-            self.proc = forked or await asyncio.create_subprocess_exec(
-                *self.command(),
-                cwd=self.spec.code_dir,
-                env=self.env(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=w,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.group is None else self.group.preexec,
+            self.socket = forked[1] if forked else self.fresh_socket
+            if forked is None and self.uid is not None:
+                instance_folder(self.socket.parent.parent, self.socket.parent.name, self.uid)
+            self.proc = (
+                forked[0]
+                if forked
+                else await asyncio.create_subprocess_exec(
+                    *self.command(),
+                    cwd=self.spec.code_dir,
+                    env=self.env(),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=w,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent if self.group is None else self.group.preexec,
+                )
             )
         except BaseException:
             os.close(r)
@@ -218,7 +234,9 @@ class Launcher:
                 "run its instances as root (docs/threat-model.md)"
             )
         uid = deployment_uid(endpoint_tag(self.place.data_dir, self.place.endpoint), spec.name)
-        return Process(spec, self._socket(key, True), uid, self.place.data_dir)
+        p = Process(spec, self._socket(key, True), uid, self.place.data_dir)
+        p.owner = self
+        return p
 
     async def start(self, spec, keys: list[InstanceKey]) -> list[str]:
         try:
@@ -250,7 +268,7 @@ class Launcher:
 
         await asyncio.gather(*(stop_one(p) for k in keys if (p := self.processes.pop(k, None)) is not None))
         if self.processes:  # a roll to another environment: its old fork server goes once nothing uses it
-            keep = frozenset(forkservers.environment_key(p.spec) for p in self.processes.values())
+            keep = frozenset(p.fork_key() for p in self.processes.values())
             await forkservers.SERVERS.release(self, keep)
 
     def health(self, key: InstanceKey) -> str | None:

@@ -23,6 +23,8 @@ from mlctl.errors import MlctlError
 from mlctl.runtime.ray.apps import word
 
 NAMESPACE = "mlctl"
+SERVE_CONTROLLER, SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"  # Serve's controller actor (its constants.py)
+DETAILS_S = 120.0  # bounds one answer of Serve's controller
 CONNECT_TIMEOUT_S = 5.0
 START_HINT = (
     "Start one with `ray start --head` (then `ray start --address=HOST:PORT` on each other machine), "
@@ -115,9 +117,9 @@ def _stderr_to(path: Path):
 
 def route_logs() -> None:
     """Send the `ray` loggers (Ray's warnings such as "Failed to determine local IP", Serve's INFO lines) to
-    `client_log()` instead of mlctl's output; mlctl says what matters itself (ClusterError, progress)."""
-    import ray.serve  # noqa: F401  (importing it attaches Serve's stream handler: it must come before, not after)
-
+    `client_log()` instead of mlctl's output; mlctl says what matters itself (ClusterError, progress). Importing
+    `ray.serve` attaches Serve's stream handler: `_serve` calls this again after it (not imported before it is
+    needed: 3-7 s of a CLI process or a directory lookup on a busy machine, issue 28's failover figures)."""
     path = client_log()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,11 +161,11 @@ def _ray_errors(fn):
     @functools.wraps(fn)
     def call(*args, **kwargs):
         from ray.exceptions import RayError
-        from ray.serve.exceptions import RayServeException
 
+        served = sys.modules.get("ray.serve.exceptions")  # (Serve raises its own only once it was imported)
         try:
             return fn(*args, **kwargs)
-        except (RayError, RayServeException, TimeoutError) as e:
+        except (RayError, TimeoutError, *((served.RayServeException,) if served else ())) as e:
             raise ClusterError(
                 f"Ray Serve refused: {str(e).splitlines()[0] if str(e) else type(e).__name__}", detail=str(e)[:4000]
             ) from None
@@ -171,7 +173,21 @@ def _ray_errors(fn):
     return call
 
 
+_SERVE: list = []  # ray.serve once _serve imported it and routed its log handler
+
+
+def _serve():
+    """`ray.serve`, imported (and its log handler routed to client_log() once)."""
+    if not _SERVE:
+        import ray.serve
+
+        route_logs()
+        _SERVE.append(ray.serve)
+    return _SERVE[0]
+
+
 def _client():
+    _serve()
     from ray.serve.context import _get_global_client
 
     return _get_global_client()
@@ -180,13 +196,15 @@ def _client():
 @_ray_errors
 def details() -> dict:
     """Serve's instance details ({"applications": {name: {...}}, "proxy_location", "http_options", ...});
-    {} when Serve is not running on the cluster."""
-    from ray.serve.exceptions import RayServeException
+    {} when Serve is not running on the cluster. Asked of Serve's controller actor directly (what Serve's client
+    does, a JSON-ready dict), so that `show`, a refresh and the hosts' directory lookups never import `ray.serve`."""
+    import ray
 
     try:
-        return _client().get_serve_details()
-    except RayServeException:
+        controller = ray.get_actor(SERVE_CONTROLLER, namespace=SERVE_NAMESPACE)
+    except ValueError:  # no Serve instance on the cluster
         return {}
+    return ray.get(controller.get_serve_instance_details.remote(), timeout=DETAILS_S)
 
 
 @_ray_errors
@@ -202,8 +220,7 @@ def deploy(application, name: str) -> None:
     """Deploy one application by name, without a route on Serve's proxy (the hosts reach its servers), Serve
     started with its defaults when it is not running; returns at once: `wait_running` waits. Its replica
     count can later be set with `scale`."""
-    from ray import serve
-
+    serve = _serve()
     serve._run(application, _blocking=False, name=name, route_prefix=None, external_scaler_enabled=True)
 
 
@@ -211,6 +228,8 @@ def deploy(application, name: str) -> None:
 def scale(name: str, deployment: str, count: int) -> None:
     """Set the replica count of a running application's deployment (the replicas kept go on serving)."""
     import ray
+
+    _serve()
     from ray.serve._private.common import DeploymentID
 
     ray.get(

@@ -33,7 +33,7 @@ log = logging.getLogger("mlctl.host")
 
 REPLICA_LOGS = "the replicas' output is in Ray's logs: `mlctl logs ENDPOINT --deployment NAME` shows it"
 LOOKUP_S = 120.0  # bounds one directory lookup (it starts a Ray driver: seconds on a crowded machine)
-REPLACEMENT_S = 60.0  # how long a restart waits for Serve's replacement of a lost replica
+REPLACEMENT_S = 60.0  # while a restart waits for Serve's replacement: how often it says so (and tries the old server)
 RETIRE_S = 60.0  # how long a scale-down waits for Serve to say which replicas it stops
 POLL_S = 0.5  # between two reads of the directory while waiting for Serve
 # the watch connection's TCP keepalive: a node that vanished (no FIN, no RST) is noticed in about 2 + 3 x 1 s
@@ -226,15 +226,20 @@ class Launcher:
         task.add_done_callback(self.background.discard)
 
     async def restart(self, key: InstanceKey) -> str | None:
-        """The server of a running replica no other instance uses: Serve's replacement of this one's (waited
-        for up to REPLACEMENT_S, else this one's again: its probes then fail and supervision goes on). None
-        when the instance was stopped meanwhile, or when the application has no running replica at all
-        (deleted outside mlctl: left down, which is drift, until apply deploys it and revives the instance)."""
+        """The server of a running replica no other instance uses: Serve's replacement of this one's, waited for as
+        long as the instance is not stopped and the application exists. Every REPLACEMENT_S without one, this one's
+        server again if it accepts connections (it was only slow to answer probes). Never the lost server's address
+        while it refuses: the supervisor then probed a dead address for the whole readiness budget (310 s by
+        Azure's defaults), which kept capacity away for minutes when Serve's replacement took over a minute (a node
+        lost under load, issue 28). None when the instance was stopped meanwhile, or when the application has no
+        running replica at all (deleted outside mlctl: left down, which is drift, until apply deploys it and
+        revives the instance)."""
         old = self.servers.get(key)
         if old is None:
             return None
-        deadline = time.monotonic() + REPLACEMENT_S
-        while key in self.servers and time.monotonic() < deadline:
+        started = time.monotonic()
+        check = started + REPLACEMENT_S
+        while key in self.servers:
             found = await self.lookup()
             if key not in self.servers or found is None:
                 return None
@@ -242,8 +247,19 @@ class Launcher:
             if free:
                 self.servers[key] = free[0]
                 return free[0]["address"]
+            if time.monotonic() > check:
+                if await connects(old["address"]):
+                    return old["address"]
+                log.warning(
+                    "%s: Serve has not replaced replica %s of %s after %.0f s; still waiting for it",
+                    self.deployment,
+                    old["replica_id"],
+                    self.launch["application"],
+                    time.monotonic() - started,
+                )
+                check = time.monotonic() + REPLACEMENT_S
             await asyncio.sleep(1.0)
-        return old["address"] if key in self.servers else None
+        return None
 
     async def stop(self, keys: list[InstanceKey], grace: float = 5.0) -> None:
         """Forget the instances; the servers of those Serve stops (a scale-down) are released, in the background:

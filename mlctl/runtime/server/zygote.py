@@ -4,21 +4,28 @@ deployment's packages, and forks a scoring-server instance per request of its en
 Run as ``python -m mlctl.runtime.server.zygote --socket PATH`` in the environment's interpreter, with the
 environment the instances get. It imports the server's modules, binds PATH (mode 0600), writes ``ready``
 on stdout and serves one request per connection: a length-prefixed JSON object and, as SCM_RIGHTS, the
-descriptor the instance writes its output to and the read end of the host's lifeline pipe:
+descriptor the instance writes its output to, the read end of the host's lifeline pipe and the read end of its
+"go" pipe:
 
     {"preload": [module, ...], "argv": [server arguments], "env": {...}, "cwd": path,
-     "cgroups": [group folder, ...], "shadowed": [top-level module names the instance's code provides]}
+     "shadowed": [top-level module names the instance's code provides], "tmp": "/tmp/NAME" (optional)}
 
 It imports the preload modules it has not imported yet, forks, and answers ``{"pid": N}``, then
 ``{"exit": code}`` (negative: the signal) once that child ended. An import that fails or starts a Python thread
 makes it answer ``{"refused": why}`` and exit: its state is no longer what a fresh start would have, so the host
 starts instances fresh from then on (`mlctl.runtime.kit.forkservers` is the host's side, and says when).
 
-The child becomes the instance exactly as a fresh start would be: a session and process group of its own, its
-cgroups joined, its output on the given descriptor, the request's environment, working folder, sys.argv and
+The child becomes the instance exactly as a fresh start would be: a session and process group of its own, then
+it waits for the host's one byte on the go pipe (the host moves it into the instance's cgroups first: a confined
+fork server runs under the deployment's uid, which may not), its private folder `tmp` made (0700; removed once it
+ended), its output on the given descriptor, the request's environment, working folder, sys.argv and
 sys.path, numpy's global random state reseeded, then the server's `main`, which imports the user's script and
 runs its `init()`: user code runs only after the fork. It dies with the host (SIGKILL to its process group when
 the lifeline reaches its end), not with the zygote. Runs on Python 3.7 too: standard library only, besides mlctl.
+
+When mlctl runs as root, the host starts this server confined (`mlctl.runtime.kit.confinement`: its mount
+namespace, the deployment's uid, no capabilities, no_new_privs): what it imports never runs as root, and each
+child is confined as the server is (docs/runtime.md "Confined instances by fork").
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -41,7 +49,8 @@ SERVER_MODULES = ("mlctl.runtime.server.startup", "mlctl.runtime.server.scoring"
 OPTIONAL_MODULES = ("uvloop",)
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 MAX_REQUEST = 4 << 20
-MAX_FDS = 2
+MAX_FDS = 3  # the output, the lifeline, the go pipe
+PRIVATE_TMP = re.compile(r"/tmp/[A-Za-z0-9_.-]{1,100}\Z")
 
 
 class Refusal(Exception):
@@ -118,6 +127,7 @@ class Zygote:
             os.umask(old)
         self.listener.listen(16)
         self.children: dict[int, socket.socket] = {}
+        self.tmps: dict[int, str] = {}  # each child's private folder, removed once it ended
         self.done: set = set()
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
@@ -145,7 +155,7 @@ class Zygote:
         try:
             request, fds = receive(conn)
             if len(fds) != MAX_FDS:
-                raise ValueError("the request needs the output and lifeline descriptors")
+                raise ValueError("the request needs the output, lifeline and go descriptors")
             preload(request.get("preload") or (), self.done)
             pid = self.fork(request, fds, conn)
         except Refusal as exc:
@@ -187,6 +197,9 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            tmp = self.tmps.pop(pid, None)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             conn = self.children.pop(pid, None)
             if conn is not None:
                 send(conn, {"exit": exit_code(status)})
@@ -195,17 +208,21 @@ class Zygote:
 
     def fork(self, request: dict, fds: list[int], conn: socket.socket) -> int:
         argv, env, cwd = list(request["argv"]), dict(request["env"]), str(request["cwd"])
-        groups = [str(g) for g in request.get("cgroups") or ()]
+        tmp = request.get("tmp")
+        if tmp is not None and not (isinstance(tmp, str) and PRIVATE_TMP.match(tmp) and ".." not in tmp):
+            raise ValueError(f"the private folder {tmp!r} is not a folder of /tmp")
         shadowed = {str(name) for name in request.get("shadowed") or ()} - {"mlctl"}
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid:
+            if tmp is not None:
+                self.tmps[pid] = tmp
             return pid
         code = 1
         try:
             conn.close()
-            self.become(argv, env, cwd, groups, fds)
+            self.become(argv, env, cwd, tmp, fds)
             for name in [m for m in sys.modules if m.split(".")[0] in shadowed]:
                 del sys.modules[name]  # the instance's own module of that name wins, as first on its sys.path
             from mlctl.runtime.server.startup import main
@@ -223,13 +240,16 @@ class Zygote:
             exit_now(code)
         return 0  # never reached
 
-    def become(self, argv: list, env: dict, cwd: str, groups: list, fds: list[int]) -> None:
+    def become(self, argv: list, env: dict, cwd: str, tmp: str | None, fds: list[int]) -> None:
         """In the child: everything a fresh start of the server would be, before the server's main runs."""
-        out, lifeline = fds
+        out, lifeline, go = fds
         os.setsid()
-        for group in groups:
-            with open(os.path.join(group, "cgroup.procs"), "w") as f:
-                f.write("0")
+        if os.read(go, 1) != b"g":  # the host moved it into its cgroups, or ended (then so does the child)
+            raise SystemExit(1)
+        os.close(go)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # (what an instance of the same name left, if anything)
+            os.mkdir(tmp, 0o700)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN if sig == signal.SIGPIPE else signal.SIG_DFL)
