@@ -40,6 +40,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     unix_socket: Optional[str] = None
+    also_unix_socket: Optional[str] = None  # a unix socket beside the TCP port (the ray runtime's same-node hop)
     reuse_port: bool = False
     max_concurrent: int = 1
     max_queue: int = DEFAULT_MAX_QUEUE
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", type=int, default=None, help="TCP port (default 5001; 0 = any free port)")
     where.add_argument("--unix-socket", default=None, help="listen on this unix socket instead of TCP")
+    p.add_argument(
+        "--also-unix-socket",
+        default=None,
+        help="also listen on this unix socket, beside the TCP port (its folder's mode keeps other users out)",
+    )
     p.add_argument(
         "--reuse-port",
         action="store_true",
@@ -226,6 +232,7 @@ def parse_settings(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> Set
         host=ns.host or "127.0.0.1",
         port=port,
         unix_socket=ns.unix_socket,
+        also_unix_socket=None if ns.unix_socket else ns.also_unix_socket,
         reuse_port=ns.reuse_port,
         max_concurrent=_positive("--max-concurrent", ns.max_concurrent if ns.max_concurrent is not None else 1),
         max_queue=_positive("--max-queue", ns.max_queue if ns.max_queue is not None else DEFAULT_MAX_QUEUE, 0),

@@ -6,9 +6,10 @@ the replicas it stops and the host draining them first: no request fails. The me
 (the CPU of a replica on another node is not readable here, and show says so), plans show no drift while the
 count moves inside the range, and do when the instances are gone below the minimum. A new range is an update in
 place that keeps Serve's replica; with `min_instances: 0`, idle past the window, Serve runs no replica, and the
-next request starts one and is answered; /metrics has the desired and current counts. A scale-up the cluster has
-no room for is said in the log and in `show` while it waits, and no request fails meanwhile. Orders of events
-and generous deadlines, never timings; figures are bench/autoscale's."""
+next request starts one and is answered, or, when its request_timeout_ms is shorter than the cold start, gets 408
+while the replica it woke starts and answers the next one; /metrics has the desired and current counts. A
+scale-up the cluster has no room for is said in the log and in `show` while it waits, and no request fails
+meanwhile. Orders of events and generous deadlines, never timings; figures are bench/autoscale's."""
 
 from __future__ import annotations
 
@@ -86,24 +87,24 @@ def write(root, name: str, lo: int, hi: int, window: int, extra: str | None = No
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=extra, count=1))
 
 
-def live(root, name: str) -> dict:
+def live(root, name: str, deployment: str = "blue") -> dict:
     """The host's own report of the deployment (for polling: no CLI process each time)."""
     from mlctl.runtime.host.client import HostClient
 
-    return HostClient.for_endpoint(root / ".mlctl", name).status()["deployments"]["blue"]
+    return HostClient.for_endpoint(root / ".mlctl", name).status()["deployments"][deployment]
 
 
-def replica_ids(address: str, root) -> set[str]:
-    """The ids of the RUNNING replicas of the project's one Serve application."""
+def replica_ids(address: str, root, deployment: str = "blue") -> set[str]:
+    """The ids of the RUNNING replicas of the deployment's Serve application."""
     cluster.connect(address)
     owner = apps.owner_of(root / ".mlctl")
-    (app,) = apps.owned(cluster.details(), owner, apps.endpoint_prefix(owner, "scaled")).values()
+    (app,) = apps.owned(cluster.details(), owner, apps.deployment_prefix(owner, "scaled", deployment)).values()
     return {r["replica_id"] for r in apps.replicas(app) if r["state"] == "RUNNING"}
 
 
-def serve_running(address: str, root) -> int:
-    """RUNNING replicas of the project's one Serve application."""
-    return len(replica_ids(address, root))
+def serve_running(address: str, root, deployment: str = "blue") -> int:
+    """RUNNING replicas of the deployment's Serve application."""
+    return len(replica_ids(address, root, deployment))
 
 
 def counts(port: int) -> tuple[float, float]:
@@ -217,11 +218,15 @@ def test_a_load_ramp_scales_serve_replicas_up_and_back_without_a_failed_request(
     assert json.loads(mlctl(root, "show", name, "--json").stdout)["deployments"]["blue"]["autoscale"]["range"] == [1, 3]
 
     # scale to zero: idle past the window, Serve runs no replica; the next request starts one and is answered;
-    # /metrics has the desired and current counts
+    # /metrics has the desired and current counts. Beside it, "short" (request_timeout_ms: 500, shorter than a
+    # replica's cold start): its first request after idle gets 408, and the replica it woke answers the next one
     write(root, name, 0, 2, window=2)
+    short = RANGE.format(lo=0, hi=1, window=2).replace("request_timeout_ms: 60000", "request_timeout_ms: 500")
+    (root / "deploy-short.yml").write_text(DEPLOYMENT.format(name="short", endpoint=name, extra=short, count=1))
     mlctl(root, "apply", "--auto-approve")
-    assert wait_until(lambda: live(root, name)["state"] == "idle", timeout=120), live(root, name)
-    assert wait_until(lambda: serve_running(ray_cluster.address, root) == 0, timeout=120)
+    for d in ("blue", "short"):
+        assert wait_until(lambda d=d: live(root, name, d)["state"] == "idle", timeout=120), live(root, name, d)
+        assert wait_until(lambda d=d: serve_running(ray_cluster.address, root, d) == 0, timeout=120)
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0  # zero is inside [0, 2]
     port = Endpoint(root, name).port
     assert counts(port) == (0.0, 0.0)
@@ -234,6 +239,21 @@ def test_a_load_ramp_scales_serve_replicas_up_and_back_without_a_failed_request(
     conn.close()
     assert status == 200 and json.loads(body)["who"] == "blue", (status, body, mlctl(root, "logs", name).stdout[-3000:])
     assert serve_running(ray_cluster.address, root) == 1 and counts(port) == (1.0, 1.0)
+
+    def short_score() -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/score", body=b"{}", headers={**auth, "azureml-model-deployment": "short"})
+        answer = conn.getresponse()
+        status, body = answer.status, json.loads(answer.read() or b"{}")
+        conn.close()
+        return status, body
+
+    late = short_score()
+    assert late[0] == 408 and "scaled to zero" in late[1].get("message", ""), late
+    # the replica the late request woke goes on starting, and answers the next request
+    assert wait_until(lambda: live(root, name, "short")["ready_instances"] == 1, timeout=120), live(root, name, "short")
+    again = short_score()
+    assert again[0] == 200 and again[1]["who"] == "short", again
 
 
 def test_a_scale_up_the_cluster_has_no_room_for_is_said_while_it_waits(project, ray_cluster):

@@ -4,6 +4,9 @@ with uvloop and without; the scoring script does not see the secret in its envir
 
 from __future__ import annotations
 
+import http.client
+import json
+
 import pytest
 
 SECRET = "hop-4f1c-" + "x" * 30
@@ -45,3 +48,37 @@ def test_without_a_secret_requests_are_answered_as_before(servers, tmp_path):
     script = tmp_path / "sees.py"
     script.write_text(SEES)
     assert servers.start(script).call("POST", "/score", {"x": 1}).json() == {"init": None, "run": None}
+
+
+def test_a_server_also_listening_on_a_unix_socket_asks_the_secret_there_too_and_removes_it(
+    servers, loop_mode, tmp_path
+):
+    """--also-unix-socket (the ray runtime's same-node hop): the TCP port and the unix socket both answer, the
+    secret asked on each; the socket is gone once the server stopped."""
+    from mlctl.runtime.host.unixhttp import UnixConnection
+
+    script = tmp_path / "sees.py"
+    script.write_text(SEES)
+    folder = tmp_path / "hop"
+    folder.mkdir(mode=0o700)
+    path = folder / "replica.sock"
+    server = servers.start(script, "--also-unix-socket", str(path), env={**loop_mode, "MLCTL_HOP_SECRET": SECRET})
+    assert server.call("GET", "/", headers={"X-Mlctl-Hop": SECRET}).status == 200
+    assert server.call("GET", "/").status == 403  # TCP: the secret is asked
+
+    def unix(headers: dict) -> tuple[int, bytes]:
+        conn = UnixConnection(str(path), 10)
+        try:
+            conn.request("POST", "/score", body=b'{"x": 1}', headers={"Content-Type": "application/json", **headers})
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
+    assert server.wait_log("also listening on unix:")
+    assert unix({})[0] == 403
+    status, body = unix({"X-Mlctl-Hop": SECRET})
+    assert status == 200 and json.loads(body) == {"init": None, "run": None}, body
+    assert server.stop() == 0 and not path.exists()
+    with pytest.raises((OSError, http.client.HTTPException)):
+        unix({"X-Mlctl-Hop": SECRET})

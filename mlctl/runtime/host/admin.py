@@ -2,7 +2,8 @@
 
 GET /status · POST /deployments/{name} (create) · POST /deployments/{name}/roll · POST /deployments/{name}/scale
 · POST /deployments/{name}/revive · PUT /deployments/{name}/scaling (each ?timeout=S) · DELETE /deployments/{name}
-· PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is one explicit order.
+· PUT /autoscale/peers · PUT /traffic · PUT /auth · POST /keys/reload · POST /tls/reload · POST /shutdown. Each is
+one explicit order.
 Errors: {"message", "kind", "log_tail"}.
 """
 
@@ -90,6 +91,17 @@ async def set_scaling(request: web.Request) -> web.Response:
     return web.json_response(await ep.set_scaling(name, settings, count, _timeout(request)))
 
 
+async def share_load(request: web.Request) -> web.Response:
+    """The endpoint's other in-cluster hosts, heard by each autoscaled deployment ({name: figures}, ray's
+    loadshare.py); answers this host's own figures of each ({name: figures})."""
+    body = await _body(request)
+    own = {}
+    for name, d in request.app[ENDPOINT].deployments.items():
+        if d.autoscaler is not None:
+            own[name] = d.autoscaler.hear(body.get(name))
+    return web.json_response(own)
+
+
 async def revive_deployment(request: web.Request) -> web.Response:
     ep = request.app[ENDPOINT]
     return web.json_response(await ep.revive_deployment(request.match_info["name"], _timeout(request)))
@@ -148,6 +160,7 @@ def make_admin(
     app.router.add_post("/deployments/{name}/revive", revive_deployment)
     app.router.add_put("/deployments/{name}/scaling", set_scaling)
     app.router.add_delete("/deployments/{name}", remove_deployment)
+    app.router.add_put("/autoscale/peers", share_load)
     app.router.add_put("/traffic", set_traffic)
     app.router.add_put("/auth", set_auth)
     app.router.add_post("/keys/reload", reload_keys)

@@ -9,17 +9,24 @@ does; otherwise the requests admitted (at an instance or waiting for a slot, sam
 nodes (Ray Serve's replicas: the launcher's `runs_here` is false), where neither their CPU nor this machine's
 capacity is readable; the platform places them (and says when it has no room). A deployment scaled to zero
 is woken by the first request that waits (`wake`), without waiting for the next poll.
+
+Ray's in-cluster hosts (`ray.ingress: cluster`) each run this autoscaler on the same Serve application, each seeing
+its own share of the requests. Their figures are shared through the cluster (mlctl/runtime/ray/loadshare.py, carried
+by each host's actor): each host `hear`s the others' mean in-flight requests, adds them to its own, and follows the
+count of the leading host (the lowest-numbered one alive), never going below its own decision on the same sum
+(`scalepolicy.follow`). Figures older than PEERS_STALE_S are not used: a host then decides alone, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Callable
 
 from .launcher import InstanceFailed
-from .scalepolicy import Decision, Observation, decide
+from .scalepolicy import Decision, Observation, decide, follow
 from .supervisor import Deployment
 
 log = logging.getLogger("mlctl.host")
@@ -27,6 +34,7 @@ log = logging.getLogger("mlctl.host")
 SAMPLE_S = 0.1  # in-flight sampling period
 FAILED_START_PAUSE_S = 5.0  # after a scale-up that failed, before the next try
 KEPT_DECISIONS = 20  # the last decisions kept for `show`
+PEERS_STALE_S = 5.0  # the other hosts' figures, heard longer ago than this, are not used (this host decides alone)
 
 
 def runs_here(d: Deployment) -> bool:
@@ -53,6 +61,9 @@ class Autoscaler:
         self.decisions: list[dict] = []  # the last changes and refusals
         self.paused_until = 0.0
         self.task: asyncio.Task | None = None
+        self.own_mean = 0.0  # this host's mean in-flight requests over the last poll (what the other hosts hear)
+        self.peers: dict = {}  # what this host last heard of the endpoint's other hosts (`hear`)
+        self.heard_at = 0.0
 
     # ---- life ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +85,34 @@ class Autoscaler:
     def wake(self) -> None:
         """A request waits at a deployment with no instance: decide now, not at the next poll."""
         self.wakeup.set()
+
+    def hear(self, peers) -> dict:
+        """The endpoint's other in-cluster hosts, as mlctl/runtime/ray/loadshare.py combines their figures:
+        `others_in_flight` (the sum of their mean in-flight requests over their last poll), `leader` (the index of
+        the host that leads), `leader_desired` (its count; None when this host leads) and `hosts` (how many are
+        alive). Returns this host's own figures, which the others hear in turn."""
+        if isinstance(peers, dict):
+            self.peers, self.heard_at = peers, time.monotonic()
+        return {"in_flight": round(self.own_mean, 3), "desired": self.desired, "count": len(self.d.instances)}
+
+    def _heard(self) -> dict:
+        """What was heard of the other hosts, {} when nothing was, or too long ago (this host then decides alone)."""
+        return self.peers if self.peers and time.monotonic() - self.heard_at <= PEERS_STALE_S else {}
+
+    def _others(self) -> float:
+        """The other hosts' in-flight requests (their mean over their last poll), 0 when none are heard."""
+        try:
+            return max(0.0, float(self._heard().get("others_in_flight") or 0.0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    def _leader(self) -> tuple[int, int] | None:
+        """(the leading host's index, its count) when another host leads, else None."""
+        heard = self._heard()
+        lead, count = heard.get("leader"), heard.get("leader_desired")
+        if isinstance(lead, int) and isinstance(count, int) and not isinstance(count, bool):
+            return lead, count
+        return None
 
     # ---- what it measures ------------------------------------------------------------------
     def _range(self) -> tuple[int, int]:
@@ -125,6 +164,8 @@ class Autoscaler:
             except asyncio.TimeoutError:
                 pass
         n = len(d.instances)
+        self.own_mean = sum(samples) / len(samples)
+        others = self._others()
         utilization = None
         if n and self.cpu_request:
             after = self._cpu()
@@ -133,9 +174,10 @@ class Autoscaler:
             if both:
                 used = sum(after[i] - cpu_before[i] for i in both)
                 utilization = 100 * used / (elapsed * self.cpu_request * len(both))
-        elif n:
-            utilization = 100 * (sum(samples) / len(samples)) / (d.spec.max_concurrent * n)
-        return Observation(time.monotonic(), n, utilization, d.in_flight, self.metric.split(" (")[0])
+        elif n:  # with the other hosts' requests: each host's n instances are the same n servers
+            utilization = 100 * (self.own_mean + others) / (d.spec.max_concurrent * n)
+        waiting = d.in_flight + math.ceil(others)
+        return Observation(time.monotonic(), n, utilization, waiting, self.metric.split(" (")[0])
 
     # ---- what it does ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -167,6 +209,9 @@ class Autoscaler:
         d, name = self.d, self.d.spec.name
         decision = decide(self.settings, obs, self.window)
         self.window = decision.window
+        leader = self._leader()
+        if leader is not None:
+            decision = follow(self.settings, decision, *leader)
         self.desired = decision.desired
         if decision.desired == obs.count:
             self._record(obs, decision, "held")
@@ -221,4 +266,14 @@ class Autoscaler:
             "decisions": list(self.decisions),
             # a scale-up the platform cannot place yet (Ray Serve's pending replicas): why, while it waits
             "waiting_for_room": getattr(self.d.launcher, "no_room", ""),
+            **({"hosts": self._hosts()} if self._heard() else {}),
+        }
+
+    def _hosts(self) -> dict:
+        """How this host's decisions agree with the endpoint's other hosts' (for `show`)."""
+        heard, leader = self._heard(), self._leader()
+        return {
+            "alive": heard.get("hosts"),
+            "others_in_flight": round(self._others(), 2),
+            "role": f"follows host {leader[0]}" if leader else "leads",
         }

@@ -262,6 +262,11 @@ class HostClient:
             "POST", f"/deployments/{name}/scale?timeout={timeout}", {"instance_count": count}, timeout + MAX_DRAIN_S
         )
 
+    def share_load(self, peers: dict) -> dict:
+        """Tell each autoscaled deployment what the endpoint's other hosts carry; this host's own figures of each
+        (mlctl/runtime/ray/loadshare.py)."""
+        return self._call("PUT", "/autoscale/peers", peers, 10.0)
+
     def set_scaling(self, name: str, scale_settings: dict | None, count: int, timeout: float = 120.0) -> dict:
         """Autoscale within `scale_settings`' range (its count brought into it), or, with None, hold `count`
         fixed; no instance is restarted."""

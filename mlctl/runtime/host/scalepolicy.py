@@ -80,3 +80,15 @@ def decide(settings: Mapping, obs: Observation, window: tuple[tuple[float, int],
     if rec < n:
         return Decision(n, rec, f"hold: {how}; {highest} recommended within the last {span} s", kept)
     return Decision(n, rec, f"hold: {how}", kept)
+
+
+def follow(settings: Mapping, own: Decision, leader: int, leader_desired: int) -> Decision:
+    """Pure: a follower host's decision (ray's in-cluster hosts, mlctl/runtime/ray/loadshare.py): the leading host's
+    count, kept in the range, but never below the follower's own `decide` on the same summed load (so a follower
+    that sees a scale-up first, or a request at zero instances, does not wait a poll for the leader). Carried out
+    by `autoscaler.Autoscaler.tick`."""
+    lo, hi = settings["min_instances"], settings["max_instances"]
+    theirs = max(lo, min(hi, leader_desired))
+    if own.desired > theirs:
+        return own
+    return Decision(theirs, own.recommended, f"following host {leader} ({theirs}); {own.reason}", own.window)

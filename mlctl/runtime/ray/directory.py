@@ -11,7 +11,8 @@ that used it releases it (`release`: the entry deleted, after the host drained i
 Serve chooses which replicas a scale-down stops, and the host learns which from the directory
 (`stopping`), takes them out of rotation and drains them before their servers end.
 
-Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ...]`, it first
+Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ... [--holder I
+--holders N]]`, it first
 releases the named replicas and sets the application's replica count, then prints what the host's "serve"
 launcher reads (`state`) as JSON, `null` when Serve has no such application; needs Ray.
 """
@@ -43,10 +44,19 @@ def unregister(application: str, replica_id: str) -> None:
     _kv()._internal_kv_del(f"{application}/{replica_id}", namespace=NAMESPACE)
 
 
-def release(application: str, replica_ids: list[str]) -> None:
+def release(application: str, replica_ids: list[str], holder: str = "", holders: int = 1) -> None:
     """(The host's launcher, through `main`) these replicas' servers are drained: they may end when Serve stops
-    them."""
+    them. An endpoint with several hosts (in the cluster: `holders` of them, this one `holder`) releases a server
+    once every host did (each leaves a mark, `released:<application>/<replica id>/<holder>`); a host that is
+    lost never does, and the server then ends after RELEASE_S."""
+    kv = _kv()
     for replica_id in replica_ids:
+        if holders > 1:
+            marks = f"released:{application}/{replica_id}/"
+            kv._internal_kv_put(f"{marks}{holder}", b"1", namespace=NAMESPACE)
+            if len(kv._internal_kv_list(marks, namespace=NAMESPACE)) < holders:
+                continue
+            kv._internal_kv_del(marks, del_by_prefix=True, namespace=NAMESPACE)
         unregister(application, replica_id)
 
 
@@ -59,6 +69,7 @@ def forget(applications: list[str]) -> None:
     """Remove the entries of these (deleted) applications."""
     for name in applications:
         _kv()._internal_kv_del(f"{name}/", del_by_prefix=True, namespace=NAMESPACE)
+        _kv()._internal_kv_del(f"released:{name}/", del_by_prefix=True, namespace=NAMESPACE)
 
 
 def entries(application: str) -> dict[str, dict]:
@@ -152,11 +163,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("application")
     parser.add_argument("--target", type=int, help="set the application's replica count first")
     parser.add_argument("--release", nargs="*", default=[], help="release these replicas' servers first")
+    parser.add_argument("--holder", default="", help="the releasing host, one of --holders")
+    parser.add_argument("--holders", type=int, default=1, help="the hosts that must all release a server")
     parser.add_argument("--room", action="store_true", help="also say why starting replicas cannot be placed")
     args = parser.parse_args(argv)
     try:
         cluster.connect(args.address)
-        release(args.application, args.release)
+        release(args.application, args.release, args.holder, args.holders)
         if args.target is not None and args.application in (cluster.details().get("applications") or {}):
             cluster.scale(args.application, apps.DEPLOYMENT_NAME, args.target)
         print(json.dumps(state(args.application, room=args.room)))

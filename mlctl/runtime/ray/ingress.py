@@ -26,7 +26,8 @@ from mlctl.privatefiles import ensure_folder, write_atomic
 from mlctl.runtime.host import client as hostclient
 from mlctl.runtime.host import secrets
 from mlctl.runtime.host.runfiles import host_log, is_host_process
-from mlctl.runtime.ray import directory, hostconfig
+from mlctl.runtime.ray import directory, hostconfig, loadshare
+from mlctl.runtime.ray.launcher import NODE_VARIABLE
 
 log = logging.getLogger("mlctl.ingress")
 CHECK_S = 1.0  # how often the keeper checks the host and the configuration's generation
@@ -60,6 +61,14 @@ class IngressHost:
         # the host is started by this thread, which lives as long as the actor: its parent-death signal fires only
         # when the actor's process ends
         threading.Thread(target=self._keep, daemon=True, name="mlctl-ingress-keeper").start()
+        # the autoscalers' figures shared with the endpoint's other hosts (loadshare.py), beside the keeper: a long
+        # order (a rollout) does not hold it up
+        self.share = loadshare.LoadShare(owner, endpoint, index, f"{os.getpid()}-{time.time_ns()}")
+        threading.Thread(target=self.share.run, args=(self._client,), daemon=True, name="mlctl-ingress-share").start()
+
+    def _client(self) -> hostclient.HostClient | None:
+        info = self.info
+        return hostclient.HostClient(info) if info is not None and is_host_process(info.pid) else None
 
     # ---- the keeper ---------------------------------------------------------------------------------------------
 
@@ -99,7 +108,7 @@ class IngressHost:
             port=config.get("port"),
             listen=listen,
             timeout=START_S,
-            extra_env={"MLCTL_PARENT_PID": str(os.getpid())},
+            extra_env={"MLCTL_PARENT_PID": str(os.getpid()), NODE_VARIABLE: self.node_id},
         )
         log.info("endpoint host %s-%d runs (pid %d, port %d)", self.endpoint, self.index, self.info.pid, self.info.port)
 
@@ -137,7 +146,7 @@ class IngressHost:
         have = host.status().get("deployments") or {}
         wanted = config.get("deployments") or {}
         for name, spec in wanted.items():
-            spec = _with_current_servers(spec)
+            spec = self._as_holder(_with_current_servers(spec), config)
             timeout = float(spec.get("readiness_budget_s") or 120)
             if name not in have:
                 host.create_deployment(spec, timeout=max(timeout, 120))
@@ -156,6 +165,15 @@ class IngressHost:
         self.generation = config.get("generation") or 0
         log.info("endpoint host %s-%d configured (generation %s)", self.endpoint, self.index, self.generation)
 
+    def _as_holder(self, spec, config: dict):
+        """The spec with this host named as one of the endpoint's holders of its replicas' servers: a server Serve
+        stops ends once every host released it (directory.release), not the first."""
+        launch = (spec.get("launch") if isinstance(spec, dict) else None) or {}
+        if not isinstance(launch, dict) or not launch.get("application"):
+            return spec
+        holders = int(config.get("replicas") or 1)
+        return {**spec, "launch": {**launch, "holder": str(self.index), "holders": holders}}
+
     # ---- what mlctl calls ----------------------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, body, timeout: float) -> tuple[int, bytes] | None:
@@ -167,6 +185,8 @@ class IngressHost:
             if path.startswith(("/keys/reload", "/tls/reload")):
                 config = hostconfig.read(self.owner, self.endpoint) or {}
                 self._write_files(config)
+            if method == "POST" and path.startswith("/deployments/") and path.split("?")[0].count("/") <= 3:
+                body = self._as_holder(body, hostconfig.read(self.owner, self.endpoint) or {})  # create, roll
             try:
                 return hostclient.HostClient(self.info).exchange(method, path, body, timeout)
             except MlctlError as e:
@@ -217,7 +237,7 @@ class IngressHost:
 
     def stop(self) -> None:
         """Stop the host (its instances drained) and the keeper; the caller then kills this actor."""
-        self.stopping = True
+        self.stopping = self.share.stopping = True
         with self.lock:
             if self._running():
                 hostclient.HostClient(self.info).shutdown()

@@ -15,7 +15,7 @@ from mlctl.runtime.contract import DriverError, Unscalable
 from mlctl.runtime.host import secrets
 from mlctl.runtime.kit import listening
 from mlctl.runtime.kit.hostview import HostedContext
-from mlctl.runtime.ray import apps, hostconfig, ingresshealth, ingresshosts
+from mlctl.runtime.ray import apps, hostconfig, ingresshealth, ingresshosts, loadshare
 
 START_S = 120.0  # one host's start (the actor scheduled, its package fetched, the host up and configured)
 
@@ -127,6 +127,7 @@ class IngressDriver(Unscalable):
         ctx.progress(str(address), "stopping the endpoint hosts in the cluster")
         ingresshosts.stop(owner, address.name)
         ctx.hosts.forget(address.name)
+        loadshare.forget(owner, address.name)
         if keep_identity:
             found = hostconfig.read(owner, address.name) or {}
             hostconfig.write(owner, address.name, {**found, "deployments": {}, "scaling": {}, "traffic": {}})

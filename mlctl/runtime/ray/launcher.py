@@ -5,7 +5,8 @@ waits until its replicas run before it hands the host a spec naming this launche
 `cluster` (the GCS address), `application`, `servers` (each running replica's `replica_id` and `address`,
 "tcp:IP:PORT", read from the cluster's directory) and `hop_secret` (which the host sends on every request:
 instances.py). Each instance is one replica's server, reached directly: the host sends requests and probes
-there, one hop. Serve places and replaces replicas; the host supervises as on the other runtimes: an
+there, one hop: over TCP, or through the server's unix socket when the replica runs on the host's own node (an
+in-cluster host; `address`). Serve places and replaces replicas; the host supervises as on the other runtimes: an
 instance that stops answering is "restarted" by taking the server of a running replica no other instance
 of the deployment uses (Serve's replacement of the lost one), read from the directory through Ray in a
 short-lived process (`python -m mlctl.runtime.ray.directory`), so the host itself never connects to Ray.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 import time
@@ -36,6 +38,7 @@ LOOKUP_S = 120.0  # bounds one directory lookup (it starts a Ray driver: seconds
 REPLACEMENT_S = 60.0  # while a restart waits for Serve's replacement: how often it says so (and tries the old server)
 RETIRE_S = 60.0  # how long a scale-down waits for Serve to say which replicas it stops
 POLL_S = 0.5  # between two reads of the directory while waiting for Serve
+NODE_VARIABLE = "MLCTL_RAY_NODE_ID"  # the Ray node an in-cluster host runs on (ingress.py sets it)
 # the watch connection's TCP keepalive: a node that vanished (no FIN, no RST) is noticed in about 2 + 3 x 1 s
 KEEPALIVE = ((socket.TCP_KEEPIDLE, 2), (socket.TCP_KEEPINTVL, 1), (socket.TCP_KEEPCNT, 3))
 
@@ -103,7 +106,17 @@ class Launcher:
         for key, server in zip(keys, picks):
             self.servers[key] = server
             self.stopped[key] = asyncio.Event()
-        return [self.servers[key]["address"] for key in keys]
+        return [self.address(self.servers[key]) for key in keys]
+
+    @staticmethod
+    def address(server: dict) -> str:
+        """Where this host reaches `server`: its unix socket when it runs on this host's node (an in-cluster host:
+        MLCTL_RAY_NODE_ID), else its TCP address (the hop secret goes with every request either way)."""
+        here = os.environ.get(NODE_VARIABLE, "")
+        unix = server.get("unix")
+        if here and server.get("node_id") == here and isinstance(unix, str) and unix.startswith("unix:/"):
+            return unix
+        return server["address"]
 
     async def lookup(self) -> list[dict] | None:
         """The application's running servers, read from the cluster's directory ([] when it cannot be read
@@ -246,10 +259,10 @@ class Launcher:
             free = self._free(found, avoid=old["replica_id"])
             if free:
                 self.servers[key] = free[0]
-                return free[0]["address"]
+                return self.address(free[0])
             if time.monotonic() > check:
                 if await connects(old["address"]):
-                    return old["address"]
+                    return self.address(old)
                 log.warning(
                     "%s: Serve has not replaced replica %s of %s after %.0f s; still waiting for it",
                     self.deployment,
@@ -274,7 +287,8 @@ class Launcher:
             if event is not None:
                 event.set()
         if released:
-            self._soon(self._directory("--release", *released))
+            holder = ["--holder", str(self.launch["holder"]), "--holders", str(int(self.launch.get("holders") or 1))]
+            self._soon(self._directory("--release", *released, *(holder if self.launch.get("holder") else [])))
 
     def health(self, key: InstanceKey) -> str | None:
         return None if key in self.servers else "stopped"
@@ -337,7 +351,7 @@ class Launcher:
         server = self.servers.get(key) or {}
         return {
             "pid": None,
-            "upstream": server.get("address"),
+            "upstream": self.address(server) if server else None,
             "replica_id": server.get("replica_id"),
             "node_id": server.get("node_id"),
         }

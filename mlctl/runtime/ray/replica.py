@@ -3,9 +3,10 @@
 A replica is a thin shell in Ray's own interpreter. Its constructor starts the very scoring server the
 local runtime runs (`python -m mlctl.runtime.server`, same environment: `mlctl.runtime.kit.servercommand`)
 in the deployment's virtualenv (shipped through the cluster and made on the node: nodeenv.py), listening
-on its node's address at a free port, waits until it answers `GET /`, and registers where it listens
-(`directory.register`): the endpoint hosts send requests straight there (one hop; the application has no
-route on Serve's proxy and the replica relays nothing). The server answers only requests that carry the
+on its node's address at a free port, and also on a unix socket for the hosts on its node (`hop_socket`), waits
+until it answers `GET /`, and registers where it listens (`directory.register`): the endpoint hosts send requests
+straight there (one hop; the application has no route on Serve's proxy and the replica relays nothing), a host on
+the same node through the unix socket. The server answers only requests that carry the
 endpoint's hop secret (`X-Mlctl-Hop`, compared in constant time). A server that exits first (init()
 raised) fails the constructor with the server's output, traceback included, which Serve reports as the
 application's status message. Serve places, health-checks (the server's `GET /`) and replaces the
@@ -23,8 +24,10 @@ import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from types import SimpleNamespace
 
@@ -49,12 +52,31 @@ def probe(host: str, port: int, secret: str, timeout: float) -> int | None:
         conn.close()
 
 
-def tcp_command(server, host: str) -> list[str]:
-    """Pure: the scoring server's command line for `server`, listening at a free TCP port of `host`."""
+def tcp_command(server, host: str, also: str | None = None) -> list[str]:
+    """Pure: the scoring server's command line for `server`, listening at a free TCP port of `host` (and also on
+    the unix socket `also`, when given)."""
     command = server_command(server, "-")
     at = command.index("--unix-socket")
-    command[at : at + 2] = ["--host", host, "--port", "0"]
+    command[at : at + 2] = ["--host", host, "--port", "0", *(["--also-unix-socket", also] if also else [])]
     return command
+
+
+def hop_socket(replica_id: str) -> str | None:
+    """Where this replica's server also listens for the hosts on its node (the same-node hop): a unix socket in a
+    folder of this user's, mode 0700, in the node's temporary folder, which keeps other users out; None (TCP
+    only) when that folder is not this user's alone, or the path is too long for a unix socket."""
+    folder = os.path.join(tempfile.gettempdir(), f"mlctl-hop-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        found = os.lstat(folder)
+    except OSError as e:
+        logger.warning("mlctl: no same-node socket (%s): TCP only", e)
+        return None
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        logger.warning("mlctl: no same-node socket: %s is not a folder of this user's alone (0700): TCP only", folder)
+        return None
+    path = os.path.join(folder, f"{re.sub(r'[^A-Za-z0-9_-]', '_', replica_id)}.sock")
+    return path if len(path.encode()) < 100 else None
 
 
 class ScoringReplica:
@@ -72,6 +94,7 @@ class ScoringReplica:
         self.listening: tuple[str, int] | None = None
         context = serve.get_replica_context()
         self.application, self.replica_id = context.app_name, context.replica_id.unique_id
+        self.unix = hop_socket(self.replica_id)
         python, self.variables = sys.executable, {}  # without an environment: Ray's own interpreter
         if spec.get("environment"):  # shipped through the cluster (packages.py): a virtualenv on this node
             python, self.variables = nodeenv.materialize(spec["environment"])
@@ -98,16 +121,15 @@ class ScoringReplica:
             raise RuntimeError(f"the scoring server could not start: {self.spawn_error}")
         self._wait_ready(float(spec["ready_within_s"]))
         host, port = self.listening
-        directory.register(
-            self.application,
-            self.replica_id,
-            {"address": f"tcp:{host}:{port}", "node_ip": self.node_ip, "pid": self.proc.pid},
-        )
+        entry = {"address": f"tcp:{host}:{port}", "node_ip": self.node_ip, "pid": self.proc.pid}
+        if self.unix and os.path.exists(self.unix):  # the hosts on this node use it (launcher.Launcher.address)
+            entry.update(unix=f"unix:{self.unix}", node_id=ray.get_runtime_context().get_node_id())
+        directory.register(self.application, self.replica_id, entry)
 
     def _run(self, server, started: threading.Event) -> None:
         try:
             self.proc = subprocess.Popen(
-                tcp_command(server, self.node_ip),
+                tcp_command(server, self.node_ip, self.unix),
                 cwd=server.code_dir,
                 # no preexec_fn: Python code between fork and exec in Ray's worker (gRPC threads) can abort the
                 # child; the server sets its own parent-death signal (MLCTL_PARENT_PID)

@@ -185,6 +185,20 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> Tuple[web.BaseSi
     return site, (f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}")
 
 
+async def _listen_also(runner: web.AppRunner, settings: Settings) -> Optional[web.BaseSite]:
+    """The unix socket beside the TCP port (`--also-unix-socket`), None without one. Its folder must exist: its
+    mode, the caller's, is what keeps other users out (the hop secret is asked on it too)."""
+    path = settings.also_unix_socket
+    if not path:
+        return None
+    if os.path.exists(path):
+        os.unlink(path)
+    site = web.UnixSite(runner, path, **_site_shutdown())
+    await site.start()
+    logger.info("also listening on unix:%s", path)
+    return site
+
+
 async def _serve(
     settings: Settings,
     script,
@@ -224,6 +238,7 @@ async def _serve(
             await site.start()
         else:
             site, where = await _listen(runner, settings)
+        also = await _listen_also(runner, settings) if listener is None else None
     except OSError as exc:
         await runner.cleanup()
         raise ListenError.of(settings, exc) from None
@@ -278,14 +293,17 @@ async def _serve(
     await stop.wait()
     logger.info("Shutting down: no new connections; draining %d in-flight request(s)", scorer.inflight)
     await site.stop()
+    if also is not None:
+        await also.stop()
     drain_s = settings.request_timeout_ms / 1000.0 + 5.0
     waited = 0.0
     while scorer.inflight and waited < drain_s:
         await asyncio.sleep(0.01)
         waited += 0.01
     await runner.cleanup()
-    if listener is None and settings.unix_socket and os.path.exists(settings.unix_socket):
-        os.unlink(settings.unix_socket)
+    for path in (settings.unix_socket, settings.also_unix_socket):
+        if listener is None and path and os.path.exists(path):
+            os.unlink(path)
     logger.info("Stopped.")
     log.flush()
 
