@@ -99,15 +99,26 @@ def print_plan(
     root = str(project.root)
     probed: set[str] = set()
     token = PROBED.set(probed if memo is not None else None)
+    built: dict | None = None  # what the load made, for the plan base (mlctl.reconciler.planbase)
     try:
-        _, _, result = make_plan(
-            project,
-            refresh_first=refresh,
-            destroy=destroy,
-            replace=replace,
-            lock_timeout=lock_timeout,
-            refresh_only=refresh_only,
-        )
+        made = None
+        if memo is not None:
+            from mlctl.reconciler.planbase import remade
+
+            made = remade(memo, probed)
+        if made is None:
+            built = {} if memo is not None else None
+            with _collecting(built):
+                config, state, result = make_plan(
+                    project,
+                    refresh_first=refresh,
+                    destroy=destroy,
+                    replace=replace,
+                    lock_timeout=lock_timeout,
+                    refresh_only=refresh_only,
+                )
+        else:
+            config, state, result = made
     except MlctlError as e:  # a machine reading stdout learns why there is no plan (stderr says it too)
         if as_json:
             from mlctl.reconciler.render_json import render_json_failure
@@ -141,8 +152,23 @@ def print_plan(
         printed = {"styled": text.styled, "pieces": text.pieces}
     if memo is not None:
         stderr = [d.format() for d in result.diagnostics if d.severity != "error"]
-        memo.keep(probed, stderr, printed, result.has_changes())
+        if memo.keep(probed, stderr, printed, result.has_changes()) and built is not None:
+            from mlctl.reconciler.planbase import keep
+
+            keep(memo, config, state, result, built)
     return result
+
+
+@contextlib.contextmanager
+def _collecting(built: dict | None):
+    """mlctl.schemas.load.BUILT set to `built` (None: nothing collected)."""
+    from mlctl.schemas.load import BUILT
+
+    token = BUILT.set(built)
+    try:
+        yield
+    finally:
+        BUILT.reset(token)
 
 
 # Environment variables that make rich colour a stream that is not a terminal

@@ -29,7 +29,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 FILE = "lastplan.json"
 FORMAT = 1
@@ -103,18 +103,36 @@ def _package_files() -> list:
     return out
 
 
-def _installed() -> list:
+def _installed(importable_in: Collection[str] = ()) -> list:
     """The Python and PyYAML versions, and the mtimes of the folders packages are installed in (an
-    install, an upgrade or a removal of a package, such as rich or a runtime plug-in, changes them)."""
+    install, an upgrade or a removal of a package, such as rich or a runtime plug-in, changes them). For the
+    folders in `importable_in` (the working and project folders, where files are edited and renamed), the names
+    that can be imported from them instead of the mtime (mlctl.reconciler.planbase)."""
     import yaml
 
-    dirs = []
+    dirs: list[list] = []
     for entry in sys.path:
         try:
-            dirs.append([entry, os.stat(entry or ".").st_mtime_ns])
+            if os.path.realpath(entry or ".") in importable_in:
+                dirs.append([entry, _importable(entry or ".")])
+            else:
+                dirs.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
             dirs.append([entry, None])
     return [sys.version, yaml.__version__, bool(getattr(yaml, "__with_libyaml__", False)), dirs]
+
+
+def _importable(folder: str) -> list[str]:
+    """The names in `folder` an import could find (modules, extension modules, .pth files, regular packages: a
+    folder without __init__.py never hides an installed package)."""
+    out = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name.endswith((".py", ".pyc", ".so", ".pth")) or (
+                e.is_dir() and os.path.exists(os.path.join(e.path, "__init__.py"))
+            ):
+                out.append(e.name)
+    return sorted(out)
 
 
 def _file_bytes(path: str) -> bytes | None:
@@ -153,6 +171,11 @@ class PlanMemo:
         self.backend: Any = None  # a shared state's backend (None: the local file)
         self.state_digest: str | None = None
         self.read: dict[str, bytes] = {}  # the configuration files' bytes hashed into the key: the load takes them
+        self.digests: dict[str, str] = {}  # their sha256, by path
+        self.context = ""  # the key without the configuration's bytes and the output format (mlctl.reconciler.planbase)
+        self.options: dict[str, Any] = {}
+        self.roots: dict[str, list] = {}  # what keep fingerprinted
+        self.existed = False  # lookup found a memo of this user's (another plan of this folder came before)
 
     @classmethod
     def prepare(cls, project, options: dict[str, Any]) -> "PlanMemo | None":
@@ -160,7 +183,7 @@ class PlanMemo:
         an input that cannot be read)."""
         from mlctl.boundary import project_boundary
         from mlctl.projectfile import FILE_NAMES
-        from mlctl.schemas.discovery import find_config_files
+        from mlctl.schemas.discovery import config_paths
         from mlctl.signedfiles import user_key
         from mlctl.state.backends import state_backend
 
@@ -174,16 +197,18 @@ class PlanMemo:
         key_bytes = user_key()
         if key_bytes is None:
             return None
-        files = [str(p) for p in find_config_files(project)]
+        files = config_paths(project)
         files += [str(project.root / n) for n in FILE_NAMES if (project.root / n).exists()]
         h = hashlib.sha256()
         read: dict[str, bytes] = {}
+        digests: dict[str, str] = {}
         for path in files:
             data = _file_bytes(path)
             if data is None:
                 return None
             read[path] = data
-            h.update(f"{path}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+            digests[path] = digest = hashlib.sha256(data).hexdigest()
+            h.update(f"{path}\0{digest}\n".encode())
         state_path = Path(backend.where)
         try:
             data = backend.read().data  # never waits on a FIFO; a link or a special file is refused
@@ -205,7 +230,10 @@ class PlanMemo:
         }
         key = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
         memo = cls(project, key, files, state_path, started, key_bytes)
-        memo.read = read
+        memo.read, memo.digests, memo.options = read, digests, options
+        whole.update(config=None, options={k: v for k, v in options.items() if k != "format"})
+        whole["installed"] = _installed(importable_in={os.path.realpath("."), os.path.realpath(project.root)})
+        memo.context = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()
         if backend.config.get("backend") != "local":  # a shared state: no file to stat, its content is read again
             memo.backend, memo.state_digest = backend, state_digest
         return memo
@@ -216,6 +244,7 @@ class PlanMemo:
         from mlctl.signedfiles import read_signed
 
         payload = read_signed(self.path, self.user_key, MAX_BYTES, "plan memo")
+        self.existed = payload is not None
         if payload is None:
             return None
         try:
@@ -237,7 +266,7 @@ class PlanMemo:
         from mlctl.signedfiles import write_signed
 
         since = self.started_ns - RACY_NS
-        roots = {p: fingerprint(p) for p in sorted(set(probed))}
+        roots = self.roots = {p: fingerprint(p) for p in sorted(set(probed))}
         if any(changed_since(fp, since) for fp in roots.values()):
             return False
         if self.backend is not None:

@@ -207,6 +207,41 @@ def _decide(
     return action, reason, diff + tuple(drift_items)
 
 
+def decided_action(change: Change) -> Action:
+    """Pure: what a desired resource's change means to its dependents: a resource created again after it was
+    there (gone, or failed before it ran) is RECREATE, so its dependents start again too."""
+    return Action.RECREATE if change.action is Action.CREATE and change.reason is not Reason.NEW else change.action
+
+
+def decide_change(r: Resource, p, observed, decided, requested: bool, runtime: str | None, exclude) -> tuple:
+    """Pure: (Change, immutable-version error or None) of a desired resource `r` against its recorded entry `p`
+    (None: new); `decided(address)`: the decided action (decided_action) of a dependency, or None. The one
+    decision of plan(), also used by mlctl.reconciler.planbase for the resources an edit touches."""
+    a = r.address
+    unknown = rules.unknown_after_apply(r.kind, r.attributes)
+    if p is None:
+        return Change(r.address, Action.CREATE, Reason.NEW, None, dict(r.attributes), unknown, resource=r), None
+    obs = p.observed if observed is None else observed.get(a, p.observed)
+    gone = observed is not None and a in observed and observed[a] is None
+    up = [decided(d) for d in r.depends_on]
+    upstream = Action.RECREATE if Action.RECREATE in up else Action.REPLACE if Action.REPLACE in up else None
+    moved = runtime is not None and rules.RULES[r.kind].runtime_bound and p.runtime != runtime
+    action, reason, diff = _decide(r, p, obs, gone, requested, upstream, exclude.get(r.kind.value, ()), moved)
+    immutable = _immutable(r, p) if action is not Action.NOOP else None
+    change = Change(
+        r.address,
+        action,
+        reason,
+        None if action is Action.CREATE else dict(p.attributes),
+        dict(r.attributes),
+        unknown if action in (Action.CREATE, Action.RECREATE, Action.REPLACE) else (),
+        diff,
+        changed_files(p.files, r.files),
+        r,
+    )
+    return change, immutable
+
+
 @dataclass(frozen=True)
 class _Applied:
     """What was applied, as a desired configuration (for refresh-only plans)."""
@@ -282,40 +317,12 @@ def plan(
     decided: dict[Address, Action] = {}
     if not destroy:
         for a in placed if len(want) == len(graph.nodes) else order(graph, want):  # want is in graph.nodes
-            r, p = want[a], have.get(a)
-            unknown = rules.unknown_after_apply(r.kind, r.attributes)
-            if p is None:
-                decided[a] = Action.CREATE
-                changes.append(
-                    Change(r.address, Action.CREATE, Reason.NEW, None, dict(r.attributes), unknown, resource=r)
-                )
-                continue
-            obs = p.observed if observed is None else observed.get(a, p.observed)
-            gone = observed is not None and a in observed and observed[a] is None
-            up = [decided.get(d) for d in r.depends_on]
-            upstream = Action.RECREATE if Action.RECREATE in up else Action.REPLACE if Action.REPLACE in up else None
-            moved = runtime is not None and rules.RULES[r.kind].runtime_bound and p.runtime != runtime
-            action, reason, diff = _decide(
-                r, p, obs, gone, a in requested, upstream, exclude.get(r.kind.value, ()), moved
-            )
-            # what was there is gone and is created again: its dependents start again too
-            decided[a] = Action.RECREATE if action is Action.CREATE else action
-            immutable = _immutable(r, p) if action is not Action.NOOP else None
+            r = want[a]
+            change, immutable = decide_change(r, have.get(a), observed, decided.get, a in requested, runtime, exclude)
+            decided[a] = decided_action(change)
             if immutable:
                 diags.append(immutable)
-            changes.append(
-                Change(
-                    r.address,
-                    action,
-                    reason,
-                    None if action is Action.CREATE else dict(p.attributes),
-                    dict(r.attributes),
-                    unknown if action in (Action.CREATE, Action.RECREATE, Action.REPLACE) else (),
-                    diff,
-                    changed_files(p.files, r.files),
-                    r,
-                )
-            )
+            changes.append(change)
     gone_reason = Reason.DESTROY if destroy else Reason.NOT_IN_CONFIG
     doomed = [a for a in have if destroy or a not in want]
     for a in reversed(order(graph, doomed)):

@@ -138,19 +138,31 @@ def find_config_files(project: Project) -> list[Path]:
     but the project file (mlctl.yaml)."""
     if project.files:
         return list(project.files)
+    return [project.root / name for name in config_names(project)]
+
+
+def config_paths(project: Project) -> list[str]:
+    """find_config_files as strings, without making a Path of each (the plan memo's key: 7,500 files)."""
+    if project.files:
+        return [str(p) for p in project.files]
+    root = str(project.root)
+    return [os.path.join(root, name) for name in config_names(project)]
+
+
+def config_names(project: Project) -> list[str]:
+    """The sorted names of the configuration files in the project folder (no -f)."""
     try:
         with os.scandir(project.root) as it:
-            names = [
+            return sorted(
                 e.name
                 for e in it
                 if e.name.endswith((".yml", ".yaml"))
                 and not e.name.startswith(".")
                 and not is_project_file(e.name)
                 and _is_file(e)
-            ]
+            )
     except OSError:
         return []
-    return [project.root / name for name in sorted(names)]
 
 
 def _is_file(entry: os.DirEntry) -> bool:
@@ -247,26 +259,32 @@ def _read_all(project, paths, cache, ahead, diags, docs, lookalikes, shaped) -> 
                 )
             )
             continue
-        doc, problems = read_document(path, cache, variables=project.overrides.variables)
-        diags.extend(problems)
-        if doc is None:
-            failed += 1
-            continue
-        kind, why = detect_kind(doc)
-        if kind is None:
-            if isinstance(doc.data, dict) and _guess(doc.data):
-                lookalikes.append(doc.display + _guess(doc.data))
-            if why is not None and why.severity == "note" and project.files:
-                why = Diagnostic(
-                    why.summary.replace("skipped ", "", 1),
-                    "A file named with -f must be an endpoint, deployment, model or environment "
-                    "YAML: add the Azure '$schema:' URL or 'kind:'.",
-                    file=doc.display,
-                )
-            if why is not None:
-                diags.append(why)
-            continue
-        docs.append((doc, kind))
-        if isinstance(doc.data, dict) and "kind" not in doc.data and "$schema" not in doc.data:
-            shaped.append(f"{doc.display} as {kind} ({shape_kind(doc.data)[1]})")  # type: ignore[index]
+        failed += read_one(project, path, cache, diags, docs, lookalikes, shaped)
     return failed
+
+
+def read_one(project, path: Path, cache, diags, docs, lookalikes, shaped) -> int:
+    """Read one configuration file into discover's lists (`docs` gets (document, kind) when it is an mlctl
+    kind); returns 1 when it could not be read or parsed, else 0."""
+    doc, problems = read_document(path, cache, variables=project.overrides.variables)
+    diags.extend(problems)
+    if doc is None:
+        return 1
+    kind, why = detect_kind(doc)
+    if kind is None:
+        if isinstance(doc.data, dict) and _guess(doc.data):
+            lookalikes.append(doc.display + _guess(doc.data))
+        if why is not None and why.severity == "note" and project.files:
+            why = Diagnostic(
+                why.summary.replace("skipped ", "", 1),
+                "A file named with -f must be an endpoint, deployment, model or environment "
+                "YAML: add the Azure '$schema:' URL or 'kind:'.",
+                file=doc.display,
+            )
+        if why is not None:
+            diags.append(why)
+        return 0
+    docs.append((doc, kind))
+    if isinstance(doc.data, dict) and "kind" not in doc.data and "$schema" not in doc.data:
+        shaped.append(f"{doc.display} as {kind} ({shape_kind(doc.data)[1]})")  # type: ignore[index]
+    return 0

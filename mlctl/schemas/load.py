@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -14,6 +15,10 @@ from mlctl.schemas.validate import honoured_fields
 from mlctl.schemas.build import PATH_ATTRIBUTES, Builder, resource_digest  # noqa: F401  (re-exported)
 
 __all__ = ["Config", "load_config", "PATH_ATTRIBUTES", "resource_digest"]
+
+# Set to a dict, a load puts its specs, the builder's assets and folder digests and the cross-file checks' problems
+# in it (for mlctl.reconciler.planbase).
+BUILT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("BUILT", default=None)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,15 @@ class Config:
 
     def resource(self, address: str) -> Resource | None:
         return next((r for r in self.resources if str(r.address) == address), None)
+
+
+def ignored_of(resources, runtime: str | None) -> dict[str, tuple[str, ...]]:
+    """Pure: {address: the cloud-only fields a resource sets that the runtime does not honour}, in resource order."""
+    return {
+        str(r.address): kept
+        for r in resources
+        if (kept := tuple(f for f in r.ignored if f not in honoured_fields(r.kind.value, runtime)))
+    }
 
 
 def load_config(project: Project, *, cache=None) -> Config:
@@ -89,7 +103,8 @@ def _load(project: Project, cache) -> Config:
     specs = Specs(incomplete=unparsed > 0, explicit=bool(project.files))
     for doc, kind in docs:
         add_document(doc, kind, specs, diags)
-    diags.extend(check_specs(specs))
+    checks = check_specs(specs)
+    diags.extend(checks)
     if cache is None:
         cache = HashCache.load(project.data_dir / CACHE_FILE)
     builder = Builder(
@@ -101,6 +116,10 @@ def _load(project: Project, cache) -> Config:
         **({"listen": settings.listen} if settings is not None else {}),
     )
     resources = builder.build()
+    if (kept := BUILT.get()) is not None:  # the plan base (mlctl.reconciler.planbase) keeps what remakes a file
+        kept.update(
+            specs=specs, assets=builder.assets, trees=builder.trees, checks=checks, builder_inputs=builder.inputs
+        )
     inputs.update(builder.inputs)
     inputs.update(project.overrides.inputs())  # a saved plan binds to the --set and --var it was made with
     if (cache.computed or documents.fresh) and project.data_dir.parent.is_dir():
@@ -113,11 +132,7 @@ def _load(project: Project, cache) -> Config:
     diags = list(dict.fromkeys(diags))  # the same problem met twice (a conda file in the project folder)
     errors = any(d.severity == "error" for d in diags)
     runtime = settings.runtime if settings is not None else None
-    ignored = {
-        str(r.address): kept
-        for r in resources
-        if (kept := tuple(f for f in r.ignored if f not in honoured_fields(r.kind.value, runtime)))
-    }
+    ignored = ignored_of(resources, runtime)
     diags.sort(key=lambda d: (d.file or "", d.line or 0, {"error": 0, "warning": 1, "note": 2}[d.severity]))
     return Config(
         () if errors else tuple(resources),

@@ -19,7 +19,7 @@ from goldens import cli as mlctl
 from mlctl.signedfiles import sign
 
 MEMO = Path(".mlctl") / "lastplan.json"
-KEPT = (MEMO, Path(".mlctl") / "documents.json")
+KEPT = (MEMO, Path(".mlctl") / "documents.json", Path(".mlctl") / "planbase.pickle")
 
 
 def settle() -> None:

@@ -57,7 +57,7 @@ resources:
   requests:
     cpu: 500m
 """
-# three CPUs a replica: each node (4 CPUs, tests/ray/raycluster.py) holds one, a third has no room
+# three CPUs a replica: each node (4 CPUs, tests/ray/raymachines.py) holds one, a third has no room
 TIGHT = """\
 scale_settings:
   type: target_utilization
