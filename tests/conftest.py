@@ -1,7 +1,8 @@
 """Shared test fixtures. Per-area fixtures live in each tests/<area>/conftest.py.
 
-`ray_cluster` is here because two areas use it (tests/ray and the contract suite on ray): one real
-two-node Ray cluster per test session (tests/ray/raycluster.py), for tests marked `ray`.
+The ray fixtures are here because two areas use them (tests/ray and the contract suite on ray): one real Ray
+cluster per test session, the three machines of tests/ray/raymachines.py (`ray_machines`), for tests marked `ray`;
+`ray_cluster` puts a test on its client machine.
 """
 
 from __future__ import annotations
@@ -52,26 +53,6 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """The session's Ray cluster (head + one node). Outside a loopback-only network namespace Ray would bind
-    the machine's interface address, so the tests refuse to start one there: they fail in CI (where
-    `./dev test` runs them in one) and are skipped elsewhere with the command that runs them."""
-    from raycluster import RayCluster, only_loopback
-
-    if not only_loopback():
-        message = (
-            "the ray tests run inside a network namespace holding only loopback: run them with "
-            "`./dev test tests/ray` (it runs the ray-marked tests under `unshare --net`)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    cluster = RayCluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
 def ray_machines(mlctl_cache, tmp_path_factory):
     """The session's Ray cluster of three machines (tests/ray/raymachines.py): the head and a worker node in
     network namespaces of their own that see no mlctl cache and no test folder, and the client machine where
@@ -84,6 +65,19 @@ def ray_machines(mlctl_cache, tmp_path_factory):
     machines = RayMachines.start(mlctl_cache, tmp_path_factory.getbasetemp())
     yield machines
     machines.stop()
+
+
+@pytest.fixture
+def ray_cluster(ray_machines):
+    """The session's one Ray cluster (`ray_machines`) for a test that runs as on its client machine: the test's
+    thread is in the client's network namespace from its setup to its teardown (raymachines.joined), so what it
+    starts meanwhile (the CLI, endpoint hosts, load clients' threads, an in-process driver's Ray and gRPC threads)
+    is there too and reaches the cluster at `ray_cluster.address` and the hosts at 127.0.0.1. One cluster for
+    every ray test: a second one cost minutes of CPU to start and kept its Ray processes busy all the run."""
+    from raymachines import joined
+
+    with joined(ray_machines.client):
+        yield ray_machines
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 `harness` is parametrized over the runtimes the suite runs on: the in-memory fake (fake_runtime.py),
 the real local runtime (endpoint hosts and scoring servers as processes on 127.0.0.1), the real
 docker runtime (the same hosts, instances as containers on the Docker engine; marked `docker`, skipped
-without an engine but in CI) and the ray runtime on the session's real two-node Ray cluster (marked
-`ray`: `./dev test` runs it inside a loopback-only network namespace). The project is the e2e tests'
-split-form project without an environment (mlctl's own interpreter locally and on ray, the scoring
-server image on docker).
+without an engine but in CI) and the ray runtime on the session's real Ray cluster, from its client
+machine (`ray_cluster`, marked `ray`: `./dev test` runs it inside a loopback-only network namespace).
+The project is the e2e tests' split-form project without an environment (mlctl's own interpreter locally and
+on ray, the scoring server image on docker).
 """
 
 from __future__ import annotations

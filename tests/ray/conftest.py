@@ -1,4 +1,5 @@
-"""Fixtures of the ray tests: the session's two-node Ray cluster (tests/conftest.py) and projects on it."""
+"""Fixtures of the ray tests: the session's one Ray cluster (tests/conftest.py, tests/ray/raymachines.py) and projects
+on it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Three "machines" for the ray tests: a real Ray cluster across network namespaces, started once per test session
-(the `ray_machines` fixture, tests/conftest.py).
+(the `ray_machines` fixture, tests/conftest.py), the one cluster of every ray test (`ray_cluster` runs a test's
+thread on the client machine).
 
 The machines are the nodes of a `netns.Network` (tests/netns.py), each with its own address that exists only
 inside the namespaces (10.213.0.X on a bridge in a namespace of its own):
@@ -10,9 +11,9 @@ inside the namespaces (10.213.0.X on a bridge in a namespace of its own):
   (`ray.init(address=HEAD:6379)`, as mlctl does; Ray 2.60 lets a driver without a raylet of its own use the
   head's) and the nodes reach it back at the client's address. Run a command there with `client.run(argv)` /
   `client.popen(argv)` (tests/netns.py), or a thread of the test process with `joined(client)` (threads it
-  starts meanwhile stay there, which suits a load client's threads). Questions to the GCS (`alive_nodes`) are
-  asked by a short process on the client machine: a test process that talked to another cluster before has
-  gRPC threads in its own namespace, which cannot reach this one.
+  starts meanwhile stay there, which suits a load client's threads; the `ray_cluster` fixture does this for a
+  whole test). Questions to the GCS (`alive_nodes`) are asked by a short process on the client machine, from
+  any thread.
 
 The Ray nodes run in mount namespaces of their own where mlctl's cache folder, the tests' temporary folders and
 every Python installation but Ray's own are covered by an empty tmpfs (`COVERED`), so nothing reaches a node
@@ -40,7 +41,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from netns import Network, Node
-from raycluster import START_ATTEMPTS
 
 PORT = 6379
 NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on the two nodes
@@ -48,6 +48,10 @@ NODE_CPUS = 4  # logical CPUs per node: blue and green of 3 replicas each fit on
 # each on an idle machine but minutes on a crowded one (runs timed out in `ray start --head` at a load of
 # 12-17 on 2 cores when this was 180 s); generous, as every deadline in the tests: it bounds a start that hangs
 START_S = 900
+# `ray start` gives up by itself when its raylet has not registered with the GCS within 30 s (hard-coded in
+# ray/_private/node.py: "The current node timed out during startup"), which a loaded machine can exceed (the ray
+# tests run while the others do): a failed start is killed and made again, this many times in all
+START_ATTEMPTS = 3
 HEAD, WORKER, CLIENT = "head", "worker", "client"
 # The GCS checks each raylet every second and marks its node dead after 3 failed checks in a row: a node whose
 # processes are gone (connection refused) is dead about 3 s after; one that hangs, after at most 3 x (3 + 1) s.
@@ -108,7 +112,7 @@ class RayNode:
 
     def start(self) -> None:
         """`ray start` on this machine; returns once the node is registered with the GCS. A start that fails is
-        killed and made again (raycluster.START_ATTEMPTS in all); RuntimeError with ray's output when all fail."""
+        killed and made again (START_ATTEMPTS in all); RuntimeError with ray's output when all fail."""
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         args = ["--num-cpus", str(NODE_CPUS), "--node-ip-address", self.address, "--disable-usage-stats"]
         if self.head:
@@ -203,9 +207,10 @@ class RayMachines:
         return c
 
     def stop(self) -> None:
-        """Kill every process of the three machines by PID, delete the namespaces and the nodes' temporary folders;
-        RuntimeError when a namespace is left."""
+        """End this process's own Ray driver (`disconnect`), kill every process of the three machines by PID, delete
+        the namespaces and the nodes' temporary folders; RuntimeError when a namespace is left."""
         names = [n.namespace for n in self.net.nodes.values()] + [self.net.bridge]
+        self.disconnect()
         try:
             for node in (self.worker, self.head):  # SIGKILL at once: nothing of a test cluster needs a clean exit
                 if node.machine.namespace in self.net.made:
@@ -223,6 +228,16 @@ class RayMachines:
                 f"the ray tests' cluster left namespaces behind ({left}) or changed the machine's own network "
                 f"namespace:\nbefore:\n{self.home_before}\nafter:\n{now}"
             )
+
+    def disconnect(self) -> None:
+        """End the Ray driver of this process (the one `ray_cluster` tests start in-process, on the client machine)
+        while the cluster answers: once the cluster is gone, Ray's exit handler waits 60 s for the GCS and then ends
+        the process with an error ("Failed to connect to GCS within 60 seconds"), which would fail a run whose tests
+        all passed."""
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            with joined(self.client):
+                ray.shutdown()
 
     def mlctl(self, project, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None):
         """Run the real CLI on the client machine (as e2e_support.mlctl does here); CompletedProcess (text).

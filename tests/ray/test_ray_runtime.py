@@ -1,4 +1,4 @@
-"""The ray runtime on a real two-node Ray cluster (inside a loopback-only network namespace): the example
+"""The ray runtime on a real two-node Ray cluster (tests/ray/raymachines.py, from its client machine): the example
 applied and scored through the gateway with a key, each instance a replica's scoring server reached directly
 (which refuses requests that do not come through a host), scaled over both nodes, rolled blue to green under
 load without a failed request, a broken init() refused, an application deleted outside mlctl restored,

@@ -12,9 +12,9 @@ Serve chooses which replicas a scale-down stops, and the host learns which from 
 (`stopping`), takes them out of rotation and drains them before their servers end.
 
 Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ... [--holder I
---holders N]]`, it first
-releases the named replicas and sets the application's replica count, then prints what the host's "serve"
-launcher reads (`state`) as JSON, `null` when Serve has no such application; needs Ray.
+--holders N]] [--wait S --other-than ID ...]`, it first releases the named replicas and sets the application's
+replica count, then prints what the host's "serve" launcher reads (`state`) as JSON, `null` when Serve has no such
+application (with `--wait`, once a server of a replica not named runs, or after S seconds); needs Ray.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 
 NAMESPACE = "mlctl"
 HOP_HEADER = "X-Mlctl-Hop"  # the request header that carries the hop secret
+WAIT_POLL_S = 0.5  # between two reads of `--wait`
 RELEASE_S = 30.0  # how long a stopping replica's server waits for its host's release (then it drains and ends)
 
 
@@ -142,6 +143,24 @@ def _no_room(app: dict) -> str:
         return ""
 
 
+def waited(application: str, room: bool, wait_s: float, other_than: set[str]) -> dict | None:
+    """`state`, read again every WAIT_POLL_S for up to `wait_s` seconds until it lists a running server whose replica
+    is not in `other_than` (a lost replica's replacement: one process connected for the whole wait, instead of a
+    process per read, each importing Ray and connecting: seconds each on a busy machine); None as `state`."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    found = state(application, room=room)
+    while (
+        found is not None
+        and time.monotonic() < deadline
+        and not any(s["replica_id"] not in other_than for s in found["servers"])
+    ):
+        time.sleep(WAIT_POLL_S)
+        found = state(application, room=room)
+    return found
+
+
 def hop_secret(endpoint_prefix: str) -> str:
     """The endpoint's hop secret, made on first use (the first writer wins when two applies race)."""
     kv = _kv()
@@ -166,13 +185,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--holder", default="", help="the releasing host, one of --holders")
     parser.add_argument("--holders", type=int, default=1, help="the hosts that must all release a server")
     parser.add_argument("--room", action="store_true", help="also say why starting replicas cannot be placed")
+    parser.add_argument("--wait", type=float, default=0.0, help="read again until a server not in --other-than runs")
+    parser.add_argument("--other-than", nargs="*", default=[], help="the replicas --wait does not count")
     args = parser.parse_args(argv)
     try:
         cluster.connect(args.address)
         release(args.application, args.release, args.holder, args.holders)
         if args.target is not None and args.application in (cluster.details().get("applications") or {}):
             cluster.scale(args.application, apps.DEPLOYMENT_NAME, args.target)
-        print(json.dumps(state(args.application, room=args.room)))
+        print(json.dumps(waited(args.application, args.room, args.wait, set(args.other_than))))
     except MlctlError as e:
         print(e.diagnostics[0].summary, file=sys.stderr)
         return 1

@@ -38,6 +38,7 @@ LOOKUP_S = 120.0  # bounds one directory lookup (it starts a Ray driver: seconds
 REPLACEMENT_S = 60.0  # while a restart waits for Serve's replacement: how often it says so (and tries the old server)
 RETIRE_S = 60.0  # how long a scale-down waits for Serve to say which replicas it stops
 POLL_S = 0.5  # between two reads of the directory while waiting for Serve
+WAIT_S = 20.0  # how long one directory process of a restart waits for Serve's replacement (well within LOOKUP_S)
 NODE_VARIABLE = "MLCTL_RAY_NODE_ID"  # the Ray node an in-cluster host runs on (ingress.py sets it)
 # the watch connection's TCP keepalive: a node that vanished (no FIN, no RST) is noticed in about 2 + 3 x 1 s
 KEEPALIVE = ((socket.TCP_KEEPIDLE, 2), (socket.TCP_KEEPINTVL, 1), (socket.TCP_KEEPCNT, 3))
@@ -253,7 +254,10 @@ class Launcher:
         started = time.monotonic()
         check = started + REPLACEMENT_S
         while key in self.servers:
-            found = await self.lookup()
+            # one directory process waits (up to WAIT_S) until a replica no instance uses runs
+            taken = sorted({s["replica_id"] for s in self.servers.values()} | {old["replica_id"]})
+            state = await self._directory("--wait", str(WAIT_S), "--other-than", *taken)
+            found = None if state is None else state["servers"]
             if key not in self.servers or found is None:
                 return None
             free = self._free(found, avoid=old["replica_id"])
