@@ -311,6 +311,7 @@ def main() -> None:
             time.sleep(1.1)  # a plan within a second of a change to its files is not kept (racily clean)
             for proj in (applied, edited, changed):
                 run_once(plan, proj, menv)
+            run_once(plan + ["--json"], edited, menv)  # a full plan of a folder planned before: the plan base
 
             def fresh_clone(proj=fresh):
                 shutil.rmtree(proj / ".mlctl", ignore_errors=True)
