@@ -185,6 +185,8 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
     # the worker node lost (its processes killed by PID) under a load of 8 HTTPS clients on the head's host: its host
     # and its scoring server are reported lost soon after the GCS marks the node dead, as drift, and capacity comes
     # back on the head, in that order; only requests in flight on the worker's server fail (at most its 4 slots)
+    # (deadlines for CI on 2 shared cores, where the 3x of 5 s and 30 s were missed at load 37: the figures
+    # themselves are bench/ray/failover.py's)
     with (
         joined(machines.client),
         Load(on_head["port"], new, body, host=on_head["node_ip"], clients=8, context=loose) as load,
@@ -193,12 +195,12 @@ def test_hosts_in_the_cluster_serve_from_both_nodes_survive_a_killed_host_and_an
         machines.worker.kill()
         machines.wait_nodes(lambda n: machines.worker.address not in n, 60, "the GCS marks the worker dead")
         times = {"dead": time.monotonic()}
-        lost = until(lambda: lost_host(machines, copy), 15, "show reports the worker's host lost")
+        lost = until(lambda: lost_host(machines, copy), 45, "show reports the worker's host lost")  # 23.7 s at load 37
         times["reported"] = time.monotonic()
         assert lost["index"] == on_worker["index"] and "waits for a node of its own" in lost["problem"], lost
         drift = cli(machines, copy, "plan", "--refresh-only", "--detailed-exitcode", check=False)
         assert drift.returncode == 2 and "endpoint.diabetes" in drift.stdout and "hosts_lost" in drift.stdout, drift
-        until(lambda: blue(machines, copy)["ready_instances"] == 2, 90, "capacity back on the head")  # 3 x 30 s
+        until(lambda: blue(machines, copy)["ready_instances"] == 2, 180, "capacity back on the head")  # 85 s at load 37
         times["capacity back"] = time.monotonic()
         before = load.total()
         until(lambda: load.total() > before + 40, 120, "the load goes on after the node's loss")
