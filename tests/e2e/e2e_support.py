@@ -186,7 +186,14 @@ def wait_until(predicate, timeout=30.0):
 
 
 def project_processes(project) -> list[str]:
-    """Live processes whose command line names the project folder (endpoint hosts, instances)."""
+    """Live processes of a project (endpoint hosts, instances, fork servers): their command line names the project
+    folder, or the socket folder of one of its endpoints (a fork server's names its socket there, and an instance it
+    forked keeps that command line)."""
+    from mlctl.runtime.host.runfiles import endpoint_tag, run_folder
+
+    data_dir = Path(project) / ".mlctl"
+    records = list((data_dir / "run").glob("*.json")) if (data_dir / "run").is_dir() else []
+    marks = [str(project)] + [f"{run_folder() / endpoint_tag(data_dir, r.stem)}/" for r in records]
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -196,9 +203,30 @@ def project_processes(project) -> list[str]:
                 cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        if str(project) in cmd and "mlctl.runtime" in cmd and alive(int(entry)):
+        if any(mark in cmd for mark in marks) and "mlctl.runtime" in cmd and alive(int(entry)):
             found.append(f"{entry}: {cmd}")
     return found
+
+
+def orphans(project) -> tuple[set[int], set[int]]:
+    """(the project's live processes, what `host_pids` names): equal when no process is orphaned. A fork server
+    whose parent is one of the project's hosts is the host's own (no record names it) and is left out."""
+    hosts = host_pids(project)
+    running = set()
+    for line in project_processes(project):
+        pid, cmd = int(line.split(":", 1)[0]), line.split(":", 1)[1]
+        if "mlctl.runtime.server.zygote" in cmd and _parent(pid) in hosts:
+            continue
+        running.add(pid)
+    return running, hosts
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 CLIENTS = 4

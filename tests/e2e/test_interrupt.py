@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from e2e_support import alive, host_pids, mlctl, project_processes
+from e2e_support import alive, host_pids, mlctl, orphans, project_processes
 
 
 def hook_points(root, env) -> list[str]:
@@ -81,8 +81,8 @@ def test_apply_killed_at_every_hook_point_converges(split_project, transition):
         assert set(shown["deployments"]) == set(target[1]) and shown["traffic"] == target[0]
         for name, d in shown["deployments"].items():
             assert d["ready_instances"] == target[1][name].get("count", 1) == len(d["instances"]), point
-        running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
-        assert running == host_pids(root), f"orphan processes after a kill at {point}"
+        running, hosts = orphans(root)
+        assert running == hosts, f"orphan processes after a kill at {point}"
     assert pending_seen >= 2  # killed between an intent and its result, more than once
     pids = host_pids(root)
     mlctl(root, "destroy", "--auto-approve", env=env)
@@ -121,8 +121,8 @@ def test_apply_killed_while_the_host_starts_instances_converges(split_project):
         converge_and_check(root, env, f"the host starting version {version}")
         shown = json.loads(mlctl(root, "show", "split", "--json").stdout)["deployments"]["blue"]
         assert shown["ready_instances"] == 2 == len(shown["instances"])
-        running = {int(line.split(":", 1)[0]) for line in project_processes(root)}
-        assert running == host_pids(root), "orphan processes after a kill during the host's start"
+        running, hosts = orphans(root)
+        assert running == hosts, "orphan processes after a kill during the host's start"
 
 
 def test_ctrl_c_during_apply_exits_130_and_the_next_apply_continues(split_project):
