@@ -215,13 +215,14 @@ def orphans(project) -> tuple[set[int], set[int]]:
     running = set()
     for line in project_processes(project):
         pid, cmd = int(line.split(":", 1)[0]), line.split(":", 1)[1]
-        if "mlctl.runtime.server.zygote" in cmd and _parent(pid) in hosts:
+        if "mlctl.runtime.server.zygote" in cmd and parent_of(pid) in hosts:
             continue
         running.add(pid)
     return running, hosts
 
 
-def _parent(pid: int) -> int | None:
+def parent_of(pid: int) -> int | None:
+    """The parent PID of process `pid`, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return int(f.read().rsplit(")", 1)[1].split()[1])

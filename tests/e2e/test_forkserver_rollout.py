@@ -8,11 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from e2e_support import blue_to_green_under_load, mlctl
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+from e2e_support import blue_to_green_under_load, mlctl, parent_of
 
 
 def instance(root, name: str) -> dict:
@@ -21,16 +17,22 @@ def instance(root, name: str) -> dict:
     return {**inst, "host_pid": shown["host"]["pid"]}
 
 
-def test_blue_to_green_under_load_forks_green_and_fails_no_request(split_project):
-    root = split_project.root
-    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")  # as root: unconfined, so forked
+def roll_to_forked_green(split_project) -> tuple[dict, int]:
+    """Blue to green under load, which fails no request; green's instance and the fork server that forked it."""
     load = blue_to_green_under_load(split_project, "split")
     assert load.failures == [], load.failures[:5]
     assert load.served["blue"] > 0 and load.served["green"] > 0
-    green = instance(root, "green")
+    green = instance(split_project.root, "green")
     zygote = parent_of(green["pid"])
     assert green["forked"] is True and zygote != green["host_pid"]
     assert b"mlctl.runtime.server.zygote" in Path(f"/proc/{zygote}/cmdline").read_bytes()
+    return green, zygote
+
+
+def test_blue_to_green_under_load_forks_green_and_fails_no_request(split_project):
+    root = split_project.root
+    (root / "mlctl.yaml").write_text("local: {instance_user: mlctl}\n")  # as root: unconfined, so forked
+    green, zygote = roll_to_forked_green(split_project)
     assert "forked from its environment's fork server" in mlctl(root, "show", "split").stdout
 
     (root / "mlctl.yaml").write_text("local: {instance_user: mlctl, fork_server: false}\n")
@@ -46,14 +48,7 @@ def test_as_root_blue_to_green_under_load_forks_green_from_its_confined_fork_ser
     own uid, with no capability and no_new_privs (the confinement of a fresh start), and the rollout fails nothing."""
     if os.geteuid() != 0:
         pytest.skip("confined instances need root (CI runs as root)")
-    root = split_project.root
-    load = blue_to_green_under_load(split_project, "split")
-    assert load.failures == [], load.failures[:5]
-    assert load.served["blue"] > 0 and load.served["green"] > 0
-    green = instance(root, "green")
-    zygote = parent_of(green["pid"])
-    assert green["forked"] is True and zygote != green["host_pid"]
-    assert b"mlctl.runtime.server.zygote" in Path(f"/proc/{zygote}/cmdline").read_bytes()
+    green, zygote = roll_to_forked_green(split_project)
     for pid in (green["pid"], zygote):
         status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
         assert set(status["Uid"].split()) == {str(os.stat(f"/proc/{green['pid']}").st_uid)} != {"0"}
