@@ -177,6 +177,24 @@ class Host:
                     pass
 
 
+def hosts_of(tmp_path: Path, model_dir: Path, score: str, code_mode: int = 0o777):
+    """A fixture's body: yields `make(**start) -> Host` for endpoint "ep" serving `score` (code/score.py, its folder
+    made with `code_mode`) and the model in `model_dir`; stops every host it made at the end."""
+    code = tmp_path / "code"
+    code.mkdir(mode=code_mode)
+    (code / "score.py").write_text(score)
+    hosts: list[Host] = []
+
+    def make(**start) -> Host:
+        host = Host(tmp_path / "data", "ep", code, model_dir, **start)
+        hosts.append(host)
+        return host
+
+    yield make
+    for host in hosts:
+        host.stop()
+
+
 def body(**extra) -> bytes:
     return json.dumps({"data": [ROW], **extra}).encode()
 

@@ -16,7 +16,7 @@ import pytest
 
 from mlctl.runtime.host.runfiles import is_alive
 
-from hosttools import Host, body, send, wait_until
+from hosttools import Host, body, hosts_of, send, wait_until
 
 SCORE = textwrap.dedent('''
     """Records the pid init() ran in; answers with it, its own pid, parent and process group."""
@@ -40,19 +40,7 @@ THREAD_AT_IMPORT = "import threading, time\nthreading.Thread(target=time.sleep, 
 
 @pytest.fixture
 def fork_host(tmp_path, model_dir):
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "score.py").write_text(SCORE)
-    hosts: list[Host] = []
-
-    def make(**start) -> Host:
-        host = Host(tmp_path / "data", "ep", code, model_dir, **start)
-        hosts.append(host)
-        return host
-
-    yield make
-    for host in hosts:
-        host.stop()
+    yield from hosts_of(tmp_path, model_dir, SCORE)
 
 
 def spec(host: Host, name: str, *, fork: bool = True, python: str = sys.executable, **kw) -> dict:

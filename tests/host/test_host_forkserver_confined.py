@@ -16,7 +16,7 @@ import pytest
 from mlctl.runtime.host.identities import deployment_uid
 from mlctl.runtime.host.runfiles import endpoint_tag, is_alive
 
-from hosttools import Host, body, send, wait_until
+from hosttools import Host, body, hosts_of, send, wait_until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 and not os.environ.get("CI"), reason="needs root (CI runs it as root)"
@@ -55,19 +55,7 @@ SCORE = textwrap.dedent('''
 
 @pytest.fixture
 def confined_host(tmp_path, model_dir):
-    code = tmp_path / "code"
-    code.mkdir(mode=0o755)
-    (code / "score.py").write_text(SCORE)
-    hosts: list[Host] = []
-
-    def make(**start) -> Host:
-        host = Host(tmp_path / "data", "ep", code, model_dir, **start)
-        hosts.append(host)
-        return host
-
-    yield make
-    for host in hosts:
-        host.stop()
+    yield from hosts_of(tmp_path, model_dir, SCORE, code_mode=0o755)
 
 
 def spec(host: Host, name: str, *, fork: bool = True, **kw) -> dict:
