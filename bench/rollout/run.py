@@ -12,7 +12,11 @@ as mlctl's user and start by fork from the environment's fork server, the defaul
 (the same with `local.fork_server: false`: a fresh interpreter per instance), `asis` (no mlctl.yaml: as root, each
 instance confined under a uid of its own, forked by its version's confined fork server), `confined-fresh` (as root,
 confined, `local.fork_server: false`), `docker` (`runtime: docker`: a container per
-instance). Default: `asis`.
+instance), `docker-spare` (the same with `docker.spare_container: true`: the next instance claims a warm spare
+container, started once the instance before it was ready). Default: `asis`.
+
+--settle S waits S seconds before each rollout (every variant alike): room for a warm spare (or a fork server) to
+be ready, as between two real rollouts; each rollout's report says how many of its instances came from a spare.
 
 --tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
 server: e.g. `git archive b51b707 mlctl | tar -x -C /tmp/before`), one tree after the other in one run, for a
@@ -55,6 +59,7 @@ VARIANTS = {
     "asis": None,
     "confined-fresh": "local: {fork_server: false}\n",
     "docker": "runtime: docker\n",
+    "docker-spare": "runtime: docker\ndocker: {spare_container: true}\n",
 }
 
 
@@ -88,6 +93,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tree", action="append", default=[], help="a folder holding an mlctl package (repeatable)")
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=[], help="(repeatable)")
+    ap.add_argument("--settle", type=float, default=0.0, help="seconds before each rollout")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     results = {}
@@ -119,14 +125,19 @@ def one_run(args, project_file: str | None) -> dict:
             shown = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
             key = json.loads(mlctl(project, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
             body = (project / "sample-request.json").read_bytes()
-            rollouts, failed, sent = [], 0, 0
+            rollouts, failed, sent, spared = [], 0, 0, []
             for r in range(args.rounds):
+                time.sleep(args.settle)
                 train(project, 1.0 + 0.5 * (r + 1))  # new content -> new derived model version
                 with Load(shown["host"]["port"], key, body) as load:
                     time.sleep(0.5)
                     took, out = mlctl(project, "apply", "--auto-approve")
                     time.sleep(0.5)
                 rollouts.append(took)
+                shown_now = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
+                instances = [i for d in shown_now["deployments"].values() for i in d.get("instances") or []]
+                spared.append(sum(1 for i in instances if i.get("from_spare")))
+                print(f"rollout {r + 1}: {took:.2f} s, from a spare: {spared[-1]}, load {os.getloadavg()}", flush=True)
                 failed += len(load.failures)
                 sent += load.total()
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
@@ -141,6 +152,7 @@ def one_run(args, project_file: str | None) -> dict:
             "goal": 5.0,
             "aim": 2.0,
         },
+        "instances_from_a_spare": spared,
         "requests_during_rollouts": sent,
         "failed_requests": failed,
         "noop_plan_s": round(statistics.median(plans), 2),
