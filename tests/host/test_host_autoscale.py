@@ -6,6 +6,7 @@ generous deadlines, never timings. (A new range in place, through the CLI: tests
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import time
@@ -31,6 +32,15 @@ def run(raw_data):
             pass
     return {"ok": True}
 """
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """No model to train: the light score.py loads none (tests/host/conftest.py's model_dir fits a scikit-learn one)."""
+    d = tmp_path_factory.mktemp("nomodel")
+    (d / "README").write_text("no model: score.py here loads none\n")
+    d.chmod(0o755)
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +71,31 @@ RAMP = [(1, 2), (4, 3), (8, 3), (16, 12)]  # (concurrency, seconds): 20 s in all
 RAMP_CAP = 10_000  # requests: 16 clients on 4 instances of 50 ms answer about 300 a second
 
 
-async def _ramp(url: str, headers: dict, phases, cap: int = 4000) -> list[int]:
-    """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests."""
+async def _ramp(url: str, headers: dict, phases, cap: int = 4000, until=None) -> list[int]:
+    """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests, and
+    none once `until()` (checked every 0.2 s, in a thread) is true."""
     statuses: list[int] = []
+    done = asyncio.Event()
+
+    async def watch():
+        while until is not None and not await asyncio.to_thread(until):
+            await asyncio.sleep(0.2)
+        done.set()
+
+    watcher = asyncio.create_task(watch()) if until is not None else None
     async with aiohttp.ClientSession() as session:
         for concurrency, seconds in phases:
             stop_at = time.monotonic() + seconds
 
             async def worker():
-                while time.monotonic() < stop_at and len(statuses) < cap:
+                while time.monotonic() < stop_at and len(statuses) < cap and not done.is_set():
                     async with session.post(url, data=body(), headers=headers) as r:
                         await r.read()
                         statuses.append(r.status)
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if watcher is not None:
+        watcher.cancel()
     return statuses
 
 
@@ -110,30 +131,43 @@ def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_faile
     assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
 
 
-def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host, light, loop_mode):
-    host = make_host()
-    host.assert_loop(loop_mode)  # the waiting request wakes the autoscaler: with uvloop and without
-    cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
-    short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
-    for spec in (cold, short):
-        host.client.create_deployment(spec, timeout=60)
-    host.client.set_traffic({"cold": 100})
+LOOPS = ["uvloop", "asyncio"] if importlib.util.find_spec("uvloop") else ["asyncio"]
 
-    def idle() -> bool:
+
+def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(
+    make_host, light, monkeypatch, tmp_path
+):
+    """On two hosts side by side, with uvloop and without (the waiting request wakes the autoscaler on either)."""
+    hosts = {}
+    for mode in LOOPS:
+        monkeypatch.setenv("MLCTL_HOST_LOOP", mode)
+        hosts[mode] = host = make_host(data_dir=tmp_path / mode)
+        host.assert_loop(mode)
+        cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
+        short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
+        for spec in (cold, short):
+            host.client.create_deployment(spec, timeout=60)
+        host.client.set_traffic({"cold": 100})
+
+    def idle(host) -> bool:
         ds = host.client.status()["deployments"]
         return all(ds[n]["state"] == "idle" and not ds[n]["instances"] for n in ("cold", "short"))
 
-    wait_until(idle, 30, "both deployments scaled to zero")
-    assert sample(scrape(host), "mlctl_instances_current", deployment="cold") == 0
-    first = send(host.url + "/score", 1, headers=host.auth())
-    assert first[0][0] == 200, first
-    late = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
-    assert late[0][0] == 408 and "scaled to zero" in late[0][1]["message"], late
+    for mode, host in hosts.items():
+        wait_until(lambda: idle(host), 30, f"both deployments scaled to zero ({mode})")
+    for host in hosts.values():
+        assert sample(scrape(host), "mlctl_instances_current", deployment="cold") == 0
+        first = send(host.url + "/score", 1, headers=host.auth())
+        assert first[0][0] == 200, first
+        late = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+        assert late[0][0] == 408 and "scaled to zero" in late[0][1]["message"], late
     # the instance the late request woke goes on starting, and answers the next one
-    wait_until(lambda: host.client.status()["deployments"]["short"]["ready_instances"] == 1, 30, "short is up")
-    again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
-    assert again[0][0] == 200, again
-    assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
+    for mode, host in hosts.items():
+        up = lambda: host.client.status()["deployments"]["short"]["ready_instances"] == 1  # noqa: E731
+        wait_until(up, 30, f"short is up ({mode})")
+        again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+        assert again[0][0] == 200, again
+        assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
 
 
 def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host, light):
@@ -147,7 +181,10 @@ def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host,
         "CPU (resources.requests.cpu 0.2 per instance)"
     )
     # one client at a time: in flight it is 1 of 4 slots (25 %, below the target), in CPU about 500 % of 0.2
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 4)], cap=500))
+    # (until the decision: at most 20 s, 500 requests)
+    statuses = asyncio.run(
+        _ramp(host.url + "/score", host.auth(), [(1, 20)], cap=500, until=lambda: decisions(host, "blue"))
+    )
     assert set(statuses) == {200}
     changes = wait_until(lambda: decisions(host, "blue"), 30, "a decision")
     assert changes[0] == (1, 2), changes
@@ -163,7 +200,10 @@ def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host, lig
     )
     host.client.create_deployment(spec, timeout=60)
     host.client.set_traffic({"blue": 100})
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 3)], cap=500))
+    refused = re.compile(r"autoscale blue: 1 -> 2 refused: ")  # (load until then: at most 20 s, 500 requests)
+    statuses = asyncio.run(
+        _ramp(host.url + "/score", host.auth(), [(1, 20)], cap=500, until=lambda: refused.search(host.log()))
+    )
     assert set(statuses) == {200}
     line = wait_until(lambda: re.search(r"autoscale blue: 1 -> 2 refused: (.*)", host.log()), 30, "a refusal")
     assert f"reserve {cpus:g} CPU(s) (resources.requests.cpu) and {cpus:g} of the machine's {cpus}" in line[1]
