@@ -130,7 +130,7 @@ def test_usage_reports_cpu_seconds_and_peak_memory_of_a_real_instance(make_host)
     host.create("blue")
     host.client.set_traffic({"blue": 100})
     before = instances(host)[0]
-    assert before["cpu_seconds"] > 0 and before["peak_memory_bytes"] > 10 * 2**20  # python + sklearn loaded
+    assert before["cpu_seconds"] > 0 and before["peak_memory_bytes"] > 10 * 2**20  # python, aiohttp loaded
     assert [r[0] for r in send(host.url + "/score", 400, concurrency=2, headers=host.auth())] == [200] * 400
     after = instances(host)[0]
     assert after["pid"] == before["pid"]
