@@ -128,6 +128,7 @@ class Container:
         instance's, its output FIFO made, then the spare told to go. False (logged, the spare removed) when
         any of that fails: the caller starts a fresh container."""
         output = None
+        t0 = time.monotonic()
         try:
             await asyncio.shield(spare.ready)
             await _call(spare.hand_over, self.spec, self.folder)
@@ -151,6 +152,10 @@ class Container:
         assert spare.id is not None
         self.id, self.pid, self.address, self.from_spare = spare.id, spare.pid, f"unix:{self.socket}", True
         self._watch_from(spare.started, out, output)
+        log.info(
+            "deployment %s: instance %s claimed its warm spare %s in %.3f s",
+            self.spec.name, self.key.index, spare.id[:12], time.monotonic() - t0,
+        )  # fmt: skip
         return True
 
     def _watch_from(self, started: float, out: SharedLog, output: ContainerOutput) -> None:

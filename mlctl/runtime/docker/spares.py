@@ -85,11 +85,12 @@ def spare_labels(spec, key, place) -> dict:
 class Spare:
     """One warm spare container of a deployment: its folder (on this machine), engine id and main pid."""
 
-    def __init__(self, spec, key, place, uid: int | None):
+    def __init__(self, spec, instance, place, uid: int | None):
+        """A spare for the next instance of `spec` after `instance` (its labels are taken from that one's)."""
         self.key, self.place, self.uid = spare_key(spec, uid), place, uid
         self.name = f"mlctl-{place.endpoint}-{spec.name}-spare-{containers.endpoint_tag_of(place)}"
         self.folder = place.socket_dir / f"{spec.name}-spare"
-        self.labels = spare_labels(spec, key, place)
+        self.labels = spare_labels(spec, instance, place)
         self.id: str | None = None
         self.pid: int | None = None
         self.started = 0.0
