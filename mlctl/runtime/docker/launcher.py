@@ -135,8 +135,8 @@ class Container:
             out.write(self._start_line(f"the warm spare container {spare.id[:12] if spare.id else ''}"))
             self.ended = asyncio.get_running_loop().create_future()
             output = self.output = ContainerOutput(self.fifo, out, self._remember)
-            if self.uid is not None:
-                os.chown(self.fifo, self.uid, self.uid)
+            if self.uid is not None:  # by descriptor: the spare's uid owns the folder (it could swap the name)
+                os.fchown(output.relay.fd, self.uid, self.uid)
             await _call(spare.go, self.spec, self.key, self.place)
         except Exception as e:  # noqa: BLE001 - whatever failed, a fresh container is started instead
             log.warning(
