@@ -6,8 +6,9 @@ deployment variables and its resources), which forks the instances of the deploy
 is logged once per environment. A fork server is started with the first instance that needs it, restarted when
 it died (up to RESTARTS times), bypassed for good when it refused (an import failed or started a thread) or did
 not answer, and stopped when no launcher uses it any more (the deployment is gone, or the host stops). A forked
-instance is not the host's child: `ForkedProcess` (forkedprocess.py) stands for it, with the pid, exit code and wait() the
-launcher needs (the exit code comes from the fork server; without it, from a pidfd, the code then unknown).
+instance is not the host's child: `ForkedProcess` (forkedprocess.py) stands for it, with the pid, exit code and
+wait() the launcher needs (the exit code comes from the fork server; without it, from a pidfd, the code then
+unknown).
 
 When mlctl runs as root, a deployment's instances are confined (`confinement.py`), and so is its fork server: one
 per environment and deployment uid (a new version's folders are bound into its namespace: `ForkServer.bind`),
