@@ -18,6 +18,10 @@ container, started once the instance before it was ready). Default: `asis`.
 --settle S waits S seconds before each rollout (every variant alike): room for a warm spare (or a fork server) to
 be ready, as between two real rollouts; each rollout's report says how many of its instances came from a spare.
 
+Each rollout is split with the new instance's log (UTC, ms): `to_init` (the apply's start -> "Invoking user's init
+function": the CLI, plan, model registration, the container's creation or the spare's claim, the interpreter and
+its imports), `init` (-> "User's init has completed") and `rest` (readiness, traffic, the old one drained, exit).
+
 --tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
 server: e.g. `git archive b51b707 mlctl | tar -x -C /tmp/before`), one tree after the other in one run, for a
 before/after comparison; without it, this checkout.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +46,9 @@ EXAMPLE = REPO / "examples" / "diabetes"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 # the same 4 bounded keep-alive clients as the e2e rollout test
 from e2e_support import Load
+from starts import phases  # (this folder) the new instance's start-up and init() from its log
+
+from mlctl.runtime.host.logfiles import instance_log_path
 
 
 # An editable install's import hook would win over the tree: it is taken out, then the tree's CLI is run. Its
@@ -52,6 +60,7 @@ FROM_TREE = (
     "sys.argv[0] = 'mlctl'\n"
     "runpy.run_module('mlctl.cli', run_name='__main__')\n"
 )
+CLAIMED = re.compile(r"claimed its warm spare \w+ in ([0-9.]+) s")  # the host's log
 TREE: str | None = None  # the tree under measure (None: this checkout)
 VARIANTS = {
     "fork": "local: {instance_user: mlctl}\n",
@@ -125,19 +134,30 @@ def one_run(args, project_file: str | None) -> dict:
             shown = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
             key = json.loads(mlctl(project, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
             body = (project / "sample-request.json").read_bytes()
-            rollouts, failed, sent, spared = [], 0, 0, []
+            rollouts, failed, sent, spared, splits, claimed = [], 0, 0, [], [], []
             for r in range(args.rounds):
                 time.sleep(args.settle)
                 train(project, 1.0 + 0.5 * (r + 1))  # new content -> new derived model version
                 with Load(shown["host"]["port"], key, body) as load:
                     time.sleep(0.5)
+                    t0 = time.time()
                     took, out = mlctl(project, "apply", "--auto-approve")
                     time.sleep(0.5)
                 rollouts.append(took)
                 shown_now = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
                 instances = [i for d in shown_now["deployments"].values() for i in d.get("instances") or []]
                 spared.append(sum(1 for i in instances if i.get("from_spare")))
-                print(f"rollout {r + 1}: {took:.2f} s, from a spare: {spared[-1]}, load {os.getloadavg()}", flush=True)
+                to_init, init = phases(instance_log_path(project / ".mlctl", "diabetes", "blue", 0), t0)
+                splits.append((to_init, init, took - to_init - init))
+                claims = CLAIMED.findall(
+                    (project / ".mlctl" / "logs" / "diabetes" / "host.log").read_text(errors="replace")
+                )
+                claimed.append(float(claims[-1]) if spared[-1] and claims else None)
+                print(
+                    f"rollout {r + 1}: {took:.2f} s (to init() {to_init:.2f}, init() {init:.2f}), from a spare: "
+                    f"{spared[-1]} (claimed in {claimed[-1]} s), load {os.getloadavg()}",
+                    flush=True,
+                )
                 failed += len(load.failures)
                 sent += load.total()
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
@@ -152,7 +172,11 @@ def one_run(args, project_file: str | None) -> dict:
             "goal": 5.0,
             "aim": 2.0,
         },
+        "split_s": {
+            k: round(statistics.median(x[i] for x in splits), 2) for i, k in enumerate(("to_init", "init", "rest"))
+        },
         "instances_from_a_spare": spared,
+        "spare_claims_s": claimed,
         "requests_during_rollouts": sent,
         "failed_requests": failed,
         "noop_plan_s": round(statistics.median(plans), 2),

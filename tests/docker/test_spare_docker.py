@@ -2,7 +2,8 @@
 is confined exactly as a fresh one. test_isolation_docker.py's own `drive` and assertions run here again, on a
 hostile blue started from a spare (the launcher driven as the endpoint host drives it: a throwaway first instance
 fresh, the spare started once it is ready, blue's instance claiming it); and a probe script reports what it sees
-of its model, code, environment and working folder, the same started fresh and started from a spare."""
+of its model, code, environment and working folder, the same started fresh and started from a spare. Through the
+CLI: a new version's instance claims the spare, and destroy leaves no container."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import test_isolation_docker as isolation
-from docker_support import engine_api  # noqa: F401
+from docker_support import containers_of, docker_split, engine_api  # noqa: F401
+from e2e_support import Endpoint, keys, mlctl, wait_until
 from test_isolation_docker import (  # noqa: F401 - the same assertions, on a spare-started blue (`driven` below)
     post,
     ready,
@@ -177,3 +179,29 @@ def test_a_spare_started_instance_sees_what_a_fresh_one_sees(probed):
     assert fresh["app_root"] == ["azureml-models", "code"]
     assert fresh["env"]["MARK"] == "m" and fresh["env"]["HOME"] == "/tmp"
     assert fresh["sees"] == ["server.out", "server.sock"]
+
+
+def test_a_new_version_claims_the_spare_and_destroy_leaves_no_container(docker_split, engine_api):
+    if os.geteuid() != 0:
+        pytest.skip("warm spares need mlctl to run as root (it binds the model and code into the spare)")
+    p, root = docker_split, docker_split.root
+    (root / "mlctl.yaml").write_text("runtime: docker\ndocker:\n  spare_container: true\n")
+    p.write({"blue": 100}, {"blue": {}})
+    mlctl(root, "apply", "--auto-approve")
+
+    def spares() -> list[dict]:
+        return [c for c in containers_of(engine_api, root) if c["Labels"].get("mlctl.instance") == "spare"]
+
+    assert wait_until(lambda: len(spares()) == 1, timeout=120), containers_of(engine_api, root)
+    (spare,) = spares()
+    (root / "model" / "weights.txt").write_text("w2")  # a new model version: blue rolls
+    mlctl(root, "apply", "--auto-approve")
+    (inst,) = json.loads(mlctl(root, "show", "dsplit", "--json").stdout)["deployments"]["blue"]["instances"]
+    assert inst["from_spare"] is True and inst["container"] == spare["Id"][:12]
+    ep = Endpoint(root, "dsplit")
+    assert json.loads(ep.score(key=keys(root, "dsplit")["primaryKey"])[1]) == {"who": "blue"}
+    ep.close()
+    assert wait_until(lambda: len(spares()) == 2, timeout=120)  # the claimed one (its labels kept) and the next
+    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+    mlctl(root, "destroy", "--auto-approve")
+    assert containers_of(engine_api, root) == []

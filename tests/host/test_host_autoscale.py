@@ -1,7 +1,8 @@
-"""Autoscaling in a real endpoint host (real scoring processes): a load ramp scales a deployment up at once and
-back down after the stabilization window with no failed request; scale to zero and the cold start (200 within
-the timeout, 408 past it); a new range in place; /metrics' desired and current counts. Order of events and
-generous deadlines, never timings. (A new range in place, through the CLI: tests/e2e/test_autoscale.py.)"""
+"""Autoscaling in a real endpoint host (real scoring processes): scale to zero and the cold start (200 within
+the timeout, 408 past it, with uvloop and without); the CPU the instances used as the metric; a scale-up the
+machine cannot hold, refused. Order of events and generous deadlines, never timings. (The issue's load ramp, up
+at once and back to 1 after the window with no failed request, /metrics' counts and a new range in place:
+through the CLI, tests/e2e/test_autoscale.py.)"""
 
 from __future__ import annotations
 
@@ -24,8 +25,6 @@ def init():
     time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))
 
 def run(raw_data):
-    if os.environ.get("SLOW_S"):
-        time.sleep(float(os.environ["SLOW_S"]))
     if os.environ.get("BURN_S"):  # CPU-bound work
         end = time.time() + float(os.environ["BURN_S"])
         while time.time() < end:
@@ -67,10 +66,6 @@ def ranged(host, name, code, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=
     return spec
 
 
-RAMP = [(1, 2), (4, 3), (8, 3), (16, 12)]  # (concurrency, seconds): 20 s in all
-RAMP_CAP = 10_000  # requests: 16 clients on 4 instances of 50 ms answer about 300 a second
-
-
 async def _ramp(url: str, headers: dict, phases, cap: int = 4000, until=None) -> list[int]:
     """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests, and
     none once `until()` (checked every 0.2 s, in a thread) is true."""
@@ -102,33 +97,6 @@ async def _ramp(url: str, headers: dict, phases, cap: int = 4000, until=None) ->
 def decisions(host, name: str) -> list[tuple[int, int]]:
     """The autoscaler's changes of `name` in host.log, in order: [(from, to)]."""
     return [(int(a), int(b)) for a, b in re.findall(rf"autoscale {name}: (\d+) -> (\d+): ", host.log())]
-
-
-def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_failed_request(make_host, light):
-    host = make_host()
-    host.client.create_deployment(ranged(host, "blue", light, concurrent=4, env={"SLOW_S": "0.05"}), timeout=60)
-    host.client.set_traffic({"blue": 100})
-    status = host.client.status()["deployments"]["blue"]
-    assert status["autoscale"]["metric"].startswith("in-flight requests") and status["instance_count"] == 1
-    # the issue's ramp: concurrency 1 to 16 over about 20 s (bounded: RAMP_CAP requests), then idle
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), RAMP, cap=RAMP_CAP))
-    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    changes = wait_until(lambda: (c := decisions(host, "blue")) and c[-1][1] == 1 and c, 60, "back to 1")
-    wait_until(lambda: host.client.status()["deployments"]["blue"]["instance_count"] == 1, 30, "1 instance")
-    assert changes[0][0] == 1 and changes[0][1] > 1, changes  # up first ...
-    assert max(b for _, b in changes) == 4 and changes[-1][1] == 1, changes  # ... to the maximum, then down to 1
-    ups = [i for i, (a, b) in enumerate(changes) if b > a]
-    downs = [i for i, (a, b) in enumerate(changes) if b < a]
-    assert max(ups) < min(downs), changes
-    last = host.client.status()["deployments"]["blue"]["autoscale"]["decisions"][-1]
-    assert (
-        (last["from"], last["to"]) == (changes[-1][0], 1)
-        and last["outcome"] in ("scaling", "done")
-        and "down:" in last["reason"]
-    )
-    metrics = scrape(host)
-    assert sample(metrics, "mlctl_instances_current", deployment="blue") == 1
-    assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
 
 
 LOOPS = ["uvloop", "asyncio"] if importlib.util.find_spec("uvloop") else ["asyncio"]

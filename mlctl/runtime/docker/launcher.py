@@ -128,14 +128,15 @@ class Container:
         instance's, its output FIFO made, then the spare told to go. False (logged, the spare removed) when
         any of that fails: the caller starts a fresh container."""
         output = None
+        t0 = time.monotonic()
         try:
             await asyncio.shield(spare.ready)
             await _call(spare.hand_over, self.spec, self.folder)
             out.write(self._start_line(f"the warm spare container {spare.id[:12] if spare.id else ''}"))
             self.ended = asyncio.get_running_loop().create_future()
             output = self.output = ContainerOutput(self.fifo, out, self._remember)
-            if self.uid is not None:
-                os.chown(self.fifo, self.uid, self.uid)
+            if self.uid is not None:  # by descriptor: the spare's uid owns the folder (it could swap the name)
+                os.fchown(output.relay.fd, self.uid, self.uid)
             await _call(spare.go, self.spec, self.key, self.place)
         except Exception as e:  # noqa: BLE001 - whatever failed, a fresh container is started instead
             log.warning(
@@ -151,6 +152,10 @@ class Container:
         assert spare.id is not None
         self.id, self.pid, self.address, self.from_spare = spare.id, spare.pid, f"unix:{self.socket}", True
         self._watch_from(spare.started, out, output)
+        log.info(
+            "deployment %s: instance %s claimed its warm spare %s in %.3f s",
+            self.spec.name, self.key.index, spare.id[:12], time.monotonic() - t0,
+        )  # fmt: skip
         return True
 
     def _watch_from(self, started: float, out: SharedLog, output: ContainerOutput) -> None:

@@ -85,14 +85,16 @@ def spare_labels(spec, key, place) -> dict:
 class Spare:
     """One warm spare container of a deployment: its folder (on this machine), engine id and main pid."""
 
-    def __init__(self, spec, key, place, uid: int | None):
+    def __init__(self, spec, instance, place, uid: int | None):
+        """A spare for the next instance of `spec` after `instance` (its labels are taken from that one's)."""
         self.key, self.place, self.uid = spare_key(spec, uid), place, uid
         self.name = f"mlctl-{place.endpoint}-{spec.name}-spare-{containers.endpoint_tag_of(place)}"
         self.folder = place.socket_dir / f"{spec.name}-spare"
-        self.labels = spare_labels(spec, key, place)
+        self.labels = spare_labels(spec, instance, place)
         self.id: str | None = None
         self.pid: int | None = None
         self.started = 0.0
+        self.namespace: str | None = None  # its main process's mount namespace, as it started
         self.lock = threading.Lock()
         self.discarded = False
         self.ready: asyncio.Future  # the launcher's: done once it listens (start, then wait_ready)
@@ -124,8 +126,9 @@ class Spare:
             user=containers.user_of(self.uid),
             host_config=host_config,
         )
+        namespace = os.readlink(f"/proc/{pid}/ns/mnt") if pid else None
         with self.lock:
-            self.id, self.pid, self.started = cid, pid, started
+            self.id, self.pid, self.started, self.namespace = cid, pid, started, namespace
             if self.discarded:  # the launcher closed meanwhile
                 containers.remove(cid)
                 remove_instance_folder(self.folder)
@@ -154,6 +157,8 @@ class Spare:
         """Bind `spec`'s model and code read-only at their paths in the spare, and make its folder `folder` (the
         instance's, where the caller makes the output FIFO before `go`)."""
         launch = spec.launch
+        if self.namespace is None or os.readlink(f"/proc/{self.pid}/ns/mnt") != self.namespace:
+            raise OSError(f"the spare's process {self.pid} is gone (its pid is not in the spare's namespace)")
         pairs = [str(spec.model_dir), launch["model_target"], str(spec.code_dir), launch["code_target"]]
         helper = subprocess.run(
             [sys.executable, "-I", "-S", NSBIND, str(self.pid), "--at", *pairs],
