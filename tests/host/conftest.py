@@ -53,8 +53,8 @@ def code_dir(tmp_path_factory) -> Path:
 def make_host(tmp_path, code_dir, model_dir):
     hosts: list[Host] = []
 
-    def make(name: str = "ep", data_dir: Path | None = None, **start) -> Host:
-        host = Host(data_dir or tmp_path / "data", name, code_dir, model_dir, **start)
+    def make(name: str = "ep", data_dir: Path | None = None, model: Path | None = None, **start) -> Host:
+        host = Host(data_dir or tmp_path / "data", name, code_dir, model or model_dir, **start)
         hosts.append(host)
         return host
 
