@@ -84,6 +84,7 @@ BUILT_IN = (
             "last_exit",
             "oom_kills",
             "stopped_outside_mlctl",
+            "from_spare",
         ),
     ),
     RuntimeRecord(

@@ -12,7 +12,19 @@ as mlctl's user and start by fork from the environment's fork server, the defaul
 (the same with `local.fork_server: false`: a fresh interpreter per instance), `asis` (no mlctl.yaml: as root, each
 instance confined under a uid of its own, forked by its version's confined fork server), `confined-fresh` (as root,
 confined, `local.fork_server: false`), `docker` (`runtime: docker`: a container per
-instance). Default: `asis`.
+instance), `docker-spare` (the same with `docker.spare_container: true`: the next instance claims a warm spare
+container, started once the instance before it was ready). Default: `asis`.
+
+--alternate sets every variant's project up first and then rolls them in turn, round by round (the order reversed
+every other round), so the variants meet the same load; it reports the first variant's rollout time over the
+second's per round and their median (without it, each variant runs all its rounds, one variant after the other).
+
+--settle S waits S seconds before each rollout (every variant alike): room for a warm spare (or a fork server) to
+be ready, as between two real rollouts; each rollout's report says how many of its instances came from a spare.
+
+Each rollout is split with the new instance's log (UTC, ms): `to_init` (the apply's start -> "Invoking user's init
+function": the CLI, plan, model registration, the container's creation or the spare's claim, the interpreter and
+its imports), `init` (-> "User's init has completed") and `rest` (readiness, traffic, the old one drained, exit).
 
 --tree DIR (repeatable) runs the same bench with the `mlctl` package in DIR (its CLI, endpoint host and scoring
 server: e.g. `git archive b51b707 mlctl | tar -x -C /tmp/before`), one tree after the other in one run, for a
@@ -24,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -37,6 +50,9 @@ EXAMPLE = REPO / "examples" / "diabetes"
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 # the same 4 bounded keep-alive clients as the e2e rollout test
 from e2e_support import Load
+from starts import phases  # (this folder) the new instance's start-up and init() from its log
+
+from mlctl.runtime.host.logfiles import instance_log_path
 
 
 # An editable install's import hook would win over the tree: it is taken out, then the tree's CLI is run. Its
@@ -48,6 +64,7 @@ FROM_TREE = (
     "sys.argv[0] = 'mlctl'\n"
     "runpy.run_module('mlctl.cli', run_name='__main__')\n"
 )
+CLAIMED = re.compile(r"claimed its warm spare \w+ in ([0-9.]+) s")  # the host's log
 TREE: str | None = None  # the tree under measure (None: this checkout)
 VARIANTS = {
     "fork": "local: {instance_user: mlctl}\n",
@@ -55,6 +72,7 @@ VARIANTS = {
     "asis": None,
     "confined-fresh": "local: {fork_server: false}\n",
     "docker": "runtime: docker\n",
+    "docker-spare": "runtime: docker\ndocker: {spare_container: true}\n",
 }
 
 
@@ -88,13 +106,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tree", action="append", default=[], help="a folder holding an mlctl package (repeatable)")
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=[], help="(repeatable)")
+    ap.add_argument("--settle", type=float, default=0.0, help="seconds before each rollout")
+    ap.add_argument("--alternate", action="store_true", help="the variants' rollouts in turn, round by round")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     results = {}
-    for i, tree in enumerate(args.tree or [None]):
+    variants = args.variant or ["asis"]
+    if args.alternate:
+        results = alternate(args, variants)
+    for i, tree in enumerate([] if args.alternate else args.tree or [None]):
         TREE = str(Path(tree).resolve()) if tree else None
-        for variant in args.variant or ["asis"]:
-            results[f"{i}: {TREE or 'this checkout'}, {variant}"] = one_run(args, VARIANTS[variant])
+        for variant in variants:
+            run = one_run(args, VARIANTS[variant])
+            next(run)
+            for _ in range(args.rounds):
+                next(run)
+            results[f"{i}: {TREE or 'this checkout'}, {variant}"] = finish(run)
             print(f"load average after {variant}: {os.getloadavg()}", flush=True)
     print(f"load average at end: {os.getloadavg()}")
     print(json.dumps(results, indent=2))
@@ -103,7 +130,45 @@ def main() -> None:
     (out / "rollout.json").write_text(json.dumps(results, indent=2))
 
 
-def one_run(args, project_file: str | None) -> dict:
+def finish(run) -> dict:
+    """The result a run (one_run) returns once it measured its no-op plans and applies and destroyed its project."""
+    try:
+        next(run)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("one_run yielded more than its rounds")
+
+
+def alternate(args, variants: list[str]) -> dict:
+    """--alternate: every variant's project set up first, then each round rolls each of them in turn (the order
+    reversed every other round), so they meet the same load; the first variant's rollout over the second's, per
+    round, is reported with their median."""
+    runs = {v: one_run(args, VARIANTS[v]) for v in variants}
+    took: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        for v in variants:
+            next(runs[v])
+        for r in range(args.rounds):
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                print(f"{v}: ", end="", flush=True)
+                took[v].append(next(runs[v]))
+        results = {v: finish(runs[v]) for v in variants}
+    finally:
+        for run in runs.values():
+            run.close()  # (destroys a project left by a failure)
+    if len(variants) > 1:
+        ratios = [a / b for a, b in zip(took[variants[0]], took[variants[1]])]
+        results["ratio"] = {
+            "of": f"{variants[0]} / {variants[1]}",
+            "per_round": [round(x, 2) for x in ratios],
+            "median": round(statistics.median(ratios), 2),
+        }
+    return results
+
+
+def one_run(args, project_file: str | None):
+    """A generator: sets the project up and yields None, then rolls it out once per next() and yields the time,
+    then measures the no-op plan and apply, destroys it and returns the result."""
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
         project = Path(tmp) / "diabetes"
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
@@ -119,16 +184,34 @@ def one_run(args, project_file: str | None) -> dict:
             shown = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
             key = json.loads(mlctl(project, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
             body = (project / "sample-request.json").read_bytes()
-            rollouts, failed, sent = [], 0, 0
+            rollouts, failed, sent, spared, splits, claimed = [], 0, 0, [], [], []
+            yield None
             for r in range(args.rounds):
+                time.sleep(args.settle)
                 train(project, 1.0 + 0.5 * (r + 1))  # new content -> new derived model version
                 with Load(shown["host"]["port"], key, body) as load:
                     time.sleep(0.5)
+                    t0 = time.time()
                     took, out = mlctl(project, "apply", "--auto-approve")
                     time.sleep(0.5)
                 rollouts.append(took)
+                shown_now = json.loads(mlctl(project, "show", "diabetes", "--json")[1].stdout)
+                instances = [i for d in shown_now["deployments"].values() for i in d.get("instances") or []]
+                spared.append(sum(1 for i in instances if i.get("from_spare")))
+                to_init, init = phases(instance_log_path(project / ".mlctl", "diabetes", "blue", 0), t0)
+                splits.append((to_init, init, took - to_init - init))
+                claims = CLAIMED.findall(
+                    (project / ".mlctl" / "logs" / "diabetes" / "host.log").read_text(errors="replace")
+                )
+                claimed.append(float(claims[-1]) if spared[-1] and claims else None)
+                print(
+                    f"rollout {r + 1}: {took:.2f} s (to init() {to_init:.2f}, init() {init:.2f}), from a spare: "
+                    f"{spared[-1]} (claimed in {claimed[-1]} s), load {os.getloadavg()}",
+                    flush=True,
+                )
                 failed += len(load.failures)
                 sent += load.total()
+                yield took
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:
@@ -141,6 +224,11 @@ def one_run(args, project_file: str | None) -> dict:
             "goal": 5.0,
             "aim": 2.0,
         },
+        "split_s": {
+            k: round(statistics.median(x[i] for x in splits), 2) for i, k in enumerate(("to_init", "init", "rest"))
+        },
+        "instances_from_a_spare": spared,
+        "spare_claims_s": claimed,
         "requests_during_rollouts": sent,
         "failed_requests": failed,
         "noop_plan_s": round(statistics.median(plans), 2),

@@ -150,8 +150,9 @@ def trained(train: dict, cache: Path) -> Path:
 
 
 def prepare(case: Case, root: Path, cache: Path) -> Path:
-    """The case's files copied under `root`, its model trained; returns the project folder."""
-    shutil.copytree(case.folder / "files", root)
+    """The case's files copied under `root`, its model trained; returns the project folder. Two cases of one
+    repository may be prepared under one `root` (the files they both hold are the repository's, alike)."""
+    shutil.copytree(case.folder / "files", root, dirs_exist_ok=True)
     (root / ".git").mkdir(exist_ok=True)  # the repository's work tree: its `../model-1/` paths stay inside it
     for train in case.train:
         out = root / train["output"]

@@ -32,6 +32,12 @@ def project(tmp_path, mlctl_cache) -> Path:
     mlctl(project, *FILES, "destroy", "--auto-approve", *TRAFFIC, check=False)
 
 
+@pytest.fixture(scope="module")
+def unapplied(tmp_path_factory, mlctl_cache) -> Path:
+    """The case's project for the tests that only plan it (their plans change nothing: no destroy after them)."""
+    return prepare(CASE, tmp_path_factory.mktemp("unapplied") / "files", mlctl_cache)
+
+
 def instance_groups(project: Path, files: list[str], deployment: str) -> dict[str, Path]:
     """{controller: the folder of the cgroup} of the deployment's one instance, read from /proc/PID/cgroup."""
     shown = json.loads(mlctl(project, *files, "show", "my-endpoint", "--json").stdout)
@@ -62,7 +68,9 @@ readiness_probe:
   period: 1
 resources:
   requests:
-    cpu: 100m
+    # a whole CPU's weight (cpu.shares 1024, cpu.weight 100): at 100m (102, 10) the instance, beside the
+    # machine's own tasks, took 91 s to start at load 10-20 and was not ready in its probe's budget
+    cpu: "1"
     memory: 0.1Gi
   limits:
     cpu: "1"
@@ -130,7 +138,7 @@ def test_instances_run_in_a_cgroup_of_their_resources_and_a_limit_too_small_is_a
     assert not groups["memory"].exists()
 
 
-def test_a_limit_beyond_this_machine_is_a_plan_error_naming_the_largest(project):
+def test_a_limit_beyond_this_machine_is_a_plan_error_naming_the_largest(unapplied):
     huge = [
         *TRAFFIC,
         "--set",
@@ -138,7 +146,7 @@ def test_a_limit_beyond_this_machine_is_a_plan_error_naming_the_largest(project)
         "--set",
         f"{DEPLOYMENT}:resources.limits.cpu=4096",
     ]
-    out = mlctl(project, *FILES, "plan", *huge, check=False)
+    out = mlctl(unapplied, *FILES, "plan", *huge, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert (
         "resources.limits.memory (1Ei) is more than this machine can give one instance on the local runtime: at most"
@@ -149,7 +157,7 @@ def test_a_limit_beyond_this_machine_is_a_plan_error_naming_the_largest(project)
     assert f"at {DEPLOYMENT}:22, field 'resources.limits.memory'" in out.stderr
 
 
-def test_a_memory_limit_where_no_cgroup_is_writable_is_a_plan_error(project):
+def test_a_memory_limit_where_no_cgroup_is_writable_is_a_plan_error(unapplied):
     """Where this machine can make memory cgroups, the test makes its cgroup file system read-only in a mount
     namespace of its own (root's `unshare`); where it cannot, the plan as it is shows the error."""
     command = [sys.executable, "-m", "mlctl.cli", *FILES, "plan", *TRAFFIC]
@@ -161,7 +169,7 @@ def test_a_memory_limit_where_no_cgroup_is_writable_is_a_plan_error(project):
         )
         script = f'mount -o remount,bind,ro "{found.stdout.strip()}" && exec "$@"'
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
-    out = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(command, cwd=unapplied, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "resources.limits.memory needs a cgroup on the local runtime, and " in out.stderr
     assert f"at {DEPLOYMENT}:22, field 'resources.limits.memory'" in out.stderr

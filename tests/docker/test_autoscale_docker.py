@@ -36,7 +36,7 @@ resources:
 
 def write(root, name: str, lo: int, hi: int, window: int) -> None:
     (root / "endpoint.yml").write_text(ENDPOINT.format(name=name, traffic=json.dumps({"blue": 100})))
-    extra = RANGE.format(lo=lo, hi=hi, window=window) + CPU
+    extra = RANGE.format(lo=lo, hi=hi, window=window, slots=2) + CPU
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=extra, count=1))
 
 

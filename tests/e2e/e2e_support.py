@@ -72,8 +72,8 @@ def mlctl(project, *args, check=True, input=None, timeout=300, env=None):
     return proc
 
 
-def host_pids(project) -> set[int]:
-    """PIDs of the endpoint hosts and instances of a project (from `mlctl show --json`)."""
+def recorded_hosts(project) -> set[int]:
+    """PIDs of the endpoint hosts of a project, from their run records (.mlctl/run/*.json)."""
     pids = set()
     for record in (
         (Path(project) / ".mlctl" / "run").glob("*.json") if (Path(project) / ".mlctl" / "run").is_dir() else []
@@ -82,6 +82,12 @@ def host_pids(project) -> set[int]:
             pids.add(json.loads(record.read_text())["pid"])
         except (ValueError, KeyError, OSError):
             pass
+    return pids
+
+
+def host_pids(project) -> set[int]:
+    """PIDs of the endpoint hosts and instances of a project (their run records and `mlctl show --json`)."""
+    pids = recorded_hosts(project)
     listed = mlctl(project, "list", "--json", check=False)
     for ep in json.loads(listed.stdout or "[]") if listed.returncode == 0 else []:
         shown = json.loads(mlctl(project, "show", ep["name"], "--json").stdout)
@@ -105,7 +111,10 @@ def alive(pid: int) -> bool:
 
 
 def cleanup(project) -> None:
-    pids = host_pids(project)
+    """`mlctl destroy`, then SIGKILL what the project left running: its hosts (run records) and its live processes
+    (project_processes: instances, fork servers), found before the destroy in files and /proc. Not by asking the
+    CLI (`list` and `show`): two interpreter starts for every test that cleans up, seconds each on a busy machine."""
+    pids = recorded_hosts(project) | {int(line.split(":", 1)[0]) for line in project_processes(project)}
     mlctl(project, "destroy", "--auto-approve", check=False)
     for pid in pids:
         if alive(pid):

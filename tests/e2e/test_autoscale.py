@@ -1,18 +1,24 @@
 """Autoscaling through the real CLI on the local runtime (issue 29): `scale_settings.type: target_utilization`
-applied, a bounded load scales the deployment up and the stabilization window brings it back, `show` names
-the range, the metric, the counts and the last decision; plans see no drift while the count moves inside the
-range, a new range is an in-place update that restarts nothing, and instances down below the minimum are
-drift that apply repairs. Orders of events and generous deadlines, never timings.
-The docker runtime's run of the same is tests/docker/test_autoscale_docker.py."""
+applied; the issue's bounded load ramp (concurrency 1 to 16 over about 20 s, then idle) on a range of [1, 4] with a
+short window scales the deployment up at once, to the maximum, and back to 1 after the window, in that order in the
+decision log, with no failed request; `show` names the range, the metric, the counts and the last decision, and
+/metrics the desired and current counts; plans see no drift while the count moves inside the range, a new range
+is an in-place update that restarts nothing, and instances down below the minimum are drift that apply repairs.
+Orders of events and generous deadlines, never timings. (The endpoint host's other autoscaling cases, with real
+hosts and no CLI: tests/host/test_host_autoscale.py.) The docker runtime's run of the same is
+tests/docker/test_autoscale_docker.py."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import re
 import signal
 import threading
 import time
+import urllib.request
+from collections.abc import Sequence
 
 from e2e_support import DEPLOYMENT, ENDPOINT, Endpoint, alive, keys, mlctl, wait_until
 
@@ -39,14 +45,16 @@ scale_settings:
   polling_interval: 1
   stabilization_window: {window}
 request_settings:
-  max_concurrent_requests_per_instance: 2
+  max_concurrent_requests_per_instance: {slots}
   request_timeout_ms: 30000
 """
+RAMP = [(1, 2), (4, 3), (8, 3), (16, 12)]  # the issue's ramp, (concurrency, seconds): 1 to 16 over 20 s
 
 
 def write(root, name: str, lo: int, hi: int, window: int) -> None:
+    """4 slots an instance: the 429 limit under autoscaling (2 x 4 x max_instances) stays above the ramp's 16."""
     (root / "endpoint.yml").write_text(ENDPOINT.format(name=name, traffic=json.dumps({"blue": 100})))
-    extra = RANGE.format(lo=lo, hi=hi, window=window)
+    extra = RANGE.format(lo=lo, hi=hi, window=window, slots=4)
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=extra, count=1))
 
 
@@ -63,27 +71,53 @@ def live(root, name: str) -> dict:
 
 def load(root, name: str, concurrency: int, seconds: float) -> list[int]:
     """`concurrency` keep-alive clients for `seconds` (at most 3000 requests): their statuses."""
+    return ramp(root, name, [(concurrency, seconds)])
+
+
+def ramp(root, name: str, phases: Sequence[tuple[int, float]]) -> list[int]:
+    """Each phase (concurrency, seconds) of keep-alive clients in turn, with no pause between them (the key and
+    port are read once; at most 3000 requests a phase): their statuses."""
     key = keys(root, name)["primaryKey"]
     port = Endpoint(root, name).port
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     statuses: list[int] = []
-    stop_at = time.monotonic() + seconds
+    for concurrency, seconds in phases:
+        stop_at, cap = time.monotonic() + seconds, len(statuses) + 3000
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        while time.monotonic() < stop_at and len(statuses) < 3000:
-            conn.request("POST", "/score", body=b"{}", headers=headers)
-            answer = conn.getresponse()
-            answer.read()
-            statuses.append(answer.status)
-        conn.close()
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            while time.monotonic() < stop_at and len(statuses) < cap:  # noqa: B023 (each phase's clients end in it)
+                conn.request("POST", "/score", body=b"{}", headers=headers)
+                answer = conn.getresponse()
+                answer.read()
+                statuses.append(answer.status)
+            conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        threads = [threading.Thread(target=client) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return statuses
+
+
+def decisions(log: str) -> list[tuple[int, int]]:
+    """The autoscaler's changes of blue in its host's log, in order: [(from, to)]."""
+    return [(int(a), int(b)) for a, b in re.findall(r"autoscale blue: (\d+) -> (\d+): ", log)]
+
+
+def counts(root, name: str) -> dict[str, float]:
+    """/metrics' desired and current instance counts of blue (on loopback: no key)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{Endpoint(root, name).port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in ("mlctl_instances_desired", "mlctl_instances_current") and s.labels.get("deployment") == "blue"
+    }
 
 
 def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_project, tmp_path):
@@ -96,27 +130,37 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     write(root, name, 1, 1000, window=3)  # more than any machine holds: the plan warns
     planned = mlctl(root, "plan")
     assert "Warning: at their maximums the deployments need 1000 CPU(s)" in planned.stdout + planned.stderr
-    write(root, name, 1, 3, window=3)
+    write(root, name, 1, 4, window=3)
     mlctl(root, "apply", "--auto-approve")
     d = show(root, name)
-    assert d["instance_count"] == 1 and d["autoscale"]["range"] == [1, 3]
-    assert d["autoscale"]["metric"].startswith("in-flight requests (2 per instance)")
+    assert d["instance_count"] == 1 and d["autoscale"]["range"] == [1, 4]
+    assert d["autoscale"]["metric"].startswith("in-flight requests (4 per instance)")
 
+    # the issue's ramp (bounded: at most 3000 requests a phase), then idle
     statuses: list[int] = []
-    loader = threading.Thread(target=lambda: statuses.extend(load(root, name, 8, 8)))
+    loader = threading.Thread(target=lambda: statuses.extend(ramp(root, name, RAMP)))
     loader.start()
-    assert wait_until(lambda: live(root, name)["instance_count"] > 1, timeout=60), show(root, name)
-    # the count moved: no drift, no change (exit 0) while it is inside the range
-    assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
-    loader.join()
+    try:
+        assert wait_until(lambda: live(root, name)["instance_count"] > 1, timeout=60), show(root, name)
+        # the count moved: no drift, no change (exit 0) while it is inside the range
+        assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
+    finally:
+        loader.join()
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert wait_until(lambda: live(root, name)["instance_count"] == 1, timeout=60), show(root, name)
     text = mlctl(root, "show", name).stdout
-    assert "autoscaling: 1..3 instance(s), now 1 (desired 1); target 50 % of in-flight requests" in text, text
+    assert "autoscaling: 1..4 instance(s), now 1 (desired 1); target 50 % of in-flight requests" in text, text
     assert "-> 1, done: down:" in text, text
-    log = mlctl(root, "logs", name).stdout
-    ups, downs = log.find("autoscale blue: 1 -> "), log.find(" -> 1: down:")
-    assert 0 <= ups < downs, log[-3000:]
+    changes = decisions(mlctl(root, "logs", name).stdout)
+    assert changes and changes[0][0] == 1 and changes[0][1] > 1, changes  # up first ...
+    assert max(b for _, b in changes) == 4 and changes[-1][1] == 1, changes  # ... to the maximum, then down to 1
+    ups = [i for i, (a, b) in enumerate(changes) if b > a]
+    downs = [i for i, (a, b) in enumerate(changes) if b < a]
+    assert max(ups) < min(downs), changes
+    last = live(root, name)["autoscale"]["decisions"][-1]
+    assert (last["from"], last["to"]) == (changes[-1][0], 1) and last["outcome"] == "done", last
+    assert "down:" in last["reason"], last
+    assert counts(root, name) == {"mlctl_instances_desired": 1, "mlctl_instances_current": 1}
 
     # a new range: an update in place, nothing restarted, the count brought into it
     pids = {i["pid"] for i in show(root, name)["instances"]}
@@ -142,7 +186,7 @@ def test_autoscaling_through_the_cli_plans_without_drift_inside_the_range(split_
     assert mlctl(root, "plan", "--detailed-exitcode", check=False).returncode == 0
 
     # back to a fixed count: in place too, the same instances, no autoscaler
-    same = RANGE[RANGE.index("request_settings:") :]  # the same request settings, no scale_settings
+    same = RANGE[RANGE.index("request_settings:") :].format(slots=4)  # the same request settings, no scale_settings
     (root / "deploy-blue.yml").write_text(DEPLOYMENT.format(name="blue", endpoint=name, extra=same, count=2))
     plan = mlctl(root, "plan", "--detailed-exitcode", check=False)
     assert plan.returncode == 2 and "~ deployment" in plan.stdout, plan.stdout

@@ -1,11 +1,13 @@
-"""Autoscaling in a real endpoint host (real scoring processes): a load ramp scales a deployment up at once and
-back down after the stabilization window with no failed request; scale to zero and the cold start (200 within
-the timeout, 408 past it); a new range in place; /metrics' desired and current counts. Order of events and
-generous deadlines, never timings. (A new range in place, through the CLI: tests/e2e/test_autoscale.py.)"""
+"""Autoscaling in a real endpoint host (real scoring processes): scale to zero and the cold start (200 within
+the timeout, 408 past it, with uvloop and without); the CPU the instances used as the metric; a scale-up the
+machine cannot hold, refused. Order of events and generous deadlines, never timings. (The issue's load ramp, up
+at once and back to 1 after the window with no failed request, /metrics' counts and a new range in place:
+through the CLI, tests/e2e/test_autoscale.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import time
@@ -23,14 +25,21 @@ def init():
     time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))
 
 def run(raw_data):
-    if os.environ.get("SLOW_S"):
-        time.sleep(float(os.environ["SLOW_S"]))
     if os.environ.get("BURN_S"):  # CPU-bound work
         end = time.time() + float(os.environ["BURN_S"])
         while time.time() < end:
             pass
     return {"ok": True}
 """
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """No model to train: the light score.py loads none (tests/host/conftest.py's model_dir fits a scikit-learn one)."""
+    d = tmp_path_factory.mktemp("nomodel")
+    (d / "README").write_text("no model: score.py here loads none\n")
+    d.chmod(0o755)
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +66,31 @@ def ranged(host, name, code, *, lo=1, hi=4, window=3, target=50, polling=1, cpu=
     return spec
 
 
-RAMP = [(1, 2), (4, 3), (8, 3), (16, 12)]  # (concurrency, seconds): 20 s in all
-RAMP_CAP = 10_000  # requests: 16 clients on 4 instances of 50 ms answer about 300 a second
-
-
-async def _ramp(url: str, headers: dict, phases, cap: int = 4000) -> list[int]:
-    """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests."""
+async def _ramp(url: str, headers: dict, phases, cap: int = 4000, until=None) -> list[int]:
+    """Each phase (concurrency, seconds) of keep-alive clients sending back to back; at most `cap` requests, and
+    none once `until()` (checked every 0.2 s, in a thread) is true."""
     statuses: list[int] = []
+    done = asyncio.Event()
+
+    async def watch():
+        while until is not None and not await asyncio.to_thread(until):
+            await asyncio.sleep(0.2)
+        done.set()
+
+    watcher = asyncio.create_task(watch()) if until is not None else None
     async with aiohttp.ClientSession() as session:
         for concurrency, seconds in phases:
             stop_at = time.monotonic() + seconds
 
             async def worker():
-                while time.monotonic() < stop_at and len(statuses) < cap:
+                while time.monotonic() < stop_at and len(statuses) < cap and not done.is_set():
                     async with session.post(url, data=body(), headers=headers) as r:
                         await r.read()
                         statuses.append(r.status)
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if watcher is not None:
+        watcher.cancel()
     return statuses
 
 
@@ -83,57 +99,43 @@ def decisions(host, name: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(rf"autoscale {name}: (\d+) -> (\d+): ", host.log())]
 
 
-def test_a_ramp_scales_up_at_once_and_back_to_one_after_the_window_with_no_failed_request(make_host, light):
-    host = make_host()
-    host.client.create_deployment(ranged(host, "blue", light, concurrent=4, env={"SLOW_S": "0.05"}), timeout=60)
-    host.client.set_traffic({"blue": 100})
-    status = host.client.status()["deployments"]["blue"]
-    assert status["autoscale"]["metric"].startswith("in-flight requests") and status["instance_count"] == 1
-    # the issue's ramp: concurrency 1 to 16 over about 20 s (bounded: RAMP_CAP requests), then idle
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), RAMP, cap=RAMP_CAP))
-    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
-    changes = wait_until(lambda: (c := decisions(host, "blue")) and c[-1][1] == 1 and c, 60, "back to 1")
-    wait_until(lambda: host.client.status()["deployments"]["blue"]["instance_count"] == 1, 30, "1 instance")
-    assert changes[0][0] == 1 and changes[0][1] > 1, changes  # up first ...
-    assert max(b for _, b in changes) == 4 and changes[-1][1] == 1, changes  # ... to the maximum, then down to 1
-    ups = [i for i, (a, b) in enumerate(changes) if b > a]
-    downs = [i for i, (a, b) in enumerate(changes) if b < a]
-    assert max(ups) < min(downs), changes
-    last = host.client.status()["deployments"]["blue"]["autoscale"]["decisions"][-1]
-    assert (
-        (last["from"], last["to"]) == (changes[-1][0], 1)
-        and last["outcome"] in ("scaling", "done")
-        and "down:" in last["reason"]
-    )
-    metrics = scrape(host)
-    assert sample(metrics, "mlctl_instances_current", deployment="blue") == 1
-    assert sample(metrics, "mlctl_instances_desired", deployment="blue") == 1
+LOOPS = ["uvloop", "asyncio"] if importlib.util.find_spec("uvloop") else ["asyncio"]
 
 
-def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(make_host, light, loop_mode):
-    host = make_host()
-    host.assert_loop(loop_mode)  # the waiting request wakes the autoscaler: with uvloop and without
-    cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
-    short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
-    for spec in (cold, short):
-        host.client.create_deployment(spec, timeout=60)
-    host.client.set_traffic({"cold": 100})
+def test_scale_to_zero_answers_the_first_request_within_its_timeout_and_408_past_it(
+    make_host, light, monkeypatch, tmp_path
+):
+    """On two hosts side by side, with uvloop and without (the waiting request wakes the autoscaler on either)."""
+    hosts = {}
+    for mode in LOOPS:
+        monkeypatch.setenv("MLCTL_HOST_LOOP", mode)
+        hosts[mode] = host = make_host(data_dir=tmp_path / mode)
+        host.assert_loop(mode)
+        cold = ranged(host, "cold", light, lo=0, hi=2, window=2, timeout_ms=30000)
+        short = ranged(host, "short", light, lo=0, hi=2, window=2, timeout_ms=400, env={"INIT_SLEEP_S": "1"})
+        for spec in (cold, short):
+            host.client.create_deployment(spec, timeout=60)
+        host.client.set_traffic({"cold": 100})
 
-    def idle() -> bool:
+    def idle(host) -> bool:
         ds = host.client.status()["deployments"]
         return all(ds[n]["state"] == "idle" and not ds[n]["instances"] for n in ("cold", "short"))
 
-    wait_until(idle, 30, "both deployments scaled to zero")
-    assert sample(scrape(host), "mlctl_instances_current", deployment="cold") == 0
-    first = send(host.url + "/score", 1, headers=host.auth())
-    assert first[0][0] == 200, first
-    late = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
-    assert late[0][0] == 408 and "scaled to zero" in late[0][1]["message"], late
+    for mode, host in hosts.items():
+        wait_until(lambda: idle(host), 30, f"both deployments scaled to zero ({mode})")
+    for host in hosts.values():
+        assert sample(scrape(host), "mlctl_instances_current", deployment="cold") == 0
+        first = send(host.url + "/score", 1, headers=host.auth())
+        assert first[0][0] == 200, first
+        late = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+        assert late[0][0] == 408 and "scaled to zero" in late[0][1]["message"], late
     # the instance the late request woke goes on starting, and answers the next one
-    wait_until(lambda: host.client.status()["deployments"]["short"]["ready_instances"] == 1, 30, "short is up")
-    again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
-    assert again[0][0] == 200, again
-    assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
+    for mode, host in hosts.items():
+        up = lambda: host.client.status()["deployments"]["short"]["ready_instances"] == 1  # noqa: E731
+        wait_until(up, 30, f"short is up ({mode})")
+        again = send(host.url + "/score", 1, headers=host.auth(**{"azureml-model-deployment": "short"}))
+        assert again[0][0] == 200, again
+        assert decisions(host, "cold")[:2] == [(1, 0), (0, 1)]
 
 
 def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host, light):
@@ -147,7 +149,10 @@ def test_with_a_cpu_request_the_cpu_used_by_the_instances_scales_them(make_host,
         "CPU (resources.requests.cpu 0.2 per instance)"
     )
     # one client at a time: in flight it is 1 of 4 slots (25 %, below the target), in CPU about 500 % of 0.2
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 4)], cap=500))
+    # (until the decision: at most 20 s, 500 requests)
+    statuses = asyncio.run(
+        _ramp(host.url + "/score", host.auth(), [(1, 20)], cap=500, until=lambda: decisions(host, "blue"))
+    )
     assert set(statuses) == {200}
     changes = wait_until(lambda: decisions(host, "blue"), 30, "a decision")
     assert changes[0] == (1, 2), changes
@@ -163,7 +168,10 @@ def test_a_scale_up_the_machine_cannot_hold_is_logged_and_refused(make_host, lig
     )
     host.client.create_deployment(spec, timeout=60)
     host.client.set_traffic({"blue": 100})
-    statuses = asyncio.run(_ramp(host.url + "/score", host.auth(), [(1, 3)], cap=500))
+    refused = re.compile(r"autoscale blue: 1 -> 2 refused: ")  # (load until then: at most 20 s, 500 requests)
+    statuses = asyncio.run(
+        _ramp(host.url + "/score", host.auth(), [(1, 20)], cap=500, until=lambda: refused.search(host.log()))
+    )
     assert set(statuses) == {200}
     line = wait_until(lambda: re.search(r"autoscale blue: 1 -> 2 refused: (.*)", host.log()), 30, "a refusal")
     assert f"reserve {cpus:g} CPU(s) (resources.requests.cpu) and {cpus:g} of the machine's {cpus}" in line[1]

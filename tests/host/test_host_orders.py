@@ -45,6 +45,19 @@ def test_an_unknown_launcher_is_refused_400_naming_it_and_process_is_the_default
     assert host.client.status()["deployments"]["blue"]["digest"] == "sha256:blue-1"
 
 
+def test_a_sizing_in_kubernetes_quantities_is_refused_400_naming_the_field_not_a_500(make_host):
+    """The runtimes send numbers (the plan read the quantities); a spec with "1Gi" is a caller's error."""
+    host = make_host()
+    for launch, field in (
+        ({"resources": {"limits": {"memory": "1Gi"}}}, "'launch.resources'"),
+        ({"resources": ["1Gi"]}, "'launch.resources'"),
+        ({"memory_bytes": "1Gi"}, "'launch.memory_bytes'"),
+    ):
+        status, answer = admin_post(host, "/deployments/blue", {**host.spec("blue"), "launch": launch})
+        assert (status, field in answer["message"]) == (400, True), answer
+    assert host.client.status()["deployments"] == {}
+
+
 def test_create_is_refused_409_when_the_deployment_exists_and_roll_404_when_it_does_not(make_host):
     host = make_host()
     host.create("blue")

@@ -35,7 +35,7 @@ SOCKET_NAME = "server.sock"  # in the instance's folder (its FIFO beside it: out
 PIDS_LIMIT = 1024  # processes and threads of one container, unless the spec says otherwise
 PACKAGE_TARGET = "/opt/mlctl/lib"
 SITE_TARGET = "/opt/mlctl/site"
-KIND = "instance"  # labels.KIND of an instance container
+KIND = "instance"  # labels.KIND of an instance container (and of a warm spare, `mlctl.instance=spare`: spares.py)
 LABEL_PROJECT = labels.key("project")  # the state's lineage
 LABEL_DATA_DIR = labels.key("data_dir")  # the project's data folder (found again when the state is lost)
 LABEL_TAG = labels.key("endpoint_tag")  # the data folder and endpoint together (runfiles.endpoint_tag)
@@ -86,7 +86,7 @@ def labels_of(spec, key, place) -> dict:
 
 
 def project_containers(data_dir) -> list[dict]:
-    """The instance containers of the project whose data folder is `data_dir` (any endpoint)."""
+    """The instance containers of the project whose data folder is `data_dir` (any endpoint; warm spares too)."""
     return engine().containers(all=True, filters=labels.selector(KIND, data_dir=os.path.realpath(data_dir)))
 
 
@@ -151,14 +151,48 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": "/tmp",
     }
-    host_config = api.create_host_config(
+    host_config = host_config_of(
+        api, launch, [_mount(spec.model_dir, model, True), _mount(spec.code_dir, code, True)], folder
+    )
+    args = server_args(spec, f"{code}/{spec.scoring_script}", model, *socket_and_output())
+    cid, pid, started = create_and_start(
+        api,
+        name_of(spec, key, place),
+        launch["image"],
+        [launch.get("python") or spec.python, *args],
+        environment=env,
+        working_dir=code,
+        labels=labels_of(spec, key, place),
+        user=user_of(uid),
+        host_config=host_config,
+    )
+    return cid, pid, started, f"unix:{folder / SOCKET_NAME}"
+
+
+def socket_and_output() -> tuple[str, str]:
+    """Pure: where an instance's server listens and writes its output, inside its container."""
+    socket = f"{SOCKET_TARGET}/{SOCKET_NAME}"
+    return socket, f"{SOCKET_TARGET}/{fifo_name(Path(socket))}"
+
+
+def user_of(uid: int | None) -> str:
+    """Pure: the container's user: the deployment's uid, else the host's own user."""
+    return f"{uid}:{uid}" if uid is not None else f"{os.getuid()}:{os.getgid()}"
+
+
+def host_config_of(api, launch: dict, mounts: list[dict], folder, tmpfs: dict | None = None) -> dict:
+    """The host config of an instance container (or a warm spare's: `tmpfs` adds its empty /var/azureml-app):
+    `mounts`, mlctl's package read-only, the instance's `folder` at /run/mlctl, confined, limited, no network."""
+    confined = confinement(launch)
+    if tmpfs:
+        confined["tmpfs"] = {**(confined["tmpfs"] or {}), **tmpfs}
+    return api.create_host_config(
         mounts=[
-            _mount(spec.model_dir, model, True),
-            _mount(spec.code_dir, code, True),
+            *mounts,
             _mount(os.path.join(PACKAGE_PARENT, "mlctl"), f"{PACKAGE_TARGET}/mlctl", True),
             _mount(folder, SOCKET_TARGET, False),
         ],
-        **confinement(launch),
+        **confined,
         nano_cpus=launch.get("nano_cpus") or None,
         mem_limit=launch.get("memory_bytes") or None,
         memswap_limit=launch.get("memory_bytes") or None,
@@ -167,29 +201,19 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
         network_mode="none",
         log_config={"Type": "json-file", "Config": LOG_OPTIONS},
     )
-    name = name_of(spec, key, place)
-    socket = f"{SOCKET_TARGET}/{SOCKET_NAME}"
-    args = server_args(
-        spec, f"{code}/{spec.scoring_script}", model, socket, f"{SOCKET_TARGET}/{fifo_name(Path(socket))}"
-    )
-    create = functools.partial(
-        api.create_container,
-        launch["image"],
-        [launch.get("python") or spec.python, *args],
-        name=name,
-        environment=env,
-        working_dir=code,
-        labels=labels_of(spec, key, place),
-        user=f"{uid}:{uid}" if uid is not None else f"{os.getuid()}:{os.getgid()}",
-        host_config=host_config,
-    )
+
+
+def create_and_start(api, name: str, image: str, command: list[str], **create) -> tuple[str, int | None, float]:
+    """Create the container `name` (one of that name left by a dead host removed first) and start it: (id, its
+    main process's pid on this machine, the start time)."""
+    make = functools.partial(api.create_container, image, command, name=name, **create)
     try:
-        cid = create()["Id"]
+        cid = make()["Id"]
     except Exception as e:
         if getattr(e, "status_code", None) != 409:  # 409: a container of that name is left from a dead host
             raise
         api.remove_container(name, force=True)
-        cid = create()["Id"]
+        cid = make()["Id"]
     started = time.time()
     try:
         api.start(cid)
@@ -197,7 +221,7 @@ def run(spec, key, place, folder, uid: int | None) -> tuple[str, int | None, flo
     except BaseException:
         remove(cid)
         raise
-    return cid, pid, started, f"unix:{folder / SOCKET_NAME}"
+    return cid, pid, started
 
 
 def cgroup_usage(pid: int):

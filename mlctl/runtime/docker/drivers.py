@@ -63,6 +63,7 @@ def container_spec(ctx: DockerContext, a: dict, launcher: str) -> dict:
         **({"cpu_shares": fit.cpu_shares} if fit.cpu_shares else {}),
         "pids_limit": (ctx.settings or {}).get("pids_limit") or containers.PIDS_LIMIT,
         "read_only": (ctx.settings or {}).get("read_only_root", True),
+        **({"spare_container": True} if (ctx.settings or {}).get("spare_container") is True else {}),
         "labels": {containers.LABEL_PROJECT: ctx.lineage},
     }
     return serving_spec(ctx, a, built.python, launcher, launch)

@@ -12,7 +12,9 @@ its output: the interpreter failing to start) to the same file, then waits for i
 ended: exited with a code, killed for running out of memory (restarted with backoff by the host, like a
 crash), or stopped or removed outside mlctl (left down: drift, until `mlctl apply` revives it).
 Containers outlive a killed host: the next host of the same endpoint removes those it finds of an
-earlier host (labels say which), as `mlctl destroy` does.
+earlier host (labels say which), as `mlctl destroy` does. With `docker.spare_container: true` (spares.py) a
+deployment keeps a warm spare container, started in the background once an instance is ready, which its next
+instance claims instead of creating a container (else, or when the claim fails, it starts fresh: logged).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import logging
 import os
 import threading
 import time
 
-from mlctl.runtime.docker import containers
+from mlctl.runtime.docker import containers, spares
 from mlctl.runtime.docker.outputs import ContainerOutput, fifo_name
 from mlctl.runtime.host.identities import instance_uid
 from mlctl.runtime.host.launcher import InstanceKey, Place, Usage
@@ -35,6 +38,7 @@ from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlctl-docker")
 _swept: set[str] = set()  # endpoint tags whose leftovers this host removed already
+log = logging.getLogger("mlctl.host")
 
 
 async def _call(fn, *args, **kwargs):
@@ -80,23 +84,30 @@ class Container:
         self._tail_bytes = 0
         self._tail_lock = threading.Lock()
         self.lifecycle = asyncio.Lock()
+        self.from_spare = False  # this run of it is a warm spare it claimed
+
+    def _start_line(self, how: str) -> bytes:
+        return (
+            f"--- mlctl host: starting instance {self.key.index} of {self.spec.name} in {how} "
+            f"(image {self.spec.launch.get('image')}, digest {self.spec.digest[:19]}) at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        ).encode()
 
     def is_running(self) -> bool:
         return self.ended is not None and not self.ended.done()
 
-    async def launch(self, out: SharedLog) -> None:
+    async def launch(self, out: SharedLog, spare: spares.Spare | None = None) -> None:
         """Create and start the container (a leftover of the same name removed first) and its watcher, in a
-        fresh folder of its own for its socket and output."""
-        instance_folder(self.place.socket_dir, self.folder.name, self.uid)
+        fresh folder of its own for its socket and output; or claim the warm `spare` (when that fails: logged,
+        the spare removed, a fresh start)."""
         with self._tail_lock:
             self.tail.clear()
             self._tail_bytes = 0
-        self.reason, self.outside, self.by_us = None, False, False
-        out.write(
-            f"--- mlctl host: starting instance {self.key.index} of {self.spec.name} in a container "
-            f"(image {self.spec.launch.get('image')}, digest {self.spec.digest[:19]}) at "
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode()
-        )
+        self.reason, self.outside, self.by_us, self.from_spare = None, False, False, False
+        if spare is not None and await self._claim(spare, out):
+            return
+        instance_folder(self.place.socket_dir, self.folder.name, self.uid)
+        out.write(self._start_line("a container"))
         loop = asyncio.get_running_loop()
         self.ended = loop.create_future()
         output = self.output = ContainerOutput(self.fifo, out, self._remember)
@@ -110,9 +121,49 @@ class Container:
             self.ended.cancel()
             await output.finish()
             raise
+        self._watch_from(started, out, output)
+
+    async def _claim(self, spare: spares.Spare, out: SharedLog) -> bool:
+        """Become the instance in the warm `spare`: its model and code bound into it, its folder made this
+        instance's, its output FIFO made, then the spare told to go. False (logged, the spare removed) when
+        any of that fails: the caller starts a fresh container."""
+        output = None
+        t0 = time.monotonic()
+        try:
+            await asyncio.shield(spare.ready)
+            await _call(spare.hand_over, self.spec, self.folder)
+            out.write(self._start_line(f"the warm spare container {spare.id[:12] if spare.id else ''}"))
+            self.ended = asyncio.get_running_loop().create_future()
+            output = self.output = ContainerOutput(self.fifo, out, self._remember)
+            if self.uid is not None:  # by descriptor: the spare's uid owns the folder (it could swap the name)
+                os.fchown(output.relay.fd, self.uid, self.uid)
+            await _call(spare.go, self.spec, self.key, self.place)
+        except Exception as e:  # noqa: BLE001 - whatever failed, a fresh container is started instead
+            log.warning(
+                "deployment %s: instance %s starts in a fresh container: claiming its warm spare failed (%s: %s)",
+                self.spec.name, self.key.index, type(e).__name__, str(e)[:500],
+            )  # fmt: skip
+            if self.ended is not None and not self.ended.done():
+                self.ended.cancel()
+            if output is not None:
+                await output.finish()
+            await _call(spare.discard)
+            return False
+        assert spare.id is not None
+        self.id, self.pid, self.address, self.from_spare = spare.id, spare.pid, f"unix:{self.socket}", True
+        self._watch_from(spare.started, out, output)
+        log.info(
+            "deployment %s: instance %s claimed its warm spare %s in %.3f s",
+            self.spec.name, self.key.index, spare.id[:12], time.monotonic() - t0,
+        )  # fmt: skip
+        return True
+
+    def _watch_from(self, started: float, out: SharedLog, output: ContainerOutput) -> None:
+        """The watcher thread of the container just started (`started`: its start time)."""
+        assert self.id is not None and self.ended is not None
         threading.Thread(
             target=self._watch,
-            args=(loop, self.ended, self.id, started, out, output),
+            args=(asyncio.get_running_loop(), self.ended, self.id, started, out, output),
             name=f"mlctl-watch-{self.id[:12]}",
             daemon=True,
         ).start()
@@ -188,6 +239,53 @@ class Launcher:
         self.place, self.deployment = place, deployment
         self.containers: dict[InstanceKey, Container] = {}
         self.outputs: dict[int, SharedLog] = {}
+        self.spare: spares.Spare | None = None  # the deployment's warm spare (ready or on its way)
+        self.spares_off: str | None = None  # why its instances no longer get spares (said once)
+
+    def _take_spare(self, spec, uid: int | None) -> spares.Spare | None:
+        """The warm spare an instance of `spec` confined to `uid` claims, if there is one made for it (one made
+        for other settings is removed)."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        if spare.key != spares.spare_key(spec, uid):
+            asyncio.get_running_loop().create_task(_call(spare.discard))
+            return None
+        return spare
+
+    def _prepare_spare(self, spec, key: InstanceKey, uid: int | None) -> None:
+        """Start the deployment's next warm spare in the background, unless spares are off for it."""
+        if self.spare is not None or self.spares_off is not None or not spares.is_wanted(spec):
+            return
+        why = spares.why_not_here()
+        if why is not None:
+            self._spares_off(spec, why)
+            return
+        spare = self.spare = spares.Spare(spec, key, self.place, uid)
+
+        async def prepare() -> None:
+            try:
+                await _call(spare.start, spec)
+                await _call(spare.wait_ready)
+            except spares.Refused as e:
+                self._spares_off(spec, f"its spare refused: {e}")
+                raise
+            except Exception as e:
+                log.warning("deployment %s: its warm spare did not start: %s: %s", spec.name, type(e).__name__, e)
+                raise
+
+        spare.ready = asyncio.get_running_loop().create_task(prepare())
+        spare.ready.add_done_callback(lambda t: self._spare_failed(spare) if t.cancelled() or t.exception() else None)
+
+    def _spare_failed(self, spare: spares.Spare) -> None:
+        if self.spare is spare:
+            self.spare = None
+        asyncio.get_running_loop().create_task(_call(spare.discard))
+
+    def _spares_off(self, spec, why: str) -> None:
+        if self.spares_off is None:
+            self.spares_off = why
+            log.warning("deployment %s: instances start in fresh containers, without a warm spare: %s", spec.name, why)
 
     def _output(self, index: int) -> SharedLog:
         if index not in self.outputs:
@@ -209,7 +307,7 @@ class Launcher:
             for key in keys:
                 c = self.containers[key] = Container(spec, key, self.place)
                 async with c.lifecycle:
-                    await c.launch(self._output(key.index))
+                    await c.launch(self._output(key.index), self._take_spare(spec, c.uid))
         except Exception as e:
             await self.stop([k for k in keys if k in self.containers], grace=0)
             raise OSError(f"the Docker engine did not start a container for {spec.name}: {e}") from e
@@ -227,7 +325,7 @@ class Launcher:
                 return None
             await c.remove(grace=0)
             try:
-                await c.launch(self._output(key.index))
+                await c.launch(self._output(key.index), self._take_spare(c.spec, c.uid))
             except Exception as e:
                 c.reason = f"could not be started again: {e}"
                 return None
@@ -289,6 +387,7 @@ class Launcher:
             "last_exit": c.reason,
             "stopped_outside_mlctl": c.outside,
             "oom_kills": c.oom_kills,
+            "from_spare": c.from_spare,
         }
 
     def on_ready(self, key: InstanceKey) -> None:
@@ -296,8 +395,13 @@ class Launcher:
         c = self.containers.get(key)
         if c is not None and c.output is not None:
             c.output.drain()
+        if c is not None:
+            self._prepare_spare(c.spec, key, c.uid)
 
     async def close(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            await _call(spare.discard)
         await self.stop(list(self.containers))
         for out in self.outputs.values():
             out.close()

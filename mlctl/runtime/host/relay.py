@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import stat
 from collections.abc import Callable
 
 from .logfiles import RotatingLog
@@ -105,9 +106,12 @@ def output_fifo(path) -> tuple[int, int]:
     except FileNotFoundError:
         pass
     os.mkfifo(path, 0o600)
-    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # (not followed, and a FIFO: a warm spare container's process owns the folder while the host makes this)
+    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISFIFO(os.fstat(r).st_mode):
+            raise OSError(f"{path} is not the FIFO made for it")
+        w = os.open(f"/proc/self/fd/{r}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except BaseException:
         os.close(r)
         raise

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from mlctl import scalesettings
+from mlctl.sizing import Sizing
 from mlctl.schemas.validate import load_schema
 
 from .launcher import DEFAULT_LAUNCHER, UnknownLauncher, check_launcher
@@ -60,6 +61,22 @@ def scale_settings_of(raw) -> dict | None:
     if cpu is not None and (not isinstance(cpu, (int, float)) or isinstance(cpu, bool) or cpu <= 0):
         raise SpecError(f"scale_settings.cpu_request must be a number of CPUs > 0, got {cpu!r}")
     return {**settings, **({"cpu_request": float(cpu)} if cpu is not None else {})}
+
+
+def check_sizing(launch: dict) -> None:
+    """SpecError unless `launch.resources` is a sizing in numbers (CPUs, bytes, GPUs: what the runtimes send, after
+    the plan read Kubernetes quantities) and `launch.memory_bytes` a number of bytes; pure."""
+    try:
+        Sizing.from_json(launch.get("resources"))
+    except (AttributeError, TypeError, ValueError):
+        raise SpecError(
+            "deployment spec field 'launch.resources' must be {requests: {cpu, memory, gpu}, limits: {...}} "
+            f"in CPUs, bytes and GPUs (numbers; a plan reads Kubernetes quantities such as 1Gi), got "
+            f"{launch.get('resources')!r}"
+        ) from None
+    memory = launch.get("memory_bytes")
+    if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory < 1):
+        raise SpecError(f"deployment spec field 'launch.memory_bytes' must be an integer >= 1, got {memory!r}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,7 @@ class ServingSpec:
         launch = raw.get("launch") or {}
         if not isinstance(launch, dict):
             raise SpecError("deployment spec field 'launch' must be a JSON object")
+        check_sizing(launch)
         scale_settings = scale_settings_of(raw.get("scale_settings"))
         return cls(
             name=raw["name"],

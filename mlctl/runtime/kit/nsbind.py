@@ -7,6 +7,9 @@ it starts in milliseconds): it clones each folder's mount here (`open_tree`), ma
 point inside a folder the server's namespace covers (its tmpfs; never on this machine's own file system: the host
 binds only where its covers allow, `forkservers.ForkServer.bind`) and moves the clone there (`move_mount`). Exit 0
 when all are bound; otherwise 1 and a line on stderr saying which one and why. Linux 5.12 or later.
+
+``nsbind.py PID --at SOURCE TARGET [SOURCE TARGET...]`` binds each SOURCE of this machine at TARGET in that
+namespace instead (a warm spare container's model and code at Azure's paths: `mlctl.runtime.docker.spares`).
 """
 
 import ctypes
@@ -35,9 +38,13 @@ def main(argv) -> int:
             raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
         return result
 
-    pid, folders = int(argv[0]), argv[1:]
+    pid, rest = int(argv[0]), argv[1:]
+    if rest[:1] == ["--at"]:
+        pairs = list(zip(rest[1::2], rest[2::2]))
+    else:
+        pairs = [(folder, folder) for folder in rest]
     clones = []
-    for folder in folders:
+    for folder, target in pairs:
         try:
             fd = call("open_tree", SYS_OPEN_TREE, AT_FDCWD, folder.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC)
             attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
@@ -45,7 +52,7 @@ def main(argv) -> int:
         except OSError as e:
             print(f"{folder}: {e}", file=sys.stderr)
             return 1
-        clones.append((folder, fd))
+        clones.append((target, fd))
     ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     if libc.setns(ns, CLONE_NEWNS) != 0:
         print(f"setns: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
