@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,19 @@ from servertools import SCRIPTS, Server, Servers
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> Path:
-    """A model directory with a diabetes Ridge and an iris LogisticRegression, trained here."""
+    """A model directory with a diabetes Ridge (pickled, and its weights as JSON for scripts/kitchen.py) and an iris
+    LogisticRegression, trained here."""
     import joblib
     from sklearn.datasets import load_diabetes, load_iris
     from sklearn.linear_model import LogisticRegression, Ridge
 
     d = tmp_path_factory.mktemp("models")
     X, y = load_diabetes(return_X_y=True)
-    joblib.dump(Ridge(alpha=0.5).fit(X, y), d / "diabetes.pkl")
+    ridge = Ridge(alpha=0.5).fit(X, y)
+    joblib.dump(ridge, d / "diabetes.pkl")
+    (d / "kitchen-ridge.json").write_text(
+        json.dumps({"coef": ridge.coef_.tolist(), "intercept": float(ridge.intercept_)})
+    )
     X, y = load_iris(return_X_y=True)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), d / "iris.pkl")
     return d
