@@ -17,6 +17,7 @@ import secrets
 from pathlib import Path
 
 KEY_BYTES = 32
+SIGNATURE_BYTES = 64  # hex of an HMAC-SHA256, the file's first line
 
 
 def key_path() -> Path:
@@ -52,15 +53,20 @@ def sign(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).hexdigest().encode() + b"\n" + payload
 
 
-def read_signed(path: Path, key: bytes, max_bytes: int, what: str) -> bytes | None:
-    """The payload of a file this key signed; None for a missing, foreign, oversized, linked or special file."""
+def read_signed(path: Path, key: bytes, max_bytes: int, what: str, prefix: bytes = b"") -> bytes | None:
+    """The payload of a file this key signed; None for a missing, foreign, oversized, linked or special file, and,
+    before the rest is read and the signature checked (a large file's cost), for one whose payload does not start
+    with `prefix`."""
     from mlctl.errors import MlctlError
     from mlctl.privatefiles import open_private
 
     try:
         fd = open_private(path, os.O_RDONLY, what=what)
         with os.fdopen(fd, "rb") as f:
-            raw = f.read(max_bytes + 1)
+            head = f.read(SIGNATURE_BYTES + 1 + len(prefix)) if prefix else b""
+            if prefix and head[SIGNATURE_BYTES:] != b"\n" + prefix:
+                return None
+            raw = head + f.read(max_bytes + 1 - len(head))
     except (OSError, MlctlError):
         return None
     signature, _, payload = raw.partition(b"\n")

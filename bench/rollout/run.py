@@ -15,6 +15,10 @@ confined, `local.fork_server: false`), `docker` (`runtime: docker`: a container 
 instance), `docker-spare` (the same with `docker.spare_container: true`: the next instance claims a warm spare
 container, started once the instance before it was ready). Default: `asis`.
 
+--alternate sets every variant's project up first and then rolls them in turn, round by round (the order reversed
+every other round), so the variants meet the same load; it reports the first variant's rollout time over the
+second's per round and their median (without it, each variant runs all its rounds, one variant after the other).
+
 --settle S waits S seconds before each rollout (every variant alike): room for a warm spare (or a fork server) to
 be ready, as between two real rollouts; each rollout's report says how many of its instances came from a spare.
 
@@ -103,13 +107,21 @@ def main() -> None:
     ap.add_argument("--tree", action="append", default=[], help="a folder holding an mlctl package (repeatable)")
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=[], help="(repeatable)")
     ap.add_argument("--settle", type=float, default=0.0, help="seconds before each rollout")
+    ap.add_argument("--alternate", action="store_true", help="the variants' rollouts in turn, round by round")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     results = {}
-    for i, tree in enumerate(args.tree or [None]):
+    variants = args.variant or ["asis"]
+    if args.alternate:
+        results = alternate(args, variants)
+    for i, tree in enumerate([] if args.alternate else args.tree or [None]):
         TREE = str(Path(tree).resolve()) if tree else None
-        for variant in args.variant or ["asis"]:
-            results[f"{i}: {TREE or 'this checkout'}, {variant}"] = one_run(args, VARIANTS[variant])
+        for variant in variants:
+            run = one_run(args, VARIANTS[variant])
+            next(run)
+            for _ in range(args.rounds):
+                next(run)
+            results[f"{i}: {TREE or 'this checkout'}, {variant}"] = finish(run)
             print(f"load average after {variant}: {os.getloadavg()}", flush=True)
     print(f"load average at end: {os.getloadavg()}")
     print(json.dumps(results, indent=2))
@@ -118,7 +130,45 @@ def main() -> None:
     (out / "rollout.json").write_text(json.dumps(results, indent=2))
 
 
-def one_run(args, project_file: str | None) -> dict:
+def finish(run) -> dict:
+    """The result a run (one_run) returns once it measured its no-op plans and applies and destroyed its project."""
+    try:
+        next(run)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("one_run yielded more than its rounds")
+
+
+def alternate(args, variants: list[str]) -> dict:
+    """--alternate: every variant's project set up first, then each round rolls each of them in turn (the order
+    reversed every other round), so they meet the same load; the first variant's rollout over the second's, per
+    round, is reported with their median."""
+    runs = {v: one_run(args, VARIANTS[v]) for v in variants}
+    took: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        for v in variants:
+            next(runs[v])
+        for r in range(args.rounds):
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                print(f"{v}: ", end="", flush=True)
+                took[v].append(next(runs[v]))
+        results = {v: finish(runs[v]) for v in variants}
+    finally:
+        for run in runs.values():
+            run.close()  # (destroys a project left by a failure)
+    if len(variants) > 1:
+        ratios = [a / b for a, b in zip(took[variants[0]], took[variants[1]])]
+        results["ratio"] = {
+            "of": f"{variants[0]} / {variants[1]}",
+            "per_round": [round(x, 2) for x in ratios],
+            "median": round(statistics.median(ratios), 2),
+        }
+    return results
+
+
+def one_run(args, project_file: str | None):
+    """A generator: sets the project up and yields None, then rolls it out once per next() and yields the time,
+    then measures the no-op plan and apply, destroys it and returns the result."""
     with tempfile.TemporaryDirectory(prefix="mlctl-bench-") as tmp:
         project = Path(tmp) / "diabetes"
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mlctl", "__pycache__"))
@@ -135,6 +185,7 @@ def one_run(args, project_file: str | None) -> dict:
             key = json.loads(mlctl(project, "keys", "diabetes", "--json")[1].stdout)["primaryKey"]
             body = (project / "sample-request.json").read_bytes()
             rollouts, failed, sent, spared, splits, claimed = [], 0, 0, [], [], []
+            yield None
             for r in range(args.rounds):
                 time.sleep(args.settle)
                 train(project, 1.0 + 0.5 * (r + 1))  # new content -> new derived model version
@@ -160,6 +211,7 @@ def one_run(args, project_file: str | None) -> dict:
                 )
                 failed += len(load.failures)
                 sent += load.total()
+                yield took
             plans = [mlctl(project, "plan")[0] for _ in range(args.rounds)]
             applies = [mlctl(project, "apply", "--auto-approve")[0] for _ in range(args.rounds)]
         finally:

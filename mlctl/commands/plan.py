@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 
 import click
 
@@ -93,7 +94,6 @@ def print_plan(
     --json / --markdown). `mlctl convert` shows the plan of what it wrote through this too. `memo`: a
     PlanMemo (mlctl.reconciler.planmemo) to keep what is printed in."""
     from mlctl.errors import MlctlError
-    from mlctl.reconciler.operations import make_plan
     from mlctl.schemas.specs import PROBED
 
     root = str(project.root)
@@ -107,6 +107,8 @@ def print_plan(
 
             made = remade(memo, probed)
         if made is None:
+            from mlctl.reconciler.operations import make_plan  # the plan in full (the base's path needs none of it)
+
             built = {} if memo is not None else None
             with _collecting(built):
                 config, state, result = make_plan(
@@ -144,11 +146,7 @@ def print_plan(
         printed = render_markdown(result, root)
         click.echo(printed, nl=False)
     else:
-        from rich.console import Console
-
-        from mlctl.reconciler.render_text import render_text
-
-        text = render_text(result, Console(highlight=False), root)
+        text = _print_text(result, root)
         printed = {"styled": text.styled, "pieces": text.pieces}
     if memo is not None:
         stderr = [d.format() for d in result.diagnostics if d.severity != "error"]
@@ -157,6 +155,21 @@ def print_plan(
 
             keep(memo, config, state, result, built)
     return result
+
+
+def _print_text(result, root: str):
+    """Print the text plan (through rich in colour; plainly, without importing rich, when not styled) and return
+    its text (mlctl.reconciler.render_text.Text)."""
+    from mlctl.reconciler.render_text import plan_text, render_text
+
+    if is_styled():
+        from rich.console import Console
+
+        return render_text(result, Console(highlight=False), root)
+    text = plan_text(result, False, root)
+    sys.stdout.write(text.plain)  # as rich's Console writes a text without colour (render_text.write_text)
+    sys.stdout.flush()
+    return text
 
 
 @contextlib.contextmanager

@@ -28,47 +28,14 @@ can commit `.mlctl/` but cannot sign), and then with only mlctl's own classes al
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
-import io
 import json
-import pickle
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
 
 FILE = "planbase.pickle"
-FORMAT = 1
+FORMAT = 2  # 2: addresses, attributes, files and digests shared (planbasefile.shared)
 MAX_BYTES = 512 * 1024 * 1024
 MAX_EDITED = 64
-
-
-def read_only(values: dict) -> MappingProxyType:
-    """A read-only mapping (the project settings hold them) made again from its items."""
-    return MappingProxyType(values)
-
-
-class _Pickler(pickle.Pickler):
-    dispatch_table = {**copyreg.dispatch_table, MappingProxyType: lambda m: (read_only, (dict(m),))}
-
-
-class _Unpickler(pickle.Unpickler):
-    """Only classes defined in mlctl, pathlib's paths and `read_only` may be named: no other function, no module."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == (__name__, "read_only"):
-            return read_only
-        if "." not in name and (module == "mlctl" or module.startswith("mlctl.") or module == "pathlib"):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and found.__module__ == module:
-                return found
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a plan base")
-
-
-def _pickled(value) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, protocol=5).dump(value)
-    return out.getvalue()
 
 
 def keep(memo, config, state, result, built: dict) -> bool:
@@ -76,6 +43,7 @@ def keep(memo, config, state, result, built: dict) -> bool:
     folder was planned before (a fresh clone's one plan does not pay for it). The changes are kept without their
     before and after values, which are the state's and the resources' attributes (checked here) and are copied
     again when read. Effect by mlctl.signedfiles.write_signed. Returns whether it was written."""
+    from mlctl.reconciler.planbasefile import compact, pickled, shared
     from mlctl.resources import Address, Kind
     from mlctl.signedfiles import write_signed
     from mlctl.schemas.specs import Specs
@@ -84,9 +52,10 @@ def keep(memo, config, state, result, built: dict) -> bool:
         return False
     if not built or built.get("checks") or config.has_errors():
         return False
-    changes = _compact(result.changes, config, state)
+    changes = compact(result.changes, config, state)
     if changes is None:
         return False
+    config, state = shared(config, state)
     specs = built["specs"]
     want = {r.address: r for r in config.resources}
     deployments = {}  # path -> (address, file name as the load showed it) of each standalone deployment file
@@ -94,7 +63,7 @@ def keep(memo, config, state, result, built: dict) -> bool:
         address = Address(Kind.DEPLOYMENT, f"{d.endpoint}.{d.name}")
         data = d.where.doc.data
         if not d.where.path and isinstance(data, dict) and {"kind", "$schema"} & set(data) and address in want:
-            deployments[str(d.where.doc.path)] = (address, want[address].source.file)
+            deployments[str(d.where.doc.path)] = (want[address].address, want[address].source.file)
     flags = Specs(incomplete=specs.incomplete, explicit=specs.explicit, invalid=specs.invalid)
     body = {
         "config": config,
@@ -107,55 +76,11 @@ def keep(memo, config, state, result, built: dict) -> bool:
         "trees": built["trees"],
     }
     header = {"format": FORMAT, "context": memo.context, "digests": memo.digests, "roots": memo.roots}
-    payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + _pickled(body)
+    payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + pickled(body)
     if len(payload) > MAX_BYTES - 100:
         return False
     write_signed(Path(memo.project.data_dir) / FILE, memo.user_key, payload, "plan base")
     return True
-
-
-def _compact(changes, config, state) -> list | None:
-    """Pure: the changes as (address, action, reason, has before, after_unknown, diff, changed_files); None when
-    one of them is not what _expanded makes of that again."""
-    from mlctl.reconciler.actions import Action
-
-    want = {r.address: r for r in config.resources}
-    out = []
-    for c in changes:
-        r = None if c.action is Action.DELETE else want.get(c.address)
-        p = state.resources.get(c.address)
-        if c.resource is not r or c.after != (None if r is None else r.attributes):
-            return None
-        if c.before is not None and (p is None or c.before != p.attributes):
-            return None
-        out.append((c.address, c.action, c.reason, c.before is not None, c.after_unknown, c.diff, c.changed_files))
-    return out
-
-
-def _expanded(compact: list, config, state) -> tuple:
-    """Pure: the changes _compact kept, with their before and after values copied from the state and the resources."""
-    from mlctl.reconciler.actions import Action
-    from mlctl.reconciler.plans import Change
-
-    want = {r.address: r for r in config.resources}
-    have = state.resources
-    out = []
-    for a, action, reason, before, unknown, diff, files in compact:
-        r = None if action is Action.DELETE else want[a]
-        out.append(
-            Change(
-                a,
-                action,
-                reason,
-                dict(have[a].attributes) if before else None,
-                None if r is None else dict(r.attributes),
-                unknown,
-                diff,
-                files,
-                r,
-            )
-        )
-    return tuple(out)
 
 
 def _read(memo) -> tuple[dict, bytes] | None:
@@ -197,8 +122,10 @@ def remade(memo, probed: set):
     for path, fp in header["roots"].items():
         if fingerprint(path) != fp:
             return None
+    from mlctl.reconciler.planbasefile import expanded, unpickled
+
     try:
-        base = _Unpickler(io.BytesIO(body)).load()
+        base = unpickled(body)
     except Exception:  # noqa: BLE001 - signed by this user's key, so only another mlctl's layout gets here
         return None
     if not isinstance(base, dict) or any(p not in base["deployments"] for p in edited):
@@ -228,7 +155,7 @@ def remade(memo, probed: set):
         inputs={**config.inputs, **built[1]},
         ignored=config.ignored if same_ignored else ignored_of(resources, config.project_settings.runtime),
     )
-    plan = dataclasses.replace(base["plan"], changes=_expanded(base["changes"], base["config"], base["state"]))
+    plan = dataclasses.replace(base["plan"], changes=expanded(base["changes"], base["config"], base["state"]))
     result = replan(plan, config, base["state"], set(made), same_ignored)
     return None if result is None else (config, base["state"], result)
 

@@ -7,7 +7,8 @@ What a plan without refresh is made from, all in the memo's key:
 - the command: output format, whether it is coloured, --destroy, --replace, -C, -f, --state, --runtime,
   MLCTL_RUNTIME, the home and working folders, the project's boundary (mlctl.boundary);
 - the bytes of every configuration file, of the project file and of the state file (by sha256: a touched or
-  checked-out file with the same text is the same input);
+  checked-out file with the same text is the same input; a configuration file that is the same file as when a plan
+  last hashed it, by inode, size, mtime and ctime, is not read again: mlctl.reconciler.configdigests);
 - every file and folder the configuration names (model and code folders, conda files, build contexts, what
   the load checked on disk: mlctl.schemas.specs.probed): each entry's type, link target, inode, size, mtime
   and ctime, walked through links as the digests walk them; these are compared again on every use.
@@ -135,9 +136,10 @@ def _importable(folder: str) -> list[str]:
     return sorted(out)
 
 
-def _file_bytes(path: str) -> bytes | None:
-    """A configuration file's bytes; None unless it is a regular file mlctl reads as configuration (at most
-    mlctl.schemas.documents.MAX_BYTES; a FIFO is never waited on): the full plan says why."""
+def _file_bytes(path: str) -> tuple[bytes, os.stat_result] | None:
+    """A configuration file's bytes and its stat from before they were read; None unless it is a regular file mlctl
+    reads as configuration (at most mlctl.schemas.documents.MAX_BYTES; a FIFO is never waited on): the full plan says
+    why."""
     from mlctl.schemas.documents import MAX_BYTES as CONFIG_BYTES
 
     try:
@@ -154,7 +156,7 @@ def _file_bytes(path: str) -> bytes | None:
             size += len(chunk)
             if size > CONFIG_BYTES:  # grew since the stat
                 return None
-        return b"".join(chunks)
+        return b"".join(chunks), st
     except OSError:
         return None
     finally:
@@ -175,7 +177,7 @@ class PlanMemo:
         self.context = ""  # the key without the configuration's bytes and the output format (mlctl.reconciler.planbase)
         self.options: dict[str, Any] = {}
         self.roots: dict[str, list] = {}  # what keep fingerprinted
-        self.existed = False  # lookup found a memo of this user's (another plan of this folder came before)
+        self.existed: bool | None = None  # a memo of this user's was there (another plan of this folder came before)
 
     @classmethod
     def prepare(cls, project, options: dict[str, Any]) -> "PlanMemo | None":
@@ -183,6 +185,7 @@ class PlanMemo:
         an input that cannot be read)."""
         from mlctl.boundary import project_boundary
         from mlctl.projectfile import FILE_NAMES
+        from mlctl.reconciler.configdigests import ConfigDigests
         from mlctl.schemas.discovery import config_paths
         from mlctl.signedfiles import user_key
         from mlctl.state.backends import state_backend
@@ -200,15 +203,21 @@ class PlanMemo:
         files = config_paths(project)
         files += [str(project.root / n) for n in FILE_NAMES if (project.root / n).exists()]
         h = hashlib.sha256()
-        read: dict[str, bytes] = {}
+        read: dict[str, bytes] = {}  # the files hashed now (the others' digests are recorded: configdigests)
         digests: dict[str, str] = {}
+        known = ConfigDigests.load(project.data_dir, key_bytes, started)
         for path in files:
-            data = _file_bytes(path)
-            if data is None:
-                return None
-            read[path] = data
-            digests[path] = digest = hashlib.sha256(data).hexdigest()
+            digest = known.recorded(path)
+            if digest is None:
+                found = _file_bytes(path)
+                if found is None:
+                    return None
+                read[path] = found[0]
+                digest = hashlib.sha256(found[0]).hexdigest()
+                known.record(path, found[1], digest)
+            digests[path] = digest
             h.update(f"{path}\0{digest}\n".encode())
+        known.save()
         state_path = Path(backend.where)
         try:
             data = backend.read().data  # never waits on a FIFO; a link or a special file is refused
@@ -243,10 +252,11 @@ class PlanMemo:
         plan's and every file and folder the configuration names is as it was; None otherwise."""
         from mlctl.signedfiles import read_signed
 
-        payload = read_signed(self.path, self.user_key, MAX_BYTES, "plan memo")
-        self.existed = payload is not None
+        prefix = b'{"key":"%s",' % self.key.encode()  # what keep writes first: another plan's memo is not checked
+        payload = read_signed(self.path, self.user_key, MAX_BYTES, "plan memo", prefix)
         if payload is None:
             return None
+        self.existed = True
         try:
             entry = json.loads(payload)
         except ValueError:
@@ -263,7 +273,7 @@ class PlanMemo:
     def keep(self, probed, stderr: list[str], stdout: Any, changes: bool) -> bool:
         """Store this plan's output when no input changed while it was made (see the module's docstring);
         `probed`: the paths the load checked on disk. Returns whether it was stored."""
-        from mlctl.signedfiles import write_signed
+        from mlctl.signedfiles import read_signed, write_signed
 
         since = self.started_ns - RACY_NS
         roots = self.roots = {p: fingerprint(p) for p in sorted(set(probed))}
@@ -292,5 +302,7 @@ class PlanMemo:
         ).encode()
         if len(payload) > MAX_BYTES - 100 or not self.path.parent.is_dir():
             return False
+        if self.existed is None:  # lookup left it open (another plan's memo: its signature was not checked)
+            self.existed = read_signed(self.path, self.user_key, MAX_BYTES, "plan memo") is not None
         write_signed(self.path, self.user_key, payload, "plan memo")
         return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from mlctl import runtimerecords
 from mlctl.reconciler import present
@@ -17,6 +17,9 @@ STYLE = {
     Action.NOOP: "dim",
 }
 MARK = {"+": "green", "-": "red", "~": "yellow"}
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Text:

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlctl.binarybounds import numpy_bound
 from mlctl.boundary import describe, is_inside
 from mlctl.digests import HashCache, LinkRefused, NotRegularFile, json_digest, list_files, merkle_digest
 from mlctl import scalesettings
@@ -14,7 +13,6 @@ from mlctl.errors import Diagnostic
 from mlctl.listen import ListenBlock
 from mlctl.listenchecks import listen_attributes
 from mlctl.resources import Address, Kind, Resource
-from mlctl.requirements import read_conda_file
 from mlctl.schemas import mlflowmodel
 from mlctl.schemas.specs import DeploymentSpec, EnvSpec, ModelSpec, Ref, Specs, probed
 from mlctl.schemas.validate import did_you_mean, honoured_fields
@@ -226,6 +224,8 @@ class Builder:
                 return None
             key = str(spec.conda_file)
             if key not in self.conda:
+                from mlctl.requirements import read_conda_file  # packaging: imported when a conda file is read
+
                 hashed, _ = self._hash(spec.conda_file, spec.where.at("conda_file"))
                 self.conda[key] = read_conda_file(spec.conda_file, self.diags) if hashed else None
             parsed = self.conda[key]
@@ -235,6 +235,8 @@ class Builder:
 
     def _environment_resources(self, spec: EnvSpec, parsed: dict, build: dict | None) -> Resource:
         """The environment resource and its image from the parsed packages (registered once per name)."""
+        from mlctl.binarybounds import numpy_bound
+
         # numpy<2 added for conda pins that predate numpy 2 (mlctl.binarybounds): part of what is built
         bound, build_notes = numpy_bound(parsed["conda_packages"], parsed["pip_packages"])
         routes = {"inference_config": spec.inference_config} if spec.inference_config else {}

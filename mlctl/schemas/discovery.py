@@ -8,7 +8,7 @@ from pathlib import Path
 from mlctl.errors import Diagnostic, Severity
 from mlctl.overrides import may_hold_placeholders, placeholders_in, unfilled_error
 from mlctl.projectpaths import Project
-from mlctl.projectfile import is_project_file
+from mlctl.projectfile import FILE_NAMES, is_project_file
 from mlctl.schemas.documents import Document, read_document, show_path
 from mlctl.schemas.readahead import ReadAhead
 from mlctl.schemas.validate import KINDS, did_you_mean
@@ -145,8 +145,8 @@ def config_paths(project: Project) -> list[str]:
     """find_config_files as strings, without making a Path of each (the plan memo's key: 7,500 files)."""
     if project.files:
         return [str(p) for p in project.files]
-    root = str(project.root)
-    return [os.path.join(root, name) for name in config_names(project)]
+    folder = os.path.join(str(project.root), "")  # with its separator
+    return [folder + name for name in config_names(project)]
 
 
 def config_names(project: Project) -> list[str]:
@@ -158,7 +158,7 @@ def config_names(project: Project) -> list[str]:
                 for e in it
                 if e.name.endswith((".yml", ".yaml"))
                 and not e.name.startswith(".")
-                and not is_project_file(e.name)
+                and e.name not in FILE_NAMES  # the project file (a name: no Path made per file)
                 and _is_file(e)
             )
     except OSError:

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 from mlctl.errors import Diagnostic
-from mlctl.requirements import pip_requirement, read_conda_file, requirement_name
 from mlctl.schemas.documents import read_document
 
 CODE = Path(__file__).resolve().parents[1] / "builtin" / "mlflow"
@@ -76,6 +75,8 @@ def _env_files(model_path: Path, pyfunc: dict) -> tuple[Path | None, Path | None
 
 def _skinny(pip: list[str]) -> tuple[list[str], list[str]]:
     """Pure: (pip lines with mlflow as mlflow-skinny of the same specifier, notes)."""
+    from mlctl.requirements import requirement_name  # packaging: imported only when an MLflow model is read
+
     out, notes = [], []
     for line in pip:
         if requirement_name(line) == "mlflow":
@@ -96,6 +97,8 @@ def _minor(python: str | None) -> str | None:
 
 
 def _requirements_txt(path: Path) -> list[str]:
+    from mlctl.requirements import pip_requirement
+
     lines = []
     for raw in path.read_text(errors="replace").splitlines():
         line = raw.split(" #")[0].strip()
@@ -107,6 +110,8 @@ def _requirements_txt(path: Path) -> list[str]:
 def mlflow_environment(model_path: Path, where: dict, diags: list[Diagnostic]) -> tuple[dict, list[str]] | None:
     """({python, channels, conda_packages, pip_packages}, notes) of an MLflow model's own environment; None
     (with errors in `diags`) when the model folder is not a servable MLflow model."""
+    from mlctl.requirements import read_conda_file
+
     data = _mlmodel(model_path, where, diags)
     if data is None:
         return None

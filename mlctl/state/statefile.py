@@ -19,7 +19,7 @@ from typing import Any
 from mlctl import __version__
 from mlctl.errors import Diagnostic, MlctlError
 from mlctl.runtimerecords import DEFAULT as DEFAULT_RUNTIME
-from mlctl.resources import Address, Kind
+from mlctl.resources import Address, Kind, parsed_address
 from mlctl.state.validation import state_problem
 
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ class ResourceState:
 
         self.observed = observed_of(Kind(self.kind), self.observed if self.observed is not None else {})
         self.status = Status.FAILED if self.status == "tainted" else Status(self.status)
-        self.depends_on = sorted(d if isinstance(d, Address) else Address.parse(d) for d in self.depends_on)
+        self.depends_on = sorted(d if isinstance(d, Address) else parsed_address(d) for d in self.depends_on)
 
     @classmethod
     def from_resource(
@@ -184,7 +184,7 @@ def _parse(path: str, text: str) -> State:
         serial=int(doc["serial"]),
         lineage=doc["lineage"],
         mlctl_version=doc.get("mlctl_version", ""),
-        resources={Address.parse(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
+        resources={parsed_address(a): ResourceState(**r) for a, r in (doc.get("resources") or {}).items()},
         pending=doc.get("pending"),
         location=doc.get("location"),
     )

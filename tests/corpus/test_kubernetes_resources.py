@@ -68,7 +68,9 @@ readiness_probe:
   period: 1
 resources:
   requests:
-    cpu: 100m
+    # a whole CPU's weight (cpu.shares 1024, cpu.weight 100): at 100m (102, 10) the instance, beside the
+    # machine's own tasks, took 91 s to start at load 10-20 and was not ready in its probe's budget
+    cpu: "1"
     memory: 0.1Gi
   limits:
     cpu: "1"

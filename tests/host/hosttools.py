@@ -22,17 +22,28 @@ from mlctl.runtime.host.runfiles import host_log, is_alive
 from mlctl.runtime.host.client import HostClient, HostError, HostInfo, find_host, start_host
 
 SCORE = textwrap.dedent('''
-    """Test scoring script: predicts with the Ridge model; the request's JSON steers odd behaviour."""
-    import json, os, pickle, time
+    """Test scoring script: predicts with the Ridge model's weights (model.json), or with the pickled Ridge where the
+    model folder has no model.json; the request's JSON steers odd behaviour."""
+    import json, os, time
     model = None
+    def predict(rows):
+        if not isinstance(model, dict):
+            return model.predict(rows).tolist()
+        return [model["intercept"] + sum(c * x for c, x in zip(model["coef"], row)) for row in rows]
     def init():
         global model
         if os.environ.get("FAIL_INIT"):
             raise RuntimeError("init failed on purpose: " + os.environ["FAIL_INIT"])
         if os.path.exists(os.environ.get("FAIL_INIT_WHILE", "/nonexistent")):
             raise RuntimeError("init failed while this file exists: " + os.environ["FAIL_INIT_WHILE"])
-        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "rb") as f:
-            model = pickle.load(f)
+        folder = os.environ["AZUREML_MODEL_DIR"]
+        if os.path.exists(os.path.join(folder, "model.json")):
+            with open(os.path.join(folder, "model.json")) as f:
+                model = json.load(f)
+        else:
+            import pickle
+            with open(os.path.join(folder, "model.pkl"), "rb") as f:
+                model = pickle.load(f)
         print("model loaded", flush=True)
     def run(raw_data, request_headers):
         started = time.time()
@@ -52,7 +63,7 @@ SCORE = textwrap.dedent('''
         if data.get("die"):
             os._exit(3)  # a poison request: the process ends while holding it
         return {"who": os.environ.get("WHO", "?"), "pid": os.getpid(), "started": started, "ended": time.time(),
-                "prediction": model.predict(data["data"]).tolist(),
+                "prediction": predict(data["data"]),
                 "headers": {k.lower(): v for k, v in request_headers.items()}}
 ''')
 

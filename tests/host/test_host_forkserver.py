@@ -39,8 +39,8 @@ THREAD_AT_IMPORT = "import threading, time\nthreading.Thread(target=time.sleep, 
 
 
 @pytest.fixture
-def fork_host(tmp_path, model_dir):
-    yield from hosts_of(tmp_path, model_dir, SCORE)
+def fork_host(tmp_path, sklearn_model_dir):
+    yield from hosts_of(tmp_path, sklearn_model_dir, SCORE)
 
 
 def spec(host: Host, name: str, *, fork: bool = True, python: str = sys.executable, **kw) -> dict:

@@ -54,8 +54,8 @@ SCORE = textwrap.dedent('''
 
 
 @pytest.fixture
-def confined_host(tmp_path, model_dir):
-    yield from hosts_of(tmp_path, model_dir, SCORE, code_mode=0o755)
+def confined_host(tmp_path, sklearn_model_dir):
+    yield from hosts_of(tmp_path, sklearn_model_dir, SCORE, code_mode=0o755)
 
 
 def spec(host: Host, name: str, *, fork: bool = True, **kw) -> dict:

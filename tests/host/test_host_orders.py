@@ -125,8 +125,8 @@ def test_revive_restarts_at_once_an_instance_its_supervisor_is_backing_off_from(
     assert [r[0] for r in send(host.url + "/score", 3, headers=host.auth())] == [200] * 3
 
 
-def test_usage_reports_cpu_seconds_and_peak_memory_of_a_real_instance(make_host):
-    host = make_host()
+def test_usage_reports_cpu_seconds_and_peak_memory_of_a_real_instance(make_host, sklearn_model_dir):
+    host = make_host(model=sklearn_model_dir)  # the pickled Ridge: scikit-learn loaded, as a real model would be
     host.create("blue")
     host.client.set_traffic({"blue": 100})
     before = instances(host)[0]

@@ -19,7 +19,7 @@ from goldens import cli as mlctl
 from mlctl.signedfiles import sign
 
 MEMO = Path(".mlctl") / "lastplan.json"
-KEPT = (MEMO, Path(".mlctl") / "documents.json", Path(".mlctl") / "planbase.pickle")
+KEPT = (MEMO, *(Path(".mlctl") / n for n in ("documents.json", "planbase.pickle", "configdigests.json")))
 
 
 def settle() -> None:
@@ -221,6 +221,28 @@ def forged(key: bytes, stdout, *, root: Path) -> bytes:
     return sign(key, payload)
 
 
+def plant(target: Path, hostile: str, lie: bytes, outside: Path) -> None:
+    """Put a hostile file at `target` in place of mlctl's own: `lie` (signed with another key) as it is, unsigned or
+    behind a link to `outside`; or garbage, a FIFO, a 65 MiB file or a folder."""
+    target.unlink()
+    if hostile == "foreign-key":  # signed on another machine, committed with the pull request
+        target.write_bytes(lie)
+    elif hostile == "unsigned":
+        target.write_bytes(lie.partition(b"\n")[2])
+    elif hostile == "garbage":
+        target.write_bytes(b"\x00\xff{not json" * 1000)
+    elif hostile == "link":
+        outside.write_bytes(lie)
+        os.symlink(outside, target)
+    elif hostile == "fifo":
+        os.mkfifo(target)
+    elif hostile == "huge":
+        with open(target, "wb") as f:
+            f.truncate(65 * 1024 * 1024)
+    elif hostile == "folder":
+        target.mkdir()
+
+
 LIE = {"styled": False, "pieces": ["No changes. The runtime matches the configuration.", "\n"]}
 
 
@@ -232,24 +254,8 @@ def test_a_hostile_memo_is_never_believed(planner, tmp_path, hostile):
     assert "No changes" not in expected[1]
     memo = planner.root / MEMO
     lie = forged(b"k" * 32, LIE, root=planner.root)
-    memo.unlink()
     outside = tmp_path / "outside.json"
-    if hostile == "foreign-key":  # a memo signed on another machine, committed with the pull request
-        memo.write_bytes(lie)
-    elif hostile == "unsigned":
-        memo.write_bytes(lie.partition(b"\n")[2])
-    elif hostile == "garbage":
-        memo.write_bytes(b"\x00\xff{not json" * 1000)
-    elif hostile == "link":
-        outside.write_bytes(lie)
-        os.symlink(outside, memo)
-    elif hostile == "fifo":
-        os.mkfifo(memo)
-    elif hostile == "huge":
-        with open(memo, "wb") as f:
-            f.truncate(65 * 1024 * 1024)
-    elif hostile == "folder":
-        memo.mkdir()
+    plant(memo, hostile, lie, outside)
     assert planner.run() == expected
     assert planner.run("--detailed-exitcode")[0] == 2
     if hostile == "link":

@@ -8,6 +8,7 @@ script's calls look slow; the policy is the same."""
 from __future__ import annotations
 
 import threading
+import time
 
 from servertools import SCRIPTS, wait_for_file
 from test_processes import _answers
@@ -16,10 +17,12 @@ from mlctl.runtime.server.inline import (
     BLOCKING,
     FIRST_NEEDED,
     MAX_NEEDED,
+    MEASURED,
     REMEMBER,
     SLOW_ALLOWED,
     WINDOW,
     InlinePolicy,
+    LoopCaller,
 )
 
 INLINE = ("--inline-run-ms", "50")
@@ -83,6 +86,28 @@ def test_policy_sends_a_very_slow_call_back_at_once_and_forgets_old_switches():
     _streak(policy, MAX_NEEDED)
     policy.record(BLOCKING * 1.0, serial=12 + REMEMBER * MAX_NEEDED + 1)  # long after the last switch
     assert not policy.runs_inline and policy.needed == FIRST_NEEDED
+
+
+def test_short_calls_read_no_run_queue_wait_and_a_slow_one_starts_the_measuring():
+    """Reading the wait costs a /proc read per call: a script whose calls are short pays none. A call over the
+    threshold without a reading counts only at BLOCKING times it; the calls after it are measured."""
+    caller = LoopCaller(timeout_ms=60_000, threshold_ms=5.0)
+    try:
+        caller.policy.runs_inline = True
+        for _ in range(200):
+            caller.call(lambda: None)
+        assert caller.measuring == 0 and caller.policy.runs_inline
+        caller.call(time.sleep, 0.012)  # slow, unmeasured, under BLOCKING x 5 ms: not counted ...
+        assert caller.measuring == MEASURED and caller.policy.slow == ()
+        caller.call(time.sleep, 0.012)  # ... but the next one is measured (a sleep holds its thread in full)
+        assert caller.measuring == MEASURED - 1 and len(caller.policy.slow) == 1 and caller.policy.runs_inline
+        for _ in range(MEASURED):
+            caller.call(lambda: None)
+        assert caller.measuring == 0
+        caller.call(time.sleep, BLOCKING * 5.0 / 1000)  # unmeasured, but past what preemption explains
+        assert not caller.policy.runs_inline
+    finally:
+        caller.close()
 
 
 def test_calls_go_inline_after_a_streak_and_a_slow_one_sends_them_back(servers, loop_mode):

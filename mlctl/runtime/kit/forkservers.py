@@ -6,8 +6,9 @@ deployment variables and its resources), which forks the instances of the deploy
 is logged once per environment. A fork server is started with the first instance that needs it, restarted when
 it died (up to RESTARTS times), bypassed for good when it refused (an import failed or started a thread) or did
 not answer, and stopped when no launcher uses it any more (the deployment is gone, or the host stops). A forked
-instance is not the host's child: `ForkedProcess` stands for it, with the pid, exit code and wait() the
-launcher needs (the exit code comes from the fork server; without it, from a pidfd, the code then unknown).
+instance is not the host's child: `ForkedProcess` (forkedprocess.py) stands for it, with the pid, exit code and
+wait() the launcher needs (the exit code comes from the fork server; without it, from a pidfd, the code then
+unknown).
 
 When mlctl runs as root, a deployment's instances are confined (`confinement.py`), and so is its fork server: one
 per environment and deployment uid (a new version's folders are bound into its namespace: `ForkServer.bind`),
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from mlctl.runtime.host.sockets import instance_folder
 from mlctl.runtime.kit import cgroups, confinement
+from mlctl.runtime.kit.forkedprocess import MAX_ANSWER, ForkedProcess
 from mlctl.runtime.kit.preloads import modules_to_preload, own_modules
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -46,8 +48,6 @@ START_TIMEOUT_S = 60.0  # the fork server imports the scoring server's modules
 FORK_TIMEOUT_S = 300.0  # ... and, on its first fork, the deployment's packages
 RESTARTS = 3
 LINE_CHARS = 500  # of a line the fork server printed, shown in the host's log
-UNKNOWN_EXIT = 255  # the fork server that knew the instance's exit code is gone
-MAX_ANSWER = 1 << 16  # bytes of a fork server's answer line (a confined one runs the deployment's uid)
 
 
 def environment_key(spec) -> str:
@@ -69,68 +69,6 @@ def server_key(spec, uid: int | None) -> str:
 def is_wanted(spec) -> bool:
     """Does the project let instances of `spec` start by fork (`local.fork_server`, default true)?"""
     return (spec.launch or {}).get("fork_server") is not False
-
-
-class ForkedProcess:
-    """An instance forked by a fork server, seen as the launcher sees a process: pid, returncode, wait()."""
-
-    def __init__(self, pid: int, conn: socket.socket, rest: bytes, lifeline: int, pidfd: int):
-        self.pid = pid
-        self.returncode: int | None = None
-        self._conn, self._rest = conn, rest
-        self._lifeline: int | None = lifeline
-        self._pidfd: int | None = pidfd
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
-
-    async def wait(self) -> int:
-        await asyncio.shield(self._watcher)
-        assert self.returncode is not None
-        return self.returncode
-
-    async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            code = await _exit_message(loop, self._conn, self._rest)
-            if code is None and self._pidfd is not None:  # its fork server is gone: the kernel says when it ends
-                ended = loop.create_future()
-
-                def on_end() -> None:
-                    if not ended.done():
-                        ended.set_result(None)
-
-                loop.add_reader(self._pidfd, on_end)
-                try:
-                    await ended
-                finally:
-                    loop.remove_reader(self._pidfd)
-            self.returncode = UNKNOWN_EXIT if code is None else code
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        self._conn.close()
-        for fd in (self._lifeline, self._pidfd):
-            if fd is not None:
-                os.close(fd)
-        self._lifeline = self._pidfd = None
-
-
-async def _exit_message(loop, conn: socket.socket, rest: bytes) -> int | None:
-    """The exit code the fork server sends for its child, None when its connection ends without one."""
-    buffer = rest
-    while True:
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            message = json.loads(line)
-            if "exit" in message:
-                return int(message["exit"])
-        try:
-            data = await loop.sock_recv(conn, 4096)
-        except OSError:
-            return None
-        if not data or len(buffer) > MAX_ANSWER:
-            return None
-        buffer += data
 
 
 class Refused(Exception):

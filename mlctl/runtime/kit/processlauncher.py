@@ -27,6 +27,7 @@ from mlctl.runtime.host.identities import deployment_uid
 from mlctl.runtime.host.runfiles import endpoint_tag
 from mlctl.runtime.host.sockets import instance_folder, remove_instance_folder
 from mlctl.runtime.kit import cgroups, confinement, forkservers
+from mlctl.runtime.kit.forkedprocess import ForkedProcess
 from mlctl.runtime.kit.processusage import TAIL_BYTES, process_usage
 from mlctl.runtime.kit.servercommand import die_with_parent, instance_env, server_command
 
@@ -50,7 +51,7 @@ class Process:
         self.uid, self.data_dir = uid, data_dir  # uid: confined to it, its socket in a folder of its own
         # DEPLOYMENT-gG-K: the socket's name, or its folder's when confined (DEPLOYMENT-gG-K/s.sock)
         self.instance_name = socket.parent.name if uid is not None else socket.stem
-        self.proc: asyncio.subprocess.Process | forkservers.ForkedProcess | None = None
+        self.proc: asyncio.subprocess.Process | ForkedProcess | None = None
         self.stopped = False  # for good: never started again
         self.tail: collections.deque[bytes] = collections.deque()  # last output chunks, TAIL_BYTES at most
         self._tail_bytes = 0

@@ -11,6 +11,11 @@ The policy: a server starts on worker threads; after `needed` calls in a row eac
 threshold, calls run inline. A call's duration here is the time it held its thread: its wall time less
 the time the thread waited for a CPU (mlctl.runtime.server.runqueue), so that on a busy machine the
 kernel's preemption does not make a short call look long; a call that sleeps or blocks counts in full.
+Reading that wait costs a read of /proc (2-10 µs, as much as a sixth of a trivial request's CPU), so an inline
+call reads it only while it is *measuring*: for MEASURED calls after an inline call that took the threshold or
+more without a reading. Such an unmeasured call counts only when even preemption could not explain it (at least
+BLOCKING times the threshold, at its wall time); a slower-than-threshold call of a script whose calls are short
+is judged, from the next call on, as before. So a script whose calls are all short reads no wait at all.
 An inline call at or over the threshold is let pass once in a while (a page fault, a garbage
 collection; preemption the kernel does not see, as a virtual machine's host taking its CPU, which comes in
 bursts of a few calls), but one more than SLOW_ALLOWED within WINDOW calls, or one over BLOCKING times the
@@ -53,6 +58,7 @@ WINDOW = 64  # more than SLOW_ALLOWED slow inline calls within this many calls s
 SLOW_ALLOWED = 3
 BLOCKING = 10  # so does one inline call this many times the threshold
 REMEMBER = 16  # a switch back after more than REMEMBER * needed inline calls starts over at FIRST_NEEDED
+MEASURED = WINDOW  # inline calls that read the run-queue wait after one that was slow without a reading
 
 
 @dataclass
@@ -107,6 +113,7 @@ class LoopCaller:
         self._closed = threading.Event()
         self._watchdog: Optional[threading.Thread] = None
         self._tick = min(max(timeout_ms / 20000.0, 0.005), 0.25)
+        self._measuring = 0  # calls left that read the run-queue wait (the module docstring)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Tuple[Any, float]:
         """fn(*args) here and now: (its value, ms it took); raises what fn raised, or CallTimeout when
@@ -116,7 +123,10 @@ class LoopCaller:
             self._watchdog.start()
         self._serial += 1
         serial = self._serial
-        waited = self.runqueue.waited_ms()
+        measuring = self._measuring > 0
+        if measuring:
+            self._measuring -= 1
+            waited = self.runqueue.waited_ms()
         start = time.perf_counter()
         ok, value = False, None
         try:
@@ -139,7 +149,11 @@ class LoopCaller:
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         policy = self.policy
         if elapsed_ms >= policy.threshold_ms:  # (a short call changes nothing while calls run inline)
-            held = held_ms(elapsed_ms, self.runqueue.waited_ms() - waited)
+            if measuring:
+                held = held_ms(elapsed_ms, self.runqueue.waited_ms() - waited)
+            else:  # no reading: judge the next calls by their held time; this one only past what preemption explains
+                self._measuring = MEASURED
+                held = elapsed_ms if elapsed_ms >= BLOCKING * policy.threshold_ms else 0.0
             if held >= policy.threshold_ms:
                 policy.record(held, serial)
         if fired:
@@ -147,6 +161,11 @@ class LoopCaller:
         if not ok:
             raise value  # type: ignore[misc]
         return value, elapsed_ms
+
+    @property
+    def measuring(self) -> int:
+        """How many more inline calls read their thread's run-queue wait (0: none; the module docstring)."""
+        return self._measuring
 
     def _watch(self) -> None:
         limit = self.timeout_ms / 1000.0

@@ -8,7 +8,8 @@ short calls back to the worker threads, while a call that sleeps or blocks on I/
 waiting for one) still counts in full.
 
 Linux keeps each thread's run-queue wait (``/proc/thread-self/schedstat``, second field, ns); a
-`RunQueue` opens that file once and rereads it with one ``pread`` (about 1 µs).
+`RunQueue` opens that file once and rereads it with one ``pread`` (2-10 µs on this project's 2-core VMs: the
+inline caller reads it only while it measures, mlctl.runtime.server.inline).
 Where the file cannot be read (not Linux, no /proc), the wait reads as 0 and calls are judged by their
 wall time, as before.
 """
