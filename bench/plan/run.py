@@ -208,7 +208,7 @@ def run_once(cmd: list[str], cwd: Path, env=None, ok=(0, 2)) -> tuple[float, flo
 
 def forget_caches(proj: Path, xdg: Path) -> None:
     """A fresh clone as a pull-request job has it: no hash cache, no document cache, no cache key."""
-    for name in ("hashcache.json", "documents.json", "lastplan.json", "planbase.pickle"):
+    for name in ("hashcache.json", "documents.json", "lastplan.json", "planbase.pickle", "configdigests.json"):
         (proj / ".mlctl" / name).unlink(missing_ok=True)
     shutil.rmtree(xdg, ignore_errors=True)
 

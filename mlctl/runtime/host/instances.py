@@ -31,7 +31,8 @@ class Instance:
         self.stopping = False
         self.in_flight = 0
         self.restarts = 0
-        self.started_at = 0.0
+        self.started_at = 0.0  # when its launcher reported it launched (its address known)
+        self.ordered_at = 0.0  # when its start was asked of the launcher (a container or cgroup may take long)
         self.unhealthy = False  # its last probe was answered 503: it asks to be replaced
 
     def _reached_at(self, address: str | None) -> None:
@@ -49,12 +50,14 @@ class Instance:
     async def start(self) -> None:
         """Launched (not yet ready): the address known, a fresh connection pool to it."""
         self.ready = False
+        self.ordered_at = time.monotonic()
         (address,) = await self.launcher.start(self.spec, [self.key])
         self._reached_at(address)
 
     async def restart(self) -> None:
         """Launched again at once (the launcher kills what remains of it first)."""
         self.ready = False
+        self.ordered_at = time.monotonic()
         self._reached_at(await self.launcher.restart(self.key))
 
     def health(self) -> str | None:
@@ -98,7 +101,7 @@ class Instance:
             if time.monotonic() >= deadline:
                 raise InstanceFailed(
                     f"instance {self.index} of deployment {self.spec.name!r} was not ready after "
-                    f"{time.monotonic() - self.started_at:.1f}s",
+                    f"{time.monotonic() - (self.ordered_at or self.started_at):.1f}s",
                     self.log_tail(),
                 )
             await asyncio.sleep(READY_POLL_S)
