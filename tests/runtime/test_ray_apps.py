@@ -95,14 +95,6 @@ def test_the_replica_that_moves_is_the_highest_on_the_most_crowded_node_when_a_n
     assert spread.choose([], {"head"}) is None
 
 
-def test_nothing_moves_until_every_running_replica_has_been_ready_a_while():
-    running = [{"replica_id": "r0", "node_id": "n0"}, {"replica_id": "r1", "node_id": "n0"}]
-    registered = {"r0": {"ready_at": 1000.0}, "r1": {"ready_at": 1000.0 + spread.SETTLE_S}}
-    assert not spread.settled(running, registered, 1000.0 + spread.SETTLE_S + 1)  # r1 is new: its hosts probe it
-    assert spread.settled(running, registered, 1000.0 + 2 * spread.SETTLE_S)
-    assert spread.settled(running, {"r0": {}, "r1": {}}, 1000.0)  # entries of replicas from before (no ready_at)
-
-
 def test_only_an_application_at_rest_is_spread():
     running = [{"replica_id": "r0", "node_id": "n0"}, {"replica_id": "r1", "node_id": "n1"}]
     assert spread.steady(app_details(OWNER, replicas=("RUNNING", "RUNNING"), target=2)) == running

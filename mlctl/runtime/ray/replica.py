@@ -128,12 +128,7 @@ class ScoringReplica:
             raise RuntimeError(f"the scoring server could not start: {self.spawn_error}")
         self._wait_ready(float(spec["ready_within_s"]))
         host, port = self.listening
-        entry = {
-            "address": f"tcp:{host}:{port}",
-            "node_ip": self.node_ip,
-            "pid": self.proc.pid,
-            "ready_at": time.time(),
-        }
+        entry = {"address": f"tcp:{host}:{port}", "node_ip": self.node_ip, "pid": self.proc.pid}
         if self.unix and os.path.exists(self.unix):  # the hosts on this node use it (launcher.Launcher.address)
             entry.update(unix=f"unix:{self.unix}", node_id=ray.get_runtime_context().get_node_id())
         directory.register(self.application, self.replica_id, entry)

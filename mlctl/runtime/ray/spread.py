@@ -19,9 +19,8 @@ the most crowded node), so every replica makes the same one; the chosen replica 
 3. Serve starts a replacement where its scheduling puts it (SPREAD: round robin over the nodes with room) and the
    hosts' restarts take its server.
 
-Nothing moves until every running replica has been ready for SETTLE_S (the hosts have taken the newest). A
-replacement that lands on a crowded node again is moved again, at most MOVES times for one set of alive nodes (a
-node that rejoins has a new Ray node id: the count starts again). Ray stays the scheduler.
+A replacement that lands on a crowded node again is moved again, at most MOVES times for one set of alive nodes
+(a node that rejoins has a new Ray node id: the count starts again). Ray stays the scheduler.
 """
 
 from __future__ import annotations
@@ -34,10 +33,6 @@ NAMESPACE = "mlctl"
 CHECK_S = 5.0  # how often a replica looks at the alive nodes
 RECHECK_S = 60.0  # how often it reads its application again while the alive nodes stay the same and nothing moves
 MOVES = 3  # moves of one application for one set of alive nodes
-# nothing moves until every running replica of the application has been ready this long: the hosts' restarts that
-# take a new replica probe its readiness first, and meanwhile (seen) a server answering 503 there was waited on for the
-# whole readiness budget, or the other replica, moved, left a host with no ready instance
-SETTLE_S = 15.0
 MOVE_WAIT_S = 60.0  # how long a moving replica waits for every host's release before its server stops all the same
 
 
@@ -82,11 +77,6 @@ def clients(port: int, unix: str | None, tables: str = "/proc/net") -> int:
     return count
 
 
-def settled(running: list[dict], registered: dict[str, dict], now: float) -> bool:
-    """Pure: has every running replica been ready (its directory entry's `ready_at`, epoch s) for SETTLE_S at `now`?"""
-    return all(float((registered.get(r["replica_id"]) or {}).get("ready_at") or 0) <= now - SETTLE_S for r in running)
-
-
 def _kv():
     from ray.experimental import internal_kv
 
@@ -126,12 +116,8 @@ class Watch:
         nodes = tuple(sorted(available))
         if len(nodes) < 2 or (nodes == self.settled and time.monotonic() - self.at < RECHECK_S):
             return None
-        from mlctl.runtime.ray import directory
-
         app = (cluster.details().get("applications") or {}).get(self.application)
         running = steady(app) if app else None
-        if running is not None and not settled(running, directory.entries(self.application), time.time()):
-            running = None
         if running is None:
             self.settled = ()
             return None
