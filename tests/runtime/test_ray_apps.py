@@ -9,7 +9,7 @@ import asyncio
 from aiohttp import web
 
 from mlctl.runtime.host.upstream import Pool
-from mlctl.runtime.ray import apps, appspec, cluster, directory, spread
+from mlctl.runtime.ray import apps, appspec, cluster, directory
 
 OWNER = "0123abcd"
 
@@ -74,66 +74,6 @@ def test_a_scale_down_names_the_registered_replicas_serve_stops():
     registered = {"r0": {"address": "tcp:10.0.0.1:1"}, "r1": {"address": "tcp:10.0.0.1:2"}, "r3": {}}
     assert directory.stopping(app, registered) == ["r1"]  # r2 was released (its entry is gone)
     assert [s["replica_id"] for s in directory.running(app, registered)] == ["r0", "r3"]
-
-
-def test_a_replica_being_moved_is_not_among_the_running_servers():
-    app = app_details(OWNER, replicas=("RUNNING", "RUNNING"), target=2)
-    registered = {"r0": {"address": "tcp:10.0.0.1:1"}, "r1": {"address": "tcp:10.0.0.1:2"}}
-    assert [s["replica_id"] for s in directory.running(app, registered, moved="r1")] == ["r0"]
-
-
-def test_the_replica_that_moves_is_the_highest_on_the_most_crowded_node_when_a_node_with_room_holds_none():
-    def at(*nodes: str) -> list[dict]:
-        return [{"replica_id": f"r{i}", "node_id": node} for i, node in enumerate(nodes)]
-
-    assert spread.choose(at("head", "head"), {"head", "worker"}) == "r1"  # the worker rejoined
-    assert spread.choose(at("head", "head", "head", "b"), {"b", "c"}) == "r2"
-    assert spread.choose(at("b", "a", "b", "a"), {"c"}) == "r3"  # equally crowded: the lowest node id (a)
-    assert spread.choose(at("head", "head"), {"head"}) is None  # the other node has no room
-    assert spread.choose(at("head", "worker"), {"head", "worker", "third"}) is None  # not crowded
-    assert spread.choose(at("head", "worker", "worker"), {"head", "worker"}) is None  # every node with room holds one
-    assert spread.choose([], {"head"}) is None
-
-
-def test_only_an_application_at_rest_is_spread():
-    running = [{"replica_id": "r0", "node_id": "n0"}, {"replica_id": "r1", "node_id": "n1"}]
-    assert spread.steady(app_details(OWNER, replicas=("RUNNING", "RUNNING"), target=2)) == running
-    assert spread.steady(app_details(OWNER, replicas=("RUNNING", "STARTING"), target=2)) is None
-    assert spread.steady(app_details(OWNER, replicas=("RUNNING", "STOPPING"), target=1)) is None
-    assert spread.steady(app_details(OWNER, replicas=("RUNNING",), target=2)) is None
-    unhealthy = app_details(OWNER, replicas=("RUNNING", "RUNNING"), target=2)
-    unhealthy["status"] = "DEPLOYING"
-    assert spread.steady(unhealthy) is None
-
-
-def test_the_connections_open_to_a_server_are_counted_on_its_tcp_port_and_its_unix_socket(tmp_path):
-    """(What a moving replica waits for: no endpoint host holding a connection to its server.)"""
-    import socket
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    path = str(tmp_path / "server.sock")
-    unix = socket.socket(socket.AF_UNIX)
-    unix.bind(path)
-    unix.listen()
-    held = []
-    try:
-        assert spread.clients(port, path) == 0
-        held += [socket.create_connection(("127.0.0.1", port)), listener.accept()[0]]
-        held += [socket.create_connection(("127.0.0.1", port)), listener.accept()[0]]
-        client = socket.socket(socket.AF_UNIX)
-        client.connect(path)
-        held += [client, unix.accept()[0]]
-        assert spread.clients(port, path) == 3  # two on TCP (the server's ends), one on the unix socket
-        assert spread.clients(port, None) == 2
-        for sock in held:
-            sock.close()
-        held.clear()
-        assert spread.clients(port, path) == 0
-        assert spread.clients(port, path, tables=str(tmp_path / "nowhere")) == -1
-    finally:
-        for sock in (*held, listener, unix):
-            sock.close()
 
 
 def test_the_cluster_has_no_room_when_no_node_holds_one_more_replica():

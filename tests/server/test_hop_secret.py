@@ -82,21 +82,3 @@ def test_a_server_also_listening_on_a_unix_socket_asks_the_secret_there_too_and_
     assert server.stop() == 0 and not path.exists()
     with pytest.raises((OSError, http.client.HTTPException)):
         unix({"X-Mlctl-Hop": SECRET})
-
-
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_server_whose_retire_file_exists_answers_get_with_503_and_still_scores(servers, workers, tmp_path):
-    """MLCTL_RETIRE_FILE (the ray runtime's move of a replica to another node): GET / answers 200 until the file
-    exists, then 503 (the hosts take the server out of rotation and drain it), in every worker process, while
-    /score goes on answering the requests still sent."""
-    script = tmp_path / "sees.py"
-    script.write_text(SEES)
-    retire = tmp_path / "private" / "retire"
-    retire.parent.mkdir(mode=0o700)
-    server = servers.start(script, env={"MLCTL_RETIRE_FILE": str(retire), "WORKER_COUNT": workers})
-    assert [server.call("GET", "/").status for _ in range(4)] == [200] * 4
-    retire.touch()
-    answers = [server.call("GET", "/") for _ in range(4)]
-    assert [a.status for a in answers] == [503] * 4, answers
-    assert b"being moved to another node" in answers[0].body
-    assert server.call("POST", "/score", {"x": 1}).status == 200

@@ -250,31 +250,21 @@ def delete(names: list[str]) -> None:
         directory.forget(names)
 
 
-def replica_needs(app: dict) -> dict[str, float]:
-    """Pure: what one replica of the application reserves on its node (Ray's resource names; 0: nothing)."""
-    scorer = (app.get("deployments") or {}).get("scorer") or {}
-    options = (scorer.get("deployment_config") or {}).get("ray_actor_options") or {}
-    return {
-        "CPU": options.get("num_cpus") or 0,
-        "memory": options.get("memory") or 0,
-        "GPU": options.get("num_gpus") or 0,
-    }
-
-
-def fits(available: dict, needs: dict[str, float]) -> bool:
-    """Pure: does one more replica that reserves `needs` fit in a node's `available` resources?"""
-    return all(available.get(k, 0) + 1e-9 >= v for k, v in needs.items() if v)
-
-
 def room_message(app: dict, available: list[dict]) -> str:
     """Pure: why the cluster cannot place the application's starting replicas ("" when it may): Serve's own
     message once it said so (after 30 s), else when no alive node has the CPUs (and memory, GPUs) one replica
     reserves available now. `available` holds each alive node's available resources (Ray's names)."""
-    message = ((app.get("deployments") or {}).get("scorer") or {}).get("message") or ""
+    scorer = (app.get("deployments") or {}).get("scorer") or {}
+    message = scorer.get("message") or ""
     if "to be scheduled" in message:
         return message
-    needs = replica_needs(app)
-    if any(fits(node, needs) for node in available):
+    options = (scorer.get("deployment_config") or {}).get("ray_actor_options") or {}
+    needs = {
+        "CPU": options.get("num_cpus") or 0,
+        "memory": options.get("memory") or 0,
+        "GPU": options.get("num_gpus") or 0,
+    }
+    if any(all(node.get(k, 0) + 1e-9 >= v for k, v in needs.items() if v) for node in available):
         return ""
     asked = ", ".join(f"{k} {v:g}" for k, v in needs.items() if v) or "nothing"
     most = max((node.get("CPU", 0) for node in available), default=0)

@@ -11,14 +11,10 @@ that used it releases it (`release`: the entry deleted, after the host drained i
 Serve chooses which replicas a scale-down stops, and the host learns which from the directory
 (`stopping`), takes them out of rotation and drains them before their servers end.
 
-A replica being moved to another node (spread.py) is not listed among the running servers; each host releases it
-(`--drained`) once it drained the instance that used it.
-
-Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ... | --drained ID
-[--holder I --holders N]] [--wait S --other-than ID ...]`, it first releases the named replicas (the drained one
-only while it is being moved) and sets the application's replica count, then prints what the host's "serve"
-launcher reads (`state`) as JSON, `null` when Serve has no such application (with `--wait`, once a server of a
-replica not named runs, or after S seconds); needs Ray.
+Run as `python -m mlctl.runtime.ray.directory ADDRESS APPLICATION [--target N] [--release ID ... [--holder I
+--holders N]] [--wait S --other-than ID ...]`, it first releases the named replicas and sets the application's
+replica count, then prints what the host's "serve" launcher reads (`state`) as JSON, `null` when Serve has no such
+application (with `--wait`, once a server of a replica not named runs, or after S seconds); needs Ray.
 """
 
 from __future__ import annotations
@@ -27,8 +23,6 @@ import argparse
 import json
 import secrets
 import sys
-
-from mlctl.runtime.ray import spread
 
 NAMESPACE = "mlctl"
 HOP_HEADER = "X-Mlctl-Hop"  # the request header that carries the hop secret
@@ -77,7 +71,6 @@ def forget(applications: list[str]) -> None:
     for name in applications:
         _kv()._internal_kv_del(f"{name}/", del_by_prefix=True, namespace=NAMESPACE)
         _kv()._internal_kv_del(f"released:{name}/", del_by_prefix=True, namespace=NAMESPACE)
-        spread.forget(name)
 
 
 def entries(application: str) -> dict[str, dict]:
@@ -91,16 +84,15 @@ def entries(application: str) -> dict[str, dict]:
     return found
 
 
-def running(app: dict, registered: dict[str, dict], moved: str = "") -> list[dict]:
+def running(app: dict, registered: dict[str, dict]) -> list[dict]:
     """Pure: the servers of an application's RUNNING replicas ({replica_id, address, node_id, node_ip}), in
-    the order of their replica ids, but the one being `moved`; `app` is the application's details, `registered`
-    its `entries`."""
+    the order of their replica ids; `app` is the application's details, `registered` its `entries`."""
     from mlctl.runtime.ray import apps
 
     return [
         {"replica_id": r["replica_id"], "node_id": r["node_id"], **registered[r["replica_id"]]}
         for r in apps.replicas(app)
-        if r["state"] == "RUNNING" and r["replica_id"] in registered and r["replica_id"] != moved
+        if r["state"] == "RUNNING" and r["replica_id"] in registered
     ]
 
 
@@ -110,7 +102,7 @@ def servers(application: str) -> list[dict] | None:
     from mlctl.runtime.ray import cluster
 
     app = (cluster.details().get("applications") or {}).get(application)
-    return running(app, entries(application), spread.moving(application)) if app else None
+    return running(app, entries(application)) if app else None
 
 
 def stopping(app: dict, registered: dict[str, dict]) -> list[str]:
@@ -122,8 +114,7 @@ def stopping(app: dict, registered: dict[str, dict]) -> list[str]:
 
 def state(application: str, room: bool = False) -> dict | None:
     """What the host's launcher reads of an application: its running `servers`, the replicas Serve is
-    `stopping`, its `target` count, its replicas still `starting`, the replica being `moving` ("" when none),
-    and (with `room`, asked while a scale-up
+    `stopping`, its `target` count, its replicas still `starting`, and (with `room`, asked while a scale-up
     waits) `no_room`: why the cluster cannot place them ("" when it can, or when that is not known); None when
     Serve has no such application."""
     from mlctl.runtime.ray import apps, cluster
@@ -131,11 +122,10 @@ def state(application: str, room: bool = False) -> dict | None:
     app = (cluster.details().get("applications") or {}).get(application)
     if not app:
         return None
-    registered, moved = entries(application), spread.moving(application)
+    registered = entries(application)
     starting = [r for r in apps.replicas(app) if r["state"] in ("STARTING", "PENDING_MIGRATION", "RECOVERING")]
     return {
-        "servers": running(app, registered, moved),
-        "moving": moved if any(r["replica_id"] == moved for r in apps.replicas(app)) else "",
+        "servers": running(app, registered),
         "stopping": stopping(app, registered),
         "target": apps.target_replicas(app),
         "starting": len(starting),
@@ -192,7 +182,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("application")
     parser.add_argument("--target", type=int, help="set the application's replica count first")
     parser.add_argument("--release", nargs="*", default=[], help="release these replicas' servers first")
-    parser.add_argument("--drained", default="", help="release this replica's server if it is being moved")
     parser.add_argument("--holder", default="", help="the releasing host, one of --holders")
     parser.add_argument("--holders", type=int, default=1, help="the hosts that must all release a server")
     parser.add_argument("--room", action="store_true", help="also say why starting replicas cannot be placed")
@@ -201,8 +190,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         cluster.connect(args.address)
-        drained = [args.drained] if args.drained and args.drained == spread.moving(args.application) else []
-        release(args.application, args.release + drained, args.holder, args.holders)
+        release(args.application, args.release, args.holder, args.holders)
         if args.target is not None and args.application in (cluster.details().get("applications") or {}):
             cluster.scale(args.application, apps.DEPLOYMENT_NAME, args.target)
         print(json.dumps(waited(args.application, args.room, args.wait, set(args.other_than))))

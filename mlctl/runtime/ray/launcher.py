@@ -97,7 +97,7 @@ class Launcher:
         if self.target is not None and len(self.servers) + len(keys) <= self.target:
             servers = await self._new_servers(spec, len(keys)) or servers  # scaled up: Serve's new replicas
         elif not fresh or len(self._free(servers)) < len(keys):  # the spec's list is old, or replicas were replaced
-            servers = await self._during_move(spec, len(keys)) or servers
+            servers = await self.lookup() or servers
         if not servers:
             raise OSError(f"Serve application {launch['application']} has no running replica")
         # servers no instance uses first; then shared ones: an instance being revived while its predecessor's
@@ -119,23 +119,10 @@ class Launcher:
             return unix
         return server["address"]
 
-    async def _during_move(self, spec, wanted: int) -> list[dict] | None:
-        """The application's running servers, read from the cluster's directory ([] when it cannot be read now; None
-        when Serve has no such application); while a replica is being moved (spread.py) and fewer than `wanted` are
-        free, read again until its replacement runs (bounded by the readiness budget), so that no instance shares a
-        server for good."""
-        deadline = time.monotonic() + float(spec.readiness_budget_s)
+    async def lookup(self) -> list[dict] | None:
+        """The application's running servers, read from the cluster's directory ([] when it cannot be read
+        now); None when Serve has no such application."""
         state = await self.read()
-        released = False
-        while state is not None and state.get("moving") and len(self._free(state["servers"])) < wanted:
-            if time.monotonic() > deadline:
-                break
-            taken = {s["replica_id"] for s in self.servers.values()}
-            # none of this host's instances uses the moving replica: its release goes with the wait
-            drained = [] if released or state["moving"] in taken else ["--drained", state["moving"], *self._holder()]
-            released = True
-            other = sorted(taken | {state["moving"]})
-            state = await self._directory(*drained, "--wait", str(WAIT_S), "--other-than", *other)
         return None if state is None else state["servers"]
 
     async def read(self, *args: str) -> dict | None:
@@ -148,7 +135,7 @@ class Launcher:
     async def _directory(self, *args: str) -> dict | None:
         """`python -m mlctl.runtime.ray.directory` on the application with `args`: its state (servers and
         stopping empty when it cannot be read now), None when Serve has no such application."""
-        empty = {"servers": [], "stopping": [], "target": None, "starting": 0, "no_room": "", "moving": ""}
+        empty = {"servers": [], "stopping": [], "target": None, "starting": 0, "no_room": ""}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -266,12 +253,10 @@ class Launcher:
             return None
         started = time.monotonic()
         check = started + REPLACEMENT_S
-        drained = ["--drained", old["replica_id"], *self._holder()]  # (released only if it is being moved)
         while key in self.servers:
             # one directory process waits (up to WAIT_S) until a replica no instance uses runs
             taken = sorted({s["replica_id"] for s in self.servers.values()} | {old["replica_id"]})
-            state = await self._directory(*drained, "--wait", str(WAIT_S), "--other-than", *taken)
-            drained = []
+            state = await self._directory("--wait", str(WAIT_S), "--other-than", *taken)
             found = None if state is None else state["servers"]
             if key not in self.servers or found is None:
                 return None
@@ -280,7 +265,7 @@ class Launcher:
                 self.servers[key] = free[0]
                 return self.address(free[0])
             if time.monotonic() > check:
-                if state["moving"] != old["replica_id"] and await connects(old["address"]):
+                if await connects(old["address"]):
                     return self.address(old)
                 log.warning(
                     "%s: Serve has not replaced replica %s of %s after %.0f s; still waiting for it",
@@ -306,14 +291,8 @@ class Launcher:
             if event is not None:
                 event.set()
         if released:
-            self._soon(self._directory("--release", *released, *self._holder()))
-
-    def _holder(self) -> list[str]:
-        """The directory's arguments naming this host as one of the endpoint's holders of its servers ([] when the
-        endpoint has one host: ingress local)."""
-        if not self.launch.get("holder"):
-            return []
-        return ["--holder", str(self.launch["holder"]), "--holders", str(int(self.launch.get("holders") or 1))]
+            holder = ["--holder", str(self.launch["holder"]), "--holders", str(int(self.launch.get("holders") or 1))]
+            self._soon(self._directory("--release", *released, *(holder if self.launch.get("holder") else [])))
 
     def health(self, key: InstanceKey) -> str | None:
         return None if key in self.servers else "stopped"

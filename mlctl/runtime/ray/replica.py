@@ -10,9 +10,7 @@ the same node through the unix socket. The server answers only requests that car
 endpoint's hop secret (`X-Mlctl-Hop`, compared in constant time). A server that exits first (init()
 raised) fails the constructor with the server's output, traceback included, which Serve reports as the
 application's status message. Serve places, health-checks (the server's `GET /`) and replaces the
-replicas. The server's output goes to the replica's Serve log. A thread of each replica watches whether the
-application's replicas crowd fewer nodes than they could (a node joined or rejoined) and moves this one when it is
-the one chosen (spread.py: out of the hosts' rotation, drained, then its actor killed for Serve to replace).
+replicas. The server's output goes to the replica's Serve log.
 
 Runs inside Ray workers: imports nothing of mlctl but the standard-library modules named above.
 The model and the code arrive through the replica's runtime_env `working_dir` (`model/`, `code/`).
@@ -25,19 +23,17 @@ import http.client
 import logging
 import os
 import re
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from types import SimpleNamespace
 
 from mlctl.waiting import Timeout, wait_until
 from mlctl.runtime.kit.servercommand import instance_env, server_command
-from mlctl.runtime.ray import directory, nodeenv, spread
+from mlctl.runtime.ray import directory, nodeenv
 
 logger = logging.getLogger("ray.serve")
 TAIL_LINES = 200  # server output kept for a failed start
@@ -99,9 +95,6 @@ class ScoringReplica:
         context = serve.get_replica_context()
         self.application, self.replica_id = context.app_name, context.replica_id.unique_id
         self.unix = hop_socket(self.replica_id)
-        self.moving = False
-        self.private = tempfile.mkdtemp(prefix="mlctl-replica-")  # 0700: the retire file (spread.py) is this user's
-        self.retire = os.path.join(self.private, "retire")
         python, self.variables = sys.executable, {}  # without an environment: Ray's own interpreter
         if spec.get("environment"):  # shipped through the cluster (packages.py): a virtualenv on this node
             python, self.variables = nodeenv.materialize(spec["environment"])
@@ -132,50 +125,6 @@ class ScoringReplica:
         if self.unix and os.path.exists(self.unix):  # the hosts on this node use it (launcher.Launcher.address)
             entry.update(unix=f"unix:{self.unix}", node_id=ray.get_runtime_context().get_node_id())
         directory.register(self.application, self.replica_id, entry)
-        threading.Thread(target=self._spread, daemon=True, name="mlctl-spread").start()
-
-    def _spread(self) -> None:
-        """Every spread.CHECK_S while the server runs: move this replica when it is the one chosen (spread.py)."""
-        watch = spread.Watch(self.application, self.replica_id)
-        while self.proc.poll() is None:
-            time.sleep(spread.CHECK_S)
-            try:
-                move = watch.check()
-            except Exception as e:  # the controller is busy or restarting: looked at again next time
-                logger.info("mlctl: cannot tell whether the replicas are spread (%s)", e)
-                continue
-            if move is not None:
-                self._move(move)
-                return
-
-    def _move(self, move: dict) -> None:
-        """Out of the hosts' rotation (GET / answers 503), drained by each and released, then the server stopped and
-        this replica's actor killed: Serve starts a replacement where its scheduling puts it."""
-        import ray
-
-        self.moving = True
-        logger.warning(
-            "mlctl: moving this replica off node %s (attempt %d): the application's replicas crowd it while node(s) "
-            "%s have room; it leaves the hosts' rotation first",
-            move["node_id"],
-            move["attempt"],
-            ", ".join(move["to"]),
-        )
-        with open(self.retire, "w"):
-            pass
-        if not self._let_go():
-            logger.warning(
-                "mlctl: not every host released this replica within %.0fs: moved all the same", spread.MOVE_WAIT_S
-            )
-        self._kill(self.grace)
-        directory.unregister(self.application, self.replica_id)
-        shutil.rmtree(self.private, ignore_errors=True)
-        logger.warning("mlctl: the scoring server stopped; this replica's actor ends for Serve to replace it")
-        try:
-            ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
-        except Exception as e:  # (the actor's own process ends all the same: Serve sees it die)
-            logger.warning("mlctl: Ray did not kill this replica's actor (%s): its process exits", e)
-            os._exit(1)
 
     def _run(self, server, started: threading.Event) -> None:
         try:
@@ -189,7 +138,6 @@ class ScoringReplica:
                     **self.variables,
                     "MLCTL_HOP_SECRET": self.secret,
                     "MLCTL_PARENT_PID": str(os.getpid()),
-                    "MLCTL_RETIRE_FILE": self.retire,
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -247,46 +195,21 @@ class ScoringReplica:
             pass
         proc.wait()
 
-    def _let_go(self) -> bool:
-        """Has every endpoint host released this replica's server, or does none hold a connection to it any more (read
-        three times in a row, 0.5 s apart), within spread.MOVE_WAIT_S?"""
-        quiet = [0]
-
-        def let_go() -> bool:
-            if directory.released(self.application, self.replica_id):
-                return True
-            quiet[0] = quiet[0] + 1 if spread.clients(self.listening[1], self.unix) == 0 else 0
-            return quiet[0] >= 3
-
-        try:
-            wait_until(let_go, spread.MOVE_WAIT_S, "the endpoint hosts let this replica's server go", interval=0.5)
-            return True
-        except Timeout:
-            return False
-
-    def _released_within(self, budget_s: float) -> bool:
-        """Has every endpoint host released this replica's server (directory.release: its entry is gone) within
-        `budget_s`? False too when the cluster cannot say (it is going away with this worker)."""
-        try:
-            wait_until(
-                lambda: directory.released(self.application, self.replica_id),
-                budget_s,
-                "the endpoint hosts release this replica's server",
-                interval=0.2,
-            )
-            return True
-        except Exception:
-            return False
-
     def __del__(self):
         """Serve's graceful shutdown (a replica scaled down or deleted): the server serves on until the host that
         uses it released it (directory.release: Serve chose this replica, the host drains it first), at most
         RELEASE_S, then drains what it holds (up to the instance timeout); out of the directory."""
         if getattr(self, "listening", None) is not None:
-            self._released_within(directory.RELEASE_S)
+            try:
+                wait_until(
+                    lambda: directory.released(self.application, self.replica_id),
+                    directory.RELEASE_S,
+                    "the endpoint host releases this replica's server",
+                    interval=0.2,
+                )
+            except Exception:  # not released in time, or the cluster is going away with this worker
+                pass
         self._kill(getattr(self, "grace", 0.0))
-        if getattr(self, "private", None):
-            shutil.rmtree(self.private, ignore_errors=True)
         if getattr(self, "listening", None) is not None:
             try:
                 directory.unregister(self.application, self.replica_id)
@@ -294,10 +217,7 @@ class ScoringReplica:
                 pass
 
     def check_health(self) -> None:
-        """Serve's health check: the server runs and answers GET / with 200 (503: it asks to be replaced); a replica
-        being moved (its server's 503 is for the hosts) ends by itself."""
-        if self.moving:
-            return
+        """Serve's health check: the server runs and answers GET / with 200 (503: it asks to be replaced)."""
         if self.proc.poll() is not None:
             raise RuntimeError(f"the scoring server exited with code {self.proc.returncode}")
         status = probe(*self.listening, self.secret, 5.0)

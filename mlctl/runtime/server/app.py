@@ -57,23 +57,11 @@ def _with_ids(build: Callable[[web.Request], web.Response]) -> Handler:
     return route
 
 
-RETIRE_FILE_VAR = "MLCTL_RETIRE_FILE"  # set: GET / answers 503 once this file exists (the ray runtime's moves)
-
-
-def _health_of(retire: str) -> Callable[[web.Request], web.Response]:
-    """GET /: 200 "Healthy"; 503 once the pool gave up replacing abandoned threads, or once the file `retire`
-    names exists (the ray runtime moves this server's replica to another node: its hosts take it out of rotation
-    and drain it, requests sent meanwhile are still answered)."""
-
-    def health(request: web.Request) -> web.Response:
-        unhealthy = request.app[SCORER].pool.unhealthy
-        if unhealthy:  # the pool gave up replacing abandoned threads: this instance wants replacing
-            return error(503, unhealthy)
-        if retire and os.path.exists(retire):
-            return error(503, "this scoring server is being moved to another node: send requests elsewhere")
-        return web.Response(text="Healthy")
-
-    return health
+def _health(request: web.Request) -> web.Response:
+    unhealthy = request.app[SCORER].pool.unhealthy
+    if unhealthy:  # the pool gave up replacing abandoned threads: this instance wants replacing
+        return error(503, unhealthy)
+    return web.Response(text="Healthy")
 
 
 def _swagger(request: web.Request) -> web.Response:
@@ -163,8 +151,7 @@ def create_app(scorer: Scorer, swagger: SwaggerDocs) -> web.Application:
     app[SWAGGER] = swagger
     app.cleanup_ctx.append(worker_pool)
     app.cleanup_ctx.append(log_flusher)
-    health = _health_of(os.environ.get(RETIRE_FILE_VAR, ""))
-    app.router.add_route("*", "/", _only(("GET", "HEAD"), _with_ids(health)))
+    app.router.add_route("*", "/", _only(("GET", "HEAD"), _with_ids(_health)))
     app.router.add_route("*", "/score", scorer.handle)
     app.router.add_route("*", "/swagger.json", _only(("GET", "HEAD"), _with_ids(_swagger)))
     app.router.add_route("*", "/{tail:.*}", _not_found)
