@@ -68,14 +68,16 @@ STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 
 
 def stamped(lines, pattern: str, after: float) -> float | None:
-    """The wall-clock time (epoch s) of the first line matching `pattern` stamped at or after `after`, if any."""
+    """The earliest wall-clock time (epoch s) of a line matching `pattern` stamped at or after `after`, if any (the
+    lines come from several logs, one after the other: the first in their order may be a later one's)."""
+    times = []
     for line in lines:
         found = STAMP.search(line)
         if found and re.search(pattern, line):
             at = datetime.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
             if at >= after:
-                return at
-    return None
+                times.append(at)
+    return min(times, default=None)
 
 
 def breakdown(machines, root, dead_at: float) -> str:
