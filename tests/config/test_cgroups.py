@@ -82,3 +82,15 @@ def test_each_limit_and_reservation_goes_to_its_file():
         "cpu.shares": "102",
     }
     assert cgroups._settings(Hierarchy(1, "cpu", v1), Amounts(memory=1), Amounts(memory=1)) == {}
+
+
+def test_a_hosts_parent_group_weighs_as_the_machines_cpus():
+    """Instances' groups sit in it, so a small request is weighed against other instances, not against every task
+    of the host's own group (Kubernetes' kubepods)."""
+    assert cgroups.parent_weight(Hierarchy(1, "cpu", Path("/g")), 2) == {"cpu.shares": "2048"}
+    assert cgroups.parent_weight(Hierarchy(2, "cpu", Path("/g")), 2) == {"cpu.weight": "200", "memory.low": "max"}
+    assert cgroups.parent_weight(Hierarchy(2, "cpu", Path("/g")), 512)["cpu.weight"] == "10000"
+    # v1's memory hierarchy has no weights: its groups stay beside the host's
+    assert cgroups.instances_parent(Hierarchy(1, "memory", Path("/nonexistent/g"))) == Path("/nonexistent/g")
+    # a parent that cannot be made: the groups are made beside the host's tasks, as before
+    assert cgroups.instances_parent(Hierarchy(1, "cpu", Path("/nonexistent/g"))) == Path("/nonexistent/g")

@@ -8,6 +8,8 @@ file, line and field. The case itself (validate, plan, apply, score, destroy) ru
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,6 +112,11 @@ def test_instances_run_in_a_cgroup_of_their_resources_and_a_limit_too_small_is_a
         assert abs(low - 107374183) < 4096  # 0.1Gi, to the kernel's page
         if "cpu" in groups:  # a writable CPU controller (else plan notes that CPU is not enforced)
             assert read(groups["cpu"], "cpu.max", "cpu.cfs_quota_us").split()[0] == "100000"
+            # inside its host's parent group, weighted as this machine's CPUs (cgroups.instances_parent)
+            parent = groups["cpu"].parent
+            assert re.fullmatch(r"mlctl-\d+-instances", parent.name), parent
+            cpus = len(os.sched_getaffinity(0))
+            assert read(parent, "cpu.weight", "cpu.shares") in (str(min(10000, 100 * cpus)), str(1024 * cpus))
         assert (
             mlctl(project, *files, "invoke", "my-endpoint", "--request-file", "sample-request.json").stdout.strip()
             == "20"

@@ -11,6 +11,14 @@ cgroup v2 (the unified hierarchy) is used when it has the controller and delegat
 
 Groups are named `mlctl-HOSTPID-NAME`; a host removes a group when its instance stops, and the groups of
 hosts that died (their PID gone) when it makes its first one.
+
+Where CPU weights apply (v1's cpu hierarchy; v2's unified one), an instance's group is made inside its host's
+parent group `mlctl-HOSTPID-instances`, weighted as this machine's CPUs (`cpu.shares` 1024 x CPUs, `cpu.weight`
+100 x CPUs), as Kubernetes puts pods' groups in `kubepods`. Without it, a group with `cpu.shares` of 102 (a 0.1 CPU
+request) sits beside the host's group's own tasks, each weighing 1024: an instance that asked for 0.1 CPU got a
+tenth of what one that asked for nothing gets, and on a busy machine started ten times slower. Requests weigh
+instances against each other inside the parent. Where the parent cannot be made, groups are made beside the host's
+tasks, as before. The parent stays while its host lives; the sweep of a later host removes it with its groups.
 """
 
 from __future__ import annotations
@@ -147,6 +155,47 @@ def why_not(h: Hierarchy | None, controller: str = "memory") -> str | None:
     return None
 
 
+PARENT = "instances"  # the host's parent group: mlctl-HOSTPID-instances
+_parents: dict[tuple[int, Path], Path] = {}  # (host pid, hierarchy group) -> the parent made (or the group itself)
+
+
+def parent_weight(h: Hierarchy, cpus: int) -> dict[str, str]:
+    """Pure: the settings of a host's parent group: a CPU weight of as much as `cpus` tasks (v1) or CPUs of requests
+    (v2), and on v2 no cap on its instances' memory reservations."""
+    if h.version == 2:  # memory.low: a child's reservation holds only within its parent's (v2 is hierarchical)
+        return {"cpu.weight": str(min(10000, 100 * max(1, cpus))), "memory.low": "max"}
+    return {"cpu.shares": str(1024 * max(1, cpus))}
+
+
+def instances_parent(h: Hierarchy) -> Path:
+    """Where this host makes its instances' groups in hierarchy `h`: its parent group, weighted as the machine's
+    CPUs, in the hierarchies CPU weights apply to (made once); `h.group` itself elsewhere or where it cannot be
+    made (see the module docstring)."""
+    if h.controller != "cpu" and h.version == 1:
+        return h.group
+    pid = os.getpid()
+    if (pid, h.group) in _parents:
+        return _parents[(pid, h.group)]
+    path, made = h.group / f"{PREFIX}{pid}-{PARENT}", h.group
+    try:
+        path.mkdir(exist_ok=True)
+        if h.version == 2:  # its instances' groups get every controller the host's group delegates
+            wanted = [c for c in ("cpu", "memory") if c in _words(path / "cgroup.controllers")]
+            if wanted:
+                _write(path / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+        for file, value in parent_weight(h, len(os.sched_getaffinity(0))).items():
+            if (path / file).exists():
+                _write(path / file, value)
+        made = path
+    except OSError:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+    _parents[(pid, h.group)] = made
+    return made
+
+
 class CgroupError(OSError):
     """An instance's memory limit cannot be set: the message says where and why."""
 
@@ -167,7 +216,7 @@ class InstanceGroup:
             wanted = _settings(h, limits, requests)
             if not wanted or (h.version == 2 and not _delegated(h)):
                 continue  # CPU and reservations: where the machine allows (the plan notes where it does not)
-            path = h.group / f"{PREFIX}{os.getpid()}-{name}"
+            path = instances_parent(h) / f"{PREFIX}{os.getpid()}-{name}"
             try:
                 path.mkdir(exist_ok=True)
                 self.dirs.append(path)
@@ -238,10 +287,23 @@ def sweep(hierarchies: dict[str, Hierarchy]) -> None:
         for child in children:
             m = re.fullmatch(rf"{PREFIX}(\d+)-.+", child.name)
             if m and child.is_dir() and not Path(f"/proc/{m[1]}").exists():
+                if child.name.endswith(f"-{PARENT}"):  # its instances' groups first
+                    for grandchild in _subgroups(child):
+                        try:
+                            grandchild.rmdir()
+                        except OSError:
+                            pass
                 try:
                     child.rmdir()
                 except OSError:
                     pass
+
+
+def _subgroups(group: Path) -> list[Path]:
+    try:
+        return [p for p in group.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
+    except OSError:
+        return []
 
 
 def current() -> dict[str, Hierarchy]:
