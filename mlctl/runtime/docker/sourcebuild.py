@@ -37,7 +37,7 @@ def install_from_source(client, base, uv: list[str], install: list[str], scratch
     options = [line for line in hosted if line.startswith("-")]
     wheels, pins, fetched = sourcefetch.write_lists(pinned, options, scratch / "sources")
     steps.run([*install, "--no-deps", "-r", str(wheels)], log, say, "install", env)
-    backends = [*uv, "pip", "install", *WHEELS_ONLY, "--target", str(scratch / "backends")]
+    backends = [*uv, "pip", "install", *WHEELS_ONLY, *target, "--target", str(scratch / "backends")]  # its Python's
     steps.run([*backends, *sourcebuilds.BUILD_BACKENDS], log, None, "", env)
     cache = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
     Path(cache).mkdir(parents=True, exist_ok=True)

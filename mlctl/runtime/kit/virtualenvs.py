@@ -188,7 +188,10 @@ def _install_with_source_builds(path: Path, interp, req_file: Path, reqs, uv, in
     shutil.rmtree(backends, ignore_errors=True)
     try:
         _run(
-            [*uv, "pip", "install", *WHEELS_ONLY, "--target", str(backends), *sourcebuilds.BUILD_BACKENDS],
+            # for the environment's Python: the offline build resolves its backend for that version (setuptools
+            # 84 is not for Python 3.7: a fresh machine's cache held no setuptools a 3.7 build could use)
+            [*uv, "pip", "install", *WHEELS_ONLY, "--python", python, "--target", str(backends)]
+            + list(sourcebuilds.BUILD_BACKENDS),
             log,
             None,
             "",
