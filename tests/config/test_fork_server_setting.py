@@ -3,19 +3,16 @@ through the real CLI; false reaches the serving spec, so the host starts each in
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from loader_helpers import write_tree
 from mlctl.runtime.kit.virtualenvimages import virtualenv_spec
 
-from test_project_file import BLUE, ENDPOINT, SHARED, mlctl
+from test_project_file import mlctl, small_project
 
 
 def test_a_fork_server_setting_that_is_not_a_boolean_is_an_error_at_its_line(tmp_path):
-    root = write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
-    shutil.copytree(SHARED, root / "_shared")
+    root = small_project(tmp_path)
     (root / "mlctl.yaml").write_text("runtime: local\nlocal:\n  fork_server: no-thanks\n")
     r = mlctl("-C", str(root), "validate")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

@@ -47,11 +47,16 @@ def mlctl(*args, env=None, cwd=None):
     )
 
 
-@pytest.fixture
-def proj(tmp_path) -> Path:
+def small_project(tmp_path: Path) -> Path:
+    """An endpoint and its deployment in tmp_path/p, with the shared files they name."""
     root = write_tree(tmp_path / "p", {"endpoint.yml": ENDPOINT, "blue.yml": BLUE})
     shutil.copytree(SHARED, root / "_shared")  # inside the project: mlctl reads nothing outside it
     return root
+
+
+@pytest.fixture
+def proj(tmp_path) -> Path:
+    return small_project(tmp_path)
 
 
 def at(root: Path, **kw) -> Project:
