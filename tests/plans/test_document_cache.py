@@ -17,6 +17,7 @@ from goldens import HERE, copy_project, two_branches
 from goldens import cli as mlctl
 
 from mlctl import digests
+from test_plan_memo import plant
 
 CACHE = Path(".mlctl") / "documents.json"
 
@@ -134,25 +135,8 @@ def test_a_hostile_cache_file_is_never_believed(planner, tmp_path, hostile):
     expected = planner.uncached()
     cache = planner.root / CACHE
     cache.parent.mkdir(exist_ok=True)
-    if cache.exists():
-        cache.unlink()
     outside = tmp_path / "outside.json"
-    if hostile == "foreign-key":  # a cache signed on another machine, committed with the pull request
-        cache.write_bytes(forged(planner.root, b"k" * 32, {"blue.yml": LIE}))
-    elif hostile == "unsigned":
-        cache.write_bytes(forged(planner.root, b"", {"blue.yml": LIE}).partition(b"\n")[2])
-    elif hostile == "garbage":
-        cache.write_bytes(b"\x00\xff{not json" * 1000)
-    elif hostile == "link":
-        outside.write_bytes(forged(planner.root, b"k" * 32, {"blue.yml": LIE}))
-        os.symlink(outside, cache)
-    elif hostile == "fifo":
-        os.mkfifo(cache)
-    elif hostile == "huge":
-        with open(cache, "wb") as f:
-            f.truncate(65 * 1024 * 1024)
-    elif hostile == "folder":
-        cache.mkdir()
+    plant(cache, hostile, forged(planner.root, b"k" * 32, {"blue.yml": LIE}), outside)  # (test_plan_memo's)
     got = planner.plan()
     assert got == expected
     assert deployment(got, "blue")["after"]["instance_count"] == 1

@@ -224,7 +224,7 @@ def forged(key: bytes, stdout, *, root: Path) -> bytes:
 def plant(target: Path, hostile: str, lie: bytes, outside: Path) -> None:
     """Put a hostile file at `target` in place of mlctl's own: `lie` (signed with another key) as it is, unsigned or
     behind a link to `outside`; or garbage, a FIFO, a 65 MiB file or a folder."""
-    target.unlink()
+    target.unlink(missing_ok=True)
     if hostile == "foreign-key":  # signed on another machine, committed with the pull request
         target.write_bytes(lie)
     elif hostile == "unsigned":
