@@ -101,7 +101,7 @@ class Instance:
             if time.monotonic() >= deadline:
                 raise InstanceFailed(
                     f"instance {self.index} of deployment {self.spec.name!r} was not ready after "
-                    f"{time.monotonic() - (self.ordered_at or self.started_at):.1f}s",
+                    f"{time.monotonic() - self.ordered_at:.1f}s",
                     self.log_tail(),
                 )
             await asyncio.sleep(READY_POLL_S)
